@@ -1,0 +1,1 @@
+"""emrcomm built-in plugin: directory (being written)."""

@@ -1,0 +1,1 @@
+"""emrcomm built-in plugin: policy (being written)."""

@@ -1,0 +1,1 @@
+"""emrcomm built-in plugin: sms (being written)."""

@@ -1,0 +1,159 @@
+"""The hook contract: what a plugin may implement, with what arguments, and what the host does
+with the answer. This file is the contract; docs/hooks.md shows each hook with an example.
+
+Arguments are only ever added, never removed or renamed; a retired hook is kept with
+``warn_on_impl``. A plugin implements any subset of the hooks and may accept any subset of a
+hook's arguments (pluggy passes only those it names).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+import pluggy
+
+from emrcomm.model import (
+    Channel,
+    DeliveryUpdate,
+    Finding,
+    Message,
+    Plan,
+    Recipient,
+    Record,
+    Request,
+    Route,
+)
+
+NAME = "emrcomm"
+hookspec = pluggy.HookspecMarker(NAME)
+
+
+@hookspec
+def emrcomm_register_channels() -> Iterable[Channel]:
+    """Contribute the channels this plugin can deliver on.
+
+    Called once at start-up. Every plugin's answer is collected; two plugins registering the
+    same channel name stop start-up with both names.
+
+    :returns: the plugin's channels (an empty iterable or None contributes none).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | None:
+    """Find the patient: contact points, consents, preferences, language, time zone.
+
+    Stops at first non-None result. None means "not mine": the next plugin is asked; when no
+    plugin knows the patient the request fails with RECIPIENT_UNKNOWN and nothing is sent.
+
+    :param patient_ref: ``Patient/<id>`` as given in the request.
+    :param request: the whole request, for adapters that look up by context.
+    :returns: the Recipient, or None.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def emrcomm_render(request: Request, recipient: Recipient) -> Message | None:
+    """Turn a request into words for this patient: template, variables, language, time zone.
+
+    Stops at first non-None result. None means "I do not render this one"; when no plugin
+    renders, the request fails with RENDER_FAILED. Raise :class:`emrcomm.RenderError` for a
+    request that cannot be rendered (an unknown template, a missing variable): it becomes a
+    clear error for the caller.
+
+    The host also calls this hook to render notices (``request.template == "portal-notice"``).
+
+    :returns: the Message, or None.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def emrcomm_inspect(message: Message) -> Iterable[Finding]:
+    """Report facts about the text itself: clinical terms, identifiers, links, promotion.
+
+    Every plugin's findings are collected, in config order. Inspection does not know the
+    channel: report facts (usually severity ``info``) with the span of text that triggered
+    them, and let validators decide what blocks where. An inspector that raises blocks every
+    candidate with a CHECK_FAILED finding naming it: a message never goes out because a check
+    could not run.
+
+    :returns: findings (an empty iterable or None means nothing to report).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def emrcomm_plan(
+    message: Message,
+    recipient: Recipient,
+    channels: Mapping[str, Channel],
+    findings: tuple[Finding, ...],
+) -> Plan | None:
+    """Propose the channels to try, best first, e.g. ``[sms]`` or ``[portal + sms notice]``.
+
+    Stops at first non-None result. None means "no opinion"; when no plugin plans, the request
+    is blocked with NO_ROUTE. The host validates each candidate in order and uses the first one
+    that no validator blocks.
+
+    :param channels: every registered channel, by name.
+    :param findings: what the inspectors found in ``message``.
+    :returns: a Plan, or None.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def emrcomm_validate(
+    message: Message,
+    recipient: Recipient,
+    channel: Channel,
+    route: Route,
+    findings: tuple[Finding, ...],
+    now: dt.datetime,
+) -> Iterable[Finding]:
+    """Judge one route of a candidate: may this message go on this channel to this address now?
+
+    Every plugin runs and every finding is collected; any finding of severity ``block``
+    rejects the candidate (a block with ``hold_until`` holds it instead). A validator that
+    raises blocks the candidate with CHECK_FAILED naming it.
+
+    :param message: the words for this route (a notice has its own message).
+    :param route: the channel, address and role being judged.
+    :param findings: what the inspectors found in ``message``.
+    :param now: the host's clock (aware, UTC); use it, not the system clock.
+    :returns: findings (an empty iterable or None means no objection).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def emrcomm_file_record(record: Record) -> None:
+    """File a record in the chart: in-progress before sending, then the outcome.
+
+    Every filer is called, in config order. A filer that raises stops the send (no record, no
+    send) and the request fails with RECORD_NOT_FILED naming it. Filing the same ``record.id``
+    again is an update, so filers must be idempotent.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def emrcomm_delivery_update(update: DeliveryUpdate) -> None:
+    """React to what happened after hand-off: delivery report, failure, read, reply, opt-out.
+
+    Every plugin is called, in config order. The record filer updates the filed record; the
+    opt-out plugin updates the consent ledger.
+
+    .. versionadded:: 0.1
+    """

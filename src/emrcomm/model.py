@@ -1,0 +1,409 @@
+"""The value objects that travel through the pipeline.
+
+Everything here is an immutable attrs class with a plain ``__init__``; FHIR is converted at the
+edges (``emrcomm.fhir``), so plugins receive these objects and never parse JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import attrs
+from attrs import field, frozen
+
+
+class Category(enum.StrEnum):
+    """Why the clinic writes. Decides the purpose that consent must cover and the channels."""
+
+    APPOINTMENT_REMINDER = "appointment-reminder"
+    RESULTS_AVAILABLE = "results-available"
+    PRESCRIPTION_PICKUP = "prescription-pickup"
+    PRESCRIPTION_REFILL = "prescription-refill"
+    INVOICE = "invoice"
+    QUESTIONNAIRE = "questionnaire"
+    EDUCATION = "education"
+    CLINICAL = "clinical"
+    MARKETING = "marketing"
+
+    @property
+    def purpose(self) -> Purpose:
+        if self is Category.INVOICE:
+            return Purpose.BILLING
+        if self is Category.MARKETING:
+            return Purpose.COMMERCIAL
+        return Purpose.CLINICAL
+
+
+class Purpose(enum.StrEnum):
+    """What a consent covers (RULES.md A)."""
+
+    CLINICAL = "clinical"
+    BILLING = "billing"
+    COMMERCIAL = "commercial"
+
+
+class Sensitivity(enum.StrEnum):
+    """``normal`` may travel on any consented channel; ``restricted`` only on a secure one."""
+
+    NORMAL = "normal"
+    RESTRICTED = "restricted"
+
+
+class Severity(enum.StrEnum):
+    """``info`` is a fact about the text; ``warn`` lets it go and files the warning; ``block`` stops it."""
+
+    INFO = "info"
+    WARN = "warn"
+    BLOCK = "block"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warn": 1, "block": 2}[self.value]
+
+
+class Status(enum.StrEnum):
+    """How a request ended, as the EMR shows it to staff."""
+
+    SENT = "sent"
+    QUEUED = "queued"
+    HELD = "held"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@frozen
+class ContactPoint:
+    """One way to reach the patient: ``system`` is ``sms``, ``phone`` or ``email``."""
+
+    system: str
+    value: str
+    use: str | None = None
+    rank: int | None = None
+    verified: bool = False
+
+
+@frozen
+class ConsentGrant:
+    """A consent record: this channel (and address, when given) may be used for this purpose.
+
+    ``revoked`` is the time it was withdrawn (STOP reply, unsubscribe, front-desk note), or None.
+    """
+
+    channel: str
+    purpose: Purpose
+    address: str | None = None
+    granted: dt.datetime | None = None
+    revoked: dt.datetime | None = None
+    source: str | None = None
+    accepts_unencrypted_email: bool = False
+
+    def covers(self, channel: str, address: str, purpose: Purpose, at: dt.datetime) -> bool:
+        if self.channel != channel or self.purpose != purpose:
+            return False
+        if self.address is not None and self.address != address:
+            return False
+        if self.granted is not None and self.granted > at:
+            return False
+        return True
+
+
+@frozen
+class Recipient:
+    """The patient as the directory knows them: how to reach them and what they agreed to.
+
+    ``preferred_channels`` is the patient's documented order of channels; when
+    ``restrict_to_preferred`` is true (a confidential-communication request), no other channel
+    may be used. ``jurisdiction`` is ISO 3166-2 (``CA-QC``, ``US-FL``); ``time_zone`` is IANA.
+    """
+
+    patient_ref: str
+    given_name: str = ""
+    family_name: str = ""
+    contact_points: tuple[ContactPoint, ...] = ()
+    consents: tuple[ConsentGrant, ...] = ()
+    preferred_channels: tuple[str, ...] = ()
+    restrict_to_preferred: bool = False
+    language: str = "en"
+    time_zone: str | None = None
+    jurisdiction: str | None = None
+    birth_date: dt.date | None = None
+
+    def addresses(self, system: str) -> tuple[ContactPoint, ...]:
+        """Contact points of one system, best rank first (unranked last, in directory order)."""
+        points = [cp for cp in self.contact_points if cp.system == system]
+        return tuple(sorted(points, key=lambda cp: cp.rank if cp.rank is not None else 1_000_000))
+
+
+@frozen
+class Request:
+    """What the EMR asks for. Build it in Python or from a FHIR CommunicationRequest.
+
+    Exactly one of ``template`` and ``text`` is normally given; when both are, the template
+    renders and ``text`` is available to it as ``text``. ``appointment`` is the appointment (or
+    pickup) time the message refers to; ``not_before`` is the earliest time to send;
+    ``expires`` is when the message is no longer worth sending.
+    """
+
+    patient_ref: str
+    category: Category = field(converter=Category)
+    id: str = field(factory=new_id)
+    text: str | None = None
+    template: str | None = None
+    variables: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    sensitivity: Sensitivity = field(default=Sensitivity.NORMAL, converter=Sensitivity)
+    subject: str | None = None
+    priority: str = "routine"
+    appointment: dt.datetime | None = None
+    not_before: dt.datetime | None = None
+    expires: dt.datetime | None = None
+    sender: str | None = None
+    based_on: str | None = None
+    channel: str | None = None
+
+    @property
+    def purpose(self) -> Purpose:
+        return self.category.purpose
+
+
+@frozen
+class Attachment:
+    content_type: str
+    data: bytes = field(repr=False)
+    title: str = ""
+
+
+@frozen
+class Message:
+    """Rendered words for one patient: what would leave if every check passes."""
+
+    request: Request
+    text: str
+    language: str = "en"
+    subject: str | None = None
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    template: str | None = None
+
+    @property
+    def category(self) -> Category:
+        return self.request.category
+
+    @property
+    def sensitivity(self) -> Sensitivity:
+        return self.request.sensitivity
+
+
+class Transport(Protocol):
+    """What carries a message over a channel. One method; raise to report a failure."""
+
+    def send(self, message: Message, address: str, key: str) -> Receipt:
+        """Hand ``message`` to the provider for ``address``.
+
+        ``key`` is the idempotency key of this (request, channel, role): a transport that can
+        pass it to its provider must, so a retry after a crash is not a second send.
+        """
+        ...
+
+
+@frozen
+class Channel:
+    """A way to reach a patient, contributed by a channel plugin.
+
+    ``address_system`` names the Recipient contact points it uses (``sms``, ``email``) or
+    ``None`` when it needs no address (the portal). ``medium`` is the v3 ParticipationMode code
+    filed in Communication.medium.
+    """
+
+    name: str
+    secure: bool
+    medium: str
+    transport: Transport = field(eq=False, repr=False)
+    address_system: str | None = None
+    max_segments: int | None = None
+    plugin: str = ""
+
+
+@frozen
+class Route:
+    """One leg of a candidate: send on ``channel`` to ``address``.
+
+    ``role`` is ``primary`` for the message itself, ``notice`` for a content-free notice that a
+    message waits elsewhere; a notice is rendered from ``template``.
+    """
+
+    channel: str
+    address: str
+    role: str = "primary"
+    template: str | None = None
+
+
+@frozen
+class Candidate:
+    """Routes that go together (``[portal, sms notice]``), and why the planner proposed them."""
+
+    routes: tuple[Route, ...]
+    reason: str = ""
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(r.channel for r in self.routes)
+
+
+@frozen
+class Plan:
+    """Candidates in order of preference; ``rejected`` says why other channels were not tried."""
+
+    candidates: tuple[Candidate, ...]
+    rejected: tuple[tuple[str, str], ...] = ()
+
+
+@frozen
+class Finding:
+    """A fact or a verdict about a message.
+
+    ``code`` is a rule code from docs/rules.md; ``message`` is a sentence a receptionist
+    understands and ``remedy`` says what to do. ``span`` is the (start, end) of the text that
+    triggered it. ``hold_until`` on a block means "not now, at that time" (quiet hours).
+    """
+
+    code: str
+    severity: Severity = field(converter=Severity)
+    message: str
+    remedy: str = ""
+    plugin: str = ""
+    span: tuple[int, int] | None = None
+    channel: str | None = None
+    hold_until: dt.datetime | None = None
+    message_fr: str | None = None
+    override: str | None = None
+
+    @property
+    def blocks(self) -> bool:
+        return self.severity is Severity.BLOCK
+
+
+@frozen
+class Receipt:
+    """What a transport reports after handing a message over."""
+
+    channel: str
+    address: str
+    provider_id: str | None = None
+    status: str = "accepted"
+    at: dt.datetime | None = None
+    detail: str = ""
+
+
+@frozen
+class Record:
+    """One entry in the chart: what happened to one route of one request.
+
+    ``status`` uses FHIR Communication status codes (``in-progress``, ``completed``,
+    ``not-done``, ``on-hold``, ``entered-in-error``); ``reasons`` are rule codes for not-done.
+    The same ``id`` filed twice is an update, never a second record.
+    """
+
+    id: str
+    request: Request
+    status: str
+    channel: str | None = None
+    medium: str | None = None
+    address: str | None = None
+    role: str = "primary"
+    text: str | None = None
+    subject: str | None = None
+    language: str = "en"
+    findings: tuple[Finding, ...] = ()
+    reasons: tuple[str, ...] = ()
+    sent: dt.datetime | None = None
+    received: dt.datetime | None = None
+    recorded: dt.datetime | None = None
+    hold_until: dt.datetime | None = None
+    provider_id: str | None = None
+    in_response_to: str | None = None
+    sender_display: str | None = None
+    payload_reference: str | None = None
+
+    def evolve(self, **changes: Any) -> Record:
+        return attrs.evolve(self, **changes)
+
+
+@frozen
+class DeliveryUpdate:
+    """Something that happened after hand-off: delivered, failed, read, replied, opted out.
+
+    Identified by ``record_id`` when known, else by (``channel``, ``provider_id``) or, for
+    inbound messages, by (``channel``, ``address``).
+    """
+
+    kind: str
+    at: dt.datetime
+    channel: str | None = None
+    record_id: str | None = None
+    provider_id: str | None = None
+    address: str | None = None
+    text: str | None = None
+    detail: str = ""
+
+
+@frozen
+class Outcome:
+    """How one request ended: what staff see and what the EMR stores."""
+
+    request_id: str
+    status: Status = field(converter=Status)
+    channels: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    record_ids: tuple[str, ...] = ()
+    receipts: tuple[Receipt, ...] = ()
+    explanation: tuple[str, ...] = ()
+    category: Category | None = None
+    patient_ref: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.status is Status.BLOCKED
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for ``--json`` output and HTTP responses."""
+        return {
+            "request_id": self.request_id,
+            "patient": self.patient_ref,
+            "category": self.category.value if self.category else None,
+            "status": self.status.value,
+            "channels": list(self.channels),
+            "record_ids": list(self.record_ids),
+            "explanation": list(self.explanation),
+            "findings": [finding_to_dict(f) for f in self.findings],
+        }
+
+
+def finding_to_dict(f: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "code": f.code,
+        "severity": f.severity.value,
+        "message": f.message,
+        "remedy": f.remedy,
+        "plugin": f.plugin,
+        "span": list(f.span) if f.span else None,
+    }
+    if f.channel:
+        out["channel"] = f.channel
+    if f.hold_until:
+        out["hold_until"] = f.hold_until.isoformat()
+    if f.override:
+        out["override"] = f.override
+    return out
