@@ -1,1 +1,48 @@
-"""emrcomm built-in plugin: optout (being written)."""
+"""Essential plugin: the opt-out ledger. After STOP (or an unsubscribe, or a front-desk note)
+nothing more goes to that address on that channel, at once.
+
+Inbound keyword parsing lives with the channels; they report opt-outs as DeliveryUpdates of
+kind ``optout`` / ``optin``, which this plugin writes to the ledger.
+"""
+
+from __future__ import annotations
+
+from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Route, hookimpl
+from emrcomm.rules import finding
+
+
+class Plugin:
+    """Suppression (RULES.md B): CONSENT_REVOKED when the ledger's last word is a revocation."""
+
+    settings_schema = None
+
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        self.name = context.name
+
+    @hookimpl
+    def emrcomm_validate(self, message: Message, channel: Channel, route: Route) -> list[Finding]:
+        if not channel.address_system or not route.address:
+            return []
+        events = self.context.store.consent_events(channel=channel.name, address=route.address)
+        if not events or events[-1]["action"] != "revoke":
+            return []
+        # The one confirmation after an opt-out is the only message that may still go.
+        if message.template == "optout-confirmation":
+            return []
+        return [finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name, source=events[-1]["source"])]
+
+    @hookimpl
+    def emrcomm_delivery_update(self, update: DeliveryUpdate) -> None:
+        if update.kind not in ("optout", "optin") or not update.channel or not update.address:
+            return
+        self.context.store.add_consent_event(
+            patient=update.detail or "unknown",
+            channel=update.channel,
+            address=update.address,
+            purpose=None,
+            action="revoke" if update.kind == "optout" else "grant",
+            at=update.at,
+            source=update.text or ("STOP reply" if update.kind == "optout" else "START reply"),
+        )
+        self.context.log.info("consent ledger: %s on %s", update.kind, update.channel)

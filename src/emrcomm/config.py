@@ -84,11 +84,15 @@ def find_config(path: str | Path | None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read, parse and check a config file (or the embedded defaults when there is none)."""
-    found = find_config(path)
+def load_config(path: str | Path | None = None, *, base_dir: Path | None = None) -> Config:
+    """Read, parse and check a config file (or the embedded defaults when there is none).
+
+    Relative paths in the file are relative to its folder; for the embedded defaults they are
+    relative to ``base_dir`` (default: the current directory).
+    """
+    found = find_config(path) if path is not None or base_dir is None else None
     if found is None:
-        return parse_config(embedded_defaults_text(), source=EMBEDDED, base_dir=Path.cwd())
+        return parse_config(embedded_defaults_text(), source=EMBEDDED, base_dir=base_dir or Path.cwd())
     try:
         text = found.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -45,6 +45,7 @@ CREATE INDEX IF NOT EXISTS consent_events_patient ON consent_events (patient);
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY,
     record_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
     channel TEXT NOT NULL,
     state TEXT NOT NULL,
     not_before TEXT,
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, not_before);
+CREATE INDEX IF NOT EXISTS outbox_request ON outbox (request_id);
 CREATE TABLE IF NOT EXISTS portal_messages (
     id TEXT PRIMARY KEY,
     record_id TEXT NOT NULL,
@@ -96,6 +98,10 @@ class Store(Protocol):
 
     def get_record(self, id: str) -> dict[str, Any] | None: ...
 
+    def record_meta(self, id: str) -> dict[str, Any]: ...
+
+    def record_for_provider(self, channel: str, provider_id: str) -> str | None: ...
+
     def find_records(
         self,
         *,
@@ -126,6 +132,7 @@ class Store(Protocol):
         *,
         key: str,
         record_id: str,
+        request_id: str,
         channel: str,
         state: str,
         not_before: dt.datetime | None,
@@ -145,6 +152,8 @@ class Store(Protocol):
     ) -> None: ...
 
     def outbox_counts(self) -> dict[str, int]: ...
+
+    def outbox_for_request(self, request_id: str) -> list[dict[str, Any]]: ...
 
     def portal_put(
         self,
@@ -244,6 +253,20 @@ class SQLiteStore:
         rows = self._read("SELECT resource FROM records WHERE id = ?", (id,))
         return json.loads(rows[0]["resource"]) if rows else None
 
+    def record_meta(self, id: str) -> dict[str, Any]:
+        rows = self._read(
+            "SELECT id, request_id, patient, status, channel, category, version FROM records WHERE id = ?", (id,)
+        )
+        if not rows:
+            raise KeyError(id)
+        return dict(rows[0])
+
+    def record_for_provider(self, channel: str, provider_id: str) -> str | None:
+        rows = self._read(
+            "SELECT record_id FROM outbox WHERE channel = ? AND provider_id = ?", (channel, provider_id)
+        )
+        return rows[0]["record_id"] if rows else None
+
     def find_records(
         self,
         *,
@@ -308,6 +331,7 @@ class SQLiteStore:
         *,
         key: str,
         record_id: str,
+        request_id: str,
         channel: str,
         state: str,
         not_before: dt.datetime | None,
@@ -315,9 +339,11 @@ class SQLiteStore:
         now: dt.datetime,
     ) -> bool:
         cur = self._write(
-            """INSERT OR IGNORE INTO outbox (key, record_id, channel, state, not_before, created, updated, payload)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (key, record_id, channel, state, iso(not_before), iso(now), iso(now), json.dumps(payload)),
+            """INSERT OR IGNORE INTO outbox
+                   (key, record_id, request_id, channel, state, not_before, created, updated, payload)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (key, record_id, request_id, channel, state, iso(not_before), iso(now), iso(now),
+             json.dumps(payload)),
         )
         return cur.rowcount == 1
 
@@ -337,6 +363,13 @@ class SQLiteStore:
                WHERE key = ?""",
             (state, iso(now), error, provider_id, 1 if count_attempt else 0, key),
         )
+
+    def outbox_for_request(self, request_id: str) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT key, record_id, channel, state FROM outbox WHERE request_id = ? ORDER BY created, key",
+            (request_id,),
+        )
+        return [dict(r) for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._read("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")

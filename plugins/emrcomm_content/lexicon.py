@@ -1,0 +1,155 @@
+"""Term lists (a :class:`Lexicon` of ``(term, kind)`` pairs) compiled into one Aho-Corasick matcher.
+
+A term matches case- and accent-insensitively on word boundaries, and may take a plural ``s``.
+A term written with a capital letter (``ASA``, ``INR``, ``PrEP``) matches only in that exact case,
+so that abbreviations do not fire inside ordinary words or on lower-case chat. More lexicons (from
+packaged drug or diagnosis lists) are added to :data:`LEXICONS` by name; compiled matchers are
+cached per process because they are immutable.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+
+import ahocorasick
+from attrs import frozen
+
+from emrcomm_content.folding import Folded, fold_text
+
+MIN_PLURAL_LENGTH = 4
+
+
+@frozen(cache_hash=True)
+class Lexicon:
+    """A named list of terms, each with the kind of thing it names (``medication``, ``condition``…)."""
+
+    name: str
+    entries: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, name: str, *groups: tuple[str, Iterable[str]]) -> Lexicon:
+        """``Lexicon.of("core", ("medication", ["metformin", ...]), ...)``."""
+        return cls(name, tuple((term, kind) for kind, terms in groups for term in terms))
+
+
+@frozen
+class Match:
+    """One term found: its span in the folded text, in the original text, and what it is."""
+
+    folded: tuple[int, int]
+    span: tuple[int, int]
+    term: str
+    kind: str
+    lexicon: str
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+@frozen
+class _Entry:
+    term: str
+    kind: str
+    lexicon: str
+    exact_case: str | None  # accent-stripped original spelling when the term has a capital
+    plural: bool
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+class Matcher:
+    """An immutable matcher over one or more lexicons. Build with :func:`compile_lexicons`."""
+
+    def __init__(self, lexicons: tuple[Lexicon, ...]) -> None:
+        by_key: dict[str, list[_Entry]] = {}
+        for lexicon in lexicons:
+            for term, kind in lexicon.entries:
+                key = fold_text(term).strip()
+                if not key:
+                    continue
+                has_capital = any(c.isupper() for c in term)
+                entry = _Entry(
+                    term=term,
+                    kind=kind,
+                    lexicon=lexicon.name,
+                    exact_case=_strip_accents(term) if has_capital else None,
+                    plural=not has_capital and len(key) >= MIN_PLURAL_LENGTH and key[-1].isalpha(),
+                )
+                by_key.setdefault(key, []).append(entry)
+        self._automaton = ahocorasick.Automaton()
+        for key, entries in by_key.items():
+            self._automaton.add_word(key, (len(key), tuple(entries)))
+        self.size = len(by_key)
+        if by_key:
+            self._automaton.make_automaton()
+
+    def find(self, folded: Folded) -> list[Match]:
+        """Every match on word boundaries; where matches overlap, the longest wins."""
+        if not self.size:
+            return []
+        text = folded.text
+        found: list[Match] = []
+        for last, (length, entries) in self._automaton.iter(text):
+            start, end = last + 1 - length, last + 1
+            if start > 0 and _is_word_char(text[start - 1]):
+                continue
+            for entry in entries:
+                stop = end
+                if entry.plural and stop < len(text) and text[stop] == "s":
+                    stop += 1
+                if stop < len(text) and _is_word_char(text[stop]):
+                    continue
+                span = folded.span(start, stop)
+                if entry.exact_case is not None:
+                    written = _strip_accents(folded.original[span[0] : span[1]])
+                    if " ".join(written.replace("-", " ").split()) != " ".join(
+                        entry.exact_case.replace("-", " ").split()
+                    ):
+                        continue
+                found.append(Match((start, stop), span, entry.term, entry.kind, entry.lexicon))
+                break
+        return longest(found)
+
+
+def longest(matches: list[Match]) -> list[Match]:
+    """Drop every match that lies inside a longer one; keep text order."""
+    ordered = sorted(matches, key=lambda m: (m.folded[0], -m.folded[1]))
+    kept: list[Match] = []
+    for m in ordered:
+        if kept and m.folded[1] <= kept[-1].folded[1]:
+            continue
+        kept.append(m)
+    return kept
+
+
+@lru_cache(maxsize=16)
+def compile_lexicons(lexicons: tuple[Lexicon, ...]) -> Matcher:
+    """The matcher for these lexicons, built once per process."""
+    return Matcher(lexicons)
+
+
+def _core() -> tuple[Lexicon, ...]:
+    from emrcomm_content import terms
+
+    return (terms.CLINICAL_EN, terms.CLINICAL_FR)
+
+
+# Lexicons a clinic may name in the ``lexicons`` setting. A loader returns the lexicons to
+# compile; it runs once per process (packaged sources are slow to read).
+LEXICONS: Mapping[str, Callable[[], tuple[Lexicon, ...]]] = {
+    "core": _core,
+}
+
+
+@lru_cache(maxsize=16)
+def load_lexicons(names: tuple[str, ...]) -> tuple[Lexicon, ...]:
+    """The lexicons registered under ``names``, in that order (KeyError for an unknown name)."""
+    out: list[Lexicon] = []
+    for name in names:
+        out.extend(LEXICONS[name]())
+    return tuple(out)

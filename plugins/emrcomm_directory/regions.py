@@ -1,0 +1,196 @@
+"""Where a patient lives: country, ISO 3166-2 subdivision and IANA time zone.
+
+Only Canada and the United States are known subdivision by subdivision (the clinics emrcomm is
+written for); elsewhere the jurisdiction and time zone stay unknown (None), and the quiet-hours
+rule then uses the most restrictive of the clinic's own zones.
+
+A province or state that spans several zones gets the zone where most of its people live.
+The choices, for review:
+
+=========  =================================  ===================================================
+region     zone used                          also in the region (not used)
+=========  =================================  ===================================================
+CA-BC      America/Vancouver                  America/Edmonton (Peace River), America/Creston
+CA-NL      America/St_Johns                   America/Goose_Bay (Labrador)
+CA-NU      America/Iqaluit (Qikiqtaaluk)      America/Rankin_Inlet, America/Cambridge_Bay
+CA-ON      America/Toronto                    America/Winnipeg (north-west Ontario)
+CA-QC      America/Toronto                    America/Halifax (Magdalen Islands), America/Blanc-Sablon
+CA-SK      America/Regina                     America/Edmonton (Lloydminster)
+US-AK      America/Anchorage                  America/Adak (Aleutians)
+US-AZ      America/Phoenix                    America/Denver (Navajo Nation)
+US-FL      America/New_York                   America/Chicago (panhandle west of the Apalachicola)
+US-ID      America/Boise                      America/Los_Angeles (panhandle)
+US-IN      America/Indiana/Indianapolis       America/Chicago (north-west and south-west corners)
+US-KS      America/Chicago                    America/Denver (four western counties)
+US-KY      America/New_York                   America/Chicago (western Kentucky)
+US-MI      America/Detroit                    America/Menominee (four Upper Peninsula counties)
+US-ND      America/Chicago                    America/Denver (south-west)
+US-NE      America/Chicago                    America/Denver (panhandle)
+US-NV      America/Los_Angeles                America/Denver (West Wendover)
+US-OR      America/Los_Angeles                America/Boise (Malheur County)
+US-SD      America/Chicago                    America/Denver (west river)
+US-TN      America/Chicago (Nashville,        America/New_York (East Tennessee)
+           Memphis)
+US-TX      America/Chicago                    America/Denver (El Paso, Hudspeth)
+=========  =================================  ===================================================
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import phonenumbers
+
+DEFAULT_REGION = "CA"
+
+
+def fold(text: str) -> str:
+    """Case-folded, accents stripped, punctuation and spaces collapsed: "Île-du-Prince-Édouard" ->
+    "ile du prince edouard"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    words = "".join(c if c.isalnum() else " " for c in plain).split()
+    return " ".join(words)
+
+
+# code -> (IANA zone, names the code is written as besides itself)
+CANADA: dict[str, tuple[str, tuple[str, ...]]] = {
+    "AB": ("America/Edmonton", ("Alberta",)),
+    "BC": ("America/Vancouver", ("British Columbia", "Colombie-Britannique")),
+    "MB": ("America/Winnipeg", ("Manitoba",)),
+    "NB": ("America/Moncton", ("New Brunswick", "Nouveau-Brunswick")),
+    "NL": ("America/St_Johns", ("Newfoundland and Labrador", "Newfoundland", "Terre-Neuve-et-Labrador")),
+    "NS": ("America/Halifax", ("Nova Scotia", "Nouvelle-Écosse")),
+    "NT": ("America/Edmonton", ("Northwest Territories", "Territoires du Nord-Ouest")),
+    "NU": ("America/Iqaluit", ("Nunavut",)),
+    "ON": ("America/Toronto", ("Ontario",)),
+    "PE": ("America/Halifax", ("Prince Edward Island", "Île-du-Prince-Édouard", "PEI")),
+    "QC": ("America/Toronto", ("Quebec", "Québec", "PQ")),
+    "SK": ("America/Regina", ("Saskatchewan",)),
+    "YT": ("America/Whitehorse", ("Yukon",)),
+}
+
+UNITED_STATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "AL": ("America/Chicago", ("Alabama",)),
+    "AK": ("America/Anchorage", ("Alaska",)),
+    "AZ": ("America/Phoenix", ("Arizona",)),
+    "AR": ("America/Chicago", ("Arkansas",)),
+    "CA": ("America/Los_Angeles", ("California",)),
+    "CO": ("America/Denver", ("Colorado",)),
+    "CT": ("America/New_York", ("Connecticut",)),
+    "DE": ("America/New_York", ("Delaware",)),
+    "DC": ("America/New_York", ("District of Columbia", "Washington DC", "Washington D.C.")),
+    "FL": ("America/New_York", ("Florida", "Floride")),
+    "GA": ("America/New_York", ("Georgia",)),
+    "HI": ("Pacific/Honolulu", ("Hawaii", "Hawaiʻi")),
+    "ID": ("America/Boise", ("Idaho",)),
+    "IL": ("America/Chicago", ("Illinois",)),
+    "IN": ("America/Indiana/Indianapolis", ("Indiana",)),
+    "IA": ("America/Chicago", ("Iowa",)),
+    "KS": ("America/Chicago", ("Kansas",)),
+    "KY": ("America/New_York", ("Kentucky",)),
+    "LA": ("America/Chicago", ("Louisiana", "Louisiane")),
+    "ME": ("America/New_York", ("Maine",)),
+    "MD": ("America/New_York", ("Maryland",)),
+    "MA": ("America/New_York", ("Massachusetts",)),
+    "MI": ("America/Detroit", ("Michigan",)),
+    "MN": ("America/Chicago", ("Minnesota",)),
+    "MS": ("America/Chicago", ("Mississippi",)),
+    "MO": ("America/Chicago", ("Missouri",)),
+    "MT": ("America/Denver", ("Montana",)),
+    "NE": ("America/Chicago", ("Nebraska",)),
+    "NV": ("America/Los_Angeles", ("Nevada",)),
+    "NH": ("America/New_York", ("New Hampshire",)),
+    "NJ": ("America/New_York", ("New Jersey",)),
+    "NM": ("America/Denver", ("New Mexico",)),
+    "NY": ("America/New_York", ("New York", "New York State", "État de New York")),
+    "NC": ("America/New_York", ("North Carolina", "Caroline du Nord")),
+    "ND": ("America/Chicago", ("North Dakota",)),
+    "OH": ("America/New_York", ("Ohio",)),
+    "OK": ("America/Chicago", ("Oklahoma",)),
+    "OR": ("America/Los_Angeles", ("Oregon",)),
+    "PA": ("America/New_York", ("Pennsylvania", "Pennsylvanie")),
+    "RI": ("America/New_York", ("Rhode Island",)),
+    "SC": ("America/New_York", ("South Carolina", "Caroline du Sud")),
+    "SD": ("America/Chicago", ("South Dakota",)),
+    "TN": ("America/Chicago", ("Tennessee",)),
+    "TX": ("America/Chicago", ("Texas",)),
+    "UT": ("America/Denver", ("Utah",)),
+    "VT": ("America/New_York", ("Vermont",)),
+    "VA": ("America/New_York", ("Virginia", "Virginie")),
+    "WA": ("America/Los_Angeles", ("Washington", "Washington State")),
+    "WV": ("America/New_York", ("West Virginia", "Virginie-Occidentale")),
+    "WI": ("America/Chicago", ("Wisconsin",)),
+    "WY": ("America/Denver", ("Wyoming",)),
+    "PR": ("America/Puerto_Rico", ("Puerto Rico", "Porto Rico")),
+    "GU": ("Pacific/Guam", ("Guam",)),
+    "VI": ("America/St_Thomas", ("U.S. Virgin Islands", "US Virgin Islands", "Virgin Islands")),
+    "AS": ("Pacific/Pago_Pago", ("American Samoa",)),
+    "MP": ("Pacific/Saipan", ("Northern Mariana Islands",)),
+}
+
+SUBDIVISIONS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {"CA": CANADA, "US": UNITED_STATES}
+
+# Country as written in Address.country (ISO 3166 alpha-2 or alpha-3, or a name) -> alpha-2.
+# Alpha-2 codes that phonenumbers knows are accepted as they are.
+_COUNTRY_NAMES: dict[str, str] = {
+    "can": "CA", "canada": "CA",
+    "usa": "US", "united states": "US", "united states of america": "US", "u s a": "US", "u s": "US",
+    "etats unis": "US", "etats unis d amerique": "US",
+    "fra": "FR", "france": "FR",
+    "nld": "NL", "netherlands": "NL", "the netherlands": "NL", "nederland": "NL", "pays bas": "NL",
+    "gbr": "GB", "united kingdom": "GB", "uk": "GB", "royaume uni": "GB",
+    "aus": "AU", "australia": "AU", "australie": "AU",
+    "bel": "BE", "belgium": "BE", "belgique": "BE",
+    "che": "CH", "switzerland": "CH", "suisse": "CH",
+    "deu": "DE", "germany": "DE", "allemagne": "DE",
+    "mex": "MX", "mexico": "MX", "mexique": "MX",
+    "hti": "HT", "haiti": "HT",
+}
+
+_SUBDIVISION_INDEX: dict[str, dict[str, str]] = {
+    country: {
+        fold(name): code
+        for code, (_zone, names) in table.items()
+        for name in (code, *names)
+    }
+    for country, table in SUBDIVISIONS.items()
+}
+
+
+def country_code(value: str | None) -> str | None:
+    """ISO 3166-1 alpha-2 for an Address.country, or None when it is not recognised."""
+    if not value or not value.strip():
+        return None
+    raw = value.strip()
+    if len(raw) == 2 and raw.isalpha() and raw.upper() in phonenumbers.SUPPORTED_REGIONS:
+        return raw.upper()
+    return _COUNTRY_NAMES.get(fold(raw))
+
+
+def subdivision(state: str | None, country: str | None) -> tuple[str | None, str | None]:
+    """(country alpha-2, subdivision code) for an Address.state and Address.country.
+
+    Without a country, a state that names a Canadian province or a US state (codes and names do
+    not collide between the two) gives its country. Unknown parts are None.
+    """
+    cc = country_code(country)
+    if not state or not state.strip():
+        return cc, None
+    key = fold(state)
+    if cc is not None:
+        code = _SUBDIVISION_INDEX.get(cc, {}).get(key)
+        return cc, code
+    for candidate, index in _SUBDIVISION_INDEX.items():
+        if key in index:
+            return candidate, index[key]
+    return None, None
+
+
+def jurisdiction_and_zone(state: str | None, country: str | None) -> tuple[str | None, str | None]:
+    """ISO 3166-2 jurisdiction (``CA-QC``) and IANA zone for an address, each None if unknown."""
+    cc, code = subdivision(state, country)
+    if cc is None or code is None:
+        return None, None
+    zone, _names = SUBDIVISIONS[cc][code]
+    return f"{cc}-{code}", zone

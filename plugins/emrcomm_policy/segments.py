@@ -1,0 +1,48 @@
+"""SMS segment counting as carriers bill it (3GPP TS 23.038 GSM-7 default alphabet, else UCS-2).
+
+National language shift tables (Turkish, Spanish, Portuguese, Indian scripts) are not used:
+North American carriers do not apply them, so a character outside the default alphabet means UCS-2.
+"""
+
+from __future__ import annotations
+
+# 3GPP TS 23.038 section 6.2.1, the default alphabet (0x1B, the escape to the extension table,
+# is not a character a sender can write, so it is left out).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Section 6.2.1.1, the extension table: each costs two septets (escape + code).
+GSM7_EXTENSION = frozenset("\f^{}\\[]~|€")
+
+GSM7_SINGLE = 160
+GSM7_PART = 153  # 7 septets go to the concatenation header (UDH)
+UCS2_SINGLE = 70
+UCS2_PART = 67
+
+
+def _pack(costs: list[int], single: int, part: int) -> int:
+    """Segments needed for units of the given costs, never splitting one unit across two segments."""
+    if sum(costs) <= single:
+        return 1
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > part:
+            segments += 1
+            used = 0
+        used += cost
+    return segments
+
+
+def count_segments(text: str) -> tuple[str, int]:
+    """The encoding (``"GSM-7"`` or ``"UCS-2"``) and the number of segments ``text`` is sent as.
+
+    An empty text still costs one segment. In GSM-7 an extension character (``^{}\\[]~|€`` and
+    form feed) needs its escape and code in the same segment; in UCS-2 characters outside the
+    Basic Multilingual Plane (most emoji) are two UTF-16 code units that must stay together.
+    """
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
+        costs = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
+        return "GSM-7", _pack(costs, GSM7_SINGLE, GSM7_PART)
+    costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    return "UCS-2", _pack(costs, UCS2_SINGLE, UCS2_PART)

@@ -1,0 +1,324 @@
+"""The FHIR edges: CommunicationRequest in, Communication and Bundle out (R4 wire format).
+
+The core never passes FHIR objects around. Input is checked with the fhir.resources R4B model
+before it is read; output is built as plain JSON and checked by the tests against both the R4B
+model and the official R4 JSON Schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from emrcomm.errors import RequestError
+from emrcomm.model import Category, Record, Request, Sensitivity
+
+BASE = "http://emrcomm.org/fhir"
+EXT = f"{BASE}/StructureDefinition/"
+CATEGORY_SYSTEM = f"{BASE}/CodeSystem/category"
+RULE_SYSTEM = f"{BASE}/CodeSystem/rule"
+RECORD_ID_SYSTEM = f"{BASE}/NamingSystem/record-id"
+REQUEST_ID_SYSTEM = f"{BASE}/NamingSystem/request-id"
+PARTICIPATION_MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+MEDIUM_TO_CHANNEL = {"SMSWRIT": "sms", "EMAILWRIT": "email", "ONLINEWRIT": "portal"}
+URGENT = {"urgent", "asap", "stat"}
+
+
+def parse_request(data: str | bytes | Mapping[str, Any]) -> Request:
+    """A Request from a FHIR R4 CommunicationRequest (JSON text or a decoded dict).
+
+    Raises RequestError naming the field and what to do; nothing has been sent or filed.
+    """
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"request is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, Mapping):
+        raise RequestError(f"request must be a JSON object (a CommunicationRequest), not {type(data).__name__}")
+    kind = data.get("resourceType")
+    if kind != "CommunicationRequest":
+        raise RequestError(f"resourceType is {kind!r}; expected 'CommunicationRequest'")
+    _check_r4(data)
+    if data.get("status") != "active":
+        raise RequestError(f"status is {data.get('status')!r}: only an 'active' CommunicationRequest is sent")
+
+    subject = (data.get("subject") or {}).get("reference")
+    if not subject:
+        raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}')
+    if not subject.startswith("Patient/") or len(subject) <= len("Patient/"):
+        raise RequestError(f"subject {subject!r} is not a Patient reference: expected 'Patient/<id>'")
+
+    category = _category(data)
+    text = "\n".join(p["contentString"] for p in data.get("payload", ()) if p.get("contentString")) or None
+    extensions = data.get("extension", ())
+    template = _extension_value(extensions, "template")
+    if not text and not template:
+        raise RequestError(
+            "neither text nor template: give payload[0].contentString, "
+            f"or name a template with the extension {EXT}template"
+        )
+    variables = _variables(extensions)
+    appointment = variables.get("appointment")
+    if appointment is not None and not isinstance(appointment, dt.datetime):
+        raise RequestError("variable 'appointment' must be a valueDateTime with a time and a time zone")
+
+    not_before = expires = None
+    if "occurrenceDateTime" in data:
+        not_before = _datetime(data["occurrenceDateTime"], "occurrenceDateTime")
+    if "occurrencePeriod" in data:
+        period = data["occurrencePeriod"]
+        not_before = _datetime(period["start"], "occurrencePeriod.start") if "start" in period else None
+        expires = _datetime(period["end"], "occurrencePeriod.end") if "end" in period else None
+
+    restricted = any(
+        c.get("system") == CONFIDENTIALITY and c.get("code") in ("R", "V")
+        for c in (data.get("meta") or {}).get("security", ())
+    )
+    channel = None
+    for medium in data.get("medium", ()):
+        for coding in medium.get("coding", ()):
+            if coding.get("system") == PARTICIPATION_MODE and coding.get("code") in MEDIUM_TO_CHANNEL:
+                channel = MEDIUM_TO_CHANNEL[coding["code"]]
+    request_id, based_on = _identity(data)
+    sender = (data.get("requester") or data.get("sender") or {}).get("reference")
+    return Request(
+        patient_ref=subject,
+        category=category,
+        id=request_id,
+        text=text,
+        template=template,
+        variables=variables,
+        sensitivity=Sensitivity.RESTRICTED if restricted else Sensitivity.NORMAL,
+        priority="urgent" if data.get("priority") in URGENT else "routine",
+        appointment=appointment,
+        not_before=not_before,
+        expires=expires,
+        sender=sender,
+        based_on=based_on,
+        channel=channel,
+    )
+
+
+def _check_r4(data: Mapping[str, Any]) -> None:
+    from fhir.resources.R4B.communicationrequest import CommunicationRequest
+    from pydantic import ValidationError
+
+    try:
+        CommunicationRequest.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(resource)'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        raise RequestError(f"not a valid FHIR R4 CommunicationRequest: {problems}") from None
+
+
+def _category(data: Mapping[str, Any]) -> Category:
+    known = ", ".join(c.value for c in Category)
+    codes = [
+        coding.get("code")
+        for concept in data.get("category", ())
+        for coding in concept.get("coding", ())
+        if coding.get("system") == CATEGORY_SYSTEM
+    ]
+    if not codes:
+        others = [
+            f"{coding.get('system')}|{coding.get('code')}"
+            for concept in data.get("category", ())
+            for coding in concept.get("coding", ())
+        ]
+        if others:
+            raise RequestError(
+                f"category {', '.join(others)} is unknown: use a coding with system {CATEGORY_SYSTEM} "
+                f"and one of: {known}"
+            )
+        raise RequestError(f"category is missing: add a coding with system {CATEGORY_SYSTEM} and one of: {known}")
+    try:
+        return Category(codes[0])
+    except ValueError:
+        raise RequestError(f"category {codes[0]!r} is unknown; choose one of: {known}") from None
+
+
+def _extension_value(extensions: Iterable[Mapping[str, Any]], name: str) -> Any:
+    for ext in extensions:
+        if ext.get("url") == EXT + name:
+            for key, value in ext.items():
+                if key.startswith("value"):
+                    return value
+    return None
+
+
+_VALUE_KEYS = ("valueString", "valueDateTime", "valueDate", "valueInteger", "valueDecimal", "valueBoolean", "valueCode")
+
+
+def _variables(extensions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for ext in extensions:
+        if ext.get("url") != EXT + "variable":
+            continue
+        parts = {e.get("url"): e for e in ext.get("extension", ())}
+        name = (parts.get("name") or {}).get("valueString")
+        value_ext = parts.get("value") or {}
+        kinds = [k for k in _VALUE_KEYS if k in value_ext]
+        if not name or not kinds:
+            raise RequestError(
+                f"extension {EXT}variable needs a 'name' (valueString) and a 'value' sub-extension "
+                f"with one of {', '.join(_VALUE_KEYS)}"
+            )
+        kind = kinds[0]
+        value = value_ext[kind]
+        if kind == "valueDateTime":
+            value = _datetime(value, f"variable {name!r}")
+        elif kind == "valueDate":
+            value = dt.date.fromisoformat(value)
+        out[name] = value
+    return out
+
+
+def _datetime(value: str, where: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise RequestError(f"{where}: {value!r} is not a FHIR dateTime") from None
+    if parsed.tzinfo is None:
+        if "T" in value:
+            raise RequestError(f"{where}: {value!r} has a time but no time zone; add one (e.g. -05:00)")
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _identity(data: Mapping[str, Any]) -> tuple[str, str | None]:
+    if data.get("id"):
+        return str(data["id"]), f"CommunicationRequest/{data['id']}"
+    for ident in data.get("identifier", ()):
+        if ident.get("value"):
+            key = f"{ident.get('system', '')}|{ident['value']}"
+            return uuid.uuid5(uuid.NAMESPACE_URL, key).hex, None
+    return uuid.uuid4().hex, None
+
+
+def request_to_fhir(request: Request) -> dict[str, Any]:
+    """A CommunicationRequest for a Request (the inverse of parse_request, for exports and tests)."""
+    res: dict[str, Any] = {
+        "resourceType": "CommunicationRequest",
+        "id": request.id,
+        "status": "active",
+        "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": request.category.value}]}],
+        "priority": request.priority,
+        "subject": {"reference": request.patient_ref},
+    }
+    if request.text:
+        res["payload"] = [{"contentString": request.text}]
+    extensions: list[dict[str, Any]] = []
+    if request.template:
+        extensions.append({"url": EXT + "template", "valueString": request.template})
+    for name, value in request.variables.items():
+        extensions.append({"url": EXT + "variable", "extension": [
+            {"url": "name", "valueString": name}, {"url": "value", **_typed_value(value)}]})
+    if extensions:
+        res["extension"] = extensions
+    if request.sensitivity is Sensitivity.RESTRICTED:
+        res["meta"] = {"security": [{"system": CONFIDENTIALITY, "code": "R"}]}
+    return res
+
+
+def _typed_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"valueBoolean": value}
+    if isinstance(value, int):
+        return {"valueInteger": value}
+    if isinstance(value, float):
+        return {"valueDecimal": value}
+    if isinstance(value, dt.datetime):
+        return {"valueDateTime": fhir_datetime(value)}
+    if isinstance(value, dt.date):
+        return {"valueDate": value.isoformat()}
+    return {"valueString": str(value)}
+
+
+def fhir_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def communication(record: Record) -> dict[str, Any]:
+    """The FHIR R4 Communication filed for a record (plain JSON, R4 wire format)."""
+    req = record.request
+    res: dict[str, Any] = {
+        "resourceType": "Communication",
+        "id": record.id,
+        "identifier": [{"system": RECORD_ID_SYSTEM, "value": record.id}],
+    }
+    if req.based_on:
+        res["basedOn"] = [{"reference": req.based_on}]
+    else:
+        res["basedOn"] = [{"identifier": {"system": REQUEST_ID_SYSTEM, "value": req.id}}]
+    if record.in_response_to:
+        res["inResponseTo"] = [{"reference": record.in_response_to}]
+    res["status"] = record.status
+    if record.reasons:
+        from emrcomm.rules import RULES
+
+        res["statusReason"] = {
+            "coding": [
+                {"system": RULE_SYSTEM, "code": code, **({"display": RULES[code].remedy} if code in RULES else {})}
+                for code in record.reasons
+            ],
+            "text": " ".join(f.message for f in record.findings if f.blocks) or ", ".join(record.reasons),
+        }
+    res["category"] = [{"coding": [{"system": CATEGORY_SYSTEM, "code": req.category.value}]}]
+    res["priority"] = "urgent" if req.priority == "urgent" else "routine"
+    if record.medium:
+        res["medium"] = [{"coding": [{"system": PARTICIPATION_MODE, "code": record.medium}]}]
+    res["subject"] = {"reference": req.patient_ref}
+    res["recipient"] = [{"reference": req.patient_ref}]
+    if req.sender:
+        res["sender"] = {"reference": req.sender}
+    elif record.sender_display:
+        res["sender"] = {"display": record.sender_display}
+    if record.sent:
+        res["sent"] = fhir_datetime(record.sent)
+    if record.received:
+        res["received"] = fhir_datetime(record.received)
+    payload: list[dict[str, Any]] = []
+    if record.text:
+        payload.append({"contentString": record.text})
+    if record.payload_reference:
+        payload.append({"contentReference": {"reference": record.payload_reference}})
+    if payload:
+        res["payload"] = payload
+    notes = [f"{f.code} ({f.severity.value}): {f.message}" for f in record.findings if not f.blocks]
+    notes += [f"{f.code} override: {f.override}" for f in record.findings if f.override]
+    if record.hold_until:
+        notes.append(f"held until {fhir_datetime(record.hold_until)}")
+    if record.address and record.channel:
+        notes.append(f"{record.role} by {record.channel} to {record.address}")
+    if notes:
+        res["note"] = [{"text": n} for n in notes]
+    return res
+
+
+def searchset(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A FHIR searchset Bundle of the given resources."""
+    entries = []
+    for res in resources:
+        entry: dict[str, Any] = {"resource": dict(res), "search": {"mode": "match"}}
+        try:
+            entry = {"fullUrl": f"urn:uuid:{uuid.UUID(hex=str(res.get('id')))}", **entry}
+        except ValueError:
+            pass
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+
+
+def validate_resource(resource: Mapping[str, Any]) -> None:
+    """Check a resource against its fhir.resources R4B model; raises pydantic's ValidationError."""
+    import importlib
+
+    kind = resource["resourceType"]
+    module = importlib.import_module(f"fhir.resources.R4B.{kind.lower()}")
+    getattr(module, kind).model_validate(dict(resource))

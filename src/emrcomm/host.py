@@ -1,0 +1,606 @@
+"""The Host: owns the plugin manager and the store, and runs one request through the pipeline.
+
+find recipient -> render -> inspect -> plan -> validate each candidate -> file in-progress
+-> outbox -> deliver -> file outcome. Every step fails closed (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pluggy
+from attrs import frozen
+
+from emrcomm import fhir
+from emrcomm.config import Config, load_config
+from emrcomm.context import PluginContext, utcnow
+from emrcomm.errors import PluginError, RenderError, RequestError
+from emrcomm.loader import LoadedPlugin, load_plugins, new_plugin_manager
+from emrcomm.model import (
+    Candidate,
+    Channel,
+    ConsentGrant,
+    ContactPoint,
+    DeliveryUpdate,
+    Finding,
+    Message,
+    Outcome,
+    Plan,
+    Purpose,
+    Receipt,
+    Recipient,
+    Record,
+    Request,
+    Route,
+    Sensitivity,
+    Severity,
+    Status,
+)
+from emrcomm.rules import finding
+from emrcomm.store import SQLiteStore
+
+log = logging.getLogger("emrcomm.host")
+
+RECORD_NS = uuid.UUID("5b6f2b8e-4d7e-4a53-9d55-6a2b1c9e7f10")
+
+# Hooks the host calls one implementation at a time, so that one plugin's failure is caught,
+# named, and turned into a closed door instead of an open one.
+ISOLATED_HOOKS = ("emrcomm_inspect", "emrcomm_validate", "emrcomm_file_record")
+
+# Codes that depend on the patient, not the words; `check` (text only) leaves them out.
+RECIPIENT_CODES = frozenset({
+    "CONSENT_MISSING", "CONSENT_REVOKED", "PREFERENCE_IGNORED", "RECIPIENT_INVALID",
+    "RECIPIENT_UNVERIFIED", "QUIET_HOURS", "EXEMPTION_FREQUENCY", "MESSAGE_EXPIRED",
+    "BILLING_BY_SMS", "UNENCRYPTED_EMAIL_NOT_ACCEPTED", "FRENCH_REQUIRED",
+})
+
+
+def record_id(request_id: str, channel: str | None, role: str) -> str:
+    """Deterministic: the same request on the same channel is always the same record."""
+    return uuid.uuid5(RECORD_NS, f"{request_id}|{channel or '-'}|{role}").hex
+
+
+@frozen
+class _Leg:
+    route: Route
+    channel: Channel
+    message: Message
+    findings: tuple[Finding, ...]
+
+
+@frozen
+class _Verdict:
+    candidate: Candidate
+    legs: tuple[_Leg, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def blocks(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.blocks)
+
+    @property
+    def holdable(self) -> bool:
+        """Blocked only by holds (quiet hours): the message waits instead of being refused."""
+        blocks = self.blocks
+        return bool(blocks) and all(f.hold_until is not None for f in blocks)
+
+    @property
+    def hold_until(self) -> dt.datetime | None:
+        holds = [f.hold_until for f in self.blocks if f.hold_until is not None]
+        return max(holds) if holds else None
+
+
+class _FilingFailed(Exception):
+    def __init__(self, plugin: str, error: BaseException) -> None:
+        super().__init__(f"{plugin}: {type(error).__name__}")
+        self.plugin = plugin
+        self.error = error
+
+
+class Host:
+    """The emrcomm host. Build it from a config; call :meth:`send`; :meth:`close` when done.
+
+    ::
+
+        with Host.from_config("emrcomm.toml") as host:
+            outcome = host.send(Request("Patient/123", "appointment-reminder", template=...))
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        entry_points: Mapping[str, metadata.EntryPoint] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = SQLiteStore(config.store_path)
+        self._pm: pluggy.PluginManager = new_plugin_manager()
+        try:
+            self.plugins: list[LoadedPlugin] = load_plugins(
+                self._pm, config, self._make_context, entry_points
+            )
+            self._check_isolated_hooks()
+            self.channels: dict[str, Channel] = self._collect_channels()
+        except BaseException:
+            self.store.close()
+            raise
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | Path | None = None,
+        *,
+        base_dir: Path | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> Host:
+        """A Host for ``path`` (default ./emrcomm.toml, else the embedded defaults).
+
+        ``base_dir`` places the embedded defaults' data folder somewhere other than the
+        current directory.
+        """
+        return cls(load_config(path, base_dir=base_dir), clock=clock)
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for item in self.plugins:
+            closer = getattr(item.plugin, "close", None)
+            if callable(closer):
+                closer()
+        self.store.close()
+
+    # start-up ----------------------------------------------------------------------------------
+    def _make_context(self, name: str, settings: Mapping[str, Any]) -> PluginContext:
+        return PluginContext(
+            name=name,
+            settings=settings,
+            clinic=self.config.clinic,
+            store=self.store,
+            base_dir=self.config.base_dir,
+            clock=self.clock,
+        )
+
+    def _check_isolated_hooks(self) -> None:
+        for hook_name in ISOLATED_HOOKS:
+            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+                if impl.wrapper or impl.hookwrapper:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r}: {hook_name} cannot be a wrapper; the host calls "
+                        "each implementation separately so that a failing check blocks the message"
+                    )
+
+    def _collect_channels(self) -> dict[str, Channel]:
+        channels: dict[str, Channel] = {}
+        hook = self._pm.hook.emrcomm_register_channels
+        for impl in reversed(hook.get_hookimpls()):
+            for channel in impl.function() or ():
+                if channel.name in channels:
+                    raise PluginError(
+                        f"channel {channel.name!r} is registered by both {channels[channel.name].plugin!r} "
+                        f"and {impl.plugin_name!r}; disable one of them"
+                    )
+                channels[channel.name] = attrs.evolve(channel, plugin=impl.plugin_name)
+        return channels
+
+    def plugin_hooks(self) -> list[tuple[LoadedPlugin, list[str]]]:
+        """Active plugins in call order, each with the hooks it implements."""
+        out = []
+        for item in self.plugins:
+            callers = self._pm.get_hookcallers(item.plugin) or []
+            out.append((item, sorted(c.name for c in callers)))
+        return out
+
+    # typed hook calls ----------------------------------------------------------------------------
+    def _each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any, BaseException | None]]:
+        hook = getattr(self._pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as exc:
+                log.error("plugin %s failed in %s: %s", impl.plugin_name, hook_name, type(exc).__name__)
+                log.debug("plugin %s failed in %s", impl.plugin_name, hook_name, exc_info=True)
+                yield impl.plugin_name, None, exc
+            else:
+                yield impl.plugin_name, result, None
+
+    def find_recipient(self, request: Request) -> Recipient | None:
+        result: Recipient | None = self._pm.hook.emrcomm_find_recipient(
+            patient_ref=request.patient_ref, request=request
+        )
+        return result
+
+    def render(self, request: Request, recipient: Recipient) -> Message:
+        message: Message | None = self._pm.hook.emrcomm_render(request=request, recipient=recipient)
+        if message is None:
+            what = f"template {request.template!r}" if request.template else "free text"
+            raise RenderError(f"no plugin renders {what} (is the templates plugin disabled?)")
+        return message
+
+    def inspect(self, message: Message) -> tuple[Finding, ...]:
+        facts: list[Finding] = []
+        for plugin, result, exc in self._each("emrcomm_inspect", message=message):
+            if exc is not None:
+                facts.append(finding("CHECK_FAILED", plugin=plugin, detail=f"{plugin}: {type(exc).__name__}"))
+                continue
+            facts.extend(_named(result, plugin))
+        return tuple(facts)
+
+    def plan(self, message: Message, recipient: Recipient, facts: tuple[Finding, ...]) -> Plan | None:
+        result: Plan | None = self._pm.hook.emrcomm_plan(
+            message=message, recipient=recipient, channels=self.channels, findings=facts
+        )
+        return result
+
+    def validate(
+        self,
+        message: Message,
+        recipient: Recipient,
+        channel: Channel,
+        route: Route,
+        facts: tuple[Finding, ...],
+        now: dt.datetime,
+    ) -> tuple[Finding, ...]:
+        found: list[Finding] = []
+        for plugin, result, exc in self._each(
+            "emrcomm_validate", message=message, recipient=recipient, channel=channel,
+            route=route, findings=facts, now=now,
+        ):
+            if exc is not None:
+                found.append(finding(
+                    "CHECK_FAILED", plugin=plugin, channel=channel.name,
+                    detail=f"{plugin}: {type(exc).__name__}",
+                ))
+                continue
+            for f in _named(result, plugin):
+                found.append(self._configured(attrs.evolve(f, channel=f.channel or channel.name), message))
+        return tuple(found)
+
+    def _configured(self, f: Finding, message: Message) -> Finding:
+        severity, override = self.config.rules.apply(f.code, f.severity)
+        if severity is f.severity:
+            return f
+        if override:
+            log.warning("request %s: %s lowered from %s to %s by override (%s)",
+                        message.request.id, f.code, f.severity.value, severity.value, override)
+        return attrs.evolve(f, severity=severity, override=override)
+
+    def file(self, record: Record) -> None:
+        """File a record with every filer; the first failure raises _FilingFailed."""
+        for plugin, _result, exc in self._each("emrcomm_file_record", record=record):
+            if exc is not None:
+                raise _FilingFailed(plugin, exc)
+
+    def _file_quietly(self, record: Record) -> None:
+        for plugin, _result, exc in self._each("emrcomm_file_record", record=record):
+            if exc is not None:
+                log.error("record %s could not be filed by %s", record.id, plugin)
+
+    def delivery_update(self, update: DeliveryUpdate) -> None:
+        """Tell every plugin what happened after hand-off (delivery report, read, reply, STOP)."""
+        self._pm.hook.emrcomm_delivery_update(update=update)
+
+    # the pipeline --------------------------------------------------------------------------------
+    def send(self, request: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+        """Run one request through the pipeline and return how it ended.
+
+        Raises RequestError (nothing sent or filed) when the request itself is malformed.
+        """
+        req = request if isinstance(request, Request) else fhir.parse_request(request)
+        now = self.clock()
+        log.info("request %s received: %s for %s", req.id, req.category.value, req.patient_ref)
+        duplicate = self._already_handled(req)
+        if duplicate is not None:
+            return duplicate
+        recipient = self.find_recipient(req)
+        if recipient is None:
+            return self._refuse(req, [finding("RECIPIENT_UNKNOWN", plugin="host", detail=req.patient_ref)],
+                                now, ("no directory plugin knows this patient",))
+        message = self.render(req, recipient)
+        facts = self.inspect(message)
+        plan = self.plan(message, recipient, facts)
+        explanation = [f"{channel}: not proposed ({why})" for channel, why in (plan.rejected if plan else ())]
+        if plan is None or not plan.candidates:
+            return self._refuse(req, [finding("NO_ROUTE", plugin="host")], now, tuple(explanation))
+
+        verdicts: list[_Verdict] = []
+        for candidate in plan.candidates:
+            verdict = self._judge(candidate, message, recipient, facts, now)
+            verdicts.append(verdict)
+            label = " + ".join(f"{r.channel}{' notice' if r.role == 'notice' else ''}" for r in candidate.routes)
+            if not verdict.blocks:
+                explanation.append(f"{label}: chosen ({candidate.reason})" if candidate.reason else f"{label}: chosen")
+                break
+            codes = ", ".join(sorted({f.code for f in verdict.blocks}))
+            if verdict.holdable:
+                explanation.append(f"{label}: held ({codes})")
+                break
+            explanation.append(f"{label}: rejected ({codes})")
+        chosen = verdicts[-1]
+        rejected_blocks = tuple(f for v in verdicts if v is not chosen for f in v.blocks)
+        if chosen.blocks and not chosen.holdable:
+            return self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation))
+        return self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation))
+
+    def send_many(self, requests: Iterable[Request | Mapping[str, Any] | str | bytes]) -> Iterator[Outcome]:
+        """Send a stream of requests, yielding one Outcome each, in order, in constant memory.
+
+        A malformed request does not stop the batch: it yields a ``failed`` Outcome whose
+        explanation is the error, and nothing is sent or filed for it.
+        """
+        for item in requests:
+            try:
+                yield self.send(item)
+            except RequestError as exc:
+                request_id = item.id if isinstance(item, Request) else "(unparsed)"
+                if isinstance(item, Mapping) and item.get("id"):
+                    request_id = str(item["id"])
+                yield Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
+
+    def _already_handled(self, req: Request) -> Outcome | None:
+        """A request id seen before is not sent again; its earlier outcome is reported instead."""
+        rows = self.store.outbox_for_request(req.id)
+        if not rows:
+            return None
+        states = {r["state"] for r in rows}
+        status = Status.SENT if states == {"sent"} else Status.HELD if "held" in states else Status.QUEUED
+        return Outcome(
+            request_id=req.id,
+            status=status,
+            channels=tuple(r["channel"] for r in rows),
+            record_ids=tuple(r["record_id"] for r in rows),
+            explanation=("already handled: this request id was sent before; nothing sent again",),
+            category=req.category,
+            patient_ref=req.patient_ref,
+        )
+
+    def _judge(
+        self,
+        candidate: Candidate,
+        message: Message,
+        recipient: Recipient,
+        facts: tuple[Finding, ...],
+        now: dt.datetime,
+    ) -> _Verdict:
+        legs: list[_Leg] = []
+        for route in candidate.routes:
+            channel = self.channels.get(route.channel)
+            if channel is None:
+                f = finding("CHECK_FAILED", plugin="host", channel=route.channel,
+                            detail=f"the plan names channel {route.channel!r}, which no plugin registers")
+                return _Verdict(candidate, tuple(legs), (f,))
+            leg_message, leg_facts = message, facts
+            if route.template is not None:
+                try:
+                    leg_message = self._render_notice(message, recipient, route.template)
+                except RequestError as exc:
+                    f = finding("CHECK_FAILED", plugin="host", channel=route.channel,
+                                detail=f"notice template {route.template!r}: {exc}")
+                    return _Verdict(candidate, tuple(legs), (f,))
+                leg_facts = self.inspect(leg_message)
+            found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
+            found += self.validate(leg_message, recipient, channel, route, leg_facts, now)
+            legs.append(_Leg(route, channel, leg_message, found))
+        return _Verdict(candidate, tuple(legs), tuple(f for leg in legs for f in leg.findings))
+
+    def _render_notice(self, message: Message, recipient: Recipient, template: str) -> Message:
+        # A notice carries nothing of the original request but its identity and category.
+        notice_request = attrs.evolve(
+            message.request, template=template, text=None, variables={},
+            sensitivity=Sensitivity.NORMAL, subject=None,
+        )
+        return self.render(notice_request, recipient)
+
+    def _refuse(
+        self, req: Request, findings: list[Finding], now: dt.datetime, explanation: tuple[str, ...]
+    ) -> Outcome:
+        """Blocked: file one not-done record carrying every blocking code."""
+        blocks = [f for f in findings if f.blocks]
+        first_channel = next((f.channel for f in blocks if f.channel), None)
+        channel = self.channels.get(first_channel) if first_channel else None
+        record = Record(
+            id=record_id(req.id, None, "blocked"),
+            request=req,
+            status="not-done",
+            channel=channel.name if channel else None,
+            medium=channel.medium if channel else None,
+            reasons=tuple(dict.fromkeys(f.code for f in blocks)),
+            findings=tuple(findings),
+            recorded=now,
+            sender_display=self.config.clinic.name,
+        )
+        try:
+            self.file(record)
+        except _FilingFailed as failed:
+            log.error("request %s: blocked outcome could not be filed by %s", req.id, failed.plugin)
+            findings = [*findings, finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=str(failed))]
+            return self._outcome(req, Status.FAILED, (), findings, (), explanation)
+        log.info("request %s blocked: %s", req.id, ",".join(record.reasons))
+        return self._outcome(req, Status.BLOCKED, (), findings, (record.id,), explanation)
+
+    def _dispatch(
+        self,
+        req: Request,
+        chosen: _Verdict,
+        rejected_blocks: tuple[Finding, ...],
+        now: dt.datetime,
+        explanation: tuple[str, ...],
+    ) -> Outcome:
+        hold_until = chosen.hold_until
+        if req.not_before is not None and req.not_before > now:
+            hold_until = max(filter(None, (hold_until, req.not_before)))
+        held = hold_until is not None
+        records = [
+            Record(
+                id=record_id(req.id, leg.channel.name, leg.route.role),
+                request=req,
+                status="on-hold" if held else "in-progress",
+                channel=leg.channel.name,
+                medium=leg.channel.medium,
+                address=leg.route.address,
+                role=leg.route.role,
+                text=leg.message.text,
+                subject=leg.message.subject,
+                language=leg.message.language,
+                findings=tuple(f for f in leg.findings if f.severity is not Severity.INFO) + tuple(
+                    attrs.evolve(f, severity=Severity.INFO) for f in rejected_blocks
+                ),
+                reasons=("QUIET_HOURS",) if held and chosen.blocks else (),
+                recorded=now,
+                hold_until=hold_until,
+                sender_display=self.config.clinic.name,
+            )
+            for leg in chosen.legs
+        ]
+        outcome_findings = [f for f in chosen.findings if f.severity is not Severity.INFO] + list(rejected_blocks)
+        channels = tuple(leg.channel.name for leg in chosen.legs)
+        try:
+            with self.store.transaction():
+                for record in records:
+                    self.file(record)
+                for record, leg in zip(records, chosen.legs):
+                    self.store.outbox_put(
+                        key=record.id, record_id=record.id, request_id=req.id, channel=leg.channel.name,
+                        state="held" if held else "pending", not_before=hold_until,
+                        payload=_payload(leg), now=now,
+                    )
+        except _FilingFailed as failed:
+            f = finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=f"{failed.plugin}: {type(failed.error).__name__}")
+            for record in records:
+                self._file_quietly(record.evolve(status="not-done", reasons=("RECORD_NOT_FILED",),
+                                                 findings=(*record.findings, f)))
+            return self._outcome(req, Status.FAILED, channels, [*outcome_findings, f],
+                                 tuple(r.id for r in records), explanation)
+        ids = tuple(r.id for r in records)
+        if held:
+            log.info("request %s held until %s", req.id, hold_until.isoformat() if hold_until else "?")
+            return self._outcome(req, Status.HELD, channels, outcome_findings, ids, explanation)
+        if self.config.delivery_mode == "queue":
+            return self._outcome(req, Status.QUEUED, channels, outcome_findings, ids, explanation)
+        return self._deliver(req, chosen.legs, records, outcome_findings, explanation)
+
+    def _deliver(
+        self,
+        req: Request,
+        legs: tuple[_Leg, ...],
+        records: list[Record],
+        findings: list[Finding],
+        explanation: tuple[str, ...],
+    ) -> Outcome:
+        """Inline delivery, leg by leg: a notice never leaves before the message it announces."""
+        receipts: list[Receipt] = []
+        channels = tuple(leg.channel.name for leg in legs)
+        for index, (leg, record) in enumerate(zip(legs, records)):
+            try:
+                receipt = leg.channel.transport.send(leg.message, leg.route.address, record.id)
+            except Exception as exc:
+                now = self.clock()
+                log.warning("request %s: %s delivery failed: %s", req.id, leg.channel.name, type(exc).__name__)
+                with self.store.transaction():
+                    self.store.outbox_mark(record.id, state="retry", now=now, error=f"{type(exc).__name__}: {exc}"[:300])
+                    for later in records[index + 1:]:
+                        self.store.outbox_mark(later.id, state="waiting", now=now, count_attempt=False)
+                f = finding("DELIVERY_FAILED", plugin=leg.channel.plugin, channel=leg.channel.name,
+                            severity=Severity.WARN, detail=type(exc).__name__)
+                return self._outcome(req, Status.FAILED, channels, [*findings, f],
+                                     tuple(r.id for r in records), explanation, tuple(receipts))
+            receipts.append(receipt)
+            now = self.clock()
+            done = record.evolve(
+                status="completed", sent=receipt.at or now, provider_id=receipt.provider_id,
+                payload_reference=f"urn:uuid:{uuid.UUID(hex=receipt.provider_id)}"
+                if leg.channel.name == "portal" and receipt.provider_id else None,
+            )
+            try:
+                with self.store.transaction():
+                    self.store.outbox_mark(record.id, state="sent", now=now, provider_id=receipt.provider_id)
+                    self.file(done)
+            except _FilingFailed as failed:
+                # The message has left; the record still says in-progress. Say so loudly.
+                log.error("request %s: sent on %s but the outcome could not be filed by %s",
+                          req.id, leg.channel.name, failed.plugin)
+                findings = [*findings, finding("RECORD_NOT_FILED", plugin=failed.plugin, severity=Severity.WARN,
+                                               detail="outcome after sending")]
+        log.info("request %s sent on %s", req.id, "+".join(channels))
+        return self._outcome(req, Status.SENT, channels, findings, tuple(r.id for r in records),
+                             explanation, tuple(receipts))
+
+    def _outcome(
+        self,
+        req: Request,
+        status: Status,
+        channels: tuple[str, ...],
+        findings: Iterable[Finding],
+        record_ids: tuple[str, ...],
+        explanation: tuple[str, ...],
+        receipts: tuple[Receipt, ...] = (),
+    ) -> Outcome:
+        return Outcome(
+            request_id=req.id, status=status, channels=channels,
+            findings=tuple(f for f in findings if f.severity is not Severity.INFO),
+            record_ids=record_ids, receipts=receipts, explanation=explanation,
+            category=req.category, patient_ref=req.patient_ref,
+        )
+
+    # reading back --------------------------------------------------------------------------------
+    def records(self, **filters: Any) -> dict[str, Any]:
+        """Filed Communications as a FHIR searchset Bundle (filters: patient, status, channel,
+        category, since, until)."""
+        return fhir.searchset(self.store.find_records(**filters))
+
+    def check(
+        self, text: str, *, channel: str, category: str = "appointment-reminder", language: str = "en"
+    ) -> tuple[Finding, ...]:
+        """Findings for a text on a channel, without a patient: what ``emrcomm check`` prints."""
+        if channel not in self.channels:
+            raise RequestError(f"unknown channel {channel!r}; choose one of: {', '.join(sorted(self.channels))}")
+        req = Request("Patient/check", category, id="check", text=text)
+        message = Message(request=req, text=text, language=language)
+        recipient = _CHECK_RECIPIENT
+        route = Route(channel=channel, address=_CHECK_ADDRESSES.get(channel, ""))
+        facts = self.inspect(message)
+        found = tuple(f for f in facts if f.code == "CHECK_FAILED")
+        found += self.validate(message, recipient, self.channels[channel], route, facts, self.clock())
+        return tuple(f for f in found if f.code not in RECIPIENT_CODES and f.severity is not Severity.INFO)
+
+
+_CHECK_ADDRESSES = {"sms": "+15146712345", "email": "check@example.org", "portal": ""}
+_CHECK_RECIPIENT = Recipient(
+    patient_ref="Patient/check",
+    contact_points=(ContactPoint("sms", _CHECK_ADDRESSES["sms"], verified=True),
+                    ContactPoint("email", _CHECK_ADDRESSES["email"], verified=True)),
+    consents=tuple(ConsentGrant(ch, p) for ch in ("sms", "email", "portal") for p in Purpose),
+    time_zone="America/Toronto",
+)
+
+
+def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
+    for f in result or ():
+        yield f if f.plugin else attrs.evolve(f, plugin=plugin)
+
+
+def _payload(leg: _Leg) -> dict[str, Any]:
+    """What the worker needs to deliver this leg later without re-rendering it."""
+    m = leg.message
+    return {
+        "address": leg.route.address,
+        "role": leg.route.role,
+        "text": m.text,
+        "subject": m.subject,
+        "html": m.html,
+        "language": m.language,
+        "template": m.template,
+        "request": fhir.request_to_fhir(m.request),
+    }

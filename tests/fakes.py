@@ -1,0 +1,68 @@
+"""Plugins that exist only for tests: they record the order they are called in, or misbehave."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emrcomm import Finding, PluginContext, hookimpl
+
+CALLS: list[str] = []
+
+
+class _Recorder:
+    settings_schema: dict[str, Any] | None = None
+
+    def __init__(self, context: PluginContext) -> None:
+        self.name = context.name
+
+    @hookimpl
+    def emrcomm_validate(self) -> list[Finding]:
+        CALLS.append(self.name)
+        return []
+
+    @hookimpl
+    def emrcomm_inspect(self) -> list[Finding]:
+        CALLS.append(self.name)
+        return []
+
+
+class Alpha(_Recorder):
+    pass
+
+
+class Beta(_Recorder):
+    pass
+
+
+class Gamma(_Recorder):
+    settings_schema = {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "threshold": {"type": "integer", "minimum": 1, "description": "a whole number of messages"},
+            "api_token": {"type": "object", "description": "a secret reference"},
+        },
+    }
+
+
+class Misspelled:
+    @hookimpl
+    def emrcomm_valdate(self) -> list[Finding]:  # not a hook: must stop start-up
+        return []
+
+
+class Exploding:
+    """A validator and an inspector that raise: the message must not go."""
+
+    @hookimpl
+    def emrcomm_validate(self) -> list[Finding]:
+        raise RuntimeError("lexicon file missing")
+
+    @hookimpl
+    def emrcomm_inspect(self) -> list[Finding]:
+        raise RuntimeError("lexicon file missing")
+
+
+class BrokenFiler:
+    @hookimpl
+    def emrcomm_file_record(self, record: Any) -> None:
+        raise OSError("chart unreachable")

@@ -1,0 +1,94 @@
+"""The FHIR edge going in: a CommunicationRequest becomes a Request, or a clear error."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from support import SHARED, fhir_request
+
+from emrcomm.errors import RequestError
+from emrcomm.fhir import parse_request, request_to_fhir
+from emrcomm.model import Category, Sensitivity
+
+
+def test_template_request_with_variables_is_read() -> None:
+    data = fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                        variables={"appointment": ("valueDateTime", "2026-11-24T10:30:00-05:00")})
+    req = parse_request(json.dumps(data))
+    assert req.patient_ref == "Patient/on-en"
+    assert req.category is Category.APPOINTMENT_REMINDER
+    assert req.template == "appointment-reminder"
+    assert req.appointment == dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC)
+    assert req.based_on == "CommunicationRequest/req-1"
+
+
+def test_free_text_request_is_read() -> None:
+    req = parse_request(fhir_request("Patient/x", "clinical", text="Please call us."))
+    assert req.text == "Please call us." and req.template is None
+
+
+def test_restricted_confidentiality_marks_the_request_sensitive() -> None:
+    data = fhir_request("Patient/x", "clinical", text="t", meta={"security": [
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]})
+    assert parse_request(data).sensitivity is Sensitivity.RESTRICTED
+
+
+def test_requested_medium_becomes_the_requested_channel() -> None:
+    data = fhir_request("Patient/x", "appointment-reminder", text="t", medium=[{"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", "code": "EMAILWRIT"}]}])
+    assert parse_request(data).channel == "email"
+
+
+def test_round_trip_through_fhir_keeps_the_request() -> None:
+    data = fhir_request("Patient/x", "invoice", template="invoice",
+                        variables={"amount": ("valueDecimal", 40.5), "invoice_number": ("valueString", "A-1")})
+    req = parse_request(data)
+    again = parse_request(request_to_fhir(req))
+    assert (again.category, again.template, dict(again.variables)) == (req.category, req.template, dict(req.variables))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("{not json", "request is not JSON"),
+        ('["a list"]', "must be a JSON object"),
+        (json.dumps({"resourceType": "Patient", "id": "x"}), "resourceType is 'Patient'; expected 'CommunicationRequest'"),
+        (json.dumps({"resourceType": "CommunicationRequest", "status": "active"}), "subject is missing"),
+        (json.dumps(fhir_request("Group/1", "invoice", text="t")), "is not a Patient reference"),
+        (json.dumps(fhir_request("Patient/x", "birthday", text="t")), "category 'birthday' is unknown"),
+        (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "category": []}), "category is missing"),
+        (json.dumps(fhir_request("Patient/x", "invoice")), "neither text nor template"),
+        (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "status": "completed"}), "only an 'active'"),
+        (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "subject": "Patient/x"}),
+         "not a valid FHIR R4 CommunicationRequest: subject"),
+    ],
+    ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "unknown-category",
+         "no-category", "no-text-no-template", "not-active", "invalid-fhir"],
+)
+def test_bad_request_is_refused_with_a_clear_reason(data: str, expected: str) -> None:
+    with pytest.raises(RequestError) as err:
+        parse_request(data)
+    assert expected in str(err.value)
+
+
+def test_naive_appointment_time_is_refused() -> None:
+    data = fhir_request("Patient/x", "appointment-reminder", template="appointment-reminder",
+                        variables={"appointment": ("valueDateTime", "2026-11-24T10:30:00")})
+    # FHIR itself requires a zone on a dateTime with a time; the error points at the field.
+    with pytest.raises(RequestError, match=r"extension\.0\.extension\.1\.valueDateTime"):
+        parse_request(data)
+
+
+def test_official_communication_request_examples_are_refused_for_a_stated_reason() -> None:
+    folder = SHARED / "data" / "fhir-r4-examples"
+    reasons = {}
+    for path in sorted(folder.glob("CommunicationRequest-*.json")):
+        with pytest.raises(RequestError) as err:
+            parse_request(path.read_text(encoding="utf-8"))
+        reasons[path.name] = str(err.value)
+    # 'example' names a patient but says nothing of why or what; 'fm-solicit' is a payer asking
+    # a provider organisation for an accident report: no patient to message.
+    assert "category is missing" in reasons["CommunicationRequest-example.json"]
+    assert "subject is missing" in reasons["CommunicationRequest-fm-solicit.json"]
