@@ -77,7 +77,7 @@ def test_naive_appointment_time_is_refused() -> None:
     data = fhir_request("Patient/x", "appointment-reminder", template="appointment-reminder",
                         variables={"appointment": ("valueDateTime", "2026-11-24T10:30:00")})
     # FHIR itself requires a zone on a dateTime with a time; the error points at the field.
-    with pytest.raises(RequestError, match=r"extension\.0\.extension\.1\.valueDateTime"):
+    with pytest.raises(RequestError, match=r"extension\.1\.extension\.1\.valueDateTime"):
         parse_request(data)
 
 

@@ -20,7 +20,8 @@ class PortalTransport:
         self.ring = ring
 
     def send(self, message: Message, address: str, key: str) -> Receipt:
-        message_id = uuid.UUID(hex=key).hex if len(key) == 32 else uuid.uuid5(uuid.NAMESPACE_URL, key).hex
+        # The record id is the message id: the filed Communication references urn:uuid:<it>.
+        message_id = uuid.UUID(hex=key).hex
         body = json.dumps({"subject": message.subject, "text": message.text, "language": message.language})
         key_id, nonce, ciphertext = self.ring.encrypt(body.encode("utf-8"), aad=message_id.encode())
         at = self.context.clock()
@@ -49,4 +50,4 @@ class Plugin:
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
         return [Channel(name="portal", secure=True, medium="ONLINEWRIT", transport=self.transport,
-                        address_system=None)]
+                        address_system=None, holds_content=True)]

@@ -442,26 +442,12 @@ class Host:
         if req.not_before is not None and req.not_before > now:
             hold_until = max(filter(None, (hold_until, req.not_before)))
         held = hold_until is not None
+        # Rejected candidates' blocks travel with the record as information: why not SMS.
+        context = tuple(attrs.evolve(f, severity=Severity.INFO) for f in rejected_blocks)
         records = [
-            Record(
-                id=record_id(req.id, leg.channel.name, leg.route.role),
-                request=req,
-                status="on-hold" if held else "in-progress",
-                channel=leg.channel.name,
-                medium=leg.channel.medium,
-                address=leg.route.address,
-                role=leg.route.role,
-                text=leg.message.text,
-                subject=leg.message.subject,
-                language=leg.message.language,
-                findings=tuple(f for f in leg.findings if f.severity is not Severity.INFO) + tuple(
-                    attrs.evolve(f, severity=Severity.INFO) for f in rejected_blocks
-                ),
-                reasons=("QUIET_HOURS",) if held and chosen.blocks else (),
-                recorded=now,
-                hold_until=hold_until,
-                sender_display=self.config.clinic.name,
-            )
+            self._record_for(req, leg, status="on-hold" if held else "in-progress", now=now,
+                             hold_until=hold_until, reasons=("QUIET_HOURS",) if held and chosen.blocks else (),
+                             context=context)
             for leg in chosen.legs
         ]
         outcome_findings = [f for f in chosen.findings if f.severity is not Severity.INFO] + list(rejected_blocks)
@@ -491,6 +477,38 @@ class Host:
             return self._outcome(req, Status.QUEUED, channels, outcome_findings, ids, explanation)
         return self._deliver(req, chosen.legs, records, outcome_findings, explanation)
 
+    def _record_for(
+        self,
+        req: Request,
+        leg: _Leg,
+        *,
+        status: str,
+        now: dt.datetime,
+        hold_until: dt.datetime | None,
+        reasons: tuple[str, ...],
+        context: tuple[Finding, ...],
+    ) -> Record:
+        rid = record_id(req.id, leg.channel.name, leg.route.role)
+        keeps = leg.channel.holds_content  # the portal: the chart points at the encrypted message
+        return Record(
+            id=rid,
+            request=req,
+            status=status,
+            channel=leg.channel.name,
+            medium=leg.channel.medium,
+            address=leg.route.address,
+            role=leg.route.role,
+            text=None if keeps else leg.message.text,
+            subject=None if keeps else leg.message.subject,
+            payload_reference=f"urn:uuid:{uuid.UUID(hex=rid)}" if keeps else None,
+            language=leg.message.language,
+            findings=tuple(f for f in leg.findings if f.severity is not Severity.INFO) + context,
+            reasons=reasons,
+            recorded=now,
+            hold_until=hold_until,
+            sender_display=self.config.clinic.name,
+        )
+
     def _deliver(
         self,
         req: Request,
@@ -518,11 +536,7 @@ class Host:
                                      tuple(r.id for r in records), explanation, tuple(receipts))
             receipts.append(receipt)
             now = self.clock()
-            done = record.evolve(
-                status="completed", sent=receipt.at or now, provider_id=receipt.provider_id,
-                payload_reference=f"urn:uuid:{uuid.UUID(hex=receipt.provider_id)}"
-                if leg.channel.name == "portal" and receipt.provider_id else None,
-            )
+            done = record.evolve(status="completed", sent=receipt.at or now, provider_id=receipt.provider_id)
             try:
                 with self.store.transaction():
                     self.store.outbox_mark(record.id, state="sent", now=now, provider_id=receipt.provider_id)

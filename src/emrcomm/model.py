@@ -224,7 +224,8 @@ class Channel:
 
     ``address_system`` names the Recipient contact points it uses (``sms``, ``email``) or
     ``None`` when it needs no address (the portal). ``medium`` is the v3 ParticipationMode code
-    filed in Communication.medium.
+    filed in Communication.medium. ``holds_content`` means the channel keeps the message itself
+    (encrypted, like the portal): its records carry a reference to it, never the text.
     """
 
     name: str
@@ -233,6 +234,7 @@ class Channel:
     transport: Transport = field(eq=False, repr=False)
     address_system: str | None = None
     max_segments: int | None = None
+    holds_content: bool = False
     plugin: str = ""
 
 

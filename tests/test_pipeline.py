@@ -1,0 +1,244 @@
+"""Host.send end to end on the built-in plugins: what goes, what is held, what is blocked, and
+what is filed. Fail closed everywhere a check cannot run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from emrcomm.host import Host
+from emrcomm.loader import discover
+from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
+
+TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
+APPOINTMENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=TORONTO)
+ESSENTIALS = '"consent", "optout", "records"'
+ALL = ('"directory", "templates", "content", "routing", "consent", "optout", "policy", "sms", "email", '
+       '"portal", "records"')
+
+
+def reminder(patient: str = "Patient/on-en", rid: str = "r-1") -> Request:
+    return Request(patient, Category.APPOINTMENT_REMINDER, id=rid, template="appointment-reminder",
+                   variables={"appointment": APPOINTMENT}, appointment=APPOINTMENT)
+
+
+def sms_sink(host: Host) -> list[dict[str, str]]:
+    path = host.config.base_dir / "out" / "sms.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def emails(host: Host) -> list[Path]:
+    folder = host.config.base_dir / "out" / "email"
+    return sorted(folder.glob("*.eml")) if folder.exists() else []
+
+
+def test_reminder_goes_by_sms_and_is_filed_completed(host: Host) -> None:
+    outcome = host.send(reminder())
+    assert outcome.status is Status.SENT and outcome.channels == ("sms",)
+    [line] = sms_sink(host)
+    assert line["to"] == "+16135550123" and "Riverside Family Health" in line["text"]
+    [record] = host.records(patient="Patient/on-en")["entry"]
+    resource = record["resource"]
+    assert resource["status"] == "completed"
+    assert resource["medium"][0]["coding"][0]["code"] == "SMSWRIT"
+    assert resource["payload"][0]["contentString"] == line["text"]
+    assert resource["id"] == outcome.record_ids[0]
+
+
+def test_french_patient_gets_the_french_template(host: Host) -> None:
+    host.send(reminder("Patient/qc-fr"))
+    [line] = sms_sink(host)
+    assert "rendez-vous" in line["text"].lower() and "ARRET" in line["text"]
+
+
+def test_clinical_note_goes_to_the_portal_with_a_content_free_sms_notice(host: Host) -> None:
+    note = Request("Patient/on-en", Category.CLINICAL, id="note-1", sensitivity=Sensitivity.RESTRICTED,
+                   text="Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily.")
+    outcome = host.send(note)
+    assert outcome.status is Status.SENT and outcome.channels == ("portal", "sms")
+    [notice] = sms_sink(host)
+    assert "HbA1c" not in notice["text"] and "metformin" not in notice["text"]
+    assert "https://portal.riverside.example" in notice["text"]
+    # Neither the portal table nor the filed records hold the note in clear: the portal record
+    # points at the encrypted message instead.
+    portal = host.store.get_record(outcome.record_ids[0])
+    assert "payload" in portal and "contentString" not in json.dumps(portal["payload"])
+    assert portal["payload"][0]["contentReference"]["reference"].startswith("urn:uuid:")
+    files = [host.config.store_path, host.config.store_path.with_name("emrcomm.sqlite-wal")]
+    database = b"".join(p.read_bytes() for p in files if p.exists())
+    assert b"metformin" not in database and b"HbA1c" not in database
+
+
+def test_clinical_words_in_a_results_notice_fall_back_to_the_portal(host: Host) -> None:
+    slip = Request("Patient/on-en", Category.RESULTS_AVAILABLE, id="slip-1",
+                   text="Riverside Family Health: your strep test was positive. Reply STOP to opt out.")
+    outcome = host.send(slip)
+    assert outcome.channels[0] == "portal"
+    assert any(line.startswith("sms") and "rejected" in line and "CLINICAL_CONTENT" in line
+               for line in outcome.explanation)
+    assert all("strep" not in line["text"] for line in sms_sink(host))
+
+
+def test_stop_on_sms_moves_the_reminder_to_email(host: Host) -> None:
+    outcome = host.send(reminder("Patient/stopped"))
+    assert outcome.status is Status.SENT and outcome.channels == ("email",)
+    assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings)
+    assert sms_sink(host) == [] and len(emails(host)) == 1
+
+
+def test_no_consent_anywhere_is_blocked_and_filed_not_done(host: Host) -> None:
+    outcome = host.send(reminder("Patient/none"))
+    assert outcome.status is Status.BLOCKED
+    [entry] = host.records(patient="Patient/none")["entry"]
+    resource = entry["resource"]
+    assert resource["status"] == "not-done"
+    codes = {c["code"] for c in resource["statusReason"]["coding"]}
+    assert "CONSENT_MISSING" in codes
+    assert sms_sink(host) == [] and emails(host) == []
+
+
+def test_marketing_is_blocked_with_its_code(host: Host) -> None:
+    outcome = host.send(Request("Patient/on-en", Category.MARKETING, id="m-1",
+                                text="Riverside Family Health: 20% off skin care this week! Reply STOP to opt out."))
+    assert outcome.status is Status.BLOCKED
+    assert "MARKETING_BLOCKED" in {f.code for f in outcome.findings}
+    assert sms_sink(host) == [] and emails(host) == []
+
+
+def test_unknown_patient_is_blocked_and_filed(host: Host) -> None:
+    outcome = host.send(reminder("Patient/nobody"))
+    assert outcome.status is Status.BLOCKED and outcome.findings[0].code == "RECIPIENT_UNKNOWN"
+    assert host.records(patient="Patient/nobody")["total"] == 1
+
+
+def test_reminder_after_nine_pm_is_held_not_dropped(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    clock.now = dt.datetime(2026, 11, 23, 21, 30, tzinfo=TORONTO)
+    outcome = host.send(reminder())
+    assert outcome.status is Status.HELD
+    assert sms_sink(host) == []
+    [entry] = host.records(patient="Patient/on-en")["entry"]
+    assert entry["resource"]["status"] == "on-hold"
+    assert host.store.outbox_counts() == {"held": 1}
+    hold = next(f for f in outcome.findings if f.code == "QUIET_HOURS").hold_until
+    assert hold == dt.datetime(2026, 11, 24, 8, 0, tzinfo=TORONTO)
+
+
+def test_florida_quiet_hours_start_at_eight_pm(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    clock.now = dt.datetime(2026, 11, 23, 20, 30, tzinfo=TORONTO)  # Miami is on Eastern time too
+    assert host.send(reminder("Patient/fl", rid="fl")).status is Status.HELD
+    assert host.send(reminder("Patient/on-en", rid="on")).status is Status.SENT
+
+
+def test_same_request_twice_is_sent_once(host: Host) -> None:
+    first = host.send(reminder())
+    second = host.send(reminder())
+    assert first.status is Status.SENT and second.status is Status.SENT
+    assert "already handled" in second.explanation[0]
+    assert len(sms_sink(host)) == 1
+
+
+def test_queue_mode_persists_without_delivering(make_host: Callable[..., Host]) -> None:
+    host = make_host('\n[delivery]\nmode = "queue"\n')
+    outcome = host.send(reminder())
+    assert outcome.status is Status.QUEUED
+    assert sms_sink(host) == [] and host.store.outbox_counts() == {"pending": 1}
+
+
+def test_opt_out_update_blocks_the_next_sms_at_once(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+16135550123",
+                                        text="STOP reply", detail="Patient/on-en"))
+    outcome = host.send(reminder())
+    assert outcome.channels == ("email",)
+    assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings)
+
+
+def test_start_after_stop_restores_sms(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    host.delivery_update(DeliveryUpdate(kind="optin", at=clock.now, channel="sms", address="+16135550142",
+                                        detail="Patient/stopped"))
+    assert host.send(reminder("Patient/stopped")).channels == ("sms",)
+
+
+def test_read_update_sets_received_on_the_record(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    outcome = host.send(reminder())
+    host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=outcome.record_ids[0]))
+    assert host.store.get_record(outcome.record_ids[0])["received"].startswith("2026-11-23")
+
+
+def test_send_many_streams_one_request_at_a_time(host: Host) -> None:
+    pulled: list[int] = []
+
+    def requests() -> Iterator[Request]:
+        for n in range(5):
+            pulled.append(n)
+            yield reminder(rid=f"batch-{n}")
+
+    outcomes = host.send_many(requests())
+    first = next(outcomes)
+    assert first.status is Status.SENT and pulled == [0]
+    assert [o.status for o in outcomes] == [Status.SENT] * 4
+
+
+def test_send_many_reports_a_bad_request_and_goes_on(host: Host) -> None:
+    items = [reminder(rid="ok-1"), {"resourceType": "Patient", "id": "oops"}, reminder(rid="ok-2")]
+    statuses = [o.status for o in host.send_many(items)]
+    assert statuses == [Status.SENT, Status.FAILED, Status.SENT]
+
+
+# Fail closed ----------------------------------------------------------------------------------
+def host_with_fake(tmp_path: Path, clock, name: str, value: str, position: int) -> Host:  # type: ignore[no-untyped-def]
+    from support import write_config
+
+    from emrcomm.config import load_config
+
+    order = [s.strip() for s in ALL.split(",")]
+    order.insert(position, f'"{name}"')
+    extra = f"\n[plugins]\norder = [{', '.join(order)}]\n"
+    eps = {**discover(), name: metadata.EntryPoint(name=name, value=value, group="emrcomm")}
+    return Host(load_config(write_config(tmp_path, extra)), clock=clock, entry_points=eps)
+
+
+def test_a_validator_that_raises_blocks_and_is_named(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    with host_with_fake(tmp_path, clock, "exploding", "fakes:Exploding", 6) as host:
+        outcome = host.send(reminder())
+        assert outcome.status is Status.BLOCKED
+        failed = [f for f in outcome.findings if f.code == "CHECK_FAILED"]
+        assert failed and all(f.plugin == "exploding" for f in failed)
+        assert sms_sink(host) == [] and emails(host) == []
+
+
+def test_a_filer_that_fails_stops_the_send(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    with host_with_fake(tmp_path, clock, "brokenfiler", "fakes:BrokenFiler", 11) as host:
+        outcome = host.send(reminder())
+        assert outcome.status is Status.FAILED
+        [f] = [f for f in outcome.findings if f.code == "RECORD_NOT_FILED"]
+        assert f.plugin == "brokenfiler"
+        assert sms_sink(host) == []
+        assert host.store.outbox_counts() == {}
+        # the embedded chart still learns that nothing went
+        [entry] = host.records(patient="Patient/on-en")["entry"]
+        assert entry["resource"]["status"] == "not-done"
+
+
+# Severity configuration ---------------------------------------------------------------------------
+def test_raised_severity_blocks_a_warning(make_host: Callable[..., Host]) -> None:
+    host = make_host("\n[rules.severity]\nPROMOTIONAL_LANGUAGE = 'block'\n")
+    promo = Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="p-1",
+                    text="Riverside Family Health: book now and save on your next visit! Reply STOP to opt out.")
+    outcome = host.send(promo)
+    assert outcome.status is Status.BLOCKED
+    assert any(f.code == "PROMOTIONAL_LANGUAGE" and f.blocks for f in outcome.findings)
+
+
+def test_lowered_severity_is_filed_with_its_reason(make_host: Callable[..., Host]) -> None:
+    reason = "signed by the physician's own name, approved by the privacy officer"
+    host = make_host(f"\n[rules.override.SMS_NO_SENDER_ID]\nseverity = 'warn'\nreason = \"{reason}\"\n")
+    outcome = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="o-1",
+                                text="Dr. Okafor: see you tomorrow at 10:30. Reply STOP to opt out."))
+    assert outcome.status is Status.SENT and outcome.channels == ("sms",)
+    resource = host.store.get_record(outcome.record_ids[0])
+    assert any(reason in note["text"] for note in resource["note"])
