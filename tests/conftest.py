@@ -12,11 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import write_config  # noqa: E402
-
-from emrcomm.config import load_config  # noqa: E402
-from emrcomm.host import Host  # noqa: E402
-from emrcomm.testing import TEST_NOW  # noqa: E402
+from emrcomm.config import load_config
+from emrcomm.host import Host
+from emrcomm.testing import TEST_NOW
+from support import write_config
 
 
 class Clock:

@@ -35,7 +35,7 @@ class Beta(_Recorder):
 
 
 class Gamma(_Recorder):
-    settings_schema = {
+    settings_schema: dict[str, Any] | None = {  # noqa: RUF012 - read-only by convention
         "type": "object", "additionalProperties": False,
         "properties": {
             "threshold": {"type": "integer", "minimum": 1, "description": "a whole number of messages"},

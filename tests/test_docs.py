@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pluggy
 import pytest
-from support import REPO
 
 from emrcomm import hookspecs
 from emrcomm.testing import make_context
+from support import REPO
 
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("emrcomm_"))
 DOC = (REPO / "docs" / "hooks.md").read_text(encoding="utf-8")
@@ -41,7 +41,7 @@ def test_hook_spec_says_what_it_returns_and_since_when(name: str) -> None:
     spec = getattr(hookspecs, name)
     doc = inspect.getdoc(spec) or ""
     assert ".. versionadded::" in doc
-    firstresult = getattr(spec, "emrcomm_spec")["firstresult"]
+    firstresult = spec.emrcomm_spec["firstresult"]
     if firstresult:
         assert "Stops at first non-None result" in doc and "None means" in doc
     else:

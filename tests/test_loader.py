@@ -9,16 +9,16 @@ import textwrap
 from importlib import metadata
 from pathlib import Path
 
-import fakes
 import pytest
-from support import write_config
 
+import fakes
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError, PluginError
 from emrcomm.host import Host
 from emrcomm.loader import BUILTIN_ORDER, ESSENTIAL, discover
-from emrcomm.testing import make_recipient
 from emrcomm.model import Message, Request, Route
+from emrcomm.testing import make_recipient
+from support import write_config
 
 
 def ep(name: str, value: str) -> metadata.EntryPoint:

@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
-import pytest
-
 from emrcomm.host import Host
 from emrcomm.loader import discover
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
@@ -191,9 +189,8 @@ def test_send_many_reports_a_bad_request_and_goes_on(host: Host) -> None:
 
 # Fail closed ----------------------------------------------------------------------------------
 def host_with_fake(tmp_path: Path, clock, name: str, value: str, position: int) -> Host:  # type: ignore[no-untyped-def]
-    from support import write_config
-
     from emrcomm.config import load_config
+    from support import write_config
 
     order = [s.strip() for s in ALL.split(",")]
     order.insert(position, f'"{name}"')

@@ -6,11 +6,11 @@ import datetime as dt
 import json
 
 import pytest
-from support import SHARED, fhir_request
 
 from emrcomm.errors import RequestError
 from emrcomm.fhir import parse_request, request_to_fhir
 from emrcomm.model import Category, Sensitivity
+from support import SHARED, fhir_request
 
 
 def test_template_request_with_variables_is_read() -> None:

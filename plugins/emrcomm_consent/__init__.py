@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from emrcomm import Channel, ConsentGrant, Finding, Message, PluginContext, Recipient, Route, hookimpl
+from emrcomm import Channel, Finding, Message, PluginContext, Recipient, Route, hookimpl
 from emrcomm.rules import finding
+
 
 class Plugin:
     """Checks RULES.md A: CONSENT_MISSING, CONSENT_REVOKED, PREFERENCE_IGNORED."""
@@ -32,12 +33,12 @@ class Plugin:
             ))
         purpose = message.request.purpose
         address = route.address if channel.address_system else None
-        grants = [g for g in recipient.consents if _applies(g, channel.name, address, purpose, now)]
+        grants = [g for g in recipient.consents if g.covers(channel.name, address, purpose, now)]
         live = [g for g in grants if g.revoked is None or g.revoked > now]
         revoked = [g for g in grants if g.revoked is not None and g.revoked <= now]
         ledger = self._ledger_state(channel.name, address)
         if ledger is not None:
-            action, at, source = ledger
+            action, at, _source = ledger
             latest_revocation = max((g.revoked for g in revoked if g.revoked), default=None)
             if action == "grant" and (latest_revocation is None or at > latest_revocation) and (live or revoked):
                 return found  # re-consented after the revocation the directory still shows
@@ -61,10 +62,3 @@ class Plugin:
         last = events[-1]
         return last["action"], dt.datetime.fromisoformat(last["at"]), last["source"]
 
-
-def _applies(grant: ConsentGrant, channel: str, address: str | None, purpose: object, now: dt.datetime) -> bool:
-    if grant.channel != channel or grant.purpose != purpose:
-        return False
-    if grant.address is not None and address is not None and grant.address != address:
-        return False
-    return grant.granted is None or grant.granted <= now

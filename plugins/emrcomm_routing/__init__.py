@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from emrcomm import Candidate, Category, Channel, Finding, Message, Plan, PluginContext, Recipient, Route, hookimpl
+from emrcomm import (
+    Candidate,
+    Category,
+    Channel,
+    Finding,
+    Message,
+    Plan,
+    PluginContext,
+    Recipient,
+    Route,
+    hookimpl,
+)
 from emrcomm.config import load_schema
 from emrcomm.model import Sensitivity
 

@@ -128,7 +128,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     with _host(args) as host:
         config = host.config
-        data = {"config": config.source, "clinic": config.clinic.name, "store": str(config.store_path),
+        data: dict[str, Any] = {"config": config.source, "clinic": config.clinic.name, "store": str(config.store_path),
                 "plugins": [p.name for p in host.plugins], "channels": sorted(host.channels)}
         _emit(args, data, f"{config.source}: OK\n  clinic: {config.clinic.name}\n  store: {config.store_path}\n"
                           f"  plugins: {', '.join(data['plugins'])}\n  channels: {', '.join(data['channels'])}")
@@ -162,7 +162,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     items = list(_read_requests(args.files))
     worst = EXIT_OK
-    results = []
+    results: list[dict[str, Any]] = []
     with _host(args) as host:
         for item in items:
             try:

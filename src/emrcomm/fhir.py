@@ -7,6 +7,7 @@ model and the official R4 JSON Schema.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -307,10 +308,8 @@ def searchset(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     entries = []
     for res in resources:
         entry: dict[str, Any] = {"resource": dict(res), "search": {"mode": "match"}}
-        try:
+        with contextlib.suppress(ValueError):  # ids that are not UUIDs get no fullUrl
             entry = {"fullUrl": f"urn:uuid:{uuid.UUID(hex=str(res.get('id')))}", **entry}
-        except ValueError:
-            pass
         entries.append(entry)
     return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pluggy
@@ -186,7 +186,8 @@ class Host:
         channels: dict[str, Channel] = {}
         hook = self._pm.hook.emrcomm_register_channels
         for impl in reversed(hook.get_hookimpls()):
-            for channel in impl.function() or ():
+            contributed = cast("Iterable[Channel] | None", impl.function())
+            for channel in contributed or ():
                 if channel.name in channels:
                     raise PluginError(
                         f"channel {channel.name!r} is registered by both {channels[channel.name].plugin!r} "

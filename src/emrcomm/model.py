@@ -110,14 +110,14 @@ class ConsentGrant:
     source: str | None = None
     accepts_unencrypted_email: bool = False
 
-    def covers(self, channel: str, address: str, purpose: Purpose, at: dt.datetime) -> bool:
-        if self.channel != channel or self.purpose != purpose:
-            return False
-        if self.address is not None and self.address != address:
-            return False
-        if self.granted is not None and self.granted > at:
-            return False
-        return True
+    def covers(self, channel: str, address: str | None, purpose: Purpose, at: dt.datetime) -> bool:
+        """Whether this grant (revoked or not) is about this channel, address and purpose at ``at``."""
+        return (
+            self.channel == channel
+            and self.purpose == purpose
+            and (self.address is None or address is None or self.address == address)
+            and (self.granted is None or self.granted <= at)
+        )
 
 
 @frozen

@@ -277,7 +277,8 @@ class SQLiteStore:
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
     ) -> Iterator[dict[str, Any]]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (
             ("patient", patient),
             ("status", status),

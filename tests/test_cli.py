@@ -1,0 +1,153 @@
+"""The emrcomm command: what it prints and its exit codes (0 ok, 2 bad input or config, 3 blocked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emrcomm.cli import main
+from support import fhir_request, write_config
+
+APPOINTMENT = ("valueDateTime", "2026-11-24T10:30:00-05:00")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def request_file(tmp_path: Path, data: object, name: str = "req.json") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_send_prints_outcome_and_communication(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                                              variables={"appointment": APPOINTMENT}))
+    code, out, _ = run(capsys, "send", str(req), "--config", str(config), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["outcome"]["status"] == "sent" and data["outcome"]["channels"] == ["sms"]
+    [comm] = data["communications"]
+    assert comm["resourceType"] == "Communication" and comm["status"] == "completed"
+
+
+def test_send_blocked_exits_3(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    req = request_file(tmp_path, fhir_request("Patient/none", "appointment-reminder", template="appointment-reminder",
+                                              variables={"appointment": APPOINTMENT}))
+    code, out, _ = run(capsys, "send", str(req), "--config", str(config))
+    assert code == 3
+    assert "BLOCKED" in out and "CONSENT_MISSING" in out
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("{oops", "request is not JSON"),
+        ({"resourceType": "Patient"}, "expected 'CommunicationRequest'"),
+        ({"resourceType": "CommunicationRequest", "status": "active"}, "subject is missing"),
+        (fhir_request("Patient/on-en", "birthday-wishes", text="hi"), "category 'birthday-wishes' is unknown"),
+        (fhir_request("Patient/on-en", "invoice"), "neither text nor template"),
+    ],
+    ids=["not-json", "wrong-type", "no-subject", "unknown-category", "no-text"],
+)
+def test_bad_request_exits_2_and_sends_nothing(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               data: object, expected: str) -> None:
+    code, out, err = run(capsys, "send", str(request_file(tmp_path, data)), "--config", str(config))
+    assert code == 2
+    assert expected in err and err.startswith("emrcomm: error:")
+    assert not (tmp_path / "out" / "sms.jsonl").exists()
+    code, out, _ = run(capsys, "records", "--config", str(config))
+    assert json.loads(out)["total"] == 0
+
+
+def test_unknown_template_exits_2(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="no-such-template"))
+    code, _, err = run(capsys, "send", str(req), "--config", str(config))
+    assert code == 2 and "no-such-template" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("\n[plugins]\ndisable = ['consent']\n", "'consent' cannot be disabled"),
+        ("\n[plugins]\norder = ['smsx', 'consent', 'optout', 'records']\n", "unknown plugin 'smsx'; choose one of:"),
+        ("\n[plugins.routing]\nnotice_template = 5\n", "plugins.routing.notice_template: 5 is not valid"),
+        ("\n[delivery]\nmode = 'eventually'\n", "delivery.mode: 'eventually' is not valid"),
+    ],
+    ids=["essential", "unknown", "plugin-setting", "core-setting"],
+)
+def test_bad_config_exits_2_naming_file_and_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 extra: str, expected: str) -> None:
+    config = write_config(tmp_path, extra)
+    code, _, err = run(capsys, "check-config", "--config", str(config))
+    assert code == 2
+    assert str(config) in err and expected in err
+
+
+def test_check_config_reports_plugins_and_channels(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check-config", "--config", str(config), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["channels"] == ["email", "portal", "sms"]
+    assert data["plugins"][-1] == "records"
+
+
+def test_plugins_lists_call_order_with_hooks(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plugins", "--config", str(config), "--json")
+    data = json.loads(out)
+    names = [p["name"] for p in data["plugins"]]
+    assert code == 0 and names[:2] == ["directory", "templates"] and names[-1] == "records"
+    hooks = {p["name"]: p["hooks"] for p in data["plugins"]}
+    assert hooks["consent"] == ["emrcomm_validate"]
+    assert "emrcomm_file_record" in hooks["records"]
+
+
+def test_plugins_text_output_is_numbered_in_order(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plugins", "--config", str(config))
+    lines = [line for line in out.splitlines() if line[:3].strip().rstrip(".").isdigit()]
+    assert code == 0 and lines[0].split()[1] == "directory" and lines[-1].split()[1] == "records"
+
+
+def test_records_filters_by_patient_and_status(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for n, patient in enumerate(["Patient/on-en", "Patient/none", "Patient/qc-fr"]):
+        req = request_file(tmp_path, fhir_request(patient, "appointment-reminder", template="appointment-reminder",
+                                                  rid=f"r{n}", variables={"appointment": APPOINTMENT}), f"r{n}.json")
+        run(capsys, "send", str(req), "--config", str(config))
+    _, out, _ = run(capsys, "records", "--config", str(config), "--status", "not-done")
+    bundle = json.loads(out)
+    assert bundle["total"] == 1 and bundle["entry"][0]["resource"]["subject"]["reference"] == "Patient/none"
+    _, out, _ = run(capsys, "records", "--config", str(config), "--patient", "Patient/qc-fr")
+    assert json.loads(out)["total"] == 1
+
+
+def test_check_text_exit_codes(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--json", "--text",
+                       "Riverside Family Health: your INR is 3.4, take less warfarin. Reply STOP to opt out.")
+    data = json.loads(out)
+    assert code == 3 and data["blocked"] is True
+    assert "CLINICAL_CONTENT" in {f["code"] for f in data["findings"]}
+    code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--text",
+                       "Riverside Family Health: see you Tuesday at 10:30. Reply STOP to opt out.")
+    assert code == 0
+
+
+def test_check_jsonl_writes_one_line_per_input(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [{"text": "Riverside Family Health: see you Tuesday at 10:30. Reply STOP to opt out."},
+             {"text": "Your biopsy shows cancer.", "channel": "sms"},
+             {"text": "Your biopsy shows cancer.", "channel": "portal", "category": "clinical"}]
+    source = tmp_path / "templates.jsonl"
+    source.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--jsonl", str(source))
+    results = [json.loads(line) for line in out.splitlines()]
+    assert code == 3
+    assert [r["blocked"] for r in results] == [False, True, False]
+    assert all(set(f) >= {"code", "severity", "message", "span"} for r in results for f in r["findings"])
