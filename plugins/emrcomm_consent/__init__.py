@@ -36,18 +36,24 @@ class Plugin:
         grants = [g for g in recipient.consents if g.covers(channel.name, address, purpose, now)]
         live = [g for g in grants if g.revoked is None or g.revoked > now]
         revoked = [g for g in grants if g.revoked is not None and g.revoked <= now]
+        last_revoked = max(revoked, key=lambda g: g.revoked or now, default=None)
+        last_granted = max((g.granted or dt.datetime.min.replace(tzinfo=dt.UTC) for g in live), default=None)
+        # The latest word wins: a revocation recorded after a grant (a deny Consent added while
+        # the old permit stays active) withdraws it; a grant after a revocation restores it.
+        if last_revoked is not None and last_granted is not None and last_revoked.revoked is not None \
+                and last_revoked.revoked > last_granted:
+            live = []
         ledger = self._ledger_state(channel.name, address)
         if ledger is not None:
             action, at, _source = ledger
-            latest_revocation = max((g.revoked for g in revoked if g.revoked), default=None)
-            if action == "grant" and (latest_revocation is None or at > latest_revocation) and (live or revoked):
-                return found  # re-consented after the revocation the directory still shows
+            revoked_at = last_revoked.revoked if last_revoked is not None else None
+            if action == "grant" and grants and (revoked_at is None or at > revoked_at):
+                return found  # re-consented (START, front desk) after the revocation on file
         if live:
             return found
-        if revoked:
-            last = max(revoked, key=lambda g: g.revoked or now)
+        if last_revoked is not None:
             found.append(finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name,
-                                 source=last.source or "recorded in the chart"))
+                                 source=last_revoked.source or "recorded in the chart"))
         else:
             found.append(finding("CONSENT_MISSING", plugin=self.name, channel=channel.name,
                                  purpose=purpose.value))

@@ -55,7 +55,7 @@ Optional parts:
   ``provision.period.start`` delays it);
 * revocation: ``status = inactive`` or ``provision.type = deny``. The revocation time is
   ``provision.period.end``, else ``meta.lastUpdated``, else ``dateTime``; with none of them the
-  time is unknown and taken as the earliest possible instant, so it is revoked whenever asked.
+  time is unknown and taken as 1970-01-01T00:00Z, so it is revoked whenever asked.
   An active consent whose ``provision.period.end`` is set is revoked at that time (it expires).
 
 Extension URLs are ``http://emrcomm.org/fhir/StructureDefinition/<name>``. Dates without a time
@@ -97,12 +97,12 @@ EXT_CONSENT_SOURCE = EXT + "consent-source"
 MODE_TO_CHANNEL = {"SMSWRIT": "sms", "EMAILWRIT": "email", "ONLINEWRIT": "portal"}
 SUPPORTED_LANGUAGES = ("en", "fr")
 DEFAULT_SOURCE = "directory"
-UNKNOWN_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
+UNKNOWN_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a revocation whose time nobody recorded
 
 _PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
-class RecipientRefused(ValueError):  # noqa: N818 - reads as a sentence: "recipient refused: reason"
+class RecipientRefused(ValueError):
     """This Patient cannot be a recipient; ``str(exc)`` says why in a sentence."""
 
 
@@ -304,6 +304,8 @@ def _time_zone_override(patient: Mapping[str, Any]) -> str | None:
     if ext is None:
         return None
     zone = ext.get("valueCode")
+    if not isinstance(zone, str):
+        return None
     try:
         zoneinfo.ZoneInfo(zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
@@ -420,7 +422,7 @@ def _consent_parts(consent: Mapping[str, Any]) -> tuple[list[Purpose], list[str]
     for coding in _codings(consent.get("category")):
         if coding.get("system") == PURPOSE_SYSTEM:
             try:
-                purposes.append(Purpose(coding.get("code")))
+                purposes.append(Purpose(str(coding.get("code"))))
             except ValueError:
                 return (
                     f"unknown purpose code {coding.get('code')!r} in {PURPOSE_SYSTEM} "

@@ -1,0 +1,105 @@
+"""The essential consent and opt-out plugins (RULES.md A and the suppression side of B)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+import emrcomm_consent
+import emrcomm_optout
+from emrcomm.model import Channel, ConsentGrant, DeliveryUpdate, Message, Purpose, Request, Route
+from emrcomm.testing import TEST_NOW, make_context, make_recipient
+
+SMS = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms")
+MOBILE = "+16135550123"
+DAY = dt.timedelta(days=1)
+
+
+def message(category: str = "appointment-reminder", template: str | None = None) -> Message:
+    return Message(Request("Patient/test-1", category, text="x"), "x", template=template)
+
+
+@pytest.fixture
+def consent(tmp_path: Path) -> emrcomm_consent.Plugin:
+    return emrcomm_consent.Plugin(make_context("consent", {}, tmp_path))
+
+
+def codes(plugin: emrcomm_consent.Plugin, recipient, category: str = "appointment-reminder",  # type: ignore[no-untyped-def]
+          address: str = MOBILE) -> list[str]:
+    found = plugin.emrcomm_validate(message(category), recipient, SMS, Route("sms", address), TEST_NOW)
+    return [f.code for f in found]
+
+
+def test_consented_address_passes(consent: emrcomm_consent.Plugin) -> None:
+    assert codes(consent, make_recipient()) == []
+
+
+def test_no_consent_is_consent_missing(consent: emrcomm_consent.Plugin) -> None:
+    assert codes(consent, make_recipient(consents=())) == ["CONSENT_MISSING"]
+
+
+def test_consent_for_another_address_does_not_count(consent: emrcomm_consent.Plugin) -> None:
+    assert codes(consent, make_recipient(), address="+16135550199") == ["CONSENT_MISSING"]
+
+
+def test_clinical_consent_does_not_cover_billing(consent: emrcomm_consent.Plugin) -> None:
+    assert codes(consent, make_recipient(), category="invoice") == ["CONSENT_MISSING"]
+    assert codes(consent, make_recipient(purposes=(Purpose.BILLING,)), category="invoice") == []
+
+
+def test_consent_granted_in_the_future_does_not_count_yet(consent: emrcomm_consent.Plugin) -> None:
+    grant = ConsentGrant("sms", Purpose.CLINICAL, address=MOBILE, granted=TEST_NOW + DAY)
+    assert codes(consent, make_recipient(consents=(grant,))) == ["CONSENT_MISSING"]
+
+
+def test_revoked_consent_names_its_source(consent: emrcomm_consent.Plugin) -> None:
+    grant = ConsentGrant("sms", Purpose.CLINICAL, address=MOBILE, granted=TEST_NOW - 30 * DAY,
+                         revoked=TEST_NOW - DAY, source="STOP reply")
+    [f] = consent.emrcomm_validate(message(), make_recipient(consents=(grant,)), SMS, Route("sms", MOBILE), TEST_NOW)
+    assert f.code == "CONSENT_REVOKED" and "STOP reply" in f.message and f.blocks
+
+
+def test_a_later_revocation_wins_over_an_earlier_grant(consent: emrcomm_consent.Plugin) -> None:
+    permit = ConsentGrant("sms", Purpose.CLINICAL, address=MOBILE, granted=TEST_NOW - 30 * DAY)
+    deny = ConsentGrant("sms", Purpose.CLINICAL, address=MOBILE, granted=TEST_NOW - 30 * DAY,
+                        revoked=TEST_NOW - DAY, source="front desk")
+    assert codes(consent, make_recipient(consents=(permit, deny))) == ["CONSENT_REVOKED"]
+
+
+def test_a_grant_after_a_revocation_restores_consent(consent: emrcomm_consent.Plugin) -> None:
+    old = ConsentGrant("sms", Purpose.CLINICAL, address=MOBILE, granted=TEST_NOW - 30 * DAY,
+                       revoked=TEST_NOW - 10 * DAY)
+    new = ConsentGrant("sms", Purpose.CLINICAL, address=MOBILE, granted=TEST_NOW - DAY)
+    assert codes(consent, make_recipient(consents=(old, new))) == []
+
+
+def test_restricted_patient_refuses_other_channels(consent: emrcomm_consent.Plugin) -> None:
+    recipient = make_recipient(preferred_channels=("portal",), restrict_to_preferred=True)
+    assert "PREFERENCE_IGNORED" in codes(consent, recipient)
+
+
+def test_opt_out_blocks_at_once_and_lets_one_confirmation_through(tmp_path: Path) -> None:
+    ctx = make_context("optout", {}, tmp_path)
+    optout = emrcomm_optout.Plugin(ctx)
+    route = Route("sms", MOBILE)
+    assert optout.emrcomm_validate(message(), SMS, route) == []
+    optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=TEST_NOW, channel="sms", address=MOBILE,
+                                                  text="STOP reply", detail="Patient/test-1"))
+    [f] = optout.emrcomm_validate(message(), SMS, route)
+    assert f.code == "CONSENT_REVOKED" and "STOP reply" in f.message
+    assert optout.emrcomm_validate(message(template="optout-confirmation"), SMS, route) == []
+    assert optout.emrcomm_validate(message(), SMS, Route("sms", "+16135550199")) == []
+
+
+def test_start_in_the_ledger_restores_a_revoked_directory_consent(tmp_path: Path) -> None:
+    ctx = make_context("consent", {}, tmp_path)
+    plugin = emrcomm_consent.Plugin(ctx)
+    revoked = ConsentGrant("sms", Purpose.CLINICAL, address=MOBILE, granted=TEST_NOW - 30 * DAY,
+                           revoked=TEST_NOW - 10 * DAY, source="STOP reply")
+    recipient = make_recipient(consents=(revoked,))
+    assert codes(plugin, recipient) == ["CONSENT_REVOKED"]
+    ctx.store.add_consent_event(patient="Patient/test-1", channel="sms", address=MOBILE, purpose=None,
+                                action="grant", at=TEST_NOW - DAY, source="START reply")
+    assert codes(plugin, recipient) == []
