@@ -44,13 +44,18 @@ class Gamma(_Recorder):
     }
 
 
-class Misspelled:
+class _Bare:
+    def __init__(self, context: PluginContext) -> None:
+        self.name = context.name
+
+
+class Misspelled(_Bare):
     @hookimpl
     def emrcomm_valdate(self) -> list[Finding]:  # not a hook: must stop start-up
         return []
 
 
-class Exploding:
+class Exploding(_Bare):
     """A validator and an inspector that raise: the message must not go."""
 
     @hookimpl
@@ -62,7 +67,7 @@ class Exploding:
         raise RuntimeError("lexicon file missing")
 
 
-class BrokenFiler:
+class BrokenFiler(_Bare):
     @hookimpl
     def emrcomm_file_record(self, record: Any) -> None:
         raise OSError("chart unreachable")

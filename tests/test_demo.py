@@ -39,7 +39,7 @@ def subprocess_free_records(folder: Path) -> dict:  # type: ignore[type-arg]
 
 def test_demo_files_every_request(demo: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[type-arg]
     _, records = demo
-    assert records["total"] > 80 * 0.8  # most patients get something, some get a notice as well
+    assert records["total"] > 80 * 0.6  # most patients get something; notices add records
     statuses = {e["resource"]["status"] for e in records["entry"]}
     assert {"completed", "not-done", "on-hold"} <= statuses
 

@@ -114,7 +114,7 @@ def test_languages_follow_the_region(recipients):
         ("sms-revoked", 0.05, 0.11),
         ("portal-only", 0.03, 0.08),
         ("no-consent", 0.01, 0.05),
-        ("billing-email", 0.15, 0.25),
+        ("billing-email", 0.55, 0.65),
         ("billing-sms", 0.03, 0.08),
         ("landline-only", 0.02, 0.08),
         ("invalid-phone", 0.005, 0.04),

@@ -37,10 +37,6 @@ DIRECT: Mapping[Category, tuple[str, ...]] = {
     Category.MARKETING: ("email", "sms"),
 }
 
-# Facts that make a text unfit for an insecure channel: the planner goes straight to the portal.
-UNFIT_FOR_INSECURE = frozenset({"CLINICAL_CONTENT", "HEALTH_IDENTIFIER"})
-
-
 class Plugin:
     """``emrcomm_plan``: candidates per category x sensitivity x consent x preference."""
 
@@ -60,7 +56,9 @@ class Plugin:
     ) -> Plan:
         category = message.category
         rejected: list[tuple[str, str]] = []
-        unfit = message.sensitivity is Sensitivity.RESTRICTED or any(f.code in UNFIT_FOR_INSECURE for f in findings)
+        # A restricted request never tries an insecure channel. Words that look clinical in an
+        # ordinary one are left to the validators, so staff see the rule code that refused them.
+        unfit = message.sensitivity is Sensitivity.RESTRICTED
         order = list(DIRECT[category])
         preferred = [c for c in recipient.preferred_channels if c in order]
         order = preferred + [c for c in order if c not in preferred]
@@ -82,7 +80,7 @@ class Plugin:
                 rejected.append((name, "channel not enabled"))
                 continue
             if not channel.secure and unfit:
-                rejected.append((name, "the text is not fit for an insecure channel"))
+                rejected.append((name, "restricted: only a secure channel may carry it"))
                 continue
             points = recipient.addresses(channel.address_system)
             if not points:

@@ -156,8 +156,9 @@ def clinic_day(bundle: dict[str, Any], day: dt.date, seed: int) -> Iterator[tupl
         if roll < 0.50:
             appointment = dt.datetime.combine(tomorrow, dt.time(rng.randint(8, 16), rng.choice((0, 20, 40))),
                                               CLINIC_ZONE)
-            # The evening batch goes out at 20:45 Toronto time: too late for some time zones.
-            sent = at(20, 45) if rng.random() < 0.2 else when
+            # The evening batch goes out at 21:10 Toronto time: held for eastern patients until
+            # 08:00 their time, sent at once to Pacific ones (18:10 there).
+            sent = at(21, 10) if rng.random() < 0.2 else when
             items.append((sent, Request(ref, Category.APPOINTMENT_REMINDER, id=rid + "-rem",
                                         template="appointment-reminder",
                                         variables={"appointment": appointment},

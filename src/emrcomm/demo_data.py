@@ -15,7 +15,7 @@ The mix (shares of ``n``, rounded):
   10% (half of them have only a landline), ``sms-revoked`` 8% (SMS consent withdrawn by a STOP
   reply; email and portal stay), ``portal-only`` 5% (all consents, but a confidential-communication
   request restricts them to the portal), ``no-consent`` 3%.
-* overlays, also tagged: ``billing-email`` 20%, ``billing-sms`` 5%, ``invalid-phone`` 2% (a
+* overlays, also tagged: ``billing-email`` 60%, ``billing-sms`` 5%, ``invalid-phone`` 2% (a
   mobile number one digit short, consented as written), ``no-address`` 2% (time zone only from
   the phone number), ``home-phone`` 15% (a landline besides the mobile), ``old-mobile`` 4% (an
   ended number that must not be used), ``unverified`` about 15% of contact points.
@@ -214,7 +214,7 @@ def generate_clinic(n: int = 200, seed: int = 7, today: dt.date = DEMO_TODAY) ->
     invalid_phone = _pick(rng, full, 0.02, n)
     no_address = _pick(rng, [i for i in full if i not in invalid_phone], 0.02, n)
     with_email_consent = [i for i, s in enumerate(scenarios) if s != "no-consent"]
-    billing_email = _pick(rng, with_email_consent, 0.20, n)
+    billing_email = _pick(rng, with_email_consent, 0.60, n)
     with_sms_consent = [i for i, s in enumerate(scenarios) if s in ("full", "portal-only") and i not in invalid_phone]
     billing_sms = _pick(rng, with_sms_consent, 0.05, n)
     with_mobile = [i for i in range(n) if i not in landline_only]

@@ -458,6 +458,10 @@ class Host:
                 for record in records:
                     self.file(record)
                 for record, leg in zip(records, chosen.legs):
+                    if leg.channel.holds_content:
+                        # The channel is the encrypted store itself: keep the message there, in
+                        # this transaction, so the outbox never holds its text in clear.
+                        leg.channel.transport.send(leg.message, leg.route.address, record.id)
                     self.store.outbox_put(
                         key=record.id, record_id=record.id, request_id=req.id, channel=leg.channel.name,
                         state="held" if held else "pending", not_before=hold_until,
@@ -607,8 +611,16 @@ def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
 
 
 def _payload(leg: _Leg) -> dict[str, Any]:
-    """What the worker needs to deliver this leg later without re-rendering it."""
+    """What the worker needs to deliver this leg later without re-rendering it.
+
+    For a channel that holds content (the portal) the text is already stored encrypted by the
+    channel; the outbox keeps only what identifies it.
+    """
     m = leg.message
+    if leg.channel.holds_content:
+        bare = attrs.evolve(m.request, text=None, variables={})
+        return {"address": leg.route.address, "role": leg.route.role, "sealed": True,
+                "language": m.language, "request": fhir.request_to_fhir(bare)}
     return {
         "address": leg.route.address,
         "role": leg.route.role,
