@@ -49,6 +49,7 @@ class Entry:
 
     subject: str | None
     declaration: Declaration | None
+    source: str
 
 
 EMPTY = Declaration(required=MappingProxyType({}), optional=MappingProxyType({}), source="(none)")
@@ -78,7 +79,7 @@ def read_catalog(text: str, source: str) -> dict[str, Entry]:
             if both:
                 raise ConfigError(f"{source}: {name}: variable {both[0]!r} is both required and optional")
             declaration = Declaration(MappingProxyType(required), MappingProxyType(optional), source)
-        entries[name] = Entry(subject=subject, declaration=declaration)
+        entries[name] = Entry(subject=subject, declaration=declaration, source=f"{source} [{name}]")
     return entries
 
 

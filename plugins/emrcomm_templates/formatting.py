@@ -13,15 +13,18 @@ from decimal import Decimal
 from typing import Any
 
 from babel import Locale, UnknownLocaleError, dates, numbers
-from emrcomm import RenderError
 from jinja2 import pass_context
 from jinja2.runtime import Context
+
+from emrcomm import RenderError
 
 # Canadian clinics: Canadian English and Quebec French.
 LOCALES = {"en": "en_CA", "fr": "fr_CA"}
 # How a date and a time join in running text: "Monday, November 23, 2026 at 10:30 a.m.".
 CONNECTORS = {"en": " at ", "fr": " à "}
 STANDARD = frozenset({"short", "medium", "long", "full"})
+# Quebec usage (OQLF) writes 9 h and 7 h 30, where CLDR's fr_CA gives 09 h 00 and 07 h 30.
+SHORT_TIMES = {"fr": ("H 'h' mm", "H 'h'")}
 _SPACES = str.maketrans({"\u202f": " ", "\u00a0": " "})
 FORMATTER = "_emrcomm_format"  # the context key the filters read the Formatter from
 
@@ -50,13 +53,14 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
 class Formatter:
     """Formatting for one render: a locale, a time zone and a default currency."""
 
-    __slots__ = ("connector", "currency", "locale", "tz")
+    __slots__ = ("connector", "currency", "locale", "short_times", "tz")
 
-    def __init__(self, locale: Locale, tz: dt.tzinfo, currency: str, connector: str) -> None:
+    def __init__(self, language: str, locale: Locale, tz: dt.tzinfo, currency: str) -> None:
         self.locale = locale
         self.tz = tz
         self.currency = currency
-        self.connector = connector
+        self.connector = CONNECTORS.get(language, ", ")
+        self.short_times = SHORT_TIMES.get(language)
 
     def _local(self, value: Any) -> dt.datetime:
         if not isinstance(value, dt.datetime) or value.utcoffset() is None:
@@ -69,11 +73,14 @@ class Formatter:
             value = self._local(value).date()
         elif not isinstance(value, dt.date):
             raise TypeError(f"the date filter needs a date, got {type(value).__name__}")
-        return dates.format_date(value, format, locale=self.locale).translate(_SPACES)
+        return _format_date(value, format, self.locale)
 
     def time(self, value: Any, format: str = "short") -> str:
+        """``short``/``medium``/``long``/``full`` or a CLDR pattern such as ``HH:mm``."""
         local = self._local(value)
-        return dates.format_time(local, format, locale=self.locale).translate(_SPACES)
+        if format == "short" and self.short_times is not None:
+            format = self.short_times[0] if local.minute else self.short_times[1]
+        return _format_time(local, format, self.locale)
 
     def datetime(self, value: Any, date_format: str = "full", time_format: str = "short") -> str:
         return self.date(value, date_format) + self.connector + self.time(value, time_format)
@@ -85,6 +92,37 @@ class Formatter:
 
     def number(self, value: Any) -> str:
         return numbers.format_decimal(value, locale=self.locale).translate(_SPACES)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(kind: str, format: str, locale: Locale) -> dates.DateTimePattern:
+    """A parsed CLDR pattern: the locale's standard one, or the template's own."""
+    if format in STANDARD:
+        table = locale.date_formats if kind == "date" else locale.time_formats
+        pattern: dates.DateTimePattern = table[format]
+        return pattern
+    return dates.parse_pattern(format)
+
+
+# A day's reminders share a handful of dates and time slots, and Babel is most of a render's
+# cost: remember the words. Keys never hold aware datetimes, which compare equal across zones.
+@functools.lru_cache(maxsize=4096)
+def _format_date(value: dt.date, format: str, locale: Locale) -> str:
+    return _pattern("date", format, locale).apply(value, locale).translate(_SPACES)
+
+
+_TIMES: dict[tuple[Any, ...], str] = {}
+
+
+def _format_time(local: dt.datetime, format: str, locale: Locale) -> str:
+    # The same clock time and offset in the same zone reads the same on any day.
+    key = (local.time(), local.utcoffset(), local.tzinfo, format, locale)
+    text = _TIMES.get(key)
+    if text is None:
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        text = _TIMES[key] = _pattern("time", format, locale).apply(local, locale).translate(_SPACES)
+    return text
 
 
 def _formatter(ctx: Context) -> Formatter:

@@ -6,23 +6,24 @@ can neither reach Python internals nor print an empty hole where a variable was 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import emrcomm
 from attrs import frozen
 from babel import Locale, numbers
-from emrcomm import ConfigError, Message, Recipient, RenderError, Request
-from emrcomm.config import load_schema
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+import emrcomm
+from emrcomm import Category, ConfigError, Message, Recipient, RenderError, Request
+from emrcomm.config import load_schema
 from emrcomm_templates.catalog import (
     CONTEXT_NAMES,
     EMPTY,
@@ -32,21 +33,26 @@ from emrcomm_templates.catalog import (
     merge_declarations,
     read_catalog,
 )
-from emrcomm_templates.formatting import CONNECTORS, FILTERS, FORMATTER, Formatter, locale_for, zone
+from emrcomm_templates.formatting import FILTERS, FORMATTER, Formatter, locale_for, zone
 from emrcomm_templates.variables import bind
 
 DEFAULT_LANGUAGE = "en"
+# What Quebec patients receive in French whatever their language (Charter of the French
+# language, s.55): sent bilingual, French first, to a patient who reads another language.
+FRENCH_IN_QUEBEC = frozenset({Category.INVOICE})
 NEUTRAL_SUBJECT = {"en": "Message from {clinic}", "fr": "Message de {clinic}"}
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+# "at 4:00 p.m." ending a sentence: the abbreviation's period is the sentence's ("p.m..").
+_DOUBLE_PERIOD = re.compile(r"(?<!\.)\.\.(?!\.)")
 
 
 def layout(text: str) -> str:
     """One line per paragraph, single spaces, no trailing whitespace: what an SMS needs and what
     a plain-text email reads well as."""
     paragraphs = (" ".join(p.split()) for p in _PARAGRAPH.split(text))
-    return "\n\n".join(p for p in paragraphs if p)
+    return _DOUBLE_PERIOD.sub(".", "\n\n".join(p for p in paragraphs if p))
 
 
 def join_lines(source: str) -> str:
@@ -67,9 +73,10 @@ class Compiled:
     name: str
     language: str
     body: Template
-    subject: Template | None
+    subject: Template | str | None  # a str when it depends on the clinic only: rendered once
     declaration: Declaration
     origin: str
+    uses_link: bool
 
 
 @frozen
@@ -101,6 +108,16 @@ def _scan(root: Traversable, origin: str) -> tuple[list[_Source], dict[str, Mapp
                                       "(such as appointment-reminder.j2)")
                 sources.append(_Source(name, lang, item.read_text(encoding="utf-8"), where))
     return sources, catalogs
+
+
+def _subjects(catalogs: Mapping[str, Mapping[str, Entry]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(name, language) -> (subject template, where it was written)."""
+    return {
+        (name, lang): (entry.subject, entry.source)
+        for lang, catalog in catalogs.items()
+        for name, entry in catalog.items()
+        if entry.subject is not None
+    }
 
 
 class Plugin:
@@ -142,7 +159,7 @@ class Plugin:
         builtin_root = resources.files(__package__).joinpath("templates")
         sources, by_lang = _scan(builtin_root, "emrcomm_templates/templates")
         declarations = merge_declarations(by_lang.values())
-        subjects = {(n, lang): e.subject for lang, cat in by_lang.items() for n, e in cat.items() if e.subject}
+        subjects = _subjects(by_lang)
 
         directory = context.settings.get("directory")
         if directory:
@@ -154,21 +171,23 @@ class Plugin:
             replaced = {(e.name, e.language) for e in extra}
             sources = [s for s in sources if (s.name, s.language) not in replaced] + extra
             declarations.update(merge_declarations(extra_by_lang.values()))  # a redeclaration replaces
-            subjects.update({(n, lang): e.subject for lang, cat in extra_by_lang.items()
-                             for n, e in cat.items() if e.subject})
+            subjects.update(_subjects(extra_by_lang))
             self._check_catalog_names(extra_by_lang, {s.name for s in sources}, root)
 
         templates: dict[str, dict[str, Compiled]] = {}
         for src in sources:
             declaration = declarations.get(src.name, EMPTY)
-            body = self._compile(src.text, src, declaration)
-            subject_text = subjects.get((src.name, src.language))
-            subject = None
-            if subject_text is not None:
-                subject = self._compile(subject_text, _Source(src.name, src.language, subject_text,
-                                                              f"{src.origin} (subject)"), declaration)
+            body, uses = self._compile(src.text, src, declaration)
+            subject: Template | str | None = None
+            if (src.name, src.language) in subjects:
+                text, origin = subjects[src.name, src.language]
+                subject, names = self._compile(text, _Source(src.name, src.language, text, f"{origin}.subject"),
+                                               declaration)
+                uses |= names
+                if names <= {"clinic"}:
+                    subject = " ".join(subject.render(clinic=self._clinic).split())
             templates.setdefault(src.name, {})[src.language] = Compiled(
-                src.name, src.language, body, subject, declaration, src.origin
+                src.name, src.language, body, subject, declaration, src.origin, uses_link="link" in uses
             )
         return templates
 
@@ -180,7 +199,8 @@ class Plugin:
                     raise ConfigError(f"{root}/{lang}/catalog.toml: [{name}] names no template; "
                                       f"templates: {', '.join(sorted(names))}")
 
-    def _compile(self, text: str, src: _Source, declaration: Declaration) -> Template:
+    def _compile(self, text: str, src: _Source, declaration: Declaration) -> tuple[Template, set[str]]:
+        """The compiled template and the names it reads from its context."""
         env = self._env
         try:
             env.parse(text, src.name, src.origin)  # first as written, so errors give the file's line
@@ -188,15 +208,18 @@ class Plugin:
             code = env.compile(tree, src.name, src.origin)
         except TemplateSyntaxError as exc:
             raise ConfigError(f"{src.origin}, line {exc.lineno}: template does not compile: {exc.message}") from None
-        allowed = set(declaration.types) | CONTEXT_NAMES | set(IMPLICIT) | set(env.globals)
-        unknown = sorted(meta.find_undeclared_variables(tree) - allowed)
+        names = meta.find_undeclared_variables(tree) - set(env.globals)
+        unknown = sorted(names - set(declaration.types) - CONTEXT_NAMES - set(IMPLICIT))
         if unknown:
+            declared_in = declaration.source if declaration is not EMPTY else "no catalog"
             raise ConfigError(
-                f"{src.origin}: uses variable {unknown[0]!r}, which the catalog does not declare for "
-                f"{src.name!r}; declare it under [{src.name}] required or optional in catalog.toml"
+                f"{src.origin}: uses variable {unknown[0]!r}, which {src.name!r} does not declare "
+                f"(declared in: {declared_in}); declare it under [{src.name}] required or optional "
+                "in catalog.toml, and when a clinic redeclares a built-in, override all its languages"
             )
-        template: Template = env.template_class.from_code(env, code, env.make_globals(None))
-        return template
+        # A plain dict, not make_globals' ChainMap: every render copies the globals.
+        template: Template = env.template_class.from_code(env, code, dict(env.globals))
+        return template, names
 
     # -- the hook ----------------------------------------------------------------------------
 
@@ -229,24 +252,38 @@ class Plugin:
             appointment=request.appointment,
             link=self._clinic["portal_url"] or None,
         )
+        if compiled.uses_link and not values["link"]:
+            raise RenderError(f"template {compiled.name!r} shows a link: give variable 'link', "
+                              "or set clinic.portal_url in the config")
         values["text"] = request.text
         values["clinic"] = self._clinic
         values["patient"] = MappingProxyType({"given_name": recipient.given_name})
-        values[FORMATTER] = Formatter(
-            self._locales[compiled.language],
-            zone(recipient.time_zone or self._default_zone),
-            self._currency,
-            CONNECTORS.get(compiled.language, ", "),
-        )
+        tz = zone(recipient.time_zone or self._default_zone)
+        text, subject = self._words(compiled, values, tz)
+        used = compiled.language
+        french = self._templates[compiled.name].get("fr")
+        if used != "fr" and french is not None and self._needs_french(request, recipient):
+            # Quebec: invoices in French, bilingual allowed (RULES.md I): French first.
+            french_text, french_subject = self._words(french, values, tz)
+            text, subject, used = f"{french_text}\n\n{text}", f"{french_subject} / {subject}", "fr"
+        return Message(request=request, text=text, subject=request.subject or subject, language=used,
+                       template=compiled.name)
+
+    def _words(self, compiled: Compiled, values: dict[str, Any], tz: dt.tzinfo) -> tuple[str, str]:
+        """The text and subject of one template in its language."""
+        values[FORMATTER] = Formatter(compiled.language, self._locales[compiled.language], tz, self._currency)
         text = layout(self._run(compiled, compiled.body, values))
-        if request.subject:
-            subject = request.subject
+        if isinstance(compiled.subject, str):
+            subject = compiled.subject
         elif compiled.subject is not None:
             subject = " ".join(self._run(compiled, compiled.subject, values).split())
         else:
             subject = self._neutral_subject(compiled.language)
-        return Message(request=request, text=text, subject=subject, language=compiled.language,
-                       template=compiled.name)
+        return text, subject
+
+    @staticmethod
+    def _needs_french(request: Request, recipient: Recipient) -> bool:
+        return request.category in FRENCH_IN_QUEBEC and recipient.jurisdiction == "CA-QC"
 
     def _choose(self, name: str, language: str) -> Compiled:
         by_lang = self._templates.get(name)

@@ -14,7 +14,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from emrcomm import RenderError
-
 from emrcomm_templates.catalog import Declaration
 
 _EXAMPLE = "2026-11-23T10:30:00-05:00"

@@ -1,0 +1,546 @@
+"""The templates plugin: what every built-in template says, in which language and time zone,
+and how it refuses variables that do not fit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pytest
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from emrcomm import ConfigError, Message, RenderError, Request
+from emrcomm.config import validate
+from emrcomm.testing import TEST_CLINIC, make_context, make_recipient
+from emrcomm_templates import Plugin
+
+SHIPPED = (
+    "appointment-reminder",
+    "help-reply",
+    "invoice",
+    "optout-confirmation",
+    "portal-notice",
+    "prescription-pickup",
+    "prescription-refill",
+    "questionnaire",
+    "reply-auto-answer",
+    "results-available",
+)
+# Texts that may go by SMS end with the opt-out hint; these two have their own wording.
+OWN_WORDING = {"optout-confirmation", "help-reply"}
+SMS_CAPABLE = tuple(n for n in SHIPPED if n not in OWN_WORDING)
+STOP_EN = "Reply STOP to opt out."
+STOP_FR = "Répondez ARRET pour vous désabonner."
+
+# 15:30 UTC on Monday 23 November 2026: 10:30 in Toronto (EST, UTC-5).
+APPOINTMENT = dt.datetime(2026, 11, 23, 15, 30, tzinfo=dt.UTC)
+REALISTIC: dict[str, dict[str, object]] = {
+    "appointment-reminder": {"appointment": APPOINTMENT, "location": "1200 Bank St"},
+    "prescription-pickup": {"ready": APPOINTMENT, "pharmacy": "Riverside Pharmacy"},
+    "invoice": {"amount": Decimal("85.00"), "invoice_number": "F-1042", "due": dt.date(2026, 12, 7)},
+    "questionnaire": {"appointment": APPOINTMENT},
+    "reply-auto-answer": {},
+}
+REQUIRED_ONLY: dict[str, dict[str, object]] = {
+    "appointment-reminder": {"appointment": APPOINTMENT},
+    "invoice": {"amount": "85.00"},
+}
+FRENCH_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+                 "octobre", "novembre", "décembre")
+# 3GPP TS 23.038 default alphabet and its extension table (extension characters cost 2).
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = set("^{}\\[~]|€\f")
+
+
+def gsm7_length(text: str) -> int | None:
+    """Septets the text needs in GSM-7, or None when it must go as UCS-2."""
+    if not set(text) <= GSM7_BASIC | GSM7_EXTENSION:
+        return None
+    return sum(2 if c in GSM7_EXTENSION else 1 for c in text)
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> Plugin:
+    """The built-ins alone; rendering changes nothing in the plugin, so tests share one."""
+    return Plugin(make_context("templates", {}, tmp_path_factory.mktemp("templates")))
+
+
+def with_folder(tmp_path: Path, files: dict[str, str], **settings: object) -> Plugin:
+    """A plugin whose clinic folder ``overrides/`` holds ``files`` (path -> text)."""
+    root = tmp_path / "overrides"
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    root.mkdir(exist_ok=True)
+    return Plugin(make_context("templates", {"directory": "overrides", **settings}, tmp_path))
+
+
+def render(plugin: Plugin, template: str | None, variables: dict[str, object] | None = None,
+           *, language: str = "en", **fields: object) -> Message:
+    """Render for a patient from make_recipient; ``time_zone``, ``given_name`` and ``family_name``
+    go to the recipient, other keywords to the Request."""
+    recipient_fields = {k: fields.pop(k) for k in ("time_zone", "given_name", "family_name") if k in fields}
+    recipient = make_recipient(language=language, **recipient_fields)
+    request = Request("Patient/test-1", "appointment-reminder", template=template,
+                      variables=variables or {}, **fields)
+    message = plugin.emrcomm_render(request=request, recipient=recipient)
+    assert message is not None
+    return message
+
+
+# -- what ships --------------------------------------------------------------------------------
+
+
+def test_ships_the_ten_templates_in_english_and_french(plugin: Plugin) -> None:
+    assert plugin.template_names() == sorted(SHIPPED)
+    assert all(plugin.languages(name) == ["en", "fr"] for name in SHIPPED)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_template_renders_with_realistic_values_and_names_the_clinic(
+    plugin: Plugin, name: str, language: str
+) -> None:
+    message = render(plugin, name, REALISTIC.get(name, {}), language=language)
+    assert message.template == name
+    assert message.language == language
+    assert TEST_CLINIC.name in message.text
+    assert message.subject and TEST_CLINIC.name in message.subject
+    assert "None" not in message.text
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_template_reads_cleanly_with_only_its_required_values(
+    plugin: Plugin, name: str, language: str
+) -> None:
+    text = render(plugin, name, REQUIRED_ONLY.get(name, {}), language=language, given_name="").text
+    assert "None" not in text
+    assert " ." not in text and " ," not in text and "  " not in text
+    assert text == text.strip() and "\n" not in text  # one SMS paragraph
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_time_ending_a_sentence_does_not_double_the_period(plugin: Plugin, name: str, language: str) -> None:
+    # 16:00 in Toronto: "4:00 p.m." in English, whose period also ends the sentence.
+    four_pm = dt.datetime(2026, 11, 23, 21, 0, tzinfo=dt.UTC)
+    variables = {k: four_pm if isinstance(v, dt.datetime) else v for k, v in REALISTIC.get(name, {}).items()}
+    variables.pop("location", None)
+    text = render(plugin, name, variables, language=language).text
+    assert ".." not in text
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("name", SHIPPED)
+def test_no_template_shows_the_family_name(plugin: Plugin, name: str, language: str) -> None:
+    message = render(plugin, name, REALISTIC.get(name, {}), language=language,
+                     given_name="Alex", family_name="Zyxwvut")
+    assert "Zyxwvut" not in message.text
+    assert "Zyxwvut" not in (message.subject or "")
+
+
+@pytest.mark.parametrize("name", SMS_CAPABLE)
+def test_sms_capable_english_templates_end_with_the_stop_hint(plugin: Plugin, name: str) -> None:
+    assert render(plugin, name, REALISTIC.get(name, {})).text.endswith(STOP_EN)
+
+
+@pytest.mark.parametrize("name", SMS_CAPABLE)
+def test_sms_capable_french_templates_end_with_the_arret_hint(plugin: Plugin, name: str) -> None:
+    assert render(plugin, name, REALISTIC.get(name, {}), language="fr").text.endswith(STOP_FR)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_help_reply_gives_clinic_phone_and_how_to_stop(plugin: Plugin, language: str) -> None:
+    text = render(plugin, "help-reply", language=language).text
+    assert TEST_CLINIC.name in text
+    assert TEST_CLINIC.phone in text
+    assert ("STOP" if language == "en" else "ARRET") in text
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("name", ["results-available", "portal-notice"])
+def test_notices_say_only_that_a_message_waits_and_give_the_link(
+    plugin: Plugin, name: str, language: str
+) -> None:
+    message = render(plugin, name, {"link": "https://portal.riverside.example/m/8f3a"}, language=language)
+    assert "https://portal.riverside.example/m/8f3a" in message.text
+    words = (message.text + " " + (message.subject or "")).lower()
+    for forbidden in ("result", "résultat", "test", "lab", "analyse", "normal"):
+        assert forbidden not in words
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_notice_link_defaults_to_the_clinic_portal(plugin: Plugin, language: str) -> None:
+    assert TEST_CLINIC.portal_url in render(plugin, "results-available", language=language).text
+
+
+def test_reply_auto_answer_points_to_portal_emergency_and_turnaround(plugin: Plugin) -> None:
+    text = render(plugin, "reply-auto-answer").text
+    assert TEST_CLINIC.portal_url in text
+    assert "911" in text and "emergency department" in text
+    assert TEST_CLINIC.turnaround in text
+
+
+def test_reply_auto_answer_takes_the_turnaround_in_the_patients_language(plugin: Plugin) -> None:
+    text = render(plugin, "reply-auto-answer", {"turnaround": "deux jours ouvrables"}, language="fr").text
+    assert "deux jours ouvrables" in text
+    assert TEST_CLINIC.turnaround not in text
+
+
+# -- SMS length --------------------------------------------------------------------------------
+
+
+def test_english_appointment_reminder_fits_one_gsm7_sms(plugin: Plugin) -> None:
+    # Long month and weekday abbreviations, a two-digit day and hour, and a street address.
+    appointment = dt.datetime(2026, 9, 30, 10, 45, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    text = render(plugin, "appointment-reminder", {"appointment": appointment, "location": "1200 Bank St"},
+                  given_name="Alex").text
+    septets = gsm7_length(text)
+    assert septets is not None, "the English reminder must stay in the GSM-7 alphabet"
+    assert septets <= 160
+
+
+def test_french_appointment_reminder_fits_three_ucs2_segments_in_august(plugin: Plugin) -> None:
+    # "août" is not GSM-7, so the whole text goes as UCS-2: 67 characters a segment when split.
+    appointment = dt.datetime(2026, 8, 26, 10, 45, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    text = render(plugin, "appointment-reminder", {"appointment": appointment, "location": "1200, rue Bank"},
+                  language="fr").text
+    assert "août" in text
+    assert len(text) <= 3 * 67
+
+
+def test_french_appointment_reminder_stays_gsm7_when_the_month_allows(plugin: Plugin) -> None:
+    text = render(plugin, "appointment-reminder", {"appointment": APPOINTMENT}, language="fr").text
+    septets = gsm7_length(text)
+    assert septets is not None and septets <= 160
+
+
+# -- dates, times, amounts --------------------------------------------------------------------
+
+
+def test_french_date_and_time_are_in_the_patients_time_zone(plugin: Plugin) -> None:
+    zone = "America/Vancouver"
+    local = APPOINTMENT.astimezone(zoneinfo.ZoneInfo(zone))
+    toronto = APPOINTMENT.astimezone(zoneinfo.ZoneInfo("America/Toronto"))
+    text = render(plugin, "appointment-reminder", {"appointment": APPOINTMENT}, language="fr",
+                  time_zone=zone).text
+    day = f"{FRENCH_DAYS[local.weekday()]} {local.day} {FRENCH_MONTHS[local.month - 1]}"
+    assert f"le {day} à {local.hour} h {local.minute:02d}" in text
+    assert f"{toronto.hour} h" not in text
+
+
+def test_french_time_on_the_hour_is_written_without_minutes(plugin: Plugin) -> None:
+    nine = dt.datetime(2026, 11, 23, 9, 0, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    text = render(plugin, "appointment-reminder", {"appointment": nine}, language="fr").text
+    assert "à 9 h." in text
+
+
+def test_patient_without_time_zone_gets_the_clinics_first_zone(tmp_path: Path) -> None:
+    clinic = attrs.evolve(TEST_CLINIC, time_zones=("America/Halifax", "America/Toronto"))
+    plugin = Plugin(make_context("templates", {}, tmp_path, clinic=clinic))
+    local = APPOINTMENT.astimezone(zoneinfo.ZoneInfo("America/Halifax"))
+    text = render(plugin, "appointment-reminder", {"appointment": APPOINTMENT}, language="fr",
+                  time_zone=None).text
+    assert f"à {local.hour} h {local.minute:02d}" in text
+
+
+def test_datetime_filter_writes_the_quebec_long_form(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {
+        "fr/when.j2": "{{ appointment|datetime }}",
+        "fr/catalog.toml": '[when]\nrequired = { appointment = "datetime" }\n',
+    })
+    local = APPOINTMENT.astimezone(zoneinfo.ZoneInfo("America/Toronto"))
+    expected = (f"{FRENCH_DAYS[local.weekday()]} {local.day} {FRENCH_MONTHS[local.month - 1]} {local.year}"
+                f" à {local.hour} h {local.minute:02d}")
+    assert render(plugin, "when", {"appointment": APPOINTMENT}, language="fr").text == expected
+
+
+def test_english_times_use_plain_spaces_so_the_sms_stays_gsm7(plugin: Plugin) -> None:
+    text = render(plugin, "appointment-reminder", {"appointment": APPOINTMENT}).text
+    assert "\u202f" not in text and "\u00a0" not in text
+    assert "10:30 a.m." in text
+
+
+@pytest.mark.parametrize(("language", "expected"), [("en", "$85.50"), ("fr", "85,50 $")])
+def test_amounts_are_written_in_the_patients_locale(plugin: Plugin, language: str, expected: str) -> None:
+    assert expected in render(plugin, "invoice", {"amount": Decimal("85.5")}, language=language).text
+
+
+def test_currency_setting_changes_the_amounts_currency(tmp_path: Path) -> None:
+    plugin = Plugin(make_context("templates", {"currency": "USD"}, tmp_path))
+    assert "US$85.50" in render(plugin, "invoice", {"amount": "85.50"}).text
+
+
+def test_request_appointment_field_fills_the_appointment_variable(plugin: Plugin) -> None:
+    text = render(plugin, "appointment-reminder", appointment=APPOINTMENT).text
+    assert "Mon, Nov 23 at 10:30 a.m." in text
+
+
+def test_iso_8601_string_with_offset_is_accepted(plugin: Plugin) -> None:
+    text = render(plugin, "appointment-reminder", {"appointment": "2026-11-23T14:15:00-05:00"}).text
+    assert "2:15 p.m." in text
+
+
+def test_invoice_to_an_english_speaking_quebec_patient_is_bilingual_french_first(plugin: Plugin) -> None:
+    recipient = make_recipient(language="en", jurisdiction="CA-QC")
+    request = Request("Patient/test-1", "invoice", template="invoice", variables={"amount": "85.00"})
+    message = plugin.emrcomm_render(request=request, recipient=recipient)
+    assert message is not None and message.language == "fr"
+    french, english = message.text.split("\n\n")
+    assert "85,00 $" in french and french.endswith(STOP_FR)
+    assert "$85.00" in english and english.endswith(STOP_EN)
+
+
+def test_bilingual_invoice_fits_three_gsm7_segments(plugin: Plugin) -> None:
+    recipient = make_recipient(language="en", jurisdiction="CA-QC")
+    variables = {"amount": "1250.00", "invoice_number": "INV-00017", "due": "2026-12-23"}
+    request = Request("Patient/test-1", "invoice", template="invoice", variables=variables)
+    message = plugin.emrcomm_render(request=request, recipient=recipient)
+    assert message is not None
+    septets = gsm7_length(message.text)
+    assert septets is not None and septets <= 3 * 153
+
+
+def test_invoice_to_an_ontario_patient_stays_in_their_language(plugin: Plugin) -> None:
+    recipient = make_recipient(language="en", jurisdiction="CA-ON")
+    request = Request("Patient/test-1", "invoice", template="invoice", variables={"amount": "85.00"})
+    message = plugin.emrcomm_render(request=request, recipient=recipient)
+    assert message is not None and message.language == "en"
+    assert "\n" not in message.text and "85,00 $" not in message.text
+
+
+def test_appointment_reminder_to_an_english_speaking_quebec_patient_stays_english(plugin: Plugin) -> None:
+    recipient = make_recipient(language="en", jurisdiction="CA-QC")
+    request = Request("Patient/test-1", "appointment-reminder", template="appointment-reminder",
+                      variables={"appointment": APPOINTMENT})
+    message = plugin.emrcomm_render(request=request, recipient=recipient)
+    assert message is not None and message.language == "en"
+
+
+# -- variables that do not fit ----------------------------------------------------------------
+
+
+def test_missing_required_variable_names_template_and_variable(plugin: Plugin) -> None:
+    with pytest.raises(RenderError, match=r"'appointment-reminder'.*'appointment'"):
+        render(plugin, "appointment-reminder", {"location": "1200 Bank St"})
+
+
+def test_undeclared_variable_is_refused_and_named(plugin: Plugin) -> None:
+    with pytest.raises(RenderError, match=r"'appointement'.*did you mean 'appointment'"):
+        render(plugin, "appointment-reminder", {"appointment": APPOINTMENT, "appointement": APPOINTMENT})
+
+
+@pytest.mark.parametrize(
+    ("template", "variable", "value"),
+    [
+        ("appointment-reminder", "appointment", "tomorrow at ten"),
+        ("appointment-reminder", "appointment", dt.date(2026, 11, 23)),
+        ("appointment-reminder", "location", 1200),
+        ("invoice", "amount", "eighty-five dollars"),
+        ("invoice", "amount", True),
+        ("invoice", "due", "next week"),
+    ],
+)
+def test_wrong_type_is_refused_and_named(plugin: Plugin, template: str, variable: str, value: object) -> None:
+    variables = {**REQUIRED_ONLY.get(template, {}), variable: value}
+    with pytest.raises(RenderError, match=f"'{variable}'"):
+        render(plugin, template, variables)
+
+
+@pytest.mark.parametrize("value", [dt.datetime(2026, 11, 23, 10, 30), "2026-11-23T10:30:00"])
+def test_naive_datetime_is_refused_as_ambiguous(plugin: Plugin, value: object) -> None:
+    with pytest.raises(RenderError, match=r"'appointment'.*time zone"):
+        render(plugin, "appointment-reminder", {"appointment": value})
+
+
+def test_unknown_template_lists_the_ones_that_exist(plugin: Plugin) -> None:
+    with pytest.raises(RenderError, match=r"'appointment-remindr'.*appointment-reminder"):
+        render(plugin, "appointment-remindr", {})
+
+
+def test_unknown_patient_time_zone_is_a_render_error(plugin: Plugin) -> None:
+    with pytest.raises(RenderError, match="Mars/Olympus_Mons"):
+        render(plugin, "appointment-reminder", {"appointment": APPOINTMENT}, time_zone="Mars/Olympus_Mons")
+
+
+def test_template_with_a_link_needs_a_link_when_the_clinic_has_no_portal(tmp_path: Path) -> None:
+    clinic = attrs.evolve(TEST_CLINIC, portal_url="")
+    plugin = Plugin(make_context("templates", {}, tmp_path, clinic=clinic))
+    with pytest.raises(RenderError, match="link"):
+        render(plugin, "portal-notice")
+
+
+# -- free text ---------------------------------------------------------------------------------
+
+
+def test_free_text_passes_through_unchanged(plugin: Plugin) -> None:
+    note = "  Please bring your list of questions.\n\nSee you Monday,  Dr. Roy  "
+    message = render(plugin, None, text=note)
+    assert message.text == note
+    assert message.template is None
+    assert message.subject == f"Message from {TEST_CLINIC.name}"
+
+
+def test_free_text_gets_a_french_neutral_subject_for_a_french_patient(plugin: Plugin) -> None:
+    message = render(plugin, None, text="Bonjour", language="fr")
+    assert message.subject == f"Message de {TEST_CLINIC.name}"
+    assert message.language == "fr"
+
+
+def test_free_text_keeps_the_requests_subject(plugin: Plugin) -> None:
+    assert render(plugin, None, text="Hello", subject="About your visit").subject == "About your visit"
+
+
+def test_request_with_neither_template_nor_text_is_refused(plugin: Plugin) -> None:
+    with pytest.raises(RenderError, match="neither a template nor a text"):
+        render(plugin, None)
+
+
+def test_language_tag_with_region_picks_the_french_template(plugin: Plugin) -> None:
+    assert render(plugin, "help-reply", language="fr-CA").language == "fr"
+
+
+# -- the clinic's folder -----------------------------------------------------------------------
+
+
+def test_english_is_used_when_a_template_has_no_french_version(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {"en/parking.j2": "{{ clinic.name }}: the lot is closed today."})
+    message = render(plugin, "parking", language="fr")
+    assert message.language == "en"
+    assert message.text == f"{TEST_CLINIC.name}: the lot is closed today."
+
+
+def test_clinic_template_replaces_a_builtin_and_keeps_its_variables(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {
+        "en/appointment-reminder.j2": "{{ clinic.name }}: see you {{ appointment|date('EEEE') }}.",
+    })
+    assert render(plugin, "appointment-reminder", {"appointment": APPOINTMENT}).text == (
+        f"{TEST_CLINIC.name}: see you Monday."
+    )
+    with pytest.raises(RenderError, match="'appointment'"):
+        render(plugin, "appointment-reminder", {})
+    # The French built-in is untouched.
+    assert render(plugin, "appointment-reminder", {"appointment": APPOINTMENT}, language="fr").text.endswith(STOP_FR)
+
+
+def test_clinic_catalog_can_redeclare_a_builtins_variables(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {
+        "en/appointment-reminder.j2": "{{ clinic.name }}: see you in room {{ room }}.",
+        "fr/appointment-reminder.j2": "{{ clinic.name }} : salle {{ room }}.",
+        "en/catalog.toml": '[appointment-reminder]\nrequired = { room = "string" }\n',
+    })
+    assert render(plugin, "appointment-reminder", {"room": "4"}).text == f"{TEST_CLINIC.name}: see you in room 4."
+    with pytest.raises(RenderError, match="'appointment'"):
+        render(plugin, "appointment-reminder", {"room": "4", "appointment": APPOINTMENT})
+
+
+def test_redeclaring_a_builtin_without_replacing_every_language_is_a_config_error(tmp_path: Path) -> None:
+    # The built-in French reminder still reads 'appointment', which the clinic no longer declares.
+    with pytest.raises(ConfigError, match=r"fr/appointment-reminder\.j2.*'appointment'"):
+        with_folder(tmp_path, {
+            "en/appointment-reminder.j2": "{{ clinic.name }}: see you in room {{ room }}.",
+            "en/catalog.toml": '[appointment-reminder]\nrequired = { room = "string" }\n',
+        })
+
+
+def test_clinic_catalog_subject_replaces_the_builtin_subject(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {"en/catalog.toml": '[invoice]\nsubject = "Your statement"\n'})
+    assert render(plugin, "invoice", {"amount": "10"}).subject == "Your statement"
+
+
+def test_clinic_template_in_a_new_language_is_used(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {"es/help-reply.j2": "{{ clinic.name }}: llame al {{ clinic.phone }}."})
+    message = render(plugin, "help-reply", language="es")
+    assert message.language == "es"
+    assert message.text == f"{TEST_CLINIC.name}: llame al {TEST_CLINIC.phone}."
+
+
+def test_template_lines_join_and_blank_lines_make_paragraphs(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {
+        "en/letter.j2": "Hello\n   {% if patient.given_name %}{{ patient.given_name }}{% endif %}\n"
+                        "and welcome.   \n\n\nSee you soon.\n",
+    })
+    assert render(plugin, "letter", given_name="Alex").text == "Hello Alex and welcome.\n\nSee you soon."
+
+
+def test_broken_clinic_template_is_a_config_error_naming_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"overrides/en/broken\.j2, line 2"):
+        with_folder(tmp_path, {"en/broken.j2": "Hello from {{ clinic.name }}.\nSee you {{ clinic.name | }}\n"})
+
+
+def test_clinic_template_using_an_undeclared_variable_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"overrides/en/room\.j2.*'room'"):
+        with_folder(tmp_path, {"en/room.j2": "Room {{ room }}"})
+
+
+def test_clinic_catalog_naming_no_template_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="appointment-remindr"):
+        with_folder(tmp_path, {"en/catalog.toml": '[appointment-remindr]\nsubject = "Reminder"\n'})
+
+
+def test_clinic_catalog_with_an_unknown_type_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"catalog\.toml.*'timestamp'"):
+        with_folder(tmp_path, {
+            "en/x.j2": "{{ when }}",
+            "en/catalog.toml": '[x]\nrequired = { when = "timestamp" }\n',
+        })
+
+
+def test_missing_clinic_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not-there"):
+        Plugin(make_context("templates", {"directory": "not-there"}, tmp_path))
+
+
+def test_unknown_currency_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="XYZ"):
+        Plugin(make_context("templates", {"currency": "XYZ"}, tmp_path))
+
+
+@pytest.mark.parametrize("settings", [{"dirctory": "templates"}, {"currency": "cad"}, {"currency": "CADX"}])
+def test_settings_schema_refuses_bad_settings(settings: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        validate(settings, Plugin.settings_schema, "emrcomm.toml", "plugins.templates")
+
+
+def test_settings_schema_accepts_good_settings() -> None:
+    validate({"directory": "templates", "currency": "CAD"}, Plugin.settings_schema, "emrcomm.toml", "plugins.templates")
+
+
+# -- the sandbox -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ clinic.__class__.__subclasses__() }}",
+        "{{ lipsum.__globals__['os'] }}",
+        "{% set x = [] %}{{ x.append(1) }}",
+    ],
+)
+def test_sandbox_stops_a_template_reaching_python_internals(tmp_path: Path, source: str) -> None:
+    plugin = with_folder(tmp_path, {"en/escape.j2": source})
+    with pytest.raises(RenderError) as caught:
+        render(plugin, "escape")
+    assert isinstance(caught.value.__cause__, SecurityError)
+    assert "<class" not in str(caught.value) and "object at 0x" not in str(caught.value)
+
+
+def test_templates_are_compiled_once_not_per_render(plugin: Plugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled during a render")
+
+    monkeypatch.setattr(ImmutableSandboxedEnvironment, "compile", refuse)
+    monkeypatch.setattr(ImmutableSandboxedEnvironment, "parse", refuse)
+    for name in SHIPPED:
+        render(plugin, name, REALISTIC.get(name, {}))
