@@ -1,1 +1,163 @@
-"""emrcomm built-in plugin: content (being written)."""
+"""emrcomm built-in plugin ``content``: facts about a message's words (RULES.md C, D, E).
+
+Reports, with severity ``info`` and the span that triggered each: CLINICAL_CONTENT,
+HEALTH_IDENTIFIER, the link facts (LINK_NOT_HTTPS, LINK_SHORTENER, LINK_DOMAIN_NOT_ALLOWED,
+SURVEY_LINK_SMS), PROMOTIONAL_LANGUAGE and PROHIBITED_SMS_CONTENT. Validators (the ``policy``
+plugin) decide what blocks on which channel.
+
+A clinical term is quoted masked ("m********"): findings are stored in clear, the words must not be.
+Spans index the *inspected document*: ``message.text``, then, when the message has a subject,
+``"\\n"`` and ``message.subject`` (see :func:`document`). A span that starts after
+``len(message.text)`` is in the subject; spans in the text are plain indices into ``message.text``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import emrcomm
+from emrcomm.config import load_schema
+from emrcomm.context import PluginContext
+from emrcomm.model import Category, Finding, Message
+from emrcomm.rules import finding
+from emrcomm_content import links
+from emrcomm_content.clinical import ClinicalDetector, Hit, merge_hits
+from emrcomm_content.folding import Folded
+from emrcomm_content.identifiers import find_identifiers
+from emrcomm_content.lexicon import LEXICONS, Lexicon, compile_lexicons, load_lexicons
+from emrcomm_content.terms import PROHIBITED, PROMOTIONAL
+
+__all__ = ["Plugin", "document", "mask"]
+
+DEFAULT_LEXICONS = ("core",)
+SUBJECT_SEPARATOR = "\n"
+
+# "20% off", "30 % de rabais", "save $50", "économisez 20 $"
+_PROMO_PATTERN = re.compile(
+    r"\b\d+\s?%\s?(?:off|de rabais|de réduction|de reduction)\b|\bsave \$\s?\d+|\béconomisez \d+\s?\$",
+    re.IGNORECASE,
+)
+
+
+def document(message: Message) -> str:
+    """The text the spans of this plugin's findings index: the body, then the subject."""
+    if message.subject:
+        return message.text + SUBJECT_SEPARATOR + message.subject
+    return message.text
+
+
+def _compile_patterns(where: str, patterns: Iterable[Any]) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for i, pattern in enumerate(patterns):
+        try:
+            compiled.append(re.compile(pattern))
+        except (re.error, TypeError) as exc:
+            raise emrcomm.ConfigError(
+                f"{where}[{i}]: {pattern!r} is not a valid regular expression ({exc}); "
+                "write a Python regular expression such as 'MRN[- ]?\\d{6,8}'"
+            ) from None
+    return tuple(compiled)
+
+
+def mask(term: str) -> str:
+    """A clinical term as findings quote it: "metformin" is "m********".
+
+    Findings are filed with the record and kept in the store in clear; the words themselves
+    must not be (the span still points at them for anyone who holds the message).
+    """
+    words = term.split()
+    return " ".join(w[:1] + re.sub(r"\w", "*", w[1:]) if i == 0 else re.sub(r"\w", "*", w) for i, w in enumerate(words))
+
+
+def _written(folded: Folded, span: tuple[int, int]) -> str:
+    return folded.original[span[0] : span[1]]
+
+
+def _phone_digits(phone: str) -> tuple[str, ...]:
+    digits = "".join(c for c in phone if c.isdigit())
+    return (digits[-10:],) if len(digits) >= 10 else ()
+
+
+class Plugin:
+    """Inspect the rendered words of a message and report facts, never verdicts."""
+
+    settings_schema = load_schema("plugins/content.schema.json")
+
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        settings = context.settings
+        where = f"plugins.{context.name}"
+        names = tuple(settings.get("lexicons", DEFAULT_LEXICONS))
+        unknown = [n for n in names if n not in LEXICONS]
+        if unknown:
+            raise emrcomm.ConfigError(
+                f"{where}.lexicons: unknown lexicon {unknown[0]!r}; choose from: {', '.join(sorted(LEXICONS))}"
+            )
+        lexicons = load_lexicons(names)
+        extra = tuple(settings.get("terms", ()))
+        if extra:
+            lexicons += (Lexicon(f"{where}.terms", tuple((term, "clinic") for term in extra)),)
+        self.clinical = ClinicalDetector(lexicons, settings.get("allow", ()))
+        self.promotional = compile_lexicons((PROMOTIONAL,))
+        self.prohibited = compile_lexicons((PROHIBITED,))
+        self.mrn_patterns = _compile_patterns(f"{where}.mrn_patterns", settings.get("mrn_patterns", ()))
+        clinic = context.clinic
+        portal_host = urlsplit(clinic.portal_url).hostname if clinic.portal_url else None
+        self.link_domains = tuple(d.lower() for d in clinic.link_domains) + ((portal_host,) if portal_host else ())
+        self.not_identifiers = _phone_digits(clinic.phone)
+
+    @emrcomm.hookimpl
+    def emrcomm_inspect(self, message: Message) -> list[Finding]:
+        doc = document(message)
+        folded = Folded.of(doc)
+        name = self.context.name
+        out = [
+            finding("CLINICAL_CONTENT", plugin=name, severity="info", span=hit.span, term=mask(hit.term))
+            for hit in self.clinical.find(folded)
+        ]
+        out += [
+            finding("HEALTH_IDENTIFIER", plugin=name, severity="info", span=span, kind=kind)
+            for span, kind in find_identifiers(doc, folded, self.mrn_patterns, self.not_identifiers)
+        ]
+        out += self._links(message, doc)
+        out += self._promotion(folded)
+        return out
+
+    def _links(self, message: Message, doc: str) -> list[Finding]:
+        name = self.context.name
+        out = []
+        for link in links.find_links(doc, self.link_domains):
+            facts = []
+            if not link.https:
+                facts.append("LINK_NOT_HTTPS")
+            if links.is_shortener(link.host):
+                facts.append("LINK_SHORTENER")
+            if not links.is_allowed(link.host, self.link_domains):
+                facts.append("LINK_DOMAIN_NOT_ALLOWED")
+            if message.category is Category.QUESTIONNAIRE or links.is_survey(link, doc):
+                facts.append("SURVEY_LINK_SMS")
+            out += [finding(code, plugin=name, severity="info", span=link.span, term=link.url) for code in facts]
+        return out
+
+    def _promotion(self, folded: Folded) -> list[Finding]:
+        name = self.context.name
+        allowed = self.clinical.allowed_spans(folded)
+
+        def kept(span: tuple[int, int]) -> bool:
+            return not any(lo <= span[0] and span[1] <= hi for lo, hi in allowed)
+
+        promo = [Hit(m.span, _written(folded, m.span), m.kind) for m in self.promotional.find(folded) if kept(m.folded)]
+        promo += [Hit(m.span(), m.group(), "promotional") for m in _PROMO_PATTERN.finditer(folded.original)]
+        out = [
+            finding("PROMOTIONAL_LANGUAGE", plugin=name, severity="info", span=hit.span, term=hit.term)
+            for hit in merge_hits(promo)
+        ]
+        out += [
+            finding("PROHIBITED_SMS_CONTENT", plugin=name, severity="info", span=m.span, term=_written(folded, m.span))
+            for m in self.prohibited.find(folded)
+            if kept(m.folded)
+        ]
+        return out

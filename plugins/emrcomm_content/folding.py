@@ -1,12 +1,14 @@
 """Case- and accent-folded text with a map back to the original, so matches report original spans.
 
 Folding: NFKD with combining marks removed, case-folded, œ/æ spelled out, curly apostrophes made
-straight, hyphens and dashes read as spaces, and every run of white space read as one space.
+straight, hyphens and dashes read as spaces, and every run of spaces read as one space (a line
+break stays a line break).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 from attrs import frozen
@@ -16,8 +18,10 @@ _APOSTROPHES = frozenset("’‘ʼ`´")
 _LIGATURES = {"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l"}
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def _fold_char(ch: str) -> str:
+    if ch in "\n\r\v\f\u2028\u2029\x85":
+        return "\n"  # kept apart from spaces: a line break ends a sentence for context rules
     if ch in _SPACE_LIKE or ch.isspace():
         return " "
     if ch in _APOSTROPHES:
@@ -42,18 +46,19 @@ class Folded:
 
     original: str
     text: str
-    index: tuple[int, ...]
+    index: Sequence[int]
 
     @classmethod
     def of(cls, original: str) -> Folded:
+        table = {c: _fold_char(c) for c in set(original)}
+        if all(len(f) == 1 for f in table.values()):  # nearly every text: one char folds to one
+            text = "".join([table[c] for c in original])
+            if "  " not in text:
+                return cls(original, text, range(len(original)))
         chars: list[str] = []
         index: list[int] = []
         for i, ch in enumerate(original):
-            if ch.isascii() and ch.isalnum():  # the common case, without a cache look-up
-                chars.append(ch.lower())
-                index.append(i)
-                continue
-            folded = _fold_char(ch)
+            folded = table[ch]
             if folded == " " and chars and chars[-1] == " ":
                 continue
             for c in folded:
@@ -64,9 +69,3 @@ class Folded:
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span of the folded span ``[start, end)``."""
         return self.index[start], self.index[end - 1] + 1
-
-    def folded_span(self, start: int, end: int) -> tuple[int, int]:
-        """The folded span that covers the original span ``[start, end)`` (for allow-listing)."""
-        lo = next((j for j, i in enumerate(self.index) if i >= start), len(self.index))
-        hi = next((j for j, i in enumerate(self.index) if i >= end), len(self.index))
-        return lo, hi

@@ -2,7 +2,8 @@
 
 A term matches case- and accent-insensitively on word boundaries, and may take a plural ``s``.
 A term written with a capital letter (``ASA``, ``INR``, ``PrEP``) matches only in that exact case,
-so that abbreviations do not fire inside ordinary words or on lower-case chat. More lexicons (from
+so that abbreviations do not fire inside ordinary words or on lower-case chat; an all-caps term
+does not match in a text written mostly in capitals ("HI ITS KATE"), where case says nothing. More lexicons (from
 packaged drug or diagnosis lists) are added to :data:`LEXICONS` by name; compiled matchers are
 cached per process because they are immutable.
 """
@@ -19,6 +20,13 @@ from attrs import frozen
 from emrcomm_content.folding import Folded, fold_text
 
 MIN_PLURAL_LENGTH = 4
+SHOUTED = 0.6  # share of capitals above which a text is "shouted" and capitals mean nothing
+
+
+def shouted(text: str) -> bool:
+    """Mostly capitals ("HI ITS KATE"): an all-caps abbreviation there may be an ordinary word."""
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 12 and sum(c.isupper() for c in letters) >= SHOUTED * len(letters)
 
 
 @frozen(cache_hash=True)
@@ -93,6 +101,7 @@ class Matcher:
         if not self.size:
             return []
         text = folded.text
+        caps_mean_nothing: bool | None = None
         found: list[Match] = []
         for last, (length, entries) in self._automaton.iter(text):
             start, end = last + 1 - length, last + 1
@@ -106,6 +115,11 @@ class Matcher:
                     continue
                 span = folded.span(start, stop)
                 if entry.exact_case is not None:
+                    if entry.exact_case.isupper():
+                        if caps_mean_nothing is None:
+                            caps_mean_nothing = shouted(folded.original)
+                        if caps_mean_nothing:
+                            continue
                     written = _strip_accents(folded.original[span[0] : span[1]])
                     if " ".join(written.replace("-", " ").split()) != " ".join(
                         entry.exact_case.replace("-", " ").split()

@@ -1,1 +1,120 @@
-"""emrcomm built-in plugin: policy (being written)."""
+"""emrcomm built-in plugin ``policy``: may this message go on this channel, to this address, now?
+
+Turns the inspectors' facts into verdicts per channel (verdicts.py), and checks the SMS form
+(sms.py, segments.py), the sending window and expiry (timing.py), the address and the language
+(recipient.py). Severities are the catalogue's; the host applies the clinic's configured ones.
+Consent and opt-out (RULES.md A, B) belong to the ``consent`` and ``optout`` plugins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+import emrcomm
+from emrcomm.config import load_schema
+from emrcomm.context import PluginContext
+from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
+from emrcomm.rules import finding
+from emrcomm_policy import timing
+from emrcomm_policy.recipient import french_verdicts, recipient_verdicts
+from emrcomm_policy.segments import count_segments
+from emrcomm_policy.sms import sms_verdicts
+from emrcomm_policy.verdicts import content_verdicts
+
+__all__ = ["Plugin", "count_segments"]
+
+URGENT_OVERRIDE = "urgent priority: sent outside the sending window"
+
+
+class Plugin:
+    """The built-in validators. Settings: see schemas/plugins/policy.schema.json."""
+
+    settings_schema = load_schema("plugins/policy.schema.json")
+
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        settings = context.settings
+        where = f"plugins.{context.name}"
+        self.max_segments: int | None = settings.get("max_segments")
+        if self.max_segments is not None and (
+            isinstance(self.max_segments, bool) or not isinstance(self.max_segments, int) or self.max_segments < 1
+        ):
+            raise emrcomm.ConfigError(f"{where}.max_segments: {self.max_segments!r} is not a whole number of 1 or more")
+        self.window = timing.parse_window(settings.get("quiet_hours", timing.DEFAULT_WINDOW), f"{where}.quiet_hours")
+        by_jurisdiction: dict[str, Any] = dict(timing.DEFAULT_BY_JURISDICTION)
+        by_jurisdiction.update(settings.get("quiet_hours_by_jurisdiction", {}))
+        self.windows: Mapping[str, timing.Window] = {
+            code: timing.parse_window(value, f"{where}.quiet_hours_by_jurisdiction.{code}")
+            for code, value in by_jurisdiction.items()
+        }
+        self.quiet_channels = frozenset(settings.get("quiet_hours_channels", ("sms",)))
+        if settings.get("us_healthcare_exemption", False):
+            # EXEMPTION_FREQUENCY (at most 1 message a day, 3 a week, no billing) needs the send
+            # history from the store; until it is counted, relying on the exemption is refused.
+            raise emrcomm.ConfigError(
+                f"{where}.us_healthcare_exemption: not supported yet (EXEMPTION_FREQUENCY is not "
+                "counted); record the patients' consent instead and leave this setting false"
+            )
+        self.clinic_zones = tuple(z for z in (timing.zone(n) for n in context.clinic.time_zones) if z) or (
+            dt.UTC,
+        )
+
+    @emrcomm.hookimpl
+    def emrcomm_validate(
+        self,
+        message: Message,
+        recipient: Recipient,
+        channel: Channel,
+        route: Route,
+        findings: tuple[Finding, ...],
+        now: dt.datetime,
+    ) -> list[Finding]:
+        name = self.context.name
+        clinic = self.context.clinic
+        out = content_verdicts(message, recipient, channel, route, findings, now, name)
+        if channel.address_system == "sms":
+            out += sms_verdicts(message, recipient, channel, route, now, clinic, name, self.max_segments)
+        out += self._quiet_hours(message, recipient, channel, now)
+        out += self._expired(message, channel, now)
+        out += french_verdicts(message, recipient, channel, name)
+        out += recipient_verdicts(recipient, channel, route, clinic, name)
+        return out
+
+    def window_for(self, recipient: Recipient) -> timing.Window:
+        """The clinic's window, narrowed by the patient's jurisdiction (Florida: 08:00–20:00)."""
+        narrower = self.windows.get(recipient.jurisdiction or "")
+        return self.window.narrowed(narrower) if narrower else self.window
+
+    def _quiet_hours(self, message: Message, recipient: Recipient, channel: Channel, now: dt.datetime) -> list[Finding]:
+        if channel.name not in self.quiet_channels:
+            return []
+        window = self.window_for(recipient)
+        own = timing.zone(recipient.time_zone)
+        zones = (own,) if own else self.clinic_zones
+        if timing.is_open(window, zones, now):
+            return []
+        until = timing.next_opening(window, zones, now)
+        details = {
+            "start": f"{window.start:%H:%M}",
+            "end": f"{window.end:%H:%M}",
+            "until": f"{until.astimezone(zones[0]):%Y-%m-%d %H:%M %Z}",
+        }
+        name, channel_name = self.context.name, channel.name
+        if message.request.priority == "urgent":
+            warn = finding("QUIET_HOURS", plugin=name, channel=channel_name, severity="warn", **details)
+            return [attrs.evolve(warn, override=URGENT_OVERRIDE)]
+        return [finding("QUIET_HOURS", plugin=name, channel=channel_name, hold_until=until, **details)]
+
+    def _expired(self, message: Message, channel: Channel, now: dt.datetime) -> list[Finding]:
+        request = message.request
+        zone = self.clinic_zones[0]
+        expired = request.expires is not None and timing.aware(request.expires, zone) <= now
+        if message.category is Category.APPOINTMENT_REMINDER and request.appointment is not None:
+            expired = expired or timing.aware(request.appointment, zone) <= now
+        if expired:
+            return [finding("MESSAGE_EXPIRED", plugin=self.context.name, channel=channel.name)]
+        return []

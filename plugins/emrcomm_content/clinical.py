@@ -1,0 +1,202 @@
+"""Clinical content: lexicon terms, result words next to tests, doses, and drug or disease word forms.
+
+A :class:`ClinicalDetector` is built once per plugin from its lexicons and allow-list; ``find``
+returns :class:`Hit` objects with spans in the original text, longest match first where they overlap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from attrs import frozen
+
+from emrcomm_content.folding import Folded, fold_text
+from emrcomm_content.lexicon import Lexicon, Match, compile_lexicons
+
+# Kinds that are clinical on their own; "result" and "test_generic" only count in context.
+STANDALONE = frozenset({"medication", "condition", "test", "procedure", "specialty", "clinic"})
+# What a result word may qualify: "A1C normal", "résultat anormal", "strep positive".
+RESULT_OF = frozenset({"test", "test_generic", "condition"})
+CONTEXT_GAP = 3  # at most this many words between a test and its result word or value
+
+# Doses as written in the original text. A bare "g" needs a decimal or two digits, so that
+# "4g" and "5G" (networks) are not doses.
+DOSE = re.compile(
+    # The first digit is matched before the look-behind so that the scan jumps from digit to digit.
+    r"\d(?<![\w.,]\d)(?:\d*(?:[.,]\d+)?[\s-]?(?:mg|MG|mcg|MCG|µg|μg|ml|mL|ML|units?|unités|unites|IUs?|UI)"
+    r"|(?:\d+|\d*[.,]\d+)\s?g|\d*\s+g)(?!\w)"
+)
+# A lab value: a decimal number, or a number with a lab unit (folded text).
+VALUE = re.compile(
+    r"(?<![\w.])\d+(?:[.,]\d+)?\s?(?:%|mmol/l|mg/dl|g/l|umol/l|μmol/l|µmol/l|ng/ml|miu/l|mu/l|iu/l|u/l|pmol/l)"
+    r"|(?<![\w.])\d+[.,]\d+(?![\w.])"
+)
+ANY_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])")
+
+# Word forms that name drugs (USAN/INN stems; French adds a final e) or diseases and procedures
+# (Greek and Latin suffixes), minus the everyday words that share the ending.
+DRUG_STEMS = (
+    "statin", "sartan", "pril", "olol", "dipine", "prazole", "azole", "mycin", "cillin", "floxacin",
+    "cycline", "tidine", "triptan", "azepam", "azolam", "oxetine", "gliptin", "gliflozin",
+    "glutide", "parin", "semide", "thiazide", "lukast", "setron", "tegravir", "ciclovir",
+    "cyclovir", "amivir", "previr", "buvir", "umab", "imab", "tinib", "afil", "profen", "coxib",
+    "codone", "morphone", "barbital", "apine", "peridol", "xaban", "gatran", "grel", "fibrate",
+    "dronate", "tropium", "terol", "pramine", "triptyline", "zosin", "olone", "isone", "asone",
+    "vudine",
+)
+DISEASE_SUFFIXES = (
+    "itis", "osis", "iasis", "emia", "aemia", "ectomy", "otomy", "ostomy", "oscopy", "plasty",
+    "algia", "pathy", "penia", "plegia", "rrhea", "rrhoea", "uria", "ectomie", "oscopie", "emie",
+    "pathie", "algie", "plegie", "ostomie", "otomie",
+)
+NOT_CLINICAL_WORDS = frozenset({
+    "april", "academia", "bohemia", "empathy", "sympathy", "apathy", "antipathy", "telepathy",
+    "nostalgia", "dichotomy", "osmosis", "symbiosis", "hypnosis", "metamorphosis", "apotheosis",
+    "mitosis", "liguria", "academie", "sympathie", "empathie", "apathie", "antipathie",
+    "telepathie", "nostalgie", "dichotomie", "senioritis",
+})
+# French "-ite" diseases collide with common words (petite, visite, suite): only these roots count.
+FRENCH_ITE_ROOTS = frozenset({
+    "hepat", "arthr", "bronch", "sinus", "ot", "gastroenter", "appendic", "pharyng", "laryng",
+    "tendin", "burs", "cyst", "conjonctiv", "mening", "encephal", "col", "dermat", "vagin",
+    "prostat", "pancreat", "diverticul", "uve", "rhin", "cellul",
+})
+_LETTERS = re.compile(r"\b[a-z]{4,}\b")
+# Every ending word_form looks at, with the plural and French final e: one C-level test per word.
+_ENDINGS = tuple(
+    {stem + tail for stem in DRUG_STEMS for tail in ("", "s", "e", "es")}
+    | {suffix + tail for suffix in DISEASE_SUFFIXES for tail in ("", "s")}
+    | {"ite", "ites"}
+)
+
+
+def word_form(word: str) -> str | None:
+    """``medication`` or ``condition`` when the word's form names one, else None."""
+    if not word.endswith(_ENDINGS) or word in NOT_CLINICAL_WORDS or set(word) <= {"l", "o"}:  # "lololol" is laughter, not a beta blocker
+        return None
+    bare = word[:-1] if word.endswith("s") else word
+    for form in (bare, bare[:-1] if bare.endswith("e") else None):
+        if form and form.endswith(DRUG_STEMS):
+            stem = next(s for s in DRUG_STEMS if form.endswith(s))
+            if len(form) - len(stem) >= 2 and form not in NOT_CLINICAL_WORDS:
+                return "medication"
+    for form in (word, bare):
+        if form.endswith(DISEASE_SUFFIXES) and form not in NOT_CLINICAL_WORDS:
+            suffix = next(s for s in DISEASE_SUFFIXES if form.endswith(s))
+            if len(form) - len(suffix) >= 3:
+                return "condition"
+    if bare.endswith("ite") and bare[:-3] in FRENCH_ITE_ROOTS:
+        return "condition"
+    return None
+
+
+_DIGIT = re.compile(r"\d")
+_SENTENCE_END = re.compile(r"[.!?;\n]")
+_WORD = re.compile(r"\w+")
+
+
+@frozen
+class Hit:
+    """One clinical finding: where it is in the original text and what fired it."""
+
+    span: tuple[int, int]
+    term: str
+    kind: str
+
+
+def _inside(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
+    return any(lo <= span[0] and span[1] <= hi for lo, hi in blocks)
+
+
+class ClinicalDetector:
+    """Finds clinical content in a text. Immutable once built; safe to share between threads."""
+
+    def __init__(self, lexicons: tuple[Lexicon, ...], allow: Iterable[str] = ()) -> None:
+        self.matcher = compile_lexicons(lexicons)
+        self.allow = tuple(p for p in (fold_text(a).strip() for a in allow) if p)
+
+    def allowed_spans(self, folded: Folded) -> list[tuple[int, int]]:
+        """Folded spans of the clinic's allow-listed phrases."""
+        spans = []
+        for phrase in self.allow:
+            start = folded.text.find(phrase)
+            while start != -1:
+                spans.append((start, start + len(phrase)))
+                start = folded.text.find(phrase, start + 1)
+        return spans
+
+    def find(self, folded: Folded) -> list[Hit]:
+        allowed = self.allowed_spans(folded)
+        matches = [m for m in self.matcher.find(folded) if not _inside(m.folded, allowed)]
+        hits: list[tuple[tuple[int, int], str]] = [(m.folded, m.kind) for m in matches if m.kind in STANDALONE]
+        hits.extend(self._in_context(folded, matches))
+        for found in _LETTERS.finditer(folded.text):
+            kind = word_form(found.group())
+            if kind and not _inside(found.span(), allowed):
+                hits.append((found.span(), kind))
+        result = []
+        for fs, kind in hits:
+            span = folded.span(*fs)
+            result.append(Hit(span, folded.original[span[0] : span[1]], kind))
+        if _DIGIT.search(folded.original):
+            result += [Hit(found.span(), found.group(), "dose") for found in DOSE.finditer(folded.original)]
+        return merge_hits(result)
+
+    def _in_context(self, folded: Folded, matches: list[Match]) -> list[tuple[tuple[int, int], str]]:
+        """Result words next to a test, and tests next to a value, as one span each."""
+        text = folded.text
+        tests = [m for m in matches if m.kind in RESULT_OF]
+        if not tests:
+            return []
+        words = [w.start() for w in _WORD.finditer(text)]
+        breaks = [b.start() for b in _SENTENCE_END.finditer(text)]
+
+        def word_at(pos: int) -> int:
+            lo, hi = 0, len(words)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if words[mid] < pos:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            return lo
+
+        def near(a: tuple[int, int], b: tuple[int, int], most: int = CONTEXT_GAP) -> bool:
+            first, second = sorted((a, b))
+            if any(first[1] <= p < second[0] for p in breaks):
+                return False
+            gap = word_at(second[0]) - word_at(first[1])
+            return gap <= most
+
+        out = []
+        results = [m.folded for m in matches if m.kind == "result"]
+        # "high" and "low" qualify a named test or condition ("TSH is low"), never a generic
+        # word: "test scores are low", "high test".
+        weak = [m.folded for m in matches if m.kind == "result_weak"]
+        for test in tests:
+            partners = [r for r in results + (weak if test.kind != "test_generic" else []) if near(test.folded, r)]
+            if test.kind != "condition":
+                start = test.folded[1]
+                partners += [v.span() for v in VALUE.finditer(text, start) if near(test.folded, v.span())]
+                if test.kind == "test":  # "PSA 4", "INR is 3": a bare number right after a named test
+                    partners += [v.span() for v in ANY_NUMBER.finditer(text, start) if near(test.folded, v.span(), 1)]
+            if partners:
+                lo = min(test.folded[0], *(p[0] for p in partners))
+                hi = max(test.folded[1], *(p[1] for p in partners))
+                out.append(((lo, hi), "result"))
+        return out
+
+
+def merge_hits(hits: list[Hit]) -> list[Hit]:
+    """One hit per stretch of text: hits inside another vanish, overlapping hits are joined."""
+    ordered = sorted(hits, key=lambda h: (h.span[0], -h.span[1]))
+    kept: list[Hit] = []
+    for h in ordered:
+        if kept and h.span[0] < kept[-1].span[1]:
+            last = kept[-1]
+            if h.span[1] > last.span[1]:
+                kept[-1] = Hit((last.span[0], h.span[1]), last.term + h.term[last.span[1] - h.span[0] :], last.kind)
+            continue
+        kept.append(h)
+    return kept

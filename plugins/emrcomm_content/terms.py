@@ -1,0 +1,463 @@
+"""The project's own core term lists, English and Quebec French.
+
+Kinds that fire on their own: ``medication``, ``condition``, ``test``, ``procedure``,
+``specialty``. Kinds that fire only in context (see clinical.py): ``result`` (a result word next
+to a test), ``result_weak`` (``high``, ``bas``: only next to a named test or condition) and
+``test_generic`` (``results``, ``analyse``: a test only next to a result or value).
+
+Written in lower case unless the capitals matter: a term with a capital matches only in that
+exact case (``ASA`` must not fire inside "Lasagna" or on "asa"). Accents are optional in the
+text (``diabete`` matches ``diabète``), and a plural ``s`` is accepted, so neither is listed.
+Deliberately absent: words every clinic message uses (appointment, doctor, clinic, visit,
+follow-up, prescription / ordonnance, medication / médicament, pharmacy, lab), and words of
+everyday chat that are rarely clinical there (pain, sick, cold, flu, fever, screening, level).
+"""
+
+from __future__ import annotations
+
+from emrcomm_content.lexicon import Lexicon
+
+MEDICATIONS_EN = [
+    # analgesics, anti-inflammatories, opioids
+    "acetaminophen", "paracetamol", "tylenol", "ibuprofen", "advil", "motrin", "naproxen", "aleve",
+    "naprosyn", "aspirin", "ASA", "acetylsalicylic acid", "entrophen", "celecoxib", "celebrex",
+    "diclofenac", "voltaren", "arthrotec", "meloxicam", "mobicox", "ketorolac", "indomethacin",
+    "codeine", "tylenol 3", "morphine", "hydromorphone", "dilaudid", "hydromorph contin",
+    "oxycodone", "oxycontin", "oxyneo", "percocet", "hydrocodone", "vicodin", "fentanyl",
+    "tramadol", "tramacet", "ultram", "tapentadol", "nucynta", "methadone", "methadose",
+    "buprenorphine", "suboxone", "sublocade", "naloxone", "narcan", "naltrexone", "opioid",
+    "opiate", "nsaid", "painkiller",
+    # diabetes and weight
+    "metformin", "glucophage", "insulin", "insulin glargine", "lantus", "basaglar", "toujeo",
+    "humalog", "novolog", "novorapid", "fiasp", "tresiba", "levemir", "humulin", "novolin",
+    "glyburide", "gliclazide", "diamicron", "glipizide", "glimepiride", "sitagliptin", "januvia",
+    "janumet", "linagliptin", "trajenta", "jentadueto", "saxagliptin", "empagliflozin", "jardiance",
+    "synjardy", "dapagliflozin", "farxiga", "forxiga", "xigduo", "canagliflozin", "invokana",
+    "semaglutide", "ozempic", "wegovy", "rybelsus", "liraglutide", "victoza", "saxenda",
+    "dulaglutide", "trulicity", "tirzepatide", "mounjaro", "zepbound", "exenatide", "pioglitazone",
+    "acarbose", "repaglinide", "glucagon", "contrave", "orlistat", "xenical", "phentermine",
+    # lipids
+    "atorvastatin", "lipitor", "rosuvastatin", "crestor", "simvastatin", "zocor", "pravastatin",
+    "lovastatin", "statin", "ezetimibe", "ezetrol", "zetia", "fenofibrate", "lipidil",
+    "gemfibrozil", "evolocumab", "repatha",
+    # blood pressure, heart
+    "lisinopril", "zestril", "prinivil", "ramipril", "altace", "enalapril", "vasotec",
+    "perindopril", "coversyl", "quinapril", "accupril", "benazepril", "captopril", "trandolapril",
+    "losartan", "cozaar", "valsartan", "diovan", "irbesartan", "avapro", "candesartan", "atacand",
+    "telmisartan", "micardis", "olmesartan", "olmetec", "benicar", "amlodipine", "norvasc",
+    "nifedipine", "adalat", "diltiazem", "cardizem", "verapamil", "felodipine", "metoprolol",
+    "lopressor", "toprol", "atenolol", "tenormin", "bisoprolol", "monocor", "carvedilol",
+    "propranolol", "inderal", "nadolol", "labetalol", "nebivolol", "sotalol", "hydrochlorothiazide",
+    "hctz", "chlorthalidone", "indapamide", "furosemide", "lasix", "spironolactone", "aldactone",
+    "eplerenone", "torsemide", "bumetanide", "hydralazine", "clonidine", "doxazosin", "terazosin",
+    "prazosin", "sacubitril", "entresto", "digoxin", "amiodarone", "nitroglycerin", "nitro spray",
+    "isosorbide", "beta blocker", "blood thinner", "diuretic", "water pill",
+    # anticoagulants, antiplatelets
+    "warfarin", "coumadin", "apixaban", "eliquis", "rivaroxaban", "xarelto", "dabigatran",
+    "pradaxa", "edoxaban", "lixiana", "heparin", "enoxaparin", "lovenox", "dalteparin", "fragmin",
+    "clopidogrel", "plavix", "ticagrelor", "brilinta", "prasugrel",
+    # stomach and bowel
+    "omeprazole", "losec", "prilosec", "pantoprazole", "pantoloc", "tecta", "protonix",
+    "esomeprazole", "nexium", "lansoprazole", "prevacid", "rabeprazole", "pariet",
+    "dexlansoprazole", "dexilant", "famotidine", "pepcid", "ranitidine", "zantac", "ondansetron",
+    "zofran", "metoclopramide", "domperidone", "loperamide", "imodium", "docusate", "lactulose",
+    "bisacodyl", "dulcolax", "picosalax", "pico salax", "colyte", "golytely", "mesalamine",
+    "pentasa", "salofalk", "sulfasalazine", "buscopan", "laxative",
+    # thyroid and hormones
+    "levothyroxine", "synthroid", "eltroxin", "methimazole", "tapazole", "propylthiouracil",
+    "estradiol", "estrogen", "estrogel", "premarin", "progesterone", "prometrium",
+    "medroxyprogesterone", "depo provera", "provera", "testosterone", "androgel", "finasteride",
+    "proscar", "propecia", "dutasteride", "avodart", "tamsulosin", "flomax",
+    "hormone replacement", "hormone therapy", "HRT",
+    # contraception and sexual health
+    "levonorgestrel", "norethindrone", "birth control", "birth control pill", "contraceptive",
+    "contraception", "morning after pill", "emergency contraception", "yaz", "yasmin", "alesse",
+    "diane 35", "mirena", "kyleena", "nexplanon", "nuvaring", "iud", "sildenafil", "viagra",
+    "tadalafil", "cialis", "vardenafil", "levitra", "PrEP", "PEP", "truvada", "descovy",
+    "biktarvy", "tenofovir", "emtricitabine", "dolutegravir", "antiretroviral", "sofosbuvir",
+    "epclusa", "harvoni", "maviret",
+    # mental health, sleep, ADHD
+    "sertraline", "zoloft", "fluoxetine", "prozac", "citalopram", "celexa", "escitalopram",
+    "cipralex", "lexapro", "paroxetine", "paxil", "venlafaxine", "effexor", "desvenlafaxine",
+    "pristiq", "duloxetine", "cymbalta", "bupropion", "wellbutrin", "zyban", "mirtazapine",
+    "remeron", "trazodone", "desyrel", "amitriptyline", "elavil", "nortriptyline",
+    "vortioxetine", "trintellix", "lithium", "lamotrigine", "lamictal", "valproate",
+    "valproic acid", "divalproex", "epival", "depakote", "carbamazepine", "tegretol",
+    "quetiapine", "seroquel", "olanzapine", "zyprexa", "risperidone", "risperdal", "aripiprazole",
+    "abilify", "rexulti", "vraylar", "haloperidol", "clozapine", "lurasidone", "latuda",
+    "paliperidone", "invega", "ziprasidone", "lorazepam", "ativan", "clonazepam", "rivotril",
+    "klonopin", "diazepam", "valium", "alprazolam", "xanax", "temazepam", "oxazepam", "zopiclone",
+    "imovane", "zolpidem", "ambien", "sublinox", "methylphenidate", "ritalin", "concerta",
+    "biphentin", "foquest", "lisdexamfetamine", "vyvanse", "amphetamine", "adderall",
+    "dextroamphetamine", "dexedrine", "atomoxetine", "strattera", "guanfacine", "intuniv",
+    "antidepressant", "antipsychotic", "benzodiazepine", "ssri", "sleeping pill",
+    # neurology, pain, muscle
+    "gabapentin", "neurontin", "pregabalin", "lyrica", "topiramate", "topamax", "levetiracetam",
+    "keppra", "phenytoin", "dilantin", "sumatriptan", "imitrex", "rizatriptan", "maxalt",
+    "zolmitriptan", "zomig", "donepezil", "aricept", "memantine", "ebixa", "levodopa",
+    "carbidopa", "sinemet", "baclofen", "cyclobenzaprine", "flexeril", "methocarbamol", "robaxin",
+    "tizanidine", "botox",
+    # lungs, allergy, steroids
+    "salbutamol", "albuterol", "ventolin", "fluticasone", "flovent", "flonase", "avamys",
+    "budesonide", "pulmicort", "symbicort", "advair", "breo", "trelegy", "formoterol",
+    "salmeterol", "tiotropium", "spiriva", "montelukast", "singulair", "inhaler",
+    "prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone",
+    "cortisone", "steroid", "epinephrine", "epipen", "cetirizine", "reactine", "zyrtec",
+    "loratadine", "claritin", "desloratadine", "aerius", "fexofenadine", "allegra",
+    "diphenhydramine", "benadryl", "mometasone", "nasonex",
+    # infections
+    "amoxicillin", "amoxil", "clavulin", "augmentin", "penicillin", "cephalexin", "keflex",
+    "cefuroxime", "ceftriaxone", "cefixime", "cefadroxil", "azithromycin", "zithromax", "z pack",
+    "clarithromycin", "biaxin", "erythromycin", "doxycycline", "minocycline", "tetracycline",
+    "ciprofloxacin", "cipro", "levofloxacin", "moxifloxacin", "nitrofurantoin", "macrobid",
+    "trimethoprim", "sulfamethoxazole", "septra", "bactrim", "metronidazole", "flagyl",
+    "clindamycin", "vancomycin", "fluconazole", "diflucan", "terbinafine", "lamisil", "nystatin",
+    "clotrimazole", "canesten", "monistat", "valacyclovir", "valtrex", "acyclovir", "zovirax",
+    "famciclovir", "oseltamivir", "tamiflu", "paxlovid", "nirmatrelvir", "hydroxychloroquine",
+    "plaquenil", "ivermectin", "permethrin", "antibiotic", "antiviral", "antifungal",
+    # bones, joints, immune, cancer, skin
+    "alendronate", "fosamax", "risedronate", "actonel", "zoledronic acid", "aclasta",
+    "denosumab", "prolia", "calcitonin", "methotrexate", "adalimumab", "humira", "etanercept",
+    "enbrel", "infliximab", "remicade", "rituximab", "ustekinumab", "stelara", "dupilumab",
+    "dupixent", "tofacitinib", "xeljanz", "azathioprine", "imuran", "tacrolimus", "cyclosporine",
+    "mycophenolate", "allopurinol", "colchicine", "febuxostat", "tamoxifen", "letrozole",
+    "anastrozole", "arimidex", "pembrolizumab", "keytruda", "imatinib", "isotretinoin",
+    "accutane", "epuris", "clarus", "tretinoin", "biologic",
+    # addiction, smoking cessation
+    "varenicline", "champix", "chantix", "nicotine replacement", "nicotine patch", "disulfiram",
+    "antabuse", "acamprosate",
+    # vaccines that reveal a condition or exposure
+    "hpv vaccine", "gardasil", "hepatitis b vaccine", "rabies vaccine",
+]
+
+CONDITIONS_EN = [
+    "diabetes", "diabetic", "prediabetes", "prediabetic", "type 1 diabetes", "type 2 diabetes",
+    "gestational diabetes", "hypoglycemia", "hyperglycemia",
+    "cancer", "tumor", "tumour", "malignant", "malignancy", "carcinoma", "melanoma", "lymphoma",
+    "leukemia", "leukaemia", "myeloma", "sarcoma", "glioma", "mesothelioma", "metastasis",
+    "metastases", "metastatic", "precancerous", "dysplasia", "abnormal cells",
+    "HIV", "hiv positive", "AIDS", "hepatitis", "hep b", "hep c", "cirrhosis", "fatty liver",
+    "liver disease", "pregnancy", "pregnant", "miscarriage", "ectopic", "stillbirth",
+    "infertility", "infertile", "depression", "major depressive", "anxiety disorder",
+    "panic disorder", "panic attack", "bipolar", "schizophrenia", "schizoaffective", "psychosis",
+    "psychotic", "suicidal", "suicide", "self harm", "eating disorder", "anorexia", "bulimia",
+    "binge eating", "adhd", "autism", "autistic", "asperger", "dementia", "alzheimer",
+    "alzheimers", "parkinson", "parkinsons", "epilepsy", "seizure", "stroke", "heart attack",
+    "heart failure", "heart disease", "myocardial infarction", "angina", "arrhythmia",
+    "atrial fibrillation", "afib", "a fib", "hypertension", "high blood pressure", "hypotension",
+    "cholesterol", "high cholesterol", "hyperlipidemia", "asthma", "copd", "emphysema",
+    "bronchitis", "pneumonia", "tuberculosis", "TB", "covid", "covid 19", "coronavirus",
+    "influenza", "rsv", "strep", "strep throat", "STI", "STD", "sexually transmitted",
+    "chlamydia", "gonorrhea", "gonorrhoea", "syphilis", "herpes", "genital herpes", "hpv",
+    "genital warts", "trichomoniasis", "trichomonas", "uti", "urinary tract infection",
+    "bladder infection", "kidney infection", "yeast infection", "bacterial vaginosis",
+    "pelvic inflammatory", "kidney disease", "kidney failure", "renal failure", "ckd",
+    "hypothyroidism", "hyperthyroidism", "thyroid", "graves disease", "hashimoto", "arthritis",
+    "rheumatoid", "osteoarthritis", "osteoporosis", "osteopenia", "gout", "lupus",
+    "multiple sclerosis", "crohn", "crohns", "colitis", "ulcerative colitis", "celiac",
+    "coeliac", "ibs", "irritable bowel", "GERD", "acid reflux", "ulcer", "hernia", "gallstones",
+    "appendicitis", "diverticulitis", "hemorrhoids", "haemorrhoids", "anemia", "anaemia",
+    "sickle cell", "hemophilia", "thalassemia", "obesity", "obese", "morbidly obese",
+    "erectile dysfunction", "impotence", "incontinence", "overactive bladder", "prostate",
+    "enlarged prostate", "endometriosis", "pcos", "polycystic", "menopause", "perimenopause",
+    "infection", "infected", "sepsis", "concussion", "fracture", "addiction",
+    "substance use", "alcoholism", "alcohol use disorder", "opioid use disorder", "overdose",
+    "withdrawal symptoms", "glaucoma", "cataract", "macular degeneration", "sleep apnea",
+    "sleep apnoea", "insomnia", "migraine", "shingles", "measles", "mumps", "chickenpox",
+    "chicken pox", "whooping cough", "pertussis", "mononucleosis", "lyme disease", "mpox",
+    "monkeypox", "scabies", "eczema", "psoriasis", "rosacea", "dermatitis", "cellulitis", "cyst",
+    "polyp", "nodule", "lesion", "diagnosis", "diagnosed", "diagnoses", "prognosis", "syndrome",
+    "disorder", "disease", "chronic pain", "chronic illness", "terminal illness", "terminally ill",
+    "palliative", "mental health", "mental illness", "sexual health", "ptsd", "ocd", "dvt",
+    "blood clot", "embolism", "aneurysm", "transgender", "gender dysphoria", "allergic reaction",
+    "anaphylaxis", "food allergy", "urinary", "vaginal", "genital", "rectal", "urine", "semen",
+    "sperm", "fetal", "fetus", "trimester", "prenatal", "antenatal", "postpartum", "postnatal",
+    "pap smear", "abnormal pap", "cervical cancer", "breast cancer", "prostate cancer",
+    "colon cancer", "lung cancer", "skin cancer", "neuropathy", "retinopathy", "vertigo",
+    "tinnitus", "hearing loss", "paralysis", "amputee", "disability",
+]
+
+TESTS_EN = [
+    "a1c", "hba1c", "hemoglobin a1c", "haemoglobin a1c", "glycated hemoglobin", "INR", "PSA",
+    "TSH", "CBC", "complete blood count", "ldl", "hdl", "triglycerides", "lipid panel",
+    "lipid profile", "creatinine", "egfr", "kidney function", "liver function", "liver enzymes",
+    "alt level", "hemoglobin", "haemoglobin", "ferritin", "iron levels", "b12 level",
+    "vitamin d level", "blood sugar", "blood glucose", "fasting glucose", "glucose tolerance",
+    "ecg", "ekg", "electrocardiogram", "eeg", "echocardiogram", "holter", "stress test",
+    "ct scan", "cat scan", "pet scan", "CT", "mri", "x ray", "xray", "ultrasound", "sonogram",
+    "mammogram", "mammography", "bone density", "dexa", "pap test", "pap smear", "hpv test",
+    "colposcopy", "biopsy", "biopsies", "blood test", "bloodwork", "blood work", "blood sample",
+    "blood draw", "urine test", "urinalysis", "urine sample", "urine culture", "stool test",
+    "stool sample", "FIT test", "fit kit", "throat swab", "throat culture", "nasal swab",
+    "swab test", "strep test", "pregnancy test", "sti test", "std test", "hiv test", "sti testing",
+    "std testing", "hiv testing", "genetic test", "genetic testing", "prenatal screening",
+    "amniocentesis", "semen analysis", "sperm count", "pathology", "pathology report",
+    "spirometry", "allergy test", "skin test", "tb test", "viral load", "cd4", "radiology report",
+    "mri results", "cholesterol test", "thyroid test", "psa test", "pcr test", "covid test",
+    "rapid test", "antibody test", "culture results",
+]
+
+TESTS_GENERIC_EN = [
+    "result", "results", "test", "tests", "test result", "lab result", "lab results", "labs",
+    "lab test", "scan", "scans", "screen", "screening", "report", "levels",
+]
+
+RESULTS_EN = [
+    "positive", "negative", "abnormal", "normal", "elevated", "borderline", "detected",
+    "not detected", "undetected", "undetectable", "reactive", "non reactive", "nonreactive",
+    "inconclusive", "unremarkable", "out of range", "came back positive", "came back negative",
+    "came back abnormal", "came back normal", "abnormality", "abnormalities", "malignant",
+    "benign",
+]
+
+RESULTS_WEAK_EN = ["high", "low", "raised", "too high", "too low"]
+
+PROCEDURES_EN = [
+    "colonoscopy", "endoscopy", "gastroscopy", "sigmoidoscopy", "bronchoscopy", "cystoscopy",
+    "vasectomy", "tubal ligation", "hysterectomy", "mastectomy", "lumpectomy", "abortion",
+    "medical abortion", "termination of pregnancy", "pregnancy termination", "D&C",
+    "dilation and curettage", "iud insertion", "iud removal", "surgery", "surgical",
+    "chemotherapy", "chemo", "radiation therapy", "radiotherapy", "dialysis", "transplant",
+    "transfusion", "infusion", "cataract surgery", "knee replacement", "hip replacement",
+    "bypass surgery", "angioplasty", "stent", "pacemaker", "catheter", "circumcision",
+    "liposuction", "psychotherapy", "cognitive behavioural therapy", "cognitive behavioral therapy",
+    "cbt", "detox", "ivf", "in vitro fertilization", "in vitro fertilisation", "egg retrieval",
+    "embryo transfer", "insemination", "iui", "amputation", "mohs", "cryotherapy",
+    "wart removal", "skin tag removal", "mole removal", "excision", "anesthesia", "anaesthesia",
+    "sedation", "prep solution", "bowel prep", "pelvic exam", "breast exam", "prostate exam",
+    "rectal exam", "c section", "cesarean", "caesarean", "induction of labour",
+    "induction of labor", "epidural", "gender affirming", "top surgery", "electroconvulsive",
+    "methadone treatment", "opioid agonist", "wound care", "dressing change", "suture removal",
+    "stitches removed", "cast removal", "allergy shots", "b12 injection", "injection",
+]
+
+SPECIALTIES_EN = [
+    "oncology", "oncologist", "cancer centre", "cancer center", "cancer clinic", "chemo unit",
+    "psychiatry", "psychiatrist", "psychiatric", "psychologist", "psychology", "psychotherapist",
+    "mental health clinic", "addiction clinic", "addictions", "methadone clinic", "opioid clinic",
+    "rapid access addiction", "fertility clinic", "fertility", "ivf clinic", "sexual health clinic",
+    "sti clinic", "std clinic", "hiv clinic", "abortion clinic", "womens health clinic",
+    "infectious disease", "infectious diseases", "hepatology", "hepatologist", "gastroenterology",
+    "gastroenterologist", "gi clinic", "cardiology", "cardiologist", "nephrology",
+    "nephrologist", "urology", "urologist", "gynecology", "gynaecology", "gynecologist",
+    "gynaecologist", "obstetrics", "obstetrician", "ob gyn", "obgyn", "endocrinology",
+    "endocrinologist", "neurology", "neurologist", "dermatology", "dermatologist",
+    "rheumatology", "rheumatologist", "hematology", "haematology", "hematologist",
+    "respirology", "respirologist", "pulmonology", "pulmonologist", "palliative care", "hospice",
+    "dialysis unit", "transplant clinic", "memory clinic", "diabetes clinic",
+    "eating disorder clinic", "detox centre", "detox center", "rehab centre", "rehab center",
+    "sleep clinic", "pain clinic", "gender clinic", "midwife", "midwives", "maternity clinic",
+    "breast clinic", "colposcopy clinic", "genetics clinic", "genetic counselling",
+    "genetic counseling", "anticoagulation clinic", "inr clinic", "heart function clinic",
+    "sleep lab", "crisis line", "suicide prevention",
+]
+
+MEDICATIONS_FR = [
+    "acetaminophene", "paracétamol", "ibuprofène", "naproxène", "acide acetylsalicylique",
+    "codéine", "morphine", "hydromorphone", "oxycodone", "méthadone", "buprénorphine",
+    "naloxone", "opioïde", "opiacé", "metformine", "insuline", "glargine", "gliclazide",
+    "sitagliptine", "empagliflozine", "dapagliflozine", "sémaglutide", "liraglutide",
+    "atorvastatine", "rosuvastatine", "simvastatine", "pravastatine", "statine", "ézétimibe",
+    "amlodipine", "ramipril", "périndopril", "hydrochlorothiazide", "furosémide",
+    "spironolactone", "métoprolol", "bisoprolol", "warfarine", "apixaban", "rivaroxaban",
+    "héparine", "clopidogrel", "anticoagulant", "oméprazole", "pantoprazole", "ésoméprazole",
+    "lévothyroxine", "œstrogène", "oestrogène", "progestérone", "testostérone",
+    "contraceptif", "contraceptive", "contraception", "pilule contraceptive",
+    "pilule du lendemain", "contraception d'urgence", "stérilet", "sertraline", "fluoxétine",
+    "citalopram", "escitalopram", "venlafaxine", "bupropion", "quétiapine", "olanzapine",
+    "rispéridone", "aripiprazole", "lorazépam", "clonazépam", "diazépam", "alprazolam",
+    "zopiclone", "méthylphénidate", "lisdexamfétamine", "lithium", "antidépresseur",
+    "antipsychotique", "anxiolytique", "somnifère", "benzodiazépine", "gabapentine",
+    "prégabaline", "salbutamol", "inhalateur", "prednisone", "cortisone",
+    "corticostéroïde", "stéroïde", "épinéphrine", "amoxicilline", "pénicilline", "céphalexine",
+    "azithromycine", "clarithromycine", "doxycycline", "ciprofloxacine", "nitrofurantoïne",
+    "métronidazole", "clindamycine", "fluconazole", "valacyclovir", "antibiotique", "antiviral",
+    "antifongique", "méthotrexate", "tamoxifène", "trithérapie", "antirétroviral",
+    "prophylaxie pré exposition", "laxatif", "diurétique",
+]
+
+CONDITIONS_FR = [
+    "diabète", "diabétique", "prédiabète", "diabète de type 1", "diabète de type 2",
+    "diabète gestationnel", "hypoglycémie", "hyperglycémie", "cancer", "cancer du sein",
+    "cancer de la prostate", "cancer du côlon", "cancer colorectal", "cancer du poumon",
+    "cancer du col", "cancer de la peau", "tumeur", "maligne", "métastase", "métastatique",
+    "leucémie", "lymphome", "mélanome", "myélome", "sarcome", "carcinome", "précancéreux",
+    "précancéreuse", "cellules anormales", "dysplasie", "VIH", "sida", "séropositif",
+    "séropositive", "hépatite", "cirrhose", "stéatose", "maladie du foie", "grossesse",
+    "enceinte", "fausse couche", "grossesse ectopique", "infertilité", "dépression",
+    "dépressif", "dépressive", "trouble anxieux", "trouble panique", "crise de panique",
+    "bipolaire", "trouble bipolaire", "schizophrénie", "psychose", "psychotique", "suicide",
+    "suicidaire", "automutilation", "trouble alimentaire", "anorexie", "boulimie",
+    "tdah", "autisme", "autiste", "démence", "alzheimer", "parkinson", "épilepsie",
+    "convulsion", "AVC", "accident vasculaire", "crise cardiaque", "infarctus",
+    "insuffisance cardiaque", "maladie cardiaque", "angine de poitrine", "arythmie",
+    "fibrillation auriculaire", "hypertension", "haute pression", "hypotension", "cholestérol",
+    "hypercholestérolémie", "asthme", "MPOC", "emphysème", "bronchite", "pneumonie",
+    "tuberculose", "covid", "coronavirus", "influenza", "streptocoque", "ITS", "ITSS", "MTS",
+    "infection transmissible sexuellement", "infections transmissibles sexuellement",
+    "maladie transmise sexuellement", "chlamydia", "gonorrhée", "syphilis", "herpès",
+    "herpès génital", "VPH", "condylome", "vaginose", "infection urinaire", "cystite",
+    "insuffisance rénale", "maladie rénale", "hypothyroïdie", "hyperthyroïdie", "thyroïde",
+    "arthrite", "polyarthrite", "arthrose", "ostéoporose", "lupus", "sclérose en plaques",
+    "maladie de crohn", "crohn", "colite", "colite ulcéreuse", "maladie cœliaque", "cœliaque",
+    "côlon irritable", "reflux gastrique", "reflux gastro œsophagien", "ulcère", "hernie",
+    "calculs biliaires", "appendicite", "diverticulite", "hémorroïdes", "anémie", "drépanocytose",
+    "hémophilie", "obésité", "obèse", "dysfonction érectile", "impuissance", "incontinence",
+    "prostate", "endométriose", "ovaires polykystiques", "ménopause", "préménopause",
+    "périménopause", "infection", "infecté", "infectée", "septicémie", "commotion cérébrale",
+    "fracture", "dépendance aux opioïdes", "toxicomanie", "alcoolisme", "trouble lié à l'usage",
+    "surdose", "sevrage", "glaucome", "cataracte", "dégénérescence maculaire",
+    "apnée du sommeil", "insomnie", "migraine", "zona", "rougeole", "oreillons", "varicelle",
+    "coqueluche", "mononucléose", "maladie de lyme", "variole simienne", "eczéma",
+    "psoriasis", "rosacée", "dermatite", "cellulite infectieuse", "kyste", "polype", "nodule",
+    "lésion", "diagnostic", "diagnostiqué", "diagnostiquée", "pronostic", "syndrome",
+    "maladie chronique", "douleur chronique", "maladie mentale", "santé mentale",
+    "santé sexuelle", "maladie grave", "phase terminale", "soins de fin de vie", "palliatif",
+    "palliatifs", "trouble de stress post traumatique", "TSPT", "TOC", "thrombose", "phlébite",
+    "embolie", "anévrisme", "caillot", "transgenre", "dysphorie de genre", "réaction allergique",
+    "anaphylaxie", "urinaire", "vaginal", "vaginale", "génital", "génitale", "rectal", "urine",
+    "sperme", "fœtus", "foetal", "fœtal", "prénatal", "prénatale", "postnatal", "post partum",
+    "neuropathie", "rétinopathie", "vertige", "acouphène", "surdité", "paralysie", "handicap",
+]
+
+TESTS_FR = [
+    "prise de sang", "analyse de sang", "analyses de sang", "analyse sanguine",
+    "analyses sanguines", "bilan sanguin", "prélèvement sanguin", "analyse d'urine",
+    "analyses d'urine", "échantillon d'urine", "culture d'urine", "test de grossesse",
+    "test de dépistage", "dépistage", "glycémie", "hémoglobine glyquée", "APS", "FSC",
+    "formule sanguine", "bilan lipidique", "bilan thyroïdien", "fonction rénale",
+    "fonction hépatique", "enzymes hépatiques", "créatinine", "radiographie", "rayons x",
+    "radio pulmonaire", "échographie", "écho cardiaque", "échocardiographie", "mammographie",
+    "IRM", "tomodensitométrie", "TDM", "scintigraphie", "ostéodensitométrie",
+    "densité osseuse", "test pap", "test de pap", "cytologie", "frottis", "coloscopie",
+    "colposcopie", "biopsie", "électrocardiogramme", "holter", "épreuve d'effort",
+    "spirométrie", "test d'allergie", "test génétique", "dépistage prénatal", "amniocentèse",
+    "spermogramme", "pathologie", "rapport de pathologie", "charge virale", "test covid",
+    "test pcr", "test rapide", "test de dépistage des its", "dépistage des itss",
+    "recherche de sang occulte", "test immunochimique",
+]
+
+TESTS_GENERIC_FR = [
+    "résultat", "résultats", "analyse", "analyses", "test", "tests", "examen", "examens",
+    "bilan", "prélèvement", "radio",
+]
+
+RESULTS_FR = [
+    "positif", "positive", "positifs", "positives", "négatif", "négative", "négatifs",
+    "négatives", "anormal", "anormale", "anormaux", "anormales", "normal", "normale", "normaux",
+    "normales", "élevé", "élevée", "élevés", "élevées", "détecté", "détectée",
+    "non détecté", "indétectable", "réactif", "non réactif", "non concluant", "inquiétant",
+    "anomalie", "anomalies", "bénin", "bénigne",
+]
+
+RESULTS_WEAK_FR = ["haut", "haute", "bas", "basse", "faible", "trop haut", "trop bas", "trop basse"]
+
+PROCEDURES_FR = [
+    "gastroscopie", "endoscopie", "cystoscopie", "bronchoscopie", "vasectomie",
+    "ligature des trompes", "hystérectomie", "mastectomie", "tumorectomie", "avortement",
+    "interruption de grossesse", "interruption volontaire de grossesse", "IVG",
+    "pose de stérilet", "insertion de stérilet", "chirurgie", "opération chirurgicale",
+    "chimiothérapie", "chimio", "radiothérapie", "dialyse", "hémodialyse", "greffe",
+    "transplantation", "transfusion", "perfusion", "chirurgie de la cataracte",
+    "prothèse de la hanche", "prothèse du genou", "pontage", "angioplastie",
+    "stimulateur cardiaque", "cathéter", "circoncision", "psychothérapie", "désintoxication",
+    "FIV", "fécondation in vitro", "insémination", "procréation assistée", "amputation",
+    "cryothérapie", "anesthésie", "sédation", "préparation intestinale", "examen pelvien",
+    "examen gynécologique", "toucher rectal", "césarienne", "accouchement", "péridurale",
+    "traitement de substitution", "soins de plaie", "retrait des points", "injection",
+]
+
+SPECIALTIES_FR = [
+    "oncologie", "oncologue", "cancérologie", "centre de cancérologie", "psychiatrie",
+    "psychiatre", "psychiatrique", "psychologue", "psychothérapeute", "clinique de fertilité",
+    "fertilité", "clinique de méthadone", "clinique de santé sexuelle", "clinique des itss",
+    "clinique de planification", "planning des naissances", "maladies infectieuses",
+    "microbiologie infectiologie", "infectiologie", "hépatologie", "gastro entérologie",
+    "gastro entérologue", "gastroentérologue", "cardiologie", "cardiologue", "néphrologie",
+    "néphrologue", "urologie", "urologue", "gynécologie", "gynécologue", "obstétrique",
+    "obstétricien", "obstétricienne", "endocrinologie", "endocrinologue", "neurologie",
+    "neurologue", "dermatologie", "dermatologue", "rhumatologie", "rhumatologue",
+    "hématologie", "hématologue", "pneumologie", "pneumologue", "soins palliatifs",
+    "unité de dialyse", "clinique de la mémoire", "clinique du diabète",
+    "clinique de la douleur", "clinique du sommeil", "sage femme", "sages femmes",
+    "centre de réadaptation en dépendance", "clinique du sein", "génétique médicale",
+    "clinique d'anticoagulothérapie", "clinique d'anticoagulation", "centre de crise",
+]
+
+CLINICAL_EN = Lexicon.of(
+    "core-en",
+    ("medication", MEDICATIONS_EN),
+    ("condition", CONDITIONS_EN),
+    ("test", TESTS_EN),
+    ("procedure", PROCEDURES_EN),
+    ("specialty", SPECIALTIES_EN),
+    ("test_generic", TESTS_GENERIC_EN),
+    ("result", RESULTS_EN),
+    ("result_weak", RESULTS_WEAK_EN),
+)
+
+CLINICAL_FR = Lexicon.of(
+    "core-fr",
+    ("medication", MEDICATIONS_FR),
+    ("condition", CONDITIONS_FR),
+    ("test", TESTS_FR),
+    ("procedure", PROCEDURES_FR),
+    ("specialty", SPECIALTIES_FR),
+    ("test_generic", TESTS_GENERIC_FR),
+    ("result", RESULTS_FR),
+    ("result_weak", RESULTS_WEAK_FR),
+)
+
+PROMOTIONAL = Lexicon.of(
+    "promotional",
+    ("promotional", [
+        "special offer", "limited time offer", "limited time", "exclusive offer",
+        "discount", "discounted", "promo", "promo code", "promotion", "promotional",
+        "coupon", "on sale", "sale ends", "big sale", "flash sale", "book now and save",
+        "save up to", "save big", "buy one get one", "bogo", "free consultation", "free gift",
+        "free trial", "newsletter", "subscribe to our", "happy birthday",
+        "refer a friend",
+        "giveaway", "contest", "win a", "act now", "don't miss out", "dont miss out",
+        "great deal", "best price", "lowest price", "percent off",
+        # French
+        "offre spéciale", "offre exclusive", "offre limitée", "rabais", "soldes",
+        "en solde", "promotion", "code promo", "aubaine", "infolettre", "abonnez vous",
+        "bonne fête", "joyeux anniversaire",
+        "consultation gratuite", "cadeau gratuit", "concours", "parrainez",
+        "meilleur prix", "réservez maintenant et économisez", "économisez",
+    ]),
+)
+
+PROHIBITED = Lexicon.of(
+    "prohibited",
+    ("cannabis", [
+        "cannabis", "marijuana", "marihuana", "weed", "cbd", "THC", "edibles",
+        "pre roll", "pre rolls",
+    ]),
+    ("alcohol", [
+        "beer", "beers", "wine", "wines", "liquor", "vodka", "whisky", "whiskey",
+        "tequila", "cocktail", "happy hour", "brewery", "winery", "bière", "vin",
+        "spiritueux", "cidre",
+    ]),
+    ("firearms", [
+        "firearm", "firearms", "gun", "guns", "rifle", "shotgun", "handgun", "ammunition",
+        "ammo", "arme à feu", "armes à feu", "munitions",
+    ]),
+    ("tobacco", [
+        "tobacco", "cigarette", "cigarettes", "cigar", "cigars", "vape", "vapes", "vaping",
+        "e cigarette", "juul", "tabac", "vapoteuse", "vapotage", "cigarette électronique",
+    ]),
+    ("debt", [
+        "debt collection", "debt collector", "collection agency", "collections agency",
+        "sent to collections",
+        "agence de recouvrement", "recouvrement",
+    ]),
+    ("drug promotion", [
+        "lose weight fast", "weight loss injection", "weight loss injections",
+        "weight loss program", "weight loss drug", "diet pills", "fat burner",
+        "buy viagra", "cheap meds", "online pharmacy", "no prescription needed",
+        "ask your doctor about", "perte de poids rapide",
+        "injections amaigrissantes", "pilules amaigrissantes",
+        "demandez à votre médecin",
+    ]),
+)

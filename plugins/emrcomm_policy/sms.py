@@ -1,0 +1,68 @@
+"""The form of an SMS (RULES.md F) and billing by SMS (D): length, sender, opt-out hint, consent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+from emrcomm.context import Clinic
+from emrcomm.model import Category, Channel, Finding, Message, Purpose, Recipient, Route
+from emrcomm.rules import finding
+from emrcomm_policy.segments import count_segments
+
+DEFAULT_MAX_SEGMENTS = 3
+# Replies to the patient's own keywords need no hint: they are the answer to STOP or HELP.
+NO_HINT_TEMPLATES = frozenset({"optout-confirmation", "help-reply"})
+# The keyword in capitals ("Reply STOP"), or after a verb in any case ("répondez arrêt").
+_KEYWORD = re.compile(r"\b(?:STOP|ARRET|ARRÊT)\b")
+_REPLY_KEYWORD = re.compile(
+    r"\b(?:reply|text|send|r[ée]pondez|textez|envoyez)\s+(?:«\s*)?[\"'“]?(?:stop|arr[êe]t)\b", re.IGNORECASE
+)
+
+
+def _plain(text: str) -> str:
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[-‐‑–—]", " ", folded).split())
+
+
+def names_clinic(text: str, clinic: Clinic) -> bool:
+    """The clinic's name appears in the text, whatever the case, accents and spacing."""
+    return _plain(clinic.name) in _plain(text)
+
+
+def has_optout_hint(text: str) -> bool:
+    return bool(_KEYWORD.search(text) or _REPLY_KEYWORD.search(text))
+
+
+def has_billing_consent(recipient: Recipient, channel: Channel, route: Route, now: dt.datetime) -> bool:
+    return any(
+        g.covers(channel.name, route.address, Purpose.BILLING, now) and (g.revoked is None or g.revoked > now)
+        for g in recipient.consents
+    )
+
+
+def sms_verdicts(
+    message: Message,
+    recipient: Recipient,
+    channel: Channel,
+    route: Route,
+    now: dt.datetime,
+    clinic: Clinic,
+    plugin: str,
+    max_segments: int | None,
+) -> list[Finding]:
+    out = []
+    limit = max_segments if max_segments is not None else (channel.max_segments or DEFAULT_MAX_SEGMENTS)
+    encoding, segments = count_segments(message.text)
+    if segments > limit:
+        out.append(
+            finding("SMS_TOO_LONG", plugin=plugin, channel=channel.name, segments=segments, limit=limit, encoding=encoding)
+        )
+    if not names_clinic(message.text, clinic):
+        out.append(finding("SMS_NO_SENDER_ID", plugin=plugin, channel=channel.name))
+    if message.template not in NO_HINT_TEMPLATES and not has_optout_hint(message.text):
+        out.append(finding("SMS_NO_OPTOUT_HINT", plugin=plugin, channel=channel.name))
+    if message.category is Category.INVOICE and not has_billing_consent(recipient, channel, route, now):
+        out.append(finding("BILLING_BY_SMS", plugin=plugin, channel=channel.name))
+    return out

@@ -1,0 +1,98 @@
+"""When a message may go: the sending window in the patient's time zone (QUIET_HOURS) and expiry.
+
+The window is [start, end) in local time. With the patient's zone unknown, a message goes only
+when every clinic zone is inside its window, and is held until the first such instant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from attrs import frozen
+
+from emrcomm.errors import ConfigError
+
+DEFAULT_WINDOW = ("08:00", "21:00")
+DEFAULT_BY_JURISDICTION: Mapping[str, tuple[str, str]] = {"US-FL": ("08:00", "20:00")}
+LOOKAHEAD_DAYS = 3
+
+
+@frozen
+class Window:
+    start: dt.time
+    end: dt.time
+
+    def contains(self, at: dt.datetime, zone: dt.tzinfo) -> bool:
+        local = at.astimezone(zone).time()
+        return self.start <= local < self.end
+
+    def narrowed(self, other: Window) -> Window:
+        """The part of this window inside ``other``: a jurisdiction may only narrow it."""
+        return Window(max(self.start, other.start), min(self.end, other.end))
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}–{self.end:%H:%M}"
+
+
+def _time(value: Any, where: str) -> dt.time:
+    try:
+        hours, minutes = str(value).split(":")
+        return dt.time(int(hours), int(minutes))
+    except ValueError:
+        raise ConfigError(f"{where}: {value!r} is not a time; write it as \"HH:MM\", e.g. \"08:00\"") from None
+
+
+def parse_window(value: Any, where: str) -> Window:
+    """A ``["HH:MM", "HH:MM"]`` setting as a Window; ConfigError naming ``where`` otherwise."""
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise ConfigError(f"{where}: {value!r} is not a window; write [\"08:00\", \"21:00\"] (start, end)")
+    window = Window(_time(value[0], f"{where}[0]"), _time(value[1], f"{where}[1]"))
+    if window.start >= window.end:
+        raise ConfigError(f"{where}: the window {value!r} ends before it starts; windows cannot span midnight")
+    return window
+
+
+def zone(name: str | None) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone called ``name``, or None when the name is absent or unknown."""
+    if not name:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def next_opening(window: Window, zones: Sequence[dt.tzinfo], now: dt.datetime) -> dt.datetime:
+    """The first instant at or after ``now`` (UTC) that is inside ``window`` in every zone.
+
+    When the zones never share an open moment in the next days (zones too far apart for the
+    window), the opening in the first zone is returned: the clinic's main zone decides.
+    """
+    candidates = {now}
+    for z in zones:
+        today = now.astimezone(z).date()
+        for days in range(LOOKAHEAD_DAYS + 1):
+            opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=z)
+            candidates.add(opening.astimezone(dt.UTC))
+    for at in sorted(c for c in candidates if c >= now):
+        if all(window.contains(at, z) for z in zones):
+            return at
+    first = zones[0]
+    today = now.astimezone(first).date()
+    for days in range(LOOKAHEAD_DAYS + 1):
+        opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=first).astimezone(dt.UTC)
+        if opening >= now:
+            return opening
+    raise AssertionError("a daily window opens within a day")  # pragma: no cover
+
+
+def is_open(window: Window, zones: Iterable[dt.tzinfo], now: dt.datetime) -> bool:
+    return all(window.contains(now, z) for z in zones)
+
+
+def aware(value: dt.datetime, default_zone: dt.tzinfo) -> dt.datetime:
+    """``value`` with a time zone: a naive time is read in the clinic's zone."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=default_zone)

@@ -1,0 +1,429 @@
+"""The content inspector reports facts (severity info) with the span of text that triggered them."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from emrcomm import ConfigError
+from emrcomm.model import Message, Request, Severity
+from emrcomm.testing import TEST_CLINIC, make_context
+from emrcomm_content import Plugin, document, mask
+
+
+@pytest.fixture
+def content(tmp_path):
+    return Plugin(make_context("content", {}, tmp_path))
+
+
+def make_plugin(tmp_path, settings=None, **kw):
+    return Plugin(make_context("content", settings or {}, tmp_path, **kw))
+
+
+def inspect(plugin, text, category="clinical", subject=None):
+    return plugin.emrcomm_inspect(Message(Request("Patient/1", category), text, subject=subject))
+
+
+def found(plugin, text, code="CLINICAL_CONTENT", **kw):
+    """The text of every span reported with ``code``."""
+    message_text = text if kw.get("subject") is None else text + "\n" + kw["subject"]
+    return [message_text[f.span[0] : f.span[1]] for f in inspect(plugin, text, **kw) if f.code == code]
+
+
+# --- clinical content: terms ---------------------------------------------------------------
+
+
+def test_generic_medication_name_is_clinical(content):
+    assert found(content, "Take your metformin with food.") == ["metformin"]
+
+
+def test_brand_medication_name_is_clinical(content):
+    assert found(content, "Your Ozempic pen is ready.") == ["Ozempic"]
+
+
+def test_condition_is_clinical(content):
+    assert found(content, "We need to talk about your chlamydia.") == ["chlamydia"]
+
+
+def test_procedure_is_clinical(content):
+    assert found(content, "Your colonoscopy is on Monday.") == ["colonoscopy"]
+
+
+def test_specialty_that_reveals_a_condition_is_clinical(content):
+    assert found(content, "Your referral to oncology was sent.") == ["oncology"]
+
+
+def test_multi_word_clinic_name_is_clinical(content):
+    assert found(content, "The methadone clinic called.") == ["methadone clinic"]
+
+
+def test_french_condition_is_clinical(content):
+    assert found(content, "Votre grossesse se déroule bien.") == ["grossesse"]
+
+
+def test_french_multi_word_term_is_clinical(content):
+    assert found(content, "Votre prise de sang est prévue lundi.") == ["prise de sang"]
+
+
+def test_french_term_matches_without_its_accents(content):
+    assert found(content, "Suivi du diabete de type 2") == ["diabete de type 2"]
+
+
+def test_accented_text_matches_an_unaccented_term(content):
+    # "acetaminophene" is listed without accents; the text has them.
+    assert found(content, "Prenez de l'acétaminophène.") == ["acétaminophène"]
+
+
+def test_span_is_in_the_original_text_after_folded_characters(content):
+    # "œ" folds to two characters and "ß" to two: the span must still point at the original.
+    text = "Cœur, Straße: votre hépatite"
+    assert found(content, text) == ["hépatite"]
+
+
+def test_term_matches_whatever_its_case(content):
+    assert found(content, "METFORMIN refill") == ["METFORMIN"]
+
+
+def test_plural_of_a_term_matches(content):
+    assert found(content, "Bring your inhalers.") == ["inhalers"]
+
+
+def test_term_inside_a_longer_word_does_not_match(content):
+    assert found(content, "insulinX is a code name") == []
+
+
+def test_abbreviation_does_not_match_inside_a_word(content):
+    assert found(content, "Lasagna tonight?") == []
+
+
+def test_capitalised_abbreviation_matches_in_capitals(content):
+    assert found(content, "Take one ASA daily.") == ["ASA"]
+
+
+def test_capitalised_abbreviation_does_not_match_in_lower_case(content):
+    assert found(content, "Ask Asa about it, asap.") == []
+
+
+def test_abbreviation_does_not_match_in_shouted_text(content):
+    assert found(content, "HI ITS KATE CAN U GIVE ME A RING") == []
+
+
+def test_longest_term_wins_where_terms_overlap(content):
+    assert found(content, "Breast cancer screening") == ["Breast cancer"]
+
+
+def test_drug_stem_marks_an_unlisted_drug(content):
+    assert found(content, "Continue the candesartan.") == ["candesartan"]  # listed: sanity
+    assert found(content, "Start olmesartanil tomorrow") == []  # not a word form of a drug
+    assert found(content, "Start fimasartan tomorrow") == ["fimasartan"]  # unlisted, -sartan
+
+
+def test_disease_suffix_marks_an_unlisted_condition(content):
+    assert found(content, "Signs of tendonitis") == ["tendonitis"]
+
+
+def test_ordinary_words_sharing_a_suffix_are_not_clinical(content):
+    assert found(content, "Thanks for your sympathy and empathy in April, lololol") == []
+
+
+# --- clinical content: context rules ----------------------------------------------------
+
+
+def test_result_word_alone_is_not_clinical(content):
+    assert found(content, "Stay positive!") == []
+
+
+def test_result_word_next_to_a_test_word_is_clinical(content):
+    assert found(content, "Your results are abnormal.") == ["results are abnormal"]
+
+
+def test_test_word_without_a_result_is_not_clinical(content):
+    assert found(content, "Your results are ready to view in the portal.") == []
+
+
+def test_result_word_far_from_a_test_word_is_not_clinical(content):
+    assert found(content, "The test is at noon, and we hope you stay positive") == []
+
+
+def test_result_word_in_another_sentence_is_not_joined(content):
+    assert found(content, "Good luck on the test. Stay positive!") == []
+
+
+def test_french_result_next_to_test_word_is_clinical(content):
+    assert found(content, "Résultat anormal, rappelez-nous") == ["Résultat anormal"]
+
+
+def test_high_or_low_joins_a_named_test(content):
+    assert found(content, "Your TSH is low") == ["TSH is low"]
+
+
+def test_high_or_low_does_not_make_a_generic_test_word_clinical(content):
+    assert found(content, "Your test scores are low, and results were high") == []
+
+
+def test_test_with_value_is_one_span(content):
+    assert found(content, "Your A1C 8.1 last week") == ["A1C 8.1"]
+
+
+def test_condition_with_result_word_is_one_span(content):
+    assert found(content, "strep positive") == ["strep positive"]
+
+
+def test_dose_is_clinical(content):
+    assert found(content, "Take 2.5 mg at night") == ["2.5 mg"]
+
+
+def test_dose_in_units_is_clinical(content):
+    assert found(content, "Inject 10 units before supper") == ["10 units"]
+
+
+def test_mobile_network_is_not_a_dose(content):
+    assert found(content, "My 4g is slow, call me") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See you tomorrow at 10:30 at Riverside Family Health",
+        "stay positive!",
+        "Lasagna tonight?",
+        "Your appointment with Dr. Payne is on Tuesday. Please arrive 10 minutes early.",
+        "Reminder: follow-up visit at the clinic, 2nd floor.",
+        "Votre rendez-vous est mardi à 10 h 30. Apportez votre carte d'assurance maladie.",
+        "Your prescription is ready for pickup at the pharmacy.",
+    ],
+)
+def test_ordinary_clinic_message_has_no_findings(content, text):
+    assert inspect(content, text) == []
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_allow_list_removes_matches_inside_the_phrase(tmp_path):
+    text = "Our office is at 12 Parkinson Avenue."
+    assert found(make_plugin(tmp_path), text) == ["Parkinson"]
+    assert found(make_plugin(tmp_path, {"allow": ["Parkinson Avenue"]}), text) == []
+
+
+def test_allow_list_ignores_case_and_accents(tmp_path):
+    plugin = make_plugin(tmp_path, {"allow": ["PARKINSON AVENUE"]})
+    assert found(plugin, "12 parkinson avénue") == []
+
+
+def test_allow_list_keeps_matches_outside_the_phrase(tmp_path):
+    plugin = make_plugin(tmp_path, {"allow": ["Parkinson Avenue"]})
+    assert found(plugin, "Parkinson Avenue clinic: your parkinson review") == ["parkinson"]
+
+
+def test_extra_terms_setting_adds_clinic_terms(tmp_path):
+    plugin = make_plugin(tmp_path, {"terms": ["Bayview Recovery Program"]})
+    assert found(plugin, "Your Bayview Recovery Program intake is Monday") == ["Bayview Recovery Program"]
+
+
+def test_unknown_lexicon_is_a_config_error_naming_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"plugins\.content\.lexicons: unknown lexicon 'icd10'.*core"):
+        make_plugin(tmp_path, {"lexicons": ["icd10"]})
+
+
+def test_bad_mrn_pattern_is_a_config_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"plugins\.content\.mrn_patterns\[1\]: 'MRN\(' is not a valid"):
+        make_plugin(tmp_path, {"mrn_patterns": [r"X\d+", "MRN("]})
+
+
+def test_settings_schema_forbids_unknown_keys():
+    assert Plugin.settings_schema["additionalProperties"] is False
+    assert all("description" in p for p in Plugin.settings_schema["properties"].values())
+
+
+# --- health identifiers ---------------------------------------------------------------------
+
+# Ontario: Luhn over the first nine digits. For 123456789 the doubled digits (1,3,5,7,9 ->
+# 2,6,10,14,18) sum as 2+6+1+5+9 = 23, the others 2+4+6+8 = 20; 43 needs 7 to reach 50.
+VALID_HCN = "1234567897"
+INVALID_HCN = "1234567890"
+
+
+@pytest.mark.parametrize("written", [VALID_HCN, "1234 567 897", "1234-567-897", "1234 567 897 AB", "1234567897AB"])
+def test_ontario_health_number_with_a_valid_check_digit_is_an_identifier(content, written):
+    assert found(content, f"Card: {written} thanks", code="HEALTH_IDENTIFIER") == [written]
+
+
+def test_ontario_health_number_with_a_wrong_check_digit_is_not_reported(content):
+    assert found(content, f"Card: {INVALID_HCN}", code="HEALTH_IDENTIFIER") == []
+
+
+def test_identifier_finding_names_its_kind(content):
+    (fact,) = [f for f in inspect(content, f"HCN {VALID_HCN}") if f.code == "HEALTH_IDENTIFIER"]
+    assert "Ontario health number" in fact.message
+
+
+def test_clinic_phone_number_is_not_a_health_number(tmp_path):
+    # 613555010 -> doubled 6,3,5,0,0 give 3+6+1+0+0 = 10, the others 1+5+5+1 = 12; 22 needs 8.
+    text = "Call us at 6135550108"
+    other = attrs.evolve(TEST_CLINIC, phone="+1 416 555 0100")
+    assert found(make_plugin(tmp_path, clinic=other), text, code="HEALTH_IDENTIFIER") == ["6135550108"]
+    ours = attrs.evolve(TEST_CLINIC, phone="+1 613 555 0108")
+    assert found(make_plugin(tmp_path, clinic=ours), text, code="HEALTH_IDENTIFIER") == []
+
+
+@pytest.mark.parametrize("written", ["TREM 8503 1512", "TREM85031512", "TREM 8553 1512"])
+def test_ramq_number_is_an_identifier(content, written):
+    assert found(content, f"RAMQ {written}", code="HEALTH_IDENTIFIER") == [written]
+
+
+def test_ramq_shape_with_an_impossible_month_is_not_reported(content):
+    assert found(content, "TREM 8599 1512", code="HEALTH_IDENTIFIER") == []
+
+
+def test_ssn_is_an_identifier(content):
+    assert found(content, "SSN 123-45-6789", code="HEALTH_IDENTIFIER") == ["123-45-6789"]
+
+
+@pytest.mark.parametrize("ssn", ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000"])
+def test_numbers_the_ssa_never_issues_are_not_ssns(content, ssn):
+    assert found(content, f"ref {ssn}", code="HEALTH_IDENTIFIER") == []
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["DOB: 1985-03-15", "date of birth 03/15/1985", "née le 15 mars 1985", "Date de naissance : 15/03/1985",
+     "born on March 15, 1985"],
+)
+def test_date_after_a_birth_label_is_an_identifier(content, written):
+    assert found(content, f"Patient {written}.", code="HEALTH_IDENTIFIER") == [written]
+
+
+def test_date_without_a_birth_label_is_not_an_identifier(content):
+    assert found(content, "Your appointment is on 2026-11-24.", code="HEALTH_IDENTIFIER") == []
+
+
+def test_configured_mrn_pattern_is_an_identifier(tmp_path):
+    plugin = make_plugin(tmp_path, {"mrn_patterns": [r"\bMRN[- ]?\d{6}\b"]})
+    assert found(plugin, "Chart MRN-123456 updated", code="HEALTH_IDENTIFIER") == ["MRN-123456"]
+
+
+# --- links ----------------------------------------------------------------------------------
+
+
+def codes_for(plugin, text, **kw):
+    return sorted(f.code for f in inspect(plugin, text, **kw))
+
+
+def test_https_link_to_the_portal_is_clean(content):
+    assert codes_for(content, "See https://portal.riverside.example/m/1") == []
+
+
+def test_link_to_a_subdomain_of_an_allowed_domain_is_allowed(content):
+    assert codes_for(content, "See https://eu.portal.riverside.example/m/1") == []
+
+
+def test_http_link_is_not_https(content):
+    assert found(content, "See http://portal.riverside.example/m/1.", code="LINK_NOT_HTTPS") == [
+        "http://portal.riverside.example/m/1"
+    ]
+
+
+def test_link_outside_the_allowed_domains_is_reported(content):
+    assert found(content, "See https://example.com/x", code="LINK_DOMAIN_NOT_ALLOWED") == ["https://example.com/x"]
+
+
+def test_lookalike_domain_is_not_allowed(content):
+    assert found(content, "See https://portal.riverside.example.evil.com/", code="LINK_DOMAIN_NOT_ALLOWED") == [
+        "https://portal.riverside.example.evil.com/"
+    ]
+
+
+def test_shortener_is_reported(content):
+    assert found(content, "Book at https://bit.ly/3abc", code="LINK_SHORTENER") == ["https://bit.ly/3abc"]
+
+
+def test_bare_shortener_link_is_a_link_and_not_https(content):
+    assert codes_for(content, "Book at bit.ly/3abc") == ["LINK_DOMAIN_NOT_ALLOWED", "LINK_NOT_HTTPS", "LINK_SHORTENER"]
+
+
+def test_bare_www_link_is_not_https(content):
+    assert found(content, "Visit www.example.org today", code="LINK_NOT_HTTPS") == ["www.example.org"]
+
+
+def test_email_address_is_not_a_link(content):
+    assert codes_for(content, "Write to info@riverside.example or dr.smith@example.com") == []
+
+
+def test_abbreviations_with_dots_are_not_links(content):
+    assert codes_for(content, "Dr.Payne sees you at 10 a.m. e.g. tomorrow.See you") == []
+
+
+def test_survey_word_in_the_url_is_a_survey_link(content):
+    assert found(content, "https://portal.riverside.example/survey/12", code="SURVEY_LINK_SMS") == [
+        "https://portal.riverside.example/survey/12"
+    ]
+
+
+def test_survey_word_near_the_link_is_a_survey_link(content):
+    assert codes_for(content, "Répondez à notre sondage : https://portal.riverside.example/s/12") == ["SURVEY_LINK_SMS"]
+
+
+def test_every_link_of_a_questionnaire_is_a_survey_link(content):
+    assert codes_for(content, "https://portal.riverside.example/q/12", category="questionnaire") == ["SURVEY_LINK_SMS"]
+
+
+# --- promotion and prohibited content -------------------------------------------------------
+
+
+@pytest.mark.parametrize("phrase", ["20% off", "Book now and save", "newsletter", "Happy birthday", "Bonne fête",
+                                    "30 % de rabais", "infolettre"])
+def test_promotional_language_is_reported(content, phrase):
+    assert found(content, f"Riverside: {phrase}!", code="PROMOTIONAL_LANGUAGE") == [phrase]
+
+
+def test_french_balance_is_not_a_sale(content):
+    assert found(content, "Votre solde est de 40 $.", code="PROMOTIONAL_LANGUAGE") == []
+
+
+@pytest.mark.parametrize("phrase", ["cannabis", "beer", "vaping", "collection agency", "diet pills", "firearms"])
+def test_prohibited_sms_content_is_reported(content, phrase):
+    assert found(content, f"About the {phrase} today", code="PROHIBITED_SMS_CONTENT") == [phrase]
+
+
+# --- subject, severity, plugin name --------------------------------------------------------
+
+
+def test_subject_findings_are_spans_after_the_text(content):
+    message = Message(Request("Patient/1", "clinical"), "Hello", subject="Your HIV test")
+    (fact,) = content.emrcomm_inspect(message)
+    assert fact.span[0] > len(message.text)
+    assert document(message)[fact.span[0] : fact.span[1]] == "HIV test"
+
+
+def test_text_spans_index_the_text_itself_when_there_is_a_subject(content):
+    message = Message(Request("Patient/1", "clinical"), "Your biopsy", subject="Hello")
+    (fact,) = content.emrcomm_inspect(message)
+    assert message.text[fact.span[0] : fact.span[1]] == "biopsy"
+
+
+def test_facts_are_info_and_name_the_plugin(tmp_path):
+    plugin = Plugin(make_context("my-content", {}, tmp_path))
+    facts = inspect(plugin, "metformin http://x.example.com TREM 8503 1512 cannabis 20% off")
+    assert {f.code for f in facts} >= {"CLINICAL_CONTENT", "LINK_NOT_HTTPS", "HEALTH_IDENTIFIER",
+                                      "PROHIBITED_SMS_CONTENT", "PROMOTIONAL_LANGUAGE"}
+    assert {f.severity for f in facts} == {Severity.INFO}
+    assert {f.plugin for f in facts} == {"my-content"}
+    assert all(f.channel is None for f in facts)
+
+
+def test_finding_message_quotes_the_clinical_term_masked(content):
+    # Findings are stored in clear with the record: the word itself must not be.
+    (fact,) = inspect(content, "Your Ozempic pen")
+    assert '"O******"' in fact.message and "« O****** »" in fact.message_fr
+    assert "Ozempic" not in fact.message + fact.message_fr
+
+
+def test_masked_term_keeps_word_breaks_and_first_letter_only():
+    assert mask("results are abnormal") == "r****** *** ********"
+    assert mask("A1C 8.1") == "A** *.*"
+
+
+def test_promotional_finding_quotes_the_term_in_clear(content):
+    (fact,) = inspect(content, "Riverside newsletter")
+    assert '"newsletter"' in fact.message
