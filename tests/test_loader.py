@@ -183,7 +183,7 @@ def third_party_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in THIRD_PARTY.items():
         (src / name).write_text(textwrap.dedent(text), encoding="utf-8")
     site = tmp_path_factory.mktemp("acme-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--target", str(site), str(src)], check=True, capture_output=True)
     return site
 

@@ -1,0 +1,92 @@
+"""The built-in channels (emrcomm_register_channels): file sinks, the encrypted portal, conflicts."""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import stat
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import emrcomm_email
+import emrcomm_portal
+import emrcomm_sms
+from emrcomm.errors import ConfigError, PluginError
+from emrcomm.model import Message, Request
+from emrcomm.testing import TEST_NOW, make_context
+from emrcomm_portal.keyring import KeyRing
+
+
+def message(text: str = "Riverside Family Health: see you at 10:30.", language: str = "en") -> Message:
+    return Message(Request("Patient/1", "appointment-reminder", text=text), text, language=language,
+                   subject="Your appointment")
+
+
+def test_sms_plugin_registers_an_insecure_sms_channel(tmp_path: Path) -> None:
+    [channel] = emrcomm_sms.Plugin(make_context("sms", {"max_segments": 2}, tmp_path)).emrcomm_register_channels()
+    assert (channel.name, channel.secure, channel.medium, channel.max_segments) == ("sms", False, "SMSWRIT", 2)
+
+
+def test_sms_file_sink_writes_each_key_once(tmp_path: Path) -> None:
+    [channel] = emrcomm_sms.Plugin(make_context("sms", {"path": "out.jsonl"}, tmp_path)).emrcomm_register_channels()
+    channel.transport.send(message(), "+16135550123", "k1")
+    channel.transport.send(message(), "+16135550123", "k1")
+    # a new process (a restart) still knows the key
+    [again] = emrcomm_sms.Plugin(make_context("sms", {"path": "out.jsonl"}, tmp_path)).emrcomm_register_channels()
+    receipt = again.transport.send(message(), "+16135550123", "k1")
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(x["id"], x["to"]) for x in lines] == [("k1", "+16135550123")]
+    assert receipt.provider_id == "k1" and receipt.at == TEST_NOW
+
+
+def test_email_file_sink_writes_a_proper_message(tmp_path: Path) -> None:
+    plugin = emrcomm_email.Plugin(make_context("email", {"directory": "mail", "from": "Clinic <no@clinic.example>"},
+                                               tmp_path))
+    [channel] = plugin.emrcomm_register_channels()
+    assert (channel.name, channel.secure, channel.medium) == ("email", False, "EMAILWRIT")
+    channel.transport.send(message(language="fr"), "pat@example.org", "k2")
+    channel.transport.send(message(language="fr"), "pat@example.org", "k2")
+    [path] = list((tmp_path / "mail").glob("*.eml"))
+    mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert mail["To"] == "pat@example.org" and mail["Subject"] == "Your appointment"
+    assert mail["Message-ID"].endswith("@clinic.example>") and mail["Date"]
+    body = mail.get_content()
+    assert body.startswith("Riverside Family Health: see you at 10:30.")
+    assert "reçu ce message par erreur" in body
+
+
+def test_portal_stores_only_ciphertext_and_reads_it_back(tmp_path: Path) -> None:
+    ctx = make_context("portal", {"keyring": "ring.json"}, tmp_path)
+    [channel] = emrcomm_portal.Plugin(ctx).emrcomm_register_channels()
+    assert channel.secure and channel.holds_content and channel.medium == "ONLINEWRIT"
+    key = "0123456789abcdef0123456789abcdef"
+    receipt = channel.transport.send(message("Your biopsy is benign."), "Patient/1", key)
+    row = ctx.store.portal_get(receipt.provider_id)
+    assert row is not None and b"biopsy" not in bytes(row["ciphertext"])
+    assert channel.transport.read(receipt.provider_id)["text"] == "Your biopsy is benign."
+
+
+def test_portal_key_ring_is_created_private(tmp_path: Path) -> None:
+    emrcomm_portal.Plugin(make_context("portal", {"keyring": "ring.json"}, tmp_path))
+    assert stat.S_IMODE((tmp_path / "ring.json").stat().st_mode) == 0o600
+
+
+def test_portal_refuses_a_key_ring_others_can_read(tmp_path: Path) -> None:
+    KeyRing.generate().save(tmp_path / "ring.json")
+    os.chmod(tmp_path / "ring.json", 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        emrcomm_portal.Plugin(make_context("portal", {"keyring": "ring.json"}, tmp_path))
+
+
+def test_two_plugins_registering_one_channel_name_stop_start_up(tmp_path: Path) -> None:
+    from emrcomm.config import load_config
+    from emrcomm.host import Host
+    from emrcomm.loader import discover
+    from support import write_config
+
+    eps = {**discover(), "sms2": metadata.EntryPoint(name="sms2", value="emrcomm_sms:Plugin", group="emrcomm")}
+    with pytest.raises(PluginError, match="channel 'sms' is registered by both 'sms' and 'sms2'"):
+        Host(load_config(write_config(tmp_path)), entry_points=eps)
