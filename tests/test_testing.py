@@ -10,7 +10,7 @@ from emrcomm.model import Category, Request, Status
 from emrcomm.testing import TEST_NOW, emrcomm_host, make_context, make_recipient  # noqa: F401 - fixture
 
 
-def test_host_fixture_runs_the_embedded_defaults_in_a_temporary_folder(emrcomm_host: Host, tmp_path: Path) -> None:
+def test_host_fixture_runs_the_embedded_defaults_in_a_temporary_folder(emrcomm_host: Host, tmp_path: Path) -> None:  # noqa: F811
     assert [p.name for p in emrcomm_host.plugins] == list(BUILTIN_ORDER)
     assert emrcomm_host.config.store_path.is_relative_to(tmp_path)
     # the embedded defaults have no patients: a request is refused, and filed
