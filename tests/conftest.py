@@ -36,8 +36,11 @@ def clock() -> Clock:
 def make_host(tmp_path: Path, clock: Clock) -> Iterator[Callable[..., Host]]:
     hosts: list[Host] = []
 
-    def make(extra: str = "", **kwargs: Any) -> Host:
-        config = load_config(write_config(tmp_path, extra))
+    def make(extra: str = "", *, config_text: str | None = None, **kwargs: Any) -> Host:
+        path = write_config(tmp_path, extra)
+        if config_text is not None:
+            path.write_text(config_text + extra, encoding="utf-8")
+        config = load_config(path)
         host = Host(config, clock=kwargs.pop("clock", clock), **kwargs)
         hosts.append(host)
         return host

@@ -95,6 +95,8 @@ def small_clinic() -> dict[str, Any]:
         patient("fl", given="Jordan", family="Diaz", mobile="+13055550142", state="FL", country="US"),
         consent("c10", "fl", "sms", address="+13055550142"),
         consent("c11", "fl", "portal"),
+        # New York, no consent recorded: only the US healthcare exemption could reach them.
+        patient("ny", given="Riley", family="Chen", mobile="+12125550143", state="NY", country="US"),
     ]
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in resources]}

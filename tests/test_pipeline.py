@@ -239,3 +239,44 @@ def test_lowered_severity_is_filed_with_its_reason(make_host: Callable[..., Host
     assert outcome.status is Status.SENT and outcome.channels == ("sms",)
     resource = host.store.get_record(outcome.record_ids[0])
     assert any(reason in note["text"] for note in resource["note"])
+
+
+# The US healthcare exemption (RULES.md F, EXEMPTION_FREQUENCY) ------------------------------------
+def exempt_host(make_host: Callable[..., Host]) -> Host:
+    from support import BASE_CONFIG
+
+    return make_host(extra="", config_text=BASE_CONFIG.replace(
+        'turnaround = "two business days"', 'turnaround = "two business days"\nus_healthcare_exemption = true'))
+
+
+def test_exemption_lets_one_sms_a_day_reach_a_us_patient_without_consent(make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    host = exempt_host(make_host)
+    first = host.send(reminder("Patient/ny", rid="ny-1"))
+    assert first.status is Status.SENT and first.channels == ("sms",)
+    clock.now += dt.timedelta(hours=2)
+    second = host.send(reminder("Patient/ny", rid="ny-2"))
+    assert "EXEMPTION_FREQUENCY" in {f.code for f in second.findings}
+    assert second.channels != ("sms",)
+    clock.now += dt.timedelta(days=1)  # the appointment has passed; a results notice may go
+    notice = Request("Patient/ny", Category.RESULTS_AVAILABLE, id="ny-3", template="results-available")
+    assert host.send(notice).channels == ("sms",)
+
+
+def test_exemption_never_covers_billing(make_host: Callable[..., Host]) -> None:
+    host = exempt_host(make_host)
+    invoice = Request("Patient/ny", Category.INVOICE, id="ny-inv", template="invoice", variables={"amount": 40})
+    outcome = host.send(invoice)
+    assert outcome.status is Status.BLOCKED
+    assert sms_sink(host) == []
+
+
+def test_without_the_exemption_the_same_patient_is_refused(host: Host) -> None:
+    outcome = host.send(reminder("Patient/ny", rid="ny-1"))
+    assert outcome.status is Status.BLOCKED and "CONSENT_MISSING" in {f.code for f in outcome.findings}
+
+
+def test_exemption_does_not_override_a_stop(make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    host = exempt_host(make_host)
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+12125550143",
+                                        detail="Patient/ny"))
+    assert host.send(reminder("Patient/ny", rid="ny-1")).status is Status.BLOCKED

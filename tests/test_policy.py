@@ -487,11 +487,6 @@ def test_a_fact_from_another_inspector_is_judged_the_same(policy):
     )
 
 
-def test_relying_on_the_us_exemption_is_refused_until_it_is_counted(tmp_path):
-    with pytest.raises(ConfigError, match=r"plugins\.policy\.us_healthcare_exemption: not supported yet"):
-        Policy(make_context("policy", {"us_healthcare_exemption": True}, tmp_path))
-
-
 def test_window_ending_before_it_starts_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"plugins\.policy\.quiet_hours: the window"):
         Policy(make_context("policy", {"quiet_hours": ["21:00", "08:00"]}, tmp_path))

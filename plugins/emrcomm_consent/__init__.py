@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from emrcomm import Channel, Finding, Message, PluginContext, Recipient, Route, hookimpl
+from emrcomm import Channel, Finding, Message, PluginContext, Purpose, Recipient, Route, hookimpl
 from emrcomm.rules import finding
 
 
@@ -51,6 +51,8 @@ class Plugin:
                 return found  # re-consented (START, front desk) after the revocation on file
         if live:
             return found
+        if last_revoked is None and relies_on_exemption(self.context, recipient, channel, purpose):
+            return found  # the policy plugin enforces the exemption's limits (EXEMPTION_FREQUENCY)
         if last_revoked is not None:
             found.append(finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name,
                                  source=last_revoked.source or "recorded in the chart"))
@@ -68,3 +70,14 @@ class Plugin:
         last = events[-1]
         return last["action"], dt.datetime.fromisoformat(last["at"]), last["source"]
 
+
+
+def relies_on_exemption(context: PluginContext, recipient: Recipient, channel: Channel, purpose: Purpose) -> bool:
+    """A US patient texted for care without recorded consent, by a clinic that relies on the
+    TCPA healthcare exemption (FCC 15-72). Revocations still apply; billing never qualifies."""
+    return (
+        context.clinic.us_healthcare_exemption
+        and (recipient.jurisdiction or "").startswith("US")
+        and channel.address_system == "sms"
+        and purpose is Purpose.CLINICAL
+    )

@@ -28,6 +28,7 @@ from emrcomm_policy.verdicts import content_verdicts
 __all__ = ["Plugin", "count_segments"]
 
 URGENT_OVERRIDE = "urgent priority: sent outside the sending window"
+EXEMPTION_PER_DAY, EXEMPTION_PER_WEEK = 1, 3
 
 
 class Plugin:
@@ -52,13 +53,6 @@ class Plugin:
             for code, value in by_jurisdiction.items()
         }
         self.quiet_channels = frozenset(settings.get("quiet_hours_channels", ("sms",)))
-        if settings.get("us_healthcare_exemption", False):
-            # EXEMPTION_FREQUENCY (at most 1 message a day, 3 a week, no billing) needs the send
-            # history from the store; until it is counted, relying on the exemption is refused.
-            raise emrcomm.ConfigError(
-                f"{where}.us_healthcare_exemption: not supported yet (EXEMPTION_FREQUENCY is not "
-                "counted); record the patients' consent instead and leave this setting false"
-            )
         self.clinic_zones = tuple(z for z in (timing.zone(n) for n in context.clinic.time_zones) if z) or (
             dt.UTC,
         )
@@ -78,6 +72,7 @@ class Plugin:
         out = content_verdicts(message, recipient, channel, route, findings, now, name)
         if channel.address_system == "sms":
             out += sms_verdicts(message, recipient, channel, route, now, clinic, name, self.max_segments)
+        out += self._exemption(message, recipient, channel, route, now)
         out += self._quiet_hours(message, recipient, channel, now)
         out += self._expired(message, channel, now)
         out += french_verdicts(message, recipient, channel, name)
@@ -108,6 +103,34 @@ class Plugin:
             warn = finding("QUIET_HOURS", plugin=name, channel=channel_name, severity="warn", **details)
             return [attrs.evolve(warn, override=URGENT_OVERRIDE)]
         return [finding("QUIET_HOURS", plugin=name, channel=channel_name, hold_until=until, **details)]
+
+    def _exemption(
+        self, message: Message, recipient: Recipient, channel: Channel, route: Route, now: dt.datetime
+    ) -> list[Finding]:
+        """EXEMPTION_FREQUENCY: texting a US patient without consent under the healthcare
+        exemption allows at most 1 message a day and 3 a week, and never billing."""
+        clinic = self.context.clinic
+        if not clinic.us_healthcare_exemption or channel.address_system != "sms":
+            return []
+        if not (recipient.jurisdiction or "").startswith("US"):
+            return []
+        purpose = message.request.purpose
+        consented = any(g.covers(channel.name, route.address, purpose, now)
+                        and (g.revoked is None or g.revoked > now) for g in recipient.consents)
+        if consented:
+            return []
+        blocked = message.category is Category.INVOICE
+        if not blocked:
+            count = self.context.store.count_records
+            statuses = ("completed", "in-progress", "on-hold")
+            day = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=1),
+                        statuses=statuses)
+            week = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=7),
+                         statuses=statuses)
+            blocked = day >= EXEMPTION_PER_DAY or week >= EXEMPTION_PER_WEEK
+        if blocked:
+            return [finding("EXEMPTION_FREQUENCY", plugin=self.context.name, channel=channel.name)]
+        return []
 
     def _expired(self, message: Message, channel: Channel, now: dt.datetime) -> list[Finding]:
         request = message.request

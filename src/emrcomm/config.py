@@ -121,6 +121,7 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         link_domains=tuple(clinic_raw.get("link_domains", ())),
         portal_url=clinic_raw.get("portal_url", ""),
         turnaround=clinic_raw.get("turnaround", ""),
+        us_healthcare_exemption=clinic_raw.get("us_healthcare_exemption", False),
     )
     _check_time_zones(clinic.time_zones, source)
     store_path = Path(raw.get("store", {}).get("path", "emrcomm-data/emrcomm.sqlite")).expanduser()

@@ -39,6 +39,7 @@ class Clinic:
     portal_url: str = ""
     jurisdiction: str = "CA-ON"
     turnaround: str = ""
+    us_healthcare_exemption: bool = False
 
 
 @frozen

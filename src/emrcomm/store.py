@@ -102,6 +102,10 @@ class Store(Protocol):
 
     def record_for_provider(self, channel: str, provider_id: str) -> str | None: ...
 
+    def count_records(
+        self, *, patient: str, channel: str, since: dt.datetime, statuses: tuple[str, ...]
+    ) -> int: ...
+
     def find_records(
         self,
         *,
@@ -266,6 +270,18 @@ class SQLiteStore:
             "SELECT record_id FROM outbox WHERE channel = ? AND provider_id = ?", (channel, provider_id)
         )
         return rows[0]["record_id"] if rows else None
+
+    def count_records(
+        self, *, patient: str, channel: str, since: dt.datetime, statuses: tuple[str, ...]
+    ) -> int:
+        """How many records of this patient on this channel, in these statuses, since a time."""
+        marks = ", ".join("?" for _ in statuses)
+        rows = self._read(
+            f"SELECT COUNT(*) AS n FROM records WHERE patient = ? AND channel = ? AND recorded >= ?"
+            f" AND status IN ({marks})",
+            (patient, channel, iso(since), *statuses),
+        )
+        return int(rows[0]["n"])
 
     def find_records(
         self,
