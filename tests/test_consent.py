@@ -103,3 +103,14 @@ def test_start_in_the_ledger_restores_a_revoked_directory_consent(tmp_path: Path
     ctx.store.add_consent_event(patient="Patient/test-1", channel="sms", address=MOBILE, purpose=None,
                                 action="grant", at=TEST_NOW - DAY, source="START reply")
     assert codes(plugin, recipient) == []
+
+
+@pytest.mark.parametrize(("reply", "blocked"), [("Arrêt", True), ("stop", True), ("stop by at 3?", False)])
+def test_a_keyword_reply_updates_the_ledger_at_once(tmp_path: Path, reply: str, blocked: bool) -> None:
+    optout = emrcomm_optout.Plugin(make_context("optout", {}, tmp_path))
+    optout.emrcomm_delivery_update(DeliveryUpdate(kind="reply", at=TEST_NOW, channel="sms", address=MOBILE,
+                                                  text=reply, detail="Patient/test-1"))
+    found = optout.emrcomm_validate(message(), SMS, Route("sms", MOBILE))
+    assert bool(found) is blocked
+    if blocked:
+        assert "ARRET reply" in found[0].message or "STOP reply" in found[0].message

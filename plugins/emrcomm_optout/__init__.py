@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Route, hookimpl
 from emrcomm.rules import finding
+from emrcomm_optout.keywords import Keyword, classify, normalize
 
 
 class Plugin:
@@ -34,15 +35,25 @@ class Plugin:
 
     @hookimpl
     def emrcomm_delivery_update(self, update: DeliveryUpdate) -> None:
-        if update.kind not in ("optout", "optin") or not update.channel or not update.address:
+        """Opt-outs and opt-ins reach the ledger at once: as such, or as a keyword reply."""
+        if not update.channel or not update.address:
+            return
+        kind, source = update.kind, update.text
+        if kind == "reply":
+            keyword = classify(update.text or "")
+            if keyword not in (Keyword.OPT_OUT, Keyword.OPT_IN):
+                return
+            kind = "optout" if keyword is Keyword.OPT_OUT else "optin"
+            source = f"{normalize(update.text or '')} reply"
+        elif kind not in ("optout", "optin"):
             return
         self.context.store.add_consent_event(
             patient=update.detail or "unknown",
             channel=update.channel,
             address=update.address,
             purpose=None,
-            action="revoke" if update.kind == "optout" else "grant",
+            action="revoke" if kind == "optout" else "grant",
             at=update.at,
-            source=update.text or ("STOP reply" if update.kind == "optout" else "START reply"),
+            source=source or ("STOP reply" if kind == "optout" else "START reply"),
         )
-        self.context.log.info("consent ledger: %s on %s", update.kind, update.channel)
+        self.context.log.info("consent ledger: %s on %s", kind, update.channel)

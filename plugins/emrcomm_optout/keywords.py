@@ -1,0 +1,67 @@
+"""Inbound keywords (RULES.md B): is a reply an opt-out, an opt-in, a request for help, or words?
+
+A reply is a keyword only when the whole reply, trimmed, case-folded and with accents stripped,
+equals one (so "Arrêt" counts and "stop by tomorrow" does not). Free text that reads like a
+revocation ("please stop texting me") is not a keyword but must reach staff.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+
+
+class Keyword(enum.Enum):
+    OPT_OUT = "optout"
+    OPT_IN = "optin"
+    HELP = "help"
+    NONE = "none"
+
+
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+                     "OPT-OUT", "OPT OUT", "REMOVE", "ARRET"})
+OPT_IN = frozenset({"START", "YES", "UNSTOP"})
+HELP = frozenset({"HELP", "INFO", "AIDE"})
+
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # spaces, punctuation, emoji around the word
+_SPACES = re.compile(r"\s+")
+
+# Free text that asks to stop, in English and French; routed to staff as a probable revocation.
+_REVOCATION = re.compile(
+    r"\b(stop|quit|cease|don'?t|do not|no more|never)\b.{0,30}\b(text|texting|message|messaging|messages|"
+    r"contact|contacting|sms|email|e-mail|call|calling)"
+    r"|\b(unsubscribe|opt me out|remove me|take me off)\b"
+    r"|\b(arr[eê]te[rz]?|cesse[rz]?|ne (plus|pas))\b.{0,30}\b(texto|textos|message|messages|courriel|"
+    r"contacter|[eé]crire|appeler|sms)"
+    r"|\b(d[eé]sabonne[rz]?|d[eé]sinscri(re|vez))\b",
+    re.I,
+)
+
+
+def normalize(reply: str) -> str:
+    """Trimmed (spaces, punctuation, symbols), accents stripped, upper case, single spaces."""
+    text = reply
+    for _ in range(4):  # upper-casing can decompose again ("ǰ" -> "J" + caron): run to a fixed point
+        decomposed = unicodedata.normalize("NFKD", text)
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
+        if folded == text:
+            break
+        text = folded
+    return _EDGES.sub("", _SPACES.sub(" ", text))
+
+
+def classify(reply: str) -> Keyword:
+    word = normalize(reply)
+    if word in OPT_OUT:
+        return Keyword.OPT_OUT
+    if word in OPT_IN:
+        return Keyword.OPT_IN
+    if word in HELP:
+        return Keyword.HELP
+    return Keyword.NONE
+
+
+def looks_like_revocation(text: str) -> bool:
+    """Free text that probably withdraws consent: not acted on automatically, sent to staff."""
+    return classify(text) is Keyword.NONE and bool(_REVOCATION.search(text))
