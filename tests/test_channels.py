@@ -90,3 +90,38 @@ def test_two_plugins_registering_one_channel_name_stop_start_up(tmp_path: Path) 
     eps = {**discover(), "sms2": metadata.EntryPoint(name="sms2", value="emrcomm_sms:Plugin", group="emrcomm")}
     with pytest.raises(PluginError, match="channel 'sms' is registered by both 'sms' and 'sms2'"):
         Host(load_config(write_config(tmp_path)), entry_points=eps)
+
+
+def email_plugin(tmp_path: Path, **settings: object) -> emrcomm_email.Plugin:
+    return emrcomm_email.Plugin(make_context("email", {"directory": "mail", **settings}, tmp_path))
+
+
+def education(text: str = "Riverside Family Health: tips for a healthy winter.") -> Message:
+    return Message(Request("Patient/1", "education", text=text), text)
+
+
+def test_subscription_email_without_unsubscribe_is_blocked(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path)
+    [channel] = plugin.emrcomm_register_channels()
+    [f] = plugin.emrcomm_validate(education(), channel)
+    assert f.code == "EMAIL_NO_UNSUBSCRIBE" and f.blocks
+    assert plugin.emrcomm_validate(message(), channel) == []  # a reminder is transactional
+
+
+def test_subscription_email_carries_one_click_unsubscribe_headers(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path, unsubscribe_url="https://portal.riverside.example/unsubscribe")
+    [channel] = plugin.emrcomm_register_channels()
+    assert plugin.emrcomm_validate(education(), channel) == []
+    channel.transport.send(education(), "pat@example.org", "k3")
+    mail = email.message_from_bytes((tmp_path / "mail" / "k3.eml").read_bytes(), policy=email.policy.default)
+    assert mail["List-Unsubscribe"] == "<https://portal.riverside.example/unsubscribe>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_email_without_the_misdirection_footer_warns(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path, misdirection_footer=False)
+    [channel] = plugin.emrcomm_register_channels()
+    [f] = plugin.emrcomm_validate(message(), channel)
+    assert f.code == "EMAIL_MISDIRECTION_NOTICE" and not f.blocks
+    own = message("See you at 10:30. If you received this message in error, please call us.")
+    assert plugin.emrcomm_validate(own, channel) == []
