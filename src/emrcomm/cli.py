@@ -160,11 +160,16 @@ def _is_lines(text: str) -> bool:
 def cmd_send(args: argparse.Namespace) -> int:
     from emrcomm.errors import RequestError
 
+    from tqdm import tqdm
+
     items = list(_read_requests(args.files))
     worst = EXIT_OK
     results: list[dict[str, Any]] = []
+    # A bar only for long runs on a terminal; per-request output goes to stdout as usual.
+    bar = tqdm(items, desc="sending", unit="msg", file=sys.stderr, leave=False,
+               disable=len(items) < 50 or not sys.stderr.isatty())
     with _host(args) as host:
-        for item in items:
+        for item in bar:
             try:
                 outcome = host.send(item)
             except RequestError as exc:
