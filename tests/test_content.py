@@ -182,6 +182,52 @@ def test_mobile_network_is_not_a_dose(content):
 
 
 @pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("I have leg pain at night", ["leg pain"]),
+        ("Any pain in my lower back?", ["pain in my lower back"]),
+        ("Trouble with swallowing problems lately", ["swallowing problems"]),
+        ("Douleur au genou depuis lundi", ["Douleur au genou"]),
+        ("J'ai mal à la tête", ["mal à la tête"]),
+    ],
+)
+def test_symptom_next_to_a_part_of_the_body_is_clinical(content, text, expected):
+    assert found(content, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["The pain came back, so I'm back in bed", "No problem, back at 5", "Back to school Monday",
+     "Pas mal, on se voit au dos de la salle"],
+)
+def test_symptom_or_body_word_alone_is_not_clinical(content, text):
+    assert found(content, text) == []
+
+
+def test_lower_case_hiv_is_clinical(content):
+    assert found(content, "am i at risk of hiv?") == ["hiv"]
+
+
+@pytest.mark.parametrize("code", ["NDC 0869-0871-43", "NDC# 0115-0672-50", "DIN 02242963"])
+def test_drug_product_code_is_clinical(content, code):
+    assert found(content, f"About {code}, is it safe?") == [code]
+
+
+def test_number_without_a_drug_code_label_is_not_clinical(content):
+    assert found(content, "Call 0869-0871-43 or DIN at 5") == []
+
+
+@pytest.mark.parametrize("text", ["Your appointment with Dr. Parkinson is Monday.", "Rendez-vous avec la Dre Amelia Morin.",
+                                  "Dr Heather Camila will call"])
+def test_name_after_a_title_is_not_clinical(content, text):
+    assert found(content, text) == []
+
+
+def test_title_does_not_hide_the_words_after_the_name(content):
+    assert found(content, "Dr. Payne: your colonoscopy is booked") == ["colonoscopy"]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "See you tomorrow at 10:30 at Riverside Family Health",

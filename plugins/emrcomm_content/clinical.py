@@ -12,13 +12,21 @@ from collections.abc import Iterable
 from attrs import frozen
 
 from emrcomm_content.folding import Folded, fold_text
-from emrcomm_content.lexicon import Lexicon, Match, compile_lexicons
+from emrcomm_content.fuzzy import FuzzyIndex
+from emrcomm_content.lexicon import Lexicon, Match, Matcher, compile_lexicons, longest
+from emrcomm_content.terms import SYMPTOM_LINKS
 
 # Kinds that are clinical on their own; "result" and "test_generic" only count in context.
 STANDALONE = frozenset({"medication", "condition", "test", "procedure", "specialty", "clinic"})
 # What a result word may qualify: "A1C normal", "résultat anormal", "strep positive".
 RESULT_OF = frozenset({"test", "test_generic", "condition"})
 CONTEXT_GAP = 3  # at most this many words between a test and its result word or value
+# A symptom word next to a part of the body: right after it ("leg pain", "rib cage pain") or up
+# to three words before it ("pain in my lower back", "mal à la tête").
+SYMPTOM_KINDS = frozenset({"symptom", "symptom_after"})
+SYMPTOM_AFTER_GAP = 1
+SYMPTOM_BEFORE_GAP = 3
+_LINK = re.compile(" (?:{})".format("|".join(re.escape(w) + ("" if w.endswith("'") else r"\b") for w in SYMPTOM_LINKS)))
 
 # Doses as written in the original text. A bare "g" needs a decimal or two digits, so that
 # "4g" and "5G" (networks) are not doses.
@@ -91,6 +99,18 @@ def word_form(word: str) -> str | None:
     return None
 
 
+# A drug product code after its label: a US National Drug Code ("NDC 0869-0871-43") or a
+# Canadian Drug Identification Number ("DIN 02242963"). It names a medication as surely as its name.
+DRUG_CODE = re.compile(
+    r"\b(?:NDC|DIN)\b\s*(?:#|No\.?|no\.?|number|code)?\s*:?\s*"
+    r"(?:\d{4,5}-\d{3,4}-\d{1,2}|\d{10,11}|(?<=DIN)\s*\d{8}|\d{8}(?!\d))(?!\w)"
+)
+# A capitalised word right after a title, or after a title and a given name, is a person's name:
+# "Dr. Parkinson", "Dre Amelia Morin".
+_TITLE_BEFORE = re.compile(
+    r"\b(?:Dr|Dre|Drs|Doctor|Docteur|Docteure|Nurse|Infirmière|Infirmier|Mr|Mrs|Ms|Mme|Mlle|Prof|Pr)\.?\s+"
+    r"(?:[A-ZÀ-Ý][\w'’-]*\s+)?$"
+)
 _DIGIT = re.compile(r"\d")
 _SENTENCE_END = re.compile(r"[.!?;\n]")
 _WORD = re.compile(r"\w+")
@@ -110,10 +130,22 @@ def _inside(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
 
 
 class ClinicalDetector:
-    """Finds clinical content in a text. Immutable once built; safe to share between threads."""
+    """Finds clinical content in a text. Immutable once built; safe to share between threads.
 
-    def __init__(self, lexicons: tuple[Lexicon, ...], allow: Iterable[str] = ()) -> None:
-        self.matcher = compile_lexicons(lexicons)
+    ``lexicons`` are compiled here (small lists: a clinic's own terms); ``matchers`` are already
+    compiled (the cached packaged and core lexicons); ``fuzzy`` finds misspelled drug names.
+    """
+
+    def __init__(
+        self,
+        lexicons: tuple[Lexicon, ...] = (),
+        allow: Iterable[str] = (),
+        *,
+        matchers: Iterable[Matcher] = (),
+        fuzzy: FuzzyIndex | None = None,
+    ) -> None:
+        self.matchers = (*matchers, *((compile_lexicons(lexicons),) if lexicons else ()))
+        self.fuzzy = fuzzy
         self.allow = tuple(p for p in (fold_text(a).strip() for a in allow) if p)
 
     def allowed_spans(self, folded: Folded) -> list[tuple[int, int]]:
@@ -128,26 +160,41 @@ class ClinicalDetector:
 
     def find(self, folded: Folded) -> list[Hit]:
         allowed = self.allowed_spans(folded)
-        matches = [m for m in self.matcher.find(folded) if not _inside(m.folded, allowed)]
+        found = [m for matcher in self.matchers for m in matcher.find(folded)]
+        if len(self.matchers) > 1:
+            found = longest(found)
+        matches = [m for m in found if not _inside(m.folded, allowed)]
         hits: list[tuple[tuple[int, int], str]] = [(m.folded, m.kind) for m in matches if m.kind in STANDALONE]
         hits.extend(self._in_context(folded, matches))
+        if self.fuzzy is not None:
+            covered = [m.folded for m in found] + allowed
+            hits.extend(
+                (span, self.fuzzy.kinds[name])
+                for span, name in self.fuzzy.find(folded.text)
+                if not _inside(span, covered)
+            )
         for found in _LETTERS.finditer(folded.text):
             kind = word_form(found.group())
             if kind and not _inside(found.span(), allowed):
                 hits.append((found.span(), kind))
         result = []
+        original = folded.original
         for fs, kind in hits:
             span = folded.span(*fs)
-            result.append(Hit(span, folded.original[span[0] : span[1]], kind))
-        if _DIGIT.search(folded.original):
-            result += [Hit(found.span(), found.group(), "dose") for found in DOSE.finditer(folded.original)]
+            if original[span[0]].isupper() and _TITLE_BEFORE.search(original, max(0, span[0] - 40), span[0]):
+                continue  # a person's name: "Dr. Parkinson"
+            result.append(Hit(span, original[span[0] : span[1]], kind))
+        if _DIGIT.search(original):
+            result += [Hit(found.span(), found.group(), "dose") for found in DOSE.finditer(original)]
+            result += [Hit(found.span(), found.group(), "medication") for found in DRUG_CODE.finditer(original)]
         return merge_hits(result)
 
     def _in_context(self, folded: Folded, matches: list[Match]) -> list[tuple[tuple[int, int], str]]:
-        """Result words next to a test, and tests next to a value, as one span each."""
+        """Result words next to a test, tests next to a value, symptoms next to a part of the body."""
         text = folded.text
         tests = [m for m in matches if m.kind in RESULT_OF]
-        if not tests:
+        bodies = [m for m in matches if m.kind == "body"]
+        if not tests and not bodies:
             return []
         words = [w.start() for w in _WORD.finditer(text)]
         breaks = [b.start() for b in _SENTENCE_END.finditer(text)]
@@ -170,6 +217,20 @@ class ClinicalDetector:
             return gap <= most
 
         out = []
+        symptoms = [m for m in matches if m.kind in SYMPTOM_KINDS] if bodies else []
+        for body in bodies:
+            for symptom in symptoms:
+                if symptom.folded[0] >= body.folded[1]:  # "leg pain", "back problems"
+                    ok = near(body.folded, symptom.folded, SYMPTOM_AFTER_GAP)
+                else:  # "pain in my leg", "douleur au genou"
+                    ok = (
+                        symptom.kind == "symptom"
+                        and near(symptom.folded, body.folded, SYMPTOM_BEFORE_GAP)
+                        and _LINK.match(text, symptom.folded[1]) is not None
+                    )
+                if ok:
+                    lo, hi = min(body.folded[0], symptom.folded[0]), max(body.folded[1], symptom.folded[1])
+                    out.append(((lo, hi), "condition"))
         results = [m.folded for m in matches if m.kind == "result"]
         # "high" and "low" qualify a named test or condition ("TSH is low"), never a generic
         # word: "test scores are low", "high test".

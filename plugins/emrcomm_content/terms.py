@@ -3,7 +3,9 @@
 Kinds that fire on their own: ``medication``, ``condition``, ``test``, ``procedure``,
 ``specialty``. Kinds that fire only in context (see clinical.py): ``result`` (a result word next
 to a test), ``result_weak`` (``high``, ``bas``: only next to a named test or condition) and
-``test_generic`` (``results``, ``analyse``: a test only next to a result or value).
+``test_generic`` (``results``, ``analyse``: a test only next to a result or value), ``body``
+with ``symptom`` / ``symptom_after`` (a symptom word next to a part of the body: "leg pain",
+"douleur au genou"; neither alone).
 
 Written in lower case unless the capitals matter: a term with a capital matches only in that
 exact case (``ASA`` must not fire inside "Lasagna" or on "asa"). Accents are optional in the
@@ -11,6 +13,10 @@ text (``diabete`` matches ``diabète``), and a plural ``s`` is accepted, so neit
 Deliberately absent: words every clinic message uses (appointment, doctor, clinic, visit,
 follow-up, prescription / ordonnance, medication / médicament, pharmacy, lab), and words of
 everyday chat that are rarely clinical there (pain, sick, cold, flu, fever, screening, level).
+
+These lists are the core and are authoritative: the lexicons derived from packaged sources
+(sources.py: drug names, ICD-10-CM conditions) add the long tail, filtered for everyday words,
+but never remove a term listed here; :data:`NOT_CLINICAL_TERMS` removes packaged terms.
 """
 
 from __future__ import annotations
@@ -136,7 +142,7 @@ CONDITIONS_EN = [
     "cancer", "tumor", "tumour", "malignant", "malignancy", "carcinoma", "melanoma", "lymphoma",
     "leukemia", "leukaemia", "myeloma", "sarcoma", "glioma", "mesothelioma", "metastasis",
     "metastases", "metastatic", "precancerous", "dysplasia", "abnormal cells",
-    "HIV", "hiv positive", "AIDS", "hepatitis", "hep b", "hep c", "cirrhosis", "fatty liver",
+    "hiv", "hiv positive", "AIDS", "hepatitis", "hep b", "hep c", "cirrhosis", "fatty liver",
     "liver disease", "pregnancy", "pregnant", "miscarriage", "ectopic", "stillbirth",
     "infertility", "infertile", "depression", "major depressive", "anxiety disorder",
     "panic disorder", "panic attack", "bipolar", "schizophrenia", "schizoaffective", "psychosis",
@@ -195,6 +201,10 @@ TESTS_EN = [
     "spirometry", "allergy test", "skin test", "tb test", "viral load", "cd4", "radiology report",
     "mri results", "cholesterol test", "thyroid test", "psa test", "pcr test", "covid test",
     "rapid test", "antibody test", "culture results",
+    # blood count components, as results are written to patients
+    "white blood cell", "white blood cell count", "white cell count", "white cells", "wbc",
+    "red blood cell", "red blood cell count", "red cells", "rbc", "platelet count", "platelets",
+    "neutrophils", "lymphocytes", "hematocrit", "haematocrit",
 ]
 
 TESTS_GENERIC_EN = [
@@ -332,6 +342,7 @@ TESTS_FR = [
     "densité osseuse", "test pap", "test de pap", "cytologie", "frottis", "coloscopie",
     "colposcopie", "biopsie", "électrocardiogramme", "holter", "épreuve d'effort",
     "spirométrie", "test d'allergie", "test génétique", "dépistage prénatal", "amniocentèse",
+    "globules blancs", "globules rouges", "plaquettes", "neutrophiles", "lymphocytes", "hématocrite",
     "spermogramme", "pathologie", "rapport de pathologie", "charge virale", "test covid",
     "test pcr", "test rapide", "test de dépistage des its", "dépistage des itss",
     "recherche de sang occulte", "test immunochimique",
@@ -384,6 +395,60 @@ SPECIALTIES_FR = [
     "clinique d'anticoagulothérapie", "clinique d'anticoagulation", "centre de crise",
 ]
 
+# Words about being ill or treated that are clinical whatever the illness, and the abbreviations
+# of common psychiatric and developmental diagnoses (in capitals only: "ODD", not "odd").
+GENERAL_EN = [
+    "symptom", "symptomatic", "asymptomatic", "side effect", "side effects", "adverse reaction",
+    "illness", "contagious", "contagion", "infectious", "dosage", "relapse", "flare up", "remission",
+    "ODD", "GAD", "MDD", "BPD", "ASD", "OUD", "IBD",
+]
+GENERAL_FR = [
+    "symptôme", "symptomatique", "asymptomatique", "effet secondaire", "effets secondaires",
+    "effet indésirable", "effets indésirables", "contagieux", "contagieuse", "posologie", "rechute",
+    "rémission",
+]
+
+# A part of the body (or a bodily function) next to a symptom word is clinical: "leg pain",
+# "pain in my knee", "swallowing problems", "douleur au genou", "mal de dos". Neither is
+# clinical alone. A "symptom" may stand right after the body part or before it, linked by a
+# preposition (SYMPTOM_LINKS) and at most three words away: "pain in my lower back", never
+# "the pain came back"; a "symptom_after" only right after it ("back problems", never
+# "no problem, back at 5"). Short words that are also words of the other language
+# ("os", "main", "bras", "dent", "rein") are left out.
+BODY_EN = [
+    "head", "neck", "back", "lower back", "upper back", "chest", "stomach", "belly", "abdomen",
+    "abdominal", "leg", "knee", "hip", "shoulder", "arm", "elbow", "wrist", "hand", "foot", "feet",
+    "ankle", "heel", "toe", "finger", "joint", "muscle", "bone", "rib", "rib cage", "spine", "jaw",
+    "tooth", "teeth", "gum", "ear", "eye", "throat", "nose", "sinus", "skin", "breast", "nipple",
+    "groin", "pelvis", "testicle", "scrotum", "penis", "vagina", "bladder", "kidney", "liver",
+    "bowel", "rectum", "anus", "heart", "lung", "swallowing", "breathing", "urinating", "urination",
+    "bowel movement", "vision", "eyesight", "hearing", "memory", "sleeping",
+]
+SYMPTOMS_EN = [
+    "pain", "ache", "aches", "swelling", "lump", "rash", "bleeding", "discharge", "numbness",
+    "tingling", "cramps", "cramping", "spasm", "discomfort", "tenderness", "soreness", "itching",
+    "weakness", "difficulty", "difficulties", "damage", "injury", "injuries", "infection",
+]
+SYMPTOMS_AFTER_EN = ["problems", "problem", "trouble", "surgery"]
+BODY_FR = [
+    "tête", "cou", "dos", "bas du dos", "poitrine", "thorax", "ventre", "estomac", "abdomen", "jambe",
+    "genou", "hanche", "épaule", "coude", "poignet", "pied", "cheville", "talon", "orteil", "doigt",
+    "articulation", "muscle", "côtes", "colonne", "mâchoire", "gencive", "oreille", "œil", "yeux",
+    "gorge", "nez", "sinus", "peau", "sein", "mamelon", "aine", "testicule", "vessie", "foie",
+    "intestin", "cœur", "poumon", "déglutition", "respiration", "mémoire", "vision",
+]
+SYMPTOMS_FR = [
+    "douleur", "douleurs", "mal", "maux", "enflure", "gonflement", "bosse", "éruption", "saignement",
+    "saignements", "écoulement", "engourdissement", "fourmillements", "crampe", "crampes",
+    "problème", "problèmes", "raideur", "faiblesse", "démangeaisons", "brûlure", "difficulté",
+    "difficultés", "troubles", "blessure", "lésion",
+]
+# What links a symptom to the part of the body after it: "pain in my leg", "douleur au genou".
+SYMPTOM_LINKS = [
+    "in", "on", "of", "at", "around", "under", "behind", "near", "to", "with", "when", "while",
+    "au", "aux", "a", "de", "du", "des", "d'", "dans", "sur", "sous", "derriere", "pres", "lors",
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -394,6 +459,10 @@ CLINICAL_EN = Lexicon.of(
     ("test_generic", TESTS_GENERIC_EN),
     ("result", RESULTS_EN),
     ("result_weak", RESULTS_WEAK_EN),
+    ("condition", GENERAL_EN),
+    ("body", BODY_EN),
+    ("symptom", SYMPTOMS_EN),
+    ("symptom_after", SYMPTOMS_AFTER_EN),
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -406,6 +475,9 @@ CLINICAL_FR = Lexicon.of(
     ("test_generic", TESTS_GENERIC_FR),
     ("result", RESULTS_FR),
     ("result_weak", RESULTS_WEAK_FR),
+    ("condition", GENERAL_FR),
+    ("body", BODY_FR),
+    ("symptom", SYMPTOMS_FR),
 )
 
 PROMOTIONAL = Lexicon.of(
@@ -461,3 +533,11 @@ PROHIBITED = Lexicon.of(
         "demandez à votre médecin",
     ]),
 )
+
+# Terms that the packaged sources (sources.py) would add but that are ordinary words, names or
+# abbreviations in messages, although rare in running text. Authoritative like the lists above:
+# a term here is never clinical by way of a packaged lexicon (the project's own lists may still
+# name it, in a form that is not ambiguous).
+NOT_CLINICAL_TERMS = [
+    "odd",  # oppositional defiant disorder; "that's odd"
+]

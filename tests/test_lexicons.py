@@ -1,0 +1,234 @@
+"""Packaged lexicons (drug names, ICD-10-CM conditions), their everyday-word filter, the on-disk
+cache of the compiled lexicons, and tolerance for misspelled drug names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emrcomm.model import Message, Request
+from emrcomm.testing import make_context
+from emrcomm_content import Plugin, cache, fuzzy, sources, terms
+from emrcomm_content.folding import fold_text
+
+ALL = ("core", "drugs", "icd10cm")
+
+
+@pytest.fixture(scope="module")
+def full() -> cache.Compiled:
+    """The default lexicons, from the user's cache (built there once per machine)."""
+    return cache.compiled(ALL)
+
+
+@pytest.fixture(scope="module")
+def packaged_terms(full: cache.Compiled) -> dict[str, set[str]]:
+    """Folded term -> the lexicons it comes from."""
+    return {key: {lexicon for _, lexicon in entries} for key, entries in full.matcher.terms().items()}
+
+
+def found(plugin: Plugin, text: str) -> list[str]:
+    facts = plugin.emrcomm_inspect(Message(Request("Patient/1", "appointment-reminder"), text))
+    return [text[f.span[0] : f.span[1]] for f in facts if f.code == "CLINICAL_CONTENT"]
+
+
+@pytest.fixture(scope="module")
+def content(tmp_path_factory: pytest.TempPathFactory) -> Plugin:
+    return Plugin(make_context("content", {}, tmp_path_factory.mktemp("content")))
+
+
+# --- the cache ------------------------------------------------------------------------------
+
+
+def test_cache_is_written_then_loaded_instead_of_rebuilt(tmp_path: Path) -> None:
+    first = cache.load(("core",), tmp_path)
+    assert first.origin == "built"
+    assert first.path is not None and first.path.is_file()
+    assert first.path.parent == tmp_path
+    second = cache.load(("core",), tmp_path)
+    assert second.origin == "cache"
+    assert second.key == first.key
+    assert second.matcher.terms() == first.matcher.terms()
+    assert second.fuzzy.names == first.fuzzy.names
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]  # written through a renamed temp file
+
+
+def test_build_does_not_happen_when_the_cache_is_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache.load(("core",), tmp_path)
+
+    def no_build(names: tuple[str, ...]) -> None:
+        raise AssertionError("rebuilt although the cache is current")
+
+    monkeypatch.setattr(cache, "build", no_build)
+    assert cache.load(("core",), tmp_path).origin == "cache"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: b"",  # empty
+        lambda raw: raw[: len(raw) // 2],  # truncated
+        lambda raw: b"not a cache at all" * 10,  # something else
+        lambda raw: raw[:-100] + bytes(b ^ 0xFF for b in raw[-100:]),  # payload bytes flipped
+        lambda raw: raw.replace(b"emrcomm-lexicons", b"emrcomm-lexiconz", 1),  # wrong magic
+    ],
+    ids=["empty", "truncated", "garbage", "flipped", "magic"],
+)
+def test_damaged_cache_is_rebuilt_and_detects_as_before(tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
+    good = cache.load(("core",), tmp_path)
+    assert good.path is not None
+    good.path.write_bytes(damage(good.path.read_bytes()))
+    rebuilt = cache.load(("core",), tmp_path)
+    assert rebuilt.origin == "built"
+    assert rebuilt.matcher.terms() == good.matcher.terms()
+    assert cache.load(("core",), tmp_path).origin == "cache"  # and the file is good again
+
+
+def test_cache_written_under_another_key_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cache.load(("core",), tmp_path).origin == "built"
+    monkeypatch.setattr(cache, "BUILD_VERSION", "another build")
+    assert cache.load(("core",), tmp_path).origin == "built"
+
+
+def test_change_to_the_project_lists_changes_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = cache.cache_key(("core",))
+    monkeypatch.setattr(terms, "NOT_CLINICAL_TERMS", [*terms.NOT_CLINICAL_TERMS, "somethingelse"])
+    assert cache.cache_key(("core",)) != before
+
+
+def test_change_of_a_source_package_version_changes_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = cache.cache_key(ALL)
+    versions = {**sources.source_versions(), "simple-icd-10-cm": "0.0.0-test"}
+    monkeypatch.setattr(sources, "source_versions", lambda: versions)
+    assert cache.cache_key(ALL) != before
+
+
+def test_each_set_of_lexicons_has_its_own_key() -> None:
+    assert cache.cache_key(("core",)) != cache.cache_key(("core", "drugs"))
+
+
+def test_cache_folder_that_cannot_be_written_compiles_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    compiled = cache.load(("core",), blocker / "cache")
+    assert compiled.origin == "memory"
+    assert "metformin" in compiled.matcher
+
+
+def test_cache_folder_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EMRCOMM_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("EMRCOMM_CACHE_DIR")
+    assert cache.cache_dir() == tmp_path / "xdg" / "emrcomm"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "emrcomm"
+
+
+def test_plugin_uses_the_cache_folder_of_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EMRCOMM_CACHE_DIR", str(tmp_path / "c"))
+    plugin = Plugin(make_context("content", {"lexicons": ["core"]}, tmp_path))
+    assert found(plugin, "Take your metformin") == ["metformin"]
+    assert (tmp_path / "c" / "lexicons-core.pickle").is_file()
+
+
+# --- the packaged lexicons ------------------------------------------------------------------
+
+
+def test_default_is_every_lexicon(full: cache.Compiled) -> None:
+    assert Plugin.settings_schema["properties"]["lexicons"]["default"] == list(ALL)
+    assert full.names == ALL
+
+
+@pytest.mark.parametrize("brand, generic", [("Rinvoq", "upadacitinib"), ("Otezla", "apremilast"),
+                                            ("Nurtec", "rimegepant"), ("Zytiga", "abiraterone")])
+def test_brand_and_generic_drug_names_come_from_the_package(content: Plugin, packaged_terms, brand, generic) -> None:  # type: ignore[no-untyped-def]
+    assert found(content, f"Your {brand} is ready") == [brand]
+    assert found(content, f"Start {generic} today") == [generic]
+    assert "drugs" in packaged_terms[brand.lower()] and "drugs" in packaged_terms[generic]
+    assert brand.lower() not in terms.MEDICATIONS_EN  # not typed by hand
+
+
+@pytest.mark.parametrize("condition", ["hantavirus", "Schmorl's nodes", "tinea cruris", "oppositional defiant disorder",
+                                       "rhabdomyolysis", "sarcoidosis", "hydrocephalus"])
+def test_icd_conditions_come_from_the_package(content: Plugin, packaged_terms, condition) -> None:  # type: ignore[no-untyped-def]
+    assert found(content, f"About your {condition} follow-up") == [condition]
+    assert "icd10cm" in packaged_terms[fold_text(condition)]
+
+
+@pytest.mark.parametrize(
+    "word",
+    # everyday words, first names and foods that the drug dictionary or ICD-10-CM also list
+    ["question", "together", "water", "sugar", "coffee", "avocado", "blueberry", "catfish", "diamonds",
+     "camila", "kendrick", "silverado", "pulsar", "morin", "talker", "odd", "tiredness", "cooing", "grapefruit"],
+)
+def test_everyday_words_are_not_packaged_terms(packaged_terms, word) -> None:  # type: ignore[no-untyped-def]
+    assert not ({"drugs", "icd10cm"} & packaged_terms.get(word, set()))
+
+
+def test_packaged_single_words_are_rare_words_unless_the_project_lists_them(packaged_terms) -> None:  # type: ignore[no-untyped-def]
+    too_common = [
+        term for term, lexicons in packaged_terms.items()
+        if " " not in term and lexicons <= {"drugs", "icd10cm"} and sources.zipf(term.replace("'", "")) >= sources.MEDICINE_ZIPF
+    ]
+    assert too_common == []
+    assert all(len(t) >= sources.MIN_WORD for t, lx in packaged_terms.items() if " " not in t and lx <= {"drugs", "icd10cm"})
+
+
+def test_project_lists_win_over_the_everyday_word_rule(packaged_terms) -> None:  # type: ignore[no-untyped-def]
+    # "cancer" and "pregnancy" are everyday words (Zipf > 4) and clinical: the curated list keeps them.
+    assert sources.zipf("cancer") > sources.MEDICINE_ZIPF
+    assert {"core-en", "core-fr"} & packaged_terms["cancer"]
+
+
+def test_deny_list_removes_a_packaged_term() -> None:
+    assert sources.keep_term("hydroxyzine") == "hydroxyzine"
+    assert sources.keep_term("odd") is None  # on the project's deny-list
+    assert sources.keep_term("tiredness", condition=True) is None  # an everyday state, not a named condition
+
+
+def test_odd_in_a_sentence_is_not_clinical_but_the_abbreviation_is(content: Plugin) -> None:
+    assert found(content, "That's odd, call me") == []
+    assert found(content, "Follow-up for ODD and ADHD") == ["ODD", "ADHD"]
+
+
+def test_lexicons_setting_switches_packaged_lexicons_off(tmp_path: Path, content: Plugin) -> None:
+    core_only = Plugin(make_context("content", {"lexicons": ["core"]}, tmp_path))
+    assert found(core_only, "Your Rinvoq is ready") == []
+    assert found(content, "Your Rinvoq is ready") == ["Rinvoq"]
+    assert found(core_only, "Your metformin is ready") == ["metformin"]
+
+
+# --- misspellings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["metformn", "atorvastatine", "amoxicilin", "hydrocodene", "gabapentine", "lisinoprl"])
+def test_misspelled_drug_name_is_clinical(content: Plugin, word: str) -> None:
+    assert found(content, f"Is {word} safe with wine?") == [word]
+
+
+@pytest.mark.parametrize("word", ["question", "together", "important", "information", "referin", "ntimate",
+                                  "captain", "advill"])
+def test_word_one_edit_from_a_drug_is_not_a_misspelling(content: Plugin, word: str) -> None:
+    assert found(content, f"A {word} for you") == []
+
+
+def test_edit_distance_is_one_letter_added_dropped_changed_or_swapped() -> None:
+    assert fuzzy.one_edit("metformin", "metformn")
+    assert fuzzy.one_edit("metformin", "metfromin")  # swap
+    assert fuzzy.one_edit("metformin", "metformine")
+    assert fuzzy.one_edit("metformin", "metfirmin")
+    assert not fuzzy.one_edit("metformin", "metformin")
+    assert not fuzzy.one_edit("metformin", "metfromn")  # two edits
+
+
+def test_index_ignores_short_names_and_real_words() -> None:
+    index = fuzzy.FuzzyIndex(["lasix", "captopril", "warfarin"], real_words=["captopryl", "warfaring"])
+    assert index.lookup("lasixx") is None  # names under 7 letters get no tolerance
+    assert index.lookup("captoprl") == "captopril"
+    assert index.lookup("captopryl") is None  # a real word (here: declared so)
+    assert index.lookup("warfaring") is None
+    assert index.lookup("warfarine") == "warfarin"  # the French spelling, real word or not
+    assert index.lookup("xaptopril") is None  # the first letter must be right
+    assert index.lookup("captopril") is None  # the name itself is an exact match, not a misspelling
