@@ -1,48 +1,79 @@
 """Built-in SMS channel. Transport ``file`` (the default) appends one JSON line per message to
-a sink file; provider transports (Kannel, Twilio) plug in behind the same Transport interface.
+a sink file; ``kannel`` sends through a Kannel gateway, ``twilio`` through Twilio's REST API.
+docs/transports.md describes each transport and its settings.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import threading
-from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
 
 from emrcomm import Channel, Message, PluginContext, Receipt, hookimpl
 from emrcomm.config import load_schema
+from emrcomm.errors import ConfigError
+
+from .filesink import FileSink
+from .http import ProviderClient
+from .kannel import KannelTransport
+from .ratelimit import SenderLimits
+from .twilio import TwilioTransport
+
+__all__ = ["FileSink", "KannelTransport", "Plugin", "TwilioTransport"]
 
 
-class FileSink:
-    """Appends ``{"id", "to", "text", "at"}`` lines to a file, fsync'd, once per key.
+class _ClosableTransport(Protocol):
+    def send(self, message: Message, address: str, key: str) -> Receipt: ...
 
-    Keys already in the file are not written again, so a retry after a crash is not a second
-    message in the sink.
-    """
+    def close(self) -> None: ...
 
-    def __init__(self, path: Path, channel: str, clock) -> None:  # type: ignore[no-untyped-def]
-        self.path = path
-        self.channel = channel
-        self.clock = clock
-        self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._seen: set[str] = set()
-        if self.path.exists():
-            with self.path.open(encoding="utf-8") as fh:
-                self._seen = {json.loads(line)["id"] for line in fh if line.strip()}
 
-    def send(self, message: Message, address: str, key: str) -> Receipt:
-        at = self.clock()
-        with self._lock:
-            if key not in self._seen:
-                line = json.dumps({"id": key, "to": address, "text": message.text, "at": at.isoformat()},
-                                  ensure_ascii=False)
-                with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(line + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                self._seen.add(key)
-        return Receipt(channel=self.channel, address=address, provider_id=key, status="accepted", at=at)
+def _secret(context: PluginContext, table: str, key: str) -> str:
+    """Resolve ``[plugins.NAME.table] key = {env|file = …}`` through the context, so errors name
+    the full setting and never the value."""
+    sub = attrs.evolve(context, name=f"{context.name}.{table}", settings=context.settings[table])
+    value = sub.secret(key)
+    if value is None:  # the schema requires it; a hand-made context may not
+        raise ConfigError(f"plugins.{context.name}.{table}.{key}: required")
+    return value
+
+
+def _client(provider: str, context: PluginContext, settings: Any, base_url: str) -> ProviderClient:
+    limits = SenderLimits(settings.get("rate_per_second", 10.0), settings.get("burst", 1))
+    return ProviderClient(
+        provider,
+        limits=limits,
+        connect_timeout=settings.get("connect_timeout", 3.05),
+        read_timeout=settings.get("read_timeout", 10.0),
+        max_wait=settings.get("retry_after_max", 5.0),
+        attempts=settings.get("attempts_on_429", 3),
+        base_url=base_url,
+        log=context.log,
+    )
+
+
+def make_transport(context: PluginContext) -> _ClosableTransport:
+    """The transport the settings ask for (``transport``, default ``file``)."""
+    settings = context.settings
+    kind = settings.get("transport", "file")
+    callback_secret = context.secret("callback_secret")
+    if kind == "kannel":
+        kannel = settings["kannel"]
+        return KannelTransport(
+            url=kannel["url"], username=kannel["username"], password=_secret(context, "kannel", "password"),
+            client=_client("kannel", context, settings, kannel["url"]), clock=context.clock, sender=settings.get("from"),
+            smsc=kannel.get("smsc"), dlr_mask=kannel.get("dlr_mask", 31),
+            callback_url=settings.get("callback_url"), callback_secret=callback_secret,
+        )
+    if kind == "twilio":
+        twilio = settings["twilio"]
+        base_url = twilio.get("base_url", "https://api.twilio.com")
+        return TwilioTransport(
+            account_sid=twilio["account_sid"], auth_token=_secret(context, "twilio", "auth_token"),
+            client=_client("twilio", context, settings, base_url), clock=context.clock, base_url=base_url, sender=settings.get("from"),
+            messaging_service_sid=twilio.get("messaging_service_sid"), callback_url=settings.get("callback_url"),
+        )
+    return FileSink(context.path(settings.get("path", "emrcomm-data/out/sms.jsonl")), "sms", context.clock)
 
 
 class Plugin:
@@ -51,12 +82,14 @@ class Plugin:
     settings_schema = load_schema("plugins/sms.schema.json")
 
     def __init__(self, context: PluginContext) -> None:
-        settings = context.settings
-        self.max_segments = settings.get("max_segments", 3)
-        self.transport = FileSink(context.path(settings.get("path", "emrcomm-data/out/sms.jsonl")),
-                                  "sms", context.clock)
+        self.max_segments = context.settings.get("max_segments", 3)
+        self.transport = make_transport(context)
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
         return [Channel(name="sms", secure=False, medium="SMSWRIT", transport=self.transport,
                         address_system="sms", max_segments=self.max_segments)]
+
+    def close(self) -> None:
+        """Called by the Host on close: releases the provider's pooled connections."""
+        self.transport.close()

@@ -1,0 +1,50 @@
+"""The MIME message for one email, the same whichever transport carries it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from emrcomm import Message
+
+FOOTER = {
+    "en": "If you received this message in error, please tell {clinic} at {phone} and delete it.",
+    "fr": "Si vous avez reçu ce message par erreur, veuillez en aviser {clinic} au {phone} et le supprimer.",
+}
+
+
+def sender_domain(sender: str) -> str:
+    return sender.rsplit("@", 1)[-1].rstrip(">").strip() if "@" in sender else "emrcomm.invalid"
+
+
+def build_email(message: Message, address: str, sender: str, clinic: str, phone: str, key: str, at: dt.datetime,
+                unsubscribe_url: str | None = None, footer: bool = True, cte: str | None = None) -> EmailMessage:
+    """The MIME message for one email: plain text with the misdirection footer, optional HTML and
+    attachments, Date, Message-ID, and the RFC 8058 one-click unsubscribe headers when
+    ``unsubscribe_url`` is given.
+
+    The Message-ID is ``<key@sender's domain>``: the same record always carries the same id, so a
+    second copy after a retry is recognisable as the same message. ``cte`` forces a transfer
+    encoding for the text parts (SMTP uses quoted-printable: 7-bit clean on any server).
+    """
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = address
+    mail["Subject"] = message.subject or clinic
+    mail["Date"] = format_datetime(at)
+    mail["Message-ID"] = f"<{key}@{sender_domain(sender)}>"
+    if unsubscribe_url:
+        mail["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    body = message.text
+    if footer:
+        body += "\n\n-- \n" + FOOTER.get(message.language, FOOTER["en"]).format(clinic=clinic, phone=phone)
+    mail.set_content(body + "\n", cte=cte)
+    if message.html:
+        mail.add_alternative(message.html, subtype="html", cte=cte)
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        mail.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
+                            filename=attachment.title or "attachment")
+    return mail

@@ -1,0 +1,44 @@
+"""The default email transport: one RFC 5322 ``.eml`` file per message, nothing leaves the machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from emrcomm import Message, Receipt
+
+from .compose import build_email
+
+
+class EmlSink:
+    """Writes ``<key>.eml`` atomically; an existing file means the message was already written."""
+
+    def __init__(self, directory: Path, sender: str, clinic: str, phone: str, clock: Callable[[], dt.datetime],
+                 unsubscribe: dict[str, str] | None = None, footer: bool = True) -> None:
+        self.directory = directory
+        self.unsubscribe = unsubscribe or {}
+        self.footer = footer
+        self.sender = sender
+        self.clinic = clinic
+        self.phone = phone
+        self.clock = clock
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def send(self, message: Message, address: str, key: str) -> Receipt:
+        at = self.clock()
+        target = self.directory / f"{key}.eml"
+        if not target.exists():
+            mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
+                               unsubscribe_url=self.unsubscribe.get(message.category.value), footer=self.footer)
+            tmp = target.with_suffix(".tmp")
+            with tmp.open("wb") as fh:
+                fh.write(bytes(mail))
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(target)
+        return Receipt(channel="email", address=address, provider_id=key, status="accepted", at=at)
+
+    def close(self) -> None:
+        """Nothing to release; here so every transport can be closed the same way."""

@@ -1,0 +1,216 @@
+"""Email over SMTP: STARTTLS required by default (implicit TLS as an option), AUTH, a private
+CA when the relay uses one, timeouts, and SMTP replies turned into TransientDeliveryError (4xx,
+connection trouble) or PermanentDeliveryError (5xx).
+
+One connection is kept open between messages and checked with NOOP before reuse; a failure
+closes it. Logs carry the record id and SMTP codes, never the address or the text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.utils
+import logging
+import smtplib
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from emrcomm import Message, Receipt
+from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, redact
+
+from .compose import build_email
+
+SECURITY = ("starttls", "tls", "none")
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _reply_text(value: bytes | str) -> str:
+    return redact(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+
+
+def _by_code(code: int, what: str, detail: bytes | str, *, reason: str = "rejected") -> DeliveryError:
+    """4xx: try again later; 5xx: this message will not go through this way."""
+    text = f"smtp: {what} ({code} {_reply_text(detail)})".rstrip()
+    if 400 <= code < 500:
+        return TransientDeliveryError(text, provider="smtp", reason=reason, status=code)
+    return PermanentDeliveryError(text, provider="smtp", reason=reason, status=code)
+
+
+class SmtpTransport:
+    """Sends each email through one SMTP relay (a submission server, or a local MTA)."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        sender: str,
+        clinic: str,
+        phone: str,
+        clock: Callable[[], dt.datetime],
+        port: int | None = None,
+        security: str = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
+        timeout: float = 30.0,
+        unsubscribe: dict[str, str] | None = None,
+        footer: bool = True,
+        log: logging.Logger | None = None,
+    ) -> None:
+        if security not in SECURITY:
+            raise ValueError(f"security must be one of {', '.join(SECURITY)}")
+        if security == "none" and host not in LOOPBACK:
+            raise ValueError("security 'none' is only for a relay on this machine (localhost)")
+        if (username is None) != (password is None):
+            raise ValueError("SMTP AUTH needs both a username and a password")
+        self.host = host
+        self.port = port or DEFAULT_PORTS[security]
+        self.security = security
+        self._username = username
+        self._password = password
+        self.tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self.timeout = timeout
+        self.sender = sender
+        self.envelope_from = email.utils.parseaddr(sender)[1]
+        self.clinic = clinic
+        self.phone = phone
+        self.clock = clock
+        self.unsubscribe = unsubscribe or {}
+        self.footer = footer
+        self.log = log or logging.getLogger("emrcomm.email.smtp")
+        self._lock = threading.Lock()
+        self._smtp: smtplib.SMTP | None = None
+
+    # -- the connection --------------------------------------------------------------------------
+    def _open(self) -> smtplib.SMTP:
+        try:
+            if self.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        except ssl.SSLError as exc:
+            raise TransientDeliveryError(f"smtp: TLS with {self.host}:{self.port} failed ({exc.reason})",
+                                         provider="smtp", reason="tls-failed") from None
+        except smtplib.SMTPConnectError as exc:
+            raise _by_code(exc.smtp_code, "the server refused the connection", exc.smtp_error,
+                           reason="unreachable") from None
+        except TimeoutError:
+            raise TransientDeliveryError(f"smtp: no connection to {self.host}:{self.port} within {self.timeout} s",
+                                         provider="smtp", reason="timeout") from None
+        except OSError as exc:
+            raise TransientDeliveryError(f"smtp: cannot connect to {self.host}:{self.port} ({exc.strerror or exc})",
+                                         provider="smtp", reason="unreachable") from None
+        try:
+            self._greet(smtp)
+        except smtplib.SMTPResponseException as exc:
+            smtp.close()
+            raise _by_code(exc.smtp_code, "the server refused the session", exc.smtp_error,
+                           reason="protocol") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise TransientDeliveryError(f"smtp: session with {self.host}:{self.port} broke ({type(exc).__name__})",
+                                         provider="smtp", reason="unreachable") from None
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _greet(self, smtp: smtplib.SMTP) -> None:
+        smtp.ehlo()
+        if self.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise TransientDeliveryError(
+                    f"smtp: {self.host}:{self.port} does not offer STARTTLS and TLS is required; nothing was "
+                    "sent (fix the server, or set security = \"tls\" for a server that speaks TLS at once)",
+                    provider="smtp", reason="tls-required")
+            try:
+                smtp.starttls(context=self.tls)
+            except ssl.SSLError as exc:
+                raise TransientDeliveryError(f"smtp: STARTTLS with {self.host}:{self.port} failed ({exc.reason})",
+                                             provider="smtp", reason="tls-failed") from None
+            smtp.ehlo()
+        if self._username is not None and self._password is not None:
+            if not smtp.has_extn("auth"):
+                raise PermanentDeliveryError(f"smtp: {self.host}:{self.port} offers no AUTH but a username is set",
+                                             provider="smtp", reason="unauthorized")
+            try:
+                smtp.login(self._username, self._password)
+            except smtplib.SMTPAuthenticationError as exc:
+                raise _by_code(exc.smtp_code, "credentials refused; check username and password",
+                               exc.smtp_error, reason="unauthorized") from None
+
+    def _connection(self) -> smtplib.SMTP:
+        """The open connection if it still answers, else a new one (nothing of a message was sent
+        on a connection found dead here, so reconnecting cannot duplicate anything)."""
+        if self._smtp is not None:
+            try:
+                if self._smtp.noop()[0] == 250:
+                    return self._smtp
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
+        self._smtp = self._open()
+        return self._smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    # -- sending ---------------------------------------------------------------------------------
+    def send(self, message: Message, address: str, key: str) -> Receipt:
+        at = self.clock()
+        mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
+                           unsubscribe_url=self.unsubscribe.get(message.category.value), footer=self.footer,
+                           cte="quoted-printable")
+        with self._lock:
+            try:
+                smtp = self._connection()
+                reply = self._transfer(smtp, mail.as_bytes(), address, key)
+            except DeliveryError as exc:
+                self.log.warning("smtp: record %s: %s (%s)", key, exc.reason, exc.status or "no code")
+                self._drop()
+                raise
+        self.log.info("smtp: record %s: 250 accepted", key)
+        return Receipt(channel="email", address=address, provider_id=mail["Message-ID"], status="accepted", at=at,
+                       detail=f"smtp: {reply}")
+
+    def _transfer(self, smtp: smtplib.SMTP, data: bytes, address: str, key: str) -> str:
+        try:
+            code, resp = smtp.mail(self.envelope_from)
+            if code != 250:
+                raise _by_code(code, "sender refused", resp)
+            code, resp = smtp.rcpt(address)
+            if code not in (250, 251):
+                raise _by_code(code, "recipient refused", resp)
+            code, resp = smtp.data(data)  # raises on the 354 step only; the final reply is ours to check
+            if code != 250:
+                raise _by_code(code, "message refused", resp)
+        except smtplib.SMTPDataError as exc:
+            raise _by_code(exc.smtp_code, "message refused", exc.smtp_error) from None
+        except smtplib.SMTPServerDisconnected:
+            raise TransientDeliveryError("smtp: the server closed the connection mid-message (it may have been taken)",
+                                         provider="smtp", reason="unreachable", ambiguous=True) from None
+        except TimeoutError:
+            raise TransientDeliveryError(f"smtp: no answer within {self.timeout} s (it may have been taken)",
+                                         provider="smtp", reason="timeout", ambiguous=True) from None
+        except OSError as exc:
+            raise TransientDeliveryError(f"smtp: connection broken ({exc.strerror or type(exc).__name__})",
+                                         provider="smtp", reason="unreachable", ambiguous=True) from None
+        except UnicodeEncodeError:
+            raise PermanentDeliveryError("smtp: the address is not ASCII and internationalised mail is not enabled",
+                                         provider="smtp", reason="rejected") from None
+        return f"{code} {_reply_text(resp)}"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._smtp is not None:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    self._smtp.quit()
+            self._drop()

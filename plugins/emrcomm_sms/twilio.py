@@ -1,0 +1,97 @@
+"""SMS through Twilio's REST Messages API (``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``).
+
+Form-encoded ``To``, ``From`` or ``MessagingServiceSid``, ``Body`` and ``StatusCallback``; HTTP
+basic authentication with the Account SID and the auth token. Every request carries the
+record id in ``I-Twilio-Idempotency-Token`` so a retry of the same record can be recognised;
+docs/transports.md says what that does and does not guarantee.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import requests
+
+from emrcomm import Message, Receipt
+
+from .callbacks import twilio_status_url
+from .http import ProviderClient, first_line
+
+API_PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+
+
+def _describe(response: requests.Response) -> str:
+    """Twilio's error code and message, or a mock's list of violations (RFC 7807 + validation)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return first_line(response)
+    if not isinstance(body, dict):
+        return ""
+    if isinstance(body.get("validation"), list):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in v.get('location', []))}: {v.get('message', '')}"
+            for v in body["validation"] if isinstance(v, dict)
+        )
+    if "code" in body:
+        return f"Twilio error {body['code']}: {body.get('message', '')}"
+    return str(body.get("detail") or body.get("title") or "")
+
+
+class TwilioTransport:
+    """Sends through Twilio (or anything that speaks its API at ``base_url``); the receipt's
+    ``provider_id`` is the Message SID Twilio's status callbacks will name."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        client: ProviderClient,
+        clock: Callable[[], dt.datetime],
+        base_url: str = "https://api.twilio.com",
+        sender: str | None = None,
+        messaging_service_sid: str | None = None,
+        callback_url: str | None = None,
+        channel: str = "sms",
+    ) -> None:
+        if not sender and not messaging_service_sid:
+            raise ValueError("Twilio needs a sender number or a messaging service SID")
+        self.url = base_url.rstrip("/") + API_PATH.format(sid=account_sid)
+        self.client = client
+        client.session.auth = (account_sid, auth_token)
+        client.describe = _describe
+        self.clock = clock
+        self.sender = sender
+        self.messaging_service_sid = messaging_service_sid
+        self.callback_url = callback_url
+        self.channel = channel
+
+    def form(self, message: Message, address: str, key: str) -> dict[str, str]:
+        form = {"To": address, "Body": message.text}
+        if self.messaging_service_sid:
+            form["MessagingServiceSid"] = self.messaging_service_sid
+        if self.sender:
+            form["From"] = self.sender
+        if self.callback_url:
+            form["StatusCallback"] = twilio_status_url(self.callback_url, key)
+        return form
+
+    def send(self, message: Message, address: str, key: str) -> Receipt:
+        response = self.client.request(
+            "POST", self.url, key=key, sender=self.messaging_service_sid or self.sender or "default",
+            headers={IDEMPOTENCY_HEADER: key}, data=self.form(message, address, key))
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        sid = body.get("sid") if isinstance(body, dict) else None
+        status = (body.get("status") if isinstance(body, dict) else None) or "accepted"
+        segments = body.get("num_segments") if isinstance(body, dict) else None
+        return Receipt(channel=self.channel, address=address, provider_id=sid, status=status, at=self.clock(),
+                       detail=f"twilio: {status}" + (f"; {segments} segment(s)" if segments else ""))
+
+    def close(self) -> None:
+        self.client.close()

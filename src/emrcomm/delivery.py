@@ -1,0 +1,65 @@
+"""What a transport raises when a provider did not take a message, so that whoever retries
+(the outbox worker) knows whether trying again can help::
+
+    EmrcommError
+    └── DeliveryError               the message was not handed over
+        ├── TransientDeliveryError  try again later: provider unreachable, timed out, 5xx, 429, SMTP 4xx
+        └── PermanentDeliveryError  the same message will fail again: rejected (4xx), SMTP 5xx, auth refused
+
+Every error carries the provider, a short machine-readable ``reason``, the protocol status
+(HTTP or SMTP code), ``retry_after`` when the provider said when to come back, and
+``ambiguous`` when the request left but no answer came back (the provider may have taken it).
+Messages never quote a phone number, an address or the text; provider details are redacted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from emrcomm.errors import EmrcommError
+
+_PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def redact(text: str, limit: int = 300) -> str:
+    """``text`` from a provider with phone numbers and email addresses replaced, cut to ``limit``."""
+    return _PHONE.sub("[number]", _EMAIL.sub("[address]", text)).strip()[:limit]
+
+
+class DeliveryError(EmrcommError):
+    """A provider did not take the message. Catch the two subclasses, not this one.
+
+    ``reason`` is one of ``unreachable``, ``timeout``, ``rate-limited``, ``server-error``,
+    ``rejected``, ``unauthorized``, ``tls-required``, ``tls-failed``, ``protocol``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        self.ambiguous = ambiguous
+
+
+class TransientDeliveryError(DeliveryError):
+    """Trying again later may succeed; wait at least ``retry_after`` seconds when it is set.
+
+    When ``ambiguous`` is true the provider may already have taken the message: retry with the
+    same idempotency key, and count a possible duplicate where the provider accepts no key.
+    """
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Sending the same message again will fail the same way: a rejected request or address,
+    refused credentials (``reason == "unauthorized"``: fix the configuration, then requeue)."""

@@ -1,0 +1,353 @@
+"""Real servers for the delivery tests, each on 127.0.0.1 and a free port, stopped by PID.
+
+- ``Kannel``: bearerbox + smsbox + fakesmsc (Debian ``kannel``, ``kannel-extras``); what
+  fakesmsc received is read back from its log.
+- ``Prism``: ``prism mock`` of Twilio's OpenAPI description (npm ``@stoplight/prism-cli``).
+- ``ScriptedHTTPServer``: a small HTTP/1.1 server that answers what a test scripts (429 with
+  Retry-After, 5xx, slow answers) and records what it was sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import re
+import signal
+import socket
+import string
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import requests
+
+from support import REPO, SHARED
+
+FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
+PRISM = REPO / "tests" / "node" / "node_modules" / ".bin" / "prism"
+TWILIO_SPEC = SHARED / "data" / "twilio" / "twilio_api_v2010.json"
+KANNEL_CONF = REPO / "tests" / "kannel" / "kannel.conf"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
+
+
+class Process:
+    """A server process we started, with its output in a log file; stopped by its PID only."""
+
+    def __init__(self, argv: Sequence[str | Path], log: Path, cwd: Path | None = None) -> None:
+        self.name = Path(argv[0]).name
+        self.log = log
+        self._out: IO[bytes] = log.open("wb")
+        self.popen = subprocess.Popen([str(a) for a in argv], stdout=self._out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.popen.wait(5)
+        self._out.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.signal(signal.SIGTERM)
+        self.wait(timeout)
+
+
+def stop_all(processes: Sequence[Process], timeout: float = 10.0) -> None:
+    """SIGTERM every process first, then wait for each: their shutdowns overlap."""
+    for p in processes:
+        p.signal(signal.SIGTERM)
+    for p in processes:
+        p.wait(timeout)
+
+
+# -- Kannel -------------------------------------------------------------------------------------
+
+@attrs.frozen
+class FakeSmscMessage:
+    """One message as fakesmsc logged it: ``kind`` is ``text``, ``ucs-2`` or ``udh``; ``data``
+    holds the octets (url-decoded for the encoded kinds)."""
+
+    number: int
+    sender: str
+    receiver: str
+    kind: str
+    udh: bytes
+    data: bytes
+
+
+_GOT = re.compile(rb"Got message (\d+): <(.*)>\s*$")
+
+
+def parse_fakesmsc_line(line: bytes) -> FakeSmscMessage | None:
+    m = _GOT.search(line)
+    if not m:
+        return None
+    fields = m.group(2).split(b" ", 3)
+    sender, receiver, kind, rest = fields + [b""] * (4 - len(fields))
+    udh = b""
+    if kind == b"udh":
+        udh_enc, _, data_enc = rest.partition(b" data ")
+        udh = urllib.parse.unquote_to_bytes(udh_enc.replace(b"+", b" "))
+        data = urllib.parse.unquote_to_bytes(data_enc.replace(b"+", b" "))
+    elif kind in (b"ucs-2", b"data"):
+        data = urllib.parse.unquote_to_bytes(rest.replace(b"+", b" "))
+    else:
+        data = rest
+    return FakeSmscMessage(int(m.group(1)), sender.decode(), receiver.decode(), kind.decode(), udh, data)
+
+
+def assemble(parts: Sequence[FakeSmscMessage]) -> bytes:
+    """The octets of one message from its concatenated parts (UDH IEI 0: ref, total, sequence)."""
+    if len(parts) == 1 and not parts[0].udh:
+        return parts[0].data
+    def seq(p: FakeSmscMessage) -> int:
+        return p.udh[5]  # 05 00 03 ref total seq
+    return b"".join(p.data for p in sorted(parts, key=seq))
+
+
+class Kannel:
+    """bearerbox, smsbox and (unless ``smsc=False``) fakesmsc, configured from tests/kannel."""
+
+    def __init__(self, directory: Path, *, password: str, username: str = "emrcomm", smsc: bool = True,
+                 queue_limit: int = -1) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.dir = directory
+        self.username = username
+        self.ports = {name: free_port() for name in ("admin_port", "smsbox_port", "fake_port", "sendsms_port")}
+        self.admin_password = os.urandom(8).hex()
+        conf = string.Template(KANNEL_CONF.read_text(encoding="utf-8")).substitute(
+            dir=directory, username=username, password=password, admin_password=self.admin_password,
+            queue_limit=queue_limit, **self.ports)
+        self.conf = directory / "kannel.conf"
+        self.conf.write_text(conf, encoding="utf-8")
+        self.processes: list[Process] = []
+        self.fakesmsc: Process | None = None
+        try:
+            self._start(smsc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, smsc: bool) -> None:
+        bearerbox = Process(["bearerbox", self.conf], self.dir / "bearerbox.out")
+        self.processes.append(bearerbox)
+        wait_until(lambda: port_open(self.ports["smsbox_port"]) or not bearerbox.alive(), 15, "bearerbox")
+        if smsc:
+            # fakesmsc needs a message even with -m 0, or it waits for typed input (DESIGN.md).
+            self.fakesmsc = Process([FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["fake_port"]),
+                                     "-i", "0", "-m", "0", "100 200 text unused"], self.dir / "fakesmsc.log")
+            self.processes.append(self.fakesmsc)
+        smsbox = Process(["smsbox", self.conf], self.dir / "smsbox.out")
+        self.processes.append(smsbox)
+        wait_until(lambda: port_open(self.ports["sendsms_port"]) or not smsbox.alive(), 15, "smsbox")
+        for p in self.processes:
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited at start; see {p.log}")
+        if smsc:
+            wait_until(self._smsc_online, 15, "the fake SMSC to connect")
+
+    def _smsc_online(self) -> bool:
+        try:
+            status = requests.get(f"http://127.0.0.1:{self.ports['admin_port']}/status.txt",
+                                  params={"password": self.admin_password}, timeout=2).text
+        except requests.RequestException:
+            return False
+        return bool(re.search(r"fake\W.*online", status))
+
+    @property
+    def sendsms_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['sendsms_port']}/cgi-bin/sendsms"
+
+    def received(self) -> list[FakeSmscMessage]:
+        """Every message fakesmsc has received so far, in order."""
+        if self.fakesmsc is None:
+            return []
+        lines = self.fakesmsc.log.read_bytes().splitlines()
+        return [m for m in map(parse_fakesmsc_line, lines) if m is not None]
+
+    def wait_for(self, receiver: str, count: int = 1, timeout: float = 10.0) -> list[FakeSmscMessage]:
+        """The first ``count`` messages (segments) fakesmsc received for ``receiver``."""
+        found: list[FakeSmscMessage] = []
+
+        def enough() -> bool:
+            found[:] = [m for m in self.received() if m.receiver == receiver]
+            return len(found) >= count
+
+        wait_until(enough, timeout, f"{count} message(s) for the test number at fakesmsc", interval=0.1)
+        return found[:count]
+
+    def stop(self) -> None:
+        stop_all(self.processes[::-1])
+
+
+# -- Prism --------------------------------------------------------------------------------------
+
+class Prism:
+    """``prism mock`` of an OpenAPI description on 127.0.0.1."""
+
+    def __init__(self, directory: Path, spec: Path = TWILIO_SPEC) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process = Process([PRISM, "mock", "-h", "127.0.0.1", "-p", str(self.port), spec],
+                               directory / "prism.log")
+        try:
+            wait_until(lambda: port_open(self.port) or not self.process.alive(), 90, "prism mock")
+            if not self.process.alive():
+                raise RuntimeError(f"prism exited at start; see {self.process.log}")
+        except BaseException:
+            self.process.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+# -- a scripted HTTP server -----------------------------------------------------------------------
+
+@attrs.frozen
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+
+
+@attrs.frozen
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    client_port: int = 0
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+
+    @property
+    def form(self) -> dict[str, list[str]]:
+        return urllib.parse.parse_qs(self.body.decode("utf-8"))
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    wbufsize = -1  # one buffered write per response, flushed once (DESIGN.md field notes)
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        owner = self.server.owner
+        reply = owner.record(Seen(self.command, self.path, dict(self.headers.items()), body,
+                                  self.client_address[1]))
+        if reply.delay:
+            time.sleep(reply.delay)
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    do_GET = do_POST = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    owner: ScriptedHTTPServer
+
+
+class ScriptedHTTPServer:
+    """Answers the scripted replies in order, then ``default``; records every request."""
+
+    def __init__(self, default: Reply = Reply()) -> None:
+        self.default = default
+        self._lock = threading.Lock()
+        self._script: deque[Reply] = deque()
+        self.seen: list[Seen] = []
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._script = deque(replies)
+            self.seen = []
+
+    def record(self, seen: Seen) -> Reply:
+        with self._lock:
+            self.seen.append(seen)
+            return self._script.popleft() if self._script else self.default
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Seen]:
+        wait_until(lambda: len(self.seen) >= count, timeout, f"{count} request(s) at the scripted server")
+        return list(self.seen)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextlib.contextmanager
+def scripted(default: Reply = Reply()) -> Iterator[ScriptedHTTPServer]:
+    server = ScriptedHTTPServer(default)
+    try:
+        yield server
+    finally:
+        server.close()

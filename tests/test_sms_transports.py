@@ -1,0 +1,453 @@
+"""SMS transports against real servers: Kannel (bearerbox + smsbox + fakesmsc), a Prism mock of
+Twilio's API, and a scripted HTTP server for the faults (429, 5xx, slow answers)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import emrcomm_sms
+from emrcomm import PermanentDeliveryError, TransientDeliveryError
+from emrcomm.config import load_config
+from emrcomm.errors import ConfigError
+from emrcomm.host import Host
+from emrcomm.model import Message, Request
+from emrcomm.testing import make_context
+from emrcomm_sms.callbacks import record_signature
+from emrcomm_sms.http import retry_after
+from emrcomm_sms.ratelimit import SenderLimits, TokenBucket
+from emrcomm_sms.reports import (
+    ReportState,
+    SegmentReport,
+    combine,
+    kannel_state,
+    twilio_state,
+)
+from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, free_port
+from support import BASE_CONFIG, write_config
+
+SENDER = "+16135550100"
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "twilio-test-token-7f3a"
+KANNEL_PASSWORD = "kannel-test-pw-91c2"
+FRENCH = "Clinique Riverside : rappel de votre rendez-vous mardi à 10 h 30. Répondez ARRÊT pour ne plus recevoir de textos. À bientôt !"
+
+
+def message(text: str = "Riverside Family Health: see you Tuesday at 10:30. Reply STOP to opt out.") -> Message:
+    return Message(Request("Patient/1", "appointment-reminder", text=text), text)
+
+
+# -- servers, started once per session ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("secrets")
+    (folder / "kannel").write_text(KANNEL_PASSWORD + "\n", encoding="utf-8")
+    (folder / "kannel-wrong").write_text("not-the-password\n", encoding="utf-8")
+    (folder / "twilio").write_text(AUTH_TOKEN, encoding="utf-8")
+    (folder / "callback").write_text("callback-secret-5d1e", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
+    gateway = Kannel(tmp_path_factory.mktemp("kannel"), password=KANNEL_PASSWORD)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def kannel_queue_full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
+    """A Kannel whose bearerbox refuses every message (outgoing queue limit 0)."""
+    gateway = Kannel(tmp_path_factory.mktemp("kannel-full"), password=KANNEL_PASSWORD, smsc=False, queue_limit=0)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
+    mock = Prism(tmp_path_factory.mktemp("prism"))
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[ScriptedHTTPServer]:
+    server = ScriptedHTTPServer()
+    yield server
+    server.close()
+
+
+def kannel_settings(url: str, secrets_dir: Path, password: str = "kannel", **extra: Any) -> dict[str, Any]:
+    return {"transport": "kannel", "from": SENDER, "rate_per_second": 200, "burst": 20,
+            "kannel": {"url": url, "username": "emrcomm", "password": {"file": str(secrets_dir / password)}},
+            **extra}
+
+
+def twilio_settings(url: str, secrets_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {"transport": "twilio", "from": SENDER, "rate_per_second": 200, "burst": 20,
+            "twilio": {"account_sid": ACCOUNT_SID, "auth_token": {"file": str(secrets_dir / "twilio")},
+                       "base_url": url},
+            **extra}
+
+
+def sms_transport(settings: dict[str, Any], tmp_path: Path) -> Any:
+    plugin = emrcomm_sms.Plugin(make_context("sms", settings, tmp_path))
+    [channel] = plugin.emrcomm_register_channels()
+    return channel.transport
+
+
+# -- the rate limit -------------------------------------------------------------------------------
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_token_bucket_spaces_messages_at_the_configured_rate() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(4, burst=2, clock=t.clock, sleep=t.sleep)
+    waits = [bucket.acquire() for _ in range(5)]
+    # two saved-up tokens go at once, then one every quarter second
+    assert waits == [0, 0, pytest.approx(0.25), pytest.approx(0.25), pytest.approx(0.25)]
+
+
+def test_token_bucket_pause_holds_the_next_message_for_retry_after() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(10, burst=5, clock=t.clock, sleep=t.sleep)
+    bucket.pause(2.0)
+    assert bucket.acquire() == pytest.approx(2.0)
+    assert bucket.acquire() == pytest.approx(0.1)
+
+
+def test_token_bucket_holds_the_rate_across_threads() -> None:
+    bucket = TokenBucket(50, burst=1)
+    start = time.monotonic()
+    threads = [threading.Thread(target=lambda: [bucket.acquire() for _ in range(10)]) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.monotonic() - start
+    # 40 tokens at 50 a second with one saved up: the 40th is due at 39/50 s
+    assert 0.75 <= elapsed < 3.0
+
+
+def test_each_sender_has_its_own_bucket() -> None:
+    t = FakeTime()
+    limits = SenderLimits(1, burst=1, clock=t.clock, sleep=t.sleep)
+    assert [limits.acquire("+16135550100"), limits.acquire("+16135550111")] == [0, 0]
+    assert limits.acquire("+16135550100") == pytest.approx(1.0)
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    import datetime as dt
+
+    now = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
+    assert retry_after("7") == 7.0
+    assert retry_after("Mon, 23 Nov 2026 15:00:30 GMT", now=now) == 30.0
+    assert retry_after("Mon, 23 Nov 2026 14:00:00 GMT", now=now) == 0.0
+    assert retry_after("soon") is None and retry_after(None) is None
+
+
+# -- delivery reports of multi-segment messages ------------------------------------------------------
+
+def test_a_message_is_delivered_when_every_segment_is() -> None:
+    reports = [SegmentReport(ReportState.SENT, "a"), SegmentReport(ReportState.DELIVERED, "a"),
+               SegmentReport(ReportState.DELIVERED, "b")]
+    assert combine(reports, segments=2).state is ReportState.DELIVERED
+    assert combine(reports[:2], segments=2).state is ReportState.SENT
+
+
+def test_a_later_success_never_hides_an_earlier_failure() -> None:
+    reports = [SegmentReport(ReportState.FAILED, "a", detail="err:034"), SegmentReport(ReportState.DELIVERED, "b"),
+               SegmentReport(ReportState.DELIVERED, "a")]
+    combined = combine(reports, segments=2)
+    assert (combined.state, combined.detail) == (ReportState.FAILED, "err:034")
+
+
+def test_a_repeated_report_on_one_segment_counts_once() -> None:
+    reports = [SegmentReport(ReportState.DELIVERED, "a"), SegmentReport(ReportState.DELIVERED, "a")]
+    assert combine(reports, segments=2).state is ReportState.SENT
+
+
+def test_a_late_acceptance_does_not_undo_delivery() -> None:
+    reports = [SegmentReport(ReportState.DELIVERED, "a"), SegmentReport(ReportState.SENT, "a")]
+    assert combine(reports, segments=1).state is ReportState.DELIVERED
+
+
+def test_no_report_yet_is_pending() -> None:
+    assert combine([], segments=3).state is ReportState.PENDING
+
+
+def test_provider_report_codes_map_to_states() -> None:
+    assert [kannel_state(t) for t in (1, 2, 4, 8, 16)] == [
+        ReportState.DELIVERED, ReportState.FAILED, ReportState.PENDING, ReportState.SENT, ReportState.FAILED]
+    assert kannel_state(1 | 16) is ReportState.FAILED
+    assert [twilio_state(s) for s in ("queued", "sent", "delivered", "undelivered")] == [
+        ReportState.PENDING, ReportState.SENT, ReportState.DELIVERED, ReportState.FAILED]
+
+
+# -- settings -----------------------------------------------------------------------------------------
+
+def config_with_sms(tmp_path: Path, sms_toml: str) -> Path:
+    path = write_config(tmp_path)
+    text = BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms_toml)
+    assert text != BASE_CONFIG
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_file_sink_stays_the_default(tmp_path: Path) -> None:
+    transport = sms_transport({}, tmp_path)
+    assert isinstance(transport, emrcomm_sms.FileSink)
+
+
+def test_kannel_without_its_table_is_refused_by_name(tmp_path: Path) -> None:
+    path = config_with_sms(tmp_path, '[plugins.sms]\ntransport = "kannel"\n')
+    with pytest.raises(ConfigError, match=r"plugins\.sms: 'kannel' is a required property"):
+        Host(load_config(path))
+
+
+def test_twilio_without_a_sender_is_refused_by_name(tmp_path: Path) -> None:
+    path = config_with_sms(tmp_path, f'[plugins.sms]\ntransport = "twilio"\n[plugins.sms.twilio]\n'
+                                     f'account_sid = "{ACCOUNT_SID}"\nauth_token = {{env = "T"}}\n')
+    with pytest.raises(ConfigError, match=r"plugins\.sms: 'from' is a required property"):
+        Host(load_config(path))
+
+
+def test_a_literal_kannel_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = config_with_sms(tmp_path, '[plugins.sms]\ntransport = "kannel"\n[plugins.sms.kannel]\n'
+                                     'url = "http://127.0.0.1:1/cgi-bin/sendsms"\nusername = "u"\n'
+                                     'password = "hunter2-literal"\n')
+    with pytest.raises(ConfigError, match=r"plugins\.sms\.kannel\.password: secrets cannot be written") as err:
+        Host(load_config(path))
+    assert "hunter2-literal" not in str(err.value)
+
+
+def test_a_missing_password_variable_names_the_setting(tmp_path: Path) -> None:
+    settings = {"transport": "kannel", "kannel": {"url": "http://127.0.0.1:1/", "username": "u",
+                                                  "password": {"env": "EMRCOMM_TEST_NO_SUCH_VAR"}}}
+    with pytest.raises(ConfigError, match=r"plugins\.sms\.kannel\.password: environment variable "
+                                          r"EMRCOMM_TEST_NO_SUCH_VAR is not set"):
+        emrcomm_sms.Plugin(make_context("sms", settings, tmp_path))
+
+
+def test_a_kannel_config_loads_into_a_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMRCOMM_TEST_KANNEL_PW", "x")
+    path = config_with_sms(tmp_path, '[plugins.sms]\ntransport = "kannel"\nfrom = "+16135550100"\n'
+                                     'rate_per_second = 5\n[plugins.sms.kannel]\n'
+                                     'url = "http://127.0.0.1:1/cgi-bin/sendsms"\nusername = "u"\n'
+                                     'password = {env = "EMRCOMM_TEST_KANNEL_PW"}\n')
+    with Host(load_config(path)) as host:
+        assert isinstance(host.channels["sms"].transport, emrcomm_sms.KannelTransport)
+
+
+# -- Kannel -------------------------------------------------------------------------------------------
+
+def test_kannel_delivers_to_the_smsc(kannel: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
+    transport = sms_transport(kannel_settings(kannel.sendsms_url, secrets_dir), tmp_path)
+    text = "Riverside Family Health: see you Tuesday at 10:30. Reply STOP to opt out."
+    receipt = transport.send(message(text), "+16135550201", "rec-kannel-1")
+    [got] = kannel.wait_for("+16135550201")
+    assert (got.sender, got.kind, got.data.decode("utf-8")) == (SENDER, "text", text)
+    assert (receipt.provider_id, receipt.status) == ("rec-kannel-1", "accepted")
+
+
+def test_kannel_sends_french_as_ucs2_in_two_segments(kannel: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
+    transport = sms_transport(kannel_settings(kannel.sendsms_url, secrets_dir), tmp_path)
+    assert 70 < len(FRENCH) <= 134  # two UCS-2 segments: ê and Ê are not in GSM-7
+    transport.send(message(FRENCH), "+15145550202", "rec-kannel-fr")
+    parts = kannel.wait_for("+15145550202", count=2)
+    assert {p.udh[4] for p in parts} == {2}  # each part says "one of two"
+    assert assemble(parts).decode("utf-16-be") == FRENCH
+
+
+def test_kannel_delivery_reports_name_the_record(kannel: Kannel, secrets_dir: Path, tmp_path: Path,
+                                                 http_server: ScriptedHTTPServer) -> None:
+    settings = kannel_settings(kannel.sendsms_url, secrets_dir, callback_url=http_server.url + "/callbacks",
+                               callback_secret={"file": str(secrets_dir / "callback")})
+    sms_transport(settings, tmp_path).send(message(), "+16135550203", "rec-kannel-dlr")
+    seen = http_server.wait_for(2)  # fake SMSC: accepted (8), then delivered (1)
+    assert {s.path.split("?")[0] for s in seen} == {"/callbacks/kannel/dlr"}
+    assert {s.query["record"][0] for s in seen} == {"rec-kannel-dlr"}
+    assert {s.query["sig"][0] for s in seen} == {record_signature("callback-secret-5d1e", "rec-kannel-dlr")}
+    reports = [SegmentReport(kannel_state(int(s.query["type"][0])), s.query.get("smsc_id", [None])[0]) for s in seen]
+    assert combine(reports).state is ReportState.DELIVERED
+
+
+def test_kannel_down_is_a_transient_error(secrets_dir: Path, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/cgi-bin/sendsms"  # nothing listens there
+    with pytest.raises(TransientDeliveryError) as err:
+        sms_transport(kannel_settings(url, secrets_dir), tmp_path).send(message(), "+16135550204", "rec-down")
+    assert (err.value.reason, err.value.ambiguous) == ("unreachable", False)
+
+
+def test_kannel_refusing_the_password_is_a_permanent_credentials_error(kannel: Kannel, secrets_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    transport = sms_transport(kannel_settings(kannel.sendsms_url, secrets_dir, password="kannel-wrong"), tmp_path)
+    with pytest.raises(PermanentDeliveryError) as err:
+        transport.send(message(), "+16135550205", "rec-badpw")
+    assert (err.value.reason, err.value.status) == ("unauthorized", 403)
+
+
+def test_kannel_answering_503_is_a_transient_error(kannel_queue_full: Kannel, secrets_dir: Path,
+                                                   tmp_path: Path) -> None:
+    transport = sms_transport(kannel_settings(kannel_queue_full.sendsms_url, secrets_dir), tmp_path)
+    with pytest.raises(TransientDeliveryError) as err:
+        transport.send(message(), "+16135550206", "rec-full")
+    assert (err.value.reason, err.value.status) == ("server-error", 503)
+    assert "try again later" in str(err.value)
+
+
+def test_kannel_keeps_password_number_and_text_out_of_urls_and_logs(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer, caplog: pytest.LogCaptureFixture) -> None:
+    http_server.script(Reply(202, b"0: Accepted for delivery"))
+    text = "Riverside Family Health: your prescription is ready."
+    caplog.set_level(logging.DEBUG)
+    sms_transport(kannel_settings(http_server.url + "/cgi-bin/sendsms", secrets_dir), tmp_path).send(
+        message(text), "+16135550207", "rec-private")
+    [seen] = http_server.seen
+    assert seen.path == "/cgi-bin/sendsms"
+    assert (seen.headers["X-Kannel-Password"], seen.headers["X-Kannel-To"]) == (KANNEL_PASSWORD, "+16135550207")
+    assert seen.body.decode("utf-8") == text
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rec-private" in logged and "202" in logged
+    for private in (KANNEL_PASSWORD, "6135550207", "prescription"):
+        assert private not in logged
+
+
+# -- Twilio against the mock of its API ------------------------------------------------------------
+
+def test_twilio_request_is_accepted_by_the_mock_of_twilios_api(prism: Prism, secrets_dir: Path,
+                                                               tmp_path: Path) -> None:
+    settings = twilio_settings(prism.url, secrets_dir, callback_url="https://emrcomm.riverside.example/callbacks")
+    receipt = sms_transport(settings, tmp_path).send(message(), "+16135550301", "rec-twilio-1")
+    assert receipt.provider_id is not None and receipt.provider_id.startswith("SM")
+    assert receipt.status == "queued"
+
+
+def test_twilio_malformed_request_is_caught_by_the_mock(prism: Prism, secrets_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    transport = sms_transport(twilio_settings(prism.url, secrets_dir), tmp_path)
+    correct = transport.form
+    monkeypatch.setattr(transport, "form", lambda *a: {k: v for k, v in correct(*a).items() if k != "To"})
+    with pytest.raises(PermanentDeliveryError) as err:
+        transport.send(message(), "+16135550302", "rec-twilio-bad")
+    assert (err.value.reason, err.value.status) == ("rejected", 422)
+    assert "required property 'To'" in str(err.value)
+
+
+def test_twilio_request_carries_auth_idempotency_and_callback(secrets_dir: Path, tmp_path: Path,
+                                                              http_server: ScriptedHTTPServer) -> None:
+    http_server.script(Reply(201, json.dumps({"sid": "SM" + "ab" * 16, "status": "queued"}).encode()))
+    settings = twilio_settings(http_server.url, secrets_dir, callback_url="https://cb.riverside.example/callbacks")
+    receipt = sms_transport(settings, tmp_path).send(message("Hello"), "+16135550303", "rec-twilio-2")
+    [seen] = http_server.seen
+    assert seen.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert base64.b64decode(seen.headers["Authorization"].split()[1]).decode() == f"{ACCOUNT_SID}:{AUTH_TOKEN}"
+    assert seen.headers["I-Twilio-Idempotency-Token"] == "rec-twilio-2"
+    assert seen.form == {"To": ["+16135550303"], "From": [SENDER], "Body": ["Hello"],
+                         "StatusCallback": ["https://cb.riverside.example/callbacks/twilio/status?record=rec-twilio-2"]}
+    assert receipt.provider_id == "SM" + "ab" * 16
+
+
+# -- faults, from a scripted server ------------------------------------------------------------------
+
+CREATED = Reply(201, json.dumps({"sid": "SM" + "cd" * 16, "status": "queued"}).encode())
+
+
+def test_429_with_retry_after_waits_and_then_sends(secrets_dir: Path, tmp_path: Path,
+                                                   http_server: ScriptedHTTPServer) -> None:
+    http_server.script(Reply(429, b'{"code": 20429}', headers=(("Retry-After", "1"),)), CREATED)
+    transport = sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path)
+    start = time.monotonic()
+    receipt = transport.send(message(), "+16135550401", "rec-429")
+    assert time.monotonic() - start >= 1.0
+    assert len(http_server.seen) == 2 and receipt.status == "queued"
+    assert {s.headers["I-Twilio-Idempotency-Token"] for s in http_server.seen} == {"rec-429"}
+
+
+def test_429_asking_for_too_long_a_wait_is_a_retryable_error(secrets_dir: Path, tmp_path: Path,
+                                                             http_server: ScriptedHTTPServer) -> None:
+    http_server.script(Reply(429, b"{}", headers=(("Retry-After", "120"),)), CREATED)
+    transport = sms_transport(twilio_settings(http_server.url, secrets_dir, retry_after_max=5), tmp_path)
+    with pytest.raises(TransientDeliveryError) as err:
+        transport.send(message(), "+16135550402", "rec-429-long")
+    assert (err.value.reason, err.value.status, err.value.retry_after) == ("rate-limited", 429, 120.0)
+    assert len(http_server.seen) == 1
+
+
+def test_429_on_every_attempt_gives_up_after_the_configured_attempts(secrets_dir: Path, tmp_path: Path,
+                                                                     http_server: ScriptedHTTPServer) -> None:
+    http_server.script(*[Reply(429, b"{}", headers=(("Retry-After", "0"),))] * 5)
+    transport = sms_transport(twilio_settings(http_server.url, secrets_dir, attempts_on_429=3), tmp_path)
+    with pytest.raises(TransientDeliveryError, match=r"rate limited \(HTTP 429\) after 3 attempt"):
+        transport.send(message(), "+16135550403", "rec-429-always")
+    assert len(http_server.seen) == 3
+
+
+@pytest.mark.parametrize(("status", "ambiguous"), [(503, False), (500, True)])
+def test_5xx_is_a_transient_error(secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer,
+                                  status: int, ambiguous: bool) -> None:
+    http_server.script(Reply(status, b'{"code": 20500, "message": "Internal Server Error"}'))
+    with pytest.raises(TransientDeliveryError) as err:
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550404", "r5")
+    assert (err.value.reason, err.value.status, err.value.ambiguous) == ("server-error", status, ambiguous)
+
+
+def test_4xx_is_a_permanent_error_without_the_number(secrets_dir: Path, tmp_path: Path,
+                                                     http_server: ScriptedHTTPServer) -> None:
+    body = {"code": 21211, "message": "The 'To' number +16135550405 is not a valid phone number.", "status": 400}
+    http_server.script(Reply(400, json.dumps(body).encode()))
+    with pytest.raises(PermanentDeliveryError) as err:
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550405", "r4")
+    assert (err.value.reason, err.value.status) == ("rejected", 400)
+    assert "21211" in str(err.value) and "6135550405" not in str(err.value)
+
+
+def test_a_slow_provider_times_out_as_a_transient_error_that_may_have_sent(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer) -> None:
+    http_server.script(Reply(201, CREATED.body, delay=1.5))
+    transport = sms_transport(twilio_settings(http_server.url, secrets_dir, read_timeout=0.3), tmp_path)
+    start = time.monotonic()
+    with pytest.raises(TransientDeliveryError) as err:
+        transport.send(message(), "+16135550406", "rec-slow")
+    assert time.monotonic() - start < 1.4
+    assert (err.value.reason, err.value.ambiguous) == ("timeout", True)
+
+
+def test_connections_to_the_provider_are_pooled(secrets_dir: Path, tmp_path: Path,
+                                                http_server: ScriptedHTTPServer) -> None:
+    http_server.script(CREATED, CREATED, CREATED)
+    transport = sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path)
+    for i in range(3):
+        transport.send(message(), "+16135550407", f"rec-pool-{i}")
+    assert len({s.client_port for s in http_server.seen}) == 1
+
+
+def test_the_rate_limit_spaces_provider_requests(secrets_dir: Path, tmp_path: Path,
+                                                 http_server: ScriptedHTTPServer) -> None:
+    http_server.default = CREATED
+    transport = sms_transport(twilio_settings(http_server.url, secrets_dir, rate_per_second=20, burst=1), tmp_path)
+    start = time.monotonic()
+    for i in range(11):
+        transport.send(message(), "+16135550408", f"rec-rate-{i}")
+    assert time.monotonic() - start >= 0.5  # 10 gaps of 1/20 s
+

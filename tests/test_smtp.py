@@ -1,0 +1,237 @@
+"""Email over SMTP against real servers: aiosmtpd with STARTTLS required and AUTH, one without
+STARTTLS, one with implicit TLS, and Debian postfix as a real MTA relaying to a sink."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import emrcomm_email
+from emrcomm import PermanentDeliveryError, TransientDeliveryError
+from emrcomm.config import load_config
+from emrcomm.errors import ConfigError
+from emrcomm.host import Host
+from emrcomm.model import Message, Request
+from emrcomm.testing import make_context
+from mailservers import USERNAME, CertificateAuthority, Postfix, SmtpServer
+from servers import free_port
+from support import BASE_CONFIG, write_config
+
+PASSWORD = "relay-test-pw-3b8e"
+SENDER = "Riverside Family Health <noreply@riverside.example>"
+TEXT = "Bonjour Camille, votre rendez-vous est confirmé pour mardi à 10 h 30."
+
+
+def message(text: str = TEXT) -> Message:
+    return Message(Request("Patient/1", "appointment-reminder", text=text), text, language="fr",
+                   subject="Votre rendez-vous")
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def password_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("smtp-secret") / "password"
+    path.write_text(PASSWORD + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def secure_server(ca: CertificateAuthority) -> Iterator[SmtpServer]:
+    server = SmtpServer(ca, starttls=True, password=PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(None, starttls=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_server(ca: CertificateAuthority) -> Iterator[SmtpServer]:
+    server = SmtpServer(ca, implicit_tls=True, password=PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postfix(ca: CertificateAuthority) -> Iterator[tuple[Postfix, SmtpServer]]:
+    sink = SmtpServer(None, starttls=False)
+    mta = Postfix(ca, relay_port=sink.port)
+    yield mta, sink
+    mta.stop()
+    sink.stop()
+
+
+def smtp_settings(port: int, *, password_file: Path | None = None, ca: CertificateAuthority | None = None,
+                  **smtp: Any) -> dict[str, Any]:
+    table: dict[str, Any] = {"host": "localhost", "port": port, "timeout": 10, **smtp}
+    if password_file is not None:
+        table.update(username=USERNAME, password={"file": str(password_file)})
+    if ca is not None:
+        table["ca_file"] = str(ca.ca_file)
+    return {"transport": "smtp", "from": SENDER, "smtp": table}
+
+
+def transport(settings: dict[str, Any], tmp_path: Path) -> Any:
+    [channel] = emrcomm_email.Plugin(make_context("email", settings, tmp_path)).emrcomm_register_channels()
+    return channel.transport
+
+
+def parse(content: bytes) -> email.message.EmailMessage:
+    mail = email.message_from_bytes(content, policy=email.policy.default)
+    assert isinstance(mail, email.message.EmailMessage)
+    return mail
+
+
+def test_email_arrives_over_starttls_with_auth(secure_server: SmtpServer, ca: CertificateAuthority,
+                                               password_file: Path, tmp_path: Path) -> None:
+    smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
+    receipt = smtp.send(message(), "camille.roy@example.org", "rec-mail-1")
+    smtp.close()
+    [got] = [r for r in secure_server.handler.wait_for(1) if r.rcpt_tos == ("camille.roy@example.org",)]
+    assert (got.mail_from, got.tls, got.authenticated_as) == ("noreply@riverside.example", True, USERNAME)
+    mail = parse(got.content)
+    assert (mail["From"], mail["To"], mail["Subject"]) == (SENDER, "camille.roy@example.org", "Votre rendez-vous")
+    assert mail["Message-ID"] == "<rec-mail-1@riverside.example>" == receipt.provider_id
+    assert mail["Date"].datetime is not None
+    assert mail.get_content_type() == "text/plain" and mail["Content-Transfer-Encoding"] == "quoted-printable"
+    body = mail.get_content()
+    assert body.startswith(TEXT) and "reçu ce message par erreur" in body
+
+
+def test_a_server_without_starttls_is_refused_when_tls_is_required(plain_server: SmtpServer,
+                                                                   tmp_path: Path) -> None:
+    smtp = transport(smtp_settings(plain_server.port), tmp_path)
+    before = len(plain_server.handler.received)
+    with pytest.raises(TransientDeliveryError, match="does not offer STARTTLS") as err:
+        smtp.send(message(), "camille.roy@example.org", "rec-mail-notls")
+    assert err.value.reason == "tls-required"
+    assert len(plain_server.handler.received) == before
+
+
+def test_implicit_tls_is_an_option(tls_server: SmtpServer, ca: CertificateAuthority, password_file: Path,
+                                   tmp_path: Path) -> None:
+    smtp = transport(smtp_settings(tls_server.port, password_file=password_file, ca=ca, security="tls"), tmp_path)
+    smtp.send(message(), "jo@example.org", "rec-mail-tls")
+    smtp.close()
+    [got] = tls_server.handler.wait_for(1)
+    assert (got.rcpt_tos, got.tls, got.authenticated_as) == (("jo@example.org",), True, USERNAME)
+
+
+def test_a_certificate_from_an_unknown_ca_is_refused(secure_server: SmtpServer, password_file: Path,
+                                                     tmp_path: Path) -> None:
+    smtp = transport(smtp_settings(secure_server.port, password_file=password_file), tmp_path)  # system CAs only
+    with pytest.raises(TransientDeliveryError, match=r"STARTTLS .* failed") as err:
+        smtp.send(message(), "nobody-sees-this@example.org", "rec-mail-ca")
+    assert err.value.reason == "tls-failed"
+
+
+def test_a_wrong_password_is_a_permanent_credentials_error(secure_server: SmtpServer, ca: CertificateAuthority,
+                                                           tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it", encoding="utf-8")
+    smtp = transport(smtp_settings(secure_server.port, password_file=wrong, ca=ca), tmp_path)
+    with pytest.raises(PermanentDeliveryError) as err:
+        smtp.send(message(), "camille.roy@example.org", "rec-mail-pw")
+    assert (err.value.reason, err.value.status) == ("unauthorized", 535)
+
+
+@pytest.mark.parametrize(("local", "stage", "reply", "error", "code"), [
+    ("busy", "rcpt", "450 4.2.1 Mailbox busy, try later", TransientDeliveryError, 450),
+    ("nobody", "rcpt", "550 5.1.1 <nobody@example.org>: no such user", PermanentDeliveryError, 550),
+    ("later", "data", "451 4.3.0 Local problem, try later", TransientDeliveryError, 451),
+    ("spam", "data", "554 5.7.1 Message refused", PermanentDeliveryError, 554),
+])
+def test_smtp_4xx_is_transient_and_5xx_permanent(secure_server: SmtpServer, ca: CertificateAuthority,
+                                                 password_file: Path, tmp_path: Path, local: str, stage: str,
+                                                 reply: str, error: type[Exception], code: int) -> None:
+    replies = secure_server.handler.rcpt_replies if stage == "rcpt" else secure_server.handler.data_replies
+    replies[local] = reply
+    smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
+    with pytest.raises(error) as err:
+        smtp.send(message(), f"{local}@example.org", f"rec-mail-{local}")
+    assert getattr(err.value, "status", None) == code
+    assert f"{local}@example.org" not in str(err.value)
+
+
+def test_connection_refused_is_transient(tmp_path: Path) -> None:
+    smtp = transport(smtp_settings(free_port()), tmp_path)  # nothing listens there
+    with pytest.raises(TransientDeliveryError) as err:
+        smtp.send(message(), "camille.roy@example.org", "rec-mail-down")
+    assert err.value.reason == "unreachable"
+
+
+def test_logs_carry_the_record_id_and_codes_never_the_address_or_text(
+        secure_server: SmtpServer, ca: CertificateAuthority, password_file: Path, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
+    smtp.send(message(), "private.person@example.org", "rec-mail-log")
+    secure_server.handler.rcpt_replies["refused"] = "550 5.1.1 no such user"
+    with pytest.raises(PermanentDeliveryError):
+        smtp.send(message(), "refused@example.org", "rec-mail-log2")
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("emrcomm"))
+    assert "rec-mail-log" in logged and "rec-mail-log2" in logged and "550" in logged
+    for private in ("private.person", "refused@", "rendez-vous", PASSWORD):
+        assert private not in logged
+
+
+def test_email_goes_end_to_end_through_postfix(postfix: tuple[Postfix, SmtpServer], ca: CertificateAuthority,
+                                               tmp_path: Path) -> None:
+    mta, sink = postfix
+    smtp = transport(smtp_settings(mta.port, ca=ca), tmp_path)
+    smtp.send(message(), "camille.roy@example.org", "rec-mail-postfix")
+    smtp.close()
+    [got] = sink.handler.wait_for(1, timeout=30)
+    mail = parse(got.content)
+    assert got.rcpt_tos == ("camille.roy@example.org",)
+    assert mail["Message-ID"] == "<rec-mail-postfix@riverside.example>"
+    assert "with ESMTPS" in mail["Received"]  # postfix got it over TLS
+    assert mail.get_content().startswith(TEXT)
+
+
+# -- settings -----------------------------------------------------------------------------------------
+
+def config_with_email(tmp_path: Path, email_toml: str) -> Path:
+    path = write_config(tmp_path)
+    text = BASE_CONFIG.replace('[plugins.email]\ndirectory = "out/email"\n', email_toml)
+    assert text != BASE_CONFIG
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_eml_sink_stays_the_default(tmp_path: Path) -> None:
+    assert isinstance(transport({}, tmp_path), emrcomm_email.EmlSink)
+
+
+def test_smtp_without_its_table_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"plugins\.email: 'smtp' is a required property"):
+        Host(load_config(config_with_email(tmp_path, '[plugins.email]\ntransport = "smtp"\n')))
+
+
+def test_plain_smtp_is_refused_for_a_remote_relay(tmp_path: Path) -> None:
+    toml = '[plugins.email]\ntransport = "smtp"\n[plugins.email.smtp]\nhost = "smtp.example.org"\nsecurity = "none"\n'
+    with pytest.raises(ConfigError, match=r"plugins\.email\.smtp\.host: 'smtp\.example\.org' is not valid.*"
+                                          r"only for a relay on this machine"):
+        Host(load_config(config_with_email(tmp_path, toml)))
+
+
+def test_a_literal_smtp_password_is_refused(tmp_path: Path) -> None:
+    toml = ('[plugins.email]\ntransport = "smtp"\n[plugins.email.smtp]\nhost = "smtp.example.org"\n'
+            'username = "u"\npassword = "literal-pw-55"\n')
+    with pytest.raises(ConfigError, match=r"plugins\.email\.smtp\.password: secrets cannot be written") as err:
+        Host(load_config(config_with_email(tmp_path, toml)))
+    assert "literal-pw-55" not in str(err.value)
