@@ -1,0 +1,244 @@
+"""A small FHIR R4 REST client on requests: conditional create, update, transaction Bundles,
+searches that follow paging, a bearer token, and retries with backoff for what may pass.
+
+Errors are split by what the caller should do: :class:`ServerUnavailable` (connection refused,
+timeout, 5xx, 429: try again later, nothing is lost) and :class:`ServerRefused` (4xx: a setting
+or a resource is wrong; retrying will not help).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from attrs import frozen
+
+from emrcomm.errors import ConfigError
+
+log = logging.getLogger("emrcomm.plugin.fhirserver")
+
+FHIR_JSON = "application/fhir+json"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ServerUnavailable(Exception):
+    """The server could not be reached or asked us to come back later; nothing was lost."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerRefused(Exception):
+    """The server answered with a 4xx: something we sent, or a setting, is wrong."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+@frozen
+class Answer:
+    """One response: status code, Location (``Type/id/_history/v``, when given) and body."""
+
+    status: int
+    location: str | None
+    resource: dict[str, Any] | None
+
+    @property
+    def id(self) -> str | None:
+        """The resource id the server gave (from Location, else the body)."""
+        if self.location:
+            parts = self.location.split("/_history/")[0].rstrip("/").split("/")
+            if len(parts) >= 2:
+                return parts[-1]
+        if self.resource and isinstance(self.resource.get("id"), str):
+            return self.resource["id"]
+        return None
+
+
+def check_base_url(value: str, where: str) -> str:
+    """https, or http to this machine only: a bearer token never crosses a network in clear."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: {value!r} is not an http(s) URL (e.g. https://fhir.example.org/r4)")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        raise ConfigError(f"{where}: {value!r}: plain http is allowed only for a server on this machine; "
+                          "use https")
+    return value.rstrip("/")
+
+
+def outcome_text(body: Any) -> str:
+    """The first issue of an OperationOutcome, in a line (ids and codes, as the server wrote them)."""
+    if isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome":
+        for issue in body.get("issue") or ():
+            text = (issue.get("details") or {}).get("text") or issue.get("diagnostics") or issue.get("code")
+            if text:
+                return str(text)[:200]
+    return "no OperationOutcome"
+
+
+class FhirClient:
+    """One server, one pooled session (keep-alive). Not for concurrent use: each user (the
+    filer's pusher, the directory) has its own."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff: float = 0.25,
+        max_wait: float = 30.0,
+        verify: bool | str = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.verify = verify
+        self.session.headers.update({"Accept": FHIR_JSON, "Content-Type": FHIR_JSON})
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------------ the wire
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Send one request; retry what may pass (connection errors, timeouts, 429, 5xx) with
+        exponential backoff and jitter, honouring Retry-After. Every request we send is
+        idempotent (conditional create, update by id), so a retry never files twice."""
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        last: ServerUnavailable | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.sleep(self._wait(attempt, last))
+            try:
+                resp = self.session.request(method, url, json=body, params=params, headers=headers,
+                                            timeout=self.timeout)
+            except requests.Timeout:
+                last = ServerUnavailable(f"no answer within {self.timeout:g} s")
+                continue
+            except requests.ConnectionError as exc:
+                last = ServerUnavailable(f"cannot connect ({_reason(exc)})")
+                continue
+            if resp.status_code in RETRY_STATUSES:
+                last = ServerUnavailable(f"HTTP {resp.status_code}", _retry_after(resp.headers.get("Retry-After")))
+                continue
+            data = _json(resp)
+            if resp.status_code >= 400:
+                raise ServerRefused(resp.status_code, outcome_text(data))
+            return Answer(resp.status_code, resp.headers.get("Location") or resp.headers.get("Content-Location"),
+                          data if isinstance(data, dict) else None)
+        assert last is not None
+        raise last
+
+    def _wait(self, attempt: int, last: ServerUnavailable | None) -> float:
+        if last is not None and last.retry_after is not None:
+            return min(last.retry_after, self.max_wait)
+        return min(self.backoff * 2 ** (attempt - 1), self.max_wait) * (0.5 + random.random() / 2)
+
+    # ------------------------------------------------------------------ interactions
+    def create(self, resource: Mapping[str, Any], *, if_none_exist: str) -> Answer:
+        """Conditional create: 201 when created, 200 when a resource matching ``if_none_exist``
+        (``identifier=system|value``) is already there."""
+        return self.request("POST", str(resource["resourceType"]), body=resource,
+                            headers={"If-None-Exist": if_none_exist})
+
+    def update(self, resource: Mapping[str, Any]) -> Answer:
+        return self.request("PUT", f"{resource['resourceType']}/{resource['id']}", body=resource)
+
+    def read(self, resource_type: str, id: str) -> dict[str, Any] | None:
+        """The resource, or None when the server has no such one (404, 410)."""
+        try:
+            return self.request("GET", f"{resource_type}/{id}").resource
+        except ServerRefused as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+
+    def bundle(self, entries: Sequence[Mapping[str, Any]], kind: str = "transaction") -> list[Answer]:
+        """POST a transaction (or batch) Bundle; the answers in the order of ``entries``."""
+        answer = self.request("POST", "", body={"resourceType": "Bundle", "type": kind, "entry": list(entries)})
+        got = (answer.resource or {}).get("entry") or []
+        if len(got) != len(entries):
+            raise ServerRefused(answer.status, f"the {kind}-response has {len(got)} entries for {len(entries)} sent")
+        out = []
+        for item in got:
+            response = item.get("response") or {}
+            status = str(response.get("status", "0")).split(" ")[0]
+            out.append(Answer(int(status) if status.isdigit() else 0, response.get("location"), item.get("resource")))
+        return out
+
+    def search(self, resource_type: str, params: Mapping[str, str] | Sequence[tuple[str, str]], *,
+               page_size: int = 100, max_pages: int = 100) -> Iterator[dict[str, Any]]:
+        """Every match, following the server's ``next`` links. ``params`` may repeat a name
+        (``[("sent", "ge2026-01-01"), ("sent", "lt2026-02-01")]``)."""
+        query = list(params.items()) if isinstance(params, Mapping) else list(params)
+        answer = self.request("GET", resource_type, params=[*query, ("_count", str(page_size))])
+        for page in range(1, max_pages + 1):
+            bundle = answer.resource or {}
+            for entry in bundle.get("entry") or ():
+                resource = entry.get("resource")
+                if isinstance(resource, dict) and entry.get("search", {}).get("mode", "match") == "match":
+                    yield resource
+            following = next((link.get("url") for link in bundle.get("link") or () if link.get("relation") == "next"),
+                             None)
+            if not following:
+                return
+            if page == max_pages:
+                log.warning("search %s stopped after %d pages", resource_type, max_pages)
+                return
+            answer = self.request("GET", following)
+
+
+def _json(resp: requests.Response) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Connection reset", "Name or service not known", "Remote end closed",
+                   "RemoteDisconnected", "BrokenPipe"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

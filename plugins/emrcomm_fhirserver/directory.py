@@ -1,0 +1,107 @@
+"""``fhir-directory``: find patients on a FHIR R4 server (the EMR's, or the one records go to).
+
+A request names its patient as ``Patient/<id>`` (a read), ``Patient?identifier=system|value`` or
+``system|value`` (a search that must match exactly one Patient). The patient's Consents come from
+``Consent?patient=Patient/<id>``. Both are read with the same rules as the Bundle directory
+(:mod:`emrcomm_directory.convert`: telecoms, language, region, the communication-consent profile).
+
+A server that cannot be reached stops the request with a PluginError naming the server: nothing is
+sent or filed, and the EMR may send the same request again later. A patient the server does not
+have is None, so the next directory plugin may answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import emrcomm
+from emrcomm.config import load_schema
+from emrcomm.errors import PluginError
+from emrcomm_directory.convert import RecipientRefused, recipient_from_fhir
+from emrcomm_directory.regions import DEFAULT_REGION, country_code
+from emrcomm_fhirserver.client import ServerRefused, ServerUnavailable
+from emrcomm_fhirserver.filer import client_from
+
+log = logging.getLogger("emrcomm.plugin.fhir-directory")
+
+
+class DirectoryPlugin:
+    """Patients and their communication consents, read from a FHIR server at each request."""
+
+    settings_schema = load_schema("plugins/fhir-directory.schema.json")
+
+    def __init__(self, context: emrcomm.PluginContext) -> None:
+        self.context = context
+        self.name = context.name
+        self.client = client_from(context)
+        self.cache_seconds = float(context.settings.get("cache_seconds", 0))
+        self._cache: dict[str, tuple[float, emrcomm.Recipient | None]] = {}
+        jurisdiction = context.clinic.jurisdiction or ""
+        self.default_region = country_code(jurisdiction.split("-")[0]) or DEFAULT_REGION
+
+    @emrcomm.hookimpl
+    def emrcomm_find_recipient(self, patient_ref: str, request: emrcomm.Request) -> emrcomm.Recipient | None:
+        ref = patient_ref.strip()
+        cached = self._cache.get(ref)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            patient = self.find_patient(ref)
+            consents = [] if patient is None else list(
+                self.client.search("Consent", {"patient": f"Patient/{patient['id']}"}))
+        except ServerUnavailable as exc:
+            raise PluginError(
+                f"plugin {self.name!r}: the FHIR server {self.client.base_url} is unavailable ({exc}) while "
+                f"looking up a patient for request {request.id}: nothing was sent or filed; send the request "
+                "again when the server is back"
+            ) from None
+        except ServerRefused as exc:
+            hint = f" (check plugins.{self.name}.token)" if exc.status in (401, 403) else ""
+            raise PluginError(f"plugin {self.name!r}: the FHIR server {self.client.base_url} refused the patient "
+                              f"lookup for request {request.id}: HTTP {exc.status}{hint}") from None
+        recipient = None if patient is None else self._recipient(patient, consents)
+        if self.cache_seconds > 0:
+            self._cache[ref] = (time.monotonic() + self.cache_seconds, recipient)
+        return recipient
+
+    def _recipient(self, patient: Mapping[str, Any], consents: list[dict[str, Any]]) -> emrcomm.Recipient | None:
+        try:
+            return recipient_from_fhir(patient, consents, now=self.context.clock(),
+                                       default_region=self.default_region)
+        except RecipientRefused as exc:
+            log.warning("Patient/%s is not messaged: %s", patient.get("id"), exc)
+            return None
+
+    def find_patient(self, ref: str) -> dict[str, Any] | None:
+        """The Patient ``ref`` names on the server, or None (unknown, or more than one match)."""
+        if ref.startswith("Patient?"):
+            params = parse_qsl(ref[len("Patient?"):], keep_blank_values=True)
+            tokens = [value for key, value in params if key == "identifier"]
+            if len(tokens) != 1 or len(params) != 1:
+                log.warning("patient reference %r: only Patient?identifier=system|value is supported", ref)
+                return None
+            return self._by_identifier(tokens[0])
+        if ref.startswith("Patient/"):
+            pid = ref[len("Patient/"):].split("/_history/")[0].strip("/")
+            if not pid or "/" in pid:
+                return None
+            return self.client.read("Patient", pid)
+        if "|" in ref:
+            return self._by_identifier(ref)
+        return None
+
+    def _by_identifier(self, token: str) -> dict[str, Any] | None:
+        found = list(itertools.islice(self.client.search("Patient", {"identifier": token}, page_size=2), 2))
+        if len(found) > 1:
+            log.warning("an identifier lookup matches more than one patient on %s; nobody is chosen",
+                        self.client.base_url)
+            return None
+        return found[0] if found else None
+
+    def close(self) -> None:
+        self.client.close()

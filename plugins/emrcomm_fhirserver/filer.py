@@ -1,0 +1,387 @@
+"""``fhir-records``: file every record on a FHIR R4 server, through a durable queue.
+
+Filing only queues: ``emrcomm_file_record`` writes a row in the store's ``filing_queue`` table,
+inside the host's transaction, next to the record and the outbox row, so a message never leaves
+before its record is durably queued, and a record is never lost to a server that is down. A
+pusher (a background thread, or ``emrcomm records flush``) then sends the queued Communications,
+as the embedded chart holds them now, in transaction Bundles:
+
+* a record the server has not seen: ``POST`` with ``ifNoneExist: identifier=<record id>``, so a
+  retry after a lost answer finds the first copy (200) instead of making a second;
+* a record the server has: ``PUT Communication/<the server's id>`` with its latest version.
+
+A row is done only when the version it filed is still the record's version (a delivery update
+that changed the record meanwhile keeps it queued). Connection errors, timeouts, 429 and 5xx leave
+everything queued and back off; a 4xx for one record rejects that record only, with the server's
+reason, for ``emrcomm records queue`` to show and ``emrcomm records flush --retry-rejected`` to
+retry once fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from attrs import frozen
+
+import emrcomm
+from emrcomm.config import load_schema
+from emrcomm.errors import ConfigError
+from emrcomm.fhir import RECORD_ID_SYSTEM
+from emrcomm_fhirserver.client import (
+    RETRY_STATUSES,
+    Answer,
+    FhirClient,
+    ServerRefused,
+    ServerUnavailable,
+    check_base_url,
+)
+
+log = logging.getLogger("emrcomm.plugin.fhir-records")
+
+
+@frozen
+class FlushReport:
+    """What one flush did: filed, rejected, still waiting, and why it stopped early (if it did)."""
+
+    filed: int
+    rejected: int
+    pending: int
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"filed": self.filed, "rejected": self.rejected, "pending": self.pending, "error": self.error}
+
+
+@frozen
+class _Item:
+    record_id: str
+    version: int
+    server_id: str | None
+    resource: dict[str, Any]
+
+
+def client_from(context: emrcomm.PluginContext) -> FhirClient:
+    """A client for the server in this plugin's settings (token from the environment or a file)."""
+    settings = context.settings
+    base = check_base_url(settings["base_url"], f"plugins.{context.name}.base_url")
+    ca_bundle = settings.get("ca_bundle")
+    return FhirClient(
+        base,
+        token=context.secret("token"),
+        timeout=float(settings.get("timeout", 10)),
+        retries=int(settings.get("retries", 2)),
+        verify=str(context.path(ca_bundle)) if ca_bundle else True,
+    )
+
+
+def identifier_query(record_id: str) -> str:
+    return urlencode({"identifier": f"{RECORD_ID_SYSTEM}|{record_id}"})
+
+
+class RecordsPlugin:
+    """Files every record of the embedded chart on a FHIR server (see the module docstring)."""
+
+    settings_schema = load_schema("plugins/fhir-records.schema.json")
+
+    def __init__(self, context: emrcomm.PluginContext) -> None:
+        self.context = context
+        self.name = context.name
+        settings = context.settings
+        self.client = client_from(context)
+        self.base_url = self.client.base_url
+        self.batch_size = int(settings.get("batch_size", 8))
+        self.bundle_kind = str(settings.get("bundle", "transaction"))
+        self.validate = bool(settings.get("validate", True))
+        self.max_backoff = float(settings.get("max_backoff", 60))
+        self.drain_seconds = float(settings.get("drain_seconds", 5))
+        self.last_error: str | None = None
+        self._reader: FhirClient | None = None
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._retry_at = 0.0  # monotonic time before which the pusher leaves the server alone
+        self._failures = 0  # flushes in a row that found the server unavailable
+        self._thread: threading.Thread | None = None
+        if settings.get("push", "background") == "background":
+            self._thread = threading.Thread(target=self._run, name=f"emrcomm-{self.name}", daemon=True)
+            self._thread.start()
+            self._wake.set()  # file what an earlier run left queued
+
+    # ------------------------------------------------------------------ hooks
+    @emrcomm.hookimpl
+    def emrcomm_file_record(self, record: emrcomm.Record) -> None:
+        # Inside the host's transaction: durable together with the record and the outbox row.
+        self.context.store.filing_queue_put(target=self.name, record_id=record.id, now=self.context.clock())
+        self._wake.set()
+
+    @emrcomm.hookimpl
+    def emrcomm_delivery_update(self, update: emrcomm.DeliveryUpdate) -> None:
+        """The records plugin changes the filed Communication (delivered, read, failed): file it again."""
+        store = self.context.store
+        record_id = update.record_id
+        if record_id is None and update.channel and update.provider_id:
+            record_id = store.record_for_provider(update.channel, update.provider_id)
+        if record_id is None or store.get_record(record_id) is None:
+            return
+        store.filing_queue_put(target=self.name, record_id=record_id, now=self.context.clock())
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the pusher
+    def _run(self) -> None:
+        delay: float | None = None
+        while True:
+            self._wake.wait(delay)
+            if self._stop.is_set():
+                return
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:  # backing off: new records wait with the others
+                self._wake.clear()
+                delay = wait
+                continue
+            self._wake.clear()
+            try:
+                report = self.flush()
+            except sqlite3.ProgrammingError:
+                return  # the store was closed under us: the host is gone
+            except Exception as exc:  # never let the thread die; the queue keeps everything
+                log.error("%s: filing stopped by %s; records stay queued", self.name, type(exc).__name__)
+                log.debug("%s: filing stopped", self.name, exc_info=True)
+                report = FlushReport(0, 0, 1, type(exc).__name__)
+            if report.pending:  # the server is away, or records kept changing: try again after a pause
+                delay = self._back_off()
+            else:
+                self._retry_at = 0.0
+                self._failures = 0
+                delay = None
+
+    def _back_off(self) -> float:
+        self._failures += 1
+        delay = min(self.max_backoff, 0.5 * 2 ** (self._failures - 1)) * (0.5 + random.random() / 2)
+        self._retry_at = time.monotonic() + delay
+        return delay
+
+    def flush(self, *, retry_rejected: bool = False) -> FlushReport:
+        """Push everything queued now, batch by batch, until the queue is empty or the server
+        stops answering. Safe to call from any thread (one flush at a time)."""
+        store = self.context.store
+        with self._flush_lock:
+            if retry_rejected:
+                store.filing_queue_retry(target=self.name, now=self.context.clock())
+            filed = rejected = 0
+            error: str | None = None
+            seen: Counter[str] = Counter()
+            while True:
+                rows = store.filing_queue_due(target=self.name, limit=self.batch_size)
+                if not rows or any(seen[r["record_id"]] >= 3 for r in rows):
+                    break  # empty, or a record that keeps coming back: leave it for the next flush
+                seen.update(r["record_id"] for r in rows)
+                try:
+                    done, refused, progress = self._push(rows)
+                except ServerUnavailable as exc:
+                    error = f"the FHIR server {self.base_url} is unavailable: {exc}"
+                    break
+                except ServerRefused as exc:
+                    error = self._refusal(exc)
+                    break
+                filed += done
+                rejected += refused
+                if not progress:
+                    break
+            self.last_error = error
+            if error:
+                log.warning("%s: %s; records stay queued", self.name, error)
+            pending = store.filing_queue_counts(target=self.name).get("pending", 0)
+            return FlushReport(filed, rejected, pending, error)
+
+    def _refusal(self, exc: ServerRefused) -> str:
+        if exc.status in (401, 403):
+            return (f"the FHIR server {self.base_url} refused our credentials (HTTP {exc.status}): check "
+                    f"plugins.{self.name}.token and the variable or file it names")
+        return f"the FHIR server {self.base_url} refused the {self.bundle_kind}: HTTP {exc.status}: {exc.detail}"
+
+    def _push(self, rows: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+        """File one batch. Returns (filed, rejected, rows whose state moved)."""
+        store, now = self.context.store, self.context.clock()
+        items: list[_Item] = []
+        refusals: list[tuple[str, str]] = []
+        unchanged: list[Mapping[str, Any]] = []
+        for row in rows:  # checked outside any transaction: the send path never waits for it
+            if row["server_id"] is not None and row["version"] is not None and row["pushed_version"] == row["version"]:
+                unchanged.append(row)  # the server has this very version already (a reply, an opt-out)
+                continue
+            if row["resource"] is None:
+                refusals.append((row["record_id"], "the record is not in the embedded store"))
+                continue
+            item = _Item(row["record_id"], row["version"], row["server_id"],
+                         _for_server(row["resource"], row["server_id"]))
+            problem = _invalid(item.resource) if self.validate else None
+            if problem is not None:
+                log.error("%s: record %s is not valid FHIR R4 and is not filed", self.name, item.record_id)
+                refusals.append((item.record_id, f"not valid FHIR R4: {problem}"))
+                continue
+            items.append(item)
+        if refusals or unchanged:
+            with store.transaction():
+                for record_id, error in refusals:
+                    store.filing_queue_mark(target=self.name, record_id=record_id, state="rejected", now=now,
+                                            error=error)
+                for row in unchanged:
+                    store.filing_queue_mark(target=self.name, record_id=row["record_id"], state="done", now=now,
+                                            version=row["version"])
+        rejected = len(refusals)
+        if not items:
+            return 0, rejected, rejected + len(unchanged)
+        entries = [self._entry(item) for item in items]
+        answers: list[Answer | ServerRefused]
+        try:
+            answers = list(self.client.bundle(entries, self.bundle_kind))
+        except ServerRefused as exc:
+            if exc.status in (401, 403):
+                raise
+            # One bad resource spoils a transaction: file them one at a time to find it.
+            log.info("%s: the %s was refused (HTTP %d); filing its %d records one by one",
+                     self.name, self.bundle_kind, exc.status, len(items))
+            answers = [self._one(item) for item in items]
+        filed, moved, later = 0, rejected, 0
+        with store.transaction():  # one commit (one fsync) for the whole batch
+            for item, answer in zip(items, answers):
+                state = self._settle(item, answer)
+                filed += state == "done"
+                rejected += state == "rejected"
+                later += state == "later"
+                moved += state != "later"
+        if later:  # a batch Bundle's entries may each say "come back later" (429, 5xx)
+            raise ServerUnavailable(f"{later} of {len(items)} records were answered with 429 or 5xx")
+        return filed, rejected, moved
+
+    def _entry(self, item: _Item) -> dict[str, Any]:
+        if item.server_id is None:
+            return {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": item.resource,
+                    "request": {"method": "POST", "url": "Communication", "ifNoneExist": identifier_query(item.record_id)}}
+        return {"fullUrl": f"{self.base_url}/Communication/{item.server_id}", "resource": item.resource,
+                "request": {"method": "PUT", "url": f"Communication/{item.server_id}"}}
+
+    def _one(self, item: _Item) -> Answer | ServerRefused:
+        try:
+            if item.server_id is None:
+                return self.client.create(item.resource, if_none_exist=identifier_query(item.record_id))
+            return self.client.update(item.resource)
+        except ServerRefused as exc:
+            if exc.status in (401, 403):
+                raise
+            return exc
+
+    def _settle(self, item: _Item, answer: Answer | ServerRefused) -> str:
+        """Record what the server said about one record: done, rejected, pending, or later
+        (try again after a pause)."""
+        store, now = self.context.store, self.context.clock()
+        if not isinstance(answer, ServerRefused) and (answer.status in RETRY_STATUSES or answer.status == 0):
+            return "later"
+        if isinstance(answer, ServerRefused) or answer.status >= 400:
+            status = answer.status
+            detail = answer.detail if isinstance(answer, ServerRefused) else "refused in the bundle"
+            if item.server_id is not None and status in (404, 410):
+                store.filing_queue_forget_server_id(target=self.name, record_id=item.record_id)
+                return "pending"  # the server lost it: file it again by identifier
+            log.error("%s: record %s refused by the server (HTTP %d)", self.name, item.record_id, status)
+            store.filing_queue_mark(target=self.name, record_id=item.record_id, state="rejected", now=now,
+                                    error=f"HTTP {status}: {detail}")
+            return "rejected"
+        server_id = answer.id or item.server_id
+        if item.server_id is None and answer.status == 200 and not _same(answer.resource, item.resource):
+            # A copy was already there (an earlier attempt whose answer was lost), perhaps an older
+            # version: keep the server's id and file the latest version over it next round.
+            store.filing_queue_mark(target=self.name, record_id=item.record_id, state="pending", now=now,
+                                    server_id=server_id)
+            return "pending"
+        store.filing_queue_mark(target=self.name, record_id=item.record_id, state="done", now=now,
+                                version=item.version, server_id=server_id)
+        return "done"
+
+    # ------------------------------------------------------------------ for the CLI and the EMR
+    def queue_status(self) -> dict[str, Any]:
+        store = self.context.store
+        counts = store.filing_queue_counts(target=self.name)
+        return {
+            "target": self.name,
+            "server": self.base_url,
+            "pending": counts.get("pending", 0),
+            "done": counts.get("done", 0),
+            "rejected": store.filing_queue_rejected(target=self.name),
+            "last_error": self.last_error,
+        }
+
+    def search(self, params: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Communications on the server matching FHIR search ``params`` (all pages)."""
+        if self._reader is None:
+            self._reader = client_from(self.context)
+        try:
+            return list(self._reader.search("Communication", params))
+        except ServerUnavailable as exc:
+            raise ConfigError(f"plugins.{self.name}: the FHIR server {self.base_url} is unavailable: {exc}") from None
+        except ServerRefused as exc:
+            raise ConfigError(f"plugins.{self.name}: {self._refusal(exc)}") from None
+
+    def close(self) -> None:
+        """Give the pusher a moment to file what is queued (not when the server is known to be
+        down), then stop it. Whatever is left stays queued for the next start."""
+        if self._thread is not None and self._thread.is_alive():
+            deadline = time.monotonic() + self.drain_seconds
+            while time.monotonic() < deadline and self._retry_at == 0.0 and self._pending() > 0:
+                self._wake.set()
+                time.sleep(0.02)
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=self.client.timeout * (self.client.retries + 1) + 5)
+        self.client.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    def _pending(self) -> int:
+        try:
+            return self.context.store.filing_queue_counts(target=self.name).get("pending", 0)
+        except sqlite3.ProgrammingError:
+            return 0
+
+
+def _for_server(resource: Mapping[str, Any], server_id: str | None) -> dict[str, Any]:
+    """The Communication as the server gets it: its own id (none for a create), no local meta."""
+    out = copy.deepcopy(dict(resource))
+    out.pop("meta", None)
+    if server_id is None:
+        out.pop("id", None)
+    else:
+        out["id"] = server_id
+    return out
+
+
+def _same(server: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> bool:
+    if not server:
+        return False
+    theirs = {k: v for k, v in server.items() if k not in ("id", "meta")}
+    return theirs == {k: v for k, v in ours.items() if k not in ("id", "meta")}
+
+
+def _invalid(resource: Mapping[str, Any]) -> str | None:
+    """Why ``resource`` is not valid R4 (fhir.resources R4B model), or None. The server checks
+    nothing itself, so this is the check."""
+    from pydantic import ValidationError
+
+    from emrcomm.fhir import validate_resource
+
+    try:
+        validate_resource(resource)
+    except ValidationError as exc:
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(resource)'}: {e['msg']}"
+                         for e in exc.errors()[:3])
+    return None

@@ -1,0 +1,619 @@
+"""The audit log: every decision the host makes, appended to a hash chain and signed (Ed25519),
+so that ``emrcomm audit verify`` finds an edited, deleted, inserted or reordered entry, or a cut end.
+
+Each entry is canonical JSON (sorted keys, no spaces) holding ``seq``, ``at``, ``kind``, ``prev``
+(the previous entry's hash), ``key`` (the signing key's id) and a few whitelisted fields: ids,
+codes and channel names, never message text, names or addresses (:data:`FIELDS` refuses anything
+else). ``hash`` is the SHA-256 of that text; ``sig`` signs the hash. A separately signed *head*
+names the last entry, so removing entries from the end is found too.
+
+The host groups entries per request in a :class:`Trail` and writes them inside the transaction
+that files the records, so the log costs no extra fsync on the send path (docs/audit.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import stat
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from attrs import field, frozen
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from emrcomm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from emrcomm.config import Config
+    from emrcomm.store import Store
+
+log = logging.getLogger("emrcomm.audit")
+
+GENESIS = "0" * 64
+HEAD_DOMAIN = b"emrcomm-audit-head\x00"
+AUDIT_SYSTEM = "http://emrcomm.org/fhir/CodeSystem/audit-event"
+AUDIT_LOG_SYSTEM = "http://emrcomm.org/fhir/NamingSystem/audit-log"
+DEFAULT_KEY_NAME = "audit-signing.key"
+
+# What an entry may say besides seq/at/kind/prev/key. Anything else is refused, so that a
+# careless call can never put a message's words or a phone number into the log.
+FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "request": str,        # request id
+    "patient": str,        # Patient/<id>
+    "category": str,
+    "record": str,         # record (Communication) id
+    "records": list,       # record ids
+    "channel": str,
+    "channels": list,
+    "codes": list,         # every rule code found for the request (facts, warnings, blocks)
+    "reasons": list,       # the codes that blocked it
+    "plugin": str,
+    "error": str,          # an exception's type name, never its message
+    "until": str,          # ISO time a held message waits for
+    "provider_id": str,
+    "status": str,
+    "problem": str,        # audit.anomaly: what the log found about itself
+    "last_seq": int,
+    "head_seq": int,
+}
+
+# The decisions logged, and what each means (docs/audit.md prints this table).
+KINDS: Mapping[str, str] = {
+    "request.received": "a request reached the host",
+    "request.duplicate": "a request id seen before: nothing sent again",
+    "request.refused": "a request could not be processed (render error): nothing sent",
+    "channel.chosen": "the candidate that passed every check, its records, and every rule code found",
+    "held": "held until a time (quiet hours, not_before), with its records and rule codes",
+    "queued": "left in the outbox for the worker, with its records and rule codes",
+    "blocked": "no candidate passed: filed not-done; reasons are the blocking codes",
+    "sent": "handed to a channel's transport",
+    "delivery.failed": "a transport failed; the outbox keeps the message for retry",
+    "record.not_filed": "a filer failed: the message did not go (or its outcome is not filed)",
+    "delivered": "the provider reported delivery",
+    "failed": "the provider reported a failure",
+    "read": "the patient read the message",
+    "reply": "the patient replied; the reply is filed",
+    "recalled": "the clinic recalled a message",
+    "optout": "the patient opted out (STOP, unsubscribe)",
+    "optin": "the patient opted back in (START)",
+    "update": "another kind of delivery update (its kind in status)",
+    "audit.anomaly": "the log found itself inconsistent when it was opened",
+}
+
+
+class AuditError(Exception):
+    """An entry that breaks the log's rules (an unknown field, a value of the wrong type)."""
+
+
+def canonical(entry: Mapping[str, Any]) -> bytes:
+    """The exact bytes that are hashed: sorted keys, no spaces, ASCII only."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def head_message(seq: int, hash_hex: str) -> bytes:
+    return HEAD_DOMAIN + f"{seq}:{hash_hex}".encode("ascii")
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_pem(public: Ed25519PublicKey) -> str:
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """A public key (PEM) an auditor keeps, or the private key file itself."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read public key: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        try:
+            private = serialization.load_pem_private_key(data, password=None)
+        except ValueError:
+            raise ConfigError(f"{path}: not a PEM Ed25519 public or private key") from None
+        if not isinstance(private, Ed25519PrivateKey):
+            raise ConfigError(f"{path}: not an Ed25519 key") from None
+        return private.public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(f"{path}: not an Ed25519 public key")
+    return key
+
+
+@frozen
+class SigningKey:
+    """The log's Ed25519 key, kept in a file only its owner can read (never in the config)."""
+
+    private: Ed25519PrivateKey = field(repr=False)
+    path: Path
+
+    @property
+    def public(self) -> Ed25519PublicKey:
+        return self.private.public_key()
+
+    @property
+    def kid(self) -> str:
+        return key_id(self.public)
+
+    def sign(self, data: bytes) -> str:
+        return base64.b64encode(self.private.sign(data)).decode("ascii")
+
+    @classmethod
+    def load(cls, path: Path, *, create: bool) -> SigningKey:
+        """Read the key file; create it (mode 0600) when absent and ``create`` is true."""
+        where = f"audit.key_file: {path}"
+        if not path.exists():
+            if not create:
+                raise ConfigError(f"{where}: no such key file")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            private = Ed25519PrivateKey.generate()
+            pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+            log.info("audit signing key %s created in %s", key_id(private.public_key()), path)
+            return cls(private, path)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(f"{where}: the key file is readable by other users (mode {mode:04o}); "
+                              f"run: chmod 600 {path}")
+        try:
+            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{where}: not an unencrypted PEM private key") from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise ConfigError(f"{where}: not an Ed25519 key")
+        return cls(loaded, path)
+
+
+def key_path(config: Config) -> Path:
+    """``[audit] key_file`` (relative to the config's folder), else beside the store."""
+    raw = (config.raw.get("audit") or {}).get("key_file")
+    if raw:
+        p = Path(raw).expanduser()
+        return p if p.is_absolute() else config.base_dir / p
+    return config.store_path.parent / DEFAULT_KEY_NAME
+
+
+def _checked(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise AuditError(f"unknown audit kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is None or value == [] or value == ():
+            continue
+        expected = FIELDS.get(name)
+        if expected is None:
+            raise AuditError(f"audit field {name!r} is not allowed (the log keeps ids and codes only); "
+                             f"allowed: {', '.join(sorted(FIELDS))}")
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, expected) or (isinstance(value, list) and not all(isinstance(v, str) for v in value)):
+            raise AuditError(f"audit field {name!r}: {type(value).__name__} is not allowed")
+        out[name] = value
+    return out
+
+
+class AuditLog:
+    """Appends signed entries to the store. One per Host; safe to share between threads
+    (the store's lock serialises appends).
+
+    Every entry is signed as it is appended. The *head* (the last entry's number and hash,
+    signed apart) is re-signed at most every ``seal_seconds`` and when the host closes: a
+    signature costs ~80 µs here, and the head only matters for finding a cut-off end. Entries
+    appended since the last seal could be cut off unseen; everything else cannot.
+    """
+
+    def __init__(self, store: Store, key: SigningKey, clock: Callable[[], dt.datetime],
+                 *, seal_seconds: float = 1.0) -> None:
+        self.store = store
+        self.key = key
+        self.clock = clock
+        self.seal_seconds = seal_seconds
+        self._sealed_at = float("-inf")
+
+    @classmethod
+    def open(cls, config: Config, store: Store, clock: Callable[[], dt.datetime]) -> AuditLog:
+        """The log of ``store``, signed with the configured key (created on first use).
+
+        A log that already has entries never gets a fresh key silently: a missing key file
+        stops start-up, naming the file, so that a lost key is noticed, not papered over.
+        """
+        path = key_path(config)
+        if not path.exists() and (store.audit_head() is not None or store.audit_last() is not None):
+            signer = store.meta_get("audit_key")
+            raise ConfigError(
+                f"audit.key_file: {path} is missing, but the audit log in {config.store_path} already has "
+                f"entries signed with key {signer}: restore the key file (or move the database aside to "
+                "start a new log)"
+            )
+        key = SigningKey.load(path, create=True)
+        if store.meta_get(f"audit_public_key:{key.kid}") is None:
+            with store.transaction():
+                store.meta_put(f"audit_public_key:{key.kid}", public_pem(key.public))
+                store.meta_put("audit_key", key.kid)
+        seal_seconds = float((config.raw.get("audit") or {}).get("seal_seconds", 1.0))
+        audit = cls(store, key, clock, seal_seconds=seal_seconds)
+        audit.seal()  # a tail left unsealed by a crash, or an end that disagrees with the head
+        return audit
+
+    def trail(self, **defaults: Any) -> Trail:
+        """A Trail whose entries all carry ``defaults`` (the request id and patient, say)."""
+        return Trail(self, **defaults)
+
+    def record(self, kind: str, **fields: Any) -> None:
+        """Append one entry now (in the caller's transaction, if any)."""
+        self.append([(kind, fields)])
+
+    def seal(self) -> None:
+        """Sign the head now, if the log has moved since it was last signed."""
+        self.append([], seal=True)
+
+    def append(self, items: Iterable[tuple[str, Mapping[str, Any]]], *, seal: bool = False) -> None:
+        """Append entries (and sign the head when due), in one transaction (the caller's, when open).
+
+        An end that disagrees with the signed head (entries cut off, the head deleted) is written
+        into the log itself as an ``audit.anomaly`` entry, and numbering resumes after the head,
+        so that later appends never paper over the gap.
+        """
+        checked = [(kind, _checked(kind, fields)) for kind, fields in items]
+        now = time.monotonic()
+        due = seal or now - self._sealed_at >= self.seal_seconds
+        with self.store.transaction():
+            last, head = self.store.audit_last(), self.store.audit_head()
+            seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
+            problem = self._problem(last, head, thorough=due)
+            if problem is not None:
+                log.error("audit log: %s; run `emrcomm audit verify`", problem)
+                checked.insert(0, ("audit.anomaly", {"problem": problem, "last_seq": seq,
+                                                     **({"head_seq": head["seq"]} if head else {})}))
+                seq = max(seq, head["seq"] if head else 0)
+            if not checked and (last is None or (head is not None and head["seq"] == last["seq"])):
+                return  # nothing new to sign
+            rows: list[tuple[int, str, str, str]] = []
+            if checked:
+                at = self.clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
+                kid = self.key.kid
+                for kind, fields in checked:
+                    seq += 1
+                    entry = {**fields, "seq": seq, "at": at, "kind": kind, "prev": prev, "key": kid}
+                    text = canonical(entry)
+                    digest = hashlib.sha256(text).digest()
+                    prev = digest.hex()
+                    rows.append((seq, text.decode("ascii"), prev, self.key.sign(digest)))
+            due = due or problem is not None
+            new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
+            self.store.audit_append(rows, new_head)
+        if due:
+            self._sealed_at = now
+
+    def _problem(self, last: Mapping[str, Any] | None, head: Mapping[str, Any] | None, *,
+                 thorough: bool) -> str | None:
+        """Why the log's end and its signed head disagree, or None. ``thorough`` (when sealing)
+        also checks that the entry the head names is still the one it signed."""
+        if head is None:
+            return "the signed head was missing" if last is not None else None
+        if last is None or last["seq"] < head["seq"]:
+            upto = last["seq"] if last else 0
+            return f"the log ended at entry {upto} but its signed head named entry {head['seq']}"
+        signed = last["hash"] if last["seq"] == head["seq"] else self.store.audit_hash(head["seq"]) if thorough else None
+        if signed is not None and signed != head["hash"]:
+            return f"entry {head['seq']}, which the signed head names, is not the one it signed"
+        return None
+
+
+class Trail:
+    """The entries of one request, collected as it goes and written inside the transaction that
+    files its records (one fsync for both). ``flush`` is cheap when empty.
+
+    ``note(**fields)`` adds fields to the next entry: the rule codes found travel with the
+    decision they led to, in one signed entry rather than two.
+    """
+
+    def __init__(self, audit: AuditLog | None, **defaults: Any) -> None:
+        self.audit = audit
+        self.defaults = defaults
+        self.notes: dict[str, Any] = {}
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+
+    def note(self, **fields: Any) -> None:
+        self.notes.update(fields)
+
+    def add(self, kind: str, **fields: Any) -> None:
+        self.pending.append((kind, _checked(kind, {**self.defaults, **self.notes, **fields})))
+        self.notes = {}
+
+    def flush(self) -> None:
+        if not self.pending or self.audit is None:
+            return
+        items, self.pending = self.pending, []
+        try:
+            self.audit.append(items)
+        except BaseException:
+            self.pending = items + self.pending
+            raise
+
+
+# ------------------------------------------------------------------------------------ verify
+
+
+@frozen
+class Problem:
+    """One thing verification found wrong: where (storage position, entry number) and what."""
+
+    what: str  # edited, forged, deleted, inserted, reordered, truncated, head, anchor, key
+    message: str
+    seq: int | None = None
+    position: int | None = None
+
+
+@frozen
+class Report:
+    entries: int
+    head_seq: int | None
+    head_hash: str | None
+    keys: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    unsealed: int = 0  # signed entries after the signed head: appended since the last seal
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "entries": self.entries, "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "unsealed": self.unsealed,
+            "keys": list(self.keys),
+            "problems": [{"what": p.what, "seq": p.seq, "position": p.position, "message": p.message}
+                         for p in self.problems],
+        }
+
+
+@frozen
+class _Row:
+    position: int
+    seq: int | None
+    prev: str | None
+    hash: str
+    intact: bool  # content matches its hash and the signature is good
+
+
+def _verify_signature(keys: Mapping[str, Ed25519PublicKey], kid: Any, sig: str, message: bytes) -> bool | None:
+    """True/False, or None when ``kid`` is not a trusted key."""
+    public = keys.get(kid) if isinstance(kid, str) else None
+    if public is None:
+        return None
+    try:
+        public.verify(base64.b64decode(sig, validate=True), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int, str] | None = None) -> Report:
+    """Check every entry, the chain, the order and the head. Each problem names the entry.
+
+    ``keys`` are the trusted public keys (the key file's, and any an auditor supplies).
+    ``anchor`` is an (entry number, hash) noted earlier, e.g. from a previous verify: the entry
+    must still be there with that hash, which finds a log rewritten or cut before it.
+    """
+    trusted = {key_id(k): k for k in keys}
+    problems: list[Problem] = []
+    rows: list[_Row] = []
+    for position, row in enumerate(store.audit_entries(), 1):
+        text = row["entry"]
+        try:
+            entry = json.loads(text)
+            seq = entry["seq"] if isinstance(entry.get("seq"), int) else None
+        except (json.JSONDecodeError, AttributeError):
+            entry, seq = {}, None
+        name = f"entry {seq}" if seq is not None else f"the entry at position {position}"
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if digest != row["hash"] or seq is None:
+            problems.append(Problem("edited", f"{name}: its content does not match its hash (edited)",
+                                    seq, position))
+            rows.append(_Row(position, seq, entry.get("prev"), row["hash"], False))
+            continue
+        signed = _verify_signature(trusted, entry.get("key"), row["sig"], bytes.fromhex(digest))
+        if signed is None:
+            problems.append(Problem("key", f"{name}: signed with key {entry.get('key')!r}, which is not a trusted "
+                                           "key (give the right one with --public-key)", seq, position))
+        elif not signed:
+            problems.append(Problem("forged", f"{name}: the signature does not match its content "
+                                              "(rewritten or inserted without the key)", seq, position))
+        elif entry.get("kind") == "audit.anomaly":
+            problems.append(Problem("anomaly", f"{name}: the log found, when it was next written, that "
+                                               f"{entry.get('problem')}", seq, position))
+        rows.append(_Row(position, seq, entry.get("prev"), digest, bool(signed)))
+
+    by_seq: dict[int, _Row] = {}
+    for r in rows:
+        if r.seq is not None and r.intact and r.seq not in by_seq:
+            by_seq[r.seq] = r
+    present = {r.seq for r in rows if r.seq is not None}
+    expected = 1
+    reported: set[int] = set()
+    for r in rows:
+        if r.seq is None or not r.intact:
+            expected = max(expected, (r.seq or 0) + 1)
+            continue
+        first = by_seq[r.seq]
+        if first is not r:
+            problems.append(Problem("inserted", f"entry {r.seq} appears twice (positions {first.position} and "
+                                                f"{r.position}): a copy was inserted", r.seq, r.position))
+            continue
+        if r.seq > expected:
+            gap = list(range(expected, r.seq))
+            later = [s for s in gap if s in present]
+            missing = [s for s in gap if s not in present]
+            if missing:
+                span = _span(missing)
+                problems.append(Problem("deleted", f"entr{'y' if len(missing) == 1 else 'ies'} {span} "
+                                        f"{'is' if len(missing) == 1 else 'are'} missing: deleted "
+                                        f"(entry {r.seq} follows entry {expected - 1 if expected > 1 else 'none'})",
+                                        missing[0], r.position))
+            if later:
+                problems.append(Problem("reordered", f"entry {r.seq} (position {r.position}) comes before entr"
+                                        f"{'y' if len(later) == 1 else 'ies'} {_span(later)}: the log was reordered",
+                                        r.seq, r.position))
+                reported.update(later)
+        elif r.seq < expected and r.seq not in reported:
+            problems.append(Problem("reordered", f"entry {r.seq} (position {r.position}) comes after entry "
+                                    f"{expected - 1}: the log was reordered", r.seq, r.position))
+        wanted_prev = GENESIS if r.seq == 1 else (by_seq[r.seq - 1].hash if r.seq - 1 in by_seq else None)
+        if wanted_prev is not None and r.prev != wanted_prev:
+            problems.append(Problem("inserted", f"entry {r.seq} does not follow entry {r.seq - 1} in the chain "
+                                    "(an entry was replaced or inserted)", r.seq, r.position))
+        expected = max(expected, r.seq + 1)
+
+    last_seq = max(present) if present else 0
+    head = store.audit_head()
+    if head is None:
+        if rows:
+            problems.append(Problem("head", "the signed head is missing: entries may have been removed from the end"))
+    else:
+        message = head_message(head["seq"], head["hash"])
+        signed = any(_verify_signature(trusted, kid, head["sig"], message) for kid in trusted)
+        if not signed:
+            problems.append(Problem("head", f"the signed head (entry {head['seq']}) has a signature that does "
+                                            "not match (edited)", head["seq"]))
+        elif head["seq"] > last_seq:
+            span = _span(list(range(last_seq + 1, head["seq"] + 1)))
+            problems.append(Problem("truncated", f"the log ends at entry {last_seq} but its signed head says "
+                                    f"{head['seq']}: entr{'y' if head['seq'] == last_seq + 1 else 'ies'} {span} "
+                                    "were cut off the end (truncated)", last_seq + 1))
+        elif head["seq"] in by_seq and by_seq[head["seq"]].hash != head["hash"]:
+            problems.append(Problem("head", f"the signed head does not match entry {head['seq']}", head["seq"]))
+    if anchor is not None:
+        seq, hash_hex = anchor
+        found = by_seq.get(seq)
+        if found is None or found.hash != hash_hex:
+            problems.append(Problem("anchor", f"entry {seq} is not the one noted earlier ({hash_hex[:12]}…): the "
+                                              "log was rewritten or cut before it", seq))
+    return Report(
+        entries=len(rows),
+        head_seq=head["seq"] if head else None,
+        head_hash=head["hash"] if head else None,
+        keys=tuple(sorted(trusted)),
+        problems=tuple(problems),
+        unsealed=max(0, last_seq - head["seq"]) if head else 0,
+    )
+
+
+def _span(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return str(numbers[0])
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]}-{numbers[-1]}"
+    return ", ".join(str(n) for n in numbers)
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+def entries(store: Store) -> Iterator[dict[str, Any]]:
+    """Every entry as stored: its fields plus ``hash`` and ``sig`` (verifiable offline:
+    drop those two, serialise canonically, SHA-256)."""
+    for row in store.audit_entries():
+        try:
+            entry = json.loads(row["entry"])
+        except json.JSONDecodeError:
+            entry = {"unreadable": row["entry"]}
+        yield {**entry, "hash": row["hash"], "sig": row["sig"]}
+
+
+def write_jsonl(store: Store, out: IO[str]) -> int:
+    n = 0
+    for item in entries(store):
+        out.write(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n")
+        n += 1
+    return n
+
+
+_FAILURES = frozenset({"delivery.failed", "record.not_filed", "failed"})
+
+
+def audit_event(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A FHIR R4 AuditEvent for one entry; the chain (seq, hash, prev, signature) rides in the
+    last entity's details so that the export can be checked against the log."""
+    from emrcomm.fhir import REQUEST_ID_SYSTEM
+
+    kind = str(item.get("kind", "unknown"))
+    recorded = str(item.get("at", ""))
+    entity: list[dict[str, Any]] = []
+    if item.get("patient"):
+        entity.append({"what": {"reference": item["patient"]},
+                       "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
+                                "display": "Person"},
+                       "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",
+                                "display": "Patient"}})
+    if item.get("request"):
+        entity.append({"what": {"identifier": {"system": REQUEST_ID_SYSTEM, "value": item["request"]}},
+                       "type": {"system": "http://hl7.org/fhir/resource-types", "code": "CommunicationRequest"}})
+    for record in [item["record"]] if item.get("record") else list(item.get("records") or ()):
+        entity.append({"what": {"reference": f"Communication/{record}"},
+                       "type": {"system": "http://hl7.org/fhir/resource-types", "code": "Communication"}})
+    details: list[dict[str, Any]] = [
+        {"type": "seq", "valueString": str(item.get("seq"))},
+        {"type": "hash", "valueString": str(item.get("hash"))},
+        {"type": "prev", "valueString": str(item.get("prev"))},
+        {"type": "key", "valueString": str(item.get("key"))},
+        {"type": "signature", "valueBase64Binary": str(item.get("sig"))},
+    ]
+    for name in ("codes", "reasons", "channels", "channel", "plugin", "error", "until", "provider_id", "status",
+                 "category", "problem"):
+        value = item.get(name)
+        if value:
+            details.append({"type": name, "valueString": " ".join(value) if isinstance(value, list) else str(value)})
+    entity.append({"what": {"identifier": {"system": AUDIT_LOG_SYSTEM, "value": str(item.get("seq"))}},
+                   "detail": details})
+    digest = str(item.get("hash", ""))
+    return {
+        "resourceType": "AuditEvent",
+        "id": str(uuid.UUID(hex=digest[:32])) if len(digest) >= 32 else f"audit-{item.get('seq')}",
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100",
+                 "display": "Application Activity"},
+        "subtype": [{"system": AUDIT_SYSTEM, "code": kind, "display": KINDS.get(kind, kind)}],
+        "action": "E",
+        "recorded": recorded,
+        "outcome": "4" if kind in _FAILURES else "0",
+        "agent": [{"who": {"display": "emrcomm host"}, "requestor": False,
+                   **({"name": item["plugin"]} if item.get("plugin") else {})}],
+        "source": {"observer": {"display": "emrcomm"},
+                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
+                             "display": "Application Server"}]},
+        "entity": entity,
+    }
+
+
+def write_fhir(store: Store, out: IO[str]) -> int:
+    """A FHIR R4 Bundle (collection) of AuditEvents, streamed entry by entry."""
+    out.write('{"resourceType":"Bundle","type":"collection"')
+    n = 0
+    for item in entries(store):
+        event = audit_event(item)
+        out.write((',' if n else ',"entry":[') + json.dumps({"fullUrl": f"urn:uuid:{event['id']}", "resource": event},
+                                                            separators=(",", ":")))
+        n += 1
+    out.write("]}\n" if n else "}\n")  # FHIR allows no empty arrays
+    return n

@@ -1,0 +1,1 @@
+"""The test FHIR server (Medplum behind shim.cjs) and its Python handle."""

@@ -1,0 +1,411 @@
+"""The audit log: every decision is appended, signed and chained; it holds ids and codes, never
+words or addresses; and `emrcomm audit verify` names the entry that was edited, deleted,
+inserted or moved, and the entries cut off the end."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from emrcomm import audit
+from emrcomm.cli import main
+from emrcomm.errors import ConfigError
+from emrcomm.fhir import validate_resource
+from emrcomm.host import Host
+from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity
+from emrcomm.store import SQLiteStore
+from fhir_schema import schema_errors
+from support import write_config
+from test_pipeline import TORONTO, reminder, sms_sink
+
+NOTE = "Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily."
+
+
+def entries(host: Host) -> list[dict[str, Any]]:
+    return list(audit.entries(host.store))
+
+
+def kinds(host: Host, request: str | None = None) -> list[str]:
+    return [e["kind"] for e in entries(host) if request is None or e.get("request") == request]
+
+
+# ---------------------------------------------------------------- what is logged
+
+
+def test_a_sent_request_logs_each_decision_in_order(host: Host) -> None:
+    outcome = host.send(reminder(rid="a-1"))
+    assert kinds(host, "a-1") == ["request.received", "channel.chosen", "sent"]
+    received, chosen, sent = [e for e in entries(host) if e.get("request") == "a-1"]
+    assert (received["patient"], received["category"]) == ("Patient/on-en", "appointment-reminder")
+    assert (chosen["channels"], chosen["records"]) == (["sms"], list(outcome.record_ids))
+    assert (sent["channel"], sent["record"], sent["patient"]) == ("sms", outcome.record_ids[0], "Patient/on-en")
+
+
+def test_the_rule_codes_found_travel_with_the_decision(host: Host) -> None:
+    outcome = host.send(reminder("Patient/stopped", rid="a-2"))  # SMS revoked: email instead
+    [chosen] = [e for e in entries(host) if e["kind"] == "channel.chosen"]
+    assert outcome.channels == ("email",) and "CONSENT_REVOKED" in chosen["codes"]
+
+
+def test_a_blocked_request_logs_its_rule_codes(host: Host) -> None:
+    outcome = host.send(reminder("Patient/none", rid="b-1"))
+    assert kinds(host, "b-1") == ["request.received", "blocked"]
+    blocked = entries(host)[-1]
+    assert blocked["reasons"] == ["CONSENT_MISSING"] and blocked["record"] == outcome.record_ids[0]
+    assert "CONSENT_MISSING" in blocked["codes"]
+
+
+def test_held_and_duplicate_requests_are_logged(host: Host, clock: Any) -> None:
+    clock.now = dt.datetime(2026, 11, 23, 22, 0, tzinfo=TORONTO)
+    host.send(reminder(rid="h-1"))
+    host.send(reminder(rid="h-1"))
+    assert kinds(host, "h-1") == ["request.received", "held", "request.received", "request.duplicate"]
+    held = next(e for e in entries(host) if e["kind"] == "held")
+    assert held["until"].startswith("2026-11-24T")
+
+
+def test_reads_replies_and_opt_outs_are_logged_without_addresses(host: Host, clock: Any) -> None:
+    outcome = host.send(reminder(rid="u-1"))
+    host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=outcome.record_ids[0]))
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+16135550123",
+                                        text="STOP", detail="Patient/on-en"))
+    read, optout = entries(host)[-2:]
+    assert (read["kind"], read["record"]) == ("read", outcome.record_ids[0])
+    assert (optout["kind"], optout["channel"], optout["patient"]) == ("optout", "sms", "Patient/on-en")
+
+
+def test_the_log_holds_ids_and_codes_never_words_or_addresses(host: Host, clock: Any) -> None:
+    host.send(reminder(rid="p-1"))
+    host.send(reminder("Patient/stopped", rid="p-2"))  # by email
+    host.send(Request("Patient/on-en", Category.CLINICAL, id="p-3", text=NOTE, sensitivity=Sensitivity.RESTRICTED))
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+16135550123",
+                                        text="STOP please", detail="Patient/on-en"))
+    [sms] = [line for line in sms_sink(host) if line["to"] == "+16135550123"][:1]
+    dumped = json.dumps(entries(host))
+    for secret in (sms["text"], "+16135550123", "6135550123", "sam.lee@example.org", "metformin", "HbA1c",
+                   "Alex", "Martin", "STOP please"):
+        assert secret not in dumped
+
+
+def test_an_entry_cannot_carry_text(host: Host) -> None:
+    with pytest.raises(audit.AuditError, match="'text' is not allowed"):
+        host.audit.record("sent", request="x", text="Your results are ready")
+    with pytest.raises(audit.AuditError, match="unknown audit kind 'chat'"):
+        host.audit.record("chat", request="x")
+
+
+def test_a_send_that_rolls_back_leaves_no_entry_that_says_it_went(
+        host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    host.send(reminder(rid="ok-1"))
+    before = entries(host)
+
+    def disk_full(**_: Any) -> bool:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(host.store, "outbox_put", disk_full)
+    with pytest.raises(sqlite3.OperationalError):
+        host.send(reminder(rid="rolled-back"))
+    assert entries(host) == before  # the request's entries went with its records: nowhere
+    assert audit.verify(host.store, [host.audit.key.public]).ok
+
+
+# ---------------------------------------------------------------- the key
+
+
+def test_the_signing_key_is_created_on_first_use_readable_by_its_owner_only(host: Host) -> None:
+    path = host.audit.key.path
+    assert path == host.config.store_path.parent / "audit-signing.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    pem = path.read_bytes()
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert pem not in host.config.store_path.read_bytes()
+    assert str(path) not in Path(host.config.source).read_text()
+
+
+def test_the_key_file_setting_is_used(make_host: Callable[..., Host], tmp_path: Path) -> None:
+    host = make_host('\n[audit]\nkey_file = "keys/audit.pem"\n')
+    assert host.audit.key.path == tmp_path / "keys" / "audit.pem" and host.audit.key.path.exists()
+
+
+def test_a_key_file_others_can_read_is_refused(make_host: Callable[..., Host], tmp_path: Path) -> None:
+    make_host().close()
+    key = tmp_path / "audit-signing.key"
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=rf"readable by other users \(mode 0644\); run: chmod 600 {key}"):
+        make_host()
+
+
+def test_a_lost_key_stops_start_up_instead_of_starting_a_new_one(
+        make_host: Callable[..., Host], tmp_path: Path) -> None:
+    first = make_host()
+    first.send(reminder(rid="k-1"))
+    first.close()
+    (tmp_path / "audit-signing.key").unlink()
+    with pytest.raises(ConfigError, match=r"audit.key_file: .*audit-signing.key is missing, but the audit log"):
+        make_host()
+
+
+# ---------------------------------------------------------------- tampering, found and named
+
+
+@pytest.fixture
+def logged(make_host: Callable[..., Host], clock: Any) -> tuple[Path, Any]:
+    """A closed host's database with 12 entries (4 sent requests), and its public key."""
+    host = make_host()
+    for i in range(4):
+        host.send(reminder(rid=f"t-{i}"))
+    public = host.audit.key.public
+    path = host.config.store_path
+    host.close()
+    return path, public
+
+
+def rows(path: Path) -> list[tuple[int, int, str, str, str]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT pos, seq, entry, hash, sig FROM audit_log ORDER BY pos").fetchall()
+
+
+def rewrite(path: Path, new_rows: list[tuple[int, str, str, str]]) -> None:
+    """What someone with write access to the file can do: put any rows back, in any order."""
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM audit_log")
+        db.executemany("INSERT INTO audit_log (pos, seq, entry, hash, sig) VALUES (?, ?, ?, ?, ?)",
+                       [(i, *r) for i, r in enumerate(new_rows, 1)])
+
+
+def kept(path: Path) -> list[tuple[int, str, str, str]]:
+    return [r[1:] for r in rows(path)]
+
+
+def verify(path: Path, public: Any) -> audit.Report:
+    store = SQLiteStore(path)
+    try:
+        return audit.verify(store, [public])
+    finally:
+        store.close()
+
+
+def edit_text(entry: str) -> str:
+    data = json.loads(entry)
+    data["channel"] = "email"  # "it went by email", says the edited log
+    return audit.canonical(data).decode()
+
+
+def tamper_edit(path: Path) -> None:
+    r = kept(path)
+    r[4] = (r[4][0], edit_text(r[4][1]), r[4][2], r[4][3])
+    rewrite(path, r)
+
+
+def tamper_edit_and_rehash(path: Path) -> None:
+    r = kept(path)
+    text = edit_text(r[4][1])
+    r[4] = (r[4][0], text, hashlib.sha256(text.encode()).hexdigest(), r[4][3])
+    rewrite(path, r)
+
+
+def tamper_delete(path: Path) -> None:
+    rewrite(path, [r for r in kept(path) if r[0] != 6])
+
+
+def tamper_insert_forged(path: Path) -> None:
+    r = kept(path)
+    prev = r[5][2]
+    forged = {"seq": 7, "at": "2026-11-23T15:00:00.000000+00:00", "kind": "blocked", "request": "t-9",
+              "prev": prev, "key": json.loads(r[0][1])["key"]}
+    text = audit.canonical(forged).decode()
+    other = Ed25519PrivateKey.generate()  # not the log's key
+    digest = hashlib.sha256(text.encode()).digest()
+    r.insert(6, (7, text, digest.hex(), base64.b64encode(other.sign(digest)).decode()))
+    rewrite(path, r)
+
+
+def tamper_insert_copy(path: Path) -> None:
+    r = kept(path)
+    r.insert(8, r[2])
+    rewrite(path, r)
+
+
+def tamper_reorder(path: Path) -> None:
+    r = kept(path)
+    r[4], r[5] = r[5], r[4]
+    rewrite(path, r)
+
+
+def tamper_truncate(path: Path) -> None:
+    rewrite(path, kept(path)[:-3])
+
+
+TAMPERING = {
+    # name: (what is done, the problem's kind, the entry it names, words of the message)
+    "edit": (tamper_edit, "edited", 5, "entry 5: its content does not match its hash (edited)"),
+    "edit-and-rehash": (tamper_edit_and_rehash, "forged", 5, "entry 5: the signature does not match its content"),
+    "delete": (tamper_delete, "deleted", 6, "entry 6 is missing: deleted (entry 7 follows entry 5)"),
+    "insert-forged": (tamper_insert_forged, "forged", 7, "entry 7: the signature does not match its content"),
+    "insert-copy": (tamper_insert_copy, "inserted", 3, "entry 3 appears twice (positions 3 and 9)"),
+    "reorder": (tamper_reorder, "reordered", 6, "entry 6 (position 5) comes before entry 5: the log was reordered"),
+    "truncate": (tamper_truncate, "truncated", 10,
+                 "the log ends at entry 9 but its signed head says 12: entries 10-12 were cut off the end"),
+}
+
+
+def test_an_untouched_log_verifies(logged: tuple[Path, Any]) -> None:
+    path, public = logged
+    report = verify(path, public)
+    assert report.ok and report.entries == 12 and report.head_seq == 12
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERING))
+def test_tampering_is_found_and_the_entry_named(logged: tuple[Path, Any], name: str) -> None:
+    path, public = logged
+    tamper, what, seq, words = TAMPERING[name]
+    tamper(path)
+    report = verify(path, public)
+    assert not report.ok
+    first = report.problems[0]
+    assert (first.what, first.seq) == (what, seq)
+    assert words in first.message
+
+
+def test_a_missing_head_is_found(logged: tuple[Path, Any]) -> None:
+    path, public = logged
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM audit_head")
+    [problem] = verify(path, public).problems
+    assert problem.what == "head" and "the signed head is missing" in problem.message
+
+
+def test_entries_signed_by_an_unknown_key_are_named(logged: tuple[Path, Any]) -> None:
+    path, _public = logged
+    report = verify(path, Ed25519PrivateKey.generate().public_key())
+    assert {p.what for p in report.problems} == {"key", "head"}
+    assert "entry 1: signed with key" in report.problems[0].message
+
+
+def test_a_truncation_stays_visible_after_the_host_appends_again(
+        logged: tuple[Path, Any], make_host: Callable[..., Host]) -> None:
+    path, public = logged
+    tamper_truncate(path)
+    host = make_host()
+    host.send(reminder(rid="after"))
+    assert host.store.audit_head() is not None
+    [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
+    assert anomaly["problem"] == "the log ended at entry 9 but its signed head named entry 12"
+    assert anomaly["seq"] == 13  # numbering resumes after the head: the gap stays a gap
+    report = audit.verify(host.store, [public])
+    assert sorted((p.what, p.seq) for p in report.problems) == [("anomaly", 13), ("deleted", 10)]
+    assert any("entries 10-12 are missing: deleted (entry 13 follows entry 9)" in p.message
+               for p in report.problems)
+
+
+def test_an_anchor_noted_earlier_must_still_be_there(logged: tuple[Path, Any]) -> None:
+    path, public = logged
+    store = SQLiteStore(path)
+    try:
+        noted = (3, rows(path)[2][3])
+        assert audit.verify(store, [public], anchor=noted).ok
+        [problem] = audit.verify(store, [public], anchor=(3, "0" * 64)).problems
+    finally:
+        store.close()
+    assert problem.what == "anchor" and problem.seq == 3
+
+
+# ---------------------------------------------------------------- the command line and exports
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def cli_host(tmp_path: Path, clock: Any) -> Path:
+    from emrcomm.config import load_config
+
+    config = write_config(tmp_path)
+    with Host(load_config(config), clock=clock) as host:
+        host.send(reminder(rid="c-1"))
+        host.send(reminder("Patient/none", rid="c-2"))
+    return config
+
+
+def test_audit_verify_command_passes_then_names_the_edited_entry(
+        tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    config = cli_host(tmp_path, clock)
+    code, out, _ = run(capsys, "audit", "verify", "--config", str(config))
+    assert code == 0 and "5 entries" in out and "check out" in out
+    tamper_edit(tmp_path / "emrcomm.sqlite")
+    code, out, _ = run(capsys, "audit", "verify", "--config", str(config))
+    assert code == 4 and "entry 5: its content does not match its hash (edited)" in out
+    code, out, _ = run(capsys, "audit", "verify", "--config", str(config), "--json")
+    assert json.loads(out)["problems"][0]["seq"] == 5
+
+
+def test_audit_verify_with_a_public_key_only(tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    config = cli_host(tmp_path, clock)
+    code, pem, _ = run(capsys, "audit", "public-key", "--config", str(config))
+    assert code == 0 and pem.startswith("-----BEGIN PUBLIC KEY-----")
+    public = tmp_path / "auditor.pem"
+    public.write_text(pem)
+    os.rename(tmp_path / "audit-signing.key", tmp_path / "elsewhere.key")  # the auditor has no private key
+    code, out, _ = run(capsys, "audit", "verify", "--config", str(config), "--public-key", str(public))
+    assert code == 0 and "check out" in out
+    code, _, err = run(capsys, "audit", "verify", "--config", str(config))
+    assert code == 2 and "no trusted key" in err and "--public-key" in err
+
+
+def test_jsonl_export_verifies_offline_with_the_public_key(
+        tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    config = cli_host(tmp_path, clock)
+    code, out, _ = run(capsys, "audit", "export", "--config", str(config))
+    lines = [json.loads(line) for line in out.splitlines()]
+    _, pem, _ = run(capsys, "audit", "public-key", "--config", str(config))
+    public = serialization.load_pem_public_key(pem.encode())
+    prev = audit.GENESIS
+    for line in lines:
+        digest, sig = line.pop("hash"), line.pop("sig")
+        assert hashlib.sha256(audit.canonical(line)).hexdigest() == digest
+        assert line["prev"] == prev
+        public.verify(base64.b64decode(sig), bytes.fromhex(digest))  # type: ignore[union-attr]
+        prev = digest
+    assert code == 0 and [line["seq"] for line in lines] == list(range(1, 6))
+
+
+def test_fhir_export_is_a_bundle_of_valid_r4_audit_events(
+        tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    config = cli_host(tmp_path, clock)
+    out_file = tmp_path / "audit.json"
+    code, _, err = run(capsys, "audit", "export", "--format", "fhir", "-o", str(out_file), "--config", str(config))
+    assert code == 0 and "5 entries written" in err
+    bundle = json.loads(out_file.read_text())
+    assert schema_errors(bundle) == []
+    validate_resource(bundle)
+    events = [e["resource"] for e in bundle["entry"]]
+    assert [e["subtype"][0]["code"] for e in events] == [
+        "request.received", "channel.chosen", "sent", "request.received", "blocked"]
+    for event in events:
+        assert schema_errors(event) == []
+        validate_resource(event)
+    blocked = events[-1]
+    details = {d["type"]: d.get("valueString") for d in blocked["entity"][-1]["detail"]}
+    assert details["reasons"] == "CONSENT_MISSING" and details["seq"] == "5"
+    assert {"reference": "Patient/none"} in [e["what"] for e in blocked["entity"]]
+
+
+def test_an_empty_log_exports_a_valid_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path)
+    code, out, _ = run(capsys, "audit", "export", "--format", "fhir", "--config", str(config))
+    assert code == 0 and json.loads(out) == {"resourceType": "Bundle", "type": "collection"}

@@ -1,0 +1,492 @@
+"""Filing on a real FHIR server (Medplum's router behind tests/fhir_server/shim.cjs) and reading
+patients from it: every outcome lands there, is searched back, and survives the server going away
+in the middle of a batch with nothing lost and nothing twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import re
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emrcomm.cli import main
+from emrcomm.config import load_config
+from emrcomm.errors import ConfigError, PluginError
+from emrcomm.fhir import RECORD_ID_SYSTEM, validate_resource
+from emrcomm.host import Host
+from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
+from fhir_schema import schema_errors
+from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server, wait_for
+from support import BASE_CONFIG, REPO, consent, patient, small_clinic, write_config
+from test_pipeline import TORONTO, reminder, sms_sink
+
+PATIENTS = ("Patient/on-en", "Patient/qc-fr", "Patient/fl", "Patient/stopped", "Patient/none")
+
+
+@pytest.fixture
+def fhir() -> Iterator[ShimServer]:
+    """The session's FHIR server, running and empty."""
+    server = shared_server()
+    server.reset()
+    yield server
+    server.ensure_running()  # a test that stopped it leaves it running for the next one
+
+
+def records_table(server: ShimServer, **settings: Any) -> str:
+    lines = [f'base_url = "{server.base_url}"', f'token = {{env = "{TOKEN_VARIABLE}"}}']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    return "\n[plugins.fhir-records]\n" + "\n".join(lines) + "\n"
+
+
+def directory_table(server: ShimServer, **settings: Any) -> str:
+    lines = [f'base_url = "{server.base_url}"', f'token = {{env = "{TOKEN_VARIABLE}"}}']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    return "\n[plugins.fhir-directory]\n" + "\n".join(lines) + "\n"
+
+
+def filer(host: Host) -> Any:
+    return next(p.plugin for p in host.plugins if p.name == "fhir-records")
+
+
+def embedded(host: Host) -> dict[str, dict[str, Any]]:
+    return {entry["resource"]["id"]: entry["resource"] for entry in host.records().get("entry", [])}
+
+
+def on_server(server: ShimServer, **params: Any) -> list[dict[str, Any]]:
+    return server.search("Communication", **params)
+
+
+def record_ids_on(resources: list[dict[str, Any]]) -> list[str]:
+    return [i["value"] for r in resources for i in r.get("identifier", ()) if i.get("system") == RECORD_ID_SYSTEM]
+
+
+def send_batch(host: Host, n: int, prefix: str) -> list[Any]:
+    return [host.send(reminder(PATIENTS[i % len(PATIENTS)], rid=f"{prefix}-{i}")) for i in range(n)]
+
+
+# ---------------------------------------------------------------- filing every outcome
+
+
+def test_every_outcome_is_filed_on_the_server_and_searched_back_by_subject(
+        fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    host.send(reminder(rid="sent"))                                                   # completed
+    host.send(reminder("Patient/none", rid="blocked"))                                # not-done
+    host.send(Request("Patient/on-en", Category.CLINICAL, id="portal", text="Your biopsy was benign.",
+                      sensitivity=Sensitivity.RESTRICTED))                            # portal + notice
+    clock.now = dt.datetime(2026, 11, 23, 22, 0, tzinfo=TORONTO)
+    host.send(reminder(rid="held"))                                                   # on-hold
+    report = filer(host).flush()
+    assert (report.filed, report.pending, report.error) == (5, 0, None)
+
+    mine = embedded(host)
+    found = on_server(fhir, subject="Patient/on-en")
+    assert sorted(record_ids_on(found)) == sorted(r["id"] for r in mine.values() if r["subject"]["reference"]
+                                                  == "Patient/on-en")
+    assert sorted(r["status"] for r in found) == ["completed", "completed", "completed", "on-hold"]
+    [blocked] = on_server(fhir, subject="Patient/none")
+    assert blocked["status"] == "not-done"
+    assert blocked["statusReason"]["coding"][0]["code"] == "CONSENT_MISSING"
+
+
+def test_what_the_server_holds_is_valid_r4_and_is_what_the_chart_holds(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    send_batch(host, 5, "valid")
+    host.send(Request("Patient/on-en", Category.CLINICAL, id="portal", text="Your biopsy was benign.",
+                      sensitivity=Sensitivity.RESTRICTED))
+    filer(host).flush()
+    mine = embedded(host)
+    found = on_server(fhir)
+    assert len(found) == len(mine) == 7
+    for resource in found:
+        assert schema_errors(resource) == [], resource["id"]
+        validate_resource(resource)
+        [record_id] = record_ids_on([resource])
+        ours = {k: v for k, v in mine[record_id].items() if k not in ("id", "meta")}
+        assert {k: v for k, v in resource.items() if k not in ("id", "meta")} == ours
+    portal = [r for r in found if r["medium"][0]["coding"][0]["code"] == "ONLINEWRIT"]
+    assert [list(p) for r in portal for p in r["payload"]] == [["contentReference"]]  # never the note's words
+
+
+def test_batches_go_as_transaction_bundles(fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual", batch_size=4))
+    send_batch(host, 10, "bundle")
+    records = len(embedded(host))
+    filer(host).flush()
+    stats = fhir.control("stats")
+    assert stats["bundles"] == math.ceil(records / 4) and stats["bundleEntries"] == records
+    assert stats["writes"] == stats["bundles"]  # nothing was filed one at a time
+
+
+def test_batch_bundles_file_every_record_too(fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual", bundle="batch", batch_size=50))
+    send_batch(host, 10, "batch")
+    report = filer(host).flush()
+    assert (report.filed, report.pending) == (len(embedded(host)), 0)
+    assert fhir.control("stats")["bundles"] == 1
+    assert sorted(record_ids_on(on_server(fhir))) == sorted(embedded(host))
+
+
+def test_a_busy_server_is_retried_with_backoff_and_retry_after(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual", retries=2))
+    send_batch(host, 3, "busy")
+    fhir.control("fail", status=503, count=2, retry_after=0)  # two refusals: the third attempt passes
+    report = filer(host).flush()
+    assert (report.filed, report.error) == (len(embedded(host)), None)
+    assert fhir.control("stats")["refused"] == 2
+
+
+def test_a_server_that_stays_busy_leaves_everything_queued(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual", retries=1))
+    send_batch(host, 3, "busier")
+    fhir.control("fail", status=429, count=2, retry_after=0)
+    first = filer(host).flush()
+    assert first.filed == 0 and first.pending == len(embedded(host)) and "HTTP 429" in (first.error or "")
+    second = filer(host).flush()
+    assert (second.filed, second.pending) == (len(embedded(host)), 0)
+    assert Counter(record_ids_on(on_server(fhir))) == Counter(list(embedded(host)))
+
+
+def test_a_changed_record_updates_the_same_resource_on_the_server(
+        fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    outcome = host.send(reminder(rid="read-me"))
+    filer(host).flush()
+    host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=outcome.record_ids[0]))
+    assert filer(host).flush().filed == 1
+    [resource] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{outcome.record_ids[0]}")
+    assert resource["received"] == "2026-11-23T15:00:00Z"
+    history = fhir.get(f"Communication/{resource['id']}/_history")
+    assert len(history["entry"]) == 2
+
+
+def test_a_reply_is_filed_from_the_patient_in_response_to_the_record(
+        fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    outcome = host.send(reminder(rid="asked"))
+    update = DeliveryUpdate(kind="reply", at=clock.now, channel="sms", record_id=outcome.record_ids[0],
+                            provider_id="SM-reply-1", text="Can I come at 11 instead?")
+    host.delivery_update(update)
+    host.delivery_update(update)  # the provider called back twice: still one reply
+    filer(host).flush()
+    replies = [r for r in on_server(fhir, subject="Patient/on-en") if r.get("inResponseTo")]
+    assert len(replies) == 1
+    [reply] = replies
+    [original] = [r for r in on_server(fhir, subject="Patient/on-en") if not r.get("inResponseTo")]
+    assert reply["inResponseTo"] == [{"reference": f"Communication/{outcome.record_ids[0]}"}]
+    assert reply["sender"] == {"reference": "Patient/on-en"}
+    assert reply["recipient"] == [{"display": "Riverside Family Health"}]
+    assert reply["payload"] == [{"contentString": "Can I come at 11 instead?"}]
+    assert reply["status"] == "completed" and reply["basedOn"] == original["basedOn"]
+    assert schema_errors(reply) == []
+
+
+# ---------------------------------------------------------------- durable queue, server down and back
+
+
+def test_the_message_goes_only_once_its_record_is_queued(
+        fhir: ShimServer, make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+
+    def full_disk(**_: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(host.store, "filing_queue_put", full_disk)
+    outcome = host.send(reminder(rid="no-queue"))
+    assert outcome.status is Status.FAILED
+    assert [(f.code, f.plugin) for f in outcome.findings] == [("RECORD_NOT_FILED", "fhir-records")]
+    assert sms_sink(host) == []
+
+
+def test_records_wait_while_the_server_is_down_and_are_filed_when_a_host_starts(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    fhir.stop()
+    settings = records_table(fhir, max_backoff=1, retries=0)
+    host = make_host(settings)
+    outcomes = send_batch(host, 6, "offline")
+    assert all(o.status in (Status.SENT, Status.BLOCKED) for o in outcomes)  # the messages went out
+    assert len(sms_sink(host)) == sum(o.status is Status.SENT and o.channels == ("sms",) for o in outcomes)
+    waiting = filer(host).queue_status()["pending"]
+    assert waiting == len(embedded(host)) > 0
+    started = time.monotonic()
+    host.close()  # the server is known to be down: closing does not wait for it
+    assert time.monotonic() - started < 3
+
+    fhir.start()
+    again = make_host(settings)  # the same store: its pusher files what was left, at start-up
+    assert wait_for(lambda: filer(again).queue_status()["pending"] == 0)
+    assert sorted(record_ids_on(on_server(fhir))) == sorted(embedded(again))
+
+
+def test_a_server_crash_in_the_middle_of_a_batch_loses_nothing_and_duplicates_nothing(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual", batch_size=8, retries=1))
+    send_batch(host, 30, "crash")
+    mine = embedded(host)
+    fhir.crash_after_writes(2)  # the 2nd bundle is written, then the server dies before answering
+    first = filer(host).flush()
+    fhir.wait_until_dead()
+    assert first.filed == 8 and first.pending == len(mine) - 8 and "unavailable" in (first.error or "")
+
+    fhir.start()
+    assert len(on_server(fhir)) == 16  # the unanswered bundle did reach the server
+    second = filer(host).flush()
+    assert (second.filed, second.pending, second.error) == (len(mine) - 8, 0, None)
+    found = on_server(fhir)
+    counts = Counter(record_ids_on(found))
+    assert sorted(counts) == sorted(mine) and set(counts.values()) == {1}
+    for resource in found:
+        [record_id] = record_ids_on([resource])
+        assert resource["status"] == mine[record_id]["status"]
+
+
+def test_stopping_the_server_while_sending_loses_nothing_and_duplicates_nothing(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, batch_size=8, max_backoff=1, retries=1))
+    outcomes = []
+    for i in range(60):
+        if i == 20:
+            fhir.kill()  # mid-stream: the pusher is filing what the first 20 sends queued
+        outcomes.append(host.send(reminder(PATIENTS[i % len(PATIENTS)], rid=f"stop-{i}")))
+    assert all(o.status in (Status.SENT, Status.BLOCKED) for o in outcomes)
+    assert filer(host).queue_status()["pending"] > 0
+    fhir.start()
+    assert wait_for(lambda: filer(host).queue_status()["pending"] == 0, timeout=30)
+    mine = embedded(host)
+    found = on_server(fhir)
+    counts = Counter(record_ids_on(found))
+    assert sorted(counts) == sorted(mine) and set(counts.values()) == {1}
+    assert {r["status"] for r in found} == {mine[i]["status"] for i in counts}
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def test_a_wrong_token_is_refused_named_and_never_written(
+        fhir: ShimServer, make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, "not-the-token-42")
+    host = make_host(records_table(fhir, push="manual"))
+    host.send(reminder(rid="bad-token"))
+    with caplog.at_level(logging.DEBUG):
+        report = filer(host).flush()
+    assert report.filed == 0 and report.pending == 1
+    assert "HTTP 401" in (report.error or "") and "plugins.fhir-records.token" in (report.error or "")
+    assert fhir.control("stats")["unauthorized"] >= 1 and on_server(fhir) == []
+    assert "not-the-token-42" not in caplog.text and "not-the-token-42" not in (report.error or "")
+    assert "not-the-token-42" not in host.config.base_dir.joinpath("emrcomm.toml").read_text()
+
+
+def test_a_record_the_server_refuses_is_set_aside_and_the_rest_are_filed(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    outcomes = send_batch(host, 4, "refuse")
+    spoiled = outcomes[0].record_ids[0]
+    for _ in range(2):  # two resources already claim this record's identifier: no conditional create can
+        fhir.post({"resourceType": "Communication", "status": "completed",
+                   "identifier": [{"system": RECORD_ID_SYSTEM, "value": spoiled}]})
+    report = filer(host).flush()
+    assert (report.rejected, report.pending) == (1, 0)
+    status = filer(host).queue_status()
+    assert [r["record_id"] for r in status["rejected"]] == [spoiled]
+    assert status["rejected"][0]["last_error"].startswith(("HTTP 412", "HTTP 400"))
+    assert sorted(set(record_ids_on(on_server(fhir))) - {spoiled}) == sorted(set(embedded(host)) - {spoiled})
+
+
+def test_an_invalid_communication_is_refused_before_it_reaches_the_server(
+        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    outcome = host.send(reminder(rid="invalid"))
+    [rid] = outcome.record_ids
+    meta = host.store.record_meta(rid)
+    broken = {**host.store.get_record(rid), "sent": "yesterday"}  # type: ignore[dict-item]
+    host.store.file_record(id=rid, request_id=meta["request_id"], patient=meta["patient"], status="completed",
+                           channel=meta["channel"], category=meta["category"], recorded=host.clock(),
+                           resource=broken)
+    report = filer(host).flush()
+    assert (report.filed, report.rejected) == (0, 1)
+    [rejected] = filer(host).queue_status()["rejected"]
+    assert rejected["last_error"].startswith("not valid FHIR R4: sent")
+    assert on_server(fhir) == []
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_records_flush_and_queue_from_the_command_line(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, records_table(fhir, push="manual"))
+    with Host.from_config(config) as host:
+        send_batch(host, 3, "cli")
+        expected = len(embedded(host))
+    code, out = run(capsys, "records", "queue", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)[0]["pending"] == expected
+    code, out = run(capsys, "records", "flush", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)[0]["filed"] == expected
+    fhir.stop()
+    with Host.from_config(config) as host:
+        host.send(reminder(rid="cli-late"))
+    code, out = run(capsys, "records", "flush", "--config", str(config))
+    assert code == 4 and "1 waiting" in out and "unavailable" in out
+
+
+def test_records_search_the_server_by_patient_status_channel_and_date(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], clock: Any) -> None:
+    config = write_config(tmp_path, records_table(fhir, push="manual"))
+    with Host(load_config(config), clock=clock) as host:  # sent at 2026-11-23T15:00Z
+        send_batch(host, 5, "search")
+        filer(host).flush()
+        mine = embedded(host)
+    base = ("records", "--source", "server", "--config", str(config))
+    code, out = run(capsys, *base, "--patient", "Patient/qc-fr")
+    bundle = json.loads(out)
+    assert code == 0 and bundle["type"] == "searchset" and schema_errors(bundle) == []
+    assert {e["resource"]["subject"]["reference"] for e in bundle["entry"]} == {"Patient/qc-fr"}
+    code, out = run(capsys, *base, "--status", "not-done")
+    assert [e["resource"]["statusReason"]["coding"][0]["code"] for e in json.loads(out)["entry"]] == \
+        ["CONSENT_MISSING"]
+    code, out = run(capsys, *base, "--channel", "email")
+    emailed = sorted(r["id"] for r in mine.values() if r.get("medium", [{}])[0].get("coding", [{}])[0].get("code")
+                     == "EMAILWRIT")
+    assert sorted(record_ids_on([e["resource"] for e in json.loads(out)["entry"]])) == emailed
+    sent = sum(1 for r in mine.values() if "sent" in r)
+    code, out = run(capsys, *base, "--since", "2026-11-23T00:00:00+00:00", "--until", "2026-11-24")
+    assert len(json.loads(out)["entry"]) == sent
+    code, out = run(capsys, *base, "--since", "2026-11-24")
+    assert "entry" not in json.loads(out)
+
+
+# ---------------------------------------------------------------- the directory on the server
+
+MRN = "http://riverside.example/fhir/sid/mrn"
+
+
+def load_clinic(server: ShimServer, extra: list[dict[str, Any]] | None = None) -> None:
+    for entry in small_clinic()["entry"]:
+        resource = dict(entry["resource"])
+        if resource["resourceType"] == "Patient":
+            resource["identifier"] = [{"system": MRN, "value": f"MRN-{resource['id']}"}]
+        server.put(resource)
+    for resource in extra or ():
+        server.put(resource)
+
+
+def directory_host(make_host: Callable[..., Host], server: ShimServer, tmp_path: Path, **settings: Any) -> Host:
+    # The Bundle directory knows nobody here: every patient comes from the server.
+    (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+    text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
+    return make_host(config_text=text + directory_table(server, **settings))
+
+
+def test_directory_reads_patient_and_consents_from_the_server(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    load_clinic(fhir)
+    host = directory_host(make_host, fhir, tmp_path)
+    assert host.send(reminder(rid="d-1")).channels == ("sms",)
+    assert host.send(reminder("Patient/stopped", rid="d-2")).channels == ("email",)  # the revoked SMS consent
+    blocked = host.send(reminder("Patient/none", rid="d-3"))
+    assert blocked.status is Status.BLOCKED and "CONSENT_MISSING" in {f.code for f in blocked.findings}
+    host.send(reminder("Patient/qc-fr", rid="d-4"))
+    assert "rendez-vous" in sms_sink(host)[-1]["text"].lower()
+
+
+def test_directory_finds_a_patient_by_identifier(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    load_clinic(fhir)
+    host = directory_host(make_host, fhir, tmp_path)
+    outcome = host.send(reminder(f"Patient?identifier={MRN}|MRN-on-en", rid="by-mrn"))
+    assert outcome.status is Status.SENT and sms_sink(host)[0]["to"] == "+16135550123"
+    assert host.send(reminder(f"{MRN}|MRN-qc-fr", rid="by-token")).status is Status.SENT
+
+
+def test_directory_an_identifier_two_patients_share_finds_nobody(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    twin = {**patient("twin", given="Tom", family="Twin", mobile="+16135550188"),
+            "identifier": [{"system": MRN, "value": "MRN-on-en"}]}
+    load_clinic(fhir, [twin, consent("c-twin", "twin", "sms")])
+    host = directory_host(make_host, fhir, tmp_path)
+    outcome = host.send(reminder(f"Patient?identifier={MRN}|MRN-on-en", rid="twins"))
+    assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+    assert sms_sink(host) == []
+
+
+def test_directory_a_patient_the_server_lacks_is_unknown(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    load_clinic(fhir)
+    host = directory_host(make_host, fhir, tmp_path)
+    outcome = host.send(reminder("Patient/nobody-here", rid="ghost"))
+    assert [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+
+
+def test_directory_server_down_stops_the_request_and_names_the_server(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    load_clinic(fhir)
+    host = directory_host(make_host, fhir, tmp_path, retries=0)
+    fhir.stop()
+    with pytest.raises(PluginError, match=rf"fhir-directory.*{fhir.base_url} is unavailable.*send the request again"):
+        host.send(reminder(rid="down"))
+    assert host.records()["total"] == 0 and sms_sink(host) == []
+    fhir.start()
+    assert host.send(reminder(rid="down")).status is Status.SENT  # the same request, once the server is back
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_fhir_plugins_run_only_when_the_config_names_them(make_host: Callable[..., Host]) -> None:
+    names = [p.name for p in make_host().plugins]
+    assert "fhir-records" not in names and "fhir-directory" not in names
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('\n[plugins.fhir-records]\nbase_url = "http://fhir.clinic.example/r4"\n',
+         "plugins.fhir-records.base_url: 'http://fhir.clinic.example/r4': plain http is allowed only for a "
+         "server on this machine; use https"),
+        ("\n[plugins.fhir-records]\nbatch_size = 8\n", "'base_url' is a required property"),
+        ('\n[plugins.fhir-records]\nbase_url = "https://x.example"\ntoken = "abc123"\n',
+         "plugins.fhir-records.token: secrets cannot be written in the config file"),
+        ('\n[plugins.fhir-directory]\nbase_url = "https://x.example"\ntoken = {env = "EMRCOMM_NO_SUCH_VAR"}\n',
+         "plugins.fhir-directory.token: environment variable EMRCOMM_NO_SUCH_VAR is not set"),
+    ],
+    ids=["http-elsewhere", "no-base-url", "literal-token", "token-variable-unset"],
+)
+def test_fhir_settings_errors_name_the_setting(make_host: Callable[..., Host], table: str, expected: str) -> None:
+    with pytest.raises((ConfigError, PluginError)) as err:
+        make_host(table)
+    assert expected in str(err.value)
+    assert "abc123" not in str(err.value)
+
+
+# ---------------------------------------------------------------- docs/records.md stays true
+
+
+def test_every_outcome_in_docs_records_has_a_valid_sample() -> None:
+    text = (REPO / "docs" / "records.md").read_text(encoding="utf-8")
+    table = text.split("## What each outcome files", 1)[1].split("\n## ", 1)[0]
+    linked = re.findall(r"\]\(#([a-z-]+)\)", table)
+    sections = dict(re.findall(r"^### ([a-z-]+)\n.*?```json\n(.*?)```", text, re.S | re.M))
+    assert linked and sorted(linked) == sorted(sections)
+    for name, sample in sections.items():
+        resource = json.loads(sample)
+        assert resource["resourceType"] == "Communication", name
+        assert schema_errors(resource) == [], name
+        validate_resource(resource)
