@@ -1,53 +1,90 @@
 """Built-in secure portal channel: the message waits in the store, encrypted at rest with
-AES-GCM under a key ring; the patient is told by a content-free notice on another channel.
+AES-GCM under a key ring; the patient is told by a content-free notice on another channel and
+opens the message through a magic link after proving their date of birth (docs/portal.md).
 """
 
 from __future__ import annotations
 
-import json
-import uuid
+from typing import Any
 
-from emrcomm import Channel, Message, PluginContext, Receipt, hookimpl
+from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Recipient, Route, hookimpl
 from emrcomm.config import load_schema
+from emrcomm.fhir import BASE, fhir_datetime
+from emrcomm.rules import finding
 from emrcomm_portal.keyring import KeyRing
+from emrcomm_portal.service import HostEvents, Opened, PortalService, Rotation, Visit
+from emrcomm_portal.transport import PortalTransport
 
+__all__ = ["HostEvents", "Opened", "Plugin", "PortalService", "PortalTransport", "Rotation", "Visit"]
 
-class PortalTransport:
-    """Stores the message encrypted; the record id is the message id, so a retry stores nothing new."""
-
-    def __init__(self, context: PluginContext, ring: KeyRing) -> None:
-        self.context = context
-        self.ring = ring
-
-    def send(self, message: Message, address: str, key: str) -> Receipt:
-        # The record id is the message id: the filed Communication references urn:uuid:<it>.
-        message_id = uuid.UUID(hex=key).hex
-        body = json.dumps({"subject": message.subject, "text": message.text, "language": message.language})
-        key_id, nonce, ciphertext = self.ring.encrypt(body.encode("utf-8"), aad=message_id.encode())
-        at = self.context.clock()
-        self.context.store.portal_put(id=message_id, record_id=key, patient=address, key_id=key_id,
-                                      nonce=nonce, ciphertext=ciphertext, created=at)
-        return Receipt(channel="portal", address=address, provider_id=message_id, status="stored", at=at)
-
-    def read(self, message_id: str) -> dict[str, str]:
-        row = self.context.store.portal_get(message_id)
-        if row is None:
-            raise KeyError(message_id)
-        plain = self.ring.decrypt(row["key_id"], row["nonce"], row["ciphertext"], aad=message_id.encode())
-        data: dict[str, str] = json.loads(plain)
-        return data
+STATE_SYSTEM = f"{BASE}/CodeSystem/portal-state"
+CHANNEL = "portal"
 
 
 class Plugin:
-    """Registers the ``portal`` channel (secure, v3 medium ONLINEWRIT)."""
+    """Registers the ``portal`` channel (secure, v3 medium ONLINEWRIT) and keeps its records in
+    step when a message is recalled or expires."""
 
     settings_schema = load_schema("plugins/portal.schema.json")
 
     def __init__(self, context: PluginContext) -> None:
-        ring = KeyRing.load_or_create(context.path(context.settings.get("keyring", "emrcomm-data/portal-keyring.json")))
-        self.transport = PortalTransport(context, ring)
+        settings = context.settings
+        self.context = context
+        ring = KeyRing.load_or_create(context.path(settings.get("keyring", "emrcomm-data/portal-keyring.json")))
+        self.transport = PortalTransport(
+            context, ring, link_base=settings.get("link_base", context.clinic.portal_url),
+            link_days=float(settings.get("link_days", 7)),
+        )
+        self.service = PortalService(
+            context, self.transport, attempts=int(settings.get("identity_attempts", 5)),
+            session_minutes=int(settings.get("session_minutes", 30)),
+            rate_limit_per_minute=int(settings.get("rate_limit_per_minute", 30)),
+        )
+        # The patient pages (emrcomm.web.portal) find the service through the channel's transport.
+        self.transport.service = self.service
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
-        return [Channel(name="portal", secure=True, medium="ONLINEWRIT", transport=self.transport,
+        return [Channel(name=CHANNEL, secure=True, medium="ONLINEWRIT", transport=self.transport,
                         address_system=None, holds_content=True)]
+
+    @hookimpl
+    def emrcomm_validate(self, message: Message, recipient: Recipient, channel: Channel, route: Route) -> list[Finding]:
+        """The portal opens a message only for someone who gives the patient's date of birth:
+        without one on file, the portal cannot be used for this patient."""
+        if channel.name != CHANNEL or route.role != "primary" or channel.transport is not self.transport:
+            return []
+        if recipient.birth_date is None:
+            return [finding("RECIPIENT_INVALID", plugin=self.context.name, channel=CHANNEL,
+                            detail="no date of birth on file for the portal's identity check")]
+        from emrcomm.host import record_id
+
+        self.transport.remember_identity(record_id(message.request.id, CHANNEL, route.role), recipient.birth_date)
+        return []
+
+    @hookimpl
+    def emrcomm_delivery_update(self, update: DeliveryUpdate) -> None:
+        """A recalled or expired portal message: say so on its record in the embedded chart."""
+        if update.channel != CHANNEL or update.kind not in ("recalled", "expired") or not update.record_id:
+            return
+        store = self.context.store
+        resource = store.get_record(update.record_id)
+        if resource is None:
+            return
+        when = fhir_datetime(update.at)
+        notes: list[dict[str, Any]] = resource.setdefault("note", [])
+        if update.kind == "recalled":
+            # FHIR "stopped": the communication was ended before it was complete (the patient never
+            # read it). Not "entered-in-error": the message was sent; the chart keeps that fact.
+            resource["status"] = "stopped"
+            resource["statusReason"] = {
+                "coding": [{"system": STATE_SYSTEM, "code": "recalled", "display": "recalled by the clinic"}],
+                "text": "recalled by the clinic before the patient read it",
+            }
+            notes.append({"text": f"recalled {when}" + (f": {update.detail}" if update.detail else "")})
+        else:
+            notes.append({"text": f"expired unread {when}"})
+        meta = store.record_meta(update.record_id)
+        store.file_record(id=update.record_id, request_id=meta["request_id"], patient=meta["patient"],
+                          status=resource["status"], channel=meta["channel"], category=meta["category"],
+                          recorded=self.context.clock(), resource=resource)

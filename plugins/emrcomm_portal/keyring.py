@@ -1,52 +1,104 @@
-"""The portal's key ring: AES-256-GCM keys with ids, one current, older ones kept to decrypt.
+"""The portal's key ring: AES-256-GCM keys with ids, one current, older ones kept to decrypt;
+and the link keys that sign magic links (HMAC-SHA256), with ids too.
 
-Stored as JSON ``{"current": id, "keys": {id: base64}}`` in a file readable by its owner only.
+Stored as JSON ``{"current": id, "keys": {id: base64}, "link_current": id, "link_keys": {id:
+base64}}`` in a file readable by its owner only. A ring written before link keys existed gets
+one on first load.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from emrcomm.errors import ConfigError
 
+# The token's first character says how it was made, so a later format can be told apart; it is
+# a digit so that the token is never a plain word a content inspector could mistake for a term.
+TOKEN_VERSION = "1"
+
+
+def new_key_id() -> str:
+    return secrets.token_hex(4)
+
 
 class KeyRing:
-    def __init__(self, keys: dict[str, bytes], current: str) -> None:
+    def __init__(
+        self,
+        keys: dict[str, bytes],
+        current: str,
+        link_keys: dict[str, bytes] | None = None,
+        link_current: str | None = None,
+        *,
+        path: Path | None = None,
+    ) -> None:
         if current not in keys:
             raise ConfigError(f"key ring: current key {current!r} is not in the ring")
+        if link_keys is None or link_current is None:
+            link_current = new_key_id()
+            link_keys = {link_current: secrets.token_bytes(32)}
+        if link_current not in link_keys:
+            raise ConfigError(f"key ring: current link key {link_current!r} is not in the ring")
         self.keys = keys
         self.current = current
+        self.link_keys = link_keys
+        self.link_current = link_current
+        self.path = path
+        self._lock = threading.Lock()
 
     @classmethod
     def load_or_create(cls, path: Path) -> KeyRing:
         if not path.exists():
             ring = cls.generate()
+            ring.path = path
             ring.save(path)
             return ring
+        ring = cls.load(path)
+        if ring.needs_saving:
+            ring.save(path)
+        return ring
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
         mode = path.stat().st_mode & 0o077
         if mode:
             raise ConfigError(f"{path}: key ring is readable by others (mode {oct(path.stat().st_mode & 0o777)}); chmod 600 it")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             keys = {kid: base64.b64decode(v) for kid, v in data["keys"].items()}
-            return cls(keys, data["current"])
+            link_keys = {kid: base64.b64decode(v) for kid, v in data.get("link_keys", {}).items()} or None
+            ring = cls(keys, data["current"], link_keys, data.get("link_current") if link_keys else None, path=path)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: not a valid key ring: {type(exc).__name__}") from None
+        ring.needs_saving = "link_keys" not in data
+        return ring
+
+    needs_saving = False
 
     @classmethod
     def generate(cls) -> KeyRing:
-        kid = secrets.token_hex(4)
+        kid = new_key_id()
         return cls({kid: AESGCM.generate_key(bit_length=256)}, kid)
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path | None = None) -> None:
+        path = path or self.path
+        if path is None:
+            raise ValueError("this key ring has no file to save to")
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"current": self.current, "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()}}
+        data = {
+            "current": self.current,
+            "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
+            "link_current": self.link_current,
+            "link_keys": {k: base64.b64encode(v).decode() for k, v in self.link_keys.items()},
+        }
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -54,10 +106,65 @@ class KeyRing:
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)
+        self.needs_saving = False
 
+    # encryption --------------------------------------------------------------------------------
     def encrypt(self, plaintext: bytes, aad: bytes) -> tuple[str, bytes, bytes]:
         nonce = os.urandom(12)
         return self.current, nonce, AESGCM(self.keys[self.current]).encrypt(nonce, plaintext, aad)
 
     def decrypt(self, key_id: str, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
-        return AESGCM(self.keys[key_id]).decrypt(nonce, ciphertext, aad)
+        return AESGCM(self._key(self.keys, key_id)).decrypt(nonce, ciphertext, aad)
+
+    # magic links -------------------------------------------------------------------------------
+    def link_token(self, message_id: str, link_key_id: str | None = None) -> tuple[str, str]:
+        """The link key id and the token of a message's magic link: HMAC-SHA256 of its id.
+
+        Deterministic, so the notice can carry the link before the message is stored, and a
+        later re-send derives the same link; 256 bits, base32 (case-insensitive, no symbols).
+        """
+        lid = link_key_id or self.link_current
+        mac = hmac.new(self._key(self.link_keys, lid), b"emrcomm-portal-link|" + message_id.encode(), hashlib.sha256)
+        return lid, TOKEN_VERSION + base64.b32encode(mac.digest()).decode().rstrip("=").lower()
+
+    # rotation ----------------------------------------------------------------------------------
+    def rotate(self) -> tuple[str, str]:
+        """Add a new current encryption key and link key (old ones stay, to open old messages)."""
+        kid = new_key_id()
+        while kid in self.keys:
+            kid = new_key_id()
+        lid = new_key_id()
+        while lid in self.link_keys:
+            lid = new_key_id()
+        self.keys[kid] = AESGCM.generate_key(bit_length=256)
+        self.link_keys[lid] = secrets.token_bytes(32)
+        self.current, self.link_current = kid, lid
+        return kid, lid
+
+    def retire(self, in_use: set[str]) -> list[str]:
+        """Drop the keys that are neither current nor used by a stored message; return their ids."""
+        dropped = [k for k in self.keys if k != self.current and k not in in_use]
+        dropped += [k for k in self.link_keys if k != self.link_current and k not in in_use]
+        for k in dropped:
+            self.keys.pop(k, None)
+            self.link_keys.pop(k, None)
+        return dropped
+
+    def _key(self, table: dict[str, bytes], key_id: str) -> bytes:
+        key = table.get(key_id)
+        if key is None and self.path is not None:
+            # Another process (``emrcomm keys rotate``) may have added it since this one loaded.
+            self._reload()
+            key = table.get(key_id)
+        if key is None:
+            raise KeyError(f"key id {key_id!r} is not in the key ring")
+        return key
+
+    def _reload(self) -> None:
+        assert self.path is not None
+        with self._lock:
+            fresh = KeyRing.load(self.path)
+            self.keys.update(fresh.keys)
+            self.link_keys.update(fresh.link_keys)
+            # The file is the authority: new messages go under its current keys from now on.
+            self.current, self.link_current = fresh.current, fresh.link_current

@@ -1,0 +1,335 @@
+"""What the patient and the clinic do with a portal message: open its link, prove who they are,
+read, reply, download an attachment; recall, expire, rotate keys.
+
+The web pages (``emrcomm.web.portal``) and the ``emrcomm portal`` / ``emrcomm keys`` commands
+call this; it never renders HTML. Host-level effects (a read, a recall, filing a reply) go
+through the ``HostEvents`` the caller passes, so every plugin hears of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+import re
+import secrets
+import uuid
+from typing import Any, Protocol
+
+from attrs import frozen
+
+from emrcomm import DeliveryUpdate, PluginContext
+from emrcomm.inbox import raise_item
+from emrcomm_portal import triage
+from emrcomm_portal.transport import PortalTransport, digest
+
+_TOKEN = re.compile(r"1[a-z2-7]{52}")
+MAX_REPLY = 5000
+
+
+class HostEvents(Protocol):
+    """What the service needs from the host (``emrcomm.host.Host`` is one): every plugin hears
+    of a read, a reply, a recall, an expiry; the host files a reply as a Communication."""
+
+    def delivery_update(self, update: DeliveryUpdate) -> None: ...
+
+
+@frozen
+class Opened:
+    """A message the patient has proved they may read, and the session that lets them reply."""
+
+    message_id: str
+    language: str
+    subject: str | None
+    text: str
+    attachments: tuple[tuple[str, str], ...]  # (title, content type), by index
+    session: str
+    replied: bool = False
+
+
+@frozen
+class Visit:
+    """Where a magic link stands. ``state``: ready (ask who they are), wrong (not them; tries
+    left), opened, unknown, used, recalled, expired, locked, unverifiable (no identity on file)."""
+
+    state: str
+    language: str = "en"
+    message_id: str | None = None
+    attempts_left: int = 0
+    opened: Opened | None = None
+
+
+@frozen
+class Rotation:
+    key_id: str
+    link_key_id: str
+    resealed: int
+    retired: tuple[str, ...] = ()
+
+
+class PortalService:
+    def __init__(self, context: PluginContext, transport: PortalTransport, *, attempts: int = 5,
+                 session_minutes: int = 30, rate_limit_per_minute: int = 30) -> None:
+        self.context = context
+        self.transport = transport
+        self.attempts = attempts
+        self.session_lifetime = dt.timedelta(minutes=session_minutes)
+        self.rate_limit_per_minute = rate_limit_per_minute  # for the pages (emrcomm.web.portal)
+
+    @property
+    def clinic(self) -> Any:
+        return self.context.clinic
+
+    @property
+    def store(self) -> Any:
+        return self.context.store
+
+    # the patient -------------------------------------------------------------------------------
+    def visit(self, token: str, events: HostEvents) -> Visit:
+        """Where the link stands, without using it up (mail scanners open links too)."""
+        row = self._row(token)
+        if row is None:
+            return Visit("unknown")
+        return self._standing(row, events) or Visit("ready", row["language"], row["id"], self._left(row))
+
+    def verify(self, token: str, birth_date: dt.date, events: HostEvents) -> Visit:
+        """Check the date of birth; on success the link is used up and the message is read."""
+        row = self._row(token)
+        if row is None:
+            return Visit("unknown")
+        standing = self._standing(row, events)
+        if standing is not None:
+            return standing
+        body = self.transport.unseal(row)
+        expected = body.get("birth_date")
+        if not expected:
+            return Visit("unverifiable", row["language"], row["id"])
+        now = self.context.clock()
+        if not hmac.compare_digest(expected.encode(), birth_date.isoformat().encode()):
+            count = self.store.portal_count_attempt(row["id"], limit=self.attempts, now=now)
+            self.context.log.info("portal message %s: wrong date of birth (%d of %d)", row["id"], count, self.attempts)
+            if count >= self.attempts:
+                self._locked(row, now)
+                return Visit("locked", row["language"], row["id"])
+            return Visit("wrong", row["language"], row["id"], self.attempts - count)
+        if not self.store.portal_transition(row["id"], from_states=("unread",), to="read", now=now):
+            return Visit("used", row["language"], row["id"])
+        events.delivery_update(DeliveryUpdate(kind="read", at=now, channel="portal", record_id=row["record_id"],
+                                              provider_id=row["id"]))
+        self.context.log.info("portal message %s read", row["id"])
+        session = secrets.token_urlsafe(32)
+        self.store.portal_session_put(digest(session), message_id=row["id"], expires=now + self.session_lifetime)
+        return Visit("opened", row["language"], row["id"], opened=self._opened(row, body, session))
+
+    def view(self, session: str) -> Opened | None:
+        """The message again, within its reading session (after a reply that needs correcting)."""
+        found = self._session(session)
+        if found is None:
+            return None
+        row, sess = found
+        return self._opened(row, self.transport.unseal(row), session, replied=bool(sess["replied"]))
+
+    def attachment(self, session: str, index: int) -> tuple[str, str, bytes] | None:
+        """(title, content type, bytes) of one attachment, within the reading session."""
+        found = self._session(session)
+        if found is None:
+            return None
+        items = self.transport.unseal(found[0]).get("attachments") or []
+        if not 0 <= index < len(items):
+            return None
+        item = items[index]
+        return item["title"] or f"attachment-{index + 1}", item["content_type"], base64.b64decode(item["data"])
+
+    def reply(self, session: str, text: str, events: HostEvents) -> str:
+        """File the patient's reply: ``sent``, or ``expired`` (no session), ``already``, ``empty``,
+        ``too-long``, ``failed`` (the chart refused it; nothing kept)."""
+        found = self._session(session)
+        if found is None:
+            return "expired"
+        row, sess = found
+        text = text.strip()
+        if not text:
+            return "empty"
+        if len(text) > MAX_REPLY:
+            return "too-long"
+        if sess["replied"]:
+            return "already"
+        now = self.context.clock()
+        reply_id = uuid.uuid4().hex
+        found_words = triage.keywords(text)
+        meta = self._record_meta(row["record_id"])
+        from emrcomm.host import record_id
+
+        # The host files the reply as a Communication (inResponseTo the message's record) when it
+        # hears of it; the portal keeps the words, encrypted, and the chart points at them.
+        reply_record = record_id(meta.get("request_id") or row["id"], "portal", f"reply:{reply_id}")
+        key_id, nonce, ciphertext = self.transport.seal(reply_id, {"text": text, "language": row["language"]})
+        try:
+            with self.store.transaction():
+                if not self.store.portal_session_use(digest(session)):
+                    return "already"
+                self.store.portal_put_reply(
+                    id=reply_id, record_id=reply_record, patient=row["patient"], in_response_to=row["id"],
+                    language=row["language"], key_id=key_id, nonce=nonce, ciphertext=ciphertext, created=now,
+                )
+                raise_item(
+                    self.store, kind="reply", key=reply_id, patient=row["patient"], now=now,
+                    request_id=meta.get("request_id"), record_id=reply_record, message_id=reply_id,
+                    priority=triage.priority(found_words), keywords=found_words,
+                    description="Reply from the portal" + (f" ({', '.join(found_words)})" if found_words else ""),
+                )
+                events.delivery_update(DeliveryUpdate(kind="reply", at=now, channel="portal",
+                                                      record_id=row["record_id"], provider_id=reply_id,
+                                                      detail=row["patient"]))
+        except Exception as exc:  # the chart refused it: the patient is told, nothing is half-kept
+            self.context.log.error("portal reply to %s not filed: %s", row["id"], type(exc).__name__)
+            return "failed"
+        self.context.log.info("portal reply %s to message %s filed", reply_id, row["id"])
+        return "sent"
+
+    # the clinic --------------------------------------------------------------------------------
+    def find(self, ident: str) -> dict[str, Any] | None:
+        """A stored message by its id (= its record id) or by the request id that sent it."""
+        row = self.store.portal_get(ident)
+        if row is None:
+            from emrcomm.host import record_id
+
+            row = self.store.portal_by_record(record_id(ident, "portal", "primary"))
+        return dict(row) if row is not None else None
+
+    def recall(self, ident: str, events: HostEvents, reason: str = "") -> str:
+        """Withdraw an unread message: ``recalled``, or ``unknown``, ``read``, ``recalled-before``,
+        ``expired``. Its link dies, notices not yet sent are cancelled, the record is updated."""
+        row = self.find(ident)
+        if row is None or row["kind"] != "message":
+            return "unknown"
+        now = self.context.clock()
+        if not self.store.portal_transition(row["id"], from_states=("unread",), to="recalled", now=now):
+            current = self.store.portal_get(row["id"])["state"]
+            return {"read": "read", "recalled": "recalled-before"}.get(current, current)
+        meta = self._record_meta(row["record_id"])
+        if meta.get("request_id"):
+            for item in self.store.outbox_for_request(meta["request_id"]):
+                if item["state"] in ("pending", "held", "waiting", "retry"):
+                    self.store.outbox_mark(item["key"], state="cancelled", now=now, count_attempt=False,
+                                           error="recalled")
+        events.delivery_update(DeliveryUpdate(kind="recalled", at=now, channel="portal", record_id=row["record_id"],
+                                              provider_id=row["id"], detail=reason))
+        self.context.log.info("portal message %s recalled", row["id"])
+        return "recalled"
+
+    def expire_due(self, events: HostEvents) -> list[str]:
+        """Expire every unread message whose link has run out; return their ids."""
+        now = self.context.clock()
+        done = []
+        for message_id in self.store.portal_due_to_expire(now):
+            row = self.store.portal_get(message_id)
+            if row is not None and self._expire(row, now, events):
+                done.append(message_id)
+        self.store.portal_sessions_purge(now)
+        return done
+
+    def rotate_keys(self, *, retire: bool = False) -> Rotation:
+        """A new current key and link key; every stored message re-encrypted under the new key.
+
+        The ring file is saved first: a crash half-way leaves messages under keys the ring still
+        holds, and ``reseal()`` finishes the job.
+        """
+        ring = self.transport.ring
+        key_id, link_key_id = ring.rotate()
+        ring.save()
+        count = self.reseal()
+        retired: tuple[str, ...] = ()
+        if retire:
+            retired = tuple(ring.retire(set(self.store.portal_key_use())))
+            ring.save()
+        self.context.log.info("key ring rotated to %s; %d messages re-encrypted", key_id, count)
+        return Rotation(key_id, link_key_id, count, retired)
+
+    def reseal(self, batch: int = 200) -> int:
+        """Re-encrypt every message not under the current key (in batches, one commit each)."""
+        ring = self.transport.ring
+        rows = self.store.portal_sealed(not_key=ring.current)
+        count = 0
+        for start in range(0, len(rows), batch):
+            with self.store.transaction():
+                for row in rows[start:start + batch]:
+                    plain = self.transport.unseal(row)
+                    key_id, nonce, ciphertext = self.transport.seal(row["id"], plain)
+                    count += self.store.portal_reseal(row["id"], key_id=key_id, nonce=nonce, ciphertext=ciphertext,
+                                                      old_key_id=row["key_id"])
+        return count
+
+    # inner workings ----------------------------------------------------------------------------
+    def _row(self, token: str) -> dict[str, Any] | None:
+        token = token.strip().lower()
+        if not _TOKEN.fullmatch(token):
+            return None
+        row = self.store.portal_by_link(digest(token))
+        return dict(row) if row is not None and row["kind"] == "message" else None
+
+    def _left(self, row: dict[str, Any]) -> int:
+        return max(self.attempts - int(row["attempts"]), 0)
+
+    def _standing(self, row: dict[str, Any], events: HostEvents) -> Visit | None:
+        """The link's state when it can no longer open the message, else None."""
+        now = self.context.clock()
+        language, ident = row["language"], row["id"]
+        state = row["state"]
+        if state == "recalled":
+            return Visit("recalled", language, ident)
+        if state == "read":
+            return Visit("used", language, ident)
+        if state == "expired" or (row["expires"] and dt.datetime.fromisoformat(row["expires"]) <= now):
+            self._expire(row, now, events)
+            return Visit("expired", language, ident)
+        if row["locked"] or int(row["attempts"]) >= self.attempts:
+            return Visit("locked", language, ident)
+        return None
+
+    def _expire(self, row: dict[str, Any], now: dt.datetime, events: HostEvents) -> bool:
+        if not self.store.portal_transition(row["id"], from_states=("unread",), to="expired", now=now):
+            return False
+        events.delivery_update(DeliveryUpdate(kind="expired", at=now, channel="portal", record_id=row["record_id"],
+                                              provider_id=row["id"]))
+        meta = self._record_meta(row["record_id"])
+        raise_item(self.store, kind="expired-unread", key=row["id"], patient=row["patient"], now=now,
+                   request_id=meta.get("request_id"), record_id=row["record_id"], message_id=row["id"],
+                   description="The portal message expired unread: check whether the patient still needs it.")
+        self.context.log.info("portal message %s expired unread", row["id"])
+        return True
+
+    def _locked(self, row: dict[str, Any], now: dt.datetime) -> None:
+        meta = self._record_meta(row["record_id"])
+        raise_item(self.store, kind="link-locked", key=row["id"], patient=row["patient"], now=now,
+                   request_id=meta.get("request_id"), record_id=row["record_id"], message_id=row["id"],
+                   priority="urgent",
+                   description=f"{self.attempts} wrong dates of birth locked the portal link: check with the "
+                               "patient (by phone) before sending it again.")
+        self.context.log.warning("portal message %s: link locked after %d wrong answers", row["id"], self.attempts)
+
+    def _record_meta(self, record_id: str) -> dict[str, Any]:
+        try:
+            return dict(self.store.record_meta(record_id))
+        except KeyError:
+            return {}
+
+    def _session(self, session: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        if not session or len(session) > 100:
+            return None
+        sess = self.store.portal_session_get(digest(session), self.context.clock())
+        if sess is None:
+            return None
+        row = self.store.portal_get(sess["message_id"])
+        if row is None or row["state"] != "read":
+            return None
+        return dict(row), sess
+
+    @staticmethod
+    def _opened(row: dict[str, Any], body: dict[str, Any], session: str, replied: bool = False) -> Opened:
+        return Opened(
+            message_id=row["id"], language=body.get("language") or row["language"], subject=body.get("subject"),
+            text=body.get("text") or "",
+            attachments=tuple((a["title"], a["content_type"]) for a in body.get("attachments") or ()),
+            session=session, replied=replied,
+        )

@@ -1,0 +1,129 @@
+"""The portal channel's transport: keeps the message encrypted in the store and gives it a magic
+link (an HMAC of its id, so the notice can carry the link before the message is stored; only
+the link's SHA-256 digest is stored).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from emrcomm import Message, PluginContext, Receipt
+from emrcomm.errors import RenderError
+from emrcomm.inbox import raise_item
+from emrcomm_portal.keyring import KeyRing
+
+LINK_PATH = "/m/"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def aad(message_id: str) -> bytes:
+    # The id is bound into the ciphertext: a row's ciphertext copied onto another row fails.
+    return message_id.encode()
+
+
+class PortalTransport:
+    """Stores the message encrypted; the record id is the message id, so a retry stores nothing new."""
+
+    def __init__(self, context: PluginContext, ring: KeyRing, *, link_base: str, link_days: float) -> None:
+        self.context = context
+        self.ring = ring
+        self.link_base = link_base.rstrip("/")
+        self.link_lifetime = dt.timedelta(days=link_days)
+        # Dates of birth learned in emrcomm_validate (the only hook that sees the patient and the
+        # portal route together), sealed with the message when it is stored, then forgotten.
+        self._identities: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self.service: Any = None  # the PortalService, set by the plugin
+
+    # identity ----------------------------------------------------------------------------------
+    def remember_identity(self, message_id: str, birth_date: dt.date) -> None:
+        with self._lock:
+            self._identities[message_id] = birth_date.isoformat()
+            self._identities.move_to_end(message_id)
+            while len(self._identities) > 10_000:  # validated but never sent (checks, previews)
+                self._identities.popitem(last=False)
+
+    def _take_identity(self, message_id: str) -> str | None:
+        with self._lock:
+            return self._identities.pop(message_id, None)
+
+    # the Transport protocol --------------------------------------------------------------------
+    def send(self, message: Message, address: str, key: str) -> Receipt:
+        # The record id is the message id: the filed Communication references urn:uuid:<it>.
+        message_id = uuid.UUID(hex=key).hex
+        store = self.context.store
+        at = self.context.clock()
+        existing = store.portal_get(message_id)
+        if existing is None:
+            body = {
+                "subject": message.subject,
+                "text": message.text,
+                "language": message.language,
+                "attachments": [
+                    {"title": a.title, "content_type": a.content_type, "data": base64.b64encode(a.data).decode()}
+                    for a in message.attachments or message.request.attachments
+                ],
+                "birth_date": self._take_identity(message_id),
+            }
+            key_id, nonce, ciphertext = self.ring.encrypt(json.dumps(body).encode("utf-8"), aad=aad(message_id))
+            expires = at + self.link_lifetime
+            if message.request.expires is not None:
+                expires = min(expires, message.request.expires)
+            link_key_id, token = self.ring.link_token(message_id)
+            with store.transaction():
+                store.portal_put(id=message_id, record_id=key, patient=address, key_id=key_id,
+                                 nonce=nonce, ciphertext=ciphertext, created=at)
+                store.portal_set_link(message_id, digest=digest(token), key_id=link_key_id, expires=expires,
+                                      language=message.language)
+                self._unannounced(message, message_id, key, address, at)
+            self.context.log.info("portal message %s stored under key %s", message_id, key_id)
+        return Receipt(channel="portal", address=address, provider_id=message_id, status="stored", at=at)
+
+    def _unannounced(self, message: Message, message_id: str, record_id: str, patient: str, at: dt.datetime) -> None:
+        """A portal message that no notice announces would wait unseen: staff are asked to tell
+        the patient. The host files every record of a send before it stores the message."""
+        others = [r for r in self.context.store.records_for_request(message.request.id)
+                  if r["channel"] not in (None, "portal") and r["id"] != record_id]
+        if others:
+            return
+        raise_item(self.context.store, kind="unannounced", key=message_id, patient=patient, now=at,
+                   request_id=message.request.id, record_id=record_id, message_id=message_id,
+                   description="No notice channel could be used for this portal message: "
+                               "tell the patient it is waiting, or give them the link in person.")
+
+    # links -------------------------------------------------------------------------------------
+    def link_for(self, message_id: str) -> str:
+        """The magic link of a message, stored or about to be: what its notice carries."""
+        if not self.link_base:
+            raise RenderError("the portal has no address for its links: set clinic.portal_url "
+                              "or plugins.portal.link_base")
+        row = self.context.store.portal_get(message_id)
+        link_key_id = row["link_key_id"] if row is not None else None
+        _, token = self.ring.link_token(message_id, link_key_id)
+        return f"{self.link_base}{LINK_PATH}{token}"
+
+    # reading -----------------------------------------------------------------------------------
+    def read(self, message_id: str) -> dict[str, Any]:
+        """The decrypted message (subject, text, language, attachments, birth_date)."""
+        row = self.context.store.portal_get(message_id)
+        if row is None:
+            raise KeyError(message_id)
+        return self.unseal(row)
+
+    def unseal(self, row: dict[str, Any]) -> dict[str, Any]:
+        plain = self.ring.decrypt(row["key_id"], row["nonce"], row["ciphertext"], aad=aad(row["id"]))
+        data: dict[str, Any] = json.loads(plain)
+        return data
+
+    def seal(self, message_id: str, body: dict[str, Any]) -> tuple[str, bytes, bytes]:
+        return self.ring.encrypt(json.dumps(body).encode("utf-8"), aad=aad(message_id))

@@ -1,0 +1,105 @@
+"""The practice inbox: patients' replies and staff follow-ups, each one a FHIR R4 Task for staff.
+
+Nothing a patient wrote is kept here in clear: a reply's words stay encrypted in the portal, and
+an item carries ids, rule codes and triage keywords from a fixed vocabulary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from emrcomm.fhir import BASE, RULE_SYSTEM, fhir_datetime
+from emrcomm.store import Store
+
+TASK_SYSTEM = f"{BASE}/CodeSystem/staff-task"
+_NS = uuid.UUID("0d6c1f9e-2f38-4c8e-9a55-3f0f7b1c2e44")
+
+# What each kind of item asks of staff (Task.code.text).
+KINDS: dict[str, str] = {
+    "reply": "Answer the patient's reply",
+    "follow-up": "The message did not reach the patient: contact them another way",
+    "unannounced": "Tell the patient a secure message waits in the portal",
+    "link-locked": "The portal link was locked after wrong dates of birth: call the patient",
+    "expired-unread": "The patient did not read the portal message before it expired",
+}
+
+
+def item_id(kind: str, key: str) -> str:
+    """The same kind of item about the same thing is one item, however often it is raised."""
+    return uuid.uuid5(_NS, f"{kind}|{key}").hex
+
+
+def task(
+    *,
+    id: str,
+    kind: str,
+    patient: str,
+    created: dt.datetime,
+    description: str,
+    focus: str | None = None,
+    priority: str = "routine",
+    reasons: Iterable[str] = (),
+    keywords: Iterable[str] = (),
+    status: str = "requested",
+) -> dict[str, Any]:
+    """The FHIR R4 Task staff see for an inbox item."""
+    res: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": id,
+        "status": status,
+        "intent": "order",
+        "priority": priority,
+        "code": {"coding": [{"system": TASK_SYSTEM, "code": kind}], "text": KINDS[kind]},
+        "description": description,
+        "for": {"reference": patient},
+        "authoredOn": fhir_datetime(created),
+    }
+    if focus:
+        res["focus"] = {"reference": focus}
+    codes = list(reasons)
+    if codes:
+        res["reasonCode"] = {"coding": [{"system": RULE_SYSTEM, "code": c} for c in codes]}
+    words = list(keywords)
+    if words:
+        res["input"] = [{"type": {"text": "triage keyword"}, "valueString": w} for w in words]
+    return res
+
+
+def raise_item(
+    store: Store,
+    *,
+    kind: str,
+    key: str,
+    patient: str,
+    now: dt.datetime,
+    description: str,
+    request_id: str | None = None,
+    record_id: str | None = None,
+    message_id: str | None = None,
+    priority: str = "routine",
+    reasons: Iterable[str] = (),
+    keywords: Iterable[str] = (),
+) -> str:
+    """Put an item in the inbox (once per kind and key) and return its id."""
+    ident = item_id(kind, key)
+    reasons, keywords = tuple(reasons), tuple(keywords)
+    store.inbox_add(
+        id=ident, kind=kind, patient=patient, created=now, request_id=request_id, record_id=record_id,
+        message_id=message_id, priority=priority, keywords=keywords, reason=", ".join(reasons),
+        task=task(id=ident, kind=kind, patient=patient, created=now, description=description,
+                  focus=f"Communication/{record_id}" if record_id else None, priority=priority,
+                  reasons=reasons, keywords=keywords),
+    )
+    return ident
+
+
+def close_item(store: Store, ident: str, now: dt.datetime) -> bool:
+    """Mark an item done; its Task becomes completed."""
+    for item in store.inbox_items(state="open"):
+        if item["id"] == ident:
+            done = dict(item["task"], status="completed", lastModified=fhir_datetime(now))
+            return store.inbox_close(ident, task=done)
+    return False

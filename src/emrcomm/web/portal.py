@@ -1,0 +1,171 @@
+"""The portal's patient pages: a magic link's confirm step (a GET never uses the link up: mail
+scanners open links too), the date-of-birth check, the message with its attachments, and the
+reply form. No scripts, no cookies: after the check, a reading session travels in the forms.
+
+The pages talk to the portal channel's ``transport.service`` (the built-in portal's
+``PortalService``); a portal channel without one (an EMR's own portal) gets no pages here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from emrcomm.web import WebContext, i18n
+from emrcomm.web.security import RateLimit
+
+PREFIX = "/m"
+# What a browser may be handed as a download; anything else is offered as bytes.
+DOWNLOAD_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain"})
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+@runtime_checkable
+class PortalBackend(Protocol):
+    """What the pages need from a portal (``emrcomm_portal.PortalService`` is one)."""
+
+    rate_limit_per_minute: int
+
+    def visit(self, token: str, events: Any) -> Any: ...
+
+    def verify(self, token: str, birth_date: dt.date, events: Any) -> Any: ...
+
+    def view(self, session: str) -> Any: ...
+
+    def attachment(self, session: str, index: int) -> tuple[str, str, bytes] | None: ...
+
+    def reply(self, session: str, text: str, events: Any) -> str: ...
+
+
+def backend(web: WebContext) -> PortalBackend | None:
+    channel = web.host.channels.get("portal")
+    service = getattr(channel.transport, "service", None) if channel is not None else None
+    return service if isinstance(service, PortalBackend) else None
+
+
+def routes(web: WebContext) -> Sequence[BaseRoute]:
+    """The pages under ``/m``, rate limited per client address."""
+    portal = backend(web)
+    if portal is None:
+        return []
+    pages = _Pages(web, portal)
+    return [Mount(PREFIX, routes=[
+        Route("/-/view", pages.view, methods=["POST"]),
+        Route("/-/reply", pages.reply, methods=["POST"]),
+        Route("/-/attachment", pages.attachment, methods=["POST"]),
+        Route("/{token}", pages.confirm, methods=["GET"]),
+        Route("/{token}", pages.identity, methods=["POST"]),
+        Route("/{token}/open", pages.open, methods=["POST"]),
+    ], middleware=[Middleware(RateLimit, per_minute=portal.rate_limit_per_minute)])]
+
+
+class _Pages:
+    def __init__(self, web: WebContext, portal: PortalBackend) -> None:
+        self.web = web
+        self.portal = portal
+
+    # steps ---------------------------------------------------------------------------------------
+    async def confirm(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        visit = await run_in_threadpool(self.portal.visit, token, self.web.host)
+        lang = i18n.language(request.query_params.get("lang"), visit.language)
+        if visit.state != "ready":
+            return self._problem(request, visit.state, lang)
+        return self.web.page(request, "confirm", lang, token=token)
+
+    async def identity(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        form = await request.form(max_files=0, max_fields=10)
+        visit = await run_in_threadpool(self.portal.visit, token, self.web.host)
+        lang = i18n.language(str(form.get("lang", "")), visit.language)
+        if visit.state != "ready":
+            return self._problem(request, visit.state, lang)
+        return self.web.page(request, "identity", lang, token=token,
+                             switch_href=f"{PREFIX}/{token}?lang={i18n.other(lang)}")
+
+    async def open(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        form = await request.form(max_files=0, max_fields=10)
+        fields = {k: str(form.get(k, "")).strip() for k in ("day", "month", "year")}
+        birth_date = _date(fields)
+        if birth_date is None:
+            visit = await run_in_threadpool(self.portal.visit, token, self.web.host)
+            lang = i18n.language(str(form.get("lang", "")), visit.language)
+            if visit.state != "ready":
+                return self._problem(request, visit.state, lang)
+            return self.web.page(request, "identity", lang, status_code=400, token=token, error="invalid",
+                                 fields=fields, switch_href=f"{PREFIX}/{token}?lang={i18n.other(lang)}")
+        visit = await run_in_threadpool(self.portal.verify, token, birth_date, self.web.host)
+        lang = i18n.language(str(form.get("lang", "")), visit.language)
+        if visit.state == "wrong":
+            return self.web.page(request, "identity", lang, status_code=400, token=token, error="wrong",
+                                 left=visit.attempts_left, fields={},
+                                 switch_href=f"{PREFIX}/{token}?lang={i18n.other(lang)}")
+        if visit.state != "opened":
+            return self._problem(request, visit.state, lang)
+        return self.web.page(request, "message", lang, opened=visit.opened, once=True)
+
+    async def view(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10)
+        opened = await run_in_threadpool(self.portal.view, str(form.get("session", "")))
+        lang = i18n.language(str(form.get("lang", "")), opened.language if opened else "en")
+        if opened is None:
+            return self._problem(request, "session", lang)
+        page = "replied" if form.get("page") == "replied" else "message"
+        return self.web.page(request, page, lang, opened=opened)
+
+    async def reply(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10)
+        session, text = str(form.get("session", "")), str(form.get("text", ""))
+        result = await run_in_threadpool(self.portal.reply, session, text, self.web.host)
+        opened = await run_in_threadpool(self.portal.view, session)
+        lang = i18n.language(str(form.get("lang", "")), opened.language if opened else "en")
+        if opened is None:
+            return self._problem(request, "session", lang)
+        if result in ("sent", "already"):
+            return self.web.page(request, "replied", lang, opened=opened, already=result == "already")
+        return self.web.page(request, "message", lang, status_code=400, opened=opened, error=result,
+                             reply_text=text)
+
+    async def attachment(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10)
+        index = str(form.get("index", ""))
+        found = None
+        if index.isdigit():
+            found = await run_in_threadpool(self.portal.attachment, str(form.get("session", "")), int(index))
+        if found is None:
+            return self._problem(request, "session", i18n.language(str(form.get("lang", ""))))
+        title, content_type, data = found
+        media = content_type if content_type in DOWNLOAD_TYPES else "application/octet-stream"
+        name = _UNSAFE_NAME.sub("_", title).strip() or "attachment"
+        if media == "application/pdf" and not name.lower().endswith(".pdf"):
+            name += ".pdf"
+        return Response(data, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+
+    def _problem(self, request: Request, state: str, lang: str) -> Response:
+        status = {"unknown": 404, "used": 410, "recalled": 410, "expired": 410, "locked": 403,
+                  "unverifiable": 403, "session": 410}.get(state, 400)
+        token = request.path_params.get("token")
+        switch = f"{PREFIX}/{token}?lang={i18n.other(lang)}" if token else None
+        return self.web.page(request, "problem", lang, status_code=status, problem=state, switch_href=switch)
+
+
+def _date(fields: dict[str, str]) -> dt.date | None:
+    """The date in the form, or None when it is not a real date (not counted as a try)."""
+    if not all(v.isdigit() for v in fields.values()):
+        return None
+    day, month, year = int(fields["day"]), int(fields["month"]), int(fields["year"])
+    if not 1880 <= year <= 2200:
+        return None
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None

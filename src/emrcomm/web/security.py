@@ -1,0 +1,203 @@
+"""Middleware every page and callback goes through: security headers, a body size limit, a
+same-origin check on form posts, a per-client rate limit, and an access log without secrets.
+
+Pure ASGI (no BaseHTTPMiddleware), so responses stream and nothing is buffered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("emrcomm.web")
+
+# No scripts, no third-party anything; forms post only here; never framed.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+HEADERS = {
+    "content-security-policy": CSP,
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "pragma": "no-cache",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "x-robots-tag": "noindex, nofollow",
+}
+HSTS = "max-age=31536000"
+
+
+class SecureHeaders:
+    """Adds :data:`HEADERS` to every response (and HSTS when served over https)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers[name] = value
+                if https:
+                    headers["strict-transport-security"] = HSTS
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes (413) before anything reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await PlainTextResponse("request too large", status_code=413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await PlainTextResponse("request too large", status_code=413)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class SameOrigin:
+    """A form post whose Origin header names another site is refused (403): a page elsewhere
+    cannot make a patient's browser post here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            if origin is not None and origin != "null" and _host_of(origin) != headers.get("host", "").lower():
+                await PlainTextResponse("cross-site request refused", status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_of(origin: str) -> str:
+    return origin.split("://", 1)[-1].rstrip("/").lower()
+
+
+class RateLimit:
+    """A token bucket per client address: ``per_minute`` requests a minute, in bursts of as
+    many. Over it: 429 with Retry-After. Behind a proxy, run ``emrcomm serve`` with
+    ``--forwarded-allow-ips`` so that the client address is the patient's, not the proxy's.
+
+    In memory, per process: one ``emrcomm serve`` process per portal (docs/portal.md).
+    """
+
+    def __init__(self, app: ASGIApp, per_minute: int, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = 50_000) -> None:
+        self.app = app
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.clock = clock
+        self.max_clients = max_clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, client: str) -> float:
+        """0 when the client may go on, else the seconds until it may."""
+        now = self.clock()
+        tokens, last = self.buckets.pop(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self.rate
+        self.buckets[client] = (tokens, now)
+        while len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+        return wait
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.take(client)
+        if wait > 0:
+            log.warning("rate limit: a client was refused for %.0f s", wait)
+            response: Response = PlainTextResponse(
+                "Too many requests. Please wait a minute and try again. / Trop de demandes. "
+                "Veuillez patienter une minute et réessayer.",
+                status_code=429, headers={"retry-after": str(math.ceil(wait))},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+# A path segment that could be a secret (a magic link's token, a session): never logged.
+_LONG_SEGMENT = re.compile(r"/[^/]{20,}")
+
+
+def loggable_path(path: str) -> str:
+    return _LONG_SEGMENT.sub("/…", path)
+
+
+class AccessLog:
+    """One line per request: method, path with tokens withheld, status, milliseconds. No query
+    strings, no client addresses, no bodies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status: dict[str, Any] = {"code": 500}
+
+        async def noted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            log.info("%s %s %s %.0f ms", scope["method"], loggable_path(scope["path"]), status["code"],
+                     (time.perf_counter() - start) * 1000)

@@ -1,0 +1,409 @@
+"""The secure portal path without a browser: routing a note to the portal, the content-free notice,
+magic links stored as digests, encryption at rest and key rotation, recall, expiry, staff
+follow-ups, an EMR's own portal, and the commands that drive them."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import emrcomm_routing
+from emrcomm import cli
+from emrcomm.config import load_config
+from emrcomm.errors import ConfigError
+from emrcomm.host import Host, payload_text
+from emrcomm.loader import discover
+from emrcomm.model import Attachment, Category, Message, Request, Sensitivity, Status
+from emrcomm.testing import make_context
+from emrcomm_portal import triage
+from portal_kit import (
+    BIRTH_DATE,
+    NOTE,
+    NOTE_WORDS,
+    PORTAL_URL,
+    WRONG_DATE,
+    EmrPortal,
+    database_bytes,
+    notice_for,
+    send_note,
+    sms_lines,
+    token_in,
+)
+from support import REPO, consent, patient, small_clinic, write_config
+
+PDF = b"%PDF-1.4\n% lipid panel: LDL 4.9 mmol/L\n%%EOF\n"
+
+
+def service(host: Host):  # type: ignore[no-untyped-def]
+    return host.channels["portal"].transport.service
+
+
+def run_cli(host: Host, *args: str) -> int:
+    return cli.main([*args, "--config", str(host.config.base_dir / "emrcomm.toml")])
+
+
+# routing a note to the portal ------------------------------------------------------------------------
+def test_a_result_note_is_refused_on_sms_and_email_and_goes_to_the_portal_with_an_sms_notice(host: Host) -> None:
+    outcome = send_note(host)
+    assert outcome.status is Status.SENT and outcome.channels == ("portal", "sms")
+    lines = {line.split(":")[0]: line for line in outcome.explanation}
+    assert "rejected" in lines["sms"] and "CLINICAL_CONTENT" in lines["sms"]
+    assert "rejected" in lines["email"] and "RESULTS_IN_BODY" in lines["email"]
+    assert lines["portal + sms notice"].startswith("portal + sms notice: chosen")
+
+
+def test_the_notice_carries_only_the_clinic_name_and_the_link(host: Host) -> None:
+    outcome = send_note(host)
+    notice = notice_for(host, outcome)["text"]
+    assert all(word not in notice for word in NOTE_WORDS)
+    facts = host.inspect(Message(Request("Patient/on-en", "results-available", text=notice), notice))
+    assert not [f for f in facts if f.code in ("CLINICAL_CONTENT", "HEALTH_IDENTIFIER")]
+    assert not [f for f in host.check(notice, channel="sms") if f.blocks]
+    assert "Riverside Family Health" in notice and notice.count("https://") == 1
+
+
+def test_the_notice_link_opens_the_message_it_announces(host: Host) -> None:
+    outcome = send_note(host)
+    token = token_in(notice_for(host, outcome)["text"])
+    visit = service(host).visit(token, host)
+    assert visit.state == "ready" and visit.message_id == outcome.record_ids[0]
+
+
+def test_a_restricted_clinical_note_never_tries_sms_or_email_and_says_why(host: Host) -> None:
+    outcome = send_note(host, category=Category.CLINICAL, sensitivity=Sensitivity.RESTRICTED)
+    assert outcome.channels == ("portal", "sms")
+    assert any(line.startswith("sms: not proposed (a clinician's note never travels by sms") for line in outcome.explanation)
+
+
+def test_check_with_a_patient_explains_every_channel(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli(host, "check", "--patient", "Patient/on-en", "--category", "results-available", "--text", NOTE)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "sms: rejected (CLINICAL_CONTENT" in out and "email: rejected (CLINICAL_CONTENT" in out
+    assert "portal + sms notice: would be chosen" in out
+    assert "portal + email notice: would pass, as a fallback" in out
+    assert sms_lines(host) == [] and host.records()["total"] == 0  # a dry run: nothing sent or filed
+
+
+# links: 256 bits, stored as a digest, withheld from the chart and the outbox ------------------------------
+def test_the_link_token_is_256_bits_and_only_its_digest_is_stored(host: Host) -> None:
+    outcome = send_note(host)
+    token = token_in(notice_for(host, outcome)["text"])
+    raw = base64.b32decode(token[1:].upper() + "====")
+    assert len(raw) * 8 == 256
+    row = host.store.portal_get(outcome.record_ids[0])
+    assert row["link_digest"] == hashlib.sha256(token.encode()).hexdigest()
+    assert token.encode() not in database_bytes(host)
+
+
+def test_the_chart_and_the_outbox_withhold_the_link_and_the_outbox_can_derive_it_again(host: Host) -> None:
+    outcome = send_note(host)
+    sent = notice_for(host, outcome)["text"]
+    notice_record = host.store.get_record(outcome.record_ids[1])
+    assert "[secure link]" in notice_record["payload"][0]["contentString"]
+    row = host.store._read("SELECT payload FROM outbox WHERE key = ?", (outcome.record_ids[1],))[0]
+    payload = json.loads(row["payload"])
+    assert token_in(sent) not in payload["text"]
+    assert payload_text(payload, host.channels) == sent
+
+
+# encryption at rest -----------------------------------------------------------------------------------
+def test_the_database_holds_no_plaintext_of_any_portal_message(host: Host) -> None:
+    subject = "Lipid panel and HbA1c follow-up"
+    outcome = send_note(host, subject=subject, attachments=(Attachment("application/pdf", PDF, "lipid-panel.pdf"),))
+    token = token_in(notice_for(host, outcome)["text"])
+    opened = service(host).verify(token, BIRTH_DATE, host).opened
+    reply = "I stopped taking atorvastatin last week because of muscle cramps."
+    assert service(host).reply(opened.session, reply, host) == "sent"
+    database = database_bytes(host)
+    assert database  # the file and its log are there to search
+    for plain in (NOTE, *NOTE_WORDS, subject, reply, "atorvastatin", "muscle cramps", "lipid panel", "LDL 4.9",
+                  "1980-04-12", token, opened.session):
+        assert plain.encode() not in database, plain
+    # ...and the portal still gives every word back to whoever holds the key
+    assert service(host).view(opened.session).text == NOTE
+
+
+def host_for(tmp_path: Path, clock, bundle: dict) -> Host:  # type: ignore[no-untyped-def, type-arg]
+    return Host(load_config(write_config(tmp_path, bundle=bundle)), clock=clock)
+
+
+def test_the_identity_check_fails_closed_without_a_date_of_birth(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    bundle = small_clinic()
+    del bundle["entry"][0]["resource"]["birthDate"]
+    with host_for(tmp_path, clock, bundle) as host:
+        check_no_birth_date(host)
+
+
+def check_no_birth_date(host: Host) -> None:
+    outcome = send_note(host)
+    assert outcome.status is Status.BLOCKED
+    assert any(f.code == "RECIPIENT_INVALID" and f.channel == "portal" for f in outcome.findings)
+    [item] = host.store.inbox_items()
+    assert item["kind"] == "follow-up" and "RECIPIENT_INVALID" in item["reason"]
+
+
+def test_key_rotation_reencrypts_every_message_and_old_messages_still_open(host: Host, make_host: Callable[..., Host],
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = send_note(host, "note-1"), send_note(host, "note-2")
+    old_key = host.store.portal_get(first.record_ids[0])["key_id"]
+    # `emrcomm keys rotate` runs as another process would: its own host on the same files
+    assert run_cli(host, "keys", "rotate") == 0
+    assert "2 message(s) re-encrypted" in capsys.readouterr().out
+    rows = [host.store.portal_get(o.record_ids[0]) for o in (first, second)]
+    new_keys = {r["key_id"] for r in rows}
+    assert len(new_keys) == 1 and old_key not in new_keys
+    # this host loaded the ring before the rotation: it finds the new key and opens both messages
+    for outcome in (first, second):
+        token = token_in(notice_for(host, outcome)["text"])
+        assert service(host).verify(token, BIRTH_DATE, host).opened.text == NOTE
+    # new messages from the old process still open after a second rotation that retires keys
+    third = send_note(host, "note-3")
+    assert run_cli(host, "keys", "rotate", "--retire") == 0
+    assert service(make_host()).transport.read(third.record_ids[0])["text"] == NOTE
+
+
+def test_keys_list_shows_the_current_key_and_what_it_holds(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    send_note(host)
+    assert run_cli(host, "keys", "list", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    current = [r for r in rows if r["current"] and r["kind"] == "encryption"]
+    assert len(current) == 1 and current[0]["messages"] == 1
+
+
+def test_a_tampered_ciphertext_does_not_open(host: Host) -> None:
+    outcome = send_note(host)
+    ident = outcome.record_ids[0]
+    row = host.store.portal_get(ident)
+    flipped = bytes([row["ciphertext"][0] ^ 1]) + row["ciphertext"][1:]
+    host.store._write("UPDATE portal_messages SET ciphertext = ? WHERE id = ?", (flipped, ident))
+    from cryptography.exceptions import InvalidTag
+
+    with pytest.raises(InvalidTag):
+        host.channels["portal"].transport.read(ident)
+
+
+# attachments ----------------------------------------------------------------------------------------
+def test_attachments_travel_only_through_the_portal(host: Host) -> None:
+    request = dict(text="Your lipid panel is attached.", attachments=(Attachment("application/pdf", PDF, "lipid.pdf"),))
+    outcome = send_note(host, **request)
+    assert outcome.channels == ("portal", "sms")
+    assert any(line.startswith("sms: not proposed (it has attachments") for line in outcome.explanation)
+    opened = service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE, host).opened
+    assert opened.attachments == (("lipid.pdf", "application/pdf"),)
+    assert service(host).attachment(opened.session, 0) == ("lipid.pdf", "application/pdf", PDF)
+    assert service(host).attachment(opened.session, 1) is None
+    assert service(host).attachment("not-a-session", 0) is None
+
+
+# recall and expiry ------------------------------------------------------------------------------------
+def test_recall_from_the_command_line_stops_the_record(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = send_note(host)
+    assert run_cli(host, "portal", "recall", "note-1", "--reason", "sent to the wrong patient") == 0
+    resource = host.store.get_record(outcome.record_ids[0])
+    assert resource["status"] == "stopped"
+    assert resource["statusReason"]["coding"][0]["code"] == "recalled"
+    assert any("sent to the wrong patient" in n["text"] for n in resource["note"])
+    from emrcomm.fhir import validate_resource
+
+    validate_resource(resource)  # a valid R4 Communication (status "stopped" with a reason)
+    assert run_cli(host, "portal", "recall", "note-1") == 2  # once is enough
+    assert "already recalled" in capsys.readouterr().out
+
+
+def test_a_read_message_cannot_be_recalled(host: Host) -> None:
+    outcome = send_note(host)
+    service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE, host)
+    assert service(host).recall(outcome.record_ids[0], host) == "read"
+    assert host.store.get_record(outcome.record_ids[0])["status"] == "completed"
+
+
+def test_recalling_a_held_message_cancels_its_notice(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    clock.now = dt.datetime(2026, 11, 23, 22, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    outcome = send_note(host)
+    assert outcome.status is Status.HELD
+    assert service(host).recall("note-1", host) == "recalled"
+    assert {r["state"] for r in host.store.outbox_for_request("note-1")} == {"cancelled"}
+
+
+def test_expire_sweeps_unread_messages_and_asks_staff_to_check(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    unread, read = send_note(host, "note-1"), send_note(host, "note-2")
+    service(host).verify(token_in(notice_for(host, read)["text"]), BIRTH_DATE, host)
+    clock.now += dt.timedelta(days=6)
+    assert service(host).expire_due(host) == []
+    clock.now += dt.timedelta(days=2)
+    assert service(host).expire_due(host) == [unread.record_ids[0]]
+    assert host.store.portal_get(read.record_ids[0])["state"] == "read"
+    assert [i["kind"] for i in host.store.inbox_items()] == ["expired-unread"]
+
+
+def test_the_expire_command_reports_what_it_expired(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(host, "portal", "expire", "--json") == 0  # (on the real clock; the sweep is tested above)
+    assert json.loads(capsys.readouterr().out) == {"expired": []}
+
+
+def test_a_request_expiry_shortens_the_link(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    outcome = send_note(host, expires=clock.now + dt.timedelta(days=2))
+    clock.now += dt.timedelta(days=2, seconds=1)
+    assert service(host).visit(token_in(notice_for(host, outcome)["text"]), host).state == "expired"
+
+
+def test_a_wrong_token_is_unknown(host: Host) -> None:
+    send_note(host)
+    assert service(host).visit("1" + "a" * 52, host).state == "unknown"
+    assert service(host).verify("../../etc", WRONG_DATE, host).state == "unknown"
+
+
+# never a silent drop --------------------------------------------------------------------------------
+def test_no_consented_channel_files_not_done_and_raises_a_staff_follow_up(host: Host) -> None:
+    from fhir.resources.R4B.task import Task
+
+    outcome = send_note(host, patient="Patient/none")
+    assert outcome.status is Status.BLOCKED
+    [record] = host.records(patient="Patient/none")["entry"]
+    assert record["resource"]["status"] == "not-done"
+    [item] = host.store.inbox_items()
+    assert item["kind"] == "follow-up" and item["request_id"] == "note-1" and "CONSENT_MISSING" in item["reason"]
+    assert item["task"]["focus"]["reference"] == f"Communication/{record['resource']['id']}"
+    Task.model_validate(item["task"])
+
+
+def test_blocked_marketing_needs_no_follow_up(host: Host) -> None:
+    host.send(Request("Patient/on-en", Category.MARKETING, id="m-1", text="Riverside Family Health: spa day!"))
+    assert host.store.inbox_items() == []
+
+
+def test_a_portal_message_nobody_announced_asks_staff_to_tell_the_patient(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    bundle = small_clinic()
+    bundle["entry"] += [{"resource": patient("portal-only", given="Kim", family="Ng", mobile="+16135550188")},
+                        {"resource": consent("c20", "portal-only", "portal")}]
+    with host_for(tmp_path, clock, bundle) as host:
+        check_unannounced(host)
+
+
+def check_unannounced(host: Host) -> None:
+    outcome = send_note(host, patient="Patient/portal-only")
+    assert outcome.status is Status.SENT and outcome.channels == ("portal",)
+    [item] = host.store.inbox_items()
+    assert item["kind"] == "unannounced" and item["message_id"] == outcome.record_ids[0]
+
+
+def test_the_inbox_command_lists_replies_and_shows_their_words_on_request(
+        host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = send_note(host)
+    opened = service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE, host).opened
+    service(host).reply(opened.session, "Can I book an appointment next week?", host)
+    capsys.readouterr()
+    assert run_cli(host, "portal", "inbox") == 0
+    listing = capsys.readouterr().out
+    assert "reply" in listing and "appointment" in listing and "book an appointment" not in listing
+    assert run_cli(host, "portal", "inbox", "--text") == 0
+    assert "Can I book an appointment next week?" in capsys.readouterr().out
+    [item] = host.store.inbox_items()
+    assert run_cli(host, "portal", "done", item["id"]) == 0
+    assert host.store.inbox_items() == [] and host.store.inbox_items(state="done")[0]["task"]["status"] == "completed"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Can you renew my prescription?", ("medication", "question")),
+    ("Je voudrais annuler mon rendez-vous.", ("appointment",)),
+    ("I have chest pain since this morning", ("urgent",)),
+    ("Merci beaucoup", ()),
+])
+def test_reply_triage_keywords(text: str, expected: tuple[str, ...]) -> None:
+    assert triage.keywords(text) == expected
+
+
+# an EMR's own portal ------------------------------------------------------------------------------------
+def test_an_emr_can_use_its_own_portal_by_registering_the_portal_channel(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    extra = '\n[plugins]\ndisable = ["portal"]\n'
+    eps = {**discover(), "emrportal": metadata.EntryPoint(name="emrportal", value="portal_kit:EmrPortal",
+                                                          group="emrcomm")}
+    config = write_config(tmp_path, extra)
+    config.write_text(config.read_text().replace('[plugins.portal]\nkeyring = "keyring.json"\n', "") , encoding="utf-8")
+    with Host(load_config(config), clock=clock, entry_points=eps) as host:
+        outcome = send_note(host)
+        assert outcome.channels == ("portal", "sms")
+        notice = notice_for(host, outcome)["text"]
+        assert f"{PORTAL_URL}/emr/inbox/{outcome.record_ids[0]}" in notice
+        assert EmrPortal.transport.messages[outcome.record_ids[0]].text == NOTE
+        from emrcomm.model import DeliveryUpdate
+
+        host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, channel="portal",
+                                            record_id=outcome.record_ids[0]))
+        assert host.store.get_record(outcome.record_ids[0])["received"]
+        from emrcomm.web import create_app
+
+        paths = [getattr(r, "path", "") for r in create_app(host).routes]
+        assert "/m" not in paths  # the EMR serves its own pages
+
+
+# routing settings ----------------------------------------------------------------------------------------
+def test_a_clinic_can_send_a_category_only_through_the_portal(tmp_path: Path) -> None:
+    from emrcomm.testing import make_recipient
+    from test_routing import CHANNELS
+
+    plugin = emrcomm_routing.Plugin(make_context("routing", {"categories": {"appointment-reminder": []}}, tmp_path))
+    request = Request("Patient/test-1", "appointment-reminder", text="x")
+    plan = plugin.emrcomm_plan(Message(request, "x"), make_recipient(), CHANNELS, ())
+    assert all(c.routes[0].channel == "portal" for c in plan.candidates)
+    assert ("sms", "appointment-reminder is not sent by sms (routing categories)") in plan.rejected
+
+
+def test_an_unknown_category_in_the_routing_settings_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown category"):
+        emrcomm_routing.Plugin(make_context("routing", {"categories": {"gossip": []}}, tmp_path))
+
+
+# the documentation ---------------------------------------------------------------------------------------
+PORTAL_DOC = (REPO / "docs" / "portal.md").read_text(encoding="utf-8")
+
+
+def test_the_emr_portal_example_in_the_docs_registers_a_linking_portal(tmp_path: Path) -> None:
+    import pluggy
+
+    from emrcomm import hookspecs
+
+    section = PORTAL_DOC.split("## An EMR's own portal", 1)[1]
+    namespace: dict[str, object] = {}
+    exec(compile(re.findall(r"```python\n(.*?)```", section, re.S)[0], "docs/portal.md", "exec"), namespace)
+    plugin = namespace["EmrPortal"](make_context("emrportal", {}, tmp_path))  # type: ignore[operator]
+    pm = pluggy.PluginManager(hookspecs.NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(plugin, name="emrportal")
+    [[channel]] = pm.hook.emrcomm_register_channels()
+    assert channel.name == "portal" and channel.holds_content and channel.secure
+    assert channel.transport.link_for("abc123").endswith("/abc123")
+
+
+def test_every_screenshot_the_portal_doc_shows_exists() -> None:
+    images = re.findall(r"\]\((images/[^)]+)\)", PORTAL_DOC)
+    assert len(images) >= 6
+    assert all((REPO / "docs" / image).is_file() for image in images)
+
+
+def test_a_database_from_before_the_portal_links_gains_their_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    from emrcomm.store import SQLiteStore
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("""CREATE TABLE portal_messages (id TEXT PRIMARY KEY, record_id TEXT NOT NULL, patient TEXT NOT NULL,
+                      key_id TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, created TEXT NOT NULL,
+                      state TEXT NOT NULL DEFAULT 'unread')""")
+        db.execute("INSERT INTO portal_messages VALUES ('m1', 'm1', 'Patient/1', 'k', x'00', x'00', '2026', 'unread')")
+    store = SQLiteStore(path)
+    try:
+        row = store.portal_get("m1")
+        assert row is not None and row["attempts"] == 0 and row["kind"] == "message" and row["link_digest"] is None
+    finally:
+        store.close()

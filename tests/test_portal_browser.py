@@ -1,0 +1,215 @@
+"""The portal end to end in a real browser: Debian's Chromium, headless, driven by playwright,
+against ``emrcomm serve``'s app on 127.0.0.1. A clinician's result note is refused on SMS and
+goes to the portal; the patient opens the SMS notice's link, confirms, gives their date of birth,
+reads, replies; the link then fails; a recalled message, an expired link and a locked link say
+so. Screenshots go to tests/artifacts/portal/ (set EMRCOMM_DOC_SCREENSHOTS=1 to refresh the
+ones docs/portal.md shows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emrcomm.host import Host
+from emrcomm.model import Message, Request, Status
+from emrcomm.web import i18n
+from portal_kit import (
+    BIRTH_DATE,
+    NOTE,
+    NOTE_WORDS,
+    PORTAL_URL,
+    WRONG_DATE,
+    link_in,
+    notice_for,
+    running_server,
+    send_note,
+)
+from support import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = REPO / "tests" / "artifacts" / "portal"
+DOC_IMAGES = REPO / "docs" / "images" / "portal"
+# The screenshots docs/portal.md shows.
+FOR_DOCS = ("01-sms-notice-confirm", "02-date-of-birth", "03-message", "04-replied", "05-link-used",
+            "06-recalled", "08-locked", "09-french")
+EN, FR = i18n.STRINGS["en"], i18n.STRINGS["fr"]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not CHROMIUM.exists():  # pragma: no cover - tests/run.sh installs it
+    pytest.fail("Debian chromium is missing: apt-get install chromium (tests/run.sh does)", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 820, "height": 900}, locale="en-CA")
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def site(host: Host) -> Iterator[str]:
+    with running_server(host) as base:
+        yield base
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 1000
+    if os.environ.get("EMRCOMM_DOC_SCREENSHOTS") and name in FOR_DOCS:
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOC_IMAGES / path.name)
+
+
+def local(link: str, base: str) -> str:
+    """The notice's public link, served here: the reverse proxy's job in production."""
+    assert link.startswith(PORTAL_URL + "/m/")
+    return base + link.removeprefix(PORTAL_URL)
+
+
+def give_birth_date(page: Any, date: dt.date, t: dict[str, str] = EN) -> None:  # type: ignore[assignment]
+    page.get_by_label(t["day"], exact=True).fill(str(date.day))
+    page.get_by_label(t["month"], exact=True).fill(str(date.month))
+    page.get_by_label(t["year"], exact=True).fill(str(date.year))
+    page.get_by_role("button", name=t["open"]).click()
+
+
+def heading(page: Any) -> str:
+    return str(page.get_by_role("heading", level=1).inner_text()).strip()
+
+
+def contrast(page: Any, selector: str) -> float:
+    """WCAG contrast ratio of an element's text against its background (computed styles)."""
+    colours = page.eval_on_selector(selector, """el => {
+        const bg = e => { const c = getComputedStyle(e).backgroundColor;
+                          return (c === 'rgba(0, 0, 0, 0)' && e.parentElement) ? bg(e.parentElement) : c; };
+        return [getComputedStyle(el).color, bg(el)]; }""")
+
+    def luminance(css: str) -> float:
+        r, g, b = (int(float(v)) / 255 for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(colours[0]), luminance(colours[1])), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: str, page: Any) -> None:
+    outcome = send_note(host)
+    # refused on SMS (and email), carried by the portal with an SMS notice
+    assert outcome.status is Status.SENT and outcome.channels == ("portal", "sms")
+    assert any(line.startswith("sms: rejected") and "CLINICAL_CONTENT" in line for line in outcome.explanation)
+    notice = notice_for(host, outcome)["text"]
+    assert all(word not in notice for word in NOTE_WORDS)
+    facts = host.inspect(Message(Request("Patient/on-en", "results-available", text=notice), notice))
+    assert not [f for f in facts if f.code in ("CLINICAL_CONTENT", "HEALTH_IDENTIFIER")]
+    link = local(link_in(notice), site)
+
+    # the link: a confirm page, reached and passed with the keyboard alone
+    page.goto(link)
+    assert heading(page) == EN["confirm_title"]
+    assert all(word not in page.content() for word in NOTE_WORDS)
+    shot(page, "01-sms-notice-confirm")
+    assert contrast(page, "main p") >= 7 and contrast(page, "button.button") >= 4.5
+    continue_button = page.get_by_role("button", name=EN["continue"])
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == EN["continue"]:
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert continue_button.count() == 0 and heading(page) == EN["identity_title"]
+
+    # the date of birth, through labelled fields
+    shot(page, "02-date-of-birth")
+    give_birth_date(page, BIRTH_DATE)
+    assert page.get_by_role("article").inner_text().strip() == NOTE
+    assert host.store.get_record(outcome.record_ids[0])["received"]
+    shot(page, "03-message")
+
+    # the reply
+    page.get_by_label(EN["reply_label"]).fill("Thank you. Should I also stop my evening snack?")
+    page.get_by_role("button", name=EN["send_reply"]).click()
+    assert heading(page) == EN["replied_title"]
+    shot(page, "04-replied")
+    [item] = host.store.inbox_items()
+    reply = host.store.get_record(item["record_id"])
+    assert reply["inResponseTo"] == [{"reference": f"Communication/{outcome.record_ids[0]}"}]
+
+    # the second use of the link fails
+    page.goto(link)
+    assert heading(page) == EN["problem_used_title"]
+    assert "metformin" not in page.content()
+    shot(page, "05-link-used")
+
+
+def test_a_recalled_message_says_it_is_no_longer_available(host: Host, site: str, page: Any) -> None:
+    outcome = send_note(host, "note-recalled")
+    link = local(link_in(notice_for(host, outcome)["text"]), site)
+    assert host.channels["portal"].transport.service.recall("note-recalled", host) == "recalled"
+    page.goto(link)
+    assert heading(page) == EN["problem_recalled_title"]
+    assert page.get_by_text(EN["problem_recalled"]).is_visible()
+    shot(page, "06-recalled")
+
+
+def test_an_expired_link_is_refused(host: Host, site: str, page: Any, clock) -> None:  # type: ignore[no-untyped-def]
+    outcome = send_note(host, "note-expired")
+    link = local(link_in(notice_for(host, outcome)["text"]), site)
+    clock.now += dt.timedelta(days=8)
+    page.goto(link)
+    assert heading(page) == EN["problem_expired_title"]
+    shot(page, "07-expired")
+
+
+def test_the_sixth_date_of_birth_is_refused_even_when_right(host: Host, site: str, page: Any) -> None:
+    outcome = send_note(host, "note-locked")
+    link = local(link_in(notice_for(host, outcome)["text"]), site)
+    page.goto(link)
+    page.get_by_role("button", name=EN["continue"]).click()
+    for left in (4, 3, 2, 1):
+        give_birth_date(page, WRONG_DATE)
+        assert page.get_by_role("alert").inner_text().count(EN["error_wrong"].format(left=left)) == 1
+    shot(page, "08a-wrong-date")
+    give_birth_date(page, WRONG_DATE)  # the fifth wrong answer locks the link
+    assert heading(page) == EN["problem_locked_title"]
+    page.goto(link)
+    assert heading(page) == EN["problem_locked_title"]  # no form to fill any more...
+    response = page.request.post(f"{link}/open", form={"day": str(BIRTH_DATE.day), "month": str(BIRTH_DATE.month),
+                                                      "year": str(BIRTH_DATE.year)})
+    assert response.status == 403 and "metformin" not in response.text()  # ...and the right answer is refused
+    shot(page, "08-locked")
+    assert "received" not in host.store.get_record(outcome.record_ids[0])
+
+
+def test_a_french_patient_reads_in_french_and_can_switch(host: Host, site: str, page: Any) -> None:
+    outcome = send_note(host, "note-fr", patient="Patient/qc-fr", text="Votre glycémie à jeun est de 7,9 mmol/L.")
+    link = local(link_in(notice_for(host, outcome)["text"]), site)
+    page.goto(link)
+    assert heading(page) == FR["confirm_title"] and page.locator("html").get_attribute("lang") == "fr"
+    page.get_by_role("navigation").get_by_role("link", name="English").click()
+    assert heading(page) == EN["confirm_title"]
+    page.get_by_role("navigation").get_by_role("link", name="Français").click()
+    page.get_by_role("button", name=FR["continue"]).click()
+    give_birth_date(page, BIRTH_DATE, FR)
+    assert "7,9 mmol/L" in page.get_by_role("article").inner_text()
+    shot(page, "09-french")
