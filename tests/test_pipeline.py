@@ -221,6 +221,16 @@ def test_a_filer_that_fails_stops_the_send(tmp_path: Path, clock) -> None:  # ty
         assert entry["resource"]["status"] == "not-done"
 
 
+def test_a_filer_failing_after_the_send_never_causes_a_second_send(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    with host_with_fake(tmp_path, clock, "flaky", "fakes:FailsAfterSending", 11) as host:
+        outcome = host.send(reminder())
+        assert outcome.status is Status.SENT
+        assert any(f.code == "RECORD_NOT_FILED" and f.plugin == "flaky" for f in outcome.findings)
+        assert host.store.outbox_counts() == {"sent": 1}
+        assert "already handled" in host.send(reminder()).explanation[0]
+        assert len(sms_sink(host)) == 1
+
+
 # Severity configuration ---------------------------------------------------------------------------
 def test_raised_severity_blocks_a_warning(make_host: Callable[..., Host]) -> None:
     host = make_host("\n[rules.severity]\nPROMOTIONAL_LANGUAGE = 'block'\n")

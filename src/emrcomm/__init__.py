@@ -8,6 +8,7 @@ from __future__ import annotations
 import pluggy
 
 from emrcomm.context import Clinic, PluginContext
+from emrcomm.delivery import PermanentDeliveryError, TransientDeliveryError
 from emrcomm.errors import ConfigError, EmrcommError, PluginError, RenderError, RequestError
 from emrcomm.model import (
     Attachment,
@@ -63,6 +64,7 @@ __all__ = [
     "Host",
     "Message",
     "Outcome",
+    "PermanentDeliveryError",
     "Plan",
     "PluginContext",
     "PluginError",
@@ -77,6 +79,7 @@ __all__ = [
     "Sensitivity",
     "Severity",
     "Status",
+    "TransientDeliveryError",
     "Transport",
     "__version__",
     "hookimpl",

@@ -1,4 +1,5 @@
-"""The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 blocked."""
+"""The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 blocked, 4 not done
+(``audit verify`` found a problem; ``records flush`` left records queued or rejected)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from emrcomm.errors import EmrcommError
 from emrcomm.model import Finding, Outcome, Status
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
+EXIT_NOT_DONE = 4
 
 
 def _common() -> argparse.ArgumentParser:
@@ -50,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("files", nargs="+", metavar="REQUEST",
                       help="a CommunicationRequest JSON file; .jsonl/.ndjson for one per line; - for stdin")
 
-    check = sub.add_parser("check", parents=[common], help="check a text against the content rules")
-    check.add_argument("--channel", required=True, help="sms, email or portal")
+    check = sub.add_parser("check", parents=[common], help="check a text against the content rules, "
+                           "or (--patient) how it would be routed to a patient and why")
+    check.add_argument("--channel", help="sms, email or portal: the text rules of one channel")
+    check.add_argument("--patient", metavar="Patient/ID",
+                       help="a dry run for this patient: every channel, chosen or rejected and why; nothing is sent")
+    check.add_argument("--restricted", action="store_true", help="with --patient: a restricted (confidential) request")
     check.add_argument("--category", default="appointment-reminder")
     check.add_argument("--lang", default="en", choices=["en", "fr"])
     given = check.add_mutually_exclusive_group(required=True)
@@ -59,13 +65,63 @@ def build_parser() -> argparse.ArgumentParser:
     given.add_argument("--jsonl", type=Path, metavar="FILE",
                        help='one {"text", "channel"?, "category"?, "lang"?} object per line; - for stdin')
 
-    records = sub.add_parser("records", parents=[common], help="print filed Communications as a FHIR Bundle")
+    records = sub.add_parser("records", parents=[common],
+                             help="print filed Communications as a FHIR Bundle; file queued ones on the FHIR server")
+    records.add_argument("action", nargs="?", choices=("search", "flush", "queue"), default="search",
+                         help="search (default): print a searchset Bundle; flush: file what waits for the FHIR "
+                              "server now; queue: what waits, and what the server refused")
     records.add_argument("--patient", help="Patient/<id>")
     records.add_argument("--status", help="completed, not-done, on-hold, in-progress")
-    records.add_argument("--channel")
+    records.add_argument("--channel", help="sms, email, portal, ...")
     records.add_argument("--category")
     records.add_argument("--since", type=dt.datetime.fromisoformat, help="ISO date or date-time (UTC if no zone)")
     records.add_argument("--until", type=dt.datetime.fromisoformat)
+    records.add_argument("--source", choices=("store", "server"), default="store",
+                         help="store: the embedded chart (default); server: search the FHIR server the "
+                              "fhir-records plugin files to")
+    records.add_argument("--retry-rejected", action="store_true",
+                         help="with flush: first put back the records the server refused")
+
+    audit = sub.add_parser("audit", parents=[common], help="verify or export the signed audit log")
+    audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    verify = audit_sub.add_parser("verify", parents=[common],
+                                  help="check every entry, the chain, the order and the end; name what is wrong")
+    verify.add_argument("--public-key", action="append", type=Path, default=[], metavar="FILE",
+                        help="a trusted public key (PEM); repeat for keys used before a rotation "
+                             "(default: the key file's own)")
+    verify.add_argument("--anchor", metavar="SEQ:HASH",
+                        help="an entry noted earlier (from a previous verify) that must still be there")
+    export = audit_sub.add_parser("export", parents=[common], help="write the log as JSON lines or FHIR AuditEvents")
+    export.add_argument("--format", choices=("jsonl", "fhir"), default="jsonl",
+                        help="jsonl: one signed entry per line (default); fhir: a Bundle of R4 AuditEvents")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of standard output")
+    audit_sub.add_parser("public-key", parents=[common], help="print the public key auditors verify with (PEM)")
+
+    serve = sub.add_parser("serve", parents=[common], help="serve the portal's patient pages (an ASGI app)")
+    serve.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--forwarded-allow-ips", metavar="IPS", default=None,
+                       help="addresses of the reverse proxy whose X-Forwarded-For / -Proto headers to trust")
+
+    keys = sub.add_parser("keys", parents=[common], help="the portal's encryption key ring")
+    keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rotate = keys_sub.add_parser("rotate", parents=[common],
+                                 help="new current key and link key; re-encrypt every stored message")
+    rotate.add_argument("--retire", action="store_true", help="then drop old keys no stored message uses")
+    keys_sub.add_parser("list", parents=[common], help="key ids, which is current, how many messages each holds")
+
+    portal = sub.add_parser("portal", parents=[common], help="portal messages and the practice inbox")
+    portal_sub = portal.add_subparsers(dest="action", required=True, metavar="ACTION")
+    recall = portal_sub.add_parser("recall", parents=[common], help="withdraw an unread portal message")
+    recall.add_argument("id", help="the message id (its Communication id) or the request id that sent it")
+    recall.add_argument("--reason", default="", help="why, for the record (no clinical details)")
+    portal_sub.add_parser("expire", parents=[common], help="expire unread messages whose link has run out")
+    inbox = portal_sub.add_parser("inbox", parents=[common],
+                                  help="the practice inbox: patients' replies and staff follow-ups")
+    inbox.add_argument("--all", action="store_true", help="include items already done")
+    inbox.add_argument("--text", action="store_true", help="show the words of patients' replies (decrypted)")
+    done = portal_sub.add_parser("done", parents=[common], help="mark an inbox item done")
+    done.add_argument("id", help="the inbox item id")
     return parser
 
 
@@ -158,9 +214,9 @@ def _is_lines(text: str) -> bool:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from emrcomm.errors import RequestError
-
     from tqdm import tqdm
+
+    from emrcomm.errors import RequestError
 
     items = list(_read_requests(args.files))
     worst = EXIT_OK
@@ -210,6 +266,11 @@ def format_finding(f: Finding) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.patient is not None:
+        return _check_patient(args)
+    if args.channel is None:
+        raise EmrcommError("check: give --channel (the text rules of one channel) "
+                           "or --patient (how it would be routed to that patient)")
     with _host(args) as host:
         if args.text is not None:
             found = host.check(args.text, channel=args.channel, category=args.category, language=args.lang)
@@ -232,6 +293,20 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(json.dumps({"blocked": blocked, "findings": [_finding_json(f) for f in found]},
                                  ensure_ascii=False))
         return EXIT_BLOCKED if any_blocked else EXIT_OK
+
+
+def _check_patient(args: argparse.Namespace) -> int:
+    from emrcomm.model import Request, Sensitivity
+
+    if args.text is None:
+        raise EmrcommError("check --patient: give the message with --text")
+    request = Request(args.patient, args.category, id="check", text=args.text,
+                      sensitivity=Sensitivity.RESTRICTED if args.restricted else Sensitivity.NORMAL,
+                      channel=args.channel)
+    with _host(args) as host:
+        outcome = host.preview(request)
+    _emit(args, outcome.to_dict(), format_outcome(outcome).replace("request check: ", "would be: ", 1))
+    return EXIT_BLOCKED if outcome.status is Status.BLOCKED else EXIT_OK
 
 
 def _open(path: Path) -> Any:
@@ -264,9 +339,204 @@ def cmd_records(args: argparse.Namespace) -> int:
         return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
     with _host(args) as host:
-        bundle = host.records(patient=args.patient, status=args.status, channel=args.channel,
-                              category=args.category, since=aware(args.since), until=aware(args.until))
+        if args.action == "flush":
+            return _flush(args, host)
+        if args.action == "queue":
+            status = [filer.queue_status() for filer in _server_filers(host)]
+            _emit(args, status, "\n".join(
+                f"{s['target']} -> {s['server']}: {s['pending']} waiting, {s['done']} filed, "
+                f"{len(s['rejected'])} refused" + "".join(f"\n  refused {r['record_id']}: {r['last_error']}"
+                                                           for r in s["rejected"]) for s in status))
+            return EXIT_OK
+        if args.source == "server":
+            from emrcomm import fhir
+
+            params = _server_query(host, args, aware(args.since), aware(args.until))
+            bundle = fhir.searchset(_server_filers(host)[0].search(params))
+        else:
+            bundle = host.records(patient=args.patient, status=args.status, channel=args.channel,
+                                  category=args.category, since=aware(args.since), until=aware(args.until))
     print(json.dumps(bundle, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _server_filers(host: Any) -> list[Any]:
+    """The active plugins that file on a FHIR server (they offer flush, queue_status, search)."""
+    found = [p.plugin for p in host.plugins if all(callable(getattr(p.plugin, m, None))
+                                                   for m in ("flush", "queue_status", "search"))]
+    if not found:
+        raise EmrcommError("no plugin files records on a FHIR server: add [plugins.fhir-records] with its "
+                           "base_url to the config (docs/records.md)")
+    return found
+
+
+def _server_query(host: Any, args: argparse.Namespace, since: dt.datetime | None,
+                  until: dt.datetime | None) -> list[tuple[str, str]]:
+    """FHIR search parameters for the filters. On the server, dates filter Communication.sent."""
+    from emrcomm.fhir import CATEGORY_SYSTEM, PARTICIPATION_MODE, fhir_datetime
+
+    params: list[tuple[str, str]] = []
+    if args.patient:
+        params.append(("subject", args.patient))
+    if args.status:
+        params.append(("status", args.status))
+    if args.channel:
+        channel = host.channels.get(args.channel)
+        if channel is None:
+            raise EmrcommError(f"unknown channel {args.channel!r}; choose one of: {', '.join(sorted(host.channels))}")
+        params.append(("medium", f"{PARTICIPATION_MODE}|{channel.medium}"))
+    if args.category:
+        params.append(("category", f"{CATEGORY_SYSTEM}|{args.category}"))
+    if since:
+        params.append(("sent", f"ge{fhir_datetime(since)}"))
+    if until:
+        params.append(("sent", f"lt{fhir_datetime(until)}"))
+    return params
+
+
+def _flush(args: argparse.Namespace, host: Any) -> int:
+    reports = [(filer, filer.flush(retry_rejected=args.retry_rejected)) for filer in _server_filers(host)]
+    data = [{"target": filer.name, "server": filer.base_url, **report.to_dict()} for filer, report in reports]
+    _emit(args, data, "\n".join(
+        f"{d['target']} -> {d['server']}: {d['filed']} filed, {d['rejected']} refused, {d['pending']} waiting"
+        + (f"\n  stopped: {d['error']}" if d["error"] else "") for d in data))
+    return EXIT_OK if all(not r.error and not r.pending and not r.rejected for _, r in reports) else EXIT_NOT_DONE
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Read-only on purpose: verifying opens the store and the key, not the host and its plugins."""
+    from emrcomm import audit
+    from emrcomm.config import load_config
+    from emrcomm.store import SQLiteStore
+
+    config = load_config(args.config)
+    key_file = audit.key_path(config)
+    store = SQLiteStore(config.store_path)
+    try:
+        if args.action == "public-key":
+            print(audit.public_pem(audit.load_public_key(key_file)), end="")
+            return EXIT_OK
+        if args.action == "export":
+            out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+            try:
+                n = (audit.write_fhir if args.format == "fhir" else audit.write_jsonl)(store, out)
+            finally:
+                if args.output:
+                    out.close()
+            if args.output:
+                print(f"{n} entries written to {args.output}", file=sys.stderr)
+            return EXIT_OK
+        keys = [audit.load_public_key(path) for path in args.public_key]
+        if key_file.exists():
+            keys.append(audit.load_public_key(key_file))
+        if not keys:
+            raise EmrcommError(f"no trusted key: {key_file} (audit.key_file) is missing; give --public-key FILE")
+        anchor = _anchor(args.anchor) if args.anchor else None
+        report = audit.verify(store, keys, anchor=anchor)
+    finally:
+        store.close()
+    if report.ok:
+        head = (f"entry {report.head_seq} (keep {report.head_seq}:{report.head_hash} to check later with --anchor)"
+                if report.head_seq else "none (the log is empty)")
+        text = (f"audit log {config.store_path}: {report.entries} entries; every signature, the chain, the order "
+                f"and the end check out.\n  head: {head}\n  keys: {', '.join(report.keys)}")
+        if report.unsealed:
+            text += (f"\n  {report.unsealed} entr{'y' if report.unsealed == 1 else 'ies'} appended since the last "
+                     "seal (the host is running, or stopped without closing)")
+    else:
+        text = (f"audit log {config.store_path}: {len(report.problems)} problem(s) in {report.entries} entries:\n"
+                + "\n".join(f"  - {p.message}" for p in report.problems))
+    _emit(args, report.to_dict(), text)
+    return EXIT_OK if report.ok else EXIT_NOT_DONE
+
+
+def _anchor(value: str) -> tuple[int, str]:
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise EmrcommError(f"--anchor {value!r}: expected SEQ:HASH, e.g. 1042:<64 hex digits> from `audit verify`")
+    return int(seq), digest.lower()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from emrcomm.web import serve
+
+    logging.getLogger("emrcomm").setLevel(min(logging.getLogger().level, logging.INFO))
+    with _host(args) as host:
+        print(f"emrcomm: serving the portal on http://{args.bind}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        serve(host, bind=args.bind, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
+    return EXIT_OK
+
+
+def _portal(host: Any) -> Any:
+    channel = host.channels.get("portal")
+    service = getattr(channel.transport, "service", None) if channel is not None else None
+    if service is None:
+        raise EmrcommError("the built-in portal is not enabled (plugins.portal): nothing to do here")
+    return service
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    with _host(args) as host:
+        portal = _portal(host)
+        if args.action == "rotate":
+            done = portal.rotate_keys(retire=args.retire)
+            data = {"key": done.key_id, "link_key": done.link_key_id, "reencrypted": done.resealed,
+                    "retired": list(done.retired)}
+            _emit(args, data, f"new current key {done.key_id} (link key {done.link_key_id}); "
+                              f"{done.resealed} message(s) re-encrypted"
+                              + (f"; retired {', '.join(done.retired)}" if done.retired else ""))
+            return EXIT_OK
+        ring, use = portal.transport.ring, host.store.portal_key_use()
+        rows = [{"id": k, "kind": "encryption", "current": k == ring.current, "messages": use.get(k, 0)}
+                for k in ring.keys]
+        rows += [{"id": k, "kind": "link", "current": k == ring.link_current, "messages": use.get(k, 0)}
+                 for k in ring.link_keys]
+        _emit(args, rows, "\n".join(f"{r['id']}  {r['kind']:<10}  {'current' if r['current'] else 'old':<7}  "
+                                    f"{r['messages']} message(s)" for r in rows))
+    return EXIT_OK
+
+
+def cmd_portal(args: argparse.Namespace) -> int:
+    from emrcomm.inbox import close_item
+
+    with _host(args) as host:
+        portal = _portal(host)
+        if args.action == "recall":
+            result = portal.recall(args.id, host, args.reason)
+            _emit(args, {"result": result}, {
+                "recalled": "recalled: the link no longer opens it and the record says so",
+                "unknown": f"no portal message {args.id}",
+                "read": "not recalled: the patient has already read it; send a correction instead",
+                "recalled-before": "it was already recalled",
+                "expired": "not recalled: it had already expired unread",
+            }.get(result, result))
+            return EXIT_OK if result == "recalled" else EXIT_BAD_INPUT
+        if args.action == "expire":
+            expired = portal.expire_due(host)
+            _emit(args, {"expired": expired}, f"{len(expired)} message(s) expired")
+            return EXIT_OK
+        if args.action == "done":
+            closed = close_item(host.store, args.id, host.clock())
+            if not closed:
+                raise EmrcommError(f"no open inbox item {args.id}")
+            _emit(args, {"done": args.id}, f"{args.id}: done")
+            return EXIT_OK
+        items = host.store.inbox_items(state=None if args.all else "open")
+        if args.text:
+            for item in items:
+                if item["kind"] == "reply" and item["message_id"]:
+                    item["text"] = portal.transport.read(item["message_id"])["text"]
+        lines = []
+        for item in items:
+            tags = f" [{', '.join(item['keywords'])}]" if item["keywords"] else ""
+            lines.append(f"{item['id']}  {item['created'][:16]}  {item['priority']:<7}  {item['kind']:<14}  "
+                         f"{item['patient']}{tags}  {item['task']['description']}")
+            if "text" in item:
+                lines += [f"    | {line}" for line in item["text"].splitlines()]
+        tasks = [dict(item["task"], note=[{"text": item["text"]}]) if "text" in item else item["task"]
+                 for item in items]
+        _emit(args, {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": t} for t in tasks]},
+              "\n".join(lines) or "the inbox is empty")
     return EXIT_OK
 
 

@@ -43,6 +43,11 @@ def parse_request(data: str | bytes | Mapping[str, Any]) -> Request:
     if not isinstance(data, Mapping):
         raise RequestError(f"request must be a JSON object (a CommunicationRequest), not {type(data).__name__}")
     kind = data.get("resourceType")
+    if kind == "Communication":
+        raise RequestError(
+            "resourceType is 'Communication'; expected 'CommunicationRequest': a Communication records a "
+            "message that was already sent; to ask for one to be sent, post a CommunicationRequest"
+        )
     if kind != "CommunicationRequest":
         raise RequestError(f"resourceType is {kind!r}; expected 'CommunicationRequest'")
     _check_r4(data)
@@ -269,18 +274,24 @@ def communication(record: Record) -> dict[str, Any]:
                 {"system": RULE_SYSTEM, "code": code, **({"display": RULES[code].remedy} if code in RULES else {})}
                 for code in record.reasons
             ],
-            "text": " ".join(f.message for f in record.findings if f.blocks) or ", ".join(record.reasons),
+            # One sentence per distinct reason: candidates tried in turn often hit the same rule.
+            "text": " ".join(dict.fromkeys(f.message for f in record.findings if f.blocks)) or ", ".join(record.reasons),
         }
     res["category"] = [{"coding": [{"system": CATEGORY_SYSTEM, "code": req.category.value}]}]
     res["priority"] = "urgent" if req.priority == "urgent" else "routine"
     if record.medium:
         res["medium"] = [{"coding": [{"system": PARTICIPATION_MODE, "code": record.medium}]}]
     res["subject"] = {"reference": req.patient_ref}
-    res["recipient"] = [{"reference": req.patient_ref}]
-    if req.sender:
-        res["sender"] = {"reference": req.sender}
-    elif record.sender_display:
-        res["sender"] = {"display": record.sender_display}
+    clinic = {"reference": req.sender} if req.sender else {"display": record.sender_display} if record.sender_display else None
+    if record.role == "reply":
+        # The patient wrote to the clinic: the direction turns around.
+        if clinic:
+            res["recipient"] = [clinic]
+        res["sender"] = {"reference": req.patient_ref}
+    else:
+        res["recipient"] = [{"reference": req.patient_ref}]
+        if clinic:
+            res["sender"] = clinic
     if record.sent:
         res["sent"] = fhir_datetime(record.sent)
     if record.received:
@@ -311,7 +322,10 @@ def searchset(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         with contextlib.suppress(ValueError):  # ids that are not UUIDs get no fullUrl
             entry = {"fullUrl": f"urn:uuid:{uuid.UUID(hex=str(res.get('id')))}", **entry}
         entries.append(entry)
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return bundle
 
 
 def validate_resource(resource: Mapping[str, Any]) -> None:

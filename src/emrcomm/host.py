@@ -19,6 +19,7 @@ import pluggy
 from attrs import frozen
 
 from emrcomm import fhir
+from emrcomm.audit import KINDS, AuditLog, Trail
 from emrcomm.config import Config, load_config
 from emrcomm.context import PluginContext, utcnow
 from emrcomm.errors import PluginError, RenderError, RequestError
@@ -30,6 +31,7 @@ from emrcomm.model import (
     ContactPoint,
     DeliveryUpdate,
     Finding,
+    LinkingTransport,
     Message,
     Outcome,
     Plan,
@@ -73,6 +75,10 @@ class _Leg:
     channel: Channel
     message: Message
     findings: tuple[Finding, ...]
+    # A notice's link to the message it announces, and that message's (channel, id): the link
+    # opens the message, so the chart and the outbox keep it withheld and derive it again.
+    link: str | None = None
+    link_from: tuple[str, str] | None = None
 
 
 @frozen
@@ -122,9 +128,12 @@ class Host:
     ) -> None:
         self.config = config
         self.clock = clock
+        self._closed = False
         self.store = SQLiteStore(config.store_path)
         self._pm: pluggy.PluginManager = new_plugin_manager()
         try:
+            # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
+            self.audit = AuditLog.open(config, self.store, clock)
             self.plugins: list[LoadedPlugin] = load_plugins(
                 self._pm, config, self._make_context, entry_points
             )
@@ -156,10 +165,14 @@ class Host:
         self.close()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for item in self.plugins:
             closer = getattr(item.plugin, "close", None)
             if callable(closer):
                 closer()
+        self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
         self.store.close()
 
     # start-up ----------------------------------------------------------------------------------
@@ -290,8 +303,71 @@ class Host:
                 log.error("record %s could not be filed by %s", record.id, plugin)
 
     def delivery_update(self, update: DeliveryUpdate) -> None:
-        """Tell every plugin what happened after hand-off (delivery report, read, reply, STOP)."""
+        """Tell every plugin what happened after hand-off (delivery report, read, reply, STOP).
+
+        A reply to a known record is first filed as its own Communication (``inResponseTo`` the
+        record) through every filer; the update is then logged in the audit log (ids only).
+        """
+        reply = self._file_reply(update) if update.kind == "reply" else None
         self._pm.hook.emrcomm_delivery_update(update=update)
+        kind = update.kind if update.kind in KINDS else "update"
+        patient = update.detail if update.detail.startswith("Patient/") else None
+        self.audit.record(kind, record=reply or update.record_id, channel=update.channel,
+                          records=[update.record_id] if reply and update.record_id else None,
+                          provider_id=update.provider_id, patient=patient,
+                          status=update.kind if kind == "update" else None)
+
+    def _file_reply(self, update: DeliveryUpdate) -> str | None:
+        """File a patient's reply as a Communication from the patient, in response to the record
+        it answers. The id derives from the provider's message id (else the time), so a callback
+        delivered twice files one reply. Returns the reply's record id, or None when the update
+        does not say which record it answers."""
+        original = update.record_id
+        if original is None and update.channel and update.provider_id:
+            original = self.store.record_for_provider(update.channel, update.provider_id)
+        if original is None:
+            return None
+        try:
+            meta = self.store.record_meta(original)
+        except KeyError:
+            return None
+        resource = self.store.get_record(original) or {}
+        based_on = next((b["reference"] for b in resource.get("basedOn", ()) if b.get("reference")), None)
+        req = Request(meta["patient"], meta["category"], id=meta["request_id"], based_on=based_on,
+                      sender=(resource.get("sender") or {}).get("reference"))
+        channel = self.channels.get(update.channel or meta["channel"] or "")
+        channel_name = channel.name if channel else (update.channel or meta["channel"])
+        key = update.provider_id or fhir.fhir_datetime(update.at)
+        reference = None
+        if channel is not None and channel.holds_content and update.provider_id:
+            try:  # the channel keeps the reply itself (encrypted): the chart points at it
+                reference = f"urn:uuid:{uuid.UUID(hex=update.provider_id)}"
+            except ValueError:
+                reference = None
+        now = self.clock()
+        record = Record(
+            id=record_id(req.id, channel_name, f"reply:{key}"),
+            request=req,
+            status="completed",
+            channel=channel_name,
+            medium=channel.medium if channel else None,
+            role="reply",
+            text=None if channel is not None and channel.holds_content else update.text,
+            payload_reference=reference,
+            sent=update.at,
+            received=max(now, update.at),
+            recorded=now,
+            provider_id=update.provider_id,
+            in_response_to=f"Communication/{original}",
+            sender_display=self.config.clinic.name,
+        )
+        try:
+            with self.store.transaction():
+                self.file(record)
+        except _FilingFailed as failed:
+            raise PluginError(f"the reply to record {original} could not be filed by plugin {failed.plugin!r} "
+                              f"({type(failed.error).__name__}); nothing was lost: deliver the update again") from None
+        return record.id
 
     # the pipeline --------------------------------------------------------------------------------
     def send(self, request: Request | Mapping[str, Any] | str | bytes) -> Outcome:
@@ -302,19 +378,29 @@ class Host:
         req = request if isinstance(request, Request) else fhir.parse_request(request)
         now = self.clock()
         log.info("request %s received: %s for %s", req.id, req.category.value, req.patient_ref)
+        # The request's audit entries are written with its records, in the same transaction.
+        trail = self.audit.trail(request=req.id, patient=req.patient_ref)
+        trail.add("request.received", category=req.category.value)
         duplicate = self._already_handled(req)
         if duplicate is not None:
+            trail.add("request.duplicate", records=list(duplicate.record_ids))
+            trail.flush()
             return duplicate
         recipient = self.find_recipient(req)
         if recipient is None:
             return self._refuse(req, [finding("RECIPIENT_UNKNOWN", plugin="host", detail=req.patient_ref)],
-                                now, ("no directory plugin knows this patient",))
-        message = self.render(req, recipient)
+                                now, ("no directory plugin knows this patient",), trail=trail)
+        try:
+            message = self.render(req, recipient)
+        except RequestError as exc:
+            trail.add("request.refused", error=type(exc).__name__)
+            trail.flush()
+            raise
         facts = self.inspect(message)
         plan = self.plan(message, recipient, facts)
         explanation = [f"{channel}: not proposed ({why})" for channel, why in (plan.rejected if plan else ())]
         if plan is None or not plan.candidates:
-            return self._refuse(req, [finding("NO_ROUTE", plugin="host")], now, tuple(explanation))
+            return self._refuse(req, [finding("NO_ROUTE", plugin="host")], now, tuple(explanation), trail=trail)
 
         verdicts: list[_Verdict] = []
         for candidate in plan.candidates:
@@ -331,9 +417,10 @@ class Host:
             explanation.append(f"{label}: rejected ({codes})")
         chosen = verdicts[-1]
         rejected_blocks = tuple(f for v in verdicts if v is not chosen for f in v.blocks)
+        trail.note(codes=sorted({f.code for f in facts} | {f.code for v in verdicts for f in v.findings}))
         if chosen.blocks and not chosen.holdable:
-            return self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation))
-        return self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation))
+            return self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation), trail=trail)
+        return self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation), trail=trail)
 
     def send_many(self, requests: Iterable[Request | Mapping[str, Any] | str | bytes]) -> Iterator[Outcome]:
         """Send a stream of requests, yielding one Outcome each, in order, in constant memory.
@@ -383,9 +470,14 @@ class Host:
                             detail=f"the plan names channel {route.channel!r}, which no plugin registers")
                 return _Verdict(candidate, tuple(legs), (f,))
             leg_message, leg_facts = message, facts
+            link: str | None = None
+            link_from = self._announced(candidate, message.request) if route.template is not None else None
             if route.template is not None:
                 try:
-                    leg_message = self._render_notice(message, recipient, route.template)
+                    if link_from is not None:
+                        linker = cast("LinkingTransport", self.channels[link_from[0]].transport)
+                        link = linker.link_for(link_from[1])
+                    leg_message = self._render_notice(message, recipient, route.template, link=link)
                 except RequestError as exc:
                     f = finding("CHECK_FAILED", plugin="host", channel=route.channel,
                                 detail=f"notice template {route.template!r}: {exc}")
@@ -393,21 +485,36 @@ class Host:
                 leg_facts = self.inspect(leg_message)
             found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
             found += self.validate(leg_message, recipient, channel, route, leg_facts, now)
-            legs.append(_Leg(route, channel, leg_message, found))
+            legs.append(_Leg(route, channel, leg_message, found, link, link_from if link else None))
         return _Verdict(candidate, tuple(legs), tuple(f for leg in legs for f in leg.findings))
 
-    def _render_notice(self, message: Message, recipient: Recipient, template: str) -> Message:
-        # A notice carries nothing of the original request but its identity and category.
+    def _announced(self, candidate: Candidate, req: Request) -> tuple[str, str] | None:
+        """(channel, message id) of the message a notice in this candidate announces: the primary
+        route on a channel that holds content and gives links (``transport.link_for``)."""
+        for route in candidate.routes:
+            channel = self.channels.get(route.channel)
+            if (route.role == "primary" and channel is not None and channel.holds_content
+                    and callable(getattr(channel.transport, "link_for", None))):
+                return channel.name, record_id(req.id, channel.name, route.role)
+        return None
+
+    def _render_notice(
+        self, message: Message, recipient: Recipient, template: str, link: str | None = None
+    ) -> Message:
+        # A notice carries nothing of the original request but its identity and category, and
+        # the link to the message it announces.
         notice_request = attrs.evolve(
-            message.request, template=template, text=None, variables={},
-            sensitivity=Sensitivity.NORMAL, subject=None,
+            message.request, template=template, text=None, variables={"link": link} if link else {},
+            sensitivity=Sensitivity.NORMAL, subject=None, attachments=(),
         )
         return self.render(notice_request, recipient)
 
     def _refuse(
-        self, req: Request, findings: list[Finding], now: dt.datetime, explanation: tuple[str, ...]
+        self, req: Request, findings: list[Finding], now: dt.datetime, explanation: tuple[str, ...],
+        *, trail: Trail | None = None,
     ) -> Outcome:
         """Blocked: file one not-done record carrying every blocking code."""
+        trail = trail or self.audit.trail(request=req.id, patient=req.patient_ref)
         blocks = [f for f in findings if f.blocks]
         first_channel = next((f.channel for f in blocks if f.channel), None)
         channel = self.channels.get(first_channel) if first_channel else None
@@ -423,10 +530,18 @@ class Host:
             sender_display=self.config.clinic.name,
         )
         try:
-            self.file(record)
+            with self.store.transaction():
+                self.file(record)
+                trail.add("blocked", record=record.id, reasons=list(record.reasons))
+                trail.flush()
         except _FilingFailed as failed:
             log.error("request %s: blocked outcome could not be filed by %s", req.id, failed.plugin)
             findings = [*findings, finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=str(failed))]
+            with self.store.transaction():
+                self._file_quietly(record)  # wherever filing still works
+                trail.add("record.not_filed", record=record.id, plugin=failed.plugin,
+                          reasons=[*record.reasons, "RECORD_NOT_FILED"])
+                trail.flush()
             return self._outcome(req, Status.FAILED, (), findings, (), explanation)
         log.info("request %s blocked: %s", req.id, ",".join(record.reasons))
         return self._outcome(req, Status.BLOCKED, (), findings, (record.id,), explanation)
@@ -438,7 +553,10 @@ class Host:
         rejected_blocks: tuple[Finding, ...],
         now: dt.datetime,
         explanation: tuple[str, ...],
+        *,
+        trail: Trail | None = None,
     ) -> Outcome:
+        trail = trail or self.audit.trail(request=req.id, patient=req.patient_ref)
         hold_until = chosen.hold_until
         if req.not_before is not None and req.not_before > now:
             hold_until = max(filter(None, (hold_until, req.not_before)))
@@ -467,11 +585,19 @@ class Host:
                         state="held" if held else "pending", not_before=hold_until,
                         payload=_payload(leg), now=now,
                     )
+                decision = "held" if held else "queued" if self.config.delivery_mode == "queue" else "channel.chosen"
+                trail.add(decision, channels=list(channels), records=[r.id for r in records],
+                          until=hold_until.isoformat() if hold_until else None)
+                trail.flush()
         except _FilingFailed as failed:
             f = finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=f"{failed.plugin}: {type(failed.error).__name__}")
-            for record in records:
-                self._file_quietly(record.evolve(status="not-done", reasons=("RECORD_NOT_FILED",),
-                                                 findings=(*record.findings, f)))
+            with self.store.transaction():
+                for record in records:
+                    self._file_quietly(record.evolve(status="not-done", reasons=("RECORD_NOT_FILED",),
+                                                     findings=(*record.findings, f)))
+                trail.add("record.not_filed", records=[r.id for r in records], plugin=failed.plugin,
+                          reasons=["RECORD_NOT_FILED"])
+                trail.flush()
             return self._outcome(req, Status.FAILED, channels, [*outcome_findings, f],
                                  tuple(r.id for r in records), explanation)
         ids = tuple(r.id for r in records)
@@ -480,7 +606,7 @@ class Host:
             return self._outcome(req, Status.HELD, channels, outcome_findings, ids, explanation)
         if self.config.delivery_mode == "queue":
             return self._outcome(req, Status.QUEUED, channels, outcome_findings, ids, explanation)
-        return self._deliver(req, chosen.legs, records, outcome_findings, explanation)
+        return self._deliver(req, chosen.legs, records, outcome_findings, explanation, trail=trail)
 
     def _record_for(
         self,
@@ -503,7 +629,7 @@ class Host:
             medium=leg.channel.medium,
             address=leg.route.address,
             role=leg.route.role,
-            text=None if keeps else leg.message.text,
+            text=None if keeps else _withheld(leg.message.text, leg.link),
             subject=None if keeps else leg.message.subject,
             payload_reference=f"urn:uuid:{uuid.UUID(hex=rid)}" if keeps else None,
             language=leg.message.language,
@@ -521,8 +647,11 @@ class Host:
         records: list[Record],
         findings: list[Finding],
         explanation: tuple[str, ...],
+        *,
+        trail: Trail | None = None,
     ) -> Outcome:
         """Inline delivery, leg by leg: a notice never leaves before the message it announces."""
+        trail = trail or self.audit.trail(request=req.id, patient=req.patient_ref)
         receipts: list[Receipt] = []
         channels = tuple(leg.channel.name for leg in legs)
         for index, (leg, record) in enumerate(zip(legs, records)):
@@ -535,6 +664,9 @@ class Host:
                     self.store.outbox_mark(record.id, state="retry", now=now, error=f"{type(exc).__name__}: {exc}"[:300])
                     for later in records[index + 1:]:
                         self.store.outbox_mark(later.id, state="waiting", now=now, count_attempt=False)
+                    trail.add("delivery.failed", record=record.id, channel=leg.channel.name,
+                              error=type(exc).__name__)
+                    trail.flush()
                 f = finding("DELIVERY_FAILED", plugin=leg.channel.plugin, channel=leg.channel.name,
                             severity=Severity.WARN, detail=type(exc).__name__)
                 return self._outcome(req, Status.FAILED, channels, [*findings, f],
@@ -542,16 +674,22 @@ class Host:
             receipts.append(receipt)
             now = self.clock()
             done = record.evolve(status="completed", sent=receipt.at or now, provider_id=receipt.provider_id)
-            try:
-                with self.store.transaction():
-                    self.store.outbox_mark(record.id, state="sent", now=now, provider_id=receipt.provider_id)
-                    self.file(done)
-            except _FilingFailed as failed:
-                # The message has left; the record still says in-progress. Say so loudly.
-                log.error("request %s: sent on %s but the outcome could not be filed by %s",
-                          req.id, leg.channel.name, failed.plugin)
-                findings = [*findings, finding("RECORD_NOT_FILED", plugin=failed.plugin, severity=Severity.WARN,
-                                               detail="outcome after sending")]
+            # "Sent" must survive a filer that fails now: the message has left, and a row still
+            # pending would be sent again. The filing runs in a savepoint of the same commit.
+            with self.store.transaction():
+                self.store.outbox_mark(record.id, state="sent", now=now, provider_id=receipt.provider_id)
+                trail.add("sent", record=record.id, channel=leg.channel.name, provider_id=receipt.provider_id)
+                try:
+                    with self.store.savepoint():
+                        self.file(done)
+                except _FilingFailed as failed:
+                    log.error("request %s: sent on %s but the outcome could not be filed by %s",
+                              req.id, leg.channel.name, failed.plugin)
+                    trail.add("record.not_filed", record=record.id, plugin=failed.plugin,
+                              reasons=["RECORD_NOT_FILED"])
+                    findings = [*findings, finding("RECORD_NOT_FILED", plugin=failed.plugin, severity=Severity.WARN,
+                                                   detail="outcome after sending")]
+                trail.flush()
         log.info("request %s sent on %s", req.id, "+".join(channels))
         return self._outcome(req, Status.SENT, channels, findings, tuple(r.id for r in records),
                              explanation, tuple(receipts))
@@ -572,6 +710,47 @@ class Host:
             record_ids=record_ids, receipts=receipts, explanation=explanation,
             category=req.category, patient_ref=req.patient_ref,
         )
+
+    def preview(self, request: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+        """What :meth:`send` would decide for ``request``, with nothing filed, stored or sent.
+
+        Unlike send, every candidate is judged, so the explanation says for each channel why it
+        would be chosen, would serve as a fallback, or is rejected (``emrcomm check --patient``).
+        """
+        req = request if isinstance(request, Request) else fhir.parse_request(request)
+        now = self.clock()
+        recipient = self.find_recipient(req)
+        if recipient is None:
+            return self._outcome(req, Status.BLOCKED, (), [finding("RECIPIENT_UNKNOWN", plugin="host",
+                                 detail=req.patient_ref)], (), ("no directory plugin knows this patient",))
+        message = self.render(req, recipient)
+        facts = self.inspect(message)
+        plan = self.plan(message, recipient, facts)
+        explanation = [f"{channel}: not proposed ({why})" for channel, why in (plan.rejected if plan else ())]
+        chosen: _Verdict | None = None
+        findings: list[Finding] = []
+        for candidate in plan.candidates if plan else ():
+            verdict = self._judge(candidate, message, recipient, facts, now)
+            label = " + ".join(f"{r.channel}{' notice' if r.role == 'notice' else ''}" for r in candidate.routes)
+            why = f" ({candidate.reason})" if candidate.reason else ""
+            codes = ", ".join(sorted({f.code for f in verdict.blocks}))
+            if chosen is None and (not verdict.blocks or verdict.holdable):
+                chosen = verdict
+                findings += verdict.findings
+                explanation.append(f"{label}: would be held ({codes})" if verdict.blocks
+                                   else f"{label}: would be chosen{why}")
+            elif verdict.blocks:
+                findings += [f for f in verdict.blocks if chosen is None]
+                explanation.append(f"{label}: rejected ({codes})")
+            else:
+                explanation.append(f"{label}: would pass, as a fallback{why}")
+        if chosen is None:
+            if not plan or not plan.candidates:
+                findings.append(finding("NO_ROUTE", plugin="host"))
+            return self._outcome(req, Status.BLOCKED, (), findings, (), tuple(explanation))
+        status = Status.HELD if chosen.blocks else Status.SENT
+        channels = tuple(leg.channel.name for leg in chosen.legs)
+        return self._outcome(req, status, channels, findings, (), tuple(explanation))
 
     # reading back --------------------------------------------------------------------------------
     def records(self, **filters: Any) -> dict[str, Any]:
@@ -618,16 +797,48 @@ def _payload(leg: _Leg) -> dict[str, Any]:
     """
     m = leg.message
     if leg.channel.holds_content:
-        bare = attrs.evolve(m.request, text=None, variables={})
+        bare = attrs.evolve(m.request, text=None, variables={}, attachments=())
         return {"address": leg.route.address, "role": leg.route.role, "sealed": True,
                 "language": m.language, "request": fhir.request_to_fhir(bare)}
-    return {
+    request = m.request
+    if leg.link:
+        request = attrs.evolve(request, variables={k: LINK_SLOT if v == leg.link else v
+                                                   for k, v in request.variables.items()})
+    payload = {
         "address": leg.route.address,
         "role": leg.route.role,
-        "text": m.text,
+        "text": _withheld(m.text, leg.link, LINK_SLOT),
         "subject": m.subject,
-        "html": m.html,
+        "html": _withheld(m.html, leg.link, LINK_SLOT),
         "language": m.language,
         "template": m.template,
-        "request": fhir.request_to_fhir(m.request),
+        "request": fhir.request_to_fhir(request),
     }
+    if leg.link_from is not None:
+        payload["link_from"] = {"channel": leg.link_from[0], "id": leg.link_from[1]}
+    return payload
+
+
+# A notice's link opens the patient's message: the chart shows LINK_WITHHELD in its place, and
+# the outbox LINK_SLOT, which payload_text() fills again from the channel when it is delivered.
+LINK_WITHHELD = "[secure link]"
+LINK_SLOT = "{{secure-link}}"
+
+
+def _withheld(text: str | None, link: str | None, mark: str = LINK_WITHHELD) -> str | None:
+    return text.replace(link, mark) if text and link else text
+
+
+def payload_text(payload: Mapping[str, Any], channels: Mapping[str, Channel], field: str = "text") -> str | None:
+    """The text (or ``html``) an outbox payload delivers, with a notice's link derived again.
+
+    Whoever delivers from the outbox (the worker) uses this rather than ``payload["text"]``.
+    """
+    text = payload.get(field)
+    source = payload.get("link_from")
+    if not text or not source:
+        return cast("str | None", text)
+    linker = getattr(channels[source["channel"]].transport, "link_for", None)
+    if linker is None:
+        raise PluginError(f"channel {source['channel']!r} no longer gives links; the notice cannot be delivered")
+    return cast(str, text).replace(LINK_SLOT, linker(source["id"]))

@@ -38,6 +38,11 @@ BUILTIN_ORDER: tuple[str, ...] = (
     "records",
 )
 
+# Built-ins that run only when the config names them (in plugins.order or with a [plugins.NAME]
+# table): they talk to a server the clinic must name. Without plugins.order they follow the
+# built-ins above, in this order.
+OPTIONAL_BUILTINS: tuple[str, ...] = ("fhir-directory", "fhir-records")
+
 # Plugins that cannot be switched off: without them a message could go without consent,
 # to a patient who said STOP, or without a record in the chart.
 ESSENTIAL: tuple[str, ...] = ("consent", "optout", "records")
@@ -108,7 +113,8 @@ def active_names(config: Config, available: Sequence[str]) -> list[str]:
         order = list(config.plugin_order)
     else:
         builtin = [n for n in BUILTIN_ORDER if n in known]
-        order = builtin + sorted(known - set(BUILTIN_ORDER))
+        optional = [n for n in OPTIONAL_BUILTINS if n in known and n in config.plugin_settings]
+        order = builtin + optional + sorted(known - set(BUILTIN_ORDER) - set(OPTIONAL_BUILTINS))
     return [n for n in order if n not in config.plugin_disable]
 
 
@@ -167,7 +173,8 @@ def load_plugins(
                 value=ep.value,
                 distribution=dist.name if dist is not None else "",
                 plugin=plugin,
-                builtin=name in BUILTIN_ORDER and ep.value.startswith(f"emrcomm_{name}"),
+                builtin=(name in BUILTIN_ORDER and ep.value.startswith(f"emrcomm_{name}"))
+                or (name in OPTIONAL_BUILTINS and ep.value.startswith("emrcomm_fhirserver")),
             )
         )
     for item in reversed(loaded):

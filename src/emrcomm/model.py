@@ -172,6 +172,9 @@ class Request:
     sender: str | None = None
     based_on: str | None = None
     channel: str | None = None
+    # Files for the patient (a PDF result): only a channel that holds content (the portal) or a
+    # secure one carries them; they never travel in a notice.
+    attachments: tuple[Attachment, ...] = field(default=(), converter=tuple)
 
     @property
     def purpose(self) -> Purpose:
@@ -215,6 +218,18 @@ class Transport(Protocol):
         ``key`` is the idempotency key of this (request, channel, role): a transport that can
         pass it to its provider must, so a retry after a crash is not a second send.
         """
+        ...
+
+
+class LinkingTransport(Transport, Protocol):
+    """The transport of a channel that holds content (a portal): it also gives each message the
+    link its notice carries. The host calls ``link_for`` before the message is stored, so the
+    link must be derivable from the id alone (the built-in portal signs it; an EMR's own portal
+    may return its deep link).
+    """
+
+    def link_for(self, message_id: str) -> str:
+        """The link that opens message ``message_id`` (the record id of its portal leg)."""
         ...
 
 

@@ -58,6 +58,33 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, not_before);
 CREATE INDEX IF NOT EXISTS outbox_request ON outbox (request_id);
+CREATE TABLE IF NOT EXISTS filing_queue (
+    target TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected')),
+    queued TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    server_id TEXT,
+    pushed_version INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (target, record_id)
+);
+CREATE INDEX IF NOT EXISTS filing_queue_due ON filing_queue (target, state, queued);
+CREATE TABLE IF NOT EXISTS audit_log (
+    pos INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    sig TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_seq ON audit_log (seq);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    sig TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS portal_messages (
     id TEXT PRIMARY KEY,
     record_id TEXT NOT NULL,
@@ -68,7 +95,48 @@ CREATE TABLE IF NOT EXISTS portal_messages (
     created TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'unread'
 );
+CREATE TABLE IF NOT EXISTS portal_sessions (
+    digest TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    replied INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    patient TEXT NOT NULL,
+    request_id TEXT,
+    record_id TEXT,
+    message_id TEXT,
+    created TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',
+    priority TEXT NOT NULL DEFAULT 'routine',
+    keywords TEXT NOT NULL DEFAULT '[]',
+    reason TEXT NOT NULL DEFAULT '',
+    task TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_open ON inbox (state, created);
 """
+
+# Columns added to tables that older databases already have (name, declaration).
+_ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "portal_messages": (
+        ("kind", "TEXT NOT NULL DEFAULT 'message'"),  # message (to the patient) or reply (from them)
+        ("in_response_to", "TEXT"),
+        ("language", "TEXT NOT NULL DEFAULT 'en'"),
+        ("link_digest", "TEXT"),  # SHA-256 of the magic link's token; the token itself is never stored
+        ("link_key_id", "TEXT"),
+        ("expires", "TEXT"),
+        ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+        ("locked", "TEXT"),
+        ("read_at", "TEXT"),
+        ("recalled_at", "TEXT"),
+    ),
+}
+_ADDED_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS portal_link ON portal_messages (link_digest)",
+    "CREATE INDEX IF NOT EXISTS portal_record ON portal_messages (record_id)",
+)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -82,6 +150,8 @@ class Store(Protocol):
     """What plugins and the host may ask of storage. The SQLite store is the reference."""
 
     def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def savepoint(self) -> contextlib.AbstractContextManager[None]: ...
 
     def file_record(
         self,
@@ -101,6 +171,8 @@ class Store(Protocol):
     def record_meta(self, id: str) -> dict[str, Any]: ...
 
     def record_for_provider(self, channel: str, provider_id: str) -> str | None: ...
+
+    def records_for_request(self, request_id: str) -> list[dict[str, Any]]: ...
 
     def count_records(
         self, *, patient: str, channel: str, since: dt.datetime, statuses: tuple[str, ...]
@@ -159,6 +231,46 @@ class Store(Protocol):
 
     def outbox_for_request(self, request_id: str) -> list[dict[str, Any]]: ...
 
+    # The filing queue: records waiting to be filed in an external chart (a FHIR server).
+    def filing_queue_put(self, *, target: str, record_id: str, now: dt.datetime) -> None: ...
+
+    def filing_queue_due(self, *, target: str, limit: int) -> list[dict[str, Any]]: ...
+
+    def filing_queue_mark(
+        self,
+        *,
+        target: str,
+        record_id: str,
+        state: str,
+        now: dt.datetime,
+        version: int | None = None,
+        server_id: str | None = None,
+        error: str | None = None,
+    ) -> bool: ...
+
+    def filing_queue_forget_server_id(self, *, target: str, record_id: str) -> None: ...
+
+    def filing_queue_counts(self, *, target: str) -> dict[str, int]: ...
+
+    def filing_queue_rejected(self, *, target: str) -> list[dict[str, Any]]: ...
+
+    def filing_queue_retry(self, *, target: str, now: dt.datetime) -> int: ...
+
+    # The audit log (emrcomm.audit): signed entries and the signed head.
+    def audit_head(self) -> dict[str, Any] | None: ...
+
+    def audit_last(self) -> dict[str, Any] | None: ...
+
+    def audit_append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None: ...
+
+    def audit_hash(self, seq: int) -> str | None: ...
+
+    def audit_entries(self) -> Iterator[dict[str, Any]]: ...
+
+    def meta_get(self, key: str) -> str | None: ...
+
+    def meta_put(self, key: str, value: str) -> None: ...
+
     def portal_put(
         self,
         *,
@@ -172,6 +284,68 @@ class Store(Protocol):
     ) -> None: ...
 
     def portal_get(self, id: str) -> dict[str, Any] | None: ...
+
+    # The portal's links, states, reading sessions and re-encryption (emrcomm_portal).
+    def portal_set_link(self, id: str, *, digest: str, key_id: str, expires: dt.datetime, language: str) -> None: ...
+
+    def portal_by_link(self, digest: str) -> dict[str, Any] | None: ...
+
+    def portal_by_record(self, record_id: str) -> dict[str, Any] | None: ...
+
+    def portal_put_reply(
+        self,
+        *,
+        id: str,
+        record_id: str,
+        patient: str,
+        in_response_to: str,
+        language: str,
+        key_id: str,
+        nonce: bytes,
+        ciphertext: bytes,
+        created: dt.datetime,
+    ) -> None: ...
+
+    def portal_count_attempt(self, id: str, *, limit: int, now: dt.datetime) -> int: ...
+
+    def portal_transition(self, id: str, *, from_states: tuple[str, ...], to: str, now: dt.datetime) -> bool: ...
+
+    def portal_due_to_expire(self, now: dt.datetime) -> list[str]: ...
+
+    def portal_sealed(self, *, not_key: str | None = None) -> list[dict[str, Any]]: ...
+
+    def portal_reseal(self, id: str, *, key_id: str, nonce: bytes, ciphertext: bytes, old_key_id: str) -> bool: ...
+
+    def portal_key_use(self) -> dict[str, int]: ...
+
+    def portal_session_put(self, digest: str, *, message_id: str, expires: dt.datetime) -> None: ...
+
+    def portal_session_get(self, digest: str, now: dt.datetime) -> dict[str, Any] | None: ...
+
+    def portal_session_use(self, digest: str) -> bool: ...
+
+    def portal_sessions_purge(self, now: dt.datetime) -> int: ...
+
+    # The practice inbox: patients' replies and staff follow-ups.
+    def inbox_add(
+        self,
+        *,
+        id: str,
+        kind: str,
+        patient: str,
+        created: dt.datetime,
+        task: dict[str, Any],
+        request_id: str | None = None,
+        record_id: str | None = None,
+        message_id: str | None = None,
+        priority: str = "routine",
+        keywords: tuple[str, ...] = (),
+        reason: str = "",
+    ) -> bool: ...
+
+    def inbox_items(self, *, state: str | None = "open", patient: str | None = None) -> list[dict[str, Any]]: ...
+
+    def inbox_close(self, id: str, *, task: dict[str, Any]) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -199,10 +373,20 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            self._add_columns()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    def _add_columns(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        for statement in _ADDED_INDEXES:
+            self._db.execute(statement)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -223,6 +407,22 @@ class SQLiteStore:
                 self._depth -= 1
                 if outer:
                     self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the current transaction that can fail alone: its writes are undone, the
+        rest of the transaction stands (e.g. "marked sent" survives a filer that fails)."""
+        with self.transaction():
+            name = f"sp{self._depth}"
+            self._db.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                self._db.execute(f"ROLLBACK TO {name}")
+                self._db.execute(f"RELEASE {name}")
+                raise
+            else:
+                self._db.execute(f"RELEASE {name}")
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         with self.transaction():
@@ -264,6 +464,12 @@ class SQLiteStore:
         if not rows:
             raise KeyError(id)
         return dict(rows[0])
+
+    def records_for_request(self, request_id: str) -> list[dict[str, Any]]:
+        """The records filed for one request: id, channel, status (no resource)."""
+        rows = self._read("SELECT id, channel, status FROM records WHERE request_id = ? ORDER BY recorded, id",
+                          (request_id,))
+        return [dict(r) for r in rows]
 
     def record_for_provider(self, channel: str, provider_id: str) -> str | None:
         rows = self._read(
@@ -392,6 +598,130 @@ class SQLiteStore:
         rows = self._read("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
         return {r["state"]: r["n"] for r in rows}
 
+    # filing queue ------------------------------------------------------------------------------
+    def filing_queue_put(self, *, target: str, record_id: str, now: dt.datetime) -> None:
+        """Queue a record for ``target``; a record already waiting keeps its place in the queue."""
+        self._write(
+            """INSERT INTO filing_queue (target, record_id, state, queued, updated)
+               VALUES (?, ?, 'pending', ?, ?)
+               ON CONFLICT (target, record_id) DO UPDATE SET
+                   queued = CASE WHEN filing_queue.state = 'pending' THEN filing_queue.queued
+                                 ELSE excluded.queued END,
+                   state = 'pending', updated = excluded.updated""",
+            (target, record_id, iso(now), iso(now)),
+        )
+
+    def filing_queue_due(self, *, target: str, limit: int) -> list[dict[str, Any]]:
+        """The oldest waiting records, each with its current Communication and version."""
+        rows = self._read(
+            """SELECT q.record_id, q.server_id, q.pushed_version, q.attempts, r.version, r.resource
+               FROM filing_queue q LEFT JOIN records r ON r.id = q.record_id
+               WHERE q.target = ? AND q.state = 'pending' ORDER BY q.queued, q.record_id LIMIT ?""",
+            (target, limit),
+        )
+        return [
+            {**dict(r), "resource": json.loads(r["resource"]) if r["resource"] is not None else None}
+            for r in rows
+        ]
+
+    def filing_queue_mark(
+        self,
+        *,
+        target: str,
+        record_id: str,
+        state: str,
+        now: dt.datetime,
+        version: int | None = None,
+        server_id: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record a filing attempt. ``done`` only sticks when ``version`` is still the record's
+        version: a record changed while it was being filed stays pending and is filed again."""
+        if state == "done":
+            cur = self._write(
+                """UPDATE filing_queue SET
+                       state = CASE WHEN (SELECT version FROM records WHERE id = ?) = ? THEN 'done'
+                                    ELSE 'pending' END,
+                       pushed_version = ?, server_id = COALESCE(?, server_id), last_error = NULL,
+                       attempts = attempts + 1, updated = ?
+                   WHERE target = ? AND record_id = ? AND state = 'pending'""",
+                (record_id, version, version, server_id, iso(now), target, record_id),
+            )
+        else:
+            cur = self._write(
+                """UPDATE filing_queue SET state = ?, server_id = COALESCE(?, server_id),
+                       last_error = COALESCE(?, last_error), attempts = attempts + 1, updated = ?
+                   WHERE target = ? AND record_id = ?""",
+                (state, server_id, error, iso(now), target, record_id),
+            )
+        return cur.rowcount == 1
+
+    def filing_queue_forget_server_id(self, *, target: str, record_id: str) -> None:
+        """The server no longer has the resource it gave this id: file it again by identifier."""
+        self._write("UPDATE filing_queue SET server_id = NULL WHERE target = ? AND record_id = ?",
+                    (target, record_id))
+
+    def filing_queue_counts(self, *, target: str) -> dict[str, int]:
+        rows = self._read("SELECT state, COUNT(*) AS n FROM filing_queue WHERE target = ? GROUP BY state",
+                          (target,))
+        return {r["state"]: r["n"] for r in rows}
+
+    def filing_queue_rejected(self, *, target: str) -> list[dict[str, Any]]:
+        rows = self._read(
+            """SELECT record_id, attempts, last_error, updated FROM filing_queue
+               WHERE target = ? AND state = 'rejected' ORDER BY updated, record_id""",
+            (target,),
+        )
+        return [dict(r) for r in rows]
+
+    def filing_queue_retry(self, *, target: str, now: dt.datetime) -> int:
+        """Put every rejected record back in the queue (after the cause was fixed)."""
+        cur = self._write(
+            "UPDATE filing_queue SET state = 'pending', queued = ?, updated = ? WHERE target = ? AND state = 'rejected'",
+            (iso(now), iso(now), target),
+        )
+        return cur.rowcount
+
+    # audit log ---------------------------------------------------------------------------------
+    def audit_head(self) -> dict[str, Any] | None:
+        rows = self._read("SELECT seq, hash, sig FROM audit_head WHERE id = 1")
+        return dict(rows[0]) if rows else None
+
+    def audit_last(self) -> dict[str, Any] | None:
+        rows = self._read("SELECT pos, seq, hash FROM audit_log ORDER BY pos DESC LIMIT 1")
+        return dict(rows[0]) if rows else None
+
+    def audit_append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:
+        """Append (seq, entry, hash, sig) rows and, when given, move the signed head: one transaction."""
+        with self.transaction():
+            self._db.executemany("INSERT INTO audit_log (seq, entry, hash, sig) VALUES (?, ?, ?, ?)", entries)
+            if head is not None:
+                self._db.execute("INSERT OR REPLACE INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)", head)
+
+    def audit_hash(self, seq: int) -> str | None:
+        rows = self._read("SELECT hash FROM audit_log WHERE seq = ? ORDER BY pos LIMIT 1", (seq,))
+        return str(rows[0]["hash"]) if rows else None
+
+    def audit_entries(self) -> Iterator[dict[str, Any]]:
+        """Every entry in storage order, read in pages so a long log never sits in memory."""
+        after = -1
+        while True:
+            rows = self._read(
+                "SELECT pos, seq, entry, hash, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,)
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield dict(row)
+            after = rows[-1]["pos"]
+
+    def meta_get(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def meta_put(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     # portal ------------------------------------------------------------------------------------
     def portal_put(
         self,
@@ -413,6 +743,168 @@ class SQLiteStore:
     def portal_get(self, id: str) -> dict[str, Any] | None:
         rows = self._read("SELECT * FROM portal_messages WHERE id = ?", (id,))
         return dict(rows[0]) if rows else None
+
+    def portal_set_link(self, id: str, *, digest: str, key_id: str, expires: dt.datetime, language: str) -> None:
+        """Attach the magic link (its digest, never the token) and its expiry to a stored message."""
+        self._write(
+            "UPDATE portal_messages SET link_digest = ?, link_key_id = ?, expires = ?, language = ? WHERE id = ?",
+            (digest, key_id, iso(expires), language, id),
+        )
+
+    def portal_by_link(self, digest: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM portal_messages WHERE link_digest = ?", (digest,))
+        return dict(rows[0]) if rows else None
+
+    def portal_by_record(self, record_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM portal_messages WHERE record_id = ? AND kind = 'message'", (record_id,))
+        return dict(rows[0]) if rows else None
+
+    def portal_put_reply(
+        self,
+        *,
+        id: str,
+        record_id: str,
+        patient: str,
+        in_response_to: str,
+        language: str,
+        key_id: str,
+        nonce: bytes,
+        ciphertext: bytes,
+        created: dt.datetime,
+    ) -> None:
+        self._write(
+            """INSERT INTO portal_messages (id, record_id, patient, key_id, nonce, ciphertext, created, state,
+                                            kind, in_response_to, language)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 'received', 'reply', ?, ?)""",
+            (id, record_id, patient, key_id, nonce, ciphertext, iso(created), in_response_to, language),
+        )
+
+    def portal_count_attempt(self, id: str, *, limit: int, now: dt.datetime) -> int:
+        """Count one wrong identity answer; lock the link when it reaches ``limit``. Returns the count."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE portal_messages SET attempts = attempts + 1 WHERE id = ? AND attempts < ?", (id, limit)
+            )
+            self._db.execute(
+                "UPDATE portal_messages SET locked = ? WHERE id = ? AND attempts >= ? AND locked IS NULL",
+                (iso(now), id, limit),
+            )
+            rows = self._db.execute("SELECT attempts FROM portal_messages WHERE id = ?", (id,)).fetchall()
+        return int(rows[0]["attempts"]) if rows else limit
+
+    def portal_transition(self, id: str, *, from_states: tuple[str, ...], to: str, now: dt.datetime) -> bool:
+        """Move a message from one of ``from_states`` to ``to`` (read, recalled, expired).
+
+        Atomic: of two concurrent readers of one link, exactly one gets True.
+        """
+        column = {"read": "read_at", "recalled": "recalled_at"}.get(to)
+        marks = ", ".join("?" for _ in from_states)
+        stamp = f", {column} = ?" if column else ""
+        params: tuple[Any, ...] = (to, *((iso(now),) if column else ()), id, *from_states)
+        cur = self._write(f"UPDATE portal_messages SET state = ?{stamp} WHERE id = ? AND state IN ({marks})", params)
+        return cur.rowcount == 1
+
+    def portal_due_to_expire(self, now: dt.datetime) -> list[str]:
+        rows = self._read(
+            "SELECT id FROM portal_messages WHERE kind = 'message' AND state = 'unread' AND expires IS NOT NULL"
+            " AND expires <= ? ORDER BY expires",
+            (iso(now),),
+        )
+        return [r["id"] for r in rows]
+
+    def portal_sealed(self, *, not_key: str | None = None) -> list[dict[str, Any]]:
+        """Every stored message and reply (id, key_id, nonce, ciphertext), optionally only those not
+        under ``not_key``: what a key rotation re-encrypts."""
+        sql = "SELECT id, key_id, nonce, ciphertext FROM portal_messages"
+        params: tuple[Any, ...] = ()
+        if not_key is not None:
+            sql += " WHERE key_id != ?"
+            params = (not_key,)
+        return [dict(r) for r in self._read(sql + " ORDER BY created, id", params)]
+
+    def portal_reseal(self, id: str, *, key_id: str, nonce: bytes, ciphertext: bytes, old_key_id: str) -> bool:
+        cur = self._write(
+            "UPDATE portal_messages SET key_id = ?, nonce = ?, ciphertext = ? WHERE id = ? AND key_id = ?",
+            (key_id, nonce, ciphertext, id, old_key_id),
+        )
+        return cur.rowcount == 1
+
+    def portal_key_use(self) -> dict[str, int]:
+        """How many stored messages each key id encrypts or each link key id signs."""
+        rows = self._read(
+            "SELECT key_id AS k, COUNT(*) AS n FROM portal_messages GROUP BY key_id"
+            " UNION ALL SELECT link_key_id AS k, COUNT(*) AS n FROM portal_messages"
+            " WHERE link_key_id IS NOT NULL GROUP BY link_key_id"
+        )
+        out: dict[str, int] = {}
+        for r in rows:
+            out[r["k"]] = out.get(r["k"], 0) + int(r["n"])
+        return out
+
+    def portal_session_put(self, digest: str, *, message_id: str, expires: dt.datetime) -> None:
+        self._write("INSERT INTO portal_sessions (digest, message_id, expires) VALUES (?, ?, ?)",
+                    (digest, message_id, iso(expires)))
+
+    def portal_session_get(self, digest: str, now: dt.datetime) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM portal_sessions WHERE digest = ? AND expires > ?", (digest, iso(now)))
+        return dict(rows[0]) if rows else None
+
+    def portal_session_use(self, digest: str) -> bool:
+        """Mark a reading session as having replied; False when it already had."""
+        cur = self._write("UPDATE portal_sessions SET replied = 1 WHERE digest = ? AND replied = 0", (digest,))
+        return cur.rowcount == 1
+
+    def portal_sessions_purge(self, now: dt.datetime) -> int:
+        return self._write("DELETE FROM portal_sessions WHERE expires <= ?", (iso(now),)).rowcount
+
+    # practice inbox ----------------------------------------------------------------------------
+    def inbox_add(
+        self,
+        *,
+        id: str,
+        kind: str,
+        patient: str,
+        created: dt.datetime,
+        task: dict[str, Any],
+        request_id: str | None = None,
+        record_id: str | None = None,
+        message_id: str | None = None,
+        priority: str = "routine",
+        keywords: tuple[str, ...] = (),
+        reason: str = "",
+    ) -> bool:
+        """Add an item for staff (a reply, a follow-up); the same id twice is one item."""
+        cur = self._write(
+            """INSERT OR IGNORE INTO inbox (id, kind, patient, request_id, record_id, message_id, created,
+                                            priority, keywords, reason, task)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (id, kind, patient, request_id, record_id, message_id, iso(created), priority,
+             json.dumps(list(keywords)), reason, json.dumps(task)),
+        )
+        return cur.rowcount == 1
+
+    def inbox_items(self, *, state: str | None = "open", patient: str | None = None) -> list[dict[str, Any]]:
+        where, params = [], []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if patient is not None:
+            where.append("patient = ?")
+            params.append(patient)
+        sql = "SELECT * FROM inbox" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY CASE priority WHEN 'urgent' THEN 0 ELSE 1 END, created, id"
+        out = []
+        for row in self._read(sql, tuple(params)):
+            item = dict(row)
+            item["keywords"] = json.loads(item["keywords"])
+            item["task"] = json.loads(item["task"])
+            out.append(item)
+        return out
+
+    def inbox_close(self, id: str, *, task: dict[str, Any]) -> bool:
+        cur = self._write("UPDATE inbox SET state = 'done', task = ? WHERE id = ? AND state = 'open'",
+                          (json.dumps(task), id))
+        return cur.rowcount == 1
 
     def close(self) -> None:
         with self._lock:
