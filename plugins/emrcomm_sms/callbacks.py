@@ -36,5 +36,16 @@ def kannel_dlr_url(base: str, record_id: str, secret: str | None) -> str:
     return f"{base.rstrip('/')}/kannel/dlr?{urlencode(query)}&{escapes}"
 
 
+def mo_token(secret: str) -> str:
+    """The ``token`` Kannel's MO get-url carries: an HMAC of ``kannel-mo`` under the callback secret."""
+    return record_signature(secret, "kannel-mo")
+
+
+def kannel_mo_url(base: str, secret: str) -> str:
+    """The get-url of the Kannel sms-service that forwards patients' messages (MO) to emrcomm:
+    ``%p`` the sender, ``%P`` the receiver, ``%a`` the text, ``%I`` Kannel's message id."""
+    return f"{base.rstrip('/')}/kannel/mo?{urlencode({'token': mo_token(secret)})}&from=%p&to=%P&text=%a&id=%I"
+
+
 def twilio_status_url(base: str, record_id: str) -> str:
     return f"{base.rstrip('/')}/twilio/status?{urlencode({'record': record_id})}"

@@ -1,0 +1,97 @@
+"""What the host does with a message a patient sends back (RULES.md B), whichever provider
+delivered it: STOP, START, HELP, words that read like an opt-out, and every other reply.
+
+STOP reaches the consent ledger before anything else and is confirmed exactly once; HELP gets
+the clinic's help reply; START re-subscribes; a probable opt-out in free text goes to staff;
+any other reply is filed (``inResponseTo`` the last message to that number) and answered once
+a day with the clinic's auto-reply. Answers are ordinary requests: they go through the pipeline
+and the outbox like any message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+from emrcomm.inbox import raise_item
+from emrcomm.model import Category, DeliveryUpdate, Request
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+log = logging.getLogger("emrcomm.inbound")
+
+
+class Handled(enum.StrEnum):
+    OPTOUT = "optout"
+    OPTIN = "optin"
+    HELP = "help"
+    STAFF = "staff"  # free text that reads like an opt-out: for staff to confirm
+    REPLY = "reply"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+def handle_inbound(
+    host: Host,
+    *,
+    channel: str,
+    address: str,
+    text: str,
+    at: dt.datetime,
+    provider_id: str | None = None,
+) -> Handled:
+    """Act on one inbound message from ``address``. Safe to call twice for the same message
+    (a provider retrying its callback): the ledger, the filed reply and the answers are keyed."""
+    from emrcomm_optout.keywords import Keyword, classify, looks_like_revocation
+
+    last = host.store.outbox_last_to(channel, address)
+    patient = str(last["patient"]) if last else ""
+    category = Category(last["category"]) if last and last["category"] else Category.APPOINTMENT_REMINDER
+    events = host.store.consent_events(channel=channel, address=address)
+    already_out = bool(events) and events[-1]["action"] == "revoke"
+    keyword = classify(text)
+    # First the ledger and the chart (the opt-out plugin writes STOP/START from the reply).
+    host.delivery_update(DeliveryUpdate(
+        kind="reply", at=at, channel=channel, record_id=last["record_id"] if last else None,
+        provider_id=provider_id, address=address, text=text, detail=patient,
+    ))
+    message_key = provider_id or f"{address}|{at.isoformat()}"
+    if keyword is Keyword.OPT_OUT:
+        if patient and not already_out:  # exactly one confirmation per opt-out
+            _answer(host, patient, category, "optout-confirmation", channel,
+                    f"optout-confirmation-{_digest(channel, address, str(len(events)))}")
+        log.info("inbound on %s: opt-out (patient %s)", channel, patient or "unknown")
+        return Handled.OPTOUT
+    if keyword is Keyword.OPT_IN:
+        log.info("inbound on %s: opt-in (patient %s)", channel, patient or "unknown")
+        return Handled.OPTIN
+    if keyword is Keyword.HELP:
+        if patient:
+            _answer(host, patient, category, "help-reply", channel, f"help-reply-{_digest(channel, message_key)}")
+        return Handled.HELP
+    if looks_like_revocation(text):
+        if patient:
+            raise_item(host.store, kind="reply", key=f"revocation|{message_key}", patient=patient, now=host.clock(),
+                       description="The patient's reply reads like a request to stop messages on this channel: "
+                                   "confirm with them and record it in the consent ledger.",
+                       request_id=last["request_id"] if last else None,
+                       record_id=last["record_id"] if last else None,
+                       priority="urgent", reasons=("PROBABLE_REVOCATION",), keywords=("opt-out",))
+        log.info("inbound on %s: probable opt-out sent to staff (patient %s)", channel, patient or "unknown")
+        return Handled.STAFF
+    if patient and not already_out:
+        day = at.astimezone(dt.UTC).date().isoformat()
+        _answer(host, patient, category, "reply-auto-answer", channel, f"auto-answer-{_digest(channel, address, day)}")
+    return Handled.REPLY
+
+
+def _answer(host: Host, patient: str, category: Category, template: str, channel: str, request_id: str) -> None:
+    """Send ``template`` to the patient on ``channel`` as an ordinary request (the id makes it once)."""
+    outcome = host.send(Request(patient, category, id=request_id, template=template, channel=channel))
+    log.info("inbound answer %s: %s", request_id, outcome.status.value)

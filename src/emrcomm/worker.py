@@ -1,0 +1,341 @@
+"""The outbox worker (``emrcomm worker``): delivers what the host left in the outbox, with
+retries, backoff, dead letters, quiet-hours release and expiry. docs/operations.md runs it.
+
+Each row is leased to one worker in one UPDATE … RETURNING, so two workers never hold the same
+row; a worker that dies leaves its rows 'sending' until the lease runs out, then another takes
+them over and sends them again with the same idempotency key (the record id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from attrs import define, field, frozen
+
+from emrcomm import fhir
+from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from emrcomm.model import Finding, Message, Record, Request, Severity
+from emrcomm.rules import finding
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+log = logging.getLogger("emrcomm.worker")
+
+TAKEN_OVER = "taken over after an expired lease"  # what outbox_claim writes in last_error
+
+
+@frozen
+class WorkerSettings:
+    """``[delivery]`` settings the worker reads (schemas/config.schema.json documents them)."""
+
+    max_attempts: int = 8
+    backoff_base: float = 30.0
+    backoff_cap: float = 3600.0
+    concurrency: int = 4
+    lease_seconds: float = 120.0
+    poll_seconds: float = 1.0
+
+    @classmethod
+    def from_config(cls, delivery: Mapping[str, Any], concurrency: int | None = None) -> WorkerSettings:
+        return cls(
+            max_attempts=int(delivery.get("max_attempts", 8)),
+            backoff_base=float(delivery.get("backoff_base", 30.0)),
+            backoff_cap=float(delivery.get("backoff_cap", 3600.0)),
+            concurrency=int(concurrency or delivery.get("concurrency", 4)),
+            lease_seconds=float(delivery.get("lease_seconds", 120.0)),
+            poll_seconds=float(delivery.get("poll_seconds", 1.0)),
+        )
+
+
+def backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): ``base * 2**(attempt-1)``
+    capped at ``cap``, then jittered down to 50-100 % so that retries of one outage spread out."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    return ceiling * (0.5 + rand() / 2)
+
+
+@define
+class WorkerStats:
+    """What one worker did; ``windows`` are the crash windows measured (seconds between the
+    transport's answer and the commit that marks the row sent)."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    expired: int = 0
+    taken_over: int = 0  # rows found 'sending' under an expired lease: possibly sent before
+    lost_lease: int = 0
+    windows: list[float] = field(factory=list)
+    _lock: threading.Lock = field(factory=threading.Lock, repr=False)
+
+    def count(self, what: str, window: float | None = None) -> None:
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+            if window is not None:
+                self.windows.append(window)
+
+    def as_dict(self) -> dict[str, Any]:
+        ordered = sorted(self.windows)
+
+        def pct(p: float) -> float | None:
+            return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 3) if ordered else None
+
+        return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired,
+                "taken_over": self.taken_over, "lost_lease": self.lost_lease,
+                "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)}}
+
+
+class Worker:
+    """Delivers due outbox rows of ``host`` with ``settings.concurrency`` threads.
+
+    ::
+
+        with Host.from_config(path) as host:
+            Worker(host).run(once=True)
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        settings: WorkerSettings | None = None,
+        *,
+        rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        self.settings = settings or WorkerSettings.from_config(host.config.raw.get("delivery", {}))
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = WorkerStats()
+        self._rand = rand
+        self._sleep = sleep
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the rows in hand, then return from :meth:`run`."""
+        self._stop.set()
+
+    def run(self, *, once: bool = False) -> WorkerStats:
+        """Deliver until stopped; with ``once``, until nothing is due now."""
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="emrcomm-worker") as pool:
+            while not self._stop.is_set():
+                done = self.run_batch(pool)
+                if done:
+                    continue
+                if once:
+                    break
+                self._stop.wait(self.settings.poll_seconds)
+        return self.stats
+
+    def run_batch(self, pool: ThreadPoolExecutor | None = None) -> int:
+        """Claim up to ``concurrency`` due rows and deliver them; returns how many were claimed."""
+        now = self.host.clock()
+        rows = self.host.store.outbox_claim(
+            owner=self.owner, now=now, lease_until=now + dt.timedelta(seconds=self.settings.lease_seconds),
+            limit=self.settings.concurrency,
+        )
+        if pool is None or len(rows) == 1:
+            for row in rows:
+                self.deliver(row)
+        else:
+            list(pool.map(self.deliver, rows))
+        return len(rows)
+
+    # one row -------------------------------------------------------------------------------------
+    def deliver(self, row: Mapping[str, Any]) -> None:
+        try:
+            self._deliver(row)
+        except Exception as exc:  # never lose the thread: the row is retried, then dead-lettered
+            log.error("outbox %s: worker error %s", row["key"], type(exc).__name__)
+            log.debug("outbox %s: worker error", row["key"], exc_info=True)
+            attempts = int(row["attempts"])
+            now = self.host.clock()
+            give_up = attempts >= self.settings.max_attempts
+            wait = backoff(attempts, self.settings.backoff_base, self.settings.backoff_cap, self._rand)
+            self.host.store.outbox_settle(
+                row["key"], owner=self.owner, state="dead" if give_up else "retry", now=now,
+                not_before=None if give_up else now + dt.timedelta(seconds=wait),
+                error=f"worker error: {type(exc).__name__}")
+
+    def _deliver(self, row: Mapping[str, Any]) -> None:
+        from emrcomm.host import payload_text
+
+        host = self.host
+        key = row["key"]
+        payload = json.loads(row["payload"])
+        data = payload["request"]
+        if payload.get("sealed"):
+            # The portal keeps the words encrypted; the request only identifies the message.
+            data = {**data, "payload": [{"contentString": "(kept encrypted by the portal)"}]}
+        request = fhir.parse_request(data)
+        trail = host.audit.trail(request=request.id, patient=request.patient_ref)
+        if row.get("last_error") == TAKEN_OVER:
+            self.stats.count("taken_over")
+            log.warning("outbox %s: taken over from a worker whose lease ran out; sending again", key)
+        now = host.clock()
+        channel = host.channels.get(row["channel"])
+        if request.expires is not None and request.expires <= now:
+            self._finish(row, payload, request, trail, state="expired", reason="MESSAGE_EXPIRED",
+                         error="expired before delivery")
+            return
+        if channel is None:
+            self._finish(row, payload, request, trail, state="dead", reason="DELIVERY_FAILED",
+                         error=f"channel {row['channel']!r} is not registered")
+            return
+        message = Message(
+            request=request,
+            text="" if payload.get("sealed") else payload_text(payload, host.channels) or "",
+            language=payload.get("language", "en"),
+            subject=payload.get("subject"),
+            html=None if payload.get("sealed") else payload_text(payload, host.channels, "html"),
+            attachments=request.attachments,
+            template=payload.get("template"),
+        )
+        try:
+            receipt = channel.transport.send(message, payload["address"], row["record_id"])
+        except PermanentDeliveryError as exc:
+            self._finish(row, payload, request, trail, state="dead", reason="DELIVERY_FAILED",
+                         error=f"{exc.reason}: {exc.provider}", status=exc.reason)
+            return
+        except Exception as exc:
+            self._retry(row, payload, request, trail, exc)
+            return
+        answered = time.perf_counter()
+        done = self._record(row, payload, request, status="completed", now=host.clock(),
+                            sent=receipt.at, provider_id=receipt.provider_id)
+        with host.store.transaction():
+            kept = host.store.outbox_settle(key, owner=self.owner, state="sent", now=host.clock(),
+                                            provider_id=receipt.provider_id)
+            trail.add("sent", record=row["record_id"], channel=channel.name, provider_id=receipt.provider_id)
+            self._file(done, trail)
+            trail.flush()
+        window = time.perf_counter() - answered
+        if kept:
+            self.stats.count("sent", window)
+        else:
+            self.stats.count("lost_lease")
+            log.warning("outbox %s: sent, but its lease had passed to another worker", key)
+        for later in host.store.outbox_later_legs(key):
+            if later["state"] == "waiting":
+                host.store.outbox_set_state(later["key"], state="pending", now=host.clock())
+
+    def _retry(self, row: Mapping[str, Any], payload: Mapping[str, Any], request: Any, trail: Any,
+               exc: BaseException) -> None:
+        attempts = int(row["attempts"])
+        reason = exc.reason if isinstance(exc, DeliveryError) else type(exc).__name__
+        if attempts >= self.settings.max_attempts:
+            self._finish(row, payload, request, trail, state="dead", reason="DELIVERY_FAILED",
+                         error=f"{reason}: gave up after {attempts} attempts", status=reason)
+            return
+        wait = backoff(attempts, self.settings.backoff_base, self.settings.backoff_cap, self._rand)
+        if isinstance(exc, TransientDeliveryError) and exc.retry_after:
+            wait = max(wait, exc.retry_after)
+        now = self.host.clock()
+        store = self.host.store
+        with store.transaction():
+            store.outbox_settle(row["key"], owner=self.owner, state="retry", now=now,
+                                not_before=now + dt.timedelta(seconds=wait), error=f"{reason}"[:300])
+            for later in store.outbox_later_legs(row["key"]):
+                store.outbox_set_state(later["key"], state="waiting", now=now)
+            trail.add("delivery.failed", record=row["record_id"], channel=row["channel"], error=type(exc).__name__,
+                      status=reason)
+            trail.flush()
+        self.stats.count("retried")
+        log.info("outbox %s: attempt %d failed (%s); next in %.1f s", row["key"], attempts, reason, wait)
+
+    def _finish(self, row: Mapping[str, Any], payload: Mapping[str, Any], request: Any, trail: Any, *,
+                state: str, reason: str, error: str, status: str | None = None) -> None:
+        """A row that will not be sent: dead (with the reason) or expired; so are its later legs."""
+        host, store = self.host, self.host.store
+        now = host.clock()
+        kind = "expired" if state == "expired" else "delivery.dead"
+        with store.transaction():
+            store.outbox_settle(row["key"], owner=self.owner, state=state, now=now, error=error[:300])
+            rows = [(row, payload)]
+            for later in store.outbox_later_legs(row["key"]):
+                store.outbox_set_state(later["key"], state=state, now=now, error="an earlier leg was not sent")
+                rows.append((later, json.loads(later["payload"])))
+            for each, each_payload in rows:
+                f = finding(reason, plugin="worker", channel=each["channel"], severity=Severity.WARN, detail=error)
+                self._file(self._record(each, each_payload, request, status="not-done", now=now,
+                                        reasons=(reason,), findings=(f,)), trail)
+                trail.add(kind, record=each["record_id"], channel=each["channel"], reasons=[reason],
+                          status=status)
+            trail.flush()
+        self.stats.count("expired" if state == "expired" else "dead")
+        log.warning("outbox %s: %s (%s)", row["key"], state, status or reason)
+
+    def _file(self, record: Record, trail: Any) -> None:
+        from emrcomm.host import _FilingFailed
+
+        try:
+            with self.host.store.savepoint():
+                self.host.file(record)
+        except _FilingFailed as failed:
+            log.error("outbox %s: the outcome could not be filed by %s", record.id, failed.plugin)
+            trail.add("record.not_filed", record=record.id, plugin=failed.plugin, reasons=["RECORD_NOT_FILED"])
+
+    def _record(self, row: Mapping[str, Any], payload: Mapping[str, Any], request: Any, *, status: str,
+                now: dt.datetime, sent: dt.datetime | None = None, provider_id: str | None = None,
+                reasons: tuple[str, ...] = (), findings: tuple[Any, ...] = ()) -> Record:
+        from emrcomm.host import LINK_SLOT, LINK_WITHHELD
+
+        host = self.host
+        request, kept = _as_filed(host, row["record_id"], request)
+        channel = host.channels.get(row["channel"])
+        sealed = bool(payload.get("sealed"))
+        text = payload.get("text")
+        rid = row["record_id"]
+        return Record(
+            id=rid, request=request, status=status, channel=row["channel"],
+            medium=channel.medium if channel else None, address=payload.get("address"),
+            role=payload.get("role", "primary"),
+            text=None if sealed or text is None else text.replace(LINK_SLOT, LINK_WITHHELD),
+            subject=None if sealed else payload.get("subject"),
+            payload_reference=f"urn:uuid:{uuid.UUID(hex=rid)}" if sealed else None,
+            language=payload.get("language", "en"), findings=(*kept, *findings), reasons=reasons,
+            recorded=now, sent=(sent or now) if status == "completed" else None, provider_id=provider_id,
+            sender_display=host.config.clinic.name,
+        )
+
+
+_NOTE = re.compile(r"^([A-Z][A-Z0-9_]+) \((info|warn|block)\): (.+)$")
+
+
+def _as_filed(host: Host, record_id: str, request: Request) -> tuple[Request, tuple[Finding, ...]]:
+    """What the record filed when the message was queued says that the outbox payload does not:
+    the request's basedOn and sender, and the warnings found then (kept in the chart's notes)."""
+    resource = host.store.get_record(record_id) or {}
+    based_on = next((b["reference"] for b in resource.get("basedOn", ()) if b.get("reference")), None)
+    sender = (resource.get("sender") or {}).get("reference")
+    kept = []
+    for note in resource.get("note", ()):
+        m = _NOTE.match(note.get("text", ""))
+        if m:
+            kept.append(Finding(code=m[1], severity=Severity(m[2]), message=m[3]))
+    request = attrs.evolve(request, based_on=based_on or request.based_on, sender=sender or request.sender)
+    return request, tuple(kept)
+
+
+def requeue(host: Host, key: str | None = None) -> int:
+    """Put one dead letter (by key or record id), or all of them, back in the queue."""
+    now = host.clock()
+    dead = [r for r in host.store.outbox_dead() if r["state"] == "dead" and key in (None, r["key"], r["record_id"])]
+    with host.store.transaction():
+        count = host.store.outbox_requeue(now=now, key=key)
+        if count:
+            host.audit.record("requeued", records=[r["record_id"] for r in dead])
+    return count

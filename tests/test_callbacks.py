@@ -1,0 +1,247 @@
+"""Delivery callbacks in the ASGI app: authenticated Kannel and Twilio callbacks become delivery
+updates and inbound keywords (RULES.md B); anything unauthenticated is refused with 403."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from emrcomm.host import Host
+from emrcomm.model import Status
+from emrcomm.web.callbacks import twilio_signature
+from emrcomm_sms.callbacks import mo_token, record_signature
+from portal_kit import running_server
+from support import BASE_CONFIG
+from test_worker import reminder
+
+SECRET = "callback-secret-5d1e"
+TOKEN = "twilio-test-token-7f3a"
+NUMBER = "+16135550123"  # Patient/on-en
+BASE = "https://emrcomm.clinic.example/callbacks"
+
+
+def sms_lines(host: Host) -> list[dict[str, str]]:
+    path = host.config.base_dir / "out" / "sms.jsonl"
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def config_with(sms: str, tmp_path: Path) -> str:
+    (tmp_path / "callback-secret").write_text(SECRET, encoding="utf-8")
+    (tmp_path / "twilio-token").write_text(TOKEN, encoding="utf-8")
+    return BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms)
+
+
+@pytest.fixture
+def host(make_host: Callable[..., Host], tmp_path: Path) -> Host:
+    return make_host(config_text=config_with(f"""
+[plugins.sms]
+path = "out/sms.jsonl"
+callback_url = "{BASE}"
+callback_secret = {{file = "{tmp_path / 'callback-secret'}"}}
+""", tmp_path))
+
+
+class Client:
+    """requests against ``emrcomm serve``'s app running under uvicorn on 127.0.0.1."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.session = requests.Session()
+
+    def get(self, path: str, params: dict[str, str]) -> requests.Response:
+        return self.session.get(self.base + path, params=params, timeout=30)
+
+    def post(self, path: str, data: dict[str, str], headers: dict[str, str] | None = None) -> requests.Response:
+        return self.session.post(self.base + path, data=data, headers=headers or {}, timeout=30)
+
+
+@pytest.fixture
+def client(host: Host) -> Iterator[Client]:
+    with running_server(host) as base:
+        yield Client(base.rstrip("/"))
+
+
+def dlr(client: Client, record: str, dlr_type: int, sig: str | None = None, part: str = "") -> requests.Response:
+    return client.get("/callbacks/kannel/dlr", params={
+        "record": record, "sig": record_signature(SECRET, record) if sig is None else sig,
+        "type": str(dlr_type), "answer": "ACK/", "at": "2026-11-23 10:00:00", "smsc_id": part})
+
+
+def mo(client: Client, text: str, msg_id: str, token: str | None = None, sender: str = NUMBER) -> requests.Response:
+    return client.get("/callbacks/kannel/mo", params={
+        "token": mo_token(SECRET) if token is None else token, "from": sender, "to": "+16135550100",
+        "text": text, "id": msg_id})
+
+
+def test_kannel_delivery_report_without_a_valid_signature_is_refused(host: Host, client: Client) -> None:
+    [record] = host.send(reminder()).record_ids
+    assert client.get("/callbacks/kannel/dlr", params={"record": record, "type": "1"}).status_code == 403
+    assert dlr(client, record, 1, sig="0" * 64).status_code == 403
+    assert dlr(client, "another-record", 1, sig=record_signature(SECRET, record)).status_code == 403
+    resource = host.store.get_record(record)
+    assert resource is not None and not any(n["text"].startswith("delivered") for n in resource.get("note", []))
+
+
+def test_kannel_delivery_report_updates_the_record(host: Host, client: Client) -> None:
+    [record] = host.send(reminder()).record_ids
+    assert dlr(client, record, 8, part="p1").status_code == 200  # accepted by the SMSC: no change yet
+    assert dlr(client, record, 1, part="p1").status_code == 200
+    resource = host.store.get_record(record)
+    assert resource is not None and any(n["text"].startswith("delivered") for n in resource["note"])
+
+
+def test_a_failed_segment_is_not_hidden_by_a_later_success(host: Host, client: Client) -> None:
+    [record] = host.send(reminder()).record_ids
+    dlr(client, record, 2, part="p1")
+    dlr(client, record, 1, part="p1")
+    resource = host.store.get_record(record)
+    assert resource is not None
+    assert resource["status"] == "not-done" and resource["statusReason"]["coding"][0]["code"] == "DELIVERY_FAILED"
+    assert not any(n["text"].startswith("delivered") for n in resource.get("note", []))
+
+
+def test_kannel_mo_without_the_token_is_refused_and_changes_nothing(host: Host, client: Client) -> None:
+    host.send(reminder())
+    assert mo(client, "STOP", "mo-1", token="nope").status_code == 403
+    assert host.store.consent_events(channel="sms", address=NUMBER) == []
+
+
+def test_stop_updates_the_ledger_blocks_the_next_sms_and_is_confirmed_exactly_once(
+    host: Host, client: Client
+) -> None:
+    host.send(reminder("r-1"))
+    assert mo(client, "Arrêt", "mo-1").status_code == 200
+    assert mo(client, "STOP", "mo-2").status_code == 200  # a second STOP: no second confirmation
+    assert mo(client, "Arrêt", "mo-1").status_code == 200  # Kannel retrying the callback
+    events = host.store.consent_events(channel="sms", address=NUMBER)
+    assert events and events[-1]["action"] == "revoke"
+    confirmations = [x for x in sms_lines(host) if "no longer receive" in x["text"]]
+    assert len(confirmations) == 1
+    before = len(sms_lines(host))
+    outcome = host.send(reminder("r-2"))
+    assert "sms" not in outcome.channels and len(sms_lines(host)) == before
+
+
+def test_start_re_subscribes(host: Host, client: Client) -> None:
+    host.send(reminder("r-1"))
+    mo(client, "STOP", "mo-1")
+    mo(client, "start", "mo-2")
+    outcome = host.send(reminder("r-2"))
+    assert outcome.status is Status.SENT and outcome.channels == ("sms",)
+
+
+def test_help_gets_the_help_reply(host: Host, client: Client) -> None:
+    host.send(reminder())
+    mo(client, "AIDE", "mo-1")
+    last = sms_lines(host)[-1]
+    assert last["to"] == NUMBER and "+1 613 555 0100" in last["text"]
+
+
+def test_free_text_that_reads_like_an_opt_out_goes_to_staff_and_changes_no_ledger(
+    host: Host, client: Client
+) -> None:
+    host.send(reminder())
+    sent = len(sms_lines(host))
+    mo(client, "please stop texting me", "mo-1")
+    assert host.store.consent_events(channel="sms", address=NUMBER) == []
+    [item] = host.store.inbox_items()
+    assert item["priority"] == "urgent" and "PROBABLE_REVOCATION" in item["reason"]
+    assert len(sms_lines(host)) == sent  # no automatic answer to someone asking us to stop
+
+
+def test_other_replies_are_filed_in_response_and_answered_once(host: Host, client: Client) -> None:
+    [record] = host.send(reminder()).record_ids
+    mo(client, "Can I come at 11 instead?", "mo-1")
+    mo(client, "Hello?", "mo-2")
+    replies = [e["resource"] for e in host.records(patient="Patient/on-en")["entry"]
+               if e["resource"].get("inResponseTo")]
+    assert len(replies) == 2
+    # each answers the last message sent to that number: the reminder, then the auto-reply
+    assert f"Communication/{record}" in {r["inResponseTo"][0]["reference"] for r in replies}
+    answers = [x for x in sms_lines(host) if "not read" in x["text"]]
+    assert len(answers) == 1 and "911" in answers[0]["text"]
+
+
+# -- Twilio ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def twilio_client(make_host: Callable[..., Host], tmp_path: Path) -> Iterator[tuple[Host, Client]]:
+    host = make_host('\n[delivery]\nmode = "queue"\n', config_text=config_with(f"""
+[plugins.sms]
+transport = "twilio"
+from = "+16135550100"
+callback_url = "{BASE}"
+[plugins.sms.twilio]
+account_sid = "AC0123456789abcdef0123456789abcdef"
+auth_token = {{file = "{tmp_path / 'twilio-token'}"}}
+base_url = "http://127.0.0.1:9"
+""", tmp_path))
+    with running_server(host) as base:
+        yield host, Client(base.rstrip("/"))
+
+
+def twilio_post(client: Client, path: str, form: dict[str, str], token: str = TOKEN) -> requests.Response:
+    signature = twilio_signature(token, BASE + path.removeprefix("/callbacks"), form)
+    return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def test_twilio_signature_matches_twilios_published_example() -> None:
+    # https://www.twilio.com/docs/usage/security#validating-requests
+    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
+              "From": "+12349013030", "To": "+18005551212"}
+    assert twilio_signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", params) == \
+        "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+
+
+def test_twilio_callbacks_with_a_bad_signature_are_refused(twilio_client: tuple[Host, Client]) -> None:
+    host, client = twilio_client
+    form = {"From": NUMBER, "Body": "STOP", "MessageSid": "SM1"}
+    assert client.post("/callbacks/twilio/inbound", data=form).status_code == 403
+    assert twilio_post(client, "/callbacks/twilio/inbound", form, token="wrong").status_code == 403
+    assert twilio_post(client, "/callbacks/twilio/status?record=x", {"MessageStatus": "delivered"},
+                       token="wrong").status_code == 403
+    assert host.store.consent_events(channel="sms", address=NUMBER) == []
+
+
+def test_twilio_status_and_inbound_stop(twilio_client: tuple[Host, Client]) -> None:
+    host, client = twilio_client
+    [record] = host.send(reminder()).record_ids
+    host.store.outbox_claim(owner="t", now=host.clock(), lease_until=host.clock(), limit=1)
+    host.store.outbox_settle(record, owner="t", state="sent", now=host.clock(), provider_id="SM123")
+    status = twilio_post(client, f"/callbacks/twilio/status?record={record}",
+                         {"MessageSid": "SM123", "MessageStatus": "undelivered", "ErrorCode": "30003"})
+    assert status.status_code == 200
+    resource = host.store.get_record(record)
+    assert resource is not None and resource["status"] == "not-done" and "30003" in resource["statusReason"]["text"]
+    answer = twilio_post(client, "/callbacks/twilio/inbound", {"From": NUMBER, "Body": "STOP", "MessageSid": "SM9"})
+    assert answer.status_code == 200 and "<Response>" in answer.text
+    assert host.store.consent_events(channel="sms", address=NUMBER)[-1]["action"] == "revoke"
+    # the confirmation waits in the outbox for the worker: exactly one
+    confirmations = [r for r in host.store._read("SELECT request_id FROM outbox")
+                     if r["request_id"].startswith("optout-confirmation")]
+    assert len(confirmations) == 1
+
+
+def test_a_long_message_is_delivered_only_when_every_segment_is(host: Host, client: Client) -> None:
+    from emrcomm.model import Category, Request
+
+    text = ("Riverside Family Health: your appointment is on Tuesday, November 24 at 10:30 at 100 Main Street, "
+            "second floor. Please arrive ten minutes early. To change the time, call us at +1 613 555 0100 "
+            "during office hours. Reply STOP to opt out.")
+    outcome = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="long-1", text=text))
+    assert outcome.status is Status.SENT, outcome.findings
+    [record] = outcome.record_ids
+
+    def delivered() -> bool:
+        resource = host.store.get_record(record) or {}
+        return any(n["text"].startswith("delivered") for n in resource.get("note", []))
+
+    dlr(client, record, 1, part="seg-1")
+    dlr(client, record, 1, part="seg-1")  # a repeated report on one segment counts once
+    assert not delivered()
+    dlr(client, record, 1, part="seg-2")
+    assert delivered()

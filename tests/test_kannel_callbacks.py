@@ -1,0 +1,155 @@
+"""Real Kannel (bearerbox + smsbox + fakesmsc) calling ``emrcomm serve``'s app back: delivery
+reports update the record; a STOP a handset sends (a second fake SMSC injects it as MO) blocks
+the next message to that number and gets exactly one confirmation; unauthenticated callbacks
+are refused."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from emrcomm.host import Host
+from emrcomm.model import Status
+from emrcomm_sms.callbacks import kannel_mo_url
+from servers import FAKESMSC, Kannel, Process, free_port, wait_until
+from support import BASE_CONFIG
+from test_worker import reminder
+
+PASSWORD = "kannel-test-pw-91c2"
+SECRET = "callback-secret-5d1e"
+NUMBER = "+16135550123"  # Patient/on-en
+CLINIC_NUMBER = "+16135550100"
+
+
+class KannelWithHandsets(Kannel):
+    """The test Kannel, plus a second fake SMSC ("mo") through which handsets send messages, and
+    an sms-service that forwards every MO message to ``mo_url``."""
+
+    def __init__(self, directory: Path, *, mo_url: str) -> None:
+        self.mo_url = mo_url
+        super().__init__(directory, password=PASSWORD)
+
+    def _start(self, smsc: bool) -> None:
+        self.ports["mo_port"] = free_port()
+        conf = self.conf.read_text(encoding="utf-8")
+        service = 'max-messages = 0\ntext = "unused"'
+        assert service in conf
+        conf = conf.replace(service, f'max-messages = 0\nget-url = "{self.mo_url}"')
+        conf += (f'\ngroup = smsc\nsmsc = fake\nsmsc-id = mo\nport = {self.ports["mo_port"]}\n'
+                 'our-host = 127.0.0.1\nconnect-allow-ip = "127.0.0.1"\nallowed-smsc-id = mo\n')
+        self.conf.write_text(conf, encoding="utf-8")
+        super()._start(smsc)
+
+    def handset_sends(self, sender: str, text: str, arrived: Callable[[], bool]) -> None:
+        """One MO message from ``sender`` to the clinic's number, through the "mo" fake SMSC.
+
+        fakesmsc stays connected after its message and the fake SMSC serves one client at a
+        time: the handset is stopped (by PID) once ``arrived()`` says the message got through.
+        """
+        log = self.dir / f"handset-{time.monotonic_ns()}.log"
+        handset = Process([FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["mo_port"]), "-i", "0", "-m", "1",
+                           f"{sender} {CLINIC_NUMBER} text {text}"], log)
+        try:
+            wait_until(arrived, 15, f"the handset's {text!r} to arrive")
+        finally:
+            handset.stop()
+
+
+@contextmanager
+def serving(host: Host, port: int) -> Iterator[str]:
+    import uvicorn
+
+    from emrcomm.web import create_app
+
+    config = uvicorn.Config(create_app(host), host="127.0.0.1", port=port, access_log=False, log_config=None,
+                            server_header=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="emrcomm-serve", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), 20, "the app to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def setup(make_host: Callable[..., Host], tmp_path: Path) -> Iterator[tuple[Host, KannelWithHandsets, str]]:
+    app_port = free_port()
+    base = f"http://127.0.0.1:{app_port}/callbacks"
+    (tmp_path / "callback-secret").write_text(SECRET, encoding="utf-8")
+    (tmp_path / "kannel-pw").write_text(PASSWORD, encoding="utf-8")
+    kannel = KannelWithHandsets(tmp_path / "kannel", mo_url=kannel_mo_url(base, SECRET))
+    try:
+        sms = f"""
+[plugins.sms]
+transport = "kannel"
+from = "{CLINIC_NUMBER}"
+callback_url = "{base}"
+callback_secret = {{file = "{tmp_path / 'callback-secret'}"}}
+[plugins.sms.kannel]
+url = "{kannel.sendsms_url}"
+username = "emrcomm"
+smsc = "fake"
+password = {{file = "{tmp_path / 'kannel-pw'}"}}
+"""
+        host = make_host(config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms))
+        with serving(host, app_port) as url:
+            yield host, kannel, url
+    finally:
+        kannel.stop()
+
+
+def texts_to(kannel: Kannel, number: str) -> list[str]:
+    return [m.data.decode("utf-8", "replace") for m in kannel.received() if m.receiver == number]
+
+
+def test_delivery_reports_from_kannel_update_the_record(setup: tuple[Host, KannelWithHandsets, str]) -> None:
+    host, kannel, _ = setup
+    outcome = host.send(reminder())
+    assert outcome.status is Status.SENT
+    kannel.wait_for(NUMBER)
+
+    def delivered() -> bool:
+        resource = host.store.get_record(outcome.record_ids[0]) or {}
+        return any(n["text"].startswith("delivered") for n in resource.get("note", []))
+
+    wait_until(delivered, 15, "the delivery report to reach the record")
+
+
+def test_stop_from_a_handset_blocks_the_next_sms_and_is_confirmed_once(
+    setup: tuple[Host, KannelWithHandsets, str]
+) -> None:
+    host, kannel, _ = setup
+    host.send(reminder("r-1"))
+    kannel.wait_for(NUMBER)
+    def revocations() -> int:
+        return sum(e["action"] == "revoke" for e in host.store.consent_events(channel="sms", address=NUMBER))
+
+    kannel.handset_sends(NUMBER, "STOP", lambda: revocations() == 1)  # the ledger, at once
+    wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 15, "the confirmation at fakesmsc")
+    assert "no longer receive" in texts_to(kannel, NUMBER)[1]
+    kannel.handset_sends(NUMBER, "stop", lambda: revocations() == 2)  # a second STOP: no second confirmation
+    outcome = host.send(reminder("r-2"))
+    assert "sms" not in outcome.channels
+    time.sleep(2)  # give Kannel time to deliver anything that should not have gone
+    assert len(texts_to(kannel, NUMBER)) == 2
+
+
+def test_unauthenticated_callbacks_are_refused(setup: tuple[Host, KannelWithHandsets, str]) -> None:
+    host, _, url = setup
+    [record] = host.send(reminder()).record_ids
+    forged = requests.get(f"{url}/callbacks/kannel/dlr", params={"record": record, "type": "2"}, timeout=10)
+    assert forged.status_code == 403
+    mo = requests.get(f"{url}/callbacks/kannel/mo", params={"from": NUMBER, "text": "STOP", "token": "x"}, timeout=10)
+    assert mo.status_code == 403
+    assert host.store.consent_events(channel="sms", address=NUMBER) == []
+    resource = host.store.get_record(record)
+    assert resource is not None and resource["status"] == "completed"

@@ -1,0 +1,250 @@
+"""The outbox worker: what is due goes, what fails is retried with backoff and then dead-lettered,
+holds are released when their window opens, expired requests are not sent, two workers never
+share a row, and a notice waits for the portal message it announces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Clock
+from emrcomm.cli import main
+from emrcomm.host import Host
+from emrcomm.model import Category, Request, Sensitivity, Status
+from emrcomm.worker import Worker, WorkerSettings, backoff, requeue
+from servers import Reply, ScriptedHTTPServer
+from support import BASE_CONFIG
+
+TORONTO = dt.timezone(dt.timedelta(hours=-5))
+APPOINTMENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=TORONTO)
+QUEUE = '\n[delivery]\nmode = "queue"\nmax_attempts = 3\nbackoff_base = 10\nbackoff_cap = 60\n'
+
+
+def reminder(rid: str = "r-1", patient: str = "Patient/on-en", expires: dt.datetime | None = None) -> Request:
+    return Request(patient, Category.APPOINTMENT_REMINDER, id=rid, template="appointment-reminder",
+                   variables={"appointment": APPOINTMENT}, appointment=APPOINTMENT, expires=expires)
+
+
+def sink(host: Host) -> list[dict[str, str]]:
+    path = host.config.base_dir / "out" / "sms.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def status_of(host: Host, record_id: str) -> str:
+    resource = host.store.get_record(record_id)
+    assert resource is not None
+    return str(resource["status"])
+
+
+def worker(host: Host) -> Worker:
+    """A worker whose jitter is always the full backoff, so waits can be asserted exactly."""
+    return Worker(host, WorkerSettings.from_config(host.config.raw.get("delivery", {})), rand=lambda: 1.0)
+
+
+@pytest.fixture
+def http_server() -> Iterator[ScriptedHTTPServer]:
+    server = ScriptedHTTPServer(Reply(202, b"0: Accepted for delivery"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def kannel_host(make_host: Callable[..., Host], http_server: ScriptedHTTPServer, tmp_path: Path) -> Host:
+    """Queue mode, SMS through a Kannel-speaking scripted HTTP server."""
+    (tmp_path / "kannel-pw").write_text("pw-1", encoding="utf-8")
+    kannel = f"""
+[plugins.sms]
+transport = "kannel"
+from = "+16135550100"
+rate_per_second = 500
+burst = 50
+[plugins.sms.kannel]
+url = "{http_server.url}/cgi-bin/sendsms"
+username = "emrcomm"
+password = {{file = "{tmp_path / 'kannel-pw'}"}}
+"""
+    return make_host(QUEUE, config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', kannel))
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
+    assert [backoff(n, 10, 60, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
+    assert backoff(3, 10, 60, rand=lambda: 0.0) == 20  # jitter never goes below half
+
+
+def test_worker_delivers_queued_messages_and_files_them_completed(make_host: Callable[..., Host]) -> None:
+    host = make_host(QUEUE)
+    outcomes = [host.send(reminder(f"r-{i}")) for i in range(5)]
+    assert {o.status for o in outcomes} == {Status.QUEUED} and sink(host) == []
+    stats = worker(host).run(once=True)
+    assert stats.sent == 5 and len(sink(host)) == 5
+    assert host.store.outbox_counts() == {"sent": 5}
+    assert {status_of(host, o.record_ids[0]) for o in outcomes} == {"completed"}
+
+
+def test_quiet_hours_hold_is_released_when_the_window_opens(make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    clock.now = dt.datetime(2026, 11, 23, 21, 30, tzinfo=TORONTO)
+    outcome = host.send(reminder())
+    assert outcome.status is Status.HELD
+    assert worker(host).run(once=True).sent == 0 and sink(host) == []
+    clock.now = dt.datetime(2026, 11, 24, 8, 0, 1, tzinfo=TORONTO)
+    assert worker(host).run(once=True).sent == 1
+    assert len(sink(host)) == 1 and status_of(host, outcome.record_ids[0]) == "completed"
+
+
+def test_an_expired_request_is_not_sent_and_is_filed_not_done(make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    outcome = host.send(reminder(expires=clock.now + dt.timedelta(hours=1)))
+    clock.now += dt.timedelta(hours=2)
+    stats = worker(host).run(once=True)
+    assert stats.expired == 1 and sink(host) == []
+    assert host.store.outbox_counts() == {"expired": 1}
+    resource = host.store.get_record(outcome.record_ids[0])
+    assert resource is not None and resource["status"] == "not-done"
+    assert "MESSAGE_EXPIRED" in json.dumps(resource["statusReason"])
+
+
+def test_a_server_error_is_retried_after_backoff_then_delivered(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    outcome = kannel_host.send(reminder())
+    http_server.script(Reply(503, b"busy"))
+    w = worker(kannel_host)
+    assert w.run(once=True).retried == 1
+    [row] = kannel_host.store._read("SELECT state, attempts, not_before, last_error FROM outbox")
+    assert row["state"] == "retry" and row["attempts"] == 1 and row["last_error"] == "server-error"
+    assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(seconds=10)
+    assert w.run(once=True).sent == 0  # not due yet
+    clock.now += dt.timedelta(seconds=11)
+    assert w.run(once=True).sent == 1
+    assert len(http_server.seen) == 2 and status_of(kannel_host, outcome.record_ids[0]) == "completed"
+
+
+def test_retry_after_longer_than_the_backoff_is_honoured(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    kannel_host.send(reminder())
+    http_server.script(Reply(429, b"slow down", headers=(("Retry-After", "300"),)))
+    worker(kannel_host).run(once=True)
+    [row] = kannel_host.store._read("SELECT state, not_before FROM outbox")
+    assert row["state"] == "retry"
+    assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(seconds=300)
+
+
+def test_attempts_used_up_make_a_dead_letter_filed_not_done_and_requeue_revives_it(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    outcome = kannel_host.send(reminder())
+    http_server.script(*[Reply(500, b"down")] * 3)
+    w = worker(kannel_host)
+    for _ in range(3):
+        w.run(once=True)
+        clock.now += dt.timedelta(seconds=61)
+    assert w.stats.retried == 2 and w.stats.dead == 1
+    [dead] = kannel_host.store.outbox_dead()
+    assert dead["state"] == "dead" and "gave up after 3 attempts" in dead["last_error"]
+    resource = kannel_host.store.get_record(outcome.record_ids[0])
+    assert resource is not None and resource["status"] == "not-done"
+    assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])
+    assert requeue(kannel_host) == 1
+    assert w.run(once=True).sent == 1 and status_of(kannel_host, outcome.record_ids[0]) == "completed"
+
+
+def test_a_permanent_refusal_is_a_dead_letter_at_once(kannel_host: Host, http_server: ScriptedHTTPServer) -> None:
+    kannel_host.send(reminder())
+    http_server.script(Reply(400, b"Invalid receiver"))
+    stats = worker(kannel_host).run(once=True)
+    assert stats.dead == 1 and stats.retried == 0
+    [dead] = kannel_host.store.outbox_dead()
+    assert dead["attempts"] == 1 and dead["last_error"].startswith("rejected")
+
+
+def test_two_workers_never_claim_the_same_row(make_host: Callable[..., Host], clock: Clock) -> None:
+    first = make_host(QUEUE)
+    for i in range(40):
+        first.send(reminder(f"r-{i}"))
+    second = Host(first.config, clock=clock)
+    try:
+        claimed: list[list[str]] = [[], []]
+        barrier = threading.Barrier(2)
+
+        def claim(index: int, host: Host) -> None:
+            barrier.wait()
+            while rows := host.store.outbox_claim(owner=f"w{index}", now=clock.now,
+                                                  lease_until=clock.now + dt.timedelta(minutes=1), limit=3):
+                claimed[index] += [r["key"] for r in rows]
+
+        threads = [threading.Thread(target=claim, args=(i, h)) for i, h in enumerate((first, second))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(claimed[0]) + len(claimed[1]) == 40
+        assert not set(claimed[0]) & set(claimed[1])
+    finally:
+        second.close()
+
+
+def test_an_expired_lease_is_taken_over_and_counted(make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    host.send(reminder())
+    [_leased] = host.store.outbox_claim(owner="dead-worker", now=clock.now,
+                                    lease_until=clock.now + dt.timedelta(seconds=30), limit=5)
+    assert worker(host).run(once=True).sent == 0  # still leased
+    clock.now += dt.timedelta(seconds=31)
+    stats = worker(host).run(once=True)
+    assert stats.sent == 1 and stats.taken_over == 1 and len(sink(host)) == 1
+
+
+def test_a_notice_waits_for_the_portal_message_it_announces(make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    note = Request("Patient/on-en", Category.CLINICAL, id="note-1", sensitivity=Sensitivity.RESTRICTED,
+                   text="Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily.")
+    outcome = host.send(note)
+    assert outcome.channels == ("portal", "sms")
+    first = host.store.outbox_claim(owner="w", now=clock.now, lease_until=clock.now + dt.timedelta(seconds=1),
+                                    limit=10)
+    assert [r["channel"] for r in first] == ["portal"]  # the sms notice is not due before it
+    clock.now += dt.timedelta(seconds=2)
+    stats = worker(host).run(once=True)
+    assert stats.sent == 2 and stats.taken_over == 1
+    [notice] = sink(host)
+    assert "https://portal.riverside.example" in notice["text"] and "{{" not in notice["text"]
+    assert "metformin" not in notice["text"]
+    assert {status_of(host, r) for r in outcome.record_ids} == {"completed"}
+
+
+def test_outbox_command_shows_counts_and_dead_letters_and_requeues(
+    kannel_host: Host, http_server: ScriptedHTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcome = kannel_host.send(reminder())
+    http_server.script(Reply(400, b"Invalid receiver"))
+    worker(kannel_host).run(once=True)
+    config = str(kannel_host.config.base_dir / "emrcomm.toml")
+    assert main(["outbox", "--config", config, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["counts"] == {"dead": 1} and shown["dead"][0]["record_id"] == outcome.record_ids[0]
+    assert main(["outbox", "requeue", "--all-dead", "--config", config]) == 0
+    assert "requeued 1" in capsys.readouterr().out
+    assert main(["outbox", "requeue", "nope", "--config", config]) == 4
+
+
+def test_the_worker_files_what_was_filed_at_queueing_time_and_the_outcome(make_host: Callable[..., Host]) -> None:
+    host = make_host(QUEUE)
+    request = Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-based", template="appointment-reminder",
+                      variables={"appointment": APPOINTMENT}, appointment=APPOINTMENT,
+                      based_on="ServiceRequest/77", sender="Practitioner/9")
+    [record] = host.send(request).record_ids
+    queued = host.store.get_record(record)
+    worker(host).run(once=True)
+    filed = host.store.get_record(record)
+    assert queued is not None and filed is not None
+    assert filed["status"] == "completed" and "sent" in filed
+    assert filed["basedOn"] == [{"reference": "ServiceRequest/77"}]
+    assert filed["sender"] == {"reference": "Practitioner/9"}
+    assert [n for n in queued.get("note", []) if n not in filed.get("note", [])] == []
