@@ -1,0 +1,637 @@
+"""emrcomm's benchmarks in one run: latency in the EMR's thread, side by side, start-up.
+
+    python benchmarks/run.py [--quick | --tiny] [--json] [--no-write]
+
+Measures, on a synthetic clinic (``emrcomm.demo_data``) with every built-in plugin on:
+
+* **B1** ``Host.send`` in the caller's thread, delivery mode ``queue``: everything up to the
+  durable outbox row, the filed record and the signed audit entries, committed; no network.
+  An SMS appointment reminder and a portal message (a clinical note: the portal plus its SMS
+  notice), per-call p50 / p99 and messages per second; once with the store's default
+  ``synchronous = "full"`` and once with ``"normal"`` (WAL: durable across a process crash,
+  not a power loss).
+* **B3** the same SMS messages to the same local HTTP sink (``http.server`` tuned as in the
+  design notes, on 127.0.0.1), side by side: (a) a raw ``requests.Session`` POST loop, the
+  floor; (b) Apprise 2.x through its ``json://`` service with its throttle off; (c) emrcomm,
+  delivery ``inline``, every rule on and records filed, through its Twilio transport whose base
+  URL is the sink (which answers like Twilio).
+* **B5** start-up: ``import emrcomm`` and ``Host`` construction with every built-in plugin,
+  warm caches, in a fresh interpreter, several runs, median.
+* **B2** / **B4** need the outbox worker (``emrcomm.worker``); they are reported missing until
+  it exists.
+
+It prints a table (or one JSON object with ``--json``) and writes docs/performance.md. Nothing
+here is asserted; ``--tiny`` is a smoke size that the test suite runs so the harness cannot rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.server
+import importlib.util
+import json
+import os
+import platform
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "performance.md"
+
+SIZES: dict[str, dict[str, Any]] = {  # sends per run of each benchmark
+    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 20, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15},
+    "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 600, "b5": 5, "patients": 400, "b2": (1000, 10000),
+              "b4": 300},
+    "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 2000, "b5": 9, "patients": 1000,
+             "b2": (1000, 10000, 100000), "b4": 1000},
+}
+TWILIO_SID = "AC" + "0" * 32
+TOKEN_ENV = "EMRCOMM_BENCH_TWILIO_TOKEN"
+
+
+# ---------------------------------------------------------------------------- the local sink
+
+class _SinkHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every POST like Twilio's Messages API (201 + a small JSON body)."""
+
+    protocol_version = "HTTP/1.1"
+    wbufsize = -1  # one buffered write per answer, flushed once (DESIGN.md field notes)
+    server: _Sink
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if not self.server.take():
+            self._answer(429, b'{"code": 20429, "message": "Too Many Requests"}', ("Retry-After", "1"))
+            return
+        with self.server.lock:
+            self.server.count += 1
+            n = self.server.count
+        self._answer(201, b'{"sid": "SM%032d", "status": "queued", "num_segments": "1"}' % n)
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            stats = {"accepted": self.server.count, "refused": self.server.refused}
+        self._answer(200, json.dumps(stats).encode())
+
+    def _answer(self, status: int, body: bytes, header: tuple[str, str] | None = None) -> None:
+        self.send_response(status)
+        if header is not None:
+            self.send_header(*header)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Sink(http.server.ThreadingHTTPServer):
+    """With ``limit``, a provider's rate limit: a token bucket of ``limit`` a second holding at
+    most ``burst``; a message without a token gets 429 + Retry-After."""
+
+    daemon_threads = True
+
+    def __init__(self, limit: float | None = None, burst: int = 2) -> None:
+        super().__init__(("127.0.0.1", 0), _SinkHandler)
+        self.lock = threading.Lock()
+        self.count = 0
+        self.refused = 0
+        self.limit = limit
+        self.burst = burst
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+
+    def take(self) -> bool:
+        if self.limit is None:
+            return True
+        with self.lock:
+            now = time.monotonic()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.limit)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            self.refused += 1
+            return False
+
+
+def serve_sink(limit: float | None) -> None:
+    """Run the sink in this process until stdin closes (``--serve-sink``); print its port first."""
+    server = _Sink(limit)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    sys.stdin.read()  # the parent closes our stdin (or dies): stop
+    server.shutdown()
+    server.server_close()
+
+
+@contextlib.contextmanager
+def sink(limit: float | None = None) -> Iterator[str]:
+    """The sink's base URL. It runs in its own process, as a provider would, so that it does
+    not take the GIL from the client being measured; stopped by its PID."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve-sink"]
+    if limit is not None:
+        argv += ["--sink-limit", str(limit)]
+    process = subprocess.Popen(argv,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+# ---------------------------------------------------------------------------- the clinic
+
+def write_clinic(folder: Path, patients: int, *, mode: str, synchronous: str | None = None,
+                 sms: str = "") -> Path:
+    """A demo-like clinic in ``folder``: config, patients bundle; returns the config path."""
+    from emrcomm.demo import CONFIG
+    from emrcomm.demo_data import generate_clinic, write_bundle
+    from emrcomm.testing import TEST_NOW
+
+    text = CONFIG.replace('mode = "inline"', f'mode = "{mode}"')
+    if synchronous is not None:
+        text = text.replace('path = "emrcomm.sqlite"', f'path = "emrcomm.sqlite"\nsynchronous = "{synchronous}"')
+    if sms:
+        text = text.replace('transport = "file"\npath = "out/sms.jsonl"', sms)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "emrcomm.toml").write_text(text, encoding="utf-8")
+    write_bundle(generate_clinic(patients, 7, today=TEST_NOW.date()), folder / "patients.json")
+    return folder / "emrcomm.toml"
+
+
+class _Requests:
+    """Fresh requests (unique ids) of one kind, cycling over the patients that get them."""
+
+    def __init__(self, kind: str, patients: list[str]) -> None:
+        self.kind = kind
+        self.patients = patients
+        self.n = 0
+
+    def next(self) -> Any:
+        from emrcomm.demo import CLINIC_ZONE, CLINICAL_NOTES
+        from emrcomm.model import Category, Request, Sensitivity
+        from emrcomm.testing import TEST_NOW
+
+        ref = self.patients[self.n % len(self.patients)]
+        self.n += 1
+        rid = f"bench-{self.kind}-{self.n}-{time.monotonic_ns()}"
+        if self.kind == "portal":
+            return Request(ref, Category.CLINICAL, id=rid, text=CLINICAL_NOTES[0][1],
+                           sensitivity=Sensitivity.RESTRICTED, sender="Practitioner/dr-okafor")
+        appointment = dt.datetime.combine(TEST_NOW.date() + dt.timedelta(days=1), dt.time(9, 20), CLINIC_ZONE)
+        return Request(ref, Category.APPOINTMENT_REMINDER, id=rid, template="appointment-reminder",
+                       variables={"appointment": appointment}, appointment=appointment)
+
+
+def eligible(host: Any, folder: Path, kind: str, channels: tuple[str, ...]) -> list[str]:
+    """The patients whose request of ``kind`` would go, unheld, on exactly ``channels``."""
+    from emrcomm.model import Status
+
+    bundle = json.loads((folder / "patients.json").read_text(encoding="utf-8"))
+    refs = [f"Patient/{e['resource']['id']}" for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    out = []
+    for ref in refs:
+        probe = _Requests(kind, [ref]).next()
+        outcome = host.preview(probe)
+        if outcome.status is Status.SENT and outcome.channels == channels:
+            out.append(ref)
+    if not out:
+        raise RuntimeError(f"no patient in the synthetic clinic gets a {kind} on {'+'.join(channels)}")
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+# ---------------------------------------------------------------------------- B1
+
+def b1(size: dict[str, int], synchronous: str | None, *, group: bool = True) -> dict[str, Any]:
+    """Per-call latency of Host.send (queue mode) for SMS reminders and portal messages; with
+    ``group``, also their throughput through send_many's group commit."""
+    from emrcomm.host import Host
+    from emrcomm.testing import TEST_NOW
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = write_clinic(folder, size["patients"], mode="queue", synchronous=synchronous)
+        with Host.from_config(config, clock=lambda: TEST_NOW) as host:
+            out: dict[str, Any] = {}
+            for kind, channels, count in (("sms", ("sms",), size["b1_sms"]),
+                                          ("portal", ("portal", "sms"), size["b1_portal"])):
+                source = _Requests(kind, eligible(host, folder, kind, channels))
+                for _ in range(min(50, count)):  # warm: caches, statements, the WAL file
+                    host.send(source.next())
+                times: list[float] = []
+                statuses: Counter[str] = Counter()
+                for _ in range(count):
+                    request = source.next()
+                    t = time.perf_counter()
+                    outcome = host.send(request)
+                    times.append(time.perf_counter() - t)
+                    statuses[outcome.status.value] += 1
+                out[kind] = {
+                    "count": count,
+                    "p50_ms": percentile(times, 0.50) * 1e3,
+                    "p99_ms": percentile(times, 0.99) * 1e3,
+                    "mean_ms": statistics.fmean(times) * 1e3,
+                    "per_s": count / sum(times),
+                    "statuses": dict(statuses),
+                    "group": group_commit(host, source, count) if group else None,
+                }
+    return out
+
+
+def group_commit(host: Any, source: _Requests, count: int, group: int = 100) -> dict[str, Any]:
+    """The same sends through ``send_many`` (queue mode: ``group`` requests per commit): messages
+    per second, and how long each request waited for its outcome (pulled -> yielded)."""
+    pulled: dict[str, float] = {}
+    waits: list[float] = []
+    statuses: Counter[str] = Counter()
+
+    def stream() -> Iterator[Any]:
+        for _ in range(count):
+            request = source.next()
+            pulled[request.id] = time.perf_counter()
+            yield request
+
+    t = time.perf_counter()
+    for outcome in host.send_many(stream(), group=group):
+        waits.append(time.perf_counter() - pulled.pop(outcome.request_id))
+        statuses[outcome.status.value] += 1
+    total = time.perf_counter() - t
+    return {"size": group, "per_s": count / total, "wait_p50_ms": percentile(waits, 0.5) * 1e3,
+            "wait_p99_ms": percentile(waits, 0.99) * 1e3, "statuses": dict(statuses)}
+
+
+# ---------------------------------------------------------------------------- B3
+
+def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tuple[str, str]]]:
+    """``count`` reminder requests and, for the baselines, the (number, text) emrcomm renders."""
+    source = _Requests("sms", eligible(host, folder, "sms", ("sms",)))
+    requests_, pairs = [], []
+    for _ in range(count):
+        request = source.next()
+        recipient = host.find_recipient(request)
+        message = host.render(request, recipient)
+        number = next(p.value for p in recipient.contact_points if p.system == "sms")
+        requests_.append(request)
+        pairs.append((number, message.text))
+    return requests_, pairs
+
+
+def b3(size: dict[str, int]) -> dict[str, Any]:
+    """Raw requests loop vs Apprise json:// vs emrcomm (inline, Twilio transport) to one sink."""
+    import requests
+
+    from emrcomm.host import Host
+    from emrcomm.model import Status
+    from emrcomm.testing import TEST_NOW
+
+    count = size["b3"]
+    out: dict[str, Any] = {"count": count}
+    with sink() as sink_url, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.environ[TOKEN_ENV] = "bench-token"
+        sms = (f'transport = "twilio"\nfrom = "+16135550100"\nrate_per_second = 1000\nburst = 1000\n'
+               f'[plugins.sms.twilio]\naccount_sid = "{TWILIO_SID}"\nauth_token = {{env = "{TOKEN_ENV}"}}\n'
+               f'base_url = "{sink_url}"')
+        config = write_clinic(folder, size["patients"], mode="inline", sms=sms)
+        with Host.from_config(config, clock=lambda: TEST_NOW) as host:
+            requests_, pairs = _sms_texts(host, folder, count + 20)
+            warm, requests_ = requests_[:20], requests_[20:]
+            pairs = pairs[20:]
+            url = f"{sink_url}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+
+            # (a) the floor: one pooled session, form POST, JSON answer read.
+            with requests.Session() as session:
+                session.trust_env = False
+                for number, text in pairs[:20]:
+                    session.post(url, data={"To": number, "From": "+16135550100", "Body": text}).json()
+                t = time.perf_counter()
+                for number, text in pairs:
+                    response = session.post(url, data={"To": number, "From": "+16135550100", "Body": text},
+                                            timeout=(3.05, 10))
+                    response.raise_for_status()
+                    response.json()
+                raw_s = time.perf_counter() - t
+            out["raw_per_s"] = count / raw_s
+
+            # (b) Apprise 2.x, json:// to the same sink, throttle off.
+            out["apprise_per_s"] = None
+            if importlib.util.find_spec("apprise") is not None:
+                import apprise
+
+                notifier = apprise.Apprise()
+                notifier.add(sink_url.replace("http://", "json://") + "/apprise")
+                for service in notifier:
+                    service.request_rate_per_sec = 0  # its throttle off
+                notifier.notify(body="warm", title="")
+                t = time.perf_counter()
+                for number, text in pairs:
+                    if not notifier.notify(body=text, title=number):
+                        raise RuntimeError("apprise failed to deliver to the local sink")
+                out["apprise_per_s"] = count / (time.perf_counter() - t)
+                out["apprise_version"] = apprise.__version__
+
+            # (c) emrcomm: every rule, records filed, delivered inline to the sink.
+            for request in warm:
+                host.send(request)
+            statuses: Counter[str] = Counter()
+            t = time.perf_counter()
+            for request in requests_:
+                statuses[host.send(request).status.value] += 1
+            emr_s = time.perf_counter() - t
+            if statuses[Status.SENT.value] != count:
+                raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
+            out["emrcomm_per_s"] = count / emr_s
+    out["ratio_vs_raw"] = out["emrcomm_per_s"] / out["raw_per_s"]
+    out["ratio_vs_apprise"] = out["emrcomm_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
+    return out
+
+
+# ---------------------------------------------------------------------------- B2 / B4
+
+def twilio_sms(url: str, rate: float, burst: int) -> str:
+    """[plugins.sms] settings for the Twilio transport pointed at the local sink."""
+    os.environ[TOKEN_ENV] = "bench-token"
+    return (f'transport = "twilio"\nfrom = "+16135550100"\nrate_per_second = {rate}\nburst = {burst}\n'
+            f'[plugins.sms.twilio]\naccount_sid = "{TWILIO_SID}"\nauth_token = {{env = "{TOKEN_ENV}"}}\n'
+            f'base_url = "{url}"')
+
+
+def through_worker(count: int, patients: int, *, limit: float | None = None) -> dict[str, Any]:
+    """``count`` SMS reminders through send_many (queue) then the outbox worker to the sink."""
+    import resource
+    import urllib.request
+
+    from emrcomm.host import Host
+    from emrcomm.testing import TEST_NOW
+    from emrcomm.worker import Worker
+
+    with sink(limit) as sink_url, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rate, burst = (limit, 1) if limit is not None else (1000, 1000)
+        config = write_clinic(folder, patients, mode="queue", sms=twilio_sms(sink_url, rate, burst))
+        with Host.from_config(config, clock=lambda: TEST_NOW) as host:
+            source = _Requests("sms", eligible(host, folder, "sms", ("sms",)))
+            cpu, t = time.process_time(), time.perf_counter()
+            queued = Counter(o.status.value for o in host.send_many(source.next() for _ in range(count)))
+            submitted = time.perf_counter()
+            Worker(host).run(once=True)
+            done = time.perf_counter()
+            cpu = time.process_time() - cpu
+            outbox = host.store.outbox_counts()
+        with urllib.request.urlopen(sink_url + "/stats", timeout=10) as answer:
+            seen = json.loads(answer.read())
+    return {"count": count, "queued": dict(queued), "outbox": outbox, "sink": seen,
+            "submit_per_s": count / (submitted - t), "deliver_per_s": count / (done - submitted),
+            "per_s": count / (done - t), "cpu_ms_per_message": cpu / count * 1e3,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def b2(sizes: tuple[int, ...], patients: int) -> dict[str, Any]:
+    """A clinic day: each size in a fresh process, so that its peak RSS is its own."""
+    out: dict[str, Any] = {}
+    for count in sizes:
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--b2-one", str(count),
+                               "--b2-patients", str(patients)],
+                              check=True, capture_output=True, text=True, timeout=3600)
+        out[str(count)] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def b4(count: int, patients: int, limit: float = 50.0) -> dict[str, Any]:
+    """The worker against a sink that answers 429 above ``limit`` messages a second, with the
+    transport's rate set to that limit: the rate achieved, and how many 429s it drew."""
+    result = through_worker(count, patients, limit=limit)
+    result["limit_per_s"] = limit
+    result["ratio_of_limit"] = result["deliver_per_s"] / limit
+    result["refused_429"] = result["sink"]["refused"]
+    return result
+
+
+# ---------------------------------------------------------------------------- B5
+
+_START = """
+import time, sys
+t0 = time.perf_counter()
+from emrcomm.host import Host
+host = Host.from_config(sys.argv[1])
+t1 = time.perf_counter()
+print(t1 - t0, len(host.plugins))
+host.close()
+"""
+
+
+def b5(size: dict[str, int]) -> dict[str, Any]:
+    """Import + Host construction in a fresh interpreter (warm caches), median of several runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = write_clinic(Path(tmp), 50, mode="queue")
+
+        def once() -> tuple[float, int]:
+            done = subprocess.run([sys.executable, "-c", _START, str(config)], check=True,
+                                  capture_output=True, text=True, timeout=120)
+            seconds, plugins = done.stdout.split()
+            return float(seconds), int(plugins)
+
+        once()  # warm: lexicon cache, keyring, audit key, bytecode
+        runs = [once() for _ in range(size["b5"])]
+    return {"median_s": statistics.median(r[0] for r in runs), "runs": [r[0] for r in runs],
+            "plugins": runs[0][1]}
+
+
+# ---------------------------------------------------------------------------- report
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "os": platform.platform(),
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def worker_available() -> bool:
+    return importlib.util.find_spec("emrcomm.worker") is not None
+
+
+def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
+    size = SIZES[size_name]
+    wanted: Callable[[str], bool] = lambda name: only is None or name in only  # noqa: E731
+    report: dict[str, Any] = {"size": size_name, "machine": machine(), "details": {}}
+    keys: dict[str, float | None] = {}
+    if wanted("b1"):
+        full = b1(size, None)
+        normal = b1(size, "normal")
+        report["details"]["b1"] = {"full": full, "normal": normal}
+        keys.update({
+            "b1_sms_p50_ms": full["sms"]["p50_ms"], "b1_sms_p99_ms": full["sms"]["p99_ms"],
+            "b1_sms_per_s": full["sms"]["per_s"], "b1_portal_p99_ms": full["portal"]["p99_ms"],
+            "b1_normal_sms_p50_ms": normal["sms"]["p50_ms"], "b1_normal_sms_p99_ms": normal["sms"]["p99_ms"],
+            "b1_normal_sms_per_s": normal["sms"]["per_s"], "b1_normal_portal_p99_ms": normal["portal"]["p99_ms"],
+            "b1_group_sms_per_s": full["sms"]["group"]["per_s"],
+            "b1_group_sms_wait_p99_ms": full["sms"]["group"]["wait_p99_ms"],
+            "b1_group_portal_per_s": full["portal"]["group"]["per_s"],
+        })
+    if wanted("b3"):
+        result = b3(size)
+        report["details"]["b3"] = result
+        keys.update({"b3_ratio_vs_raw": result["ratio_vs_raw"], "b3_ratio_vs_apprise": result["ratio_vs_apprise"],
+                     "b3_raw_per_s": result["raw_per_s"], "b3_apprise_per_s": result["apprise_per_s"],
+                     "b3_emrcomm_per_s": result["emrcomm_per_s"]})
+    if wanted("b5"):
+        result = b5(size)
+        report["details"]["b5"] = result
+        keys["b5_startup_s"] = result["median_s"]
+    report["missing"] = {}
+    if not worker_available():
+        report["missing"] = {"b2": "needs the outbox worker (emrcomm.worker), which does not exist yet",
+                             "b4": "needs the outbox worker (emrcomm.worker), which does not exist yet"}
+    else:
+        if wanted("b2"):
+            result = b2(size["b2"], size["patients"])
+            report["details"]["b2"] = result
+            small, large = str(size["b2"][0]), str(size["b2"][1])
+            keys.update({"b2_per_s_1k": result[small]["per_s"], "b2_per_s_10k": result[large]["per_s"],
+                         "b2_cpu_ms_10k": result[large]["cpu_ms_per_message"],
+                         "b2_rss_mb_10k": result[large]["peak_rss_mb"]})
+            if "100000" in result:
+                keys["b2_rss_ratio_100k_10k"] = result["100000"]["peak_rss_mb"] / result[large]["peak_rss_mb"]
+            else:
+                keys["b2_rss_ratio_100k_10k"] = None
+                report["missing"]["b2 100k"] = f"skipped at the {size_name} size (run without --quick)"
+        if wanted("b4"):
+            result = b4(size["b4"], size["patients"])
+            report["details"]["b4"] = result
+            keys.update({"b4_ratio_of_limit": result["ratio_of_limit"], "b4_429s": float(result["refused_429"])})
+    report["keys"] = keys
+    return report
+
+
+KEY_DOCS = {
+    "b1_sms_p50_ms": "B1 SMS reminder, Host.send p50 (ms), synchronous=full",
+    "b1_sms_p99_ms": "B1 SMS reminder, Host.send p99 (ms), synchronous=full",
+    "b1_sms_per_s": "B1 SMS reminders per second, one caller, synchronous=full",
+    "b1_portal_p99_ms": "B1 portal message + SMS notice, p99 (ms), synchronous=full",
+    "b1_normal_sms_p50_ms": "B1 SMS reminder p50 (ms), synchronous=normal",
+    "b1_normal_sms_p99_ms": "B1 SMS reminder p99 (ms), synchronous=normal",
+    "b1_normal_sms_per_s": "B1 SMS reminders per second, synchronous=normal",
+    "b1_normal_portal_p99_ms": "B1 portal message + notice p99 (ms), synchronous=normal",
+    "b1_group_sms_per_s": "B1 SMS reminders per second via send_many, 100 per commit, synchronous=full",
+    "b1_group_sms_wait_p99_ms": "B1 send_many: p99 wait from a request pulled to its outcome (ms)",
+    "b1_group_portal_per_s": "B1 portal messages per second via send_many, 100 per commit, full",
+    "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s",
+    "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s",
+    "b3_emrcomm_per_s": "B3 emrcomm inline, Twilio transport, every rule, filed, messages/s",
+    "b3_ratio_vs_raw": "B3 emrcomm throughput / raw loop",
+    "b3_ratio_vs_apprise": "B3 emrcomm throughput / Apprise",
+    "b2_per_s_1k": "B2 1k reminders: send_many (queue) then the worker to the sink, end to end, per second",
+    "b2_per_s_10k": "B2 10k reminders, end to end, per second",
+    "b2_cpu_ms_10k": "B2 10k: CPU time per message (ms), emrcomm process (host + worker)",
+    "b2_rss_mb_10k": "B2 10k: peak RSS (MB)",
+    "b2_rss_ratio_100k_10k": "B2 peak RSS at 100k / at 10k",
+    "b4_ratio_of_limit": "B4 achieved delivery rate / the sink's limit (50 msg/s)",
+    "b4_429s": "B4 429 answers drawn (goal 0)",
+    "b5_startup_s": "B5 import + Host with every built-in plugin, fresh process, warm cache (s)",
+}
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"{'key':<26} {'value':>10}  what", "-" * 100]
+    for key, value in report["keys"].items():
+        shown = "n/a" if value is None else f"{value:10.3f}" if value < 100 else f"{value:10.0f}"
+        lines.append(f"{key:<26} {shown:>10}  {KEY_DOCS.get(key, '')}")
+    for name, why in report["missing"].items():
+        lines.append(f"{name.upper()}: not measured: {why}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], path: Path = REPORT) -> None:
+    """Rewrite the generated part of docs/performance.md (between the markers), keep the rest."""
+    m = report["machine"]
+    generated = "\n".join([
+        "<!-- generated by benchmarks/run.py: do not edit between these markers -->",
+        f"Measured {m['date']} with `python benchmarks/run.py{' --quick' if report['size'] == 'quick' else ''}` "
+        f"({report['size']} size) on {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+        f"SQLite {m['sqlite']}, {m['os']}.",
+        "",
+        "| key | value | what |",
+        "|---|---:|---|",
+        *[f"| `{k}` | {'n/a' if v is None else f'{v:.3f}' if v < 100 else f'{v:.0f}'} | {KEY_DOCS.get(k, '')} |"
+          for k, v in report["keys"].items()],
+        *[f"\n**{name.upper()}** not measured: {why}." for name, why in report["missing"].items()],
+        "<!-- end generated -->",
+    ])
+    start, end = "<!-- generated by benchmarks/run.py", "<!-- end generated -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n\n" + start + "\n" + end + "\n"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    path.write_text(head + generated + tail, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="smaller runs: under 5 minutes on 2 cores")
+    sizes.add_argument("--tiny", action="store_true", help="a smoke run for the test suite (numbers meaningless)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--only", action="append", choices=("b1", "b2", "b3", "b4", "b5"),
+                        help="run only these (repeatable)")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/performance.md")
+    parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sink-limit", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--b2-one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--b2-patients", type=int, default=400, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_sink:
+        serve_sink(args.sink_limit)
+        return 0
+    if args.b2_one:
+        print(json.dumps(through_worker(args.b2_one, args.b2_patients)))
+        return 0
+    size = "tiny" if args.tiny else "quick" if args.quick else "full"
+    report = run(size, set(args.only) if args.only else None)
+    if not args.no_write and not args.tiny and not args.only:
+        write_report(report)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
