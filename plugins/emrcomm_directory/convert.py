@@ -67,6 +67,7 @@ reason, and :func:`explain_consent` returns that reason.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import zoneinfo
@@ -176,6 +177,7 @@ def _codings(concepts: Any) -> Iterable[Mapping[str, Any]]:
 # ---------------------------------------------------------------- phone numbers
 
 
+@functools.lru_cache(maxsize=65536)  # phonenumbers costs ~150 µs a number; a directory repeats them
 def normalise_phone(value: str, region: str = DEFAULT_REGION) -> str:
     """E.164 when phonenumbers accepts the number as valid, else the value exactly as given."""
     try:
@@ -376,11 +378,11 @@ def recipient_from_fhir(
 
     grants: list[ConsentGrant] = []
     for consent in consents:
-        reason = explain_consent(consent) or _other_patient(consent, pid)
-        if reason is not None:
-            log.debug("Consent/%s skipped: %s", _id(consent), reason)
+        parts = _consent_parts(consent)  # once per consent: it is the costly part of a lookup
+        if isinstance(parts, str) or (other := _other_patient(consent, pid)) is not None:
+            log.debug("Consent/%s skipped: %s", _id(consent), parts if isinstance(parts, str) else other)
             continue
-        grants.extend(consent_grants(consent, region=region))
+        grants.extend(_grants(consent, parts, region))
 
     given, family = _name(patient)
     channels, restrict = _preferences(patient)
@@ -485,6 +487,12 @@ def consent_grants(consent: Mapping[str, Any], *, region: str = DEFAULT_REGION) 
     parts = _consent_parts(consent)
     if isinstance(parts, str):
         raise ValueError(f"Consent/{_id(consent)}: {parts}")
+    return _grants(consent, parts, region)
+
+
+def _grants(
+    consent: Mapping[str, Any], parts: tuple[list[Purpose], list[str], str], region: str
+) -> tuple[ConsentGrant, ...]:
     purposes, channels, status = parts
     provision = consent.get("provision") or {}
     period = provision.get("period") or {}

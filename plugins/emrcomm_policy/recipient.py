@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
@@ -12,6 +14,7 @@ from emrcomm.rules import finding
 MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
 
+@functools.lru_cache(maxsize=65536)  # pure, and ~100-200 µs per call: checked once per address
 def phone_problem(address: str, region: str) -> str | None:
     """Why ``address`` cannot receive SMS, or None when it is a valid mobile-capable number."""
     try:
@@ -29,6 +32,7 @@ def phone_problem(address: str, region: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=65536)  # pure, and ~100-200 µs per call: checked once per address
 def email_problem(address: str) -> str | None:
     try:
         validate_email(address, check_deliverability=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 
@@ -26,9 +27,12 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"[-‐‑–—]", " ", folded).split())
 
 
+_plain_name = functools.lru_cache(maxsize=16)(_plain)  # the clinic's name: folded once, not per message
+
+
 def names_clinic(text: str, clinic: Clinic) -> bool:
     """The clinic's name appears in the text, whatever the case, accents and spacing."""
-    return _plain(clinic.name) in _plain(text)
+    return _plain_name(clinic.name) in _plain(text)
 
 
 def has_optout_hint(text: str) -> bool:

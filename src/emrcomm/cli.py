@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--forwarded-allow-ips", metavar="IPS", default=None,
                        help="addresses of the reverse proxy whose X-Forwarded-For / -Proto headers to trust")
 
+    worker = sub.add_parser("worker", parents=[common], help="deliver what waits in the outbox (retries, holds)")
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    worker.add_argument("--concurrency", type=int, metavar="N", default=None,
+                        help="messages delivered at once (default delivery.concurrency, 4)")
+
+    outbox = sub.add_parser("outbox", parents=[common], help="outbox counts by state and the dead letters")
+    outbox_sub = outbox.add_subparsers(dest="action", required=False, metavar="ACTION")
+    requeue = outbox_sub.add_parser("requeue", parents=[common], help="put dead letters back in the queue")
+    requeue.add_argument("id", nargs="?", help="the outbox key or record id of one dead letter")
+    requeue.add_argument("--all-dead", action="store_true", help="every dead letter")
+
     keys = sub.add_parser("keys", parents=[common], help="the portal's encryption key ring")
     keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     rotate = keys_sub.add_parser("rotate", parents=[common],
@@ -464,6 +475,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with _host(args) as host:
         print(f"emrcomm: serving the portal on http://{args.bind}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
         serve(host, bind=args.bind, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from emrcomm.worker import Worker, WorkerSettings
+
+    if args.concurrency is not None and not 1 <= args.concurrency <= 256:
+        raise EmrcommError(f"--concurrency {args.concurrency}: choose 1 to 256")
+    logging.getLogger("emrcomm").setLevel(min(logging.getLogger().level, logging.INFO))
+    with _host(args) as host:
+        settings = WorkerSettings.from_config(host.config.raw.get("delivery", {}), args.concurrency)
+        worker = Worker(host, settings)
+        # SIGTERM finishes the messages in hand, then exits; the leases make SIGKILL safe too.
+        signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+        stats = worker.run(once=args.once)
+        counts = host.store.outbox_counts()
+    result = {"worker": stats.as_dict(), "outbox": counts}
+    _emit(args, result, " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if k != "crash_window_ms")
+          + " | outbox " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return EXIT_OK
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from emrcomm.worker import requeue
+
+    with _host(args) as host:
+        if getattr(args, "action", None) == "requeue":
+            if bool(args.id) == bool(args.all_dead):
+                raise EmrcommError("outbox requeue: give one ID or --all-dead")
+            count = requeue(host, None if args.all_dead else args.id)
+            _emit(args, {"requeued": count}, f"requeued {count} dead letter(s)")
+            return EXIT_OK if count or args.all_dead else EXIT_NOT_DONE
+        counts = host.store.outbox_counts()
+        dead = host.store.outbox_dead()
+    lines = ["outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")]
+    for row in dead:
+        lines.append(f"  {row['state']:8} {row['record_id']} {row['channel']:7} attempts={row['attempts']} "
+                     f"{row['updated']}  {row['last_error'] or ''}")
+    _emit(args, {"counts": counts, "dead": dead}, "\n".join(lines))
     return EXIT_OK
 
 

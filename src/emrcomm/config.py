@@ -70,6 +70,7 @@ class Config:
     plugin_settings: Mapping[str, Mapping[str, Any]]
     rules: RuleSettings
     raw: Mapping[str, Any]
+    store_synchronous: str = "full"  # [store] synchronous: "full" (fsync per commit) or "normal"
 
 
 def embedded_defaults_text() -> str:
@@ -141,6 +142,7 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         plugin_settings=settings,
         rules=_rule_settings(raw.get("rules", {}), source),
         raw=raw,
+        store_synchronous=raw.get("store", {}).get("synchronous", "full"),
     )
 
 

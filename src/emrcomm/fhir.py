@@ -220,6 +220,9 @@ def request_to_fhir(request: Request) -> dict[str, Any]:
     }
     if request.text:
         res["payload"] = [{"contentString": request.text}]
+    if request.not_before or request.expires:  # the outbox worker honours the expiry it carries
+        res["occurrencePeriod"] = {k: fhir_datetime(v) for k, v in (("start", request.not_before),
+                                                                    ("end", request.expires)) if v}
     extensions: list[dict[str, Any]] = []
     if request.template:
         extensions.append({"url": EXT + "template", "valueString": request.template})

@@ -129,7 +129,7 @@ class Host:
         self.config = config
         self.clock = clock
         self._closed = False
-        self.store = SQLiteStore(config.store_path)
+        self.store = SQLiteStore(config.store_path, synchronous=config.store_synchronous)
         self._pm: pluggy.PluginManager = new_plugin_manager()
         try:
             # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
@@ -422,20 +422,45 @@ class Host:
             return self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation), trail=trail)
         return self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation), trail=trail)
 
-    def send_many(self, requests: Iterable[Request | Mapping[str, Any] | str | bytes]) -> Iterator[Outcome]:
+    def send_many(
+        self, requests: Iterable[Request | Mapping[str, Any] | str | bytes], *, group: int = 100
+    ) -> Iterator[Outcome]:
         """Send a stream of requests, yielding one Outcome each, in order, in constant memory.
 
         A malformed request does not stop the batch: it yields a ``failed`` Outcome whose
         explanation is the error, and nothing is sent or filed for it.
+
+        In ``queue`` delivery mode up to ``group`` requests share one commit (group commit:
+        one fsync for all), and their outcomes are yielded only once that commit is done. Each
+        request is still atomic on its own (a savepoint); an unexpected error rolls back the
+        whole group, none of whose outcomes was reported, and propagates. Inline delivery
+        commits each request before its message leaves, so it is not grouped.
         """
+        if self.config.delivery_mode != "queue" or group <= 1:
+            for item in requests:
+                yield self._send_or_fail(item)
+            return
+        chunk: list[Request | Mapping[str, Any] | str | bytes] = []
         for item in requests:
-            try:
-                yield self.send(item)
-            except RequestError as exc:
-                request_id = item.id if isinstance(item, Request) else "(unparsed)"
-                if isinstance(item, Mapping) and item.get("id"):
-                    request_id = str(item["id"])
-                yield Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
+            chunk.append(item)
+            if len(chunk) >= group:
+                yield from self._send_group(chunk)
+                chunk = []
+        if chunk:
+            yield from self._send_group(chunk)
+
+    def _send_group(self, items: list[Request | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
+        with self.store.group_commit():
+            return [self._send_or_fail(item) for item in items]
+
+    def _send_or_fail(self, item: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+        try:
+            return self.send(item)
+        except RequestError as exc:
+            request_id = item.id if isinstance(item, Request) else "(unparsed)"
+            if isinstance(item, Mapping) and item.get("id"):
+                request_id = str(item["id"])
+            return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
 
     def _already_handled(self, req: Request) -> Outcome | None:
         """A request id seen before is not sent again; its earlier outcome is reported instead."""

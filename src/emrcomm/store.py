@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 SCHEMA_VERSION = 1
+# [store] synchronous -> the SQLite pragma (https://sqlite.org/pragma.html#pragma_synchronous).
+SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,6 +122,10 @@ CREATE INDEX IF NOT EXISTS inbox_open ON inbox (state, created);
 
 # Columns added to tables that older databases already have (name, declaration).
 _ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "outbox": (
+        ("lease_owner", "TEXT"),  # the worker delivering the row (state 'sending') ...
+        ("lease_until", "TEXT"),  # ... until this time; after it another worker may take it over
+    ),
     "portal_messages": (
         ("kind", "TEXT NOT NULL DEFAULT 'message'"),  # message (to the patient) or reply (from them)
         ("in_response_to", "TEXT"),
@@ -353,21 +359,27 @@ class Store(Protocol):
 class SQLiteStore:
     """The embedded store. One connection guarded by a lock; WAL so readers never block the writer.
 
-    Durability is deliberate: ``synchronous=FULL`` (every commit reaches the disk). Callers
-    that write many rows group them in one ``transaction()`` so the fsync is shared.
+    Durability is deliberate: ``synchronous=FULL`` by default (every commit reaches the disk
+    before it returns). ``synchronous="normal"`` (``[store] synchronous``) skips the fsync per
+    commit: in WAL a commit then survives a crash of the process but not a power loss or an OS
+    crash (docs/performance.md). Callers that write many rows group them in one
+    ``transaction()`` so the fsync is shared.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "full") -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self._grouped = False  # inside group_commit(): transactions are savepoints
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30
         )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self.transaction():
             for statement in _SCHEMA.split(";"):
@@ -390,23 +402,55 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes; nested calls join the outer transaction (one commit, one fsync)."""
+        """Group writes; nested calls join the outer transaction (one commit, one fsync).
+
+        Inside :meth:`group_commit` an outermost transaction is a savepoint instead: just as
+        atomic (undone whole when it raises), but durable only when the group commits.
+        """
         with self._lock:
             outer = self._depth == 0
+            begin, commit, rollback = (
+                ("SAVEPOINT grp", "RELEASE grp", "ROLLBACK TO grp; RELEASE grp") if self._grouped
+                else ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+            )
             if outer:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(begin)
             self._depth += 1
             try:
                 yield
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._db.execute("ROLLBACK")
+                    for statement in rollback.split("; "):
+                        self._db.execute(statement)
                 raise
             else:
                 self._depth -= 1
                 if outer:
-                    self._db.execute("COMMIT")
+                    self._db.execute(commit)
+
+    @contextlib.contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """Many transactions, one commit (one fsync): each ``transaction()`` inside stays atomic,
+        and all become durable together when the block ends, or none when it raises.
+
+        The caller must report nothing done before the block has ended. The store's lock is
+        held throughout, so keep groups short (a few hundred sends).
+        """
+        with self._lock:
+            if self._depth or self._grouped:
+                raise RuntimeError("group_commit() cannot run inside a transaction or another group")
+            self._db.execute("BEGIN IMMEDIATE")
+            self._grouped = True
+            try:
+                yield
+            except BaseException:
+                self._grouped = False
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._grouped = False
+                self._db.execute("COMMIT")
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -597,6 +641,114 @@ class SQLiteStore:
     def outbox_counts(self) -> dict[str, int]:
         rows = self._read("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
         return {r["state"]: r["n"] for r in rows}
+
+    # outbox worker (emrcomm.worker) -----------------------------------------------------------
+    def outbox_claim(self, *, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` due rows to ``owner`` in one statement (safe between workers).
+
+        Due: pending, retry, held or waiting rows whose ``not_before`` has passed, and rows
+        still 'sending' under an expired lease (their worker died). A leg waits until every
+        earlier leg of its request (in insertion order) is sent. Claiming counts an attempt.
+        """
+        with self.transaction():  # RETURNING rows are read before the commit
+            rows = self._db.execute(
+            """UPDATE outbox SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ?,
+                   attempts = attempts + 1,
+                   last_error = CASE WHEN state = 'sending' THEN 'taken over after an expired lease'
+                                     ELSE last_error END
+               WHERE key IN (
+                   SELECT o.key FROM outbox o
+                   WHERE ((o.state IN ('pending', 'retry', 'held', 'waiting')
+                           AND (o.not_before IS NULL OR o.not_before <= ?))
+                          OR (o.state = 'sending' AND o.lease_until <= ?))
+                     AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id
+                                     AND e.rowid < o.rowid AND e.state != 'sent')
+                   ORDER BY COALESCE(o.not_before, o.created), o.rowid LIMIT ?)
+               RETURNING key, record_id, request_id, channel, attempts, not_before, last_error, payload""",
+            (owner, iso(lease_until), iso(now), iso(now), iso(now), limit),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def outbox_settle(
+        self,
+        key: str,
+        *,
+        owner: str,
+        state: str,
+        now: dt.datetime,
+        not_before: dt.datetime | None = None,
+        error: str | None = None,
+        provider_id: str | None = None,
+    ) -> bool:
+        """Move a leased row to ``state`` and release the lease; False when ``owner`` no longer
+        holds it (the lease ran out and another worker took the row)."""
+        cur = self._write(
+            """UPDATE outbox SET state = ?, not_before = ?, last_error = ?, updated = ?,
+                   provider_id = COALESCE(?, provider_id), lease_owner = NULL, lease_until = NULL
+               WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
+            (state, iso(not_before), error, iso(now), provider_id, key, owner),
+        )
+        return cur.rowcount == 1
+
+    def outbox_later_legs(self, key: str) -> list[dict[str, Any]]:
+        """The legs of the same request after ``key`` that are not sent yet."""
+        rows = self._read(
+            """SELECT e.key, e.record_id, e.channel, e.state, e.payload FROM outbox o JOIN outbox e
+                   ON e.request_id = o.request_id AND e.rowid > o.rowid
+               WHERE o.key = ? AND e.state NOT IN ('sent', 'dead', 'expired') ORDER BY e.rowid""",
+            (key,),
+        )
+        return [dict(r) for r in rows]
+
+    def outbox_set_state(self, key: str, *, state: str, now: dt.datetime, error: str | None = None) -> bool:
+        """Set an unleased row's state (a later leg waiting for, or failing with, an earlier one)."""
+        cur = self._write(
+            """UPDATE outbox SET state = ?, last_error = COALESCE(?, last_error), updated = ?
+               WHERE key = ? AND state != 'sending'""",
+            (state, error, iso(now), key),
+        )
+        return cur.rowcount == 1
+
+    def outbox_get(self, key: str) -> dict[str, Any] | None:
+        """One outbox row with its payload decoded."""
+        rows = self._read("SELECT * FROM outbox WHERE key = ?", (key,))
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["payload"] = json.loads(row["payload"])
+        return row
+
+    def outbox_last_to(self, channel: str, address: str) -> dict[str, Any] | None:
+        """The last message sent to ``address`` on ``channel`` (record_id, request_id, patient,
+        category): what an inbound reply from that address answers."""
+        rows = self._read(
+            """SELECT o.record_id, o.request_id, r.patient, r.category FROM outbox o
+               JOIN records r ON r.id = o.record_id
+               WHERE o.channel = ? AND o.state = 'sent' AND json_extract(o.payload, '$.address') = ?
+               ORDER BY o.updated DESC, o.rowid DESC LIMIT 1""",
+            (channel, address),
+        )
+        return dict(rows[0]) if rows else None
+
+    def outbox_dead(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Dead letters (and expired rows): what ``emrcomm outbox`` lists, without payloads."""
+        rows = self._read(
+            """SELECT key, record_id, request_id, channel, state, attempts, last_error, updated FROM outbox
+               WHERE state IN ('dead', 'expired') ORDER BY updated, key LIMIT ?""",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    def outbox_requeue(self, *, now: dt.datetime, key: str | None = None) -> int:
+        """Put one dead row (by key or record id), or every dead row, back to pending with its
+        attempts reset; expired rows stay expired."""
+        sql = """UPDATE outbox SET state = 'pending', attempts = 0, not_before = NULL, updated = ?
+                 WHERE state = 'dead'"""
+        params: tuple[Any, ...] = (iso(now),)
+        if key is not None:
+            sql += " AND (key = ? OR record_id = ?)"
+            params += (key, key)
+        return self._write(sql, params).rowcount
 
     # filing queue ------------------------------------------------------------------------------
     def filing_queue_put(self, *, target: str, record_id: str, now: dt.datetime) -> None:

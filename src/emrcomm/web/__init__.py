@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("emrcomm.web")
 
 # The parts of the app, in order. Delivery callbacks add theirs here.
-SECTIONS: tuple[str, ...] = ("emrcomm.web.portal:routes",)
+SECTIONS: tuple[str, ...] = ("emrcomm.web.portal:routes", "emrcomm.web.callbacks:routes")
 
 
 @frozen
