@@ -43,7 +43,8 @@ FOR_DOCS = ("01-sms-notice-confirm", "02-date-of-birth", "03-message", "04-repli
             "06-recalled", "08-locked", "09-french")
 EN, FR = i18n.STRINGS["en"], i18n.STRINGS["fr"]
 
-sync_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api  # noqa: E402 - a test dependency: missing means failing, never skipping
+
 if not CHROMIUM.exists():  # pragma: no cover - tests/run.sh installs it
     pytest.fail("Debian chromium is missing: apt-get install chromium (tests/run.sh does)", pytrace=False)
 
@@ -90,7 +91,8 @@ def give_birth_date(page: Any, date: dt.date, t: dict[str, str] = EN) -> None:  
     page.get_by_label(t["day"], exact=True).fill(str(date.day))
     page.get_by_label(t["month"], exact=True).fill(str(date.month))
     page.get_by_label(t["year"], exact=True).fill(str(date.year))
-    page.get_by_role("button", name=t["open"]).click()
+    with page.expect_navigation():
+        page.get_by_role("button", name=t["open"]).click()
 
 
 def heading(page: Any) -> str:
@@ -135,8 +137,9 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent.trim()") == EN["continue"]:
             break
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    # Each step is a form post: wait for the new page, or the old heading may still be read.
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert continue_button.count() == 0 and heading(page) == EN["identity_title"]
 
     # the date of birth, through labelled fields
@@ -148,7 +151,8 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
 
     # the reply
     page.get_by_label(EN["reply_label"]).fill("Thank you. Should I also stop my evening snack?")
-    page.get_by_role("button", name=EN["send_reply"]).click()
+    with page.expect_navigation():
+        page.get_by_role("button", name=EN["send_reply"]).click()
     assert heading(page) == EN["replied_title"]
     shot(page, "04-replied")
     [item] = host.store.inbox_items()
@@ -185,7 +189,8 @@ def test_the_sixth_date_of_birth_is_refused_even_when_right(host: Host, site: st
     outcome = send_note(host, "note-locked")
     link = local(link_in(notice_for(host, outcome)["text"]), site)
     page.goto(link)
-    page.get_by_role("button", name=EN["continue"]).click()
+    with page.expect_navigation():
+        page.get_by_role("button", name=EN["continue"]).click()
     for left in (4, 3, 2, 1):
         give_birth_date(page, WRONG_DATE)
         assert page.get_by_role("alert").inner_text().count(EN["error_wrong"].format(left=left)) == 1
@@ -206,10 +211,13 @@ def test_a_french_patient_reads_in_french_and_can_switch(host: Host, site: str, 
     link = local(link_in(notice_for(host, outcome)["text"]), site)
     page.goto(link)
     assert heading(page) == FR["confirm_title"] and page.locator("html").get_attribute("lang") == "fr"
-    page.get_by_role("navigation").get_by_role("link", name="English").click()
+    with page.expect_navigation():
+        page.get_by_role("navigation").get_by_role("link", name="English").click()
     assert heading(page) == EN["confirm_title"]
-    page.get_by_role("navigation").get_by_role("link", name="Français").click()
-    page.get_by_role("button", name=FR["continue"]).click()
+    with page.expect_navigation():
+        page.get_by_role("navigation").get_by_role("link", name="Français").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name=FR["continue"]).click()
     give_birth_date(page, BIRTH_DATE, FR)
     assert "7,9 mmol/L" in page.get_by_role("article").inner_text()
     shot(page, "09-french")
