@@ -3,13 +3,16 @@ updates and inbound keywords (RULES.md B); anything unauthenticated is refused w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from conftest import Clock
 from emrcomm.host import Host
 from emrcomm.model import Status
 from emrcomm.web.callbacks import twilio_signature
@@ -245,3 +248,31 @@ def test_a_long_message_is_delivered_only_when_every_segment_is(host: Host, clie
     assert not delivered()
     dlr(client, record, 1, part="seg-2")
     assert delivered()
+
+
+def test_a_confirmation_that_failed_is_sent_when_the_provider_retries_the_stop(
+    host: Host, client: Client, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emrcomm.inbound
+    from emrcomm.inbound import handle_inbound
+
+    host.send(reminder("r-1"))
+    clock.now += dt.timedelta(minutes=5)
+    real, calls = emrcomm.inbound._answer, []
+
+    def directory_down_once(*args: Any) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("directory down")
+        real(*args)
+
+    monkeypatch.setattr(emrcomm.inbound, "_answer", directory_down_once)
+    with pytest.raises(RuntimeError):  # the callback fails: the ledger is written, the answer is not
+        handle_inbound(host, channel="sms", address=NUMBER, text="STOP", at=host.clock(), provider_id="mo-1")
+    events = host.store.consent_events(channel="sms", address=NUMBER)
+    assert events and events[-1]["action"] == "revoke"
+    assert mo(client, "STOP", "mo-1").status_code == 200  # Kannel retrying the callback
+    assert mo(client, "STOP", "mo-1").status_code == 200  # and once more: already handled
+    assert mo(client, "STOP", "mo-2").status_code == 200  # a second STOP: no second confirmation
+    confirmations = [x for x in sms_lines(host) if "no longer receive" in x["text"]]
+    assert len(confirmations) == 1

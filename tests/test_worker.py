@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import Clock
 from emrcomm.cli import main
 from emrcomm.host import Host
-from emrcomm.model import Category, Request, Sensitivity, Status
+from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
 from emrcomm.worker import Worker, WorkerSettings, backoff, requeue
 from servers import Reply, ScriptedHTTPServer
 from support import BASE_CONFIG
@@ -248,3 +250,106 @@ def test_the_worker_files_what_was_filed_at_queueing_time_and_the_outcome(make_h
     assert filed["basedOn"] == [{"reference": "ServiceRequest/77"}]
     assert filed["sender"] == {"reference": "Practitioner/9"}
     assert [n for n in queued.get("note", []) if n not in filed.get("note", [])] == []
+
+
+def test_a_stop_after_the_hold_stops_the_held_reminder(make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    clock.now = dt.datetime(2026, 11, 23, 21, 30, tzinfo=TORONTO)
+    outcome = host.send(reminder())
+    assert outcome.status is Status.HELD
+    clock.now = dt.datetime(2026, 11, 23, 21, 45, tzinfo=TORONTO)
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+16135550123",
+                                        text="STOP reply", detail="Patient/on-en"))
+    clock.now = dt.datetime(2026, 11, 24, 8, 5, tzinfo=TORONTO)
+    stats = worker(host).run(once=True)
+    assert stats.sent == 0 and stats.dead == 1 and sink(host) == []
+    assert host.store.outbox_counts() == {"dead": 1}
+    resource = host.store.get_record(outcome.record_ids[0])
+    assert resource is not None and resource["status"] == "not-done"
+    assert "CONSENT_REVOKED" in json.dumps(resource["statusReason"])
+    trail = [e for e in host.store.audit_entries() if "delivery.dead" in json.dumps(e)]
+    assert trail and "CONSENT_REVOKED" in json.dumps(trail[-1])
+
+
+def test_a_queued_row_is_not_sent_after_stop_but_the_confirmation_is(
+    make_host: Callable[..., Host], clock: Clock
+) -> None:
+    from emrcomm.inbound import Handled, handle_inbound
+
+    host = make_host(QUEUE)
+    host.send(reminder("r-0"))
+    assert worker(host).run(once=True).sent == 1  # the message the patient answers
+    outcome = host.send(reminder())
+    assert outcome.status is Status.QUEUED
+    clock.now += dt.timedelta(minutes=5)
+    handled = handle_inbound(host, channel="sms", address="+16135550123", text="STOP", at=host.clock(),
+                             provider_id="mo-1")
+    assert handled is Handled.OPTOUT
+    stats = worker(host).run(once=True)
+    assert stats.sent == 1 and stats.dead == 1
+    [_first, confirmation] = sink(host)  # the confirmation goes by SMS although SMS is revoked
+    assert "no longer receive" in confirmation["text"]
+    assert status_of(host, outcome.record_ids[0]) == "not-done"
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+def test_an_error_after_the_send_never_sends_the_message_again(
+    make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch, failures: int
+) -> None:
+    host = make_host(QUEUE)
+    outcome = host.send(reminder())
+    real_savepoint = host.store.savepoint
+    left = [failures]
+
+    def locked() -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return real_savepoint()
+
+    transport = host.channels["sms"].transport
+    real_send, sends = transport.send, []
+
+    def counted(*args: Any) -> Any:
+        sends.append(args)
+        return real_send(*args)
+
+    monkeypatch.setattr(host.store, "savepoint", locked)
+    monkeypatch.setattr(transport, "send", counted)
+    w = worker(host)
+    w.run(once=True)
+    clock.now += dt.timedelta(hours=2)
+    w.run(once=True)
+    assert len(sends) == 1 and len(sink(host)) == 1
+    assert host.store.outbox_counts() == {"sent": 1} and w.stats.retried == 0
+    if failures == 1:  # the bookkeeping is done again, whole, and audited once
+        assert status_of(host, outcome.record_ids[0]) == "completed"
+        kinds = [json.loads(e["entry"]).get("kind") for e in host.store.audit_entries()]
+        assert kinds.count("sent") == 1, kinds
+
+
+def test_a_worker_error_gives_up_through_the_dead_letter_path(
+    make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emrcomm.worker
+
+    host = make_host(QUEUE)
+    note = Request("Patient/on-en", Category.CLINICAL, id="note-1", sensitivity=Sensitivity.RESTRICTED,
+                   text="Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily.")
+    outcome = host.send(note)
+    assert outcome.channels == ("portal", "sms")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(emrcomm.worker, "Message", broken)
+    w = worker(host)
+    for _ in range(3):
+        w.run(once=True)
+        clock.now += dt.timedelta(seconds=61)
+    assert w.stats.retried == 2 and w.stats.dead == 1 and sink(host) == []
+    assert host.store.outbox_counts() == {"dead": 2}  # the notice does not wait forever
+    for record in outcome.record_ids:
+        resource = host.store.get_record(record)
+        assert resource is not None and resource["status"] == "not-done"
+        assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])

@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import hashlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emrcomm.inbox import raise_item
 from emrcomm.model import Category, DeliveryUpdate, Request
@@ -63,9 +63,13 @@ def handle_inbound(
     ))
     message_key = provider_id or f"{address}|{at.isoformat()}"
     if keyword is Keyword.OPT_OUT:
-        if patient and not already_out:  # exactly one confirmation per opt-out
+        run = _revoke_run(host.store.consent_events(channel=channel, address=address))
+        if patient and run is not None:
+            # Exactly one confirmation per opt-out: the id names the run of revocations this STOP
+            # belongs to, so a second STOP or the provider retrying this callback (perhaps after
+            # the confirmation failed the first time) finds it already handled or sends it now.
             _answer(host, patient, category, "optout-confirmation", channel,
-                    f"optout-confirmation-{_digest(channel, address, str(len(events)))}")
+                    f"optout-confirmation-{_digest(channel, address, run)}")
         log.info("inbound on %s: opt-out (patient %s)", channel, patient or "unknown")
         return Handled.OPTOUT
     if keyword is Keyword.OPT_IN:
@@ -89,6 +93,19 @@ def handle_inbound(
         day = at.astimezone(dt.UTC).date().isoformat()
         _answer(host, patient, category, "reply-auto-answer", channel, f"auto-answer-{_digest(channel, address, day)}")
     return Handled.REPLY
+
+
+def _revoke_run(events: list[dict[str, Any]]) -> str | None:
+    """An id for the current opt-out: the ledger position (``seq``) of the first revocation of
+    the trailing run of revocations; None when the ledger's last word is not a revocation."""
+    start = None
+    for event in reversed(events):
+        if event["action"] != "revoke":
+            break
+        start = event
+    if start is None:
+        return None
+    return str(start.get("seq", "")) or str(events.index(start))
 
 
 def _answer(host: Host, patient: str, category: Category, template: str, channel: str, request_id: str) -> None:

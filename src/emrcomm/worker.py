@@ -156,31 +156,90 @@ class Worker:
 
     # one row -------------------------------------------------------------------------------------
     def deliver(self, row: Mapping[str, Any]) -> None:
+        progress: dict[str, Any] = {}
         try:
-            self._deliver(row)
-        except Exception as exc:  # never lose the thread: the row is retried, then dead-lettered
+            self._deliver(row, progress)
+        except Exception as exc:  # never lose the thread
             log.error("outbox %s: worker error %s", row["key"], type(exc).__name__)
             log.debug("outbox %s: worker error", row["key"], exc_info=True)
-            attempts = int(row["attempts"])
-            now = self.host.clock()
-            give_up = attempts >= self.settings.max_attempts
-            wait = backoff(attempts, self.settings.backoff_base, self.settings.backoff_cap, self._rand)
-            self.host.store.outbox_settle(
-                row["key"], owner=self.owner, state="dead" if give_up else "retry", now=now,
-                not_before=None if give_up else now + dt.timedelta(seconds=wait),
-                error=f"worker error: {type(exc).__name__}")
+            try:
+                if "receipt" in progress:  # the provider has it: never send it again
+                    self._after_send_failed(row, progress, exc)
+                else:
+                    self._worker_error(row, exc)
+            except Exception as again:
+                # Nothing more can be written now: the row stays 'sending' until its lease runs
+                # out and another worker takes it over.
+                log.error("outbox %s: could not settle after a worker error (%s); left to lease takeover",
+                          row["key"], type(again).__name__)
 
-    def _deliver(self, row: Mapping[str, Any]) -> None:
+    def _worker_error(self, row: Mapping[str, Any], exc: BaseException) -> None:
+        """An error before the provider accepted the message: retried, then dead-lettered."""
+        attempts = int(row["attempts"])
+        now = self.host.clock()
+        error = f"worker error: {type(exc).__name__}"
+        if attempts < self.settings.max_attempts:
+            wait = backoff(attempts, self.settings.backoff_base, self.settings.backoff_cap, self._rand)
+            self.host.store.outbox_settle(row["key"], owner=self.owner, state="retry", now=now,
+                                          not_before=now + dt.timedelta(seconds=wait), error=error)
+            self.stats.count("retried")
+            return
+        try:
+            payload = json.loads(row["payload"])
+            request = _parse_request(payload)
+        except Exception:  # the row itself is unreadable: no record can be filed for it
+            store = self.host.store
+            with store.transaction():
+                store.outbox_settle(row["key"], owner=self.owner, state="dead", now=now, error=error)
+                for later in store.outbox_later_legs(row["key"]):
+                    store.outbox_set_state(later["key"], state="dead", now=now, error="an earlier leg was not sent")
+            self.stats.count("dead")
+            return
+        trail = self.host.audit.trail(request=request.id, patient=request.patient_ref)
+        self._finish(row, payload, request, trail, state="dead", reason="DELIVERY_FAILED",
+                     error=f"{error}: gave up after {attempts} attempts")
+
+    def _after_send_failed(self, row: Mapping[str, Any], progress: Mapping[str, Any], exc: BaseException) -> None:
+        """The transport accepted the message but the bookkeeping after it failed: the row is
+        settled 'sent' all the same (a retry would send the message twice)."""
+        host, store, key = self.host, self.host.store, row["key"]
+        receipt = progress["receipt"]
+        if not progress.get("settled"):
+            try:  # once more, whole (with a fresh trail: the failed one still holds its entries)
+                request = progress["request"]
+                trail = host.audit.trail(request=request.id, patient=request.patient_ref)
+                self._settle_sent(row, progress["done"], trail, progress["channel"], receipt)
+            except Exception:
+                log.error("outbox %s: sent, but its outcome could not be filed or audited (%s)",
+                          key, type(exc).__name__)
+                store.outbox_settle(key, owner=self.owner, state="sent", now=host.clock(),
+                                    provider_id=receipt.provider_id, error=f"sent; worker error: {type(exc).__name__}")
+            self.stats.count("sent")
+        self._release_later_legs(key)
+
+    def _settle_sent(self, row: Mapping[str, Any], done: Record, trail: Any, channel: str, receipt: Any) -> bool:
+        host = self.host
+        with host.store.transaction():
+            kept = host.store.outbox_settle(row["key"], owner=self.owner, state="sent", now=host.clock(),
+                                            provider_id=receipt.provider_id)
+            trail.add("sent", record=row["record_id"], channel=channel, provider_id=receipt.provider_id)
+            self._file(done, trail)
+            trail.flush()
+        return kept
+
+    def _release_later_legs(self, key: str) -> None:
+        host = self.host
+        for later in host.store.outbox_later_legs(key):
+            if later["state"] == "waiting":
+                host.store.outbox_set_state(later["key"], state="pending", now=host.clock())
+
+    def _deliver(self, row: Mapping[str, Any], progress: dict[str, Any]) -> None:
         from emrcomm.host import payload_text
 
         host = self.host
         key = row["key"]
         payload = json.loads(row["payload"])
-        data = payload["request"]
-        if payload.get("sealed"):
-            # The portal keeps the words encrypted; the request only identifies the message.
-            data = {**data, "payload": [{"contentString": "(kept encrypted by the portal)"}]}
-        request = fhir.parse_request(data)
+        request = _parse_request(payload)
         trail = host.audit.trail(request=request.id, patient=request.patient_ref)
         if row.get("last_error") == TAKEN_OVER:
             self.stats.count("taken_over")
@@ -204,6 +263,11 @@ class Worker:
             attachments=request.attachments,
             template=payload.get("template"),
         )
+        revoked_by = self._revocation(channel.name, channel.address_system, payload)
+        if revoked_by is not None:
+            self._finish(row, payload, request, trail, state="dead", reason="CONSENT_REVOKED",
+                         error=f"consent revoked after the message was queued ({revoked_by})", source=revoked_by)
+            return
         try:
             receipt = channel.transport.send(message, payload["address"], row["record_id"])
         except PermanentDeliveryError as exc:
@@ -213,24 +277,32 @@ class Worker:
         except Exception as exc:
             self._retry(row, payload, request, trail, exc)
             return
+        progress["receipt"] = receipt  # from here on the row is never sent again
         answered = time.perf_counter()
         done = self._record(row, payload, request, status="completed", now=host.clock(),
                             sent=receipt.at, provider_id=receipt.provider_id)
-        with host.store.transaction():
-            kept = host.store.outbox_settle(key, owner=self.owner, state="sent", now=host.clock(),
-                                            provider_id=receipt.provider_id)
-            trail.add("sent", record=row["record_id"], channel=channel.name, provider_id=receipt.provider_id)
-            self._file(done, trail)
-            trail.flush()
+        progress.update(done=done, request=request, channel=channel.name)
+        kept = self._settle_sent(row, done, trail, channel.name, receipt)
+        progress["settled"] = True
         window = time.perf_counter() - answered
         if kept:
             self.stats.count("sent", window)
         else:
             self.stats.count("lost_lease")
             log.warning("outbox %s: sent, but its lease had passed to another worker", key)
-        for later in host.store.outbox_later_legs(key):
-            if later["state"] == "waiting":
-                host.store.outbox_set_state(later["key"], state="pending", now=host.clock())
+        self._release_later_legs(key)
+
+    def _revocation(self, channel: str, address_system: str | None, payload: Mapping[str, Any]) -> str | None:
+        """The source of the revocation when the consent ledger's last word for this address is
+        one (STOP after the row was queued or held); None when the row may go. The one
+        confirmation of an opt-out still goes (RULES.md B)."""
+        address = payload.get("address")
+        if not address_system or not address or payload.get("template") == "optout-confirmation":
+            return None
+        events = self.host.store.consent_events(channel=channel, address=address)
+        if not events or events[-1]["action"] != "revoke":
+            return None
+        return str(events[-1]["source"] or "revoked")
 
     def _retry(self, row: Mapping[str, Any], payload: Mapping[str, Any], request: Any, trail: Any,
                exc: BaseException) -> None:
@@ -257,7 +329,7 @@ class Worker:
         log.info("outbox %s: attempt %d failed (%s); next in %.1f s", row["key"], attempts, reason, wait)
 
     def _finish(self, row: Mapping[str, Any], payload: Mapping[str, Any], request: Any, trail: Any, *,
-                state: str, reason: str, error: str, status: str | None = None) -> None:
+                state: str, reason: str, error: str, status: str | None = None, **details: Any) -> None:
         """A row that will not be sent: dead (with the reason) or expired; so are its later legs."""
         host, store = self.host, self.host.store
         now = host.clock()
@@ -269,7 +341,8 @@ class Worker:
                 store.outbox_set_state(later["key"], state=state, now=now, error="an earlier leg was not sent")
                 rows.append((later, json.loads(later["payload"])))
             for each, each_payload in rows:
-                f = finding(reason, plugin="worker", channel=each["channel"], severity=Severity.WARN, detail=error)
+                f = finding(reason, plugin="worker", channel=each["channel"], severity=Severity.WARN,
+                            **{"detail": error, **details})
                 self._file(self._record(each, each_payload, request, status="not-done", now=now,
                                         reasons=(reason,), findings=(f,)), trail)
                 trail.add(kind, record=each["record_id"], channel=each["channel"], reasons=[reason],
@@ -310,6 +383,14 @@ class Worker:
             recorded=now, sent=(sent or now) if status == "completed" else None, provider_id=provider_id,
             sender_display=host.config.clinic.name,
         )
+
+
+def _parse_request(payload: Mapping[str, Any]) -> Request:
+    data = payload["request"]
+    if payload.get("sealed"):
+        # The portal keeps the words encrypted; the request only identifies the message.
+        data = {**data, "payload": [{"contentString": "(kept encrypted by the portal)"}]}
+    return fhir.parse_request(data)
 
 
 _NOTE = re.compile(r"^([A-Z][A-Z0-9_]+) \((info|warn|block)\): (.+)$")
