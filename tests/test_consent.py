@@ -93,6 +93,44 @@ def test_opt_out_blocks_at_once_and_lets_one_confirmation_through(tmp_path: Path
     assert optout.emrcomm_validate(message(), SMS, Route("sms", "+16135550199")) == []
 
 
+def queue_confirmation(ctx, key: str, at: dt.datetime, state: str = "pending") -> None:  # type: ignore[no-untyped-def]
+    ctx.store.outbox_put(key=key, record_id=key, request_id=key, channel="sms", state=state, not_before=None,
+                         payload={"address": MOBILE, "template": "optout-confirmation", "text": "x"}, now=at)
+
+
+def test_only_one_confirmation_passes_after_an_opt_out(tmp_path: Path) -> None:
+    ctx = make_context("optout", {}, tmp_path)
+    optout = emrcomm_optout.Plugin(ctx)
+    route = Route("sms", MOBILE)
+    confirmation = message(template="optout-confirmation")
+
+    def stop(at: dt.datetime) -> None:
+        optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=at, channel="sms", address=MOBILE,
+                                                      text="STOP reply", detail="Patient/test-1"))
+
+    queue_confirmation(ctx, "before-stop", TEST_NOW - DAY, state="sent")  # from an earlier opt-out
+    stop(TEST_NOW)
+    assert optout.emrcomm_validate(confirmation, SMS, route) == []
+    queue_confirmation(ctx, "first", TEST_NOW)  # the first confirmation is queued (same instant as the STOP)
+    [f] = optout.emrcomm_validate(confirmation, SMS, route)
+    assert f.code == "CONSENT_REVOKED" and f.blocks
+    ctx.store.outbox_mark("first", state="sent", now=TEST_NOW)  # ... and sent: still only one
+    [f] = optout.emrcomm_validate(confirmation, SMS, route)
+    assert f.code == "CONSENT_REVOKED"
+    assert optout.emrcomm_validate(confirmation, SMS, Route("sms", "+16135550199")) == []  # another address
+    stop(TEST_NOW + DAY)  # a later opt-out (after a START) earns its own confirmation
+    assert optout.emrcomm_validate(confirmation, SMS, route) == []
+
+
+def test_a_confirmation_that_never_went_does_not_use_up_the_one(tmp_path: Path) -> None:
+    ctx = make_context("optout", {}, tmp_path)
+    optout = emrcomm_optout.Plugin(ctx)
+    optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=TEST_NOW, channel="sms", address=MOBILE,
+                                                  text="STOP reply", detail="Patient/test-1"))
+    queue_confirmation(ctx, "first", TEST_NOW, state="dead")
+    assert optout.emrcomm_validate(message(template="optout-confirmation"), SMS, Route("sms", MOBILE)) == []
+
+
 def test_start_in_the_ledger_restores_a_revoked_directory_consent(tmp_path: Path) -> None:
     ctx = make_context("consent", {}, tmp_path)
     plugin = emrcomm_consent.Plugin(ctx)
@@ -114,3 +152,22 @@ def test_a_keyword_reply_updates_the_ledger_at_once(tmp_path: Path, reply: str, 
     assert bool(found) is blocked
     if blocked:
         assert "ARRET reply" in found[0].message or "STOP reply" in found[0].message
+
+
+def test_a_second_confirmation_request_after_a_stop_is_refused(make_host) -> None:  # type: ignore[no-untyped-def]
+    from emrcomm.inbound import Handled, handle_inbound
+    from emrcomm.model import Category
+
+    host = make_host()
+    appointment = dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC)
+    first = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1", template="appointment-reminder",
+                              variables={"appointment": appointment}, appointment=appointment, channel="sms"))
+    assert first.channels == ("sms",)
+    assert handle_inbound(host, channel="sms", address=MOBILE, text="STOP", at=host.clock(),
+                          provider_id="mo-1") is Handled.OPTOUT
+    sent = host.store._read("SELECT request_id FROM outbox WHERE channel = 'sms'")
+    assert sum(r["request_id"].startswith("optout-confirmation") for r in sent) == 1
+    again = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="confirm-again",
+                              template="optout-confirmation", channel="sms"))
+    assert "sms" not in again.channels
+    assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in again.findings)

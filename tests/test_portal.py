@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -407,3 +408,110 @@ def test_a_database_from_before_the_portal_links_gains_their_columns(tmp_path: P
         assert row is not None and row["attempts"] == 0 and row["kind"] == "message" and row["link_digest"] is None
     finally:
         store.close()
+
+
+# the identity check under concurrent answers ------------------------------------------------------
+class _Comparisons:
+    """Stands in for ``hmac`` in the portal service: counts the wrong answers it compares and
+    may run ``during`` (once) in the middle of comparing the right one."""
+
+    def __init__(self) -> None:
+        self.wrong = 0
+        self.during: Callable[[], None] | None = None
+        self._guard = threading.Lock()
+
+    def compare_digest(self, a: bytes, b: bytes) -> bool:
+        import hmac
+
+        same = hmac.compare_digest(a, b)
+        with self._guard:
+            if not same:
+                self.wrong += 1
+            hook, self.during = (self.during, None) if same else (None, self.during)
+        if hook is not None:
+            hook()
+        return same
+
+
+def test_concurrent_wrong_answers_get_no_more_tries_than_the_limit(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emrcomm_portal.service as portal_service
+
+    outcome = send_note(host)
+    token = token_in(notice_for(host, outcome)["text"])
+    svc = service(host)
+    comparisons = _Comparisons()
+    monkeypatch.setattr(portal_service, "hmac", comparisons)
+    guesses = 12
+    barrier = threading.Barrier(guesses)
+    unseal = svc.transport.unseal
+
+    def unseal_together(row):  # type: ignore[no-untyped-def]
+        barrier.wait(timeout=10)  # every guess has passed the link's standing before any is compared
+        return unseal(row)
+
+    monkeypatch.setattr(svc.transport, "unseal", unseal_together)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(svc.verify(token, WRONG_DATE, host).state))
+               for _ in range(guesses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(results) == guesses
+    assert comparisons.wrong == svc.attempts == 5
+    assert sorted(results) == ["locked"] * (guesses - 4) + ["wrong"] * 4
+    monkeypatch.setattr(svc.transport, "unseal", unseal)
+    assert svc.verify(token, BIRTH_DATE, host).state == "locked"
+    row = host.store.portal_get(outcome.record_ids[0])
+    assert row["locked"] and row["attempts"] == 5 and row["state"] == "unread"
+
+
+@pytest.mark.parametrize(("wrong_before", "where"), [(4, "unseal"), (3, "compare")])
+def test_a_link_locked_while_the_right_answer_is_checked_does_not_open(
+    host: Host, monkeypatch: pytest.MonkeyPatch, wrong_before: int, where: str
+) -> None:
+    """The last wrong answer locks the link between the right answer's checks: the link stays shut."""
+    import emrcomm_portal.service as portal_service
+
+    outcome = send_note(host)
+    token = token_in(notice_for(host, outcome)["text"])
+    svc = service(host)
+    for _ in range(wrong_before):
+        assert svc.verify(token, WRONG_DATE, host).state == "wrong"
+    comparisons = _Comparisons()
+    monkeypatch.setattr(portal_service, "hmac", comparisons)
+    other: list[str] = []
+
+    def last_wrong_answer() -> None:
+        other.append(svc.verify(token, WRONG_DATE, host).state)
+
+    if where == "compare":
+        comparisons.during = last_wrong_answer
+    else:
+        unseal = svc.transport.unseal
+        calls = iter([last_wrong_answer])
+
+        def unseal_after_a_wrong_answer(row):  # type: ignore[no-untyped-def]
+            hook = next(calls, None)
+            if hook is not None:
+                hook()
+            return unseal(row)
+
+        monkeypatch.setattr(svc.transport, "unseal", unseal_after_a_wrong_answer)
+    visit = svc.verify(token, BIRTH_DATE, host)
+    assert other == ["locked"]
+    row = host.store.portal_get(outcome.record_ids[0])
+    assert row["locked"] is not None and row["state"] == "unread"
+    assert visit.state == "locked" and visit.opened is None
+    assert comparisons.wrong <= svc.attempts - wrong_before
+
+
+def test_a_locked_link_is_never_read_by_the_store(host: Host) -> None:
+    outcome = send_note(host)
+    [record] = outcome.record_ids[:1]
+    for _ in range(5):
+        assert host.store.portal_reserve_attempt(record, limit=5) is not None
+    assert host.store.portal_reserve_attempt(record, limit=5) is None
+    host.store.portal_count_attempt(record, limit=5, now=host.clock())
+    assert not host.store.portal_open(record, now=host.clock())
+    assert host.store.portal_get(record)["state"] == "unread"

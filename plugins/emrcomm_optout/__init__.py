@@ -11,6 +11,8 @@ from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Ro
 from emrcomm.rules import finding
 from emrcomm_optout.keywords import Keyword, classify, normalize
 
+CONFIRMATION = "optout-confirmation"
+
 
 class Plugin:
     """Suppression (RULES.md B): CONSENT_REVOKED when the ledger's last word is a revocation."""
@@ -28,8 +30,13 @@ class Plugin:
         events = self.context.store.consent_events(channel=channel.name, address=route.address)
         if not events or events[-1]["action"] != "revoke":
             return []
-        # The one confirmation after an opt-out is the only message that may still go.
-        if message.template == "optout-confirmation":
+        # The one confirmation after an opt-out is the only message that may still go: only
+        # while no confirmation has been queued to that address on that channel since the
+        # revocation (other messages cannot have been: this check blocks them). Counting only
+        # confirmations keeps a message queued in the same instant as the STOP from blocking it.
+        if message.template == CONFIRMATION and not self.context.store.outbox_queued_since(
+            channel.name, route.address, events[-1]["at"], template=CONFIRMATION
+        ):
             return []
         return [finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name, source=events[-1]["source"])]
 

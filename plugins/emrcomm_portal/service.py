@@ -105,15 +105,22 @@ class PortalService:
         if not expected:
             return Visit("unverifiable", row["language"], row["id"])
         now = self.context.clock()
+        # Take a try before comparing: concurrent answers each need one of the ``attempts``
+        # tries, so no more than that many are ever compared, whatever the timing.
+        count = self.store.portal_reserve_attempt(row["id"], limit=self.attempts)
+        if count is None:
+            return self._standing(self._fresh(row), events) or Visit("locked", row["language"], row["id"])
         if not hmac.compare_digest(expected.encode(), birth_date.isoformat().encode()):
-            count = self.store.portal_count_attempt(row["id"], limit=self.attempts, now=now)
             self.context.log.info("portal message %s: wrong date of birth (%d of %d)", row["id"], count, self.attempts)
             if count >= self.attempts:
+                # No try left to count: this only sets the lock.
+                self.store.portal_count_attempt(row["id"], limit=self.attempts, now=now)
                 self._locked(row, now)
                 return Visit("locked", row["language"], row["id"])
             return Visit("wrong", row["language"], row["id"], self.attempts - count)
-        if not self.store.portal_transition(row["id"], from_states=("unread",), to="read", now=now):
-            return Visit("used", row["language"], row["id"])
+        # Right: the try it took is not given back (the link is used up, or it no longer opens).
+        if not self.store.portal_open(row["id"], now=now):  # read, recalled, expired or locked meanwhile
+            return self._standing(self._fresh(row), events) or Visit("used", row["language"], row["id"])
         events.delivery_update(DeliveryUpdate(kind="read", at=now, channel="portal", record_id=row["record_id"],
                                               provider_id=row["id"]))
         self.context.log.info("portal message %s read", row["id"])
@@ -267,6 +274,10 @@ class PortalService:
             return None
         row = self.store.portal_by_link(digest(token))
         return dict(row) if row is not None and row["kind"] == "message" else None
+
+    def _fresh(self, row: dict[str, Any]) -> dict[str, Any]:
+        again = self.store.portal_get(row["id"])
+        return dict(again) if again is not None else row
 
     def _left(self, row: dict[str, Any]) -> int:
         return max(self.attempts - int(row["attempts"]), 0)
