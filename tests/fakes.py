@@ -80,3 +80,11 @@ class FailsAfterSending(_Bare):
     def emrcomm_file_record(self, record: Any) -> None:
         if record.status == "completed":
             raise OSError("chart went away")
+
+
+class DeafAdapter(_Bare):
+    """An EMR adapter whose delivery-update handler is broken."""
+
+    @hookimpl
+    def emrcomm_delivery_update(self, update: Any) -> None:
+        raise RuntimeError("adapter down")

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from emrcomm.host import Host
 from emrcomm.loader import discover
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
@@ -290,3 +292,79 @@ def test_exemption_does_not_override_a_stop(make_host: Callable[..., Host], cloc
     host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+12125550143",
                                         detail="Patient/ny"))
     assert host.send(reminder("Patient/ny", rid="ny-1")).status is Status.BLOCKED
+
+
+class _EmptyPlanner:
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_plan(self):  # type: ignore[no-untyped-def]
+        from emrcomm.model import Candidate, Plan
+
+        return Plan((Candidate(()),))
+
+
+def test_a_candidate_with_no_route_is_refused_not_reported_sent(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    with host_with_fake(tmp_path, clock, "emptyplan", "test_pipeline:_EmptyPlanner", 3) as host:
+        outcome = host.send(reminder())
+        assert outcome.status is Status.BLOCKED
+        assert any(f.code == "CHECK_FAILED" for f in outcome.findings)
+        assert sms_sink(host) == []
+
+
+def test_the_same_request_racing_itself_is_sent_once(host: Host) -> None:
+    import threading
+
+    barrier = threading.Barrier(2)
+    original = host._already_handled
+    outcomes = []
+    early = []
+
+    def late_check(req):  # type: ignore[no-untyped-def]
+        result = original(req)
+        early.append(req.id)
+        if len(early) <= 2:
+            barrier.wait(timeout=5)  # both calls pass the early check before either writes
+        return result
+
+    host._already_handled = late_check  # type: ignore[method-assign]
+    threads = [threading.Thread(target=lambda: outcomes.append(host.send(reminder()))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    host._already_handled = original  # type: ignore[method-assign]
+    assert len(outcomes) == 2 and len(sms_sink(host)) == 1
+    assert sum("already handled" in " ".join(o.explanation) for o in outcomes) == 1
+
+
+def test_an_inline_send_leases_its_row_so_a_worker_cannot_take_it(host: Host) -> None:
+    seen = []
+    transport = host.channels["sms"].transport
+    original = transport.send
+
+    def spy(message, address, key):  # type: ignore[no-untyped-def]
+        seen.append(host.store.outbox_claim(owner="worker-x", now=host.clock(),
+                                            lease_until=host.clock() + dt.timedelta(minutes=2), limit=10))
+        return original(message, address, key)
+
+    transport.send = spy  # type: ignore[method-assign]
+    try:
+        assert host.send(reminder()).status is Status.SENT
+    finally:
+        transport.send = original  # type: ignore[method-assign]
+    assert seen == [[]]  # while the inline send ran, a worker found nothing to claim
+    assert host.store.outbox_counts() == {"sent": 1}
+
+
+def test_a_stop_reaches_the_ledger_even_when_a_plugin_before_optout_fails(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    from emrcomm.errors import PluginError
+
+    with host_with_fake(tmp_path, clock, "deaf", "fakes:DeafAdapter", 0) as host:
+        with pytest.raises(PluginError, match="'deaf'"):
+            host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms",
+                                                address="+16135550123", detail="Patient/on-en"))
+        outcome = host.send(reminder())
+        assert "sms" not in outcome.channels
+        assert any(f.code == "CONSENT_REVOKED" for f in outcome.findings)

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 import emrcomm
 from emrcomm.config import load_schema
 from emrcomm.errors import PluginError
+from emrcomm.fhir import safe_ref
 from emrcomm_directory.convert import RecipientRefused, recipient_from_fhir
 from emrcomm_directory.regions import DEFAULT_REGION, country_code
 from emrcomm_fhirserver.client import ServerRefused, ServerUnavailable
@@ -83,7 +84,8 @@ class DirectoryPlugin:
             params = parse_qsl(ref[len("Patient?"):], keep_blank_values=True)
             tokens = [value for key, value in params if key == "identifier"]
             if len(tokens) != 1 or len(params) != 1:
-                log.warning("patient reference %r: only Patient?identifier=system|value is supported", ref)
+                log.warning("patient reference %s: only Patient?identifier=system|value is supported",
+                            safe_ref(ref))
                 return None
             return self._by_identifier(tokens[0])
         if ref.startswith("Patient/"):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,6 +30,17 @@ CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 
 MEDIUM_TO_CHANNEL = {"SMSWRIT": "sms", "EMAILWRIT": "email", "ONLINEWRIT": "portal"}
 URGENT = {"urgent", "asap", "stat"}
+
+
+_PLAIN_REF = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
+
+
+def safe_ref(ref: str) -> str:
+    """A patient reference fit for logs and the audit log: ``Patient/<id>`` as it is; anything
+    else (``Patient?identifier=system|value`` carries an MRN or a health number) as a digest."""
+    if _PLAIN_REF.match(ref):
+        return ref
+    return "Patient#" + hashlib.sha256(ref.encode("utf-8")).hexdigest()[:16]
 
 
 def parse_request(data: str | bytes | Mapping[str, Any]) -> Request:

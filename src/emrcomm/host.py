@@ -103,6 +103,14 @@ class _Verdict:
         return max(holds) if holds else None
 
 
+class _Duplicate(Exception):
+    """Another call committed the same request id between our check and our write."""
+
+
+# How long an inline send owns its outbox rows before a worker may take them over.
+INLINE_LEASE = dt.timedelta(minutes=5)
+
+
 class _FilingFailed(Exception):
     def __init__(self, plugin: str, error: BaseException) -> None:
         super().__init__(f"{plugin}: {type(error).__name__}")
@@ -309,13 +317,19 @@ class Host:
         record) through every filer; the update is then logged in the audit log (ids only).
         """
         reply = self._file_reply(update) if update.kind == "reply" else None
-        self._pm.hook.emrcomm_delivery_update(update=update)
+        # Every plugin hears the update even when one fails before it: an adapter listed first
+        # must not keep a STOP from reaching the opt-out ledger. The first failure is raised after.
+        failures = [(plugin, exc) for plugin, _result, exc in
+                    self._each("emrcomm_delivery_update", update=update) if exc is not None]
         kind = update.kind if update.kind in KINDS else "update"
-        patient = update.detail if update.detail.startswith("Patient/") else None
+        patient = fhir.safe_ref(update.detail) if update.detail.startswith("Patient") else None
         self.audit.record(kind, record=reply or update.record_id, channel=update.channel,
                           records=[update.record_id] if reply and update.record_id else None,
                           provider_id=update.provider_id, patient=patient,
                           status=update.kind if kind == "update" else None)
+        if failures:
+            plugin, exc = failures[0]
+            raise PluginError(f"plugin {plugin!r} failed on a {update.kind} update: {type(exc).__name__}") from exc
 
     def _file_reply(self, update: DeliveryUpdate) -> str | None:
         """File a patient's reply as a Communication from the patient, in response to the record
@@ -377,9 +391,9 @@ class Host:
         """
         req = request if isinstance(request, Request) else fhir.parse_request(request)
         now = self.clock()
-        log.info("request %s received: %s for %s", req.id, req.category.value, req.patient_ref)
+        log.info("request %s received: %s for %s", req.id, req.category.value, fhir.safe_ref(req.patient_ref))
         # The request's audit entries are written with its records, in the same transaction.
-        trail = self.audit.trail(request=req.id, patient=req.patient_ref)
+        trail = self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
         trail.add("request.received", category=req.category.value)
         duplicate = self._already_handled(req)
         if duplicate is not None:
@@ -488,6 +502,9 @@ class Host:
         now: dt.datetime,
     ) -> _Verdict:
         legs: list[_Leg] = []
+        if not candidate.routes:  # a plan bug must not read as "nothing objected, sent"
+            f = finding("CHECK_FAILED", plugin="host", detail="the plan proposed a candidate with no route")
+            return _Verdict(candidate, (), (f,))
         for route in candidate.routes:
             channel = self.channels.get(route.channel)
             if channel is None:
@@ -539,7 +556,7 @@ class Host:
         *, trail: Trail | None = None,
     ) -> Outcome:
         """Blocked: file one not-done record carrying every blocking code."""
-        trail = trail or self.audit.trail(request=req.id, patient=req.patient_ref)
+        trail = trail or self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
         blocks = [f for f in findings if f.blocks]
         first_channel = next((f.channel for f in blocks if f.channel), None)
         channel = self.channels.get(first_channel) if first_channel else None
@@ -581,7 +598,7 @@ class Host:
         *,
         trail: Trail | None = None,
     ) -> Outcome:
-        trail = trail or self.audit.trail(request=req.id, patient=req.patient_ref)
+        trail = trail or self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
         hold_until = chosen.hold_until
         if req.not_before is not None and req.not_before > now:
             hold_until = max(filter(None, (hold_until, req.not_before)))
@@ -596,6 +613,11 @@ class Host:
         ]
         outcome_findings = [f for f in chosen.findings if f.severity is not Severity.INFO] + list(rejected_blocks)
         channels = tuple(leg.channel.name for leg in chosen.legs)
+        # Inline delivery leases its rows, so a worker polling the same outbox never sends them
+        # too; if this process dies mid-send, a worker takes them over when the lease runs out.
+        inline = not held and self.config.delivery_mode != "queue"
+        lease_owner = f"inline:{uuid.uuid4().hex}" if inline else None
+        lease_until = now + INLINE_LEASE if inline else None
         try:
             with self.store.transaction():
                 for record in records:
@@ -605,15 +627,21 @@ class Host:
                         # The channel is the encrypted store itself: keep the message there, in
                         # this transaction, so the outbox never holds its text in clear.
                         leg.channel.transport.send(leg.message, leg.route.address, record.id)
-                    self.store.outbox_put(
+                    fresh = self.store.outbox_put(
                         key=record.id, record_id=record.id, request_id=req.id, channel=leg.channel.name,
-                        state="held" if held else "pending", not_before=hold_until,
-                        payload=_payload(leg), now=now,
+                        state="sending" if inline else "held" if held else "pending", not_before=hold_until,
+                        payload=_payload(leg), now=now, lease_owner=lease_owner, lease_until=lease_until,
                     )
+                    if not fresh:
+                        raise _Duplicate  # the same request id, racing: undo all this, send nothing
                 decision = "held" if held else "queued" if self.config.delivery_mode == "queue" else "channel.chosen"
                 trail.add(decision, channels=list(channels), records=[r.id for r in records],
                           until=hold_until.isoformat() if hold_until else None)
                 trail.flush()
+        except _Duplicate:
+            duplicate = self._already_handled(req)
+            assert duplicate is not None  # the row that stopped us is committed
+            return duplicate
         except _FilingFailed as failed:
             f = finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=f"{failed.plugin}: {type(failed.error).__name__}")
             with self.store.transaction():
@@ -631,7 +659,9 @@ class Host:
             return self._outcome(req, Status.HELD, channels, outcome_findings, ids, explanation)
         if self.config.delivery_mode == "queue":
             return self._outcome(req, Status.QUEUED, channels, outcome_findings, ids, explanation)
-        return self._deliver(req, chosen.legs, records, outcome_findings, explanation, trail=trail)
+        assert lease_owner is not None
+        return self._deliver(req, chosen.legs, records, outcome_findings, explanation, trail=trail,
+                             owner=lease_owner)
 
     def _record_for(
         self,
@@ -673,10 +703,12 @@ class Host:
         findings: list[Finding],
         explanation: tuple[str, ...],
         *,
+        owner: str,
         trail: Trail | None = None,
     ) -> Outcome:
-        """Inline delivery, leg by leg: a notice never leaves before the message it announces."""
-        trail = trail or self.audit.trail(request=req.id, patient=req.patient_ref)
+        """Inline delivery, leg by leg: a notice never leaves before the message it announces.
+        ``owner`` holds the lease on the rows (see _dispatch)."""
+        trail = trail or self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
         receipts: list[Receipt] = []
         channels = tuple(leg.channel.name for leg in legs)
         for index, (leg, record) in enumerate(zip(legs, records)):
@@ -685,10 +717,12 @@ class Host:
             except Exception as exc:
                 now = self.clock()
                 log.warning("request %s: %s delivery failed: %s", req.id, leg.channel.name, type(exc).__name__)
+                # Only the error's kind and reason: a transport's message may quote an address.
+                error = f"{type(exc).__name__}: {getattr(exc, 'reason', '') or 'see the logs'}"
                 with self.store.transaction():
-                    self.store.outbox_mark(record.id, state="retry", now=now, error=f"{type(exc).__name__}: {exc}"[:300])
+                    self.store.outbox_settle(record.id, owner=owner, state="retry", now=now, error=error)
                     for later in records[index + 1:]:
-                        self.store.outbox_mark(later.id, state="waiting", now=now, count_attempt=False)
+                        self.store.outbox_settle(later.id, owner=owner, state="waiting", now=now)
                     trail.add("delivery.failed", record=record.id, channel=leg.channel.name,
                               error=type(exc).__name__)
                     trail.flush()
@@ -702,7 +736,10 @@ class Host:
             # "Sent" must survive a filer that fails now: the message has left, and a row still
             # pending would be sent again. The filing runs in a savepoint of the same commit.
             with self.store.transaction():
-                self.store.outbox_mark(record.id, state="sent", now=now, provider_id=receipt.provider_id)
+                if not self.store.outbox_settle(record.id, owner=owner, state="sent", now=now,
+                                                provider_id=receipt.provider_id):
+                    log.error("request %s: the outbox row of record %s was taken over during the send",
+                              req.id, record.id)
                 trail.add("sent", record=record.id, channel=leg.channel.name, provider_id=receipt.provider_id)
                 try:
                     with self.store.savepoint():

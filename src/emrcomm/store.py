@@ -220,6 +220,8 @@ class Store(Protocol):
         not_before: dt.datetime | None,
         payload: dict[str, Any],
         now: dt.datetime,
+        lease_owner: str | None = None,
+        lease_until: dt.datetime | None = None,
     ) -> bool: ...
 
     def outbox_mark(
@@ -354,6 +356,12 @@ class Store(Protocol):
     def inbox_close(self, id: str, *, task: dict[str, Any]) -> bool: ...
 
     def close(self) -> None: ...
+
+    def portal_reserve_attempt(self, id: str, *, limit: int) -> int | None: ...
+
+    def portal_open(self, id: str, *, now: dt.datetime) -> bool: ...
+
+    def outbox_queued_since(self, channel: str, address: str, since: str, *, template: str | None = None) -> int: ...
 
 
 class SQLiteStore:
@@ -604,13 +612,21 @@ class SQLiteStore:
         not_before: dt.datetime | None,
         payload: dict[str, Any],
         now: dt.datetime,
+        lease_owner: str | None = None,
+        lease_until: dt.datetime | None = None,
     ) -> bool:
+        """Insert a row; False when the key exists already (the same request, seen before).
+
+        A row written with a lease (state ``sending``) belongs to its owner — the inline sender —
+        until the lease runs out; a worker takes it over only then. Like a claim, it counts an
+        attempt."""
         cur = self._write(
             """INSERT OR IGNORE INTO outbox
-                   (key, record_id, request_id, channel, state, not_before, created, updated, payload)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   (key, record_id, request_id, channel, state, not_before, created, updated, payload,
+                    lease_owner, lease_until, attempts)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (key, record_id, request_id, channel, state, iso(not_before), iso(now), iso(now),
-             json.dumps(payload)),
+             json.dumps(payload), lease_owner, iso(lease_until), 1 if lease_owner else 0),
         )
         return cur.rowcount == 1
 
@@ -1061,3 +1077,36 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def portal_reserve_attempt(self, id: str, *, limit: int) -> int | None:
+        """Take one of a link's ``limit`` identity tries *before* the answer is compared, so
+        concurrent answers cannot all slip under the limit. Returns the tries taken so far
+        (this one included), or None when none is left or the link is locked."""
+        with self.transaction():  # RETURNING rows are read before the commit
+            rows = self._db.execute(
+                """UPDATE portal_messages SET attempts = attempts + 1
+                   WHERE id = ? AND attempts < ? AND locked IS NULL RETURNING attempts""",
+                (id, limit),
+            ).fetchall()
+        return int(rows[0]["attempts"]) if rows else None
+
+    def portal_open(self, id: str, *, now: dt.datetime) -> bool:
+        """unread -> read, only while the link is not locked (atomic, like ``portal_transition``)."""
+        cur = self._write(
+            "UPDATE portal_messages SET state = 'read', read_at = ? WHERE id = ? AND state = 'unread' AND locked IS NULL",
+            (iso(now), id),
+        )
+        return cur.rowcount == 1
+
+    def outbox_queued_since(self, channel: str, address: str, since: str, *, template: str | None = None) -> int:
+        """How many messages (of ``template``, if given) to ``address`` on ``channel`` were queued
+        at or after ``since`` (an ISO time as stored) and are sent or still on their way (not
+        cancelled, dead or expired)."""
+        rows = self._read(
+            """SELECT COUNT(*) AS n FROM outbox
+               WHERE channel = ? AND json_extract(payload, '$.address') = ? AND created >= ?
+                 AND (? IS NULL OR json_extract(payload, '$.template') = ?)
+                 AND state NOT IN ('cancelled', 'dead', 'expired')""",
+            (channel, address, since, template, template),
+        )
+        return int(rows[0]["n"])
