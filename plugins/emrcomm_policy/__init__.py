@@ -115,8 +115,7 @@ class Plugin:
         if not (recipient.jurisdiction or "").startswith("US"):
             return []
         purpose = message.request.purpose
-        consented = any(g.covers(channel.name, route.address, purpose, now)
-                        and (g.revoked is None or g.revoked > now) for g in recipient.consents)
+        consented = any(g.in_force(channel.name, route.address, purpose, now) for g in recipient.consents)
         if consented:
             return []
         blocked = message.category is Category.INVOICE

@@ -41,8 +41,7 @@ def has_optout_hint(text: str) -> bool:
 
 def has_billing_consent(recipient: Recipient, channel: Channel, route: Route, now: dt.datetime) -> bool:
     return any(
-        g.covers(channel.name, route.address, Purpose.BILLING, now) and (g.revoked is None or g.revoked > now)
-        for g in recipient.consents
+        g.in_force(channel.name, route.address, Purpose.BILLING, now) for g in recipient.consents
     )
 
 

@@ -420,7 +420,7 @@ class Host:
         for candidate in plan.candidates:
             verdict = self._judge(candidate, message, recipient, facts, now)
             verdicts.append(verdict)
-            label = " + ".join(f"{r.channel}{' notice' if r.role == 'notice' else ''}" for r in candidate.routes)
+            label = candidate.label
             if not verdict.blocks:
                 explanation.append(f"{label}: chosen ({candidate.reason})" if candidate.reason else f"{label}: chosen")
                 break
@@ -793,7 +793,7 @@ class Host:
         findings: list[Finding] = []
         for candidate in plan.candidates if plan else ():
             verdict = self._judge(candidate, message, recipient, facts, now)
-            label = " + ".join(f"{r.channel}{' notice' if r.role == 'notice' else ''}" for r in candidate.routes)
+            label = candidate.label
             why = f" ({candidate.reason})" if candidate.reason else ""
             codes = ", ".join(sorted({f.code for f in verdict.blocks}))
             if chosen is None and (not verdict.blocks or verdict.holdable):

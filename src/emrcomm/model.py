@@ -119,6 +119,10 @@ class ConsentGrant:
             and (self.granted is None or self.granted <= at)
         )
 
+    def in_force(self, channel: str, address: str | None, purpose: Purpose, at: dt.datetime) -> bool:
+        """Whether this grant covers the channel, address and purpose and is not revoked at ``at``."""
+        return self.covers(channel, address, purpose, at) and (self.revoked is None or self.revoked > at)
+
 
 @frozen
 class Recipient:
@@ -277,6 +281,11 @@ class Candidate:
     @property
     def channels(self) -> tuple[str, ...]:
         return tuple(r.channel for r in self.routes)
+
+    @property
+    def label(self) -> str:
+        """``portal + sms notice``: how explanations name the candidate."""
+        return " + ".join(f"{r.channel}{' notice' if r.role == 'notice' else ''}" for r in self.routes)
 
 
 @frozen
