@@ -542,6 +542,24 @@ def test_expiry_uses_the_host_clock(tmp_path):
     assert find(plugin(tmp_path, clock=lambda: later), "Patient/p1").contact_points == ()
 
 
+def test_a_remembered_recipient_still_follows_the_clock(tmp_path):
+    """The plugin keeps each converted patient; a telecom or address that ends later is still
+    dropped when the clock passes its end, in the same plugin, and a deceased one stays refused."""
+    now = [TEST_NOW]
+    resources = [patient("p1", telecom=[
+        {"system": "email", "value": "a@example.org", "period": {"end": "2030-01-01T00:00:00Z"}},
+        {"system": "email", "value": "b@example.org"}]), patient("p2", deceasedBoolean=True)]
+    p = plugin(tmp_path, resources, clock=lambda: now[0])
+    first = find(p, "Patient/p1")
+    assert [c.value for c in first.contact_points] == ["a@example.org", "b@example.org"]
+    assert find(p, "Patient/p1") is first  # converted once
+    now[0] = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    assert [c.value for c in find(p, "Patient/p1").contact_points] == ["b@example.org"]
+    now[0] = TEST_NOW  # a clock set back finds the ended telecom in force again
+    assert [c.value for c in find(p, "Patient/p1").contact_points] == ["a@example.org", "b@example.org"]
+    assert find(p, "Patient/p2") is None and find(p, "Patient/p2") is None
+
+
 def test_default_phone_region_is_the_clinic_country(tmp_path):
     clinic = emrcomm.Clinic(name="Sunshine Clinic", jurisdiction="US-FL", time_zones=("America/New_York",))
     resources = [patient("p1", address=[], telecom=[{"system": "phone", "value": "305-234-5678", "use": "mobile"}])]

@@ -30,6 +30,7 @@ from emrcomm_directory.convert import (
     RecipientRefused,
     consent_grants,
     explain_consent,
+    period_ended,
     recipient_from_fhir,
 )
 from emrcomm_directory.regions import DEFAULT_REGION, country_code
@@ -58,6 +59,9 @@ class Plugin:
         self._by_url: dict[str, str] = {}
         self._by_identifier: dict[tuple[str, str], str] = {}  # (system, value) -> id, or _AMBIGUOUS
         self._by_value: dict[str, str] = {}  # value of any system -> id, or _AMBIGUOUS
+        # Converted recipients: the bundle is read once, and the clock only decides which
+        # addresses and telecoms have ended, so a conversion holds while those stay as they were.
+        self._recipients: dict[str, tuple[tuple[bool, ...], emrcomm.Recipient | RecipientRefused]] = {}
         jurisdiction = context.clinic.jurisdiction or ""
         self.default_region = country_code(jurisdiction.split("-")[0]) or DEFAULT_REGION
         bundle = context.settings.get("bundle")
@@ -185,13 +189,24 @@ class Plugin:
         pid = self.resolve(patient_ref)
         if pid is None:
             return None
-        try:
-            return recipient_from_fhir(
-                self._patients[pid],
-                self._consents.get(pid, []),
-                now=self.context.clock(),
-                default_region=self.default_region,
-            )
-        except RecipientRefused as exc:
-            self.context.log.warning("Patient/%s is not messaged: %s", pid, exc)
+        patient, now = self._patients[pid], self.context.clock()
+        ended = tuple(period_ended(item.get("period"), now) for item in _dated(patient))
+        cached = self._recipients.get(pid)
+        if cached is not None and cached[0] == ended:
+            found = cached[1]
+        else:
+            try:
+                found = recipient_from_fhir(patient, self._consents.get(pid, []), now=now,
+                                            default_region=self.default_region)
+            except RecipientRefused as exc:
+                found = exc
+            self._recipients[pid] = (ended, found)
+        if isinstance(found, RecipientRefused):
+            self.context.log.warning("Patient/%s is not messaged: %s", pid, found)
             return None
+        return found
+
+
+def _dated(patient: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The patient's addresses and telecoms: the parts of a conversion the clock decides."""
+    return [item for key in ("address", "telecom") for item in patient.get(key) or () if isinstance(item, Mapping)]
