@@ -6,6 +6,7 @@ returns :class:`Hit` objects with spans in the original text, longest match firs
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -79,6 +80,7 @@ _ENDINGS = tuple(
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a pure function of the word; messages reuse their words
 def word_form(word: str) -> str | None:
     """``medication`` or ``condition`` when the word's form names one, else None."""
     if not word.endswith(_ENDINGS) or word in NOT_CLINICAL_WORDS or set(word) <= {"l", "o"}:  # "lololol" is laughter, not a beta blocker

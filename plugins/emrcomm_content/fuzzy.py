@@ -22,10 +22,13 @@ so nothing is looked up in wordfreq at run time. The French spelling of a name (
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 MIN_LENGTH = 7
+MEMO_SIZE = 1 << 16  # words remembered by find(): a clinic's messages reuse the same words
 NAME_ZIPF = 3.0  # a name at least this common (en or fr) is an everyday word: no tolerance for it
 WORD_ZIPF = 2.0  # a word of the text at least this common is a real word, not a misspelling
 _LONG_WORD = re.compile(rf"(?<![\w'])[a-z]{{{MIN_LENGTH},}}(?![\w'])")
@@ -73,6 +76,17 @@ class FuzzyIndex:
     def __len__(self) -> int:
         return len(self.names)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_memo"}  # the memo is not pickled
+
+    @property
+    def _lookup(self) -> Callable[[str], str | None]:
+        """``lookup`` remembering its last MEMO_SIZE words (thread-safe, bounded)."""
+        memo = self.__dict__.get("_memo")
+        if memo is None:
+            memo = self.__dict__["_memo"] = functools.lru_cache(maxsize=MEMO_SIZE)(self.lookup)
+        return memo
+
     def lookup(self, word: str, *, check_real: bool = True) -> str | None:
         """The name one edit from ``word`` (None for a name itself, a real word, or no name)."""
         if len(word) < MIN_LENGTH or word in self.names:
@@ -91,8 +105,9 @@ class FuzzyIndex:
     def find(self, text: str) -> list[tuple[tuple[int, int], str]]:
         """``(span, name)`` for each long word of the folded ``text`` that misspells a name."""
         out = []
+        lookup = self._lookup
         for m in _LONG_WORD.finditer(text):
-            name = self.lookup(m.group())
+            name = lookup(m.group())
             if name:
                 out.append((m.span(), name))
         return out

@@ -14,6 +14,7 @@ GSM7_BASIC = frozenset(
 )
 # Section 6.2.1.1, the extension table: each costs two septets (escape + code).
 GSM7_EXTENSION = frozenset("\f^{}\\[]~|€")
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE = 160
 GSM7_PART = 153  # 7 septets go to the concatenation header (UDH)
@@ -41,8 +42,12 @@ def count_segments(text: str) -> tuple[str, int]:
     form feed) needs its escape and code in the same segment; in UCS-2 characters outside the
     Basic Multilingual Plane (most emoji) are two UTF-16 code units that must stay together.
     """
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
+    if _GSM7_ALL.issuperset(text):
+        if len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION) <= GSM7_SINGLE:
+            return "GSM-7", 1  # most texts: one segment, known without packing
         costs = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
         return "GSM-7", _pack(costs, GSM7_SINGLE, GSM7_PART)
+    if len(text) <= UCS2_SINGLE // 2:  # even all astral, it fits
+        return "UCS-2", 1
     costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     return "UCS-2", _pack(costs, UCS2_SINGLE, UCS2_PART)

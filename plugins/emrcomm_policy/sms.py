@@ -22,9 +22,20 @@ _REPLY_KEYWORD = re.compile(
 )
 
 
+_DASHES = re.compile(r"[-‐‑–—]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _bare(ch: str) -> str:
+    """A casefolded character without its accents."""
+    return "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+
+
 def _plain(text: str) -> str:
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[-‐‑–—]", " ", folded).split())
+    folded = text.casefold()
+    if not folded.isascii():  # accents off, character by character (each remembered)
+        folded = "".join([_bare(c) for c in folded])
+    return " ".join(_DASHES.sub(" ", folded).split())
 
 
 _plain_name = functools.lru_cache(maxsize=16)(_plain)  # the clinic's name: folded once, not per message
