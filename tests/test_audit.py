@@ -247,7 +247,28 @@ def tamper_truncate(path: Path) -> None:
     rewrite(path, kept(path)[:-3])
 
 
+def tamper_rehash_unsigned(path: Path) -> None:
+    """Entry 4 (a request's "received": unsigned, vouched for by entry 5) edited and re-hashed."""
+    r = kept(path)
+    assert r[3][3] == "" and r[4][3] != ""
+    text = edit_text(r[3][1])
+    r[3] = (r[3][0], text, hashlib.sha256(text.encode()).hexdigest(), "")
+    rewrite(path, r)
+
+
+def tamper_append_unsigned(path: Path) -> None:
+    """Someone without the key adds an entry at the end, chained correctly but unsigned."""
+    r = kept(path)
+    added = {"seq": 13, "at": "2026-11-23T15:00:00.000000+00:00", "kind": "blocked", "request": "t-9",
+             "prev": r[-1][2], "key": json.loads(r[0][1])["key"]}
+    text = audit.canonical(added).decode()
+    rewrite(path, [*r, (13, text, hashlib.sha256(text.encode()).hexdigest(), "")])
+
+
 TAMPERING = {
+    "rehash-unsigned": (tamper_rehash_unsigned, "inserted", 5, "entry 5 does not follow entry 4 in the chain"),
+    "append-unsigned": (tamper_append_unsigned, "forged", 13,
+                        "entry 13: not signed, and no signed entry after it vouches for it"),
     # name: (what is done, the problem's kind, the entry it names, words of the message)
     "edit": (tamper_edit, "edited", 5, "entry 5: its content does not match its hash (edited)"),
     "edit-and-rehash": (tamper_edit_and_rehash, "forged", 5, "entry 5: the signature does not match its content"),
@@ -290,7 +311,7 @@ def test_entries_signed_by_an_unknown_key_are_named(logged: tuple[Path, Any]) ->
     path, _public = logged
     report = verify(path, Ed25519PrivateKey.generate().public_key())
     assert {p.what for p in report.problems} == {"key", "head"}
-    assert "entry 1: signed with key" in report.problems[0].message
+    assert "entry 2: signed with key" in report.problems[0].message  # entry 1 is vouched for by entry 2
 
 
 def test_a_truncation_stays_visible_after_the_host_appends_again(
@@ -375,13 +396,18 @@ def test_jsonl_export_verifies_offline_with_the_public_key(
     _, pem, _ = run(capsys, "audit", "public-key", "--config", str(config))
     public = serialization.load_pem_public_key(pem.encode())
     prev = audit.GENESIS
+    signed = []
     for line in lines:
         digest, sig = line.pop("hash"), line.pop("sig")
         assert hashlib.sha256(audit.canonical(line)).hexdigest() == digest
         assert line["prev"] == prev
-        public.verify(base64.b64decode(sig), bytes.fromhex(digest))  # type: ignore[union-attr]
+        if sig:  # the last entry of each transaction; the chain vouches for those before it
+            public.verify(base64.b64decode(sig), bytes.fromhex(digest))  # type: ignore[union-attr]
+            signed.append(line["seq"])
         prev = digest
     assert code == 0 and [line["seq"] for line in lines] == list(range(1, 6))
+    # received+chosen, sent, received+blocked: three transactions, three signatures, the last one at the end
+    assert signed == [2, 3, 5]
 
 
 def test_fhir_export_is_a_bundle_of_valid_r4_audit_events(
@@ -409,3 +435,21 @@ def test_an_empty_log_exports_a_valid_bundle(tmp_path: Path, capsys: pytest.Capt
     config = write_config(tmp_path)
     code, out, _ = run(capsys, "audit", "export", "--format", "fhir", "--config", str(config))
     assert code == 0 and json.loads(out) == {"resourceType": "Bundle", "type": "collection"}
+
+
+def test_an_edited_unsigned_entry_is_named_even_when_rehashed(logged: tuple[Path, Any]) -> None:
+    path, public = logged
+    tamper_rehash_unsigned(path)
+    problems = {(p.what, p.seq) for p in verify(path, public).problems}
+    assert ("forged", 4) in problems and ("inserted", 5) in problems
+
+
+def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callable[..., Host]) -> None:
+    host = make_host("\n[delivery]\nmode = \"queue\"\n")
+    outcomes = list(host.send_many([reminder(rid=f"g-{i}") for i in range(5)], group=5))
+    assert [o.status.value for o in outcomes] == ["queued"] * 5
+    with sqlite3.connect(host.config.store_path) as db:
+        sigs = [sig for (sig,) in db.execute("SELECT sig FROM audit_log ORDER BY pos")]
+    # the seal at start-up signs nothing; 5 requests x (received, queued) = 10 entries, one signature
+    assert len(sigs) == 10 and [bool(s) for s in sigs] == [False] * 9 + [True]
+    assert audit.verify(host.store, [host.audit.key.public]).ok

@@ -9,9 +9,11 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 SCHEMA_VERSION = 1
 # [store] synchronous -> the SQLite pragma (https://sqlite.org/pragma.html#pragma_synchronous).
@@ -145,6 +147,11 @@ _ADDED_INDEXES = (
 )
 
 
+def _json(value: Any) -> str:
+    """JSON text for a stored document (orjson: UTF-8, compact; read back with json.loads)."""
+    return orjson.dumps(value).decode("utf-8")
+
+
 def iso(value: dt.datetime | None) -> str | None:
     """Store times as UTC ISO strings so they sort and compare as text."""
     if value is None:
@@ -271,6 +278,10 @@ class Store(Protocol):
 
     def audit_append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None: ...
 
+    def audit_sign(self, pos: int, sig: str) -> None: ...
+
+    def before_commit(self, callback: Callable[[], None]) -> None: ...
+
     def audit_hash(self, seq: int) -> str | None: ...
 
     def audit_entries(self) -> Iterator[dict[str, Any]]: ...
@@ -382,6 +393,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._grouped = False  # inside group_commit(): transactions are savepoints
+        self._before_commit: list[Callable[[], None]] = []
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30
         )
@@ -426,6 +438,8 @@ class SQLiteStore:
             self._depth += 1
             try:
                 yield
+                if outer and not self._grouped:
+                    self._finish()
             except BaseException:
                 self._depth -= 1
                 if outer:
@@ -452,6 +466,7 @@ class SQLiteStore:
             self._grouped = True
             try:
                 yield
+                self._finish()
             except BaseException:
                 self._grouped = False
                 self._db.execute("ROLLBACK")
@@ -459,6 +474,15 @@ class SQLiteStore:
             else:
                 self._grouped = False
                 self._db.execute("COMMIT")
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` inside every transaction just before it commits (once per group
+        commit); if it raises, the transaction rolls back instead (the audit log signs its tail)."""
+        self._before_commit.append(callback)
+
+    def _finish(self) -> None:
+        for callback in self._before_commit:
+            callback()
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -502,7 +526,7 @@ class SQLiteStore:
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (id) DO UPDATE SET status = excluded.status, channel = excluded.channel,
                    resource = excluded.resource, version = records.version + 1""",
-            (id, request_id, patient, status, channel, category, iso(recorded), json.dumps(resource)),
+            (id, request_id, patient, status, channel, category, iso(recorded), _json(resource)),
         )
 
     def get_record(self, id: str) -> dict[str, Any] | None:
@@ -626,7 +650,7 @@ class SQLiteStore:
                     lease_owner, lease_until, attempts)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (key, record_id, request_id, channel, state, iso(not_before), iso(now), iso(now),
-             json.dumps(payload), lease_owner, iso(lease_until), 1 if lease_owner else 0),
+             _json(payload), lease_owner, iso(lease_until), 1 if lease_owner else 0),
         )
         return cur.rowcount == 1
 
@@ -856,7 +880,7 @@ class SQLiteStore:
         return dict(rows[0]) if rows else None
 
     def audit_last(self) -> dict[str, Any] | None:
-        rows = self._read("SELECT pos, seq, hash FROM audit_log ORDER BY pos DESC LIMIT 1")
+        rows = self._read("SELECT pos, seq, hash, sig FROM audit_log ORDER BY pos DESC LIMIT 1")
         return dict(rows[0]) if rows else None
 
     def audit_append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:
@@ -865,6 +889,10 @@ class SQLiteStore:
             self._db.executemany("INSERT INTO audit_log (seq, entry, hash, sig) VALUES (?, ?, ?, ?)", entries)
             if head is not None:
                 self._db.execute("INSERT OR REPLACE INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)", head)
+
+    def audit_sign(self, pos: int, sig: str) -> None:
+        """Set the signature of the entry stored at ``pos`` (the last of a transaction)."""
+        self._write("UPDATE audit_log SET sig = ? WHERE pos = ?", (sig, pos))
 
     def audit_hash(self, seq: int) -> str | None:
         rows = self._read("SELECT hash FROM audit_log WHERE seq = ? ORDER BY pos LIMIT 1", (seq,))
