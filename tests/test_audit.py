@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emrcomm import audit
 from emrcomm.cli import main
@@ -453,3 +455,12 @@ def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callab
     # the seal at start-up signs nothing; 5 requests x (received, queued) = 10 entries, one signature
     assert len(sigs) == 10 and [bool(s) for s in sigs] == [False] * 9 + [True]
     assert audit.verify(host.store, [host.audit.key.public]).ok
+
+
+@given(st.dictionaries(st.sampled_from([*sorted(audit.FIELDS), "seq", "at", "kind", "prev", "key"]),
+                       st.one_of(st.text(max_size=30), st.integers(-2**63, 2**63 - 1),
+                                 st.lists(st.text(max_size=10), max_size=4))))
+def test_canonical_is_exactly_the_documented_json(entry: dict[str, Any]) -> None:
+    """Offline checkers serialise with json.dumps (docs/audit.md): the bytes hashed must be those."""
+    documented = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    assert audit.canonical(entry) == documented
