@@ -105,7 +105,10 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
     ``json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` writes.
     orjson writes the same bytes for ASCII content, four times faster; anything else (an id
     with an accent) goes through json, which escapes it."""
-    text = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    try:
+        text = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate, say: json escapes what orjson refuses
+        text = b"\x80"
     if text.isascii():
         return text
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
