@@ -126,8 +126,10 @@ password = {{file = "{tmp_path / 'kannel-pw'}"}}
         twice = {k: n for k, n in collections.Counter(ids).items() if n > 1}
         assert set(ids) == set(records)  # none lost
         assert result["outbox"] == {"sent": N}
-        # Kannel takes no key: only a message in flight when the worker died can go twice.
-        assert sum(n - 1 for n in twice.values()) <= result["worker"]["taken_over"] <= 4
+        # Kannel takes no key: only a message in flight when the worker died (at most one per
+        # thread: concurrency = 4) can go twice. The other rows it had claimed were never sent;
+        # they are taken over too, after their lease.
+        assert sum(n - 1 for n in twice.values()) <= min(result["worker"]["taken_over"], 4)
         with capsys.disabled():
             print(f"\n[sigkill/kannel] killed at {at_kill}/{N}; taken over {result['worker']['taken_over']}; "
                   f"received twice {len(twice)}")

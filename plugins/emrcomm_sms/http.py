@@ -110,11 +110,22 @@ class ProviderClient:
 
     def request(self, method: str, url: str, *, key: str, sender: str,
                 headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
-        """Send one request for record ``key`` from ``sender``; return the 2xx response or raise."""
+        """Send one request for record ``key`` from ``sender``; return the 2xx response or raise.
+
+        The request is prepared (body encoded, headers and credentials merged) before the rate
+        limiter is asked for a slot, so that once the slot comes only the exchange itself
+        remains: the message reaches the provider on the limiter's schedule, not a variable
+        while later (other threads hold the GIL meanwhile), which would bunch messages up at
+        the provider and draw 429s at a rate just under its limit.
+        """
+        prepared = self.session.prepare_request(
+            requests.Request(method.upper(), url, headers=headers, **{"data": {}, "params": {}, **kwargs}))
+        send_kwargs: dict[str, Any] = {"timeout": self.timeouts, "allow_redirects": True}
+        send_kwargs.update(self.session.merge_environment_settings(prepared.url, {}, None, None, None))
         for attempt in range(1, self.attempts + 1):
             self.limits.acquire(sender)
             try:
-                response = self.session.request(method, url, headers=headers, timeout=self.timeouts, **kwargs)
+                response = self.session.send(prepared.copy(), **send_kwargs)
             except requests.ConnectTimeout:
                 self.log.warning("%s: record %s: connect timeout", self.provider, key)
                 raise TransientDeliveryError(f"{self.provider}: no connection within {self.timeouts[0]} s",

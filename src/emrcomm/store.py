@@ -141,9 +141,15 @@ _ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("recalled_at", "TEXT"),
     ),
 }
+_OPEN = "('pending', 'retry', 'held', 'waiting', 'sending')"  # the states a claim looks at
 _ADDED_INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS portal_link ON portal_messages (link_digest)",
     "CREATE INDEX IF NOT EXISTS portal_record ON portal_messages (record_id)",
+    # The claim's order, over open rows only: a claim reads the first due rows in order and
+    # stops, instead of sorting every due row (160 ms a claim with 100k rows queued). An
+    # index ends with the rowid, the order's tie-break.
+    f"CREATE INDEX IF NOT EXISTS outbox_claim_order ON outbox (COALESCE(not_before, created)) "
+    f"WHERE state IN {_OPEN}",
 )
 
 
@@ -692,13 +698,13 @@ class SQLiteStore:
         """
         with self.transaction():  # RETURNING rows are read before the commit
             rows = self._db.execute(
-            """UPDATE outbox SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ?,
+            f"""UPDATE outbox SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ?,
                    attempts = attempts + 1,
                    last_error = CASE WHEN state = 'sending' THEN 'taken over after an expired lease'
                                      ELSE last_error END
                WHERE key IN (
-                   SELECT o.key FROM outbox o
-                   WHERE ((o.state IN ('pending', 'retry', 'held', 'waiting')
+                   SELECT o.key FROM outbox o INDEXED BY outbox_claim_order
+                   WHERE o.state IN {_OPEN} AND ((o.state IN ('pending', 'retry', 'held', 'waiting')
                            AND (o.not_before IS NULL OR o.not_before <= ?))
                           OR (o.state = 'sending' AND o.lease_until <= ?))
                      AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id
@@ -727,6 +733,17 @@ class SQLiteStore:
                    provider_id = COALESCE(?, provider_id), lease_owner = NULL, lease_until = NULL
                WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
             (state, iso(not_before), error, iso(now), provider_id, key, owner),
+        )
+        return cur.rowcount == 1
+
+    def outbox_release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
+        """Give back a leased row that was never sent: due again at once, and the attempt its
+        claim counted is taken back (a worker that stops often must not use up attempts)."""
+        cur = self._write(
+            """UPDATE outbox SET state = 'retry', attempts = MAX(attempts - 1, 0), last_error = ?, updated = ?,
+                   lease_owner = NULL, lease_until = NULL
+               WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
+            (error, iso(now), key, owner),
         )
         return cur.rowcount == 1
 

@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("emrcomm.worker")
 
 TAKEN_OVER = "taken over after an expired lease"  # what outbox_claim writes in last_error
+RELEASED = "released unsent by a busy or stopping worker"
+MAX_CLAIM = 256  # rows claimed at once, at most (see WorkerSettings.claim_batch)
+WINDOWS_KEPT = 10_000  # crash windows kept for the percentiles (the most recent ones)
 
 
 @frozen
@@ -48,6 +52,12 @@ class WorkerSettings:
     concurrency: int = 4
     lease_seconds: float = 120.0
     poll_seconds: float = 1.0
+    # Rows claimed at a time while the threads still hold ``concurrency`` of them. 0 (the
+    # default) adapts it: it starts at max(concurrency, 16) and doubles (up to 256) while a
+    # claim's rows are gone within lease_seconds / 8, halves when they take over lease_seconds
+    # / 4. Not a config key. Fewer, larger claims cost less (a claim is one commit, and it
+    # scans the due rows), and rows in hand never wait long enough to risk their lease.
+    claim_batch: int = 0
 
     @classmethod
     def from_config(cls, delivery: Mapping[str, Any], concurrency: int | None = None) -> WorkerSettings:
@@ -77,9 +87,15 @@ class WorkerStats:
     retried: int = 0
     dead: int = 0
     expired: int = 0
-    taken_over: int = 0  # rows found 'sending' under an expired lease: possibly sent before
+    # Rows found 'sending' under an expired lease: possibly sent before (a dead worker's rows in
+    # flight), or only claimed (the rows it held for its threads; see Worker.run).
+    taken_over: int = 0
     lost_lease: int = 0
-    windows: list[float] = field(factory=list)
+    released: int = 0  # claimed rows given back unsent because they waited too long in hand
+    # The most recent windows only (a worker runs for months): p50 and p99 are of these; the
+    # max is of every window since the worker started.
+    windows: deque[float] = field(factory=lambda: deque(maxlen=WINDOWS_KEPT))
+    window_max: float | None = None
     _lock: threading.Lock = field(factory=threading.Lock, repr=False)
 
     def count(self, what: str, window: float | None = None) -> None:
@@ -87,16 +103,20 @@ class WorkerStats:
             setattr(self, what, getattr(self, what) + 1)
             if window is not None:
                 self.windows.append(window)
+                self.window_max = window if self.window_max is None else max(self.window_max, window)
 
     def as_dict(self) -> dict[str, Any]:
-        ordered = sorted(self.windows)
+        with self._lock:
+            ordered = sorted(self.windows)
+            most = self.window_max
 
         def pct(p: float) -> float | None:
             return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 3) if ordered else None
 
         return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired,
-                "taken_over": self.taken_over, "lost_lease": self.lost_lease,
-                "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)}}
+                "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
+                "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99),
+                                    "max": None if most is None else round(most * 1000, 3)}}
 
 
 class Worker:
@@ -123,30 +143,92 @@ class Worker:
         self._rand = rand
         self._sleep = sleep
         self._stop = threading.Event()
+        self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
 
     def stop(self) -> None:
-        """Finish the rows in hand, then return from :meth:`run`."""
+        """Finish the messages being sent, give back the rows not started, then return from
+        :meth:`run`."""
         self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
 
     def run(self, *, once: bool = False) -> WorkerStats:
-        """Deliver until stopped; with ``once``, until nothing is due now."""
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="emrcomm-worker") as pool:
+        """Deliver until stopped; with ``once``, until nothing is due now.
+
+        The threads never wait for one another: while they still hold ``concurrency`` claimed
+        rows, the next ``claim_batch`` are claimed (one commit), so a thread that finishes a
+        message takes the next one at once. A rate-limited transport's schedule is therefore
+        not stalled between batches by the slowest message of a batch and the claim after it.
+        """
+        concurrency, lease = self.settings.concurrency, self.settings.lease_seconds
+        batch = self.settings.claim_batch or max(concurrency, 16)
+        in_hand = 0  # claimed and not yet settled (being delivered or waiting for a thread)
+        last_claim: float | None = None
+
+        def settled(_: object) -> None:
+            nonlocal in_hand
+            with self._changed:
+                in_hand -= 1
+                self._changed.notify_all()
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emrcomm-worker") as pool:
             while not self._stop.is_set():
-                done = self.run_batch(pool)
-                if done:
+                with self._changed:
+                    while in_hand > concurrency and not self._stop.is_set():
+                        self._changed.wait(self.settings.poll_seconds)
+                    room = concurrency + batch - in_hand
+                if self._stop.is_set():
+                    break
+                rows = self._claim(room)
+                if rows:
+                    claimed = time.monotonic()
+                    if not self.settings.claim_batch and last_claim is not None:
+                        took = claimed - last_claim  # the previous claim's rows, all but `concurrency`
+                        if took < lease / 8:
+                            batch = min(MAX_CLAIM, batch * 2)
+                        elif took > lease / 4:
+                            batch = max(concurrency, batch // 2)
+                    last_claim = claimed
+                    with self._changed:
+                        in_hand += len(rows)
+                    for row in rows:
+                        pool.submit(self._deliver_claimed, row, claimed).add_done_callback(settled)
                     continue
+                with self._changed:
+                    if in_hand:  # a row in hand may release a later leg: look again when one is done
+                        self._changed.wait(self.settings.poll_seconds)
+                        continue
                 if once:
                     break
                 self._stop.wait(self.settings.poll_seconds)
         return self.stats
 
-    def run_batch(self, pool: ThreadPoolExecutor | None = None) -> int:
-        """Claim up to ``concurrency`` due rows and deliver them; returns how many were claimed."""
+    def _claim(self, limit: int) -> list[dict[str, Any]]:
         now = self.host.clock()
-        rows = self.host.store.outbox_claim(
+        return self.host.store.outbox_claim(
             owner=self.owner, now=now, lease_until=now + dt.timedelta(seconds=self.settings.lease_seconds),
-            limit=self.settings.concurrency,
+            limit=limit,
         )
+
+    def _deliver_claimed(self, row: Mapping[str, Any], claimed: float) -> None:
+        """Deliver a row claimed at ``claimed`` (monotonic), unless it waited in hand so long that
+        its lease might run out during the send (another worker could then take it over and send
+        it a second time), or the worker is stopping: then it is given back, unsent, for the
+        next claim."""
+        if not self._stop.is_set() and time.monotonic() - claimed <= self.settings.lease_seconds / 2:
+            self.deliver(row)
+            return
+        try:
+            self.host.store.outbox_release(row["key"], owner=self.owner, now=self.host.clock(), error=RELEASED)
+            self.stats.count("released")
+            log.info("outbox %s: %s", row["key"], RELEASED)
+        except Exception as exc:  # left to lease takeover, like any row of a worker in trouble
+            log.error("outbox %s: could not give back an unsent row (%s)", row["key"], type(exc).__name__)
+
+    def run_batch(self, pool: ThreadPoolExecutor | None = None) -> int:
+        """Claim up to ``concurrency`` due rows and deliver them all; returns how many were
+        claimed. (:meth:`run` does not wait for a whole batch: it keeps its threads fed.)"""
+        rows = self._claim(self.settings.concurrency)
         if pool is None or len(rows) == 1:
             for row in rows:
                 self.deliver(row)
@@ -390,7 +472,8 @@ def _parse_request(payload: Mapping[str, Any]) -> Request:
     if payload.get("sealed"):
         # The portal keeps the words encrypted; the request only identifies the message.
         data = {**data, "payload": [{"contentString": "(kept encrypted by the portal)"}]}
-    return fhir.parse_request(data)
+    # The host wrote this copy itself (request_to_fhir), after taking the request in.
+    return fhir.parse_request(data, validate=False)
 
 
 _NOTE = re.compile(r"^([A-Z][A-Z0-9_]+) \((info|warn|block)\): (.+)$")

@@ -1,0 +1,154 @@
+"""The outbox worker keeps its threads fed (claims ahead, no wait for a whole batch), gives back
+rows it could not start in time, and keeps bounded statistics however long it runs; the SMS
+client prepares a request before it asks the rate limiter for a slot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from emrcomm.host import Host
+from emrcomm.model import Status
+from emrcomm.worker import RELEASED, WINDOWS_KEPT, Worker, WorkerSettings, WorkerStats
+from emrcomm_sms.http import ProviderClient
+from emrcomm_sms.ratelimit import SenderLimits
+from servers import Reply, ScriptedHTTPServer
+from test_worker import QUEUE, reminder, sink
+
+
+def test_a_worker_with_small_claims_delivers_everything_in_several_claims(make_host: Callable[..., Host]) -> None:
+    host = make_host(QUEUE)
+    outcomes = [host.send(reminder(f"p-{i}")) for i in range(23)]
+    assert {o.status for o in outcomes} == {Status.QUEUED}
+    w = Worker(host, WorkerSettings(concurrency=2, claim_batch=3))
+    claims: list[int] = []
+    claim = w._claim
+
+    def counting(limit: int) -> list[dict[str, Any]]:
+        rows = claim(limit)
+        claims.append(len(rows))
+        return rows
+
+    w._claim = counting
+    stats = w.run(once=True)
+    assert stats.sent == 23 and len(sink(host)) == 23
+    assert host.store.outbox_counts() == {"sent": 23}
+    assert max(claims) <= 2 + 3 and sum(claims) == 23 and claims[-1] == 0
+
+
+def test_a_slow_message_does_not_hold_back_the_other_threads(make_host: Callable[..., Host]) -> None:
+    """While one thread is stuck on a message, the others keep taking new rows (the old worker
+    waited for the whole batch of ``concurrency`` rows before claiming the next)."""
+    host = make_host(QUEUE)
+    for i in range(12):
+        host.send(reminder(f"s-{i}"))
+    w = Worker(host, WorkerSettings(concurrency=2, claim_batch=2))
+    release = threading.Event()
+    first = threading.Event()
+    deliver = w.deliver
+
+    def slow_first(row: Any) -> None:
+        if not first.is_set():
+            first.set()
+            assert release.wait(30)
+        deliver(row)
+
+    w.deliver = slow_first
+    runner = threading.Thread(target=w.run, kwargs={"once": True})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while w.stats.sent < 11 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert w.stats.sent == 11  # everything but the stuck message went meanwhile
+    finally:
+        release.set()
+        runner.join(30)
+    assert w.stats.sent == 12 and host.store.outbox_counts() == {"sent": 12}
+
+
+def test_a_row_held_too_long_is_given_back_unsent_and_sent_later(make_host: Callable[..., Host]) -> None:
+    host = make_host(QUEUE)
+    host.send(reminder("late-1"))
+    w = Worker(host, WorkerSettings(lease_seconds=10))
+    [row] = w._claim(5)
+    w._deliver_claimed(row, time.monotonic() - 6)  # more than half its lease ago
+    assert sink(host) == [] and w.stats.released == 1
+    [state] = host.store._read("SELECT state, last_error, lease_owner, attempts FROM outbox")
+    # given back as it was: due again, and the claim's attempt taken back (nothing was tried)
+    assert (state["state"], state["last_error"], state["lease_owner"], state["attempts"]) == ("retry", RELEASED, None, 0)
+    assert w.run(once=True).sent == 1 and len(sink(host)) == 1
+
+
+def test_a_stopping_worker_gives_back_the_rows_it_has_not_started(make_host: Callable[..., Host]) -> None:
+    host = make_host(QUEUE)
+    for i in range(3):
+        host.send(reminder(f"stop-{i}"))
+    w = Worker(host)
+    rows = w._claim(5)
+    w.stop()
+    for row in rows:
+        w._deliver_claimed(row, time.monotonic())
+    assert sink(host) == [] and host.store.outbox_counts() == {"retry": 3}
+    assert Worker(host).run(once=True).sent == 3
+
+
+def test_crash_windows_are_bounded_and_the_max_is_kept() -> None:
+    stats = WorkerStats()
+    stats.count("sent", 5.0)
+    for _ in range(WINDOWS_KEPT + 10):
+        stats.count("sent", 0.001)
+    assert len(stats.windows) == WINDOWS_KEPT and stats.sent == WINDOWS_KEPT + 11
+    assert stats.as_dict()["crash_window_ms"] == {"p50": 1.0, "p99": 1.0, "max": 5000.0}
+
+
+# -- the SMS client ----------------------------------------------------------------------------------
+
+class _Limits(SenderLimits):
+    def __init__(self, events: list[str]) -> None:
+        super().__init__(1000, 10)
+        self.events = events
+
+    def acquire(self, sender: str) -> float:
+        self.events.append("acquire")
+        return super().acquire(sender)
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedHTTPServer]:
+    s = ScriptedHTTPServer(Reply(201, b"{}"))
+    yield s
+    s.close()
+
+
+def test_the_request_is_prepared_before_the_rate_limiter_gives_its_slot(server: ScriptedHTTPServer) -> None:
+    events: list[str] = []
+    client = ProviderClient("test", limits=_Limits(events), base_url=server.url, auth=("user", "secret"))
+    prepare, send = client.session.prepare_request, client.session.send
+
+    def preparing(request: Any) -> Any:
+        events.append("prepare")
+        return prepare(request)
+
+    def sending(request: Any, **kwargs: Any) -> Any:
+        events.append("send")
+        return send(request, **kwargs)
+
+    client.session.prepare_request = preparing  # type: ignore[method-assign]
+    client.session.send = sending  # type: ignore[method-assign]
+    server.script(Reply(429, b"{}", headers=(("Retry-After", "0"),)), Reply(201, b"{}"))
+    try:
+        response = client.request("POST", f"{server.url}/send", key="rec-1", sender="+16135550100",
+                                  headers={"X-Key": "rec-1"}, data={"To": "+16135550401", "Body": "Hello"})
+    finally:
+        client.close()
+    assert response.status_code == 201
+    assert events == ["prepare", "acquire", "send", "acquire", "send"]
+    first, again = server.seen
+    assert first.body == again.body and first.form == {"To": ["+16135550401"], "Body": ["Hello"]}
+    assert first.headers["X-Key"] == again.headers["X-Key"] == "rec-1"
+    assert first.headers["Authorization"] == again.headers["Authorization"]
