@@ -99,3 +99,40 @@ def test_a_transaction_inside_a_group_that_raises_is_undone_alone(tmp_path: Path
         raise RuntimeError("the whole group fails")
     assert store.meta_get("group-undone") is None
     store.close()
+
+
+def test_a_group_decides_a_patients_second_request_after_writing_the_first(
+        make_host: Callable[..., Host]) -> None:
+    """Requests of a group are decided before the group is written, so a second request for the
+    same patient would not see the first: a per-patient cap (the US exemption's one SMS a day)
+    must still count it. The group is committed first and the second request decided again."""
+    from support import BASE_CONFIG
+
+    host = make_host(QUEUE, config_text=BASE_CONFIG.replace(
+        'turnaround = "two business days"', 'turnaround = "two business days"\nus_healthcare_exemption = true'))
+    outcomes = list(host.send_many([reminder("Patient/ny", rid="ny-1"), reminder("Patient/fl", rid="fl-1"),
+                                    reminder("Patient/ny", rid="ny-2")], group=10))
+    assert [o.channels for o in outcomes[:2]] == [("sms",), ("sms",)]
+    assert "EXEMPTION_FREQUENCY" in {f.code for f in outcomes[2].findings} and outcomes[2].channels != ("sms",)
+    assert [o.request_id for o in outcomes] == ["ny-1", "fl-1", "ny-2"]  # in order all the same
+
+
+def test_a_group_holds_the_write_lock_only_to_write(make_host: Callable[..., Host]) -> None:
+    """While a group's requests are being decided another connection (a worker process) can
+    write: the group takes the lock when it writes, not for its whole run."""
+    host = make_host(QUEUE)
+    other = sqlite3.connect(host.config.store_path, timeout=0)  # no waiting: a held lock fails at once
+    writes: list[str] = []
+    real_find = host.find_recipient
+
+    def find_and_write(request: object) -> object:
+        other.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (f"worker-{len(writes)}",))
+        other.commit()  # raises "database is locked" if the group held the lock now
+        writes.append("ok")
+        return real_find(request)  # type: ignore[arg-type]
+
+    host.find_recipient = find_and_write  # type: ignore[method-assign]
+    patients = ["Patient/on-en", "Patient/qc-fr"]
+    outcomes = list(host.send_many([reminder(p, rid=f"w-{i}") for i, p in enumerate(patients)], group=2))
+    other.close()
+    assert writes == ["ok"] * 2 and [o.status for o in outcomes] == [Status.QUEUED] * 2

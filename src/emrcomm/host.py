@@ -389,6 +389,15 @@ class Host:
 
         Raises RequestError (nothing sent or filed) when the request itself is malformed.
         """
+        return self._decide(request)[0]()
+
+    def _decide(self, request: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], str | None]:
+        """Everything ``send`` does before it writes: a function that writes the outcome (and
+        delivers it, inline) and returns it, and the patient the decision read about (None when
+        no patient was found). Reads only; nothing is written until the function is called.
+
+        Raises RequestError when the request is malformed (nothing to write).
+        """
         req = request if isinstance(request, Request) else fhir.parse_request(request)
         now = self.clock()
         log.info("request %s received: %s for %s", req.id, req.category.value, fhir.safe_ref(req.patient_ref))
@@ -397,24 +406,33 @@ class Host:
         trail.add("request.received", category=req.category.value)
         duplicate = self._already_handled(req)
         if duplicate is not None:
-            trail.add("request.duplicate", records=list(duplicate.record_ids))
-            trail.flush()
-            return duplicate
+            def repeated() -> Outcome:
+                assert duplicate is not None
+                trail.add("request.duplicate", records=list(duplicate.record_ids))
+                trail.flush()
+                return duplicate
+            return repeated, None
         recipient = self.find_recipient(req)
         if recipient is None:
-            return self._refuse(req, [finding("RECIPIENT_UNKNOWN", plugin="host", detail=req.patient_ref)],
-                                now, ("no directory plugin knows this patient",), trail=trail)
+            unknown = [finding("RECIPIENT_UNKNOWN", plugin="host", detail=req.patient_ref)]
+            return (lambda: self._refuse(req, unknown, now, ("no directory plugin knows this patient",),
+                                         trail=trail)), None
         try:
             message = self.render(req, recipient)
         except RequestError as exc:
-            trail.add("request.refused", error=type(exc).__name__)
-            trail.flush()
-            raise
+            error = exc
+
+            def refused() -> Outcome:
+                trail.add("request.refused", error=type(error).__name__)
+                trail.flush()
+                raise error
+            return refused, recipient.patient_ref
         facts = self.inspect(message)
         plan = self.plan(message, recipient, facts)
         explanation = [f"{channel}: not proposed ({why})" for channel, why in (plan.rejected if plan else ())]
         if plan is None or not plan.candidates:
-            return self._refuse(req, [finding("NO_ROUTE", plugin="host")], now, tuple(explanation), trail=trail)
+            return (lambda: self._refuse(req, [finding("NO_ROUTE", plugin="host")], now, tuple(explanation),
+                                         trail=trail)), recipient.patient_ref
 
         verdicts: list[_Verdict] = []
         for candidate in plan.candidates:
@@ -433,8 +451,10 @@ class Host:
         rejected_blocks = tuple(f for v in verdicts if v is not chosen for f in v.blocks)
         trail.note(codes=sorted({f.code for f in facts} | {f.code for v in verdicts for f in v.findings}))
         if chosen.blocks and not chosen.holdable:
-            return self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation), trail=trail)
-        return self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation), trail=trail)
+            return (lambda: self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation),
+                                         trail=trail)), recipient.patient_ref
+        return (lambda: self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation), trail=trail)), \
+            recipient.patient_ref
 
     def send_many(
         self, requests: Iterable[Request | Mapping[str, Any] | str | bytes], *, group: int = 100
@@ -464,17 +484,60 @@ class Host:
             yield from self._send_group(chunk)
 
     def _send_group(self, items: list[Request | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
-        with self.store.group_commit():
-            return [self._send_or_fail(item) for item in items]
+        """Decide every request (reads only, no lock held), then write them all in one commit,
+        so that the write lock is held for the writes alone and a worker process sharing the
+        database is not kept out while the group's rules run. A decision may read what an
+        earlier request of the group would write (a per-patient frequency cap, an opt-out
+        confirmation): a second request for the same patient first commits the group, and is
+        decided again afterwards."""
+        outcomes: list[Outcome] = []
+        staged: list[tuple[Callable[[], Outcome], Request | Mapping[str, Any] | str | bytes]] = []
+        patients: set[str] = set()
+
+        def commit() -> None:
+            with self.store.group_commit():
+                done = [self._finish_or_fail(write, item) for write, item in staged]
+            outcomes.extend(done)
+            staged.clear()
+            patients.clear()
+
+        for item in items:
+            write, patient = self._decide_or_fail(item)
+            if patient is not None and patient in patients:
+                commit()
+                write, patient = self._decide_or_fail(item)
+            staged.append((write, item))
+            if patient is not None:
+                patients.add(patient)
+        if staged:
+            commit()
+        return outcomes
+
+    def _decide_or_fail(self, item: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], str | None]:
+        try:
+            return self._decide(item)
+        except RequestError as exc:
+            failed = self._failed(item, exc)
+            return (lambda: failed), None
+
+    def _finish_or_fail(self, write: Callable[[], Outcome], item: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+        try:
+            return write()
+        except RequestError as exc:
+            return self._failed(item, exc)
 
     def _send_or_fail(self, item: Request | Mapping[str, Any] | str | bytes) -> Outcome:
         try:
             return self.send(item)
         except RequestError as exc:
-            request_id = item.id if isinstance(item, Request) else "(unparsed)"
-            if isinstance(item, Mapping) and item.get("id"):
-                request_id = str(item["id"])
-            return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
+            return self._failed(item, exc)
+
+    @staticmethod
+    def _failed(item: Request | Mapping[str, Any] | str | bytes, exc: RequestError) -> Outcome:
+        request_id = item.id if isinstance(item, Request) else "(unparsed)"
+        if isinstance(item, Mapping) and item.get("id"):
+            request_id = str(item["id"])
+        return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
 
     def _already_handled(self, req: Request) -> Outcome | None:
         """A request id seen before is not sent again; its earlier outcome is reported instead."""
