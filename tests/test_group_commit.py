@@ -4,6 +4,7 @@ sharing one commit among many requests without reporting any of them before that
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -136,3 +137,22 @@ def test_a_group_holds_the_write_lock_only_to_write(make_host: Callable[..., Hos
     outcomes = list(host.send_many([reminder(p, rid=f"w-{i}") for i, p in enumerate(patients)], group=2))
     other.close()
     assert writes == ["ok"] * 2 and [o.status for o in outcomes] == [Status.QUEUED] * 2
+
+
+def test_the_wal_is_checkpointed_by_a_thread_of_its_own_and_stopped_on_close(tmp_path: Path) -> None:
+    """No send pays for a checkpoint: the store's checkpointer copies the WAL into the database
+    file in the background (writers would only past 10,000 pages), and close() stops it."""
+    from emrcomm.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    before = (tmp_path / "s.sqlite").stat().st_size
+    with store.transaction():
+        for i in range(300):
+            store.meta_put(f"k{i}", "x" * 500)  # ~40 pages: far below the writers' own threshold
+    deadline = time.monotonic() + 5
+    while (tmp_path / "s.sqlite").stat().st_size <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "s.sqlite").stat().st_size > before  # copied into the database file
+    thread = store._checkpointer._thread
+    store.close()
+    assert not thread.is_alive()

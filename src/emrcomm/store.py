@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
+log = logging.getLogger("emrcomm.store")
 
 SCHEMA_VERSION = 1
 # [store] synchronous -> the SQLite pragma (https://sqlite.org/pragma.html#pragma_synchronous).
@@ -151,6 +154,42 @@ _ADDED_INDEXES = (
     f"CREATE INDEX IF NOT EXISTS outbox_claim_order ON outbox (COALESCE(not_before, created)) "
     f"WHERE state IN {_OPEN}",
 )
+
+
+CHECKPOINT_SECONDS = 0.25  # how often the checkpointer copies the WAL into the database
+AUTOCHECKPOINT_PAGES = 10_000  # a writer checkpoints itself only past this (the default is 1,000)
+
+
+class _Checkpointer:
+    """A daemon thread with its own connection running ``PRAGMA wal_checkpoint(PASSIVE)`` every
+    CHECKPOINT_SECONDS: it never waits for a writer or a reader, and SQLite lets the writers go
+    on meanwhile (the GIL is released while it runs). Stopped by ``SQLiteStore.close``."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self._path, self._synchronous = path, synchronous
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="emrcomm-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=5)
+        except sqlite3.Error:
+            return  # the writers' own checkpoints still run
+        try:
+            while not self._stop.wait(CHECKPOINT_SECONDS):
+                try:
+                    db.execute(f"PRAGMA synchronous={self._synchronous}")  # once it is set, this is free
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # never waits for a lock
+                except sqlite3.Error as exc:  # busy, or the file went away: try again later
+                    log.debug("checkpoint of %s skipped: %s", self._path.name, exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
 
 
 def _json(value: Any) -> str:
@@ -416,6 +455,11 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+        # The WAL is copied back into the database by a thread of its own, so that no send pays
+        # for a checkpoint (they were B1's p99: ~2.3 ms with them, ~1.4 ms without). The
+        # writers' own checkpoint stays as a safety net, at a WAL ten times the usual size.
+        self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+        self._checkpointer = _Checkpointer(self.path, SYNCHRONOUS[synchronous])
 
     def _add_columns(self) -> None:
         for table, columns in _ADDED_COLUMNS.items():
@@ -1120,6 +1164,7 @@ class SQLiteStore:
         return cur.rowcount == 1
 
     def close(self) -> None:
+        self._checkpointer.stop()
         with self._lock:
             self._db.close()
 
