@@ -14,7 +14,9 @@ Measures, on a synthetic clinic (``emrcomm.demo_data``) with every built-in plug
   design notes, on 127.0.0.1), side by side: (a) a raw ``requests.Session`` POST loop, the
   floor; (b) Apprise 2.x through its ``json://`` service with its throttle off; (c) emrcomm,
   delivery ``inline``, every rule on and records filed, through its Twilio transport whose base
-  URL is the sink (which answers like Twilio).
+  URL is the sink (which answers like Twilio); (d) emrcomm as a clinic sends a batch:
+  ``send_many`` in delivery mode ``queue`` while ``emrcomm worker`` (another process) delivers
+  from the outbox, timed to the sink's last acceptance. ``b3_ratio_*`` are (d); ``b3_inline_*`` (c).
 * **B5** start-up: ``import emrcomm`` and ``Host`` construction with every built-in plugin,
   warm caches, in a fresh interpreter, several runs, median.
 * **B2** / **B4** need the outbox worker (``emrcomm.worker``); they are reported missing until
@@ -84,11 +86,15 @@ class _SinkHandler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.count += 1
             n = self.server.count
+            self.server.last = time.monotonic()
+            if self.server.first is None:
+                self.server.first = self.server.last
         self._answer(201, b'{"sid": "SM%032d", "status": "queued", "num_segments": "1"}' % n)
 
     def do_GET(self) -> None:
         with self.server.lock:
-            stats = {"accepted": self.server.count, "refused": self.server.refused}
+            stats = {"accepted": self.server.count, "refused": self.server.refused,
+                     "span_s": None if self.server.first is None else self.server.last - self.server.first}
         self._answer(200, json.dumps(stats).encode())
 
     def _answer(self, status: int, body: bytes, header: tuple[str, str] | None = None) -> None:
@@ -115,6 +121,8 @@ class _Sink(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.count = 0
         self.refused = 0
+        self.first: float | None = None  # when the first and the last message were accepted (monotonic)
+        self.last = 0.0
         self.limit = limit
         self.burst = burst
         self._tokens = float(burst)
@@ -170,13 +178,14 @@ def sink(limit: float | None = None) -> Iterator[str]:
 # ---------------------------------------------------------------------------- the clinic
 
 def write_clinic(folder: Path, patients: int, *, mode: str, synchronous: str | None = None,
-                 sms: str = "") -> Path:
+                 sms: str = "", poll_seconds: float | None = None) -> Path:
     """A demo-like clinic in ``folder``: config, patients bundle; returns the config path."""
     from emrcomm.demo import CONFIG
     from emrcomm.demo_data import generate_clinic, write_bundle
     from emrcomm.testing import TEST_NOW
 
-    text = CONFIG.replace('mode = "inline"', f'mode = "{mode}"')
+    text = CONFIG.replace('mode = "inline"', f'mode = "{mode}"'
+                          + (f"\npoll_seconds = {poll_seconds}" if poll_seconds is not None else ""))
     if synchronous is not None:
         text = text.replace('path = "emrcomm.sqlite"', f'path = "emrcomm.sqlite"\nsynchronous = "{synchronous}"')
     if sms:
@@ -374,9 +383,91 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
             if statuses[Status.SENT.value] != count:
                 raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
             out["emrcomm_per_s"] = count / emr_s
-    out["ratio_vs_raw"] = out["emrcomm_per_s"] / out["raw_per_s"]
-    out["ratio_vs_apprise"] = out["emrcomm_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
+
+        # (d) emrcomm as a clinic sends a batch: send_many (queue) here, `emrcomm worker` in its
+        # own process delivering from the outbox meanwhile; the same messages, fresh ids.
+        out["batch"] = b3_batch(size, sink_url, folder / "batch", sms, warm, requests_)
+        # (e) the same with two worker processes: one per core of this 2-core machine.
+        out["batch2"] = b3_batch(size, sink_url, folder / "batch2", sms, warm, requests_, workers=2)
+    out["batch_per_s"] = out["batch"]["per_s"]
+    out["batch2_per_s"] = out["batch2"]["per_s"]
+    out["inline_ratio_vs_raw"] = out["emrcomm_per_s"] / out["raw_per_s"]
+    out["inline_ratio_vs_apprise"] = out["emrcomm_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
+    out["ratio_vs_raw"] = out["batch_per_s"] / out["raw_per_s"]
+    out["ratio_vs_apprise"] = out["batch_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
     return out
+
+
+def _sink_stats(sink_url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(sink_url + "/stats", timeout=10) as answer:
+        stats: dict[str, Any] = json.loads(answer.read())
+    return stats
+
+
+def _wait_accepted(sink_url: str, target: int, workers: list[subprocess.Popen[bytes]], timeout: float) -> float:
+    """Poll the sink until it has accepted ``target`` messages in all; the time it saw that."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if _sink_stats(sink_url)["accepted"] >= target:
+            return time.perf_counter()
+        for worker in workers:
+            if worker.poll() is not None:
+                raise RuntimeError(f"emrcomm worker exited early ({worker.returncode})")
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the sink did not get {target} messages within {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def b3_batch(size: dict[str, int], sink_url: str, folder: Path, sms: str, warm: list[Any],
+             requests_: list[Any], workers: int = 1) -> dict[str, Any]:
+    """B3's messages the way a clinic sends a batch: ``Host.send_many`` in delivery mode queue
+    (every rule, records filed, 100 requests per commit) in this process while ``workers``
+    ``emrcomm worker`` processes (default concurrency) deliver from the outbox to the sink.
+    Timed from the first request handed to send_many to the sink accepting the last message."""
+    import signal
+
+    import attrs
+
+    from emrcomm.host import Host
+    from emrcomm.model import Status
+    from emrcomm.testing import TEST_NOW
+
+    stamp = time.monotonic_ns()
+    fresh = [attrs.evolve(r, id=f"{r.id}-batch-{stamp}") for r in (*warm, *requests_)]
+    warm, batch = fresh[:len(warm)], fresh[len(warm):]
+    count = len(batch)
+    config = write_clinic(folder, size["patients"], mode="queue", sms=sms, poll_seconds=0.02)
+    with Host.from_config(config, clock=lambda: TEST_NOW) as host:
+        started = [subprocess.Popen([sys.executable, "-m", "emrcomm.cli", "worker", "--config", str(config)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True) for _ in range(workers)]
+        try:
+            # Warm both sides (the workers' start-up, their first messages), then time the batch.
+            base = _sink_stats(sink_url)["accepted"]
+            list(host.send_many(warm))
+            _wait_accepted(sink_url, base + len(warm), started, 120)
+            base = _sink_stats(sink_url)["accepted"]
+            cpu, t = time.process_time(), time.perf_counter()
+            statuses = Counter(o.status.value for o in host.send_many(batch))
+            submitted = time.perf_counter()
+            cpu = time.process_time() - cpu
+            done = _wait_accepted(sink_url, base + count, started, 600)
+        finally:
+            for worker in started:
+                worker.send_signal(signal.SIGTERM)  # finishes what it holds, then exits
+            for worker in started:
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait(5)
+        if statuses[Status.QUEUED.value] != count:
+            raise RuntimeError(f"emrcomm did not queue every B3 batch message: {dict(statuses)}")
+        outbox = host.store.outbox_counts()
+    return {"count": count, "per_s": count / (done - t), "submit_per_s": count / (submitted - t),
+            "submit_cpu_ms_per_message": cpu / count * 1e3, "outbox": outbox}
 
 
 # ---------------------------------------------------------------------------- B2 / B4
@@ -404,23 +495,59 @@ def through_worker(count: int, patients: int, *, limit: float | None = None) -> 
         config = write_clinic(folder, patients, mode="queue", sms=twilio_sms(sink_url, rate, burst))
         with Host.from_config(config, clock=lambda: TEST_NOW) as host:
             source = _Requests("sms", eligible(host, folder, "sms", ("sms",)))
-            cpu, t = time.process_time(), time.perf_counter()
-            queued = Counter(o.status.value for o in host.send_many(source.next() for _ in range(count)))
-            submitted = time.perf_counter()
-            Worker(host).run(once=True)
-            done = time.perf_counter()
-            cpu = time.process_time() - cpu
+            with _RssSampler() as rss:
+                cpu, t = time.process_time(), time.perf_counter()
+                queued = Counter(o.status.value for o in host.send_many(source.next() for _ in range(count)))
+                submitted = time.perf_counter()
+                Worker(host).run(once=True)
+                done = time.perf_counter()
+                cpu = time.process_time() - cpu
             outbox = host.store.outbox_counts()
         with urllib.request.urlopen(sink_url + "/stats", timeout=10) as answer:
             seen = json.loads(answer.read())
     return {"count": count, "queued": dict(queued), "outbox": outbox, "sink": seen,
             "submit_per_s": count / (submitted - t), "deliver_per_s": count / (done - submitted),
             "per_s": count / (done - t), "cpu_ms_per_message": cpu / count * 1e3,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_batch_mb": rss.before, "rss_batch_peak_mb": rss.peak}
+
+
+class _RssSampler:
+    """The process's resident set before a batch and its highest value while the batch runs
+    (sampled every 50 ms from /proc/self/statm): what the batch itself adds, apart from the
+    start-up peak that ``ru_maxrss`` may hold."""
+
+    def __init__(self) -> None:
+        self.before = self.peak = self._now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _now() -> float:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self._now())
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._now())
 
 
 def b2(sizes: tuple[int, ...], patients: int) -> dict[str, Any]:
-    """A clinic day: each size in a fresh process, so that its peak RSS is its own."""
+    """A clinic day: each size in a fresh process, so that its peak RSS is its own. The caches
+    are warmed first (lexicons, keys, bytecode), as in B5: a cold lexicon cache is rebuilt in
+    the first process, whose peak RSS would then be the build's, not the batch's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = write_clinic(Path(tmp), 50, mode="queue")
+        subprocess.run([sys.executable, "-c", _START, str(config)], check=True, capture_output=True, timeout=600)
     out: dict[str, Any] = {}
     for count in sizes:
         done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--b2-one", str(count),
@@ -435,7 +562,12 @@ def b4(count: int, patients: int, limit: float = 50.0) -> dict[str, Any]:
     transport's rate set to that limit: the rate achieved, and how many 429s it drew."""
     result = through_worker(count, patients, limit=limit)
     result["limit_per_s"] = limit
-    result["ratio_of_limit"] = result["deliver_per_s"] / limit
+    accepted, span = result["sink"]["accepted"], result["sink"]["span_s"]
+    # The rate at the provider: messages after the first over the time from the first to the
+    # last it accepted (n messages at exactly the limit span (n - 1) / limit seconds).
+    result["ratio_of_limit"] = (accepted - 1) / span / limit if span else None
+    # The whole worker run, from Worker() to its return: start-up and the last settle included.
+    result["ratio_with_startup"] = result["deliver_per_s"] / limit
     result["refused_429"] = result["sink"]["refused"]
     return result
 
@@ -510,6 +642,16 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
         result = b3(size)
         report["details"]["b3"] = result
         keys.update({"b3_ratio_vs_raw": result["ratio_vs_raw"], "b3_ratio_vs_apprise": result["ratio_vs_apprise"],
+                     "b3_batch_per_s": result["batch_per_s"],
+                     "b3_batch_ratio_vs_raw": result["ratio_vs_raw"],
+                     "b3_batch_ratio_vs_apprise": result["ratio_vs_apprise"],
+                     "b3_batch2_per_s": result["batch2_per_s"],
+                     "b3_batch2_ratio_vs_raw": result["batch2_per_s"] / result["raw_per_s"],
+                     "b3_batch2_ratio_vs_apprise": (result["batch2_per_s"] / result["apprise_per_s"]
+                                                    if result["apprise_per_s"] else None),
+                     "b3_inline_ratio_vs_raw": result["inline_ratio_vs_raw"],
+                     "b3_inline_ratio_vs_apprise": result["inline_ratio_vs_apprise"],
+                     "b3_inline_per_s": result["emrcomm_per_s"],
                      "b3_raw_per_s": result["raw_per_s"], "b3_apprise_per_s": result["apprise_per_s"],
                      "b3_emrcomm_per_s": result["emrcomm_per_s"]})
     if wanted("b5"):
@@ -528,15 +670,20 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             keys.update({"b2_per_s_1k": result[small]["per_s"], "b2_per_s_10k": result[large]["per_s"],
                          "b2_cpu_ms_10k": result[large]["cpu_ms_per_message"],
                          "b2_rss_mb_10k": result[large]["peak_rss_mb"]})
+            keys["b2_batch_rss_growth_mb_10k"] = result[large]["rss_batch_peak_mb"] - result[large]["rss_before_batch_mb"]
             if "100000" in result:
                 keys["b2_rss_ratio_100k_10k"] = result["100000"]["peak_rss_mb"] / result[large]["peak_rss_mb"]
+                keys["b2_batch_rss_growth_mb_100k"] = (result["100000"]["rss_batch_peak_mb"]
+                                                       - result["100000"]["rss_before_batch_mb"])
             else:
                 keys["b2_rss_ratio_100k_10k"] = None
                 report["missing"]["b2 100k"] = f"skipped at the {size_name} size (run without --quick)"
         if wanted("b4"):
             result = b4(size["b4"], size["patients"])
             report["details"]["b4"] = result
-            keys.update({"b4_ratio_of_limit": result["ratio_of_limit"], "b4_429s": float(result["refused_429"])})
+            keys.update({"b4_ratio_of_limit": result["ratio_of_limit"],
+                         "b4_ratio_with_startup": result["ratio_with_startup"],
+                         "b4_429s": float(result["refused_429"])})
     report["keys"] = keys
     return report
 
@@ -555,15 +702,32 @@ KEY_DOCS = {
     "b1_group_portal_per_s": "B1 portal messages per second via send_many, 100 per commit, full",
     "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s",
     "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s",
-    "b3_emrcomm_per_s": "B3 emrcomm inline, Twilio transport, every rule, filed, messages/s",
-    "b3_ratio_vs_raw": "B3 emrcomm throughput / raw loop",
-    "b3_ratio_vs_apprise": "B3 emrcomm throughput / Apprise",
+    "b3_emrcomm_per_s": "B3 emrcomm inline (Host.send, delivery mode inline, one thread), messages/s "
+                        "(same as b3_inline_per_s)",
+    "b3_inline_per_s": "B3 emrcomm inline: Host.send one at a time, every rule, filed, sent by the caller's "
+                       "thread through the Twilio transport, messages/s",
+    "b3_inline_ratio_vs_raw": "B3 emrcomm inline messages/s / raw loop messages/s",
+    "b3_inline_ratio_vs_apprise": "B3 emrcomm inline messages/s / Apprise messages/s",
+    "b3_batch_per_s": "B3 emrcomm batch: send_many (queue, every rule, filed) while `emrcomm worker` (another "
+                      "process, concurrency 4) delivers; first request to last message accepted by the sink, msgs/s",
+    "b3_batch_ratio_vs_raw": "B3 emrcomm batch messages/s / raw loop messages/s",
+    "b3_batch_ratio_vs_apprise": "B3 emrcomm batch messages/s / Apprise messages/s",
+    "b3_batch2_per_s": "B3 emrcomm batch with two `emrcomm worker` processes (one per core), msgs/s",
+    "b3_batch2_ratio_vs_raw": "B3 emrcomm batch, two worker processes / raw loop",
+    "b3_batch2_ratio_vs_apprise": "B3 emrcomm batch, two worker processes / Apprise",
+    "b3_ratio_vs_raw": "B3 emrcomm batch (send_many + worker process) / raw loop (= b3_batch_ratio_vs_raw)",
+    "b3_ratio_vs_apprise": "B3 emrcomm batch (send_many + worker process) / Apprise (= b3_batch_ratio_vs_apprise)",
     "b2_per_s_1k": "B2 1k reminders: send_many (queue) then the worker to the sink, end to end, per second",
     "b2_per_s_10k": "B2 10k reminders, end to end, per second",
     "b2_cpu_ms_10k": "B2 10k: CPU time per message (ms), emrcomm process (host + worker)",
     "b2_rss_mb_10k": "B2 10k: peak RSS (MB)",
     "b2_rss_ratio_100k_10k": "B2 peak RSS at 100k / at 10k",
-    "b4_ratio_of_limit": "B4 achieved delivery rate / the sink's limit (50 msg/s)",
+    "b2_batch_rss_growth_mb_10k": "B2 10k: highest RSS during the batch minus RSS before it (MB)",
+    "b2_batch_rss_growth_mb_100k": "B2 100k: highest RSS during the batch minus RSS before it (MB)",
+    "b4_ratio_of_limit": "B4 rate at the sink, (accepted - 1) / (last accepted - first accepted), / its limit "
+                         "(50 msg/s); transport rate_per_second = the limit, burst 1",
+    "b4_ratio_with_startup": "B4 messages / the whole Worker.run(once=True) (start-up and last settle included), "
+                             "/ the sink's limit",
     "b4_429s": "B4 429 answers drawn (goal 0)",
     "b5_startup_s": "B5 import + Host with every built-in plugin, fresh process, warm cache (s)",
 }
