@@ -16,11 +16,15 @@ Measures, on a synthetic clinic (``emrcomm.demo_data``) with every built-in plug
   delivery ``inline``, every rule on and records filed, through its Twilio transport whose base
   URL is the sink (which answers like Twilio); (d) emrcomm as a clinic sends a batch:
   ``send_many`` in delivery mode ``queue`` while ``emrcomm worker`` (another process) delivers
-  from the outbox, timed to the sink's last acceptance. ``b3_ratio_*`` are (d); ``b3_inline_*`` (c).
+  from the outbox, timed to the sink's last acceptance; (e) the same with two worker processes.
+  ``b3_ratio_*`` are (d); ``b3_inline_*`` (c); ``b3_batch2_*`` (e).
 * **B5** start-up: ``import emrcomm`` and ``Host`` construction with every built-in plugin,
   warm caches, in a fresh interpreter, several runs, median.
-* **B2** / **B4** need the outbox worker (``emrcomm.worker``); they are reported missing until
-  it exists.
+* **B2** a clinic day: 1k, 10k (and 100k at the full size) reminders through ``send_many`` and
+  the worker to the sink, each size in a fresh process: throughput, CPU per message, peak RSS
+  and the batch's own RSS growth.
+* **B4** the worker against a sink that answers 429 above 50 messages a second, the transport's
+  rate set to that limit: the rate the sink saw / the limit, and the 429s drawn.
 
 It prints a table (or one JSON object with ``--json``) and writes docs/performance.md. Nothing
 here is asserted; ``--tiny`` is a smoke size that the test suite runs so the harness cannot rot.
