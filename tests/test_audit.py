@@ -459,7 +459,7 @@ def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callab
 
 
 @given(st.dictionaries(st.sampled_from([*sorted(audit.FIELDS), "seq", "at", "kind", "prev", "key"]),
-                       st.one_of(st.text(max_size=30), st.text(st.characters(categories=("Cs", "Lu")), max_size=5),
+                       st.one_of(st.text(max_size=30), st.text(st.sampled_from(["\ud800", "\udfff", "é", "Œ", "\x1f", "\x7f", "\u2028", '"', "\\"]), max_size=5),
                                  st.integers(-2**63, 2**63 - 1),
                                  st.lists(st.text(max_size=10), max_size=4))))
 def test_canonical_is_exactly_the_documented_json(entry: dict[str, Any]) -> None:
