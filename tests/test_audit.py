@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from emrcomm import audit
@@ -459,10 +459,34 @@ def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callab
 
 
 @given(st.dictionaries(st.sampled_from([*sorted(audit.FIELDS), "seq", "at", "kind", "prev", "key"]),
-                       st.one_of(st.text(max_size=30), st.text(st.sampled_from(["\ud800", "\udfff", "é", "Œ", "\x1f", "\x7f", "\u2028", '"', "\\"]), max_size=5),
+                       st.one_of(st.text(max_size=30), st.text(st.sampled_from(["\ud800", "\udfff", "é", "Œ", "\x1f", "\x7f", "\u2028", '"', "\\"]),
+                                         max_size=5),
                                  st.integers(-2**63, 2**63 - 1),
                                  st.lists(st.text(max_size=10), max_size=4))))
+@example({"request": "\x7f"})  # DEL: json escapes it, orjson does not
+@example({"request": "\ud800"})  # a lone surrogate: orjson refuses it
 def test_canonical_is_exactly_the_documented_json(entry: dict[str, Any]) -> None:
     """Offline checkers serialise with json.dumps (docs/audit.md): the bytes hashed must be those."""
     documented = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     assert audit.canonical(entry) == documented
+
+
+@pytest.mark.parametrize("tamper", [tamper_append_unsigned, None], ids=["appended", "rewritten-tail"])
+def test_an_unsigned_end_is_flagged_not_vouched_for_when_the_host_appends_again(
+        logged: tuple[Path, Any], make_host: Callable[..., Host], tamper: Any) -> None:
+    """Chaining a signed entry (or sealing the head) onto an unsigned end would vouch for
+    entries added without the key: the host flags the end instead, and verify keeps failing."""
+    path, public = logged
+    if tamper is None:  # the last request's signed entry removed, its unsigned entry rewritten
+        r = kept(path)[:-1]
+        text = edit_text(r[-1][1])
+        r[-1] = (r[-1][0], text, hashlib.sha256(text.encode()).hexdigest(), "")
+        rewrite(path, r)
+    else:
+        tamper(path)
+    host = make_host()  # opening the log seals the head: it must not seal over the forged end
+    host.send(reminder(rid="after"))
+    [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
+    assert "the end of the log, is not signed" in anomaly["problem"]
+    report = audit.verify(host.store, [public])
+    assert not report.ok and "anomaly" in {p.what for p in report.problems}

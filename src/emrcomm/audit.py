@@ -109,7 +109,7 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
         text = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # a lone surrogate, say: json escapes what orjson refuses
         text = b"\x80"
-    if text.isascii():
+    if text.isascii() and b"\x7f" not in text:  # json writes DEL as \u007f, orjson as itself
         return text
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
@@ -247,7 +247,10 @@ class AuditLog:
         self.clock = clock
         self.seal_seconds = seal_seconds
         self._sealed_at = float("-inf")
-        self._unsigned = False  # entries appended in the open transaction: sign its last one
+        # (seq, hash) of the last entry this log appended in the open transaction: unsigned
+        # until the commit signs it. Any other unsigned end of the log was not written by a
+        # key holder, and nothing is chained or sealed onto it unflagged (see _tail_problem).
+        self._own_tail: tuple[int, str] | None = None
         store.before_commit(self._sign_tail)
 
     @classmethod
@@ -303,7 +306,7 @@ class AuditLog:
         with self.store.transaction():
             last, head = self.store.audit_last(), self.store.audit_head()
             seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
-            problem = self._problem(last, head, thorough=due)
+            problem = self._tail_problem(last) or self._problem(last, head, thorough=due)
             if problem is not None:
                 log.error("audit log: %s; run `emrcomm audit verify`", problem)
                 checked.insert(0, ("audit.anomaly", {"problem": problem, "last_seq": seq,
@@ -325,19 +328,29 @@ class AuditLog:
             due = due or problem is not None
             new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
             self.store.audit_append(rows, new_head)
-            self._unsigned = self._unsigned or bool(rows)
+            if rows:
+                self._own_tail = (seq, prev)
         if due:
             self._sealed_at = now
 
     def _sign_tail(self) -> None:
         """Sign the log's last entry, if this log appended since the last commit (the store calls
         this just before each commit; a failure here rolls the transaction back)."""
-        if not self._unsigned:
+        own, self._own_tail = self._own_tail, None
+        if own is None:
             return
-        self._unsigned = False
         last = self.store.audit_last()
-        if last is not None and not last["sig"]:
+        if last is not None and not last["sig"] and (last["seq"], last["hash"]) == own:
             self.store.audit_sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
+
+    def _tail_problem(self, last: Mapping[str, Any] | None) -> str | None:
+        """An unsigned entry at the end of the log that this log did not just write: every
+        transaction ends signed, so it was added without the key. Chaining a new signed entry
+        (or sealing the head) onto it would vouch for it; it is flagged instead."""
+        if last is None or last["sig"] or (last["seq"], last["hash"]) == self._own_tail:
+            return None
+        return (f"entry {last['seq']}, the end of the log, is not signed: it and the unsigned entries "
+                "before it were added without the key")
 
     def _problem(self, last: Mapping[str, Any] | None, head: Mapping[str, Any] | None, *,
                  thorough: bool) -> str | None:
@@ -380,7 +393,7 @@ class Trail:
             return
         items, self.pending = self.pending, []
         try:
-            self.audit._append(items)
+            self.audit._append(list(items))  # _append may add an anomaly to the list it gets
         except BaseException:
             self.pending = items + self.pending
             raise
