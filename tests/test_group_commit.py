@@ -156,3 +156,36 @@ def test_the_wal_is_checkpointed_by_a_thread_of_its_own_and_stopped_on_close(tmp
     thread = store._checkpointer._thread
     store.close()
     assert not thread.is_alive()
+
+
+def test_a_failure_after_a_commit_inside_a_group_reports_what_that_commit_made_durable(
+        make_host: Callable[..., Host]) -> None:
+    """a and b share a patient, so a is committed before b is decided; when writing c then
+    fails unexpectedly, a's outcome has already been yielded (it is durable), b and c are not."""
+    host = make_host(QUEUE)
+    real = host.store.outbox_put
+
+    def failing(**fields: object) -> bool:
+        if fields["request_id"] == "c":
+            raise RuntimeError("disk trouble")
+        return real(**fields)  # type: ignore[arg-type]
+
+    host.store.outbox_put = failing  # type: ignore[method-assign]
+    reported: list[str] = []
+    with pytest.raises(RuntimeError, match="disk trouble"):
+        for outcome in host.send_many([reminder("Patient/on-en", rid="a"), reminder("Patient/on-en", rid="b"),
+                                       reminder("Patient/qc-fr", rid="c")], group=10):
+            reported.append(outcome.request_id)
+    assert reported == ["a"]
+    assert [committed_outbox(host, rid) for rid in ("a", "b", "c")] == [1, 0, 0]
+
+
+def test_one_request_id_for_two_patients_in_a_group_is_handled_once(make_host: Callable[..., Host]) -> None:
+    """As with two sends one after the other: the second is "already handled", whatever it
+    would have decided on its own (here: blocked, no consent), and nothing is filed for it."""
+    host = make_host(QUEUE)
+    first, second = host.send_many([reminder("Patient/on-en", rid="x"), reminder("Patient/none", rid="x")],
+                                   group=10)
+    assert first.status is Status.QUEUED and "already handled" in second.explanation[0]
+    patients = {e["resource"]["subject"]["reference"] for e in host.records()["entry"]}
+    assert patients == {"Patient/on-en"}

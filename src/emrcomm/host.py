@@ -391,14 +391,16 @@ class Host:
         """
         return self._decide(request)[0]()
 
-    def _decide(self, request: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], str | None]:
+    def _decide(self, request: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], set[str]]:
         """Everything ``send`` does before it writes: a function that writes the outcome (and
-        delivers it, inline) and returns it, and the patient the decision read about (None when
-        no patient was found). Reads only; nothing is written until the function is called.
+        delivers it, inline) and returns it, and what the decision read about (the request id,
+        the patient, the addresses chosen), for ``_send_group``. Reads only; nothing is written
+        until the function is called.
 
         Raises RequestError when the request is malformed (nothing to write).
         """
         req = request if isinstance(request, Request) else fhir.parse_request(request)
+        about = {f"request:{req.id}"}
         now = self.clock()
         log.info("request %s received: %s for %s", req.id, req.category.value, fhir.safe_ref(req.patient_ref))
         # The request's audit entries are written with its records, in the same transaction.
@@ -411,12 +413,13 @@ class Host:
                 trail.add("request.duplicate", records=list(duplicate.record_ids))
                 trail.flush()
                 return duplicate
-            return repeated, None
+            return repeated, about
         recipient = self.find_recipient(req)
         if recipient is None:
             unknown = [finding("RECIPIENT_UNKNOWN", plugin="host", detail=req.patient_ref)]
             return (lambda: self._refuse(req, unknown, now, ("no directory plugin knows this patient",),
-                                         trail=trail)), None
+                                         trail=trail)), about
+        about.add(f"patient:{recipient.patient_ref}")
         try:
             message = self.render(req, recipient)
         except RequestError as exc:
@@ -426,13 +429,13 @@ class Host:
                 trail.add("request.refused", error=type(error).__name__)
                 trail.flush()
                 raise error
-            return refused, recipient.patient_ref
+            return refused, about
         facts = self.inspect(message)
         plan = self.plan(message, recipient, facts)
         explanation = [f"{channel}: not proposed ({why})" for channel, why in (plan.rejected if plan else ())]
         if plan is None or not plan.candidates:
             return (lambda: self._refuse(req, [finding("NO_ROUTE", plugin="host")], now, tuple(explanation),
-                                         trail=trail)), recipient.patient_ref
+                                         trail=trail)), about
 
         verdicts: list[_Verdict] = []
         for candidate in plan.candidates:
@@ -452,9 +455,9 @@ class Host:
         trail.note(codes=sorted({f.code for f in facts} | {f.code for v in verdicts for f in v.findings}))
         if chosen.blocks and not chosen.holdable:
             return (lambda: self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation),
-                                         trail=trail)), recipient.patient_ref
-        return (lambda: self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation), trail=trail)), \
-            recipient.patient_ref
+                                         trail=trail)), about
+        about |= {f"to:{leg.channel.name}:{leg.route.address}" for leg in chosen.legs if leg.route.address}
+        return (lambda: self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation), trail=trail)), about
 
     def send_many(
         self, requests: Iterable[Request | Mapping[str, Any] | str | bytes], *, group: int = 100
@@ -467,7 +470,9 @@ class Host:
         In ``queue`` delivery mode up to ``group`` requests share one commit (group commit:
         one fsync for all), and their outcomes are yielded only once that commit is done. Each
         request is still atomic on its own (a savepoint); an unexpected error rolls back the
-        whole group, none of whose outcomes was reported, and propagates. Inline delivery
+        commit it was part of, none of whose outcomes was reported, and propagates (the
+        outcomes of commits already done were yielded before). A request for a patient, an
+        address or a request id already in the group starts a new commit. Inline delivery
         commits each request before its message leaves, so it is not grouped.
         """
         if self.config.delivery_mode != "queue" or group <= 1:
@@ -483,42 +488,40 @@ class Host:
         if chunk:
             yield from self._send_group(chunk)
 
-    def _send_group(self, items: list[Request | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
-        """Decide every request (reads only, no lock held), then write them all in one commit,
-        so that the write lock is held for the writes alone and a worker process sharing the
-        database is not kept out while the group's rules run. A decision may read what an
-        earlier request of the group would write (a per-patient frequency cap, an opt-out
-        confirmation): a second request for the same patient first commits the group, and is
-        decided again afterwards."""
-        outcomes: list[Outcome] = []
+    def _send_group(self, items: list[Request | Mapping[str, Any] | str | bytes]) -> Iterator[Outcome]:
+        """Decide the requests (reads only, no lock held), then write them in one commit, so
+        that the write lock is held for the writes alone and a worker process sharing the
+        database is not kept out while the rules run. A decision may read what an earlier
+        request of the group would write (a per-patient cap, an opt-out confirmation counted
+        per address, the same request id): a request that shares its patient, an address or its
+        id with one already decided commits those first, and is decided again afterwards.
+        Each commit's outcomes are yielded as soon as it is done."""
         staged: list[tuple[Callable[[], Outcome], Request | Mapping[str, Any] | str | bytes]] = []
-        patients: set[str] = set()
+        seen: set[str] = set()
 
-        def commit() -> None:
+        def commit() -> list[Outcome]:
             with self.store.group_commit():
                 done = [self._finish_or_fail(write, item) for write, item in staged]
-            outcomes.extend(done)
             staged.clear()
-            patients.clear()
+            seen.clear()
+            return done
 
         for item in items:
-            write, patient = self._decide_or_fail(item)
-            if patient is not None and patient in patients:
-                commit()
-                write, patient = self._decide_or_fail(item)
+            write, about = self._decide_or_fail(item)
+            if about & seen:
+                yield from commit()
+                write, about = self._decide_or_fail(item)
             staged.append((write, item))
-            if patient is not None:
-                patients.add(patient)
+            seen |= about
         if staged:
-            commit()
-        return outcomes
+            yield from commit()
 
-    def _decide_or_fail(self, item: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], str | None]:
+    def _decide_or_fail(self, item: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], set[str]]:
         try:
             return self._decide(item)
         except RequestError as exc:
             failed = self._failed(item, exc)
-            return (lambda: failed), None
+            return (lambda: failed), set()
 
     def _finish_or_fail(self, write: Callable[[], Outcome], item: Request | Mapping[str, Any] | str | bytes) -> Outcome:
         try:
