@@ -189,3 +189,16 @@ def test_one_request_id_for_two_patients_in_a_group_is_handled_once(make_host: C
     assert first.status is Status.QUEUED and "already handled" in second.explanation[0]
     patients = {e["resource"]["subject"]["reference"] for e in host.records()["entry"]}
     assert patients == {"Patient/on-en"}
+
+
+def test_a_store_dropped_without_close_stops_its_checkpointer(tmp_path: Path) -> None:
+    import gc
+
+    from emrcomm.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    thread = store._checkpointer._thread
+    del store
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()

@@ -4,6 +4,7 @@ client prepares a request before it asks the rate limiter for a slot."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -76,7 +77,7 @@ def test_a_row_held_too_long_is_given_back_unsent_and_sent_later(make_host: Call
     host.send(reminder("late-1"))
     w = Worker(host, WorkerSettings(lease_seconds=10))
     [row] = w._claim(5)
-    w._deliver_claimed(row, time.monotonic() - 6)  # more than half its lease ago
+    w._deliver_claimed(row, time.monotonic() - 6)  # more than an eighth of its lease ago
     assert sink(host) == [] and w.stats.released == 1
     [state] = host.store._read("SELECT state, last_error, lease_owner, attempts FROM outbox")
     # given back as it was: due again, and the claim's attempt taken back (nothing was tried)
@@ -95,6 +96,51 @@ def test_a_stopping_worker_gives_back_the_rows_it_has_not_started(make_host: Cal
         w._deliver_claimed(row, time.monotonic())
     assert sink(host) == [] and host.store.outbox_counts() == {"retry": 3}
     assert Worker(host).run(once=True).sent == 3
+
+
+def test_an_interrupted_worker_gives_back_the_rows_it_has_not_started(make_host: Callable[..., Host]) -> None:
+    """Ctrl-C while run() waits for its threads: the claimed rows not yet started go back to
+    the outbox instead of being sent while the pool drains."""
+    host = make_host(QUEUE)
+    for i in range(20):
+        host.send(reminder(f"k-{i}"))
+    w = Worker(host, WorkerSettings(concurrency=1, claim_batch=16))
+    deliver = w.deliver
+
+    def slowish(row: Any) -> None:
+        time.sleep(0.05)
+        deliver(row)
+
+    def interrupted(*args: Any, **kwargs: Any) -> bool:
+        raise KeyboardInterrupt
+
+    w.deliver = slowish  # type: ignore[method-assign]
+    w._changed.wait = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        w.run()
+    sent = len(sink(host))
+    assert sent <= 1 and w.stats.released >= 15  # at most the one being sent went
+    counts = host.store.outbox_counts()
+    assert counts.get("sending", 0) == 0 and sum(counts.values()) == 20
+
+
+def test_a_taken_over_row_given_back_keeps_its_mark(make_host: Callable[..., Host], clock: Any) -> None:
+    """A row taken over from a dead worker may have been sent before: giving it back unsent
+    must not erase that, so the next claim still counts and reports it."""
+    from emrcomm.store import TAKEN_OVER
+
+    host = make_host(QUEUE)
+    host.send(reminder("t-1"))
+    dead = Worker(host, WorkerSettings(lease_seconds=1))
+    [row] = dead._claim(1)  # the first worker dies holding it
+    clock.now += dt.timedelta(seconds=2)  # its lease runs out
+    w = Worker(host, WorkerSettings(lease_seconds=10))
+    [row] = w._claim(1)
+    assert row["last_error"] == TAKEN_OVER
+    w.stop()
+    w._deliver_claimed(row, time.monotonic())
+    [again] = Worker(host)._claim(1)
+    assert again["last_error"] == TAKEN_OVER and again["attempts"] == 2
 
 
 def test_crash_windows_are_bounded_and_the_max_is_kept() -> None:

@@ -10,6 +10,7 @@ import json
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -144,6 +145,7 @@ _ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("recalled_at", "TEXT"),
     ),
 }
+TAKEN_OVER = "taken over after an expired lease"  # outbox_claim's mark (emrcomm.worker reads it)
 _OPEN = "('pending', 'retry', 'held', 'waiting', 'sending')"  # the states a claim looks at
 _ADDED_INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS portal_link ON portal_messages (link_digest)",
@@ -158,6 +160,7 @@ _ADDED_INDEXES = (
 
 CHECKPOINT_SECONDS = 0.25  # how often the checkpointer copies the WAL into the database
 AUTOCHECKPOINT_PAGES = 10_000  # a writer checkpoints itself only past this (the default is 1,000)
+JOURNAL_SIZE_LIMIT = 16 * 2**20  # bytes of WAL kept on disk after a checkpoint resets it
 
 
 class _Checkpointer:
@@ -186,15 +189,19 @@ class _Checkpointer:
         finally:
             db.close()
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
         self._stop.set()
-        if self._thread is not threading.current_thread():
+        if wait and self._thread is not threading.current_thread():
             self._thread.join(5)
 
 
 def _json(value: Any) -> str:
-    """JSON text for a stored document (orjson: UTF-8, compact; read back with json.loads)."""
-    return orjson.dumps(value).decode("utf-8")
+    """JSON text for a stored document (orjson: UTF-8, compact; read back with json.loads).
+    What orjson refuses (a lone surrogate from the Python API) is written by json instead."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -459,7 +466,10 @@ class SQLiteStore:
         # for a checkpoint (they were B1's p99: ~2.3 ms with them, ~1.4 ms without). The
         # writers' own checkpoint stays as a safety net, at a WAL ten times the usual size.
         self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+        self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")  # a WAL that grew is cut back
         self._checkpointer = _Checkpointer(self.path, SYNCHRONOUS[synchronous])
+        # A store dropped without close() (a plugin author's test, say) stops its thread too.
+        weakref.finalize(self, self._checkpointer.stop, wait=False)
 
     def _add_columns(self) -> None:
         for table, columns in _ADDED_COLUMNS.items():
@@ -744,7 +754,7 @@ class SQLiteStore:
             rows = self._db.execute(
             f"""UPDATE outbox SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ?,
                    attempts = attempts + 1,
-                   last_error = CASE WHEN state = 'sending' THEN 'taken over after an expired lease'
+                   last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}'
                                      ELSE last_error END
                WHERE key IN (
                    SELECT o.key FROM outbox o INDEXED BY outbox_claim_order
@@ -782,12 +792,14 @@ class SQLiteStore:
 
     def outbox_release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
         """Give back a leased row that was never sent: due again at once, and the attempt its
-        claim counted is taken back (a worker that stops often must not use up attempts)."""
+        claim counted is taken back (a worker that stops often must not use up attempts). A row
+        taken over from a dead worker keeps that mark: it may have been sent before."""
         cur = self._write(
-            """UPDATE outbox SET state = 'retry', attempts = MAX(attempts - 1, 0), last_error = ?, updated = ?,
+            """UPDATE outbox SET state = 'retry', attempts = MAX(attempts - 1, 0), updated = ?,
+                   last_error = CASE WHEN last_error = ? THEN last_error ELSE ? END,
                    lease_owner = NULL, lease_until = NULL
                WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
-            (error, iso(now), key, owner),
+            (iso(now), TAKEN_OVER, error, key, owner),
         )
         return cur.rowcount == 1
 

@@ -30,15 +30,18 @@ from emrcomm import fhir
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from emrcomm.model import Finding, Message, Record, Request, Severity
 from emrcomm.rules import finding
+from emrcomm.store import TAKEN_OVER  # what outbox_claim writes in last_error
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
 
 log = logging.getLogger("emrcomm.worker")
 
-TAKEN_OVER = "taken over after an expired lease"  # what outbox_claim writes in last_error
 RELEASED = "released unsent by a busy or stopping worker"
 MAX_CLAIM = 256  # rows claimed at once, at most (see WorkerSettings.claim_batch)
+# A claimed row starts its send within this share of its lease, or is given back: the rest of
+# the lease (7/8) must cover the send itself (docs/operations.md: lease_seconds).
+HELD_SHARE = 1 / 8
 WINDOWS_KEPT = 10_000  # crash windows kept for the percentiles (the most recent ones)
 
 
@@ -54,8 +57,8 @@ class WorkerSettings:
     poll_seconds: float = 1.0
     # Rows claimed at a time while the threads still hold ``concurrency`` of them. 0 (the
     # default) adapts it: it starts at max(concurrency, 16) and doubles (up to 256) while a
-    # claim's rows are gone within lease_seconds / 8, halves when they take over lease_seconds
-    # / 4. Not a config key. Fewer, larger claims cost less (a claim is one commit, and it
+    # claim's rows are gone within lease_seconds / 32, halves when they take over
+    # lease_seconds / 16 (a row not started within lease_seconds / 8 is given back). Not a config key. Fewer, larger claims cost less (a claim is one commit, and it
     # scans the due rows), and rows in hand never wait long enough to risk their lease.
     claim_batch: int = 0
 
@@ -144,6 +147,7 @@ class Worker:
         self._sleep = sleep
         self._stop = threading.Event()
         self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
+        self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
 
     def stop(self) -> None:
         """Finish the messages being sent, give back the rows not started, then return from
@@ -160,48 +164,57 @@ class Worker:
         message takes the next one at once. A rate-limited transport's schedule is therefore
         not stalled between batches by the slowest message of a batch and the claim after it.
         """
-        concurrency, lease = self.settings.concurrency, self.settings.lease_seconds
+        concurrency = self.settings.concurrency
         batch = self.settings.claim_batch or max(concurrency, 16)
-        in_hand = 0  # claimed and not yet settled (being delivered or waiting for a thread)
-        last_claim: float | None = None
+        self._in_hand = 0
 
         def settled(_: object) -> None:
-            nonlocal in_hand
             with self._changed:
-                in_hand -= 1
+                self._in_hand -= 1
                 self._changed.notify_all()
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emrcomm-worker") as pool:
-            while not self._stop.is_set():
-                with self._changed:
-                    while in_hand > concurrency and not self._stop.is_set():
-                        self._changed.wait(self.settings.poll_seconds)
-                    room = concurrency + batch - in_hand
-                if self._stop.is_set():
-                    break
-                rows = self._claim(room)
-                if rows:
-                    claimed = time.monotonic()
-                    if not self.settings.claim_batch and last_claim is not None:
-                        took = claimed - last_claim  # the previous claim's rows, all but `concurrency`
-                        if took < lease / 8:
-                            batch = min(MAX_CLAIM, batch * 2)
-                        elif took > lease / 4:
-                            batch = max(concurrency, batch // 2)
-                    last_claim = claimed
-                    with self._changed:
-                        in_hand += len(rows)
-                    for row in rows:
-                        pool.submit(self._deliver_claimed, row, claimed).add_done_callback(settled)
-                    continue
-                with self._changed:
-                    if in_hand:  # a row in hand may release a later leg: look again when one is done
-                        self._changed.wait(self.settings.poll_seconds)
-                        continue
-                if once:
-                    break
-                self._stop.wait(self.settings.poll_seconds)
+            try:
+                self._feed(pool, once, batch, settled)
+            except BaseException:
+                # Ctrl-C or an error: the rows not yet started are given back rather than sent
+                # while the pool drains (as on stop()).
+                self._stop.set()
+                raise
         return self.stats
+
+    def _feed(self, pool: ThreadPoolExecutor, once: bool, batch: int, settled: Callable[[object], None]) -> None:
+        concurrency, lease = self.settings.concurrency, self.settings.lease_seconds
+        last_claim: float | None = None
+        while not self._stop.is_set():
+            with self._changed:
+                while self._in_hand > concurrency and not self._stop.is_set():
+                    self._changed.wait(self.settings.poll_seconds)
+                room = concurrency + batch - self._in_hand
+            if self._stop.is_set():
+                break
+            claimed = time.monotonic()  # before the claim: waiting for the lock uses the lease too
+            rows = self._claim(room)
+            if rows:
+                if not self.settings.claim_batch and last_claim is not None:
+                    took = claimed - last_claim  # the previous claim's rows, all but `concurrency`
+                    if took < lease * HELD_SHARE / 4:
+                        batch = min(MAX_CLAIM, batch * 2)
+                    elif took > lease * HELD_SHARE / 2:  # well before rows would be given back
+                        batch = max(concurrency, batch // 2)
+                last_claim = claimed
+                with self._changed:
+                    self._in_hand += len(rows)
+                for row in rows:
+                    pool.submit(self._deliver_claimed, row, claimed).add_done_callback(settled)
+                continue
+            with self._changed:
+                if self._in_hand:  # a row in hand may release a later leg: look again when one is done
+                    self._changed.wait(self.settings.poll_seconds)
+                    continue
+            if once:
+                break
+            self._stop.wait(self.settings.poll_seconds)
 
     def _claim(self, limit: int) -> list[dict[str, Any]]:
         now = self.host.clock()
@@ -215,7 +228,7 @@ class Worker:
         its lease might run out during the send (another worker could then take it over and send
         it a second time), or the worker is stopping: then it is given back, unsent, for the
         next claim."""
-        if not self._stop.is_set() and time.monotonic() - claimed <= self.settings.lease_seconds / 2:
+        if not self._stop.is_set() and time.monotonic() - claimed <= self.settings.lease_seconds * HELD_SHARE:
             self.deliver(row)
             return
         try:
