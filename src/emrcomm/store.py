@@ -160,7 +160,6 @@ _ADDED_INDEXES = (
 
 CHECKPOINT_SECONDS = 0.25  # how often the checkpointer copies the WAL into the database
 AUTOCHECKPOINT_PAGES = 10_000  # a writer checkpoints itself only past this (the default is 1,000)
-JOURNAL_SIZE_LIMIT = 16 * 2**20  # bytes of WAL kept on disk after a checkpoint resets it
 
 
 class _Checkpointer:
@@ -466,7 +465,6 @@ class SQLiteStore:
         # for a checkpoint (they were B1's p99: ~2.3 ms with them, ~1.4 ms without). The
         # writers' own checkpoint stays as a safety net, at a WAL ten times the usual size.
         self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-        self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")  # a WAL that grew is cut back
         self._checkpointer = _Checkpointer(self.path, SYNCHRONOUS[synchronous])
         # A store dropped without close() (a plugin author's test, say) stops its thread too.
         weakref.finalize(self, self._checkpointer.stop, wait=False)
