@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emrcomm import audit
@@ -463,6 +463,7 @@ def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callab
                                          max_size=5),
                                  st.integers(-2**63, 2**63 - 1),
                                  st.lists(st.text(max_size=10), max_size=4))))
+@settings(suppress_health_check=[HealthCheck.too_slow])  # a fresh machine builds hypothesis' charmap first
 @example({"request": "\x7f"})  # DEL: json escapes it, orjson does not
 @example({"request": "\ud800"})  # a lone surrogate: orjson refuses it
 def test_canonical_is_exactly_the_documented_json(entry: dict[str, Any]) -> None:
