@@ -58,8 +58,9 @@ class WorkerSettings:
     # Rows claimed at a time while the threads still hold ``concurrency`` of them. 0 (the
     # default) adapts it: it starts at max(concurrency, 16) and doubles (up to 256) while a
     # claim's rows are gone within lease_seconds / 32, halves when they take over
-    # lease_seconds / 16 (a row not started within lease_seconds / 8 is given back). Not a config key. Fewer, larger claims cost less (a claim is one commit, and it
-    # scans the due rows), and rows in hand never wait long enough to risk their lease.
+    # lease_seconds / 16 (a row not started within lease_seconds / 8 is given back). Not a
+    # config key. Fewer, larger claims cost less (a claim is one commit), and rows in hand
+    # never wait long enough to risk their lease.
     claim_batch: int = 0
 
     @classmethod
