@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -431,6 +432,55 @@ def test_a_slow_provider_times_out_as_a_transient_error_that_may_have_sent(
         transport.send(message(), "+16135550406", "rec-slow")
     assert time.monotonic() - start < 1.4
     assert (err.value.reason, err.value.ambiguous) == ("timeout", True)
+
+
+def test_a_connection_closed_before_the_answer_is_transient_and_may_have_sent(secrets_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    got: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def swallow() -> None:  # read the whole request, then hang up without a word
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"Body=" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                got.append(data)
+
+        thread = threading.Thread(target=swallow)
+        thread.start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(TransientDeliveryError) as err:
+            sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550409", "rec-cut")
+        thread.join(5)
+    assert got and b"I-Twilio-Idempotency-Token: rec-cut" in got[0]
+    assert (err.value.reason, err.value.ambiguous) == ("unreachable", True)
+
+
+def test_a_redirect_is_a_refusal_not_followed(secrets_dir: Path, tmp_path: Path,
+                                              http_server: ScriptedHTTPServer) -> None:
+    # Following it would turn the POST into a GET and lose the message (or send it elsewhere).
+    http_server.script(Reply(307, b"", headers=(("Location", f"{http_server.url}/elsewhere"),)), CREATED)
+    with pytest.raises(PermanentDeliveryError) as err:
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550410", "r3")
+    assert (err.value.reason, err.value.status) == ("rejected", 307)
+    assert len(http_server.seen) == 1
+
+
+def test_the_proxy_from_the_environment_is_used(secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", http_server.url)  # the scripted server plays the proxy
+    http_server.script(CREATED)
+    settings = twilio_settings("http://api.twilio.example.invalid", secrets_dir)
+    receipt = sms_transport(settings, tmp_path).send(message(), "+16135550411", "rec-proxy")
+    [seen] = http_server.seen  # a proxy is asked for the absolute URL
+    assert seen.path == f"http://api.twilio.example.invalid/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert seen.headers["I-Twilio-Idempotency-Token"] == "rec-proxy" and receipt.status == "queued"
 
 
 def test_connections_to_the_provider_are_pooled(secrets_dir: Path, tmp_path: Path,

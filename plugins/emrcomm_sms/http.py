@@ -1,6 +1,11 @@
-"""One HTTP exchange with an SMS provider, done carefully: a pooled session, connect and read
+"""One HTTP exchange with an SMS provider, done carefully: a connection pool, connect and read
 timeouts, the sender's rate limit, 429 + Retry-After honoured up to a bound, and every answer
 turned into success or a TransientDeliveryError / PermanentDeliveryError.
+
+The exchange is made with urllib3 directly (the pool ``requests`` itself sits on): a provider
+request is one form or text POST, and ``requests``' per-request machinery (hooks, cookies,
+environment merging, its Response) cost as much CPU as the rest of the worker's bookkeeping for
+a message (benchmarks: docs/performance.md).
 
 Logs carry the record id, the provider and the HTTP status; never the number or the text.
 """
@@ -9,15 +14,27 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import requests
-import urllib3.exceptions
-from requests.adapters import HTTPAdapter
+import attrs
+import certifi
+import requests.utils
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
+from emrcomm import __version__
 from emrcomm.delivery import PermanentDeliveryError, TransientDeliveryError, redact
 
 from .ratelimit import SenderLimits
@@ -25,6 +42,7 @@ from .ratelimit import SenderLimits
 # Status codes after which the provider may have taken the message although it says it failed
 # (a proxy or gateway in front of it gave up waiting).
 MAYBE_TAKEN = frozenset({500, 502, 504})
+USER_AGENT = f"emrcomm/{__version__}"
 
 
 def retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
@@ -43,28 +61,62 @@ def retry_after(value: str | None, *, now: dt.datetime | None = None) -> float |
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
-def first_line(response: requests.Response) -> str:
+@attrs.frozen
+class Answer:
+    """A provider's answer: status, headers (case-insensitive) and the whole body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        return json.loads(self.content)
+
+
+@attrs.frozen
+class Prepared:
+    """A request ready to go: sending it again sends the same bytes."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+
+
+def first_line(response: Answer) -> str:
     """The first line of a plain-text answer (decoded as UTF-8: no charset guessing)."""
     text = response.content.decode("utf-8", "replace").strip()
     return text.splitlines()[0] if text else ""
 
 
-def _refused(exc: requests.ConnectionError) -> bool:
-    """Whether the connection itself failed (nothing was sent), as opposed to breaking mid-way."""
-    cause = exc.args[0] if exc.args else None
-    reason = getattr(cause, "reason", cause)
-    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError)
+def _encode(data: Mapping[str, Any] | bytes | str | None) -> tuple[bytes | None, str | None]:
+    """The body and its content type: a mapping is form-encoded, bytes and text go as they are."""
+    if data is None:
+        return None, None
+    if isinstance(data, bytes):
+        return data, None
+    if isinstance(data, str):
+        return data.encode("utf-8"), None
+    return urlencode(list(data.items()), doseq=True).encode("ascii"), "application/x-www-form-urlencoded"
+
+
+def _ca_bundle() -> str:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
 
 
 class ProviderClient:
-    """A ``requests.Session`` bound to one provider, shared by every thread that sends with it.
+    """A connection pool bound to one provider, shared by every thread that sends with it.
 
-    ``describe(response)`` turns an error answer into a short detail for the exception (it is
-    redacted before use); ``refused_credentials(response)`` tells an authentication failure
-    from another refusal (default: HTTP 401 or 403). ``base_url`` is where requests go: the
-    proxy environment is read for it once. ``max_wait`` is the longest Retry-After waited
-    in-process and ``attempts`` the most tries a 429 gets; past either the caller gets a
-    TransientDeliveryError with ``retry_after`` set, to reschedule rather than hold a worker.
+    ``describe(answer)`` turns an error answer into a short detail for the exception (it is
+    redacted before use); ``refused_credentials(answer)`` tells an authentication failure from
+    another refusal (default: HTTP 401 or 403). ``base_url`` is where requests go: the proxy
+    (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``) and CA-bundle (``REQUESTS_CA_BUNDLE``)
+    environment is read for it once, when the client is made. ``max_wait`` is the longest
+    Retry-After waited in-process and ``attempts`` the most tries a 429 gets; past either the
+    caller gets a TransientDeliveryError with ``retry_after`` set, to reschedule rather than
+    hold a worker. Redirects are not followed (a redirected POST would lose its body): a 3xx
+    is a refusal.
     """
 
     def __init__(
@@ -79,38 +131,75 @@ class ProviderClient:
         pool_size: int = 10,
         auth: tuple[str, str] | None = None,
         base_url: str | None = None,
-        describe: Callable[[requests.Response], str] | None = None,
-        refused_credentials: Callable[[requests.Response], bool] | None = None,
+        describe: Callable[[Answer], str] | None = None,
+        refused_credentials: Callable[[Answer], bool] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.provider = provider
         self.limits = limits
         self.timeouts = (connect_timeout, read_timeout)
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self.max_wait = max_wait
         self.attempts = attempts
         self.describe = describe or first_line
         self.refused_credentials = refused_credentials or (lambda response: response.status_code in (401, 403))
         self.log = log or logging.getLogger(f"emrcomm.sms.{provider}")
-        self.session = requests.Session()
-        self.session.auth = auth
+        self._pool_size = pool_size
+        self._pools: dict[tuple[str, str], urllib3.PoolManager] = {}
+        self._base: dict[str, str] = {"User-Agent": USER_AGENT, "Accept": "*/*"}
+        self.auth = auth
         if base_url is not None:
-            # Read the proxy and CA-bundle environment once, not on every request (requests does
-            # that when trust_env is on, and it costs more than the rest of a local request);
-            # trust_env off also keeps ~/.netrc from adding credentials of its own.
-            self.session.proxies = requests.utils.get_environ_proxies(base_url)
-            self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            self.session.trust_env = False
-        # A transport's own retries are explicit below; urllib3's would resend behind our back.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+            self._pool(base_url)
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """HTTP basic credentials sent with every request (None: none)."""
+        return self._auth
+
+    @auth.setter
+    def auth(self, value: tuple[str, str] | None) -> None:
+        self._auth = value
+        self._base.pop("Authorization", None)
+        if value is not None:
+            self._base["Authorization"] = urllib3.make_headers(basic_auth=f"{value[0]}:{value[1]}")["authorization"]
+
+    def _pool(self, url: str) -> urllib3.PoolManager:
+        """The pool for ``url``'s scheme and host: through the environment's proxy for it, if any."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        pool = self._pools.get(origin)
+        if pool is None:
+            options: dict[str, Any] = {"maxsize": self._pool_size, "retries": False, "timeout": self._timeout,
+                                       "ca_certs": _ca_bundle()}
+            proxy = requests.utils.get_environ_proxies(url).get(parts.scheme)
+            pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+            pool = self._pools.setdefault(origin, pool)
+        return pool
 
     def close(self) -> None:
-        self.session.close()
+        for pool in self._pools.values():
+            pool.clear()
+
+    def prepare(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                data: Mapping[str, Any] | bytes | str | None = None) -> Prepared:
+        body, content_type = _encode(data)
+        merged = dict(self._base)
+        if content_type:
+            merged["Content-Type"] = content_type
+        merged.update(headers or {})
+        return Prepared(method.upper(), url, merged, body)
+
+    def exchange(self, prepared: Prepared) -> Answer:
+        """Send ``prepared`` once and read the whole answer (urllib3's errors pass through)."""
+        response = self._pool(prepared.url).urlopen(
+            prepared.method, prepared.url, body=prepared.body, headers=prepared.headers, redirect=False,
+            retries=False, timeout=self._timeout, preload_content=True)
+        return Answer(response.status, response.headers, response.data)
 
     def request(self, method: str, url: str, *, key: str, sender: str,
-                headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
-        """Send one request for record ``key`` from ``sender``; return the 2xx response or raise.
+                headers: Mapping[str, str] | None = None,
+                data: Mapping[str, Any] | bytes | str | None = None) -> Answer:
+        """Send one request for record ``key`` from ``sender``; return the 2xx answer or raise.
 
         The request is prepared (body encoded, headers and credentials merged) before the rate
         limiter is asked for a slot, so that once the slot comes only the exchange itself
@@ -118,31 +207,10 @@ class ProviderClient:
         while later (other threads hold the GIL meanwhile), which would bunch messages up at
         the provider and draw 429s at a rate just under its limit.
         """
-        prepared = self.session.prepare_request(
-            requests.Request(method.upper(), url, headers=headers, **{"data": {}, "params": {}, **kwargs}))
-        send_kwargs: dict[str, Any] = {"timeout": self.timeouts, "allow_redirects": True}
-        send_kwargs.update(self.session.merge_environment_settings(prepared.url, {}, None, None, None))
+        prepared = self.prepare(method, url, headers=headers, data=data)
         for attempt in range(1, self.attempts + 1):
             self.limits.acquire(sender)
-            try:
-                response = self.session.send(prepared.copy(), **send_kwargs)
-            except requests.ConnectTimeout:
-                self.log.warning("%s: record %s: connect timeout", self.provider, key)
-                raise TransientDeliveryError(f"{self.provider}: no connection within {self.timeouts[0]} s",
-                                             provider=self.provider, reason="timeout") from None
-            except requests.ReadTimeout:
-                self.log.warning("%s: record %s: no answer within %s s", self.provider, key, self.timeouts[1])
-                raise TransientDeliveryError(
-                    f"{self.provider}: sent, but no answer within {self.timeouts[1]} s (it may have been taken)",
-                    provider=self.provider, reason="timeout", ambiguous=True) from None
-            except requests.ConnectionError as exc:
-                refused = _refused(exc)
-                self.log.warning("%s: record %s: %s", self.provider, key,
-                                 "cannot connect" if refused else "connection broken")
-                raise TransientDeliveryError(
-                    f"{self.provider}: cannot connect" if refused
-                    else f"{self.provider}: connection broken before the answer (it may have been taken)",
-                    provider=self.provider, reason="unreachable", ambiguous=not refused) from None
+            response = self._send(prepared, key)
             status = response.status_code
             self.log.info("%s: record %s: HTTP %s", self.provider, key, status)
             if status < 300:
@@ -170,3 +238,30 @@ class ProviderClient:
             raise PermanentDeliveryError(f"{self.provider}: request rejected (HTTP {status}){suffix}",
                                          provider=self.provider, reason="rejected", status=status)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _send(self, prepared: Prepared, key: str) -> Answer:
+        """One exchange, its failures turned into TransientDeliveryError: not ambiguous when no
+        connection was made (nothing was sent), ambiguous once the request may have gone."""
+        try:
+            return self.exchange(prepared)
+        except (NewConnectionError, ProxyError, SSLError) as exc:
+            # Refused, unresolvable, the proxy or the TLS handshake failed: nothing was sent.
+            # (NewConnectionError is a ConnectTimeoutError subclass in urllib3 2: test it first.)
+            what = "cannot connect" + (" (TLS)" if isinstance(exc, SSLError) else "")
+            self.log.warning("%s: record %s: %s", self.provider, key, what)
+            raise TransientDeliveryError(f"{self.provider}: {what}", provider=self.provider,
+                                         reason="unreachable") from None
+        except ConnectTimeoutError:
+            self.log.warning("%s: record %s: connect timeout", self.provider, key)
+            raise TransientDeliveryError(f"{self.provider}: no connection within {self.timeouts[0]} s",
+                                         provider=self.provider, reason="timeout") from None
+        except ReadTimeoutError:
+            self.log.warning("%s: record %s: no answer within %s s", self.provider, key, self.timeouts[1])
+            raise TransientDeliveryError(
+                f"{self.provider}: sent, but no answer within {self.timeouts[1]} s (it may have been taken)",
+                provider=self.provider, reason="timeout", ambiguous=True) from None
+        except (HTTPError, OSError):
+            self.log.warning("%s: record %s: connection broken", self.provider, key)
+            raise TransientDeliveryError(
+                f"{self.provider}: connection broken before the answer (it may have been taken)",
+                provider=self.provider, reason="unreachable", ambiguous=True) from None

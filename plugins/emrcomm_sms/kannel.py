@@ -15,20 +15,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-import requests
-
 from emrcomm import Message, Receipt
 from emrcomm_policy.segments import count_segments
 
 from .callbacks import kannel_dlr_url
-from .http import ProviderClient, first_line
+from .http import Answer, ProviderClient, first_line
 
 # Kannel's own answers to sendsms (smsbox): "0: Accepted for delivery" and "3: Queued for later
 # delivery" (no SMSC connected yet) with 202; refusals are plain sentences with 4xx/5xx.
 QUEUED = "3"
 
 
-def _refused_credentials(response: requests.Response) -> bool:
+def _refused_credentials(response: Answer) -> bool:
     # Kannel answers 403 both for a wrong password and for "Not routable. Do not try again."
     return response.status_code in (401, 403) and "authori" in first_line(response).lower()
 

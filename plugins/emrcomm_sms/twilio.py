@@ -11,18 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-import requests
-
 from emrcomm import Message, Receipt
 
 from .callbacks import twilio_status_url
-from .http import ProviderClient, first_line
+from .http import Answer, ProviderClient, first_line
 
 API_PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
 
-def _describe(response: requests.Response) -> str:
+def _describe(response: Answer) -> str:
     """Twilio's error code and message, or a mock's list of violations (RFC 7807 + validation)."""
     try:
         body = response.json()
@@ -61,7 +59,7 @@ class TwilioTransport:
             raise ValueError("Twilio needs a sender number or a messaging service SID")
         self.url = base_url.rstrip("/") + API_PATH.format(sid=account_sid)
         self.client = client
-        client.session.auth = (account_sid, auth_token)
+        client.auth = (account_sid, auth_token)
         client.describe = _describe
         self.clock = clock
         self.sender = sender
