@@ -491,3 +491,21 @@ def test_an_unsigned_end_is_flagged_not_vouched_for_when_the_host_appends_again(
     assert "the end of the log, is not signed" in anomaly["problem"]
     report = audit.verify(host.store, [public])
     assert not report.ok and "anomaly" in {p.what for p in report.problems}
+
+
+def test_an_entry_undone_inside_a_group_commit_leaves_the_end_signed(host: Host) -> None:
+    # A group commit whose last transaction is undone: the end of the log is then an entry of
+    # an earlier transaction of the group, which the commit must sign (not leave unsigned and
+    # flagged as added without the key by the next append).
+    log = host.audit
+    with host.store.group_commit():
+        with host.store.transaction():
+            log.record("requeued", records=["r-1"])
+        with pytest.raises(RuntimeError), host.store.transaction():
+            log.record("requeued", records=["r-2"])
+            raise RuntimeError("a filer failed")
+    last = host.store.audit_last()
+    assert last is not None and last["sig"] and entries(host)[-1]["records"] == ["r-1"]
+    log.record("requeued", records=["r-3"])
+    assert [e["records"] for e in entries(host)][-2:] == [["r-1"], ["r-3"]]  # no audit.anomaly between
+    assert audit.verify(host.store, [log.key.public]).ok

@@ -247,10 +247,12 @@ class AuditLog:
         self.clock = clock
         self.seal_seconds = seal_seconds
         self._sealed_at = float("-inf")
-        # (seq, hash) of the last entry this log appended in the open transaction: unsigned
-        # until the commit signs it. Any other unsigned end of the log was not written by a
-        # key holder, and nothing is chained or sealed onto it unflagged (see _tail_problem).
-        self._own_tail: tuple[int, str] | None = None
+        # (seq, hash) of the entries this log appended in the open transaction: unsigned until
+        # the commit signs the last one standing (a savepoint rolled back inside a group commit
+        # takes its entries away, and an earlier one is the end again). Any other unsigned end
+        # of the log was not written by a key holder, and nothing is chained or sealed onto it
+        # unflagged (see _tail_problem).
+        self._own: set[tuple[int, str]] = set()
         store.before_commit(self._sign_tail)
 
     @classmethod
@@ -328,26 +330,25 @@ class AuditLog:
             due = due or problem is not None
             new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
             self.store.audit_append(rows, new_head)
-            if rows:
-                self._own_tail = (seq, prev)
+            self._own.update((row[0], row[2]) for row in rows)
         if due:
             self._sealed_at = now
 
     def _sign_tail(self) -> None:
         """Sign the log's last entry, if this log appended since the last commit (the store calls
         this just before each commit; a failure here rolls the transaction back)."""
-        own, self._own_tail = self._own_tail, None
-        if own is None:
+        own, self._own = self._own, set()
+        if not own:
             return
         last = self.store.audit_last()
-        if last is not None and not last["sig"] and (last["seq"], last["hash"]) == own:
+        if last is not None and not last["sig"] and (last["seq"], last["hash"]) in own:
             self.store.audit_sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
 
     def _tail_problem(self, last: Mapping[str, Any] | None) -> str | None:
         """An unsigned entry at the end of the log that this log did not just write: every
         transaction ends signed, so it was added without the key. Chaining a new signed entry
         (or sealing the head) onto it would vouch for it; it is flagged instead."""
-        if last is None or last["sig"] or (last["seq"], last["hash"]) == self._own_tail:
+        if last is None or last["sig"] or (last["seq"], last["hash"]) in self._own:
             return None
         return (f"entry {last['seq']}, the end of the log, is not signed: it and the unsigned entries "
                 "before it were added without the key")
