@@ -174,18 +174,18 @@ def server() -> Iterator[ScriptedHTTPServer]:
 def test_the_request_is_prepared_before_the_rate_limiter_gives_its_slot(server: ScriptedHTTPServer) -> None:
     events: list[str] = []
     client = ProviderClient("test", limits=_Limits(events), base_url=server.url, auth=("user", "secret"))
-    prepare, send = client.session.prepare_request, client.session.send
+    prepare, exchange = client.prepare, client.exchange
 
-    def preparing(request: Any) -> Any:
+    def preparing(*args: Any, **kwargs: Any) -> Any:
         events.append("prepare")
-        return prepare(request)
+        return prepare(*args, **kwargs)
 
-    def sending(request: Any, **kwargs: Any) -> Any:
+    def sending(prepared: Any) -> Any:
         events.append("send")
-        return send(request, **kwargs)
+        return exchange(prepared)
 
-    client.session.prepare_request = preparing  # type: ignore[method-assign]
-    client.session.send = sending  # type: ignore[method-assign]
+    client.prepare = preparing  # type: ignore[method-assign]
+    client.exchange = sending  # type: ignore[method-assign]
     server.script(Reply(429, b"{}", headers=(("Retry-After", "0"),)), Reply(201, b"{}"))
     try:
         response = client.request("POST", f"{server.url}/send", key="rec-1", sender="+16135550100",
@@ -198,3 +198,77 @@ def test_the_request_is_prepared_before_the_rate_limiter_gives_its_slot(server: 
     assert first.body == again.body and first.form == {"To": ["+16135550401"], "Body": ["Hello"]}
     assert first.headers["X-Key"] == again.headers["X-Key"] == "rec-1"
     assert first.headers["Authorization"] == again.headers["Authorization"]
+
+
+# -- settles share commits ---------------------------------------------------------------------
+
+
+def test_settles_arriving_during_a_commit_share_the_next_one(tmp_path: Any) -> None:
+    from emrcomm.store import SQLiteStore
+    from emrcomm.worker import SharedCommits
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    shared = SharedCommits(store)
+    first_in = threading.Event()
+    release = threading.Event()
+
+    def slow() -> str:  # holds the first commit open until the others are waiting
+        first_in.set()
+        assert release.wait(10)
+        store.meta_put("k0", "v")
+        return "k0"
+
+    results: dict[str, Any] = {}
+
+    def settle(name: str, write: Callable[[], Any]) -> None:
+        try:
+            results[name] = shared.run(write)
+        except Exception as exc:
+            results[name] = exc
+
+    first = threading.Thread(target=settle, args=("k0", slow))
+    first.start()
+    assert first_in.wait(10)
+
+    def put(name: str) -> Callable[[], str]:
+        def write() -> str:
+            if name == "bad":
+                store.meta_put("bad", "v")
+                raise RuntimeError("a filer failed")
+            store.meta_put(name, "v")
+            return name
+        return write
+
+    others = [threading.Thread(target=settle, args=(n, put(n))) for n in ("k1", "bad", "k2")]
+    for t in others:
+        t.start()
+    wait_until = time.monotonic() + 10
+    while len(shared._waiting) < 3 and time.monotonic() < wait_until:
+        time.sleep(0.005)
+    release.set()
+    for t in (first, *others):
+        t.join(10)
+    assert results["k0"] == "k0" and results["k1"] == "k1" and results["k2"] == "k2"
+    assert isinstance(results["bad"], RuntimeError)
+    assert shared.commits == 2  # the first alone, then the three that waited for it, together
+    assert [store.meta_get(k) for k in ("k0", "k1", "k2", "bad")] == ["v", "v", "v", None]
+    store.close()
+
+
+def test_a_failed_shared_commit_fails_every_settle_in_it(tmp_path: Any) -> None:
+    import sqlite3
+
+    from emrcomm.store import SQLiteStore
+    from emrcomm.worker import SharedCommits
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    shared = SharedCommits(store)
+
+    def disk_full() -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    store.before_commit(disk_full)
+    with pytest.raises(sqlite3.OperationalError):
+        shared.run(lambda: store.meta_put("lost", "v"))
+    assert store.meta_get("lost") is None and shared.commits == 0
+    store.close()

@@ -123,6 +123,65 @@ class WorkerStats:
                                     "max": None if most is None else round(most * 1000, 3)}}
 
 
+class SharedCommits:
+    """Settles from the delivery threads share commits: one fsync and one audit signature for
+    every settle that arrived while the previous commit was being made.
+
+    ``run(write)`` returns once ``write``'s effects are durable (or raises what it raised, or
+    what the commit raised). The first thread to find no commit under way makes one for every
+    write waiting, each in its own savepoint (a write that raises is undone alone); the others
+    wait for it, and one of them commits whatever arrived meanwhile. A thread alone commits at
+    once: nothing waits for company.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._waiting: list[_Write] = []
+        self._queue = threading.Lock()
+        self._committing = threading.Lock()
+        self.commits = 0  # commits made, for the statistics: writes / commits = the group size
+
+    def run(self, write: Callable[[], Any]) -> Any:
+        mine = _Write(write)
+        with self._queue:
+            self._waiting.append(mine)
+        with self._committing:
+            if not mine.done:
+                with self._queue:
+                    group, self._waiting = self._waiting, []
+                self._commit(group)
+        if mine.error is not None:
+            raise mine.error
+        return mine.result
+
+    def _commit(self, group: list[_Write]) -> None:
+        try:
+            with self.store.group_commit():
+                for each in group:
+                    try:
+                        with self.store.transaction():  # a savepoint inside the group
+                            each.result = each.write()
+                    except Exception as exc:
+                        each.error = exc
+            self.commits += 1
+        except BaseException as exc:  # the commit itself failed: nothing of the group is durable
+            for each in group:
+                each.result, each.error = None, each.error or exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for each in group:
+                each.done = True
+
+
+@define
+class _Write:
+    write: Callable[[], Any]
+    result: Any = None
+    error: BaseException | None = None
+    done: bool = False
+
+
 class Worker:
     """Delivers due outbox rows of ``host`` with ``settings.concurrency`` threads.
 
@@ -149,6 +208,7 @@ class Worker:
         self._stop = threading.Event()
         self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
         self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
+        self._settles = SharedCommits(host.store)
 
     def stop(self) -> None:
         """Finish the messages being sent, give back the rows not started, then return from
@@ -314,14 +374,19 @@ class Worker:
         self._release_later_legs(key)
 
     def _settle_sent(self, row: Mapping[str, Any], done: Record, trail: Any, channel: str, receipt: Any) -> bool:
+        """Mark the row sent, file the completed record and audit it: one transaction, whose
+        commit it shares with the other threads' settles (see SharedCommits)."""
         host = self.host
-        with host.store.transaction():
+
+        def write() -> bool:
             kept = host.store.outbox_settle(row["key"], owner=self.owner, state="sent", now=host.clock(),
                                             provider_id=receipt.provider_id)
             trail.add("sent", record=row["record_id"], channel=channel, provider_id=receipt.provider_id)
             self._file(done, trail)
             trail.flush()
-        return kept
+            return bool(kept)
+
+        return bool(self._settles.run(write))
 
     def _release_later_legs(self, key: str) -> None:
         host = self.host
