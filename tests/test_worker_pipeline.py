@@ -272,3 +272,39 @@ def test_a_failed_shared_commit_fails_every_settle_in_it(tmp_path: Any) -> None:
         shared.run(lambda: store.meta_put("lost", "v"))
     assert store.meta_get("lost") is None and shared.commits == 0
     store.close()
+
+
+def test_a_settle_waits_commit_delay_for_threads_still_sending_and_shares_its_commit(tmp_path: Any) -> None:
+    from emrcomm.store import SQLiteStore
+    from emrcomm.worker import SharedCommits
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    sending = [2]  # this thread and one more, still sending
+    waited: list[float] = []
+    other = threading.Thread(target=lambda: shared.run(lambda: store.meta_put("k1", "v")))
+
+    def sleep(seconds: float) -> None:  # the other thread's settle arrives during the delay
+        waited.append(seconds)
+        other.start()
+        deadline = time.monotonic() + 10
+        while len(shared._waiting) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    shared = SharedCommits(store, delay=0.002, others=lambda: sending[0], sleep=sleep)
+    shared.run(lambda: store.meta_put("k0", "v"))
+    other.join(10)
+    assert waited == [0.002] and shared.commits == 1
+    assert store.meta_get("k0") == store.meta_get("k1") == "v"
+    sending[0] = 1  # alone: no wait
+    shared.run(lambda: store.meta_put("k2", "v"))
+    assert waited == [0.002] and shared.commits == 2
+    store.close()
+
+
+def test_commit_delay_is_read_from_the_delivery_settings(make_host: Callable[..., Host]) -> None:
+    host = make_host(QUEUE + "commit_delay = 0\n")
+    worker = Worker(host)
+    assert worker.settings.commit_delay == 0.0 and worker._settles.delay == 0.0
+    assert WorkerSettings.from_config({}).commit_delay == 0.001
+    with pytest.raises(Exception, match="commit_delay"):
+        make_host(QUEUE + "commit_delay = 5\n")  # more than 0.1 s would hold every send

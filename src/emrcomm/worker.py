@@ -55,6 +55,9 @@ class WorkerSettings:
     concurrency: int = 4
     lease_seconds: float = 120.0
     poll_seconds: float = 1.0
+    # Seconds a settle waits for the other threads' settles before committing, when they are
+    # still sending (PostgreSQL's commit_delay): one fsync and one signature for several.
+    commit_delay: float = 0.001
     # Rows claimed at a time while the threads still hold ``concurrency`` of them. 0 (the
     # default) adapts it: it starts at max(concurrency, 16) and doubles (up to 256) while a
     # claim's rows are gone within lease_seconds / 32, halves when they take over
@@ -72,6 +75,7 @@ class WorkerSettings:
             concurrency=int(concurrency or delivery.get("concurrency", 4)),
             lease_seconds=float(delivery.get("lease_seconds", 120.0)),
             poll_seconds=float(delivery.get("poll_seconds", 1.0)),
+            commit_delay=float(delivery.get("commit_delay", 0.001)),
         )
 
 
@@ -130,12 +134,18 @@ class SharedCommits:
     ``run(write)`` returns once ``write``'s effects are durable (or raises what it raised, or
     what the commit raised). The first thread to find no commit under way makes one for every
     write waiting, each in its own savepoint (a write that raises is undone alone); the others
-    wait for it, and one of them commits whatever arrived meanwhile. A thread alone commits at
-    once: nothing waits for company.
+    wait for it, and one of them commits whatever arrived meanwhile. When ``others()`` (threads
+    still sending) exceeds the writes waiting, the committing thread first sleeps ``delay``
+    seconds so that their settles join this commit: the other threads use the CPU meanwhile,
+    and the group costs one commit instead of several. A thread alone commits at once.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, delay: float = 0.0, others: Callable[[], int] = lambda: 0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
+        self.delay = delay
+        self.others = others
+        self._sleep = sleep
         self._waiting: list[_Write] = []
         self._queue = threading.Lock()
         self._committing = threading.Lock()
@@ -147,6 +157,8 @@ class SharedCommits:
             self._waiting.append(mine)
         with self._committing:
             if not mine.done:
+                if self.delay and self.others() > len(self._waiting):
+                    self._sleep(self.delay)
                 with self._queue:
                     group, self._waiting = self._waiting, []
                 self._commit(group)
@@ -208,7 +220,9 @@ class Worker:
         self._stop = threading.Event()
         self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
         self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
-        self._settles = SharedCommits(host.store)
+        self._sending = 0  # threads delivering a row now (their settles may come soon)
+        self._sending_lock = threading.Lock()
+        self._settles = SharedCommits(host.store, delay=self.settings.commit_delay, others=lambda: self._sending)
 
     def stop(self) -> None:
         """Finish the messages being sent, give back the rows not started, then return from
@@ -313,6 +327,8 @@ class Worker:
     # one row -------------------------------------------------------------------------------------
     def deliver(self, row: Mapping[str, Any]) -> None:
         progress: dict[str, Any] = {}
+        with self._sending_lock:
+            self._sending += 1
         try:
             self._deliver(row, progress)
         except Exception as exc:  # never lose the thread
@@ -328,6 +344,9 @@ class Worker:
                 # out and another worker takes it over.
                 log.error("outbox %s: could not settle after a worker error (%s); left to lease takeover",
                           row["key"], type(again).__name__)
+        finally:
+            with self._sending_lock:
+                self._sending -= 1
 
     def _worker_error(self, row: Mapping[str, Any], exc: BaseException) -> None:
         """An error before the provider accepted the message: retried, then dead-lettered."""
