@@ -236,20 +236,36 @@ def test_outbox_command_shows_counts_and_dead_letters_and_requeues(
     assert main(["outbox", "requeue", "nope", "--config", config]) == 4
 
 
-def test_the_worker_files_what_was_filed_at_queueing_time_and_the_outcome(make_host: Callable[..., Host]) -> None:
+@pytest.mark.parametrize("queued_by", ["this version", "a version without payload.filed"])
+def test_the_worker_files_what_was_filed_at_queueing_time_and_the_outcome(make_host: Callable[..., Host],
+                                                                          queued_by: str) -> None:
     host = make_host(QUEUE)
-    request = Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-based", template="appointment-reminder",
-                      variables={"appointment": APPOINTMENT}, appointment=APPOINTMENT,
-                      based_on="ServiceRequest/77", sender="Practitioner/9")
+    request = Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-based",
+                      text="Riverside Clinic: your appointment is tomorrow at 10:00. Book now and save 20% on "
+                           "your next cleaning! Reply STOP to opt out.",
+                      appointment=APPOINTMENT, based_on="ServiceRequest/77", sender="Practitioner/9")
     [record] = host.send(request).record_ids
     queued = host.store.get_record(record)
+    [row] = host.store._db.execute("SELECT key, payload FROM outbox").fetchall()
+    payload = json.loads(row["payload"])
+    assert payload["filed"]["based_on"] == "ServiceRequest/77"
+    if queued_by != "this version":  # the worker reads the record filed then instead
+        del payload["filed"]
+        host.store._db.execute("UPDATE outbox SET payload = ? WHERE key = ?", (json.dumps(payload), row["key"]))
+    reads: list[str] = []
+    get_record = host.store.get_record
+    host.store.get_record = lambda id: reads.append(id) or get_record(id)  # type: ignore[method-assign]
     worker(host).run(once=True)
+    host.store.get_record = get_record  # type: ignore[method-assign]
+    assert reads == ([] if queued_by == "this version" else [record])
     filed = host.store.get_record(record)
     assert queued is not None and filed is not None
     assert filed["status"] == "completed" and "sent" in filed
     assert filed["basedOn"] == [{"reference": "ServiceRequest/77"}]
     assert filed["sender"] == {"reference": "Practitioner/9"}
     assert [n for n in queued.get("note", []) if n not in filed.get("note", [])] == []
+    warned = [n["text"] for n in queued.get("note", []) if "(warn)" in n["text"]]
+    assert warned and all({"text": n} in filed["note"] for n in warned)  # the warnings found then
 
 
 def test_a_stop_after_the_hold_stops_the_held_reminder(make_host: Callable[..., Host], clock: Clock) -> None:

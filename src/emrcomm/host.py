@@ -696,7 +696,7 @@ class Host:
                     fresh = self.store.outbox_put(
                         key=record.id, record_id=record.id, request_id=req.id, channel=leg.channel.name,
                         state="sending" if inline else "held" if held else "pending", not_before=hold_until,
-                        payload=_payload(leg), now=now, lease_owner=lease_owner, lease_until=lease_until,
+                        payload=_payload(leg, record), now=now, lease_owner=lease_owner, lease_until=lease_until,
                     )
                     if not fresh:
                         raise _Duplicate  # the same request id, racing: undo all this, send nothing
@@ -917,17 +917,20 @@ def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
         yield f if f.plugin else attrs.evolve(f, plugin=plugin)
 
 
-def _payload(leg: _Leg) -> dict[str, Any]:
-    """What the worker needs to deliver this leg later without re-rendering it.
+def _payload(leg: _Leg, record: Record) -> dict[str, Any]:
+    """What the worker needs to deliver this leg later without re-rendering it, and to file its
+    outcome like the record filed now (``filed``: what the CommunicationRequest copy does not say).
 
     For a channel that holds content (the portal) the text is already stored encrypted by the
     channel; the outbox keeps only what identifies it.
     """
     m = leg.message
+    filed = {"based_on": record.request.based_on, "sender": record.request.sender,
+             "findings": [[f.code, f.severity.value, f.message] for f in record.findings if not f.blocks]}
     if leg.channel.holds_content:
         bare = attrs.evolve(m.request, text=None, variables={}, attachments=())
         return {"address": leg.route.address, "role": leg.route.role, "sealed": True,
-                "language": m.language, "request": fhir.request_to_fhir(bare)}
+                "language": m.language, "request": fhir.request_to_fhir(bare), "filed": filed}
     request = m.request
     if leg.link:
         request = attrs.evolve(request, variables={k: LINK_SLOT if v == leg.link else v
@@ -941,6 +944,7 @@ def _payload(leg: _Leg) -> dict[str, Any]:
         "language": m.language,
         "template": m.template,
         "request": fhir.request_to_fhir(request),
+        "filed": filed,
     }
     if leg.link_from is not None:
         payload["link_from"] = {"channel": leg.link_from[0], "id": leg.link_from[1]}

@@ -547,7 +547,7 @@ class Worker:
         from emrcomm.host import LINK_SLOT, LINK_WITHHELD
 
         host = self.host
-        request, kept = _as_filed(host, row["record_id"], request)
+        request, kept = _as_filed(host, row["record_id"], request, payload.get("filed"))
         channel = host.channels.get(row["channel"])
         sealed = bool(payload.get("sealed"))
         text = payload.get("text")
@@ -577,9 +577,19 @@ def _parse_request(payload: Mapping[str, Any]) -> Request:
 _NOTE = re.compile(r"^([A-Z][A-Z0-9_]+) \((info|warn|block)\): (.+)$")
 
 
-def _as_filed(host: Host, record_id: str, request: Request) -> tuple[Request, tuple[Finding, ...]]:
-    """What the record filed when the message was queued says that the outbox payload does not:
-    the request's basedOn and sender, and the warnings found then (kept in the chart's notes)."""
+def _as_filed(host: Host, record_id: str, request: Request,
+              filed: Mapping[str, Any] | None = None) -> tuple[Request, tuple[Finding, ...]]:
+    """What the record filed when the message was queued says that the outbox payload's request
+    does not: the request's basedOn and sender, and the warnings found then. The host writes
+    them in the payload (``filed``); rows queued before it did are read from the record (the
+    chart's notes)."""
+    if filed is not None:
+        found = tuple(Finding(code=code, severity=Severity(severity), message=message)
+                      for code, severity, message in filed.get("findings", ()))
+        if filed.get("based_on") is None and filed.get("sender") is None:
+            return request, found
+        return attrs.evolve(request, based_on=filed.get("based_on") or request.based_on,
+                            sender=filed.get("sender") or request.sender), found
     resource = host.store.get_record(record_id) or {}
     based_on = next((b["reference"] for b in resource.get("basedOn", ()) if b.get("reference")), None)
     sender = (resource.get("sender") or {}).get("reference")
