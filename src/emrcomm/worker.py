@@ -393,8 +393,9 @@ class Worker:
         self._release_later_legs(key)
 
     def _settle_sent(self, row: Mapping[str, Any], done: Record, trail: Any, channel: str, receipt: Any) -> bool:
-        """Mark the row sent, file the completed record and audit it: one transaction, whose
-        commit it shares with the other threads' settles (see SharedCommits)."""
+        """Mark the row sent, file the completed record, audit it and release the request's later
+        legs (a portal message's notice): one transaction, whose commit it shares with the other
+        threads' settles (see SharedCommits)."""
         host = self.host
 
         def write() -> bool:
@@ -403,6 +404,7 @@ class Worker:
             trail.add("sent", record=row["record_id"], channel=channel, provider_id=receipt.provider_id)
             self._file(done, trail)
             trail.flush()
+            self._release_later_legs(row["key"])  # with the mark: a crash cannot leave them waiting
             return bool(kept)
 
         return bool(self._settles.run(write))
@@ -470,7 +472,6 @@ class Worker:
         else:
             self.stats.count("lost_lease")
             log.warning("outbox %s: sent, but its lease had passed to another worker", key)
-        self._release_later_legs(key)
 
     def _revocation(self, channel: str, address_system: str | None, payload: Mapping[str, Any]) -> str | None:
         """The source of the revocation when the consent ledger's last word for this address is
