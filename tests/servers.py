@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import threading
@@ -309,20 +310,26 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class ScriptedHTTPServer:
-    """Answers the scripted replies in order, then ``default``; records every request."""
+    """Answers the scripted replies in order, then ``default``; records every request. With
+    ``tls`` (a server-side SSLContext) it speaks HTTPS, as ``https://localhost:port``."""
 
-    def __init__(self, default: Reply = Reply()) -> None:
+    def __init__(self, default: Reply = Reply(), *, tls: ssl.SSLContext | None = None) -> None:
         self.default = default
         self._lock = threading.Lock()
         self._script: deque[Reply] = deque()
         self.seen: list[Seen] = []
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
+        self._tls = tls
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
+        if self._tls is not None:
+            return f"https://localhost:{self._server.server_address[1]}"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def script(self, *replies: Reply) -> None:

@@ -483,6 +483,39 @@ def test_the_proxy_from_the_environment_is_used(secrets_dir: Path, tmp_path: Pat
     assert seen.headers["I-Twilio-Idempotency-Token"] == "rec-proxy" and receipt.status == "queued"
 
 
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[ScriptedHTTPServer, Path]]:
+    from mailservers import CertificateAuthority
+
+    ca = CertificateAuthority(tmp_path / "ca")
+    server = ScriptedHTTPServer(CREATED, tls=ca.server_context())
+    yield server, ca.ca_file
+    server.close()
+
+
+def test_https_to_a_provider_whose_certificate_is_not_trusted_is_refused_before_sending(
+        secrets_dir: Path, tmp_path: Path, https_server: tuple[ScriptedHTTPServer, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _ = https_server
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with pytest.raises(TransientDeliveryError) as err:
+        sms_transport(twilio_settings(server.url, secrets_dir), tmp_path).send(message(), "+16135550412", "rec-tls")
+    assert (err.value.reason, err.value.ambiguous) == ("unreachable", False)  # nothing went
+    assert "TLS" in str(err.value) and server.seen == []
+
+
+def test_https_with_the_ca_bundle_from_the_environment(secrets_dir: Path, tmp_path: Path,
+                                                      https_server: tuple[ScriptedHTTPServer, Path],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    server, ca_file = https_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+    receipt = sms_transport(twilio_settings(server.url, secrets_dir), tmp_path).send(message(), "+16135550413",
+                                                                                    "rec-tls-ok")
+    [seen] = server.seen
+    assert seen.headers["I-Twilio-Idempotency-Token"] == "rec-tls-ok" and receipt.status == "queued"
+
+
 def test_connections_to_the_provider_are_pooled(secrets_dir: Path, tmp_path: Path,
                                                 http_server: ScriptedHTTPServer) -> None:
     http_server.script(CREATED, CREATED, CREATED)

@@ -80,6 +80,7 @@ class Prepared:
 
     method: str
     url: str
+    target: str  # what the request line names: the path and query
     headers: Mapping[str, str]
     body: bytes | None
 
@@ -145,7 +146,7 @@ class ProviderClient:
         self.refused_credentials = refused_credentials or (lambda response: response.status_code in (401, 403))
         self.log = log or logging.getLogger(f"emrcomm.sms.{provider}")
         self._pool_size = pool_size
-        self._pools: dict[tuple[str, str], urllib3.PoolManager] = {}
+        self._pools: dict[tuple[str, str], urllib3.PoolManager | urllib3.HTTPConnectionPool] = {}
         self._base: dict[str, str] = {"User-Agent": USER_AGENT, "Accept": "*/*"}
         self.auth = auth
         if base_url is not None:
@@ -163,22 +164,27 @@ class ProviderClient:
         if value is not None:
             self._base["Authorization"] = urllib3.make_headers(basic_auth=f"{value[0]}:{value[1]}")["authorization"]
 
-    def _pool(self, url: str) -> urllib3.PoolManager:
-        """The pool for ``url``'s scheme and host: through the environment's proxy for it, if any."""
+    def _pool(self, url: str) -> urllib3.PoolManager | urllib3.HTTPConnectionPool:
+        """The connections to ``url``'s scheme and host: a pool of its own, or the environment's
+        proxy for it (a ProxyManager, which is given whole URLs)."""
         parts = urlsplit(url)
         origin = (parts.scheme, parts.netloc)
         pool = self._pools.get(origin)
         if pool is None:
-            options: dict[str, Any] = {"maxsize": self._pool_size, "retries": False, "timeout": self._timeout,
-                                       "ca_certs": _ca_bundle()}
+            options: dict[str, Any] = {"maxsize": self._pool_size, "retries": False, "timeout": self._timeout}
+            if parts.scheme == "https":
+                options["ca_certs"] = _ca_bundle()
             proxy = requests.utils.get_environ_proxies(url).get(parts.scheme)
-            pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-            pool = self._pools.setdefault(origin, pool)
+            made = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.connection_from_url(url, **options)
+            pool = self._pools.setdefault(origin, made)
         return pool
 
     def close(self) -> None:
         for pool in self._pools.values():
-            pool.clear()
+            if isinstance(pool, urllib3.PoolManager):
+                pool.clear()
+            else:
+                pool.close()
 
     def prepare(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                 data: Mapping[str, Any] | bytes | str | None = None) -> Prepared:
@@ -187,13 +193,17 @@ class ProviderClient:
         if content_type:
             merged["Content-Type"] = content_type
         merged.update(headers or {})
-        return Prepared(method.upper(), url, merged, body)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return Prepared(method.upper(), url, target, merged, body)
 
     def exchange(self, prepared: Prepared) -> Answer:
         """Send ``prepared`` once and read the whole answer (urllib3's errors pass through)."""
-        response = self._pool(prepared.url).urlopen(
-            prepared.method, prepared.url, body=prepared.body, headers=prepared.headers, redirect=False,
-            retries=False, timeout=self._timeout, preload_content=True)
+        pool = self._pool(prepared.url)
+        response = pool.urlopen(
+            prepared.method, prepared.url if isinstance(pool, urllib3.PoolManager) else prepared.target,
+            body=prepared.body, headers=prepared.headers, redirect=False, retries=False, timeout=self._timeout,
+            preload_content=True)
         return Answer(response.status, response.headers, response.data)
 
     def request(self, method: str, url: str, *, key: str, sender: str,
