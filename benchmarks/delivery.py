@@ -36,6 +36,7 @@ from servers import Kannel, Reply, ScriptedHTTPServer  # noqa: E402
 
 TEXT = "Riverside Family Health: your appointment is Tue, Nov 24 at 9:20 a.m. Reply STOP to opt out."
 ACCEPTED = Reply(status=202, body=b"0: Accepted for delivery")
+UNLIMITED = 100_000.0  # messages a second: far above what one thread reaches, so the limiter never waits
 
 
 def transport(tmp: Path, url: str, rate: float) -> Any:
@@ -101,17 +102,17 @@ def run(n: int) -> dict[str, Any]:
         tmp = Path(folder)
         kannel = Kannel(tmp / "kannel", password="bench-secret")
         try:
-            ours(transport(tmp, kannel.sendsms_url, 1000), 20)  # warm up both sides
+            ours(transport(tmp, kannel.sendsms_url, UNLIMITED), 20)  # warm up both sides
             raw_loop(kannel.sendsms_url, 20)
             results["kannel_raw_per_s"] = raw_loop(kannel.sendsms_url, n)
-            results["kannel_ours_per_s"] = ours(transport(tmp, kannel.sendsms_url, 1000), n)
+            results["kannel_ours_per_s"] = ours(transport(tmp, kannel.sendsms_url, UNLIMITED), n)
         finally:
             kannel.stop()
         sink = ScriptedHTTPServer(ACCEPTED)
         url = sink.url + "/cgi-bin/sendsms"
         raw_loop(url, 20)
         results["sink_raw_per_s"] = raw_loop(url, n)
-        results["sink_ours_per_s"] = ours(transport(tmp, url, 1000), n)
+        results["sink_ours_per_s"] = ours(transport(tmp, url, UNLIMITED), n)
         limit = 50.0
         limited = LimitedSink(limit)
         count = int(limit * 4)  # four seconds at the limit
