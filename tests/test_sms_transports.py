@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -470,17 +471,46 @@ def test_a_redirect_is_a_refusal_not_followed(secrets_dir: Path, tmp_path: Path,
     assert len(http_server.seen) == 1
 
 
-def test_the_proxy_from_the_environment_is_used(secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+PROXY_VARIABLES = ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                   "ALL_PROXY", "all_proxy")
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY"])
+def test_the_proxy_from_the_environment_is_used_with_its_credentials(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer, monkeypatch: pytest.MonkeyPatch,
+        variable: str) -> None:
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", http_server.url)  # the scripted server plays the proxy
+    # The scripted server plays the proxy; its URL carries credentials, as proxy URLs do.
+    monkeypatch.setenv(variable, http_server.url.replace("http://", "http://relay:p%40ss@"))
     http_server.script(CREATED)
     settings = twilio_settings("http://api.twilio.example.invalid", secrets_dir)
     receipt = sms_transport(settings, tmp_path).send(message(), "+16135550411", "rec-proxy")
     [seen] = http_server.seen  # a proxy is asked for the absolute URL
     assert seen.path == f"http://api.twilio.example.invalid/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert base64.b64decode(seen.headers["Proxy-Authorization"].split()[1]) == b"relay:p@ss"
     assert seen.headers["I-Twilio-Idempotency-Token"] == "rec-proxy" and receipt.status == "queued"
+
+
+def test_a_proxy_refusing_its_credentials_is_a_permanent_configuration_error(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", http_server.url)
+    http_server.script(Reply(407, b"Proxy Authentication Required"))
+    with pytest.raises(PermanentDeliveryError) as err:
+        sms_transport(twilio_settings("http://api.twilio.example.invalid", secrets_dir), tmp_path).send(
+            message(), "+16135550414", "rec-407")
+    assert (err.value.reason, err.value.status, err.value.ambiguous) == ("unauthorized", 407, False)
+    assert "proxy" in str(err.value)
+
+
+def test_a_303_answer_is_a_dead_letter_that_may_have_been_sent(secrets_dir: Path, tmp_path: Path,
+                                                               http_server: ScriptedHTTPServer) -> None:
+    http_server.script(Reply(303, b"", headers=(("Location", f"{http_server.url}/Messages/SM1"),)))
+    with pytest.raises(PermanentDeliveryError) as err:
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550415", "r303")
+    assert (err.value.reason, err.value.status, err.value.ambiguous) == ("rejected", 303, True)
 
 
 @pytest.fixture
@@ -514,6 +544,35 @@ def test_https_with_the_ca_bundle_from_the_environment(secrets_dir: Path, tmp_pa
                                                                                     "rec-tls-ok")
     [seen] = server.seen
     assert seen.headers["I-Twilio-Idempotency-Token"] == "rec-tls-ok" and receipt.status == "queued"
+
+
+def test_a_tls_error_after_the_request_went_is_ambiguous(secrets_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailservers import CertificateAuthority
+
+    ca = CertificateAuthority(tmp_path / "ca")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
+    got: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def corrupt_answer() -> None:  # read the whole request over TLS, then send a broken record
+            raw, _ = listener.accept()
+            with ca.server_context().wrap_socket(raw, server_side=True) as conn:
+                conn.settimeout(5)
+                data = b""
+                while b"Body=" not in data:
+                    data += conn.recv(65536)
+                got.append(data)
+                with socket.socket(fileno=os.dup(conn.fileno())) as plain:
+                    plain.sendall(b"\x17\x03\x03\x00\x20" + b"X" * 32)  # application data that fails to decrypt
+
+        thread = threading.Thread(target=corrupt_answer)
+        thread.start()
+        url = f"https://localhost:{listener.getsockname()[1]}"
+        with pytest.raises(TransientDeliveryError) as err:
+            sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550416", "rec-tls-cut")
+        thread.join(5)
+    assert got and b"rec-tls-cut" in got[0]  # the provider had it
+    assert (err.value.reason, err.value.ambiguous) == ("unreachable", True)
 
 
 def test_connections_to_the_provider_are_pooled(secrets_dir: Path, tmp_path: Path,

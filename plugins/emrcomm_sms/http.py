@@ -17,6 +17,7 @@ import email.utils
 import json
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -166,16 +167,32 @@ class ProviderClient:
 
     def _pool(self, url: str) -> urllib3.PoolManager | urllib3.HTTPConnectionPool:
         """The connections to ``url``'s scheme and host: a pool of its own, or the environment's
-        proxy for it (a ProxyManager, which is given whole URLs)."""
+        proxy for it (a ProxyManager, which is given whole URLs), chosen as ``requests`` chooses
+        (``NO_PROXY``, then the scheme's proxy, then ``ALL_PROXY``; credentials in the proxy's
+        URL are sent to the proxy)."""
         parts = urlsplit(url)
         origin = (parts.scheme, parts.netloc)
         pool = self._pools.get(origin)
         if pool is None:
             options: dict[str, Any] = {"maxsize": self._pool_size, "retries": False, "timeout": self._timeout}
             if parts.scheme == "https":
-                options["ca_certs"] = _ca_bundle()
-            proxy = requests.utils.get_environ_proxies(url).get(parts.scheme)
-            made = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.connection_from_url(url, **options)
+                bundle = _ca_bundle()
+                options["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
+            proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+            if proxy:
+                if "://" not in proxy:
+                    proxy = f"http://{proxy}"
+                user, password = requests.utils.get_auth_from_url(proxy)
+                if user or password:
+                    basic = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}")["proxy-authorization"]
+                    options["proxy_headers"] = {"Proxy-Authorization": basic}
+                try:
+                    made: urllib3.PoolManager | urllib3.HTTPConnectionPool = urllib3.ProxyManager(proxy, **options)
+                except urllib3.exceptions.ProxySchemeUnknown:
+                    raise ValueError(f"{self.provider}: the proxy the environment names for {parts.scheme} "
+                                     "has a scheme urllib3 does not speak (use http://, https:// or socks5://)") from None
+            else:
+                made = urllib3.connection_from_url(url, **options)
             pool = self._pools.setdefault(origin, made)
         return pool
 
@@ -241,12 +258,20 @@ class ProviderClient:
                     f"{self.provider}: HTTP {status}{suffix}", provider=self.provider,
                     reason="server-error" if status >= 500 else "timeout", status=status,
                     retry_after=retry_after(response.headers.get("Retry-After")), ambiguous=status in MAYBE_TAKEN)
+            if status == 407:  # the proxy, not the provider: nothing went further
+                raise PermanentDeliveryError(
+                    f"{self.provider}: the proxy refused its credentials (HTTP 407); check the proxy "
+                    "settings (HTTP_PROXY / HTTPS_PROXY), then requeue", provider=self.provider,
+                    reason="unauthorized", status=status)
             if self.refused_credentials(response):
                 raise PermanentDeliveryError(
                     f"{self.provider}: credentials refused (HTTP {status}){suffix}; check the configured "
                     "user and secret, then requeue", provider=self.provider, reason="unauthorized", status=status)
+            # A redirect is not followed (a POST sent on would lose its body or go elsewhere); a 303
+            # says the provider did take the request, so that dead letter may have been sent.
             raise PermanentDeliveryError(f"{self.provider}: request rejected (HTTP {status}){suffix}",
-                                         provider=self.provider, reason="rejected", status=status)
+                                         provider=self.provider, reason="rejected", status=status,
+                                         ambiguous=status == 303)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     def _send(self, prepared: Prepared, key: str) -> Answer:
@@ -254,13 +279,25 @@ class ProviderClient:
         connection was made (nothing was sent), ambiguous once the request may have gone."""
         try:
             return self.exchange(prepared)
-        except (NewConnectionError, ProxyError, SSLError) as exc:
-            # Refused, unresolvable, the proxy or the TLS handshake failed: nothing was sent.
+        except (NewConnectionError, ProxyError) as exc:
+            # Refused, unresolvable, or the proxy would not connect: nothing was sent.
             # (NewConnectionError is a ConnectTimeoutError subclass in urllib3 2: test it first.)
-            what = "cannot connect" + (" (TLS)" if isinstance(exc, SSLError) else "")
-            self.log.warning("%s: record %s: %s", self.provider, key, what)
-            raise TransientDeliveryError(f"{self.provider}: {what}", provider=self.provider,
+            self.log.warning("%s: record %s: cannot connect%s", self.provider, key,
+                             " (proxy)" if isinstance(exc, ProxyError) else "")
+            raise TransientDeliveryError(f"{self.provider}: cannot connect", provider=self.provider,
                                          reason="unreachable") from None
+        except SSLError as exc:
+            # The certificate refused (untrusted, or for another name) can only happen in the
+            # handshake, before anything was sent; any other TLS error may come after the request
+            # went (a broken record while the answer is read).
+            cause = exc.args[0] if exc.args else None
+            refused = isinstance(cause, ssl.SSLCertVerificationError | ssl.CertificateError)
+            self.log.warning("%s: record %s: TLS error (%s)", self.provider, key,
+                             "certificate refused" if refused else "connection broken")
+            raise TransientDeliveryError(
+                f"{self.provider}: cannot connect (TLS: the provider's certificate was refused)" if refused
+                else f"{self.provider}: TLS error on the connection (it may have been taken)",
+                provider=self.provider, reason="unreachable", ambiguous=not refused) from None
         except ConnectTimeoutError:
             self.log.warning("%s: record %s: connect timeout", self.provider, key)
             raise TransientDeliveryError(f"{self.provider}: no connection within {self.timeouts[0]} s",
