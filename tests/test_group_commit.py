@@ -202,3 +202,33 @@ def test_a_store_dropped_without_close_stops_its_checkpointer(tmp_path: Path) ->
     gc.collect()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_group_that_sqlite_rolled_back_itself_writes_nothing_more(tmp_path: Path) -> None:
+    from emrcomm.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    errors: list[str] = []
+
+    def attempt(write: Callable[[], None]) -> None:
+        try:
+            with store.transaction():
+                write()
+        except sqlite3.OperationalError as exc:
+            errors.append(str(exc))
+
+    def fails() -> None:
+        store.meta_put("b", "1")
+        store._db.execute("ROLLBACK")  # what SQLite itself does on SQLITE_FULL or an I/O error
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(sqlite3.OperationalError, match="rolled back by SQLite"), store.group_commit():
+        store.meta_put("a", "1")
+        attempt(fails)
+        attempt(lambda: store.meta_put("c", "1"))  # would have committed on its own, outside the group
+    assert errors[0] == "database or disk is full"  # the real error, not "no such savepoint"
+    assert "rolled back by SQLite" in errors[1]
+    assert [store.meta_get(k) for k in ("a", "b", "c")] == [None, None, None]
+    store.meta_put("after", "1")  # the store is usable again
+    assert store.meta_get("after") == "1"
+    store.close()

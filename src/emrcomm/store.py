@@ -217,6 +217,8 @@ class Store(Protocol):
 
     def savepoint(self) -> contextlib.AbstractContextManager[None]: ...
 
+    def group_commit(self) -> contextlib.AbstractContextManager[None]: ...
+
     def file_record(
         self,
         *,
@@ -492,15 +494,18 @@ class SQLiteStore:
                 else ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
             )
             if outer:
+                if self._grouped:
+                    self._still_open()  # else a savepoint begun now would commit on its own
                 self._db.execute(begin)
             self._depth += 1
             try:
                 yield
                 if outer and not self._grouped:
+                    self._still_open()
                     self._finish()
             except BaseException:
                 self._depth -= 1
-                if outer:
+                if outer and self._db.in_transaction:  # (not if SQLite has rolled back already)
                     for statement in rollback.split("; "):
                         self._db.execute(statement)
                 raise
@@ -524,14 +529,23 @@ class SQLiteStore:
             self._grouped = True
             try:
                 yield
+                self._still_open()
                 self._finish()
             except BaseException:
                 self._grouped = False
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             else:
                 self._grouped = False
                 self._db.execute("COMMIT")
+
+    def _still_open(self) -> None:
+        """Raise if SQLite has rolled the open transaction back by itself (it does on some
+        errors: disk full, I/O): what follows would run outside any transaction."""
+        if not self._db.in_transaction:
+            raise sqlite3.OperationalError("the transaction was rolled back by SQLite (disk full or I/O "
+                                           "error): nothing of it was written")
 
     def before_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` inside every transaction just before it commits (once per group
@@ -552,8 +566,9 @@ class SQLiteStore:
             try:
                 yield
             except BaseException:
-                self._db.execute(f"ROLLBACK TO {name}")
-                self._db.execute(f"RELEASE {name}")
+                if self._db.in_transaction:
+                    self._db.execute(f"ROLLBACK TO {name}")
+                    self._db.execute(f"RELEASE {name}")
                 raise
             else:
                 self._db.execute(f"RELEASE {name}")
