@@ -308,3 +308,48 @@ def test_commit_delay_is_read_from_the_delivery_settings(make_host: Callable[...
     assert WorkerSettings.from_config({}).commit_delay == 0.001
     with pytest.raises(Exception, match="commit_delay"):
         make_host(QUEUE + "commit_delay = 5\n")  # more than 0.1 s would hold every send
+
+
+def test_a_settle_raising_systemexit_is_undone_alone_and_raised_in_its_own_thread(tmp_path: Any) -> None:
+    from emrcomm.store import SQLiteStore
+    from emrcomm.worker import SharedCommits
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    shared = SharedCommits(store)
+    first_in, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def settle(name: str, write: Callable[[], Any]) -> None:
+        try:
+            results[name] = shared.run(write)
+        except BaseException as exc:  # the test records what each thread got
+            results[name] = exc
+
+    def slow() -> str:
+        first_in.set()
+        assert release.wait(10)
+        return "k0"
+
+    def exits() -> None:  # a filer plugin calling sys.exit, say
+        store.meta_put("exits", "v")
+        raise SystemExit(3)
+
+    def fine() -> str:
+        store.meta_put("fine", "v")
+        return "fine"
+
+    first = threading.Thread(target=settle, args=("k0", slow))
+    first.start()
+    assert first_in.wait(10)
+    others = [threading.Thread(target=settle, args=(name, write)) for name, write in (("exits", exits), ("fine", fine))]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(shared._waiting) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for t in (first, *others):
+        t.join(10)
+    assert isinstance(results["exits"], SystemExit) and results["fine"] == "fine" and results["k0"] == "k0"
+    assert store.meta_get("fine") == "v" and store.meta_get("exits") is None
+    store.close()

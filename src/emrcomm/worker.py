@@ -155,13 +155,21 @@ class SharedCommits:
         mine = _Write(write)
         with self._queue:
             self._waiting.append(mine)
-        with self._committing:
+        try:
+            self._committing.acquire()
+        except BaseException:  # interrupted while waiting: not written, unless a commit has it
+            with self._queue:
+                self._waiting = [each for each in self._waiting if each is not mine]
+            raise
+        try:
             if not mine.done:
                 if self.delay and self.others() > len(self._waiting):
                     self._sleep(self.delay)
                 with self._queue:
                     group, self._waiting = self._waiting, []
                 self._commit(group)
+        finally:
+            self._committing.release()
         if mine.error is not None:
             raise mine.error
         return mine.result
@@ -173,12 +181,18 @@ class SharedCommits:
                     try:
                         with self.store.transaction():  # a savepoint inside the group
                             each.result = each.write()
-                    except Exception as exc:
-                        each.error = exc
+                    except BaseException as exc:  # undone alone; raised in its own thread only
+                        each.result, each.error = None, exc
             self.commits += 1
         except BaseException as exc:  # the commit itself failed: nothing of the group is durable
             for each in group:
-                each.result, each.error = None, each.error or exc
+                if each.error is None:
+                    each.result = None
+                    if isinstance(exc, Exception):
+                        each.error = exc
+                    else:  # an interrupt belongs to the thread it hit (this one), not to the others
+                        each.error = RuntimeError(f"the shared commit was interrupted ({type(exc).__name__})")
+                        each.error.__cause__ = exc
             if not isinstance(exc, Exception):
                 raise
         finally:
