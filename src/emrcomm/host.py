@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import pluggy
@@ -47,6 +47,9 @@ from emrcomm.model import (
 )
 from emrcomm.rules import finding
 from emrcomm.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from emrcomm.parallel import SendPool
 
 log = logging.getLogger("emrcomm.host")
 
@@ -136,6 +139,7 @@ class Host:
     ) -> None:
         self.config = config
         self.clock = clock
+        self._entry_points = entry_points
         self._closed = False
         self.store = SQLiteStore(config.store_path, synchronous=config.store_synchronous)
         self._pm: pluggy.PluginManager = new_plugin_manager()
@@ -487,6 +491,13 @@ class Host:
                 chunk = []
         if chunk:
             yield from self._send_group(chunk)
+
+    def send_pool(self, processes: int = 2, *, group: int = 100) -> SendPool:
+        """Child processes that share out ``send_many``'s work (emrcomm.parallel): for batches
+        larger than one process decides in time. Queue mode only; close it when done."""
+        from emrcomm.parallel import SendPool
+
+        return SendPool(self, processes, group=group, entry_points=self._entry_points)
 
     def _send_group(self, items: list[Request | Mapping[str, Any] | str | bytes]) -> Iterator[Outcome]:
         """Decide the requests (reads only, no lock held), then write them in one commit, so

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from emrcomm.context import Clinic, PluginContext
 from emrcomm.model import ConsentGrant, ContactPoint, Purpose, Recipient
 from emrcomm.store import SQLiteStore
@@ -35,6 +37,17 @@ TEST_CLINIC = Clinic(
 
 # A fixed instant (10:00 in Toronto) so tests never depend on the hour they run at.
 TEST_NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
+
+
+@attrs.frozen
+class FixedClock:
+    """A clock that always says ``now``: ``Host(config, clock=FixedClock(TEST_NOW))``. Unlike a
+    lambda it can be pickled, so a send pool's processes (``Host.send_pool``) can have it too."""
+
+    now: dt.datetime = TEST_NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
 
 
 def make_context(
