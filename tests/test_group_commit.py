@@ -232,3 +232,26 @@ def test_a_group_that_sqlite_rolled_back_itself_writes_nothing_more(tmp_path: Pa
     store.meta_put("after", "1")  # the store is usable again
     assert store.meta_get("after") == "1"
     store.close()
+
+
+def test_a_write_waits_for_another_processs_lock_and_gives_up_after_the_busy_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from emrcomm import store as store_module
+    from emrcomm.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    other = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's group commit holds the write lock
+    threading.Timer(0.05, other.execute, ("COMMIT",)).start()
+    store.meta_put("waited", "1")  # waits for the lock rather than failing at once
+    assert store.meta_get("waited") == "1"
+    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000  # restored for the rest
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.1)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.meta_put("never", "1")
+    other.execute("ROLLBACK")
+    other.close()
+    store.close()
