@@ -203,51 +203,55 @@ def test_the_request_is_prepared_before_the_rate_limiter_gives_its_slot(server: 
 # -- settles share commits ---------------------------------------------------------------------
 
 
+def settle_behind_a_held_commit(shared: Any, writes: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Settle "k0" with a write that holds its commit open until the ``writes`` (one thread
+    each) are all waiting, then let it go; what each thread got, a result or an exception."""
+    first_in, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def held() -> str:
+        first_in.set()
+        assert release.wait(10)
+        shared.store.meta_put("k0", "v")
+        return "k0"
+
+    def settle(name: str, write: Callable[[], Any]) -> None:
+        try:
+            results[name] = shared.run(write)
+        except BaseException as exc:  # the test records what each thread got
+            results[name] = exc
+
+    first = threading.Thread(target=settle, args=("k0", held))
+    first.start()
+    assert first_in.wait(10)
+    others = [threading.Thread(target=settle, args=item) for item in writes.items()]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(shared._waiting) < len(writes) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for t in (first, *others):
+        t.join(10)
+    return results
+
+
 def test_settles_arriving_during_a_commit_share_the_next_one(tmp_path: Any) -> None:
     from emrcomm.store import SQLiteStore
     from emrcomm.worker import SharedCommits
 
     store = SQLiteStore(tmp_path / "s.sqlite")
     shared = SharedCommits(store)
-    first_in = threading.Event()
-    release = threading.Event()
-
-    def slow() -> str:  # holds the first commit open until the others are waiting
-        first_in.set()
-        assert release.wait(10)
-        store.meta_put("k0", "v")
-        return "k0"
-
-    results: dict[str, Any] = {}
-
-    def settle(name: str, write: Callable[[], Any]) -> None:
-        try:
-            results[name] = shared.run(write)
-        except Exception as exc:
-            results[name] = exc
-
-    first = threading.Thread(target=settle, args=("k0", slow))
-    first.start()
-    assert first_in.wait(10)
 
     def put(name: str) -> Callable[[], str]:
         def write() -> str:
-            if name == "bad":
-                store.meta_put("bad", "v")
-                raise RuntimeError("a filer failed")
             store.meta_put(name, "v")
+            if name == "bad":
+                raise RuntimeError("a filer failed")
             return name
         return write
 
-    others = [threading.Thread(target=settle, args=(n, put(n))) for n in ("k1", "bad", "k2")]
-    for t in others:
-        t.start()
-    wait_until = time.monotonic() + 10
-    while len(shared._waiting) < 3 and time.monotonic() < wait_until:
-        time.sleep(0.005)
-    release.set()
-    for t in (first, *others):
-        t.join(10)
+    results = settle_behind_a_held_commit(shared, {n: put(n) for n in ("k1", "bad", "k2")})
     assert results["k0"] == "k0" and results["k1"] == "k1" and results["k2"] == "k2"
     assert isinstance(results["bad"], RuntimeError)
     assert shared.commits == 2  # the first alone, then the three that waited for it, together
@@ -316,19 +320,6 @@ def test_a_settle_raising_systemexit_is_undone_alone_and_raised_in_its_own_threa
 
     store = SQLiteStore(tmp_path / "s.sqlite")
     shared = SharedCommits(store)
-    first_in, release = threading.Event(), threading.Event()
-    results: dict[str, Any] = {}
-
-    def settle(name: str, write: Callable[[], Any]) -> None:
-        try:
-            results[name] = shared.run(write)
-        except BaseException as exc:  # the test records what each thread got
-            results[name] = exc
-
-    def slow() -> str:
-        first_in.set()
-        assert release.wait(10)
-        return "k0"
 
     def exits() -> None:  # a filer plugin calling sys.exit, say
         store.meta_put("exits", "v")
@@ -338,18 +329,7 @@ def test_a_settle_raising_systemexit_is_undone_alone_and_raised_in_its_own_threa
         store.meta_put("fine", "v")
         return "fine"
 
-    first = threading.Thread(target=settle, args=("k0", slow))
-    first.start()
-    assert first_in.wait(10)
-    others = [threading.Thread(target=settle, args=(name, write)) for name, write in (("exits", exits), ("fine", fine))]
-    for t in others:
-        t.start()
-    deadline = time.monotonic() + 10
-    while len(shared._waiting) < 2 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    release.set()
-    for t in (first, *others):
-        t.join(10)
+    results = settle_behind_a_held_commit(shared, {"exits": exits, "fine": fine})
     assert isinstance(results["exits"], SystemExit) and results["fine"] == "fine" and results["k0"] == "k0"
     assert store.meta_get("fine") == "v" and store.meta_get("exits") is None
     store.close()
