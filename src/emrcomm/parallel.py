@@ -28,6 +28,8 @@ import contextlib
 import logging
 import multiprocessing
 import pickle
+import queue
+import threading
 import types
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
@@ -289,9 +291,25 @@ def _child(setup: bytes, conn: Connection, group: int) -> None:
         conn.send(("failed", (0, f"{type(exc).__name__}: {exc}")))
         return
     conn.send(("ready", (0, None)))
+    # What the parent hands over is read at once, by a thread of its own: the parent never
+    # waits to hand over a batch while this process waits to hand back a large answer (two full
+    # pipe buffers, each side waiting for the other).
+    handed: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def read() -> None:
+        try:
+            while True:
+                message = conn.recv()
+                handed.put(message)
+                if message[0] == "stop":
+                    return
+        except (EOFError, OSError):  # the parent is gone
+            handed.put(("stop", None))
+
+    threading.Thread(target=read, name="emrcomm-send-reader", daemon=True).start()
     try:
         while True:
-            kind, work = conn.recv()
+            kind, work = handed.get()
             if kind == "stop":
                 return
             tag, batch = work
