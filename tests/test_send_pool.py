@@ -108,3 +108,29 @@ def test_a_batch_left_half_read_does_not_mix_with_the_next(pool: SendPool) -> No
     first.close()  # the caller stops reading: the children's answers are still read, not left in the pipes
     outcomes = list(pool.send_many([reminder(patients[n % 4], rid=f"y-{n}") for n in range(8)]))
     assert [o.request_id for o in outcomes] == [f"y-{n}" for n in range(8)]
+
+
+def test_one_batch_at_a_time(pool: SendPool) -> None:
+    first = pool.send_many([reminder(rid="one-0"), reminder(rid="one-1")])
+    assert next(first).request_id == "one-0"
+    with pytest.raises(RuntimeError, match="another batch"):
+        list(pool.send_many([reminder(rid="two-0")]))
+    assert [o.request_id for o in first] == ["one-1"]  # the first goes on
+    assert [o.request_id for o in pool.send_many([reminder(rid="two-0")])] == ["two-0"]  # and then the next
+
+
+def test_a_failure_here_reports_what_the_children_did_and_names_the_rest(pool: SendPool) -> None:
+    patients = ("Patient/on-en", "Patient/fl", "Patient/qc-fr", "Patient/ny")
+
+    def requests() -> Iterator[object]:
+        for n in range(10):
+            yield reminder(patients[n % 4], rid=f"e-{n}")
+        raise ValueError("the EMR's query failed")
+
+    got: list[str] = []
+    with pytest.raises(RuntimeError, match="could not go on") as err:
+        for outcome in pool.send_many(requests()):
+            got.append(outcome.request_id)
+    assert isinstance(err.value.__cause__, ValueError)
+    assert got == [f"e-{n}" for n in range(len(got))] and got  # what was handed over came back, in order
+    assert all(f"e-{n}" in str(err.value) for n in range(len(got), 10))  # the rest, named

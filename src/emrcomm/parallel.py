@@ -59,6 +59,7 @@ ForkingPickler.register(types.MappingProxyType, lambda proxy: (_read_only, (dict
 
 START_TIMEOUT = 120.0  # seconds a child may take to build its Host (a cold lexicon cache is slow)
 IN_FLIGHT_GROUPS = 2  # groups handed to each child ahead of its answers
+DRAIN_SECONDS = 60.0  # the longest a stopping batch waits for a child's next answer
 
 
 class SendPool:
@@ -83,6 +84,7 @@ class SendPool:
         self.group = group
         self.handled = [0] * processes  # requests each child has answered, since the pool started
         self._batches = 0
+        self._active = False  # a batch is being sent (one at a time)
         self._children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
         context = multiprocessing.get_context("spawn")  # never fork a process holding SQLite and threads
         try:
@@ -96,7 +98,13 @@ class SendPool:
             for started, conn in self._children:
                 if not conn.poll(START_TIMEOUT):
                     raise RuntimeError(f"{started.name} did not start within {START_TIMEOUT:.0f} s")
-                kind, (_, detail) = conn.recv()
+                try:
+                    kind, (_, detail) = conn.recv()
+                except EOFError:
+                    started.join(5)
+                    raise RuntimeError(f"{started.name} exited while starting (exit code {started.exitcode}); a "
+                                       "script that starts a send pool must do so under "
+                                       "`if __name__ == \"__main__\":`") from None
                 if kind != "ready":
                     raise RuntimeError(f"{started.name} could not build its Host: {detail}")
         except BaseException:
@@ -128,10 +136,15 @@ class SendPool:
         """Like :meth:`Host.send_many`, with the requests shared out among the children.
 
         A malformed request yields a ``failed`` Outcome and goes nowhere. If a child fails
-        (an unexpected error, or it died), the outcomes before the first one lost are yielded,
+        (an unexpected error, or it died), or something fails here (the caller's iterable, a
+        request that cannot be pickled), the outcomes before the first one lost are yielded,
         then RuntimeError names the requests taken from ``requests`` but not reported (some may
         have been written) and the pool closes; no request after them was taken. Sending them
         again is safe: a request id already handled is recognised and not sent twice.
+
+        One batch at a time: a second ``send_many`` while one is being read raises
+        RuntimeError (a pool is not shared between threads). A batch left unread is finished
+        by the children and its answers read when it is closed (or collected).
         """
         if not self._children:
             raise RuntimeError("the send pool is closed")
@@ -156,33 +169,48 @@ class _Batch:
         self.tag = pool._batches  # answers to an earlier batch, if any are still coming, are not ours
 
     def run(self, requests: Iterable[Request | Mapping[str, Any] | str | bytes]) -> Iterator[Outcome]:
+        if self.pool._active:
+            raise RuntimeError("this send pool is sending another batch: finish or close that one first (one "
+                               "batch at a time; do not share a pool between threads)")
+        self.pool._active = True
         following = 0
+        error: Exception | None = None
         try:
-            for index, item in enumerate(requests):
-                self._place(index, item)
-                limit = len(self.conns) * self.pool.group * IN_FLIGHT_GROUPS
-                while sum(self.held) + sum(map(len, self.waiting)) > limit and self.failure is None:
-                    self._hand_over()
+            try:
+                for index, item in enumerate(requests):
+                    self._place(index, item)
+                    limit = len(self.conns) * self.pool.group * IN_FLIGHT_GROUPS
+                    while sum(self.held) + sum(map(len, self.waiting)) > limit and self.failure is None:
+                        self._hand_over()
+                        self._receive()
+                    following = yield from self._ready(following)
+                    if self.failure is not None:
+                        break
+                while self.failure is None and (any(self.held) or any(self.waiting)):
+                    self._hand_over(partial=True)
                     self._receive()
-                following = yield from self._ready(following)
-                if self.failure is not None:
-                    break
-            while self.failure is None and (any(self.held) or any(self.waiting)):
-                self._hand_over(partial=True)
-                self._receive()
-                following = yield from self._ready(following)
+                    following = yield from self._ready(following)
+            except Exception as exc:  # here, in this process: the directory, pickling, the caller's iterable
+                self.failure, error = f"the send pool could not go on ({type(exc).__name__}: {exc})", exc
+            if self.failure is not None:
+                self._drain()  # what the other children committed is reported, up to the first gap
             yield from self._ready(following)
         finally:
-            # Left early (the caller stopped reading, or an error): what the children hold is
-            # finished and its answers read, so that the next batch starts clean.
-            while self.failure is None and any(self.held):
-                self._receive()
+            if self.failure is None:
+                self._drain()  # left early by the caller: read what is still coming; the next batch starts clean
+            self.pool._active = False
         if self.failure is not None:
             self.pool.close()  # a child is gone or failing: this pool is done
             unreported = [self.ids[i] for i in sorted(self.ids)]
             raise RuntimeError(f"{self.failure}; {len(unreported)} request(s) taken but not reported, and none "
                                "after them taken (send them again: a request already handled is not sent "
-                               f"twice): {', '.join(unreported[:20])}" + (" …" if len(unreported) > 20 else ""))
+                               f"twice): {', '.join(unreported[:20])}" + (" …" if len(unreported) > 20 else "")
+                               ) from error
+
+    def _drain(self) -> None:
+        """Read the answers still coming from the children that hold requests."""
+        while any(self.held) and self._receive(timeout=DRAIN_SECONDS):
+            pass
 
     def _ready(self, following: int) -> Generator[Outcome, None, int]:
         """Yield the outcomes that are next in the requests' order; return the next index."""
@@ -198,7 +226,11 @@ class _Batch:
         except RequestError as exc:
             self.done[index] = self.host._failed(item, exc)
             return
-        keys = self._keys_of(request)
+        try:
+            keys = self._keys_of(request)
+        except RequestError as exc:  # as send_many: that request fails, the batch goes on
+            self.done[index] = self.host._failed(request, exc)
+            return
         holders = {self.owner[k][0] for k in keys if k in self.owner}
         while len(holders) > 1 and self.failure is None:
             # Two children hold requests this one must follow: wait until only one does.
@@ -233,20 +265,21 @@ class _Batch:
                 self._send(child)
 
     def _send(self, child: int) -> None:
-        batch, self.waiting[child] = self.waiting[child], []
+        batch = self.waiting[child]
         try:
-            self.conns[child].send(("send", (self.tag, batch)))
+            self.conns[child].send(("send", (self.tag, batch)))  # (a request that cannot be pickled raises)
         except OSError as exc:
             self.failure = f"send pool child {child} is gone ({type(exc).__name__})"
             return
+        self.waiting[child] = []
         self.held[child] += len(batch)
 
-    def _receive(self) -> None:
-        """Take the answers that are there, waiting for one if none is."""
+    def _receive(self, timeout: float | None = None) -> bool:
+        """Take the answers that are there, waiting for one if none is (up to ``timeout``);
+        whether any came."""
         busy = [self.conns[c] for c in range(len(self.conns)) if self.held[c]]
-        if not busy:
-            return
-        for ready in wait(busy):
+        ready_now = wait(busy, timeout) if busy else []
+        for ready in ready_now:
             conn = cast(Connection, ready)
             child = self.conns.index(conn)
             detail: Any
@@ -267,6 +300,7 @@ class _Batch:
                 self.done[index] = outcome
                 self.held[child] -= 1
                 self._release(index)
+        return bool(ready_now)
 
     def _release(self, index: int) -> None:
         _, keys = self.keys.pop(index)
@@ -284,8 +318,8 @@ def _child(setup: bytes, conn: Connection, group: int) -> None:
 
     config: Config
     clock: Callable[[], dt.datetime]
-    config, clock, entry_points = pickle.loads(setup)
     try:
+        config, clock, entry_points = pickle.loads(setup)
         host = Host(config, clock=clock, entry_points=entry_points)
     except BaseException as exc:
         conn.send(("failed", (0, f"{type(exc).__name__}: {exc}")))

@@ -556,7 +556,9 @@ class SQLiteStore:
                     self._db.execute("BEGIN IMMEDIATE")
                     return
                 except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; else the message
+                    busy = code & 0xFF == sqlite3.SQLITE_BUSY if code is not None else "locked" in str(exc)
+                    if not busy or time.monotonic() > deadline:
                         raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.001)
