@@ -8,9 +8,10 @@ import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -435,13 +436,15 @@ def test_a_slow_provider_times_out_as_a_transient_error_that_may_have_sent(
     assert (err.value.reason, err.value.ambiguous) == ("timeout", True)
 
 
-def test_a_connection_closed_before_the_answer_is_transient_and_may_have_sent(secrets_dir: Path,
-                                                                             tmp_path: Path) -> None:
+def send_to_a_provider_that_reads_then(misbehave: Callable[[socket.socket], None], send: Callable[[str], Any],
+                                       *, tls: ssl.SSLContext | None = None) -> tuple[bytes, BaseException]:
+    """Send (``send(url)``) to a provider on 127.0.0.1 that reads one whole request, then does
+    ``misbehave(connection)`` instead of answering; the bytes it got, and what ``send`` raised."""
     got: list[bytes] = []
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        def swallow() -> None:  # read the whole request, then hang up without a word
-            conn, _ = listener.accept()
-            with conn:
+        def serve() -> None:
+            raw, _ = listener.accept()
+            with tls.wrap_socket(raw, server_side=True) if tls else raw as conn:
                 conn.settimeout(5)
                 data = b""
                 while b"Body=" not in data:
@@ -450,15 +453,32 @@ def test_a_connection_closed_before_the_answer_is_transient_and_may_have_sent(se
                         break
                     data += chunk
                 got.append(data)
+                misbehave(conn)
 
-        thread = threading.Thread(target=swallow)
+        thread = threading.Thread(target=serve)
         thread.start()
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        with pytest.raises(TransientDeliveryError) as err:
-            sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550409", "rec-cut")
-        thread.join(5)
-    assert got and b"I-Twilio-Idempotency-Token: rec-cut" in got[0]
-    assert (err.value.reason, err.value.ambiguous) == ("unreachable", True)
+        port = listener.getsockname()[1]
+        try:
+            send(f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}")
+        except BaseException as exc:
+            raised = exc
+        else:
+            raise AssertionError("the send did not fail")
+        finally:
+            thread.join(5)
+    assert got, "the provider got no request"
+    return got[0], raised
+
+
+def test_a_connection_closed_before_the_answer_is_transient_and_may_have_sent(secrets_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    got, raised = send_to_a_provider_that_reads_then(
+        lambda conn: None,  # hang up without a word
+        lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550409",
+                                                                                   "rec-cut"))
+    assert b"I-Twilio-Idempotency-Token: rec-cut" in got
+    assert isinstance(raised, TransientDeliveryError)
+    assert (raised.reason, raised.ambiguous) == ("unreachable", True)
 
 
 def test_a_redirect_is_a_refusal_not_followed(secrets_dir: Path, tmp_path: Path,
@@ -552,27 +572,19 @@ def test_a_tls_error_after_the_request_went_is_ambiguous(secrets_dir: Path, tmp_
 
     ca = CertificateAuthority(tmp_path / "ca")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.ca_file))
-    got: list[bytes] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        def corrupt_answer() -> None:  # read the whole request over TLS, then send a broken record
-            raw, _ = listener.accept()
-            with ca.server_context().wrap_socket(raw, server_side=True) as conn:
-                conn.settimeout(5)
-                data = b""
-                while b"Body=" not in data:
-                    data += conn.recv(65536)
-                got.append(data)
-                with socket.socket(fileno=os.dup(conn.fileno())) as plain:
-                    plain.sendall(b"\x17\x03\x03\x00\x20" + b"X" * 32)  # application data that fails to decrypt
 
-        thread = threading.Thread(target=corrupt_answer)
-        thread.start()
-        url = f"https://localhost:{listener.getsockname()[1]}"
-        with pytest.raises(TransientDeliveryError) as err:
-            sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550416", "rec-tls-cut")
-        thread.join(5)
-    assert got and b"rec-tls-cut" in got[0]  # the provider had it
-    assert (err.value.reason, err.value.ambiguous) == ("unreachable", True)
+    def corrupt_record(conn: socket.socket) -> None:  # application data that fails to decrypt
+        with socket.socket(fileno=os.dup(conn.fileno())) as plain:
+            plain.sendall(b"\x17\x03\x03\x00\x20" + b"X" * 32)
+
+    got, raised = send_to_a_provider_that_reads_then(
+        corrupt_record,
+        lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550416",
+                                                                                   "rec-tls-cut"),
+        tls=ca.server_context())
+    assert b"rec-tls-cut" in got  # the provider had it
+    assert isinstance(raised, TransientDeliveryError)
+    assert (raised.reason, raised.ambiguous) == ("unreachable", True)
 
 
 def test_connections_to_the_provider_are_pooled(secrets_dir: Path, tmp_path: Path,
