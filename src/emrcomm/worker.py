@@ -30,7 +30,7 @@ from emrcomm import fhir
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from emrcomm.model import Finding, Message, Record, Request, Severity
 from emrcomm.rules import finding
-from emrcomm.store import TAKEN_OVER  # what outbox_claim writes in last_error
+from emrcomm.store import TAKEN_OVER, Store  # TAKEN_OVER: what outbox_claim writes in last_error
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -140,7 +140,7 @@ class SharedCommits:
     and the group costs one commit instead of several. A thread alone commits at once.
     """
 
-    def __init__(self, store: Any, *, delay: float = 0.0, others: Callable[[], int] = lambda: 0,
+    def __init__(self, store: Store, *, delay: float = 0.0, others: Callable[[], int] = lambda: 0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
         self.delay = delay
