@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "dev-corpus.tsv"
+DEFAULT_CORPUS = ROOT / "tests" / "data" / "dev-corpus.tsv"
 NAMES = ("core", "drugs", "icd10cm")
 
 _START = """

@@ -12,7 +12,7 @@ MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
 CHANNEL = "http://emrcomm.org/fhir/CodeSystem/channel"
 CATEGORY = "http://emrcomm.org/fhir/CodeSystem/category"
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+DATA = REPO / "tests" / "data"  # material nobody on this project wrote (tests/data/README.md)
 
 
 def patient(pid: str, *, given: str, family: str, mobile: str | None = None, email: str | None = None,

@@ -1,5 +1,5 @@
 """Delivery callbacks in the ASGI app: authenticated Kannel and Twilio callbacks become delivery
-updates and inbound keywords (RULES.md B); anything unauthenticated is refused with 403."""
+updates and inbound keywords (docs/rule-catalogue.md B); anything unauthenticated is refused with 403."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The essential consent and opt-out plugins (RULES.md A and the suppression side of B)."""
+"""The essential consent and opt-out plugins (docs/rule-catalogue.md A and the suppression side of B)."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ as a missing sender id or opt-out hint, are not about content and are ignored).
 
 Corpora (``label lang source text``, tab-separated):
 
-``../shared/data/dev-corpus.tsv``
+``tests/data/dev-corpus.tsv``
     104 real consumer health questions (``clinical``) and 4,827 real personal SMS
-    (``ordinary``); see shared/data/README.md. Recall on ``clinical`` must be at least 0.95
+    (``ordinary``); see tests/data/README.md. Recall on ``clinical`` must be at least 0.95
     and false blocks on ``ordinary`` at most 3%.
 ``tests/data/clinic-style.tsv``
     160 messages in the voice of a clinic, written for this project before the detector was
@@ -35,9 +35,9 @@ from emrcomm.config import load_config
 from emrcomm.host import Host
 from emrcomm.model import Severity
 from emrcomm.testing import TEST_NOW
-from support import REPO, SHARED, write_config
+from support import DATA, REPO, write_config
 
-DEV_CORPUS = SHARED / "data" / "dev-corpus.tsv"
+DEV_CORPUS = DATA / "dev-corpus.tsv"
 CLINIC_STYLE = REPO / "tests" / "data" / "clinic-style.tsv"
 CONTENT_CODES = frozenset({"CLINICAL_CONTENT", "HEALTH_IDENTIFIER"})
 
@@ -97,8 +97,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
 
 @pytest.fixture(scope="module")
 def dev(host: Host) -> Score:
-    # shared/ sits beside the repository in development and in CI: its absence is a failure.
-    assert DEV_CORPUS.is_file(), f"{DEV_CORPUS} is not there (shared/ beside the repository)"
+    assert DEV_CORPUS.is_file(), f"{DEV_CORPUS} is missing from the checkout"
     return score(host, read(DEV_CORPUS))
 
 

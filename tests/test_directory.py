@@ -17,7 +17,7 @@ from emrcomm.testing import TEST_NOW, make_context
 from emrcomm_directory import Plugin, RecipientRefused, explain_consent, recipient_from_fhir
 from emrcomm_directory.convert import EXT, PURPOSE_SYSTEM
 
-EXAMPLES = Path(__file__).parents[2] / "shared" / "data" / "fhir-r4-examples"
+EXAMPLES = Path(__file__).parent / "data" / "fhir-r4-examples"
 MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
 CHANNEL = "http://emrcomm.org/fhir/CodeSystem/channel"
 

@@ -1,5 +1,5 @@
 """Every official HL7 FHIR R4 example of the four kinds emrcomm reads (Communication,
-CommunicationRequest, Consent, Patient; ../shared/data/fhir-r4-examples) is read, or refused with
+CommunicationRequest, Consent, Patient; tests/data/fhir-r4-examples) is read, or refused with
 a stated reason that a test checks.
 
 The request parser's refusals are in test_requests.py and the Bundle directory's readings in
@@ -28,10 +28,12 @@ from emrcomm.testing import make_context
 from emrcomm_directory import PURPOSE_SYSTEM
 from emrcomm_fhirserver import DirectoryPlugin
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server
-from support import SHARED
+from support import DATA
 from test_directory import OFFICIAL_CONSENTS, OFFICIAL_PATIENTS
 
-EXAMPLES = SHARED / "data" / "fhir-r4-examples"
+pytestmark = pytest.mark.node
+
+EXAMPLES = DATA / "fhir-r4-examples"
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Inbound keyword normalisation (RULES.md B), with property tests."""
+"""Inbound keyword normalisation (docs/rule-catalogue.md B), with property tests."""
 
 from __future__ import annotations
 

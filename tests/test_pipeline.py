@@ -253,7 +253,7 @@ def test_lowered_severity_is_filed_with_its_reason(make_host: Callable[..., Host
     assert any(reason in note["text"] for note in resource["note"])
 
 
-# The US healthcare exemption (RULES.md F, EXEMPTION_FREQUENCY) ------------------------------------
+# The US healthcare exemption (docs/rule-catalogue.md F, EXEMPTION_FREQUENCY) ------------------------------------
 def exempt_host(make_host: Callable[..., Host]) -> Host:
     from support import BASE_CONFIG
 

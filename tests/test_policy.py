@@ -439,7 +439,7 @@ def test_english_reminder_to_a_french_speaker_warns(policy, content):
 
 
 def test_english_reminder_to_an_english_speaking_quebec_patient_passes(policy, content):
-    # RULES.md I: other messages in the patient's language, which is English here.
+    # docs/rule-catalogue.md I: other messages in the patient's language, which is English here.
     recipient = make_recipient(jurisdiction="CA-QC", time_zone="America/Montreal", language="en")
     assert judge(policy, content, make_message("See you tomorrow."), channel=EMAIL, recipient=recipient) == []
 

@@ -10,7 +10,7 @@ import pytest
 from emrcomm.errors import RequestError
 from emrcomm.fhir import parse_request, request_to_fhir
 from emrcomm.model import Category, Sensitivity
-from support import SHARED, fhir_request
+from support import DATA, fhir_request
 
 
 def test_template_request_with_variables_is_read() -> None:
@@ -82,7 +82,7 @@ def test_naive_appointment_time_is_refused() -> None:
 
 
 def test_official_communication_request_examples_are_refused_for_a_stated_reason() -> None:
-    folder = SHARED / "data" / "fhir-r4-examples"
+    folder = DATA / "fhir-r4-examples"
     reasons = {}
     for path in sorted(folder.glob("CommunicationRequest-*.json")):
         with pytest.raises(RequestError) as err:

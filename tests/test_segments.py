@@ -1,4 +1,4 @@
-"""SMS segment counting (RULES.md F, 3GPP TS 23.038): the vectors of the rule, then properties."""
+"""SMS segment counting (docs/rule-catalogue.md F, 3GPP TS 23.038): the vectors of the rule, then properties."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from emrcomm.rules import finding
 
 
 class Plugin:
-    """Checks RULES.md A: CONSENT_MISSING, CONSENT_REVOKED, PREFERENCE_IGNORED."""
+    """Checks docs/rule-catalogue.md A: CONSENT_MISSING, CONSENT_REVOKED, PREFERENCE_IGNORED."""
 
     settings_schema = None
 

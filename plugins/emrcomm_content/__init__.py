@@ -1,4 +1,4 @@
-"""emrcomm built-in plugin ``content``: facts about a message's words (RULES.md C, D, E).
+"""emrcomm built-in plugin ``content``: facts about a message's words (docs/rule-catalogue.md C, D, E).
 
 Reports, with severity ``info`` and the span that triggered each: CLINICAL_CONTENT,
 HEALTH_IDENTIFIER, the link facts (LINK_NOT_HTTPS, LINK_SHORTENER, LINK_DOMAIN_NOT_ALLOWED,

@@ -33,7 +33,7 @@ Consent profile (communication consent)
 A Consent is a communication consent when it has:
 
 * ``category``: a coding in ``http://emrcomm.org/fhir/CodeSystem/purpose`` with code
-  ``clinical``, ``billing`` or ``commercial`` (RULES.md A);
+  ``clinical``, ``billing`` or ``commercial`` (docs/rule-catalogue.md A);
 * ``provision.code``: the channel, as ``SMSWRIT`` (sms), ``EMAILWRIT`` (email) or ``ONLINEWRIT``
   (portal, the medium the records use) in ``http://terminology.hl7.org/CodeSystem/v3-ParticipationMode``,
   or as a code in ``http://emrcomm.org/fhir/CodeSystem/channel`` (``sms``, ``email``, ``portal``,

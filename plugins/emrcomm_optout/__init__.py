@@ -15,7 +15,7 @@ CONFIRMATION = "optout-confirmation"
 
 
 class Plugin:
-    """Suppression (RULES.md B): CONSENT_REVOKED when the ledger's last word is a revocation."""
+    """Suppression (docs/rule-catalogue.md B): CONSENT_REVOKED when the ledger's last word is a revocation."""
 
     settings_schema = None
 

@@ -1,4 +1,4 @@
-"""Inbound keywords (RULES.md B): is a reply an opt-out, an opt-in, a request for help, or words?
+"""Inbound keywords (docs/rule-catalogue.md B): is a reply an opt-out, an opt-in, a request for help, or words?
 
 A reply is a keyword only when the whole reply, trimmed, case-folded and with accents stripped,
 equals one (so "Arrêt" counts and "stop by tomorrow" does not). Free text that reads like a

@@ -3,7 +3,7 @@
 Turns the inspectors' facts into verdicts per channel (verdicts.py), and checks the SMS form
 (sms.py, segments.py), the sending window and expiry (timing.py), the address and the language
 (recipient.py). Severities are the catalogue's; the host applies the clinic's configured ones.
-Consent and opt-out (RULES.md A, B) belong to the ``consent`` and ``optout`` plugins.
+Consent and opt-out (docs/rule-catalogue.md A, B) belong to the ``consent`` and ``optout`` plugins.
 """
 
 from __future__ import annotations

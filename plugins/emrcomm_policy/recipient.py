@@ -1,4 +1,4 @@
-"""Is the address usable (RULES.md J), and is the message in the patient's language (I)?"""
+"""Is the address usable (docs/rule-catalogue.md J), and is the message in the patient's language (I)?"""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def french_verdicts(message: Message, recipient: Recipient, channel: Channel, pl
     """Invoices to Quebec patients in French (block); other messages in a French speaker's language (warn).
 
     A Quebec patient who prefers English gets other messages in English without a warning:
-    RULES.md I asks for the patient's language, which is English then.
+    docs/rule-catalogue.md I asks for the patient's language, which is English then.
     """
     if message.language.lower().startswith("fr"):
         return []

@@ -1,4 +1,4 @@
-"""The form of an SMS (RULES.md F) and billing by SMS (D): length, sender, opt-out hint, consent."""
+"""The form of an SMS (docs/rule-catalogue.md F) and billing by SMS (D): length, sender, opt-out hint, consent."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Content facts turned into verdicts for one channel (RULES.md A, C, D, E).
+"""Content facts turned into verdicts for one channel (docs/rule-catalogue.md A, C, D, E).
 
 Facts come from the inspectors with severity ``info``. Their spans index the inspected document:
 ``message.text``, then ``"\\n"`` and ``message.subject`` when there is one (the convention of the

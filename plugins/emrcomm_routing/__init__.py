@@ -1,4 +1,4 @@
-"""Built-in routing: which channels to try for a message, best first (RULES.md category table),
+"""Built-in routing: which channels to try for a message, best first (docs/rule-catalogue.md category table),
 and a staff follow-up when no channel could reach the patient.
 
 Candidates come from the category x sensitivity x preference x channel capability: channels
@@ -31,7 +31,7 @@ from emrcomm.errors import ConfigError
 from emrcomm.inbox import raise_item
 from emrcomm.model import Purpose, Sensitivity
 
-# Insecure channels that may carry the message itself, by category, in default order (RULES.md
+# Insecure channels that may carry the message itself, by category, in default order (docs/rule-catalogue.md
 # "Category -> channel"). The portal (with a notice) follows them, or leads when the patient
 # prefers it. A clinic may change a row with [plugins.routing.categories].
 DIRECT: Mapping[Category, tuple[str, ...]] = {
@@ -49,7 +49,7 @@ DIRECT: Mapping[Category, tuple[str, ...]] = {
 NOT_DIRECT: Mapping[Category, str] = {
     Category.CLINICAL: "a clinician's note never travels by {channel}; the portal carries it and {channel} "
                        "may carry a notice",
-    Category.EDUCATION: "education is not sent by {channel} (RULES.md: avoid); the portal carries it",
+    Category.EDUCATION: "education is not sent by {channel} (docs/rule-catalogue.md: avoid); the portal carries it",
 }
 NOTICE_CHANNELS = ("sms", "email")
 # Blocked for one of these reasons, nobody needs to follow up: there was nothing to say.

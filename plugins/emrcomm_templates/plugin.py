@@ -263,7 +263,7 @@ class Plugin:
         used = compiled.language
         french = self._templates[compiled.name].get("fr")
         if used != "fr" and french is not None and self._needs_french(request, recipient):
-            # Quebec: invoices in French, bilingual allowed (RULES.md I): French first.
+            # Quebec: invoices in French, bilingual allowed (docs/rule-catalogue.md I): French first.
             french_text, french_subject = self._words(french, values, tz)
             text, subject, used = f"{french_text}\n\n{text}", f"{french_subject} / {subject}", "fr"
         return Message(request=request, text=text, subject=request.subject or subject, language=used,

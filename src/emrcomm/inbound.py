@@ -1,4 +1,4 @@
-"""What the host does with a message a patient sends back (RULES.md B), whichever provider
+"""What the host does with a message a patient sends back (docs/rule-catalogue.md B), whichever provider
 delivered it: STOP, START, HELP, words that read like an opt-out, and every other reply.
 
 STOP reaches the consent ledger before anything else and is confirmed exactly once; HELP gets

@@ -40,7 +40,7 @@ class Category(enum.StrEnum):
 
 
 class Purpose(enum.StrEnum):
-    """What a consent covers (RULES.md A)."""
+    """What a consent covers (docs/rule-catalogue.md A)."""
 
     CLINICAL = "clinical"
     BILLING = "billing"

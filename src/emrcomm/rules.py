@@ -195,7 +195,7 @@ RULES: Mapping[str, Rule] = {
            "The record could not be filed in the chart ({detail}); the message was not sent.",
            "Le message n'a pas pu être consigné au dossier ({detail}); il n'a pas été envoyé.",
            "Check the record filer named in this finding; nothing leaves without a record.",
-           "RULES.md K"),
+           "docs/rule-catalogue.md K"),
         _r("DELIVERY_FAILED", "block",
            "The provider did not accept the message ({detail}).",
            "Le fournisseur n'a pas accepté le message ({detail}).",

@@ -490,7 +490,7 @@ class Worker:
     def _revocation(self, channel: str, address_system: str | None, payload: Mapping[str, Any]) -> str | None:
         """The source of the revocation when the consent ledger's last word for this address is
         one (STOP after the row was queued or held); None when the row may go. The one
-        confirmation of an opt-out still goes (RULES.md B)."""
+        confirmation of an opt-out still goes (docs/rule-catalogue.md B)."""
         address = payload.get("address")
         if not address_system or not address or payload.get("template") == "optout-confirmation":
             return None
