@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 from emrcomm import Channel, Receipt, hookimpl
 from emrcomm.host import Host
 from emrcomm.model import Category, Message, Outcome, Request
+from servers import listening_socket
 
 # What a clinician writes, and the patient's date of birth as the directory has it (support.patient).
 NOTE = "Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily and repeat the test in 3 months."
@@ -69,8 +69,7 @@ class EmrPortalTransport:
 
     def send(self, message: Message, address: str, key: str) -> Receipt:
         self.messages[key] = message
-        return Receipt(channel="portal", address=address, provider_id=key, status="stored",
-                       at=dt.datetime.now(dt.UTC))
+        return Receipt(channel="portal", address=address, provider_id=key, status="stored")
 
     def link_for(self, message_id: str) -> str:
         return f"{PORTAL_URL}/emr/inbox/{message_id}"
@@ -91,12 +90,6 @@ class EmrPortal:
 
 
 # A real server ------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def running_server(host: Host) -> Iterator[str]:
     """``emrcomm serve``'s app under uvicorn on 127.0.0.1, in a thread; yields its base URL."""
@@ -104,11 +97,11 @@ def running_server(host: Host) -> Iterator[str]:
 
     from emrcomm.web import create_app
 
-    port = free_port()
-    config = uvicorn.Config(create_app(host), host="127.0.0.1", port=port, access_log=False, log_config=None,
-                            server_header=False, lifespan="off")
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(host), access_log=False, log_config=None, server_header=False, lifespan="off")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="emrcomm-serve", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="emrcomm-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
@@ -120,3 +113,4 @@ def running_server(host: Host) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+        sock.close()

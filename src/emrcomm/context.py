@@ -15,14 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from emrcomm.clock import utcnow
 from emrcomm.errors import ConfigError
 
 if TYPE_CHECKING:
     from emrcomm.store import Store
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @frozen
@@ -53,6 +50,8 @@ class PluginContext:
     base_dir: Path
     clock: Callable[[], dt.datetime] = utcnow
     rule_config: Mapping[str, Any] = field(factory=dict)
+    # The host only answers questions (``emrcomm check``): create no file, write nothing.
+    read_only: bool = False
 
     @property
     def log(self) -> logging.Logger:

@@ -208,18 +208,19 @@ def run_demo(
     out: TextIO | None = None,
 ) -> DemoSummary:
     """Build the demo clinic in ``folder`` and send one clinic day through the pipeline."""
+    from emrcomm.clock import default_clock
     from emrcomm.demo_data import generate_clinic, write_bundle
     from emrcomm.host import Host
 
     if patients < 1:
         raise ConfigError(f"--patients must be at least 1 (got {patients})")
-    day = day or dt.datetime.now(CLINIC_ZONE).date()
+    day = day or default_clock()().astimezone(CLINIC_ZONE).date()
     folder = folder.resolve()
     prepare_folder(folder)
     bundle = generate_clinic(patients, seed, today=day)
     write_bundle(bundle, folder / "patients.json")
     requests = list(clinic_day(bundle, day, seed))
-    clock = SimClock(requests[0][0] if requests else dt.datetime.now(dt.UTC))
+    clock = SimClock(requests[0][0] if requests else dt.datetime.combine(day, dt.time(8), CLINIC_ZONE))
     summary = DemoSummary(folder=folder, patients=patients)
     with Host.from_config(folder / "emrcomm.toml", clock=clock) as host:
         bar = _progress(len(requests), progress, out)

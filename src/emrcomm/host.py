@@ -19,10 +19,11 @@ import pluggy
 from attrs import frozen
 
 from emrcomm import fhir
-from emrcomm.audit import KINDS, AuditLog, Trail
+from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
+from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
-from emrcomm.context import PluginContext, utcnow
-from emrcomm.errors import PluginError, RenderError, RequestError
+from emrcomm.context import PluginContext
+from emrcomm.errors import EmrcommError, PluginError, RenderError, RequestError
 from emrcomm.loader import LoadedPlugin, load_plugins, new_plugin_manager
 from emrcomm.model import (
     Candidate,
@@ -134,18 +135,25 @@ class Host:
         self,
         config: Config,
         *,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Callable[[], dt.datetime] | None = None,
         entry_points: Mapping[str, metadata.EntryPoint] | None = None,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: a host that only answers questions (:meth:`check`, :meth:`preview`,
+        :meth:`records`): it opens the store for reading (an absent one as an empty one in
+        memory), creates no key or file, and refuses to send."""
         self.config = config
-        self.clock = clock
+        self.read_only = read_only
+        # Every decision reads this one clock (emrcomm.clock): the system's unless told otherwise.
+        self.clock = clock or default_clock()
         self._entry_points = entry_points
         self._closed = False
-        self.store = SQLiteStore(config.store_path, synchronous=config.store_synchronous)
+        self.store = SQLiteStore(config.store_path, synchronous=config.store_synchronous, read_only=read_only)
         self._pm: pluggy.PluginManager = new_plugin_manager()
         try:
             # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
-            self.audit = AuditLog.open(config, self.store, clock)
+            self.audit = (AuditLog(self.store, SigningKey.ephemeral(), self.clock) if read_only
+                          else AuditLog.open(config, self.store, self.clock))
             self.plugins: list[LoadedPlugin] = load_plugins(
                 self._pm, config, self._make_context, entry_points
             )
@@ -161,14 +169,15 @@ class Host:
         path: str | Path | None = None,
         *,
         base_dir: Path | None = None,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Callable[[], dt.datetime] | None = None,
+        read_only: bool = False,
     ) -> Host:
         """A Host for ``path`` (default ./emrcomm.toml, else the embedded defaults).
 
         ``base_dir`` places the embedded defaults' data folder somewhere other than the
         current directory.
         """
-        return cls(load_config(path, base_dir=base_dir), clock=clock)
+        return cls(load_config(path, base_dir=base_dir), clock=clock, read_only=read_only)
 
     def __enter__(self) -> Host:
         return self
@@ -184,7 +193,8 @@ class Host:
             closer = getattr(item.plugin, "close", None)
             if callable(closer):
                 closer()
-        self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
+        if not self.read_only:
+            self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
         self.store.close()
 
     # start-up ----------------------------------------------------------------------------------
@@ -196,6 +206,7 @@ class Host:
             store=self.store,
             base_dir=self.config.base_dir,
             clock=self.clock,
+            read_only=self.read_only,
         )
 
     def _check_isolated_hooks(self) -> None:
@@ -320,6 +331,7 @@ class Host:
         A reply to a known record is first filed as its own Communication (``inResponseTo`` the
         record) through every filer; the update is then logged in the audit log (ids only).
         """
+        self._writable()
         reply = self._file_reply(update) if update.kind == "reply" else None
         # Every plugin hears the update even when one fails before it: an adapter listed first
         # must not keep a STOP from reaching the opt-out ledger. The first failure is raised after.
@@ -393,7 +405,12 @@ class Host:
 
         Raises RequestError (nothing sent or filed) when the request itself is malformed.
         """
+        self._writable()
         return self._decide(request)[0]()
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise EmrcommError("this host was opened read-only (to check and preview): it sends nothing")
 
     def _decide(self, request: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], set[str]]:
         """Everything ``send`` does before it writes: a function that writes the outcome (and
@@ -479,6 +496,7 @@ class Host:
         address or a request id already in the group starts a new commit. Inline delivery
         commits each request before its message leaves, so it is not grouped.
         """
+        self._writable()
         if self.config.delivery_mode != "queue" or group <= 1:
             for item in requests:
                 yield self._send_or_fail(item)
