@@ -9,14 +9,14 @@ from typing import Any
 import jsonschema
 
 from support import REPO
+from tools import require
 
 SCHEMA_PATH = REPO / "tests" / "node" / "node_modules" / "@medplum" / "definitions" / "dist" / "fhir" / "r4" / "fhir.schema.json"
 
 
 @cache
 def validator(resource_type: str) -> jsonschema.Draft6Validator:
-    if not SCHEMA_PATH.exists():
-        raise FileNotFoundError(f"{SCHEMA_PATH} is missing: run `bash tests/run.sh` once, it installs it")
+    require("npm")
     full = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     schema = {k: v for k, v in full.items() if k not in ("oneOf", "discriminator")}
     schema["$ref"] = f"#/definitions/{resource_type}"

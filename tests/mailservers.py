@@ -18,7 +18,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from servers import free_port, port_open, wait_until
+from servers import free_port, port_open, start_retrying, wait_until
 
 USERNAME = "clinic-relay"
 
@@ -104,7 +104,6 @@ class SmtpServer:
     def __init__(self, ca: CertificateAuthority | None = None, *, starttls: bool = True, implicit_tls: bool = False,
                  password: str | None = None) -> None:
         self.handler = RecordingHandler()
-        self.port = free_port()
         self.password = password
         kwargs: dict[str, Any] = {}
         if password is not None:
@@ -116,9 +115,14 @@ class SmtpServer:
             kwargs.update(tls_context=ca.server_context(), require_starttls=True)
         if ca is not None and implicit_tls:
             kwargs.update(ssl_context=ca.server_context())
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     server_hostname="localhost", **kwargs)
-        self.controller.start()
+
+        def start() -> None:
+            self.port = free_port()  # aiosmtpd checks it is up by connecting to the port it was given
+            self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                         server_hostname="localhost", **kwargs)
+            self.controller.start()
+
+        start_retrying(start, "smtp server")
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: Any) -> AuthResult:
@@ -175,7 +179,6 @@ class Postfix:
         for d in (self.config, self.queue, self.data):
             d.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.data, "postfix")  # the master's lock file and the TLS caches live here
-        self.port = free_port()
         shutil.copy(ca.cert_file, self.config / "server.pem")
         shutil.copy(ca.key_file, self.config / "server.key")
         (self.config / "server.key").chmod(0o600)
@@ -208,11 +211,20 @@ class Postfix:
             "default_process_limit": "10",
         }
         (self.config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()), encoding="utf-8")
-        (self.config / "master.cf").write_text(MASTER_CF.format(port=self.port), encoding="utf-8")
+
+        def start() -> None:
+            self.port = free_port()
+            (self.config / "master.cf").write_text(MASTER_CF.format(port=self.port), encoding="utf-8")
+            try:
+                self._postfix("check")
+                self._postfix("start")
+                wait_until(lambda: port_open(self.port), 30, "postfix smtpd")
+            except BaseException:
+                self._stop_master()
+                raise
+
         try:
-            self._postfix("check")
-            self._postfix("start")
-            wait_until(lambda: port_open(self.port), 30, "postfix smtpd")
+            start_retrying(start, "postfix")
         except BaseException:
             self.stop()
             raise
@@ -231,10 +243,13 @@ class Postfix:
         except (OSError, ValueError):
             return None
 
-    def stop(self) -> None:
+    def _stop_master(self) -> None:
         """``postfix stop`` signals the master of this instance only (its PID file), which ends its children."""
         pid = self.master_pid()
         if pid is not None:
             subprocess.run(["postfix", "-c", str(self.config), "stop"], capture_output=True, timeout=60, check=False)
             wait_until(lambda: not Path(f"/proc/{pid}").exists(), 20, "the postfix master to exit")
+
+    def stop(self) -> None:
+        self._stop_master()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,5 +1,9 @@
 """Real servers for the delivery tests, each on 127.0.0.1 and a free port, stopped by PID.
 
+Ports: a server in this process binds port 0 itself (:func:`listening_socket`); a server process
+that must be told its port (Kannel, Prism, Postfix) starts through :func:`start_retrying`, which
+tries fresh ports when another process took one between choosing it and binding it.
+
 - ``Kannel``: bearerbox + smsbox + fakesmsc (Debian ``kannel``, ``kannel-extras``); what
   fakesmsc received is read back from its log.
 - ``Prism``: ``prism mock`` of Twilio's OpenAPI description (npm ``@stoplight/prism-cli``).
@@ -22,26 +26,65 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import attrs
 import requests
 
-from support import REPO, SHARED
+from support import DATA, REPO
 
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
 PRISM = REPO / "tests" / "node" / "node_modules" / ".bin" / "prism"
-TWILIO_SPEC = SHARED / "data" / "twilio" / "twilio_api_v2010.json"
+TWILIO_SPEC = DATA / "twilio" / "twilio_api_v2010.json"
 KANNEL_CONF = REPO / "tests" / "kannel" / "kannel.conf"
 
 
+T = TypeVar("T")
+START_ATTEMPTS = 3
+
+
 def free_port() -> int:
+    """A port nobody listens on now. Another process may take it before the caller binds it:
+    start servers that are given ports through :func:`start_retrying`."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def start_retrying(start: Callable[[], T], what: str, attempts: int = START_ATTEMPTS) -> T:
+    """``start()`` a server that chooses its ports with :func:`free_port`, again with new ports
+    when it fails (a port taken meanwhile); the last failure is raised. ``start`` cleans up after
+    itself when it fails."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            print(f"{what} did not start ({type(exc).__name__}: {exc}); again on other ports")
+    raise AssertionError("unreachable")
+
+
+def listening_socket() -> socket.socket:
+    """A listening socket on 127.0.0.1 and a port of the kernel's choosing (no race), for a
+    server in this process: ``uvicorn.Server.run(sockets=[sock])``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port that refuses connections for as long as the block runs: bound and never listening,
+    so no other process can start listening there meanwhile."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
@@ -154,20 +197,25 @@ class Kannel:
         directory.mkdir(parents=True, exist_ok=True)
         self.dir = directory
         self.username = username
-        self.ports = {name: free_port() for name in ("admin_port", "smsbox_port", "fake_port", "sendsms_port")}
         self.admin_password = os.urandom(8).hex()
-        conf = string.Template(KANNEL_CONF.read_text(encoding="utf-8")).substitute(
-            dir=directory, username=username, password=password, admin_password=self.admin_password,
-            queue_limit=queue_limit, **self.ports)
         self.conf = directory / "kannel.conf"
-        self.conf.write_text(conf, encoding="utf-8")
         self.processes: list[Process] = []
         self.fakesmsc: Process | None = None
-        try:
-            self._start(smsc)
-        except BaseException:
-            self.stop()
-            raise
+
+        def start() -> None:
+            self.ports = {name: free_port() for name in ("admin_port", "smsbox_port", "fake_port", "sendsms_port")}
+            conf = string.Template(KANNEL_CONF.read_text(encoding="utf-8")).substitute(
+                dir=directory, username=username, password=password, admin_password=self.admin_password,
+                queue_limit=queue_limit, **self.ports)
+            self.conf.write_text(conf, encoding="utf-8")
+            try:
+                self._start(smsc)
+            except BaseException:
+                self.stop()
+                self.processes, self.fakesmsc = [], None
+                raise
+
+        start_retrying(start, "kannel")
 
     def _start(self, smsc: bool) -> None:
         bearerbox = Process(["bearerbox", self.conf], self.dir / "bearerbox.out")
@@ -228,16 +276,20 @@ class Prism:
 
     def __init__(self, directory: Path, spec: Path = TWILIO_SPEC) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.process = Process([PRISM, "mock", "-h", "127.0.0.1", "-p", str(self.port), spec],
-                               directory / "prism.log")
-        try:
-            wait_until(lambda: port_open(self.port) or not self.process.alive(), 90, "prism mock")
-            if not self.process.alive():
-                raise RuntimeError(f"prism exited at start; see {self.process.log}")
-        except BaseException:
-            self.process.stop()
-            raise
+
+        def start() -> None:
+            self.port = free_port()
+            self.process = Process([PRISM, "mock", "-h", "127.0.0.1", "-p", str(self.port), spec],
+                                   directory / "prism.log")
+            try:
+                wait_until(lambda: port_open(self.port) or not self.process.alive(), 90, "prism mock")
+                if not self.process.alive():
+                    raise RuntimeError(f"prism exited at start; see {self.process.log}")
+            except BaseException:
+                self.process.stop()
+                raise
+
+        start_retrying(start, "prism")
 
     @property
     def url(self) -> str:

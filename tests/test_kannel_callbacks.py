@@ -5,6 +5,7 @@ are refused."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +18,11 @@ import requests
 from emrcomm.host import Host
 from emrcomm.model import Status
 from emrcomm_sms.callbacks import kannel_mo_url
-from servers import FAKESMSC, Kannel, Process, free_port, wait_until
+from servers import FAKESMSC, Kannel, Process, free_port, listening_socket, wait_until
 from support import BASE_CONFIG
 from test_worker import reminder
+
+pytestmark = pytest.mark.kannel
 
 PASSWORD = "kannel-test-pw-91c2"
 SECRET = "callback-secret-5d1e"
@@ -62,15 +65,15 @@ class KannelWithHandsets(Kannel):
 
 
 @contextmanager
-def serving(host: Host, port: int) -> Iterator[str]:
+def serving(host: Host, sock: socket.socket) -> Iterator[str]:
     import uvicorn
 
     from emrcomm.web import create_app
 
-    config = uvicorn.Config(create_app(host), host="127.0.0.1", port=port, access_log=False, log_config=None,
-                            server_header=False, lifespan="off")
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(host), access_log=False, log_config=None, server_header=False, lifespan="off")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="emrcomm-serve", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="emrcomm-serve", daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), 20, "the app to start")
     try:
@@ -82,8 +85,8 @@ def serving(host: Host, port: int) -> Iterator[str]:
 
 @pytest.fixture
 def setup(make_host: Callable[..., Host], tmp_path: Path) -> Iterator[tuple[Host, KannelWithHandsets, str]]:
-    app_port = free_port()
-    base = f"http://127.0.0.1:{app_port}/callbacks"
+    app = listening_socket()  # bound now: Kannel's configuration names its port
+    base = f"http://127.0.0.1:{app.getsockname()[1]}/callbacks"
     (tmp_path / "callback-secret").write_text(SECRET, encoding="utf-8")
     (tmp_path / "kannel-pw").write_text(PASSWORD, encoding="utf-8")
     kannel = KannelWithHandsets(tmp_path / "kannel", mo_url=kannel_mo_url(base, SECRET))
@@ -101,10 +104,11 @@ smsc = "fake"
 password = {{file = "{tmp_path / 'kannel-pw'}"}}
 """
         host = make_host(config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms))
-        with serving(host, app_port) as url:
+        with serving(host, app) as url:
             yield host, kannel, url
     finally:
         kannel.stop()
+        app.close()
 
 
 def texts_to(kannel: Kannel, number: str) -> list[str]:

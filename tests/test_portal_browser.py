@@ -43,10 +43,9 @@ FOR_DOCS = ("01-sms-notice-confirm", "02-date-of-birth", "03-message", "04-repli
             "06-recalled", "08-locked", "09-french")
 EN, FR = i18n.STRINGS["en"], i18n.STRINGS["fr"]
 
-from playwright import sync_api  # noqa: E402 - a test dependency: missing means failing, never skipping
+from playwright import sync_api  # noqa: E402 - a test dependency (the chromium marker covers the browser)
 
-if not CHROMIUM.exists():  # pragma: no cover - tests/run.sh installs it
-    pytest.fail("Debian chromium is missing: apt-get install chromium (tests/run.sh does)", pytrace=False)
+pytestmark = pytest.mark.chromium
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from emrcomm_sms.reports import (
     kannel_state,
     twilio_state,
 )
-from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, free_port
+from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, refused_port
 from support import BASE_CONFIG, write_config
 
 SENDER = "+16135550100"
@@ -148,8 +148,9 @@ def test_token_bucket_holds_the_rate_across_threads() -> None:
     for th in threads:
         th.join()
     elapsed = time.monotonic() - start
-    # 40 tokens at 50 a second with one saved up: the 40th is due at 39/50 s
-    assert 0.75 <= elapsed < 3.0
+    # 40 tokens at 50 a second with one saved up: the 40th is due at 39/50 s. The upper bound
+    # only catches a bucket that throttles far too hard (ten times the rate), not a busy machine.
+    assert 0.75 <= elapsed < 7.8
 
 
 def test_each_sender_has_its_own_bucket() -> None:
@@ -296,8 +297,8 @@ def test_kannel_delivery_reports_name_the_record(kannel: Kannel, secrets_dir: Pa
 
 
 def test_kannel_down_is_a_transient_error(secrets_dir: Path, tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/cgi-bin/sendsms"  # nothing listens there
-    with pytest.raises(TransientDeliveryError) as err:
+    with refused_port() as port, pytest.raises(TransientDeliveryError) as err:
+        url = f"http://127.0.0.1:{port}/cgi-bin/sendsms"  # nothing listens there
         sms_transport(kannel_settings(url, secrets_dir), tmp_path).send(message(), "+16135550204", "rec-down")
     assert (err.value.reason, err.value.ambiguous) == ("unreachable", False)
 
@@ -427,12 +428,12 @@ def test_4xx_is_a_permanent_error_without_the_number(secrets_dir: Path, tmp_path
 
 def test_a_slow_provider_times_out_as_a_transient_error_that_may_have_sent(
         secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer) -> None:
-    http_server.script(Reply(201, CREATED.body, delay=1.5))
+    http_server.script(Reply(201, CREATED.body, delay=10))
     transport = sms_transport(twilio_settings(http_server.url, secrets_dir, read_timeout=0.3), tmp_path)
     start = time.monotonic()
     with pytest.raises(TransientDeliveryError) as err:
         transport.send(message(), "+16135550406", "rec-slow")
-    assert time.monotonic() - start < 1.4
+    assert time.monotonic() - start < 8  # it gave up long before the answer, however busy the machine
     assert (err.value.reason, err.value.ambiguous) == ("timeout", True)
 
 

@@ -20,7 +20,7 @@ from emrcomm.host import Host
 from emrcomm.model import Message, Request
 from emrcomm.testing import make_context
 from mailservers import USERNAME, CertificateAuthority, Postfix, SmtpServer
-from servers import free_port
+from servers import refused_port
 from support import BASE_CONFIG, write_config
 
 PASSWORD = "relay-test-pw-3b8e"
@@ -168,8 +168,8 @@ def test_smtp_4xx_is_transient_and_5xx_permanent(secure_server: SmtpServer, ca: 
 
 
 def test_connection_refused_is_transient(tmp_path: Path) -> None:
-    smtp = transport(smtp_settings(free_port()), tmp_path)  # nothing listens there
-    with pytest.raises(TransientDeliveryError) as err:
+    with refused_port() as port, pytest.raises(TransientDeliveryError) as err:
+        smtp = transport(smtp_settings(port), tmp_path)  # nothing listens there
         smtp.send(message(), "camille.roy@example.org", "rec-mail-down")
     assert err.value.reason == "unreachable"
 
