@@ -31,7 +31,17 @@ def error_for(tmp_path: Path, text: str) -> str:
 def test_embedded_defaults_load_when_there_is_no_file(tmp_path: Path) -> None:
     config = load_config(None, base_dir=tmp_path)
     assert config.source == EMBEDDED
-    assert config.store_path == tmp_path / "emrcomm-data" / "emrcomm.sqlite"
+    assert config.store_path == tmp_path / "emrcomm.sqlite"
+
+
+def test_embedded_defaults_keep_their_data_in_the_user_data_folder_not_the_current_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EMRCOMM_DATA_DIR", str(tmp_path / "data"))
+    assert load_config(None).store_path == tmp_path / "data" / "emrcomm.sqlite"
+    monkeypatch.delenv("EMRCOMM_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert load_config(None).store_path == tmp_path / "xdg" / "emrcomm" / "emrcomm.sqlite"
 
 
 def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: dict[str, s
                    clinic.phone, context.clock, unsubscribe=unsubscribe, footer=footer)
 
 
-# Categories that are subscriptions rather than transactions (RULES.md H): they need a one-click
+# Categories that are subscriptions rather than transactions (docs/rule-catalogue.md H): they need a one-click
 # unsubscribe. Reminders, results, pickups and invoices are transactional.
 SUBSCRIPTION_CATEGORIES = ("education", "marketing")
 MISDIRECTION_WORDS = ("received this message in error", "reçu ce message par erreur")
@@ -47,7 +47,7 @@ MISDIRECTION_WORDS = ("received this message in error", "reçu ce message par er
 
 class Plugin:
     """Registers the ``email`` channel (insecure, v3 medium EMAILWRIT) and checks the email form
-    (RULES.md H): one-click unsubscribe for subscriptions, the misdirection notice."""
+    (docs/rule-catalogue.md H): one-click unsubscribe for subscriptions, the misdirection notice."""
 
     settings_schema = load_schema("plugins/email.schema.json")
 

@@ -24,12 +24,12 @@ class EmlSink:
         self.clinic = clinic
         self.phone = phone
         self.clock = clock
-        directory.mkdir(parents=True, exist_ok=True)
 
     def send(self, message: Message, address: str, key: str) -> Receipt:
         at = self.clock()
         target = self.directory / f"{key}.eml"
         if not target.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
             mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
                                unsubscribe_url=self.unsubscribe.get(message.category.value), footer=self.footer)
             tmp = target.with_suffix(".tmp")

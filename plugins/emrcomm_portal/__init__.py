@@ -30,7 +30,8 @@ class Plugin:
     def __init__(self, context: PluginContext) -> None:
         settings = context.settings
         self.context = context
-        ring = KeyRing.load_or_create(context.path(settings.get("keyring", "emrcomm-data/portal-keyring.json")))
+        ring = KeyRing.load_or_create(context.path(settings.get("keyring", "emrcomm-data/portal-keyring.json")),
+                                      save=not context.read_only)
         self.transport = PortalTransport(
             context, ring, link_base=settings.get("link_base", context.clinic.portal_url),
             link_days=float(settings.get("link_days", 7)),

@@ -55,14 +55,16 @@ class KeyRing:
         self._lock = threading.Lock()
 
     @classmethod
-    def load_or_create(cls, path: Path) -> KeyRing:
+    def load_or_create(cls, path: Path, *, save: bool = True) -> KeyRing:
+        """The ring in ``path``, created when absent; ``save=False`` keeps a new ring in memory."""
         if not path.exists():
             ring = cls.generate()
             ring.path = path
-            ring.save(path)
+            if save:
+                ring.save(path)
             return ring
         ring = cls.load(path)
-        if ring.needs_saving:
+        if ring.needs_saving and save:
             ring.save(path)
         return ring
 

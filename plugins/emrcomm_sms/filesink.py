@@ -24,7 +24,6 @@ class FileSink:
         self.channel = channel
         self.clock = clock
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._seen: set[str] = set()
         if self.path.exists():
             with self.path.open(encoding="utf-8") as fh:
@@ -34,6 +33,7 @@ class FileSink:
         at = self.clock()
         with self._lock:
             if key not in self._seen:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 line = json.dumps({"id": key, "to": address, "text": message.text, "at": at.isoformat()},
                                   ensure_ascii=False)
                 with self.path.open("a", encoding="utf-8") as fh:

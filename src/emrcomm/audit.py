@@ -153,7 +153,7 @@ class SigningKey:
     """The log's Ed25519 key, kept in a file only its owner can read (never in the config)."""
 
     private: Ed25519PrivateKey = field(repr=False)
-    path: Path
+    path: Path | None
 
     @property
     def public(self) -> Ed25519PublicKey:
@@ -165,6 +165,11 @@ class SigningKey:
 
     def sign(self, data: bytes) -> str:
         return base64.b64encode(self.private.sign(data)).decode("ascii")
+
+    @classmethod
+    def ephemeral(cls) -> SigningKey:
+        """A key kept in memory only, for a host that writes nothing (it signs nothing either)."""
+        return cls(Ed25519PrivateKey.generate(), None)
 
     @classmethod
     def load(cls, path: Path, *, create: bool) -> SigningKey:

@@ -156,10 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _host(args: argparse.Namespace) -> Any:
+def _host(args: argparse.Namespace, *, read_only: bool = False) -> Any:
+    """The host of ``--config``; ``read_only`` for commands that only ask (they write nothing)."""
     from emrcomm.host import Host
 
-    return Host.from_config(args.config)
+    return Host.from_config(args.config, read_only=read_only)
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -177,7 +178,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    with _host(args) as host:
+    with _host(args, read_only=True) as host:
         rows = host.plugin_hooks()
         data = [{"name": p.name, "entry_point": p.value, "distribution": p.distribution,
                  "builtin": p.builtin, "hooks": hooks} for p, hooks in rows]
@@ -193,7 +194,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    with _host(args) as host:
+    with _host(args, read_only=True) as host:
         config = host.config
         data: dict[str, Any] = {"config": config.source, "clinic": config.clinic.name, "store": str(config.store_path),
                 "plugins": [p.name for p in host.plugins], "channels": sorted(host.channels)}
@@ -282,7 +283,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.channel is None:
         raise EmrcommError("check: give --channel (the text rules of one channel) "
                            "or --patient (how it would be routed to that patient)")
-    with _host(args) as host:
+    with _host(args, read_only=True) as host:
         if args.text is not None:
             found = host.check(args.text, channel=args.channel, category=args.category, language=args.lang)
             blocked = any(f.blocks for f in found)
@@ -314,7 +315,7 @@ def _check_patient(args: argparse.Namespace) -> int:
     request = Request(args.patient, args.category, id="check", text=args.text,
                       sensitivity=Sensitivity.RESTRICTED if args.restricted else Sensitivity.NORMAL,
                       channel=args.channel)
-    with _host(args) as host:
+    with _host(args, read_only=True) as host:
         outcome = host.preview(request)
     _emit(args, outcome.to_dict(), format_outcome(outcome).replace("request check: ", "would be: ", 1))
     return EXIT_BLOCKED if outcome.status is Status.BLOCKED else EXIT_OK

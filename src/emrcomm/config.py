@@ -7,6 +7,7 @@ was expected, so a clinic can fix its file without reading code.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,7 @@ from emrcomm.rules import RULES
 
 DEFAULT_FILE = "emrcomm.toml"
 EMBEDDED = "<embedded defaults>"
+DATA_DIR_VARIABLE = "EMRCOMM_DATA_DIR"
 
 # Keys whose values are credentials: they may only be references to the environment or a file.
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|auth_?key|private_?key|credential)", re.I)
@@ -77,6 +79,15 @@ def embedded_defaults_text() -> str:
     return resources.files("emrcomm").joinpath("defaults.toml").read_text(encoding="utf-8")
 
 
+def user_data_dir() -> Path:
+    """Where the embedded defaults keep their database, keys and sinks: ``$EMRCOMM_DATA_DIR``,
+    else the user's data folder (``~/.local/share/emrcomm`` on Linux)."""
+    import platformdirs
+
+    given = os.environ.get(DATA_DIR_VARIABLE, "").strip()
+    return Path(given).expanduser() if given else platformdirs.user_data_path("emrcomm")
+
+
 def find_config(path: str | Path | None) -> Path | None:
     """``--config FILE``, else ./emrcomm.toml when it exists, else None (embedded defaults)."""
     if path is not None:
@@ -89,11 +100,11 @@ def load_config(path: str | Path | None = None, *, base_dir: Path | None = None)
     """Read, parse and check a config file (or the embedded defaults when there is none).
 
     Relative paths in the file are relative to its folder; for the embedded defaults they are
-    relative to ``base_dir`` (default: the current directory).
+    relative to ``base_dir`` (default: :func:`user_data_dir`, never the current directory).
     """
     found = find_config(path) if path is not None or base_dir is None else None
     if found is None:
-        return parse_config(embedded_defaults_text(), source=EMBEDDED, base_dir=base_dir or Path.cwd())
+        return parse_config(embedded_defaults_text(), source=EMBEDDED, base_dir=base_dir or user_data_dir())
     try:
         text = found.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -440,18 +440,38 @@ class SQLiteStore:
     ``transaction()`` so the fsync is shared.
     """
 
-    def __init__(self, path: str | Path, *, synchronous: str = "full") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "full", read_only: bool = False) -> None:
+        """Open (creating it when absent) the database at ``path``.
+
+        ``read_only`` opens an existing database for reading only, and an absent one as an empty
+        database in memory: nothing is created or written on disk (``emrcomm check``).
+        """
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._depth = 0
         self._grouped = False  # inside group_commit(): transactions are savepoints
         self._before_commit: list[Callable[[], None]] = []
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
-        )
+        self._checkpointer: _Checkpointer | None = None
+        if read_only and self.path.exists():
+            # A database another process has open (its -wal is there) is read through its WAL
+            # like any reader does. One that is closed would get a -wal and -shm from a reader:
+            # it is read as immutable instead, so that asking leaves no file behind.
+            closed = not self.path.with_name(self.path.name + "-wal").exists()
+            uri = f"{self.path.resolve().as_uri()}?{'immutable=1' if closed else 'mode=ro'}"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None,
+                                       timeout=BUSY_TIMEOUT)
+            self._db.row_factory = sqlite3.Row
+            return
+        if read_only:
+            self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
+            )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}")
@@ -465,6 +485,8 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+        if read_only:
+            return
         # The WAL is copied back into the database by a thread of its own, so that no send pays
         # for a checkpoint (they were B1's p99: ~2.3 ms with them, ~1.4 ms without). The
         # writers' own checkpoint stays as a safety net, at a WAL ten times the usual size.
@@ -1214,7 +1236,8 @@ class SQLiteStore:
         return cur.rowcount == 1
 
     def close(self) -> None:
-        self._checkpointer.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._db.close()
 
