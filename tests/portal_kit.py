@@ -15,6 +15,7 @@ from typing import Any
 from emrcomm import Channel, Receipt, hookimpl
 from emrcomm.host import Host
 from emrcomm.model import Category, Message, Outcome, Request
+from emrcomm_portal.storage import PortalStore
 from servers import listening_socket
 
 # What a clinician writes, and the patient's date of birth as the directory has it (support.patient).
@@ -52,6 +53,11 @@ def link_in(text: str) -> str:
 
 def token_in(text: str) -> str:
     return LINK.search(text).group(1)  # type: ignore[union-attr]
+
+
+def messages(host: Host) -> PortalStore:
+    """The portal plugin's tables in the host's database."""
+    return PortalStore(host.store.db)
 
 
 def database_bytes(host: Host) -> bytes:

@@ -322,7 +322,7 @@ def test_a_truncation_stays_visible_after_the_host_appends_again(
     tamper_truncate(path)
     host = make_host()
     host.send(reminder(rid="after"))
-    assert host.store.audit_head() is not None
+    assert host.store.audit.head() is not None
     [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
     assert anomaly["problem"] == "the log ended at entry 9 but its signed head named entry 12"
     assert anomaly["seq"] == 13  # numbering resumes after the head: the gap stays a gap
@@ -504,7 +504,7 @@ def test_an_entry_undone_inside_a_group_commit_leaves_the_end_signed(host: Host)
         with pytest.raises(RuntimeError), host.store.transaction():
             log.record("requeued", records=["r-2"])
             raise RuntimeError("a filer failed")
-    last = host.store.audit_last()
+    last = host.store.audit.last()
     assert last is not None and last["sig"] and entries(host)[-1]["records"] == ["r-1"]
     log.record("requeued", records=["r-3"])
     assert [e["records"] for e in entries(host)][-2:] == [["r-1"], ["r-3"]]  # no audit.anomaly between

@@ -110,7 +110,7 @@ def test_a_failed_segment_is_not_hidden_by_a_later_success(host: Host, client: C
 def test_kannel_mo_without_the_token_is_refused_and_changes_nothing(host: Host, client: Client) -> None:
     host.send(reminder())
     assert mo(client, "STOP", "mo-1", token="nope").status_code == 403
-    assert host.store.consent_events(channel="sms", address=NUMBER) == []
+    assert host.store.consent.events(channel="sms", address=NUMBER) == []
 
 
 def test_stop_updates_the_ledger_blocks_the_next_sms_and_is_confirmed_exactly_once(
@@ -120,8 +120,8 @@ def test_stop_updates_the_ledger_blocks_the_next_sms_and_is_confirmed_exactly_on
     assert mo(client, "Arrêt", "mo-1").status_code == 200
     assert mo(client, "STOP", "mo-2").status_code == 200  # a second STOP: no second confirmation
     assert mo(client, "Arrêt", "mo-1").status_code == 200  # Kannel retrying the callback
-    events = host.store.consent_events(channel="sms", address=NUMBER)
-    assert events and events[-1]["action"] == "revoke"
+    events = host.store.consent.events(channel="sms", address=NUMBER)
+    assert events and events[-1].revokes
     confirmations = [x for x in sms_lines(host) if "no longer receive" in x["text"]]
     assert len(confirmations) == 1
     before = len(sms_lines(host))
@@ -150,8 +150,8 @@ def test_free_text_that_reads_like_an_opt_out_goes_to_staff_and_changes_no_ledge
     host.send(reminder())
     sent = len(sms_lines(host))
     mo(client, "please stop texting me", "mo-1")
-    assert host.store.consent_events(channel="sms", address=NUMBER) == []
-    [item] = host.store.inbox_items()
+    assert host.store.consent.events(channel="sms", address=NUMBER) == []
+    [item] = host.store.inbox.items()
     assert item["priority"] == "urgent" and "PROBABLE_REVOCATION" in item["reason"]
     assert len(sms_lines(host)) == sent  # no automatic answer to someone asking us to stop
 
@@ -207,7 +207,7 @@ def test_twilio_callbacks_with_a_bad_signature_are_refused(twilio_client: tuple[
     assert twilio_post(client, "/callbacks/twilio/inbound", form, token="wrong").status_code == 403
     assert twilio_post(client, "/callbacks/twilio/status?record=x", {"MessageStatus": "delivered"},
                        token="wrong").status_code == 403
-    assert host.store.consent_events(channel="sms", address=NUMBER) == []
+    assert host.store.consent.events(channel="sms", address=NUMBER) == []
 
 
 def test_twilio_status_and_inbound_stop(twilio_client: tuple[Host, Client]) -> None:
@@ -222,9 +222,9 @@ def test_twilio_status_and_inbound_stop(twilio_client: tuple[Host, Client]) -> N
     assert resource is not None and resource["status"] == "not-done" and "30003" in resource["statusReason"]["text"]
     answer = twilio_post(client, "/callbacks/twilio/inbound", {"From": NUMBER, "Body": "STOP", "MessageSid": "SM9"})
     assert answer.status_code == 200 and "<Response>" in answer.text
-    assert host.store.consent_events(channel="sms", address=NUMBER)[-1]["action"] == "revoke"
+    assert host.store.consent.last(channel="sms", address=NUMBER).revokes
     # the confirmation waits in the outbox for the worker: exactly one
-    confirmations = [r for r in host.store._read("SELECT request_id FROM outbox")
+    confirmations = [r for r in host.store.db.query("SELECT request_id FROM outbox")
                      if r["request_id"].startswith("optout-confirmation")]
     assert len(confirmations) == 1
 
@@ -269,8 +269,8 @@ def test_a_confirmation_that_failed_is_sent_when_the_provider_retries_the_stop(
     monkeypatch.setattr(emrcomm.inbound, "_answer", directory_down_once)
     with pytest.raises(RuntimeError):  # the callback fails: the ledger is written, the answer is not
         handle_inbound(host, channel="sms", address=NUMBER, text="STOP", at=host.clock(), provider_id="mo-1")
-    events = host.store.consent_events(channel="sms", address=NUMBER)
-    assert events and events[-1]["action"] == "revoke"
+    events = host.store.consent.events(channel="sms", address=NUMBER)
+    assert events and events[-1].revokes
     assert mo(client, "STOP", "mo-1").status_code == 200  # Kannel retrying the callback
     assert mo(client, "STOP", "mo-1").status_code == 200  # and once more: already handled
     assert mo(client, "STOP", "mo-2").status_code == 200  # a second STOP: no second confirmation

@@ -60,11 +60,13 @@ def test_email_file_sink_writes_a_proper_message(tmp_path: Path) -> None:
 
 def test_portal_stores_only_ciphertext_and_reads_it_back(tmp_path: Path) -> None:
     ctx = make_context("portal", {"keyring": "ring.json"}, tmp_path)
-    [channel] = emrcomm_portal.Plugin(ctx).emrcomm_register_channels()
+    plugin = emrcomm_portal.Plugin(ctx)
+    ctx.store.storage.migrate(plugin.emrcomm_migrations())
+    [channel] = plugin.emrcomm_register_channels()
     assert channel.secure and channel.holds_content and channel.medium == "ONLINEWRIT"
     key = "0123456789abcdef0123456789abcdef"
     receipt = channel.transport.send(message("Your biopsy is benign."), "Patient/1", key)
-    row = ctx.store.portal_get(receipt.provider_id)
+    row = plugin.transport.messages.get(receipt.provider_id)
     assert row is not None and b"biopsy" not in bytes(row["ciphertext"])
     assert channel.transport.read(receipt.provider_id)["text"] == "Your biopsy is benign."
 

@@ -138,7 +138,7 @@ def test_start_in_the_ledger_restores_a_revoked_directory_consent(tmp_path: Path
                            revoked=TEST_NOW - 10 * DAY, source="STOP reply")
     recipient = make_recipient(consents=(revoked,))
     assert codes(plugin, recipient) == ["CONSENT_REVOKED"]
-    ctx.store.add_consent_event(patient="Patient/test-1", channel="sms", address=MOBILE, purpose=None,
+    ctx.store.consent.add(patient="Patient/test-1", channel="sms", address=MOBILE, purpose=None,
                                 action="grant", at=TEST_NOW - DAY, source="START reply")
     assert codes(plugin, recipient) == []
 
@@ -165,7 +165,7 @@ def test_a_second_confirmation_request_after_a_stop_is_refused(make_host) -> Non
     assert first.channels == ("sms",)
     assert handle_inbound(host, channel="sms", address=MOBILE, text="STOP", at=host.clock(),
                           provider_id="mo-1") is Handled.OPTOUT
-    sent = host.store._read("SELECT request_id FROM outbox WHERE channel = 'sms'")
+    sent = host.store.db.query("SELECT request_id FROM outbox WHERE channel = 'sms'")
     assert sum(r["request_id"].startswith("optout-confirmation") for r in sent) == 1
     again = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="confirm-again",
                               template="optout-confirmation", channel="sms"))

@@ -205,7 +205,7 @@ def test_the_message_goes_only_once_its_record_is_queued(
     def full_disk(**_: Any) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(host.store, "filing_queue_put", full_disk)
+    monkeypatch.setattr(filer(host).queue, "put", full_disk)
     outcome = host.send(reminder(rid="no-queue"))
     assert outcome.status is Status.FAILED
     assert [(f.code, f.plugin) for f in outcome.findings] == [("RECORD_NOT_FILED", "fhir-records")]

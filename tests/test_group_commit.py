@@ -4,7 +4,6 @@ sharing one commit among many requests without reporting any of them before that
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +15,7 @@ from emrcomm.errors import ConfigError
 from emrcomm.host import Host
 from emrcomm.loader import discover
 from emrcomm.model import Status
+from emrcomm.storage import open_sqlite
 from support import BASE_CONFIG, write_config
 from test_pipeline import ALL, reminder
 
@@ -30,13 +30,13 @@ def committed_outbox(host: Host, request_id: str) -> int:
 
 def test_store_synchronous_defaults_to_full(host: Host) -> None:
     assert host.config.store_synchronous == "full"
-    assert host.store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert host.store.db.query("PRAGMA synchronous") == [{"synchronous": 2}]  # FULL
 
 
 def test_store_synchronous_normal_is_applied(make_host: Callable[..., Host]) -> None:
     host = make_host(config_text=BASE_CONFIG.replace('path = "emrcomm.sqlite"',
                                                      'path = "emrcomm.sqlite"\nsynchronous = "normal"'))
-    assert host.store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert host.store.db.query("PRAGMA synchronous") == [{"synchronous": 1}]  # NORMAL
     assert host.send(reminder()).status is Status.SENT
 
 
@@ -85,20 +85,18 @@ def test_a_failing_filer_in_a_group_undoes_its_request_only(tmp_path: Path, cloc
 
 
 def test_a_transaction_inside_a_group_that_raises_is_undone_alone(tmp_path: Path) -> None:
-    from emrcomm.store import SQLiteStore
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
+    store = open_sqlite(tmp_path / "s.sqlite")
     with store.group_commit():
-        store.meta_put("kept", "1")
+        store.meta.put("kept", "1")
         with pytest.raises(RuntimeError), store.transaction():
-            store.meta_put("undone", "1")
+            store.meta.put("undone", "1")
             raise RuntimeError("a filer failed")
-        assert store.meta_get("undone") is None
-    assert store.meta_get("kept") == "1"
+        assert store.meta.get("undone") is None
+    assert store.meta.get("kept") == "1"
     with pytest.raises(RuntimeError), store.group_commit():
-        store.meta_put("group-undone", "1")
+        store.meta.put("group-undone", "1")
         raise RuntimeError("the whole group fails")
-    assert store.meta_get("group-undone") is None
+    assert store.meta.get("group-undone") is None
     store.close()
 
 
@@ -139,25 +137,6 @@ def test_a_group_holds_the_write_lock_only_to_write(make_host: Callable[..., Hos
     assert writes == ["ok"] * 2 and [o.status for o in outcomes] == [Status.QUEUED] * 2
 
 
-def test_the_wal_is_checkpointed_by_a_thread_of_its_own_and_stopped_on_close(tmp_path: Path) -> None:
-    """No send pays for a checkpoint: the store's checkpointer copies the WAL into the database
-    file in the background (writers would only past 10,000 pages), and close() stops it."""
-    from emrcomm.store import SQLiteStore
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
-    before = (tmp_path / "s.sqlite").stat().st_size
-    with store.transaction():
-        for i in range(300):
-            store.meta_put(f"k{i}", "x" * 500)  # ~40 pages: far below the writers' own threshold
-    deadline = time.monotonic() + 5
-    while (tmp_path / "s.sqlite").stat().st_size <= before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (tmp_path / "s.sqlite").stat().st_size > before  # copied into the database file
-    thread = store._checkpointer._thread
-    store.close()
-    assert not thread.is_alive()
-
-
 def test_a_failure_after_a_commit_inside_a_group_reports_what_that_commit_made_durable(
         make_host: Callable[..., Host]) -> None:
     """a and b share a patient, so a is committed before b is decided; when writing c then
@@ -191,23 +170,8 @@ def test_one_request_id_for_two_patients_in_a_group_is_handled_once(make_host: C
     assert patients == {"Patient/on-en"}
 
 
-def test_a_store_dropped_without_close_stops_its_checkpointer(tmp_path: Path) -> None:
-    import gc
-
-    from emrcomm.store import SQLiteStore
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
-    thread = store._checkpointer._thread
-    del store
-    gc.collect()
-    thread.join(5)
-    assert not thread.is_alive()
-
-
 def test_a_group_that_sqlite_rolled_back_itself_writes_nothing_more(tmp_path: Path) -> None:
-    from emrcomm.store import SQLiteStore
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
+    store = open_sqlite(tmp_path / "s.sqlite")
     errors: list[str] = []
 
     def attempt(write: Callable[[], None]) -> None:
@@ -218,19 +182,19 @@ def test_a_group_that_sqlite_rolled_back_itself_writes_nothing_more(tmp_path: Pa
             errors.append(str(exc))
 
     def fails() -> None:
-        store.meta_put("b", "1")
-        store._db.execute("ROLLBACK")  # what SQLite itself does on SQLITE_FULL or an I/O error
+        store.meta.put("b", "1")
+        store.db._db.execute("ROLLBACK")  # type: ignore[attr-defined]  # what SQLite itself does on SQLITE_FULL or I/O errors
         raise sqlite3.OperationalError("database or disk is full")
 
     with pytest.raises(sqlite3.OperationalError, match="rolled back by SQLite"), store.group_commit():
-        store.meta_put("a", "1")
+        store.meta.put("a", "1")
         attempt(fails)
-        attempt(lambda: store.meta_put("c", "1"))  # would have committed on its own, outside the group
+        attempt(lambda: store.meta.put("c", "1"))  # would have committed on its own, outside the group
     assert errors[0] == "database or disk is full"  # the real error, not "no such savepoint"
     assert "rolled back by SQLite" in errors[1]
-    assert [store.meta_get(k) for k in ("a", "b", "c")] == [None, None, None]
-    store.meta_put("after", "1")  # the store is usable again
-    assert store.meta_get("after") == "1"
+    assert [store.meta.get(k) for k in ("a", "b", "c")] == [None, None, None]
+    store.meta.put("after", "1")  # the store is usable again
+    assert store.meta.get("after") == "1"
     store.close()
 
 
@@ -238,20 +202,19 @@ def test_a_write_waits_for_another_processs_lock_and_gives_up_after_the_busy_tim
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from emrcomm import store as store_module
-    from emrcomm.store import SQLiteStore
+    from emrcomm.storage import sqlite as store_module
 
-    store = SQLiteStore(tmp_path / "s.sqlite")
+    store = open_sqlite(tmp_path / "s.sqlite")
     other = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process's group commit holds the write lock
     threading.Timer(0.05, other.execute, ("COMMIT",)).start()
-    store.meta_put("waited", "1")  # waits for the lock rather than failing at once
-    assert store.meta_get("waited") == "1"
-    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000  # restored for the rest
+    store.meta.put("waited", "1")  # waits for the lock rather than failing at once
+    assert store.meta.get("waited") == "1"
+    assert store.db.query("PRAGMA busy_timeout") == [{"timeout": 30_000}]  # restored for the rest
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.1)
     other.execute("BEGIN IMMEDIATE")
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        store.meta_put("never", "1")
+        store.meta.put("never", "1")
     other.execute("ROLLBACK")
     other.close()
     store.close()

@@ -135,7 +135,7 @@ def test_stop_from_a_handset_blocks_the_next_sms_and_is_confirmed_once(
     host.send(reminder("r-1"))
     kannel.wait_for(NUMBER)
     def revocations() -> int:
-        return sum(e["action"] == "revoke" for e in host.store.consent_events(channel="sms", address=NUMBER))
+        return sum(e.revokes for e in host.store.consent.events(channel="sms", address=NUMBER))
 
     kannel.handset_sends(NUMBER, "STOP", lambda: revocations() == 1)  # the ledger, at once
     wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 15, "the confirmation at fakesmsc")
@@ -154,6 +154,6 @@ def test_unauthenticated_callbacks_are_refused(setup: tuple[Host, KannelWithHand
     assert forged.status_code == 403
     mo = requests.get(f"{url}/callbacks/kannel/mo", params={"from": NUMBER, "text": "STOP", "token": "x"}, timeout=10)
     assert mo.status_code == 403
-    assert host.store.consent_events(channel="sms", address=NUMBER) == []
+    assert host.store.consent.events(channel="sms", address=NUMBER) == []
     resource = host.store.get_record(record)
     assert resource is not None and resource["status"] == "completed"

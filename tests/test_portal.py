@@ -23,8 +23,11 @@ from emrcomm.errors import ConfigError
 from emrcomm.host import Host, payload_text
 from emrcomm.loader import discover
 from emrcomm.model import Attachment, Category, Message, Request, Sensitivity, Status
+from emrcomm.storage import open_sqlite
 from emrcomm.testing import make_context
 from emrcomm_portal import triage
+from emrcomm_portal.storage import MIGRATIONS as PORTAL_MIGRATIONS
+from emrcomm_portal.storage import PortalStore
 from portal_kit import (
     BIRTH_DATE,
     NOTE,
@@ -33,6 +36,7 @@ from portal_kit import (
     WRONG_DATE,
     EmrPortal,
     database_bytes,
+    messages,
     notice_for,
     send_note,
     sms_lines,
@@ -100,7 +104,7 @@ def test_the_link_token_is_256_bits_and_only_its_digest_is_stored(host: Host) ->
     token = token_in(notice_for(host, outcome)["text"])
     raw = base64.b32decode(token[1:].upper() + "====")
     assert len(raw) * 8 == 256
-    row = host.store.portal_get(outcome.record_ids[0])
+    row = messages(host).get(outcome.record_ids[0])
     assert row["link_digest"] == hashlib.sha256(token.encode()).hexdigest()
     assert token.encode() not in database_bytes(host)
 
@@ -110,7 +114,7 @@ def test_the_chart_and_the_outbox_withhold_the_link_and_the_outbox_can_derive_it
     sent = notice_for(host, outcome)["text"]
     notice_record = host.store.get_record(outcome.record_ids[1])
     assert "[secure link]" in notice_record["payload"][0]["contentString"]
-    row = host.store._read("SELECT payload FROM outbox WHERE key = ?", (outcome.record_ids[1],))[0]
+    row = host.store.db.query("SELECT payload FROM outbox WHERE key = ?", (outcome.record_ids[1],))[0]
     payload = json.loads(row["payload"])
     assert token_in(sent) not in payload["text"]
     assert payload_text(payload, host.channels) == sent
@@ -148,18 +152,18 @@ def check_no_birth_date(host: Host) -> None:
     outcome = send_note(host)
     assert outcome.status is Status.BLOCKED
     assert any(f.code == "RECIPIENT_INVALID" and f.channel == "portal" for f in outcome.findings)
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     assert item["kind"] == "follow-up" and "RECIPIENT_INVALID" in item["reason"]
 
 
 def test_key_rotation_reencrypts_every_message_and_old_messages_still_open(host: Host, make_host: Callable[..., Host],
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     first, second = send_note(host, "note-1"), send_note(host, "note-2")
-    old_key = host.store.portal_get(first.record_ids[0])["key_id"]
+    old_key = messages(host).get(first.record_ids[0])["key_id"]
     # `emrcomm keys rotate` runs as another process would: its own host on the same files
     assert run_cli(host, "keys", "rotate") == 0
     assert "2 message(s) re-encrypted" in capsys.readouterr().out
-    rows = [host.store.portal_get(o.record_ids[0]) for o in (first, second)]
+    rows = [messages(host).get(o.record_ids[0]) for o in (first, second)]
     new_keys = {r["key_id"] for r in rows}
     assert len(new_keys) == 1 and old_key not in new_keys
     # this host loaded the ring before the rotation: it finds the new key and opens both messages
@@ -183,9 +187,9 @@ def test_keys_list_shows_the_current_key_and_what_it_holds(host: Host, capsys: p
 def test_a_tampered_ciphertext_does_not_open(host: Host) -> None:
     outcome = send_note(host)
     ident = outcome.record_ids[0]
-    row = host.store.portal_get(ident)
+    row = messages(host).get(ident)
     flipped = bytes([row["ciphertext"][0] ^ 1]) + row["ciphertext"][1:]
-    host.store._write("UPDATE portal_messages SET ciphertext = ? WHERE id = ?", (flipped, ident))
+    host.store.db.execute("UPDATE portal_messages SET ciphertext = ? WHERE id = ?", (flipped, ident))
     from cryptography.exceptions import InvalidTag
 
     with pytest.raises(InvalidTag):
@@ -242,8 +246,8 @@ def test_expire_sweeps_unread_messages_and_asks_staff_to_check(host: Host, clock
     assert service(host).expire_due(host) == []
     clock.now += dt.timedelta(days=2)
     assert service(host).expire_due(host) == [unread.record_ids[0]]
-    assert host.store.portal_get(read.record_ids[0])["state"] == "read"
-    assert [i["kind"] for i in host.store.inbox_items()] == ["expired-unread"]
+    assert messages(host).get(read.record_ids[0])["state"] == "read"
+    assert [i["kind"] for i in host.store.inbox.items()] == ["expired-unread"]
 
 
 def test_the_expire_command_reports_what_it_expired(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
@@ -271,7 +275,7 @@ def test_no_consented_channel_files_not_done_and_raises_a_staff_follow_up(host: 
     assert outcome.status is Status.BLOCKED
     [record] = host.records(patient="Patient/none")["entry"]
     assert record["resource"]["status"] == "not-done"
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     assert item["kind"] == "follow-up" and item["request_id"] == "note-1" and "CONSENT_MISSING" in item["reason"]
     assert item["task"]["focus"]["reference"] == f"Communication/{record['resource']['id']}"
     Task.model_validate(item["task"])
@@ -279,7 +283,7 @@ def test_no_consented_channel_files_not_done_and_raises_a_staff_follow_up(host: 
 
 def test_blocked_marketing_needs_no_follow_up(host: Host) -> None:
     host.send(Request("Patient/on-en", Category.MARKETING, id="m-1", text="Riverside Family Health: spa day!"))
-    assert host.store.inbox_items() == []
+    assert host.store.inbox.items() == []
 
 
 def test_a_portal_message_nobody_announced_asks_staff_to_tell_the_patient(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
@@ -293,7 +297,7 @@ def test_a_portal_message_nobody_announced_asks_staff_to_tell_the_patient(tmp_pa
 def check_unannounced(host: Host) -> None:
     outcome = send_note(host, patient="Patient/portal-only")
     assert outcome.status is Status.SENT and outcome.channels == ("portal",)
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     assert item["kind"] == "unannounced" and item["message_id"] == outcome.record_ids[0]
 
 
@@ -308,9 +312,9 @@ def test_the_inbox_command_lists_replies_and_shows_their_words_on_request(
     assert "reply" in listing and "appointment" in listing and "book an appointment" not in listing
     assert run_cli(host, "portal", "inbox", "--text") == 0
     assert "Can I book an appointment next week?" in capsys.readouterr().out
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     assert run_cli(host, "portal", "done", item["id"]) == 0
-    assert host.store.inbox_items() == [] and host.store.inbox_items(state="done")[0]["task"]["status"] == "completed"
+    assert host.store.inbox.items() == [] and host.store.inbox.items(state="done")[0]["task"]["status"] == "completed"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -394,7 +398,6 @@ def test_every_screenshot_the_portal_doc_shows_exists() -> None:
 def test_a_database_from_before_the_portal_links_gains_their_columns(tmp_path: Path) -> None:
     import sqlite3
 
-    from emrcomm.store import SQLiteStore
 
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
@@ -402,12 +405,12 @@ def test_a_database_from_before_the_portal_links_gains_their_columns(tmp_path: P
                       key_id TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, created TEXT NOT NULL,
                       state TEXT NOT NULL DEFAULT 'unread')""")
         db.execute("INSERT INTO portal_messages VALUES ('m1', 'm1', 'Patient/1', 'k', x'00', x'00', '2026', 'unread')")
-    store = SQLiteStore(path)
+    storage = open_sqlite(path, migrations=PORTAL_MIGRATIONS)
     try:
-        row = store.portal_get("m1")
+        row = PortalStore(storage.db).get("m1")
         assert row is not None and row["attempts"] == 0 and row["kind"] == "message" and row["link_digest"] is None
     finally:
-        store.close()
+        storage.close()
 
 
 # the identity check under concurrent answers ------------------------------------------------------
@@ -462,7 +465,7 @@ def test_concurrent_wrong_answers_get_no_more_tries_than_the_limit(host: Host, m
     assert sorted(results) == ["locked"] * (guesses - 4) + ["wrong"] * 4
     monkeypatch.setattr(svc.transport, "unseal", unseal)
     assert svc.verify(token, BIRTH_DATE, host).state == "locked"
-    row = host.store.portal_get(outcome.record_ids[0])
+    row = messages(host).get(outcome.record_ids[0])
     assert row["locked"] and row["attempts"] == 5 and row["state"] == "unread"
 
 
@@ -500,7 +503,7 @@ def test_a_link_locked_while_the_right_answer_is_checked_does_not_open(
         monkeypatch.setattr(svc.transport, "unseal", unseal_after_a_wrong_answer)
     visit = svc.verify(token, BIRTH_DATE, host)
     assert other == ["locked"]
-    row = host.store.portal_get(outcome.record_ids[0])
+    row = messages(host).get(outcome.record_ids[0])
     assert row["locked"] is not None and row["state"] == "unread"
     assert visit.state == "locked" and visit.opened is None
     assert comparisons.wrong <= svc.attempts - wrong_before
@@ -510,8 +513,8 @@ def test_a_locked_link_is_never_read_by_the_store(host: Host) -> None:
     outcome = send_note(host)
     [record] = outcome.record_ids[:1]
     for _ in range(5):
-        assert host.store.portal_reserve_attempt(record, limit=5) is not None
-    assert host.store.portal_reserve_attempt(record, limit=5) is None
-    host.store.portal_count_attempt(record, limit=5, now=host.clock())
-    assert not host.store.portal_open(record, now=host.clock())
-    assert host.store.portal_get(record)["state"] == "unread"
+        assert messages(host).reserve_attempt(record, limit=5) is not None
+    assert messages(host).reserve_attempt(record, limit=5) is None
+    messages(host).count_attempt(record, limit=5, now=host.clock())
+    assert not messages(host).open(record, now=host.clock())
+    assert messages(host).get(record)["state"] == "unread"

@@ -154,7 +154,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
         page.get_by_role("button", name=EN["send_reply"]).click()
     assert heading(page) == EN["replied_title"]
     shot(page, "04-replied")
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     reply = host.store.get_record(item["record_id"])
     assert reply["inResponseTo"] == [{"reference": f"Communication/{outcome.record_ids[0]}"}]
 

@@ -20,6 +20,7 @@ from portal_kit import (
     NOTE,
     NOTE_WORDS,
     WRONG_DATE,
+    messages,
     notice_for,
     running_server,
     send_note,
@@ -88,7 +89,7 @@ def test_opening_the_link_shows_a_confirm_page_and_uses_nothing_up(served: Calla
         page = portal.get(f"/m/{token}")
         assert page.status_code == 200 and title(page) == EN["confirm_title"]
     assert all(word not in page.text for word in NOTE_WORDS)
-    assert host.store.portal_get(record)["state"] == "unread"
+    assert messages(host).get(record)["state"] == "unread"
     assert "received" not in host.store.get_record(record)
 
 
@@ -110,7 +111,7 @@ def test_the_right_date_of_birth_opens_the_message_and_marks_it_received(
     assert page.status_code == 200
     assert "HbA1c is 8.1%" in page.text and "metformin" in page.text
     assert host.store.get_record(record)["received"].startswith("2026-11-23")
-    assert host.store.portal_get(record)["state"] == "read"
+    assert messages(host).get(record)["state"] == "read"
 
 
 def test_the_second_use_of_a_link_fails(served: Callable[..., tuple[Host, Portal]]) -> None:
@@ -128,7 +129,7 @@ def test_a_wrong_date_says_how_many_tries_are_left(served: Callable[..., tuple[H
     token, record = sent_token(host)
     page = portal.answer(token, WRONG_DATE)
     assert page.status_code == 400 and EN["error_wrong"].format(left=4) in page.text
-    assert "metformin" not in page.text and host.store.portal_get(record)["attempts"] == 1
+    assert "metformin" not in page.text and messages(host).get(record)["attempts"] == 1
 
 
 def test_four_wrong_answers_then_the_right_one_opens(served: Callable[..., tuple[Host, Portal]]) -> None:
@@ -148,7 +149,7 @@ def test_the_sixth_answer_is_refused_even_when_right(served: Callable[..., tuple
     sixth = portal.answer(token, BIRTH_DATE)
     assert sixth.status_code == 403 and title(sixth) == EN["problem_locked_title"]
     assert "metformin" not in sixth.text and "received" not in host.store.get_record(record)
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     assert item["kind"] == "link-locked" and item["priority"] == "urgent" and item["record_id"] == record
 
 
@@ -157,7 +158,7 @@ def test_a_date_that_is_not_a_date_is_not_counted(served: Callable[..., tuple[Ho
     token, record = sent_token(host)
     page = portal.post(f"/m/{token}/open", {"day": "31", "month": "2", "year": "1980"})
     assert page.status_code == 400 and EN["error_invalid"] in page.text
-    assert host.store.portal_get(record)["attempts"] == 0
+    assert messages(host).get(record)["attempts"] == 0
 
 
 # expiry and recall ---------------------------------------------------------------------------------
@@ -168,9 +169,9 @@ def test_an_expired_link_is_refused(served: Callable[..., tuple[Host, Portal]], 
     page = portal.answer(token, BIRTH_DATE)
     assert page.status_code == 410 and title(page) == EN["problem_expired_title"]
     assert "metformin" not in page.text
-    assert host.store.portal_get(record)["state"] == "expired"
+    assert messages(host).get(record)["state"] == "expired"
     assert any("expired unread" in n["text"] for n in host.store.get_record(record)["note"])
-    assert [i["kind"] for i in host.store.inbox_items()] == ["expired-unread"]
+    assert [i["kind"] for i in host.store.inbox.items()] == ["expired-unread"]
 
 
 def test_a_link_still_opens_just_before_it_expires(served: Callable[..., tuple[Host, Portal]], clock) -> None:  # type: ignore[no-untyped-def]
@@ -207,7 +208,7 @@ def test_a_reply_is_filed_in_response_to_the_message_and_reaches_the_inbox(
     text = "Thank you. Can the pharmacy refill my prescription before Friday?"
     page = portal.post("/m/-/reply", {"session": session, "text": text, "lang": "en"})
     assert page.status_code == 200 and title(page) == EN["replied_title"]
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     assert item["kind"] == "reply" and "medication" in item["keywords"] and item["priority"] == "routine"
     reply = host.store.get_record(item["record_id"])
     assert reply["inResponseTo"] == [{"reference": f"Communication/{record}"}]
@@ -222,7 +223,7 @@ def test_an_urgent_reply_is_triaged_first(served: Callable[..., tuple[Host, Port
     token, _ = sent_token(host)
     session = session_of(portal.answer(token, BIRTH_DATE))
     portal.post("/m/-/reply", {"session": session, "text": "J'ai une douleur thoracique depuis ce matin."})
-    [item] = host.store.inbox_items()
+    [item] = host.store.inbox.items()
     assert item["priority"] == "urgent" and item["keywords"][0] == "urgent"
 
 
@@ -233,7 +234,7 @@ def test_one_reply_per_reading(served: Callable[..., tuple[Host, Portal]]) -> No
     portal.post("/m/-/reply", {"session": session, "text": "First."})
     second = portal.post("/m/-/reply", {"session": session, "text": "Second."})
     assert EN["replied_already"] in second.text.replace("&#39;", "'")
-    assert len(host.store.inbox_items()) == 1
+    assert len(host.store.inbox.items()) == 1
 
 
 def test_an_empty_reply_shows_the_message_again_with_an_error(served: Callable[..., tuple[Host, Portal]]) -> None:
@@ -242,7 +243,7 @@ def test_an_empty_reply_shows_the_message_again_with_an_error(served: Callable[.
     session = session_of(portal.answer(token, BIRTH_DATE))
     page = portal.post("/m/-/reply", {"session": session, "text": "   "})
     assert page.status_code == 400 and EN["error_empty"] in page.text and "metformin" in page.text
-    assert host.store.inbox_items() == []
+    assert host.store.inbox.items() == []
 
 
 def test_a_reply_after_the_session_ends_is_refused(served: Callable[..., tuple[Host, Portal]], clock) -> None:  # type: ignore[no-untyped-def]
@@ -332,7 +333,7 @@ def test_a_post_from_another_site_is_refused(served: Callable[..., tuple[Host, P
     token, record = sent_token(host)
     page = portal.post(f"/m/{token}/open", {"day": "12", "month": "4", "year": "1980"},
                        headers={"Origin": "https://attacker.example"})
-    assert page.status_code == 403 and host.store.portal_get(record)["state"] == "unread"
+    assert page.status_code == 403 and messages(host).get(record)["state"] == "unread"
 
 
 def test_an_oversized_body_is_refused(served: Callable[..., tuple[Host, Portal]]) -> None:

@@ -118,7 +118,7 @@ def test_a_server_error_is_retried_after_backoff_then_delivered(
     http_server.script(Reply(503, b"busy"))
     w = worker(kannel_host)
     assert w.run(once=True).retried == 1
-    [row] = kannel_host.store._read("SELECT state, attempts, not_before, last_error FROM outbox")
+    [row] = kannel_host.store.db.query("SELECT state, attempts, not_before, last_error FROM outbox")
     assert row["state"] == "retry" and row["attempts"] == 1 and row["last_error"] == "server-error"
     assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(seconds=10)
     assert w.run(once=True).sent == 0  # not due yet
@@ -133,7 +133,7 @@ def test_retry_after_longer_than_the_backoff_is_honoured(
     kannel_host.send(reminder())
     http_server.script(Reply(429, b"slow down", headers=(("Retry-After", "300"),)))
     worker(kannel_host).run(once=True)
-    [row] = kannel_host.store._read("SELECT state, not_before FROM outbox")
+    [row] = kannel_host.store.db.query("SELECT state, not_before FROM outbox")
     assert row["state"] == "retry"
     assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(seconds=300)
 
@@ -246,12 +246,12 @@ def test_the_worker_files_what_was_filed_at_queueing_time_and_the_outcome(make_h
                       appointment=APPOINTMENT, based_on="ServiceRequest/77", sender="Practitioner/9")
     [record] = host.send(request).record_ids
     queued = host.store.get_record(record)
-    [row] = host.store._db.execute("SELECT key, payload FROM outbox").fetchall()
+    [row] = host.store.db.query("SELECT key, payload FROM outbox")
     payload = json.loads(row["payload"])
     assert payload["filed"]["based_on"] == "ServiceRequest/77"
     if queued_by != "this version":  # the worker reads the record filed then instead
         del payload["filed"]
-        host.store._db.execute("UPDATE outbox SET payload = ? WHERE key = ?", (json.dumps(payload), row["key"]))
+        host.store.db.execute("UPDATE outbox SET payload = ? WHERE key = ?", (json.dumps(payload), row["key"]))
     reads: list[str] = []
     get_record = host.store.get_record
     host.store.get_record = lambda id: reads.append(id) or get_record(id)  # type: ignore[method-assign]
@@ -283,7 +283,7 @@ def test_a_stop_after_the_hold_stops_the_held_reminder(make_host: Callable[..., 
     resource = host.store.get_record(outcome.record_ids[0])
     assert resource is not None and resource["status"] == "not-done"
     assert "CONSENT_REVOKED" in json.dumps(resource["statusReason"])
-    trail = [e for e in host.store.audit_entries() if "delivery.dead" in json.dumps(e)]
+    trail = [e for e in host.store.audit.entries() if "delivery.dead" in json.dumps(e)]
     assert trail and "CONSENT_REVOKED" in json.dumps(trail[-1])
 
 
@@ -340,7 +340,7 @@ def test_an_error_after_the_send_never_sends_the_message_again(
     assert host.store.outbox_counts() == {"sent": 1} and w.stats.retried == 0
     if failures == 1:  # the bookkeeping is done again, whole, and audited once
         assert status_of(host, outcome.record_ids[0]) == "completed"
-        kinds = [json.loads(e["entry"]).get("kind") for e in host.store.audit_entries()]
+        kinds = [json.loads(e["entry"]).get("kind") for e in host.store.audit.entries()]
         assert kinds.count("sent") == 1, kinds
 
 

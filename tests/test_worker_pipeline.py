@@ -79,7 +79,7 @@ def test_a_row_held_too_long_is_given_back_unsent_and_sent_later(make_host: Call
     [row] = w._claim(5)
     w._deliver_claimed(row, time.monotonic() - 6)  # more than an eighth of its lease ago
     assert sink(host) == [] and w.stats.released == 1
-    [state] = host.store._read("SELECT state, last_error, lease_owner, attempts FROM outbox")
+    [state] = host.store.db.query("SELECT state, last_error, lease_owner, attempts FROM outbox")
     # given back as it was: due again, and the claim's attempt taken back (nothing was tried)
     assert (state["state"], state["last_error"], state["lease_owner"], state["attempts"]) == ("retry", RELEASED, None, 0)
     assert w.run(once=True).sent == 1 and len(sink(host)) == 1
@@ -212,7 +212,7 @@ def settle_behind_a_held_commit(shared: Any, writes: dict[str, Callable[[], Any]
     def held() -> str:
         first_in.set()
         assert release.wait(10)
-        shared.store.meta_put("k0", "v")
+        shared.store.meta.put("k0", "v")
         return "k0"
 
     def settle(name: str, write: Callable[[], Any]) -> None:
@@ -245,7 +245,7 @@ def test_settles_arriving_during_a_commit_share_the_next_one(tmp_path: Any) -> N
 
     def put(name: str) -> Callable[[], str]:
         def write() -> str:
-            store.meta_put(name, "v")
+            store.meta.put(name, "v")
             if name == "bad":
                 raise RuntimeError("a filer failed")
             return name
@@ -255,7 +255,7 @@ def test_settles_arriving_during_a_commit_share_the_next_one(tmp_path: Any) -> N
     assert results["k0"] == "k0" and results["k1"] == "k1" and results["k2"] == "k2"
     assert isinstance(results["bad"], RuntimeError)
     assert shared.commits == 2  # the first alone, then the three that waited for it, together
-    assert [store.meta_get(k) for k in ("k0", "k1", "k2", "bad")] == ["v", "v", "v", None]
+    assert [store.meta.get(k) for k in ("k0", "k1", "k2", "bad")] == ["v", "v", "v", None]
     store.close()
 
 
@@ -273,8 +273,8 @@ def test_a_failed_shared_commit_fails_every_settle_in_it(tmp_path: Any) -> None:
 
     store.before_commit(disk_full)
     with pytest.raises(sqlite3.OperationalError):
-        shared.run(lambda: store.meta_put("lost", "v"))
-    assert store.meta_get("lost") is None and shared.commits == 0
+        shared.run(lambda: store.meta.put("lost", "v"))
+    assert store.meta.get("lost") is None and shared.commits == 0
     store.close()
 
 
@@ -285,7 +285,7 @@ def test_a_settle_waits_commit_delay_for_threads_still_sending_and_shares_its_co
     store = SQLiteStore(tmp_path / "s.sqlite")
     sending = [2]  # this thread and one more, still sending
     waited: list[float] = []
-    other = threading.Thread(target=lambda: shared.run(lambda: store.meta_put("k1", "v")))
+    other = threading.Thread(target=lambda: shared.run(lambda: store.meta.put("k1", "v")))
 
     def sleep(seconds: float) -> None:  # the other thread's settle arrives during the delay
         waited.append(seconds)
@@ -295,12 +295,12 @@ def test_a_settle_waits_commit_delay_for_threads_still_sending_and_shares_its_co
             time.sleep(0.005)
 
     shared = SharedCommits(store, delay=0.002, others=lambda: sending[0], sleep=sleep)
-    shared.run(lambda: store.meta_put("k0", "v"))
+    shared.run(lambda: store.meta.put("k0", "v"))
     other.join(10)
     assert waited == [0.002] and shared.commits == 1
-    assert store.meta_get("k0") == store.meta_get("k1") == "v"
+    assert store.meta.get("k0") == store.meta.get("k1") == "v"
     sending[0] = 1  # alone: no wait
-    shared.run(lambda: store.meta_put("k2", "v"))
+    shared.run(lambda: store.meta.put("k2", "v"))
     assert waited == [0.002] and shared.commits == 2
     store.close()
 
@@ -322,14 +322,14 @@ def test_a_settle_raising_systemexit_is_undone_alone_and_raised_in_its_own_threa
     shared = SharedCommits(store)
 
     def exits() -> None:  # a filer plugin calling sys.exit, say
-        store.meta_put("exits", "v")
+        store.meta.put("exits", "v")
         raise SystemExit(3)
 
     def fine() -> str:
-        store.meta_put("fine", "v")
+        store.meta.put("fine", "v")
         return "fine"
 
     results = settle_behind_a_held_commit(shared, {"exits": exits, "fine": fine})
     assert isinstance(results["exits"], SystemExit) and results["fine"] == "fine" and results["k0"] == "k0"
-    assert store.meta_get("fine") == "v" and store.meta_get("exits") is None
+    assert store.meta.get("fine") == "v" and store.meta.get("exits") is None
     store.close()

@@ -64,11 +64,10 @@ class Plugin:
     def _ledger_state(self, channel: str, address: str | None) -> tuple[str, dt.datetime, str] | None:
         if not address:
             return None
-        events = self.context.store.consent_events(channel=channel, address=address)
-        if not events:
+        last = self.context.store.consent.last(channel=channel, address=address)
+        if last is None:
             return None
-        last = events[-1]
-        return last["action"], dt.datetime.fromisoformat(last["at"]), last["source"]
+        return last.action, last.at, last.source
 
 
 

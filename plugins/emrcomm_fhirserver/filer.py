@@ -37,6 +37,7 @@ import emrcomm
 from emrcomm.config import load_schema
 from emrcomm.errors import ConfigError
 from emrcomm.fhir import RECORD_ID_SYSTEM
+from emrcomm.storage import Migration
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
@@ -45,6 +46,7 @@ from emrcomm_fhirserver.client import (
     ServerUnavailable,
     check_base_url,
 )
+from emrcomm_fhirserver.queue import MIGRATIONS, FilingQueue
 
 log = logging.getLogger("emrcomm.plugin.fhir-records")
 
@@ -112,16 +114,26 @@ class RecordsPlugin:
         self._retry_at = 0.0  # monotonic time before which the pusher leaves the server alone
         self._failures = 0  # flushes in a row that found the server unavailable
         self._thread: threading.Thread | None = None
-        if settings.get("push", "background") == "background":
+        self._background = settings.get("push", "background") == "background"
+        self.queue = FilingQueue(context.store.db)
+
+    def start(self) -> None:
+        """Called by the host once the queue's table exists: the pusher starts, and files what an
+        earlier run left queued."""
+        if self._background:
             self._thread = threading.Thread(target=self._run, name=f"emrcomm-{self.name}", daemon=True)
             self._thread.start()
-            self._wake.set()  # file what an earlier run left queued
+            self._wake.set()
 
     # ------------------------------------------------------------------ hooks
     @emrcomm.hookimpl
+    def emrcomm_migrations(self) -> tuple[Migration, ...]:
+        return MIGRATIONS
+
+    @emrcomm.hookimpl
     def emrcomm_file_record(self, record: emrcomm.Record) -> None:
         # Inside the host's transaction: durable together with the record and the outbox row.
-        self.context.store.filing_queue_put(target=self.name, record_id=record.id, now=self.context.clock())
+        self.queue.put(target=self.name, record_id=record.id, now=self.context.clock())
         self._wake.set()
 
     @emrcomm.hookimpl
@@ -133,7 +145,7 @@ class RecordsPlugin:
             record_id = store.record_for_provider(update.channel, update.provider_id)
         if record_id is None or store.get_record(record_id) is None:
             return
-        store.filing_queue_put(target=self.name, record_id=record_id, now=self.context.clock())
+        self.queue.put(target=self.name, record_id=record_id, now=self.context.clock())
         self._wake.set()
 
     # ------------------------------------------------------------------ the pusher
@@ -173,15 +185,14 @@ class RecordsPlugin:
     def flush(self, *, retry_rejected: bool = False) -> FlushReport:
         """Push everything queued now, batch by batch, until the queue is empty or the server
         stops answering. Safe to call from any thread (one flush at a time)."""
-        store = self.context.store
         with self._flush_lock:
             if retry_rejected:
-                store.filing_queue_retry(target=self.name, now=self.context.clock())
+                self.queue.retry(target=self.name, now=self.context.clock())
             filed = rejected = 0
             error: str | None = None
             seen: Counter[str] = Counter()
             while True:
-                rows = store.filing_queue_due(target=self.name, limit=self.batch_size)
+                rows = self.queue.due(target=self.name, limit=self.batch_size)
                 if not rows or any(seen[r["record_id"]] >= 3 for r in rows):
                     break  # empty, or a record that keeps coming back: leave it for the next flush
                 seen.update(r["record_id"] for r in rows)
@@ -200,7 +211,7 @@ class RecordsPlugin:
             self.last_error = error
             if error:
                 log.warning("%s: %s; records stay queued", self.name, error)
-            pending = store.filing_queue_counts(target=self.name).get("pending", 0)
+            pending = self.queue.counts(target=self.name).get("pending", 0)
             return FlushReport(filed, rejected, pending, error)
 
     def _refusal(self, exc: ServerRefused) -> str:
@@ -233,10 +244,10 @@ class RecordsPlugin:
         if refusals or unchanged:
             with store.transaction():
                 for record_id, error in refusals:
-                    store.filing_queue_mark(target=self.name, record_id=record_id, state="rejected", now=now,
+                    self.queue.mark(target=self.name, record_id=record_id, state="rejected", now=now,
                                             error=error)
                 for row in unchanged:
-                    store.filing_queue_mark(target=self.name, record_id=row["record_id"], state="done", now=now,
+                    self.queue.mark(target=self.name, record_id=row["record_id"], state="done", now=now,
                                             version=row["version"])
         rejected = len(refusals)
         if not items:
@@ -284,40 +295,39 @@ class RecordsPlugin:
     def _settle(self, item: _Item, answer: Answer | ServerRefused) -> str:
         """Record what the server said about one record: done, rejected, pending, or later
         (try again after a pause)."""
-        store, now = self.context.store, self.context.clock()
+        now = self.context.clock()
         if not isinstance(answer, ServerRefused) and (answer.status in RETRY_STATUSES or answer.status == 0):
             return "later"
         if isinstance(answer, ServerRefused) or answer.status >= 400:
             status = answer.status
             detail = answer.detail if isinstance(answer, ServerRefused) else "refused in the bundle"
             if item.server_id is not None and status in (404, 410):
-                store.filing_queue_forget_server_id(target=self.name, record_id=item.record_id)
+                self.queue.forget_server_id(target=self.name, record_id=item.record_id)
                 return "pending"  # the server lost it: file it again by identifier
             log.error("%s: record %s refused by the server (HTTP %d)", self.name, item.record_id, status)
-            store.filing_queue_mark(target=self.name, record_id=item.record_id, state="rejected", now=now,
+            self.queue.mark(target=self.name, record_id=item.record_id, state="rejected", now=now,
                                     error=f"HTTP {status}: {detail}")
             return "rejected"
         server_id = answer.id or item.server_id
         if item.server_id is None and answer.status == 200 and not _same(answer.resource, item.resource):
             # A copy was already there (an earlier attempt whose answer was lost), perhaps an older
             # version: keep the server's id and file the latest version over it next round.
-            store.filing_queue_mark(target=self.name, record_id=item.record_id, state="pending", now=now,
+            self.queue.mark(target=self.name, record_id=item.record_id, state="pending", now=now,
                                     server_id=server_id)
             return "pending"
-        store.filing_queue_mark(target=self.name, record_id=item.record_id, state="done", now=now,
+        self.queue.mark(target=self.name, record_id=item.record_id, state="done", now=now,
                                 version=item.version, server_id=server_id)
         return "done"
 
     # ------------------------------------------------------------------ for the CLI and the EMR
     def queue_status(self) -> dict[str, Any]:
-        store = self.context.store
-        counts = store.filing_queue_counts(target=self.name)
+        counts = self.queue.counts(target=self.name)
         return {
             "target": self.name,
             "server": self.base_url,
             "pending": counts.get("pending", 0),
             "done": counts.get("done", 0),
-            "rejected": store.filing_queue_rejected(target=self.name),
+            "rejected": self.queue.rejected(target=self.name),
             "last_error": self.last_error,
         }
 
@@ -349,7 +359,7 @@ class RecordsPlugin:
 
     def _pending(self) -> int:
         try:
-            return self.context.store.filing_queue_counts(target=self.name).get("pending", 0)
+            return self.queue.counts(target=self.name).get("pending", 0)
         except sqlite3.ProgrammingError:
             return 0
 

@@ -11,8 +11,10 @@ from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Re
 from emrcomm.config import load_schema
 from emrcomm.fhir import BASE, fhir_datetime
 from emrcomm.rules import finding
+from emrcomm.storage import Migration
 from emrcomm_portal.keyring import KeyRing
 from emrcomm_portal.service import HostEvents, Opened, PortalService, Rotation, Visit
+from emrcomm_portal.storage import MIGRATIONS
 from emrcomm_portal.transport import PortalTransport
 
 __all__ = ["HostEvents", "Opened", "Plugin", "PortalService", "PortalTransport", "Rotation", "Visit"]
@@ -43,6 +45,10 @@ class Plugin:
         )
         # The patient pages (emrcomm.web.portal) find the service through the channel's transport.
         self.transport.service = self.service
+
+    @hookimpl
+    def emrcomm_migrations(self) -> tuple[Migration, ...]:
+        return MIGRATIONS
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:

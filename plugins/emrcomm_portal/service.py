@@ -21,6 +21,7 @@ from attrs import frozen
 from emrcomm import DeliveryUpdate, PluginContext
 from emrcomm.inbox import raise_item
 from emrcomm_portal import triage
+from emrcomm_portal.storage import PortalStore
 from emrcomm_portal.transport import PortalTransport, digest
 
 _TOKEN = re.compile(r"1[a-z2-7]{52}")
@@ -81,6 +82,10 @@ class PortalService:
         return self.context.clinic
 
     @property
+    def messages(self) -> PortalStore:
+        return self.transport.messages
+
+    @property
     def store(self) -> Any:
         return self.context.store
 
@@ -107,25 +112,25 @@ class PortalService:
         now = self.context.clock()
         # Take a try before comparing: concurrent answers each need one of the ``attempts``
         # tries, so no more than that many are ever compared, whatever the timing.
-        count = self.store.portal_reserve_attempt(row["id"], limit=self.attempts)
+        count = self.messages.reserve_attempt(row["id"], limit=self.attempts)
         if count is None:
             return self._standing(self._fresh(row), events) or Visit("locked", row["language"], row["id"])
         if not hmac.compare_digest(expected.encode(), birth_date.isoformat().encode()):
             self.context.log.info("portal message %s: wrong date of birth (%d of %d)", row["id"], count, self.attempts)
             if count >= self.attempts:
                 # No try left to count: this only sets the lock.
-                self.store.portal_count_attempt(row["id"], limit=self.attempts, now=now)
+                self.messages.count_attempt(row["id"], limit=self.attempts, now=now)
                 self._locked(row, now)
                 return Visit("locked", row["language"], row["id"])
             return Visit("wrong", row["language"], row["id"], self.attempts - count)
         # Right: the try it took is not given back (the link is used up, or it no longer opens).
-        if not self.store.portal_open(row["id"], now=now):  # read, recalled, expired or locked meanwhile
+        if not self.messages.open(row["id"], now=now):  # read, recalled, expired or locked meanwhile
             return self._standing(self._fresh(row), events) or Visit("used", row["language"], row["id"])
         events.delivery_update(DeliveryUpdate(kind="read", at=now, channel="portal", record_id=row["record_id"],
                                               provider_id=row["id"]))
         self.context.log.info("portal message %s read", row["id"])
         session = secrets.token_urlsafe(32)
-        self.store.portal_session_put(digest(session), message_id=row["id"], expires=now + self.session_lifetime)
+        self.messages.session_put(digest(session), message_id=row["id"], expires=now + self.session_lifetime)
         return Visit("opened", row["language"], row["id"], opened=self._opened(row, body, session))
 
     def view(self, session: str) -> Opened | None:
@@ -173,9 +178,9 @@ class PortalService:
         key_id, nonce, ciphertext = self.transport.seal(reply_id, {"text": text, "language": row["language"]})
         try:
             with self.store.transaction():
-                if not self.store.portal_session_use(digest(session)):
+                if not self.messages.session_use(digest(session)):
                     return "already"
-                self.store.portal_put_reply(
+                self.messages.put_reply(
                     id=reply_id, record_id=reply_record, patient=row["patient"], in_response_to=row["id"],
                     language=row["language"], key_id=key_id, nonce=nonce, ciphertext=ciphertext, created=now,
                 )
@@ -197,11 +202,11 @@ class PortalService:
     # the clinic --------------------------------------------------------------------------------
     def find(self, ident: str) -> dict[str, Any] | None:
         """A stored message by its id (= its record id) or by the request id that sent it."""
-        row = self.store.portal_get(ident)
+        row = self.messages.get(ident)
         if row is None:
             from emrcomm.host import record_id
 
-            row = self.store.portal_by_record(record_id(ident, "portal", "primary"))
+            row = self.messages.by_record(record_id(ident, "portal", "primary"))
         return dict(row) if row is not None else None
 
     def recall(self, ident: str, events: HostEvents, reason: str = "") -> str:
@@ -211,8 +216,8 @@ class PortalService:
         if row is None or row["kind"] != "message":
             return "unknown"
         now = self.context.clock()
-        if not self.store.portal_transition(row["id"], from_states=("unread",), to="recalled", now=now):
-            current = self.store.portal_get(row["id"])["state"]
+        if not self.messages.transition(row["id"], from_states=("unread",), to="recalled", now=now):
+            current = self.messages.get(row["id"])["state"]
             return {"read": "read", "recalled": "recalled-before"}.get(current, current)
         meta = self._record_meta(row["record_id"])
         if meta.get("request_id"):
@@ -229,11 +234,11 @@ class PortalService:
         """Expire every unread message whose link has run out; return their ids."""
         now = self.context.clock()
         done = []
-        for message_id in self.store.portal_due_to_expire(now):
-            row = self.store.portal_get(message_id)
+        for message_id in self.messages.due_to_expire(now):
+            row = self.messages.get(message_id)
             if row is not None and self._expire(row, now, events):
                 done.append(message_id)
-        self.store.portal_sessions_purge(now)
+        self.messages.sessions_purge(now)
         return done
 
     def rotate_keys(self, *, retire: bool = False) -> Rotation:
@@ -248,7 +253,7 @@ class PortalService:
         count = self.reseal()
         retired: tuple[str, ...] = ()
         if retire:
-            retired = tuple(ring.retire(set(self.store.portal_key_use())))
+            retired = tuple(ring.retire(set(self.messages.key_use())))
             ring.save()
         self.context.log.info("key ring rotated to %s; %d messages re-encrypted", key_id, count)
         return Rotation(key_id, link_key_id, count, retired)
@@ -256,14 +261,14 @@ class PortalService:
     def reseal(self, batch: int = 200) -> int:
         """Re-encrypt every message not under the current key (in batches, one commit each)."""
         ring = self.transport.ring
-        rows = self.store.portal_sealed(not_key=ring.current)
+        rows = self.messages.sealed(not_key=ring.current)
         count = 0
         for start in range(0, len(rows), batch):
             with self.store.transaction():
                 for row in rows[start:start + batch]:
                     plain = self.transport.unseal(row)
                     key_id, nonce, ciphertext = self.transport.seal(row["id"], plain)
-                    count += self.store.portal_reseal(row["id"], key_id=key_id, nonce=nonce, ciphertext=ciphertext,
+                    count += self.messages.reseal(row["id"], key_id=key_id, nonce=nonce, ciphertext=ciphertext,
                                                       old_key_id=row["key_id"])
         return count
 
@@ -272,11 +277,11 @@ class PortalService:
         token = token.strip().lower()
         if not _TOKEN.fullmatch(token):
             return None
-        row = self.store.portal_by_link(digest(token))
+        row = self.messages.by_link(digest(token))
         return dict(row) if row is not None and row["kind"] == "message" else None
 
     def _fresh(self, row: dict[str, Any]) -> dict[str, Any]:
-        again = self.store.portal_get(row["id"])
+        again = self.messages.get(row["id"])
         return dict(again) if again is not None else row
 
     def _left(self, row: dict[str, Any]) -> int:
@@ -299,7 +304,7 @@ class PortalService:
         return None
 
     def _expire(self, row: dict[str, Any], now: dt.datetime, events: HostEvents) -> bool:
-        if not self.store.portal_transition(row["id"], from_states=("unread",), to="expired", now=now):
+        if not self.messages.transition(row["id"], from_states=("unread",), to="expired", now=now):
             return False
         events.delivery_update(DeliveryUpdate(kind="expired", at=now, channel="portal", record_id=row["record_id"],
                                               provider_id=row["id"]))
@@ -328,10 +333,10 @@ class PortalService:
     def _session(self, session: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if not session or len(session) > 100:
             return None
-        sess = self.store.portal_session_get(digest(session), self.context.clock())
+        sess = self.messages.session_get(digest(session), self.context.clock())
         if sess is None:
             return None
-        row = self.store.portal_get(sess["message_id"])
+        row = self.messages.get(sess["message_id"])
         if row is None or row["state"] != "read":
             return None
         return dict(row), sess

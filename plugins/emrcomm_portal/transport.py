@@ -18,6 +18,7 @@ from emrcomm import Message, PluginContext, Receipt
 from emrcomm.errors import RenderError
 from emrcomm.inbox import raise_item
 from emrcomm_portal.keyring import KeyRing
+from emrcomm_portal.storage import PortalStore
 
 LINK_PATH = "/m/"
 
@@ -36,6 +37,7 @@ class PortalTransport:
 
     def __init__(self, context: PluginContext, ring: KeyRing, *, link_base: str, link_days: float) -> None:
         self.context = context
+        self.messages = PortalStore(context.store.db)
         self.ring = ring
         self.link_base = link_base.rstrip("/")
         self.link_lifetime = dt.timedelta(days=link_days)
@@ -63,7 +65,7 @@ class PortalTransport:
         message_id = uuid.UUID(hex=key).hex
         store = self.context.store
         at = self.context.clock()
-        existing = store.portal_get(message_id)
+        existing = self.messages.get(message_id)
         if existing is None:
             body = {
                 "subject": message.subject,
@@ -81,9 +83,9 @@ class PortalTransport:
                 expires = min(expires, message.request.expires)
             link_key_id, token = self.ring.link_token(message_id)
             with store.transaction():
-                store.portal_put(id=message_id, record_id=key, patient=address, key_id=key_id,
+                self.messages.put(id=message_id, record_id=key, patient=address, key_id=key_id,
                                  nonce=nonce, ciphertext=ciphertext, created=at)
-                store.portal_set_link(message_id, digest=digest(token), key_id=link_key_id, expires=expires,
+                self.messages.set_link(message_id, digest=digest(token), key_id=link_key_id, expires=expires,
                                       language=message.language)
                 self._unannounced(message, message_id, key, address, at)
             self.context.log.info("portal message %s stored under key %s", message_id, key_id)
@@ -107,7 +109,7 @@ class PortalTransport:
         if not self.link_base:
             raise RenderError("the portal has no address for its links: set clinic.portal_url "
                               "or plugins.portal.link_base")
-        row = self.context.store.portal_get(message_id)
+        row = self.messages.get(message_id)
         link_key_id = row["link_key_id"] if row is not None else None
         _, token = self.ring.link_token(message_id, link_key_id)
         return f"{self.link_base}{LINK_PATH}{token}"
@@ -115,7 +117,7 @@ class PortalTransport:
     # reading -----------------------------------------------------------------------------------
     def read(self, message_id: str) -> dict[str, Any]:
         """The decrypted message (subject, text, language, attachments, birth_date)."""
-        row = self.context.store.portal_get(message_id)
+        row = self.messages.get(message_id)
         if row is None:
             raise KeyError(message_id)
         return self.unseal(row)

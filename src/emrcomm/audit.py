@@ -268,18 +268,18 @@ class AuditLog:
         stops start-up, naming the file, so that a lost key is noticed, not papered over.
         """
         path = key_path(config)
-        if not path.exists() and (store.audit_head() is not None or store.audit_last() is not None):
-            signer = store.meta_get("audit_key")
+        if not path.exists() and (store.audit.head() is not None or store.audit.last() is not None):
+            signer = store.meta.get("audit_key")
             raise ConfigError(
                 f"audit.key_file: {path} is missing, but the audit log in {config.store_path} already has "
                 f"entries signed with key {signer}: restore the key file (or move the database aside to "
                 "start a new log)"
             )
         key = SigningKey.load(path, create=True)
-        if store.meta_get(f"audit_public_key:{key.kid}") is None:
+        if store.meta.get(f"audit_public_key:{key.kid}") is None:
             with store.transaction():
-                store.meta_put(f"audit_public_key:{key.kid}", public_pem(key.public))
-                store.meta_put("audit_key", key.kid)
+                store.meta.put(f"audit_public_key:{key.kid}", public_pem(key.public))
+                store.meta.put("audit_key", key.kid)
         seal_seconds = float((config.raw.get("audit") or {}).get("seal_seconds", 1.0))
         audit = cls(store, key, clock, seal_seconds=seal_seconds)
         audit.seal()  # a tail left unsealed by a crash, or an end that disagrees with the head
@@ -311,7 +311,7 @@ class AuditLog:
         now = time.monotonic()
         due = seal or now - self._sealed_at >= self.seal_seconds
         with self.store.transaction():
-            last, head = self.store.audit_last(), self.store.audit_head()
+            last, head = self.store.audit.last(), self.store.audit.head()
             seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
             problem = self._tail_problem(last) or self._problem(last, head, thorough=due)
             if problem is not None:
@@ -334,7 +334,7 @@ class AuditLog:
                     rows.append((seq, text.decode("ascii"), prev, ""))  # signed at commit
             due = due or problem is not None
             new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
-            self.store.audit_append(rows, new_head)
+            self.store.audit.append(rows, new_head)
             self._own.update((row[0], row[2]) for row in rows)
         if due:
             self._sealed_at = now
@@ -345,9 +345,9 @@ class AuditLog:
         own, self._own = self._own, set()
         if not own:
             return
-        last = self.store.audit_last()
+        last = self.store.audit.last()
         if last is not None and not last["sig"] and (last["seq"], last["hash"]) in own:
-            self.store.audit_sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
+            self.store.audit.sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
 
     def _tail_problem(self, last: Mapping[str, Any] | None) -> str | None:
         """An unsigned entry at the end of the log that this log did not just write: every
@@ -367,7 +367,7 @@ class AuditLog:
         if last is None or last["seq"] < head["seq"]:
             upto = last["seq"] if last else 0
             return f"the log ended at entry {upto} but its signed head named entry {head['seq']}"
-        signed = last["hash"] if last["seq"] == head["seq"] else self.store.audit_hash(head["seq"]) if thorough else None
+        signed = last["hash"] if last["seq"] == head["seq"] else self.store.audit.hash_of(head["seq"]) if thorough else None
         if signed is not None and signed != head["hash"]:
             return f"entry {head['seq']}, which the signed head names, is not the one it signed"
         return None
@@ -474,7 +474,7 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
     rows: list[_Row] = []
     unsigned: set[int] = set()  # positions of entries without a signature of their own
     keyless: dict[int, _Row] = {}  # signed with a key not given (reported as such): they still vouch
-    for position, row in enumerate(store.audit_entries(), 1):
+    for position, row in enumerate(store.audit.entries(), 1):
         text = row["entry"]
         try:
             entry = json.loads(text)
@@ -546,7 +546,7 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
         expected = max(expected, r.seq + 1)
 
     last_seq = max(present) if present else 0
-    head = store.audit_head()
+    head = store.audit.head()
     head_ok = head is not None and any(
         _verify_signature(trusted, kid, head["sig"], head_message(head["seq"], head["hash"])) for kid in trusted)
     problems += _unvouched(rows, unsigned, {**keyless, **by_seq},
@@ -615,7 +615,7 @@ def _span(numbers: list[int]) -> str:
 def entries(store: Store) -> Iterator[dict[str, Any]]:
     """Every entry as stored: its fields plus ``hash`` and ``sig`` (verifiable offline:
     drop those two, serialise canonically, SHA-256)."""
-    for row in store.audit_entries():
+    for row in store.audit.entries():
         try:
             entry = json.loads(row["entry"])
         except json.JSONDecodeError:

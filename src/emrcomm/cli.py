@@ -539,7 +539,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                               f"{done.resealed} message(s) re-encrypted"
                               + (f"; retired {', '.join(done.retired)}" if done.retired else ""))
             return EXIT_OK
-        ring, use = portal.transport.ring, host.store.portal_key_use()
+        ring, use = portal.transport.ring, portal.messages.key_use()
         rows = [{"id": k, "kind": "encryption", "current": k == ring.current, "messages": use.get(k, 0)}
                 for k in ring.keys]
         rows += [{"id": k, "kind": "link", "current": k == ring.link_current, "messages": use.get(k, 0)}
@@ -574,7 +574,7 @@ def cmd_portal(args: argparse.Namespace) -> int:
                 raise EmrcommError(f"no open inbox item {args.id}")
             _emit(args, {"done": args.id}, f"{args.id}: done")
             return EXIT_OK
-        items = host.store.inbox_items(state=None if args.all else "open")
+        items = host.store.inbox.items(state=None if args.all else "open")
         if args.text:
             for item in items:
                 if item["kind"] == "reply" and item["message_id"]:

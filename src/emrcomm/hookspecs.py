@@ -24,9 +24,25 @@ from emrcomm.model import (
     Request,
     Route,
 )
+from emrcomm.storage.database import Migration
 
 NAME = "emrcomm"
 hookspec = pluggy.HookspecMarker(NAME)
+
+
+@hookspec
+def emrcomm_migrations() -> Iterable[Migration]:
+    """Contribute the migrations of the tables this plugin owns (``owner`` = the plugin's name).
+
+    Called once at start-up. Every plugin's steps are collected, and the host applies the ones
+    the database still needs, in version order, after its own, before it calls ``start()`` on
+    any plugin: a plugin touches its tables in ``start()`` or in a hook, never in its
+    constructor. A step for tables another plugin (or the host) owns stops start-up.
+
+    :returns: the plugin's migrations (an empty iterable or None contributes none).
+
+    .. versionadded:: 0.2
+    """
 
 
 @hookspec

@@ -47,6 +47,7 @@ from emrcomm.model import (
     Status,
 )
 from emrcomm.rules import finding
+from emrcomm.storage import CORE, Migration
 from emrcomm.store import SQLiteStore
 
 if TYPE_CHECKING:
@@ -159,7 +160,14 @@ class Host:
             )
             self._check_isolated_hooks()
             self.channels: dict[str, Channel] = self._collect_channels()
+            # The plugins' own tables, then the plugins that need them may start (a pusher, say).
+            self.store.storage.migrate(self._plugin_migrations())
+            for item in self.plugins:
+                starter = getattr(item.plugin, "start", None)
+                if callable(starter):
+                    starter()
         except BaseException:
+            self.close_plugins()
             self.store.close()
             raise
 
@@ -189,15 +197,28 @@ class Host:
         if self._closed:
             return
         self._closed = True
-        for item in self.plugins:
-            closer = getattr(item.plugin, "close", None)
-            if callable(closer):
-                closer()
+        self.close_plugins()
         if not self.read_only:
             self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
         self.store.close()
 
+    def close_plugins(self) -> None:
+        for item in getattr(self, "plugins", ()):
+            closer = getattr(item.plugin, "close", None)
+            if callable(closer):
+                closer()
+
     # start-up ----------------------------------------------------------------------------------
+    def _plugin_migrations(self) -> list[Migration]:
+        found: list[Migration] = []
+        for impl in reversed(self._pm.hook.emrcomm_migrations.get_hookimpls()):
+            for step in cast("Iterable[Migration] | None", impl.function()) or ():
+                if step.owner in (CORE, *{p.name for p in self.plugins} - {impl.plugin_name}):
+                    raise PluginError(f"plugin {impl.plugin_name!r} contributes a migration for tables owned by "
+                                      f"{step.owner!r}: a plugin migrates only its own tables")
+                found.append(step)
+        return found
+
     def _make_context(self, name: str, settings: Mapping[str, Any]) -> PluginContext:
         return PluginContext(
             name=name,

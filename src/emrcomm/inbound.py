@@ -14,10 +14,11 @@ import datetime as dt
 import enum
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from emrcomm.inbox import raise_item
 from emrcomm.model import Category, DeliveryUpdate, Request
+from emrcomm.storage import ConsentEvent
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -53,8 +54,8 @@ def handle_inbound(
     last = host.store.outbox_last_to(channel, address)
     patient = str(last["patient"]) if last else ""
     category = Category(last["category"]) if last and last["category"] else Category.APPOINTMENT_REMINDER
-    events = host.store.consent_events(channel=channel, address=address)
-    already_out = bool(events) and events[-1]["action"] == "revoke"
+    before = host.store.consent.last(channel=channel, address=address)
+    already_out = before is not None and before.revokes
     keyword = classify(text)
     # First the ledger and the chart (the opt-out plugin writes STOP/START from the reply).
     host.delivery_update(DeliveryUpdate(
@@ -63,7 +64,7 @@ def handle_inbound(
     ))
     message_key = provider_id or f"{address}|{at.isoformat()}"
     if keyword is Keyword.OPT_OUT:
-        run = _revoke_run(host.store.consent_events(channel=channel, address=address))
+        run = _revoke_run(host.store.consent.events(channel=channel, address=address))
         if patient and run is not None:
             # Exactly one confirmation per opt-out: the id names the run of revocations this STOP
             # belongs to, so a second STOP or the provider retrying this callback (perhaps after
@@ -95,17 +96,15 @@ def handle_inbound(
     return Handled.REPLY
 
 
-def _revoke_run(events: list[dict[str, Any]]) -> str | None:
+def _revoke_run(events: list[ConsentEvent]) -> str | None:
     """An id for the current opt-out: the ledger position (``seq``) of the first revocation of
     the trailing run of revocations; None when the ledger's last word is not a revocation."""
     start = None
     for event in reversed(events):
-        if event["action"] != "revoke":
+        if not event.revokes:
             break
         start = event
-    if start is None:
-        return None
-    return str(start.get("seq", "")) or str(events.index(start))
+    return None if start is None else str(start.seq)
 
 
 def _answer(host: Host, patient: str, category: Category, template: str, channel: str, request_id: str) -> None:

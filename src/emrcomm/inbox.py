@@ -86,7 +86,7 @@ def raise_item(
     """Put an item in the inbox (once per kind and key) and return its id."""
     ident = item_id(kind, key)
     reasons, keywords = tuple(reasons), tuple(keywords)
-    store.inbox_add(
+    store.inbox.add(
         id=ident, kind=kind, patient=patient, created=now, request_id=request_id, record_id=record_id,
         message_id=message_id, priority=priority, keywords=keywords, reason=", ".join(reasons),
         task=task(id=ident, kind=kind, patient=patient, created=now, description=description,
@@ -98,8 +98,8 @@ def raise_item(
 
 def close_item(store: Store, ident: str, now: dt.datetime) -> bool:
     """Mark an item done; its Task becomes completed."""
-    for item in store.inbox_items(state="open"):
+    for item in store.inbox.items(state="open"):
         if item["id"] == ident:
             done = dict(item["task"], status="completed", lastModified=fhir_datetime(now))
-            return store.inbox_close(ident, task=done)
+            return store.inbox.close(ident, task=done)
     return False

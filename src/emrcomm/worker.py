@@ -494,10 +494,10 @@ class Worker:
         address = payload.get("address")
         if not address_system or not address or payload.get("template") == "optout-confirmation":
             return None
-        events = self.host.store.consent_events(channel=channel, address=address)
-        if not events or events[-1]["action"] != "revoke":
+        last = self.host.store.consent.last(channel=channel, address=address)
+        if last is None or not last.revokes:
             return None
-        return str(events[-1]["source"] or "revoked")
+        return last.source or "revoked"
 
     def _retry(self, row: Mapping[str, Any], payload: Mapping[str, Any], request: Any, trail: Any,
                exc: BaseException) -> None:

@@ -1,0 +1,123 @@
+"""The fhir-records plugin's queue: records waiting to be filed on the FHIR server, with the
+server's id for each and the version last filed. Created by the plugin's migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from emrcomm.storage import Database, Migration
+from emrcomm.storage.schema import statements
+from emrcomm.storage.times import iso
+
+OWNER = "fhir-records"
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS filing_queue (
+    target TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected')),
+    queued TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    server_id TEXT,
+    pushed_version INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (target, record_id)
+);
+CREATE INDEX IF NOT EXISTS filing_queue_due ON filing_queue (target, state, queued)
+"""
+
+MIGRATIONS = (Migration(OWNER, 1, "the filing queue", statements={"sqlite": statements(_V1)}),)
+
+
+class FilingQueue:
+    """The queue of one database, shared by every fhir-records target (``target`` names one)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # filing queue ------------------------------------------------------------------------------
+    def put(self, *, target: str, record_id: str, now: dt.datetime) -> None:
+        """Queue a record for ``target``; a record already waiting keeps its place in the queue."""
+        self.db.execute(
+            """INSERT INTO filing_queue (target, record_id, state, queued, updated)
+               VALUES (?, ?, 'pending', ?, ?)
+               ON CONFLICT (target, record_id) DO UPDATE SET
+                   queued = CASE WHEN filing_queue.state = 'pending' THEN filing_queue.queued
+                                 ELSE excluded.queued END,
+                   state = 'pending', updated = excluded.updated""",
+            (target, record_id, iso(now), iso(now)),
+        )
+
+    def due(self, *, target: str, limit: int) -> list[dict[str, Any]]:
+        """The oldest waiting records, each with its current Communication and version."""
+        rows = self.db.query(
+            """SELECT q.record_id, q.server_id, q.pushed_version, q.attempts, r.version, r.resource
+               FROM filing_queue q LEFT JOIN records r ON r.id = q.record_id
+               WHERE q.target = ? AND q.state = 'pending' ORDER BY q.queued, q.record_id LIMIT ?""",
+            (target, limit),
+        )
+        return [
+            {**dict(r), "resource": json.loads(r["resource"]) if r["resource"] is not None else None}
+            for r in rows
+        ]
+
+    def mark(
+        self,
+        *,
+        target: str,
+        record_id: str,
+        state: str,
+        now: dt.datetime,
+        version: int | None = None,
+        server_id: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record a filing attempt. ``done`` only sticks when ``version`` is still the record's
+        version: a record changed while it was being filed stays pending and is filed again."""
+        if state == "done":
+            cur = self.db.execute(
+                """UPDATE filing_queue SET
+                       state = CASE WHEN (SELECT version FROM records WHERE id = ?) = ? THEN 'done'
+                                    ELSE 'pending' END,
+                       pushed_version = ?, server_id = COALESCE(?, server_id), last_error = NULL,
+                       attempts = attempts + 1, updated = ?
+                   WHERE target = ? AND record_id = ? AND state = 'pending'""",
+                (record_id, version, version, server_id, iso(now), target, record_id),
+            )
+        else:
+            cur = self.db.execute(
+                """UPDATE filing_queue SET state = ?, server_id = COALESCE(?, server_id),
+                       last_error = COALESCE(?, last_error), attempts = attempts + 1, updated = ?
+                   WHERE target = ? AND record_id = ?""",
+                (state, server_id, error, iso(now), target, record_id),
+            )
+        return cur == 1
+
+    def forget_server_id(self, *, target: str, record_id: str) -> None:
+        """The server no longer has the resource it gave this id: file it again by identifier."""
+        self.db.execute("UPDATE filing_queue SET server_id = NULL WHERE target = ? AND record_id = ?",
+                    (target, record_id))
+
+    def counts(self, *, target: str) -> dict[str, int]:
+        rows = self.db.query("SELECT state, COUNT(*) AS n FROM filing_queue WHERE target = ? GROUP BY state",
+                          (target,))
+        return {r["state"]: r["n"] for r in rows}
+
+    def rejected(self, *, target: str) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            """SELECT record_id, attempts, last_error, updated FROM filing_queue
+               WHERE target = ? AND state = 'rejected' ORDER BY updated, record_id""",
+            (target,),
+        )
+        return [dict(r) for r in rows]
+
+    def retry(self, *, target: str, now: dt.datetime) -> int:
+        """Put every rejected record back in the queue (after the cause was fixed)."""
+        cur = self.db.execute(
+            "UPDATE filing_queue SET state = 'pending', queued = ?, updated = ? WHERE target = ? AND state = 'rejected'",
+            (iso(now), iso(now), target),
+        )
+        return cur

@@ -1,0 +1,76 @@
+"""The consent ledger: every grant and revocation of a channel and address, in order. The last
+word for an address decides (a STOP reply, a START, a front-desk note, an unsubscribe click)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+from attrs import frozen
+
+from emrcomm.storage.database import Database, Row
+from emrcomm.storage.times import iso, parse_iso
+
+
+@frozen
+class ConsentEvent:
+    """One entry: ``action`` is ``grant`` or ``revoke``; ``seq`` orders the ledger."""
+
+    seq: int
+    patient: str
+    channel: str
+    address: str | None
+    purpose: str | None
+    action: str
+    at: dt.datetime
+    source: str
+
+    @property
+    def revokes(self) -> bool:
+        return self.action == "revoke"
+
+
+class ConsentLedger(Protocol):
+    def add(self, *, patient: str, channel: str, address: str | None, purpose: str | None, action: str,
+            at: dt.datetime, source: str) -> int:
+        """Append an entry; returns its ``seq``."""
+        ...
+
+    def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
+        """Every entry for one address on one channel, in ledger order."""
+        ...
+
+    def last(self, *, channel: str, address: str) -> ConsentEvent | None:
+        """The ledger's last word for one address on one channel."""
+        ...
+
+
+class SqlConsentLedger:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, *, patient: str, channel: str, address: str | None, purpose: str | None, action: str,
+            at: dt.datetime, source: str) -> int:
+        if action not in ("grant", "revoke"):
+            raise ValueError(f"action must be 'grant' or 'revoke', not {action!r}")
+        with self.db.transaction():
+            rows = self.db.query(
+                """INSERT INTO consent_events (patient, channel, address, purpose, action, at, source)
+                   VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq""",
+                (patient, channel, address, purpose, action, iso(at), source))
+        return int(rows[0]["seq"])
+
+    def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
+        rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? ORDER BY seq",
+                             (channel, address))
+        return [_event(r) for r in rows]
+
+    def last(self, *, channel: str, address: str) -> ConsentEvent | None:
+        rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? "
+                             "ORDER BY seq DESC LIMIT 1", (channel, address))
+        return _event(rows[0]) if rows else None
+
+
+def _event(row: Row) -> ConsentEvent:
+    return ConsentEvent(seq=int(row["seq"]), patient=row["patient"], channel=row["channel"], address=row["address"],
+                        purpose=row["purpose"], action=row["action"], at=parse_iso(row["at"]), source=row["source"])

@@ -1,0 +1,120 @@
+"""What every storage backend gives: connections, transactions and versioned migrations.
+
+Repositories (records, outbox, consent ledger, audit, inbox, and the tables a plugin owns) are
+written against :class:`Database` with portable SQL (``?`` placeholders), so the same code runs
+on SQLite and PostgreSQL; the few statements that differ ask :attr:`Database.dialect`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from attrs import frozen
+
+from emrcomm.errors import ConfigError
+
+Row = Mapping[str, Any]
+CORE = "emrcomm"  # the owner of the core's migrations; a plugin's own tables are owned by its name
+
+
+class Database(Protocol):
+    """One database. Writes happen inside :meth:`transaction`; nested transactions join the
+    outer one (one commit); :meth:`savepoint` is a part that can fail alone."""
+
+    dialect: str  # "sqlite" or "postgresql"
+    read_only: bool
+    where: str  # a name for messages: the file, or the server and database (never a password)
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def savepoint(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def group_commit(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` inside every transaction just before it commits (once per group);
+        if it raises, the transaction rolls back instead."""
+        ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write (inside a transaction) and return how many rows it changed."""
+        ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of a read (or of a write with RETURNING, inside a transaction), as mappings."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@frozen
+class Migration:
+    """One step of a schema: ``owner`` (``emrcomm``, or a plugin's name for its own tables),
+    its ``version`` (1, 2, … in order), and what it runs: SQL statements per dialect, or a
+    function given the database (inside the migration's transaction)."""
+
+    owner: str
+    version: int
+    description: str
+    statements: Mapping[str, Sequence[str]] | None = None
+    run: Callable[[Database], None] | None = None
+
+    def apply(self, db: Database) -> None:
+        if self.statements is not None:
+            for sql in self.statements.get(db.dialect, self.statements.get("*", ())):
+                db.execute(sql)
+        if self.run is not None:
+            self.run(db)
+
+
+def version_key(owner: str) -> str:
+    return "schema_version" if owner == CORE else f"schema_version:{owner}"
+
+
+def schema_version(db: Database, owner: str = CORE) -> int:
+    """The version of ``owner``'s tables in ``db`` (0: none yet)."""
+    if not _has_meta(db):
+        return 0
+    rows = db.query("SELECT value FROM meta WHERE key = ?", (version_key(owner),))
+    return int(rows[0]["value"]) if rows else 0
+
+
+def _has_meta(db: Database) -> bool:
+    if db.dialect == "sqlite":
+        return bool(db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"))
+    return bool(db.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'meta' "
+                         "AND table_schema = current_schema()"))
+
+
+def pending(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
+    """The migrations ``db`` still needs, in order. Raises ConfigError when the database was
+    made by a newer emrcomm (a version this code does not know)."""
+    out: list[Migration] = []
+    for owner in dict.fromkeys(m.owner for m in migrations):
+        steps = sorted((m for m in migrations if m.owner == owner), key=lambda m: m.version)
+        have, latest = schema_version(db, owner), steps[-1].version
+        if have > latest:
+            what = "emrcomm" if owner == CORE else f"plugin {owner!r}"
+            raise ConfigError(
+                f"{db.where}: the database's {what} tables are at schema version {have}, newer than this "
+                f"installation knows ({latest}): it was upgraded by a newer emrcomm; upgrade this one too")
+        out += [m for m in steps if m.version > have]
+    return out
+
+
+def upgrade(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
+    """Apply what ``db`` still needs, each owner's steps in order, one transaction each; return them."""
+    done = []
+    for step in pending(db, migrations):
+        with db.transaction():
+            if schema_version(db, step.owner) >= step.version:  # another process got there first
+                continue
+            step.apply(db)
+            db.execute("DELETE FROM meta WHERE key = ?", (version_key(step.owner),))
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (version_key(step.owner), str(step.version)))
+        done.append(step)
+    return done

@@ -1,0 +1,113 @@
+"""The core's tables, as versioned migrations (a plugin's own tables are its migrations).
+
+Version 1 is the schema of the 0.1 release, written so that it also completes a database that
+release made (``IF NOT EXISTS``, columns added where missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from emrcomm.storage.database import CORE, Database, Migration
+
+TAKEN_OVER = "taken over after an expired lease"  # the claim's mark on a row whose worker died
+OPEN_STATES = "('pending', 'retry', 'held', 'waiting', 'sending')"  # the states a claim looks at
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    patient TEXT NOT NULL,
+    status TEXT NOT NULL,
+    channel TEXT,
+    category TEXT,
+    recorded TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    resource TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_patient ON records (patient, recorded);
+CREATE INDEX IF NOT EXISTS records_request ON records (request_id);
+CREATE TABLE IF NOT EXISTS consent_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    patient TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    address TEXT,
+    purpose TEXT,
+    action TEXT NOT NULL CHECK (action IN ('grant', 'revoke')),
+    at TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consent_events_address ON consent_events (channel, address);
+CREATE INDEX IF NOT EXISTS consent_events_patient ON consent_events (patient);
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL,
+    not_before TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    provider_id TEXT,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, not_before);
+CREATE INDEX IF NOT EXISTS outbox_request ON outbox (request_id);
+CREATE TABLE IF NOT EXISTS audit_log (
+    pos INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    sig TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_seq ON audit_log (seq);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    sig TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    patient TEXT NOT NULL,
+    request_id TEXT,
+    record_id TEXT,
+    message_id TEXT,
+    created TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',
+    priority TEXT NOT NULL DEFAULT 'routine',
+    keywords TEXT NOT NULL DEFAULT '[]',
+    reason TEXT NOT NULL DEFAULT '',
+    task TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_open ON inbox (state, created)
+"""
+
+
+def statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def add_columns(db: Database, table: str, columns: Sequence[tuple[str, str]]) -> None:
+    """Add the columns ``table`` lacks (a table an older release created)."""
+    have = {row["name"] for row in db.query(f"PRAGMA table_info({table})")}
+    for name, declaration in columns:
+        if name not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+
+def _v1_completions(db: Database) -> None:
+    add_columns(db, "outbox", (("lease_owner", "TEXT"), ("lease_until", "TEXT")))
+    # The claim's order, over open rows only: a claim reads the first due rows in order and stops
+    # instead of sorting every due row (160 ms a claim with 100k rows queued).
+    db.execute(f"CREATE INDEX IF NOT EXISTS outbox_claim_order ON outbox (COALESCE(not_before, created)) "
+               f"WHERE state IN {OPEN_STATES}")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1)}, run=_v1_completions),
+)
