@@ -1,6 +1,6 @@
 """Clinical talk without a clinical name: the context patterns of the content detector.
 
-Each :data:`FAMILIES` entry names one way clinic staff write about a patient's health without a
+Each :data:`FAMILIES` entry is one way clinic staff write about a patient's health without a
 term the lexicons know ("the lump we discussed", "your numbers are 6.9", « la ligne de crise »),
 in English and Quebec French, and is one regular expression over the folded text (lower case,
 no accents, hyphens read as spaces). A pattern never crosses a sentence end (. ! ? ; or a line
@@ -169,6 +169,9 @@ FINDING = "|".join([
     rf"{_LE}(?:\w+ )?{_FINDING_THING}{_gap(4)}{_SAW_FR}",
     rf"\b{_THE} (?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_EN_EXAMINED}",
     rf"{_LE}(?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_FR_EXAMINED}",
+    # "the issue you mentioned ... turned out to be nothing serious": something talked about, and its verdict
+    rf"\b{_THE} (?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_EN}{_gap(8)}{_STATUS}",
+    rf"{_LE}(?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_FR}{_gap(8)}{_STATUS}",
     rf"(?:{_FINDING_THING}|{_FINDING_VAGUE}) (?:(?:of|de|from|du) (?:\w+ )?)?{_TAKEN}",
     r"\b(?:looked at|seen|examined|checked) by a specialist\b|\bvoir par un specialiste\b",
     _WHAT,
@@ -568,33 +571,31 @@ PRE_OP_WEAK = (
 
 @frozen
 class Family:
-    """One family of context patterns: its name, what it says to staff, and its expressions.
-
-    A match of ``strong`` blocks (CLINICAL_CONTENT); a match of ``weak`` is only evidence for the
-    uncertainty score.
+    """One family of context patterns: its name (the kind its findings report; the words staff
+    read are in emrcomm.rules.CLINICAL_TRIGGERS) and its expressions. A match of ``strong``
+    blocks (CLINICAL_CONTENT); a match of ``weak`` is only evidence for the uncertainty score.
     """
 
     name: str
-    says: str
     strong: re.Pattern[str]
     weak: re.Pattern[str] | None = None
 
 
 FAMILIES: tuple[Family, ...] = tuple(
-    Family(name, says, re.compile(strong), re.compile(weak) if weak else None)
-    for name, says, strong, weak in (
-        ("finding", "a finding or a result referred to without its name", FINDING, FINDING_WEAK),
-        ("value", "a measured value without the test's name", VALUE, VALUE_WEAK),
-        ("care", "a program, service or crisis line that reveals a condition", CARE, CARE_WEAK),
-        ("allergy", "allergy testing or a reaction", ALLERGY, None),
-        ("infection", "infection care or prescription shorthand", INFECTION, None),
-        ("wound", "wound or incision care", WOUND, None),
-        ("pre-op", "instructions before a procedure", PRE_OP, PRE_OP_WEAK),
-        ("pregnancy", "pregnancy by hormone values or weeks", PREGNANCY, None),
-        ("vaccine", "a vaccine given because of a condition or exposure", VACCINE, None),
-        ("sleep", "a sleep study or sleep apnea treatment", SLEEP, None),
-        ("symptom", "a question or instruction about a symptom", SYMPTOM, SYMPTOM_WEAK),
-        ("medication", "how to take a medication", MEDICATION, None),
+    Family(name, re.compile(strong), re.compile(weak) if weak else None)
+    for name, strong, weak in (
+        ("finding", FINDING, FINDING_WEAK),
+        ("value", VALUE, VALUE_WEAK),
+        ("care", CARE, CARE_WEAK),
+        ("allergy", ALLERGY, None),
+        ("infection", INFECTION, None),
+        ("wound", WOUND, None),
+        ("pre-op", PRE_OP, PRE_OP_WEAK),
+        ("pregnancy", PREGNANCY, None),
+        ("vaccine", VACCINE, None),
+        ("sleep", SLEEP, None),
+        ("symptom", SYMPTOM, SYMPTOM_WEAK),
+        ("medication-use", MEDICATION, None),
     )
 )
 BY_NAME = {f.name: f for f in FAMILIES}
