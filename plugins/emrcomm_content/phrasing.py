@@ -553,8 +553,7 @@ MEDICATION = "|".join([
 # Weaker wording: evidence for the uncertainty score (classifier.py), never a block on its own.
 VALUE_WEAK = r"\b(?:your|vos|votre|tes|ton) (?:\w+ )?(?:numbers|levels|values|chiffres|niveaux|valeurs|taux|readings|lectures)\b"
 CARE_WEAK = (
-    r"\b(?:social worker|travailleuse sociale|travailleur social|dietitian|nutritionniste|physio\w*|"
-    r"therapist|therapeute|support group|groupe de soutien)\b"
+    r"\b(?:therapist|therapeute|support group|groupe de soutien)\b"
     r"|\bhow (?:are you|have you been) (?:doing|feeling|holding up|coping)\b|\bhow have you been\b"
     r"|\bchecking in on you\b|\bprendre de (?:vos|tes) nouvelles\b|\bcomment (?:allez vous|vas tu|ca va)\b"
     r"|\bsince our (?:conversation|talk|discussion)\b|\bdepuis notre (?:discussion|conversation)\b"
