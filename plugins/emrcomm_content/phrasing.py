@@ -158,10 +158,43 @@ _REPORT_FR = _words(
 )
 _NOT_SHOWN = r"(?! up\b| in (?:the|your) portal| online| dans le portail| en ligne)"
 _SHOWS = (
-    rf"(?:{_REPORT_EN} (?:\w+ )?" + _words("shows|show|showed|showing|confirms|confirm|confirmed|revealed|found")
-    + rf"|{_REPORT_FR} (?:\w+ )?" + _words("montre|montrent|montrait|confirme|confirment|revele") + rf"){_NOT_SHOWN}"
+    rf"(?:(?<!survey )(?<!poll ){_REPORT_EN} (?:\w+ ){{0,4}}" + _words("shows|show|showed|showing|confirms|confirm|confirmed|"
+                                                              "revealed|found")
+    + rf"|(?<!sondage ){_REPORT_FR} (?:\w+ ){{0,4}}" + _words("montre|montrent|montrait|confirme|confirment|revele")
+    + rf"){_NOT_SHOWN}"
 )
+# A test and its verdict in everyday words: "the test from your last visit was fine", « tout était
+# normal lors de votre dernier contrôle ».
+_CHECKED = _words(
+    "test|tests|results|result|check|checkup|check up|exam|report|scan|scans|bloodwork|blood work|"
+    "biopsy|pictures|images|x ray|mammogram|swab|culture|sample|"
+    "examen|examens|controle|bilan|rapport|resultats|resultat|prelevement|echantillon|radio|image|"
+    "images|biopsie|echo|prise de sang"
+)
+_FINE = _words(
+    "fine|good|ok|okay|normal|clear|great|perfect|reassuring|unremarkable|as expected|within normal|"
+    "correct|corrects|correcte|correctes|beau|beaux|belle|belles|bon|bons|bonne|bonnes|normal|"
+    "normale|normales|normaux|parfait|parfaits|rassurant|rassurants|comme prevu"
+)
+_EVALUATED = _words(
+    "was|were|is|are|looked|looks|look|came back|come back|came out|all|"
+    "est|etait|sont|etaient|semble|semblait|revenu|revenue|revenus|revenues|tous|toutes"
+)
+EVALUATION = "|".join([
+    rf"(?<!survey )(?<!sondage )(?<!poll ){_CHECKED}{_gap(5)}{_EVALUATED}{_gap(2)}{_FINE}",
+    rf"\b(?:everything|all|tout)\b {_EVALUATED}{_gap(2)}{_FINE}{_gap(6)}{_CHECKED}",
+    rf"{_CHECKED}{_gap(6)}\b(?:everything|all|tout)\b {_EVALUATED}{_gap(2)}{_FINE}",
+])
 FINDING = "|".join([
+    EVALUATION,
+    r"\b(?:the|your|these|those|les|vos|ces) (?:findings|trouvailles)\b(?! of (?:the|our) (?:survey|review|audit))",
+    _near(r"\b(?:found|trouve|trouvé|noticed|saw|vu|remarque)\b (?:a |an |some |une |un |des )?(?:little |small |tiny |"
+          r"petite |petit )?(?:something|quelque chose|anomaly|anomalie|abnormality|irregularity|spot|change|"
+          r"changement|tache)\b",
+          r"\b(?:sample|test|scan|x ray|blood|urine|image|images|report|exam|echantillon|prelevement|examen|rapport|"
+          r"sang|radio|echo)\b", 6, both=True),
+    r"\b(?:no sign|no signs|aucun signe|pas de signe)\b" + _gap(5) + r"(?:coming back|returning|come back|"
+    r"revient|reviendrait|reapparait|recidive|de retour|recurrence)\b",
     rf"\b{_THE} (?:\w+ )?{_FINDING_STRONG}",
     rf"\b{_THE} (?:\w+ )?{_FINDING_THING}{_gap(4)}(?:{_SAW_EN}|(?:that|which) (?:was|were|is|are) "
     + _words("frozen|removed|biopsied|treated|burned|burnt|excised|cut out|sent|tested|drained|seen|found") + ")",
@@ -200,8 +233,6 @@ FINDING_WEAK = "|".join([
     rf"\b{_THE} (?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_EN}",
     rf"{_LE}(?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_FR}",
     _near(_FINDING_VAGUE, _STATUS, 6),
-    r"\b(?:your|the) (?:recent |last |latest )?(?:report|results|scan|images|pictures)\b",
-    r"\b(?:vos|votre|le|les) (?:derniers? |recents? )?(?:rapport|resultats|images|examens)\b",
 ])
 
 # --- a value without the test's name -----------------------------------------------------------
@@ -289,7 +320,11 @@ CARE = "|".join([
     r"\b(?:cut down|cutting down|cut back|stopped|quit|quitting|stopping) (?:on )?(?:the )?(?:drinking|alcohol|"
     r"using|smoking|vaping|cigarettes|weed|cannabis)\b|\b(?:off|sans) (?:cigarettes|alcohol|alcool|drugs|drogues)\b"
     r"|\b(?:arrete|cesse|diminue|reduit|arreter|cesser|diminuer|reduire) (?:de |la |l')?(?:boire|alcool|consommer|"
-    r"fumer|consommation|votre consommation)\b",
+    r"fumer|consommation|votre consommation)\b"
+    r"|\bwithout (?:alcohol|drinking|drugs|cigarettes|smoking|using)\b",
+    _near(r"\b(?:counsell?or|conseill\w+|therapist|therapeute|psy|psychologue|intervenante?|travailleuse sociale|"
+          r"travailleur social|social worker)\b",
+          r"\b(?:session|sessions|seance|seances|rencontres? de suivi|therapy|therapie)\b", 8, both=True),
 ])
 
 # --- allergy testing and reactions --------------------------------------------------------------
@@ -362,6 +397,11 @@ WOUND = "|".join([
     r"\b(?:your|the|la|votre|vos|les) (?:c section |cesarienne )?(?:scar|cicatrice|burn|brulure|cut|"
     r"coupure)\b" + _gap(4) + r"(?:heal\w*|gueri\w*|looks|covered|couvert\w*|infect\w*|clean|propre)",
     r"\b(?:pression negative|negative pressure|wound vac)\b",
+    r"\b(?:is|are|looks|look|est|sont|semble) (?:healing|healed|gueri|guerie|gueris|cicatrise\w*)\b|\bheal(?:s|ing)? "
+    r"(?:well|nicely|up)\b|\bguerit bien\b|\bbien gueri\w*\b|\bse cicatrise\w*\b",
+    r"\b(?:covered and dry|dry and covered|couverte? et au sec|au sec et couverte?)\b",
+    r"\b(?:faire|changer|refaire|change) (?:la |votre )?meche\b|\bla meche (?:doit|sera|est)\b",
+    r"\b(?:redness|rougeur|rougeurs|swelling|enflure|warmth|chaleur)\b" + _gap(3) + r"(?:around|autour)\b",
     r"\b(?:lift|lifting|soulever) (?:more than |over |anything heavier than |plus de )?\d+ ?(?:pounds|lbs|kg|livres)\b",
     r"\bsaline\b|\bsalin\b|\bnon (?:stick|adherent\w*) (?:pad|compresse)\b|\bcompresse\b",
 ])

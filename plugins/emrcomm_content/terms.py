@@ -454,8 +454,7 @@ SYMPTOM_LINKS = [
 # prescriptions. Each is clinical on its own in a clinic's message to one patient.
 CARE_MEDICATIONS_EN = [
     "antihistamine", "abx", "amox", "amoxi", "auto injector", "nicotine gum", "nicotine lozenge",
-    "rhogam", "winrho", "rh shot", "rh immune globulin", "diclectin", "shingrix", "pneumovax",
-    "prevnar", "pneumococcal vaccine", "meningococcal vaccine", "hib vaccine", "iron infusion",
+    "rhogam", "winrho", "rh shot", "rh immune globulin", "diclectin", "iron infusion",
 ]
 CARE_CONDITIONS_EN = [
     "apnea", "apnoea", "anxiety", "mono", "h pylori", "h. pylori", "helicobacter", "reflux",
@@ -465,7 +464,7 @@ CARE_CONDITIONS_EN = [
     "suicidal thoughts", "dark thoughts", "self harm", "heavy periods", "irregular periods",
     "painful periods", "hot flashes", "snoring", "daytime sleepiness", "miscarried",
     "morning sickness", "allergic", "anaphylactic", "burnout", "abstain from sex", "no sex",
-    "sexual intercourse", "intercourse", "obsessive compulsive", "breast disease",
+    "sexual intercourse", "intercourse", "obsessive compulsive", "breast disease", "pus",
 ]
 CARE_TESTS_EN = [
     "sleep study", "sleep test", "home sleep test", "overnight oximetry", "oximetry",
@@ -499,7 +498,6 @@ CARE_SPECIALTIES_EN = [
 CARE_MEDICATIONS_FR = [
     "antihistaminique", "antibio", "antibios", "ATB", "vaporisateur nasal", "timbre de nicotine",
     "timbres de nicotine", "gomme de nicotine", "auto injecteur", "stylo d'insuline",
-    "vaccin contre le pneumocoque", "vaccin contre le méningocoque", "pneu c 20",
 ]
 CARE_CONDITIONS_FR = [
     "apnée", "anxiété", "anxieux", "anxieuse", "mono", "reflux", "tunnel carpien",
@@ -663,8 +661,9 @@ ADMINISTRATIVE_PHRASES = [
 ROUTINE_VACCINE_DISEASES = [
     "covid", "covid 19", "coronavirus", "influenza", "flu", "tetanus", "diphtheria", "pertussis",
     "whooping cough", "measles", "mumps", "rubella", "polio", "chickenpox", "chicken pox",
-    "varicella", "shingles", "tetanos", "diphterie", "coqueluche", "rougeole", "oreillons",
-    "rubeole", "varicelle", "zona", "grippe",
+    "varicella", "shingles", "pneumococcal", "pneumococcus", "pneumonia", "meningococcal", "rsv",
+    "tetanos", "diphterie", "coqueluche", "rougeole", "oreillons", "rubeole", "varicelle", "zona",
+    "grippe", "pneumocoque", "pneumonie", "meningocoque", "vrs",
 ]
 VACCINE_WORDS = [
     "vaccine", "vaccines", "vaccination", "vaccinations", "shot", "shots", "booster", "boosters",
