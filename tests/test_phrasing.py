@@ -53,7 +53,7 @@ POSITIVES = {
     "care": [
         ("en", "The team for low mood and worry has a spot on Thursdays at 4."),
         ("en", "If you are thinking about ending your life, call or text 988 right away."),
-        ("en", "The alcohol treatment program called to set up your intake."),
+        ("en", "The alcohol program called to set up your intake."),
         ("fr", "Le groupe pour l'humeur commence le 3 mars, vous êtes inscrit."),
         ("fr", "En cas de détresse, appelez le 1 866 APPELLE ou Info-Social au 811, option 2."),
         ("fr", "L'intervenante pour l'alcool vous attend mercredi pour votre première rencontre."),

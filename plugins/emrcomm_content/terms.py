@@ -540,6 +540,43 @@ CARE_SPECIALTIES_FR = [
     "orthopédie", "prothèse", "prothèses", "médecine du sport",
 ]
 
+# More of the words of care, from general clinical knowledge (findings, injuries, devices,
+# pregnancy, development, recovery), each clinical in a clinic's message to one patient.
+MORE_CARE_EN = [
+    ("condition", [
+        "inflammation", "inflamed", "fibroid", "fibroids", "kidney stone", "kidney stones",
+        "sprain", "sprained", "strained", "torn ligament", "ligament", "tendon", "sciatica",
+        "herniated disc", "bulging disc", "bruising", "heart murmur", "murmur", "irregular heartbeat",
+        "lymph node", "lymph nodes", "swollen gland", "swollen glands", "polyps", "growths",
+        "pressure sore", "bedsore", "scab", "cold sore", "pink eye",
+        "pinkeye", "ear infection", "sinus infection", "chest infection", "viral infection",
+        "bacterial infection", "virus", "viral", "bacterial", "fungal", "stress leave",
+        "developmental delay", "speech therapy", "occupational therapy", "growth chart",
+        "breastfeeding", "lactation", "birth plan", "expecting a baby", "weight gain",
+        "weight loss", "high blood pressure", "blood pressure reading", "bp reading",
+        "blood sugar", "sugar levels", "iron levels", "hormone levels", "eye pressure",
+        "relapse", "recovery program", "treatment program", "rehab", "rehabilitation",
+        "overdose", "safer sex", "partner notification", "sexually active",
+    ]),
+]
+MORE_CARE_FR = [
+    ("condition", [
+        "inflammation", "enflammé", "enflammée", "fibrome", "fibromes", "calcul rénal",
+        "calculs rénaux", "pierre au rein", "pierres aux reins", "entorse", "foulure", "ligament",
+        "tendon", "sciatique", "hernie discale", "ecchymose", "ecchymoses", "souffle au cœur",
+        "pression artérielle", "tension artérielle", "ganglion", "ganglions", "ganglion enflé",
+        "polypes", "plaie de pression", "escarre", "croûte", "feu sauvage",
+        "conjonctivite", "otite", "sinusite", "infection virale", "infection bactérienne", "virus",
+        "viral", "virale", "bactérien", "bactérienne", "fongique", "retard de développement",
+        "orthophonie", "ergothérapie", "courbe de croissance", "date prévue d'accouchement",
+        "allaitement", "plan de naissance", "prise de poids", "perte de poids", "pression haute",
+        "glycémie", "taux de sucre", "taux de fer", "taux d'hormones", "pression dans l'œil",
+        "rechute", "programme de traitement", "réadaptation", "surdose", "rapports protégés",
+        "notification des partenaires", "sexuellement actif", "sexuellement active",
+        "arrêt de travail pour épuisement",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -559,6 +596,7 @@ CLINICAL_EN = Lexicon.of(
     ("test", CARE_TESTS_EN),
     ("procedure", CARE_PROCEDURES_EN),
     ("specialty", CARE_SPECIALTIES_EN),
+    *MORE_CARE_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -579,6 +617,7 @@ CLINICAL_FR = Lexicon.of(
     ("test", CARE_TESTS_FR),
     ("procedure", CARE_PROCEDURES_FR),
     ("specialty", CARE_SPECIALTIES_FR),
+    *MORE_CARE_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
