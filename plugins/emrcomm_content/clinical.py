@@ -132,7 +132,6 @@ _ROUTINE = frozenset(fold_text(t) for t in ROUTINE_VACCINE_DISEASES)
 _VACCINE_NEAR = re.compile(
     r"\b(?:{})\b".format("|".join(re.escape(fold_text(w)) for w in VACCINE_WORDS))
 )
-_ADMINISTRATIVE = tuple(fold_text(p) for p in ADMINISTRATIVE_PHRASES)
 
 
 @frozen
@@ -235,8 +234,6 @@ class ClinicalDetector:
                 span = folded.span(*phrase.span)
             if phrase.strong and not any(lo < span[1] and span[0] < hi for lo, hi in named):
                 result.append(Hit(span, original[span[0] : span[1]], phrase.family, CONTEXT))
-            elif phrase.strong:
-                evidence.append((span, f"phrase:{phrase.family}"))
             else:
                 evidence.append((span, f"phrase:{phrase.family}"))
         return Reading(merge_hits(result), evidence)
