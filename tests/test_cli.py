@@ -151,3 +151,46 @@ def test_check_jsonl_writes_one_line_per_input(config: Path, tmp_path: Path, cap
     assert code == 3
     assert [r["blocked"] for r in results] == [False, True, False]
     assert all(set(f) >= {"code", "severity", "message", "span"} for r in results for f in r["findings"])
+
+
+def test_check_jsonl_reports_a_bad_line_by_number_and_prints_the_others(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = "Riverside Family Health: see you Tuesday at 10:30. Reply STOP to opt out."
+    lines = [json.dumps({"text": good}),
+             json.dumps({"text": good, "category": "general"}),
+             json.dumps({"text": good, "channel": "fax"}),
+             json.dumps({"text": good, "lang": "de"}),
+             "not json",
+             json.dumps({"text": "Your biopsy shows cancer."})]
+    source = tmp_path / "mixed.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, err = run(capsys, "check", "--config", str(config), "--channel", "sms", "--jsonl", str(source))
+    results = [json.loads(line) for line in out.splitlines()]
+    assert code == 2
+    assert [r["line"] for r in results] == [1, 2, 3, 4, 5, 6]
+    assert results[0]["blocked"] is False and results[5]["blocked"] is True
+    errors = {r["line"]: r["error"] for r in results if "error" in r}
+    assert "unknown category 'general'" in errors[2] and "appointment-reminder" in errors[2]
+    assert "unknown channel 'fax'" in errors[3] and "unknown language 'de'" in errors[4]
+    assert "not JSON" in errors[5]
+    assert all(f"{source}:{n}:" in errors[n] for n in errors)
+    assert "Traceback" not in err and f"{source}:2:" in err
+
+
+def test_check_says_which_layer_stopped_the_text(config: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    texts = ["Riverside Family Health: your metformin is ready. Reply STOP to opt out.",
+             "Riverside Family Health: your numbers came back at 6.9 this time. Reply STOP to opt out.",
+             "Riverside Family Health: about the concern you raised on Monday, the doctor would like to "
+             "examine it this week. Reply STOP to opt out.",
+             "Riverside Family Health: see you Tuesday at 10:30. Reply STOP to opt out."]
+    source = tmp_path / "layers.jsonl"
+    source.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n", encoding="utf-8")
+    code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--jsonl", str(source))
+    assert code == 3
+    assert [json.loads(line)["content"] for line in out.splitlines()] == ["lexicon", "context", "uncertain", None]
+    code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--text", texts[2])
+    assert code == 3 and "content: routed to the portal for uncertainty" in out
+    code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--text", texts[1])
+    assert "content: blocked by context" in out

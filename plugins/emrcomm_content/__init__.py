@@ -1,9 +1,11 @@
 """emrcomm built-in plugin ``content``: facts about a message's words (docs/rule-catalogue.md C, D, E).
 
-Reports, with severity ``info`` and the span that triggered each: CLINICAL_CONTENT,
-HEALTH_IDENTIFIER, the link facts (LINK_NOT_HTTPS, LINK_SHORTENER, LINK_DOMAIN_NOT_ALLOWED,
-SURVEY_LINK_SMS), PROMOTIONAL_LANGUAGE and PROHIBITED_SMS_CONTENT. Validators (the ``policy``
-plugin) decide what blocks on which channel.
+Reports, with severity ``info`` and the span that triggered each: CLINICAL_CONTENT (with what
+triggered it: a listed term or the wording, see emrcomm.rules.CLINICAL_TRIGGERS),
+CLINICAL_UNCERTAIN (free text that nothing marked but the uncertainty score finds likely
+clinical), HEALTH_IDENTIFIER, the link facts (LINK_NOT_HTTPS, LINK_SHORTENER,
+LINK_DOMAIN_NOT_ALLOWED, SURVEY_LINK_SMS), PROMOTIONAL_LANGUAGE and PROHIBITED_SMS_CONTENT.
+Validators (the ``policy`` plugin) decide what blocks on which channel.
 
 A clinical term is quoted masked ("m********"): findings are stored in clear, the words must not be.
 Spans index the *inspected document*: ``message.text``, then, when the message has a subject,
@@ -12,7 +14,9 @@ Spans index the *inspected document*: ``message.text``, then, when the message h
 
 Clinical terms come from the lexicons named in the ``lexicons`` setting (default: all of
 "core", "drugs", "icd10cm"), compiled once and cached on disk (cache.py: first start takes
-seconds, later starts a fraction of one), plus the clinic's own ``terms``.
+seconds, later starts a fraction of one), plus the clinic's own ``terms``; the context patterns
+are in phrasing.py, the uncertainty score in classifier.py. The score runs on free text only: a
+message rendered from a template (typed variables) is never scored.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import emrcomm
 from emrcomm.config import load_schema
 from emrcomm.context import PluginContext
 from emrcomm.model import Category, Finding, Message
-from emrcomm.rules import finding
-from emrcomm_content import cache, links
+from emrcomm.rules import clinical_trigger, finding
+from emrcomm_content import cache, classifier, links
 from emrcomm_content.clinical import ClinicalDetector, Hit, merge_hits
 from emrcomm_content.folding import Folded
 from emrcomm_content.identifiers import find_identifiers
@@ -80,6 +84,11 @@ def _written(folded: Folded, span: tuple[int, int]) -> str:
     return folded.original[span[0] : span[1]]
 
 
+def _free_text(message: Message) -> bool:
+    """Typed by a person, not rendered from a template with typed variables."""
+    return message.template is None and message.request.template is None
+
+
 def _phone_digits(phone: str) -> tuple[str, ...]:
     digits = "".join(c for c in phone if c.isdigit())
     return (digits[-10:],) if len(digits) >= 10 else ()
@@ -110,6 +119,14 @@ class Plugin:
             matchers=(compiled.matcher,) if compiled else (),
             fuzzy=compiled.fuzzy if compiled else None,
         )
+        self.scorer = classifier.packaged()
+        uncertain = settings.get("uncertain", {})
+        self.uncertain_above: float = float(uncertain.get("above", self.scorer.cut))
+        if self.uncertain_above > self.scorer.cut:
+            context.log.info(
+                "%s.uncertain.above is %s, less cautious than the measured default %s: more free text that "
+                "may be clinical goes by SMS and plain email", where, self.uncertain_above, self.scorer.cut,
+            )
         self.promotional = compile_lexicons((PROMOTIONAL,))
         self.prohibited = compile_lexicons((PROHIBITED,))
         self.mrn_patterns = _compile_patterns(f"{where}.mrn_patterns", settings.get("mrn_patterns", ()))
@@ -123,10 +140,14 @@ class Plugin:
         doc = document(message)
         folded = Folded.of(doc)
         name = self.context.name
+        reading = self.clinical.read(folded)
         out = [
-            finding("CLINICAL_CONTENT", plugin=name, severity="info", span=hit.span, term=mask(hit.term))
-            for hit in self.clinical.find(folded)
+            finding("CLINICAL_CONTENT", plugin=name, severity="info", span=hit.span, term=mask(hit.term),
+                    **clinical_trigger(hit.kind))
+            for hit in reading.hits
         ]
+        if not reading.hits and _free_text(message):
+            out += self._uncertain(folded, reading.evidence)
         out += [
             finding("HEALTH_IDENTIFIER", plugin=name, severity="info", span=span, kind=kind)
             for span, kind in find_identifiers(doc, folded, self.mrn_patterns, self.not_identifiers)
@@ -134,6 +155,17 @@ class Plugin:
         out += self._links(message, doc)
         out += self._promotion(folded)
         return out
+
+    def _uncertain(self, folded: Folded, evidence: list[tuple[tuple[int, int], str]]) -> list[Finding]:
+        """CLINICAL_UNCERTAIN when the uncertainty score reaches the clinic's limit; the span is the
+        word or phrase that raised the score most."""
+        score = self.scorer.score(folded, evidence)
+        if score.probability < self.uncertain_above:
+            return []
+        span = score.reasons[0][0] if score.reasons else (0, len(folded.original))
+        return [finding("CLINICAL_UNCERTAIN", plugin=self.context.name, severity="info", span=span,
+                        term=mask(_written(folded, span)), score=f"{score.probability:.2f}",
+                        limit=f"{self.uncertain_above:.2f}")]
 
     def _links(self, message: Message, doc: str) -> list[Finding]:
         name = self.context.name

@@ -1,7 +1,10 @@
-"""Clinical content: lexicon terms, result words next to tests, doses, and drug or disease word forms.
+"""Clinical content: lexicon terms, result words next to tests, doses, drug or disease word forms,
+and the context patterns of phrasing.py (clinical talk without a clinical name).
 
-A :class:`ClinicalDetector` is built once per plugin from its lexicons and allow-list; ``find``
-returns :class:`Hit` objects with spans in the original text, longest match first where they overlap.
+A :class:`ClinicalDetector` is built once per plugin from its lexicons and allow-list; ``read``
+returns the definite :class:`Hit` objects (spans in the original text, longest match first where
+they overlap; each says whether the lexicon or the wording found it) and the weaker evidence
+that the uncertainty score (classifier.py) weighs.
 """
 
 from __future__ import annotations
@@ -12,10 +15,16 @@ from collections.abc import Iterable
 
 from attrs import frozen
 
+from emrcomm_content import phrasing
 from emrcomm_content.folding import Folded, fold_text
 from emrcomm_content.fuzzy import FuzzyIndex
 from emrcomm_content.lexicon import Lexicon, Match, Matcher, compile_lexicons, longest
-from emrcomm_content.terms import SYMPTOM_LINKS
+from emrcomm_content.terms import (
+    ADMINISTRATIVE_PHRASES,
+    ROUTINE_VACCINE_DISEASES,
+    SYMPTOM_LINKS,
+    VACCINE_WORDS,
+)
 
 # Kinds that are clinical on their own; "result" and "test_generic" only count in context.
 STANDALONE = frozenset({"medication", "condition", "test", "procedure", "specialty", "clinic"})
@@ -118,13 +127,33 @@ _SENTENCE_END = re.compile(r"[.!?;\n]")
 _WORD = re.compile(r"\w+")
 
 
+LEXICON, CONTEXT = "lexicon", "context"
+_ROUTINE = frozenset(fold_text(t) for t in ROUTINE_VACCINE_DISEASES)
+_VACCINE_NEAR = re.compile(
+    r"\b(?:{})\b".format("|".join(re.escape(fold_text(w)) for w in VACCINE_WORDS))
+)
+
+
 @frozen
 class Hit:
-    """One clinical finding: where it is in the original text and what fired it."""
+    """One clinical finding: where it is in the original text, what fired it (a lexicon kind
+    such as ``medication``, or a context family such as ``value``) and which layer found it."""
 
     span: tuple[int, int]
     term: str
     kind: str
+    layer: str = LEXICON
+
+
+@frozen
+class Reading:
+    """What the detector read in a text: definite ``hits``, and ``evidence`` that is not clinical
+    on its own (a result word with no test, a vague reference to "the issue you mentioned") as
+    ``(original span, name)`` pairs, for the uncertainty score. Names are ``kind:<lexicon kind>``
+    and ``phrase:<context family>``."""
+
+    hits: list[Hit]
+    evidence: list[tuple[tuple[int, int], str]]
 
 
 def _inside(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
@@ -148,7 +177,7 @@ class ClinicalDetector:
     ) -> None:
         self.matchers = (*matchers, *((compile_lexicons(lexicons),) if lexicons else ()))
         self.fuzzy = fuzzy
-        self.allow = tuple(p for p in (fold_text(a).strip() for a in allow) if p)
+        self.allow = tuple(p for p in (fold_text(a).strip() for a in (*ADMINISTRATIVE_PHRASES, *allow)) if p)
 
     def allowed_spans(self, folded: Folded) -> list[tuple[int, int]]:
         """Folded spans of the clinic's allow-listed phrases."""
@@ -161,11 +190,15 @@ class ClinicalDetector:
         return spans
 
     def find(self, folded: Folded) -> list[Hit]:
+        """The definite hits only (see :meth:`read`)."""
+        return self.read(folded).hits
+
+    def read(self, folded: Folded) -> Reading:
         allowed = self.allowed_spans(folded)
         found = [m for matcher in self.matchers for m in matcher.find(folded)]
         if len(self.matchers) > 1:
             found = longest(found)
-        matches = [m for m in found if not _inside(m.folded, allowed)]
+        matches = [m for m in found if not _inside(m.folded, allowed) and not _routine_vaccine(folded.text, m)]
         hits: list[tuple[tuple[int, int], str]] = [(m.folded, m.kind) for m in matches if m.kind in STANDALONE]
         hits.extend(self._in_context(folded, matches))
         if self.fuzzy is not None:
@@ -189,7 +222,21 @@ class ClinicalDetector:
         if _DIGIT.search(original):
             result += [Hit(found.span(), found.group(), "dose") for found in DOSE.finditer(original)]
             result += [Hit(found.span(), found.group(), "medication") for found in DRUG_CODE.finditer(original)]
-        return merge_hits(result)
+        evidence = [(folded.span(*m.folded), f"kind:{m.kind}") for m in matches if m.kind not in STANDALONE]
+        # The wording counts where no term does: a term names the clinical content more precisely.
+        named = [h.span for h in result]
+        for phrase in phrasing.find(folded.text, original):
+            if phrase.in_original:
+                span = phrase.span
+            else:
+                if _inside(phrase.span, allowed):
+                    continue
+                span = folded.span(*phrase.span)
+            if phrase.strong and not any(lo < span[1] and span[0] < hi for lo, hi in named):
+                result.append(Hit(span, original[span[0] : span[1]], phrase.family, CONTEXT))
+            else:
+                evidence.append((span, f"phrase:{phrase.family}"))
+        return Reading(merge_hits(result), evidence)
 
     def _in_context(self, folded: Folded, matches: list[Match]) -> list[tuple[tuple[int, int], str]]:
         """Result words next to a test, tests next to a value, symptoms next to a part of the body."""
@@ -251,15 +298,29 @@ class ClinicalDetector:
         return out
 
 
+def _routine_vaccine(text: str, match: Match) -> bool:
+    """A disease that names a routine vaccine, next to a vaccine word: "COVID-19 vaccine",
+    "tetanus-diphtheria booster", « rappel du tétanos »."""
+    written = text[match.folded[0] : match.folded[1]]
+    if match.kind != "condition" or (written not in _ROUTINE and written[:-1] not in _ROUTINE):
+        return False
+    start, end = match.folded
+    before = text[max(0, start - 40) : start].split()[-3:]
+    after = text[end : end + 40].split()[:3]
+    return any(_VACCINE_NEAR.fullmatch(w.strip(".,:;!?()")) for w in (*before, *after))
+
+
 def merge_hits(hits: list[Hit]) -> list[Hit]:
-    """One hit per stretch of text: hits inside another vanish, overlapping hits are joined."""
-    ordered = sorted(hits, key=lambda h: (h.span[0], -h.span[1]))
+    """One hit per stretch of text: hits inside another vanish, overlapping hits are joined.
+    The joined hit keeps the kind and layer of the one that starts first."""
+    ordered = sorted(hits, key=lambda h: (h.span[0], -h.span[1], h.layer != LEXICON))
     kept: list[Hit] = []
     for h in ordered:
         if kept and h.span[0] < kept[-1].span[1]:
             last = kept[-1]
             if h.span[1] > last.span[1]:
-                kept[-1] = Hit((last.span[0], h.span[1]), last.term + h.term[last.span[1] - h.span[0] :], last.kind)
+                kept[-1] = Hit((last.span[0], h.span[1]), last.term + h.term[last.span[1] - h.span[0] :], last.kind,
+                               last.layer)
             continue
         kept.append(h)
     return kept

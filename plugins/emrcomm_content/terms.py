@@ -449,6 +449,134 @@ SYMPTOM_LINKS = [
     "au", "aux", "a", "de", "du", "des", "d'", "dans", "sur", "sous", "derriere", "pres", "lors",
 ]
 
+# The vocabulary of everyday care that clinic staff write to patients: follow-up of wounds,
+# allergies, sleep, pregnancy, addiction and mental health services, and the abbreviations of
+# prescriptions. Each is clinical on its own in a clinic's message to one patient.
+CARE_MEDICATIONS_EN = [
+    "antihistamine", "abx", "amox", "amoxi", "auto injector", "nicotine gum", "nicotine lozenge",
+    "rhogam", "winrho", "rh shot", "rh immune globulin", "diclectin", "iron infusion",
+]
+CARE_CONDITIONS_EN = [
+    "apnea", "apnoea", "anxiety", "mono", "h pylori", "h. pylori", "helicobacter", "reflux",
+    "carpal tunnel", "speech delay", "language delay", "hives", "lice", "head lice", "pinworms",
+    "gastro", "wound", "wounds", "abscess", "shortness of breath", "short of breath",
+    "dizzy spells", "fainting", "blackouts", "cravings", "sober", "sobriety", "relapsed",
+    "suicidal thoughts", "dark thoughts", "self harm", "heavy periods", "irregular periods",
+    "painful periods", "hot flashes", "snoring", "daytime sleepiness", "miscarried",
+    "morning sickness", "allergic", "anaphylactic", "burnout", "abstain from sex", "no sex",
+    "sexual intercourse", "intercourse", "obsessive compulsive", "breast disease", "pus",
+]
+CARE_TESTS_EN = [
+    "sleep study", "sleep test", "home sleep test", "overnight oximetry", "oximetry",
+    "polysomnography", "titration night", "hearing test", "audiogram", "skin prick",
+    "prick test", "patch test", "scratch test", "food challenge", "oral challenge",
+    "allergy panel", "beta hcg", "bhcg", "hcg", "quantitative hcg", "dating scan",
+    "dating ultrasound", "anatomy scan", "anatomy ultrasound", "nuchal translucency", "nt scan",
+    "harmony test", "nipt", "glucose challenge", "group b strep", "gbs swab", "growth scan",
+    "transvaginal", "breath test", "culture and sensitivity", "urine screen", "drug screen",
+    "tox screen", "bone scan", "camera test", "phq 9", "gad 7", "epworth", "skin check",
+    "sodium", "potassium", "magnesium", "calcium level", "egfr", "hemo",
+]
+CARE_PROCEDURES_EN = [
+    "incision", "stitches", "sutures", "steri strips", "steristrips", "wound packing",
+    "surgical site", "skin graft", "cpap", "bipap", "immunotherapy", "desensitization",
+    "desensitisation", "npo", "nil by mouth", "pre admission", "pre op", "preop", "pre operative",
+    "day surgery", "anesthetist", "anaesthetist", "anesthesiologist", "folic acid",
+    "embryo", "intrauterine insemination", "egg freezing", "cbt i", "withdrawal management",
+    "harm reduction", "opioid agonist treatment", "residential treatment", "safety plan",
+]
+CARE_SPECIALTIES_EN = [
+    "allergist", "allergy clinic", "audiologist", "audiology", "bariatric", "lipid clinic",
+    "pulmonary rehab", "cardiac rehab", "counsellor", "counselor", "counselling", "counseling",
+    "crisis team", "mobile crisis", "distress centre", "distress center", "distress line",
+    "kids help phone", "alcoholics anonymous", "narcotics anonymous", "AA", "NA meeting",
+    "wound clinic", "speech therapist", "speech language pathologist", "psychoeducator",
+    "addictions counsellor", "treatment centre", "treatment center", "early pregnancy",
+    "maternity ward", "ob appointment", "prenatal visit", "prenatal class", "orthopedic",
+    "orthopaedic", "orthopedics", "orthopaedics", "orthopedic surgeon", "sports medicine",
+]
+CARE_MEDICATIONS_FR = [
+    "antihistaminique", "antibio", "antibios", "ATB", "vaporisateur nasal", "timbre de nicotine",
+    "timbres de nicotine", "gomme de nicotine", "auto injecteur", "stylo d'insuline",
+]
+CARE_CONDITIONS_FR = [
+    "apnée", "anxiété", "anxieux", "anxieuse", "mono", "reflux", "tunnel carpien",
+    "retard de langage", "urticaire", "poux", "oxyures", "gastro", "plaie", "plaies", "abcès",
+    "essoufflement", "essoufflé", "essoufflée", "étourdissements", "perte de conscience",
+    "pertes de conscience", "évanouissement", "idées noires", "idées suicidaires",
+    "règles abondantes", "règles douloureuses", "bouffées de chaleur", "ronflement",
+    "somnolence", "nausées de grossesse", "allergique", "anaphylactique", "épuisement professionnel",
+    "dépendance", "dépendances", "brûlure d'estomac", "brûlures d'estomac", "sarm",
+    "relations sexuelles", "rapports sexuels", "troubles obsessionnels", "trouble obsessionnel",
+    "maladie du sein", "maladies du sein",
+]
+CARE_TESTS_FR = [
+    "étude du sommeil", "test du sommeil", "test de sommeil", "oxymétrie", "polysomnographie",
+    "nuit de titrage", "test d'audition", "audiogramme", "tests cutanés", "test cutané",
+    "test épicutané", "prick test", "test de provocation", "bêta hcg", "hcg",
+    "écho de datation", "échographie de datation", "écho morphologique",
+    "échographie morphologique", "clarté nucale", "écho de croissance", "écho endovaginale",
+    "échographie endovaginale", "dépistage prénatal", "test de tolérance au glucose",
+    "streptocoque b", "test respiratoire", "dépistage urinaire", "culture de gorge",
+    "prélèvement de gorge", "prélèvement vaginal", "sodium", "potassium", "magnésium", "dfge",
+    "dfg", "hémo",
+]
+CARE_PROCEDURES_FR = [
+    "incision", "points de suture", "sutures", "agrafes", "steri strips", "site opératoire",
+    "greffe de peau", "PPC", "cpap", "immunothérapie", "désensibilisation", "préadmission",
+    "préop", "préopératoire", "chirurgie d'un jour", "anesthésiste", "acide folique",
+    "transfert d'embryon", "embryon", "TCC", "thérapie cognitivo comportementale",
+    "désintox", "sevrage", "réduction des méfaits", "traitement par agonistes opioïdes",
+    "thérapie fermée", "plan de sécurité", "soins de plaies",
+]
+CARE_SPECIALTIES_FR = [
+    "allergologue", "allergiste", "clinique d'allergie", "audiologie", "audiologiste",
+    "bariatrique", "clinique des lipides", "réadaptation pulmonaire", "réadaptation cardiaque",
+    "intervenant en dépendance", "intervenante en dépendance", "équipe de crise",
+    "équipe mobile de crise", "ligne de crise", "info social", "jeunesse j'écoute",
+    "alcooliques anonymes", "clinique de plaies", "orthophoniste", "psychoéducatrice",
+    "psychoéducateur", "psy", "CRDI", "CRD", "centre de thérapie", "clinique de dépendance",
+    "maison de naissance", "grossesse précoce", "suivi de grossesse", "sexologue", "orthopédiste",
+    "orthopédie", "prothèse", "prothèses", "médecine du sport",
+]
+
+# More of the words of care, from general clinical knowledge (findings, injuries, devices,
+# pregnancy, development, recovery), each clinical in a clinic's message to one patient.
+MORE_CARE_EN = [
+    ("condition", [
+        "inflammation", "inflamed", "fibroid", "fibroids", "kidney stone", "kidney stones",
+        "sprain", "sprained", "strained", "torn ligament", "ligament", "tendon", "sciatica",
+        "herniated disc", "bulging disc", "bruising", "heart murmur", "murmur", "irregular heartbeat",
+        "lymph node", "lymph nodes", "swollen gland", "swollen glands", "polyps", "growths",
+        "pressure sore", "bedsore", "scab", "cold sore", "pink eye",
+        "pinkeye", "ear infection", "sinus infection", "chest infection", "viral infection",
+        "bacterial infection", "virus", "viral", "bacterial", "fungal", "stress leave",
+        "developmental delay", "speech therapy", "occupational therapy", "growth chart",
+        "breastfeeding", "lactation", "birth plan", "expecting a baby", "weight gain",
+        "weight loss", "high blood pressure", "blood pressure reading", "bp reading",
+        "blood sugar", "sugar levels", "iron levels", "hormone levels", "eye pressure",
+        "relapse", "recovery program", "treatment program", "rehab", "rehabilitation",
+        "overdose", "safer sex", "partner notification", "sexually active",
+    ]),
+]
+MORE_CARE_FR = [
+    ("condition", [
+        "inflammation", "enflammé", "enflammée", "fibrome", "fibromes", "calcul rénal",
+        "calculs rénaux", "pierre au rein", "pierres aux reins", "entorse", "foulure", "ligament",
+        "tendon", "sciatique", "hernie discale", "ecchymose", "ecchymoses", "souffle au cœur",
+        "pression artérielle", "tension artérielle", "ganglion", "ganglions", "ganglion enflé",
+        "polypes", "plaie de pression", "escarre", "croûte", "feu sauvage",
+        "conjonctivite", "otite", "sinusite", "infection virale", "infection bactérienne", "virus",
+        "viral", "virale", "bactérien", "bactérienne", "fongique", "retard de développement",
+        "orthophonie", "ergothérapie", "courbe de croissance", "date prévue d'accouchement",
+        "allaitement", "plan de naissance", "prise de poids", "perte de poids", "pression haute",
+        "glycémie", "taux de sucre", "taux de fer", "taux d'hormones", "pression dans l'œil",
+        "rechute", "programme de traitement", "réadaptation", "surdose", "rapports protégés",
+        "notification des partenaires", "sexuellement actif", "sexuellement active",
+        "arrêt de travail pour épuisement",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -463,6 +591,12 @@ CLINICAL_EN = Lexicon.of(
     ("body", BODY_EN),
     ("symptom", SYMPTOMS_EN),
     ("symptom_after", SYMPTOMS_AFTER_EN),
+    ("medication", CARE_MEDICATIONS_EN),
+    ("condition", CARE_CONDITIONS_EN),
+    ("test", CARE_TESTS_EN),
+    ("procedure", CARE_PROCEDURES_EN),
+    ("specialty", CARE_SPECIALTIES_EN),
+    *MORE_CARE_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -478,6 +612,12 @@ CLINICAL_FR = Lexicon.of(
     ("condition", GENERAL_FR),
     ("body", BODY_FR),
     ("symptom", SYMPTOMS_FR),
+    ("medication", CARE_MEDICATIONS_FR),
+    ("condition", CARE_CONDITIONS_FR),
+    ("test", CARE_TESTS_FR),
+    ("procedure", CARE_PROCEDURES_FR),
+    ("specialty", CARE_SPECIALTIES_FR),
+    *MORE_CARE_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
@@ -540,4 +680,32 @@ PROHIBITED = Lexicon.of(
 # name it, in a form that is not ambiguous).
 NOT_CLINICAL_TERMS = [
     "odd",  # oppositional defiant disorder; "that's odd"
+]
+
+# Names and administrative phrases whose words would otherwise read as clinical: a charity or
+# an institution, a tax credit, a parking permit. Never clinical, in any clinic (a clinic adds its
+# own with the ``allow`` setting).
+ADMINISTRATIVE_PHRASES = [
+    "disability tax credit", "disability tax credit form", "accessible parking permit",
+    "heart and stroke foundation", "canadian cancer society", "canadian blood services",
+    "heart institute", "ottawa heart institute", "institut de cardiologie", "hema quebec",
+    "credit d'impot pour personnes handicapees", "vignette de stationnement pour personne handicapee",
+    "stationnement pour personne handicapee", "fondation des maladies du coeur",
+    "societe canadienne du cancer", "health 811", "info sante 811", "info sante",
+]
+
+# Diseases that name a vaccine everyone is offered: next to a vaccine word ("COVID-19 vaccine",
+# « rappel du tétanos », "flu shot") they name the vaccine, not the patient's condition. A vaccine
+# given because of a condition is the context family "vaccine" (phrasing.py).
+ROUTINE_VACCINE_DISEASES = [
+    "covid", "covid 19", "coronavirus", "influenza", "flu", "tetanus", "diphtheria", "pertussis",
+    "whooping cough", "measles", "mumps", "rubella", "polio", "chickenpox", "chicken pox",
+    "varicella", "shingles", "pneumococcal", "pneumococcus", "pneumonia", "meningococcal", "rsv",
+    "tetanos", "diphterie", "coqueluche", "rougeole", "oreillons", "rubeole", "varicelle", "zona",
+    "grippe", "pneumocoque", "pneumonie", "meningocoque", "vrs",
+]
+VACCINE_WORDS = [
+    "vaccine", "vaccines", "vaccination", "vaccinations", "shot", "shots", "booster", "boosters",
+    "immunization", "immunisation", "dose", "doses", "vaccin", "vaccins", "rappel", "rappels",
+    "campagne", "clinic", "clinique",
 ]

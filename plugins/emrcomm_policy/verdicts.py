@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
-from emrcomm.rules import RULES, finding
+from emrcomm.rules import clinical_trigger, detail, finding, trigger_kind
 
 EVERY_CHANNEL = frozenset({"LINK_NOT_HTTPS", "LINK_SHORTENER", "LINK_DOMAIN_NOT_ALLOWED"})
 SMS_ONLY = frozenset({"SURVEY_LINK_SMS", "PROHIBITED_SMS_CONTENT"})
@@ -50,26 +50,6 @@ def _plain(text: str) -> str:
 def is_result(term: str) -> bool:
     """The words carry a result (a result word or a measured value), not only a test's name."""
     return bool(_DECIMAL.search(term)) or any(w in RESULT_WORDS for w in _WORD.findall(_plain(term)))
-
-
-def detail(fact: Finding, name: str) -> str | None:
-    """The value filled into ``{name}`` of the catalogue sentence of ``fact`` (None if absent).
-
-    Findings carry no details of their own; the catalogue wording is the one place they live.
-    """
-    template = RULES[fact.code].message if fact.code in RULES else ""
-    pattern, pos, found = "", 0, False
-    for m in re.finditer(r"\{(\w+)\}", template):
-        pattern += re.escape(template[pos : m.start()])
-        if m.group(1) == name and not found:
-            pattern += f"(?P<{name}>.*?)"
-            found = True
-        else:
-            pattern += ".*?"
-        pos = m.end()
-    pattern += re.escape(template[pos:])
-    match = re.fullmatch(pattern, fact.message, re.DOTALL) if found else None
-    return match.group(name) if match else None
 
 
 def accepts_unencrypted(recipient: Recipient, channel: Channel, route: Route, now: dt.datetime) -> bool:
@@ -117,9 +97,12 @@ def content_verdicts(
             if is_email and in_subject:
                 verdict("PHI_IN_SUBJECT", span)
             elif not plain_ok:
-                verdict("CLINICAL_CONTENT", span, term=mask(term))
+                verdict("CLINICAL_CONTENT", span, term=mask(term), **clinical_trigger(trigger_kind(fact) or "condition"))
                 if is_email and unaccepted_span is None:
                     unaccepted_span = span
+        elif code == "CLINICAL_UNCERTAIN" and not channel.secure and not plain_ok:
+            # Free text the detector is unsure about: the portal carries it (docs/rule-catalogue.md C, cost model).
+            verdict(code, span, term=mask(term), score=detail(fact, "score") or "?", limit=detail(fact, "limit") or "?")
         elif code == "HEALTH_IDENTIFIER" and not channel.secure:
             verdict(code, span, kind=detail(fact, "kind") or "?")
         elif (

@@ -277,6 +277,22 @@ def format_finding(f: Finding) -> str:
     return text + (f" (plugin {f.plugin})" if f.plugin else "")
 
 
+# How `emrcomm check` names what stopped a text: the content detector's layer.
+CONTENT_VERDICTS = {
+    "lexicon": "blocked by the lexicon (a listed clinical term)",
+    "context": "blocked by context (clinical wording without a listed term)",
+    "uncertain": "routed to the portal for uncertainty (free text that may be clinical)",
+}
+
+
+def content_verdict(found: Sequence[Finding]) -> str | None:
+    """The layer that stopped the text: ``lexicon`` before ``context`` before ``uncertain``."""
+    from emrcomm.rules import clinical_layer
+
+    layers = {clinical_layer(f) for f in found if f.blocks}
+    return next((layer for layer in CONTENT_VERDICTS if layer in layers), None)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     if args.patient is not None:
         return _check_patient(args)
@@ -287,24 +303,40 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.text is not None:
             found = host.check(args.text, channel=args.channel, category=args.category, language=args.lang)
             blocked = any(f.blocks for f in found)
-            _emit(args, {"blocked": blocked, "findings": [_finding_json(f) for f in found]},
-                  "\n".join(format_finding(f) for f in found) or "no findings")
+            layer = content_verdict(found)
+            content = f"content: {CONTENT_VERDICTS[layer]}" if layer else "content: no clinical content found"
+            _emit(args, {"blocked": blocked, "content": layer, "findings": [_finding_json(f) for f in found]},
+                  "\n".join([*(format_finding(f) for f in found), content]))
             return EXIT_BLOCKED if blocked else EXIT_OK
-        any_blocked = False
-        stream = sys.stdin if str(args.jsonl) == "-" else _open(args.jsonl)
-        with stream:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
+        return _check_lines(args, host)
+
+
+def _check_lines(args: argparse.Namespace, host: Any) -> int:
+    """One JSON object per input line, in order: the verdict, or the error of that line alone."""
+    from emrcomm.errors import RequestError
+
+    any_blocked = any_error = False
+    stream = sys.stdin if str(args.jsonl) == "-" else _open(args.jsonl)
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
                 item = _check_item(line, number, args)
                 found = host.check(item["text"], channel=item.get("channel", args.channel),
                                    category=item.get("category", args.category),
                                    language=item.get("lang", args.lang))
-                blocked = any(f.blocks for f in found)
-                any_blocked |= blocked
-                print(json.dumps({"blocked": blocked, "findings": [_finding_json(f) for f in found]},
-                                 ensure_ascii=False))
-        return EXIT_BLOCKED if any_blocked else EXIT_OK
+            except RequestError as exc:
+                any_error = True
+                message = str(exc) if str(exc).startswith(f"{args.jsonl}:") else f"{args.jsonl}:{number}: {exc}"
+                print(f"emrcomm: error: {message}", file=sys.stderr)
+                print(json.dumps({"line": number, "error": message}, ensure_ascii=False))
+                continue
+            blocked = any(f.blocks for f in found)
+            any_blocked |= blocked
+            print(json.dumps({"line": number, "blocked": blocked, "content": content_verdict(found),
+                              "findings": [_finding_json(f) for f in found]}, ensure_ascii=False))
+    return EXIT_BAD_INPUT if any_error else EXIT_BLOCKED if any_blocked else EXIT_OK
 
 
 def _check_patient(args: argparse.Namespace) -> int:
@@ -338,6 +370,9 @@ def _check_item(line: str, number: int, args: argparse.Namespace) -> dict[str, A
         raise RequestError(f"{where}: not JSON: {exc.msg}") from None
     if not isinstance(item, dict) or not isinstance(item.get("text"), str):
         raise RequestError(f'{where}: expected an object with a "text" string')
+    for key in ("channel", "category", "lang"):
+        if key in item and not isinstance(item[key], str):
+            raise RequestError(f'{where}: "{key}" must be a string')
     return item
 
 

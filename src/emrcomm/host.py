@@ -27,6 +27,7 @@ from emrcomm.errors import EmrcommError, PluginError, RenderError, RequestError
 from emrcomm.loader import LoadedPlugin, load_plugins, new_plugin_manager
 from emrcomm.model import (
     Candidate,
+    Category,
     Channel,
     ConsentGrant,
     ContactPoint,
@@ -939,9 +940,16 @@ class Host:
     def check(
         self, text: str, *, channel: str, category: str = "appointment-reminder", language: str = "en"
     ) -> tuple[Finding, ...]:
-        """Findings for a text on a channel, without a patient: what ``emrcomm check`` prints."""
+        """Findings for a text on a channel, without a patient: what ``emrcomm check`` prints.
+
+        Raises RequestError for an unknown channel, category or language.
+        """
         if channel not in self.channels:
             raise RequestError(f"unknown channel {channel!r}; choose one of: {', '.join(sorted(self.channels))}")
+        if category not in {c.value for c in Category}:
+            raise RequestError(f"unknown category {category!r}; choose one of: {', '.join(c.value for c in Category)}")
+        if language not in CHECK_LANGUAGES:
+            raise RequestError(f"unknown language {language!r}; choose one of: {', '.join(CHECK_LANGUAGES)}")
         req = Request("Patient/check", category, id="check", text=text)
         message = Message(request=req, text=text, language=language)
         recipient = _CHECK_RECIPIENT
@@ -952,6 +960,7 @@ class Host:
         return tuple(f for f in found if f.code not in RECIPIENT_CODES and f.severity is not Severity.INFO)
 
 
+CHECK_LANGUAGES = ("en", "fr")
 _CHECK_ADDRESSES = {"sms": "+15146712345", "email": "check@example.org", "portal": ""}
 _CHECK_RECIPIENT = Recipient(
     patient_ref="Patient/check",

@@ -6,6 +6,7 @@ remedy come from one place; docs/rules.md is the human version of this table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,10 +55,18 @@ RULES: Mapping[str, Rule] = {
            "IPC Ontario, Communicating PHI by email (2016)"),
         # C. content on insecure channels
         _r("CLINICAL_CONTENT", "block",
-           "The text contains clinical information (\"{term}\") that must not travel by {channel}.",
-           "Le texte contient de l'information clinique (« {term} ») interdite par {channel}.",
+           "The text contains clinical information (\"{term}\": {trigger}) that must not travel by {channel}.",
+           "Le texte contient de l'information clinique (« {term} » : {trigger_fr}) interdite par {channel}.",
            "Send the details through the portal and keep this message to a notice.",
            "OntarioMD and Omnimed secure-messaging guidance; IPC Ontario"),
+        _r("CLINICAL_UNCERTAIN", "block",
+           "This free text may be clinical (\"{term}\", score {score} above the clinic's limit {limit}); "
+           "free text the detector is unsure about does not travel by {channel}.",
+           "Ce texte libre est peut-être clinique (« {term} », score {score} au-dessus de la limite {limit} de "
+           "la clinique); un texte libre incertain ne part pas par {channel}.",
+           "Nothing to do: it goes through the portal with a notice. If it is only about an appointment or a "
+           "bill, send it with that template instead.",
+           "clinic policy: a false alarm costs a portal notice, a miss is a privacy breach (docs/rules.md)"),
         _r("HEALTH_IDENTIFIER", "block",
            "The text contains a health identifier ({kind}) that must not travel by {channel}.",
            "Le texte contient un identifiant de santé ({kind}) interdit par {channel}.",
@@ -203,6 +212,80 @@ RULES: Mapping[str, Rule] = {
            "docs/architecture.md"),
     )
 }
+
+
+# What made the content detector report clinical content, as staff read it: the layer that found
+# it ("lexicon": a listed term; "context": the wording; "uncertain": the uncertainty score), and the
+# words in English and French. Keys are the detector's kinds (a lexicon kind or a context family).
+CLINICAL_TRIGGERS: Mapping[str, tuple[str, str, str]] = {
+    "medication": ("lexicon", "a medication name", "un nom de médicament"),
+    "condition": ("lexicon", "a condition or a symptom", "une maladie ou un symptôme"),
+    "test": ("lexicon", "a test or an exam", "un test ou un examen"),
+    "procedure": ("lexicon", "a procedure or a treatment", "une intervention ou un traitement"),
+    "specialty": ("lexicon", "a specialty, clinic or service that reveals a condition",
+                  "une spécialité, une clinique ou un service qui révèle un problème de santé"),
+    "clinic": ("lexicon", "one of this clinic's own clinical terms", "un terme clinique propre à la clinique"),
+    "result": ("lexicon", "a test with its result or value", "un examen avec son résultat ou sa valeur"),
+    "dose": ("lexicon", "a dose", "une dose"),
+    "finding": ("context", "a finding or a result referred to without its name",
+                "un résultat ou une anomalie évoqués sans être nommés"),
+    "value": ("context", "a measured value without the test's name", "une valeur mesurée sans le nom du test"),
+    "care": ("context", "a program, service or crisis line that reveals a condition",
+             "un programme, un service ou une ligne de crise qui révèle un problème de santé"),
+    "allergy": ("context", "allergy testing or a reaction", "des tests d'allergie ou une réaction"),
+    "infection": ("context", "infection care or prescription shorthand",
+                  "des soins d'infection ou une abréviation d'ordonnance"),
+    "wound": ("context", "wound or incision care", "des soins de plaie ou d'incision"),
+    "pre-op": ("context", "instructions before a procedure", "des consignes avant une intervention"),
+    "pregnancy": ("context", "a pregnancy told by hormone values or weeks",
+                  "une grossesse révélée par des valeurs d'hormone ou des semaines"),
+    "vaccine": ("context", "a vaccine given because of a condition or an exposure",
+                "un vaccin donné à cause d'un problème de santé ou d'une exposition"),
+    "sleep": ("context", "a sleep study or sleep apnea treatment", "une étude du sommeil ou un traitement de l'apnée"),
+    "symptom": ("context", "a question or instruction about a symptom", "une question ou une consigne sur un symptôme"),
+    "medication-use": ("context", "how to take a medication", "la façon de prendre un médicament"),
+}
+
+
+def clinical_trigger(kind: str) -> dict[str, str]:
+    """The ``trigger`` and ``trigger_fr`` details of a CLINICAL_CONTENT finding for a detector kind."""
+    _layer, english, french = CLINICAL_TRIGGERS.get(kind, CLINICAL_TRIGGERS["condition"])
+    return {"trigger": english, "trigger_fr": french}
+
+
+def trigger_kind(f: Finding) -> str | None:
+    """The detector kind behind a CLINICAL_CONTENT finding (None for another code)."""
+    said = detail(f, "trigger") if f.code == "CLINICAL_CONTENT" else None
+    return next((k for k, (_, english, _) in CLINICAL_TRIGGERS.items() if english == said), None)
+
+
+def clinical_layer(f: Finding) -> str | None:
+    """Which layer of the content detector a finding comes from: ``"lexicon"``, ``"context"``,
+    ``"uncertain"``; None when it is not a clinical-content finding."""
+    if f.code == "CLINICAL_UNCERTAIN":
+        return "uncertain"
+    kind = trigger_kind(f)
+    return CLINICAL_TRIGGERS[kind][0] if kind else None
+
+
+def detail(fact: Finding, name: str) -> str | None:
+    """The value filled into ``{name}`` of the catalogue sentence of ``fact`` (None if absent).
+
+    Findings carry no details of their own; the catalogue wording is the one place they live.
+    """
+    template = RULES[fact.code].message if fact.code in RULES else ""
+    pattern, pos, found = "", 0, False
+    for m in re.finditer(r"\{(\w+)\}", template):
+        pattern += re.escape(template[pos : m.start()])
+        if m.group(1) == name and not found:
+            pattern += f"(?P<{name}>.*?)"
+            found = True
+        else:
+            pattern += ".*?"
+        pos = m.end()
+    pattern += re.escape(template[pos:])
+    match = re.fullmatch(pattern, fact.message, re.DOTALL) if found else None
+    return match.group(name) if match else None
 
 
 class _Blank(dict[str, Any]):

@@ -1,0 +1,59 @@
+"""The uncertainty score (emrcomm_content.classifier): learned from the development part only,
+reproducibly; explains itself with spans; never makes text uncertain on words alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emrcomm_content import classifier, training
+from emrcomm_content.folding import Folded
+from support import REPO
+
+DEV = REPO / "benchmarks" / "data" / "clinic-messages" / "dev.tsv"
+HELDOUT = REPO / "benchmarks" / "data" / "clinic-messages" / "heldout.tsv"
+SHIPPED = REPO / "plugins" / "emrcomm_content" / "classifier.json"
+
+
+def test_shipped_weights_are_what_training_on_the_dev_part_gives(tmp_path: Path) -> None:
+    out = tmp_path / "classifier.json"
+    assert training.main([str(DEV), "-o", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(SHIPPED.read_text(encoding="utf-8"))
+    assert json.loads(SHIPPED.read_text(encoding="utf-8"))["trained_on"] == "benchmarks/data/clinic-messages/dev.tsv"
+
+
+def test_training_refuses_the_heldout_part() -> None:
+    with pytest.raises(SystemExit):
+        training.main([str(HELDOUT)])
+
+
+def test_the_package_loads_the_shipped_weights() -> None:
+    model = classifier.packaged()
+    assert model.weights and 0.5 <= model.cut < 1
+
+
+def test_a_score_names_the_evidence_that_raised_it_with_its_span() -> None:
+    model = classifier.packaged()
+    text = "About the concern you raised on Monday, the doctor would like to examine it."
+    folded = Folded.of(text)
+    evidence = [((10, 17), "phrase:finding")]
+    score = model.score(folded, evidence)
+    assert score.probability > 0
+    span, name = score.reasons[0]
+    assert name == "phrase:finding" and text[span[0] : span[1]] == "concern"
+
+
+def test_words_alone_never_make_a_text_uncertain() -> None:
+    model = classifier.packaged()
+    assert model.score(Folded.of("Someone from our office will call you tonight about the next step.")).probability == 0
+    assert not classifier.eligible(["w:results", "kind:result"])  # one kind of evidence is everyday talk
+    assert classifier.eligible(["kind:result", "kind:test_generic"])
+    assert classifier.eligible(["phrase:finding"])
+
+
+def test_names_and_boilerplate_are_not_features() -> None:
+    names = classifier.features(Folded.of("Riverside Family Health: your visit. Reply STOP to opt out. "
+                                          "https://portal.riverside.example/x"))
+    assert set(names) == {"w:your", "w:visit"}

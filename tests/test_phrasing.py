@@ -1,0 +1,203 @@
+"""Context patterns (emrcomm_content.phrasing): clinical talk without a clinical name is blocked, in
+English and Quebec French, and the administrative messages that look like it are not.
+
+Every example here was written for these tests, not taken from benchmarks/data/clinic-messages.
+A positive must be found by the named family as a *context* hit (the wording, not a listed term);
+a hard negative must give no clinical finding at all.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emrcomm.model import Message, Request
+from emrcomm.testing import make_context
+from emrcomm_content import Plugin
+from emrcomm_content.clinical import CONTEXT, ClinicalDetector
+from emrcomm_content.folding import Folded
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> ClinicalDetector:
+    plugin = Plugin(make_context("content", {}, tmp_path_factory.mktemp("phrasing")))
+    return plugin.clinical
+
+
+def context_kinds(detector: ClinicalDetector, text: str) -> set[str]:
+    return {h.kind for h in detector.read(Folded.of(text)).hits if h.layer == CONTEXT}
+
+
+POSITIVES = {
+    "finding": [
+        ("en", "Good news: the bump behind your ear is a harmless cyst-like growth, nothing more."),
+        ("en", "The thing we took off your shoulder came back clear."),
+        ("en", "Your scan shows a small change that the doctor wants a radiologist to look at again."),
+        ("en", "Dr. Moss looked at the area we were watching on your back and it is smaller."),
+        ("fr", "La bosse sur votre bras est sans danger selon le rapport."),
+        ("fr", "Ce qu'on a vu à l'examen de mardi n'a pas changé depuis l'an passé."),
+        ("fr", "Le rapport sur votre poumon est arrivé, la Dre Roy veut vous en parler."),
+        ("fr", "Votre image montre une petite zone que le radiologiste veut revoir."),
+        ("en", "Good news! The check from your last visit was fine."),
+        ("fr", "Bonne nouvelle! Le contrôle de votre dernière visite était correct."),
+        ("en", "The lab noticed a small irregularity on your sample; we need to redo it."),
+        ("fr", "Le labo a remarqué une petite anomalie sur votre échantillon, on doit le refaire."),
+    ],
+    "value": [
+        ("en", "Your numbers from last week: 5.2 and 1.4. No changes needed."),
+        ("en", "Your level is at 31 now, so you can stop the extra tablets."),
+        ("en", "Your kidney numbers look stable."),
+        ("fr", "Votre taux est remonté à 120, c'est encourageant."),
+        ("fr", "Vos chiffres sont dans les normes cette fois-ci."),
+        ("fr", "Votre poids est passé de 88 à 83 kg depuis janvier."),
+    ],
+    "care": [
+        ("en", "The team for low mood and worry has a spot on Thursdays at 4."),
+        ("en", "If you are thinking about ending your life, call or text 988 right away."),
+        ("en", "The alcohol program called to set up your intake."),
+        ("fr", "Le groupe pour l'humeur commence le 3 mars, vous êtes inscrit."),
+        ("fr", "En cas de détresse, appelez le 1 866 APPELLE ou Info-Social au 811, option 2."),
+        ("fr", "L'intervenante pour l'alcool vous attend mercredi pour votre première rencontre."),
+    ],
+    "allergy": [
+        ("en", "Your allergy testing showed a reaction to ragweed."),
+        ("en", "The allergy testing for your son is booked for May 4."),
+        ("fr", "Les résultats des tests d'allergie sont arrivés : réaction aux chats."),
+        ("fr", "Les tests pour les allergies de votre fils sont prévus le 4 mai."),
+    ],
+    "infection": [
+        ("en", "Keep taking the amox until the bottle is empty, even if you feel better."),
+        ("en", "Please keep your son home from school until 24 hours after the first dose."),
+        ("fr", "Continuez l'antibio jusqu'au bout, même si vous allez mieux."),
+        ("fr", "Votre partenaire doit aussi être traité avant de reprendre les relations."),
+    ],
+    "wound": [
+        ("en", "The nurse will change the dressing on your leg every second day."),
+        ("en", "Your staples can be removed at the walk-in after the 14th."),
+        ("fr", "L'infirmière changera votre pansement jeudi."),
+        ("fr", "Vos points seront enlevés lundi par l'infirmière."),
+        ("en", "The spot on your hand is healing nicely."),
+        ("fr", "Gardez la région couverte et au sec jusqu'à vendredi."),
+    ],
+    "pre-op": [
+        ("en", "No solid food after midnight before your operation on Friday."),
+        ("en", "Clear fluids only the day before your scope."),
+        ("fr", "Rien à manger après minuit la veille de l'intervention."),
+        ("fr", "Liquides clairs seulement la veille de votre opération."),
+    ],
+    "pregnancy": [
+        ("en", "Your beta was 2,100 today, we will repeat it Monday."),
+        ("en", "The scan at 12 weeks is booked for the 9th."),
+        ("fr", "Votre bêta est à 2 100, on refait la prise de sang lundi."),
+        ("fr", "L'écho de 20 semaines est prévue le 9 au CHUL."),
+    ],
+    "vaccine": [
+        ("en", "Because of your heart, the doctor recommends the high-dose flu shot this fall."),
+        ("en", "After the dog bite, you will need a tetanus booster today."),
+        ("fr", "À cause de votre rate, deux vaccins de plus sont recommandés cet automne."),
+        ("fr", "Après la morsure du chien, il vous faut un rappel du tétanos."),
+    ],
+    "sleep": [
+        ("en", "The test showed you stop breathing about 15 times an hour at night."),
+        ("en", "Please use your machine every night, including naps."),
+        ("fr", "Le test montre que vous arrêtez de respirer environ 15 fois par heure."),
+        ("fr", "Utilisez votre appareil toutes les nuits, même pour les siestes."),
+    ],
+    "symptom": [
+        ("en", "How is the cough since Monday?"),
+        ("en", "If the swelling gets worse over the weekend, go to urgent care."),
+        ("fr", "Comment va la toux depuis lundi?"),
+        ("fr", "Si l'enflure augmente cette fin de semaine, allez au sans rendez-vous."),
+    ],
+    "medication-use": [
+        ("en", "Take one tablet twice a day with food."),
+        ("en", "The doctor wants to lower your dose starting Monday."),
+        ("fr", "Prenez un comprimé deux fois par jour avec de la nourriture."),
+        ("fr", "La médecin veut baisser votre dose à partir de lundi."),
+    ],
+}
+
+HARD_NEGATIVES = [
+    # clinic and place names, charities
+    "Sacred Heart Family Clinic: see you Tuesday at 9:40. Reply STOP to opt out.",
+    "Clinique médicale du Sacré-Cœur : rendez-vous mardi à 9 h 40. ARRET pour vous désabonner.",
+    "The Heart and Stroke Foundation office next door has free parking on weekends.",
+    "Héma-Québec tient une collecte de sang dans notre stationnement samedi.",
+    # health card, billing, forms
+    "Please bring your health card; we cannot book your visit without it.",
+    "Votre carte d'assurance maladie est expirée, apportez la nouvelle svp.",
+    "Your invoice of $45 for the form is ready. Your balance is $0 after payment.",
+    "Votre formulaire de crédit d'impôt pour personnes handicapées est prêt à signer.",
+    # pharmacy directions, renewals without a drug
+    "Your prescription is ready at the pharmacy on Bank Street, second door on the left.",
+    "Votre renouvellement a été envoyé à la pharmacie. Passez après 16 h.",
+    # a doctor's leave
+    "Dr. Lavoie is on maternity leave until June; Dr. Chen will see her patients.",
+    "La Dre Ouellet est en congé de maternité jusqu'en juin.",
+    # appointment logistics with numbers, weeks and doses of routine vaccines
+    "Your spot in line tonight is number 14. We will text you when you are next.",
+    "Results can take 2 to 3 weeks to reach us; we will call if the doctor needs to see you.",
+    "Flu shots for the whole family: walk in Saturday 9 to 3. The COVID-19 vaccine is there too.",
+    "Pneumococcal vaccines are offered to everyone 65 and over; book with the nurse.",
+    "Le vaccin contre le pneumocoque est offert à tous les 65 ans et plus.",
+    "Your results are ready. Please call the office to go over them with the doctor.",
+    "Nous avons reçu le rapport d'imagerie. Le médecin vous appellera au besoin.",
+    "Le vaccin contre la COVID-19 et celui contre la grippe sont offerts à tous samedi.",
+    "Rappel : comme vous l'avez demandé, votre rendez-vous est déplacé à jeudi.",
+    "Someone from our office will call you tonight about your booking.",
+    "The issue you mentioned with the online booking is fixed.",
+    "Please keep the waiting area clear of strollers.",
+    "Our hours of operation change on Monday: 8 to 6.",
+    "Les heures d'opération de la clinique changent lundi.",
+    "Please do not bring food into the waiting room before your appointment.",
+    "This is a test message from our new texting system.",
+    "The positive thing is that the new phone line is finally working.",
+    "Stay positive, and see you on the 12th!",
+    "Our patient survey results are in: thank you for the great feedback.",
+    "Vos résultats ne sont pas encore arrivés. On vous appellera.",
+    "The dietitian's healthy eating group is open to everyone; sign up at the desk.",
+    "Les ateliers sur la saine alimentation sont ouverts à tous nos patients.",
+    "Our team includes a social worker and a pharmacist, free for all patients.",
+    "We grew to 12 doctors this year. Welcome to Dr. Park!",
+    "The clinic is closed Friday afternoon for a staff retreat.",
+]
+
+
+@pytest.mark.parametrize(("family", "lang", "text"), [(f, lang, t) for f, rows in POSITIVES.items() for lang, t in rows])
+def test_context_family_finds_clinical_talk_without_a_clinical_name(
+    detector: ClinicalDetector, family: str, lang: str, text: str
+) -> None:
+    assert family in context_kinds(detector, text), (lang, text)
+
+
+def test_every_family_has_examples_in_both_languages() -> None:
+    from emrcomm_content.phrasing import FAMILIES
+
+    assert {f.name for f in FAMILIES} == set(POSITIVES)
+    assert all({lang for lang, _ in rows} == {"en", "fr"} for rows in POSITIVES.values())
+
+
+@pytest.mark.parametrize("text", HARD_NEGATIVES)
+def test_administrative_message_that_looks_clinical_is_not(detector: ClinicalDetector, text: str) -> None:
+    assert detector.read(Folded.of(text)).hits == []
+
+
+@pytest.mark.parametrize("text", HARD_NEGATIVES)
+def test_administrative_message_is_not_uncertain_either(tmp_path, text: str) -> None:  # type: ignore[no-untyped-def]
+    plugin = Plugin(make_context("content", {}, tmp_path))
+    codes = {f.code for f in plugin.emrcomm_inspect(Message(Request("Patient/1", "appointment-reminder", text=text), text))}
+    assert not codes & {"CLINICAL_CONTENT", "CLINICAL_UNCERTAIN"}
+
+
+def test_a_listed_term_wins_over_the_wording(detector: ClinicalDetector) -> None:
+    [hit] = detector.read(Folded.of("Take your metformin twice a day with food.")).hits
+    assert (hit.term, hit.layer) == ("metformin", "lexicon")
+
+
+def test_a_routine_vaccine_names_the_vaccine_not_a_condition(detector: ClinicalDetector) -> None:
+    assert detector.read(Folded.of("The tetanus-diphtheria booster is due every 10 years.")).hits == []
+    assert [h.kind for h in detector.read(Folded.of("Your covid test was positive.")).hits] == ["result"]
+
+
+def test_prescription_shorthand_is_matched_in_capitals_only(detector: ClinicalDetector) -> None:
+    assert "infection" in context_kinds(detector, "Keflex 500 QID for 7 days")
+    assert detector.read(Folded.of("Place your bid before noon")).hits == []
