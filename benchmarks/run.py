@@ -248,10 +248,9 @@ def percentile(values: list[float], q: float) -> float:
 
 # ---------------------------------------------------------------------------- B1
 
-def b1(size: dict[str, int], synchronous: str | None, *, group: bool = True, pool: bool = True) -> dict[str, Any]:
+def b1(size: dict[str, int], synchronous: str | None, *, group: bool = True) -> dict[str, Any]:
     """Per-call latency of Host.send (queue mode) for SMS reminders and portal messages; with
-    ``group``, also their throughput through send_many's group commit, and with ``pool``
-    through a send pool of two processes."""
+    ``group``, also their throughput through send_many's group commit."""
     from emrcomm.host import Host
     from emrcomm.testing import FixedClock
 
@@ -281,26 +280,8 @@ def b1(size: dict[str, int], synchronous: str | None, *, group: bool = True, poo
                     "per_s": count / sum(times),
                     "statuses": dict(statuses),
                     "group": group_commit(host, source, count) if group else None,
-                    "pool": send_pool(host, source, count) if pool else None,
                 }
     return out
-
-
-def send_pool(host: Any, source: _Requests, count: int, processes: int = 2) -> dict[str, Any]:
-    """The same sends through ``Host.send_pool`` (``processes`` children, each sending its share
-    through send_many's group commit): messages per second, the pool's start-up apart."""
-    t = time.perf_counter()
-    with host.send_pool(processes) as pool:
-        started = time.perf_counter() - t
-        list(pool.send_many(source.next() for _ in range(min(200, count))))  # warm the children
-        statuses: Counter[str] = Counter()
-        t = time.perf_counter()
-        for outcome in pool.send_many(source.next() for _ in range(count)):
-            statuses[outcome.status.value] += 1
-        total = time.perf_counter() - t
-        handled = list(pool.handled)
-    return {"processes": processes, "per_s": count / total, "start_s": started, "statuses": dict(statuses),
-            "handled_by_child": handled}
 
 
 def group_commit(host: Any, source: _Requests, count: int, group: int = 100) -> dict[str, Any]:
@@ -488,7 +469,7 @@ def b3_batch(size: dict[str, int], sink_url: str, folder: Path, sms: str, warm: 
                     worker.wait(5)
         if statuses[Status.QUEUED.value] != count:
             raise RuntimeError(f"emrcomm did not queue every B3 batch message: {dict(statuses)}")
-        outbox = host.store.outbox_counts()
+        outbox = host.storage.outbox.counts()
     return {"count": count, "per_s": count / (done - t), "submit_per_s": count / (submitted - t),
             "submit_cpu_ms_per_message": cpu / count * 1e3, "outbox": outbox}
 
@@ -509,8 +490,8 @@ def through_worker(count: int, patients: int, *, limit: float | None = None) -> 
     import urllib.request
 
     from emrcomm.host import Host
+    from emrcomm.outbox.worker import Worker
     from emrcomm.testing import TEST_NOW
-    from emrcomm.worker import Worker
 
     with sink(limit) as sink_url, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -525,7 +506,7 @@ def through_worker(count: int, patients: int, *, limit: float | None = None) -> 
                 Worker(host).run(once=True)
                 done = time.perf_counter()
                 cpu = time.process_time() - cpu
-            outbox = host.store.outbox_counts()
+            outbox = host.storage.outbox.counts()
         with urllib.request.urlopen(sink_url + "/stats", timeout=10) as answer:
             seen = json.loads(answer.read())
     return {"count": count, "queued": dict(queued), "outbox": outbox, "sink": seen,
@@ -640,7 +621,7 @@ def machine() -> dict[str, Any]:
 
 
 def worker_available() -> bool:
-    return importlib.util.find_spec("emrcomm.worker") is not None
+    return importlib.util.find_spec("emrcomm.outbox.worker") is not None
 
 
 def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
@@ -650,7 +631,7 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
     keys: dict[str, float | None] = {}
     if wanted("b1"):
         full = b1(size, None)
-        normal = b1(size, "normal", pool=False)
+        normal = b1(size, "normal")
         report["details"]["b1"] = {"full": full, "normal": normal}
         keys.update({
             "b1_sms_p50_ms": full["sms"]["p50_ms"], "b1_sms_p99_ms": full["sms"]["p99_ms"],
@@ -660,9 +641,6 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             "b1_group_sms_per_s": full["sms"]["group"]["per_s"],
             "b1_group_sms_wait_p99_ms": full["sms"]["group"]["wait_p99_ms"],
             "b1_group_portal_per_s": full["portal"]["group"]["per_s"],
-            "b1_pool_sms_per_s": full["sms"]["pool"]["per_s"],
-            "b1_pool_portal_per_s": full["portal"]["pool"]["per_s"],
-            "b1_pool_start_s": full["sms"]["pool"]["start_s"],
         })
     if wanted("b3"):
         result = b3(size)
@@ -726,10 +704,6 @@ KEY_DOCS = {
     "b1_group_sms_per_s": "B1 SMS reminders per second via send_many, 100 per commit, synchronous=full",
     "b1_group_sms_wait_p99_ms": "B1 send_many: p99 wait from a request pulled to its outcome (ms)",
     "b1_group_portal_per_s": "B1 portal messages per second via send_many, 100 per commit, full",
-    "b1_pool_sms_per_s": "B1 SMS reminders per second via Host.send_pool (2 processes, each send_many's group "
-                         "commit), synchronous=full",
-    "b1_pool_portal_per_s": "B1 portal messages per second via Host.send_pool (2 processes), full",
-    "b1_pool_start_s": "B1 seconds to start the send pool's two processes (each builds its Host)",
     "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s",
     "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s",
     "b3_emrcomm_per_s": "B3 emrcomm inline (Host.send, delivery mode inline, one thread), messages/s "

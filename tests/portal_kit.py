@@ -57,7 +57,7 @@ def token_in(text: str) -> str:
 
 def messages(host: Host) -> PortalStore:
     """The portal plugin's tables in the host's database."""
-    return PortalStore(host.store.db)
+    return PortalStore(host.storage.db)
 
 
 def database_bytes(host: Host) -> bytes:

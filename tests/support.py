@@ -154,3 +154,11 @@ def fhir_request(patient_ref: str, category: str, *, text: str | None = None, te
         res["extension"] = ext
     res.update(extra)
     return res
+
+
+def communication(host: Any, record_id: str) -> dict[str, Any] | None:
+    """The Communication the chart shows for a record now (None when there is no such record)."""
+    from emrcomm.fhir import communication as to_fhir
+
+    record = host.record(record_id)
+    return to_fhir(record) if record is not None else None

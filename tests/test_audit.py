@@ -26,7 +26,7 @@ from emrcomm.errors import ConfigError
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity
-from emrcomm.store import SQLiteStore
+from emrcomm.storage import open_sqlite
 from fhir_schema import schema_errors
 from support import write_config
 from test_pipeline import TORONTO, reminder, sms_sink
@@ -35,7 +35,7 @@ NOTE = "Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily."
 
 
 def entries(host: Host) -> list[dict[str, Any]]:
-    return list(audit.entries(host.store))
+    return list(audit.entries(host.storage))
 
 
 def kinds(host: Host, request: str | None = None) -> list[str]:
@@ -112,14 +112,14 @@ def test_a_send_that_rolls_back_leaves_no_entry_that_says_it_went(
     host.send(reminder(rid="ok-1"))
     before = entries(host)
 
-    def disk_full(**_: Any) -> bool:
+    def disk_full(*_: Any, **__: Any) -> bool:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(host.store, "outbox_put", disk_full)
+    monkeypatch.setattr(host.storage.outbox, "put", disk_full)
     with pytest.raises(sqlite3.OperationalError):
         host.send(reminder(rid="rolled-back"))
     assert entries(host) == before  # the request's entries went with its records: nowhere
-    assert audit.verify(host.store, [host.audit.key.public]).ok
+    assert audit.verify(host.storage, [host.audit.key.public]).ok
 
 
 # ---------------------------------------------------------------- the key
@@ -191,7 +191,7 @@ def kept(path: Path) -> list[tuple[int, str, str, str]]:
 
 
 def verify(path: Path, public: Any) -> audit.Report:
-    store = SQLiteStore(path)
+    store = open_sqlite(path)
     try:
         return audit.verify(store, [public])
     finally:
@@ -322,11 +322,11 @@ def test_a_truncation_stays_visible_after_the_host_appends_again(
     tamper_truncate(path)
     host = make_host()
     host.send(reminder(rid="after"))
-    assert host.store.audit.head() is not None
+    assert host.storage.audit.head() is not None
     [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
     assert anomaly["problem"] == "the log ended at entry 9 but its signed head named entry 12"
     assert anomaly["seq"] == 13  # numbering resumes after the head: the gap stays a gap
-    report = audit.verify(host.store, [public])
+    report = audit.verify(host.storage, [public])
     assert sorted((p.what, p.seq) for p in report.problems) == [("anomaly", 13), ("deleted", 10)]
     assert any("entries 10-12 are missing: deleted (entry 13 follows entry 9)" in p.message
                for p in report.problems)
@@ -334,7 +334,7 @@ def test_a_truncation_stays_visible_after_the_host_appends_again(
 
 def test_an_anchor_noted_earlier_must_still_be_there(logged: tuple[Path, Any]) -> None:
     path, public = logged
-    store = SQLiteStore(path)
+    store = open_sqlite(path)
     try:
         noted = (3, rows(path)[2][3])
         assert audit.verify(store, [public], anchor=noted).ok
@@ -455,7 +455,7 @@ def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callab
         sigs = [sig for (sig,) in db.execute("SELECT sig FROM audit_log ORDER BY pos")]
     # the seal at start-up signs nothing; 2 requests x (received, queued) = 4 entries, one signature
     assert len(sigs) == 4 and [bool(s) for s in sigs] == [False] * 3 + [True]
-    assert audit.verify(host.store, [host.audit.key.public]).ok
+    assert audit.verify(host.storage, [host.audit.key.public]).ok
 
 
 @given(st.dictionaries(st.sampled_from([*sorted(audit.FIELDS), "seq", "at", "kind", "prev", "key"]),
@@ -489,7 +489,7 @@ def test_an_unsigned_end_is_flagged_not_vouched_for_when_the_host_appends_again(
     host.send(reminder(rid="after"))
     [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
     assert "the end of the log, is not signed" in anomaly["problem"]
-    report = audit.verify(host.store, [public])
+    report = audit.verify(host.storage, [public])
     assert not report.ok and "anomaly" in {p.what for p in report.problems}
 
 
@@ -498,14 +498,14 @@ def test_an_entry_undone_inside_a_group_commit_leaves_the_end_signed(host: Host)
     # an earlier transaction of the group, which the commit must sign (not leave unsigned and
     # flagged as added without the key by the next append).
     log = host.audit
-    with host.store.group_commit():
-        with host.store.transaction():
+    with host.storage.group_commit():
+        with host.storage.transaction():
             log.record("requeued", records=["r-1"])
-        with pytest.raises(RuntimeError), host.store.transaction():
+        with pytest.raises(RuntimeError), host.storage.transaction():
             log.record("requeued", records=["r-2"])
             raise RuntimeError("a filer failed")
-    last = host.store.audit.last()
+    last = host.storage.audit.last()
     assert last is not None and last["sig"] and entries(host)[-1]["records"] == ["r-1"]
     log.record("requeued", records=["r-3"])
     assert [e["records"] for e in entries(host)][-2:] == [["r-1"], ["r-3"]]  # no audit.anomaly between
-    assert audit.verify(host.store, [log.key.public]).ok
+    assert audit.verify(host.storage, [log.key.public]).ok

@@ -61,7 +61,7 @@ def test_email_file_sink_writes_a_proper_message(tmp_path: Path) -> None:
 def test_portal_stores_only_ciphertext_and_reads_it_back(tmp_path: Path) -> None:
     ctx = make_context("portal", {"keyring": "ring.json"}, tmp_path)
     plugin = emrcomm_portal.Plugin(ctx)
-    ctx.store.storage.migrate(plugin.emrcomm_migrations())
+    ctx.storage.migrate(plugin.emrcomm_migrations())
     [channel] = plugin.emrcomm_register_channels()
     assert channel.secure and channel.holds_content and channel.medium == "ONLINEWRIT"
     key = "0123456789abcdef0123456789abcdef"

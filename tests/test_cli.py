@@ -98,23 +98,23 @@ def test_check_config_reports_plugins_and_channels(config: Path, capsys: pytest.
     code, out, _ = run(capsys, "check-config", "--config", str(config), "--json")
     data = json.loads(out)
     assert code == 0 and data["channels"] == ["email", "portal", "sms"]
-    assert data["plugins"][-1] == "records"
+    assert data["plugins"][-1] == "portal"
 
 
 def test_plugins_lists_call_order_with_hooks(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "plugins", "--config", str(config), "--json")
     data = json.loads(out)
     names = [p["name"] for p in data["plugins"]]
-    assert code == 0 and names[:2] == ["directory", "templates"] and names[-1] == "records"
+    assert code == 0 and names[:2] == ["directory", "templates"] and names[-1] == "portal"
     hooks = {p["name"]: p["hooks"] for p in data["plugins"]}
     assert hooks["consent"] == ["emrcomm_validate"]
-    assert "emrcomm_file_record" in hooks["records"]
+    assert "emrcomm_register_channels" in hooks["portal"]
 
 
 def test_plugins_text_output_is_numbered_in_order(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "plugins", "--config", str(config))
     lines = [line for line in out.splitlines() if line[:3].strip().rstrip(".").isdigit()]
-    assert code == 0 and lines[0].split()[1] == "directory" and lines[-1].split()[1] == "records"
+    assert code == 0 and lines[0].split()[1] == "directory" and lines[-1].split()[1] == "portal"
 
 
 def test_records_filters_by_patient_and_status(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from emrcomm.config import EMBEDDED, load_config, parse_config
 from emrcomm.context import PluginContext
 from emrcomm.errors import ConfigError
 from emrcomm.model import Severity
-from emrcomm.store import SQLiteStore
+from emrcomm.storage import open_sqlite
 
 CLINIC = '[clinic]\nname = "Riverside"\n'
 
@@ -148,4 +148,4 @@ def _context(tmp_path: Path, settings: dict[str, object]) -> PluginContext:
     from emrcomm.testing import TEST_CLINIC
 
     return PluginContext(name="gamma", settings=settings, clinic=TEST_CLINIC,
-                         store=SQLiteStore(tmp_path / "s.sqlite"), base_dir=tmp_path)
+                         storage=open_sqlite(tmp_path / "s.sqlite"), base_dir=tmp_path)

@@ -9,6 +9,9 @@ import pytest
 
 import emrcomm_consent
 import emrcomm_optout
+from emrcomm.lifecycle.events import Event, Source
+from emrcomm.lifecycle.projection import RecordFacts
+from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Channel, ConsentGrant, DeliveryUpdate, Message, Purpose, Request, Route
 from emrcomm.testing import TEST_NOW, make_context, make_recipient
 
@@ -93,9 +96,17 @@ def test_opt_out_blocks_at_once_and_lets_one_confirmation_through(tmp_path: Path
     assert optout.emrcomm_validate(message(), SMS, Route("sms", "+16135550199")) == []
 
 
-def queue_confirmation(ctx, key: str, at: dt.datetime, state: str = "pending") -> None:  # type: ignore[no-untyped-def]
-    ctx.store.outbox_put(key=key, record_id=key, request_id=key, channel="sms", state=state, not_before=None,
-                         payload={"address": MOBILE, "template": "optout-confirmation", "text": "x"}, now=at)
+def queue_confirmation(ctx, key: str, at: dt.datetime, state: str = "queued") -> None:  # type: ignore[no-untyped-def]
+    """File a confirmation to MOBILE, as the host does, in lifecycle state ``state``."""
+    request = Request("Patient/test-1", "appointment-reminder", id=key, template="optout-confirmation")
+    facts = RecordFacts(id=key, request=request, role="primary", recorded=at, channel="sms", address=MOBILE, text="x")
+    ctx.storage.records.add(facts, "optout-confirmation",
+                            [Event(record_id=key, kind=LegState(state), source=Source.HOST, at=at, dedup=f"{key}:first")])
+
+
+def mark_sent(ctx, key: str, at: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+    ctx.storage.records.append(Event(record_id=key, kind=LegState.ACCEPTED, source=Source.WORKER, at=at,
+                                     dedup=f"{key}:accepted"))
 
 
 def test_only_one_confirmation_passes_after_an_opt_out(tmp_path: Path) -> None:
@@ -108,13 +119,13 @@ def test_only_one_confirmation_passes_after_an_opt_out(tmp_path: Path) -> None:
         optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=at, channel="sms", address=MOBILE,
                                                       text="STOP reply", detail="Patient/test-1"))
 
-    queue_confirmation(ctx, "before-stop", TEST_NOW - DAY, state="sent")  # from an earlier opt-out
+    queue_confirmation(ctx, "before-stop", TEST_NOW - DAY, state="accepted")  # from an earlier opt-out
     stop(TEST_NOW)
     assert optout.emrcomm_validate(confirmation, SMS, route) == []
     queue_confirmation(ctx, "first", TEST_NOW)  # the first confirmation is queued (same instant as the STOP)
     [f] = optout.emrcomm_validate(confirmation, SMS, route)
     assert f.code == "CONSENT_REVOKED" and f.blocks
-    ctx.store.outbox_mark("first", state="sent", now=TEST_NOW)  # ... and sent: still only one
+    mark_sent(ctx, "first", TEST_NOW)  # ... and sent: still only one
     [f] = optout.emrcomm_validate(confirmation, SMS, route)
     assert f.code == "CONSENT_REVOKED"
     assert optout.emrcomm_validate(confirmation, SMS, Route("sms", "+16135550199")) == []  # another address
@@ -127,7 +138,7 @@ def test_a_confirmation_that_never_went_does_not_use_up_the_one(tmp_path: Path) 
     optout = emrcomm_optout.Plugin(ctx)
     optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=TEST_NOW, channel="sms", address=MOBILE,
                                                   text="STOP reply", detail="Patient/test-1"))
-    queue_confirmation(ctx, "first", TEST_NOW, state="dead")
+    queue_confirmation(ctx, "first", TEST_NOW, state="undeliverable")
     assert optout.emrcomm_validate(message(template="optout-confirmation"), SMS, Route("sms", MOBILE)) == []
 
 
@@ -138,7 +149,7 @@ def test_start_in_the_ledger_restores_a_revoked_directory_consent(tmp_path: Path
                            revoked=TEST_NOW - 10 * DAY, source="STOP reply")
     recipient = make_recipient(consents=(revoked,))
     assert codes(plugin, recipient) == ["CONSENT_REVOKED"]
-    ctx.store.consent.add(patient="Patient/test-1", channel="sms", address=MOBILE, purpose=None,
+    ctx.storage.consent.add(patient="Patient/test-1", channel="sms", address=MOBILE, purpose=None,
                                 action="grant", at=TEST_NOW - DAY, source="START reply")
     assert codes(plugin, recipient) == []
 
@@ -165,8 +176,9 @@ def test_a_second_confirmation_request_after_a_stop_is_refused(make_host) -> Non
     assert first.channels == ("sms",)
     assert handle_inbound(host, channel="sms", address=MOBILE, text="STOP", at=host.clock(),
                           provider_id="mo-1") is Handled.OPTOUT
-    sent = host.store.db.query("SELECT request_id FROM outbox WHERE channel = 'sms'")
-    assert sum(r["request_id"].startswith("optout-confirmation") for r in sent) == 1
+    sent = [e["resource"] for e in host.records(channel="sms", status="completed")["entry"]]
+    assert sum(r["basedOn"][0]["identifier"]["value"].startswith("optout-confirmation") for r in sent
+               if "identifier" in r["basedOn"][0]) == 1
     again = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="confirm-again",
                               template="optout-confirmation", channel="sms"))
     assert "sms" not in again.channels

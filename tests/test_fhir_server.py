@@ -309,15 +309,14 @@ def test_a_record_the_server_refuses_is_set_aside_and_the_rest_are_filed(
 
 
 def test_an_invalid_communication_is_refused_before_it_reaches_the_server(
-        fhir: ShimServer, make_host: Callable[..., Host]) -> None:
+        fhir: ShimServer, make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
+    import emrcomm_fhirserver.filer
+
     host = make_host(records_table(fhir, push="manual"))
-    outcome = host.send(reminder(rid="invalid"))
-    [rid] = outcome.record_ids
-    meta = host.store.record_meta(rid)
-    broken = {**host.store.get_record(rid), "sent": "yesterday"}  # type: ignore[dict-item]
-    host.store.file_record(id=rid, request_id=meta["request_id"], patient=meta["patient"], status="completed",
-                           channel=meta["channel"], category=meta["category"], recorded=host.clock(),
-                           resource=broken)
+    assert host.send(reminder(rid="invalid")).status is Status.SENT
+    real = emrcomm_fhirserver.filer.communication
+    # a Communication the chart could not have made (the projection's output is valid R4)
+    monkeypatch.setattr(emrcomm_fhirserver.filer, "communication", lambda r: {**real(r), "sent": "yesterday"})
     report = filer(host).flush()
     assert (report.filed, report.rejected) == (0, 1)
     [rejected] = filer(host).queue_status()["rejected"]

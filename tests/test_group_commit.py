@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,13 +31,13 @@ def committed_outbox(host: Host, request_id: str) -> int:
 
 def test_store_synchronous_defaults_to_full(host: Host) -> None:
     assert host.config.store_synchronous == "full"
-    assert host.store.db.query("PRAGMA synchronous") == [{"synchronous": 2}]  # FULL
+    assert host.storage.db.query("PRAGMA synchronous") == [{"synchronous": 2}]  # FULL
 
 
 def test_store_synchronous_normal_is_applied(make_host: Callable[..., Host]) -> None:
     host = make_host(config_text=BASE_CONFIG.replace('path = "emrcomm.sqlite"',
                                                      'path = "emrcomm.sqlite"\nsynchronous = "normal"'))
-    assert host.store.db.query("PRAGMA synchronous") == [{"synchronous": 1}]  # NORMAL
+    assert host.storage.db.query("PRAGMA synchronous") == [{"synchronous": 1}]  # NORMAL
     assert host.send(reminder()).status is Status.SENT
 
 
@@ -69,7 +70,7 @@ def test_send_many_in_a_group_recognises_a_repeated_request_id(make_host: Callab
     outcomes = list(host.send_many([reminder(rid="same"), reminder(rid="same")]))
     assert [o.status for o in outcomes] == [Status.QUEUED, Status.QUEUED]
     assert "already handled" in outcomes[1].explanation[0]
-    assert host.store.outbox_counts() == {"pending": 1}
+    assert host.storage.outbox.counts() == {"pending": 1}
 
 
 def test_a_failing_filer_in_a_group_undoes_its_request_only(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
@@ -80,7 +81,7 @@ def test_a_failing_filer_in_a_group_undoes_its_request_only(tmp_path: Path, cloc
     with Host(load_config(write_config(tmp_path, extra)), clock=clock, entry_points=eps) as host:
         outcomes = list(host.send_many([reminder(rid="a"), reminder(rid="b")]))
         assert [o.status for o in outcomes] == [Status.FAILED, Status.FAILED]
-        assert host.store.outbox_counts() == {}  # nothing left to deliver, as with one send
+        assert host.storage.outbox.counts() == {}  # nothing left to deliver, as with one send
         assert {e["resource"]["status"] for e in host.records()["entry"]} == {"not-done"}
 
 
@@ -142,14 +143,15 @@ def test_a_failure_after_a_commit_inside_a_group_reports_what_that_commit_made_d
     """a and b share a patient, so a is committed before b is decided; when writing c then
     fails unexpectedly, a's outcome has already been yielded (it is durable), b and c are not."""
     host = make_host(QUEUE)
-    real = host.store.outbox_put
+    outbox = host.storage.outbox
+    real = outbox.put
 
-    def failing(**fields: object) -> bool:
-        if fields["request_id"] == "c":
+    def failing(item: Any, **fields: Any) -> None:
+        if item.request_id == "c":
             raise RuntimeError("disk trouble")
-        return real(**fields)  # type: ignore[arg-type]
+        real(item, **fields)
 
-    host.store.outbox_put = failing  # type: ignore[method-assign]
+    outbox.put = failing  # type: ignore[method-assign]
     reported: list[str] = []
     with pytest.raises(RuntimeError, match="disk trouble"):
         for outcome in host.send_many([reminder("Patient/on-en", rid="a"), reminder("Patient/on-en", rid="b"),

@@ -19,7 +19,7 @@ from emrcomm.host import Host
 from emrcomm.model import Status
 from emrcomm_sms.callbacks import kannel_mo_url
 from servers import FAKESMSC, Kannel, Process, free_port, listening_socket, wait_until
-from support import BASE_CONFIG
+from support import BASE_CONFIG, communication
 from test_worker import reminder
 
 pytestmark = pytest.mark.kannel
@@ -122,7 +122,7 @@ def test_delivery_reports_from_kannel_update_the_record(setup: tuple[Host, Kanne
     kannel.wait_for(NUMBER)
 
     def delivered() -> bool:
-        resource = host.store.get_record(outcome.record_ids[0]) or {}
+        resource = communication(host, outcome.record_ids[0]) or {}
         return any(n["text"].startswith("delivered") for n in resource.get("note", []))
 
     wait_until(delivered, 15, "the delivery report to reach the record")
@@ -135,7 +135,7 @@ def test_stop_from_a_handset_blocks_the_next_sms_and_is_confirmed_once(
     host.send(reminder("r-1"))
     kannel.wait_for(NUMBER)
     def revocations() -> int:
-        return sum(e.revokes for e in host.store.consent.events(channel="sms", address=NUMBER))
+        return sum(e.revokes for e in host.storage.consent.events(channel="sms", address=NUMBER))
 
     kannel.handset_sends(NUMBER, "STOP", lambda: revocations() == 1)  # the ledger, at once
     wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 15, "the confirmation at fakesmsc")
@@ -154,6 +154,6 @@ def test_unauthenticated_callbacks_are_refused(setup: tuple[Host, KannelWithHand
     assert forged.status_code == 403
     mo = requests.get(f"{url}/callbacks/kannel/mo", params={"from": NUMBER, "text": "STOP", "token": "x"}, timeout=10)
     assert mo.status_code == 403
-    assert host.store.consent.events(channel="sms", address=NUMBER) == []
-    resource = host.store.get_record(record)
+    assert host.storage.consent.events(channel="sms", address=NUMBER) == []
+    resource = communication(host, record)
     assert resource is not None and resource["status"] == "completed"

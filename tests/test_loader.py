@@ -26,7 +26,7 @@ def ep(name: str, value: str) -> metadata.EntryPoint:
 
 
 FAKES = {"alpha": ep("alpha", "fakes:Alpha"), "beta": ep("beta", "fakes:Beta"), "gamma": ep("gamma", "fakes:Gamma")}
-ESSENTIAL_ORDER = '"consent", "optout", "records"'
+ESSENTIAL_ORDER = '"consent", "optout"'
 
 
 def host_with(tmp_path: Path, extra: str, entry_points: dict[str, metadata.EntryPoint] | None = None) -> Host:
@@ -51,7 +51,7 @@ def test_call_order_is_config_order(tmp_path: Path, order: list[str]) -> None:
     names = ", ".join(f'"{n}"' for n in order)
     with host_with(tmp_path, f"\n[plugins]\norder = [{names}, {ESSENTIAL_ORDER}]\n") as host:
         assert validate_once(host) == order
-        assert [p.name for p in host.plugins] == [*order, "consent", "optout", "records"]
+        assert [p.name for p in host.plugins] == [*order, "consent", "optout"]
 
 
 def test_default_order_is_builtins_then_third_party_by_name(tmp_path: Path) -> None:
@@ -75,9 +75,15 @@ def test_essential_plugin_cannot_be_disabled(tmp_path: Path, name: str) -> None:
     assert "plugins.disable" in str(err.value)
 
 
+def test_records_is_no_longer_a_plugin_and_a_config_naming_it_is_told_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="plugin 'records' is no longer a plugin: the embedded chart is now kept by "
+                                          "the host itself"):
+        host_with(tmp_path, f'\n[plugins]\norder = ["alpha", {ESSENTIAL_ORDER}, "records"]\n')
+
+
 def test_order_that_leaves_out_an_essential_plugin_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        host_with(tmp_path, '\n[plugins]\norder = ["alpha", "consent", "records"]\n')
+        host_with(tmp_path, '\n[plugins]\norder = ["alpha", "consent"]\n')
     assert "optout" in str(err.value) and "essential" in str(err.value)
 
 
@@ -87,7 +93,7 @@ def test_unknown_plugin_name_lists_the_known_ones(tmp_path: Path) -> None:
     message = str(err.value)
     assert "unknown plugin 'alpah'" in message
     assert "plugins.order" in message
-    for known in ("alpha", "beta", "consent", "records", "sms"):
+    for known in ("alpha", "beta", "consent", "sms"):
         assert known in message
 
 

@@ -14,12 +14,13 @@ import pytest
 from emrcomm.host import Host
 from emrcomm.loader import discover
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
+from support import communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
 APPOINTMENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=TORONTO)
-ESSENTIALS = '"consent", "optout", "records"'
+ESSENTIALS = '"consent", "optout"'
 ALL = ('"directory", "templates", "content", "routing", "consent", "optout", "policy", "sms", "email", '
-       '"portal", "records"')
+       '"portal"')
 
 
 def reminder(patient: str = "Patient/on-en", rid: str = "r-1") -> Request:
@@ -66,7 +67,7 @@ def test_clinical_note_goes_to_the_portal_with_a_content_free_sms_notice(host: H
     assert "https://portal.riverside.example" in notice["text"]
     # Neither the portal table nor the filed records hold the note in clear: the portal record
     # points at the encrypted message instead.
-    portal = host.store.get_record(outcome.record_ids[0])
+    portal = communication(host, outcome.record_ids[0])
     assert "payload" in portal and "contentString" not in json.dumps(portal["payload"])
     assert portal["payload"][0]["contentReference"]["reference"].startswith("urn:uuid:")
     files = [host.config.store_path, host.config.store_path.with_name("emrcomm.sqlite-wal")]
@@ -123,7 +124,7 @@ def test_reminder_after_nine_pm_is_held_not_dropped(host: Host, clock) -> None: 
     assert sms_sink(host) == []
     [entry] = host.records(patient="Patient/on-en")["entry"]
     assert entry["resource"]["status"] == "on-hold"
-    assert host.store.outbox_counts() == {"held": 1}
+    assert host.storage.outbox.counts() == {"held": 1}
     hold = next(f for f in outcome.findings if f.code == "QUIET_HOURS").hold_until
     assert hold == dt.datetime(2026, 11, 24, 8, 0, tzinfo=TORONTO)
 
@@ -146,7 +147,7 @@ def test_queue_mode_persists_without_delivering(make_host: Callable[..., Host]) 
     host = make_host('\n[delivery]\nmode = "queue"\n')
     outcome = host.send(reminder())
     assert outcome.status is Status.QUEUED
-    assert sms_sink(host) == [] and host.store.outbox_counts() == {"pending": 1}
+    assert sms_sink(host) == [] and host.storage.outbox.counts() == {"pending": 1}
 
 
 def test_opt_out_update_blocks_the_next_sms_at_once(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
@@ -166,7 +167,7 @@ def test_start_after_stop_restores_sms(host: Host, clock) -> None:  # type: igno
 def test_read_update_sets_received_on_the_record(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
     outcome = host.send(reminder())
     host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=outcome.record_ids[0]))
-    assert host.store.get_record(outcome.record_ids[0])["received"].startswith("2026-11-23")
+    assert communication(host, outcome.record_ids[0])["received"].startswith("2026-11-23")
 
 
 def test_send_many_streams_one_request_at_a_time(host: Host) -> None:
@@ -217,7 +218,7 @@ def test_a_filer_that_fails_stops_the_send(tmp_path: Path, clock) -> None:  # ty
         [f] = [f for f in outcome.findings if f.code == "RECORD_NOT_FILED"]
         assert f.plugin == "brokenfiler"
         assert sms_sink(host) == []
-        assert host.store.outbox_counts() == {}
+        assert host.storage.outbox.counts() == {}
         # the embedded chart still learns that nothing went
         [entry] = host.records(patient="Patient/on-en")["entry"]
         assert entry["resource"]["status"] == "not-done"
@@ -228,7 +229,7 @@ def test_a_filer_failing_after_the_send_never_causes_a_second_send(tmp_path: Pat
         outcome = host.send(reminder())
         assert outcome.status is Status.SENT
         assert any(f.code == "RECORD_NOT_FILED" and f.plugin == "flaky" for f in outcome.findings)
-        assert host.store.outbox_counts() == {"sent": 1}
+        assert host.storage.outbox.counts() == {}  # sent: nothing left to deliver
         assert "already handled" in host.send(reminder()).explanation[0]
         assert len(sms_sink(host)) == 1
 
@@ -249,7 +250,7 @@ def test_lowered_severity_is_filed_with_its_reason(make_host: Callable[..., Host
     outcome = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="o-1",
                                 text="Dr. Okafor: see you tomorrow at 10:30. Reply STOP to opt out."))
     assert outcome.status is Status.SENT and outcome.channels == ("sms",)
-    resource = host.store.get_record(outcome.record_ids[0])
+    resource = communication(host, outcome.record_ids[0])
     assert any(reason in note["text"] for note in resource["note"])
 
 
@@ -317,24 +318,25 @@ def test_the_same_request_racing_itself_is_sent_once(host: Host) -> None:
     import threading
 
     barrier = threading.Barrier(2)
-    original = host._already_handled
+    ledger = host.storage.records
+    original = ledger.request
     outcomes = []
     early = []
 
-    def late_check(req):  # type: ignore[no-untyped-def]
-        result = original(req)
-        early.append(req.id)
+    def late_check(request_id):  # type: ignore[no-untyped-def]
+        result = original(request_id)
+        early.append(request_id)
         if len(early) <= 2:
             barrier.wait(timeout=5)  # both calls pass the early check before either writes
         return result
 
-    host._already_handled = late_check  # type: ignore[method-assign]
+    ledger.request = late_check  # type: ignore[method-assign]
     threads = [threading.Thread(target=lambda: outcomes.append(host.send(reminder()))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=20)
-    host._already_handled = original  # type: ignore[method-assign]
+    ledger.request = original  # type: ignore[method-assign]
     assert len(outcomes) == 2 and len(sms_sink(host)) == 1
     assert sum("already handled" in " ".join(o.explanation) for o in outcomes) == 1
 
@@ -345,8 +347,8 @@ def test_an_inline_send_leases_its_row_so_a_worker_cannot_take_it(host: Host) ->
     original = transport.send
 
     def spy(message, address, key):  # type: ignore[no-untyped-def]
-        seen.append(host.store.outbox_claim(owner="worker-x", now=host.clock(),
-                                            lease_until=host.clock() + dt.timedelta(minutes=2), limit=10))
+        seen.append(host.storage.outbox.claim(owner="worker-x", now=host.clock(),
+                                              lease_until=host.clock() + dt.timedelta(minutes=2), limit=10))
         return original(message, address, key)
 
     transport.send = spy  # type: ignore[method-assign]
@@ -355,7 +357,7 @@ def test_an_inline_send_leases_its_row_so_a_worker_cannot_take_it(host: Host) ->
     finally:
         transport.send = original  # type: ignore[method-assign]
     assert seen == [[]]  # while the inline send ran, a worker found nothing to claim
-    assert host.store.outbox_counts() == {"sent": 1}
+    assert host.storage.outbox.counts() == {}  # and once it was sent, nothing is left
 
 
 def test_a_stop_reaches_the_ledger_even_when_a_plugin_before_optout_fails(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ import emrcomm_routing
 from emrcomm import cli
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
-from emrcomm.host import Host, payload_text
+from emrcomm.host import Host
 from emrcomm.loader import discover
 from emrcomm.model import Attachment, Category, Message, Request, Sensitivity, Status
 from emrcomm.storage import open_sqlite
@@ -30,6 +30,7 @@ from emrcomm_portal.storage import MIGRATIONS as PORTAL_MIGRATIONS
 from emrcomm_portal.storage import PortalStore
 from portal_kit import (
     BIRTH_DATE,
+    LINK,
     NOTE,
     NOTE_WORDS,
     PORTAL_URL,
@@ -42,7 +43,7 @@ from portal_kit import (
     sms_lines,
     token_in,
 )
-from support import REPO, consent, patient, small_clinic, write_config
+from support import REPO, communication, consent, patient, small_clinic, write_config
 
 PDF = b"%PDF-1.4\n% lipid panel: LDL 4.9 mmol/L\n%%EOF\n"
 
@@ -109,15 +110,22 @@ def test_the_link_token_is_256_bits_and_only_its_digest_is_stored(host: Host) ->
     assert token.encode() not in database_bytes(host)
 
 
-def test_the_chart_and_the_outbox_withhold_the_link_and_the_outbox_can_derive_it_again(host: Host) -> None:
+def test_the_chart_and_the_outbox_withhold_the_link_and_delivery_derives_it_again(
+        make_host: Callable[..., Host]) -> None:
+    from emrcomm.outbox.worker import Worker
+    from emrcomm.pipeline.deliver import message_for
+
+    host = make_host('\n[delivery]\nmode = "queue"\n')
     outcome = send_note(host)
+    notice = outcome.record_ids[1]
+    item, facts = host.storage.outbox.get(notice), host.storage.records.facts(notice)
+    assert item is not None and facts is not None
+    derived = message_for(facts, item, host.channels).text
+    assert LINK.search(derived) and LINK.search(derived).group(0) not in database_bytes(host).decode("latin-1")
+    Worker(host).run(once=True)
     sent = notice_for(host, outcome)["text"]
-    notice_record = host.store.get_record(outcome.record_ids[1])
-    assert "[secure link]" in notice_record["payload"][0]["contentString"]
-    row = host.store.db.query("SELECT payload FROM outbox WHERE key = ?", (outcome.record_ids[1],))[0]
-    payload = json.loads(row["payload"])
-    assert token_in(sent) not in payload["text"]
-    assert payload_text(payload, host.channels) == sent
+    assert derived == sent and token_in(sent).encode() not in database_bytes(host)
+    assert "[secure link]" in communication(host, notice)["payload"][0]["contentString"]
 
 
 # encryption at rest -----------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ def check_no_birth_date(host: Host) -> None:
     outcome = send_note(host)
     assert outcome.status is Status.BLOCKED
     assert any(f.code == "RECIPIENT_INVALID" and f.channel == "portal" for f in outcome.findings)
-    [item] = host.store.inbox.items()
+    [item] = host.storage.inbox.items()
     assert item["kind"] == "follow-up" and "RECIPIENT_INVALID" in item["reason"]
 
 
@@ -189,7 +197,7 @@ def test_a_tampered_ciphertext_does_not_open(host: Host) -> None:
     ident = outcome.record_ids[0]
     row = messages(host).get(ident)
     flipped = bytes([row["ciphertext"][0] ^ 1]) + row["ciphertext"][1:]
-    host.store.db.execute("UPDATE portal_messages SET ciphertext = ? WHERE id = ?", (flipped, ident))
+    host.storage.db.execute("UPDATE portal_messages SET ciphertext = ? WHERE id = ?", (flipped, ident))
     from cryptography.exceptions import InvalidTag
 
     with pytest.raises(InvalidTag):
@@ -213,9 +221,9 @@ def test_attachments_travel_only_through_the_portal(host: Host) -> None:
 def test_recall_from_the_command_line_stops_the_record(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
     outcome = send_note(host)
     assert run_cli(host, "portal", "recall", "note-1", "--reason", "sent to the wrong patient") == 0
-    resource = host.store.get_record(outcome.record_ids[0])
+    resource = communication(host, outcome.record_ids[0])
     assert resource["status"] == "stopped"
-    assert resource["statusReason"]["coding"][0]["code"] == "recalled"
+    assert resource["statusReason"]["coding"][0]["code"] == "RECALLED"
     assert any("sent to the wrong patient" in n["text"] for n in resource["note"])
     from emrcomm.fhir import validate_resource
 
@@ -228,7 +236,7 @@ def test_a_read_message_cannot_be_recalled(host: Host) -> None:
     outcome = send_note(host)
     service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE, host)
     assert service(host).recall(outcome.record_ids[0], host) == "read"
-    assert host.store.get_record(outcome.record_ids[0])["status"] == "completed"
+    assert communication(host, outcome.record_ids[0])["status"] == "completed"
 
 
 def test_recalling_a_held_message_cancels_its_notice(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
@@ -236,7 +244,8 @@ def test_recalling_a_held_message_cancels_its_notice(host: Host, clock) -> None:
     outcome = send_note(host)
     assert outcome.status is Status.HELD
     assert service(host).recall("note-1", host) == "recalled"
-    assert {r["state"] for r in host.store.outbox_for_request("note-1")} == {"cancelled"}
+    assert host.storage.outbox.for_request("note-1") == []  # the notice will not go
+    assert [host.storage.records.get(r).state for r in outcome.record_ids] == ["recalled", "cancelled"]  # type: ignore[union-attr]
 
 
 def test_expire_sweeps_unread_messages_and_asks_staff_to_check(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
@@ -247,7 +256,7 @@ def test_expire_sweeps_unread_messages_and_asks_staff_to_check(host: Host, clock
     clock.now += dt.timedelta(days=2)
     assert service(host).expire_due(host) == [unread.record_ids[0]]
     assert messages(host).get(read.record_ids[0])["state"] == "read"
-    assert [i["kind"] for i in host.store.inbox.items()] == ["expired-unread"]
+    assert [i["kind"] for i in host.storage.inbox.items()] == ["expired-unread"]
 
 
 def test_the_expire_command_reports_what_it_expired(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,7 +284,7 @@ def test_no_consented_channel_files_not_done_and_raises_a_staff_follow_up(host: 
     assert outcome.status is Status.BLOCKED
     [record] = host.records(patient="Patient/none")["entry"]
     assert record["resource"]["status"] == "not-done"
-    [item] = host.store.inbox.items()
+    [item] = host.storage.inbox.items()
     assert item["kind"] == "follow-up" and item["request_id"] == "note-1" and "CONSENT_MISSING" in item["reason"]
     assert item["task"]["focus"]["reference"] == f"Communication/{record['resource']['id']}"
     Task.model_validate(item["task"])
@@ -283,7 +292,7 @@ def test_no_consented_channel_files_not_done_and_raises_a_staff_follow_up(host: 
 
 def test_blocked_marketing_needs_no_follow_up(host: Host) -> None:
     host.send(Request("Patient/on-en", Category.MARKETING, id="m-1", text="Riverside Family Health: spa day!"))
-    assert host.store.inbox.items() == []
+    assert host.storage.inbox.items() == []
 
 
 def test_a_portal_message_nobody_announced_asks_staff_to_tell_the_patient(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
@@ -296,9 +305,13 @@ def test_a_portal_message_nobody_announced_asks_staff_to_tell_the_patient(tmp_pa
 
 def check_unannounced(host: Host) -> None:
     outcome = send_note(host, patient="Patient/portal-only")
-    assert outcome.status is Status.SENT and outcome.channels == ("portal",)
-    [item] = host.store.inbox.items()
+    # Kept in the portal, but nobody told the patient: not "sent", and the chart says so.
+    assert outcome.status is Status.STORED and outcome.channels == ("portal",)
+    assert "PATIENT_NOT_TOLD" in {f.code for f in outcome.findings}
+    [item] = host.storage.inbox.items()
     assert item["kind"] == "unannounced" and item["message_id"] == outcome.record_ids[0]
+    resource = communication(host, outcome.record_ids[0])
+    assert resource["status"] == "in-progress" and resource["statusReason"]["coding"][0]["code"] == "PATIENT_NOT_TOLD"
 
 
 def test_the_inbox_command_lists_replies_and_shows_their_words_on_request(
@@ -312,9 +325,9 @@ def test_the_inbox_command_lists_replies_and_shows_their_words_on_request(
     assert "reply" in listing and "appointment" in listing and "book an appointment" not in listing
     assert run_cli(host, "portal", "inbox", "--text") == 0
     assert "Can I book an appointment next week?" in capsys.readouterr().out
-    [item] = host.store.inbox.items()
+    [item] = host.storage.inbox.items()
     assert run_cli(host, "portal", "done", item["id"]) == 0
-    assert host.store.inbox.items() == [] and host.store.inbox.items(state="done")[0]["task"]["status"] == "completed"
+    assert host.storage.inbox.items() == [] and host.storage.inbox.items(state="done")[0]["task"]["status"] == "completed"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -344,7 +357,7 @@ def test_an_emr_can_use_its_own_portal_by_registering_the_portal_channel(tmp_pat
 
         host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, channel="portal",
                                             record_id=outcome.record_ids[0]))
-        assert host.store.get_record(outcome.record_ids[0])["received"]
+        assert communication(host, outcome.record_ids[0])["received"]
         from emrcomm.web import create_app
 
         paths = [getattr(r, "path", "") for r in create_app(host).routes]

@@ -31,7 +31,7 @@ from portal_kit import (
     running_server,
     send_note,
 )
-from support import REPO
+from support import REPO, communication
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -145,7 +145,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
     shot(page, "02-date-of-birth")
     give_birth_date(page, BIRTH_DATE)
     assert page.get_by_role("article").inner_text().strip() == NOTE
-    assert host.store.get_record(outcome.record_ids[0])["received"]
+    assert communication(host, outcome.record_ids[0])["received"]
     shot(page, "03-message")
 
     # the reply
@@ -154,8 +154,8 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
         page.get_by_role("button", name=EN["send_reply"]).click()
     assert heading(page) == EN["replied_title"]
     shot(page, "04-replied")
-    [item] = host.store.inbox.items()
-    reply = host.store.get_record(item["record_id"])
+    [item] = host.storage.inbox.items()
+    reply = communication(host, item["record_id"])
     assert reply["inResponseTo"] == [{"reference": f"Communication/{outcome.record_ids[0]}"}]
 
     # the second use of the link fails
@@ -202,7 +202,7 @@ def test_the_sixth_date_of_birth_is_refused_even_when_right(host: Host, site: st
                                                       "year": str(BIRTH_DATE.year)})
     assert response.status == 403 and "metformin" not in response.text()  # ...and the right answer is refused
     shot(page, "08-locked")
-    assert "received" not in host.store.get_record(outcome.record_ids[0])
+    assert "received" not in communication(host, outcome.record_ids[0])
 
 
 def test_a_french_patient_reads_in_french_and_can_switch(host: Host, site: str, page: Any) -> None:

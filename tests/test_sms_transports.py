@@ -27,13 +27,7 @@ from emrcomm.testing import make_context
 from emrcomm_sms.callbacks import record_signature
 from emrcomm_sms.http import retry_after
 from emrcomm_sms.ratelimit import SenderLimits, TokenBucket
-from emrcomm_sms.reports import (
-    ReportState,
-    SegmentReport,
-    combine,
-    kannel_state,
-    twilio_state,
-)
+from emrcomm_sms.reports import ReportState, kannel_state, twilio_state
 from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, refused_port
 from support import BASE_CONFIG, write_config
 
@@ -170,36 +164,6 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after("soon") is None and retry_after(None) is None
 
 
-# -- delivery reports of multi-segment messages ------------------------------------------------------
-
-def test_a_message_is_delivered_when_every_segment_is() -> None:
-    reports = [SegmentReport(ReportState.SENT, "a"), SegmentReport(ReportState.DELIVERED, "a"),
-               SegmentReport(ReportState.DELIVERED, "b")]
-    assert combine(reports, segments=2).state is ReportState.DELIVERED
-    assert combine(reports[:2], segments=2).state is ReportState.SENT
-
-
-def test_a_later_success_never_hides_an_earlier_failure() -> None:
-    reports = [SegmentReport(ReportState.FAILED, "a", detail="err:034"), SegmentReport(ReportState.DELIVERED, "b"),
-               SegmentReport(ReportState.DELIVERED, "a")]
-    combined = combine(reports, segments=2)
-    assert (combined.state, combined.detail) == (ReportState.FAILED, "err:034")
-
-
-def test_a_repeated_report_on_one_segment_counts_once() -> None:
-    reports = [SegmentReport(ReportState.DELIVERED, "a"), SegmentReport(ReportState.DELIVERED, "a")]
-    assert combine(reports, segments=2).state is ReportState.SENT
-
-
-def test_a_late_acceptance_does_not_undo_delivery() -> None:
-    reports = [SegmentReport(ReportState.DELIVERED, "a"), SegmentReport(ReportState.SENT, "a")]
-    assert combine(reports, segments=1).state is ReportState.DELIVERED
-
-
-def test_no_report_yet_is_pending() -> None:
-    assert combine([], segments=3).state is ReportState.PENDING
-
-
 def test_provider_report_codes_map_to_states() -> None:
     assert [kannel_state(t) for t in (1, 2, 4, 8, 16)] == [
         ReportState.DELIVERED, ReportState.FAILED, ReportState.PENDING, ReportState.SENT, ReportState.FAILED]
@@ -292,8 +256,23 @@ def test_kannel_delivery_reports_name_the_record(kannel: Kannel, secrets_dir: Pa
     assert {s.path.split("?")[0] for s in seen} == {"/callbacks/kannel/dlr"}
     assert {s.query["record"][0] for s in seen} == {"rec-kannel-dlr"}
     assert {s.query["sig"][0] for s in seen} == {record_signature("callback-secret-5d1e", "rec-kannel-dlr")}
-    reports = [SegmentReport(kannel_state(int(s.query["type"][0])), s.query.get("smsc_id", [None])[0]) for s in seen]
-    assert combine(reports).state is ReportState.DELIVERED
+    assert {kannel_state(int(s.query["type"][0])) for s in seen} == {ReportState.SENT, ReportState.DELIVERED}
+
+
+def test_kannel_reports_a_long_message_once_not_per_segment(kannel: Kannel, secrets_dir: Path, tmp_path: Path,
+                                                           http_server: ScriptedHTTPServer) -> None:
+    """Kannel sends a concatenated message as several segments but reports on the message: one
+    "delivered" for the whole. (The host therefore takes a report as the message's.)"""
+    settings = kannel_settings(kannel.sendsms_url, secrets_dir, callback_url=http_server.url + "/callbacks",
+                               callback_secret={"file": str(secrets_dir / "callback")})
+    long_text = "Riverside Family Health: " + "your appointment is on Tuesday at 10:30. " * 5
+    sms_transport(settings, tmp_path).send(message(long_text), "+16135550209", "rec-kannel-long")
+    assert len(kannel.wait_for("+16135550209", count=2)) == 2  # two segments reached the SMSC
+    seen = http_server.wait_for(2)
+    time.sleep(1)  # a report per segment would have arrived by now
+    states = [kannel_state(int(s.query["type"][0])) for s in http_server.seen]
+    assert states.count(ReportState.DELIVERED) == 1 and len(states) == 2, states
+    assert {s.query["record"][0] for s in seen} == {"rec-kannel-long"}
 
 
 def test_kannel_down_is_a_transient_error(secrets_dir: Path, tmp_path: Path) -> None:

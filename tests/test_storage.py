@@ -105,4 +105,4 @@ def test_a_plugin_that_migrates_tables_it_does_not_own_stops_start_up(
     with pytest.raises(PluginError, match="'trespasser' contributes a migration for tables owned by 'emrcomm'"):
         Host(load_config(config), entry_points=found)
     host = make_host()  # the outbox is still there
-    assert host.store.db.query("SELECT COUNT(*) AS n FROM outbox") == [{"n": 0}]
+    assert host.storage.db.query("SELECT COUNT(*) AS n FROM outbox") == [{"n": 0}]

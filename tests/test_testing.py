@@ -22,7 +22,7 @@ def test_host_fixture_runs_the_embedded_defaults_in_a_temporary_folder(emrcomm_h
 def test_make_context_gives_a_fixed_clock_and_a_fresh_store(tmp_path: Path) -> None:
     ctx = make_context("mine", {"x": 1}, tmp_path)
     assert ctx.clock() == TEST_NOW and ctx.settings["x"] == 1
-    assert list(ctx.store.find_records()) == []
+    assert list(ctx.storage.records.find()) == []
     assert ctx.path("a/b") == tmp_path / "a" / "b"
 
 

@@ -13,6 +13,7 @@ from emrcomm.host import Host
 from emrcomm.model import Message, Request, Severity, Status
 from emrcomm.testing import make_context
 from emrcomm_content import Plugin
+from support import communication
 
 # No listed term, no strong pattern, but a vague reference to something discussed at a visit.
 UNSURE = ("Riverside Family Health: about the concern you raised on Monday, the doctor would like to "
@@ -37,7 +38,7 @@ def test_uncertain_free_text_goes_to_the_portal_with_a_notice(host: Host) -> Non
 
 def test_the_notice_carries_no_words_of_the_message(host: Host) -> None:
     outcome = host.send(Request("Patient/on-en", "appointment-reminder", id="u-2", text=UNSURE))
-    record = host.store.get_record(outcome.record_ids[-1])
+    record = communication(host, outcome.record_ids[-1])
     assert "concern" not in str(record) and "examine" not in str(record)
 
 

@@ -26,6 +26,7 @@ from portal_kit import (
     send_note,
     token_in,
 )
+from support import communication
 
 EN, FR = i18n.STRINGS["en"], i18n.STRINGS["fr"]
 
@@ -90,7 +91,7 @@ def test_opening_the_link_shows_a_confirm_page_and_uses_nothing_up(served: Calla
         assert page.status_code == 200 and title(page) == EN["confirm_title"]
     assert all(word not in page.text for word in NOTE_WORDS)
     assert messages(host).get(record)["state"] == "unread"
-    assert "received" not in host.store.get_record(record)
+    assert "received" not in communication(host, record)
 
 
 def test_continue_asks_for_the_date_of_birth(served: Callable[..., tuple[Host, Portal]]) -> None:
@@ -110,7 +111,7 @@ def test_the_right_date_of_birth_opens_the_message_and_marks_it_received(
     page = portal.answer(token, BIRTH_DATE)
     assert page.status_code == 200
     assert "HbA1c is 8.1%" in page.text and "metformin" in page.text
-    assert host.store.get_record(record)["received"].startswith("2026-11-23")
+    assert communication(host, record)["received"].startswith("2026-11-23")
     assert messages(host).get(record)["state"] == "read"
 
 
@@ -148,8 +149,8 @@ def test_the_sixth_answer_is_refused_even_when_right(served: Callable[..., tuple
     assert title(answers[-1]) == EN["problem_locked_title"]
     sixth = portal.answer(token, BIRTH_DATE)
     assert sixth.status_code == 403 and title(sixth) == EN["problem_locked_title"]
-    assert "metformin" not in sixth.text and "received" not in host.store.get_record(record)
-    [item] = host.store.inbox.items()
+    assert "metformin" not in sixth.text and "received" not in communication(host, record)
+    [item] = host.storage.inbox.items()
     assert item["kind"] == "link-locked" and item["priority"] == "urgent" and item["record_id"] == record
 
 
@@ -170,8 +171,8 @@ def test_an_expired_link_is_refused(served: Callable[..., tuple[Host, Portal]], 
     assert page.status_code == 410 and title(page) == EN["problem_expired_title"]
     assert "metformin" not in page.text
     assert messages(host).get(record)["state"] == "expired"
-    assert any("expired unread" in n["text"] for n in host.store.get_record(record)["note"])
-    assert [i["kind"] for i in host.store.inbox.items()] == ["expired-unread"]
+    assert any("expired unread" in n["text"] for n in communication(host, record)["note"])
+    assert [i["kind"] for i in host.storage.inbox.items()] == ["expired-unread"]
 
 
 def test_a_link_still_opens_just_before_it_expires(served: Callable[..., tuple[Host, Portal]], clock) -> None:  # type: ignore[no-untyped-def]
@@ -195,8 +196,8 @@ def test_a_recalled_message_is_no_longer_available(served: Callable[..., tuple[H
     page = portal.get(f"/m/{token}")
     assert page.status_code == 410 and title(page) == EN["problem_recalled_title"]
     assert portal.answer(token, BIRTH_DATE).status_code == 410
-    resource = host.store.get_record(record)
-    assert resource["status"] == "stopped" and resource["statusReason"]["coding"][0]["code"] == "recalled"
+    resource = communication(host, record)
+    assert resource["status"] == "stopped" and resource["statusReason"]["coding"][0]["code"] == "RECALLED"
 
 
 # replies -------------------------------------------------------------------------------------------
@@ -208,9 +209,9 @@ def test_a_reply_is_filed_in_response_to_the_message_and_reaches_the_inbox(
     text = "Thank you. Can the pharmacy refill my prescription before Friday?"
     page = portal.post("/m/-/reply", {"session": session, "text": text, "lang": "en"})
     assert page.status_code == 200 and title(page) == EN["replied_title"]
-    [item] = host.store.inbox.items()
+    [item] = host.storage.inbox.items()
     assert item["kind"] == "reply" and "medication" in item["keywords"] and item["priority"] == "routine"
-    reply = host.store.get_record(item["record_id"])
+    reply = communication(host, item["record_id"])
     assert reply["inResponseTo"] == [{"reference": f"Communication/{record}"}]
     assert reply["sender"] == {"reference": "Patient/on-en"}
     assert "contentString" not in str(reply["payload"])
@@ -223,7 +224,7 @@ def test_an_urgent_reply_is_triaged_first(served: Callable[..., tuple[Host, Port
     token, _ = sent_token(host)
     session = session_of(portal.answer(token, BIRTH_DATE))
     portal.post("/m/-/reply", {"session": session, "text": "J'ai une douleur thoracique depuis ce matin."})
-    [item] = host.store.inbox.items()
+    [item] = host.storage.inbox.items()
     assert item["priority"] == "urgent" and item["keywords"][0] == "urgent"
 
 
@@ -234,7 +235,7 @@ def test_one_reply_per_reading(served: Callable[..., tuple[Host, Portal]]) -> No
     portal.post("/m/-/reply", {"session": session, "text": "First."})
     second = portal.post("/m/-/reply", {"session": session, "text": "Second."})
     assert EN["replied_already"] in second.text.replace("&#39;", "'")
-    assert len(host.store.inbox.items()) == 1
+    assert len(host.storage.inbox.items()) == 1
 
 
 def test_an_empty_reply_shows_the_message_again_with_an_error(served: Callable[..., tuple[Host, Portal]]) -> None:
@@ -243,7 +244,7 @@ def test_an_empty_reply_shows_the_message_again_with_an_error(served: Callable[.
     session = session_of(portal.answer(token, BIRTH_DATE))
     page = portal.post("/m/-/reply", {"session": session, "text": "   "})
     assert page.status_code == 400 and EN["error_empty"] in page.text and "metformin" in page.text
-    assert host.store.inbox.items() == []
+    assert host.storage.inbox.items() == []
 
 
 def test_a_reply_after_the_session_ends_is_refused(served: Callable[..., tuple[Host, Portal]], clock) -> None:  # type: ignore[no-untyped-def]

@@ -18,9 +18,10 @@ from conftest import Clock
 from emrcomm.cli import main
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
-from emrcomm.worker import Worker, WorkerSettings, backoff, requeue
+from emrcomm.outbox.worker import Worker, WorkerSettings
+from emrcomm.pipeline.deliver import RetryPolicy
 from servers import Reply, ScriptedHTTPServer
-from support import BASE_CONFIG
+from support import BASE_CONFIG, communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))
 APPOINTMENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=TORONTO)
@@ -38,7 +39,7 @@ def sink(host: Host) -> list[dict[str, str]]:
 
 
 def status_of(host: Host, record_id: str) -> str:
-    resource = host.store.get_record(record_id)
+    resource = communication(host, record_id)
     assert resource is not None
     return str(resource["status"])
 
@@ -74,8 +75,9 @@ password = {{file = "{tmp_path / 'kannel-pw'}"}}
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
-    assert [backoff(n, 10, 60, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
-    assert backoff(3, 10, 60, rand=lambda: 0.0) == 20  # jitter never goes below half
+    policy = RetryPolicy(backoff_base=10, backoff_cap=60)
+    assert [policy.wait(n, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
+    assert policy.wait(3, rand=lambda: 0.0) == 20  # jitter never goes below half
 
 
 def test_worker_delivers_queued_messages_and_files_them_completed(make_host: Callable[..., Host]) -> None:
@@ -84,7 +86,7 @@ def test_worker_delivers_queued_messages_and_files_them_completed(make_host: Cal
     assert {o.status for o in outcomes} == {Status.QUEUED} and sink(host) == []
     stats = worker(host).run(once=True)
     assert stats.sent == 5 and len(sink(host)) == 5
-    assert host.store.outbox_counts() == {"sent": 5}
+    assert host.storage.outbox.counts() == {}  # nothing left to deliver
     assert {status_of(host, o.record_ids[0]) for o in outcomes} == {"completed"}
 
 
@@ -105,8 +107,8 @@ def test_an_expired_request_is_not_sent_and_is_filed_not_done(make_host: Callabl
     clock.now += dt.timedelta(hours=2)
     stats = worker(host).run(once=True)
     assert stats.expired == 1 and sink(host) == []
-    assert host.store.outbox_counts() == {"expired": 1}
-    resource = host.store.get_record(outcome.record_ids[0])
+    assert host.storage.outbox.counts() == {}  # nothing left to deliver
+    resource = communication(host, outcome.record_ids[0])
     assert resource is not None and resource["status"] == "not-done"
     assert "MESSAGE_EXPIRED" in json.dumps(resource["statusReason"])
 
@@ -118,7 +120,7 @@ def test_a_server_error_is_retried_after_backoff_then_delivered(
     http_server.script(Reply(503, b"busy"))
     w = worker(kannel_host)
     assert w.run(once=True).retried == 1
-    [row] = kannel_host.store.db.query("SELECT state, attempts, not_before, last_error FROM outbox")
+    [row] = kannel_host.storage.db.query("SELECT state, attempts, not_before, last_error FROM outbox")
     assert row["state"] == "retry" and row["attempts"] == 1 and row["last_error"] == "server-error"
     assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(seconds=10)
     assert w.run(once=True).sent == 0  # not due yet
@@ -133,7 +135,7 @@ def test_retry_after_longer_than_the_backoff_is_honoured(
     kannel_host.send(reminder())
     http_server.script(Reply(429, b"slow down", headers=(("Retry-After", "300"),)))
     worker(kannel_host).run(once=True)
-    [row] = kannel_host.store.db.query("SELECT state, not_before FROM outbox")
+    [row] = kannel_host.storage.db.query("SELECT state, not_before FROM outbox")
     assert row["state"] == "retry"
     assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(seconds=300)
 
@@ -148,12 +150,12 @@ def test_attempts_used_up_make_a_dead_letter_filed_not_done_and_requeue_revives_
         w.run(once=True)
         clock.now += dt.timedelta(seconds=61)
     assert w.stats.retried == 2 and w.stats.dead == 1
-    [dead] = kannel_host.store.outbox_dead()
-    assert dead["state"] == "dead" and "gave up after 3 attempts" in dead["last_error"]
-    resource = kannel_host.store.get_record(outcome.record_ids[0])
+    [dead] = kannel_host.storage.outbox.dead()
+    assert dead.state == "dead" and "gave up after 3 attempts" in (dead.last_error or "")
+    resource = communication(kannel_host, outcome.record_ids[0])
     assert resource is not None and resource["status"] == "not-done"
     assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])
-    assert requeue(kannel_host) == 1
+    assert kannel_host.requeue() == 1
     assert w.run(once=True).sent == 1 and status_of(kannel_host, outcome.record_ids[0]) == "completed"
 
 
@@ -162,8 +164,8 @@ def test_a_permanent_refusal_is_a_dead_letter_at_once(kannel_host: Host, http_se
     http_server.script(Reply(400, b"Invalid receiver"))
     stats = worker(kannel_host).run(once=True)
     assert stats.dead == 1 and stats.retried == 0
-    [dead] = kannel_host.store.outbox_dead()
-    assert dead["attempts"] == 1 and dead["last_error"].startswith("rejected")
+    [dead] = kannel_host.storage.outbox.dead()
+    assert dead.attempts == 1 and (dead.last_error or "").startswith("rejected")
 
 
 def test_two_workers_never_claim_the_same_row(make_host: Callable[..., Host], clock: Clock) -> None:
@@ -177,9 +179,9 @@ def test_two_workers_never_claim_the_same_row(make_host: Callable[..., Host], cl
 
         def claim(index: int, host: Host) -> None:
             barrier.wait()
-            while rows := host.store.outbox_claim(owner=f"w{index}", now=clock.now,
-                                                  lease_until=clock.now + dt.timedelta(minutes=1), limit=3):
-                claimed[index] += [r["key"] for r in rows]
+            while rows := host.storage.outbox.claim(owner=f"w{index}", now=clock.now,
+                                                    lease_until=clock.now + dt.timedelta(minutes=1), limit=3):
+                claimed[index] += [r.key for r in rows]
 
         threads = [threading.Thread(target=claim, args=(i, h)) for i, h in enumerate((first, second))]
         for t in threads:
@@ -195,26 +197,28 @@ def test_two_workers_never_claim_the_same_row(make_host: Callable[..., Host], cl
 def test_an_expired_lease_is_taken_over_and_counted(make_host: Callable[..., Host], clock: Clock) -> None:
     host = make_host(QUEUE)
     host.send(reminder())
-    [_leased] = host.store.outbox_claim(owner="dead-worker", now=clock.now,
-                                    lease_until=clock.now + dt.timedelta(seconds=30), limit=5)
+    [_leased] = host.storage.outbox.claim(owner="dead-worker", now=clock.now,
+                                          lease_until=clock.now + dt.timedelta(seconds=30), limit=5)
     assert worker(host).run(once=True).sent == 0  # still leased
     clock.now += dt.timedelta(seconds=31)
     stats = worker(host).run(once=True)
     assert stats.sent == 1 and stats.taken_over == 1 and len(sink(host)) == 1
 
 
-def test_a_notice_waits_for_the_portal_message_it_announces(make_host: Callable[..., Host], clock: Clock) -> None:
+def test_the_portal_keeps_the_message_when_it_is_written_and_the_worker_sends_its_notice(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    """The portal is the encrypted store itself: the message is kept in the transaction that files
+    its record, before anything leaves; only the notice waits in the outbox."""
     host = make_host(QUEUE)
     note = Request("Patient/on-en", Category.CLINICAL, id="note-1", sensitivity=Sensitivity.RESTRICTED,
                    text="Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily.")
     outcome = host.send(note)
-    assert outcome.channels == ("portal", "sms")
-    first = host.store.outbox_claim(owner="w", now=clock.now, lease_until=clock.now + dt.timedelta(seconds=1),
-                                    limit=10)
-    assert [r["channel"] for r in first] == ["portal"]  # the sms notice is not due before it
-    clock.now += dt.timedelta(seconds=2)
+    assert outcome.status is Status.QUEUED and outcome.channels == ("portal", "sms")
+    portal, notice_id = outcome.record_ids
+    assert status_of(host, portal) == "completed" and status_of(host, notice_id) == "in-progress"
+    assert [item.key for item in host.storage.outbox.for_request("note-1")] == [notice_id]
     stats = worker(host).run(once=True)
-    assert stats.sent == 2 and stats.taken_over == 1
+    assert stats.sent == 1
     [notice] = sink(host)
     assert "https://portal.riverside.example" in notice["text"] and "{{" not in notice["text"]
     assert "metformin" not in notice["text"]
@@ -236,31 +240,18 @@ def test_outbox_command_shows_counts_and_dead_letters_and_requeues(
     assert main(["outbox", "requeue", "nope", "--config", config]) == 4
 
 
-@pytest.mark.parametrize("queued_by", ["this version", "a version without payload.filed"])
-def test_the_worker_files_what_was_filed_at_queueing_time_and_the_outcome(make_host: Callable[..., Host],
-                                                                          queued_by: str) -> None:
+def test_the_worker_files_the_outcome_with_what_was_filed_at_queueing_time(make_host: Callable[..., Host]) -> None:
     host = make_host(QUEUE)
     request = Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-based",
                       text="Riverside Clinic: your appointment is tomorrow at 10:00. Book now and save 20% on "
                            "your next cleaning! Reply STOP to opt out.",
                       appointment=APPOINTMENT, based_on="ServiceRequest/77", sender="Practitioner/9")
     [record] = host.send(request).record_ids
-    queued = host.store.get_record(record)
-    [row] = host.store.db.query("SELECT key, payload FROM outbox")
-    payload = json.loads(row["payload"])
-    assert payload["filed"]["based_on"] == "ServiceRequest/77"
-    if queued_by != "this version":  # the worker reads the record filed then instead
-        del payload["filed"]
-        host.store.db.execute("UPDATE outbox SET payload = ? WHERE key = ?", (json.dumps(payload), row["key"]))
-    reads: list[str] = []
-    get_record = host.store.get_record
-    host.store.get_record = lambda id: reads.append(id) or get_record(id)  # type: ignore[method-assign]
+    queued = communication(host, record)
     worker(host).run(once=True)
-    host.store.get_record = get_record  # type: ignore[method-assign]
-    assert reads == ([] if queued_by == "this version" else [record])
-    filed = host.store.get_record(record)
+    filed = communication(host, record)
     assert queued is not None and filed is not None
-    assert filed["status"] == "completed" and "sent" in filed
+    assert queued["status"] == "in-progress" and filed["status"] == "completed" and "sent" in filed
     assert filed["basedOn"] == [{"reference": "ServiceRequest/77"}]
     assert filed["sender"] == {"reference": "Practitioner/9"}
     assert [n for n in queued.get("note", []) if n not in filed.get("note", [])] == []
@@ -278,12 +269,12 @@ def test_a_stop_after_the_hold_stops_the_held_reminder(make_host: Callable[..., 
                                         text="STOP reply", detail="Patient/on-en"))
     clock.now = dt.datetime(2026, 11, 24, 8, 5, tzinfo=TORONTO)
     stats = worker(host).run(once=True)
-    assert stats.sent == 0 and stats.dead == 1 and sink(host) == []
-    assert host.store.outbox_counts() == {"dead": 1}
-    resource = host.store.get_record(outcome.record_ids[0])
+    assert stats.sent == 0 and stats.cancelled == 1 and sink(host) == []
+    assert host.storage.outbox.counts() == {}  # not sent, and nothing left to send
+    resource = communication(host, outcome.record_ids[0])
     assert resource is not None and resource["status"] == "not-done"
     assert "CONSENT_REVOKED" in json.dumps(resource["statusReason"])
-    trail = [e for e in host.store.audit.entries() if "delivery.dead" in json.dumps(e)]
+    trail = [e for e in host.storage.audit.entries() if '\\"cancelled\\"' in json.dumps(e)]
     assert trail and "CONSENT_REVOKED" in json.dumps(trail[-1])
 
 
@@ -302,7 +293,7 @@ def test_a_queued_row_is_not_sent_after_stop_but_the_confirmation_is(
                              provider_id="mo-1")
     assert handled is Handled.OPTOUT
     stats = worker(host).run(once=True)
-    assert stats.sent == 1 and stats.dead == 1
+    assert stats.sent == 1 and stats.cancelled == 1
     [_first, confirmation] = sink(host)  # the confirmation goes by SMS although SMS is revoked
     assert "no longer receive" in confirmation["text"]
     assert status_of(host, outcome.record_ids[0]) == "not-done"
@@ -314,14 +305,15 @@ def test_an_error_after_the_send_never_sends_the_message_again(
 ) -> None:
     host = make_host(QUEUE)
     outcome = host.send(reminder())
-    real_savepoint = host.store.savepoint
+    records = host.storage.records
+    real_append = records.append
     left = [failures]
 
-    def locked() -> Any:
-        if left[0] > 0:
+    def locked(event: Any) -> Any:
+        if left[0] > 0 and event.kind.value == "accepted":
             left[0] -= 1
             raise sqlite3.OperationalError("database is locked")
-        return real_savepoint()
+        return real_append(event)
 
     transport = host.channels["sms"].transport
     real_send, sends = transport.send, []
@@ -330,24 +322,24 @@ def test_an_error_after_the_send_never_sends_the_message_again(
         sends.append(args)
         return real_send(*args)
 
-    monkeypatch.setattr(host.store, "savepoint", locked)
+    monkeypatch.setattr(records, "append", locked)
     monkeypatch.setattr(transport, "send", counted)
     w = worker(host)
     w.run(once=True)
     clock.now += dt.timedelta(hours=2)
     w.run(once=True)
     assert len(sends) == 1 and len(sink(host)) == 1
-    assert host.store.outbox_counts() == {"sent": 1} and w.stats.retried == 0
+    assert host.storage.outbox.counts() == {} and w.stats.retried == 0
     if failures == 1:  # the bookkeeping is done again, whole, and audited once
         assert status_of(host, outcome.record_ids[0]) == "completed"
-        kinds = [json.loads(e["entry"]).get("kind") for e in host.store.audit.entries()]
+        kinds = [json.loads(e["entry"]).get("kind") for e in host.storage.audit.entries()]
         assert kinds.count("sent") == 1, kinds
 
 
 def test_a_worker_error_gives_up_through_the_dead_letter_path(
     make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emrcomm.worker
+    import emrcomm.pipeline.deliver
 
     host = make_host(QUEUE)
     note = Request("Patient/on-en", Category.CLINICAL, id="note-1", sensitivity=Sensitivity.RESTRICTED,
@@ -358,14 +350,16 @@ def test_a_worker_error_gives_up_through_the_dead_letter_path(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr(emrcomm.worker, "Message", broken)
+    monkeypatch.setattr(emrcomm.pipeline.deliver, "message_for", broken)
     w = worker(host)
     for _ in range(3):
         w.run(once=True)
         clock.now += dt.timedelta(seconds=61)
     assert w.stats.retried == 2 and w.stats.dead == 1 and sink(host) == []
-    assert host.store.outbox_counts() == {"dead": 2}  # the notice does not wait forever
-    for record in outcome.record_ids:
-        resource = host.store.get_record(record)
-        assert resource is not None and resource["status"] == "not-done"
-        assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])
+    assert host.storage.outbox.counts() == {"dead": 1}  # the notice does not wait forever
+    resource = communication(host, outcome.record_ids[1])
+    assert resource is not None and resource["status"] == "not-done"
+    assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])
+    # the message waits in the portal, but nobody could tell the patient: staff are asked to
+    [item] = host.storage.inbox.items()
+    assert item["kind"] == "follow-up" and "DELIVERY_FAILED" in item["reason"]

@@ -14,7 +14,9 @@ import pytest
 
 from emrcomm.host import Host
 from emrcomm.model import Status
-from emrcomm.worker import RELEASED, WINDOWS_KEPT, Worker, WorkerSettings, WorkerStats
+from emrcomm.outbox.worker import WINDOWS_KEPT, SharedCommits, Worker, WorkerSettings, WorkerStats
+from emrcomm.storage import open_sqlite
+from emrcomm.storage.outbox import RELEASED, TAKEN_OVER, Item
 from emrcomm_sms.http import ProviderClient
 from emrcomm_sms.ratelimit import SenderLimits
 from servers import Reply, ScriptedHTTPServer
@@ -29,7 +31,7 @@ def test_a_worker_with_small_claims_delivers_everything_in_several_claims(make_h
     claims: list[int] = []
     claim = w._claim
 
-    def counting(limit: int) -> list[dict[str, Any]]:
+    def counting(limit: int) -> list[Item]:
         rows = claim(limit)
         claims.append(len(rows))
         return rows
@@ -37,7 +39,7 @@ def test_a_worker_with_small_claims_delivers_everything_in_several_claims(make_h
     w._claim = counting
     stats = w.run(once=True)
     assert stats.sent == 23 and len(sink(host)) == 23
-    assert host.store.outbox_counts() == {"sent": 23}
+    assert host.storage.outbox.counts() == {}
     assert max(claims) <= 2 + 3 and sum(claims) == 23 and claims[-1] == 0
 
 
@@ -69,7 +71,7 @@ def test_a_slow_message_does_not_hold_back_the_other_threads(make_host: Callable
     finally:
         release.set()
         runner.join(30)
-    assert w.stats.sent == 12 and host.store.outbox_counts() == {"sent": 12}
+    assert w.stats.sent == 12 and host.storage.outbox.counts() == {}
 
 
 def test_a_row_held_too_long_is_given_back_unsent_and_sent_later(make_host: Callable[..., Host]) -> None:
@@ -79,7 +81,7 @@ def test_a_row_held_too_long_is_given_back_unsent_and_sent_later(make_host: Call
     [row] = w._claim(5)
     w._deliver_claimed(row, time.monotonic() - 6)  # more than an eighth of its lease ago
     assert sink(host) == [] and w.stats.released == 1
-    [state] = host.store.db.query("SELECT state, last_error, lease_owner, attempts FROM outbox")
+    [state] = host.storage.db.query("SELECT state, last_error, lease_owner, attempts FROM outbox")
     # given back as it was: due again, and the claim's attempt taken back (nothing was tried)
     assert (state["state"], state["last_error"], state["lease_owner"], state["attempts"]) == ("retry", RELEASED, None, 0)
     assert w.run(once=True).sent == 1 and len(sink(host)) == 1
@@ -94,7 +96,7 @@ def test_a_stopping_worker_gives_back_the_rows_it_has_not_started(make_host: Cal
     w.stop()
     for row in rows:
         w._deliver_claimed(row, time.monotonic())
-    assert sink(host) == [] and host.store.outbox_counts() == {"retry": 3}
+    assert sink(host) == [] and host.storage.outbox.counts() == {"retry": 3}
     assert Worker(host).run(once=True).sent == 3
 
 
@@ -120,15 +122,13 @@ def test_an_interrupted_worker_gives_back_the_rows_it_has_not_started(make_host:
         w.run()
     sent = len(sink(host))
     assert sent <= 1 and w.stats.released >= 15  # at most the one being sent went
-    counts = host.store.outbox_counts()
-    assert counts.get("sending", 0) == 0 and sum(counts.values()) == 20
+    counts = host.storage.outbox.counts()
+    assert counts.get("sending", 0) == 0 and sum(counts.values()) == 20 - sent  # a sent row leaves the outbox
 
 
 def test_a_taken_over_row_given_back_keeps_its_mark(make_host: Callable[..., Host], clock: Any) -> None:
     """A row taken over from a dead worker may have been sent before: giving it back unsent
     must not erase that, so the next claim still counts and reports it."""
-    from emrcomm.store import TAKEN_OVER
-
     host = make_host(QUEUE)
     host.send(reminder("t-1"))
     dead = Worker(host, WorkerSettings(lease_seconds=1))
@@ -136,11 +136,11 @@ def test_a_taken_over_row_given_back_keeps_its_mark(make_host: Callable[..., Hos
     clock.now += dt.timedelta(seconds=2)  # its lease runs out
     w = Worker(host, WorkerSettings(lease_seconds=10))
     [row] = w._claim(1)
-    assert row["last_error"] == TAKEN_OVER
+    assert row.last_error == TAKEN_OVER
     w.stop()
     w._deliver_claimed(row, time.monotonic())
     [again] = Worker(host)._claim(1)
-    assert again["last_error"] == TAKEN_OVER and again["attempts"] == 2
+    assert again.last_error == TAKEN_OVER and again.attempts == 2
 
 
 def test_crash_windows_are_bounded_and_the_max_is_kept() -> None:
@@ -237,10 +237,7 @@ def settle_behind_a_held_commit(shared: Any, writes: dict[str, Callable[[], Any]
 
 
 def test_settles_arriving_during_a_commit_share_the_next_one(tmp_path: Any) -> None:
-    from emrcomm.store import SQLiteStore
-    from emrcomm.worker import SharedCommits
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
+    store = open_sqlite(tmp_path / "s.sqlite")
     shared = SharedCommits(store)
 
     def put(name: str) -> Callable[[], str]:
@@ -262,10 +259,7 @@ def test_settles_arriving_during_a_commit_share_the_next_one(tmp_path: Any) -> N
 def test_a_failed_shared_commit_fails_every_settle_in_it(tmp_path: Any) -> None:
     import sqlite3
 
-    from emrcomm.store import SQLiteStore
-    from emrcomm.worker import SharedCommits
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
+    store = open_sqlite(tmp_path / "s.sqlite")
     shared = SharedCommits(store)
 
     def disk_full() -> None:
@@ -279,10 +273,7 @@ def test_a_failed_shared_commit_fails_every_settle_in_it(tmp_path: Any) -> None:
 
 
 def test_a_settle_waits_commit_delay_for_threads_still_sending_and_shares_its_commit(tmp_path: Any) -> None:
-    from emrcomm.store import SQLiteStore
-    from emrcomm.worker import SharedCommits
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
+    store = open_sqlite(tmp_path / "s.sqlite")
     sending = [2]  # this thread and one more, still sending
     waited: list[float] = []
     other = threading.Thread(target=lambda: shared.run(lambda: store.meta.put("k1", "v")))
@@ -315,10 +306,7 @@ def test_commit_delay_is_read_from_the_delivery_settings(make_host: Callable[...
 
 
 def test_a_settle_raising_systemexit_is_undone_alone_and_raised_in_its_own_thread(tmp_path: Any) -> None:
-    from emrcomm.store import SQLiteStore
-    from emrcomm.worker import SharedCommits
-
-    store = SQLiteStore(tmp_path / "s.sqlite")
+    store = open_sqlite(tmp_path / "s.sqlite")
     shared = SharedCommits(store)
 
     def exits() -> None:  # a filer plugin calling sys.exit, say

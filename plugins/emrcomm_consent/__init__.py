@@ -64,7 +64,7 @@ class Plugin:
     def _ledger_state(self, channel: str, address: str | None) -> tuple[str, dt.datetime, str] | None:
         if not address:
             return None
-        last = self.context.store.consent.last(channel=channel, address=address)
+        last = self.context.storage.consent.last(channel=channel, address=address)
         if last is None:
             return None
         return last.action, last.at, last.source

@@ -36,7 +36,7 @@ from attrs import frozen
 import emrcomm
 from emrcomm.config import load_schema
 from emrcomm.errors import ConfigError
-from emrcomm.fhir import RECORD_ID_SYSTEM
+from emrcomm.fhir import RECORD_ID_SYSTEM, communication
 from emrcomm.storage import Migration
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
@@ -115,7 +115,7 @@ class RecordsPlugin:
         self._failures = 0  # flushes in a row that found the server unavailable
         self._thread: threading.Thread | None = None
         self._background = settings.get("push", "background") == "background"
-        self.queue = FilingQueue(context.store.db)
+        self.queue = FilingQueue(context.storage.db)
 
     def start(self) -> None:
         """Called by the host once the queue's table exists: the pusher starts, and files what an
@@ -133,19 +133,7 @@ class RecordsPlugin:
     @emrcomm.hookimpl
     def emrcomm_file_record(self, record: emrcomm.Record) -> None:
         # Inside the host's transaction: durable together with the record and the outbox row.
-        self.queue.put(target=self.name, record_id=record.id, now=self.context.clock())
-        self._wake.set()
-
-    @emrcomm.hookimpl
-    def emrcomm_delivery_update(self, update: emrcomm.DeliveryUpdate) -> None:
-        """The records plugin changes the filed Communication (delivered, read, failed): file it again."""
-        store = self.context.store
-        record_id = update.record_id
-        if record_id is None and update.channel and update.provider_id:
-            record_id = store.record_for_provider(update.channel, update.provider_id)
-        if record_id is None or store.get_record(record_id) is None:
-            return
-        self.queue.put(target=self.name, record_id=record_id, now=self.context.clock())
+        self.queue.put(target=self.name, record_id=record.id, version=record.version, now=self.context.clock())
         self._wake.set()
 
     # ------------------------------------------------------------------ the pusher
@@ -222,19 +210,20 @@ class RecordsPlugin:
 
     def _push(self, rows: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
         """File one batch. Returns (filed, rejected, rows whose state moved)."""
-        store, now = self.context.store, self.context.clock()
+        store, now = self.context.storage, self.context.clock()
         items: list[_Item] = []
         refusals: list[tuple[str, str]] = []
-        unchanged: list[Mapping[str, Any]] = []
+        unchanged: list[tuple[Mapping[str, Any], int]] = []
         for row in rows:  # checked outside any transaction: the send path never waits for it
-            if row["server_id"] is not None and row["version"] is not None and row["pushed_version"] == row["version"]:
-                unchanged.append(row)  # the server has this very version already (a reply, an opt-out)
-                continue
-            if row["resource"] is None:
+            record = store.records.get(row["record_id"])
+            if record is None:
                 refusals.append((row["record_id"], "the record is not in the embedded store"))
                 continue
-            item = _Item(row["record_id"], row["version"], row["server_id"],
-                         _for_server(row["resource"], row["server_id"]))
+            if row["server_id"] is not None and row["pushed_version"] == record.version:
+                unchanged.append((row, record.version))  # the server has this very version already
+                continue
+            item = _Item(row["record_id"], record.version, row["server_id"],
+                         _for_server(communication(record), row["server_id"]))
             problem = _invalid(item.resource) if self.validate else None
             if problem is not None:
                 log.error("%s: record %s is not valid FHIR R4 and is not filed", self.name, item.record_id)
@@ -246,9 +235,9 @@ class RecordsPlugin:
                 for record_id, error in refusals:
                     self.queue.mark(target=self.name, record_id=record_id, state="rejected", now=now,
                                             error=error)
-                for row in unchanged:
+                for row, version in unchanged:
                     self.queue.mark(target=self.name, record_id=row["record_id"], state="done", now=now,
-                                            version=row["version"])
+                                    version=version)
         rejected = len(refusals)
         if not items:
             return 0, rejected, rejected + len(unchanged)

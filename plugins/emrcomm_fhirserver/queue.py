@@ -4,7 +4,6 @@ server's id for each and the version last filed. Created by the plugin's migrati
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from emrcomm.storage import Database, Migration
@@ -29,7 +28,12 @@ CREATE TABLE IF NOT EXISTS filing_queue (
 CREATE INDEX IF NOT EXISTS filing_queue_due ON filing_queue (target, state, queued)
 """
 
-MIGRATIONS = (Migration(OWNER, 1, "the filing queue", statements={"sqlite": statements(_V1)}),)
+MIGRATIONS = (
+    Migration(OWNER, 1, "the filing queue", statements={"sqlite": statements(_V1)}),
+    # The record version each row waits to file: a row is done only once the server has it.
+    Migration(OWNER, 2, "the version each record waits to file", statements={"*": [
+        "ALTER TABLE filing_queue ADD COLUMN wanted_version INTEGER NOT NULL DEFAULT 0"]}),
+)
 
 
 class FilingQueue:
@@ -39,30 +43,26 @@ class FilingQueue:
         self.db = db
 
     # filing queue ------------------------------------------------------------------------------
-    def put(self, *, target: str, record_id: str, now: dt.datetime) -> None:
-        """Queue a record for ``target``; a record already waiting keeps its place in the queue."""
+    def put(self, *, target: str, record_id: str, version: int, now: dt.datetime) -> None:
+        """Queue version ``version`` of a record for ``target``; a record already waiting keeps
+        its place in the queue."""
         self.db.execute(
-            """INSERT INTO filing_queue (target, record_id, state, queued, updated)
-               VALUES (?, ?, 'pending', ?, ?)
+            """INSERT INTO filing_queue (target, record_id, state, queued, updated, wanted_version)
+               VALUES (?, ?, 'pending', ?, ?, ?)
                ON CONFLICT (target, record_id) DO UPDATE SET
                    queued = CASE WHEN filing_queue.state = 'pending' THEN filing_queue.queued
                                  ELSE excluded.queued END,
+                   wanted_version = CASE WHEN excluded.wanted_version > filing_queue.wanted_version
+                                         THEN excluded.wanted_version ELSE filing_queue.wanted_version END,
                    state = 'pending', updated = excluded.updated""",
-            (target, record_id, iso(now), iso(now)),
+            (target, record_id, iso(now), iso(now), version),
         )
 
     def due(self, *, target: str, limit: int) -> list[dict[str, Any]]:
-        """The oldest waiting records, each with its current Communication and version."""
-        rows = self.db.query(
-            """SELECT q.record_id, q.server_id, q.pushed_version, q.attempts, r.version, r.resource
-               FROM filing_queue q LEFT JOIN records r ON r.id = q.record_id
-               WHERE q.target = ? AND q.state = 'pending' ORDER BY q.queued, q.record_id LIMIT ?""",
-            (target, limit),
-        )
-        return [
-            {**dict(r), "resource": json.loads(r["resource"]) if r["resource"] is not None else None}
-            for r in rows
-        ]
+        """The oldest waiting rows: record id, the server's id, the version last filed."""
+        return [dict(r) for r in self.db.query(
+            """SELECT record_id, server_id, pushed_version, attempts FROM filing_queue
+               WHERE target = ? AND state = 'pending' ORDER BY queued, record_id LIMIT ?""", (target, limit))]
 
     def mark(
         self,
@@ -75,17 +75,16 @@ class FilingQueue:
         server_id: str | None = None,
         error: str | None = None,
     ) -> bool:
-        """Record a filing attempt. ``done`` only sticks when ``version`` is still the record's
-        version: a record changed while it was being filed stays pending and is filed again."""
+        """Record a filing attempt. ``done`` only sticks when ``version`` is the latest version
+        queued: a record changed while it was being filed stays pending and is filed again."""
         if state == "done":
             cur = self.db.execute(
                 """UPDATE filing_queue SET
-                       state = CASE WHEN (SELECT version FROM records WHERE id = ?) = ? THEN 'done'
-                                    ELSE 'pending' END,
+                       state = CASE WHEN wanted_version <= ? THEN 'done' ELSE 'pending' END,
                        pushed_version = ?, server_id = COALESCE(?, server_id), last_error = NULL,
                        attempts = attempts + 1, updated = ?
                    WHERE target = ? AND record_id = ? AND state = 'pending'""",
-                (record_id, version, version, server_id, iso(now), target, record_id),
+                (version, version, server_id, iso(now), target, record_id),
             )
         else:
             cur = self.db.execute(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Route, hookimpl
 from emrcomm.rules import finding
-from emrcomm.storage.times import iso
 from emrcomm_optout.keywords import Keyword, classify, normalize
 
 CONFIRMATION = "optout-confirmation"
@@ -28,15 +27,15 @@ class Plugin:
     def emrcomm_validate(self, message: Message, channel: Channel, route: Route) -> list[Finding]:
         if not channel.address_system or not route.address:
             return []
-        last = self.context.store.consent.last(channel=channel.name, address=route.address)
+        last = self.context.storage.consent.last(channel=channel.name, address=route.address)
         if last is None or not last.revokes:
             return []
         # The one confirmation after an opt-out is the only message that may still go: only
         # while no confirmation has been queued to that address on that channel since the
         # revocation (other messages cannot have been: this check blocks them). Counting only
         # confirmations keeps a message queued in the same instant as the STOP from blocking it.
-        if message.template == CONFIRMATION and not self.context.store.outbox_queued_since(
-            channel.name, route.address, iso(last.at), template=CONFIRMATION
+        if message.template == CONFIRMATION and not self.context.storage.records.count_to(
+            channel=channel.name, address=route.address, since=last.at, template=CONFIRMATION
         ):
             return []
         return [finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name, source=last.source)]
@@ -55,7 +54,7 @@ class Plugin:
             source = f"{normalize(update.text or '')} reply"
         elif kind not in ("optout", "optin"):
             return
-        self.context.store.consent.add(
+        self.context.storage.consent.add(
             patient=update.detail or "unknown",
             channel=update.channel,
             address=update.address,

@@ -120,7 +120,7 @@ class Plugin:
             return []
         blocked = message.category is Category.INVOICE
         if not blocked:
-            count = self.context.store.count_records
+            count = self.context.storage.records.count
             statuses = ("completed", "in-progress", "on-hold")
             day = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=1),
                         statuses=statuses)

@@ -5,11 +5,8 @@ opens the message through a magic link after proving their date of birth (docs/p
 
 from __future__ import annotations
 
-from typing import Any
-
-from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Recipient, Route, hookimpl
+from emrcomm import Channel, Finding, Message, PluginContext, Recipient, Route, hookimpl
 from emrcomm.config import load_schema
-from emrcomm.fhir import BASE, fhir_datetime
 from emrcomm.rules import finding
 from emrcomm.storage import Migration
 from emrcomm_portal.keyring import KeyRing
@@ -19,7 +16,6 @@ from emrcomm_portal.transport import PortalTransport
 
 __all__ = ["HostEvents", "Opened", "Plugin", "PortalService", "PortalTransport", "Rotation", "Visit"]
 
-STATE_SYSTEM = f"{BASE}/CodeSystem/portal-state"
 CHANNEL = "portal"
 
 
@@ -64,34 +60,7 @@ class Plugin:
         if recipient.birth_date is None:
             return [finding("RECIPIENT_INVALID", plugin=self.context.name, channel=CHANNEL,
                             detail="no date of birth on file for the portal's identity check")]
-        from emrcomm.host import record_id
+        from emrcomm.pipeline.records import record_id
 
         self.transport.remember_identity(record_id(message.request.id, CHANNEL, route.role), recipient.birth_date)
         return []
-
-    @hookimpl
-    def emrcomm_delivery_update(self, update: DeliveryUpdate) -> None:
-        """A recalled or expired portal message: say so on its record in the embedded chart."""
-        if update.channel != CHANNEL or update.kind not in ("recalled", "expired") or not update.record_id:
-            return
-        store = self.context.store
-        resource = store.get_record(update.record_id)
-        if resource is None:
-            return
-        when = fhir_datetime(update.at)
-        notes: list[dict[str, Any]] = resource.setdefault("note", [])
-        if update.kind == "recalled":
-            # FHIR "stopped": the communication was ended before it was complete (the patient never
-            # read it). Not "entered-in-error": the message was sent; the chart keeps that fact.
-            resource["status"] = "stopped"
-            resource["statusReason"] = {
-                "coding": [{"system": STATE_SYSTEM, "code": "recalled", "display": "recalled by the clinic"}],
-                "text": "recalled by the clinic before the patient read it",
-            }
-            notes.append({"text": f"recalled {when}" + (f": {update.detail}" if update.detail else "")})
-        else:
-            notes.append({"text": f"expired unread {when}"})
-        meta = store.record_meta(update.record_id)
-        store.file_record(id=update.record_id, request_id=meta["request_id"], patient=meta["patient"],
-                          status=resource["status"], channel=meta["channel"], category=meta["category"],
-                          recorded=self.context.clock(), resource=resource)

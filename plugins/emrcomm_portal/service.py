@@ -87,7 +87,7 @@ class PortalService:
 
     @property
     def store(self) -> Any:
-        return self.context.store
+        return self.context.storage
 
     # the patient -------------------------------------------------------------------------------
     def visit(self, token: str, events: HostEvents) -> Visit:
@@ -127,7 +127,7 @@ class PortalService:
         if not self.messages.open(row["id"], now=now):  # read, recalled, expired or locked meanwhile
             return self._standing(self._fresh(row), events) or Visit("used", row["language"], row["id"])
         events.delivery_update(DeliveryUpdate(kind="read", at=now, channel="portal", record_id=row["record_id"],
-                                              provider_id=row["id"]))
+                                              provider_id=row["id"], key=f"{row['record_id']}:read", source="portal"))
         self.context.log.info("portal message %s read", row["id"])
         session = secrets.token_urlsafe(32)
         self.messages.session_put(digest(session), message_id=row["id"], expires=now + self.session_lifetime)
@@ -170,7 +170,7 @@ class PortalService:
         reply_id = uuid.uuid4().hex
         found_words = triage.keywords(text)
         meta = self._record_meta(row["record_id"])
-        from emrcomm.host import record_id
+        from emrcomm.pipeline.records import record_id
 
         # The host files the reply as a Communication (inResponseTo the message's record) when it
         # hears of it; the portal keeps the words, encrypted, and the chart points at them.
@@ -192,7 +192,7 @@ class PortalService:
                 )
                 events.delivery_update(DeliveryUpdate(kind="reply", at=now, channel="portal",
                                                       record_id=row["record_id"], provider_id=reply_id,
-                                                      detail=row["patient"]))
+                                                      detail=row["patient"], source="portal"))
         except Exception as exc:  # the chart refused it: the patient is told, nothing is half-kept
             self.context.log.error("portal reply to %s not filed: %s", row["id"], type(exc).__name__)
             return "failed"
@@ -204,7 +204,7 @@ class PortalService:
         """A stored message by its id (= its record id) or by the request id that sent it."""
         row = self.messages.get(ident)
         if row is None:
-            from emrcomm.host import record_id
+            from emrcomm.pipeline.records import record_id
 
             row = self.messages.by_record(record_id(ident, "portal", "primary"))
         return dict(row) if row is not None else None
@@ -219,14 +219,10 @@ class PortalService:
         if not self.messages.transition(row["id"], from_states=("unread",), to="recalled", now=now):
             current = self.messages.get(row["id"])["state"]
             return {"read": "read", "recalled": "recalled-before"}.get(current, current)
-        meta = self._record_meta(row["record_id"])
-        if meta.get("request_id"):
-            for item in self.store.outbox_for_request(meta["request_id"]):
-                if item["state"] in ("pending", "held", "waiting", "retry"):
-                    self.store.outbox_mark(item["key"], state="cancelled", now=now, count_attempt=False,
-                                           error="recalled")
+        # The host cancels the notices of its request not yet sent, and files the recall.
         events.delivery_update(DeliveryUpdate(kind="recalled", at=now, channel="portal", record_id=row["record_id"],
-                                              provider_id=row["id"], detail=reason))
+                                              provider_id=row["id"], detail=reason, key=f"{row['record_id']}:recalled",
+                                              source="staff"))
         self.context.log.info("portal message %s recalled", row["id"])
         return "recalled"
 
@@ -307,7 +303,8 @@ class PortalService:
         if not self.messages.transition(row["id"], from_states=("unread",), to="expired", now=now):
             return False
         events.delivery_update(DeliveryUpdate(kind="expired", at=now, channel="portal", record_id=row["record_id"],
-                                              provider_id=row["id"]))
+                                              provider_id=row["id"], key=f"{row['record_id']}:link-expired",
+                                              source="portal"))
         meta = self._record_meta(row["record_id"])
         raise_item(self.store, kind="expired-unread", key=row["id"], patient=row["patient"], now=now,
                    request_id=meta.get("request_id"), record_id=row["record_id"], message_id=row["id"],
@@ -325,10 +322,8 @@ class PortalService:
         self.context.log.warning("portal message %s: link locked after %d wrong answers", row["id"], self.attempts)
 
     def _record_meta(self, record_id: str) -> dict[str, Any]:
-        try:
-            return dict(self.store.record_meta(record_id))
-        except KeyError:
-            return {}
+        facts = self.store.records.facts(record_id)
+        return {} if facts is None else {"request_id": facts.request.id, "patient": facts.request.patient_ref}
 
     def _session(self, session: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if not session or len(session) > 100:

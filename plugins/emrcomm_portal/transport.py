@@ -16,7 +16,6 @@ from typing import Any
 
 from emrcomm import Message, PluginContext, Receipt
 from emrcomm.errors import RenderError
-from emrcomm.inbox import raise_item
 from emrcomm_portal.keyring import KeyRing
 from emrcomm_portal.storage import PortalStore
 
@@ -37,7 +36,7 @@ class PortalTransport:
 
     def __init__(self, context: PluginContext, ring: KeyRing, *, link_base: str, link_days: float) -> None:
         self.context = context
-        self.messages = PortalStore(context.store.db)
+        self.messages = PortalStore(context.storage.db)
         self.ring = ring
         self.link_base = link_base.rstrip("/")
         self.link_lifetime = dt.timedelta(days=link_days)
@@ -63,7 +62,7 @@ class PortalTransport:
     def send(self, message: Message, address: str, key: str) -> Receipt:
         # The record id is the message id: the filed Communication references urn:uuid:<it>.
         message_id = uuid.UUID(hex=key).hex
-        store = self.context.store
+        store = self.context.storage
         at = self.context.clock()
         existing = self.messages.get(message_id)
         if existing is None:
@@ -87,21 +86,8 @@ class PortalTransport:
                                  nonce=nonce, ciphertext=ciphertext, created=at)
                 self.messages.set_link(message_id, digest=digest(token), key_id=link_key_id, expires=expires,
                                       language=message.language)
-                self._unannounced(message, message_id, key, address, at)
             self.context.log.info("portal message %s stored under key %s", message_id, key_id)
         return Receipt(channel="portal", address=address, provider_id=message_id, status="stored", at=at)
-
-    def _unannounced(self, message: Message, message_id: str, record_id: str, patient: str, at: dt.datetime) -> None:
-        """A portal message that no notice announces would wait unseen: staff are asked to tell
-        the patient. The host files every record of a send before it stores the message."""
-        others = [r for r in self.context.store.records_for_request(message.request.id)
-                  if r["channel"] not in (None, "portal") and r["id"] != record_id]
-        if others:
-            return
-        raise_item(self.context.store, kind="unannounced", key=message_id, patient=patient, now=at,
-                   request_id=message.request.id, record_id=record_id, message_id=message_id,
-                   description="No notice channel could be used for this portal message: "
-                               "tell the patient it is waiting, or give them the link in person.")
 
     # links -------------------------------------------------------------------------------------
     def link_for(self, message_id: str) -> str:

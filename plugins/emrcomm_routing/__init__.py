@@ -191,7 +191,7 @@ class Plugin:
             return
         codes = tuple(dict.fromkeys(record.reasons))
         raise_item(
-            self.context.store, kind="follow-up", key=record.request.id, patient=record.request.patient_ref,
+            self.context.storage, kind="follow-up", key=record.request.id, patient=record.request.patient_ref,
             now=record.recorded or self.context.clock(), request_id=record.request.id, record_id=record.id,
             reasons=codes, priority="urgent" if record.request.priority == "urgent" else "routine",
             description=f"No channel could carry this {record.request.category.value} message to the patient "

@@ -1,17 +1,10 @@
-"""Delivery reports: each provider's words mapped to four states, and the reports for the
-segments of one long message combined into one status for its record.
-
-A long SMS travels as several segments and the network may report on each: one can fail while
-the others arrive. The message counts as delivered only when every segment was; one failed
-segment makes it failed, whatever arrives afterwards.
-"""
+"""Delivery reports: each provider's words mapped to four states. A report is about the whole
+message: Kannel reports once for a long message however many segments it took (measured with
+``concatenation`` on and off), Twilio once per Message SID."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-
-from attrs import frozen
 
 
 class ReportState(enum.StrEnum):
@@ -66,63 +59,3 @@ def twilio_state(status: str) -> ReportState:
         return TWILIO_STATES[status]
     except KeyError:
         raise ValueError(f"unknown Twilio message status {status!r}") from None
-
-
-@frozen
-class SegmentReport:
-    """One report as it arrived. ``part`` is the provider's id for the segment it is about
-    (Kannel's ``%F``, the SMSC message id) when the provider gives one."""
-
-    state: ReportState
-    part: str | None = None
-    detail: str = ""
-
-
-@frozen
-class CombinedStatus:
-    """One status for the whole message, with what it is made of."""
-
-    state: ReportState
-    segments: int
-    delivered: int
-    failed: int
-    detail: str = ""
-
-
-def combine(reports: Iterable[SegmentReport], segments: int = 1) -> CombinedStatus:
-    """Combine the reports on a message sent as ``segments`` segments, in arrival order.
-
-    - Any failed segment makes the message FAILED, and it stays failed whatever comes later;
-      ``detail`` is the first failure's.
-    - DELIVERED only once ``segments`` segments were reported delivered.
-    - Otherwise SENT when some segment got at least that far, else PENDING.
-
-    Reports that name their segment (``part``) are merged per segment, which never moves
-    backwards (a late "accepted by the SMSC" does not undo "delivered"); a repeated report on
-    the same segment counts once. Reports without a part each count as a segment of their own.
-    """
-    if segments < 1:
-        raise ValueError("a message has at least one segment")
-    named: dict[str, ReportState] = {}
-    anonymous: list[ReportState] = []
-    first_failure: SegmentReport | None = None
-    for report in reports:
-        if report.state is ReportState.FAILED and first_failure is None:
-            first_failure = report
-        if report.part:
-            before = named.get(report.part)
-            named[report.part] = report.state if before is None or report.state.rank > before.rank else before
-        else:
-            anonymous.append(report.state)
-    states = [*named.values(), *anonymous]
-    delivered = sum(1 for s in states if s is ReportState.DELIVERED)
-    failed = sum(1 for s in states if s is ReportState.FAILED)
-    if first_failure is not None:
-        return CombinedStatus(ReportState.FAILED, segments, delivered, failed, first_failure.detail)
-    if delivered >= segments:
-        state = ReportState.DELIVERED
-    elif any(s.rank >= ReportState.SENT.rank for s in states):
-        state = ReportState.SENT
-    else:
-        state = ReportState.PENDING
-    return CombinedStatus(state, segments, delivered, failed)

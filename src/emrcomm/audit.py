@@ -37,7 +37,7 @@ from emrcomm.errors import ConfigError
 
 if TYPE_CHECKING:
     from emrcomm.config import Config
-    from emrcomm.store import Store
+    from emrcomm.storage import Storage as Store
 
 log = logging.getLogger("emrcomm.audit")
 
@@ -82,6 +82,7 @@ KINDS: Mapping[str, str] = {
     "delivery.failed": "a transport failed; the outbox keeps the message for retry",
     "delivery.dead": "the outbox gave up on a message (permanent refusal or attempts used up): a dead letter",
     "expired": "the request expired before it could be delivered: not sent, filed not-done",
+    "cancelled": "not sent after all: the patient opted out after it was queued, or the leg before it was not sent",
     "requeued": "staff put dead letters back in the outbox",
     "record.not_filed": "a filer failed: the message did not go (or its outcome is not filed)",
     "delivered": "the provider reported delivery",

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from emrcomm import fhir
 from emrcomm.errors import EmrcommError
 from emrcomm.model import Finding, Outcome, Status
 
@@ -246,7 +247,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 results.append({"error": str(exc)})
                 worst = max(worst, EXIT_BAD_INPUT)
                 continue
-            communications = [host.store.get_record(rid) for rid in outcome.record_ids]
+            communications = [fhir.communication(r) for r in map(host.record, outcome.record_ids) if r is not None]
             results.append({"outcome": outcome.to_dict(), "communications": communications})
             if outcome.status in (Status.BLOCKED, Status.FAILED):
                 worst = max(worst, EXIT_BLOCKED)
@@ -454,11 +455,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Read-only on purpose: verifying opens the store and the key, not the host and its plugins."""
     from emrcomm import audit
     from emrcomm.config import load_config
-    from emrcomm.store import SQLiteStore
+    from emrcomm.storage import open_sqlite
 
     config = load_config(args.config)
     key_file = audit.key_path(config)
-    store = SQLiteStore(config.store_path)
+    store = open_sqlite(config.store_path, read_only=True)
     try:
         if args.action == "public-key":
             print(audit.public_pem(audit.load_public_key(key_file)), end="")
@@ -517,7 +518,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import signal
 
-    from emrcomm.worker import Worker, WorkerSettings
+    from emrcomm.outbox.worker import Worker, WorkerSettings
 
     if args.concurrency is not None and not 1 <= args.concurrency <= 256:
         raise EmrcommError(f"--concurrency {args.concurrency}: choose 1 to 256")
@@ -528,7 +529,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # SIGTERM finishes the messages in hand, then exits; the leases make SIGKILL safe too.
         signal.signal(signal.SIGTERM, lambda *_: worker.stop())
         stats = worker.run(once=args.once)
-        counts = host.store.outbox_counts()
+        counts = host.storage.outbox.counts()
     result = {"worker": stats.as_dict(), "outbox": counts}
     _emit(args, result, " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if k != "crash_window_ms")
           + " | outbox " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
@@ -536,21 +537,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from emrcomm.worker import requeue
-
     with _host(args) as host:
         if getattr(args, "action", None) == "requeue":
             if bool(args.id) == bool(args.all_dead):
                 raise EmrcommError("outbox requeue: give one ID or --all-dead")
-            count = requeue(host, None if args.all_dead else args.id)
+            count = host.requeue(None if args.all_dead else args.id)
             _emit(args, {"requeued": count}, f"requeued {count} dead letter(s)")
             return EXIT_OK if count or args.all_dead else EXIT_NOT_DONE
-        counts = host.store.outbox_counts()
-        dead = host.store.outbox_dead()
+        counts = host.storage.outbox.counts()
+        dead = [{"record_id": d.key, "request_id": d.request_id, "channel": d.channel, "state": d.state,
+                 "attempts": d.attempts, "last_error": d.last_error} for d in host.storage.outbox.dead()]
     lines = ["outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")]
     for row in dead:
-        lines.append(f"  {row['state']:8} {row['record_id']} {row['channel']:7} attempts={row['attempts']} "
-                     f"{row['updated']}  {row['last_error'] or ''}")
+        lines.append(f"  {row['state']:8} {row['record_id']} {row['channel']:7} attempts={row['attempts']}  "
+                     f"{row['last_error'] or ''}")
     _emit(args, {"counts": counts, "dead": dead}, "\n".join(lines))
     return EXIT_OK
 
@@ -604,12 +604,12 @@ def cmd_portal(args: argparse.Namespace) -> int:
             _emit(args, {"expired": expired}, f"{len(expired)} message(s) expired")
             return EXIT_OK
         if args.action == "done":
-            closed = close_item(host.store, args.id, host.clock())
+            closed = close_item(host.storage, args.id, host.clock())
             if not closed:
                 raise EmrcommError(f"no open inbox item {args.id}")
             _emit(args, {"done": args.id}, f"{args.id}: done")
             return EXIT_OK
-        items = host.store.inbox.items(state=None if args.all else "open")
+        items = host.storage.inbox.items(state=None if args.all else "open")
         if args.text:
             for item in items:
                 if item["kind"] == "reply" and item["message_id"]:

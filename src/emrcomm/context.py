@@ -1,4 +1,4 @@
-"""What a plugin receives when the host creates it: its settings, the clinic, the store, a clock.
+"""What a plugin receives when the host creates it: its settings, the clinic, the storage, a clock.
 
 A plugin that is a class is instantiated as ``Plugin(context)``; a plugin that is a module is
 registered as it is and gets no context.
@@ -19,7 +19,7 @@ from emrcomm.clock import utcnow
 from emrcomm.errors import ConfigError
 
 if TYPE_CHECKING:
-    from emrcomm.store import Store
+    from emrcomm.storage import Storage
 
 
 @frozen
@@ -46,7 +46,7 @@ class PluginContext:
     name: str
     settings: Mapping[str, Any]
     clinic: Clinic
-    store: Store
+    storage: Storage
     base_dir: Path
     clock: Callable[[], dt.datetime] = utcnow
     rule_config: Mapping[str, Any] = field(factory=dict)

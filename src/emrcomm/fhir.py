@@ -295,7 +295,8 @@ def communication(record: Record) -> dict[str, Any]:
                 for code in record.reasons
             ],
             # One sentence per distinct reason: candidates tried in turn often hit the same rule.
-            "text": " ".join(dict.fromkeys(f.message for f in record.findings if f.blocks)) or ", ".join(record.reasons),
+            "text": " ".join(dict.fromkeys(f.message for f in record.findings if f.code in record.reasons))
+            or ", ".join(record.reasons),
         }
     res["category"] = [{"coding": [{"system": CATEGORY_SYSTEM, "code": req.category.value}]}]
     res["priority"] = "urgent" if req.priority == "urgent" else "routine"
@@ -329,6 +330,7 @@ def communication(record: Record) -> dict[str, Any]:
         notes.append(f"held until {fhir_datetime(record.hold_until)}")
     if record.address and record.channel:
         notes.append(f"{record.role} by {record.channel} to {record.address}")
+    notes += record.notes
     if notes:
         res["note"] = [{"text": n} for n in notes]
     return res

@@ -1,22 +1,21 @@
-"""The Host: owns the plugin manager and the store, and runs one request through the pipeline.
+"""The Host: a small facade over the plugins, the storage and the pipeline.
 
-find recipient -> render -> inspect -> plan -> validate each candidate -> file in-progress
--> outbox -> deliver -> file outcome. Every step fails closed (docs/architecture.md).
+send = decide -> write -> deliver (inline), each one routine (emrcomm.pipeline); the worker
+delivers what is queued with the same routine; every change to a message is an event
+(emrcomm.lifecycle), and the chart is their projection. docs/architecture.md draws it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import attrs
 import pluggy
-from attrs import frozen
 
 from emrcomm import fhir
 from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
@@ -24,16 +23,15 @@ from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
 from emrcomm.context import PluginContext
 from emrcomm.errors import EmrcommError, PluginError, RenderError, RequestError
+from emrcomm.lifecycle.events import Event, Note, Source
+from emrcomm.lifecycle.states import LegState
 from emrcomm.loader import LoadedPlugin, load_plugins, new_plugin_manager
 from emrcomm.model import (
-    Candidate,
     Category,
-    Channel,
     ConsentGrant,
     ContactPoint,
     DeliveryUpdate,
     Finding,
-    LinkingTransport,
     Message,
     Outcome,
     Plan,
@@ -43,20 +41,19 @@ from emrcomm.model import (
     Record,
     Request,
     Route,
-    Sensitivity,
     Severity,
     Status,
 )
+from emrcomm.model import Channel as Channel
+from emrcomm.pipeline.decide import Decision, decide
+from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event
+from emrcomm.pipeline.records import record_id, reply_facts
+from emrcomm.pipeline.write import FilingFailed, Written, outcome, write
 from emrcomm.rules import finding
-from emrcomm.storage import CORE, Migration
-from emrcomm.store import SQLiteStore
-
-if TYPE_CHECKING:
-    from emrcomm.parallel import SendPool
+from emrcomm.storage import CORE, Migration, Storage, open_sqlite
+from emrcomm.storage.records import RETRYABLE
 
 log = logging.getLogger("emrcomm.host")
-
-RECORD_NS = uuid.UUID("5b6f2b8e-4d7e-4a53-9d55-6a2b1c9e7f10")
 
 # Hooks the host calls one implementation at a time, so that one plugin's failure is caught,
 # named, and turned into a closed door instead of an open one.
@@ -69,59 +66,14 @@ RECIPIENT_CODES = frozenset({
     "BILLING_BY_SMS", "UNENCRYPTED_EMAIL_NOT_ACCEPTED", "FRENCH_REQUIRED",
 })
 
+# What a delivery update (a provider's report, the portal, staff) appends to a record.
+UPDATE_EVENTS: Mapping[str, LegState | Note] = {
+    "delivered": LegState.DELIVERED, "failed": LegState.FAILED, "read": LegState.READ,
+    "recalled": LegState.RECALLED, "expired": Note.LINK_EXPIRED, "progress": Note.PROGRESS,
+    "announced": Note.ANNOUNCED,
+}
 
-def record_id(request_id: str, channel: str | None, role: str) -> str:
-    """Deterministic: the same request on the same channel is always the same record."""
-    return uuid.uuid5(RECORD_NS, f"{request_id}|{channel or '-'}|{role}").hex
-
-
-@frozen
-class _Leg:
-    route: Route
-    channel: Channel
-    message: Message
-    findings: tuple[Finding, ...]
-    # A notice's link to the message it announces, and that message's (channel, id): the link
-    # opens the message, so the chart and the outbox keep it withheld and derive it again.
-    link: str | None = None
-    link_from: tuple[str, str] | None = None
-
-
-@frozen
-class _Verdict:
-    candidate: Candidate
-    legs: tuple[_Leg, ...]
-    findings: tuple[Finding, ...]
-
-    @property
-    def blocks(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.blocks)
-
-    @property
-    def holdable(self) -> bool:
-        """Blocked only by holds (quiet hours): the message waits instead of being refused."""
-        blocks = self.blocks
-        return bool(blocks) and all(f.hold_until is not None for f in blocks)
-
-    @property
-    def hold_until(self) -> dt.datetime | None:
-        holds = [f.hold_until for f in self.blocks if f.hold_until is not None]
-        return max(holds) if holds else None
-
-
-class _Duplicate(Exception):
-    """Another call committed the same request id between our check and our write."""
-
-
-# How long an inline send owns its outbox rows before a worker may take them over.
-INLINE_LEASE = dt.timedelta(minutes=5)
-
-
-class _FilingFailed(Exception):
-    def __init__(self, plugin: str, error: BaseException) -> None:
-        super().__init__(f"{plugin}: {type(error).__name__}")
-        self.plugin = plugin
-        self.error = error
+Requestish = Request | Mapping[str, Any] | str | bytes
 
 
 class Host:
@@ -150,26 +102,30 @@ class Host:
         self.clock = clock or default_clock()
         self._entry_points = entry_points
         self._closed = False
-        self.store = SQLiteStore(config.store_path, synchronous=config.store_synchronous, read_only=read_only)
+        self.storage: Storage = open_sqlite(config.store_path, synchronous=config.store_synchronous,
+                                            read_only=read_only)
         self._pm: pluggy.PluginManager = new_plugin_manager()
+        self.plugins: list[LoadedPlugin] = []
+        delivery = config.raw.get("delivery", {})
+        self.retry_policy = RetryPolicy(max_attempts=int(delivery.get("max_attempts", 8)),
+                                        backoff_base=float(delivery.get("backoff_base", 30.0)),
+                                        backoff_cap=float(delivery.get("backoff_cap", 3600.0)))
         try:
             # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
-            self.audit = (AuditLog(self.store, SigningKey.ephemeral(), self.clock) if read_only
-                          else AuditLog.open(config, self.store, self.clock))
-            self.plugins: list[LoadedPlugin] = load_plugins(
-                self._pm, config, self._make_context, entry_points
-            )
+            self.audit = (AuditLog(self.storage, SigningKey.ephemeral(), self.clock) if read_only
+                          else AuditLog.open(config, self.storage, self.clock))
+            self.plugins = load_plugins(self._pm, config, self._make_context, entry_points)
             self._check_isolated_hooks()
             self.channels: dict[str, Channel] = self._collect_channels()
             # The plugins' own tables, then the plugins that need them may start (a pusher, say).
-            self.store.storage.migrate(self._plugin_migrations())
+            self.storage.migrate(self._plugin_migrations())
             for item in self.plugins:
                 starter = getattr(item.plugin, "start", None)
                 if callable(starter):
                     starter()
         except BaseException:
             self.close_plugins()
-            self.store.close()
+            self.storage.close()
             raise
 
     @classmethod
@@ -184,7 +140,7 @@ class Host:
         """A Host for ``path`` (default ./emrcomm.toml, else the embedded defaults).
 
         ``base_dir`` places the embedded defaults' data folder somewhere other than the
-        current directory.
+        user's data folder.
         """
         return cls(load_config(path, base_dir=base_dir), clock=clock, read_only=read_only)
 
@@ -201,10 +157,10 @@ class Host:
         self.close_plugins()
         if not self.read_only:
             self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
-        self.store.close()
+        self.storage.close()
 
     def close_plugins(self) -> None:
-        for item in getattr(self, "plugins", ()):
+        for item in self.plugins:
             closer = getattr(item.plugin, "close", None)
             if callable(closer):
                 closer()
@@ -225,7 +181,7 @@ class Host:
             name=name,
             settings=settings,
             clinic=self.config.clinic,
-            store=self.store,
+            storage=self.storage,
             base_dir=self.config.base_dir,
             clock=self.clock,
             read_only=self.read_only,
@@ -336,175 +292,84 @@ class Host:
                         message.request.id, f.code, f.severity.value, severity.value, override)
         return attrs.evolve(f, severity=severity, override=override)
 
-    def file(self, record: Record) -> None:
-        """File a record with every filer; the first failure raises _FilingFailed."""
-        for plugin, _result, exc in self._each("emrcomm_file_record", record=record):
-            if exc is not None:
-                raise _FilingFailed(plugin, exc)
-
-    def _file_quietly(self, record: Record) -> None:
-        for plugin, _result, exc in self._each("emrcomm_file_record", record=record):
-            if exc is not None:
-                log.error("record %s could not be filed by %s", record.id, plugin)
-
-    def delivery_update(self, update: DeliveryUpdate) -> None:
-        """Tell every plugin what happened after hand-off (delivery report, read, reply, STOP).
-
-        A reply to a known record is first filed as its own Communication (``inResponseTo`` the
-        record) through every filer; the update is then logged in the audit log (ids only).
-        """
-        self._writable()
-        reply = self._file_reply(update) if update.kind == "reply" else None
-        # Every plugin hears the update even when one fails before it: an adapter listed first
-        # must not keep a STOP from reaching the opt-out ledger. The first failure is raised after.
-        failures = [(plugin, exc) for plugin, _result, exc in
-                    self._each("emrcomm_delivery_update", update=update) if exc is not None]
-        kind = update.kind if update.kind in KINDS else "update"
-        patient = fhir.safe_ref(update.detail) if update.detail.startswith("Patient") else None
-        self.audit.record(kind, record=reply or update.record_id, channel=update.channel,
-                          records=[update.record_id] if reply and update.record_id else None,
-                          provider_id=update.provider_id, patient=patient,
-                          status=update.kind if kind == "update" else None)
-        if failures:
-            plugin, exc = failures[0]
-            raise PluginError(f"plugin {plugin!r} failed on a {update.kind} update: {type(exc).__name__}") from exc
-
-    def _file_reply(self, update: DeliveryUpdate) -> str | None:
-        """File a patient's reply as a Communication from the patient, in response to the record
-        it answers. The id derives from the provider's message id (else the time), so a callback
-        delivered twice files one reply. Returns the reply's record id, or None when the update
-        does not say which record it answers."""
-        original = update.record_id
-        if original is None and update.channel and update.provider_id:
-            original = self.store.record_for_provider(update.channel, update.provider_id)
-        if original is None:
-            return None
-        try:
-            meta = self.store.record_meta(original)
-        except KeyError:
-            return None
-        resource = self.store.get_record(original) or {}
-        based_on = next((b["reference"] for b in resource.get("basedOn", ()) if b.get("reference")), None)
-        req = Request(meta["patient"], meta["category"], id=meta["request_id"], based_on=based_on,
-                      sender=(resource.get("sender") or {}).get("reference"))
-        channel = self.channels.get(update.channel or meta["channel"] or "")
-        channel_name = channel.name if channel else (update.channel or meta["channel"])
-        key = update.provider_id or fhir.fhir_datetime(update.at)
-        reference = None
-        if channel is not None and channel.holds_content and update.provider_id:
-            try:  # the channel keeps the reply itself (encrypted): the chart points at it
-                reference = f"urn:uuid:{uuid.UUID(hex=update.provider_id)}"
-            except ValueError:
-                reference = None
-        now = self.clock()
-        record = Record(
-            id=record_id(req.id, channel_name, f"reply:{key}"),
-            request=req,
-            status="completed",
-            channel=channel_name,
-            medium=channel.medium if channel else None,
-            role="reply",
-            text=None if channel is not None and channel.holds_content else update.text,
-            payload_reference=reference,
-            sent=update.at,
-            received=max(now, update.at),
-            recorded=now,
-            provider_id=update.provider_id,
-            in_response_to=f"Communication/{original}",
-            sender_display=self.config.clinic.name,
-        )
-        try:
-            with self.store.transaction():
-                self.file(record)
-        except _FilingFailed as failed:
-            raise PluginError(f"the reply to record {original} could not be filed by plugin {failed.plugin!r} "
-                              f"({type(failed.error).__name__}); nothing was lost: deliver the update again") from None
-        return record.id
+    def file_each(self, record: Record) -> FilingFailed | None:
+        """Give ``record`` to every filer, each in a savepoint of the current transaction (a
+        failing one's writes are undone alone); return the first failure, or None."""
+        failed: FilingFailed | None = None
+        hook = self._pm.hook.emrcomm_file_record
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                with self.storage.savepoint():
+                    impl.function(*[{"record": record}[a] for a in impl.argnames])
+            except Exception as exc:
+                log.error("record %s could not be filed by %s (%s)", record.id, impl.plugin_name, type(exc).__name__)
+                failed = failed or FilingFailed(impl.plugin_name, exc)
+        return failed
 
     # the pipeline --------------------------------------------------------------------------------
-    def send(self, request: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+    def send(self, request: Requestish) -> Outcome:
         """Run one request through the pipeline and return how it ended.
 
         Raises RequestError (nothing sent or filed) when the request itself is malformed.
         """
         self._writable()
-        return self._decide(request)[0]()
+        req = _parsed(request)
+        trail = self._trail(req)
+        decision = self.decide(req, trail)
+        written = write(self, decision, trail)
+        return self._deliver_inline(written) if written.items else written.outcome
 
-    def _writable(self) -> None:
-        if self.read_only:
-            raise EmrcommError("this host was opened read-only (to check and preview): it sends nothing")
-
-    def _decide(self, request: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], set[str]]:
-        """Everything ``send`` does before it writes: a function that writes the outcome (and
-        delivers it, inline) and returns it, and what the decision read about (the request id,
-        the patient, the addresses chosen), for ``_send_group``. Reads only; nothing is written
-        until the function is called.
-
-        Raises RequestError when the request is malformed (nothing to write).
-        """
-        req = request if isinstance(request, Request) else fhir.parse_request(request)
-        about = {f"request:{req.id}"}
+    def decide(self, req: Request, trail: Trail | None = None, *, dry_run: bool = False) -> Decision:
+        """What the host would do with ``req`` now (reads only; see emrcomm.pipeline.decide)."""
         now = self.clock()
         log.info("request %s received: %s for %s", req.id, req.category.value, fhir.safe_ref(req.patient_ref))
-        # The request's audit entries are written with its records, in the same transaction.
-        trail = self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
-        trail.add("request.received", category=req.category.value)
-        duplicate = self._already_handled(req)
-        if duplicate is not None:
-            def repeated() -> Outcome:
-                assert duplicate is not None
-                trail.add("request.duplicate", records=list(duplicate.record_ids))
-                trail.flush()
-                return duplicate
-            return repeated, about
-        recipient = self.find_recipient(req)
-        if recipient is None:
-            unknown = [finding("RECIPIENT_UNKNOWN", plugin="host", detail=req.patient_ref)]
-            return (lambda: self._refuse(req, unknown, now, ("no directory plugin knows this patient",),
-                                         trail=trail)), about
-        about.add(f"patient:{recipient.patient_ref}")
-        try:
-            message = self.render(req, recipient)
-        except RequestError as exc:
-            error = exc
+        row = self.storage.records.request(req.id) if not dry_run else None
+        decision = decide(self, req, now, handled=row is not None and row.status not in RETRYABLE,
+                          every_candidate=dry_run)
+        if trail is not None:
+            trail.add("request.received", category=req.category.value)
+            codes = {f.code for f in decision.facts} | {f.code for v in decision.verdicts for f in v.findings}
+            trail.note(codes=sorted(codes))
+        return decision
 
-            def refused() -> Outcome:
-                trail.add("request.refused", error=type(error).__name__)
-                trail.flush()
-                raise error
-            return refused, about
-        facts = self.inspect(message)
-        plan = self.plan(message, recipient, facts)
-        explanation = [f"{channel}: not proposed ({why})" for channel, why in (plan.rejected if plan else ())]
-        if plan is None or not plan.candidates:
-            return (lambda: self._refuse(req, [finding("NO_ROUTE", plugin="host")], now, tuple(explanation),
-                                         trail=trail)), about
+    def _deliver_inline(self, written: Written) -> Outcome:
+        """Deliver the legs in order, from this process: a notice never leaves before the message
+        it announces. A leg that fails stays in the outbox for a worker, and so do the legs after."""
+        assert written.owner is not None
+        receipts: list[Receipt] = list(written.outcome.receipts)
+        facts = {f.id: f for f in written.facts}
+        for index, item in enumerate(written.items):
+            done = deliver(self, item, facts.get(item.key), owner=written.owner, source=Source.HOST,
+                           policy=self.retry_policy, commit=self._commit_relaxed)
+            if done.result != "accepted":
+                rest = [later.key for later in written.items[index + 1:]]
+                if rest and done.result == "retry":
+                    with self.storage.transaction():
+                        self.storage.outbox.unlease(rest, owner=written.owner, now=self.clock())
+                error = done.error
+                detail = (getattr(error, "reason", None) or type(error).__name__) if error else done.result
+                f = finding("DELIVERY_FAILED", plugin=self.channels[item.channel].plugin if item.channel in self.channels
+                            else "host", channel=item.channel, severity=Severity.WARN, detail=detail)
+                log.warning("request %s: %s delivery %s", written.outcome.request_id, item.channel, done.result)
+                return attrs.evolve(written.outcome, status=Status.FAILED,
+                                    findings=(*written.outcome.findings, f), receipts=tuple(receipts))
+            if done.receipt is not None:
+                receipts.append(done.receipt)
+            if done.not_filed is not None:
+                written = attrs.evolve(written, outcome=attrs.evolve(written.outcome, findings=(
+                    *written.outcome.findings, finding("RECORD_NOT_FILED", plugin=done.not_filed, severity=Severity.WARN,
+                                                       detail="the outcome, after sending"))))
+        log.info("request %s %s on %s", written.outcome.request_id, written.outcome.status.value,
+                 "+".join(written.outcome.channels))
+        return attrs.evolve(written.outcome, receipts=tuple(receipts))
 
-        verdicts: list[_Verdict] = []
-        for candidate in plan.candidates:
-            verdict = self._judge(candidate, message, recipient, facts, now)
-            verdicts.append(verdict)
-            label = candidate.label
-            if not verdict.blocks:
-                explanation.append(f"{label}: chosen ({candidate.reason})" if candidate.reason else f"{label}: chosen")
-                break
-            codes = ", ".join(sorted({f.code for f in verdict.blocks}))
-            if verdict.holdable:
-                explanation.append(f"{label}: held ({codes})")
-                break
-            explanation.append(f"{label}: rejected ({codes})")
-        chosen = verdicts[-1]
-        rejected_blocks = tuple(f for v in verdicts if v is not chosen for f in v.blocks)
-        trail.note(codes=sorted({f.code for f in facts} | {f.code for v in verdicts for f in v.findings}))
-        if chosen.blocks and not chosen.holdable:
-            return (lambda: self._refuse(req, [f for v in verdicts for f in v.findings], now, tuple(explanation),
-                                         trail=trail)), about
-        about |= {f"to:{leg.channel.name}:{leg.route.address}" for leg in chosen.legs if leg.route.address}
-        return (lambda: self._dispatch(req, chosen, rejected_blocks, now, tuple(explanation), trail=trail)), about
+    def _commit_relaxed(self, write_it: Callable[[], Any]) -> Any:
+        # After the send: a power loss could lose this commit; the row's lease then runs out and
+        # a worker sends it again with the same key (docs/operations.md, crash windows).
+        with self.storage.db.relaxed():  # type: ignore[attr-defined]
+            return write_it()
 
-    def send_many(
-        self, requests: Iterable[Request | Mapping[str, Any] | str | bytes], *, group: int = 100
-    ) -> Iterator[Outcome]:
+    def send_many(self, requests: Iterable[Requestish], *, group: int = 100) -> Iterator[Outcome]:
         """Send a stream of requests, yielding one Outcome each, in order, in constant memory.
 
         A malformed request does not stop the batch: it yields a ``failed`` Outcome whose
@@ -523,7 +388,7 @@ class Host:
             for item in requests:
                 yield self._send_or_fail(item)
             return
-        chunk: list[Request | Mapping[str, Any] | str | bytes] = []
+        chunk: list[Requestish] = []
         for item in requests:
             chunk.append(item)
             if len(chunk) >= group:
@@ -532,410 +397,170 @@ class Host:
         if chunk:
             yield from self._send_group(chunk)
 
-    def send_pool(self, processes: int = 2, *, group: int = 100) -> SendPool:
-        """Child processes that share out ``send_many``'s work (emrcomm.parallel): for batches
-        larger than one process decides in time. Queue mode only; close it when done."""
-        from emrcomm.parallel import SendPool
-
-        return SendPool(self, processes, group=group, entry_points=self._entry_points)
-
-    def _send_group(self, items: list[Request | Mapping[str, Any] | str | bytes]) -> Iterator[Outcome]:
-        """Decide the requests (reads only, no lock held), then write them in one commit, so
-        that the write lock is held for the writes alone and a worker process sharing the
-        database is not kept out while the rules run. A decision may read what an earlier
-        request of the group would write (a per-patient cap, an opt-out confirmation counted
-        per address, the same request id): a request that shares its patient, an address or its
-        id with one already decided commits those first, and is decided again afterwards.
-        Each commit's outcomes are yielded as soon as it is done."""
-        staged: list[tuple[Callable[[], Outcome], Request | Mapping[str, Any] | str | bytes]] = []
+    def _send_group(self, items: list[Requestish]) -> Iterator[Outcome]:
+        """Decide the requests (reads only, no lock held), then write them in one commit. A
+        decision may read what an earlier request of the group would write (a per-patient cap,
+        the same request id): a request that shares its patient, an address or its id with one
+        already decided commits those first, and is decided again afterwards."""
+        staged: list[tuple[Decision | Outcome, Trail | None, Requestish]] = []
         seen: set[str] = set()
 
         def commit() -> list[Outcome]:
-            with self.store.group_commit():
-                done = [self._finish_or_fail(write, item) for write, item in staged]
+            with self.storage.group_commit():
+                done = [self._write_or_fail(d, t, i) for d, t, i in staged]
             staged.clear()
             seen.clear()
             return done
 
         for item in items:
-            write, about = self._decide_or_fail(item)
-            if about & seen:
+            decided = self._decide_or_fail(item)
+            if isinstance(decided[0], Decision) and decided[0].about & seen:
                 yield from commit()
-                write, about = self._decide_or_fail(item)
-            staged.append((write, item))
-            seen |= about
+                decided = self._decide_or_fail(item)
+            staged.append((*decided, item))
+            if isinstance(decided[0], Decision):
+                seen |= decided[0].about
         if staged:
             yield from commit()
 
-    def _decide_or_fail(self, item: Request | Mapping[str, Any] | str | bytes) -> tuple[Callable[[], Outcome], set[str]]:
+    def _decide_or_fail(self, item: Requestish) -> tuple[Decision | Outcome, Trail | None]:
         try:
-            return self._decide(item)
+            req = _parsed(item)
+            trail = self._trail(req)
+            return self.decide(req, trail), trail
         except RequestError as exc:
-            failed = self._failed(item, exc)
-            return (lambda: failed), set()
+            return _failed(item, exc), None
 
-    def _finish_or_fail(self, write: Callable[[], Outcome], item: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+    def _write_or_fail(self, decided: Decision | Outcome, trail: Trail | None, item: Requestish) -> Outcome:
+        if isinstance(decided, Outcome):
+            return decided
+        assert trail is not None
         try:
-            return write()
+            return write(self, decided, trail).outcome
         except RequestError as exc:
-            return self._failed(item, exc)
+            return _failed(item, exc)
 
-    def _send_or_fail(self, item: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+    def _send_or_fail(self, item: Requestish) -> Outcome:
         try:
             return self.send(item)
         except RequestError as exc:
-            return self._failed(item, exc)
+            return _failed(item, exc)
 
-    @staticmethod
-    def _failed(item: Request | Mapping[str, Any] | str | bytes, exc: RequestError) -> Outcome:
-        request_id = item.id if isinstance(item, Request) else "(unparsed)"
-        if isinstance(item, Mapping) and item.get("id"):
-            request_id = str(item["id"])
-        return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
+    def _trail(self, req: Request) -> Trail:
+        return self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
 
-    def _already_handled(self, req: Request) -> Outcome | None:
-        """A request id seen before is not sent again; its earlier outcome is reported instead."""
-        rows = self.store.outbox_for_request(req.id)
-        if not rows:
-            return None
-        states = {r["state"] for r in rows}
-        status = Status.SENT if states == {"sent"} else Status.HELD if "held" in states else Status.QUEUED
-        return Outcome(
-            request_id=req.id,
-            status=status,
-            channels=tuple(r["channel"] for r in rows),
-            record_ids=tuple(r["record_id"] for r in rows),
-            explanation=("already handled: this request id was sent before; nothing sent again",),
-            category=req.category,
-            patient_ref=req.patient_ref,
-        )
+    def _writable(self) -> None:
+        if self.read_only:
+            raise EmrcommError("this host was opened read-only (to check and preview): it sends nothing")
 
-    def _judge(
-        self,
-        candidate: Candidate,
-        message: Message,
-        recipient: Recipient,
-        facts: tuple[Finding, ...],
-        now: dt.datetime,
-    ) -> _Verdict:
-        legs: list[_Leg] = []
-        if not candidate.routes:  # a plan bug must not read as "nothing objected, sent"
-            f = finding("CHECK_FAILED", plugin="host", detail="the plan proposed a candidate with no route")
-            return _Verdict(candidate, (), (f,))
-        for route in candidate.routes:
-            channel = self.channels.get(route.channel)
-            if channel is None:
-                f = finding("CHECK_FAILED", plugin="host", channel=route.channel,
-                            detail=f"the plan names channel {route.channel!r}, which no plugin registers")
-                return _Verdict(candidate, tuple(legs), (f,))
-            leg_message, leg_facts = message, facts
-            link: str | None = None
-            link_from = self._announced(candidate, message.request) if route.template is not None else None
-            if route.template is not None:
-                try:
-                    if link_from is not None:
-                        linker = cast("LinkingTransport", self.channels[link_from[0]].transport)
-                        link = linker.link_for(link_from[1])
-                    leg_message = self._render_notice(message, recipient, route.template, link=link)
-                except RequestError as exc:
-                    f = finding("CHECK_FAILED", plugin="host", channel=route.channel,
-                                detail=f"notice template {route.template!r}: {exc}")
-                    return _Verdict(candidate, tuple(legs), (f,))
-                leg_facts = self.inspect(leg_message)
-            found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
-            found += self.validate(leg_message, recipient, channel, route, leg_facts, now)
-            legs.append(_Leg(route, channel, leg_message, found, link, link_from if link else None))
-        return _Verdict(candidate, tuple(legs), tuple(f for leg in legs for f in leg.findings))
-
-    def _announced(self, candidate: Candidate, req: Request) -> tuple[str, str] | None:
-        """(channel, message id) of the message a notice in this candidate announces: the primary
-        route on a channel that holds content and gives links (``transport.link_for``)."""
-        for route in candidate.routes:
-            channel = self.channels.get(route.channel)
-            if (route.role == "primary" and channel is not None and channel.holds_content
-                    and callable(getattr(channel.transport, "link_for", None))):
-                return channel.name, record_id(req.id, channel.name, route.role)
-        return None
-
-    def _render_notice(
-        self, message: Message, recipient: Recipient, template: str, link: str | None = None
-    ) -> Message:
-        # A notice carries nothing of the original request but its identity and category, and
-        # the link to the message it announces.
-        notice_request = attrs.evolve(
-            message.request, template=template, text=None, variables={"link": link} if link else {},
-            sensitivity=Sensitivity.NORMAL, subject=None, attachments=(),
-        )
-        return self.render(notice_request, recipient)
-
-    def _refuse(
-        self, req: Request, findings: list[Finding], now: dt.datetime, explanation: tuple[str, ...],
-        *, trail: Trail | None = None,
-    ) -> Outcome:
-        """Blocked: file one not-done record carrying every blocking code."""
-        trail = trail or self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
-        blocks = [f for f in findings if f.blocks]
-        first_channel = next((f.channel for f in blocks if f.channel), None)
-        channel = self.channels.get(first_channel) if first_channel else None
-        record = Record(
-            id=record_id(req.id, None, "blocked"),
-            request=req,
-            status="not-done",
-            channel=channel.name if channel else None,
-            medium=channel.medium if channel else None,
-            reasons=tuple(dict.fromkeys(f.code for f in blocks)),
-            findings=tuple(findings),
-            recorded=now,
-            sender_display=self.config.clinic.name,
-        )
-        try:
-            with self.store.transaction():
-                self.file(record)
-                trail.add("blocked", record=record.id, reasons=list(record.reasons))
-                trail.flush()
-        except _FilingFailed as failed:
-            log.error("request %s: blocked outcome could not be filed by %s", req.id, failed.plugin)
-            findings = [*findings, finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=str(failed))]
-            with self.store.transaction():
-                self._file_quietly(record)  # wherever filing still works
-                trail.add("record.not_filed", record=record.id, plugin=failed.plugin,
-                          reasons=[*record.reasons, "RECORD_NOT_FILED"])
-                trail.flush()
-            return self._outcome(req, Status.FAILED, (), findings, (), explanation)
-        log.info("request %s blocked: %s", req.id, ",".join(record.reasons))
-        return self._outcome(req, Status.BLOCKED, (), findings, (record.id,), explanation)
-
-    def _dispatch(
-        self,
-        req: Request,
-        chosen: _Verdict,
-        rejected_blocks: tuple[Finding, ...],
-        now: dt.datetime,
-        explanation: tuple[str, ...],
-        *,
-        trail: Trail | None = None,
-    ) -> Outcome:
-        trail = trail or self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
-        hold_until = chosen.hold_until
-        if req.not_before is not None and req.not_before > now:
-            hold_until = max(filter(None, (hold_until, req.not_before)))
-        held = hold_until is not None
-        # Rejected candidates' blocks travel with the record as information: why not SMS.
-        context = tuple(attrs.evolve(f, severity=Severity.INFO) for f in rejected_blocks)
-        records = [
-            self._record_for(req, leg, status="on-hold" if held else "in-progress", now=now,
-                             hold_until=hold_until, reasons=("QUIET_HOURS",) if held and chosen.blocks else (),
-                             context=context)
-            for leg in chosen.legs
-        ]
-        outcome_findings = [f for f in chosen.findings if f.severity is not Severity.INFO] + list(rejected_blocks)
-        channels = tuple(leg.channel.name for leg in chosen.legs)
-        # Inline delivery leases its rows, so a worker polling the same outbox never sends them
-        # too; if this process dies mid-send, a worker takes them over when the lease runs out.
-        inline = not held and self.config.delivery_mode != "queue"
-        lease_owner = f"inline:{uuid.uuid4().hex}" if inline else None
-        lease_until = now + INLINE_LEASE if inline else None
-        try:
-            with self.store.transaction():
-                for record in records:
-                    self.file(record)
-                for record, leg in zip(records, chosen.legs):
-                    if leg.channel.holds_content:
-                        # The channel is the encrypted store itself: keep the message there, in
-                        # this transaction, so the outbox never holds its text in clear.
-                        leg.channel.transport.send(leg.message, leg.route.address, record.id)
-                    fresh = self.store.outbox_put(
-                        key=record.id, record_id=record.id, request_id=req.id, channel=leg.channel.name,
-                        state="sending" if inline else "held" if held else "pending", not_before=hold_until,
-                        payload=_payload(leg, record), now=now, lease_owner=lease_owner, lease_until=lease_until,
-                    )
-                    if not fresh:
-                        raise _Duplicate  # the same request id, racing: undo all this, send nothing
-                decision = "held" if held else "queued" if self.config.delivery_mode == "queue" else "channel.chosen"
-                trail.add(decision, channels=list(channels), records=[r.id for r in records],
-                          until=hold_until.isoformat() if hold_until else None)
-                trail.flush()
-        except _Duplicate:
-            duplicate = self._already_handled(req)
-            assert duplicate is not None  # the row that stopped us is committed
-            return duplicate
-        except _FilingFailed as failed:
-            f = finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=f"{failed.plugin}: {type(failed.error).__name__}")
-            with self.store.transaction():
-                for record in records:
-                    self._file_quietly(record.evolve(status="not-done", reasons=("RECORD_NOT_FILED",),
-                                                     findings=(*record.findings, f)))
-                trail.add("record.not_filed", records=[r.id for r in records], plugin=failed.plugin,
-                          reasons=["RECORD_NOT_FILED"])
-                trail.flush()
-            return self._outcome(req, Status.FAILED, channels, [*outcome_findings, f],
-                                 tuple(r.id for r in records), explanation)
-        ids = tuple(r.id for r in records)
-        if held:
-            log.info("request %s held until %s", req.id, hold_until.isoformat() if hold_until else "?")
-            return self._outcome(req, Status.HELD, channels, outcome_findings, ids, explanation)
-        if self.config.delivery_mode == "queue":
-            return self._outcome(req, Status.QUEUED, channels, outcome_findings, ids, explanation)
-        assert lease_owner is not None
-        return self._deliver(req, chosen.legs, records, outcome_findings, explanation, trail=trail,
-                             owner=lease_owner)
-
-    def _record_for(
-        self,
-        req: Request,
-        leg: _Leg,
-        *,
-        status: str,
-        now: dt.datetime,
-        hold_until: dt.datetime | None,
-        reasons: tuple[str, ...],
-        context: tuple[Finding, ...],
-    ) -> Record:
-        rid = record_id(req.id, leg.channel.name, leg.route.role)
-        keeps = leg.channel.holds_content  # the portal: the chart points at the encrypted message
-        return Record(
-            id=rid,
-            request=req,
-            status=status,
-            channel=leg.channel.name,
-            medium=leg.channel.medium,
-            address=leg.route.address,
-            role=leg.route.role,
-            text=None if keeps else _withheld(leg.message.text, leg.link),
-            subject=None if keeps else leg.message.subject,
-            payload_reference=f"urn:uuid:{uuid.UUID(hex=rid)}" if keeps else None,
-            language=leg.message.language,
-            findings=tuple(f for f in leg.findings if f.severity is not Severity.INFO) + context,
-            reasons=reasons,
-            recorded=now,
-            hold_until=hold_until,
-            sender_display=self.config.clinic.name,
-        )
-
-    def _deliver(
-        self,
-        req: Request,
-        legs: tuple[_Leg, ...],
-        records: list[Record],
-        findings: list[Finding],
-        explanation: tuple[str, ...],
-        *,
-        owner: str,
-        trail: Trail | None = None,
-    ) -> Outcome:
-        """Inline delivery, leg by leg: a notice never leaves before the message it announces.
-        ``owner`` holds the lease on the rows (see _dispatch)."""
-        trail = trail or self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
-        receipts: list[Receipt] = []
-        channels = tuple(leg.channel.name for leg in legs)
-        for index, (leg, record) in enumerate(zip(legs, records)):
-            try:
-                receipt = leg.channel.transport.send(leg.message, leg.route.address, record.id)
-            except Exception as exc:
-                now = self.clock()
-                log.warning("request %s: %s delivery failed: %s", req.id, leg.channel.name, type(exc).__name__)
-                # Only the error's kind and reason: a transport's message may quote an address.
-                error = f"{type(exc).__name__}: {getattr(exc, 'reason', '') or 'see the logs'}"
-                with self.store.transaction():
-                    self.store.outbox_settle(record.id, owner=owner, state="retry", now=now, error=error)
-                    for later in records[index + 1:]:
-                        self.store.outbox_settle(later.id, owner=owner, state="waiting", now=now)
-                    trail.add("delivery.failed", record=record.id, channel=leg.channel.name,
-                              error=type(exc).__name__)
-                    trail.flush()
-                f = finding("DELIVERY_FAILED", plugin=leg.channel.plugin, channel=leg.channel.name,
-                            severity=Severity.WARN, detail=type(exc).__name__)
-                return self._outcome(req, Status.FAILED, channels, [*findings, f],
-                                     tuple(r.id for r in records), explanation, tuple(receipts))
-            receipts.append(receipt)
-            now = self.clock()
-            done = record.evolve(status="completed", sent=receipt.at or now, provider_id=receipt.provider_id)
-            # "Sent" must survive a filer that fails now: the message has left, and a row still
-            # pending would be sent again. The filing runs in a savepoint of the same commit.
-            with self.store.transaction():
-                if not self.store.outbox_settle(record.id, owner=owner, state="sent", now=now,
-                                                provider_id=receipt.provider_id):
-                    log.error("request %s: the outbox row of record %s was taken over during the send",
-                              req.id, record.id)
-                trail.add("sent", record=record.id, channel=leg.channel.name, provider_id=receipt.provider_id)
-                try:
-                    with self.store.savepoint():
-                        self.file(done)
-                except _FilingFailed as failed:
-                    log.error("request %s: sent on %s but the outcome could not be filed by %s",
-                              req.id, leg.channel.name, failed.plugin)
-                    trail.add("record.not_filed", record=record.id, plugin=failed.plugin,
-                              reasons=["RECORD_NOT_FILED"])
-                    findings = [*findings, finding("RECORD_NOT_FILED", plugin=failed.plugin, severity=Severity.WARN,
-                                                   detail="outcome after sending")]
-                trail.flush()
-        log.info("request %s sent on %s", req.id, "+".join(channels))
-        return self._outcome(req, Status.SENT, channels, findings, tuple(r.id for r in records),
-                             explanation, tuple(receipts))
-
-    def _outcome(
-        self,
-        req: Request,
-        status: Status,
-        channels: tuple[str, ...],
-        findings: Iterable[Finding],
-        record_ids: tuple[str, ...],
-        explanation: tuple[str, ...],
-        receipts: tuple[Receipt, ...] = (),
-    ) -> Outcome:
-        return Outcome(
-            request_id=req.id, status=status, channels=channels,
-            findings=tuple(f for f in findings if f.severity is not Severity.INFO),
-            record_ids=record_ids, receipts=receipts, explanation=explanation,
-            category=req.category, patient_ref=req.patient_ref,
-        )
-
-    def preview(self, request: Request | Mapping[str, Any] | str | bytes) -> Outcome:
+    def preview(self, request: Requestish) -> Outcome:
         """What :meth:`send` would decide for ``request``, with nothing filed, stored or sent.
 
         Unlike send, every candidate is judged, so the explanation says for each channel why it
         would be chosen, would serve as a fallback, or is rejected (``emrcomm check --patient``).
         """
-        req = request if isinstance(request, Request) else fhir.parse_request(request)
-        now = self.clock()
-        recipient = self.find_recipient(req)
-        if recipient is None:
-            return self._outcome(req, Status.BLOCKED, (), [finding("RECIPIENT_UNKNOWN", plugin="host",
-                                 detail=req.patient_ref)], (), ("no directory plugin knows this patient",))
-        message = self.render(req, recipient)
-        facts = self.inspect(message)
-        plan = self.plan(message, recipient, facts)
-        explanation = [f"{channel}: not proposed ({why})" for channel, why in (plan.rejected if plan else ())]
-        chosen: _Verdict | None = None
-        findings: list[Finding] = []
-        for candidate in plan.candidates if plan else ():
-            verdict = self._judge(candidate, message, recipient, facts, now)
-            label = candidate.label
-            why = f" ({candidate.reason})" if candidate.reason else ""
-            codes = ", ".join(sorted({f.code for f in verdict.blocks}))
-            if chosen is None and (not verdict.blocks or verdict.holdable):
-                chosen = verdict
-                findings += verdict.findings
-                explanation.append(f"{label}: would be held ({codes})" if verdict.blocks
-                                   else f"{label}: would be chosen{why}")
-            elif verdict.blocks:
-                findings += [f for f in verdict.blocks if chosen is None]
-                explanation.append(f"{label}: rejected ({codes})")
-            else:
-                explanation.append(f"{label}: would pass, as a fallback{why}")
+        req = _parsed(request)
+        decision = self.decide(req, dry_run=True)
+        if decision.refusal is not None:
+            raise decision.refusal
+        chosen = decision.chosen
         if chosen is None:
-            if not plan or not plan.candidates:
-                findings.append(finding("NO_ROUTE", plugin="host"))
-            return self._outcome(req, Status.BLOCKED, (), findings, (), tuple(explanation))
+            return outcome(decision, Status.BLOCKED, decision.findings, (), dry_run=True)
+        before = decision.verdicts[:decision.verdicts.index(chosen)]
+        findings = [*chosen.findings, *(f for v in before for f in v.blocks)]
         status = Status.HELD if chosen.blocks else Status.SENT
-        channels = tuple(leg.channel.name for leg in chosen.legs)
-        return self._outcome(req, status, channels, findings, (), tuple(explanation))
+        return outcome(decision, status, findings, (), channels=tuple(leg.channel.name for leg in chosen.legs),
+                       dry_run=True)
+
+    # after the hand-off --------------------------------------------------------------------------
+    def delivery_update(self, update: DeliveryUpdate) -> None:
+        """Something happened after hand-off: a delivery report, a read, a recall, a reply, an
+        opt-out. A report on a record is appended to it as an event (a repeat changes nothing);
+        a reply is filed as a Communication of its own (``inResponseTo`` the record it answers);
+        then every plugin hears of it (the opt-out plugin writes the consent ledger). The first
+        plugin failure is raised after all have heard it."""
+        self._writable()
+        record = update.record_id
+        if record is None and update.provider_id:
+            record = self.storage.records.by_provider(update.provider_id)
+        with self.storage.transaction():
+            trail = self.audit.trail()
+            reply = self._file_reply(update, record, trail) if update.kind == "reply" else None
+            kind = UPDATE_EVENTS.get(update.kind)
+            if kind is not None and record is not None:
+                file_event(self, Event(
+                    record_id=record, kind=kind, source=Source(update.source), at=update.at,
+                    dedup=update.key or f"{record}:{update.kind}:{update.provider_id or ''}:{update.at.isoformat()}",
+                    provider_id=update.provider_id, detail=update.detail[:200] if update.kind != "reply" else "",
+                    reason="DELIVERY_FAILED" if update.kind == "failed" else None), trail)
+                if update.kind == "recalled":
+                    self._cancel_rest_of(record, update, trail)
+            trail.flush()
+        failures = [(plugin, exc) for plugin, _result, exc in
+                    self._each("emrcomm_delivery_update", update=update) if exc is not None]
+        audit_kind = update.kind if update.kind in KINDS else "update"
+        patient = fhir.safe_ref(update.detail) if update.detail.startswith("Patient") else None
+        self.audit.record(audit_kind, record=reply or record, channel=update.channel,
+                          records=[record] if reply and record else None,
+                          provider_id=update.provider_id, patient=patient,
+                          status=update.kind if audit_kind == "update" else None)
+        if failures:
+            plugin, exc = failures[0]
+            raise PluginError(f"plugin {plugin!r} failed on a {update.kind} update: {type(exc).__name__}") from exc
+
+    def _cancel_rest_of(self, record: str, update: DeliveryUpdate, trail: Trail) -> None:
+        """A recalled portal message: the notices of its request not yet sent are cancelled."""
+        facts = self.storage.records.facts(record)
+        if facts is None:
+            return
+        for item in self.storage.outbox.for_request(facts.request.id):
+            if item.state != "sending" and self.storage.outbox.finish(item.key, owner=None):
+                file_event(self, Event(record_id=item.key, kind=LegState.CANCELLED, source=Source(update.source),
+                                       at=update.at, dedup=f"{item.key}:cancelled:recalled", reason="RECALLED",
+                                       detail="the message it announces was recalled"), trail)
+
+    def _file_reply(self, update: DeliveryUpdate, original: str | None, trail: Trail) -> str | None:
+        """File a patient's reply as a Communication from the patient, in response to the record
+        it answers. Returns the reply's record id, or None when the update does not say which
+        record it answers."""
+        facts = self.storage.records.facts(original) if original else None
+        if facts is None:
+            return None
+        channel = self.channels.get(update.channel or facts.channel or "")
+        channel_name = channel.name if channel else (update.channel or facts.channel)
+        key = update.provider_id or fhir.fhir_datetime(update.at)
+        reference = None
+        if channel is not None and channel.holds_content and update.provider_id:
+            try:  # the channel keeps the reply itself (encrypted): the chart points at it
+                import uuid
+
+                reference = f"urn:uuid:{uuid.UUID(hex=update.provider_id)}"
+            except ValueError:
+                reference = None
+        now = self.clock()
+        reply = reply_facts(facts, channel=channel, channel_name=channel_name, key=key, text=update.text,
+                            reference=reference, recorded=now, clinic=self.config.clinic.name)
+        if self.storage.records.facts(reply.id) is not None:
+            return reply.id  # delivered twice: filed once
+        record = self.storage.records.add(reply, None, [Event(
+            record_id=reply.id, kind=LegState.RECEIVED, source=Source(update.source), at=update.at,
+            dedup=f"{reply.id}:received", provider_id=update.provider_id)])
+        failed = self.file_each(record)
+        if failed is not None:
+            raise PluginError(f"the reply to record {original} could not be filed by plugin {failed.plugin!r} "
+                              f"({type(failed.error).__name__}); nothing was lost: deliver the update again")
+        trail.add("reply", record=record.id, records=[facts.id], channel=channel_name)
+        return record.id
 
     # reading back --------------------------------------------------------------------------------
     def records(self, **filters: Any) -> dict[str, Any]:
         """Filed Communications as a FHIR searchset Bundle (filters: patient, status, channel,
         category, since, until)."""
-        return fhir.searchset(self.store.find_records(**filters))
+        return fhir.searchset(fhir.communication(r) for r in self.storage.records.find(**filters))
+
+    def record(self, record_id: str) -> Record | None:
+        """One record as the chart shows it now."""
+        return self.storage.records.get(record_id)
 
     def check(
         self, text: str, *, channel: str, category: str = "appointment-reminder", language: str = "en"
@@ -959,6 +584,28 @@ class Host:
         found += self.validate(message, recipient, self.channels[channel], route, facts, self.clock())
         return tuple(f for f in found if f.code not in RECIPIENT_CODES and f.severity is not Severity.INFO)
 
+    def requeue(self, key: str | None = None) -> int:
+        """Put one dead letter (by its record id, with the legs of its request that died with
+        it), or every dead letter, back in the outbox; returns how many rows."""
+        self._writable()
+        now = self.clock()
+        outbox = self.storage.outbox
+        with self.storage.transaction():
+            if key is None:
+                keys = outbox.requeue(now=now)
+            else:
+                row = outbox.get(key)
+                keys = [k for item in (outbox.for_request(row.request_id) if row else ())
+                        if item.state == "dead" for k in outbox.requeue(now=now, key=item.key)]
+            trail = self.audit.trail()
+            for k in keys:
+                file_event(self, Event(record_id=k, kind=Note.REQUEUED, source=Source.STAFF, at=now,
+                                       dedup=f"{k}:requeued:{now.isoformat()}"), trail)
+            if keys:
+                trail.add("requeued", records=keys)
+            trail.flush()
+        return len(keys)
+
 
 CHECK_LANGUAGES = ("en", "fr")
 _CHECK_ADDRESSES = {"sms": "+15146712345", "email": "check@example.org", "portal": ""}
@@ -971,65 +618,20 @@ _CHECK_RECIPIENT = Recipient(
 )
 
 
+def _parsed(request: Requestish) -> Request:
+    return request if isinstance(request, Request) else fhir.parse_request(request)
+
+
+def _failed(item: Requestish, exc: RequestError) -> Outcome:
+    request_id = item.id if isinstance(item, Request) else "(unparsed)"
+    if isinstance(item, Mapping) and item.get("id"):
+        request_id = str(item["id"])
+    return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
+
+
 def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
     for f in result or ():
         yield f if f.plugin else attrs.evolve(f, plugin=plugin)
 
 
-def _payload(leg: _Leg, record: Record) -> dict[str, Any]:
-    """What the worker needs to deliver this leg later without re-rendering it, and to file its
-    outcome like the record filed now (``filed``: what the CommunicationRequest copy does not say).
-
-    For a channel that holds content (the portal) the text is already stored encrypted by the
-    channel; the outbox keeps only what identifies it.
-    """
-    m = leg.message
-    filed = {"based_on": record.request.based_on, "sender": record.request.sender,
-             "findings": [[f.code, f.severity.value, f.message] for f in record.findings if not f.blocks]}
-    if leg.channel.holds_content:
-        bare = attrs.evolve(m.request, text=None, variables={}, attachments=())
-        return {"address": leg.route.address, "role": leg.route.role, "sealed": True,
-                "language": m.language, "request": fhir.request_to_fhir(bare), "filed": filed}
-    request = m.request
-    if leg.link:
-        request = attrs.evolve(request, variables={k: LINK_SLOT if v == leg.link else v
-                                                   for k, v in request.variables.items()})
-    payload = {
-        "address": leg.route.address,
-        "role": leg.route.role,
-        "text": _withheld(m.text, leg.link, LINK_SLOT),
-        "subject": m.subject,
-        "html": _withheld(m.html, leg.link, LINK_SLOT),
-        "language": m.language,
-        "template": m.template,
-        "request": fhir.request_to_fhir(request),
-        "filed": filed,
-    }
-    if leg.link_from is not None:
-        payload["link_from"] = {"channel": leg.link_from[0], "id": leg.link_from[1]}
-    return payload
-
-
-# A notice's link opens the patient's message: the chart shows LINK_WITHHELD in its place, and
-# the outbox LINK_SLOT, which payload_text() fills again from the channel when it is delivered.
-LINK_WITHHELD = "[secure link]"
-LINK_SLOT = "{{secure-link}}"
-
-
-def _withheld(text: str | None, link: str | None, mark: str = LINK_WITHHELD) -> str | None:
-    return text.replace(link, mark) if text and link else text
-
-
-def payload_text(payload: Mapping[str, Any], channels: Mapping[str, Channel], field: str = "text") -> str | None:
-    """The text (or ``html``) an outbox payload delivers, with a notice's link derived again.
-
-    Whoever delivers from the outbox (the worker) uses this rather than ``payload["text"]``.
-    """
-    text = payload.get(field)
-    source = payload.get("link_from")
-    if not text or not source:
-        return cast("str | None", text)
-    linker = getattr(channels[source["channel"]].transport, "link_for", None)
-    if linker is None:
-        raise PluginError(f"channel {source['channel']!r} no longer gives links; the notice cannot be delivered")
-    return cast(str, text).replace(LINK_SLOT, linker(source["id"]))
+__all__ = ["Host", "record_id"]

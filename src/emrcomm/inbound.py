@@ -51,20 +51,20 @@ def handle_inbound(
     (a provider retrying its callback): the ledger, the filed reply and the answers are keyed."""
     from emrcomm_optout.keywords import Keyword, classify, looks_like_revocation
 
-    last = host.store.outbox_last_to(channel, address)
-    patient = str(last["patient"]) if last else ""
-    category = Category(last["category"]) if last and last["category"] else Category.APPOINTMENT_REMINDER
-    before = host.store.consent.last(channel=channel, address=address)
+    last = host.storage.records.last_to(channel, address)
+    patient = last.request.patient_ref if last else ""
+    category = last.request.category if last else Category.APPOINTMENT_REMINDER
+    before = host.storage.consent.last(channel=channel, address=address)
     already_out = before is not None and before.revokes
     keyword = classify(text)
     # First the ledger and the chart (the opt-out plugin writes STOP/START from the reply).
     host.delivery_update(DeliveryUpdate(
-        kind="reply", at=at, channel=channel, record_id=last["record_id"] if last else None,
+        kind="reply", at=at, channel=channel, record_id=last.id if last else None,
         provider_id=provider_id, address=address, text=text, detail=patient,
     ))
     message_key = provider_id or f"{address}|{at.isoformat()}"
     if keyword is Keyword.OPT_OUT:
-        run = _revoke_run(host.store.consent.events(channel=channel, address=address))
+        run = _revoke_run(host.storage.consent.events(channel=channel, address=address))
         if patient and run is not None:
             # Exactly one confirmation per opt-out: the id names the run of revocations this STOP
             # belongs to, so a second STOP or the provider retrying this callback (perhaps after
@@ -82,11 +82,11 @@ def handle_inbound(
         return Handled.HELP
     if looks_like_revocation(text):
         if patient:
-            raise_item(host.store, kind="reply", key=f"revocation|{message_key}", patient=patient, now=host.clock(),
+            raise_item(host.storage, kind="reply", key=f"revocation|{message_key}", patient=patient, now=host.clock(),
                        description="The patient's reply reads like a request to stop messages on this channel: "
                                    "confirm with them and record it in the consent ledger.",
-                       request_id=last["request_id"] if last else None,
-                       record_id=last["record_id"] if last else None,
+                       request_id=last.request.id if last else None,
+                       record_id=last.id if last else None,
                        priority="urgent", reasons=("PROBABLE_REVOCATION",), keywords=("opt-out",))
         log.info("inbound on %s: probable opt-out sent to staff (patient %s)", channel, patient or "unknown")
         return Handled.STAFF

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from emrcomm.fhir import BASE, RULE_SYSTEM, fhir_datetime
-from emrcomm.store import Store
+from emrcomm.storage import Storage as Store
 
 TASK_SYSTEM = f"{BASE}/CodeSystem/staff-task"
 _NS = uuid.UUID("0d6c1f9e-2f38-4c8e-9a55-3f0f7b1c2e44")

@@ -35,7 +35,6 @@ BUILTIN_ORDER: tuple[str, ...] = (
     "sms",
     "email",
     "portal",
-    "records",
 )
 
 # Built-ins that run only when the config names them (in plugins.order or with a [plugins.NAME]
@@ -43,9 +42,12 @@ BUILTIN_ORDER: tuple[str, ...] = (
 # built-ins above, in this order.
 OPTIONAL_BUILTINS: tuple[str, ...] = ("fhir-directory", "fhir-records")
 
-# Plugins that cannot be switched off: without them a message could go without consent,
-# to a patient who said STOP, or without a record in the chart.
-ESSENTIAL: tuple[str, ...] = ("consent", "optout", "records")
+# Plugins that cannot be switched off: without them a message could go without consent, or to
+# a patient who said STOP. (The chart is the host's own: every message's record and events are
+# kept in its storage, whatever plugins run.)
+ESSENTIAL: tuple[str, ...] = ("consent", "optout")
+# Names that were plugins once and are now part of the host: a config naming one is told so.
+FOLDED = {"records": "the embedded chart is now kept by the host itself, always: remove it from the config"}
 
 RESERVED = frozenset({"order", "disable"})
 
@@ -87,6 +89,8 @@ def active_names(config: Config, available: Sequence[str]) -> list[str]:
     where = config.source
 
     def check_known(name: str, path: str) -> None:
+        if name in FOLDED and name not in known:
+            raise ConfigError(f"{where}: {path}: plugin {name!r} is no longer a plugin: {FOLDED[name]}")
         if name in RESERVED or name not in known:
             raise ConfigError(f"{where}: {path}: unknown plugin {name!r}; choose one of: {choices}")
 

@@ -70,6 +70,8 @@ class Status(enum.StrEnum):
     """How a request ended, as the EMR shows it to staff."""
 
     SENT = "sent"
+    # Kept in the secure portal, but no notice could tell the patient: staff have a task to.
+    STORED = "stored"
     QUEUED = "queued"
     HELD = "held"
     BLOCKED = "blocked"
@@ -362,6 +364,11 @@ class Record:
     in_response_to: str | None = None
     sender_display: str | None = None
     payload_reference: str | None = None
+    # The lifecycle state (emrcomm.lifecycle.states) the record's events put it in, notes they
+    # add to the chart (delivered at…, recalled…), and how many events it has had.
+    state: str = ""
+    notes: tuple[str, ...] = ()
+    version: int = 0
 
     def evolve(self, **changes: Any) -> Record:
         return attrs.evolve(self, **changes)
@@ -372,7 +379,9 @@ class DeliveryUpdate:
     """Something that happened after hand-off: delivered, failed, read, replied, opted out.
 
     Identified by ``record_id`` when known, else by (``channel``, ``provider_id``) or, for
-    inbound messages, by (``channel``, ``address``).
+    inbound messages, by (``channel``, ``address``). ``key`` says what makes two reports the
+    same report (a provider retrying its callback, a replay): the second changes nothing.
+    ``source`` is who observed it: ``callback`` (a provider), ``portal``, ``staff``, ``host``.
     """
 
     kind: str
@@ -383,6 +392,8 @@ class DeliveryUpdate:
     address: str | None = None
     text: str | None = None
     detail: str = ""
+    key: str | None = None
+    source: str = "callback"
 
 
 @frozen

@@ -210,6 +210,16 @@ RULES: Mapping[str, Rule] = {
            "Le fournisseur n'a pas accepté le message ({detail}).",
            "It will be retried; if it keeps failing, check the transport's settings.",
            "docs/architecture.md"),
+        _r("RECALLED", "warn",
+           "The clinic recalled this message before the patient read it ({detail}).",
+           "La clinique a retiré ce message avant que le patient le lise ({detail}).",
+           "If the patient still needs to know something, send a corrected message.",
+           "docs/portal.md"),
+        _r("PATIENT_NOT_TOLD", "warn",
+           "The message waits in the portal, but no notice could tell the patient.",
+           "Le message attend dans le portail, mais aucun avis n'a pu prévenir le patient.",
+           "Tell the patient it is waiting (a task is in the practice inbox), or give them the link in person.",
+           "docs/records.md"),
     )
 }
 

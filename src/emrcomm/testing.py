@@ -22,7 +22,7 @@ import attrs
 
 from emrcomm.context import Clinic, PluginContext
 from emrcomm.model import ConsentGrant, ContactPoint, Purpose, Recipient
-from emrcomm.store import SQLiteStore
+from emrcomm.storage import Storage, open_sqlite
 
 TEST_CLINIC = Clinic(
     name="Riverside Family Health",
@@ -57,14 +57,14 @@ def make_context(
     *,
     clinic: Clinic = TEST_CLINIC,
     clock: Callable[[], dt.datetime] = lambda: TEST_NOW,
-    store: SQLiteStore | None = None,
+    storage: Storage | None = None,
 ) -> PluginContext:
     """A PluginContext backed by a fresh SQLite store in ``base_dir``."""
     return PluginContext(
         name=name,
         settings=dict(settings or {}),
         clinic=clinic,
-        store=store or SQLiteStore(base_dir / "emrcomm.sqlite"),
+        storage=storage or open_sqlite(base_dir / "emrcomm.sqlite"),
         base_dir=base_dir,
         clock=clock,
     )

@@ -8,7 +8,7 @@ backend can implement. Nothing outside storage (and a plugin's own tables) write
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from attrs import define, field
@@ -18,6 +18,8 @@ from emrcomm.storage.consent import ConsentEvent, ConsentLedger, SqlConsentLedge
 from emrcomm.storage.database import CORE, Database, Migration, pending, schema_version, upgrade
 from emrcomm.storage.inbox import Inbox, SqlInbox
 from emrcomm.storage.meta import Meta, SqlMeta
+from emrcomm.storage.outbox import Outbox, SqlOutbox
+from emrcomm.storage.records import Records, SqlRecords
 from emrcomm.storage.schema import MIGRATIONS
 from emrcomm.storage.sqlite import SQLiteDatabase
 
@@ -30,6 +32,8 @@ __all__ = [
     "Inbox",
     "Meta",
     "Migration",
+    "Outbox",
+    "Records",
     "SQLiteDatabase",
     "Storage",
     "open_sqlite",
@@ -41,6 +45,8 @@ class Storage:
     """The database and its repositories. ``transaction()`` groups writes across repositories."""
 
     db: Database
+    records: Records = field()
+    outbox: Outbox = field()
     consent: ConsentLedger = field()
     audit: AuditStore = field()
     inbox: Inbox = field()
@@ -48,7 +54,11 @@ class Storage:
 
     @classmethod
     def over(cls, db: Database) -> Storage:
-        return cls(db=db, consent=SqlConsentLedger(db), audit=SqlAuditStore(db), inbox=SqlInbox(db), meta=SqlMeta(db))
+        return cls(db=db, records=SqlRecords(db), outbox=SqlOutbox(db), consent=SqlConsentLedger(db),
+                   audit=SqlAuditStore(db), inbox=SqlInbox(db), meta=SqlMeta(db))
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        self.db.before_commit(callback)
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         return self.db.transaction()

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 from emrcomm.storage.database import CORE, Database, Migration
 
-TAKEN_OVER = "taken over after an expired lease"  # the claim's mark on a row whose worker died
-OPEN_STATES = "('pending', 'retry', 'held', 'waiting', 'sending')"  # the states a claim looks at
+_V1_OPEN_STATES = "('pending', 'retry', 'held', 'waiting', 'sending')"  # the 0.1 claim's states
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,9 +104,94 @@ def _v1_completions(db: Database) -> None:
     # The claim's order, over open rows only: a claim reads the first due rows in order and stops
     # instead of sorting every due row (160 ms a claim with 100k rows queued).
     db.execute(f"CREATE INDEX IF NOT EXISTS outbox_claim_order ON outbox (COALESCE(not_before, created)) "
-               f"WHERE state IN {OPEN_STATES}")
+               f"WHERE state IN {_V1_OPEN_STATES}")
+
+
+# Version 2: one message lifecycle. Records keep fixed facts and a projection of their events;
+# the request ledger arbitrates request ids; the outbox keeps only what is left to deliver.
+_V2 = """
+DROP INDEX IF EXISTS records_patient;
+DROP INDEX IF EXISTS records_request;
+DROP INDEX IF EXISTS outbox_due;
+DROP INDEX IF EXISTS outbox_request;
+DROP INDEX IF EXISTS outbox_claim_order;
+ALTER TABLE records RENAME TO records_v1;
+ALTER TABLE outbox RENAME TO outbox_v1;
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    patient TEXT NOT NULL,
+    category TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    record_ids TEXT NOT NULL
+);
+CREATE TABLE records (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    patient TEXT NOT NULL,
+    channel TEXT,
+    category TEXT,
+    role TEXT NOT NULL,
+    address TEXT,
+    template TEXT,
+    recorded TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated TEXT NOT NULL,
+    facts TEXT NOT NULL
+);
+CREATE INDEX records_patient ON records (patient, recorded);
+CREATE INDEX records_request ON records (request_id);
+CREATE INDEX records_to ON records (channel, address, recorded);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    at TEXT NOT NULL,
+    provider_id TEXT,
+    reason TEXT,
+    detail TEXT,
+    until TEXT,
+    dedup TEXT NOT NULL UNIQUE
+);
+CREATE INDEX events_record ON events (record_id, seq);
+CREATE INDEX events_provider ON events (provider_id) WHERE provider_id IS NOT NULL;
+CREATE TABLE outbox (
+    key TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    address TEXT,
+    leg INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    not_before TEXT,
+    expires TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until TEXT,
+    last_error TEXT,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX outbox_request ON outbox (request_id, leg);
+CREATE INDEX outbox_claim_order ON outbox (COALESCE(not_before, created)) WHERE state IN ('pending', 'held', 'retry', 'sending');
+CREATE INDEX consent_events_last ON consent_events (channel, address, seq)
+"""
+
+
+def _v2_convert(db: Database) -> None:
+    from emrcomm.storage.upgrade_v1 import convert
+
+    convert(db)
+    db.execute("DROP TABLE records_v1")
+    db.execute("DROP TABLE outbox_v1")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1)}, run=_v1_completions),
+    Migration(CORE, 2, "one message lifecycle: facts and events, the request ledger, a slim outbox",
+              statements={"sqlite": statements(_V2)}, run=_v2_convert),
 )

@@ -1,5 +1,7 @@
 """The delivery callbacks section of the app: Kannel delivery reports and MO messages, Twilio
-status callbacks and inbound messages, each authenticated before anything is read.
+status callbacks and inbound messages, each authenticated before anything is read. Nothing is
+kept in this process: every report becomes an event of its record, keyed so that a repeat (a
+retry, a replay, another ``serve``) changes nothing.
 
 - Kannel delivery reports carry ``record`` and ``sig`` (HMAC-SHA256 of the record id under
   ``plugins.sms.callback_secret``); MO messages carry ``token``, the HMAC of ``kannel-mo`` under
@@ -13,12 +15,11 @@ Anything unauthenticated, or any callback whose secret is not configured, is ref
 from __future__ import annotations
 
 import base64
-import collections
 import hashlib
 import hmac
 import logging
-import threading
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +39,6 @@ log = logging.getLogger("emrcomm.web.callbacks")
 
 PREFIX = "/callbacks"  # plugins.sms.callback_url must name this path, e.g. https://host/callbacks
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-_REMEMBERED = 10_000  # records whose segment reports are kept in memory for combining
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -57,14 +57,11 @@ class Callbacks:
         self._kannel_secret = kannel_secret
         self._twilio_token = twilio_token
         self.base_url = base_url.rstrip("/") if base_url else None
-        self._reports: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
-        self._finished: set[str] = set()
-        self._lock = threading.Lock()
 
     # Kannel --------------------------------------------------------------------------------------
     async def kannel_dlr(self, request: Request) -> Response:
         from emrcomm_sms.callbacks import valid_signature
-        from emrcomm_sms.reports import SegmentReport, kannel_state
+        from emrcomm_sms.reports import kannel_state
 
         q = request.query_params
         record, sig = q.get("record", ""), q.get("sig", "")
@@ -75,8 +72,9 @@ class Callbacks:
             state = kannel_state(int(q.get("type", "")))
         except ValueError:
             return PlainTextResponse("bad report type", status_code=400)
-        report = SegmentReport(state, part=q.get("smsc_id") or None, detail=f"kannel type {q.get('type')}")
-        await run_in_threadpool(self._report, record, report, None)
+        kind = q.get("type", "")
+        await run_in_threadpool(partial(self._report, record, state, None, key=f"kannel:{record}:{kind}",
+                                        detail=f"kannel type {kind}"))
         return PlainTextResponse("ok")
 
     async def kannel_mo(self, request: Request) -> Response:
@@ -108,7 +106,7 @@ class Callbacks:
         return form
 
     async def twilio_status(self, request: Request) -> Response:
-        from emrcomm_sms.reports import SegmentReport, twilio_state
+        from emrcomm_sms.reports import twilio_state
 
         form = await self._twilio_form(request)
         if form is None:
@@ -119,8 +117,10 @@ class Callbacks:
         except ValueError:
             return PlainTextResponse("unknown status", status_code=400)
         detail = f"twilio {form.get('MessageStatus')}" + (f" {form['ErrorCode']}" if form.get("ErrorCode") else "")
+        sid = form.get("MessageSid") or ""
         if record:
-            await run_in_threadpool(self._report, record, SegmentReport(state, detail=detail), form.get("MessageSid"))
+            await run_in_threadpool(partial(self._report, record, state, sid or None,
+                                            key=f"twilio:{sid or record}:{form.get('MessageStatus')}", detail=detail))
         return Response(status_code=200)
 
     async def twilio_inbound(self, request: Request) -> Response:
@@ -133,35 +133,17 @@ class Callbacks:
         return Response(EMPTY_TWIML, media_type="text/xml")
 
     # shared --------------------------------------------------------------------------------------
-    def _report(self, record: str, report: Any, provider_id: str | None) -> None:
-        """Combine this report with the record's earlier ones; tell the host when the message as
-        a whole is delivered or failed (once)."""
-        from emrcomm.host import payload_text
-        from emrcomm_policy.segments import count_segments
-        from emrcomm_sms.reports import ReportState, combine
+    def _report(self, record: str, state: Any, provider_id: str | None, *, key: str, detail: str) -> None:
+        """Append the report to the record: delivered, failed, or progress that says nothing
+        final. ``key`` makes a provider's retry or a replay change nothing, across restarts and
+        ``serve`` processes; a report that says less than what is known (a failed after a
+        delivered) is recorded and moves nothing (docs/architecture.md)."""
+        from emrcomm_sms.reports import ReportState
 
-        segments = 1
-        row = self.host.store.outbox_get(record) if provider_id is None else None
-        if row is not None:  # Kannel reports per segment (Twilio, with a Message SID, per message)
-            text = payload_text(row["payload"], self.host.channels) or ""
-            segments = max(1, count_segments(text)[1]) if text else 1
-        with self._lock:
-            if record in self._finished:
-                return
-            seen = self._reports.setdefault(record, [])
-            seen.append(report)
-            self._reports.move_to_end(record)
-            while len(self._reports) > _REMEMBERED:
-                self._reports.popitem(last=False)
-            combined = combine(seen, segments)
-            if combined.state not in (ReportState.DELIVERED, ReportState.FAILED):
-                return
-            self._finished.add(record)
-            self._reports.pop(record, None)
-        kind = "delivered" if combined.state is ReportState.DELIVERED else "failed"
+        kind = {ReportState.DELIVERED: "delivered", ReportState.FAILED: "failed"}.get(state, "progress")
         self.host.delivery_update(DeliveryUpdate(kind=kind, at=self.host.clock(), channel="sms", record_id=record,
-                                                 provider_id=provider_id, detail=combined.detail))
-        log.info("record %s: %s (%d segment(s))", record, kind, segments)
+                                                 provider_id=provider_id, detail=detail, key=key))
+        log.info("record %s: %s report", record, kind)
 
     def _inbound(self, sender: str, text: str, provider_id: str | None) -> None:
         handled = handle_inbound(self.host, channel="sms", address=sender, text=text, at=self.host.clock(),
@@ -174,12 +156,12 @@ def callbacks_for(host: Host) -> Callbacks | None:
     if "sms" not in host.channels:
         return None
     settings = host.config.plugin_settings.get("sms", {})
-    context = PluginContext(name="sms", settings=settings, clinic=host.config.clinic, store=host.store,
+    context = PluginContext(name="sms", settings=settings, clinic=host.config.clinic, storage=host.storage,
                             base_dir=host.config.base_dir, clock=host.clock)
     token = None
     if settings.get("transport") == "twilio":
         twilio = PluginContext(name="sms.twilio", settings=settings["twilio"], clinic=host.config.clinic,
-                               store=host.store, base_dir=host.config.base_dir, clock=host.clock)
+                               storage=host.storage, base_dir=host.config.base_dir, clock=host.clock)
         token = twilio.secret("auth_token")
     return Callbacks(host, kannel_secret=context.secret("callback_secret"), twilio_token=token,
                      base_url=settings.get("callback_url"))

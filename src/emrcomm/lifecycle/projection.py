@@ -1,0 +1,170 @@
+"""The chart's view of a record: its fixed facts (what was decided and said) and its events
+(what happened since) projected into one :class:`~emrcomm.model.Record`, from which the FHIR
+Communication is built. The projection depends on the set of events only, never on the order
+they arrived in, so any process may append and any process may project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from attrs import frozen
+
+from emrcomm.lifecycle.events import Event, Note
+from emrcomm.lifecycle.states import RULES, LegState, rank
+from emrcomm.model import Category, Finding, Record, Request, Severity
+from emrcomm.rules import finding
+
+# States after which the message had left: `sent` is set.
+_SENT = frozenset({LegState.ACCEPTED, LegState.FAILED, LegState.DELIVERED, LegState.RECALLED, LegState.READ})
+# "Not sent" ends that a requeue by staff takes back.
+_REQUEUABLE = frozenset({LegState.CANCELLED, LegState.EXPIRED, LegState.UNDELIVERABLE})
+
+
+@frozen
+class RecordFacts:
+    """What a record says that never changes once it is filed: the request it belongs to, the
+    route, the words (a notice's link withheld), the findings of the decision.
+
+    ``announced`` is False for a portal message that no notice announces: the patient was not
+    told, so it is not complete until they read it or staff say they told them.
+    """
+
+    id: str
+    request: Request
+    role: str
+    recorded: dt.datetime
+    channel: str | None = None
+    medium: str | None = None
+    address: str | None = None
+    text: str | None = None
+    subject: str | None = None
+    language: str = "en"
+    findings: tuple[Finding, ...] = ()
+    reasons: tuple[str, ...] = ()
+    sender_display: str | None = None
+    payload_reference: str | None = None
+    in_response_to: str | None = None
+    announced: bool = True
+
+    # stored form ---------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        req = self.request
+        out: dict[str, Any] = {
+            "v": 1, "role": self.role, "recorded": self.recorded.isoformat(),
+            "request": {"id": req.id, "patient": req.patient_ref, "category": req.category.value,
+                        "priority": req.priority, "based_on": req.based_on, "sender": req.sender},
+            "channel": self.channel, "medium": self.medium, "address": self.address, "text": self.text,
+            "subject": self.subject, "language": self.language,
+            "findings": [_finding_json(f) for f in self.findings],
+            "reasons": list(self.reasons), "sender_display": self.sender_display,
+            "payload_reference": self.payload_reference, "in_response_to": self.in_response_to,
+        }
+        if not self.announced:
+            out["announced"] = False
+        return {k: v for k, v in out.items() if v not in (None, [], "")}
+
+    @classmethod
+    def from_json(cls, record_id: str, data: Mapping[str, Any]) -> RecordFacts:
+        r = data["request"]
+        request = Request(r["patient"], Category(r["category"]), id=r["id"], priority=r.get("priority", "routine"),
+                          based_on=r.get("based_on"), sender=r.get("sender"))
+        return cls(
+            id=record_id, request=request, role=data["role"], recorded=dt.datetime.fromisoformat(data["recorded"]),
+            channel=data.get("channel"), medium=data.get("medium"), address=data.get("address"),
+            text=data.get("text"), subject=data.get("subject"), language=data.get("language", "en"),
+            findings=tuple(_finding_from(f) for f in data.get("findings", ())),
+            reasons=tuple(data.get("reasons", ())), sender_display=data.get("sender_display"),
+            payload_reference=data.get("payload_reference"), in_response_to=data.get("in_response_to"),
+            announced=data.get("announced", True),
+        )
+
+
+def _finding_json(f: Finding) -> list[Any]:
+    return [f.code, f.severity.value, f.message, f.remedy, f.plugin, f.channel, f.override]
+
+
+def _finding_from(data: list[Any]) -> Finding:
+    code, severity, message, remedy, plugin, channel, override = data
+    return Finding(code=code, severity=Severity(severity), message=message, remedy=remedy, plugin=plugin,
+                   channel=channel, override=override)
+
+
+def state_of(events: Iterable[Event]) -> tuple[LegState | None, Event | None]:
+    """The state the events put a leg in, and the event that decided it (None: no state yet)."""
+    events = list(events)
+    requeued = [e.at for e in events if e.kind is Note.REQUEUED]
+    last_requeue = max(requeued) if requeued else None
+    moving = [e for e in events if isinstance(e.kind, LegState)
+              and not (last_requeue is not None and e.kind in _REQUEUABLE and e.at <= last_requeue)]
+    if not moving:
+        return (LegState.QUEUED, None) if requeued else (None, None)
+    # Highest rank wins; among equals the earliest, then the dedup key: a total order.
+    winner = min(moving, key=lambda e: (-rank(e.kind), e.at, e.dedup))  # type: ignore[arg-type]
+    return LegState(winner.kind), winner
+
+
+def project(facts: RecordFacts, events: Iterable[Event]) -> Record:
+    """The record as the chart shows it now (see the module docstring)."""
+    events = sorted(events, key=lambda e: (e.at, e.dedup))
+    state, decisive = state_of(events)
+    if state is None:  # no event yet: as it was filed
+        state = LegState.BLOCKED if facts.role == "blocked" else LegState.QUEUED
+    accepted = [e for e in events if e.kind is LegState.ACCEPTED]
+    first_accepted = accepted[0] if accepted else None
+    reasons = facts.reasons
+    findings = facts.findings
+    hold_until = None
+    fhir_status = RULES[state].status
+    if state is LegState.HELD and decisive is not None:
+        hold_until = decisive.until
+        reasons = (decisive.reason,) if decisive.reason else ()
+    elif state in (LegState.CANCELLED, LegState.EXPIRED, LegState.UNDELIVERABLE, LegState.FAILED,
+                   LegState.RECALLED) and decisive is not None:
+        code = decisive.reason or {LegState.EXPIRED: "MESSAGE_EXPIRED", LegState.RECALLED: "RECALLED"}.get(
+            state, "DELIVERY_FAILED")
+        reasons = (code,)
+        findings = (*findings, finding(code, plugin=decisive.source.value, channel=facts.channel,
+                                       severity=Severity.WARN, detail=decisive.detail or "no detail"))
+    elif state is LegState.ACCEPTED and not facts.announced and not any(e.kind is Note.ANNOUNCED for e in events):
+        fhir_status = "in-progress"
+        reasons = ("PATIENT_NOT_TOLD",)
+        findings = (*findings, finding("PATIENT_NOT_TOLD", plugin="host", channel=facts.channel))
+    read = next((e for e in events if e.kind is LegState.READ), None)
+    received = next((e for e in events if e.kind is LegState.RECEIVED), None)
+    return Record(
+        id=facts.id, request=facts.request, status=fhir_status, state=state.value, channel=facts.channel,
+        medium=facts.medium, address=facts.address, role=facts.role, text=facts.text, subject=facts.subject,
+        language=facts.language, findings=findings, reasons=reasons,
+        sent=(first_accepted.at if first_accepted is not None and state in _SENT
+              else received.at if received is not None else None),
+        received=read.at if read is not None else received.at if received is not None else None,
+        recorded=facts.recorded, hold_until=hold_until,
+        provider_id=first_accepted.provider_id if first_accepted is not None else None,
+        in_response_to=facts.in_response_to, sender_display=facts.sender_display,
+        payload_reference=facts.payload_reference, notes=tuple(_notes(events, accepted)), version=len(events),
+    )
+
+
+def _notes(events: list[Event], accepted: list[Event]) -> list[str]:
+    """What the chart says of the events besides its status, oldest first."""
+    from emrcomm.fhir import fhir_datetime
+
+    out = []
+    for e in events:
+        when = fhir_datetime(e.at)
+        if e.kind is LegState.DELIVERED:
+            out.append(f"delivered {when}")
+        elif e.kind is LegState.RECALLED:
+            out.append(f"recalled {when}" + (f": {e.detail}" if e.detail else ""))
+        elif e.kind is Note.LINK_EXPIRED:
+            out.append(f"expired unread {when}")
+        elif e.kind is Note.ANNOUNCED:
+            out.append(f"the patient was told by staff {when}")
+        elif e.kind is Note.REQUEUED:
+            out.append(f"put back in the outbox by staff {when}")
+    for again in accepted[1:]:
+        out.append(f"sent again {fhir_datetime(again.at)} (a worker's lease ran out mid-send)")
+    return out

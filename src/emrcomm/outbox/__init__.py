@@ -1,0 +1,1 @@
+"""The outbox: what is left to deliver (payload), and the worker that delivers it."""

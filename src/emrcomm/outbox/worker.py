@@ -1,0 +1,355 @@
+"""The outbox worker (``emrcomm worker``): delivers what waits in the outbox with the same
+routine as an inline send (emrcomm.pipeline.deliver): retries, backoff, dead letters, holds
+released when their time comes, expiry, and the opt-out re-check. docs/operations.md runs it.
+
+Each row is leased to one worker in one claim, so two workers never hold the same row; a worker
+that dies leaves its rows 'sending' until the lease runs out, then another takes them over and
+sends them again with the same idempotency key (the record id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from attrs import define, field, frozen
+
+from emrcomm.lifecycle.events import Source
+from emrcomm.pipeline.deliver import RetryPolicy, deliver
+from emrcomm.storage import Storage
+from emrcomm.storage.outbox import RELEASED, Item
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+log = logging.getLogger("emrcomm.worker")
+
+MAX_CLAIM = 256  # rows claimed at once, at most (see WorkerSettings.claim_batch)
+# A claimed row starts its send within this share of its lease, or is given back: the rest of
+# the lease (7/8) must cover the send itself (docs/operations.md: lease_seconds).
+HELD_SHARE = 1 / 8
+WINDOWS_KEPT = 10_000  # crash windows kept for the percentiles (the most recent ones)
+
+
+@frozen
+class WorkerSettings:
+    """``[delivery]`` settings the worker reads (schemas/config.schema.json documents them)."""
+
+    max_attempts: int = 8
+    backoff_base: float = 30.0
+    backoff_cap: float = 3600.0
+    concurrency: int = 4
+    lease_seconds: float = 120.0
+    poll_seconds: float = 1.0
+    # Seconds a settle waits for the other threads' settles before committing, when they are
+    # still sending (PostgreSQL's commit_delay): one fsync and one signature for several.
+    commit_delay: float = 0.001
+    # Rows claimed at a time while the threads still hold ``concurrency`` of them. 0 (the
+    # default) adapts it: it starts at max(concurrency, 16) and doubles (up to 256) while a
+    # claim's rows are gone within lease_seconds / 32, halves when they take over
+    # lease_seconds / 16 (a row not started within lease_seconds / 8 is given back). Not a
+    # config key. Fewer, larger claims cost less (a claim is one commit), and rows in hand
+    # never wait long enough to risk their lease.
+    claim_batch: int = 0
+
+    @classmethod
+    def from_config(cls, delivery: Mapping[str, Any], concurrency: int | None = None) -> WorkerSettings:
+        return cls(
+            max_attempts=int(delivery.get("max_attempts", 8)),
+            backoff_base=float(delivery.get("backoff_base", 30.0)),
+            backoff_cap=float(delivery.get("backoff_cap", 3600.0)),
+            concurrency=int(concurrency or delivery.get("concurrency", 4)),
+            lease_seconds=float(delivery.get("lease_seconds", 120.0)),
+            poll_seconds=float(delivery.get("poll_seconds", 1.0)),
+            commit_delay=float(delivery.get("commit_delay", 0.001)),
+        )
+
+
+@define
+class WorkerStats:
+    """What one worker did; ``windows`` are the crash windows measured (seconds between the
+    transport's answer and the commit that marks the row sent)."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    expired: int = 0
+    cancelled: int = 0  # the patient opted out after the row was queued: not sent
+    # Rows found 'sending' under an expired lease: possibly sent before (a dead worker's rows in
+    # flight), or only claimed (the rows it held for its threads; see Worker.run).
+    taken_over: int = 0
+    lost_lease: int = 0
+    released: int = 0  # claimed rows given back unsent because they waited too long in hand
+    # The most recent windows only (a worker runs for months): p50 and p99 are of these; the
+    # max is of every window since the worker started.
+    windows: deque[float] = field(factory=lambda: deque(maxlen=WINDOWS_KEPT))
+    window_max: float | None = None
+    _lock: threading.Lock = field(factory=threading.Lock, repr=False)
+
+    def count(self, what: str, window: float | None = None) -> None:
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+            if window is not None:
+                self.windows.append(window)
+                self.window_max = window if self.window_max is None else max(self.window_max, window)
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            ordered = sorted(self.windows)
+            most = self.window_max
+
+        def pct(p: float) -> float | None:
+            return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 3) if ordered else None
+
+        return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired, "cancelled": self.cancelled,
+                "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
+                "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99),
+                                    "max": None if most is None else round(most * 1000, 3)}}
+
+
+class SharedCommits:
+    """Settles from the delivery threads share commits: one fsync and one audit signature for
+    every settle that arrived while the previous commit was being made.
+
+    ``run(write)`` returns once ``write``'s effects are durable (or raises what it raised, or
+    what the commit raised). The first thread to find no commit under way makes one for every
+    write waiting, each in its own savepoint (a write that raises is undone alone); the others
+    wait for it, and one of them commits whatever arrived meanwhile. When ``others()`` (threads
+    still sending) exceeds the writes waiting, the committing thread first sleeps ``delay``
+    seconds so that their settles join this commit: the other threads use the CPU meanwhile,
+    and the group costs one commit instead of several. A thread alone commits at once.
+    """
+
+    def __init__(self, store: Storage, *, delay: float = 0.0, others: Callable[[], int] = lambda: 0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.store = store
+        self.delay = delay
+        self.others = others
+        self._sleep = sleep
+        self._waiting: list[_Write] = []
+        self._queue = threading.Lock()
+        self._committing = threading.Lock()
+        self.commits = 0  # commits made, for the statistics: writes / commits = the group size
+
+    def run(self, write: Callable[[], Any]) -> Any:
+        mine = _Write(write)
+        with self._queue:
+            self._waiting.append(mine)
+        try:
+            self._committing.acquire()
+        except BaseException:  # interrupted while waiting: not written, unless a commit has it
+            with self._queue:
+                self._waiting = [each for each in self._waiting if each is not mine]
+            raise
+        try:
+            if not mine.done:
+                if self.delay and self.others() > len(self._waiting):
+                    self._sleep(self.delay)
+                with self._queue:
+                    group, self._waiting = self._waiting, []
+                self._commit(group)
+        finally:
+            self._committing.release()
+        if mine.error is not None:
+            raise mine.error
+        return mine.result
+
+    def _commit(self, group: list[_Write]) -> None:
+        try:
+            with self.store.group_commit():
+                for each in group:
+                    try:
+                        with self.store.transaction():  # a savepoint inside the group
+                            each.result = each.write()
+                    except BaseException as exc:  # undone alone; raised in its own thread only
+                        each.result, each.error = None, exc
+            self.commits += 1
+        except BaseException as exc:  # the commit itself failed: nothing of the group is durable
+            for each in group:
+                if each.error is None:
+                    each.result = None
+                    if isinstance(exc, Exception):
+                        each.error = exc
+                    else:  # an interrupt belongs to the thread it hit (this one), not to the others
+                        each.error = RuntimeError(f"the shared commit was interrupted ({type(exc).__name__})")
+                        each.error.__cause__ = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for each in group:
+                each.done = True
+
+
+@define
+class _Write:
+    write: Callable[[], Any]
+    result: Any = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+
+
+class Worker:
+    """Delivers due outbox rows of ``host`` with ``settings.concurrency`` threads.
+
+    ::
+
+        with Host.from_config(path) as host:
+            Worker(host).run(once=True)
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        settings: WorkerSettings | None = None,
+        *,
+        rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        self.settings = settings or WorkerSettings.from_config(host.config.raw.get("delivery", {}))
+        self.policy = RetryPolicy(self.settings.max_attempts, self.settings.backoff_base, self.settings.backoff_cap)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = WorkerStats()
+        self._rand = rand
+        self._sleep = sleep
+        self._stop = threading.Event()
+        self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
+        self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
+        self._sending = 0  # threads delivering a row now (their settles may come soon)
+        self._sending_lock = threading.Lock()
+        self._settles = SharedCommits(host.storage, delay=self.settings.commit_delay, others=lambda: self._sending)
+
+    def stop(self) -> None:
+        """Finish the messages being sent, give back the rows not started, then return from
+        :meth:`run`."""
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def run(self, *, once: bool = False) -> WorkerStats:
+        """Deliver until stopped; with ``once``, until nothing is due now.
+
+        The threads never wait for one another: while they still hold ``concurrency`` claimed
+        rows, the next ``claim_batch`` are claimed (one commit), so a thread that finishes a
+        message takes the next one at once. A rate-limited transport's schedule is therefore
+        not stalled between batches by the slowest message of a batch and the claim after it.
+        """
+        concurrency = self.settings.concurrency
+        batch = self.settings.claim_batch or max(concurrency, 16)
+        self._in_hand = 0
+
+        def settled(_: object) -> None:
+            with self._changed:
+                self._in_hand -= 1
+                self._changed.notify_all()
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emrcomm-worker") as pool:
+            try:
+                self._feed(pool, once, batch, settled)
+            except BaseException:
+                # Ctrl-C or an error: the rows not yet started are given back rather than sent
+                # while the pool drains (as on stop()).
+                self._stop.set()
+                raise
+        return self.stats
+
+    def _feed(self, pool: ThreadPoolExecutor, once: bool, batch: int, settled: Callable[[object], None]) -> None:
+        concurrency, lease = self.settings.concurrency, self.settings.lease_seconds
+        last_claim: float | None = None
+        while not self._stop.is_set():
+            with self._changed:
+                while self._in_hand > concurrency and not self._stop.is_set():
+                    self._changed.wait(self.settings.poll_seconds)
+                room = concurrency + batch - self._in_hand
+            if self._stop.is_set():
+                break
+            claimed = time.monotonic()  # before the claim: waiting for the lock uses the lease too
+            rows = self._claim(room)
+            if rows:
+                if not self.settings.claim_batch and last_claim is not None:
+                    took = claimed - last_claim  # the previous claim's rows, all but `concurrency`
+                    if took < lease * HELD_SHARE / 4:
+                        batch = min(MAX_CLAIM, batch * 2)
+                    elif took > lease * HELD_SHARE / 2:  # well before rows would be given back
+                        batch = max(concurrency, batch // 2)
+                last_claim = claimed
+                with self._changed:
+                    self._in_hand += len(rows)
+                for row in rows:
+                    pool.submit(self._deliver_claimed, row, claimed).add_done_callback(settled)
+                continue
+            with self._changed:
+                if self._in_hand:  # a row in hand may release a later leg: look again when one is done
+                    self._changed.wait(self.settings.poll_seconds)
+                    continue
+            if once:
+                break
+            self._stop.wait(self.settings.poll_seconds)
+
+    def _claim(self, limit: int) -> list[Item]:
+        now = self.host.clock()
+        return self.host.storage.outbox.claim(
+            owner=self.owner, now=now, lease_until=now + dt.timedelta(seconds=self.settings.lease_seconds),
+            limit=limit,
+        )
+
+    def _deliver_claimed(self, row: Item, claimed: float) -> None:
+        """Deliver a row claimed at ``claimed`` (monotonic), unless it waited in hand so long that
+        its lease might run out during the send (another worker could then take it over and send
+        it a second time), or the worker is stopping: then it is given back, unsent, for the
+        next claim."""
+        if not self._stop.is_set() and time.monotonic() - claimed <= self.settings.lease_seconds * HELD_SHARE:
+            self.deliver(row)
+            return
+        try:
+            self.host.storage.outbox.release(row.key, owner=self.owner, now=self.host.clock(), error=RELEASED)
+            self.stats.count("released")
+            log.info("outbox %s: %s", row.key, RELEASED)
+        except Exception as exc:  # left to lease takeover, like any row of a worker in trouble
+            log.error("outbox %s: could not give back an unsent row (%s)", row.key, type(exc).__name__)
+
+    def run_batch(self, pool: ThreadPoolExecutor | None = None) -> int:
+        """Claim up to ``concurrency`` due rows and deliver them all; returns how many were
+        claimed. (:meth:`run` does not wait for a whole batch: it keeps its threads fed.)"""
+        rows = self._claim(self.settings.concurrency)
+        if pool is None or len(rows) == 1:
+            for row in rows:
+                self.deliver(row)
+        else:
+            list(pool.map(self.deliver, rows))
+        return len(rows)
+
+    # one row -------------------------------------------------------------------------------------
+    def deliver(self, row: Item) -> None:
+        """Deliver one claimed row (emrcomm.pipeline.deliver); its settle shares a commit with the
+        other threads' (SharedCommits)."""
+        with self._sending_lock:
+            self._sending += 1
+        try:
+            if row.taken_over:
+                self.stats.count("taken_over")
+            facts = self.host.storage.records.facts(row.key)
+            done = deliver(self.host, row, facts, owner=self.owner, source=Source.WORKER, policy=self.policy,
+                           commit=self._settles.run, rand=self._rand)
+            if done.result == "accepted":
+                self.stats.count("sent" if done.kept else "lost_lease", done.window if done.kept else None)
+            else:
+                self.stats.count({"retry": "retried", "undeliverable": "dead"}.get(done.result, done.result))
+        except Exception as exc:  # never lose the thread: the row stays leased until another takes it over
+            log.error("outbox %s: worker error %s; left to lease takeover", row.key, type(exc).__name__)
+            log.debug("outbox %s: worker error", row.key, exc_info=True)
+        finally:
+            with self._sending_lock:
+                self._sending -= 1

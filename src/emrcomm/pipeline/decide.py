@@ -1,0 +1,232 @@
+"""Deciding a request: who, in what words, on which channel, and why not the others. Reads
+only; nothing is written. One routine for ``send``, ``send_many``, ``preview`` and ``check``.
+
+find the recipient -> render -> inspect -> plan -> validate each candidate (a notice is
+rendered and inspected on its own) -> the first candidate nothing blocks, or only a hold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Protocol
+
+import attrs
+from attrs import frozen
+
+from emrcomm.errors import RequestError
+from emrcomm.model import (
+    Candidate,
+    Channel,
+    Finding,
+    LinkingTransport,
+    Message,
+    Plan,
+    Recipient,
+    Request,
+    Route,
+    Sensitivity,
+)
+from emrcomm.pipeline.records import record_id
+from emrcomm.rules import finding
+
+
+class Hooks(Protocol):
+    """The hook calls a decision makes (the plugin manager gives them, typed)."""
+
+    @property
+    def channels(self) -> Mapping[str, Channel]: ...
+
+    def find_recipient(self, request: Request) -> Recipient | None: ...
+
+    def render(self, request: Request, recipient: Recipient) -> Message: ...
+
+    def inspect(self, message: Message) -> tuple[Finding, ...]: ...
+
+    def plan(self, message: Message, recipient: Recipient, facts: tuple[Finding, ...]) -> Plan | None: ...
+
+    def validate(self, message: Message, recipient: Recipient, channel: Channel, route: Route,
+                 facts: tuple[Finding, ...], now: dt.datetime) -> tuple[Finding, ...]: ...
+
+
+@frozen
+class Leg:
+    """One route of the chosen candidate, with its own words and findings. A notice carries the
+    link to the message it announces (``link``) and where that message is (``link_from``)."""
+
+    route: Route
+    channel: Channel
+    message: Message
+    findings: tuple[Finding, ...]
+    link: str | None = None
+    link_from: tuple[str, str] | None = None
+
+
+@frozen
+class Verdict:
+    candidate: Candidate
+    legs: tuple[Leg, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def blocks(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.blocks)
+
+    @property
+    def holdable(self) -> bool:
+        """Blocked only by holds (quiet hours): the message waits instead of being refused."""
+        blocks = self.blocks
+        return bool(blocks) and all(f.hold_until is not None for f in blocks)
+
+    @property
+    def passes(self) -> bool:
+        return not self.blocks or self.holdable
+
+    @property
+    def hold_until(self) -> dt.datetime | None:
+        holds = [f.hold_until for f in self.blocks if f.hold_until is not None]
+        return max(holds) if holds else None
+
+
+@frozen
+class Decision:
+    """What the host decided for one request, before anything is written.
+
+    Exactly one of: ``repeat`` (the id was handled before), ``refusal`` (the request cannot be
+    rendered: nothing is filed), ``chosen`` (a candidate passes or is only held), or none of
+    them (blocked: ``findings`` has every reason).
+    """
+
+    request: Request
+    now: dt.datetime
+    repeat: bool = False
+    refusal: RequestError | None = None
+    recipient: Recipient | None = None
+    plan: Plan | None = None
+    verdicts: tuple[Verdict, ...] = ()
+    chosen: Verdict | None = None
+    findings: tuple[Finding, ...] = ()
+    facts: tuple[Finding, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return not self.repeat and self.refusal is None and self.chosen is None
+
+    @property
+    def rejected_blocks(self) -> tuple[Finding, ...]:
+        """The blocks of the candidates tried before the chosen one (why not SMS)."""
+        return tuple(f for v in self.verdicts if v is not self.chosen for f in v.blocks)
+
+    @property
+    def about(self) -> set[str]:
+        """What the decision read that an earlier request of a group could change: its id, the
+        patient, the addresses chosen (a group commits before deciding one that shares them)."""
+        out = {f"request:{self.request.id}"}
+        if self.recipient is not None:
+            out.add(f"patient:{self.recipient.patient_ref}")
+        for leg in self.chosen.legs if self.chosen else ():
+            if leg.route.address:
+                out.add(f"to:{leg.channel.name}:{leg.route.address}")
+        return out
+
+
+def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
+           every_candidate: bool = False) -> Decision:
+    """Decide ``request`` at ``now``. ``handled``: the request id was decided before (a repeat).
+    ``every_candidate`` judges them all (a dry run explains each); otherwise judging stops at
+    the first candidate that passes or is only held."""
+    if handled:
+        return Decision(request, now, repeat=True)
+    recipient = hooks.find_recipient(request)
+    if recipient is None:
+        return Decision(request, now, findings=(finding("RECIPIENT_UNKNOWN", plugin="host", detail=request.patient_ref),))
+    try:
+        message = hooks.render(request, recipient)
+    except RequestError as exc:
+        return Decision(request, now, refusal=exc, recipient=recipient)
+    facts = hooks.inspect(message)
+    plan = hooks.plan(message, recipient, facts)
+    if plan is None or not plan.candidates:
+        return Decision(request, now, recipient=recipient, plan=plan, facts=facts,
+                        findings=(finding("NO_ROUTE", plugin="host"),))
+    verdicts: list[Verdict] = []
+    chosen: Verdict | None = None
+    for candidate in plan.candidates:
+        verdict = judge(hooks, candidate, message, recipient, facts, now)
+        verdicts.append(verdict)
+        if chosen is None and verdict.passes:
+            chosen = verdict
+            if not every_candidate:
+                break
+    found = () if chosen else tuple(f for v in verdicts for f in v.findings)
+    return Decision(request, now, recipient=recipient, plan=plan, verdicts=tuple(verdicts), chosen=chosen,
+                    findings=found, facts=facts)
+
+
+def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recipient,
+          facts: tuple[Finding, ...], now: dt.datetime) -> Verdict:
+    """Validate every route of a candidate; a notice is rendered (with its link) and inspected."""
+    legs: list[Leg] = []
+    if not candidate.routes:  # a plan bug must not read as "nothing objected, sent"
+        return Verdict(candidate, (), (finding("CHECK_FAILED", plugin="host",
+                                                detail="the plan proposed a candidate with no route"),))
+    for route in candidate.routes:
+        channel = hooks.channels.get(route.channel)
+        if channel is None:
+            f = finding("CHECK_FAILED", plugin="host", channel=route.channel,
+                        detail=f"the plan names channel {route.channel!r}, which no plugin registers")
+            return Verdict(candidate, tuple(legs), (f,))
+        leg_message, leg_facts = message, facts
+        link: str | None = None
+        link_from = announced(hooks.channels, candidate, message.request) if route.template is not None else None
+        if route.template is not None:
+            try:
+                if link_from is not None:
+                    linker: LinkingTransport = hooks.channels[link_from[0]].transport  # type: ignore[assignment]
+                    link = linker.link_for(link_from[1])
+                leg_message = hooks.render(notice_request(message.request, route.template, link), recipient)
+            except RequestError as exc:
+                f = finding("CHECK_FAILED", plugin="host", channel=route.channel,
+                            detail=f"notice template {route.template!r}: {exc}")
+                return Verdict(candidate, tuple(legs), (f,))
+            leg_facts = hooks.inspect(leg_message)
+        found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
+        found += hooks.validate(leg_message, recipient, channel, route, leg_facts, now)
+        legs.append(Leg(route, channel, leg_message, found, link, link_from if link else None))
+    return Verdict(candidate, tuple(legs), tuple(f for leg in legs for f in leg.findings))
+
+
+def announced(channels: Mapping[str, Channel], candidate: Candidate, req: Request) -> tuple[str, str] | None:
+    """(channel, message id) of the message a notice in this candidate announces: the primary
+    route on a channel that holds content and gives links (``transport.link_for``)."""
+    for route in candidate.routes:
+        channel = channels.get(route.channel)
+        if (route.role == "primary" and channel is not None and channel.holds_content
+                and callable(getattr(channel.transport, "link_for", None))):
+            return channel.name, record_id(req.id, channel.name, route.role)
+    return None
+
+
+def notice_request(request: Request, template: str, link: str | None) -> Request:
+    """A notice carries nothing of the request but its identity and category, and the link."""
+    return attrs.evolve(request, template=template, text=None, variables={"link": link} if link else {},
+                        sensitivity=Sensitivity.NORMAL, subject=None, attachments=())
+
+
+def explanation(decision: Decision, *, dry_run: bool = False) -> tuple[str, ...]:
+    """Why each channel was or was not used, one line each, as staff read it. ``dry_run``
+    speaks of what would happen, and of candidates that would serve as fallbacks."""
+    lines = [f"{channel}: not proposed ({why})" for channel, why in (decision.plan.rejected if decision.plan else ())]
+    for verdict in decision.verdicts:
+        label = verdict.candidate.label
+        why = f" ({verdict.candidate.reason})" if verdict.candidate.reason else ""
+        codes = ", ".join(sorted({f.code for f in verdict.blocks}))
+        if verdict is decision.chosen and verdict.blocks:
+            lines.append(f"{label}: {'would be held' if dry_run else 'held'} ({codes})")
+        elif verdict is decision.chosen:
+            lines.append(f"{label}: {'would be chosen' if dry_run else 'chosen'}{why}")
+        elif verdict.blocks:
+            lines.append(f"{label}: rejected ({codes})")
+        else:
+            lines.append(f"{label}: would pass, as a fallback{why}")
+    return tuple(lines)

@@ -1,0 +1,240 @@
+"""Delivering one outbox row, the same way inline and in the worker: check it may still go,
+hand it to the channel's transport, and append what happened to its record in one commit with
+the outbox change (accepted and the row gone; a retry with backoff; a dead letter; expired;
+cancelled because the patient opted out meanwhile). A leg after it waits while it is there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from emrcomm import fhir
+from emrcomm.audit import Trail
+from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from emrcomm.lifecycle.events import Event, Note, Source
+from emrcomm.lifecycle.projection import RecordFacts
+from emrcomm.lifecycle.states import LegState
+from emrcomm.model import Channel, Message, Receipt, Record
+from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
+from emrcomm.storage.outbox import Item
+from emrcomm.storage.times import iso
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+log = logging.getLogger("emrcomm.delivery")
+
+CONFIRMATION = "optout-confirmation"  # the one message that may still go after an opt-out
+RECORD_ATTEMPTS = 3  # tries to record that a message left before giving up on its record
+Commit = Callable[[Callable[[], Any]], Any]
+
+
+@frozen
+class RetryPolicy:
+    """``[delivery]``: how often to try, and how long to wait between tries."""
+
+    max_attempts: int = 8
+    backoff_base: float = 30.0
+    backoff_cap: float = 3600.0
+
+    def wait(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds after failed attempt ``attempt`` (1-based): ``base * 2**(attempt-1)`` capped at
+        ``cap``, jittered down to 50-100 % so that retries of one outage spread out."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempt - 1))
+        return ceiling * (0.5 + rand() / 2)
+
+
+@frozen
+class Delivered:
+    """How one delivery ended: ``accepted`` (with the receipt), ``retry``, ``undeliverable``,
+    ``expired``, ``cancelled``; ``kept`` is False when the lease had passed to another process
+    (the message left all the same, and is recorded)."""
+
+    result: str
+    receipt: Receipt | None = None
+    error: BaseException | None = None
+    kept: bool = True
+    window: float | None = None  # seconds between the provider's answer and the commit that records it
+    not_filed: str | None = None  # a filer that could not file the outcome (the message left all the same)
+
+
+def file_event(host: Host, event: Event, trail: Trail | None = None) -> tuple[Record | None, str | None]:
+    """Append ``event`` and give the filers the record projected anew (a failing filer is logged
+    and audited; the event stands). Returns the record (None when nothing changed: a repeat, an
+    unknown record) and the first filer that failed."""
+    record = host.storage.records.append(event)
+    if record is None:
+        return None, None
+    failed = host.file_each(record)
+    if failed is not None and trail is not None:
+        trail.add("record.not_filed", record=record.id, plugin=failed.plugin, reasons=["RECORD_NOT_FILED"])
+    return record, failed.plugin if failed is not None else None
+
+
+def message_for(facts: RecordFacts, item: Item, channels: dict[str, Channel]) -> Message:
+    """The words an outbox row delivers, a notice's link derived again from the message id."""
+    text, html = facts.text or "", item.payload.html
+    if item.payload.link_from is not None:
+        link = link_for(channels, item.payload.link_from)
+        text = text.replace(LINK_WITHHELD, link)
+        html = html.replace(LINK_SLOT, link) if html else html
+    request = facts.request if item.expires is None else _with_expiry(facts, item.expires)
+    return Message(request=request, text=text, language=facts.language, subject=facts.subject, html=html,
+                   template=item.payload.template)
+
+
+def _with_expiry(facts: RecordFacts, expires: dt.datetime) -> Any:
+    import attrs
+
+    return attrs.evolve(facts.request, expires=expires)
+
+
+def link_for(channels: dict[str, Channel], source: tuple[str, str]) -> str:
+    from emrcomm.errors import PluginError
+
+    channel = channels.get(source[0])
+    linker = getattr(channel.transport, "link_for", None) if channel is not None else None
+    if linker is None:
+        raise PluginError(f"channel {source[0]!r} no longer gives links; the notice cannot be delivered")
+    return str(linker(source[1]))
+
+
+def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, source: Source, policy: RetryPolicy,
+            commit: Commit, rand: Callable[[], float] = random.random) -> Delivered:
+    """Deliver ``item`` (leased to ``owner``) and record what happened (see the module docstring)."""
+    now = host.clock()
+
+    def new_trail() -> Trail:
+        return host.audit.trail(request=item.request_id,
+                                patient=fhir.safe_ref(facts.request.patient_ref) if facts else None)
+
+    trail = new_trail()
+    if facts is None:
+        commit(lambda: _end(host, item, None, LegState.UNDELIVERABLE, "DELIVERY_FAILED", "its record is missing",
+                            owner=owner, source=source, trail=trail))
+        return Delivered("undeliverable")
+    if item.taken_over:
+        log.warning("outbox %s: taken over from a deliverer whose lease ran out; sending again", item.key)
+    if item.expires is not None and item.expires <= now:
+        commit(lambda: _end(host, item, facts, LegState.EXPIRED, "MESSAGE_EXPIRED", "expired before delivery",
+                            owner=owner, source=source, trail=trail))
+        return Delivered("expired")
+    channel = host.channels.get(item.channel)
+    if channel is None:
+        commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED",
+                            f"channel {item.channel!r} is not registered", owner=owner, source=source, trail=trail))
+        return Delivered("undeliverable")
+    revoked = _revoked_by(host, channel, item)
+    if revoked is not None:
+        commit(lambda: _end(host, item, facts, LegState.CANCELLED, "CONSENT_REVOKED",
+                            f"consent withdrawn after it was queued ({revoked})", owner=owner, source=source,
+                            trail=trail))
+        return Delivered("cancelled")
+    error: Exception | None = None
+    try:
+        receipt = channel.transport.send(message_for(facts, item, dict(host.channels)), item.address or "", item.key)
+    except Exception as exc:
+        error = exc
+    if isinstance(error, PermanentDeliveryError):
+        refused = f"{error.reason}: {error.provider}"
+        commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED", refused,
+                            owner=owner, source=source, trail=trail))
+        return Delivered("undeliverable", error=error)
+    if error is not None:
+        failure = error
+        result = commit(lambda: _failed_attempt(host, item, facts, failure, owner=owner, source=source,
+                                                policy=policy, rand=rand, trail=trail))
+        return Delivered(result, error=error)
+    answered = time.perf_counter()
+    # From here the message has left: it must never be sent again. The record is written again
+    # if writing it fails (a locked or busy database), then, as a last resort, the row is
+    # removed alone so that no worker sends it twice (the record then stays in progress).
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source,
+                                                       trail=new_trail()))
+            return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered,
+                             not_filed=not_filed)
+        except Exception as exc:
+            log.error("outbox %s: sent, but recording it failed (%s), try %d of %d", item.key, type(exc).__name__,
+                      attempt, RECORD_ATTEMPTS)
+            time.sleep(0.05 * attempt)
+    commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
+    log.error("outbox %s: sent; its record could not say so and stays in progress", item.key)
+    return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered)
+
+
+def _accepted(host: Host, item: Item, receipt: Receipt, *, owner: str, source: Source,
+              trail: Trail) -> tuple[bool, str | None]:
+    now = host.clock()
+    kept = host.storage.outbox.finish(item.key, owner=owner)
+    mark = receipt.provider_id or f"attempt-{item.attempts}"
+    _, not_filed = file_event(host, Event(record_id=item.key, kind=LegState.ACCEPTED, source=source,
+                                          at=receipt.at or now, dedup=f"{item.key}:accepted:{mark}",
+                                          provider_id=receipt.provider_id), trail)
+    trail.add("sent", record=item.key, channel=item.channel, provider_id=receipt.provider_id)
+    trail.flush()
+    if not kept:
+        log.warning("outbox %s: sent, but its lease had passed to another deliverer", item.key)
+    return kept, not_filed
+
+
+def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseException, *, owner: str, source: Source,
+                    policy: RetryPolicy, rand: Callable[[], float], trail: Trail) -> str:
+    reason = exc.reason if isinstance(exc, DeliveryError) else type(exc).__name__
+    if item.attempts >= policy.max_attempts:
+        _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED",
+             f"{reason}: gave up after {item.attempts} attempts", owner=owner, source=source, trail=trail)
+        return "undeliverable"
+    now = host.clock()
+    wait = policy.wait(item.attempts, rand)
+    if isinstance(exc, TransientDeliveryError) and exc.retry_after:
+        wait = max(wait, exc.retry_after)
+    host.storage.outbox.retry(item.key, owner=owner, now=now, not_before=now + dt.timedelta(seconds=wait),
+                              error=str(reason))
+    file_event(host, Event(record_id=item.key, kind=Note.ATTEMPT_FAILED, source=source, at=now,
+                           dedup=f"{item.key}:attempt-failed:{item.attempts}:{iso(now)}", detail=str(reason)[:200]),
+               trail)
+    trail.add("delivery.failed", record=item.key, channel=item.channel, error=type(exc).__name__, status=reason)
+    trail.flush()
+    log.info("outbox %s: attempt %d failed (%s); next in %.1f s", item.key, item.attempts, reason, wait)
+    return "retry"
+
+
+def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, reason: str, detail: str, *,
+         owner: str | None, source: Source, trail: Trail) -> None:
+    """A leg that will not be sent, and the legs after it (a notice whose message did not go).
+    A dead letter (undeliverable) stays in the outbox for ``emrcomm outbox requeue``; an expired
+    or cancelled leg leaves it."""
+    now = host.clock()
+    later = host.storage.outbox.later_legs(item.key)
+    kind = {LegState.EXPIRED: "expired", LegState.CANCELLED: "cancelled"}.get(state, "delivery.dead")
+    for each, what, why in [(item, state, detail), *((x, LegState.CANCELLED, "the leg before it was not sent")
+                                                      for x in later)]:
+        if state is LegState.UNDELIVERABLE:
+            host.storage.outbox.bury(each.key, owner=owner if each is item else None, now=now, error=why)
+        else:
+            host.storage.outbox.finish(each.key, owner=owner if each is item else None)
+        file_event(host, Event(record_id=each.key, kind=what, source=source, at=now, dedup=f"{each.key}:{what.value}:"
+                               f"{iso(now)}", reason=reason, detail=why[:200]), trail)
+        trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
+    trail.flush()
+    log.warning("outbox %s: %s (%s)", item.key, state.value, reason)
+
+
+def _revoked_by(host: Host, channel: Channel, item: Item) -> str | None:
+    """The source of the revocation when the consent ledger's last word for this address is one
+    (STOP after the row was queued or held); None when the row may go."""
+    if not channel.address_system or not item.address or item.payload.template == CONFIRMATION:
+        return None
+    last = host.storage.consent.last(channel=channel.name, address=item.address)
+    if last is None or not last.revokes:
+        return None
+    return last.source or "revoked"

@@ -1,0 +1,249 @@
+"""Writing a decision, in one transaction: the request in the ledger, each record's facts and
+its first event (queued or held, or blocked), the outbox rows, the portal's encrypted copy, the
+filers' copies and the audit entries. No record, no send: a filer that fails undoes all of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+import attrs
+from attrs import frozen
+
+from emrcomm.audit import Trail
+from emrcomm.inbox import raise_item
+from emrcomm.lifecycle.events import Event, Source
+from emrcomm.lifecycle.projection import RecordFacts
+from emrcomm.lifecycle.states import LegState
+from emrcomm.model import Finding, Outcome, Receipt, Record, Request, Severity, Status
+from emrcomm.outbox.payload import Payload
+from emrcomm.pipeline.decide import Decision, Leg, explanation
+from emrcomm.pipeline.records import LINK_SLOT, blocked_facts, leg_facts, withheld
+from emrcomm.rules import finding
+from emrcomm.storage.outbox import Item
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+log = logging.getLogger("emrcomm.pipeline")
+
+# How long an inline send owns its outbox rows before a worker may take them over.
+INLINE_LEASE = dt.timedelta(minutes=5)
+
+
+class Raced(Exception):
+    """Another process decided the same request id between our check and our write."""
+
+
+class FilingFailed(Exception):
+    def __init__(self, plugin: str, error: BaseException) -> None:
+        super().__init__(f"{plugin}: {type(error).__name__}")
+        self.plugin = plugin
+        self.error = error
+
+
+@frozen
+class Written:
+    """A decision as written. ``items`` are the outbox rows an inline send now delivers, leased
+    to ``owner``, in leg order (none when queued, held, blocked or failed)."""
+
+    outcome: Outcome
+    items: tuple[Item, ...] = ()
+    facts: tuple[RecordFacts, ...] = ()
+    owner: str | None = None
+
+
+def outcome(decision: Decision, status: Status, findings: list[Finding] | tuple[Finding, ...],
+            record_ids: tuple[str, ...], *, channels: tuple[str, ...] = (), dry_run: bool = False,
+            lines: tuple[str, ...] | None = None) -> Outcome:
+    req = decision.request
+    return Outcome(
+        request_id=req.id, status=status, channels=channels,
+        findings=tuple(f for f in findings if f.severity is not Severity.INFO), record_ids=record_ids,
+        explanation=lines if lines is not None else explanation(decision, dry_run=dry_run),
+        category=req.category, patient_ref=req.patient_ref,
+    )
+
+
+def write(host: Host, decision: Decision, trail: Trail) -> Written:
+    """Write ``decision`` (see the module docstring) and return how it stands."""
+    if decision.repeat:
+        return Written(repeat_outcome(host, decision, trail))
+    if decision.refusal is not None:
+        trail.add("request.refused", error=type(decision.refusal).__name__)
+        trail.flush()
+        raise decision.refusal
+    if decision.chosen is None:
+        return Written(write_blocked(host, decision, trail))
+    return write_dispatch(host, decision, trail)
+
+
+def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -> Outcome:
+    """A request id decided before is not sent again: its records as they stand now."""
+    req = decision.request
+    records = host.storage.records.for_request(req.id)
+    row = host.storage.records.request(req.id)
+    ids = row.record_ids if row is not None else tuple(r.id for r in records)
+    legs = [r for r in records if r.id in ids and r.role != "blocked"]
+    status = _status_of(legs, [r for r in records if r.id in ids])
+    if trail is not None:
+        trail.add("request.duplicate", records=list(ids))
+        trail.flush()
+    return outcome(decision, status, (), tuple(ids), channels=tuple(r.channel for r in legs if r.channel),
+                   lines=("already handled: this request id was sent before; nothing sent again",))
+
+
+def _status_of(legs: list[Record], records: list[Record]) -> Status:
+    states = {r.state for r in legs}
+    if not legs:
+        return Status.BLOCKED if records else Status.QUEUED
+    if LegState.HELD.value in states:
+        return Status.HELD
+    if states <= {LegState.ACCEPTED.value, LegState.DELIVERED.value, LegState.READ.value}:
+        return Status.SENT
+    return Status.QUEUED
+
+
+def write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
+    """No candidate passed: one not-done record with every blocking code."""
+    req, now, findings = decision.request, decision.now, list(decision.findings)
+    first_channel = next((f.channel for f in findings if f.blocks and f.channel), None)
+    channel = host.channels.get(first_channel) if first_channel else None
+    records, clinic = host.storage.records, host.config.clinic.name
+    with host.storage.transaction():
+        attempt = records.next_attempt(req.id)
+        facts = blocked_facts(req, tuple(findings), channel, recorded=now, clinic=clinic, attempt=attempt)
+        if records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value, now=now,
+                                 status="blocked", record_ids=[facts.id]) != attempt:
+            raise Raced
+        record = records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
+        trail.add("blocked", record=record.id, reasons=list(facts.reasons))
+        failed = host.file_each(record)
+        if failed is not None:
+            trail.add("record.not_filed", record=record.id, plugin=failed.plugin,
+                      reasons=[*facts.reasons, "RECORD_NOT_FILED"])
+        trail.flush()
+    if failed is not None:
+        log.error("request %s: its blocked record could not be filed by %s", req.id, failed.plugin)
+        f = finding("RECORD_NOT_FILED", plugin=failed.plugin, detail=str(failed))
+        return outcome(decision, Status.FAILED, [*findings, f], ())
+    log.info("request %s blocked: %s", req.id, ",".join(facts.reasons))
+    return outcome(decision, Status.BLOCKED, findings, (record.id,))
+
+
+def _first(record_id: str, state: LegState, now: dt.datetime, **more: object) -> Event:
+    return Event(record_id=record_id, kind=state, source=Source.HOST, at=now, dedup=f"{record_id}:{state.value}",
+                 **more)  # type: ignore[arg-type]
+
+
+def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
+    """The chosen candidate's legs: records, outbox rows, and the portal's copy, in one commit."""
+    req, now, chosen = decision.request, decision.now, decision.chosen
+    assert chosen is not None
+    hold_until = chosen.hold_until
+    if req.not_before is not None and req.not_before > now:
+        hold_until = max(filter(None, (hold_until, req.not_before)))
+    held = hold_until is not None
+    inline = not held and host.config.delivery_mode != "queue"
+    owner = f"inline:{uuid.uuid4().hex}" if inline else None
+    # Rejected candidates' blocks travel with the records as information: why not SMS.
+    context = tuple(attrs.evolve(f, severity=Severity.INFO) for f in decision.rejected_blocks)
+    legs = chosen.legs
+    # A message kept in the portal that no notice announces: the patient is not told.
+    unannounced = len(legs) == 1 and legs[0].channel.holds_content
+    clinic = host.config.clinic.name
+    facts = tuple(leg_facts(req, leg.route, leg.channel, text=leg.message.text, subject=leg.message.subject,
+                            language=leg.message.language, link=leg.link,
+                            findings=(*(f for f in leg.findings if f.severity is not Severity.INFO), *context),
+                            recorded=now, clinic=clinic, announced=not unannounced) for leg in legs)
+    ids = tuple(f.id for f in facts)
+    status = "held" if held else "queued" if not inline else "sending"
+    first = LegState.HELD if held else LegState.QUEUED
+    reason = "QUIET_HOURS" if held and chosen.blocks else None
+    stored: dict[str, Receipt] = {}
+    try:
+        with host.storage.transaction():
+            if host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
+                                                  now=now, status=status, record_ids=ids) is None:
+                raise Raced
+            records = []
+            for f, leg in zip(facts, legs):
+                events = [_first(f.id, first, now, until=hold_until, reason=reason)]
+                if leg.channel.holds_content:
+                    # The channel is the encrypted store itself: the message is kept there now, in
+                    # this transaction (the outbox never holds its words), and that is its delivery.
+                    receipt = leg.channel.transport.send(leg.message, leg.route.address, f.id)
+                    stored[f.id] = receipt
+                    events.append(Event(record_id=f.id, kind=LegState.ACCEPTED, source=Source.HOST,
+                                        at=receipt.at or now, dedup=f"{f.id}:accepted:{receipt.provider_id or 'stored'}",
+                                        provider_id=receipt.provider_id))
+                records.append(host.storage.records.add(f, leg.message.template, events))
+            items = tuple(_item(req, f, leg, index, held=held, hold_until=hold_until, owner=owner)
+                          for index, (f, leg) in enumerate(zip(facts, legs)) if not leg.channel.holds_content)
+            for item in items:
+                host.storage.outbox.put(item, now=now, lease_until=now + INLINE_LEASE if owner else None)
+            for record in records:
+                failed = host.file_each(record)
+                if failed is not None:
+                    raise failed
+            if unannounced:
+                raise_item(host.storage, kind="unannounced", key=ids[0], patient=req.patient_ref, now=now,
+                           request_id=req.id, record_id=ids[0], message_id=ids[0],
+                           description="No notice channel could be used for this portal message: "
+                                       "tell the patient it is waiting, or give them the link in person.")
+            trail.add("held" if held else "queued" if not inline else "channel.chosen",
+                      channels=[leg.channel.name for leg in legs], records=list(ids),
+                      until=hold_until.isoformat() if hold_until else None)
+            trail.flush()
+    except Raced:
+        return Written(repeat_outcome(host, attrs.evolve(decision, repeat=True), trail))
+    except FilingFailed as failed:
+        return Written(write_not_filed(host, decision, trail, failed))
+    findings = [f for f in chosen.findings if f.severity is not Severity.INFO] + list(decision.rejected_blocks)
+    channels = tuple(leg.channel.name for leg in legs)
+    if held:
+        log.info("request %s held until %s", req.id, hold_until.isoformat() if hold_until else "?")
+        return Written(outcome(decision, Status.HELD, findings, ids, channels=channels), facts=facts)
+    if unannounced:
+        not_told = finding("PATIENT_NOT_TOLD", plugin="host", channel=legs[0].channel.name)
+        return Written(attrs.evolve(outcome(decision, Status.STORED, [*findings, not_told], ids, channels=channels),
+                                    receipts=tuple(stored.values())), facts=facts)
+    if not inline:
+        return Written(outcome(decision, Status.QUEUED, findings, ids, channels=channels), facts=facts)
+    return Written(attrs.evolve(outcome(decision, Status.SENT, findings, ids, channels=channels),
+                                receipts=tuple(stored.values())), items, facts, owner)
+
+
+def _item(req: Request, facts: RecordFacts, leg: Leg, index: int, *, held: bool, hold_until: dt.datetime | None,
+          owner: str | None) -> Item:
+    html = withheld(leg.message.html, leg.link, LINK_SLOT)
+    return Item(key=facts.id, request_id=req.id, channel=leg.channel.name, address=leg.route.address or None,
+                leg=index, state="held" if held else "sending" if owner else "pending",
+                attempts=1 if owner else 0, not_before=hold_until, expires=req.expires, lease_owner=owner,
+                payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from))
+
+
+def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: FilingFailed) -> Outcome:
+    """A filer refused the records: nothing was written or sent. The chart keeps one not-done
+    record saying so; the request id may be sent again once the filer works."""
+    req, now = decision.request, decision.now
+    not_filed = finding("RECORD_NOT_FILED", plugin=failed.plugin,
+                        detail=f"{failed.plugin}: {type(failed.error).__name__}")
+    log.error("request %s: not sent, a record could not be filed by %s", req.id, failed.plugin)
+    with host.storage.transaction():
+        attempt = host.storage.records.next_attempt(req.id)
+        facts = blocked_facts(req, (not_filed,), None, recorded=now, clinic=host.config.clinic.name, attempt=attempt,
+                              role="not-filed")
+        host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
+                                           now=now, status="failed", record_ids=[facts.id])
+        record = host.storage.records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
+        host.file_each(record)  # wherever filing still works
+        trail.add("record.not_filed", records=[record.id], plugin=failed.plugin, reasons=["RECORD_NOT_FILED"])
+        trail.flush()
+    findings = [*(x for x in decision.chosen.findings if x.severity is not Severity.INFO), not_filed] \
+        if decision.chosen else [not_filed]
+    return outcome(decision, Status.FAILED, findings, (record.id,),
+                   channels=tuple(leg.channel.name for leg in decision.chosen.legs) if decision.chosen else ())

@@ -1,0 +1,210 @@
+"""The outbox: the legs left to deliver, one row each (keyed by the record id), with when they
+are due and who holds them. A row leaves the table when its leg is settled (sent, expired,
+cancelled): what happened to it is in the record's events. Dead letters stay until requeued.
+
+A row is leased to one deliverer at a time (a worker, or the process sending inline) until
+``lease_until``; a row whose deliverer died is taken over when the lease runs out. A leg waits
+while a leg before it of the same request is still in the table (a notice after its message).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from attrs import frozen
+
+from emrcomm.outbox.payload import Payload
+from emrcomm.storage.database import Database, Row
+from emrcomm.storage.times import iso, parse_iso
+
+TAKEN_OVER = "taken over after an expired lease"  # the claim's mark on a row whose deliverer died
+RELEASED = "released unsent by a busy or stopping worker"
+OPEN = ("pending", "held", "retry", "sending")  # the states a claim looks at
+
+
+@frozen
+class Item:
+    """One outbox row (a leg to deliver)."""
+
+    key: str  # the record id
+    request_id: str
+    channel: str
+    address: str | None
+    leg: int  # its order in the request: 0 the message, 1 its notice
+    state: str
+    attempts: int
+    payload: Payload
+    not_before: dt.datetime | None = None
+    expires: dt.datetime | None = None
+    last_error: str | None = None
+    lease_owner: str | None = None
+
+    @property
+    def taken_over(self) -> bool:
+        return self.last_error == TAKEN_OVER
+
+
+class Outbox(Protocol):
+    def put(self, item: Item, *, now: dt.datetime, lease_until: dt.datetime | None = None) -> None:
+        """Add a row (inside the transaction that files its record). With a lease (the inline
+        sender holds it), the row counts an attempt, as a claim would."""
+        ...
+
+    def claim(self, *, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Item]:
+        """Lease up to ``limit`` due rows to ``owner`` (safe between processes); counts an attempt."""
+        ...
+
+    def finish(self, key: str, *, owner: str | None) -> bool:
+        """Remove a settled row (sent, expired, cancelled); with ``owner``, only while it holds the
+        lease. False when the row is gone or another holds it."""
+        ...
+
+    def retry(self, key: str, *, owner: str, now: dt.datetime, not_before: dt.datetime, error: str) -> bool: ...
+
+    def bury(self, key: str, *, owner: str | None, now: dt.datetime, error: str) -> bool:
+        """Keep the row as a dead letter (refused for good, or attempts used up)."""
+        ...
+
+    def release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
+        """Give back a leased row that was never tried: due again, its attempt taken back."""
+        ...
+
+    def unlease(self, keys: Sequence[str], *, owner: str, now: dt.datetime) -> None:
+        """Give back rows the inline sender leased but did not get to (the leg before failed)."""
+        ...
+
+    def later_legs(self, key: str) -> list[Item]:
+        """The rows of the same request after this one."""
+        ...
+
+    def for_request(self, request_id: str) -> list[Item]: ...
+
+    def get(self, key: str) -> Item | None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def dead(self, limit: int = 1000) -> list[Item]: ...
+
+    def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
+        """Put one dead letter (by key), or all, back in the queue; return their keys."""
+        ...
+
+    def due_count(self, now: dt.datetime) -> int: ...
+
+
+class SqlOutbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def put(self, item: Item, *, now: dt.datetime, lease_until: dt.datetime | None = None) -> None:
+        self.db.execute(
+            """INSERT INTO outbox (key, request_id, channel, address, leg, state, not_before, expires, attempts,
+                                   lease_owner, lease_until, created, updated, payload)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (item.key, item.request_id, item.channel, item.address, item.leg, item.state, iso(item.not_before),
+             iso(item.expires), 1 if item.lease_owner else 0, item.lease_owner, iso(lease_until), iso(now), iso(now),
+             json.dumps(item.payload.to_json())))
+
+    def claim(self, *, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Item]:
+        due = """o.state IN ('pending', 'held', 'retry', 'sending')
+                 AND ((o.state != 'sending' AND (o.not_before IS NULL OR o.not_before <= ?))
+                      OR (o.state = 'sending' AND o.lease_until <= ?))
+                 AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id AND e.leg < o.leg)"""
+        order = "ORDER BY COALESCE(o.not_before, o.created), o.key LIMIT ?"
+        if self.db.dialect == "postgresql":
+            pick = f"SELECT o.key FROM outbox o WHERE {due} {order} FOR UPDATE SKIP LOCKED"
+        else:
+            pick = f"SELECT o.key FROM outbox o INDEXED BY outbox_claim_order WHERE {due} {order}"
+        with self.db.transaction():
+            rows = self.db.query(
+                f"""UPDATE outbox SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ?,
+                        attempts = attempts + 1,
+                        last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}' ELSE last_error END
+                    WHERE key IN ({pick}) RETURNING *""",
+                (owner, iso(lease_until), iso(now), iso(now), iso(now), limit))
+        items = [_item(r) for r in rows]
+        return sorted(items, key=lambda i: (i.not_before or dt.datetime.min.replace(tzinfo=dt.UTC), i.key))
+
+    def finish(self, key: str, *, owner: str | None) -> bool:
+        if owner is None:
+            return self.db.execute("DELETE FROM outbox WHERE key = ?", (key,)) == 1
+        return self.db.execute("DELETE FROM outbox WHERE key = ? AND lease_owner = ? AND state = 'sending'",
+                               (key, owner)) == 1
+
+    def retry(self, key: str, *, owner: str, now: dt.datetime, not_before: dt.datetime, error: str) -> bool:
+        return self.db.execute(
+            """UPDATE outbox SET state = 'retry', not_before = ?, last_error = ?, updated = ?,
+                   lease_owner = NULL, lease_until = NULL
+               WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
+            (iso(not_before), error[:300], iso(now), key, owner)) == 1
+
+    def bury(self, key: str, *, owner: str | None, now: dt.datetime, error: str) -> bool:
+        guard, params = ("AND lease_owner = ? AND state = 'sending'", (owner,)) if owner else ("", ())
+        return self.db.execute(
+            f"""UPDATE outbox SET state = 'dead', last_error = ?, updated = ?, lease_owner = NULL, lease_until = NULL
+                WHERE key = ? {guard}""", (error[:300], iso(now), key, *params)) == 1
+
+    def release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
+        return self.db.execute(
+            """UPDATE outbox SET state = 'retry', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                   updated = ?, last_error = CASE WHEN last_error = ? THEN last_error ELSE ? END,
+                   lease_owner = NULL, lease_until = NULL
+               WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
+            (iso(now), TAKEN_OVER, error, key, owner)) == 1
+
+    def unlease(self, keys: Sequence[str], *, owner: str, now: dt.datetime) -> None:
+        for key in keys:
+            self.db.execute(
+                """UPDATE outbox SET state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                       updated = ?, lease_owner = NULL, lease_until = NULL
+                   WHERE key = ? AND lease_owner = ? AND state = 'sending'""", (iso(now), key, owner))
+
+    def later_legs(self, key: str) -> list[Item]:
+        rows = self.db.query(
+            """SELECT e.* FROM outbox o JOIN outbox e ON e.request_id = o.request_id AND e.leg > o.leg
+               WHERE o.key = ? ORDER BY e.leg""", (key,))
+        return [_item(r) for r in rows]
+
+    def for_request(self, request_id: str) -> list[Item]:
+        return [_item(r) for r in self.db.query("SELECT * FROM outbox WHERE request_id = ? ORDER BY leg",
+                                                (request_id,))]
+
+    def get(self, key: str) -> Item | None:
+        rows = self.db.query("SELECT * FROM outbox WHERE key = ?", (key,))
+        return _item(rows[0]) if rows else None
+
+    def counts(self) -> dict[str, int]:
+        return {r["state"]: int(r["n"]) for r in self.db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
+
+    def dead(self, limit: int = 1000) -> list[Item]:
+        rows = self.db.query("SELECT * FROM outbox WHERE state = 'dead' ORDER BY updated, key LIMIT ?", (limit,))
+        return [_item(r) for r in rows]
+
+    def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
+        sql = """UPDATE outbox SET state = 'pending', attempts = 0, not_before = NULL, updated = ?
+                 WHERE state = 'dead'"""
+        params: tuple[Any, ...] = (iso(now),)
+        if key is not None:
+            sql += " AND key = ?"
+            params += (key,)
+        with self.db.transaction():
+            return [r["key"] for r in self.db.query(sql + " RETURNING key", params)]
+
+    def due_count(self, now: dt.datetime) -> int:
+        rows = self.db.query("""SELECT COUNT(*) AS n FROM outbox WHERE state IN ('pending', 'held', 'retry')
+                                AND (not_before IS NULL OR not_before <= ?)""", (iso(now),))
+        return int(rows[0]["n"])
+
+
+def _item(row: Row) -> Item:
+    return Item(
+        key=row["key"], request_id=row["request_id"], channel=row["channel"], address=row["address"],
+        leg=int(row["leg"]), state=row["state"], attempts=int(row["attempts"]),
+        payload=Payload.from_json(json.loads(row["payload"])),
+        not_before=parse_iso(row["not_before"]) if row["not_before"] else None,
+        expires=parse_iso(row["expires"]) if row["expires"] else None,
+        last_error=row["last_error"], lease_owner=row["lease_owner"],
+    )

@@ -1,0 +1,241 @@
+"""The chart: one row of fixed facts per record, the events appended to it, and the request
+ledger that says which request ids were handled. The row also keeps the projection's state and
+FHIR status, so that searches and counts use an index; only the owner of a change writes it,
+in the transaction that appends the event (docs/architecture.md, "one message lifecycle").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+import orjson
+from attrs import frozen
+
+from emrcomm.lifecycle.events import Event, Source, kind_of
+from emrcomm.lifecycle.projection import RecordFacts, project
+from emrcomm.model import Record
+from emrcomm.storage.database import Database, Row
+from emrcomm.storage.times import iso, parse_iso
+
+# A request whose earlier decision was one of these may be decided again under the same id.
+RETRYABLE = frozenset({"blocked", "failed"})
+
+
+@frozen
+class RequestRow:
+    """A request id the host has decided: its patient, how it ended first, its records."""
+
+    id: str
+    patient: str
+    category: str
+    created: dt.datetime
+    status: str
+    attempts: int
+    record_ids: tuple[str, ...]
+
+
+class Records(Protocol):
+    def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
+                      record_ids: Sequence[str]) -> int | None:
+        """Enter a decided request in the ledger and return its attempt number (1, or more when an
+        earlier decision was blocked or failed); None when the id was handled before: a repeat.
+        Two processes deciding one id at once: one gets a number, the other None."""
+        ...
+
+    def request(self, id: str) -> RequestRow | None: ...
+
+    def next_attempt(self, id: str) -> int:
+        """The attempt number the next decision of ``id`` will have."""
+        ...
+
+    def add(self, facts: RecordFacts, template: str | None, first: Sequence[Event]) -> Record:
+        """File a new record with its first events; returns it projected. Filing an id that
+        exists raises (a record is filed once; what happens to it is events)."""
+        ...
+
+    def append(self, event: Event) -> Record | None:
+        """Append one event and return the record projected anew; None when the event was seen
+        before (its dedup key) or the record is unknown: nothing changed."""
+        ...
+
+    def get(self, id: str) -> Record | None: ...
+
+    def facts(self, id: str) -> RecordFacts | None: ...
+
+    def events(self, id: str) -> list[Event]: ...
+
+    def for_request(self, request_id: str) -> list[Record]: ...
+
+    def by_provider(self, provider_id: str) -> str | None:
+        """The record a provider's message id belongs to (from its "accepted" event)."""
+        ...
+
+    def last_to(self, channel: str, address: str, *, exclude_templates: Sequence[str] = ()) -> Record | None:
+        """The last message that left for ``address`` on ``channel`` (what a reply answers)."""
+        ...
+
+    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str]) -> int: ...
+
+    def count_to(self, *, channel: str, address: str, since: dt.datetime, template: str) -> int:
+        """Messages of ``template`` filed for ``address`` since a time that were not given up."""
+        ...
+
+    def find(self, *, patient: str | None = None, status: str | None = None, channel: str | None = None,
+             category: str | None = None, since: dt.datetime | None = None,
+             until: dt.datetime | None = None) -> Iterator[Record]: ...
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:  # a lone surrogate from the Python API: json writes it escaped
+        return json.dumps(value)
+
+
+class SqlRecords:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # the request ledger ----------------------------------------------------------------------------
+    def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
+                      record_ids: Sequence[str]) -> int | None:
+        retryable = ", ".join(f"'{s}'" for s in sorted(RETRYABLE))
+        with self.db.transaction():
+            rows = self.db.query(
+                f"""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids)
+                    VALUES (?, ?, ?, ?, ?, 1, ?)
+                    ON CONFLICT (id) DO UPDATE SET status = excluded.status, record_ids = excluded.record_ids,
+                        attempts = requests.attempts + 1
+                    WHERE requests.status IN ({retryable}) RETURNING attempts""",
+                (id, patient, category, iso(now), status, _json(list(record_ids))))
+        return int(rows[0]["attempts"]) if rows else None
+
+    def request(self, id: str) -> RequestRow | None:
+        rows = self.db.query("SELECT * FROM requests WHERE id = ?", (id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return RequestRow(id=r["id"], patient=r["patient"], category=r["category"], created=parse_iso(r["created"]),
+                          status=r["status"], attempts=int(r["attempts"]), record_ids=tuple(json.loads(r["record_ids"])))
+
+    def next_attempt(self, id: str) -> int:
+        """The attempt number the next decision of ``id`` will have."""
+        row = self.request(id)
+        return 1 if row is None else row.attempts + 1
+
+    # records ---------------------------------------------------------------------------------------
+    def add(self, facts: RecordFacts, template: str | None, first: Sequence[Event]) -> Record:
+        record = project(facts, first)
+        with self.db.transaction():
+            self.db.execute(
+                """INSERT INTO records (id, request_id, patient, channel, category, role, address, template,
+                                        recorded, state, status, version, updated, facts)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (facts.id, facts.request.id, facts.request.patient_ref, facts.channel, facts.request.category.value,
+                 facts.role, facts.address, template, iso(facts.recorded), record.state, record.status,
+                 record.version, iso(facts.recorded), _json(facts.to_json())))
+            for event in first:
+                self._insert(event)
+        return record
+
+    def append(self, event: Event) -> Record | None:
+        with self.db.transaction():
+            if self.db.dialect == "postgresql":  # the record's projection has one writer at a time
+                self.db.query("SELECT id FROM records WHERE id = ? FOR UPDATE", (event.record_id,))
+            facts = self.facts(event.record_id)
+            if facts is None or not self._insert(event):
+                return None
+            record = project(facts, self.events(event.record_id))
+            self.db.execute("UPDATE records SET state = ?, status = ?, version = ?, updated = ? WHERE id = ?",
+                            (record.state, record.status, record.version, iso(event.at), event.record_id))
+        return record
+
+    def _insert(self, event: Event) -> bool:
+        return self.db.execute(
+            """INSERT INTO events (record_id, kind, source, at, provider_id, reason, detail, until, dedup)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup) DO NOTHING""",
+            (event.record_id, event.kind.value, event.source.value, iso(event.at), event.provider_id, event.reason,
+             event.detail or None, iso(event.until), event.dedup)) == 1
+
+    def get(self, id: str) -> Record | None:
+        facts = self.facts(id)
+        return None if facts is None else project(facts, self.events(id))
+
+    def facts(self, id: str) -> RecordFacts | None:
+        rows = self.db.query("SELECT facts FROM records WHERE id = ?", (id,))
+        return RecordFacts.from_json(id, json.loads(rows[0]["facts"])) if rows else None
+
+    def events(self, id: str) -> list[Event]:
+        return [_event(r) for r in self.db.query("SELECT * FROM events WHERE record_id = ? ORDER BY seq", (id,))]
+
+    def for_request(self, request_id: str) -> list[Record]:
+        rows = self.db.query("SELECT id, facts FROM records WHERE request_id = ? ORDER BY recorded, id", (request_id,))
+        return list(self._projected(rows))
+
+    def by_provider(self, provider_id: str) -> str | None:
+        rows = self.db.query("SELECT record_id FROM events WHERE provider_id = ? AND kind = 'accepted' "
+                             "ORDER BY seq LIMIT 1", (provider_id,))
+        return str(rows[0]["record_id"]) if rows else None
+
+    def last_to(self, channel: str, address: str, *, exclude_templates: Sequence[str] = ()) -> Record | None:
+        skip = "".join(" AND (template IS NULL OR template != ?)" for _ in exclude_templates)
+        rows = self.db.query(
+            f"""SELECT id, facts FROM records WHERE channel = ? AND address = ?
+                  AND state IN ('accepted', 'delivered', 'failed', 'read'){skip}
+                ORDER BY recorded DESC, id DESC LIMIT 1""", (channel, address, *exclude_templates))
+        return next(self._projected(rows), None)
+
+    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str]) -> int:
+        marks = ", ".join("?" for _ in statuses)
+        rows = self.db.query(
+            f"SELECT COUNT(*) AS n FROM records WHERE patient = ? AND channel = ? AND recorded >= ? AND status IN ({marks})",
+            (patient, channel, iso(since), *statuses))
+        return int(rows[0]["n"])
+
+    def count_to(self, *, channel: str, address: str, since: dt.datetime, template: str) -> int:
+        rows = self.db.query(
+            """SELECT COUNT(*) AS n FROM records WHERE channel = ? AND address = ? AND recorded >= ?
+                 AND template = ? AND state NOT IN ('cancelled', 'expired', 'undeliverable')""",
+            (channel, address, iso(since), template))
+        return int(rows[0]["n"])
+
+    def find(self, *, patient: str | None = None, status: str | None = None, channel: str | None = None,
+             category: str | None = None, since: dt.datetime | None = None,
+             until: dt.datetime | None = None) -> Iterator[Record]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("patient", patient), ("status", status), ("channel", channel), ("category", category)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("recorded >= ?")
+            params.append(iso(since))
+        if until is not None:
+            where.append("recorded < ?")
+            params.append(iso(until))
+        sql = "SELECT id, facts FROM records" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self.db.query(sql + " ORDER BY recorded, id", tuple(params))
+        for start in range(0, len(rows), 500):  # events read a page of records at a time
+            yield from self._projected(rows[start:start + 500])
+
+    def _projected(self, rows: Iterable[Row]) -> Iterator[Record]:
+        rows = list(rows)
+        if not rows:
+            return
+        ids = [r["id"] for r in rows]
+        marks = ", ".join("?" for _ in ids)
+        events: dict[str, list[Event]] = {i: [] for i in ids}
+        for r in self.db.query(f"SELECT * FROM events WHERE record_id IN ({marks}) ORDER BY seq", tuple(ids)):
+            events[r["record_id"]].append(_event(r))
+        for r in rows:
+            yield project(RecordFacts.from_json(r["id"], json.loads(r["facts"])), events[r["id"]])
+
+
+def _event(row: Row) -> Event:
+    return Event(record_id=row["record_id"], kind=kind_of(row["kind"]), source=Source(row["source"]),
+                 at=parse_iso(row["at"]), dedup=row["dedup"], provider_id=row["provider_id"], reason=row["reason"],
+                 detail=row["detail"] or "", until=parse_iso(row["until"]) if row["until"] else None, seq=row["seq"])
