@@ -24,7 +24,14 @@ def record_signature(secret: str, record_id: str) -> str:
 
 
 def valid_signature(secret: str, record_id: str, sig: str) -> bool:
-    return hmac.compare_digest(record_signature(secret, record_id), sig)
+    """Whether ``sig`` signs ``record_id``. Compared as bytes: a ``sig`` of any characters is
+    simply wrong (``compare_digest`` refuses non-ASCII text)."""
+    return same_secret(record_signature(secret, record_id), sig)
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """``expected == given`` in constant time, for text of any characters."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "surrogatepass"))
 
 
 def kannel_dlr_url(base: str, record_id: str, secret: str | None) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -29,6 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from emrcomm.context import PluginContext
 from emrcomm.inbound import handle_inbound
 from emrcomm.model import DeliveryUpdate
+from emrcomm.web.security import RateLimit
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -39,6 +41,9 @@ log = logging.getLogger("emrcomm.web.callbacks")
 PREFIX = "/callbacks"  # plugins.sms.callback_url must name this path, e.g. https://host/callbacks
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 _REMEMBERED = 10_000  # records whose segment reports are kept in memory for combining
+# Requests a minute from one provider address ([plugins.sms] callback_rate_limit_per_minute): a
+# provider reports each segment, up to twice, at the sending rate (10 a second by default).
+CALLBACK_RATE_PER_MINUTE = 6000
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -80,11 +85,11 @@ class Callbacks:
         return PlainTextResponse("ok")
 
     async def kannel_mo(self, request: Request) -> Response:
-        from emrcomm_sms.callbacks import mo_token
+        from emrcomm_sms.callbacks import mo_token, same_secret
 
         q = request.query_params
         token = q.get("token", "")
-        if not self._kannel_secret or not hmac.compare_digest(mo_token(self._kannel_secret), token):
+        if not self._kannel_secret or not same_secret(mo_token(self._kannel_secret), token):
             log.warning("kannel MO refused: not authenticated")
             return PlainTextResponse("forbidden", status_code=403)
         sender, text = q.get("from", ""), q.get("text", "")
@@ -95,13 +100,16 @@ class Callbacks:
 
     # Twilio --------------------------------------------------------------------------------------
     async def _twilio_form(self, request: Request) -> dict[str, str] | None:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        from emrcomm_sms.callbacks import same_secret
+
+        # Twilio posts about twenty fields and never a file.
+        form = {k: str(v) for k, v in (await request.form(max_files=0, max_fields=100)).items()}
         url = str(request.url)
         if self.base_url:  # behind a proxy: the URL Twilio called is the configured one
             rest = request.url.path[len(PREFIX):] if request.url.path.startswith(PREFIX) else request.url.path
             url = self.base_url + rest + (f"?{request.url.query}" if request.url.query else "")
         given = request.headers.get("x-twilio-signature", "")
-        if not self._twilio_token or not given or not hmac.compare_digest(
+        if not self._twilio_token or not given or not same_secret(
                 twilio_signature(self._twilio_token, url, form), given):
             log.warning("twilio callback refused: bad or missing X-Twilio-Signature")
             return None
@@ -145,6 +153,9 @@ class Callbacks:
         if row is not None:  # Kannel reports per segment (Twilio, with a Message SID, per message)
             text = payload_text(row["payload"], self.host.channels) or ""
             segments = max(1, count_segments(text)[1]) if text else 1
+        if self._settled(record):
+            log.info("record %s: report ignored, the record already has its final report", record)
+            return
         with self._lock:
             if record in self._finished:
                 return
@@ -162,6 +173,14 @@ class Callbacks:
         self.host.delivery_update(DeliveryUpdate(kind=kind, at=self.host.clock(), channel="sms", record_id=record,
                                                  provider_id=provider_id, detail=combined.detail))
         log.info("record %s: %s (%d segment(s))", record, kind, segments)
+
+    def _settled(self, record: str) -> bool:
+        """Whether the chart already holds the provider's final word on ``record`` (delivered, or
+        failed by the provider): a report replayed later, even after a restart, changes nothing."""
+        resource = self.host.store.get_record(record) or {}
+        delivered = any(str(n.get("text", "")).startswith("delivered ") for n in resource.get("note", ()))
+        failed = any(c.get("code") == "DELIVERY_FAILED" for c in (resource.get("statusReason") or {}).get("coding", ()))
+        return delivered or (failed and "provider reported" in (resource.get("statusReason") or {}).get("text", ""))
 
     def _inbound(self, sender: str, text: str, provider_id: str | None) -> None:
         handled = handle_inbound(self.host, channel="sms", address=sender, text=text, at=self.host.clock(),
@@ -189,9 +208,11 @@ def routes(web: WebContext) -> Sequence[BaseRoute]:
     handlers = callbacks_for(web.host)
     if handlers is None:
         return []
+    per_minute = web.host.config.plugin_settings.get("sms", {}).get("callback_rate_limit_per_minute",
+                                                                    CALLBACK_RATE_PER_MINUTE)
     return [Mount(PREFIX, routes=[
         Route("/kannel/dlr", handlers.kannel_dlr, methods=["GET", "POST"]),
         Route("/kannel/mo", handlers.kannel_mo, methods=["GET", "POST"]),
         Route("/twilio/status", handlers.twilio_status, methods=["POST"]),
         Route("/twilio/inbound", handlers.twilio_inbound, methods=["POST"]),
-    ])]
+    ], middleware=[Middleware(RateLimit, per_minute=per_minute)])]
