@@ -23,9 +23,11 @@ from emrcomm.audit import KINDS, AuditLog, Trail
 from emrcomm.config import Config, load_config
 from emrcomm.context import PluginContext, utcnow
 from emrcomm.errors import PluginError, RenderError, RequestError
+from emrcomm.limits import check_request, check_text
 from emrcomm.loader import LoadedPlugin, load_plugins, new_plugin_manager
 from emrcomm.model import (
     Candidate,
+    Category,
     Channel,
     ConsentGrant,
     ContactPoint,
@@ -211,8 +213,15 @@ class Host:
         channels: dict[str, Channel] = {}
         hook = self._pm.hook.emrcomm_register_channels
         for impl in reversed(hook.get_hookimpls()):
-            contributed = cast("Iterable[Channel] | None", impl.function())
-            for channel in contributed or ():
+            try:
+                contributed = list(cast("Iterable[Channel] | None", impl.function()) or ())
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} failed in emrcomm_register_channels: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            for channel in contributed:
+                if not isinstance(channel, Channel):
+                    raise PluginError(f"plugin {impl.plugin_name!r}: emrcomm_register_channels returned "
+                                      f"{type(channel).__name__}, not emrcomm.Channel")
                 if channel.name in channels:
                     raise PluginError(
                         f"channel {channel.name!r} is registered by both {channels[channel.name].plugin!r} "
@@ -292,6 +301,10 @@ class Host:
                 continue
             for f in _named(result, plugin):
                 found.append(self._configured(attrs.evolve(f, channel=f.channel or channel.name), message))
+        limit = self.config.limits.channel_text_chars.get(channel.name)
+        if limit is not None and len(message.text) > limit:
+            found.append(self._configured(finding("TEXT_TOO_LONG", plugin="host", channel=channel.name,
+                                                  length=f"{len(message.text):,}", limit=f"{limit:,}"), message))
         return tuple(found)
 
     def _configured(self, f: Finding, message: Message) -> Finding:
@@ -403,7 +416,9 @@ class Host:
 
         Raises RequestError when the request is malformed (nothing to write).
         """
-        req = request if isinstance(request, Request) else fhir.parse_request(request)
+        limits = self.config.limits
+        req = request if isinstance(request, Request) else fhir.parse_request(request, limits=limits)
+        check_request(req, limits)
         about = {f"request:{req.id}"}
         now = self.clock()
         log.info("request %s received: %s for %s", req.id, req.category.value, fhir.safe_ref(req.patient_ref))
@@ -856,7 +871,9 @@ class Host:
         Unlike send, every candidate is judged, so the explanation says for each channel why it
         would be chosen, would serve as a fallback, or is rejected (``emrcomm check --patient``).
         """
-        req = request if isinstance(request, Request) else fhir.parse_request(request)
+        limits = self.config.limits
+        req = request if isinstance(request, Request) else fhir.parse_request(request, limits=limits)
+        check_request(req, limits)
         now = self.clock()
         recipient = self.find_recipient(req)
         if recipient is None:
@@ -903,6 +920,9 @@ class Host:
         """Findings for a text on a channel, without a patient: what ``emrcomm check`` prints."""
         if channel not in self.channels:
             raise RequestError(f"unknown channel {channel!r}; choose one of: {', '.join(sorted(self.channels))}")
+        check_text(text, "the text", self.config.limits)
+        if category not in set(Category):
+            raise RequestError(f"unknown category {category!r}; choose one of: {', '.join(c.value for c in Category)}")
         req = Request("Patient/check", category, id="check", text=text)
         message = Message(request=req, text=text, language=language)
         recipient = _CHECK_RECIPIENT

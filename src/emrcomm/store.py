@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -194,6 +195,14 @@ class _Checkpointer:
         self._stop.set()
         if wait and self._thread is not threading.current_thread():
             self._thread.join(5)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (0600, like the keys): chart notes
+    hold phone numbers and addresses. SQLite gives its -wal and -shm files the same mode.
+    An existing file keeps the mode it has."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _json(value: Any) -> str:
@@ -445,6 +454,7 @@ class SQLiteStore:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._lock = threading.RLock()
         self._depth = 0
         self._grouped = False  # inside group_commit(): transactions are savepoints
