@@ -91,6 +91,15 @@ def test_a_5_mb_content_string_is_refused_at_once(host: Host) -> None:
     assert nothing_sent_or_filed(host)
 
 
+@pytest.mark.parametrize("unit", ["HbA1c high ", "TSH 4 low ", "pain in my knee "])
+def test_checking_a_long_text_made_of_tests_and_results_takes_linear_time(host: Host, unit: str) -> None:
+    # 50,000 characters of tests next to results: comparing every pair took minutes.
+    text = (unit * 5000)[:50_000]
+    found: list[Any] = []
+    assert within(30, lambda: found.extend(host.check(text, channel="email"))) is None
+    assert any(f.code == "CLINICAL_CONTENT" for f in found)
+
+
 def test_a_text_longer_than_a_channel_takes_is_refused_there_and_goes_elsewhere(
         make_host: Callable[..., Host]) -> None:
     host = make_host("\n[limits.channel_text_chars]\nemail = 500\n")
