@@ -20,7 +20,7 @@ KANNEL_CODES = {"type": "%d", "answer": "%A", "at": "%T", "smsc_id": "%F"}
 
 def record_signature(secret: str, record_id: str) -> str:
     """What ``sig`` must be for ``record_id``; check it with :func:`valid_signature`."""
-    return hmac.new(secret.encode("utf-8"), record_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode("utf-8"), record_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def valid_signature(secret: str, record_id: str, sig: str) -> bool:

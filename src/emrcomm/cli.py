@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emrcomm.errors import EmrcommError, RequestError
-from emrcomm.limits import Limits, loads_json
+from emrcomm.limits import Limits, escape_controls, loads_json
 from emrcomm.model import Finding, Outcome, Status
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
@@ -142,10 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.config = getattr(args, "config", None)
     args.json = getattr(args, "json", False)
     verbose = getattr(args, "verbose", 0)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        handlers=[handler])
     handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
     try:
         code: int = handler(args)
@@ -155,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+class _OneLine(logging.Formatter):
+    """One record, one line: control characters in a message (from a file, a URL) are escaped,
+    so nothing a client sends can forge a log line. Tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
 
 def _host(args: argparse.Namespace) -> Any:

@@ -68,6 +68,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         )
     if kind != "CommunicationRequest":
         raise RequestError(f"resourceType is {kind!r}; expected 'CommunicationRequest'")
+    _check_no_nulls(data)
     if validate:
         _check_r4(data)
     if data.get("status") != "active":
@@ -128,6 +129,20 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         based_on=based_on,
         channel=channel,
     )
+
+
+def _check_no_nulls(data: Mapping[str, Any]) -> None:
+    """FHIR JSON has no null values (R4 JSON representation): a field is there or left out. The
+    R4B model lets ``"payload": null`` through, which nothing after it could read."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if value is None:
+            raise RequestError(f"{where or 'the request'} is null; FHIR JSON has no nulls: leave the field out")
+        if isinstance(value, Mapping):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
 
 
 def _check_r4(data: Mapping[str, Any]) -> None:
