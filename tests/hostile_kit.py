@@ -74,10 +74,12 @@ class InProcess:
                 headers: Iterable[tuple[bytes, bytes]] = (), client: str | None = None,
                 timeout: float = 30) -> Answer:
         query = query.encode("utf-8") if isinstance(query, str) else query
+        # What uvicorn hands on: the path percent-decoded as UTF-8, undecodable bytes replaced.
+        path = path.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
             "method": method, "scheme": "http", "path": path,
-            "raw_path": path.encode("utf-8", "surrogateescape"), "query_string": query, "root_path": "",
+            "raw_path": path.encode("utf-8"), "query_string": query, "root_path": "",
             "headers": [(b"host", b"portal.test"), *headers, (b"content-length", str(len(body)).encode())],
             "client": (client or self.client, 50000), "server": ("127.0.0.1", 8000),
         }

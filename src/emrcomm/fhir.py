@@ -231,7 +231,9 @@ def _date(value: Any, where: str) -> dt.date:
         raise RequestError(f"{where}: {value!r} is not a real date") from None
 
 
-def _datetime(value: str, where: str) -> dt.datetime:
+def _datetime(value: Any, where: str) -> dt.datetime:
+    if not isinstance(value, str):  # the R4B model takes a number as a time stamp; FHIR does not
+        raise RequestError(f"{where}: {value!r} is not a FHIR dateTime (a string such as 2026-11-24T10:30:00-05:00)")
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
