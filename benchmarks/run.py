@@ -439,7 +439,8 @@ def b3_batch(size: dict[str, int], sink_url: str, folder: Path, sms: str, warm: 
     from emrcomm.testing import TEST_NOW
 
     stamp = time.monotonic_ns()
-    fresh = [attrs.evolve(r, id=f"{r.id}-batch-{stamp}") for r in (*warm, *requests_)]
+    # Ids are at most 64 characters (FHIR): the run stamp goes first, shortened.
+    fresh = [attrs.evolve(r, id=f"b{stamp % 10**9}-{r.id}") for r in (*warm, *requests_)]
     warm, batch = fresh[:len(warm)], fresh[len(warm):]
     count = len(batch)
     config = write_clinic(folder, size["patients"], mode="queue", sms=sms, poll_seconds=0.02)

@@ -277,7 +277,7 @@ def test_every_page_string_exists_in_both_languages() -> None:
 
 # security ------------------------------------------------------------------------------------------
 SECURE = {
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",

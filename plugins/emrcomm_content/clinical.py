@@ -9,9 +9,10 @@ that the uncertainty score (classifier.py) weighs.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from attrs import frozen
 
@@ -239,7 +240,11 @@ class ClinicalDetector:
         return Reading(merge_hits(result), evidence)
 
     def _in_context(self, folded: Folded, matches: list[Match]) -> list[tuple[tuple[int, int], str]]:
-        """Result words next to a test, tests next to a value, symptoms next to a part of the body."""
+        """Result words next to a test, tests next to a value, symptoms next to a part of the body.
+
+        Each term looks for partners only within a few words of itself (bisect on word and
+        sentence positions): linear in the text, where comparing every pair took minutes on a
+        50,000-character text made of tests and results."""
         text = folded.text
         tests = [m for m in matches if m.kind in RESULT_OF]
         bodies = [m for m in matches if m.kind == "body"]
@@ -249,26 +254,34 @@ class ClinicalDetector:
         breaks = [b.start() for b in _SENTENCE_END.finditer(text)]
 
         def word_at(pos: int) -> int:
-            lo, hi = 0, len(words)
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if words[mid] < pos:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            return lo
+            return bisect.bisect_left(words, pos)
 
         def near(a: tuple[int, int], b: tuple[int, int], most: int = CONTEXT_GAP) -> bool:
             first, second = sorted((a, b))
-            if any(first[1] <= p < second[0] for p in breaks):
+            i = bisect.bisect_left(breaks, first[1])
+            if i < len(breaks) and breaks[i] < second[0]:
                 return False
             gap = word_at(second[0]) - word_at(first[1])
             return gap <= most
 
+        def char_of(word: int) -> int:
+            """Where word number ``word`` starts (0 before the first, the end after the last)."""
+            return 0 if word <= 0 else words[word] if word < len(words) else len(text)
+
+        def around(span: tuple[int, int], most: int) -> tuple[int, int]:
+            """The stretch of text in which a partner of ``span`` at most ``most`` words away can
+            start (a partner before it may itself be up to _PARTNER_WORDS long)."""
+            return char_of(word_at(span[0]) - most - _PARTNER_WORDS), char_of(word_at(span[1]) + most + 1)
+
+        def starting_in(spans: list[tuple[int, int]], starts: list[int], lo: int, hi: int) -> list[tuple[int, int]]:
+            return spans[bisect.bisect_left(starts, lo):bisect.bisect_right(starts, hi)]
+
         out = []
-        symptoms = [m for m in matches if m.kind in SYMPTOM_KINDS] if bodies else []
+        symptoms = sorted((m for m in matches if m.kind in SYMPTOM_KINDS), key=lambda m: m.folded) if bodies else []
+        symptom_starts = [m.folded[0] for m in symptoms]
         for body in bodies:
-            for symptom in symptoms:
+            lo, hi = around(body.folded, max(SYMPTOM_AFTER_GAP, SYMPTOM_BEFORE_GAP))
+            for symptom in symptoms[bisect.bisect_left(symptom_starts, lo):bisect.bisect_right(symptom_starts, hi)]:
                 if symptom.folded[0] >= body.folded[1]:  # "leg pain", "back problems"
                     ok = near(body.folded, symptom.folded, SYMPTOM_AFTER_GAP)
                 else:  # "pain in my leg", "douleur au genou"
@@ -278,23 +291,30 @@ class ClinicalDetector:
                         and _LINK.match(text, symptom.folded[1]) is not None
                     )
                 if ok:
-                    lo, hi = min(body.folded[0], symptom.folded[0]), max(body.folded[1], symptom.folded[1])
-                    out.append(((lo, hi), "condition"))
-        results = [m.folded for m in matches if m.kind == "result"]
+                    lo_, hi_ = min(body.folded[0], symptom.folded[0]), max(body.folded[1], symptom.folded[1])
+                    out.append(((lo_, hi_), "condition"))
+        results = sorted(m.folded for m in matches if m.kind == "result")
         # "high" and "low" qualify a named test or condition ("TSH is low"), never a generic
         # word: "test scores are low", "high test".
-        weak = [m.folded for m in matches if m.kind == "result_weak"]
+        strong_and_weak = sorted(results + [m.folded for m in matches if m.kind == "result_weak"])
+        result_starts, both_starts = [r[0] for r in results], [r[0] for r in strong_and_weak]
         for test in tests:
-            partners = [r for r in results + (weak if test.kind != "test_generic" else []) if near(test.folded, r)]
+            lo, hi = around(test.folded, CONTEXT_GAP)
+            pool, starts = (results, result_starts) if test.kind == "test_generic" else (strong_and_weak, both_starts)
+            partners = [r for r in starting_in(pool, starts, lo, hi) if near(test.folded, r)]
             if test.kind != "condition":
                 start = test.folded[1]
-                partners += [v.span() for v in VALUE.finditer(text, start) if near(test.folded, v.span())]
+                # A value starts at most CONTEXT_GAP words on; the slack lets a match that starts
+                # in time end as it would in the whole text.
+                end = char_of(word_at(start) + CONTEXT_GAP + 1) + _VALUE_SLACK
+                partners += [v for v in _scan(VALUE, text, start, end) if near(test.folded, v)]
                 if test.kind == "test":  # "PSA 4", "INR is 3": a bare number right after a named test
-                    partners += [v.span() for v in ANY_NUMBER.finditer(text, start) if near(test.folded, v.span(), 1)]
+                    end = char_of(word_at(start) + 2) + _VALUE_SLACK
+                    partners += [v for v in _scan(ANY_NUMBER, text, start, end) if near(test.folded, v, 1)]
             if partners:
-                lo = min(test.folded[0], *(p[0] for p in partners))
-                hi = max(test.folded[1], *(p[1] for p in partners))
-                out.append(((lo, hi), "result"))
+                lo_ = min(test.folded[0], *(p[0] for p in partners))
+                hi_ = max(test.folded[1], *(p[1] for p in partners))
+                out.append(((lo_, hi_), "result"))
         return out
 
 
@@ -308,6 +328,23 @@ def _routine_vaccine(text: str, match: Match) -> bool:
     before = text[max(0, start - 40) : start].split()[-3:]
     after = text[end : end + 40].split()[:3]
     return any(_VACCINE_NEAR.fullmatch(w.strip(".,:;!?()")) for w in (*before, *after))
+
+
+_PARTNER_WORDS = 16  # the longest partner (a result phrase, a symptom) looked for before a term
+_VALUE_SLACK = 64  # characters past the last word a value may start in, for the value itself
+
+
+def _scan(pattern: re.Pattern[str], text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The spans ``pattern.finditer(text, start)`` finds before ``end``, without scanning on to
+    the end of the text. A match that reaches ``end`` is matched again on the whole text, so a
+    long number cut by the window is found whole, as before."""
+    for found in pattern.finditer(text, start, min(end, len(text))):
+        if found.end() >= end and end < len(text):
+            whole = pattern.search(text, found.start())
+            if whole is not None and whole.start() == found.start():
+                yield whole.span()
+            return
+        yield found.span()
 
 
 def merge_hits(hits: list[Hit]) -> list[Hit]:

@@ -20,11 +20,18 @@ KANNEL_CODES = {"type": "%d", "answer": "%A", "at": "%T", "smsc_id": "%F"}
 
 def record_signature(secret: str, record_id: str) -> str:
     """What ``sig`` must be for ``record_id``; check it with :func:`valid_signature`."""
-    return hmac.new(secret.encode("utf-8"), record_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode("utf-8"), record_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def valid_signature(secret: str, record_id: str, sig: str) -> bool:
-    return hmac.compare_digest(record_signature(secret, record_id), sig)
+    """Whether ``sig`` signs ``record_id``. Compared as bytes: a ``sig`` of any characters is
+    simply wrong (``compare_digest`` refuses non-ASCII text)."""
+    return same_secret(record_signature(secret, record_id), sig)
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """``expected == given`` in constant time, for text of any characters."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "surrogatepass"))
 
 
 def kannel_dlr_url(base: str, record_id: str, secret: str | None) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from emrcomm import Message, Receipt
+
+log = logging.getLogger("emrcomm.plugin.sms")
 
 
 class FileSink:
@@ -25,9 +28,27 @@ class FileSink:
         self.clock = clock
         self._lock = threading.Lock()
         self._seen: set[str] = set()
+        self._torn = False
         if self.path.exists():
-            with self.path.open(encoding="utf-8") as fh:
-                self._seen = {json.loads(line)["id"] for line in fh if line.strip()}
+            self._seen = self._keys()
+
+    def _keys(self) -> set[str]:
+        """The keys already in the file. A line that cannot be read (the last write torn by a crash
+        before its fsync, or a hand edit) is skipped with a warning that gives its number: its
+        message was never acknowledged, so a retry writes it whole."""
+        keys: set[str] = set()
+        with self.path.open("rb") as fh:
+            data = fh.read()
+        self._torn = bool(data) and not data.endswith(b"\n")
+        for number, line in enumerate(data.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                keys.add(item["id"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s: line %d cannot be read and is skipped", self.path.name, number)
+        return keys
 
     def send(self, message: Message, address: str, key: str) -> Receipt:
         at = self.clock()
@@ -37,7 +58,9 @@ class FileSink:
                 line = json.dumps({"id": key, "to": address, "text": message.text, "at": at.isoformat()},
                                   ensure_ascii=False)
                 with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(line + "\n")
+                    # After a torn last line, start on a line of our own.
+                    fh.write(("\n" if self._torn else "") + line + "\n")
+                    self._torn = False
                     fh.flush()
                     os.fsync(fh.fileno())
                 self._seen.add(key)

@@ -1,7 +1,8 @@
 """The templates plugin: compiles the built-in and clinic templates once, renders per patient.
 
 Templates run in Jinja's immutable sandbox with strict undefined names, so a clinic template
-can neither reach Python internals nor print an empty hole where a variable was misspelled.
+can neither reach Python internals nor print an empty hole where a variable was misspelled,
+and within bounds on steps, time and size (``bounds``), so it cannot run away either.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from attrs import frozen
 from babel import Locale, numbers
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import emrcomm
 from emrcomm import Category, ConfigError, Message, Recipient, RenderError, Request
 from emrcomm.config import load_schema
+from emrcomm_templates import bounds
 from emrcomm_templates.catalog import (
     CONTEXT_NAMES,
     EMPTY,
@@ -143,12 +144,20 @@ class Plugin:
             "turnaround": clinic.turnaround,
         })
         self._default_zone = clinic.time_zones[0] if clinic.time_zones else "America/Toronto"
-        self._env = ImmutableSandboxedEnvironment(
+        settings = context.settings
+        default = bounds.RenderBounds()
+        self._bounds = bounds.RenderBounds(
+            steps=settings.get("render_steps", default.steps),
+            seconds=settings.get("render_seconds", default.seconds),
+            chars=settings.get("render_chars", default.chars),
+        )
+        self._env = bounds.BoundedSandbox(
             undefined=StrictUndefined,
             autoescape=False,
             auto_reload=False,
         )
         self._env.filters.update(FILTERS)
+        bounds.install(self._env)
         self._templates = self._load(context)
         languages = {lang for by_lang in self._templates.values() for lang in by_lang}
         self._locales: dict[str, Locale] = {lang: locale_for(lang) for lang in languages | {DEFAULT_LANGUAGE}}
@@ -185,7 +194,7 @@ class Plugin:
                                                declaration)
                 uses |= names
                 if names <= {"clinic"}:
-                    subject = " ".join(subject.render(clinic=self._clinic).split())
+                    subject = " ".join(self._once(subject, src).split())
             templates.setdefault(src.name, {})[src.language] = Compiled(
                 src.name, src.language, body, subject, declaration, src.origin, uses_link="link" in uses
             )
@@ -205,7 +214,7 @@ class Plugin:
         try:
             env.parse(text, src.name, src.origin)  # first as written, so errors give the file's line
             tree = env.parse(join_lines(text), src.name, src.origin)
-            code = env.compile(tree, src.name, src.origin)
+            code = env.compile(bounds.bound_loops(tree), src.name, src.origin)
         except TemplateSyntaxError as exc:
             raise ConfigError(f"{src.origin}, line {exc.lineno}: template does not compile: {exc.message}") from None
         names = meta.find_undeclared_variables(tree) - set(env.globals)
@@ -295,11 +304,23 @@ class Plugin:
             return by_lang[DEFAULT_LANGUAGE]
         return by_lang[min(by_lang)]
 
-    @staticmethod
-    def _run(compiled: Compiled, template: Template, values: dict[str, Any]) -> str:
+    def _once(self, subject: Template, src: _Source) -> str:
+        """A subject that depends on the clinic only, rendered at start-up."""
+        try:
+            return bounds.render(subject, {"clinic": self._clinic}, self._bounds)
+        except bounds.RenderLimit as exc:
+            raise ConfigError(f"{src.origin}: the subject was stopped: it {exc}") from None
+
+    def _run(self, compiled: Compiled, template: Template, values: dict[str, Any]) -> str:
         where = f"template {compiled.name!r} ({compiled.language}, {compiled.origin})"
         try:
-            return template.render(values)
+            return bounds.render(template, values, self._bounds)
+        except bounds.RenderLimit as exc:
+            # A runaway: stopped within its bounds, reported with what to change, never its output.
+            raise RenderError(f"{where} was stopped: it {exc}; simplify the template, or raise "
+                              f"[plugins.{self.context.name}] render_* if the clinic really needs more") from None
+        except RecursionError:
+            raise RenderError(f"{where} was stopped: it nests or recurses too deeply") from None
         except RenderError as exc:
             raise RenderError(f"{where}: {exc}") from exc
         except SecurityError as exc:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from emrcomm import fhir
-from emrcomm.errors import EmrcommError
+from emrcomm.errors import EmrcommError, RequestError
+from emrcomm.limits import Limits, escape_controls, loads_json
 from emrcomm.model import Finding, Outcome, Status
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
@@ -142,10 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.config = getattr(args, "config", None)
     args.json = getattr(args, "json", False)
     verbose = getattr(args, "verbose", 0)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        handlers=[handler])
     handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
     try:
         code: int = handler(args)
@@ -155,6 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+class _OneLine(logging.Formatter):
+    """One record, one line: control characters in a message (from a file, a URL) are escaped,
+    so nothing a client sends can forge a log line. Tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
 
 def _host(args: argparse.Namespace, *, read_only: bool = False) -> Any:
@@ -204,21 +213,37 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_requests(files: Sequence[str]) -> Iterator[str]:
+def _read_requests(files: Sequence[str], limits: Limits) -> Iterator[str]:
     for name in files:
         if name == "-":
-            text = sys.stdin.read()
+            text = _decoded(_read_stdin(), "standard input")
             yield from (line for line in text.splitlines() if line.strip()) if _is_lines(text) else [text]
             continue
         path = Path(name)
+        lines = path.suffix in (".jsonl", ".ndjson")
         try:
-            text = path.read_text(encoding="utf-8")
+            if not lines and path.stat().st_size > limits.request_bytes:
+                raise RequestError(f"{path}: {path.stat().st_size:,} bytes; the most a request may be is "
+                                   f"{limits.request_bytes:,} ([limits] request_bytes)")
+            text = _decoded(path.read_bytes(), str(path))
         except OSError as exc:
             raise EmrcommError(f"{path}: cannot read: {exc.strerror}") from None
-        if path.suffix in (".jsonl", ".ndjson"):
+        if lines:
             yield from (line for line in text.splitlines() if line.strip())
         else:
             yield text
+
+
+def _read_stdin() -> bytes:
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+
+
+def _decoded(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def _is_lines(text: str) -> bool:
@@ -229,15 +254,13 @@ def _is_lines(text: str) -> bool:
 def cmd_send(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from emrcomm.errors import RequestError
-
-    items = list(_read_requests(args.files))
     worst = EXIT_OK
     results: list[dict[str, Any]] = []
-    # A bar only for long runs on a terminal; per-request output goes to stdout as usual.
-    bar = tqdm(items, desc="sending", unit="msg", file=sys.stderr, leave=False,
-               disable=len(items) < 50 or not sys.stderr.isatty())
     with _host(args) as host:
+        items = list(_read_requests(args.files, host.config.limits))
+        # A bar only for long runs on a terminal; per-request output goes to stdout as usual.
+        bar = tqdm(items, desc="sending", unit="msg", file=sys.stderr, leave=False,
+                   disable=len(items) < 50 or not sys.stderr.isatty())
         for item in bar:
             try:
                 outcome = host.send(item)
@@ -313,17 +336,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_lines(args: argparse.Namespace, host: Any) -> int:
-    """One JSON object per input line, in order: the verdict, or the error of that line alone."""
-    from emrcomm.errors import RequestError
-
+    """One JSON object per input line, in order: the verdict, or the error of that line alone.
+    Each line is read no further than the request limit (a longer one is that line's error)."""
     any_blocked = any_error = False
-    stream = sys.stdin if str(args.jsonl) == "-" else _open(args.jsonl)
+    stream = sys.stdin.buffer if str(args.jsonl) == "-" else _open(args.jsonl)
     with stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
+        lines = iter(lambda: stream.readline(host.config.limits.request_bytes + 2), b"")
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
                 continue
             try:
-                item = _check_item(line, number, args)
+                item = _check_item(raw, number, args, host.config.limits)
                 found = host.check(item["text"], channel=item.get("channel", args.channel),
                                    category=item.get("category", args.category),
                                    language=item.get("lang", args.lang))
@@ -356,19 +379,17 @@ def _check_patient(args: argparse.Namespace) -> int:
 
 def _open(path: Path) -> Any:
     try:
-        return path.open(encoding="utf-8")
+        return path.open("rb")
     except OSError as exc:
         raise EmrcommError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _check_item(line: str, number: int, args: argparse.Namespace) -> dict[str, Any]:
-    from emrcomm.errors import RequestError
-
+def _check_item(line: bytes, number: int, args: argparse.Namespace, limits: Limits) -> dict[str, Any]:
     where = f"{args.jsonl}:{number}"
     try:
-        item = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise RequestError(f"{where}: not JSON: {exc.msg}") from None
+        item = loads_json(line, what=f"line {number}", limits=limits)
+    except RequestError as exc:
+        raise RequestError(f"{where}: {exc}") from None
     if not isinstance(item, dict) or not isinstance(item.get("text"), str):
         raise RequestError(f'{where}: expected an object with a "text" string')
     for key in ("channel", "category", "lang"):

@@ -21,6 +21,7 @@ from attrs import field, frozen
 
 from emrcomm.context import Clinic
 from emrcomm.errors import ConfigError
+from emrcomm.limits import Limits
 from emrcomm.model import Severity
 from emrcomm.rules import RULES
 
@@ -73,6 +74,7 @@ class Config:
     rules: RuleSettings
     raw: Mapping[str, Any]
     store_synchronous: str = "full"  # [store] synchronous: "full" (fsync per commit) or "normal"
+    limits: Limits = field(factory=Limits)  # [limits]: bounds on what enters (emrcomm.limits)
 
 
 def embedded_defaults_text() -> str:
@@ -111,6 +113,8 @@ def load_config(path: str | Path | None = None, *, base_dir: Path | None = None)
         raise ConfigError(f"{found}: no such config file") from None
     except OSError as exc:
         raise ConfigError(f"{found}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{found}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     return parse_config(text, source=str(found), base_dir=found.resolve().parent)
 
 
@@ -119,6 +123,8 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     check_secrets(raw.get("plugins", {}), source, "plugins")
     validate(raw, load_schema("config.schema.json"), source)
     clinic_raw = raw["clinic"]
@@ -154,6 +160,7 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         rules=_rule_settings(raw.get("rules", {}), source),
         raw=raw,
         store_synchronous=raw.get("store", {}).get("synchronous", "full"),
+        limits=Limits.from_config(raw.get("limits", {})),
     )
 
 

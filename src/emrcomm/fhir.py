@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from emrcomm.errors import RequestError
+from emrcomm.limits import DEFAULT as DEFAULT_LIMITS
+from emrcomm.limits import FHIR_ID, Limits, check_depth, loads_json
 from emrcomm.model import Category, Record, Request, Sensitivity
 
 BASE = "http://emrcomm.org/fhir"
@@ -43,19 +44,20 @@ def safe_ref(ref: str) -> str:
     return "Patient#" + hashlib.sha256(ref.encode("utf-8")).hexdigest()[:16]
 
 
-def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = True) -> Request:
+def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = True,
+                  limits: Limits = DEFAULT_LIMITS) -> Request:
     """A Request from a FHIR R4 CommunicationRequest (JSON text or a decoded dict).
 
     Raises RequestError naming the field and what to do; nothing has been sent or filed.
     ``validate=False`` skips the check against the FHIR models (~1 ms a request): only for
     a request this host wrote itself (``request_to_fhir``: the outbox's copy), never for
-    input; every field this function reads is still checked.
+    input; every field this function reads is still checked. ``limits`` bound the document's
+    size and depth and the request's text (emrcomm.limits).
     """
     if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise RequestError(f"request is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = loads_json(data, what="request", limits=limits)
+    elif isinstance(data, Mapping):
+        check_depth(data, what="request", limits=limits)
     if not isinstance(data, Mapping):
         raise RequestError(f"request must be a JSON object (a CommunicationRequest), not {type(data).__name__}")
     kind = data.get("resourceType")
@@ -66,6 +68,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         )
     if kind != "CommunicationRequest":
         raise RequestError(f"resourceType is {kind!r}; expected 'CommunicationRequest'")
+    _check_no_nulls(data)
     if validate:
         _check_r4(data)
     if data.get("status") != "active":
@@ -126,6 +129,20 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         based_on=based_on,
         channel=channel,
     )
+
+
+def _check_no_nulls(data: Mapping[str, Any]) -> None:
+    """FHIR JSON has no null values (R4 JSON representation): a field is there or left out. The
+    R4B model lets ``"payload": null`` through, which nothing after it could read."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if value is None:
+            raise RequestError(f"{where or 'the request'} is null; FHIR JSON has no nulls: leave the field out")
+        if isinstance(value, Mapping):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
 
 
 def _check_r4(data: Mapping[str, Any]) -> None:
@@ -198,12 +215,25 @@ def _variables(extensions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         if kind == "valueDateTime":
             value = _datetime(value, f"variable {name!r}")
         elif kind == "valueDate":
-            value = dt.date.fromisoformat(value)
+            value = _date(value, f"variable {name!r}")
         out[name] = value
     return out
 
 
-def _datetime(value: str, where: str) -> dt.datetime:
+def _date(value: Any, where: str) -> dt.date:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}(-[0-9]{2}){0,2}", value):
+        raise RequestError(f"{where}: {value!r} is not a FHIR date")
+    if len(value) < 10:  # FHIR allows "1980" and "1980-04"; a message needs the day
+        raise RequestError(f"{where}: {value!r} is a partial date; give the whole date as YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise RequestError(f"{where}: {value!r} is not a real date") from None
+
+
+def _datetime(value: Any, where: str) -> dt.datetime:
+    if not isinstance(value, str):  # the R4B model takes a number as a time stamp; FHIR does not
+        raise RequestError(f"{where}: {value!r} is not a FHIR dateTime (a string such as 2026-11-24T10:30:00-05:00)")
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -217,7 +247,9 @@ def _datetime(value: str, where: str) -> dt.datetime:
 
 def _identity(data: Mapping[str, Any]) -> tuple[str, str | None]:
     if data.get("id"):
-        return str(data["id"]), f"CommunicationRequest/{data['id']}"
+        if not isinstance(data["id"], str) or not FHIR_ID.fullmatch(data["id"]):
+            raise RequestError(f"id {str(data['id'])[:80]!r} is not a FHIR id: 1 to 64 letters, digits, '-' or '.'")
+        return data["id"], f"CommunicationRequest/{data['id']}"
     for ident in data.get("identifier", ()):
         if ident.get("value"):
             key = f"{ident.get('system', '')}|{ident['value']}"

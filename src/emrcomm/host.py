@@ -25,6 +25,7 @@ from emrcomm.context import PluginContext
 from emrcomm.errors import EmrcommError, PluginError, RenderError, RequestError
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.states import LegState
+from emrcomm.limits import check_request, check_text
 from emrcomm.loader import LoadedPlugin, load_plugins, new_plugin_manager
 from emrcomm.model import (
     Category,
@@ -200,8 +201,15 @@ class Host:
         channels: dict[str, Channel] = {}
         hook = self._pm.hook.emrcomm_register_channels
         for impl in reversed(hook.get_hookimpls()):
-            contributed = cast("Iterable[Channel] | None", impl.function())
-            for channel in contributed or ():
+            try:
+                contributed = list(cast("Iterable[Channel] | None", impl.function()) or ())
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} failed in emrcomm_register_channels: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            for channel in contributed:
+                if not isinstance(channel, Channel):
+                    raise PluginError(f"plugin {impl.plugin_name!r}: emrcomm_register_channels returned "
+                                      f"{type(channel).__name__}, not emrcomm.Channel")
                 if channel.name in channels:
                     raise PluginError(
                         f"channel {channel.name!r} is registered by both {channels[channel.name].plugin!r} "
@@ -281,6 +289,10 @@ class Host:
                 continue
             for f in _named(result, plugin):
                 found.append(self._configured(attrs.evolve(f, channel=f.channel or channel.name), message))
+        limit = self.config.limits.channel_text_chars.get(channel.name)
+        if limit is not None and len(message.text) > limit:
+            found.append(self._configured(finding("TEXT_TOO_LONG", plugin="host", channel=channel.name,
+                                                  length=f"{len(message.text):,}", limit=f"{limit:,}"), message))
         return tuple(found)
 
     def _configured(self, f: Finding, message: Message) -> Finding:
@@ -313,7 +325,7 @@ class Host:
         Raises RequestError (nothing sent or filed) when the request itself is malformed.
         """
         self._writable()
-        req = _parsed(request)
+        req = self._parse(request)
         trail = self._trail(req)
         decision = self.decide(req, trail)
         written = write(self, decision, trail)
@@ -425,7 +437,7 @@ class Host:
 
     def _decide_or_fail(self, item: Requestish) -> tuple[Decision | Outcome, Trail | None]:
         try:
-            req = _parsed(item)
+            req = self._parse(item)
             trail = self._trail(req)
             return self.decide(req, trail), trail
         except RequestError as exc:
@@ -446,6 +458,14 @@ class Host:
         except RequestError as exc:
             return _failed(item, exc)
 
+    def _parse(self, request: Requestish) -> Request:
+        """A Request from the Python API or a FHIR CommunicationRequest, within the configured
+        limits (size, depth, id, text); RequestError names what is wrong."""
+        limits = self.config.limits
+        req = request if isinstance(request, Request) else fhir.parse_request(request, limits=limits)
+        check_request(req, limits)
+        return req
+
     def _trail(self, req: Request) -> Trail:
         return self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
 
@@ -459,7 +479,7 @@ class Host:
         Unlike send, every candidate is judged, so the explanation says for each channel why it
         would be chosen, would serve as a fallback, or is rejected (``emrcomm check --patient``).
         """
-        req = _parsed(request)
+        req = self._parse(request)
         decision = self.decide(req, dry_run=True)
         if decision.refusal is not None:
             raise decision.refusal
@@ -571,6 +591,7 @@ class Host:
         """
         if channel not in self.channels:
             raise RequestError(f"unknown channel {channel!r}; choose one of: {', '.join(sorted(self.channels))}")
+        check_text(text, "the text", self.config.limits)
         if category not in {c.value for c in Category}:
             raise RequestError(f"unknown category {category!r}; choose one of: {', '.join(c.value for c in Category)}")
         if language not in CHECK_LANGUAGES:
@@ -616,10 +637,6 @@ _CHECK_RECIPIENT = Recipient(
     consents=tuple(ConsentGrant(ch, p) for ch in ("sms", "email", "portal") for p in Purpose),
     time_zone="America/Toronto",
 )
-
-
-def _parsed(request: Requestish) -> Request:
-    return request if isinstance(request, Request) else fhir.parse_request(request)
 
 
 def _failed(item: Requestish, exc: RequestError) -> Outcome:

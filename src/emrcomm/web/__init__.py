@@ -23,9 +23,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from emrcomm.web import i18n
-from emrcomm.web.security import AccessLog, BodyLimit, SameOrigin, SecureHeaders
+from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, SameOrigin, SecureHeaders
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -91,12 +92,16 @@ def create_app(host: Host, *, sections: Sequence[str] = SECTIONS) -> Starlette:
         return web.page(request, "problem", language, status_code=status, problem="not-found" if status == 404
                         else "error")
 
+    def error_page(scope: Scope) -> Response:
+        return web.page(Request(scope), "problem", "en", status_code=500, problem="error", switch_href=None)
+
     return Starlette(
         routes=routes,
         middleware=[
             Middleware(AccessLog),
             Middleware(SecureHeaders),
-            Middleware(BodyLimit, limit=64 * 1024),
+            Middleware(ErrorShield, error_page=error_page),
+            Middleware(BodyLimit, limit=host.config.limits.http_body_bytes),
             Middleware(SameOrigin),
         ],
         exception_handlers={404: not_found, 405: not_found, 500: not_found},

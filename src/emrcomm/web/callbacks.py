@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from emrcomm.context import PluginContext
 from emrcomm.inbound import handle_inbound
 from emrcomm.model import DeliveryUpdate
+from emrcomm.web.security import RateLimit
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -39,12 +41,16 @@ log = logging.getLogger("emrcomm.web.callbacks")
 
 PREFIX = "/callbacks"  # plugins.sms.callback_url must name this path, e.g. https://host/callbacks
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+# Requests a minute from one provider address ([plugins.sms] callback_rate_limit_per_minute): a
+# provider reports each message, up to twice, at the sending rate (10 a second by default).
+CALLBACK_RATE_PER_MINUTE = 6000
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     """What Twilio puts in X-Twilio-Signature for a POST of ``params`` to ``url``."""
     data = url + "".join(f"{k}{params[k]}" for k in sorted(params))
-    digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
+    # surrogatepass: a form field of any characters gets a signature (a wrong one), not an error
+    digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8", "surrogatepass"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -78,11 +84,11 @@ class Callbacks:
         return PlainTextResponse("ok")
 
     async def kannel_mo(self, request: Request) -> Response:
-        from emrcomm_sms.callbacks import mo_token
+        from emrcomm_sms.callbacks import mo_token, same_secret
 
         q = request.query_params
         token = q.get("token", "")
-        if not self._kannel_secret or not hmac.compare_digest(mo_token(self._kannel_secret), token):
+        if not self._kannel_secret or not same_secret(mo_token(self._kannel_secret), token):
             log.warning("kannel MO refused: not authenticated")
             return PlainTextResponse("forbidden", status_code=403)
         sender, text = q.get("from", ""), q.get("text", "")
@@ -93,13 +99,16 @@ class Callbacks:
 
     # Twilio --------------------------------------------------------------------------------------
     async def _twilio_form(self, request: Request) -> dict[str, str] | None:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        from emrcomm_sms.callbacks import same_secret
+
+        # Twilio posts about twenty fields and never a file.
+        form = {k: str(v) for k, v in (await request.form(max_files=0, max_fields=100)).items()}
         url = str(request.url)
         if self.base_url:  # behind a proxy: the URL Twilio called is the configured one
             rest = request.url.path[len(PREFIX):] if request.url.path.startswith(PREFIX) else request.url.path
             url = self.base_url + rest + (f"?{request.url.query}" if request.url.query else "")
         given = request.headers.get("x-twilio-signature", "")
-        if not self._twilio_token or not given or not hmac.compare_digest(
+        if not self._twilio_token or not given or not same_secret(
                 twilio_signature(self._twilio_token, url, form), given):
             log.warning("twilio callback refused: bad or missing X-Twilio-Signature")
             return None
@@ -171,9 +180,11 @@ def routes(web: WebContext) -> Sequence[BaseRoute]:
     handlers = callbacks_for(web.host)
     if handlers is None:
         return []
+    per_minute = web.host.config.plugin_settings.get("sms", {}).get("callback_rate_limit_per_minute",
+                                                                    CALLBACK_RATE_PER_MINUTE)
     return [Mount(PREFIX, routes=[
         Route("/kannel/dlr", handlers.kannel_dlr, methods=["GET", "POST"]),
         Route("/kannel/mo", handlers.kannel_mo, methods=["GET", "POST"]),
         Route("/twilio/status", handlers.twilio_status, methods=["POST"]),
         Route("/twilio/inbound", handlers.twilio_inbound, methods=["POST"]),
-    ])]
+    ], middleware=[Middleware(RateLimit, per_minute=per_minute)])]

@@ -26,6 +26,8 @@ PREFIX = "/m"
 # What a browser may be handed as a download; anything else is offered as bytes.
 DOWNLOAD_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_DATE_PART = {"day": re.compile(r"[0-9]{1,2}"), "month": re.compile(r"[0-9]{1,2}"), "year": re.compile(r"[0-9]{4}")}
+_INDEX = re.compile(r"[0-9]{1,4}")
 
 
 @runtime_checkable
@@ -139,7 +141,7 @@ class _Pages:
         form = await request.form(max_files=0, max_fields=10)
         index = str(form.get("index", ""))
         found = None
-        if index.isdigit():
+        if _INDEX.fullmatch(index):
             found = await run_in_threadpool(self.portal.attachment, str(form.get("session", "")), int(index))
         if found is None:
             return self._problem(request, "session", i18n.language(str(form.get("lang", ""))))
@@ -159,8 +161,10 @@ class _Pages:
 
 
 def _date(fields: dict[str, str]) -> dt.date | None:
-    """The date in the form, or None when it is not a real date (not counted as a try)."""
-    if not all(v.isdigit() for v in fields.values()):
+    """The date in the form, or None when it is not a real date (not counted as a try). ASCII
+    digits only: ``str.isdigit()`` also takes '²' (which ``int()`` refuses) and other scripts'
+    digits, and a day of 60,000 digits is past what ``int()`` converts."""
+    if not all(_DATE_PART[k].fullmatch(v) for k, v in fields.items()):
         return None
     day, month, year = int(fields["day"]), int(fields["month"]), int(fields["year"])
     if not 1880 <= year <= 2200:

@@ -1,5 +1,6 @@
 """Middleware every page and callback goes through: security headers, a body size limit, a
-same-origin check on form posts, a per-client rate limit, and an access log without secrets.
+same-origin check on form posts, a per-client rate limit, an access log without secrets, and a
+last guard that turns any unexpected error into a plain 500 page and one log line without values.
 
 Pure ASGI (no BaseHTTPMiddleware), so responses stream and nothing is buffered twice.
 """
@@ -10,6 +11,7 @@ import logging
 import math
 import re
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from emrcomm.limits import escape_controls
+
 log = logging.getLogger("emrcomm.web")
 
 # No scripts, no third-party anything; forms post only here; never framed.
@@ -25,7 +29,9 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
        "frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {
     "content-security-policy": CSP,
-    "referrer-policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with the
+    # portal's own form posts, and "null" must be refused (a page elsewhere can send it too).
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "pragma": "no-cache",
     "x-content-type-options": "nosniff",
@@ -74,7 +80,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
+        if length is not None and (not _DIGITS.fullmatch(length) or int(length) > self.limit):
             await PlainTextResponse("request too large", status_code=413)(scope, receive, send)
             return
         seen = 0
@@ -98,9 +104,14 @@ class _TooLarge(Exception):
     pass
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() takes '²', which int() refuses
+
+
 class SameOrigin:
-    """A form post whose Origin header names another site is refused (403): a page elsewhere
-    cannot make a patient's browser post here."""
+    """A form post whose Origin header names another site, or is ``null`` (a sandboxed frame, a
+    page elsewhere that hides its origin), or that the browser marks ``Sec-Fetch-Site:
+    cross-site``, is refused (403): a page elsewhere cannot make a patient's browser post here.
+    A request without either header (a provider's callback, an old browser) goes on."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -109,7 +120,8 @@ class SameOrigin:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             headers = Headers(scope=scope)
             origin = headers.get("origin")
-            if origin is not None and origin != "null" and _host_of(origin) != headers.get("host", "").lower():
+            cross = headers.get("sec-fetch-site") == "cross-site"
+            if cross or (origin is not None and _host_of(origin) != headers.get("host", "").lower()):
                 await PlainTextResponse("cross-site request refused", status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -135,6 +147,7 @@ class RateLimit:
         self.clock = clock
         self.max_clients = max_clients
         self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.refusing: set[str] = set()  # clients refused since they last got through: logged once
 
     def take(self, client: str) -> float:
         """0 when the client may go on, else the seconds until it may."""
@@ -158,7 +171,9 @@ class RateLimit:
         client = (scope.get("client") or ("unknown", 0))[0]
         wait = self.take(client)
         if wait > 0:
-            log.warning("rate limit: a client was refused for %.0f s", wait)
+            if client not in self.refusing and len(self.refusing) < self.max_clients:
+                self.refusing.add(client)  # a flood is one line, not one line a request
+                log.warning("rate limit: a client is refused for %.0f s (and until it slows down)", wait)
             response: Response = PlainTextResponse(
                 "Too many requests. Please wait a minute and try again. / Trop de demandes. "
                 "Veuillez patienter une minute et réessayer.",
@@ -166,6 +181,7 @@ class RateLimit:
             )
             await response(scope, receive, send)
             return
+        self.refusing.discard(client)
         await self.app(scope, receive, send)
 
 
@@ -174,7 +190,8 @@ _LONG_SEGMENT = re.compile(r"/[^/]{20,}")
 
 
 def loggable_path(path: str) -> str:
-    return _LONG_SEGMENT.sub("/…", path)
+    """The path with long segments withheld and control characters escaped (no forged lines)."""
+    return escape_controls(_LONG_SEGMENT.sub("/…", path))
 
 
 class AccessLog:
@@ -199,5 +216,37 @@ class AccessLog:
         try:
             await self.app(scope, receive, noted)
         finally:
-            log.info("%s %s %s %.0f ms", scope["method"], loggable_path(scope["path"]), status["code"],
-                     (time.perf_counter() - start) * 1000)
+            log.info("%s %s %s %.0f ms", escape_controls(scope["method"]), loggable_path(scope["path"]),
+                     status["code"], (time.perf_counter() - start) * 1000)
+
+
+class ErrorShield:
+    """Any exception a handler lets out becomes ``error_page`` (500) and one log line naming the
+    exception's type and where it was raised: never its message, the form or a traceback's
+    values, which could carry a patient's words or date of birth."""
+
+    def __init__(self, app: ASGIApp, error_page: Callable[[Scope], Response]) -> None:
+        self.app = app
+        self.error_page = error_page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
+            log.error("%s %s failed: %s at %s", escape_controls(scope["method"]), loggable_path(scope["path"]),
+                      type(exc).__name__, where)
+            if not started:
+                await self.error_page(scope)(scope, receive, send)

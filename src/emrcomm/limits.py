@@ -1,0 +1,131 @@
+"""The bounds on what enters emrcomm: request and body sizes, JSON depth, text lengths, ids,
+characters. ``[limits]`` in the config may change them (docs/security.md lists each one).
+
+Every check raises RequestError naming the field, what was found and the limit, before anything
+is sent or filed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import field, frozen
+
+from emrcomm.errors import RequestError
+from emrcomm.model import Request
+
+# FHIR's id: letters, digits, '-' and '.', 1 to 64 of them (R4 datatypes: id).
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+MAX_ID = 64
+# Control characters no channel can carry (tab, line feed and carriage return are text), and
+# lone surrogates, which cannot be written as UTF-8.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+@frozen
+class Limits:
+    """``[limits]``: each a number, each with a default a clinic rarely needs to change."""
+
+    request_bytes: int = 1_048_576  # one request document (a file, a JSON line, a Host.send str)
+    json_depth: int = 32  # nesting of a request document (a CommunicationRequest needs about 8)
+    text_chars: int = 50_000  # the text of one request, and each of its string variables
+    attachment_bytes: int = 20_971_520  # all of one request's attachments together
+    http_body_bytes: int = 65_536  # one HTTP request body to `emrcomm serve`
+    # The longest text each channel takes; a longer one is refused on that channel (TEXT_TOO_LONG)
+    # and the next candidate is tried. SMS is bounded by its segments (SMS_TOO_LONG).
+    channel_text_chars: Mapping[str, int] = field(factory=lambda: {"email": 20_000, "portal": 50_000})
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any]) -> Limits:
+        """From the ``[limits]`` table (already checked against the config schema)."""
+        values = {k: v for k, v in raw.items() if k != "channel_text_chars"}
+        channels = {**cls().channel_text_chars, **raw.get("channel_text_chars", {})}
+        return cls(**values, channel_text_chars=channels)
+
+
+DEFAULT = Limits()
+
+
+def loads_json(text: str | bytes, *, what: str, limits: Limits = DEFAULT) -> Any:
+    """``json.loads`` with the size and depth limits; RequestError for what it cannot read."""
+    if len(text) > limits.request_bytes:
+        raise RequestError(f"{what} is {len(text):,} bytes; the most a request may be is "
+                           f"{limits.request_bytes:,} ([limits] request_bytes)")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError(f"{what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise RequestError(f"{what} is nested too deeply (more than {limits.json_depth} levels)") from None
+    check_depth(data, what=what, limits=limits)
+    return data
+
+
+def check_depth(data: Any, *, what: str, limits: Limits = DEFAULT) -> None:
+    """RequestError when ``data`` nests objects and arrays deeper than ``limits.json_depth``."""
+    level: list[Any] = [data]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limits.json_depth:
+            raise RequestError(f"{what} is nested too deeply (more than {limits.json_depth} levels; "
+                               "[limits] json_depth)")
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+
+
+def check_text(value: str, where: str, limits: Limits = DEFAULT) -> None:
+    """A text a patient would read: not longer than ``text_chars``, no control characters."""
+    if len(value) > limits.text_chars:
+        raise RequestError(f"{where} is {len(value):,} characters; the most a request may carry is "
+                           f"{limits.text_chars:,} ([limits] text_chars): send long documents as an attachment")
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        raise RequestError(f"{where} contains the control character U+{ord(bad.group()):04X} at position "
+                           f"{bad.start()}; no channel can carry it: remove it")
+
+
+def check_id(value: str, where: str) -> None:
+    """A request id: 1 to 64 characters (FHIR's limit), no control characters."""
+    if not value.strip():
+        raise RequestError(f"{where} is empty")
+    if len(value) > MAX_ID:
+        raise RequestError(f"{where} is {len(value)} characters; FHIR ids are at most {MAX_ID}")
+    bad = _CONTROLS.search(value)  # an id is one line: no tab, no line break either
+    if bad is not None:
+        raise RequestError(f"{where} contains the control character U+{ord(bad.group()):04X}")
+
+
+def check_request(request: Request, limits: Limits = DEFAULT) -> None:
+    """A request from any door (FHIR or the Python API) within the limits: its id, its text,
+    its string variables, its attachments."""
+    check_id(request.id, "request id")
+    if request.text is not None:
+        check_text(request.text, "the request's text", limits)
+    if request.subject is not None:
+        check_text(request.subject, "the request's subject", limits)
+    for name, value in request.variables.items():
+        if isinstance(value, str):
+            check_text(value, f"variable {name!r}", limits)
+    size = sum(len(a.data) for a in request.attachments)
+    if size > limits.attachment_bytes:
+        raise RequestError(f"the request's attachments add up to {size:,} bytes; the most is "
+                           f"{limits.attachment_bytes:,} ([limits] attachment_bytes)")
+
+
+def escape_controls(value: str) -> str:
+    """``value`` with line breaks and other control characters shown as escapes: one log line
+    stays one line, whatever a client put in a URL or a field."""
+    return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")

@@ -1,0 +1,151 @@
+"""Hostile files given to the ``emrcomm`` command: each is a clear error and exit 2, never a
+traceback and exit 1, and nothing is sent or filed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from emrcomm import Channel, hookimpl
+from emrcomm.cli import main
+from emrcomm.host import Host
+from support import fhir_request, write_config
+
+APPOINTMENT = ("valueDateTime", "2026-11-24T10:30:00-05:00")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def nothing_sent(config: Path) -> bool:
+    sink = config.parent / "out" / "sms.jsonl"
+    return not sink.exists() or sink.read_text(encoding="utf-8") == ""
+
+
+def reminder_with(variables: dict[str, tuple[str, str]], **extra: object) -> dict[str, object]:
+    return fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                        variables={"appointment": APPOINTMENT, **variables}, **extra)
+
+
+@pytest.mark.parametrize("value", ["1980", "1980-04"])
+def test_a_partial_date_in_a_variable_is_a_clear_error(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(reminder_with({"birthday": ("valueDate", value)})), encoding="utf-8")
+    code, _, err = run(capsys, "send", str(path), "--config", str(config))
+    assert code == 2 and "variable 'birthday'" in err and "partial date" in err
+    assert nothing_sent(config)
+
+
+def test_a_request_file_that_is_not_utf8_is_a_clear_error(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "req.json"
+    path.write_bytes(json.dumps(reminder_with({})).encode("utf-8").replace(b"Patient/on-en", b"Patient/\xff\xfe"))
+    code, _, err = run(capsys, "send", str(path), "--config", str(config))
+    assert code == 2 and "not UTF-8" in err and str(path) in err
+    assert nothing_sent(config)
+
+
+def test_a_config_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "emrcomm.toml"
+    path.write_bytes(b'[clinic]\nname = "Clinique \xe9t\xe9"\n')  # Latin-1, as an old editor saves it
+    code, _, err = run(capsys, "check-config", "--config", str(path))
+    assert code == 2 and "not UTF-8" in err and str(path) in err
+
+
+def test_a_config_file_nested_too_deeply_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "emrcomm.toml"
+    path.write_text('[clinic]\nname = "x"\n[plugins.sms]\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "check-config", "--config", str(path))
+    assert code == 2 and "nested too deeply" in err
+
+
+@pytest.mark.parametrize("name", ["req.json", "reqs.jsonl"])
+def test_json_nested_100000_deep_is_a_clear_error(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    path = tmp_path / name
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "send", str(path), "--config", str(config))
+    assert code == 2 and "nested too deeply" in err
+    assert nothing_sent(config)
+
+
+def test_a_request_past_the_size_limit_is_refused_before_it_is_read(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(reminder_with({"note": ("valueString", "x" * 2_000_000)})), encoding="utf-8")
+    code, _, err = run(capsys, "send", str(path), "--config", str(config))
+    assert code == 2 and "request_bytes" in err
+    assert nothing_sent(config)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"text": "hi", "category": "birthday-wishes"}', "unknown category"),
+    ('{"text": "hi", "channel": ["sms"]}', '"channel" must be a string'),
+    ('{"text": "hi", "lang": "de"}', "unknown language 'de'"),
+    ('{"text": "hi \\u0000 there"}', "control character U+0000"),
+])
+def test_check_jsonl_reports_a_bad_line_clearly(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                line: str, expected: str) -> None:
+    path = tmp_path / "texts.jsonl"
+    path.write_text('{"text": "Riverside Family Health: see you soon. Reply STOP to opt out"}\n' + line + "\n",
+                    encoding="utf-8")
+    code, out, err = run(capsys, "check", "--channel", "sms", "--jsonl", str(path), "--config", str(config))
+    assert code == 2 and expected in err and "Traceback" not in err
+    good, bad = (json.loads(line) for line in out.splitlines())  # every line answered, in order
+    assert good["line"] == 1 and good["blocked"] is False
+    assert bad["line"] == 2 and expected in bad["error"] and f"{path}:2:" in bad["error"]
+
+
+def test_check_jsonl_reports_a_line_that_is_not_utf8(config: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "texts.jsonl"
+    path.write_bytes(b'{"text": "caf\xe9"}\n')
+    code, _, err = run(capsys, "check", "--channel", "sms", "--jsonl", str(path), "--config", str(config))
+    assert code == 2 and "line 1 is not UTF-8" in err
+
+
+class _BrokenChannels:
+    @hookimpl
+    def emrcomm_register_channels(self) -> list[Channel]:
+        raise RuntimeError("the fax modem is unplugged")
+
+
+def test_a_register_channels_hook_that_raises_is_a_clear_error_naming_the_plugin(
+        make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch, config: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from emrcomm import loader
+
+    real = loader.discover
+
+    def with_fax() -> dict[str, object]:
+        found: dict[str, object] = dict(real())
+        found["fax"] = _EntryPoint()
+        return found
+
+    monkeypatch.setattr(loader, "discover", with_fax)
+    code, _, err = run(capsys, "check-config", "--config", str(config))
+    assert code == 2 and "'fax'" in err and "emrcomm_register_channels" in err and "RuntimeError" in err
+
+
+class _EntryPoint:
+    """An installed third-party plugin, as importlib.metadata describes it."""
+
+    name = "fax"
+    value = "fax_plugin:Plugin"
+    dist = None
+
+    def load(self) -> object:
+        return _BrokenChannels()
