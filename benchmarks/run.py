@@ -314,8 +314,8 @@ def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tup
     requests_, pairs = [], []
     for _ in range(count):
         request = source.next()
-        recipient = host.find_recipient(request)
-        message = host.render(request, recipient)
+        recipient = host.plugins.find_recipient(request)
+        message = host.plugins.render(request, recipient)
         number = next(p.value for p in recipient.contact_points if p.system == "sms")
         requests_.append(request)
         pairs.append((number, message.text))

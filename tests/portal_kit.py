@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from emrcomm import Channel, Receipt, hookimpl
+from emrcomm import Channel, Delivery, Receipt, hookimpl
 from emrcomm.host import Host
 from emrcomm.model import Category, Message, Outcome, Request
 from emrcomm_portal.storage import PortalStore
@@ -73,7 +73,8 @@ class EmrPortalTransport:
     def __init__(self) -> None:
         self.messages: dict[str, Message] = {}
 
-    def send(self, message: Message, address: str, key: str) -> Receipt:
+    def send(self, delivery: Delivery) -> Receipt:
+        message, address, key = delivery.message, delivery.address, delivery.key
         self.messages[key] = message
         return Receipt(channel="portal", address=address, provider_id=key, status="stored")
 

@@ -14,6 +14,7 @@ import pytest
 import emrcomm_email
 import emrcomm_portal
 import emrcomm_sms
+from emrcomm import Delivery
 from emrcomm.errors import ConfigError, PluginError
 from emrcomm.model import Message, Request
 from emrcomm.testing import TEST_NOW, make_context
@@ -32,11 +33,11 @@ def test_sms_plugin_registers_an_insecure_sms_channel(tmp_path: Path) -> None:
 
 def test_sms_file_sink_writes_each_key_once(tmp_path: Path) -> None:
     [channel] = emrcomm_sms.Plugin(make_context("sms", {"path": "out.jsonl"}, tmp_path)).emrcomm_register_channels()
-    channel.transport.send(message(), "+16135550123", "k1")
-    channel.transport.send(message(), "+16135550123", "k1")
+    channel.transport.send(Delivery(message(), "+16135550123", "k1"))
+    channel.transport.send(Delivery(message(), "+16135550123", "k1"))
     # a new process (a restart) still knows the key
     [again] = emrcomm_sms.Plugin(make_context("sms", {"path": "out.jsonl"}, tmp_path)).emrcomm_register_channels()
-    receipt = again.transport.send(message(), "+16135550123", "k1")
+    receipt = again.transport.send(Delivery(message(), "+16135550123", "k1"))
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(x["id"], x["to"]) for x in lines] == [("k1", "+16135550123")]
     assert receipt.provider_id == "k1" and receipt.at == TEST_NOW
@@ -47,8 +48,8 @@ def test_email_file_sink_writes_a_proper_message(tmp_path: Path) -> None:
                                                tmp_path))
     [channel] = plugin.emrcomm_register_channels()
     assert (channel.name, channel.secure, channel.medium) == ("email", False, "EMAILWRIT")
-    channel.transport.send(message(language="fr"), "pat@example.org", "k2")
-    channel.transport.send(message(language="fr"), "pat@example.org", "k2")
+    channel.transport.send(Delivery(message(language="fr"), "pat@example.org", "k2"))
+    channel.transport.send(Delivery(message(language="fr"), "pat@example.org", "k2"))
     [path] = list((tmp_path / "mail").glob("*.eml"))
     mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert mail["To"] == "pat@example.org" and mail["Subject"] == "Your appointment"
@@ -65,7 +66,7 @@ def test_portal_stores_only_ciphertext_and_reads_it_back(tmp_path: Path) -> None
     [channel] = plugin.emrcomm_register_channels()
     assert channel.secure and channel.holds_content and channel.medium == "ONLINEWRIT"
     key = "0123456789abcdef0123456789abcdef"
-    receipt = channel.transport.send(message("Your biopsy is benign."), "Patient/1", key)
+    receipt = channel.transport.send(Delivery(message("Your biopsy is benign."), "Patient/1", key))
     row = plugin.transport.messages.get(receipt.provider_id)
     assert row is not None and b"biopsy" not in bytes(row["ciphertext"])
     assert channel.transport.read(receipt.provider_id)["text"] == "Your biopsy is benign."
@@ -86,12 +87,12 @@ def test_portal_refuses_a_key_ring_others_can_read(tmp_path: Path) -> None:
 def test_two_plugins_registering_one_channel_name_stop_start_up(tmp_path: Path) -> None:
     from emrcomm.config import load_config
     from emrcomm.host import Host
-    from emrcomm.loader import discover
+    from emrcomm.plugin.manager import discover
     from support import write_config
 
     eps = {**discover(), "sms2": metadata.EntryPoint(name="sms2", value="emrcomm_sms:Plugin", group="emrcomm")}
     with pytest.raises(PluginError, match="channel 'sms' is registered by both 'sms' and 'sms2'"):
-        Host(load_config(write_config(tmp_path)), entry_points=eps)
+        Host(load_config(write_config(tmp_path, "\n[plugins.sms2]\n")), entry_points=eps)
 
 
 def email_plugin(tmp_path: Path, **settings: object) -> emrcomm_email.Plugin:
@@ -114,7 +115,7 @@ def test_subscription_email_carries_one_click_unsubscribe_headers(tmp_path: Path
     plugin = email_plugin(tmp_path, unsubscribe_url="https://portal.riverside.example/unsubscribe")
     [channel] = plugin.emrcomm_register_channels()
     assert plugin.emrcomm_validate(education(), channel) == []
-    channel.transport.send(education(), "pat@example.org", "k3")
+    channel.transport.send(Delivery(education(), "pat@example.org", "k3"))
     mail = email.message_from_bytes((tmp_path / "mail" / "k3.eml").read_bytes(), policy=email.policy.default)
     assert mail["List-Unsubscribe"] == "<https://portal.riverside.example/unsubscribe>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

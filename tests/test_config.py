@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from emrcomm.config import EMBEDDED, load_config, parse_config
-from emrcomm.context import PluginContext
 from emrcomm.errors import ConfigError
 from emrcomm.model import Severity
+from emrcomm.plugin.context import PluginContext
 from emrcomm.storage import open_sqlite
 
 CLINIC = '[clinic]\nname = "Riverside"\n'

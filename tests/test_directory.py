@@ -13,9 +13,9 @@ import pytest
 
 import emrcomm
 from emrcomm import ConfigError, ConsentGrant, ContactPoint, Purpose, Request
+from emrcomm.fhir.patients import EXT, PURPOSE_SYSTEM
 from emrcomm.testing import TEST_NOW, make_context
 from emrcomm_directory import Plugin, RecipientRefused, explain_consent, recipient_from_fhir
-from emrcomm_directory.convert import EXT, PURPOSE_SYSTEM
 
 EXAMPLES = Path(__file__).parent / "data" / "fhir-r4-examples"
 MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from emrcomm import hookspecs
+from emrcomm.plugin import NAME
+from emrcomm.plugin import spec as hookspecs
 from emrcomm.testing import make_context
 from support import REPO
 
@@ -59,7 +60,7 @@ def test_hook_example_in_the_docs_implements_the_hook(name: str, tmp_path: Path)
     cls = classes[-1]
     params = inspect.signature(cls).parameters
     plugin = cls(make_context("example", {}, tmp_path)) if params else cls()
-    pm = pluggy.PluginManager(hookspecs.NAME)
+    pm = pluggy.PluginManager(NAME)
     pm.add_hookspecs(hookspecs)
     pm.register(plugin, name="example")  # raises if the signature breaks the spec
     pm.check_pending()

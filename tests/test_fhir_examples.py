@@ -115,7 +115,7 @@ def test_official_patient_example_is_found_by_its_identifier(directory: Director
 def test_official_consent_examples_on_the_server_are_skipped_with_their_reason(
         directory: DirectoryPlugin, caplog: pytest.LogCaptureFixture) -> None:
     about_f001 = sorted(load(p)["id"] for p in named("Consent") if load(p)["patient"]["reference"] == "Patient/f001")
-    with caplog.at_level(logging.DEBUG, logger="emrcomm_directory.convert"):
+    with caplog.at_level(logging.DEBUG, logger="emrcomm.fhir.patients"):
         find(directory, "Patient/f001")
     skipped = sorted(r.args[0] for r in caplog.records if r.msg == "Consent/%s skipped: %s")  # type: ignore[index]
     assert skipped == about_f001 and len(about_f001) == 9

@@ -14,8 +14,8 @@ import pytest
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
-from emrcomm.loader import discover
 from emrcomm.model import Status
+from emrcomm.plugin.manager import discover
 from emrcomm.storage import open_sqlite
 from support import BASE_CONFIG, write_config
 from test_pipeline import ALL, reminder
@@ -123,7 +123,7 @@ def test_a_group_holds_the_write_lock_only_to_write(make_host: Callable[..., Hos
     host = make_host(QUEUE)
     other = sqlite3.connect(host.config.store_path, timeout=0)  # no waiting: a held lock fails at once
     writes: list[str] = []
-    real_find = host.find_recipient
+    real_find = host.plugins.find_recipient
 
     def find_and_write(request: object) -> object:
         other.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (f"worker-{len(writes)}",))
@@ -131,7 +131,7 @@ def test_a_group_holds_the_write_lock_only_to_write(make_host: Callable[..., Hos
         writes.append("ok")
         return real_find(request)  # type: ignore[arg-type]
 
-    host.find_recipient = find_and_write  # type: ignore[method-assign]
+    host.plugins.find_recipient = find_and_write  # type: ignore[method-assign]
     patients = ["Patient/on-en", "Patient/qc-fr"]
     outcomes = list(host.send_many([reminder(p, rid=f"w-{i}") for i, p in enumerate(patients)], group=2))
     other.close()

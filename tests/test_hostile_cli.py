@@ -126,7 +126,7 @@ class _BrokenChannels:
 def test_a_register_channels_hook_that_raises_is_a_clear_error_naming_the_plugin(
         make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch, config: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from emrcomm import loader
+    from emrcomm.plugin import manager as loader
 
     real = loader.discover
 
@@ -136,6 +136,7 @@ def test_a_register_channels_hook_that_raises_is_a_clear_error_naming_the_plugin
         return found
 
     monkeypatch.setattr(loader, "discover", with_fax)
+    config.write_text(config.read_text(encoding="utf-8") + "\n[plugins.fax]\n", encoding="utf-8")
     code, _, err = run(capsys, "check-config", "--config", str(config))
     assert code == 2 and "'fax'" in err and "emrcomm_register_channels" in err and "RuntimeError" in err
 

@@ -24,8 +24,8 @@ from emrcomm.host import Host
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts, project, state_of
 from emrcomm.lifecycle.states import RULES, LegState, rank
-from emrcomm.loader import discover
 from emrcomm.model import Category, Finding, Request, Severity
+from emrcomm.plugin.manager import discover
 from emrcomm.testing import TEST_NOW
 from support import write_config
 from test_worker import reminder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 import textwrap
@@ -15,8 +14,8 @@ import fakes
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError, PluginError
 from emrcomm.host import Host
-from emrcomm.loader import BUILTIN_ORDER, ESSENTIAL, discover
 from emrcomm.model import Message, Request, Route
+from emrcomm.plugin.manager import BUILTIN_ORDER, ESSENTIAL, discover
 from emrcomm.testing import make_recipient
 from support import write_config
 
@@ -31,6 +30,7 @@ ESSENTIAL_ORDER = '"consent", "optout"'
 
 def host_with(tmp_path: Path, extra: str, entry_points: dict[str, metadata.EntryPoint] | None = None) -> Host:
     eps = {**discover(), **FAKES, **(entry_points or {})}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     return Host(load_config(write_config(tmp_path, extra)), entry_points=eps)
 
 
@@ -41,7 +41,7 @@ def validate_once(host: Host) -> list[str]:
     from emrcomm.model import Channel
 
     channel = channel or Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms")
-    host.validate(Message(request, "hello"), make_recipient(), channel, Route("sms", "+16135550123"), (),
+    host.plugins.validate(Message(request, "hello"), make_recipient(), channel, Route("sms", "+16135550123"), (),
                   host.clock())
     return list(fakes.CALLS)
 
@@ -54,10 +54,12 @@ def test_call_order_is_config_order(tmp_path: Path, order: list[str]) -> None:
         assert [p.name for p in host.plugins] == [*order, "consent", "optout"]
 
 
-def test_default_order_is_builtins_then_third_party_by_name(tmp_path: Path) -> None:
+def test_without_an_order_an_installed_plugin_runs_only_once_the_config_names_it(tmp_path: Path) -> None:
     with host_with(tmp_path, "") as host:
-        names = [p.name for p in host.plugins]
-    assert names == [*BUILTIN_ORDER, "alpha", "beta", "gamma"]
+        assert [p.name for p in host.plugins] == list(BUILTIN_ORDER)
+    with host_with(tmp_path / "named", "\n[plugins.gamma]\n[plugins.alpha]\n") as host:
+        # named ones follow the built-ins, by name
+        assert [p.name for p in host.plugins] == [*BUILTIN_ORDER, "alpha", "gamma"]
 
 
 def test_disabled_plugin_is_not_called(tmp_path: Path) -> None:
@@ -110,12 +112,13 @@ def test_configured_plugin_that_fails_to_import_stops_start_up(tmp_path: Path) -
     assert "ModuleNotFoundError" in str(err.value) and "no_such_module_xyz" in str(err.value)
 
 
-def test_unconfigured_broken_plugin_is_logged_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_installed_plugin_the_config_does_not_name_is_never_imported(tmp_path: Path) -> None:
     broken = {"zbroken": ep("zbroken", "no_such_module_xyz:Plugin")}
-    with caplog.at_level(logging.WARNING, logger="emrcomm.loader"), host_with(tmp_path, "", broken) as host:
+    with host_with(tmp_path, "\n[plugins.alpha]\n", broken) as host:
         names = [p.name for p in host.plugins]
     assert "zbroken" not in names and "alpha" in names
-    assert any("zbroken" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
+    with pytest.raises(PluginError, match=r"'zbroken'.*no_such_module_xyz"):
+        host_with(tmp_path / "named", "\n[plugins.zbroken]\n", broken)
 
 
 def test_hook_with_a_misspelled_name_stops_start_up(tmp_path: Path) -> None:
@@ -209,7 +212,7 @@ def test_third_party_plugin_installed_from_a_package_is_loaded_in_config_order(
         fakes.CALLS = order  # share one list so the interleaving is visible
         emrcomm_acme_fax.CALLS = order
         try:
-            validate_once_keep = host.validate
+            validate_once_keep = host.plugins.validate
             from emrcomm.model import Channel
 
             channel = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms")

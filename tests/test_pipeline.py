@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from emrcomm.host import Host
-from emrcomm.loader import discover
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
+from emrcomm.plugin.manager import discover
 from support import communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
@@ -346,10 +346,10 @@ def test_an_inline_send_leases_its_row_so_a_worker_cannot_take_it(host: Host) ->
     transport = host.channels["sms"].transport
     original = transport.send
 
-    def spy(message, address, key):  # type: ignore[no-untyped-def]
+    def spy(delivery):  # type: ignore[no-untyped-def]
         seen.append(host.storage.outbox.claim(owner="worker-x", now=host.clock(),
                                               lease_until=host.clock() + dt.timedelta(minutes=2), limit=10))
-        return original(message, address, key)
+        return original(delivery)
 
     transport.send = spy  # type: ignore[method-assign]
     try:

@@ -21,8 +21,8 @@ from emrcomm import cli
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
-from emrcomm.loader import discover
 from emrcomm.model import Attachment, Category, Message, Request, Sensitivity, Status
+from emrcomm.plugin.manager import discover
 from emrcomm.storage import open_sqlite
 from emrcomm.testing import make_context
 from emrcomm_portal import triage
@@ -70,7 +70,7 @@ def test_the_notice_carries_only_the_clinic_name_and_the_link(host: Host) -> Non
     outcome = send_note(host)
     notice = notice_for(host, outcome)["text"]
     assert all(word not in notice for word in NOTE_WORDS)
-    facts = host.inspect(Message(Request("Patient/on-en", "results-available", text=notice), notice))
+    facts = host.plugins.inspect(Message(Request("Patient/on-en", "results-available", text=notice), notice))
     assert not [f for f in facts if f.code in ("CLINICAL_CONTENT", "HEALTH_IDENTIFIER")]
     assert not [f for f in host.check(notice, channel="sms") if f.blocks]
     assert "Riverside Family Health" in notice and notice.count("https://") == 1
@@ -342,7 +342,7 @@ def test_reply_triage_keywords(text: str, expected: tuple[str, ...]) -> None:
 
 # an EMR's own portal ------------------------------------------------------------------------------------
 def test_an_emr_can_use_its_own_portal_by_registering_the_portal_channel(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
-    extra = '\n[plugins]\ndisable = ["portal"]\n'
+    extra = '\n[plugins]\ndisable = ["portal"]\n[plugins.emrportal]\n'
     eps = {**discover(), "emrportal": metadata.EntryPoint(name="emrportal", value="portal_kit:EmrPortal",
                                                           group="emrcomm")}
     config = write_config(tmp_path, extra)
@@ -388,14 +388,14 @@ PORTAL_DOC = (REPO / "docs" / "portal.md").read_text(encoding="utf-8")
 def test_the_emr_portal_example_in_the_docs_registers_a_linking_portal(tmp_path: Path) -> None:
     import pluggy
 
-    from emrcomm import hookspecs
+    from emrcomm.plugin import NAME, spec
 
     section = PORTAL_DOC.split("## An EMR's own portal", 1)[1]
     namespace: dict[str, object] = {}
     exec(compile(re.findall(r"```python\n(.*?)```", section, re.S)[0], "docs/portal.md", "exec"), namespace)
     plugin = namespace["EmrPortal"](make_context("emrportal", {}, tmp_path))  # type: ignore[operator]
-    pm = pluggy.PluginManager(hookspecs.NAME)
-    pm.add_hookspecs(hookspecs)
+    pm = pluggy.PluginManager(NAME)
+    pm.add_hookspecs(spec)
     pm.register(plugin, name="emrportal")
     [[channel]] = pm.hook.emrcomm_register_channels()
     assert channel.name == "portal" and channel.holds_content and channel.secure

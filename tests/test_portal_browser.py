@@ -121,7 +121,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
     assert any(line.startswith("sms: rejected") and "CLINICAL_CONTENT" in line for line in outcome.explanation)
     notice = notice_for(host, outcome)["text"]
     assert all(word not in notice for word in NOTE_WORDS)
-    facts = host.inspect(Message(Request("Patient/on-en", "results-available", text=notice), notice))
+    facts = host.plugins.inspect(Message(Request("Patient/on-en", "results-available", text=notice), notice))
     assert not [f for f in facts if f.code in ("CLINICAL_CONTENT", "HEALTH_IDENTIFIER")]
     link = local(link_in(notice), site)
 

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emrcomm_policy.segments import GSM7_BASIC, GSM7_EXTENSION, count_segments
+from emrcomm.segments import GSM7_BASIC, GSM7_EXTENSION, count_segments
 
 BASIC = "".join(sorted(GSM7_BASIC))
 GRIN = "\U0001f600"  # outside the BMP: two UTF-16 code units

@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 
 import emrcomm_sms
-from emrcomm import PermanentDeliveryError, TransientDeliveryError
+from emrcomm import Delivery, PermanentDeliveryError, TransientDeliveryError, retry_after
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
 from emrcomm.model import Message, Request
 from emrcomm.testing import make_context
 from emrcomm_sms.callbacks import record_signature
-from emrcomm_sms.http import retry_after
 from emrcomm_sms.ratelimit import SenderLimits, TokenBucket
 from emrcomm_sms.reports import ReportState, kannel_state, twilio_state
 from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, refused_port
@@ -232,7 +231,7 @@ def test_a_kannel_config_loads_into_a_host(tmp_path: Path, monkeypatch: pytest.M
 def test_kannel_delivers_to_the_smsc(kannel: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
     transport = sms_transport(kannel_settings(kannel.sendsms_url, secrets_dir), tmp_path)
     text = "Riverside Family Health: see you Tuesday at 10:30. Reply STOP to opt out."
-    receipt = transport.send(message(text), "+16135550201", "rec-kannel-1")
+    receipt = transport.send(Delivery(message(text), "+16135550201", "rec-kannel-1"))
     [got] = kannel.wait_for("+16135550201")
     assert (got.sender, got.kind, got.data.decode("utf-8")) == (SENDER, "text", text)
     assert (receipt.provider_id, receipt.status) == ("rec-kannel-1", "accepted")
@@ -241,7 +240,7 @@ def test_kannel_delivers_to_the_smsc(kannel: Kannel, secrets_dir: Path, tmp_path
 def test_kannel_sends_french_as_ucs2_in_two_segments(kannel: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
     transport = sms_transport(kannel_settings(kannel.sendsms_url, secrets_dir), tmp_path)
     assert 70 < len(FRENCH) <= 134  # two UCS-2 segments: ê and Ê are not in GSM-7
-    transport.send(message(FRENCH), "+15145550202", "rec-kannel-fr")
+    transport.send(Delivery(message(FRENCH), "+15145550202", "rec-kannel-fr"))
     parts = kannel.wait_for("+15145550202", count=2)
     assert {p.udh[4] for p in parts} == {2}  # each part says "one of two"
     assert assemble(parts).decode("utf-16-be") == FRENCH
@@ -251,7 +250,7 @@ def test_kannel_delivery_reports_name_the_record(kannel: Kannel, secrets_dir: Pa
                                                  http_server: ScriptedHTTPServer) -> None:
     settings = kannel_settings(kannel.sendsms_url, secrets_dir, callback_url=http_server.url + "/callbacks",
                                callback_secret={"file": str(secrets_dir / "callback")})
-    sms_transport(settings, tmp_path).send(message(), "+16135550203", "rec-kannel-dlr")
+    sms_transport(settings, tmp_path).send(Delivery(message(), "+16135550203", "rec-kannel-dlr"))
     seen = http_server.wait_for(2)  # fake SMSC: accepted (8), then delivered (1)
     assert {s.path.split("?")[0] for s in seen} == {"/callbacks/kannel/dlr"}
     assert {s.query["record"][0] for s in seen} == {"rec-kannel-dlr"}
@@ -266,7 +265,7 @@ def test_kannel_reports_a_long_message_once_not_per_segment(kannel: Kannel, secr
     settings = kannel_settings(kannel.sendsms_url, secrets_dir, callback_url=http_server.url + "/callbacks",
                                callback_secret={"file": str(secrets_dir / "callback")})
     long_text = "Riverside Family Health: " + "your appointment is on Tuesday at 10:30. " * 5
-    sms_transport(settings, tmp_path).send(message(long_text), "+16135550209", "rec-kannel-long")
+    sms_transport(settings, tmp_path).send(Delivery(message(long_text), "+16135550209", "rec-kannel-long"))
     assert len(kannel.wait_for("+16135550209", count=2)) == 2  # two segments reached the SMSC
     seen = http_server.wait_for(2)
     time.sleep(1)  # a report per segment would have arrived by now
@@ -278,7 +277,7 @@ def test_kannel_reports_a_long_message_once_not_per_segment(kannel: Kannel, secr
 def test_kannel_down_is_a_transient_error(secrets_dir: Path, tmp_path: Path) -> None:
     with refused_port() as port, pytest.raises(TransientDeliveryError) as err:
         url = f"http://127.0.0.1:{port}/cgi-bin/sendsms"  # nothing listens there
-        sms_transport(kannel_settings(url, secrets_dir), tmp_path).send(message(), "+16135550204", "rec-down")
+        sms_transport(kannel_settings(url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550204", "rec-down"))
     assert (err.value.reason, err.value.ambiguous) == ("unreachable", False)
 
 
@@ -286,7 +285,7 @@ def test_kannel_refusing_the_password_is_a_permanent_credentials_error(kannel: K
                                                                          tmp_path: Path) -> None:
     transport = sms_transport(kannel_settings(kannel.sendsms_url, secrets_dir, password="kannel-wrong"), tmp_path)
     with pytest.raises(PermanentDeliveryError) as err:
-        transport.send(message(), "+16135550205", "rec-badpw")
+        transport.send(Delivery(message(), "+16135550205", "rec-badpw"))
     assert (err.value.reason, err.value.status) == ("unauthorized", 403)
 
 
@@ -294,7 +293,7 @@ def test_kannel_answering_503_is_a_transient_error(kannel_queue_full: Kannel, se
                                                    tmp_path: Path) -> None:
     transport = sms_transport(kannel_settings(kannel_queue_full.sendsms_url, secrets_dir), tmp_path)
     with pytest.raises(TransientDeliveryError) as err:
-        transport.send(message(), "+16135550206", "rec-full")
+        transport.send(Delivery(message(), "+16135550206", "rec-full"))
     assert (err.value.reason, err.value.status) == ("server-error", 503)
     assert "try again later" in str(err.value)
 
@@ -304,8 +303,8 @@ def test_kannel_keeps_password_number_and_text_out_of_urls_and_logs(
     http_server.script(Reply(202, b"0: Accepted for delivery"))
     text = "Riverside Family Health: your prescription is ready."
     caplog.set_level(logging.DEBUG)
-    sms_transport(kannel_settings(http_server.url + "/cgi-bin/sendsms", secrets_dir), tmp_path).send(
-        message(text), "+16135550207", "rec-private")
+    sms_transport(kannel_settings(http_server.url + "/cgi-bin/sendsms", secrets_dir), tmp_path).send(Delivery(
+        message(text), "+16135550207", "rec-private"))
     [seen] = http_server.seen
     assert seen.path == "/cgi-bin/sendsms"
     assert (seen.headers["X-Kannel-Password"], seen.headers["X-Kannel-To"]) == (KANNEL_PASSWORD, "+16135550207")
@@ -321,7 +320,7 @@ def test_kannel_keeps_password_number_and_text_out_of_urls_and_logs(
 def test_twilio_request_is_accepted_by_the_mock_of_twilios_api(prism: Prism, secrets_dir: Path,
                                                                tmp_path: Path) -> None:
     settings = twilio_settings(prism.url, secrets_dir, callback_url="https://emrcomm.riverside.example/callbacks")
-    receipt = sms_transport(settings, tmp_path).send(message(), "+16135550301", "rec-twilio-1")
+    receipt = sms_transport(settings, tmp_path).send(Delivery(message(), "+16135550301", "rec-twilio-1"))
     assert receipt.provider_id is not None and receipt.provider_id.startswith("SM")
     assert receipt.status == "queued"
 
@@ -332,7 +331,7 @@ def test_twilio_malformed_request_is_caught_by_the_mock(prism: Prism, secrets_di
     correct = transport.form
     monkeypatch.setattr(transport, "form", lambda *a: {k: v for k, v in correct(*a).items() if k != "To"})
     with pytest.raises(PermanentDeliveryError) as err:
-        transport.send(message(), "+16135550302", "rec-twilio-bad")
+        transport.send(Delivery(message(), "+16135550302", "rec-twilio-bad"))
     assert (err.value.reason, err.value.status) == ("rejected", 422)
     assert "required property 'To'" in str(err.value)
 
@@ -341,7 +340,7 @@ def test_twilio_request_carries_auth_idempotency_and_callback(secrets_dir: Path,
                                                               http_server: ScriptedHTTPServer) -> None:
     http_server.script(Reply(201, json.dumps({"sid": "SM" + "ab" * 16, "status": "queued"}).encode()))
     settings = twilio_settings(http_server.url, secrets_dir, callback_url="https://cb.riverside.example/callbacks")
-    receipt = sms_transport(settings, tmp_path).send(message("Hello"), "+16135550303", "rec-twilio-2")
+    receipt = sms_transport(settings, tmp_path).send(Delivery(message("Hello"), "+16135550303", "rec-twilio-2"))
     [seen] = http_server.seen
     assert seen.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     assert base64.b64decode(seen.headers["Authorization"].split()[1]).decode() == f"{ACCOUNT_SID}:{AUTH_TOKEN}"
@@ -361,7 +360,7 @@ def test_429_with_retry_after_waits_and_then_sends(secrets_dir: Path, tmp_path: 
     http_server.script(Reply(429, b'{"code": 20429}', headers=(("Retry-After", "1"),)), CREATED)
     transport = sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path)
     start = time.monotonic()
-    receipt = transport.send(message(), "+16135550401", "rec-429")
+    receipt = transport.send(Delivery(message(), "+16135550401", "rec-429"))
     assert time.monotonic() - start >= 1.0
     assert len(http_server.seen) == 2 and receipt.status == "queued"
     assert {s.headers["I-Twilio-Idempotency-Token"] for s in http_server.seen} == {"rec-429"}
@@ -372,7 +371,7 @@ def test_429_asking_for_too_long_a_wait_is_a_retryable_error(secrets_dir: Path, 
     http_server.script(Reply(429, b"{}", headers=(("Retry-After", "120"),)), CREATED)
     transport = sms_transport(twilio_settings(http_server.url, secrets_dir, retry_after_max=5), tmp_path)
     with pytest.raises(TransientDeliveryError) as err:
-        transport.send(message(), "+16135550402", "rec-429-long")
+        transport.send(Delivery(message(), "+16135550402", "rec-429-long"))
     assert (err.value.reason, err.value.status, err.value.retry_after) == ("rate-limited", 429, 120.0)
     assert len(http_server.seen) == 1
 
@@ -382,7 +381,7 @@ def test_429_on_every_attempt_gives_up_after_the_configured_attempts(secrets_dir
     http_server.script(*[Reply(429, b"{}", headers=(("Retry-After", "0"),))] * 5)
     transport = sms_transport(twilio_settings(http_server.url, secrets_dir, attempts_on_429=3), tmp_path)
     with pytest.raises(TransientDeliveryError, match=r"rate limited \(HTTP 429\) after 3 attempt"):
-        transport.send(message(), "+16135550403", "rec-429-always")
+        transport.send(Delivery(message(), "+16135550403", "rec-429-always"))
     assert len(http_server.seen) == 3
 
 
@@ -391,7 +390,7 @@ def test_5xx_is_a_transient_error(secrets_dir: Path, tmp_path: Path, http_server
                                   status: int, ambiguous: bool) -> None:
     http_server.script(Reply(status, b'{"code": 20500, "message": "Internal Server Error"}'))
     with pytest.raises(TransientDeliveryError) as err:
-        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550404", "r5")
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550404", "r5"))
     assert (err.value.reason, err.value.status, err.value.ambiguous) == ("server-error", status, ambiguous)
 
 
@@ -400,7 +399,7 @@ def test_4xx_is_a_permanent_error_without_the_number(secrets_dir: Path, tmp_path
     body = {"code": 21211, "message": "The 'To' number +16135550405 is not a valid phone number.", "status": 400}
     http_server.script(Reply(400, json.dumps(body).encode()))
     with pytest.raises(PermanentDeliveryError) as err:
-        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550405", "r4")
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550405", "r4"))
     assert (err.value.reason, err.value.status) == ("rejected", 400)
     assert "21211" in str(err.value) and "6135550405" not in str(err.value)
 
@@ -411,7 +410,7 @@ def test_a_slow_provider_times_out_as_a_transient_error_that_may_have_sent(
     transport = sms_transport(twilio_settings(http_server.url, secrets_dir, read_timeout=0.3), tmp_path)
     start = time.monotonic()
     with pytest.raises(TransientDeliveryError) as err:
-        transport.send(message(), "+16135550406", "rec-slow")
+        transport.send(Delivery(message(), "+16135550406", "rec-slow"))
     assert time.monotonic() - start < 8  # it gave up long before the answer, however busy the machine
     assert (err.value.reason, err.value.ambiguous) == ("timeout", True)
 
@@ -435,7 +434,7 @@ def send_to_a_provider_that_reads_then(misbehave: Callable[[socket.socket], None
                 got.append(data)
                 misbehave(conn)
 
-        thread = threading.Thread(target=serve)
+        thread = threading.Thread(target=serve, daemon=True)
         thread.start()
         port = listener.getsockname()[1]
         try:
@@ -454,8 +453,8 @@ def test_a_connection_closed_before_the_answer_is_transient_and_may_have_sent(se
                                                                              tmp_path: Path) -> None:
     got, raised = send_to_a_provider_that_reads_then(
         lambda conn: None,  # hang up without a word
-        lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550409",
-                                                                                   "rec-cut"))
+        lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550409",
+                                                                                   "rec-cut")))
     assert b"I-Twilio-Idempotency-Token: rec-cut" in got
     assert isinstance(raised, TransientDeliveryError)
     assert (raised.reason, raised.ambiguous) == ("unreachable", True)
@@ -466,7 +465,7 @@ def test_a_redirect_is_a_refusal_not_followed(secrets_dir: Path, tmp_path: Path,
     # Following it would turn the POST into a GET and lose the message (or send it elsewhere).
     http_server.script(Reply(307, b"", headers=(("Location", f"{http_server.url}/elsewhere"),)), CREATED)
     with pytest.raises(PermanentDeliveryError) as err:
-        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550410", "r3")
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550410", "r3"))
     assert (err.value.reason, err.value.status) == ("rejected", 307)
     assert len(http_server.seen) == 1
 
@@ -485,7 +484,7 @@ def test_the_proxy_from_the_environment_is_used_with_its_credentials(
     monkeypatch.setenv(variable, http_server.url.replace("http://", "http://relay:p%40ss@"))
     http_server.script(CREATED)
     settings = twilio_settings("http://api.twilio.example.invalid", secrets_dir)
-    receipt = sms_transport(settings, tmp_path).send(message(), "+16135550411", "rec-proxy")
+    receipt = sms_transport(settings, tmp_path).send(Delivery(message(), "+16135550411", "rec-proxy"))
     [seen] = http_server.seen  # a proxy is asked for the absolute URL
     assert seen.path == f"http://api.twilio.example.invalid/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     assert base64.b64decode(seen.headers["Proxy-Authorization"].split()[1]) == b"relay:p@ss"
@@ -499,8 +498,8 @@ def test_a_proxy_refusing_its_credentials_is_a_permanent_configuration_error(
     monkeypatch.setenv("HTTP_PROXY", http_server.url)
     http_server.script(Reply(407, b"Proxy Authentication Required"))
     with pytest.raises(PermanentDeliveryError) as err:
-        sms_transport(twilio_settings("http://api.twilio.example.invalid", secrets_dir), tmp_path).send(
-            message(), "+16135550414", "rec-407")
+        sms_transport(twilio_settings("http://api.twilio.example.invalid", secrets_dir), tmp_path).send(Delivery(
+            message(), "+16135550414", "rec-407"))
     assert (err.value.reason, err.value.status, err.value.ambiguous) == ("unauthorized", 407, False)
     assert "proxy" in str(err.value)
 
@@ -509,7 +508,7 @@ def test_a_303_answer_is_a_dead_letter_that_may_have_been_sent(secrets_dir: Path
                                                                http_server: ScriptedHTTPServer) -> None:
     http_server.script(Reply(303, b"", headers=(("Location", f"{http_server.url}/Messages/SM1"),)))
     with pytest.raises(PermanentDeliveryError) as err:
-        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(message(), "+16135550415", "r303")
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550415", "r303"))
     assert (err.value.reason, err.value.status, err.value.ambiguous) == ("rejected", 303, True)
 
 
@@ -530,7 +529,7 @@ def test_https_to_a_provider_whose_certificate_is_not_trusted_is_refused_before_
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     with pytest.raises(TransientDeliveryError) as err:
-        sms_transport(twilio_settings(server.url, secrets_dir), tmp_path).send(message(), "+16135550412", "rec-tls")
+        sms_transport(twilio_settings(server.url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550412", "rec-tls"))
     assert (err.value.reason, err.value.ambiguous) == ("unreachable", False)  # nothing went
     assert "TLS" in str(err.value) and server.seen == []
 
@@ -540,8 +539,8 @@ def test_https_with_the_ca_bundle_from_the_environment(secrets_dir: Path, tmp_pa
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     server, ca_file = https_server
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
-    receipt = sms_transport(twilio_settings(server.url, secrets_dir), tmp_path).send(message(), "+16135550413",
-                                                                                    "rec-tls-ok")
+    receipt = sms_transport(twilio_settings(server.url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550413",
+                                                                                    "rec-tls-ok"))
     [seen] = server.seen
     assert seen.headers["I-Twilio-Idempotency-Token"] == "rec-tls-ok" and receipt.status == "queued"
 
@@ -559,8 +558,8 @@ def test_a_tls_error_after_the_request_went_is_ambiguous(secrets_dir: Path, tmp_
 
     got, raised = send_to_a_provider_that_reads_then(
         corrupt_record,
-        lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(message(), "+16135550416",
-                                                                                   "rec-tls-cut"),
+        lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(Delivery(message(), "+16135550416",
+                                                                                   "rec-tls-cut")),
         tls=ca.server_context())
     assert b"rec-tls-cut" in got  # the provider had it
     assert isinstance(raised, TransientDeliveryError)
@@ -572,7 +571,7 @@ def test_connections_to_the_provider_are_pooled(secrets_dir: Path, tmp_path: Pat
     http_server.script(CREATED, CREATED, CREATED)
     transport = sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path)
     for i in range(3):
-        transport.send(message(), "+16135550407", f"rec-pool-{i}")
+        transport.send(Delivery(message(), "+16135550407", f"rec-pool-{i}"))
     assert len({s.client_port for s in http_server.seen}) == 1
 
 
@@ -582,6 +581,6 @@ def test_the_rate_limit_spaces_provider_requests(secrets_dir: Path, tmp_path: Pa
     transport = sms_transport(twilio_settings(http_server.url, secrets_dir, rate_per_second=20, burst=1), tmp_path)
     start = time.monotonic()
     for i in range(11):
-        transport.send(message(), "+16135550408", f"rec-rate-{i}")
+        transport.send(Delivery(message(), "+16135550408", f"rec-rate-{i}"))
     assert time.monotonic() - start >= 0.5  # 10 gaps of 1/20 s
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import emrcomm_email
-from emrcomm import PermanentDeliveryError, TransientDeliveryError
+from emrcomm import Delivery, PermanentDeliveryError, TransientDeliveryError
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
@@ -99,7 +99,7 @@ def parse(content: bytes) -> email.message.EmailMessage:
 def test_email_arrives_over_starttls_with_auth(secure_server: SmtpServer, ca: CertificateAuthority,
                                                password_file: Path, tmp_path: Path) -> None:
     smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
-    receipt = smtp.send(message(), "camille.roy@example.org", "rec-mail-1")
+    receipt = smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-1"))
     smtp.close()
     [got] = [r for r in secure_server.handler.wait_for(1) if r.rcpt_tos == ("camille.roy@example.org",)]
     assert (got.mail_from, got.tls, got.authenticated_as) == ("noreply@riverside.example", True, USERNAME)
@@ -117,7 +117,7 @@ def test_a_server_without_starttls_is_refused_when_tls_is_required(plain_server:
     smtp = transport(smtp_settings(plain_server.port), tmp_path)
     before = len(plain_server.handler.received)
     with pytest.raises(TransientDeliveryError, match="does not offer STARTTLS") as err:
-        smtp.send(message(), "camille.roy@example.org", "rec-mail-notls")
+        smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-notls"))
     assert err.value.reason == "tls-required"
     assert len(plain_server.handler.received) == before
 
@@ -125,7 +125,7 @@ def test_a_server_without_starttls_is_refused_when_tls_is_required(plain_server:
 def test_implicit_tls_is_an_option(tls_server: SmtpServer, ca: CertificateAuthority, password_file: Path,
                                    tmp_path: Path) -> None:
     smtp = transport(smtp_settings(tls_server.port, password_file=password_file, ca=ca, security="tls"), tmp_path)
-    smtp.send(message(), "jo@example.org", "rec-mail-tls")
+    smtp.send(Delivery(message(), "jo@example.org", "rec-mail-tls"))
     smtp.close()
     [got] = tls_server.handler.wait_for(1)
     assert (got.rcpt_tos, got.tls, got.authenticated_as) == (("jo@example.org",), True, USERNAME)
@@ -135,7 +135,7 @@ def test_a_certificate_from_an_unknown_ca_is_refused(secure_server: SmtpServer, 
                                                      tmp_path: Path) -> None:
     smtp = transport(smtp_settings(secure_server.port, password_file=password_file), tmp_path)  # system CAs only
     with pytest.raises(TransientDeliveryError, match=r"STARTTLS .* failed") as err:
-        smtp.send(message(), "nobody-sees-this@example.org", "rec-mail-ca")
+        smtp.send(Delivery(message(), "nobody-sees-this@example.org", "rec-mail-ca"))
     assert err.value.reason == "tls-failed"
 
 
@@ -145,7 +145,7 @@ def test_a_wrong_password_is_a_permanent_credentials_error(secure_server: SmtpSe
     wrong.write_text("not-it", encoding="utf-8")
     smtp = transport(smtp_settings(secure_server.port, password_file=wrong, ca=ca), tmp_path)
     with pytest.raises(PermanentDeliveryError) as err:
-        smtp.send(message(), "camille.roy@example.org", "rec-mail-pw")
+        smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-pw"))
     assert (err.value.reason, err.value.status) == ("unauthorized", 535)
 
 
@@ -162,7 +162,7 @@ def test_smtp_4xx_is_transient_and_5xx_permanent(secure_server: SmtpServer, ca: 
     replies[local] = reply
     smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
     with pytest.raises(error) as err:
-        smtp.send(message(), f"{local}@example.org", f"rec-mail-{local}")
+        smtp.send(Delivery(message(), f"{local}@example.org", f"rec-mail-{local}"))
     assert getattr(err.value, "status", None) == code
     assert f"{local}@example.org" not in str(err.value)
 
@@ -170,7 +170,7 @@ def test_smtp_4xx_is_transient_and_5xx_permanent(secure_server: SmtpServer, ca: 
 def test_connection_refused_is_transient(tmp_path: Path) -> None:
     with refused_port() as port, pytest.raises(TransientDeliveryError) as err:
         smtp = transport(smtp_settings(port), tmp_path)  # nothing listens there
-        smtp.send(message(), "camille.roy@example.org", "rec-mail-down")
+        smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-down"))
     assert err.value.reason == "unreachable"
 
 
@@ -179,10 +179,10 @@ def test_logs_carry_the_record_id_and_codes_never_the_address_or_text(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
-    smtp.send(message(), "private.person@example.org", "rec-mail-log")
+    smtp.send(Delivery(message(), "private.person@example.org", "rec-mail-log"))
     secure_server.handler.rcpt_replies["refused"] = "550 5.1.1 no such user"
     with pytest.raises(PermanentDeliveryError):
-        smtp.send(message(), "refused@example.org", "rec-mail-log2")
+        smtp.send(Delivery(message(), "refused@example.org", "rec-mail-log2"))
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("emrcomm"))
     assert "rec-mail-log" in logged and "rec-mail-log2" in logged and "550" in logged
     for private in ("private.person", "refused@", "rendez-vous", PASSWORD):
@@ -193,7 +193,7 @@ def test_email_goes_end_to_end_through_postfix(postfix: tuple[Postfix, SmtpServe
                                                tmp_path: Path) -> None:
     mta, sink = postfix
     smtp = transport(smtp_settings(mta.port, ca=ca), tmp_path)
-    smtp.send(message(), "camille.roy@example.org", "rec-mail-postfix")
+    smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-postfix"))
     smtp.close()
     [got] = sink.handler.wait_for(1, timeout=30)
     mail = parse(got.content)

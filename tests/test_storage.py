@@ -11,7 +11,7 @@ import pytest
 
 from emrcomm.errors import ConfigError, PluginError
 from emrcomm.host import Host
-from emrcomm.loader import discover
+from emrcomm.plugin.manager import discover
 from emrcomm.storage import CORE, Migration, open_sqlite, schema_version
 from emrcomm.storage.schema import MIGRATIONS
 from emrcomm.storage.sqlite import SQLiteDatabase

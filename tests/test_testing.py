@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from emrcomm.host import Host
-from emrcomm.loader import BUILTIN_ORDER
 from emrcomm.model import Category, Request, Status
+from emrcomm.plugin.manager import BUILTIN_ORDER
 from emrcomm.testing import TEST_NOW, emrcomm_host, make_context, make_recipient  # noqa: F401 - fixture
 
 

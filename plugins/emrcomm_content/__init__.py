@@ -27,8 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import emrcomm
+from emrcomm import PluginContext
 from emrcomm.config import load_schema
-from emrcomm.context import PluginContext
 from emrcomm.model import Category, Finding, Message
 from emrcomm.rules import clinical_trigger, finding
 from emrcomm_content import cache, classifier, links

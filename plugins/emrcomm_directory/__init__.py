@@ -12,7 +12,7 @@ patient has that value. Without a ``bundle`` setting the directory knows nobody 
 so another directory plugin (the EMR's adapter) can answer.
 
 How Patient and Consent map to a Recipient, and the consent profile, are in
-:mod:`emrcomm_directory.convert`.
+:mod:`emrcomm.fhir.patients`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import emrcomm
 from emrcomm.config import load_schema
-from emrcomm_directory.convert import (
+from emrcomm.fhir.patients import (
     PURPOSE_SYSTEM,
     RecipientRefused,
     consent_grants,
@@ -33,7 +33,7 @@ from emrcomm_directory.convert import (
     period_ended,
     recipient_from_fhir,
 )
-from emrcomm_directory.regions import DEFAULT_REGION, country_code
+from emrcomm.fhir.regions import DEFAULT_REGION, country_code
 
 __all__ = [
     "PURPOSE_SYSTEM",

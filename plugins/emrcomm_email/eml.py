@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from emrcomm import Message, Receipt
+from emrcomm import Delivery, Receipt
 
 from .compose import build_email
 
@@ -25,7 +25,8 @@ class EmlSink:
         self.phone = phone
         self.clock = clock
 
-    def send(self, message: Message, address: str, key: str) -> Receipt:
+    def send(self, delivery: Delivery) -> Receipt:
+        message, address, key = delivery.message, delivery.address, delivery.key
         at = self.clock()
         target = self.directory / f"{key}.eml"
         if not target.exists():

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from emrcomm import Message, Receipt
+from emrcomm import Delivery, Receipt
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, redact
 
 from .compose import build_email
@@ -164,7 +164,8 @@ class SmtpTransport:
                 self._smtp = None
 
     # -- sending ---------------------------------------------------------------------------------
-    def send(self, message: Message, address: str, key: str) -> Receipt:
+    def send(self, delivery: Delivery) -> Receipt:
+        message, address, key = delivery.message, delivery.address, delivery.key
         at = self.clock()
         mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
                            unsubscribe_url=self.unsubscribe.get(message.category.value), footer=self.footer,

@@ -8,7 +8,6 @@ or a resource is wrong; retrying will not help).
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 from attrs import frozen
 
+from emrcomm import retry_after
 from emrcomm.errors import ConfigError
 
 log = logging.getLogger("emrcomm.plugin.fhirserver")
@@ -145,7 +145,7 @@ class FhirClient:
                 last = ServerUnavailable(f"cannot connect ({_reason(exc)})")
                 continue
             if resp.status_code in RETRY_STATUSES:
-                last = ServerUnavailable(f"HTTP {resp.status_code}", _retry_after(resp.headers.get("Retry-After")))
+                last = ServerUnavailable(f"HTTP {resp.status_code}", retry_after(resp.headers.get("Retry-After")))
                 continue
             data = _json(resp)
             if resp.status_code >= 400:
@@ -230,15 +230,3 @@ def _reason(exc: requests.ConnectionError) -> str:
         if marker in text:
             return marker.lower()
     return type(exc).__name__
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

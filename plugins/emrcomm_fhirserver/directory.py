@@ -3,7 +3,7 @@
 A request names its patient as ``Patient/<id>`` (a read), ``Patient?identifier=system|value`` or
 ``system|value`` (a search that must match exactly one Patient). The patient's Consents come from
 ``Consent?patient=Patient/<id>``. Both are read with the same rules as the Bundle directory
-(:mod:`emrcomm_directory.convert`: telecoms, language, region, the communication-consent profile).
+(:mod:`emrcomm.fhir.patients`: telecoms, language, region, the communication-consent profile).
 
 A server that cannot be reached stops the request with a PluginError naming the server: nothing is
 sent or filed, and the EMR may send the same request again later. A patient the server does not
@@ -23,8 +23,8 @@ import emrcomm
 from emrcomm.config import load_schema
 from emrcomm.errors import PluginError
 from emrcomm.fhir import safe_ref
-from emrcomm_directory.convert import RecipientRefused, recipient_from_fhir
-from emrcomm_directory.regions import DEFAULT_REGION, country_code
+from emrcomm.fhir.patients import RecipientRefused, recipient_from_fhir
+from emrcomm.fhir.regions import DEFAULT_REGION, country_code
 from emrcomm_fhirserver.client import ServerRefused, ServerUnavailable
 from emrcomm_fhirserver.filer import client_from
 

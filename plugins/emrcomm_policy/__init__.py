@@ -15,13 +15,13 @@ from typing import Any
 import attrs
 
 import emrcomm
+from emrcomm import PluginContext
 from emrcomm.config import load_schema
-from emrcomm.context import PluginContext
 from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
 from emrcomm.rules import finding
+from emrcomm.segments import count_segments
 from emrcomm_policy import timing
 from emrcomm_policy.recipient import french_verdicts, recipient_verdicts
-from emrcomm_policy.segments import count_segments
 from emrcomm_policy.sms import sms_verdicts
 from emrcomm_policy.verdicts import content_verdicts
 

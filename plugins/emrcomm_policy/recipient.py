@@ -7,7 +7,7 @@ import functools
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from emrcomm.context import Clinic
+from emrcomm import Clinic
 from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
 from emrcomm.rules import finding
 

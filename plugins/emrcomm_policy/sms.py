@@ -7,10 +7,10 @@ import functools
 import re
 import unicodedata
 
-from emrcomm.context import Clinic
+from emrcomm import Clinic
 from emrcomm.model import Category, Channel, Finding, Message, Purpose, Recipient, Route
 from emrcomm.rules import finding
-from emrcomm_policy.segments import count_segments
+from emrcomm.segments import count_segments
 
 DEFAULT_MAX_SEGMENTS = 3
 # Replies to the patient's own keywords need no hint: they are the answer to STOP or HELP.

@@ -60,7 +60,4 @@ class Plugin:
         if recipient.birth_date is None:
             return [finding("RECIPIENT_INVALID", plugin=self.context.name, channel=CHANNEL,
                             detail="no date of birth on file for the portal's identity check")]
-        from emrcomm.pipeline.records import record_id
-
-        self.transport.remember_identity(record_id(message.request.id, CHANNEL, route.role), recipient.birth_date)
         return []

@@ -9,12 +9,10 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import threading
 import uuid
-from collections import OrderedDict
 from typing import Any
 
-from emrcomm import Message, PluginContext, Receipt
+from emrcomm import Delivery, PluginContext, Receipt
 from emrcomm.errors import RenderError
 from emrcomm_portal.keyring import KeyRing
 from emrcomm_portal.storage import PortalStore
@@ -40,26 +38,11 @@ class PortalTransport:
         self.ring = ring
         self.link_base = link_base.rstrip("/")
         self.link_lifetime = dt.timedelta(days=link_days)
-        # Dates of birth learned in emrcomm_validate (the only hook that sees the patient and the
-        # portal route together), sealed with the message when it is stored, then forgotten.
-        self._identities: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
         self.service: Any = None  # the PortalService, set by the plugin
 
-    # identity ----------------------------------------------------------------------------------
-    def remember_identity(self, message_id: str, birth_date: dt.date) -> None:
-        with self._lock:
-            self._identities[message_id] = birth_date.isoformat()
-            self._identities.move_to_end(message_id)
-            while len(self._identities) > 10_000:  # validated but never sent (checks, previews)
-                self._identities.popitem(last=False)
-
-    def _take_identity(self, message_id: str) -> str | None:
-        with self._lock:
-            return self._identities.pop(message_id, None)
-
     # the Transport protocol --------------------------------------------------------------------
-    def send(self, message: Message, address: str, key: str) -> Receipt:
+    def send(self, delivery: Delivery) -> Receipt:
+        message, address, key = delivery.message, delivery.address, delivery.key
         # The record id is the message id: the filed Communication references urn:uuid:<it>.
         message_id = uuid.UUID(hex=key).hex
         store = self.context.storage
@@ -74,7 +57,8 @@ class PortalTransport:
                     {"title": a.title, "content_type": a.content_type, "data": base64.b64encode(a.data).decode()}
                     for a in message.attachments or message.request.attachments
                 ],
-                "birth_date": self._take_identity(message_id),
+                # what the patient answers to open it (the directory's, as the request was decided)
+                "birth_date": birth.isoformat() if (birth := _birth_date(delivery)) else None,
             }
             key_id, nonce, ciphertext = self.ring.encrypt(json.dumps(body).encode("utf-8"), aad=aad(message_id))
             expires = at + self.link_lifetime
@@ -115,3 +99,7 @@ class PortalTransport:
 
     def seal(self, message_id: str, body: dict[str, Any]) -> tuple[str, bytes, bytes]:
         return self.ring.encrypt(json.dumps(body).encode("utf-8"), aad=aad(message_id))
+
+
+def _birth_date(delivery: Delivery) -> dt.date | None:
+    return delivery.recipient.birth_date if delivery.recipient is not None else None

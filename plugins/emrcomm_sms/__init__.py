@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from emrcomm import Channel, Message, PluginContext, Receipt, hookimpl
+from emrcomm import Channel, Delivery, PluginContext, Receipt, hookimpl
 from emrcomm.config import load_schema
 from emrcomm.errors import ConfigError
 
@@ -23,7 +23,7 @@ __all__ = ["FileSink", "KannelTransport", "Plugin", "TwilioTransport"]
 
 
 class _ClosableTransport(Protocol):
-    def send(self, message: Message, address: str, key: str) -> Receipt: ...
+    def send(self, delivery: Delivery) -> Receipt: ...
 
     def close(self) -> None: ...
 

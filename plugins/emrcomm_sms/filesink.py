@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from emrcomm import Message, Receipt
+from emrcomm import Delivery, Receipt
 
 log = logging.getLogger("emrcomm.plugin.sms")
 
@@ -50,7 +50,8 @@ class FileSink:
                 log.warning("%s: line %d cannot be read and is skipped", self.path.name, number)
         return keys
 
-    def send(self, message: Message, address: str, key: str) -> Receipt:
+    def send(self, delivery: Delivery) -> Receipt:
+        message, address, key = delivery.message, delivery.address, delivery.key
         at = self.clock()
         with self._lock:
             if key not in self._seen:

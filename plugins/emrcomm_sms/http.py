@@ -12,8 +12,6 @@ Logs carry the record id, the provider and the HTTP status; never the number or 
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import json
 import logging
 import os
@@ -35,8 +33,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from emrcomm import __version__
-from emrcomm.delivery import PermanentDeliveryError, TransientDeliveryError, redact
+from emrcomm import PermanentDeliveryError, TransientDeliveryError, __version__, redact, retry_after
 
 from .ratelimit import SenderLimits
 
@@ -44,22 +41,6 @@ from .ratelimit import SenderLimits
 # (a proxy or gateway in front of it gave up waiting).
 MAYBE_TAKEN = frozenset({500, 502, 504})
 USER_AGENT = f"emrcomm/{__version__}"
-
-
-def retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 @attrs.frozen

@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from emrcomm import Message, Receipt
-from emrcomm_policy.segments import count_segments
+from emrcomm import Delivery, Receipt
+from emrcomm.segments import count_segments
 
 from .callbacks import kannel_dlr_url
 from .http import Answer, ProviderClient, first_line
@@ -82,7 +82,8 @@ class KannelTransport:
             headers["X-Kannel-DLR-URL"] = kannel_dlr_url(self.callback_url, key, self._callback_secret)
         return headers
 
-    def send(self, message: Message, address: str, key: str) -> Receipt:
+    def send(self, delivery: Delivery) -> Receipt:
+        message, address, key = delivery.message, delivery.address, delivery.key
         encoding, segments = count_segments(message.text)
         response = self.client.request("POST", self.url, key=key, sender=self.sender or "default",
                                        headers=self.headers(address, key, encoding),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from emrcomm import Message, Receipt
+from emrcomm import Delivery, Message, Receipt
 
 from .callbacks import twilio_status_url
 from .http import Answer, ProviderClient, first_line
@@ -77,7 +77,8 @@ class TwilioTransport:
             form["StatusCallback"] = twilio_status_url(self.callback_url, key)
         return form
 
-    def send(self, message: Message, address: str, key: str) -> Receipt:
+    def send(self, delivery: Delivery) -> Receipt:
+        message, address, key = delivery.message, delivery.address, delivery.key
         response = self.client.request(
             "POST", self.url, key=key, sender=self.messaging_service_sid or self.sender or "default",
             headers={IDEMPOTENCY_HEADER: key}, data=self.form(message, address, key))

@@ -1,14 +1,22 @@
 """emrcomm: the host an EMR embeds to message patients safely.
 
-The public surface is what this module exports; everything else may change between releases.
+The public surface is what this module exports, plus the modules a plugin may use:
+``emrcomm.fhir`` (the FHIR edges: requests in, Communications out, Patients and Consents read),
+``emrcomm.rules`` (the rule catalogue and ``finding``), ``emrcomm.storage`` (the protocols, and
+``Migration`` for a plugin's own tables), ``emrcomm.web`` (pages and routes under ``serve``),
+``emrcomm.segments`` (SMS segments), ``emrcomm.testing`` (fixtures and the conformance kit).
+Everything else may change between releases; a CI check keeps plugins off it.
 """
 
 from __future__ import annotations
 
-import pluggy
-
-from emrcomm.context import Clinic, PluginContext
-from emrcomm.delivery import PermanentDeliveryError, TransientDeliveryError
+from emrcomm.delivery import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    redact,
+    retry_after,
+)
 from emrcomm.errors import ConfigError, EmrcommError, PluginError, RenderError, RequestError
 from emrcomm.model import (
     Attachment,
@@ -31,13 +39,24 @@ from emrcomm.model import (
     Sensitivity,
     Severity,
     Status,
-    Transport,
 )
+from emrcomm.pipeline.records import record_id
+from emrcomm.plugin import hookimpl
+from emrcomm.plugin.context import Clinic, PluginContext
+from emrcomm.plugin.contract import (
+    Closable,
+    Command,
+    Delivery,
+    LinkingTransport,
+    Startable,
+    Transport,
+    settings_schema,
+)
+from emrcomm.rules import finding
+from emrcomm.segments import count_segments
+from emrcomm.storage.database import Migration
 
-__version__ = "0.1.0"
-
-hookimpl = pluggy.HookimplMarker("emrcomm")
-"""Mark a plugin function or method as a hook implementation: ``@hookimpl``."""
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> object:
@@ -55,14 +74,20 @@ __all__ = [
     "Category",
     "Channel",
     "Clinic",
+    "Closable",
+    "Command",
     "ConfigError",
     "ConsentGrant",
     "ContactPoint",
+    "Delivery",
+    "DeliveryError",
     "DeliveryUpdate",
     "EmrcommError",
     "Finding",
     "Host",
+    "LinkingTransport",
     "Message",
+    "Migration",
     "Outcome",
     "PermanentDeliveryError",
     "Plan",
@@ -78,9 +103,16 @@ __all__ = [
     "Route",
     "Sensitivity",
     "Severity",
+    "Startable",
     "Status",
     "TransientDeliveryError",
     "Transport",
     "__version__",
+    "count_segments",
+    "finding",
     "hookimpl",
+    "record_id",
+    "redact",
+    "retry_after",
+    "settings_schema",
 ]

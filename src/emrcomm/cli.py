@@ -189,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     with _host(args, read_only=True) as host:
-        rows = host.plugin_hooks()
+        rows = host.plugins.hooks_of()
         data = [{"name": p.name, "entry_point": p.value, "distribution": p.distribution,
                  "builtin": p.builtin, "hooks": hooks} for p, hooks in rows]
         width = max(len(p.name) for p, _ in rows)

@@ -19,10 +19,10 @@ from typing import Any
 import jsonschema
 from attrs import field, frozen
 
-from emrcomm.context import Clinic
 from emrcomm.errors import ConfigError
 from emrcomm.limits import Limits
 from emrcomm.model import Severity
+from emrcomm.plugin.context import Clinic
 from emrcomm.rules import RULES
 
 DEFAULT_FILE = "emrcomm.toml"

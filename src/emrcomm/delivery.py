@@ -14,6 +14,8 @@ Messages never quote a phone number, an address or the text; provider details ar
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import re
 
 from emrcomm.errors import EmrcommError
@@ -63,3 +65,20 @@ class TransientDeliveryError(DeliveryError):
 class PermanentDeliveryError(DeliveryError):
     """Sending the same message again will fail the same way: a rejected request or address,
     refused credentials (``reason == "unauthorized"``: fix the configuration, then requeue)."""
+
+
+def retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (RFC 9110
+    10.2.3), counted from ``now`` (the provider's clock is the wall's: default the system's)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())

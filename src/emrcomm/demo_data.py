@@ -20,7 +20,7 @@ The mix (shares of ``n``, rounded):
   the phone number), ``home-phone`` 15% (a landline besides the mobile), ``old-mobile`` 4% (an
   ended number that must not be used), ``unverified`` about 15% of contact points.
 
-The Consents follow the profile in :mod:`emrcomm_directory.convert`.
+The Consents follow the profile in :mod:`emrcomm.fhir.patients`.
 """
 
 from __future__ import annotations

@@ -12,21 +12,18 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import attrs
-import pluggy
 
 from emrcomm import fhir
 from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
 from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
-from emrcomm.context import PluginContext
-from emrcomm.errors import EmrcommError, PluginError, RenderError, RequestError
+from emrcomm.errors import EmrcommError, PluginError, RequestError
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.states import LegState
 from emrcomm.limits import check_request, check_text
-from emrcomm.loader import LoadedPlugin, load_plugins, new_plugin_manager
 from emrcomm.model import (
     Category,
     ConsentGrant,
@@ -35,7 +32,6 @@ from emrcomm.model import (
     Finding,
     Message,
     Outcome,
-    Plan,
     Purpose,
     Receipt,
     Recipient,
@@ -49,16 +45,14 @@ from emrcomm.model import Channel as Channel
 from emrcomm.pipeline.decide import Decision, decide
 from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event
 from emrcomm.pipeline.records import record_id, reply_facts
-from emrcomm.pipeline.write import FilingFailed, Written, outcome, write
+from emrcomm.pipeline.write import Written, outcome, write
+from emrcomm.plugin.context import PluginContext
+from emrcomm.plugin.manager import FilingFailed, PluginManager
 from emrcomm.rules import finding
-from emrcomm.storage import CORE, Migration, Storage, open_sqlite
+from emrcomm.storage import Storage, open_sqlite
 from emrcomm.storage.records import RETRYABLE
 
 log = logging.getLogger("emrcomm.host")
-
-# Hooks the host calls one implementation at a time, so that one plugin's failure is caught,
-# named, and turned into a closed door instead of an open one.
-ISOLATED_HOOKS = ("emrcomm_inspect", "emrcomm_validate", "emrcomm_file_record")
 
 # Codes that depend on the patient, not the words; `check` (text only) leaves them out.
 RECIPIENT_CODES = frozenset({
@@ -105,8 +99,7 @@ class Host:
         self._closed = False
         self.storage: Storage = open_sqlite(config.store_path, synchronous=config.store_synchronous,
                                             read_only=read_only)
-        self._pm: pluggy.PluginManager = new_plugin_manager()
-        self.plugins: list[LoadedPlugin] = []
+        self.plugins: PluginManager | None = None
         delivery = config.raw.get("delivery", {})
         self.retry_policy = RetryPolicy(max_attempts=int(delivery.get("max_attempts", 8)),
                                         backoff_base=float(delivery.get("backoff_base", 30.0)),
@@ -115,17 +108,14 @@ class Host:
             # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
             self.audit = (AuditLog(self.storage, SigningKey.ephemeral(), self.clock) if read_only
                           else AuditLog.open(config, self.storage, self.clock))
-            self.plugins = load_plugins(self._pm, config, self._make_context, entry_points)
-            self._check_isolated_hooks()
-            self.channels: dict[str, Channel] = self._collect_channels()
+            self.plugins = PluginManager(config, self._make_context, entry_points)
+            self.channels: dict[str, Channel] = self.plugins.channels
             # The plugins' own tables, then the plugins that need them may start (a pusher, say).
-            self.storage.migrate(self._plugin_migrations())
-            for item in self.plugins:
-                starter = getattr(item.plugin, "start", None)
-                if callable(starter):
-                    starter()
+            self.storage.migrate(self.plugins.migrations())
+            self.plugins.start(self)
         except BaseException:
-            self.close_plugins()
+            if self.plugins is not None:
+                self.plugins.close()
             self.storage.close()
             raise
 
@@ -155,27 +145,10 @@ class Host:
         if self._closed:
             return
         self._closed = True
-        self.close_plugins()
+        self.hooks.close()
         if not self.read_only:
             self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
         self.storage.close()
-
-    def close_plugins(self) -> None:
-        for item in self.plugins:
-            closer = getattr(item.plugin, "close", None)
-            if callable(closer):
-                closer()
-
-    # start-up ----------------------------------------------------------------------------------
-    def _plugin_migrations(self) -> list[Migration]:
-        found: list[Migration] = []
-        for impl in reversed(self._pm.hook.emrcomm_migrations.get_hookimpls()):
-            for step in cast("Iterable[Migration] | None", impl.function()) or ():
-                if step.owner in (CORE, *{p.name for p in self.plugins} - {impl.plugin_name}):
-                    raise PluginError(f"plugin {impl.plugin_name!r} contributes a migration for tables owned by "
-                                      f"{step.owner!r}: a plugin migrates only its own tables")
-                found.append(step)
-        return found
 
     def _make_context(self, name: str, settings: Mapping[str, Any]) -> PluginContext:
         return PluginContext(
@@ -188,135 +161,17 @@ class Host:
             read_only=self.read_only,
         )
 
-    def _check_isolated_hooks(self) -> None:
-        for hook_name in ISOLATED_HOOKS:
-            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
-                if impl.wrapper or impl.hookwrapper:
-                    raise PluginError(
-                        f"plugin {impl.plugin_name!r}: {hook_name} cannot be a wrapper; the host calls "
-                        "each implementation separately so that a failing check blocks the message"
-                    )
-
-    def _collect_channels(self) -> dict[str, Channel]:
-        channels: dict[str, Channel] = {}
-        hook = self._pm.hook.emrcomm_register_channels
-        for impl in reversed(hook.get_hookimpls()):
-            try:
-                contributed = list(cast("Iterable[Channel] | None", impl.function()) or ())
-            except Exception as exc:
-                raise PluginError(f"plugin {impl.plugin_name!r} failed in emrcomm_register_channels: "
-                                  f"{type(exc).__name__}: {exc}") from exc
-            for channel in contributed:
-                if not isinstance(channel, Channel):
-                    raise PluginError(f"plugin {impl.plugin_name!r}: emrcomm_register_channels returned "
-                                      f"{type(channel).__name__}, not emrcomm.Channel")
-                if channel.name in channels:
-                    raise PluginError(
-                        f"channel {channel.name!r} is registered by both {channels[channel.name].plugin!r} "
-                        f"and {impl.plugin_name!r}; disable one of them"
-                    )
-                channels[channel.name] = attrs.evolve(channel, plugin=impl.plugin_name)
-        return channels
-
-    def plugin_hooks(self) -> list[tuple[LoadedPlugin, list[str]]]:
-        """Active plugins in call order, each with the hooks it implements."""
-        out = []
-        for item in self.plugins:
-            callers = self._pm.get_hookcallers(item.plugin) or []
-            out.append((item, sorted(c.name for c in callers)))
-        return out
-
-    # typed hook calls ----------------------------------------------------------------------------
-    def _each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any, BaseException | None]]:
-        hook = getattr(self._pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
-            try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
-            except Exception as exc:
-                log.error("plugin %s failed in %s: %s", impl.plugin_name, hook_name, type(exc).__name__)
-                log.debug("plugin %s failed in %s", impl.plugin_name, hook_name, exc_info=True)
-                yield impl.plugin_name, None, exc
-            else:
-                yield impl.plugin_name, result, None
-
-    def find_recipient(self, request: Request) -> Recipient | None:
-        result: Recipient | None = self._pm.hook.emrcomm_find_recipient(
-            patient_ref=request.patient_ref, request=request
-        )
-        return result
-
-    def render(self, request: Request, recipient: Recipient) -> Message:
-        message: Message | None = self._pm.hook.emrcomm_render(request=request, recipient=recipient)
-        if message is None:
-            what = f"template {request.template!r}" if request.template else "free text"
-            raise RenderError(f"no plugin renders {what} (is the templates plugin disabled?)")
-        return message
-
-    def inspect(self, message: Message) -> tuple[Finding, ...]:
-        facts: list[Finding] = []
-        for plugin, result, exc in self._each("emrcomm_inspect", message=message):
-            if exc is not None:
-                facts.append(finding("CHECK_FAILED", plugin=plugin, detail=f"{plugin}: {type(exc).__name__}"))
-                continue
-            facts.extend(_named(result, plugin))
-        return tuple(facts)
-
-    def plan(self, message: Message, recipient: Recipient, facts: tuple[Finding, ...]) -> Plan | None:
-        result: Plan | None = self._pm.hook.emrcomm_plan(
-            message=message, recipient=recipient, channels=self.channels, findings=facts
-        )
-        return result
-
-    def validate(
-        self,
-        message: Message,
-        recipient: Recipient,
-        channel: Channel,
-        route: Route,
-        facts: tuple[Finding, ...],
-        now: dt.datetime,
-    ) -> tuple[Finding, ...]:
-        found: list[Finding] = []
-        for plugin, result, exc in self._each(
-            "emrcomm_validate", message=message, recipient=recipient, channel=channel,
-            route=route, findings=facts, now=now,
-        ):
-            if exc is not None:
-                found.append(finding(
-                    "CHECK_FAILED", plugin=plugin, channel=channel.name,
-                    detail=f"{plugin}: {type(exc).__name__}",
-                ))
-                continue
-            for f in _named(result, plugin):
-                found.append(self._configured(attrs.evolve(f, channel=f.channel or channel.name), message))
-        limit = self.config.limits.channel_text_chars.get(channel.name)
-        if limit is not None and len(message.text) > limit:
-            found.append(self._configured(finding("TEXT_TOO_LONG", plugin="host", channel=channel.name,
-                                                  length=f"{len(message.text):,}", limit=f"{limit:,}"), message))
-        return tuple(found)
-
-    def _configured(self, f: Finding, message: Message) -> Finding:
-        severity, override = self.config.rules.apply(f.code, f.severity)
-        if severity is f.severity:
-            return f
-        if override:
-            log.warning("request %s: %s lowered from %s to %s by override (%s)",
-                        message.request.id, f.code, f.severity.value, severity.value, override)
-        return attrs.evolve(f, severity=severity, override=override)
+    # what the pipeline asks of the plugins --------------------------------------------------------
+    @property
+    def hooks(self) -> PluginManager:
+        """The plugins, through which every hook is called."""
+        assert self.plugins is not None
+        return self.plugins
 
     def file_each(self, record: Record) -> FilingFailed | None:
         """Give ``record`` to every filer, each in a savepoint of the current transaction (a
         failing one's writes are undone alone); return the first failure, or None."""
-        failed: FilingFailed | None = None
-        hook = self._pm.hook.emrcomm_file_record
-        for impl in reversed(hook.get_hookimpls()):
-            try:
-                with self.storage.savepoint():
-                    impl.function(*[{"record": record}[a] for a in impl.argnames])
-            except Exception as exc:
-                log.error("record %s could not be filed by %s (%s)", record.id, impl.plugin_name, type(exc).__name__)
-                failed = failed or FilingFailed(impl.plugin_name, exc)
-        return failed
+        return self.hooks.file_each(record, self.storage.savepoint)
 
     # the pipeline --------------------------------------------------------------------------------
     def send(self, request: Requestish) -> Outcome:
@@ -336,7 +191,7 @@ class Host:
         now = self.clock()
         log.info("request %s received: %s for %s", req.id, req.category.value, fhir.safe_ref(req.patient_ref))
         row = self.storage.records.request(req.id) if not dry_run else None
-        decision = decide(self, req, now, handled=row is not None and row.status not in RETRYABLE,
+        decision = decide(self.hooks, req, now, handled=row is not None and row.status not in RETRYABLE,
                           every_candidate=dry_run)
         if trail is not None:
             trail.add("request.received", category=req.category.value)
@@ -352,7 +207,7 @@ class Host:
         facts = {f.id: f for f in written.facts}
         for index, item in enumerate(written.items):
             done = deliver(self, item, facts.get(item.key), owner=written.owner, source=Source.HOST,
-                           policy=self.retry_policy, commit=self._commit_relaxed)
+                           policy=self.retry_policy, commit=self._commit_relaxed, recipient=written.recipient)
             if done.result != "accepted":
                 rest = [later.key for later in written.items[index + 1:]]
                 if rest and done.result == "retry":
@@ -516,8 +371,7 @@ class Host:
                 if update.kind == "recalled":
                     self._cancel_rest_of(record, update, trail)
             trail.flush()
-        failures = [(plugin, exc) for plugin, _result, exc in
-                    self._each("emrcomm_delivery_update", update=update) if exc is not None]
+        failures = self.hooks.delivery_update(update)
         audit_kind = update.kind if update.kind in KINDS else "update"
         patient = fhir.safe_ref(update.detail) if update.detail.startswith("Patient") else None
         self.audit.record(audit_kind, record=reply or record, channel=update.channel,
@@ -600,9 +454,9 @@ class Host:
         message = Message(request=req, text=text, language=language)
         recipient = _CHECK_RECIPIENT
         route = Route(channel=channel, address=_CHECK_ADDRESSES.get(channel, ""))
-        facts = self.inspect(message)
+        facts = self.hooks.inspect(message)
         found = tuple(f for f in facts if f.code == "CHECK_FAILED")
-        found += self.validate(message, recipient, self.channels[channel], route, facts, self.clock())
+        found += self.hooks.validate(message, recipient, self.channels[channel], route, facts, self.clock())
         return tuple(f for f in found if f.code not in RECIPIENT_CODES and f.severity is not Severity.INFO)
 
     def requeue(self, key: str | None = None) -> int:
@@ -644,11 +498,6 @@ def _failed(item: Requestish, exc: RequestError) -> Outcome:
     if isinstance(item, Mapping) and item.get("id"):
         request_id = str(item["id"])
     return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
-
-
-def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
-    for f in result or ():
-        yield f if f.plugin else attrs.evolve(f, plugin=plugin)
 
 
 __all__ = ["Host", "record_id"]

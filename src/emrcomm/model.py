@@ -11,10 +11,13 @@ import enum
 import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from emrcomm.plugin.contract import Transport
 
 
 class Category(enum.StrEnum):
@@ -215,38 +218,19 @@ class Message:
         return self.request.sensitivity
 
 
-class Transport(Protocol):
-    """What carries a message over a channel. One method; raise to report a failure."""
-
-    def send(self, message: Message, address: str, key: str) -> Receipt:
-        """Hand ``message`` to the provider for ``address``.
-
-        ``key`` is the idempotency key of this (request, channel, role): a transport that can
-        pass it to its provider must, so a retry after a crash is not a second send.
-        """
-        ...
-
-
-class LinkingTransport(Transport, Protocol):
-    """The transport of a channel that holds content (a portal): it also gives each message the
-    link its notice carries. The host calls ``link_for`` before the message is stored, so the
-    link must be derivable from the id alone (the built-in portal signs it; an EMR's own portal
-    may return its deep link).
-    """
-
-    def link_for(self, message_id: str) -> str:
-        """The link that opens message ``message_id`` (the record id of its portal leg)."""
-        ...
-
-
 @frozen
 class Channel:
     """A way to reach a patient, contributed by a channel plugin.
 
-    ``address_system`` names the Recipient contact points it uses (``sms``, ``email``) or
-    ``None`` when it needs no address (the portal). ``medium`` is the v3 ParticipationMode code
-    filed in Communication.medium. ``holds_content`` means the channel keeps the message itself
-    (encrypted, like the portal): its records carry a reference to it, never the text.
+    ``secure``: the channel may carry clinical content (a clinic can only lower it, in
+    ``[channels.NAME]``). ``medium`` is the v3 ParticipationMode code filed in
+    Communication.medium (``SMSWRIT``, ``EMAILWRIT``, ``ONLINEWRIT``, or the channel's own).
+    ``address_system`` is the system of the patient's contact points it sends to — its own
+    (``fax``, ``app``), or ``None`` when it needs no address (the portal). ``form`` says whose
+    message-form rules apply: ``sms`` (length, sender, opt-out hint), ``email`` (subject,
+    unsubscribe), or ``None`` (the rules every channel has). ``holds_content`` means the
+    channel keeps the message itself (encrypted, like the portal): its records carry a
+    reference to it, never the text, and a notice on another channel announces it.
     """
 
     name: str
@@ -257,6 +241,7 @@ class Channel:
     max_segments: int | None = None
     holds_content: bool = False
     plugin: str = ""
+    form: str | None = None
 
 
 @frozen

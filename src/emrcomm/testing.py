@@ -20,8 +20,8 @@ from typing import Any
 
 import attrs
 
-from emrcomm.context import Clinic, PluginContext
 from emrcomm.model import ConsentGrant, ContactPoint, Purpose, Recipient
+from emrcomm.plugin.context import Clinic, PluginContext
 from emrcomm.storage import Storage, open_sqlite
 
 TEST_CLINIC = Clinic(

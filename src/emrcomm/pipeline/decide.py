@@ -19,7 +19,6 @@ from emrcomm.model import (
     Candidate,
     Channel,
     Finding,
-    LinkingTransport,
     Message,
     Plan,
     Recipient,
@@ -28,6 +27,7 @@ from emrcomm.model import (
     Sensitivity,
 )
 from emrcomm.pipeline.records import record_id
+from emrcomm.plugin.contract import LinkingTransport
 from emrcomm.rules import finding
 
 

@@ -21,8 +21,9 @@ from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDel
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Channel, Message, Receipt, Record
+from emrcomm.model import Channel, Message, Receipt, Recipient, Record
 from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
+from emrcomm.plugin.contract import Delivery
 from emrcomm.storage.outbox import Item
 from emrcomm.storage.times import iso
 
@@ -107,8 +108,9 @@ def link_for(channels: dict[str, Channel], source: tuple[str, str]) -> str:
 
 
 def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, source: Source, policy: RetryPolicy,
-            commit: Commit, rand: Callable[[], float] = random.random) -> Delivered:
-    """Deliver ``item`` (leased to ``owner``) and record what happened (see the module docstring)."""
+            commit: Commit, rand: Callable[[], float] = random.random, recipient: Recipient | None = None) -> Delivered:
+    """Deliver ``item`` (leased to ``owner``) and record what happened (see the module docstring).
+    ``recipient``: the patient as decided, when the message leaves while the request is decided."""
     now = host.clock()
 
     def new_trail() -> Trail:
@@ -139,7 +141,8 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return Delivered("cancelled")
     error: Exception | None = None
     try:
-        receipt = channel.transport.send(message_for(facts, item, dict(host.channels)), item.address or "", item.key)
+        receipt = channel.transport.send(Delivery(message_for(facts, item, dict(host.channels)), item.address or "",
+                                                  item.key, recipient=recipient, attempt=item.attempts))
     except Exception as exc:
         error = exc
     if isinstance(error, PermanentDeliveryError):

@@ -18,10 +18,12 @@ from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Finding, Outcome, Receipt, Record, Request, Severity, Status
+from emrcomm.model import Finding, Outcome, Receipt, Recipient, Record, Request, Severity, Status
 from emrcomm.outbox.payload import Payload
 from emrcomm.pipeline.decide import Decision, Leg, explanation
 from emrcomm.pipeline.records import LINK_SLOT, blocked_facts, leg_facts, withheld
+from emrcomm.plugin.contract import Delivery
+from emrcomm.plugin.manager import FilingFailed
 from emrcomm.rules import finding
 from emrcomm.storage.outbox import Item
 
@@ -38,13 +40,6 @@ class Raced(Exception):
     """Another process decided the same request id between our check and our write."""
 
 
-class FilingFailed(Exception):
-    def __init__(self, plugin: str, error: BaseException) -> None:
-        super().__init__(f"{plugin}: {type(error).__name__}")
-        self.plugin = plugin
-        self.error = error
-
-
 @frozen
 class Written:
     """A decision as written. ``items`` are the outbox rows an inline send now delivers, leased
@@ -54,6 +49,7 @@ class Written:
     items: tuple[Item, ...] = ()
     facts: tuple[RecordFacts, ...] = ()
     owner: str | None = None
+    recipient: Recipient | None = None
 
 
 def outcome(decision: Decision, status: Status, findings: list[Finding] | tuple[Finding, ...],
@@ -175,7 +171,8 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
                 if leg.channel.holds_content:
                     # The channel is the encrypted store itself: the message is kept there now, in
                     # this transaction (the outbox never holds its words), and that is its delivery.
-                    receipt = leg.channel.transport.send(leg.message, leg.route.address, f.id)
+                    receipt = leg.channel.transport.send(Delivery(leg.message, leg.route.address, f.id,
+                                                                  recipient=decision.recipient))
                     stored[f.id] = receipt
                     events.append(Event(record_id=f.id, kind=LegState.ACCEPTED, source=Source.HOST,
                                         at=receipt.at or now, dedup=f"{f.id}:accepted:{receipt.provider_id or 'stored'}",
@@ -214,7 +211,7 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
     if not inline:
         return Written(outcome(decision, Status.QUEUED, findings, ids, channels=channels), facts=facts)
     return Written(attrs.evolve(outcome(decision, Status.SENT, findings, ids, channels=channels),
-                                receipts=tuple(stored.values())), items, facts, owner)
+                                receipts=tuple(stored.values())), items, facts, owner, decision.recipient)
 
 
 def _item(req: Request, facts: RecordFacts, leg: Leg, index: int, *, held: bool, hold_until: dt.datetime | None,

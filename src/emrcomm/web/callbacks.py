@@ -28,9 +28,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from emrcomm.context import PluginContext
 from emrcomm.inbound import handle_inbound
 from emrcomm.model import DeliveryUpdate
+from emrcomm.plugin.context import PluginContext
 from emrcomm.web.security import RateLimit
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ Patient
   nothing, is ``en``.
 * ``address``: the current (``period.end`` not passed, ``use`` not ``old``) ``home`` address,
   else the first current one. ``state`` + ``country`` -> ``jurisdiction`` (ISO 3166-2) and
-  ``time_zone`` (IANA); see :mod:`emrcomm_directory.regions` for the zone of each province and
+  ``time_zone`` (IANA); see :mod:`emrcomm.fhir.regions` for the zone of each province and
   state. Patient extension ``time-zone`` (valueCode, an IANA name) overrides the zone. Without a
   current address, the zone of the best-ranked SMS number is used when phonenumbers gives exactly
   one zone for it.
@@ -77,8 +77,8 @@ from typing import Any
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
+from emrcomm.fhir.regions import DEFAULT_REGION, country_code, jurisdiction_and_zone, subdivision
 from emrcomm.model import ConsentGrant, ContactPoint, Purpose, Recipient
-from emrcomm_directory.regions import DEFAULT_REGION, country_code, jurisdiction_and_zone, subdivision
 
 log = logging.getLogger(__name__)
 

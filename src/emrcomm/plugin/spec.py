@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-
-import pluggy
+from typing import TYPE_CHECKING
 
 from emrcomm.model import (
     Channel,
@@ -24,10 +23,12 @@ from emrcomm.model import (
     Request,
     Route,
 )
+from emrcomm.plugin import hookspec
 from emrcomm.storage.database import Migration
 
-NAME = "emrcomm"
-hookspec = pluggy.HookspecMarker(NAME)
+if TYPE_CHECKING:
+
+    pass
 
 
 @hookspec

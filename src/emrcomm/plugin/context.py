@@ -1,0 +1,148 @@
+"""What a plugin receives when the host creates it (``Plugin(context)``): its checked settings,
+the clinic, the clock, its folder and secrets, and what it may ask of the host — report what
+happened to a message, send a message of its own, raise a task for staff, read the chart and
+the consent ledger, keep tables of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from attrs import field, frozen
+
+from emrcomm.clock import utcnow
+from emrcomm.errors import ConfigError, PluginError
+
+if TYPE_CHECKING:
+    from emrcomm.model import DeliveryUpdate, Outcome, Request
+    from emrcomm.storage import ConsentLedger, Database, Records, Storage
+
+
+@frozen
+class Clinic:
+    """Who the messages come from, from the ``[clinic]`` table of the config."""
+
+    name: str
+    phone: str = ""
+    email: str = ""
+    signature: str = ""
+    address: str = ""
+    time_zones: tuple[str, ...] = ("America/Toronto",)
+    link_domains: tuple[str, ...] = ()
+    portal_url: str = ""
+    jurisdiction: str = "CA-ON"
+    turnaround: str = ""
+    us_healthcare_exemption: bool = False
+
+
+class HostServices(Protocol):
+    """What the host does for a plugin (``emrcomm.Host`` is one)."""
+
+    def delivery_update(self, update: DeliveryUpdate) -> None: ...
+
+    def send(self, request: Request) -> Outcome: ...
+
+
+class _Binding:
+    """The host a context serves, set once the host is built (plugins are created before)."""
+
+    host: HostServices | None = None
+
+
+@frozen
+class PluginContext:
+    """Everything a plugin may use from the host. Keep a reference; do not reach further."""
+
+    name: str
+    settings: Mapping[str, Any]
+    clinic: Clinic
+    storage: Storage = field(repr=False)
+    base_dir: Path
+    clock: Callable[[], dt.datetime] = utcnow
+    rule_config: Mapping[str, Any] = field(factory=dict)
+    # The host only answers questions (``emrcomm check``): create no file, write nothing.
+    read_only: bool = False
+    _binding: _Binding = field(factory=_Binding, repr=False, alias="_binding")
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger(f"emrcomm.plugin.{self.name}")
+
+    # what the plugin may read and keep -----------------------------------------------------------
+    @property
+    def records(self) -> Records:
+        """The chart: each record as projected now (``get``), the last message to an address
+        (``last_to``), counts. Read it; the host alone writes it (report what happened instead)."""
+        return self.storage.records
+
+    @property
+    def consent(self) -> ConsentLedger:
+        """The consent ledger (grants and revocations by channel and address, in order)."""
+        return self.storage.consent
+
+    @property
+    def db(self) -> Database:
+        """The host's database, for the tables this plugin owns (``emrcomm_migrations``)."""
+        return self.storage.db
+
+    # what the plugin may ask of the host -----------------------------------------------------------
+    def bind(self, host: HostServices) -> None:
+        """Called by the host once it is built."""
+        self._binding.host = host
+
+    def _host(self) -> HostServices:
+        if self._binding.host is None:
+            raise PluginError(f"plugin {self.name!r}: the host is not ready yet (do this in start() or a hook, "
+                              "not in the constructor)")
+        return self._binding.host
+
+    def report(self, update: DeliveryUpdate) -> None:
+        """Tell the host what happened after hand-off: a delivery report (``delivered``, ``failed``,
+        ``progress``), a read, a message from the patient (``reply``, with ``channel``,
+        ``address``, ``text``), an opt-out. Give ``key``: the same key twice is one report."""
+        self._host().delivery_update(update)
+
+    def send(self, request: Request) -> Outcome:
+        """Send a message of the plugin's own (a confirmation, an answer) through the whole
+        pipeline, like any request: its id makes it once."""
+        return self._host().send(request)
+
+    def raise_item(self, *, kind: str, key: str, patient: str, description: str, **more: Any) -> str:
+        """Put a task for staff in the practice inbox (once per kind and key); returns its id.
+        ``kind`` is one of emrcomm.inbox.KINDS."""
+        from emrcomm.inbox import raise_item
+
+        return raise_item(self.storage, kind=kind, key=key, patient=patient, now=self.clock(),
+                          description=description, **more)
+
+    # settings ------------------------------------------------------------------------------------
+    def path(self, value: str) -> Path:
+        """A path from the settings, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def secret(self, key: str) -> str | None:
+        """Resolve the secret reference in ``settings[key]`` (``{env = ...}`` or ``{file = ...}``).
+
+        Returns None when the setting is absent; raises ConfigError when the reference points
+        at nothing, naming the setting and the variable or file.
+        """
+        ref = self.settings.get(key)
+        if ref is None:
+            return None
+        where = f"plugins.{self.name}.{key}"
+        if "env" in ref:
+            value = os.environ.get(ref["env"])
+            if value is None:
+                raise ConfigError(f"{where}: environment variable {ref['env']} is not set")
+            return value
+        path = self.path(ref["file"])
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None

@@ -1,0 +1,99 @@
+"""What a plugin provides, as typed protocols: a channel's transport (and, for a channel that
+keeps messages itself, its links), what it does at start and close, the commands it adds to
+``emrcomm``. The host never probes for attributes: a plugin object is what these say.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from attrs import frozen
+
+from emrcomm.model import Message, Receipt, Recipient
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+
+@frozen
+class Delivery:
+    """One message for a transport to hand over.
+
+    ``key`` is the idempotency key of this (request, channel, role): a transport that can pass
+    it to its provider must, so that a retry after a crash is not a second message.
+    ``recipient`` is the patient as the directory knew them when the request was decided: given
+    when the message leaves while the request is decided (an inline send, a message a channel
+    keeps), None for a later delivery from the outbox, which needs only ``address``.
+    ``attempt`` counts the tries of this delivery (1 the first time).
+    """
+
+    message: Message
+    address: str
+    key: str
+    recipient: Recipient | None = None
+    attempt: int = 1
+
+
+class Transport(Protocol):
+    """What carries a message over a channel. One method; raise to report a failure:
+    :class:`emrcomm.PermanentDeliveryError` when trying again cannot help (a refused address,
+    refused credentials), :class:`emrcomm.TransientDeliveryError` when it may (the provider is
+    away, a timeout, 429, 5xx; ``ambiguous=True`` when the request may have reached it)."""
+
+    def send(self, delivery: Delivery) -> Receipt:
+        """Hand ``delivery.message`` to the provider for ``delivery.address``."""
+        ...
+
+
+@runtime_checkable
+class LinkingTransport(Transport, Protocol):
+    """The transport of a channel that keeps the message itself (a portal): it also gives each
+    message the link its notice carries. The host calls ``link_for`` before the message is
+    stored, so the link must be derivable from the id alone (the built-in portal signs it; an
+    EMR's own portal may return its deep link)."""
+
+    def link_for(self, message_id: str) -> str:
+        """The link that opens message ``message_id`` (the record id of its portal leg)."""
+        ...
+
+
+@runtime_checkable
+class Startable(Protocol):
+    """A plugin with work to start once its tables exist (a background pusher, say)."""
+
+    def start(self) -> None: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A plugin with something to release when the host closes (connections, threads)."""
+
+    def close(self) -> None: ...
+
+
+@frozen
+class Command:
+    """A subcommand a plugin adds to ``emrcomm``: ``emrcomm NAME …``.
+
+    ``arguments(parser)`` declares its arguments (argparse); ``run(args, host)`` does the work
+    with a host built from ``--config`` and returns the exit code (0 ok, 2 bad input, 3
+    blocked, 4 not done). ``read_only`` commands get a host that writes nothing.
+    """
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace, Host], int]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    read_only: bool = False
+
+
+def settings_schema(package: str, name: str = "schema.json") -> Mapping[str, Any]:
+    """A plugin's settings schema (JSON Schema) from a file shipped in its own package:
+    ``settings_schema = settings_schema(__name__)`` in the plugin's module."""
+    import json
+    from importlib import resources
+
+    loaded: Mapping[str, Any] = json.loads(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+    return loaded

@@ -1,0 +1,447 @@
+"""The plugin manager: finds plugins (entry points in group ``emrcomm``), loads them in config
+order, and is the one place the host calls hooks from, each call typed.
+
+Built-ins are entry points like any third party's. pluggy calls the last registered first, so
+plugins are registered in reverse: the call order of every hook is the config order. Built-ins
+run unless the config disables them; a third party's plugin runs when the config names it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from importlib import metadata
+from typing import Any
+
+import attrs
+import pluggy
+from attrs import frozen
+
+from emrcomm.config import Config, check_secrets, validate
+from emrcomm.errors import ConfigError, PluginError, RenderError
+from emrcomm.model import Channel, DeliveryUpdate, Finding, Message, Plan, Recipient, Record, Request, Route
+from emrcomm.plugin import NAME, spec
+from emrcomm.plugin.context import HostServices, PluginContext
+from emrcomm.plugin.contract import Closable, Command, Startable
+from emrcomm.rules import finding
+from emrcomm.storage.database import CORE, Migration
+
+log = logging.getLogger("emrcomm.plugins")
+
+GROUP = "emrcomm"
+
+# The built-ins in their default call order (used when the config gives no plugins.order).
+BUILTIN_ORDER: tuple[str, ...] = (
+    "directory",
+    "templates",
+    "content",
+    "routing",
+    "consent",
+    "optout",
+    "policy",
+    "sms",
+    "email",
+    "portal",
+)
+
+# Built-ins that run only when the config names them (in plugins.order or with a [plugins.NAME]
+# table): they talk to a server the clinic must name. Without plugins.order they follow the
+# built-ins above, in this order.
+OPTIONAL_BUILTINS: tuple[str, ...] = ("fhir-directory", "fhir-records")
+
+# Plugins that cannot be switched off: without them a message could go without consent, or to
+# a patient who said STOP. (The chart is the host's own: every message's record and events are
+# kept in its storage, whatever plugins run.)
+ESSENTIAL: tuple[str, ...] = ("consent", "optout")
+# Names that were plugins once and are now part of the host: a config naming one is told so.
+FOLDED = {"records": "the embedded chart is now kept by the host itself, always: remove it from the config"}
+
+RESERVED = frozenset({"order", "disable"})
+
+
+@frozen
+class LoadedPlugin:
+    """An active plugin: its name, where it came from, and the object registered with pluggy."""
+
+    name: str
+    value: str
+    distribution: str
+    plugin: Any
+    builtin: bool
+    context: PluginContext | None = None  # None for a plugin that is a module
+
+
+def discover() -> dict[str, metadata.EntryPoint]:
+    """Every installed entry point of the group, by name; two different ones with a name conflict."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=GROUP):
+        other = found.get(ep.name)
+        if other is not None and other.value != ep.value:
+            raise PluginError(
+                f"Conflicting plugins found for {ep.name!r}: {other.value} ({_dist(other)}) "
+                f"and {ep.value} ({_dist(ep)}); uninstall one of them"
+            )
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def _dist(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+
+
+def active_names(config: Config, available: Sequence[str]) -> list[str]:
+    """The plugins to run, in call order, after checking every name the config uses."""
+    known = set(available)
+    choices = ", ".join(sorted(known))
+    where = config.source
+
+    def check_known(name: str, path: str) -> None:
+        if name in FOLDED and name not in known:
+            raise ConfigError(f"{where}: {path}: plugin {name!r} is no longer a plugin: {FOLDED[name]}")
+        if name in RESERVED or name not in known:
+            raise ConfigError(f"{where}: {path}: unknown plugin {name!r}; choose one of: {choices}")
+
+    for name in config.plugin_order or ():
+        check_known(name, "plugins.order")
+    for name in config.plugin_disable:
+        check_known(name, "plugins.disable")
+    for name in config.plugin_settings:
+        check_known(name, f"plugins.{name}")
+
+    essential_off = [n for n in config.plugin_disable if n in ESSENTIAL]
+    if essential_off:
+        raise ConfigError(
+            f"{where}: plugins.disable: {', '.join(repr(n) for n in essential_off)} cannot be disabled: "
+            f"the essential plugins ({', '.join(ESSENTIAL)}) keep consent, opt-outs and records in force"
+        )
+    if config.plugin_order is not None:
+        missing = [n for n in ESSENTIAL if n not in config.plugin_order]
+        if missing:
+            raise ConfigError(
+                f"{where}: plugins.order leaves out essential plugin(s) {', '.join(missing)}; "
+                f"essential plugins ({', '.join(ESSENTIAL)}) cannot be disabled: add them to the list"
+            )
+        order = list(config.plugin_order)
+    else:
+        builtin = [n for n in BUILTIN_ORDER if n in known]
+        optional = [n for n in OPTIONAL_BUILTINS if n in known and n in config.plugin_settings]
+        # An installed third party's plugin runs only once the clinic names it: installing a
+        # package never changes what an existing configuration does.
+        named = sorted(n for n in known - set(BUILTIN_ORDER) - set(OPTIONAL_BUILTINS) if n in config.plugin_settings)
+        order = builtin + optional + named
+    return [n for n in order if n not in config.plugin_disable]
+
+
+def load_plugins(
+    pm: pluggy.PluginManager,
+    config: Config,
+    make_context: Callable[[str, Mapping[str, Any]], PluginContext],
+    entry_points: Mapping[str, metadata.EntryPoint] | None = None,
+) -> list[LoadedPlugin]:
+    """Import, configure and register the active plugins; return them in call order.
+
+    Every active plugin is one the clinic runs (a built-in, or a plugin the config names), so one
+    that fails to import or start stops start-up with its name and error; a plugin that is
+    installed but not named is never imported.
+    """
+    eps = dict(entry_points) if entry_points is not None else discover()
+    names = active_names(config, list(eps))
+    loaded: list[LoadedPlugin] = []
+    for name in names:
+        ep = eps[name]
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} ({ep.value}, from {_dist(ep)}) failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+        settings = _checked_settings(name, obj, config)
+        context = make_context(name, settings) if isinstance(obj, type) else None
+        try:
+            plugin = obj(context) if context is not None else obj
+        except (ConfigError, PluginError):
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} ({ep.value}) failed to start: {type(exc).__name__}: {exc}") from exc
+        dist = getattr(ep, "dist", None)
+        loaded.append(
+            LoadedPlugin(
+                name=name,
+                value=ep.value,
+                distribution=dist.name if dist is not None else "",
+                plugin=plugin,
+                builtin=(name in BUILTIN_ORDER and ep.value.startswith(f"emrcomm_{name}"))
+                or (name in OPTIONAL_BUILTINS and ep.value.startswith("emrcomm_fhirserver")),
+                context=context,
+            )
+        )
+    for item in reversed(loaded):
+        try:
+            pm.register(item.plugin, name=item.name)
+        except ValueError as exc:
+            raise PluginError(f"plugin {item.name!r} could not be registered: {exc}") from exc
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {item.name!r} breaks the hook contract: {exc}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc} (hooks must be named after a spec in emrcomm.plugin.spec)") from exc
+    return loaded
+
+
+def _checked_settings(name: str, obj: Any, config: Config) -> Mapping[str, Any]:
+    settings = config.plugin_settings.get(name, {})
+    schema = getattr(obj, "settings_schema", None)
+    if schema is None:
+        if settings:
+            raise ConfigError(f"{config.source}: plugins.{name}: plugin {name!r} takes no settings")
+        return settings
+    check_secrets(settings, config.source, f"plugins.{name}")
+    validate(settings, schema, config.source, root=f"plugins.{name}")
+    return settings
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(NAME)
+    pm.add_hookspecs(spec)
+    return pm
+
+
+# Hooks the manager calls one implementation at a time, so that each answer is the plugin's
+# own (a failing check is caught, named and turned into a closed door; a channel or a table is
+# attributed to its plugin). A wrapper around them would never run: it is refused at load.
+CALLED_ONE_BY_ONE = ("emrcomm_inspect", "emrcomm_validate", "emrcomm_file_record", "emrcomm_delivery_update",
+                     "emrcomm_register_channels", "emrcomm_migrations")
+
+
+class FilingFailed(Exception):
+    """A filer raised: ``plugin`` names it; ``error`` is what it raised."""
+
+    def __init__(self, plugin: str, error: BaseException) -> None:
+        super().__init__(f"{plugin}: {type(error).__name__}")
+        self.plugin = plugin
+        self.error = error
+
+
+class PluginManager:
+    """The plugins of one host: loaded and registered in config order (``plugins``), their
+    channels (``channels``), and every hook call, typed. The host calls no hook but through it.
+
+    ``rules`` and ``text_limits`` are the config's severity changes and per-channel text limits,
+    applied to what validators report.
+    """
+
+    def __init__(self, config: Config, make_context: Callable[[str, Mapping[str, Any]], PluginContext],
+                 entry_points: Mapping[str, metadata.EntryPoint] | None = None) -> None:
+        self.config = config
+        self._pm = new_plugin_manager()
+        self.plugins: list[LoadedPlugin] = load_plugins(self._pm, config, make_context, entry_points)
+        self._refuse_wrappers()
+        self.channels: dict[str, Channel] = self._collect_channels()
+
+    def __iter__(self) -> Iterator[LoadedPlugin]:
+        return iter(self.plugins)
+
+    def __len__(self) -> int:
+        return len(self.plugins)
+
+    # loading ---------------------------------------------------------------------------------------
+    def _refuse_wrappers(self) -> None:
+        for hook_name in CALLED_ONE_BY_ONE:
+            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+                if impl.wrapper or impl.hookwrapper:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r}: {hook_name} cannot be a wrapper; the host calls each "
+                        "implementation of it on its own (a failing one is named and closes the door), so a "
+                        "wrapper would never run. Wrappers may wrap emrcomm_find_recipient, emrcomm_render and "
+                        "emrcomm_plan."
+                    )
+
+    def _one_by_one(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any, BaseException | None]]:
+        hook = getattr(self._pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as exc:
+                log.error("plugin %s failed in %s: %s", impl.plugin_name, hook_name, type(exc).__name__)
+                log.debug("plugin %s failed in %s", impl.plugin_name, hook_name, exc_info=True)
+                yield impl.plugin_name, None, exc
+            else:
+                yield impl.plugin_name, result, None
+
+    def _collect_channels(self) -> dict[str, Channel]:
+        channels: dict[str, Channel] = {}
+        for plugin, result, exc in self._one_by_one("emrcomm_register_channels"):
+            if exc is not None:
+                raise PluginError(f"plugin {plugin!r} failed in emrcomm_register_channels: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            for channel in result or ():
+                if not isinstance(channel, Channel):
+                    raise PluginError(f"plugin {plugin!r}: emrcomm_register_channels returned "
+                                      f"{type(channel).__name__}, not emrcomm.Channel")
+                if channel.name in channels:
+                    raise PluginError(
+                        f"channel {channel.name!r} is registered by both {channels[channel.name].plugin!r} "
+                        f"and {plugin!r}; disable one of them"
+                    )
+                channels[channel.name] = attrs.evolve(channel, plugin=plugin)
+        return self._configured_channels(channels)
+
+    def _configured_channels(self, channels: dict[str, Channel]) -> dict[str, Channel]:
+        """``[channels.NAME] secure = false``: a clinic decides what it trusts. It may only lower
+        what a plugin claims, never raise it."""
+        settings = self.config.raw.get("channels", {})
+        where = self.config.source
+        for name, table in settings.items():
+            if name not in channels:
+                raise ConfigError(f"{where}: channels.{name}: no plugin registers channel {name!r}; "
+                                  f"choose one of: {', '.join(sorted(channels)) or '(none)'}")
+            if table.get("secure") is True and not channels[name].secure:
+                raise ConfigError(f"{where}: channels.{name}.secure: the {channels[name].plugin!r} plugin does not "
+                                  "declare this channel secure; a clinic may only lower trust, not raise it")
+            if table.get("secure") is False:
+                channels[name] = attrs.evolve(channels[name], secure=False)
+        return channels
+
+    def migrations(self) -> list[Migration]:
+        """Every plugin's migrations; a step for tables another owner has stops start-up."""
+        found: list[Migration] = []
+        names = {p.name for p in self.plugins}
+        for plugin, result, exc in self._one_by_one("emrcomm_migrations"):
+            if exc is not None:
+                raise PluginError(f"plugin {plugin!r} failed in emrcomm_migrations: {type(exc).__name__}") from exc
+            for step in result or ():
+                if step.owner == CORE or step.owner in names - {plugin}:
+                    raise PluginError(f"plugin {plugin!r} contributes a migration for tables owned by "
+                                      f"{step.owner!r}: a plugin migrates only its own tables")
+                found.append(step)
+        return found
+
+    def start(self, host: HostServices) -> None:
+        """Bind every context to the host, then start the plugins that have work to start."""
+        for item in self.plugins:
+            if item.context is not None:
+                item.context.bind(host)
+        for item in self.plugins:
+            if isinstance(item.plugin, Startable):
+                item.plugin.start()
+
+    def close(self) -> None:
+        for item in self.plugins:
+            if isinstance(item.plugin, Closable):
+                try:
+                    item.plugin.close()
+                except Exception as exc:  # the others still close
+                    log.error("plugin %s failed to close: %s", item.name, type(exc).__name__)
+
+    def hooks_of(self) -> list[tuple[LoadedPlugin, list[str]]]:
+        """Active plugins in call order, each with the hooks it implements."""
+        out = []
+        for item in self.plugins:
+            callers = self._pm.get_hookcallers(item.plugin) or []
+            out.append((item, sorted(c.name for c in callers)))
+        return out
+
+    # the pipeline's hooks ----------------------------------------------------------------------------
+    def find_recipient(self, request: Request) -> Recipient | None:
+        result: Recipient | None = self._pm.hook.emrcomm_find_recipient(patient_ref=request.patient_ref,
+                                                                          request=request)
+        return result
+
+    def render(self, request: Request, recipient: Recipient) -> Message:
+        message: Message | None = self._pm.hook.emrcomm_render(request=request, recipient=recipient)
+        if message is None:
+            what = f"template {request.template!r}" if request.template else "free text"
+            raise RenderError(f"no plugin renders {what} (is the templates plugin disabled?)")
+        return message
+
+    def inspect(self, message: Message) -> tuple[Finding, ...]:
+        facts: list[Finding] = []
+        for plugin, result, exc in self._one_by_one("emrcomm_inspect", message=message):
+            if exc is not None:
+                facts.append(finding("CHECK_FAILED", plugin=plugin, detail=f"{plugin}: {type(exc).__name__}"))
+                continue
+            facts.extend(_named(result, plugin))
+        return tuple(facts)
+
+    def plan(self, message: Message, recipient: Recipient, facts: tuple[Finding, ...]) -> Plan | None:
+        result: Plan | None = self._pm.hook.emrcomm_plan(message=message, recipient=recipient,
+                                                         channels=self.channels, findings=facts)
+        return result
+
+    def validate(self, message: Message, recipient: Recipient, channel: Channel, route: Route,
+                 facts: tuple[Finding, ...], now: dt.datetime) -> tuple[Finding, ...]:
+        found: list[Finding] = []
+        for plugin, result, exc in self._one_by_one("emrcomm_validate", message=message, recipient=recipient,
+                                                    channel=channel, route=route, findings=facts, now=now):
+            if exc is not None:
+                found.append(finding("CHECK_FAILED", plugin=plugin, channel=channel.name,
+                                     detail=f"{plugin}: {type(exc).__name__}"))
+                continue
+            for f in _named(result, plugin):
+                found.append(self._configured(attrs.evolve(f, channel=f.channel or channel.name), message))
+        limit = self.config.limits.channel_text_chars.get(channel.name)
+        if limit is not None and len(message.text) > limit:
+            found.append(self._configured(finding("TEXT_TOO_LONG", plugin="host", channel=channel.name,
+                                                  length=f"{len(message.text):,}", limit=f"{limit:,}"), message))
+        return tuple(found)
+
+    def _configured(self, f: Finding, message: Message) -> Finding:
+        severity, override = self.config.rules.apply(f.code, f.severity)
+        if severity is f.severity:
+            return f
+        if override:
+            log.warning("request %s: %s lowered from %s to %s by override (%s)",
+                        message.request.id, f.code, f.severity.value, severity.value, override)
+        return attrs.evolve(f, severity=severity, override=override)
+
+    def file_each(self, record: Record, savepoint: Callable[[], AbstractContextManager[None]]) -> FilingFailed | None:
+        """Give ``record`` to every filer, each in a ``savepoint()`` of the current transaction (a
+        failing one's writes are undone alone); return the first failure, or None."""
+        failed: FilingFailed | None = None
+        hook = self._pm.hook.emrcomm_file_record
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                with savepoint():
+                    impl.function(*[{"record": record}[a] for a in impl.argnames])
+            except Exception as exc:
+                log.error("record %s could not be filed by %s (%s)", record.id, impl.plugin_name, type(exc).__name__)
+                failed = failed or FilingFailed(impl.plugin_name, exc)
+        return failed
+
+    def delivery_update(self, update: DeliveryUpdate) -> list[tuple[str, BaseException]]:
+        """Every plugin hears of ``update``, even when one before it fails; returns the failures."""
+        return [(plugin, exc) for plugin, _result, exc in self._one_by_one("emrcomm_delivery_update", update=update)
+                if exc is not None]
+
+    # what plugins add to serve and to the command line -------------------------------------------------
+    def web_routes(self, web: Any) -> list[Any]:
+        """Every plugin's routes for ``emrcomm serve``, in call order."""
+        routes: list[Any] = []
+        for plugin, result, exc in self._one_by_one("emrcomm_web_routes", web=web):
+            if exc is not None:
+                raise PluginError(f"plugin {plugin!r} failed in emrcomm_web_routes: {type(exc).__name__}: {exc}") \
+                    from exc
+            routes.extend(result or ())
+        return routes
+
+    def cli_commands(self) -> list[tuple[str, Command]]:
+        """Every plugin's commands, with the plugin that adds each; two with one name stop start-up."""
+        found: dict[str, tuple[str, Command]] = {}
+        for plugin, result, exc in self._one_by_one("emrcomm_cli_commands"):
+            if exc is not None:
+                raise PluginError(f"plugin {plugin!r} failed in emrcomm_cli_commands: {type(exc).__name__}") from exc
+            for command in result or ():
+                if command.name in found:
+                    raise PluginError(f"command {command.name!r} is added by both {found[command.name][0]!r} "
+                                      f"and {plugin!r}; disable one of them")
+                found[command.name] = (plugin, command)
+        return list(found.values())
+
+
+def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
+    for f in result or ():
+        yield f if f.plugin else attrs.evolve(f, plugin=plugin)
