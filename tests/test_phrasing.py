@@ -8,6 +8,8 @@ a hard negative must give no clinical finding at all.
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from emrcomm.model import Message, Request
@@ -15,6 +17,7 @@ from emrcomm.testing import make_context
 from emrcomm_content import Plugin
 from emrcomm_content.clinical import CONTEXT, ClinicalDetector
 from emrcomm_content.folding import Folded
+from support import DATA, REPO
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ POSITIVES = {
         ("fr", "Votre poids est passé de 88 à 83 kg depuis janvier."),
     ],
     "care": [
-        ("en", "The team for low mood and worry has a spot on Thursdays at 4."),
+        ("en", "The team for mood and worry has a spot on Thursdays at 4."),
         ("en", "If you are thinking about ending your life, call or text 988 right away."),
         ("en", "The alcohol program called to set up your intake."),
         ("fr", "Le groupe pour l'humeur commence le 3 mars, vous êtes inscrit."),
@@ -75,7 +78,7 @@ POSITIVES = {
         ("en", "Your staples can be removed at the walk-in after the 14th."),
         ("fr", "L'infirmière changera votre pansement jeudi."),
         ("fr", "Vos points seront enlevés lundi par l'infirmière."),
-        ("en", "The spot on your hand is healing nicely."),
+        ("en", "The cut is healing nicely."),
         ("fr", "Gardez la région couverte et au sec jusqu'à vendredi."),
     ],
     "pre-op": [
@@ -88,7 +91,7 @@ POSITIVES = {
         ("en", "Your beta was 2,100 today, we will repeat it Monday."),
         ("en", "The scan at 12 weeks is booked for the 9th."),
         ("fr", "Votre bêta est à 2 100, on refait la prise de sang lundi."),
-        ("fr", "L'écho de 20 semaines est prévue le 9 au CHUL."),
+        ("fr", "Le scan de 20 semaines est prévu le 9 au CHUL."),
     ],
     "vaccine": [
         ("en", "Because of your heart, the doctor recommends the high-dose flu shot this fall."),
@@ -201,3 +204,37 @@ def test_a_routine_vaccine_names_the_vaccine_not_a_condition(detector: ClinicalD
 def test_prescription_shorthand_is_matched_in_capitals_only(detector: ClinicalDetector) -> None:
     assert "infection" in context_kinds(detector, "Keflex 500 QID for 7 days")
     assert detector.read(Folded.of("Place your bid before noon")).hits == []
+
+
+def _project_texts() -> list[str]:
+    """Every text of the development parts, the corpora and this file (never a held-out part)."""
+    files = [REPO / "benchmarks" / "data" / "clinic-messages" / name for name in ("dev.tsv", "dev-2.tsv")]
+    files += [DATA / "dev-corpus.tsv", REPO / "tests" / "data" / "clinic-style.tsv"]
+    texts = [t for _, rows in POSITIVES.items() for _, t in rows] + HARD_NEGATIVES
+    for path in files:
+        with path.open(encoding="utf-8", newline="") as f:
+            texts += [r["text"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    return texts
+
+
+def test_the_keyword_gates_change_nothing_that_the_patterns_find() -> None:
+    """A rule runs only on a text with one of its gate words; run every rule on every text the
+    project has, and the matches are the same."""
+    from emrcomm_content import phrasing
+
+    def matches(text: str, gated: bool) -> list[tuple[tuple[int, int], str, bool]]:
+        folded = Folded.of(text).text
+        return sorted((p.span, p.family, p.strong) for p in phrasing.find(folded, text, gated=gated))
+
+    texts = _project_texts()
+    assert len(texts) > 6000
+    differ = [t for t in texts if matches(t, True) != matches(t, False)]
+    assert differ == []
+
+
+def test_a_gate_names_a_word_of_every_phrase_it_opens_for() -> None:
+    from emrcomm_content.phrasing import gate_keys, text_keys
+
+    assert gate_keys("grain de beaute|lump") == {"beaute", "lump"}
+    assert gate_keys("allerg*|#") == {"alle*", "#"}
+    assert {"beaute", "alle*", "#"} <= text_keys("le grain de beaute, allergies 2 fois")

@@ -73,7 +73,7 @@ def eligible(names: Iterable[str]) -> bool:
     """Whether the text has the evidence it takes to be scored (see the module docstring)."""
     kinds = set()
     for n in names:
-        if n.startswith("phrase:"):
+        if n.startswith(("phrase:", "weak:")):
             return True
         if n.startswith("kind:"):
             kinds.add(n)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from attrs import frozen
 
-from emrcomm_content import phrasing
+from emrcomm_content import administrative, phrasing
 from emrcomm_content.folding import Folded, fold_text
 from emrcomm_content.fuzzy import FuzzyIndex
 from emrcomm_content.lexicon import Lexicon, Match, Matcher, compile_lexicons, longest
@@ -160,6 +160,10 @@ def _inside(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
     return any(lo <= span[0] and span[1] <= hi for lo, hi in blocks)
 
 
+def _overlaps(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
+    return any(lo < span[1] and span[0] < hi for lo, hi in blocks)
+
+
 class ClinicalDetector:
     """Finds clinical content in a text. Immutable once built; safe to share between threads.
 
@@ -180,8 +184,10 @@ class ClinicalDetector:
         self.allow = tuple(p for p in (fold_text(a).strip() for a in (*ADMINISTRATIVE_PHRASES, *allow)) if p)
 
     def allowed_spans(self, folded: Folded) -> list[tuple[int, int]]:
-        """Folded spans of the clinic's allow-listed phrases."""
-        spans = []
+        """Folded spans of the allow-listed phrases (the clinic's and the built-in ones) and of the
+        administrative wording of administrative.py (names of charities and places, a staff
+        member's own leave, exams named by their purpose)."""
+        spans = administrative.spans(folded)
         for phrase in self.allow:
             start = folded.text.find(phrase)
             while start != -1:
@@ -229,10 +235,12 @@ class ClinicalDetector:
             if phrase.in_original:
                 span = phrase.span
             else:
-                if _inside(phrase.span, allowed):
+                if _overlaps(phrase.span, allowed):  # a name's words are not wording about the patient
                     continue
                 span = folded.span(*phrase.span)
-            if phrase.strong and not any(lo < span[1] and span[0] < hi for lo, hi in named):
+            if not phrase.strong:
+                evidence.append((span, f"weak:{phrase.family}"))
+            elif not any(lo < span[1] and span[0] < hi for lo, hi in named):
                 result.append(Hit(span, original[span[0] : span[1]], phrase.family, CONTEXT))
             else:
                 evidence.append((span, f"phrase:{phrase.family}"))

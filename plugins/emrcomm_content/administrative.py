@@ -1,0 +1,91 @@
+"""Wording that looks clinical and is not: the names of charities, campaigns and places, a staff
+member's own leave, and exams named by their administrative purpose.
+
+:func:`spans` gives the folded spans where no term and no context pattern counts (like the
+``allow`` setting, see clinical.py). A name is recognised by its capitals: "the Diabetes Resource
+Centre", « la Maison du diabète », "Mental Health Week". A charity or a campaign is never about
+the patient; a centre, a clinic or a building is a place, and its name says nothing about the
+patient only in a message that does not address the patient ("has moved", « a déménagé »): "your
+appointment at the Breast Centre" still says something.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+
+from emrcomm_content.folding import Folded
+
+_CAP = r"[A-ZÀ-ÖØ-Þ][\w'’.-]*"
+_CONNECT = r"(?:&|and|of|for|the|on|de|du|des|la|le|et|d'|l')"
+# Two or more capitalised words, maybe joined by "&", "of", « de la »…
+_NAME_EN = re.compile(rf"{_CAP}(?:[ \t]+(?:{_CONNECT}[ \t]+)?{_CAP})+")
+# A French name starts with its capitalised head and goes on in lower case: « Centre de santé
+# mentale communautaire », « Semaine de la santé mentale ». It stops at a verb or a preposition
+# that starts the rest of the sentence, or after five words.
+_HEAD_FR = (
+    r"Société|Societe|Fondation|Association|Alliance|Fédération|Federation|Semaine|Mois|Journée|Journee|Marche|"
+    r"Centre|Clinique|Institut|Hôpital|Hopital|Maison|Pavillon|Édifice|Edifice|Réseau|Reseau|Programme|"
+    r"Regroupement|Campus"
+)
+_STOP_FR = (
+    r"a|à|au|aux|est|sont|ont|sera|seront|fait|va|vont|ouvre|ouvrira|ferme|fermera|offre|offrent|vous|nous|"
+    r"sur|dans|avec|qui|que|sa|son|ses|se|part|organise|tient|accueille|demande|invite|a|déménage|démenage|"
+    r"déménagé|demenage|change|changé|passe|reste|sera|était|etait"
+)
+_NAME_FR = re.compile(
+    rf"\b(?:{_HEAD_FR})(?:(?:[ \t]+|-|['’])(?!(?:{_STOP_FR})\b)[\w'’-]+){{1,5}}"
+)
+# Heads of names that are never about the patient, and heads of names of places.
+_ALWAYS = frozenset(
+    ["society", "foundation", "association", "alliance", "federation", "week", "month", "day", "walk", "run", "ride", "fund", "network", "coalition", "canada", "quebec", "ontario", "societe", "fondation", "semaine", "mois", "journee", "marche", "reseau", "regroupement"]
+)
+_PLACE = frozenset(
+    ["centre", "center", "clinic", "institute", "hospital", "building", "tower", "pavilion", "house", "campus", "program", "programme", "clinique", "institut", "hopital", "maison", "pavillon", "edifice"]
+)
+# The message speaks to the patient.
+_ADDRESSED = re.compile(r"\b(?:you|your|you're|you'll|yours|vous|votre|vos|tu|ton|ta|tes|te|t')\b")
+_WORD = re.compile(r"[a-z]+")
+
+# A staff member's own leave for surgery ("Dr. Novak will be on leave for surgery"), and exams
+# named by what they are for (a driver's medical, « l'examen de conduite de la SAAQ »).
+_NEVER = re.compile(
+    r"\b(?:leave|conge|absent|absente|away|off)(?: de maladie| medical| de maternite)? (?:for|pour) (?:a |an |une |un |"
+    r"sa |son |his |her |some )?(?:surgery|chirurgie|operation|medical reasons|raisons medicales|health reasons|"
+    r"raisons de sante|minor surgery|petite chirurgie)\b"
+    r"|\b(?:examens?|exams?|visite|visit|bilan|evaluation)(?: medicale?)?(?: \w+){0,2}? (?:de conduite|pour (?:le|votre) "
+    r"permis(?: de conduire)?|de la saaq|saaq|d'embauche|pre ?embauche|pour l'assurance|d'assurance|"
+    r"d'immigration|pour l'immigration|pour (?:votre |le |un )?dossier d'immigration)\b"
+    r"|\b(?:driver'?s?|driving|pre ?employment|insurance|immigration|saaq|school|camp|sports?) (?:medicals?|physicals?|"
+    r"exams?|examinations?|check ?ups?|health exams?|medical exams?)\b"
+    # staff training: "our nurse is at a training on diabetes care", « en formation sur les soins du diabète »
+    r"|\b(?:training|trainings|formation|conference|congres|colloque|seminar|symposium)(?: \w+)? (?:on|about|sur|en|in)"
+    r"(?: \w+){1,5}"
+)
+
+
+def spans(folded: Folded) -> list[tuple[int, int]]:
+    """Folded spans of names and administrative wording (see the module docstring)."""
+    out = [m.span() for m in _NEVER.finditer(folded.text)]
+    original = folded.original
+    if not any(c.isupper() for c in original):
+        return out
+    addressed: bool | None = None
+    for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original)):
+        words = set(_WORD.findall(Folded.of(m.group()).text))
+        if words & _ALWAYS:
+            pass
+        elif words & _PLACE:
+            if addressed is None:
+                addressed = _ADDRESSED.search(folded.text) is not None
+            if addressed:
+                continue
+        else:
+            continue
+        out.append(_folded_span(folded, m.span()))
+    return out
+
+
+def _folded_span(folded: Folded, span: tuple[int, int]) -> tuple[int, int]:
+    """The folded span of an original span (the index never decreases)."""
+    return bisect_left(folded.index, span[0]), bisect_left(folded.index, span[1])
