@@ -64,13 +64,29 @@ _NEVER = re.compile(
 )
 
 
+# A department named by what it does, as a place: "the X-ray clinic beside us", « la radiologie
+# au sous-sol », in a message that does not address the patient.
+_DEPARTMENT = re.compile(
+    r"\b(?:x ray|xray|radiology|imaging|ultrasound|mammography|lab|blood collection|physio|physiotherapy|"
+    r"radiologie|imagerie|echographie|mammographie|laboratoire|labo|prelevements|physiotherapie) "
+    r"(?:clinic|department|centre|center|office|service|unit|place|clinique|departement|service|bureau)\b"
+    r"|\b(?:clinique|departement|service|centre) (?:de |d')(?:radiologie|imagerie|echographie|mammographie|"
+    r"prelevements|physiotherapie)\b"
+)
+
+
 def spans(folded: Folded) -> list[tuple[int, int]]:
     """Folded spans of names and administrative wording (see the module docstring)."""
     out = [m.span() for m in _NEVER.finditer(folded.text)]
+    addressed: bool | None = None
+    places = [m.span() for m in _DEPARTMENT.finditer(folded.text)]
+    if places:
+        addressed = _ADDRESSED.search(folded.text) is not None
+        if not addressed:
+            out += places
     original = folded.original
     if not any(c.isupper() for c in original):
         return out
-    addressed: bool | None = None
     for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original)):
         words = set(_WORD.findall(Folded.of(m.group()).text))
         if words & _ALWAYS:

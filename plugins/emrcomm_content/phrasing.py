@@ -112,7 +112,8 @@ BODY_WORDS = (
     "sinus|peau|sein|seins|mamelon|aine|bassin|testicule|vessie|rein|reins|foie|intestin|intestins|"
     "colon|rectum|coeur|poumon|poumons|thyroide|joue|joues|cuir chevelu|aisselle|levre|langue|bouche|"
     "visage|front|cerveau|rate|pancreas|vesicule|prostate|uterus|ovaire|ovaires|col|artere|arteres|"
-    "veine|veines|ganglion|ganglions|glande|glandes|mollet|cuisse|tibia|bras|avant bras|forearm|upper arm"
+    "veine|veines|ganglion|ganglions|glande|glandes|mollet|cuisse|tibia|bras|avant bras|forearm|upper arm|"
+    "retina|retine|fond d'oeil|chin|menton|stomach lining|eardrum"
 )
 _BODY = _words(BODY_WORDS)
 # Parts of the body that, with "your" or « votre », are the patient's and nothing else: no
@@ -123,7 +124,8 @@ ORGAN_EN_WORDS = (
     "womb|cervix|ovary|ovaries|testicle|testicles|knee|knees|hip|hips|shoulder|shoulders|ankle|ankles|"
     "wrist|wrists|elbow|elbows|spine|neck|skin|ear|ears|eardrum|eardrums|calf|calves|thigh|thighs|shin|"
     "toe|toes|toenail|toenails|belly|abdomen|chest|groin|scalp|eyelid|eyelids|jaw|gums|tonsils|sinuses|"
-    "leg|legs|foot|pelvis|rectum|pancreas|gallbladder|spleen|heel|heels|armpit|tendon|ligament|forearm|"
+    "leg|legs|foot|pelvis|rectum|pancreas|gallbladder|spleen|heel|heels|armpit|tendon|ligament|forearm|stomach|"
+    "retina|chin|"
     "lymph nodes|glands|nipple|nipples|testicles|lower back|upper back|tailbone|collarbone|ribs"
 )
 ORGAN_FR_WORDS = (
@@ -133,7 +135,7 @@ ORGAN_FR_WORDS = (
     "tympan|tympans|mollet|mollets|cuisse|cuisses|tibia|orteil|orteils|ongle d'orteil|ventre|abdomen|"
     "poitrine|aine|cuir chevelu|paupiere|paupieres|machoire|gencives|amygdales|sinus|jambe|jambes|"
     "pied|pieds|bassin|rectum|pancreas|vesicule|rate|talon|talons|aisselle|tendon|ligament|ganglions|"
-    "mamelon|mamelons|bas du dos|coccyx|clavicule|cotes|avant bras"
+    "mamelon|mamelons|bas du dos|coccyx|clavicule|cotes|avant bras|retine|menton"
 )
 _ORGAN_EN = _words(ORGAN_EN_WORDS)
 _ORGAN_FR = _words(ORGAN_FR_WORDS)
@@ -190,12 +192,12 @@ FINDING_THING_WORDS = (
     "lump|lumps|bump|bumps|spot|spots|mole|moles|growth|growths|shadow|shadows|mass|masses|patch|"
     "patches|lesion|lesions|nodule|nodules|cyst|cysts|swelling|tissue|sample|samples|cells|piece|"
     "fluid|blockage|narrowing|tear|freckle|discoloration|discolouration|scarring|marks|markings|"
-    "sore|sores|rash|redness|wart|polyp|polyps|stone|stones|node|nodes|plaque|"
+    "sore|sores|rash|redness|wart|polyp|polyps|stone|stones|node|nodes|plaque|irritation|damage|"
     "bosse|bosses|boule|boules|tache|taches|grain de beaute|grains de beaute|ombre|ombres|masse|"
     "masses|lesion|lesions|nodule|nodules|kyste|kystes|enflure|gonflement|morceau|cellules|"
     "liquide|prelevement|echantillon|excroissance|blocage|retrecissement|dechirure|cicatrices|"
     "plaque|plaques|rougeur|rougeurs|plaie|verrue|polype|polypes|calcul|calculs|ganglion|marque|"
-    "marques|grosseur|bouton|boutons"
+    "marques|grosseur|bouton|boutons|irritation|dommages"
 )
 _FINDING_THING = _words(FINDING_THING_WORDS)
 FINDING_VAGUE_WORDS = (
@@ -245,7 +247,7 @@ _SAW_FR_EXAMINED = _QU + _words(_EXAMINED_FR)
 _TAKEN = _words(
     "taken|removed|drained|sent|tested|frozen|biopsied|excised|cut out|"
     + "|".join(w + _AGREE for w in ("preleve", "retire", "enleve", "analyse", "envoye", "brule", "gele",
-                                     "draine", "excise"))
+                                     "draine", "excise", "pris"))
 )
 _AGENT_EN = (
     r"(?:we|they|she|he|you|the doctor|the specialist|the lab|the pathologist|the radiologist|"
@@ -287,9 +289,19 @@ STATUS_WORDS = (
     "normales|normaux|anormal|anormale|rassurant|rassurante|rassurants"
 )
 _STATUS = _words(STATUS_WORDS)
+# Verdicts no administrative message gives: they may stand further from the report they qualify.
+_STATUS_STRONG = _words(
+    "benign|harmless|cancerous|precancerous|malignant|not cancer|old and stable|stable|unchanged|"
+    "benin|benigne|benins|benignes|cancereux|cancereuse|precancereux|precancereuse|maligne|inchange|"
+    "inchangee|inchanges|ancien et stable|stables"
+)
 # Said of a thing on the body only (of a report they may be about anything: "better results").
-_STATUS_BODY = _words(STATUS_WORDS + "|healthy|healing|better|worse|same as before|"
-                      "sain|saine|guerit|mieux|pire|pareil|pareille|comme avant")
+_STATUS_BODY = (
+    "(?:" + _words(STATUS_WORDS + "|healthy|healing|better|worse|same as before|"
+                   "sain|saine|guerit|mieux|pire|pareil|pareille|comme avant")
+    + r"|\b(?:needs?|doesn't need|does not need) (?:an operation|surgery|to be removed|removing|treatment)\b"
+    + r"|\bbesoin d'etre (?:operee?s?|enlevee?s?|traitee?s?)\b)"
+)
 CAME_BACK_WORDS = (
     "came back clear|came back normal|came back fine|came back good|came back ok|came back okay|"
     "came back negative|came back positive|came back abnormal|came back high|came back low|"
@@ -302,12 +314,12 @@ _CAME_BACK = _words(CAME_BACK_WORDS)
 REPORT_EN_WORDS = (
     "report|reports|results|result|images|image|imaging|picture|pictures|scan|scans|biopsy|x ray|"
     "xray|ultrasound|scope|tracing|mammogram|camera test|swab|culture|sample|test(?! message)|tests|pap|films|"
-    "recheck|screening"
+    "recheck|screening|exam|exams|check|checkup|piece|tissue"
 )
 REPORT_FR_WORDS = (
     "rapport|rapports|resultats|resultat|imagerie|radio|radiographie|echo|echographie|examen|"
     "biopsie|trace|compte rendu|image|images|prelevement|culture|test|tests|scan|analyse|films|"
-    "depistage|controle"
+    "depistage|controle|morceau|echantillon"
 )
 _NOT_SHOWN = r"(?! up\b| in (?:the|your) portal| online| dans le portail| en ligne)"
 _SHOWS = (
@@ -391,7 +403,7 @@ FINDING = [
     rule("what|ce|qui", _WHAT),
     rule(CAME_BACK_WORDS, _CAME_BACK),
     rule(FINDING_THING_WORDS, _near(_FINDING_THING, _STATUS_BODY, 6, both=True)),
-    rule(REPORT_WORDS, _near(_REPORT, _STATUS, 6, both=True)),
+    rule(REPORT_WORDS, _near(_REPORT, _STATUS, 6, both=True), _near(_REPORT, _STATUS_STRONG, 12, both=True)),
     rule(REPORT_WORDS,
          rf"{_REPORT} (?:from|of|on|de|du|sur) (?:your|the|votre|la|le|l') ?(?:scan|x ray|ultrasound|mri|ct|"
          r"biopsy|mammogram|echo|imaging|radio|echographie|biopsie|irm|scope|coloscopie|colonoscopy)\b",
@@ -400,7 +412,7 @@ FINDING = [
     rule(REPORT_EN_WORDS + "|" + REPORT_FR_WORDS, _SHOWS),
     rule(BODY_WORDS,
          rf"\b(?:your|the|votre|vos) {_BODY} (?:picture|pictures|tracing|images|report|scan|x ray|"
-         r"ultrasound|numbers|levels|values|function|test)\b"),
+         r"ultrasound|numbers|levels|values|function|test|photos|photo|exam|check|checkup|controle|examen)\b"),
     rule("findings|finding|findings|decouverte|decouvertes",
          r"\b(?:the|your) findings? (?:from|of|on|in) (?:your|the) (?:\w+ )?(?:test|tests|scan|exam|biopsy|"
          r"scope|x ray|ultrasound|imaging|report|mri|ct|visit|procedure)\b",
@@ -464,7 +476,7 @@ _URGENT = _words(
 )
 FINDING_URGENT = [
     rule("discuss|over|talk|review|explain|meet|see|speak|discuter|parler|revoir|expliquer|rencontrer",
-         _near(_near(_DISCUSS, _DISCUSSED, 5), _URGENT, 10, both=True)),
+         _near(_near(_DISCUSS, _DISCUSSED, 5, both=True), _URGENT, 10, both=True)),
 ]
 FINDING.extend(FINDING_URGENT)
 FINDING_WEAK = [
@@ -473,7 +485,12 @@ FINDING_WEAK = [
          rf"{_LE}(?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_FR}",
          _near(_FINDING_VAGUE, _STATUS, 6)),
     rule("discuss|over|talk|review|explain|meet|see|speak|discuter|parler|revoir|expliquer|rencontrer",
-         _near(_DISCUSS, _DISCUSSED, 5)),
+         _near(_DISCUSS, _words("report|reports|exam|findings|scan|imaging|biopsy|summary|discharge summary|"
+                                "rapport|examen|compte rendu|imagerie|biopsie|resume"), 5, both=True)),
+    rule("news|information|nouveau|nouvelles|informations",
+         r"\b(?:new information|news|an update|du nouveau|des nouvelles|de nouvelles informations|une mise a jour) "
+         r"(?:about|on|regarding|sur|concernant|au sujet de) (?:your|the|votre|vos|le|la|les|l') ?(?:\w+ )?"
+         r"(?:test|tests|results?|report|exam|scan|biopsy|resultats?|rapport|examen|biopsie)\b"),
     rule("hospital|hopital|specialist|specialiste|report|rapport|lettre|letter",
          r"\b(?:report|letter|rapport|lettre|compte rendu) (?:from|of|de|du) (?:the|l'|la|le) ?(?:hospital|hopital|"
          r"specialist|specialiste|emergency|urgence|er)\b"),
@@ -484,11 +501,12 @@ FINDING_WEAK = [
 VALUE_NOUN_WORDS = (
     "numbers|levels|level|values|value|counts|count|readings|reading|average|sugars|sugar|score|"
     "oxygen|saturation|sats|weight|pressure|bp|stores|result|hemo|hb|hgb|measurement|measurements|"
-    "waist|bmi|heart rate|pulse|ratio|function|percentage|uric acid|acid|"
+    "waist|bmi|heart rate|pulse|ratio|function|percentage|uric acid|acid|filtration|filter rate|"
+    "iron|calcium|potassium|sodium|thyroid|vitamin|b12|cholesterol|triglycerides|clotting time|"
     "chiffres|chiffre|niveaux|niveau|valeurs|valeur|taux|decompte|lectures|lecture|moyenne|sucres|"
     "sucre|glycemies|glycemie|score|saturation|oxygene|poids|pression|reserves|resultat|hemo|mesure|"
     "mesures|tour de taille|imc|pouls|frequence cardiaque|rythme cardiaque|ratio|fonction|pourcentage|"
-    "acide urique"
+    "acide urique|filtration|fer|thyroide|vitamine|cholesterol|triglycerides|temps de coagulation"
 )
 _VALUE_NOUN = _words(VALUE_NOUN_WORDS)
 # Words between "your" and the value noun that make it an address, an account or a ticket.
@@ -520,7 +538,16 @@ ANALYTE_WORDS = (
 _BP = r"(?<![\d/.,$#])(?:[89]\d|1\d\d|2[0-4]\d) ?(?:/|over|sur) ?(?:[4-9]\d|1[0-2]\d)(?![\d/%]|[.,]\d)"
 VALUE = [
     rule("your|ur|his|her|their|votre|vos|ton|ta|tes|sa|ses",
-         rf"\b{_POSS}\s(?:{_NOT_VALUE}[a-z0-9']+\s){{0,2}}{_VALUE_NOUN}{_gap(8)}{_NUMBER}"),
+         rf"\b(?:{_POSS_EN}|{_POSS_FR})\s(?:{_NOT_VALUE}[a-z0-9']+\s){{0,2}}{_VALUE_NOUN}{_gap(8)}{_NUMBER}"),
+    rule(VALUE_NOUN_WORDS,
+         rf"{_VALUE_NOUN} (?:(?:de|du|d') ?(?:votre|ton|ta|sa|son) (?:{_KIN_FR}) )?(?:is|est|was|etait|are|sont)"
+         rf"(?: now| maintenant| rendu| rendue| still| encore)? (?:at |a |de )?{_NUMBER}"),
+    # "3.4, a bit high", « 98, un peu basse »: a number and its verdict
+    rule("high|low|haut|haute|bas|basse|eleve|elevee|eleves|elevees|range|cible|normal|normale|target|limits|limites|"
+         "normes",
+         rf"{_NUMBER}(?:,| -| :)? (?:a bit|slightly|a little|too|quite|un peu|trop|legerement|tres) "
+         r"(?:high|low|haut|haute|bas|basse|eleve|elevee|elevees|eleves)\b",
+         rf"{_NUMBER},? (?:in|within|dans) (?:the )?(?:normal |la |les )?(?:range|target|cible|limits|limites|normes)\b"),
     rule("numbers|levels|values|readings|counts|chiffres|valeurs|niveaux|lectures",
          rf"\b(?:numbers|levels|values|readings|counts|chiffres|valeurs|niveaux|lectures)\b{_gap(4)}{_NUMBER}"),
     rule(VALUE_NOUN_WORDS,
@@ -571,7 +598,7 @@ TOPIC_WORDS = (
     "stop smoking|smoking cessation|tobacco cessation|crisis|distress|suicide|suicidal|mental health|"
     "memory|pain|falls prevention|sleep|allergy|allergies|wound|wounds|bariatric|breast|lipid|"
     "pulmonary|cardiac|stroke|speech|hearing|fertility|ocd|psychosis|postpartum|post partum|"
-    "mindfulness|harm reduction|opioid|opioids|methadone|recovery|sobriety|weight management|"
+    "mindfulness|harm reduction|opioid|opioids|methadone|recovery|sobriety|weight management|anger|"
     "weight loss clinic|obesity|incontinence|pelvic floor|prenatal|pregnancy|hiv|gender|sexual health|sti|"
     "menopause|diabetes|diabetic|foot care|memory loss|"
     "anxiete|humeur|deuil|epuisement|troubles alimentaires|trouble alimentaire|"
@@ -580,7 +607,7 @@ TOPIC_WORDS = (
     "suicide|sante mentale|memoire|douleur|prevention des chutes|sommeil|plaies|bariatrique|sein|"
     "lipides|pulmonaire|cardiaque|avc|langage|audition|fertilite|toc|psychose|pleine conscience|"
     "reduction des mefaits|opioides|retablissement|obesite|plancher pelvien|grossesse|prenatal|"
-    "prenatale|vih|sante sexuelle|itss|stress post traumatique|gestion du poids|controle du poids|"
+    "prenatale|vih|sante sexuelle|itss|stress post traumatique|gestion du poids|controle du poids|colere|"
     "menopause|diabete|diabetique|soins des pieds|perte de memoire|post partum|postnatale"
 )
 _TOPIC = _words(TOPIC_WORDS)
@@ -609,7 +636,12 @@ ALLIED_WORDS = (
 )
 _ALLIED = _words(ALLIED_WORDS)
 CARE = [
-    rule(TOPIC_WORDS, _near(_TOPIC, _SERVICE, 4, both=True)),
+    rule(TOPIC_WORDS, _near(_TOPIC, _SERVICE, 4, both=True),
+         # "the group for men dealing with anger", « pour les personnes qui vivent de l'anxiété »
+         rf"\bfor (?:people|men|women|teens|youth|parents|caregivers|seniors|adults|kids|children) (?:who|with|living "
+         rf"with|dealing with|coping with|affected by)(?: \w+){{0,3}} {_TOPIC}",
+         rf"\bpour (?:les )?(?:personnes|hommes|femmes|jeunes|gens|parents|proches aidants|aidants|aines|adultes|"
+         rf"enfants|ados) (?:qui|vivant|ayant|touchees? par|aux prises avec|avec)(?: [a-z']+){{0,4}}? ?{_TOPIC}"),
     # "healthy eating" and « saine alimentation » are for everyone; « troubles de l'alimentation » is not.
     rule("troubles|trouble", r"\btroubles? (?:de l'|d'|des )?alimentation\b"),
     rule("988|866|3553|811|appelle|ecoute",
@@ -617,10 +649,14 @@ CARE = [
     rule("crisis|distress|suicide|help|ligne",
          r"\b(?:crisis|distress|suicide|help) (?:line|centre|center|team|phone|text line)\b|\bligne (?:de crise|d'ecoute|"
          r"d'aide|de prevention)\b"),
-    rule("thoughts|hurt|harm|kill|hurting|harming|killing|mal|jours|unsafe|securite",
+    rule("thoughts|hurt|harm|kill|hurting|harming|killing|mal|jours|unsafe|securite|wanting|want|vouloir|pensees|"
+         "dead|finir",
          r"\bthoughts of (?:hurting|harming|killing|ending)\b|\b(?:hurt|harm|kill)(?:ing)? yourself\b"
          r"|\b(?:vous|te) faire du mal\b|\bmettre fin a (?:vos|tes) jours\b|\b(?:feel|feeling|you are|you're) unsafe\b"
-         r"|\b(?:vous ne vous sentez pas|tu ne te sens pas|vous sentez pas|te sens pas) en securite\b"),
+         r"|\b(?:vous ne vous sentez pas|tu ne te sens pas|vous sentez pas|te sens pas) en securite\b"
+         r"|\b(?:not|don't|do not|no longer) (?:wanting|want) to (?:be here|be alive|live|wake up)\b"
+         r"|\bne plus vouloir (?:etre la|vivre|vous reveiller)\b|\b(?:thoughts|pensees) (?:of|de) (?:death|dying|"
+         r"mort|mourir)\b|\bbetter off dead\b|\ben finir\b"),
     rule("thoughts|mood|spirits|humeur|moral|coping|diagnosis|diagnostic|files|allez|holding|coup|face",
          r"\b(?:how are|how have) (?:your|you been with your) (?:thoughts|mood|spirits)\b|\b(?:your|votre|ton) "
          r"(?:mood|humeur|moral)\b|\ble moral\b|\bhow you(?:'re| are| have been)? (?:coping|holding up|managing)\b"
@@ -680,13 +716,16 @@ CARE = [
          rf"de|pour les|pour le|pour la) ?(?:{_BODY}|nerfs)\b(?! (?:de|du|des)\b)"),
 ]
 CARE_WEAK = [
-    rule("therapist|therapeute|support|soutien|how|checking|prendre|comment|since|depuis|days|journees",
+    rule("therapist|therapeute|support|soutien|how|checking|prendre|comment|since|depuis|days|journees|missed|"
+         "manque|everything|tout",
          r"\b(?:therapist|therapeute|support group|groupe de soutien)\b"
          r"|\bhow (?:are you|have you been) (?:doing|feeling|holding up|coping|sleeping)\b|\bhow have you been\b"
          r"|\bchecking in on you\b|\bprendre de (?:vos|tes) nouvelles\b|\bcomment (?:allez vous|vas tu|ca va|"
          r"dormez vous|dors tu)\b"
          r"|\bsince our (?:conversation|talk|discussion)\b|\bdepuis notre (?:discussion|conversation)\b"
          r"|\b(?:bad|hard|tough|low|dark|rough) days\b|\b(?:mauvaises|dures|sombres) journees\b"
+         r"|\b(?:missed|manque) (?:your |vos )?(?:\w+ ){0,3}(?:sessions|seances|rencontres)\b"
+         r"|\bis everything (?:ok|okay|alright|all right)\b|\best ce que tout va bien\b"
          r"|\bjournees (?:plus )?(?:difficiles|dures|sombres)\b"),
     rule("referral|referred|refere|reference|demande",
          r"\b(?:your|votre) (?:referral|reference|demande de consultation)\b|\b(?:we|dr\.? \w+|the doctor) referred you\b"
@@ -747,6 +786,14 @@ INFECTION = [
          r"\b(?:your |votre |ton |ta )?(?:partner|partners|partenaire|partenaires) (?:also |aussi )?(?:needs?|doit|"
          r"doivent|a besoin d'un) (?:a |an |un )?(?:treatment|traitement|test|depistage)\b"),
     rule("mask|masque", r"\b(?:mask|masque) (?:around|near|autour des|pres des) (?:others|autres)\b"),
+    rule("everyone|everybody|family|household|monde|famille",
+         r"\b(?:everyone|everybody|the whole family|all of you|tout le monde|toute la famille)(?: (?:in|at|dans|a) "
+         r"(?:the|your|la|votre) (?:house|home|household|maison|famille))? (?:should|must|needs to|need to|has to|doit|"
+         r"devrait|devra) (?:also |aussi )?(?:be |etre |get |se faire )?(?:treated|tested|traite|traitee|teste|testee|"
+         r"traiter|tester)\b"),
+    rule("partner|partenaire",
+         r"\b(?:your|ur) partner's (?:results?|tests?|swab|treatment)\b|\b(?:resultats?|tests?|traitement) de "
+         r"(?:votre|ton|ta) (?:partenaire|conjoint|conjointe)\b"),
     rule("contagious|contagieux|contagieuse",
          r"\b(?:you're|you are|vous etes|he's|she's|he is|she is|il est|elle est) (?:still )?(?:contagious|contagieux|"
          r"contagieuse)\b"),
@@ -796,7 +843,7 @@ _WOUND_VERB = _words(
 )
 WOUND = [
     rule(WOUND_THING_WORDS,
-         rf"\b(?:your|the|vos|les|votre|ton|tes|le|la|l') ?{_WOUND_THING}{_gap(4)}" + _words(
+         rf"\b(?:your|the|vos|les|votre|ton|tes|le|la|l') ?{_WOUND_THING}{_gap(8)}" + _words(
              "removed|remove|come out|comes out|taken out|fall off|falls off|peel off|peels off|retires|retire|"
              "retirees|retirer|enleves|enlever|enlevees|s'enlevent|s'enleve|tomberont|tombent|tomber|"
              "va partir|partira")),
@@ -825,6 +872,9 @@ WOUND = [
          r"\b(?:on|to|sur|over) (?:the|your|la|votre|l') ?(?:scar|cicatrice|incision|wound|plaie|cut|coupure|burn|"
          r"brulure)s?\b"),
     rule("pression|negative|vac", r"\b(?:pression negative|negative pressure|wound vac)\b"),
+    rule("sling|cast|brace|splint|boot|echarpe|platre|attelle|botte|orthese|collar|collet",
+         r"\b(?:in|dans) (?:the|your|a|la|le|l'|votre|une) ?(?:sling|cast|brace|splint|walking boot|echarpe|platre|"
+         r"attelle|orthese|soft collar|collet)\b"),
     rule("healing|healed|gueri|guerie|gueris|cicatrise*|heal|heals|guerit|cicatrisation|cicatris*",
          r"\b(?:is|are|looks|look|est|sont|semble|a bien|ont bien|has|have) (?:healing|healed|gueri|guerie|gueris|"
          r"cicatrise\w*|closed up|closing up)\b|\bheal(?:s|ing|ed)? (?:well|nicely|up)\b|\bguerit bien\b"
@@ -920,6 +970,10 @@ PREGNANCY = [
          r"\b(?:your|vos|votre|the|les|le) (?:hormones?|hormone levels?|hormonal levels?|taux d'hormones?)"
          r"(?: (?:are|is|sont|est))? (?:rising|doubling|going up|climbing|montent|doublent|augmentent|monte|double|"
          r"augmente)\b"),
+    rule("baby's|baby|bebe|babys",
+         r"\b(?:the|your) baby'?s (?:growth|position|movements|heartbeat|heart rate|size|weight|measurements)\b"
+         r"|\b(?:croissance|position|mouvements|battements|coeur|taille|poids|mesures) (?:du|de votre) bebe\b"
+         r"(?! (?:a la naissance|de \d))"),
     rule("heartbeat|battement|coeur|sac|gestationnel",
          r"\b(?:baby's heartbeat|heartbeat|battement|coeur du bebe|sac gestationnel|one sac|un sac)\b"),
     rule("period|periods|regles|menstruation|menstruations",
@@ -1093,6 +1147,11 @@ MEDICATION = [
     rule("log|logging|notez|noter",
          r"\b(?:log|logging|notez|noter) (?:your |vos )?(?:readings|sugars|lectures|glycemies|blood pressure|pression)\b"),
     rule("glucometer|glucometre|lecteur", r"\b(?:glucometer|glucometre|lecteur de glycemie)\b"),
+    rule("drink|drinking|alcohol|alcool|buvez|boire",
+         r"\b(?:do not drink|don't drink|no alcohol|no drinking|avoid alcohol|avoid drinking|ne buvez pas(?: d'alcool)?|"
+         r"pas d'alcool|evitez l'alcool|evitez de boire|ne pas boire(?: d'alcool)?)(?: \w+){0,2} (?:while|with|when|"
+         r"pendant|avec|lorsque|quand) (?:\w+ ){0,3}(?:taking|on|prenez|"
+         r"prendre|medication|medicament|antibiotic|antibiotique|pills|pilules|treatment|traitement)"),
     rule("half|demi|quarter|quart",
          r"\b(?:half|a half|quarter) (?:a |of a )?(?:tab|tablet|pill|capsule)\b|\b(?:demi|quart de) ?(?:co|comprime|pilule)\b"),
     rule("doubled|double|increased|raised|lowered|reduced|cut|halved|augmente|baisse|diminue|reduit|doubler|augmenter|"
