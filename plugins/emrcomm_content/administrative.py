@@ -24,6 +24,7 @@ _NAME_EN = re.compile(rf"{_CAP}(?:[ \t]+(?:{_CONNECT}[ \t]+)?{_CAP})+")
 # mentale communautaire », « Semaine de la santé mentale ». It stops at a verb or a preposition
 # that starts the rest of the sentence, or after five words.
 _HEAD_FR = (
+    r"Commission|Conseil|Agence|Ministère|Ministere|Département|Departement|Service|Unité|Unite|"
     r"Société|Societe|Fondation|Association|Alliance|Fédération|Federation|Semaine|Mois|Journée|Journee|Marche|"
     r"Centre|Clinique|Institut|Hôpital|Hopital|Maison|Pavillon|Édifice|Edifice|Réseau|Reseau|Programme|"
     r"Regroupement|Campus"
@@ -37,12 +38,17 @@ _NAME_FR = re.compile(
     rf"\b(?:{_HEAD_FR})(?:(?:[ \t]+|-|['’])(?!(?:{_STOP_FR})\b)[\w'’-]+){{1,5}}"
 )
 # Heads of names that are never about the patient, and heads of names of places.
-_ALWAYS = frozenset(
-    ["society", "foundation", "association", "alliance", "federation", "week", "month", "day", "walk", "run", "ride", "fund", "network", "coalition", "canada", "quebec", "ontario", "societe", "fondation", "semaine", "mois", "journee", "marche", "reseau", "regroupement"]
-)
-_PLACE = frozenset(
-    ["centre", "center", "clinic", "institute", "hospital", "building", "tower", "pavilion", "house", "campus", "program", "programme", "clinique", "institut", "hopital", "maison", "pavillon", "edifice"]
-)
+_ALWAYS = frozenset({
+    "society", "foundation", "association", "alliance", "federation", "week", "month", "day", "walk", "run", "ride",
+    "fund", "network", "coalition", "commission", "council", "agency", "ministry", "canada", "quebec", "ontario",
+    "societe", "fondation", "semaine", "mois", "journee", "marche", "reseau", "regroupement", "conseil", "agence",
+    "ministere",
+})
+_PLACE = frozenset({
+    "centre", "center", "clinic", "institute", "hospital", "building", "tower", "pavilion", "house", "campus",
+    "program", "programme", "department", "wing", "unit", "clinique", "institut", "hopital", "maison", "pavillon",
+    "edifice", "departement", "aile", "unite", "service",
+})
 # The message speaks to the patient.
 _ADDRESSED = re.compile(r"\b(?:you|your|you're|you'll|yours|vous|votre|vos|tu|ton|ta|tes|te|t')\b")
 _WORD = re.compile(r"[a-z]+")
@@ -56,14 +62,29 @@ _NEVER = re.compile(
     r"|\b(?:examens?|exams?|visite|visit|bilan|evaluation)(?: medicale?)?(?: \w+){0,2}? (?:de conduite|pour (?:le|votre) "
     r"permis(?: de conduire)?|de la saaq|saaq|d'embauche|pre ?embauche|pour l'assurance|d'assurance|"
     r"d'immigration|pour l'immigration|pour (?:votre |le |un )?dossier d'immigration)\b"
-    r"|\b(?:driver'?s?|driving|pre ?employment|insurance|immigration|saaq|school|camp|sports?) (?:medicals?|physicals?|"
+    r"|\b(?:examens?|exams?|visite|bilan)(?: medicale?)? (?:annuel|annuelle|periodique|de routine)\b"
+    r"|\b(?:driver'?s?|driving|pre ?employment|insurance|immigration|saaq|school|camp|sports?|annual|yearly|periodic|"
+    r"routine) (?:medicals?|physicals?|"
     r"exams?|examinations?|check ?ups?|health exams?|medical exams?)\b"
     # staff training: "our nurse is at a training on diabetes care", « en formation sur les soins du diabète »
     r"|\b(?:training|trainings|formation|conference|congres|colloque|seminar|symposium)(?: \w+)? (?:on|about|sur|en|in)"
     r"(?: \w+){1,5}"
+    # a staff member's own recovery: "Dr. Roberts is recovering from surgery"
+    r"|\b(?:dr\.?|dre|doctor|docteure?|nurse|infirmiere|infirmier|our \w+|notre \w+) [a-z'-]+ (?:is |will be |est |"
+    r"sera )?(?:recovering|se remet|en convalescence|off|away|absent|absente)(?: \w+){0,2} (?:from|after|d'une|de sa|"
+    r"de son|apres|suite a une?) (?:a |an |une |sa |son |his |her )?(?:surgery|chirurgie|operation|illness|maladie|"
+    r"injury|blessure)\b"
 )
 
 
+# The logistics of a department named with capitals: "the Cancer Care parking lot", « le stationnement de
+# l'Oncologie » (a place, when the message does not address the patient).
+_LOGISTICS = re.compile(
+    rf"{_CAP}(?:[ \t]+{_CAP})*[ \t]+(?:parking(?: lot)?|entrance|door|wing|office|building|elevators?|lot|desk|"
+    r"cafeteria|waiting room|reception)\b"
+    rf"|\b(?:stationnement|entrée|entree|porte|aile|bureau|édifice|edifice|ascenseur|cafétéria|cafeteria|accueil) "
+    rf"(?:de l'|du |de la |des |d')(?:{_CAP})(?:[ \t]+{_CAP})*"
+)
 # A department named by what it does, as a place: "the X-ray clinic beside us", « la radiologie
 # au sous-sol », in a message that does not address the patient.
 _DEPARTMENT = re.compile(
@@ -87,6 +108,12 @@ def spans(folded: Folded) -> list[tuple[int, int]]:
     original = folded.original
     if not any(c.isupper() for c in original):
         return out
+    logistics = [_folded_span(folded, m.span()) for m in _LOGISTICS.finditer(original)]
+    if logistics:
+        if addressed is None:
+            addressed = _ADDRESSED.search(folded.text) is not None
+        if not addressed:
+            out += logistics
     for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original)):
         words = set(_WORD.findall(Folded.of(m.group()).text))
         if words & _ALWAYS:

@@ -34,6 +34,9 @@ def _gap(most: int) -> str:
 def _words(text: str) -> str:
     """An alternation of the ``|``-separated phrases, each on word boundaries, longest first."""
     phrases = sorted({p.strip() for p in text.split("|") if p.strip()}, key=len, reverse=True)
+    broken = [p for p in phrases if p.count("(") != p.count(")")]
+    if broken:  # a "|" inside a group would have split it
+        raise ValueError(f"phrase with unbalanced parentheses (a '|' inside a group?): {broken[0]!r}")
     return r"(?:\b(?:" + "|".join(phrases) + r")\b)"
 
 
@@ -288,7 +291,12 @@ STATUS_WORDS = (
     "plus gros|plus grosse|rapetisse|pali|palit|pas assez claire|pas assez clair|normale|"
     "normales|normaux|anormal|anormale|rassurant|rassurante|rassurants"
 )
-_STATUS = _words(STATUS_WORDS)
+_STATUS = (
+    "(?:" + _words(STATUS_WORDS)
+    # no change of what a report shows, not of an appointment
+    + r"|\b(?:no|sees no|see no) changes?\b(?! (?:to|in) (?:your|the) (?:appointment|schedule|time|booking|hours|fees?))"
+    + r"|\b(?:aucun|pas de) changement\b(?! (?:a|de|pour) (?:votre|l'|la|le) (?:rdv|rendez|horaire|heure)))"
+)
 # Verdicts no administrative message gives: they may stand further from the report they qualify.
 _STATUS_STRONG = _words(
     "benign|harmless|cancerous|precancerous|malignant|not cancer|old and stable|stable|unchanged|"
@@ -324,9 +332,11 @@ REPORT_FR_WORDS = (
 _NOT_SHOWN = r"(?! up\b| in (?:the|your) portal| online| dans le portail| en ligne)"
 _SHOWS = (
     rf"(?:(?<!survey )(?<!poll ){_words(REPORT_EN_WORDS)} (?:[a-z']+ ){{0,4}}"
-    + _words("shows|show|showed|showing|confirms|confirm|confirmed|revealed|found|suggests|suggested")
+    + _words("shows|show|showed|showing|confirms|confirm|(?<!is )(?<!are )(?<!was )(?<!be )(?<!been )confirmed|"
+             "revealed|found|suggests|suggested")
     + rf"|(?<!sondage )(?<!message ){_words(REPORT_FR_WORDS)} (?:[a-z']+ ){{0,4}}"
-    + _words("montre|montrent|montrait|confirme|confirment|revele|suggere|indique")
+    + _words("montre|montrent|montrait|(?<!est )(?<!sont )(?<!ete )(?<!etre )confirme|confirment|revele|suggere|"
+             "indique")
     + rf"){_NOT_SHOWN}"
 )
 # A test and its verdict in everyday words: "the test from your last visit was fine", « tout était
@@ -366,7 +376,9 @@ _EVALUATION_GATE = CHECKED_WORDS + "|nothing|rien"
 
 FINDING = [
     rule(_EVALUATION_GATE, *EVALUATION),
-    rule("findings|trouvailles",
+    rule("finding|findings|trouvaille|trouvailles",
+         r"\b(?:is|was|are|were|il y a|y a) (?:a|an|one|some|une|des) (?:small |minor |new |incidental |petite )?"
+         r"(?:findings?|trouvailles?)\b(?! (?:a|an|the|out|parking|time|date|spot|way|place))",
          r"\b(?:the|your|these|those|les|vos|ces) (?:findings|trouvailles)\b(?! of (?:the|our) (?:survey|review|audit))"),
     rule("found|trouve|noticed|saw|vu|remarque|spotted|note",
          _near(r"\b(?:found|trouve|trouvee|noticed|saw|vu|remarque|spotted|note)\b (?:a |an |some |une |un |des )?"
@@ -435,6 +447,8 @@ FINDING = [
     rule("dye|contrast|contraste", r"\b(?:with dye|with contrast|avec (?:du )?contraste)\b"),
     rule("repeat", r"\b(?:booked|scheduled) (?:you )?for a repeat\b"),
     rule("compare|compared|compare|comparing|comparer|compare|comparaison",
+         r"\bcompar\w* (?:your|vos|the|les) (?:old |previous |anciens |anciennes )?(?:films|scans|images|x rays|"
+         r"mammograms|radios|examens|pictures)\b",
          r"\bcompar\w* (?:it |them )?(?:with|to|avec|a) (?:your|the|votre|vos|les|l'|la|le) (?:old|previous|last|"
          r"earlier|anciens?|anciennes?|precedente?s?|derniere?s?) ?(?:\w+ )?(?:films|scan|scans|images|image|x ray|"
          r"pictures|mammogram|ultrasound|report|examen|examens|radio|echo|mri|irm)\b"),
@@ -476,7 +490,10 @@ _URGENT = _words(
 )
 FINDING_URGENT = [
     rule("discuss|over|talk|review|explain|meet|see|speak|discuter|parler|revoir|expliquer|rencontrer",
-         _near(_near(_DISCUSS, _DISCUSSED, 5, both=True), _URGENT, 10, both=True)),
+         _near(_near(_DISCUSS, _DISCUSSED, 5, both=True), _URGENT, 10, both=True),
+         # "your scan was reviewed; there is something we need to explain in person"
+         rf"{_DISCUSSED}(?:[ ,;:'\"()/&]+{_TOKEN}){{0,14}}?[ ,;:'\"()/&]+{_DISCUSS}(?: \w+){{0,3}} "
+         r"(?:in person|en personne|face to face)\b"),
 ]
 FINDING.extend(FINDING_URGENT)
 FINDING_WEAK = [
@@ -863,8 +880,8 @@ WOUND = [
          r"burn|lesion|mole|site|plaie|eruption|coupure|cicatrice|brulure|lesion|peau|foot|pied|leg|jambe|eye|eyes|"
          r"oeil|yeux|retina|retine|fond d'oeil)\b"),
     rule("site",
-         r"\b(?:surgical|biopsy|incision|operation|injection) site\b|\bsite (?:de l'operation|de la biopsie|"
-         r"operatoire|de l'injection|de la chirurgie)\b"),
+         r"\b(?:surgical|biopsy|incision|operation|injection|drain|catheter|picc line|port) site\b|\bsite (?:de l'operation|"
+         r"de la biopsie|operatoire|de l'injection|de la chirurgie|du drain|du catheter|de la picc)\b"),
     rule("scar|cicatrice|burn|brulure|cut|coupure|incision|wound|plaie",
          r"\b(?:your|the|la|votre|vos|les) (?:c section |cesarienne )?(?:scar|cicatrice|burn|brulure|cut|"
          r"coupure|incision|wound|plaie)\b" + _gap(4) + r"(?:heal\w*|gueri\w*|looks|covered|couvert\w*|infect\w*|clean|"
@@ -872,6 +889,9 @@ WOUND = [
          r"\b(?:on|to|sur|over) (?:the|your|la|votre|l') ?(?:scar|cicatrice|incision|wound|plaie|cut|coupure|burn|"
          r"brulure)s?\b"),
     rule("pression|negative|vac", r"\b(?:pression negative|negative pressure|wound vac)\b"),
+    rule("cast|platre|boot|botte|brace|splint|attelle|sling|echarpe|orthese",
+         r"\b(?:your|votre|ton|ta|the|le|la|l') ?(?:cast|platre|walking boot|botte de marche|brace|splint|attelle|sling|"
+         r"echarpe|orthese) (?:will|sera|is|est|can|peut|must|doit|needs|should|devrait|has to|va|goes|comes)\b"),
     rule("sling|cast|brace|splint|boot|echarpe|platre|attelle|botte|orthese|collar|collet",
          r"\b(?:in|dans) (?:the|your|a|la|le|l'|votre|une) ?(?:sling|cast|brace|splint|walking boot|echarpe|platre|"
          r"attelle|orthese|soft collar|collet)\b"),

@@ -425,7 +425,7 @@ BODY_EN = [
     "bowel movement", "vision", "eyesight", "hearing", "memory", "sleeping",
 ]
 SYMPTOMS_EN = [
-    "pain", "ache", "aches", "swelling", "lump", "rash", "bleeding", "discharge", "numbness",
+    "pain", "ache", "aches", "swelling", "lump", "rash", "bleeding", "discharge", "numbness", "tightness",
     "tingling", "cramps", "cramping", "spasm", "discomfort", "tenderness", "soreness", "itching",
     "weakness", "difficulty", "difficulties", "damage", "injury", "injuries", "infection",
 ]
@@ -438,7 +438,8 @@ BODY_FR = [
     "intestin", "cœur", "poumon", "déglutition", "respiration", "mémoire", "vision",
 ]
 SYMPTOMS_FR = [
-    "douleur", "douleurs", "mal", "maux", "enflure", "gonflement", "bosse", "éruption", "saignement",
+    "douleur", "douleurs", "mal", "maux", "enflure", "gonflement", "bosse", "éruption", "saignement", "oppression",
+    "serrement",
     "saignements", "écoulement", "engourdissement", "fourmillements", "crampe", "crampes",
     "problème", "problèmes", "raideur", "faiblesse", "démangeaisons", "brûlure", "difficulté",
     "difficultés", "troubles", "blessure", "lésion",
