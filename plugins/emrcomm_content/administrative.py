@@ -49,9 +49,7 @@ _PLACE = frozenset({
     "program", "programme", "department", "wing", "unit", "clinique", "institut", "hopital", "maison", "pavillon",
     "edifice", "departement", "aile", "unite", "service",
 })
-# The message speaks to the patient.
-_ADDRESSED = re.compile(r"\b(?:you|your|you're|you'll|yours|vous|votre|vos|tu|ton|ta|tes|te|t')\b")
-_WORD = re.compile(r"[a-z]+")
+_WORD = re.compile(r"[a-z0-9]+")
 
 # A staff member's own leave for surgery ("Dr. Novak will be on leave for surgery"), and exams
 # named by what they are for (a driver's medical, « l'examen de conduite de la SAAQ »).
@@ -96,31 +94,40 @@ _DEPARTMENT = re.compile(
 )
 
 
-def spans(folded: Folded) -> list[tuple[int, int]]:
-    """Folded spans of names and administrative wording (see the module docstring)."""
-    out = [m.span() for m in _NEVER.finditer(folded.text)]
-    addressed: bool | None = None
-    places = [m.span() for m in _DEPARTMENT.finditer(folded.text)]
-    if places:
-        addressed = _ADDRESSED.search(folded.text) is not None
-        if not addressed:
-            out += places
+# Words one of which each expression above needs: the expression runs only on a text that has one.
+_NEVER_GATE = frozenset({
+    "leave", "conge", "absent", "absente", "away", "off", "examen", "examens", "exam", "exams", "visite", "visit",
+    "bilan", "evaluation", "medical", "medicals", "physical", "physicals", "checkup", "check", "training",
+    "trainings", "formation", "conference", "congres", "colloque", "seminar", "symposium", "recovering", "remet",
+    "convalescence",
+})
+_DEPARTMENT_GATE = frozenset({
+    "ray", "xray", "radiology", "imaging", "ultrasound", "mammography", "lab", "collection", "physio",
+    "physiotherapy", "radiologie", "imagerie", "echographie", "mammographie", "laboratoire", "labo",
+    "prelevements", "physiotherapie",
+})
+_YOU = frozenset({"you", "your", "yours", "vous", "votre", "vos", "tu", "ton", "ta", "tes", "te", "t"})
+
+
+def spans(folded: Folded, words: frozenset[str] | set[str] | None = None) -> list[tuple[int, int]]:
+    """Folded spans of names and administrative wording (see the module docstring). ``words``:
+    the words of the folded text, when the caller has them already."""
+    if words is None:
+        words = set(_WORD.findall(folded.text))
+    out = [m.span() for m in _NEVER.finditer(folded.text)] if not _NEVER_GATE.isdisjoint(words) else []
+    addressed = not _YOU.isdisjoint(words)
+    if not addressed and not _DEPARTMENT_GATE.isdisjoint(words):
+        out += [m.span() for m in _DEPARTMENT.finditer(folded.text)]
     original = folded.original
     if not any(c.isupper() for c in original):
         return out
-    logistics = [_folded_span(folded, m.span()) for m in _LOGISTICS.finditer(original)]
-    if logistics:
-        if addressed is None:
-            addressed = _ADDRESSED.search(folded.text) is not None
-        if not addressed:
-            out += logistics
+    if not addressed:
+        out += [_folded_span(folded, m.span()) for m in _LOGISTICS.finditer(original)]
     for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original)):
-        words = set(_WORD.findall(Folded.of(m.group()).text))
-        if words & _ALWAYS:
+        name = set(_WORD.findall(Folded.of(m.group()).text))
+        if name & _ALWAYS:
             pass
-        elif words & _PLACE:
-            if addressed is None:
-                addressed = _ADDRESSED.search(folded.text) is not None
+        elif name & _PLACE:
             if addressed:
                 continue
         else:

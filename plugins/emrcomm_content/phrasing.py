@@ -1247,22 +1247,22 @@ def _index(families: Iterable[Family]) -> dict[str, tuple[_Entry, ...]]:
 _INDEX: tuple[tuple[Family, ...], dict[str, tuple[_Entry, ...]]] = (FAMILIES, _index(FAMILIES))
 
 
-def _rules(folded_text: str, gated: bool) -> list[_Entry]:
+def _rules(folded_text: str, gated: bool, keys: set[str] | None) -> list[_Entry]:
     global _INDEX
     if _INDEX[0] is not FAMILIES:  # replaced (tests turn the patterns off): index the new tuple
         _INDEX = (FAMILIES, _index(FAMILIES))
     index = _INDEX[1]
-    keys = text_keys(folded_text) if gated else index.keys()
     chosen: dict[int, _Entry] = {}
-    for key in keys:
+    for key in (keys if keys is not None else text_keys(folded_text)) if gated else index.keys():
         for entry in index.get(key, ()):
             chosen[entry[0]] = entry
     return [chosen[k] for k in sorted(chosen)]
 
 
-def find(folded_text: str, original: str, *, gated: bool = True) -> Iterator[Phrase]:
-    """Every strong and weak match in the text. ``gated=False`` runs every rule (to check the gates)."""
-    for _, family, strong, r in _rules(folded_text, gated):
+def find(folded_text: str, original: str, *, gated: bool = True, keys: set[str] | None = None) -> Iterator[Phrase]:
+    """Every strong and weak match in the text. ``keys``: the text's :func:`text_keys`, when the caller
+    has them; ``gated=False`` runs every rule (to check the gates)."""
+    for _, family, strong, r in _rules(folded_text, gated, keys):
         for m in r.pattern.finditer(folded_text):
             if m.end() > m.start():
                 yield Phrase(m.span(), family, strong)
