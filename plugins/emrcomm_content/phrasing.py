@@ -147,7 +147,7 @@ AT_ORGAN_FR_WORDS = (
     "genou|genoux|hanche|hanches|epaule|epaules|cheville|chevilles|poignet|poignets|coude|coudes|"
     "jambe|jambes|mollet|cuisse|ventre|poitrine|oreille|oreilles|gorge|foie|rein|reins|vessie|"
     "prostate|thyroide|poumon|poumons|seins|sein|peau|tympan|talon|orteil|orteils|aine|machoire|"
-    "gencive|gencives|paupiere|nuque|cou|sinus|col de l'uterus|uterus|bas du dos"
+    "gencive|gencives|paupiere|nuque|cou|sinus|col de l'uterus|uterus|bas du dos|colon|intestin|intestins"
 )
 
 # --- a question or an instruction about the patient's symptom ----------------------------------
@@ -464,6 +464,15 @@ FINDING = [
          rf"{_LE}{_ORGAN_FR}{_gap(1)}(?:de|d') ?(?:votre|ton|ta|sa) (?:{_KIN_FR})\b",
          rf"\b(?:au|aux|a la|a l') {_words(AT_ORGAN_FR_WORDS)}(?! (?:de|du|des|d'|de la)\b)",
          rf"\b(?:pour|sur|dans|derriere|sous) (?:le|la|les|l') ?{_words(AT_ORGAN_FR_WORDS)}(?! (?:de|du|des|d'|de la)\b)"),
+    # No sign of a finding: "no sores", « pas de plaies ».
+    rule("no|pas|aucun|aucune",
+         r"\b(?:no|pas de|aucune?) (?:more )?(?:sores|ulcers|lumps|swelling|redness|rash|open wounds|signs? of infection|"
+         r"plaies|ulceres|bosses|enflure|rougeur|rougeurs|signes? d'infection)\b"),
+    # A part of the patient's body and its verdict: "your feet look good", « vos pieds sont beaux ».
+    rule(BODY_WORDS,
+         rf"\b(?:{_POSS_EN}|{_POSS_FR}) (?!face|hands?|heart|head|visage|mains?|coeur|tete){_BODY} (?:looks?|looked|is|are|"
+         rf"was|were|sounded|sound|semble|semblent|est|sont|etait|etaient)(?: \w+)? (?:good|fine|great|healthy|normal|"
+         rf"better|clear|healed|beau|beaux|belle|belles|bien|normal|normaux|mieux|sain|sains|guerie?s?|clairs?)\b"),
     # A thing on a part of the body: "the spot on your back", « la tache dans votre dos ».
     rule(FINDING_THING_WORDS,
          rf"{_FINDING_THING} (?:\w+ )?(?:on|in|under|behind|near|sur|dans|sous|derriere|au|aux|a la|a l'|de la|du) "
@@ -580,10 +589,14 @@ VALUE = [
          r"(?:rein|reins|renale|foie|hepatique|thyroide|fer|sucre|cholesterol|medicament|hormones?|vitamine|sang|"
          r"sel|proteines|pression|glycemie)\b",
          r"\bacide urique\b"),
-    rule("your|ur|the|vos|les|tes|votre|ton|his|her|their",
+    rule("your|ur|the|vos|les|tes|votre|ton|his|her|their|ta",
          _near(r"\b(?:your|ur|the|vos|les|tes|votre|ton|his|her|their)\s(?:[a-z]+\s)?(?:numbers|levels|values|"
                r"chiffres|niveaux|valeurs|taux|sugars|sucres|glycemies|readings|lectures|count|decompte)\b",
-               _TREND, 6)),
+               _TREND, 6),
+         # "your blood pressure diary", « votre journal de pression »
+         r"\b(?:your|ur|votre|vos|ton|ta) (?:(?:blood )?(?:pressure|sugar|glucose|bp|weight|peak flow) (?:diary|log|"
+         r"journal|readings|record|chart)|(?:journal|carnet|releve|registre) (?:de|des|du) (?:pression|sucres?|"
+         r"glycemies?|poids|tension))\b"),
     rule("scored|score|resultat|range|zone|moderate|severe|mild|modere|leger",
          r"\b(?:you|vous) (?:scored|avez (?:obtenu|eu) un (?:score|resultat))\b|\b(?:moderate|severe|mild|modere|"
          r"leger) (?:range|zone)\b|\b(?:un |votre )?resultat (?:modere|severe|eleve|leger) (?:au|a l'|du)\b"),
@@ -615,7 +628,7 @@ TOPIC_WORDS = (
     "stop smoking|smoking cessation|tobacco cessation|crisis|distress|suicide|suicidal|mental health|"
     "memory|pain|falls prevention|sleep|allergy|allergies|wound|wounds|bariatric|breast|lipid|"
     "pulmonary|cardiac|stroke|speech|hearing|fertility|ocd|psychosis|postpartum|post partum|"
-    "mindfulness|harm reduction|opioid|opioids|methadone|recovery|sobriety|weight management|anger|"
+    "mindfulness|harm reduction|opioid|opioids|methadone|recovery|sobriety|weight management|anger|continence|"
     "weight loss clinic|obesity|incontinence|pelvic floor|prenatal|pregnancy|hiv|gender|sexual health|sti|"
     "menopause|diabetes|diabetic|foot care|memory loss|"
     "anxiete|humeur|deuil|epuisement|troubles alimentaires|trouble alimentaire|"
@@ -624,7 +637,7 @@ TOPIC_WORDS = (
     "suicide|sante mentale|memoire|douleur|prevention des chutes|sommeil|plaies|bariatrique|sein|"
     "lipides|pulmonaire|cardiaque|avc|langage|audition|fertilite|toc|psychose|pleine conscience|"
     "reduction des mefaits|opioides|retablissement|obesite|plancher pelvien|grossesse|prenatal|"
-    "prenatale|vih|sante sexuelle|itss|stress post traumatique|gestion du poids|controle du poids|colere|"
+    "prenatale|vih|sante sexuelle|itss|stress post traumatique|gestion du poids|controle du poids|colere|continence|"
     "menopause|diabete|diabetique|soins des pieds|perte de memoire|post partum|postnatale"
 )
 _TOPIC = _words(TOPIC_WORDS)
@@ -633,7 +646,7 @@ SERVICE_WORDS = (
     "counseling|counsellor|counselor|therapy|therapist|treatment|intake|assessment|support|session|"
     "sessions|nurse|worker|line|meeting|meetings|rehab|unit|workshop|class|classes|specialist|consult|"
     "referral|doctor|intervention|questionnaire|questionnaires|scale|screening|score|specialists|"
-    "surgeon|educator|education|coach|psychologist|psychiatrist|"
+    "surgeon|educator|education|coach|psychologist|psychiatrist|diary|journal|tracker|log|"
     "programmes|groupe|groupes|clinique|equipe|therapie|therapeute|traitement|intervenant|"
     "intervenante|infirmiere|ligne|suivi|evaluation|soutien|psychologue|accueil|rencontre|rencontres|"
     "atelier|ateliers|cours|unite|guichet|consultation|reference|psychiatre|medecin|questionnaire|"
@@ -734,7 +747,7 @@ CARE = [
 ]
 CARE_WEAK = [
     rule("therapist|therapeute|support|soutien|how|checking|prendre|comment|since|depuis|days|journees|missed|"
-         "manque|everything|tout",
+         "manque|everything|tout|talk|parler|jaser|quelqu",
          r"\b(?:therapist|therapeute|support group|groupe de soutien)\b"
          r"|\bhow (?:are you|have you been) (?:doing|feeling|holding up|coping|sleeping)\b|\bhow have you been\b"
          r"|\bchecking in on you\b|\bprendre de (?:vos|tes) nouvelles\b|\bcomment (?:allez vous|vas tu|ca va|"
@@ -743,6 +756,8 @@ CARE_WEAK = [
          r"|\b(?:bad|hard|tough|low|dark|rough) days\b|\b(?:mauvaises|dures|sombres) journees\b"
          r"|\b(?:missed|manque) (?:your |vos )?(?:\w+ ){0,3}(?:sessions|seances|rencontres)\b"
          r"|\bis everything (?:ok|okay|alright|all right)\b|\best ce que tout va bien\b"
+         r"|\bif you (?:need|want) (?:to talk|someone to talk to)\b|\bsi vous avez besoin (?:de parler|de jaser)\b"
+         r"|\bquelqu'un a qui parler\b"
          r"|\bjournees (?:plus )?(?:difficiles|dures|sombres)\b"),
     rule("referral|referred|refere|reference|demande",
          r"\b(?:your|votre) (?:referral|reference|demande de consultation)\b|\b(?:we|dr\.? \w+|the doctor) referred you\b"
@@ -1068,6 +1083,10 @@ _SYMPTOM_VERB = (
     r"\b(?:toussez|tousse|toussent|vomissez|vomit|vomissent|saignez|saigne|saignent)(?: vous| t il| t elle| il| elle)?"
     r" (?:encore|toujours|souvent|la nuit|beaucoup)\b"
     r"|\b(?:wetting the bed|wets the bed|mouille (?:encore |toujours )?son lit|fait (?:encore )?pipi au lit)\b"
+    r"|\b(?:how many times|combien de fois|still|encore|has he|has she|did he|did she|a t il|a t elle|avez vous|"
+    r"have you)(?: [a-z']+){0,4} (?:throw up|threw up|thrown up|thrown|vomited|vomit|vomi|vomissez|vomir|"
+    r"had diarrhea|eu la diarrhee)\b"
+    r"|\b(?:wet diapers|couches mouillees|couches humides)\b"
     r"|\b(?:are you|is he|is she|is your \w+) (?:still )?(?:coughing|vomiting|bleeding|wheezing|dizzy|feverish|"
     r"in pain|having (?:headaches|pain|fevers|chest pain))\b"
     r"|\b(?:avez vous|a t il|a t elle|as tu) (?:encore|toujours|refait|eu) (?:de la |des |du )?(?:fievre|douleurs?|"
@@ -1096,7 +1115,8 @@ SYMPTOM = [
     rule("line|ligne", r"\bthe line (?:we|I) drew\b|\bla ligne (?:qu'on a|que nous avons) tracee\b"),
     rule("toussez|tousse|toussent|vomissez|vomit|vomissent|saignez|saigne|saignent|coughing|vomiting|bleeding|"
          "wheezing|dizzy|feverish|pain|headaches|fievre|douleur|douleurs|vertiges|etourdissements|saignement|"
-         "saignements|nausees|crises|malaises|connaissance|wetting|wets|mouille|pipi",
+         "saignements|nausees|crises|malaises|connaissance|wetting|wets|mouille|pipi|times|fois|vomited|vomit|vomi|"
+         "vomir|throw|threw|thrown|diarrhea|diarrhee|diapers|couches",
          _SYMPTOM_VERB),
 ]
 SYMPTOM_WEAK = [rule(
@@ -1172,12 +1192,15 @@ MEDICATION = [
          r"pas d'alcool|evitez l'alcool|evitez de boire|ne pas boire(?: d'alcool)?)(?: \w+){0,2} (?:while|with|when|"
          r"pendant|avec|lorsque|quand) (?:\w+ ){0,3}(?:taking|on|prenez|"
          r"prendre|medication|medicament|antibiotic|antibiotique|pills|pilules|treatment|traitement)"),
+    rule("patch|timbre|cream|creme|ointment|onguent|gel|lotion",
+         rf"\b(?:patch|timbre|cream|creme|ointment|onguent|gel|lotion)(?: \w+){{0,2}} (?:on|to|sur) (?:the|your|a|le|la|"
+         rf"les|l'|votre|vos|un|une) ?(?:clean |dry |propre |seche )?{_BODY}"),
     rule("half|demi|quarter|quart",
          r"\b(?:half|a half|quarter) (?:a |of a )?(?:tab|tablet|pill|capsule)\b|\b(?:demi|quart de) ?(?:co|comprime|pilule)\b"),
     rule("doubled|double|increased|raised|lowered|reduced|cut|halved|augmente|baisse|diminue|reduit|doubler|augmenter|"
          "baisser|diminuer",
          r"\b(?:doubled|increased|raised|lowered|reduced|cut|halved|augmente|double|baisse|diminue|reduit|doubler|"
-         r"augmenter|baisser|diminuer)(?: \w+)? (?:the |your |la |le |votre |vos |les )?(?:vitamin|vitamine|vitamins|"
+         r"augmenter|baisser|diminuer)(?: \w+){0,2}? (?:the |your |la |le |votre |vos |les )?(?:vitamin|vitamine|vitamins|"
          r"vitamines|iron|fer|insulin|insuline|supplement|supplements|pills?|pilules?|tablets?|comprimes?|"
          r"medication|medicament|puffs?|inhalations?|patch|timbre|spray|vaporisateur)\b"),
     rule("shot|shots|injection|injections|piqure|piqures|pill|dose|patch",

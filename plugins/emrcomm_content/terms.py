@@ -583,7 +583,7 @@ MORE_CARE_FR = [
 # above in both directions. Each is clinical on its own in a clinic's message to one patient.
 PARITY_EN = [
     ("medication", [
-        "plan b", "depo shot", "depo injection", "anti inflammatory", "anti inflammatories",
+        "malaria pills", "antimalarial", "antimalarials", "plan b", "depo shot", "depo injection", "anti inflammatory", "anti inflammatories",
         "muscle relaxant", "muscle relaxants", "corticosteroid", "prenatal vitamin", "prenatal vitamins",
         "anti anxiety", "nicotine inhaler",
     ]),
@@ -594,7 +594,8 @@ PARITY_EN = [
     ]),
     ("procedure", [
         "liquid nitrogen", "cauterization", "cauterisation", "cortisone shot", "cortisone injection",
-        "steroid injection", "oral appliance", "joint injection",
+        "steroid injection", "oral appliance", "joint injection", "ostomy", "stoma", "ostomy bag",
+        "colon prep",
     ]),
     ("specialty", [
         "ophthalmologist", "ophthalmology", "eye specialist", "retina specialist", "ENT",
@@ -604,13 +605,13 @@ PARITY_EN = [
     ]),
     ("condition", [
         "fungus", "athlete's foot", "plantar wart", "plantar warts", "burn out", "cold sores",
-        "irregular periods", "speech delay", "hearing voices", "hear voices", "low mood", "low days",
+        "irregular periods", "speech delay", "malaria", "continence", "hearing voices", "hear voices", "low mood", "low days",
         "atypical cells", "unusual cells", "discharge summary",
     ]),
 ]
 PARITY_FR = [
     ("medication", [
-        "pilule anticonceptionnelle", "pilules anticonceptionnelles", "anovulant", "anovulants",
+        "antipaludique", "antipaludiques", "pilule anticonceptionnelle", "pilules anticonceptionnelles", "anovulant", "anovulants",
         "contraceptif oral", "contraceptifs oraux", "timbre contraceptif", "anneau vaginal",
         "anti inflammatoire", "anti inflammatoires", "analgésique", "analgésiques", "antidouleur",
         "bêtabloquant", "bêtabloquants", "relaxant musculaire", "relaxants musculaires",
@@ -628,7 +629,7 @@ PARITY_FR = [
     ("procedure", [
         "azote liquide", "cautérisation", "infiltration de cortisone",
         "changement de pansement", "changements de pansement", "orthèse d'avancement mandibulaire",
-        "orthèse buccale",
+        "orthèse buccale", "stomie", "sac de stomie", "préparation pour le côlon",
     ]),
     ("specialty", [
         "ophtalmologiste", "ophtalmologue", "ophtalmologie", "ophtalmo", "ORL", "oto rhino laryngologiste",
@@ -638,7 +639,7 @@ PARITY_FR = [
         "clinique de la ménopause", "pair aidant", "paire aidante", "pairs aidants", "clinique jeunesse",
     ]),
     ("condition", [
-        "sobre", "sobriété", "envies de consommer", "retard de la parole", "retard de langage",
+        "paludisme", "malaria", "continence", "sobre", "sobriété", "envies de consommer", "retard de la parole", "retard de langage",
         "règles irrégulières", "mycose", "gale", "pied d'athlète", "verrue plantaire",
         "verrues plantaires", "burn out", "selles", "ronflements", "feux sauvages", "entendre des voix",
         "entend des voix", "entendez des voix", "entendent des voix", "humeur basse", "moral bas",
