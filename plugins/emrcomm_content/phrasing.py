@@ -270,6 +270,8 @@ _WHAT = (
     + rf"|\bce que {_AGENT_FR} (?:a |avait )?" + _words(_EXAMINED_FR + "|" + _TALKED_FR)
     + r"|\bce qui (?:est |a ete )?(?:ressorti|apparu|sorti|vu|trouve|enleve|retire|preleve|remarque|note|vue)"
     + r"|\bwhat (?:was|were) (?:seen|found|removed|taken out|spotted|noticed)"
+    + r"|\bsomething (?:small |minor |little |new )?(?:showed|shows|came|turned) up"
+    + r"|\b(?:une (?:petite |autre )?chose|quelque chose)(?: de (?:petit|nouveau))? (?:est|a) (?:ressorti|apparu|sorti)e?"
     + ")"
 )
 STATUS_WORDS = (
@@ -281,6 +283,7 @@ STATUS_WORDS = (
     "is gone|has gone|went away|gone away|disappeared|same size|same as before|the same as last|"
     "got bigger|bigger|smaller|getting smaller|shrunk|shrinking|fading|not clear enough|"
     "came back clear|was clear|were clear|is clear|all clear|all normal|normal|abnormal|reassuring|"
+    "nothing has changed|nothing changed|nothing's changed|rien n'a change|rien n'a bouge|"
     "benin|benigne|benins|benignes|sans danger|cancereux|cancereuse|precancereux|precancereuse|"
     "maligne|rien de grave|rien de mauvais|rien d'inquietant|rien d'anormal|rien a signaler|"
     "rien de suspect|pas suspect|pas suspecte|pas d'inquietude|pas inquietant|pas inquietante|"
@@ -445,6 +448,13 @@ FINDING = [
          r"\b(?:new|another|fresh|second|repeat) (?:sample|swab|specimen)\b|\b(?:nouvel|nouveau|autre|deuxieme) "
          r"(?:echantillon|prelevement)\b"),
     rule("dye|contrast|contraste", r"\b(?:with dye|with contrast|avec (?:du )?contraste)\b"),
+    rule("margins|margin|edges|marges|bords",
+         r"\b(?:margins?|edges|marges|bords) (?:(?:are|were|was|is|sont|etaient|est|etait) )?(?:all )?(?:clear|free|"
+         r"negative|clean|saines|libres|negatives|propres)\b|\bclear margins\b|\bmarges saines\b"),
+    rule("second|another|deuxieme|autre|2nd|2e|repeat",
+         r"\b(?:a second|another|one more|a repeat|un deuxieme|un autre|une autre|un 2e) (?:test|scan|sample|"
+         r"examen|prelevement|analyse|biopsy|biopsie|x ray|radio)\b(?: \w+){0,3} (?:to be sure|to confirm|to make sure|"
+         r"pour (?:etre sure?|confirmer|s'assurer|verifier))\b"),
     rule("repeat", r"\b(?:booked|scheduled) (?:you )?for a repeat\b"),
     rule("compare|compared|compare|comparing|comparer|compare|comparaison",
          r"\bcompar\w* (?:your|vos|the|les) (?:old |previous |anciens |anciennes )?(?:films|scans|images|x rays|"
@@ -512,7 +522,7 @@ FINDING_WEAK = [
          _near(_FINDING_VAGUE, _STATUS, 6)),
     rule("discuss|over|talk|review|explain|meet|see|speak|discuter|parler|revoir|expliquer|rencontrer",
          _near(_DISCUSS, _words("report|reports|exam|findings|scan|imaging|biopsy|summary|discharge summary|"
-                                "rapport|examen|compte rendu|imagerie|biopsie|resume"), 5, both=True)),
+                                "rapport|examen|compte rendu|imagerie|biopsie|resume"), 8, both=True)),
     rule("news|information|nouveau|nouvelles|informations",
          r"\b(?:new information|news|an update|du nouveau|des nouvelles|de nouvelles informations|une mise a jour) "
          r"(?:about|on|regarding|sur|concernant|au sujet de) (?:your|the|votre|vos|le|la|les|l') ?(?:\w+ )?"
@@ -566,8 +576,9 @@ VALUE = [
     rule("your|ur|his|her|their|votre|vos|ton|ta|tes|sa|ses",
          rf"\b(?:{_POSS_EN}|{_POSS_FR})\s(?:{_NOT_VALUE}[a-z0-9']+\s){{0,2}}{_VALUE_NOUN}{_gap(8)}{_NUMBER}"),
     rule(VALUE_NOUN_WORDS,
-         rf"{_VALUE_NOUN} (?:(?:de|du|d') ?(?:votre|ton|ta|sa|son) (?:{_KIN_FR}) )?(?:is|est|was|etait|are|sont)"
-         rf"(?: now| maintenant| rendu| rendue| still| encore)? (?:at |a |de )?{_NUMBER}"),
+         rf"{_VALUE_NOUN} (?:(?:de|du|d'|of) ?[a-z]+ )?(?:(?:de|du|d') ?(?:votre|ton|ta|sa|son) (?:{_KIN_FR}) )?"
+         rf"(?:is|est|was|etait|are|sont)(?: now| maintenant| rendu| rendue| still| encore)? (?:at |a |de |under |"
+         rf"below |above |over |sous |au dessus de |moins de |plus de )?{_NUMBER}"),
     # "3.4, a bit high", « 98, un peu basse »: a number and its verdict
     rule("high|low|haut|haute|bas|basse|eleve|elevee|eleves|elevees|range|cible|normal|normale|target|limits|limites|"
          "normes",
@@ -718,6 +729,9 @@ CARE = [
                r"travailleur social|social worker)\b",
                r"\b(?:session|sessions|seance|seances|rencontres? de suivi|therapy|therapie)\b", 8, both=True)),
     # Methadone and buprenorphine logistics: an observed dose, carries.
+    rule("therapy|therapie|session|seance|sessions|seances",
+         r"\b(?:therapy|counselling|counseling) (?:session|sessions|appointment|appointments)\b"
+         r"|\b(?:seance|seances|rencontre|rencontres|rdv) de (?:therapie|psychotherapie|counseling)\b"),
     rule("observed|witnessed|observee|carry|carries|emporter|supervised|supervisee",
          r"\b(?:observed|witnessed|supervised) dos(?:e|es|ing)\b|\bdoses? (?:observee|supervisee)s?\b"
          r"|\b(?:your|the|next|vos|les|prochaine) carr(?:y|ies)\b|\bcarr(?:y|ies) (?:schedule|pickup|pick up|days?)\b"
@@ -904,6 +918,9 @@ WOUND = [
          r"\b(?:on|to|sur|over) (?:the|your|la|votre|l') ?(?:scar|cicatrice|incision|wound|plaie|cut|coupure|burn|"
          r"brulure)s?\b"),
     rule("pression|negative|vac", r"\b(?:pression negative|negative pressure|wound vac)\b"),
+    rule("fondants|resorbables|dissolvables|dissolvable|dissolving|absorbable",
+         r"\b(?:points|fils|sutures|stitches) (?:\w+ )?(?:fondants|resorbables|dissolvables|dissolvable|dissolving|"
+         r"absorbable)\b"),
     rule("cast|platre|boot|botte|brace|splint|attelle|sling|echarpe|orthese",
          r"\b(?:your|votre|ton|ta|the|le|la|l') ?(?:cast|platre|walking boot|botte de marche|brace|splint|attelle|sling|"
          r"echarpe|orthese) (?:will|sera|is|est|can|peut|must|doit|needs|should|devrait|has to|va|goes|comes)\b"),
@@ -930,7 +947,8 @@ WOUND = [
 
 # --- before a procedure ---------------------------------------------------------------------------
 DIET_WORDS = (
-    "nothing to eat|nothing by mouth|no food|no solid food|no solids|no food or milk|no food or drink|"
+    "nothing to eat|nothing by mouth|no food|no solid food|no solids|no food or milk|no food or drink|stop eating|"
+    "arretez de manger|cessez de manger|ne mangez rien|ne mangez plus|"
     "fast from|fasting from|fast after|fasting after|clear fluids|clear liquids|clear juice|"
     "liquid diet|low fibre diet|low fiber diet|low residue diet|sips of water|sip of water|"
     "carbohydrate drink|light breakfast|arrive fasting|come fasting|"
@@ -1047,6 +1065,9 @@ VACCINE = [rule(VACCINE_WORDS, _near(_VACCINE, _BECAUSE, 10, both=True))]
 
 # --- sleep studies and sleep apnea treatment ---------------------------------------------------
 SLEEP = [
+    rule("machine|appareil|device|cpap|ppc|donnees|data|telechargement|download",
+         r"\b(?:machine|appareil|device|cpap|ppc|c pap) (?:data|download|report|readings)\b|\b(?:donnees|telechargement|"
+         r"rapport|lectures) (?:de|du) (?:votre |ton |l')?(?:appareil|machine|cpap|ppc)\b"),
     rule("machine|appareil|mask|masque|device",
          _near(r"\b(?:your|the|votre|l'|le|la|ton|ta) ?(?:machine|appareil|mask|masque|device)\b",
                _words("every night|each night|all night|chaque nuit|toutes les nuits|naps|siestes|download|"

@@ -600,7 +600,7 @@ PARITY_EN = [
     ("specialty", [
         "ophthalmologist", "ophthalmology", "eye specialist", "retina specialist", "ENT",
         "ear nose and throat", "geriatrician", "geriatrics", "geriatric clinic", "physiatrist",
-        "neurosurgeon", "neurosurgery", "child psychiatrist", "infectious disease specialist",
+        "neurosurgeon", "neurosurgery", "child psychiatrist", "pathologist", "radiologist", "infectious disease specialist",
         "tel aide", "peer support worker", "teen clinic", "youth clinic", "youth health clinic",
     ]),
     ("condition", [
@@ -635,7 +635,7 @@ PARITY_FR = [
         "ophtalmologiste", "ophtalmologue", "ophtalmologie", "ophtalmo", "ORL", "oto rhino laryngologiste",
         "otorhinolaryngologie", "dermato", "gynéco", "rhumato", "onco", "neuro", "pédopsychiatre",
         "pédopsychiatrie", "gériatre", "gériatrie", "physiatre", "hépatologue", "infectiologue",
-        "neurochirurgien", "neurochirurgienne", "neurochirurgie", "narcotiques anonymes",
+        "neurochirurgien", "neurochirurgienne", "neurochirurgie", "pathologiste", "radiologiste", "radiologue", "narcotiques anonymes",
         "clinique de la ménopause", "pair aidant", "paire aidante", "pairs aidants", "clinique jeunesse",
     ]),
     ("condition", [
