@@ -270,7 +270,7 @@ _WHAT = (
     + rf"|\bce que {_AGENT_FR} (?:a |avait )?" + _words(_EXAMINED_FR + "|" + _TALKED_FR)
     + r"|\bce qui (?:est |a ete )?(?:ressorti|apparu|sorti|vu|trouve|enleve|retire|preleve|remarque|note|vue)"
     + r"|\bwhat (?:was|were) (?:seen|found|removed|taken out|spotted|noticed)"
-    + r"|\bsomething (?:small |minor |little |new )?(?:showed|shows|came|turned) up"
+    + r"|\bsomething (?:small |minor |little |new )?(?:showed|shows) up"
     + r"|\b(?:une (?:petite |autre )?chose|quelque chose)(?: de (?:petit|nouveau))? (?:est|a) (?:ressorti|apparu|sorti)e?"
     + ")"
 )
@@ -415,7 +415,7 @@ FINDING = [
          rf"{_LE}(?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_FR}{_gap(8)}{_STATUS}"),
     rule("specialist|specialiste",
          r"\b(?:looked at|seen|examined|checked) by a specialist\b|\b(?:voir|vue?s?|examinee?s?) par un specialiste\b"),
-    rule("what|ce|qui", _WHAT),
+    rule("what|ce|qui|something|chose|quelque", _WHAT),
     rule(CAME_BACK_WORDS, _CAME_BACK),
     rule(FINDING_THING_WORDS, _near(_FINDING_THING, _STATUS_BODY, 6, both=True)),
     rule(REPORT_WORDS, _near(_REPORT, _STATUS, 6, both=True), _near(_REPORT, _STATUS_STRONG, 12, both=True)),

@@ -1,7 +1,8 @@
 """Train the uncertainty score (classifier.py) on the development parts of the clinic messages.
 
     python -m emrcomm_content.training benchmarks/data/clinic-messages/dev.tsv \\
-        benchmarks/data/clinic-messages/dev-2.tsv -o plugins/emrcomm_content/classifier.json
+        benchmarks/data/clinic-messages/dev-2.tsv benchmarks/data/clinic-messages/dev-3.tsv \\
+        -o plugins/emrcomm_content/classifier.json
 
 Deterministic (no random numbers; a fixed order of the rows), so the shipped weights can be
 checked against a fresh run. Only development parts are read: a held-out part is never seen here.
@@ -136,7 +137,7 @@ def report(rows: Sequence[Row], scores: Sequence[float], cut: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv, dev-2.tsv)")
+    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv, dev-2.tsv, dev-3.tsv)")
     parser.add_argument("-o", "--output", type=Path, help="write the weights here (default: print a summary only)")
     args = parser.parse_args(argv)
     if any("heldout" in p.name for p in args.dev):
