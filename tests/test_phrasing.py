@@ -44,6 +44,10 @@ POSITIVES = {
         ("fr", "Bonne nouvelle! Le contrôle de votre dernière visite était correct."),
         ("en", "The lab noticed a small irregularity on your sample; we need to redo it."),
         ("fr", "Le labo a remarqué une petite anomalie sur votre échantillon, on doit le refaire."),
+        ("en", "The margins were clear on what the surgeon took out."),
+        ("fr", "Les marges sont libres, aucun autre traitement."),
+        ("en", "Your left knee looked much better on Tuesday."),
+        ("fr", "La tache dans votre dos n'a pas grossi."),
     ],
     "value": [
         ("en", "Your numbers from last week: 5.2 and 1.4. No changes needed."),
@@ -52,6 +56,8 @@ POSITIVES = {
         ("fr", "Votre taux est remonté à 120, c'est encourageant."),
         ("fr", "Vos chiffres sont dans les normes cette fois-ci."),
         ("fr", "Votre poids est passé de 88 à 83 kg depuis janvier."),
+        ("en", "Your number is 3.4, a bit high, so skip tonight's pills."),
+        ("fr", "Votre chiffre est à 3,4, un peu haut, sautez les pilules ce soir."),
     ],
     "care": [
         ("en", "The team for mood and worry has a spot on Thursdays at 4."),
@@ -60,6 +66,8 @@ POSITIVES = {
         ("fr", "Le groupe pour l'humeur commence le 3 mars, vous êtes inscrit."),
         ("fr", "En cas de détresse, appelez le 1 866 APPELLE ou Info-Social au 811, option 2."),
         ("fr", "L'intervenante pour l'alcool vous attend mercredi pour votre première rencontre."),
+        ("en", "The group for people living with anger meets on Tuesdays."),
+        ("fr", "Le groupe pour les personnes qui vivent de la colère se rencontre le mardi."),
     ],
     "allergy": [
         ("en", "Your allergy testing showed a reaction to ragweed."),
@@ -80,6 +88,8 @@ POSITIVES = {
         ("fr", "Vos points seront enlevés lundi par l'infirmière."),
         ("en", "The cut is healing nicely."),
         ("fr", "Gardez la région couverte et au sec jusqu'à vendredi."),
+        ("en", "Keep the arm in the sling until Friday."),
+        ("fr", "Gardez le bras dans l'écharpe jusqu'à vendredi."),
     ],
     "pre-op": [
         ("en", "No solid food after midnight before your operation on Friday."),
@@ -110,12 +120,16 @@ POSITIVES = {
         ("en", "If the swelling gets worse over the weekend, go to urgent care."),
         ("fr", "Comment va la toux depuis lundi?"),
         ("fr", "Si l'enflure augmente cette fin de semaine, allez au sans rendez-vous."),
+        ("en", "How many times has she thrown up since lunch?"),
+        ("fr", "Combien de fois a-t-elle vomi depuis le dîner?"),
     ],
     "medication-use": [
         ("en", "Take one tablet twice a day with food."),
         ("en", "The doctor wants to lower your dose starting Monday."),
         ("fr", "Prenez un comprimé deux fois par jour avec de la nourriture."),
         ("fr", "La médecin veut baisser votre dose à partir de lundi."),
+        ("en", "Please don't drink alcohol while you're on these tablets."),
+        ("fr", "Pas d'alcool pendant que vous prenez ces comprimés."),
     ],
 }
 
@@ -162,6 +176,24 @@ HARD_NEGATIVES = [
     "Our team includes a social worker and a pharmacist, free for all patients.",
     "We grew to 12 doctors this year. Welcome to Dr. Park!",
     "The clinic is closed Friday afternoon for a staff retreat.",
+    # names of charities, campaigns and places; a staff member's own surgery or training; exams
+    # named by their purpose; a department as a place (administrative.py)
+    "The Alzheimer Society information evening is open to the public.",
+    "La Société Alzheimer tient une soirée d'information ouverte à tous.",
+    "The Community Mental Health Centre has moved to Jean-Talon Street.",
+    "Le Centre de santé mentale communautaire a déménagé rue Jean-Talon.",
+    "Dr. Okoye is on leave for surgery until May; Dr. Roy sees her patients.",
+    "La Dre Okoye est en congé pour une chirurgie jusqu'en mai.",
+    "Your driver's medical is booked for Monday at 9.",
+    "Votre examen médical pour le permis de conduire est lundi à 9 h.",
+    "Our nurses are at a training on diabetes care on Friday; the walk-in opens at noon.",
+    "Nos infirmières sont en formation sur les soins du diabète vendredi.",
+    "The X-ray clinic downstairs is closed on Saturday.",
+    "La clinique de radiologie au sous-sol est fermée samedi.",
+    # words that are also clinical words: a spot in line, parking levels, a lump sum, no pressure
+    "Your spot in line is number 6; park on level P2.",
+    "We offer a lump sum payment plan, no pressure.",
+    "La croissance de la clinique nous permet d'accueillir trois médecins.",
 ]
 
 
@@ -238,3 +270,13 @@ def test_a_gate_names_a_word_of_every_phrase_it_opens_for() -> None:
     assert gate_keys("grain de beaute|lump") == {"beaute", "lump"}
     assert gate_keys("allerg*|#") == {"alle*", "#"}
     assert {"beaute", "alle*", "#"} <= text_keys("le grain de beaute, allergies 2 fois")
+
+
+@pytest.mark.parametrize("text", [
+    "Your referral to the Community Mental Health Centre was accepted.",
+    "Votre demande au Centre de santé mentale communautaire est acceptée.",
+])
+def test_a_place_named_in_a_message_to_the_patient_still_counts(detector: ClinicalDetector, text: str) -> None:
+    """A centre's name says nothing about the patient in an announcement ("has moved"), and
+    something when the message ties the patient to it."""
+    assert detector.read(Folded.of(text)).hits

@@ -1211,7 +1211,7 @@ MEDICATION = [
     rule("drink|drinking|alcohol|alcool|buvez|boire",
          r"\b(?:do not drink|don't drink|no alcohol|no drinking|avoid alcohol|avoid drinking|ne buvez pas(?: d'alcool)?|"
          r"pas d'alcool|evitez l'alcool|evitez de boire|ne pas boire(?: d'alcool)?)(?: \w+){0,2} (?:while|with|when|"
-         r"pendant|avec|lorsque|quand) (?:\w+ ){0,3}(?:taking|on|prenez|"
+         r"pendant|avec|lorsque|quand) (?:[a-z']+ ){0,3}(?:taking|on|prenez|"
          r"prendre|medication|medicament|antibiotic|antibiotique|pills|pilules|treatment|traitement)"),
     rule("patch|timbre|cream|creme|ointment|onguent|gel|lotion",
          rf"\b(?:patch|timbre|cream|creme|ointment|onguent|gel|lotion)(?: \w+){{0,2}} (?:on|to|sur) (?:the|your|a|le|la|"
