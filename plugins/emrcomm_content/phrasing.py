@@ -811,7 +811,12 @@ INFECTION = [
          r"\b(?:finish|finir|finissez|terminez|terminer) (?:it|le|la|les)? ?(?:all|au complet|tout)\b"
          r"|\b(?:prendre|prenez) (?:le|la|les) au complet\b"),
     rule("isolat*|isolez|isoler|isolez|isole", r"\b(?:self )?isolat\w*|\bisolez\b|\bisole(?:r|z)? vous\b"),
-    rule("stay", r"\bstay (?:off|home from) (?:work|school|daycare)\b"),
+    rule("stay|restez|rester|reste",
+         r"\bstay (?:off|home from) (?:work|school|daycare)\b",
+         # "stay home until the fever is gone", « restez à la maison jusqu'à 24 h sans fièvre »
+         r"\b(?:stay|restez|rester|reste) (?:at )?(?:home|a la maison)(?: [a-z']+){0,3} (?:until|jusqu'a|tant qu|"
+         r"for \d|pendant \d|as long as)(?! (?:your (?:appointment|turn|visit|time)|we |it's your|it is your|"
+         r"votre (?:rdv|tour|rendez|heure)|on vous|ce qu'on vous|qu'on vous|ce que nous))"),
     rule("keep|gardez|garder",
          r"\b(?:keep|gardez|garder) (?:him|her|them|your (?:child|son|daughter|kid|kids|baby)|le|la|votre enfant|"
          r"votre fils|votre fille|votre garcon|les enfants)? ?(?:at )?(?:home|a la maison)\b"
