@@ -4,15 +4,22 @@ leave by SMS: ``Host.check(text, channel="sms")``. A clinical row is caught when
 CLINICAL_CONTENT, HEALTH_IDENTIFIER or CLINICAL_UNCERTAIN (rerouted to the portal); an
 administrative row so stopped is a false block.
 
-The held-out part was never tuned on. Its figures are below the issue's target (recall 0.98 in each
-language): the target is asserted as a strict expected failure, so that the day it is met the test
-says so; the figures reached are asserted as a floor. docs/rules.md lists the remaining misses.
+The parts (see the data README): ``heldout-2.tsv``, written before the second round changed
+anything and scored once when it was done (the clean measure); ``heldout.tsv``, the first round's
+held-out part, scored several times and read (partly seen); ``dev.tsv``, ``dev-2.tsv`` and
+``dev-3.tsv``, tuned on.
+
+The issue's target (recall 0.98 overall and in each language, false block at most 0.03) is not met
+on the clean part: recall 0.944 (en 0.917, fr 0.971), false block 0.008. What is asserted there
+is the figures reached, as floors, and the false-block limit; docs/rules.md lists the remaining
+misses by kind.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +34,11 @@ from support import REPO, write_config
 
 DATA = REPO / "benchmarks" / "data" / "clinic-messages"
 STOPPING = frozenset({"CLINICAL_CONTENT", "HEALTH_IDENTIFIER", "CLINICAL_UNCERTAIN"})
+FIRST_ROUND = ("dev", "heldout")
+DEVELOPMENT = ("dev", "dev-2", "dev-3")
+# The id of a second-round row names its part: h (held-out 2), d (development 2), p to t (the
+# five rounds of probe sentences, development 3).
+SECOND_ROUND_IDS = {"heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}", "dev-3": r"(en|fr)-[p-t]\d{4}"}
 
 
 @attrs.frozen
@@ -55,6 +67,12 @@ def measure(host: Host, rows: list[dict[str, str]]) -> Figures:
     return Figures(1 - len(misses) / len(clinical), len(false) / len(admin), misses, false)
 
 
+def by_scope(host: Host, part: str) -> dict[str, Figures]:
+    rows = read(part)
+    return {"all": measure(host, rows), **{lang: measure(host, [r for r in rows if r["lang"] == lang])
+                                           for lang in ("en", "fr")}}
+
+
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     with Host(load_config(write_config(tmp_path_factory.mktemp("quality"))), clock=lambda: TEST_NOW) as h:
@@ -62,20 +80,17 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
 
 
 @pytest.fixture(scope="module")
-def heldout(host: Host) -> dict[str, Figures]:
-    rows = read("heldout")
-    return {"all": measure(host, rows), **{lang: measure(host, [r for r in rows if r["lang"] == lang])
-                                           for lang in ("en", "fr")}}
+def heldout_2(host: Host) -> dict[str, Figures]:
+    return by_scope(host, "heldout-2")
 
 
 @pytest.fixture(scope="module")
-def dev(host: Host) -> dict[str, Figures]:
-    rows = read("dev")
-    return {"all": measure(host, rows), **{lang: measure(host, [r for r in rows if r["lang"] == lang])
-                                           for lang in ("en", "fr")}}
+def heldout_1(host: Host) -> dict[str, Figures]:
+    return by_scope(host, "heldout")
 
 
-def test_the_set_is_big_enough_and_half_french() -> None:
+# --- the data -------------------------------------------------------------------------------------
+def test_the_first_round_set_is_big_enough_and_half_french() -> None:
     rows = read("dev") + read("heldout")
     assert len(rows) >= 1500
     assert abs(sum(r["lang"] == "fr" for r in rows) / len(rows) - 0.5) < 0.02
@@ -83,46 +98,82 @@ def test_the_set_is_big_enough_and_half_french() -> None:
         mine = [r for r in rows if r["lang"] == lang]
         assert {r["label"] for r in mine} == {"clinical", "administrative"}
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
-    assert len({r["id"] for r in rows}) == len(rows)
 
 
-@pytest.mark.parametrize("part", ["dev", "heldout"])
-def test_the_split_is_the_documented_hash_of_the_id(part: str) -> None:
+@pytest.mark.parametrize("part", ["heldout-2", "dev-2"])
+def test_the_second_round_parts_are_big_enough_and_half_french(part: str) -> None:
+    rows = read(part)
+    assert len(rows) >= 600
+    assert abs(sum(r["lang"] == "fr" for r in rows) / len(rows) - 0.5) < 0.02
+    for lang in ("en", "fr"):
+        mine = [r for r in rows if r["lang"] == lang]
+        assert 0.4 <= sum(r["label"] == "clinical" for r in mine) / len(mine) <= 0.6
+
+
+@pytest.mark.parametrize("part", FIRST_ROUND)
+def test_the_first_round_split_is_the_documented_hash_of_the_id(part: str) -> None:
     for row in read(part):
         odd = hashlib.sha256(f"clinic-messages:{row['id']}".encode()).digest()[0] & 1
         assert ("heldout" if odd else "dev") == part, row["id"]
 
 
+@pytest.mark.parametrize(("part", "pattern"), SECOND_ROUND_IDS.items())
+def test_a_second_round_id_names_its_part(part: str, pattern: str) -> None:
+    assert all(re.fullmatch(pattern, row["id"]) for row in read(part))
+
+
+def test_no_row_is_in_two_parts() -> None:
+    ids = [row["id"] for part in (*FIRST_ROUND, *SECOND_ROUND_IDS) for row in read(part)]
+    assert len(ids) == len(set(ids))
+
+
+def test_every_row_has_a_known_label_and_language() -> None:
+    for part in (*FIRST_ROUND, *SECOND_ROUND_IDS):
+        assert all(r["label"] in ("clinical", "administrative") and r["lang"] in ("en", "fr") for r in read(part))
+
+
+# --- the clean held-out part ---------------------------------------------------------------------
 @pytest.mark.parametrize("scope", ["all", "en", "fr"])
-def test_heldout_false_blocks_at_most_3_percent(heldout: dict[str, Figures], scope: str) -> None:
-    f = heldout[scope]
+def test_heldout_2_false_blocks_at_most_3_percent(heldout_2: dict[str, Figures], scope: str) -> None:
+    f = heldout_2[scope]
     assert f.false_block <= 0.03, f"{scope}: {f.false_block:.3f}\n" + "\n".join(f.false_blocks)
 
 
-@pytest.mark.parametrize(("scope", "floor"), [("all", 0.95), ("en", 0.955), ("fr", 0.935)])
-def test_heldout_recall_does_not_fall_below_what_was_reached(heldout: dict[str, Figures], scope: str,
-                                                             floor: float) -> None:
-    f = heldout[scope]
+@pytest.mark.parametrize(("scope", "floor"), [("all", 0.94), ("en", 0.915), ("fr", 0.97)])
+def test_heldout_2_recall_does_not_fall_below_what_was_reached(heldout_2: dict[str, Figures], scope: str,
+                                                               floor: float) -> None:
+    """The figures the second round reached, scored once (0.944, en 0.917, fr 0.971): below the
+    issue's 0.98 (and below the 0.97 it asks on others' held-out sets in English)."""
+    f = heldout_2[scope]
     assert f.recall >= floor, f"{scope}: {f.recall:.3f}; missed:\n" + "\n".join(f.misses)
 
 
-@pytest.mark.xfail(strict=True, reason="held-out recall is 0.950 (en 0.961, fr 0.939), below the issue's 0.98; "
-                                       "see docs/rules.md, remaining misses")
+# --- the first round's held-out part, partly seen --------------------------------------------------
 @pytest.mark.parametrize("scope", ["all", "en", "fr"])
-def test_heldout_meets_the_issue_target(heldout: dict[str, Figures], scope: str) -> None:
-    f = heldout[scope]
-    assert f.recall >= 0.98 and f.false_block <= 0.03
+def test_heldout_1_false_blocks_at_most_3_percent(heldout_1: dict[str, Figures], scope: str) -> None:
+    f = heldout_1[scope]
+    assert f.false_block <= 0.03, f"{scope}: {f.false_block:.3f}\n" + "\n".join(f.false_blocks)
 
 
+@pytest.mark.parametrize(("scope", "floor"), [("all", 0.98), ("en", 0.99), ("fr", 0.96)])
+def test_heldout_1_recall_does_not_fall_below_what_was_reached(heldout_1: dict[str, Figures], scope: str,
+                                                               floor: float) -> None:
+    f = heldout_1[scope]
+    assert f.recall >= floor, f"{scope}: {f.recall:.3f}; missed:\n" + "\n".join(f.misses)
+
+
+# --- the development parts, tuned on --------------------------------------------------------------
+@pytest.mark.parametrize("part", DEVELOPMENT)
 @pytest.mark.parametrize("scope", ["en", "fr"])
-def test_dev_part_the_detector_was_tuned_on(dev: dict[str, Figures], scope: str) -> None:
-    f = dev[scope]
+def test_development_parts_the_detector_was_tuned_on(host: Host, part: str, scope: str) -> None:
+    f = by_scope(host, part)[scope]
     assert f.recall >= 0.99 and f.false_block <= 0.01, (f.misses, f.false_blocks)
 
 
 def test_the_measure_can_fail_without_context_and_score(tmp_path: Path) -> None:
-    """With the lexicons alone (no context patterns, no uncertainty reroute), recall is far lower:
-    the figures above come from the new layers, not from an easy set."""
+    """With the lexicons alone (no context patterns, no uncertainty reroute), recall on the first
+    round's held-out part is far lower: the figures above come from the context layers, not from
+    an easy set."""
     from emrcomm_content import phrasing
 
     rows = [r for r in read("heldout") if r["label"] == "clinical"]

@@ -8,6 +8,8 @@ a hard negative must give no clinical finding at all.
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from emrcomm.model import Message, Request
@@ -15,6 +17,7 @@ from emrcomm.testing import make_context
 from emrcomm_content import Plugin
 from emrcomm_content.clinical import CONTEXT, ClinicalDetector
 from emrcomm_content.folding import Folded
+from support import DATA, REPO
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,10 @@ POSITIVES = {
         ("fr", "Bonne nouvelle! Le contrôle de votre dernière visite était correct."),
         ("en", "The lab noticed a small irregularity on your sample; we need to redo it."),
         ("fr", "Le labo a remarqué une petite anomalie sur votre échantillon, on doit le refaire."),
+        ("en", "The margins were clear on what the surgeon took out."),
+        ("fr", "Les marges sont libres, aucun autre traitement."),
+        ("en", "Your left knee looked much better on Tuesday."),
+        ("fr", "La tache dans votre dos n'a pas grossi."),
     ],
     "value": [
         ("en", "Your numbers from last week: 5.2 and 1.4. No changes needed."),
@@ -49,14 +56,18 @@ POSITIVES = {
         ("fr", "Votre taux est remonté à 120, c'est encourageant."),
         ("fr", "Vos chiffres sont dans les normes cette fois-ci."),
         ("fr", "Votre poids est passé de 88 à 83 kg depuis janvier."),
+        ("en", "Your number is 3.4, a bit high, so skip tonight's pills."),
+        ("fr", "Votre chiffre est à 3,4, un peu haut, sautez les pilules ce soir."),
     ],
     "care": [
-        ("en", "The team for low mood and worry has a spot on Thursdays at 4."),
+        ("en", "The team for mood and worry has a spot on Thursdays at 4."),
         ("en", "If you are thinking about ending your life, call or text 988 right away."),
         ("en", "The alcohol program called to set up your intake."),
         ("fr", "Le groupe pour l'humeur commence le 3 mars, vous êtes inscrit."),
         ("fr", "En cas de détresse, appelez le 1 866 APPELLE ou Info-Social au 811, option 2."),
         ("fr", "L'intervenante pour l'alcool vous attend mercredi pour votre première rencontre."),
+        ("en", "The group for people living with anger meets on Tuesdays."),
+        ("fr", "Le groupe pour les personnes qui vivent de la colère se rencontre le mardi."),
     ],
     "allergy": [
         ("en", "Your allergy testing showed a reaction to ragweed."),
@@ -75,8 +86,10 @@ POSITIVES = {
         ("en", "Your staples can be removed at the walk-in after the 14th."),
         ("fr", "L'infirmière changera votre pansement jeudi."),
         ("fr", "Vos points seront enlevés lundi par l'infirmière."),
-        ("en", "The spot on your hand is healing nicely."),
+        ("en", "The cut is healing nicely."),
         ("fr", "Gardez la région couverte et au sec jusqu'à vendredi."),
+        ("en", "Keep the arm in the sling until Friday."),
+        ("fr", "Gardez le bras dans l'écharpe jusqu'à vendredi."),
     ],
     "pre-op": [
         ("en", "No solid food after midnight before your operation on Friday."),
@@ -88,7 +101,7 @@ POSITIVES = {
         ("en", "Your beta was 2,100 today, we will repeat it Monday."),
         ("en", "The scan at 12 weeks is booked for the 9th."),
         ("fr", "Votre bêta est à 2 100, on refait la prise de sang lundi."),
-        ("fr", "L'écho de 20 semaines est prévue le 9 au CHUL."),
+        ("fr", "Le scan de 20 semaines est prévu le 9 au CHUL."),
     ],
     "vaccine": [
         ("en", "Because of your heart, the doctor recommends the high-dose flu shot this fall."),
@@ -107,12 +120,16 @@ POSITIVES = {
         ("en", "If the swelling gets worse over the weekend, go to urgent care."),
         ("fr", "Comment va la toux depuis lundi?"),
         ("fr", "Si l'enflure augmente cette fin de semaine, allez au sans rendez-vous."),
+        ("en", "How many times has she thrown up since lunch?"),
+        ("fr", "Combien de fois a-t-elle vomi depuis le dîner?"),
     ],
     "medication-use": [
         ("en", "Take one tablet twice a day with food."),
         ("en", "The doctor wants to lower your dose starting Monday."),
         ("fr", "Prenez un comprimé deux fois par jour avec de la nourriture."),
         ("fr", "La médecin veut baisser votre dose à partir de lundi."),
+        ("en", "Please don't drink alcohol while you're on these tablets."),
+        ("fr", "Pas d'alcool pendant que vous prenez ces comprimés."),
     ],
 }
 
@@ -159,6 +176,24 @@ HARD_NEGATIVES = [
     "Our team includes a social worker and a pharmacist, free for all patients.",
     "We grew to 12 doctors this year. Welcome to Dr. Park!",
     "The clinic is closed Friday afternoon for a staff retreat.",
+    # names of charities, campaigns and places; a staff member's own surgery or training; exams
+    # named by their purpose; a department as a place (administrative.py)
+    "The Alzheimer Society information evening is open to the public.",
+    "La Société Alzheimer tient une soirée d'information ouverte à tous.",
+    "The Community Mental Health Centre has moved to Jean-Talon Street.",
+    "Le Centre de santé mentale communautaire a déménagé rue Jean-Talon.",
+    "Dr. Okoye is on leave for surgery until May; Dr. Roy sees her patients.",
+    "La Dre Okoye est en congé pour une chirurgie jusqu'en mai.",
+    "Your driver's medical is booked for Monday at 9.",
+    "Votre examen médical pour le permis de conduire est lundi à 9 h.",
+    "Our nurses are at a training on diabetes care on Friday; the walk-in opens at noon.",
+    "Nos infirmières sont en formation sur les soins du diabète vendredi.",
+    "The X-ray clinic downstairs is closed on Saturday.",
+    "La clinique de radiologie au sous-sol est fermée samedi.",
+    # words that are also clinical words: a spot in line, parking levels, a lump sum, no pressure
+    "Your spot in line is number 6; park on level P2.",
+    "We offer a lump sum payment plan, no pressure.",
+    "La croissance de la clinique nous permet d'accueillir trois médecins.",
 ]
 
 
@@ -201,3 +236,47 @@ def test_a_routine_vaccine_names_the_vaccine_not_a_condition(detector: ClinicalD
 def test_prescription_shorthand_is_matched_in_capitals_only(detector: ClinicalDetector) -> None:
     assert "infection" in context_kinds(detector, "Keflex 500 QID for 7 days")
     assert detector.read(Folded.of("Place your bid before noon")).hits == []
+
+
+def _project_texts() -> list[str]:
+    """Every text of the development parts, the corpora and this file (never a held-out part)."""
+    files = [REPO / "benchmarks" / "data" / "clinic-messages" / name for name in ("dev.tsv", "dev-2.tsv", "dev-3.tsv")]
+    files += [DATA / "dev-corpus.tsv", REPO / "tests" / "data" / "clinic-style.tsv"]
+    texts = [t for _, rows in POSITIVES.items() for _, t in rows] + HARD_NEGATIVES
+    for path in files:
+        with path.open(encoding="utf-8", newline="") as f:
+            texts += [r["text"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    return texts
+
+
+def test_the_keyword_gates_change_nothing_that_the_patterns_find() -> None:
+    """A rule runs only on a text with one of its gate words; run every rule on every text the
+    project has, and the matches are the same."""
+    from emrcomm_content import phrasing
+
+    def matches(text: str, gated: bool) -> list[tuple[tuple[int, int], str, bool]]:
+        folded = Folded.of(text).text
+        return sorted((p.span, p.family, p.strong) for p in phrasing.find(folded, text, gated=gated))
+
+    texts = _project_texts()
+    assert len(texts) > 6000
+    differ = [t for t in texts if matches(t, True) != matches(t, False)]
+    assert differ == []
+
+
+def test_a_gate_names_a_word_of_every_phrase_it_opens_for() -> None:
+    from emrcomm_content.phrasing import gate_keys, text_keys
+
+    assert gate_keys("grain de beaute|lump") == {"beaute", "lump"}
+    assert gate_keys("allerg*|#") == {"alle*", "#"}
+    assert {"beaute", "alle*", "#"} <= text_keys("le grain de beaute, allergies 2 fois")
+
+
+@pytest.mark.parametrize("text", [
+    "Your referral to the Community Mental Health Centre was accepted.",
+    "Votre demande au Centre de santé mentale communautaire est acceptée.",
+])
+def test_a_place_named_in_a_message_to_the_patient_still_counts(detector: ClinicalDetector, text: str) -> None:
+    """A centre's name says nothing about the patient in an announcement ("has moved"), and
+    something when the message ties the patient to it."""
+    assert detector.read(Folded.of(text)).hits

@@ -153,7 +153,7 @@ class Plugin:
             for span, kind in find_identifiers(doc, folded, self.mrn_patterns, self.not_identifiers)
         ]
         out += self._links(message, doc)
-        out += self._promotion(folded)
+        out += self._promotion(folded, reading.allowed)
         return out
 
     def _uncertain(self, folded: Folded, evidence: list[tuple[tuple[int, int], str]]) -> list[Finding]:
@@ -183,9 +183,8 @@ class Plugin:
             out += [finding(code, plugin=name, severity="info", span=link.span, term=link.url) for code in facts]
         return out
 
-    def _promotion(self, folded: Folded) -> list[Finding]:
+    def _promotion(self, folded: Folded, allowed: tuple[tuple[int, int], ...]) -> list[Finding]:
         name = self.context.name
-        allowed = self.clinical.allowed_spans(folded)
 
         def kept(span: tuple[int, int]) -> bool:
             return not any(lo <= span[0] and span[1] <= hi for lo, hi in allowed)

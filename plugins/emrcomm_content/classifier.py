@@ -73,7 +73,7 @@ def eligible(names: Iterable[str]) -> bool:
     """Whether the text has the evidence it takes to be scored (see the module docstring)."""
     kinds = set()
     for n in names:
-        if n.startswith("phrase:"):
+        if n.startswith(("phrase:", "weak:")):
             return True
         if n.startswith("kind:"):
             kinds.add(n)
@@ -119,9 +119,10 @@ class Classifier:
 
     def score(self, folded: Folded, evidence: Iterable[tuple[tuple[int, int], str]] = (), *, reasons: int = 2) -> Score:
         """The probability (0 when the text has no evidence) and the reasons, evidence first."""
-        found = features(folded, evidence)
-        if not eligible(found):
+        evidence = list(evidence)
+        if not eligible(name for _, name in evidence):  # words are never evidence: no need to read them
             return Score(0.0, ())
+        found = features(folded, evidence)
         p = self.probability(found)
         up = sorted((n.startswith("w:"), -self.weights[n], n) for n in found if self.weights.get(n, 0.0) > 0)
         return Score(p, tuple((found[n], n) for _, _, n in up[:reasons]))

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 from attrs import frozen
 
-from emrcomm_content import phrasing
+from emrcomm_content import administrative, phrasing
 from emrcomm_content.folding import Folded, fold_text
 from emrcomm_content.fuzzy import FuzzyIndex
 from emrcomm_content.lexicon import Lexicon, Match, Matcher, compile_lexicons, longest
@@ -155,10 +155,15 @@ class Reading:
 
     hits: list[Hit]
     evidence: list[tuple[tuple[int, int], str]]
+    allowed: tuple[tuple[int, int], ...] = ()  # folded spans where nothing counts (allowed_spans)
 
 
 def _inside(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
     return any(lo <= span[0] and span[1] <= hi for lo, hi in blocks)
+
+
+def _overlaps(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
+    return any(lo < span[1] and span[0] < hi for lo, hi in blocks)
 
 
 class ClinicalDetector:
@@ -180,9 +185,11 @@ class ClinicalDetector:
         self.fuzzy = fuzzy
         self.allow = tuple(p for p in (fold_text(a).strip() for a in (*ADMINISTRATIVE_PHRASES, *allow)) if p)
 
-    def allowed_spans(self, folded: Folded) -> list[tuple[int, int]]:
-        """Folded spans of the clinic's allow-listed phrases."""
-        spans = []
+    def allowed_spans(self, folded: Folded, words: set[str] | None = None) -> list[tuple[int, int]]:
+        """Folded spans of the allow-listed phrases (the clinic's and the built-in ones) and of the
+        administrative wording of administrative.py (names of charities and places, a staff
+        member's own leave, exams named by their purpose)."""
+        spans = administrative.spans(folded, words)
         for phrase in self.allow:
             start = folded.text.find(phrase)
             while start != -1:
@@ -195,7 +202,8 @@ class ClinicalDetector:
         return self.read(folded).hits
 
     def read(self, folded: Folded) -> Reading:
-        allowed = self.allowed_spans(folded)
+        keys = phrasing.text_keys(folded.text)
+        allowed = self.allowed_spans(folded, keys)
         found = [m for matcher in self.matchers for m in matcher.find(folded)]
         if len(self.matchers) > 1:
             found = longest(found)
@@ -226,18 +234,20 @@ class ClinicalDetector:
         evidence = [(folded.span(*m.folded), f"kind:{m.kind}") for m in matches if m.kind not in STANDALONE]
         # The wording counts where no term does: a term names the clinical content more precisely.
         named = [h.span for h in result]
-        for phrase in phrasing.find(folded.text, original):
+        for phrase in phrasing.find(folded.text, original, keys=keys):
             if phrase.in_original:
                 span = phrase.span
             else:
-                if _inside(phrase.span, allowed):
+                if _overlaps(phrase.span, allowed):  # a name's words are not wording about the patient
                     continue
                 span = folded.span(*phrase.span)
-            if phrase.strong and not any(lo < span[1] and span[0] < hi for lo, hi in named):
+            if not phrase.strong:
+                evidence.append((span, f"weak:{phrase.family}"))
+            elif not any(lo < span[1] and span[0] < hi for lo, hi in named):
                 result.append(Hit(span, original[span[0] : span[1]], phrase.family, CONTEXT))
             else:
                 evidence.append((span, f"phrase:{phrase.family}"))
-        return Reading(merge_hits(result), evidence)
+        return Reading(merge_hits(result), evidence, tuple(allowed))
 
     def _in_context(self, folded: Folded, matches: list[Match]) -> list[tuple[tuple[int, int], str]]:
         """Result words next to a test, tests next to a value, symptoms next to a part of the body.

@@ -425,7 +425,7 @@ BODY_EN = [
     "bowel movement", "vision", "eyesight", "hearing", "memory", "sleeping",
 ]
 SYMPTOMS_EN = [
-    "pain", "ache", "aches", "swelling", "lump", "rash", "bleeding", "discharge", "numbness",
+    "pain", "ache", "aches", "swelling", "lump", "rash", "bleeding", "discharge", "numbness", "tightness",
     "tingling", "cramps", "cramping", "spasm", "discomfort", "tenderness", "soreness", "itching",
     "weakness", "difficulty", "difficulties", "damage", "injury", "injuries", "infection",
 ]
@@ -438,7 +438,8 @@ BODY_FR = [
     "intestin", "cœur", "poumon", "déglutition", "respiration", "mémoire", "vision",
 ]
 SYMPTOMS_FR = [
-    "douleur", "douleurs", "mal", "maux", "enflure", "gonflement", "bosse", "éruption", "saignement",
+    "douleur", "douleurs", "mal", "maux", "enflure", "gonflement", "bosse", "éruption", "saignement", "oppression",
+    "serrement",
     "saignements", "écoulement", "engourdissement", "fourmillements", "crampe", "crampes",
     "problème", "problèmes", "raideur", "faiblesse", "démangeaisons", "brûlure", "difficulté",
     "difficultés", "troubles", "blessure", "lésion",
@@ -577,6 +578,75 @@ MORE_CARE_FR = [
     ]),
 ]
 
+# The English and Quebec French forms of one idea, where only one language had it, and the short
+# forms staff write (« dermato », « écho », "mammo", "Pap"), from a term-by-term pass over the lists
+# above in both directions. Each is clinical on its own in a clinic's message to one patient.
+PARITY_EN = [
+    ("medication", [
+        "malaria pills", "antimalarial", "antimalarials", "plan b", "depo shot", "depo injection", "anti inflammatory", "anti inflammatories",
+        "muscle relaxant", "muscle relaxants", "corticosteroid", "prenatal vitamin", "prenatal vitamins",
+        "anti anxiety", "nicotine inhaler",
+    ]),
+    ("test", [
+        "calcium", "albumin", "bilirubin", "troponin", "d dimer", "cortisol", "lipase", "b12",
+        "vitamin b12", "pap", "mammo", "echo", "lumbar puncture", "spinal tap", "ambulatory blood pressure", "eeg",
+        "breathing test", "eye pressure test",
+    ]),
+    ("procedure", [
+        "liquid nitrogen", "cauterization", "cauterisation", "cortisone shot", "cortisone injection",
+        "steroid injection", "oral appliance", "joint injection", "ostomy", "stoma", "ostomy bag",
+        "colon prep",
+    ]),
+    ("specialty", [
+        "ophthalmologist", "ophthalmology", "eye specialist", "retina specialist", "ENT",
+        "ear nose and throat", "geriatrician", "geriatrics", "geriatric clinic", "physiatrist",
+        "neurosurgeon", "neurosurgery", "child psychiatrist", "pathologist", "radiologist", "infectious disease specialist",
+        "tel aide", "peer support worker", "teen clinic", "youth clinic", "youth health clinic",
+    ]),
+    ("condition", [
+        "fungus", "athlete's foot", "plantar wart", "plantar warts", "burn out", "cold sores",
+        "irregular periods", "speech delay", "malaria", "continence", "hearing voices", "hear voices", "low mood", "low days",
+        "atypical cells", "unusual cells", "discharge summary",
+    ]),
+]
+PARITY_FR = [
+    ("medication", [
+        "antipaludique", "antipaludiques", "pilule anticonceptionnelle", "pilules anticonceptionnelles", "anovulant", "anovulants",
+        "contraceptif oral", "contraceptifs oraux", "timbre contraceptif", "anneau vaginal",
+        "anti inflammatoire", "anti inflammatoires", "analgésique", "analgésiques", "antidouleur",
+        "bêtabloquant", "bêtabloquants", "relaxant musculaire", "relaxants musculaires",
+        "éclaircir le sang", "éclaircissant", "vitamine prénatale", "vitamines prénatales",
+        "inhalateur de nicotine",
+    ]),
+    ("test", [
+        "albumine", "bilirubine", "troponine", "d dimères", "vitamine b12", "hémoglobine", "ferritine",
+        "bilan de fer", "bilan hépatique", "bilan rénal", "test de selles",
+        "analyse de selles", "analyses de selles", "échantillon de selles", "culture de selles",
+        "recherche de sang dans les selles", "test de gorge", "test de sucre", "écho",
+        "résonance magnétique", "densitométrie", "test d'effort", "MAPA", "ponction lombaire",
+        "test de souffle", "mammo", "électroencéphalogramme",
+    ]),
+    ("procedure", [
+        "azote liquide", "cautérisation", "infiltration de cortisone",
+        "changement de pansement", "changements de pansement", "orthèse d'avancement mandibulaire",
+        "orthèse buccale", "stomie", "sac de stomie", "préparation pour le côlon",
+    ]),
+    ("specialty", [
+        "ophtalmologiste", "ophtalmologue", "ophtalmologie", "ophtalmo", "ORL", "oto rhino laryngologiste",
+        "otorhinolaryngologie", "dermato", "gynéco", "rhumato", "onco", "neuro", "pédopsychiatre",
+        "pédopsychiatrie", "gériatre", "gériatrie", "physiatre", "hépatologue", "infectiologue",
+        "neurochirurgien", "neurochirurgienne", "neurochirurgie", "pathologiste", "radiologiste", "radiologue", "narcotiques anonymes",
+        "clinique de la ménopause", "pair aidant", "paire aidante", "pairs aidants", "clinique jeunesse",
+    ]),
+    ("condition", [
+        "paludisme", "malaria", "continence", "sobre", "sobriété", "envies de consommer", "retard de la parole", "retard de langage",
+        "règles irrégulières", "mycose", "gale", "pied d'athlète", "verrue plantaire",
+        "verrues plantaires", "burn out", "selles", "ronflements", "feux sauvages", "entendre des voix",
+        "entend des voix", "entendez des voix", "entendent des voix", "humeur basse", "moral bas",
+        "cellules atypiques", "cellules inhabituelles", "résumé de sortie", "résumé d'hospitalisation",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -597,6 +667,7 @@ CLINICAL_EN = Lexicon.of(
     ("procedure", CARE_PROCEDURES_EN),
     ("specialty", CARE_SPECIALTIES_EN),
     *MORE_CARE_EN,
+    *PARITY_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -618,6 +689,7 @@ CLINICAL_FR = Lexicon.of(
     ("procedure", CARE_PROCEDURES_FR),
     ("specialty", CARE_SPECIALTIES_FR),
     *MORE_CARE_FR,
+    *PARITY_FR,
 )
 
 PROMOTIONAL = Lexicon.of(

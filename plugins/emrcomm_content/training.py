@@ -1,10 +1,11 @@
-"""Train the uncertainty score (classifier.py) on the development part of the clinic messages.
+"""Train the uncertainty score (classifier.py) on the development parts of the clinic messages.
 
     python -m emrcomm_content.training benchmarks/data/clinic-messages/dev.tsv \\
+        benchmarks/data/clinic-messages/dev-2.tsv benchmarks/data/clinic-messages/dev-3.tsv \\
         -o plugins/emrcomm_content/classifier.json
 
-Deterministic (no random numbers; rows in file order), so the shipped weights can be checked
-against a fresh run. Only the development part is read: the held-out part is never seen here.
+Deterministic (no random numbers; a fixed order of the rows), so the shipped weights can be
+checked against a fresh run. Only development parts are read: a held-out part is never seen here.
 
 The cut (the score above which free text is rerouted as uncertain) is chosen by five-fold
 cross-validation *within* the development part: every row is scored by a model that did not
@@ -52,13 +53,16 @@ class Row:
     blocked: bool  # a term or a pattern already blocks it
 
 
-def read_rows(path: Path, detector: ClinicalDetector) -> list[Row]:
+def read_rows(paths: Sequence[Path], detector: ClinicalDetector) -> list[Row]:
     rows = []
-    with path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-            reading = detector.read(Folded.of(r["text"]))
-            names = tuple(features(Folded.of(r["text"]), reading.evidence))
-            rows.append(Row(r["id"], r["lang"], r["label"] == "clinical", names, bool(reading.hits)))
+    for path in paths:
+        with path.open(encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                reading = detector.read(Folded.of(r["text"]))
+                names = tuple(features(Folded.of(r["text"]), reading.evidence))
+                rows.append(Row(r["id"], r["lang"], r["label"] == "clinical", names, bool(reading.hits)))
+    if len({r.id for r in rows}) != len(rows):
+        raise ValueError("the same row id is in more than one development file")
     return rows
 
 
@@ -133,11 +137,11 @@ def report(rows: Sequence[Row], scores: Sequence[float], cut: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dev", type=Path, help="the development part (dev.tsv)")
+    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv, dev-2.tsv, dev-3.tsv)")
     parser.add_argument("-o", "--output", type=Path, help="write the weights here (default: print a summary only)")
     args = parser.parse_args(argv)
-    if "heldout" in args.dev.name:
-        parser.error("the held-out part is never used for training")
+    if any("heldout" in p.name for p in args.dev):
+        parser.error("a held-out part is never used for training")
     from emrcomm_content import cache
 
     compiled = cache.compiled(("core", "drugs", "icd10cm"))
@@ -146,14 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     scores = out_of_fold(rows)
     cut = choose_cut(rows, scores)
     model = train(rows)
-    parts = args.dev.resolve().parts
-    trained_on = "/".join(parts[parts.index("benchmarks"):]) if "benchmarks" in parts else args.dev.name
+    trained_on = ", ".join(_shown(p) for p in args.dev)
     model = Classifier(model.weights, model.bias, cut=cut, trained_on=trained_on)
     print(f"{len(rows)} rows, {len(model.weights)} weights, cut {cut}", file=sys.stderr)
     print(report(rows, scores, cut), file=sys.stderr)
     if args.output:
         args.output.write_text(json.dumps(model.to_json(), ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
     return 0
+
+
+def _shown(path: Path) -> str:
+    parts = path.resolve().parts
+    return "/".join(parts[parts.index("benchmarks"):]) if "benchmarks" in parts else path.name
 
 
 if __name__ == "__main__":
