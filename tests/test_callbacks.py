@@ -16,9 +16,9 @@ from conftest import Clock
 from emrcomm.host import Host
 from emrcomm.lifecycle.events import Event, Source
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Status
-from emrcomm.web.callbacks import twilio_signature
+from emrcomm.model import DeliveryUpdate, Status
 from emrcomm_sms.callbacks import mo_token, record_signature
+from emrcomm_sms.routes import twilio_signature
 from portal_kit import running_server
 from support import BASE_CONFIG, communication
 from test_worker import reminder
@@ -265,12 +265,12 @@ def test_a_long_message_is_delivered_with_one_report(host: Host, client: Client)
 def test_a_confirmation_that_failed_is_sent_when_the_provider_retries_the_stop(
     host: Host, client: Client, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emrcomm.inbound
-    from emrcomm.inbound import handle_inbound
+    from emrcomm.errors import PluginError
 
     host.send(reminder("r-1"))
     clock.now += dt.timedelta(minutes=5)
-    real, calls = emrcomm.inbound._answer, []
+    optout = host.plugins.get("optout")
+    real, calls = optout._answer, []
 
     def directory_down_once(*args: Any) -> None:
         calls.append(args)
@@ -278,9 +278,10 @@ def test_a_confirmation_that_failed_is_sent_when_the_provider_retries_the_stop(
             raise RuntimeError("directory down")
         real(*args)
 
-    monkeypatch.setattr(emrcomm.inbound, "_answer", directory_down_once)
-    with pytest.raises(RuntimeError):  # the callback fails: the ledger is written, the answer is not
-        handle_inbound(host, channel="sms", address=NUMBER, text="STOP", at=host.clock(), provider_id="mo-1")
+    monkeypatch.setattr(optout, "_answer", directory_down_once)
+    with pytest.raises(PluginError, match="'optout'"):  # the ledger is written, the answer is not
+        host.delivery_update(DeliveryUpdate(kind="reply", at=host.clock(), channel="sms", address=NUMBER,
+                                            text="STOP", provider_id="mo-1"))
     events = host.storage.consent.events(channel="sms", address=NUMBER)
     assert events and events[-1].revokes
     assert mo(client, "STOP", "mo-1").status_code == 200  # Kannel retrying the callback

@@ -166,7 +166,6 @@ def test_a_keyword_reply_updates_the_ledger_at_once(tmp_path: Path, reply: str, 
 
 
 def test_a_second_confirmation_request_after_a_stop_is_refused(make_host) -> None:  # type: ignore[no-untyped-def]
-    from emrcomm.inbound import Handled, handle_inbound
     from emrcomm.model import Category
 
     host = make_host()
@@ -174,8 +173,9 @@ def test_a_second_confirmation_request_after_a_stop_is_refused(make_host) -> Non
     first = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1", template="appointment-reminder",
                               variables={"appointment": appointment}, appointment=appointment, channel="sms"))
     assert first.channels == ("sms",)
-    assert handle_inbound(host, channel="sms", address=MOBILE, text="STOP", at=host.clock(),
-                          provider_id="mo-1") is Handled.OPTOUT
+    host.delivery_update(DeliveryUpdate(kind="reply", at=host.clock(), channel="sms", address=MOBILE, text="STOP",
+                                        provider_id="mo-1"))
+    assert host.storage.consent.last(channel="sms", address=MOBILE).revokes  # type: ignore[union-attr]
     sent = [e["resource"] for e in host.records(channel="sms", status="completed")["entry"]]
     assert sum(r["basedOn"][0]["identifier"]["value"].startswith("optout-confirmation") for r in sent
                if "identifier" in r["basedOn"][0]) == 1

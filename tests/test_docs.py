@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import inspect
-import re
 from pathlib import Path
 
-import pluggy
 import pytest
 
-from emrcomm.plugin import NAME
+from docs_kit import example_plugin
+from emrcomm.config import load_config
+from emrcomm.host import Host
 from emrcomm.plugin import spec as hookspecs
-from emrcomm.testing import make_context
-from support import REPO
+from emrcomm.plugin.manager import discover
+from support import write_config
 
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("emrcomm_"))
-DOC = (REPO / "docs" / "hooks.md").read_text(encoding="utf-8")
-
-
-def section(name: str) -> str:
-    match = re.search(rf"^## {name}\n(.*?)(?=^## |\Z)", DOC, re.S | re.M)
-    assert match, f"docs/hooks.md has no '## {name}' section"
-    return match.group(1)
-
-
-def example(name: str) -> str:
-    blocks = re.findall(r"```python\n(.*?)```", section(name), re.S)
-    assert blocks, f"docs/hooks.md: the {name} section has no python example"
-    return blocks[0]
 
 
 def test_the_contract_has_the_hooks_the_design_names() -> None:
@@ -51,20 +38,18 @@ def test_hook_spec_says_what_it_returns_and_since_when(name: str) -> None:
     assert "return" in hints and all(p in hints for p in inspect.signature(spec).parameters)
 
 
+def load_example(name: str, folder: Path, settings: str = "") -> Host:
+    """A host running the docs' example for hook ``name`` as the loader runs any plugin."""
+    with example_plugin(name, folder / "code") as ep:
+        return Host(load_config(write_config(folder, f"\n[plugins.example]\n{settings}")),
+                    entry_points={**discover(), "example": ep})
+
+
 @pytest.mark.parametrize("name", HOOKS)
-def test_hook_example_in_the_docs_implements_the_hook(name: str, tmp_path: Path) -> None:
-    namespace: dict[str, object] = {}
-    exec(compile(example(name), f"docs/hooks.md#{name}", "exec"), namespace)
-    classes = [obj for obj in namespace.values() if inspect.isclass(obj) and hasattr(obj, name)]
-    assert classes, f"the {name} example defines no class implementing it"
-    cls = classes[-1]
-    params = inspect.signature(cls).parameters
-    plugin = cls(make_context("example", {}, tmp_path)) if params else cls()
-    pm = pluggy.PluginManager(NAME)
-    pm.add_hookspecs(hookspecs)
-    pm.register(plugin, name="example")  # raises if the signature breaks the spec
-    pm.check_pending()
-    assert [impl.plugin_name for impl in getattr(pm.hook, name).get_hookimpls()] == ["example"]
+def test_hook_example_in_the_docs_loads_as_a_plugin_and_implements_the_hook(name: str, tmp_path: Path) -> None:
+    with load_example(name, tmp_path) as host:
+        hooks = dict((p.name, h) for p, h in host.plugins.hooks_of())
+    assert name in hooks["example"]
 
 
 @pytest.mark.parametrize("name", HOOKS)
@@ -74,13 +59,12 @@ def test_hook_is_exercised_by_a_test(name: str) -> None:
     assert users, f"no test names {name}"
 
 
-def test_render_example_really_renders(tmp_path: Path) -> None:
+def test_render_example_really_renders_through_the_host(tmp_path: Path) -> None:
     from emrcomm.model import Request
-    from emrcomm.testing import make_recipient
 
-    namespace: dict[str, object] = {}
-    exec(example("emrcomm_render"), namespace)
-    renderer = namespace["ShoutingRenderer"]()  # type: ignore[operator]
-    message = renderer.emrcomm_render(Request("Patient/1", "appointment-reminder", template="shout"),
-                                      make_recipient())
-    assert message.text == "HELLO ALEX"
+    with load_example("emrcomm_render", tmp_path) as host:
+        request = Request("Patient/on-en", "appointment-reminder", template="shout")
+        recipient = host.plugins.find_recipient(request)
+        assert recipient is not None
+        message = host.plugins.render(request, recipient)
+    assert message.text == f"HELLO {recipient.given_name.upper()}"

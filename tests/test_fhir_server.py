@@ -332,20 +332,20 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def test_records_flush_and_queue_from_the_command_line(
+def test_the_plugin_command_flushes_and_shows_the_queue(
         fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, records_table(fhir, push="manual"))
     with Host.from_config(config) as host:
         send_batch(host, 3, "cli")
         expected = len(embedded(host))
-    code, out = run(capsys, "records", "queue", "--config", str(config), "--json")
-    assert code == 0 and json.loads(out)[0]["pending"] == expected
-    code, out = run(capsys, "records", "flush", "--config", str(config), "--json")
-    assert code == 0 and json.loads(out)[0]["filed"] == expected
+    code, out = run(capsys, "fhir-records", "queue", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["pending"] == expected
+    code, out = run(capsys, "fhir-records", "flush", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["filed"] == expected
     fhir.stop()
     with Host.from_config(config) as host:
         host.send(reminder(rid="cli-late"))
-    code, out = run(capsys, "records", "flush", "--config", str(config))
+    code, out = run(capsys, "fhir-records", "flush", "--config", str(config))
     assert code == 4 and "1 waiting" in out and "unavailable" in out
 
 
@@ -356,7 +356,7 @@ def test_records_search_the_server_by_patient_status_channel_and_date(
         send_batch(host, 5, "search")
         filer(host).flush()
         mine = embedded(host)
-    base = ("records", "--source", "server", "--config", str(config))
+    base = ("fhir-records", "search", "--config", str(config))
     code, out = run(capsys, *base, "--patient", "Patient/qc-fr")
     bundle = json.loads(out)
     assert code == 0 and bundle["type"] == "searchset" and schema_errors(bundle) == []

@@ -32,8 +32,8 @@ from emrcomm.errors import RequestError
 from emrcomm.host import Host
 from emrcomm.testing import FixedClock
 from emrcomm.web import create_app
-from emrcomm.web.callbacks import twilio_signature
 from emrcomm_sms.callbacks import mo_token, record_signature
+from emrcomm_sms.routes import twilio_signature
 from hostile_kit import BASE, FORM, NUMBER, SECRET, TOKEN, InProcess, kannel_config, twilio_config
 from support import BASE_CONFIG, fhir_request, write_config
 

@@ -49,7 +49,7 @@ PDF = b"%PDF-1.4\n% lipid panel: LDL 4.9 mmol/L\n%%EOF\n"
 
 
 def service(host: Host):  # type: ignore[no-untyped-def]
-    return host.channels["portal"].transport.service
+    return host.plugins.get("portal").service
 
 
 def run_cli(host: Host, *args: str) -> int:
@@ -79,7 +79,7 @@ def test_the_notice_carries_only_the_clinic_name_and_the_link(host: Host) -> Non
 def test_the_notice_link_opens_the_message_it_announces(host: Host) -> None:
     outcome = send_note(host)
     token = token_in(notice_for(host, outcome)["text"])
-    visit = service(host).visit(token, host)
+    visit = service(host).visit(token)
     assert visit.state == "ready" and visit.message_id == outcome.record_ids[0]
 
 
@@ -133,9 +133,9 @@ def test_the_database_holds_no_plaintext_of_any_portal_message(host: Host) -> No
     subject = "Lipid panel and HbA1c follow-up"
     outcome = send_note(host, subject=subject, attachments=(Attachment("application/pdf", PDF, "lipid-panel.pdf"),))
     token = token_in(notice_for(host, outcome)["text"])
-    opened = service(host).verify(token, BIRTH_DATE, host).opened
+    opened = service(host).verify(token, BIRTH_DATE).opened
     reply = "I stopped taking atorvastatin last week because of muscle cramps."
-    assert service(host).reply(opened.session, reply, host) == "sent"
+    assert service(host).reply(opened.session, reply) == "sent"
     database = database_bytes(host)
     assert database  # the file and its log are there to search
     for plain in (NOTE, *NOTE_WORDS, subject, reply, "atorvastatin", "muscle cramps", "lipid panel", "LDL 4.9",
@@ -177,7 +177,7 @@ def test_key_rotation_reencrypts_every_message_and_old_messages_still_open(host:
     # this host loaded the ring before the rotation: it finds the new key and opens both messages
     for outcome in (first, second):
         token = token_in(notice_for(host, outcome)["text"])
-        assert service(host).verify(token, BIRTH_DATE, host).opened.text == NOTE
+        assert service(host).verify(token, BIRTH_DATE).opened.text == NOTE
     # new messages from the old process still open after a second rotation that retires keys
     third = send_note(host, "note-3")
     assert run_cli(host, "keys", "rotate", "--retire") == 0
@@ -210,7 +210,7 @@ def test_attachments_travel_only_through_the_portal(host: Host) -> None:
     outcome = send_note(host, **request)
     assert outcome.channels == ("portal", "sms")
     assert any(line.startswith("sms: not proposed (it has attachments") for line in outcome.explanation)
-    opened = service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE, host).opened
+    opened = service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE).opened
     assert opened.attachments == (("lipid.pdf", "application/pdf"),)
     assert service(host).attachment(opened.session, 0) == ("lipid.pdf", "application/pdf", PDF)
     assert service(host).attachment(opened.session, 1) is None
@@ -234,8 +234,8 @@ def test_recall_from_the_command_line_stops_the_record(host: Host, capsys: pytes
 
 def test_a_read_message_cannot_be_recalled(host: Host) -> None:
     outcome = send_note(host)
-    service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE, host)
-    assert service(host).recall(outcome.record_ids[0], host) == "read"
+    service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
+    assert service(host).recall(outcome.record_ids[0]) == "read"
     assert communication(host, outcome.record_ids[0])["status"] == "completed"
 
 
@@ -243,18 +243,18 @@ def test_recalling_a_held_message_cancels_its_notice(host: Host, clock) -> None:
     clock.now = dt.datetime(2026, 11, 23, 22, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     outcome = send_note(host)
     assert outcome.status is Status.HELD
-    assert service(host).recall("note-1", host) == "recalled"
+    assert service(host).recall("note-1") == "recalled"
     assert host.storage.outbox.for_request("note-1") == []  # the notice will not go
     assert [host.storage.records.get(r).state for r in outcome.record_ids] == ["recalled", "cancelled"]  # type: ignore[union-attr]
 
 
 def test_expire_sweeps_unread_messages_and_asks_staff_to_check(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
     unread, read = send_note(host, "note-1"), send_note(host, "note-2")
-    service(host).verify(token_in(notice_for(host, read)["text"]), BIRTH_DATE, host)
+    service(host).verify(token_in(notice_for(host, read)["text"]), BIRTH_DATE)
     clock.now += dt.timedelta(days=6)
-    assert service(host).expire_due(host) == []
+    assert service(host).expire_due() == []
     clock.now += dt.timedelta(days=2)
-    assert service(host).expire_due(host) == [unread.record_ids[0]]
+    assert service(host).expire_due() == [unread.record_ids[0]]
     assert messages(host).get(read.record_ids[0])["state"] == "read"
     assert [i["kind"] for i in host.storage.inbox.items()] == ["expired-unread"]
 
@@ -267,13 +267,13 @@ def test_the_expire_command_reports_what_it_expired(host: Host, capsys: pytest.C
 def test_a_request_expiry_shortens_the_link(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
     outcome = send_note(host, expires=clock.now + dt.timedelta(days=2))
     clock.now += dt.timedelta(days=2, seconds=1)
-    assert service(host).visit(token_in(notice_for(host, outcome)["text"]), host).state == "expired"
+    assert service(host).visit(token_in(notice_for(host, outcome)["text"])).state == "expired"
 
 
 def test_a_wrong_token_is_unknown(host: Host) -> None:
     send_note(host)
-    assert service(host).visit("1" + "a" * 52, host).state == "unknown"
-    assert service(host).verify("../../etc", WRONG_DATE, host).state == "unknown"
+    assert service(host).visit("1" + "a" * 52).state == "unknown"
+    assert service(host).verify("../../etc", WRONG_DATE).state == "unknown"
 
 
 # never a silent drop --------------------------------------------------------------------------------
@@ -317,16 +317,16 @@ def check_unannounced(host: Host) -> None:
 def test_the_inbox_command_lists_replies_and_shows_their_words_on_request(
         host: Host, capsys: pytest.CaptureFixture[str]) -> None:
     outcome = send_note(host)
-    opened = service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE, host).opened
-    service(host).reply(opened.session, "Can I book an appointment next week?", host)
+    opened = service(host).verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE).opened
+    service(host).reply(opened.session, "Can I book an appointment next week?")
     capsys.readouterr()
-    assert run_cli(host, "portal", "inbox") == 0
+    assert run_cli(host, "inbox") == 0
     listing = capsys.readouterr().out
     assert "reply" in listing and "appointment" in listing and "book an appointment" not in listing
-    assert run_cli(host, "portal", "inbox", "--text") == 0
+    assert run_cli(host, "inbox", "--text") == 0
     assert "Can I book an appointment next week?" in capsys.readouterr().out
     [item] = host.storage.inbox.items()
-    assert run_cli(host, "portal", "done", item["id"]) == 0
+    assert run_cli(host, "inbox", "done", item["id"]) == 0
     assert host.storage.inbox.items() == [] and host.storage.inbox.items(state="done")[0]["task"]["status"] == "completed"
 
 
@@ -467,7 +467,7 @@ def test_concurrent_wrong_answers_get_no_more_tries_than_the_limit(host: Host, m
 
     monkeypatch.setattr(svc.transport, "unseal", unseal_together)
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(svc.verify(token, WRONG_DATE, host).state))
+    threads = [threading.Thread(target=lambda: results.append(svc.verify(token, WRONG_DATE).state))
                for _ in range(guesses)]
     for thread in threads:
         thread.start()
@@ -477,7 +477,7 @@ def test_concurrent_wrong_answers_get_no_more_tries_than_the_limit(host: Host, m
     assert comparisons.wrong == svc.attempts == 5
     assert sorted(results) == ["locked"] * (guesses - 4) + ["wrong"] * 4
     monkeypatch.setattr(svc.transport, "unseal", unseal)
-    assert svc.verify(token, BIRTH_DATE, host).state == "locked"
+    assert svc.verify(token, BIRTH_DATE).state == "locked"
     row = messages(host).get(outcome.record_ids[0])
     assert row["locked"] and row["attempts"] == 5 and row["state"] == "unread"
 
@@ -493,13 +493,13 @@ def test_a_link_locked_while_the_right_answer_is_checked_does_not_open(
     token = token_in(notice_for(host, outcome)["text"])
     svc = service(host)
     for _ in range(wrong_before):
-        assert svc.verify(token, WRONG_DATE, host).state == "wrong"
+        assert svc.verify(token, WRONG_DATE).state == "wrong"
     comparisons = _Comparisons()
     monkeypatch.setattr(portal_service, "hmac", comparisons)
     other: list[str] = []
 
     def last_wrong_answer() -> None:
-        other.append(svc.verify(token, WRONG_DATE, host).state)
+        other.append(svc.verify(token, WRONG_DATE).state)
 
     if where == "compare":
         comparisons.during = last_wrong_answer
@@ -514,7 +514,7 @@ def test_a_link_locked_while_the_right_answer_is_checked_does_not_open(
             return unseal(row)
 
         monkeypatch.setattr(svc.transport, "unseal", unseal_after_a_wrong_answer)
-    visit = svc.verify(token, BIRTH_DATE, host)
+    visit = svc.verify(token, BIRTH_DATE)
     assert other == ["locked"]
     row = messages(host).get(outcome.record_ids[0])
     assert row["locked"] is not None and row["state"] == "unread"

@@ -168,7 +168,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
 def test_a_recalled_message_says_it_is_no_longer_available(host: Host, site: str, page: Any) -> None:
     outcome = send_note(host, "note-recalled")
     link = local(link_in(notice_for(host, outcome)["text"]), site)
-    assert host.channels["portal"].transport.service.recall("note-recalled", host) == "recalled"
+    assert host.plugins.get("portal").service.recall("note-recalled") == "recalled"
     page.goto(link)
     assert heading(page) == EN["problem_recalled_title"]
     assert page.get_by_text(EN["problem_recalled"]).is_visible()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emrcomm import ConfigError, Message, RenderError, Request
 from emrcomm.config import validate
+from emrcomm.host import Host
 from emrcomm.testing import TEST_CLINIC, make_context, make_recipient
 from emrcomm_templates import Plugin
 
@@ -363,9 +365,15 @@ def test_naive_datetime_is_refused_as_ambiguous(plugin: Plugin, value: object) -
         render(plugin, "appointment-reminder", {"appointment": value})
 
 
-def test_unknown_template_lists_the_ones_that_exist(plugin: Plugin) -> None:
-    with pytest.raises(RenderError, match=r"'appointment-remindr'.*appointment-reminder"):
-        render(plugin, "appointment-remindr", {})
+def test_unknown_template_is_left_to_other_plugins_and_the_host_lists_the_ones_that_exist(
+        plugin: Plugin, make_host: Callable[..., Host]) -> None:
+    request = Request("Patient/test-1", "appointment-reminder", template="appointment-remindr")
+    assert plugin.emrcomm_render(request=request, recipient=make_recipient()) is None  # another plugin's, perhaps
+    host = make_host()
+    request = Request("Patient/on-en", "appointment-reminder", template="appointment-remindr")
+    with pytest.raises(RenderError, match=r"no plugin renders template 'appointment-remindr'; choose one of: "
+                                          r"appointment-reminder, help-reply"):
+        host.plugins.render(request, make_recipient())
 
 
 def test_unknown_patient_time_zone_is_a_render_error(plugin: Plugin) -> None:

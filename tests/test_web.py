@@ -192,7 +192,7 @@ def test_link_lifetime_is_configurable(served: Callable[..., tuple[Host, Portal]
 def test_a_recalled_message_is_no_longer_available(served: Callable[..., tuple[Host, Portal]]) -> None:
     host, portal = served()
     token, record = sent_token(host)
-    assert host.channels["portal"].transport.service.recall("note-1", host, "sent to the wrong patient") == "recalled"
+    assert host.plugins.get("portal").service.recall("note-1", "sent to the wrong patient") == "recalled"
     page = portal.get(f"/m/{token}")
     assert page.status_code == 410 and title(page) == EN["problem_recalled_title"]
     assert portal.answer(token, BIRTH_DATE).status_code == 410

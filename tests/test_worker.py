@@ -281,17 +281,14 @@ def test_a_stop_after_the_hold_stops_the_held_reminder(make_host: Callable[..., 
 def test_a_queued_row_is_not_sent_after_stop_but_the_confirmation_is(
     make_host: Callable[..., Host], clock: Clock
 ) -> None:
-    from emrcomm.inbound import Handled, handle_inbound
-
     host = make_host(QUEUE)
     host.send(reminder("r-0"))
     assert worker(host).run(once=True).sent == 1  # the message the patient answers
     outcome = host.send(reminder())
     assert outcome.status is Status.QUEUED
     clock.now += dt.timedelta(minutes=5)
-    handled = handle_inbound(host, channel="sms", address="+16135550123", text="STOP", at=host.clock(),
-                             provider_id="mo-1")
-    assert handled is Handled.OPTOUT
+    host.delivery_update(DeliveryUpdate(kind="reply", at=host.clock(), channel="sms", address="+16135550123",
+                                        text="STOP", provider_id="mo-1"))
     stats = worker(host).run(once=True)
     assert stats.sent == 1 and stats.cancelled == 1
     [_first, confirmation] = sink(host)  # the confirmation goes by SMS although SMS is revoked

@@ -27,8 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import emrcomm
-from emrcomm import PluginContext
-from emrcomm.config import load_schema
+from emrcomm import PluginContext, settings_schema
 from emrcomm.model import Category, Finding, Message
 from emrcomm.rules import clinical_trigger, finding
 from emrcomm_content import cache, classifier, links
@@ -97,7 +96,7 @@ def _phone_digits(phone: str) -> tuple[str, ...]:
 class Plugin:
     """Inspect the rendered words of a message and report facts, never verdicts."""
 
-    settings_schema = load_schema("plugins/content.schema.json")
+    settings_schema = settings_schema(__name__)
 
     def __init__(self, context: PluginContext) -> None:
         self.context = context

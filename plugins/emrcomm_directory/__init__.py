@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import emrcomm
-from emrcomm.config import load_schema
+from emrcomm import settings_schema
 from emrcomm.fhir.patients import (
     PURPOSE_SYSTEM,
     RecipientRefused,
@@ -50,7 +50,7 @@ _AMBIGUOUS = ""
 class Plugin:
     """The FHIR Bundle directory."""
 
-    settings_schema = load_schema("plugins/directory.schema.json")
+    settings_schema = settings_schema(__name__)
 
     def __init__(self, context: emrcomm.PluginContext) -> None:
         self.context = context

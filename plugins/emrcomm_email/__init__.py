@@ -9,8 +9,7 @@ from typing import Any
 
 import attrs
 
-from emrcomm import Channel, Finding, Message, PluginContext, hookimpl
-from emrcomm.config import load_schema
+from emrcomm import Channel, Finding, Message, PluginContext, hookimpl, settings_schema
 from emrcomm.rules import finding
 
 from .compose import FOOTER, build_email
@@ -49,7 +48,7 @@ class Plugin:
     """Registers the ``email`` channel (insecure, v3 medium EMAILWRIT) and checks the email form
     (docs/rule-catalogue.md H): one-click unsubscribe for subscriptions, the misdirection notice."""
 
-    settings_schema = load_schema("plugins/email.schema.json")
+    settings_schema = settings_schema(__name__)
 
     def __init__(self, context: PluginContext) -> None:
         settings = context.settings

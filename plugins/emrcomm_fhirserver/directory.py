@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import emrcomm
-from emrcomm.config import load_schema
+from emrcomm import settings_schema
 from emrcomm.errors import PluginError
 from emrcomm.fhir import safe_ref
 from emrcomm.fhir.patients import RecipientRefused, recipient_from_fhir
@@ -34,7 +34,7 @@ log = logging.getLogger("emrcomm.plugin.fhir-directory")
 class DirectoryPlugin:
     """Patients and their communication consents, read from a FHIR server at each request."""
 
-    settings_schema = load_schema("plugins/fhir-directory.schema.json")
+    settings_schema = settings_schema("emrcomm_fhirserver", "directory.schema.json")
 
     def __init__(self, context: emrcomm.PluginContext) -> None:
         self.context = context

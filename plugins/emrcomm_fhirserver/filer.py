@@ -34,10 +34,8 @@ from urllib.parse import urlencode
 from attrs import frozen
 
 import emrcomm
-from emrcomm.config import load_schema
-from emrcomm.errors import ConfigError
+from emrcomm import ConfigError, Migration, settings_schema
 from emrcomm.fhir import RECORD_ID_SYSTEM, communication
-from emrcomm.storage import Migration
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
@@ -93,7 +91,7 @@ def identifier_query(record_id: str) -> str:
 class RecordsPlugin:
     """Files every record of the embedded chart on a FHIR server (see the module docstring)."""
 
-    settings_schema = load_schema("plugins/fhir-records.schema.json")
+    settings_schema = settings_schema("emrcomm_fhirserver", "records.schema.json")
 
     def __init__(self, context: emrcomm.PluginContext) -> None:
         self.context = context
@@ -129,6 +127,12 @@ class RecordsPlugin:
     @emrcomm.hookimpl
     def emrcomm_migrations(self) -> tuple[Migration, ...]:
         return MIGRATIONS
+
+    @emrcomm.hookimpl
+    def emrcomm_cli_commands(self) -> list[emrcomm.Command]:
+        from emrcomm_fhirserver.commands import COMMANDS
+
+        return COMMANDS
 
     @emrcomm.hookimpl
     def emrcomm_file_record(self, record: emrcomm.Record) -> None:

@@ -1,21 +1,46 @@
-"""Essential plugin: the opt-out ledger. After STOP (or an unsubscribe, or a front-desk note)
-nothing more goes to that address on that channel, at once.
+"""Essential plugin: the opt-out ledger, and what a patient's message does (docs/rule-catalogue.md B).
 
-Inbound keyword parsing lives with the channels; they report opt-outs as DeliveryUpdates of
-kind ``optout`` / ``optin``, which this plugin writes to the ledger.
+After STOP (or an unsubscribe, or a front-desk note) nothing more goes to that address on that
+channel, at once. A message from a patient reaches every plugin as a ``reply`` update, with the
+record it answers and the patient when the host found them by address; this plugin acts on it:
+
+- STOP (and its French and carrier forms) reaches the consent ledger first, then is confirmed
+  exactly once; START re-subscribes; HELP gets the clinic's help reply.
+- Free text that reads like an opt-out ("please stop texting me") goes to staff to confirm.
+- Any other reply gets the clinic's auto-reply, once a day per address.
+
+Answers are ordinary requests sent through the host (``context.send``): they pass every check and
+leave through the outbox like any message; their ids make each one once.
 """
 
 from __future__ import annotations
 
-from emrcomm import Channel, DeliveryUpdate, Finding, Message, PluginContext, Route, hookimpl
-from emrcomm.rules import finding
-from emrcomm_optout.keywords import Keyword, classify, normalize
+import datetime as dt
+import hashlib
+
+from emrcomm import (
+    Category,
+    Channel,
+    DeliveryUpdate,
+    Finding,
+    Message,
+    PluginContext,
+    Request,
+    Route,
+    finding,
+    hookimpl,
+)
+from emrcomm_optout.keywords import Keyword, classify, looks_like_revocation, normalize
 
 CONFIRMATION = "optout-confirmation"
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
 class Plugin:
-    """Suppression (docs/rule-catalogue.md B): CONSENT_REVOKED when the ledger's last word is a revocation."""
+    """Suppression: CONSENT_REVOKED when the ledger's last word is a revocation; keyword replies."""
 
     settings_schema = None
 
@@ -27,14 +52,14 @@ class Plugin:
     def emrcomm_validate(self, message: Message, channel: Channel, route: Route) -> list[Finding]:
         if not channel.address_system or not route.address:
             return []
-        last = self.context.storage.consent.last(channel=channel.name, address=route.address)
+        last = self.context.consent.last(channel=channel.name, address=route.address)
         if last is None or not last.revokes:
             return []
         # The one confirmation after an opt-out is the only message that may still go: only
         # while no confirmation has been queued to that address on that channel since the
         # revocation (other messages cannot have been: this check blocks them). Counting only
         # confirmations keeps a message queued in the same instant as the STOP from blocking it.
-        if message.template == CONFIRMATION and not self.context.storage.records.count_to(
+        if message.template == CONFIRMATION and not self.context.records.count_to(
             channel=channel.name, address=route.address, since=last.at, template=CONFIRMATION
         ):
             return []
@@ -42,25 +67,72 @@ class Plugin:
 
     @hookimpl
     def emrcomm_delivery_update(self, update: DeliveryUpdate) -> None:
-        """Opt-outs and opt-ins reach the ledger at once: as such, or as a keyword reply."""
+        """Opt-outs and opt-ins reach the ledger at once: as such, or as a keyword reply; a reply
+        from an address then gets its answer."""
         if not update.channel or not update.address:
             return
-        kind, source = update.kind, update.text
-        if kind == "reply":
-            keyword = classify(update.text or "")
-            if keyword not in (Keyword.OPT_OUT, Keyword.OPT_IN):
-                return
-            kind = "optout" if keyword is Keyword.OPT_OUT else "optin"
-            source = f"{normalize(update.text or '')} reply"
-        elif kind not in ("optout", "optin"):
-            return
-        self.context.storage.consent.add(
-            patient=update.detail or "unknown",
-            channel=update.channel,
-            address=update.address,
-            purpose=None,
-            action="revoke" if kind == "optout" else "grant",
-            at=update.at,
-            source=source or ("STOP reply" if kind == "optout" else "START reply"),
+        if update.kind in ("optout", "optin"):
+            self._write(update, update.kind, update.text or ("STOP reply" if update.kind == "optout" else "START reply"))
+        elif update.kind == "reply":
+            self._reply(update)
+
+    def _write(self, update: DeliveryUpdate, kind: str, source: str) -> None:
+        assert update.channel and update.address
+        self.context.consent.add(
+            patient=update.detail or "unknown", channel=update.channel, address=update.address, purpose=None,
+            action="revoke" if kind == "optout" else "grant", at=update.at, source=source,
         )
         self.context.log.info("consent ledger: %s on %s", kind, update.channel)
+
+    def _reply(self, update: DeliveryUpdate) -> None:
+        """What one message from ``update.address`` does. A provider retrying its callback
+        changes nothing: the ledger, the staff item and the answers are keyed."""
+        assert update.channel and update.address
+        channel, address, text = update.channel, update.address, update.text or ""
+        # Answers go only to a patient the host matched: the one the last message to this address was for.
+        facts = self.context.records.facts(update.record_id) if update.record_id else None
+        patient = facts.request.patient_ref if facts is not None else ""
+        category = facts.request.category if facts is not None else Category.APPOINTMENT_REMINDER
+        before = self.context.consent.last(channel=channel, address=address)
+        already_out = before is not None and before.revokes
+        message_key = update.provider_id or f"{address}|{update.at.isoformat()}"
+        keyword = classify(text)
+        if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
+            self._write(update, "optout" if keyword is Keyword.OPT_OUT else "optin", f"{normalize(text)} reply")
+        if keyword is Keyword.OPT_OUT:
+            run = self._revoke_run(channel, address)
+            if patient and run is not None:
+                # Exactly one confirmation per opt-out: the id names the run of revocations this
+                # STOP belongs to, so a second STOP or the provider retrying this callback (perhaps
+                # after the confirmation failed the first time) finds it handled or sends it now.
+                self._answer(patient, category, CONFIRMATION, channel, f"optout-confirmation-{_digest(channel, address, run)}")
+        elif keyword is Keyword.HELP:
+            if patient:
+                self._answer(patient, category, "help-reply", channel, f"help-reply-{_digest(channel, message_key)}")
+        elif keyword is Keyword.NONE and looks_like_revocation(text):
+            if patient:
+                self.context.raise_item(
+                    kind="reply", key=f"revocation|{message_key}", patient=patient, priority="urgent",
+                    description="The patient's reply reads like a request to stop messages on this channel: "
+                                "confirm with them and record it in the consent ledger.",
+                    request_id=facts.request.id if facts is not None else None, record_id=update.record_id,
+                    reasons=("PROBABLE_REVOCATION",), keywords=("opt-out",))
+            self.context.log.info("inbound on %s: probable opt-out sent to staff", channel)
+        elif keyword is Keyword.NONE and patient and not already_out:
+            day = update.at.astimezone(dt.UTC).date().isoformat()
+            self._answer(patient, category, "reply-auto-answer", channel, f"auto-answer-{_digest(channel, address, day)}")
+
+    def _revoke_run(self, channel: str, address: str) -> str | None:
+        """An id for the current opt-out: the ledger position (``seq``) of the first revocation of
+        the trailing run of revocations; None when the ledger's last word is not a revocation."""
+        start = None
+        for event in reversed(self.context.consent.events(channel=channel, address=address)):
+            if not event.revokes:
+                break
+            start = event
+        return None if start is None else str(start.seq)
+
+    def _answer(self, patient: str, category: Category, template: str, channel: str, request_id: str) -> None:
+        """Send ``template`` to the patient on ``channel`` as an ordinary request (the id makes it once)."""
+        outcome = self.context.send(Request(patient, category, id=request_id, template=template, channel=channel))
+        self.context.log.info("inbound answer %s: %s", request_id, outcome.status.value)

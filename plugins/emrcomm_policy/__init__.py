@@ -15,8 +15,7 @@ from typing import Any
 import attrs
 
 import emrcomm
-from emrcomm import PluginContext
-from emrcomm.config import load_schema
+from emrcomm import PluginContext, settings_schema
 from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
 from emrcomm.rules import finding
 from emrcomm.segments import count_segments
@@ -32,9 +31,9 @@ EXEMPTION_PER_DAY, EXEMPTION_PER_WEEK = 1, 3
 
 
 class Plugin:
-    """The built-in validators. Settings: see schemas/plugins/policy.schema.json."""
+    """The built-in validators. Settings: see schema.json in this package."""
 
-    settings_schema = load_schema("plugins/policy.schema.json")
+    settings_schema = settings_schema(__name__)
 
     def __init__(self, context: PluginContext) -> None:
         self.context = context

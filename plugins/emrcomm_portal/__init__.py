@@ -5,25 +5,40 @@ opens the message through a magic link after proving their date of birth (docs/p
 
 from __future__ import annotations
 
-from emrcomm import Channel, Finding, Message, PluginContext, Recipient, Route, hookimpl
-from emrcomm.config import load_schema
-from emrcomm.rules import finding
-from emrcomm.storage import Migration
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute
+
+from emrcomm import (
+    Channel,
+    Command,
+    Finding,
+    Message,
+    Migration,
+    PluginContext,
+    Recipient,
+    Route,
+    finding,
+    hookimpl,
+    settings_schema,
+)
+from emrcomm.web import WebContext
+from emrcomm_portal import commands, pages
 from emrcomm_portal.keyring import KeyRing
-from emrcomm_portal.service import HostEvents, Opened, PortalService, Rotation, Visit
+from emrcomm_portal.service import Opened, PortalService, Rotation, Visit
 from emrcomm_portal.storage import MIGRATIONS
 from emrcomm_portal.transport import PortalTransport
 
-__all__ = ["HostEvents", "Opened", "Plugin", "PortalService", "PortalTransport", "Rotation", "Visit"]
+__all__ = ["Opened", "Plugin", "PortalService", "PortalTransport", "Rotation", "Visit"]
 
 CHANNEL = "portal"
 
 
 class Plugin:
-    """Registers the ``portal`` channel (secure, v3 medium ONLINEWRIT) and keeps its records in
-    step when a message is recalled or expires."""
+    """Registers the ``portal`` channel (secure, v3 medium ONLINEWRIT), its patient pages under
+    ``emrcomm serve`` and its commands (``emrcomm portal``, ``emrcomm keys``)."""
 
-    settings_schema = load_schema("plugins/portal.schema.json")
+    settings_schema = settings_schema(__name__)
 
     def __init__(self, context: PluginContext) -> None:
         settings = context.settings
@@ -39,12 +54,18 @@ class Plugin:
             session_minutes=int(settings.get("session_minutes", 30)),
             rate_limit_per_minute=int(settings.get("rate_limit_per_minute", 30)),
         )
-        # The patient pages (emrcomm.web.portal) find the service through the channel's transport.
-        self.transport.service = self.service
 
     @hookimpl
     def emrcomm_migrations(self) -> tuple[Migration, ...]:
         return MIGRATIONS
+
+    @hookimpl
+    def emrcomm_web_routes(self, web: WebContext) -> Sequence[BaseRoute]:
+        return pages.routes(web, self.service)
+
+    @hookimpl
+    def emrcomm_cli_commands(self) -> list[Command]:
+        return commands.commands()
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:

@@ -1,9 +1,10 @@
 """What the patient and the clinic do with a portal message: open its link, prove who they are,
 read, reply, download an attachment; recall, expire, rotate keys.
 
-The web pages (``emrcomm.web.portal``) and the ``emrcomm portal`` / ``emrcomm keys`` commands
-call this; it never renders HTML. Host-level effects (a read, a recall, filing a reply) go
-through the ``HostEvents`` the caller passes, so every plugin hears of them.
+The patient pages (``pages.py``) and the ``emrcomm portal`` / ``emrcomm keys`` commands
+(``commands.py``) call this; it never renders HTML. What the chart must know (a read, a recall,
+an expiry, a reply) is reported to the host through the plugin's context, so every plugin
+hears of it.
 """
 
 from __future__ import annotations
@@ -14,25 +15,17 @@ import hmac
 import re
 import secrets
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 from attrs import frozen
 
-from emrcomm import DeliveryUpdate, PluginContext
-from emrcomm.inbox import raise_item
+from emrcomm import DeliveryUpdate, PluginContext, record_id
 from emrcomm_portal import triage
 from emrcomm_portal.storage import PortalStore
 from emrcomm_portal.transport import PortalTransport, digest
 
 _TOKEN = re.compile(r"1[a-z2-7]{52}")
 MAX_REPLY = 5000
-
-
-class HostEvents(Protocol):
-    """What the service needs from the host (``emrcomm.host.Host`` is one): every plugin hears
-    of a read, a reply, a recall, an expiry; the host files a reply as a Communication."""
-
-    def delivery_update(self, update: DeliveryUpdate) -> None: ...
 
 
 @frozen
@@ -75,7 +68,7 @@ class PortalService:
         self.transport = transport
         self.attempts = attempts
         self.session_lifetime = dt.timedelta(minutes=session_minutes)
-        self.rate_limit_per_minute = rate_limit_per_minute  # for the pages (emrcomm.web.portal)
+        self.rate_limit_per_minute = rate_limit_per_minute  # for the pages
 
     @property
     def clinic(self) -> Any:
@@ -85,24 +78,20 @@ class PortalService:
     def messages(self) -> PortalStore:
         return self.transport.messages
 
-    @property
-    def store(self) -> Any:
-        return self.context.storage
-
     # the patient -------------------------------------------------------------------------------
-    def visit(self, token: str, events: HostEvents) -> Visit:
+    def visit(self, token: str) -> Visit:
         """Where the link stands, without using it up (mail scanners open links too)."""
         row = self._row(token)
         if row is None:
             return Visit("unknown")
-        return self._standing(row, events) or Visit("ready", row["language"], row["id"], self._left(row))
+        return self._standing(row) or Visit("ready", row["language"], row["id"], self._left(row))
 
-    def verify(self, token: str, birth_date: dt.date, events: HostEvents) -> Visit:
+    def verify(self, token: str, birth_date: dt.date) -> Visit:
         """Check the date of birth; on success the link is used up and the message is read."""
         row = self._row(token)
         if row is None:
             return Visit("unknown")
-        standing = self._standing(row, events)
+        standing = self._standing(row)
         if standing is not None:
             return standing
         body = self.transport.unseal(row)
@@ -114,7 +103,7 @@ class PortalService:
         # tries, so no more than that many are ever compared, whatever the timing.
         count = self.messages.reserve_attempt(row["id"], limit=self.attempts)
         if count is None:
-            return self._standing(self._fresh(row), events) or Visit("locked", row["language"], row["id"])
+            return self._standing(self._fresh(row)) or Visit("locked", row["language"], row["id"])
         if not hmac.compare_digest(expected.encode(), birth_date.isoformat().encode()):
             self.context.log.info("portal message %s: wrong date of birth (%d of %d)", row["id"], count, self.attempts)
             if count >= self.attempts:
@@ -125,9 +114,9 @@ class PortalService:
             return Visit("wrong", row["language"], row["id"], self.attempts - count)
         # Right: the try it took is not given back (the link is used up, or it no longer opens).
         if not self.messages.open(row["id"], now=now):  # read, recalled, expired or locked meanwhile
-            return self._standing(self._fresh(row), events) or Visit("used", row["language"], row["id"])
-        events.delivery_update(DeliveryUpdate(kind="read", at=now, channel="portal", record_id=row["record_id"],
-                                              provider_id=row["id"], key=f"{row['record_id']}:read", source="portal"))
+            return self._standing(self._fresh(row)) or Visit("used", row["language"], row["id"])
+        self.context.report(DeliveryUpdate(kind="read", at=now, channel="portal", record_id=row["record_id"],
+                                           provider_id=row["id"], key=f"{row['record_id']}:read", source="portal"))
         self.context.log.info("portal message %s read", row["id"])
         session = secrets.token_urlsafe(32)
         self.messages.session_put(digest(session), message_id=row["id"], expires=now + self.session_lifetime)
@@ -152,7 +141,7 @@ class PortalService:
         item = items[index]
         return item["title"] or f"attachment-{index + 1}", item["content_type"], base64.b64decode(item["data"])
 
-    def reply(self, session: str, text: str, events: HostEvents) -> str:
+    def reply(self, session: str, text: str) -> str:
         """File the patient's reply: ``sent``, or ``expired`` (no session), ``already``, ``empty``,
         ``too-long``, ``failed`` (the chart refused it; nothing kept)."""
         found = self._session(session)
@@ -170,29 +159,27 @@ class PortalService:
         reply_id = uuid.uuid4().hex
         found_words = triage.keywords(text)
         meta = self._record_meta(row["record_id"])
-        from emrcomm.pipeline.records import record_id
-
         # The host files the reply as a Communication (inResponseTo the message's record) when it
         # hears of it; the portal keeps the words, encrypted, and the chart points at them.
         reply_record = record_id(meta.get("request_id") or row["id"], "portal", f"reply:{reply_id}")
         key_id, nonce, ciphertext = self.transport.seal(reply_id, {"text": text, "language": row["language"]})
         try:
-            with self.store.transaction():
+            with self.context.transaction():
                 if not self.messages.session_use(digest(session)):
                     return "already"
                 self.messages.put_reply(
                     id=reply_id, record_id=reply_record, patient=row["patient"], in_response_to=row["id"],
                     language=row["language"], key_id=key_id, nonce=nonce, ciphertext=ciphertext, created=now,
                 )
-                raise_item(
-                    self.store, kind="reply", key=reply_id, patient=row["patient"], now=now,
+                self.context.raise_item(
+                    kind="reply", key=reply_id, patient=row["patient"], now=now,
                     request_id=meta.get("request_id"), record_id=reply_record, message_id=reply_id,
                     priority=triage.priority(found_words), keywords=found_words,
                     description="Reply from the portal" + (f" ({', '.join(found_words)})" if found_words else ""),
                 )
-                events.delivery_update(DeliveryUpdate(kind="reply", at=now, channel="portal",
-                                                      record_id=row["record_id"], provider_id=reply_id,
-                                                      detail=row["patient"], source="portal"))
+                self.context.report(DeliveryUpdate(kind="reply", at=now, channel="portal",
+                                                   record_id=row["record_id"], provider_id=reply_id,
+                                                   detail=row["patient"], source="portal"))
         except Exception as exc:  # the chart refused it: the patient is told, nothing is half-kept
             self.context.log.error("portal reply to %s not filed: %s", row["id"], type(exc).__name__)
             return "failed"
@@ -204,12 +191,10 @@ class PortalService:
         """A stored message by its id (= its record id) or by the request id that sent it."""
         row = self.messages.get(ident)
         if row is None:
-            from emrcomm.pipeline.records import record_id
-
             row = self.messages.by_record(record_id(ident, "portal", "primary"))
         return dict(row) if row is not None else None
 
-    def recall(self, ident: str, events: HostEvents, reason: str = "") -> str:
+    def recall(self, ident: str, reason: str = "") -> str:
         """Withdraw an unread message: ``recalled``, or ``unknown``, ``read``, ``recalled-before``,
         ``expired``. Its link dies, notices not yet sent are cancelled, the record is updated."""
         row = self.find(ident)
@@ -220,19 +205,19 @@ class PortalService:
             current = self.messages.get(row["id"])["state"]
             return {"read": "read", "recalled": "recalled-before"}.get(current, current)
         # The host cancels the notices of its request not yet sent, and files the recall.
-        events.delivery_update(DeliveryUpdate(kind="recalled", at=now, channel="portal", record_id=row["record_id"],
-                                              provider_id=row["id"], detail=reason, key=f"{row['record_id']}:recalled",
-                                              source="staff"))
+        self.context.report(DeliveryUpdate(kind="recalled", at=now, channel="portal", record_id=row["record_id"],
+                                           provider_id=row["id"], detail=reason, key=f"{row['record_id']}:recalled",
+                                           source="staff"))
         self.context.log.info("portal message %s recalled", row["id"])
         return "recalled"
 
-    def expire_due(self, events: HostEvents) -> list[str]:
+    def expire_due(self) -> list[str]:
         """Expire every unread message whose link has run out; return their ids."""
         now = self.context.clock()
         done = []
         for message_id in self.messages.due_to_expire(now):
             row = self.messages.get(message_id)
-            if row is not None and self._expire(row, now, events):
+            if row is not None and self._expire(row, now):
                 done.append(message_id)
         self.messages.sessions_purge(now)
         return done
@@ -260,7 +245,7 @@ class PortalService:
         rows = self.messages.sealed(not_key=ring.current)
         count = 0
         for start in range(0, len(rows), batch):
-            with self.store.transaction():
+            with self.context.transaction():
                 for row in rows[start:start + batch]:
                     plain = self.transport.unseal(row)
                     key_id, nonce, ciphertext = self.transport.seal(row["id"], plain)
@@ -283,7 +268,7 @@ class PortalService:
     def _left(self, row: dict[str, Any]) -> int:
         return max(self.attempts - int(row["attempts"]), 0)
 
-    def _standing(self, row: dict[str, Any], events: HostEvents) -> Visit | None:
+    def _standing(self, row: dict[str, Any]) -> Visit | None:
         """The link's state when it can no longer open the message, else None."""
         now = self.context.clock()
         language, ident = row["language"], row["id"]
@@ -293,20 +278,20 @@ class PortalService:
         if state == "read":
             return Visit("used", language, ident)
         if state == "expired" or (row["expires"] and dt.datetime.fromisoformat(row["expires"]) <= now):
-            self._expire(row, now, events)
+            self._expire(row, now)
             return Visit("expired", language, ident)
         if row["locked"] or int(row["attempts"]) >= self.attempts:
             return Visit("locked", language, ident)
         return None
 
-    def _expire(self, row: dict[str, Any], now: dt.datetime, events: HostEvents) -> bool:
+    def _expire(self, row: dict[str, Any], now: dt.datetime) -> bool:
         if not self.messages.transition(row["id"], from_states=("unread",), to="expired", now=now):
             return False
-        events.delivery_update(DeliveryUpdate(kind="expired", at=now, channel="portal", record_id=row["record_id"],
-                                              provider_id=row["id"], key=f"{row['record_id']}:link-expired",
-                                              source="portal"))
+        self.context.report(DeliveryUpdate(kind="expired", at=now, channel="portal", record_id=row["record_id"],
+                                           provider_id=row["id"], key=f"{row['record_id']}:link-expired",
+                                           source="portal"))
         meta = self._record_meta(row["record_id"])
-        raise_item(self.store, kind="expired-unread", key=row["id"], patient=row["patient"], now=now,
+        self.context.raise_item(kind="expired-unread", key=row["id"], patient=row["patient"], now=now,
                    request_id=meta.get("request_id"), record_id=row["record_id"], message_id=row["id"],
                    description="The portal message expired unread: check whether the patient still needs it.")
         self.context.log.info("portal message %s expired unread", row["id"])
@@ -314,7 +299,7 @@ class PortalService:
 
     def _locked(self, row: dict[str, Any], now: dt.datetime) -> None:
         meta = self._record_meta(row["record_id"])
-        raise_item(self.store, kind="link-locked", key=row["id"], patient=row["patient"], now=now,
+        self.context.raise_item(kind="link-locked", key=row["id"], patient=row["patient"], now=now,
                    request_id=meta.get("request_id"), record_id=row["record_id"], message_id=row["id"],
                    priority="urgent",
                    description=f"{self.attempts} wrong dates of birth locked the portal link: check with the "
@@ -322,7 +307,7 @@ class PortalService:
         self.context.log.warning("portal message %s: link locked after %d wrong answers", row["id"], self.attempts)
 
     def _record_meta(self, record_id: str) -> dict[str, Any]:
-        facts = self.store.records.facts(record_id)
+        facts = self.context.records.facts(record_id)
         return {} if facts is None else {"request_id": facts.request.id, "patient": facts.request.patient_ref}
 
     def _session(self, session: str) -> tuple[dict[str, Any], dict[str, Any]] | None:

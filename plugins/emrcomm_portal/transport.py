@@ -38,7 +38,6 @@ class PortalTransport:
         self.ring = ring
         self.link_base = link_base.rstrip("/")
         self.link_lifetime = dt.timedelta(days=link_days)
-        self.service: Any = None  # the PortalService, set by the plugin
 
     # the Transport protocol --------------------------------------------------------------------
     def send(self, delivery: Delivery) -> Receipt:

@@ -25,8 +25,8 @@ from emrcomm import (
     Record,
     Route,
     hookimpl,
+    settings_schema,
 )
-from emrcomm.config import load_schema
 from emrcomm.errors import ConfigError
 from emrcomm.inbox import raise_item
 from emrcomm.model import Purpose, Sensitivity
@@ -60,7 +60,7 @@ class Plugin:
     """``emrcomm_plan``: candidates per category x sensitivity x preference x capability;
     ``emrcomm_file_record``: a blocked request becomes a staff follow-up in the practice inbox."""
 
-    settings_schema = load_schema("plugins/routing.schema.json")
+    settings_schema = settings_schema(__name__)
 
     def __init__(self, context: PluginContext) -> None:
         self.context = context

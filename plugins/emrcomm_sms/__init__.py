@@ -5,18 +5,20 @@ docs/transports.md describes each transport and its settings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import attrs
+from starlette.routing import BaseRoute
 
-from emrcomm import Channel, Delivery, PluginContext, Receipt, hookimpl
-from emrcomm.config import load_schema
-from emrcomm.errors import ConfigError
+from emrcomm import Channel, ConfigError, Delivery, PluginContext, Receipt, hookimpl, settings_schema
+from emrcomm.web import WebContext
 
 from .filesink import FileSink
 from .http import ProviderClient
 from .kannel import KannelTransport
 from .ratelimit import SenderLimits
+from .routes import routes
 from .twilio import TwilioTransport
 
 __all__ = ["FileSink", "KannelTransport", "Plugin", "TwilioTransport"]
@@ -77,18 +79,28 @@ def make_transport(context: PluginContext) -> _ClosableTransport:
 
 
 class Plugin:
-    """Registers the ``sms`` channel (insecure, v3 medium SMSWRIT)."""
+    """Registers the ``sms`` channel (insecure, v3 medium SMSWRIT) and, under ``emrcomm serve``,
+    the routes its provider calls with delivery reports and patients' messages."""
 
-    settings_schema = load_schema("plugins/sms.schema.json")
+    settings_schema = settings_schema(__name__)
 
     def __init__(self, context: PluginContext) -> None:
+        self.context = context
         self.max_segments = context.settings.get("max_segments", 3)
         self.transport = make_transport(context)
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
         return [Channel(name="sms", secure=False, medium="SMSWRIT", transport=self.transport,
-                        address_system="sms", max_segments=self.max_segments)]
+                        address_system="sms", form="sms", max_segments=self.max_segments)]
+
+    @hookimpl
+    def emrcomm_web_routes(self, web: WebContext) -> Sequence[BaseRoute]:
+        """``/callbacks/kannel/…`` and ``/callbacks/twilio/…``, each authenticated by its provider's
+        secret; a callback whose secret is not configured answers 403."""
+        settings = self.context.settings
+        token = _secret(self.context, "twilio", "auth_token") if settings.get("transport") == "twilio" else None
+        return routes(self.context, token)
 
     def close(self) -> None:
         """Called by the Host on close: releases the provider's pooled connections."""

@@ -22,8 +22,7 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
 
 import emrcomm
-from emrcomm import Category, ConfigError, Message, Recipient, RenderError, Request
-from emrcomm.config import load_schema
+from emrcomm import Category, ConfigError, Message, Recipient, RenderError, Request, settings_schema
 from emrcomm_templates import bounds
 from emrcomm_templates.catalog import (
     CONTEXT_NAMES,
@@ -125,7 +124,7 @@ class Plugin:
     """Renders requests into patient messages: built-in templates in English and Quebec French,
     replaced or extended by the clinic's own folder (setting ``directory``)."""
 
-    settings_schema = load_schema("plugins/templates.schema.json")
+    settings_schema = settings_schema("emrcomm_templates")
 
     def __init__(self, context: emrcomm.PluginContext) -> None:
         self.context = context
@@ -253,6 +252,8 @@ class Plugin:
                 language=language,
                 template=None,
             )
+        if request.template not in self._templates:
+            return None  # another plugin's template, perhaps; the host says so if none renders it
         compiled = self._choose(request.template, language)
         values = bind(
             compiled.name,

@@ -47,9 +47,11 @@ from emrcomm.plugin.contract import (
     Closable,
     Command,
     Delivery,
+    KeepingTransport,
     LinkingTransport,
     Startable,
     Transport,
+    print_result,
     settings_schema,
 )
 from emrcomm.rules import finding
@@ -85,6 +87,7 @@ __all__ = [
     "EmrcommError",
     "Finding",
     "Host",
+    "KeepingTransport",
     "LinkingTransport",
     "Message",
     "Migration",
@@ -111,6 +114,7 @@ __all__ = [
     "count_segments",
     "finding",
     "hookimpl",
+    "print_result",
     "record_id",
     "redact",
     "retry_after",

@@ -1,5 +1,6 @@
 """The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 blocked, 4 not done
-(``audit verify`` found a problem; ``records flush`` left records queued or rejected)."""
+(``audit verify`` found a problem; a plugin command that left work undone, such as
+``fhir-records flush``). Plugins add commands of their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
 
@@ -68,21 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help='one {"text", "channel"?, "category"?, "lang"?} object per line; - for stdin')
 
     records = sub.add_parser("records", parents=[common],
-                             help="print filed Communications as a FHIR Bundle; file queued ones on the FHIR server")
-    records.add_argument("action", nargs="?", choices=("search", "flush", "queue"), default="search",
-                         help="search (default): print a searchset Bundle; flush: file what waits for the FHIR "
-                              "server now; queue: what waits, and what the server refused")
+                             help="print the chart's Communications as a FHIR searchset Bundle")
     records.add_argument("--patient", help="Patient/<id>")
     records.add_argument("--status", help="completed, not-done, on-hold, in-progress")
     records.add_argument("--channel", help="sms, email, portal, ...")
     records.add_argument("--category")
     records.add_argument("--since", type=dt.datetime.fromisoformat, help="ISO date or date-time (UTC if no zone)")
     records.add_argument("--until", type=dt.datetime.fromisoformat)
-    records.add_argument("--source", choices=("store", "server"), default="store",
-                         help="store: the embedded chart (default); server: search the FHIR server the "
-                              "fhir-records plugin files to")
-    records.add_argument("--retry-rejected", action="store_true",
-                         help="with flush: first put back the records the server refused")
 
     audit = sub.add_parser("audit", parents=[common], help="verify or export the signed audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -116,30 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("id", nargs="?", help="the outbox key or record id of one dead letter")
     requeue.add_argument("--all-dead", action="store_true", help="every dead letter")
 
-    keys = sub.add_parser("keys", parents=[common], help="the portal's encryption key ring")
-    keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    rotate = keys_sub.add_parser("rotate", parents=[common],
-                                 help="new current key and link key; re-encrypt every stored message")
-    rotate.add_argument("--retire", action="store_true", help="then drop old keys no stored message uses")
-    keys_sub.add_parser("list", parents=[common], help="key ids, which is current, how many messages each holds")
-
-    portal = sub.add_parser("portal", parents=[common], help="portal messages and the practice inbox")
-    portal_sub = portal.add_subparsers(dest="action", required=True, metavar="ACTION")
-    recall = portal_sub.add_parser("recall", parents=[common], help="withdraw an unread portal message")
-    recall.add_argument("id", help="the message id (its Communication id) or the request id that sent it")
-    recall.add_argument("--reason", default="", help="why, for the record (no clinical details)")
-    portal_sub.add_parser("expire", parents=[common], help="expire unread messages whose link has run out")
-    inbox = portal_sub.add_parser("inbox", parents=[common],
-                                  help="the practice inbox: patients' replies and staff follow-ups")
+    inbox = sub.add_parser("inbox", parents=[common],
+                           help="the practice inbox: patients' replies and staff follow-ups, as FHIR Tasks")
+    inbox.add_argument("action", nargs="?", choices=("list", "done"), default="list",
+                       help="list (default) or done ID: mark an item done")
+    inbox.add_argument("id", nargs="?", help="with done: the item id")
     inbox.add_argument("--all", action="store_true", help="include items already done")
-    inbox.add_argument("--text", action="store_true", help="show the words of patients' replies (decrypted)")
-    done = portal_sub.add_parser("done", parents=[common], help="mark an inbox item done")
-    done.add_argument("id", help="the inbox item id")
+    inbox.add_argument("--text", action="store_true",
+                       help="show the words of patients' replies, read from the channel that keeps them")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        plugin_commands = _plugin_commands(parser, argv)
+    except EmrcommError as exc:
+        print(f"emrcomm: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(argv)
     args.config = getattr(args, "config", None)
     args.json = getattr(args, "json", False)
     verbose = getattr(args, "verbose", 0)
@@ -147,15 +136,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
                         handlers=[handler])
-    handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
     try:
-        code: int = handler(args)
+        if args.command in plugin_commands:
+            return _run_plugin_command(args, *plugin_commands[args.command])
+        code: int = globals()[f"cmd_{args.command.replace('-', '_')}"](args)
         return code
     except EmrcommError as exc:
         print(f"emrcomm: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+def _plugin_commands(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, tuple[str, Any]]:
+    """The commands the config's plugins add (``emrcomm_cli_commands``), added to ``parser``.
+
+    Plugins are loaded only when the command is not one of the core's (or for ``--help``), in a
+    host that writes nothing: the core's commands start no faster or slower for them.
+    """
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = next((a for a in argv if not a.startswith("-")), None)
+    asks_help = command is None and any(a in ("-h", "--help") for a in argv)
+    if command in sub.choices or (command is None and not asks_help):
+        return {}
+    probe = _common().parse_known_args(argv)[0]
+    try:
+        with _host(argparse.Namespace(config=getattr(probe, "config", None)), read_only=True) as host:
+            found = host.plugins.cli_commands()
+    except EmrcommError:
+        if asks_help:
+            return {}  # the core's help still helps
+        raise
+    commands: dict[str, tuple[str, Any]] = {}
+    for plugin, cmd in found:
+        if cmd.name in sub.choices:
+            raise EmrcommError(f"plugin {plugin!r} adds a command {cmd.name!r}, which is one of emrcomm's own; "
+                               "rename it")
+        child = sub.add_parser(cmd.name, parents=[_common()], help=f"{cmd.help} (plugin {plugin})")
+        cmd.arguments(child)
+        _with_common_options(child)
+        commands[cmd.name] = (plugin, cmd)
+    return commands
+
+
+def _with_common_options(parser: argparse.ArgumentParser) -> None:
+    """--config, --json and -v on every action of a plugin's command, as on the core's."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any("--config" in a.option_strings for a in child._actions):
+                    for option in _common()._actions:
+                        child._add_action(option)
+                _with_common_options(child)
+
+
+def _run_plugin_command(args: argparse.Namespace, plugin: str, command: Any) -> int:
+    with _host(args, read_only=command.read_only) as host:
+        code: int = command.run(args, host.plugins.get(plugin))
+        return code
 
 
 class _OneLine(logging.Formatter):
@@ -408,68 +446,10 @@ def cmd_records(args: argparse.Namespace) -> int:
         return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
     with _host(args) as host:
-        if args.action == "flush":
-            return _flush(args, host)
-        if args.action == "queue":
-            status = [filer.queue_status() for filer in _server_filers(host)]
-            _emit(args, status, "\n".join(
-                f"{s['target']} -> {s['server']}: {s['pending']} waiting, {s['done']} filed, "
-                f"{len(s['rejected'])} refused" + "".join(f"\n  refused {r['record_id']}: {r['last_error']}"
-                                                           for r in s["rejected"]) for s in status))
-            return EXIT_OK
-        if args.source == "server":
-            from emrcomm import fhir
-
-            params = _server_query(host, args, aware(args.since), aware(args.until))
-            bundle = fhir.searchset(_server_filers(host)[0].search(params))
-        else:
-            bundle = host.records(patient=args.patient, status=args.status, channel=args.channel,
-                                  category=args.category, since=aware(args.since), until=aware(args.until))
+        bundle = host.records(patient=args.patient, status=args.status, channel=args.channel,
+                              category=args.category, since=aware(args.since), until=aware(args.until))
     print(json.dumps(bundle, indent=2, ensure_ascii=False))
     return EXIT_OK
-
-
-def _server_filers(host: Any) -> list[Any]:
-    """The active plugins that file on a FHIR server (they offer flush, queue_status, search)."""
-    found = [p.plugin for p in host.plugins if all(callable(getattr(p.plugin, m, None))
-                                                   for m in ("flush", "queue_status", "search"))]
-    if not found:
-        raise EmrcommError("no plugin files records on a FHIR server: add [plugins.fhir-records] with its "
-                           "base_url to the config (docs/records.md)")
-    return found
-
-
-def _server_query(host: Any, args: argparse.Namespace, since: dt.datetime | None,
-                  until: dt.datetime | None) -> list[tuple[str, str]]:
-    """FHIR search parameters for the filters. On the server, dates filter Communication.sent."""
-    from emrcomm.fhir import CATEGORY_SYSTEM, PARTICIPATION_MODE, fhir_datetime
-
-    params: list[tuple[str, str]] = []
-    if args.patient:
-        params.append(("subject", args.patient))
-    if args.status:
-        params.append(("status", args.status))
-    if args.channel:
-        channel = host.channels.get(args.channel)
-        if channel is None:
-            raise EmrcommError(f"unknown channel {args.channel!r}; choose one of: {', '.join(sorted(host.channels))}")
-        params.append(("medium", f"{PARTICIPATION_MODE}|{channel.medium}"))
-    if args.category:
-        params.append(("category", f"{CATEGORY_SYSTEM}|{args.category}"))
-    if since:
-        params.append(("sent", f"ge{fhir_datetime(since)}"))
-    if until:
-        params.append(("sent", f"lt{fhir_datetime(until)}"))
-    return params
-
-
-def _flush(args: argparse.Namespace, host: Any) -> int:
-    reports = [(filer, filer.flush(retry_rejected=args.retry_rejected)) for filer in _server_filers(host)]
-    data = [{"target": filer.name, "server": filer.base_url, **report.to_dict()} for filer, report in reports]
-    _emit(args, data, "\n".join(
-        f"{d['target']} -> {d['server']}: {d['filed']} filed, {d['rejected']} refused, {d['pending']} waiting"
-        + (f"\n  stopped: {d['error']}" if d["error"] else "") for d in data))
-    return EXIT_OK if all(not r.error and not r.pending and not r.rejected for _, r in reports) else EXIT_NOT_DONE
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -576,77 +556,47 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _portal(host: Any) -> Any:
-    channel = host.channels.get("portal")
-    service = getattr(channel.transport, "service", None) if channel is not None else None
-    if service is None:
-        raise EmrcommError("the built-in portal is not enabled (plugins.portal): nothing to do here")
-    return service
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    with _host(args) as host:
-        portal = _portal(host)
-        if args.action == "rotate":
-            done = portal.rotate_keys(retire=args.retire)
-            data = {"key": done.key_id, "link_key": done.link_key_id, "reencrypted": done.resealed,
-                    "retired": list(done.retired)}
-            _emit(args, data, f"new current key {done.key_id} (link key {done.link_key_id}); "
-                              f"{done.resealed} message(s) re-encrypted"
-                              + (f"; retired {', '.join(done.retired)}" if done.retired else ""))
-            return EXIT_OK
-        ring, use = portal.transport.ring, portal.messages.key_use()
-        rows = [{"id": k, "kind": "encryption", "current": k == ring.current, "messages": use.get(k, 0)}
-                for k in ring.keys]
-        rows += [{"id": k, "kind": "link", "current": k == ring.link_current, "messages": use.get(k, 0)}
-                 for k in ring.link_keys]
-        _emit(args, rows, "\n".join(f"{r['id']}  {r['kind']:<10}  {'current' if r['current'] else 'old':<7}  "
-                                    f"{r['messages']} message(s)" for r in rows))
-    return EXIT_OK
-
-
-def cmd_portal(args: argparse.Namespace) -> int:
+def cmd_inbox(args: argparse.Namespace) -> int:
     from emrcomm.inbox import close_item
+    from emrcomm.plugin.contract import KeepingTransport
 
     with _host(args) as host:
-        portal = _portal(host)
-        if args.action == "recall":
-            result = portal.recall(args.id, host, args.reason)
-            _emit(args, {"result": result}, {
-                "recalled": "recalled: the link no longer opens it and the record says so",
-                "unknown": f"no portal message {args.id}",
-                "read": "not recalled: the patient has already read it; send a correction instead",
-                "recalled-before": "it was already recalled",
-                "expired": "not recalled: it had already expired unread",
-            }.get(result, result))
-            return EXIT_OK if result == "recalled" else EXIT_BAD_INPUT
-        if args.action == "expire":
-            expired = portal.expire_due(host)
-            _emit(args, {"expired": expired}, f"{len(expired)} message(s) expired")
-            return EXIT_OK
         if args.action == "done":
-            closed = close_item(host.storage, args.id, host.clock())
-            if not closed:
+            if not args.id:
+                raise EmrcommError("inbox done: give the id of the item")
+            if not close_item(host.storage, args.id, host.clock()):
                 raise EmrcommError(f"no open inbox item {args.id}")
             _emit(args, {"done": args.id}, f"{args.id}: done")
             return EXIT_OK
         items = host.storage.inbox.items(state=None if args.all else "open")
+        keepers = [c.transport for c in host.channels.values() if isinstance(c.transport, KeepingTransport)]
         if args.text:
             for item in items:
                 if item["kind"] == "reply" and item["message_id"]:
-                    item["text"] = portal.transport.read(item["message_id"])["text"]
+                    item["text"] = _kept_text(keepers, item["message_id"])
         lines = []
         for item in items:
             tags = f" [{', '.join(item['keywords'])}]" if item["keywords"] else ""
             lines.append(f"{item['id']}  {item['created'][:16]}  {item['priority']:<7}  {item['kind']:<14}  "
                          f"{item['patient']}{tags}  {item['task']['description']}")
-            if "text" in item:
+            if item.get("text"):
                 lines += [f"    | {line}" for line in item["text"].splitlines()]
-        tasks = [dict(item["task"], note=[{"text": item["text"]}]) if "text" in item else item["task"]
+        tasks = [dict(item["task"], note=[{"text": item["text"]}]) if item.get("text") else item["task"]
                  for item in items]
         _emit(args, {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": t} for t in tasks]},
               "\n".join(lines) or "the inbox is empty")
     return EXIT_OK
+
+
+def _kept_text(keepers: Sequence[Any], message_id: str) -> str | None:
+    """The words of a reply a channel keeps (the portal's, decrypted), or None if none keeps it."""
+    for transport in keepers:
+        try:
+            text = transport.read(message_id).get("text")
+        except KeyError:
+            continue
+        return text if isinstance(text, str) else None
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
 from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
 from emrcomm.errors import EmrcommError, PluginError, RequestError
+from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.states import LegState
 from emrcomm.limits import check_request, check_text
@@ -99,7 +100,7 @@ class Host:
         self._closed = False
         self.storage: Storage = open_sqlite(config.store_path, synchronous=config.store_synchronous,
                                             read_only=read_only)
-        self.plugins: PluginManager | None = None
+        plugins: PluginManager | None = None
         delivery = config.raw.get("delivery", {})
         self.retry_policy = RetryPolicy(max_attempts=int(delivery.get("max_attempts", 8)),
                                         backoff_base=float(delivery.get("backoff_base", 30.0)),
@@ -108,14 +109,15 @@ class Host:
             # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
             self.audit = (AuditLog(self.storage, SigningKey.ephemeral(), self.clock) if read_only
                           else AuditLog.open(config, self.storage, self.clock))
-            self.plugins = PluginManager(config, self._make_context, entry_points)
-            self.channels: dict[str, Channel] = self.plugins.channels
+            plugins = PluginManager(config, self._make_context, entry_points)
+            self.plugins: PluginManager = plugins
+            self.channels: dict[str, Channel] = plugins.channels
             # The plugins' own tables, then the plugins that need them may start (a pusher, say).
-            self.storage.migrate(self.plugins.migrations())
-            self.plugins.start(self)
+            self.storage.migrate(plugins.migrations())
+            plugins.start(self)
         except BaseException:
-            if self.plugins is not None:
-                self.plugins.close()
+            if plugins is not None:
+                plugins.close()
             self.storage.close()
             raise
 
@@ -165,7 +167,6 @@ class Host:
     @property
     def hooks(self) -> PluginManager:
         """The plugins, through which every hook is called."""
-        assert self.plugins is not None
         return self.plugins
 
     def file_each(self, record: Record) -> FilingFailed | None:
@@ -356,11 +357,19 @@ class Host:
         plugin failure is raised after all have heard it."""
         self._writable()
         record = update.record_id
-        if record is None and update.provider_id:
+        if record is None and update.provider_id and update.kind != "reply":
             record = self.storage.records.by_provider(update.provider_id)
+        if update.kind == "reply" and record is None and update.channel and update.address:
+            # A message from an address: it answers the last message sent there.
+            last = self.storage.records.last_to(update.channel, update.address)
+            if last is not None:
+                record = last.id
+                update = attrs.evolve(update, record_id=record, detail=update.detail or last.request.patient_ref)
         with self.storage.transaction():
             trail = self.audit.trail()
             reply = self._file_reply(update, record, trail) if update.kind == "reply" else None
+            if update.kind == "reply" and record is None:
+                self._unmatched_reply(update)
             kind = UPDATE_EVENTS.get(update.kind)
             if kind is not None and record is not None:
                 file_event(self, Event(
@@ -381,6 +390,15 @@ class Host:
         if failures:
             plugin, exc = failures[0]
             raise PluginError(f"plugin {plugin!r} failed on a {update.kind} update: {type(exc).__name__}") from exc
+
+    def _unmatched_reply(self, update: DeliveryUpdate) -> None:
+        """A message from an address no message of this clinic went to: never dropped, it goes
+        to staff (once per message), with the channel and no words."""
+        key = update.provider_id or f"{update.channel}|{update.address}|{update.at.isoformat()}"
+        raise_item(self.storage, kind="reply", key=f"unmatched|{update.channel}|{key}", patient=update.detail or "unknown",
+                   now=self.clock(), description=f"A message came by {update.channel} from an address no message of "
+                   "the clinic went to: find who sent it before answering.", reasons=("REPLY_UNMATCHED",))
+        log.warning("reply on %s from an address with no message: sent to staff", update.channel)
 
     def _cancel_rest_of(self, record: str, update: DeliveryUpdate, trail: Trail) -> None:
         """A recalled portal message: the notices of its request not yet sent are cancelled."""

@@ -19,7 +19,9 @@ from emrcomm.clock import utcnow
 from emrcomm.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
-    from emrcomm.model import DeliveryUpdate, Outcome, Request
+    from contextlib import AbstractContextManager
+
+    from emrcomm.model import Channel, DeliveryUpdate, Outcome, Request
     from emrcomm.storage import ConsentLedger, Database, Records, Storage
 
 
@@ -42,6 +44,9 @@ class Clinic:
 
 class HostServices(Protocol):
     """What the host does for a plugin (``emrcomm.Host`` is one)."""
+
+    @property
+    def channels(self) -> Mapping[str, Channel]: ...
 
     def delivery_update(self, update: DeliveryUpdate) -> None: ...
 
@@ -90,6 +95,16 @@ class PluginContext:
         """The host's database, for the tables this plugin owns (``emrcomm_migrations``)."""
         return self.storage.db
 
+    def transaction(self) -> AbstractContextManager[None]:
+        """One transaction of the host's database: what the plugin writes to its tables in it
+        commits together with what it reports to the host in it (or not at all)."""
+        return self.storage.transaction()
+
+    @property
+    def channels(self) -> Mapping[str, Channel]:
+        """The host's channels by name, as the clinic configured them."""
+        return self._host().channels
+
     # what the plugin may ask of the host -----------------------------------------------------------
     def bind(self, host: HostServices) -> None:
         """Called by the host once it is built."""
@@ -112,12 +127,15 @@ class PluginContext:
         pipeline, like any request: its id makes it once."""
         return self._host().send(request)
 
-    def raise_item(self, *, kind: str, key: str, patient: str, description: str, **more: Any) -> str:
+    def raise_item(self, *, kind: str, key: str, patient: str, description: str, now: dt.datetime | None = None,
+                   **more: Any) -> str:
         """Put a task for staff in the practice inbox (once per kind and key); returns its id.
-        ``kind`` is one of emrcomm.inbox.KINDS."""
+        ``kind`` is one of ``reply``, ``follow-up``, ``unannounced``, ``link-locked``,
+        ``expired-unread``; ``more``: ``request_id``, ``record_id``, ``message_id``,
+        ``priority`` (routine, urgent), ``reasons`` (rule codes), ``keywords``."""
         from emrcomm.inbox import raise_item
 
-        return raise_item(self.storage, kind=kind, key=key, patient=patient, now=self.clock(),
+        return raise_item(self.storage, kind=kind, key=key, patient=patient, now=now or self.clock(),
                           description=description, **more)
 
     # settings ------------------------------------------------------------------------------------

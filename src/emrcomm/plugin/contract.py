@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from attrs import frozen
 
 from emrcomm.model import Message, Receipt, Recipient
-
-if TYPE_CHECKING:
-    from emrcomm.host import Host
 
 
 @frozen
@@ -60,6 +57,24 @@ class LinkingTransport(Transport, Protocol):
 
 
 @runtime_checkable
+class KeepingTransport(LinkingTransport, Protocol):
+    """The transport of a channel that keeps messages and the patient's replies itself (the
+    built-in portal): staff read a reply's words through it (``emrcomm inbox --text``)."""
+
+    def read(self, message_id: str) -> Mapping[str, Any]:
+        """The kept message or reply ``message_id``: at least ``text`` (and ``language``)."""
+        ...
+
+
+@runtime_checkable
+class TemplateCatalog(Protocol):
+    """A plugin that renders named templates: the host lists their names when a request names
+    one no plugin renders."""
+
+    def template_names(self) -> list[str]: ...
+
+
+@runtime_checkable
 class Startable(Protocol):
     """A plugin with work to start once its tables exist (a background pusher, say)."""
 
@@ -77,16 +92,26 @@ class Closable(Protocol):
 class Command:
     """A subcommand a plugin adds to ``emrcomm``: ``emrcomm NAME …``.
 
-    ``arguments(parser)`` declares its arguments (argparse); ``run(args, host)`` does the work
-    with a host built from ``--config`` and returns the exit code (0 ok, 2 bad input, 3
-    blocked, 4 not done). ``read_only`` commands get a host that writes nothing.
+    ``arguments(parser)`` declares its arguments (argparse; ``--config``, ``--json`` and ``-v``
+    are already there). ``run(args, plugin)`` does the work with ``plugin``, the plugin's own
+    object in a host built from ``--config`` (one that writes nothing when ``read_only``), and
+    returns the exit code: 0 done, 2 bad input, 3 blocked, 4 not done. Raise
+    :class:`emrcomm.EmrcommError` for a clear one-line error (exit 2); print results with
+    :func:`print_result` so that ``--json`` works the same everywhere.
     """
 
     name: str
     help: str
-    run: Callable[[argparse.Namespace, Host], int]
+    run: Callable[[argparse.Namespace, Any], int]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     read_only: bool = False
+
+
+def print_result(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print a command's result: ``data`` as JSON with ``--json``, else ``text`` for people."""
+    import json
+
+    print(json.dumps(data, indent=2, ensure_ascii=False) if getattr(args, "json", False) else text)
 
 
 def settings_schema(package: str, name: str = "schema.json") -> Mapping[str, Any]:

@@ -24,7 +24,7 @@ from emrcomm.errors import ConfigError, PluginError, RenderError
 from emrcomm.model import Channel, DeliveryUpdate, Finding, Message, Plan, Recipient, Record, Request, Route
 from emrcomm.plugin import NAME, spec
 from emrcomm.plugin.context import HostServices, PluginContext
-from emrcomm.plugin.contract import Closable, Command, Startable
+from emrcomm.plugin.contract import Closable, Command, Startable, TemplateCatalog
 from emrcomm.rules import finding
 from emrcomm.storage.database import CORE, Migration
 
@@ -214,7 +214,7 @@ def new_plugin_manager() -> pluggy.PluginManager:
 # own (a failing check is caught, named and turned into a closed door; a channel or a table is
 # attributed to its plugin). A wrapper around them would never run: it is refused at load.
 CALLED_ONE_BY_ONE = ("emrcomm_inspect", "emrcomm_validate", "emrcomm_file_record", "emrcomm_delivery_update",
-                     "emrcomm_register_channels", "emrcomm_migrations")
+                     "emrcomm_register_channels", "emrcomm_migrations", "emrcomm_web_routes", "emrcomm_cli_commands")
 
 
 class FilingFailed(Exception):
@@ -247,6 +247,10 @@ class PluginManager:
 
     def __len__(self) -> int:
         return len(self.plugins)
+
+    def get(self, name: str) -> Any:
+        """The object of the active plugin ``name`` (None when it is not active)."""
+        return next((p.plugin for p in self.plugins if p.name == name), None)
 
     # loading ---------------------------------------------------------------------------------------
     def _refuse_wrappers(self) -> None:
@@ -355,7 +359,9 @@ class PluginManager:
         message: Message | None = self._pm.hook.emrcomm_render(request=request, recipient=recipient)
         if message is None:
             what = f"template {request.template!r}" if request.template else "free text"
-            raise RenderError(f"no plugin renders {what} (is the templates plugin disabled?)")
+            names = sorted({n for p in self.plugins if isinstance(p.plugin, TemplateCatalog)
+                            for n in p.plugin.template_names()})
+            raise RenderError(f"no plugin renders {what}" + (f"; choose one of: {', '.join(names)}" if names else ""))
         return message
 
     def inspect(self, message: Message) -> tuple[Finding, ...]:

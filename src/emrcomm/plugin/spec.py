@@ -27,8 +27,10 @@ from emrcomm.plugin import hookspec
 from emrcomm.storage.database import Migration
 
 if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
-    pass
+    from emrcomm.plugin.contract import Command
+    from emrcomm.web import WebContext
 
 
 @hookspec
@@ -173,4 +175,33 @@ def emrcomm_delivery_update(update: DeliveryUpdate) -> None:
     opt-out plugin updates the consent ledger.
 
     .. versionadded:: 0.1
+    """
+@hookspec
+def emrcomm_web_routes(web: WebContext) -> Iterable[BaseRoute]:
+    """Contribute routes to ``emrcomm serve`` (Starlette routes or a ``Mount`` with middleware
+    of its own: a rate limit, say): a channel's delivery reports and inbound messages, a
+    portal's pages.
+
+    Called once when the app is built. Every plugin's routes are collected, in call order,
+    behind the app's security headers, body limit and access log. A route authenticates what
+    it receives itself (a provider's signature, a shared secret) and tells the host through
+    ``context.report(DeliveryUpdate(...))``. ``web`` renders pages in the app's layout.
+
+    :returns: the plugin's routes (an empty iterable or None contributes none).
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def emrcomm_cli_commands() -> Iterable[Command]:
+    """Contribute subcommands to ``emrcomm`` (``emrcomm keys rotate``, ``emrcomm fhir-records flush``).
+
+    Called when the command line is built. Every plugin's commands are collected; a name
+    taken twice stops it, naming both plugins. A command runs with a host built from
+    ``--config`` (read-only when it says so) and returns its exit code.
+
+    :returns: the plugin's commands (an empty iterable or None contributes none).
+
+    .. versionadded:: 0.2
     """

@@ -1,21 +1,20 @@
-"""The ASGI app ``emrcomm serve`` runs: the portal's patient pages, and whatever other sections
-(delivery callbacks) are listed in :data:`SECTIONS`, behind one set of security headers.
+"""The ASGI app ``emrcomm serve`` runs: the routes every plugin contributes
+(``emrcomm_web_routes``: the sms plugin's delivery callbacks, the portal's patient pages, a third
+party's own), behind one set of security headers, a body limit, a same-origin check and an
+access log that withholds tokens.
 
-A section is a function ``routes(web: WebContext) -> Sequence[BaseRoute]`` named in
-:data:`SECTIONS` as ``"module:function"``; it returns Starlette routes (a ``Mount`` with its own
-middleware, such as a rate limit, when it needs one) and returns nothing when its part of the
-host is not there. Adding a section is one line in that tuple.
+What a plugin's routes may use is exported here: :class:`WebContext` (pages in the app's
+layout, in English and French) and :class:`RateLimit` (a per-client limit for a ``Mount``).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from attrs import frozen
-from jinja2 import Environment, PackageLoader, select_autoescape
+from attrs import evolve, field, frozen
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -26,23 +25,42 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from emrcomm.web import i18n
-from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, SameOrigin, SecureHeaders
+from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, RateLimit, SameOrigin, SecureHeaders
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
+    from emrcomm.plugin.context import Clinic
+
+__all__ = ["RateLimit", "WebContext", "create_app", "serve"]
 
 log = logging.getLogger("emrcomm.web")
 
-# The parts of the app, in order. Delivery callbacks add theirs here.
-SECTIONS: tuple[str, ...] = ("emrcomm.web.portal:routes", "emrcomm.web.callbacks:routes")
+
+def _environment(*packages: str) -> Environment:
+    return Environment(
+        loader=ChoiceLoader([PackageLoader(p, "templates") for p in (*packages, "emrcomm.web")]),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @frozen
 class WebContext:
-    """What a section gets: the host, and the page templates (autoescaped Jinja2, en and fr)."""
+    """What a plugin's routes get: pages in the app's layout (autoescaped Jinja2, en and fr).
 
-    host: Host
-    pages: Environment
+    ``with_templates(package, strings)`` gives a context whose pages come from
+    ``<package>/templates/<name>.html`` first (they may ``{% extends "base.html" %}``), with the
+    plugin's own words added to the layout's (``strings[language][key]``, in both languages).
+    """
+
+    clinic: Clinic
+    pages: Environment = field(factory=_environment, repr=False)
+    strings: Mapping[str, Mapping[str, str]] = field(factory=lambda: i18n.STRINGS, repr=False)
+
+    def with_templates(self, package: str, strings: Mapping[str, Mapping[str, str]] | None = None) -> WebContext:
+        words = {lang: {**self.strings[lang], **(strings or {}).get(lang, {})} for lang in i18n.LANGUAGES}
+        return evolve(self, pages=_environment(package), strings=words)
 
     def page(self, request: Request, name: str, language: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         """Render ``templates/<name>.html`` in ``language`` (en or fr)."""
@@ -52,39 +70,20 @@ class WebContext:
             # The language switch: the same address in the other language, for pages a GET shows.
             values["switch_href"] = f"{request.url.path}?lang={other}" if request.method == "GET" else None
         html = self.pages.get_template(f"{name}.html").render(
-            t=i18n.STRINGS[language], lang=language, other=other, other_name=i18n.STRINGS[other]["language_name"],
-            clinic=self.host.config.clinic, **values,
+            t=self.strings[language], lang=language, other=other, other_name=self.strings[other]["language_name"],
+            clinic=self.clinic, **values,
         )
         return HTMLResponse(html, status_code=status_code)
 
 
-Section = Callable[[WebContext], Sequence[BaseRoute]]
-
-
-def _section(spec: str) -> Section:
-    module, _, name = spec.partition(":")
-    function: Section = getattr(importlib.import_module(module), name)
-    return function
-
-
-def page_templates() -> Environment:
-    return Environment(
-        loader=PackageLoader("emrcomm.web", "templates"),
-        autoescape=select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def create_app(host: Host, *, sections: Sequence[str] = SECTIONS) -> Starlette:
+def create_app(host: Host) -> Starlette:
     """The ASGI app for ``host``. The host stays open for the app's life; the caller closes it."""
-    web = WebContext(host=host, pages=page_templates())
+    web = WebContext(clinic=host.config.clinic)
     routes: list[BaseRoute] = [
         Route("/healthz", _health, methods=["GET"]),
         Mount("/static", app=StaticFiles(packages=[("emrcomm.web", "static")]), name="static"),
+        *host.plugins.web_routes(web),
     ]
-    for spec in sections:
-        routes.extend(_section(spec)(web))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

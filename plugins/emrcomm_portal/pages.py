@@ -1,9 +1,7 @@
-"""The portal's patient pages: a magic link's confirm step (a GET never uses the link up: mail
-scanners open links too), the date-of-birth check, the message with its attachments, and the
-reply form. No scripts, no cookies: after the check, a reading session travels in the forms.
-
-The pages talk to the portal channel's ``transport.service`` (the built-in portal's
-``PortalService``); a portal channel without one (an EMR's own portal) gets no pages here.
+"""The portal's patient pages under ``emrcomm serve``: a magic link's confirm step (a GET never
+uses the link up: mail scanners open links too), the date-of-birth check, the message with its
+attachments, and the reply form. No scripts, no cookies: after the check, a reading session
+travels in the forms. The pages call the :class:`PortalService`; they never touch storage.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -19,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from emrcomm.web import WebContext, i18n
-from emrcomm.web.security import RateLimit
+from emrcomm.web import RateLimit, WebContext, i18n
+
+if TYPE_CHECKING:
+    from emrcomm_portal.service import PortalService
 
 PREFIX = "/m"
 # What a browser may be handed as a download; anything else is offered as bytes.
@@ -30,35 +30,9 @@ _DATE_PART = {"day": re.compile(r"[0-9]{1,2}"), "month": re.compile(r"[0-9]{1,2}
 _INDEX = re.compile(r"[0-9]{1,4}")
 
 
-@runtime_checkable
-class PortalBackend(Protocol):
-    """What the pages need from a portal (``emrcomm_portal.PortalService`` is one)."""
-
-    rate_limit_per_minute: int
-
-    def visit(self, token: str, events: Any) -> Any: ...
-
-    def verify(self, token: str, birth_date: dt.date, events: Any) -> Any: ...
-
-    def view(self, session: str) -> Any: ...
-
-    def attachment(self, session: str, index: int) -> tuple[str, str, bytes] | None: ...
-
-    def reply(self, session: str, text: str, events: Any) -> str: ...
-
-
-def backend(web: WebContext) -> PortalBackend | None:
-    channel = web.host.channels.get("portal")
-    service = getattr(channel.transport, "service", None) if channel is not None else None
-    return service if isinstance(service, PortalBackend) else None
-
-
-def routes(web: WebContext) -> Sequence[BaseRoute]:
+def routes(web: WebContext, portal: PortalService) -> Sequence[BaseRoute]:
     """The pages under ``/m``, rate limited per client address."""
-    portal = backend(web)
-    if portal is None:
-        return []
-    pages = _Pages(web, portal)
+    pages = _Pages(web.with_templates("emrcomm_portal"), portal)
     return [Mount(PREFIX, routes=[
         Route("/-/view", pages.view, methods=["POST"]),
         Route("/-/reply", pages.reply, methods=["POST"]),
@@ -70,14 +44,14 @@ def routes(web: WebContext) -> Sequence[BaseRoute]:
 
 
 class _Pages:
-    def __init__(self, web: WebContext, portal: PortalBackend) -> None:
+    def __init__(self, web: WebContext, portal: PortalService) -> None:
         self.web = web
         self.portal = portal
 
     # steps ---------------------------------------------------------------------------------------
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
-        visit = await run_in_threadpool(self.portal.visit, token, self.web.host)
+        visit = await run_in_threadpool(self.portal.visit, token)
         lang = i18n.language(request.query_params.get("lang"), visit.language)
         if visit.state != "ready":
             return self._problem(request, visit.state, lang)
@@ -86,7 +60,7 @@ class _Pages:
     async def identity(self, request: Request) -> Response:
         token = request.path_params["token"]
         form = await request.form(max_files=0, max_fields=10)
-        visit = await run_in_threadpool(self.portal.visit, token, self.web.host)
+        visit = await run_in_threadpool(self.portal.visit, token)
         lang = i18n.language(str(form.get("lang", "")), visit.language)
         if visit.state != "ready":
             return self._problem(request, visit.state, lang)
@@ -99,13 +73,13 @@ class _Pages:
         fields = {k: str(form.get(k, "")).strip() for k in ("day", "month", "year")}
         birth_date = _date(fields)
         if birth_date is None:
-            visit = await run_in_threadpool(self.portal.visit, token, self.web.host)
+            visit = await run_in_threadpool(self.portal.visit, token)
             lang = i18n.language(str(form.get("lang", "")), visit.language)
             if visit.state != "ready":
                 return self._problem(request, visit.state, lang)
             return self.web.page(request, "identity", lang, status_code=400, token=token, error="invalid",
                                  fields=fields, switch_href=f"{PREFIX}/{token}?lang={i18n.other(lang)}")
-        visit = await run_in_threadpool(self.portal.verify, token, birth_date, self.web.host)
+        visit = await run_in_threadpool(self.portal.verify, token, birth_date)
         lang = i18n.language(str(form.get("lang", "")), visit.language)
         if visit.state == "wrong":
             return self.web.page(request, "identity", lang, status_code=400, token=token, error="wrong",
@@ -127,7 +101,7 @@ class _Pages:
     async def reply(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=10)
         session, text = str(form.get("session", "")), str(form.get("text", ""))
-        result = await run_in_threadpool(self.portal.reply, session, text, self.web.host)
+        result = await run_in_threadpool(self.portal.reply, session, text)
         opened = await run_in_threadpool(self.portal.view, session)
         lang = i18n.language(str(form.get("lang", "")), opened.language if opened else "en")
         if opened is None:

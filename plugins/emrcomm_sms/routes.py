@@ -1,7 +1,7 @@
-"""The delivery callbacks section of the app: Kannel delivery reports and MO messages, Twilio
-status callbacks and inbound messages, each authenticated before anything is read. Nothing is
-kept in this process: every report becomes an event of its record, keyed so that a repeat (a
-retry, a replay, another ``serve``) changes nothing.
+"""The sms plugin's part of ``emrcomm serve``: Kannel delivery reports and MO messages, Twilio
+status callbacks and inbound messages, each authenticated before anything is read, then told to
+the host through the plugin's context. Nothing is kept in this process: every report is an
+event of its record, keyed so that a repeat (a retry, a replay, another ``serve``) changes nothing.
 
 - Kannel delivery reports carry ``record`` and ``sig`` (HMAC-SHA256 of the record id under
   ``plugins.sms.callback_secret``); MO messages carry ``token``, the HMAC of ``kannel-mo`` under
@@ -17,10 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -28,22 +26,18 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from emrcomm.inbound import handle_inbound
-from emrcomm.model import DeliveryUpdate
-from emrcomm.plugin.context import PluginContext
-from emrcomm.web.security import RateLimit
+from emrcomm import DeliveryUpdate, PluginContext
+from emrcomm.web import RateLimit
 
-if TYPE_CHECKING:
-    from emrcomm.host import Host
-    from emrcomm.web import WebContext
-
-log = logging.getLogger("emrcomm.web.callbacks")
+from .callbacks import mo_token, same_secret, valid_signature
+from .reports import ReportState, kannel_state, twilio_state
 
 PREFIX = "/callbacks"  # plugins.sms.callback_url must name this path, e.g. https://host/callbacks
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 # Requests a minute from one provider address ([plugins.sms] callback_rate_limit_per_minute): a
 # provider reports each message, up to twice, at the sending rate (10 a second by default).
 CALLBACK_RATE_PER_MINUTE = 6000
+KINDS = {ReportState.DELIVERED: "delivered", ReportState.FAILED: "failed"}
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -55,24 +49,21 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> st
 
 
 class Callbacks:
-    """The handlers, with the secrets they check and the segment reports seen so far."""
+    """The handlers, with the secrets they check."""
 
-    def __init__(self, host: Host, *, kannel_secret: str | None, twilio_token: str | None,
+    def __init__(self, context: PluginContext, *, kannel_secret: str | None, twilio_token: str | None,
                  base_url: str | None) -> None:
-        self.host = host
+        self.context = context
         self._kannel_secret = kannel_secret
         self._twilio_token = twilio_token
         self.base_url = base_url.rstrip("/") if base_url else None
 
     # Kannel --------------------------------------------------------------------------------------
     async def kannel_dlr(self, request: Request) -> Response:
-        from emrcomm_sms.callbacks import valid_signature
-        from emrcomm_sms.reports import kannel_state
-
         q = request.query_params
         record, sig = q.get("record", ""), q.get("sig", "")
         if not self._kannel_secret or not record or not valid_signature(self._kannel_secret, record, sig):
-            log.warning("kannel delivery report refused: not authenticated")
+            self.context.log.warning("kannel delivery report refused: not authenticated")
             return PlainTextResponse("forbidden", status_code=403)
         try:
             state = kannel_state(int(q.get("type", "")))
@@ -84,12 +75,10 @@ class Callbacks:
         return PlainTextResponse("ok")
 
     async def kannel_mo(self, request: Request) -> Response:
-        from emrcomm_sms.callbacks import mo_token, same_secret
-
         q = request.query_params
         token = q.get("token", "")
         if not self._kannel_secret or not same_secret(mo_token(self._kannel_secret), token):
-            log.warning("kannel MO refused: not authenticated")
+            self.context.log.warning("kannel MO refused: not authenticated")
             return PlainTextResponse("forbidden", status_code=403)
         sender, text = q.get("from", ""), q.get("text", "")
         if not sender:
@@ -99,8 +88,6 @@ class Callbacks:
 
     # Twilio --------------------------------------------------------------------------------------
     async def _twilio_form(self, request: Request) -> dict[str, str] | None:
-        from emrcomm_sms.callbacks import same_secret
-
         # Twilio posts about twenty fields and never a file.
         form = {k: str(v) for k, v in (await request.form(max_files=0, max_fields=100)).items()}
         url = str(request.url)
@@ -110,13 +97,11 @@ class Callbacks:
         given = request.headers.get("x-twilio-signature", "")
         if not self._twilio_token or not given or not same_secret(
                 twilio_signature(self._twilio_token, url, form), given):
-            log.warning("twilio callback refused: bad or missing X-Twilio-Signature")
+            self.context.log.warning("twilio callback refused: bad or missing X-Twilio-Signature")
             return None
         return form
 
     async def twilio_status(self, request: Request) -> Response:
-        from emrcomm_sms.reports import twilio_state
-
         form = await self._twilio_form(request)
         if form is None:
             return PlainTextResponse("forbidden", status_code=403)
@@ -141,47 +126,30 @@ class Callbacks:
         await run_in_threadpool(self._inbound, form["From"], form.get("Body", ""), form.get("MessageSid"))
         return Response(EMPTY_TWIML, media_type="text/xml")
 
-    # shared --------------------------------------------------------------------------------------
-    def _report(self, record: str, state: Any, provider_id: str | None, *, key: str, detail: str) -> None:
-        """Append the report to the record: delivered, failed, or progress that says nothing
-        final. ``key`` makes a provider's retry or a replay change nothing, across restarts and
-        ``serve`` processes; a report that says less than what is known (a failed after a
-        delivered) is recorded and moves nothing (docs/architecture.md)."""
-        from emrcomm_sms.reports import ReportState
-
-        kind = {ReportState.DELIVERED: "delivered", ReportState.FAILED: "failed"}.get(state, "progress")
-        self.host.delivery_update(DeliveryUpdate(kind=kind, at=self.host.clock(), channel="sms", record_id=record,
-                                                 provider_id=provider_id, detail=detail, key=key))
-        log.info("record %s: %s report", record, kind)
+    # to the host ---------------------------------------------------------------------------------
+    def _report(self, record: str, state: ReportState, provider_id: str | None, *, key: str, detail: str) -> None:
+        """Delivered, failed, or progress that says nothing final. ``key`` makes a provider's
+        retry or a replay change nothing, across restarts and ``serve`` processes; a report that
+        says less than what is known (a failed after a delivered) moves nothing."""
+        kind = KINDS.get(state, "progress")
+        self.context.report(DeliveryUpdate(kind=kind, at=self.context.clock(), channel="sms", record_id=record,
+                                           provider_id=provider_id, detail=detail, key=key))
+        self.context.log.info("record %s: %s report", record, kind)
 
     def _inbound(self, sender: str, text: str, provider_id: str | None) -> None:
-        handled = handle_inbound(self.host, channel="sms", address=sender, text=text, at=self.host.clock(),
-                                 provider_id=provider_id)
-        log.info("inbound sms handled as %s", handled.value)
+        """A patient's message: the host finds the message it answers by the number, files it,
+        and the opt-out plugin acts on STOP, START and HELP."""
+        self.context.report(DeliveryUpdate(kind="reply", at=self.context.clock(), channel="sms", address=sender,
+                                           text=text, provider_id=provider_id))
+        self.context.log.info("inbound sms reported")
 
 
-def callbacks_for(host: Host) -> Callbacks | None:
-    """The handlers for ``host``'s SMS channel, with its secrets resolved; None without SMS."""
-    if "sms" not in host.channels:
-        return None
-    settings = host.config.plugin_settings.get("sms", {})
-    context = PluginContext(name="sms", settings=settings, clinic=host.config.clinic, storage=host.storage,
-                            base_dir=host.config.base_dir, clock=host.clock)
-    token = None
-    if settings.get("transport") == "twilio":
-        twilio = PluginContext(name="sms.twilio", settings=settings["twilio"], clinic=host.config.clinic,
-                               storage=host.storage, base_dir=host.config.base_dir, clock=host.clock)
-        token = twilio.secret("auth_token")
-    return Callbacks(host, kannel_secret=context.secret("callback_secret"), twilio_token=token,
-                     base_url=settings.get("callback_url"))
-
-
-def routes(web: WebContext) -> Sequence[BaseRoute]:
-    handlers = callbacks_for(web.host)
-    if handlers is None:
-        return []
-    per_minute = web.host.config.plugin_settings.get("sms", {}).get("callback_rate_limit_per_minute",
-                                                                    CALLBACK_RATE_PER_MINUTE)
+def routes(context: PluginContext, twilio_token: str | None) -> Sequence[BaseRoute]:
+    """The callback routes under ``/callbacks``, rate limited per provider address."""
+    settings = context.settings
+    handlers = Callbacks(context, kannel_secret=context.secret("callback_secret"), twilio_token=twilio_token,
+                         base_url=settings.get("callback_url"))
+    per_minute = settings.get("callback_rate_limit_per_minute", CALLBACK_RATE_PER_MINUTE)
     return [Mount(PREFIX, routes=[
         Route("/kannel/dlr", handlers.kannel_dlr, methods=["GET", "POST"]),
         Route("/kannel/mo", handlers.kannel_mo, methods=["GET", "POST"]),
