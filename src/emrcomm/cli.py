@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emrcomm import fhir
+from emrcomm.api.commands import add_commands as add_api_commands
 from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, escape_controls, loads_json
 from emrcomm.model import Finding, Outcome, Status
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--text", action="store_true", help="show the words of patients' replies (decrypted)")
     done = portal_sub.add_parser("done", parents=[common], help="mark an inbox item done")
     done.add_argument("id", help="the inbox item id")
+    add_api_commands(sub, common)  # clients, notify: the FHIR API's (emrcomm.api.commands)
     return parser
 
 
@@ -147,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
                         handlers=[handler])
-    handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
+    handler = getattr(args, "handler", None) or globals()[f"cmd_{args.command.replace('-', '_')}"]
     try:
         code: int = handler(args)
         return code

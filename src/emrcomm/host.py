@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from emrcomm import fhir
+from emrcomm.api.schema import MIGRATIONS as API_MIGRATIONS
 from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
 from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
@@ -110,8 +111,8 @@ class Host:
                           else AuditLog.open(config, self.storage, self.clock))
             self.plugins = PluginManager(config, self._make_context, entry_points)
             self.channels: dict[str, Channel] = self.plugins.channels
-            # The plugins' own tables, then the plugins that need them may start (a pusher, say).
-            self.storage.migrate(self.plugins.migrations())
+            # The FHIR API's tables and the plugins' own, then the plugins that need them may start.
+            self.storage.migrate([*API_MIGRATIONS, *self.plugins.migrations()])
             self.plugins.start(self)
         except BaseException:
             if self.plugins is not None:
@@ -140,6 +141,11 @@ class Host:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run (a background thread beside the host stops then)."""
+        return self._closed
 
     def close(self) -> None:
         if self._closed:

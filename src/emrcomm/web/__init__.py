@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("emrcomm.web")
 
 # The parts of the app, in order. Delivery callbacks add theirs here.
-SECTIONS: tuple[str, ...] = ("emrcomm.web.portal:routes", "emrcomm.web.callbacks:routes")
+SECTIONS: tuple[str, ...] = ("emrcomm.web.portal:routes", "emrcomm.web.callbacks:routes", "emrcomm.api:routes")
 
 
 @frozen
@@ -101,7 +101,8 @@ def create_app(host: Host, *, sections: Sequence[str] = SECTIONS) -> Starlette:
             Middleware(AccessLog),
             Middleware(SecureHeaders),
             Middleware(ErrorShield, error_page=error_page),
-            Middleware(BodyLimit, limit=host.config.limits.http_body_bytes),
+            # The FHIR API reads batches: it limits each operation itself (emrcomm.api.routes).
+            Middleware(BodyLimit, limit=host.config.limits.http_body_bytes, own=("/fhir",)),
             Middleware(SameOrigin),
         ],
         exception_handlers={404: not_found, 405: not_found, 500: not_found},
