@@ -1,7 +1,7 @@
 """The FHIR R4 REST API under ``emrcomm serve`` (``/fhir``), so that an EMR in any language can
 send requests, read what happened, record consents and hear of changes (docs/api.md).
 
-Modules, one job each: ``routes`` (the handlers), ``answers`` (a decided request as FHIR, and
+Modules, one job each: ``handlers`` (the routes and their handlers), ``answers`` (a decided request as FHIR, and
 its status code), ``outcome`` (OperationOutcome), ``capability`` (CapabilityStatement, SMART
 configuration), ``auth`` / ``clients`` / ``scopes`` (SMART Backend Services), ``search``
 (Communication search), ``consent`` (Consent intake), ``subscriptions`` / ``notify`` (rest-hook
@@ -24,16 +24,17 @@ PREFIX = "/fhir"
 def routes(web: WebContext) -> Sequence[BaseRoute]:
     """The web section: the API mounted at ``/fhir`` (nothing when ``[api] enabled = false``),
     and, unless ``[api] notify = false``, the thread that sends Subscription notifications."""
-    from starlette.routing import Mount
+    from starlette.routing import Mount, Route
 
+    from emrcomm.api.handlers import build
     from emrcomm.api.notify import Notifier
-    from emrcomm.api.routes import build
     from emrcomm.api.settings import ApiSettings
 
     settings = ApiSettings.from_config(web.host.config.raw)
     if not settings.enabled:
         return []
-    app, _ = build(web.host, settings)
+    app, api = build(web.host, settings)
     if settings.notify and not web.host.read_only:
         Notifier(web.host, settings).start()
-    return [Mount(PREFIX, app=app)]
+    assert api.batch_endpoint is not None
+    return [Route(PREFIX, api.batch_endpoint, methods=["POST"]), Mount(PREFIX, app=app)]

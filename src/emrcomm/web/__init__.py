@@ -101,7 +101,7 @@ def create_app(host: Host, *, sections: Sequence[str] = SECTIONS) -> Starlette:
             Middleware(AccessLog),
             Middleware(SecureHeaders),
             Middleware(ErrorShield, error_page=error_page),
-            # The FHIR API reads batches: it limits each operation itself (emrcomm.api.routes).
+            # The FHIR API reads batches: it limits each operation itself (emrcomm.api.handlers).
             Middleware(BodyLimit, limit=host.config.limits.http_body_bytes, own=("/fhir",)),
             Middleware(SameOrigin),
         ],

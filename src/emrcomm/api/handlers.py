@@ -76,6 +76,7 @@ class Api:
         self.authority = Authority(host.storage.db, self.clients, host.clock, settings.token_seconds)
         self.subscriptions = Subscriptions(host.storage.db, host.clock)
         self.definitions = definitions()
+        self.batch_endpoint: Callable[[Request], Awaitable[Response]] | None = None
         try:
             self.version = metadata.version("emrcomm")
         except metadata.PackageNotFoundError:
@@ -439,11 +440,13 @@ def build(host: Host, settings: ApiSettings) -> tuple[Starlette, Api]:
     """The API as an ASGI app (mounted at /fhir) and its handlers."""
     api = Api(host, settings)
     op = api.operation
+    # POST [base] is FHIR's batch: the section also routes /fhir itself to it (no redirect to /fhir/).
+    api.batch_endpoint = op("system/CommunicationRequest.write", "batch", api.batch)
     routes: list[BaseRoute] = [
         Route("/metadata", api.metadata, methods=["GET"]),
         Route("/.well-known/smart-configuration", api.smart_configuration, methods=["GET"]),
         Route("/auth/token", api.token, methods=["POST"]),
-        Route("/", op("system/CommunicationRequest.write", "batch", api.batch), methods=["POST"]),
+        Route("/", api.batch_endpoint, methods=["POST"]),
         Route("/StructureDefinition", op(None, "search StructureDefinition", api.structure_definitions), methods=["GET"]),
         Route("/StructureDefinition/{id}", op(None, "read StructureDefinition", api.structure_definition), methods=["GET"]),
         Route("/CommunicationRequest", op("system/CommunicationRequest.write", "create CommunicationRequest",
