@@ -10,6 +10,7 @@ Subscriptions), ``schema`` (its tables), ``commands`` (``emrcomm clients``, ``em
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -36,5 +37,8 @@ def routes(web: WebContext) -> Sequence[BaseRoute]:
     app, api = build(web.host, settings)
     if settings.notify and not web.host.read_only:
         Notifier(web.host, settings).start()
-    assert api.batch_endpoint is not None
-    return [Route(PREFIX, api.batch_endpoint, methods=["POST"]), Mount(PREFIX, app=app)]
+    mount = Mount(PREFIX, app=app)
+    # Every path under /fhir is the API's, even one with a line break in it (which Starlette's
+    # pattern would leave to the portal's HTML 404): the answer is always an OperationOutcome.
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return [Route(PREFIX, api.root()), mount]

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emrcomm import fhir
 from emrcomm.api import answers, capability, search
@@ -83,6 +84,22 @@ class Api:
             self.version = "0"
 
     # plumbing ------------------------------------------------------------------------------------
+    def root(self) -> ASGIApp:
+        """``/fhir`` itself (every method): POST is FHIR's batch; anything else an OperationOutcome."""
+        batch = self.batch_endpoint
+        assert batch is not None
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive)
+            if request.method == "POST":
+                response = await batch(request)
+            else:
+                response = ApiError(405, "not-supported", "the base takes POST (a batch Bundle); GET /fhir/metadata "
+                                    "lists what else there is").response()
+            await response(scope, receive, send)
+
+        return _Asgi(app)
+
     def base(self, request: Request) -> str:
         if self.settings.base_url:
             return self.settings.base_url
@@ -406,6 +423,16 @@ class Api:
             raise ApiError(404, "not-found", f"no Subscription {_shown(ident)} of this client")
         request.state.audit["subscription"] = sub.id
         return sub
+
+
+class _Asgi:
+    """An ASGI callable that a Route takes as an app (every method), not as a request handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def _shown(value: str) -> str:

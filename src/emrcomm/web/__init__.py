@@ -103,7 +103,7 @@ def create_app(host: Host, *, sections: Sequence[str] = SECTIONS) -> Starlette:
             Middleware(ErrorShield, error_page=error_page),
             # The FHIR API reads batches: it limits each operation itself (emrcomm.api.handlers).
             Middleware(BodyLimit, limit=host.config.limits.http_body_bytes, own=("/fhir",)),
-            Middleware(SameOrigin),
+            Middleware(SameOrigin, own=("/fhir",)),
         ],
         exception_handlers={404: not_found, 405: not_found, 500: not_found},
     )

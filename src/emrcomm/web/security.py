@@ -116,13 +116,18 @@ class SameOrigin:
     """A form post whose Origin header names another site, or is ``null`` (a sandboxed frame, a
     page elsewhere that hides its origin), or that the browser marks ``Sec-Fetch-Site:
     cross-site``, is refused (403): a page elsewhere cannot make a patient's browser post here.
-    A request without either header (a provider's callback, an old browser) goes on."""
+    A request without either header (a provider's callback, an old browser) goes on.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Paths under a prefix in ``own`` are left alone: their section authenticates every call with
+    a bearer token, never a cookie, so a page elsewhere has nothing to borrow (the FHIR API)."""
+
+    def __init__(self, app: ASGIApp, own: Sequence[str] = ()) -> None:
         self.app = app
+        self.own = tuple(own)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
+                and not any(scope["path"] == p or scope["path"].startswith(p + "/") for p in self.own):
             headers = Headers(scope=scope)
             origin = headers.get("origin")
             cross = headers.get("sec-fetch-site") == "cross-site"
