@@ -40,7 +40,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import _Requests, eligible, percentile, write_clinic  # noqa: E402
+from run import _Requests, eligible, percentile, write_clinic
 
 SIZES = {"tiny": {"n": 20, "patients": 60, "search": 10}, "quick": {"n": 400, "patients": 300, "search": 200},
          "full": {"n": 2000, "patients": 1000, "search": 500}}
