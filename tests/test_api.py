@@ -32,11 +32,20 @@ NO_NOTIFY = "\n[api]\nnotify = false\n"
 
 
 @pytest.fixture
-def api(make_host: Callable[..., Host]) -> Iterator[ApiClient]:
+def clients() -> Iterator[list[Any]]:
+    """In-process clients to close (each has an event loop) when the test ends."""
+    made: list[Any] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def api(make_host: Callable[..., Host], clients: list[Any]) -> ApiClient:
     host = make_host(NO_NOTIFY)
     client = ApiClient(host, create_app(host))
-    yield client
-    client.close()
+    clients.append(client)
+    return client
 
 
 def body(answer: Any) -> Any:
@@ -141,17 +150,20 @@ def test_a_bad_assertion_gets_no_token(api: ApiClient, bad: str) -> None:
     assert answer.status_code == 401 and body(answer)["error"] == "invalid_client", (bad, answer.text)
 
 
-def test_a_token_without_the_scope_is_refused_with_403(make_host: Callable[..., Host]) -> None:
+def test_a_token_without_the_scope_is_refused_with_403(make_host: Callable[..., Host], clients: list[Any]) -> None:
     host = make_host(NO_NOTIFY)
     reader = ApiClient(host, create_app(host), scopes=["system/Communication.read"])
+    clients.append(reader)
     answer = reader.call("POST", "/fhir/CommunicationRequest", reminder())
     assert answer.status_code == 403 and body(answer)["issue"][0]["code"] == "forbidden"
     assert sms_sent(host) == []
 
 
-def test_a_token_expires_and_a_revoked_clients_tokens_stop_at_once(make_host: Callable[..., Host], clock: Clock) -> None:
+def test_a_token_expires_and_a_revoked_clients_tokens_stop_at_once(make_host: Callable[..., Host], clock: Clock,
+                                                                   clients: list[Any]) -> None:
     host = make_host(NO_NOTIFY)
     api = ApiClient(host, create_app(host))
+    clients.append(api)
     assert api.call("GET", "/fhir/Communication").status_code == 200
     clock.now += dt.timedelta(seconds=301)
     assert api.call("GET", "/fhir/Communication").status_code == 401
@@ -202,10 +214,12 @@ def test_if_none_exist_answers_the_existing_request_with_200(api: ApiClient) -> 
     assert len(sms_sent(api.host)) == 1
 
 
-def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host]) -> None:
+def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host],
+                                                                   clients: list[Any]) -> None:
     host = make_host(NO_NOTIFY)
     app = create_app(host)
     api = ApiClient(host, app)
+    clients.append(api)
     statuses: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(8)
@@ -433,10 +447,12 @@ def test_a_notification_not_taken_is_retried_with_backoff_then_given_up(api: Api
     assert "given up after 3 attempts" in body(api.call("GET", f"/fhir/Subscription/{sub['id']}"))["error"]
 
 
-def test_a_subscription_is_its_clients_alone_and_can_be_deleted(make_host: Callable[..., Host]) -> None:
+def test_a_subscription_is_its_clients_alone_and_can_be_deleted(make_host: Callable[..., Host],
+                                                                clients: list[Any]) -> None:
     host = make_host(NO_NOTIFY)
     app = create_app(host)
     mine, theirs = ApiClient(host, app), ApiClient(host, app)
+    clients += [mine, theirs]
     sub = subscribe(mine, "https://emr.example/hooks")
     assert theirs.call("GET", f"/fhir/Subscription/{sub['id']}").status_code == 404
     assert theirs.call("DELETE", f"/fhir/Subscription/{sub['id']}").status_code == 404
@@ -489,7 +505,33 @@ def test_every_call_is_in_the_audit_log_with_the_client(api: ApiClient) -> None:
     assert calls[1]["request"] == "a-1" and calls[1]["records"]
 
 
-def test_the_api_can_be_switched_off(make_host: Callable[..., Host]) -> None:
+def test_the_api_can_be_switched_off(make_host: Callable[..., Host], clients: list[Any]) -> None:
     host = make_host("\n[api]\nenabled = false\n")
-    answer = InProcess(create_app(host)).request("GET", "/fhir/metadata")
+    clients.append(InProcess(create_app(host)))
+    answer = clients[-1].request("GET", "/fhir/metadata")
     assert answer.status_code == 404 and "OperationOutcome" not in answer.text
+
+
+def test_clients_are_added_listed_and_revoked_from_the_command_line(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from emrcomm.cli import main
+    from support import write_config
+
+    config = str(write_config(tmp_path, NO_NOTIFY))
+    key = ClientKey("RS384")
+    (tmp_path / "emr.jwks").write_text(json.dumps(key.jwks()), encoding="utf-8")
+    assert main(["--json", "clients", "add", "OSCAR", "--config", config, "--jwks", str(tmp_path / "emr.jwks"),
+                 "--scope", "system/Communication.read"]) == 0
+    client_id = json.loads(capsys.readouterr().out)["client_id"]
+    private = {**key.public_jwk(), "d": "AAAA"}
+    (tmp_path / "private.jwks").write_text(json.dumps({"keys": [private]}), encoding="utf-8")
+    assert main(["clients", "add", "Leaky", "--config", config, "--jwks", str(tmp_path / "private.jwks"),
+                 "--scope", "system/Communication.read"]) == 2
+    assert "private key" in capsys.readouterr().err
+    assert main(["clients", "list", "--config", config]) == 0
+    listed = capsys.readouterr().out
+    assert client_id in listed and "active" in listed and key.kid in listed
+    assert main(["clients", "revoke", client_id, "--config", config]) == 0
+    assert main(["clients", "list", "--config", config]) == 0
+    assert "REVOKED" in capsys.readouterr().out
+    assert main(["clients", "revoke", "no-such-client", "--config", config]) == 2

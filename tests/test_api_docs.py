@@ -49,6 +49,13 @@ def test_the_doc_has_a_request_for_each_use() -> None:
 def test_every_request_in_the_doc_gets_the_answer_the_doc_shows(make_host: Callable[..., Host]) -> None:
     host = make_host("\n[api]\nnotify = false\n")
     api = ApiClient(host, create_app(host))
+    try:
+        run_every_request(api, host)
+    finally:
+        api.close()
+
+
+def run_every_request(api: ApiClient, host: Host) -> None:
     answers = []
     for block, expected in exchanges():
         head, _, body = block.partition("\n\n")
@@ -76,4 +83,5 @@ def test_what_the_doc_says_check_answers_is_what_it_answers(make_host: Callable[
     block = next(b for b, _ in exchanges() if b.startswith("POST /fhir/CommunicationRequest/$check"))
     answer = api.call("POST", "/fhir/CommunicationRequest/$check", raw=block.partition("\n\n")[2].encode(),
                       headers=[(b"content-type", b"application/fhir+json")])
+    api.close()
     assert word in answer.text and word in DOC
