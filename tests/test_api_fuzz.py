@@ -5,8 +5,9 @@ bytes, wrong content types, hostile headers and query strings, on every route.
 Whatever comes in: no response of 500 or more, no traceback, a 4xx always an OperationOutcome
 (the token endpoint: an OAuth error), and nothing sent, queued or filed for a request refused.
 
-The budget is fixed for CI (derandomized, ~1,000 requests). ``EMRCOMM_FUZZ_EXAMPLES=N`` gives
-this file N requests (fresh random draws) for a longer hunt; docs/api.md records a run of 5,000+.
+The budget is fixed for CI (derandomized: 1,000 generated inputs, ~1,700 requests, a search input
+making five). ``EMRCOMM_FUZZ_EXAMPLES=N`` gives this file N inputs (fresh random draws) for a longer
+hunt; docs/api.md records a run of more than 5,000 requests.
 """
 
 from __future__ import annotations
