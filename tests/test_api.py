@@ -214,6 +214,17 @@ def test_if_none_exist_answers_the_existing_request_with_200(api: ApiClient) -> 
     assert len(sms_sent(api.host)) == 1
 
 
+def test_if_none_exist_never_decides_again_even_a_blocked_request(api: ApiClient) -> None:
+    ident = [{"system": "urn:emr:appointments", "value": "A-78"}]
+    blocked = {k: v for k, v in reminder("x", "Patient/none", identifier=ident).items() if k != "id"}
+    assert api.call("POST", "/fhir/CommunicationRequest", blocked).status_code == 422
+    sendable = {k: v for k, v in reminder("x", identifier=ident).items() if k != "id"}
+    again = api.call("POST", "/fhir/CommunicationRequest", sendable,
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-78")])
+    assert again.status_code == 200 and sms_sent(api.host) == []
+    assert api.call("POST", "/fhir/CommunicationRequest", sendable).status_code == 201  # without it: decided anew
+
+
 def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host],
                                                                    clients: list[Any]) -> None:
     host = make_host(NO_NOTIFY)

@@ -36,8 +36,9 @@ from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
 from emrcomm.errors import RenderError, RequestError
 from emrcomm.limits import escape_controls, loads_json
-from emrcomm.model import Outcome, Status
+from emrcomm.model import Category, Outcome, Status
 from emrcomm.model import Request as EmrRequest
+from emrcomm.pipeline.write import ALREADY_HANDLED
 from emrcomm.storage.records import RETRYABLE
 
 if TYPE_CHECKING:
@@ -231,13 +232,22 @@ class Api:
     def _create(self, request: Request, data: dict[str, Any], condition: str | None, prefer: str) -> Response:
         req = fhir.parse_request(data, limits=self.limits)
         request.state.audit["request"] = req.id
-        if condition is not None:
-            existing = _conditional_id(condition)
-            row = self.host.storage.records.request(existing)
-            if row is not None:
-                req = attrs.evolve(req, id=existing)  # answered as the repeat it is
-        outcome = self.host.send(req)
-        return self._answer(request, outcome, data)
+        standing = self._standing(_conditional_id(condition)) if condition is not None else None
+        # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
+        outcome = standing or self.host.send(req)
+        return self._answer(request, outcome, None if standing else data)
+
+    def _standing(self, ident: str) -> Outcome | None:
+        """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
+        row = self.host.storage.records.request(ident)
+        if row is None:
+            return None
+        records = [r for r in self.host.storage.records.for_request(ident) if r.id in row.record_ids]
+        status = Status(row.status) if row.status in RETRYABLE else answers.ledger_status(records)
+        return Outcome(request_id=ident, status=status, record_ids=row.record_ids,
+                       channels=tuple(r.channel for r in records if r.channel and r.role not in ("blocked", "not-filed")),
+                       findings=tuple(f for r in records for f in r.findings if r.role in ("blocked", "not-filed")),
+                       explanation=(ALREADY_HANDLED,), category=Category(row.category), patient_ref=row.patient)
 
     def _answer(self, request: Request, outcome: Any, submitted: Mapping[str, Any] | None) -> Response:
         status = answers.http_status(outcome)
@@ -268,17 +278,10 @@ class Api:
             raise ApiError(404, "not-found", f"no CommunicationRequest {_shown(ident)}")
 
         def run() -> Response:
-            row = self.host.storage.records.request(ident)
-            if row is None:
+            outcome = self._standing(ident)
+            if outcome is None:
                 raise ApiError(404, "not-found", f"no CommunicationRequest {ident}: no request with this id was sent")
-            records = [r for r in self.host.storage.records.for_request(ident) if r.id in row.record_ids]
-            status = Status(row.status) if row.status in RETRYABLE else answers.ledger_status(records)
-            outcome = Outcome(request_id=ident, status=status, record_ids=row.record_ids,
-                              findings=tuple(f for r in records for f in r.findings if r.role == "blocked"),
-                              patient_ref=row.patient)
-            res = answers.request_resource(outcome, None, row.created)
-            res["category"] = [{"coding": [{"system": fhir.CATEGORY_SYSTEM, "code": row.category}]}]
-            return fhir_response(res)
+            return fhir_response(answers.request_resource(outcome, None, self.host.clock()))
 
         return await run_in_threadpool(run)
 
@@ -333,10 +336,12 @@ class Api:
                 continue
             try:
                 req = fhir.parse_request(resource, limits=self.limits)
-                if condition is not None:
-                    existing = _conditional_id(condition)
-                    if self.host.storage.records.request(existing) is not None:
-                        req = attrs.evolve(req, id=existing)
+                standing = self._standing(_conditional_id(condition)) if condition is not None else None
+                if standing is not None:
+                    results[i] = answers.entry_response(200, f"CommunicationRequest/{standing.request_id}",
+                                                        answers.outcome_resource(standing,
+                                                                                 answers.records_of(self.host, standing)))
+                    continue
             except ApiError as exc:
                 results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics)
                 continue
