@@ -437,6 +437,26 @@ def test_a_subscription_hears_of_a_send_signed_and_with_its_headers(api: ApiClie
     assert "extension" not in read and read["channel"]["header"] == ["Authorization: ***"]
 
 
+def test_deliveries_failures_replies_and_opt_outs_are_each_notified(api: ApiClient) -> None:
+    from emrcomm.model import DeliveryUpdate
+
+    with scripted() as emr:
+        subscribe(api, emr.url, "Communication?patient=Patient/on-en")
+        subscribe(api, emr.url, "Consent?patient=Patient/on-en")
+        sent = body(api.call("POST", "/fhir/CommunicationRequest", reminder("d-1")))["entry"][1]["resource"]["id"]
+        failing = body(api.call("POST", "/fhir/CommunicationRequest", reminder("d-2")))["entry"][1]["resource"]["id"]
+        now = api.host.clock()
+        api.host.delivery_update(DeliveryUpdate(kind="delivered", at=now, record_id=sent, channel="sms"))
+        api.host.delivery_update(DeliveryUpdate(kind="failed", at=now, record_id=failing, channel="sms"))
+        api.host.delivery_update(DeliveryUpdate(kind="reply", at=now, record_id=sent, channel="sms",
+                                                address="+16135550123", text="Thank you, see you then"))
+        api.host.delivery_update(DeliveryUpdate(kind="optout", at=now, channel="sms", address="+16135550123",
+                                                text="STOP reply", detail="Patient/on-en"))
+        Notifier(api.host, ApiSettings()).run_once()
+        events = sorted(s.headers["X-Emrcomm-Event"] for s in emr.seen)
+    assert events == ["delivered", "failed", "optout", "reply", "sent", "sent"]
+
+
 def test_a_notification_not_taken_is_retried_with_backoff_then_given_up(api: ApiClient, clock: Clock) -> None:
     with scripted(Reply(status=503)) as emr:
         sub = subscribe(api, emr.url)
