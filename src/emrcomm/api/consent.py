@@ -145,7 +145,7 @@ def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
             raise ApiError(422, "value", "extension consent-address must be a phone number or an email address "
                            "(valueString)", expression="Consent.extension")
         return [_normalised(host, system, given.strip())]
-    recipient = host.find_recipient(Request(patient, "appointment-reminder", id="consent"))
+    recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
     addresses = [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else []
     if not addresses:
         raise ApiError(422, "not-found", f"{patient} has no {channel} address on file: give it with the extension "
