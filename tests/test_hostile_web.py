@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from emrcomm_portal.storage import PortalStore
 from emrcomm_sms.callbacks import record_signature
 from hostile_kit import NUMBER, SECRET, InProcess, kannel_config, server_log, twilio_config
 from portal_kit import BIRTH_DATE, notice_for, running_server, send_note, token_in
+from servers import wait_until
 from support import communication
 from test_worker import reminder
 
@@ -122,7 +124,14 @@ def test_the_access_log_escapes_line_breaks_and_control_characters(
         base: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="emrcomm.web")
     requests.get(f"{base}/m/a%0d%0aINFO%20GET/forged%20200%00%1b[31m", timeout=10)
-    lines = [r.getMessage() for r in caplog.records if r.name == "emrcomm.web" and "forged" in r.getMessage()]
+
+    def forged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "emrcomm.web" and "forged" in r.getMessage()]
+
+    # The server writes the line once the answer has left: the client may read the answer first.
+    with contextlib.suppress(TimeoutError):
+        wait_until(forged, 10, "the access log line")
+    lines = forged()
     assert len(lines) == 1, ("emrcomm.web disabled" if logging.getLogger("emrcomm.web").disabled else lines)
     [line] = lines
     assert "\n" not in line and "\r" not in line and "\x00" not in line and "\x1b" not in line

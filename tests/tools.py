@@ -18,7 +18,8 @@ TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
                "apt-get install kannel kannel-extras"),
     "postfix": (("/usr/sbin/postfix",), "apt-get install postfix"),
     "chromium": (("/usr/bin/chromium",), "apt-get install chromium"),
-    "node": ((str(NODE_MODULES / "@medplum" / "fhir-router" / "package.json"), str(NODE_MODULES / ".bin" / "prism")),
+    "node": ((str(NODE_MODULES / "@medplum" / "fhir-router" / "package.json"), str(NODE_MODULES / ".bin" / "prism"),
+              str(NODE_MODULES / "fhir-kit-client" / "package.json"), str(NODE_MODULES / "jose" / "package.json")),
              "apt-get install nodejs npm, then npm install in tests/node"),
     "npm": ((str(NODE_MODULES / "@medplum" / "definitions" / "package.json"),), "npm install in tests/node"),
 }

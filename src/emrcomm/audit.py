@@ -67,6 +67,11 @@ FIELDS: Mapping[str, type | tuple[type, ...]] = {
     "problem": str,        # audit.anomaly: what the log found about itself
     "last_seq": int,
     "head_seq": int,
+    "client": str,         # the FHIR API client (its id from `emrcomm clients add`)
+    "operation": str,      # the FHIR API interaction: create CommunicationRequest, search Communication, ...
+    "http_status": int,    # what the FHIR API answered
+    "subscription": str,   # a Subscription id
+    "scopes": list,        # the SMART scopes a token was granted
 }
 
 # The decisions logged, and what each means (docs/audit.md prints this table).
@@ -94,6 +99,12 @@ KINDS: Mapping[str, str] = {
     "optin": "the patient opted back in (START)",
     "update": "another kind of delivery update (its kind in status)",
     "audit.anomaly": "the log found itself inconsistent when it was opened",
+    "api.call": "a FHIR API call by a client (its id), the interaction and the HTTP status answered",
+    "api.token": "an access token issued to a FHIR API client, with the scopes granted",
+    "api.refused": "a FHIR API client's token request refused (bad or replayed assertion, scope not allowed)",
+    "api.client.added": "a FHIR API client registered (emrcomm clients add), with the scopes it may have",
+    "api.client.revoked": "a FHIR API client revoked, with its tokens",
+    "consent.recorded": "a consent or an opt-out recorded through the FHIR API (the ledger has its source)",
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emrcomm import fhir
+from emrcomm.api.commands import add_commands as add_api_commands
 from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, escape_controls, loads_json
 from emrcomm.model import Finding, Outcome, Status
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--all", action="store_true", help="include items already done")
     inbox.add_argument("--text", action="store_true",
                        help="show the words of patients' replies, read from the channel that keeps them")
+    add_api_commands(sub, common)  # clients, notify: the FHIR API's (emrcomm.api.commands)
     return parser
 
 
@@ -139,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in plugin_commands:
             return _run_plugin_command(args, *plugin_commands[args.command])
-        code: int = globals()[f"cmd_{args.command.replace('-', '_')}"](args)
+        handler = getattr(args, "handler", None) or globals()[f"cmd_{args.command.replace('-', '_')}"]
+        code: int = handler(args)
         return code
     except EmrcommError as exc:
         print(f"emrcomm: error: {exc}", file=sys.stderr)

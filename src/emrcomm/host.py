@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from emrcomm import fhir
+from emrcomm.api.schema import MIGRATIONS as API_MIGRATIONS
 from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
 from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
@@ -112,8 +113,8 @@ class Host:
             plugins = PluginManager(config, self._make_context, entry_points)
             self.plugins: PluginManager = plugins
             self.channels: dict[str, Channel] = plugins.channels
-            # The plugins' own tables, then the plugins that need them may start (a pusher, say).
-            self.storage.migrate(plugins.migrations())
+            # The FHIR API's tables and the plugins' own, then the plugins that need them may start.
+            self.storage.migrate([*API_MIGRATIONS, *plugins.migrations()])
             plugins.start(self)
         except BaseException:
             if plugins is not None:
@@ -142,6 +143,11 @@ class Host:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run (a background thread beside the host stops then)."""
+        return self._closed
 
     def close(self) -> None:
         if self._closed:

@@ -34,6 +34,7 @@ class Limits:
     text_chars: int = 50_000  # the text of one request, and each of its string variables
     attachment_bytes: int = 20_971_520  # all of one request's attachments together
     http_body_bytes: int = 65_536  # one HTTP request body to `emrcomm serve`
+    http_batch_bytes: int = 8_388_608  # one FHIR API batch body (a batch Bundle, NDJSON) to `emrcomm serve`
     # The longest text each channel takes; a longer one is refused on that channel (TEXT_TOO_LONG)
     # and the next candidate is tried. SMS is bounded by its segments (SMS_TOO_LONG).
     channel_text_chars: Mapping[str, int] = field(factory=lambda: {"email": 20_000, "portal": 50_000})

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emrcomm.pipeline")
 
+# The explanation of a repeated request id (the FHIR API answers it 200, not 201).
+ALREADY_HANDLED = "already handled: this request id was sent before; nothing sent again"
 # How long an inline send owns its outbox rows before a worker may take them over.
 INLINE_LEASE = dt.timedelta(minutes=5)
 
@@ -89,7 +91,7 @@ def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -
         trail.add("request.duplicate", records=list(ids))
         trail.flush()
     return outcome(decision, status, (), tuple(ids), channels=tuple(r.channel for r in legs if r.channel),
-                   lines=("already handled: this request id was sent before; nothing sent again",))
+                   lines=(ALREADY_HANDLED,))
 
 
 def _status_of(legs: list[Record], records: list[Record]) -> Status:

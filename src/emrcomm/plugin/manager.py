@@ -19,6 +19,7 @@ import attrs
 import pluggy
 from attrs import frozen
 
+from emrcomm.api.schema import OWNER as API_OWNER
 from emrcomm.config import Config, check_secrets, validate
 from emrcomm.errors import ConfigError, PluginError, RenderError
 from emrcomm.model import Channel, DeliveryUpdate, Finding, Message, Plan, Recipient, Record, Request, Route
@@ -318,7 +319,7 @@ class PluginManager:
             if exc is not None:
                 raise PluginError(f"plugin {plugin!r} failed in emrcomm_migrations: {type(exc).__name__}") from exc
             for step in result or ():
-                if step.owner == CORE or step.owner in names - {plugin}:
+                if step.owner in (CORE, API_OWNER) or step.owner in names - {plugin}:
                     raise PluginError(f"plugin {plugin!r} contributes a migration for tables owned by "
                                       f"{step.owner!r}: a plugin migrates only its own tables")
                 found.append(step)

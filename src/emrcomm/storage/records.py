@@ -87,6 +87,26 @@ class Records(Protocol):
              category: str | None = None, since: dt.datetime | None = None,
              until: dt.datetime | None = None) -> Iterator[Record]: ...
 
+    def page(self, query: PageQuery) -> list[tuple[Record, dt.datetime]]:
+        """One page of records in filing order (recorded, id) matching ``query``, each with
+        when it last changed: what a FHIR search of Communications reads."""
+        ...
+
+
+@frozen
+class PageQuery:
+    """A search of records: every given filter must hold (a tuple means any of its values);
+    ``updated`` bounds when a record last changed, as (operator, time) pairs with operators
+    ``>=``, ``>``, ``<=``, ``<``; ``after`` is the (recorded, id) the previous page ended on."""
+
+    limit: int
+    patient: str | None = None
+    statuses: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    request_ids: tuple[str, ...] = ()
+    updated: tuple[tuple[str, dt.datetime], ...] = ()
+    after: tuple[dt.datetime, str] | None = None
+
 
 def _json(value: Any) -> str:
     try:
@@ -221,6 +241,32 @@ class SqlRecords:
         rows = self.db.query(sql + " ORDER BY recorded, id", tuple(params))
         for start in range(0, len(rows), 500):  # events read a page of records at a time
             yield from self._projected(rows[start:start + 500])
+
+    def page(self, query: PageQuery) -> list[tuple[Record, dt.datetime]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.patient is not None:
+            where.append("patient = ?")
+            params.append(query.patient)
+        for column, values in (("status", query.statuses), ("category", query.categories),
+                               ("request_id", query.request_ids)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                params.extend(values)
+        for op, when in query.updated:
+            if op not in (">=", ">", "<=", "<"):
+                raise ValueError(f"operator {op!r}")
+            where.append(f"updated {op} ?")
+            params.append(iso(when))
+        if query.after is not None:
+            recorded, last_id = query.after
+            where.append("(recorded > ? OR (recorded = ? AND id > ?))")
+            params.extend((iso(recorded), iso(recorded), last_id))
+        sql = ("SELECT id, facts, updated FROM records" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY recorded, id LIMIT ?")
+        rows = self.db.query(sql, (*params, query.limit))
+        updated = {r["id"]: parse_iso(r["updated"]) for r in rows}
+        return [(record, updated[record.id]) for record in self._projected(rows)]
 
     def _projected(self, rows: Iterable[Row]) -> Iterator[Record]:
         rows = list(rows)

@@ -1,6 +1,6 @@
-"""The ASGI app ``emrcomm serve`` runs: the routes every plugin contributes
-(``emrcomm_web_routes``: the sms plugin's delivery callbacks, the portal's patient pages, a third
-party's own), behind one set of security headers, a body limit, a same-origin check and an
+"""The ASGI app ``emrcomm serve`` runs: the FHIR API (``/fhir``, emrcomm.api) and the routes every
+plugin contributes (``emrcomm_web_routes``: the sms plugin's delivery callbacks, the portal's
+patient pages, a third party's own), behind one set of security headers, a body limit, a same-origin check and an
 access log that withholds tokens.
 
 What a plugin's routes may use is exported here: :class:`WebContext` (pages in the app's
@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from emrcomm import api
 from emrcomm.web import i18n
 from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, RateLimit, SameOrigin, SecureHeaders
 
@@ -82,6 +83,7 @@ def create_app(host: Host) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", _health, methods=["GET"]),
         Mount("/static", app=StaticFiles(packages=[("emrcomm.web", "static")]), name="static"),
+        *api.routes(host),
         *host.plugins.web_routes(web),
     ]
 
@@ -100,8 +102,9 @@ def create_app(host: Host) -> Starlette:
             Middleware(AccessLog),
             Middleware(SecureHeaders),
             Middleware(ErrorShield, error_page=error_page),
-            Middleware(BodyLimit, limit=host.config.limits.http_body_bytes),
-            Middleware(SameOrigin),
+            # The FHIR API reads batches: it limits each operation itself (emrcomm.api.handlers).
+            Middleware(BodyLimit, limit=host.config.limits.http_body_bytes, own=("/fhir",)),
+            Middleware(SameOrigin, own=("/fhir",)),
         ],
         exception_handlers={404: not_found, 405: not_found, 500: not_found},
     )

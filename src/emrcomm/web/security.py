@@ -13,7 +13,7 @@ import re
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -69,18 +69,23 @@ class SecureHeaders:
 
 
 class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes (413) before anything reads them."""
+    """Refuses request bodies over ``limit`` bytes (413) before anything reads them.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Paths under a prefix in ``own`` are left to their section, which enforces limits of its
+    own and answers in its own format (the FHIR API: batches, and an OperationOutcome)."""
+
+    def __init__(self, app: ASGIApp, limit: int, own: Sequence[str] = ()) -> None:
         self.app = app
         self.limit = limit
+        self.own = tuple(own)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or any(scope["path"] == p or scope["path"].startswith(p + "/") for p in self.own):
             await self.app(scope, receive, send)
             return
+        limit = self.limit
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not _DIGITS.fullmatch(length) or int(length) > self.limit):
+        if length is not None and (not _DIGITS.fullmatch(length) or int(length) > limit):
             await PlainTextResponse("request too large", status_code=413)(scope, receive, send)
             return
         seen = 0
@@ -90,7 +95,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
@@ -111,13 +116,18 @@ class SameOrigin:
     """A form post whose Origin header names another site, or is ``null`` (a sandboxed frame, a
     page elsewhere that hides its origin), or that the browser marks ``Sec-Fetch-Site:
     cross-site``, is refused (403): a page elsewhere cannot make a patient's browser post here.
-    A request without either header (a provider's callback, an old browser) goes on."""
+    A request without either header (a provider's callback, an old browser) goes on.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Paths under a prefix in ``own`` are left alone: their section authenticates every call with
+    a bearer token, never a cookie, so a page elsewhere has nothing to borrow (the FHIR API)."""
+
+    def __init__(self, app: ASGIApp, own: Sequence[str] = ()) -> None:
         self.app = app
+        self.own = tuple(own)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
+                and not any(scope["path"] == p or scope["path"].startswith(p + "/") for p in self.own):
             headers = Headers(scope=scope)
             origin = headers.get("origin")
             cross = headers.get("sec-fetch-site") == "cross-site"

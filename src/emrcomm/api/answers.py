@@ -1,0 +1,163 @@
+"""How a decided request is answered in FHIR: the HTTP status for each way a request can end,
+and the body: the CommunicationRequest as filed, its Communications and an OperationOutcome of
+every finding (or only one of them, as ``Prefer: return=…`` asks).
+
+Status codes (docs/api.md, "Status codes"):
+
+======================  ======  =====================================================================
+request ended           status  why
+======================  ======  =====================================================================
+sent, stored, queued,   201     created: the records are filed; held and queued ones go later
+held
+a repeat of its id      200     nothing sent again: the records as they stand (also ``If-None-Exist``)
+blocked                 422     no channel could carry it (a business rule): nothing sent; the chart
+                                has a not-done Communication, and the same id may be sent again once
+                                the cause is fixed
+not filed               503     a filer (the EMR's FHIR server) refused the records: nothing sent;
+                                send the same request again later
+======================  ======  =====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from emrcomm.api.outcome import findings_outcome, note, operation_outcome
+from emrcomm.api.search import resource as communication_resource
+from emrcomm.fhir import BASE, CATEGORY_SYSTEM, RULE_SYSTEM, fhir_datetime
+from emrcomm.model import Outcome, Record, Status
+from emrcomm.pipeline.write import ALREADY_HANDLED
+from emrcomm.storage.records import PageQuery
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+OUTCOME_SYSTEM = f"{BASE}/CodeSystem/outcome"
+HTTP_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large",
+                422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable"}
+# CommunicationRequest.status for how a request ended.
+REQUEST_STATUS = {Status.SENT: "completed", Status.STORED: "completed", Status.QUEUED: "active",
+                  Status.HELD: "on-hold", Status.BLOCKED: "revoked", Status.FAILED: "revoked"}
+
+
+GOING = frozenset({Status.SENT, Status.STORED, Status.QUEUED, Status.HELD})
+
+
+def is_repeat(outcome: Outcome) -> bool:
+    return outcome.explanation[:1] == (ALREADY_HANDLED,)
+
+
+def ledger_status(records: Sequence[Record]) -> Status:
+    """How a request stands now, from its records (the legs, or its blocked record)."""
+    legs = [r for r in records if r.role not in ("blocked", "not-filed")]
+    states = {r.state for r in legs}
+    if not legs:
+        return Status.BLOCKED if records else Status.QUEUED
+    if "held" in states:
+        return Status.HELD
+    if states <= {"accepted", "delivered", "read"}:
+        return Status.SENT
+    return Status.QUEUED
+
+
+def http_status(outcome: Outcome) -> int:
+    if is_repeat(outcome):
+        return 200
+    if outcome.status is Status.BLOCKED:
+        return 422
+    if outcome.status is Status.FAILED:
+        return 503 if any(f.code == "RECORD_NOT_FILED" for f in outcome.findings) else 400
+    return 201
+
+
+def records_of(host: Host, outcome: Outcome) -> list[tuple[Record, Any]]:
+    """The outcome's records as they stand, each with when it last changed, in leg order."""
+    if not outcome.record_ids:
+        return []
+    # One page of the request's records (two queries), rather than a read per record.
+    found = {r.id: (r, updated) for r, updated in host.storage.records.page(
+        PageQuery(limit=1000, request_ids=(outcome.request_id,)))}
+    return [found[i] for i in outcome.record_ids if i in found]
+
+
+def request_resource(outcome: Outcome, submitted: Mapping[str, Any] | None, when: Any) -> dict[str, Any]:
+    """The CommunicationRequest as filed: what was sent in (when it is at hand), its id the
+    request id, its status how the request ended."""
+    status = REQUEST_STATUS[outcome.status]
+    res: dict[str, Any] = {"resourceType": "CommunicationRequest", "id": outcome.request_id,
+                           "meta": {"lastUpdated": fhir_datetime(when)}}
+    if submitted:
+        res.update({k: v for k, v in submitted.items() if k not in ("resourceType", "id", "meta", "status")})
+    else:
+        if outcome.category is not None:
+            res["category"] = [{"coding": [{"system": CATEGORY_SYSTEM, "code": outcome.category.value}]}]
+        if outcome.patient_ref:
+            res["subject"] = {"reference": outcome.patient_ref}
+    res["status"] = status
+    blocking = [f.code for f in outcome.findings if f.blocks]
+    if status == "revoked" and blocking:
+        res["statusReason"] = {"coding": [{"system": RULE_SYSTEM, "code": c} for c in dict.fromkeys(blocking)]}
+    return res
+
+
+def outcome_resource(outcome: Outcome, records: Sequence[tuple[Record, Any]] = (), *, dry_run: bool = False) -> dict[str, Any]:
+    """An OperationOutcome: how it ended (a coded first issue), every finding, the explanation."""
+    channels = ", ".join(outcome.channels) or "none"
+    verdict = {"severity": "information", "code": "informational",
+               "details": {"coding": [{"system": OUTCOME_SYSTEM, "code": outcome.status.value}],
+                           "text": f"{'would be ' if dry_run else ''}{outcome.status.value} (channels: {channels})"}}
+    filed = [f"filed as Communication/{r.id} ({r.status})" for r, _ in records]
+    found = findings_outcome(outcome.findings, [*outcome.explanation, *filed])["issue"]
+    if outcome.status in GOING:
+        # It goes: a block on a channel not used only says why not that one (information); one
+        # on the channel used holds it until a time (warning). An error would read as a failure.
+        for issue, f in zip(found, outcome.findings):
+            if f.blocks:
+                issue["severity"] = "warning" if f.channel in outcome.channels else "information"
+    if not outcome.findings and not outcome.explanation and not filed:
+        found = []
+    return operation_outcome([verdict, *found])
+
+
+def body(outcome: Outcome, records: Sequence[tuple[Record, Any]], submitted: Mapping[str, Any] | None, when: Any,
+         base: str, prefer: str) -> dict[str, Any] | None:
+    """What a create answers, as ``Prefer: return=`` asks (default: a collection Bundle of all)."""
+    if prefer == "minimal":
+        return None
+    if prefer == "OperationOutcome":
+        return outcome_resource(outcome, records)
+    request = request_resource(outcome, submitted, when)
+    if prefer == "representation":
+        return request
+    entries = [{"fullUrl": f"{base}/CommunicationRequest/{outcome.request_id}", "resource": request}]
+    entries += [{"fullUrl": f"{base}/Communication/{r.id}", "resource": communication_resource(r, updated)}
+                for r, updated in records]
+    entries.append({"resource": outcome_resource(outcome, records)})
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": fhir_datetime(when), "entry": entries}
+
+
+def refused(outcome: Outcome, records: Sequence[tuple[Record, Any]]) -> dict[str, Any]:
+    """The OperationOutcome of a blocked or not-filed request: why, and its not-done record."""
+    res = outcome_resource(outcome, records)
+    res["issue"][0]["severity"] = "error"
+    res["issue"][0]["code"] = "business-rule" if outcome.status is Status.BLOCKED else "transient"
+    if outcome.status is Status.BLOCKED:
+        res["issue"].append(note("nothing was sent; send the same request id again once the cause is fixed"))
+    return res
+
+
+def entry_response(status: int, location: str | None, outcome: Mapping[str, Any]) -> dict[str, Any]:
+    """One batch-response entry."""
+    response: dict[str, Any] = {"status": f"{status} {HTTP_REASONS.get(status, '')}".strip()}
+    if location:
+        response["location"] = location
+    response["outcome"] = outcome
+    return {"response": response}
+
+
+def error_entry(status: int, code: str, text: str, expression: str | None = None) -> dict[str, Any]:
+    issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": text}
+    if expression:
+        issue["expression"] = [expression]
+    return entry_response(status, None, operation_outcome([issue]))

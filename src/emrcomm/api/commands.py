@@ -1,0 +1,106 @@
+"""The API's commands: ``emrcomm clients add/list/revoke`` (who may call the API) and
+``emrcomm notify`` (send Subscription notifications from a process of their own)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from emrcomm.errors import EmrcommError, RequestError
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the API's commands to ``emrcomm``'s subcommands; each sets its own handler."""
+    from emrcomm.api.scopes import ALL
+
+    clients = sub.add_parser("clients", parents=[common], help="systems allowed to call the FHIR API (SMART clients)")
+    clients.set_defaults(handler=cmd_clients)
+    actions = clients.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", parents=[common], help="register a client: its public keys and scopes")
+    add.add_argument("name", help="what the client is, for people and the audit log (e.g. 'OSCAR at Riverside')")
+    add.add_argument("--jwks", required=True, metavar="FILE",
+                     help="the client's public keys: a JWKS (or one JWK) JSON file; - for stdin")
+    add.add_argument("--scope", action="append", required=True, metavar="SCOPE",
+                     help=f"a scope it may be granted (repeat, or space-separated): {' '.join(ALL)}")
+    actions.add_parser("list", parents=[common], help="clients, their scopes and keys, revoked or not")
+    revoke = actions.add_parser("revoke", parents=[common], help="revoke a client and its tokens at once")
+    revoke.add_argument("client_id")
+
+    notify = sub.add_parser("notify", parents=[common],
+                            help="send Subscription notifications (when `serve` does not: [api] notify = false)")
+    notify.set_defaults(handler=cmd_notify)
+    notify.add_argument("--once", action="store_true", help="send what is due now, then exit")
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else text)
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    from emrcomm.api.clients import ClientRegistry
+    from emrcomm.host import Host
+
+    with Host.from_config(args.config) as host:
+        registry = ClientRegistry(host.storage.db, host.clock)
+        if args.action == "add":
+            text = sys.stdin.read() if args.jwks == "-" else _read(Path(args.jwks))
+            try:
+                jwks = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RequestError(f"--jwks {args.jwks}: not JSON ({exc.msg}, line {exc.lineno})") from None
+            client = registry.add(args.name, jwks, " ".join(args.scope))
+            host.audit.record("api.client.added", client=client.id, scopes=list(client.scopes))
+            _emit(args, {"client_id": client.id, "name": client.name, "scopes": list(client.scopes),
+                         "kids": [k["kid"] for k in client.jwks["keys"]]},
+                  f"client {client.id} added ({client.name}); scopes: {' '.join(client.scopes)}\n"
+                  "Its assertions use this id as iss and sub.")
+            return 0
+        if args.action == "list":
+            rows: list[dict[str, Any]] = [{"client_id": c.id, "name": c.name, "scopes": list(c.scopes),
+                     "kids": [k["kid"] for k in c.jwks["keys"]], "created": c.created.isoformat(),
+                     "revoked": c.revoked.isoformat() if c.revoked else None} for c in registry.all()]
+            _emit(args, rows, "\n".join(
+                f"{r['client_id']}  {r['name']}  {'REVOKED ' + r['revoked'] if r['revoked'] else 'active'}  "
+                f"scopes: {' '.join(r['scopes'])}  keys: {', '.join(r['kids'])}" for r in rows) or "no clients")
+            return 0
+        if not registry.revoke(args.client_id):
+            raise EmrcommError(f"no client {args.client_id!r}: `emrcomm clients list` shows them")
+        host.audit.record("api.client.revoked", client=args.client_id)
+        _emit(args, {"client_id": args.client_id, "revoked": True},
+              f"client {args.client_id} revoked; its tokens no longer work")
+        return 0
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RequestError(f"--jwks {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RequestError(f"--jwks {path}: not UTF-8 text") from None
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    import signal
+
+    from emrcomm.api.notify import Notifier
+    from emrcomm.api.settings import ApiSettings
+    from emrcomm.host import Host
+
+    with Host.from_config(args.config) as host:
+        notifier = Notifier(host, ApiSettings.from_config(host.config.raw))
+        if args.once:
+            sent = notifier.run_once()
+            _emit(args, {"sent": sent}, f"{sent} notifications taken")
+            return 0
+        signal.signal(signal.SIGTERM, lambda *_: notifier.stop())
+        notifier.start()
+        try:
+            while notifier.running():
+                notifier.wait(1.0)
+        except KeyboardInterrupt:
+            notifier.stop()
+    return 0

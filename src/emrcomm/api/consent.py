@@ -1,0 +1,167 @@
+"""``POST /fhir/Consent``: the EMR or the front desk records a consent, or an opt-out, given in
+person. It becomes an ``optin`` / ``optout`` delivery update, so it reaches the consent ledger
+the way a STOP reply does (through the opt-out plugin), with its source.
+
+The Consent follows the communication-consent profile the directory reads (docs/api.md):
+``patient``, ``provision.code`` naming the channel, ``status`` active (granted) or inactive /
+``provision.type`` deny (withdrawn), optional extensions ``consent-address`` and
+``consent-source``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import phonenumbers
+from attrs import frozen
+
+from emrcomm.api.outcome import ApiError
+from emrcomm.fhir import EXT, MEDIUM_TO_CHANNEL, PARTICIPATION_MODE, fhir_datetime
+from emrcomm.limits import check_text
+from emrcomm.model import DeliveryUpdate, Request
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+CHANNEL_SYSTEM = "http://emrcomm.org/fhir/CodeSystem/channel"
+PURPOSE_SYSTEM = "http://emrcomm.org/fhir/CodeSystem/purpose"
+ADDRESS = EXT + "consent-address"
+SOURCE = EXT + "consent-source"
+MAX_SOURCE = 120
+
+
+@frozen
+class Entry:
+    """One ledger entry a Consent makes."""
+
+    patient: str
+    channel: str
+    address: str
+    action: str  # grant or revoke
+    source: str
+
+
+def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entry]:
+    """The ledger entries ``consent`` makes; ApiError (4xx) saying what is wrong with it."""
+    if consent.get("resourceType") != "Consent":
+        raise ApiError(400, "invalid", f"resourceType is {str(consent.get('resourceType'))[:40]!r}; expected "
+                       "'Consent'", expression="Consent.resourceType")
+    patient = _reference(consent)
+    status = consent.get("status")
+    provision: Mapping[str, Any] = consent["provision"] if isinstance(consent.get("provision"), Mapping) else {}
+    if status not in ("active", "inactive", "rejected"):
+        raise ApiError(422, "value", f"status {str(status)[:40]!r}: use 'active' (consent given) or 'inactive' "
+                       "(withdrawn)", expression="Consent.status")
+    denied = provision.get("type") == "deny"
+    action = "revoke" if status != "active" or denied else "grant"
+    channels = _channels(host, provision)
+    source = _extension(consent, SOURCE) or f"front desk (API client {client})"
+    if not isinstance(source, str) or not source.strip():
+        raise ApiError(422, "value", "extension consent-source must be a valueString", expression="Consent.extension")
+    source = source.strip()[:MAX_SOURCE]
+    try:
+        check_text(source, "consent-source")
+    except Exception as exc:
+        raise ApiError(422, "value", str(exc), expression="Consent.extension") from None
+    given = _extension(consent, ADDRESS)
+    out: list[Entry] = []
+    for channel in channels:
+        addresses = _addresses(host, patient, channel, given)
+        out += [Entry(patient=patient, channel=channel, address=a, action=action, source=source) for a in addresses]
+    return out
+
+
+def record(host: Host, found: Sequence[Entry]) -> list[int]:
+    """Write ``found`` to the consent ledger as opt-in / opt-out updates; their ledger numbers."""
+    now = host.clock()
+    seqs = []
+    for e in found:
+        host.delivery_update(DeliveryUpdate(kind="optout" if e.action == "revoke" else "optin", at=now,
+                                            channel=e.channel, address=e.address, text=e.source, detail=e.patient,
+                                            source="staff"))
+        last = host.storage.consent.last(channel=e.channel, address=e.address)
+        if last is None or last.action != e.action:
+            raise ApiError(500, "exception", "the consent ledger did not take the entry (is the optout plugin "
+                           "running?): nothing else was changed")
+        seqs.append(last.seq)
+    return seqs
+
+
+def as_resource(consent: Mapping[str, Any], seq: int, when: dt.datetime) -> dict[str, Any]:
+    """The Consent as filed: its id is the ledger number of its (first) entry."""
+    rest = {k: v for k, v in consent.items() if k not in ("resourceType", "id", "meta")}
+    return {"resourceType": "Consent", "id": str(seq), "meta": {"lastUpdated": fhir_datetime(when)}, **rest}
+
+
+def _reference(consent: Mapping[str, Any]) -> str:
+    ref = (consent.get("patient") or {}).get("reference") if isinstance(consent.get("patient"), Mapping) else None
+    if not isinstance(ref, str) or not ref.startswith("Patient/") or len(ref) <= len("Patient/") or len(ref) > 80:
+        raise ApiError(422, "required", 'patient is missing or not a Patient reference: "patient": '
+                       '{"reference": "Patient/<id>"}', expression="Consent.patient")
+    return ref
+
+
+def _channels(host: Host, provision: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    codes = provision.get("code")
+    for concept in codes if isinstance(codes, list) else ():
+        codings = concept.get("coding") if isinstance(concept, Mapping) else None
+        for coding in codings if isinstance(codings, list) else ():
+            if not isinstance(coding, Mapping):
+                continue
+            code = coding.get("code")
+            if coding.get("system") == PARTICIPATION_MODE and code in MEDIUM_TO_CHANNEL:
+                found.append(MEDIUM_TO_CHANNEL[code])
+            elif coding.get("system") == CHANNEL_SYSTEM and isinstance(code, str):
+                found.append(code)
+    if not found:
+        raise ApiError(422, "required", f"provision.code names no channel: SMSWRIT or EMAILWRIT in {PARTICIPATION_MODE}, "
+                       f"or a channel name in {CHANNEL_SYSTEM}", expression="Consent.provision.code")
+    for channel in found:
+        known = host.channels.get(channel)
+        if known is None:
+            raise ApiError(422, "value", f"channel {channel[:40]!r} is not one of: {', '.join(sorted(host.channels))}",
+                           expression="Consent.provision.code")
+        if known.address_system is None:
+            raise ApiError(422, "not-supported", f"the {channel} channel has no address to opt out of: record a "
+                           f"{channel} consent in the EMR's own directory", expression="Consent.provision.code")
+    return list(dict.fromkeys(found))
+
+
+def _extension(resource: Mapping[str, Any], url: str) -> Any:
+    extensions = resource.get("extension")
+    for ext in extensions if isinstance(extensions, list) else ():
+        if isinstance(ext, Mapping) and ext.get("url") == url:
+            return next((v for k, v in ext.items() if k.startswith("value")), None)
+    return None
+
+
+def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
+    system = host.channels[channel].address_system
+    if given is not None:
+        if not isinstance(given, str) or not given.strip() or len(given) > 254:
+            raise ApiError(422, "value", "extension consent-address must be a phone number or an email address "
+                           "(valueString)", expression="Consent.extension")
+        return [_normalised(host, system, given.strip())]
+    recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
+    addresses = [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else []
+    if not addresses:
+        raise ApiError(422, "not-found", f"{patient} has no {channel} address on file: give it with the extension "
+                       "consent-address", expression="Consent.patient")
+    return addresses
+
+
+def _normalised(host: Host, system: str | None, address: str) -> str:
+    if system != "sms":
+        return address
+    region = (host.config.clinic.jurisdiction or "CA").split("-")[0]
+    try:
+        number = phonenumbers.parse(address, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise ApiError(422, "value", "consent-address is not a phone number: give it as +1 613 555 0123",
+                       expression="Consent.extension")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,515 @@
+"""The API's routes under ``/fhir``: each handler reads its input within a size limit, checks the
+bearer token's scope, does its one thing through the host (in a worker thread: the host is
+synchronous), answers FHIR JSON, and leaves one audit entry naming the client.
+
+Whatever comes in, the answer is FHIR: a refusal is an OperationOutcome with a 4xx; an error of
+ours is a 500 OperationOutcome and one log line with the exception's type, never its values.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from importlib import metadata
+from importlib import resources as package_files
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import attrs
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emrcomm import fhir
+from emrcomm.api import answers, capability, search
+from emrcomm.api import consent as consents
+from emrcomm.api.auth import Authority, Grant, TokenError
+from emrcomm.api.clients import ClientRegistry
+from emrcomm.api.outcome import ApiError, fhir_response
+from emrcomm.api.settings import ApiSettings
+from emrcomm.api.subscriptions import Subscriptions
+from emrcomm.errors import RenderError, RequestError
+from emrcomm.limits import escape_controls, loads_json
+from emrcomm.model import Category, Outcome, Status
+from emrcomm.model import Request as EmrRequest
+from emrcomm.pipeline.write import ALREADY_HANDLED
+from emrcomm.storage.records import RETRYABLE
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+log = logging.getLogger("emrcomm.api")
+
+JSON_TYPES = ("application/fhir+json", "application/json")
+NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
+FORM = "application/x-www-form-urlencoded"
+TOKEN_FORM_BYTES = 32_768
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_PREFER = re.compile(r"return=(minimal|representation|OperationOutcome)")
+
+Handler = Callable[[Request, Grant | None], Awaitable[Response]]
+
+
+def definitions() -> dict[str, dict[str, Any]]:
+    """The StructureDefinitions shipped in the wheel, by id."""
+    out = {}
+    for item in package_files.files("emrcomm.api").joinpath("definitions").iterdir():
+        if item.name.endswith(".json"):
+            data = orjson.loads(item.read_bytes())
+            out[data["id"]] = data
+    return out
+
+
+class Api:
+    """The handlers, over one host."""
+
+    def __init__(self, host: Host, settings: ApiSettings) -> None:
+        self.host = host
+        self.settings = settings
+        self.limits = host.config.limits
+        self.clients = ClientRegistry(host.storage.db, host.clock)
+        self.authority = Authority(host.storage.db, self.clients, host.clock, settings.token_seconds)
+        self.subscriptions = Subscriptions(host.storage.db, host.clock)
+        self.definitions = definitions()
+        self.batch_endpoint: Callable[[Request], Awaitable[Response]] | None = None
+        try:
+            self.version = metadata.version("emrcomm")
+        except metadata.PackageNotFoundError:
+            self.version = "0"
+
+    # plumbing ------------------------------------------------------------------------------------
+    def root(self) -> ASGIApp:
+        """``/fhir`` itself (every method): POST is FHIR's batch; anything else an OperationOutcome."""
+        batch = self.batch_endpoint
+        assert batch is not None
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive)
+            if request.method == "POST":
+                response = await batch(request)
+            else:
+                response = ApiError(405, "not-supported", "the base takes POST (a batch Bundle); GET /fhir/metadata "
+                                    "lists what else there is").response()
+            await response(scope, receive, send)
+
+        return _Asgi(app)
+
+    def base(self, request: Request) -> str:
+        if self.settings.base_url:
+            return self.settings.base_url
+        return f"{request.url.scheme}://{request.url.netloc}/fhir"
+
+    def operation(self, scope: str | None, name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` behind the token check (``scope``: the one it needs; None: any valid
+        token), with refusals as OperationOutcomes and one audit entry per authenticated call."""
+
+        async def endpoint(request: Request) -> Response:
+            grant: Grant | None = None
+            request.state.audit = {}
+            try:
+                grant = await run_in_threadpool(self._grant, request, scope)
+                response = await handler(request, grant)
+            except ApiError as exc:
+                response = exc.response()
+            except RenderError as exc:
+                response = ApiError(422, "processing", str(exc)).response()
+            except RequestError as exc:
+                response = ApiError(400, "invalid", str(exc)).response()
+            except Exception as exc:
+                log.error("%s %s failed: %s", request.method, name, type(exc).__name__)
+                response = ApiError(500, "exception", "the server failed on this request; nothing more is known "
+                                    "here (the server's log names the error); try again or tell the clinic").response()
+            if grant is not None:
+                fields = {k: v for k, v in request.state.audit.items() if v}
+                await run_in_threadpool(self.host.audit.record, "api.call", client=grant.client_id, operation=name,
+                                        http_status=response.status_code, **fields)
+            return response
+
+        return endpoint
+
+    def _grant(self, request: Request, scope: str | None) -> Grant:
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        grant = self.authority.grant(token.strip()) if kind.lower() == "bearer" else None
+        if grant is None:
+            raise ApiError(401, "login", "a valid bearer token is needed: get one at the token endpoint "
+                           "(/.well-known/smart-configuration says where) and send 'Authorization: Bearer <token>'",
+                           headers={"www-authenticate": 'Bearer realm="emrcomm"'})
+        if scope is not None and not grant.allows(scope):
+            raise ApiError(403, "forbidden", f"this token does not carry the scope {scope}: ask for it at the token "
+                           "endpoint (the client must be allowed it: emrcomm clients add --scope)",
+                           headers={"www-authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+        return grant
+
+    async def read_body(self, request: Request, limit: int, types: Sequence[str] = JSON_TYPES) -> bytes:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in types:
+            raise ApiError(415, "not-supported", f"Content-Type {media[:60] or '(none)'!r}: send {' or '.join(types)}")
+        length = request.headers.get("content-length")
+        if length is not None and (not _DIGITS.fullmatch(length) or int(length) > limit):
+            raise ApiError(413, "too-long", f"the body is larger than {limit:,} bytes, the most this operation reads "
+                           "([limits] request_bytes, http_batch_bytes): split it")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too-long", f"the body is larger than {limit:,} bytes, the most this operation "
+                               "reads ([limits] request_bytes, http_batch_bytes): split it")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def resource(self, request: Request, kind: str) -> dict[str, Any]:
+        raw = await self.read_body(request, self.limits.request_bytes)
+        data = loads_json(raw, what="the body", limits=self.limits)
+        if not isinstance(data, dict):
+            raise ApiError(400, "structure", f"the body must be a JSON object (a {kind})")
+        if data.get("resourceType") != kind:
+            raise ApiError(400, "invalid", f"resourceType is {str(data.get('resourceType'))[:40]!r}; this endpoint "
+                           f"takes a {kind}", expression=f"{kind}.resourceType")
+        return data
+
+    # public ----------------------------------------------------------------------------------------
+    async def metadata(self, request: Request) -> Response:
+        return fhir_response(capability.capability_statement(self.base(request), self.version, self.host.clock()))
+
+    async def smart_configuration(self, request: Request) -> Response:
+        return JSONResponse(capability.smart_configuration(self.base(request)))
+
+    async def token(self, request: Request) -> Response:
+        client: str | None = None
+        try:
+            try:
+                raw = await self.read_body(request, TOKEN_FORM_BYTES, (FORM,))
+                fields = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+            except ApiError as exc:
+                raise TokenError("invalid_request", exc.diagnostics, status=exc.status) from None
+            except (UnicodeDecodeError, ValueError):
+                raise TokenError("invalid_request", "the body must be a URL-encoded form (UTF-8)") from None
+            form = dict(fields)
+            if len(form) != len(fields):
+                raise TokenError("invalid_request", "a form field is given twice")
+            issued = await run_in_threadpool(self.authority.issue, form, audience=f"{self.base(request)}/auth/token")
+        except TokenError as exc:
+            client = exc.client
+            if client is not None:
+                await run_in_threadpool(self.host.audit.record, "api.refused", client=client, error=exc.error)
+            log.info("token refused: %s", exc.error)
+            return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=exc.status)
+        await run_in_threadpool(self.host.audit.record, "api.token", client=issued.client_id, scopes=list(issued.scopes))
+        return JSONResponse({"access_token": issued.token, "token_type": "bearer", "expires_in": issued.expires_in,
+                             "scope": " ".join(issued.scopes)})
+
+    # conformance -----------------------------------------------------------------------------------
+    async def structure_definitions(self, request: Request, grant: Grant | None) -> Response:
+        wanted = request.query_params.get("url")
+        found = [d for d in self.definitions.values() if wanted is None or d["url"] == wanted]
+        base = self.base(request)
+        return fhir_response({"resourceType": "Bundle", "type": "searchset", "total": len(found),
+                              "entry": [{"fullUrl": f"{base}/StructureDefinition/{d['id']}", "resource": d,
+                                         "search": {"mode": "match"}} for d in found]})
+
+    async def structure_definition(self, request: Request, grant: Grant | None) -> Response:
+        found = self.definitions.get(request.path_params["id"])
+        if found is None:
+            raise ApiError(404, "not-found", f"no StructureDefinition {_shown(request.path_params['id'])}; these are "
+                           f"served: {', '.join(sorted(self.definitions))}")
+        return fhir_response(found)
+
+    # CommunicationRequest --------------------------------------------------------------------------
+    async def create(self, request: Request, grant: Grant | None) -> Response:
+        data = await self.resource(request, "CommunicationRequest")
+        prefer = _prefer(request)
+        condition = request.headers.get("if-none-exist")
+        return await run_in_threadpool(self._create, request, data, condition, prefer)
+
+    def _create(self, request: Request, data: dict[str, Any], condition: str | None, prefer: str) -> Response:
+        req = fhir.parse_request(data, limits=self.limits)
+        request.state.audit["request"] = req.id
+        standing = self._standing(_conditional_id(condition)) if condition is not None else None
+        # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
+        outcome = standing or self.host.send(req)
+        return self._answer(request, outcome, None if standing else data)
+
+    def _standing(self, ident: str) -> Outcome | None:
+        """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
+        row = self.host.storage.records.request(ident)
+        if row is None:
+            return None
+        records = [r for r in self.host.storage.records.for_request(ident) if r.id in row.record_ids]
+        status = Status(row.status) if row.status in RETRYABLE else answers.ledger_status(records)
+        return Outcome(request_id=ident, status=status, record_ids=row.record_ids,
+                       channels=tuple(r.channel for r in records if r.channel and r.role not in ("blocked", "not-filed")),
+                       findings=tuple(f for r in records for f in r.findings if r.role in ("blocked", "not-filed")),
+                       explanation=(ALREADY_HANDLED,), category=Category(row.category), patient_ref=row.patient)
+
+    def _answer(self, request: Request, outcome: Any, submitted: Mapping[str, Any] | None) -> Response:
+        status = answers.http_status(outcome)
+        records = answers.records_of(self.host, outcome)
+        request.state.audit["records"] = [r.id for r, _ in records]
+        base = self.base(request)
+        location = {"location": f"{base}/CommunicationRequest/{outcome.request_id}"}
+        if status >= 400:
+            return fhir_response(answers.refused(outcome, records), status,
+                                 headers={"retry-after": "60"} if status == 503 else None)
+        content = answers.body(outcome, records, submitted, self.host.clock(), base, _prefer(request))
+        if content is None:
+            return Response(status_code=status, headers=location)
+        return fhir_response(content, status, headers=location)
+
+    async def check(self, request: Request, grant: Grant | None) -> Response:
+        data = await self.resource(request, "CommunicationRequest")
+
+        def run() -> Response:
+            outcome = self.host.preview(fhir.parse_request(data, limits=self.limits))
+            return fhir_response(answers.outcome_resource(outcome, dry_run=True))
+
+        return await run_in_threadpool(run)
+
+    async def read_request(self, request: Request, grant: Grant | None) -> Response:
+        ident = request.path_params["id"]
+        if not _ID.fullmatch(ident):
+            raise ApiError(404, "not-found", f"no CommunicationRequest {_shown(ident)}")
+
+        def run() -> Response:
+            outcome = self._standing(ident)
+            if outcome is None:
+                raise ApiError(404, "not-found", f"no CommunicationRequest {ident}: no request with this id was sent")
+            return fhir_response(answers.request_resource(outcome, None, self.host.clock()))
+
+        return await run_in_threadpool(run)
+
+    # batches -------------------------------------------------------------------------------------
+    async def batch(self, request: Request, grant: Grant | None) -> Response:
+        raw = await self.read_body(request, self.limits.http_batch_bytes)
+        big = attrs.evolve(self.limits, request_bytes=self.limits.http_batch_bytes)
+        data = loads_json(raw, what="the body", limits=big)
+        if not isinstance(data, dict) or data.get("resourceType") != "Bundle" or data.get("type") != "batch":
+            raise ApiError(400, "invalid", "POST to the base takes a Bundle of type 'batch' (its entries: POST "
+                           "CommunicationRequest)", expression="Bundle.type")
+        entries = data.get("entry") or []
+        if not isinstance(entries, list):
+            raise ApiError(400, "structure", "Bundle.entry must be a list", expression="Bundle.entry")
+        items: list[tuple[str | None, Any, str | None]] = []
+        for entry in entries:
+            req = entry.get("request") if isinstance(entry, dict) else None
+            if not isinstance(req, dict) or req.get("method") != "POST" or req.get("url") != "CommunicationRequest":
+                items.append(("entry.request must be method POST, url CommunicationRequest", None, None))
+                continue
+            condition = req.get("ifNoneExist")
+            items.append((None, entry.get("resource"), condition if isinstance(condition, str) else None))
+        return await self._run_batch(request, items)
+
+    async def ndjson(self, request: Request, grant: Grant | None) -> Response:
+        raw = await self.read_body(request, self.limits.http_batch_bytes, NDJSON_TYPES)
+        items: list[tuple[str | None, Any, str | None]] = []
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append((None, loads_json(line, what=f"line {number}", limits=self.limits), None))
+            except RequestError as exc:
+                items.append((str(exc), None, None))
+        return await self._run_batch(request, items)
+
+    async def _run_batch(self, request: Request, items: list[tuple[str | None, Any, str | None]]) -> Response:
+        if len(items) > self.settings.batch_entries:
+            raise ApiError(413, "too-long", f"{len(items):,} entries; the most one batch may hold is "
+                           f"{self.settings.batch_entries:,} ([api] batch_entries): split it")
+        return await run_in_threadpool(self._batch, request, items)
+
+    def _batch(self, request: Request, items: list[tuple[str | None, Any, str | None]]) -> Response:
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        todo: list[tuple[int, EmrRequest, Any]] = []
+        for i, (problem, resource, condition) in enumerate(items):
+            if problem is not None:
+                results[i] = answers.error_entry(400, "invalid", problem)
+                continue
+            if not isinstance(resource, dict) or resource.get("resourceType") != "CommunicationRequest":
+                results[i] = answers.error_entry(400, "invalid", "the entry's resource must be a CommunicationRequest")
+                continue
+            try:
+                req = fhir.parse_request(resource, limits=self.limits)
+                standing = self._standing(_conditional_id(condition)) if condition is not None else None
+                if standing is not None:
+                    results[i] = answers.entry_response(200, f"CommunicationRequest/{standing.request_id}",
+                                                        answers.outcome_resource(standing,
+                                                                                 answers.records_of(self.host, standing)))
+                    continue
+            except ApiError as exc:
+                results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics)
+                continue
+            except RequestError as exc:
+                results[i] = answers.error_entry(400, "invalid", str(exc))
+                continue
+            todo.append((i, req, resource))
+        for (i, _req, _resource), outcome in zip(todo, self.host.send_many(req for _i, req, _r in todo)):
+            status = answers.http_status(outcome)
+            if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
+                results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation))
+                continue
+            records = answers.records_of(self.host, outcome)
+            location = f"CommunicationRequest/{outcome.request_id}"
+            body = (answers.refused(outcome, records) if status >= 400
+                    else answers.outcome_resource(outcome, records))
+            results[i] = answers.entry_response(status, location if status < 400 else None, body)
+        return fhir_response({"resourceType": "Bundle", "type": "batch-response",
+                              "entry": [r for r in results if r is not None]})
+
+    # Communication ---------------------------------------------------------------------------------
+    async def search(self, request: Request, grant: Grant | None) -> Response:
+        params = list(request.query_params.multi_items())
+        query = search.parse(params, page_size=self.settings.page_size)
+        found = await run_in_threadpool(self.host.storage.records.page, query)
+        return fhir_response(search.bundle(found, query, params, self.base(request)))
+
+    async def read_communication(self, request: Request, grant: Grant | None) -> Response:
+        ident = request.path_params["id"]
+        if not _ID.fullmatch(ident):
+            raise ApiError(404, "not-found", f"no Communication {_shown(ident)}")
+
+        def run() -> Response:
+            record = self.host.storage.records.get(ident)
+            rows = self.host.storage.db.query("SELECT updated FROM records WHERE id = ?", (ident,))
+            if record is None or not rows:
+                raise ApiError(404, "not-found", f"no Communication {ident}")
+            from emrcomm.storage.times import parse_iso
+
+            request.state.audit["record"] = ident
+            return fhir_response(search.resource(record, parse_iso(rows[0]["updated"])))
+
+        return await run_in_threadpool(run)
+
+    # Consent ---------------------------------------------------------------------------------------
+    async def consent(self, request: Request, grant: Grant | None) -> Response:
+        data = await self.resource(request, "Consent")
+        assert grant is not None
+
+        def run() -> Response:
+            found = consents.entries(self.host, data, client=grant.client_id)
+            seqs = consents.record(self.host, found)
+            self.host.audit.record("consent.recorded", client=grant.client_id, patient=fhir.safe_ref(found[0].patient),
+                                   channels=sorted({e.channel for e in found}),
+                                   status="revoked" if found[0].action == "revoke" else "granted")
+            res = consents.as_resource(data, seqs[0], self.host.clock())
+            return fhir_response(res, 201, headers={"location": f"{self.base(request)}/Consent/{seqs[0]}"})
+
+        return await run_in_threadpool(run)
+
+    # Subscription ----------------------------------------------------------------------------------
+    async def subscribe(self, request: Request, grant: Grant | None) -> Response:
+        data = await self.resource(request, "Subscription")
+        assert grant is not None
+        sub = await run_in_threadpool(self.subscriptions.create, data, client=grant.client_id,
+                                      allow_http=self.settings.allow_http_endpoints)
+        request.state.audit["subscription"] = sub.id
+        return fhir_response(sub.as_fhir(with_secret=True), 201,
+                             headers={"location": f"{self.base(request)}/Subscription/{sub.id}"})
+
+    async def read_subscription(self, request: Request, grant: Grant | None) -> Response:
+        sub = await run_in_threadpool(self._own_subscription, request, grant)
+        return fhir_response(sub.as_fhir())
+
+    async def unsubscribe(self, request: Request, grant: Grant | None) -> Response:
+        sub = await run_in_threadpool(self._own_subscription, request, grant)
+        await run_in_threadpool(self.subscriptions.delete, sub.id)
+        return Response(status_code=204)
+
+    def _own_subscription(self, request: Request, grant: Grant | None) -> Any:
+        ident = request.path_params["id"]
+        sub = self.subscriptions.get(ident) if _ID.fullmatch(ident) else None
+        if sub is None or grant is None or sub.client_id != grant.client_id:  # another client's: not there for you
+            raise ApiError(404, "not-found", f"no Subscription {_shown(ident)} of this client")
+        request.state.audit["subscription"] = sub.id
+        return sub
+
+
+class _Asgi:
+    """An ASGI callable that a Route takes as an app (every method), not as a request handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def _shown(value: str) -> str:
+    return repr(escape_controls(value[:64]))
+
+
+def _prefer(request: Request) -> str:
+    match = _PREFER.search(request.headers.get("prefer", ""))
+    return match.group(1) if match else ""
+
+
+def _conditional_id(condition: str) -> str:
+    """The request id an ``If-None-Exist`` names: ``identifier=system|value`` or ``_id=<id>``."""
+    import uuid
+
+    params = parse_qsl(condition, keep_blank_values=True)
+    if len(params) != 1 or params[0][0] not in ("identifier", "_id") or not params[0][1]:
+        raise ApiError(400, "not-supported", "If-None-Exist takes one of: identifier=<system>|<value>, _id=<id>",
+                       expression="If-None-Exist")
+    name, value = params[0]
+    if name == "_id":
+        if not _ID.fullmatch(value):
+            raise ApiError(400, "value", "If-None-Exist: _id is not a FHIR id", expression="If-None-Exist")
+        return value
+    if "|" not in value:
+        raise ApiError(400, "value", "If-None-Exist: identifier=<system>|<value> (the identifier of the request)",
+                       expression="If-None-Exist")
+    return uuid.uuid5(uuid.NAMESPACE_URL, value).hex
+
+
+def build(host: Host, settings: ApiSettings) -> tuple[Starlette, Api]:
+    """The API as an ASGI app (mounted at /fhir) and its handlers."""
+    api = Api(host, settings)
+    op = api.operation
+    # POST [base] is FHIR's batch: the section also routes /fhir itself to it (no redirect to /fhir/).
+    api.batch_endpoint = op("system/CommunicationRequest.write", "batch", api.batch)
+    routes: list[BaseRoute] = [
+        Route("/metadata", api.metadata, methods=["GET"]),
+        Route("/.well-known/smart-configuration", api.smart_configuration, methods=["GET"]),
+        Route("/auth/token", api.token, methods=["POST"]),
+        Route("/", api.batch_endpoint, methods=["POST"]),
+        Route("/StructureDefinition", op(None, "search StructureDefinition", api.structure_definitions), methods=["GET"]),
+        Route("/StructureDefinition/{id}", op(None, "read StructureDefinition", api.structure_definition), methods=["GET"]),
+        Route("/CommunicationRequest", op("system/CommunicationRequest.write", "create CommunicationRequest",
+                                          api.create), methods=["POST"]),
+        Route("/CommunicationRequest/$check", op("system/CommunicationRequest.read", "check CommunicationRequest",
+                                                 api.check), methods=["POST"]),
+        Route("/CommunicationRequest/$batch", op("system/CommunicationRequest.write", "batch CommunicationRequest",
+                                                 api.ndjson), methods=["POST"]),
+        Route("/CommunicationRequest/{id}", op("system/CommunicationRequest.read", "read CommunicationRequest",
+                                               api.read_request), methods=["GET"]),
+        Route("/Communication", op("system/Communication.read", "search Communication", api.search), methods=["GET"]),
+        Route("/Communication/{id}", op("system/Communication.read", "read Communication", api.read_communication),
+              methods=["GET"]),
+        Route("/Consent", op("system/Consent.write", "create Consent", api.consent), methods=["POST"]),
+        Route("/Subscription", op("system/Subscription.write", "create Subscription", api.subscribe), methods=["POST"]),
+        Route("/Subscription/{id}", op("system/Subscription.read", "read Subscription", api.read_subscription),
+              methods=["GET"]),
+        Route("/Subscription/{id}", op("system/Subscription.write", "delete Subscription", api.unsubscribe),
+              methods=["DELETE"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 405:
+            return ApiError(405, "not-supported", f"{escape_controls(request.method[:10])} is not supported here; "
+                            "GET /fhir/metadata lists what is").response()
+        if status == 404:
+            return ApiError(404, "not-found", "no such resource or operation; GET /fhir/metadata lists what this "
+                            "server supports").response()
+        return ApiError(status if 400 <= status < 600 else 500, "exception" if status >= 500 else "invalid",
+                        "the request could not be handled").response()
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, 500: not_found})
+    return app, api

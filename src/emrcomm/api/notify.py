@@ -1,0 +1,245 @@
+"""Subscription notifications: the lifecycle's append-only ``events`` (and the consent ledger)
+read after each Subscription's cursor, one notification row per match, each PUT to the EMR's
+endpoint (R4 rest-hook: ``[endpoint]/Communication/[id]`` or ``[endpoint]/Consent/[seq]``),
+signed, retried with backoff until it is taken or given up.
+
+Rows are claimed with a lease, so several ``serve`` processes (or ``emrcomm notify``) share the
+work; a notification goes at least once, and ``X-Emrcomm-Event-Id`` lets the EMR drop a repeat.
+
+Signature: ``X-Emrcomm-Signature: v1=<hex HMAC-SHA256>`` under the Subscription's secret, of
+``<X-Emrcomm-Timestamp>.<X-Emrcomm-Event-Id>.<body>`` (docs/api.md shows the check in Java and PHP).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from emrcomm.api.outcome import dumps
+from emrcomm.api.search import resource as communication_resource
+from emrcomm.api.settings import ApiSettings
+from emrcomm.api.subscriptions import Subscription, Subscriptions
+from emrcomm.fhir import fhir_datetime
+from emrcomm.lifecycle.states import LegState
+from emrcomm.storage.times import iso, parse_iso
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+
+log = logging.getLogger("emrcomm.api.notify")
+
+# Changes an EMR hears of, by the event kind the lifecycle appends; the header names them.
+EVENT_NAMES = {
+    LegState.ACCEPTED.value: "sent", LegState.DELIVERED.value: "delivered", LegState.FAILED.value: "failed",
+    LegState.READ.value: "read", LegState.RECEIVED.value: "reply", LegState.RECALLED.value: "recalled",
+    LegState.UNDELIVERABLE.value: "undeliverable", LegState.EXPIRED.value: "expired",
+    LegState.CANCELLED.value: "cancelled",
+}
+BATCH = 200
+LEASE = dt.timedelta(minutes=2)
+
+
+def signature(secret: str, timestamp: str, event_id: str, body: bytes) -> str:
+    """What ``X-Emrcomm-Signature`` carries for a notification."""
+    message = f"{timestamp}.{event_id}.".encode("ascii") + body
+    return "v1=" + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+class Notifier:
+    """Fans events out to Subscriptions and delivers what is due (:meth:`run_once`); in
+    ``emrcomm serve``, a thread does so every ``notify_poll_seconds`` (:meth:`start`)."""
+
+    def __init__(self, host: Host, settings: ApiSettings, *, session: requests.Session | None = None) -> None:
+        self.host = host
+        self.db = host.storage.db
+        self.settings = settings
+        self.subscriptions = Subscriptions(self.db, host.clock)
+        self.session = session or requests.Session()
+        self.owner = f"notify:{uuid.uuid4().hex}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # the thread --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="emrcomm-notify", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.settings.notify_timeout + 5)
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.notify_poll_seconds):
+            if self.host.closed:
+                return
+            try:
+                self.run_once()
+            except Exception as exc:  # a closed store at shutdown, a locked database: try again later
+                if self.host.closed:
+                    return
+                log.error("notifications: a round failed (%s); trying again", type(exc).__name__)
+
+    # one round ---------------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Fan new events out, then deliver what is due; returns how many notifications were taken."""
+        for sub in self.subscriptions.active():
+            self._fan_out(sub)
+        return sum(self._deliver(row) for row in self._claim())
+
+    def _fan_out(self, sub: Subscription) -> None:
+        now = self.host.clock()
+        if sub.criteria.resource_type == "Communication":
+            kinds = tuple(EVENT_NAMES)
+            rows = self.db.query(
+                f"SELECT e.seq, r.patient, r.status, r.category FROM events e JOIN records r ON r.id = e.record_id "
+                f"WHERE e.seq > ? AND e.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY e.seq LIMIT ?",
+                (sub.events_after, *kinds, BATCH))
+            source, column = "events", "events_after"
+            matched = [r["seq"] for r in rows
+                       if sub.criteria.matches(patient=r["patient"], status=r["status"], category=r["category"])]
+        else:
+            rows = self.db.query("SELECT seq, patient FROM consent_events WHERE seq > ? ORDER BY seq LIMIT ?",
+                                 (sub.consent_after, BATCH))
+            source, column = "consent", "consent_after"
+            matched = [r["seq"] for r in rows if sub.criteria.matches(patient=r["patient"])]
+        if not rows:
+            return
+        last = max(r["seq"] for r in rows)
+        with self.db.transaction():
+            for seq in matched:
+                self.db.execute(
+                    "INSERT INTO api_notifications (subscription_id, source, seq, state, attempts, next_at) "
+                    "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT (subscription_id, source, seq) DO NOTHING",
+                    (sub.id, source, seq, iso(now)))
+            # Another process may have moved the cursor further already: never move it back.
+            self.db.execute(f"UPDATE api_subscriptions SET {column} = ? WHERE id = ? AND {column} < ?",
+                            (last, sub.id, last))
+
+    def _claim(self) -> list[dict[str, Any]]:
+        now = self.host.clock()
+        rows = self.db.query(
+            "SELECT subscription_id, source, seq, attempts FROM api_notifications WHERE state = 'pending' "
+            "AND next_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at, seq LIMIT ?",
+            (iso(now), iso(now), BATCH))
+        claimed = []
+        for row in rows:
+            with self.db.transaction():
+                took = self.db.execute(
+                    "UPDATE api_notifications SET lease_owner = ?, lease_until = ? WHERE subscription_id = ? "
+                    "AND source = ? AND seq = ? AND state = 'pending' AND (lease_until IS NULL OR lease_until < ?)",
+                    (self.owner, iso(now + LEASE), row["subscription_id"], row["source"], row["seq"], iso(now)))
+            if took == 1:
+                claimed.append(dict(row))
+        return claimed
+
+    def _deliver(self, row: dict[str, Any]) -> int:
+        sub = self.subscriptions.get(row["subscription_id"])
+        if sub is None or sub.status != "active":
+            self._finish(row, "dropped", None)
+            return 0
+        found = self._resource(row["source"], row["seq"])
+        if found is None:
+            self._finish(row, "dropped", "the event is gone")
+            return 0
+        kind, resource = found
+        event_id = f"{row['source']}-{row['seq']}"
+        body = dumps(resource) if sub.payload else b""
+        timestamp = str(int(self.host.clock().timestamp()))
+        headers = {name: value for name, value in sub.headers}
+        headers.update({
+            "X-Emrcomm-Event": kind, "X-Emrcomm-Event-Id": event_id, "X-Emrcomm-Subscription": sub.id,
+            "X-Emrcomm-Timestamp": timestamp, "X-Emrcomm-Signature": signature(sub.secret, timestamp, event_id, body),
+        })
+        if sub.payload:
+            headers["Content-Type"] = sub.payload
+            method, url = "PUT", f"{sub.endpoint}/{resource['resourceType']}/{resource['id']}"
+        else:
+            method, url = "POST", sub.endpoint
+        try:
+            answer = self.session.request(method, url, data=body, headers=headers, timeout=self.settings.notify_timeout,
+                                          allow_redirects=False)
+            ok, why = 200 <= answer.status_code < 300, f"HTTP {answer.status_code}"
+        except requests.RequestException as exc:
+            ok, why = False, type(exc).__name__
+        if ok:
+            self._finish(row, "done", None)
+            log.info("subscription %s: notification %s (%s) taken", sub.id, event_id, kind)
+            return 1
+        self._retry(row, sub, why)
+        return 0
+
+    def _resource(self, source: str, seq: int) -> tuple[str, dict[str, Any]] | None:
+        if source == "events":
+            rows = self.db.query("SELECT record_id, kind FROM events WHERE seq = ?", (seq,))
+            if not rows:
+                return None
+            record = self.host.storage.records.get(rows[0]["record_id"])
+            if record is None:
+                return None
+            updated = self.db.query("SELECT updated FROM records WHERE id = ?", (record.id,))[0]["updated"]
+            return EVENT_NAMES.get(rows[0]["kind"], str(rows[0]["kind"])), communication_resource(record, parse_iso(updated))
+        entry = self.db.query("SELECT * FROM consent_events WHERE seq = ?", (seq,))
+        if not entry:
+            return None
+        return ("optout" if entry[0]["action"] == "revoke" else "optin"), consent_entry(entry[0])
+
+    def _finish(self, row: dict[str, Any], state: str, error: str | None) -> None:
+        with self.db.transaction():
+            self.db.execute("UPDATE api_notifications SET state = ?, attempts = attempts + 1, last_error = ?, "
+                            "lease_owner = NULL, lease_until = NULL WHERE subscription_id = ? AND source = ? AND seq = ?",
+                            (state, error, row["subscription_id"], row["source"], row["seq"]))
+
+    def _retry(self, row: dict[str, Any], sub: Subscription, why: str) -> None:
+        attempts = int(row["attempts"]) + 1
+        s = self.settings
+        if attempts >= s.notify_max_attempts:
+            error = f"notification {row['source']}-{row['seq']} given up after {attempts} attempts ({why})"
+            with self.db.transaction():
+                self._finish(row, "dead", why)
+                self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub.id))
+            log.warning("subscription %s: %s", sub.id, error)
+            return
+        wait = min(s.notify_backoff_cap, s.notify_backoff_base * 2 ** (attempts - 1))
+        with self.db.transaction():
+            self.db.execute("UPDATE api_notifications SET attempts = ?, next_at = ?, last_error = ?, lease_owner = NULL, "
+                            "lease_until = NULL WHERE subscription_id = ? AND source = ? AND seq = ?",
+                            (attempts, iso(self.host.clock() + dt.timedelta(seconds=wait)), why,
+                             row["subscription_id"], row["source"], row["seq"]))
+        log.warning("subscription %s: notification %s-%s not taken (%s); attempt %d in %.0f s",
+                    sub.id, row["source"], row["seq"], why, attempts + 1, wait)
+
+
+def consent_entry(row: Any) -> dict[str, Any]:
+    """A consent ledger entry as a FHIR Consent (its id is the entry's number)."""
+    from emrcomm.api.consent import ADDRESS, CHANNEL_SYSTEM, SOURCE
+
+    revoked = row["action"] == "revoke"
+    at = parse_iso(row["at"])
+    res: dict[str, Any] = {
+        "resourceType": "Consent", "id": str(row["seq"]), "meta": {"lastUpdated": fhir_datetime(at)},
+        "extension": [{"url": SOURCE, "valueString": row["source"]}],
+        "status": "inactive" if revoked else "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": row["patient"]}, "dateTime": fhir_datetime(at),
+        "provision": {"type": "deny" if revoked else "permit",
+                      "code": [{"coding": [{"system": CHANNEL_SYSTEM, "code": row["channel"]}]}]},
+    }
+    if row["address"]:
+        res["extension"].append({"url": ADDRESS, "valueString": row["address"]})
+    return res
+

@@ -1,0 +1,170 @@
+"""``GET /fhir/Communication``: the search parameters the API takes, read strictly (an unknown
+one is a 400 that lists those there are), and the searchset Bundle with its next link.
+
+Pages follow filing order; the next link carries where the page ended (an opaque cursor), so
+paging stays right while new messages are filed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from emrcomm.api.outcome import ApiError
+from emrcomm.fhir import CATEGORY_SYSTEM, communication, fhir_datetime
+from emrcomm.model import Category, Record
+from emrcomm.storage.records import PageQuery
+
+PARAMS = ("subject", "patient", "status", "category", "based-on", "_lastUpdated", "_count", "_cursor", "_format")
+STATUSES = ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown")
+PREFIXES = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": "eq", "": "eq"}
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+MAX_VALUES = 20
+
+
+def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
+    """The records query for a Communication search's parameters; ApiError 400 naming the
+    parameter and what it takes."""
+    seen: dict[str, list[str]] = {}
+    for name, value in params:
+        if name not in PARAMS:
+            raise ApiError(400, "not-supported", f"unknown search parameter {name[:60]!r}; this server supports: "
+                           f"{', '.join(p for p in PARAMS if p != '_cursor')}", expression=name[:60])
+        seen.setdefault(name, []).append(value)
+    for name, values in seen.items():
+        if len(values) > 1 and name != "_lastUpdated":
+            raise ApiError(400, "invalid", f"{name} is given {len(values)} times: give several values once, "
+                           "separated by commas (any of them matches)", expression=name)
+    one = {name: values[0] for name, values in seen.items()}
+    if one.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
+        raise ApiError(406, "not-supported", "only JSON is served (_format=json)", expression="_format")
+    patients = {_patient(one[p], p) for p in ("subject", "patient") if p in one}
+    if len(patients) > 1:
+        raise ApiError(400, "invalid", "subject and patient name different patients", expression="patient")
+    statuses = _list(one.get("status"), "status")
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad:
+        raise ApiError(400, "value", f"status {bad[0][:40]!r} is not a Communication status; one of: "
+                       f"{', '.join(STATUSES)}", expression="status")
+    categories = tuple(_category(c) for c in _list(one.get("category"), "category"))
+    requests = tuple(_based_on(v) for v in _list(one.get("based-on"), "based-on"))
+    return PageQuery(
+        limit=_count(one.get("_count"), page_size), patient=next(iter(patients), None), statuses=statuses,
+        categories=categories, request_ids=requests,
+        updated=tuple(b for v in seen.get("_lastUpdated", ()) for b in _updated(v)),
+        after=_cursor(one["_cursor"]) if "_cursor" in one else None,
+    )
+
+
+def bundle(found: Sequence[tuple[Record, dt.datetime]], query: PageQuery, params: Sequence[tuple[str, str]],
+           base: str) -> dict[str, Any]:
+    """The searchset Bundle of one page, with ``self`` and (when the page is full) ``next``."""
+    kept = [(k, v) for k, v in params if k != "_cursor"]
+    links = [{"relation": "self", "url": f"{base}/Communication" + (f"?{urlencode(params)}" if params else "")}]
+    if len(found) == query.limit and found:
+        last = found[-1][0]
+        cursor = cursor_token(last.recorded, last.id)
+        links.append({"relation": "next", "url": f"{base}/Communication?{urlencode([*kept, ('_cursor', cursor)])}"})
+    entries = [{"fullUrl": f"{base}/Communication/{record.id}", "resource": resource(record, updated),
+                "search": {"mode": "match"}} for record, updated in found]
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if entries:
+        out["entry"] = entries
+    return out
+
+
+def resource(record: Record, updated: dt.datetime) -> dict[str, Any]:
+    """The Communication for a record, with its version (events so far) and when it last changed."""
+    res = communication(record)
+    return {"resourceType": "Communication", "id": record.id,
+            "meta": {"versionId": str(max(record.version, 1)), "lastUpdated": fhir_datetime(updated)},
+            **{k: v for k, v in res.items() if k not in ("resourceType", "id")}}
+
+
+def cursor_token(recorded: dt.datetime | None, record_id: str) -> str:
+    text = json.dumps([(recorded or dt.datetime.min.replace(tzinfo=dt.UTC)).isoformat(), record_id])
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _cursor(token: str) -> tuple[dt.datetime, str]:
+    try:
+        recorded, record_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        when = dt.datetime.fromisoformat(recorded)
+        if when.tzinfo is None or not isinstance(record_id, str) or len(record_id) > 200:
+            raise ValueError
+        return when, record_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise ApiError(400, "invalid", "_cursor is not one this server made: follow the next link as it is",
+                       expression="_cursor") from None
+
+
+def _list(value: str | None, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    parts = tuple(v.strip() for v in value.split(","))
+    if not all(parts) or len(parts) > MAX_VALUES:
+        raise ApiError(400, "invalid", f"{name}: 1 to {MAX_VALUES} values separated by commas, none empty",
+                       expression=name)
+    return parts
+
+
+def _patient(value: str, name: str) -> str:
+    ident = value[len("Patient/"):] if value.startswith("Patient/") else value
+    if not _ID.fullmatch(ident):
+        raise ApiError(400, "value", f"{name} must be Patient/<id> or an id (letters, digits, '-', '.')",
+                       expression=name)
+    return f"Patient/{ident}"
+
+
+def _category(value: str) -> str:
+    system, bar, code = value.rpartition("|")
+    if bar and system not in ("", CATEGORY_SYSTEM):
+        raise ApiError(400, "value", f"category system must be {CATEGORY_SYSTEM}", expression="category")
+    if code not in {c.value for c in Category}:
+        raise ApiError(400, "value", f"category {code[:40]!r} is unknown; one of: {', '.join(c.value for c in Category)}",
+                       expression="category")
+    return code
+
+
+def _based_on(value: str) -> str:
+    ident = value[len("CommunicationRequest/"):] if value.startswith("CommunicationRequest/") else value
+    if not _ID.fullmatch(ident):
+        raise ApiError(400, "value", "based-on must be CommunicationRequest/<id> (the request id)",
+                       expression="based-on")
+    return ident
+
+
+def _count(value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,6}", value) or int(value) < 1:
+        raise ApiError(400, "value", "_count must be a whole number of at least 1", expression="_count")
+    return min(int(value), 1000)
+
+
+def _updated(value: str) -> list[tuple[str, dt.datetime]]:
+    prefix = value[:2] if value[:2] in PREFIXES else ""
+    text = value[len(prefix):]
+    try:
+        if _DATE.fullmatch(text):
+            low = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+            high = low + dt.timedelta(days=1)
+        else:
+            low = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if low.tzinfo is None:
+                raise ValueError
+            high = low + dt.timedelta(seconds=1)
+    except (ValueError, OverflowError):
+        raise ApiError(400, "value", f"_lastUpdated {value[:60]!r}: a prefix (ge, gt, le, lt, eq) and a date "
+                       "(2026-11-23) or a date-time with a zone (2026-11-23T10:00:00-05:00)",
+                       expression="_lastUpdated") from None
+    op = PREFIXES[prefix]
+    if op == "eq":
+        return [(">=", low), ("<", high)]
+    return [{">=": (">=", low), ">": (">=", high), "<=": ("<", high), "<": ("<", low)}[op]]

@@ -1,0 +1,569 @@
+"""The FHIR API's behaviour, one rule per test, through the whole ``emrcomm serve`` app called
+in-process (its middleware included): tokens, status codes, repeats and races, checks, batches,
+search and paging, consents, subscriptions and their notifications, the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api_kit import AUD, FHIR, ApiClient, ClientKey, register, token_form
+from conftest import Clock
+from emrcomm.api.capability import capability_statement
+from emrcomm.api.handlers import build, definitions
+from emrcomm.api.notify import Notifier, signature
+from emrcomm.api.settings import ApiSettings
+from emrcomm.audit import entries
+from emrcomm.host import Host
+from emrcomm.web import create_app
+from hostile_kit import InProcess
+from servers import Reply, scripted
+from support import fhir_request
+
+FORM = (b"content-type", b"application/x-www-form-urlencoded")
+TEXT = "Riverside Family Health: your appointment is on Nov 25 at 2:30 PM. Reply STOP to opt out."
+NO_NOTIFY = "\n[api]\nnotify = false\n"
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Any]]:
+    """In-process clients to close (each has an event loop) when the test ends."""
+    made: list[Any] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def api(make_host: Callable[..., Host], clients: list[Any]) -> ApiClient:
+    host = make_host(NO_NOTIFY)
+    client = ApiClient(host, create_app(host))
+    clients.append(client)
+    return client
+
+
+def body(answer: Any) -> Any:
+    return json.loads(answer.content)
+
+
+def sms_sent(host: Host) -> list[dict[str, Any]]:
+    path = host.config.base_dir / "out" / "sms.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def reminder(rid: str = "r-1", patient: str = "Patient/on-en", **extra: Any) -> dict[str, Any]:
+    return fhir_request(patient, "appointment-reminder", text=TEXT, rid=rid,
+                        medium=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode",
+                                             "code": "SMSWRIT"}]}], **extra)
+
+
+# without a token -------------------------------------------------------------------------------------
+def test_metadata_and_the_smart_configuration_answer_without_a_token(api: ApiClient) -> None:
+    meta = api.http.request("GET", "/fhir/metadata")
+    smart = api.http.request("GET", "/fhir/.well-known/smart-configuration")
+    assert meta.status_code == 200 and body(meta)["resourceType"] == "CapabilityStatement"
+    assert body(smart)["token_endpoint"] == AUD
+    assert body(smart)["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/fhir/CommunicationRequest"), ("POST", "/fhir/CommunicationRequest/$check"), ("POST", "/fhir"),
+    ("POST", "/fhir/CommunicationRequest/$batch"), ("GET", "/fhir/CommunicationRequest/x"),
+    ("GET", "/fhir/Communication"), ("GET", "/fhir/Communication/x"), ("POST", "/fhir/Consent"),
+    ("POST", "/fhir/Subscription"), ("GET", "/fhir/Subscription/x"), ("DELETE", "/fhir/Subscription/x"),
+    ("GET", "/fhir/StructureDefinition"), ("GET", "/fhir/StructureDefinition/template")])
+def test_nothing_else_answers_without_a_valid_token(api: ApiClient, method: str, path: str) -> None:
+    for headers in ([], [(b"authorization", b"Bearer not-a-token")], [(b"authorization", b"Basic eDp5")]):
+        answer = api.http.request(method, path, body=json.dumps(reminder()).encode(), headers=[FHIR, *headers])
+        assert answer.status_code == 401, (method, path, answer.text)
+        assert body(answer)["resourceType"] == "OperationOutcome"
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_capability_statement_lists_exactly_the_routes_there_are(api: ApiClient) -> None:
+    app, _ = build(api.host, ApiSettings())
+    served = {(m, r.path) for r in app.routes for m in (r.methods or ()) - {"HEAD"}}  # type: ignore[attr-defined]
+    rest = capability_statement("http://x/fhir", "0", api.host.clock())["rest"][0]
+    said = {r["type"]: {i["code"] for i in r["interaction"]} for r in rest["resource"]}
+    path_of = {"create": ("POST", "/{t}"), "read": ("GET", "/{t}/{{id}}"), "search-type": ("GET", "/{t}"),
+               "delete": ("DELETE", "/{t}/{{id}}")}
+    for kind, interactions in said.items():
+        for i in interactions:
+            method, path = path_of[i]
+            assert (method, path.format(t=kind)) in served, (kind, i)
+    operations = {o["name"] for r in rest["resource"] for o in r.get("operation", ())}
+    assert {("POST", f"/CommunicationRequest/${o}") for o in operations} <= served
+    assert ("POST", "/") in served and rest["interaction"] == [{"code": "batch"}]
+
+
+# tokens ------------------------------------------------------------------------------------------------
+def token(api: ApiClient, form: bytes) -> Any:
+    return api.http.request("POST", "/fhir/auth/token", body=form, headers=[FORM])
+
+
+@pytest.mark.parametrize("alg", ["ES384", "RS384"])
+def test_a_signed_assertion_gets_a_short_lived_token_with_the_scopes_asked_for(api: ApiClient, alg: str) -> None:
+    key = ClientKey(alg)
+    cid = register(api.host, key, ["system/Communication.read", "system/Consent.write"])
+    answer = token(api, token_form(cid, key.assertion(cid, api.host.clock()), "system/Communication.rs system/Consent.c"))
+    assert answer.status_code == 200, answer.text
+    assert body(answer)["scope"] == "system/Communication.read system/Consent.write"
+    assert body(answer)["expires_in"] == 300 and body(answer)["token_type"] == "bearer"
+
+
+def test_an_assertion_is_good_once(api: ApiClient) -> None:
+    key = ClientKey()
+    cid = register(api.host, key)
+    assertion = key.assertion(cid, api.host.clock())
+    assert token(api, token_form(cid, assertion, "system/Communication.read")).status_code == 200
+    again = token(api, token_form(cid, assertion, "system/Communication.read"))
+    assert again.status_code == 400 and body(again)["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("bad", ["aud", "expired", "far-future", "other-key", "sub", "hs256", "revoked", "unknown"])
+def test_a_bad_assertion_gets_no_token(api: ApiClient, bad: str) -> None:
+    key, other = ClientKey(), ClientKey(kid="same")
+    cid = register(api.host, key)
+    now = api.host.clock()
+    assertion = {
+        "aud": lambda: key.assertion(cid, now, aud="https://elsewhere.example/token"),
+        "expired": lambda: key.assertion(cid, now - dt.timedelta(minutes=10)),
+        "far-future": lambda: key.assertion(cid, now, life=dt.timedelta(hours=1)),
+        "other-key": lambda: ClientKey(kid=key.kid).assertion(cid, now),
+        "sub": lambda: key.assertion(cid, now, sub="someone-else"),
+        "hs256": lambda: __import__("jwt").encode({"iss": cid, "sub": cid, "aud": AUD, "jti": "j", "exp": 2**40},
+                                                  "s" * 32, algorithm="HS256", headers={"kid": key.kid}),
+        "revoked": lambda: key.assertion(cid, now),
+        "unknown": lambda: other.assertion("no-such-client", now),
+    }[bad]()
+    if bad == "revoked":
+        from emrcomm.api.clients import ClientRegistry
+
+        ClientRegistry(api.host.storage.db, api.host.clock).revoke(cid)
+    answer = token(api, token_form(cid, assertion, "system/Communication.read"))
+    assert answer.status_code == 401 and body(answer)["error"] == "invalid_client", (bad, answer.text)
+
+
+def test_a_token_without_the_scope_is_refused_with_403(make_host: Callable[..., Host], clients: list[Any]) -> None:
+    host = make_host(NO_NOTIFY)
+    reader = ApiClient(host, create_app(host), scopes=["system/Communication.read"])
+    clients.append(reader)
+    answer = reader.call("POST", "/fhir/CommunicationRequest", reminder())
+    assert answer.status_code == 403 and body(answer)["issue"][0]["code"] == "forbidden"
+    assert sms_sent(host) == []
+
+
+def test_a_token_expires_and_a_revoked_clients_tokens_stop_at_once(make_host: Callable[..., Host], clock: Clock,
+                                                                   clients: list[Any]) -> None:
+    host = make_host(NO_NOTIFY)
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    assert api.call("GET", "/fhir/Communication").status_code == 200
+    clock.now += dt.timedelta(seconds=301)
+    assert api.call("GET", "/fhir/Communication").status_code == 401
+    clock.now -= dt.timedelta(seconds=301)
+    from emrcomm.api.clients import ClientRegistry
+
+    ClientRegistry(host.storage.db, host.clock).revoke(api.client_id)
+    assert api.call("GET", "/fhir/Communication").status_code == 401
+
+
+# CommunicationRequest ---------------------------------------------------------------------------------------
+def test_a_request_sent_answers_201_with_the_request_its_communications_and_an_outcome(api: ApiClient) -> None:
+    answer = api.call("POST", "/fhir/CommunicationRequest", reminder("r-201"))
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["location"] == "http://portal.test/fhir/CommunicationRequest/r-201"
+    kinds = [e["resource"]["resourceType"] for e in body(answer)["entry"]]
+    assert kinds == ["CommunicationRequest", "Communication", "OperationOutcome"]
+    request, comm, outcome = (e["resource"] for e in body(answer)["entry"])
+    assert request["status"] == "completed" and comm["status"] == "completed"
+    assert comm["basedOn"] == [{"reference": "CommunicationRequest/r-201"}]
+    assert outcome["issue"][0]["details"]["coding"][0]["code"] == "sent"
+    assert len(sms_sent(api.host)) == 1
+
+
+@pytest.mark.parametrize(("prefer", "kind"), [("return=minimal", None), ("return=representation", "CommunicationRequest"),
+                                               ("return=OperationOutcome", "OperationOutcome")])
+def test_prefer_return_chooses_the_body(api: ApiClient, prefer: str, kind: str | None) -> None:
+    answer = api.call("POST", "/fhir/CommunicationRequest", reminder(f"r-{kind}"), headers=[(b"prefer", prefer.encode())])
+    assert answer.status_code == 201
+    assert (body(answer)["resourceType"] if answer.content else None) == kind
+
+
+def test_the_same_request_id_again_answers_200_and_sends_nothing_more(api: ApiClient) -> None:
+    first = api.call("POST", "/fhir/CommunicationRequest", reminder("r-twice"))
+    second = api.call("POST", "/fhir/CommunicationRequest", reminder("r-twice"))
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert body(second)["entry"][1]["resource"]["id"] == body(first)["entry"][1]["resource"]["id"]
+    assert len(sms_sent(api.host)) == 1
+
+
+def test_if_none_exist_answers_the_existing_request_with_200(api: ApiClient) -> None:
+    ident = [{"system": "urn:emr:appointments", "value": "A-77"}]
+    first = api.call("POST", "/fhir/CommunicationRequest", {k: v for k, v in reminder(identifier=ident).items() if k != "id"})
+    other = {**reminder("another-id"), "payload": [{"contentString": "Another text, same appointment."}]}
+    again = api.call("POST", "/fhir/CommunicationRequest", other,
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-77")])
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert len(sms_sent(api.host)) == 1
+
+
+def test_if_none_exist_never_decides_again_even_a_blocked_request(api: ApiClient) -> None:
+    ident = [{"system": "urn:emr:appointments", "value": "A-78"}]
+    blocked = {k: v for k, v in reminder("x", "Patient/none", identifier=ident).items() if k != "id"}
+    assert api.call("POST", "/fhir/CommunicationRequest", blocked).status_code == 422
+    sendable = {k: v for k, v in reminder("x", identifier=ident).items() if k != "id"}
+    again = api.call("POST", "/fhir/CommunicationRequest", sendable,
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-78")])
+    assert again.status_code == 200 and sms_sent(api.host) == []
+    assert api.call("POST", "/fhir/CommunicationRequest", sendable).status_code == 201  # without it: decided anew
+
+
+def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host],
+                                                                   clients: list[Any]) -> None:
+    host = make_host(NO_NOTIFY)
+    app = create_app(host)
+    api = ApiClient(host, app)
+    clients.append(api)
+    statuses: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def post() -> None:
+        client = InProcess(app)  # an event loop of its own: a connection of its own
+        start.wait()
+        answer = client.request("POST", "/fhir/CommunicationRequest", body=json.dumps(reminder("raced")).encode(),
+                                headers=[*api.auth(), FHIR])
+        with lock:
+            statuses.append(answer.status_code)
+        client.close()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(statuses) == [200] * 7 + [201]
+    assert len(sms_sent(host)) == 1
+
+
+def test_a_blocked_request_answers_422_with_every_finding_and_files_a_not_done_record(api: ApiClient) -> None:
+    answer = api.call("POST", "/fhir/CommunicationRequest", reminder("r-none", "Patient/none"))
+    assert answer.status_code == 422
+    outcome = body(answer)
+    assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"][0]["severity"] == "error"
+    codes = {i["details"]["coding"][0]["code"] for i in outcome["issue"][1:] if "details" in i}
+    assert "CONSENT_MISSING" in codes
+    issue = next(i for i in outcome["issue"] if i.get("details", {}).get("coding", [{}])[0].get("code") == "CONSENT_MISSING")
+    assert issue["details"]["text"] and issue["extension"][0]["valueString"]  # the staff sentence and the remedy
+    found = api.call("GET", "/fhir/Communication", query="based-on=CommunicationRequest/r-none")
+    assert [e["resource"]["status"] for e in body(found)["entry"]] == ["not-done"]
+    assert sms_sent(api.host) == []
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    (b"{", 400), (b"[]", 400), (json.dumps({"resourceType": "Patient"}).encode(), 400),
+    (json.dumps({**reminder(), "status": "draft"}).encode(), 400),
+    (json.dumps({**reminder(), "subject": {"reference": "Group/1"}}).encode(), 400),
+    (json.dumps(fhir_request("Patient/on-en", "appointment-reminder", template="no-such-template")).encode(), 422),
+])
+def test_a_malformed_request_gets_an_operation_outcome_and_nothing_is_sent(api: ApiClient, payload: bytes,
+                                                                           status: int) -> None:
+    answer = api.call("POST", "/fhir/CommunicationRequest", raw=payload, headers=[FHIR])
+    assert answer.status_code == status, answer.text
+    assert body(answer)["resourceType"] == "OperationOutcome" and body(answer)["issue"][0]["diagnostics"]
+    assert sms_sent(api.host) == [] and api.host.storage.records.page.__self__  # nothing filed either
+    assert api.call("GET", "/fhir/Communication").status_code == 200
+    assert "entry" not in body(api.call("GET", "/fhir/Communication"))
+
+
+def test_a_body_over_the_limit_or_of_another_type_is_refused_before_it_is_read(api: ApiClient) -> None:
+    big = api.call("POST", "/fhir/CommunicationRequest", raw=b"{" + b" " * 1_100_000 + b"}", headers=[FHIR])
+    wrong = api.call("POST", "/fhir/CommunicationRequest", raw=b"<x/>", headers=[(b"content-type", b"application/xml")])
+    assert (big.status_code, wrong.status_code) == (413, 415)
+    assert body(big)["resourceType"] == body(wrong)["resourceType"] == "OperationOutcome"
+
+
+def test_check_judges_every_channel_and_writes_nothing(api: ApiClient) -> None:
+    before = (api.host.storage.records.request("chk"), api.host.storage.outbox.counts())
+    answer = api.call("POST", "/fhir/CommunicationRequest/$check", reminder("chk", "Patient/stopped"))
+    assert answer.status_code == 200
+    issues = body(answer)["issue"]
+    assert issues[0]["details"]["coding"][0]["code"] == "sent"  # email would carry it
+    assert any(i.get("details", {}).get("coding", [{}])[0].get("code") == "CONSENT_REVOKED" for i in issues)
+    assert any("sms: rejected" in i.get("diagnostics", "") for i in issues)
+    assert (api.host.storage.records.request("chk"), api.host.storage.outbox.counts()) == before
+    assert sms_sent(api.host) == []
+
+
+def test_a_batch_bundle_answers_each_entry(api: ApiClient) -> None:
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": reminder("b-1")},
+        {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": reminder("b-2", "Patient/none")},
+        {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": {"resourceType": "Patient"}},
+        {"request": {"method": "DELETE", "url": "Patient/1"}},
+        {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": reminder("b-1")},
+    ]}
+    answer = api.call("POST", "/fhir", bundle)
+    assert answer.status_code == 200 and body(answer)["type"] == "batch-response"
+    assert [e["response"]["status"] for e in body(answer)["entry"]] == [
+        "201 Created", "422 Unprocessable Entity", "400 Bad Request", "400 Bad Request", "200 OK"]
+    assert len(sms_sent(api.host)) == 1
+
+
+def test_ndjson_sends_one_request_a_line(api: ApiClient) -> None:
+    lines = b"\n".join(json.dumps(reminder(f"n-{i}", p)).encode() for i, p in enumerate(["Patient/on-en", "Patient/qc-fr"]))
+    answer = api.call("POST", "/fhir/CommunicationRequest/$batch", raw=lines + b"\nnot json\n",
+                      headers=[(b"content-type", b"application/fhir+ndjson")])
+    assert [e["response"]["status"] for e in body(answer)["entry"]] == ["201 Created", "201 Created", "400 Bad Request"]
+
+
+def test_a_request_reads_back_as_it_ended(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("r-read"))
+    api.call("POST", "/fhir/CommunicationRequest", reminder("r-blocked", "Patient/none"))
+    sent = body(api.call("GET", "/fhir/CommunicationRequest/r-read"))
+    blocked = body(api.call("GET", "/fhir/CommunicationRequest/r-blocked"))
+    assert (sent["status"], blocked["status"]) == ("completed", "revoked")
+    assert blocked["statusReason"]["coding"][0]["code"] == "CONSENT_MISSING"
+    assert api.call("GET", "/fhir/CommunicationRequest/nope").status_code == 404
+
+
+# Communication search ---------------------------------------------------------------------------------------
+def test_search_pages_through_every_match_once_by_next_links(api: ApiClient) -> None:
+    for i in range(7):
+        api.call("POST", "/fhir/CommunicationRequest", reminder(f"s-{i}"))
+    api.call("POST", "/fhir/CommunicationRequest", reminder("s-other", "Patient/qc-fr"))
+    seen: list[str] = []
+    query = "patient=Patient/on-en&status=completed&_count=3"
+    while query is not None:
+        page = body(api.call("GET", "/fhir/Communication", query=query))
+        seen += [e["resource"]["id"] for e in page.get("entry", ())]
+        nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        query = nxt[0].split("?", 1)[1] if nxt else None
+    assert len(seen) == len(set(seen)) == 7
+
+
+@pytest.mark.parametrize(("query", "count"), [
+    ("category=appointment-reminder", 3), ("category=http://emrcomm.org/fhir/CodeSystem/category|invoice", 0),
+    ("status=not-done", 1), ("status=completed,not-done", 3), ("subject=Patient/qc-fr", 1),
+    ("based-on=CommunicationRequest/f-1", 1), ("_lastUpdated=ge2026-11-23", 3), ("_lastUpdated=lt2026-11-23", 0),
+    ("_lastUpdated=gt2026-11-23T14:00:00Z&_lastUpdated=le2026-11-23T16:00:00Z", 3),
+    ("_lastUpdated=gt2026-11-23T15:00:00Z", 0)])
+def test_search_filters(api: ApiClient, query: str, count: int) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("f-1"))
+    api.call("POST", "/fhir/CommunicationRequest", reminder("f-2", "Patient/qc-fr"))
+    api.call("POST", "/fhir/CommunicationRequest", reminder("f-3", "Patient/none"))
+    found = body(api.call("GET", "/fhir/Communication", query=query))
+    assert len(found.get("entry", ())) == count, query
+
+
+@pytest.mark.parametrize("query", ["name=x", "status=sent", "_count=0", "_count=x", "_lastUpdated=yesterday",
+                                   "_cursor=garbage", "category=nope", "patient=a/b/c", "status=completed&status=x"])
+def test_a_search_parameter_that_cannot_be_read_is_a_400_naming_it(api: ApiClient, query: str) -> None:
+    answer = api.call("GET", "/fhir/Communication", query=query)
+    assert answer.status_code == 400 and body(answer)["issue"][0]["diagnostics"]
+
+
+# Consent -----------------------------------------------------------------------------------------------------
+def consent(status: str = "inactive", **more: Any) -> dict[str, Any]:
+    return {"resourceType": "Consent", "status": status, "patient": {"reference": "Patient/on-en"},
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://emrcomm.org/fhir/CodeSystem/purpose", "code": "clinical"}]}],
+            "provision": {"code": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode",
+                                                "code": "SMSWRIT"}]}]}, **more}
+
+
+def test_a_front_desk_opt_out_reaches_the_ledger_like_a_stop_and_the_next_sms_is_refused(api: ApiClient) -> None:
+    answer = api.call("POST", "/fhir/Consent", consent(extension=[
+        {"url": "http://emrcomm.org/fhir/StructureDefinition/consent-source", "valueString": "front desk"}]))
+    assert answer.status_code == 201, answer.text
+    last = api.host.storage.consent.last(channel="sms", address="+16135550123")
+    assert last is not None and last.revokes and last.source == "front desk"
+    check = body(api.call("POST", "/fhir/CommunicationRequest/$check", reminder("after")))
+    assert "sms: rejected (CONSENT_REVOKED)" in " ".join(i.get("diagnostics", "") for i in check["issue"])
+
+
+def test_an_opt_in_after_an_opt_out_restores_the_channel(api: ApiClient) -> None:
+    api.call("POST", "/fhir/Consent", consent())
+    assert api.call("POST", "/fhir/Consent", consent("active")).status_code == 201
+    check = body(api.call("POST", "/fhir/CommunicationRequest/$check", reminder("back")))
+    assert "sms: would be chosen" in " ".join(i.get("diagnostics", "") for i in check["issue"])
+
+
+@pytest.mark.parametrize("change", [{"patient": {"reference": "Group/1"}}, {"status": "proposed"},
+                                    {"provision": {"code": [{"coding": [{"system": "x", "code": "y"}]}]}},
+                                    {"provision": {"code": [{"coding": [{"system": "http://emrcomm.org/fhir/CodeSystem/channel",
+                                                                         "code": "portal"}]}]}},
+                                    {"extension": [{"url": "http://emrcomm.org/fhir/StructureDefinition/consent-address",
+                                                    "valueString": "not a number"}]}])
+def test_a_consent_that_cannot_be_read_is_refused_and_the_ledger_is_unchanged(api: ApiClient, change: dict[str, Any]) -> None:
+    answer = api.call("POST", "/fhir/Consent", consent(**change))
+    assert answer.status_code == 422 and body(answer)["resourceType"] == "OperationOutcome", answer.text
+    assert api.host.storage.consent.last(channel="sms", address="+16135550123") is None
+
+
+# Subscriptions and notifications ----------------------------------------------------------------------------
+def subscribe(api: ApiClient, endpoint: str, criteria: str = "Communication?patient=Patient/on-en") -> dict[str, Any]:
+    answer = api.call("POST", "/fhir/Subscription", {
+        "resourceType": "Subscription", "status": "requested", "reason": "EMR", "criteria": criteria,
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+                    "header": ["Authorization: Bearer emr"]}})
+    assert answer.status_code == 201, answer.text
+    return dict(body(answer))
+
+
+def test_a_subscription_hears_of_a_send_signed_and_with_its_headers(api: ApiClient) -> None:
+    with scripted() as emr:
+        sub = subscribe(api, emr.url + "/hooks")
+        secret = sub["extension"][0]["valueString"]
+        api.call("POST", "/fhir/CommunicationRequest", reminder("n-1"))
+        api.call("POST", "/fhir/CommunicationRequest", reminder("n-2", "Patient/qc-fr"))  # another patient
+        notifier = Notifier(api.host, ApiSettings())
+        assert notifier.run_once() == 1
+        (seen,) = emr.seen
+    resource = json.loads(seen.body)
+    assert seen.method == "PUT" and seen.path == f"/hooks/Communication/{resource['id']}"
+    assert seen.headers["X-Emrcomm-Event"] == "sent" and seen.headers["Authorization"] == "Bearer emr"
+    assert seen.headers["X-Emrcomm-Signature"] == signature(secret, seen.headers["X-Emrcomm-Timestamp"],
+                                                            seen.headers["X-Emrcomm-Event-Id"], seen.body)
+    assert notifier.run_once() == 0  # taken: not sent again
+    read = body(api.call("GET", f"/fhir/Subscription/{sub['id']}"))
+    assert "extension" not in read and read["channel"]["header"] == ["Authorization: ***"]
+
+
+def test_deliveries_failures_replies_and_opt_outs_are_each_notified(api: ApiClient) -> None:
+    from emrcomm.model import DeliveryUpdate
+
+    with scripted() as emr:
+        subscribe(api, emr.url, "Communication?patient=Patient/on-en")
+        subscribe(api, emr.url, "Consent?patient=Patient/on-en")
+        sent = body(api.call("POST", "/fhir/CommunicationRequest", reminder("d-1")))["entry"][1]["resource"]["id"]
+        failing = body(api.call("POST", "/fhir/CommunicationRequest", reminder("d-2")))["entry"][1]["resource"]["id"]
+        now = api.host.clock()
+        api.host.delivery_update(DeliveryUpdate(kind="delivered", at=now, record_id=sent, channel="sms"))
+        api.host.delivery_update(DeliveryUpdate(kind="failed", at=now, record_id=failing, channel="sms"))
+        api.host.delivery_update(DeliveryUpdate(kind="reply", at=now, record_id=sent, channel="sms",
+                                                address="+16135550123", text="Thank you, see you then"))
+        api.host.delivery_update(DeliveryUpdate(kind="optout", at=now, channel="sms", address="+16135550123",
+                                                text="STOP reply", detail="Patient/on-en"))
+        Notifier(api.host, ApiSettings()).run_once()
+        events = sorted(s.headers["X-Emrcomm-Event"] for s in emr.seen)
+    # two reminders sent, and the clinic's auto-answer to the patient's reply (a message of its own)
+    assert events == ["delivered", "failed", "optout", "reply", "sent", "sent", "sent"]
+
+
+def test_a_notification_not_taken_is_retried_with_backoff_then_given_up(api: ApiClient, clock: Clock) -> None:
+    with scripted(Reply(status=503)) as emr:
+        sub = subscribe(api, emr.url)
+        api.call("POST", "/fhir/CommunicationRequest", reminder("n-3"))
+        notifier = Notifier(api.host, ApiSettings(notify_max_attempts=3, notify_backoff_base=10))
+        assert notifier.run_once() == 0 and len(emr.seen) == 1
+        clock.now += dt.timedelta(seconds=9)
+        notifier.run_once()
+        assert len(emr.seen) == 1  # not before its backoff
+        clock.now += dt.timedelta(seconds=2)
+        notifier.run_once()
+        assert len(emr.seen) == 2
+        clock.now += dt.timedelta(seconds=21)
+        notifier.run_once()
+        clock.now += dt.timedelta(hours=1)
+        notifier.run_once()
+        assert len(emr.seen) == 3
+    clock.now -= dt.timedelta(hours=1, seconds=32)  # the token's time again
+    assert "given up after 3 attempts" in body(api.call("GET", f"/fhir/Subscription/{sub['id']}"))["error"]
+
+
+def test_a_subscription_is_its_clients_alone_and_can_be_deleted(make_host: Callable[..., Host],
+                                                                clients: list[Any]) -> None:
+    host = make_host(NO_NOTIFY)
+    app = create_app(host)
+    mine, theirs = ApiClient(host, app), ApiClient(host, app)
+    clients += [mine, theirs]
+    sub = subscribe(mine, "https://emr.example/hooks")
+    assert theirs.call("GET", f"/fhir/Subscription/{sub['id']}").status_code == 404
+    assert theirs.call("DELETE", f"/fhir/Subscription/{sub['id']}").status_code == 404
+    assert mine.call("DELETE", f"/fhir/Subscription/{sub['id']}").status_code == 204
+    assert mine.call("GET", f"/fhir/Subscription/{sub['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("change", [{"criteria": "Patient?name=x"}, {"criteria": "Communication?foo=1"},
+                                    {"channel": {"type": "websocket"}},
+                                    {"channel": {"type": "rest-hook", "endpoint": "http://emr.example/hook"}},
+                                    {"channel": {"type": "rest-hook", "endpoint": "https://emr.example/h",
+                                                 "header": ["Host: evil"]}},
+                                    {"channel": {"type": "rest-hook", "endpoint": "https://emr.example/h",
+                                                 "header": ["X: a\r\nY: b"]}}])
+def test_a_subscription_that_cannot_be_served_is_refused(api: ApiClient, change: dict[str, Any]) -> None:
+    sub = {"resourceType": "Subscription", "status": "requested", "reason": "x", "criteria": "Communication",
+           "channel": {"type": "rest-hook", "endpoint": "https://emr.example/h"}, **change}
+    answer = api.call("POST", "/fhir/Subscription", sub)
+    assert answer.status_code == 422 and body(answer)["resourceType"] == "OperationOutcome", answer.text
+
+
+# the profile, the audit log -------------------------------------------------------------------------------------
+def test_the_structure_definitions_are_served_and_valid_r4(api: ApiClient) -> None:
+    from fhir.resources.R4B.structuredefinition import StructureDefinition
+
+    served = body(api.call("GET", "/fhir/StructureDefinition"))
+    ids = {e["resource"]["id"] for e in served["entry"]}
+    assert {"template", "variable", "consent-address", "consent-source", "emrcomm-communication-request"} <= ids
+    for ident in ids:
+        one = api.call("GET", f"/fhir/StructureDefinition/{ident}")
+        StructureDefinition.model_validate(body(one))
+    # the extensions emrcomm reads are those it publishes
+    from emrcomm.fhir import EXT
+
+    source = "".join(p.read_text() for p in Path(__file__).parents[1].glob("*/*/*.py") if "node_modules" not in str(p))
+    read = set(__import__("re").findall(r'EXT \+ "([a-z-]+)"', source))
+    assert read <= {d for d in definitions()}, read - set(definitions())
+    assert all(d["url"] == EXT + d["id"] for d in definitions().values())
+
+
+def test_every_call_is_in_the_audit_log_with_the_client(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("a-1"))
+    api.call("GET", "/fhir/Communication")
+    api.call("GET", "/fhir/Communication/nope")
+    calls = [e for e in entries(api.host.storage) if e["kind"] in ("api.call", "api.token")]
+    assert [(e["kind"], e.get("operation"), e.get("http_status")) for e in calls] == [
+        ("api.token", None, None), ("api.call", "create CommunicationRequest", 201),
+        ("api.call", "search Communication", 200), ("api.call", "read Communication", 404)]
+    assert {e["client"] for e in calls} == {api.client_id}
+    assert calls[1]["request"] == "a-1" and calls[1]["records"]
+
+
+def test_the_api_can_be_switched_off(make_host: Callable[..., Host], clients: list[Any]) -> None:
+    host = make_host("\n[api]\nenabled = false\n")
+    clients.append(InProcess(create_app(host)))
+    answer = clients[-1].request("GET", "/fhir/metadata")
+    assert answer.status_code == 404 and "OperationOutcome" not in answer.text
+
+
+def test_clients_are_added_listed_and_revoked_from_the_command_line(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from emrcomm.cli import main
+    from support import write_config
+
+    config = str(write_config(tmp_path, NO_NOTIFY))
+    key = ClientKey("RS384")
+    (tmp_path / "emr.jwks").write_text(json.dumps(key.jwks()), encoding="utf-8")
+    assert main(["--json", "clients", "add", "OSCAR", "--config", config, "--jwks", str(tmp_path / "emr.jwks"),
+                 "--scope", "system/Communication.read"]) == 0
+    client_id = json.loads(capsys.readouterr().out)["client_id"]
+    private = {**key.public_jwk(), "d": "AAAA"}
+    (tmp_path / "private.jwks").write_text(json.dumps({"keys": [private]}), encoding="utf-8")
+    assert main(["clients", "add", "Leaky", "--config", config, "--jwks", str(tmp_path / "private.jwks"),
+                 "--scope", "system/Communication.read"]) == 2
+    assert "private key" in capsys.readouterr().err
+    assert main(["clients", "list", "--config", config]) == 0
+    listed = capsys.readouterr().out
+    assert client_id in listed and "active" in listed and key.kid in listed
+    assert main(["clients", "revoke", client_id, "--config", config]) == 0
+    assert main(["clients", "list", "--config", config]) == 0
+    assert "REVOKED" in capsys.readouterr().out
+    assert main(["clients", "revoke", "no-such-client", "--config", config]) == 2
