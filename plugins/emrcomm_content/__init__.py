@@ -27,8 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import emrcomm
-from emrcomm import PluginContext, settings_schema
-from emrcomm.model import Category, Finding, Message
+from emrcomm import Category, Finding, Message, PluginContext, settings_schema
 from emrcomm.rules import clinical_trigger, finding
 from emrcomm_content import cache, classifier, links
 from emrcomm_content.clinical import ClinicalDetector, Hit, merge_hits

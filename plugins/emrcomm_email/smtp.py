@@ -18,8 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from emrcomm import Delivery, Receipt
-from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, redact
+from emrcomm import Delivery, DeliveryError, PermanentDeliveryError, Receipt, TransientDeliveryError, redact
 
 from .compose import build_email
 

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 import requests
 from attrs import frozen
 
-from emrcomm import retry_after
-from emrcomm.errors import ConfigError
+from emrcomm import ConfigError, retry_after
 
 log = logging.getLogger("emrcomm.plugin.fhirserver")
 

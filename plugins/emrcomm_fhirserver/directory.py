@@ -20,8 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import emrcomm
-from emrcomm import settings_schema
-from emrcomm.errors import PluginError
+from emrcomm import PluginError, settings_schema
 from emrcomm.fhir import safe_ref
 from emrcomm.fhir.patients import RecipientRefused, recipient_from_fhir
 from emrcomm.fhir.regions import DEFAULT_REGION, country_code

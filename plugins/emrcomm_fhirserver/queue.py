@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from emrcomm.storage import Database, Migration
-from emrcomm.storage.schema import statements
-from emrcomm.storage.times import iso
+from emrcomm.storage import Database, Migration, iso, statements
 
 OWNER = "fhir-records"
 

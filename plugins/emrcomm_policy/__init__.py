@@ -15,8 +15,7 @@ from typing import Any
 import attrs
 
 import emrcomm
-from emrcomm import PluginContext, settings_schema
-from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
+from emrcomm import Category, Channel, Finding, Message, PluginContext, Recipient, Route, settings_schema
 from emrcomm.rules import finding
 from emrcomm.segments import count_segments
 from emrcomm_policy import timing

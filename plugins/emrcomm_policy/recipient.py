@@ -7,8 +7,7 @@ import functools
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from emrcomm import Clinic
-from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
+from emrcomm import Category, Channel, Clinic, Finding, Message, Recipient, Route
 from emrcomm.rules import finding
 
 MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})

@@ -7,8 +7,7 @@ import functools
 import re
 import unicodedata
 
-from emrcomm import Clinic
-from emrcomm.model import Category, Channel, Finding, Message, Purpose, Recipient, Route
+from emrcomm import Category, Channel, Clinic, Finding, Message, Purpose, Recipient, Route
 from emrcomm.rules import finding
 from emrcomm.segments import count_segments
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from attrs import frozen
 
-from emrcomm.errors import ConfigError
+from emrcomm import ConfigError
 
 DEFAULT_WINDOW = ("08:00", "21:00")
 DEFAULT_BY_JURISDICTION: Mapping[str, tuple[str, str]] = {"US-FL": ("08:00", "20:00")}

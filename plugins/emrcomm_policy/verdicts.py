@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from emrcomm.model import Category, Channel, Finding, Message, Recipient, Route
+from emrcomm import Category, Channel, Finding, Message, Recipient, Route
 from emrcomm.rules import clinical_trigger, detail, finding, trigger_kind
 
 EVERY_CHANNEL = frozenset({"LINK_NOT_HTTPS", "LINK_SHORTENER", "LINK_DOMAIN_NOT_ALLOWED"})

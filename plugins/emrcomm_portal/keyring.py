@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from emrcomm.errors import ConfigError
+from emrcomm import ConfigError
 
 # The token's first character says how it was made, so a later format can be told apart; it is
 # a digit so that the token is never a plain word a content inspector could mistake for a term.

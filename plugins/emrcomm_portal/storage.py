@@ -7,9 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from emrcomm.storage import Database, Migration
-from emrcomm.storage.schema import add_columns, statements
-from emrcomm.storage.times import iso
+from emrcomm.storage import Database, Migration, add_columns, iso, statements
 
 OWNER = "portal"
 

@@ -12,8 +12,7 @@ import json
 import uuid
 from typing import Any
 
-from emrcomm import Delivery, PluginContext, Receipt
-from emrcomm.errors import RenderError
+from emrcomm import Delivery, PluginContext, Receipt, RenderError
 from emrcomm_portal.keyring import KeyRing
 from emrcomm_portal.storage import PortalStore
 

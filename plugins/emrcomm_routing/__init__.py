@@ -17,19 +17,19 @@ from emrcomm import (
     Candidate,
     Category,
     Channel,
+    ConfigError,
     Finding,
     Message,
     Plan,
     PluginContext,
+    Purpose,
     Recipient,
     Record,
     Route,
+    Sensitivity,
     hookimpl,
     settings_schema,
 )
-from emrcomm.errors import ConfigError
-from emrcomm.inbox import raise_item
-from emrcomm.model import Purpose, Sensitivity
 
 # Insecure channels that may carry the message itself, by category, in default order (docs/rule-catalogue.md
 # "Category -> channel"). The portal (with a notice) follows them, or leads when the patient
@@ -190,8 +190,8 @@ class Plugin:
         if NO_FOLLOW_UP & set(record.reasons):
             return
         codes = tuple(dict.fromkeys(record.reasons))
-        raise_item(
-            self.context.storage, kind="follow-up", key=record.request.id, patient=record.request.patient_ref,
+        self.context.raise_item(
+            kind="follow-up", key=record.request.id, patient=record.request.patient_ref,
             now=record.recorded or self.context.clock(), request_id=record.request.id, record_id=record.id,
             reasons=codes, priority="urgent" if record.request.priority == "urgent" else "routine",
             description=f"No channel could carry this {record.request.category.value} message to the patient "

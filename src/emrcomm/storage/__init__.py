@@ -2,7 +2,10 @@
 transactions, versioned migrations) and one repository per concern, each a protocol a second
 backend can implement. Nothing outside storage (and a plugin's own tables) writes SQL.
 
-``Storage`` is what the host opens: the database and every repository over it.
+``Storage`` is what the host opens: the database and every repository over it. A plugin with
+tables of its own uses this module only: ``Migration`` (its versioned steps), ``statements`` and
+``add_columns`` (dialect-aware DDL), ``Database`` (what ``context.db`` is) and ``iso`` (how
+times are stored).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from emrcomm.storage.inbox import Inbox, SqlInbox
 from emrcomm.storage.meta import Meta, SqlMeta
 from emrcomm.storage.outbox import Outbox, SqlOutbox
 from emrcomm.storage.records import Records, SqlRecords
-from emrcomm.storage.schema import MIGRATIONS
+from emrcomm.storage.schema import MIGRATIONS, add_columns, statements
 from emrcomm.storage.sqlite import SQLiteDatabase
+from emrcomm.storage.times import iso
 
 __all__ = [
     "CORE",
@@ -36,7 +40,10 @@ __all__ = [
     "Records",
     "SQLiteDatabase",
     "Storage",
+    "add_columns",
+    "iso",
     "open_sqlite",
+    "statements",
 ]
 
 
