@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from emrcomm import Finding, PluginContext, hookimpl
+from emrcomm import Channel, Delivery, Finding, PluginContext, Receipt, hookimpl
 
 CALLS: list[str] = []
 
@@ -88,3 +88,24 @@ class DeafAdapter(_Bare):
     @hookimpl
     def emrcomm_delivery_update(self, update: Any) -> None:
         raise RuntimeError("adapter down")
+
+
+class AppChannel:
+    """A third party's insecure channel with addresses of its own kind ("app"): it declares the
+    categories it may carry and that it carries portal notices; ``SENT`` keeps what it sent."""
+
+    SENT: ClassVar[list[Delivery]] = []
+    settings_schema: dict[str, Any] | None = {  # noqa: RUF012 - read-only by convention
+        "type": "object", "additionalProperties": False, "properties": {"secure": {"type": "boolean"}}}
+
+    def __init__(self, context: PluginContext) -> None:
+        self.secure = bool(context.settings.get("secure", False))
+
+    def send(self, delivery: Delivery) -> Receipt:
+        AppChannel.SENT.append(delivery)
+        return Receipt(channel="app", address=delivery.address, provider_id=f"app-{len(AppChannel.SENT)}")
+
+    @hookimpl
+    def emrcomm_register_channels(self) -> list[Channel]:
+        return [Channel("app", secure=self.secure, medium="ONLINEWRIT", transport=self, address_system="app",
+                        categories=("appointment-reminder", "prescription-pickup"), notices=True)]

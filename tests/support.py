@@ -46,7 +46,7 @@ def patient(pid: str, *, given: str, family: str, mobile: str | None = None, ema
 def consent(cid: str, pid: str, channel: str, purpose: str = "clinical", *, address: str | None = None,
             revoked_at: str | None = None, source: str | None = None) -> dict[str, Any]:
     codes = {"sms": (MODE, "SMSWRIT"), "email": (MODE, "EMAILWRIT"), "portal": (CHANNEL, "portal")}
-    system, code = codes[channel]
+    system, code = codes.get(channel, (CHANNEL, channel))  # a plugin's channel: its name in emrcomm's system
     res: dict[str, Any] = {
         "resourceType": "Consent", "id": cid,
         "status": "inactive" if revoked_at else "active",

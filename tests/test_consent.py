@@ -15,7 +15,7 @@ from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Channel, ConsentGrant, DeliveryUpdate, Message, Purpose, Request, Route
 from emrcomm.testing import TEST_NOW, make_context, make_recipient
 
-SMS = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms")
+SMS = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms", form="sms")
 MOBILE = "+16135550123"
 DAY = dt.timedelta(days=1)
 

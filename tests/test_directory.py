@@ -13,7 +13,7 @@ import pytest
 
 import emrcomm
 from emrcomm import ConfigError, ConsentGrant, ContactPoint, Purpose, Request
-from emrcomm.fhir.patients import EXT, PURPOSE_SYSTEM
+from emrcomm.fhir.patients import EXT, EXT_ADDRESS_KIND, PURPOSE_SYSTEM
 from emrcomm.testing import TEST_NOW, make_context
 from emrcomm_directory import Plugin, RecipientRefused, explain_consent, recipient_from_fhir
 
@@ -90,13 +90,23 @@ def test_sms_system_is_sms_whatever_its_use():
     assert only(r.addresses("sms")).value == "+15142345678"
 
 
-def test_fax_pager_and_valueless_telecoms_are_ignored():
+def test_fax_and_pager_are_kinds_of_their_own_and_valueless_telecoms_are_ignored():
     r = read(patient(telecom=[
-        {"system": "fax", "value": "+16132345678"},
+        {"system": "fax", "value": "613 234 5678"},
         {"system": "pager", "value": "+16132345679"},
+        {"system": "url", "value": "https://example.org/me"},  # no kind a channel could name
         {"use": "home"},
     ]))
-    assert r.contact_points == ()
+    assert [(p.system, p.value) for p in r.contact_points] == [("fax", "+16132345678"), ("pager", "+16132345679")]
+    assert r.addresses("sms") == () and r.addresses("email") == ()
+
+
+def test_a_telecom_names_its_channels_own_kind_of_address():
+    r = read(patient(telecom=[
+        {"system": "other", "value": "u-5512", "extension": [{"url": EXT_ADDRESS_KIND, "valueCode": "app"}]},
+        {"system": "other", "value": "x", "extension": [{"url": EXT_ADDRESS_KIND, "valueCode": "Not A Kind!"}]},
+    ]))
+    assert [(p.system, p.value) for p in r.contact_points] == [("app", "u-5512")]
 
 
 def test_phone_number_is_read_in_the_address_country():

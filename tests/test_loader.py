@@ -40,7 +40,7 @@ def validate_once(host: Host) -> list[str]:
     channel = next(iter(host.channels.values())) if host.channels else None
     from emrcomm.model import Channel
 
-    channel = channel or Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms")
+    channel = channel or Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms", form="sms")
     host.plugins.validate(Message(request, "hello"), make_recipient(), channel, Route("sms", "+16135550123"), (),
                   host.clock())
     return list(fakes.CALLS)
@@ -215,7 +215,7 @@ def test_third_party_plugin_installed_from_a_package_is_loaded_in_config_order(
             validate_once_keep = host.plugins.validate
             from emrcomm.model import Channel
 
-            channel = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms")
+            channel = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms", form="sms")
             validate_once_keep(Message(Request("Patient/on-en", "appointment-reminder", text="x"), "x"),
                                make_recipient(), channel, Route("sms", "+16135550123"), (), host.clock())
         finally:

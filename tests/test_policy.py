@@ -16,8 +16,8 @@ from emrcomm.testing import TEST_CLINIC, TEST_NOW, make_context, make_recipient
 from emrcomm_content import Plugin as Content
 from emrcomm_policy import Plugin as Policy
 
-SMS = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms")
-EMAIL = Channel("email", secure=False, medium="EMAILWRIT", transport=object(), address_system="email")
+SMS = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms", form="sms")
+EMAIL = Channel("email", secure=False, medium="EMAILWRIT", transport=object(), address_system="email", form="email")
 PORTAL = Channel("portal", secure=True, medium="WRITTEN", transport=object(), address_system=None)
 MOBILE = "+16135550123"
 EMAIL_ADDRESS = "pat@example.org"

@@ -11,8 +11,8 @@ from emrcomm.model import Category, Channel, Message, Request, Sensitivity
 from emrcomm.testing import make_context, make_recipient
 
 CHANNELS = {
-    "sms": Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms"),
-    "email": Channel("email", secure=False, medium="EMAILWRIT", transport=object(), address_system="email"),
+    "sms": Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms", form="sms"),
+    "email": Channel("email", secure=False, medium="EMAILWRIT", transport=object(), address_system="email", form="email"),
     "portal": Channel("portal", secure=True, medium="ONLINEWRIT", transport=object(), holds_content=True),
 }
 

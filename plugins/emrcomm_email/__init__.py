@@ -65,7 +65,7 @@ class Plugin:
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
         return [Channel(name="email", secure=False, medium="EMAILWRIT", transport=self.transport,
-                        address_system="email")]
+                        address_system="email", form="email")]
 
     @hookimpl
     def emrcomm_validate(self, message: Message, channel: Channel) -> list[Finding]:

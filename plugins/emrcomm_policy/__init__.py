@@ -68,7 +68,7 @@ class Plugin:
         name = self.context.name
         clinic = self.context.clinic
         out = content_verdicts(message, recipient, channel, route, findings, now, name)
-        if channel.address_system == "sms":
+        if channel.form == "sms":  # the channel says the SMS form rules are its own
             out += sms_verdicts(message, recipient, channel, route, now, clinic, name, self.max_segments)
         out += self._exemption(message, recipient, channel, route, now)
         out += self._quiet_hours(message, recipient, channel, now)

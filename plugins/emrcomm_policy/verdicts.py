@@ -75,8 +75,8 @@ def content_verdicts(
 ) -> list[Finding]:
     doc = document(message)
     body_end = len(message.text)
-    is_sms = channel.address_system == "sms"
-    is_email = channel.address_system == "email" and not channel.secure
+    is_sms = channel.form == "sms"
+    is_email = channel.form == "email" and not channel.secure
     plain_ok = is_email and accepts_unencrypted(recipient, channel, route, now)
     category = message.category
     out: list[Finding] = []

@@ -66,9 +66,12 @@ class Plugin:
         self.context = context
         settings = context.settings
         self.notice_template = settings.get("notice_template", "portal-notice")
-        self.notice_channels: tuple[str, ...] = tuple(settings.get("notice_channels", NOTICE_CHANNELS))
+        # None: the built-in notice channels, then every channel that declares it carries notices.
+        self.notice_channels: tuple[str, ...] | None = (tuple(settings["notice_channels"])
+                                                       if "notice_channels" in settings else None)
         self.follow_up = bool(settings.get("staff_follow_up", True))
         direct = dict(DIRECT)
+        self.clinic_rows: frozenset[Category] = frozenset()
         for name, row in settings.get("categories", {}).items():
             try:
                 category = Category(name)
@@ -76,7 +79,22 @@ class Plugin:
                 raise ConfigError(f"plugins.{context.name}.categories.{name}: unknown category; choose one of: "
                                   f"{', '.join(c.value for c in Category)}") from None
             direct[category] = tuple(row)
+            self.clinic_rows |= {category}
         self.direct: Mapping[Category, tuple[str, ...]] = direct
+
+    def row(self, category: Category, channels: Mapping[str, Channel]) -> tuple[str, ...]:
+        """The insecure channels that may carry ``category`` themselves, in order: the clinic's row
+        when it set one; else the built-in row, then the channels that declare the category."""
+        row = self.direct[category]
+        if category in self.clinic_rows:
+            return row
+        return row + tuple(n for n, ch in channels.items() if category in ch.categories and n not in row)
+
+    def notice_order(self, channels: Mapping[str, Channel]) -> list[str]:
+        if self.notice_channels is not None:
+            return [c for c in self.notice_channels if c in channels]
+        declared = [n for n, ch in channels.items() if ch.notices and n not in NOTICE_CHANNELS]
+        return [c for c in (*NOTICE_CHANNELS, *declared) if c in channels]
 
     @hookimpl
     def emrcomm_plan(
@@ -93,7 +111,7 @@ class Plugin:
         unfit = message.sensitivity is Sensitivity.RESTRICTED
         # Capability: files (a PDF result) travel only where the message is kept or secure.
         has_files = bool(message.attachments or message.request.attachments)
-        row = self.direct[category]
+        row = self.row(category, channels)
         # Capability: a secure channel that reaches an address may carry anything but marketing.
         secure = [] if category is Category.MARKETING else [
             name for name, ch in channels.items()
@@ -166,7 +184,7 @@ class Plugin:
             return []
         primary = Route("portal", recipient.patient_ref)
         out = []
-        notice_channels = [c for c in self.notice_channels if c in channels]
+        notice_channels = self.notice_order(channels)
         prefs = [c for c in recipient.preferred_channels if c in notice_channels]
         notice_channels = prefs + [c for c in notice_channels if c not in prefs]
         if recipient.restrict_to_preferred:

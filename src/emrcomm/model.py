@@ -231,6 +231,11 @@ class Channel:
     unsubscribe), or ``None`` (the rules every channel has). ``holds_content`` means the
     channel keeps the message itself (encrypted, like the portal): its records carry a
     reference to it, never the text, and a notice on another channel announces it.
+
+    What routing does with a new channel, unless the clinic's ``[plugins.routing]`` says
+    otherwise: ``categories`` are the categories an insecure channel may carry itself (after
+    the built-in channels of each category's row); ``notices`` says it may carry the
+    content-free notice that a portal message waits.
     """
 
     name: str
@@ -242,6 +247,8 @@ class Channel:
     holds_content: bool = False
     plugin: str = ""
     form: str | None = None
+    categories: tuple[Category, ...] = field(default=(), converter=lambda cs: tuple(Category(c) for c in cs))
+    notices: bool = False
 
 
 @frozen

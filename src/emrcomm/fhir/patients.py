@@ -94,6 +94,10 @@ EXT_CONTACT_PREFERENCE = EXT + "contact-preference"
 EXT_CONSENT_ADDRESS = EXT + "consent-address"
 EXT_ACCEPTS_UNENCRYPTED_EMAIL = EXT + "accepts-unencrypted-email"
 EXT_CONSENT_SOURCE = EXT + "consent-source"
+# On a telecom: the kind of address it is, for a channel with addresses of its own kind (an app's
+# user id, a fax number): valueCode = the channel's address_system.
+EXT_ADDRESS_KIND = EXT + "address-kind"
+_ADDRESS_KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 MODE_TO_CHANNEL = {"SMSWRIT": "sms", "EMAILWRIT": "email", "ONLINEWRIT": "portal"}
 SUPPORTED_LANGUAGES = ("en", "fr")
@@ -235,16 +239,20 @@ def contact_points(patient: Mapping[str, Any], region: str, now: dt.datetime) ->
             continue
         if period_ended(telecom.get("period"), now):
             continue
-        if system == "email":
+        declared = extension(telecom, EXT_ADDRESS_KIND)
+        code = declared.get("valueCode") if declared else None
+        if isinstance(code, str) and _ADDRESS_KIND.fullmatch(code):
+            kind = code  # a channel's own kind of address (docs/writing-a-plugin.md)
+        elif system == "email":
             kind = "email"
         elif system == "sms" or (system == "phone" and use == "mobile"):
             kind = "sms"
-        elif system == "phone":
-            kind = "phone"
+        elif system in ("phone", "fax", "pager"):
+            kind = str(system)
         else:
             continue
         value = value.strip()
-        if kind != "email":
+        if kind in ("sms", "phone", "fax", "pager"):
             value = normalise_phone(value, region)
         verified = extension(telecom, EXT_CONTACT_VERIFIED)
         rank = telecom.get("rank")
