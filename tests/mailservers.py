@@ -5,6 +5,7 @@ Certificates come from a throw-away CA made with trustme.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 import subprocess
@@ -39,13 +40,14 @@ class RecordingHandler:
 
     def __init__(self) -> None:
         self.received: list[Received] = []
-        self.rcpt_replies: dict[str, str] = {}
+        self.rcpt_replies: dict[str, str] = {}  # by local part; "*" for every recipient
         self.data_replies: dict[str, str] = {}
+        self.data_delay = 0.0  # seconds to sit on a message, once kept, before answering
         self._lock = threading.Lock()
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
-        reply = self.rcpt_replies.get(address.split("@")[0])
+        reply = self.rcpt_replies.get(address.split("@")[0]) or self.rcpt_replies.get("*")
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -61,6 +63,8 @@ class RecordingHandler:
         with self._lock:
             self.received.append(Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), raw,
                                           self._encrypted(server, session), login if session.authenticated else None))
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         return "250 2.0.0 Ok: queued as TEST1"
 
     @staticmethod

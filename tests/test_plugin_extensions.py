@@ -150,3 +150,18 @@ def test_a_reply_from_an_address_never_written_to_goes_to_staff_once(make_host: 
     assert item["kind"] == "reply" and "REPLY_UNMATCHED" in json.dumps(item["task"])
     assert "who is this" not in json.dumps(item) and "+16135550999" not in json.dumps(item)
     assert all(not e["resource"].get("inResponseTo") for e in host.records()["entry"])
+
+
+def test_pluggys_monitoring_sees_the_hooks_called_one_by_one(make_host: Callable[..., Host]) -> None:
+    host = make_host()
+    seen: list[tuple[str, str]] = []
+    undo = host.plugins.pluggy.add_hookcall_monitoring(
+        lambda name, impls, kwargs: seen.extend((name, i.plugin_name) for i in impls), lambda *a: None)
+    try:
+        host.send(reminder())
+        host.delivery_update(DeliveryUpdate(kind="delivered", at=host.clock(), channel="sms",
+                                            record_id=host.storage.records.for_request("r-1")[0].id))
+    finally:
+        undo()
+    assert ("emrcomm_validate", "consent") in seen and ("emrcomm_validate", "optout") in seen
+    assert ("emrcomm_inspect", "content") in seen and ("emrcomm_delivery_update", "optout") in seen

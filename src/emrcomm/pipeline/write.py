@@ -173,8 +173,12 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
                 if leg.channel.holds_content:
                     # The channel is the encrypted store itself: the message is kept there now, in
                     # this transaction (the outbox never holds its words), and that is its delivery.
-                    receipt = leg.channel.transport.send(Delivery(leg.message, leg.route.address, f.id,
-                                                                  recipient=decision.recipient))
+                    # The record points at that copy: without it there is no record, so no send.
+                    try:
+                        receipt = leg.channel.transport.send(Delivery(leg.message, leg.route.address, f.id,
+                                                                      recipient=decision.recipient))
+                    except Exception as exc:
+                        raise FilingFailed(leg.channel.plugin or leg.channel.name, exc) from exc
                     stored[f.id] = receipt
                     events.append(Event(record_id=f.id, kind=LegState.ACCEPTED, source=Source.HOST,
                                         at=receipt.at or now, dedup=f"{f.id}:accepted:{receipt.provider_id or 'stored'}",

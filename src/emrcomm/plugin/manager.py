@@ -239,6 +239,7 @@ class PluginManager:
                  entry_points: Mapping[str, metadata.EntryPoint] | None = None) -> None:
         self.config = config
         self._pm = new_plugin_manager()
+        self._callers: dict[tuple[str, int], Any] = {}
         self.plugins: list[LoadedPlugin] = load_plugins(self._pm, config, make_context, entry_points)
         self._refuse_wrappers()
         self.channels: dict[str, Channel] = self._collect_channels()
@@ -265,11 +266,29 @@ class PluginManager:
                         "emrcomm_plan."
                     )
 
+    @property
+    def pluggy(self) -> pluggy.PluginManager:
+        """The pluggy manager underneath, for tracing and tools (``add_hookcall_monitoring``,
+        ``enable_tracing``): every hook call, the one-by-one ones included, goes through it."""
+        return self._pm
+
+    def _caller(self, hook_name: str, plugin: Any) -> Any:
+        """A hook caller for one plugin's implementation alone, through pluggy (so that its
+        tracing and monitoring see the call), made once."""
+        key = (hook_name, id(plugin))
+        caller = self._callers.get(key)
+        if caller is None:
+            others = [p.plugin for p in self.plugins if p.plugin is not plugin]
+            caller = self._callers[key] = self._pm.subset_hook_caller(hook_name, remove_plugins=others)
+        return caller
+
     def _one_by_one(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any, BaseException | None]]:
         hook = getattr(self._pm.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):
             try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
+                # A collecting hook answers a list: this one plugin's answer, or nothing for None.
+                answers = self._caller(hook_name, impl.plugin)(**kwargs)
+                result = answers[0] if answers else None
             except Exception as exc:
                 log.error("plugin %s failed in %s: %s", impl.plugin_name, hook_name, type(exc).__name__)
                 log.debug("plugin %s failed in %s", impl.plugin_name, hook_name, exc_info=True)

@@ -1,0 +1,7 @@
+"""``python -m emrcomm``: the ``emrcomm`` command."""
+
+import sys
+
+from emrcomm.cli import main
+
+sys.exit(main())
