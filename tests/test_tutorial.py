@@ -31,7 +31,7 @@ PAGE = (REPO / "docs" / "writing-a-plugin.md").read_text(encoding="utf-8")
 FILES = dict(re.findall(r"^```\w+ title=(\S+)\n(.*?)^```", PAGE, re.S | re.M))
 NOTE = "Your biopsy showed no cancer; Dr. Roy will call you about the next steps."
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.index]  # pip builds the plugin with setuptools from the index
 
 
 def test_the_page_gives_every_file_of_the_plugin_and_the_clinic() -> None:
