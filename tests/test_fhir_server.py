@@ -483,7 +483,7 @@ def test_fhir_settings_errors_name_the_setting(make_host: Callable[..., Host], t
 
 def test_every_outcome_in_docs_records_has_a_valid_sample() -> None:
     text = (REPO / "docs" / "records.md").read_text(encoding="utf-8")
-    table = text.split("## What each outcome files", 1)[1].split("\n## ", 1)[0]
+    table = text.split("## What each state files", 1)[1].split("\n## ", 1)[0]
     linked = re.findall(r"\]\(#([a-z-]+)\)", table)
     sections = dict(re.findall(r"^### ([a-z-]+)\n.*?```json\n(.*?)```", text, re.S | re.M))
     assert linked and sorted(linked) == sorted(sections)

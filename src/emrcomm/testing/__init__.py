@@ -42,7 +42,7 @@ TEST_NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
 @attrs.frozen
 class FixedClock:
     """A clock that always says ``now``: ``Host(config, clock=FixedClock(TEST_NOW))``. Unlike a
-    lambda it can be pickled, so a send pool's processes (``Host.send_pool``) can have it too."""
+    lambda it can be pickled, so a host in another process can have it too."""
 
     now: dt.datetime = TEST_NOW
 
