@@ -71,8 +71,11 @@ def features(
     evidence: Iterable[tuple[tuple[int, int], str]] = (),
     *,
     known: Container[str] = (),
+    scored_only: bool = False,
 ) -> dict[str, tuple[int, int]]:
-    """Each feature of the text with the original span it comes from (its first occurrence).
+    """Each feature of the text with the original span it comes from (its first occurrence):
+    classes and pairs, the evidence, then words and stems. With ``scored_only``, a text that is
+    not :func:`eligible` has no features (its words are not read).
 
     A word written with a capital is a name (a person, a clinic, a pharmacy, a day: "Sacred Heart
     Clinic") and is not a feature, unless it starts a sentence (then its class counts, and the word
@@ -88,6 +91,7 @@ def features(
     words: list[str] = []  # the words whose classes count ("" for a name)
     spans: list[tuple[int, int]] = []
     sentences: list[int] = []
+    features_of: list[str] = []  # the words that are features themselves ("" for a name)
     sentence, previous = 0, -1
     for m in _WORD.finditer(text):
         start = m.start(1) if m.group(1) else m.start()
@@ -99,16 +103,11 @@ def features(
         span = folded.span(start, m.end())
         first = sentence != previous
         previous = sentence
-        written = original[span[0] : span[1]]
-        named = written[0].isupper() and not (len(written) > 1 and written.isupper())
+        named = original[span[0]].isupper() and not (span[1] - span[0] > 1 and original[span[0] : span[1]].isupper())
         words.append("" if named and not first else word)
+        features_of.append("" if named and not (first and word in known) else word)
         spans.append(span)
         sentences.append(sentence)
-        if named and not (first and word in known):
-            continue
-        out.setdefault(f"w:{_token(word)}", span)
-        if len(word) > STEM and not word[0].isdigit():
-            out.setdefault(f"s:{word[:STEM]}", span)
     by_sentence: dict[int, dict[str, tuple[int, int]]] = {}
     for lo, hi, name in wordclasses.find(words):
         span = (spans[lo][0], spans[hi - 1][1])
@@ -124,6 +123,13 @@ def features(
             out.setdefault(f"p:{a}+{b}", (min(a0, b0), max(a1, b1)))
     for span, name in evidence:
         out.setdefault(name, span)
+    if scored_only and not eligible(out):
+        return {}
+    for word, span in zip(features_of, spans):
+        if word:
+            out.setdefault(f"w:{_token(word)}", span)
+            if len(word) > STEM and not word[0].isdigit():
+                out.setdefault(f"s:{word[:STEM]}", span)
     return out
 
 
@@ -225,8 +231,8 @@ class Classifier:
     def score(self, folded: Folded, evidence: Iterable[tuple[tuple[int, int], str]] = (), *, reasons: int = 2) -> Score:
         """The probability (0 when the text does not speak of health) and the reasons: the
         features that raised it most, classes and evidence before words."""
-        found = features(folded, evidence, known=self.known)
-        if not eligible(found):
+        found = features(folded, evidence, known=self.known, scored_only=True)
+        if not found:
             return Score(0.0, ())
         p = self.probability(found)
         up = sorted((not _readable(n), -self.weights[n], n) for n in found if self.weights.get(n, 0.0) > 0)

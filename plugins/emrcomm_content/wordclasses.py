@@ -240,6 +240,7 @@ def _index(classes: Iterable[WordClass]) -> tuple[dict[str, tuple[str, ...]], di
 
 _EXACT, _PREFIXES, _LONGEST = _index(CLASSES)
 _STEM_LENGTHS = tuple(sorted({len(s) for s in _PREFIXES}))
+_PHRASE_STARTS = frozenset(p.split()[0] for p in _EXACT if " " in p)
 
 
 @functools.lru_cache(maxsize=1 << 14)  # a pure function of the word; messages reuse their words
@@ -260,10 +261,11 @@ def find(words: list[str]) -> list[tuple[int, int, str]]:
     words."""
     out = []
     for i, w in enumerate(words):
-        for n in range(_LONGEST, 1, -1):
-            if i + n <= len(words):
-                for name in _EXACT.get(" ".join(words[i : i + n]), ()):
-                    out.append((i, i + n, name))
+        if w in _PHRASE_STARTS:
+            for n in range(_LONGEST, 1, -1):
+                if i + n <= len(words):
+                    for name in _EXACT.get(" ".join(words[i : i + n]), ()):
+                        out.append((i, i + n, name))
         for name in of_word(w):
             out.append((i, i + 1, name))
     return out
