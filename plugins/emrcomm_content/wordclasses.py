@@ -192,11 +192,13 @@ CLASSES: tuple[WordClass, ...] = (
 
 # Numbers by what they measure, in the folded text: money, a time and a phone number are
 # logistics; a number with a unit of measure ("71 kg", "132/84", "148 over 92", "60th
-# percentile") and a number with decimals ("7,2") are values.
+# percentile") and a number with decimals ("7,2") are values; a percentage is either ("20 % off",
+# "above 90 %") and weighs without making a text worth scoring.
 NUMBER_CLASSES: tuple[WordClass, ...] = (
     WordClass("money", "an amount of money", "un montant", ()),
     WordClass("time", "a time of day", "une heure", ()),
     WordClass("phone", "a phone number", "un numéro de téléphone", ()),
+    WordClass("percent", "a percentage", "un pourcentage", ()),
     WordClass("unit", "a number with a unit of measure", "un nombre avec une unité de mesure", ()),
     WordClass("decimal", "a number with decimals", "un nombre à décimales", ()),
 )
@@ -204,7 +206,8 @@ NUMBERS = re.compile(
     r"(?P<money>\$\s?\d|\d\s?\$)"
     r"|(?P<time>\b\d{1,2}(?::\d{2}| ?h ?\d{0,2}\b| ?(?:am|pm)\b))"
     r"|(?P<phone>\b\d{3}[ -]\d{3}[ -]\d{4}\b|\b1 8\d\d\b)"
-    r"|(?P<unit>\b\d+(?:[.,]\d+)?\s?(?:kg|lbs?|%|mmol|mg|ml|cm|mm|bpm|percent|pour cent)(?!\w)"
+    r"|(?P<percent>\b\d+(?:[.,]\d+)?\s?(?:%|percent|pour cent)(?!\w))"
+    r"|(?P<unit>\b\d+(?:[.,]\d+)?\s?(?:kg|lbs?|mmol|mg|ml|cm|mm|bpm)(?!\w)"
     r"|\b\d{2,3} ?/ ?\d{2,3}\b|\b\d+ over \d+\b|\b\d+(?:st|nd|rd|th|e) percentile)"
     r"|(?P<decimal>\b\d+[.,]\d+\b)"
 )
