@@ -1,4 +1,6 @@
-"""The benchmark harness still runs: ``benchmarks/run.py --tiny --json`` prints every key.
+"""The benchmark harness still runs: ``benchmarks/run.py --tiny --json`` prints every key, and
+``benchmarks/detector.py`` reads the labelled files others write (a blind set: label, lang,
+category, text, with or without a header line).
 
 Speed is never asserted here; only that the harness works, so that it cannot rot.
 """
@@ -38,3 +40,38 @@ def test_the_api_benchmark_runs_at_its_smoke_size() -> None:
     report = json.loads(done.stdout)
     assert set(report["keys"]) >= API_KEYS and all(report["keys"][k] > 0 for k in API_KEYS)
     assert report["http"]["one_connection"]["statuses"] == {"201": 20}
+
+
+def _detector_benchmark():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("detector_benchmark", REPO / "benchmarks" / "detector.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_detector_benchmark_reads_a_labelled_file_without_a_header(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "blind.tsv"
+    path.write_text("clinical\ten\tfinding\tThe spot is gone.\nadmin\tfr\tbilling\tVotre facture est prête.\n",
+                    encoding="utf-8")
+    rows = _detector_benchmark().read_rows(path)
+    assert [(r["label"], r["lang"], r["kind"], r["text"]) for r in rows] == [
+        ("clinical", "en", "finding", "The spot is gone."), ("administrative", "fr", "billing", "Votre facture est prête.")]
+
+
+def test_the_detector_benchmark_reads_a_header_a_byte_order_mark_and_windows_line_ends(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "blind.tsv"
+    path.write_bytes("\ufefflabel\tlang\tcategory\ttext\r\nAdmin\ten\tappointment\tSee you at 3.\r\n".encode())
+    [row] = _detector_benchmark().read_rows(path)
+    assert (row["label"], row["kind"], row["text"]) == ("administrative", "appointment", "See you at 3.")
+
+
+def test_the_detector_benchmark_names_the_line_of_a_bad_label(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    path = tmp_path / "blind.tsv"
+    path.write_text("clinical\ten\tfinding\tok\nclinicl\ten\tfinding\tok\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"blind.tsv:2: label 'clinicl'"):
+        _detector_benchmark().read_rows(path)

@@ -1,5 +1,6 @@
 """The uncertainty score (emrcomm_content.classifier): learned from the development parts only,
-reproducibly; explains itself with spans; never makes text uncertain on words alone."""
+reproducibly, with its cut chosen by leaving one part out; word classes carry weight to words the
+training never saw; it explains itself with spans and names; a text of logistics is never scored."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from emrcomm_content.folding import Folded
 from support import REPO
 
 DATA = REPO / "benchmarks" / "data" / "clinic-messages"
-DEV = (DATA / "dev.tsv", DATA / "dev-2.tsv", DATA / "dev-3.tsv")
+DEV = tuple(DATA / f"{name}.tsv" for name in ("dev", "dev-2", "dev-3", "dev-4", "dev-5"))
 HELDOUT = (DATA / "heldout.tsv", DATA / "heldout-2.tsv")
 SHIPPED = REPO / "plugins" / "emrcomm_content" / "classifier.json"
 
@@ -42,22 +43,78 @@ def test_a_score_names_the_evidence_that_raised_it_with_its_span() -> None:
     text = "About the concern you raised on Monday, the doctor would like to examine it."
     folded = Folded.of(text)
     evidence = [((10, 17), "weak:finding")]
-    score = model.score(folded, evidence)
+    score = model.score(folded, evidence, reasons=3)
     assert score.probability > 0
-    span, name = score.reasons[0]
-    assert name == "weak:finding" and text[span[0] : span[1]] == "concern"
+    assert ((10, 17), "weak:finding") in score.reasons and text[10:17] == "concern"
 
 
-def test_words_alone_never_make_a_text_uncertain() -> None:
+def test_a_reason_is_said_in_english_and_french() -> None:
+    assert classifier.describe("c:wound") == ("a word of wound or injury care", "un mot de soin de plaie ou de blessure")
+    assert classifier.describe("p:body+wound") == ("a part of the body with a word of wound or injury care",
+                                                   "une partie du corps avec un mot de soin de plaie ou de blessure")
+    assert classifier.describe("w:dressing") == ("the wording", "la formulation")
+
+
+def test_a_class_carries_weight_to_words_the_training_never_saw() -> None:
+    """A part of the body that no development row names still counts as one."""
+    from emrcomm_content import wordclasses
+
+    model = classifier.packaged()
+    unseen = [w for w in wordclasses.BY_NAME["body"].words
+              if "*" not in w and " " not in w and f"w:{w}" not in model.weights and len(w) > 3]
+    assert unseen, "every part of the body is in the training rows"
+    text = f"Keep the dressing on your {unseen[0]} dry until Friday."
+    names = classifier.features(Folded.of(text), known=model.known)
+    assert "c:body" in names and "p:body+wound" in names
+    assert model.weights["c:body"] > 0
+
+
+def test_a_text_of_logistics_is_never_scored() -> None:
     model = classifier.packaged()
     assert model.score(Folded.of("Someone from our office will call you tonight about the next step.")).probability == 0
     assert not classifier.eligible(["w:results", "kind:result"])  # one kind of evidence is everyday talk
+    assert not classifier.eligible(["c:yours", "c:logistics", "c:time", "p:logistics+yours"])
     assert classifier.eligible(["kind:result", "kind:test_generic"])
     assert classifier.eligible(["phrase:finding"])
     assert classifier.eligible(["weak:care"])
+    assert classifier.eligible(["c:wound"])
 
 
 def test_names_and_boilerplate_are_not_features() -> None:
     names = classifier.features(Folded.of("Riverside Family Health: your visit. Reply STOP to opt out. "
                                           "https://portal.riverside.example/x"))
-    assert set(names) == {"w:your", "w:visit"}
+    assert set(names) == {"w:your", "w:visit", "c:yours"}
+
+
+def test_a_name_is_not_a_part_of_the_body() -> None:
+    assert "c:body" not in classifier.features(Folded.of("Sacred Heart Family Clinic: see you Tuesday at 9:40."))
+    assert "c:body" in classifier.features(Folded.of("Heart rate and heart sounds were fine."))
+
+
+def test_a_sentence_may_start_with_a_known_word_and_capitals_are_an_abbreviation() -> None:
+    names = classifier.features(Folded.of("Keep taking the ATB. Marie called."), known={"keep", "marie"})
+    assert {"w:keep", "w:atb", "c:medication"} <= set(names)
+    assert "w:marie" in names  # known and first in its sentence: the model has seen it in lower case
+    assert "w:called" in names
+
+
+def test_a_french_article_is_not_part_of_the_word() -> None:
+    names = classifier.features(Folded.of("Gardez l'écharpe, l'infirmière passera."))
+    assert {"w:echarpe", "w:infirmiere", "c:wound"} <= set(names)
+
+
+def test_the_shipped_cut_was_chosen_by_leaving_one_part_out() -> None:
+    model = classifier.packaged()
+    loo = model.cross_validation["leave_one_part_out"]
+    assert isinstance(loo, dict) and set(loo) == {"en", "fr"}
+    target = model.cross_validation["target_false_reroute"]
+    assert all(f["false_reroute"] <= target for f in loo.values())
+    assert set(loo["en"]["false_reroute_by_part"]) == {p.stem for p in DEV}
+
+
+@pytest.mark.parametrize(("lang", "floor"), [("en", 0.985), ("fr", 0.975)])
+def test_out_of_fold_recall_with_the_reroute_does_not_fall_below_what_was_reached(lang: str, floor: float) -> None:
+    """Leaving one development part out, at the shipped cut: terms and patterns catch 0.911 (en)
+    and 0.896 (fr) of the clinical rows, the reroute brings them to 0.987 and 0.980 (0.9799)."""
+    f = classifier.packaged().cross_validation["leave_one_part_out"][lang]  # type: ignore[index]
+    assert f["recall_with_reroute"] >= floor

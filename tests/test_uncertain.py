@@ -91,3 +91,13 @@ def test_check_reports_the_layer_that_stopped_each_text(host: Host) -> None:
     assert content_verdict(host.check("Your numbers came back at 6.9 this time.", channel="sms")) == "context"
     assert content_verdict(host.check(UNSURE, channel="sms")) == "uncertain"
     assert content_verdict(host.check(PLAIN, channel="sms")) is None
+
+
+def test_the_finding_says_what_raised_the_score_in_english_and_french(tmp_path: Path) -> None:
+    text = "Please don't go swimming until the skin has completely closed over."
+    plugin = Plugin(make_context("content", {}, tmp_path))
+    [why] = [f for f in plugin.emrcomm_inspect(Message(Request("Patient/1", "appointment-reminder", text=text), text))
+             if f.code == "CLINICAL_UNCERTAIN"]
+    assert why.span is not None and text[why.span[0]:why.span[1]] == "skin"
+    assert '"s***": a part of the body' in why.message
+    assert "« s*** » : une partie du corps" in why.message_fr

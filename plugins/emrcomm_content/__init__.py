@@ -156,13 +156,16 @@ class Plugin:
 
     def _uncertain(self, folded: Folded, evidence: list[tuple[tuple[int, int], str]]) -> list[Finding]:
         """CLINICAL_UNCERTAIN when the uncertainty score reaches the clinic's limit; the span is the
-        word or phrase that raised the score most."""
+        word or phrase that raised the score most, and the finding says what the reasons are ("a
+        part of the body with a word of wound care")."""
         score = self.scorer.score(folded, evidence)
         if score.probability < self.uncertain_above:
             return []
         span = score.reasons[0][0] if score.reasons else (0, len(folded.original))
+        said = [classifier.describe(name) for _, name in score.reasons] or [("the wording", "la formulation")]
         return [finding("CLINICAL_UNCERTAIN", plugin=self.context.name, severity="info", span=span,
-                        term=mask(_written(folded, span)), score=f"{score.probability:.2f}",
+                        term=mask(_written(folded, span)), why=", ".join(dict.fromkeys(e for e, _ in said)),
+                        why_fr=", ".join(dict.fromkeys(f for _, f in said)), score=f"{score.probability:.2f}",
                         limit=f"{self.uncertain_above:.2f}")]
 
     def _links(self, message: Message, doc: str) -> list[Finding]:

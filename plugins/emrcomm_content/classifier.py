@@ -1,42 +1,63 @@
 """The uncertainty score: how likely a text that no term and no pattern marked is still clinical.
 
-A logistic regression over the text's words (folded: lower case, no accents;
-numbers read as ``<n>`` or, with decimals, ``<d>``) and the detector's weak evidence (a result
-word with no test, "the issue you mentioned": ``kind:...`` and ``phrase:...``). The weights were
-learned from the development part of benchmarks/data/clinic-messages (training.py) and ship in
-classifier.json; nothing is learned or fetched at run time. Scoring a message is a dictionary
-look-up per word.
+A logistic regression over four kinds of features of the folded text (lower case, no accents):
 
-Only a text with some evidence is scored at all (:func:`eligible`): words alone never make free
-text uncertain, so everyday wording ("someone will call you tonight") is left alone whatever a
-small training set taught the weights. A score explains itself: :attr:`Score.reasons` are the
-evidence, then the words, that pushed it up most, each with the span of the original text.
+* ``c:<class>``: the word classes of wordclasses.py (a part of the body, a word of wound care, a
+  medication word, a verdict, a number with a unit, logistics...), and ``p:<class>+<class>``, two
+  classes in one sentence ("the dressing on your heel": ``p:body+wound``). They carry what the
+  score knows beyond its training rows: a weight learned for a class holds for all its words.
+* ``w:<word>``: the words (numbers read as ``<n>`` or, with decimals, ``<d>``);
+* ``s:<5 letters>``: the first five letters of a longer word, so that the forms of a word and its
+  French and English cousins share weight (``cicatrice``, ``cicatrisé``, ``cicatrisation``;
+  ``infected``, ``infection``);
+* the detector's weak evidence (a result word with no test, "the issue you mentioned":
+  ``kind:...``, ``weak:...``, ``phrase:...``).
+
+The weights were learned from the development parts of benchmarks/data/clinic-messages
+(training.py, which also chose the default cut by cross-validation) and ship in classifier.json;
+nothing is learned or fetched at run time. Scoring a message is a dictionary look-up per feature.
+
+Only a text with a word of a class that speaks of a body, a measure, a verdict or care
+(:data:`wordclasses.SCORED`), or some evidence, is scored (:func:`eligible`): "someone will call
+you tonight" is never uncertain, whatever the weights. A
+score explains itself: :attr:`Score.reasons` are the features that raised it most, classes and
+evidence before words, each with the span of the original text, and :func:`describe` says each
+in English and French.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
-from importlib import resources
+from collections.abc import Container, Iterable, Mapping
 
 from attrs import frozen
 
+from emrcomm_content import wordclasses
 from emrcomm_content.folding import Folded
 
 WEIGHTS_FILE = "classifier.json"
-# Evidence that makes a text worth scoring: a weak pattern, or two kinds of words that are clinical
-# only in context (a result word and a test word, a symptom and a part of the body). One alone is
-# everyday language: "stay positive!", "this is a test message", "I'll be back".
-_WORD = re.compile(r"\d+(?:[.,]\d+)+|\d+|[a-z]+(?:'[a-z]+)*")
+STEM = 5  # letters of a word's stem feature (letter 4-grams of whole words did no better: docs/rules.md)
+# A word, or a number (with its decimals). A French elided article or pronoun (l', d', qu'...) is
+# not part of the word after it: « l'infirmière » is « infirmière ».
+_WORD = re.compile(
+    r"\d+(?:[.,]\d+)+|\d+|(?:(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu)')?([a-z]+(?:'[a-z]+)*)"
+)
+_SENTENCE_END = re.compile(r"[.!?;:\n]")
 # What every SMS carries and says nothing about content: the opt-out hint, a link, rates.
 _BOILERPLATE = re.compile(
     r"\b(?:reply|text|send|repondez|textez|envoyez) (?:stop|arret|aide|help)\b[^.!?\n]*"
     r"|\b(?:stop|arret) (?:to|pour)\b[^.!?\n]*"
     r"|https?://\S+|\bwww\.\S+|\bmsg (?:&|and) data rates[^.!?\n]*"
 )
+EVIDENCE = ("kind:", "weak:", "phrase:")
+# Classes a finding names as its reasons: those that say what the text is about (never "your" or
+# logistics, which only weigh with them).
+_NAMED = wordclasses.SCORED | {"kin", "care-team"}
 
 
 def _token(word: str) -> str:
@@ -45,39 +66,123 @@ def _token(word: str) -> str:
     return word
 
 
-def features(folded: Folded, evidence: Iterable[tuple[tuple[int, int], str]] = ()) -> dict[str, tuple[int, int]]:
-    """Each feature of the text with the original span it comes from (its first occurrence).
+def features(
+    folded: Folded,
+    evidence: Iterable[tuple[tuple[int, int], str]] = (),
+    *,
+    known: Container[str] = (),
+    scored_only: bool = False,
+) -> dict[str, tuple[int, int]]:
+    """Each feature of the text with the original span it comes from (its first occurrence):
+    classes and pairs, the evidence, then words and stems. With ``scored_only``, a text that is
+    not :func:`eligible` has no features (its words are not read).
 
-    A word written with a capital is a name (a person, a clinic, a pharmacy, a day) or starts a
-    sentence, and is left out, as is boilerplate (the opt-out hint, links): the score must not
-    learn one clinic's names or one writer's habits.
+    A word written with a capital is a name (a person, a clinic, a pharmacy, a day: "Sacred Heart
+    Clinic") and is not a feature, unless it starts a sentence (then its class counts, and the word
+    itself if it is ``known``, a word the model has seen written in lower case: "Keep the dressing
+    dry") or is written in capitals (an abbreviation: "ATB", "CLSC"); boilerplate (the opt-out
+    hint, links) is left out: the score must not learn one clinic's names or one writer's habits.
     """
     out: dict[str, tuple[int, int]] = {}
     text, original = folded.text, folded.original
-    skip = [m.span() for m in _BOILERPLATE.finditer(text)]
+    skip = [m.span() for m in _BOILERPLATE.finditer(text)] if ("stop" in text or "arret" in text or "http" in text
+                                                                 or "www" in text or "rates" in text) else []
+    ends = [m.start() for m in _SENTENCE_END.finditer(text)]
+    words: list[str] = []  # the words whose classes count ("" for a name)
+    spans: list[tuple[int, int]] = []
+    sentences: list[int] = []
+    features_of: list[str] = []  # the words that are features themselves ("" for a name)
+    sentence, previous = 0, -1
     for m in _WORD.finditer(text):
-        if any(lo <= m.start() < hi for lo, hi in skip):
+        start = m.start(1) if m.group(1) else m.start()
+        if skip and any(lo <= start < hi for lo, hi in skip):
             continue
-        span = folded.span(m.start(), m.end())
-        if original[span[0]].isupper():
-            continue
-        name = f"w:{_token(m.group())}"
-        if name not in out:
-            out[name] = span
+        while sentence < len(ends) and ends[sentence] < start:
+            sentence += 1
+        word = m.group(1) or m.group()
+        span = folded.span(start, m.end())
+        first = sentence != previous
+        previous = sentence
+        named = original[span[0]].isupper() and not (span[1] - span[0] > 1 and original[span[0] : span[1]].isupper())
+        words.append("" if named and not first else word)
+        features_of.append("" if named and not (first and word in known) else word)
+        spans.append(span)
+        sentences.append(sentence)
+    by_sentence: dict[int, dict[str, tuple[int, int]]] = {}
+    for lo, hi, name in wordclasses.find(words):
+        span = (spans[lo][0], spans[hi - 1][1])
+        out.setdefault(f"c:{name}", span)
+        by_sentence.setdefault(sentences[lo], {}).setdefault(name, span)
+    for (start, end), name in wordclasses.numbers(text):
+        span = folded.span(start, end)
+        out.setdefault(f"c:{name}", span)
+        by_sentence.setdefault(bisect.bisect_left(ends, start), {}).setdefault(name, span)
+    for found in by_sentence.values():
+        for a, b in itertools.combinations(sorted(found), 2):
+            (a0, a1), (b0, b1) = found[a], found[b]
+            out.setdefault(f"p:{a}+{b}", (min(a0, b0), max(a1, b1)))
     for span, name in evidence:
         out.setdefault(name, span)
+    if scored_only and not eligible(out):
+        return {}
+    for word, span in zip(features_of, spans):
+        if word:
+            out.setdefault(f"w:{_token(word)}", span)
+            if len(word) > STEM and not word[0].isdigit():
+                out.setdefault(f"s:{word[:STEM]}", span)
     return out
 
 
 def eligible(names: Iterable[str]) -> bool:
-    """Whether the text has the evidence it takes to be scored (see the module docstring)."""
+    """Whether the text is worth scoring: a word of a class of :data:`wordclasses.SCORED`, weak
+    wording (``weak:``, ``phrase:``), or two kinds of words that are clinical only in context (a
+    result word and a test word). One such word alone is everyday language: "stay positive!",
+    "this is a test message"."""
     kinds = set()
     for n in names:
-        if n.startswith(("phrase:", "weak:")):
+        if n.startswith(("weak:", "phrase:")) or (n.startswith("c:") and n[2:] in wordclasses.SCORED):
             return True
         if n.startswith("kind:"):
             kinds.add(n)
     return len(kinds) >= 2
+
+
+_EVIDENCE_WORDS = {
+    "kind:result": ("a result word", "un mot de résultat"),
+    "kind:result_weak": ("a word such as high or low", "un mot comme haut ou bas"),
+    "kind:test_generic": ("a word for a test", "un mot qui désigne un test"),
+    "kind:body": ("a part of the body", "une partie du corps"),
+    "kind:symptom": ("a symptom", "un symptôme"),
+    "kind:symptom_after": ("a symptom", "un symptôme"),
+}
+
+
+def describe(name: str) -> tuple[str, str]:
+    """What a feature means, in English and French, for the sentence staff read."""
+    kind, _, rest = name.partition(":")
+    if kind == "c" and rest in wordclasses.BY_NAME:
+        c = wordclasses.BY_NAME[rest]
+        return c.english, c.french
+    if kind == "p":
+        a, b = (wordclasses.BY_NAME[n] for n in rest.split("+"))
+        return f"{a.english} with {b.english}", f"{a.french} avec {b.french}"
+    if kind in ("weak", "phrase"):
+        from emrcomm.rules import CLINICAL_TRIGGERS
+
+        _, english, french = CLINICAL_TRIGGERS.get(rest, ("", "clinical wording", "une formulation clinique"))
+        return f"wording close to {english}", f"une formulation proche de : {french}"
+    if name in _EVIDENCE_WORDS:
+        return _EVIDENCE_WORDS[name]
+    return "the wording", "la formulation"
+
+
+def _readable(name: str) -> bool:
+    """Whether staff can read the feature as a reason (the others are "the wording")."""
+    if name.startswith(EVIDENCE):
+        return True
+    if name.startswith(("c:", "p:")):
+        return all(c in _NAMED for c in name[2:].split("+"))
+    return False
 
 
 @frozen
@@ -91,45 +196,63 @@ class Score:
 class Classifier:
     """Immutable weights; safe to share between threads."""
 
-    def __init__(self, weights: Mapping[str, float], bias: float, *, cut: float = 0.5, trained_on: str = "") -> None:
+    def __init__(self, weights: Mapping[str, float], bias: float, *, cut: float = 0.5, trained_on: str = "",
+                 cross_validation: Mapping[str, object] | None = None) -> None:
         self.weights = dict(weights)
         self.bias = bias
-        self.cut = cut  # the limit chosen on the development part (training.py), the default setting
+        self.cut = cut  # the limit chosen by cross-validation (training.py), the default setting
         self.trained_on = trained_on
+        self.cross_validation = dict(cross_validation or {})
+        # Words the model knows in lower case: a known word may start a sentence with a capital.
+        self.known = frozenset(n[2:] for n in self.weights if n.startswith("w:"))
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Classifier:
         weights = data["weights"]
         if not isinstance(weights, dict):
             raise ValueError("classifier weights: expected an object of feature: weight")
+        cv = data.get("cross_validation", {})
         return cls(
             {str(k): float(v) for k, v in weights.items()},
             float(data["bias"]),  # type: ignore[arg-type]
             cut=float(data.get("cut", 0.5)),  # type: ignore[arg-type]
             trained_on=str(data.get("trained_on", "")),
+            cross_validation=cv if isinstance(cv, dict) else {},
         )
 
     def to_json(self) -> dict[str, object]:
-        return {"trained_on": self.trained_on, "cut": self.cut, "bias": self.bias,
-                "weights": dict(sorted(self.weights.items()))}
+        return {"trained_on": self.trained_on, "cut": self.cut, "cross_validation": self.cross_validation,
+                "bias": self.bias, "weights": dict(sorted(self.weights.items()))}
 
     def probability(self, names: Iterable[str]) -> float:
         z = self.bias + sum(self.weights.get(n, 0.0) for n in names)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def score(self, folded: Folded, evidence: Iterable[tuple[tuple[int, int], str]] = (), *, reasons: int = 2) -> Score:
-        """The probability (0 when the text has no evidence) and the reasons, evidence first."""
-        evidence = list(evidence)
-        if not eligible(name for _, name in evidence):  # words are never evidence: no need to read them
+        """The probability (0 when the text does not speak of health) and the reasons: the
+        features that raised it most, classes and evidence before words."""
+        found = features(folded, evidence, known=self.known, scored_only=True)
+        if not found:
             return Score(0.0, ())
-        found = features(folded, evidence)
         p = self.probability(found)
-        up = sorted((n.startswith("w:"), -self.weights[n], n) for n in found if self.weights.get(n, 0.0) > 0)
-        return Score(p, tuple((found[n], n) for _, _, n in up[:reasons]))
+        up = sorted((not _readable(n), -self.weights[n], n) for n in found if self.weights.get(n, 0.0) > 0)
+        chosen: list[tuple[tuple[int, int], str]] = []
+        said: set[str] = set()  # the classes already named
+        for _, _, n in up:
+            if len(chosen) == reasons:
+                break
+            classes = set(n[2:].split("+")) if n.startswith(("c:", "p:")) else set()
+            if classes & said or any(span == found[n] for span, _ in chosen):
+                continue  # one reason per stretch of text, and a class is named once
+            chosen.append((found[n], n))
+            said |= classes
+        return Score(p, tuple(chosen))
 
 
 @functools.lru_cache(maxsize=1)
 def packaged() -> Classifier:
     """The classifier shipped with the package (classifier.json), loaded once per process."""
+    from importlib import resources
+
     text = resources.files("emrcomm_content").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8")
     return Classifier.from_json(json.loads(text))

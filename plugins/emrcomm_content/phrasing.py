@@ -842,7 +842,7 @@ INFECTION = [
          r"(?:the|your|la|votre) (?:house|home|household|maison|famille))? (?:should|must|needs to|need to|has to|doit|"
          r"devrait|devra) (?:also |aussi )?(?:be |etre |get |se faire )?(?:treated|tested|traite|traitee|teste|testee|"
          r"traiter|tester)\b"),
-    rule("partner|partenaire",
+    rule("partner|partenaire|conjoint|conjointe",
          r"\b(?:your|ur) partner's (?:results?|tests?|swab|treatment)\b|\b(?:resultats?|tests?|traitement) de "
          r"(?:votre|ton|ta) (?:partenaire|conjoint|conjointe)\b"),
     rule("contagious|contagieux|contagieuse",

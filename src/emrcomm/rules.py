@@ -60,10 +60,10 @@ RULES: Mapping[str, Rule] = {
            "Send the details through the portal and keep this message to a notice.",
            "OntarioMD and Omnimed secure-messaging guidance; IPC Ontario"),
         _r("CLINICAL_UNCERTAIN", "block",
-           "This free text may be clinical (\"{term}\", score {score} above the clinic's limit {limit}); "
+           "This free text may be clinical (\"{term}\": {why}; score {score} above the clinic's limit {limit}); "
            "free text the detector is unsure about does not travel by {channel}.",
-           "Ce texte libre est peut-être clinique (« {term} », score {score} au-dessus de la limite {limit} de "
-           "la clinique); un texte libre incertain ne part pas par {channel}.",
+           "Ce texte libre est peut-être clinique (« {term} » : {why_fr}; score {score} au-dessus de la limite "
+           "{limit} de la clinique); un texte libre incertain ne part pas par {channel}.",
            "Nothing to do: it goes through the portal with a notice. If it is only about an appointment or a "
            "bill, send it with that template instead.",
            "clinic policy: a false alarm costs a portal notice, a miss is a privacy breach (docs/rules.md)"),
