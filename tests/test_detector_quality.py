@@ -4,7 +4,8 @@ leave by SMS: ``Host.check(text, channel="sms")``. A clinical row is caught when
 CLINICAL_CONTENT, HEALTH_IDENTIFIER or CLINICAL_UNCERTAIN (rerouted to the portal); an
 administrative row so stopped is a false block.
 
-The parts (see the data README): ``heldout-2.tsv``, written before the second round changed
+The parts (see the data README): ``heldout-3.tsv``, written blind by someone who never read or
+ran the detector and scored once when the third round was done, the only clean one; ``heldout-2.tsv``, written before the second round changed
 anything and scored once when it was done; ``heldout.tsv``, the first round's held-out part,
 scored several times and read; neither is clean any more (the third round's development parts
 were written after reading the list of ``heldout-2.tsv``'s misses). ``dev.tsv`` to ``dev-3.tsv``
@@ -38,8 +39,9 @@ STOPPING = frozenset({"CLINICAL_CONTENT", "HEALTH_IDENTIFIER", "CLINICAL_UNCERTA
 FIRST_ROUND = ("dev", "heldout")
 DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # The id of a later row names its part: h (held-out 2), d (development 2), p to t (the five rounds
-# of probe sentences, development 3), u (development 4), v (development 5).
-LATER_IDS = {"heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}", "dev-3": r"(en|fr)-[p-t]\d{4}",
+# of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3).
+LATER_IDS = {"heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
+             "dev-3": r"(en|fr)-[p-t]\d{4}",
              "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}"}
 
 
@@ -102,7 +104,8 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-2", 600), ("dev-2", 600), ("dev-4", 800), ("dev-5", 300)])
+@pytest.mark.parametrize(("part", "size"), [("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+                                            ("dev-5", 300)])
 def test_the_later_parts_are_big_enough_and_half_french(part: str, size: int) -> None:
     rows = read(part)
     assert len(rows) >= size
@@ -132,6 +135,24 @@ def test_no_row_is_in_two_parts() -> None:
 def test_every_row_has_a_known_label_and_language() -> None:
     for part in (*FIRST_ROUND, *LATER_IDS):
         assert all(r["label"] in ("clinical", "administrative") and r["lang"] in ("en", "fr") for r in read(part))
+
+
+# --- the blind held-out part -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def heldout_3(host: Host) -> dict[str, Figures]:
+    return by_scope(host, "heldout-3")
+
+
+@pytest.mark.parametrize(("scope", "floor", "ceiling"), [("all", 0.91, 0.077), ("en", 0.915, 0.064),
+                                                          ("fr", 0.905, 0.09)])
+def test_heldout_3_does_not_do_worse_than_when_it_was_scored_once(heldout_3: dict[str, Figures], scope: str,
+                                                                  floor: float, ceiling: float) -> None:
+    """Scored once, when the third round was done: recall 0.913 (en 0.917, fr 0.909), false blocks
+    0.076 (en 0.063, fr 0.089). Both miss the issue's target (recall 0.97, false blocks 0.03):
+    these are floors and ceilings so that nothing gets worse, not the goal. Its misses were not
+    read to tune anything; docs/rules.md lists them by kind."""
+    f = heldout_3[scope]
+    assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
 
 
 # --- the second round's held-out part --------------------------------------------------------------
