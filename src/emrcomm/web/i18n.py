@@ -1,9 +1,13 @@
-"""The pages' words in English and (Quebec) French. Every key exists in both languages; a test
-checks it."""
+"""The pages' words in English and (Quebec) French, and how each language writes a date and a
+phone number. Every key exists in both languages; a test checks it, and that the French follows
+French typography (a narrow no-break space before ? ! : ;)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
+
+import phonenumbers
 
 LANGUAGES = ("en", "fr")
 
@@ -166,3 +170,50 @@ def language(value: str | None, default: str = "en") -> str:
 def other(lang: str) -> str:
     """The language the switch offers."""
     return "fr" if lang == "en" else "en"
+
+
+# Babel's locales: Canadian English and Quebec French.
+LOCALES = {"en": "en_CA", "fr": "fr_CA"}
+
+
+def long_date(value: dt.date, lang: str) -> str:
+    """``November 23, 2026`` / ``23 novembre 2026``."""
+    from babel.dates import format_date
+
+    return format_date(value, "long", locale=LOCALES[language(lang)])
+
+
+def _parsed(value: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        number = phonenumbers.parse(value, None if value.strip().startswith("+") else "CA")
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_possible_number(number) else None
+
+
+def phone_display(value: str, lang: str = "en") -> str:
+    """A phone number as people write it: ``613-555-0100`` in English, ``613 555-0100`` in French
+    (the Office québécois de la langue française's style); a number outside North America in its
+    international form. What cannot be read as a number is given back as it is."""
+    number = _parsed(value)
+    if number is None:
+        return value
+    if number.country_code != 1:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    digits = phonenumbers.national_significant_number(number)
+    if len(digits) != 10:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    area, exchange, line = digits[:3], digits[3:6], digits[6:]
+    toll_free = area in ("800", "833", "844", "855", "866", "877", "888")
+    if language(lang) == "fr":
+        return ("1 " if toll_free else "") + f"{area} {exchange}-{line}"
+    return ("1-" if toll_free else "") + f"{area}-{exchange}-{line}"
+
+
+def phone_href(value: str) -> str | None:
+    """``tel:+16135550100``: what a phone dials when the number is tapped; None when ``value``
+    is not a phone number."""
+    number = _parsed(value)
+    if number is None:
+        return None
+    return "tel:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
