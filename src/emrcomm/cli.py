@@ -19,6 +19,7 @@ from emrcomm.api.commands import add_commands as add_api_commands
 from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, escape_controls, loads_json
 from emrcomm.model import Finding, Outcome, Status
+from emrcomm.staff.commands import add_commands as add_staff_commands
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
 EXIT_NOT_DONE = 4
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--text", action="store_true",
                        help="show the words of patients' replies, read from the channel that keeps them")
     add_api_commands(sub, common)  # clients, notify: the FHIR API's (emrcomm.api.commands)
+    add_staff_commands(sub, common)  # staff: accounts for the staff pages (emrcomm.staff.commands)
     return parser
 
 

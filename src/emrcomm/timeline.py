@@ -324,7 +324,7 @@ def text_lines(timeline: Timeline) -> Iterator[str]:
         for sentence in entry.why:
             yield f"{pad}why: {sentence}"
         if entry.steps:
-            yield pad + ", ".join(f"{s.what} {_when(s.at, local, timeline.zone)}" for s in entry.steps)
+            yield pad + steps_line(entry, timeline.zone)
         if entry.text:
             lines = entry.text.splitlines() or [""]
             yield f"{pad}“{lines[0]}" + ("”" if len(lines) == 1 else "")
@@ -334,6 +334,12 @@ def text_lines(timeline: Timeline) -> Iterator[str]:
             yield f"{pad}({entry.note})"
     if not any_entry:
         yield "nothing filed" + (" that matches" if timeline.patient is None else " for this patient")
+
+
+def steps_line(entry: Entry, zone: ZoneInfo) -> str:
+    """``sent at 10:00, delivered at 10:01`` (with the date when a step is on another day)."""
+    local = entry.at.astimezone(zone)
+    return ", ".join(f"{s.what} {_when(s.at, local, zone)}" for s in entry.steps)
 
 
 def _when(at: dt.datetime, entry_local: dt.datetime, zone: ZoneInfo) -> str:

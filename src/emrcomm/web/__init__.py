@@ -1,7 +1,7 @@
-"""The ASGI app ``emrcomm serve`` runs: the FHIR API (``/fhir``, emrcomm.api) and the routes every
-plugin contributes (``emrcomm_web_routes``: the sms plugin's delivery callbacks, the portal's
-patient pages, a third party's own), behind one set of security headers, a body limit, a same-origin check and an
-access log that withholds tokens.
+"""The ASGI app ``emrcomm serve`` runs: the FHIR API (``/fhir``, emrcomm.api), the staff pages
+(``/staff``, emrcomm.web.staff) and the routes every plugin contributes (``emrcomm_web_routes``:
+the sms plugin's delivery callbacks, the portal's patient pages, a third party's own), behind one
+set of security headers, a body limit, a same-origin check and an access log that withholds tokens.
 
 What a plugin's routes may use is exported here: :class:`WebContext` (pages in the app's
 layout, in English and French) and :class:`RateLimit` (a per-client limit for a ``Mount``).
@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from emrcomm import api
-from emrcomm.web import i18n
+from emrcomm.web import i18n, staff
 from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, RateLimit, SameOrigin, SecureHeaders
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ def create_app(host: Host) -> Starlette:
         Route("/healthz", _health, methods=["GET"]),
         Mount("/static", app=StaticFiles(packages=[("emrcomm.web", "static")]), name="static"),
         *api.routes(host),
+        *staff.routes(host, web),
         *host.plugins.web_routes(web),
     ]
 
