@@ -35,6 +35,7 @@ time_zones = ["America/Toronto"]
 link_domains = ["portal.riverside.example", "riverside.example"]
 portal_url = "https://portal.riverside.example"
 turnaround = "two business days"
+turnaround_fr = "deux jours ouvrables"
 
 [store]
 path = "emrcomm.sqlite"
