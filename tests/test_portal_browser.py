@@ -2,7 +2,9 @@
 against ``emrcomm serve``'s app on 127.0.0.1. A clinician's result note is refused on SMS and
 goes to the portal; the patient opens the SMS notice's link, confirms, gives their date of birth,
 reads, replies; the link then fails; a recalled message, an expired link and a locked link say
-so. Screenshots go to tests/artifacts/portal/ (set EMRCOMM_DOC_SCREENSHOTS=1 to refresh the
+so. Every page, the landing page and the staff pages too, at a phone's width (375 px) and a
+desktop's (1280 px): no sideways scroll, no text under 16 px, fields and buttons at least 44 px
+high. Screenshots go to tests/artifacts/portal/ (set EMRCOMM_DOC_SCREENSHOTS=1 to refresh the
 ones docs/portal.md shows).
 """
 
@@ -220,3 +222,97 @@ def test_a_french_patient_reads_in_french_and_can_switch(host: Host, site: str, 
     give_birth_date(page, BIRTH_DATE, FR)
     assert "7,9 mmol/L" in page.get_by_role("article").inner_text()
     shot(page, "09-french")
+
+
+# Layout at a phone's width and a desktop's: every page is kept in tests/artifacts/portal/phone and
+# tests/artifacts/portal/desktop ----------------------------------------------------------------------
+VIEWPORTS = {"phone": {"width": 375, "height": 812}, "desktop": {"width": 1280, "height": 900}}
+STAFF_PASSWORD = "correct horse battery staple"
+
+LAYOUT = """() => {
+    const visible = el => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+                            return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'
+                                   && r.right > 0 && r.left < window.innerWidth; };
+    const small = [];
+    for (const el of document.querySelectorAll('body *')) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (own && visible(el) && parseFloat(getComputedStyle(el).fontSize) < 16)
+            small.push(el.tagName + ' ' + getComputedStyle(el).fontSize + ' ' + el.textContent.trim().slice(0, 30));
+    }
+    const targets = [...document.querySelectorAll('main button, main input:not([type=hidden]), main textarea')]
+        .filter(visible).map(el => [el.tagName + ' ' + (el.textContent || el.name).trim().slice(0, 20),
+                                    el.getBoundingClientRect().height]);
+    return {scroll: document.documentElement.scrollWidth - window.innerWidth, small: small, targets: targets,
+            body: parseFloat(getComputedStyle(document.body).fontSize)};
+}"""
+
+
+def fits(page: Any, name: str, viewport: str) -> None:
+    """The page has no sideways scroll, no text under 16 px, and buttons and fields a finger can hit."""
+    folder = ARTIFACTS / viewport
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    layout = page.evaluate(LAYOUT)
+    assert layout["scroll"] <= 0, f"{name} at {viewport}: {layout['scroll']} px of sideways scroll"
+    assert layout["small"] == [], f"{name} at {viewport}: text under 16 px: {layout['small']}"
+    assert layout["body"] >= 18
+    assert all(height >= 44 for _, height in layout["targets"]), f"{name} at {viewport}: {layout['targets']}"
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_every_page_fits_a_phone_and_a_desktop(host: Host, site: str, browser: Any, viewport: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from emrcomm.cli import main
+
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-CA")
+    page = context.new_page()
+    try:
+        # the landing page, in both languages: the clinic's number is a link to call
+        page.goto(site + "/")
+        assert heading(page) == EN["home_title"].format(clinic="Riverside Family Health")
+        call = page.get_by_role("link", name="613-555-0100").first
+        assert call.get_attribute("href") == "tel:+16135550100"
+        fits(page, "10-landing", viewport)
+        page.goto(site + "/?lang=fr")
+        assert page.get_by_role("link", name="613 555-0100").first.get_attribute("href") == "tel:+16135550100"
+        fits(page, "11-landing-fr", viewport)
+
+        # a clinician's note: confirm, date of birth, the message with who wrote it and when, the reply
+        outcome = send_note(host, f"note-{viewport}", sender_name="Dr. Amara Osei",
+                            text=NOTE + "\n\nSee https://portal.riverside.example/guides/diabetes-and-metformin-dosing-"
+                                        "schedules-for-adults for the full dosing schedule.")
+        page.goto(local(link_in(notice_for(host, outcome)["text"]), site))
+        fits(page, "12-confirm", viewport)
+        with page.expect_navigation():
+            page.get_by_role("button", name=EN["continue"]).click()
+        fits(page, "13-date-of-birth", viewport)
+        give_birth_date(page, BIRTH_DATE)
+        assert page.get_by_text("From Dr. Amara Osei, Riverside Family Health").is_visible()
+        assert page.get_by_text("Sent on November 23, 2026").is_visible()
+        fits(page, "14-message", viewport)
+        page.get_by_label(EN["reply_label"]).fill("Should I take it with food?")
+        with page.expect_navigation():
+            page.get_by_role("button", name=EN["send_reply"]).click()
+        assert heading(page) == EN["replied_title"]
+        assert page.get_by_text("Should I take it with food?").is_visible()  # what they asked
+        assert NOTE.split(".")[0] in page.get_by_role("article").inner_text()  # the message, to read again
+        fits(page, "15-replied", viewport)
+
+        # the staff pages: sign in, a patient's timeline
+        monkeypatch.setattr("sys.stdin", io.StringIO(STAFF_PASSWORD + "\n"))
+        assert main(["staff", "add", "jroy", "--full-name", "Julie Roy", "--password-stdin",
+                     "--config", str(host.config.source)]) == 0
+        page.goto(site + "/staff/patients?patient=Patient/on-en")
+        assert heading(page) == "Sign in"
+        fits(page, "20-staff-sign-in", viewport)
+        page.get_by_label("Account name").fill("jroy")
+        page.get_by_label("Password").fill(STAFF_PASSWORD)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        assert heading(page).startswith("Alex Martin")
+        assert page.get_by_text("Results available by the portal").first.is_visible()
+        fits(page, "21-staff-timeline", viewport)
+    finally:
+        context.close()
