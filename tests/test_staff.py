@@ -6,6 +6,7 @@ token; sessions end at sign-out, when idle, and when the account is disabled."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import re
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import requests
 
 from emrcomm.cli import main
 from emrcomm.host import Host
-from emrcomm.model import Request, Status
+from emrcomm.model import DeliveryUpdate, Request, Status
 from emrcomm.staff.accounts import MAX_FAILURES
 from emrcomm.web.staff import LOGIN_COOKIE, SESSION_COOKIE
 from portal_kit import database_bytes, running_server
@@ -123,6 +124,29 @@ def test_a_signed_in_member_of_staff_reads_a_patients_timeline_and_it_is_audited
         [("jroy", "Patient/none"), ("jroy", "Patient/on-en")]
     assert [e["staff"] for e in audit_entries(host, "staff.signed_in")] == ["jroy"]
     assert browser.get("/staff/patients?patient=%3Cscript%3E").status_code == 400
+
+
+def test_the_staff_timeline_shows_a_reply_the_opt_out_it_made_and_the_next_message_by_email(
+        site: str, host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    clock.now += dt.timedelta(minutes=4)
+    host.delivery_update(DeliveryUpdate(kind="reply", at=clock.now, channel="sms", address="+16135550123",
+                                        text="Can I come at 11 instead?", provider_id="mo-1"))
+    clock.now += dt.timedelta(minutes=6)
+    host.delivery_update(DeliveryUpdate(kind="reply", at=clock.now, channel="sms", address="+16135550123",
+                                        text="STOP", provider_id="mo-2"))
+    clock.now += dt.timedelta(hours=1)
+    assert host.send(Request("Patient/on-en", "appointment-reminder", id="appt-3", template="appointment-reminder",
+                             variables={"appointment": APPOINTMENT})).channels == ("email",)
+    browser = Browser(site)
+    browser.sign_in()
+    page = browser.get("/staff/patients?patient=Patient/on-en")
+    assert page.status_code == 200
+    words = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text)))
+    reply = words.index("10:04 Reply from the patient by SMS")
+    assert "Can I come at 11 instead?" in words[reply:]
+    opted_out = words.index("10:10 Opted out of SMS at 613-555-0123 by STOP reply")
+    by_email = words.index("11:10 Appointment reminder by email to alex.martin@example.org: sent")
+    assert words.index("10:00 Appointment reminder by SMS to 613-555-0123: sent") < reply < opted_out < by_email
 
 
 def test_the_session_cookie_is_host_only_secure_httponly_and_strict(site: str, host: Host) -> None:
