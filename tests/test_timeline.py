@@ -149,6 +149,7 @@ def test_a_patient_the_directory_does_not_know_still_has_a_timeline_in_the_clini
     lines = records_text(host, capsys, "--patient", "Patient/ghost").splitlines()
     assert lines[0] == "Patient/ghost: times in America/Toronto, the clinic's (the patient's is not on file) time zone"
     assert lines[1].startswith("2026-11-23 10:00  Appointment reminder: not sent")
+    assert lines[2].strip() == "why: No directory knows this patient (Patient/ghost)."
 
 
 def test_the_timeline_of_nobody_says_so(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
