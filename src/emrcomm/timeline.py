@@ -190,6 +190,9 @@ def address_words(channel: str | None, address: str | None) -> str:
     return phone_display(address) if address.startswith("+") else address
 
 
+_UNDATED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _category(record: Record) -> str:
     words = record.request.category.value.replace("-", " ")
     return words[:1].upper() + words[1:]
@@ -198,7 +201,8 @@ def _category(record: Record) -> str:
 def _record_entry(record: Record, events: Sequence[Event], siblings: dict[str, Record], zone: ZoneInfo) -> Entry:
     state = LegState(record.state) if record.state else LegState.QUEUED
     status, tone = STATUS[state]
-    at = record.recorded or record.sent or dt.datetime.now(dt.UTC)
+    # Every filed record has its time; the wall clock never decides where one stands.
+    at = record.recorded or record.sent or min((e.at for e in events), default=_UNDATED)
     steps = tuple(_steps(events, record))
     ids = (record.id, record.request.id, record.request.patient_ref)
     if record.role == "reply":
