@@ -33,7 +33,9 @@ from portal_kit import (
     running_server,
     send_note,
 )
+from servers import Process, free_port, start_retrying
 from support import REPO, communication
+from test_hostile_flood import EMRCOMM, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -247,6 +249,27 @@ LAYOUT = """() => {
 }"""
 
 
+@pytest.fixture
+def serve(host: Host, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`emrcomm serve` as its own process on 127.0.0.1, on the store the test's host writes (its
+    clock the test's EMRCOMM_CLOCK); yields its address and its log; stopped by its PID."""
+    log = tmp_path / "serve.log"
+
+    def start() -> tuple[Process, int]:
+        port = free_port()
+        process = Process([EMRCOMM, "serve", "--config", host.config.source, "--port", str(port)], log)
+        if not wait_for(port, process.popen):
+            process.stop()
+            raise RuntimeError("emrcomm serve did not start: " + log.read_text(errors="replace")[-2000:])
+        return process, port
+
+    process, port = start_retrying(start, "emrcomm serve")
+    try:
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        process.stop()
+
+
 def fits(page: Any, name: str, viewport: str) -> None:
     """The page has no sideways scroll, no text under 16 px, and buttons and fields a finger can hit."""
     folder = ARTIFACTS / viewport
@@ -260,12 +283,13 @@ def fits(page: Any, name: str, viewport: str) -> None:
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_every_page_fits_a_phone_and_a_desktop(host: Host, site: str, browser: Any, viewport: str,
+def test_every_page_fits_a_phone_and_a_desktop(host: Host, serve: tuple[str, Path], browser: Any, viewport: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
     from emrcomm.cli import main
 
+    site, log = serve
     context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-CA")
     page = context.new_page()
     try:
@@ -283,7 +307,8 @@ def test_every_page_fits_a_phone_and_a_desktop(host: Host, site: str, browser: A
         outcome = send_note(host, f"note-{viewport}", sender_name="Dr. Amara Osei",
                             text=NOTE + "\n\nSee https://portal.riverside.example/guides/diabetes-and-metformin-dosing-"
                                         "schedules-for-adults for the full dosing schedule.")
-        page.goto(local(link_in(notice_for(host, outcome)["text"]), site))
+        link = link_in(notice_for(host, outcome)["text"])
+        page.goto(local(link, site))
         fits(page, "12-confirm", viewport)
         with page.expect_navigation():
             page.get_by_role("button", name=EN["continue"]).click()
@@ -316,3 +341,9 @@ def test_every_page_fits_a_phone_and_a_desktop(host: Host, site: str, browser: A
         fits(page, "21-staff-timeline", viewport)
     finally:
         context.close()
+    # what serve wrote of all this: ids, never the words, the number, the reply or the password
+    written = log.read_text(errors="replace")
+    assert "GET /m/" in written or "POST /m/" in written, written[-2000:]
+    for secret in ("HbA1c", "metformin", "take it with food", "6135550100", "555-0100", "1980-04-12",
+                   STAFF_PASSWORD, "Amara Osei", link.rsplit("/", 1)[1]):
+        assert secret not in written, secret
