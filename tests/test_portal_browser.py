@@ -43,7 +43,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 ARTIFACTS = REPO / "tests" / "artifacts" / "portal"
 DOC_IMAGES = REPO / "docs" / "images" / "portal"
 # The screenshots docs/portal.md shows.
-FOR_DOCS = ("01-sms-notice-confirm", "02-date-of-birth", "03-message", "04-replied", "05-link-used",
+FOR_DOCS = ("00-landing", "01-sms-notice-confirm", "02-date-of-birth", "03-message", "04-replied", "05-link-used",
             "06-recalled", "08-locked", "09-french")
 EN, FR = i18n.STRINGS["en"], i18n.STRINGS["fr"]
 
@@ -119,7 +119,12 @@ def contrast(page: Any, selector: str) -> float:
 
 
 def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: str, page: Any) -> None:
-    outcome = send_note(host)
+    # the portal's own address, typed or from an automatic answer: how to open a message
+    page.goto(site + "/")
+    assert heading(page) == EN["home_title"].format(clinic="Riverside Family Health")
+    shot(page, "00-landing")
+
+    outcome = send_note(host, sender_name="Dr. Amara Osei")
     # refused on SMS (and email), carried by the portal with an SMS notice
     assert outcome.status is Status.SENT and outcome.channels == ("portal", "sms")
     assert any(line.startswith("sms: rejected") and "CLINICAL_CONTENT" in line for line in outcome.explanation)
@@ -149,6 +154,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
     shot(page, "02-date-of-birth")
     give_birth_date(page, BIRTH_DATE)
     assert page.get_by_role("article").inner_text().strip() == NOTE
+    assert page.get_by_text("From Dr. Amara Osei, Riverside Family Health").is_visible()
     assert communication(host, outcome.record_ids[0])["received"]
     shot(page, "03-message")
 
@@ -157,6 +163,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
     with page.expect_navigation():
         page.get_by_role("button", name=EN["send_reply"]).click()
     assert heading(page) == EN["replied_title"]
+    assert page.get_by_role("article").inner_text().strip() == NOTE  # to read again
     shot(page, "04-replied")
     [item] = host.storage.inbox.items()
     reply = communication(host, item["record_id"])
