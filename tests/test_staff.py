@@ -20,7 +20,7 @@ from emrcomm.host import Host
 from emrcomm.model import DeliveryUpdate, Request, Status
 from emrcomm.staff.accounts import MAX_FAILURES
 from emrcomm.web.staff import LOGIN_COOKIE, SESSION_COOKIE
-from portal_kit import database_bytes, running_server
+from portal_kit import BIRTH_DATE, database_bytes, notice_for, running_server, send_note, token_in
 
 PASSWORD = "correct horse battery staple"
 APPOINTMENT = dt.datetime(2026, 11, 26, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
@@ -147,6 +147,20 @@ def test_the_staff_timeline_shows_a_reply_the_opt_out_it_made_and_the_next_messa
     opted_out = words.index("10:10 Opted out of SMS at 613-555-0123 by STOP reply")
     by_email = words.index("11:10 Appointment reminder by email to alex.martin@example.org: sent")
     assert words.index("10:00 Appointment reminder by SMS to 613-555-0123: sent") < reply < opted_out < by_email
+
+
+def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, host: Host) -> None:
+    outcome = send_note(host)
+    service = host.plugins.get("portal").service
+    visit = service.verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
+    assert visit.opened is not None
+    assert service.reply(visit.opened.session, "Should I take it with food?") == "sent"
+    browser = Browser(site)
+    browser.sign_in()
+    page = html.unescape(browser.get("/staff/patients?patient=Patient/on-en").text)
+    assert "Reply from the patient by the portal" in page
+    assert "Should I take it with food?" in page and "kept encrypted in the portal" in page
+    assert "metformin" not in page  # the clinician's note stays in the portal
 
 
 def test_the_session_cookie_is_host_only_secure_httponly_and_strict(site: str, host: Host) -> None:

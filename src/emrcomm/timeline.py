@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from emrcomm.errors import EmrcommError
 from emrcomm.lifecycle.events import Event, Note
 from emrcomm.lifecycle.states import LegState
 from emrcomm.model import ConsentGrant, Recipient, Record, Request
+from emrcomm.plugin.contract import KeepingTransport
 from emrcomm.storage.consent import ConsentEvent
 from emrcomm.web.i18n import phone_display
 
@@ -85,6 +87,7 @@ class Entry:
     record_id: str | None = None
     request_id: str | None = None
     patient: str | None = None
+    kept: str | None = None  # the id under which a channel keeps the words itself (a portal reply)
 
 
 @frozen
@@ -212,8 +215,8 @@ def _record_entry(record: Record, events: Sequence[Event], siblings: dict[str, R
             headline += f", to the {_category(answered).lower()} of {_short(answered.recorded, zone)}"
         note = ("the words are kept encrypted in the portal (emrcomm inbox --text shows them)"
                 if record.payload_reference else None)
-        return _entry(ids, steps, at=record.sent or at, kind="reply", headline=headline, status="received",
-                      text=record.text, note=note)
+        return evolve(_entry(ids, steps, at=record.sent or at, kind="reply", headline=headline, status="received",
+                             text=record.text, note=note), kept=_kept_id(record.payload_reference))
     if record.role == "blocked":
         why = _why(record, by_channel=True)
         return _entry(ids, steps, at=at, kind="message", headline=_category(record),
@@ -241,6 +244,36 @@ def _entry(ids: tuple[str, str, str], steps: tuple[Step, ...], *, at: dt.datetim
     record_id, request_id, patient = ids
     return Entry(at=at, kind=kind, headline=headline, status=status, tone=tone, why=why, text=text, note=note,
                  steps=steps, record_id=record_id, request_id=request_id, patient=patient)
+
+
+def _kept_id(reference: str | None) -> str | None:
+    """The kept reply's id from the chart's ``urn:uuid:`` reference to it."""
+    if not reference or not reference.startswith("urn:uuid:"):
+        return None
+    try:
+        return uuid.UUID(reference.removeprefix("urn:uuid:")).hex
+    except ValueError:
+        return None
+
+
+def with_kept_words(host: Host, entries: Iterable[Entry]) -> list[Entry]:
+    """``entries`` with the words of each reply that a channel keeps itself (the portal's,
+    decrypted by it): for the staff page, where each read is audited. A reply whose words cannot
+    be read keeps its note."""
+    keepers = [c.transport for c in host.channels.values() if isinstance(c.transport, KeepingTransport)]
+    out = []
+    for entry in entries:
+        if entry.kept and entry.text is None:
+            for transport in keepers:
+                try:
+                    words = transport.read(entry.kept).get("text")
+                except KeyError:
+                    continue
+                if isinstance(words, str):
+                    entry = evolve(entry, text=words, note="kept encrypted in the portal")
+                break
+        out.append(entry)
+    return out
 
 
 def _why(record: Record, *, by_channel: bool = False) -> tuple[str, ...]:

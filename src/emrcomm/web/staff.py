@@ -139,7 +139,8 @@ class _StaffPages:
                               error="Give the patient's id in the EMR, e.g. Patient/123 or 123.")
         chart = await run_in_threadpool(timeline.for_patient, self.host, ref)
         await self._audit("staff.viewed", staff=session.name, patient=ref)
-        entries = list(chart.entries)
+        # The patient's portal replies in their words: what a clinician reading the chart needs.
+        entries = await run_in_threadpool(timeline.with_kept_words, self.host, chart.entries)
         return self._page("timeline", session=session, query=ref, chart=chart, entries=entries,
                           local=lambda when: when.astimezone(chart.zone).strftime("%Y-%m-%d %H:%M"),
                           steps=lambda entry: timeline.steps_line(entry, chart.zone))
