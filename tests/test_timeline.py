@@ -115,8 +115,11 @@ def test_a_front_desk_opt_in_and_an_opt_out_from_an_address_not_yet_matched_both
                              action="grant", at=at + dt.timedelta(days=1), source="front desk (J. Roy)")
     host.storage.consent.add(patient="Patient/qc-fr", channel="sms", address="+15145550199", purpose=None,
                              action="revoke", at=at, source="ARRET reply")
+    host.storage.consent.add(patient="Patient/on-en", channel="email", address="alex.martin@example.org",
+                             purpose=None, action="revoke", at=at + dt.timedelta(days=2), source="")
     lines = records_text(host, capsys, "--patient", "Patient/on-en").splitlines()
     assert "2026-11-20 09:00  Opted out of SMS at 613-555-0123 by STOP reply" in lines
+    assert "2026-11-22 09:00  Opted out of email at alex.martin@example.org" in lines  # no source given
     assert ("2026-11-21 09:00  Opted in to SMS at 613-555-0123 for clinical messages by front desk (J. Roy)"
             in lines)
     assert not any("514" in line for line in lines)

@@ -308,10 +308,11 @@ def _ledger_entry(event: ConsentEvent) -> Entry:
     where = address_words(event.channel, event.address)
     by = channel_name(event.channel) + (f" at {where}" if where else "")
     purpose = f" for {event.purpose} messages" if event.purpose else ""
+    source = f" by {event.source}" if event.source else ""
     if event.revokes:
-        headline = f"Opted out of {by}{purpose} by {event.source}"
+        headline = f"Opted out of {by}{purpose}{source}"
     else:
-        headline = f"Opted in to {by}{purpose} by {event.source}"
+        headline = f"Opted in to {by}{purpose}{source}"
     return Entry(at=event.at, kind="consent", headline=headline, tone="stopped" if event.revokes else "done",
                  patient=event.patient)
 
