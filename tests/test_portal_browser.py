@@ -344,7 +344,8 @@ def test_every_page_fits_a_phone_and_a_desktop(host: Host, serve: tuple[str, Pat
         with page.expect_navigation():
             page.get_by_role("button", name="Sign in").click()
         assert heading(page).startswith("Alex Martin")
-        assert page.get_by_text("Results available by the portal").first.is_visible()
+        assert page.get_by_text("Results available from Dr. Amara Osei by the portal").first.is_visible()
+        assert page.get_by_text("Should I take it with food?").first.is_visible()  # the reply, in its words
         fits(page, "21-staff-timeline", viewport)
     finally:
         context.close()

@@ -106,6 +106,13 @@ def test_a_portal_message_says_whether_it_was_read_and_never_shows_its_words(
     assert portal < notice and "metformin" not in out
 
 
+def test_a_message_names_the_clinician_who_wrote_it(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    host.send(Request("Patient/on-en", "results-available", id="note-2", text="Your results are in.",
+                      sender="Practitioner/dr-osei", sender_name="Dr. Amara Osei"))
+    lines = records_text(host, capsys, "--patient", "Patient/on-en").splitlines()
+    assert any(line.startswith("2026-11-23 10:00  Results available from Dr. Amara Osei by ") for line in lines), lines
+
+
 def test_a_front_desk_opt_in_and_an_opt_out_from_an_address_not_yet_matched_both_show(
         host: Host, capsys: pytest.CaptureFixture[str]) -> None:
     at = dt.datetime(2026, 11, 20, 14, 0, tzinfo=dt.UTC)

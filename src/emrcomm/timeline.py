@@ -223,8 +223,9 @@ def _record_entry(record: Record, events: Sequence[Event], siblings: dict[str, R
                       status="not sent: no channel could carry it", tone="stopped", why=why)
     to = address_words(record.channel, record.address)
     where = f"by {channel_name(record.channel)}" + (f" to {to}" if to else "")
+    author = f" from {record.request.sender_name}" if record.request.sender_name else ""
     headline = (f"{_category(record)}: notice of the portal message {where}" if record.role == "notice"
-                else f"{_category(record)} {where}")
+                else f"{_category(record)}{author} {where}")
     if state is LegState.HELD and record.hold_until is not None:
         status = f"held until {_short(record.hold_until, zone)}"
     if state is LegState.ACCEPTED and record.payload_reference:
