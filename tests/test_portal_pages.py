@@ -120,6 +120,17 @@ def test_the_requesters_name_travels_from_fhir_to_the_chart(host: Host) -> None:
     assert fhir.communication(record)["sender"] == {"reference": "Practitioner/dr-osei", "display": "Dr. Amara Osei"}
 
 
+def test_a_message_the_worker_delivers_keeps_the_clinicians_name_and_date(make_host: Callable[..., Host]) -> None:
+    from emrcomm.outbox.worker import Worker
+
+    host = make_host('\n[delivery]\nmode = "queue"\n')
+    outcome = send_note(host, sender_name="Dr. Amara Osei")
+    Worker(host).run(once=True)
+    visit = host.plugins.get("portal").service.verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
+    assert visit.opened is not None
+    assert (visit.opened.sender, visit.opened.sent_on("America/Toronto")) == ("Dr. Amara Osei", dt.date(2026, 11, 23))
+
+
 # after the reply -------------------------------------------------------------------------------
 def test_after_replying_the_patient_reads_the_message_again(served: Callable[..., tuple[Host, str]]) -> None:
     host, base = served()
