@@ -119,6 +119,7 @@ time_zones = ["America/Toronto"]
 link_domains = ["portal.riverside.example"]
 portal_url = "https://portal.riverside.example"
 turnaround = "two business days"
+turnaround_fr = "deux jours ouvrables"
 
 [store]
 path = "emrcomm.sqlite"

@@ -66,7 +66,7 @@ def test_bad_request_exits_2_and_sends_nothing(config: Path, tmp_path: Path, cap
     assert code == 2
     assert expected in err and err.startswith("emrcomm: error:")
     assert not (tmp_path / "out" / "sms.jsonl").exists()
-    code, out, _ = run(capsys, "records", "--config", str(config))
+    code, out, _ = run(capsys, "records", "--config", str(config), "--fhir")
     assert json.loads(out)["total"] == 0
 
 
@@ -122,10 +122,10 @@ def test_records_filters_by_patient_and_status(config: Path, tmp_path: Path, cap
         req = request_file(tmp_path, fhir_request(patient, "appointment-reminder", template="appointment-reminder",
                                                   rid=f"r{n}", variables={"appointment": APPOINTMENT}), f"r{n}.json")
         run(capsys, "send", str(req), "--config", str(config))
-    _, out, _ = run(capsys, "records", "--config", str(config), "--status", "not-done")
+    _, out, _ = run(capsys, "records", "--config", str(config), "--status", "not-done", "--json")
     bundle = json.loads(out)
     assert bundle["total"] == 1 and bundle["entry"][0]["resource"]["subject"]["reference"] == "Patient/none"
-    _, out, _ = run(capsys, "records", "--config", str(config), "--patient", "Patient/qc-fr")
+    _, out, _ = run(capsys, "records", "--config", str(config), "--patient", "Patient/qc-fr", "--fhir")
     assert json.loads(out)["total"] == 1
 
 

@@ -114,7 +114,7 @@ def test_fresh_virtualenv_pip_install_then_demo(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr[-2000:]
     assert "requests for 40 patients" in demo.stdout
-    records = subprocess.run([emrcomm, "records", "--config", str(tmp_path / "clinic" / "emrcomm.toml")],
+    records = subprocess.run([emrcomm, "records", "--fhir", "--config", str(tmp_path / "clinic" / "emrcomm.toml")],
                              capture_output=True, text=True, env=env, cwd=tmp_path)
     bundle = json.loads(records.stdout)
     assert bundle["total"] > 0 and schema_errors(bundle) == []

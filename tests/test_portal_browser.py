@@ -2,7 +2,9 @@
 against ``emrcomm serve``'s app on 127.0.0.1. A clinician's result note is refused on SMS and
 goes to the portal; the patient opens the SMS notice's link, confirms, gives their date of birth,
 reads, replies; the link then fails; a recalled message, an expired link and a locked link say
-so. Screenshots go to tests/artifacts/portal/ (set EMRCOMM_DOC_SCREENSHOTS=1 to refresh the
+so. Every page, the landing page and the staff pages too, at a phone's width (375 px) and a
+desktop's (1280 px): no sideways scroll, no text under 16 px, fields and buttons at least 44 px
+high. Screenshots go to tests/artifacts/portal/ (set EMRCOMM_DOC_SCREENSHOTS=1 to refresh the
 ones docs/portal.md shows).
 """
 
@@ -31,7 +33,9 @@ from portal_kit import (
     running_server,
     send_note,
 )
+from servers import Process, free_port, start_retrying
 from support import REPO, communication
+from test_hostile_flood import EMRCOMM, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -39,7 +43,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 ARTIFACTS = REPO / "tests" / "artifacts" / "portal"
 DOC_IMAGES = REPO / "docs" / "images" / "portal"
 # The screenshots docs/portal.md shows.
-FOR_DOCS = ("01-sms-notice-confirm", "02-date-of-birth", "03-message", "04-replied", "05-link-used",
+FOR_DOCS = ("00-landing", "01-sms-notice-confirm", "02-date-of-birth", "03-message", "04-replied", "05-link-used",
             "06-recalled", "08-locked", "09-french")
 EN, FR = i18n.STRINGS["en"], i18n.STRINGS["fr"]
 
@@ -115,7 +119,12 @@ def contrast(page: Any, selector: str) -> float:
 
 
 def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: str, page: Any) -> None:
-    outcome = send_note(host)
+    # the portal's own address, typed or from an automatic answer: how to open a message
+    page.goto(site + "/")
+    assert heading(page) == EN["home_title"].format(clinic="Riverside Family Health")
+    shot(page, "00-landing")
+
+    outcome = send_note(host, sender_name="Dr. Amara Osei")
     # refused on SMS (and email), carried by the portal with an SMS notice
     assert outcome.status is Status.SENT and outcome.channels == ("portal", "sms")
     assert any(line.startswith("sms: rejected") and "CLINICAL_CONTENT" in line for line in outcome.explanation)
@@ -145,6 +154,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
     shot(page, "02-date-of-birth")
     give_birth_date(page, BIRTH_DATE)
     assert page.get_by_role("article").inner_text().strip() == NOTE
+    assert page.get_by_text("From Dr. Amara Osei, Riverside Family Health").is_visible()
     assert communication(host, outcome.record_ids[0])["received"]
     shot(page, "03-message")
 
@@ -153,6 +163,7 @@ def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: 
     with page.expect_navigation():
         page.get_by_role("button", name=EN["send_reply"]).click()
     assert heading(page) == EN["replied_title"]
+    assert page.get_by_role("article").inner_text().strip() == NOTE  # to read again
     shot(page, "04-replied")
     [item] = host.storage.inbox.items()
     reply = communication(host, item["record_id"])
@@ -220,3 +231,127 @@ def test_a_french_patient_reads_in_french_and_can_switch(host: Host, site: str, 
     give_birth_date(page, BIRTH_DATE, FR)
     assert "7,9 mmol/L" in page.get_by_role("article").inner_text()
     shot(page, "09-french")
+
+
+# Layout at a phone's width and a desktop's: every page is kept in tests/artifacts/portal/phone and
+# tests/artifacts/portal/desktop ----------------------------------------------------------------------
+VIEWPORTS = {"phone": {"width": 375, "height": 812}, "desktop": {"width": 1280, "height": 900}}
+STAFF_PASSWORD = "correct horse battery staple"
+
+LAYOUT = """() => {
+    const visible = el => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+                            return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'
+                                   && r.right > 0 && r.left < window.innerWidth; };
+    const small = [];
+    for (const el of document.querySelectorAll('body *')) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (own && visible(el) && parseFloat(getComputedStyle(el).fontSize) < 16)
+            small.push(el.tagName + ' ' + getComputedStyle(el).fontSize + ' ' + el.textContent.trim().slice(0, 30));
+    }
+    const targets = [...document.querySelectorAll('main button, main input:not([type=hidden]), main textarea')]
+        .filter(visible).map(el => [el.tagName + ' ' + (el.textContent || el.name).trim().slice(0, 20),
+                                    el.getBoundingClientRect().height]);
+    return {scroll: document.documentElement.scrollWidth - window.innerWidth, small: small, targets: targets,
+            body: parseFloat(getComputedStyle(document.body).fontSize)};
+}"""
+
+
+@pytest.fixture
+def serve(host: Host, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`emrcomm serve` as its own process on 127.0.0.1, on the store the test's host writes (its
+    clock the test's EMRCOMM_CLOCK); yields its address and its log; stopped by its PID."""
+    log = tmp_path / "serve.log"
+
+    def start() -> tuple[Process, int]:
+        port = free_port()
+        process = Process([EMRCOMM, "serve", "--config", host.config.source, "--port", str(port)], log)
+        if not wait_for(port, process.popen):
+            process.stop()
+            raise RuntimeError("emrcomm serve did not start: " + log.read_text(errors="replace")[-2000:])
+        return process, port
+
+    process, port = start_retrying(start, "emrcomm serve")
+    try:
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        process.stop()
+
+
+def fits(page: Any, name: str, viewport: str) -> None:
+    """The page has no sideways scroll, no text under 16 px, and buttons and fields a finger can hit."""
+    folder = ARTIFACTS / viewport
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    layout = page.evaluate(LAYOUT)
+    assert layout["scroll"] <= 0, f"{name} at {viewport}: {layout['scroll']} px of sideways scroll"
+    assert layout["small"] == [], f"{name} at {viewport}: text under 16 px: {layout['small']}"
+    assert layout["body"] >= 18
+    assert all(height >= 44 for _, height in layout["targets"]), f"{name} at {viewport}: {layout['targets']}"
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_every_page_fits_a_phone_and_a_desktop(host: Host, serve: tuple[str, Path], browser: Any, viewport: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from emrcomm.cli import main
+
+    site, log = serve
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="en-CA")
+    page = context.new_page()
+    try:
+        # the landing page, in both languages: the clinic's number is a link to call
+        page.goto(site + "/")
+        assert heading(page) == EN["home_title"].format(clinic="Riverside Family Health")
+        call = page.get_by_role("link", name="613-555-0100").first
+        assert call.get_attribute("href") == "tel:+16135550100"
+        fits(page, "10-landing", viewport)
+        page.goto(site + "/?lang=fr")
+        assert page.get_by_role("link", name="613 555-0100").first.get_attribute("href") == "tel:+16135550100"
+        fits(page, "11-landing-fr", viewport)
+
+        # a clinician's note: confirm, date of birth, the message with who wrote it and when, the reply
+        outcome = send_note(host, f"note-{viewport}", sender_name="Dr. Amara Osei",
+                            text=NOTE + "\n\nSee https://portal.riverside.example/guides/diabetes-and-metformin-dosing-"
+                                        "schedules-for-adults for the full dosing schedule.")
+        link = link_in(notice_for(host, outcome)["text"])
+        page.goto(local(link, site))
+        fits(page, "12-confirm", viewport)
+        with page.expect_navigation():
+            page.get_by_role("button", name=EN["continue"]).click()
+        fits(page, "13-date-of-birth", viewport)
+        give_birth_date(page, BIRTH_DATE)
+        assert page.get_by_text("From Dr. Amara Osei, Riverside Family Health").is_visible()
+        assert page.get_by_text("Sent on November 23, 2026").is_visible()
+        fits(page, "14-message", viewport)
+        page.get_by_label(EN["reply_label"]).fill("Should I take it with food?")
+        with page.expect_navigation():
+            page.get_by_role("button", name=EN["send_reply"]).click()
+        assert heading(page) == EN["replied_title"]
+        assert page.get_by_text("Should I take it with food?").is_visible()  # what they asked
+        assert NOTE.split(".")[0] in page.get_by_role("article").inner_text()  # the message, to read again
+        fits(page, "15-replied", viewport)
+
+        # the staff pages: sign in, a patient's timeline
+        monkeypatch.setattr("sys.stdin", io.StringIO(STAFF_PASSWORD + "\n"))
+        assert main(["staff", "add", "jroy", "--full-name", "Julie Roy", "--password-stdin",
+                     "--config", str(host.config.source)]) == 0
+        page.goto(site + "/staff/patients?patient=Patient/on-en")
+        assert heading(page) == "Sign in"
+        fits(page, "20-staff-sign-in", viewport)
+        page.get_by_label("Account name").fill("jroy")
+        page.get_by_label("Password").fill(STAFF_PASSWORD)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        assert heading(page).startswith("Alex Martin")
+        assert page.get_by_text("Results available from Dr. Amara Osei by the portal").first.is_visible()
+        assert page.get_by_text("Should I take it with food?").first.is_visible()  # the reply, in its words
+        fits(page, "21-staff-timeline", viewport)
+    finally:
+        context.close()
+    # what serve wrote of all this: ids, never the words, the number, the reply or the password
+    written = log.read_text(errors="replace")
+    assert "GET /m/" in written or "POST /m/" in written, written[-2000:]
+    for secret in ("HbA1c", "metformin", "take it with food", "6135550100", "555-0100", "1980-04-12",
+                   STAFF_PASSWORD, "Amara Osei", link.rsplit("/", 1)[1]):
+        assert secret not in written, secret

@@ -194,9 +194,24 @@ def test_reply_auto_answer_points_to_portal_emergency_and_turnaround(plugin: Plu
 
 
 def test_reply_auto_answer_takes_the_turnaround_in_the_patients_language(plugin: Plugin) -> None:
-    text = render(plugin, "reply-auto-answer", {"turnaround": "deux jours ouvrables"}, language="fr").text
-    assert "deux jours ouvrables" in text
+    text = render(plugin, "reply-auto-answer", {"turnaround": "sous deux jours"}, language="fr").text
+    assert "sous deux jours" in text
     assert TEST_CLINIC.turnaround not in text
+
+
+def test_reply_auto_answer_in_french_says_the_clinics_french_turnaround(plugin: Plugin) -> None:
+    text = render(plugin, "reply-auto-answer", language="fr").text
+    assert f"(réponse en {TEST_CLINIC.turnaround_fr})" in text
+    assert TEST_CLINIC.turnaround not in text
+
+
+def test_a_turnaround_given_in_english_only_is_promised_in_neither_language(tmp_path: Path) -> None:
+    english_only = attrs.evolve(TEST_CLINIC, turnaround_fr="")
+    plugin = Plugin(make_context("templates", {}, tmp_path, clinic=english_only))
+    english = render(plugin, "reply-auto-answer").text
+    french = render(plugin, "reply-auto-answer", language="fr").text
+    assert "two business days" not in english + french
+    assert "we answer within" not in english and "réponse en" not in french
 
 
 # -- SMS length --------------------------------------------------------------------------------

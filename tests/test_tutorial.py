@@ -166,7 +166,7 @@ def send(tutorial: Tutorial, config: Path, env: dict[str, str], request: dict[st
 
 
 def chart(tutorial: Tutorial, config: Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    done = tutorial.emrcomm("records", "--patient", "Patient/acme-1", "--config", str(config), env=env)
+    done = tutorial.emrcomm("records", "--fhir", "--patient", "Patient/acme-1", "--config", str(config), env=env)
     assert done.returncode == 0, done.stderr
     return [e["resource"] for e in json.loads(done.stdout).get("entry", [])]
 

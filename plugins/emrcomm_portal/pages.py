@@ -31,16 +31,19 @@ _INDEX = re.compile(r"[0-9]{1,4}")
 
 
 def routes(web: WebContext, portal: PortalService) -> Sequence[BaseRoute]:
-    """The pages under ``/m``, rate limited per client address."""
+    """The landing page (``/``: where a notice's or an auto-reply's plain address leads) and the
+    pages under ``/m``, rate limited per client address."""
     pages = _Pages(web.with_templates("emrcomm_portal"), portal)
-    return [Mount(PREFIX, routes=[
+    limit = [Middleware(RateLimit, per_minute=portal.rate_limit_per_minute)]
+    return [Route("/", pages.home, methods=["GET"], middleware=limit), Mount(PREFIX, routes=[
+        Route("/", pages.home, methods=["GET"]),
         Route("/-/view", pages.view, methods=["POST"]),
         Route("/-/reply", pages.reply, methods=["POST"]),
         Route("/-/attachment", pages.attachment, methods=["POST"]),
         Route("/{token}", pages.confirm, methods=["GET"]),
         Route("/{token}", pages.identity, methods=["POST"]),
         Route("/{token}/open", pages.open, methods=["POST"]),
-    ], middleware=[Middleware(RateLimit, per_minute=portal.rate_limit_per_minute)])]
+    ], middleware=limit)]
 
 
 class _Pages:
@@ -49,6 +52,11 @@ class _Pages:
         self.portal = portal
 
     # steps ---------------------------------------------------------------------------------------
+    async def home(self, request: Request) -> Response:
+        """What a patient can do here without a link: how to open a message, whom to call."""
+        lang = i18n.language(request.query_params.get("lang") or _browser_language(request))
+        return self.web.page(request, "home", lang)
+
     async def confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
         visit = await run_in_threadpool(self.portal.visit, token)
@@ -132,6 +140,15 @@ class _Pages:
         token = request.path_params.get("token")
         switch = f"{PREFIX}/{token}?lang={i18n.other(lang)}" if token else None
         return self.web.page(request, "problem", lang, status_code=status, problem=state, switch_href=switch)
+
+
+def _browser_language(request: Request) -> str:
+    """The first of the browser's languages that the pages speak (Accept-Language), else English."""
+    for part in request.headers.get("accept-language", "").split(",")[:10]:
+        code = part.split(";", 1)[0].strip().split("-", 1)[0].lower()
+        if code in i18n.LANGUAGES:
+            return code
+    return "en"
 
 
 def _date(fields: dict[str, str]) -> dt.date | None:

@@ -16,8 +16,9 @@ import re
 import secrets
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from emrcomm import DeliveryUpdate, PluginContext, record_id
 from emrcomm_portal import triage
@@ -39,6 +40,20 @@ class Opened:
     attachments: tuple[tuple[str, str], ...]  # (title, content type), by index
     session: str
     replied: bool = False
+    sender: str | None = None  # who wrote it ("Dr. Amara Osei"), when the request said
+    sent: dt.datetime | None = None  # when the clinic sent it
+    time_zone: str | None = None  # the patient's, when the directory had it
+    reply: str | None = None  # what the patient answered in this reading session
+
+    def sent_on(self, fallback_zone: str) -> dt.date | None:
+        """The day it was sent, in the patient's time zone (else ``fallback_zone``)."""
+        if self.sent is None:
+            return None
+        try:
+            zone = ZoneInfo(self.time_zone or fallback_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo(fallback_zone)
+        return self.sent.astimezone(zone).date()
 
 
 @frozen
@@ -123,12 +138,17 @@ class PortalService:
         return Visit("opened", row["language"], row["id"], opened=self._opened(row, body, session))
 
     def view(self, session: str) -> Opened | None:
-        """The message again, within its reading session (after a reply that needs correcting)."""
+        """The message again, within its reading session: after a reply that needs correcting, in
+        the other language, and after replying (with the reply: a patient re-reads the dose they
+        asked about and what they asked)."""
         found = self._session(session)
         if found is None:
             return None
         row, sess = found
-        return self._opened(row, self.transport.unseal(row), session, replied=bool(sess["replied"]))
+        opened = self._opened(row, self.transport.unseal(row), session, replied=bool(sess["replied"]))
+        if opened.replied and (answer := self.messages.reply_to(row["id"])) is not None:
+            opened = evolve(opened, reply=self.transport.unseal(answer).get("text"))
+        return opened
 
     def attachment(self, session: str, index: int) -> tuple[str, str, bytes] | None:
         """(title, content type, bytes) of one attachment, within the reading session."""
@@ -323,9 +343,11 @@ class PortalService:
 
     @staticmethod
     def _opened(row: dict[str, Any], body: dict[str, Any], session: str, replied: bool = False) -> Opened:
+        sent = dt.datetime.fromisoformat(row["created"]) if row.get("created") else None
         return Opened(
             message_id=row["id"], language=body.get("language") or row["language"], subject=body.get("subject"),
             text=body.get("text") or "",
             attachments=tuple((a["title"], a["content_type"]) for a in body.get("attachments") or ()),
-            session=session, replied=replied,
+            session=session, replied=replied, sender=body.get("sender"),
+            sent=sent if sent is None or sent.tzinfo else sent.replace(tzinfo=dt.UTC), time_zone=body.get("time_zone"),
         )

@@ -117,6 +117,12 @@ class PortalStore:
             (id, record_id, patient, key_id, nonce, ciphertext, iso(created), in_response_to, language),
         )
 
+    def reply_to(self, id: str) -> dict[str, Any] | None:
+        """The patient's latest reply to message ``id`` (sealed like the message), if any."""
+        rows = self.db.query("SELECT * FROM portal_messages WHERE in_response_to = ? AND kind = 'reply' "
+                             "ORDER BY created DESC, id LIMIT 1", (id,))
+        return dict(rows[0]) if rows else None
+
     def count_attempt(self, id: str, *, limit: int, now: dt.datetime) -> int:
         """Count one wrong identity answer; lock the link when it reaches ``limit``. Returns the count."""
         with self.db.transaction():

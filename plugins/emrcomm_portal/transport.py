@@ -57,6 +57,9 @@ class PortalTransport:
                 ],
                 # what the patient answers to open it (the directory's, as the request was decided)
                 "birth_date": birth.isoformat() if (birth := _birth_date(delivery)) else None,
+                # who wrote, and the patient's time zone (the page dates the message in it)
+                "sender": message.request.sender_name,
+                "time_zone": delivery.recipient.time_zone if delivery.recipient is not None else None,
             }
             key_id, nonce, ciphertext = self.ring.encrypt(json.dumps(body).encode("utf-8"), aad=aad(message_id))
             expires = at + self.link_lifetime
@@ -84,7 +87,7 @@ class PortalTransport:
 
     # reading -----------------------------------------------------------------------------------
     def read(self, message_id: str) -> dict[str, Any]:
-        """The decrypted message (subject, text, language, attachments, birth_date)."""
+        """The decrypted message (subject, text, language, attachments, birth_date, sender, time_zone)."""
         row = self.messages.get(message_id)
         if row is None:
             raise KeyError(message_id)

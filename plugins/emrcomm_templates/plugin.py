@@ -140,8 +140,11 @@ class Plugin:
             "signature": clinic.signature,
             "address": clinic.address,
             "portal_url": clinic.portal_url,
-            "turnaround": clinic.turnaround,
+            "turnaround": clinic.turnaround_in("en"),
         })
+        # How soon staff answer, in each template's own language: the words the clinic gave for it,
+        # and nothing when it gave them in one language only (both languages promise the same).
+        self._clinic_fr = MappingProxyType({**self._clinic, "turnaround": clinic.turnaround_in("fr")})
         self._default_zone = clinic.time_zones[0] if clinic.time_zones else "America/Toronto"
         settings = context.settings
         default = bounds.RenderBounds()
@@ -282,6 +285,7 @@ class Plugin:
     def _words(self, compiled: Compiled, values: dict[str, Any], tz: dt.tzinfo) -> tuple[str, str]:
         """The text and subject of one template in its language."""
         values[FORMATTER] = Formatter(compiled.language, self._locales[compiled.language], tz, self._currency)
+        values["clinic"] = self._clinic_fr if compiled.language == "fr" else self._clinic
         text = layout(self._run(compiled, compiled.body, values))
         if isinstance(compiled.subject, str):
             subject = compiled.subject

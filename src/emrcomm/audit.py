@@ -72,6 +72,7 @@ FIELDS: Mapping[str, type | tuple[type, ...]] = {
     "http_status": int,    # what the FHIR API answered
     "subscription": str,   # a Subscription id
     "scopes": list,        # the SMART scopes a token was granted
+    "staff": str,          # a staff account's name (emrcomm staff add)
 }
 
 # The decisions logged, and what each means (docs/audit.md prints this table).
@@ -105,6 +106,14 @@ KINDS: Mapping[str, str] = {
     "api.client.added": "a FHIR API client registered (emrcomm clients add), with the scopes it may have",
     "api.client.revoked": "a FHIR API client revoked, with its tokens",
     "consent.recorded": "a consent or an opt-out recorded through the FHIR API (the ledger has its source)",
+    "staff.added": "a staff account created (emrcomm staff add)",
+    "staff.password": "a staff account's password set anew; its sessions ended",
+    "staff.disabled": "a staff account disabled; its sessions ended",
+    "staff.enabled": "a disabled staff account enabled again",
+    "staff.signed_in": "a staff member signed in to the staff pages",
+    "staff.refused": "a sign-in to the staff pages refused (wrong name or password, locked or disabled account)",
+    "staff.signed_out": "a staff member signed out",
+    "staff.viewed": "a staff member read a patient's timeline on the staff pages",
 }
 
 

@@ -8,6 +8,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,9 +19,11 @@ from emrcomm.api.commands import add_commands as add_api_commands
 from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, escape_controls, loads_json
 from emrcomm.model import Finding, Outcome, Status
+from emrcomm.staff.commands import add_commands as add_staff_commands
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
 EXIT_NOT_DONE = 4
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command its reader stopped (128 + SIGPIPE)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -70,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help='one {"text", "channel"?, "category"?, "lang"?} object per line; - for stdin')
 
     records = sub.add_parser("records", parents=[common],
-                             help="print the chart's Communications as a FHIR searchset Bundle")
-    records.add_argument("--patient", help="Patient/<id>")
+                             help="what was filed, as a readable timeline (--fhir: a FHIR searchset Bundle)")
+    records.add_argument("--patient", help="Patient/<id>: their timeline, in their time zone")
+    records.add_argument("--fhir", action="store_true",
+                         help="print the Communications as a FHIR searchset Bundle (as --json does)")
     records.add_argument("--status", help="completed, not-done, on-hold, in-progress")
     records.add_argument("--channel", help="sms, email, portal, ...")
     records.add_argument("--category")
@@ -119,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--text", action="store_true",
                        help="show the words of patients' replies, read from the channel that keeps them")
     add_api_commands(sub, common)  # clients, notify: the FHIR API's (emrcomm.api.commands)
+    add_staff_commands(sub, common)  # staff: accounts for the staff pages (emrcomm.staff.commands)
     return parser
 
 
@@ -140,15 +146,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         handlers=[handler])
     try:
         if args.command in plugin_commands:
-            return _run_plugin_command(args, *plugin_commands[args.command])
+            done = _run_plugin_command(args, *plugin_commands[args.command])
+            sys.stdout.flush()
+            return done
         handler = getattr(args, "handler", None) or globals()[f"cmd_{args.command.replace('-', '_')}"]
         code: int = handler(args)
+        sys.stdout.flush()  # here, where a reader that went away is caught, not at exit
         return code
     except EmrcommError as exc:
         print(f"emrcomm: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`emrcomm records | head`): stop quietly, as other Unix tools do.
+        # Standard output now goes nowhere, so the interpreter's last flush cannot fail either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _plugin_commands(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, tuple[str, Any]]:
@@ -448,10 +462,18 @@ def cmd_records(args: argparse.Namespace) -> int:
     def aware(value: dt.datetime | None) -> dt.datetime | None:
         return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
+    filters = {"status": args.status, "channel": args.channel, "category": args.category,
+               "since": aware(args.since), "until": aware(args.until)}
     with _host(args) as host:
-        bundle = host.records(patient=args.patient, status=args.status, channel=args.channel,
-                              category=args.category, since=aware(args.since), until=aware(args.until))
-    print(json.dumps(bundle, indent=2, ensure_ascii=False))
+        if args.json or args.fhir:
+            print(json.dumps(host.records(patient=args.patient, **filters), indent=2, ensure_ascii=False))
+            return EXIT_OK
+        from emrcomm import timeline
+
+        chart = (timeline.for_patient(host, args.patient, **filters) if args.patient
+                 else timeline.for_clinic(host, **filters))
+        for line in timeline.text_lines(chart):
+            print(line)
     return EXIT_OK
 
 

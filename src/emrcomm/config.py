@@ -139,6 +139,7 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         link_domains=tuple(clinic_raw.get("link_domains", ())),
         portal_url=clinic_raw.get("portal_url", ""),
         turnaround=clinic_raw.get("turnaround", ""),
+        turnaround_fr=clinic_raw.get("turnaround_fr", ""),
         us_healthcare_exemption=clinic_raw.get("us_healthcare_exemption", False),
     )
     _check_time_zones(clinic.time_zones, source)

@@ -35,6 +35,7 @@ time_zones = ["America/Toronto"]
 link_domains = ["portal.riverside.example", "riverside.example"]
 portal_url = "https://portal.riverside.example"
 turnaround = "two business days"
+turnaround_fr = "deux jours ouvrables"
 
 [store]
 path = "emrcomm.sqlite"
@@ -182,9 +183,11 @@ def clinic_day(bundle: dict[str, Any], day: dt.date, seed: int) -> Iterator[tupl
     # A few hand-written messages that show the rules at work.
     specials = [
         (at(11, 5), 0, lambda ref, i: Request(ref, Category.CLINICAL, id=f"demo-{day}-note-en", text=CLINICAL_NOTES[0][1],
-                                              sensitivity=Sensitivity.RESTRICTED, sender="Practitioner/dr-okafor")),
+                                              sensitivity=Sensitivity.RESTRICTED, sender="Practitioner/dr-okafor",
+                                              sender_name="Dr. Ngozi Okafor")),
         (at(11, 10), 1, lambda ref, i: Request(ref, Category.CLINICAL, id=f"demo-{day}-note-fr", text=CLINICAL_NOTES[1][1],
-                                               sensitivity=Sensitivity.RESTRICTED, sender="Practitioner/dr-gagnon")),
+                                               sensitivity=Sensitivity.RESTRICTED, sender="Practitioner/dr-gagnon",
+                                               sender_name="Dre Isabelle Gagnon")),
         (at(13, 30), 2, lambda ref, i: Request(ref, Category.RESULTS_AVAILABLE, id=f"demo-{day}-slip",
                                                text=MISPLACED_RESULT)),
         (at(14, 0), 3, lambda ref, i: Request(ref, Category.MARKETING, id=f"demo-{day}-mkt", text=MARKETING)),

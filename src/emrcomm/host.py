@@ -51,6 +51,7 @@ from emrcomm.pipeline.write import Written, outcome, write
 from emrcomm.plugin.context import PluginContext
 from emrcomm.plugin.manager import FilingFailed, PluginManager
 from emrcomm.rules import finding
+from emrcomm.staff.schema import MIGRATIONS as STAFF_MIGRATIONS
 from emrcomm.storage import Storage, open_sqlite
 from emrcomm.storage.records import RETRYABLE
 
@@ -113,8 +114,8 @@ class Host:
             plugins = PluginManager(config, self._make_context, entry_points)
             self.plugins: PluginManager = plugins
             self.channels: dict[str, Channel] = plugins.channels
-            # The FHIR API's tables and the plugins' own, then the plugins that need them may start.
-            self.storage.migrate([*API_MIGRATIONS, *plugins.migrations()])
+            # The FHIR API's and the staff pages' tables and the plugins' own, then the plugins that need them may start.
+            self.storage.migrate([*API_MIGRATIONS, *STAFF_MIGRATIONS, *plugins.migrations()])
             plugins.start(self)
         except BaseException:
             if plugins is not None:

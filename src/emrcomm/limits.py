@@ -114,6 +114,8 @@ def check_request(request: Request, limits: Limits = DEFAULT) -> None:
         check_text(request.text, "the request's text", limits)
     if request.subject is not None:
         check_text(request.subject, "the request's subject", limits)
+    if request.sender_name is not None:
+        check_text(request.sender_name, "the sender's name", limits)
     for name, value in request.variables.items():
         if isinstance(value, str):
             check_text(value, f"variable {name!r}", limits)

@@ -163,7 +163,9 @@ class Request:
     Exactly one of ``template`` and ``text`` is normally given; when both are, the template
     renders and ``text`` is available to it as ``text``. ``appointment`` is the appointment (or
     pickup) time the message refers to; ``not_before`` is the earliest time to send;
-    ``expires`` is when the message is no longer worth sending.
+    ``expires`` is when the message is no longer worth sending. ``sender`` is who writes, as a
+    reference (``Practitioner/123``), and ``sender_name`` their name as the patient reads it
+    ("Dr. Amara Osei": the portal shows it; FHIR ``requester.display``).
     """
 
     patient_ref: str
@@ -181,6 +183,7 @@ class Request:
     sender: str | None = None
     based_on: str | None = None
     channel: str | None = None
+    sender_name: str | None = None
     # Files for the patient (a PDF result): only a channel that holds content (the portal) or a
     # secure one carries them; they never travel in a notice.
     attachments: tuple[Attachment, ...] = field(default=(), converter=tuple)

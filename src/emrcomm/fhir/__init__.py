@@ -112,7 +112,8 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
             if coding.get("system") == PARTICIPATION_MODE and coding.get("code") in MEDIUM_TO_CHANNEL:
                 channel = MEDIUM_TO_CHANNEL[coding["code"]]
     request_id, based_on = _identity(data)
-    sender = (data.get("requester") or data.get("sender") or {}).get("reference")
+    who = data.get("requester") or data.get("sender") or {}
+    sender, sender_name = who.get("reference"), who.get("display")
     return Request(
         patient_ref=subject,
         category=category,
@@ -128,6 +129,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         sender=sender,
         based_on=based_on,
         channel=channel,
+        sender_name=(sender_name.strip()[:200] or None) if isinstance(sender_name, str) else None,
     )
 
 
@@ -335,7 +337,11 @@ def communication(record: Record) -> dict[str, Any]:
     if record.medium:
         res["medium"] = [{"coding": [{"system": PARTICIPATION_MODE, "code": record.medium}]}]
     res["subject"] = {"reference": req.patient_ref}
-    clinic = {"reference": req.sender} if req.sender else {"display": record.sender_display} if record.sender_display else None
+    clinic: dict[str, str] | None = {"reference": req.sender} if req.sender else None
+    if clinic is not None and req.sender_name:
+        clinic["display"] = req.sender_name
+    elif clinic is None and (req.sender_name or record.sender_display):
+        clinic = {"display": req.sender_name or record.sender_display or ""}
     if record.role == "reply":
         # The patient wrote to the clinic: the direction turns around.
         if clinic:

@@ -55,7 +55,8 @@ class RecordFacts:
         out: dict[str, Any] = {
             "v": 1, "role": self.role, "recorded": self.recorded.isoformat(),
             "request": {"id": req.id, "patient": req.patient_ref, "category": req.category.value,
-                        "priority": req.priority, "based_on": req.based_on, "sender": req.sender},
+                        "priority": req.priority, "based_on": req.based_on, "sender": req.sender,
+                        **({"sender_name": req.sender_name} if req.sender_name else {})},
             "channel": self.channel, "medium": self.medium, "address": self.address, "text": self.text,
             "subject": self.subject, "language": self.language,
             "findings": [_finding_json(f) for f in self.findings],
@@ -70,7 +71,7 @@ class RecordFacts:
     def from_json(cls, record_id: str, data: Mapping[str, Any]) -> RecordFacts:
         r = data["request"]
         request = Request(r["patient"], Category(r["category"]), id=r["id"], priority=r.get("priority", "routine"),
-                          based_on=r.get("based_on"), sender=r.get("sender"))
+                          based_on=r.get("based_on"), sender=r.get("sender"), sender_name=r.get("sender_name"))
         return cls(
             id=record_id, request=request, role=data["role"], recorded=dt.datetime.fromisoformat(data["recorded"]),
             channel=data.get("channel"), medium=data.get("medium"), address=data.get("address"),

@@ -39,7 +39,15 @@ class Clinic:
     portal_url: str = ""
     jurisdiction: str = "CA-ON"
     turnaround: str = ""
+    turnaround_fr: str = ""
     us_healthcare_exemption: bool = False
+
+    def turnaround_in(self, language: str) -> str:
+        """How soon staff answer, in ``language`` (en, fr): only when the clinic said it in both,
+        so that a patient is promised the same whichever language they read."""
+        if not (self.turnaround and self.turnaround_fr):
+            return ""
+        return self.turnaround_fr if language.lower().startswith("fr") else self.turnaround
 
 
 class HostServices(Protocol):

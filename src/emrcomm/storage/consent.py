@@ -4,7 +4,8 @@ word for an address decides (a STOP reply, a START, a front-desk note, an unsubs
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from attrs import frozen
 
@@ -44,6 +45,14 @@ class ConsentLedger(Protocol):
         """The ledger's last word for one address on one channel."""
         ...
 
+    def history(self, *, patient: str | None = None, addresses: Sequence[tuple[str, str]] = (),
+                since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[ConsentEvent]:
+        """What the ledger says about a patient, in ledger order: their entries, and the entries
+        for any of ``addresses`` ((channel, address) pairs: a STOP from their number that came
+        before the host knew whose it was). Every entry when ``patient`` is None. ``since`` and
+        ``until`` bound ``at`` (``until`` excluded)."""
+        ...
+
 
 class SqlConsentLedger:
     def __init__(self, db: Database) -> None:
@@ -69,6 +78,24 @@ class SqlConsentLedger:
         rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? "
                              "ORDER BY seq DESC LIMIT 1", (channel, address))
         return _event(rows[0]) if rows else None
+
+
+    def history(self, *, patient: str | None = None, addresses: Sequence[tuple[str, str]] = (),
+                since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[ConsentEvent]:
+        where: list[str] = []
+        params: list[Any] = []
+        if patient is not None:
+            whose = ["patient = ?", *("(channel = ? AND address = ?)" for _ in addresses)]
+            where.append("(" + " OR ".join(whose) + ")")
+            params += [patient, *(part for pair in addresses for part in pair)]
+        if since is not None:
+            where.append("at >= ?")
+            params.append(iso(since))
+        if until is not None:
+            where.append("at < ?")
+            params.append(iso(until))
+        sql = "SELECT * FROM consent_events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
+        return [_event(r) for r in self.db.query(sql, tuple(params))]
 
 
 def _event(row: Row) -> ConsentEvent:

@@ -33,6 +33,7 @@ TEST_CLINIC = Clinic(
     link_domains=("portal.riverside.example",),
     portal_url="https://portal.riverside.example",
     turnaround="two business days",
+    turnaround_fr="deux jours ouvrables",
 )
 
 # A fixed instant (10:00 in Toronto) so tests never depend on the hour they run at.

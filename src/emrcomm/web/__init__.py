@@ -1,7 +1,7 @@
-"""The ASGI app ``emrcomm serve`` runs: the FHIR API (``/fhir``, emrcomm.api) and the routes every
-plugin contributes (``emrcomm_web_routes``: the sms plugin's delivery callbacks, the portal's
-patient pages, a third party's own), behind one set of security headers, a body limit, a same-origin check and an
-access log that withholds tokens.
+"""The ASGI app ``emrcomm serve`` runs: the FHIR API (``/fhir``, emrcomm.api), the staff pages
+(``/staff``, emrcomm.web.staff) and the routes every plugin contributes (``emrcomm_web_routes``:
+the sms plugin's delivery callbacks, the portal's patient pages, a third party's own), behind one
+set of security headers, a body limit, a same-origin check and an access log that withholds tokens.
 
 What a plugin's routes may use is exported here: :class:`WebContext` (pages in the app's
 layout, in English and French) and :class:`RateLimit` (a per-client limit for a ``Mount``).
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import evolve, field, frozen
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -25,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from emrcomm import api
-from emrcomm.web import i18n
+from emrcomm.web import i18n, staff
 from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, RateLimit, SameOrigin, SecureHeaders
 
 if TYPE_CHECKING:
@@ -38,12 +39,32 @@ log = logging.getLogger("emrcomm.web")
 
 
 def _environment(*packages: str) -> Environment:
-    return Environment(
+    env = Environment(
         loader=ChoiceLoader([PackageLoader(p, "templates") for p in (*packages, "emrcomm.web")]),
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # What every page may use: dates and phone numbers as each language writes them, and
+    # sentences with a link in them (the words escaped, the link kept).
+    env.globals.update(long_date=i18n.long_date, phone_display=i18n.phone_display, phone_link=_phone_link,
+                       words=_words)
+    return env
+
+
+def _words(sentence: str, **values: Any) -> Markup:
+    """``sentence`` (one of the strings) with ``values`` filled in: text is escaped, Markup
+    (a link from :func:`_phone_link`) is kept."""
+    return Markup(escape(sentence)).format(**values)
+
+
+def _phone_link(number: str, language: str) -> Markup:
+    """A phone number a patient can tap to call: ``<a href="tel:+16135550100">613-555-0100</a>``."""
+    shown = i18n.phone_display(number, language)
+    href = i18n.phone_href(number)
+    if href is None:
+        return Markup(escape(shown))
+    return Markup('<a class="tel" href="{}">{}</a>').format(href, shown)
 
 
 @frozen
@@ -84,6 +105,7 @@ def create_app(host: Host) -> Starlette:
         Route("/healthz", _health, methods=["GET"]),
         Mount("/static", app=StaticFiles(packages=[("emrcomm.web", "static")]), name="static"),
         *api.routes(host),
+        *staff.routes(host, web),
         *host.plugins.web_routes(web),
     ]
 

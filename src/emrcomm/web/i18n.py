@@ -1,9 +1,13 @@
-"""The pages' words in English and (Quebec) French. Every key exists in both languages; a test
-checks it."""
+"""The pages' words in English and (Quebec) French, and how each language writes a date and a
+phone number. Every key exists in both languages; a test checks it, and that the French follows
+French typography (a narrow no-break space before ? ! : ;)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
+
+import phonenumbers
 
 LANGUAGES = ("en", "fr")
 
@@ -32,6 +36,25 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "error_invalid": "Enter a real date of birth, with the day, month and year as numbers.",
         "message_title": "Your message",
         "message_from": "From {clinic}",
+        "message_from_person": "From {person}, {clinic}",
+        "message_sent": "Sent on {date}",
+        "home_title": "Secure messages from {clinic}",
+        "home_lead": "{clinic} uses this site for messages that should not travel by text or email, such "
+                     "as test results and notes from your care team.",
+        "home_read_title": "To read a message",
+        "home_step_link": "Open the link in the text message or email the clinic sent you.",
+        "home_step_confirm": "Press Continue, then enter your date of birth.",
+        "home_step_read": "Read the message. You can reply to the clinic from the same page.",
+        "home_once": "Each link opens its message once. To read a message again, or if a link no longer "
+                     "works, call the clinic and ask for it to be sent again.",
+        "home_no_link_title": "No link?",
+        "home_no_link": "For your privacy, messages are not listed on this site: each one opens only from "
+                        "its own link. If you expected a message from {clinic}, call {phone}.",
+        "home_no_link_plain": "For your privacy, messages are not listed on this site: each one opens only "
+                              "from its own link. If you expected a message, call the clinic.",
+        "home_replies_title": "Replies",
+        "home_replies": "Staff read replies within {turnaround}.",
+        "home_replies_plain": "Staff read replies during opening hours.",
         "attachments": "Attachments",
         "download": "Download {title}",
         "reply_title": "Reply to the clinic",
@@ -46,6 +69,8 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "replied_lead": "{clinic} received your reply. Staff read replies within {turnaround}.",
         "replied_lead_plain": "{clinic} received your reply. Staff read replies during opening hours.",
         "replied_already": "You already sent a reply to this message. To add something, call the clinic.",
+        "replied_yours": "Your reply",
+        "replied_message": "The message you replied to",
         "emergency": "In an emergency, call 911 or go to the nearest emergency department.",
         "call": "Questions? Call {clinic} at {phone}.",
         "once": "This link has now been used. For your privacy, it will not open the message again.",
@@ -84,22 +109,43 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "confirm_lead": "{clinic} vous a envoyé un message. Pour protéger votre vie privée, il est conservé "
                         "ici plutôt qu'envoyé par texto ou par courriel.",
         "confirm_next": "À la page suivante, nous vous demanderons votre date de naissance. Le lien ne "
-                        "fonctionne qu'une fois : après avoir ouvert le message, gardez la page ouverte "
+                        "fonctionne qu'une fois\u202f: après avoir ouvert le message, gardez la page ouverte "
                         "pour le lire et y répondre.",
         "continue": "Continuer",
         "identity_title": "Confirmez votre identité",
         "identity_lead": "Entrez votre date de naissance pour ouvrir le message de {clinic}.",
-        "dob_legend": "Quelle est votre date de naissance?",
+        "dob_legend": "Quelle est votre date de naissance\u202f?",
         "dob_hint": "Par exemple, 27 3 1980",
         "day": "Jour",
         "month": "Mois",
         "year": "Année",
         "open": "Ouvrir mon message",
         "error_title": "Il y a un problème",
-        "error_wrong": "La date de naissance ne correspond pas à notre dossier. Essais restants : {left}.",
+        "error_wrong": "La date de naissance ne correspond pas à notre dossier. Essais restants\u202f: {left}.",
         "error_invalid": "Entrez une date de naissance réelle, avec le jour, le mois et l'année en chiffres.",
         "message_title": "Votre message",
         "message_from": "De {clinic}",
+        "message_from_person": "De {person}, {clinic}",
+        "message_sent": "Envoyé le {date}",
+        "home_title": "Messages sécurisés de {clinic}",
+        "home_lead": "{clinic} utilise ce site pour les messages qui ne doivent pas passer par texto ou par "
+                     "courriel, comme les résultats d'examens et les notes de votre équipe soignante.",
+        "home_read_title": "Pour lire un message",
+        "home_step_link": "Ouvrez le lien du texto ou du courriel que la clinique vous a envoyé.",
+        "home_step_confirm": "Appuyez sur Continuer, puis entrez votre date de naissance.",
+        "home_step_read": "Lisez le message. Vous pouvez répondre à la clinique à partir de la même page.",
+        "home_once": "Chaque lien n'ouvre son message qu'une fois. Pour relire un message, ou si un lien ne "
+                     "fonctionne plus, appelez la clinique et demandez qu'on vous le renvoie.",
+        "home_no_link_title": "Pas de lien\u202f?",
+        "home_no_link": "Pour protéger votre vie privée, les messages ne sont pas affichés sur ce site\u202f: "
+                        "chacun ne s'ouvre qu'à partir de son propre lien. Si vous attendiez un message de "
+                        "{clinic}, appelez le {phone}.",
+        "home_no_link_plain": "Pour protéger votre vie privée, les messages ne sont pas affichés sur ce "
+                              "site\u202f: chacun ne s'ouvre qu'à partir de son propre lien. Si vous attendiez "
+                              "un message, appelez la clinique.",
+        "home_replies_title": "Réponses",
+        "home_replies": "Le personnel lit les réponses dans un délai de {turnaround}.",
+        "home_replies_plain": "Le personnel lit les réponses pendant les heures d'ouverture.",
         "attachments": "Pièces jointes",
         "download": "Télécharger {title}",
         "reply_title": "Répondre à la clinique",
@@ -110,7 +156,7 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
                             "formulaire en cas d'urgence.",
         "send_reply": "Envoyer ma réponse",
         "error_empty": "Écrivez votre réponse avant de l'envoyer.",
-        "error_too_long": "Votre réponse est trop longue : limitez-la à 5 000 caractères, ou appelez la "
+        "error_too_long": "Votre réponse est trop longue\u202f: limitez-la à 5\u202f000 caractères, ou appelez la "
                           "clinique.",
         "error_failed": "Votre réponse n'a pas pu être envoyée. Réessayez ou appelez la clinique.",
         "replied_title": "Votre réponse a été envoyée",
@@ -120,8 +166,10 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
                               "heures d'ouverture.",
         "replied_already": "Vous avez déjà répondu à ce message. Pour ajouter quelque chose, appelez la "
                            "clinique.",
+        "replied_yours": "Votre réponse",
+        "replied_message": "Le message auquel vous avez répondu",
         "emergency": "En cas d'urgence, composez le 911 ou rendez-vous à l'urgence la plus proche.",
-        "call": "Des questions? Appelez {clinic} au {phone}.",
+        "call": "Des questions\u202f? Appelez {clinic} au {phone}.",
         "once": "Ce lien a maintenant été utilisé. Pour protéger votre vie privée, il n'ouvrira plus le "
                 "message.",
         "problem_unknown_title": "Ce lien n'est pas valide",
@@ -137,8 +185,8 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "problem_expired": "Les liens vers les messages sécurisés fonctionnent pendant un temps limité. "
                            "Appelez la clinique pour qu'elle vous renvoie le message.",
         "problem_locked_title": "Ce lien est verrouillé",
-        "problem_locked": "La date de naissance a été mal entrée trop de fois; le lien est verrouillé pour "
-                          "votre protection. Appelez la clinique : le personnel vérifiera votre identité et "
+        "problem_locked": "La date de naissance a été mal entrée trop de fois\u202f; le lien est verrouillé pour "
+                          "votre protection. Appelez la clinique\u202f: le personnel vérifiera votre identité et "
                           "vous enverra un nouveau lien.",
         "problem_unverifiable_title": "Ce message ne peut pas être ouvert en ligne",
         "problem_unverifiable": "Nous ne pouvons pas vérifier votre identité pour ce message. Veuillez "
@@ -166,3 +214,50 @@ def language(value: str | None, default: str = "en") -> str:
 def other(lang: str) -> str:
     """The language the switch offers."""
     return "fr" if lang == "en" else "en"
+
+
+# Babel's locales: Canadian English and Quebec French.
+LOCALES = {"en": "en_CA", "fr": "fr_CA"}
+
+
+def long_date(value: dt.date, lang: str) -> str:
+    """``November 23, 2026`` / ``23 novembre 2026``."""
+    from babel.dates import format_date
+
+    return format_date(value, "long", locale=LOCALES[language(lang)])
+
+
+def _parsed(value: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        number = phonenumbers.parse(value, None if value.strip().startswith("+") else "CA")
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_possible_number(number) else None
+
+
+def phone_display(value: str, lang: str = "en") -> str:
+    """A phone number as people write it: ``613-555-0100`` in English, ``613 555-0100`` in French
+    (the Office québécois de la langue française's style); a number outside North America in its
+    international form. What cannot be read as a number is given back as it is."""
+    number = _parsed(value)
+    if number is None:
+        return value
+    if number.country_code != 1:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    digits = phonenumbers.national_significant_number(number)
+    if len(digits) != 10:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    area, exchange, line = digits[:3], digits[3:6], digits[6:]
+    toll_free = area in ("800", "833", "844", "855", "866", "877", "888")
+    if language(lang) == "fr":
+        return ("1 " if toll_free else "") + f"{area} {exchange}-{line}"
+    return ("1-" if toll_free else "") + f"{area}-{exchange}-{line}"
+
+
+def phone_href(value: str) -> str | None:
+    """``tel:+16135550100``: what a phone dials when the number is tapped; None when ``value``
+    is not a phone number."""
+    number = _parsed(value)
+    if number is None:
+        return None
+    return "tel:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

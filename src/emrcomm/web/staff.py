@@ -1,0 +1,152 @@
+"""The staff pages under ``emrcomm serve`` (``/staff/``): sign in with an account made by
+``emrcomm staff add``, find a patient, read their timeline (emrcomm.timeline), sign out.
+
+The session is a cookie (``__Host-`` prefixed: Secure, HttpOnly, SameSite=Strict, the whole site,
+no domain); every form carries a token (derived from the session, or for the sign-in form a
+nonce in a cookie of its own), on top of the app's same-origin check. Every timeline read is in
+the audit log, with the account and the patient. English only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from emrcomm import timeline
+from emrcomm.staff.accounts import Session, StaffAccounts
+from emrcomm.web.security import RateLimit
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+    from emrcomm.web import WebContext
+
+PREFIX = "/staff"
+SESSION_COOKIE = "__Host-emrcomm-staff"
+LOGIN_COOKIE = "__Host-emrcomm-login"
+RATE_PER_MINUTE = 60
+_PATIENT_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
+_NEXT = re.compile(r"/staff/[A-Za-z0-9/_\-.?=&%+]*")
+
+
+def routes(host: Host, web: WebContext) -> Sequence[BaseRoute]:
+    pages = _StaffPages(host, web)
+    return [Mount(PREFIX, routes=[
+        Route("/", pages.home, methods=["GET"]),
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/patients", pages.patient, methods=["GET"]),
+    ], middleware=[Middleware(RateLimit, per_minute=RATE_PER_MINUTE)])]
+
+
+def _cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict")
+
+
+def _patient_ref(value: str) -> str | None:
+    ident = value.strip().removeprefix("Patient/")
+    return f"Patient/{ident}" if _PATIENT_ID.fullmatch(ident) else None
+
+
+class _StaffPages:
+    def __init__(self, host: Host, web: WebContext) -> None:
+        self.host = host
+        self.web = web
+        self.accounts = StaffAccounts(host.storage.db, host.clock)
+
+    def _page(self, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        html = self.web.pages.get_template(f"staff_{name}.html").render(clinic=self.web.clinic, **values)
+        return HTMLResponse(html, status_code=status_code)
+
+    async def _audit(self, kind: str, **fields: Any) -> None:
+        await run_in_threadpool(self.host.audit.record, kind, **fields)
+
+    async def _session(self, request: Request) -> Session | None:
+        return await run_in_threadpool(self.accounts.session, request.cookies.get(SESSION_COOKIE))
+
+    def _to_login(self, request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/login?next={_quoted(target)}", status_code=303)
+
+    # signing in and out --------------------------------------------------------------------------
+    async def login_form(self, request: Request, error: str | None = None, status_code: int = 200) -> Response:
+        if error is None and await self._session(request) is not None:
+            return RedirectResponse(f"{PREFIX}/", status_code=303)
+        nonce = secrets.token_urlsafe(24)
+        next_path = request.query_params.get("next", "")
+        response = self._page("login", status_code, token=nonce, error=error,
+                              next=next_path if _NEXT.fullmatch(next_path) else "")
+        _cookie(response, LOGIN_COOKIE, nonce, max_age=3600)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=5)
+        token, expected = str(form.get("token", "")), request.cookies.get(LOGIN_COOKIE, "")
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            return await self.login_form(request, error="expired", status_code=400)
+        name, password = str(form.get("name", "")).strip().lower(), str(form.get("password", ""))
+        session_id = await run_in_threadpool(self.accounts.sign_in, name, password)
+        if session_id is None:
+            known = await run_in_threadpool(self.accounts.known, name)
+            # A name that is no account may be a password typed in the wrong field: never logged.
+            await self._audit("staff.refused", **({"staff": name} if known else {}))
+            return await self.login_form(request, error="refused", status_code=401)
+        await self._audit("staff.signed_in", staff=name)
+        next_path = str(form.get("next", ""))
+        response = RedirectResponse(next_path if _NEXT.fullmatch(next_path) else f"{PREFIX}/", status_code=303)
+        _cookie(response, SESSION_COOKIE, session_id)
+        response.delete_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session = await self._session(request)
+        form = await request.form(max_files=0, max_fields=5)
+        if session is None:
+            return RedirectResponse(f"{PREFIX}/login", status_code=303)
+        if not hmac.compare_digest(str(form.get("token", "")).encode(), session.form_token.encode()):
+            return self._page("problem", 403, session=session, problem="This form has expired: go back, reload "
+                              "the page and try again.")
+        await run_in_threadpool(self.accounts.sign_out, request.cookies.get(SESSION_COOKIE, ""))
+        await self._audit("staff.signed_out", staff=session.name)
+        response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    # reading -------------------------------------------------------------------------------------
+    async def home(self, request: Request) -> Response:
+        session = await self._session(request)
+        if session is None:
+            return self._to_login(request)
+        return self._page("home", session=session, query="")
+
+    async def patient(self, request: Request) -> Response:
+        session = await self._session(request)
+        if session is None:
+            return self._to_login(request)
+        query = request.query_params.get("patient", "")
+        ref = _patient_ref(query)
+        if ref is None:
+            return self._page("home", 400, session=session, query=query[:80],
+                              error="Give the patient's id in the EMR, e.g. Patient/123 or 123.")
+        chart = await run_in_threadpool(timeline.for_patient, self.host, ref)
+        await self._audit("staff.viewed", staff=session.name, patient=ref)
+        # The patient's portal replies in their words: what a clinician reading the chart needs.
+        entries = await run_in_threadpool(timeline.with_kept_words, self.host, chart.entries)
+        return self._page("timeline", session=session, query=ref, chart=chart, entries=entries,
+                          local=lambda when: when.astimezone(chart.zone).strftime("%Y-%m-%d %H:%M"),
+                          steps=lambda entry: timeline.steps_line(entry, chart.zone))
+
+
+def _quoted(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")

@@ -1,0 +1,250 @@
+"""The staff pages under `emrcomm serve` and their accounts: `emrcomm staff add` keeps an Argon2id
+hash, never the password; nothing of a patient is shown before signing in; the timeline after it,
+audited with the account and the patient; wrong passwords lock the account; forms need their
+token; sessions end at sign-out, when idle, and when the account is disabled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from emrcomm.cli import main
+from emrcomm.host import Host
+from emrcomm.model import DeliveryUpdate, Request, Status
+from emrcomm.staff.accounts import MAX_FAILURES
+from emrcomm.web.staff import LOGIN_COOKIE, SESSION_COOKIE
+from portal_kit import BIRTH_DATE, database_bytes, notice_for, running_server, send_note, token_in
+
+PASSWORD = "correct horse battery staple"
+APPOINTMENT = dt.datetime(2026, 11, 26, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+
+
+class Browser:
+    """A browser without the browser. The server is plain http on 127.0.0.1, where browsers keep
+    and send Secure cookies (loopback is a secure context); requests would not, so this sends them."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = requests.Session()
+
+    def _cookies(self, kw: dict[str, Any]) -> dict[str, Any]:
+        jar = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+        return {**kw, "headers": {**kw.get("headers", {}), **({"Cookie": jar} if jar else {})}}
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.get(self.base + path, timeout=30, allow_redirects=False, **self._cookies(kw))
+
+    def post(self, path: str, data: dict[str, str], **kw: Any) -> requests.Response:
+        return self.http.post(self.base + path, data=data, timeout=30, allow_redirects=False, **self._cookies(kw))
+
+    def sign_in(self, name: str = "jroy", password: str = PASSWORD, next_path: str = "") -> requests.Response:
+        form = self.get("/staff/login" + (f"?next={next_path}" if next_path else ""))
+        token = re.search(r'name="token" value="([^"]+)"', form.text)
+        assert token, form.text
+        return self.post("/staff/login", {"token": token.group(1), "name": name, "password": password,
+                                          "next": next_path})
+
+    def form_token(self) -> str:
+        page = self.get("/staff/")
+        match = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert match, page.text
+        return match.group(1)
+
+
+def staff(host: Host, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str,
+          password: str = PASSWORD) -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    code = main(["staff", *args, "--config", str(host.config.source)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def site(host: Host, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    code, _, err = staff(host, capsys, monkeypatch, "add", "jroy", "--full-name", "Julie Roy", "--password-stdin")
+    assert code == 0, err
+    assert host.send(Request("Patient/on-en", "appointment-reminder", id="appt-1", template="appointment-reminder",
+                             variables={"appointment": APPOINTMENT})).status is Status.SENT
+    assert host.send(Request("Patient/none", "appointment-reminder", id="appt-2", template="appointment-reminder",
+                             variables={"appointment": APPOINTMENT})).status is Status.BLOCKED
+    with running_server(host) as base:
+        yield base
+
+
+def audit_entries(host: Host, kind: str) -> list[dict[str, Any]]:
+    from emrcomm.audit import entries
+
+    return [e for e in entries(host.storage) if e["kind"] == kind]
+
+
+def test_an_account_keeps_an_argon2id_hash_and_a_weak_password_is_refused(
+        host: Host, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = staff(host, capsys, monkeypatch, "add", "jroy", "--full-name", "Julie Roy", "--password-stdin")
+    assert code == 0 and "jroy added" in out
+    [row] = host.storage.db.query("SELECT password_hash FROM staff_accounts")
+    assert row["password_hash"].startswith("$argon2id$")
+    assert PASSWORD.encode() not in database_bytes(host)
+    code, _, err = staff(host, capsys, monkeypatch, "add", "mlee", "--password-stdin", password="short")
+    assert code == 2 and "at least 12 characters" in err
+    code, _, err = staff(host, capsys, monkeypatch, "add", "jroy", "--password-stdin")
+    assert code == 2 and "already an account 'jroy'" in err
+    code, out, _ = staff(host, capsys, monkeypatch, "list")
+    assert out.split() == ["jroy", "Julie", "Roy", "active"]
+    assert [e["staff"] for e in audit_entries(host, "staff.added")] == ["jroy"]
+
+
+def test_nothing_of_a_patient_is_shown_before_signing_in(site: str) -> None:
+    browser = Browser(site)
+    for path in ("/staff/", "/staff/patients?patient=Patient/on-en"):
+        response = browser.get(path)
+        assert response.status_code == 303 and response.headers["location"].startswith("/staff/login?next=")
+        assert "Alex" not in response.text and "613" not in response.text
+    assert browser.get("/staff/login").status_code == 200
+
+
+def test_a_signed_in_member_of_staff_reads_a_patients_timeline_and_it_is_audited(site: str, host: Host) -> None:
+    browser = Browser(site)
+    signed_in = browser.sign_in(next_path="/staff/patients?patient=Patient/none")
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/staff/patients?patient=Patient/none"
+    page = browser.get(signed_in.headers["location"])
+    assert page.status_code == 200
+    assert "Noa Roy" in page.text and "not sent: no channel could carry it" in page.text
+    assert "The patient has not agreed to receive clinical messages by sms at this address." in page.text
+    page = browser.get("/staff/patients?patient=on-en")
+    assert "Alex Martin" in page.text and "Appointment reminder by SMS to 613-555-0123" in page.text
+    assert "times in America/Toronto" in page.text.lower() or "Times in America/Toronto" in page.text
+    assert [(e["staff"], e["patient"]) for e in audit_entries(host, "staff.viewed")] == \
+        [("jroy", "Patient/none"), ("jroy", "Patient/on-en")]
+    assert [e["staff"] for e in audit_entries(host, "staff.signed_in")] == ["jroy"]
+    assert browser.get("/staff/patients?patient=%3Cscript%3E").status_code == 400
+
+
+def test_the_staff_timeline_shows_a_reply_the_opt_out_it_made_and_the_next_message_by_email(
+        site: str, host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    clock.now += dt.timedelta(minutes=4)
+    host.delivery_update(DeliveryUpdate(kind="reply", at=clock.now, channel="sms", address="+16135550123",
+                                        text="Can I come at 11 instead?", provider_id="mo-1"))
+    clock.now += dt.timedelta(minutes=6)
+    host.delivery_update(DeliveryUpdate(kind="reply", at=clock.now, channel="sms", address="+16135550123",
+                                        text="STOP", provider_id="mo-2"))
+    clock.now += dt.timedelta(hours=1)
+    assert host.send(Request("Patient/on-en", "appointment-reminder", id="appt-3", template="appointment-reminder",
+                             variables={"appointment": APPOINTMENT})).channels == ("email",)
+    browser = Browser(site)
+    browser.sign_in()
+    page = browser.get("/staff/patients?patient=Patient/on-en")
+    assert page.status_code == 200
+    words = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text)))
+    reply = words.index("10:04 Reply from the patient by SMS")
+    assert "Can I come at 11 instead?" in words[reply:]
+    opted_out = words.index("10:10 Opted out of SMS at 613-555-0123 by STOP reply")
+    by_email = words.index("11:10 Appointment reminder by email to alex.martin@example.org: sent")
+    assert words.index("10:00 Appointment reminder by SMS to 613-555-0123: sent") < reply < opted_out < by_email
+
+
+def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, host: Host) -> None:
+    outcome = send_note(host)
+    service = host.plugins.get("portal").service
+    visit = service.verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
+    assert visit.opened is not None
+    assert service.reply(visit.opened.session, "Should I take it with food?") == "sent"
+    browser = Browser(site)
+    browser.sign_in()
+    page = html.unescape(browser.get("/staff/patients?patient=Patient/on-en").text)
+    assert "Reply from the patient by the portal" in page
+    assert "Should I take it with food?" in page and "kept encrypted in the portal" in page
+    assert "metformin" not in page  # the clinician's note stays in the portal
+
+
+def test_the_session_cookie_is_host_only_secure_httponly_and_strict(site: str, host: Host) -> None:
+    response = Browser(site).sign_in()
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    for attribute in ("HttpOnly", "Path=/", "SameSite=strict", "Secure"):
+        assert attribute in cookie
+    assert "Domain" not in cookie and "Max-Age" not in cookie.split(f"{LOGIN_COOKIE}")[0]
+    session_id = cookie.split("=", 1)[1].split(";", 1)[0]
+    assert session_id.encode() not in database_bytes(host)  # only its digest is stored
+
+
+def test_wrong_passwords_lock_the_account_and_an_unknown_name_is_never_logged(site: str, host: Host) -> None:
+    browser = Browser(site)
+    for _ in range(MAX_FAILURES):
+        refused = browser.sign_in(password="not the password at all")
+        assert refused.status_code == 401 and "The name or the password is wrong" in refused.text
+    assert browser.sign_in().status_code == 401  # locked, even with the right password
+    assert browser.sign_in(name="correct horse battery staple").status_code == 401
+    refusals = audit_entries(host, "staff.refused")
+    assert len(refusals) == MAX_FAILURES + 2
+    assert [e.get("staff") for e in refusals][-1] is None  # a password typed as the name is not kept
+    assert PASSWORD.encode() not in database_bytes(host)
+
+
+def test_a_lock_runs_out_after_fifteen_minutes(site: str, host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    browser = Browser(site)
+    for _ in range(MAX_FAILURES):
+        browser.sign_in(password="not the password at all")
+    assert browser.sign_in().status_code == 401
+    clock.now += dt.timedelta(minutes=16)
+    assert browser.sign_in().status_code == 303
+
+
+def test_sign_in_needs_the_forms_own_token_and_a_post_from_elsewhere_is_refused(site: str) -> None:
+    browser = Browser(site)
+    browser.get("/staff/login")
+    forged = browser.post("/staff/login", {"token": "guessed", "name": "jroy", "password": PASSWORD})
+    assert forged.status_code == 400 and SESSION_COOKIE not in forged.headers.get("set-cookie", "")
+    elsewhere = Browser(site)
+    form = elsewhere.get("/staff/login")
+    token = re.search(r'name="token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    cross = elsewhere.post("/staff/login", {"token": token, "name": "jroy", "password": PASSWORD},
+                           headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403
+
+
+def test_signing_out_needs_the_pages_token_and_ends_the_session(site: str) -> None:
+    browser = Browser(site)
+    browser.sign_in()
+    assert browser.post("/staff/logout", {"token": "guessed"}).status_code == 403
+    assert browser.get("/staff/").status_code == 200
+    out = browser.post("/staff/logout", {"token": browser.form_token()})
+    assert out.status_code == 303 and out.headers["location"] == "/staff/login"
+    assert browser.get("/staff/").status_code == 303
+
+
+def test_a_session_ends_after_thirty_idle_minutes_and_when_the_account_is_disabled(
+        site: str, host: Host, clock, capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = Browser(site)
+    browser.sign_in()
+    clock.now += dt.timedelta(minutes=29)
+    assert browser.get("/staff/").status_code == 200  # used: it lasts 30 minutes more
+    clock.now += dt.timedelta(minutes=31)
+    assert browser.get("/staff/").status_code == 303
+    browser.sign_in()
+    assert browser.get("/staff/").status_code == 200
+    code, _, _ = staff(host, capsys, monkeypatch, "disable", "jroy")
+    assert code == 0
+    assert browser.get("/staff/").status_code == 303
+    assert browser.sign_in().status_code == 401
+    staff(host, capsys, monkeypatch, "enable", "jroy")
+    assert browser.sign_in().status_code == 303
+
+
+def test_a_new_password_ends_every_session_of_the_account(
+        site: str, host: Host, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = Browser(site)
+    browser.sign_in()
+    code, _, _ = staff(host, capsys, monkeypatch, "password", "jroy", "--password-stdin",
+                       password="a whole new passphrase")
+    assert code == 0
+    assert browser.get("/staff/").status_code == 303
+    assert browser.sign_in(password="a whole new passphrase").status_code == 303
+
