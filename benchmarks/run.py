@@ -11,13 +11,14 @@ Measures, on a synthetic clinic (``emrcomm.demo_data``) with every built-in plug
   ``synchronous = "full"`` and once with ``"normal"`` (WAL: durable across a process crash,
   not a power loss).
 * **B3** the same SMS messages to the same local HTTP sink (``http.server`` tuned as in the
-  design notes, on 127.0.0.1), side by side: (a) a raw ``requests.Session`` POST loop, the
-  floor; (b) Apprise 2.x through its ``json://`` service with its throttle off; (c) emrcomm,
-  delivery ``inline``, every rule on and records filed, through its Twilio transport whose base
-  URL is the sink (which answers like Twilio); (d) emrcomm as a clinic sends a batch:
-  ``send_many`` in delivery mode ``queue`` while ``emrcomm worker`` (another process) delivers
-  from the outbox, timed to the sink's last acceptance; (e) the same with two worker processes.
-  ``b3_ratio_*`` are (d); ``b3_inline_*`` (c); ``b3_batch2_*`` (e).
+  design notes, in its own process on 127.0.0.1), side by side in interleaved rounds: (a) a raw
+  ``requests.Session`` POST loop, the floor; (b) Apprise 2.x through its ``json://`` service
+  with its throttle off; (c) emrcomm ``Host.send``, delivery ``inline``, every rule on, records
+  filed, ``synchronous = "full"``, through its Twilio transport whose base URL is the sink
+  (which answers like Twilio). Each round sends fresh messages through each of the three in an
+  order that rotates from round to round; a ratio is taken within a round, and the median of
+  the rounds' ratios is reported with their range. Also counted (not timed): the SQL statements
+  and the commits one inline send runs, durable (fsync'd) or not.
 * **B5** start-up: ``import emrcomm`` and ``Host`` construction with every built-in plugin,
   warm caches, in a fresh interpreter, several runs, median.
 * **B2** a clinic day: 1k, 10k (and 100k at the full size) reminders through ``send_many`` and
@@ -57,10 +58,10 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "performance.md"
 
 SIZES: dict[str, dict[str, Any]] = {  # sends per run of each benchmark
-    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 20, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15},
-    "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 600, "b5": 5, "patients": 400, "b2": (1000, 10000),
+    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 10, "b3_rounds": 2, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15},
+    "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 200, "b3_rounds": 9, "b5": 5, "patients": 400, "b2": (1000, 10000),
               "b4": 300},
-    "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 2000, "b5": 9, "patients": 1000,
+    "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 400, "b3_rounds": 15, "b5": 9, "patients": 1000,
              "b2": (1000, 10000, 100000), "b4": 1000},
 }
 TWILIO_SID = "AC" + "0" * 32
@@ -322,45 +323,60 @@ def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tup
     return requests_, pairs
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    """The median of a benchmark's rounds and their range."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def count_statements(host: Any, sends: Callable[[], None]) -> dict[str, Any]:
+    """The SQL statements ``sends`` runs on the host's SQLite connection, by kind, and its commits:
+    ``durable`` ones (made under ``synchronous = FULL``: fsync'd before they return) and
+    ``relaxed`` ones (``synchronous = NORMAL`` for that transaction alone)."""
+    connection = host.storage.db._db  # the embedded store's one connection
+    durable = {"FULL": True, "EXTRA": True}.get(host.storage.db.synchronous, False)
+    seen: Counter[str] = Counter()
+    state = {"durable": durable}
+
+    def trace(sql: str) -> None:
+        words = sql.split()
+        if not words:
+            return
+        head = words[0].upper()
+        if head == "PRAGMA" and "SYNCHRONOUS=" in sql.upper().replace(" ", ""):
+            state["durable"] = sql.upper().replace(" ", "").rsplit("=", 1)[1] in ("FULL", "EXTRA", "2", "3")
+        elif head in ("COMMIT", "END"):
+            seen["commit:durable" if state["durable"] else "commit:relaxed"] += 1
+        seen[head] += 1
+
+    connection.set_trace_callback(trace)
+    try:
+        sends()
+    finally:
+        connection.set_trace_callback(None)
+    return dict(seen)
+
+
 def b3(size: dict[str, int]) -> dict[str, Any]:
-    """Raw requests loop vs Apprise json:// vs emrcomm (inline, Twilio transport) to one sink."""
+    """Inline ``Host.send`` vs a raw requests loop vs Apprise json://, to one sink, in
+    interleaved rounds: each round sends ``size["b3"]`` fresh messages through each of the three,
+    in an order that rotates from round to round; the ratios are taken within a round."""
     import requests
 
     from emrcomm.host import Host
     from emrcomm.model import Status
     from emrcomm.testing import TEST_NOW
 
-    count = size["b3"]
-    out: dict[str, Any] = {"count": count}
+    rounds, count = size["b3_rounds"], size["b3"]
+    out: dict[str, Any] = {"rounds": rounds, "count": count}
     with sink() as sink_url, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        os.environ[TOKEN_ENV] = "bench-token"
-        sms = (f'transport = "twilio"\nfrom = "+16135550100"\nrate_per_second = 1000\nburst = 1000\n'
-               f'[plugins.sms.twilio]\naccount_sid = "{TWILIO_SID}"\nauth_token = {{env = "{TOKEN_ENV}"}}\n'
-               f'base_url = "{sink_url}"')
-        config = write_clinic(folder, size["patients"], mode="inline", sms=sms)
-        with Host.from_config(config, clock=lambda: TEST_NOW) as host:
-            requests_, pairs = _sms_texts(host, folder, count + 20)
-            warm, requests_ = requests_[:20], requests_[20:]
-            pairs = pairs[20:]
+        config = write_clinic(folder, size["patients"], mode="inline", sms=twilio_sms(sink_url, 1000, 1000))
+        with Host.from_config(config, clock=lambda: TEST_NOW) as host, requests.Session() as session:
+            warm_n, counted_n = 30, 50
+            requests_, pairs = _sms_texts(host, folder, warm_n + counted_n + rounds * count)
             url = f"{sink_url}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
-
-            # (a) the floor: one pooled session, form POST, JSON answer read.
-            with requests.Session() as session:
-                session.trust_env = False
-                for number, text in pairs[:20]:
-                    session.post(url, data={"To": number, "From": "+16135550100", "Body": text}).json()
-                t = time.perf_counter()
-                for number, text in pairs:
-                    response = session.post(url, data={"To": number, "From": "+16135550100", "Body": text},
-                                            timeout=(3.05, 10))
-                    response.raise_for_status()
-                    response.json()
-                raw_s = time.perf_counter() - t
-            out["raw_per_s"] = count / raw_s
-
-            # (b) Apprise 2.x, json:// to the same sink, throttle off.
-            out["apprise_per_s"] = None
+            session.trust_env = False
+            notifier = None
             if importlib.util.find_spec("apprise") is not None:
                 import apprise
 
@@ -368,111 +384,58 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                 notifier.add(sink_url.replace("http://", "json://") + "/apprise")
                 for service in notifier:
                     service.request_rate_per_sec = 0  # its throttle off
-                notifier.notify(body="warm", title="")
-                t = time.perf_counter()
-                for number, text in pairs:
-                    if not notifier.notify(body=text, title=number):
-                        raise RuntimeError("apprise failed to deliver to the local sink")
-                out["apprise_per_s"] = count / (time.perf_counter() - t)
                 out["apprise_version"] = apprise.__version__
 
-            # (c) emrcomm: every rule, records filed, delivered inline to the sink.
-            for request in warm:
-                host.send(request)
-            statuses: Counter[str] = Counter()
-            t = time.perf_counter()
-            for request in requests_:
-                statuses[host.send(request).status.value] += 1
-            emr_s = time.perf_counter() - t
-            if statuses[Status.SENT.value] != count:
-                raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
-            out["emrcomm_per_s"] = count / emr_s
+            def raw(chunk: list[tuple[str, str]]) -> None:
+                # The floor: one pooled session, form POST, the JSON answer read.
+                for number, text in chunk:
+                    response = session.post(url, data={"To": number, "From": "+16135550100", "Body": text},
+                                            timeout=(3.05, 10))
+                    response.raise_for_status()
+                    response.json()
 
-        # (d) emrcomm as a clinic sends a batch: send_many (queue) here, `emrcomm worker` in its
-        # own process delivering from the outbox meanwhile; the same messages, fresh ids.
-        out["batch"] = b3_batch(size, sink_url, folder / "batch", sms, warm, requests_)
-        # (e) the same with two worker processes: one per core of this 2-core machine.
-        out["batch2"] = b3_batch(size, sink_url, folder / "batch2", sms, warm, requests_, workers=2)
-    out["batch_per_s"] = out["batch"]["per_s"]
-    out["batch2_per_s"] = out["batch2"]["per_s"]
-    out["inline_ratio_vs_raw"] = out["emrcomm_per_s"] / out["raw_per_s"]
-    out["inline_ratio_vs_apprise"] = out["emrcomm_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
-    out["ratio_vs_raw"] = out["batch_per_s"] / out["raw_per_s"]
-    out["ratio_vs_apprise"] = out["batch_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
+            def through_apprise(chunk: list[tuple[str, str]]) -> None:
+                assert notifier is not None
+                for number, text in chunk:
+                    if not notifier.notify(body=text, title=number):
+                        raise RuntimeError("apprise failed to deliver to the local sink")
+
+            def inline(chunk: list[Any]) -> None:
+                statuses = Counter(host.send(request).status for request in chunk)
+                if statuses[Status.SENT] != len(chunk):
+                    raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
+
+            # Warm every arm (connections, caches, prepared statements, the WAL file).
+            raw(pairs[:warm_n])
+            if notifier is not None:
+                through_apprise(pairs[:warm_n])
+            inline(requests_[:warm_n])
+            # What one inline send runs on the store (not timed).
+            counted = requests_[warm_n:warm_n + counted_n]
+            statements = count_statements(host, lambda: inline(counted))
+            out["per_send"] = {kind: n / counted_n for kind, n in sorted(statements.items())}
+
+            arms: list[tuple[str, Callable[[int], None]]] = [
+                ("raw", lambda at: raw(pairs[at:at + count])),
+                ("inline", lambda at: inline(requests_[at:at + count])),
+            ]
+            if notifier is not None:
+                arms.insert(1, ("apprise", lambda at: through_apprise(pairs[at:at + count])))
+            rates: dict[str, list[float]] = {name: [] for name, _ in arms}
+            at = warm_n + counted_n
+            for index in range(rounds):
+                turn = index % len(arms)
+                for name, arm in arms[turn:] + arms[:turn]:
+                    t = time.perf_counter()
+                    arm(at)
+                    rates[name].append(count / (time.perf_counter() - t))
+                at += count
+    out["per_s"] = {name: spread(values) for name, values in rates.items()}
+    out["rates"] = rates
+    out["inline_vs_raw"] = spread([i / r for i, r in zip(rates["inline"], rates["raw"])])
+    out["inline_vs_apprise"] = (spread([i / a for i, a in zip(rates["inline"], rates["apprise"])])
+                                if "apprise" in rates else None)
     return out
-
-
-def _sink_stats(sink_url: str) -> dict[str, Any]:
-    import urllib.request
-
-    with urllib.request.urlopen(sink_url + "/stats", timeout=10) as answer:
-        stats: dict[str, Any] = json.loads(answer.read())
-    return stats
-
-
-def _wait_accepted(sink_url: str, target: int, workers: list[subprocess.Popen[bytes]], timeout: float) -> float:
-    """Poll the sink until it has accepted ``target`` messages in all; the time it saw that."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        if _sink_stats(sink_url)["accepted"] >= target:
-            return time.perf_counter()
-        for worker in workers:
-            if worker.poll() is not None:
-                raise RuntimeError(f"emrcomm worker exited early ({worker.returncode})")
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"the sink did not get {target} messages within {timeout:.0f} s")
-        time.sleep(0.01)
-
-
-def b3_batch(size: dict[str, int], sink_url: str, folder: Path, sms: str, warm: list[Any],
-             requests_: list[Any], workers: int = 1) -> dict[str, Any]:
-    """B3's messages the way a clinic sends a batch: ``Host.send_many`` in delivery mode queue
-    (every rule, records filed, 100 requests per commit) in this process while ``workers``
-    ``emrcomm worker`` processes (default concurrency) deliver from the outbox to the sink.
-    Timed from the first request handed to send_many to the sink accepting the last message."""
-    import signal
-
-    import attrs
-
-    from emrcomm.host import Host
-    from emrcomm.model import Status
-    from emrcomm.testing import TEST_NOW
-
-    stamp = time.monotonic_ns()
-    # Ids are at most 64 characters (FHIR): the run stamp goes first, shortened.
-    fresh = [attrs.evolve(r, id=f"b{stamp % 10**9}-{r.id}") for r in (*warm, *requests_)]
-    warm, batch = fresh[:len(warm)], fresh[len(warm):]
-    count = len(batch)
-    config = write_clinic(folder, size["patients"], mode="queue", sms=sms, poll_seconds=0.02)
-    with Host.from_config(config, clock=lambda: TEST_NOW) as host:
-        started = [subprocess.Popen([sys.executable, "-m", "emrcomm.cli", "worker", "--config", str(config)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True) for _ in range(workers)]
-        try:
-            # Warm both sides (the workers' start-up, their first messages), then time the batch.
-            base = _sink_stats(sink_url)["accepted"]
-            list(host.send_many(warm))
-            _wait_accepted(sink_url, base + len(warm), started, 120)
-            base = _sink_stats(sink_url)["accepted"]
-            cpu, t = time.process_time(), time.perf_counter()
-            statuses = Counter(o.status.value for o in host.send_many(batch))
-            submitted = time.perf_counter()
-            cpu = time.process_time() - cpu
-            done = _wait_accepted(sink_url, base + count, started, 600)
-        finally:
-            for worker in started:
-                worker.send_signal(signal.SIGTERM)  # finishes what it holds, then exits
-            for worker in started:
-                try:
-                    worker.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait(5)
-        if statuses[Status.QUEUED.value] != count:
-            raise RuntimeError(f"emrcomm did not queue every B3 batch message: {dict(statuses)}")
-        outbox = host.storage.outbox.counts()
-    return {"count": count, "per_s": count / (done - t), "submit_per_s": count / (submitted - t),
-            "submit_cpu_ms_per_message": cpu / count * 1e3, "outbox": outbox}
 
 
 # ---------------------------------------------------------------------------- B2 / B4
@@ -646,19 +609,21 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
     if wanted("b3"):
         result = b3(size)
         report["details"]["b3"] = result
-        keys.update({"b3_ratio_vs_raw": result["ratio_vs_raw"], "b3_ratio_vs_apprise": result["ratio_vs_apprise"],
-                     "b3_batch_per_s": result["batch_per_s"],
-                     "b3_batch_ratio_vs_raw": result["ratio_vs_raw"],
-                     "b3_batch_ratio_vs_apprise": result["ratio_vs_apprise"],
-                     "b3_batch2_per_s": result["batch2_per_s"],
-                     "b3_batch2_ratio_vs_raw": result["batch2_per_s"] / result["raw_per_s"],
-                     "b3_batch2_ratio_vs_apprise": (result["batch2_per_s"] / result["apprise_per_s"]
-                                                    if result["apprise_per_s"] else None),
-                     "b3_inline_ratio_vs_raw": result["inline_ratio_vs_raw"],
-                     "b3_inline_ratio_vs_apprise": result["inline_ratio_vs_apprise"],
-                     "b3_inline_per_s": result["emrcomm_per_s"],
-                     "b3_raw_per_s": result["raw_per_s"], "b3_apprise_per_s": result["apprise_per_s"],
-                     "b3_emrcomm_per_s": result["emrcomm_per_s"]})
+        per_send = result["per_send"]
+        keys.update({
+            "b3_inline_ratio_vs_raw": result["inline_vs_raw"]["median"],
+            "b3_inline_ratio_vs_raw_min": result["inline_vs_raw"]["min"],
+            "b3_inline_ratio_vs_raw_max": result["inline_vs_raw"]["max"],
+            "b3_inline_ratio_vs_apprise": result["inline_vs_apprise"]["median"] if result["inline_vs_apprise"] else None,
+            "b3_inline_ratio_vs_apprise_min": result["inline_vs_apprise"]["min"] if result["inline_vs_apprise"] else None,
+            "b3_inline_ratio_vs_apprise_max": result["inline_vs_apprise"]["max"] if result["inline_vs_apprise"] else None,
+            "b3_inline_per_s": result["per_s"]["inline"]["median"],
+            "b3_raw_per_s": result["per_s"]["raw"]["median"],
+            "b3_apprise_per_s": result["per_s"]["apprise"]["median"] if "apprise" in result["per_s"] else None,
+            "b3_statements_per_send": float(sum(n for k, n in per_send.items() if not k.startswith("commit:"))),
+            "b3_durable_commits_per_send": float(per_send.get("commit:durable", 0.0)),
+            "b3_relaxed_commits_per_send": float(per_send.get("commit:relaxed", 0.0)),
+        })
     if wanted("b5"):
         result = b5(size)
         report["details"]["b5"] = result
@@ -705,23 +670,19 @@ KEY_DOCS = {
     "b1_group_sms_per_s": "B1 SMS reminders per second via send_many, 100 per commit, synchronous=full",
     "b1_group_sms_wait_p99_ms": "B1 send_many: p99 wait from a request pulled to its outcome (ms)",
     "b1_group_portal_per_s": "B1 portal messages per second via send_many, 100 per commit, full",
-    "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s",
-    "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s",
-    "b3_emrcomm_per_s": "B3 emrcomm inline (Host.send, delivery mode inline, one thread), messages/s "
-                        "(same as b3_inline_per_s)",
-    "b3_inline_per_s": "B3 emrcomm inline: Host.send one at a time, every rule, filed, sent by the caller's "
-                       "thread through the Twilio transport, messages/s",
-    "b3_inline_ratio_vs_raw": "B3 emrcomm inline messages/s / raw loop messages/s",
-    "b3_inline_ratio_vs_apprise": "B3 emrcomm inline messages/s / Apprise messages/s",
-    "b3_batch_per_s": "B3 emrcomm batch: send_many (queue, every rule, filed) while `emrcomm worker` (another "
-                      "process, concurrency 4) delivers; first request to last message accepted by the sink, msgs/s",
-    "b3_batch_ratio_vs_raw": "B3 emrcomm batch messages/s / raw loop messages/s",
-    "b3_batch_ratio_vs_apprise": "B3 emrcomm batch messages/s / Apprise messages/s",
-    "b3_batch2_per_s": "B3 emrcomm batch with two `emrcomm worker` processes (one per core), msgs/s",
-    "b3_batch2_ratio_vs_raw": "B3 emrcomm batch, two worker processes / raw loop",
-    "b3_batch2_ratio_vs_apprise": "B3 emrcomm batch, two worker processes / Apprise",
-    "b3_ratio_vs_raw": "B3 emrcomm batch (send_many + worker process) / raw loop (= b3_batch_ratio_vs_raw)",
-    "b3_ratio_vs_apprise": "B3 emrcomm batch (send_many + worker process) / Apprise (= b3_batch_ratio_vs_apprise)",
+    "b3_inline_ratio_vs_raw": "B3 inline Host.send / raw requests loop, messages/s, median of the rounds' ratios",
+    "b3_inline_ratio_vs_raw_min": "B3 inline / raw loop, lowest round",
+    "b3_inline_ratio_vs_raw_max": "B3 inline / raw loop, highest round",
+    "b3_inline_ratio_vs_apprise": "B3 inline Host.send / Apprise json://, median of the rounds' ratios",
+    "b3_inline_ratio_vs_apprise_min": "B3 inline / Apprise, lowest round",
+    "b3_inline_ratio_vs_apprise_max": "B3 inline / Apprise, highest round",
+    "b3_inline_per_s": "B3 emrcomm inline: Host.send one at a time (every rule, filed, synchronous=full), sent by "
+                       "the caller's thread through the Twilio transport, messages/s (median round)",
+    "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s (median round)",
+    "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s (median round)",
+    "b3_statements_per_send": "B3 SQL statements one inline send runs (BEGIN, PRAGMA and COMMIT included)",
+    "b3_durable_commits_per_send": "B3 commits per inline send made under synchronous=FULL (fsync'd)",
+    "b3_relaxed_commits_per_send": "B3 commits per inline send made under synchronous=NORMAL (no fsync)",
     "b2_per_s_1k": "B2 1k reminders: send_many (queue) then the worker to the sink, end to end, per second",
     "b2_per_s_10k": "B2 10k reminders, end to end, per second",
     "b2_cpu_ms_10k": "B2 10k: CPU time per message (ms), emrcomm process (host + worker)",
