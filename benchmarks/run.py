@@ -18,7 +18,12 @@ Measures, on a synthetic clinic (``emrcomm.demo_data``) with every built-in plug
   (which answers like Twilio). Each round sends fresh messages through each of the three in an
   order that rotates from round to round; a ratio is taken within a round, and the median of
   the rounds' ratios is reported with their range. Also counted (not timed): the SQL statements
-  and the commits one inline send runs, durable (fsync'd) or not.
+  and the commits one inline send runs, durable (fsync'd) or not, and the bytes the store grows
+  by per message (every table and index, the audit log included).
+* **B6** the opt-out confirmation's de-duplication (the consent ledger's last word for the
+  address, then the confirmations sent there since) on stores of 1k to 1M records and as many
+  outbox rows, the sizes probed in turn: flat when every per-message query reads an index
+  (tests/test_query_plans.py checks the plans).
 * **B5** start-up: ``import emrcomm`` and ``Host`` construction with every built-in plugin,
   warm caches, in a fresh interpreter, several runs, median.
 * **B2** a clinic day: 1k, 10k (and 100k at the full size) reminders through ``send_many`` and
@@ -58,11 +63,12 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "performance.md"
 
 SIZES: dict[str, dict[str, Any]] = {  # sends per run of each benchmark
-    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 10, "b3_rounds": 2, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15},
+    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 10, "b3_rounds": 2, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15,
+             "b6": (1000, 10000)},
     "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 200, "b3_rounds": 9, "b5": 5, "patients": 400, "b2": (1000, 10000),
-              "b4": 300},
+              "b4": 300, "b6": (1000, 100_000, 1_000_000)},
     "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 400, "b3_rounds": 15, "b5": 9, "patients": 1000,
-             "b2": (1000, 10000, 100000), "b4": 1000},
+             "b2": (1000, 10000, 100000), "b4": 1000, "b6": (1000, 100_000, 1_000_000)},
 }
 TWILIO_SID = "AC" + "0" * 32
 TOKEN_ENV = "EMRCOMM_BENCH_TWILIO_TOKEN"
@@ -356,6 +362,14 @@ def count_statements(host: Any, sends: Callable[[], None]) -> dict[str, Any]:
     return dict(seen)
 
 
+def stored_bytes(host: Any) -> dict[str, int]:
+    """The bytes each table and index of the host's database occupies (SQLite's dbstat), after a
+    checkpoint has copied the WAL into the file."""
+    connection = host.storage.db._db
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return {row[0]: int(row[1]) for row in connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")}
+
+
 def b3(size: dict[str, int]) -> dict[str, Any]:
     """Inline ``Host.send`` vs a raw requests loop vs Apprise json://, to one sink, in
     interleaved rounds: each round sends ``size["b3"]`` fresh messages through each of the three,
@@ -405,6 +419,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                 if statuses[Status.SENT] != len(chunk):
                     raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
 
+            stored_before = stored_bytes(host)
             # Warm every arm (connections, caches, prepared statements, the WAL file).
             raw(pairs[:warm_n])
             if notifier is not None:
@@ -430,11 +445,102 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                     arm(at)
                     rates[name].append(count / (time.perf_counter() - t))
                 at += count
+            stored_after = stored_bytes(host)
+    sent = warm_n + counted_n + rounds * count
+    out["stored_bytes_per_message"] = {
+        table: (stored_after.get(table, 0) - stored_before.get(table, 0)) / sent
+        for table in sorted(stored_after) if stored_after.get(table, 0) != stored_before.get(table, 0)}
     out["per_s"] = {name: spread(values) for name, values in rates.items()}
     out["rates"] = rates
     out["inline_vs_raw"] = spread([i / r for i, r in zip(rates["inline"], rates["raw"])])
     out["inline_vs_apprise"] = (spread([i / a for i, a in zip(rates["inline"], rates["apprise"])])
                                 if "apprise" in rates else None)
+    return out
+
+
+# ---------------------------------------------------------------------------- B6
+
+def _fill(path: Path, rows: int) -> list[str]:
+    """A store with ``rows`` records (a year of messages to ``rows // 4`` addresses, one in 20 an
+    opt-out confirmation), ``rows`` open outbox rows and ``rows // 10`` consent events, written
+    directly; returns the addresses."""
+    from emrcomm.storage import open_sqlite
+
+    open_sqlite(path).close()  # the schema, as the host makes it
+    addresses = [f"+1613{n:07d}" for n in range(max(rows // 4, 10))]
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def records() -> Iterator[tuple[Any, ...]]:
+        for n in range(rows):
+            at = (start + dt.timedelta(seconds=n * 31_536_000 // rows)).isoformat()
+            template = "optout-confirmation" if n % 20 == 0 else "appointment-reminder"
+            yield (f"rec-{n}", f"req-{n}", f"Patient/p{n % 5000}", "sms", "appointment-reminder", "message",
+                   addresses[n % len(addresses)], template, at, "accepted", "completed", 2, at, "{}")
+
+    def outbox() -> Iterator[tuple[Any, ...]]:
+        for n in range(rows):
+            at = (start + dt.timedelta(seconds=n)).isoformat()
+            yield (f"ob-{n}", f"oreq-{n}", "sms", addresses[n % len(addresses)], 0, "pending", at, at, "{}")
+
+    def consent() -> Iterator[tuple[Any, ...]]:
+        for n in range(rows // 10):
+            at = (start + dt.timedelta(seconds=n * 300)).isoformat()
+            yield (f"Patient/p{n % 5000}", "sms", addresses[n % len(addresses)], None,
+                   "revoke" if n % 2 else "grant", at, "STOP reply")
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO records (id, request_id, patient, channel, category, role, address, template, recorded, "
+            "state, status, version, updated, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records())
+        connection.executemany(
+            "INSERT INTO outbox (key, request_id, channel, address, leg, state, created, updated, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", outbox())
+        connection.executemany(
+            "INSERT INTO consent_events (patient, channel, address, purpose, action, at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", consent())
+        connection.execute("COMMIT")  # no ANALYZE: the plans are the ones a clinic's store gets
+    finally:
+        connection.close()
+    return addresses
+
+
+def b6(sizes: tuple[int, ...], probes: int = 3000) -> dict[str, Any]:
+    """What the opt-out plugin reads to let one confirmation through after a STOP (the ledger's
+    last word for the address, then the confirmations sent there since), at each store size:
+    the sizes' stores are probed in turn, probe by probe, so that the machine's load falls on
+    every size alike. Microseconds per check, median and p99."""
+    import random
+
+    from emrcomm.storage import open_sqlite
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stores, addresses, fill_s = {}, {}, {}
+        try:
+            for rows in sizes:
+                t = time.perf_counter()
+                addresses[rows] = _fill(Path(tmp) / f"{rows}.sqlite", rows)
+                fill_s[rows] = time.perf_counter() - t
+                stores[rows] = open_sqlite(Path(tmp) / f"{rows}.sqlite")
+            since = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+            pick = random.Random(7)
+            times: dict[int, list[float]] = {rows: [] for rows in sizes}
+            for _ in range(probes):
+                for rows in sizes:
+                    store, address = stores[rows], pick.choice(addresses[rows])
+                    t = time.perf_counter()
+                    store.consent.last(channel="sms", address=address)
+                    store.records.count_to(channel="sms", address=address, since=since, template="optout-confirmation")
+                    times[rows].append(time.perf_counter() - t)
+        finally:
+            for store in stores.values():
+                store.close()
+    out: dict[str, Any] = {str(rows): {"median_us": statistics.median(values) * 1e6,
+                                       "p99_us": percentile(values, 0.99) * 1e6, "fill_s": fill_s[rows]}
+                           for rows, values in times.items()}
+    out["ratio_largest_smallest"] = out[str(sizes[-1])]["median_us"] / out[str(sizes[0])]["median_us"]
     return out
 
 
@@ -623,7 +729,13 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             "b3_statements_per_send": float(sum(n for k, n in per_send.items() if not k.startswith("commit:"))),
             "b3_durable_commits_per_send": float(per_send.get("commit:durable", 0.0)),
             "b3_relaxed_commits_per_send": float(per_send.get("commit:relaxed", 0.0)),
+            "b3_stored_bytes_per_message": float(sum(result["stored_bytes_per_message"].values())),
         })
+    if wanted("b6"):
+        result = b6(size["b6"])
+        report["details"]["b6"] = result
+        keys.update({f"b6_dedup_us_{rows}": result[str(rows)]["median_us"] for rows in size["b6"]})
+        keys["b6_dedup_ratio_largest_smallest"] = result["ratio_largest_smallest"]
     if wanted("b5"):
         result = b5(size)
         report["details"]["b5"] = result
@@ -683,6 +795,12 @@ KEY_DOCS = {
     "b3_statements_per_send": "B3 SQL statements one inline send runs (BEGIN, PRAGMA and COMMIT included)",
     "b3_durable_commits_per_send": "B3 commits per inline send made under synchronous=FULL (fsync'd)",
     "b3_relaxed_commits_per_send": "B3 commits per inline send made under synchronous=NORMAL (no fsync)",
+    "b3_stored_bytes_per_message": "B3 bytes the store grew by per message sent inline (every table and index, "
+                                   "audit log included; after a checkpoint)",
+    **{f"b6_dedup_us_{rows}": f"B6 opt-out confirmation de-duplication (the ledger's last word + the "
+                              f"confirmations since), µs median, {rows:,} records and {rows:,} outbox rows"
+       for rows in (1000, 10000, 100_000, 1_000_000)},
+    "b6_dedup_ratio_largest_smallest": "B6 de-duplication cost at the largest store / at the smallest (flat: ~1)",
     "b2_per_s_1k": "B2 1k reminders: send_many (queue) then the worker to the sink, end to end, per second",
     "b2_per_s_10k": "B2 10k reminders, end to end, per second",
     "b2_cpu_ms_10k": "B2 10k: CPU time per message (ms), emrcomm process (host + worker)",
@@ -700,10 +818,10 @@ KEY_DOCS = {
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'key':<26} {'value':>10}  what", "-" * 100]
+    lines = [f"{'key':<34} {'value':>10}  what", "-" * 110]
     for key, value in report["keys"].items():
         shown = "n/a" if value is None else f"{value:10.3f}" if value < 100 else f"{value:10.0f}"
-        lines.append(f"{key:<26} {shown:>10}  {KEY_DOCS.get(key, '')}")
+        lines.append(f"{key:<34} {shown:>10}  {KEY_DOCS.get(key, '')}")
     for name, why in report["missing"].items():
         lines.append(f"{name.upper()}: not measured: {why}")
     return "\n".join(lines)
@@ -738,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes.add_argument("--quick", action="store_true", help="smaller runs: under 5 minutes on 2 cores")
     sizes.add_argument("--tiny", action="store_true", help="a smoke run for the test suite (numbers meaningless)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--only", action="append", choices=("b1", "b2", "b3", "b4", "b5"),
+    parser.add_argument("--only", action="append", choices=("b1", "b2", "b3", "b4", "b5", "b6"),
                         help="run only these (repeatable)")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
