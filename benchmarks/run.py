@@ -315,10 +315,11 @@ def group_commit(host: Any, source: _Requests, count: int, group: int = 100) -> 
 
 # ---------------------------------------------------------------------------- B3
 
-def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tuple[str, str]]]:
-    """``count`` reminder requests and, for the baselines, the (number, text) emrcomm renders."""
+def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tuple[str, str]], list[Any]]:
+    """``count`` reminder requests and, for the baselines, the (number, text) emrcomm renders and
+    the message itself (for the transport alone)."""
     source = _Requests("sms", eligible(host, folder, "sms", ("sms",)))
-    requests_, pairs = [], []
+    requests_, pairs, messages = [], [], []
     for _ in range(count):
         request = source.next()
         recipient = host.plugins.find_recipient(request)
@@ -326,7 +327,8 @@ def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tup
         number = next(p.value for p in recipient.contact_points if p.system == "sms")
         requests_.append(request)
         pairs.append((number, message.text))
-    return requests_, pairs
+        messages.append(message)
+    return requests_, pairs, messages
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -378,6 +380,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
 
     from emrcomm.host import Host
     from emrcomm.model import Status
+    from emrcomm.plugin.contract import Delivery
     from emrcomm.testing import TEST_NOW
 
     rounds, count = size["b3_rounds"], size["b3"]
@@ -387,9 +390,10 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
         config = write_clinic(folder, size["patients"], mode="inline", sms=twilio_sms(sink_url, 1000, 1000))
         with Host.from_config(config, clock=lambda: TEST_NOW) as host, requests.Session() as session:
             warm_n, counted_n = 30, 50
-            requests_, pairs = _sms_texts(host, folder, warm_n + counted_n + rounds * count)
+            requests_, pairs, messages = _sms_texts(host, folder, warm_n + counted_n + rounds * count)
             url = f"{sink_url}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
             session.trust_env = False
+            transport = host.channels["sms"].transport
             notifier = None
             if importlib.util.find_spec("apprise") is not None:
                 import apprise
@@ -414,6 +418,12 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                     if not notifier.notify(body=text, title=number):
                         raise RuntimeError("apprise failed to deliver to the local sink")
 
+            def transport_alone(at: int, n: int) -> None:
+                # The Twilio transport by itself (its own HTTP client): the exchange inline sends make.
+                for index in range(at, at + n):
+                    number = pairs[index][0]
+                    transport.send(Delivery(messages[index], number, f"bench-transport-{index}"))
+
             def inline(chunk: list[Any]) -> None:
                 statuses = Counter(host.send(request).status for request in chunk)
                 if statuses[Status.SENT] != len(chunk):
@@ -422,6 +432,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
             stored_before = stored_bytes(host)
             # Warm every arm (connections, caches, prepared statements, the WAL file).
             raw(pairs[:warm_n])
+            transport_alone(0, warm_n)
             if notifier is not None:
                 through_apprise(pairs[:warm_n])
             inline(requests_[:warm_n])
@@ -433,6 +444,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
             arms: list[tuple[str, Callable[[int], None]]] = [
                 ("raw", lambda at: raw(pairs[at:at + count])),
                 ("inline", lambda at: inline(requests_[at:at + count])),
+                ("transport", lambda at: transport_alone(at, count)),
             ]
             if notifier is not None:
                 arms.insert(1, ("apprise", lambda at: through_apprise(pairs[at:at + count])))
@@ -453,6 +465,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
     out["per_s"] = {name: spread(values) for name, values in rates.items()}
     out["rates"] = rates
     out["inline_vs_raw"] = spread([i / r for i, r in zip(rates["inline"], rates["raw"])])
+    out["transport_vs_raw"] = spread([t / r for t, r in zip(rates["transport"], rates["raw"])])
     out["inline_vs_apprise"] = (spread([i / a for i, a in zip(rates["inline"], rates["apprise"])])
                                 if "apprise" in rates else None)
     return out
@@ -726,6 +739,7 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             "b3_inline_per_s": result["per_s"]["inline"]["median"],
             "b3_raw_per_s": result["per_s"]["raw"]["median"],
             "b3_apprise_per_s": result["per_s"]["apprise"]["median"] if "apprise" in result["per_s"] else None,
+            "b3_transport_ratio_vs_raw": result["transport_vs_raw"]["median"],
             "b3_statements_per_send": float(sum(n for k, n in per_send.items() if not k.startswith("commit:"))),
             "b3_durable_commits_per_send": float(per_send.get("commit:durable", 0.0)),
             "b3_relaxed_commits_per_send": float(per_send.get("commit:relaxed", 0.0)),
@@ -792,6 +806,8 @@ KEY_DOCS = {
                        "the caller's thread through the Twilio transport, messages/s (median round)",
     "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s (median round)",
     "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s (median round)",
+    "b3_transport_ratio_vs_raw": "B3 the Twilio transport alone (emrcomm's HTTP client on urllib3) / the raw "
+                                 "requests loop, the same exchange, median of the rounds' ratios",
     "b3_statements_per_send": "B3 SQL statements one inline send runs (BEGIN, PRAGMA and COMMIT included)",
     "b3_durable_commits_per_send": "B3 commits per inline send made under synchronous=FULL (fsync'd)",
     "b3_relaxed_commits_per_send": "B3 commits per inline send made under synchronous=NORMAL (no fsync)",
