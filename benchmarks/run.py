@@ -63,11 +63,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "performance.md"
 
 SIZES: dict[str, dict[str, Any]] = {  # sends per run of each benchmark
-    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 10, "b3_rounds": 2, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15,
+    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 10, "b3_rounds": 2, "b3_phases": 20, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15,
              "b6": (1000, 10000)},
-    "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 200, "b3_rounds": 9, "b5": 5, "patients": 400, "b2": (1000, 10000),
+    "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 200, "b3_rounds": 9, "b3_phases": 400, "b5": 5, "patients": 400, "b2": (1000, 10000),
               "b4": 300, "b6": (1000, 100_000, 1_000_000)},
-    "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 400, "b3_rounds": 15, "b5": 9, "patients": 1000,
+    "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 400, "b3_rounds": 15, "b3_phases": 1000, "b5": 9, "patients": 1000,
              "b2": (1000, 10000, 100000), "b4": 1000, "b6": (1000, 100_000, 1_000_000)},
 }
 TWILIO_SID = "AC" + "0" * 32
@@ -372,6 +372,32 @@ def stored_bytes(host: Any) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")}
 
 
+def inline_phases(host: Any, requests_: list[Any]) -> dict[str, dict[str, float]]:
+    """Where an inline send's time goes: each step of ``Host.send`` timed apart (median wall and
+    CPU of this thread, ms): deciding (every plugin's reads and rules), writing (records, outbox
+    row, audit entries and the durable commit: its wall time less its CPU is mostly the fsync),
+    delivering (the transport's exchange, then "accepted" in a commit that does not wait for
+    the disk)."""
+    from emrcomm.pipeline.write import write
+
+    steps: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in ("decide", "write", "deliver")}
+    for request in requests_:
+        marks = [(time.perf_counter(), time.thread_time())]
+        req = host._parse(request)
+        trail = host._trail(req)
+        decision = host.decide(req, trail)
+        marks.append((time.perf_counter(), time.thread_time()))
+        written = write(host, decision, trail)
+        marks.append((time.perf_counter(), time.thread_time()))
+        host._deliver_inline(written)
+        marks.append((time.perf_counter(), time.thread_time()))
+        for index, (wall, cpu) in enumerate(steps.values()):
+            wall.append(marks[index + 1][0] - marks[index][0])
+            cpu.append(marks[index + 1][1] - marks[index][1])
+    return {name: {"wall_ms": statistics.median(wall) * 1e3, "wall_mean_ms": statistics.fmean(wall) * 1e3,
+                   "cpu_ms": statistics.median(cpu) * 1e3} for name, (wall, cpu) in steps.items()}
+
+
 def b3(size: dict[str, int]) -> dict[str, Any]:
     """Inline ``Host.send`` vs a raw requests loop vs Apprise json://, to one sink, in
     interleaved rounds: each round sends ``size["b3"]`` fresh messages through each of the three,
@@ -389,8 +415,8 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
         folder = Path(tmp)
         config = write_clinic(folder, size["patients"], mode="inline", sms=twilio_sms(sink_url, 1000, 1000))
         with Host.from_config(config, clock=lambda: TEST_NOW) as host, requests.Session() as session:
-            warm_n, counted_n = 30, 50
-            requests_, pairs, messages = _sms_texts(host, folder, warm_n + counted_n + rounds * count)
+            warm_n, counted_n, phases_n = 30, 50, size["b3_phases"]
+            requests_, pairs, messages = _sms_texts(host, folder, warm_n + counted_n + phases_n + rounds * count)
             url = f"{sink_url}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
             session.trust_env = False
             transport = host.channels["sms"].transport
@@ -440,6 +466,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
             counted = requests_[warm_n:warm_n + counted_n]
             statements = count_statements(host, lambda: inline(counted))
             out["per_send"] = {kind: n / counted_n for kind, n in sorted(statements.items())}
+            out["phases"] = inline_phases(host, requests_[warm_n + counted_n:warm_n + counted_n + phases_n])
 
             arms: list[tuple[str, Callable[[int], None]]] = [
                 ("raw", lambda at: raw(pairs[at:at + count])),
@@ -449,7 +476,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
             if notifier is not None:
                 arms.insert(1, ("apprise", lambda at: through_apprise(pairs[at:at + count])))
             rates: dict[str, list[float]] = {name: [] for name, _ in arms}
-            at = warm_n + counted_n
+            at = warm_n + counted_n + phases_n
             for index in range(rounds):
                 turn = index % len(arms)
                 for name, arm in arms[turn:] + arms[:turn]:
@@ -458,7 +485,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                     rates[name].append(count / (time.perf_counter() - t))
                 at += count
             stored_after = stored_bytes(host)
-    sent = warm_n + counted_n + rounds * count
+    sent = warm_n + counted_n + phases_n + rounds * count
     out["stored_bytes_per_message"] = {
         table: (stored_after.get(table, 0) - stored_before.get(table, 0)) / sent
         for table in sorted(stored_after) if stored_after.get(table, 0) != stored_before.get(table, 0)}
@@ -740,6 +767,8 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             "b3_raw_per_s": result["per_s"]["raw"]["median"],
             "b3_apprise_per_s": result["per_s"]["apprise"]["median"] if "apprise" in result["per_s"] else None,
             "b3_transport_ratio_vs_raw": result["transport_vs_raw"]["median"],
+            **{f"b3_{step}_{what}": result["phases"][step][what] for step in ("decide", "write", "deliver")
+               for what in ("wall_ms", "cpu_ms")},
             "b3_statements_per_send": float(sum(n for k, n in per_send.items() if not k.startswith("commit:"))),
             "b3_durable_commits_per_send": float(per_send.get("commit:durable", 0.0)),
             "b3_relaxed_commits_per_send": float(per_send.get("commit:relaxed", 0.0)),
@@ -808,6 +837,9 @@ KEY_DOCS = {
     "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s (median round)",
     "b3_transport_ratio_vs_raw": "B3 the Twilio transport alone (emrcomm's HTTP client on urllib3) / the raw "
                                  "requests loop, the same exchange, median of the rounds' ratios",
+    **{f"b3_{step}_{what}": f"B3 one inline send, the {step} step: median {kind} (ms)"
+       for step in ("decide", "write", "deliver") for what, kind in (("wall_ms", "wall time"),
+                                                                     ("cpu_ms", "CPU of the caller's thread"))},
     "b3_statements_per_send": "B3 SQL statements one inline send runs (BEGIN, PRAGMA and COMMIT included)",
     "b3_durable_commits_per_send": "B3 commits per inline send made under synchronous=FULL (fsync'd)",
     "b3_relaxed_commits_per_send": "B3 commits per inline send made under synchronous=NORMAL (no fsync)",
