@@ -848,7 +848,7 @@ KEY_DOCS = {
     **{f"b6_dedup_us_{rows}": f"B6 opt-out confirmation de-duplication (the ledger's last word + the "
                               f"confirmations since), µs median, {rows:,} records and {rows:,} outbox rows"
        for rows in (1000, 10000, 100_000, 1_000_000)},
-    "b6_dedup_ratio_largest_smallest": "B6 de-duplication cost at the largest store / at the smallest (flat: ~1)",
+    "b6_dedup_ratio_largest_smallest": "B6 de-duplication cost at the largest store / at the smallest (a scan would grow with the rows, ×1,000)",
     "b2_per_s_1k": "B2 1k reminders: send_many (queue) then the worker to the sink, end to end, per second",
     "b2_per_s_10k": "B2 10k reminders, end to end, per second",
     "b2_cpu_ms_10k": "B2 10k: CPU time per message (ms), emrcomm process (host + worker)",
