@@ -414,7 +414,11 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
     with sink() as sink_url, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = write_clinic(folder, size["patients"], mode="inline", sms=twilio_sms(sink_url, 1000, 1000))
-        with Host.from_config(config, clock=lambda: TEST_NOW) as host, requests.Session() as session:
+        # The same clinic with synchronous = "normal" (no fsync per commit): what the fsync costs.
+        relaxed_config = write_clinic(folder / "normal", size["patients"], mode="inline", synchronous="normal",
+                                      sms=twilio_sms(sink_url, 1000, 1000))
+        with Host.from_config(config, clock=lambda: TEST_NOW) as host, requests.Session() as session, \
+                Host.from_config(relaxed_config, clock=lambda: TEST_NOW) as relaxed_host:
             warm_n, counted_n, phases_n = 30, 50, size["b3_phases"]
             requests_, pairs, messages = _sms_texts(host, folder, warm_n + counted_n + phases_n + rounds * count)
             url = f"{sink_url}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
@@ -450,8 +454,8 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                     number = pairs[index][0]
                     transport.send(Delivery(messages[index], number, f"bench-transport-{index}"))
 
-            def inline(chunk: list[Any]) -> None:
-                statuses = Counter(host.send(request).status for request in chunk)
+            def inline(chunk: list[Any], sender: Any = host) -> None:
+                statuses = Counter(sender.send(request).status for request in chunk)
                 if statuses[Status.SENT] != len(chunk):
                     raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
 
@@ -462,6 +466,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
             if notifier is not None:
                 through_apprise(pairs[:warm_n])
             inline(requests_[:warm_n])
+            inline(requests_[:warm_n], relaxed_host)
             # What one inline send runs on the store (not timed).
             counted = requests_[warm_n:warm_n + counted_n]
             statements = count_statements(host, lambda: inline(counted))
@@ -472,6 +477,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                 ("raw", lambda at: raw(pairs[at:at + count])),
                 ("inline", lambda at: inline(requests_[at:at + count])),
                 ("transport", lambda at: transport_alone(at, count)),
+                ("inline_normal", lambda at: inline(requests_[at:at + count], relaxed_host)),
             ]
             if notifier is not None:
                 arms.insert(1, ("apprise", lambda at: through_apprise(pairs[at:at + count])))
@@ -492,6 +498,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
     out["per_s"] = {name: spread(values) for name, values in rates.items()}
     out["rates"] = rates
     out["inline_vs_raw"] = spread([i / r for i, r in zip(rates["inline"], rates["raw"])])
+    out["inline_normal_vs_raw"] = spread([i / r for i, r in zip(rates["inline_normal"], rates["raw"])])
     out["transport_vs_raw"] = spread([t / r for t, r in zip(rates["transport"], rates["raw"])])
     out["inline_vs_apprise"] = (spread([i / a for i, a in zip(rates["inline"], rates["apprise"])])
                                 if "apprise" in rates else None)
@@ -767,6 +774,7 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             "b3_raw_per_s": result["per_s"]["raw"]["median"],
             "b3_apprise_per_s": result["per_s"]["apprise"]["median"] if "apprise" in result["per_s"] else None,
             "b3_transport_ratio_vs_raw": result["transport_vs_raw"]["median"],
+            "b3_inline_normal_ratio_vs_raw": result["inline_normal_vs_raw"]["median"],
             **{f"b3_{step}_{what}": result["phases"][step][what] for step in ("decide", "write", "deliver")
                for what in ("wall_ms", "cpu_ms")},
             "b3_statements_per_send": float(sum(n for k, n in per_send.items() if not k.startswith("commit:"))),
@@ -835,6 +843,8 @@ KEY_DOCS = {
                        "the caller's thread through the Twilio transport, messages/s (median round)",
     "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s (median round)",
     "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s (median round)",
+    "b3_inline_normal_ratio_vs_raw": "B3 inline Host.send with synchronous=normal (no fsync per commit) / the raw "
+                                     "loop, same rounds: the durable commit's share is the gap to b3_inline_ratio_vs_raw",
     "b3_transport_ratio_vs_raw": "B3 the Twilio transport alone (emrcomm's HTTP client on urllib3) / the raw "
                                  "requests loop, the same exchange, median of the rounds' ratios",
     **{f"b3_{step}_{what}": f"B3 one inline send, the {step} step: median {kind} (ms)"
