@@ -11,13 +11,19 @@ Measures, on a synthetic clinic (``emrcomm.demo_data``) with every built-in plug
   ``synchronous = "full"`` and once with ``"normal"`` (WAL: durable across a process crash,
   not a power loss).
 * **B3** the same SMS messages to the same local HTTP sink (``http.server`` tuned as in the
-  design notes, on 127.0.0.1), side by side: (a) a raw ``requests.Session`` POST loop, the
-  floor; (b) Apprise 2.x through its ``json://`` service with its throttle off; (c) emrcomm,
-  delivery ``inline``, every rule on and records filed, through its Twilio transport whose base
-  URL is the sink (which answers like Twilio); (d) emrcomm as a clinic sends a batch:
-  ``send_many`` in delivery mode ``queue`` while ``emrcomm worker`` (another process) delivers
-  from the outbox, timed to the sink's last acceptance; (e) the same with two worker processes.
-  ``b3_ratio_*`` are (d); ``b3_inline_*`` (c); ``b3_batch2_*`` (e).
+  design notes, in its own process on 127.0.0.1), side by side in interleaved rounds: (a) a raw
+  ``requests.Session`` POST loop, the floor; (b) Apprise 2.x through its ``json://`` service
+  with its throttle off; (c) emrcomm ``Host.send``, delivery ``inline``, every rule on, records
+  filed, ``synchronous = "full"``, through its Twilio transport whose base URL is the sink
+  (which answers like Twilio). Each round sends fresh messages through each of the three in an
+  order that rotates from round to round; a ratio is taken within a round, and the median of
+  the rounds' ratios is reported with their range. Also counted (not timed): the SQL statements
+  and the commits one inline send runs, durable (fsync'd) or not, and the bytes the store grows
+  by per message (every table and index, the audit log included).
+* **B6** the opt-out confirmation's de-duplication (the consent ledger's last word for the
+  address, then the confirmations sent there since) on stores of 1k to 1M records and as many
+  outbox rows, the sizes probed in turn: flat when every per-message query reads an index
+  (tests/test_query_plans.py checks the plans).
 * **B5** start-up: ``import emrcomm`` and ``Host`` construction with every built-in plugin,
   warm caches, in a fresh interpreter, several runs, median.
 * **B2** a clinic day: 1k, 10k (and 100k at the full size) reminders through ``send_many`` and
@@ -57,11 +63,12 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "performance.md"
 
 SIZES: dict[str, dict[str, Any]] = {  # sends per run of each benchmark
-    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 20, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15},
-    "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 600, "b5": 5, "patients": 400, "b2": (1000, 10000),
-              "b4": 300},
-    "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 2000, "b5": 9, "patients": 1000,
-             "b2": (1000, 10000, 100000), "b4": 1000},
+    "tiny": {"b1_sms": 30, "b1_portal": 10, "b3": 10, "b3_rounds": 2, "b3_phases": 20, "b5": 1, "patients": 60, "b2": (20, 40), "b4": 15,
+             "b6": (1000, 10000)},
+    "quick": {"b1_sms": 1500, "b1_portal": 400, "b3": 200, "b3_rounds": 9, "b3_phases": 400, "b5": 5, "patients": 400, "b2": (1000, 10000),
+              "b4": 300, "b6": (1000, 100_000, 1_000_000)},
+    "full": {"b1_sms": 5000, "b1_portal": 1500, "b3": 400, "b3_rounds": 15, "b3_phases": 1000, "b5": 9, "patients": 1000,
+             "b2": (1000, 10000, 100000), "b4": 1000, "b6": (1000, 100_000, 1_000_000)},
 }
 TWILIO_SID = "AC" + "0" * 32
 TOKEN_ENV = "EMRCOMM_BENCH_TWILIO_TOKEN"
@@ -308,10 +315,11 @@ def group_commit(host: Any, source: _Requests, count: int, group: int = 100) -> 
 
 # ---------------------------------------------------------------------------- B3
 
-def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tuple[str, str]]]:
-    """``count`` reminder requests and, for the baselines, the (number, text) emrcomm renders."""
+def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tuple[str, str]], list[Any]]:
+    """``count`` reminder requests and, for the baselines, the (number, text) emrcomm renders and
+    the message itself (for the transport alone)."""
     source = _Requests("sms", eligible(host, folder, "sms", ("sms",)))
-    requests_, pairs = [], []
+    requests_, pairs, messages = [], [], []
     for _ in range(count):
         request = source.next()
         recipient = host.plugins.find_recipient(request)
@@ -319,48 +327,104 @@ def _sms_texts(host: Any, folder: Path, count: int) -> tuple[list[Any], list[tup
         number = next(p.value for p in recipient.contact_points if p.system == "sms")
         requests_.append(request)
         pairs.append((number, message.text))
-    return requests_, pairs
+        messages.append(message)
+    return requests_, pairs, messages
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """The median of a benchmark's rounds and their range."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def count_statements(host: Any, sends: Callable[[], None]) -> dict[str, Any]:
+    """The SQL statements ``sends`` runs on the host's SQLite connection, by kind, and its commits:
+    ``durable`` ones (made under ``synchronous = FULL``: fsync'd before they return) and
+    ``relaxed`` ones (``synchronous = NORMAL`` for that transaction alone)."""
+    connection = host.storage.db._db  # the embedded store's one connection
+    durable = {"FULL": True, "EXTRA": True}.get(host.storage.db.synchronous, False)
+    seen: Counter[str] = Counter()
+    state = {"durable": durable}
+
+    def trace(sql: str) -> None:
+        words = sql.split()
+        if not words:
+            return
+        head = words[0].upper()
+        if head == "PRAGMA" and "SYNCHRONOUS=" in sql.upper().replace(" ", ""):
+            state["durable"] = sql.upper().replace(" ", "").rsplit("=", 1)[1] in ("FULL", "EXTRA", "2", "3")
+        elif head in ("COMMIT", "END"):
+            seen["commit:durable" if state["durable"] else "commit:relaxed"] += 1
+        seen[head] += 1
+
+    connection.set_trace_callback(trace)
+    try:
+        sends()
+    finally:
+        connection.set_trace_callback(None)
+    return dict(seen)
+
+
+def stored_bytes(host: Any) -> dict[str, int]:
+    """The bytes each table and index of the host's database occupies (SQLite's dbstat), after a
+    checkpoint has copied the WAL into the file."""
+    connection = host.storage.db._db
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return {row[0]: int(row[1]) for row in connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")}
+
+
+def inline_phases(host: Any, requests_: list[Any]) -> dict[str, dict[str, float]]:
+    """Where an inline send's time goes: each step of ``Host.send`` timed apart (median wall and
+    CPU of this thread, ms): deciding (every plugin's reads and rules), writing (records, outbox
+    row, audit entries and the durable commit: its wall time less its CPU is mostly the fsync),
+    delivering (the transport's exchange, then "accepted" in a commit that does not wait for
+    the disk)."""
+    from emrcomm.pipeline.write import write
+
+    steps: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in ("decide", "write", "deliver")}
+    for request in requests_:
+        marks = [(time.perf_counter(), time.thread_time())]
+        req = host._parse(request)
+        trail = host._trail(req)
+        decision = host.decide(req, trail)
+        marks.append((time.perf_counter(), time.thread_time()))
+        written = write(host, decision, trail)
+        marks.append((time.perf_counter(), time.thread_time()))
+        host._deliver_inline(written)
+        marks.append((time.perf_counter(), time.thread_time()))
+        for index, (wall, cpu) in enumerate(steps.values()):
+            wall.append(marks[index + 1][0] - marks[index][0])
+            cpu.append(marks[index + 1][1] - marks[index][1])
+    return {name: {"wall_ms": statistics.median(wall) * 1e3, "wall_mean_ms": statistics.fmean(wall) * 1e3,
+                   "cpu_ms": statistics.median(cpu) * 1e3} for name, (wall, cpu) in steps.items()}
 
 
 def b3(size: dict[str, int]) -> dict[str, Any]:
-    """Raw requests loop vs Apprise json:// vs emrcomm (inline, Twilio transport) to one sink."""
+    """Inline ``Host.send`` vs a raw requests loop vs Apprise json://, to one sink, in
+    interleaved rounds: each round sends ``size["b3"]`` fresh messages through each of the three,
+    in an order that rotates from round to round; the ratios are taken within a round."""
     import requests
 
     from emrcomm.host import Host
     from emrcomm.model import Status
+    from emrcomm.plugin.contract import Delivery
     from emrcomm.testing import TEST_NOW
 
-    count = size["b3"]
-    out: dict[str, Any] = {"count": count}
+    rounds, count = size["b3_rounds"], size["b3"]
+    out: dict[str, Any] = {"rounds": rounds, "count": count}
     with sink() as sink_url, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        os.environ[TOKEN_ENV] = "bench-token"
-        sms = (f'transport = "twilio"\nfrom = "+16135550100"\nrate_per_second = 1000\nburst = 1000\n'
-               f'[plugins.sms.twilio]\naccount_sid = "{TWILIO_SID}"\nauth_token = {{env = "{TOKEN_ENV}"}}\n'
-               f'base_url = "{sink_url}"')
-        config = write_clinic(folder, size["patients"], mode="inline", sms=sms)
-        with Host.from_config(config, clock=lambda: TEST_NOW) as host:
-            requests_, pairs = _sms_texts(host, folder, count + 20)
-            warm, requests_ = requests_[:20], requests_[20:]
-            pairs = pairs[20:]
+        config = write_clinic(folder, size["patients"], mode="inline", sms=twilio_sms(sink_url, 1000, 1000))
+        # The same clinic with synchronous = "normal" (no fsync per commit): what the fsync costs.
+        relaxed_config = write_clinic(folder / "normal", size["patients"], mode="inline", synchronous="normal",
+                                      sms=twilio_sms(sink_url, 1000, 1000))
+        with Host.from_config(config, clock=lambda: TEST_NOW) as host, requests.Session() as session, \
+                Host.from_config(relaxed_config, clock=lambda: TEST_NOW) as relaxed_host:
+            warm_n, counted_n, phases_n = 30, 50, size["b3_phases"]
+            requests_, pairs, messages = _sms_texts(host, folder, warm_n + counted_n + phases_n + rounds * count)
             url = f"{sink_url}/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
-
-            # (a) the floor: one pooled session, form POST, JSON answer read.
-            with requests.Session() as session:
-                session.trust_env = False
-                for number, text in pairs[:20]:
-                    session.post(url, data={"To": number, "From": "+16135550100", "Body": text}).json()
-                t = time.perf_counter()
-                for number, text in pairs:
-                    response = session.post(url, data={"To": number, "From": "+16135550100", "Body": text},
-                                            timeout=(3.05, 10))
-                    response.raise_for_status()
-                    response.json()
-                raw_s = time.perf_counter() - t
-            out["raw_per_s"] = count / raw_s
-
-            # (b) Apprise 2.x, json:// to the same sink, throttle off.
-            out["apprise_per_s"] = None
+            session.trust_env = False
+            transport = host.channels["sms"].transport
+            notifier = None
             if importlib.util.find_spec("apprise") is not None:
                 import apprise
 
@@ -368,111 +432,163 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                 notifier.add(sink_url.replace("http://", "json://") + "/apprise")
                 for service in notifier:
                     service.request_rate_per_sec = 0  # its throttle off
-                notifier.notify(body="warm", title="")
-                t = time.perf_counter()
-                for number, text in pairs:
-                    if not notifier.notify(body=text, title=number):
-                        raise RuntimeError("apprise failed to deliver to the local sink")
-                out["apprise_per_s"] = count / (time.perf_counter() - t)
                 out["apprise_version"] = apprise.__version__
 
-            # (c) emrcomm: every rule, records filed, delivered inline to the sink.
-            for request in warm:
-                host.send(request)
-            statuses: Counter[str] = Counter()
-            t = time.perf_counter()
-            for request in requests_:
-                statuses[host.send(request).status.value] += 1
-            emr_s = time.perf_counter() - t
-            if statuses[Status.SENT.value] != count:
-                raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
-            out["emrcomm_per_s"] = count / emr_s
+            def raw(chunk: list[tuple[str, str]]) -> None:
+                # The floor: one pooled session, form POST, the JSON answer read.
+                for number, text in chunk:
+                    response = session.post(url, data={"To": number, "From": "+16135550100", "Body": text},
+                                            timeout=(3.05, 10))
+                    response.raise_for_status()
+                    response.json()
 
-        # (d) emrcomm as a clinic sends a batch: send_many (queue) here, `emrcomm worker` in its
-        # own process delivering from the outbox meanwhile; the same messages, fresh ids.
-        out["batch"] = b3_batch(size, sink_url, folder / "batch", sms, warm, requests_)
-        # (e) the same with two worker processes: one per core of this 2-core machine.
-        out["batch2"] = b3_batch(size, sink_url, folder / "batch2", sms, warm, requests_, workers=2)
-    out["batch_per_s"] = out["batch"]["per_s"]
-    out["batch2_per_s"] = out["batch2"]["per_s"]
-    out["inline_ratio_vs_raw"] = out["emrcomm_per_s"] / out["raw_per_s"]
-    out["inline_ratio_vs_apprise"] = out["emrcomm_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
-    out["ratio_vs_raw"] = out["batch_per_s"] / out["raw_per_s"]
-    out["ratio_vs_apprise"] = out["batch_per_s"] / out["apprise_per_s"] if out["apprise_per_s"] else None
+            def through_apprise(chunk: list[tuple[str, str]]) -> None:
+                assert notifier is not None
+                for number, text in chunk:
+                    if not notifier.notify(body=text, title=number):
+                        raise RuntimeError("apprise failed to deliver to the local sink")
+
+            def transport_alone(at: int, n: int) -> None:
+                # The Twilio transport by itself (its own HTTP client): the exchange inline sends make.
+                for index in range(at, at + n):
+                    number = pairs[index][0]
+                    transport.send(Delivery(messages[index], number, f"bench-transport-{index}"))
+
+            def inline(chunk: list[Any], sender: Any = host) -> None:
+                statuses = Counter(sender.send(request).status for request in chunk)
+                if statuses[Status.SENT] != len(chunk):
+                    raise RuntimeError(f"emrcomm did not send every B3 message: {dict(statuses)}")
+
+            stored_before = stored_bytes(host)
+            # Warm every arm (connections, caches, prepared statements, the WAL file).
+            raw(pairs[:warm_n])
+            transport_alone(0, warm_n)
+            if notifier is not None:
+                through_apprise(pairs[:warm_n])
+            inline(requests_[:warm_n])
+            inline(requests_[:warm_n], relaxed_host)
+            # What one inline send runs on the store (not timed).
+            counted = requests_[warm_n:warm_n + counted_n]
+            statements = count_statements(host, lambda: inline(counted))
+            out["per_send"] = {kind: n / counted_n for kind, n in sorted(statements.items())}
+            out["phases"] = inline_phases(host, requests_[warm_n + counted_n:warm_n + counted_n + phases_n])
+
+            arms: list[tuple[str, Callable[[int], None]]] = [
+                ("raw", lambda at: raw(pairs[at:at + count])),
+                ("inline", lambda at: inline(requests_[at:at + count])),
+                ("transport", lambda at: transport_alone(at, count)),
+                ("inline_normal", lambda at: inline(requests_[at:at + count], relaxed_host)),
+            ]
+            if notifier is not None:
+                arms.insert(1, ("apprise", lambda at: through_apprise(pairs[at:at + count])))
+            rates: dict[str, list[float]] = {name: [] for name, _ in arms}
+            at = warm_n + counted_n + phases_n
+            for index in range(rounds):
+                turn = index % len(arms)
+                for name, arm in arms[turn:] + arms[:turn]:
+                    t = time.perf_counter()
+                    arm(at)
+                    rates[name].append(count / (time.perf_counter() - t))
+                at += count
+            stored_after = stored_bytes(host)
+    sent = warm_n + counted_n + phases_n + rounds * count
+    out["stored_bytes_per_message"] = {
+        table: (stored_after.get(table, 0) - stored_before.get(table, 0)) / sent
+        for table in sorted(stored_after) if stored_after.get(table, 0) != stored_before.get(table, 0)}
+    out["per_s"] = {name: spread(values) for name, values in rates.items()}
+    out["rates"] = rates
+    out["inline_vs_raw"] = spread([i / r for i, r in zip(rates["inline"], rates["raw"])])
+    out["inline_normal_vs_raw"] = spread([i / r for i, r in zip(rates["inline_normal"], rates["raw"])])
+    out["transport_vs_raw"] = spread([t / r for t, r in zip(rates["transport"], rates["raw"])])
+    out["inline_vs_apprise"] = (spread([i / a for i, a in zip(rates["inline"], rates["apprise"])])
+                                if "apprise" in rates else None)
     return out
 
 
-def _sink_stats(sink_url: str) -> dict[str, Any]:
-    import urllib.request
+# ---------------------------------------------------------------------------- B6
 
-    with urllib.request.urlopen(sink_url + "/stats", timeout=10) as answer:
-        stats: dict[str, Any] = json.loads(answer.read())
-    return stats
+def _fill(path: Path, rows: int) -> list[str]:
+    """A store with ``rows`` records (a year of messages to ``rows // 4`` addresses, one in 20 an
+    opt-out confirmation), ``rows`` open outbox rows and ``rows // 10`` consent events, written
+    directly; returns the addresses."""
+    from emrcomm.storage import open_sqlite
+
+    open_sqlite(path).close()  # the schema, as the host makes it
+    addresses = [f"+1613{n:07d}" for n in range(max(rows // 4, 10))]
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def records() -> Iterator[tuple[Any, ...]]:
+        for n in range(rows):
+            at = (start + dt.timedelta(seconds=n * 31_536_000 // rows)).isoformat()
+            template = "optout-confirmation" if n % 20 == 0 else "appointment-reminder"
+            yield (f"rec-{n}", f"req-{n}", f"Patient/p{n % 5000}", "sms", "appointment-reminder", "message",
+                   addresses[n % len(addresses)], template, at, "accepted", "completed", 2, at, "{}")
+
+    def outbox() -> Iterator[tuple[Any, ...]]:
+        for n in range(rows):
+            at = (start + dt.timedelta(seconds=n)).isoformat()
+            yield (f"ob-{n}", f"oreq-{n}", "sms", addresses[n % len(addresses)], 0, "pending", at, at, "{}")
+
+    def consent() -> Iterator[tuple[Any, ...]]:
+        for n in range(rows // 10):
+            at = (start + dt.timedelta(seconds=n * 300)).isoformat()
+            yield (f"Patient/p{n % 5000}", "sms", addresses[n % len(addresses)], None,
+                   "revoke" if n % 2 else "grant", at, "STOP reply")
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO records (id, request_id, patient, channel, category, role, address, template, recorded, "
+            "state, status, version, updated, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records())
+        connection.executemany(
+            "INSERT INTO outbox (key, request_id, channel, address, leg, state, created, updated, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", outbox())
+        connection.executemany(
+            "INSERT INTO consent_events (patient, channel, address, purpose, action, at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", consent())
+        connection.execute("COMMIT")  # no ANALYZE: the plans are the ones a clinic's store gets
+    finally:
+        connection.close()
+    return addresses
 
 
-def _wait_accepted(sink_url: str, target: int, workers: list[subprocess.Popen[bytes]], timeout: float) -> float:
-    """Poll the sink until it has accepted ``target`` messages in all; the time it saw that."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        if _sink_stats(sink_url)["accepted"] >= target:
-            return time.perf_counter()
-        for worker in workers:
-            if worker.poll() is not None:
-                raise RuntimeError(f"emrcomm worker exited early ({worker.returncode})")
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"the sink did not get {target} messages within {timeout:.0f} s")
-        time.sleep(0.01)
+def b6(sizes: tuple[int, ...], probes: int = 3000) -> dict[str, Any]:
+    """What the opt-out plugin reads to let one confirmation through after a STOP (the ledger's
+    last word for the address, then the confirmations sent there since), at each store size:
+    the sizes' stores are probed in turn, probe by probe, so that the machine's load falls on
+    every size alike. Microseconds per check, median and p99."""
+    import random
 
+    from emrcomm.storage import open_sqlite
 
-def b3_batch(size: dict[str, int], sink_url: str, folder: Path, sms: str, warm: list[Any],
-             requests_: list[Any], workers: int = 1) -> dict[str, Any]:
-    """B3's messages the way a clinic sends a batch: ``Host.send_many`` in delivery mode queue
-    (every rule, records filed, 100 requests per commit) in this process while ``workers``
-    ``emrcomm worker`` processes (default concurrency) deliver from the outbox to the sink.
-    Timed from the first request handed to send_many to the sink accepting the last message."""
-    import signal
-
-    import attrs
-
-    from emrcomm.host import Host
-    from emrcomm.model import Status
-    from emrcomm.testing import TEST_NOW
-
-    stamp = time.monotonic_ns()
-    # Ids are at most 64 characters (FHIR): the run stamp goes first, shortened.
-    fresh = [attrs.evolve(r, id=f"b{stamp % 10**9}-{r.id}") for r in (*warm, *requests_)]
-    warm, batch = fresh[:len(warm)], fresh[len(warm):]
-    count = len(batch)
-    config = write_clinic(folder, size["patients"], mode="queue", sms=sms, poll_seconds=0.02)
-    with Host.from_config(config, clock=lambda: TEST_NOW) as host:
-        started = [subprocess.Popen([sys.executable, "-m", "emrcomm.cli", "worker", "--config", str(config)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True) for _ in range(workers)]
+    with tempfile.TemporaryDirectory() as tmp:
+        stores, addresses, fill_s = {}, {}, {}
         try:
-            # Warm both sides (the workers' start-up, their first messages), then time the batch.
-            base = _sink_stats(sink_url)["accepted"]
-            list(host.send_many(warm))
-            _wait_accepted(sink_url, base + len(warm), started, 120)
-            base = _sink_stats(sink_url)["accepted"]
-            cpu, t = time.process_time(), time.perf_counter()
-            statuses = Counter(o.status.value for o in host.send_many(batch))
-            submitted = time.perf_counter()
-            cpu = time.process_time() - cpu
-            done = _wait_accepted(sink_url, base + count, started, 600)
+            for rows in sizes:
+                t = time.perf_counter()
+                addresses[rows] = _fill(Path(tmp) / f"{rows}.sqlite", rows)
+                fill_s[rows] = time.perf_counter() - t
+                stores[rows] = open_sqlite(Path(tmp) / f"{rows}.sqlite")
+            since = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+            pick = random.Random(7)
+            times: dict[int, list[float]] = {rows: [] for rows in sizes}
+            for _ in range(probes):
+                for rows in sizes:
+                    store, address = stores[rows], pick.choice(addresses[rows])
+                    t = time.perf_counter()
+                    store.consent.last(channel="sms", address=address)
+                    store.records.count_to(channel="sms", address=address, since=since, template="optout-confirmation")
+                    times[rows].append(time.perf_counter() - t)
         finally:
-            for worker in started:
-                worker.send_signal(signal.SIGTERM)  # finishes what it holds, then exits
-            for worker in started:
-                try:
-                    worker.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait(5)
-        if statuses[Status.QUEUED.value] != count:
-            raise RuntimeError(f"emrcomm did not queue every B3 batch message: {dict(statuses)}")
-        outbox = host.storage.outbox.counts()
-    return {"count": count, "per_s": count / (done - t), "submit_per_s": count / (submitted - t),
-            "submit_cpu_ms_per_message": cpu / count * 1e3, "outbox": outbox}
+            for store in stores.values():
+                store.close()
+    out: dict[str, Any] = {str(rows): {"median_us": statistics.median(values) * 1e6,
+                                       "p99_us": percentile(values, 0.99) * 1e6, "fill_s": fill_s[rows]}
+                           for rows, values in times.items()}
+    out["ratio_largest_smallest"] = out[str(sizes[-1])]["median_us"] / out[str(sizes[0])]["median_us"]
+    return out
 
 
 # ---------------------------------------------------------------------------- B2 / B4
@@ -646,19 +762,31 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
     if wanted("b3"):
         result = b3(size)
         report["details"]["b3"] = result
-        keys.update({"b3_ratio_vs_raw": result["ratio_vs_raw"], "b3_ratio_vs_apprise": result["ratio_vs_apprise"],
-                     "b3_batch_per_s": result["batch_per_s"],
-                     "b3_batch_ratio_vs_raw": result["ratio_vs_raw"],
-                     "b3_batch_ratio_vs_apprise": result["ratio_vs_apprise"],
-                     "b3_batch2_per_s": result["batch2_per_s"],
-                     "b3_batch2_ratio_vs_raw": result["batch2_per_s"] / result["raw_per_s"],
-                     "b3_batch2_ratio_vs_apprise": (result["batch2_per_s"] / result["apprise_per_s"]
-                                                    if result["apprise_per_s"] else None),
-                     "b3_inline_ratio_vs_raw": result["inline_ratio_vs_raw"],
-                     "b3_inline_ratio_vs_apprise": result["inline_ratio_vs_apprise"],
-                     "b3_inline_per_s": result["emrcomm_per_s"],
-                     "b3_raw_per_s": result["raw_per_s"], "b3_apprise_per_s": result["apprise_per_s"],
-                     "b3_emrcomm_per_s": result["emrcomm_per_s"]})
+        per_send = result["per_send"]
+        keys.update({
+            "b3_inline_ratio_vs_raw": result["inline_vs_raw"]["median"],
+            "b3_inline_ratio_vs_raw_min": result["inline_vs_raw"]["min"],
+            "b3_inline_ratio_vs_raw_max": result["inline_vs_raw"]["max"],
+            "b3_inline_ratio_vs_apprise": result["inline_vs_apprise"]["median"] if result["inline_vs_apprise"] else None,
+            "b3_inline_ratio_vs_apprise_min": result["inline_vs_apprise"]["min"] if result["inline_vs_apprise"] else None,
+            "b3_inline_ratio_vs_apprise_max": result["inline_vs_apprise"]["max"] if result["inline_vs_apprise"] else None,
+            "b3_inline_per_s": result["per_s"]["inline"]["median"],
+            "b3_raw_per_s": result["per_s"]["raw"]["median"],
+            "b3_apprise_per_s": result["per_s"]["apprise"]["median"] if "apprise" in result["per_s"] else None,
+            "b3_transport_ratio_vs_raw": result["transport_vs_raw"]["median"],
+            "b3_inline_normal_ratio_vs_raw": result["inline_normal_vs_raw"]["median"],
+            **{f"b3_{step}_{what}": result["phases"][step][what] for step in ("decide", "write", "deliver")
+               for what in ("wall_ms", "cpu_ms")},
+            "b3_statements_per_send": float(sum(n for k, n in per_send.items() if not k.startswith("commit:"))),
+            "b3_durable_commits_per_send": float(per_send.get("commit:durable", 0.0)),
+            "b3_relaxed_commits_per_send": float(per_send.get("commit:relaxed", 0.0)),
+            "b3_stored_bytes_per_message": float(sum(result["stored_bytes_per_message"].values())),
+        })
+    if wanted("b6"):
+        result = b6(size["b6"])
+        report["details"]["b6"] = result
+        keys.update({f"b6_dedup_us_{rows}": result[str(rows)]["median_us"] for rows in size["b6"]})
+        keys["b6_dedup_ratio_largest_smallest"] = result["ratio_largest_smallest"]
     if wanted("b5"):
         result = b5(size)
         report["details"]["b5"] = result
@@ -705,23 +833,32 @@ KEY_DOCS = {
     "b1_group_sms_per_s": "B1 SMS reminders per second via send_many, 100 per commit, synchronous=full",
     "b1_group_sms_wait_p99_ms": "B1 send_many: p99 wait from a request pulled to its outcome (ms)",
     "b1_group_portal_per_s": "B1 portal messages per second via send_many, 100 per commit, full",
-    "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s",
-    "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s",
-    "b3_emrcomm_per_s": "B3 emrcomm inline (Host.send, delivery mode inline, one thread), messages/s "
-                        "(same as b3_inline_per_s)",
-    "b3_inline_per_s": "B3 emrcomm inline: Host.send one at a time, every rule, filed, sent by the caller's "
-                       "thread through the Twilio transport, messages/s",
-    "b3_inline_ratio_vs_raw": "B3 emrcomm inline messages/s / raw loop messages/s",
-    "b3_inline_ratio_vs_apprise": "B3 emrcomm inline messages/s / Apprise messages/s",
-    "b3_batch_per_s": "B3 emrcomm batch: send_many (queue, every rule, filed) while `emrcomm worker` (another "
-                      "process, concurrency 4) delivers; first request to last message accepted by the sink, msgs/s",
-    "b3_batch_ratio_vs_raw": "B3 emrcomm batch messages/s / raw loop messages/s",
-    "b3_batch_ratio_vs_apprise": "B3 emrcomm batch messages/s / Apprise messages/s",
-    "b3_batch2_per_s": "B3 emrcomm batch with two `emrcomm worker` processes (one per core), msgs/s",
-    "b3_batch2_ratio_vs_raw": "B3 emrcomm batch, two worker processes / raw loop",
-    "b3_batch2_ratio_vs_apprise": "B3 emrcomm batch, two worker processes / Apprise",
-    "b3_ratio_vs_raw": "B3 emrcomm batch (send_many + worker process) / raw loop (= b3_batch_ratio_vs_raw)",
-    "b3_ratio_vs_apprise": "B3 emrcomm batch (send_many + worker process) / Apprise (= b3_batch_ratio_vs_apprise)",
+    "b3_inline_ratio_vs_raw": "B3 inline Host.send / raw requests loop, messages/s, median of the rounds' ratios",
+    "b3_inline_ratio_vs_raw_min": "B3 inline / raw loop, lowest round",
+    "b3_inline_ratio_vs_raw_max": "B3 inline / raw loop, highest round",
+    "b3_inline_ratio_vs_apprise": "B3 inline Host.send / Apprise json://, median of the rounds' ratios",
+    "b3_inline_ratio_vs_apprise_min": "B3 inline / Apprise, lowest round",
+    "b3_inline_ratio_vs_apprise_max": "B3 inline / Apprise, highest round",
+    "b3_inline_per_s": "B3 emrcomm inline: Host.send one at a time (every rule, filed, synchronous=full), sent by "
+                       "the caller's thread through the Twilio transport, messages/s (median round)",
+    "b3_raw_per_s": "B3 raw requests.Session POST loop, messages/s (median round)",
+    "b3_apprise_per_s": "B3 Apprise json://, throttle off, messages/s (median round)",
+    "b3_inline_normal_ratio_vs_raw": "B3 inline Host.send with synchronous=normal (no fsync per commit) / the raw "
+                                     "loop, same rounds: the durable commit's share is the gap to b3_inline_ratio_vs_raw",
+    "b3_transport_ratio_vs_raw": "B3 the Twilio transport alone (emrcomm's HTTP client on urllib3) / the raw "
+                                 "requests loop, the same exchange, median of the rounds' ratios",
+    **{f"b3_{step}_{what}": f"B3 one inline send, the {step} step: median {kind} (ms)"
+       for step in ("decide", "write", "deliver") for what, kind in (("wall_ms", "wall time"),
+                                                                     ("cpu_ms", "CPU of the caller's thread"))},
+    "b3_statements_per_send": "B3 SQL statements one inline send runs (BEGIN, PRAGMA and COMMIT included)",
+    "b3_durable_commits_per_send": "B3 commits per inline send made under synchronous=FULL (fsync'd)",
+    "b3_relaxed_commits_per_send": "B3 commits per inline send made under synchronous=NORMAL (no fsync)",
+    "b3_stored_bytes_per_message": "B3 bytes the store grew by per message sent inline (every table and index, "
+                                   "audit log included; after a checkpoint)",
+    **{f"b6_dedup_us_{rows}": f"B6 opt-out confirmation de-duplication (the ledger's last word + the "
+                              f"confirmations since), µs median, {rows:,} records and {rows:,} outbox rows"
+       for rows in (1000, 10000, 100_000, 1_000_000)},
+    "b6_dedup_ratio_largest_smallest": "B6 de-duplication cost at the largest store / at the smallest (a scan would grow with the rows, ×1,000)",
     "b2_per_s_1k": "B2 1k reminders: send_many (queue) then the worker to the sink, end to end, per second",
     "b2_per_s_10k": "B2 10k reminders, end to end, per second",
     "b2_cpu_ms_10k": "B2 10k: CPU time per message (ms), emrcomm process (host + worker)",
@@ -739,10 +876,10 @@ KEY_DOCS = {
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'key':<26} {'value':>10}  what", "-" * 100]
+    lines = [f"{'key':<34} {'value':>10}  what", "-" * 110]
     for key, value in report["keys"].items():
         shown = "n/a" if value is None else f"{value:10.3f}" if value < 100 else f"{value:10.0f}"
-        lines.append(f"{key:<26} {shown:>10}  {KEY_DOCS.get(key, '')}")
+        lines.append(f"{key:<34} {shown:>10}  {KEY_DOCS.get(key, '')}")
     for name, why in report["missing"].items():
         lines.append(f"{name.upper()}: not measured: {why}")
     return "\n".join(lines)
@@ -777,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes.add_argument("--quick", action="store_true", help="smaller runs: under 5 minutes on 2 cores")
     sizes.add_argument("--tiny", action="store_true", help="a smoke run for the test suite (numbers meaningless)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--only", action="append", choices=("b1", "b2", "b3", "b4", "b5"),
+    parser.add_argument("--only", action="append", choices=("b1", "b2", "b3", "b4", "b5", "b6"),
                         help="run only these (repeatable)")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)

@@ -14,7 +14,8 @@ import sys
 from support import REPO
 
 KEYS = {"b1_sms_p50_ms", "b1_sms_p99_ms", "b1_sms_per_s", "b1_portal_p99_ms", "b1_group_sms_per_s",
-        "b3_ratio_vs_raw", "b3_ratio_vs_apprise", "b5_startup_s"}
+        "b3_inline_ratio_vs_raw", "b3_inline_ratio_vs_apprise", "b3_stored_bytes_per_message", "b5_startup_s",
+        "b6_dedup_ratio_largest_smallest"}
 
 
 def test_run_tiny_prints_every_key_as_json() -> None:
@@ -24,8 +25,10 @@ def test_run_tiny_prints_every_key_as_json() -> None:
     report = json.loads(done.stdout)
     assert set(report["keys"]) >= KEYS
     assert all(isinstance(report["keys"][k], float) and report["keys"][k] > 0
-               for k in KEYS - {"b3_ratio_vs_apprise"})
+               for k in KEYS - {"b3_inline_ratio_vs_apprise"})
     assert report["machine"]["cores"] and report["machine"]["sqlite"]
+    # Counts, not times: an inline send makes exactly one durable (fsync'd) commit.
+    assert report["keys"]["b3_durable_commits_per_send"] == 1.0
 
 
 API_KEYS = {"inprocess_per_s", "http_per_s", "http_p50_ms", "http_p99_ms", "ratio_http_per_s_vs_inprocess",

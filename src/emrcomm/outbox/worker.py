@@ -26,7 +26,6 @@ from attrs import define, field, frozen
 
 from emrcomm.lifecycle.events import Source
 from emrcomm.pipeline.deliver import RetryPolicy, deliver
-from emrcomm.storage import Storage
 from emrcomm.storage.outbox import RELEASED, Item
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emrcomm.worker")
 
-MAX_CLAIM = 256  # rows claimed at once, at most (see WorkerSettings.claim_batch)
 # A claimed row starts its send within this share of its lease, or is given back: the rest of
 # the lease (7/8) must cover the send itself (docs/operations.md: lease_seconds).
 HELD_SHARE = 1 / 8
@@ -51,15 +49,9 @@ class WorkerSettings:
     concurrency: int = 4
     lease_seconds: float = 120.0
     poll_seconds: float = 1.0
-    # Seconds a settle waits for the other threads' settles before committing, when they are
-    # still sending (PostgreSQL's commit_delay): one fsync and one signature for several.
-    commit_delay: float = 0.001
-    # Rows claimed at a time while the threads still hold ``concurrency`` of them. 0 (the
-    # default) adapts it: it starts at max(concurrency, 16) and doubles (up to 256) while a
-    # claim's rows are gone within lease_seconds / 32, halves when they take over
-    # lease_seconds / 16 (a row not started within lease_seconds / 8 is given back). Not a
-    # config key. Fewer, larger claims cost less (a claim is one commit), and rows in hand
-    # never wait long enough to risk their lease.
+    # Rows claimed at a time while the threads still hold ``concurrency`` of them (0: the larger
+    # of ``concurrency`` and 16). Not a config key. A claim is one commit; a row not started
+    # within lease_seconds / 8 of its claim is given back.
     claim_batch: int = 0
 
     @classmethod
@@ -71,7 +63,6 @@ class WorkerSettings:
             concurrency=int(concurrency or delivery.get("concurrency", 4)),
             lease_seconds=float(delivery.get("lease_seconds", 120.0)),
             poll_seconds=float(delivery.get("poll_seconds", 1.0)),
-            commit_delay=float(delivery.get("commit_delay", 0.001)),
         )
 
 
@@ -117,89 +108,6 @@ class WorkerStats:
                                     "max": None if most is None else round(most * 1000, 3)}}
 
 
-class SharedCommits:
-    """Settles from the delivery threads share commits: one fsync and one audit signature for
-    every settle that arrived while the previous commit was being made.
-
-    ``run(write)`` returns once ``write``'s effects are durable (or raises what it raised, or
-    what the commit raised). The first thread to find no commit under way makes one for every
-    write waiting, each in its own savepoint (a write that raises is undone alone); the others
-    wait for it, and one of them commits whatever arrived meanwhile. When ``others()`` (threads
-    still sending) exceeds the writes waiting, the committing thread first sleeps ``delay``
-    seconds so that their settles join this commit: the other threads use the CPU meanwhile,
-    and the group costs one commit instead of several. A thread alone commits at once.
-    """
-
-    def __init__(self, store: Storage, *, delay: float = 0.0, others: Callable[[], int] = lambda: 0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.store = store
-        self.delay = delay
-        self.others = others
-        self._sleep = sleep
-        self._waiting: list[_Write] = []
-        self._queue = threading.Lock()
-        self._committing = threading.Lock()
-        self.commits = 0  # commits made, for the statistics: writes / commits = the group size
-
-    def run(self, write: Callable[[], Any]) -> Any:
-        mine = _Write(write)
-        with self._queue:
-            self._waiting.append(mine)
-        try:
-            self._committing.acquire()
-        except BaseException:  # interrupted while waiting: not written, unless a commit has it
-            with self._queue:
-                self._waiting = [each for each in self._waiting if each is not mine]
-            raise
-        try:
-            if not mine.done:
-                if self.delay and self.others() > len(self._waiting):
-                    self._sleep(self.delay)
-                with self._queue:
-                    group, self._waiting = self._waiting, []
-                self._commit(group)
-        finally:
-            self._committing.release()
-        if mine.error is not None:
-            raise mine.error
-        return mine.result
-
-    def _commit(self, group: list[_Write]) -> None:
-        try:
-            with self.store.group_commit():
-                for each in group:
-                    try:
-                        with self.store.transaction():  # a savepoint inside the group
-                            each.result = each.write()
-                    except BaseException as exc:  # undone alone; raised in its own thread only
-                        each.result, each.error = None, exc
-            self.commits += 1
-        except BaseException as exc:  # the commit itself failed: nothing of the group is durable
-            for each in group:
-                if each.error is None:
-                    each.result = None
-                    if isinstance(exc, Exception):
-                        each.error = exc
-                    else:  # an interrupt belongs to the thread it hit (this one), not to the others
-                        each.error = RuntimeError(f"the shared commit was interrupted ({type(exc).__name__})")
-                        each.error.__cause__ = exc
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            for each in group:
-                each.done = True
-
-
-@define
-class _Write:
-    write: Callable[[], Any]
-    result: Any = None
-    error: BaseException | None = None
-    done: bool = False
-
-
-
-
 class Worker:
     """Delivers due outbox rows of ``host`` with ``settings.concurrency`` threads.
 
@@ -227,9 +135,6 @@ class Worker:
         self._stop = threading.Event()
         self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
         self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
-        self._sending = 0  # threads delivering a row now (their settles may come soon)
-        self._sending_lock = threading.Lock()
-        self._settles = SharedCommits(host.storage, delay=self.settings.commit_delay, others=lambda: self._sending)
 
     def stop(self) -> None:
         """Finish the messages being sent, give back the rows not started, then return from
@@ -266,8 +171,7 @@ class Worker:
         return self.stats
 
     def _feed(self, pool: ThreadPoolExecutor, once: bool, batch: int, settled: Callable[[object], None]) -> None:
-        concurrency, lease = self.settings.concurrency, self.settings.lease_seconds
-        last_claim: float | None = None
+        concurrency = self.settings.concurrency
         while not self._stop.is_set():
             with self._changed:
                 while self._in_hand > concurrency and not self._stop.is_set():
@@ -278,13 +182,6 @@ class Worker:
             claimed = time.monotonic()  # before the claim: waiting for the lock uses the lease too
             rows = self._claim(room)
             if rows:
-                if not self.settings.claim_batch and last_claim is not None:
-                    took = claimed - last_claim  # the previous claim's rows, all but `concurrency`
-                    if took < lease * HELD_SHARE / 4:
-                        batch = min(MAX_CLAIM, batch * 2)
-                    elif took > lease * HELD_SHARE / 2:  # well before rows would be given back
-                        batch = max(concurrency, batch // 2)
-                last_claim = claimed
                 with self._changed:
                     self._in_hand += len(rows)
                 for row in rows:
@@ -333,16 +230,13 @@ class Worker:
 
     # one row -------------------------------------------------------------------------------------
     def deliver(self, row: Item) -> None:
-        """Deliver one claimed row (emrcomm.pipeline.deliver); its settle shares a commit with the
-        other threads' (SharedCommits)."""
-        with self._sending_lock:
-            self._sending += 1
+        """Deliver one claimed row (emrcomm.pipeline.deliver); its settle is one durable commit."""
         try:
             if row.taken_over:
                 self.stats.count("taken_over")
             facts = self.host.storage.records.facts(row.key)
             done = deliver(self.host, row, facts, owner=self.owner, source=Source.WORKER, policy=self.policy,
-                           commit=self._settles.run, rand=self._rand)
+                           commit=self._commit, rand=self._rand)
             if done.result == "accepted":
                 self.stats.count("sent" if done.kept else "lost_lease", done.window if done.kept else None)
             else:
@@ -350,6 +244,7 @@ class Worker:
         except Exception as exc:  # never lose the thread: the row stays leased until another takes it over
             log.error("outbox %s: worker error %s; left to lease takeover", row.key, type(exc).__name__)
             log.debug("outbox %s: worker error", row.key, exc_info=True)
-        finally:
-            with self._sending_lock:
-                self._sending -= 1
+
+    def _commit(self, write: Callable[[], Any]) -> Any:
+        with self.host.storage.transaction():
+            return write()

@@ -42,7 +42,8 @@ class SqlAuditStore:
         return rows[0] if rows else None
 
     def last(self) -> Row | None:
-        rows = self.db.query("SELECT pos, seq, hash, sig FROM audit_log ORDER BY pos DESC LIMIT 1")
+        # MAX(pos) reads the key's last entry: a plan that is a search, never a scan.
+        rows = self.db.query("SELECT pos, seq, hash, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
         return rows[0] if rows else None
 
     def append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:

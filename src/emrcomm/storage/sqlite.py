@@ -219,11 +219,6 @@ class SQLiteDatabase:
         with self._lock:
             return [dict(r) for r in self._db.execute(sql, params).fetchall()]
 
-    def checkpoint(self) -> None:
-        """Copy the WAL into the database now (PASSIVE: never waits for a reader or writer)."""
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
