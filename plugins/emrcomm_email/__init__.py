@@ -29,7 +29,7 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: dict[str, s
         sub = attrs.evolve(context, name=f"{context.name}.smtp", settings=smtp)
         return SmtpTransport(
             host=smtp["host"], port=smtp.get("port"), security=smtp.get("security", "starttls"),
-            username=smtp.get("username"), password=sub.secret("password"),
+            username=smtp.get("username"), password=sub.secret_later("password") if "password" in smtp else None,
             ca_file=context.path(smtp["ca_file"]) if "ca_file" in smtp else None,
             timeout=smtp.get("timeout", 30.0), sender=sender, clinic=clinic.name, phone=clinic.phone,
             clock=context.clock, unsubscribe=unsubscribe, footer=footer, log=context.log,

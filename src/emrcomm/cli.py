@@ -208,7 +208,8 @@ def _with_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_plugin_command(args: argparse.Namespace, plugin: str, command: Any) -> int:
-    with _host(args, read_only=command.read_only) as host:
+    read_only = command.read_only(args) if callable(command.read_only) else command.read_only
+    with _host(args, read_only=read_only) as host:
         code: int = command.run(args, host.plugins.get(plugin))
         return code
 
@@ -259,13 +260,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    # Read-only: the check writes nothing, whatever it finds; a missing credential is reported,
+    # not raised, so that every one is named at once.
     with _host(args, read_only=True) as host:
         config = host.config
+        problems = host.plugins.secret_problems()
         data: dict[str, Any] = {"config": config.source, "clinic": config.clinic.name, "store": str(config.store_path),
-                "plugins": [p.name for p in host.plugins], "channels": sorted(host.channels)}
-        _emit(args, data, f"{config.source}: OK\n  clinic: {config.clinic.name}\n  store: {config.store_path}\n"
-                          f"  plugins: {', '.join(data['plugins'])}\n  channels: {', '.join(data['channels'])}")
-    return EXIT_OK
+                "plugins": [p.name for p in host.plugins], "channels": sorted(host.channels), "problems": problems}
+        _emit(args, data, f"{config.source}: {'OK' if not problems else 'NOT OK'}\n"
+                          f"  clinic: {config.clinic.name}\n  store: {config.store_path}\n"
+                          f"  plugins: {', '.join(data['plugins'])}\n  channels: {', '.join(data['channels'])}"
+                          + "".join(f"\n  problem: {p}" for p in problems))
+    return EXIT_BAD_INPUT if problems else EXIT_OK
 
 
 def _read_requests(files: Sequence[str], limits: Limits) -> Iterator[str]:
@@ -464,7 +470,7 @@ def cmd_records(args: argparse.Namespace) -> int:
 
     filters = {"status": args.status, "channel": args.channel, "category": args.category,
                "since": aware(args.since), "until": aware(args.until)}
-    with _host(args) as host:
+    with _host(args, read_only=True) as host:
         if args.json or args.fhir:
             print(json.dumps(host.records(patient=args.patient, **filters), indent=2, ensure_ascii=False))
             return EXIT_OK
@@ -563,8 +569,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    with _host(args) as host:
-        if getattr(args, "action", None) == "requeue":
+    requeue = getattr(args, "action", None) == "requeue"
+    with _host(args, read_only=not requeue) as host:
+        if requeue:
             if bool(args.id) == bool(args.all_dead):
                 raise EmrcommError("outbox requeue: give one ID or --all-dead")
             count = host.requeue(None if args.all_dead else args.id)
@@ -585,7 +592,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     from emrcomm.inbox import close_item
     from emrcomm.plugin.contract import KeepingTransport
 
-    with _host(args) as host:
+    with _host(args, read_only=args.action != "done") as host:
         if args.action == "done":
             if not args.id:
                 raise EmrcommError("inbox done: give the id of the item")

@@ -94,7 +94,9 @@ class Command:
 
     ``arguments(parser)`` declares its arguments (argparse; ``--config``, ``--json`` and ``-v``
     are already there). ``run(args, plugin)`` does the work with ``plugin``, the plugin's own
-    object in a host built from ``--config`` (one that writes nothing when ``read_only``), and
+    object in a host built from ``--config`` (one that writes nothing and needs no credential
+    when ``read_only``: True, or a function of the parsed arguments for a command whose
+    actions differ, such as ``keys list`` and ``keys rotate``), and
     returns the exit code: 0 done, 2 bad input, 3 blocked, 4 not done. Raise
     :class:`emrcomm.EmrcommError` for a clear one-line error (exit 2); print results with
     :func:`print_result` so that ``--json`` works the same everywhere.
@@ -104,7 +106,7 @@ class Command:
     help: str
     run: Callable[[argparse.Namespace, Any], int]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
-    read_only: bool = False
+    read_only: bool | Callable[[argparse.Namespace], bool] = False
 
 
 def print_result(args: argparse.Namespace, data: Any, text: str) -> None:

@@ -161,6 +161,12 @@ def load_plugins(
             ) from exc
         settings = _checked_settings(name, obj, config)
         context = make_context(name, settings) if isinstance(obj, type) else None
+        if context is not None and not context.read_only:
+            # A host that may send needs every credential: say so at start-up, not at the first
+            # message. One that only reads never asks for them (plugins resolve them on use).
+            problems = context.secret_problems()
+            if problems:
+                raise ConfigError(problems[0])
         try:
             plugin = obj(context) if context is not None else obj
         except (ConfigError, PluginError):
@@ -360,6 +366,12 @@ class PluginManager:
                     item.plugin.close()
                 except Exception as exc:  # the others still close
                     log.error("plugin %s failed to close: %s", item.name, type(exc).__name__)
+
+    def secret_problems(self) -> list[str]:
+        """Every secret reference of every plugin that points at nothing (a variable not set, a
+        file not readable), each in words: what ``check-config`` and ``doctor`` report."""
+        return [problem for item in self.plugins if item.context is not None
+                for problem in item.context.secret_problems()]
 
     def hooks_of(self) -> list[tuple[LoadedPlugin, list[str]]]:
         """Active plugins in call order, each with the hooks it implements."""
