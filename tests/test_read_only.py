@@ -208,3 +208,30 @@ def test_a_read_only_host_starts_no_filing_thread(clinic_without_credentials: Pa
     with Host.from_config(clinic_without_credentials, read_only=True) as host:
         assert host.plugins.get("fhir-records") is not None
         assert not [t for t in threading.enumerate() if t.name.startswith("emrcomm-fhir-records")]
+
+
+FAILING = {
+    "bundle missing": ('[plugins.directory]\nbundle = "patients.json"\n', '[plugins.directory]\nbundle = "gone.json"\n'),
+    "bad setting": ('[plugins.portal]\nkeyring = "keyring.json"\n',
+                    '[plugins.portal]\nkeyring = "keyring.json"\nlink_days = "a week"\n'),
+    "unknown plugin": ("[plugins.portal]\n", "[plugins.fax]\n[plugins.portal]\n"),
+    "credential unset": ('[plugins.email]\ndirectory = "out/email"\n',
+                         '[plugins.email]\ntransport = "smtp"\n[plugins.email.smtp]\nhost = "localhost"\n'
+                         'username = "u"\npassword = {env = "EMRCOMM_TEST_UNSET"}\n'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILING))
+def test_check_config_that_fails_writes_nothing_either(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrcomm.cli import main
+
+    monkeypatch.delenv("EMRCOMM_TEST_UNSET", raising=False)
+    config = write_config(tmp_path)
+    old, new = FAILING[case]
+    config.write_text(config.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    before = files_in(tmp_path)
+    assert main(["check-config", "--config", str(config)]) == 2
+    assert capsys.readouterr().err or case == "credential unset"
+    assert files_in(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "emrcomm.toml", "patients.json"]
