@@ -174,7 +174,9 @@ class SmtpTransport:
                 smtp = self._connection()
                 reply = self._transfer(smtp, mail.as_bytes(), address, key)
             except DeliveryError as exc:
-                self.log.warning("smtp: record %s: %s (%s)", key, exc.reason, exc.status or "no code")
+                # What happened, not just its class: the message names the relay, the step and
+                # the server's code, and never the address or the text.
+                self.log.warning("record %s: %s (%s)", key, exc, exc.reason)
                 self._drop()
                 raise
         self.log.info("smtp: record %s: 250 accepted", key)
