@@ -1,4 +1,4 @@
-"""Commands that only ask — ``check``, ``check --patient``, ``plugins``, ``check-config`` — write
+"""Commands that only ask — ``check``, ``check --patient``, ``plugins``, ``check-config``, ``doctor`` — write
 nothing: no data folder, no database, no key, wherever they run; a read-only host refuses to send."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ ASKING = (
     ["check", "--channel", "sms", "--text", "Your HbA1c came back at 8.1%."],
     ["plugins"],
     ["check-config"],
+    ["doctor"],
 )
 
 

@@ -115,7 +115,8 @@ class FhirClient:
         self._token = token if callable(token) else (lambda: token)
         self._authorized = False
 
-    def _authorize(self) -> None:
+    def authorize(self) -> None:
+        """Send the bearer token from now on (resolved now, once)."""
         if not self._authorized:
             token = self._token()
             if token:
@@ -139,7 +140,7 @@ class FhirClient:
         exponential backoff and jitter, honouring Retry-After. Every request we send is
         idempotent (conditional create, update by id), so a retry never files twice."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
-        self._authorize()
+        self.authorize()
         last: ServerUnavailable | None = None
         for attempt in range(self.retries + 1):
             if attempt:

@@ -129,6 +129,13 @@ class RecordsPlugin:
         return MIGRATIONS
 
     @emrcomm.hookimpl
+    def emrcomm_probe(self) -> list[emrcomm.Probe]:
+        """``emrcomm doctor``: the server answers R4 and takes the token (a Communication search)."""
+        from emrcomm_fhirserver.probes import probe
+
+        return [probe(self.client, self.name, "Communication", "records")]
+
+    @emrcomm.hookimpl
     def emrcomm_cli_commands(self) -> list[emrcomm.Command]:
         from emrcomm_fhirserver.commands import COMMANDS
 

@@ -11,9 +11,10 @@ from typing import Any, Protocol
 import attrs
 from starlette.routing import BaseRoute
 
-from emrcomm import Channel, ConfigError, Delivery, PluginContext, Receipt, hookimpl, settings_schema
+from emrcomm import Channel, ConfigError, Delivery, PluginContext, Probe, Receipt, hookimpl, settings_schema
 from emrcomm.web import WebContext
 
+from . import probes
 from .filesink import FileSink
 from .http import ProviderClient
 from .kannel import KannelTransport
@@ -112,6 +113,13 @@ class Plugin:
         settings = self.context.settings
         token = _secret(self.context, "twilio", "auth_token") if settings.get("transport") == "twilio" else None
         return routes(self.context, token)
+
+    @hookimpl
+    def emrcomm_probe(self) -> list[Probe]:
+        """``emrcomm doctor``: the gateway or provider, tried with the configured credentials (no
+        message sent), or the sink's folder."""
+        found = probes.probe(self.transport, self.context.name)
+        return [found] if found is not None else []
 
     def close(self) -> None:
         """Called by the Host on close: releases the provider's pooled connections."""

@@ -1,5 +1,5 @@
 """The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 blocked, 4 not done
-(``audit verify`` found a problem; a plugin command that left work undone, such as
+(``audit verify`` or ``doctor`` found a problem; a plugin command that left work undone, such as
 ``fhir-records flush``). Plugins add commands of their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", parents=[common], help="list active plugins in call order and their hooks")
     sub.add_parser("check-config", parents=[common], help="load the config and every plugin, then report")
+    sub.add_parser("doctor", parents=[common],
+                   help="try everything the config names from here: credentials, the database, the audit key, "
+                        "and each server (gateway, relay, FHIR server); nothing is sent or written")
 
     send = sub.add_parser("send", parents=[common], help="send FHIR CommunicationRequest(s) from files")
     send.add_argument("files", nargs="+", metavar="REQUEST",
@@ -270,8 +273,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         _emit(args, data, f"{config.source}: {'OK' if not problems else 'NOT OK'}\n"
                           f"  clinic: {config.clinic.name}\n  store: {config.store_path}\n"
                           f"  plugins: {', '.join(data['plugins'])}\n  channels: {', '.join(data['channels'])}"
-                          + "".join(f"\n  problem: {p}" for p in problems))
+                          + "".join(f"\n  problem: {p}" for p in problems)
+                          + "\n  (`emrcomm doctor` also tries each server the config names)")
     return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from emrcomm.doctor import examine, table
+
+    with _host(args, read_only=True) as host:
+        checks = examine(host)
+    _emit(args, {"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, table(checks))
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_NOT_DONE
 
 
 def _read_requests(files: Sequence[str], limits: Limits) -> Iterator[str]:

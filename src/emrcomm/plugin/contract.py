@@ -6,7 +6,7 @@ keeps messages itself, its links), what it does at start and close, the commands
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from attrs import frozen
@@ -86,6 +86,22 @@ class Closable(Protocol):
     """A plugin with something to release when the host closes (connections, threads)."""
 
     def close(self) -> None: ...
+
+
+@frozen
+class Probe:
+    """A server a plugin talks to, and a check that connects to it from here (``emrcomm doctor``).
+
+    ``server`` names it as a clinic would: ``SMTP relay smtp.riverside.example:587``. ``check()``
+    connects and yields, in order, a few words for each step that worked (``"connected"``,
+    ``"STARTTLS ok"``, ``"AUTH ok"``); at the first step that does not work it raises
+    :class:`emrcomm.ProbeFailed` saying what happened and which setting to check. A check sends
+    no message and writes nothing; it resolves the credentials it needs (a missing one is
+    reported as the ConfigError that names it) and keeps to its own timeouts.
+    """
+
+    server: str
+    check: Callable[[], Iterable[str]]
 
 
 @frozen

@@ -25,7 +25,7 @@ from emrcomm.errors import ConfigError, PluginError, RenderError
 from emrcomm.model import Channel, DeliveryUpdate, Finding, Message, Plan, Recipient, Record, Request, Route
 from emrcomm.plugin import NAME, spec
 from emrcomm.plugin.context import HostServices, PluginContext
-from emrcomm.plugin.contract import Closable, Command, Startable, TemplateCatalog
+from emrcomm.plugin.contract import Closable, Command, Probe, Startable, TemplateCatalog
 from emrcomm.rules import finding
 from emrcomm.storage.database import CORE, Migration
 
@@ -221,7 +221,8 @@ def new_plugin_manager() -> pluggy.PluginManager:
 # own (a failing check is caught, named and turned into a closed door; a channel or a table is
 # attributed to its plugin). A wrapper around them would never run: it is refused at load.
 CALLED_ONE_BY_ONE = ("emrcomm_inspect", "emrcomm_validate", "emrcomm_file_record", "emrcomm_delivery_update",
-                     "emrcomm_register_channels", "emrcomm_migrations", "emrcomm_web_routes", "emrcomm_cli_commands")
+                     "emrcomm_register_channels", "emrcomm_migrations", "emrcomm_web_routes", "emrcomm_cli_commands",
+                     "emrcomm_probe")
 
 
 class FilingFailed(Exception):
@@ -478,6 +479,23 @@ class PluginManager:
                                       f"and {plugin!r}; disable one of them")
                 found[command.name] = (plugin, command)
         return list(found.values())
+
+    def probes(self) -> list[tuple[str, Probe | PluginError]]:
+        """Every plugin's probes (``emrcomm doctor``), in call order, with the plugin of each; a
+        plugin whose hook fails or answers something else is a PluginError in its place."""
+        found: list[tuple[str, Probe | PluginError]] = []
+        for plugin, result, exc in self._one_by_one("emrcomm_probe"):
+            if exc is not None:
+                found.append((plugin, PluginError(f"plugin {plugin!r} could not say which servers it uses: "
+                                                  f"{type(exc).__name__}: {exc}")))
+                continue
+            for probe in result or ():
+                if not isinstance(probe, Probe):
+                    found.append((plugin, PluginError(f"plugin {plugin!r}: emrcomm_probe returned "
+                                                      f"{type(probe).__name__}, not emrcomm.Probe")))
+                    continue
+                found.append((plugin, probe))
+        return found
 
 
 def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
