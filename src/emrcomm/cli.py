@@ -343,24 +343,54 @@ def cmd_send(args: argparse.Namespace) -> int:
                     raise
                 results.append({"error": str(exc)})
                 worst = max(worst, EXIT_BAD_INPUT)
+                if not args.json:
+                    print(f"emrcomm: error: request {len(results)} of {len(items)}: {exc}", file=sys.stderr)
                 continue
-            communications = [fhir.communication(r) for r in map(host.record, outcome.record_ids) if r is not None]
-            results.append({"outcome": outcome.to_dict(), "communications": communications})
             if outcome.status in (Status.BLOCKED, Status.FAILED):
                 worst = max(worst, EXIT_BLOCKED)
-            if not args.json:
-                print(format_outcome(outcome))
-                print(json.dumps(communications, indent=2, ensure_ascii=False))
+            if args.json:
+                communications = [fhir.communication(r) for r in map(host.record, outcome.record_ids)
+                                  if r is not None]
+                results.append({"outcome": outcome.to_dict(), "communications": communications})
+            else:
+                results.append({"status": outcome.status.value})
+                print(format_outcome(outcome, why=False))
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
+    elif len(results) > 1:
+        print(_tally(results))
     return worst
 
 
-def format_outcome(outcome: Outcome) -> str:
+def _tally(results: list[dict[str, Any]]) -> str:
+    """``3 requests: 1 sent, 2 blocked``, statuses in the order first seen, then errors."""
+    counts: dict[str, int] = {}
+    for result in results:
+        key = "not read (error)" if "error" in result else str(result["status"])
+        counts[key] = counts.get(key, 0) + 1
+    return f"{len(results)} requests: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def format_outcome(outcome: Outcome, *, why: bool = True) -> str:
+    """The outcome for people: status and channels, every finding once, the records filed;
+    ``why`` adds how each candidate fared (``check --patient``; ``send`` leaves it out)."""
     lines = [f"request {outcome.request_id}: {outcome.status.value.upper()}"
              + (f" on {' + '.join(outcome.channels)}" if outcome.channels else "")]
-    lines += [f"  - {line}" for line in outcome.explanation]
-    lines += [f"  {format_finding(f)}" for f in outcome.findings]
+    findings = list(outcome.findings)
+    if why:
+        lines += [f"  - {line}" for line in outcome.explanation]
+    elif outcome.status not in (Status.BLOCKED, Status.FAILED):
+        # It went (or waits) another way: what stopped the channels passed over, in one line.
+        passed = [f for f in findings if f.blocks and f.hold_until is None]
+        findings = [f for f in findings if f not in passed]
+        skipped: dict[str, list[str]] = {}
+        for f in passed:
+            codes = skipped.setdefault(f.channel or "?", [])
+            if f.code not in codes:
+                codes.append(f.code)
+        if skipped:
+            lines.append("  not by " + "; not by ".join(f"{c}: {', '.join(codes)}" for c, codes in skipped.items()))
+    lines += [f"  {format_finding(f)}" for f in findings]
     if outcome.record_ids:
         lines.append(f"  filed: {', '.join('Communication/' + r for r in outcome.record_ids)}")
     return "\n".join(lines)
