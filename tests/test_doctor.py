@@ -350,3 +350,15 @@ def test_a_plugin_adds_its_server_through_emrcomm_probe_as_the_docs_show(tmp_pat
         assert (f"FAIL  fax gateway 127.0.0.1:{port} (plugin fax): cannot connect (Connection refused): is the "
                 "gateway running, and are plugins.fax.host and port right?") in doctor_with(port).splitlines()
     assert greeted.format(port=4559) in section("emrcomm_probe").splitlines()  # what the page says it prints
+
+
+def test_a_fhir_server_that_is_not_running_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, "t")
+    with refused_port() as port:
+        extra = f'\n[plugins.fhir-records]\nbase_url = "http://127.0.0.1:{port}/fhir"\n' \
+                f'token = {{env = "{TOKEN_VARIABLE}"}}\npush = "manual"\n'
+        code, _, text = doctor(clinic(tmp_path, extra=extra), capsys)
+    assert code == 4
+    assert line(text, "FHIR server (records)").endswith(
+        ": cannot connect (connection refused): is the server running, and is plugins.fhir-records.base_url right?")
