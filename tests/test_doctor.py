@@ -362,3 +362,28 @@ def test_a_fhir_server_that_is_not_running_is_named(tmp_path: Path, monkeypatch:
     assert code == 4
     assert line(text, "FHIR server (records)").endswith(
         ": cannot connect (connection refused): is the server running, and is plugins.fhir-records.base_url right?")
+
+
+def test_a_database_server_adds_its_own_checks_through_its_probe_method(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook a store on a database server fills (PostgreSQL: roles, pool): its steps are
+    reported after "connected", and its ProbeFailed in words. Shown here on the SQLite store
+    made to say it is a server, which is all the hook needs."""
+    from emrcomm import ProbeFailed
+    from emrcomm.doctor import examine
+    from emrcomm.host import Host
+
+    def probe() -> Iterator[str]:
+        yield "role emrcomm_app"
+        raise ProbeFailed("the role cannot write to outbox: GRANT INSERT, UPDATE ON outbox TO emrcomm_app")
+
+    config = clinic(tmp_path)
+    Host.from_config(config).close()
+    with Host.from_config(config, read_only=True) as host:
+        monkeypatch.setattr(host.storage.db, "dialect", "postgresql", raising=False)
+        monkeypatch.setattr(host.storage.db, "probe", probe, raising=False)
+        [check] = [c for c in examine(host) if c.what.startswith("database")]
+    assert check.what == f"database (postgresql) {host.storage.db.where}"
+    assert check.line().endswith(": connected, role emrcomm_app, the role cannot write to outbox: GRANT INSERT, "
+                                 "UPDATE ON outbox TO emrcomm_app")
+    assert not check.ok

@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,14 +104,7 @@ def _database(host: Host) -> Check:
     store, whether its schema is the one this emrcomm runs on."""
     db = host.storage.db
     if db.dialect != "sqlite":
-        # A database server (PostgreSQL): the host could open it, so it answered; ask it once
-        # more, then its schema. Its own deeper checks (roles, pool) belong in this branch.
-        what = f"database ({db.dialect}) {db.where}"
-        try:
-            db.query("SELECT 1")
-        except Exception as exc:
-            return Check(what, problem=f"it does not answer a query ({type(exc).__name__})")
-        return _schema(host, what, ["connected"])
+        return _server_database(host)
     path = host.config.store_path
     what = f"database (SQLite) {path}"
     if not path.exists():
@@ -120,6 +113,29 @@ def _database(host: Host) -> Check:
         return Check(what, steps=("exists",), problem=f"this user ({_user()}) cannot write to it or to its "
                      "folder: run emrcomm as the user that owns it")
     return _schema(host, what, ["exists"])
+
+
+def _server_database(host: Host) -> Check:
+    """A store on a database server (PostgreSQL). The host could open it, so it answered; it is
+    asked once more, then its schema is compared. A Database may add checks of its own (its
+    roles, its pool, its server's version) as a ``probe()`` method with the contract of
+    :class:`emrcomm.Probe`'s check: it yields the steps that worked and raises
+    :class:`emrcomm.ProbeFailed` in words at the first that did not."""
+    db = host.storage.db
+    what = f"database ({db.dialect}) {db.where}"
+    steps: list[str] = []
+    try:
+        db.query("SELECT 1")
+        steps.append("connected")
+        probe: Callable[[], Iterable[str]] | None = getattr(db, "probe", None)
+        for step in probe() if probe is not None else ():
+            steps.append(str(step))
+    except EmrcommError as exc:
+        return Check(what, steps=tuple(steps), problem=str(exc))
+    except Exception as exc:
+        log.debug("the database check failed", exc_info=True)
+        return Check(what, steps=tuple(steps), problem=f"it does not answer as it should ({type(exc).__name__})")
+    return _schema(host, what, steps)
 
 
 def _schema(host: Host, what: str, steps: list[str]) -> Check:
