@@ -5,18 +5,16 @@ docs/transports.md describes each transport and its settings.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
 
-from emrcomm import Channel, Finding, Message, PluginContext, Probe, ProbeFailed, hookimpl, settings_schema
+from emrcomm import Channel, Finding, Message, PluginContext, hookimpl, settings_schema
 from emrcomm.rules import finding
 
 from .compose import FOOTER, build_email
 from .eml import EmlSink
+from .probes import Probe, probes_of
 from .smtp import SmtpTransport
 
 __all__ = ["FOOTER", "EmlSink", "Plugin", "SmtpTransport", "build_email"]
@@ -39,14 +37,6 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: dict[str, s
         )
     return EmlSink(context.path(settings.get("directory", "emrcomm-data/out/email")), sender, clinic.name,
                    clinic.phone, context.clock, unsubscribe=unsubscribe, footer=footer)
-
-
-def _folder(directory: Path, plugin: str) -> Iterator[str]:
-    yield "nothing leaves this machine (each email is written as a .eml file)"
-    folder = next(p for p in (directory, *directory.parents) if p.exists())
-    if not os.access(folder, os.W_OK):
-        raise ProbeFailed(f"{folder} is not writable by this user: check plugins.{plugin}.directory")
-    yield "writable"
 
 
 # Categories that are subscriptions rather than transactions (docs/rule-catalogue.md H): they need a one-click
@@ -79,6 +69,12 @@ class Plugin:
                         address_system="email", form="email")]
 
     @hookimpl
+    def emrcomm_probe(self) -> list[Probe]:
+        """``emrcomm doctor``: the relay, tried as a message would be (TLS, AUTH, the sender) and
+        left before anything is sent; or the .eml folder."""
+        return probes_of(self.transport, self.name)
+
+    @hookimpl
     def emrcomm_validate(self, message: Message, channel: Channel) -> list[Finding]:
         if channel.name != "email":
             return []
@@ -89,16 +85,6 @@ class Plugin:
         if not self.footer and not any(words in text for words in MISDIRECTION_WORDS):
             found.append(finding("EMAIL_MISDIRECTION_NOTICE", plugin=self.name, channel="email"))
         return found
-
-    @hookimpl
-    def emrcomm_probe(self) -> list[Probe]:
-        """``emrcomm doctor``: the relay, tried as a message would be (TLS, AUTH, the sender) and
-        left before anything is sent; or the .eml folder."""
-        transport = self.transport
-        if isinstance(transport, SmtpTransport):
-            return [Probe(f"SMTP relay {transport.host}:{transport.port}",
-                          lambda: transport.probe(f"plugins.{self.name}.smtp"))]
-        return [Probe(f"email file sink {transport.directory}", lambda: _folder(transport.directory, self.name))]
 
     def close(self) -> None:
         """Called by the Host on close: ends the SMTP session, if any."""

@@ -15,18 +15,10 @@ import logging
 import smtplib
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from emrcomm import (
-    Delivery,
-    DeliveryError,
-    PermanentDeliveryError,
-    ProbeFailed,
-    Receipt,
-    TransientDeliveryError,
-    redact,
-)
+from emrcomm import Delivery, DeliveryError, PermanentDeliveryError, Receipt, TransientDeliveryError, redact
 
 from .compose import build_email
 
@@ -224,67 +216,3 @@ class SmtpTransport:
                 with contextlib.suppress(smtplib.SMTPException, OSError):
                     self._smtp.quit()
             self._drop()
-
-    # -- emrcomm doctor --------------------------------------------------------------------------
-    def probe(self, setting: str) -> Iterator[str]:
-        """Connect as a message would (TLS, AUTH), offer the sender, then leave without sending:
-        yields each step that worked, raises ProbeFailed in words at the first that did not.
-        ``setting`` is where the settings live (``plugins.email.smtp``)."""
-        where = f"{self.host}:{self.port}"
-        try:
-            if self.security == "tls":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        except ssl.SSLError as exc:
-            raise ProbeFailed(_tls_words(exc, setting)) from None
-        except smtplib.SMTPConnectError as exc:
-            raise ProbeFailed(f"the server refused the session ({exc.smtp_code} {_reply_text(exc.smtp_error)})") \
-                from None
-        except TimeoutError:
-            raise ProbeFailed(f"no connection within {self.timeout:g} s: a firewall, or the wrong {setting}.host "
-                              "or port?") from None
-        except OSError as exc:
-            raise ProbeFailed(f"cannot connect ({exc.strerror or exc}): is the relay running, and are {setting}.host "
-                              "and port right?") from None
-        try:
-            yield "connected" + (", TLS ok" if self.security == "tls" else "")
-            smtp.ehlo()
-            if self.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise ProbeFailed("no STARTTLS offered, and TLS is required: nothing would be sent (enable "
-                                      f"STARTTLS on the relay, or set {setting}.security = \"tls\" for port 465)")
-                try:
-                    smtp.starttls(context=self.tls)
-                except ssl.SSLError as exc:
-                    raise ProbeFailed(_tls_words(exc, setting)) from None
-                smtp.ehlo()
-                yield "STARTTLS ok"
-            if self._username is not None and self._password is not None:
-                if not smtp.has_extn("auth"):
-                    raise ProbeFailed(f"no AUTH offered, but {setting}.username is set")
-                try:
-                    smtp.login(self._username, self._password() or "")
-                except smtplib.SMTPAuthenticationError as exc:
-                    raise ProbeFailed(f"AUTH refused ({exc.smtp_code}): check {setting}.username and "
-                                      f"{setting}.password") from None
-                yield "AUTH ok"
-            code, said = smtp.mail(self.envelope_from)
-            if code != 250:
-                raise ProbeFailed(f"the sender {self.envelope_from} refused ({code} {_reply_text(said)}): check "
-                                  f"the email plugin's from, and what {where} lets this account send as")
-            smtp.rset()
-            yield "sender accepted (nothing sent)"
-        except (smtplib.SMTPException, OSError) as exc:
-            raise ProbeFailed(f"the session broke ({type(exc).__name__})") from None
-        finally:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                smtp.quit()
-            smtp.close()
-
-
-def _tls_words(exc: ssl.SSLError, setting: str) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return (f"TLS: the relay's certificate is not trusted here ({exc.verify_message}): set {setting}.ca_file "
-                "to the CA that signed it, or check the host name")
-    return f"TLS failed ({exc.reason})"
