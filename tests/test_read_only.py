@@ -165,6 +165,8 @@ def test_records_reads_the_chart_without_the_credentials(clinic_without_credenti
     from emrcomm.cli import main
 
     assert main(["records", "--config", str(clinic_without_credentials)]) == 0
+    assert capsys.readouterr().out.startswith("Every patient: ")  # the timeline, for people
+    assert main(["records", "--fhir", "--config", str(clinic_without_credentials)]) == 0
     bundle = json.loads(capsys.readouterr().out)
     # A request from Python has no FHIR resource of its own: the record names its id.
     assert {ref["identifier"]["value"] for e in bundle["entry"] for ref in e["resource"]["basedOn"]} == {
