@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socketserver
 import sqlite3
 import threading
@@ -19,7 +21,7 @@ from emrcomm.cli import main
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server
 from mailservers import USERNAME, CertificateAuthority, SmtpServer
 from servers import Kannel, Prism, Reply, ScriptedHTTPServer, refused_port
-from support import write_config
+from support import DATA, write_config
 from test_read_only import files_in
 
 KANNEL_PASSWORD = "doctor-kannel-pw-5e1"
@@ -387,3 +389,24 @@ def test_a_database_server_adds_its_own_checks_through_its_probe_method(tmp_path
     assert check.line().endswith(": connected, role emrcomm_app, the role cannot write to outbox: GRANT INSERT, "
                                  "UPDATE ON outbox TO emrcomm_app")
     assert not check.ok
+
+
+def test_a_database_from_an_older_release_is_named_and_left_as_it_is(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A 0.1 clinic folder: doctor says the database waits for upgrade steps (the next start applies
+    them) and upgrades nothing itself; without its audit key it says the key must come back."""
+    config = clinic(tmp_path)
+    shutil.copy(DATA / "release-0.1" / "emrcomm.sqlite", tmp_path / "emrcomm.sqlite")
+    before = files_in(tmp_path)
+    code, _, text = doctor(config, capsys)
+    assert code == 4
+    assert re.search(r": exists, schema version 1, \d+ upgrade step\(s\) wait, applied at the next start$",
+                     line(text, "database (SQLite)")), text
+    assert line(text, "audit signing key").endswith(
+        ": missing, but the audit log already has entries signed with it: restore it from the backup (docs/audit.md)")
+    assert files_in(tmp_path) == before
+    shutil.copy(DATA / "release-0.1" / "audit-signing.key", tmp_path / "audit-signing.key")
+    os.chmod(tmp_path / "audit-signing.key", 0o600)
+    code, _, text = doctor(config, capsys)
+    assert code == 0, text
+    assert line(text, "audit signing key").endswith(": exists, owner only, a valid key")
