@@ -66,6 +66,7 @@ def plain_relay() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def fhir() -> Iterator[ShimServer]:
+    """The FHIR server shim (Node): a test that asks for it is marked ``node``."""
     server = shared_server()
     server.reset()
     yield server
@@ -117,6 +118,7 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- a clinic whose servers all answer ----------------------------------------------------------------
 
+@pytest.mark.node
 def test_all_is_well_when_every_server_answers_and_nothing_is_sent_or_written(
         kannel: Kannel, relay: SmtpServer, ca: CertificateAuthority, fhir: ShimServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,6 +231,7 @@ def test_a_relay_that_is_not_running_is_named(tmp_path: Path, capsys: pytest.Cap
         ": cannot connect (Connection refused): is the relay running, and are plugins.email.smtp.host and port right?")
 
 
+@pytest.mark.node
 def test_a_wrong_fhir_token_is_named_for_records_and_patients(fhir: ShimServer, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
