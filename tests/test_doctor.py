@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from emrcomm import hookimpl
 from emrcomm.cli import main
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server
 from mailservers import USERNAME, CertificateAuthority, SmtpServer
@@ -413,3 +414,35 @@ def test_a_database_from_an_older_release_is_named_and_left_as_it_is(tmp_path: P
     code, _, text = doctor(config, capsys)
     assert code == 0, text
     assert line(text, "audit signing key").endswith(": exists, owner only, a valid key")
+
+
+class BrokenProbes:
+    """A plugin whose emrcomm_probe raises, and one that answers something that is not a Probe."""
+
+    def __init__(self, context: Any) -> None:
+        self.name = context.name
+
+    @hookimpl
+    def emrcomm_probe(self) -> list[Any]:
+        if self.name == "raises":
+            raise RuntimeError("no idea")
+        return ["gateway.example:443"]
+
+
+def test_a_plugin_whose_probe_hook_fails_is_named_and_the_others_still_run(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    from emrcomm.config import load_config
+    from emrcomm.doctor import examine
+    from emrcomm.host import Host
+    from emrcomm.plugin.manager import discover
+
+    config = clinic(tmp_path, extra="\n[plugins.raises]\n[plugins.answers]\n")
+    points = {name: metadata.EntryPoint(name=name, value="test_doctor:BrokenProbes", group="emrcomm")
+              for name in ("raises", "answers")}
+    with Host(load_config(config), entry_points={**discover(), **points}, read_only=True) as host:
+        lines = [c.line() for c in examine(host)]
+    assert "FAIL  servers (plugin raises): plugin 'raises' could not say which servers it uses: RuntimeError: " \
+           "no idea" in lines
+    assert "FAIL  servers (plugin answers): plugin 'answers': emrcomm_probe returned str, not emrcomm.Probe" in lines
+    assert any(line.startswith("ok    SMS file sink") for line in lines)
