@@ -49,6 +49,39 @@ def test_send_blocked_exits_3(config: Path, tmp_path: Path, capsys: pytest.Captu
     assert "BLOCKED" in out and "CONSENT_MISSING" in out
 
 
+def test_send_prints_a_short_outcome_per_request_each_finding_once_and_a_tally(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    requests = [fhir_request("Patient/none", "appointment-reminder", template="appointment-reminder", rid="r0",
+                             variables={"appointment": APPOINTMENT}),
+                fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder", rid="r1",
+                             variables={"appointment": APPOINTMENT}),
+                fhir_request("Patient/on-en", "results-available", rid="r2",
+                             text="Riverside Family Health: your HbA1c came back at 8.1%.")]
+    batch = request_file(tmp_path, "\n".join(json.dumps(r) for r in requests) + "\n{oops\n", "batch.jsonl")
+    code, out, err = run(capsys, "send", str(batch), "--config", str(config))
+    assert code == 3
+    assert "{" not in out  # no JSON without --json
+    lines = out.splitlines()
+    assert lines[0] == "request r0: BLOCKED"
+    # sms, then portal + sms notice: the same missing consent is one thing to fix, said once
+    assert [line.split(":")[0] for line in lines if "CONSENT_MISSING" in line] == [
+        "  BLOCK CONSENT_MISSING [sms]", "  BLOCK CONSENT_MISSING [portal]"]
+    assert "request r1: SENT on sms" in lines
+    # sent another way: what stopped the channels passed over is one line of codes
+    r2 = lines[lines.index("request r2: SENT on portal + sms") + 1]
+    assert r2.startswith("  not by sms: CLINICAL_CONTENT") and "not by email: CLINICAL_CONTENT" in r2
+    assert lines[-1] == "4 requests: 1 blocked, 2 sent, 1 not read (error)"
+    assert err.startswith("emrcomm: error: request 4 of 4: request is not JSON")
+
+
+def test_an_outcome_names_each_finding_once(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    req = request_file(tmp_path, fhir_request("Patient/none", "appointment-reminder", template="appointment-reminder",
+                                              variables={"appointment": APPOINTMENT}))
+    _, out, _ = run(capsys, "send", str(req), "--config", str(config), "--json")
+    found = [(f["code"], f["channel"]) for f in json.loads(out)["outcome"]["findings"]]
+    assert found == [("CONSENT_MISSING", "sms"), ("CONSENT_MISSING", "portal")]
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [

@@ -118,3 +118,32 @@ def test_fresh_virtualenv_pip_install_then_demo(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env, cwd=tmp_path)
     bundle = json.loads(records.stdout)
     assert bundle["total"] > 0 and schema_errors(bundle) == []
+
+
+def test_the_demo_hint_is_a_command_that_works_without_an_activated_virtualenv(tmp_path: Path) -> None:
+    """Run as the README says (`.venv/bin/emrcomm demo`, nothing activated), the hint's command
+    runs as printed; with the virtualenv on PATH it is plain `emrcomm`."""
+    emrcomm = Path(sys.executable).with_name("emrcomm")
+    bare = [p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != emrcomm.parent]
+    for path, expected in ((bare, str(emrcomm)), ([str(emrcomm.parent), *bare], "emrcomm")):
+        env = {**os.environ, "PATH": os.pathsep.join(path), "EMRCOMM_CLOCK": f"{DAY}T12:00:00-05:00"}
+        env.pop("VIRTUAL_ENV", None)
+        folder = tmp_path / f"clinic-{len(path)}"
+        done = subprocess.run([str(emrcomm), "demo", "--data", str(folder), "--patients", "5", "--date", DAY],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        [hint] = [line.removeprefix("Records: ") for line in done.stdout.splitlines() if line.startswith("Records: ")]
+        assert hint == f"{expected} records --config {folder / 'emrcomm.toml'}"
+        records = subprocess.run(hint, shell=True, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert records.returncode == 0, records.stderr[-2000:]
+        assert records.stdout.startswith("Every patient: ") and "  Patient/demo-" in records.stdout  # the day
+
+
+def test_the_hint_names_a_script_below_the_current_folder_as_a_relative_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrcomm.demo import emrcomm_command
+
+    emrcomm = Path(sys.executable).with_name("emrcomm")
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                               if Path(p) != emrcomm.parent))
+    monkeypatch.chdir(emrcomm.parents[2])  # the folder holding .venv
+    assert emrcomm_command() == str(emrcomm.relative_to(emrcomm.parents[2]))  # .venv/bin/emrcomm

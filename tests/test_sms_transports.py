@@ -208,12 +208,24 @@ def test_a_literal_kannel_password_is_refused_without_echoing_it(tmp_path: Path)
     assert "hunter2-literal" not in str(err.value)
 
 
-def test_a_missing_password_variable_names_the_setting(tmp_path: Path) -> None:
-    settings = {"transport": "kannel", "kannel": {"url": "http://127.0.0.1:1/", "username": "u",
-                                                  "password": {"env": "EMRCOMM_TEST_NO_SUCH_VAR"}}}
+def test_a_missing_password_variable_stops_a_host_that_may_send_naming_the_setting(tmp_path: Path) -> None:
+    path = config_with_sms(tmp_path, '[plugins.sms]\ntransport = "kannel"\n[plugins.sms.kannel]\n'
+                                     'url = "http://127.0.0.1:1/cgi-bin/sendsms"\nusername = "u"\n'
+                                     'password = {env = "EMRCOMM_TEST_NO_SUCH_VAR"}\n')
     with pytest.raises(ConfigError, match=r"plugins\.sms\.kannel\.password: environment variable "
                                           r"EMRCOMM_TEST_NO_SUCH_VAR is not set"):
-        emrcomm_sms.Plugin(make_context("sms", settings, tmp_path))
+        Host(load_config(path))
+
+
+def test_the_password_is_resolved_when_the_first_message_goes(tmp_path: Path) -> None:
+    """A plugin made without the credential (a host that only reads) raises, naming the
+    setting, only when its transport is used: nothing leaves."""
+    settings = {"transport": "kannel", "kannel": {"url": "http://127.0.0.1:1/", "username": "u",
+                                                  "password": {"env": "EMRCOMM_TEST_NO_SUCH_VAR"}}}
+    [channel] = emrcomm_sms.Plugin(make_context("sms", settings, tmp_path)).emrcomm_register_channels()
+    with pytest.raises(ConfigError, match=r"plugins\.sms\.kannel\.password: environment variable "
+                                          r"EMRCOMM_TEST_NO_SUCH_VAR is not set"):
+        channel.transport.send(Delivery(message(), "+16135550123", "k-1"))
 
 
 def test_a_kannel_config_loads_into_a_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

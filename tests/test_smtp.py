@@ -235,3 +235,48 @@ def test_a_literal_smtp_password_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"plugins\.email\.smtp\.password: secrets cannot be written") as err:
         Host(load_config(config_with_email(tmp_path, toml)))
     assert "literal-pw-55" not in str(err.value)
+
+
+# -- what a failure says ---------------------------------------------------------------------------------
+
+def host_sending_email(tmp_path: Path, email_toml: str) -> Host:
+    from emrcomm.testing import FixedClock
+
+    return Host(load_config(config_with_email(tmp_path, email_toml)), clock=FixedClock())
+
+
+def email_reminder() -> Request:
+    # Patient "stopped" said STOP to SMS: the reminder goes by email.
+    return Request("Patient/stopped", "appointment-reminder", id="mail-fail-1",
+                   text="Riverside Family Health: see you Monday at 10:30. Call +1 613 555 0100 to change.")
+
+
+def test_the_first_failure_to_reach_the_relay_says_what_happened(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with refused_port() as port:
+        toml = f'[plugins.email]\ntransport = "smtp"\n[plugins.email.smtp]\nhost = "localhost"\nport = {port}\n'
+        with host_sending_email(tmp_path, toml) as host:
+            outcome = host.send(email_reminder())
+            [row] = host.storage.db.query("SELECT last_error FROM outbox")
+    said = f"cannot connect to localhost:{port} (Connection refused)"
+    [failed] = [f for f in outcome.findings if f.code == "DELIVERY_FAILED"]
+    assert f"(unreachable: smtp: {said})" in failed.message
+    assert row["last_error"] == f"unreachable: smtp: {said}"
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("emrcomm"))
+    assert said in logged and "no code" not in logged
+
+
+def test_a_refused_login_says_so_with_the_servers_code(secure_server: SmtpServer, ca: CertificateAuthority,
+                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "smtp-pw").write_text("not-the-password", encoding="utf-8")
+    toml = (f'[plugins.email]\ntransport = "smtp"\n[plugins.email.smtp]\nhost = "localhost"\n'
+            f'port = {secure_server.port}\nca_file = "{ca.ca_file}"\nusername = "{USERNAME}"\n'
+            'password = {file = "smtp-pw"}\n')
+    with host_sending_email(tmp_path, toml) as host:
+        outcome = host.send(email_reminder())
+        [dead] = host.storage.outbox.dead()
+    [failed] = [f for f in outcome.findings if f.code == "DELIVERY_FAILED"]
+    assert "unauthorized: smtp: credentials refused; check username and password (535" in failed.message
+    assert (dead.last_error or "").startswith("unauthorized: smtp: credentials refused")
+    assert "not-the-password" not in failed.message + (dead.last_error or "")

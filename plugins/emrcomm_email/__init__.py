@@ -14,6 +14,7 @@ from emrcomm.rules import finding
 
 from .compose import FOOTER, build_email
 from .eml import EmlSink
+from .probes import Probe, probes_of
 from .smtp import SmtpTransport
 
 __all__ = ["FOOTER", "EmlSink", "Plugin", "SmtpTransport", "build_email"]
@@ -29,7 +30,7 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: dict[str, s
         sub = attrs.evolve(context, name=f"{context.name}.smtp", settings=smtp)
         return SmtpTransport(
             host=smtp["host"], port=smtp.get("port"), security=smtp.get("security", "starttls"),
-            username=smtp.get("username"), password=sub.secret("password"),
+            username=smtp.get("username"), password=sub.secret_later("password") if "password" in smtp else None,
             ca_file=context.path(smtp["ca_file"]) if "ca_file" in smtp else None,
             timeout=smtp.get("timeout", 30.0), sender=sender, clinic=clinic.name, phone=clinic.phone,
             clock=context.clock, unsubscribe=unsubscribe, footer=footer, log=context.log,
@@ -66,6 +67,12 @@ class Plugin:
     def emrcomm_register_channels(self) -> list[Channel]:
         return [Channel(name="email", secure=False, medium="EMAILWRIT", transport=self.transport,
                         address_system="email", form="email")]
+
+    @hookimpl
+    def emrcomm_probe(self) -> list[Probe]:
+        """``emrcomm doctor``: the relay, tried as a message would be (TLS, AUTH, the sender) and
+        left before anything is sent; or the .eml folder."""
+        return probes_of(self.transport, self.name)
 
     @hookimpl
     def emrcomm_validate(self, message: Message, channel: Channel) -> list[Finding]:

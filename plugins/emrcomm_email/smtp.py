@@ -53,7 +53,7 @@ class SmtpTransport:
         port: int | None = None,
         security: str = "starttls",
         username: str | None = None,
-        password: str | None = None,
+        password: Callable[[], str | None] | None = None,
         ca_file: Path | None = None,
         timeout: float = 30.0,
         unsubscribe: dict[str, str] | None = None,
@@ -70,7 +70,7 @@ class SmtpTransport:
         self.port = port or DEFAULT_PORTS[security]
         self.security = security
         self._username = username
-        self._password = password
+        self._password = password  # resolved at the first login: a host that only reads never needs it
         self.tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self.timeout = timeout
         self.sender = sender
@@ -137,7 +137,7 @@ class SmtpTransport:
                 raise PermanentDeliveryError(f"smtp: {self.host}:{self.port} offers no AUTH but a username is set",
                                              provider="smtp", reason="unauthorized")
             try:
-                smtp.login(self._username, self._password)
+                smtp.login(self._username, self._password() or "")
             except smtplib.SMTPAuthenticationError as exc:
                 raise _by_code(exc.smtp_code, "credentials refused; check username and password",
                                exc.smtp_error, reason="unauthorized") from None
@@ -174,7 +174,9 @@ class SmtpTransport:
                 smtp = self._connection()
                 reply = self._transfer(smtp, mail.as_bytes(), address, key)
             except DeliveryError as exc:
-                self.log.warning("smtp: record %s: %s (%s)", key, exc.reason, exc.status or "no code")
+                # What happened, not just its class: the message names the relay, the step and
+                # the server's code, and never the address or the text.
+                self.log.warning("record %s: %s (%s)", key, exc, exc.reason)
                 self._drop()
                 raise
         self.log.info("smtp: record %s: 250 accepted", key)

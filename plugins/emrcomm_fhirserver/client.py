@@ -93,7 +93,7 @@ class FhirClient:
         self,
         base_url: str,
         *,
-        token: str | None = None,
+        token: str | Callable[[], str | None] | None = None,
         timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.25,
@@ -110,8 +110,18 @@ class FhirClient:
         self.session = requests.Session()
         self.session.verify = verify
         self.session.headers.update({"Accept": FHIR_JSON, "Content-Type": FHIR_JSON})
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        # A token given as a function is resolved at the first request: a host that only reads
+        # its own store (``emrcomm records``) never needs it.
+        self._token = token if callable(token) else (lambda: token)
+        self._authorized = False
+
+    def authorize(self) -> None:
+        """Send the bearer token from now on (resolved now, once)."""
+        if not self._authorized:
+            token = self._token()
+            if token:
+                self.session.headers["Authorization"] = f"Bearer {token}"
+            self._authorized = True
 
     def close(self) -> None:
         self.session.close()
@@ -130,6 +140,7 @@ class FhirClient:
         exponential backoff and jitter, honouring Retry-After. Every request we send is
         idempotent (conditional create, update by id), so a retry never files twice."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        self.authorize()
         last: ServerUnavailable | None = None
         for attempt in range(self.retries + 1):
             if attempt:

@@ -73,5 +73,6 @@ def _query(args: argparse.Namespace, plugin: RecordsPlugin) -> list[tuple[str, s
     return params
 
 
+# Only flush writes (what the server took); queue and search read, in a host that writes nothing.
 COMMANDS = [Command("fhir-records", "the records waiting for, refused by, or filed on the FHIR server", _run,
-                    _arguments)]
+                    _arguments, read_only=lambda args: args.action != "flush")]

@@ -45,6 +45,13 @@ class DirectoryPlugin:
         self.default_region = country_code(jurisdiction.split("-")[0]) or DEFAULT_REGION
 
     @emrcomm.hookimpl
+    def emrcomm_probe(self) -> list[emrcomm.Probe]:
+        """``emrcomm doctor``: the server answers R4 and takes the token (a Patient search)."""
+        from emrcomm_fhirserver.probes import probe
+
+        return [probe(self.client, self.name, "Patient", "patients")]
+
+    @emrcomm.hookimpl
     def emrcomm_find_recipient(self, patient_ref: str, request: emrcomm.Request) -> emrcomm.Recipient | None:
         ref = patient_ref.strip()
         cached = self._cache.get(ref)

@@ -77,7 +77,7 @@ def client_from(context: emrcomm.PluginContext) -> FhirClient:
     ca_bundle = settings.get("ca_bundle")
     return FhirClient(
         base,
-        token=context.secret("token"),
+        token=context.secret_later("token"),
         timeout=float(settings.get("timeout", 10)),
         retries=int(settings.get("retries", 2)),
         verify=str(context.path(ca_bundle)) if ca_bundle else True,
@@ -117,8 +117,8 @@ class RecordsPlugin:
 
     def start(self) -> None:
         """Called by the host once the queue's table exists: the pusher starts, and files what an
-        earlier run left queued."""
-        if self._background:
+        earlier run left queued. A host that only reads (``emrcomm records``) files nothing."""
+        if self._background and not self.context.read_only:
             self._thread = threading.Thread(target=self._run, name=f"emrcomm-{self.name}", daemon=True)
             self._thread.start()
             self._wake.set()
@@ -127,6 +127,13 @@ class RecordsPlugin:
     @emrcomm.hookimpl
     def emrcomm_migrations(self) -> tuple[Migration, ...]:
         return MIGRATIONS
+
+    @emrcomm.hookimpl
+    def emrcomm_probe(self) -> list[emrcomm.Probe]:
+        """``emrcomm doctor``: the server answers R4 and takes the token (a Communication search)."""
+        from emrcomm_fhirserver.probes import probe
+
+        return [probe(self.client, self.name, "Communication", "records")]
 
     @emrcomm.hookimpl
     def emrcomm_cli_commands(self) -> list[emrcomm.Command]:

@@ -56,6 +56,9 @@ def _keys(args: argparse.Namespace, plugin: Plugin) -> int:
                                  + (f"; retired {', '.join(done.retired)}" if done.retired else ""))
         return 0
     ring, use = service.transport.ring, service.messages.key_use()
+    if ring.path is not None and not ring.path.exists():  # listed read-only: nothing was created
+        print_result(args, [], f"no key ring yet ({ring.path}): it is created when the portal first keeps a message")
+        return 0
     rows = [{"id": k, "kind": "encryption", "current": k == ring.current, "messages": use.get(k, 0)}
             for k in ring.keys]
     rows += [{"id": k, "kind": "link", "current": k == ring.link_current, "messages": use.get(k, 0)}
@@ -69,7 +72,8 @@ def commands() -> list[Command]:
     return [
         Command("portal", "portal messages: recall one, expire those whose link ran out", _portal,
                 _portal_arguments),
-        Command("keys", "the portal's encryption key ring", _keys, _keys_arguments),
+        Command("keys", "the portal's encryption key ring", _keys, _keys_arguments,
+                read_only=lambda args: args.action == "list"),
     ]
 
 

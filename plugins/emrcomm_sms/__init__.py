@@ -5,15 +5,16 @@ docs/transports.md describes each transport and its settings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
 from starlette.routing import BaseRoute
 
-from emrcomm import Channel, ConfigError, Delivery, PluginContext, Receipt, hookimpl, settings_schema
+from emrcomm import Channel, ConfigError, Delivery, PluginContext, Probe, Receipt, hookimpl, settings_schema
 from emrcomm.web import WebContext
 
+from . import probes
 from .filesink import FileSink
 from .http import ProviderClient
 from .kannel import KannelTransport
@@ -33,10 +34,21 @@ class _ClosableTransport(Protocol):
 def _secret(context: PluginContext, table: str, key: str) -> str:
     """Resolve ``[plugins.NAME.table] key = {env|file = …}`` through the context, so errors name
     the full setting and never the value."""
+    return _secret_later(context, table, key)()
+
+
+def _secret_later(context: PluginContext, table: str, key: str) -> Callable[[], str]:
+    """:func:`_secret` when first needed (a transport sends or is probed), then kept: a host that
+    only reads starts without the credential."""
     sub = attrs.evolve(context, name=f"{context.name}.{table}", settings=context.settings[table])
-    value = sub.secret(key)
-    if value is None:  # the schema requires it; a hand-made context may not
-        raise ConfigError(f"plugins.{context.name}.{table}.{key}: required")
+    later = sub.secret_later(key)
+
+    def value() -> str:
+        found = later()
+        if found is None:  # the schema requires it; a hand-made context may not
+            raise ConfigError(f"plugins.{context.name}.{table}.{key}: required")
+        return found
+
     return value
 
 
@@ -58,11 +70,11 @@ def make_transport(context: PluginContext) -> _ClosableTransport:
     """The transport the settings ask for (``transport``, default ``file``)."""
     settings = context.settings
     kind = settings.get("transport", "file")
-    callback_secret = context.secret("callback_secret")
+    callback_secret = context.secret_later("callback_secret")
     if kind == "kannel":
         kannel = settings["kannel"]
         return KannelTransport(
-            url=kannel["url"], username=kannel["username"], password=_secret(context, "kannel", "password"),
+            url=kannel["url"], username=kannel["username"], password=_secret_later(context, "kannel", "password"),
             client=_client("kannel", context, settings, kannel["url"]), clock=context.clock, sender=settings.get("from"),
             smsc=kannel.get("smsc"), dlr_mask=kannel.get("dlr_mask", 31),
             callback_url=settings.get("callback_url"), callback_secret=callback_secret,
@@ -71,7 +83,7 @@ def make_transport(context: PluginContext) -> _ClosableTransport:
         twilio = settings["twilio"]
         base_url = twilio.get("base_url", "https://api.twilio.com")
         return TwilioTransport(
-            account_sid=twilio["account_sid"], auth_token=_secret(context, "twilio", "auth_token"),
+            account_sid=twilio["account_sid"], auth_token=_secret_later(context, "twilio", "auth_token"),
             client=_client("twilio", context, settings, base_url), clock=context.clock, base_url=base_url, sender=settings.get("from"),
             messaging_service_sid=twilio.get("messaging_service_sid"), callback_url=settings.get("callback_url"),
         )
@@ -101,6 +113,13 @@ class Plugin:
         settings = self.context.settings
         token = _secret(self.context, "twilio", "auth_token") if settings.get("transport") == "twilio" else None
         return routes(self.context, token)
+
+    @hookimpl
+    def emrcomm_probe(self) -> list[Probe]:
+        """``emrcomm doctor``: the gateway or provider, tried with the configured credentials (no
+        message sent), or the sink's folder."""
+        found = probes.probe(self.transport, self.context.name)
+        return [found] if found is not None else []
 
     def close(self) -> None:
         """Called by the Host on close: releases the provider's pooled connections."""

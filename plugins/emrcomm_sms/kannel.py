@@ -40,16 +40,18 @@ class KannelTransport:
         *,
         url: str,
         username: str,
-        password: str,
+        password: Callable[[], str],
         client: ProviderClient,
         clock: Callable[[], dt.datetime],
         sender: str | None = None,
         smsc: str | None = None,
         dlr_mask: int = 31,
         callback_url: str | None = None,
-        callback_secret: str | None = None,
+        callback_secret: Callable[[], str | None] = lambda: None,
         channel: str = "sms",
     ) -> None:
+        # The password and the callback secret are resolved when the first message goes (or the
+        # gateway is probed): a host that only reads never needs them.
         self.url = url
         self._username = username
         self._password = password
@@ -69,7 +71,7 @@ class KannelTransport:
         headers = {
             "Content-Type": "text/plain; charset=utf-8",
             "X-Kannel-Username": self._username,
-            "X-Kannel-Password": self._password,
+            "X-Kannel-Password": self._password(),
             "X-Kannel-To": address,
             "X-Kannel-Coding": "2" if encoding == "UCS-2" else "0",
         }
@@ -79,7 +81,7 @@ class KannelTransport:
             headers["X-Kannel-SMSC"] = self.smsc
         if self.callback_url:
             headers["X-Kannel-DLR-Mask"] = str(self.dlr_mask)
-            headers["X-Kannel-DLR-URL"] = kannel_dlr_url(self.callback_url, key, self._callback_secret)
+            headers["X-Kannel-DLR-URL"] = kannel_dlr_url(self.callback_url, key, self._callback_secret())
         return headers
 
     def send(self, delivery: Delivery) -> Receipt:

@@ -46,7 +46,7 @@ class TwilioTransport:
         self,
         *,
         account_sid: str,
-        auth_token: str,
+        auth_token: Callable[[], str],
         client: ProviderClient,
         clock: Callable[[], dt.datetime],
         base_url: str = "https://api.twilio.com",
@@ -59,7 +59,8 @@ class TwilioTransport:
             raise ValueError("Twilio needs a sender number or a messaging service SID")
         self.url = base_url.rstrip("/") + API_PATH.format(sid=account_sid)
         self.client = client
-        client.auth = (account_sid, auth_token)
+        self.account_sid = account_sid
+        self._auth_token = auth_token  # resolved at the first request: a host that only reads never needs it
         client.describe = _describe
         self.clock = clock
         self.sender = sender
@@ -77,8 +78,14 @@ class TwilioTransport:
             form["StatusCallback"] = twilio_status_url(self.callback_url, key)
         return form
 
+    def authenticate(self) -> None:
+        """Give the client its credentials (the auth token resolved now, once)."""
+        if self.client.auth is None:
+            self.client.auth = (self.account_sid, self._auth_token())
+
     def send(self, delivery: Delivery) -> Receipt:
         message, address, key = delivery.message, delivery.address, delivery.key
+        self.authenticate()
         response = self.client.request(
             "POST", self.url, key=key, sender=self.messaging_service_sid or self.sender or "default",
             headers={IDEMPOTENCY_HEADER: key}, data=self.form(message, address, key))

@@ -242,6 +242,19 @@ class Plugin:
         """The languages template ``name`` exists in."""
         return sorted(self._templates.get(name, {}))
 
+    def describe(self, name: str) -> dict[str, Any]:
+        """Template ``name``'s languages and variables (name -> type), for ``emrcomm templates``."""
+        by_lang = self._templates[name]
+        declaration = next(iter(by_lang.values())).declaration  # one per template, whatever the language
+        return {"languages": sorted(by_lang), "required": dict(declaration.required),
+                "optional": dict(declaration.optional)}
+
+    @emrcomm.hookimpl
+    def emrcomm_cli_commands(self) -> list[emrcomm.Command]:
+        from emrcomm_templates.commands import COMMANDS
+
+        return COMMANDS
+
     @emrcomm.hookimpl
     def emrcomm_render(self, request: Request, recipient: Recipient) -> Message | None:
         language = primary_language(recipient.language)

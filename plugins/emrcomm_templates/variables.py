@@ -45,7 +45,11 @@ def _date(value: Any) -> dt.date:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-        return _datetime(value)
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise _WrongType("a date or an ISO 8601 date such as 2026-11-23; got a string that is not one") from None
+        return _datetime(moment)  # a date-time is taken in the patient's zone: it needs one
     if isinstance(value, dt.datetime):
         return _datetime(value)  # aware: the filters take the date in the patient's zone
     if isinstance(value, dt.date):

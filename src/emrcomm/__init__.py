@@ -17,7 +17,7 @@ from emrcomm.delivery import (
     redact,
     retry_after,
 )
-from emrcomm.errors import ConfigError, EmrcommError, PluginError, RenderError, RequestError
+from emrcomm.errors import ConfigError, EmrcommError, PluginError, ProbeFailed, RenderError, RequestError
 from emrcomm.model import (
     Attachment,
     Candidate,
@@ -49,6 +49,7 @@ from emrcomm.plugin.contract import (
     Delivery,
     KeepingTransport,
     LinkingTransport,
+    Probe,
     Startable,
     Transport,
     print_result,
@@ -96,6 +97,8 @@ __all__ = [
     "Plan",
     "PluginContext",
     "PluginError",
+    "Probe",
+    "ProbeFailed",
     "Purpose",
     "Receipt",
     "Recipient",

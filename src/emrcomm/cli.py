@@ -1,5 +1,5 @@
 """The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 blocked, 4 not done
-(``audit verify`` found a problem; a plugin command that left work undone, such as
+(``audit verify`` or ``doctor`` found a problem; a plugin command that left work undone, such as
 ``fhir-records flush``). Plugins add commands of their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", parents=[common], help="list active plugins in call order and their hooks")
     sub.add_parser("check-config", parents=[common], help="load the config and every plugin, then report")
+    sub.add_parser("doctor", parents=[common],
+                   help="try everything the config names from here: credentials, the database, the audit key, "
+                        "and each server (gateway, relay, FHIR server); nothing is sent or written")
 
     send = sub.add_parser("send", parents=[common], help="send FHIR CommunicationRequest(s) from files")
     send.add_argument("files", nargs="+", metavar="REQUEST",
@@ -208,7 +211,8 @@ def _with_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_plugin_command(args: argparse.Namespace, plugin: str, command: Any) -> int:
-    with _host(args, read_only=command.read_only) as host:
+    read_only = command.read_only(args) if callable(command.read_only) else command.read_only
+    with _host(args, read_only=read_only) as host:
         code: int = command.run(args, host.plugins.get(plugin))
         return code
 
@@ -259,13 +263,28 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    # Read-only: the check writes nothing, whatever it finds; a missing credential is reported,
+    # not raised, so that every one is named at once.
     with _host(args, read_only=True) as host:
         config = host.config
+        problems = host.plugins.secret_problems()
         data: dict[str, Any] = {"config": config.source, "clinic": config.clinic.name, "store": str(config.store_path),
-                "plugins": [p.name for p in host.plugins], "channels": sorted(host.channels)}
-        _emit(args, data, f"{config.source}: OK\n  clinic: {config.clinic.name}\n  store: {config.store_path}\n"
-                          f"  plugins: {', '.join(data['plugins'])}\n  channels: {', '.join(data['channels'])}")
-    return EXIT_OK
+                "plugins": [p.name for p in host.plugins], "channels": sorted(host.channels), "problems": problems}
+        _emit(args, data, f"{config.source}: {'OK' if not problems else 'NOT OK'}\n"
+                          f"  clinic: {config.clinic.name}\n  store: {config.store_path}\n"
+                          f"  plugins: {', '.join(data['plugins'])}\n  channels: {', '.join(data['channels'])}"
+                          + "".join(f"\n  problem: {p}" for p in problems)
+                          + "\n  (`emrcomm doctor` also tries each server the config names)")
+    return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from emrcomm.doctor import examine, table
+
+    with _host(args, read_only=True) as host:
+        checks = examine(host)
+    _emit(args, {"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, table(checks))
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_NOT_DONE
 
 
 def _read_requests(files: Sequence[str], limits: Limits) -> Iterator[str]:
@@ -324,24 +343,54 @@ def cmd_send(args: argparse.Namespace) -> int:
                     raise
                 results.append({"error": str(exc)})
                 worst = max(worst, EXIT_BAD_INPUT)
+                if not args.json:
+                    print(f"emrcomm: error: request {len(results)} of {len(items)}: {exc}", file=sys.stderr)
                 continue
-            communications = [fhir.communication(r) for r in map(host.record, outcome.record_ids) if r is not None]
-            results.append({"outcome": outcome.to_dict(), "communications": communications})
             if outcome.status in (Status.BLOCKED, Status.FAILED):
                 worst = max(worst, EXIT_BLOCKED)
-            if not args.json:
-                print(format_outcome(outcome))
-                print(json.dumps(communications, indent=2, ensure_ascii=False))
+            if args.json:
+                communications = [fhir.communication(r) for r in map(host.record, outcome.record_ids)
+                                  if r is not None]
+                results.append({"outcome": outcome.to_dict(), "communications": communications})
+            else:
+                results.append({"status": outcome.status.value})
+                print(format_outcome(outcome, why=False))
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
+    elif len(results) > 1:
+        print(_tally(results))
     return worst
 
 
-def format_outcome(outcome: Outcome) -> str:
+def _tally(results: list[dict[str, Any]]) -> str:
+    """``3 requests: 1 sent, 2 blocked``, statuses in the order first seen, then errors."""
+    counts: dict[str, int] = {}
+    for result in results:
+        key = "not read (error)" if "error" in result else str(result["status"])
+        counts[key] = counts.get(key, 0) + 1
+    return f"{len(results)} requests: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def format_outcome(outcome: Outcome, *, why: bool = True) -> str:
+    """The outcome for people: status and channels, every finding once, the records filed;
+    ``why`` adds how each candidate fared (``check --patient``; ``send`` leaves it out)."""
     lines = [f"request {outcome.request_id}: {outcome.status.value.upper()}"
              + (f" on {' + '.join(outcome.channels)}" if outcome.channels else "")]
-    lines += [f"  - {line}" for line in outcome.explanation]
-    lines += [f"  {format_finding(f)}" for f in outcome.findings]
+    findings = list(outcome.findings)
+    if why:
+        lines += [f"  - {line}" for line in outcome.explanation]
+    elif outcome.status not in (Status.BLOCKED, Status.FAILED):
+        # It went (or waits) another way: what stopped the channels passed over, in one line.
+        passed = [f for f in findings if f.blocks and f.hold_until is None]
+        findings = [f for f in findings if f not in passed]
+        skipped: dict[str, list[str]] = {}
+        for f in passed:
+            codes = skipped.setdefault(f.channel or "?", [])
+            if f.code not in codes:
+                codes.append(f.code)
+        if skipped:
+            lines.append("  not by " + "; not by ".join(f"{c}: {', '.join(codes)}" for c, codes in skipped.items()))
+    lines += [f"  {format_finding(f)}" for f in findings]
     if outcome.record_ids:
         lines.append(f"  filed: {', '.join('Communication/' + r for r in outcome.record_ids)}")
     return "\n".join(lines)
@@ -464,7 +513,7 @@ def cmd_records(args: argparse.Namespace) -> int:
 
     filters = {"status": args.status, "channel": args.channel, "category": args.category,
                "since": aware(args.since), "until": aware(args.until)}
-    with _host(args) as host:
+    with _host(args, read_only=True) as host:
         if args.json or args.fhir:
             print(json.dumps(host.records(patient=args.patient, **filters), indent=2, ensure_ascii=False))
             return EXIT_OK
@@ -563,8 +612,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    with _host(args) as host:
-        if getattr(args, "action", None) == "requeue":
+    requeue = getattr(args, "action", None) == "requeue"
+    with _host(args, read_only=not requeue) as host:
+        if requeue:
             if bool(args.id) == bool(args.all_dead):
                 raise EmrcommError("outbox requeue: give one ID or --all-dead")
             count = host.requeue(None if args.all_dead else args.id)
@@ -585,7 +635,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     from emrcomm.inbox import close_item
     from emrcomm.plugin.contract import KeepingTransport
 
-    with _host(args) as host:
+    with _host(args, read_only=args.action != "done") as host:
         if args.action == "done":
             if not args.id:
                 raise EmrcommError("inbox done: give the id of the item")

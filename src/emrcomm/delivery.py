@@ -67,6 +67,16 @@ class PermanentDeliveryError(DeliveryError):
     refused credentials (``reason == "unauthorized"``: fix the configuration, then requeue)."""
 
 
+def described(error: BaseException, limit: int = 300) -> str:
+    """What went wrong, in words staff and logs may carry: a DeliveryError's reason and message
+    (``unreachable: smtp: cannot connect to smtp.example.org:587 (Connection refused)``; its
+    message quotes no patient data, by contract), or only the type of any other exception."""
+    if isinstance(error, DeliveryError):
+        said = str(error)
+        return (said if said.startswith(f"{error.reason}:") else f"{error.reason}: {said}")[:limit]
+    return type(error).__name__
+
+
 def retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (RFC 9110
     10.2.3), counted from ``now`` (the provider's clock is the wall's: default the system's)."""

@@ -7,8 +7,10 @@ the file sinks, sends the day's messages through the real pipeline and prints wh
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import shutil
+import sys
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterator
@@ -117,9 +119,33 @@ class DemoSummary:
         totals = ", ".join(f"{s} {n}" for s, n in sorted(self._by(1).items()))
         lines += ["", f"{sum(self.counts.values())} requests for {self.patients} patients: {totals}",
                   f"Folder: {self.folder}",
-                  f"Records: emrcomm records --config {self.folder / 'emrcomm.toml'}",
+                  f"Records: {emrcomm_command()} records --config {self.folder / 'emrcomm.toml'}",
                   f"SMS sink: {self.folder / 'out' / 'sms.jsonl'}; email: {self.folder / 'out' / 'email'}"]
         return "\n".join(lines)
+
+
+def emrcomm_command() -> str:
+    """How to run this emrcomm from the shell that ran it: ``emrcomm`` when that name finds this
+    installation, else its own script (``.venv/bin/emrcomm``: the README's virtualenv need not
+    be activated), else ``python -m emrcomm`` with this interpreter."""
+    script = Path(sys.executable).with_name("emrcomm")
+    if not script.is_file():
+        return f"{_shown(Path(sys.executable))} -m emrcomm"
+    found = shutil.which("emrcomm")
+    if found is not None and os.path.samefile(found, script):
+        return "emrcomm"
+    return _shown(script)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as typed in a shell here: relative below the current folder (with a slash, so
+    the shell does not search PATH for it), else absolute."""
+    absolute = path.absolute()
+    try:
+        inside = absolute.relative_to(Path.cwd())
+    except ValueError:
+        return str(absolute)
+    return str(inside) if len(inside.parts) > 1 else f"./{inside}"
 
 
 def prepare_folder(folder: Path) -> None:

@@ -4,7 +4,8 @@
     ├── ConfigError        the config file or a plugin's settings are wrong   (CLI exit 2)
     ├── RequestError       a request is malformed: nothing was sent or filed  (CLI exit 2)
     │   └── RenderError    the template or its variables do not fit the request
-    └── PluginError        a plugin could not be loaded or broke the contract (CLI exit 2)
+    ├── PluginError        a plugin could not be loaded or broke the contract (CLI exit 2)
+    └── ProbeFailed        a server a plugin talks to did not answer as it should (``emrcomm doctor``)
 """
 
 from __future__ import annotations
@@ -28,3 +29,9 @@ class RenderError(RequestError):
 
 class PluginError(EmrcommError):
     """A plugin failed to load or broke the hook contract. The message names the plugin."""
+
+
+class ProbeFailed(EmrcommError):
+    """A step of a :class:`~emrcomm.Probe` did not work. The message says what happened, in words
+    a clinic understands, and the setting to check: ``AUTH refused (535): check
+    plugins.email.smtp.password``."""

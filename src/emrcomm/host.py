@@ -21,6 +21,7 @@ from emrcomm.api.schema import MIGRATIONS as API_MIGRATIONS
 from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
 from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
+from emrcomm.delivery import described
 from emrcomm.errors import EmrcommError, PluginError, RequestError
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
@@ -222,7 +223,7 @@ class Host:
                     with self.storage.transaction():
                         self.storage.outbox.unlease(rest, owner=written.owner, now=self.clock())
                 error = done.error
-                detail = (getattr(error, "reason", None) or type(error).__name__) if error else done.result
+                detail = described(error) if error else done.result
                 f = finding("DELIVERY_FAILED", plugin=self.channels[item.channel].plugin if item.channel in self.channels
                             else "host", channel=item.channel, severity=Severity.WARN, detail=detail)
                 log.warning("request %s: %s delivery %s", written.outcome.request_id, item.channel, done.result)

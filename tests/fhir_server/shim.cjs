@@ -150,6 +150,15 @@ async function main() {
       return;
     }
     stats.requests++;
+    if (url.pathname === '/metadata' && req.method === 'GET' && failing.count === 0) {
+      // The router reads "metadata" as a resource type; a FHIR server answers its CapabilityStatement.
+      send(res, 200, {
+        resourceType: 'CapabilityStatement', status: 'active', date: '2026-01-01', kind: 'instance',
+        fhirVersion: '4.0.1', format: ['json'], software: { name: 'Medplum FHIR router (emrcomm test shim)' },
+        rest: [{ mode: 'server' }],
+      });
+      return;
+    }
     if (failing.count > 0) {
       failing.count--;
       stats.refused = (stats.refused || 0) + 1;

@@ -17,7 +17,7 @@ from attrs import frozen
 
 from emrcomm import fhir
 from emrcomm.audit import Trail
-from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, described
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
@@ -146,7 +146,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     except Exception as exc:
         error = exc
     if isinstance(error, PermanentDeliveryError):
-        refused = f"{error.reason}: {error.provider}"
+        refused = described(error)
         commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED", refused,
                             owner=owner, source=source, trail=trail))
         return Delivered("undeliverable", error=error)
@@ -192,22 +192,23 @@ def _accepted(host: Host, item: Item, receipt: Receipt, *, owner: str, source: S
 def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseException, *, owner: str, source: Source,
                     policy: RetryPolicy, rand: Callable[[], float], trail: Trail) -> str:
     reason = exc.reason if isinstance(exc, DeliveryError) else type(exc).__name__
+    said = described(exc)  # the reason and what the provider said: what staff read in `emrcomm outbox`
     if item.attempts >= policy.max_attempts:
         _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED",
-             f"{reason}: gave up after {item.attempts} attempts", owner=owner, source=source, trail=trail)
+             f"{said}; gave up after {item.attempts} attempts", owner=owner, source=source, trail=trail)
         return "undeliverable"
     now = host.clock()
     wait = policy.wait(item.attempts, rand)
     if isinstance(exc, TransientDeliveryError) and exc.retry_after:
         wait = max(wait, exc.retry_after)
     host.storage.outbox.retry(item.key, owner=owner, now=now, not_before=now + dt.timedelta(seconds=wait),
-                              error=str(reason))
+                              error=said)
     file_event(host, Event(record_id=item.key, kind=Note.ATTEMPT_FAILED, source=source, at=now,
-                           dedup=f"{item.key}:attempt-failed:{item.attempts}:{iso(now)}", detail=str(reason)[:200]),
+                           dedup=f"{item.key}:attempt-failed:{item.attempts}:{iso(now)}", detail=said[:200]),
                trail)
     trail.add("delivery.failed", record=item.key, channel=item.channel, error=type(exc).__name__, status=reason)
     trail.flush()
-    log.info("outbox %s: attempt %d failed (%s); next in %.1f s", item.key, item.attempts, reason, wait)
+    log.info("outbox %s: attempt %d failed (%s); next in %.1f s", item.key, item.attempts, said, wait)
     return "retry"
 
 

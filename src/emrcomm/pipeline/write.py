@@ -58,9 +58,11 @@ def outcome(decision: Decision, status: Status, findings: list[Finding] | tuple[
             record_ids: tuple[str, ...], *, channels: tuple[str, ...] = (), dry_run: bool = False,
             lines: tuple[str, ...] | None = None) -> Outcome:
     req = decision.request
+    # Two candidates stopped by the same rule on the same channel (sms, then portal + sms notice)
+    # are one thing for staff to fix: each finding is reported once, in the order first seen.
+    kept = tuple(dict.fromkeys(f for f in findings if f.severity is not Severity.INFO))
     return Outcome(
-        request_id=req.id, status=status, channels=channels,
-        findings=tuple(f for f in findings if f.severity is not Severity.INFO), record_ids=record_ids,
+        request_id=req.id, status=status, channels=channels, findings=kept, record_ids=record_ids,
         explanation=lines if lines is not None else explanation(decision, dry_run=dry_run),
         category=req.category, patient_ref=req.patient_ref,
     )

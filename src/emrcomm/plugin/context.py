@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -161,7 +161,35 @@ class PluginContext:
         ref = self.settings.get(key)
         if ref is None:
             return None
-        where = f"plugins.{self.name}.{key}"
+        return self._resolve(ref, f"plugins.{self.name}.{key}")
+
+    def secret_later(self, key: str) -> Callable[[], str | None]:
+        """:meth:`secret`, resolved when first called and then kept: give it to what needs the
+        credential only to send or to probe (a transport), so that a host that only reads
+        (``emrcomm records``, ``emrcomm outbox``) starts without it. A host that may send checks
+        every reference at start-up all the same (:meth:`secret_problems`)."""
+        kept: list[str | None] = []
+
+        def value() -> str | None:
+            if not kept:
+                kept.append(self.secret(key))
+            return kept[0]
+
+        return value
+
+    def secret_problems(self) -> list[str]:
+        """What is wrong with each secret reference in the settings (a variable that is not set,
+        a file that cannot be read), in order: [] when every one resolves. The values are
+        never in the messages."""
+        problems = []
+        for where, ref in _references(self.settings, f"plugins.{self.name}"):
+            try:
+                self._resolve(ref, where)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def _resolve(self, ref: Mapping[str, str], where: str) -> str:
         if "env" in ref:
             value = os.environ.get(ref["env"])
             if value is None:
@@ -172,3 +200,12 @@ class PluginContext:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
+
+
+def _references(settings: Mapping[str, Any], where: str) -> Iterator[tuple[str, Mapping[str, str]]]:
+    """Every secret reference (``{env = ...}`` or ``{file = ...}``) in a plugin's settings, with its path."""
+    for key, value in settings.items():
+        if isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("env", value.get("file")), str):
+            yield f"{where}.{key}", value
+        elif isinstance(value, Mapping):
+            yield from _references(value, f"{where}.{key}")

@@ -6,7 +6,7 @@ keeps messages itself, its links), what it does at start and close, the commands
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from attrs import frozen
@@ -89,12 +89,30 @@ class Closable(Protocol):
 
 
 @frozen
+class Probe:
+    """A server a plugin talks to, and a check that connects to it from here (``emrcomm doctor``).
+
+    ``server`` names it as a clinic would: ``SMTP relay smtp.riverside.example:587``. ``check()``
+    connects and yields, in order, a few words for each step that worked (``"connected"``,
+    ``"STARTTLS ok"``, ``"AUTH ok"``); at the first step that does not work it raises
+    :class:`emrcomm.ProbeFailed` saying what happened and which setting to check. A check sends
+    no message and writes nothing; it resolves the credentials it needs (a missing one is
+    reported as the ConfigError that names it) and keeps to its own timeouts.
+    """
+
+    server: str
+    check: Callable[[], Iterable[str]]
+
+
+@frozen
 class Command:
     """A subcommand a plugin adds to ``emrcomm``: ``emrcomm NAME …``.
 
     ``arguments(parser)`` declares its arguments (argparse; ``--config``, ``--json`` and ``-v``
     are already there). ``run(args, plugin)`` does the work with ``plugin``, the plugin's own
-    object in a host built from ``--config`` (one that writes nothing when ``read_only``), and
+    object in a host built from ``--config`` (one that writes nothing and needs no credential
+    when ``read_only``: True, or a function of the parsed arguments for a command whose
+    actions differ, such as ``keys list`` and ``keys rotate``), and
     returns the exit code: 0 done, 2 bad input, 3 blocked, 4 not done. Raise
     :class:`emrcomm.EmrcommError` for a clear one-line error (exit 2); print results with
     :func:`print_result` so that ``--json`` works the same everywhere.
@@ -104,7 +122,7 @@ class Command:
     help: str
     run: Callable[[argparse.Namespace, Any], int]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
-    read_only: bool = False
+    read_only: bool | Callable[[argparse.Namespace], bool] = False
 
 
 def print_result(args: argparse.Namespace, data: Any, text: str) -> None:

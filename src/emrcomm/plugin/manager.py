@@ -25,7 +25,7 @@ from emrcomm.errors import ConfigError, PluginError, RenderError
 from emrcomm.model import Channel, DeliveryUpdate, Finding, Message, Plan, Recipient, Record, Request, Route
 from emrcomm.plugin import NAME, spec
 from emrcomm.plugin.context import HostServices, PluginContext
-from emrcomm.plugin.contract import Closable, Command, Startable, TemplateCatalog
+from emrcomm.plugin.contract import Closable, Command, Probe, Startable, TemplateCatalog
 from emrcomm.rules import finding
 from emrcomm.storage.database import CORE, Migration
 
@@ -161,6 +161,12 @@ def load_plugins(
             ) from exc
         settings = _checked_settings(name, obj, config)
         context = make_context(name, settings) if isinstance(obj, type) else None
+        if context is not None and not context.read_only:
+            # A host that may send needs every credential: say so at start-up, not at the first
+            # message. One that only reads never asks for them (plugins resolve them on use).
+            problems = context.secret_problems()
+            if problems:
+                raise ConfigError(problems[0])
         try:
             plugin = obj(context) if context is not None else obj
         except (ConfigError, PluginError):
@@ -215,7 +221,8 @@ def new_plugin_manager() -> pluggy.PluginManager:
 # own (a failing check is caught, named and turned into a closed door; a channel or a table is
 # attributed to its plugin). A wrapper around them would never run: it is refused at load.
 CALLED_ONE_BY_ONE = ("emrcomm_inspect", "emrcomm_validate", "emrcomm_file_record", "emrcomm_delivery_update",
-                     "emrcomm_register_channels", "emrcomm_migrations", "emrcomm_web_routes", "emrcomm_cli_commands")
+                     "emrcomm_register_channels", "emrcomm_migrations", "emrcomm_web_routes", "emrcomm_cli_commands",
+                     "emrcomm_probe")
 
 
 class FilingFailed(Exception):
@@ -361,6 +368,12 @@ class PluginManager:
                 except Exception as exc:  # the others still close
                     log.error("plugin %s failed to close: %s", item.name, type(exc).__name__)
 
+    def secret_problems(self) -> list[str]:
+        """Every secret reference of every plugin that points at nothing (a variable not set, a
+        file not readable), each in words: what ``check-config`` and ``doctor`` report."""
+        return [problem for item in self.plugins if item.context is not None
+                for problem in item.context.secret_problems()]
+
     def hooks_of(self) -> list[tuple[LoadedPlugin, list[str]]]:
         """Active plugins in call order, each with the hooks it implements."""
         out = []
@@ -466,6 +479,23 @@ class PluginManager:
                                       f"and {plugin!r}; disable one of them")
                 found[command.name] = (plugin, command)
         return list(found.values())
+
+    def probes(self) -> list[tuple[str, Probe | PluginError]]:
+        """Every plugin's probes (``emrcomm doctor``), in call order, with the plugin of each; a
+        plugin whose hook fails or answers something else is a PluginError in its place."""
+        found: list[tuple[str, Probe | PluginError]] = []
+        for plugin, result, exc in self._one_by_one("emrcomm_probe"):
+            if exc is not None:
+                found.append((plugin, PluginError(f"plugin {plugin!r} could not say which servers it uses: "
+                                                  f"{type(exc).__name__}: {exc}")))
+                continue
+            for probe in result or ():
+                if not isinstance(probe, Probe):
+                    found.append((plugin, PluginError(f"plugin {plugin!r}: emrcomm_probe returned "
+                                                      f"{type(probe).__name__}, not emrcomm.Probe")))
+                    continue
+                found.append((plugin, probe))
+        return found
 
 
 def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:

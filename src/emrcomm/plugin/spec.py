@@ -29,7 +29,7 @@ from emrcomm.storage.database import Migration
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from emrcomm.plugin.contract import Command
+    from emrcomm.plugin.contract import Command, Probe
     from emrcomm.web import WebContext
 
 
@@ -204,4 +204,20 @@ def emrcomm_cli_commands() -> Iterable[Command]:
     :returns: the plugin's commands (an empty iterable or None contributes none).
 
     .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def emrcomm_probe() -> Iterable[Probe]:
+    """Contribute a check of each server this plugin talks to, for ``emrcomm doctor``: a gateway,
+    a relay, a FHIR server.
+
+    Called only by ``emrcomm doctor``, on a host that writes nothing. Every plugin's probes are
+    collected, in call order, and run side by side; each reports the steps that worked and, at
+    the first that did not, what happened (:class:`emrcomm.ProbeFailed`). A plugin whose hook
+    raises is reported by name; the others still run.
+
+    :returns: the plugin's probes (an empty iterable or None contributes none).
+
+    .. versionadded:: 0.3
     """
