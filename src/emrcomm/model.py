@@ -85,6 +85,13 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
+def _same_time(a: dt.datetime, b: dt.datetime) -> bool | None:
+    """Whether two times are the same instant; None when one has a zone and the other not."""
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        return None
+    return a == b
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -162,10 +169,12 @@ class Request:
 
     Exactly one of ``template`` and ``text`` is normally given; when both are, the template
     renders and ``text`` is available to it as ``text``. ``appointment`` is the appointment (or
-    pickup) time the message refers to; ``not_before`` is the earliest time to send;
-    ``expires`` is when the message is no longer worth sending. ``sender`` is who writes, as a
-    reference (``Practitioner/123``), and ``sender_name`` their name as the patient reads it
-    ("Dr. Amara Osei": the portal shows it; FHIR ``requester.display``).
+    pickup) time the message refers to (a datetime variable ``appointment`` sets it when it is
+    not given: both say the same thing, and a reminder whose appointment has passed is not
+    sent); ``not_before`` is the earliest time to send; ``expires`` is when the message is no
+    longer worth sending. ``sender`` is who writes, as a reference (``Practitioner/123``), and
+    ``sender_name`` their name as the patient reads it ("Dr. Amara Osei": the portal shows it;
+    FHIR ``requester.display``).
     """
 
     patient_ref: str
@@ -187,6 +196,19 @@ class Request:
     # Files for the patient (a PDF result): only a channel that holds content (the portal) or a
     # secure one carries them; they never travel in a notice.
     attachments: tuple[Attachment, ...] = field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        # One way to say when the appointment is, whichever door the request came in by: the
+        # variable a template shows and the field the expiry rule reads are the same time.
+        shown = self.variables.get("appointment")
+        if isinstance(shown, dt.datetime):
+            if self.appointment is None:
+                object.__setattr__(self, "appointment", shown)
+            elif _same_time(shown, self.appointment) is False:
+                from emrcomm.errors import RequestError
+
+                raise RequestError(f"request {self.id}: variable 'appointment' ({shown.isoformat()}) and appointment "
+                                   f"({self.appointment.isoformat()}) differ; give the appointment's time once")
 
     @property
     def purpose(self) -> Purpose:
