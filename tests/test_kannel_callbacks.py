@@ -102,6 +102,8 @@ url = "{kannel.sendsms_url}"
 username = "emrcomm"
 smsc = "fake"
 password = {{file = "{tmp_path / 'kannel-pw'}"}}
+max_messages = 10
+concatenation = true
 """
         host = make_host(config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms))
         with serving(host, app) as url:
