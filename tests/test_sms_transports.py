@@ -336,6 +336,31 @@ concatenation = true
     assert "cut: kannel" in resource["statusReason"]["text"]
 
 
+def test_a_french_portal_notice_reaches_the_handset_in_one_part_with_its_link_whole(
+        kannel: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
+    path = config_with_sms(tmp_path, f"""[plugins.sms]
+transport = "kannel"
+from = "{SENDER}"
+[plugins.sms.kannel]
+url = "{kannel.sendsms_url}"
+username = "emrcomm"
+password = {{file = "{secrets_dir / 'kannel'}"}}
+max_messages = 3
+concatenation = true
+""")
+    with Host(load_config(path), clock=clock) as host:
+        outcome = host.send(Request("Patient/qc-fr", "results-available", id="notice-kannel",
+                                    text="Votre HbA1c est de 8,1 %. Augmentez la metformine."))
+        assert outcome.channels == ("portal", "sms"), outcome.explanation
+        link = host.channels["portal"].transport.link_for(outcome.record_ids[0])
+    [got] = kannel.wait_for("+15145550199")
+    time.sleep(0.5)
+    assert len(kannel.wait_for("+15145550199")) == 1  # one part, no second segment behind it
+    assert (got.kind, got.udh) == ("text", b"")
+    text = got.data.decode("utf-8")
+    assert link in text.split() and "ARRET" in text
+
+
 def test_the_gateway_limits_lower_the_sms_channels_own(secrets_dir: Path, tmp_path: Path) -> None:
     """A message Kannel would cut is refused when it is decided (SMS_TOO_LONG), not at sending."""
     def limit(**kannel: Any) -> int | None:
