@@ -24,6 +24,7 @@ SHIPPED = (
     "appointment-reminder",
     "help-reply",
     "invoice",
+    "optin-confirmation",
     "optout-confirmation",
     "portal-notice",
     "prescription-pickup",
@@ -34,7 +35,7 @@ SHIPPED = (
 )
 # Texts that may go by SMS end with the opt-out hint; these have their own wording (the notice a
 # short one, to fit one segment with its link: tests/test_notices.py).
-OWN_WORDING = {"optout-confirmation", "help-reply", "portal-notice"}
+OWN_WORDING = {"optout-confirmation", "optin-confirmation", "help-reply", "portal-notice"}
 SMS_CAPABLE = tuple(n for n in SHIPPED if n not in OWN_WORDING)
 STOP_EN = "Reply STOP to opt out."
 STOP_FR = "Répondez ARRET pour vous désabonner."

@@ -26,6 +26,10 @@ class Plugin:
         self, message: Message, recipient: Recipient, channel: Channel, route: Route, now: dt.datetime
     ) -> list[Finding]:
         found: list[Finding] = []
+        if message.category.answers_keyword and message.request.in_response_to:
+            # The answer to the patient's own STOP, START or HELP, where it came from: carriers
+            # require it whatever consent is on file (the optout plugin allows one after STOP).
+            return found
         if recipient.restrict_to_preferred and channel.name not in recipient.preferred_channels:
             found.append(finding(
                 "PREFERENCE_IGNORED", plugin=self.name, channel=channel.name,

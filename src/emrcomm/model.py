@@ -32,6 +32,12 @@ class Category(enum.StrEnum):
     EDUCATION = "education"
     CLINICAL = "clinical"
     MARKETING = "marketing"
+    # emrcomm's own answers to a patient's message (never requested by an EMR): each is filed
+    # under its own category, goes at once, on the channel and to the address it answers.
+    OPTOUT_CONFIRMATION = "optout-confirmation"
+    OPTIN_CONFIRMATION = "optin-confirmation"
+    HELP_REPLY = "help-reply"
+    AUTO_ANSWER = "auto-answer"
 
     @property
     def purpose(self) -> Purpose:
@@ -40,6 +46,23 @@ class Category(enum.StrEnum):
         if self is Category.MARKETING:
             return Purpose.COMMERCIAL
         return Purpose.CLINICAL
+
+    @property
+    def answers_patient(self) -> bool:
+        """An automatic answer to the patient's own message: sent at once, whatever the hour,
+        only where that message came from (``Request.in_response_to``)."""
+        return self in _ANSWERS
+
+    @property
+    def answers_keyword(self) -> bool:
+        """The answer carriers require to STOP, START or HELP: it goes whatever consent is on
+        file (the patient just wrote to the clinic), and HELP and the one confirmation of an
+        opt-out go after the opt-out too."""
+        return self in _KEYWORD_ANSWERS
+
+
+_KEYWORD_ANSWERS = frozenset({Category.OPTOUT_CONFIRMATION, Category.OPTIN_CONFIRMATION, Category.HELP_REPLY})
+_ANSWERS = _KEYWORD_ANSWERS | {Category.AUTO_ANSWER}
 
 
 class Purpose(enum.StrEnum):
@@ -196,6 +219,9 @@ class Request:
     # Files for the patient (a PDF result): only a channel that holds content (the portal) or a
     # secure one carries them; they never travel in a notice.
     attachments: tuple[Attachment, ...] = field(default=(), converter=tuple)
+    # An automatic answer: the record id of the patient's message it answers (filed as the
+    # answer's Communication.inResponseTo); it goes only to the channel and address that came from.
+    in_response_to: str | None = None
 
     def __attrs_post_init__(self) -> None:
         # One way to say when the appointment is, whichever door the request came in by: the
@@ -411,6 +437,11 @@ class DeliveryUpdate:
     detail: str = ""
     key: str | None = None
     source: str = "callback"
+    # Set by the host on a ``reply`` it filed, for the plugins that hear of it: the reply's own
+    # record (what a staff task points at, what an automatic answer answers).
+    reply_record_id: str | None = None
+    # An ``optout`` or ``optin`` for one purpose only (None: every purpose on that address).
+    purpose: str | None = None
 
 
 @frozen
