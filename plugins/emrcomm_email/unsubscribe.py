@@ -151,7 +151,7 @@ class Pages:
 
     def _withdraw(self, record_id: str, address: str, patient: str) -> None:
         last = self.context.consent.last(channel="email", address=address)
-        if last is not None and last.revokes:
+        if last is not None and last.revokes and last.purpose is None:
             self.context.log.info("unsubscribe by the link of record %s: already unsubscribed", record_id)
             return  # a second click, the provider's retry: the ledger already says so
         self.context.report(DeliveryUpdate(kind="optout", at=self.context.clock(), channel="email", address=address,

@@ -56,7 +56,8 @@ class Plugin:
     def emrcomm_validate(self, message: Message, channel: Channel, route: Route) -> list[Finding]:
         if not channel.address_system or not route.address:
             return []
-        last = self.context.consent.last(channel=channel.name, address=route.address)
+        last = self.context.consent.last(channel=channel.name, address=route.address,
+                                         purpose=message.request.purpose.value)
         if last is None or not last.revokes:
             return []
         answering = message.request.in_response_to is not None
@@ -87,7 +88,7 @@ class Plugin:
     def _write(self, update: DeliveryUpdate, kind: str, source: str) -> None:
         assert update.channel and update.address
         self.context.consent.add(
-            patient=update.detail or "unknown", channel=update.channel, address=update.address, purpose=None,
+            patient=update.detail or "unknown", channel=update.channel, address=update.address, purpose=update.purpose,
             action="revoke" if kind == "optout" else "grant", at=update.at, source=source,
         )
         self.context.log.info("consent ledger: %s on %s", kind, update.channel)

@@ -238,7 +238,8 @@ def _revoked_by(host: Host, channel: Channel, item: Item, facts: RecordFacts) ->
     require to the patient's own keyword (the STOP confirmation, a HELP reply) still go."""
     if not channel.address_system or not item.address or facts.request.category.answers_keyword:
         return None
-    last = host.storage.consent.last(channel=channel.name, address=item.address)
+    last = host.storage.consent.last(channel=channel.name, address=item.address,
+                                     purpose=facts.request.purpose.value)
     if last is None or not last.revokes:
         return None
     return last.source or "revoked"
