@@ -122,10 +122,12 @@ class Plugin:
         if not blocked:
             count = self.context.storage.records.count
             statuses = ("completed", "in-progress", "on-hold")
+            # The answers to the patient's own messages are not the clinic's messages: they use up nothing.
+            answers = tuple(c.value for c in Category if c.answers_patient)
             day = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=1),
-                        statuses=statuses)
+                        statuses=statuses, exclude_categories=answers)
             week = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=7),
-                         statuses=statuses)
+                         statuses=statuses, exclude_categories=answers)
             blocked = day >= EXEMPTION_PER_DAY or week >= EXEMPTION_PER_WEEK
         if blocked:
             return [finding("EXEMPTION_FREQUENCY", plugin=self.context.name, channel=channel.name)]

@@ -78,7 +78,11 @@ class Records(Protocol):
         counting those of ``exclude_categories``."""
         ...
 
-    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str]) -> int: ...
+    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str],
+              exclude_categories: Sequence[str] = ()) -> int:
+        """Messages to the patient on ``channel`` filed since a time in one of ``statuses`` (the
+        patient's own replies are not messages to them), leaving out ``exclude_categories``."""
+        ...
 
     def count_to(self, *, channel: str, address: str, since: dt.datetime, category: str) -> int:
         """Messages of ``category`` filed for ``address`` since a time that were not given up."""
@@ -209,11 +213,13 @@ class SqlRecords:
                 ORDER BY recorded DESC, id DESC LIMIT 1""", (channel, address, *exclude_categories))
         return next(self._projected(rows), None)
 
-    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str]) -> int:
+    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str],
+              exclude_categories: Sequence[str] = ()) -> int:
         marks = ", ".join("?" for _ in statuses)
+        skip = "".join(" AND (category IS NULL OR category != ?)" for _ in exclude_categories)
         rows = self.db.query(
-            f"SELECT COUNT(*) AS n FROM records WHERE patient = ? AND channel = ? AND recorded >= ? AND status IN ({marks})",
-            (patient, channel, iso(since), *statuses))
+            f"SELECT COUNT(*) AS n FROM records WHERE patient = ? AND channel = ? AND recorded >= ? AND status IN ({marks})"
+            f" AND role != 'reply'{skip}", (patient, channel, iso(since), *statuses, *exclude_categories))
         return int(rows[0]["n"])
 
     def count_to(self, *, channel: str, address: str, since: dt.datetime, category: str) -> int:
