@@ -241,7 +241,9 @@ def test_other_replies_are_filed_in_response_to_the_clinics_message_and_answered
     assert len(answers) == 1 and "911" in answers[0]["text"]
 
 
-def test_a_texted_question_becomes_a_staff_task_pointing_at_the_reply(host: Host, client: Client) -> None:
+def test_a_texted_question_becomes_a_staff_task_pointing_at_the_reply(
+    host: Host, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
     host.send(reminder())
     mo(client, "Can I come at 10 instead?", "mo-1")
     mo(client, "Can I come at 10 instead?", "mo-1")  # Kannel retrying the callback: still one task
@@ -251,6 +253,12 @@ def test_a_texted_question_becomes_a_staff_task_pointing_at_the_reply(host: Host
     assert item["kind"] == "reply" and item["patient"] == "Patient/on-en"
     assert item["task"]["focus"] == {"reference": f"Communication/{reply['id']}"}
     assert "10 instead" not in json.dumps(item["task"])  # the words stay in the chart
+    # staff read them with the task
+    from emrcomm.cli import main
+
+    assert main(["inbox", "--text", "--config", str(host.config.base_dir / "emrcomm.toml")]) == 0
+    listed = capsys.readouterr().out
+    assert "reply" in listed and "    | Can I come at 10 instead?" in listed
 
 
 # -- Twilio ----------------------------------------------------------------------------------------
