@@ -13,6 +13,7 @@ the link is the proof, as RFC 8058 requires.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -93,16 +94,21 @@ class Signer:
 
 
 def _load_or_create(path: Path) -> bytes:
-    try:
+    if not path.exists():
+        # Written whole under another name, then linked in place: a process reading the key at
+        # the same moment finds either no file or the whole key, and two creators agree on one.
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass  # made earlier, or by another process just now
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(base64.b64encode(secrets.token_bytes(32)))
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(base64.b64encode(secrets.token_bytes(32)))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process made it first: theirs stands
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
     if path.stat().st_mode & 0o077:
         raise ConfigError(f"{path}: the unsubscribe key is readable by others (mode "
                           f"{oct(path.stat().st_mode & 0o777)}); chmod 600 it")
