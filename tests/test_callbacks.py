@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 import requests
 
 from conftest import Clock
+from emrcomm.clock import VARIABLE, shift_to
 from emrcomm.host import Host
 from emrcomm.lifecycle.events import Event, Source
 from emrcomm.lifecycle.states import LegState
@@ -27,6 +30,7 @@ SECRET = "callback-secret-5d1e"
 TOKEN = "twilio-test-token-7f3a"
 NUMBER = "+16135550123"  # Patient/on-en
 BASE = "https://emrcomm.clinic.example/callbacks"
+EMRCOMM = Path(sys.executable).with_name("emrcomm")
 
 
 def sms_lines(host: Host) -> list[dict[str, str]]:
@@ -174,6 +178,36 @@ def test_stop_at_ten_at_night_is_confirmed_at_once_in_response_to_the_stop(
     [stop] = [r for r in filed(host, "appointment-reminder") if r.get("sender") == {"reference": "Patient/on-en"}]
     assert confirmation["status"] == "completed" and confirmation["sent"] == "2026-11-24T03:00:00Z"
     assert confirmation["inResponseTo"] == [{"reference": f"Communication/{stop['id']}"}]
+
+
+def test_in_queue_mode_a_worker_process_sends_the_stop_confirmation_at_ten_at_night(
+    make_host: Callable[..., Host], tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = make_host('\n[delivery]\nmode = "queue"\n', config_text=config_with(f"""
+[plugins.sms]
+path = "out/sms.jsonl"
+callback_url = "{BASE}"
+callback_secret = {{file = "{tmp_path / 'callback-secret'}"}}
+""", tmp_path))
+
+    def worker_once() -> None:
+        done = subprocess.run([str(EMRCOMM), "worker", "--once", "--config", str(tmp_path / "emrcomm.toml")],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    assert host.send(reminder("r-1")).status is Status.QUEUED
+    worker_once()  # at 10:00: the reminder goes
+    assert len(sms_lines(host)) == 1
+    clock.now = LATE
+    with running_server(host) as base:
+        assert mo(Client(base.rstrip("/")), "STOP", "mo-1").status_code == 200
+    # the clinic's own message at 22:00 waits for 08:00; the answer to the patient's STOP does not
+    held = host.send(reminder("r-2", patient="Patient/qc-fr"))
+    assert held.status is Status.HELD
+    monkeypatch.setenv(VARIABLE, shift_to(LATE + dt.timedelta(minutes=1)))
+    worker_once()
+    assert [x["to"] for x in sms_lines(host)] == [NUMBER, NUMBER]
+    assert "no longer receive" in sms_lines(host)[1]["text"]
 
 
 def test_help_after_stop_is_answered_by_text_at_any_hour(host: Host, client: Client, clock: Clock) -> None:
