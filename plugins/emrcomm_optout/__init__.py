@@ -136,8 +136,9 @@ class Plugin:
                     reasons=("PROBABLE_REVOCATION",), keywords=("opt-out",))
             self.context.log.info("inbound on %s: probable opt-out sent to staff", channel)
         elif patient:
-            # Words from the patient ("Can I come at 10 instead?"): nobody reads this channel, so
-            # staff get a task pointing at the reply in the chart; the patient gets the auto-reply.
+            # Words from the patient ("Can I come at 10 instead?"): no one watches the clinic's
+            # number live, so staff get a task pointing at the reply in the chart, and the patient
+            # the auto-reply saying when to expect an answer.
             self.context.raise_item(
                 kind="reply", key=f"reply|{message_key}", patient=patient,
                 description=f"The patient replied by {channel} to a message of the clinic: read the reply in the "
