@@ -243,7 +243,11 @@ def test_an_answer_that_answers_no_patient_message_is_not_sent(host: Host) -> No
 
     outcome = host.send(Request("Patient/on-en", "help-reply", id="unasked", template="help-reply", channel="sms"))
     assert outcome.status is Status.BLOCKED and sms_lines(host) == []
-    assert any("answers a patient's message" in line for line in outcome.explanation)
+    assert any("answers a message from this patient" in line for line in outcome.explanation)
+    # nor one that names a message of the clinic's instead of the patient's reply
+    [sent] = host.send(reminder("r-1", patient="Patient/qc-fr")).record_ids
+    forged = host.send(Request("Patient/qc-fr", "help-reply", id="forged", template="help-reply", in_response_to=sent))
+    assert forged.status is Status.BLOCKED and len(sms_lines(host)) == 1
 
 
 def test_free_text_that_reads_like_an_opt_out_goes_to_staff_and_changes_no_ledger(

@@ -168,9 +168,10 @@ class Plugin:
         message came from: that channel, that address; never another channel instead."""
         request = message.request
         came = self.context.records.facts(request.in_response_to) if request.in_response_to else None
-        if came is None or not came.channel or not came.address or came.channel not in channels:
-            why = (f"{message.category.value} answers a patient's message; the request names none it could "
-                   "answer (in_response_to)")
+        if (came is None or came.role != "reply" or came.request.patient_ref != request.patient_ref
+                or not came.channel or not came.address or came.channel not in channels):
+            why = (f"{message.category.value} answers a message from this patient; the request names none "
+                   "(in_response_to: the record of the patient's reply)")
             return Plan((), tuple((name, why) for name in channels))
         rejected = tuple((name, f"an automatic answer goes only by {came.channel}, where the patient's message "
                                 "came from") for name in channels if name != came.channel)
