@@ -520,9 +520,9 @@ def _fill(path: Path, rows: int) -> list[str]:
     def records() -> Iterator[tuple[Any, ...]]:
         for n in range(rows):
             at = (start + dt.timedelta(seconds=n * 31_536_000 // rows)).isoformat()
-            template = "optout-confirmation" if n % 20 == 0 else "appointment-reminder"
-            yield (f"rec-{n}", f"req-{n}", f"Patient/p{n % 5000}", "sms", "appointment-reminder", "message",
-                   addresses[n % len(addresses)], template, at, "accepted", "completed", 2, at, "{}")
+            kind = "optout-confirmation" if n % 20 == 0 else "appointment-reminder"  # category and template
+            yield (f"rec-{n}", f"req-{n}", f"Patient/p{n % 5000}", "sms", kind, "message",
+                   addresses[n % len(addresses)], kind, at, "accepted", "completed", 2, at, "{}")
 
     def outbox() -> Iterator[tuple[Any, ...]]:
         for n in range(rows):
@@ -578,8 +578,8 @@ def b6(sizes: tuple[int, ...], probes: int = 3000) -> dict[str, Any]:
                 for rows in sizes:
                     store, address = stores[rows], pick.choice(addresses[rows])
                     t = time.perf_counter()
-                    store.consent.last(channel="sms", address=address)
-                    store.records.count_to(channel="sms", address=address, since=since, template="optout-confirmation")
+                    store.consent.last(channel="sms", address=address, purpose="clinical")
+                    store.records.count_to(channel="sms", address=address, since=since, category="optout-confirmation")
                     times[rows].append(time.perf_counter() - t)
         finally:
             for store in stores.values():

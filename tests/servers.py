@@ -189,11 +189,19 @@ def assemble(parts: Sequence[FakeSmscMessage]) -> bytes:
     return b"".join(p.data for p in sorted(parts, key=seq))
 
 
+KANNEL_LIMITS = "max-messages = 10\nconcatenation = true"  # the sendsms-user's, as docs/transports.md asks
+
+
 class Kannel:
-    """bearerbox, smsbox and (unless ``smsc=False``) fakesmsc, configured from tests/kannel."""
+    """bearerbox, smsbox and (unless ``smsc=False``) fakesmsc, configured from tests/kannel.
+
+    ``sendsms_limits``: the sendsms-user's max-messages and concatenation lines ("" for Kannel's
+    defaults, which cut a long message); ``smsbox_options``: more lines for the smsbox group
+    (``immediate-sendsms-reply = true`` makes smsbox say how many parts it made).
+    """
 
     def __init__(self, directory: Path, *, password: str, username: str = "emrcomm", smsc: bool = True,
-                 queue_limit: int = -1) -> None:
+                 queue_limit: int = -1, sendsms_limits: str = KANNEL_LIMITS, smsbox_options: str = "") -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.dir = directory
         self.username = username
@@ -206,7 +214,7 @@ class Kannel:
             self.ports = {name: free_port() for name in ("admin_port", "smsbox_port", "fake_port", "sendsms_port")}
             conf = string.Template(KANNEL_CONF.read_text(encoding="utf-8")).substitute(
                 dir=directory, username=username, password=password, admin_password=self.admin_password,
-                queue_limit=queue_limit, **self.ports)
+                queue_limit=queue_limit, sendsms_limits=sendsms_limits, smsbox_options=smsbox_options, **self.ports)
             self.conf.write_text(conf, encoding="utf-8")
             try:
                 self._start(smsc)

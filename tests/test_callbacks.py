@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 import requests
 
 from conftest import Clock
+from emrcomm.clock import VARIABLE, shift_to
 from emrcomm.host import Host
 from emrcomm.lifecycle.events import Event, Source
 from emrcomm.lifecycle.states import LegState
@@ -27,6 +30,7 @@ SECRET = "callback-secret-5d1e"
 TOKEN = "twilio-test-token-7f3a"
 NUMBER = "+16135550123"  # Patient/on-en
 BASE = "https://emrcomm.clinic.example/callbacks"
+EMRCOMM = Path(sys.executable).with_name("emrcomm")
 
 
 def sms_lines(host: Host) -> list[dict[str, str]]:
@@ -151,6 +155,101 @@ def test_help_gets_the_help_reply(host: Host, client: Client) -> None:
     assert last["to"] == NUMBER and "+1 613 555 0100" in last["text"]
 
 
+LATE = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)  # 22:00 in Ottawa, inside quiet hours
+
+
+def category_of(resource: dict[str, Any]) -> str:
+    return str(resource["category"][0]["coding"][0]["code"])
+
+
+def filed(host: Host, category: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in host.records(patient="Patient/on-en")["entry"]
+            if category_of(e["resource"]) == category]
+
+
+def test_stop_at_ten_at_night_is_confirmed_at_once_in_response_to_the_stop(
+    host: Host, client: Client, clock: Clock
+) -> None:
+    host.send(reminder())
+    clock.now = LATE
+    mo(client, "STOP", "mo-1")
+    assert "no longer receive" in sms_lines(host)[-1]["text"] and sms_lines(host)[-1]["to"] == NUMBER
+    [confirmation] = filed(host, "optout-confirmation")
+    [stop] = [r for r in filed(host, "appointment-reminder") if r.get("sender") == {"reference": "Patient/on-en"}]
+    assert confirmation["status"] == "completed" and confirmation["sent"] == "2026-11-24T03:00:00Z"
+    assert confirmation["inResponseTo"] == [{"reference": f"Communication/{stop['id']}"}]
+
+
+def test_in_queue_mode_a_worker_process_sends_the_stop_confirmation_at_ten_at_night(
+    make_host: Callable[..., Host], tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = make_host('\n[delivery]\nmode = "queue"\n', config_text=config_with(f"""
+[plugins.sms]
+path = "out/sms.jsonl"
+callback_url = "{BASE}"
+callback_secret = {{file = "{tmp_path / 'callback-secret'}"}}
+""", tmp_path))
+
+    def worker_once() -> None:
+        done = subprocess.run([str(EMRCOMM), "worker", "--once", "--config", str(tmp_path / "emrcomm.toml")],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    assert host.send(reminder("r-1")).status is Status.QUEUED
+    worker_once()  # at 10:00: the reminder goes
+    assert len(sms_lines(host)) == 1
+    clock.now = LATE
+    with running_server(host) as base:
+        assert mo(Client(base.rstrip("/")), "STOP", "mo-1").status_code == 200
+    # the clinic's own message at 22:00 waits for 08:00; the answer to the patient's STOP does not
+    held = host.send(reminder("r-2", patient="Patient/qc-fr"))
+    assert held.status is Status.HELD
+    monkeypatch.setenv(VARIABLE, shift_to(LATE + dt.timedelta(minutes=1)))
+    worker_once()
+    assert [x["to"] for x in sms_lines(host)] == [NUMBER, NUMBER]
+    assert "no longer receive" in sms_lines(host)[1]["text"]
+
+
+def test_help_after_stop_is_answered_by_text_at_any_hour(host: Host, client: Client, clock: Clock) -> None:
+    [reminded] = host.send(reminder()).record_ids
+    clock.now = LATE
+    mo(client, "STOP", "mo-1")
+    mo(client, "HELP", "mo-2")
+    last = sms_lines(host)[-1]
+    assert last["to"] == NUMBER and "+1 613 555 0100" in last["text"] and "reply STOP" in last["text"]
+    [answer] = filed(host, "help-reply")
+    assert answer["medium"][0]["coding"][0]["code"] == "SMSWRIT" and answer["status"] == "completed"
+    # HELP answers the clinic's reminder, not the confirmation sent in between
+    help_reply = [r for r in filed(host, "appointment-reminder") if r.get("payload", [{}])[0].get("contentString")
+                  == "HELP"]
+    assert help_reply[0]["inResponseTo"] == [{"reference": f"Communication/{reminded}"}]
+    assert not filed(host, "results-available")  # nothing went to the portal or by email instead
+
+
+def test_start_is_confirmed_once(host: Host, client: Client, clock: Clock) -> None:
+    host.send(reminder("r-1"))
+    clock.now = LATE
+    mo(client, "STOP", "mo-1")
+    mo(client, "START", "mo-2")
+    mo(client, "START", "mo-2")  # Kannel retrying the callback
+    mo(client, "START", "mo-3")  # START while subscribed: nothing to confirm
+    confirmations = [x for x in sms_lines(host) if "receive our text messages again" in x["text"]]
+    assert len(confirmations) == 1 and confirmations[0]["to"] == NUMBER
+    assert len(filed(host, "optin-confirmation")) == 1
+
+
+def test_an_answer_that_answers_no_patient_message_is_not_sent(host: Host) -> None:
+    from emrcomm.model import Request
+
+    outcome = host.send(Request("Patient/on-en", "help-reply", id="unasked", template="help-reply", channel="sms"))
+    assert outcome.status is Status.BLOCKED and sms_lines(host) == []
+    assert any("answers a message from this patient" in line for line in outcome.explanation)
+    # nor one that names a message of the clinic's instead of the patient's reply
+    [sent] = host.send(reminder("r-1", patient="Patient/qc-fr")).record_ids
+    forged = host.send(Request("Patient/qc-fr", "help-reply", id="forged", template="help-reply", in_response_to=sent))
+    assert forged.status is Status.BLOCKED and len(sms_lines(host)) == 1
+
+
 def test_free_text_that_reads_like_an_opt_out_goes_to_staff_and_changes_no_ledger(
     host: Host, client: Client
 ) -> None:
@@ -163,17 +262,41 @@ def test_free_text_that_reads_like_an_opt_out_goes_to_staff_and_changes_no_ledge
     assert len(sms_lines(host)) == sent  # no automatic answer to someone asking us to stop
 
 
-def test_other_replies_are_filed_in_response_and_answered_once(host: Host, client: Client) -> None:
+def test_other_replies_are_filed_in_response_to_the_clinics_message_and_answered_once(
+    host: Host, client: Client
+) -> None:
     [record] = host.send(reminder()).record_ids
     mo(client, "Can I come at 11 instead?", "mo-1")
     mo(client, "Hello?", "mo-2")
-    replies = [e["resource"] for e in host.records(patient="Patient/on-en")["entry"]
-               if e["resource"].get("inResponseTo")]
-    assert len(replies) == 2
-    # each answers the last message sent to that number: the reminder, then the auto-reply
-    assert f"Communication/{record}" in {r["inResponseTo"][0]["reference"] for r in replies}
-    answers = [x for x in sms_lines(host) if "not read" in x["text"]]
+    filed = [e["resource"] for e in host.records(patient="Patient/on-en")["entry"]]
+    replies = [r for r in filed if r.get("sender") == {"reference": "Patient/on-en"}]
+    # each answers the clinic's reminder, not the automatic answer sent in between
+    assert [r["inResponseTo"][0]["reference"] for r in replies] == [f"Communication/{record}"] * 2
+    [answer] = [r for r in filed if r["category"][0]["coding"][0]["code"] == "auto-answer"]
+    [first] = [r for r in replies if r["payload"][0]["contentString"].startswith("Can I come")]
+    assert answer["inResponseTo"][0]["reference"] == f"Communication/{first['id']}"
+    answers = [x for x in sms_lines(host) if "we received your message" in x["text"]]
     assert len(answers) == 1 and "911" in answers[0]["text"]
+
+
+def test_a_texted_question_becomes_a_staff_task_pointing_at_the_reply(
+    host: Host, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host.send(reminder())
+    mo(client, "Can I come at 10 instead?", "mo-1")
+    mo(client, "Can I come at 10 instead?", "mo-1")  # Kannel retrying the callback: still one task
+    [reply] = [e["resource"] for e in host.records(patient="Patient/on-en")["entry"]
+               if e["resource"].get("sender") == {"reference": "Patient/on-en"}]
+    [item] = host.storage.inbox.items()
+    assert item["kind"] == "reply" and item["patient"] == "Patient/on-en"
+    assert item["task"]["focus"] == {"reference": f"Communication/{reply['id']}"}
+    assert "10 instead" not in json.dumps(item["task"])  # the words stay in the chart
+    # staff read them with the task
+    from emrcomm.cli import main
+
+    assert main(["inbox", "--text", "--config", str(host.config.base_dir / "emrcomm.toml")]) == 0
+    listed = capsys.readouterr().out
+    assert "reply" in listed and "    | Can I come at 10 instead?" in listed
 
 
 # -- Twilio ----------------------------------------------------------------------------------------

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import json
 import os
+import re
 import stat
 from importlib import metadata
 from pathlib import Path
 
+import attrs
 import pytest
 
 import emrcomm_email
@@ -17,7 +20,8 @@ import emrcomm_sms
 from emrcomm import Delivery
 from emrcomm.errors import ConfigError, PluginError
 from emrcomm.model import Message, Request
-from emrcomm.testing import TEST_NOW, make_context
+from emrcomm.plugin.context import Clinic
+from emrcomm.testing import TEST_CLINIC, TEST_NOW, make_context
 from emrcomm_portal.keyring import KeyRing
 
 
@@ -95,30 +99,58 @@ def test_two_plugins_registering_one_channel_name_stop_start_up(tmp_path: Path) 
         Host(load_config(write_config(tmp_path, "\n[plugins.sms2]\n")), entry_points=eps)
 
 
-def email_plugin(tmp_path: Path, **settings: object) -> emrcomm_email.Plugin:
-    return emrcomm_email.Plugin(make_context("email", {"directory": "mail", **settings}, tmp_path))
+def email_plugin(tmp_path: Path, clinic: Clinic = TEST_CLINIC, **settings: object) -> emrcomm_email.Plugin:
+    return emrcomm_email.Plugin(make_context("email", {"directory": "mail", **settings}, tmp_path, clinic=clinic))
 
 
 def education(text: str = "Riverside Family Health: tips for a healthy winter.") -> Message:
     return Message(Request("Patient/1", "education", text=text), text)
 
 
-def test_subscription_email_without_unsubscribe_is_blocked(tmp_path: Path) -> None:
-    plugin = email_plugin(tmp_path)
+def sent_mail(plugin: emrcomm_email.Plugin, tmp_path: Path, message: Message, key: str) -> email.message.EmailMessage:
+    [channel] = plugin.emrcomm_register_channels()
+    channel.transport.send(Delivery(message, "pat@example.org", key))
+    return email.message_from_bytes((tmp_path / "mail" / f"{key}.eml").read_bytes(),  # type: ignore[return-value]
+                                    policy=email.policy.default)
+
+
+def test_subscription_email_without_an_unsubscribe_address_is_blocked(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path, attrs.evolve(TEST_CLINIC, portal_url=""))
     [channel] = plugin.emrcomm_register_channels()
     [f] = plugin.emrcomm_validate(education(), channel)
     assert f.code == "EMAIL_NO_UNSUBSCRIBE" and f.blocks
     assert plugin.emrcomm_validate(message(), channel) == []  # a reminder is transactional
 
 
-def test_subscription_email_carries_one_click_unsubscribe_headers(tmp_path: Path) -> None:
-    plugin = email_plugin(tmp_path, unsubscribe_url="https://portal.riverside.example/unsubscribe")
+def test_every_email_offering_an_opt_out_carries_one_click_unsubscribe_headers_and_link(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path)  # the clinic's portal address serves the endpoint
     [channel] = plugin.emrcomm_register_channels()
     assert plugin.emrcomm_validate(education(), channel) == []
-    channel.transport.send(Delivery(education(), "pat@example.org", "k3"))
-    mail = email.message_from_bytes((tmp_path / "mail" / "k3.eml").read_bytes(), policy=email.policy.default)
-    assert mail["List-Unsubscribe"] == "<https://portal.riverside.example/unsubscribe>"
-    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    for category, key in (("education", "k3"), ("appointment-reminder", "k4")):
+        mail = sent_mail(plugin, tmp_path, Message(Request("Patient/1", category, text="x"), "x"), key)
+        [url] = re.findall(r"<([^>]+)>", mail["List-Unsubscribe"])
+        assert url.startswith(f"{TEST_CLINIC.portal_url}/unsubscribe/{key}.")
+        assert plugin.signer.record_of(url.rsplit("/", 1)[1]) == key
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert url in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_an_unsubscribe_link_cannot_be_made_for_another_email(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path)
+    token = plugin.signer.token("a" * 32)
+    assert plugin.signer.record_of(token) == "a" * 32
+    assert plugin.signer.record_of("b" * 32 + token[32:]) is None
+    assert plugin.signer.record_of(token[:-1]) is None
+    other = email_plugin(tmp_path / "other")  # another key
+    assert other.signer.record_of(token) is None
+    key_file = tmp_path / "emrcomm-data" / "email-unsubscribe.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_the_answer_to_a_keyword_carries_no_unsubscribe(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path)
+    answer = Message(Request("Patient/1", "help-reply", text="x", in_response_to="r"), "x")
+    assert sent_mail(plugin, tmp_path, answer, "k5")["List-Unsubscribe"] is None
 
 
 def test_email_without_the_misdirection_footer_warns(tmp_path: Path) -> None:

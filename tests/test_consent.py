@@ -20,8 +20,14 @@ MOBILE = "+16135550123"
 DAY = dt.timedelta(days=1)
 
 
-def message(category: str = "appointment-reminder", template: str | None = None) -> Message:
-    return Message(Request("Patient/test-1", category, text="x"), "x", template=template)
+def message(category: str = "appointment-reminder", template: str | None = None,
+            in_response_to: str | None = None) -> Message:
+    return Message(Request("Patient/test-1", category, text="x", in_response_to=in_response_to), "x", template=template)
+
+
+def confirmation() -> Message:
+    """The STOP confirmation as the optout plugin asks for it: in response to the patient's STOP."""
+    return message("optout-confirmation", template="optout-confirmation", in_response_to="stop-reply")
 
 
 @pytest.fixture
@@ -92,13 +98,24 @@ def test_opt_out_blocks_at_once_and_lets_one_confirmation_through(tmp_path: Path
                                                   text="STOP reply", detail="Patient/test-1"))
     [f] = optout.emrcomm_validate(message(), SMS, route)
     assert f.code == "CONSENT_REVOKED" and "STOP reply" in f.message
-    assert optout.emrcomm_validate(message(template="optout-confirmation"), SMS, route) == []
+    assert optout.emrcomm_validate(confirmation(), SMS, route) == []
     assert optout.emrcomm_validate(message(), SMS, Route("sms", "+16135550199")) == []
+
+
+def test_help_is_answered_after_an_opt_out_and_nothing_else_is(tmp_path: Path) -> None:
+    optout = emrcomm_optout.Plugin(make_context("optout", {}, tmp_path))
+    route = Route("sms", MOBILE)
+    optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=TEST_NOW, channel="sms", address=MOBILE,
+                                                  text="STOP reply", detail="Patient/test-1"))
+    assert optout.emrcomm_validate(message("help-reply", in_response_to="help-reply-record"), SMS, route) == []
+    for refused in (message("auto-answer", in_response_to="a-reply"), message("help-reply"),
+                    message(template="optout-confirmation"), message("optout-confirmation")):
+        assert [f.code for f in optout.emrcomm_validate(refused, SMS, route)] == ["CONSENT_REVOKED"]
 
 
 def queue_confirmation(ctx, key: str, at: dt.datetime, state: str = "queued") -> None:  # type: ignore[no-untyped-def]
     """File a confirmation to MOBILE, as the host does, in lifecycle state ``state``."""
-    request = Request("Patient/test-1", "appointment-reminder", id=key, template="optout-confirmation")
+    request = Request("Patient/test-1", "optout-confirmation", id=key, template="optout-confirmation")
     facts = RecordFacts(id=key, request=request, role="primary", recorded=at, channel="sms", address=MOBILE, text="x")
     ctx.storage.records.add(facts, "optout-confirmation",
                             [Event(record_id=key, kind=LegState(state), source=Source.HOST, at=at, dedup=f"{key}:first")])
@@ -113,7 +130,7 @@ def test_only_one_confirmation_passes_after_an_opt_out(tmp_path: Path) -> None:
     ctx = make_context("optout", {}, tmp_path)
     optout = emrcomm_optout.Plugin(ctx)
     route = Route("sms", MOBILE)
-    confirmation = message(template="optout-confirmation")
+    answer = confirmation()
 
     def stop(at: dt.datetime) -> None:
         optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=at, channel="sms", address=MOBILE,
@@ -121,16 +138,16 @@ def test_only_one_confirmation_passes_after_an_opt_out(tmp_path: Path) -> None:
 
     queue_confirmation(ctx, "before-stop", TEST_NOW - DAY, state="accepted")  # from an earlier opt-out
     stop(TEST_NOW)
-    assert optout.emrcomm_validate(confirmation, SMS, route) == []
+    assert optout.emrcomm_validate(answer, SMS, route) == []
     queue_confirmation(ctx, "first", TEST_NOW)  # the first confirmation is queued (same instant as the STOP)
-    [f] = optout.emrcomm_validate(confirmation, SMS, route)
+    [f] = optout.emrcomm_validate(answer, SMS, route)
     assert f.code == "CONSENT_REVOKED" and f.blocks
     mark_sent(ctx, "first", TEST_NOW)  # ... and sent: still only one
-    [f] = optout.emrcomm_validate(confirmation, SMS, route)
+    [f] = optout.emrcomm_validate(answer, SMS, route)
     assert f.code == "CONSENT_REVOKED"
-    assert optout.emrcomm_validate(confirmation, SMS, Route("sms", "+16135550199")) == []  # another address
+    assert optout.emrcomm_validate(answer, SMS, Route("sms", "+16135550199")) == []  # another address
     stop(TEST_NOW + DAY)  # a later opt-out (after a START) earns its own confirmation
-    assert optout.emrcomm_validate(confirmation, SMS, route) == []
+    assert optout.emrcomm_validate(answer, SMS, route) == []
 
 
 def test_a_confirmation_that_never_went_does_not_use_up_the_one(tmp_path: Path) -> None:
@@ -139,7 +156,7 @@ def test_a_confirmation_that_never_went_does_not_use_up_the_one(tmp_path: Path) 
     optout.emrcomm_delivery_update(DeliveryUpdate(kind="optout", at=TEST_NOW, channel="sms", address=MOBILE,
                                                   text="STOP reply", detail="Patient/test-1"))
     queue_confirmation(ctx, "first", TEST_NOW, state="undeliverable")
-    assert optout.emrcomm_validate(message(template="optout-confirmation"), SMS, Route("sms", MOBILE)) == []
+    assert optout.emrcomm_validate(confirmation(), SMS, Route("sms", MOBILE)) == []
 
 
 def test_start_in_the_ledger_restores_a_revoked_directory_consent(tmp_path: Path) -> None:

@@ -5,16 +5,20 @@ are refused."""
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from emrcomm.clock import VARIABLE, shift_to
 from emrcomm.host import Host
 from emrcomm.model import Status
 from emrcomm_sms.callbacks import kannel_mo_url
@@ -28,6 +32,7 @@ PASSWORD = "kannel-test-pw-91c2"
 SECRET = "callback-secret-5d1e"
 NUMBER = "+16135550123"  # Patient/on-en
 CLINIC_NUMBER = "+16135550100"
+EMRCOMM = Path(sys.executable).with_name("emrcomm")
 
 
 class KannelWithHandsets(Kannel):
@@ -64,6 +69,24 @@ class KannelWithHandsets(Kannel):
             handset.stop()
 
 
+def kannel_sms(kannel: Kannel, base: str, tmp_path: Path) -> str:
+    """The sms plugin's settings for the test Kannel, with the settings docs/transports.md gives."""
+    return f"""
+[plugins.sms]
+transport = "kannel"
+from = "{CLINIC_NUMBER}"
+callback_url = "{base}"
+callback_secret = {{file = "{tmp_path / 'callback-secret'}"}}
+[plugins.sms.kannel]
+url = "{kannel.sendsms_url}"
+username = "emrcomm"
+smsc = "fake"
+password = {{file = "{tmp_path / 'kannel-pw'}"}}
+max_messages = 10
+concatenation = true
+"""
+
+
 @contextmanager
 def serving(host: Host, sock: socket.socket) -> Iterator[str]:
     import uvicorn
@@ -91,18 +114,7 @@ def setup(make_host: Callable[..., Host], tmp_path: Path) -> Iterator[tuple[Host
     (tmp_path / "kannel-pw").write_text(PASSWORD, encoding="utf-8")
     kannel = KannelWithHandsets(tmp_path / "kannel", mo_url=kannel_mo_url(base, SECRET))
     try:
-        sms = f"""
-[plugins.sms]
-transport = "kannel"
-from = "{CLINIC_NUMBER}"
-callback_url = "{base}"
-callback_secret = {{file = "{tmp_path / 'callback-secret'}"}}
-[plugins.sms.kannel]
-url = "{kannel.sendsms_url}"
-username = "emrcomm"
-smsc = "fake"
-password = {{file = "{tmp_path / 'kannel-pw'}"}}
-"""
+        sms = kannel_sms(kannel, base, tmp_path)
         host = make_host(config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms))
         with serving(host, app) as url:
             yield host, kannel, url
@@ -157,3 +169,74 @@ def test_unauthenticated_callbacks_are_refused(setup: tuple[Host, KannelWithHand
     assert host.storage.consent.events(channel="sms", address=NUMBER) == []
     resource = communication(host, record)
     assert resource is not None and resource["status"] == "completed"
+
+
+# -- `emrcomm serve` in a process of its own, at 22:00 -------------------------------------------
+
+LATE = dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.UTC)  # 22:00 in Ottawa: inside quiet hours
+
+
+@pytest.fixture
+def late_serve(make_host: Callable[..., Host], tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Host, KannelWithHandsets]]:
+    """Kannel with handsets calling back a ``emrcomm serve`` process whose clock reads 22:00 in
+    Ottawa (EMRCOMM_CLOCK); the test's own host (10:00) sent the clinic's reminder earlier."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/callbacks"
+    (tmp_path / "callback-secret").write_text(SECRET, encoding="utf-8")
+    (tmp_path / "kannel-pw").write_text(PASSWORD, encoding="utf-8")
+    kannel = KannelWithHandsets(tmp_path / "kannel", mo_url=kannel_mo_url(base, SECRET))
+    serve = None
+    try:
+        host = make_host(config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n',
+                                                         kannel_sms(kannel, base, tmp_path)))
+        monkeypatch.setenv(VARIABLE, shift_to(LATE))  # for the serve process only: the host has its own clock
+        serve = Process([EMRCOMM, "serve", "--config", tmp_path / "emrcomm.toml", "--port", str(port)],
+                        tmp_path / "serve.log")
+        wait_until(lambda: not serve.alive() or healthy(port), 30, "emrcomm serve to answer")
+        assert serve.alive(), (tmp_path / "serve.log").read_text(errors="replace")[-2000:]
+        yield host, kannel
+    finally:
+        if serve is not None:
+            serve.stop(20)
+        kannel.stop()
+
+
+def healthy(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_stop_at_ten_at_night_is_confirmed_at_once_and_help_and_start_are_answered_by_text(
+    late_serve: tuple[Host, KannelWithHandsets]
+) -> None:
+    host, kannel = late_serve
+    [reminded] = host.send(reminder("r-1")).record_ids
+    kannel.wait_for(NUMBER)
+
+    def filed(category: str) -> list[dict[str, Any]]:
+        return [e["resource"] for e in host.records(patient="Patient/on-en", category=category).get("entry", [])]
+
+    # STOP at 22:00: the ledger at once, and the confirmation leaves at once (no worker runs here)
+    kannel.handset_sends(NUMBER, "STOP", lambda: bool(filed("optout-confirmation")))
+    wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 15, "the confirmation at fakesmsc")
+    assert "no longer receive" in texts_to(kannel, NUMBER)[1]
+    [confirmation] = filed("optout-confirmation")
+    assert confirmation["sent"].startswith("2026-11-24T03:")  # 22:00 in Ottawa, not held until 08:00
+    # HELP after STOP: answered by text, on the channel it came in on
+    kannel.handset_sends(NUMBER, "HELP", lambda: bool(filed("help-reply")))
+    wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 3, 15, "the help reply at fakesmsc")
+    assert "reply STOP" in texts_to(kannel, NUMBER)[2]
+    # START: re-subscribed and confirmed
+    kannel.handset_sends(NUMBER, "START", lambda: bool(filed("optin-confirmation")))
+    wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 4, 15, "the START confirmation at fakesmsc")
+    assert "receive our text messages again" in texts_to(kannel, NUMBER)[3]
+    # every answer in response to the patient's own message, which answers the clinic's reminder
+    replies = {r["id"]: r for r in filed("appointment-reminder") if r.get("sender") == {"reference": "Patient/on-en"}}
+    assert {r["inResponseTo"][0]["reference"] for r in replies.values()} == {f"Communication/{reminded}"}
+    for category in ("optout-confirmation", "help-reply", "optin-confirmation"):
+        [answer] = filed(category)
+        assert answer["status"] == "completed"
+        assert answer["inResponseTo"][0]["reference"].removeprefix("Communication/") in replies

@@ -275,6 +275,18 @@ def test_exemption_lets_one_sms_a_day_reach_a_us_patient_without_consent(make_ho
     assert host.send(notice).channels == ("sms",)
 
 
+def test_answering_the_patients_help_uses_up_none_of_the_exemption(make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    host = exempt_host(make_host)
+    assert host.send(reminder("Patient/ny", rid="ny-1")).channels == ("sms",)
+    clock.now += dt.timedelta(days=1, hours=1)
+    host.delivery_update(DeliveryUpdate(kind="reply", at=clock.now, channel="sms", address="+12125550143",
+                                        text="HELP", provider_id="mo-1"))
+    assert "help" in sms_sink(host)[-1]["text"].lower()  # answered, without consent on file
+    notice = Request("Patient/ny", Category.RESULTS_AVAILABLE, id="ny-3", template="results-available")
+    outcome = host.send(notice)
+    assert outcome.channels == ("sms",), outcome.explanation  # today's one message is still the clinic's to send
+
+
 def test_exemption_never_covers_billing(make_host: Callable[..., Host]) -> None:
     host = exempt_host(make_host)
     invoice = Request("Patient/ny", Category.INVOICE, id="ny-inv", template="invoice", variables={"amount": 40})

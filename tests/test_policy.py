@@ -383,6 +383,13 @@ def test_urgent_priority_overrides_quiet_hours_with_a_warning(policy, content):
     assert "urgent" in verdict.override
 
 
+@pytest.mark.parametrize("category", ["optout-confirmation", "optin-confirmation", "help-reply", "auto-answer"])
+def test_the_answer_to_a_patients_message_goes_at_once_whatever_the_hour(policy, content, category):
+    message = make_message(GOOD_SMS, category, in_response_to="their-reply")
+    assert "QUIET_HOURS" not in blocks(policy, content, message, now=LATE_EVENING)
+    assert blocks(policy, content, make_message(GOOD_SMS), now=LATE_EVENING) == ["QUIET_HOURS"]
+
+
 def test_quiet_hours_do_not_apply_to_email_by_default(policy, content):
     assert judge(policy, content, make_message("See you tomorrow."), channel=EMAIL, now=LATE_EVENING) == []
 

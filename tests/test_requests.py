@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from emrcomm.cli import main
 from emrcomm.errors import RequestError
 from emrcomm.fhir import parse_request, request_to_fhir
-from emrcomm.model import Category, Sensitivity
+from emrcomm.host import Host
+from emrcomm.model import Category, Request, Sensitivity, Status
 from support import DATA, fhir_request
 
 
@@ -58,13 +62,14 @@ def test_round_trip_through_fhir_keeps_the_request() -> None:
         (json.dumps({"resourceType": "CommunicationRequest", "status": "active"}), "subject is missing"),
         (json.dumps(fhir_request("Group/1", "invoice", text="t")), "is not a Patient reference"),
         (json.dumps(fhir_request("Patient/x", "birthday", text="t")), "category 'birthday' is unknown"),
+        (json.dumps(fhir_request("Patient/x", "help-reply", text="t")), "an EMR does not request it"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "category": []}), "category is missing"),
         (json.dumps(fhir_request("Patient/x", "invoice")), "neither text nor template"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "status": "completed"}), "only an 'active'"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "subject": "Patient/x"}),
          "not a valid FHIR R4 CommunicationRequest: subject"),
     ],
-    ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "unknown-category",
+    ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "unknown-category", "an-answer",
          "no-category", "no-text-no-template", "not-active", "invalid-fhir"],
 )
 def test_bad_request_is_refused_with_a_clear_reason(data: str, expected: str) -> None:
@@ -92,3 +97,43 @@ def test_official_communication_request_examples_are_refused_for_a_stated_reason
     # a provider organisation for an accident report: no patient to message.
     assert "category is missing" in reasons["CommunicationRequest-example.json"]
     assert "subject is missing" in reasons["CommunicationRequest-fm-solicit.json"]
+
+
+# -- when the appointment is: one way to say it, whichever door the request comes in by -----------
+
+PASSED = dt.datetime(2026, 11, 20, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # before TEST_NOW
+
+
+def test_the_appointment_variable_of_a_python_request_says_when_the_appointment_is() -> None:
+    req = Request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                  variables={"appointment": PASSED})
+    assert req.appointment == PASSED
+
+
+def test_an_appointment_given_twice_must_be_the_same_time() -> None:
+    assert Request("Patient/x", "appointment-reminder", template="appointment-reminder", appointment=PASSED,
+                   variables={"appointment": PASSED.astimezone(dt.UTC)}).appointment == PASSED
+    with pytest.raises(RequestError, match="give the appointment's time once"):
+        Request("Patient/x", "appointment-reminder", template="appointment-reminder", appointment=PASSED,
+                variables={"appointment": PASSED + dt.timedelta(days=7)})
+
+
+@pytest.mark.parametrize("door", ["python", "fhir", "cli"])
+def test_a_reminder_for_an_appointment_that_has_passed_is_not_sent_whichever_door(
+    door: str, make_host: Callable[..., Host], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's example, with an appointment before now: the expiry rule stops it."""
+    host = make_host()
+    fhir = fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder", rid="passed-1",
+                        variables={"appointment": ("valueDateTime", PASSED.isoformat())})
+    if door == "cli":
+        host.close()
+        (tmp_path / "req.json").write_text(json.dumps(fhir), encoding="utf-8")
+        assert main(["send", str(tmp_path / "req.json"), "--config", str(tmp_path / "emrcomm.toml")]) == 3
+        assert "MESSAGE_EXPIRED" in capsys.readouterr().out
+        return
+    request = fhir if door == "fhir" else Request("Patient/on-en", "appointment-reminder", id="passed-1",
+                                                  template="appointment-reminder", variables={"appointment": PASSED})
+    outcome = host.send(request)
+    assert outcome.status is Status.BLOCKED
+    assert "MESSAGE_EXPIRED" in {f.code for f in outcome.findings}

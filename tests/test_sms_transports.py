@@ -18,17 +18,17 @@ from typing import Any
 import pytest
 
 import emrcomm_sms
-from emrcomm import Delivery, PermanentDeliveryError, TransientDeliveryError, retry_after
+from emrcomm import Delivery, PermanentDeliveryError, TransientDeliveryError, count_segments, retry_after
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
-from emrcomm.model import Message, Request
+from emrcomm.model import Message, Request, Status
 from emrcomm.testing import make_context
 from emrcomm_sms.callbacks import record_signature
 from emrcomm_sms.ratelimit import SenderLimits, TokenBucket
 from emrcomm_sms.reports import ReportState, kannel_state, twilio_state
 from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, refused_port
-from support import BASE_CONFIG, write_config
+from support import BASE_CONFIG, communication, write_config
 
 SENDER = "+16135550100"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -69,6 +69,16 @@ def kannel_queue_full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kann
 
 
 @pytest.fixture(scope="session")
+def kannel_defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
+    """A Kannel whose sendsms-user has Kannel's defaults (no max-messages, no concatenation: long
+    messages are cut) and whose smsbox answers at once, saying how many parts it made."""
+    gateway = Kannel(tmp_path_factory.mktemp("kannel-defaults"), password=KANNEL_PASSWORD, sendsms_limits="",
+                     smsbox_options="immediate-sendsms-reply = true")
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
     mock = Prism(tmp_path_factory.mktemp("prism"))
     yield mock
@@ -82,10 +92,12 @@ def http_server() -> Iterator[ScriptedHTTPServer]:
     server.close()
 
 
-def kannel_settings(url: str, secrets_dir: Path, password: str = "kannel", **extra: Any) -> dict[str, Any]:
-    return {"transport": "kannel", "from": SENDER, "rate_per_second": 200, "burst": 20,
-            "kannel": {"url": url, "username": "emrcomm", "password": {"file": str(secrets_dir / password)}},
-            **extra}
+def kannel_settings(url: str, secrets_dir: Path, password: str = "kannel", *, limits: bool = True,
+                    **extra: Any) -> dict[str, Any]:
+    """``limits``: the transport is told what the test Kannel's sendsms-user allows (docs/transports.md)."""
+    table = {"url": url, "username": "emrcomm", "password": {"file": str(secrets_dir / password)},
+             **({"max_messages": 10, "concatenation": True} if limits else {})}
+    return {"transport": "kannel", "from": SENDER, "rate_per_second": 200, "burst": 20, "kannel": table, **extra}
 
 
 def twilio_settings(url: str, secrets_dir: Path, **extra: Any) -> dict[str, Any]:
@@ -256,6 +268,111 @@ def test_kannel_sends_french_as_ucs2_in_two_segments(kannel: Kannel, secrets_dir
     parts = kannel.wait_for("+15145550202", count=2)
     assert {p.udh[4] for p in parts} == {2}  # each part says "one of two"
     assert assemble(parts).decode("utf-16-be") == FRENCH
+
+
+LONG = ("Riverside Family Health: your appointment is on Tuesday, November 24 at 10:30 at 100 Main Street, "
+        "second floor. Please arrive ten minutes early. Reply STOP to opt out.")  # 2 GSM-7 segments
+
+
+def test_kannel_with_its_default_sendsms_user_cuts_a_long_message_and_says_it_was_sent(
+        kannel_defaults: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
+    """Why the transport must know: Kannel cuts the message at one segment and answers 202."""
+    import requests
+
+    answer = requests.post(kannel_defaults.sendsms_url, data=LONG.encode("utf-8"), timeout=10, headers={
+        "Content-Type": "text/plain; charset=utf-8", "X-Kannel-Username": "emrcomm",
+        "X-Kannel-Password": KANNEL_PASSWORD, "X-Kannel-To": "+16135550211", "X-Kannel-From": SENDER})
+    assert count_segments(LONG) == ("GSM-7", 2)
+    assert (answer.status_code, answer.text) == (202, "Sent.")
+    [got] = kannel_defaults.wait_for("+16135550211")
+    assert got.data.decode("utf-8") == LONG[:160]
+
+
+def test_a_message_kannel_would_cut_is_refused_before_anything_is_sent(
+        kannel_defaults: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
+    """Told nothing, the transport assumes Kannel's defaults: one segment goes whole, more would be cut."""
+    transport = sms_transport(kannel_settings(kannel_defaults.sendsms_url, secrets_dir, limits=False), tmp_path)
+    with pytest.raises(PermanentDeliveryError) as err:
+        transport.send(Delivery(message(LONG), "+16135550212", "rec-too-long"))
+    assert (err.value.reason, err.value.ambiguous) == ("too-long", False)
+    assert "2 segments" in str(err.value)
+    transport.send(Delivery(message(), "+16135550212", "rec-short"))  # one segment goes
+    time.sleep(1)
+    assert [m.data.decode("utf-8") for m in kannel_defaults.wait_for("+16135550212")] == [message().text]
+
+
+def test_a_cut_kannel_reports_is_a_failure_not_a_delivery(
+        kannel_defaults: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
+    """Told (wrongly) that the gateway concatenates, the transport learns from Kannel's answer
+    that it sent one part of two, and says so: the message was cut, not delivered."""
+    transport = sms_transport(kannel_settings(kannel_defaults.sendsms_url, secrets_dir), tmp_path)
+    with pytest.raises(PermanentDeliveryError) as err:
+        transport.send(Delivery(message(LONG), "+16135550213", "rec-cut"))
+    assert (err.value.reason, err.value.ambiguous) == ("cut", True)
+    assert "1 of its 2 segments" in str(err.value)
+    [got] = kannel_defaults.wait_for("+16135550213")
+    assert len(got.data) == 160
+
+
+def test_a_message_the_gateway_cut_is_filed_not_done_not_completed(
+        kannel_defaults: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
+    path = config_with_sms(tmp_path, f"""[plugins.sms]
+transport = "kannel"
+from = "{SENDER}"
+max_segments = 3
+[plugins.sms.kannel]
+url = "{kannel_defaults.sendsms_url}"
+username = "emrcomm"
+password = {{file = "{secrets_dir / 'kannel'}"}}
+max_messages = 3
+concatenation = true
+""")
+    with Host(load_config(path), clock=clock) as host:
+        outcome = host.send(Request("Patient/on-en", "appointment-reminder", id="cut-1", text=LONG, channel="sms"))
+        assert outcome.status is Status.FAILED and outcome.channels == ("sms",)
+        [record] = outcome.record_ids
+        resource = communication(host, record)
+    assert resource is not None and resource["status"] == "not-done"
+    assert "cut: kannel" in resource["statusReason"]["text"]
+
+
+def test_a_french_portal_notice_reaches_the_handset_in_one_part_with_its_link_whole(
+        kannel: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
+    path = config_with_sms(tmp_path, f"""[plugins.sms]
+transport = "kannel"
+from = "{SENDER}"
+[plugins.sms.kannel]
+url = "{kannel.sendsms_url}"
+username = "emrcomm"
+password = {{file = "{secrets_dir / 'kannel'}"}}
+max_messages = 3
+concatenation = true
+""")
+    with Host(load_config(path), clock=clock) as host:
+        outcome = host.send(Request("Patient/qc-fr", "results-available", id="notice-kannel",
+                                    text="Votre HbA1c est de 8,1 %. Augmentez la metformine."))
+        assert outcome.channels == ("portal", "sms"), outcome.explanation
+        link = host.channels["portal"].transport.link_for(outcome.record_ids[0])
+    [got] = kannel.wait_for("+15145550199")
+    time.sleep(0.5)
+    assert len(kannel.wait_for("+15145550199")) == 1  # one part, no second segment behind it
+    assert (got.kind, got.udh) == ("text", b"")
+    text = got.data.decode("utf-8")
+    assert link in text.split() and "ARRET" in text
+
+
+def test_the_gateway_limits_lower_the_sms_channels_own(secrets_dir: Path, tmp_path: Path) -> None:
+    """A message Kannel would cut is refused when it is decided (SMS_TOO_LONG), not at sending."""
+    def limit(**kannel: Any) -> int | None:
+        settings = kannel_settings("http://127.0.0.1:1/cgi-bin/sendsms", secrets_dir, limits=False)
+        settings["kannel"].update(kannel)
+        [channel] = emrcomm_sms.Plugin(make_context("sms", settings, tmp_path)).emrcomm_register_channels()
+        return channel.max_segments
+
+    assert limit() == 1
+    assert limit(max_messages=10) == 1  # separate texts: a link split between two would break
+    assert limit(max_messages=2, concatenation=True) == 2
+    assert limit(max_messages=10, concatenation=True) == 3  # [plugins.sms] max_segments (3) is lower
 
 
 def test_kannel_delivery_reports_name_the_record(kannel: Kannel, secrets_dir: Path, tmp_path: Path,

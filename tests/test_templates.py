@@ -24,6 +24,7 @@ SHIPPED = (
     "appointment-reminder",
     "help-reply",
     "invoice",
+    "optin-confirmation",
     "optout-confirmation",
     "portal-notice",
     "prescription-pickup",
@@ -32,8 +33,9 @@ SHIPPED = (
     "reply-auto-answer",
     "results-available",
 )
-# Texts that may go by SMS end with the opt-out hint; these two have their own wording.
-OWN_WORDING = {"optout-confirmation", "help-reply"}
+# Texts that may go by SMS end with the opt-out hint; these have their own wording (the notice a
+# short one, to fit one segment with its link: tests/test_notices.py).
+OWN_WORDING = {"optout-confirmation", "optin-confirmation", "help-reply", "portal-notice"}
 SMS_CAPABLE = tuple(n for n in SHIPPED if n not in OWN_WORDING)
 STOP_EN = "Reply STOP to opt out."
 STOP_FR = "Répondez ARRET pour vous désabonner."
@@ -159,6 +161,24 @@ def test_sms_capable_english_templates_end_with_the_stop_hint(plugin: Plugin, na
 @pytest.mark.parametrize("name", SMS_CAPABLE)
 def test_sms_capable_french_templates_end_with_the_arret_hint(plugin: Plugin, name: str) -> None:
     assert render(plugin, name, REALISTIC.get(name, {}), language="fr").text.endswith(STOP_FR)
+
+
+@pytest.mark.parametrize(("language", "hint"), [("en", "Reply STOP to opt out"), ("fr", "ARRET pour annuler")])
+def test_the_portal_notice_is_gsm7_and_ends_with_a_short_hint(plugin: Plugin, language: str, hint: str) -> None:
+    text = render(plugin, "portal-notice", {"link": "https://portal.riverside.example/m/8f3a"}, language=language).text
+    assert text.endswith(hint) and set(text) <= GSM7_BASIC
+
+
+@pytest.mark.parametrize(("name", "folded"), [
+    ("Clinique de l’Île-Perrot", "Clinique de l'Ile-Perrot"),  # î and the curly apostrophe are not GSM-7
+    ("Hôpital Côte-des-Neiges Montréal", "Hopital Cote-des-Neiges Montréal"),  # é is
+    ("Centre Cœur «Santé» – Nord", 'Centre Coeur "Santé" - Nord'),
+    ("Clinique Élan, Ça va", "Clinique Élan, Ça va"),  # É and Ç are GSM-7: unchanged
+])
+def test_the_gsm7_filter_writes_a_name_in_the_sms_alphabet(tmp_path: Path, name: str, folded: str) -> None:
+    plugin = Plugin(make_context("templates", {}, tmp_path, clinic=attrs.evolve(TEST_CLINIC, name=name)))
+    text = render(plugin, "portal-notice", {"link": "https://portal.riverside.example/m/8f3a"}).text
+    assert text.startswith(f"{folded}: ") and set(text) <= GSM7_BASIC
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])

@@ -80,6 +80,19 @@ def test_a_patients_day_reads_in_time_order_with_channel_status_reply_and_opt_ou
     assert lines[1] == "2026-01-05 10:00  Consented to clinical messages by SMS at 613-555-0123 (patient file)"
 
 
+def test_automatic_answers_read_as_what_they_are_and_every_reply_answers_the_clinics_message(
+        host: Host, clock, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    assert host.send(reminder("appt-1")).status is Status.SENT
+    for minutes, text in ((4, "Can I come at 11 instead?"), (6, "STOP"), (7, "HELP"), (8, "START")):
+        host.delivery_update(DeliveryUpdate(kind="reply", at=clock.now + dt.timedelta(minutes=minutes), channel="sms",
+                                            address="+16135550123", text=text, provider_id=f"mo-{minutes}"))
+    lines = records_text(host, capsys, "--patient", "Patient/on-en").splitlines()
+    replies = [line for line in lines if "Reply from the patient by SMS" in line]
+    assert len(replies) == 4 and all("to the appointment reminder of 2026-11-23 10:00" in r for r in replies)
+    for name in ("Automatic answer to a reply", "Opt-out confirmation", "Answer to HELP", "Opt-in confirmation"):
+        assert any(line.endswith(f"{name} by SMS to 613-555-0123: sent") for line in lines), (name, lines)
+
+
 def test_a_held_message_says_until_when_and_why_in_the_patients_own_time_zone(
         host: Host, capsys: pytest.CaptureFixture[str]) -> None:
     # 15:00 UTC is 07:00 in Vancouver: before the patient's quiet hours end at 08:00

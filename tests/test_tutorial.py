@@ -208,7 +208,8 @@ def test_the_plugin_delivers_is_refused_clinical_text_files_and_receives_through
     # A patient's answer in the app is filed in response to the last message the app carried to them.
     call = stand_in.reply(base, "acme-user-4471", "Thank you, see you Tuesday", authentic=True)
     assert requests.post(base + call.path, data=call.data, headers=dict(call.headers), timeout=10).status_code == 200
-    replies = [c for c in chart(tutorial, config, env) if c.get("inResponseTo")]
+    replies = [c for c in chart(tutorial, config, env)  # the patient's, not the clinic's automatic answer to it
+               if c.get("inResponseTo") and c.get("sender", {}).get("reference", "").startswith("Patient/")]
     last_notice = refused["record_ids"][refused["channels"].index("app")]
     assert [r["inResponseTo"][0]["reference"] for r in replies] == [f"Communication/{last_notice}"]
     assert replies[0]["medium"][0]["coding"][0]["code"] == "ONLINEWRIT"

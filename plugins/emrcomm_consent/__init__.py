@@ -26,6 +26,10 @@ class Plugin:
         self, message: Message, recipient: Recipient, channel: Channel, route: Route, now: dt.datetime
     ) -> list[Finding]:
         found: list[Finding] = []
+        if message.category.answers_keyword and message.request.in_response_to:
+            # The answer to the patient's own STOP, START or HELP, where it came from: carriers
+            # require it whatever consent is on file (the optout plugin allows one after STOP).
+            return found
         if recipient.restrict_to_preferred and channel.name not in recipient.preferred_channels:
             found.append(finding(
                 "PREFERENCE_IGNORED", plugin=self.name, channel=channel.name,
@@ -43,7 +47,7 @@ class Plugin:
         if last_revoked is not None and last_granted is not None and last_revoked.revoked is not None \
                 and last_revoked.revoked > last_granted:
             live = []
-        ledger = self._ledger_state(channel.name, address)
+        ledger = self._ledger_state(channel.name, address, purpose)
         if ledger is not None:
             action, at, _source = ledger
             revoked_at = last_revoked.revoked if last_revoked is not None else None
@@ -61,10 +65,10 @@ class Plugin:
                                  purpose=purpose.value))
         return found
 
-    def _ledger_state(self, channel: str, address: str | None) -> tuple[str, dt.datetime, str] | None:
+    def _ledger_state(self, channel: str, address: str | None, purpose: Purpose) -> tuple[str, dt.datetime, str] | None:
         if not address:
             return None
-        last = self.context.storage.consent.last(channel=channel, address=address)
+        last = self.context.storage.consent.last(channel=channel, address=address, purpose=purpose.value)
         if last is None:
             return None
         return last.action, last.at, last.source

@@ -5,13 +5,17 @@ docs/transports.md describes each transport and its settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+from starlette.routing import BaseRoute
 
 from emrcomm import Channel, Finding, Message, PluginContext, hookimpl, settings_schema
 from emrcomm.rules import finding
+from emrcomm.web import WebContext
 
+from . import unsubscribe as one_click
 from .compose import FOOTER, build_email
 from .eml import EmlSink
 from .probes import Probe, probes_of
@@ -19,8 +23,11 @@ from .smtp import SmtpTransport
 
 __all__ = ["FOOTER", "EmlSink", "Plugin", "SmtpTransport", "build_email"]
 
+# An email's unsubscribe link, by the message and the record id it is filed as (None: it has none).
+Unsubscribe = Callable[[Message, str], "str | None"]
 
-def make_transport(context: PluginContext, sender: str, unsubscribe: dict[str, str] | None,
+
+def make_transport(context: PluginContext, sender: str, unsubscribe: Unsubscribe | None,
                    footer: bool) -> EmlSink | SmtpTransport:
     """The transport the settings ask for (``transport``, default ``file``)."""
     settings = context.settings
@@ -39,15 +46,17 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: dict[str, s
                    clinic.phone, context.clock, unsubscribe=unsubscribe, footer=footer)
 
 
-# Categories that are subscriptions rather than transactions (docs/rule-catalogue.md H): they need a one-click
-# unsubscribe. Reminders, results, pickups and invoices are transactional.
+# Categories that are subscriptions rather than transactions (docs/rule-catalogue.md H): they may not go without
+# a one-click unsubscribe. Reminders, results, pickups and invoices are transactional; they carry one too
+# whenever the endpoint's address is known (an email says how to stop emails, never "Reply STOP").
 SUBSCRIPTION_CATEGORIES = ("education", "marketing")
 MISDIRECTION_WORDS = ("received this message in error", "reçu ce message par erreur")
 
 
 class Plugin:
     """Registers the ``email`` channel (insecure, v3 medium EMAILWRIT) and checks the email form
-    (docs/rule-catalogue.md H): one-click unsubscribe for subscriptions, the misdirection notice."""
+    (docs/rule-catalogue.md H): one-click unsubscribe for subscriptions, the misdirection notice;
+    serves the one-click unsubscribe endpoint under ``emrcomm serve`` (``/unsubscribe/…``)."""
 
     settings_schema = settings_schema(__name__)
 
@@ -56,12 +65,24 @@ class Plugin:
         clinic = context.clinic
         self.name = context.name
         sender = settings.get("from") or f"{clinic.name} <{clinic.email or 'noreply@clinic.invalid'}>"
+        self.context = context
         self.subscriptions = tuple(settings.get("subscription_categories", SUBSCRIPTION_CATEGORIES))
-        url = settings.get("unsubscribe_url")
+        # Where patients reach this plugin's endpoint: the clinic's portal address (served by the
+        # same `emrcomm serve`) unless the clinic names another.
+        portal = clinic.portal_url.rstrip("/")
+        url = settings.get("unsubscribe_url") or (portal + one_click.PREFIX if portal.startswith("https://") else None)
         self.footer = settings.get("misdirection_footer", True)
-        self.transport = make_transport(context, sender, {c: url for c in self.subscriptions} if url else None,
-                                        self.footer)
+        self.signer = one_click.Signer(context.path(settings.get("unsubscribe_key",
+                                                                 "emrcomm-data/email-unsubscribe.key")))
         self.unsubscribe_url = url
+        self.transport = make_transport(context, sender, self.link if url else None, self.footer)
+
+    def link(self, message: Message, record_id: str) -> str | None:
+        """The one-click unsubscribe link of the email filed as ``record_id``: every email has
+        one but the answers to a patient's own keyword (nothing to unsubscribe from)."""
+        if self.unsubscribe_url is None or message.category.answers_keyword:
+            return None
+        return one_click.link_maker(self.signer, self.unsubscribe_url)(record_id)
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
@@ -85,6 +106,11 @@ class Plugin:
         if not self.footer and not any(words in text for words in MISDIRECTION_WORDS):
             found.append(finding("EMAIL_MISDIRECTION_NOTICE", plugin=self.name, channel="email"))
         return found
+
+    @hookimpl
+    def emrcomm_web_routes(self, web: WebContext) -> Sequence[BaseRoute]:
+        """``/unsubscribe/<token>``: GET asks to confirm, POST (one click) withdraws email consent."""
+        return one_click.routes(self.context, web, self.signer)
 
     def close(self) -> None:
         """Called by the Host on close: ends the SMTP session, if any."""

@@ -12,6 +12,18 @@ FOOTER = {
     "en": "If you received this message in error, please tell {clinic} at {phone} and delete it.",
     "fr": "Si vous avez reçu ce message par erreur, veuillez en aviser {clinic} au {phone} et le supprimer.",
 }
+# How an email says to stop emails (the SMS keywords are left out of its words: emrcomm.forms).
+UNSUBSCRIBE = {
+    "en": "To stop emails from {clinic}: {url}",
+    "fr": "Pour ne plus recevoir de courriels de {clinic} : {url}",
+}
+
+
+def wire(mail: EmailMessage, linesep: str = "\n") -> bytes:
+    """The message's bytes, lines ending in ``linesep`` (SMTP: CRLF). A header is folded at 78
+    characters where it has spaces, never encoded to make it shorter: ``List-Unsubscribe`` is one
+    long URL, which a mail client reads only as written (RFC 5322 allows 998)."""
+    return mail.as_bytes(policy=mail.policy.clone(linesep=linesep, max_line_length=998))
 
 
 def sender_domain(sender: str) -> str:
@@ -21,8 +33,8 @@ def sender_domain(sender: str) -> str:
 def build_email(message: Message, address: str, sender: str, clinic: str, phone: str, key: str, at: dt.datetime,
                 unsubscribe_url: str | None = None, footer: bool = True, cte: str | None = None) -> EmailMessage:
     """The MIME message for one email: plain text with the misdirection footer, optional HTML and
-    attachments, Date, Message-ID, and the RFC 8058 one-click unsubscribe headers when
-    ``unsubscribe_url`` is given.
+    attachments, Date, Message-ID, and, when ``unsubscribe_url`` is given, the RFC 8058 one-click
+    unsubscribe headers and the same link in the footer.
 
     The Message-ID is ``<key@sender's domain>``: the same record always carries the same id, so a
     second copy after a retry is recognisable as the same message. ``cte`` forces a transfer
@@ -38,8 +50,13 @@ def build_email(message: Message, address: str, sender: str, clinic: str, phone:
         mail["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     body = message.text
+    lines = []
+    if unsubscribe_url:
+        lines.append(UNSUBSCRIBE.get(message.language, UNSUBSCRIBE["en"]).format(clinic=clinic, url=unsubscribe_url))
     if footer:
-        body += "\n\n-- \n" + FOOTER.get(message.language, FOOTER["en"]).format(clinic=clinic, phone=phone)
+        lines.append(FOOTER.get(message.language, FOOTER["en"]).format(clinic=clinic, phone=phone))
+    if lines:
+        body += "\n\n-- \n" + "\n".join(lines)
     mail.set_content(body + "\n", cte=cte)
     if message.html:
         mail.add_alternative(message.html, subtype="html", cte=cte)

@@ -7,18 +7,18 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from emrcomm import Delivery, Receipt
+from emrcomm import Delivery, Message, Receipt
 
-from .compose import build_email
+from .compose import build_email, wire
 
 
 class EmlSink:
     """Writes ``<key>.eml`` atomically; an existing file means the message was already written."""
 
     def __init__(self, directory: Path, sender: str, clinic: str, phone: str, clock: Callable[[], dt.datetime],
-                 unsubscribe: dict[str, str] | None = None, footer: bool = True) -> None:
+                 unsubscribe: Callable[[Message, str], str | None] | None = None, footer: bool = True) -> None:
         self.directory = directory
-        self.unsubscribe = unsubscribe or {}
+        self.unsubscribe = unsubscribe
         self.footer = footer
         self.sender = sender
         self.clinic = clinic
@@ -32,10 +32,10 @@ class EmlSink:
         if not target.exists():
             self.directory.mkdir(parents=True, exist_ok=True)
             mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
-                               unsubscribe_url=self.unsubscribe.get(message.category.value), footer=self.footer)
+                               unsubscribe_url=self.unsubscribe(message, key) if self.unsubscribe else None, footer=self.footer)
             tmp = target.with_suffix(".tmp")
             with tmp.open("wb") as fh:
-                fh.write(bytes(mail))
+                fh.write(wire(mail))
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.replace(target)

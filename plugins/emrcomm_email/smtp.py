@@ -18,9 +18,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from emrcomm import Delivery, DeliveryError, PermanentDeliveryError, Receipt, TransientDeliveryError, redact
+from emrcomm import (
+    Delivery,
+    DeliveryError,
+    Message,
+    PermanentDeliveryError,
+    Receipt,
+    TransientDeliveryError,
+    redact,
+)
 
-from .compose import build_email
+from .compose import build_email, wire
 
 SECURITY = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -56,7 +64,7 @@ class SmtpTransport:
         password: Callable[[], str | None] | None = None,
         ca_file: Path | None = None,
         timeout: float = 30.0,
-        unsubscribe: dict[str, str] | None = None,
+        unsubscribe: Callable[[Message, str], str | None] | None = None,
         footer: bool = True,
         log: logging.Logger | None = None,
     ) -> None:
@@ -78,7 +86,7 @@ class SmtpTransport:
         self.clinic = clinic
         self.phone = phone
         self.clock = clock
-        self.unsubscribe = unsubscribe or {}
+        self.unsubscribe = unsubscribe
         self.footer = footer
         self.log = log or logging.getLogger("emrcomm.email.smtp")
         self._lock = threading.Lock()
@@ -167,12 +175,12 @@ class SmtpTransport:
         message, address, key = delivery.message, delivery.address, delivery.key
         at = self.clock()
         mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
-                           unsubscribe_url=self.unsubscribe.get(message.category.value), footer=self.footer,
+                           unsubscribe_url=self.unsubscribe(message, key) if self.unsubscribe else None, footer=self.footer,
                            cte="quoted-printable")
         with self._lock:
             try:
                 smtp = self._connection()
-                reply = self._transfer(smtp, mail.as_bytes(), address, key)
+                reply = self._transfer(smtp, wire(mail, "\r\n"), address, key)
             except DeliveryError as exc:
                 # What happened, not just its class: the message names the relay, the step and
                 # the server's code, and never the address or the text.

@@ -5,12 +5,16 @@ channel, at once. A message from a patient reaches every plugin as a ``reply`` u
 record it answers and the patient when the host found them by address; this plugin acts on it:
 
 - STOP (and its French and carrier forms) reaches the consent ledger first, then is confirmed
-  exactly once; START re-subscribes; HELP gets the clinic's help reply.
+  exactly once; START re-subscribes and is confirmed; HELP gets the clinic's help reply, opted
+  out or not.
 - Free text that reads like an opt-out ("please stop texting me") goes to staff to confirm.
-- Any other reply gets the clinic's auto-reply, once a day per address.
+- Any other reply ("Can I come at 10 instead?") goes to staff to answer, and gets the clinic's
+  auto-reply, once a day per address.
 
-Answers are ordinary requests sent through the host (``context.send``): they pass every check and
-leave through the outbox like any message; their ids make each one once.
+Answers are ordinary requests sent through the host (``context.send``), each of its own category
+(``optout-confirmation``, ``optin-confirmation``, ``help-reply``, ``auto-answer``) and in response
+to the patient's message: routing sends them only where that message came from, at once, whatever
+the hour; they leave through the outbox like any message; their ids make each one once.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from emrcomm import (
 )
 from emrcomm_optout.keywords import Keyword, classify, looks_like_revocation, normalize
 
-CONFIRMATION = "optout-confirmation"
+CONFIRMATION = Category.OPTOUT_CONFIRMATION
 
 
 def _digest(*parts: str) -> str:
@@ -52,15 +56,20 @@ class Plugin:
     def emrcomm_validate(self, message: Message, channel: Channel, route: Route) -> list[Finding]:
         if not channel.address_system or not route.address:
             return []
-        last = self.context.consent.last(channel=channel.name, address=route.address)
+        last = self.context.consent.last(channel=channel.name, address=route.address,
+                                         purpose=message.request.purpose.value)
         if last is None or not last.revokes:
             return []
-        # The one confirmation after an opt-out is the only message that may still go: only
-        # while no confirmation has been queued to that address on that channel since the
+        answering = message.request.in_response_to is not None
+        # HELP is answered, opted out or not (the carriers' rule): the patient just asked.
+        if answering and message.category is Category.HELP_REPLY:
+            return []
+        # The one confirmation after an opt-out is the only other message that may still go:
+        # only while no confirmation has been queued to that address on that channel since the
         # revocation (other messages cannot have been: this check blocks them). Counting only
         # confirmations keeps a message queued in the same instant as the STOP from blocking it.
-        if message.template == CONFIRMATION and not self.context.records.count_to(
-            channel=channel.name, address=route.address, since=last.at, template=CONFIRMATION
+        if answering and message.category is CONFIRMATION and not self.context.records.count_to(
+            channel=channel.name, address=route.address, since=last.at, category=CONFIRMATION.value
         ):
             return []
         return [finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name, source=last.source)]
@@ -79,7 +88,7 @@ class Plugin:
     def _write(self, update: DeliveryUpdate, kind: str, source: str) -> None:
         assert update.channel and update.address
         self.context.consent.add(
-            patient=update.detail or "unknown", channel=update.channel, address=update.address, purpose=None,
+            patient=update.detail or "unknown", channel=update.channel, address=update.address, purpose=update.purpose,
             action="revoke" if kind == "optout" else "grant", at=update.at, source=source,
         )
         self.context.log.info("consent ledger: %s on %s", kind, update.channel)
@@ -89,10 +98,11 @@ class Plugin:
         changes nothing: the ledger, the staff item and the answers are keyed."""
         assert update.channel and update.address
         channel, address, text = update.channel, update.address, update.text or ""
-        # Answers go only to a patient the host matched: the one the last message to this address was for.
+        # Answers go only to a patient the host matched (by the clinic's last message to this
+        # address), in response to the patient's message as the host filed it.
         facts = self.context.records.facts(update.record_id) if update.record_id else None
         patient = facts.request.patient_ref if facts is not None else ""
-        category = facts.request.category if facts is not None else Category.APPOINTMENT_REMINDER
+        answered = update.reply_record_id
         before = self.context.consent.last(channel=channel, address=address)
         already_out = before is not None and before.revokes
         message_key = update.provider_id or f"{address}|{update.at.isoformat()}"
@@ -101,26 +111,45 @@ class Plugin:
             self._write(update, "optout" if keyword is Keyword.OPT_OUT else "optin", f"{normalize(text)} reply")
         if keyword is Keyword.OPT_OUT:
             run = self._revoke_run(channel, address)
-            if patient and run is not None:
+            if patient and answered and run is not None:
                 # Exactly one confirmation per opt-out: the id names the run of revocations this
                 # STOP belongs to, so a second STOP or the provider retrying this callback (perhaps
                 # after the confirmation failed the first time) finds it handled or sends it now.
-                self._answer(patient, category, CONFIRMATION, channel, f"optout-confirmation-{_digest(channel, address, run)}")
+                self._answer(patient, Category.OPTOUT_CONFIRMATION, "optout-confirmation", answered,
+                             f"optout-confirmation-{_digest(channel, address, run)}")
+        elif keyword is Keyword.OPT_IN:
+            if patient and answered and already_out:
+                # Confirmed once per START that ends an opt-out (a START while subscribed changes nothing).
+                self._answer(patient, Category.OPTIN_CONFIRMATION, "optin-confirmation", answered,
+                             f"optin-confirmation-{_digest(channel, message_key)}")
         elif keyword is Keyword.HELP:
-            if patient:
-                self._answer(patient, category, "help-reply", channel, f"help-reply-{_digest(channel, message_key)}")
-        elif keyword is Keyword.NONE and looks_like_revocation(text):
+            if patient and answered:
+                self._answer(patient, Category.HELP_REPLY, "help-reply", answered,
+                             f"help-reply-{_digest(channel, message_key)}")
+        elif looks_like_revocation(text):
             if patient:
                 self.context.raise_item(
                     kind="reply", key=f"revocation|{message_key}", patient=patient, priority="urgent",
                     description="The patient's reply reads like a request to stop messages on this channel: "
                                 "confirm with them and record it in the consent ledger.",
-                    request_id=facts.request.id if facts is not None else None, record_id=update.record_id,
+                    request_id=facts.request.id if facts is not None else None, record_id=answered or update.record_id,
                     reasons=("PROBABLE_REVOCATION",), keywords=("opt-out",))
             self.context.log.info("inbound on %s: probable opt-out sent to staff", channel)
-        elif keyword is Keyword.NONE and patient and not already_out:
-            day = update.at.astimezone(dt.UTC).date().isoformat()
-            self._answer(patient, category, "reply-auto-answer", channel, f"auto-answer-{_digest(channel, address, day)}")
+        elif patient:
+            # Words from the patient ("Can I come at 10 instead?"): no one watches the clinic's
+            # number live, so staff get a task pointing at the reply in the chart, and the patient
+            # the auto-reply saying when to expect an answer.
+            self.context.raise_item(
+                kind="reply", key=f"reply|{message_key}", patient=patient,
+                description=f"The patient replied by {channel} to a message of the clinic: read the reply in the "
+                            "chart and answer them.",
+                request_id=facts.request.id if facts is not None else None, record_id=answered or update.record_id,
+                reasons=("PATIENT_REPLY",))
+            self.context.log.info("inbound on %s: reply sent to staff", channel)
+            if answered and not already_out:
+                day = update.at.astimezone(dt.UTC).date().isoformat()
+                self._answer(patient, Category.AUTO_ANSWER, "reply-auto-answer", answered,
+                             f"auto-answer-{_digest(channel, address, day)}")
 
     def _revoke_run(self, channel: str, address: str) -> str | None:
         """An id for the current opt-out: the ledger position (``seq``) of the first revocation of
@@ -132,7 +161,9 @@ class Plugin:
             start = event
         return None if start is None else str(start.seq)
 
-    def _answer(self, patient: str, category: Category, template: str, channel: str, request_id: str) -> None:
-        """Send ``template`` to the patient on ``channel`` as an ordinary request (the id makes it once)."""
-        outcome = self.context.send(Request(patient, category, id=request_id, template=template, channel=channel))
+    def _answer(self, patient: str, category: Category, template: str, answered: str, request_id: str) -> None:
+        """Send ``template`` to the patient as an ordinary request in response to their message
+        ``answered`` (routing sends it where that came from; the id makes it once)."""
+        outcome = self.context.send(Request(patient, category, id=request_id, template=template,
+                                            in_response_to=answered))
         self.context.log.info("inbound answer %s: %s", request_id, outcome.status.value)

@@ -83,7 +83,9 @@ class Plugin:
         return self.window.narrowed(narrower) if narrower else self.window
 
     def _quiet_hours(self, message: Message, recipient: Recipient, channel: Channel, now: dt.datetime) -> list[Finding]:
-        if channel.name not in self.quiet_channels:
+        # The answer to a message the patient just sent (a STOP confirmation, a HELP reply) goes
+        # at once, whatever the hour: carriers expect it within minutes.
+        if channel.name not in self.quiet_channels or message.category.answers_patient:
             return []
         window = self.window_for(recipient)
         own = timing.zone(recipient.time_zone)
@@ -108,7 +110,7 @@ class Plugin:
         """EXEMPTION_FREQUENCY: texting a US patient without consent under the healthcare
         exemption allows at most 1 message a day and 3 a week, and never billing."""
         clinic = self.context.clinic
-        if not clinic.us_healthcare_exemption or channel.address_system != "sms":
+        if not clinic.us_healthcare_exemption or channel.address_system != "sms" or message.category.answers_keyword:
             return []
         if not (recipient.jurisdiction or "").startswith("US"):
             return []
@@ -120,10 +122,12 @@ class Plugin:
         if not blocked:
             count = self.context.storage.records.count
             statuses = ("completed", "in-progress", "on-hold")
+            # The answers to the patient's own messages are not the clinic's messages: they use up nothing.
+            answers = tuple(c.value for c in Category if c.answers_patient)
             day = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=1),
-                        statuses=statuses)
+                        statuses=statuses, exclude_categories=answers)
             week = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=7),
-                         statuses=statuses)
+                         statuses=statuses, exclude_categories=answers)
             blocked = day >= EXEMPTION_PER_DAY or week >= EXEMPTION_PER_WEEK
         if blocked:
             return [finding("EXEMPTION_FREQUENCY", plugin=self.context.name, channel=channel.name)]

@@ -22,6 +22,8 @@ _REPLY_KEYWORD = re.compile(
 
 
 _DASHES = re.compile(r"[-‐‑–—]")
+# What a text written for SMS may have instead (the templates' gsm7 filter): the name matches either way.
+_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "œ": "oe", "æ": "ae"})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -31,7 +33,7 @@ def _bare(ch: str) -> str:
 
 
 def _plain(text: str) -> str:
-    folded = text.casefold()
+    folded = text.casefold().translate(_TYPOGRAPHY)
     if not folded.isascii():  # accents off, character by character (each remembered)
         folded = "".join([_bare(c) for c in folded])
     return " ".join(_DASHES.sub(" ", folded).split())
@@ -68,7 +70,11 @@ def sms_verdicts(
     out = []
     limit = max_segments if max_segments is not None else (channel.max_segments or DEFAULT_MAX_SEGMENTS)
     encoding, segments = count_segments(message.text)
-    if segments > limit:
+    if route.role == "notice":
+        # A notice carries a magic link: in one segment no gateway can cut it.
+        if segments > 1:
+            out.append(finding("NOTICE_TOO_LONG", plugin=plugin, channel=channel.name, segments=segments))
+    elif segments > limit:
         out.append(
             finding("SMS_TOO_LONG", plugin=plugin, channel=channel.name, segments=segments, limit=limit, encoding=encoding)
         )

@@ -105,6 +105,8 @@ class Plugin:
         findings: tuple[Finding, ...],
     ) -> Plan:
         category = message.category
+        if category.answers_patient:
+            return self._answer_plan(message, channels)
         rejected: list[tuple[str, str]] = []
         # A restricted request never tries an insecure channel. Words that look clinical in an
         # ordinary one are left to the validators, so staff see the rule code that refused them.
@@ -160,6 +162,22 @@ class Plugin:
             portal_first = bool(prefs) and prefs[0] == "portal"
             candidates = portal + candidates if portal_first else candidates + portal
         return Plan(tuple(candidates), tuple(rejected))
+
+    def _answer_plan(self, message: Message, channels: Mapping[str, Channel]) -> Plan:
+        """An automatic answer (a STOP confirmation, a HELP reply) goes only where the patient's
+        message came from: that channel, that address; never another channel instead."""
+        request = message.request
+        came = self.context.records.facts(request.in_response_to) if request.in_response_to else None
+        if (came is None or came.role != "reply" or came.request.patient_ref != request.patient_ref
+                or not came.channel or not came.address or came.channel not in channels):
+            why = (f"{message.category.value} answers a message from this patient; the request names none "
+                   "(in_response_to: the record of the patient's reply)")
+            return Plan((), tuple((name, why) for name in channels))
+        rejected = tuple((name, f"an automatic answer goes only by {came.channel}, where the patient's message "
+                                "came from") for name in channels if name != came.channel)
+        route = Route(came.channel, came.address)
+        return Plan((Candidate((route,), f"the answer to the patient's {came.channel} message, on the channel and "
+                                         "to the address it came from"),), rejected)
 
     @staticmethod
     def _ordered(names: Sequence[str], recipient: Recipient, requested: str | None) -> list[str]:

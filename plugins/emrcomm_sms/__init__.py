@@ -78,6 +78,7 @@ def make_transport(context: PluginContext) -> _ClosableTransport:
             client=_client("kannel", context, settings, kannel["url"]), clock=context.clock, sender=settings.get("from"),
             smsc=kannel.get("smsc"), dlr_mask=kannel.get("dlr_mask", 31),
             callback_url=settings.get("callback_url"), callback_secret=callback_secret,
+            max_messages=kannel.get("max_messages", 1), concatenation=kannel.get("concatenation", False),
         )
     if kind == "twilio":
         twilio = settings["twilio"]
@@ -98,8 +99,11 @@ class Plugin:
 
     def __init__(self, context: PluginContext) -> None:
         self.context = context
-        self.max_segments = context.settings.get("max_segments", 3)
         self.transport = make_transport(context)
+        # A gateway that cuts what it may not send whole (Kannel) lowers the channel's limit, so
+        # that a message it would cut is refused when it is decided (SMS_TOO_LONG), not sent.
+        self.max_segments = min(context.settings.get("max_segments", 3),
+                                getattr(self.transport, "max_parts", None) or 255)
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:

@@ -8,14 +8,22 @@ UCS-2 (``coding=2``); Kannel converts from the declared charset and splits long 
 Kannel accepts no idempotency key: a request whose answer is lost (read timeout, broken
 connection) may have been queued, and sending it again may deliver it twice. Such failures are
 raised with ``ambiguous=True``; docs/transports.md describes the window.
+
+Kannel cuts what its sendsms-user may not send whole and still answers "Accepted": without
+``max-messages`` and ``concatenation`` in that group (its defaults: 1 and off) a 200-character
+message leaves as its first 160 (measured). The transport is told what the group allows
+(``max_messages``, ``concatenation``) and refuses a message Kannel would cut; when Kannel says
+how many parts it made ("Message splits: N", with ``immediate-sendsms-reply``) and that is
+fewer than the message needs, the message was cut, and that is a failure, not a delivery.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 
-from emrcomm import Delivery, Receipt
+from emrcomm import Delivery, PermanentDeliveryError, Receipt
 from emrcomm.segments import count_segments
 
 from .callbacks import kannel_dlr_url
@@ -24,6 +32,9 @@ from .http import Answer, ProviderClient, first_line
 # Kannel's own answers to sendsms (smsbox): "0: Accepted for delivery" and "3: Queued for later
 # delivery" (no SMSC connected yet) with 202; refusals are plain sentences with 4xx/5xx.
 QUEUED = "3"
+# What smsbox says of the parts it made when it answers at once (immediate-sendsms-reply): "Sent."
+# for one, "Sent. Message splits: N" for more.
+_SPLITS = re.compile(r"Message splits:\s*([0-9]+)")
 
 
 def _refused_credentials(response: Answer) -> bool:
@@ -49,6 +60,8 @@ class KannelTransport:
         callback_url: str | None = None,
         callback_secret: Callable[[], str | None] = lambda: None,
         channel: str = "sms",
+        max_messages: int = 1,
+        concatenation: bool = False,
     ) -> None:
         # The password and the callback secret are resolved when the first message goes (or the
         # gateway is probed): a host that only reads never needs them.
@@ -65,6 +78,9 @@ class KannelTransport:
         self.callback_url = callback_url
         self._callback_secret = callback_secret
         self.channel = channel
+        # Segments Kannel sends of one message: more are cut. Without concatenation the parts
+        # arrive as separate texts (a link split between two breaks), so one is all there is.
+        self.max_parts = max_messages if concatenation else 1
 
     def headers(self, address: str, key: str, encoding: str) -> dict[str, str]:
         """The sendsms parameters for one message (the body is the text itself)."""
@@ -87,13 +103,32 @@ class KannelTransport:
     def send(self, delivery: Delivery) -> Receipt:
         message, address, key = delivery.message, delivery.address, delivery.key
         encoding, segments = count_segments(message.text)
+        if segments > self.max_parts:
+            raise PermanentDeliveryError(
+                f"kannel: the message needs {segments} segments ({encoding}) and the gateway's sendsms-user sends "
+                f"{self.max_parts} whole (max_messages, concatenation in [plugins.sms.kannel]): Kannel would cut it; "
+                "nothing was sent", provider="kannel", reason="too-long")
         response = self.client.request("POST", self.url, key=key, sender=self.sender or "default",
                                        headers=self.headers(address, key, encoding),
                                        data=message.text.encode("utf-8"))
         answer = first_line(response)
+        parts = _parts(answer)
+        if parts is not None and parts < segments:
+            raise PermanentDeliveryError(
+                f"kannel cut the message: it sent {parts} of its {segments} segments ({encoding}); set max-messages "
+                "and concatenation in the sendsms-user group (docs/transports.md)", provider="kannel", reason="cut",
+                ambiguous=True)
         status = "queued" if answer.split(":", 1)[0].strip() == QUEUED else "accepted"
         return Receipt(channel=self.channel, address=address, provider_id=key, status=status, at=self.clock(),
                        detail=f"kannel: {answer}; {segments} segment(s), {encoding}")
 
     def close(self) -> None:
         self.client.close()
+
+
+def _parts(answer: str) -> int | None:
+    """How many parts Kannel says it made of a message, when it says (None: it does not)."""
+    found = _SPLITS.search(answer)
+    if found:
+        return int(found.group(1))
+    return 1 if answer.startswith("Sent.") else None

@@ -649,6 +649,10 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             for item in items:
                 if item["kind"] == "reply" and item["message_id"]:
                     item["text"] = _kept_text(keepers, item["message_id"])
+                elif item["kind"] == "reply" and item["record_id"]:  # a texted reply: its words are in the chart
+                    reply = host.record(item["record_id"])
+                    if reply is not None and reply.role == "reply" and reply.text:
+                        item["text"] = reply.text
         lines = []
         for item in items:
             tags = f" [{', '.join(item['keywords'])}]" if item["keywords"] else ""

@@ -33,7 +33,8 @@ class DeliveryError(EmrcommError):
     """A provider did not take the message. Catch the two subclasses, not this one.
 
     ``reason`` is one of ``unreachable``, ``timeout``, ``rate-limited``, ``server-error``,
-    ``rejected``, ``unauthorized``, ``tls-required``, ``tls-failed``, ``protocol``.
+    ``rejected``, ``unauthorized``, ``tls-required``, ``tls-failed``, ``protocol``, ``too-long``
+    (the gateway would cut the message: nothing was sent), ``cut`` (the gateway sent part of it).
     """
 
     def __init__(

@@ -72,6 +72,9 @@ UPDATE_EVENTS: Mapping[str, LegState | Note] = {
     "announced": Note.ANNOUNCED,
 }
 
+# emrcomm's own answers to a patient's messages: never what a reply answers.
+ANSWERS = tuple(c.value for c in Category if c.answers_patient)
+
 Requestish = Request | Mapping[str, Any] | str | bytes
 
 
@@ -368,8 +371,9 @@ class Host:
         if record is None and update.provider_id and update.kind != "reply":
             record = self.storage.records.by_provider(update.provider_id)
         if update.kind == "reply" and record is None and update.channel and update.address:
-            # A message from an address: it answers the last message sent there.
-            last = self.storage.records.last_to(update.channel, update.address)
+            # A message from an address: it answers the last message the clinic sent there (not
+            # emrcomm's own automatic answers: a HELP after a STOP answers the clinic's reminder).
+            last = self.storage.records.last_to(update.channel, update.address, exclude_categories=ANSWERS)
             if last is not None:
                 record = last.id
                 update = attrs.evolve(update, record_id=record, detail=update.detail or last.request.patient_ref)
@@ -388,6 +392,8 @@ class Host:
                 if update.kind == "recalled":
                     self._cancel_rest_of(record, update, trail)
             trail.flush()
+        if reply is not None:
+            update = attrs.evolve(update, reply_record_id=reply)
         failures = self.hooks.delivery_update(update)
         audit_kind = update.kind if update.kind in KINDS else "update"
         patient = fhir.safe_ref(update.detail) if update.detail.startswith("Patient") else None
@@ -439,7 +445,7 @@ class Host:
                 reference = None
         now = self.clock()
         reply = reply_facts(facts, channel=channel, channel_name=channel_name, key=key, text=update.text,
-                            reference=reference, recorded=now, clinic=self.config.clinic.name)
+                            reference=reference, recorded=now, clinic=self.config.clinic.name, address=update.address)
         if self.storage.records.facts(reply.id) is not None:
             return reply.id  # delivered twice: filed once
         record = self.storage.records.add(reply, None, [Event(

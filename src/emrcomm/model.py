@@ -32,6 +32,12 @@ class Category(enum.StrEnum):
     EDUCATION = "education"
     CLINICAL = "clinical"
     MARKETING = "marketing"
+    # emrcomm's own answers to a patient's message (never requested by an EMR): each is filed
+    # under its own category, goes at once, on the channel and to the address it answers.
+    OPTOUT_CONFIRMATION = "optout-confirmation"
+    OPTIN_CONFIRMATION = "optin-confirmation"
+    HELP_REPLY = "help-reply"
+    AUTO_ANSWER = "auto-answer"
 
     @property
     def purpose(self) -> Purpose:
@@ -40,6 +46,23 @@ class Category(enum.StrEnum):
         if self is Category.MARKETING:
             return Purpose.COMMERCIAL
         return Purpose.CLINICAL
+
+    @property
+    def answers_patient(self) -> bool:
+        """An automatic answer to the patient's own message: sent at once, whatever the hour,
+        only where that message came from (``Request.in_response_to``)."""
+        return self in _ANSWERS
+
+    @property
+    def answers_keyword(self) -> bool:
+        """The answer carriers require to STOP, START or HELP: it goes whatever consent is on
+        file (the patient just wrote to the clinic), and HELP and the one confirmation of an
+        opt-out go after the opt-out too."""
+        return self in _KEYWORD_ANSWERS
+
+
+_KEYWORD_ANSWERS = frozenset({Category.OPTOUT_CONFIRMATION, Category.OPTIN_CONFIRMATION, Category.HELP_REPLY})
+_ANSWERS = _KEYWORD_ANSWERS | {Category.AUTO_ANSWER}
 
 
 class Purpose(enum.StrEnum):
@@ -83,6 +106,13 @@ class Status(enum.StrEnum):
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
+
+
+def _same_time(a: dt.datetime, b: dt.datetime) -> bool | None:
+    """Whether two times are the same instant; None when one has a zone and the other not."""
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        return None
+    return a == b
 
 
 def new_id() -> str:
@@ -162,10 +192,12 @@ class Request:
 
     Exactly one of ``template`` and ``text`` is normally given; when both are, the template
     renders and ``text`` is available to it as ``text``. ``appointment`` is the appointment (or
-    pickup) time the message refers to; ``not_before`` is the earliest time to send;
-    ``expires`` is when the message is no longer worth sending. ``sender`` is who writes, as a
-    reference (``Practitioner/123``), and ``sender_name`` their name as the patient reads it
-    ("Dr. Amara Osei": the portal shows it; FHIR ``requester.display``).
+    pickup) time the message refers to (a datetime variable ``appointment`` sets it when it is
+    not given: both say the same thing, and a reminder whose appointment has passed is not
+    sent); ``not_before`` is the earliest time to send; ``expires`` is when the message is no
+    longer worth sending. ``sender`` is who writes, as a reference (``Practitioner/123``), and
+    ``sender_name`` their name as the patient reads it ("Dr. Amara Osei": the portal shows it;
+    FHIR ``requester.display``).
     """
 
     patient_ref: str
@@ -187,6 +219,22 @@ class Request:
     # Files for the patient (a PDF result): only a channel that holds content (the portal) or a
     # secure one carries them; they never travel in a notice.
     attachments: tuple[Attachment, ...] = field(default=(), converter=tuple)
+    # An automatic answer: the record id of the patient's message it answers (filed as the
+    # answer's Communication.inResponseTo); it goes only to the channel and address that came from.
+    in_response_to: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # One way to say when the appointment is, whichever door the request came in by: the
+        # variable a template shows and the field the expiry rule reads are the same time.
+        shown = self.variables.get("appointment")
+        if isinstance(shown, dt.datetime):
+            if self.appointment is None:
+                object.__setattr__(self, "appointment", shown)
+            elif _same_time(shown, self.appointment) is False:
+                from emrcomm.errors import RequestError
+
+                raise RequestError(f"request {self.id}: variable 'appointment' ({shown.isoformat()}) and appointment "
+                                   f"({self.appointment.isoformat()}) differ; give the appointment's time once")
 
     @property
     def purpose(self) -> Purpose:
@@ -389,6 +437,11 @@ class DeliveryUpdate:
     detail: str = ""
     key: str | None = None
     source: str = "callback"
+    # Set by the host on a ``reply`` it filed, for the plugins that hear of it: the reply's own
+    # record (what a staff task points at, what an automatic answer answers).
+    reply_record_id: str | None = None
+    # An ``optout`` or ``optin`` for one purpose only (None: every purpose on that address).
+    purpose: str | None = None
 
 
 @frozen

@@ -130,6 +130,15 @@ RULES: Mapping[str, Rule] = {
            "Le texto exige {segments} segments; la limite est {limit}.",
            "Shorten the text, or avoid characters outside GSM-7 (accents such as ê, curly quotes, emoji).",
            "3GPP TS 23.038; carrier practice"),
+        _r("NOTICE_TOO_LONG", "block",
+           "The notice that a portal message waits needs {segments} SMS segments with its link; a notice must "
+           "fit one, so that no gateway can cut its link.",
+           "L'avis qu'un message attend dans le portail exige {segments} segments de texto avec son lien; un avis "
+           "doit tenir en un seul, pour qu'aucune passerelle ne coupe son lien.",
+           "Nothing to do for this message: it goes by the next channel. For the next ones, shorten clinic.name or "
+           "the portal's address (clinic.portal_url, plugins.portal.link_base): the two together under 64 "
+           "characters fit.",
+           "3GPP TS 23.038; Kannel sendsms defaults (max-messages 1) cut longer messages"),
         _r("TEXT_TOO_LONG", "block",
            "The text is {length} characters; {channel} takes at most {limit}.",
            "Le texte compte {length} caractères; {channel} en accepte au plus {limit}.",

@@ -196,8 +196,16 @@ def address_words(channel: str | None, address: str | None) -> str:
 _UNDATED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+# emrcomm's own answers to a patient's message, as staff read them.
+_ANSWER_NAMES = {"optout-confirmation": "Opt-out confirmation", "optin-confirmation": "Opt-in confirmation",
+                 "help-reply": "Answer to HELP", "auto-answer": "Automatic answer to a reply"}
+
+
 def _category(record: Record) -> str:
-    words = record.request.category.value.replace("-", " ")
+    category = record.request.category.value
+    if category in _ANSWER_NAMES:
+        return _ANSWER_NAMES[category]
+    words = category.replace("-", " ")
     return words[:1].upper() + words[1:]
 
 

@@ -1,5 +1,7 @@
-"""The API's commands: ``emrcomm clients add/list/revoke`` (who may call the API) and
-``emrcomm notify`` (send Subscription notifications from a process of their own)."""
+"""The API's commands: ``emrcomm clients add/list/revoke`` (who may call the API),
+``emrcomm notify`` (send Subscription notifications from a process of their own) and
+``emrcomm consent grant/revoke`` (the front desk records a consent or an opt-out given in person,
+the same way ``POST /fhir/Consent`` does)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,21 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                             help="send Subscription notifications (when `serve` does not: [api] notify = false)")
     notify.set_defaults(handler=cmd_notify)
     notify.add_argument("--once", action="store_true", help="send what is due now, then exit")
+
+    consent = sub.add_parser("consent", parents=[common],
+                             help="record a consent or an opt-out the patient gave the front desk")
+    consent.set_defaults(handler=cmd_consent)
+    consent_actions = consent.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, says in (("revoke", "the patient withdraws consent: nothing more goes on that channel"),
+                         ("grant", "the patient gives (or gives back) consent for that channel")):
+        one = consent_actions.add_parser(action, parents=[common], help=says)
+        one.add_argument("--patient", required=True, metavar="Patient/ID")
+        one.add_argument("--channel", required=True, help="sms, email, or another channel with addresses")
+        one.add_argument("--purpose", choices=("clinical", "billing", "commercial"), default=None,
+                         help="only this purpose (default: every purpose)")
+        one.add_argument("--address", help="only this number or email address (default: every one on file)")
+        one.add_argument("--by", required=True, metavar="NAME", help="who at the front desk records it")
+        one.add_argument("--how", default="in person", help='how the patient said it (default "in person")')
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -72,6 +89,39 @@ def cmd_clients(args: argparse.Namespace) -> int:
         _emit(args, {"client_id": args.client_id, "revoked": True},
               f"client {args.client_id} revoked; its tokens no longer work")
         return 0
+
+
+def cmd_consent(args: argparse.Namespace) -> int:
+    """The front desk's word in the consent ledger, through the code path of ``POST /fhir/Consent``."""
+    from emrcomm.api.consent import entries, front_desk, record
+    from emrcomm.api.outcome import ApiError
+    from emrcomm.host import Host
+    from emrcomm.limits import check_text
+
+    if not args.patient.startswith("Patient/") or len(args.patient) <= len("Patient/"):
+        raise RequestError(f"consent {args.action}: --patient {args.patient[:40]!r}: give it as Patient/<id>")
+    for name in ("by", "how"):
+        value = getattr(args, name).strip()
+        if not value:
+            raise RequestError(f"consent {args.action}: --{name} is empty")
+        check_text(value, f"--{name}")
+    resource = front_desk(patient=args.patient, channel=args.channel, action=args.action, staff=args.by.strip(),
+                          how=args.how.strip(), purpose=args.purpose, address=args.address)
+    with Host.from_config(args.config) as host:
+        try:
+            found = entries(host, resource, client="cli")
+            seqs = record(host, found)
+        except ApiError as exc:
+            words = exc.diagnostics.replace("the extension consent-address", "--address").replace(
+                "consent-address", "--address")
+            raise RequestError(f"consent {args.action}: {words}") from None
+    done = "withdrawn" if args.action == "revoke" else "given"
+    rows = [{"ledger": seq, "patient": e.patient, "channel": e.channel, "address": e.address, "action": e.action,
+             "purpose": e.purpose or "every purpose", "source": e.source} for seq, e in zip(seqs, found, strict=True)]
+    _emit(args, rows, "\n".join(
+        f"#{r['ledger']}  {r['patient']}  {r['channel']} {r['address']}: consent {done} ({r['purpose']}); "
+        f"source: {r['source']}" for r in rows))
+    return 0
 
 
 def _read(path: Path) -> str:

@@ -4,8 +4,10 @@ the way a STOP reply does (through the opt-out plugin), with its source.
 
 The Consent follows the communication-consent profile the directory reads (docs/api.md):
 ``patient``, ``provision.code`` naming the channel, ``status`` active (granted) or inactive /
-``provision.type`` deny (withdrawn), optional extensions ``consent-address`` and
-``consent-source``.
+``provision.type`` deny (withdrawn), optional ``category`` naming one purpose (clinical,
+billing, commercial; none: every purpose), optional extensions ``consent-address`` and
+``consent-source``. ``emrcomm consent grant|revoke`` (the front desk) builds the same resource
+(:func:`front_desk`) and takes the same path.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from attrs import frozen
 from emrcomm.api.outcome import ApiError
 from emrcomm.fhir import EXT, MEDIUM_TO_CHANNEL, PARTICIPATION_MODE, fhir_datetime
 from emrcomm.limits import check_text
-from emrcomm.model import DeliveryUpdate, Request
+from emrcomm.model import DeliveryUpdate, Purpose, Request
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -41,6 +43,7 @@ class Entry:
     address: str
     action: str  # grant or revoke
     source: str
+    purpose: str | None = None  # None: every purpose
 
 
 def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entry]:
@@ -57,6 +60,7 @@ def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entr
     denied = provision.get("type") == "deny"
     action = "revoke" if status != "active" or denied else "grant"
     channels = _channels(host, provision)
+    purpose = _purpose(consent)
     source = _extension(consent, SOURCE) or f"front desk (API client {client})"
     if not isinstance(source, str) or not source.strip():
         raise ApiError(422, "value", "extension consent-source must be a valueString", expression="Consent.extension")
@@ -69,7 +73,8 @@ def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entr
     out: list[Entry] = []
     for channel in channels:
         addresses = _addresses(host, patient, channel, given)
-        out += [Entry(patient=patient, channel=channel, address=a, action=action, source=source) for a in addresses]
+        out += [Entry(patient=patient, channel=channel, address=a, action=action, source=source, purpose=purpose)
+                for a in addresses]
     return out
 
 
@@ -80,7 +85,7 @@ def record(host: Host, found: Sequence[Entry]) -> list[int]:
     for e in found:
         host.delivery_update(DeliveryUpdate(kind="optout" if e.action == "revoke" else "optin", at=now,
                                             channel=e.channel, address=e.address, text=e.source, detail=e.patient,
-                                            source="staff"))
+                                            source="staff", purpose=e.purpose))
         last = host.storage.consent.last(channel=e.channel, address=e.address)
         if last is None or last.action != e.action:
             raise ApiError(500, "exception", "the consent ledger did not take the entry (is the optout plugin "
@@ -93,6 +98,37 @@ def as_resource(consent: Mapping[str, Any], seq: int, when: dt.datetime) -> dict
     """The Consent as filed: its id is the ledger number of its (first) entry."""
     rest = {k: v for k, v in consent.items() if k not in ("resourceType", "id", "meta")}
     return {"resourceType": "Consent", "id": str(seq), "meta": {"lastUpdated": fhir_datetime(when)}, **rest}
+
+
+def front_desk(*, patient: str, channel: str, action: str, staff: str, how: str, purpose: str | None = None,
+               address: str | None = None) -> dict[str, Any]:
+    """The Consent a front desk records (``emrcomm consent grant|revoke``): the source names how
+    the patient said it and who recorded it."""
+    resource: dict[str, Any] = {
+        "resourceType": "Consent", "status": "active" if action == "grant" else "inactive",
+        "patient": {"reference": patient},
+        "provision": {"code": [{"coding": [{"system": CHANNEL_SYSTEM, "code": channel}]}]},
+        "extension": [{"url": SOURCE, "valueString": f"front desk, {how}, recorded by {staff}"}],
+    }
+    if purpose is not None:
+        resource["category"] = [{"coding": [{"system": PURPOSE_SYSTEM, "code": purpose}]}]
+    if address is not None:
+        resource["extension"].append({"url": ADDRESS, "valueString": address})
+    return resource
+
+
+def _purpose(consent: Mapping[str, Any]) -> str | None:
+    codes = [coding.get("code") for concept in consent.get("category") or () if isinstance(concept, Mapping)
+             for coding in concept.get("coding") or () if isinstance(coding, Mapping)
+             and coding.get("system") == PURPOSE_SYSTEM]
+    if not codes:
+        return None
+    purposes = [p.value for p in Purpose]
+    if len(codes) > 1 or codes[0] not in purposes:
+        raise ApiError(422, "value", f"category names purpose {str(codes[0])[:40]!r}; give one of: "
+                       f"{', '.join(purposes)} in {PURPOSE_SYSTEM} (or none: every purpose)",
+                       expression="Consent.category")
+    return str(codes[0])
 
 
 def _reference(consent: Mapping[str, Any]) -> str:

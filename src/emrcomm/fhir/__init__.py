@@ -161,7 +161,7 @@ def _check_r4(data: Mapping[str, Any]) -> None:
 
 
 def _category(data: Mapping[str, Any]) -> Category:
-    known = ", ".join(c.value for c in Category)
+    known = ", ".join(c.value for c in Category if not c.answers_patient)
     codes = [
         coding.get("code")
         for concept in data.get("category", ())
@@ -181,9 +181,13 @@ def _category(data: Mapping[str, Any]) -> Category:
             )
         raise RequestError(f"category is missing: add a coding with system {CATEGORY_SYSTEM} and one of: {known}")
     try:
-        return Category(codes[0])
+        category = Category(codes[0])
     except ValueError:
         raise RequestError(f"category {codes[0]!r} is unknown; choose one of: {known}") from None
+    if category.answers_patient:
+        raise RequestError(f"category {category.value!r} is emrcomm's own answer to a patient's message (STOP, START, "
+                           f"HELP, a reply): an EMR does not request it; choose one of: {known}")
+    return category
 
 
 def _extension_value(extensions: Iterable[Mapping[str, Any]], name: str) -> Any:
@@ -367,7 +371,7 @@ def communication(record: Record) -> dict[str, Any]:
     if record.hold_until:
         notes.append(f"held until {fhir_datetime(record.hold_until)}")
     if record.address and record.channel:
-        notes.append(f"{record.role} by {record.channel} to {record.address}")
+        notes.append(f"{record.role} by {record.channel} {'from' if record.role == 'reply' else 'to'} {record.address}")
     notes += record.notes
     if notes:
         res["note"] = [{"text": n} for n in notes]

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emrcomm.delivery")
 
-CONFIRMATION = "optout-confirmation"  # the one message that may still go after an opt-out
 RECORD_ATTEMPTS = 3  # tries to record that a message left before giving up on its record
 Commit = Callable[[Callable[[], Any]], Any]
 
@@ -133,7 +132,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED",
                             f"channel {item.channel!r} is not registered", owner=owner, source=source, trail=trail))
         return Delivered("undeliverable")
-    revoked = _revoked_by(host, channel, item)
+    revoked = _revoked_by(host, channel, item, facts)
     if revoked is not None:
         commit(lambda: _end(host, item, facts, LegState.CANCELLED, "CONSENT_REVOKED",
                             f"consent withdrawn after it was queued ({revoked})", owner=owner, source=source,
@@ -233,12 +232,14 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
     log.warning("outbox %s: %s (%s)", item.key, state.value, reason)
 
 
-def _revoked_by(host: Host, channel: Channel, item: Item) -> str | None:
+def _revoked_by(host: Host, channel: Channel, item: Item, facts: RecordFacts) -> str | None:
     """The source of the revocation when the consent ledger's last word for this address is one
-    (STOP after the row was queued or held); None when the row may go."""
-    if not channel.address_system or not item.address or item.payload.template == CONFIRMATION:
+    (STOP after the row was queued or held); None when the row may go. The answers carriers
+    require to the patient's own keyword (the STOP confirmation, a HELP reply) still go."""
+    if not channel.address_system or not item.address or facts.request.category.answers_keyword:
         return None
-    last = host.storage.consent.last(channel=channel.name, address=item.address)
+    last = host.storage.consent.last(channel=channel.name, address=item.address,
+                                     purpose=facts.request.purpose.value)
     if last is None or not last.revokes:
         return None
     return last.source or "revoked"

@@ -40,6 +40,8 @@ def leg_facts(request: Request, route: Route, channel: Channel, *, text: str | N
         language=language, findings=tuple(f for f in findings if f.severity is not Severity.INFO),
         sender_display=clinic, payload_reference=f"urn:uuid:{uuid.UUID(hex=rid)}" if keeps else None,
         announced=announced,
+        # An automatic answer is filed in response to the patient's message it answers.
+        in_response_to=f"Communication/{request.in_response_to}" if request.in_response_to else None,
     )
 
 
@@ -57,12 +59,14 @@ def blocked_facts(request: Request, findings: tuple[Finding, ...], channel: Chan
 
 
 def reply_facts(original: RecordFacts, *, channel: Channel | None, channel_name: str | None, key: str,
-                text: str | None, reference: str | None, recorded: dt.datetime, clinic: str) -> RecordFacts:
+                text: str | None, reference: str | None, recorded: dt.datetime, clinic: str,
+                address: str | None = None) -> RecordFacts:
     """A message from the patient, in response to a record (its id derives from the provider's
-    id for the reply, so a callback delivered twice files one reply)."""
+    id for the reply, so a callback delivered twice files one reply). ``address`` is where it
+    came from: where an automatic answer to it goes."""
     return RecordFacts(
         id=record_id(original.request.id, channel_name, f"reply:{key}"), request=original.request, role="reply",
-        recorded=recorded, channel=channel_name, medium=channel.medium if channel else None,
+        recorded=recorded, channel=channel_name, medium=channel.medium if channel else None, address=address,
         text=None if channel is not None and channel.holds_content else text, payload_reference=reference,
         in_response_to=f"Communication/{original.id}", sender_display=clinic,
     )

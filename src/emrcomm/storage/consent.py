@@ -41,8 +41,9 @@ class ConsentLedger(Protocol):
         """Every entry for one address on one channel, in ledger order."""
         ...
 
-    def last(self, *, channel: str, address: str) -> ConsentEvent | None:
-        """The ledger's last word for one address on one channel."""
+    def last(self, *, channel: str, address: str, purpose: str | None = None) -> ConsentEvent | None:
+        """The ledger's last word for one address on one channel; with ``purpose``, the last
+        entry that covers it (one for that purpose, or for every purpose: ``purpose`` None)."""
         ...
 
     def history(self, *, patient: str | None = None, addresses: Sequence[tuple[str, str]] = (),
@@ -74,9 +75,14 @@ class SqlConsentLedger:
                              (channel, address))
         return [_event(r) for r in rows]
 
-    def last(self, *, channel: str, address: str) -> ConsentEvent | None:
-        rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? "
-                             "ORDER BY seq DESC LIMIT 1", (channel, address))
+    def last(self, *, channel: str, address: str, purpose: str | None = None) -> ConsentEvent | None:
+        if purpose is None:
+            rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? "
+                                 "ORDER BY seq DESC LIMIT 1", (channel, address))
+        else:
+            rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? "
+                                 "AND (purpose IS NULL OR purpose = ?) ORDER BY seq DESC LIMIT 1",
+                                 (channel, address, purpose))
         return _event(rows[0]) if rows else None
 
 

@@ -73,14 +73,19 @@ class Records(Protocol):
         """The record a provider's message id belongs to (from its "accepted" event)."""
         ...
 
-    def last_to(self, channel: str, address: str, *, exclude_templates: Sequence[str] = ()) -> Record | None:
-        """The last message that left for ``address`` on ``channel`` (what a reply answers)."""
+    def last_to(self, channel: str, address: str, *, exclude_categories: Sequence[str] = ()) -> Record | None:
+        """The last message that left for ``address`` on ``channel`` (what a reply answers), not
+        counting those of ``exclude_categories``."""
         ...
 
-    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str]) -> int: ...
+    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str],
+              exclude_categories: Sequence[str] = ()) -> int:
+        """Messages to the patient on ``channel`` filed since a time in one of ``statuses`` (the
+        patient's own replies are not messages to them), leaving out ``exclude_categories``."""
+        ...
 
-    def count_to(self, *, channel: str, address: str, since: dt.datetime, template: str) -> int:
-        """Messages of ``template`` filed for ``address`` since a time that were not given up."""
+    def count_to(self, *, channel: str, address: str, since: dt.datetime, category: str) -> int:
+        """Messages of ``category`` filed for ``address`` since a time that were not given up."""
         ...
 
     def find(self, *, patient: str | None = None, status: str | None = None, channel: str | None = None,
@@ -200,26 +205,28 @@ class SqlRecords:
                              "ORDER BY seq LIMIT 1", (provider_id,))
         return str(rows[0]["record_id"]) if rows else None
 
-    def last_to(self, channel: str, address: str, *, exclude_templates: Sequence[str] = ()) -> Record | None:
-        skip = "".join(" AND (template IS NULL OR template != ?)" for _ in exclude_templates)
+    def last_to(self, channel: str, address: str, *, exclude_categories: Sequence[str] = ()) -> Record | None:
+        skip = "".join(" AND (category IS NULL OR category != ?)" for _ in exclude_categories)
         rows = self.db.query(
             f"""SELECT id, facts FROM records WHERE channel = ? AND address = ?
                   AND state IN ('accepted', 'delivered', 'failed', 'read'){skip}
-                ORDER BY recorded DESC, id DESC LIMIT 1""", (channel, address, *exclude_templates))
+                ORDER BY recorded DESC, id DESC LIMIT 1""", (channel, address, *exclude_categories))
         return next(self._projected(rows), None)
 
-    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str]) -> int:
+    def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str],
+              exclude_categories: Sequence[str] = ()) -> int:
         marks = ", ".join("?" for _ in statuses)
+        skip = "".join(" AND (category IS NULL OR category != ?)" for _ in exclude_categories)
         rows = self.db.query(
-            f"SELECT COUNT(*) AS n FROM records WHERE patient = ? AND channel = ? AND recorded >= ? AND status IN ({marks})",
-            (patient, channel, iso(since), *statuses))
+            f"SELECT COUNT(*) AS n FROM records WHERE patient = ? AND channel = ? AND recorded >= ? AND status IN ({marks})"
+            f" AND role != 'reply'{skip}", (patient, channel, iso(since), *statuses, *exclude_categories))
         return int(rows[0]["n"])
 
-    def count_to(self, *, channel: str, address: str, since: dt.datetime, template: str) -> int:
+    def count_to(self, *, channel: str, address: str, since: dt.datetime, category: str) -> int:
         rows = self.db.query(
             """SELECT COUNT(*) AS n FROM records WHERE channel = ? AND address = ? AND recorded >= ?
-                 AND template = ? AND state NOT IN ('cancelled', 'expired', 'undeliverable')""",
-            (channel, address, iso(since), template))
+                 AND category = ? AND state NOT IN ('cancelled', 'expired', 'undeliverable')""",
+            (channel, address, iso(since), category))
         return int(rows[0]["n"])
 
     def find(self, *, patient: str | None = None, status: str | None = None, channel: str | None = None,

@@ -241,8 +241,8 @@ class ChannelConformance:
             assert host.storage.consent.last(channel=self.channel, address=self.address) is None
             real = provider.reply(base, self.address, "See you Tuesday", authentic=True)
             assert real is not None and call(base, real).status_code < 300
-            replies = [e["resource"] for e in host.records(patient=PATIENT)["entry"]
-                       if e["resource"].get("inResponseTo")]
+            replies = [e["resource"] for e in host.records(patient=PATIENT)["entry"]  # the patient's, not the answer
+                       if e["resource"].get("sender") == {"reference": PATIENT}]
             assert [r["inResponseTo"][0]["reference"] for r in replies] == [f"Communication/{outcome.record_ids[0]}"]
             stop = provider.reply(base, self.address, "STOP", authentic=True)
             assert stop is not None and call(base, stop).status_code < 300

@@ -1,0 +1,87 @@
+"""``emrcomm consent revoke|grant``: the front desk records an opt-out or a consent given in
+person, in the consent ledger with who recorded it, through the code path of POST /fhir/Consent;
+bad input exits 2 and records nothing. The command runs as a process of its own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from emrcomm.host import Host
+from emrcomm.model import Request, Status
+from test_worker import APPOINTMENT
+
+EMRCOMM = Path(sys.executable).with_name("emrcomm")
+MOBILE = "+16135550123"  # Patient/on-en
+EMAIL = "alex.martin@example.org"
+
+
+def consent(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EMRCOMM), "consent", *args, "--config", str(tmp_path / "emrcomm.toml")],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def reminder(rid: str, channel: str = "sms") -> Request:
+    return Request("Patient/on-en", "appointment-reminder", id=rid, template="appointment-reminder",
+                   variables={"appointment": APPOINTMENT}, channel=channel)
+
+
+@pytest.fixture
+def host(make_host: Callable[..., Host]) -> Host:
+    return make_host()
+
+
+def test_a_front_desk_opt_out_is_in_the_ledger_with_who_recorded_it_and_stops_the_next_text(
+    host: Host, tmp_path: Path
+) -> None:
+    done = consent(tmp_path, "revoke", "--patient", "Patient/on-en", "--channel", "sms", "--by", "J. Tremblay",
+                   "--how", "by phone")
+    assert done.returncode == 0, done.stderr
+    assert "consent withdrawn" in done.stdout and "J. Tremblay" in done.stdout
+    [event] = host.storage.consent.events(channel="sms", address=MOBILE)
+    assert (event.action, event.patient, event.purpose) == ("revoke", "Patient/on-en", None)
+    assert event.source == "front desk, by phone, recorded by J. Tremblay"
+    outcome = host.send(reminder("fd-1"))
+    assert "sms" not in outcome.channels
+    assert any(f.code == "CONSENT_REVOKED" and "J. Tremblay" in f.message for f in outcome.findings)
+    # and the patient comes back: a grant restores it
+    back = consent(tmp_path, "grant", "--patient", "Patient/on-en", "--channel", "sms", "--by", "J. Tremblay",
+                   "--json")
+    assert back.returncode == 0, back.stderr
+    [row] = json.loads(back.stdout)
+    assert (row["action"], row["address"], row["source"]) == ("grant", MOBILE,
+                                                              "front desk, in person, recorded by J. Tremblay")
+    assert host.send(reminder("fd-2")).channels == ("sms",)
+
+
+def test_an_opt_out_of_one_purpose_leaves_the_others(host: Host, tmp_path: Path) -> None:
+    done = consent(tmp_path, "revoke", "--patient", "Patient/on-en", "--channel", "email", "--purpose", "commercial",
+                   "--by", "J. Tremblay")
+    assert done.returncode == 0, done.stderr
+    [event] = host.storage.consent.events(channel="email", address=EMAIL)
+    assert (event.action, event.purpose) == ("revoke", "commercial")
+    outcome = host.send(reminder("fd-3", channel="email"))
+    assert outcome.status is Status.SENT and outcome.channels == ("email",)  # clinical email still goes
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--patient", "on-en", "--channel", "sms", "--by", "JT"), "give it as Patient/<id>"),
+    (("--patient", "Patient/on-en", "--channel", "fax", "--by", "JT"), "channel 'fax' is not one of"),
+    (("--patient", "Patient/on-en", "--channel", "portal", "--by", "JT"), "has no address to opt out of"),
+    (("--patient", "Patient/nobody", "--channel", "sms", "--by", "JT"), "has no sms address on file: give it with --address"),
+    (("--patient", "Patient/on-en", "--channel", "sms", "--by", "JT", "--address", "call me"), "is not a phone number"),
+    (("--patient", "Patient/on-en", "--channel", "sms", "--by", "  "), "--by is empty"),
+    (("--patient", "Patient/on-en", "--channel", "sms", "--by", "JT", "--purpose", "fun"), "invalid choice"),
+    (("--patient", "Patient/on-en", "--channel", "sms"), "--by"),
+])
+def test_bad_input_exits_2_says_what_to_do_and_records_nothing(host: Host, tmp_path: Path, args: tuple[str, ...],
+                                                               says: str) -> None:
+    done = consent(tmp_path, "revoke", *args)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert host.storage.consent.events(channel="sms", address=MOBILE) == []

@@ -1,0 +1,52 @@
+"""An email carries no SMS keyword instructions (emrcomm.forms): "Reply STOP" means nothing in an
+email, whose opt-out is its one-click unsubscribe link."""
+
+from __future__ import annotations
+
+import pytest
+
+from emrcomm.forms import for_email, is_sms_instruction
+from emrcomm.testing import TEST_CLINIC, make_context, make_recipient
+from emrcomm_templates import Plugin
+
+
+@pytest.mark.parametrize("sentence", [
+    "Reply STOP to opt out.", "Répondez ARRET pour vous désabonner.", "ARRET pour annuler",
+    "To stop these messages, reply STOP.", "Reply STOP to opt out. Reply HELP for help.",
+    "Répondez ARRET pour vous désabonner, AIDE pour de l'aide.",
+])
+def test_keyword_instructions_are_recognised(sentence: str) -> None:
+    assert is_sms_instruction(sentence)
+    assert for_email(f"Riverside: see you Tuesday.\n{sentence}") == "Riverside: see you Tuesday."
+
+
+@pytest.mark.parametrize("text", [
+    "Please stop by the front desk.", "STOP taking it before the test, as discussed.",
+    "Reply to this email with questions.", "Arrêt de travail : formulaire à remplir.",
+])
+def test_other_words_stay(text: str) -> None:
+    assert for_email(text) == text
+
+
+def test_an_instruction_inside_a_line_goes_and_the_rest_of_the_line_stays() -> None:
+    assert for_email("Riverside: your form is ready. Reply STOP to opt out.") == "Riverside: your form is ready."
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("template", ["appointment-reminder", "results-available", "portal-notice",
+                                      "reply-auto-answer", "prescription-pickup", "questionnaire"])
+def test_no_shipped_template_keeps_a_keyword_in_an_email(tmp_path, template: str, language: str) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from emrcomm.model import Request
+
+    plugin = Plugin(make_context("templates", {}, tmp_path))
+    variables = {"appointment": dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC), "link": TEST_CLINIC.portal_url}
+    request = Request("Patient/test-1", "appointment-reminder", template=template,
+                      variables={k: v for k, v in variables.items() if template in ("appointment-reminder",
+                                                                                      "questionnaire") or k == "link"})
+    text = plugin.emrcomm_render(request, make_recipient(language=language)).text
+    words = for_email(text)
+    for keyword in ("STOP", "ARRET", "ARRÊT"):
+        assert keyword not in words
+    assert words and all(line in text for line in words.splitlines())  # the message itself is untouched
