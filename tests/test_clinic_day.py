@@ -245,6 +245,7 @@ def test_a_clinic_day_from_morning_reminders_to_a_stop_at_ten_at_night(clinic: C
         words = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         [link] = re.findall(r"<([^>]+)>", mail["List-Unsubscribe"])
         assert "STOP" not in words and link in words  # the header's link is the footer's
+        assert mail["Reply-To"] == "Riverside Family Health <info@riverside.example>"  # replies reach staff
         phone.goto(serve + link.removeprefix(PORTAL))
         assert heading(phone) == "Stop emails from Riverside Family Health"
         assert not revoked(host, "email", "alex.martin@example.org")  # the page only asks
