@@ -176,7 +176,7 @@ ALEX_DAY = [
     "Appointment reminder by email to alex.martin@example.org: sent",
     "Appointment reminder by SMS to 613-555-0123: delivered",
     "Clinical: notice of the portal message by SMS to 613-555-0123: delivered",
-    "Reply from the patient by the portal, to the clinical of 2026-11-23 10:00: received",
+    "Reply from the patient by the portal, to the clinical message of 2026-11-23 10:00: received",
     "Opted out of email at alex.martin@example.org by email unsubscribe link",
     # 22:00
     "Appointment reminder by SMS to 613-555-0123: held until 2026-11-24 08:00",
