@@ -5,7 +5,7 @@ docs/transports.md gives) and handsets, an SMTP server that requires STARTTLS an
 desk's screen. Reminders in English and French and a clinical note with its notice leave in the
 morning; the patient opens the notice's link as it reached the handset, passes the date-of-birth
 check, reads the note, replies and reads it again; the email's unsubscribe link is opened and
-confirmed; the front desk records an opt-out; at 22:00 STOP and ARRET are confirmed at once, HELP
+confirmed; the front desk records an opt-out; at 22:00 STOP and ARRÊT are confirmed at once, HELP
 after STOP is answered and START confirmed, while the clinic's own reminder waits for morning;
 the timeline, in ``emrcomm records`` and on the staff page, shows each of these in order.
 Screenshots go to tests/artifacts/clinic-day/."""
@@ -266,7 +266,7 @@ def test_a_clinic_day_from_morning_reminders_to_a_stop_at_ten_at_night(clinic: C
     assert late.status is Status.HELD
     with clinic.serving():
         kannel.handset_sends(ALEX, "STOP", lambda: revoked(host, "sms", ALEX))
-        kannel.handset_sends(CHLOE, "ARRET", lambda: revoked(host, "sms", CHLOE))
+        kannel.handset_sends(CHLOE, "ARRÊT", lambda: revoked(host, "sms", CHLOE))
         clinic.at(NIGHT + dt.timedelta(minutes=1))
         clinic.run("worker", "--once")
         kannel.wait_for(ALEX, 3)
@@ -311,12 +311,12 @@ def test_a_clinic_day_from_morning_reminders_to_a_stop_at_ten_at_night(clinic: C
         desk.goto(serve + "/staff/patients?patient=Patient/qc-fr")
         assert heading(desk).startswith("Chloé Gagnon")
         assert timeline(desk) == CHLOE_DAY
-        assert desk.get_by_text("ARRET", exact=True).is_visible()
+        assert desk.get_by_text("ARRÊT", exact=True).is_visible()  # her words, accent and all
         shot(desk, "06-staff-chloe")
         desk.context.close()
     # what serve wrote of the day: ids, never the words, the numbers, the addresses, the links or the password
     written = "".join(log.read_text(errors="replace") for log in clinic.logs)
     assert "POST /m/" in written and "POST /unsubscribe/" in written, written[-2000:]
-    for secret in ("HbA1c", "metformin", "food", "STOP", "ARRET", "6135550123", "613-555-0123", "5145550199",
+    for secret in ("HbA1c", "metformin", "food", "STOP", "ARRET", "ARRÊT", "6135550123", "613-555-0123", "5145550199",
                    "alex.martin", "chloe.gagnon", STAFF_PASSWORD, path.rsplit("/", 1)[1], link.rsplit(".", 1)[1]):
         assert secret not in written, secret
