@@ -267,8 +267,7 @@ def test_a_clinic_day_from_morning_reminders_to_a_stop_at_ten_at_night(clinic: C
     with clinic.serving():
         kannel.handset_sends(ALEX, "STOP", lambda: revoked(host, "sms", ALEX))
         kannel.handset_sends(CHLOE, "ARRÊT", lambda: revoked(host, "sms", CHLOE))
-        clinic.at(NIGHT + dt.timedelta(minutes=1))
-        clinic.run("worker", "--once")
+        clinic.run("worker", "--once")  # on serve's clock: what serve queued at 22:00 leaves now
         kannel.wait_for(ALEX, 3)
         kannel.wait_for(CHLOE, 2)
         assert "no longer receive" in texts_to(kannel, ALEX)[-1]
@@ -305,6 +304,9 @@ def test_a_clinic_day_from_morning_reminders_to_a_stop_at_ten_at_night(clinic: C
         submit(desk, "Sign in")
         assert heading(desk).startswith("Alex Martin")
         assert timeline(desk) == ALEX_DAY
+        steps = desk.locator("ol.timeline .steps").all_inner_texts()
+        assert "sent at 22:00, delivered at 22:00" in steps, steps  # the STOP confirmation, at once
+        assert all(t.index("sent at") < t.index("delivered at") for t in steps if "delivered" in t), steps
         assert desk.get_by_text(QUESTION).is_visible()  # the portal reply in the patient's words
         assert desk.get_by_text("STOP", exact=True).is_visible()
         shot(desk, "05-staff-alex")
