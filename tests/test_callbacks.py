@@ -275,7 +275,7 @@ def test_other_replies_are_filed_in_response_to_the_clinics_message_and_answered
     [answer] = [r for r in filed if r["category"][0]["coding"][0]["code"] == "auto-answer"]
     [first] = [r for r in replies if r["payload"][0]["contentString"].startswith("Can I come")]
     assert answer["inResponseTo"][0]["reference"] == f"Communication/{first['id']}"
-    answers = [x for x in sms_lines(host) if "we received your message" in x["text"]]
+    answers = [x for x in sms_lines(host) if "we answer within" in x["text"]]
     assert len(answers) == 1 and "911" in answers[0]["text"]
 
 

@@ -111,6 +111,7 @@ def test_from_nothing_to_a_first_sms_and_email(kannel: Kannel, relay: SmtpServer
     assert mail.rcpt_tos == (CAMILLE,) and mail.tls and mail.authenticated_as == USERNAME
     message = email.message_from_bytes(mail.content, policy=email.policy.default)
     assert message["Subject"] == "Appointment reminder from Riverside Family Health"
+    assert message["Reply-To"] == "Riverside Family Health <info@riverside.example>"  # the address staff read
     assert "Camille, your appointment is Tue, Nov 24 at 2:00" in message.get_body(("plain",)).get_content()
     # the chart has both, and the folder holds what the page says it makes, readable by the user alone
     data = tmp_path / "clinic" / "data"

@@ -119,7 +119,7 @@ def contrast(page: Any, selector: str) -> float:
 
 
 def test_a_result_note_reaches_the_patient_through_the_portal(host: Host, site: str, page: Any) -> None:
-    # the portal's own address, typed or from an automatic answer: how to open a message
+    # the portal's own address, typed: how to open a message
     page.goto(site + "/")
     assert heading(page) == EN["home_title"].format(clinic="Riverside Family Health")
     shot(page, "00-landing")

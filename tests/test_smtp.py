@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import emrcomm_email
@@ -18,7 +19,7 @@ from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
 from emrcomm.model import Message, Request
-from emrcomm.testing import make_context
+from emrcomm.testing import TEST_CLINIC, make_context
 from mailservers import USERNAME, CertificateAuthority, Postfix, SmtpServer
 from servers import refused_port
 from support import BASE_CONFIG, write_config
@@ -110,6 +111,49 @@ def test_email_arrives_over_starttls_with_auth(secure_server: SmtpServer, ca: Ce
     assert mail.get_content_type() == "text/plain" and mail["Content-Transfer-Encoding"] == "quoted-printable"
     body = mail.get_content()
     assert body.startswith(TEXT) and "reçu ce message par erreur" in body
+
+
+
+def sent_through(server: SmtpServer, settings: dict[str, Any], tmp_path: Path, key: str,
+                 **clinic: str) -> email.message.EmailMessage:
+    """The email ``key`` as the relay received it from a transport made for a clinic changed by ``clinic``."""
+    context = make_context("email", settings, tmp_path, clinic=attrs.evolve(TEST_CLINIC, **clinic))
+    [channel] = emrcomm_email.Plugin(context).emrcomm_register_channels()
+    channel.transport.send(Delivery(message(), "camille.roy@example.org", key))
+    channel.transport.close()
+    [got] = [r for r in server.handler.wait_for(1) if f"<{key}@".encode() in r.content]
+    return parse(got.content)
+
+
+def test_replies_go_to_the_address_the_clinic_reads(secure_server: SmtpServer, ca: CertificateAuthority,
+                                                    password_file: Path, tmp_path: Path) -> None:
+    settings = smtp_settings(secure_server.port, password_file=password_file, ca=ca)  # from a noreply address
+    mail = sent_through(secure_server, settings, tmp_path, "rec-reply-to")
+    assert mail["From"] == SENDER
+    assert mail["Reply-To"] == "Riverside Family Health <info@riverside.example>"
+    assert "ne sont pas lues" not in mail.get_content()
+
+
+def test_an_email_from_the_address_the_clinic_reads_needs_no_reply_to(
+    secure_server: SmtpServer, ca: CertificateAuthority, password_file: Path, tmp_path: Path
+) -> None:
+    settings = smtp_settings(secure_server.port, password_file=password_file, ca=ca)
+    del settings["from"]  # the sender is then the clinic's own address
+    mail = sent_through(secure_server, settings, tmp_path, "rec-from-clinic")
+    assert mail["From"] == "Riverside Family Health <info@riverside.example>" and mail["Reply-To"] is None
+    assert "ne sont pas lues" not in mail.get_content()
+
+
+def test_without_an_address_the_clinic_reads_the_email_says_replies_are_not_read(
+    secure_server: SmtpServer, ca: CertificateAuthority, password_file: Path, tmp_path: Path
+) -> None:
+    settings = smtp_settings(secure_server.port, password_file=password_file, ca=ca)
+    mail = sent_through(secure_server, settings, tmp_path, "rec-not-read", email="")
+    assert mail["From"] == SENDER and mail["Reply-To"] is None
+    body = mail.get_content()
+    assert body.startswith(TEXT)
+    assert ("Les réponses à ce courriel ne sont pas lues. Pour joindre Riverside Family Health, appelez au "
+            "+1 613 555 0100.") in body
 
 
 def test_a_server_without_starttls_is_refused_when_tls_is_required(plain_server: SmtpServer,

@@ -17,7 +17,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from emrcomm import ConfigError, Message, RenderError, Request
 from emrcomm.config import validate
 from emrcomm.host import Host
+from emrcomm.segments import count_segments
 from emrcomm.testing import TEST_CLINIC, make_context, make_recipient
+from emrcomm_policy.sms import has_optout_hint
 from emrcomm_templates import Plugin
 
 SHIPPED = (
@@ -33,9 +35,9 @@ SHIPPED = (
     "reply-auto-answer",
     "results-available",
 )
-# Texts that may go by SMS end with the opt-out hint; these have their own wording (the notice a
-# short one, to fit one segment with its link: tests/test_notices.py).
-OWN_WORDING = {"optout-confirmation", "optin-confirmation", "help-reply", "portal-notice"}
+# Texts that may go by SMS end with the opt-out hint; these have their own wording (the notice and
+# the automatic answer a short one, to fit one segment: tests/test_notices.py and below).
+OWN_WORDING = {"optout-confirmation", "optin-confirmation", "help-reply", "portal-notice", "reply-auto-answer"}
 SMS_CAPABLE = tuple(n for n in SHIPPED if n not in OWN_WORDING)
 STOP_EN = "Reply STOP to opt out."
 STOP_FR = "Répondez ARRET pour vous désabonner."
@@ -206,11 +208,31 @@ def test_notice_link_defaults_to_the_clinic_portal(plugin: Plugin, language: str
     assert TEST_CLINIC.portal_url in render(plugin, "results-available", language=language).text
 
 
-def test_reply_auto_answer_points_to_portal_emergency_and_turnaround(plugin: Plugin) -> None:
-    text = render(plugin, "reply-auto-answer").text
-    assert TEST_CLINIC.portal_url in text
-    assert "911" in text and "emergency department" in text
-    assert TEST_CLINIC.turnaround in text
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_reply_auto_answer_gives_turnaround_a_number_for_private_matters_and_emergency(
+    plugin: Plugin, language: str
+) -> None:
+    text = render(plugin, "reply-auto-answer", language=language).text
+    # No portal link: the portal has no page to write from, and its messages open only from their own links.
+    assert TEST_CLINIC.portal_url not in text and "portal" not in text.lower()
+    assert ("Private matters: call +1 613 555 0100" if language == "en" else "Sujet privé : appelez le +1 613 555 0100") in text
+    assert "911" in text
+    assert (TEST_CLINIC.turnaround if language == "en" else TEST_CLINIC.turnaround_fr) in text
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("turnaround", [True, False])
+def test_reply_auto_answer_is_one_gsm7_segment_with_the_longest_clinic_name(
+    tmp_path: Path, language: str, turnaround: bool
+) -> None:
+    clinic = attrs.evolve(TEST_CLINIC, name="Clinique médicale Sainte-Thérèse", **(
+        {} if turnaround else {"turnaround": "", "turnaround_fr": ""}))
+    assert len(clinic.name) == 32  # the longest the config allows
+    text = render(Plugin(make_context("templates", {}, tmp_path, clinic=clinic)), "reply-auto-answer",
+                  language=language).text
+    assert count_segments(text) == ("GSM-7", 1), text
+    assert "Sainte-Thérèse" in text and has_optout_hint(text)
+    assert text.endswith(STOP_EN if language == "en" else "ARRET pour annuler")
 
 
 def test_reply_auto_answer_takes_the_turnaround_in_the_patients_language(plugin: Plugin) -> None:
@@ -221,7 +243,7 @@ def test_reply_auto_answer_takes_the_turnaround_in_the_patients_language(plugin:
 
 def test_reply_auto_answer_in_french_says_the_clinics_french_turnaround(plugin: Plugin) -> None:
     text = render(plugin, "reply-auto-answer", language="fr").text
-    assert f"(réponse en {TEST_CLINIC.turnaround_fr})" in text
+    assert f"réponse en {TEST_CLINIC.turnaround_fr}." in text
     assert TEST_CLINIC.turnaround not in text
 
 

@@ -93,6 +93,21 @@ def test_automatic_answers_read_as_what_they_are_and_every_reply_answers_the_cli
         assert any(line.endswith(f"{name} by SMS to 613-555-0123: sent") for line in lines), (name, lines)
 
 
+
+@pytest.mark.parametrize(("category", "answered"), [("clinical", "clinical message"),
+                                                    ("results-available", "results notice")])
+def test_a_reply_names_the_message_it_answers_as_a_noun(
+        host: Host, clock, capsys: pytest.CaptureFixture[str], category: str,  # type: ignore[no-untyped-def]
+        answered: str) -> None:
+    outcome = host.send(Request("Patient/on-en", category, id="note-1", text="Your HbA1c is 8.1%."))
+    assert outcome.channels == ("portal", "sms")
+    clock.now += dt.timedelta(minutes=4)
+    host.delivery_update(DeliveryUpdate(kind="reply", at=clock.now, channel="sms", address="+16135550123",
+                                        text="Thank you", provider_id="mo-1"))
+    lines = records_text(host, capsys, "--patient", "Patient/on-en").splitlines()
+    assert (f"2026-11-23 10:04  Reply from the patient by SMS, to the {answered} of 2026-11-23 10:00: received"
+            in lines), lines
+
 def test_a_held_message_says_until_when_and_why_in_the_patients_own_time_zone(
         host: Host, capsys: pytest.CaptureFixture[str]) -> None:
     # 15:00 UTC is 07:00 in Vancouver: before the patient's quiet hours end at 08:00

@@ -6,6 +6,7 @@ docs/transports.md describes each transport and its settings.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from email.utils import formataddr
 from typing import Any
 
 import attrs
@@ -32,6 +33,8 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: Unsubscribe
     """The transport the settings ask for (``transport``, default ``file``)."""
     settings = context.settings
     clinic = context.clinic
+    # The address staff read: replies go there, whatever the sender (docs/transports.md).
+    reply_to = formataddr((clinic.name, clinic.email)) if clinic.email else None
     if settings.get("transport", "file") == "smtp":
         smtp: Any = settings["smtp"]
         sub = attrs.evolve(context, name=f"{context.name}.smtp", settings=smtp)
@@ -40,10 +43,10 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: Unsubscribe
             username=smtp.get("username"), password=sub.secret_later("password") if "password" in smtp else None,
             ca_file=context.path(smtp["ca_file"]) if "ca_file" in smtp else None,
             timeout=smtp.get("timeout", 30.0), sender=sender, clinic=clinic.name, phone=clinic.phone,
-            clock=context.clock, unsubscribe=unsubscribe, footer=footer, log=context.log,
+            clock=context.clock, unsubscribe=unsubscribe, footer=footer, reply_to=reply_to, log=context.log,
         )
     return EmlSink(context.path(settings.get("directory", "emrcomm-data/out/email")), sender, clinic.name,
-                   clinic.phone, context.clock, unsubscribe=unsubscribe, footer=footer)
+                   clinic.phone, context.clock, unsubscribe=unsubscribe, footer=footer, reply_to=reply_to)
 
 
 # Categories that are subscriptions rather than transactions (docs/rule-catalogue.md H): they may not go without

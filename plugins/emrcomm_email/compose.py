@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 
 from emrcomm import Message
 
@@ -16,6 +16,16 @@ FOOTER = {
 UNSUBSCRIBE = {
     "en": "To stop emails from {clinic}: {url}",
     "fr": "Pour ne plus recevoir de courriels de {clinic} : {url}",
+}
+
+# When the clinic names no address it reads (clinic.email), replies to an email reach no one: it says so.
+NOT_READ = {
+    "en": "Replies to this email are not read. To reach {clinic}, call {phone}.",
+    "fr": "Les réponses à ce courriel ne sont pas lues. Pour joindre {clinic}, appelez au {phone}.",
+}
+NOT_READ_NO_PHONE = {
+    "en": "Replies to this email are not read.",
+    "fr": "Les réponses à ce courriel ne sont pas lues.",
 }
 
 
@@ -31,10 +41,15 @@ def sender_domain(sender: str) -> str:
 
 
 def build_email(message: Message, address: str, sender: str, clinic: str, phone: str, key: str, at: dt.datetime,
-                unsubscribe_url: str | None = None, footer: bool = True, cte: str | None = None) -> EmailMessage:
+                unsubscribe_url: str | None = None, footer: bool = True, cte: str | None = None,
+                reply_to: str | None = None) -> EmailMessage:
     """The MIME message for one email: plain text with the misdirection footer, optional HTML and
     attachments, Date, Message-ID, and, when ``unsubscribe_url`` is given, the RFC 8058 one-click
     unsubscribe headers and the same link in the footer.
+
+    ``reply_to`` is the address the clinic reads (``clinic.email``): a ``Reply-To`` when the sender
+    is another address (a noreply). Without one, the footer says replies are not read and how to
+    reach the clinic.
 
     The Message-ID is ``<key@sender's domain>``: the same record always carries the same id, so a
     second copy after a retry is recognisable as the same message. ``cte`` forces a transfer
@@ -46,11 +61,16 @@ def build_email(message: Message, address: str, sender: str, clinic: str, phone:
     mail["Subject"] = message.subject or clinic
     mail["Date"] = format_datetime(at)
     mail["Message-ID"] = f"<{key}@{sender_domain(sender)}>"
+    if reply_to and parseaddr(reply_to)[1].lower() != parseaddr(sender)[1].lower():
+        mail["Reply-To"] = reply_to
     if unsubscribe_url:
         mail["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     body = message.text
     lines = []
+    if not reply_to:
+        words = NOT_READ if phone else NOT_READ_NO_PHONE
+        lines.append(words.get(message.language, words["en"]).format(clinic=clinic, phone=phone))
     if unsubscribe_url:
         lines.append(UNSUBSCRIBE.get(message.language, UNSUBSCRIBE["en"]).format(clinic=clinic, url=unsubscribe_url))
     if footer:

@@ -16,10 +16,12 @@ class EmlSink:
     """Writes ``<key>.eml`` atomically; an existing file means the message was already written."""
 
     def __init__(self, directory: Path, sender: str, clinic: str, phone: str, clock: Callable[[], dt.datetime],
-                 unsubscribe: Callable[[Message, str], str | None] | None = None, footer: bool = True) -> None:
+                 unsubscribe: Callable[[Message, str], str | None] | None = None, footer: bool = True,
+                 reply_to: str | None = None) -> None:
         self.directory = directory
         self.unsubscribe = unsubscribe
         self.footer = footer
+        self.reply_to = reply_to
         self.sender = sender
         self.clinic = clinic
         self.phone = phone
@@ -32,7 +34,8 @@ class EmlSink:
         if not target.exists():
             self.directory.mkdir(parents=True, exist_ok=True)
             mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
-                               unsubscribe_url=self.unsubscribe(message, key) if self.unsubscribe else None, footer=self.footer)
+                               unsubscribe_url=self.unsubscribe(message, key) if self.unsubscribe else None, footer=self.footer,
+                               reply_to=self.reply_to)
             tmp = target.with_suffix(".tmp")
             with tmp.open("wb") as fh:
                 fh.write(wire(mail))

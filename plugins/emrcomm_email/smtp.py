@@ -66,6 +66,7 @@ class SmtpTransport:
         timeout: float = 30.0,
         unsubscribe: Callable[[Message, str], str | None] | None = None,
         footer: bool = True,
+        reply_to: str | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         if security not in SECURITY:
@@ -88,6 +89,7 @@ class SmtpTransport:
         self.clock = clock
         self.unsubscribe = unsubscribe
         self.footer = footer
+        self.reply_to = reply_to
         self.log = log or logging.getLogger("emrcomm.email.smtp")
         self._lock = threading.Lock()
         self._smtp: smtplib.SMTP | None = None
@@ -176,7 +178,7 @@ class SmtpTransport:
         at = self.clock()
         mail = build_email(message, address, self.sender, self.clinic, self.phone, key, at,
                            unsubscribe_url=self.unsubscribe(message, key) if self.unsubscribe else None, footer=self.footer,
-                           cte="quoted-printable")
+                           cte="quoted-printable", reply_to=self.reply_to)
         with self._lock:
             try:
                 smtp = self._connection()

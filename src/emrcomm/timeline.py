@@ -201,6 +201,19 @@ _ANSWER_NAMES = {"optout-confirmation": "Opt-out confirmation", "optin-confirmat
                  "help-reply": "Answer to HELP", "auto-answer": "Automatic answer to a reply"}
 
 
+# What a reply answers, as a noun: "to the clinical message of …", not "to the clinical of …".
+_ANSWERED = {"appointment-reminder": "appointment reminder", "results-available": "results notice",
+             "invoice": "invoice", "questionnaire": "questionnaire"}
+
+
+def _answered_name(record: Record) -> str:
+    category = record.request.category.value
+    if category in _ANSWERED:
+        return _ANSWERED[category]
+    name = _category(record).lower()
+    return name if category in _ANSWER_NAMES else f"{name} message"
+
+
 def _category(record: Record) -> str:
     category = record.request.category.value
     if category in _ANSWER_NAMES:
@@ -220,7 +233,7 @@ def _record_entry(record: Record, events: Sequence[Event], siblings: dict[str, R
         answered = siblings.get((record.in_response_to or "").removeprefix("Communication/"))
         headline = f"Reply from the patient by {channel_name(record.channel)}"
         if answered is not None:
-            headline += f", to the {_category(answered).lower()} of {_short(answered.recorded, zone)}"
+            headline += f", to the {_answered_name(answered)} of {_short(answered.recorded, zone)}"
         note = ("the words are kept encrypted in the portal (emrcomm inbox --text shows them)"
                 if record.payload_reference else None)
         return evolve(_entry(ids, steps, at=record.sent or at, kind="reply", headline=headline, status="received",
