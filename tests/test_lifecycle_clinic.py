@@ -1,6 +1,6 @@
 """A clinic day through the message lifecycle, run as a clinic runs it: real Kannel (bearerbox,
-smsbox, and fakesmsc standing for the handsets; concatenation on, a message store, receipts
-matched from SQLite), aiosmtpd with STARTTLS, ``emrcomm serve`` taking Kannel's delivery reports, and two ``emrcomm worker``
+smsbox, and fakesmsc standing for the handsets; concatenation on, a message store), aiosmtpd
+with STARTTLS, ``emrcomm serve`` taking Kannel's delivery reports, and two ``emrcomm worker``
 processes delivering a queued batch, each its own process on 127.0.0.1. bearerbox is killed
 (SIGKILL) once mid-batch and started again.
 
