@@ -558,8 +558,9 @@ def test_a_clinic_batch_survives_a_bearerbox_crash_and_every_record_says_what_th
               f"retried {sum(s['retried'] for s in stats)}, dead {sum(s['dead'] for s in stats)}, "
               f"answers lost {sum(received.ambiguous.values())}")
         print(f"[lifecycle] handsets: {sum(len(v) for g in handsets for v in g.values())} messages, "
-              f"extra copies {extra_copies}, stranded segments {sum(map(len, stranded.values()))}; mail {sum(received.mail.values())}; "
-              f"records as received: {len(records)}/{len(records)}, validated {len(records)}")
+              f"extra copies {extra_copies}, stranded segments {sum(map(len, stranded.values()))}; "
+              f"mail {sum(received.mail.values())}; records as received: {len(records)}/{len(records)}, "
+              f"validated {len(records)}")
         print(f"[lifecycle] delivery reports: {len(made)} made by Kannel (by type {dict(sorted(types.items()))}), "
               f"replayed {sum(replies.values())}; changed records: {len(changed)}")
         print(f"[lifecycle] logs of serve and the workers: {len(logs)}; lines with a number, an address, "
