@@ -273,7 +273,9 @@ class Kannel:
     def crash(self) -> None:
         """SIGKILL bearerbox. The fake SMSC's link goes down with it (fakesmsc exits), and smsbox,
         which restarts itself when bearerbox goes, is stopped as a supervisor would before
-        starting the boxes again; each is stopped by its PID."""
+        starting the boxes again (in that restart it sometimes leaves SIGTERM unanswered and is
+        killed after 10 s: bearerbox is then down that long, else about a second); each is
+        stopped by its PID."""
         bearerbox, *others = self.processes
         bearerbox.signal(signal.SIGKILL)
         bearerbox.wait()
