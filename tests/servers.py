@@ -5,7 +5,8 @@ that must be told its port (Kannel, Prism, Postfix) starts through :func:`start_
 tries fresh ports when another process took one between choosing it and binding it.
 
 - ``Kannel``: bearerbox + smsbox + fakesmsc (Debian ``kannel``, ``kannel-extras``); what
-  fakesmsc received is read back from its log.
+  fakesmsc received is read back from its log. bearerbox can be killed and started again on
+  the same ports (its message store keeps what it had queued).
 - ``Prism``: ``prism mock`` of Twilio's OpenAPI description (npm ``@stoplight/prism-cli``).
 - ``ScriptedHTTPServer``: a small HTTP/1.1 server that answers what a test scripts (429 with
   Retry-After, 5xx, slow answers) and records what it was sent.
@@ -209,6 +210,8 @@ class Kannel:
         self.conf = directory / "kannel.conf"
         self.processes: list[Process] = []
         self.fakesmsc: Process | None = None
+        self.generation = 1  # how many times the boxes were started; each start logs to files of its own
+        self.handset_logs: list[Path] = []  # every fakesmsc's log, oldest first
 
         def start() -> None:
             self.ports = {name: free_port() for name in ("admin_port", "smsbox_port", "fake_port", "sendsms_port")}
@@ -226,15 +229,17 @@ class Kannel:
         start_retrying(start, "kannel")
 
     def _start(self, smsc: bool) -> None:
-        bearerbox = Process(["bearerbox", self.conf], self.dir / "bearerbox.out")
+        suffix = "" if self.generation == 1 else f"-{self.generation}"
+        bearerbox = Process(["bearerbox", self.conf], self.dir / f"bearerbox{suffix}.out")
         self.processes.append(bearerbox)
         wait_until(lambda: port_open(self.ports["smsbox_port"]) or not bearerbox.alive(), 15, "bearerbox")
         if smsc:
             # fakesmsc needs a message even with -m 0, or it waits for typed input (DESIGN.md).
             self.fakesmsc = Process([FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["fake_port"]),
-                                     "-i", "0", "-m", "0", "100 200 text unused"], self.dir / "fakesmsc.log")
+                                     "-i", "0", "-m", "0", "100 200 text unused"], self.dir / f"fakesmsc{suffix}.log")
             self.processes.append(self.fakesmsc)
-        smsbox = Process(["smsbox", self.conf], self.dir / "smsbox.out")
+            self.handset_logs.append(self.fakesmsc.log)
+        smsbox = Process(["smsbox", self.conf], self.dir / f"smsbox{suffix}.out")
         self.processes.append(smsbox)
         wait_until(lambda: port_open(self.ports["sendsms_port"]) or not smsbox.alive(), 15, "smsbox")
         for p in self.processes:
@@ -256,11 +261,35 @@ class Kannel:
         return f"http://127.0.0.1:{self.ports['sendsms_port']}/cgi-bin/sendsms"
 
     def received(self) -> list[FakeSmscMessage]:
-        """Every message fakesmsc has received so far, in order."""
-        if self.fakesmsc is None:
-            return []
-        lines = self.fakesmsc.log.read_bytes().splitlines()
+        """Every message fakesmsc has received so far, in order (across restarts)."""
+        return [m for log in self.handset_logs for m in self.received_by(log)]
+
+    @staticmethod
+    def received_by(log: Path) -> list[FakeSmscMessage]:
+        """What the fakesmsc writing ``log`` received, in order."""
+        lines = log.read_bytes().splitlines() if log.exists() else []
         return [m for m in map(parse_fakesmsc_line, lines) if m is not None]
+
+    def crash(self) -> None:
+        """SIGKILL bearerbox. The fake SMSC's link goes down with it (fakesmsc exits), and smsbox,
+        which restarts itself when bearerbox goes, is stopped as a supervisor would before
+        starting the boxes again (in that restart it sometimes leaves SIGTERM unanswered and is
+        killed after 10 s: bearerbox is then down that long, else about a second); each is
+        stopped by its PID."""
+        bearerbox, *others = self.processes
+        bearerbox.signal(signal.SIGKILL)
+        bearerbox.wait()
+        stop_all(others)
+        self.processes = []
+
+    def restart(self) -> None:
+        """Start the boxes again on the same ports (the clients were told them), after :meth:`crash`."""
+        self.generation += 1
+        try:
+            self._start(self.fakesmsc is not None)
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_for(self, receiver: str, count: int = 1, timeout: float = 10.0) -> list[FakeSmscMessage]:
         """The first ``count`` messages (segments) fakesmsc received for ``receiver``."""

@@ -94,6 +94,20 @@ def test_a_late_failure_is_recorded_but_the_chart_keeps_delivered(host: Host) ->
     assert records.append(attrs.evolve(event(LegState.FAILED, 6), record_id=rid)) is None  # the same again: nothing
 
 
+def test_a_report_that_arrives_before_the_send_is_recorded_never_makes_sent_later_than_delivered() -> None:
+    """Kannel reports a message to ``serve`` within milliseconds, sometimes before the worker that
+    sent it has recorded "accepted" (in tests/test_lifecycle_clinic.py, about one SMS in eight,
+    by a millisecond or two): the chart's ``sent`` is the earliest event that proves it left."""
+    delivered, accepted = event(LegState.DELIVERED, 5), event(LegState.ACCEPTED, 6)
+    only_reported = project(FACTS, [event(LegState.QUEUED, 0), delivered])
+    assert (only_reported.state, only_reported.sent) == ("delivered", delivered.at)  # it arrived, so it left
+    record = project(FACTS, [event(LegState.QUEUED, 0), delivered, accepted])
+    assert (record.state, record.sent, record.provider_id) == ("delivered", delivered.at, "P1")
+    assert record.notes == (f"delivered {communication(record)['sent']}",)
+    in_order = project(FACTS, [event(LegState.QUEUED, 0), event(LegState.ACCEPTED, 1), delivered])
+    assert in_order.sent == TEST_NOW + dt.timedelta(minutes=1)
+
+
 def test_a_replay_after_a_restart_changes_nothing(make_host: Callable[..., Host]) -> None:
     host = make_host()
     [rid] = host.send(reminder()).record_ids

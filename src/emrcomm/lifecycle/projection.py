@@ -19,6 +19,10 @@ from emrcomm.rules import finding
 
 # States after which the message had left: `sent` is set.
 _SENT = frozenset({LegState.ACCEPTED, LegState.FAILED, LegState.DELIVERED, LegState.RECALLED, LegState.READ})
+# Events that prove the message had left by their time: the sender's "accepted", and a report
+# that it arrived, did not arrive, or was read, which may be observed first (a provider's
+# callback can reach `serve` before the worker that sent the message has recorded the send).
+_LEFT = frozenset({LegState.ACCEPTED, LegState.DELIVERED, LegState.FAILED, LegState.READ})
 # "Not sent" ends that a requeue by staff takes back.
 _REQUEUABLE = frozenset({LegState.CANCELLED, LegState.EXPIRED, LegState.UNDELIVERABLE})
 
@@ -115,6 +119,7 @@ def project(facts: RecordFacts, events: Iterable[Event]) -> Record:
         state = LegState.BLOCKED if facts.role == "blocked" else LegState.QUEUED
     accepted = [e for e in events if e.kind is LegState.ACCEPTED]
     first_accepted = accepted[0] if accepted else None
+    left = min((e.at for e in events if e.kind in _LEFT), default=None)
     reasons = facts.reasons
     findings = facts.findings
     hold_until = None
@@ -139,8 +144,7 @@ def project(facts: RecordFacts, events: Iterable[Event]) -> Record:
         id=facts.id, request=facts.request, status=fhir_status, state=state.value, channel=facts.channel,
         medium=facts.medium, address=facts.address, role=facts.role, text=facts.text, subject=facts.subject,
         language=facts.language, findings=findings, reasons=reasons,
-        sent=(first_accepted.at if first_accepted is not None and state in _SENT
-              else received.at if received is not None else None),
+        sent=left if left is not None and state in _SENT else received.at if received is not None else None,
         received=read.at if read is not None else received.at if received is not None else None,
         recorded=facts.recorded, hold_until=hold_until,
         provider_id=first_accepted.provider_id if first_accepted is not None else None,
