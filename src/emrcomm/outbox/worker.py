@@ -188,7 +188,12 @@ class Worker:
             if self._stop.is_set():
                 break
             claimed = time.monotonic()  # before the claim: waiting for the lock uses the lease too
-            rows = self._claim(room)
+            try:
+                rows = self._claim(room)
+            except Exception as exc:  # the database away (a network cut, a failover): try again
+                log.error("outbox: claim failed (%s); trying again", type(exc).__name__)
+                self._stop.wait(self.settings.poll_seconds)
+                continue
             if rows:
                 with self._changed:
                     self._in_hand += len(rows)

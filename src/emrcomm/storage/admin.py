@@ -119,7 +119,9 @@ def columns(db: Database, table: str) -> list[str]:
 
 
 def count(db: Database, table: str) -> int:
-    return int(db.query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
+    """Rows of ``table`` (of meta: the values copied, not each store's own schema versions)."""
+    where = " WHERE key NOT LIKE 'schema_version%'" if table == "meta" else ""
+    return int(db.query(f"SELECT COUNT(*) AS n FROM {table}{where}")[0]["n"])
 
 
 def copy_store(source_config: str, target_config: str | None) -> CopyReport:
@@ -200,7 +202,7 @@ def _copy(source: Database, target: Database, steps: Sequence[Migration]) -> dic
             sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"
             for start in range(0, len(rows), BATCH):
                 target.executemany(sql, [tuple(r[c] for c in cols) for r in rows[start:start + BATCH]])
-            counts[table] = (len(rows) if table != "meta" else count(source, table), 0)
+            counts[table] = (count(source, table), 0)
             if target.dialect == "postgresql":
                 _move_identities(target, table)
     return counts

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import re
 import threading
 import time
@@ -74,7 +75,7 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, *, password: str | None = None, read_only: bool = False, pool_min: int = 1,
-                 pool_max: int = 10, application_name: str = "emrcomm", connect_timeout: float = 10.0) -> None:
+                 pool_max: int = 10, application_name: str | None = None, connect_timeout: float = 10.0) -> None:
         try:
             import psycopg
             from psycopg.rows import dict_row
@@ -90,6 +91,8 @@ class PostgresDatabase:
         self._local = _Local()
         self._before_commit: list[Callable[[], None]] = []
         self._closed = False
+        # pg_stat_activity names each connection's process: "emrcomm:<pid>" (docs/operations.md).
+        application_name = application_name or f"emrcomm:{os.getpid()}"
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row, "application_name": application_name,
                                   "connect_timeout": max(1, int(connect_timeout))}
         if password is not None:
