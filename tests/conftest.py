@@ -73,12 +73,15 @@ BOTH_BACKENDS_MODULES = frozenset({
     "test_storage", "test_uncertain", "test_web", "test_worker", "test_worker_pipeline", "test_worker_sigkill",
 })
 POSTGRES_ONLY_MODULES = frozenset({"test_postgres", "test_fleet"})
+# Modules whose tests use a host only to run the content detector over a corpus: once is enough.
+SINGLE_BACKEND_MODULES = frozenset({"test_corpus", "test_detector_quality"})
 BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    if "backend" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("sqlite_only"):
+    if ("backend" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("sqlite_only")
+            or module in SINGLE_BACKEND_MODULES):
         return
     if module in POSTGRES_ONLY_MODULES:
         metafunc.parametrize("backend", BACKENDS[1:], indirect=True)
