@@ -69,7 +69,7 @@ BOTH_BACKENDS_MODULES = frozenset({
     "test_audit", "test_callbacks", "test_channels", "test_cli", "test_clock", "test_consent", "test_demo",
     "test_fhir_output", "test_fhir_server", "test_group_commit", "test_hostile_cli", "test_hostile_flood",
     "test_hostile_fuzz", "test_hostile_host", "test_hostile_web", "test_kannel_callbacks", "test_lifecycle",
-    "test_pipeline", "test_portal", "test_portal_browser", "test_read_only", "test_smtp", "test_sms_transports",
+    "test_pipeline", "test_portal", "test_portal_browser", "test_read_only", "test_sms_transports",
     "test_storage", "test_uncertain", "test_web", "test_worker", "test_worker_pipeline", "test_worker_sigkill",
 })
 POSTGRES_ONLY_MODULES = frozenset({"test_postgres", "test_fleet"})
