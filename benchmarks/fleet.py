@@ -38,6 +38,60 @@ from pgserver import PostgresServer  # noqa: E402
 PATIENTS = 100
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its waited-for children), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(server: PostgresServer) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == server.pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return [server.pid or 0, *out]
+
+
+class LockSampler:
+    """Samples pg_stat_activity every 20 ms: how often a worker's backend waits for the audit
+    chain's advisory lock, for another lock, or runs."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url = url
+        self.samples: dict[str, int] = {"active": 0, "advisory": 0, "other_lock": 0, "io": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.02):
+                for _state, kind, event in conn.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'emrcomm:%%' AND state = 'active'"):
+                    self.samples["active"] += 1
+                    if kind == "Lock":
+                        self.samples["advisory" if event == "advisory" else "other_lock"] += 1
+                    elif kind in ("IO", "LWLock"):
+                        self.samples["io"] += 1
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join(5)
+        return dict(self.samples)
+
+
 def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, limit: float | None) -> dict[str, Any]:
     url = server.new_database()
     folder.mkdir(parents=True)
@@ -49,19 +103,27 @@ def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, l
         Host.from_config(config, upgrade=True).close()
         records = enqueue(config, messages, PATIENTS)
         fleet = Fleet(config, folder)
+        pg_before = sum(cpu_seconds(p) for p in server_pids(server))
+        me_before = time.process_time()
+        sampler = LockSampler(url)
         for slot in range(workers):
             fleet.start(slot)
         deadline = time.monotonic() + 600
         try:
             while len(set(received(sink))) < messages and time.monotonic() < deadline:
                 time.sleep(0.05)
+            cpu = {"workers": sum(cpu_seconds(p.pid) for p in fleet.procs.values()),
+                   "postgres": sum(cpu_seconds(p) for p in server_pids(server)) - pg_before,
+                   "sink_and_bench": time.process_time() - me_before}
         finally:
+            locks = sampler.stop()
             fleet.stop()
         times = sink.times
         span = times[-1] - times[0] if len(times) > 1 else float("nan")
         lost = len(set(records) - set(received(sink)))
         return {"workers": workers, "limit": limit, "messages": messages, "per_s": (len(times) - 1) / span,
-                "refused_429": sink.refused, "lost": lost}
+                "refused_429": sink.refused, "lost": lost, "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
+                "backend_samples": locks}
     finally:
         sink.close()
         server.drop_database(url)
@@ -75,7 +137,8 @@ def throughput(messages: int, limit: float) -> dict[str, Any]:
                 run = one_run(server, Path(tmp) / f"{sink_limit}-{workers}", workers, count, sink_limit)
                 results["runs"].append(run)
                 print(f"  {'unlimited' if sink_limit is None else f'limit {sink_limit:g}/s':<14} {workers} worker(s): "
-                      f"{run['per_s']:7.1f} messages/s, {run['refused_429']} x 429, lost {run['lost']}",
+                      f"{run['per_s']:7.1f} messages/s, {run['refused_429']} x 429, lost {run['lost']}; "
+                      f"CPU s {run['cpu_seconds']}; backends active/advisory-wait {run['backend_samples']}",
                       file=sys.stderr)
     by = {(r["limit"], r["workers"]): r["per_s"] for r in results["runs"]}
     results["scaling_unlimited"] = {f"{w}/1": by[(None, w)] / by[(None, 1)] for w in (2, 4)}
