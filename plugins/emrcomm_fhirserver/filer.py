@@ -35,8 +35,8 @@ from attrs import frozen
 
 import emrcomm
 from emrcomm import ConfigError, Migration, settings_schema
-from emrcomm.storage import StoreClosed
 from emrcomm.fhir import RECORD_ID_SYSTEM, communication
+from emrcomm.storage import StoreClosed
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
