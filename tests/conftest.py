@@ -71,6 +71,7 @@ BOTH_BACKENDS_MODULES = frozenset({
     "test_hostile_fuzz", "test_hostile_host", "test_hostile_web", "test_kannel_callbacks", "test_lifecycle",
     "test_pipeline", "test_portal", "test_portal_browser", "test_read_only", "test_sms_transports",
     "test_storage", "test_uncertain", "test_web", "test_worker", "test_worker_pipeline", "test_worker_sigkill",
+    "test_api_node", "test_plugin_extensions",
 })
 POSTGRES_ONLY_MODULES = frozenset({"test_postgres", "test_fleet"})
 # Modules whose tests use a host only to run the content detector over a corpus: once is enough.
@@ -130,6 +131,7 @@ def postgres_server() -> Iterator[Any]:
     """One PostgreSQL for the whole run (tests/pgserver.py), with a template database whose
     schema is current (the core's and every built-in plugin's tables): each test copies it."""
     require("postgres")
+    from emrcomm.api.schema import MIGRATIONS as API
     from emrcomm.storage import open_postgres
     from emrcomm_fhirserver.queue import MIGRATIONS as FILING
     from emrcomm_portal.storage import MIGRATIONS as PORTAL
@@ -139,7 +141,7 @@ def postgres_server() -> Iterator[Any]:
     server = PostgresServer().start()
     try:
         server.sql("CREATE DATABASE emrcomm_current TEMPLATE emrcomm_template")
-        open_postgres(server.url("emrcomm_current"), migrations=[*PORTAL, *FILING], upgrade_it=True).close()
+        open_postgres(server.url("emrcomm_current"), migrations=[*API, *PORTAL, *FILING], upgrade_it=True).close()
         yield server
     finally:
         server.stop()
