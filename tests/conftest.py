@@ -68,14 +68,15 @@ def pytest_configure(config: pytest.Config) -> None:
 BOTH_BACKENDS_MODULES = frozenset({
     "test_audit", "test_callbacks", "test_channels", "test_cli", "test_clock", "test_consent", "test_demo",
     "test_fhir_output", "test_fhir_server", "test_group_commit", "test_hostile_cli", "test_hostile_flood",
-    "test_hostile_fuzz", "test_hostile_host", "test_hostile_web", "test_kannel_callbacks", "test_lifecycle",
+    "test_hostile_host", "test_hostile_web", "test_kannel_callbacks", "test_lifecycle",
     "test_pipeline", "test_portal", "test_portal_browser", "test_read_only", "test_sms_transports",
     "test_storage", "test_uncertain", "test_web", "test_worker", "test_worker_pipeline", "test_worker_sigkill",
     "test_api_node", "test_plugin_extensions",
 })
 POSTGRES_ONLY_MODULES = frozenset({"test_postgres", "test_fleet"})
-# Modules whose tests use a host only to run the content detector over a corpus: once is enough.
-SINGLE_BACKEND_MODULES = frozenset({"test_corpus", "test_detector_quality"})
+# Modules whose tests use a host only to run the content detector over a corpus: once is enough;
+# and the fuzz suite, whose hosts live for the module: it runs on each store with its own fixture.
+SINGLE_BACKEND_MODULES = frozenset({"test_corpus", "test_detector_quality", "test_hostile_fuzz"})
 BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres))
 
 

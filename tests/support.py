@@ -110,14 +110,15 @@ def small_clinic() -> dict[str, Any]:
 STORE_URL: str | None = None
 
 
-def with_store(text: str) -> str:
-    """``text`` (a config) pointed at the running test's database: on PostgreSQL its ``[store]``
-    table gains ``url`` (the SQLite ``path`` stays: the audit key is kept beside it)."""
-    if STORE_URL is None or "url = " in text.split("[store]", 1)[-1].split("\n[", 1)[0]:
+def with_store(text: str, url: str | None = None) -> str:
+    """``text`` (a config) pointed at the running test's database (or ``url``): on PostgreSQL
+    its ``[store]`` table gains ``url`` (the SQLite ``path`` stays: the audit key is beside it)."""
+    url = url or STORE_URL
+    if url is None or "url = " in text.split("[store]", 1)[-1].split("\n[", 1)[0]:
         return text
     if "\n[store]\n" in "\n" + text:
-        return ("\n" + text).replace("\n[store]\n", f'\n[store]\nurl = "{STORE_URL}"\n', 1)[1:]
-    return text + f'\n[store]\nurl = "{STORE_URL}"\n'
+        return ("\n" + text).replace("\n[store]\n", f'\n[store]\nurl = "{url}"\n', 1)[1:]
+    return text + f'\n[store]\nurl = "{url}"\n'
 
 
 def write_config(folder: Path, extra: str = "", *, bundle: dict[str, Any] | None = None) -> Path:

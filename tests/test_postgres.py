@@ -116,6 +116,19 @@ def test_the_password_reference_reaches_the_server(pg: str, tmp_path: Path, monk
     Host(load_config(path)).close()
 
 
+def test_a_nul_in_a_value_is_kept_as_the_replacement_character_and_finds_nothing(pg: str) -> None:
+    """PostgreSQL text cannot hold NUL (the driver refuses the statement): hostile input with
+    one must not turn a lookup or a write into an error (docs/operations.md)."""
+    storage = open_postgres(pg)
+    try:
+        assert storage.records.get("a\x00b") is None
+        assert storage.meta.get("k\x00") is None
+        storage.meta.put("k", "a\x00b")
+        assert storage.meta.get("k") == "a\ufffdb"
+    finally:
+        storage.close()
+
+
 # ---------------------------------------------------------------------------- one audit chain
 
 

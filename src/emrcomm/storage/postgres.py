@@ -108,7 +108,7 @@ class PostgresDatabase:
         # No check on each loan (a round trip: ~0.2 ms on every statement): a connection found
         # broken at its first statement is replaced once, below (_fresh).
         self.pool = ConnectionPool(url, kwargs=kwargs, min_size=pool_min, max_size=max(pool_min, pool_max),
-                                   timeout=60.0, name="emrcomm", open=True)
+                                   timeout=60.0, name="emrcomm", open=True, configure=_nul_free)
 
     # transactions ------------------------------------------------------------------------------
     def _fresh(self, first: Callable[[Any], Any]) -> tuple[contextlib.ExitStack, Any, Any]:
@@ -267,6 +267,19 @@ class PostgresDatabase:
             return
         self._closed = True
         self.pool.close()
+
+
+def _nul_free(conn: Any) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite's can): a NUL in a value becomes U+FFFD, the
+    replacement character, rather than failing the statement. A hostile id with a NUL is then
+    simply not found, and text kept with one keeps the rest (docs/operations.md)."""
+    from psycopg.types.string import StrDumperUnknown
+
+    class NulFree(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+    conn.adapters.register_dumper(str, NulFree)
 
 
 def _rows(cur: Any) -> list[Row]:
