@@ -54,9 +54,10 @@ export EMRCOMM_REQUIRE_SERVERS=1
 .venv/bin/python -m pytest "$@"
 
 # The clock guard: nothing may decide by the wall clock. The tests that need no outside server
-# (on the SQLite store: the PostgreSQL half runs the same code over another store) run again with the whole process tree's clock moved (libfaketime) to 02:30 and 12:00 in
+# run again with the whole process tree's clock moved (libfaketime) to 02:30 and 12:00 in
 # Toronto today and to 22:30 two years ahead: a test or code path reading the system clock
-# instead of the host's, or a date written into a test, fails at one of them.
+# instead of the host's, or a date written into a test, fails at one of them. They run on the
+# SQLite store only: the PostgreSQL half runs the same code over another store.
 today=$(date +%F)
 later=$(date -d "+2 years" +%F)
 for when in "$today 02:30" "$today 12:00" "$later 22:30"; do
