@@ -157,13 +157,13 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
         yield which
         return
     server = request.getfixturevalue("postgres_server")
-    url = server.new_database(template="emrcomm_current")
+    url = server.lend("emrcomm_current")
     support.STORE_URL = url
     try:
         yield which
     finally:
         support.STORE_URL = None
-        server.drop_database(url)
+        server.give_back(url, "emrcomm_current")
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 temporary folder by ``initdb`` + ``pg_ctl`` as user postgres, listening on a Unix socket only
 (``listen_addresses = ''``), stopped by its PID.
 
-Each test gets a database of its own, made from an empty template (``CREATE DATABASE … TEMPLATE``:
-a few milliseconds), so tests never see one another's rows.
+Each test gets a database of its own, a copy of a template (``CREATE DATABASE … TEMPLATE``), so
+tests never see one another's rows; a copy given back is emptied to the template's rows and lent
+to the next test, which is cheaper than a new copy (``lend``, ``give_back``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class PostgresServer:
         self.durable = durable
         self.max_connections = max_connections
         self.pid: int | None = None
+        self._templates: dict[str, _Snapshot] = {}
+        self._free: dict[str, list[str]] = {}
 
     @property
     def admin_url(self) -> str:
@@ -104,8 +107,35 @@ class PostgresServer:
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
-        name = url.split("/")[3].split("?")[0]
-        self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.sql(f"DROP DATABASE IF EXISTS {_name(url)} WITH (FORCE)")
+
+    # Databases lent to tests and emptied when given back: CREATE DATABASE copies the template's
+    # 8 MB (mostly the system catalogs) through the WAL, 0.1 s on an idle machine and 0.2-0.4 s
+    # on a busy one, for each of some 600 tests; emptying ~60 small tables takes a few ms.
+    def lend(self, template: str) -> str:
+        """A database with ``template``'s schema and rows, none other: one given back earlier
+        (see :meth:`give_back`), else a fresh copy."""
+        if template not in self._templates:
+            self._templates[template] = _Snapshot.of(self.url(template))
+        free = self._free.setdefault(template, [])
+        return free.pop() if free else self.new_database(template=template)
+
+    def give_back(self, url: str, template: str) -> None:
+        """Empty a lent database back to ``template``'s rows for the next test, after ending
+        whatever sessions the test left (a killed worker's, say). A database whose schema is no
+        longer the template's (a plugin's migration added a table) is dropped instead."""
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 10
+            while conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                               (_name(url),)).fetchall() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        snapshot = self._templates[template]
+        if snapshot.restore(url):
+            self._free[template].append(url)
+        else:
+            self.drop_database(url)
 
     def stop(self) -> None:
         """Stop the server by its PID (fast shutdown), then remove its folder."""
@@ -127,3 +157,67 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _name(url: str) -> str:
+    return url.split("/")[3].split("?")[0]
+
+
+# Everything a test can change in a schema: tables, indexes, columns, constraints, functions.
+SCHEMA = """
+SELECT md5(coalesce(string_agg(item, ',' ORDER BY item), '')) FROM (
+    SELECT c.relname || ':' || c.relkind::text || ':' || coalesce(a.attname, '') || ':'
+           || coalesce(format_type(a.atttypid, a.atttypmod), '') AS item
+    FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE c.relnamespace = 'public'::regnamespace
+    UNION ALL SELECT 'constraint:' || conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+    UNION ALL SELECT 'function:' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+    UNION ALL SELECT 'schema:' || nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%temp%'
+) AS items
+"""
+
+
+class _Snapshot:
+    """A template database's schema fingerprint, tables, sequences and rows (a few, in meta)."""
+
+    def __init__(self, schema: str, tables: list[str], sequences: list[str],
+                 rows: dict[str, tuple[list[str], list[tuple[object, ...]]]]) -> None:
+        self.schema, self.tables, self.sequences, self.rows = schema, tables, sequences, rows
+
+    @classmethod
+    def of(cls, url: str) -> _Snapshot:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            schema = conn.execute(SCHEMA).fetchone()[0]  # type: ignore[index]
+            tables = [r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+            sequences = [r[0] for r in conn.execute(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' ORDER BY sequencename")]
+            rows = {}
+            for table in tables:
+                cur = conn.execute(f'SELECT * FROM "{table}"')  # type: ignore[arg-type]
+                found = cur.fetchall()
+                if found:
+                    rows[table] = ([d.name for d in cur.description or ()], found)
+        return cls(schema, tables, sequences, rows)
+
+    def restore(self, url: str) -> bool:
+        """Give ``url`` this snapshot's rows and restart its sequences; False (nothing done) when
+        its schema differs."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(url) as conn:
+            if conn.execute(SCHEMA).fetchone()[0] != self.schema:  # type: ignore[index]
+                return False
+            conn.execute("SET LOCAL session_replication_role = replica")  # no foreign-key order to follow
+            conn.execute(sql.SQL("; ").join(
+                [sql.SQL("DELETE FROM {}").format(sql.Identifier(t)) for t in self.tables]
+                + [sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(s)) for s in self.sequences]))
+            for table, (columns, found) in self.rows.items():
+                statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+                conn.cursor().executemany(statement, found)
+        return True

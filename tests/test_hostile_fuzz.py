@@ -105,12 +105,12 @@ def store(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
     made: list[str] = []
 
     def new() -> str:
-        made.append(server.new_database(template="emrcomm_current"))
+        made.append(server.lend("emrcomm_current"))
         return made[-1]
 
     yield new
     for url in made:
-        server.drop_database(url)
+        server.give_back(url, "emrcomm_current")
 
 
 def served(tmp: Path, config_text: str, store: str | None) -> tuple[Host, InProcess]:
@@ -401,6 +401,14 @@ def cli_dir(tmp_path_factory: pytest.TempPathFactory, store: Callable[[], str | 
     return tmp
 
 
+@pytest.fixture(scope="module")
+def check_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``emrcomm check`` judges texts and never files or sends: one store (SQLite) is enough."""
+    tmp = tmp_path_factory.mktemp("check")
+    write_config(tmp)
+    return tmp
+
+
 def sink_size(folder: Path) -> int:
     sink = folder / "out" / "sms.jsonl"
     return sink.stat().st_size if sink.exists() else 0
@@ -490,14 +498,14 @@ jsonl_items = st.one_of(
 @example(lines=['{"text": "hi \\u0000"}'], raw=b"")
 @example(lines=["[" * 100_000 + "]" * 100_000], raw=b"")
 @example(lines=[], raw=b'{"text": "caf\xe9"}')
-def test_emrcomm_check_jsonl_reads_any_lines_without_a_traceback(cli_dir: Path, lines: list[str], raw: bytes) -> None:
+def test_emrcomm_check_jsonl_reads_any_lines_without_a_traceback(check_dir: Path, lines: list[str], raw: bytes) -> None:
     counted("jsonl")
-    path = cli_dir / "texts.jsonl"
+    path = check_dir / "texts.jsonl"
     path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n" + raw)
-    before = sink_size(cli_dir)
-    code, _, err = run_cli("check", "--channel", "sms", "--jsonl", str(path), "--config", str(cli_dir / "emrcomm.toml"))
+    before = sink_size(check_dir)
+    code, _, err = run_cli("check", "--channel", "sms", "--jsonl", str(path), "--config", str(check_dir / "emrcomm.toml"))
     assert code in (0, 2, 3), err
-    assert sink_size(cli_dir) == before  # check never sends
+    assert sink_size(check_dir) == before  # check never sends
 
 
 def test_the_fixed_budget_is_what_ci_runs() -> None:
