@@ -63,13 +63,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The behavioural suite runs on both stores: every test that builds a host through the fixtures
 # below, and every test of these modules (they start the CLI, `serve` and workers as processes
-# on configs from support.write_config). The rest are unit tests of one part (the content
-# detector, templates, rules) that never open a store: they run once.
+# on configs from support.write_config) that has a folder of its own: a test without tmp_path
+# writes no config, so it opens no store. The rest are unit tests of one part (the content
+# detector, templates, rules; a transport or a channel given emrcomm.testing.make_context's
+# SQLite store) that never open the test's store: they run once.
 BOTH_BACKENDS_MODULES = frozenset({
-    "test_audit", "test_callbacks", "test_channels", "test_cli", "test_clock", "test_consent", "test_demo",
+    "test_audit", "test_callbacks", "test_cli", "test_clock", "test_consent", "test_demo",
     "test_fhir_output", "test_fhir_server", "test_group_commit", "test_hostile_cli", "test_hostile_flood",
     "test_hostile_host", "test_hostile_web", "test_kannel_callbacks", "test_lifecycle",
-    "test_pipeline", "test_portal", "test_portal_browser", "test_read_only", "test_sms_transports",
+    "test_pipeline", "test_portal", "test_portal_browser", "test_read_only",
     "test_storage", "test_uncertain", "test_web", "test_worker", "test_worker_pipeline", "test_worker_sigkill",
     "test_api_node", "test_plugin_extensions",
 })
@@ -87,7 +89,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if module in POSTGRES_ONLY_MODULES:
         metafunc.parametrize("backend", BACKENDS[1:], indirect=True)
-    elif module in BOTH_BACKENDS_MODULES or {"make_host", "host"} & set(metafunc.fixturenames):
+    elif ((module in BOTH_BACKENDS_MODULES and "tmp_path" in metafunc.fixturenames)
+          or {"make_host", "host"} & set(metafunc.fixturenames)):
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
