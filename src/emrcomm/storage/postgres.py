@@ -270,9 +270,10 @@ class PostgresDatabase:
 
 
 def _nul_free(conn: Any) -> None:
-    """PostgreSQL text cannot hold NUL (SQLite's can): a NUL in a value becomes U+FFFD, the
-    replacement character, rather than failing the statement. A hostile id with a NUL is then
-    simply not found, and text kept with one keeps the rest (docs/operations.md)."""
+    """PostgreSQL text cannot hold NUL (SQLite's can): a NUL in a value, written or looked up,
+    becomes U+FFFD, the replacement character, rather than failing the statement. A hostile id
+    with a NUL is then simply not found, and text kept with one keeps the rest
+    (docs/operations.md)."""
     from psycopg.types.string import StrDumperUnknown
 
     class NulFree(StrDumperUnknown):
