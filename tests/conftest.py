@@ -133,9 +133,11 @@ def clock() -> Clock:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """One PostgreSQL for the whole run (tests/pgserver.py), with a template database whose
-    schema is current (the core's and every built-in plugin's tables): each test copies it."""
+    schema is current (the core's, the FHIR API's, the staff pages' and every built-in plugin's
+    tables): each test copies it."""
     require("postgres")
     from emrcomm.api.schema import MIGRATIONS as API
+    from emrcomm.staff.schema import MIGRATIONS as STAFF
     from emrcomm.storage import open_postgres
     from emrcomm_fhirserver.queue import MIGRATIONS as FILING
     from emrcomm_portal.storage import MIGRATIONS as PORTAL
@@ -145,7 +147,7 @@ def postgres_server() -> Iterator[Any]:
     server = PostgresServer().start()
     try:
         server.sql("CREATE DATABASE emrcomm_current TEMPLATE emrcomm_template")
-        open_postgres(server.url("emrcomm_current"), migrations=[*API, *PORTAL, *FILING], upgrade_it=True).close()
+        open_postgres(server.url("emrcomm_current"), migrations=[*API, *STAFF, *PORTAL, *FILING], upgrade_it=True).close()
         yield server
     finally:
         server.stop()

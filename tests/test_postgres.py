@@ -334,10 +334,13 @@ def test_db_copy_moves_the_demo_clinic_and_records_prints_the_same_bundle_from_b
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["audit"]["ok"] and report["audit"]["entries"] > 0
     assert report["tables"]["records"]["source"] == report["tables"]["records"]["target"] > 0
-    assert main(["records", "--config", str(sqlite_config)]) == 0
-    from_sqlite = capsys.readouterr().out
-    assert main(["records", "--config", str(pg_config)]) == 0
-    assert capsys.readouterr().out == from_sqlite
+    printed = []
+    for view in (["--fhir"], []):  # the FHIR Bundle, and the clinic's log as staff read it
+        assert main(["records", *view, "--config", str(sqlite_config)]) == 0
+        printed.append(capsys.readouterr().out)
+        assert main(["records", *view, "--config", str(pg_config)]) == 0
+        assert capsys.readouterr().out == printed[-1]
+    assert json.loads(printed[0])["total"] == report["tables"]["records"]["source"]
     # A second copy into the same database is refused: it is no longer empty.
     assert main(["db", "copy", "--from", str(sqlite_config), "--config", str(pg_config)]) == 2
     assert "is not empty" in capsys.readouterr().err
