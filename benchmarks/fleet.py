@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from emrcomm.clock import VARIABLE, shift_to  # noqa: E402
 from emrcomm.testing import TEST_NOW  # noqa: E402
-from fleet_kit import Fleet, LimitedSink, chaos, enqueue, fleet_config, outcome, received  # noqa: E402
+from fleet_kit import Fleet, LimitedSink, chaos, enqueue, fleet_config, outcome, received, wait_settled  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
 
 PATIENTS = 100
@@ -167,6 +167,7 @@ def fault(messages: int) -> dict[str, Any]:
                                deadline=time.monotonic() + 900)
                 while not wanted <= set(received(sink)) and time.monotonic() < started + 1200:
                     time.sleep(0.1)
+                wait_settled(config, time.monotonic() + 60)  # what is left after it is stuck
             finally:
                 fleet.stop()
             took = time.monotonic() - started

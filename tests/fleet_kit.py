@@ -186,8 +186,22 @@ def wait_delivered(sink: ScriptedHTTPServer, records: list[str], deadline: float
     return False
 
 
+def wait_settled(config: Path, deadline: float) -> bool:
+    """Every outbox row settled. A row whose settle was cut off (its worker killed, or its
+    connection cut, after the sink had the message) waits for its lease to run out, then a
+    worker takes it over: it is sent again (the in-flight window) and settled."""
+    from emrcomm.host import Host
+
+    with Host.from_config(config, read_only=True) as host:
+        while time.monotonic() < deadline:
+            if not sum(host.storage.outbox.counts().values()):
+                return True
+            time.sleep(0.2)
+    return False
+
+
 def outcome(config: Path, records: list[str], sink: ScriptedHTTPServer) -> dict[str, Any]:
-    """Lost, duplicated and stuck messages, and the audit chain's verdict."""
+    """Lost, duplicated and stuck (still in the outbox) messages, and the audit chain's verdict."""
     from emrcomm.host import Host
 
     ids = received(sink)

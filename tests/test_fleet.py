@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import support
-from fleet_kit import Fleet, LimitedSink, chaos, enqueue, fleet_config, outcome, wait_delivered
+from fleet_kit import Fleet, LimitedSink, chaos, enqueue, fleet_config, outcome, wait_delivered, wait_settled
 
 MESSAGES = int(os.environ.get("EMRCOMM_FLEET_MESSAGES", "1000"))
 WORKERS, CONCURRENCY, KILLS = 4, 4, 10
@@ -40,6 +40,7 @@ def test_four_workers_killed_at_random_and_cut_off_lose_nothing_and_duplicate_on
             faults = chaos(fleet, support.STORE_URL, lambda: wanted <= set(sink_ids(sink)), kills=KILLS, seed=15,
                            deadline=time.monotonic() + 300)
             delivered = wait_delivered(sink, records, time.monotonic() + 120)
+            wait_settled(config, time.monotonic() + 60)  # what is left after it is stuck
         finally:
             fleet.stop()
         took = time.monotonic() - started
