@@ -68,12 +68,12 @@ def pytest_configure(config: pytest.Config) -> None:
 # detector, templates, rules; a transport or a channel given emrcomm.testing.make_context's
 # SQLite store) that never open the test's store: they run once.
 BOTH_BACKENDS_MODULES = frozenset({
-    "test_audit", "test_callbacks", "test_cli", "test_clock", "test_consent", "test_demo",
+    "test_audit", "test_callbacks", "test_cli", "test_clock", "test_consent",
     "test_fhir_output", "test_fhir_server", "test_group_commit", "test_hostile_cli", "test_hostile_flood",
     "test_hostile_host", "test_hostile_web", "test_kannel_callbacks", "test_lifecycle",
     "test_pipeline", "test_portal", "test_portal_browser", "test_read_only",
     "test_storage", "test_uncertain", "test_web", "test_worker", "test_worker_pipeline", "test_worker_sigkill",
-    "test_api_node", "test_plugin_extensions", "test_doctor",
+    "test_api_node", "test_plugin_extensions",
 })
 POSTGRES_ONLY_MODULES = frozenset({"test_postgres", "test_fleet"})
 # Modules whose tests use a host only to run the content detector over a corpus: once is enough;

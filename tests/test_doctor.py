@@ -123,7 +123,6 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- a clinic whose servers all answer ----------------------------------------------------------------
 
 @pytest.mark.node
-@pytest.mark.sqlite_only  # its database line is SQLite's file (PostgreSQL's: below)
 def test_all_is_well_when_every_server_answers_and_nothing_is_sent_or_written(
         kannel: Kannel, relay: SmtpServer, ca: CertificateAuthority, fhir: ShimServer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -280,7 +279,6 @@ def test_a_missing_credential_is_named_once_by_the_config_and_again_by_its_serve
 
 # -- the host's own files ---------------------------------------------------------------------------
 
-@pytest.mark.sqlite_only  # its database line is SQLite's file (PostgreSQL's: below)
 def test_a_database_from_a_newer_emrcomm_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from emrcomm.host import Host
 
@@ -295,30 +293,6 @@ def test_a_database_from_a_newer_emrcomm_is_named(tmp_path: Path, capsys: pytest
            "this installation knows" in line(text, "database (SQLite)")
 
 
-def test_a_database_server_is_asked_and_its_schema_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                            store_url: str | None) -> None:
-    """On PostgreSQL the database line names the server's database (never a password), says it
-    answered, and compares its schema: current, then newer than this emrcomm knows."""
-    from emrcomm.host import Host
-    from emrcomm.storage import open_postgres
-
-    if store_url is None:
-        pytest.skip("PostgreSQL only (the SQLite file's line is tested above)")
-    config = clinic(tmp_path)
-    Host.from_config(config).close()
-    code, _, text = doctor(config, capsys)
-    assert code == 0, text
-    assert line(text, "database (postgresql)").startswith("ok")
-    assert f"connected, schema version {LATEST}, up to date" in line(text, "database (postgresql)")
-    storage = open_postgres(store_url)
-    storage.meta.put("schema_version", "999")
-    storage.close()
-    code, _, text = doctor(config, capsys)
-    assert code == 4 and line(text, "database (postgresql)").startswith("FAIL")
-    assert "schema version 999, newer than this installation knows" in line(text, "database (postgresql)")
-
-
-@pytest.mark.sqlite_only  # its database line is SQLite's file (PostgreSQL's: above)
 def test_an_audit_key_others_can_read_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from emrcomm.host import Host
 
@@ -424,7 +398,6 @@ def test_a_database_server_adds_its_own_checks_through_its_probe_method(tmp_path
     assert not check.ok
 
 
-@pytest.mark.sqlite_only  # its database line is SQLite's file (PostgreSQL's: below)
 def test_a_database_from_an_older_release_is_named_and_left_as_it_is(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """A 0.1 clinic folder: doctor says the database waits for upgrade steps (the next start applies

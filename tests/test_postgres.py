@@ -129,6 +129,33 @@ def test_a_nul_in_a_value_is_kept_as_the_replacement_character_and_finds_nothing
         storage.close()
 
 
+def test_doctor_asks_the_database_server_and_compares_its_schema(pg: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``emrcomm doctor`` on PostgreSQL: the database line names the server's database (never a
+    password), says it answered, and compares its schema: current, then newer than this
+    emrcomm knows (tests/test_doctor.py checks the rest of doctor, on SQLite)."""
+    from emrcomm.storage.schema import MIGRATIONS
+
+    latest = max(m.version for m in MIGRATIONS)
+    path = write_config(tmp_path)
+    Host(load_config(path)).close()
+
+    def doctor() -> tuple[int, str]:
+        code = main(["doctor", "--config", str(path)])
+        [database] = [row for row in capsys.readouterr().out.splitlines() if "database (postgresql)" in row]
+        return code, database
+
+    code, database = doctor()
+    assert code == 0 and database.startswith("ok"), database
+    assert f"connected, schema version {latest}, up to date" in database
+    storage = open_postgres(pg)
+    storage.meta.put("schema_version", "999")
+    storage.close()
+    code, database = doctor()
+    assert code == 4 and database.startswith("FAIL")
+    assert "schema version 999, newer than this installation knows" in database
+
+
 # ---------------------------------------------------------------------------- one audit chain
 
 
