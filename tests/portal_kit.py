@@ -61,8 +61,12 @@ def messages(host: Host) -> PortalStore:
 
 
 def database_bytes(host: Host) -> bytes:
-    """The SQLite file and its write-ahead log, as bytes on disk."""
+    """The SQLite file and its write-ahead log, as bytes on disk (on PostgreSQL: every row)."""
+    from support import STORE_URL, store_bytes
+
     path = host.config.store_path
+    if STORE_URL is not None:
+        return store_bytes(path)
     return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 

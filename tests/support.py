@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +105,27 @@ def small_clinic() -> dict[str, Any]:
             "entry": [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in resources]}
 
 
+# The database the running test's configs name (tests/conftest.py `backend`): None for the
+# SQLite file in the test's folder, else a PostgreSQL URL (a database of the test's own).
+STORE_URL: str | None = None
+
+
+def with_store(text: str, url: str | None = None) -> str:
+    """``text`` (a config) pointed at the running test's database (or ``url``): on PostgreSQL
+    its ``[store]`` table gains ``url`` (the SQLite ``path`` stays: the audit key is beside it)."""
+    url = url or STORE_URL
+    if url is None or "url = " in text.split("[store]", 1)[-1].split("\n[", 1)[0]:
+        return text
+    if "\n[store]\n" in "\n" + text:
+        return ("\n" + text).replace("\n[store]\n", f'\n[store]\nurl = "{url}"\n', 1)[1:]
+    return text + f'\n[store]\nurl = "{url}"\n'
+
+
 def write_config(folder: Path, extra: str = "", *, bundle: dict[str, Any] | None = None) -> Path:
     """A complete config in ``folder`` using the small clinic; ``extra`` is appended TOML."""
     (folder / "patients.json").write_text(json.dumps(bundle or small_clinic()), encoding="utf-8")
     path = folder / "emrcomm.toml"
-    path.write_text(BASE_CONFIG + extra, encoding="utf-8")
+    path.write_text(with_store(BASE_CONFIG + extra), encoding="utf-8")
     return path
 
 
@@ -163,3 +182,69 @@ def communication(host: Any, record_id: str) -> dict[str, Any] | None:
 
     record = host.record(record_id)
     return to_fhir(record) if record is not None else None
+
+
+class _PgRaw:
+    """A psycopg connection that takes ``?`` placeholders, like sqlite3's (for tests that reach
+    past the repositories to tamper with rows, as someone with write access could)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), tuple(params) or None)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def raw_store(path: Path) -> Iterator[Any]:
+    """The running test's database as a DB-API connection, committed when the block ends: the
+    SQLite file at ``path``, or the test's PostgreSQL database."""
+    if STORE_URL is None:
+        db = sqlite3.connect(path)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+        return
+    raw = _PgRaw(STORE_URL)
+    try:
+        with raw.conn.transaction():
+            yield raw
+    finally:
+        raw.conn.close()
+
+
+def open_store(path: Path, **kwargs: Any) -> Any:
+    """The running test's store through the repositories: ``open_sqlite(path)``, or the test's
+    PostgreSQL database (upgraded as ``open_sqlite`` would)."""
+    from emrcomm.storage import open_postgres, open_sqlite
+
+    if STORE_URL is None:
+        return open_sqlite(path, **kwargs)
+    kwargs.pop("synchronous", None)
+    return open_postgres(STORE_URL, upgrade_it=not kwargs.get("read_only", False), **kwargs)
+
+
+def store_bytes(path: Path) -> bytes:
+    """Everything the running test's store keeps, as bytes to search: the SQLite file, or every
+    row of every table of the PostgreSQL database."""
+    if STORE_URL is None:
+        return path.read_bytes()
+    import psycopg
+
+    out = bytearray()
+    with psycopg.connect(STORE_URL) as conn:
+        names = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = current_schema()")]
+        for name in names:
+            for row in conn.execute(f"SELECT * FROM {name}"):  # type: ignore[arg-type]
+                for value in row:
+                    out += value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+    return bytes(out)

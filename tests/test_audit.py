@@ -26,9 +26,8 @@ from emrcomm.errors import ConfigError
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity
-from emrcomm.storage import open_sqlite
 from fhir_schema import schema_errors
-from support import write_config
+from support import open_store, raw_store, store_bytes, write_config
 from test_pipeline import TORONTO, reminder, sms_sink
 
 NOTE = "Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily."
@@ -131,7 +130,7 @@ def test_the_signing_key_is_created_on_first_use_readable_by_its_owner_only(host
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     pem = path.read_bytes()
     assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
-    assert pem not in host.config.store_path.read_bytes()
+    assert pem not in store_bytes(host.config.store_path)
     assert str(path) not in Path(host.config.source).read_text()
 
 
@@ -174,13 +173,13 @@ def logged(make_host: Callable[..., Host], clock: Any) -> tuple[Path, Any]:
 
 
 def rows(path: Path) -> list[tuple[int, int, str, str, str]]:
-    with sqlite3.connect(path) as db:
+    with raw_store(path) as db:
         return db.execute("SELECT pos, seq, entry, hash, sig FROM audit_log ORDER BY pos").fetchall()
 
 
 def rewrite(path: Path, new_rows: list[tuple[int, str, str, str]]) -> None:
     """What someone with write access to the file can do: put any rows back, in any order."""
-    with sqlite3.connect(path) as db:
+    with raw_store(path) as db:
         db.execute("DELETE FROM audit_log")
         db.executemany("INSERT INTO audit_log (pos, seq, entry, hash, sig) VALUES (?, ?, ?, ?, ?)",
                        [(i, *r) for i, r in enumerate(new_rows, 1)])
@@ -191,7 +190,7 @@ def kept(path: Path) -> list[tuple[int, str, str, str]]:
 
 
 def verify(path: Path, public: Any) -> audit.Report:
-    store = open_sqlite(path)
+    store = open_store(path)
     try:
         return audit.verify(store, [public])
     finally:
@@ -303,7 +302,7 @@ def test_tampering_is_found_and_the_entry_named(logged: tuple[Path, Any], name: 
 
 def test_a_missing_head_is_found(logged: tuple[Path, Any]) -> None:
     path, public = logged
-    with sqlite3.connect(path) as db:
+    with raw_store(path) as db:
         db.execute("DELETE FROM audit_head")
     [problem] = verify(path, public).problems
     assert problem.what == "head" and "the signed head is missing" in problem.message
@@ -334,7 +333,7 @@ def test_a_truncation_stays_visible_after_the_host_appends_again(
 
 def test_an_anchor_noted_earlier_must_still_be_there(logged: tuple[Path, Any]) -> None:
     path, public = logged
-    store = open_sqlite(path)
+    store = open_store(path)
     try:
         noted = (3, rows(path)[2][3])
         assert audit.verify(store, [public], anchor=noted).ok
@@ -451,7 +450,7 @@ def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callab
     patients = ["Patient/on-en", "Patient/qc-fr"]  # one group: two patients
     outcomes = list(host.send_many([reminder(p, rid=f"g-{i}") for i, p in enumerate(patients)], group=5))
     assert [o.status.value for o in outcomes] == ["queued"] * 2
-    with sqlite3.connect(host.config.store_path) as db:
+    with raw_store(host.config.store_path) as db:
         sigs = [sig for (sig,) in db.execute("SELECT sig FROM audit_log ORDER BY pos")]
     # the seal at start-up signs nothing; 2 requests x (received, queued) = 4 entries, one signature
     assert len(sigs) == 4 and [bool(s) for s in sigs] == [False] * 3 + [True]

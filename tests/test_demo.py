@@ -101,6 +101,7 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path, capsys: pytest.Ca
 
 @pytest.mark.slow
 @pytest.mark.index
+@pytest.mark.sqlite_only  # what it tests is the installation, not the store
 def test_fresh_virtualenv_pip_install_then_demo(tmp_path: Path) -> None:
     """The README's first command, for real: a new venv, `pip install .`, `emrcomm demo`."""
     venv = tmp_path / "venv"

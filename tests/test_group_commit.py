@@ -17,7 +17,7 @@ from emrcomm.host import Host
 from emrcomm.model import Status
 from emrcomm.plugin.manager import discover
 from emrcomm.storage import open_sqlite
-from support import BASE_CONFIG, write_config
+from support import BASE_CONFIG, open_store, raw_store, write_config
 from test_pipeline import ALL, reminder
 
 QUEUE = '\n[delivery]\nmode = "queue"\n'
@@ -25,15 +25,17 @@ QUEUE = '\n[delivery]\nmode = "queue"\n'
 
 def committed_outbox(host: Host, request_id: str) -> int:
     """Rows for ``request_id`` that another connection sees: only committed ones."""
-    with sqlite3.connect(host.config.store_path) as other:
+    with raw_store(host.config.store_path) as other:
         return int(other.execute("SELECT COUNT(*) FROM outbox WHERE request_id = ?", (request_id,)).fetchone()[0])
 
 
+@pytest.mark.sqlite_only  # SQLite's own: its pragmas, its write lock
 def test_store_synchronous_defaults_to_full(host: Host) -> None:
     assert host.config.store_synchronous == "full"
     assert host.storage.db.query("PRAGMA synchronous") == [{"synchronous": 2}]  # FULL
 
 
+@pytest.mark.sqlite_only  # SQLite's own: its pragmas, its write lock
 def test_store_synchronous_normal_is_applied(make_host: Callable[..., Host]) -> None:
     host = make_host(config_text=BASE_CONFIG.replace('path = "emrcomm.sqlite"',
                                                      'path = "emrcomm.sqlite"\nsynchronous = "normal"'))
@@ -86,7 +88,7 @@ def test_a_failing_filer_in_a_group_undoes_its_request_only(tmp_path: Path, cloc
 
 
 def test_a_transaction_inside_a_group_that_raises_is_undone_alone(tmp_path: Path) -> None:
-    store = open_sqlite(tmp_path / "s.sqlite")
+    store = open_store(tmp_path / "s.sqlite")
     with store.group_commit():
         store.meta.put("kept", "1")
         with pytest.raises(RuntimeError), store.transaction():
@@ -117,6 +119,7 @@ def test_a_group_decides_a_patients_second_request_after_writing_the_first(
     assert [o.request_id for o in outcomes] == ["ny-1", "fl-1", "ny-2"]  # in order all the same
 
 
+@pytest.mark.sqlite_only  # SQLite's own: its pragmas, its write lock
 def test_a_group_holds_the_write_lock_only_to_write(make_host: Callable[..., Host]) -> None:
     """While a group's requests are being decided another connection (a worker process) can
     write: the group takes the lock when it writes, not for its whole run."""
@@ -172,6 +175,7 @@ def test_one_request_id_for_two_patients_in_a_group_is_handled_once(make_host: C
     assert patients == {"Patient/on-en"}
 
 
+@pytest.mark.sqlite_only  # SQLite's own: its pragmas, its write lock
 def test_a_group_that_sqlite_rolled_back_itself_writes_nothing_more(tmp_path: Path) -> None:
     store = open_sqlite(tmp_path / "s.sqlite")
     errors: list[str] = []
@@ -200,6 +204,7 @@ def test_a_group_that_sqlite_rolled_back_itself_writes_nothing_more(tmp_path: Pa
     store.close()
 
 
+@pytest.mark.sqlite_only  # SQLite's own: its pragmas, its write lock
 def test_a_write_waits_for_another_processs_lock_and_gives_up_after_the_busy_timeout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading

@@ -35,7 +35,7 @@ from emrcomm.web import create_app
 from emrcomm_sms.callbacks import mo_token, record_signature
 from emrcomm_sms.routes import twilio_signature
 from hostile_kit import BASE, FORM, NUMBER, SECRET, TOKEN, InProcess, kannel_config, twilio_config
-from support import BASE_CONFIG, fhir_request, write_config
+from support import BASE_CONFIG, fhir_request, with_store, write_config
 
 TOTAL = int(os.environ.get("EMRCOMM_FUZZ_EXAMPLES", "0")) or None
 CI_BUDGET = 1500
@@ -93,9 +93,29 @@ def errors() -> Iterator[ErrorLog]:
     logging.getLogger().removeHandler(handler)
 
 
-def served(tmp: Path, config_text: str, extra: str = "") -> tuple[Host, InProcess]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
+    """The hosts of this module live as long as it does, on each store in turn: this gives each
+    its PostgreSQL database (None: SQLite in its folder). tests/conftest.py parametrises the
+    other modules test by test."""
+    if request.param == "sqlite":
+        yield lambda: None
+        return
+    server = request.getfixturevalue("postgres_server")
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(server.lend("emrcomm_current"))
+        return made[-1]
+
+    yield new
+    for url in made:
+        server.give_back(url, "emrcomm_current")
+
+
+def served(tmp: Path, config_text: str, store: str | None) -> tuple[Host, InProcess]:
     write_config(tmp)
-    (tmp / "emrcomm.toml").write_text(config_text + extra, encoding="utf-8")
+    (tmp / "emrcomm.toml").write_text(with_store(config_text, store), encoding="utf-8")
     host = Host(load_config(tmp / "emrcomm.toml"), clock=FixedClock())
     return host, InProcess(create_app(host))
 
@@ -105,21 +125,21 @@ UNLIMITED = "\n[plugins.portal]\nrate_limit_per_minute = 10000\n"
 
 
 @pytest.fixture(scope="module")
-def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Host, InProcess]]:
+def kannel(tmp_path_factory: pytest.TempPathFactory, store: Callable[[], str | None]) -> Iterator[tuple[Host, InProcess]]:
     tmp = tmp_path_factory.mktemp("kannel")
     text = kannel_config(tmp, "callback_rate_limit_per_minute = 600000\n").replace(
         '[plugins.portal]\nkeyring = "keyring.json"\n', '[plugins.portal]\nkeyring = "keyring.json"\n'
         'rate_limit_per_minute = 10000\n')
-    host, client = served(tmp, text)
+    host, client = served(tmp, text, store())
     yield host, client
     client.close()
     host.close()
 
 
 @pytest.fixture(scope="module")
-def twilio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Host, InProcess]]:
+def twilio(tmp_path_factory: pytest.TempPathFactory, store: Callable[[], str | None]) -> Iterator[tuple[Host, InProcess]]:
     tmp = tmp_path_factory.mktemp("twilio")
-    host, client = served(tmp, twilio_config(tmp))
+    host, client = served(tmp, twilio_config(tmp), store())
     yield host, client
     client.close()
     host.close()
@@ -319,9 +339,11 @@ def request_texts(draw: st.DrawFn) -> str:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+def host(tmp_path_factory: pytest.TempPathFactory, store: Callable[[], str | None]) -> Iterator[Host]:
     tmp = tmp_path_factory.mktemp("host")
-    built = Host(load_config(write_config(tmp)), clock=FixedClock())
+    path = write_config(tmp)
+    path.write_text(with_store(path.read_text(), store()), encoding="utf-8")
+    built = Host(load_config(path), clock=FixedClock())
     yield built
     built.close()
 
@@ -372,8 +394,17 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def cli_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cli_dir(tmp_path_factory: pytest.TempPathFactory, store: Callable[[], str | None]) -> Path:
     tmp = tmp_path_factory.mktemp("cli")
+    path = write_config(tmp)
+    path.write_text(with_store(path.read_text(), store()), encoding="utf-8")
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def check_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``emrcomm check`` judges texts and never files or sends: one store (SQLite) is enough."""
+    tmp = tmp_path_factory.mktemp("check")
     write_config(tmp)
     return tmp
 
@@ -467,14 +498,14 @@ jsonl_items = st.one_of(
 @example(lines=['{"text": "hi \\u0000"}'], raw=b"")
 @example(lines=["[" * 100_000 + "]" * 100_000], raw=b"")
 @example(lines=[], raw=b'{"text": "caf\xe9"}')
-def test_emrcomm_check_jsonl_reads_any_lines_without_a_traceback(cli_dir: Path, lines: list[str], raw: bytes) -> None:
+def test_emrcomm_check_jsonl_reads_any_lines_without_a_traceback(check_dir: Path, lines: list[str], raw: bytes) -> None:
     counted("jsonl")
-    path = cli_dir / "texts.jsonl"
+    path = check_dir / "texts.jsonl"
     path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n" + raw)
-    before = sink_size(cli_dir)
-    code, _, err = run_cli("check", "--channel", "sms", "--jsonl", str(path), "--config", str(cli_dir / "emrcomm.toml"))
+    before = sink_size(check_dir)
+    code, _, err = run_cli("check", "--channel", "sms", "--jsonl", str(path), "--config", str(check_dir / "emrcomm.toml"))
     assert code in (0, 2, 3), err
-    assert sink_size(cli_dir) == before  # check never sends
+    assert sink_size(check_dir) == before  # check never sends
 
 
 def test_the_fixed_budget_is_what_ci_runs() -> None:

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import support
 from emrcomm.config import load_config
 from emrcomm.fhir import communication, validate_resource
 from emrcomm.host import Host
@@ -153,10 +154,10 @@ def test_filers_receive_each_new_projection_never_an_older_one(tmp_path: Path, c
 
 APPEND = """
 import sys, datetime as dt
-from emrcomm.storage import open_sqlite
+from emrcomm.storage import open_postgres, open_sqlite
 from emrcomm.lifecycle.events import Event, Note, Source
 path, record, who, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-storage = open_sqlite(path)
+storage = open_postgres(path) if path.startswith("postgresql://") else open_sqlite(path)
 at = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
 for i in range(n):
     storage.records.append(Event(record_id=record, kind=Note.PROGRESS, source=Source.CALLBACK,
@@ -169,7 +170,7 @@ def test_two_processes_appending_to_one_record_lose_no_update(make_host: Callabl
     """The 0.1 release lost a third of its updates here (read, edit, write back from four places)."""
     host = make_host()
     [rid] = host.send(reminder()).record_ids
-    path = str(host.config.store_path)
+    path = support.STORE_URL or str(host.config.store_path)
     host.close()
     procs = [subprocess.Popen([sys.executable, "-c", APPEND, path, rid, who, "150"]) for who in ("serve-a", "serve-b")]
     assert [p.wait(120) for p in procs] == [0, 0]

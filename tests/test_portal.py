@@ -408,6 +408,7 @@ def test_every_screenshot_the_portal_doc_shows_exists() -> None:
     assert all((REPO / "docs" / image).is_file() for image in images)
 
 
+@pytest.mark.sqlite_only  # the 0.1 release ran on SQLite only
 def test_a_database_from_before_the_portal_links_gains_their_columns(tmp_path: Path) -> None:
     import sqlite3
 

@@ -16,7 +16,7 @@ from emrcomm.storage import CORE, Migration, open_sqlite, schema_version
 from emrcomm.storage.schema import MIGRATIONS
 from emrcomm.storage.sqlite import SQLiteDatabase
 from emrcomm_portal.storage import MIGRATIONS as PORTAL
-from support import write_config
+from support import open_store, write_config
 
 LATEST = max(m.version for m in MIGRATIONS)
 NOTES = Migration("notes", 1, "a table", statements={"*": ["CREATE TABLE notes (id TEXT PRIMARY KEY)"]})
@@ -24,7 +24,7 @@ NOTES_2 = Migration("notes", 2, "a column", statements={"*": ["ALTER TABLE notes
 
 
 def test_a_new_database_gets_the_core_schema_at_its_latest_version(tmp_path: Path) -> None:
-    storage = open_sqlite(tmp_path / "s.sqlite")
+    storage = open_store(tmp_path / "s.sqlite")
     try:
         assert schema_version(storage.db) == LATEST
         assert storage.meta.get("schema_version") == str(LATEST)
@@ -33,11 +33,11 @@ def test_a_new_database_gets_the_core_schema_at_its_latest_version(tmp_path: Pat
 
 
 def test_a_plugins_steps_run_once_in_order_and_their_version_is_kept(tmp_path: Path) -> None:
-    storage = open_sqlite(tmp_path / "s.sqlite", migrations=[NOTES_2, NOTES])  # given out of order
+    storage = open_store(tmp_path / "s.sqlite", migrations=[NOTES_2, NOTES])  # given out of order
     storage.db.execute("INSERT INTO notes (id, body) VALUES ('n1', 'kept')")
     assert schema_version(storage.db, "notes") == 2
     storage.close()
-    again = open_sqlite(tmp_path / "s.sqlite", migrations=[NOTES, NOTES_2])  # nothing left to do
+    again = open_store(tmp_path / "s.sqlite", migrations=[NOTES, NOTES_2])  # nothing left to do
     try:
         assert again.db.query("SELECT body FROM notes") == [{"body": "kept"}]
     finally:
@@ -46,27 +46,28 @@ def test_a_plugins_steps_run_once_in_order_and_their_version_is_kept(tmp_path: P
 
 @pytest.mark.parametrize("owner", [CORE, "notes"])
 def test_a_database_from_a_newer_release_is_refused_by_name(tmp_path: Path, owner: str) -> None:
-    storage = open_sqlite(tmp_path / "s.sqlite", migrations=[NOTES])
+    storage = open_store(tmp_path / "s.sqlite", migrations=[NOTES])
     key = "schema_version" if owner == CORE else f"schema_version:{owner}"
     storage.meta.put(key, "99")
     storage.close()
     with pytest.raises(ConfigError, match=r"schema version 99, newer than this installation knows") as err:
-        open_sqlite(tmp_path / "s.sqlite", migrations=[NOTES])
+        open_store(tmp_path / "s.sqlite", migrations=[NOTES])
     assert ("emrcomm" if owner == CORE else "plugin 'notes'") in str(err.value)
 
 
 def test_a_failed_step_leaves_the_version_where_it_was(tmp_path: Path) -> None:
     broken = Migration("notes", 2, "broken", statements={"*": ["ALTER TABLE nowhere ADD COLUMN x TEXT"]})
-    open_sqlite(tmp_path / "s.sqlite", migrations=[NOTES]).close()
+    open_store(tmp_path / "s.sqlite", migrations=[NOTES]).close()
     with pytest.raises(Exception, match="nowhere"):
-        open_sqlite(tmp_path / "s.sqlite", migrations=[NOTES, broken])
-    storage = open_sqlite(tmp_path / "s.sqlite", migrations=[NOTES])
+        open_store(tmp_path / "s.sqlite", migrations=[NOTES, broken])
+    storage = open_store(tmp_path / "s.sqlite", migrations=[NOTES])
     try:
         assert schema_version(storage.db, "notes") == 1
     finally:
         storage.close()
 
 
+@pytest.mark.sqlite_only  # a file that is not there: PostgreSQL has no such thing
 def test_a_read_only_database_that_does_not_exist_is_empty_and_in_memory(tmp_path: Path) -> None:
     storage = open_sqlite(tmp_path / "absent.sqlite", read_only=True, migrations=PORTAL)
     try:
@@ -77,6 +78,7 @@ def test_a_read_only_database_that_does_not_exist_is_empty_and_in_memory(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.sqlite_only
 def test_a_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     SQLiteDatabase(tmp_path / "s.sqlite").close()
     assert (tmp_path / "s.sqlite").stat().st_mode & 0o077 == 0

@@ -22,12 +22,18 @@ TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
               str(NODE_MODULES / "fhir-kit-client" / "package.json"), str(NODE_MODULES / "jose" / "package.json")),
              "apt-get install nodejs npm, then npm install in tests/node"),
     "npm": ((str(NODE_MODULES / "@medplum" / "definitions" / "package.json"),), "npm install in tests/node"),
+    "postgres": (("initdb", "pg_ctl"), "apt-get install postgresql"),
 }
 REQUIRE = "EMRCOMM_REQUIRE_SERVERS"
 
 
 def missing(tool: str) -> list[str]:
     paths, _ = TOOLS[tool]
+    if tool == "postgres":
+        from pgserver import bin_dir
+
+        found = bin_dir()
+        return [p for p in paths if found is None or not (found / p).exists()]
     gone = [p for p in paths if not Path(p).exists()]
     if tool == "node" and shutil.which("node") is None:
         gone.append("node")

@@ -36,6 +36,7 @@ from attrs import frozen
 import emrcomm
 from emrcomm import ConfigError, Migration, settings_schema
 from emrcomm.fhir import RECORD_ID_SYSTEM, communication
+from emrcomm.storage import StoreClosed
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
@@ -162,7 +163,7 @@ class RecordsPlugin:
             self._wake.clear()
             try:
                 report = self.flush()
-            except sqlite3.ProgrammingError:
+            except (sqlite3.ProgrammingError, StoreClosed):
                 return  # the store was closed under us: the host is gone
             except Exception as exc:  # never let the thread die; the queue keeps everything
                 log.error("%s: filing stopped by %s; records stay queued", self.name, type(exc).__name__)
@@ -360,7 +361,7 @@ class RecordsPlugin:
     def _pending(self) -> int:
         try:
             return self.queue.counts(target=self.name).get("pending", 0)
-        except sqlite3.ProgrammingError:
+        except (sqlite3.ProgrammingError, StoreClosed):
             return 0
 
 

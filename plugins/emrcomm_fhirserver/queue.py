@@ -27,7 +27,10 @@ CREATE INDEX IF NOT EXISTS filing_queue_due ON filing_queue (target, state, queu
 """
 
 MIGRATIONS = (
-    Migration(OWNER, 1, "the filing queue", statements={"sqlite": statements(_V1)}),
+    Migration(OWNER, 1, "the filing queue", statements={
+        "sqlite": statements(_V1),
+        # Text compares byte by byte on PostgreSQL too, as on SQLite (the queue's order).
+        "postgresql": statements(_V1.replace("TEXT NOT NULL", 'TEXT COLLATE "C" NOT NULL'))}),
     # The record version each row waits to file: a row is done only once the server has it.
     Migration(OWNER, 2, "the version each record waits to file", statements={"*": [
         "ALTER TABLE filing_queue ADD COLUMN wanted_version INTEGER NOT NULL DEFAULT 0"]}),

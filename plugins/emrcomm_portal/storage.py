@@ -31,6 +31,37 @@ CREATE TABLE IF NOT EXISTS portal_sessions (
 """
 
 
+# PostgreSQL: the table with every column from the start (no 0.1 release ran on it).
+_PG_V1 = """
+CREATE TABLE portal_messages (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    record_id TEXT COLLATE "C" NOT NULL,
+    patient TEXT COLLATE "C" NOT NULL,
+    key_id TEXT COLLATE "C" NOT NULL,
+    nonce BYTEA NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    created TEXT COLLATE "C" NOT NULL,
+    state TEXT COLLATE "C" NOT NULL DEFAULT 'unread',
+    kind TEXT COLLATE "C" NOT NULL DEFAULT 'message',
+    in_response_to TEXT COLLATE "C",
+    language TEXT NOT NULL DEFAULT 'en',
+    link_digest TEXT COLLATE "C",
+    link_key_id TEXT COLLATE "C",
+    expires TEXT COLLATE "C",
+    attempts INTEGER NOT NULL DEFAULT 0,
+    locked TEXT,
+    read_at TEXT,
+    recalled_at TEXT
+);
+CREATE TABLE portal_sessions (
+    digest TEXT COLLATE "C" PRIMARY KEY,
+    message_id TEXT COLLATE "C" NOT NULL,
+    expires TEXT COLLATE "C" NOT NULL,
+    replied INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+
 def _v1_completions(db: Database) -> None:
     # Columns the 0.1 release added to the table it first made.
     add_columns(db, "portal_messages", (
@@ -49,7 +80,7 @@ def _v1_completions(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS portal_record ON portal_messages (record_id)")
 
 
-MIGRATIONS = (Migration(OWNER, 1, "portal messages and sessions", statements={"sqlite": statements(_V1)},
+MIGRATIONS = (Migration(OWNER, 1, "portal messages and sessions", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
                         run=_v1_completions),)
 
 

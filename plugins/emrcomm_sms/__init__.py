@@ -18,7 +18,7 @@ from . import probes
 from .filesink import FileSink
 from .http import ProviderClient
 from .kannel import KannelTransport
-from .ratelimit import SenderLimits
+from .ratelimit import FleetSenderLimits, SenderLimits
 from .routes import routes
 from .twilio import TwilioTransport
 
@@ -53,7 +53,12 @@ def _secret_later(context: PluginContext, table: str, key: str) -> Callable[[], 
 
 
 def _client(provider: str, context: PluginContext, settings: Any, base_url: str) -> ProviderClient:
-    limits = SenderLimits(settings.get("rate_per_second", 10.0), settings.get("burst", 1))
+    rate, burst = settings.get("rate_per_second", 10.0), settings.get("burst", 1)
+    # "fleet" (the default): one bucket per sender in the database, shared by every worker.
+    fleet = context.settings.get("rate_scope", "fleet") == "fleet" and not context.read_only
+    limits: SenderLimits | FleetSenderLimits = (
+        FleetSenderLimits(context.storage.rates, rate, burst, scope=f"{context.name}:{provider}") if fleet
+        else SenderLimits(rate, burst))
     return ProviderClient(
         provider,
         limits=limits,

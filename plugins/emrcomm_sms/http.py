@@ -35,7 +35,7 @@ from urllib3.exceptions import (
 
 from emrcomm import PermanentDeliveryError, TransientDeliveryError, __version__, redact, retry_after
 
-from .ratelimit import SenderLimits
+from .ratelimit import FleetSenderLimits, SenderLimits
 
 # Status codes after which the provider may have taken the message although it says it failed
 # (a proxy or gateway in front of it gave up waiting).
@@ -106,7 +106,7 @@ class ProviderClient:
         self,
         provider: str,
         *,
-        limits: SenderLimits,
+        limits: SenderLimits | FleetSenderLimits,
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         max_wait: float = 5.0,

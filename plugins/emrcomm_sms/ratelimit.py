@@ -6,6 +6,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emrcomm.storage import Rates
 
 
 class TokenBucket:
@@ -77,3 +81,31 @@ class SenderLimits:
 
     def pause(self, sender: str, seconds: float) -> None:
         self.bucket(sender).pause(seconds)
+
+
+class FleetSenderLimits:
+    """Per-sender buckets kept in the database (``emrcomm.storage.Rates``), so that a provider's
+    limit of N a second holds for every worker process and machine together, not for each.
+
+    The same behaviour as :class:`SenderLimits`: a caller reserves the next slot and sleeps until
+    it is due (callers of every process served in the order they asked); ``pause`` is seen by all.
+    One database round trip a message.
+    """
+
+    def __init__(self, rates: Rates, rate: float, burst: int = 1, *, scope: str = "sms",
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        TokenBucket(rate, burst)  # checks the numbers now, not at the first send
+        self.rates = rates
+        self.rate = rate
+        self.burst = burst
+        self.scope = scope
+        self._sleep = sleep
+
+    def acquire(self, sender: str) -> float:
+        wait = self.rates.take(self.scope, sender, rate=self.rate, burst=self.burst, reserve=True)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def pause(self, sender: str, seconds: float) -> None:
+        self.rates.pause(self.scope, sender, rate=self.rate, burst=self.burst, seconds=seconds)

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -279,6 +280,10 @@ class AuditLog:
         # of the log was not written by a key holder, and nothing is chained or sealed onto it
         # unflagged (see _tail_problem).
         self._own: set[tuple[int, str]] = set()
+        # PostgreSQL: entries are chained as their transaction commits (see _append); what this
+        # thread's open transaction staged. (One connection per thread in a transaction.)
+        self._deferred = store.db.dialect == "postgresql"
+        self._tx = threading.local()
         store.before_commit(self._sign_tail)
 
     @classmethod
@@ -292,7 +297,7 @@ class AuditLog:
         if not path.exists() and (store.audit.head() is not None or store.audit.last() is not None):
             signer = store.meta.get("audit_key")
             raise ConfigError(
-                f"audit.key_file: {path} is missing, but the audit log in {config.store_path} already has "
+                f"audit.key_file: {path} is missing, but the audit log in {config.store_where} already has "
                 f"entries signed with key {signer}: restore the key file (or move the database aside to "
                 "start a new log)"
             )
@@ -329,46 +334,87 @@ class AuditLog:
 
     def _append(self, checked: list[tuple[str, dict[str, Any]]], *, seal: bool = False) -> None:
         """``append`` for entries already checked (a Trail checks each as it is added)."""
+        at = self.clock().astimezone(dt.UTC).isoformat(timespec="microseconds") if checked else ""
+        if self._deferred:
+            # Many processes append to one chain: a transaction's entries wait in the staging
+            # table (undone with it, or with a savepoint) and are chained as it commits, under
+            # the database's audit lock, so the chain has one order: the order of the commits.
+            with self.store.transaction():
+                if checked:
+                    self.store.audit.stage([(kind, json.dumps(fields), at) for kind, fields in checked])
+                self._tx.staged = True
+                self._tx.seal = getattr(self._tx, "seal", False) or seal
+            return
         now = time.monotonic()
         due = seal or now - self._sealed_at >= self.seal_seconds
         with self.store.transaction():
-            last, head = self.store.audit.last(), self.store.audit.head()
-            seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
-            problem = self._tail_problem(last) or self._problem(last, head, thorough=due)
-            if problem is not None:
-                log.error("audit log: %s; run `emrcomm audit verify`", problem)
-                checked.insert(0, ("audit.anomaly", {"problem": problem, "last_seq": seq,
-                                                     **({"head_seq": head["seq"]} if head else {})}))
-                seq = max(seq, head["seq"] if head else 0)
-            if not checked and (last is None or (head is not None and head["seq"] == last["seq"])):
-                return  # nothing new to sign
-            rows: list[tuple[int, str, str, str]] = []
-            if checked:
-                at = self.clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
-                kid = self._kid
-                for kind, fields in checked:
-                    seq += 1
-                    entry = {**fields, "seq": seq, "at": at, "kind": kind, "prev": prev, "key": kid}
-                    text = canonical(entry)
-                    digest = hashlib.sha256(text).digest()
-                    prev = digest.hex()
-                    rows.append((seq, text.decode("ascii"), prev, ""))  # signed at commit
-            due = due or problem is not None
-            new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
-            self.store.audit.append(rows, new_head)
+            rows, sealed = self._chain([(kind, fields, at) for kind, fields in checked], due)
             self._own.update((row[0], row[2]) for row in rows)
-        if due:
+        if sealed:
             self._sealed_at = now
+
+    def _chain(self, checked: list[tuple[str, dict[str, Any], str]],
+               due: bool) -> tuple[list[tuple[int, str, str, str]], bool]:
+        """Number, link and store ``checked`` (kind, fields, time) after the log's end, and sign
+        the head when ``due``; inside the caller's transaction. Returns the rows written and
+        whether the head was signed."""
+        last, head = self.store.audit.last(), self.store.audit.head()
+        seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        problem = self._tail_problem(last) or self._problem(last, head, thorough=due)
+        if problem is not None:
+            log.error("audit log: %s; run `emrcomm audit verify`", problem)
+            at = checked[0][2] if checked else self.clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
+            checked.insert(0, ("audit.anomaly", {"problem": problem, "last_seq": seq,
+                                                 **({"head_seq": head["seq"]} if head else {})}, at))
+            seq = max(seq, head["seq"] if head else 0)
+        if not checked and (last is None or (head is not None and head["seq"] == last["seq"])):
+            return [], False  # nothing new to sign
+        rows: list[tuple[int, str, str, str]] = []
+        kid = self._kid
+        for kind, fields, at in checked:
+            seq += 1
+            entry = {**fields, "seq": seq, "at": at, "kind": kind, "prev": prev, "key": kid}
+            text = canonical(entry)
+            digest = hashlib.sha256(text).digest()
+            prev = digest.hex()
+            rows.append((seq, text.decode("ascii"), prev, ""))  # signed at commit
+        due = due or problem is not None
+        new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
+        self.store.audit.append(rows, new_head)
+        return rows, new_head is not None
 
     def _sign_tail(self) -> None:
         """Sign the log's last entry, if this log appended since the last commit (the store calls
         this just before each commit; a failure here rolls the transaction back)."""
+        if self._deferred:
+            self._chain_staged()
+            return
         own, self._own = self._own, set()
         if not own:
             return
         last = self.store.audit.last()
         if last is not None and not last["sig"] and (last["seq"], last["hash"]) in own:
             self.store.audit.sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
+
+    def _chain_staged(self) -> None:
+        """PostgreSQL, as a transaction commits: take the audit lock (held until the commit is
+        done), chain what the transaction staged after the log's end, sign its last entry."""
+        if not getattr(self._tx, "staged", False):
+            return
+        seal, self._tx.staged, self._tx.seal = self._tx.seal, False, False
+        staged = self.store.audit.take_staged()
+        if not staged and not seal:
+            return
+        self.store.audit.lock()
+        now = time.monotonic()
+        due = seal or now - self._sealed_at >= self.seal_seconds
+        rows, sealed = self._chain([(kind, json.loads(fields), at) for kind, fields, at in staged], due)
+        if rows:
+            last = self.store.audit.last()
+            if last is not None and (last["seq"], last["hash"]) == (rows[-1][0], rows[-1][2]):
+                self.store.audit.sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
+        if sealed:
+            self._sealed_at = now
 
     def _tail_problem(self, last: Mapping[str, Any] | None) -> str | None:
         """An unsigned entry at the end of the log that this log did not just write: every

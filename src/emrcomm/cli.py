@@ -118,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("id", nargs="?", help="the outbox key or record id of one dead letter")
     requeue.add_argument("--all-dead", action="store_true", help="every dead letter")
 
+    db = sub.add_parser("db", parents=[common], help="the database's schema: status, upgrade; copy a store")
+    db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    db_sub.add_parser("status", parents=[common], help="the schema version of the core and of each plugin's "
+                      "tables, and the steps not applied yet")
+    db_sub.add_parser("upgrade", parents=[common], help="apply the steps not applied yet (run it as the role "
+                      "that owns the tables, before starting a new release)")
+    copy = db_sub.add_parser("copy", parents=[common], help="copy everything from another store into this "
+                             "config's (empty) one, then check the counts and the audit chain")
+    copy.add_argument("--from", dest="source", required=True, metavar="CONFIG",
+                      help="the config of the store to copy from (e.g. the clinic's SQLite folder)")
+
     inbox = sub.add_parser("inbox", parents=[common],
                            help="the practice inbox: patients' replies and staff follow-ups, as FHIR Tasks")
     inbox.add_argument("action", nargs="?", choices=("list", "done"), default="list",
@@ -268,10 +279,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     with _host(args, read_only=True) as host:
         config = host.config
         problems = host.plugins.secret_problems()
-        data: dict[str, Any] = {"config": config.source, "clinic": config.clinic.name, "store": str(config.store_path),
+        data: dict[str, Any] = {"config": config.source, "clinic": config.clinic.name, "store": config.store_where,
                 "plugins": [p.name for p in host.plugins], "channels": sorted(host.channels), "problems": problems}
         _emit(args, data, f"{config.source}: {'OK' if not problems else 'NOT OK'}\n"
-                          f"  clinic: {config.clinic.name}\n  store: {config.store_path}\n"
+                          f"  clinic: {config.clinic.name}\n  store: {config.store_where}\n"
                           f"  plugins: {', '.join(data['plugins'])}\n  channels: {', '.join(data['channels'])}"
                           + "".join(f"\n  problem: {p}" for p in problems)
                           + "\n  (`emrcomm doctor` also tries each server the config names)")
@@ -530,11 +541,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Read-only on purpose: verifying opens the store and the key, not the host and its plugins."""
     from emrcomm import audit
     from emrcomm.config import load_config
-    from emrcomm.storage import open_sqlite
+    from emrcomm.storage import open_storage
 
     config = load_config(args.config)
     key_file = audit.key_path(config)
-    store = open_sqlite(config.store_path, read_only=True)
+    store = open_storage(config, read_only=True)
     try:
         if args.action == "public-key":
             print(audit.public_pem(audit.load_public_key(key_file)), end="")
@@ -561,13 +572,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if report.ok:
         head = (f"entry {report.head_seq} (keep {report.head_seq}:{report.head_hash} to check later with --anchor)"
                 if report.head_seq else "none (the log is empty)")
-        text = (f"audit log {config.store_path}: {report.entries} entries; every signature, the chain, the order "
+        text = (f"audit log {config.store_where}: {report.entries} entries; every signature, the chain, the order "
                 f"and the end check out.\n  head: {head}\n  keys: {', '.join(report.keys)}")
         if report.unsealed:
             text += (f"\n  {report.unsealed} entr{'y' if report.unsealed == 1 else 'ies'} appended since the last "
                      "seal (the host is running, or stopped without closing)")
     else:
-        text = (f"audit log {config.store_path}: {len(report.problems)} problem(s) in {report.entries} entries:\n"
+        text = (f"audit log {config.store_where}: {len(report.problems)} problem(s) in {report.entries} entries:\n"
                 + "\n".join(f"  - {p.message}" for p in report.problems))
     _emit(args, report.to_dict(), text)
     return EXIT_OK if report.ok else EXIT_NOT_DONE
@@ -629,6 +640,32 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                      f"{row['last_error'] or ''}")
     _emit(args, {"counts": counts, "dead": dead}, "\n".join(lines))
     return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """The schema (emrcomm.storage.schema, and each plugin's migrations) and copying a store."""
+    from emrcomm.storage import admin
+
+    if args.action == "copy":
+        copied = admin.copy_store(args.source, args.config)
+        _emit(args, copied.to_dict(), copied.text())
+        return EXIT_OK if copied.ok else EXIT_NOT_DONE
+    if args.action == "upgrade":
+        with _host(args, read_only=True) as host:
+            before = admin.status(host)
+        from emrcomm.host import Host
+
+        Host.from_config(args.config, upgrade=True).close()
+        applied = [step for step in before.pending]
+        _emit(args, {"where": before.where, "applied": [s.to_dict() for s in applied]},
+              f"{before.where}: " + ("up to date; nothing to apply" if not applied else
+                                     "applied " + ", ".join(f"{s.owner} {s.version} ({s.description})"
+                                                            for s in applied)))
+        return EXIT_OK
+    with _host(args, read_only=True) as host:
+        report = admin.status(host)
+    _emit(args, report.to_dict(), report.text())
+    return EXIT_OK if not report.pending else EXIT_NOT_DONE
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ EMBEDDED = "<embedded defaults>"
 DATA_DIR_VARIABLE = "EMRCOMM_DATA_DIR"
 
 # Keys whose values are credentials: they may only be references to the environment or a file.
+_PASSWORD_IN_URL = re.compile(r"^[A-Za-z+]+://[^/@?#]*:[^/@?#]*@|[?&]password=", re.I)
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|auth_?key|private_?key|credential)", re.I)
 
 
@@ -75,6 +76,37 @@ class Config:
     raw: Mapping[str, Any]
     store_synchronous: str = "full"  # [store] synchronous: "full" (fsync per commit) or "normal"
     limits: Limits = field(factory=Limits)  # [limits]: bounds on what enters (emrcomm.limits)
+    store_url: str | None = None  # [store] url: PostgreSQL instead of the SQLite file
+    store_pool_size: int = 10  # [store] pool_size: PostgreSQL connections a process keeps at most
+
+    def store_password(self) -> str | None:
+        """``[store] password`` resolved (an environment variable or a file), or None."""
+        ref = (self.raw.get("store") or {}).get("password")
+        return None if ref is None else resolve_secret(ref, "store.password", self.base_dir)
+
+    @property
+    def store_where(self) -> str:
+        """Where the store is, for messages: the SQLite file, or the PostgreSQL database."""
+        if self.store_url:
+            from emrcomm.storage.postgres import describe
+
+            return describe(self.store_url)
+        return str(self.store_path)
+
+
+def resolve_secret(ref: Mapping[str, str], where: str, base_dir: Path) -> str:
+    """The value a secret reference (``{env = ...}`` or ``{file = ...}``) points at."""
+    if "env" in ref:
+        value = os.environ.get(ref["env"])
+        if value is None:
+            raise ConfigError(f"{where}: environment variable {ref['env']} is not set")
+        return value
+    path = Path(ref["file"]).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
 
 
 def embedded_defaults_text() -> str:
@@ -126,7 +158,13 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
     except RecursionError:
         raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     check_secrets(raw.get("plugins", {}), source, "plugins")
+    check_secrets(raw.get("store", {}), source, "store")
     validate(raw, load_schema("config.schema.json"), source)
+    url = raw.get("store", {}).get("url")
+    if url and _PASSWORD_IN_URL.match(url):
+        raise ConfigError(f"{source}: store.url: secrets cannot be written in the config file (the URL carries a "
+                          "password, withheld here); write the URL without it and password = {env = \"VARIABLE\"} "
+                          "or password = {file = \"path\"}")
     clinic_raw = raw["clinic"]
     clinic = Clinic(
         name=clinic_raw["name"],
@@ -162,6 +200,8 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         raw=raw,
         store_synchronous=raw.get("store", {}).get("synchronous", "full"),
         limits=Limits.from_config(raw.get("limits", {})),
+        store_url=url or None,
+        store_pool_size=int(raw.get("store", {}).get("pool_size", 10)),
     )
 
 

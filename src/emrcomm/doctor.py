@@ -140,22 +140,15 @@ def _server_database(host: Host) -> Check:
 
 def _schema(host: Host, what: str, steps: list[str]) -> Check:
     from emrcomm.storage import pending, schema_version
-    from emrcomm.storage.schema import MIGRATIONS
 
     db = host.storage.db
     steps.append(f"schema version {schema_version(db)}")
     try:
-        later = pending(db, [*MIGRATIONS, *_api_and_plugin_migrations(host)])
+        later = pending(db, host.migrations())
     except ConfigError as exc:
         return Check(what, steps=tuple(steps), problem=str(exc).removeprefix(f"{db.where}: "))
     steps.append("up to date" if not later else f"{len(later)} upgrade step(s) wait, applied at the next start")
     return Check(what, steps=tuple(steps))
-
-
-def _api_and_plugin_migrations(host: Host) -> list[Any]:
-    from emrcomm.api.schema import MIGRATIONS as API_MIGRATIONS
-
-    return [*API_MIGRATIONS, *host.plugins.migrations()]
 
 
 def _audit_key(host: Host) -> Check:

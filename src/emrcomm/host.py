@@ -53,7 +53,7 @@ from emrcomm.plugin.context import PluginContext
 from emrcomm.plugin.manager import FilingFailed, PluginManager
 from emrcomm.rules import finding
 from emrcomm.staff.schema import MIGRATIONS as STAFF_MIGRATIONS
-from emrcomm.storage import Storage, open_sqlite
+from emrcomm.storage import Migration, Storage, open_storage
 from emrcomm.storage.records import RETRYABLE
 
 log = logging.getLogger("emrcomm.host")
@@ -94,18 +94,21 @@ class Host:
         clock: Callable[[], dt.datetime] | None = None,
         entry_points: Mapping[str, metadata.EntryPoint] | None = None,
         read_only: bool = False,
+        upgrade: bool = False,
     ) -> None:
         """``read_only``: a host that only answers questions (:meth:`check`, :meth:`preview`,
         :meth:`records`): it opens the store for reading (an absent one as an empty one in
-        memory), creates no key or file, and refuses to send."""
+        memory), creates no key or file, and refuses to send. ``upgrade``: bring the schema up
+        to date (``emrcomm db upgrade``); without it a PostgreSQL schema older than the code is
+        refused (SQLite upgrades itself in place)."""
         self.config = config
         self.read_only = read_only
         # Every decision reads this one clock (emrcomm.clock): the system's unless told otherwise.
         self.clock = clock or default_clock()
         self._entry_points = entry_points
         self._closed = False
-        self.storage: Storage = open_sqlite(config.store_path, synchronous=config.store_synchronous,
-                                            read_only=read_only)
+        self._upgrade = True if upgrade else None
+        self.storage: Storage = open_storage(config, read_only=read_only, upgrade_it=self._upgrade)
         plugins: PluginManager | None = None
         delivery = config.raw.get("delivery", {})
         self.retry_policy = RetryPolicy(max_attempts=int(delivery.get("max_attempts", 8)),
@@ -119,7 +122,7 @@ class Host:
             self.plugins: PluginManager = plugins
             self.channels: dict[str, Channel] = plugins.channels
             # The FHIR API's and the staff pages' tables and the plugins' own, then the plugins that need them may start.
-            self.storage.migrate([*API_MIGRATIONS, *STAFF_MIGRATIONS, *plugins.migrations()])
+            self.storage.migrate([*API_MIGRATIONS, *STAFF_MIGRATIONS, *plugins.migrations()], upgrade_it=self._upgrade)
             plugins.start(self)
         except BaseException:
             if plugins is not None:
@@ -135,13 +138,14 @@ class Host:
         base_dir: Path | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         read_only: bool = False,
+        upgrade: bool = False,
     ) -> Host:
         """A Host for ``path`` (default ./emrcomm.toml, else the embedded defaults).
 
         ``base_dir`` places the embedded defaults' data folder somewhere other than the
         user's data folder.
         """
-        return cls(load_config(path, base_dir=base_dir), clock=clock, read_only=read_only)
+        return cls(load_config(path, base_dir=base_dir), clock=clock, read_only=read_only, upgrade=upgrade)
 
     def __enter__(self) -> Host:
         return self
@@ -162,6 +166,14 @@ class Host:
         if not self.read_only:
             self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
         self.storage.close()
+
+    def migrations(self) -> list[Migration]:
+        """Every migration this host's store needs: the core's, the FHIR API's, the staff pages',
+        its plugins' own."""
+        from emrcomm.storage.schema import MIGRATIONS
+
+        assert self.plugins is not None
+        return [*MIGRATIONS, *API_MIGRATIONS, *STAFF_MIGRATIONS, *self.plugins.migrations()]
 
     def _make_context(self, name: str, settings: Mapping[str, Any]) -> PluginContext:
         return PluginContext(

@@ -135,6 +135,8 @@ class Worker:
         self._stop = threading.Event()
         self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
         self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
+        listen = getattr(host.storage.db, "listen", None)
+        self._listener: Any = listen() if callable(listen) else None
 
     def stop(self) -> None:
         """Finish the messages being sent, give back the rows not started, then return from
@@ -154,20 +156,26 @@ class Worker:
         concurrency = self.settings.concurrency
         batch = self.settings.claim_batch or max(concurrency, 16)
         self._in_hand = 0
+        if self._listener is not None:
+            self._listener.open()
 
         def settled(_: object) -> None:
             with self._changed:
                 self._in_hand -= 1
                 self._changed.notify_all()
 
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emrcomm-worker") as pool:
-            try:
-                self._feed(pool, once, batch, settled)
-            except BaseException:
-                # Ctrl-C or an error: the rows not yet started are given back rather than sent
-                # while the pool drains (as on stop()).
-                self._stop.set()
-                raise
+        try:
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emrcomm-worker") as pool:
+                try:
+                    self._feed(pool, once, batch, settled)
+                except BaseException:
+                    # Ctrl-C or an error: the rows not yet started are given back rather than sent
+                    # while the pool drains (as on stop()).
+                    self._stop.set()
+                    raise
+        finally:
+            if self._listener is not None:
+                self._listener.close()
         return self.stats
 
     def _feed(self, pool: ThreadPoolExecutor, once: bool, batch: int, settled: Callable[[object], None]) -> None:
@@ -180,7 +188,12 @@ class Worker:
             if self._stop.is_set():
                 break
             claimed = time.monotonic()  # before the claim: waiting for the lock uses the lease too
-            rows = self._claim(room)
+            try:
+                rows = self._claim(room)
+            except Exception as exc:  # the database away (a network cut, a failover): try again
+                log.error("outbox: claim failed (%s); trying again", type(exc).__name__)
+                self._stop.wait(self.settings.poll_seconds)
+                continue
             if rows:
                 with self._changed:
                     self._in_hand += len(rows)
@@ -193,7 +206,19 @@ class Worker:
                     continue
             if once:
                 break
+            self._idle()
+
+    def _idle(self) -> None:
+        """Nothing due: wait ``poll_seconds``, or less when the database says a row was put in
+        the outbox (PostgreSQL's LISTEN/NOTIFY) or stop() is called."""
+        if self._listener is None:
             self._stop.wait(self.settings.poll_seconds)
+            return
+        deadline = time.monotonic() + self.settings.poll_seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._listener.wait(min(left, 0.2)):  # short waits: stop() is seen at once
+                return
 
     def _claim(self, limit: int) -> list[Item]:
         now = self.host.clock()

@@ -32,6 +32,23 @@ class AuditStore(Protocol):
         """Every entry in storage order (``pos``, ``seq``, ``entry``, ``hash``, ``sig``), in pages."""
         ...
 
+    # PostgreSQL: many writers, one chain (emrcomm.audit chains a transaction's entries as it commits)
+    def stage(self, entries: list[tuple[str, str, str]]) -> None:
+        """Keep (kind, fields as JSON, time) rows in the open transaction, to be chained at its commit."""
+        ...
+
+    def take_staged(self) -> list[tuple[str, str, str]]:
+        """What the open transaction staged, in order, removed from the staging table."""
+        ...
+
+    def lock(self) -> None:
+        """Take the chain's lock until the open transaction ends (one appender at a time)."""
+        ...
+
+
+# pg_advisory_xact_lock's key for the audit chain: any fixed number no other lock uses.
+AUDIT_LOCK = 0x656D72636F6D6D  # "emrcomm"
+
 
 class SqlAuditStore:
     def __init__(self, db: Database) -> None:
@@ -48,7 +65,11 @@ class SqlAuditStore:
 
     def append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:
         with self.db.transaction():
-            self.db.executemany("INSERT INTO audit_log (seq, entry, hash, sig) VALUES (?, ?, ?, ?)", entries)
+            if self.db.dialect == "postgresql":  # the next position after the last, as SQLite numbers rowids
+                self.db.executemany("INSERT INTO audit_log (pos, seq, entry, hash, sig) VALUES ((SELECT COALESCE("
+                                    "MAX(pos), 0) + 1 FROM audit_log), ?, ?, ?, ?)", entries)
+            else:
+                self.db.executemany("INSERT INTO audit_log (seq, entry, hash, sig) VALUES (?, ?, ?, ?)", entries)
             if head is not None:
                 self.db.execute("DELETE FROM audit_head WHERE id = 1")
                 self.db.execute("INSERT INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)", head)
@@ -69,3 +90,15 @@ class SqlAuditStore:
                 return
             yield from rows
             after = rows[-1]["pos"]
+
+    def stage(self, entries: list[tuple[str, str, str]]) -> None:
+        self.db.executemany("INSERT INTO audit_staged (kind, fields, at) VALUES (?, ?, ?)", entries)
+
+    def take_staged(self) -> list[tuple[str, str, str]]:
+        # Rows of other transactions are never visible: they are removed before their commit.
+        rows = self.db.query("DELETE FROM audit_staged RETURNING n, kind, fields, at")
+        return [(r["kind"], r["fields"], r["at"]) for r in sorted(rows, key=lambda r: r["n"])]
+
+    def lock(self) -> None:
+        if self.db.dialect == "postgresql":
+            self.db.query("SELECT pg_advisory_xact_lock(?)", (AUDIT_LOCK,))

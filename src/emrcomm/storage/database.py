@@ -19,6 +19,10 @@ Row = Mapping[str, Any]
 CORE = "emrcomm"  # the owner of the core's migrations; a plugin's own tables are owned by its name
 
 
+class StoreClosed(Exception):
+    """A statement after the store was closed (a background thread outliving its host)."""
+
+
 class Database(Protocol):
     """One database. Writes happen inside :meth:`transaction`; nested transactions join the
     outer one (one commit); :meth:`savepoint` is a part that can fail alone."""

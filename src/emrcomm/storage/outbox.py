@@ -99,7 +99,18 @@ class SqlOutbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _wake_workers(self) -> None:
+        """PostgreSQL: an idle worker listening (LISTEN) is woken when this transaction commits."""
+        if self.db.dialect == "postgresql":
+            self.db.query("SELECT pg_notify('emrcomm_outbox', '')")
+
     def put(self, item: Item, *, now: dt.datetime, lease_until: dt.datetime | None = None) -> None:
+        with self.db.transaction():
+            if lease_until is None:  # a row the inline sender leases wakes nobody
+                self._wake_workers()
+            self._put(item, now=now, lease_until=lease_until)
+
+    def _put(self, item: Item, *, now: dt.datetime, lease_until: dt.datetime | None) -> None:
         self.db.execute(
             """INSERT INTO outbox (key, request_id, channel, address, leg, state, not_before, expires, attempts,
                                    lease_owner, lease_until, created, updated, payload)
@@ -148,6 +159,11 @@ class SqlOutbox:
                 WHERE key = ? {guard}""", (error[:300], iso(now), key, *params)) == 1
 
     def release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
+        with self.db.transaction():
+            self._wake_workers()
+            return self._release(key, owner=owner, now=now, error=error)
+
+    def _release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
         return self.db.execute(
             """UPDATE outbox SET state = 'retry', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                    updated = ?, last_error = CASE WHEN last_error = ? THEN last_error ELSE ? END,
@@ -191,6 +207,7 @@ class SqlOutbox:
             sql += " AND key = ?"
             params += (key,)
         with self.db.transaction():
+            self._wake_workers()
             return [r["key"] for r in self.db.query(sql + " RETURNING key", params)]
 
     def due_count(self, now: dt.datetime) -> int:

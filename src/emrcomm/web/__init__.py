@@ -118,7 +118,7 @@ def create_app(host: Host) -> Starlette:
     def error_page(scope: Scope) -> Response:
         return web.page(Request(scope), "problem", "en", status_code=500, problem="error", switch_href=None)
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(AccessLog),
@@ -130,6 +130,9 @@ def create_app(host: Host) -> Starlette:
         ],
         exception_handlers={404: not_found, 405: not_found, 500: not_found},
     )
+    # Rate limits shared by every `serve` process on the store (emrcomm.web.security.RateLimit).
+    app.state.rates = None if host.read_only else host.storage.rates
+    return app
 
 
 async def _health(request: Request) -> Response:

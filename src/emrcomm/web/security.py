@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -146,7 +147,11 @@ class RateLimit:
     many. Over it: 429 with Retry-After. Behind a proxy, run ``emrcomm serve`` with
     ``--forwarded-allow-ips`` so that the client address is the patient's, not the proxy's.
 
-    In memory, per process: one ``emrcomm serve`` process per portal (docs/portal.md).
+    Two buckets, both needed to pass: one in this process's memory (a flood is refused here,
+    costing the database nothing), and one in the database that every ``serve`` process on the
+    store shares (``emrcomm.storage.Rates``), so that two processes answering alternately
+    allow what one would. The app names the shared store in ``app.state.rates``
+    (emrcomm.web.create_app); each mount point has its own buckets.
     """
 
     def __init__(self, app: ASGIApp, per_minute: int, clock: Callable[[], float] = time.monotonic,
@@ -174,12 +179,30 @@ class RateLimit:
             self.buckets.popitem(last=False)
         return wait
 
+    async def take_shared(self, scope: Scope, client: str) -> float:
+        """The shared bucket's answer (0: go on); 0 when the app has none or it cannot be reached
+        (the local bucket still holds, and the request itself will find the database away)."""
+        app = scope.get("app")
+        rates = getattr(getattr(app, "state", None), "rates", None)
+        if rates is None:
+            return 0.0
+        where = f"web:{scope.get('root_path', '')}"
+        try:
+            wait: float = await run_in_threadpool(rates.take, where, client, rate=self.rate, burst=self.capacity)
+        except Exception as exc:
+            log.warning("rate limit: the shared buckets could not be read (%s); this process's only",
+                        type(exc).__name__)
+            return 0.0
+        return wait
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
         wait = self.take(client)
+        if wait <= 0:
+            wait = await self.take_shared(scope, client)
         if wait > 0:
             if client not in self.refusing and len(self.refusing) < self.max_clients:
                 self.refusing.add(client)  # a flood is one line, not one line a request

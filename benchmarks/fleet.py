@@ -1,0 +1,209 @@
+"""Workers on one PostgreSQL: delivery throughput with 1, 2 and 4 worker processes, in the same
+run, against a sink without a limit and against one that enforces a provider's limit.
+
+    python benchmarks/fleet.py [--messages N] [--limit L] [--json]
+    python benchmarks/fleet.py --fault [--messages 5000]
+
+Each worker is an ``emrcomm worker`` process of its own (its own connections, as on its own
+machine), concurrency 4, on a PostgreSQL 15 started here (fsync on: a real commit). The sink
+answers like Kannel (tests/fleet_kit.py). Throughput is counted between the first and the last
+message the sink received (start-up excluded). Printed: messages a second for each fleet size,
+the scaling ratio against one worker, and for the limited sink the achieved rate as a share of
+the limit and the number of 429 answers (the fleet's sender limit is ``rate_per_second`` =
+97 % of the sink's: a margin for scheduling jitter, as in benchmarks/delivery.py).
+
+``--fault`` runs tests/test_fleet.py's scenario (4 workers killed at random 10 times, one cut
+off from the database) with ``--messages`` messages and prints lost, duplicates, stuck, audit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from emrcomm.clock import VARIABLE, shift_to  # noqa: E402
+from emrcomm.testing import TEST_NOW  # noqa: E402
+from fleet_kit import Fleet, LimitedSink, chaos, enqueue, fleet_config, outcome, received, wait_settled  # noqa: E402
+from pgserver import PostgresServer  # noqa: E402
+
+PATIENTS = 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its waited-for children), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(server: PostgresServer) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == server.pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return [server.pid or 0, *out]
+
+
+class LockSampler:
+    """Samples pg_stat_activity every 20 ms: how often a worker's backend waits for the audit
+    chain's advisory lock, for another lock, or runs."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url = url
+        self.samples: dict[str, int] = {"active": 0, "advisory": 0, "other_lock": 0, "io": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.02):
+                for _state, kind, event in conn.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'emrcomm:%%' AND state = 'active'"):
+                    self.samples["active"] += 1
+                    if kind == "Lock":
+                        self.samples["advisory" if event == "advisory" else "other_lock"] += 1
+                    elif kind in ("IO", "LWLock"):
+                        self.samples["io"] += 1
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join(5)
+        return dict(self.samples)
+
+
+def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, limit: float | None) -> dict[str, Any]:
+    url = server.new_database()
+    folder.mkdir(parents=True)
+    sink = LimitedSink(limit)
+    try:
+        config = fleet_config(folder, url, sink.url, rate=limit * 0.97 if limit else 1000, patients=PATIENTS)
+        from emrcomm.host import Host
+
+        Host.from_config(config, upgrade=True).close()
+        records = enqueue(config, messages, PATIENTS)
+        fleet = Fleet(config, folder)
+        pg_before = sum(cpu_seconds(p) for p in server_pids(server))
+        me_before = time.process_time()
+        sampler = LockSampler(url)
+        for slot in range(workers):
+            fleet.start(slot)
+        deadline = time.monotonic() + 600
+        try:
+            while len(set(received(sink))) < messages and time.monotonic() < deadline:
+                time.sleep(0.05)
+            cpu = {"workers": sum(cpu_seconds(p.pid) for p in fleet.procs.values()),
+                   "postgres": sum(cpu_seconds(p) for p in server_pids(server)) - pg_before,
+                   "sink_and_bench": time.process_time() - me_before}
+        finally:
+            locks = sampler.stop()
+            fleet.stop()
+        times = sink.times
+        span = times[-1] - times[0] if len(times) > 1 else float("nan")
+        lost = len(set(records) - set(received(sink)))
+        return {"workers": workers, "limit": limit, "messages": messages, "per_s": (len(times) - 1) / span,
+                "refused_429": sink.refused, "lost": lost, "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
+                "backend_samples": locks}
+    finally:
+        sink.close()
+        server.drop_database(url)
+
+
+def throughput(messages: int, limit: float) -> dict[str, Any]:
+    results: dict[str, Any] = {"cores": os.cpu_count(), "runs": []}
+    with tempfile.TemporaryDirectory(prefix="emrcomm-fleet-") as tmp, PostgresServer(durable=True) as server:
+        for sink_limit, count in ((None, messages), (limit, min(messages, int(limit * 8)))):
+            for workers in (1, 2, 4):
+                run = one_run(server, Path(tmp) / f"{sink_limit}-{workers}", workers, count, sink_limit)
+                results["runs"].append(run)
+                print(f"  {'unlimited' if sink_limit is None else f'limit {sink_limit:g}/s':<14} {workers} worker(s): "
+                      f"{run['per_s']:7.1f} messages/s, {run['refused_429']} x 429, lost {run['lost']}; "
+                      f"CPU s {run['cpu_seconds']}; backends active/advisory-wait {run['backend_samples']}",
+                      file=sys.stderr)
+    by = {(r["limit"], r["workers"]): r["per_s"] for r in results["runs"]}
+    results["scaling_unlimited"] = {f"{w}/1": by[(None, w)] / by[(None, 1)] for w in (2, 4)}
+    results["limited_share_of_limit"] = {str(w): by[(limit, w)] / limit for w in (1, 2, 4)}
+    results["limited_429s"] = sum(r["refused_429"] for r in results["runs"] if r["limit"])
+    return results
+
+
+def fault(messages: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="emrcomm-fault-") as tmp, PostgresServer(durable=True) as server:
+        url = server.new_database()
+        sink = LimitedSink(None)
+        try:
+            config = fleet_config(Path(tmp), url, sink.url, rate=1000, patients=PATIENTS)
+            from emrcomm.host import Host
+
+            Host.from_config(config, upgrade=True).close()
+            records = enqueue(config, messages, PATIENTS)
+            fleet = Fleet(config, Path(tmp))
+            started = time.monotonic()
+            for slot in range(4):
+                fleet.start(slot)
+            wanted = set(records)
+            try:
+                faults = chaos(fleet, url, lambda: wanted <= set(received(sink)), kills=10, seed=15,
+                               deadline=time.monotonic() + 900)
+                while not wanted <= set(received(sink)) and time.monotonic() < started + 1200:
+                    time.sleep(0.1)
+                wait_settled(config, time.monotonic() + 60)  # what is left after it is stuck
+            finally:
+                fleet.stop()
+            took = time.monotonic() - started
+            return {**faults, **outcome(config, records, sink), "seconds": round(took, 1)}
+        finally:
+            sink.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--limit", type=float, default=50.0, help="the limited sink's requests a second")
+    parser.add_argument("--fault", action="store_true", help="the fault run instead (tests/test_fleet.py)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault(VARIABLE, shift_to(TEST_NOW))  # 10:00 in Toronto: outside quiet hours
+    results = fault(args.messages) if args.fault else throughput(args.messages, args.limit)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    if args.fault:
+        print(f"{results['messages']} messages, 4 workers, {results['kills']} kills, {results['connections_cut']} "
+              f"connections cut: lost {results['lost']}, duplicates {results['duplicates']}, stuck {results['stuck']}, "
+              f"audit {'verifies' if results['audit_ok'] else 'FAILS'} ({results['audit_entries']} entries), "
+              f"{results['seconds']} s")
+        return 0
+    runs = results["runs"]
+    for r in runs:
+        label = "unlimited sink" if r["limit"] is None else f"sink limit {r['limit']:g}/s"
+        print(f"{label:<22} {r['workers']} worker(s) {r['per_s']:8.1f}/s  429s: {r['refused_429']}")
+    print("scaling (unlimited): " + ", ".join(f"{k} = {v:.2f}" for k, v in results["scaling_unlimited"].items()))
+    print("limited: achieved / limit: " + ", ".join(f"{k} worker(s) {v:.3f}"
+                                                    for k, v in results["limited_share_of_limit"].items())
+          + f"; 429 answers in all: {results['limited_429s']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""PostgreSQL, for clinics and vendors that outgrow one machine: many workers and many ``serve``
+processes on one database (psycopg 3 and its connection pool).
+
+Same semantics as :class:`~emrcomm.storage.sqlite.SQLiteDatabase`: nested transactions join the
+outer one, :meth:`savepoint` is a part that can fail alone, :meth:`group_commit` makes many
+transactions one commit, ``before_commit`` callbacks run inside every commit. Each thread has its
+own connection while it is inside a transaction (taken from the pool, given back at the end);
+a statement outside one runs on a pooled connection in autocommit. Repositories write ``?``
+placeholders; they are translated here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from emrcomm.errors import ConfigError
+from emrcomm.storage.database import Row, StoreClosed
+
+log = logging.getLogger("emrcomm.storage")
+
+NOTIFY_CHANNEL = "emrcomm_outbox"  # LISTEN/NOTIFY: a row was put in the outbox or made due again
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def describe(url: str) -> str:
+    """Where a PostgreSQL URL points, for messages: ``postgresql://user@host:port/db`` (never a
+    password; a Unix socket folder given in the query is named after it)."""
+    parts = urlsplit(url)
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    user = parts.username or ""
+    port = f":{parts.port}" if parts.port else ""
+    where = f"postgresql://{user + '@' if user else ''}{parts.hostname or ''}{port}{parts.path}"
+    if not parts.hostname and query.get("host", "").startswith("/"):
+        where += f" (socket in {query['host']})"
+    return where
+
+
+@functools.lru_cache(maxsize=2048)
+def translate(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _Local(threading.local):
+    conn: Any = None
+    depth: int = 0
+    grouped: bool = False
+
+
+class PostgresDatabase:
+    """One PostgreSQL database (see the module docstring).
+
+    ``read_only`` makes every transaction read-only (``default_transaction_read_only``) and
+    skips migrations: the commands that only ask (check, records, audit verify) write nothing.
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, password: str | None = None, read_only: bool = False, pool_min: int = 1,
+                 pool_max: int = 10, application_name: str | None = None, connect_timeout: float = 10.0) -> None:
+        try:
+            import psycopg
+            from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
+        except ImportError:  # pragma: no cover - the dependency is declared
+            raise ConfigError("store.url names PostgreSQL, but psycopg is not installed: "
+                              "pip install 'emrcomm[postgres]'") from None
+        self._psycopg = psycopg
+        self.url = url
+        self.where = describe(url)
+        self.read_only = read_only
+        self.in_memory = False
+        self._local = _Local()
+        self._before_commit: list[Callable[[], None]] = []
+        self._closed = False
+        # pg_stat_activity names each connection's process: "emrcomm:<pid>" (docs/operations.md).
+        application_name = application_name or f"emrcomm:{os.getpid()}"
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row, "application_name": application_name,
+                                  "connect_timeout": max(1, int(connect_timeout))}
+        if password is not None:
+            kwargs["password"] = password
+        if read_only:
+            kwargs["options"] = "-c default_transaction_read_only=on"
+        self._kwargs = kwargs
+        try:  # fail now, with the address, rather than at the first statement
+            psycopg.connect(url, **kwargs).close()
+        except psycopg.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"store.url: cannot connect to {self.where}: {first}") from None
+        # No check on each loan (a round trip: ~0.2 ms on every statement): a connection found
+        # broken at its first statement is replaced once, below (_fresh).
+        self.pool = ConnectionPool(url, kwargs=kwargs, min_size=pool_min, max_size=max(pool_min, pool_max),
+                                   timeout=60.0, name="emrcomm", open=True, configure=_nul_free)
+
+    # transactions ------------------------------------------------------------------------------
+    def _fresh(self, first: Callable[[Any], Any]) -> tuple[contextlib.ExitStack, Any, Any]:
+        """A connection from the pool and the result of ``first(conn)``, its first statement. A
+        pooled connection the server or the network dropped while idle fails there: it is thrown
+        away and ``first`` runs once more on another (nothing of it had run). Returns the stack
+        that gives the connection back."""
+        for attempt in (1, 2):
+            if self._closed:
+                raise StoreClosed(f"{self.where}: the store is closed")
+            stack = contextlib.ExitStack()
+            conn = stack.enter_context(self.pool.connection())
+            try:
+                return stack, conn, first(conn)
+            except self._psycopg.OperationalError:
+                broken = conn.closed or conn.broken
+                stack.close()
+                if attempt == 2 or not broken:
+                    raise
+                log.info("a pooled connection to %s was dropped; another is used", self.where)
+        raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes; nested calls join the outer transaction (one commit). Inside
+        :meth:`group_commit` an outermost transaction is a savepoint instead."""
+        local = self._local
+        outer = local.depth == 0
+        if outer and not local.grouped:
+            with self._begun():
+                yield
+            return
+        if outer:  # inside group_commit: atomic alone, durable with the group
+            local.conn.execute("SAVEPOINT grp")
+        local.depth += 1
+        try:
+            yield
+        except BaseException:
+            local.depth -= 1
+            if outer:
+                self._rollback_to("grp")
+            raise
+        else:
+            local.depth -= 1
+            if outer:
+                local.conn.execute("RELEASE SAVEPOINT grp")
+
+    @contextlib.contextmanager
+    def _begun(self) -> Iterator[None]:
+        """An outermost transaction on a connection of this thread's own."""
+        local = self._local
+        stack, conn, _ = self._fresh(lambda c: c.execute("BEGIN"))
+        with stack:
+            local.conn = conn
+            local.depth = 1
+            try:
+                try:
+                    yield
+                    self._finish()
+                except BaseException:
+                    self._abort(conn)
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                local.conn = None
+                local.depth = 0
+
+    def _abort(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):  # a broken connection: the pool throws it away
+            conn.execute("ROLLBACK")
+
+    def _rollback_to(self, name: str) -> None:
+        conn = self._local.conn
+        try:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+        except self._psycopg.Error:
+            pass  # the connection is gone: the outer transaction fails as a whole
+
+    @contextlib.contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """Many transactions, one commit: each ``transaction()`` inside stays atomic (a savepoint),
+        and all become durable together when the block ends, or none when it raises."""
+        local = self._local
+        if local.depth or local.grouped:
+            raise RuntimeError("group_commit() cannot run inside a transaction or another group")
+        with self._begun():
+            local.depth, local.grouped = 0, True
+            try:
+                yield
+            finally:  # the commit's callbacks run as in a transaction (nested ones join it)
+                local.depth, local.grouped = 1, False
+
+    @contextlib.contextmanager
+    def relaxed(self) -> Iterator[None]:
+        """A transaction whose commit does not wait for the WAL to reach the disk
+        (``synchronous_commit = off`` for it alone): for a write whose loss a later step repairs."""
+        with self.transaction():
+            if self._local.depth == 1 and not self._local.grouped:
+                self._local.conn.execute("SET LOCAL synchronous_commit = off")
+            yield
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        self._before_commit.append(callback)
+
+    def _finish(self) -> None:
+        for callback in self._before_commit:
+            callback()
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the current transaction that can fail alone (its writes undone)."""
+        with self.transaction():
+            name = f"sp{self._local.depth}"
+            self._local.conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                self._rollback_to(name)
+                raise
+            else:
+                self._local.conn.execute(f"RELEASE SAVEPOINT {name}")
+
+    def in_transaction(self) -> bool:
+        return self._local.conn is not None
+
+    # statements --------------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self.transaction():
+            cur = self._local.conn.execute(translate(sql), tuple(params) or None)
+            return int(cur.rowcount)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.transaction(), self._local.conn.cursor() as cur:
+            cur.executemany(translate(sql), [tuple(r) for r in rows])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._local.conn is not None:
+            cur = self._local.conn.execute(translate(sql), tuple(params) or None)
+            return list(cur.fetchall()) if cur.description is not None else []
+        # Outside a transaction: a read on a pooled connection (a write is always in one).
+        stack, _, rows = self._fresh(lambda c: _rows(c.execute(translate(sql), tuple(params) or None)))
+        stack.close()
+        return rows
+
+    def notify(self, channel: str = NOTIFY_CHANNEL) -> None:
+        """Tell the listeners on ``channel`` when the current transaction commits."""
+        self.query(f"SELECT pg_notify('{channel}', '')")
+
+    def listen(self, channel: str = NOTIFY_CHANNEL) -> Listener:
+        """A connection of its own that waits for ``channel``'s notifications."""
+        return Listener(self._psycopg, self.url, self._kwargs, channel)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.pool.close()
+
+
+def _nul_free(conn: Any) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite's can): a NUL in a value, written or looked up,
+    becomes U+FFFD, the replacement character, rather than failing the statement. A hostile id
+    with a NUL is then simply not found, and text kept with one keeps the rest
+    (docs/operations.md)."""
+    from psycopg.types.string import StrDumperUnknown
+
+    class NulFree(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+    conn.adapters.register_dumper(str, NulFree)
+
+
+def _rows(cur: Any) -> list[Row]:
+    return list(cur.fetchall()) if cur.description is not None else []
+
+
+class Listener:
+    """LISTEN on a connection of its own: :meth:`wait` returns when a notification came (True),
+    or after ``timeout`` seconds (False). A broken connection is opened again at the next wait."""
+
+    def __init__(self, psycopg: Any, url: str, kwargs: dict[str, Any], channel: str) -> None:
+        self._psycopg = psycopg
+        self._url = url
+        self._kwargs = kwargs
+        self._channel = channel
+        self._conn: Any = None
+
+    def open(self) -> None:
+        """LISTEN now, so that nothing committed from here on is missed."""
+        try:
+            self._connect()
+        except self._psycopg.Error as exc:
+            log.warning("outbox listener: %s; polling until it connects", type(exc).__name__)
+
+    def _connect(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._psycopg.connect(self._url, **self._kwargs)
+            self._conn.execute(f"LISTEN {self._channel}")
+        return self._conn
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            conn = self._connect()
+            # (A burst of rows wakes it once per wait: the claim after it takes them all.)
+            return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+        except self._psycopg.Error as exc:
+            log.warning("outbox listener: %s; polling until it reconnects", type(exc).__name__)
+            self.close()
+            time.sleep(min(timeout, 1.0))
+            return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+_PASSWORD_IN_URL = re.compile(r"^[a-z+]+://[^/@:]*:[^/@]*@")
+
+
+def password_in_url(url: str) -> bool:
+    return bool(_PASSWORD_IN_URL.match(url))

@@ -1,0 +1,373 @@
+"""PostgreSQL for clinics that outgrow one machine: what only a shared database can show. The
+schema is upgraded by a command and refused when behind; many processes append to one signed
+audit chain; an idle worker wakes on LISTEN/NOTIFY; a sender's limit and a client's limit hold
+for every process together; two ``emrcomm serve`` processes answering alternately behave as one.
+
+The rest of the behavioural suite runs on PostgreSQL too (tests/conftest.py ``backend``)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import support
+from emrcomm.cli import main
+from emrcomm.config import load_config
+from emrcomm.errors import ConfigError
+from emrcomm.host import Host
+from emrcomm.storage import open_postgres
+from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
+from servers import free_port
+from support import fhir_request, with_store, write_config
+
+pytestmark = pytest.mark.postgres
+
+EMRCOMM = Path(sys.executable).with_name("emrcomm")
+QUEUED = "\n[delivery]\nmode = \"queue\"\n"
+
+
+@pytest.fixture
+def pg(backend: str) -> str:
+    """The test's PostgreSQL database (its schema current)."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    assert support.STORE_URL is not None
+    return support.STORE_URL
+
+
+@pytest.fixture
+def empty_pg(postgres_server: object) -> Iterator[str]:
+    """A database with no tables at all, pointed at by the test's configs."""
+    url = postgres_server.new_database()  # type: ignore[attr-defined]
+    support.STORE_URL = url
+    try:
+        yield url
+    finally:
+        support.STORE_URL = None
+        postgres_server.drop_database(url)  # type: ignore[attr-defined]
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = subprocess.run([str(EMRCOMM), *argv], capture_output=True, text=True, timeout=300, check=False)
+    return out.returncode, out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------------------------- the schema
+
+
+def test_start_up_refuses_a_schema_older_than_the_code_and_names_the_command(empty_pg: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"older than this emrcomm .*emrcomm 1.*run `emrcomm db upgrade`"):
+        Host(load_config(path))
+
+
+def test_db_status_lists_the_steps_and_db_upgrade_applies_them(empty_pg: str, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(write_config(tmp_path))
+    assert main(["db", "status", "--config", path]) == 4
+    status = capsys.readouterr().out
+    assert "emrcomm 1:" in status and "portal 1:" in status and "behind" in status
+    assert main(["db", "upgrade", "--config", path]) == 0
+    assert "applied emrcomm 1" in capsys.readouterr().out
+    assert main(["db", "status", "--config", path]) == 0
+    assert "not applied" not in capsys.readouterr().out
+    with Host(load_config(path)) as host:
+        assert host.send(fhir_request("Patient/on-en", "appointment-reminder", text="See you Tuesday.")).status.value
+
+
+def test_a_schema_newer_than_the_code_is_refused(pg: str, tmp_path: Path) -> None:
+    storage = open_postgres(pg)
+    storage.meta.put("schema_version", "99")
+    storage.close()
+    with pytest.raises(ConfigError, match="schema version 99, newer than this installation knows"):
+        Host(load_config(write_config(tmp_path)))
+
+
+def test_a_password_is_taken_only_by_reference(tmp_path: Path) -> None:
+    text = support.BASE_CONFIG.replace('[store]\npath = "emrcomm.sqlite"', '[store]\nurl = "postgresql://app:hunter2@db/x"')
+    (tmp_path / "emrcomm.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store\.url: secrets cannot be written") as err:
+        load_config(tmp_path / "emrcomm.toml")
+    assert "hunter2" not in str(err.value)
+    (tmp_path / "emrcomm.toml").write_text(text.replace("app:hunter2@db/x\"", 'app@db/x"\npassword = "hunter2"'),
+                                           encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store.password: secrets cannot be written"):
+        load_config(tmp_path / "emrcomm.toml")
+
+
+def test_the_password_reference_reaches_the_server(pg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test server trusts its socket, so any password works: what is checked is that the
+    variable is read, and that a missing one is named."""
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("[store]\n", '[store]\npassword = {env = "EMRCOMM_TEST_PG"}\n', 1))
+    with pytest.raises(ConfigError, match=r"store\.password: environment variable EMRCOMM_TEST_PG is not set"):
+        Host(load_config(path))
+    monkeypatch.setenv("EMRCOMM_TEST_PG", "s3cret")
+    Host(load_config(path)).close()
+
+
+def test_a_nul_in_a_value_is_kept_as_the_replacement_character_and_finds_nothing(pg: str) -> None:
+    """PostgreSQL text cannot hold NUL (the driver refuses the statement): hostile input with
+    one must not turn a lookup or a write into an error (docs/operations.md)."""
+    storage = open_postgres(pg)
+    try:
+        assert storage.records.get("a\x00b") is None
+        assert storage.meta.get("k\x00") is None
+        storage.meta.put("k", "a\x00b")
+        assert storage.meta.get("k") == "a\ufffdb"
+    finally:
+        storage.close()
+
+
+def test_doctor_asks_the_database_server_and_compares_its_schema(pg: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``emrcomm doctor`` on PostgreSQL: the database line names the server's database (never a
+    password), says it answered, and compares its schema: current, then newer than this
+    emrcomm knows (tests/test_doctor.py checks the rest of doctor, on SQLite)."""
+    from emrcomm.storage.schema import MIGRATIONS
+
+    latest = max(m.version for m in MIGRATIONS)
+    path = write_config(tmp_path)
+    Host(load_config(path)).close()
+
+    def doctor() -> tuple[int, str]:
+        code = main(["doctor", "--config", str(path)])
+        [database] = [row for row in capsys.readouterr().out.splitlines() if "database (postgresql)" in row]
+        return code, database
+
+    code, database = doctor()
+    assert code == 0 and database.startswith("ok"), database
+    assert f"connected, schema version {latest}, up to date" in database
+    storage = open_postgres(pg)
+    storage.meta.put("schema_version", "999")
+    storage.close()
+    code, database = doctor()
+    assert code == 4 and database.startswith("FAIL")
+    assert "schema version 999, newer than this installation knows" in database
+
+
+# ---------------------------------------------------------------------------- one audit chain
+
+
+def test_concurrent_senders_in_separate_processes_append_one_verified_chain(pg: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path, QUEUED)
+    Host(load_config(path)).close()  # the key file, before four processes race to make it
+    per_process, processes = 15, 4
+    for p in range(processes):
+        lines = [json.dumps(fhir_request("Patient/on-en", "appointment-reminder", text="See you Tuesday at 9:20.",
+                                         rid=f"p{p}-{i}")) for i in range(per_process)]
+        (tmp_path / f"batch{p}.jsonl").write_text("\n".join(lines) + "\n")
+    senders = [subprocess.Popen([str(EMRCOMM), "send", "--config", str(path), str(tmp_path / f"batch{p}.jsonl")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for p in range(processes)]
+    assert [s.wait(300) for s in senders] == [0] * processes, [s.stderr.read() for s in senders if s.stderr]
+    code, out = run("audit", "verify", "--config", str(path), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["ok"] and report["problems"] == []
+    storage = open_postgres(pg)
+    try:
+        kinds = [json.loads(r["entry"])["kind"] for r in storage.audit.entries()]
+        seqs = [r["seq"] for r in storage.audit.entries()]
+    finally:
+        storage.close()
+    assert kinds.count("request.received") == per_process * processes
+    assert seqs == list(range(1, len(seqs) + 1))  # one order: storage order is chain order
+
+
+# ------------------------------------------------------------------------------- the workers
+
+
+def listening(pg: str) -> int:
+    storage = open_postgres(pg)
+    try:
+        return int(storage.db.query("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND query = 'LISTEN emrcomm_outbox'")[0]["n"])
+    finally:
+        storage.close()
+
+
+def test_an_idle_worker_wakes_when_a_message_is_queued_not_at_its_next_poll(pg: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path, QUEUED + "poll_seconds = 600\n")
+    Host(load_config(path)).close()
+    worker = subprocess.Popen([str(EMRCOMM), "worker", "--config", str(path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while listening(pg) == 0:  # the worker has claimed nothing and waits: 600 s till it polls again
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.1)
+        with Host(load_config(path)) as host:
+            outcome = host.send(fhir_request("Patient/on-en", "appointment-reminder", text="See you Tuesday."))
+            assert outcome.status.value == "queued"
+            deadline = time.monotonic() + 60  # far under the poll: only the notification can wake it
+            while host.storage.outbox.counts():
+                assert time.monotonic() < deadline, "the worker did not wake"
+                time.sleep(0.05)
+            assert host.record(outcome.record_ids[0]).state == "accepted"  # type: ignore[union-attr]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+
+
+def test_a_senders_limit_is_one_bucket_for_every_process(pg: str) -> None:
+    """Two processes' stores (two pools, as on two machines) reserve from one bucket: the second
+    waits behind what the first reserved, instead of starting a bucket of its own."""
+    first, second = open_postgres(pg), open_postgres(pg)
+    try:
+        waits = [first.rates.take("sms", "+16135550100", rate=2.0, burst=1, reserve=True) for _ in range(6)]
+        assert waits[0] == 0.0 and 2.0 < waits[-1] <= 2.5  # 0, 0.5, … 2.5 s: reserved, not slept
+        theirs = second.rates.take("sms", "+16135550100", rate=2.0, burst=1, reserve=True)
+        assert theirs >= waits[-1]  # behind the six: 3 s, less what elapsed
+        other = second.rates.take("sms", "+16135550199", rate=2.0, burst=1, reserve=True)
+        assert other == 0.0  # another sender's bucket is its own
+    finally:
+        first.close()
+        second.close()
+
+
+# ---------------------------------------------------------------------------- stateless serve
+
+
+def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        with contextlib.suppress(OSError):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def two_serves(pg: str, tmp_path: Path) -> Iterator[Callable[[str], tuple[Host, list[int]]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    hosts: list[Host] = []
+
+    def start(extra: str = "", config_text: str | None = None) -> tuple[Host, list[int]]:
+        path = write_config(tmp_path, extra)
+        if config_text is not None:
+            path.write_text(with_store(config_text + extra), encoding="utf-8")
+        host = Host(load_config(path))
+        hosts.append(host)
+        ports = []
+        for n in range(2):
+            for _ in range(5):  # a port taken between free_port() and the bind: another
+                port = free_port()
+                log = (tmp_path / f"serve{n}.log").open("wb")
+                process = subprocess.Popen([str(EMRCOMM), "serve", "--config", str(path), "--port", str(port)],
+                                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                processes.append(process)
+                if wait_for(port, process):
+                    ports.append(port)
+                    break
+            else:
+                pytest.fail("emrcomm serve did not start: " + (tmp_path / f"serve{n}.log").read_text()[-2000:])
+        return host, ports
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(20)
+    for host in hosts:
+        host.close()
+
+
+def request(port: int, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+    from urllib.parse import urlencode
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = urlencode(form) if form is not None else None
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    return response.status, response.read().decode("utf-8", "replace")
+
+
+def answer(date: object) -> dict[str, str]:
+    return {"day": str(date.day), "month": str(date.month), "year": str(date.year)}  # type: ignore[attr-defined]
+
+
+def test_two_serves_answering_alternately_share_a_clients_rate_limit(
+        two_serves: Callable[..., tuple[Host, list[int]]]) -> None:
+    _, (a, b) = two_serves("")
+    # The portal allows a client 30 requests a minute: 30 answers alternate between the two
+    # processes, and the 31st is refused whichever gets it, though each alone has seen 15.
+    statuses = [request(a if i % 2 else b, "GET", f"/m/{'x' * 43}")[0] for i in range(31)]
+    assert 429 not in statuses[:30]
+    assert statuses[30] == 429
+    assert request(a, "GET", f"/m/{'x' * 43}")[0] == 429  # and the other one says the same
+
+
+def test_two_serves_answering_alternately_lock_a_link_after_the_same_tries(
+        two_serves: Callable[..., tuple[Host, list[int]]]) -> None:
+    host, (a, b) = two_serves("")
+    token = token_in(notice_for(host, send_note(host, "two-serves"))["text"])
+    answers = [request(a if i % 2 else b, "POST", f"/m/{token}/open", answer(WRONG_DATE))[0] for i in range(5)]
+    assert answers == [400, 400, 400, 400, 403]  # as one process answers (tests/test_web.py)
+    assert request(b, "POST", f"/m/{token}/open", answer(BIRTH_DATE))[0] == 403
+    assert request(a, "POST", f"/m/{token}/open", answer(BIRTH_DATE))[0] == 403
+
+
+def test_two_serves_file_a_repeated_delivery_report_once(two_serves: Callable[..., tuple[Host, list[int]]],
+                                                         tmp_path: Path) -> None:
+    from urllib.parse import urlencode
+
+    from emrcomm_sms.callbacks import record_signature
+    from hostile_kit import SECRET, kannel_config
+
+    host, (a, b) = two_serves("", kannel_config(tmp_path, ""))
+    record = send_note(host, "dlr-twice").record_ids[-1]  # the SMS notice
+    path = "/callbacks/kannel/dlr?" + urlencode({"record": record, "sig": record_signature(SECRET, record),
+                                                 "type": "1"})
+    assert [request(port, "GET", path)[0] for port in (a, b, a)] == [200, 200, 200]
+    delivered = [e for e in host.storage.records.events(record) if e.kind.value == "delivered"]
+    assert len(delivered) == 1
+
+
+# ------------------------------------------------------------------------- SQLite to PostgreSQL
+
+
+def test_db_copy_moves_the_demo_clinic_and_records_prints_the_same_bundle_from_both(
+        pg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from emrcomm.demo import run_demo
+
+    run_demo(tmp_path / "demo", patients=30, seed=7, day=None, progress=False, out=sys.stderr)
+    sqlite_config = tmp_path / "demo" / "emrcomm.toml"
+    pg_config = tmp_path / "demo" / "emrcomm-pg.toml"  # the same folder: the same keys and key ring
+    pg_config.write_text(sqlite_config.read_text().replace('path = "emrcomm.sqlite"',
+                                                           f'path = "emrcomm.sqlite"\nurl = "{pg}"'))
+    capsys.readouterr()
+    assert main(["db", "copy", "--from", str(sqlite_config), "--config", str(pg_config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["audit"]["ok"] and report["audit"]["entries"] > 0
+    assert report["tables"]["records"]["source"] == report["tables"]["records"]["target"] > 0
+    printed = []
+    for view in (["--fhir"], []):  # the FHIR Bundle, and the clinic's log as staff read it
+        assert main(["records", *view, "--config", str(sqlite_config)]) == 0
+        printed.append(capsys.readouterr().out)
+        assert main(["records", *view, "--config", str(pg_config)]) == 0
+        assert capsys.readouterr().out == printed[-1]
+    assert json.loads(printed[0])["total"] == report["tables"]["records"]["source"]
+    # A second copy into the same database is refused: it is no longer empty.
+    assert main(["db", "copy", "--from", str(sqlite_config), "--config", str(pg_config)]) == 2
+    assert "is not empty" in capsys.readouterr().err
