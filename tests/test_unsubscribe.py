@@ -44,7 +44,10 @@ def relay(ca: CertificateAuthority) -> Iterator[SmtpServer]:
 @pytest.fixture
 def clinic(make_host: Callable[..., Host], tmp_path: Path, relay: SmtpServer,
            ca: CertificateAuthority) -> Iterator[tuple[Host, str]]:
-    """The test clinic emailing through ``relay``, and ``emrcomm serve`` (a process) on its store."""
+    """The test clinic emailing through ``relay``, and ``emrcomm serve`` (a process) on its store.
+    The relay lives for the module and record ids repeat from test to test (the clock is pinned):
+    its mailbox starts empty, or a test would read the email of the one before it."""
+    relay.handler.received.clear()
     (tmp_path / "smtp-password").write_text(PASSWORD, encoding="utf-8")
     host = make_host(config_text=BASE_CONFIG.replace('[plugins.email]\ndirectory = "out/email"\n', f"""[plugins.email]
 transport = "smtp"
