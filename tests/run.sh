@@ -58,10 +58,28 @@ export EMRCOMM_REQUIRE_SERVERS=1
 # Toronto today and to 22:30 two years ahead: a test or code path reading the system clock
 # instead of the host's, or a date written into a test, fails at one of them. They run on the
 # SQLite store only: the PostgreSQL half runs the same code over another store.
+# The three runs go side by side (each its own temporary folder and log, shown when it ends):
+# pytest uses one core, the machine has two.
 today=$(date +%F)
 later=$(date -d "+2 years" +%F)
-for when in "$today 02:30" "$today 12:00" "$later 22:30"; do
-    utc=$(date -u -d "TZ=\"America/Toronto\" $when" "+%F %T")
+guard=$(mktemp -d -t emrcomm-clock-guard.XXXXXX)
+pids=()
+whens=("$today 02:30" "$today 12:00" "$later 22:30")
+trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$guard"' EXIT
+for i in "${!whens[@]}"; do
+    utc=$(date -u -d "TZ=\"America/Toronto\" ${whens[$i]}" "+%F %T")
     .venv/bin/python tests/clock_shift.py "$utc" -- .venv/bin/python -m pytest -q -p no:cacheprovider \
-        -m "not (kannel or postfix or chromium or node or index or postgres)" "$@"
+        --basetemp="$guard/tmp-$i" -m "not (kannel or postfix or chromium or node or index or postgres)" "$@" \
+        > "$guard/run-$i.log" 2>&1 &
+    pids+=($!)
 done
+failed=0
+for i in "${!whens[@]}"; do
+    status=0
+    wait "${pids[$i]}" || status=$?
+    echo "== the clock guard at ${whens[$i]} America/Toronto (exit $status)"
+    cat "$guard/run-$i.log"
+    [ "$status" -eq 0 ] || failed=1
+done
+pids=()
+exit "$failed"
