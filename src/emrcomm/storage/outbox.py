@@ -125,17 +125,22 @@ class SqlOutbox:
                       OR (o.state = 'sending' AND o.lease_until <= ?))
                  AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id AND e.leg < o.leg)"""
         order = "ORDER BY COALESCE(o.not_before, o.created), o.key LIMIT ?"
-        if self.db.dialect == "postgresql":
-            pick = f"SELECT o.key FROM outbox o WHERE {due} {order} FOR UPDATE SKIP LOCKED"
-        else:
-            pick = f"SELECT o.key FROM outbox o INDEXED BY outbox_claim_order WHERE {due} {order}"
+        take = f"""state = 'sending', lease_owner = ?, lease_until = ?, updated = ?, attempts = attempts + 1,
+                   last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}' ELSE last_error END"""
         with self.db.transaction():
-            rows = self.db.query(
-                f"""UPDATE outbox SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ?,
-                        attempts = attempts + 1,
-                        last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}' ELSE last_error END
-                    WHERE key IN ({pick}) RETURNING *""",
-                (owner, iso(lease_until), iso(now), iso(now), iso(now), limit))
+            if self.db.dialect == "postgresql":
+                # The rows are picked once, in a materialized CTE: PostgreSQL may run a LIMIT
+                # subquery under `key IN (...)` more than once, each run skipping the rows the
+                # last one locked, and so claim more than `limit` rows.
+                rows = self.db.query(
+                    f"""WITH picked AS MATERIALIZED (
+                            SELECT o.key FROM outbox o WHERE {due} {order} FOR UPDATE SKIP LOCKED)
+                        UPDATE outbox SET {take} FROM picked WHERE outbox.key = picked.key RETURNING outbox.*""",
+                    (iso(now), iso(now), limit, owner, iso(lease_until), iso(now)))
+            else:
+                pick = f"SELECT o.key FROM outbox o INDEXED BY outbox_claim_order WHERE {due} {order}"
+                rows = self.db.query(f"UPDATE outbox SET {take} WHERE key IN ({pick}) RETURNING *",
+                                     (owner, iso(lease_until), iso(now), iso(now), iso(now), limit))
         items = [_item(r) for r in rows]
         return sorted(items, key=lambda i: (i.not_before or dt.datetime.min.replace(tzinfo=dt.UTC), i.key))
 
