@@ -24,6 +24,22 @@ from servers import free_port, port_open, start_retrying, wait_until
 USERNAME = "clinic-relay"
 
 
+def through_relay(config: str, relay: SmtpServer, ca: CertificateAuthority, password_file: Path) -> str:
+    """``config`` (tests/support.py's BASE_CONFIG or one made from it) with its email written to
+    ``relay`` over STARTTLS as the clinic's relay account, instead of to a folder."""
+    return config.replace('[plugins.email]\ndirectory = "out/email"\n', f"""[plugins.email]
+transport = "smtp"
+from = "Riverside Family Health <noreply@riverside.example>"
+[plugins.email.smtp]
+host = "localhost"
+port = {relay.port}
+username = "{USERNAME}"
+password = {{file = "{password_file}"}}
+ca_file = "{ca.ca_file}"
+timeout = 10
+""")
+
+
 @attrs.frozen
 class Received:
     """One message as the server got it: envelope, raw content and how the session was secured."""

@@ -31,7 +31,7 @@ from emrcomm.clock import VARIABLE, shift_to
 from emrcomm.host import Host
 from emrcomm.model import Category, Request, Sensitivity, Status
 from emrcomm.testing import TEST_NOW
-from mailservers import USERNAME, CertificateAuthority, SmtpServer
+from mailservers import CertificateAuthority, SmtpServer, through_relay
 from portal_kit import BIRTH_DATE
 from servers import Process, free_port, wait_until
 from support import BASE_CONFIG, REPO
@@ -102,17 +102,7 @@ def clinic(make_host: Callable[..., Host], tmp_path: Path, monkeypatch: pytest.M
     kannel = KannelWithHandsets(tmp_path / "kannel", mo_url=kannel_mo_url(base, SECRET))
     try:
         config = BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', kannel_sms(kannel, base, tmp_path))
-        config = config.replace('[plugins.email]\ndirectory = "out/email"\n', f"""[plugins.email]
-transport = "smtp"
-from = "Riverside Family Health <noreply@riverside.example>"
-[plugins.email.smtp]
-host = "localhost"
-port = {relay.port}
-username = "{USERNAME}"
-password = {{file = "{tmp_path / 'smtp-password'}"}}
-ca_file = "{ca.ca_file}"
-timeout = 10
-""")
+        config = through_relay(config, relay, ca, tmp_path / "smtp-password")
         host = make_host('\n[delivery]\nmode = "queue"\n', config_text=config)
         yield Clinic(host, tmp_path, kannel, relay, port, monkeypatch, clock)
     finally:

@@ -39,8 +39,7 @@ QUEUED = "\n[delivery]\nmode = \"queue\"\n"
 @pytest.fixture
 def pg(backend: str) -> str:
     """The test's PostgreSQL database (its schema current)."""
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only")
+    assert backend == "postgresql", "tests/conftest.py runs this module on PostgreSQL only"
     assert support.STORE_URL is not None
     return support.STORE_URL
 

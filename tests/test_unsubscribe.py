@@ -18,7 +18,7 @@ import requests
 
 from emrcomm.host import Host
 from emrcomm.model import Request
-from mailservers import USERNAME, CertificateAuthority, SmtpServer
+from mailservers import CertificateAuthority, SmtpServer, through_relay
 from servers import Process, free_port, wait_until
 from support import BASE_CONFIG
 from test_worker import APPOINTMENT
@@ -49,17 +49,7 @@ def clinic(make_host: Callable[..., Host], tmp_path: Path, relay: SmtpServer,
     its mailbox starts empty, or a test would read the email of the one before it."""
     relay.handler.received.clear()
     (tmp_path / "smtp-password").write_text(PASSWORD, encoding="utf-8")
-    host = make_host(config_text=BASE_CONFIG.replace('[plugins.email]\ndirectory = "out/email"\n', f"""[plugins.email]
-transport = "smtp"
-from = "Riverside Family Health <noreply@riverside.example>"
-[plugins.email.smtp]
-host = "localhost"
-port = {relay.port}
-username = "{USERNAME}"
-password = {{file = "{tmp_path / 'smtp-password'}"}}
-ca_file = "{ca.ca_file}"
-timeout = 10
-"""))
+    host = make_host(config_text=through_relay(BASE_CONFIG, relay, ca, tmp_path / "smtp-password"))
     port = free_port()
     serve = Process([EMRCOMM, "serve", "--config", tmp_path / "emrcomm.toml", "--port", str(port)],
                     tmp_path / "serve.log")
