@@ -51,35 +51,52 @@ fi
 .venv/bin/python -m mypy
 # Every marked test runs: a missing Kannel, Postfix, Chromium or node package fails, never skips.
 export EMRCOMM_REQUIRE_SERVERS=1
-.venv/bin/python -m pytest "$@"
+
+# Jobs run side by side, each with its own temporary folder and log, shown when it ends (pytest
+# uses one core; the machine has two). `start NAME ARGS...` runs pytest in the background;
+# `finish` waits for every job started, shows each log with its exit status and fails if one did.
+work=$(mktemp -d -t emrcomm-tests.XXXXXX)
+names=()
+pids=()
+trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+start() {
+    local name=$1 n=${#names[@]}
+    shift
+    "$@" --basetemp="$work/tmp-$n" > "$work/run-$n.log" 2>&1 &
+    names+=("$name")
+    pids+=($!)
+}
+finish() {
+    local failed=0 i status
+    for i in "${!pids[@]}"; do
+        status=0
+        wait "${pids[$i]}" || status=$?
+        echo "== ${names[$i]} (exit $status)"
+        cat "$work/run-$i.log"
+        [ "$status" -eq 0 ] || failed=1
+    done
+    names=()
+    pids=()
+    return "$failed"
+}
+pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
+
+# The suite: the tests of the PostgreSQL store (the behavioural suite again, over a server the
+# session starts) beside everything else.
+start "the suite on the SQLite store and the store-independent tests" "${pytest[@]}" -m "not postgres" "$@"
+start "the suite on the PostgreSQL store" "${pytest[@]}" -m postgres "$@"
+finish
 
 # The clock guard: nothing may decide by the wall clock. The tests that need no outside server
 # run again with the whole process tree's clock moved (libfaketime) to 02:30 and 12:00 in
 # Toronto today and to 22:30 two years ahead: a test or code path reading the system clock
 # instead of the host's, or a date written into a test, fails at one of them. They run on the
 # SQLite store only: the PostgreSQL half runs the same code over another store.
-# The three runs go side by side (each its own temporary folder and log, shown when it ends):
-# pytest uses one core, the machine has two.
 today=$(date +%F)
 later=$(date -d "+2 years" +%F)
-guard=$(mktemp -d -t emrcomm-clock-guard.XXXXXX)
-pids=()
-whens=("$today 02:30" "$today 12:00" "$later 22:30")
-trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$guard"' EXIT
-for i in "${!whens[@]}"; do
-    utc=$(date -u -d "TZ=\"America/Toronto\" ${whens[$i]}" "+%F %T")
-    .venv/bin/python tests/clock_shift.py "$utc" -- .venv/bin/python -m pytest -q -p no:cacheprovider \
-        --basetemp="$guard/tmp-$i" -m "not (kannel or postfix or chromium or node or index or postgres)" "$@" \
-        > "$guard/run-$i.log" 2>&1 &
-    pids+=($!)
+for when in "$today 02:30" "$today 12:00" "$later 22:30"; do
+    utc=$(date -u -d "TZ=\"America/Toronto\" $when" "+%F %T")
+    start "the clock guard at $when America/Toronto" .venv/bin/python tests/clock_shift.py "$utc" -- \
+        "${pytest[@]}" -q -m "not (kannel or postfix or chromium or node or index or postgres)" "$@"
 done
-failed=0
-for i in "${!whens[@]}"; do
-    status=0
-    wait "${pids[$i]}" || status=$?
-    echo "== the clock guard at ${whens[$i]} America/Toronto (exit $status)"
-    cat "$guard/run-$i.log"
-    [ "$status" -eq 0 ] || failed=1
-done
-pids=()
-exit "$failed"
+finish
