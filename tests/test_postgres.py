@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,13 +22,16 @@ from pathlib import Path
 import pytest
 
 import support
+from emrcomm.api.notify import Notifier
+from emrcomm.api.settings import ApiSettings
+from emrcomm.api.subscriptions import Subscriptions
 from emrcomm.cli import main
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
 from emrcomm.storage import open_postgres
 from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
-from servers import free_port
+from servers import free_port, scripted
 from support import fhir_request, with_store, write_config
 
 pytestmark = pytest.mark.postgres
@@ -232,6 +236,45 @@ def test_a_senders_limit_is_one_bucket_for_every_process(pg: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_notification_cursor_never_steps_over_a_transaction_that_commits_late(
+        make_host: Callable[..., Host]) -> None:
+    """A transaction that took its event's seq first and commits after another's: the EMR still
+    hears of both. A cursor on seq alone would have moved past the late one for good."""
+    host = make_host("\n[api]\nnotify = false\n")
+    db = host.storage.db
+    text = "Riverside Family Health: your appointment is on Nov 25 at 2:30 PM. Reply STOP to opt out."
+    with scripted() as emr:
+        Subscriptions(db, host.clock).create({
+            "resourceType": "Subscription", "status": "requested", "reason": "EMR",
+            "criteria": "Communication?patient=Patient/on-en",
+            "channel": {"type": "rest-hook", "endpoint": emr.url, "payload": "application/fhir+json"}},
+            client="emr", allow_http=True)
+        [rid] = host.send(fhir_request("Patient/on-en", "appointment-reminder", text=text, rid="c-1")).record_ids
+        notifier = Notifier(host, ApiSettings())
+        assert notifier.run_once() == 1
+        began, release = threading.Event(), threading.Event()
+
+        def late() -> None:  # another connection (the store's are per thread): seq taken, not committed
+            with db.transaction():
+                db.execute("INSERT INTO events (record_id, kind, source, at, dedup) VALUES (?, ?, ?, ?, ?)",
+                           (rid, "delivered", "callback", "2026-01-05T15:00:01+00:00", "late-delivery"))
+                began.set()
+                release.wait(60)
+
+        writer = threading.Thread(target=late)
+        writer.start()
+        try:
+            assert began.wait(60)
+            host.send(fhir_request("Patient/on-en", "appointment-reminder", text=text, rid="c-2"))  # commits first
+            assert notifier.run_once() == 0  # the committed one waits behind the open transaction
+        finally:
+            release.set()
+            writer.join(60)
+        assert notifier.run_once() == 2
+        heard = sorted(seen.headers["X-Emrcomm-Event"] for seen in emr.seen)
+    assert heard == ["delivered", "sent", "sent"]
 
 
 # ---------------------------------------------------------------------------- stateless serve

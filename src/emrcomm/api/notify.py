@@ -102,23 +102,27 @@ class Notifier:
 
     def _fan_out(self, sub: Subscription) -> None:
         now = self.host.clock()
+        ordered = self.db.dialect == "postgresql"
         if sub.criteria.resource_type == "Communication":
             kinds = tuple(EVENT_NAMES)
+            after, params = _after("e", ordered, sub.events_tx, sub.events_after)
             rows = self.db.query(
-                f"SELECT e.seq, r.patient, r.status, r.category FROM events e JOIN records r ON r.id = e.record_id "
-                f"WHERE e.seq > ? AND e.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY e.seq LIMIT ?",
-                (sub.events_after, *kinds, BATCH))
-            source, column = "events", "events_after"
+                f"SELECT e.seq, {_tx('e', ordered)}, r.patient, r.status, r.category "
+                f"FROM events e JOIN records r ON r.id = e.record_id "
+                f"WHERE {after} AND e.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY {_order('e', ordered)} LIMIT ?",
+                (*params, *kinds, BATCH))
+            source, column = "events", "events"
             matched = [r["seq"] for r in rows
                        if sub.criteria.matches(patient=r["patient"], status=r["status"], category=r["category"])]
         else:
-            rows = self.db.query("SELECT seq, patient FROM consent_events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                 (sub.consent_after, BATCH))
-            source, column = "consent", "consent_after"
+            after, params = _after("c", ordered, sub.consent_tx, sub.consent_after)
+            rows = self.db.query(f"SELECT c.seq, {_tx('c', ordered)}, c.patient FROM consent_events c "
+                                 f"WHERE {after} ORDER BY {_order('c', ordered)} LIMIT ?", (*params, BATCH))
+            source, column = "consent", "consent"
             matched = [r["seq"] for r in rows if sub.criteria.matches(patient=r["patient"])]
         if not rows:
             return
-        last = max(r["seq"] for r in rows)
+        last = rows[-1]
         with self.db.transaction():
             for seq in matched:
                 self.db.execute(
@@ -126,8 +130,14 @@ class Notifier:
                     "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT (subscription_id, source, seq) DO NOTHING",
                     (sub.id, source, seq, iso(now)))
             # Another process may have moved the cursor further already: never move it back.
-            self.db.execute(f"UPDATE api_subscriptions SET {column} = ? WHERE id = ? AND {column} < ?",
-                            (last, sub.id, last))
+            if ordered:
+                self.db.execute(
+                    f"UPDATE api_subscriptions SET {column}_tx = ?, {column}_after = ? WHERE id = ? "
+                    f"AND (CAST({column}_tx AS xid8), {column}_after) < (CAST(? AS xid8), ?)",
+                    (last["tx"], last["seq"], sub.id, last["tx"], last["seq"]))
+            else:
+                self.db.execute(f"UPDATE api_subscriptions SET {column}_after = ? WHERE id = ? AND {column}_after < ?",
+                                (last["seq"], sub.id, last["seq"]))
 
     def _claim(self) -> list[dict[str, Any]]:
         now = self.host.clock()
@@ -243,3 +253,19 @@ def consent_entry(row: Any) -> dict[str, Any]:
         res["extension"].append({"url": ADDRESS, "valueString": row["address"]})
     return res
 
+
+# The cursor (see emrcomm.api.schema): on PostgreSQL (writing transaction, seq), read only below
+# the oldest transaction still running, in that order; on SQLite the seq, which is commit order.
+def _after(alias: str, ordered: bool, tx: str | None, seq: int) -> tuple[str, tuple[Any, ...]]:
+    if not ordered:
+        return f"{alias}.seq > ?", (seq,)
+    return (f"({alias}.tx, {alias}.seq) > (CAST(? AS xid8), ?) "
+            f"AND {alias}.tx < pg_snapshot_xmin(pg_current_snapshot())", (tx or "0", seq))
+
+
+def _tx(alias: str, ordered: bool) -> str:
+    return f"{alias}.tx::text AS tx" if ordered else "NULL AS tx"
+
+
+def _order(alias: str, ordered: bool) -> str:
+    return f"{alias}.tx, {alias}.seq" if ordered else f"{alias}.seq"

@@ -73,7 +73,31 @@ _V1 = (
     "CREATE INDEX api_records_status ON records (status, recorded, id)",
 )
 
+# On PostgreSQL, sequence numbers are taken when a row is written, not when it commits: a
+# transaction holding seq 10 may commit after another's seq 11, and a cursor on seq alone would
+# step over 10. Each event and consent row keeps the id of the transaction that wrote it, and a
+# Subscription's cursor is (transaction, seq), read only below the oldest transaction still
+# running (pg_snapshot_xmin), where no row can appear any more. Rows already there, and the
+# cursors already kept, take this step's transaction: the cursors continue where they were.
+# (Adding the column rewrites both tables once, under their lock.) On SQLite one writer at a time
+# commits in seq order: the cursor stays the seq, and the new columns stay empty.
+_PG_V2 = (
+    "ALTER TABLE events ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id()",
+    "ALTER TABLE consent_events ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id()",
+    "CREATE INDEX api_events_tx ON events (tx, seq)",
+    "CREATE INDEX api_consent_events_tx ON consent_events (tx, seq)",
+    "ALTER TABLE api_subscriptions ADD COLUMN events_tx TEXT",
+    "ALTER TABLE api_subscriptions ADD COLUMN consent_tx TEXT",
+    "UPDATE api_subscriptions SET events_tx = pg_current_xact_id()::text, consent_tx = pg_current_xact_id()::text",
+)
+_SQLITE_V2 = (
+    "ALTER TABLE api_subscriptions ADD COLUMN events_tx TEXT",
+    "ALTER TABLE api_subscriptions ADD COLUMN consent_tx TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(OWNER, 1, "the FHIR API: clients, assertions, tokens, subscriptions, notifications, search indexes",
               statements={"*": _V1}),
+    Migration(OWNER, 2, "notification cursors in commit order: the writing transaction on each event (PostgreSQL)",
+              statements={"postgresql": _PG_V2, "sqlite": _SQLITE_V2}),
 )

@@ -91,6 +91,9 @@ class Subscription:
     payload: str | None = None
     events_after: int = 0
     consent_after: int = 0
+    # PostgreSQL: the transaction of the row at the cursor (see emrcomm.api.schema); None on SQLite.
+    events_tx: str | None = None
+    consent_tx: str | None = None
     error: str | None = None
     resource: Mapping[str, Any] | None = None
 
@@ -189,16 +192,22 @@ class Subscriptions:
                            endpoint=endpoint, headers=headers, secret=secrets.token_urlsafe(32), payload=payload,
                            resource=kept)
         with self.db.transaction():
-            # Only what happens from now on is notified.
-            events = self.db.query("SELECT MAX(seq) AS n FROM events")[0]["n"] or 0
-            consent = self.db.query("SELECT MAX(seq) AS n FROM consent_events")[0]["n"] or 0
+            # Only what happens from now on is notified. On PostgreSQL: what the transactions
+            # running now and later commit (the oldest one running, from its first row).
+            if self.db.dialect == "postgresql":
+                tx = self.db.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx")[0]["tx"]
+                events, consent, events_tx, consent_tx = 0, 0, tx, tx
+            else:
+                events = self.db.query("SELECT MAX(seq) AS n FROM events")[0]["n"] or 0
+                consent = self.db.query("SELECT MAX(seq) AS n FROM consent_events")[0]["n"] or 0
+                events_tx = consent_tx = None
             self.db.execute(
                 """INSERT INTO api_subscriptions (id, client_id, status, resource_type, criteria, endpoint, headers,
-                       secret, events_after, consent_after, created, resource)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       secret, events_after, consent_after, events_tx, consent_tx, created, resource)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (sub.id, client, sub.status, criteria.resource_type, resource["criteria"], endpoint,
-                 json.dumps(headers), sub.secret, int(events), int(consent), iso(self.clock()),
-                 json.dumps({**kept, "_payload": payload})))
+                 json.dumps(headers), sub.secret, int(events), int(consent), events_tx, consent_tx,
+                 iso(self.clock()), json.dumps({**kept, "_payload": payload})))
         return sub
 
     def get(self, sub_id: str) -> Subscription | None:
@@ -226,4 +235,4 @@ def _subscription(row: Row) -> Subscription:
         id=row["id"], client_id=row["client_id"], status=row["status"], criteria=Criteria.parse(row["criteria"]),
         endpoint=row["endpoint"], headers=tuple((n, v) for n, v in json.loads(row["headers"])), secret=row["secret"],
         payload=payload, events_after=int(row["events_after"]), consent_after=int(row["consent_after"]),
-        error=row["error"], resource=resource)
+        events_tx=row["events_tx"], consent_tx=row["consent_tx"], error=row["error"], resource=resource)
