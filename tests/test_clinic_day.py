@@ -188,7 +188,7 @@ CHLOE_DAY = [
     "Appointment reminder by email to chloe.gagnon@example.org: sent",
     "Opted out of email at chloe.gagnon@example.org by front desk, in person, recorded by J. Tremblay",
     "Reply from the patient by SMS, to the appointment reminder of 2026-11-23 10:00: received",
-    "Opted out of SMS at 514-555-0199 by ARRET reply",
+    "Opted out of SMS at 514-555-0199 by ARRÊT reply",
     "Opt-out confirmation by SMS to 514-555-0199: delivered",
 ]
 

@@ -34,7 +34,7 @@ from emrcomm import (
     finding,
     hookimpl,
 )
-from emrcomm_optout.keywords import Keyword, classify, looks_like_revocation, normalize
+from emrcomm_optout.keywords import Keyword, as_written, classify, looks_like_revocation
 
 CONFIRMATION = Category.OPTOUT_CONFIRMATION
 
@@ -108,7 +108,7 @@ class Plugin:
         message_key = update.provider_id or f"{address}|{update.at.isoformat()}"
         keyword = classify(text)
         if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
-            self._write(update, "optout" if keyword is Keyword.OPT_OUT else "optin", f"{normalize(text)} reply")
+            self._write(update, "optout" if keyword is Keyword.OPT_OUT else "optin", f"{as_written(text)} reply")
         if keyword is Keyword.OPT_OUT:
             run = self._revoke_run(channel, address)
             if patient and answered and run is not None:

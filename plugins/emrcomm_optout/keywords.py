@@ -51,6 +51,12 @@ def normalize(reply: str) -> str:
     return _EDGES.sub("", _SPACES.sub(" ", text))
 
 
+def as_written(reply: str) -> str:
+    """The patient's word for the ledger and the staff pages: trimmed, upper case, single spaces,
+    accents kept ("Arrêt !" -> "ARRÊT")."""
+    return _EDGES.sub("", _SPACES.sub(" ", unicodedata.normalize("NFC", reply).upper()))
+
+
 def classify(reply: str) -> Keyword:
     word = normalize(reply)
     if word in OPT_OUT:
