@@ -135,6 +135,32 @@ def test_every_email_offering_an_opt_out_carries_one_click_unsubscribe_headers_a
         assert url in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
+def test_the_html_part_carries_the_footer_a_mail_client_shows_instead_of_the_text(tmp_path: Path) -> None:
+    plugin = email_plugin(tmp_path)
+    page = "<html><body><p>Votre rendez-vous est le 25 novembre.</p></BODY></html>"
+    mail = sent_mail(plugin, tmp_path, Message(Request("Patient/1", "education", text="x"), "x", language="fr",
+                                               html=page), "k6")
+    [url] = re.findall(r"<([^>]+)>", mail["List-Unsubscribe"])
+    shown = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    footer = shown[shown.index('<div class="emrcomm-footer">'):shown.index("</BODY>")]  # inside the body
+    assert shown.startswith("<html><body><p>Votre rendez-vous est le 25 novembre.</p>")
+    assert f'<a href="{url}">{url}</a>' in footer
+    plain = mail.get_body(("plain",)).get_content().split("\n-- \n", 1)[1].strip().splitlines()  # type: ignore[union-attr]
+    assert len(plain) == 2 and "reçu ce message par erreur" in plain[1]
+    for line in plain:  # each line of the text's footer, in the page's
+        assert line.replace(url, f'<a href="{url}">{url}</a>') in footer
+
+
+def test_the_html_footer_escapes_what_it_adds() -> None:
+    from emrcomm_email.compose import html_with_footer
+
+    shown = html_with_footer("<p>Hi</p>", ["A & B <clinic>: https://x.example/u?a=1&b=2"], "https://x.example/u?a=1&b=2")
+    assert shown.startswith("<p>Hi</p>\n")  # no </body>: after the page
+    assert "A &amp; B &lt;clinic&gt;" in shown
+    assert '<a href="https://x.example/u?a=1&amp;b=2">' in shown
+    assert html_with_footer("<p>Hi</p>", [], None) == "<p>Hi</p>"
+
+
 def test_an_unsubscribe_link_cannot_be_made_for_another_email(tmp_path: Path) -> None:
     plugin = email_plugin(tmp_path)
     token = plugin.signer.token("a" * 32)

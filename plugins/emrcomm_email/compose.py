@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
@@ -38,6 +40,29 @@ def wire(mail: EmailMessage, linesep: str = "\n") -> bytes:
 
 def sender_domain(sender: str) -> str:
     return sender.rsplit("@", 1)[-1].rstrip(">").strip() if "@" in sender else "emrcomm.invalid"
+
+
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def html_with_footer(page: str, lines: list[str], link: str | None) -> str:
+    """``page`` with the footer's lines (escaped; the unsubscribe address a link) before its
+    ``</body>``, or after it when it has none."""
+    if not lines:
+        return page
+    shown = []
+    for line in lines:
+        text = html.escape(line)
+        if link:
+            url = html.escape(link)
+            text = text.replace(url, f'<a href="{url}">{url}</a>')
+        shown.append(f"<p>{text}</p>")
+    block = '<hr>\n<div class="emrcomm-footer">' + "".join(shown) + "</div>\n"
+    ends = list(_BODY_END.finditer(page))
+    if not ends:
+        return page + "\n" + block
+    at = ends[-1].start()
+    return page[:at] + block + page[at:]
 
 
 def build_email(message: Message, address: str, sender: str, clinic: str, phone: str, key: str, at: dt.datetime,
@@ -79,7 +104,8 @@ def build_email(message: Message, address: str, sender: str, clinic: str, phone:
         body += "\n\n-- \n" + "\n".join(lines)
     mail.set_content(body + "\n", cte=cte)
     if message.html:
-        mail.add_alternative(message.html, subtype="html", cte=cte)
+        # A mail client shows the HTML part alone: it carries the same footer lines.
+        mail.add_alternative(html_with_footer(message.html, lines, unsubscribe_url), subtype="html", cte=cte)
     for attachment in message.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         mail.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
