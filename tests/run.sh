@@ -52,51 +52,60 @@ fi
 # Every marked test runs: a missing Kannel, Postfix, Chromium or node package fails, never skips.
 export EMRCOMM_REQUIRE_SERVERS=1
 
-# Jobs run side by side, each with its own temporary folder and log, shown when it ends (pytest
-# uses one core; the machine has two). `start NAME ARGS...` runs pytest in the background;
-# `finish` waits for every job started, shows each log with its exit status and fails if one did.
-work=$(mktemp -d -t emrcomm-tests.XXXXXX)
-names=()
-pids=()
-trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-start() {
-    local name=$1 n=${#names[@]}
-    shift
-    "$@" --basetemp="$work/tmp-$n" > "$work/run-$n.log" 2>&1 &
-    names+=("$name")
-    pids+=($!)
-}
-finish() {
-    local failed=0 i status
-    for i in "${!pids[@]}"; do
-        status=0
-        wait "${pids[$i]}" || status=$?
-        echo "== ${names[$i]} (exit $status)"
-        cat "$work/run-$i.log"
-        [ "$status" -eq 0 ] || failed=1
-    done
-    names=()
-    pids=()
-    return "$failed"
-}
-pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
-
-# The suite: the tests of the PostgreSQL store (the behavioural suite again, over a server the
-# session starts) beside everything else.
-start "the suite on the SQLite store and the store-independent tests" "${pytest[@]}" -m "not postgres" "$@"
-start "the suite on the PostgreSQL store" "${pytest[@]}" -m postgres "$@"
-finish
-
+# The jobs below run side by side, as many at a time as there are cores (pytest uses one), the
+# longest first, each with its own temporary folder and log, shown with its exit status when it
+# ends; the command fails if one did. Every server a test starts has its own folder and a free
+# port, so two jobs never share one.
+#
+# The suite runs as two jobs: the tests of the PostgreSQL store (the behavioural suite again,
+# over a server the session starts) and everything else.
+#
 # The clock guard: nothing may decide by the wall clock. The tests that need no outside server
 # run again with the whole process tree's clock moved (libfaketime) to 02:30 and 12:00 in
 # Toronto today and to 22:30 two years ahead: a test or code path reading the system clock
 # instead of the host's, or a date written into a test, fails at one of them. They run on the
 # SQLite store only: the PostgreSQL half runs the same code over another store.
-today=$(date +%F)
-later=$(date -d "+2 years" +%F)
-for when in "$today 02:30" "$today 12:00" "$later 22:30"; do
-    utc=$(date -u -d "TZ=\"America/Toronto\" $when" "+%F %T")
-    start "the clock guard at $when America/Toronto" .venv/bin/python tests/clock_shift.py "$utc" -- \
-        "${pytest[@]}" -q -m "not (kannel or postfix or chromium or node or index or postgres)" "$@"
+pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
+whens=("$(date +%F) 02:30" "$(date +%F) 12:00" "$(date -d "+2 years" +%F) 22:30")
+labels=("the suite on the SQLite store and the store-independent tests" "the suite on the PostgreSQL store")
+for when in "${whens[@]}"; do
+    labels+=("the clock guard at $when America/Toronto")
 done
-finish
+run_job() {  # run_job INDEX PYTEST-ARGS...: job INDEX of the labels above
+    local i=$1 utc
+    shift
+    case $i in
+        0) "${pytest[@]}" -m "not postgres" "$@" ;;
+        1) "${pytest[@]}" -m postgres "$@" ;;
+        *) utc=$(date -u -d "TZ=\"America/Toronto\" ${whens[$((i - 2))]}" "+%F %T")
+           .venv/bin/python tests/clock_shift.py "$utc" -- "${pytest[@]}" -q \
+               -m "not (kannel or postfix or chromium or node or index or postgres)" "$@" ;;
+    esac
+}
+
+work=$(mktemp -d -t emrcomm-tests.XXXXXX)
+declare -A running=()  # PID -> job
+trap 'for pid in "${!running[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+slots=$(nproc 2>/dev/null || echo 1)
+failed=0
+reap() {  # wait for one job to end and show it
+    local pid="" status=0 i
+    wait -n -p pid "${!running[@]}" || status=$?
+    i=${running[$pid]}
+    unset "running[$pid]"
+    echo "== ${labels[$i]} (exit $status)"
+    cat "$work/run-$i.log"
+    # 5: pytest found no test of this job among the ones named (bash tests/run.sh tests/test_x.py)
+    [ "$status" -eq 0 ] || [ "$status" -eq 5 ] || failed=1
+}
+for i in "${!labels[@]}"; do
+    while [ "${#running[@]}" -ge "$slots" ]; do
+        reap
+    done
+    run_job "$i" --basetemp="$work/tmp-$i" "$@" > "$work/run-$i.log" 2>&1 &
+    running[$!]=$i
+done
+while [ "${#running[@]}" -gt 0 ]; do
+    reap
+done
+exit "$failed"
