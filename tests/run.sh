@@ -75,8 +75,8 @@ run_job() {  # run_job INDEX PYTEST-ARGS...: job INDEX of the labels above
     local i=$1 utc
     shift
     case $i in
-        0) "${pytest[@]}" -m "not postgres" "$@" ;;
-        1) "${pytest[@]}" -m postgres "$@" ;;
+        0) "${pytest[@]}" --durations=15 -m "not postgres" "$@" ;;
+        1) "${pytest[@]}" --durations=15 -m postgres "$@" ;;
         *) utc=$(date -u -d "TZ=\"America/Toronto\" ${whens[$((i - 2))]}" "+%F %T")
            .venv/bin/python tests/clock_shift.py "$utc" -- "${pytest[@]}" -q \
                -m "not (kannel or postfix or chromium or node or index or postgres)" "$@" ;;
