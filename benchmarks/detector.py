@@ -69,6 +69,7 @@ PARTS = (
     ("development 3, probe sentences (tuned on)", "dev-3.tsv"),
     ("development 4 (third round; the score trained on it)", "dev-4.tsv"),
     ("development 5, everyday voice (the score trained on it)", "dev-5.tsv"),
+    ("development 6, whose health (fourth round)", "dev-6.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 
