@@ -281,7 +281,8 @@ def speed(texts: list[str], repeat: int, folder: Path) -> dict[str, Any]:
 
     def score(text: str) -> object:
         folded = Folded.of(text)
-        return scorer.score(folded, detector.read(folded).evidence)
+        reading = detector.read(folded)
+        return scorer.score(folded, reading.evidence, others=reading.others)
 
     def lower_in(text: str) -> object:
         low = text.lower()

@@ -78,7 +78,7 @@ def read_rows(paths: Sequence[Path], detector: ClinicalDetector) -> list[Row]:
     rows = []
     for part, r, folded in texts:
         reading = detector.read(folded)
-        names = tuple(features(folded, reading.evidence, known=known))
+        names = tuple(features(folded, reading.evidence, known=known, others=reading.others))
         context_only = bool(reading.hits) and all(h.layer == CONTEXT for h in reading.hits)
         rows.append(Row(r["id"], part, r["lang"], r["label"] == "clinical", names, bool(reading.hits), context_only))
     if len({r.id for r in rows}) != len(rows):
