@@ -39,10 +39,11 @@ STOPPING = frozenset({"CLINICAL_CONTENT", "HEALTH_IDENTIFIER", "CLINICAL_UNCERTA
 FIRST_ROUND = ("dev", "heldout")
 DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # The id of a later row names its part: h (held-out 2), d (development 2), p to t (the five rounds
-# of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3).
+# of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3), x
+# (development 6).
 LATER_IDS = {"heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
-             "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}"}
+             "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}", "dev-6": r"(en|fr)-x\d{4}"}
 
 
 @attrs.frozen
@@ -105,7 +106,7 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
 
 
 @pytest.mark.parametrize(("part", "size"), [("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
-                                            ("dev-5", 300)])
+                                            ("dev-5", 300), ("dev-6", 340)])
 def test_the_later_parts_are_big_enough_and_half_french(part: str, size: int) -> None:
     rows = read(part)
     assert len(rows) >= size
