@@ -70,6 +70,7 @@ PARTS = (
     ("development 4 (third round; the score trained on it)", "dev-4.tsv"),
     ("development 5, everyday voice (the score trained on it)", "dev-5.tsv"),
     ("development 6, whose health (fourth round)", "dev-6.tsv"),
+    ("development 7, probe (fourth round)", "dev-7.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 
