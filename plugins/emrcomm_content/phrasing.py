@@ -548,6 +548,17 @@ FINDING_VERDICT = [
          r"\bdesolee?s? (?:pour|de) la (?:mauvaise |difficile |triste )?nouvelle (?:d'hier|de ce matin|de cette "
          r"semaine|que vous avez recue)\b"),
 ]
+FINDING_VERDICT += [
+    # what was checked, without its name: "all clear on everything we checked"
+    rule("checked|tested|looked|ordered|verifie|teste|regarde|analyse",
+         r"\beverything (?:we|the doctor|dr\.? \w+|she|he|they) (?:checked|tested|looked at|ordered)\b",
+         r"\btout ce qu(?:'on|'il|'elle|e (?:le|la) \w+|e nous) a (?:verifie|teste|regarde|analyse)\b"),
+    # a visit for news given with someone beside the patient: « vous voir demain, accompagné »
+    rule("someone|accompagne|accompagnee|accompagnes|accompagnees",
+         r"\b(?:come in|see you|meet you|come)(?: \w+){0,3},? (?:with someone|with a family member|with a support "
+         r"person)\b",
+         r"\b(?:vous voir|venir|vous rencontrer)(?: \w+){0,3},? accompagnee?s?\b"),
+]
 FINDING.extend(FINDING_VERDICT)
 FINDING_WEAK = [
     rule(FINDING_VAGUE_WORDS,

@@ -666,6 +666,7 @@ SERVICES_EN = [
         "radiation oncology", "iron infusion", "hair loss", "hair thinning", "wig", "wigs", "spleen removed",
         "spleen was removed", "removed your spleen",
     ]),
+    ("condition", ["night sweats"]),
     ("medication", [
         "glucose meter", "glucose meters", "glucometer",
         "test strips", "lancets", "glucose sensor", "Libre sensor", "CGM", "oxygen tank", "oxygen tanks",
@@ -686,6 +687,7 @@ SERVICES_FR = [
         "perte de cheveux", "perruque", "perruques", "prothèse capillaire", "enlevé la rate", "retiré la rate",
         "ablation de la rate",
     ]),
+    ("condition", ["sueurs nocturnes", "sueurs la nuit"]),
     ("medication", [
         "bandelettes",
         "lecteur de glycémie", "capteur de glycémie", "capteur Libre", "bonbonne d'oxygène", "bonbonnes d'oxygène",
