@@ -71,6 +71,7 @@ PARTS = (
     ("development 5, everyday voice (the score trained on it)", "dev-5.tsv"),
     ("development 6, whose health (fourth round)", "dev-6.tsv"),
     ("development 7, probe (fourth round)", "dev-7.tsv"),
+    ("development 8, second probe (fourth round)", "dev-8.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 
