@@ -433,7 +433,7 @@ FINDING = [
          r"scope|x ray|ultrasound|imaging|report|mri|ct|visit|procedure)\b",
          r"\b(?:unexpected|incidental) findings?\b|\bdecouvertes? (?:inattendue|fortuite)s?\b"),
     rule("opinion|avis|concern|surveiller|interet|look|regard|reexamine|examine|reexaminer|reexaminer|second|"
-         "another|deuxieme|autre",
+         "another|deuxieme|autre|revoir",
          r"\b(?:second opinion|deuxieme avis|2e avis|area of concern|zone a surveiller|zone d'interet)\b",
          r"\b(?:would like|wants?|veut|voudrait|aimerait) (?:a |un )?(?:second|another|deuxieme|autre) "
          r"(?:look|opinion|avis|regard)\b",
@@ -523,6 +523,8 @@ _CARE_TEAM = (r"(?:the doctor|the specialist|the surgeon|the nurse practitioner|
               r"(?:la |le )?dre?\.? \w+)")
 FINDING_VERDICT = [
     rule("hoping|hoped|hope|esperait|esperions|esperiez|espere",
+         r"\bcame back (?:just )?(?:as|like|the way) (?:we|you|i)(?:'d| had| were)? (?:hoped|hoping|wanted)\b",
+         r"\brevenue?s? (?:exactement )?comme (?:on|nous|vous) (?:l'|le )?(?:esperait|esperions|esperiez|voulait)\b",
          r"\bnot (?:quite |exactly )?(?:the (?:news|result|results) )?(?:what|the news|the result|the results) (?:we|i|"
          r"you) (?:were |had )?(?:hoping|hoped|hope) for\b",
          r"\bpas (?:tout a fait )?(?:ce (?:qu'on|que nous|que vous|que j') ?|les resultats (?:qu'on|que nous) ?|la "

@@ -41,13 +41,13 @@ _NAME = r"[a-z][a-z'-]*"
 # Marie", « la Dre Lavoie », « notre infirmière Julie », « le personnel ».
 _STAFF_EN = (
     rf"(?:\bdr\.? {_NAME}|\bdoctor {_NAME}|\bnurse {_NAME}|\b(?:our|one of our) (?:own |[a-z]+ time |long[ -]time |beloved |dear |wonderful |new |former )?(?:nurse practitioner|nurses?|"
-    r"receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
+    r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse)(?: " + _NAME + r")?|\bstaff\b)"
 )
 _STAFF_FR = (
     rf"(?:\b(?:le |la )?(?:dre?|docteure?)\.? {_NAME}|\bl'infirmiere? {_NAME}|\b(?:notre|nos) (?:infirmieres?|"
-    r"infirmiers?|ips|receptionnistes?|secretaires?|pharmacien(?:ne)?s?|physio(?:therapeute)?s?|nutritionnistes?|"
+    r"infirmiers?|coordonnatrices?|coordonnateurs?|coordinatrices?|adjointes?|commis|ips|receptionnistes?|secretaires?|pharmacien(?:ne)?s?|physio(?:therapeute)?s?|nutritionnistes?|"
     r"dieteticien(?:ne)?s?|medecins?|personnel|equipe|gestionnaire|psychologues?|travailleu(?:r|se)s? sociale?s?|"
     r"collegues?|adjointe?s?|technicien(?:ne)?s?)(?: " + _NAME + r")?|\ble personnel\b)"
 )
@@ -57,7 +57,8 @@ _STATE_EN = (
     r"(?:away|off|absent|on (?:\w+ )?leave|sick|ill|unwell|home with|at home|recovering|diagnosed|broke|fractured|"
     r"tore|sprained|having (?:chemo|surgery|an operation|a baby|treatments?)|in (?:the )?hospital|hospitali[sz]ed|"
     r"passed away|died|retir\w*|leaving|gave birth|had (?:a|her) baby|expecting|pregnant|at (?:a|an|the) (?:[\w-]+ ){0,3}"
-    r"(?:conference|congress|meeting|training|course|seminar|symposium)|trained|training|out (?:sick|with)|off sick|"
+    r"(?:conference|congress|meeting|training|course|seminar|symposium)|trained|training|out (?:sick|with)|off sick|tested (?:positive|negative)|(?:just )?finished (?:his|her|their) |"
+    r"(?:to )?car(?:e|ing) for (?:his|her|their) |taking (?:a few|some|\w+) (?:weeks|days|months) off|"
     r"lost (?:his|her|their) (?:battle|fight)|battling|fighting|undergoing|running|walking|cycling|wearing|growing|doing surgeries|"
     r"operating|hurt|injured|pulled|twisted|(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation)|"
     r"results?|news|reports?|availability|openings?|time)\b)(?![a-z]+ed\b))"
@@ -66,15 +67,18 @@ _STATE_FR = (
     r"(?:absente?s?|en conge|en arret|malade|a la maison|reste a la maison|se remet|en convalescence|a recu un "
     r"diagnostic|diagnostiquee?|s'est (?:casse|fracture|blesse)e?|suit des traitements|est decedee?|est a l'hopital|"
     r"hospitalisee?|prend sa retraite|nous quitte|quitte|accouche|a eu (?:son|sa) bebe|enceinte|en formation|a un "
-    r"(?:congres|colloque)|au congres|a subi|subit|combat|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
+    r"(?:congres|colloque)|au congres|a subi|subit|combat|vient de (?:finir|terminer) (?:son|sa|ses) |s'occuper de (?:sa|son|ses) |"
+    r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
     r"est decedee? d'|court|marche|portera|porte|se laiss\w+ pousser|opere|fait une vente|"
     r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?)[a-z]+|"
     r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
 )
 _PLACE_EN = (r"(?:clinic|centre|center|unit|department|office|lab|laboratory|service|program|programme|pharmacy|"
-             r"practice|psychologist|dentist|optometrist|physiotherapist|physio|wing|suite|team|clsc)")
+             r"practice|psychologist|dentist|optometrist|ophthalmologist|physiotherapist|physio|wing|suite|team|clsc|"
+             r"entrance)")
 _PLACE_FR = (r"(?:clinique|centre|unite|departement|bureau|laboratoire|labo|service|programme|pharmacie|"
-             r"psychologue|dentiste|optometriste|physiotherapeute|physio|aile|local|equipe|clsc)")
+             r"psychologue|dentiste|optometriste|ophtalmologiste|physiotherapeute|physio|aile|local|equipe|clsc|"
+             r"entree)")
 _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
         r"health|illness|surgery)")
 _KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils|la fille|l'enfant|le bebe|le dos)"
@@ -82,7 +86,7 @@ _KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils
 MARKERS: tuple[Marker, ...] = (
     _marker(
         "staff",
-        "dr dre doctor docteur docteure nurse our notre nos infirmier infirmiere staff personnel patients clinics "
+        "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
         "cliniques",
         rf"{_STAFF_EN}(?: \w+){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
@@ -96,20 +100,22 @@ MARKERS: tuple[Marker, ...] = (
         "sale sales lottery lotteries raffle raffles gala galas tournament tournaments race races research ribbon "
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
-        "bleu collect collecting collects",
+        "bleu collect collecting collects money matched argent",
         r"\b(?:rais(?:e|ed|ing) (?:money|funds)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
         r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
         r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
         r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
         r"research|hospital|foundation|society|families|kids|children|patients)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
-        r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure)\b"
+        r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
+        r"matched (?:your|the) donations)\b"
         r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang)|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
         r"tournoi|vente|loterie|tirage|gala|souper) (?:pour|au profit|a la vie|de patisseries)|recherche sur|"
-        r"au profit|profits|fondation|ruban|porter\w* du (?:rose|mauve|rouge|bleu)|movember)\b",
+        r"au profit|profits|fondation|ruban|l'argent (?:va|ira|amasse)|porter\w* du (?:rose|mauve|rouge|bleu)|movember)\b",
     ),
     _marker(
         "public",
         "talk* work* lect* semi* webi* sess* affi* post* conf* atel* soir* kios* booth* stud* caus* patients "
+        "house welcome portes communaute cours "
         "all everyone anyone open public community neighbourhood neighborhood area region free talk workshop lecture "
         "seminar webinar session evening booth kiosk register people women men adults seniors children kids families "
         "caregivers several some many other cases reported warning advisory alert awareness world mobile bus study "
@@ -122,11 +128,11 @@ MARKERS: tuple[Marker, ...] = (
         r"neighbourhood|neighborhood|area)(?! of)|the public|public (?:health|talk|lecture|event|session|library)|free "
         r"(?:\w+ )?(?:talk|workshop|session|lecture|seminar|screening|class|information)|(?:a|an|the|our|this|public) "
         r"(?:\w+ ){0,2}(?:talk|workshop|lecture|seminar|webinar|information session|info session|information evening|"
-        r"info night|booth|kiosk)s? (?:on|about|for)|booths?|kiosks?|no need to register|(?:people|women|men|adults|seniors|children|kids|families|caregivers|parents) "
+        r"info night|booth|kiosk)s? (?:on|about|for)|booths?|kiosks?|no need to register|open house|(?:everyone|all) welcome|(?:people|women|men|adults|seniors|children|kids|families|caregivers|parents) "
         r"(?:aged|over \d|under \d|in the area)|(?:several|some|many|other|our other) (?:patients|staff|"
         r"employees)|cases (?:have been|were|are being) reported|in the (?:region|area|community)(?! of)|awareness|world \w+ day|mobile (?:\w+ )?(?:unit|clinic|bus|van)|"
         r"stud(?:y|ies) (?:on|about)|posters?)\b"
-        r"|\b(?:a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
+        r"|\b(?:portes ouvertes|pour la communaute|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
         r"tout le monde|ouverte?s? (?:a (?:tous|toutes|la population|tout le monde)|au public)|pour (?:toute la famille|tout le quartier|"
         r"la population|le public)|la population|(?:conference|atelier|causerie|webinaire|kiosque|soiree "
         r"d'information)s? (?:\w+ ){0,2}(?:sur|pour|au|a la|a notre)|(?:conference|atelier|seance|soiree|seminaire|causerie)s?(?: d'information)? (?:gratuite?s?|"
@@ -140,17 +146,20 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "place",
         "next door across upstairs downstairs floor building moved moving entrance renovated renovation renovations "
+        "us nous closed fermee ferme "
         "construction number rents service cote corridor haut bas rez sous etage edifice demenage entree travaux "
         "numero loue",
         # a place (a clinic, a unit, an office) and where it is or what happens to it: "the sleep clinic in our
         # building has moved", « l'unité de dialyse de l'édifice est en rénovation »
-        rf"\b{_PLACE_EN}(?: [\w'-]+){{0,6}}? (?:next door|across the (?:hall|street|road)|upstairs|downstairs|on the "
+        rf"\b{_PLACE_EN}(?: [\w'-]+){{0,8}}? (?:next door|across the (?:hall|street|road)|upstairs|downstairs|on the "
         r"(?:ground|first|second|third|fourth|main|top|\d+(?:st|nd|rd|th)?) floor|in (?:our|the|this) building|of the "
-        r"building|(?:has|have) moved|is moving|(?:has|have) a (?:new|separate) (?:\w+ )?(?:entrance|door|number)|is "
+        r"building|next to us|beside us|(?:will be |is )?closed for (?:repairs|renovations?|inventory)|"
+        r"(?:has|have) moved|is moving|(?:has|have) a (?:new|separate) (?:\w+ )?(?:entrance|door|number)|is "
         r"being renovated|(?:is|are) (?:under )?renovat\w*|(?:who|that) rents)\b"
         r"|\bthe building's\b|\b(?:who|that) rents\b"
-        rf"|\b{_PLACE_FR}(?: [\w'-]+){{0,6}}? (?:d'a cote|de l'autre cote (?:du corridor|de la rue)|en (?:haut|bas)(?! "
-        r"de)|au (?:rez de chaussee|sous sol|\d+e etage|\w+ etage)|(?:de|dans) (?:notre |l'|cet )?edifice|a demenage|"
+        rf"|\b{_PLACE_FR}(?: [\w'-]+){{0,8}}? (?:d'a cote|de l'autre cote (?:du corridor|de la rue)|en (?:haut|bas)(?! "
+        r"de)|au (?:rez de chaussee|sous sol|\d+e etage|\w+ etage)|(?:de|dans) (?:notre |l'|cet )?edifice|a cote de nous|"
+        r"(?:sera |est )?fermee? pour (?:reparations|renovations?|travaux|inventaire)|a demenage|"
         r"demenage|a (?:maintenant )?une (?:nouvelle|autre) (?:entree|porte|adresse)|a (?:maintenant )?un nouveau numero|"
         r"a (?:maintenant )?une entree separee|est en renovation|qui loue)\b"
         r"|\bqui loue\b",
@@ -169,13 +178,16 @@ MARKERS: tuple[Marker, ...] = (
         "paperwork",
         "request requests application applications claim claims payment payments transfer transfers reimbursement "
         "card demande demandes paiement paiements reclamation reclamations transfert remboursement carte results "
-        "result resultats resultat",
+        "result resultats resultat survey surveys inspection inspections audit audits lottery draw vote sondage "
+        "sondages",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
-        r"\b(?:request|application|claim|payment|transfer|reimbursement|card|demande|paiement|reclamation|transfert|"
-        r"remboursement|carte)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|est revenue?s?|a ete|est|sont) "
-        r"(?:positive?|negative?|approved|declined|accepted|refused|approuvee?s?|refusee?s?|acceptee?s?|positifs?|"
-        r"negatifs?)\b"
+        r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|"
+        r"est revenue?s?|a ete|est|sont) (?:positive?|negative?|positifs?|negatifs?)\b"
+        r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte)s? (?:[\w']+ ){0,3}(?:came "
+        r"back|is back|was|is|were|est revenue?s?|a ete|est|sont) (?:positive?|negative?|approved|declined|accepted|"
+        r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?)\b"
+        r"|\b(?:survey|inspection|audit|lottery|draw|vote|sondage)s? results?\b"
         r"|\b(?:results?|resultats?) (?:of|from|de|du|des) (?:the |our |la |l'|le |notre )?(?:inspection|survey|sondage|"
         r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b",
         address_counts=False,
@@ -194,7 +206,7 @@ MARKERS: tuple[Marker, ...] = (
 # Words that address the patient, or a group the patient is in by their health ("patients on
 # warfarin", « les patients sous warfarine »): a clause with one is about the patient.
 _ADDRESS = re.compile(
-    r"(?<!thank )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b|(?<!grace a )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! remerci)"
+    r"(?<!thank )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:donations?|generosity|support|contributions?)\b)|(?<!grace a )(?<!rendez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:remerci|dons?\b|generosite|appui|soutien|contributions?))"
     r"|\bt'"
     r"|\bpatients? (?:on|taking|with|who|using)\b|\bpatients? (?:sous|qui prennent|avec|atteints?)\b"
     # the patient's household: "everyone in the house should be treated", « tout le monde à la maison »

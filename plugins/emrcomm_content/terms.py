@@ -671,7 +671,8 @@ SERVICES_EN = [
         "glucose meter", "glucose meters", "glucometer",
         "test strips", "lancets", "glucose sensor", "Libre sensor", "CGM", "oxygen tank", "oxygen tanks",
         "oxygen concentrator", "home oxygen", "compression stockings", "compression socks", "orthotics",
-        "knee brace", "back brace", "wrist brace",
+        "knee brace", "back brace", "wrist brace", "shower chair", "raised toilet seat", "nebulizer", "nebuliser",
+        "respiratory therapist",
     ]),
 ]
 SERVICES_FR = [
@@ -692,6 +693,7 @@ SERVICES_FR = [
         "bandelettes",
         "lecteur de glycémie", "capteur de glycémie", "capteur Libre", "bonbonne d'oxygène", "bonbonnes d'oxygène",
         "concentrateur d'oxygène", "oxygène à domicile", "bas de compression", "bas support", "orthèse", "orthèses",
+        "chaise de douche", "siège de toilette surélevé", "nébuliseur", "inhalothérapeute",
     ]),
 ]
 
