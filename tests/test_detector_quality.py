@@ -147,14 +147,15 @@ def heldout_3(host: Host) -> dict[str, Figures]:
     return by_scope(host, "heldout-3")
 
 
-@pytest.mark.parametrize(("scope", "floor", "ceiling"), [("all", 0.91, 0.077), ("en", 0.915, 0.064),
-                                                          ("fr", 0.905, 0.09)])
+@pytest.mark.parametrize(("scope", "floor", "ceiling"), [("all", 0.925, 0.034), ("en", 0.93, 0.025),
+                                                          ("fr", 0.925, 0.042)])
 def test_heldout_3_does_not_do_worse_than_when_it_was_scored_once(heldout_3: dict[str, Figures], scope: str,
                                                                   floor: float, ceiling: float) -> None:
-    """Scored once, when the third round was done: recall 0.913 (en 0.917, fr 0.909), false blocks
-    0.076 (en 0.063, fr 0.089). Both miss the issue's target (recall 0.97, false blocks 0.03):
-    these are floors and ceilings so that nothing gets worse, not the goal. Its misses were not
-    read to tune anything; docs/rules.md lists them by kind."""
+    """Scored once when the third round was done: recall 0.913 (en 0.917, fr 0.909), false blocks
+    0.076 (en 0.063, fr 0.089); once when the fourth was done: recall 0.930 (en 0.932, fr 0.928),
+    false blocks 0.033 (en 0.024, fr 0.041). Both miss the issue's target (recall 0.97, false
+    blocks 0.03): these are floors and ceilings so that nothing gets worse, not the goal. Nothing
+    was chosen by it; docs/rules.md lists its misses and false blocks by kind."""
     f = heldout_3[scope]
     assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
 
