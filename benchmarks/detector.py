@@ -69,6 +69,9 @@ PARTS = (
     ("development 3, probe sentences (tuned on)", "dev-3.tsv"),
     ("development 4 (third round; the score trained on it)", "dev-4.tsv"),
     ("development 5, everyday voice (the score trained on it)", "dev-5.tsv"),
+    ("development 6, whose health (fourth round)", "dev-6.tsv"),
+    ("development 7, probe (fourth round)", "dev-7.tsv"),
+    ("development 8, second probe (fourth round)", "dev-8.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 
@@ -280,7 +283,8 @@ def speed(texts: list[str], repeat: int, folder: Path) -> dict[str, Any]:
 
     def score(text: str) -> object:
         folded = Folded.of(text)
-        return scorer.score(folded, detector.read(folded).evidence)
+        reading = detector.read(folded)
+        return scorer.score(folded, reading.evidence, others=reading.others)
 
     def lower_in(text: str) -> object:
         low = text.lower()

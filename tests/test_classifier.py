@@ -14,7 +14,8 @@ from emrcomm_content.folding import Folded
 from support import REPO
 
 DATA = REPO / "benchmarks" / "data" / "clinic-messages"
-DEV = tuple(DATA / f"{name}.tsv" for name in ("dev", "dev-2", "dev-3", "dev-4", "dev-5"))
+DEV = tuple(DATA / f"{name}.tsv" for name in ("dev", "dev-2", "dev-3", "dev-4", "dev-5", "dev-6",
+                                                      "dev-7", "dev-8"))
 HELDOUT = (DATA / "heldout.tsv", DATA / "heldout-2.tsv")
 SHIPPED = REPO / "plugins" / "emrcomm_content" / "classifier.json"
 
@@ -112,9 +113,11 @@ def test_the_shipped_cut_was_chosen_by_leaving_one_part_out() -> None:
     assert set(loo["en"]["false_reroute_by_part"]) == {p.stem for p in DEV}
 
 
-@pytest.mark.parametrize(("lang", "floor"), [("en", 0.985), ("fr", 0.975)])
+@pytest.mark.parametrize(("lang", "floor"), [("en", 0.98), ("fr", 0.975)])
 def test_out_of_fold_recall_with_the_reroute_does_not_fall_below_what_was_reached(lang: str, floor: float) -> None:
-    """Leaving one development part out, at the shipped cut: terms and patterns catch 0.911 (en)
-    and 0.896 (fr) of the clinical rows, the reroute brings them to 0.987 and 0.980 (0.9799)."""
+    """Leaving one development part out, at the shipped cut: terms and patterns catch 0.893 (en)
+    and 0.885 (fr) of the clinical rows of the eight parts, the reroute brings them to 0.984 and 0.981
+    (five parts, third round: 0.987 and 0.980; the fourth round's three parts are harder, and each is
+    scored by a model that did not see it)."""
     f = classifier.packaged().cross_validation["leave_one_part_out"][lang]  # type: ignore[index]
     assert f["recall_with_reroute"] >= floor

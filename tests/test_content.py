@@ -62,7 +62,7 @@ def test_french_condition_is_clinical(content):
 
 
 def test_french_multi_word_term_is_clinical(content):
-    assert found(content, "Votre prise de sang est prévue lundi.") == ["prise de sang"]
+    assert found(content, "Votre analyse d'urine est prévue lundi.") == ["analyse d'urine"]
 
 
 def test_french_term_matches_without_its_accents(content):

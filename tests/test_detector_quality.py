@@ -10,7 +10,8 @@ anything and scored once when it was done; ``heldout.tsv``, the first round's he
 scored several times and read; neither is clean any more (the third round's development parts
 were written after reading the list of ``heldout-2.tsv``'s misses). ``dev.tsv`` to ``dev-3.tsv``
 were tuned on; ``dev-4.tsv`` and ``dev-5.tsv`` (third round) trained the uncertainty score and
-chose its cut by cross-validation, and no term or pattern was tuned on them.
+chose its cut by cross-validation, and no term or pattern was tuned on them; ``dev-6.tsv``,
+``dev-7.tsv`` and ``dev-8.tsv`` (fourth round) were each scored once, then tuned on and trained on.
 
 What is asserted is the figures reached, as floors (no expected failures), and the issue's
 false-block limit (0.03) where it holds. The third round's cross-validated figures are in
@@ -39,10 +40,12 @@ STOPPING = frozenset({"CLINICAL_CONTENT", "HEALTH_IDENTIFIER", "CLINICAL_UNCERTA
 FIRST_ROUND = ("dev", "heldout")
 DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # The id of a later row names its part: h (held-out 2), d (development 2), p to t (the five rounds
-# of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3).
+# of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3), x
+# (development 6), y (development 7), z (development 8).
 LATER_IDS = {"heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
-             "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}"}
+             "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}", "dev-6": r"(en|fr)-x\d{4}",
+             "dev-7": r"(en|fr)-y\d{4}", "dev-8": r"(en|fr)-z\d{4}"}
 
 
 @attrs.frozen
@@ -105,7 +108,8 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
 
 
 @pytest.mark.parametrize(("part", "size"), [("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
-                                            ("dev-5", 300)])
+                                            ("dev-5", 300), ("dev-6", 340),
+                                            ("dev-7", 120), ("dev-8", 80)])
 def test_the_later_parts_are_big_enough_and_half_french(part: str, size: int) -> None:
     rows = read(part)
     assert len(rows) >= size
@@ -143,14 +147,15 @@ def heldout_3(host: Host) -> dict[str, Figures]:
     return by_scope(host, "heldout-3")
 
 
-@pytest.mark.parametrize(("scope", "floor", "ceiling"), [("all", 0.91, 0.077), ("en", 0.915, 0.064),
-                                                          ("fr", 0.905, 0.09)])
+@pytest.mark.parametrize(("scope", "floor", "ceiling"), [("all", 0.925, 0.034), ("en", 0.93, 0.025),
+                                                          ("fr", 0.925, 0.042)])
 def test_heldout_3_does_not_do_worse_than_when_it_was_scored_once(heldout_3: dict[str, Figures], scope: str,
                                                                   floor: float, ceiling: float) -> None:
-    """Scored once, when the third round was done: recall 0.913 (en 0.917, fr 0.909), false blocks
-    0.076 (en 0.063, fr 0.089). Both miss the issue's target (recall 0.97, false blocks 0.03):
-    these are floors and ceilings so that nothing gets worse, not the goal. Its misses were not
-    read to tune anything; docs/rules.md lists them by kind."""
+    """Scored once when the third round was done: recall 0.913 (en 0.917, fr 0.909), false blocks
+    0.076 (en 0.063, fr 0.089); once when the fourth was done: recall 0.930 (en 0.932, fr 0.928),
+    false blocks 0.033 (en 0.024, fr 0.041). Both miss the issue's target (recall 0.97, false
+    blocks 0.03): these are floors and ceilings so that nothing gets worse, not the goal. Nothing
+    was chosen by it; docs/rules.md lists its misses and false blocks by kind."""
     f = heldout_3[scope]
     assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
 
@@ -195,7 +200,7 @@ def test_development_parts_the_detector_was_tuned_on(host: Host, part: str, scop
 
 
 @pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
-    ("dev-4", "en", 0.99, 0.044), ("dev-4", "fr", 0.97, 0.031),
+    ("dev-4", "en", 0.99, 0.025), ("dev-4", "fr", 0.97, 0.02),
     ("dev-5", "en", 0.945, 0.0), ("dev-5", "fr", 0.93, 0.0),
 ])
 def test_the_third_round_parts_the_score_was_trained_on(host: Host, part: str, scope: str, recall: float,
@@ -204,6 +209,22 @@ def test_the_third_round_parts_the_score_was_trained_on(host: Host, part: str, s
     regularised score does not learn every row: what is reached, as floors and ceilings. The false
     blocks of dev-4 are terms and patterns on its hard negatives (a charity walk, a staff member's
     broken wrist, a blood test appointment), above the issue's 0.03 in English."""
+    f = by_scope(host, part)[scope]
+    assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
+
+
+@pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
+    ("dev-6", "en", 0.97, 0.012), ("dev-6", "fr", 0.98, 0.012),
+    ("dev-7", "en", 0.96, 0.032), ("dev-7", "fr", 0.96, 0.032),
+    ("dev-8", "en", 0.95, 0.1), ("dev-8", "fr", 0.95, 0.1),
+])
+def test_the_fourth_round_parts_the_detector_was_tuned_on(host: Host, part: str, scope: str, recall: float,
+                                                           false_block: float) -> None:
+    """Written before (dev-6) and after (dev-7, then dev-8) the whose-health layer and the new
+    terms and patterns were built, each scored once and then tuned on: dev-6 scored recall 0.826
+    and false blocks 0.446 first, dev-7 0.917 and 0.297, dev-8 0.875 and 0.425 (docs/rules.md).
+    Floors and ceilings a little beyond what tuning reached (recall dev-6 0.978 / 0.989, dev-7 and
+    dev-8 1.000; false blocks 0 except dev-8, 0.05 in each language)."""
     f = by_scope(host, part)[scope]
     assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
 

@@ -145,7 +145,7 @@ class Plugin:
             for hit in reading.hits
         ]
         if not reading.hits and _free_text(message):
-            out += self._uncertain(folded, reading.evidence)
+            out += self._uncertain(folded, reading.evidence, reading.others)
         out += [
             finding("HEALTH_IDENTIFIER", plugin=name, severity="info", span=span, kind=kind)
             for span, kind in find_identifiers(doc, folded, self.mrn_patterns, self.not_identifiers)
@@ -154,11 +154,12 @@ class Plugin:
         out += self._promotion(folded, reading.allowed)
         return out
 
-    def _uncertain(self, folded: Folded, evidence: list[tuple[tuple[int, int], str]]) -> list[Finding]:
+    def _uncertain(self, folded: Folded, evidence: list[tuple[tuple[int, int], str]],
+                   others: tuple[tuple[int, int], ...] = ()) -> list[Finding]:
         """CLINICAL_UNCERTAIN when the uncertainty score reaches the clinic's limit; the span is the
         word or phrase that raised the score most, and the finding says what the reasons are ("a
         part of the body with a word of wound care")."""
-        score = self.scorer.score(folded, evidence)
+        score = self.scorer.score(folded, evidence, others=others)
         if score.probability < self.uncertain_above:
             return []
         span = score.reasons[0][0] if score.reasons else (0, len(folded.original))

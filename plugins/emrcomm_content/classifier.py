@@ -72,6 +72,7 @@ def features(
     *,
     known: Container[str] = (),
     scored_only: bool = False,
+    others: Iterable[tuple[int, int]] = (),
 ) -> dict[str, tuple[int, int]]:
     """Each feature of the text with the original span it comes from (its first occurrence):
     classes and pairs, the evidence, then words and stems. With ``scored_only``, a text that is
@@ -82,11 +83,13 @@ def features(
     itself if it is ``known``, a word the model has seen written in lower case: "Keep the dressing
     dry") or is written in capitals (an abbreviation: "ATB", "CLSC"); boilerplate (the opt-out
     hint, links) is left out: the score must not learn one clinic's names or one writer's habits.
+    So are ``others``, the folded spans of clauses about someone else or everyone (subject.py).
     """
     out: dict[str, tuple[int, int]] = {}
     text, original = folded.text, folded.original
     skip = [m.span() for m in _BOILERPLATE.finditer(text)] if ("stop" in text or "arret" in text or "http" in text
                                                                  or "www" in text or "rates" in text) else []
+    skip += others
     ends = [m.start() for m in _SENTENCE_END.finditer(text)]
     words: list[str] = []  # the words whose classes count ("" for a name)
     spans: list[tuple[int, int]] = []
@@ -228,10 +231,12 @@ class Classifier:
         z = self.bias + sum(self.weights.get(n, 0.0) for n in names)
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
-    def score(self, folded: Folded, evidence: Iterable[tuple[tuple[int, int], str]] = (), *, reasons: int = 2) -> Score:
+    def score(self, folded: Folded, evidence: Iterable[tuple[tuple[int, int], str]] = (), *, reasons: int = 2,
+              others: Iterable[tuple[int, int]] = ()) -> Score:
         """The probability (0 when the text does not speak of health) and the reasons: the
-        features that raised it most, classes and evidence before words."""
-        found = features(folded, evidence, known=self.known, scored_only=True)
+        features that raised it most, classes and evidence before words. ``others``: the folded
+        spans of clauses about someone else or everyone (subject.py), whose words do not count."""
+        found = features(folded, evidence, known=self.known, scored_only=True, others=others)
         if not found:
             return Score(0.0, ())
         p = self.probability(found)

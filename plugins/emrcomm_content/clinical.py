@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 from attrs import frozen
 
-from emrcomm_content import administrative, phrasing
+from emrcomm_content import administrative, phrasing, subject
 from emrcomm_content.folding import Folded, fold_text
 from emrcomm_content.fuzzy import FuzzyIndex
 from emrcomm_content.lexicon import Lexicon, Match, Matcher, compile_lexicons, longest
@@ -156,6 +156,9 @@ class Reading:
     hits: list[Hit]
     evidence: list[tuple[tuple[int, int], str]]
     allowed: tuple[tuple[int, int], ...] = ()  # folded spans where nothing counts (allowed_spans)
+    # folded spans of clauses about someone else or everyone (subject.py): no term, pattern or
+    # word of the score counts there
+    others: tuple[tuple[int, int], ...] = ()
 
 
 def _inside(span: tuple[int, int], blocks: Iterable[tuple[int, int]]) -> bool:
@@ -203,15 +206,17 @@ class ClinicalDetector:
 
     def read(self, folded: Folded) -> Reading:
         keys = phrasing.text_keys(folded.text)
+        others = [(lo, hi) for lo, hi, _ in subject.others(folded.text, keys)]
         allowed = self.allowed_spans(folded, keys)
+        quiet = allowed + others  # where no term and no pattern counts
         found = [m for matcher in self.matchers for m in matcher.find(folded)]
         if len(self.matchers) > 1:
             found = longest(found)
-        matches = [m for m in found if not _inside(m.folded, allowed) and not _routine_vaccine(folded.text, m)]
+        matches = [m for m in found if not _inside(m.folded, quiet) and not _routine_vaccine(folded.text, m)]
         hits: list[tuple[tuple[int, int], str]] = [(m.folded, m.kind) for m in matches if m.kind in STANDALONE]
         hits.extend(self._in_context(folded, matches))
         if self.fuzzy is not None:
-            covered = [m.folded for m in found] + allowed
+            covered = [m.folded for m in found] + quiet
             hits.extend(
                 (span, self.fuzzy.kinds[name])
                 for span, name in self.fuzzy.find(folded.text)
@@ -219,7 +224,7 @@ class ClinicalDetector:
             )
         for found in _LETTERS.finditer(folded.text):
             kind = word_form(found.group())
-            if kind and not _inside(found.span(), allowed):
+            if kind and not _inside(found.span(), quiet):
                 hits.append((found.span(), kind))
         result = []
         original = folded.original
@@ -238,7 +243,7 @@ class ClinicalDetector:
             if phrase.in_original:
                 span = phrase.span
             else:
-                if _overlaps(phrase.span, allowed):  # a name's words are not wording about the patient
+                if _overlaps(phrase.span, quiet):  # a name's words are not wording about the patient
                     continue
                 span = folded.span(*phrase.span)
             if not phrase.strong:
@@ -247,7 +252,7 @@ class ClinicalDetector:
                 result.append(Hit(span, original[span[0] : span[1]], phrase.family, CONTEXT))
             else:
                 evidence.append((span, f"phrase:{phrase.family}"))
-        return Reading(merge_hits(result), evidence, tuple(allowed))
+        return Reading(merge_hits(result), evidence, tuple(allowed), tuple(others))
 
     def _in_context(self, folded: Folded, matches: list[Match]) -> list[tuple[tuple[int, int], str]]:
         """Result words next to a test, tests next to a value, symptoms next to a part of the body.

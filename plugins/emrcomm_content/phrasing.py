@@ -433,7 +433,7 @@ FINDING = [
          r"scope|x ray|ultrasound|imaging|report|mri|ct|visit|procedure)\b",
          r"\b(?:unexpected|incidental) findings?\b|\bdecouvertes? (?:inattendue|fortuite)s?\b"),
     rule("opinion|avis|concern|surveiller|interet|look|regard|reexamine|examine|reexaminer|reexaminer|second|"
-         "another|deuxieme|autre",
+         "another|deuxieme|autre|revoir",
          r"\b(?:second opinion|deuxieme avis|2e avis|area of concern|zone a surveiller|zone d'interet)\b",
          r"\b(?:would like|wants?|veut|voudrait|aimerait) (?:a |un )?(?:second|another|deuxieme|autre) "
          r"(?:look|opinion|avis|regard)\b",
@@ -515,6 +515,53 @@ FINDING_URGENT = [
          r"(?:in person|en personne|face to face)\b"),
 ]
 FINDING.extend(FINDING_URGENT)
+# A verdict on results that names no finding: "it's not what we were hoping for", "nothing alarming,
+# but the doctor wants to repeat it", "the doctor is happy with how things look", "about what came
+# back", « ce n'est pas ce qu'on espérait », « le médecin est content de comment ça évolue ».
+_CARE_TEAM = (r"(?:the doctor|the specialist|the surgeon|the nurse practitioner|dr\.? \w+|le medecin|la medecin|"
+              r"le docteur|la docteure|le specialiste|la specialiste|le chirurgien|la chirurgienne|l'ips|"
+              r"(?:la |le )?dre?\.? \w+)")
+FINDING_VERDICT = [
+    rule("hoping|hoped|hope|esperait|esperions|esperiez|espere",
+         r"\bcame back (?:just )?(?:as|like|the way) (?:we|you|i)(?:'d| had| were)? (?:hoped|hoping|wanted)\b",
+         r"\brevenue?s? (?:exactement )?comme (?:on|nous|vous) (?:l'|le )?(?:esperait|esperions|esperiez|voulait)\b",
+         r"\bnot (?:quite |exactly )?(?:the (?:news|result|results) )?(?:what|the news|the result|the results) (?:we|i|"
+         r"you) (?:were |had )?(?:hoping|hoped|hope) for\b",
+         r"\bpas (?:tout a fait )?(?:ce (?:qu'on|que nous|que vous|que j') ?|les resultats (?:qu'on|que nous) ?|la "
+         r"nouvelle (?:qu'on|que nous) ?)(?:esperait|esperions|esperiez|espere)\b"),
+    rule("alarming|worrying|concerning|serious|alarmant|inquietant|grave",
+         _near(r"\b(?:nothing|rien d')(?: too| very| trop| tres)? ?(?:alarming|worrying|concerning|serious|alarmant|"
+               r"inquietant|grave)\b",
+               r"\b(?:repeat|recheck|redo|re do|retest|repeat it|refaire|reprendre|reverifier|recontroler|revoir "
+               r"dans)\b", 10, both=True)),
+    rule("happy|pleased|satisfied|content|contente|satisfait|satisfaite",
+         rf"\b{_CARE_TEAM} (?:is|was|est|etait|seems|semble) (?:very |really |quite |tres |bien |vraiment )?"
+         r"(?:happy|pleased|satisfied|content|contente|satisfait|satisfaite) (?:with|de|du|des|avec) (?:how|the way|"
+         r"comment|your|vos|votre|ton|ta|tes|the (?:results?|healing|progress|numbers|scan|x ray)|les resultats|la "
+         r"guerison|l'evolution|vos progres|ce qu'(?:il|elle) voit|what (?:he|she) (?:sees|saw))\b"),
+    rule("came|found|showed|revenu|ressorti|trouve",
+         r"\b(?:about|regarding|discuss|go over|explain|talk about) what (?:came back|we found|they found|showed up|"
+         r"the \w+ (?:found|showed))\b",
+         r"\b(?:pour|au sujet de|parler de|discuter de|expliquer|a propos de) ce qui (?:est revenu|est ressorti|a ete "
+         r"trouve)\b"),
+    rule("sorry|desole|desolee|desoles",
+         r"\bsorry (?:about|for|to hear about) the (?:difficult |hard |bad |tough |sad )?(?:news|diagnosis|results)"
+         r"(?: (?:yesterday|today|this morning|this week|you (?:got|received)))\b",
+         r"\bdesolee?s? (?:pour|de) la (?:mauvaise |difficile |triste )?nouvelle (?:d'hier|de ce matin|de cette "
+         r"semaine|que vous avez recue)\b"),
+]
+FINDING_VERDICT += [
+    # what was checked, without its name: "all clear on everything we checked"
+    rule("checked|tested|looked|ordered|verifie|teste|regarde|analyse",
+         r"\beverything (?:we|the doctor|dr\.? \w+|she|he|they) (?:checked|tested|looked at|ordered)\b",
+         r"\btout ce qu(?:'on|'il|'elle|e (?:le|la) \w+|e nous) a (?:verifie|teste|regarde|analyse)\b"),
+    # a visit for news given with someone beside the patient: « vous voir demain, accompagné »
+    rule("someone|accompagne|accompagnee|accompagnes|accompagnees",
+         r"\b(?:come in|see you|meet you|come)(?: \w+){0,3},? (?:with someone|with a family member|with a support "
+         r"person)\b",
+         r"\b(?:vous voir|venir|vous rencontrer)(?: \w+){0,3},? accompagnee?s?\b"),
+]
+FINDING.extend(FINDING_VERDICT)
 FINDING_WEAK = [
     rule(FINDING_VAGUE_WORDS,
          rf"\b{_THE} (?:\w+ ){{0,2}}{_FINDING_VAGUE}{_gap(4)}{_SAW_EN}",
@@ -1063,6 +1110,7 @@ _BECAUSE = (
     r"|\b(?:after|following) (?:your|the|a|his|her) (?:\w+ )?(?:" + _AFTER_EVENT + r")\b"
     r"|\bvu (?:votre|vos|ta|tes)\b|\ba cause de (?:votre|vos|ta|tes)\b|\bcomme (?:votre|vos|vous etes|"
     r"vous prenez|vous avez (?!demande))\b|\bpuisque vous\b(?! (?:avez demande|l'avez demande))"
+    r"|\bcomme on vous a (?:enleve|retire|opere|greffe|diagnostique)\w*"
     r"|\ben raison de (?:votre|vos)\b|\bavant de commencer\b|\bdepuis (?:l'|votre |la |le )(?:ablation|greffe|chirurgie|operation|diagnostic)\b"
     r"|\b(?:apres|suite a) (?:votre|vos|la|le|l'|une|un) ?(?:\w+ )?(?:" + _AFTER_EVENT + r")\b)"
 )
@@ -1108,7 +1156,8 @@ _DET = r"(?:the |your |that |his |her |their |those |le |la |les |l'|votre |vos 
 _SYMPTOM_VERB = (
     r"\b(?:toussez|tousse|toussent|vomissez|vomit|vomissent|saignez|saigne|saignent)(?: vous| t il| t elle| il| elle)?"
     r" (?:encore|toujours|souvent|la nuit|beaucoup)\b"
-    r"|\b(?:wetting the bed|wets the bed|mouille (?:encore |toujours )?son lit|fait (?:encore )?pipi au lit)\b"
+    r"|\b(?:wetting the bed|wets the bed|mouille(?: t (?:il|elle))? (?:encore |toujours )?son lit|fait (?:encore )?"
+    r"pipi au lit)\b"
     r"|\b(?:how many times|combien de fois|still|encore|has he|has she|did he|did she|a t il|a t elle|avez vous|"
     r"have you)(?: [a-z']+){0,4} (?:throw up|threw up|thrown up|thrown|vomited|vomit|vomi|vomissez|vomir|"
     r"had diarrhea|eu la diarrhee)\b"
@@ -1139,6 +1188,13 @@ SYMPTOM = [
     rule("pee|urinate|urinez|brule|burns|urinating",
          r"\bwhen you (?:pee|urinate)\b|\bquand vous urinez\b|\b(?:ca|it) (?:brule|burns)\b"),
     rule("line|ligne", r"\bthe line (?:we|I) drew\b|\bla ligne (?:qu'on a|que nous avons) tracee\b"),
+    # a symptom followed up or a measure to take at home: "how's your sleep", "check his temperature"
+    rule("sleep|sleeping|appetite|breathing|energy|sommeil|appetit|respiration|energie",
+         r"\bhow(?:'s| is| has| was) (?:your|his|her|their|the baby's) (?:sleep|sleeping|appetite|breathing|energy)\b",
+         r"\bcomment (?:est|va|etait|allait) (?:le|votre|son|sa|ton|l') ?(?:sommeil|appetit|respiration|energie)\b"),
+    rule("temperature|temp|fever|temperatures|fievre",
+         r"\b(?:check|take|monitor|watch|record) (?:his|her|their|your|the baby's|baby's) (?:temperature|temp|fever)\b",
+         r"\b(?:prenez|verifiez|surveillez|notez|prends|verifie) (?:sa|votre|ta) (?:temperature|fievre)\b"),
     rule("toussez|tousse|toussent|vomissez|vomit|vomissent|saignez|saigne|saignent|coughing|vomiting|bleeding|"
          "wheezing|dizzy|feverish|pain|headaches|fievre|douleur|douleurs|vertiges|etourdissements|saignement|"
          "saignements|nausees|crises|malaises|connaissance|wetting|wets|mouille|pipi|times|fois|vomited|vomit|vomi|"
@@ -1175,6 +1231,18 @@ _TAKE = _words(
     "injection|shot|piqure|patch|timbre|pompe|puffer|inhaler|spray|vaporisateur|tab|tabs|co|cp|half|demi"
 )
 MEDICATION = [
+    # what a treatment does to the patient: "your hair may thin with this treatment"
+    rule("hair|cheveux",
+         r"\b(?:your|ur|his|her) hair (?:may|might|will|could|can|is going to) (?:thin|fall out|start to fall out)\b",
+         r"\b(?:vos|tes|ses) cheveux (?:peuvent|pourraient|vont|risquent de) (?:s'amincir|tomber|commencer a tomber)\b"),
+    # the patient's own adherence packs (a pharmacy offering them to everyone is not clinical)
+    rule("blister|bubble|organizer|organiser|dosette|dosettes|dispill|dispills|pilulier|piluliers",
+         r"\b(?:your|ur|his|her|votre|vos|ton|tes|ses) (?:\w+ )?(?:blister packs?|bubble packs?|pill organi[sz]ers?|"
+         r"dosettes?|dispills?|piluliers?)\b"),
+    # a contact traced by public health: "about your recent exposure"
+    rule("exposure|exposition",
+         r"\b(?:your|ur|his|her) (?:recent |possible |potential )?exposure\b(?! to (?:the )?(?:sun|noise|cold|heat))",
+         r"\b(?:votre|ta|son|sa) (?:recente |possible |eventuelle )?exposition\b(?! (?:au soleil|au bruit|au froid))"),
     rule(MED_WORDS,
          _MED + r" (?:for|pour|contre) (?:the |your |la |le |les |l'|votre |vos |ton |ta |tes )?"
          r"(?!review|reconciliation|trip|week|weekend|holidays|renewal|refill|pickup|pick up|revision|"

@@ -192,8 +192,7 @@ TESTS_EN = [
     "ecg", "ekg", "electrocardiogram", "eeg", "echocardiogram", "holter", "stress test",
     "ct scan", "cat scan", "pet scan", "CT", "mri", "x ray", "xray", "ultrasound", "sonogram",
     "mammogram", "mammography", "bone density", "dexa", "pap test", "pap smear", "hpv test",
-    "colposcopy", "biopsy", "biopsies", "blood test", "bloodwork", "blood work", "blood sample",
-    "blood draw", "urine test", "urinalysis", "urine sample", "urine culture", "stool test",
+    "colposcopy", "biopsy", "biopsies", "urine test", "urinalysis", "urine sample", "urine culture", "stool test",
     "stool sample", "FIT test", "fit kit", "throat swab", "throat culture", "nasal swab",
     "swab test", "strep test", "pregnancy test", "sti test", "std test", "hiv test", "sti testing",
     "std testing", "hiv testing", "genetic test", "genetic testing", "prenatal screening",
@@ -210,6 +209,8 @@ TESTS_EN = [
 TESTS_GENERIC_EN = [
     "result", "results", "test", "tests", "test result", "lab result", "lab results", "labs",
     "lab test", "scan", "scans", "screen", "screening", "report", "levels",
+    # a blood test everyone has: its requisition or appointment says nothing; its result does
+    "blood test", "blood tests", "bloodwork", "blood work", "blood sample", "blood draw",
 ]
 
 RESULTS_EN = [
@@ -331,8 +332,7 @@ CONDITIONS_FR = [
 ]
 
 TESTS_FR = [
-    "prise de sang", "analyse de sang", "analyses de sang", "analyse sanguine",
-    "analyses sanguines", "bilan sanguin", "prélèvement sanguin", "analyse d'urine",
+    "analyse d'urine",
     "analyses d'urine", "échantillon d'urine", "culture d'urine", "test de grossesse",
     "test de dépistage", "dépistage", "glycémie", "hémoglobine glyquée", "APS", "FSC",
     "formule sanguine", "bilan lipidique", "bilan thyroïdien", "fonction rénale",
@@ -351,6 +351,8 @@ TESTS_FR = [
 TESTS_GENERIC_FR = [
     "résultat", "résultats", "analyse", "analyses", "test", "tests", "examen", "examens",
     "bilan", "prélèvement", "radio",
+    "prise de sang", "prises de sang", "analyse de sang", "analyses de sang", "analyse sanguine",
+    "analyses sanguines", "bilan sanguin", "prélèvement sanguin",
 ]
 
 RESULTS_FR = [
@@ -647,6 +649,54 @@ PARITY_FR = [
     ]),
 ]
 
+# The fourth round: services whose name says what they treat, and the things of a treatment that
+# say which treatment it is (a glucose meter, a wig for chemotherapy), each
+# clinical in a clinic's message to one patient. A sentence about a staff member, a charity or
+# everyone is left out by subject.py, not here.
+SERVICES_EN = [
+    ("specialty", [
+        "employee assistance program", "employee and family assistance program", "EAP", "EFAP",
+        "gender identity clinic", "gender affirming care", "gender-affirming care", "memory and aging clinic",
+        "cognition clinic", "genetic counselor", "genetic counselling", "genetic counseling", "audiology",
+        "audiologist", "grief counselling", "grief counseling", "grief group",
+        "grief support", "bereavement", "youth crisis", "home care nurse", "home care services",
+    ]),
+    ("procedure", [
+        "radiation", "radiation therapy", "radiation treatment", "radiation treatments", "radiation planning",
+        "radiation oncology", "iron infusion", "hair loss", "hair thinning", "wig", "wigs", "spleen removed",
+        "spleen was removed", "removed your spleen",
+    ]),
+    ("condition", ["night sweats"]),
+    ("medication", [
+        "glucose meter", "glucose meters", "glucometer",
+        "test strips", "lancets", "glucose sensor", "Libre sensor", "CGM", "oxygen tank", "oxygen tanks",
+        "oxygen concentrator", "home oxygen", "compression stockings", "compression socks", "orthotics",
+        "knee brace", "back brace", "wrist brace", "shower chair", "raised toilet seat", "nebulizer", "nebuliser",
+        "respiratory therapist",
+    ]),
+]
+SERVICES_FR = [
+    ("specialty", [
+        "programme d'aide aux employés", "programme d'aide aux employés et à la famille", "PAE", "PAEF",
+        "clinique d'identité de genre", "soins d'affirmation de genre", "clinique de cognition",
+        "conseillère en génétique", "conseiller en génétique", "conseil génétique", "audiologie", "audiologiste",
+        "groupe de deuil", "soutien au deuil", "suivi de deuil",
+        "crise jeunesse", "soutien à domicile", "soins à domicile",
+    ]),
+    ("procedure", [
+        "radiation", "radiations", "traitements de radiation", "planification de la radiothérapie", "perfusion de fer",
+        "perte de cheveux", "perruque", "perruques", "prothèse capillaire", "enlevé la rate", "retiré la rate",
+        "ablation de la rate",
+    ]),
+    ("condition", ["sueurs nocturnes", "sueurs la nuit"]),
+    ("medication", [
+        "bandelettes",
+        "lecteur de glycémie", "capteur de glycémie", "capteur Libre", "bonbonne d'oxygène", "bonbonnes d'oxygène",
+        "concentrateur d'oxygène", "oxygène à domicile", "bas de compression", "bas support", "orthèse", "orthèses",
+        "chaise de douche", "siège de toilette surélevé", "nébuliseur", "inhalothérapeute",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -668,6 +718,7 @@ CLINICAL_EN = Lexicon.of(
     ("specialty", CARE_SPECIALTIES_EN),
     *MORE_CARE_EN,
     *PARITY_EN,
+    *SERVICES_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -690,6 +741,7 @@ CLINICAL_FR = Lexicon.of(
     ("specialty", CARE_SPECIALTIES_FR),
     *MORE_CARE_FR,
     *PARITY_FR,
+    *SERVICES_FR,
 )
 
 PROMOTIONAL = Lexicon.of(

@@ -3,7 +3,8 @@
     python -m emrcomm_content.training benchmarks/data/clinic-messages/dev.tsv \\
         benchmarks/data/clinic-messages/dev-2.tsv benchmarks/data/clinic-messages/dev-3.tsv \\
         benchmarks/data/clinic-messages/dev-4.tsv benchmarks/data/clinic-messages/dev-5.tsv \\
-        -o plugins/emrcomm_content/classifier.json
+        benchmarks/data/clinic-messages/dev-6.tsv benchmarks/data/clinic-messages/dev-7.tsv \\
+        benchmarks/data/clinic-messages/dev-8.tsv -o plugins/emrcomm_content/classifier.json
 
 Deterministic (no random numbers; a fixed order of the rows and of each row's features), so the
 shipped weights can be checked against a fresh run. Only development parts are read: a file whose
@@ -78,7 +79,7 @@ def read_rows(paths: Sequence[Path], detector: ClinicalDetector) -> list[Row]:
     rows = []
     for part, r, folded in texts:
         reading = detector.read(folded)
-        names = tuple(features(folded, reading.evidence, known=known))
+        names = tuple(features(folded, reading.evidence, known=known, others=reading.others))
         context_only = bool(reading.hits) and all(h.layer == CONTEXT for h in reading.hits)
         rows.append(Row(r["id"], part, r["lang"], r["label"] == "clinical", names, bool(reading.hits), context_only))
     if len({r.id for r in rows}) != len(rows):
@@ -183,7 +184,7 @@ def report(name: str, result: dict[str, dict[str, object]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv ... dev-5.tsv)")
+    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv ... dev-8.tsv)")
     parser.add_argument("-o", "--output", type=Path, help="write the weights here (default: print a summary only)")
     args = parser.parse_args(argv)
     if any(HELD_OUT.search(p.name) for p in args.dev):

@@ -1,0 +1,249 @@
+"""Whose health a sentence is about: the sentences about someone else (a staff member's own leave
+or illness, a charity, a public event, another clinic in the building) or about everyone.
+
+:func:`others` gives the folded spans where no term, no pattern and no word of the uncertainty
+score counts. A sentence is about someone else when it has a marker of :data:`MARKERS`; within
+it, a clause that addresses the patient ("you", "your", « votre », "patients on warfarin") still
+counts: "Dr. Kim is on leave, so Dr. Lee will give you your biopsy results" is clinical, "Dr. Kim
+is on leave after her own surgery" is not. The lexicon finds *what* a sentence speaks of; this
+layer says *whose* it is, so a disease named for a charity run or a colleague's leave is not the
+patient's.
+"""
+
+from __future__ import annotations
+
+import re
+
+from attrs import frozen
+
+from emrcomm_content.phrasing import gate_keys
+
+
+@frozen
+class Marker:
+    """One kind of wording that says a sentence is about someone else or about everyone."""
+
+    name: str
+    gate: frozenset[str]  # gate keys one of which every match contains (the marker runs only then)
+    pattern: re.Pattern[str]
+    # False for wording written to everyone at once (a newsletter, a heat warning): its "your" is
+    # everyone's ("how to set up your desk"), so a clause that addresses the patient is quiet too
+    address_counts: bool = True
+
+
+def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True) -> Marker:
+    """``gate``: words separated by spaces, ``word*`` for every word that starts so (phrasing.gate_keys)."""
+    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts)
+
+
+_NAME = r"[a-z][a-z'-]*"
+# A member of the staff as the subject of a sentence: "Dr. Novak", "Nurse Paul", "our receptionist
+# Marie", « la Dre Lavoie », « notre infirmière Julie », « le personnel ».
+_STAFF_EN = (
+    rf"(?:\bdr\.? {_NAME}|\bdoctor {_NAME}|\bnurse {_NAME}|\b(?:our|one of our) (?:own |[a-z]+ time |long[ -]time |beloved |dear |wonderful |new |former )?(?:nurse practitioner|nurses?|"
+    r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
+    r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
+    r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse)(?: " + _NAME + r")?|\bstaff\b)"
+)
+_STAFF_FR = (
+    rf"(?:\b(?:le |la )?(?:dre?|docteure?)\.? {_NAME}|\bl'infirmiere? {_NAME}|\b(?:notre|nos) (?:infirmieres?|"
+    r"infirmiers?|coordonnatrices?|coordonnateurs?|coordinatrices?|adjointes?|commis|ips|receptionnistes?|secretaires?|pharmacien(?:ne)?s?|physio(?:therapeute)?s?|nutritionnistes?|"
+    r"dieteticien(?:ne)?s?|medecins?|personnel|equipe|gestionnaire|psychologues?|travailleu(?:r|se)s? sociale?s?|"
+    r"collegues?|adjointe?s?|technicien(?:ne)?s?)(?: " + _NAME + r")?|\ble personnel\b)"
+)
+# What a staff member's own life is: leave, illness, an injury, a birth, a death in the family, a
+# conference, a race. "has" and « a » count only before a word that is not a result or a booking.
+_STATE_EN = (
+    r"(?:away|off|absent|on (?:\w+ )?leave|sick|ill|unwell|home with|at home|recovering|diagnosed|broke|fractured|"
+    r"tore|sprained|having (?:chemo|surgery|an operation|a baby|treatments?)|in (?:the )?hospital|hospitali[sz]ed|"
+    r"passed away|died|retir\w*|leaving|gave birth|had (?:a|her) baby|expecting|pregnant|at (?:a|an|the) (?:[\w-]+ ){0,3}"
+    r"(?:conference|congress|meeting|training|course|seminar|symposium)|trained|training|out (?:sick|with)|off sick|tested (?:positive|negative)|(?:just )?finished (?:his|her|their) |"
+    r"(?:to )?car(?:e|ing) for (?:his|her|their) |taking (?:a few|some|\w+) (?:weeks|days|months) off|"
+    r"lost (?:his|her|their) (?:battle|fight)|battling|fighting|undergoing|running|walking|cycling|wearing|growing|doing surgeries|"
+    r"operating|hurt|injured|pulled|twisted|(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation)|"
+    r"results?|news|reports?|availability|openings?|time)\b)(?![a-z]+ed\b))"
+)
+_STATE_FR = (
+    r"(?:absente?s?|en conge|en arret|malade|a la maison|reste a la maison|se remet|en convalescence|a recu un "
+    r"diagnostic|diagnostiquee?|s'est (?:casse|fracture|blesse)e?|suit des traitements|est decedee?|est a l'hopital|"
+    r"hospitalisee?|prend sa retraite|nous quitte|quitte|accouche|a eu (?:son|sa) bebe|enceinte|en formation|a un "
+    r"(?:congres|colloque)|au congres|a subi|subit|combat|vient de (?:finir|terminer) (?:son|sa|ses) |s'occuper de (?:sa|son|ses) |"
+    r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
+    r"est decedee? d'|court|marche|portera|porte|se laiss\w+ pousser|opere|fait une vente|"
+    r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?)[a-z]+|"
+    r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
+)
+_PLACE_EN = (r"(?:clinic|centre|center|unit|department|office|lab|laboratory|service|program|programme|pharmacy|"
+             r"practice|psychologist|dentist|optometrist|ophthalmologist|physiotherapist|physio|wing|suite|team|clsc|"
+             r"entrance)")
+_PLACE_FR = (r"(?:clinique|centre|unite|departement|bureau|laboratoire|labo|service|programme|pharmacie|"
+             r"psychologue|dentiste|optometriste|ophtalmologiste|physiotherapeute|physio|aile|local|equipe|clsc|"
+             r"entree)")
+_KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
+        r"health|illness|surgery)")
+_KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils|la fille|l'enfant|le bebe|le dos)"
+
+MARKERS: tuple[Marker, ...] = (
+    _marker(
+        "staff",
+        "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
+        "cliniques",
+        rf"{_STAFF_EN}(?: \w+){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
+        rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
+        rf"|{_STAFF_FR}(?: \w+){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
+        rf"|{_KIN_FR} (?:de (?:la dre|le dr|notre \w+)|du dr)\b"
+        r"|\b(?:his|her|ses) (?:patients|clinics|cliniques)\b",
+    ),
+    _marker(
+        "charity",
+        "raise raised raising fund* donat* sponsor walk walks run runs ride rides marathon marathons relay relays "
+        "sale sales lottery lotteries raffle raffles gala galas tournament tournaments race races research ribbon "
+        "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
+        "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
+        "bleu collect collecting collects money matched argent",
+        r"\b(?:rais(?:e|ed|ing) (?:money|funds)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
+        r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
+        r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
+        r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
+        r"research|hospital|foundation|society|families|kids|children|patients)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
+        r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
+        r"matched (?:your|the) donations)\b"
+        r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang)|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
+        r"tournoi|vente|loterie|tirage|gala|souper) (?:pour|au profit|a la vie|de patisseries)|recherche sur|"
+        r"au profit|profits|fondation|ruban|l'argent (?:va|ira|amasse)|porter\w* du (?:rose|mauve|rouge|bleu)|movember)\b",
+    ),
+    _marker(
+        "public",
+        "talk* work* lect* semi* webi* sess* affi* post* conf* atel* soir* kios* booth* stud* caus* patients "
+        "house welcome portes communaute cours "
+        "all everyone anyone open public community neighbourhood neighborhood area region free talk workshop lecture "
+        "seminar webinar session evening booth kiosk register people women men adults seniors children kids families "
+        "caregivers several some many other cases reported warning advisory alert awareness world mobile bus study "
+        "studies posters tous tout toute toutes population ouvert ouverte public quartier conference atelier seance "
+        "soiree kiosque causerie inscrire bienvenue personnes femmes hommes adultes aines enfants gens proches "
+        "plusieurs certains autres cas region sante avis avertissement semaine journee mobile etude affiches "
+        "sensibilisation",
+        r"\b(?:all (?:of )?(?:our )?(?:patients|families|parents)(?! (?:on|taking|with|who|using)\b)|anyone (?:with|who)|"
+        r"everyone|open to (?:all|everyone|the public|the community)|(?:for|to|in) the (?:whole )?(?:public|community|"
+        r"neighbourhood|neighborhood|area)(?! of)|the public|public (?:health|talk|lecture|event|session|library)|free "
+        r"(?:\w+ )?(?:talk|workshop|session|lecture|seminar|screening|class|information)|(?:a|an|the|our|this|public) "
+        r"(?:\w+ ){0,2}(?:talk|workshop|lecture|seminar|webinar|information session|info session|information evening|"
+        r"info night|booth|kiosk)s? (?:on|about|for)|booths?|kiosks?|no need to register|open house|(?:everyone|all) welcome|(?:people|women|men|adults|seniors|children|kids|families|caregivers|parents) "
+        r"(?:aged|over \d|under \d|in the area)|(?:several|some|many|other|our other) (?:patients|staff|"
+        r"employees)|cases (?:have been|were|are being) reported|in the (?:region|area|community)(?! of)|awareness|world \w+ day|mobile (?:\w+ )?(?:unit|clinic|bus|van)|"
+        r"stud(?:y|ies) (?:on|about)|posters?)\b"
+        r"|\b(?:portes ouvertes|pour la communaute|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
+        r"tout le monde|ouverte?s? (?:a (?:tous|toutes|la population|tout le monde)|au public)|pour (?:toute la famille|tout le quartier|"
+        r"la population|le public)|la population|(?:conference|atelier|causerie|webinaire|kiosque|soiree "
+        r"d'information)s? (?:\w+ ){0,2}(?:sur|pour|au|a la|a notre)|(?:conference|atelier|seance|soiree|seminaire|causerie)s?(?: d'information)? (?:gratuite?s?|"
+        r"publique?s?)|kiosques?|tous les patients(?! (?:sous|qui prennent|avec|atteints))|"
+        r"pas besoin de s'inscrire|bienvenue a tous|les (?:personnes|femmes|hommes|adultes|aines|enfants|parents|"
+        r"proches aidants|gens) (?:de \d|agee?s|du secteur|de la region)|"
+        r"(?:plusieurs|certains|d'autres|nos autres) (?:patients|employes|membres)|des cas (?:de \w+ )?ont ete "
+        r"(?:signales|rapportes)|dans la region|sante publique|journee mondiale|"
+        r"unite mobile|etude sur|affiches?|sensibilisation)\b",
+    ),
+    _marker(
+        "place",
+        "next door across upstairs downstairs floor building moved moving entrance renovated renovation renovations "
+        "us nous closed fermee ferme "
+        "construction number rents service cote corridor haut bas rez sous etage edifice demenage entree travaux "
+        "numero loue",
+        # a place (a clinic, a unit, an office) and where it is or what happens to it: "the sleep clinic in our
+        # building has moved", « l'unité de dialyse de l'édifice est en rénovation »
+        rf"\b{_PLACE_EN}(?: [\w'-]+){{0,8}}? (?:next door|across the (?:hall|street|road)|upstairs|downstairs|on the "
+        r"(?:ground|first|second|third|fourth|main|top|\d+(?:st|nd|rd|th)?) floor|in (?:our|the|this) building|of the "
+        r"building|next to us|beside us|(?:will be |is )?closed for (?:repairs|renovations?|inventory)|"
+        r"(?:has|have) moved|is moving|(?:has|have) a (?:new|separate) (?:\w+ )?(?:entrance|door|number)|is "
+        r"being renovated|(?:is|are) (?:under )?renovat\w*|(?:who|that) rents)\b"
+        r"|\bthe building's\b|\b(?:who|that) rents\b"
+        rf"|\b{_PLACE_FR}(?: [\w'-]+){{0,8}}? (?:d'a cote|de l'autre cote (?:du corridor|de la rue)|en (?:haut|bas)(?! "
+        r"de)|au (?:rez de chaussee|sous sol|\d+e etage|\w+ etage)|(?:de|dans) (?:notre |l'|cet )?edifice|a cote de nous|"
+        r"(?:sera |est )?fermee? pour (?:reparations|renovations?|travaux|inventaire)|a demenage|"
+        r"demenage|a (?:maintenant )?une (?:nouvelle|autre) (?:entree|porte|adresse)|a (?:maintenant )?un nouveau numero|"
+        r"a (?:maintenant )?une entree separee|est en renovation|qui loue)\b"
+        r"|\bqui loue\b",
+    ),
+    _marker(
+        "notice",
+        "newsletter website articles article blog tips podcast infolettre bulletin site web articles trucs conseils "
+        "balado heat cold smog air warning advisory alert avis avertissement chaleur froid",
+        r"\b(?:newsletter|our website|articles? (?:on|about)|blog|tips (?:for|on)|podcast|(?:heat|cold|smog|air quality|"
+        r"extreme weather) (?:warning|advisory|alert)s?)\b"
+        r"|\b(?:infolettre|bulletin|site (?:web|internet)|articles? sur|trucs pour|conseils pour|balado|avis de "
+        r"(?:smog|chaleur|froid|qualite de l'air)|avertissement de (?:chaleur|froid|smog))\b",
+        address_counts=False,
+    ),
+    _marker(
+        "paperwork",
+        "request requests application applications claim claims payment payments transfer transfers reimbursement "
+        "card demande demandes paiement paiements reclamation reclamations transfert remboursement carte results "
+        "result resultats resultat survey surveys inspection inspections audit audits lottery draw vote sondage "
+        "sondages",
+        # a result word whose subject is paperwork or the clinic's own business: "your request came back
+        # positive", « les résultats de l'inspection »
+        r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|"
+        r"est revenue?s?|a ete|est|sont) (?:positive?|negative?|positifs?|negatifs?)\b"
+        r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte)s? (?:[\w']+ ){0,3}(?:came "
+        r"back|is back|was|is|were|est revenue?s?|a ete|est|sont) (?:positive?|negative?|approved|declined|accepted|"
+        r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?)\b"
+        r"|\b(?:survey|inspection|audit|lottery|draw|vote|sondage)s? results?\b"
+        r"|\b(?:results?|resultats?) (?:of|from|de|du|des) (?:the |our |la |l'|le |notre )?(?:inspection|survey|sondage|"
+        r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b",
+        address_counts=False,
+    ),
+    _marker(
+        "clinic",
+        "accreditation clinic survey phone phones system hiring agrement clinique sondage systeme telephonique "
+        "telephones embauche embauchons emploi",
+        r"\b(?:accreditation|our clinic (?:got|received|obtained|passed|won)|(?:patient|our) survey|phone system|"
+        r"(?:we'?re|we are|now) hiring|hiring)\b"
+        r"|\b(?:agrement|notre clinique a (?:obtenu|recu|reussi|gagne)|sondage|systeme telephonique|nos telephones|"
+        r"on embauche|nous embauchons|offre d'emploi)\b",
+    ),
+)
+
+# Words that address the patient, or a group the patient is in by their health ("patients on
+# warfarin", « les patients sous warfarine »): a clause with one is about the patient.
+_ADDRESS = re.compile(
+    r"(?<!thank )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:donations?|generosity|support|contributions?)\b)|(?<!grace a )(?<!rendez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:remerci|dons?\b|generosite|appui|soutien|contributions?))"
+    r"|\bt'"
+    r"|\bpatients? (?:on|taking|with|who|using)\b|\bpatients? (?:sous|qui prennent|avec|atteints?)\b"
+    # the patient's household: "everyone in the house should be treated", « tout le monde à la maison »
+    r"|\b(?:everyone|everybody|anyone|all) (?:in|at|who lives in) (?:the|your) (?:house|home|household|family)\b"
+    r"|\b(?:tout le monde|toute la famille|tous ceux) (?:dans|a|de) (?:la|votre) (?:maison|famille|foyer)\b"
+)
+# A sentence ends at . ! ? ; or a line break (not after "Dr", not inside a number); a clause at
+# ", so", ", but", "because", « donc », « mais », « car ».
+_SENTENCE = re.compile(r"(?<!\bdr)(?<!\bdre)(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bst)[.!?](?!\d)|[;\n]")
+_CLAUSE = re.compile(r",? (?:so|but|because|since|and since|donc|mais|car|parce qu'?|alors) ")
+
+
+def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
+    """Folded spans of the clauses about someone else or about everyone (see the module
+    docstring), with the marker's name. ``text`` is folded; ``words``: its words (gate keys)."""
+    ready = [m for m in MARKERS if not m.gate.isdisjoint(words)]
+    if not ready:
+        return []
+    out = []
+    start = 0
+    for end in [m.end() for m in _SENTENCE.finditer(text)] + [len(text)]:
+        if end <= start:
+            continue
+        sentence = text[start:end]
+        found = [(m, match.span()) for m in ready for match in m.pattern.finditer(sentence)]
+        # wording written to everyone wins: its "your" is everyone's
+        notice = next((m for m, _ in found if not m.address_counts), None)
+        if notice is not None:
+            out.append((start, end, notice.name))
+        elif found:
+            # the clauses a marker is in, when they do not address the patient: "Dr. Roy is away, so the
+            # nurse will take out the stitches" keeps its second clause
+            lo = 0
+            for cut in [c.start() for c in _CLAUSE.finditer(sentence)] + [len(sentence)]:
+                marker = next((m for m, (a, b) in found if a < cut and lo < b), None)
+                if marker is not None and not _ADDRESS.search(sentence, lo, cut):
+                    out.append((start + lo, start + cut, marker.name))
+                lo = cut
+        start = end
+    return out

@@ -1,0 +1,95 @@
+"""Whose health a sentence is about (emrcomm_content.subject): a disease named in a sentence about
+a staff member, a charity, a public event, another clinic in the building or a newsletter is not
+the patient's, and a clause that addresses the patient still counts.
+
+Every example here was written for these tests, not taken from benchmarks/data/clinic-messages.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emrcomm.testing import make_context
+from emrcomm_content import Plugin, phrasing, subject
+from emrcomm_content.clinical import ClinicalDetector
+from emrcomm_content.folding import Folded
+from test_phrasing import _project_texts
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> ClinicalDetector:
+    return Plugin(make_context("content", {}, tmp_path_factory.mktemp("subject"))).clinical
+
+
+SOMEONE_ELSE = {
+    "staff": [
+        "Dr. Bergeron is off for a month after her gallbladder surgery; Dr. Haddad covers her Friday clinic.",
+        "Nurse Karim caught pneumonia and will be away until the 20th.",
+        "Our secretary Linda is recovering from a stroke, so the fax line is answered by Paul.",
+        "La Dre Bergeron est absente un mois, elle se remet d'une chirurgie à la vésicule.",
+        "Notre secrétaire Linda a fait un AVC; c'est Paul qui répond au fax pour l'instant.",
+    ],
+    "charity": [
+        "The staff are walking in the Parkinson walk on Sunday; donations welcome at reception.",
+        "We raised $900 for leukemia research at the chili lunch, thank you!",
+        "L'équipe marche dimanche pour la recherche sur la leucémie; les dons sont bienvenus à l'accueil.",
+    ],
+    "public": [
+        "A free talk on menopause for the community is on Thursday at the town hall.",
+        "Anyone with diarrhea or vomiting should not visit the residents this week.",
+        "Conférence gratuite sur la ménopause ouverte à tous jeudi à l'hôtel de ville.",
+        "Toute personne qui a la diarrhée ou qui vomit ne doit pas visiter les résidents cette semaine.",
+    ],
+    "place": [
+        "The dermatology clinic on the third floor has a new phone number.",
+        "La clinique de dermatologie au 3e étage a un nouveau numéro.",
+    ],
+    "notice": [
+        "Our newsletter this month: what to know about your cholesterol, and our summer hours.",
+        "Dans notre infolettre : ce qu'il faut savoir sur votre cholestérol, et nos heures d'été.",
+    ],
+}
+
+
+@pytest.mark.parametrize(("marker", "text"), [(m, t) for m, texts in SOMEONE_ELSE.items() for t in texts])
+def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector: ClinicalDetector, marker: str,
+                                                                       text: str) -> None:
+    folded = Folded.of(text).text
+    assert marker in {name for _, _, name in subject.others(folded, phrasing.text_keys(folded))}
+    assert detector.read(Folded.of(text)).hits == []
+
+
+@pytest.mark.parametrize("text", [
+    "Dr. Bergeron is off this month, so Dr. Haddad will go over your biopsy with you.",
+    "La Dre Bergeron est absente ce mois-ci, donc le Dr Haddad va revoir votre biopsie avec vous.",
+    "All patients on warfarin: the anticoagulation clinic moves to the second floor.",
+    "À tous les patients sous warfarine : la clinique d'anticoagulothérapie déménage au 2e étage.",
+    "Everyone in the house should be treated for lice on the same day.",
+    "Tout le monde dans la maison doit être traité pour les poux la même journée.",
+])
+def test_a_clause_that_addresses_the_patient_still_counts(detector: ClinicalDetector, text: str) -> None:
+    """The layer never overrides a term or a pattern about the patient: "your", « votre », a group
+    the patient is in by their health ("patients on warfarin") or their household."""
+    assert detector.read(Folded.of(text)).hits
+
+
+def test_the_words_of_a_sentence_about_someone_else_do_not_weigh_in_the_score(tmp_path_factory:
+                                                                              pytest.TempPathFactory) -> None:
+    plugin = Plugin(make_context("content", {}, tmp_path_factory.mktemp("score")))
+    text = "Our receptionist hurt her back lifting boxes and is off until Monday."
+    folded = Folded.of(text)
+    reading = plugin.clinical.read(folded)
+    assert reading.others
+    assert plugin.scorer.score(folded, reading.evidence, others=reading.others).probability == 0.0
+
+
+def test_the_marker_gates_change_nothing() -> None:
+    """A marker runs only on a text with one of its gate words; run every marker on every text the
+    project has, and the spans are the same."""
+    every = frozenset(w for m in subject.MARKERS for w in m.gate)
+    differ = []
+    for text in _project_texts():
+        folded = Folded.of(text).text
+        if subject.others(folded, phrasing.text_keys(folded)) != subject.others(folded, every):
+            differ.append(text)
+    assert differ == []
