@@ -42,7 +42,7 @@ DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # The id of a later row names its part: h (held-out 2), d (development 2), p to t (the five rounds
 # of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3), x
 # (development 6), y (development 7), z (development 8).
-LATER_IDS = {"heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
+LATER_IDS = {"heldout-4": r"(en|fr)-b\d{4}", "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
              "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}", "dev-6": r"(en|fr)-x\d{4}",
              "dev-7": r"(en|fr)-y\d{4}", "dev-8": r"(en|fr)-z\d{4}"}
@@ -107,7 +107,7 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80)])
 def test_the_later_parts_are_big_enough_and_half_french(part: str, size: int) -> None:
@@ -141,7 +141,24 @@ def test_every_row_has_a_known_label_and_language() -> None:
         assert all(r["label"] in ("clinical", "administrative") and r["lang"] in ("en", "fr") for r in read(part))
 
 
-# --- the blind held-out part -----------------------------------------------------------------------
+# --- the blind held-out parts ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def heldout_4(host: Host) -> dict[str, Figures]:
+    return by_scope(host, "heldout-4")
+
+
+@pytest.mark.parametrize(("scope", "floor", "ceiling"), [("all", 0.945, 0.046), ("en", 0.935, 0.05),
+                                                          ("fr", 0.955, 0.041)])
+def test_heldout_4_does_not_do_worse_than_when_it_was_scored(heldout_4: dict[str, Figures], scope: str,
+                                                            floor: float, ceiling: float) -> None:
+    """A second blind part, by a writer who never saw the project, scored by figures only: the
+    third round's detector, recall 0.948 (en 0.939, fr 0.957), false blocks 0.059 (en 0.058, fr
+    0.060); the fourth round's, recall 0.948 (en 0.939, fr 0.957), false blocks 0.045 (en 0.049,
+    fr 0.040). The issue's target (0.97, 0.03) is not met: floors and ceilings, not the goal."""
+    f = heldout_4[scope]
+    assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
+
+
 @pytest.fixture(scope="module")
 def heldout_3(host: Host) -> dict[str, Figures]:
     return by_scope(host, "heldout-3")
