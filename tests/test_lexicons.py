@@ -10,7 +10,7 @@ import pytest
 from emrcomm.model import Message, Request
 from emrcomm.testing import make_context
 from emrcomm_content import Plugin, cache, fuzzy, sources, terms
-from emrcomm_content.folding import fold_text
+from emrcomm_content.folding import Folded, fold_text
 
 ALL = ("core", "drugs", "icd10cm")
 
@@ -232,3 +232,21 @@ def test_index_ignores_short_names_and_real_words() -> None:
     assert index.lookup("warfarine") == "warfarin"  # the French spelling, real word or not
     assert index.lookup("xaptopril") is None  # the first letter must be right
     assert index.lookup("captopril") is None  # the name itself is an exact match, not a misspelling
+
+
+# --- folding ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "Riverside Family Health: Thomas, your appointment is Tue, Nov 24 at 9:20 a.m.",
+    "Take METFORMIN twice-daily\r\nwith food\tand water `as told`",
+    "two  spaces, a tab\t\tand a dash - here", "", "-", "\n\n",
+])
+def test_ascii_text_folds_as_any_other_text(text: str) -> None:
+    # A character outside ASCII at the end sends the text down the general path: the folded
+    # text and the map back to the original must agree on everything before it.
+    general = Folded.of(text + "\u00e9")
+    ascii_ = Folded.of(text)
+    assert ascii_.text == general.text[:-1]
+    assert list(ascii_.index) == list(general.index)[:-1]
+    assert all(ascii_.span(i, i + 1) == general.span(i, i + 1) for i in range(len(ascii_.text)))

@@ -58,6 +58,10 @@ class Folded:
 
     @classmethod
     def of(cls, original: str) -> Folded:
+        if original.isascii():  # every ASCII character folds to one (_ASCII_FOLD): no table to build
+            text = original.translate(_ASCII_FOLD)
+            if "  " not in text:
+                return cls(original, text, range(len(original)))
         table = {c: _fold_char(c) for c in set(original)}
         if all(len(f) == 1 for f in table.values()):  # nearly every text: one char folds to one
             text = "".join([table[c] for c in original])

@@ -208,12 +208,21 @@ class SQLiteDatabase:
 
     # statements --------------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self.transaction():
-            return self._db.execute(sql, params).rowcount
+        with self._lock:
+            # Inside a transaction (ours: the lock is held for a transaction's whole length) a
+            # statement joins it as it is; transaction() would only count the depth up and down.
+            if self._depth:
+                return self._db.execute(sql, params).rowcount
+            with self.transaction():
+                return self._db.execute(sql, params).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.transaction():
-            self._db.executemany(sql, rows)
+        with self._lock:
+            if self._depth:
+                self._db.executemany(sql, rows)
+                return
+            with self.transaction():
+                self._db.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
