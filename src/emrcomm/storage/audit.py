@@ -1,28 +1,37 @@
 """Where the signed audit log lives (emrcomm.audit signs and verifies it): its entries, in
-storage order, and the signed head (the last entry's number and hash, signed apart)."""
+storage order, packed (emrcomm.storage.packed), and the signed head (the last entry's number
+and hash, signed apart)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from emrcomm.storage.database import Database, Row
+from emrcomm.storage.packed import AUDIT, pack, unpack
 
 
 class AuditStore(Protocol):
+    """Rows come back with the entry's canonical JSON as text (``entry``), its SHA-256 in hex
+    (``hash``: computed, never stored: the next entry's ``prev`` holds it) and its Ed25519
+    signature as bytes (``sig``; empty when the entry has none)."""
+
     def head(self) -> Row | None:
-        """The signed head: ``seq``, ``hash``, ``sig``; None before the first seal."""
+        """The signed head: ``seq``, ``hash`` (hex), ``sig`` (bytes); None before the first seal."""
         ...
 
     def last(self) -> Row | None:
         """The entry stored last: ``pos``, ``seq``, ``hash``, ``sig``."""
         ...
 
-    def append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:
-        """Append (seq, entry, hash, sig) rows and, when given, move the signed head: one transaction."""
+    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None) -> None:
+        """Append (seq, canonical JSON) rows, unsigned, and, when given, move the signed head
+        (seq, hash, signature): one transaction."""
         ...
 
-    def sign(self, pos: int, sig: str) -> None:
+    def sign(self, pos: int, sig: bytes) -> None:
         """Set the signature of the entry stored at ``pos`` (the last of a transaction)."""
         ...
 
@@ -50,45 +59,61 @@ class AuditStore(Protocol):
 AUDIT_LOCK = 0x656D72636F6D6D  # "emrcomm"
 
 
+def _entry(row: Row) -> dict[str, Any]:
+    """A stored row as the log reads it: the text, its hash, the signature as bytes."""
+    text = unpack(row["entry"])
+    return {"pos": row["pos"], "seq": row["seq"], "entry": text.decode("utf-8", "replace"),
+            "hash": hashlib.sha256(text).hexdigest(), "sig": bytes(row["sig"] or b"")}
+
+
 class SqlAuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def head(self) -> Row | None:
         rows = self.db.query("SELECT seq, hash, sig FROM audit_head WHERE id = 1")
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        try:
+            sig = base64.b64decode(rows[0]["sig"], validate=True)
+        except ValueError:
+            sig = b""  # not a signature: verify reports the head as edited
+        return {"seq": rows[0]["seq"], "hash": rows[0]["hash"], "sig": sig}
 
     def last(self) -> Row | None:
         # MAX(pos) reads the key's last entry: a plan that is a search, never a scan.
-        rows = self.db.query("SELECT pos, seq, hash, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
-        return rows[0] if rows else None
+        rows = self.db.query("SELECT pos, seq, entry, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
+        return _entry(rows[0]) if rows else None
 
-    def append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:
+    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None) -> None:
+        packed = [(seq, pack(text, AUDIT)) for seq, text in entries]
         with self.db.transaction():
             if self.db.dialect == "postgresql":  # the next position after the last, as SQLite numbers rowids
-                self.db.executemany("INSERT INTO audit_log (pos, seq, entry, hash, sig) VALUES ((SELECT COALESCE("
-                                    "MAX(pos), 0) + 1 FROM audit_log), ?, ?, ?, ?)", entries)
+                self.db.executemany("INSERT INTO audit_log (pos, seq, entry) VALUES ((SELECT COALESCE("
+                                    "MAX(pos), 0) + 1 FROM audit_log), ?, ?)", packed)
             else:
-                self.db.executemany("INSERT INTO audit_log (seq, entry, hash, sig) VALUES (?, ?, ?, ?)", entries)
+                self.db.executemany("INSERT INTO audit_log (seq, entry) VALUES (?, ?)", packed)
             if head is not None:
+                seq, hash_hex, sig = head
                 self.db.execute("DELETE FROM audit_head WHERE id = 1")
-                self.db.execute("INSERT INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)", head)
+                self.db.execute("INSERT INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)",
+                                (seq, hash_hex, base64.b64encode(sig).decode("ascii")))
 
-    def sign(self, pos: int, sig: str) -> None:
+    def sign(self, pos: int, sig: bytes) -> None:
         self.db.execute("UPDATE audit_log SET sig = ? WHERE pos = ?", (sig, pos))
 
     def hash_of(self, seq: int) -> str | None:
-        rows = self.db.query("SELECT hash FROM audit_log WHERE seq = ? ORDER BY pos LIMIT 1", (seq,))
-        return str(rows[0]["hash"]) if rows else None
+        rows = self.db.query("SELECT entry FROM audit_log WHERE seq = ? ORDER BY pos LIMIT 1", (seq,))
+        return hashlib.sha256(unpack(rows[0]["entry"])).hexdigest() if rows else None
 
     def entries(self) -> Iterator[Row]:
         after = -1
         while True:
             rows = self.db.query(
-                "SELECT pos, seq, entry, hash, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,))
+                "SELECT pos, seq, entry, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,))
             if not rows:
                 return
-            yield from rows
+            yield from (_entry(row) for row in rows)
             after = rows[-1]["pos"]
 
     def stage(self, entries: list[tuple[str, str, str]]) -> None:
