@@ -78,7 +78,7 @@ FIELDS: Mapping[str, type | tuple[type, ...]] = {
 
 # The decisions logged, and what each means (docs/audit.md prints this table).
 KINDS: Mapping[str, str] = {
-    "request.received": "a request reached the host",
+    "request.received": "a request reached the host (logs before schema 4; the decision's entry carries its category now)",
     "request.duplicate": "a request id seen before: nothing sent again",
     "request.refused": "a request could not be processed (render error): nothing sent",
     "channel.chosen": "the candidate that passed every check, its records, and every rule code found",

@@ -135,6 +135,7 @@ def slim_facts(data: Mapping[str, Any], row: Row) -> dict[str, Any]:
     if "recorded" in out and dt.datetime.fromisoformat(out["recorded"]) == parse_iso(row["recorded"]):
         del out["recorded"]
     request = {k: v for k, v in (data.get("request") or {}).items() if v is not None
+               and not (k == "priority" and v == "routine")  # the default (RecordFacts.from_json)
                and not any(k == key and v == row[col] for key, col in _REQUEST_IN_COLUMNS)}
     out.pop("request", None)
     if request:
