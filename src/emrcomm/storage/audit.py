@@ -59,16 +59,25 @@ class AuditStore(Protocol):
 AUDIT_LOCK = 0x656D72636F6D6D  # "emrcomm"
 
 
-def _entry(row: Row) -> dict[str, Any]:
+def _read(packed: bytes) -> tuple[str, str]:
+    """A stored entry's text and hash."""
+    text = unpack(packed)
+    return text.decode("utf-8", "replace"), hashlib.sha256(text).hexdigest()
+
+
+def _entry(row: Row, text_and_hash: tuple[str, str]) -> dict[str, Any]:
     """A stored row as the log reads it: the text, its hash, the signature as bytes."""
-    text = unpack(row["entry"])
-    return {"pos": row["pos"], "seq": row["seq"], "entry": text.decode("utf-8", "replace"),
-            "hash": hashlib.sha256(text).hexdigest(), "sig": bytes(row["sig"] or b"")}
+    return {"pos": row["pos"], "seq": row["seq"], "entry": text_and_hash[0], "hash": text_and_hash[1],
+            "sig": bytes(row["sig"] or b"")}
 
 
 class SqlAuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Text and hash of the entries appended here lately, by their stored bytes: the log's end
+        # is read at every append and every commit, and unpacking it each time would cost more than
+        # the read. Keyed by the bytes themselves, so a row changed underneath is read afresh.
+        self._recent: dict[bytes, tuple[str, str]] = {}
 
     def head(self) -> Row | None:
         rows = self.db.query("SELECT seq, hash, sig FROM audit_head WHERE id = 1")
@@ -83,10 +92,18 @@ class SqlAuditStore:
     def last(self) -> Row | None:
         # MAX(pos) reads the key's last entry: a plan that is a search, never a scan.
         rows = self.db.query("SELECT pos, seq, entry, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
-        return _entry(rows[0]) if rows else None
+        if not rows:
+            return None
+        packed = bytes(rows[0]["entry"])
+        known = self._recent.get(packed)
+        return _entry(rows[0], known if known is not None else _read(packed))
 
     def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None) -> None:
         packed = [(seq, pack(text, AUDIT)) for seq, text in entries]
+        if len(self._recent) > 64:
+            self._recent.clear()
+        for (_, text), (_, stored) in zip(entries, packed):
+            self._recent[stored] = (text.decode("utf-8"), hashlib.sha256(text).hexdigest())
         with self.db.transaction():
             if self.db.dialect == "postgresql":  # the next position after the last, as SQLite numbers rowids
                 self.db.executemany("INSERT INTO audit_log (pos, seq, entry) VALUES ((SELECT COALESCE("
@@ -113,7 +130,7 @@ class SqlAuditStore:
                 "SELECT pos, seq, entry, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,))
             if not rows:
                 return
-            yield from (_entry(row) for row in rows)
+            yield from (_entry(row, _read(row["entry"])) for row in rows)
             after = rows[-1]["pos"]
 
     def stage(self, entries: list[tuple[str, str, str]]) -> None:
