@@ -131,13 +131,19 @@ FACT_COLUMNS = "id, request_id, patient, category, channel, role, address, recor
 def slim_facts(data: Mapping[str, Any], row: Row) -> dict[str, Any]:
     """A record's facts JSON without what its row's columns say (kept where they differ), and
     without empty values: what is stored (version 2 of the facts)."""
-    out = {k: v for k, v in data.items() if not any(k == key and v == row[col] for key, col in _IN_COLUMNS)}
-    if "recorded" in out and dt.datetime.fromisoformat(out["recorded"]) == parse_iso(row["recorded"]):
+    out = dict(data)
+    for key, column in _IN_COLUMNS:
+        if key in out and out[key] == row[column]:
+            del out[key]
+    recorded = out.get("recorded")
+    if recorded is not None and dt.datetime.fromisoformat(recorded) == parse_iso(row["recorded"]):
         del out["recorded"]
-    request = {k: v for k, v in (data.get("request") or {}).items() if v is not None
-               and not (k == "priority" and v == "routine")  # the default (RecordFacts.from_json)
-               and not any(k == key and v == row[col] for key, col in _REQUEST_IN_COLUMNS)}
-    out.pop("request", None)
+    request = {k: v for k, v in (out.pop("request", None) or {}).items() if v is not None}
+    for key, column in _REQUEST_IN_COLUMNS:
+        if key in request and request[key] == row[column]:
+            del request[key]
+    if request.get("priority") == "routine":  # the default (RecordFacts.from_json)
+        del request["priority"]
     if request:
         out["request"] = request
     out["v"] = 2
@@ -149,10 +155,15 @@ def full_facts(data: dict[str, Any], row: Row) -> dict[str, Any]:
     for key, column in _IN_COLUMNS:
         if key not in data and row[column] is not None:
             data[key] = row[column]
-    data.setdefault("recorded", row["recorded"])
-    request = data.setdefault("request", {})
-    for key, column in _REQUEST_IN_COLUMNS:
-        request.setdefault(key, row[column])
+    if "recorded" not in data:
+        data["recorded"] = row["recorded"]
+    request = data.get("request")
+    if request is None:
+        data["request"] = {"id": row["request_id"], "patient": row["patient"], "category": row["category"]}
+    else:
+        for key, column in _REQUEST_IN_COLUMNS:
+            if key not in request:
+                request[key] = row[column]
     return data
 
 
