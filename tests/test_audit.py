@@ -181,21 +181,23 @@ def logged(make_host: Callable[..., Host], clock: Any) -> tuple[Path, Any]:
     return path, public
 
 
-def rows(path: Path) -> list[tuple[int, int, bytes, bytes | None]]:
+def rows(path: Path) -> list[tuple[int, bytes, bytes | None]]:
     with raw_store(path) as db:
-        return db.execute("SELECT pos, seq, entry, sig FROM audit_log ORDER BY pos").fetchall()
+        return db.execute("SELECT pos, entry, sig FROM audit_log ORDER BY pos").fetchall()
 
 
 def rewrite(path: Path, new_rows: list[tuple[int, bytes, bytes | None]]) -> None:
-    """What someone with write access to the file can do: put any rows back, in any order."""
+    """What someone with write access to the file can do: put any rows back, in any order
+    (``(seq, entry, sig)`` rows, as :func:`kept` gives them; the number is in the entry)."""
     with raw_store(path) as db:
         db.execute("DELETE FROM audit_log")
-        db.executemany("INSERT INTO audit_log (pos, seq, entry, sig) VALUES (?, ?, ?, ?)",
-                       [(i, *r) for i, r in enumerate(new_rows, 1)])
+        db.executemany("INSERT INTO audit_log (pos, entry, sig) VALUES (?, ?, ?)",
+                       [(i, entry, sig) for i, (_, entry, sig) in enumerate(new_rows, 1)])
 
 
 def kept(path: Path) -> list[tuple[int, bytes, bytes | None]]:
-    return [r[1:] for r in rows(path)]
+    """The stored rows as (the entry's number, the entry, its signature)."""
+    return [(json.loads(text(entry))["seq"], entry, sig) for _, entry, sig in rows(path)]
 
 
 def text(entry: bytes) -> bytes:
@@ -343,7 +345,7 @@ def test_an_anchor_noted_earlier_must_still_be_there(logged: tuple[Path, Any]) -
     path, public = logged
     store = open_store(path)
     try:
-        noted = (3, hash_of(rows(path)[2][2]))
+        noted = (3, hash_of(rows(path)[2][1]))
         assert audit.verify(store, [public], anchor=noted).ok
         [problem] = audit.verify(store, [public], anchor=(3, "0" * 64)).problems
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -59,15 +60,21 @@ class AuditStore(Protocol):
 AUDIT_LOCK = 0x656D72636F6D6D  # "emrcomm"
 
 
-def _read(packed: bytes) -> tuple[str, str]:
-    """A stored entry's text and hash."""
+def _read(packed: bytes) -> tuple[str, str, int | None]:
+    """A stored entry's text, hash and number (None when the text says none)."""
     text = unpack(packed)
-    return text.decode("utf-8", "replace"), hashlib.sha256(text).hexdigest()
+    try:
+        seq = json.loads(text).get("seq")
+    except (ValueError, AttributeError):
+        seq = None
+    return text.decode("utf-8", "replace"), hashlib.sha256(text).hexdigest(), seq if type(seq) is int else None
 
 
-def _entry(row: Row, text_and_hash: tuple[str, str]) -> dict[str, Any]:
-    """A stored row as the log reads it: the text, its hash, the signature as bytes."""
-    return {"pos": row["pos"], "seq": row["seq"], "entry": text_and_hash[0], "hash": text_and_hash[1],
+def _entry(row: Row, read: tuple[str, str, int | None]) -> dict[str, Any]:
+    """A stored row as the log reads it: the text, its hash, its number (the position when the
+    text has none), the signature as bytes."""
+    text, digest, seq = read
+    return {"pos": row["pos"], "seq": row["pos"] if seq is None else seq, "entry": text, "hash": digest,
             "sig": bytes(row["sig"] or b"")}
 
 
@@ -77,7 +84,7 @@ class SqlAuditStore:
         # Text and hash of the entries appended here lately, by their stored bytes: the log's end
         # is read at every append and every commit, and unpacking it each time would cost more than
         # the read. Keyed by the bytes themselves, so a row changed underneath is read afresh.
-        self._recent: dict[bytes, tuple[str, str]] = {}
+        self._recent: dict[bytes, tuple[str, str, int | None]] = {}
 
     def head(self) -> Row | None:
         rows = self.db.query("SELECT seq, hash, sig FROM audit_head WHERE id = 1")
@@ -91,7 +98,7 @@ class SqlAuditStore:
 
     def last(self) -> Row | None:
         # MAX(pos) reads the key's last entry: a plan that is a search, never a scan.
-        rows = self.db.query("SELECT pos, seq, entry, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
+        rows = self.db.query("SELECT pos, entry, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
         if not rows:
             return None
         packed = bytes(rows[0]["entry"])
@@ -102,14 +109,15 @@ class SqlAuditStore:
         packed = [(seq, pack(text, AUDIT)) for seq, text in entries]
         if len(self._recent) > 64:
             self._recent.clear()
-        for (_, text), (_, stored) in zip(entries, packed):
-            self._recent[stored] = (text.decode("utf-8"), hashlib.sha256(text).hexdigest())
+        for (seq, text), (_, stored) in zip(entries, packed):
+            self._recent[stored] = (text.decode("utf-8"), hashlib.sha256(text).hexdigest(), seq)
+        # An entry is stored at the position of its number (the key finds entry n), or after the
+        # last row when that is further on (a log 0.2 wrote after an anomaly, or rows added
+        # without the key: they are still found by verify, never overwritten).
+        greatest = "GREATEST" if self.db.dialect == "postgresql" else "MAX"
         with self.db.transaction():
-            if self.db.dialect == "postgresql":  # the next position after the last, as SQLite numbers rowids
-                self.db.executemany("INSERT INTO audit_log (pos, seq, entry) VALUES ((SELECT COALESCE("
-                                    "MAX(pos), 0) + 1 FROM audit_log), ?, ?)", packed)
-            else:
-                self.db.executemany("INSERT INTO audit_log (seq, entry) VALUES (?, ?)", packed)
+            self.db.executemany(f"INSERT INTO audit_log (pos, entry) VALUES ({greatest}(?, (SELECT COALESCE(MAX(pos), 0) "
+                                "+ 1 FROM audit_log)), ?)", packed)
             if head is not None:
                 seq, hash_hex, sig = head
                 self.db.execute("DELETE FROM audit_head WHERE id = 1")
@@ -120,14 +128,18 @@ class SqlAuditStore:
         self.db.execute("UPDATE audit_log SET sig = ? WHERE pos = ?", (sig, pos))
 
     def hash_of(self, seq: int) -> str | None:
-        rows = self.db.query("SELECT entry FROM audit_log WHERE seq = ? ORDER BY pos LIMIT 1", (seq,))
-        return hashlib.sha256(unpack(rows[0]["entry"])).hexdigest() if rows else None
+        # Entry n is at position n, or before it in a log 0.2 wrote after an anomaly.
+        for row in self.db.query("SELECT entry FROM audit_log WHERE pos <= ? ORDER BY pos DESC LIMIT 100", (seq,)):
+            _, digest, found = _read(row["entry"])
+            if found == seq:
+                return digest
+        return None
 
     def entries(self) -> Iterator[Row]:
         after = -1
         while True:
             rows = self.db.query(
-                "SELECT pos, seq, entry, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,))
+                "SELECT pos, entry, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,))
             if not rows:
                 return
             yield from (_entry(row, _read(row["entry"])) for row in rows)
