@@ -517,3 +517,31 @@ def test_an_entry_undone_inside_a_group_commit_leaves_the_end_signed(host: Host)
     log.record("requeued", records=["r-3"])
     assert [e["records"] for e in entries(host)][-2:] == [["r-1"], ["r-3"]]  # no audit.anomaly between
     assert audit.verify(host.storage, [log.key.public]).ok
+
+
+def test_an_edited_entry_that_the_signed_head_names_is_found_when_the_head_is_sealed_again(
+        make_host: Callable[..., Host]) -> None:
+    host = make_host("\n[audit]\nseal_seconds = 3600\n")
+    host.send(reminder(rid="s-1"))
+    host.audit.seal()  # the head names entry 2
+    host.send(reminder(rid="s-2"))  # entries 3 and 4, after the head
+    r = kept(host.config.store_path)
+    assert [seq for seq, _, _ in r] == [1, 2, 3, 4]
+    r[1] = (2, edit_text(r[1][1]), r[1][2])
+    rewrite(host.config.store_path, r)
+    host.audit.seal()  # finds entry 2 by its number, and that it is not the one the head signed
+    [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
+    assert anomaly["problem"] == "entry 2, which the signed head names, is not the one it signed"
+
+
+def test_an_entry_stored_before_the_position_of_its_number_is_still_found(logged: tuple[Path, Any]) -> None:
+    """A 0.2 log that went on after an anomaly keeps entries at positions below their numbers."""
+    path, _ = logged
+    r = [row for row in kept(path) if row[0] not in (4, 5)]  # entries 6-12 now at positions 4-10
+    rewrite(path, r)
+    store = open_store(path)
+    try:
+        assert store.audit.hash_of(9) == hash_of(r[6][1]) and r[6][0] == 9
+        assert store.audit.hash_of(4) is None
+    finally:
+        store.close()
