@@ -545,3 +545,13 @@ def test_an_entry_stored_before_the_position_of_its_number_is_still_found(logged
         assert store.audit.hash_of(4) is None
     finally:
         store.close()
+
+
+def test_an_entry_that_is_not_one_is_named(logged: tuple[Path, Any]) -> None:
+    path, public = logged
+    r = kept(path)
+    r[4] = (5, b"\x01 not deflate", r[4][2])  # says it is packed, and is not
+    rewrite(path, r)
+    problems = verify(path, public).problems
+    assert (problems[0].what, problems[0].position) == ("edited", 5)
+    assert "the entry at position 5 is not an entry" in problems[0].message

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -62,7 +63,10 @@ AUDIT_LOCK = 0x656D72636F6D6D  # "emrcomm"
 
 def _read(packed: bytes) -> tuple[str, str, int | None]:
     """A stored entry's text, hash and number (None when the text says none)."""
-    text = unpack(packed)
+    try:
+        text = unpack(packed)
+    except (zlib.error, ValueError):  # not packed by emrcomm: verify names it as an edited entry
+        text = bytes(packed)
     try:
         seq = json.loads(text).get("seq")
     except (ValueError, AttributeError):

@@ -344,10 +344,10 @@ CREATE UNLOGGED TABLE audit_staged (
 
 # Version 4: fewer bytes per message (issue 13). The audit log keeps each entry's canonical JSON
 # packed (emrcomm.storage.packed) and its signature as bytes; an entry's hash is no longer stored
-# beside it (it is the SHA-256 of the entry, and the next entry's prev), nor its number (in the
-# entry; a new entry's position is its number, so the key finds it: no index on seq). A record's facts are
-# packed and leave out what the record's columns say. An event's dedup key is kept as a 16-byte
-# digest. Rows written before are converted.
+# beside it (it is the SHA-256 of the entry, and the next entry's prev), nor its number (it is in
+# the entry, and a new entry's position is its number: the key finds it, no index on seq). A
+# record's facts are packed and leave out what the record's columns say. An event's dedup key is
+# kept as a 16-byte digest. Rows written before are converted.
 _V4 = """
 CREATE TABLE audit_log_v4 (
     pos INTEGER PRIMARY KEY,
