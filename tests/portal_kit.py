@@ -62,12 +62,13 @@ def messages(host: Host) -> PortalStore:
 
 def database_bytes(host: Host) -> bytes:
     """The SQLite file and its write-ahead log, as bytes on disk (on PostgreSQL: every row)."""
-    from support import STORE_URL, store_bytes
+    from support import STORE_URL, store_bytes, unpacked
 
     path = host.config.store_path
     if STORE_URL is not None:
         return store_bytes(path)
-    return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    files = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    return files + unpacked(path)  # record facts and audit entries are kept packed
 
 
 # An EMR that keeps messages in its own portal --------------------------------------------------

@@ -234,9 +234,10 @@ def open_store(path: Path, **kwargs: Any) -> Any:
 
 def store_bytes(path: Path) -> bytes:
     """Everything the running test's store keeps, as bytes to search: the SQLite file, or every
-    row of every table of the PostgreSQL database."""
+    row of every table of the PostgreSQL database; then what is kept packed (record facts,
+    audit entries: emrcomm.storage.packed), unpacked, so that a search sees their words too."""
     if STORE_URL is None:
-        return path.read_bytes()
+        return path.read_bytes() + unpacked(path)
     import psycopg
 
     out = bytearray()
@@ -247,4 +248,14 @@ def store_bytes(path: Path) -> bytes:
             for row in conn.execute(f"SELECT * FROM {name}"):  # type: ignore[arg-type]
                 for value in row:
                     out += value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
-    return bytes(out)
+    return bytes(out) + unpacked(path)
+
+
+def unpacked(path: Path) -> bytes:
+    """The packed values of the running test's store (record facts, audit entries), unpacked."""
+    from emrcomm.storage.packed import unpack
+
+    with raw_store(path) as db:
+        values = [*db.execute("SELECT facts FROM records").fetchall(),
+                  *db.execute("SELECT entry FROM audit_log").fetchall()]
+    return b"".join(unpack(value) for (value,) in values)

@@ -26,6 +26,7 @@ from emrcomm.errors import ConfigError
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity
+from emrcomm.storage.packed import unpack
 from fhir_schema import schema_errors
 from support import open_store, raw_store, store_bytes, write_config
 from test_pipeline import TORONTO, reminder, sms_sink
@@ -44,13 +45,15 @@ def kinds(host: Host, request: str | None = None) -> list[str]:
 # ---------------------------------------------------------------- what is logged
 
 
-def test_a_sent_request_logs_each_decision_in_order(host: Host) -> None:
+def test_a_sent_request_logs_its_decision_then_the_send(host: Host) -> None:
     outcome = host.send(reminder(rid="a-1"))
-    assert kinds(host, "a-1") == ["request.received", "channel.chosen", "sent"]
-    received, chosen, sent = [e for e in entries(host) if e.get("request") == "a-1"]
-    assert (received["patient"], received["category"]) == ("Patient/on-en", "appointment-reminder")
+    chosen, sent = entries(host)[-2:]
+    assert [chosen["kind"], sent["kind"]] == ["channel.chosen", "sent"]
+    assert (chosen["request"], chosen["patient"], chosen["category"]) == ("a-1", "Patient/on-en", "appointment-reminder")
     assert (chosen["channels"], chosen["records"]) == (["sms"], list(outcome.record_ids))
-    assert (sent["channel"], sent["record"], sent["patient"]) == ("sms", outcome.record_ids[0], "Patient/on-en")
+    # The send names its record; the decision's entry, chained before it, names the request and patient.
+    assert (sent["channel"], sent["record"]) == ("sms", outcome.record_ids[0])
+    assert "patient" not in sent and "request" not in sent and sent["prev"] == chosen["hash"]
 
 
 def test_the_rule_codes_found_travel_with_the_decision(host: Host) -> None:
@@ -61,7 +64,7 @@ def test_the_rule_codes_found_travel_with_the_decision(host: Host) -> None:
 
 def test_a_blocked_request_logs_its_rule_codes(host: Host) -> None:
     outcome = host.send(reminder("Patient/none", rid="b-1"))
-    assert kinds(host, "b-1") == ["request.received", "blocked"]
+    assert kinds(host, "b-1") == ["blocked"]
     blocked = entries(host)[-1]
     assert blocked["reasons"] == ["CONSENT_MISSING"] and blocked["record"] == outcome.record_ids[0]
     assert "CONSENT_MISSING" in blocked["codes"]
@@ -71,7 +74,7 @@ def test_held_and_duplicate_requests_are_logged(host: Host, clock: Any) -> None:
     clock.now = dt.datetime(2026, 11, 23, 22, 0, tzinfo=TORONTO)
     host.send(reminder(rid="h-1"))
     host.send(reminder(rid="h-1"))
-    assert kinds(host, "h-1") == ["request.received", "held", "request.received", "request.duplicate"]
+    assert kinds(host, "h-1") == ["held", "request.duplicate"]
     held = next(e for e in entries(host) if e["kind"] == "held")
     assert held["until"].startswith("2026-11-24T")
 
@@ -162,9 +165,15 @@ def test_a_lost_key_stops_start_up_instead_of_starting_a_new_one(
 
 @pytest.fixture
 def logged(make_host: Callable[..., Host], clock: Any) -> tuple[Path, Any]:
-    """A closed host's database with 12 entries (4 sent requests), and its public key."""
+    """A closed host's database with 12 entries, and its public key: 3 sent requests (a signed
+    decision and a signed send each), 2 entries written in one transaction (7 is vouched for by
+    8, which is signed), 2 sent requests."""
     host = make_host()
-    for i in range(4):
+    for i in range(3):
+        host.send(reminder(rid=f"t-{i}"))
+    with host.storage.transaction():
+        host.audit.append([("requeued", {"records": ["r-1"]}), ("requeued", {"records": ["r-2"]})])
+    for i in range(3, 5):
         host.send(reminder(rid=f"t-{i}"))
     public = host.audit.key.public
     path = host.config.store_path
@@ -172,21 +181,32 @@ def logged(make_host: Callable[..., Host], clock: Any) -> tuple[Path, Any]:
     return path, public
 
 
-def rows(path: Path) -> list[tuple[int, int, str, str, str]]:
+def rows(path: Path) -> list[tuple[int, bytes, bytes | None]]:
     with raw_store(path) as db:
-        return db.execute("SELECT pos, seq, entry, hash, sig FROM audit_log ORDER BY pos").fetchall()
+        return db.execute("SELECT pos, entry, sig FROM audit_log ORDER BY pos").fetchall()
 
 
-def rewrite(path: Path, new_rows: list[tuple[int, str, str, str]]) -> None:
-    """What someone with write access to the file can do: put any rows back, in any order."""
+def rewrite(path: Path, new_rows: list[tuple[int, bytes, bytes | None]]) -> None:
+    """What someone with write access to the file can do: put any rows back, in any order
+    (``(seq, entry, sig)`` rows, as :func:`kept` gives them; the number is in the entry)."""
     with raw_store(path) as db:
         db.execute("DELETE FROM audit_log")
-        db.executemany("INSERT INTO audit_log (pos, seq, entry, hash, sig) VALUES (?, ?, ?, ?, ?)",
-                       [(i, *r) for i, r in enumerate(new_rows, 1)])
+        db.executemany("INSERT INTO audit_log (pos, entry, sig) VALUES (?, ?, ?)",
+                       [(i, entry, sig) for i, (_, entry, sig) in enumerate(new_rows, 1)])
 
 
-def kept(path: Path) -> list[tuple[int, str, str, str]]:
-    return [r[1:] for r in rows(path)]
+def kept(path: Path) -> list[tuple[int, bytes, bytes | None]]:
+    """The stored rows as (the entry's number, the entry, its signature)."""
+    return [(json.loads(text(entry))["seq"], entry, sig) for _, entry, sig in rows(path)]
+
+
+def text(entry: bytes) -> bytes:
+    """An entry's canonical JSON, as stored (packed) or as someone wrote it in (plain)."""
+    return unpack(entry)
+
+
+def hash_of(entry: bytes) -> str:
+    return hashlib.sha256(text(entry)).hexdigest()
 
 
 def verify(path: Path, public: Any) -> audit.Report:
@@ -197,22 +217,16 @@ def verify(path: Path, public: Any) -> audit.Report:
         store.close()
 
 
-def edit_text(entry: str) -> str:
-    data = json.loads(entry)
+def edit_text(entry: bytes) -> bytes:
+    data = json.loads(text(entry))
     data["channel"] = "email"  # "it went by email", says the edited log
-    return audit.canonical(data).decode()
+    return audit.canonical(data)
 
 
-def tamper_edit(path: Path) -> None:
+def tamper_edit(path: Path, seq: int = 5) -> None:
+    """A signed entry edited (its hash is not stored: it is what the signature signs)."""
     r = kept(path)
-    r[4] = (r[4][0], edit_text(r[4][1]), r[4][2], r[4][3])
-    rewrite(path, r)
-
-
-def tamper_edit_and_rehash(path: Path) -> None:
-    r = kept(path)
-    text = edit_text(r[4][1])
-    r[4] = (r[4][0], text, hashlib.sha256(text.encode()).hexdigest(), r[4][3])
+    r[seq - 1] = (r[seq - 1][0], edit_text(r[seq - 1][1]), r[seq - 1][2])
     rewrite(path, r)
 
 
@@ -222,13 +236,12 @@ def tamper_delete(path: Path) -> None:
 
 def tamper_insert_forged(path: Path) -> None:
     r = kept(path)
-    prev = r[5][2]
+    prev = hash_of(r[5][1])
     forged = {"seq": 7, "at": "2026-11-23T15:00:00.000000+00:00", "kind": "blocked", "request": "t-9",
-              "prev": prev, "key": json.loads(r[0][1])["key"]}
-    text = audit.canonical(forged).decode()
+              "prev": prev, "key": json.loads(text(r[0][1]))["key"]}
+    made_up = audit.canonical(forged)
     other = Ed25519PrivateKey.generate()  # not the log's key
-    digest = hashlib.sha256(text.encode()).digest()
-    r.insert(6, (7, text, digest.hex(), base64.b64encode(other.sign(digest)).decode()))
+    r.insert(6, (7, made_up, other.sign(hashlib.sha256(made_up).digest())))
     rewrite(path, r)
 
 
@@ -248,12 +261,11 @@ def tamper_truncate(path: Path) -> None:
     rewrite(path, kept(path)[:-3])
 
 
-def tamper_rehash_unsigned(path: Path) -> None:
-    """Entry 4 (a request's "received": unsigned, vouched for by entry 5) edited and re-hashed."""
+def tamper_edit_unsigned(path: Path) -> None:
+    """Entry 7 (unsigned: entry 8, signed, vouches for it) edited."""
     r = kept(path)
-    assert r[3][3] == "" and r[4][3] != ""
-    text = edit_text(r[3][1])
-    r[3] = (r[3][0], text, hashlib.sha256(text.encode()).hexdigest(), "")
+    assert not r[6][2] and r[7][2]
+    r[6] = (r[6][0], edit_text(r[6][1]), None)
     rewrite(path, r)
 
 
@@ -261,18 +273,16 @@ def tamper_append_unsigned(path: Path) -> None:
     """Someone without the key adds an entry at the end, chained correctly but unsigned."""
     r = kept(path)
     added = {"seq": 13, "at": "2026-11-23T15:00:00.000000+00:00", "kind": "blocked", "request": "t-9",
-             "prev": r[-1][2], "key": json.loads(r[0][1])["key"]}
-    text = audit.canonical(added).decode()
-    rewrite(path, [*r, (13, text, hashlib.sha256(text.encode()).hexdigest(), "")])
+             "prev": hash_of(r[-1][1]), "key": json.loads(text(r[0][1]))["key"]}
+    rewrite(path, [*r, (13, audit.canonical(added), None)])
 
 
 TAMPERING = {
-    "rehash-unsigned": (tamper_rehash_unsigned, "inserted", 5, "entry 5 does not follow entry 4 in the chain"),
+    "edit-unsigned": (tamper_edit_unsigned, "inserted", 8, "entry 8 does not follow entry 7 in the chain"),
     "append-unsigned": (tamper_append_unsigned, "forged", 13,
                         "entry 13: not signed, and no signed entry after it vouches for it"),
     # name: (what is done, the problem's kind, the entry it names, words of the message)
-    "edit": (tamper_edit, "edited", 5, "entry 5: its content does not match its hash (edited)"),
-    "edit-and-rehash": (tamper_edit_and_rehash, "forged", 5, "entry 5: the signature does not match its content"),
+    "edit": (tamper_edit, "forged", 5, "entry 5: the signature does not match its content (edited"),
     "delete": (tamper_delete, "deleted", 6, "entry 6 is missing: deleted (entry 7 follows entry 5)"),
     "insert-forged": (tamper_insert_forged, "forged", 7, "entry 7: the signature does not match its content"),
     "insert-copy": (tamper_insert_copy, "inserted", 3, "entry 3 appears twice (positions 3 and 9)"),
@@ -312,7 +322,7 @@ def test_entries_signed_by_an_unknown_key_are_named(logged: tuple[Path, Any]) ->
     path, _public = logged
     report = verify(path, Ed25519PrivateKey.generate().public_key())
     assert {p.what for p in report.problems} == {"key", "head"}
-    assert "entry 2: signed with key" in report.problems[0].message  # entry 1 is vouched for by entry 2
+    assert "entry 1: signed with key" in report.problems[0].message
 
 
 def test_a_truncation_stays_visible_after_the_host_appends_again(
@@ -335,7 +345,7 @@ def test_an_anchor_noted_earlier_must_still_be_there(logged: tuple[Path, Any]) -
     path, public = logged
     store = open_store(path)
     try:
-        noted = (3, rows(path)[2][3])
+        noted = (3, hash_of(rows(path)[2][1]))
         assert audit.verify(store, [public], anchor=noted).ok
         [problem] = audit.verify(store, [public], anchor=(3, "0" * 64)).problems
     finally:
@@ -366,12 +376,12 @@ def test_audit_verify_command_passes_then_names_the_edited_entry(
         tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
     config = cli_host(tmp_path, clock)
     code, out, _ = run(capsys, "audit", "verify", "--config", str(config))
-    assert code == 0 and "5 entries" in out and "check out" in out
-    tamper_edit(tmp_path / "emrcomm.sqlite")
+    assert code == 0 and "3 entries" in out and "check out" in out
+    tamper_edit(tmp_path / "emrcomm.sqlite", seq=2)
     code, out, _ = run(capsys, "audit", "verify", "--config", str(config))
-    assert code == 4 and "entry 5: its content does not match its hash (edited)" in out
+    assert code == 4 and "entry 2: the signature does not match its content (edited" in out
     code, out, _ = run(capsys, "audit", "verify", "--config", str(config), "--json")
-    assert json.loads(out)["problems"][0]["seq"] == 5
+    assert json.loads(out)["problems"][0]["seq"] == 2
 
 
 def test_audit_verify_with_a_public_key_only(tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -406,9 +416,9 @@ def test_jsonl_export_verifies_offline_with_the_public_key(
             public.verify(base64.b64decode(sig), bytes.fromhex(digest))  # type: ignore[union-attr]
             signed.append(line["seq"])
         prev = digest
-    assert code == 0 and [line["seq"] for line in lines] == list(range(1, 6))
-    # received+chosen, sent, received+blocked: three transactions, three signatures, the last one at the end
-    assert signed == [2, 3, 5]
+    assert code == 0 and [line["seq"] for line in lines] == list(range(1, 4))
+    # chosen, sent, blocked: three transactions, three signatures
+    assert signed == [1, 2, 3]
 
 
 def test_fhir_export_is_a_bundle_of_valid_r4_audit_events(
@@ -416,19 +426,19 @@ def test_fhir_export_is_a_bundle_of_valid_r4_audit_events(
     config = cli_host(tmp_path, clock)
     out_file = tmp_path / "audit.json"
     code, _, err = run(capsys, "audit", "export", "--format", "fhir", "-o", str(out_file), "--config", str(config))
-    assert code == 0 and "5 entries written" in err
+    assert code == 0 and "3 entries written" in err
     bundle = json.loads(out_file.read_text())
     assert schema_errors(bundle) == []
     validate_resource(bundle)
     events = [e["resource"] for e in bundle["entry"]]
     assert [e["subtype"][0]["code"] for e in events] == [
-        "request.received", "channel.chosen", "sent", "request.received", "blocked"]
+        "channel.chosen", "sent", "blocked"]
     for event in events:
         assert schema_errors(event) == []
         validate_resource(event)
     blocked = events[-1]
     details = {d["type"]: d.get("valueString") for d in blocked["entity"][-1]["detail"]}
-    assert details["reasons"] == "CONSENT_MISSING" and details["seq"] == "5"
+    assert details["reasons"] == "CONSENT_MISSING" and details["seq"] == "3"
     assert {"reference": "Patient/none"} in [e["what"] for e in blocked["entity"]]
 
 
@@ -438,11 +448,11 @@ def test_an_empty_log_exports_a_valid_bundle(tmp_path: Path, capsys: pytest.Capt
     assert code == 0 and json.loads(out) == {"resourceType": "Bundle", "type": "collection"}
 
 
-def test_an_edited_unsigned_entry_is_named_even_when_rehashed(logged: tuple[Path, Any]) -> None:
+def test_an_edited_unsigned_entry_is_named(logged: tuple[Path, Any]) -> None:
     path, public = logged
-    tamper_rehash_unsigned(path)
+    tamper_edit_unsigned(path)
     problems = {(p.what, p.seq) for p in verify(path, public).problems}
-    assert ("forged", 4) in problems and ("inserted", 5) in problems
+    assert ("forged", 7) in problems and ("inserted", 8) in problems
 
 
 def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callable[..., Host]) -> None:
@@ -452,8 +462,8 @@ def test_a_group_commit_signs_its_last_entry_once_and_verifies(make_host: Callab
     assert [o.status.value for o in outcomes] == ["queued"] * 2
     with raw_store(host.config.store_path) as db:
         sigs = [sig for (sig,) in db.execute("SELECT sig FROM audit_log ORDER BY pos")]
-    # the seal at start-up signs nothing; 2 requests x (received, queued) = 4 entries, one signature
-    assert len(sigs) == 4 and [bool(s) for s in sigs] == [False] * 3 + [True]
+    # the seal at start-up signs nothing; 2 requests x queued = 2 entries, one signature
+    assert [bool(s) for s in sigs] == [False, True]
     assert audit.verify(host.storage, [host.audit.key.public]).ok
 
 
@@ -479,8 +489,7 @@ def test_an_unsigned_end_is_flagged_not_vouched_for_when_the_host_appends_again(
     path, public = logged
     if tamper is None:  # the last request's signed entry removed, its unsigned entry rewritten
         r = kept(path)[:-1]
-        text = edit_text(r[-1][1])
-        r[-1] = (r[-1][0], text, hashlib.sha256(text.encode()).hexdigest(), "")
+        r[-1] = (r[-1][0], edit_text(r[-1][1]), None)
         rewrite(path, r)
     else:
         tamper(path)
@@ -508,3 +517,41 @@ def test_an_entry_undone_inside_a_group_commit_leaves_the_end_signed(host: Host)
     log.record("requeued", records=["r-3"])
     assert [e["records"] for e in entries(host)][-2:] == [["r-1"], ["r-3"]]  # no audit.anomaly between
     assert audit.verify(host.storage, [log.key.public]).ok
+
+
+def test_an_edited_entry_that_the_signed_head_names_is_found_when_the_head_is_sealed_again(
+        make_host: Callable[..., Host]) -> None:
+    host = make_host("\n[audit]\nseal_seconds = 3600\n")
+    host.send(reminder(rid="s-1"))
+    host.audit.seal()  # the head names entry 2
+    host.send(reminder(rid="s-2"))  # entries 3 and 4, after the head
+    r = kept(host.config.store_path)
+    assert [seq for seq, _, _ in r] == [1, 2, 3, 4]
+    r[1] = (2, edit_text(r[1][1]), r[1][2])
+    rewrite(host.config.store_path, r)
+    host.audit.seal()  # finds entry 2 by its number, and that it is not the one the head signed
+    [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
+    assert anomaly["problem"] == "entry 2, which the signed head names, is not the one it signed"
+
+
+def test_an_entry_stored_before_the_position_of_its_number_is_still_found(logged: tuple[Path, Any]) -> None:
+    """A 0.2 log that went on after an anomaly keeps entries at positions below their numbers."""
+    path, _ = logged
+    r = [row for row in kept(path) if row[0] not in (4, 5)]  # entries 6-12 now at positions 4-10
+    rewrite(path, r)
+    store = open_store(path)
+    try:
+        assert store.audit.hash_of(9) == hash_of(r[6][1]) and r[6][0] == 9
+        assert store.audit.hash_of(4) is None
+    finally:
+        store.close()
+
+
+def test_an_entry_that_is_not_one_is_named(logged: tuple[Path, Any]) -> None:
+    path, public = logged
+    r = kept(path)
+    r[4] = (5, b"\x01 not deflate", r[4][2])  # says it is packed, and is not
+    rewrite(path, r)
+    problems = verify(path, public).problems
+    assert (problems[0].what, problems[0].position) == ("edited", 5)
+    assert "the entry at position 5 is not an entry" in problems[0].message

@@ -1,6 +1,7 @@
-"""A clinic folder made by the 0.1 release (tests/data/release-0.1) opened with today's code:
-the schema upgrades in place, every record keeps what it said, what waited in the outbox is
-delivered, the consent ledger and the portal keep their rows, and the audit log verifies."""
+"""Clinic folders made by earlier releases (tests/data/release-0.1, release-0.2) opened with
+today's code: the schema upgrades in place, every record keeps what it said, what waited in the
+outbox is delivered, the consent ledger and the portal keep their rows, and the audit log (the
+old release's entries and the new ones after them) verifies."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from emrcomm import audit
 from emrcomm.cli import main
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
+from emrcomm.model import DeliveryUpdate
 from emrcomm.outbox.worker import Worker
 from emrcomm.storage import schema_version
 from emrcomm.storage.schema import MIGRATIONS
@@ -23,16 +27,26 @@ from emrcomm_portal.storage import PortalStore
 from support import DATA, communication
 
 RELEASE = DATA / "release-0.1"
+RELEASE_02 = DATA / "release-0.2"  # schema 3: text audit entries and hashes, text dedup keys, facts as JSON
 NEXT_MORNING = TEST_NOW + dt.timedelta(hours=23)  # 09:00 the next day in Toronto: the hold is over
+
+
+def copied(release: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "clinic"
+    shutil.copytree(release, copy)
+    for secret in ("audit-signing.key", "keyring.json"):  # git keeps no modes
+        (copy / secret).chmod(0o600)
+    return copy
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    copy = tmp_path / "clinic"
-    shutil.copytree(RELEASE, copy)
-    for secret in ("audit-signing.key", "keyring.json"):  # git keeps no modes
-        (copy / secret).chmod(0o600)
-    return copy
+    return copied(RELEASE, tmp_path)
+
+
+@pytest.fixture
+def folder_02(tmp_path: Path) -> Path:
+    return copied(RELEASE_02, tmp_path)
 
 
 def old_records(folder: Path) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -79,3 +93,92 @@ def test_the_audit_log_verifies_after_the_upgrade(folder: Path, capsys: pytest.C
         Worker(host).run(once=True)
     assert main(["audit", "verify", "--config", str(folder / "emrcomm.toml")]) == 0
     assert "check out" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- a database of the 0.2 release
+
+
+def old_audit(folder: Path) -> list[tuple[int, str]]:
+    """(seq, hash) of every audit entry as the 0.2 release stored them."""
+    with sqlite3.connect(folder / "emrcomm.sqlite") as db:
+        return db.execute("SELECT seq, hash FROM audit_log ORDER BY pos").fetchall()
+
+
+def test_a_0_2_database_upgrades_in_place_and_every_communication_says_what_it_said(folder_02: Path) -> None:
+    shown = json.loads((folder_02 / "communications.json").read_text(encoding="utf-8"))
+    with sqlite3.connect(folder_02 / "emrcomm.sqlite") as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    with Host.from_config(folder_02 / "emrcomm.toml", clock=FixedClock(NEXT_MORNING)) as host:
+        assert schema_version(host.storage.db) == max(m.version for m in MIGRATIONS)
+        assert {r.id for r in host.storage.records.find()} == set(shown)
+        for rid, old in shown.items():
+            assert communication(host, rid) == old, rid
+    with sqlite3.connect(folder_02 / "emrcomm.sqlite") as db:  # what is kept now: packed, without the columns
+        facts = [f for (f,) in db.execute("SELECT facts FROM records")]
+        dedup = [d for (d,) in db.execute("SELECT dedup FROM events")]
+    assert all(isinstance(f, bytes) and not f.startswith(b"{") for f in facts)
+    assert all(isinstance(d, bytes) and len(d) == 16 for d in dedup)
+
+
+def test_a_delivery_report_0_2_filed_changes_nothing_when_it_comes_again(folder_02: Path) -> None:
+    with Host.from_config(folder_02 / "emrcomm.toml", clock=FixedClock(NEXT_MORNING)) as host:
+        [sent] = host.storage.records.for_request("rel-reminder")
+        events, shown = host.storage.records.events(sent.id), communication(host, sent.id)
+        assert shown is not None and shown["status"] == "completed"
+        # the same report as in MADE_BY.py.txt: its dedup key, kept as text then, is found as a digest now
+        host.delivery_update(DeliveryUpdate(kind="delivered", at=TEST_NOW, channel="sms", record_id=sent.id))
+        assert host.storage.records.events(sent.id) == events and communication(host, sent.id) == shown
+
+
+def test_the_0_2_audit_chain_and_the_entries_after_it_verify(folder_02: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = old_audit(folder_02)
+    with Host.from_config(folder_02 / "emrcomm.toml", clock=FixedClock(NEXT_MORNING)) as host:
+        assert Worker(host).run(once=True).sent == 1  # the pickup held for quiet hours
+        after = list(audit.entries(host.storage))
+    # the 0.2 entries are the same chain (their hashes, recomputed from what is kept now)...
+    assert [(e["seq"], e["hash"]) for e in after[:len(before)]] == before
+    assert "request.received" in {e["kind"] for e in after[:len(before)]}
+    # ...and the new ones follow it
+    assert after[len(before)]["prev"] == before[-1][1] and after[-1]["kind"] == "sent"
+    assert main(["audit", "verify", "--config", str(folder_02 / "emrcomm.toml")]) == 0
+    assert "check out" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_at_schema_3_with_0_2_rows_upgrades(postgres_server: Any) -> None:
+    """PostgreSQL converts what 0.2 wrote as SQLite does: the 0.2 rows, put into a PostgreSQL
+    database at schema 3, are packed and digested by the upgrade; the chain and the chart hold."""
+    from emrcomm.fhir import communication as to_fhir
+    from emrcomm.storage import open_postgres
+    from emrcomm.storage.database import upgrade
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    url = postgres_server.new_database()
+    try:
+        db = PostgresDatabase(url)
+        try:
+            upgrade(db, [m for m in MIGRATIONS if m.version <= 3])
+            with sqlite3.connect(RELEASE_02 / "emrcomm.sqlite") as old, db.transaction():
+                old.row_factory = sqlite3.Row
+                for table in ("requests", "records", "events", "audit_log", "audit_head", "consent_events"):
+                    rows = old.execute(f"SELECT * FROM {table}").fetchall()
+                    names = list(rows[0].keys())
+                    db.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                                   [tuple(r) for r in rows])
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", old.execute(
+                    "SELECT key, value FROM meta WHERE key LIKE 'audit%'").fetchall())
+        finally:
+            db.close()
+        store = open_postgres(url, upgrade_it=True)
+        try:
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS)
+            shown = json.loads((RELEASE_02 / "communications.json").read_text(encoding="utf-8"))
+            for rid, old_resource in shown.items():
+                record = store.records.get(rid)
+                assert record is not None and to_fhir(record) == old_resource, rid
+            report = audit.verify(store, [audit.load_public_key(RELEASE_02 / "audit-signing.key")])
+            assert report.ok and report.entries == len(old_audit(RELEASE_02)), report.problems
+        finally:
+            store.close()
+    finally:
+        postgres_server.drop_database(url)

@@ -78,7 +78,7 @@ FIELDS: Mapping[str, type | tuple[type, ...]] = {
 
 # The decisions logged, and what each means (docs/audit.md prints this table).
 KINDS: Mapping[str, str] = {
-    "request.received": "a request reached the host",
+    "request.received": "a request reached the host (logs before schema 4; the decision's entry carries its category now)",
     "request.duplicate": "a request id seen before: nothing sent again",
     "request.refused": "a request could not be processed (render error): nothing sent",
     "channel.chosen": "the candidate that passed every check, its records, and every rule code found",
@@ -116,6 +116,11 @@ KINDS: Mapping[str, str] = {
     "staff.signed_out": "a staff member signed out",
     "staff.viewed": "a staff member read a patient's timeline on the staff pages",
 }
+
+
+# Entries about one record's delivery name the record, not its request and patient: the
+# decision's entry before them in the chain names those with the record (as delivery reports do).
+ABOUT_ONE_RECORD = frozenset({"sent"})
 
 
 class AuditError(Exception):
@@ -185,8 +190,8 @@ class SigningKey:
     def kid(self) -> str:
         return key_id(self.public)
 
-    def sign(self, data: bytes) -> str:
-        return base64.b64encode(self.private.sign(data)).decode("ascii")
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
 
     @classmethod
     def ephemeral(cls) -> SigningKey:
@@ -349,12 +354,12 @@ class AuditLog:
         due = seal or now - self._sealed_at >= self.seal_seconds
         with self.store.transaction():
             rows, sealed = self._chain([(kind, fields, at) for kind, fields in checked], due)
-            self._own.update((row[0], row[2]) for row in rows)
+            self._own.update(rows)
         if sealed:
             self._sealed_at = now
 
     def _chain(self, checked: list[tuple[str, dict[str, Any], str]],
-               due: bool) -> tuple[list[tuple[int, str, str, str]], bool]:
+               due: bool) -> tuple[list[tuple[int, str]], bool]:
         """Number, link and store ``checked`` (kind, fields, time) after the log's end, and sign
         the head when ``due``; inside the caller's transaction. Returns the rows written and
         whether the head was signed."""
@@ -369,18 +374,19 @@ class AuditLog:
             seq = max(seq, head["seq"] if head else 0)
         if not checked and (last is None or (head is not None and head["seq"] == last["seq"])):
             return [], False  # nothing new to sign
-        rows: list[tuple[int, str, str, str]] = []
+        rows: list[tuple[int, str]] = []  # (seq, hash): what this transaction appended
+        texts: list[tuple[int, bytes]] = []
         kid = self._kid
         for kind, fields, at in checked:
             seq += 1
             entry = {**fields, "seq": seq, "at": at, "kind": kind, "prev": prev, "key": kid}
             text = canonical(entry)
-            digest = hashlib.sha256(text).digest()
-            prev = digest.hex()
-            rows.append((seq, text.decode("ascii"), prev, ""))  # signed at commit
+            prev = hashlib.sha256(text).hexdigest()
+            rows.append((seq, prev))
+            texts.append((seq, text))  # signed at commit
         due = due or problem is not None
         new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
-        self.store.audit.append(rows, new_head)
+        self.store.audit.append(texts, new_head)
         return rows, new_head is not None
 
     def _sign_tail(self) -> None:
@@ -411,7 +417,7 @@ class AuditLog:
         rows, sealed = self._chain([(kind, json.loads(fields), at) for kind, fields, at in staged], due)
         if rows:
             last = self.store.audit.last()
-            if last is not None and (last["seq"], last["hash"]) == (rows[-1][0], rows[-1][2]):
+            if last is not None and (last["seq"], last["hash"]) == rows[-1]:
                 self.store.audit.sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
         if sealed:
             self._sealed_at = now
@@ -458,7 +464,8 @@ class Trail:
         self.notes.update(fields)
 
     def add(self, kind: str, **fields: Any) -> None:
-        self.pending.append((kind, _checked(kind, {**self.defaults, **self.notes, **fields})))
+        defaults = {} if kind in ABOUT_ONE_RECORD else self.defaults
+        self.pending.append((kind, _checked(kind, {**defaults, **self.notes, **fields})))
         self.notes = {}
 
     def flush(self) -> None:
@@ -517,13 +524,13 @@ class _Row:
     intact: bool  # content matches its hash and the signature is good
 
 
-def _verify_signature(keys: Mapping[str, Ed25519PublicKey], kid: Any, sig: str, message: bytes) -> bool | None:
+def _verify_signature(keys: Mapping[str, Ed25519PublicKey], kid: Any, sig: bytes, message: bytes) -> bool | None:
     """True/False, or None when ``kid`` is not a trusted key."""
     public = keys.get(kid) if isinstance(kid, str) else None
     if public is None:
         return None
     try:
-        public.verify(base64.b64decode(sig, validate=True), message)
+        public.verify(sig, message)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -548,13 +555,13 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
             seq = entry["seq"] if isinstance(entry.get("seq"), int) else None
         except (json.JSONDecodeError, AttributeError):
             entry, seq = {}, None
-        name = f"entry {seq}" if seq is not None else f"the entry at position {position}"
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        if digest != row["hash"] or seq is None:
-            problems.append(Problem("edited", f"{name}: its content does not match its hash (edited)",
+        digest = row["hash"]  # of the stored text: what the next entry's prev and the signature vouch for
+        if seq is None:
+            problems.append(Problem("edited", f"the entry at position {position} is not an entry (edited)",
                                     seq, position))
-            rows.append(_Row(position, seq, entry.get("prev"), row["hash"], False))
+            rows.append(_Row(position, seq, None, digest, False))
             continue
+        name = f"entry {seq}"
         if not row["sig"]:  # vouched for by the next entry's link, checked below
             unsigned.add(position)
             rows.append(_Row(position, seq, entry.get("prev"), digest, True))
@@ -566,7 +573,7 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
                                            "key (give the right one with --public-key)", seq, position))
         elif not signed:
             problems.append(Problem("forged", f"{name}: the signature does not match its content "
-                                              "(rewritten or inserted without the key)", seq, position))
+                                              "(edited, or rewritten or inserted without the key)", seq, position))
         elif entry.get("kind") == "audit.anomaly":
             problems.append(Problem("anomaly", f"{name}: the log found, when it was next written, that "
                                                f"{entry.get('problem')}", seq, position))
@@ -680,14 +687,15 @@ def _span(numbers: list[int]) -> str:
 
 
 def entries(store: Store) -> Iterator[dict[str, Any]]:
-    """Every entry as stored: its fields plus ``hash`` and ``sig`` (verifiable offline:
-    drop those two, serialise canonically, SHA-256)."""
+    """Every entry: its fields plus ``hash`` (the SHA-256 of its canonical JSON) and ``sig``
+    (base64; empty on the entries a later signed one vouches for). Verifiable offline: drop those
+    two, serialise canonically, SHA-256."""
     for row in store.audit.entries():
         try:
             entry = json.loads(row["entry"])
         except json.JSONDecodeError:
             entry = {"unreadable": row["entry"]}
-        yield {**entry, "hash": row["hash"], "sig": row["sig"]}
+        yield {**entry, "hash": row["hash"], "sig": base64.b64encode(row["sig"]).decode("ascii")}
 
 
 def write_jsonl(store: Store, out: IO[str]) -> int:

@@ -218,9 +218,9 @@ class Host:
         decision = decide(self.hooks, req, now, handled=row is not None and row.status not in RETRYABLE,
                           every_candidate=dry_run)
         if trail is not None:
-            trail.add("request.received", category=req.category.value)
+            # The request's category and every rule code found travel with the decision's entry.
             codes = {f.code for f in decision.facts} | {f.code for v in decision.verdicts for f in v.findings}
-            trail.note(codes=sorted(codes))
+            trail.note(category=req.category.value, codes=sorted(codes))
         return decision
 
     def _deliver_inline(self, written: Written) -> Outcome:

@@ -50,7 +50,8 @@ def kind_of(value: str) -> Kind:
 class Event:
     """One thing that happened to one record.
 
-    ``dedup`` is unique among all events: the same observation made twice is one event.
+    ``dedup`` is unique among all events: the same observation made twice is one event. The
+    store keeps a 16-byte digest of it (an event read back carries the digest, in hex).
     ``reason`` is a rule code (why not sent, why failed), ``detail`` a few words for the chart
     (a provider's reason, never a number or the text), ``until`` when a hold ends.
     """

@@ -97,6 +97,13 @@ def _finding_from(data: list[Any]) -> Finding:
                    channel=channel, override=override)
 
 
+def _said(e: Event) -> tuple[Any, ...]:
+    """An order of events by time, then by what they say, never by their dedup key (a digest,
+    once stored): two events that say the same thing are interchangeable."""
+    return (e.at, e.kind.value, e.source.value, e.provider_id or "", e.reason or "", e.detail,
+            e.until or e.at)
+
+
 def state_of(events: Iterable[Event]) -> tuple[LegState | None, Event | None]:
     """The state the events put a leg in, and the event that decided it (None: no state yet)."""
     events = list(events)
@@ -106,14 +113,14 @@ def state_of(events: Iterable[Event]) -> tuple[LegState | None, Event | None]:
               and not (last_requeue is not None and e.kind in _REQUEUABLE and e.at <= last_requeue)]
     if not moving:
         return (LegState.QUEUED, None) if requeued else (None, None)
-    # Highest rank wins; among equals the earliest, then the dedup key: a total order.
-    winner = min(moving, key=lambda e: (-rank(e.kind), e.at, e.dedup))  # type: ignore[arg-type]
+    # Highest rank wins; among equals the earliest, then what it says: a total order.
+    winner = min(moving, key=lambda e: (-rank(e.kind), *_said(e)))  # type: ignore[arg-type]
     return LegState(winner.kind), winner
 
 
 def project(facts: RecordFacts, events: Iterable[Event]) -> Record:
     """The record as the chart shows it now (see the module docstring)."""
-    events = sorted(events, key=lambda e: (e.at, e.dedup))
+    events = sorted(events, key=_said)
     state, decisive = state_of(events)
     if state is None:  # no event yet: as it was filed
         state = LegState.BLOCKED if facts.role == "blocked" else LegState.QUEUED

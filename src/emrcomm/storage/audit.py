@@ -1,28 +1,39 @@
 """Where the signed audit log lives (emrcomm.audit signs and verifies it): its entries, in
-storage order, and the signed head (the last entry's number and hash, signed apart)."""
+storage order, packed (emrcomm.storage.packed), and the signed head (the last entry's number
+and hash, signed apart)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import zlib
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from emrcomm.storage.database import Database, Row
+from emrcomm.storage.packed import AUDIT, pack, unpack
 
 
 class AuditStore(Protocol):
+    """Rows come back with the entry's canonical JSON as text (``entry``), its SHA-256 in hex
+    (``hash``: computed, never stored: the next entry's ``prev`` holds it) and its Ed25519
+    signature as bytes (``sig``; empty when the entry has none)."""
+
     def head(self) -> Row | None:
-        """The signed head: ``seq``, ``hash``, ``sig``; None before the first seal."""
+        """The signed head: ``seq``, ``hash`` (hex), ``sig`` (bytes); None before the first seal."""
         ...
 
     def last(self) -> Row | None:
         """The entry stored last: ``pos``, ``seq``, ``hash``, ``sig``."""
         ...
 
-    def append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:
-        """Append (seq, entry, hash, sig) rows and, when given, move the signed head: one transaction."""
+    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None) -> None:
+        """Append (seq, canonical JSON) rows, unsigned, and, when given, move the signed head
+        (seq, hash, signature): one transaction."""
         ...
 
-    def sign(self, pos: int, sig: str) -> None:
+    def sign(self, pos: int, sig: bytes) -> None:
         """Set the signature of the entry stored at ``pos`` (the last of a transaction)."""
         ...
 
@@ -50,45 +61,92 @@ class AuditStore(Protocol):
 AUDIT_LOCK = 0x656D72636F6D6D  # "emrcomm"
 
 
+def _read(packed: bytes) -> tuple[str, str, int | None]:
+    """A stored entry's text, hash and number (None when the text says none)."""
+    try:
+        text = unpack(packed)
+    except (zlib.error, ValueError):  # not packed by emrcomm: verify names it as an edited entry
+        text = bytes(packed)
+    try:
+        seq = json.loads(text).get("seq")
+    except (ValueError, AttributeError):
+        seq = None
+    return text.decode("utf-8", "replace"), hashlib.sha256(text).hexdigest(), seq if type(seq) is int else None
+
+
+def _entry(row: Row, read: tuple[str, str, int | None]) -> dict[str, Any]:
+    """A stored row as the log reads it: the text, its hash, its number (the position when the
+    text has none), the signature as bytes."""
+    text, digest, seq = read
+    return {"pos": row["pos"], "seq": row["pos"] if seq is None else seq, "entry": text, "hash": digest,
+            "sig": bytes(row["sig"] or b"")}
+
+
 class SqlAuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Text and hash of the entries appended here lately, by their stored bytes: the log's end
+        # is read at every append and every commit, and unpacking it each time would cost more than
+        # the read. Keyed by the bytes themselves, so a row changed underneath is read afresh.
+        self._recent: dict[bytes, tuple[str, str, int | None]] = {}
 
     def head(self) -> Row | None:
         rows = self.db.query("SELECT seq, hash, sig FROM audit_head WHERE id = 1")
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        try:
+            sig = base64.b64decode(rows[0]["sig"], validate=True)
+        except ValueError:
+            sig = b""  # not a signature: verify reports the head as edited
+        return {"seq": rows[0]["seq"], "hash": rows[0]["hash"], "sig": sig}
 
     def last(self) -> Row | None:
         # MAX(pos) reads the key's last entry: a plan that is a search, never a scan.
-        rows = self.db.query("SELECT pos, seq, hash, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
-        return rows[0] if rows else None
+        rows = self.db.query("SELECT pos, entry, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
+        if not rows:
+            return None
+        packed = bytes(rows[0]["entry"])
+        known = self._recent.get(packed)
+        return _entry(rows[0], known if known is not None else _read(packed))
 
-    def append(self, entries: list[tuple[int, str, str, str]], head: tuple[int, str, str] | None) -> None:
+    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None) -> None:
+        packed = [(seq, pack(text, AUDIT)) for seq, text in entries]
+        if len(self._recent) > 64:
+            self._recent.clear()
+        for (seq, text), (_, stored) in zip(entries, packed):
+            self._recent[stored] = (text.decode("utf-8"), hashlib.sha256(text).hexdigest(), seq)
+        # An entry is stored at the position of its number (the key finds entry n), or after the
+        # last row when that is further on (a log 0.2 wrote after an anomaly, or rows added
+        # without the key: they are still found by verify, never overwritten).
+        greatest = "GREATEST" if self.db.dialect == "postgresql" else "MAX"
         with self.db.transaction():
-            if self.db.dialect == "postgresql":  # the next position after the last, as SQLite numbers rowids
-                self.db.executemany("INSERT INTO audit_log (pos, seq, entry, hash, sig) VALUES ((SELECT COALESCE("
-                                    "MAX(pos), 0) + 1 FROM audit_log), ?, ?, ?, ?)", entries)
-            else:
-                self.db.executemany("INSERT INTO audit_log (seq, entry, hash, sig) VALUES (?, ?, ?, ?)", entries)
+            self.db.executemany(f"INSERT INTO audit_log (pos, entry) VALUES ({greatest}(?, (SELECT COALESCE(MAX(pos), 0) "
+                                "+ 1 FROM audit_log)), ?)", packed)
             if head is not None:
+                seq, hash_hex, sig = head
                 self.db.execute("DELETE FROM audit_head WHERE id = 1")
-                self.db.execute("INSERT INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)", head)
+                self.db.execute("INSERT INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)",
+                                (seq, hash_hex, base64.b64encode(sig).decode("ascii")))
 
-    def sign(self, pos: int, sig: str) -> None:
+    def sign(self, pos: int, sig: bytes) -> None:
         self.db.execute("UPDATE audit_log SET sig = ? WHERE pos = ?", (sig, pos))
 
     def hash_of(self, seq: int) -> str | None:
-        rows = self.db.query("SELECT hash FROM audit_log WHERE seq = ? ORDER BY pos LIMIT 1", (seq,))
-        return str(rows[0]["hash"]) if rows else None
+        # Entry n is at position n, or before it in a log 0.2 wrote after an anomaly.
+        for row in self.db.query("SELECT entry FROM audit_log WHERE pos <= ? ORDER BY pos DESC LIMIT 100", (seq,)):
+            _, digest, found = _read(row["entry"])
+            if found == seq:
+                return digest
+        return None
 
     def entries(self) -> Iterator[Row]:
         after = -1
         while True:
             rows = self.db.query(
-                "SELECT pos, seq, entry, hash, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,))
+                "SELECT pos, entry, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000", (after,))
             if not rows:
                 return
-            yield from rows
+            yield from (_entry(row, _read(row["entry"])) for row in rows)
             after = rows[-1]["pos"]
 
     def stage(self, entries: list[tuple[str, str, str]]) -> None:

@@ -7,8 +7,9 @@ in the transaction that appends the event (docs/architecture.md, "one message li
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -18,6 +19,7 @@ from emrcomm.lifecycle.events import Event, Source, kind_of
 from emrcomm.lifecycle.projection import RecordFacts, project
 from emrcomm.model import Record
 from emrcomm.storage.database import Database, Row
+from emrcomm.storage.packed import FACTS, pack, unpack
 from emrcomm.storage.times import iso, parse_iso
 
 # A request whose earlier decision was one of these may be decided again under the same id.
@@ -120,6 +122,70 @@ def _json(value: Any) -> str:
         return json.dumps(value)
 
 
+# The facts a record's row already holds in its columns: (key in the facts JSON, column).
+_IN_COLUMNS = (("role", "role"), ("channel", "channel"), ("address", "address"))
+_REQUEST_IN_COLUMNS = (("id", "request_id"), ("patient", "patient"), ("category", "category"))
+FACT_COLUMNS = "id, request_id, patient, category, channel, role, address, recorded, facts"
+
+
+def slim_facts(data: Mapping[str, Any], row: Row) -> dict[str, Any]:
+    """A record's facts JSON without what its row's columns say (kept where they differ), and
+    without empty values: what is stored (version 2 of the facts)."""
+    out = dict(data)
+    for key, column in _IN_COLUMNS:
+        if key in out and out[key] == row[column]:
+            del out[key]
+    recorded = out.get("recorded")
+    if recorded is not None and dt.datetime.fromisoformat(recorded) == parse_iso(row["recorded"]):
+        del out["recorded"]
+    request = {k: v for k, v in (out.pop("request", None) or {}).items() if v is not None}
+    for key, column in _REQUEST_IN_COLUMNS:
+        if key in request and request[key] == row[column]:
+            del request[key]
+    if request.get("priority") == "routine":  # the default (RecordFacts.from_json)
+        del request["priority"]
+    if request:
+        out["request"] = request
+    out["v"] = 2
+    return out
+
+
+def full_facts(data: dict[str, Any], row: Row) -> dict[str, Any]:
+    """The facts JSON with what :func:`slim_facts` left to the columns put back."""
+    for key, column in _IN_COLUMNS:
+        if key not in data and row[column] is not None:
+            data[key] = row[column]
+    if "recorded" not in data:
+        data["recorded"] = row["recorded"]
+    request = data.get("request")
+    if request is None:
+        data["request"] = {"id": row["request_id"], "patient": row["patient"], "category": row["category"]}
+    else:
+        for key, column in _REQUEST_IN_COLUMNS:
+            if key not in request:
+                request[key] = row[column]
+    return data
+
+
+def pack_facts(data: Mapping[str, Any], row: Row) -> bytes:
+    return pack(_json(slim_facts(data, row)).encode("utf-8"), FACTS)
+
+
+def pack_facts_row(row: Row) -> bytes:
+    """A stored row's facts (as any version wrote them), packed as this version stores them."""
+    return pack_facts(full_facts(json.loads(unpack(row["facts"])), row), row)
+
+
+def dedup_digest(key: str) -> bytes:
+    """What is stored of an event's dedup key: the first 16 bytes of its SHA-256 (a key is any
+    length, a callback's or a record id and a time; 128 bits keep two keys apart)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def _facts(row: Row) -> RecordFacts:
+    return RecordFacts.from_json(row["id"], full_facts(json.loads(unpack(row["facts"])), row))
+
+
 class SqlRecords:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -154,14 +220,18 @@ class SqlRecords:
     # records ---------------------------------------------------------------------------------------
     def add(self, facts: RecordFacts, template: str | None, first: Sequence[Event]) -> Record:
         record = project(facts, first)
+        recorded = iso(facts.recorded)
+        columns = {"role": facts.role, "channel": facts.channel, "address": facts.address, "recorded": recorded,
+                   "request_id": facts.request.id, "patient": facts.request.patient_ref,
+                   "category": facts.request.category.value}
         with self.db.transaction():
             self.db.execute(
                 """INSERT INTO records (id, request_id, patient, channel, category, role, address, template,
                                         recorded, state, status, version, updated, facts)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (facts.id, facts.request.id, facts.request.patient_ref, facts.channel, facts.request.category.value,
-                 facts.role, facts.address, template, iso(facts.recorded), record.state, record.status,
-                 record.version, iso(facts.recorded), _json(facts.to_json())))
+                 facts.role, facts.address, template, recorded, record.state, record.status,
+                 record.version, recorded, pack_facts(facts.to_json(), columns)))
             for event in first:
                 self._insert(event)
         return record
@@ -183,21 +253,21 @@ class SqlRecords:
             """INSERT INTO events (record_id, kind, source, at, provider_id, reason, detail, until, dedup)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup) DO NOTHING""",
             (event.record_id, event.kind.value, event.source.value, iso(event.at), event.provider_id, event.reason,
-             event.detail or None, iso(event.until), event.dedup)) == 1
+             event.detail or None, iso(event.until), dedup_digest(event.dedup))) == 1
 
     def get(self, id: str) -> Record | None:
         facts = self.facts(id)
         return None if facts is None else project(facts, self.events(id))
 
     def facts(self, id: str) -> RecordFacts | None:
-        rows = self.db.query("SELECT facts FROM records WHERE id = ?", (id,))
-        return RecordFacts.from_json(id, json.loads(rows[0]["facts"])) if rows else None
+        rows = self.db.query(f"SELECT {FACT_COLUMNS} FROM records WHERE id = ?", (id,))
+        return _facts(rows[0]) if rows else None
 
     def events(self, id: str) -> list[Event]:
         return [_event(r) for r in self.db.query("SELECT * FROM events WHERE record_id = ? ORDER BY seq", (id,))]
 
     def for_request(self, request_id: str) -> list[Record]:
-        rows = self.db.query("SELECT id, facts FROM records WHERE request_id = ? ORDER BY recorded, id", (request_id,))
+        rows = self.db.query(f"SELECT {FACT_COLUMNS} FROM records WHERE request_id = ? ORDER BY recorded, id", (request_id,))
         return list(self._projected(rows))
 
     def by_provider(self, provider_id: str) -> str | None:
@@ -208,7 +278,7 @@ class SqlRecords:
     def last_to(self, channel: str, address: str, *, exclude_categories: Sequence[str] = ()) -> Record | None:
         skip = "".join(" AND (category IS NULL OR category != ?)" for _ in exclude_categories)
         rows = self.db.query(
-            f"""SELECT id, facts FROM records WHERE channel = ? AND address = ?
+            f"""SELECT {FACT_COLUMNS} FROM records WHERE channel = ? AND address = ?
                   AND state IN ('accepted', 'delivered', 'failed', 'read'){skip}
                 ORDER BY recorded DESC, id DESC LIMIT 1""", (channel, address, *exclude_categories))
         return next(self._projected(rows), None)
@@ -244,7 +314,7 @@ class SqlRecords:
         if until is not None:
             where.append("recorded < ?")
             params.append(iso(until))
-        sql = "SELECT id, facts FROM records" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"SELECT {FACT_COLUMNS} FROM records" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self.db.query(sql + " ORDER BY recorded, id", tuple(params))
         for start in range(0, len(rows), 500):  # events read a page of records at a time
             yield from self._projected(rows[start:start + 500])
@@ -269,7 +339,7 @@ class SqlRecords:
             recorded, last_id = query.after
             where.append("(recorded > ? OR (recorded = ? AND id > ?))")
             params.extend((iso(recorded), iso(recorded), last_id))
-        sql = ("SELECT id, facts, updated FROM records" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = (f"SELECT {FACT_COLUMNS}, updated FROM records" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY recorded, id LIMIT ?")
         rows = self.db.query(sql, (*params, query.limit))
         updated = {r["id"]: parse_iso(r["updated"]) for r in rows}
@@ -285,10 +355,10 @@ class SqlRecords:
         for r in self.db.query(f"SELECT * FROM events WHERE record_id IN ({marks}) ORDER BY seq", tuple(ids)):
             events[r["record_id"]].append(_event(r))
         for r in rows:
-            yield project(RecordFacts.from_json(r["id"], json.loads(r["facts"])), events[r["id"]])
+            yield project(_facts(r), events[r["id"]])
 
 
 def _event(row: Row) -> Event:
     return Event(record_id=row["record_id"], kind=kind_of(row["kind"]), source=Source(row["source"]),
-                 at=parse_iso(row["at"]), dedup=row["dedup"], provider_id=row["provider_id"], reason=row["reason"],
+                 at=parse_iso(row["at"]), dedup=bytes(row["dedup"]).hex(), provider_id=row["provider_id"], reason=row["reason"],
                  detail=row["detail"] or "", until=parse_iso(row["until"]) if row["until"] else None, seq=row["seq"])

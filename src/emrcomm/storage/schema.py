@@ -342,6 +342,58 @@ CREATE UNLOGGED TABLE audit_staged (
 )
 """
 
+# Version 4: fewer bytes per message (issue 13). The audit log keeps each entry's canonical JSON
+# packed (emrcomm.storage.packed) and its signature as bytes; an entry's hash is no longer stored
+# beside it (it is the SHA-256 of the entry, and the next entry's prev), nor its number (it is in
+# the entry, and a new entry's position is its number: the key finds it, no index on seq). A
+# record's facts are packed and leave out what the record's columns say. An event's dedup key is
+# kept as a 16-byte digest. Rows written before are converted.
+_V4 = """
+CREATE TABLE audit_log_v4 (
+    pos INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL,
+    sig BLOB
+)
+"""
+_PG_V4 = """
+CREATE TABLE audit_log_v4 (
+    pos BIGINT PRIMARY KEY,
+    entry BYTEA NOT NULL,
+    sig BYTEA
+);
+ALTER TABLE records ALTER COLUMN facts TYPE BYTEA USING convert_to(facts, 'UTF8');
+ALTER TABLE events ALTER COLUMN dedup TYPE BYTEA USING convert_to(dedup, 'UTF8')
+"""
+
+
+def _v4_convert(db: Database) -> None:
+    import base64
+
+    from emrcomm.storage.packed import AUDIT, pack
+    from emrcomm.storage.records import dedup_digest, pack_facts_row
+
+    after = -1
+    while rows := db.query("SELECT pos, entry, sig FROM audit_log WHERE pos > ? ORDER BY pos LIMIT 1000",
+                           (after,)):
+        db.executemany("INSERT INTO audit_log_v4 (pos, entry, sig) VALUES (?, ?, ?)",
+                       [(r["pos"], pack(r["entry"].encode("utf-8"), AUDIT),
+                         base64.b64decode(r["sig"]) if r["sig"] else None) for r in rows])
+        after = rows[-1]["pos"]
+    db.execute("DROP TABLE audit_log")
+    db.execute("ALTER TABLE audit_log_v4 RENAME TO audit_log")
+    # SQLite keeps the packed facts as a BLOB whatever the column's declared type.
+    after_id = ""
+    while rows := db.query("SELECT * FROM records WHERE id > ? ORDER BY id LIMIT 1000", (after_id,)):
+        db.executemany("UPDATE records SET facts = ? WHERE id = ?", [(pack_facts_row(r), r["id"]) for r in rows])
+        after_id = rows[-1]["id"]
+    after = 0
+    while rows := db.query("SELECT seq, dedup FROM events WHERE seq > ? ORDER BY seq LIMIT 1000", (after,)):
+        db.executemany("UPDATE events SET dedup = ? WHERE seq = ?", [
+            (dedup_digest(r["dedup"] if isinstance(r["dedup"], str) else bytes(r["dedup"]).decode("utf-8")), r["seq"])
+            for r in rows])
+        after = rows[-1]["seq"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
               run=_v1_completions),
@@ -349,4 +401,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               statements={"sqlite": statements(_V2), "postgresql": statements(_PG_V2)}, run=_v2_convert),
     Migration(CORE, 3, "shared token buckets; the audit chain's staging table (PostgreSQL)",
               statements={"sqlite": statements(_V3), "postgresql": statements(_PG_V3)}),
+    Migration(CORE, 4, "fewer bytes per message: packed audit entries and record facts, no stored entry hash, "
+                       "dedup keys as digests",
+              statements={"sqlite": statements(_V4), "postgresql": statements(_PG_V4)}, run=_v4_convert),
 )
