@@ -92,6 +92,22 @@ class LockSampler:
         return dict(self.samples)
 
 
+def worker_totals(folder: Path, workers: int) -> dict[str, int]:
+    """Messages sent and settle commits made, from what each stopped worker printed (--json):
+    sent / settle_commits is how many settles a commit held on average."""
+    totals = {"sent": 0, "settle_commits": 0}
+    for slot in range(workers):
+        text = (folder / f"worker{slot}.log").read_text(encoding="utf-8", errors="replace")
+        start = text.rfind('{\n  "worker"')
+        try:
+            stats = json.JSONDecoder().raw_decode(text[start:])[0]["worker"] if start >= 0 else {}
+        except ValueError:
+            stats = {}
+        for key in totals:
+            totals[key] += int(stats.get(key, 0))
+    return totals
+
+
 def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, limit: float | None) -> dict[str, Any]:
     url = server.new_database()
     folder.mkdir(parents=True)
@@ -121,9 +137,10 @@ def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, l
         times = sink.times
         span = times[-1] - times[0] if len(times) > 1 else float("nan")
         lost = len(set(records) - set(received(sink)))
+        settles = worker_totals(folder, workers)
         return {"workers": workers, "limit": limit, "messages": messages, "per_s": (len(times) - 1) / span,
                 "refused_429": sink.refused, "lost": lost, "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
-                "backend_samples": locks}
+                "backend_samples": locks, "sent": settles["sent"], "settle_commits": settles["settle_commits"]}
     finally:
         sink.close()
         server.drop_database(url)
@@ -138,7 +155,8 @@ def throughput(messages: int, limit: float) -> dict[str, Any]:
                 results["runs"].append(run)
                 print(f"  {'unlimited' if sink_limit is None else f'limit {sink_limit:g}/s':<14} {workers} worker(s): "
                       f"{run['per_s']:7.1f} messages/s, {run['refused_429']} x 429, lost {run['lost']}; "
-                      f"CPU s {run['cpu_seconds']}; backends active/advisory-wait {run['backend_samples']}",
+                      f"CPU s {run['cpu_seconds']}; backends active/advisory-wait {run['backend_samples']}; "
+                      f"settles a commit {run['sent'] / max(1, run['settle_commits']):.2f}",
                       file=sys.stderr)
     by = {(r["limit"], r["workers"]): r["per_s"] for r in results["runs"]}
     results["scaling_unlimited"] = {f"{w}/1": by[(None, w)] / by[(None, 1)] for w in (2, 4)}
