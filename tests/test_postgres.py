@@ -8,6 +8,7 @@ The rest of the behavioural suite runs on PostgreSQL too (tests/conftest.py ``ba
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -191,6 +192,43 @@ def test_concurrent_senders_in_separate_processes_append_one_verified_chain(pg: 
         storage.close()
     assert kinds.count("queued") == per_process * processes  # each request's decision, its category with it
     assert seqs == list(range(1, len(seqs) + 1))  # one order: storage order is chain order
+
+
+def test_the_chain_lock_waiter_reads_the_end_its_last_holder_committed(pg: str) -> None:
+    """The lock and the reads of the log's end go in one round trip but as separate statements:
+    one waiting for the lock then reads what the holder committed meanwhile (a read in the lock's
+    own statement would use a snapshot from before the wait, and fork the chain)."""
+    first, second = open_postgres(pg), open_postgres(pg)
+    try:
+        ends: list[Any] = []
+        holding = first.db.transaction()
+        holding.__enter__()
+        try:
+            last, _ = first.audit.lock_and_end()
+            seq = last["seq"] if last else 0
+            text = json.dumps({"kind": "first", "seq": seq + 1}).encode()
+            first.audit.append([(seq + 1, text)], None, last_sig=b"signed")
+
+            def wait_then_read() -> None:
+                with second.db.transaction():
+                    ends.append(second.audit.lock_and_end())
+
+            waiter = threading.Thread(target=wait_then_read)
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while not first.db.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND wait_event = 'advisory' AND datname = current_database()"):
+                assert time.monotonic() < deadline, "the second transaction never waited for the lock"
+                time.sleep(0.01)
+        finally:
+            holding.__exit__(None, None, None)  # commits, and so releases the lock
+        waiter.join(30)
+        [(last, _)] = ends
+        assert last is not None and (last["seq"], last["hash"]) == (seq + 1, hashlib.sha256(text).hexdigest())
+        assert last["sig"] == b"signed"  # stored with its row, not set after
+    finally:
+        first.close()
+        second.close()
 
 
 # ------------------------------------------------------------------------------- the workers
