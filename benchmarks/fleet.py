@@ -100,10 +100,11 @@ class LockSampler:
         return dict(self.samples)
 
 
-def worker_totals(folder: Path, workers: int) -> dict[str, int]:
+def worker_totals(folder: Path, workers: int) -> dict[str, Any]:
     """Messages sent and settle commits made, from what each stopped worker printed (--json):
-    sent / settle_commits is how many settles a commit held on average."""
-    totals = {"sent": 0, "settle_commits": 0}
+    sent / settle_commits is how many settles a commit held on average; and the largest p50,
+    p99 and max of the workers' crash windows (the provider's answer to the commit recording it)."""
+    totals: dict[str, Any] = {"sent": 0, "settle_commits": 0, "window_ms": {"p50": 0.0, "p99": 0.0, "max": 0.0}}
     for slot in range(workers):
         text = (folder / f"worker{slot}.log").read_text(encoding="utf-8", errors="replace")
         start = text.rfind('{\n  "worker"')
@@ -111,8 +112,10 @@ def worker_totals(folder: Path, workers: int) -> dict[str, int]:
             stats = json.JSONDecoder().raw_decode(text[start:])[0]["worker"] if start >= 0 else {}
         except ValueError:
             stats = {}
-        for key in totals:
+        for key in ("sent", "settle_commits"):
             totals[key] += int(stats.get(key, 0))
+        for key, value in (stats.get("crash_window_ms") or {}).items():
+            totals["window_ms"][key] = max(totals["window_ms"][key], value or 0.0)
     return totals
 
 
@@ -185,6 +188,7 @@ def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, l
         return {"workers": workers, "limit": limit, "messages": messages, "per_s": (len(times) - 1) / span,
                 "refused_429": sink.refused, "lost": lost, "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
                 "backend_samples": locks, "sent": settles["sent"], "settle_commits": settles["settle_commits"],
+                "crash_window_ms": settles["window_ms"],
                 # the chain's lock: the share of samples it was held, and so how long one hold took
                 # (each settle commit holds it once; the claims chain nothing)
                 "lock_held_share": locks["held"] / max(1, locks["ticks"]),
@@ -205,7 +209,8 @@ def throughput(messages: int, limit: float) -> dict[str, Any]:
                       f"{run['per_s']:7.1f} messages/s, {run['refused_429']} x 429, lost {run['lost']}; "
                       f"CPU s {run['cpu_seconds']}; backends active/advisory-wait {run['backend_samples']}; "
                       f"settles a commit {run['sent'] / max(1, run['settle_commits']):.2f}; chain lock held "
-                      f"{run['lock_held_share']:.0%}, {run['lock_hold_ms']:.2f} ms a hold",
+                      f"{run['lock_held_share']:.0%}, {run['lock_hold_ms']:.2f} ms a hold; crash window ms "
+                      f"{run['crash_window_ms']}",
                       file=sys.stderr)
     by = {(r["limit"], r["workers"]): r["per_s"] for r in results["runs"]}
     results["scaling_unlimited"] = {f"{w}/1": by[(None, w)] / by[(None, 1)] for w in (2, 4)}
