@@ -19,11 +19,13 @@ off from the database) with ``--messages`` messages and prints lost, duplicates,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from emrcomm.clock import VARIABLE, shift_to  # noqa: E402
+from emrcomm.storage.audit import AUDIT_LOCK  # noqa: E402
 from emrcomm.testing import TEST_NOW  # noqa: E402
 from fleet_kit import Fleet, LimitedSink, chaos, enqueue, fleet_config, outcome, received, wait_settled  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
@@ -61,13 +64,14 @@ def server_pids(server: PostgresServer) -> list[int]:
 
 class LockSampler:
     """Samples pg_stat_activity every 20 ms: how often a worker's backend waits for the audit
-    chain's advisory lock, for another lock, or runs."""
+    chain's advisory lock, for another lock, or runs; and pg_locks: how often some backend holds
+    the chain's lock (its utilisation: with the commits a second, how long one hold takes)."""
 
     def __init__(self, url: str) -> None:
         import threading
 
         self.url = url
-        self.samples: dict[str, int] = {"active": 0, "advisory": 0, "other_lock": 0, "io": 0}
+        self.samples: dict[str, int] = {"active": 0, "advisory": 0, "other_lock": 0, "io": 0, "ticks": 0, "held": 0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -85,11 +89,65 @@ class LockSampler:
                         self.samples["advisory" if event == "advisory" else "other_lock"] += 1
                     elif kind in ("IO", "LWLock"):
                         self.samples["io"] += 1
+                self.samples["ticks"] += 1
+                self.samples["held"] += int(conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND ((classid::bigint << 32) | objid::bigint) = %s", (AUDIT_LOCK,)).fetchone()[0] > 0)
 
     def stop(self) -> dict[str, int]:
         self._stop.set()
         self._thread.join(5)
         return dict(self.samples)
+
+
+def worker_totals(folder: Path, workers: int) -> dict[str, Any]:
+    """Messages sent and settle commits made, from what each stopped worker printed (--json):
+    sent / settle_commits is how many settles a commit held on average; and the largest p50,
+    p99 and max of the workers' crash windows (the provider's answer to the commit recording it)."""
+    totals: dict[str, Any] = {"sent": 0, "settle_commits": 0, "window_ms": {"p50": 0.0, "p99": 0.0, "max": 0.0}}
+    for slot in range(workers):
+        text = (folder / f"worker{slot}.log").read_text(encoding="utf-8", errors="replace")
+        start = text.rfind('{\n  "worker"')
+        try:
+            stats = json.JSONDecoder().raw_decode(text[start:])[0]["worker"] if start >= 0 else {}
+        except ValueError:
+            stats = {}
+        for key in ("sent", "settle_commits"):
+            totals[key] += int(stats.get(key, 0))
+        for key, value in (stats.get("crash_window_ms") or {}).items():
+            totals["window_ms"][key] = max(totals["window_ms"][key], value or 0.0)
+    return totals
+
+
+@contextlib.contextmanager
+def held_back(url: str) -> Iterator[None]:
+    """The queued rows are not due until the block ends (then every listening worker is woken):
+    a worker process takes ~1-2 s of CPU to start, which would otherwise be spent while the
+    first one started already delivers, and be counted against the larger fleets."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM outbox WHERE not_before IS NOT NULL").fetchone()[0] == 0
+        conn.execute("UPDATE outbox SET not_before = '9999-12-31T00:00:00.000000+00:00'")
+        try:
+            yield
+        finally:
+            conn.execute("UPDATE outbox SET not_before = NULL")
+            conn.execute("SELECT pg_notify('emrcomm_outbox', '')")
+
+
+def wait_listening(url: str, workers: int) -> None:
+    """Until ``workers`` worker processes wait on LISTEN (started, idle)."""
+    import psycopg
+
+    deadline = time.monotonic() + 120
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND query = 'LISTEN emrcomm_outbox'").fetchone()[0] < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{workers} workers did not start within 120 s")
+            time.sleep(0.05)
+    time.sleep(0.5)  # past their first claim (nothing due) and into their wait
 
 
 def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, limit: float | None) -> dict[str, Any]:
@@ -103,27 +161,38 @@ def one_run(server: PostgresServer, folder: Path, workers: int, messages: int, l
         Host.from_config(config, upgrade=True).close()
         records = enqueue(config, messages, PATIENTS)
         fleet = Fleet(config, folder)
-        pg_before = sum(cpu_seconds(p) for p in server_pids(server))
-        me_before = time.process_time()
-        sampler = LockSampler(url)
-        for slot in range(workers):
-            fleet.start(slot)
+        with held_back(url):  # every worker started and idle before the first row is due
+            for slot in range(workers):
+                fleet.start(slot)
+            wait_listening(url, workers)
+            cpu_before = {"workers": sum(cpu_seconds(p.pid) for p in fleet.procs.values()),
+                          "postgres": sum(cpu_seconds(p) for p in server_pids(server)),
+                          "sink_and_bench": time.process_time()}
+            sampler = LockSampler(url)
+            sampled = time.monotonic()
         deadline = time.monotonic() + 600
         try:
             while len(set(received(sink))) < messages and time.monotonic() < deadline:
                 time.sleep(0.05)
-            cpu = {"workers": sum(cpu_seconds(p.pid) for p in fleet.procs.values()),
-                   "postgres": sum(cpu_seconds(p) for p in server_pids(server)) - pg_before,
-                   "sink_and_bench": time.process_time() - me_before}
+            cpu = {"workers": sum(cpu_seconds(p.pid) for p in fleet.procs.values()) - cpu_before["workers"],
+                   "postgres": sum(cpu_seconds(p) for p in server_pids(server)) - cpu_before["postgres"],
+                   "sink_and_bench": time.process_time() - cpu_before["sink_and_bench"]}
         finally:
             locks = sampler.stop()
+            sampled = time.monotonic() - sampled
             fleet.stop()
         times = sink.times
         span = times[-1] - times[0] if len(times) > 1 else float("nan")
         lost = len(set(records) - set(received(sink)))
+        settles = worker_totals(folder, workers)
         return {"workers": workers, "limit": limit, "messages": messages, "per_s": (len(times) - 1) / span,
                 "refused_429": sink.refused, "lost": lost, "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
-                "backend_samples": locks}
+                "backend_samples": locks, "sent": settles["sent"], "settle_commits": settles["settle_commits"],
+                "crash_window_ms": settles["window_ms"],
+                # the chain's lock: the share of samples it was held, and so how long one hold took
+                # (each settle commit holds it once; the claims chain nothing)
+                "lock_held_share": locks["held"] / max(1, locks["ticks"]),
+                "lock_hold_ms": locks["held"] / max(1, locks["ticks"]) * sampled * 1000 / max(1, settles["settle_commits"])}
     finally:
         sink.close()
         server.drop_database(url)
@@ -138,7 +207,10 @@ def throughput(messages: int, limit: float) -> dict[str, Any]:
                 results["runs"].append(run)
                 print(f"  {'unlimited' if sink_limit is None else f'limit {sink_limit:g}/s':<14} {workers} worker(s): "
                       f"{run['per_s']:7.1f} messages/s, {run['refused_429']} x 429, lost {run['lost']}; "
-                      f"CPU s {run['cpu_seconds']}; backends active/advisory-wait {run['backend_samples']}",
+                      f"CPU s {run['cpu_seconds']}; backends active/advisory-wait {run['backend_samples']}; "
+                      f"settles a commit {run['sent'] / max(1, run['settle_commits']):.2f}; chain lock held "
+                      f"{run['lock_held_share']:.0%}, {run['lock_hold_ms']:.2f} ms a hold; crash window ms "
+                      f"{run['crash_window_ms']}",
                       file=sys.stderr)
     by = {(r["limit"], r["workers"]): r["per_s"] for r in results["runs"]}
     results["scaling_unlimited"] = {f"{w}/1": by[(None, w)] / by[(None, 1)] for w in (2, 4)}

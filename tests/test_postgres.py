@@ -8,6 +8,7 @@ The rest of the behavioural suite runs on PostgreSQL too (tests/conftest.py ``ba
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -18,10 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import support
+from conftest import Clock
+from emrcomm import audit
 from emrcomm.api.notify import Notifier
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
@@ -29,10 +33,13 @@ from emrcomm.cli import main
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
+from emrcomm.outbox.worker import Worker, WorkerSettings
 from emrcomm.storage import open_postgres
+from emrcomm.storage.outbox import Item
 from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
 from servers import free_port, scripted
 from support import fhir_request, with_store, write_config
+from test_worker import QUEUE, reminder
 
 pytestmark = pytest.mark.postgres
 
@@ -187,6 +194,43 @@ def test_concurrent_senders_in_separate_processes_append_one_verified_chain(pg: 
     assert seqs == list(range(1, len(seqs) + 1))  # one order: storage order is chain order
 
 
+def test_the_chain_lock_waiter_reads_the_end_its_last_holder_committed(pg: str) -> None:
+    """The lock and the reads of the log's end go in one round trip but as separate statements:
+    one waiting for the lock then reads what the holder committed meanwhile (a read in the lock's
+    own statement would use a snapshot from before the wait, and fork the chain)."""
+    first, second = open_postgres(pg), open_postgres(pg)
+    try:
+        ends: list[Any] = []
+        holding = first.db.transaction()
+        holding.__enter__()
+        try:
+            last, _ = first.audit.lock_and_end()
+            seq = last["seq"] if last else 0
+            text = json.dumps({"kind": "first", "seq": seq + 1}).encode()
+            first.audit.append([(seq + 1, text)], None, last_sig=b"signed")
+
+            def wait_then_read() -> None:
+                with second.db.transaction():
+                    ends.append(second.audit.lock_and_end())
+
+            waiter = threading.Thread(target=wait_then_read)
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while not first.db.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND wait_event = 'advisory' AND datname = current_database()"):
+                assert time.monotonic() < deadline, "the second transaction never waited for the lock"
+                time.sleep(0.01)
+        finally:
+            holding.__exit__(None, None, None)  # commits, and so releases the lock
+        waiter.join(30)
+        [(last, _)] = ends
+        assert last is not None and (last["seq"], last["hash"]) == (seq + 1, hashlib.sha256(text).hexdigest())
+        assert last["sig"] == b"signed"  # stored with its row, not set after
+    finally:
+        first.close()
+        second.close()
+
+
 # ------------------------------------------------------------------------------- the workers
 
 
@@ -275,6 +319,103 @@ def test_a_notification_cursor_never_steps_over_a_transaction_that_commits_late(
         assert notifier.run_once() == 2
         heard = sorted(seen.headers["X-Emrcomm-Event"] for seen in emr.seen)
     assert heard == ["delivered", "sent", "sent"]
+
+
+def deliver_in_two_commits(w: Worker, rows: list[Item]) -> None:
+    """Deliver ``rows``, each on a thread of its own, the first settle's commit held open until
+    every other settle waits behind it: one commit for the first, one shared by all the rest."""
+    assert w.shared is not None
+    run, first_in, release = w.shared.run, threading.Event(), threading.Event()
+
+    def held(write: Callable[[], Any]) -> Any:
+        def waiting() -> Any:
+            first_in.set()
+            assert release.wait(30)
+            return write()
+        w.shared.run = run  # type: ignore[method-assign,union-attr]
+        return run(waiting)
+
+    w.shared.run = held  # type: ignore[method-assign]
+    first = threading.Thread(target=w.deliver, args=(rows[0],))
+    first.start()
+    assert first_in.wait(30)
+    others = [threading.Thread(target=w.deliver, args=(row,)) for row in rows[1:]]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(w.shared._waiting) < len(others) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for t in (first, *others):
+        t.join(30)
+
+
+def sent_entries(host: Host) -> list[tuple[str, bool]]:
+    """The record and whether it is signed, of every ``sent`` audit entry, in chain order."""
+    return [(json.loads(r["entry"])["record"], bool(r["sig"])) for r in host.storage.audit.entries()
+            if json.loads(r["entry"])["kind"] == "sent"]
+
+
+def test_a_workers_settles_share_one_commit_and_keep_each_messages_record_and_audit_entry(
+        make_host: Callable[..., Host]) -> None:
+    host = make_host(QUEUE)
+    records = [host.send(reminder(f"g-{i}")).record_ids[0] for i in range(4)]
+    w = Worker(host, WorkerSettings(concurrency=4))
+    rows = w._claim(4)
+    deliver_in_two_commits(w, rows)
+    assert w.stats.sent == 4 and w.stats.settle_commits == 2
+    assert host.storage.outbox.counts() == {}
+    for record in records:
+        assert host.record(record).state == "accepted"  # type: ignore[union-attr]
+        assert [e.kind.value for e in host.storage.records.events(record)].count("accepted") == 1
+    sent = sent_entries(host)
+    assert sorted(r for r, _ in sent) == sorted(records)
+    # one signature a commit: the first settle's entry, and the last of the three chained together
+    assert [signed for _, signed in sent] == [True, False, False, True]
+    assert audit.verify(host.storage, [host.audit.key.public]).ok
+
+
+def test_a_worker_gone_before_its_shared_commit_loses_nothing_its_rows_are_taken_over(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    """The worker dies with its group's messages sent and the commit recording them not made
+    (as SIGKILL leaves it: the server rolls the transaction back): after their lease another
+    worker takes the rows over and sends them again, the in-flight window, ≤ concurrency."""
+    import datetime as dt
+
+    host = make_host(QUEUE)
+    records = [host.send(reminder(f"k-{i}")).record_ids[0] for i in range(4)]
+    transport = host.channels["sms"].transport
+    real_send, sends = transport.send, []
+
+    def counted(delivery: Any) -> Any:
+        sends.append(delivery.key)
+        return real_send(delivery)
+
+    transport.send = counted  # type: ignore[method-assign]
+    gone = [True]
+
+    def killed() -> None:
+        if gone[0]:
+            raise ConnectionResetError("the worker was killed before its commit")
+
+    dead = Worker(host, WorkerSettings(concurrency=4, lease_seconds=30))
+    rows = dead._claim(4)
+    host.storage.before_commit(killed)
+    try:
+        deliver_in_two_commits(dead, rows)
+    finally:
+        gone[0] = False
+    assert dead.stats.sent == 0 and dead.stats.settle_commits == 0
+    assert host.storage.outbox.counts() == {"sending": 4} and sorted(sends) == sorted(records)
+    clock.now += dt.timedelta(seconds=31)
+    stats = Worker(host, WorkerSettings(concurrency=4, lease_seconds=30)).run(once=True)
+    assert stats.taken_over == 4 and stats.sent == 4 and host.storage.outbox.counts() == {}
+    assert sorted(sends) == sorted(records * 2)  # each sent again once: the in-flight window
+    for record in records:
+        assert host.record(record).state == "accepted"  # type: ignore[union-attr]
+        assert [e.kind.value for e in host.storage.records.events(record)].count("accepted") == 1
+    assert sorted(r for r, _ in sent_entries(host)) == sorted(records)
+    assert audit.verify(host.storage, [host.audit.key.public]).ok
 
 
 # ---------------------------------------------------------------------------- stateless serve

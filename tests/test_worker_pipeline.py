@@ -1,6 +1,7 @@
 """The outbox worker keeps its threads fed (claims ahead, no wait for a whole batch), gives back
-rows it could not start in time, and keeps bounded statistics however long it runs; the SMS
-client prepares a request before it asks the rate limiter for a slot."""
+rows it could not start in time, and keeps bounded statistics however long it runs; on
+PostgreSQL its threads' settles share commits; the SMS client prepares a request before it asks
+the rate limiter for a slot."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from emrcomm.host import Host
 from emrcomm.model import Status
-from emrcomm.outbox.worker import WINDOWS_KEPT, Worker, WorkerSettings, WorkerStats
+from emrcomm.outbox.worker import WINDOWS_KEPT, SharedCommits, Worker, WorkerSettings, WorkerStats
 from emrcomm.storage.outbox import RELEASED, TAKEN_OVER, Item
 from emrcomm_sms.http import ProviderClient
 from emrcomm_sms.ratelimit import SenderLimits
@@ -197,3 +198,105 @@ def test_the_request_is_prepared_before_the_rate_limiter_gives_its_slot(server: 
     assert first.body == again.body and first.form == {"To": ["+16135550401"], "Body": ["Hello"]}
     assert first.headers["X-Key"] == again.headers["X-Key"] == "rec-1"
     assert first.headers["Authorization"] == again.headers["Authorization"]
+
+
+# -- settles share commits on PostgreSQL ---------------------------------------------------------
+
+
+def settle_behind_a_held_commit(shared: SharedCommits, writes: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Settle "k0" with a write that holds its commit open until the ``writes`` (one thread
+    each) are all waiting, then let it go; what each thread got, a result or an exception."""
+    first_in, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def held() -> str:
+        first_in.set()
+        assert release.wait(30)
+        shared.store.meta.put("k0", "v")
+        return "k0"
+
+    def settle(name: str, write: Callable[[], Any]) -> None:
+        try:
+            results[name] = shared.run(write)
+        except BaseException as exc:  # the test records what each thread got
+            results[name] = exc
+
+    first = threading.Thread(target=settle, args=("k0", held))
+    first.start()
+    assert first_in.wait(30)
+    others = [threading.Thread(target=settle, args=item) for item in writes.items()]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(shared._waiting) < len(writes) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for t in (first, *others):
+        t.join(30)
+    return results
+
+
+def test_settles_arriving_during_a_commit_share_the_next_one(make_host: Callable[..., Host]) -> None:
+    store = make_host().storage
+    commits: list[int] = []
+    shared = SharedCommits(store, committed=lambda: commits.append(1))
+
+    def put(name: str) -> Callable[[], str]:
+        def write() -> str:
+            store.meta.put(name, "v")
+            if name == "bad":
+                raise RuntimeError("a filer failed")
+            return name
+        return write
+
+    results = settle_behind_a_held_commit(shared, {n: put(n) for n in ("k1", "bad", "k2")})
+    assert results["k0"] == "k0" and results["k1"] == "k1" and results["k2"] == "k2"
+    assert isinstance(results["bad"], RuntimeError)
+    assert len(commits) == 2  # the first alone, then the three that waited for it, together
+    assert [store.meta.get(k) for k in ("k0", "k1", "k2", "bad")] == ["v", "v", "v", None]
+
+
+def test_a_failed_shared_commit_fails_every_settle_in_it(make_host: Callable[..., Host]) -> None:
+    store = make_host().storage
+    commits: list[int] = []
+    shared = SharedCommits(store, committed=lambda: commits.append(1))
+    armed = [True]
+
+    def disk_full() -> None:
+        if armed[0]:
+            raise OSError("No space left on device")
+
+    store.before_commit(disk_full)
+    results = settle_behind_a_held_commit(shared, {"k1": lambda: store.meta.put("k1", "v")})
+    armed[0] = False
+    assert isinstance(results["k0"], OSError) and isinstance(results["k1"], OSError)
+    assert store.meta.get("k0") is None and store.meta.get("k1") is None and commits == []
+
+
+def test_a_settle_raising_systemexit_is_undone_alone_and_raised_in_its_own_thread(
+        make_host: Callable[..., Host]) -> None:
+    store = make_host().storage
+    shared = SharedCommits(store)
+
+    def exits() -> None:  # a filer plugin calling sys.exit, say
+        store.meta.put("exits", "v")
+        raise SystemExit(3)
+
+    def fine() -> str:
+        store.meta.put("fine", "v")
+        return "fine"
+
+    results = settle_behind_a_held_commit(shared, {"exits": exits, "fine": fine})
+    assert isinstance(results["exits"], SystemExit) and results["fine"] == "fine" and results["k0"] == "k0"
+    assert store.meta.get("fine") == "v" and store.meta.get("exits") is None
+
+
+def test_the_worker_shares_settle_commits_on_postgresql_and_commits_each_alone_on_sqlite(
+        make_host: Callable[..., Host], backend: str) -> None:
+    host = make_host(QUEUE)
+    for i in range(6):
+        host.send(reminder(f"c-{i}"))
+    w = Worker(host, WorkerSettings(concurrency=1))  # one thread: a group is one settle either way
+    assert (w.shared is not None) == (backend == "postgresql")
+    stats = w.run(once=True)
+    assert stats.sent == 6 and stats.settle_commits == 6 and stats.as_dict()["settle_commits"] == 6

@@ -358,12 +358,14 @@ class AuditLog:
         if sealed:
             self._sealed_at = now
 
-    def _chain(self, checked: list[tuple[str, dict[str, Any], str]],
-               due: bool) -> tuple[list[tuple[int, str]], bool]:
-        """Number, link and store ``checked`` (kind, fields, time) after the log's end, and sign
-        the head when ``due``; inside the caller's transaction. Returns the rows written and
-        whether the head was signed."""
-        last, head = self.store.audit.last(), self.store.audit.head()
+    def _chain(self, checked: list[tuple[str, dict[str, Any], str]], due: bool, *, sign_last: bool = False,
+               end: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None] | None = None,
+               ) -> tuple[list[tuple[int, str]], bool]:
+        """Number, link and store ``checked`` (kind, fields, time) after the log's end (``end``:
+        its last entry and head, when already read), and sign the head when ``due``; inside the
+        caller's transaction. ``sign_last``: the last row is the transaction's last entry (it is
+        committing) and is stored signed. Returns the rows written and whether the head was signed."""
+        last, head = end if end is not None else (self.store.audit.last(), self.store.audit.head())
         seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
         problem = self._tail_problem(last) or self._problem(last, head, thorough=due)
         if problem is not None:
@@ -386,7 +388,8 @@ class AuditLog:
             texts.append((seq, text))  # signed at commit
         due = due or problem is not None
         new_head = (seq, prev, self.key.sign(head_message(seq, prev))) if due else None
-        self.store.audit.append(texts, new_head)
+        last_sig = self.key.sign(bytes.fromhex(prev)) if sign_last and texts else b""
+        self.store.audit.append(texts, new_head, last_sig=last_sig)
         return rows, new_head is not None
 
     def _sign_tail(self) -> None:
@@ -404,21 +407,21 @@ class AuditLog:
 
     def _chain_staged(self) -> None:
         """PostgreSQL, as a transaction commits: take the audit lock (held until the commit is
-        done), chain what the transaction staged after the log's end, sign its last entry."""
+        done), chain what the transaction staged after the log's end, its last entry stored
+        signed. Every other writer waits for the lock meanwhile, so the step is kept short: the
+        staged rows are taken before it; then one round trip takes the lock and reads the end,
+        one writes the rows (the last signed, none read back), and the commit releases it."""
         if not getattr(self._tx, "staged", False):
             return
         seal, self._tx.staged, self._tx.seal = self._tx.seal, False, False
         staged = self.store.audit.take_staged()
         if not staged and not seal:
             return
-        self.store.audit.lock()
+        entries = [(kind, json.loads(fields), at) for kind, fields, at in staged]
+        end = self.store.audit.lock_and_end()
         now = time.monotonic()
         due = seal or now - self._sealed_at >= self.seal_seconds
-        rows, sealed = self._chain([(kind, json.loads(fields), at) for kind, fields, at in staged], due)
-        if rows:
-            last = self.store.audit.last()
-            if last is not None and (last["seq"], last["hash"]) == rows[-1]:
-                self.store.audit.sign(last["pos"], self.key.sign(bytes.fromhex(last["hash"])))
+        _, sealed = self._chain(entries, due, sign_last=True, end=end)
         if sealed:
             self._sealed_at = now
 

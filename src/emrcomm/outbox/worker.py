@@ -4,7 +4,8 @@ released when their time comes, expiry, and the opt-out re-check. docs/operation
 
 Each row is leased to one worker in one claim, so two workers never hold the same row; a worker
 that dies leaves its rows 'sending' until the lease runs out, then another takes them over and
-sends them again with the same idempotency key (the record id).
+sends them again with the same idempotency key (the record id). On PostgreSQL the settles of a
+worker's threads share commits (SharedCommits): one hold of the audit chain's lock for several.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from emrcomm.storage.outbox import RELEASED, Item
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
+    from emrcomm.storage import Storage
 
 log = logging.getLogger("emrcomm.worker")
 
@@ -81,6 +83,9 @@ class WorkerStats:
     taken_over: int = 0
     lost_lease: int = 0
     released: int = 0  # claimed rows given back unsent because they waited too long in hand
+    # Commits that recorded how deliveries ended: one per settle on SQLite; on PostgreSQL fewer,
+    # as settles share them (SharedCommits).
+    settle_commits: int = 0
     # The most recent windows only (a worker runs for months): p50 and p99 are of these; the
     # max is of every window since the worker started.
     windows: deque[float] = field(factory=lambda: deque(maxlen=WINDOWS_KEPT))
@@ -104,8 +109,85 @@ class WorkerStats:
 
         return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired, "cancelled": self.cancelled,
                 "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
+                "settle_commits": self.settle_commits,
                 "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99),
                                     "max": None if most is None else round(most * 1000, 3)}}
+
+
+class SharedCommits:
+    """The settles of one worker's threads share commits (PostgreSQL): one commit, and one hold
+    of the audit chain's lock with one signature, for every settle that arrived while the
+    previous commit was being made. Every commit chains its audit entries under one database-wide
+    lock held until the commit is done (docs/audit.md); a commit per settle made the fleet queue
+    on it (docs/performance.md, "Many workers on PostgreSQL").
+
+    ``run(write)`` returns once ``write``'s effects are durable (or raises what it raised, or
+    what the commit raised). The first thread to find no commit under way commits every write
+    waiting, each in its own savepoint (a write that raises is undone alone); the others wait
+    for it, and one of them then commits whatever arrived meanwhile. Nothing waits on a timer:
+    a group is what queued up behind the commit before it, at most one settle per thread.
+    """
+
+    def __init__(self, store: Storage, *, committed: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self._committed = committed  # called after each commit (the worker counts them)
+        self._waiting: list[_Write] = []
+        self._queue = threading.Lock()
+        self._committing = threading.Lock()
+
+    def run(self, write: Callable[[], Any]) -> Any:
+        mine = _Write(write)
+        with self._queue:
+            self._waiting.append(mine)
+        try:
+            self._committing.acquire()
+        except BaseException:  # interrupted while waiting: not written, unless a commit has it
+            with self._queue:
+                self._waiting = [each for each in self._waiting if each is not mine]
+            raise
+        try:
+            if not mine.done:
+                with self._queue:
+                    group, self._waiting = self._waiting, []
+                self._commit(group)
+        finally:
+            self._committing.release()
+        if mine.error is not None:
+            raise mine.error
+        return mine.result
+
+    def _commit(self, group: list[_Write]) -> None:
+        try:
+            with self.store.group_commit():
+                for each in group:
+                    try:
+                        with self.store.transaction():  # a savepoint inside the group
+                            each.result = each.write()
+                    except BaseException as exc:  # undone alone; raised in its own thread only
+                        each.result, each.error = None, exc
+            self._committed()
+        except BaseException as exc:  # the commit itself failed: nothing of the group is durable
+            for each in group:
+                if each.error is None:
+                    each.result = None
+                    if isinstance(exc, Exception):
+                        each.error = exc
+                    else:  # an interrupt belongs to the thread it hit (this one), not to the others
+                        each.error = RuntimeError(f"the shared commit was interrupted ({type(exc).__name__})")
+                        each.error.__cause__ = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for each in group:
+                each.done = True
+
+
+@define
+class _Write:
+    write: Callable[[], Any]
+    result: Any = None
+    error: BaseException | None = None
+    done: bool = False
 
 
 class Worker:
@@ -137,6 +219,9 @@ class Worker:
         self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
         listen = getattr(host.storage.db, "listen", None)
         self._listener: Any = listen() if callable(listen) else None
+        # SQLite has one writer and no chain lock to share: each settle commits on its own there.
+        self.shared = (SharedCommits(host.storage, committed=lambda: self.stats.count("settle_commits"))
+                       if host.storage.db.dialect == "postgresql" else None)
 
     def stop(self) -> None:
         """Finish the messages being sent, give back the rows not started, then return from
@@ -255,7 +340,8 @@ class Worker:
 
     # one row -------------------------------------------------------------------------------------
     def deliver(self, row: Item) -> None:
-        """Deliver one claimed row (emrcomm.pipeline.deliver); its settle is one durable commit."""
+        """Deliver one claimed row (emrcomm.pipeline.deliver); its settle is one durable commit,
+        shared with the other threads' settles on PostgreSQL (SharedCommits)."""
         try:
             if row.taken_over:
                 self.stats.count("taken_over")
@@ -271,5 +357,9 @@ class Worker:
             log.debug("outbox %s: worker error", row.key, exc_info=True)
 
     def _commit(self, write: Callable[[], Any]) -> Any:
+        if self.shared is not None:
+            return self.shared.run(write)
         with self.host.storage.transaction():
-            return write()
+            result = write()
+        self.stats.count("settle_commits")
+        return result

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from emrcomm.storage.database import Database, Row
@@ -28,8 +28,10 @@ class AuditStore(Protocol):
         """The entry stored last: ``pos``, ``seq``, ``hash``, ``sig``."""
         ...
 
-    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None) -> None:
-        """Append (seq, canonical JSON) rows, unsigned, and, when given, move the signed head
+    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None,
+               *, last_sig: bytes = b"") -> None:
+        """Append (seq, canonical JSON) rows, unsigned but for ``last_sig``, the last row's
+        signature when its transaction is committing, and, when given, move the signed head
         (seq, hash, signature): one transaction."""
         ...
 
@@ -52,13 +54,17 @@ class AuditStore(Protocol):
         """What the open transaction staged, in order, removed from the staging table."""
         ...
 
-    def lock(self) -> None:
-        """Take the chain's lock until the open transaction ends (one appender at a time)."""
+    def lock_and_end(self) -> tuple[Row | None, Row | None]:
+        """Take the chain's lock until the open transaction ends (one appender at a time), then
+        read :meth:`last` and :meth:`head` as the lock's last holder left them: one round trip."""
         ...
 
 
 # pg_advisory_xact_lock's key for the audit chain: any fixed number no other lock uses.
 AUDIT_LOCK = 0x656D72636F6D6D  # "emrcomm"
+# MAX(pos) reads the key's last entry: a plan that is a search, never a scan.
+LAST = "SELECT pos, entry, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)"
+HEAD = "SELECT seq, hash, sig FROM audit_head WHERE id = 1"
 
 
 def _read(packed: bytes) -> tuple[str, str, int | None]:
@@ -91,7 +97,9 @@ class SqlAuditStore:
         self._recent: dict[bytes, tuple[str, str, int | None]] = {}
 
     def head(self) -> Row | None:
-        rows = self.db.query("SELECT seq, hash, sig FROM audit_head WHERE id = 1")
+        return self._head(self.db.query(HEAD))
+
+    def _head(self, rows: list[Row]) -> Row | None:
         if not rows:
             return None
         try:
@@ -101,15 +109,17 @@ class SqlAuditStore:
         return {"seq": rows[0]["seq"], "hash": rows[0]["hash"], "sig": sig}
 
     def last(self) -> Row | None:
-        # MAX(pos) reads the key's last entry: a plan that is a search, never a scan.
-        rows = self.db.query("SELECT pos, entry, sig FROM audit_log WHERE pos = (SELECT MAX(pos) FROM audit_log)")
+        return self._last(self.db.query(LAST))
+
+    def _last(self, rows: list[Row]) -> Row | None:
         if not rows:
             return None
         packed = bytes(rows[0]["entry"])
         known = self._recent.get(packed)
         return _entry(rows[0], known if known is not None else _read(packed))
 
-    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None) -> None:
+    def append(self, entries: list[tuple[int, bytes]], head: tuple[int, str, bytes] | None,
+               *, last_sig: bytes = b"") -> None:
         packed = [(seq, pack(text, AUDIT)) for seq, text in entries]
         if len(self._recent) > 64:
             self._recent.clear()
@@ -119,6 +129,21 @@ class SqlAuditStore:
         # last row when that is further on (a log 0.2 wrote after an anomaly, or rows added
         # without the key: they are still found by verify, never overwritten).
         greatest = "GREATEST" if self.db.dialect == "postgresql" else "MAX"
+        if self.db.dialect == "postgresql":
+            # One round trip for all, the last row signed and the head upserted: the chain's
+            # lock is held meanwhile, and every other writer waits (see lock_and_end).
+            insert = (f"INSERT INTO audit_log (pos, entry, sig) VALUES ({greatest}(?, (SELECT COALESCE(MAX(pos), 0) "
+                      "+ 1 FROM audit_log)), ?, ?)")
+            statements: list[tuple[str, Sequence[Any]]] = [
+                (insert, (seq, stored, last_sig if i == len(packed) - 1 and last_sig else None))
+                for i, (seq, stored) in enumerate(packed)]
+            if head is not None:
+                seq, hash_hex, sig = head
+                statements.append(("INSERT INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?) ON CONFLICT (id) "
+                                   "DO UPDATE SET seq = excluded.seq, hash = excluded.hash, sig = excluded.sig",
+                                   (seq, hash_hex, base64.b64encode(sig).decode("ascii"))))
+            self.db.query_each(statements)
+            return
         with self.db.transaction():
             self.db.executemany(f"INSERT INTO audit_log (pos, entry) VALUES ({greatest}(?, (SELECT COALESCE(MAX(pos), 0) "
                                 "+ 1 FROM audit_log)), ?)", packed)
@@ -157,6 +182,10 @@ class SqlAuditStore:
         rows = self.db.query("DELETE FROM audit_staged RETURNING n, kind, fields, at")
         return [(r["kind"], r["fields"], r["at"]) for r in sorted(rows, key=lambda r: r["n"])]
 
-    def lock(self) -> None:
-        if self.db.dialect == "postgresql":
-            self.db.query("SELECT pg_advisory_xact_lock(?)", (AUDIT_LOCK,))
+    def lock_and_end(self) -> tuple[Row | None, Row | None]:
+        if self.db.dialect != "postgresql":
+            return self.last(), self.head()
+        # Three statements, not one: a statement's snapshot is taken as it starts, so a read in
+        # the lock's own statement could miss what the last holder committed while it waited.
+        _, last, head = self.db.query_each([("SELECT pg_advisory_xact_lock(?)", (AUDIT_LOCK,)), (LAST, ()), (HEAD, ())])
+        return self._last(last), self._head(head)

@@ -52,6 +52,12 @@ class Database(Protocol):
         """Rows of a read (or of a write with RETURNING, inside a transaction), as mappings."""
         ...
 
+    def query_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """The rows of each statement, run one after another in the open transaction (each sees
+        what the ones before it did and what committed before it started). PostgreSQL sends
+        them together: one round trip instead of one each."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -254,6 +254,16 @@ class PostgresDatabase:
         stack.close()
         return rows
 
+    def query_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Sent together in psycopg's pipeline mode: the server still runs them one after
+        another, each with a snapshot of its own (a statement after a lock sees what the lock's
+        last holder committed), and the client waits once, not once a statement."""
+        with self.transaction():
+            conn = self._local.conn
+            with conn.pipeline():
+                cursors = [conn.execute(translate(sql), tuple(params) or None) for sql, params in statements]
+            return [_rows(cur) for cur in cursors]
+
     def notify(self, channel: str = NOTIFY_CHANNEL) -> None:
         """Tell the listeners on ``channel`` when the current transaction commits."""
         self.query(f"SELECT pg_notify('{channel}', '')")

@@ -228,6 +228,10 @@ class SQLiteDatabase:
         with self._lock:
             return [dict(r) for r in self._db.execute(sql, params).fetchall()]
 
+    def query_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        with self.transaction():
+            return [self.query(sql, params) for sql, params in statements]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
