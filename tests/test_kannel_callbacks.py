@@ -223,6 +223,8 @@ def test_stop_at_ten_at_night_is_confirmed_at_once_and_help_and_start_are_answer
     kannel.handset_sends(NUMBER, "STOP", lambda: bool(filed("optout-confirmation")))
     wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 15, "the confirmation at fakesmsc")
     assert "no longer receive" in texts_to(kannel, NUMBER)[1]
+    # the handset can have it before serve has filed Kannel's answer: wait for the record to say so
+    wait_until(lambda: all("sent" in c for c in filed("optout-confirmation")), 15, "the confirmation filed as sent")
     [confirmation] = filed("optout-confirmation")
     assert confirmation["sent"].startswith("2026-11-24T03:")  # 22:00 in Ottawa, not held until 08:00
     # HELP after STOP: answered by text, on the channel it came in on
