@@ -85,7 +85,14 @@ run_job() {  # run_job INDEX PYTEST-ARGS...: job INDEX of the labels above
 
 work=$(mktemp -d -t emrcomm-tests.XXXXXX)
 declare -A running=()  # PID -> job
-trap 'for pid in "${!running[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+stop_tree() {  # a job's process and everything it started (pytest, the servers of its tests), by PID
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do
+        stop_tree "$child"
+    done
+    kill "$1" 2>/dev/null || true
+}
+trap 'for pid in "${!running[@]}"; do stop_tree "$pid"; done; rm -rf "$work"' EXIT
 slots=$(nproc 2>/dev/null || echo 1)
 failed=0
 reap() {  # wait for one job to end and show it
