@@ -52,8 +52,8 @@ fi
 # Every marked test runs: a missing Kannel, Postfix, Chromium or node package fails, never skips.
 export EMRCOMM_REQUIRE_SERVERS=1
 
-# The jobs below run side by side, as many at a time as there are cores (pytest uses one), the
-# longest first, each with its own temporary folder and log, shown with its exit status when it
+# The jobs below run side by side, one more at a time than there are cores (pytest uses one;
+# a job also waits on its servers), the longest first, each with its own temporary folder and log, shown with its exit status when it
 # ends; the command fails if one did. Every server a test starts has its own folder and a free
 # port, so two jobs never share one.
 #
@@ -97,7 +97,8 @@ stop_tree() {  # a job's process and everything it started (pytest, the servers 
     kill "$1" 2>/dev/null || true
 }
 trap 'for pid in "${!running[@]}"; do stop_tree "$pid"; done; rm -rf "$work"' EXIT
-slots=$(nproc 2>/dev/null || echo 1)
+# One job more than there are cores: a job waits on its servers and subprocesses part of the time.
+slots=$(( $(nproc 2>/dev/null || echo 1) + 1 ))
 failed=0
 reap() {  # wait for one job to end and show it
     local pid="" status=0 i
