@@ -52,10 +52,10 @@ fi
 # Every marked test runs: a missing Kannel, Postfix, Chromium or node package fails, never skips.
 export EMRCOMM_REQUIRE_SERVERS=1
 
-# The jobs below run side by side, one more at a time than there are cores (pytest uses one;
-# a job also waits on its servers), the longest first, each with its own temporary folder and log, shown with its exit status when it
-# ends; the command fails if one did. Every server a test starts has its own folder and a free
-# port, so two jobs never share one.
+# The jobs below run side by side, one more at a time than there are cores (pytest uses one; a job
+# also waits on its servers), the longest first, each with its own temporary folder and log, shown
+# with its exit status when it ends; the command fails if one did. Every server a test starts has
+# its own folder and a free port, so two jobs never share one.
 #
 # Every test runs, in five jobs:
 # - the tests of the PostgreSQL store (the behavioural suite again, over a server the session
