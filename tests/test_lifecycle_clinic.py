@@ -46,7 +46,7 @@ from emrcomm.pipeline.records import LINK_WITHHELD
 from emrcomm.segments import count_segments
 from emrcomm.testing import TEST_NOW
 from emrcomm_portal.storage import PortalStore
-from mailservers import USERNAME, CertificateAuthority, SmtpServer
+from mailservers import USERNAME, CertificateAuthority, SmtpServer, through_relay
 from servers import FakeSmscMessage, Kannel, Process, free_port, start_retrying, wait_until
 from support import consent, patient
 
@@ -141,7 +141,7 @@ def config_text(folder: Path, *, kannel: Kannel, smtp: SmtpServer, ca: Certifica
     for name, secret in (("kannel-pw", KANNEL_PASSWORD), ("callback-secret", CALLBACK_SECRET),
                          ("smtp-pw", SMTP_PASSWORD)):
         (folder / name).write_text(secret, encoding="utf-8")
-    return f"""
+    text = f"""
 [clinic]
 name = "Riverside Family Health"
 phone = "+1 613 555 0100"
@@ -174,19 +174,12 @@ max_messages = 10
 concatenation = true
 
 [plugins.email]
-transport = "smtp"
-from = "Riverside Family Health <noreply@riverside.example>"
-
-[plugins.email.smtp]
-host = "localhost"
-port = {smtp.port}
-username = "{USERNAME}"
-password = {{file = "{folder / 'smtp-pw'}"}}
-ca_file = "{ca.ca_file}"
+directory = "out/email"
 
 [plugins.portal]
 keyring = "keyring.json"
 {DELIVERY}"""
+    return through_relay(text, smtp, ca, folder / "smtp-pw")
 
 
 # -- the processes ----------------------------------------------------------------------------------
