@@ -15,7 +15,8 @@ Measures, on a synthetic clinic (``emrcomm.demo_data``) with every built-in plug
   ``requests.Session`` POST loop, the floor; (b) Apprise 2.x through its ``json://`` service
   with its throttle off; (c) emrcomm ``Host.send``, delivery ``inline``, every rule on, records
   filed, ``synchronous = "full"``, through its Twilio transport whose base URL is the sink
-  (which answers like Twilio). Each round sends fresh messages through each of the three in an
+  (which answers like Twilio); (d) the least a durable outbox can do with that transport (a row
+  committed with an fsync before the send, deleted after): what the promise alone costs. Each round sends fresh messages through each of the three in an
   order that rotates from round to round; a ratio is taken within a round, and the median of
   the rounds' ratios is reported with their range. Also counted (not timed): the SQL statements
   and the commits one inline send runs, durable (fsync'd) or not, and the bytes the store grows
@@ -454,6 +455,26 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                     number = pairs[index][0]
                     transport.send(Delivery(messages[index], number, f"bench-transport-{index}"))
 
+            floor_db = sqlite3.connect(folder / "floor.sqlite", isolation_level=None)
+            floor_db.execute("PRAGMA journal_mode=WAL")
+            floor_db.execute("CREATE TABLE outbox (key TEXT PRIMARY KEY, address TEXT, text TEXT)")
+
+            def floor(at: int, n: int) -> None:
+                # The least a durable outbox can do: the row committed with an fsync before the
+                # message leaves, the same transport, the row deleted after in a commit that does
+                # not wait for the disk. No rule, no record, no audit: the cost of the promise alone.
+                for index in range(at, at + n):
+                    number, key = pairs[index][0], f"bench-floor-{index}"
+                    floor_db.execute("PRAGMA synchronous=FULL")
+                    floor_db.execute("BEGIN IMMEDIATE")
+                    floor_db.execute("INSERT INTO outbox VALUES (?, ?, ?)", (key, number, pairs[index][1]))
+                    floor_db.execute("COMMIT")
+                    transport.send(Delivery(messages[index], number, key))
+                    floor_db.execute("PRAGMA synchronous=NORMAL")
+                    floor_db.execute("BEGIN IMMEDIATE")
+                    floor_db.execute("DELETE FROM outbox WHERE key = ?", (key,))
+                    floor_db.execute("COMMIT")
+
             def inline(chunk: list[Any], sender: Any = host) -> None:
                 statuses = Counter(sender.send(request).status for request in chunk)
                 if statuses[Status.SENT] != len(chunk):
@@ -463,6 +484,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
             # Warm every arm (connections, caches, prepared statements, the WAL file).
             raw(pairs[:warm_n])
             transport_alone(0, warm_n)
+            floor(0, warm_n)
             if notifier is not None:
                 through_apprise(pairs[:warm_n])
             inline(requests_[:warm_n])
@@ -477,6 +499,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                 ("raw", lambda at: raw(pairs[at:at + count])),
                 ("inline", lambda at: inline(requests_[at:at + count])),
                 ("transport", lambda at: transport_alone(at, count)),
+                ("floor", lambda at: floor(at, count)),
                 ("inline_normal", lambda at: inline(requests_[at:at + count], relaxed_host)),
             ]
             if notifier is not None:
@@ -491,6 +514,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                     rates[name].append(count / (time.perf_counter() - t))
                 at += count
             stored_after = stored_bytes(host)
+            floor_db.close()
     sent = warm_n + counted_n + phases_n + rounds * count
     out["stored_bytes_per_message"] = {
         table: (stored_after.get(table, 0) - stored_before.get(table, 0)) / sent
@@ -500,6 +524,7 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
     out["inline_vs_raw"] = spread([i / r for i, r in zip(rates["inline"], rates["raw"])])
     out["inline_normal_vs_raw"] = spread([i / r for i, r in zip(rates["inline_normal"], rates["raw"])])
     out["transport_vs_raw"] = spread([t / r for t, r in zip(rates["transport"], rates["raw"])])
+    out["floor_vs_raw"] = spread([f / r for f, r in zip(rates["floor"], rates["raw"])])
     out["inline_vs_apprise"] = (spread([i / a for i, a in zip(rates["inline"], rates["apprise"])])
                                 if "apprise" in rates else None)
     return out
@@ -775,6 +800,7 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             "b3_apprise_per_s": result["per_s"]["apprise"]["median"] if "apprise" in result["per_s"] else None,
             "b3_transport_ratio_vs_raw": result["transport_vs_raw"]["median"],
             "b3_inline_normal_ratio_vs_raw": result["inline_normal_vs_raw"]["median"],
+            "b3_floor_ratio_vs_raw": result["floor_vs_raw"]["median"],
             **{f"b3_{step}_{what}": result["phases"][step][what] for step in ("decide", "write", "deliver")
                for what in ("wall_ms", "cpu_ms")},
             "b3_statements_per_send": float(sum(n for k, n in per_send.items() if not k.startswith("commit:"))),
@@ -847,6 +873,9 @@ KEY_DOCS = {
                                      "loop, same rounds: the durable commit's share is the gap to b3_inline_ratio_vs_raw",
     "b3_transport_ratio_vs_raw": "B3 the Twilio transport alone (emrcomm's HTTP client on urllib3) / the raw "
                                  "requests loop, the same exchange, median of the rounds' ratios",
+    "b3_floor_ratio_vs_raw": "B3 the least a durable outbox costs (a row committed with an fsync before the "
+                             "send, the same transport, the row deleted after; no rule, record or audit) / the raw "
+                             "loop: what any inline send that keeps the promise can reach at most here",
     **{f"b3_{step}_{what}": f"B3 one inline send, the {step} step: median {kind} (ms)"
        for step in ("decide", "write", "deliver") for what, kind in (("wall_ms", "wall time"),
                                                                      ("cpu_ms", "CPU of the caller's thread"))},

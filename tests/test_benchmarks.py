@@ -14,7 +14,8 @@ import sys
 from support import REPO
 
 KEYS = {"b1_sms_p50_ms", "b1_sms_p99_ms", "b1_sms_per_s", "b1_portal_p99_ms", "b1_group_sms_per_s",
-        "b3_inline_ratio_vs_raw", "b3_inline_ratio_vs_apprise", "b3_stored_bytes_per_message", "b5_startup_s",
+        "b3_inline_ratio_vs_raw", "b3_inline_ratio_vs_apprise", "b3_floor_ratio_vs_raw", "b3_stored_bytes_per_message",
+        "b5_startup_s",
         "b6_dedup_ratio_largest_smallest"}
 
 
