@@ -418,6 +418,58 @@ def test_kannel_refusing_the_password_is_a_permanent_credentials_error(kannel: K
     assert (err.value.reason, err.value.status) == ("unauthorized", 403)
 
 
+def _refused_by_kannel(kannel: Kannel, secrets_dir: Path, tmp_path: Path) -> Path:
+    """A clinic whose SMS goes through Kannel with a password Kannel refuses (403: for good)."""
+    return config_with_sms(tmp_path, f"""[plugins.sms]
+transport = "kannel"
+from = "{SENDER}"
+[plugins.sms.kannel]
+url = "{kannel.sendsms_url}"
+username = "emrcomm"
+password = {{file = "{secrets_dir / 'kannel-wrong'}"}}
+max_messages = 3
+concatenation = true
+""")
+
+
+def test_a_request_sent_again_after_its_message_was_refused_for_good_says_failed(
+        kannel: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The dead letter stays a failure when the EMR asks again: not "queued", with what to do."""
+    from emrcomm.cli import format_outcome
+
+    with Host(load_config(_refused_by_kannel(kannel, secrets_dir, tmp_path)), clock=clock) as host:
+        request = Request("Patient/on-en", "appointment-reminder", id="refused-1",
+                          text="Riverside Family Health: see you Tuesday at 10:30.", channel="sms")
+        first = host.send(request)
+        again = host.send(request)
+        assert host.storage.outbox.counts() == {"dead": 1}
+    assert first.status is Status.FAILED
+    [refused] = [f for f in first.findings if f.code == "DELIVERY_FAILED"]
+    assert "403" in refused.message and "requeue" in (refused.remedy or "")
+    assert again.status is Status.FAILED and again.record_ids == first.record_ids
+    shown = format_outcome(again, why=False)
+    assert "FAILED" in shown and "already handled" in shown and "emrcomm outbox requeue" in shown
+
+
+def test_a_portal_message_whose_notice_was_refused_for_good_is_stored_not_sent(
+        kannel: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
+    """The message waits in the portal, but nothing told the patient: stored, on the first answer
+    and when asked again, and the chart does not say the portal message reached them."""
+    with Host(load_config(_refused_by_kannel(kannel, secrets_dir, tmp_path)), clock=clock) as host:
+        request = Request("Patient/on-en", "results-available", id="refused-notice-1",
+                          text="Your HbA1c is 8.1 %. Increase the metformin.")
+        first = host.send(request)
+        again = host.send(request)
+        portal_record = communication(host, first.record_ids[0])
+        tasks = host.storage.inbox.items()
+    assert first.channels == ("portal", "sms"), first.explanation
+    assert first.status is Status.STORED and again.status is Status.STORED
+    assert any(f.code == "PATIENT_NOT_TOLD" for f in first.findings)
+    assert portal_record is not None and portal_record["status"] == "in-progress"
+    assert "PATIENT_NOT_TOLD" in json.dumps(portal_record["statusReason"])
+    assert "unannounced" in [t["kind"] for t in tasks]
+
+
 def test_kannel_answering_503_is_a_transient_error(kannel_queue_full: Kannel, secrets_dir: Path,
                                                    tmp_path: Path) -> None:
     transport = sms_transport(kannel_settings(kannel_queue_full.sendsms_url, secrets_dir), tmp_path)

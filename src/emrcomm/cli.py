@@ -385,10 +385,12 @@ def _tally(results: list[dict[str, Any]]) -> str:
 def format_outcome(outcome: Outcome, *, why: bool = True) -> str:
     """The outcome for people: status and channels, every finding once, the records filed;
     ``why`` adds how each candidate fared (``check --patient``; ``send`` leaves it out)."""
+    from emrcomm.pipeline.write import is_repeat
+
     lines = [f"request {outcome.request_id}: {outcome.status.value.upper()}"
              + (f" on {' + '.join(outcome.channels)}" if outcome.channels else "")]
     findings = list(outcome.findings)
-    if why:
+    if why or is_repeat(outcome):
         lines += [f"  - {line}" for line in outcome.explanation]
     elif outcome.status not in (Status.BLOCKED, Status.FAILED):
         # It went (or waits) another way: what stopped the channels passed over, in one line.

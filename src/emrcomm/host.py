@@ -242,6 +242,11 @@ class Host:
                 f = finding("DELIVERY_FAILED", plugin=self.channels[item.channel].plugin if item.channel in self.channels
                             else "host", channel=item.channel, severity=Severity.WARN, detail=detail)
                 log.warning("request %s: %s delivery %s", written.outcome.request_id, item.channel, done.result)
+                if item.payload.link_from is not None and done.result != "retry":
+                    # The portal message left, its notice ended unsent: kept, the patient not told.
+                    not_told = finding("PATIENT_NOT_TOLD", plugin="host", channel=item.payload.link_from[0])
+                    return attrs.evolve(written.outcome, status=Status.STORED,
+                                        findings=(*written.outcome.findings, f, not_told), receipts=tuple(receipts))
                 return attrs.evolve(written.outcome, status=Status.FAILED,
                                     findings=(*written.outcome.findings, f), receipts=tuple(receipts))
             if done.receipt is not None:

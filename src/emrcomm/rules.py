@@ -222,7 +222,8 @@ RULES: Mapping[str, Rule] = {
         _r("DELIVERY_FAILED", "block",
            "The provider did not accept the message ({detail}).",
            "Le fournisseur n'a pas accepté le message ({detail}).",
-           "It will be retried; if it keeps failing, check the transport's settings.",
+           "A provider down for a while is tried again by the outbox worker; a refusal for good or the last "
+           "attempt ends it: fix the cause it names, then `emrcomm outbox requeue <record id>`.",
            "docs/architecture.md"),
         _r("RECALLED", "warn",
            "The clinic recalled this message before the patient read it ({detail}).",

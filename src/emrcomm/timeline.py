@@ -54,7 +54,7 @@ STEPS: dict[LegState | Note, str | None] = {
     LegState.RECALLED: "recalled by the clinic", LegState.READ: "read", LegState.BLOCKED: None,
     LegState.RECEIVED: None, Note.ATTEMPT_FAILED: "a try failed; it will be tried again", Note.PROGRESS: None,
     Note.LINK_EXPIRED: "the link expired unread", Note.ANNOUNCED: "staff told the patient",
-    Note.REQUEUED: "put back in the outbox by staff",
+    Note.REQUEUED: "put back in the outbox by staff", Note.NOT_TOLD: "no notice could tell the patient",
 }
 
 

@@ -27,7 +27,7 @@ from emrcomm.api.outcome import findings_outcome, note, operation_outcome
 from emrcomm.api.search import resource as communication_resource
 from emrcomm.fhir import BASE, CATEGORY_SYSTEM, RULE_SYSTEM, fhir_datetime
 from emrcomm.model import Outcome, Record, Status
-from emrcomm.pipeline.write import ALREADY_HANDLED
+from emrcomm.pipeline.write import is_repeat
 from emrcomm.storage.records import PageQuery
 
 if TYPE_CHECKING:
@@ -42,23 +42,6 @@ REQUEST_STATUS = {Status.SENT: "completed", Status.STORED: "completed", Status.Q
 
 
 GOING = frozenset({Status.SENT, Status.STORED, Status.QUEUED, Status.HELD})
-
-
-def is_repeat(outcome: Outcome) -> bool:
-    return outcome.explanation[:1] == (ALREADY_HANDLED,)
-
-
-def ledger_status(records: Sequence[Record]) -> Status:
-    """How a request stands now, from its records (the legs, or its blocked record)."""
-    legs = [r for r in records if r.role not in ("blocked", "not-filed")]
-    states = {r.state for r in legs}
-    if not legs:
-        return Status.BLOCKED if records else Status.QUEUED
-    if "held" in states:
-        return Status.HELD
-    if states <= {"accepted", "delivered", "read"}:
-        return Status.SENT
-    return Status.QUEUED
 
 
 def http_status(outcome: Outcome) -> int:

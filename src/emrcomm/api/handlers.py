@@ -35,6 +35,7 @@ from emrcomm.api.outcome import ApiError, fhir_response
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
 from emrcomm.errors import RenderError, RequestError
+from emrcomm.lifecycle.projection import request_status
 from emrcomm.limits import escape_controls, loads_json
 from emrcomm.model import Category, Outcome, Status
 from emrcomm.model import Request as EmrRequest
@@ -243,7 +244,7 @@ class Api:
         if row is None:
             return None
         records = [r for r in self.host.storage.records.for_request(ident) if r.id in row.record_ids]
-        status = Status(row.status) if row.status in RETRYABLE else answers.ledger_status(records)
+        status = Status(row.status) if row.status in RETRYABLE else request_status(records)
         return Outcome(request_id=ident, status=status, record_ids=row.record_ids,
                        channels=tuple(r.channel for r in records if r.channel and r.role not in ("blocked", "not-filed")),
                        findings=tuple(f for r in records for f in r.findings if r.role in ("blocked", "not-filed")),

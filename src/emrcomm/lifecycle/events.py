@@ -32,6 +32,7 @@ class Note(enum.StrEnum):
     LINK_EXPIRED = "link-expired"  # a portal message's link ran out before it was read
     ANNOUNCED = "announced"  # staff told the patient about a portal message no notice announced
     REQUEUED = "requeued"  # staff put an undeliverable leg back in the outbox
+    NOT_TOLD = "not-told"  # the notice of a portal message that left ended unsent: the patient was not told
 
 
 Kind = LegState | Note

@@ -12,9 +12,9 @@ from typing import Any
 
 from attrs import frozen
 
-from emrcomm.lifecycle.events import Event, Note
+from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.states import RULES, LegState, rank
-from emrcomm.model import Category, Finding, Record, Request, Severity
+from emrcomm.model import Category, Finding, Record, Request, Severity, Status
 from emrcomm.rules import finding
 
 # States after which the message had left: `sent` is set.
@@ -23,6 +23,10 @@ _SENT = frozenset({LegState.ACCEPTED, LegState.FAILED, LegState.DELIVERED, LegSt
 # that it arrived, did not arrive, or was read, which may be observed first (a provider's
 # callback can reach `serve` before the worker that sent the message has recorded the send).
 _LEFT = frozenset({LegState.ACCEPTED, LegState.DELIVERED, LegState.FAILED, LegState.READ})
+# A leg that ended without leaving (or left and did not arrive, or was withdrawn); one that left.
+_NOT_DONE = frozenset({LegState.CANCELLED, LegState.EXPIRED, LegState.UNDELIVERABLE, LegState.FAILED,
+                       LegState.RECALLED})
+_DONE = frozenset({LegState.ACCEPTED, LegState.DELIVERED, LegState.READ})
 # "Not sent" ends that a requeue by staff takes back.
 _REQUEUABLE = frozenset({LegState.CANCELLED, LegState.EXPIRED, LegState.UNDELIVERABLE})
 
@@ -134,14 +138,14 @@ def project(facts: RecordFacts, events: Iterable[Event]) -> Record:
     if state is LegState.HELD and decisive is not None:
         hold_until = decisive.until
         reasons = (decisive.reason,) if decisive.reason else ()
-    elif state in (LegState.CANCELLED, LegState.EXPIRED, LegState.UNDELIVERABLE, LegState.FAILED,
-                   LegState.RECALLED) and decisive is not None:
+    elif state in _NOT_DONE and decisive is not None:
         code = decisive.reason or {LegState.EXPIRED: "MESSAGE_EXPIRED", LegState.RECALLED: "RECALLED"}.get(
             state, "DELIVERY_FAILED")
         reasons = (code,)
         findings = (*findings, finding(code, plugin=decisive.source.value, channel=facts.channel,
                                        severity=Severity.WARN, detail=decisive.detail or "no detail"))
-    elif state is LegState.ACCEPTED and not facts.announced and not any(e.kind is Note.ANNOUNCED for e in events):
+    elif (state is LegState.ACCEPTED and (not facts.announced or any(e.kind is Note.NOT_TOLD for e in events))
+          and not any(e.kind is Note.ANNOUNCED for e in events)):
         fhir_status = "in-progress"
         reasons = ("PATIENT_NOT_TOLD",)
         findings = (*findings, finding("PATIENT_NOT_TOLD", plugin="host", channel=facts.channel))
@@ -160,6 +164,33 @@ def project(facts: RecordFacts, events: Iterable[Event]) -> Record:
     )
 
 
+def request_status(records: Iterable[Record]) -> Status:
+    """How a request stands now, from its records (its legs, or the record of its block): what
+    a repeated request and the FHIR API's request ledger answer.
+
+    Sent when every leg left; held or queued while one waits; stored when the portal message
+    left but no notice told the patient (none could be sent, or every one ended unsent); failed
+    when any other leg ended without leaving (staff requeue it: ``emrcomm outbox requeue``).
+    """
+    records = list(records)
+    legs = [r for r in records if r.role not in ("blocked", "not-filed", "reply")]
+    if not legs:
+        return Status.BLOCKED if records else Status.QUEUED
+    states = {r.id: LegState(r.state) if r.state else LegState.QUEUED for r in legs}
+    if LegState.HELD in states.values():
+        return Status.HELD
+    if LegState.QUEUED in states.values():
+        return Status.QUEUED
+    if set(states.values()) <= _DONE:
+        # A portal message no notice announced is stored until the patient reads it.
+        return Status.STORED if any("PATIENT_NOT_TOLD" in r.reasons for r in legs) else Status.SENT
+    failed = [r for r in legs if states[r.id] in _NOT_DONE]
+    primary_left = any(r.role != "notice" and states[r.id] in _DONE for r in legs)
+    if primary_left and all(r.role == "notice" for r in failed):
+        return Status.STORED
+    return Status.FAILED
+
+
 def _notes(events: list[Event], accepted: list[Event]) -> list[str]:
     """What the chart says of the events besides its status, oldest first."""
     from emrcomm.fhir import fhir_datetime
@@ -173,8 +204,10 @@ def _notes(events: list[Event], accepted: list[Event]) -> list[str]:
             out.append(f"recalled {when}" + (f": {e.detail}" if e.detail else ""))
         elif e.kind is Note.LINK_EXPIRED:
             out.append(f"expired unread {when}")
+        elif e.kind is Note.NOT_TOLD:
+            out.append(f"no notice could tell the patient {when}")
         elif e.kind is Note.ANNOUNCED:
-            out.append(f"the patient was told by staff {when}")
+            out.append(f"the patient was told {'by staff' if e.source is Source.STAFF else 'by a notice'} {when}")
         elif e.kind is Note.REQUEUED:
             out.append(f"put back in the outbox by staff {when}")
     for again in accepted[1:]:

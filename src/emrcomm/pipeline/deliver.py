@@ -18,6 +18,7 @@ from attrs import frozen
 from emrcomm import fhir
 from emrcomm.audit import Trail
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, described
+from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
@@ -182,6 +183,8 @@ def _accepted(host: Host, item: Item, receipt: Receipt, *, owner: str, source: S
                                           at=receipt.at or now, dedup=f"{item.key}:accepted:{mark}",
                                           provider_id=receipt.provider_id), trail)
     trail.add("sent", record=item.key, channel=item.channel, provider_id=receipt.provider_id)
+    if item.payload.link_from is not None:
+        _told(host, item, source=source, at=receipt.at or now, trail=trail)
     trail.flush()
     if not kept:
         log.warning("outbox %s: sent, but its lease had passed to another deliverer", item.key)
@@ -228,8 +231,37 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
         file_event(host, Event(record_id=each.key, kind=what, source=source, at=now, dedup=f"{each.key}:{what.value}:"
                                f"{iso(now)}", reason=reason, detail=why[:200]), trail)
         trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
+    notices = [each for each in (item, *later) if each.payload.link_from is not None]
+    if notices:
+        _not_told(host, notices[0], source=source, now=now, trail=trail)
     trail.flush()
     log.warning("outbox %s: %s (%s)", item.key, state.value, reason)
+
+
+def _not_told(host: Host, notice: Item, *, source: Source, now: dt.datetime, trail: Trail) -> None:
+    """The notice of a portal message ended unsent: if the message itself left, the patient was
+    not told (``PATIENT_NOT_TOLD`` on its record, a task for staff), as when no notice could be
+    chosen at all."""
+    assert notice.payload.link_from is not None
+    message_id = notice.payload.link_from[1]
+    message = host.storage.records.get(message_id)
+    if message is None or message.state not in (LegState.ACCEPTED, LegState.DELIVERED):
+        return  # not sent (its notice was cancelled with it), or read: nothing to tell
+    file_event(host, Event(record_id=message_id, kind=Note.NOT_TOLD, source=source, at=now,
+                           dedup=f"{message_id}:not-told:{notice.key}:{iso(now)}"), trail)
+    raise_item(host.storage, kind="unannounced", key=message_id, patient=message.request.patient_ref, now=now,
+               request_id=message.request.id, record_id=message_id, message_id=message_id,
+               description="The notice of this portal message could not be sent: tell the patient it is "
+                           "waiting, or give them the link in person.")
+
+
+def _told(host: Host, notice: Item, *, source: Source, at: dt.datetime, trail: Trail) -> None:
+    """A notice sent after its message was marked not told (staff requeued it): now it is."""
+    assert notice.payload.link_from is not None
+    message_id = notice.payload.link_from[1]
+    if any(e.kind is Note.NOT_TOLD for e in host.storage.records.events(message_id)):
+        file_event(host, Event(record_id=message_id, kind=Note.ANNOUNCED, source=source, at=at,
+                               dedup=f"{message_id}:announced:{notice.key}"), trail)
 
 
 def _revoked_by(host: Host, channel: Channel, item: Item, facts: RecordFacts) -> str | None:

@@ -16,9 +16,9 @@ from attrs import frozen
 from emrcomm.audit import Trail
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Source
-from emrcomm.lifecycle.projection import RecordFacts
+from emrcomm.lifecycle.projection import RecordFacts, request_status
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Finding, Outcome, Receipt, Recipient, Record, Request, Severity, Status
+from emrcomm.model import Finding, Outcome, Receipt, Recipient, Request, Severity, Status
 from emrcomm.outbox.payload import Payload
 from emrcomm.pipeline.decide import Decision, Leg, explanation
 from emrcomm.pipeline.records import LINK_SLOT, blocked_facts, leg_facts, withheld
@@ -34,6 +34,8 @@ log = logging.getLogger("emrcomm.pipeline")
 
 # The explanation of a repeated request id (the FHIR API answers it 200, not 201).
 ALREADY_HANDLED = "already handled: this request id was sent before; nothing sent again"
+ENDED_UNSENT = ("a message of it ended unsent: `emrcomm outbox` shows why, and `emrcomm outbox requeue "
+                "<record id>` sends it again once the cause is fixed")
 # How long an inline send owns its outbox rows before a worker may take them over.
 INLINE_LEASE = dt.timedelta(minutes=5)
 
@@ -87,24 +89,19 @@ def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -
     records = host.storage.records.for_request(req.id)
     row = host.storage.records.request(req.id)
     ids = row.record_ids if row is not None else tuple(r.id for r in records)
-    legs = [r for r in records if r.id in ids and r.role != "blocked"]
-    status = _status_of(legs, [r for r in records if r.id in ids])
+    mine = [r for r in records if r.id in ids]
+    legs = [r for r in mine if r.role != "blocked"]
+    status = request_status(mine)
     if trail is not None:
         trail.add("request.duplicate", records=list(ids))
         trail.flush()
     return outcome(decision, status, (), tuple(ids), channels=tuple(r.channel for r in legs if r.channel),
-                   lines=(ALREADY_HANDLED,))
+                   lines=(ALREADY_HANDLED, ENDED_UNSENT) if status is Status.FAILED else (ALREADY_HANDLED,))
 
 
-def _status_of(legs: list[Record], records: list[Record]) -> Status:
-    states = {r.state for r in legs}
-    if not legs:
-        return Status.BLOCKED if records else Status.QUEUED
-    if LegState.HELD.value in states:
-        return Status.HELD
-    if states <= {LegState.ACCEPTED.value, LegState.DELIVERED.value, LegState.READ.value}:
-        return Status.SENT
-    return Status.QUEUED
+def is_repeat(outcome: Outcome) -> bool:
+    """Whether ``outcome`` is a request id decided before, answered as it stands."""
+    return outcome.explanation[:1] == (ALREADY_HANDLED,)
 
 
 def write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
