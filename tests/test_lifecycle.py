@@ -37,7 +37,7 @@ FACTS = RecordFacts(
     findings=(Finding("RECIPIENT_UNVERIFIED", Severity.WARN, "The patient never confirmed this address."),),
     sender_display="Riverside Family Health",
 )
-KINDS = [*LegState, Note.ATTEMPT_FAILED, Note.PROGRESS, Note.LINK_EXPIRED, Note.ANNOUNCED, Note.REQUEUED]
+KINDS = [*LegState, *Note]  # every kind, a note added later included
 
 
 def event(kind: LegState | Note, minutes: int, tag: str = "") -> Event:
