@@ -81,6 +81,16 @@ def test_json_nested_100000_deep_is_a_clear_error(
     assert nothing_sent(config)
 
 
+@pytest.mark.parametrize("name", ["req.json", "reqs.jsonl"])
+def test_a_number_of_more_than_4300_digits_is_a_clear_error(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    path = tmp_path / name
+    path.write_text(json.dumps(reminder_with({}))[:-1] + ', "n": ' + "9" * 5000 + "}\n", encoding="utf-8")
+    code, _, err = run(capsys, "send", str(path), "--config", str(config))
+    assert code == 2 and "more than 4,300 digits" in err and "Traceback" not in err
+    assert nothing_sent(config)
+
+
 def test_a_request_past_the_size_limit_is_refused_before_it_is_read(
         config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "req.json"
@@ -96,6 +106,7 @@ def test_a_request_past_the_size_limit_is_refused_before_it_is_read(
     ('{"text": "hi", "channel": ["sms"]}', '"channel" must be a string'),
     ('{"text": "hi", "lang": "de"}', "unknown language 'de'"),
     ('{"text": "hi \\u0000 there"}', "control character U+0000"),
+    ('{"text": "hi", "n": ' + "9" * 5000 + "}", "more than 4,300 digits"),
 ])
 def test_check_jsonl_reports_a_bad_line_clearly(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                 line: str, expected: str) -> None:

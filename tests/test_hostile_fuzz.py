@@ -351,6 +351,7 @@ def host(tmp_path_factory: pytest.TempPathFactory, store: Callable[[], str | Non
 @fuzz("host")
 @given(text=request_texts())
 @example(text="[" * 100_000 + "]" * 100_000)
+@example(text=json.dumps(base_request())[:-1] + ', "n": ' + "9" * 5000 + "}")  # found by review: int digit limit
 @example(text=json.dumps({**base_request(), "id": "a" * 65}))
 @example(text=json.dumps({**base_request(), "payload": None}))  # found here: passed the R4B model, then TypeError
 @example(text=json.dumps({**base_request(), "category": None}))
@@ -420,6 +421,8 @@ def sink_size(folder: Path) -> int:
 @example(content=b'{"resourceType": "\xff\xfe"}', suffix=".json")
 @example(content=("[" * 100_000 + "]" * 100_000).encode(), suffix=".json")
 @example(content=("[" * 100_000 + "]" * 100_000 + "\n").encode(), suffix=".jsonl")
+@example(content=b"9" * 5000, suffix=".json")  # found by review: Python's int digit limit
+@example(content=b"9" * 5000 + b"\n", suffix=".jsonl")
 def test_emrcomm_send_reads_any_file_without_a_traceback(cli_dir: Path, content: bytes, suffix: str) -> None:
     counted("send")
     path = cli_dir / f"request{suffix}"
@@ -497,6 +500,7 @@ jsonl_items = st.one_of(
 @given(lines=st.lists(jsonl_items, min_size=1, max_size=4), raw=st.binary(max_size=60))
 @example(lines=['{"text": "hi \\u0000"}'], raw=b"")
 @example(lines=["[" * 100_000 + "]" * 100_000], raw=b"")
+@example(lines=['{"text": "hi", "n": ' + "9" * 5000 + "}"], raw=b"")  # found by review: int digit limit
 @example(lines=[], raw=b'{"text": "caf\xe9"}')
 def test_emrcomm_check_jsonl_reads_any_lines_without_a_traceback(check_dir: Path, lines: list[str], raw: bytes) -> None:
     counted("jsonl")

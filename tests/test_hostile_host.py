@@ -83,6 +83,15 @@ def test_a_request_id_with_a_line_break_is_refused(host: Host) -> None:
         host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1\nforged", text=NOTICE_OK))
 
 
+def test_a_number_of_more_than_4300_digits_is_a_request_error(host: Host) -> None:
+    # Python refuses to read an int that long (ValueError): the request is what is wrong.
+    text = json.dumps(fhir_request("Patient/on-en", "appointment-reminder", text=NOTICE_OK))[:-1] + ', "n": ' \
+        + "9" * 5000 + "}"
+    with pytest.raises(RequestError, match="digits"):
+        host.send(text)
+    assert nothing_sent_or_filed(host)
+
+
 # 6. sizes ---------------------------------------------------------------------------------------------
 def test_a_5_mb_content_string_is_refused_at_once(host: Host) -> None:
     request = fhir_request("Patient/on-en", "results-available", text="Your result is normal. " * 230_000)

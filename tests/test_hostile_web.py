@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from api_kit import FHIR, ApiClient
 from emrcomm.host import Host
 from emrcomm.web import create_app
 from emrcomm_portal.storage import PortalStore
@@ -19,7 +21,7 @@ from emrcomm_sms.callbacks import record_signature
 from hostile_kit import NUMBER, SECRET, InProcess, kannel_config, server_log, twilio_config
 from portal_kit import BIRTH_DATE, notice_for, running_server, send_note, token_in
 from servers import wait_until
-from support import communication
+from support import communication, fhir_request
 from test_worker import reminder
 
 
@@ -117,6 +119,30 @@ def test_a_content_length_that_is_not_ascii_digits_is_refused_with_413(host: Hos
     finally:
         client.close()
     assert answer.status_code == 413
+
+
+def test_a_number_of_more_than_4300_digits_in_an_api_body_is_refused_with_400(
+        make_host: Callable[..., Host], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="emrcomm")
+    host = make_host("\n[api]\nnotify = false\n")
+    api = ApiClient(host, create_app(host))
+    request = json.dumps(fhir_request("Patient/on-en", "appointment-reminder", text="Riverside Family Health: "
+                                      "see you soon. Reply STOP to opt out.")).encode()
+    huge = request[:-1] + b', "n": ' + b"9" * 5000 + b"}"
+    try:
+        single = api.call("POST", "/fhir/CommunicationRequest", raw=huge, headers=[FHIR])
+        batch = api.call("POST", "/fhir", raw=b'{"resourceType": "Bundle", "type": "batch", "n": ' + b"9" * 5000
+                         + b"}", headers=[FHIR])
+        lines = api.call("POST", "/fhir/CommunicationRequest/$batch", raw=huge + b"\n",
+                         headers=[(b"content-type", b"application/fhir+ndjson")])
+    finally:
+        api.close()
+    assert (single.status_code, batch.status_code) == (400, 400)
+    for answer in (single, batch):
+        assert "4,300 digits" in json.loads(answer.content)["issue"][0]["diagnostics"]
+    assert [e["response"]["status"] for e in json.loads(lines.content)["entry"]] == ["400 Bad Request"]
+    assert host.records()["total"] == 0
+    assert_clean(caplog)
 
 
 # 7. the access log, and cross-site posts ---------------------------------------------------------

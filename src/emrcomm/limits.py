@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,9 @@ def loads_json(text: str | bytes, *, what: str, limits: Limits = DEFAULT) -> Any
         raise RequestError(f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise RequestError(f"{what} is nested too deeply (more than {limits.json_depth} levels)") from None
+    except ValueError:  # after JSONDecodeError, its subclass: Python's limit on the digits of an int
+        raise RequestError(f"{what} holds a number of more than {sys.get_int_max_str_digits():,} digits; no "
+                           "FHIR field takes one: remove it, or send it as a string") from None
     check_depth(data, what=what, limits=limits)
     return data
 
