@@ -128,6 +128,14 @@ def test_check_jsonl_reports_a_line_that_is_not_utf8(config: Path, tmp_path: Pat
     assert code == 2 and "line 1 is not UTF-8" in err
 
 
+def test_check_patient_with_an_unknown_category_lists_the_valid_ones(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "check", "--patient", "Patient/on-en", "--category", "bogus", "--text", "hi",
+                         "--config", str(config))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "unknown category 'bogus'" in err and "appointment-reminder" in err and "results-available" in err
+
+
 class _BrokenChannels:
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:

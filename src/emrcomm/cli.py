@@ -481,10 +481,13 @@ def _check_lines(args: argparse.Namespace, host: Any) -> int:
 
 
 def _check_patient(args: argparse.Namespace) -> int:
-    from emrcomm.model import Request, Sensitivity
+    from emrcomm.model import Category, Request, Sensitivity
 
     if args.text is None:
         raise EmrcommError("check --patient: give the message with --text")
+    if args.category not in {c.value for c in Category}:  # as host.check says it for a text alone
+        raise RequestError(f"check --category: unknown category {args.category!r}; choose one of: "
+                           f"{', '.join(c.value for c in Category)}")
     request = Request(args.patient, args.category, id="check", text=args.text,
                       sensitivity=Sensitivity.RESTRICTED if args.restricted else Sensitivity.NORMAL,
                       channel=args.channel)
