@@ -136,6 +136,15 @@ def test_check_patient_with_an_unknown_category_lists_the_valid_ones(
     assert "unknown category 'bogus'" in err and "appointment-reminder" in err and "results-available" in err
 
 
+def test_audit_export_to_a_folder_that_does_not_exist_names_the_path_and_the_reason(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "nonexistent" / "dir" / "x.jsonl"
+    code, _, err = run(capsys, "audit", "export", "-o", str(target), "--config", str(config))
+    assert code == 2 and "Traceback" not in err
+    assert str(target) in err and "No such file or directory" in err
+    assert not target.parent.exists()
+
+
 class _BrokenChannels:
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:

@@ -504,6 +504,14 @@ def _open(path: Path) -> Any:
         raise EmrcommError(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def _open_output(path: Path) -> Any:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise EmrcommError(f"{path}: cannot write: {exc.strerror}; give -o a file in a folder that exists "
+                           "and that you may write to") from None
+
+
 def _check_item(line: bytes, number: int, args: argparse.Namespace, limits: Limits) -> dict[str, Any]:
     where = f"{args.jsonl}:{number}"
     try:
@@ -556,7 +564,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             print(audit.public_pem(audit.load_public_key(key_file)), end="")
             return EXIT_OK
         if args.action == "export":
-            out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+            out = _open_output(args.output) if args.output else sys.stdout
             try:
                 n = (audit.write_fhir if args.format == "fhir" else audit.write_jsonl)(store, out)
             finally:
