@@ -315,6 +315,19 @@ def test_the_file_sinks_say_that_nothing_leaves(tmp_path: Path, capsys: pytest.C
                                                   "file), writable")
 
 
+@pytest.mark.parametrize("store", ["/proc/nope/x.sqlite", "a-file/x.sqlite"])
+def test_a_database_folder_that_cannot_be_made_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        store: str) -> None:
+    (tmp_path / "a-file").write_text("a file, not a folder", encoding="utf-8")
+    config = clinic(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace('path = "emrcomm.sqlite"', f'path = "{store}"'),
+                      encoding="utf-8")
+    code, _, text = doctor(config, capsys)
+    assert code == 4
+    database = line(text, "database (SQLite)")
+    assert database.startswith("FAIL") and "it could not be made there" in database and "store.path" in database
+
+
 # -- a third party's server, through the hook ------------------------------------------------------
 
 class Greeter(socketserver.BaseRequestHandler):

@@ -108,7 +108,7 @@ def _database(host: Host) -> Check:
     path = host.config.store_path
     what = f"database (SQLite) {path}"
     if not path.exists():
-        return _not_yet(what, path, "created at the first send")
+        return _not_yet(what, path, "created at the first send", "store.path")
     if not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK):
         return Check(what, steps=("exists",), problem=f"this user ({_user()}) cannot write to it or to its "
                      "folder: run emrcomm as the user that owns it")
@@ -160,7 +160,7 @@ def _audit_key(host: Host) -> Check:
         if host.storage.audit.head() is not None or host.storage.audit.last() is not None:
             return Check(what, problem="missing, but the audit log already has entries signed with it: "
                                        "restore it from the backup (docs/audit.md)")
-        return _not_yet(what, path, "created (owner only) at the first send")
+        return _not_yet(what, path, "created (owner only) at the first send", "audit.key_file")
     try:
         SigningKey.load(path, create=False)
     except ConfigError as exc:
@@ -168,13 +168,18 @@ def _audit_key(host: Host) -> Check:
     return Check(what, steps=("exists", "owner only", "a valid key"))
 
 
-def _not_yet(what: str, path: Path, when: str) -> Check:
-    """A file emrcomm makes when first needed: fine if its folder can be made and written."""
+def _not_yet(what: str, path: Path, when: str, setting: str) -> Check:
+    """A file emrcomm makes when first needed: fine if the nearest folder there is can be written."""
     folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
-    if not os.access(folder, os.W_OK):
-        return Check(what, steps=("not created yet",),
-                     problem=f"{folder} is not writable by this user ({_user()}): it could not be made there")
-    return Check(what, steps=(f"not created yet: {when}",))
+    if not folder.is_dir():
+        problem = f"{folder} is a file, not a folder"
+    elif not os.access(folder, os.W_OK) or os.statvfs(folder).f_flag & os.ST_RDONLY:
+        problem = f"{folder} is not writable by this user ({_user()})"
+    elif os.statvfs(folder).f_blocks == 0:  # /proc, /sys: the kernel's, which root's os.access calls writable
+        problem = f"{folder} is on a filesystem that stores no files (the kernel's, such as /proc)"
+    else:
+        return Check(what, steps=(f"not created yet: {when}",))
+    return Check(what, steps=("not created yet",), problem=f"{problem}: it could not be made there; check {setting}")
 
 
 def _user() -> str:

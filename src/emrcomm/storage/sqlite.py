@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from emrcomm.errors import ConfigError
 from emrcomm.storage.database import Row
 
 log = logging.getLogger("emrcomm.storage")
@@ -61,10 +62,17 @@ class SQLiteDatabase:
         elif self.in_memory:
             self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Chart notes carry phone numbers and addresses: the file is the owner's alone.
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Chart notes carry phone numbers and addresses: the file is the owner's alone.
+                if not self.path.exists():
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                # mkdir(exist_ok=True) says "File exists" when a file stands where a folder must be.
+                reason = (f"{exc.filename} is a file, not a folder" if isinstance(exc, FileExistsError)
+                          else f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror or exc))
+                raise ConfigError(f"store.path: {self.path}: cannot create the database there: {reason}; "
+                                  "choose a [store] path in a folder this user may create and write") from None
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                        timeout=BUSY_TIMEOUT)
         self._db.row_factory = sqlite3.Row
