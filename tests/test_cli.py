@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from emrcomm.cli import main
+from emrcomm.config import DATA_DIR_VARIABLE
 from support import fhir_request, write_config
 
 APPOINTMENT = ("valueDateTime", "2026-11-24T10:30:00-05:00")
@@ -72,6 +73,42 @@ def test_send_prints_a_short_outcome_per_request_each_finding_once_and_a_tally(
     assert r2.startswith("  not by sms: CLINICAL_CONTENT") and "not by email: CLINICAL_CONTENT" in r2
     assert lines[-1] == "4 requests: 1 blocked, 2 sent, 1 not read (error)"
     assert err.startswith("emrcomm: error: request 4 of 4: request is not JSON")
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("missing.json", None, "cannot read: No such file or directory"),
+    ("broken.json", "{oops", "is not JSON"),
+])
+def test_send_reads_the_request_before_it_creates_the_data_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        name: str, content: str | None, expected: str) -> None:
+    data = tmp_path / "user-data"
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(data))
+    monkeypatch.chdir(tmp_path)  # no emrcomm.toml here: the embedded defaults
+    if content is not None:
+        request_file(tmp_path, content, name)
+    code, _, err = run(capsys, "send", name)
+    assert code == 2 and expected in err and "Traceback" not in err
+    assert not data.exists()  # no database, audit key or key ring for a send that could not start
+
+
+@pytest.mark.sqlite_only
+def test_send_with_a_credential_not_set_creates_no_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("CLI_SMTP_PW", raising=False)
+    config = write_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        '[plugins.email]\ndirectory = "out/email"\n',
+        '[plugins.email]\ntransport = "smtp"\nfrom = "Riverside <noreply@riverside.example>"\n'
+        '[plugins.email.smtp]\nhost = "localhost"\nusername = "clinic"\npassword = {env = "CLI_SMTP_PW"}\n'),
+        encoding="utf-8")
+    req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                                              variables={"appointment": APPOINTMENT}))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = run(capsys, "send", str(req), "--config", str(config))
+    assert code == 2 and "plugins.email.smtp.password: environment variable CLI_SMTP_PW is not set" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no database, no audit key, no key ring
 
 
 def test_an_outcome_names_each_finding_once(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

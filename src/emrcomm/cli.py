@@ -18,7 +18,7 @@ from emrcomm import fhir
 from emrcomm.api.commands import add_commands as add_api_commands
 from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, escape_controls, loads_json
-from emrcomm.model import Finding, Outcome, Status
+from emrcomm.model import Finding, Outcome, Request, Status
 from emrcomm.staff.commands import add_commands as add_staff_commands
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
@@ -339,15 +339,25 @@ def _is_lines(text: str) -> bool:
 def cmd_send(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from emrcomm.config import load_config
+    from emrcomm.host import Host
+
     worst = EXIT_OK
     results: list[dict[str, Any]] = []
-    with _host(args) as host:
-        items = list(_read_requests(args.files, host.config.limits))
+    # The requests are read and checked before the host opens: a file that is missing or not a
+    # request creates no database, key or key ring (the embedded defaults make a data folder).
+    config = load_config(args.config)
+    items = [_parsed(text, config.limits) for text in _read_requests(args.files, config.limits)]
+    if len(items) == 1 and isinstance(items[0], RequestError):
+        raise items[0]
+    with Host(config) as host:
         # A bar only for long runs on a terminal; per-request output goes to stdout as usual.
         bar = tqdm(items, desc="sending", unit="msg", file=sys.stderr, leave=False,
                    disable=len(items) < 50 or not sys.stderr.isatty())
         for item in bar:
             try:
+                if isinstance(item, RequestError):
+                    raise item
                 outcome = host.send(item)
             except RequestError as exc:
                 if len(items) == 1:
@@ -371,6 +381,18 @@ def cmd_send(args: argparse.Namespace) -> int:
     elif len(results) > 1:
         print(_tally(results))
     return worst
+
+
+def _parsed(text: str, limits: Limits) -> Request | RequestError:
+    """The Request in ``text``, or the RequestError that says what is wrong with it."""
+    from emrcomm.limits import check_request
+
+    try:
+        request = fhir.parse_request(text, limits=limits)
+        check_request(request, limits)
+    except RequestError as exc:
+        return exc
+    return request
 
 
 def _tally(results: list[dict[str, Any]]) -> str:
@@ -481,7 +503,7 @@ def _check_lines(args: argparse.Namespace, host: Any) -> int:
 
 
 def _check_patient(args: argparse.Namespace) -> int:
-    from emrcomm.model import Category, Request, Sensitivity
+    from emrcomm.model import Category, Sensitivity
 
     if args.text is None:
         raise EmrcommError("check --patient: give the message with --text")

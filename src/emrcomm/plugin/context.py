@@ -182,7 +182,7 @@ class PluginContext:
         a file that cannot be read), in order: [] when every one resolves. The values are
         never in the messages."""
         problems = []
-        for where, ref in _references(self.settings, f"plugins.{self.name}"):
+        for where, ref in references(self.settings, f"plugins.{self.name}"):
             try:
                 self._resolve(ref, where)
             except ConfigError as exc:
@@ -202,10 +202,10 @@ class PluginContext:
             raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
 
 
-def _references(settings: Mapping[str, Any], where: str) -> Iterator[tuple[str, Mapping[str, str]]]:
+def references(settings: Mapping[str, Any], where: str) -> Iterator[tuple[str, Mapping[str, str]]]:
     """Every secret reference (``{env = ...}`` or ``{file = ...}``) in a plugin's settings, with its path."""
     for key, value in settings.items():
         if isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("env", value.get("file")), str):
             yield f"{where}.{key}", value
         elif isinstance(value, Mapping):
-            yield from _references(value, f"{where}.{key}")
+            yield from references(value, f"{where}.{key}")

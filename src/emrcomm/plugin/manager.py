@@ -20,11 +20,11 @@ import pluggy
 from attrs import frozen
 
 from emrcomm.api.schema import OWNER as API_OWNER
-from emrcomm.config import Config, check_secrets, validate
+from emrcomm.config import Config, check_secrets, resolve_secret, validate
 from emrcomm.errors import ConfigError, PluginError, RenderError
 from emrcomm.model import Channel, DeliveryUpdate, Finding, Message, Plan, Recipient, Record, Request, Route
 from emrcomm.plugin import NAME, spec
-from emrcomm.plugin.context import HostServices, PluginContext
+from emrcomm.plugin.context import HostServices, PluginContext, references
 from emrcomm.plugin.contract import Closable, Command, Probe, Startable, TemplateCatalog
 from emrcomm.rules import finding
 from emrcomm.storage.database import CORE, Migration
@@ -86,6 +86,21 @@ def discover() -> dict[str, metadata.EntryPoint]:
             )
         found.setdefault(ep.name, ep)
     return found
+
+
+def config_secret_problems(config: Config, entry_points: Mapping[str, metadata.EntryPoint] | None = None) -> list[str]:
+    """What is wrong with each secret reference in the config's tables of the plugins that run,
+    found before any plugin (or the store it needs) is opened: a host that may send checks them
+    first, so that a credential not set leaves no database, audit key or key ring half made."""
+    eps = dict(entry_points) if entry_points is not None else discover()
+    problems = []
+    for name in active_names(config, list(eps)):
+        for where, ref in references(config.plugin_settings.get(name, {}), f"plugins.{name}"):
+            try:
+                resolve_secret(ref, where, config.base_dir)
+            except ConfigError as exc:
+                problems.append(str(exc))
+    return problems
 
 
 def _dist(ep: metadata.EntryPoint) -> str:
