@@ -199,6 +199,29 @@ def test_records_filters_by_patient_and_status(config: Path, tmp_path: Path, cap
     assert json.loads(out)["total"] == 1
 
 
+@pytest.mark.parametrize("patient", ["demo-0001", "Patient/"])
+def test_records_for_a_patient_not_given_as_a_reference_is_a_clear_error(
+        config: Path, capsys: pytest.CaptureFixture[str], patient: str) -> None:
+    code, out, err = run(capsys, "records", "--config", str(config), "--patient", patient)
+    assert code == 2 and out == "" and f"--patient {patient!r}: give it as Patient/<id>" in err
+
+
+def test_records_with_an_unknown_status_lists_the_statuses(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["records", "--config", str(config), "--status", "bogus"])
+    _, err = capsys.readouterr()
+    assert exit_.value.code == 2 and "invalid choice: 'bogus'" in err
+    for status in ("completed", "not-done", "on-hold", "in-progress", "stopped"):
+        assert status in err
+
+
+def test_records_status_choices_are_every_status_a_record_can_have() -> None:
+    from emrcomm.cli import RECORD_STATUSES
+    from emrcomm.lifecycle.states import RULES
+
+    assert set(RECORD_STATUSES) == {rule.status for rule in RULES.values()} | {"in-progress"}
+
+
 def test_check_text_exit_codes(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--json", "--text",
                        "Riverside Family Health: your INR is 3.4, take less warfarin. Reply STOP to opt out.")

@@ -17,13 +17,16 @@ from typing import Any
 from emrcomm import fhir
 from emrcomm.api.commands import add_commands as add_api_commands
 from emrcomm.errors import EmrcommError, RequestError
-from emrcomm.limits import Limits, escape_controls, loads_json
+from emrcomm.limits import Limits, check_patient_option, escape_controls, loads_json
 from emrcomm.model import Finding, Outcome, Request, Status
 from emrcomm.staff.commands import add_commands as add_staff_commands
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
 EXIT_NOT_DONE = 4
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command its reader stopped (128 + SIGPIPE)
+# Every FHIR Communication.status a record can have (emrcomm.lifecycle.states.RULES, and in-progress
+# for a message sent whose patient was not told): what `records --status` takes.
+RECORD_STATUSES = ("completed", "in-progress", "on-hold", "not-done", "stopped")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -80,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_argument("--patient", help="Patient/<id>: their timeline, in their time zone")
     records.add_argument("--fhir", action="store_true",
                          help="print the Communications as a FHIR searchset Bundle (as --json does)")
-    records.add_argument("--status", help="completed, not-done, on-hold, in-progress")
+    records.add_argument("--status", choices=RECORD_STATUSES, help=", ".join(RECORD_STATUSES))
     records.add_argument("--channel", help="sms, email, portal, ...")
     records.add_argument("--category")
     records.add_argument("--since", type=dt.datetime.fromisoformat, help="ISO date or date-time (UTC if no zone)")
@@ -557,6 +560,8 @@ def cmd_records(args: argparse.Namespace) -> int:
     def aware(value: dt.datetime | None) -> dt.datetime | None:
         return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
+    if args.patient is not None:
+        check_patient_option(args.patient, "records")
     filters = {"status": args.status, "channel": args.channel, "category": args.category,
                "since": aware(args.since), "until": aware(args.until)}
     with _host(args, read_only=True) as host:

@@ -110,6 +110,12 @@ def check_id(value: str, where: str) -> None:
         raise RequestError(f"{where} contains the control character U+{ord(bad.group()):04X}")
 
 
+def check_patient_option(value: str, command: str) -> None:
+    """A command's ``--patient``: a FHIR reference, ``Patient/<id>`` (a bare id finds nothing)."""
+    if not value.startswith("Patient/") or len(value) <= len("Patient/"):
+        raise RequestError(f"{command}: --patient {value[:40]!r}: give it as Patient/<id>")
+
+
 def check_request(request: Request, limits: Limits = DEFAULT) -> None:
     """A request from any door (FHIR or the Python API) within the limits: its id, its text,
     its string variables, its attachments."""

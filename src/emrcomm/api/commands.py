@@ -96,10 +96,9 @@ def cmd_consent(args: argparse.Namespace) -> int:
     from emrcomm.api.consent import entries, front_desk, record
     from emrcomm.api.outcome import ApiError
     from emrcomm.host import Host
-    from emrcomm.limits import check_text
+    from emrcomm.limits import check_patient_option, check_text
 
-    if not args.patient.startswith("Patient/") or len(args.patient) <= len("Patient/"):
-        raise RequestError(f"consent {args.action}: --patient {args.patient[:40]!r}: give it as Patient/<id>")
+    check_patient_option(args.patient, f"consent {args.action}")
     for name in ("by", "how"):
         value = getattr(args, name).strip()
         if not value:
