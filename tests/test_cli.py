@@ -222,6 +222,18 @@ def test_records_status_choices_are_every_status_a_record_can_have() -> None:
     assert set(RECORD_STATUSES) == {rule.status for rule in RULES.values()} | {"in-progress"}
 
 
+@pytest.mark.sqlite_only
+def test_db_status_of_a_database_not_created_yet_says_so(config: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "db", "status", "--config", str(config))
+    assert code == 0 and "not created yet: created at the first send" in out and "up to date" not in out
+    assert not (tmp_path / "emrcomm.sqlite").exists()
+    code, out, _ = run(capsys, "db", "status", "--config", str(config), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["created"] is False and report["pending"] == []
+    assert all(v["database"] is None for v in report["versions"].values())
+
+
 def test_check_text_exit_codes(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--json", "--text",
                        "Riverside Family Health: your INR is 3.4, take less warfarin. Reply STOP to opt out.")

@@ -41,13 +41,18 @@ class Status:
     dialect: str
     versions: dict[str, tuple[int, int]]  # owner -> (in the database, this code's latest)
     pending: tuple[Step, ...]
+    created: bool = True  # False: an SQLite file not there yet (made, at this code's schema, at the first send)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"where": self.where, "dialect": self.dialect,
-                "versions": {o: {"database": h, "code": c} for o, (h, c) in self.versions.items()},
+        return {"where": self.where, "dialect": self.dialect, "created": self.created,
+                "versions": {o: {"database": h if self.created else None, "code": c}
+                             for o, (h, c) in self.versions.items()},
                 "pending": [s.to_dict() for s in self.pending]}
 
     def text(self) -> str:
+        if not self.created:
+            return (f"{self.where} ({self.dialect}): not created yet: created at the first send, at this "
+                    "emrcomm's schema (" + ", ".join(f"{o} {c}" for o, (_, c) in self.versions.items()) + ")")
         lines = [f"{self.where} ({self.dialect})"]
         for owner, (have, latest) in self.versions.items():
             state = "up to date" if have == latest else "NEWER than this emrcomm" if have > latest else "behind"
@@ -66,7 +71,9 @@ def status(host: Host) -> Status:
     versions = {o: (schema_version(db, o), max(m.version for m in steps if m.owner == o)) for o in owners}
     newer = [o for o, (have, latest) in versions.items() if have > latest]
     todo = () if newer else tuple(Step(m.owner, m.version, m.description) for m in pending(db, steps))
-    return Status(where=db.where, dialect=db.dialect, versions=versions, pending=todo)
+    # A read-only host opens an absent SQLite file as an empty database in memory, at the latest schema.
+    created = not getattr(db, "in_memory", False)
+    return Status(where=db.where, dialect=db.dialect, versions=versions, pending=todo, created=created)
 
 
 # ---------------------------------------------------------------------------------------- copy
