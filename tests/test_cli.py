@@ -1,4 +1,5 @@
-"""The emrcomm command: what it prints and its exit codes (0 ok, 2 bad input or config, 3 blocked)."""
+"""The emrcomm command: what it prints and its exit codes (0 ok, 2 bad input or config, 3 not sent:
+blocked or failed)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,22 @@ def test_send_blocked_exits_3(config: Path, tmp_path: Path, capsys: pytest.Captu
     code, out, _ = run(capsys, "send", str(req), "--config", str(config))
     assert code == 3
     assert "BLOCKED" in out and "CONSENT_MISSING" in out
+
+
+def test_send_that_fails_exits_3_as_the_docs_say(config: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import emrcomm.cli
+
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8").replace('path = "out/sms.jsonl"', 'path = "a-file/sms.jsonl"'),
+                      encoding="utf-8")
+    req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                                              variables={"appointment": APPOINTMENT}))
+    code, out, _ = run(capsys, "send", str(req), "--config", str(config))
+    assert code == 3 and "FAILED" in out and "DELIVERY_FAILED" in out
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for said in (readme, emrcomm.cli.__doc__ or ""):
+        assert "3 not sent (blocked or failed)" in " ".join(said.split())
 
 
 def test_send_prints_a_short_outcome_per_request_each_finding_once_and_a_tally(

@@ -1,6 +1,7 @@
-"""The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 blocked, 4 not done
-(``audit verify`` or ``doctor`` found a problem; a plugin command that left work undone, such as
-``fhir-records flush``). Plugins add commands of their own (``emrcomm_cli_commands``)."""
+"""The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 not sent (blocked or failed)
+or, for ``check``, would be blocked, 4 not done (``audit verify`` or ``doctor`` found a problem; a
+plugin command that left work undone, such as ``fhir-records flush``). Plugins add commands of
+their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
 
