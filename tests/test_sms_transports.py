@@ -204,9 +204,10 @@ def test_kannel_without_its_table_is_refused_by_name(tmp_path: Path) -> None:
         Host(load_config(path))
 
 
-def test_twilio_without_a_sender_is_refused_by_name(tmp_path: Path) -> None:
+def test_twilio_without_a_sender_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMRCOMM_TEST_TWILIO_TOKEN", "x")  # the credential is there: only the sender is missing
     path = config_with_sms(tmp_path, f'[plugins.sms]\ntransport = "twilio"\n[plugins.sms.twilio]\n'
-                                     f'account_sid = "{ACCOUNT_SID}"\nauth_token = {{env = "T"}}\n')
+                                     f'account_sid = "{ACCOUNT_SID}"\nauth_token = {{env = "EMRCOMM_TEST_TWILIO_TOKEN"}}\n')
     with pytest.raises(ConfigError, match=r"plugins\.sms: 'from' is a required property"):
         Host(load_config(path))
 

@@ -359,6 +359,11 @@ def test_a_worker_error_gives_up_through_the_dead_letter_path(
     resource = communication(host, outcome.record_ids[1])
     assert resource is not None and resource["status"] == "not-done"
     assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])
-    # the message waits in the portal, but nobody could tell the patient: staff are asked to
-    [item] = host.storage.inbox.items()
-    assert item["kind"] == "follow-up" and "DELIVERY_FAILED" in item["reason"]
+    # the message waits in the portal, but nobody could tell the patient: the chart says so, and
+    # staff are asked to follow the notice up and to tell the patient
+    message = communication(host, outcome.record_ids[0])
+    assert message is not None and message["status"] == "in-progress"
+    assert "PATIENT_NOT_TOLD" in json.dumps(message["statusReason"])
+    items = {item["kind"]: item for item in host.storage.inbox.items()}
+    assert set(items) == {"follow-up", "unannounced"}
+    assert "DELIVERY_FAILED" in items["follow-up"]["reason"]
