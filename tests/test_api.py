@@ -458,6 +458,25 @@ def test_deliveries_failures_replies_and_opt_outs_are_each_notified(api: ApiClie
     assert events == ["delivered", "failed", "optout", "reply", "sent", "sent", "sent"]
 
 
+def test_a_portal_message_whose_patient_was_not_told_and_then_told_is_notified_each_time(api: ApiClient) -> None:
+    """The Communication goes in-progress (PATIENT_NOT_TOLD) when its notice ends unsent, and
+    completed again when the patient is told: the EMR hears of both."""
+    from emrcomm.lifecycle.events import Event, Note, Source
+    from emrcomm.model import DeliveryUpdate
+
+    with scripted() as emr:
+        subscribe(api, emr.url, "Communication?patient=Patient/on-en")
+        message = body(api.call("POST", "/fhir/CommunicationRequest", reminder("t-1")))["entry"][1]["resource"]["id"]
+        now = api.host.clock()
+        with api.host.storage.transaction():
+            api.host.storage.records.append(Event(record_id=message, kind=Note.NOT_TOLD, source=Source.WORKER, at=now,
+                                                  dedup=f"{message}:not-told:test"))
+        api.host.delivery_update(DeliveryUpdate(kind="announced", at=now, record_id=message, channel="sms"))
+        Notifier(api.host, ApiSettings()).run_once()
+        events = [s.headers["X-Emrcomm-Event"] for s in emr.seen]
+    assert events == ["sent", "not-told", "told"]
+
+
 def test_a_notification_not_taken_is_retried_with_backoff_then_given_up(api: ApiClient, clock: Clock) -> None:
     with scripted(Reply(status=503)) as emr:
         sub = subscribe(api, emr.url)

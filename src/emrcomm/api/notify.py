@@ -27,6 +27,7 @@ from emrcomm.api.search import resource as communication_resource
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscription, Subscriptions
 from emrcomm.fhir import fhir_datetime
+from emrcomm.lifecycle.events import Note
 from emrcomm.lifecycle.states import LegState
 from emrcomm.storage.times import iso, parse_iso
 
@@ -40,7 +41,7 @@ EVENT_NAMES = {
     LegState.ACCEPTED.value: "sent", LegState.DELIVERED.value: "delivered", LegState.FAILED.value: "failed",
     LegState.READ.value: "read", LegState.RECEIVED.value: "reply", LegState.RECALLED.value: "recalled",
     LegState.UNDELIVERABLE.value: "undeliverable", LegState.EXPIRED.value: "expired",
-    LegState.CANCELLED.value: "cancelled",
+    LegState.CANCELLED.value: "cancelled", Note.NOT_TOLD.value: "not-told", Note.ANNOUNCED.value: "told",
 }
 BATCH = 200
 LEASE = dt.timedelta(minutes=2)
