@@ -71,3 +71,26 @@ def test_a_notice_is_only_the_name_the_link_and_the_hint(make_host: Callable[...
     outcome = host.send(Request("Patient/qc-fr", "results-available", id="n-1", text=NOTE))
     text = notice_for(host, outcome)["text"]
     assert text == f"Riverside Family Health : message sécurisé {link_in(text)} ARRET pour annuler"
+
+
+def test_a_notice_reported_not_delivered_leaves_its_portal_message_not_told(make_host: Callable[..., Host]) -> None:
+    """The provider says the SMS notice did not arrive: the portal message is kept, but the chart
+    no longer says it is complete, and staff are asked to tell the patient."""
+    import datetime as dt
+    import json
+
+    from emrcomm.model import DeliveryUpdate
+    from support import communication
+
+    host = make_host()
+    outcome = host.send(Request("Patient/on-en", "results-available", id="n-failed", text=NOTE))
+    message_id, notice_id = outcome.record_ids
+    assert (communication(host, message_id) or {})["status"] == "completed"
+    at = host.clock() + dt.timedelta(minutes=2)
+    report = DeliveryUpdate(kind="failed", at=at, record_id=notice_id, channel="sms", detail="absent subscriber")
+    host.delivery_update(report)
+    host.delivery_update(report)  # a repeated report changes nothing more
+    message = communication(host, message_id)
+    assert message is not None and message["status"] == "in-progress"
+    assert "PATIENT_NOT_TOLD" in json.dumps(message["statusReason"])
+    assert [i["kind"] for i in host.storage.inbox.items()].count("unannounced") == 1

@@ -46,7 +46,7 @@ from emrcomm.model import (
 )
 from emrcomm.model import Channel as Channel
 from emrcomm.pipeline.decide import Decision, decide
-from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event
+from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
 from emrcomm.pipeline.records import record_id, reply_facts
 from emrcomm.pipeline.write import Written, outcome, write
 from emrcomm.plugin.context import PluginContext
@@ -414,6 +414,8 @@ class Host:
                     reason="DELIVERY_FAILED" if update.kind == "failed" else None), trail)
                 if update.kind == "recalled":
                     self._cancel_rest_of(record, update, trail)
+                if update.kind == "failed":
+                    self._notice_failed(record, update, trail)
             trail.flush()
         if reply is not None:
             update = attrs.evolve(update, reply_record_id=reply)
@@ -436,6 +438,15 @@ class Host:
                    now=self.clock(), description=f"A message came by {update.channel} from an address no message of "
                    "the clinic went to: find who sent it before answering.", reasons=("REPLY_UNMATCHED",))
         log.warning("reply on %s from an address with no message: sent to staff", update.channel)
+
+    def _notice_failed(self, record_id: str, update: DeliveryUpdate, trail: Trail) -> None:
+        """A notice reported not delivered: the portal message it announced was not told."""
+        notice = self.storage.records.get(record_id)
+        if notice is None or notice.role != "notice":
+            return
+        message = next((r for r in self.storage.records.for_request(notice.request.id) if r.role == "primary"), None)
+        if message is not None:
+            not_told(self, message.id, notice=record_id, source=Source(update.source), now=update.at, trail=trail)
 
     def _cancel_rest_of(self, record: str, update: DeliveryUpdate, trail: Trail) -> None:
         """A recalled portal message: the notices of its request not yet sent are cancelled."""

@@ -232,26 +232,24 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
                                f"{iso(now)}", reason=reason, detail=why[:200]), trail)
         trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
     notices = [each for each in (item, *later) if each.payload.link_from is not None]
-    if notices:
-        _not_told(host, notices[0], source=source, now=now, trail=trail)
+    if notices and notices[0].payload.link_from is not None:
+        not_told(host, notices[0].payload.link_from[1], notice=notices[0].key, source=source, now=now, trail=trail)
     trail.flush()
     log.warning("outbox %s: %s (%s)", item.key, state.value, reason)
 
 
-def _not_told(host: Host, notice: Item, *, source: Source, now: dt.datetime, trail: Trail) -> None:
-    """The notice of a portal message ended unsent: if the message itself left, the patient was
-    not told (``PATIENT_NOT_TOLD`` on its record, a task for staff), as when no notice could be
-    chosen at all."""
-    assert notice.payload.link_from is not None
-    message_id = notice.payload.link_from[1]
+def not_told(host: Host, message_id: str, *, notice: str, source: Source, now: dt.datetime, trail: Trail) -> None:
+    """The notice ``notice`` of portal message ``message_id`` ended unsent (or was reported not
+    delivered): if the message itself left, the patient was not told (``PATIENT_NOT_TOLD`` on its
+    record, a task for staff), as when no notice could be chosen at all."""
     message = host.storage.records.get(message_id)
     if message is None or message.state not in (LegState.ACCEPTED, LegState.DELIVERED):
         return  # not sent (its notice was cancelled with it), or read: nothing to tell
     file_event(host, Event(record_id=message_id, kind=Note.NOT_TOLD, source=source, at=now,
-                           dedup=f"{message_id}:not-told:{notice.key}:{iso(now)}"), trail)
+                           dedup=f"{message_id}:not-told:{notice}"), trail)
     raise_item(host.storage, kind="unannounced", key=message_id, patient=message.request.patient_ref, now=now,
                request_id=message.request.id, record_id=message_id, message_id=message_id,
-               description="The notice of this portal message could not be sent: tell the patient it is "
+               description="The notice of this portal message did not reach the patient: tell them it is "
                            "waiting, or give them the link in person.")
 
 
