@@ -101,3 +101,12 @@ def test_the_finding_says_what_raised_the_score_in_english_and_french(tmp_path: 
     assert why.span is not None and text[why.span[0]:why.span[1]] == "skin"
     assert '"s***": a part of the body' in why.message
     assert "« s*** » : une partie du corps" in why.message_fr
+
+
+def test_the_block_on_the_channel_says_the_same_reasons(host: Host) -> None:
+    """The policy's verdict on SMS repeats the content finding's reasons, in both languages, not a
+    question mark: each block names what triggered it."""
+    [block] = [f for f in host.check("Please don't go swimming until the skin has completely closed over.",
+                                     channel="sms") if f.code == "CLINICAL_UNCERTAIN" and f.blocks]
+    assert '"s***": a part of the body' in block.message
+    assert "« s*** » : une partie du corps" in (block.message_fr or "")

@@ -102,7 +102,8 @@ def content_verdicts(
                     unaccepted_span = span
         elif code == "CLINICAL_UNCERTAIN" and not channel.secure and not plain_ok:
             # Free text the detector is unsure about: the portal carries it (docs/rule-catalogue.md C, cost model).
-            verdict(code, span, term=mask(term), score=detail(fact, "score") or "?", limit=detail(fact, "limit") or "?")
+            verdict(code, span, term=mask(term), score=detail(fact, "score") or "?", limit=detail(fact, "limit") or "?",
+                    why=detail(fact, "why") or "?", why_fr=detail(fact, "why_fr", french=True) or "?")
         elif code == "HEALTH_IDENTIFIER" and not channel.secure:
             verdict(code, span, kind=detail(fact, "kind") or "?")
         elif (

@@ -293,12 +293,15 @@ def clinical_layer(f: Finding) -> str | None:
     return CLINICAL_TRIGGERS[kind][0] if kind else None
 
 
-def detail(fact: Finding, name: str) -> str | None:
-    """The value filled into ``{name}`` of the catalogue sentence of ``fact`` (None if absent).
+def detail(fact: Finding, name: str, *, french: bool = False) -> str | None:
+    """The value filled into ``{name}`` of the catalogue sentence of ``fact`` (None if absent);
+    with ``french``, of its French sentence (a detail only the French sentence holds, ``why_fr``).
 
     Findings carry no details of their own; the catalogue wording is the one place they live.
     """
-    template = RULES[fact.code].message if fact.code in RULES else ""
+    rule = RULES.get(fact.code)
+    template = (rule.message_fr if french else rule.message) if rule else ""
+    written = (fact.message_fr if french else fact.message) or ""
     pattern, pos, found = "", 0, False
     for m in re.finditer(r"\{(\w+)\}", template):
         pattern += re.escape(template[pos : m.start()])
@@ -309,7 +312,7 @@ def detail(fact: Finding, name: str) -> str | None:
             pattern += ".*?"
         pos = m.end()
     pattern += re.escape(template[pos:])
-    match = re.fullmatch(pattern, fact.message, re.DOTALL) if found else None
+    match = re.fullmatch(pattern, written, re.DOTALL) if found else None
     return match.group(name) if match else None
 
 
