@@ -44,6 +44,20 @@ SOMEONE_ELSE = {
         "The dermatology clinic on the third floor has a new phone number.",
         "La clinique de dermatologie au 3e étage a un nouveau numéro.",
     ],
+    "campaign": [
+        "This fall the pneumococcal vaccine is offered to people with asthma, diabetes or heart disease.",
+        "Bowel cancer screening kits are free for adults 50 to 74: ask at the front desk.",
+        "Cet automne, le vaccin contre le pneumocoque est offert aux personnes atteintes d'asthme ou de diabète.",
+        "Les trousses de dépistage du cancer colorectal sont gratuites pour les 50 à 74 ans.",
+    ],
+    "door": [
+        "If you have a sore throat or a fever, please phone ahead before coming to the clinic.",
+        "Si vous avez mal à la gorge ou de la fièvre, téléphonez avant de vous présenter à la clinique.",
+    ],
+    "directions": [
+        "The chemotherapy day unit parking is closed Monday; use the visitor lot.",
+        "Le stationnement de l'unité de dialyse est fermé lundi; utilisez celui des visiteurs.",
+    ],
     "notice": [
         "Our newsletter this month: what to know about your cholesterol, and our summer hours.",
         "Dans notre infolettre : ce qu'il faut savoir sur votre cholestérol, et nos heures d'été.",
@@ -60,6 +74,11 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
 
 
 @pytest.mark.parametrize("text", [
+    # the patient singled out in a campaign or a notice at the door
+    "Because of your asthma, you are eligible for the pneumococcal vaccine this fall.",
+    "Vu votre diabète, vous êtes admissible au vaccin contre le pneumocoque cet automne.",
+    "If you have a fever after your gallbladder surgery, call before coming in.",
+    "Park in the visitor lot for your chemotherapy on Monday.",
     "Dr. Bergeron is off this month, so Dr. Haddad will go over your biopsy with you.",
     "La Dre Bergeron est absente ce mois-ci, donc le Dr Haddad va revoir votre biopsie avec vous.",
     "All patients on warfarin: the anticoagulation clinic moves to the second floor.",

@@ -29,11 +29,58 @@ class Marker:
     # False for wording written to everyone at once (a newsletter, a heat warning): its "your" is
     # everyone's ("how to set up your desk"), so a clause that addresses the patient is quiet too
     address_counts: bool = True
+    # What addresses the patient in a clause of this marker, when "you" there is everyone's: a
+    # campaign's "if you are 65 or older" is every reader's; "because of your diabetes" is the patient's
+    address: re.Pattern[str] | None = None
 
 
-def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True) -> Marker:
+def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True,
+            address: re.Pattern[str] | None = None) -> Marker:
     """``gate``: words separated by spaces, ``word*`` for every word that starts so (phrasing.gate_keys)."""
-    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts)
+    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts, address)
+
+
+# The patient singled out, where "you" is every reader's (a campaign, a notice at the door): a
+# reason that is the patient's ("because of your diabetes", « vu votre diabète », "since you had"),
+# or "your" on something other than the logistics every reader shares ("your spot", « votre place »).
+_SINGLED_OUT = re.compile(
+    r"\b(?:because|since|as|given that|now that) (?:of )?(?:you|your)\b|\b(?:due to|given|with|after|from) your\b"
+    r"|\b(?:your|ur) (?!(?:spot|place|turn|appointment|appt|visit|next|health card|card|family|household|children|kids|"
+    r"loved ones|flu shot|shot|vaccine|vaccination|dose|booster|free|own|convenience|area|neighbourhood|neighborhood|"
+    r"pharmacy|pharmacist|doctor|nurse|provider|care team|team|local|nearest|closest|phone|call|cooperation|"
+    r"understanding|patience|health|booking|reservation|name|arm|sleeve)\b)[a-z]+"
+    r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
+    r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b"
+    r"|\b(?:votre|vos|ton|ta|tes) (?!(?:place|tour|rendez|rdv|visite|prochaine?|carte|famille|enfants|proches|vaccins?|"
+    r"doses?|rappels?|pharmacie|pharmacien(?:ne)?|medecin|infirmiere?|equipe|quartier|region|collaboration|"
+    r"comprehension|patience|sante|reservation|nom|bras|manche|appel|telephone)\b)[a-z]+"
+)
+# A vaccine or a screening offered to a group: "the pneumococcal vaccine for people with diabetes or
+# heart disease", "screening kits for anyone 50 to 74", « le vaccin contre le zona pour les 65 ans
+# et plus ». The group is named by what every reader can check, not by the patient's chart.
+_CAMPAIGN = (r"(?:vaccin\w*|shots?|boosters?|immuni[sz]\w*|screening|depistage|campa(?:ign|gne)s?|kits?|flu|"
+             r"grippe|covid|influenza)")
+_GROUP = (
+    r"(?:(?:people|persons|those|anyone|adults|seniors|women|men|children|kids|babies|infants|individuals|residents)"
+    r"(?: \w+){0,2}? (?:with|who|aged|over|under|living|at (?:high|higher|increased) risk|between|from \d|\d)"
+    r"|\d+ (?:years |months |yrs )?(?:and|or) (?:older|over|up|above|more)|(?:aged|ages) \d+"
+    r"|\d+ ?(?:to|-|and) ?\d+ (?:years|yrs|year olds)|\d+ ?\+|eligible|free for|available (?:to|for) (?:all|everyone|"
+    r"anyone|people|adults|seniors|those)"
+    r"|(?:les |aux |des )?(?:personnes|gens|adultes|aines|femmes|hommes|enfants|bebes|residents)(?: \w+){0,2}? (?:de \d|"
+    r"agee?s|atteintes?|ayant|avec|qui|vivant|a risque|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+"
+    r"|de \d+ a \d+ ans|admissibles?|eligibles?|gratuite?s? pour|offerte?s? (?:a|aux) (?:tous|toutes|toute|la population|"
+    r"les personnes))"
+)
+# A notice at the door: "if you have a cough or a fever, call before coming in", « si vous avez de la
+# fièvre, appelez avant de venir »: it is written to whoever reads it.
+_AT_THE_DOOR = (
+    r"(?:call (?:us )?(?:before|ahead|first)|phone (?:us )?(?:before|ahead|first)|before (?:coming|you come|visiting|"
+    r"your visit|entering)|wear (?:a|your) mask|masks? (?:are|is) (?:required|mandatory)|reschedul\w*|do not come|"
+    r"don'?t come|please stay home|stay home and|in the waiting room|at the (?:front )?(?:door|entrance|desk)"
+    r"|appel\w* (?:avant|d'abord|au prealable)|telephon\w* (?:avant|d'abord)|avant de (?:venir|vous presenter|passer|"
+    r"entrer)|port\w* (?:un|le|votre) masque|masque (?:est )?obligatoire|report\w*|ne (?:venez|vous presentez) pas|"
+    r"restez a la maison|dans la salle d'attente|a l'accueil|a la porte)"
+)
 
 
 _NAME = r"[a-z][a-z'-]*"
@@ -165,6 +212,29 @@ MARKERS: tuple[Marker, ...] = (
         r"|\bqui loue\b",
     ),
     _marker(
+        "campaign",
+        "vacc* shot shots booster boosters immu* screening depistage campa* kit kits flu grippe covid influenza",
+        rf"\b{_CAMPAIGN}\b(?=.*\b{_GROUP})|\b{_GROUP}(?=.*\b{_CAMPAIGN}\b)",
+        address=_SINGLED_OUT,
+    ),
+    _marker(
+        "door",
+        "if si",
+        r"\b(?:if|si) (?:you|anyone|someone|vous|tu|quelqu'un|qqn) (?:[\w']+ ){0,2}?(?:have|has|are|is|develop|feel|"
+        r"experienc\w*|had|were|show|notice|get|avez|as|a|etes|es|presentez|faites|ressentez|toussez|developpez|"
+        rf"avez eu)\b(?=.*\b{_AT_THE_DOOR})",
+        address=_SINGLED_OUT,
+    ),
+    _marker(
+        "directions",
+        "parking parkade lot lots garage entrance entrances elevator elevators drop dropoff shuttle stationnement "
+        "stationnements entree entrees ascenseur ascenseurs debarcadere navette",
+        # the way in, for whoever comes: "the dialysis unit parking lot is closed", « le stationnement de
+        # l'oncologie est fermé »; "park in lot C for your chemotherapy" addresses the patient
+        r"\b(?:parking|parkade|park(?:ing)? lots?|parking garage|entrances?|elevators?|drop ?off|shuttle)\b"
+        r"|\b(?:stationnements?|entrees?|ascenseurs?|debarcadere|navette)\b",
+    ),
+    _marker(
         "notice",
         "newsletter website articles article blog tips podcast infolettre bulletin site web articles trucs conseils "
         "balado heat cold smog air warning advisory alert avis avertissement chaleur froid",
@@ -242,7 +312,7 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
             lo = 0
             for cut in [c.start() for c in _CLAUSE.finditer(sentence)] + [len(sentence)]:
                 marker = next((m for m, (a, b) in found if a < cut and lo < b), None)
-                if marker is not None and not _ADDRESS.search(sentence, lo, cut):
+                if marker is not None and not (marker.address or _ADDRESS).search(sentence, lo, cut):
                     out.append((start + lo, start + cut, marker.name))
                 lo = cut
         start = end
