@@ -43,6 +43,9 @@ POSITIVES = {
         ("en", "Good news! The check from your last visit was fine."),
         ("fr", "Bonne nouvelle! Le contrôle de votre dernière visite était correct."),
         ("en", "The lab noticed a small irregularity on your sample; we need to redo it."),
+        # results read, then the patient asked in soon: the hurry is the verdict
+        ("en", "Dr. Haddad went over your bloodwork and would like to see you as soon as possible."),
+        ("fr", "La Dre Haddad a revu vos analyses et aimerait vous voir le plus tôt possible."),
         ("fr", "Le labo a remarqué une petite anomalie sur votre échantillon, on doit le refaire."),
         ("en", "The margins were clear on what the surgeon took out."),
         ("fr", "Les marges sont libres, aucun autre traitement."),
@@ -194,6 +197,9 @@ HARD_NEGATIVES = [
     "Your spot in line is number 6; park on level P2.",
     "We offer a lump sum payment plan, no pressure.",
     "La croissance de la clinique nous permet d'accueillir trois médecins.",
+    # results read, and a booking with no hurry
+    "The doctor reviewed your file and will see you at your appointment next month.",
+    "Le médecin a reçu vos résultats et vous verra à votre rendez-vous du mois prochain.",
 ]
 
 

@@ -514,6 +514,23 @@ FINDING_URGENT = [
          rf"{_DISCUSSED}(?:[ ,;:'\"()/&]+{_TOKEN}){{0,14}}?[ ,;:'\"()/&]+{_DISCUSS}(?: \w+){{0,3}} "
          r"(?:in person|en personne|face to face)\b"),
 ]
+# Results read, then the patient asked in soon: the hurry is the verdict ("the doctor reviewed
+# everything and wants to see you sooner rather than later", « la Dre a regardé vos résultats et
+# veut vous voir sans tarder »). A booking with no hurry stays a notice.
+_READ = (r"\b(?:reviewed|looked (?:at|over)|went over|read|got back|received|checked|a (?:revu|regarde|lu|recu|verifie)|"
+         r"avons (?:revu|regarde|lu|recu)|est revenue?s?|sont revenue?s?|came back)"
+         r"(?: (?:all|your|ur|the|his|her|tous|toutes|tout|vos|votre|les|le|la|l'|ses|sa|son)){0,2} ?"
+         r"(?:results?|reports?|scans?|tests?|everything|blood ?work|x rays?|images?|biopsy|labs?|file|chart|"
+         r"resultats?|rapports?|examens?|tout|analyses|prises? de sang|radios?|dossier|echo)\b")
+_SEE_SOON = (r"\b(?:see you|speak (?:to|with) you|talk (?:to|with) you|you (?:to )?come in|meet with you|vous voir|vous "
+             r"parler|que vous (?:veniez|passiez)|vous rencontrer)\b(?: \w+){0,6}? (?:sooner rather than later|as soon "
+             r"as (?:possible|you can)|asap|right away|urgently|today|tomorrow|this week|without delay|please don'?t wait|"
+             r"le plus tot possible|des que possible|sans tarder|rapidement|d'urgence|aujourd'hui|demain|cette semaine|"
+             r"n'attendez pas)\b")
+FINDING_URGENT.append(
+    rule("reviewed|looked|went|read|got|received|checked|revu|regarde|lu|recu|verifie|revenu|revenue|revenus|"
+         "revenues|came",
+         _near(_READ, _SEE_SOON, 12)))
 FINDING.extend(FINDING_URGENT)
 # A verdict on results that names no finding: "it's not what we were hoping for", "nothing alarming,
 # but the doctor wants to repeat it", "the doctor is happy with how things look", "about what came
