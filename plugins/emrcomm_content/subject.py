@@ -32,12 +32,15 @@ class Marker:
     # What addresses the patient in a clause of this marker, when "you" there is everyone's: a
     # campaign's "if you are 65 or older" is every reader's; "because of your diabetes" is the patient's
     address: re.Pattern[str] | None = None
+    # True for wording that frames its whole sentence (a campaign, a notice at the door): every clause of
+    # the sentence is read with it, not only the clause the marker's words are in
+    sentence: bool = False
 
 
 def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True,
-            address: re.Pattern[str] | None = None) -> Marker:
+            address: re.Pattern[str] | None = None, sentence: bool = False) -> Marker:
     """``gate``: words separated by spaces, ``word*`` for every word that starts so (phrasing.gate_keys)."""
-    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts, address)
+    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts, address, sentence)
 
 
 # The patient singled out, where "you" is every reader's (a campaign, a notice at the door): a
@@ -45,13 +48,15 @@ def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True,
 # or "your" on something other than the logistics every reader shares ("your spot", « votre place »).
 _SINGLED_OUT = re.compile(
     r"\b(?:because|since|as|given that|now that) (?:of )?(?:you|your)\b|\b(?:due to|given|with|after|from) your\b"
-    r"|\b(?:your|ur) (?!(?:spot|place|turn|appointment|appt|visit|next|health card|card|family|household|children|kids|"
+    r"|\b(?:your|ur) (?!(?:spot|place|turn|appointment|appt|visit|next|health card|card|family|household|children|kids|child|"
+    r"son|daughter|teen|teenager|baby|vaccines|vaccinations|immuni[sz]ations|records?|"
     r"loved ones|flu shot|shot|vaccine|vaccination|dose|booster|free|own|convenience|area|neighbourhood|neighborhood|"
     r"pharmacy|pharmacist|doctor|nurse|provider|care team|team|local|nearest|closest|phone|call|cooperation|"
     r"understanding|patience|health|booking|reservation|name|arm|sleeve)\b)[a-z]+"
     r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
     r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b"
-    r"|\b(?:votre|vos|ton|ta|tes) (?!(?:place|tour|rendez|rdv|visite|prochaine?|carte|famille|enfants|proches|vaccins?|"
+    r"|\b(?:votre|vos|ton|ta|tes) (?!(?:place|tour|rendez|rdv|visite|prochaine?|carte|famille|enfants?|proches|vaccins?|"
+    r"fils|fille|ado|adolescente?|bebe|carnet|dossier|"
     r"doses?|rappels?|pharmacie|pharmacien(?:ne)?|medecin|infirmiere?|equipe|quartier|region|collaboration|"
     r"comprehension|patience|sante|reservation|nom|bras|manche|appel|telephone)\b)[a-z]+"
 )
@@ -59,7 +64,7 @@ _SINGLED_OUT = re.compile(
 # heart disease", "screening kits for anyone 50 to 74", « le vaccin contre le zona pour les 65 ans
 # et plus ». The group is named by what every reader can check, not by the patient's chart.
 _CAMPAIGN = (r"(?:vaccin\w*|shots?|boosters?|immuni[sz]\w*|screening|depistage|campa(?:ign|gne)s?|kits?|flu|"
-             r"grippe|covid|influenza)")
+             r"grippe|covid|influenza|free|gratuite?s?|offerte?s?)")
 _GROUP = (
     r"(?:(?:people|persons|those|anyone|adults|seniors|women|men|children|kids|babies|infants|individuals|residents)"
     r"(?: \w+){0,2}? (?:with|who|aged|over|under|living|at (?:high|higher|increased) risk|between|from \d|\d)"
@@ -68,7 +73,7 @@ _GROUP = (
     r"anyone|people|adults|seniors|those)"
     r"|(?:les |aux |des )?(?:personnes|gens|adultes|aines|femmes|hommes|enfants|bebes|residents)(?: \w+){0,2}? (?:de \d|"
     r"agee?s|atteintes?|ayant|avec|qui|vivant|a risque|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+"
-    r"|de \d+ a \d+ ans|admissibles?|eligibles?|gratuite?s? pour|offerte?s? (?:a|aux) (?:tous|toutes|toute|la population|"
+    r"|de \d+ a \d+ ans|\d+ ?(?:-|a) ?\d+ ans|admissibles?|eligibles?|gratuite?s? pour|offerte?s? (?:a|aux) (?:tous|toutes|toute|la population|"
     r"les personnes))"
 )
 # A notice at the door: "if you have a cough or a fever, call before coming in", « si vous avez de la
@@ -79,8 +84,11 @@ _AT_THE_DOOR = (
     r"don'?t come|please stay home|stay home and|in the waiting room|at the (?:front )?(?:door|entrance|desk)"
     r"|appel\w* (?:avant|d'abord|au prealable)|telephon\w* (?:avant|d'abord)|avant de (?:venir|vous presenter|passer|"
     r"entrer)|port\w* (?:un|le|votre) masque|masque (?:est )?obligatoire|report\w*|ne (?:venez|vous presentez) pas|"
-    r"restez a la maison|dans la salle d'attente|a l'accueil|a la porte)"
+    r"rest(?:ez|er) a la maison|dans la salle d'attente|a l'accueil|a la porte|stay(?:ing)? home|instead of (?:walking|coming) in)"
 )
+_IF_YOU = (r"\b(?:if|si) (?:you|anyone|someone|vous|tu|quelqu'un|qqn) (?:[\w']+ ){0,2}?(?:have|has|are|is|develop|feel|"
+           r"experienc\w*|had|were|show|notice|get|avez|as|a|etes|es|presentez|faites|ressentez|toussez|developpez|"
+           r"avez eu)\b")
 
 
 _NAME = r"[a-z][a-z'-]*"
@@ -90,13 +98,15 @@ _STAFF_EN = (
     rf"(?:\bdr\.? {_NAME}|\bdoctor {_NAME}|\bnurse {_NAME}|\b(?:our|one of our) (?:own |[a-z]+ time |long[ -]time |beloved |dear |wonderful |new |former )?(?:nurse practitioner|nurses?|"
     r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
-    r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse)(?: " + _NAME + r")?|\bstaff\b)"
+    r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
+    r"|\bstaff\b)"
 )
 _STAFF_FR = (
     rf"(?:\b(?:le |la )?(?:dre?|docteure?)\.? {_NAME}|\bl'infirmiere? {_NAME}|\b(?:notre|nos) (?:infirmieres?|"
     r"infirmiers?|coordonnatrices?|coordonnateurs?|coordinatrices?|adjointes?|commis|ips|receptionnistes?|secretaires?|pharmacien(?:ne)?s?|physio(?:therapeute)?s?|nutritionnistes?|"
     r"dieteticien(?:ne)?s?|medecins?|personnel|equipe|gestionnaire|psychologues?|travailleu(?:r|se)s? sociale?s?|"
-    r"collegues?|adjointe?s?|technicien(?:ne)?s?)(?: " + _NAME + r")?|\ble personnel\b)"
+    r"collegues?|adjointe?s?|technicien(?:ne)?s?|sages? femmes?|benevoles?|[a-z]+(?:istes?|iens?|iennes?|peutes?))"
+    r"(?: " + _NAME + r")?|\b(?:une?|l'une?) de nos [a-z]+|\ble personnel\b)"
 )
 # What a staff member's own life is: leave, illness, an injury, a birth, a death in the family, a
 # conference, a race. "has" and « a » count only before a word that is not a result or a booking.
@@ -107,7 +117,10 @@ _STATE_EN = (
     r"(?:conference|congress|meeting|training|course|seminar|symposium)|trained|training|out (?:sick|with)|off sick|tested (?:positive|negative)|(?:just )?finished (?:his|her|their) |"
     r"(?:to )?car(?:e|ing) for (?:his|her|their) |taking (?:a few|some|\w+) (?:weeks|days|months) off|"
     r"lost (?:his|her|their) (?:battle|fight)|battling|fighting|undergoing|running|walking|cycling|wearing|growing|doing surgeries|"
-    r"operating|hurt|injured|pulled|twisted|(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation)|"
+    r"operating|hurt|injured|pulled|twisted|riding|biking|swimming|skating|taking part|participating|"
+    r"(?:starts?|starting|begins?|beginning) (?:\w+ )?(?:chemo|radiation|treatments?|dialysis)|(?:off|away|on leave) for "
+    r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
+    r"(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation)|"
     r"results?|news|reports?|availability|openings?|time)\b)(?![a-z]+ed\b))"
 )
 _STATE_FR = (
@@ -116,7 +129,9 @@ _STATE_FR = (
     r"hospitalisee?|prend sa retraite|nous quitte|quitte|accouche|a eu (?:son|sa) bebe|enceinte|en formation|a un "
     r"(?:congres|colloque)|au congres|a subi|subit|combat|vient de (?:finir|terminer) (?:son|sa|ses) |s'occuper de (?:sa|son|ses) |"
     r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
-    r"est decedee? d'|court|marche|portera|porte|se laiss\w+ pousser|opere|fait une vente|"
+    r"est decedee? d'|court|marche|portera|porte|commence (?:ses|sa|son) |a teste positi\w*|a eu un resultat positif|"
+    r"s'est fait (?:remplacer|operer|enlever|poser)|est hospitalisee?|"
+    r"se laiss\w+ pousser|opere|fait une vente|"
     r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?)[a-z]+|"
     r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
 )
@@ -134,10 +149,15 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "staff",
         "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
-        "cliniques",
-        rf"{_STAFF_EN}(?: \w+){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
+        "cliniques own propre propres leave off conge arret",
+        rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
-        rf"|{_STAFF_FR}(?: \w+){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
+        rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
+        # someone's own: "her own knee surgery", « sa propre opération »
+        r"|(?<!\bon )\b(?:his|her|their) own\b|\b(?:sa|son|ses) propres?\b"
+        # anyone on leave or off sick: "Julie is on leave for burnout", « Julie est en arrêt »
+        r"|\b(?:is|will be|has been) (?:on (?:\w+ )?leave|off (?:sick|work))\b|\b(?:est|sera) (?:en (?:conge|arret)|en conge de "
+        r"maladie)\b"
         rf"|{_KIN_FR} (?:de (?:la dre|le dr|notre \w+)|du dr)\b"
         r"|\b(?:his|her|ses) (?:patients|clinics|cliniques)\b",
     ),
@@ -169,8 +189,10 @@ MARKERS: tuple[Marker, ...] = (
         "studies posters tous tout toute toutes population ouvert ouverte public quartier conference atelier seance "
         "soiree kiosque causerie inscrire bienvenue personnes femmes hommes adultes aines enfants gens proches "
         "plusieurs certains autres cas region sante avis avertissement semaine journee mobile etude affiches "
-        "sensibilisation",
-        r"\b(?:all (?:of )?(?:our )?(?:patients|families|parents)(?! (?:on|taking|with|who|using)\b)|anyone (?:with|who)|"
+        "sensibilisation clientele envoye message avis communaute mobile journee semaine sent screening "
+        "vaccination",
+        r"\b(?:(?:message |notice )?sent to (?:all|everyone)|(?:screening|vaccination) day|awareness week|"
+        r"all (?:of )?(?:our )?(?:patients|families|parents)(?! (?:on|taking|with|who|using)\b)|anyone (?:with|who)|"
         r"everyone|open to (?:all|everyone|the public|the community)|(?:for|to|in) the (?:whole )?(?:public|community|"
         r"neighbourhood|neighborhood|area)(?! of)|the public|public (?:health|talk|lecture|event|session|library)|free "
         r"(?:\w+ )?(?:talk|workshop|session|lecture|seminar|screening|class|information)|(?:a|an|the|our|this|public) "
@@ -179,7 +201,9 @@ MARKERS: tuple[Marker, ...] = (
         r"(?:aged|over \d|under \d|in the area)|(?:several|some|many|other|our other) (?:patients|staff|"
         r"employees)|cases (?:have been|were|are being) reported|in the (?:region|area|community)(?! of)|awareness|world \w+ day|mobile (?:\w+ )?(?:unit|clinic|bus|van)|"
         r"stud(?:y|ies) (?:on|about)|posters?)\b"
-        r"|\b(?:portes ouvertes|pour la communaute|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
+        r"|\b(?:portes ouvertes|pour la communaute|(?:avis|message) a (?:la communaute|tous|toutes|la population|(?:toute )?la "
+        r"clientele)|(?:toute|a toute) (?:la|notre) clientele|(?:message )?envoye a tous|clinique mobile|journee de "
+        r"(?:depistage|vaccination)|semaine (?:de la|nationale)|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
         r"tout le monde|ouverte?s? (?:a (?:tous|toutes|la population|tout le monde)|au public)|pour (?:toute la famille|tout le quartier|"
         r"la population|le public)|la population|(?:conference|atelier|causerie|webinaire|kiosque|soiree "
         r"d'information)s? (?:\w+ ){0,2}(?:sur|pour|au|a la|a notre)|(?:conference|atelier|seance|soiree|seminaire|causerie)s?(?: d'information)? (?:gratuite?s?|"
@@ -213,17 +237,21 @@ MARKERS: tuple[Marker, ...] = (
     ),
     _marker(
         "campaign",
-        "vacc* shot shots booster boosters immu* screening depistage campa* kit kits flu grippe covid influenza",
+        "vacc* shot shots booster boosters immu* screening depistage campa* kit kits flu grippe covid influenza free "
+        "gratuit gratuite gratuits gratuites offert offerte offerts offertes",
         rf"\b{_CAMPAIGN}\b(?=.*\b{_GROUP})|\b{_GROUP}(?=.*\b{_CAMPAIGN}\b)",
         address=_SINGLED_OUT,
+        sentence=True,
     ),
     _marker(
         "door",
-        "if si",
-        r"\b(?:if|si) (?:you|anyone|someone|vous|tu|quelqu'un|qqn) (?:[\w']+ ){0,2}?(?:have|has|are|is|develop|feel|"
-        r"experienc\w*|had|were|show|notice|get|avez|as|a|etes|es|presentez|faites|ressentez|toussez|developpez|"
-        rf"avez eu)\b(?=.*\b{_AT_THE_DOOR})",
+        "if si outbreak going eclosion circule mask masks masque",
+        rf"{_IF_YOU}(?=.*\b{_AT_THE_DOOR})|\b{_AT_THE_DOOR}(?=.*{_IF_YOU})"
+        # an outbreak, masks for everyone: « éclosion d'influenza », "masks are required in the waiting room"
+        r"|\b(?:outbreak|going around|eclosion|qui circule|masks? (?:are|is) (?:required|mandatory|recommended)|"
+        r"(?:le )?(?:port du )?masque (?:est )?(?:obligatoire|recommande|fortement recommande))\b",
         address=_SINGLED_OUT,
+        sentence=True,
     ),
     _marker(
         "directions",
@@ -290,6 +318,10 @@ _ADDRESS = re.compile(
 # ", so", ", but", "because", « donc », « mais », « car ».
 _SENTENCE = re.compile(r"(?<!\bdr)(?<!\bdre)(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bst)[.!?](?!\d)|[;\n]")
 _CLAUSE = re.compile(r",? (?:so|but|because|since|and since|donc|mais|car|parce qu'?|alors) ")
+# Inside a clause, the stretches between commas: the patient is addressed in one of them only
+# ("Just so you know, Dr. Singh is off for her own knee surgery"; "Hélène is off for surgery, Marc will
+# handle your refills"), and the others stay quiet.
+_COMMA = re.compile(r", ")
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
@@ -314,9 +346,18 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
             # nurse will take out the stitches" keeps its second clause
             lo = 0
             for cut in [c.start() for c in _CLAUSE.finditer(sentence)] + [len(sentence)]:
-                marker = next((m for m, (a, b) in found if a < cut and lo < b), None)
-                if marker is not None and not (marker.address or _ADDRESS).search(sentence, lo, cut):
-                    out.append((start + lo, start + cut, marker.name))
+                marker = next((m for m, (a, b) in found if m.sentence or (a < cut and lo < b)), None)
+                if marker is not None:
+                    address = marker.address or _ADDRESS
+                    for a, b in _stretches(sentence, lo, cut):
+                        if not address.search(sentence, a, b):
+                            out.append((start + a, start + b, marker.name))
                 lo = cut
         start = end
     return out
+
+
+def _stretches(sentence: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The stretches of ``sentence[lo:hi]`` between commas."""
+    cuts = [m.start() for m in _COMMA.finditer(sentence, lo, hi)]
+    return list(zip([lo, *cuts], [*cuts, hi]))
