@@ -197,6 +197,13 @@ HARD_NEGATIVES = [
     "Your spot in line is number 6; park on level P2.",
     "We offer a lump sum payment plan, no pressure.",
     "La croissance de la clinique nous permet d'accueillir trois médecins.",
+    # streets, whatever their names say; "main" is not a hand in English
+    "Your appointment is at 40 Cancer Centre Rd, not the main clinic.",
+    "Votre rendez-vous est au 200, rue du Sanatorium, 2e étage.",
+    # verdict words about paperwork
+    "Your police check for the volunteer program came back clear, welcome aboard!",
+    "Malheureusement la réponse de votre assureur est négative, ils ne couvrent pas les visites.",
+    "Your form came back positive — approved! You can pick up the copy anytime.",
     # results read, and a booking with no hurry
     "The doctor reviewed your file and will see you at your appointment next month.",
     "Le médecin a reçu vos résultats et vous verra à votre rendez-vous du mois prochain.",

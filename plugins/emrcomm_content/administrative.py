@@ -83,6 +83,14 @@ _LOGISTICS = re.compile(
     rf"|\b(?:stationnement|entrée|entree|porte|aile|bureau|édifice|edifice|ascenseur|cafétéria|cafeteria|accueil) "
     rf"(?:de l'|du |de la |des |d')(?:{_CAP})(?:[ \t]+{_CAP})*"
 )
+# A street is a place whatever its name says: "55 Cancer Centre Rd", "Hospital Street", « rue du
+# Sanatorium », « boulevard de l'Hôpital ».
+_STREET = re.compile(
+    rf"{_CAP}(?:[ \t]+{_CAP})*[ \t]+(?:Road|Rd|Street|St|Avenue|Ave|Boulevard|Blvd|Drive|Lane|Way|Crescent|Court|"
+    r"Parkway|Highway|Hwy)\b\.?"
+    rf"|\b(?:rue|avenue|av\.|boulevard|boul\.|chemin|ch\.|route|rang|montée|montee|côte|cote|place)[ \t]+"
+    rf"(?:du |de la |des |de l'|de l’|de |d'|d’)?{_CAP}(?:[ \t-]+(?:{_CONNECT}[ \t-]+)?{_CAP})*"
+)
 # A department named by what it does, as a place: "the X-ray clinic beside us", « la radiologie
 # au sous-sol », in a message that does not address the patient.
 _DEPARTMENT = re.compile(
@@ -121,6 +129,7 @@ def spans(folded: Folded, words: frozenset[str] | set[str] | None = None) -> lis
     original = folded.original
     if not any(c.isupper() for c in original):
         return out
+    out += [_folded_span(folded, m.span()) for m in _STREET.finditer(original)]
     if not addressed:
         out += [_folded_span(folded, m.span()) for m in _LOGISTICS.finditer(original)]
     for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original)):

@@ -507,9 +507,15 @@ _URGENT = _words(
     "important|urgent|urgently|asap|as soon as possible|in person|right away|today|this week|"
     "en personne|des que possible|rapidement|aujourd'hui|cette semaine|au plus vite|c'est important"
 )
+# Reviewing alone is the doctor's own work ("Dr. Lee will review it this week"): with the patient it
+# is a meeting ("review it with you today").
+_DISCUSS_WITH = (
+    r"\b(?:discuss|go over|talk about|explain|meet about|meet with you about|see you about|speak with you about|"
+    r"review (?:\w+ ){0,3}with you|discuter|parler|revoir (?:\w+ ){0,3}avec vous|expliquer|rencontrer)\b"
+)
 FINDING_URGENT = [
     rule("discuss|over|talk|review|explain|meet|see|speak|discuter|parler|revoir|expliquer|rencontrer",
-         _near(_near(_DISCUSS, _DISCUSSED, 5, both=True), _URGENT, 10, both=True),
+         _near(_near(_DISCUSS_WITH, _DISCUSSED, 5, both=True), _URGENT, 10, both=True),
          # "your scan was reviewed; there is something we need to explain in person"
          rf"{_DISCUSSED}(?:[ ,;:'\"()/&]+{_TOKEN}){{0,14}}?[ ,;:'\"()/&]+{_DISCUSS}(?: \w+){{0,3}} "
          r"(?:in person|en personne|face to face)\b"),
@@ -819,7 +825,9 @@ CARE = [
     # « le spécialiste du cœur ».
     rule("specialist|doctor|clinic|surgeon|team|unit|nurse|specialiste|medecin|clinique|chirurgien|chirurgienne|"
          "equipe|unite|infirmiere",
-         rf"\b(?:{_BODY}|bone|skin|nerve|peau|nerfs) (?:specialist|doctor|clinic|surgeon|team|unit)\b",
+         # (the English form never reads a French body word: "the main clinic" is not a hand clinic)
+         rf"\b(?!(?:main|front|col|rate|cote|os|cou|nez|tete|dos|bras) )(?:{_BODY}|bone|skin|nerve) "
+         r"(?:specialist|doctor|clinic|surgeon|team|unit)\b",
          rf"\b(?:specialiste|medecin|clinique|chirurgien|chirurgienne|equipe|unite|infirmiere) (?:du|de la|des|de l'|"
          rf"de|pour les|pour le|pour la) ?(?:{_BODY}|nerfs)\b(?! (?:de|du|des)\b)"),
 ]

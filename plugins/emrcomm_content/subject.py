@@ -280,15 +280,21 @@ MARKERS: tuple[Marker, ...] = (
         "request requests application applications claim claims payment payments transfer transfers reimbursement "
         "card demande demandes paiement paiements reclamation reclamations transfert remboursement carte results "
         "result resultats resultat survey surveys inspection inspections audit audits lottery draw vote sondage "
-        "sondages",
+        "sondages form forms formulaire insurer assureur insurance assurance check "
+        "antecedents balance solde account compte coverage couverture refund deposit depot positive positif positifs "
+        "negative negatif negatifs",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
         r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|"
         r"est revenue?s?|a ete|est|sont) (?:positive?|negative?|positifs?|negatifs?)\b"
-        r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte)s? (?:[\w']+ ){0,3}(?:came "
-        r"back|is back|was|is|were|est revenue?s?|a ete|est|sont) (?:positive?|negative?|approved|declined|accepted|"
+        r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte|form|formulaire|insurer|assureur|"
+        r"insurance|assurance|(?:police|background|record) check|antecedents|balance|solde|account|compte|coverage|"
+        r"couverture|refund|deposit|depot)s?(?:'s)? (?:[\w']+ ){0,4}(?:came "
+        r"back|is back|was|is|were|est revenue?s?|a ete|est|sont) (?:positive?|negative?|clear|approved|declined|accepted|"
         r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?)\b"
         r"|\b(?:survey|inspection|audit|lottery|draw|vote|sondage)s? results?\b"
+        # the verdict is an approval: "came back positive — approved!"
+        r"|\b(?:positive?|negative?|positifs?|negatifs?|clear)\W+(?:approved|accepted|approuvee?s?|acceptee?s?)\b"
         r"|\b(?:results?|resultats?) (?:of|from|de|du|des) (?:the |our |la |l'|le |notre )?(?:inspection|survey|sondage|"
         r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b",
         address_counts=False,
