@@ -32,6 +32,7 @@ def context_kinds(detector: ClinicalDetector, text: str) -> set[str]:
 
 POSITIVES = {
     "finding": [
+        ("fr", "Le truc qu'on a gelé sur votre pied a l'air parti, envoyez-nous une photo."),
         ("en", "Good news: the bump behind your ear is a harmless cyst-like growth, nothing more."),
         ("en", "The thing we took off your shoulder came back clear."),
         ("en", "Your scan shows a small change that the doctor wants a radiologist to look at again."),
@@ -53,6 +54,8 @@ POSITIVES = {
         ("fr", "La tache dans votre dos n'a pas grossi."),
     ],
     "value": [
+        ("en", "Bring your home blood pressure log and the cuff on Friday."),
+        ("fr", "Apportez votre carnet de pression et votre brassard vendredi."),
         ("en", "Your numbers from last week: 5.2 and 1.4. No changes needed."),
         ("en", "Your level is at 31 now, so you can stop the extra tablets."),
         ("en", "Your kidney numbers look stable."),
@@ -79,6 +82,8 @@ POSITIVES = {
         ("fr", "Les tests pour les allergies de votre fils sont prévus le 4 mai."),
     ],
     "infection": [
+        ("en", "Tell anyone you were with in the last two months that they need to get tested as well."),
+        ("fr", "Avisez vos partenaires des deux derniers mois qu'ils doivent se faire tester aussi."),
         ("en", "Keep taking the amox until the bottle is empty, even if you feel better."),
         ("en", "Please keep your son home from school until 24 hours after the first dose."),
         ("fr", "Continuez l'antibio jusqu'au bout, même si vous allez mieux."),

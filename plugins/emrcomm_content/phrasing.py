@@ -206,7 +206,7 @@ _FINDING_THING = _words(FINDING_THING_WORDS)
 FINDING_VAGUE_WORDS = (
     "area|areas|region|thing|things|issue|issues|concern|concerns|problem|problems|change|changes|"
     "count|level|levels|numbers|zone|zones|chose|choses|probleme|problemes|changement|changements|"
-    "inquietude|decompte|region|regions|something|quelque chose"
+    "inquietude|decompte|region|regions|something|quelque chose|truc|trucs"
 )
 _FINDING_VAGUE = _words(FINDING_VAGUE_WORDS)
 REPORT_WORDS = (
@@ -675,8 +675,9 @@ VALUE = [
                r"chiffres|niveaux|valeurs|taux|sugars|sucres|glycemies|readings|lectures|count|decompte)\b",
                _TREND, 6),
          # "your blood pressure diary", « votre journal de pression »
-         r"\b(?:your|ur|votre|vos|ton|ta) (?:(?:blood )?(?:pressure|sugar|glucose|bp|weight|peak flow) (?:diary|log|"
-         r"journal|readings|record|chart)|(?:journal|carnet|releve|registre) (?:de|des|du) (?:pression|sucres?|"
+         r"\b(?:your|ur|votre|vos|ton|ta) (?:(?:home |daily |own )?(?:blood )?(?:pressure|sugar|glucose|bp|weight|peak "
+         r"flow) (?:diary|log|journal|readings|record|chart|cuff|monitor)|(?:journal|carnet|releve|registre|brassard|"
+         r"appareil) (?:a |de|des|du) ?(?:pression|sucres?|"
          r"glycemies?|poids|tension))\b"),
     rule("scored|score|resultat|range|zone|moderate|severe|mild|modere|leger",
          r"\b(?:you|vous) (?:scored|avez (?:obtenu|eu) un (?:score|resultat))\b|\b(?:moderate|severe|mild|modere|"
@@ -902,12 +903,17 @@ INFECTION = [
     rule("wash|lavez", r"\b(?:wash your hands|lavez vous les mains) (?:after|apres)\b"),
     rule("tracing|contacts|public|publique",
          r"\b(?:contact tracing|recherche des contacts|public health nurse|public health unit|sante publique)\b"),
-    rule("partner|partners|partenaire|partenaires",
+    rule("partner|partners|partenaire|partenaires|anyone|contacts",
          r"\b(?:your |votre |ton |ta )?(?:partner|partners|partenaire|partenaires) (?:should|must|needs to|need to|doit|"
          r"doivent|will need to|devra|devrait) (?:also |aussi )?(?:be |etre |se faire |get )?(?:treated|tested|checked|"
          r"traitee?s?|testee?s?|depistee?s?|traiter|tester|depister)\b",
          r"\b(?:your |votre |ton |ta )?(?:partner|partners|partenaire|partenaires) (?:also |aussi )?(?:needs?|doit|"
-         r"doivent|a besoin d'un) (?:a |an |un )?(?:treatment|traitement|test|depistage)\b"),
+         r"doivent|a besoin d'un) (?:a |an |un )?(?:treatment|traitement|test|depistage)\b",
+         # "let any partners from the last 60 days know they should get tested too"
+         r"\b(?:partner|partners|partenaire|partenaires|anyone you(?:'ve| have)? (?:were|been|slept) with|sexual contacts|"
+         r"contacts sexuels)\b(?: \w+){0,8}?[ '](?:they|he|she|ils|elles|il|elle) (?:should|must|"
+         r"need to|needs to|doivent|doit|devraient|devrait) (?:also |aussi )?(?:be |get |se faire |etre )?(?:tested|"
+         r"treated|checked|testee?s?|traitee?s?|depistee?s?|tester|traiter|depister)\b"),
     rule("mask|masque", r"\b(?:mask|masque) (?:around|near|autour des|pres des) (?:others|autres)\b"),
     rule("everyone|everybody|family|household|monde|famille",
          r"\b(?:everyone|everybody|the whole family|all of you|tout le monde|toute la famille)(?: (?:in|at|dans|a) "

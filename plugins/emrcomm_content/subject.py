@@ -255,12 +255,12 @@ MARKERS: tuple[Marker, ...] = (
     ),
     _marker(
         "directions",
-        "parking parkade lot lots garage entrance entrances elevator elevators drop dropoff shuttle park visitor "
+        "parking parkade lot lots garage entrance entrances elevator elevators shuttle park visitor "
         "visitors visiting stationnement stationnements entree entrees ascenseur ascenseurs debarcadere navette "
         "stationner stationnez visiteur visiteurs visite",
         # the way in, for whoever comes: "the dialysis unit parking lot is closed", « le stationnement de
         # l'oncologie est fermé »; "park in lot C for your chemotherapy" addresses the patient
-        r"\b(?:parking|parkade|park(?:ing)? lots?|parking garage|entrances?|elevators?|drop ?off|shuttle|park (?:in|at|on|"
+        r"\b(?:parking|parkade|park(?:ing)? lots?|parking garage|entrances?|elevators?|shuttle|park (?:in|at|on|"
         r"behind|near|across)|visitors?|visiting hours)\b"
         r"|\b(?:stationnements?|entrees?|ascenseurs?|debarcadere|navette|se stationner|stationnez|visiteurs?|heures de "
         r"visite)\b",

@@ -660,19 +660,23 @@ SERVICES_EN = [
         "cognition clinic", "genetic counselor", "genetic counselling", "genetic counseling", "audiology",
         "audiologist", "grief counselling", "grief counseling", "grief group",
         "grief support", "bereavement", "youth crisis", "home care nurse", "home care services",
+        # fifth round: rehabilitation named by what it treats
+        "pelvic floor physio", "pelvic floor physiotherapy", "pelvic floor therapy", "pelvic floor rehab",
+        "pelvic health physio", "vestibular rehab", "vestibular therapy", "vestibular physio", "varicose vein clinic",
     ]),
     ("procedure", [
         "radiation", "radiation therapy", "radiation treatment", "radiation treatments", "radiation planning",
         "radiation oncology", "iron infusion", "hair loss", "hair thinning", "wig", "wigs", "spleen removed",
-        "spleen was removed", "removed your spleen",
+        "spleen was removed", "removed your spleen", "root canal", "root canals", "dental implant",
     ]),
-    ("condition", ["night sweats"]),
+    ("test", ["sweat test", "sweat chloride test"]),
+    ("condition", ["night sweats", "cavity", "cavities"]),
     ("medication", [
         "glucose meter", "glucose meters", "glucometer",
         "test strips", "lancets", "glucose sensor", "Libre sensor", "CGM", "oxygen tank", "oxygen tanks",
         "oxygen concentrator", "home oxygen", "compression stockings", "compression socks", "orthotics",
         "knee brace", "back brace", "wrist brace", "shower chair", "raised toilet seat", "nebulizer", "nebuliser",
-        "respiratory therapist",
+        "respiratory therapist", "syringes", "clean needles", "sharps container",
     ]),
 ]
 SERVICES_FR = [
@@ -682,18 +686,22 @@ SERVICES_FR = [
         "conseillère en génétique", "conseiller en génétique", "conseil génétique", "audiologie", "audiologiste",
         "groupe de deuil", "soutien au deuil", "suivi de deuil",
         "crise jeunesse", "soutien à domicile", "soins à domicile",
+        "rééducation périnéale", "physio périnéale", "physiothérapie périnéale", "plancher pelvien",
+        "réadaptation vestibulaire", "physiothérapie vestibulaire", "physio vestibulaire", "clinique de varices",
     ]),
     ("procedure", [
         "radiation", "radiations", "traitements de radiation", "planification de la radiothérapie", "perfusion de fer",
         "perte de cheveux", "perruque", "perruques", "prothèse capillaire", "enlevé la rate", "retiré la rate",
-        "ablation de la rate",
+        "ablation de la rate", "traitement de canal", "implant dentaire", "plombage", "plombages",
     ]),
-    ("condition", ["sueurs nocturnes", "sueurs la nuit"]),
+    ("test", ["test de la sueur", "test à la sueur", "test de sueur"]),
+    ("condition", ["sueurs nocturnes", "sueurs la nuit", "commotion", "carie", "caries"]),
     ("medication", [
         "bandelettes",
         "lecteur de glycémie", "capteur de glycémie", "capteur Libre", "bonbonne d'oxygène", "bonbonnes d'oxygène",
         "concentrateur d'oxygène", "oxygène à domicile", "bas de compression", "bas support", "orthèse", "orthèses",
-        "chaise de douche", "siège de toilette surélevé", "nébuliseur", "inhalothérapeute",
+        "chaise de douche", "siège de toilette surélevé", "nébuliseur", "inhalothérapeute", "seringues",
+        "seringues neuves", "contenant pour seringues",
     ]),
 ]
 
