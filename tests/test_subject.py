@@ -64,6 +64,10 @@ SOMEONE_ELSE = {
         "The chemotherapy day unit parking is closed Monday; use the visitor lot.",
         "Le stationnement de l'unité de dialyse est fermé lundi; utilisez celui des visiteurs.",
     ],
+    "broadcast": [
+        "Tick season is here: check yourself after a hike. Lyme disease facts at the front desk. (message sent to all patients)",
+        "Semaine de la prévention du suicide : des ressources à l'accueil. La ligne 1 866 APPELLE répond jour et nuit.",
+    ],
     "notice": [
         "Our newsletter this month: what to know about your cholesterol, and our summer hours.",
         "Dans notre infolettre : ce qu'il faut savoir sur votre cholestérol, et nos heures d'été.",

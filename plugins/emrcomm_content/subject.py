@@ -73,7 +73,7 @@ _GROUP = (
     r"anyone|people|adults|seniors|those)"
     r"|(?:les |aux |des )?(?:personnes|gens|adultes|aines|femmes|hommes|enfants|bebes|residents)(?: \w+){0,2}? (?:de \d|"
     r"agee?s|atteintes?|ayant|avec|qui|vivant|a risque|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+"
-    r"|de \d+ a \d+ ans|\d+ ?(?:-|a) ?\d+ ans|admissibles?|eligibles?|gratuite?s? pour|offerte?s? (?:a|aux) (?:tous|toutes|toute|la population|"
+    r"|de \d+ a \d+ ans|\d+ ?(?:-|a| ) ?\d+ ans|admissibles?|eligibles?|gratuite?s? pour|offerte?s? (?:a|aux) (?:tous|toutes|toute|la population|"
     r"les personnes))"
 )
 # A notice at the door: "if you have a cough or a fever, call before coming in", « si vous avez de la
@@ -330,9 +330,25 @@ _CLAUSE = re.compile(r",? (?:so|but|because|since|and since|donc|mais|car|parce 
 _COMMA = re.compile(r", ")
 
 
+# A message sent to everyone says so somewhere: then it is about no one's health, in every sentence,
+# unless one singles the patient out ("(message sent to all)", « avis à toute la clientèle », an
+# awareness week, a public-health campaign).
+_BROADCAST = re.compile(
+    r"\b(?:(?:message |notice |text )?sent to (?:all|every)\w*|to all (?:of )?our patients(?! (?:on|taking|with|who|using)\b)|"
+    r"awareness (?:week|month|day)|world [a-z]+ day|(?:public health|health canada)(?:'s)? (?:campaign|reminds|reminder)"
+    r"|(?:message )?envoye a tous|avis a (?:tous|toutes|toute la clientele|la population|la communaute)|a toute (?:la|notre) "
+    r"clientele|a tous nos patients(?! (?:sous|qui prennent|avec|atteints)\b)|semaine (?:de (?:la )?)?(?:prevention|"
+    r"sensibilisation)|journee mondiale|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
+)
+_BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
+                            "journee|campagne|rappelle")
+
+
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
     """Folded spans of the clauses about someone else or about everyone (see the module
     docstring), with the marker's name. ``text`` is folded; ``words``: its words (gate keys)."""
+    if not _BROADCAST_GATE.isdisjoint(words) and _BROADCAST.search(text):
+        return _broadcast(text)
     ready = [m for m in MARKERS if not m.gate.isdisjoint(words)]
     if not ready:
         return []
@@ -367,3 +383,13 @@ def _stretches(sentence: str, lo: int, hi: int) -> list[tuple[int, int]]:
     """The stretches of ``sentence[lo:hi]`` between commas."""
     cuts = [m.start() for m in _COMMA.finditer(sentence, lo, hi)]
     return list(zip([lo, *cuts], [*cuts, hi]))
+
+
+def _broadcast(text: str) -> list[tuple[int, int, str]]:
+    """Every stretch of a message sent to everyone, but those that single the patient out."""
+    out = []
+    start = 0
+    for end in [m.end() for m in _SENTENCE.finditer(text)] + [len(text)]:
+        out += [(a, b, "broadcast") for a, b in _stretches(text, start, end) if b > a and not _SINGLED_OUT.search(text, a, b)]
+        start = end
+    return out
