@@ -75,6 +75,8 @@ PARTS = (
     ("development 6, whose health (fourth round)", "dev-6.tsv"),
     ("development 7, probe (fourth round)", "dev-7.tsv"),
     ("development 8, second probe (fourth round)", "dev-8.tsv"),
+    ("development 9, by an independent writer (fifth round; scored once, then tuned on)", "dev-9.tsv"),
+    ("development 10, by another independent writer (fifth round; scored once, then tuned on)", "dev-10.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 
