@@ -247,9 +247,14 @@ def test_ordinary_clinic_message_has_no_findings(content, text):
 
 
 def test_allow_list_removes_matches_inside_the_phrase(tmp_path):
-    text = "Our office is at 12 Parkinson Avenue."
-    assert found(make_plugin(tmp_path), text) == ["Parkinson"]
+    text = "our office is at 12 parkinson avenue, come by anytime."
+    assert found(make_plugin(tmp_path), text) == ["parkinson"]
     assert found(make_plugin(tmp_path, {"allow": ["Parkinson Avenue"]}), text) == []
+
+
+def test_a_street_written_with_capitals_is_a_place_whatever_its_name(tmp_path):
+    assert found(make_plugin(tmp_path), "Our office is at 12 Parkinson Avenue.") == []
+    assert found(make_plugin(tmp_path), "Le bureau est au 45, boulevard de l'Hôpital-du-Cancer.") == []
 
 
 def test_allow_list_ignores_case_and_accents(tmp_path):
