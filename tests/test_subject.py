@@ -93,6 +93,10 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     # a colleague away, and the patient's own care in the next stretch of the sentence
     "Dr. Roy is on leave this week, your stitches come out on Friday with the nurse.",
     "The steri-strips will fall off on their own in about a week.",
+    # a campaign or a notice at the door that singles the patient out, anywhere in the sentence
+    "Because he has sickle cell disease, your son is eligible for the meningococcal vaccine this year.",
+    "If you have a fever after the biopsy, call us before coming in.",
+    "Si vous avez encore de la fièvre, reportez votre rendez-vous de vaccination.",
     "Dr. Bergeron is off this month, so Dr. Haddad will go over your biopsy with you.",
     "La Dre Bergeron est absente ce mois-ci, donc le Dr Haddad va revoir votre biopsie avec vous.",
     "All patients on warfarin: the anticoagulation clinic moves to the second floor.",

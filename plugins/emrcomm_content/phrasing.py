@@ -1057,7 +1057,7 @@ PRE_OP = [
     rule("shower|wash|douchez|lavez|savon",
          r"\b(?:shower|wash|douchez vous|lavez vous) (?:with|avec) (?:the |le )?(?:antiseptic|chlorhexidine|special|"
          r"savon)\b|\bsavon (?:antiseptique|special|a la chlorhexidine)\b"),
-    rule("remove|enlevez|retirez|polish|vernis",
+    rule("remove|enlevez|retirez|polish|vernis|makeup|make|maquillage",
          r"\b(?:remove|enlevez|retirez) (?:all |tout )?(?:nail polish|vernis)\b"
          r"|\bno (?:make ?up|nail polish)\b|\bpas de (?:maquillage|vernis)\b"),
     rule("drive|take|reconduire|reconduise|raccompagner",

@@ -48,15 +48,18 @@ def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True,
 # or "your" on something other than the logistics every reader shares ("your spot", « votre place »).
 _SINGLED_OUT = re.compile(
     r"\b(?:because|since|as|given that|now that) (?:of )?(?:you|your)\b|\b(?:due to|given|with|after|from) your\b"
-    r"|\b(?:your|ur) (?!(?:spot|place|turn|appointment|appt|visit|next|health card|card|family|household|children|kids|child|"
-    r"son|daughter|teen|teenager|baby|vaccines|vaccinations|immuni[sz]ations|records?|"
+    r"|\b(?:your|ur) (?!(?:spot|place|turn|appointment|appt|visit|next|health card|card|family|household|children|kids|"
+    r"vaccines|vaccinations|immuni[sz]ations|records?|"
     r"loved ones|flu shot|shot|vaccine|vaccination|dose|booster|free|own|convenience|area|neighbourhood|neighborhood|"
     r"pharmacy|pharmacist|doctor|nurse|provider|care team|team|local|nearest|closest|phone|call|cooperation|"
     r"understanding|patience|health|booking|reservation|name|arm|sleeve)\b)[a-z]+"
     r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
-    r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b"
-    r"|\b(?:votre|vos|ton|ta|tes) (?!(?:place|tour|rendez|rdv|visite|prochaine?|carte|famille|enfants?|proches|vaccins?|"
-    r"fils|fille|ado|adolescente?|bebe|carnet|dossier|"
+    r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b|\byours\b|\b(?:le|la|les) votres?\b"
+    r"|\b(?:after|since|following|apres|depuis|suite a) (?:the|your|la|le|l'|votre|vos|ta|ton) ?(?:procedure|surgery|operation|"
+    r"scope|biopsy|injection|treatment|infusion|delivery|birth|intervention|chirurgie|biopsie|traitement|accouchement|"
+    r"perfusion|examen|exam|test)s?\b"
+    r"|\b(?:votre|vos|ton|ta|tes) (?!(?:place|tour|rendez|rdv|visite|prochaine?|carte|famille|enfants|proches|vaccins?|"
+    r"carnet|dossier|"
     r"doses?|rappels?|pharmacie|pharmacien(?:ne)?|medecin|infirmiere?|equipe|quartier|region|collaboration|"
     r"comprehension|patience|sante|reservation|nom|bras|manche|appel|telephone)\b)[a-z]+"
 )
@@ -86,7 +89,8 @@ _AT_THE_DOOR = (
     r"entrer)|port\w* (?:un|le|votre) masque|masque (?:est )?obligatoire|report\w*|ne (?:venez|vous presentez) pas|"
     r"rest(?:ez|er) a la maison|dans la salle d'attente|a l'accueil|a la porte|stay(?:ing)? home|instead of (?:walking|coming) in)"
 )
-_IF_YOU = (r"\b(?:if|si) (?:you|anyone|someone|vous|tu|quelqu'un|qqn) (?:[\w']+ ){0,2}?(?:have|has|are|is|develop|feel|"
+_IF_YOU = (r"\b(?:if|si) (?:you|anyone|someone|vous|tu|quelqu'un|qqn) (?![^,.]*\b(?:still|encore|toujours|again|de nouveau)\b)"
+           r"(?:[\w']+ ){0,2}?(?:have|has|are|is|develop|feel|"
            r"experienc\w*|had|were|show|notice|get|avez|as|a|etes|es|presentez|faites|ressentez|toussez|developpez|"
            r"avez eu)\b")
 
@@ -154,7 +158,7 @@ MARKERS: tuple[Marker, ...] = (
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
         # someone's own: "her own knee surgery", « sa propre opération »
-        r"|(?<!\bon )\b(?:his|her|their) own\b|\b(?:sa|son|ses) propres?\b"
+        r"|\b(?:for|after|from|with|of) (?:his|her|their) own\b|\b(?:pour|de|apres|a) (?:sa|son|ses) propres?\b"
         # anyone on leave or off sick: "Julie is on leave for burnout", « Julie est en arrêt »
         r"|\b(?:is|will be|has been) (?:on (?:\w+ )?leave|off (?:sick|work))\b|\b(?:est|sera) (?:en (?:conge|arret)|en conge de "
         r"maladie)\b"
@@ -337,7 +341,7 @@ _BROADCAST = re.compile(
     r"\b(?:(?:message |notice |text )?sent to (?:all|every)\w*|to all (?:of )?our patients(?! (?:on|taking|with|who|using)\b)|"
     r"awareness (?:week|month|day)|world [a-z]+ day|(?:public health|health canada)(?:'s)? (?:campaign|reminds|reminder)"
     r"|(?:message )?envoye a tous|avis a (?:tous|toutes|toute la clientele|la population|la communaute)|a toute (?:la|notre) "
-    r"clientele|a tous nos patients(?! (?:sous|qui prennent|avec|atteints)\b)|semaine (?:de (?:la )?)?(?:prevention|"
+    r"clientele|a tous nos patients(?! (?:sous|qui|avec|atteints?|[a-z]+iques)\b)|semaine (?:de (?:la )?)?(?:prevention|"
     r"sensibilisation)|journee mondiale|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
 )
 _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
@@ -369,11 +373,16 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
             lo = 0
             for cut in [c.start() for c in _CLAUSE.finditer(sentence)] + [len(sentence)]:
                 marker = next((m for m, (a, b) in found if m.sentence or (a < cut and lo < b)), None)
-                if marker is not None:
+                if marker is None:
+                    pass
+                elif marker.sentence:
+                    # a sentence framed as a campaign or a notice counts whole when it singles the patient out
+                    if not (marker.address or _ADDRESS).search(sentence):
+                        out.append((start + lo, start + cut, marker.name))
+                else:
                     address = marker.address or _ADDRESS
-                    for a, b in _stretches(sentence, lo, cut):
-                        if not address.search(sentence, a, b):
-                            out.append((start + a, start + b, marker.name))
+                    out += [(start + a, start + b, marker.name) for a, b in _stretches(sentence, lo, cut)
+                            if not address.search(sentence, a, b)]
                 lo = cut
         start = end
     return out
@@ -386,10 +395,11 @@ def _stretches(sentence: str, lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 def _broadcast(text: str) -> list[tuple[int, int, str]]:
-    """Every stretch of a message sent to everyone, but those that single the patient out."""
+    """Every sentence of a message sent to everyone, but those that single the patient out."""
     out = []
     start = 0
     for end in [m.end() for m in _SENTENCE.finditer(text)] + [len(text)]:
-        out += [(a, b, "broadcast") for a, b in _stretches(text, start, end) if b > a and not _SINGLED_OUT.search(text, a, b)]
+        if end > start and not _SINGLED_OUT.search(text, start, end):
+            out.append((start, end, "broadcast"))
         start = end
     return out
