@@ -61,6 +61,16 @@ def test_french_condition_is_clinical(content):
     assert found(content, "Votre grossesse se déroule bien.") == ["grossesse"]
 
 
+@pytest.mark.parametrize(("text", "term"), [
+    ("Le physio en rééducation périnéale a une place jeudi.", "rééducation périnéale"),
+    ("Votre enfant est admissible parce qu'elle est née prématurée.", "née prématurée"),
+    ("Pelvic floor physio has an opening on Thursday.", "Pelvic floor physio"),
+    ("The sweat test is booked for the 12th.", "sweat test"),
+])
+def test_fifth_round_services_and_conditions_are_clinical(content, text, term):
+    assert term in found(content, text)
+
+
 def test_french_multi_word_term_is_clinical(content):
     assert found(content, "Votre analyse d'urine est prévue lundi.") == ["analyse d'urine"]
 

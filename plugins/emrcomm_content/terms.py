@@ -695,7 +695,8 @@ SERVICES_FR = [
         "ablation de la rate", "traitement de canal", "implant dentaire", "plombage", "plombages",
     ]),
     ("test", ["test de la sueur", "test à la sueur", "test de sueur"]),
-    ("condition", ["sueurs nocturnes", "sueurs la nuit", "commotion", "carie", "caries"]),
+    ("condition", ["sueurs nocturnes", "sueurs la nuit", "commotion", "carie", "caries", "né prématuré",
+                   "née prématurée", "nés prématurés", "nées prématurées", "bébé prématuré", "prématurité"]),
     ("medication", [
         "bandelettes",
         "lecteur de glycémie", "capteur de glycémie", "capteur Libre", "bonbonne d'oxygène", "bonbonnes d'oxygène",
