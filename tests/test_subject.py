@@ -96,6 +96,8 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     # a campaign or a notice at the door that singles the patient out, anywhere in the sentence
     "Because he has sickle cell disease, your son is eligible for the meningococcal vaccine this year.",
     "If you have a fever after the biopsy, call us before coming in.",
+    "You're eligible for free insulin through the provincial program.",
+    "Vous êtes admissible à l'insuline gratuite par le programme provincial.",
     "Si vous avez encore de la fièvre, reportez votre rendez-vous de vaccination.",
     "Dr. Bergeron is off this month, so Dr. Haddad will go over your biopsy with you.",
     "La Dre Bergeron est absente ce mois-ci, donc le Dr Haddad va revoir votre biopsie avec vous.",

@@ -67,7 +67,18 @@ _SINGLED_OUT = re.compile(
 # heart disease", "screening kits for anyone 50 to 74", « le vaccin contre le zona pour les 65 ans
 # et plus ». The group is named by what every reader can check, not by the patient's chart.
 _CAMPAIGN = (r"(?:vaccin\w*|shots?|boosters?|immuni[sz]\w*|screening|depistage|campa(?:ign|gne)s?|kits?|flu|"
-             r"grippe|covid|influenza|free|gratuite?s?|offerte?s?)")
+             r"grippe|covid|influenza)")
+# Free or offered to a group named by age or by who they are ("free for everyone 65 and older", « gratuit
+# pour les 75 ans et plus »), but not "eligible for free insulin", which is the patient's.
+_FREE = r"(?:free|gratuite?s?|offerte?s?)"
+_AGE_GROUP = (
+    r"(?:(?:people|persons|those|anyone|adults|seniors|women|men|children|kids|babies|infants|individuals|residents)"
+    r"(?: \w+){0,2}? (?:aged|over|under|between|from \d|\d)"
+    r"|\d+ (?:years |months |yrs )?(?:and|or) (?:older|over|up|above|more)|(?:aged|ages) \d+"
+    r"|\d+ ?(?:to|-|and) ?\d+ (?:years|yrs|year olds)|\d+ ?\+"
+    r"|(?:les |aux |des )?(?:personnes|gens|adultes|aines|femmes|hommes|enfants|bebes|residents)(?: \w+){0,2}? (?:de \d|"
+    r"agee?s|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+|de \d+ a \d+ ans|\d+ ?(?:-|a| ) ?\d+ ans)"
+)
 _GROUP = (
     r"(?:(?:people|persons|those|anyone|adults|seniors|women|men|children|kids|babies|infants|individuals|residents)"
     r"(?: \w+){0,2}? (?:with|who|aged|over|under|living|at (?:high|higher|increased) risk|between|from \d|\d)"
@@ -243,7 +254,8 @@ MARKERS: tuple[Marker, ...] = (
         "campaign",
         "vacc* shot shots booster boosters immu* screening depistage campa* kit kits flu grippe covid influenza free "
         "gratuit gratuite gratuits gratuites offert offerte offerts offertes",
-        rf"\b{_CAMPAIGN}\b(?=.*\b{_GROUP})|\b{_GROUP}(?=.*\b{_CAMPAIGN}\b)",
+        rf"\b{_CAMPAIGN}\b(?=.*\b{_GROUP})|\b{_GROUP}(?=.*\b{_CAMPAIGN}\b)"
+        rf"|\b{_FREE}\b(?=.*\b{_AGE_GROUP})|\b{_AGE_GROUP}(?=.*\b{_FREE}\b)",
         address=_SINGLED_OUT,
         sentence=True,
     ),
