@@ -54,7 +54,7 @@ _SINGLED_OUT = re.compile(
     r"pharmacy|pharmacist|doctor|nurse|provider|care team|team|local|nearest|closest|phone|call|cooperation|"
     r"understanding|patience|health|booking|reservation|name|arm|sleeve)\b)[a-z]+"
     r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
-    r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b|\byours\b|\b(?:le|la|les) votres?\b"
+    r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b|\byours\b|\b(?:le|la|les) votres?\b|\b(?:like|such as) (?:you|yourself)\b"
     r"|\b(?:after|since|following|apres|depuis|suite a) (?:the|your|la|le|l'|votre|vos|ta|ton) ?(?:procedure|surgery|operation|"
     r"scope|biopsy|injection|treatment|infusion|delivery|birth|intervention|chirurgie|biopsie|traitement|accouchement|"
     r"perfusion|examen|exam|test)s?\b"
