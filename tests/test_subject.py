@@ -97,6 +97,7 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "Because he has sickle cell disease, your son is eligible for the meningococcal vaccine this year.",
     "If you have a fever after the biopsy, call us before coming in.",
     "You're eligible for free insulin through the provincial program.",
+    "If you have any pain or swelling in the calf, report it to the nurse right away.",
     "People with COPD like you should get the pneumococcal vaccine this fall.",
     "Vous êtes admissible à l'insuline gratuite par le programme provincial.",
     "Si vous avez encore de la fièvre, reportez votre rendez-vous de vaccination.",
