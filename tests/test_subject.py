@@ -98,6 +98,7 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "If you have a fever after the biopsy, call us before coming in.",
     "You're eligible for free insulin through the provincial program.",
     "If you have any pain or swelling in the calf, report it to the nurse right away.",
+    "Si vous faites de la fièvre, restez à la maison jusqu'à 24 heures sans fièvre.",
     "People with COPD like you should get the pneumococcal vaccine this fall.",
     "Vous êtes admissible à l'insuline gratuite par le programme provincial.",
     "Si vous avez encore de la fièvre, reportez votre rendez-vous de vaccination.",

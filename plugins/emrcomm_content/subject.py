@@ -98,7 +98,7 @@ _AT_THE_DOOR = (
     r"don'?t come|please stay home|stay home and|in the waiting room|at the (?:front )?(?:door|entrance|desk)"
     r"|appel\w* (?:avant|d'abord|au prealable)|telephon\w* (?:avant|d'abord)|avant de (?:venir|vous presenter|passer|"
     r"entrer)|port\w* (?:un|le|votre) masque|masque (?:est )?obligatoire|report(?:ez|er|ons) (?:votre|vos|ton|ta|le|la|les)|ne (?:venez|vous presentez) pas|"
-    r"rest(?:ez|er) a la maison|dans la salle d'attente|a l'accueil|a la porte|stay(?:ing)? home|instead of (?:walking|coming) in)"
+    r"(?:veuillez )?rest(?:ez|er) a la maison et|dans la salle d'attente|a l'accueil|a la porte|instead of (?:walking|coming) in)"
 )
 _IF_YOU = (r"\b(?:if|si) (?:you|anyone|someone|vous|tu|quelqu'un|qqn) (?![^,.]*\b(?:still|encore|toujours|again|de nouveau)\b)"
            r"(?:[\w']+ ){0,2}?(?:have|has|are|is|develop|feel|"
