@@ -1129,7 +1129,7 @@ _VACCINE = _words(VACCINE_WORDS)
 _AFTER_EVENT = (
     "exposure|cut|bite|scratch|injury|wound|needle|needlestick|poke|surgery|transplant|splenectomy|"
     "operation|diagnosis|treatment|chemo|contact|coupure|morsure|blessure|piqure|greffe|chirurgie|"
-    "diagnostic|traitement|exposition|accident|egratignure|ablation"
+    "diagnostic|traitement|exposition|accident|egratignure|ablation|griffure|egratignures|griffures|morsures"
 )
 _BECAUSE = (
     r"(?:\bbecause of (?:your|his|her|their)\b|\bbecause (?:you're|you are|you have|he is|she is|you'll be)\b"

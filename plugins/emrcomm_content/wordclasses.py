@@ -57,9 +57,11 @@ CLASSES: tuple[WordClass, ...] = (
         "redness|numb*|tingl*|dizz*|lightheaded|light headed|nause*|vomit*|throw up|threw up|thrown up|"
         "diarrh*|constipat*|cough*|fever*|feverish|wheez*|short of breath|breathless*|cramp*|palpitation*|"
         "bruis*|blister*|headache*|migraine*|drowsy|insomnia|lump|lumps|pus|infection*|infected|"
+        "spit up|spitting up|spits up|spat up|regurgit*|keep food down|keep anything down|"
         "douleur*|mal|maux|enfl*|gonfl*|demange*|rougeur*|saign*|ecoulement*|engourd*|picot*|fourmill*|"
         "etourd*|nausee*|vomi*|diarrhee*|constip*|toux|toussez|tousse*|fievre*|fievreu*|essouffl*|"
-        "crampe*|palpitation*|ecchymose*|cloque*|migraine*|somnolen*|bosse|pus|brulure*|infection*|infecte*"
+        "crampe*|palpitation*|ecchymose*|cloque*|migraine*|somnolen*|bosse|pus|brulure*|infection*|infecte*|"
+        "garder la nourriture|garder la bouffe|garder ses boires"
     )),
     WordClass("wound", "a word of wound or injury care", "un mot de soin de plaie ou de blessure", _split(
         "dressing*|bandage*|band aid|band aids|bandaid*|gauze|stitch*|staple*|suture*|incision*|wound*|"
@@ -71,10 +73,10 @@ CLASSES: tuple[WordClass, ...] = (
     WordClass("medication", "a medication word", "un mot de médicament", _split(
         "pill|pills|tablet*|capsule*|caplet*|dose|doses|dosing|eye drops|ear drops|nose drops|patches|"
         "cream|creams|ointment*|puffer*|puffs|inhaler*|nasal spray|syrup*|injection*|medicine*|"
-        "medication*|meds|antibiotic*|chewable*|lozenge*|suppositor*|vitamin*|supplement*|prescribed|"
+        "medication*|meds|antibiotic*|chewable*|lozenge*|suppositor*|vitamin*|supplement*|prescribed|injector*|"
         "pilule*|comprime*|capsule*|dose|doses|goutte*|timbre*|creme*|onguent*|pommade*|pompe*|"
         "inhalateur*|inhalation*|vaporisateur*|vaporisation*|sirop*|piqure*|injection*|medicament*|"
-        "antibio*|atb|vitamine*|supplement*|prescrit|prescrite"
+        "antibio*|atb|vitamine*|supplement*|prescrit|prescrite|injecteur*"
     )),
     WordClass("dosing", "how to take a medication", "la façon de prendre un médicament", _split(
         "wean*|taper*|swallow*|chew|crush|dissolve|bedtime|a day|per day|daily|twice|every other day|"
@@ -95,8 +97,10 @@ CLASSES: tuple[WordClass, ...] = (
         "humeur|moral|anxieu*|anxiete|panique|deuil|idees noires|envies|sobre"
     )),
     WordClass("function", "a function of the body", "une fonction du corps", _split(
-        "pee|peeing|urinate|poop|bowel movement|bowel movements|appetite|breathing|kicks|diaper*|"
-        "uriner|pipi|caca|appetit|respirer|respiration|mouvements du bebe|regles|menstruations|couche*"
+        "pee|peeing|urinate|poop|bowel movement|bowel movements|appetite|breathing|kicks|diaper*|feeding|"
+        "moves less|moving less|"
+        "uriner|pipi|caca|appetit|respirer|respiration|mouvements du bebe|regles|menstruations|couche*|boires|"
+        "tetee*|moins de mouvements|bouge moins"
     )),
     WordClass("fluid", "a body fluid", "un liquide du corps", _split(
         "blood|urine|stool|stools|mucus|phlegm|sputum|saliva|semen|sperm|spit|"
@@ -133,10 +137,11 @@ CLASSES: tuple[WordClass, ...] = (
     )),
     WordClass("care", "an instruction for the body", "une consigne pour le corps", _split(
         "rinse|soak|elevate|ice|apply|rub|massage|stretch*|rest|lift*|swim*|shower*|bath|bathe|shave|"
-        "pick|scratch|squeeze|press|cover|dry|clean|wash|avoid|"
+        "pick|scratch|squeeze|press|cover|dry|clean|wash|avoid|workout*|heavy lifting|contact sport|contact sports|"
         "rincez|rincer|trempez|tremper|surelevez|surelever|glace|appliquez|appliquer|frottez|massez|"
         "etirement*|reposez|repos|soulev*|baignade|piscine|douche*|bain|rasez|raser|grattez|gratter|"
-        "pressez|appuyez|couvrez|couvrir|sechez|nettoyez|nettoyer|lavez|laver|evitez|eviter"
+        "pressez|appuyez|couvrez|couvrir|sechez|nettoyez|nettoyer|lavez|laver|evitez|eviter|entrainement*|"
+        "charges lourdes|sport de contact|sports de contact"
     )),
     WordClass("instruction", "an instruction to take, use or keep something",
               "une consigne de prendre, d'utiliser ou de garder quelque chose", _split(
@@ -269,7 +274,8 @@ def find(words: list[str]) -> list[tuple[int, int, str]]:
                 if i + n <= len(words):
                     for name in _EXACT.get(" ".join(words[i : i + n]), ()):
                         out.append((i, i + n, name))
-        for name in of_word(w):
+        # a possessive is its word: "your weight's holding steady", "the baby's breathing"
+        for name in of_word(w) or (of_word(w[:-2]) if w.endswith("'s") else ()):
             out.append((i, i + 1, name))
     return out
 
