@@ -45,6 +45,7 @@ SOMEONE_ELSE = {
         "La clinique de dermatologie au 3e étage a un nouveau numéro.",
     ],
     "staff-more": [
+        "Dr. Haddad's mother had a stroke; she is away this week and back on Monday.",
         "Just so you know, our audiologist is off for her own hip surgery until May.",
         "Sarah, one of our kinesiologists, had her knee replaced last week and is recovering well.",
         "Notre hygiéniste a testé positif à la COVID, on déplace tous ses rendez-vous cette semaine.",
@@ -57,6 +58,8 @@ SOMEONE_ELSE = {
         "Les trousses de dépistage du cancer colorectal sont gratuites pour les 50 à 74 ans.",
     ],
     "door": [
+        "Please wash your hands at the entrance and wear a mask if you have a sore throat or a fever.",
+        "All patients with a cough or a fever must wear a mask in the waiting room.",
         "If you have a sore throat or a fever, please phone ahead before coming to the clinic.",
         "Si vous avez mal à la gorge ou de la fièvre, téléphonez avant de vous présenter à la clinique.",
     ],
@@ -67,6 +70,10 @@ SOMEONE_ELSE = {
     "broadcast": [
         "Tick season is here: check yourself after a hike. Lyme disease facts at the front desk. (message sent to all patients)",
         "Semaine de la prévention du suicide : des ressources à l'accueil. La ligne 1 866 APPELLE répond jour et nuit.",
+    ],
+    "clinic": [
+        "We're back to normal hours after the flu season: 8 to 6 on weekdays.",
+        "Retour à l'horaire normal après la saison de la grippe : 8 h à 18 h en semaine.",
     ],
     "notice": [
         "Our newsletter this month: what to know about your cholesterol, and our summer hours.",
@@ -98,6 +105,8 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "If you have a fever after the biopsy, call us before coming in.",
     "You're eligible for free insulin through the provincial program.",
     "If you have any pain or swelling in the calf, report it to the nurse right away.",
+    "Emma has strep throat. She is off school until she has had 24 hours of antibiotics.",
+    "She is off the blood thinner now, so no more INR checks.",
     "Si vous faites de la fièvre, restez à la maison jusqu'à 24 heures sans fièvre.",
     "People with COPD like you should get the pneumococcal vaccine this fall.",
     "Vous êtes admissible à l'insuline gratuite par le programme provincial.",

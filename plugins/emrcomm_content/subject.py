@@ -52,7 +52,7 @@ _SINGLED_OUT = re.compile(
     r"vaccines|vaccinations|immuni[sz]ations|records?|"
     r"loved ones|flu shot|shot|vaccine|vaccination|dose|booster|free|own|convenience|area|neighbourhood|neighborhood|"
     r"pharmacy|pharmacist|doctor|nurse|provider|care team|team|local|nearest|closest|phone|call|cooperation|"
-    r"understanding|patience|health|booking|reservation|name|arm|sleeve)\b)[a-z]+"
+    r"understanding|patience|health|booking|reservation|name|arm|sleeve|hands|mask|masks)\b)[a-z]+"
     r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
     r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b|\byours\b|\b(?:le|la|les) votres?\b|\b(?:like|such as) (?:you|yourself)\b"
     r"|\b(?:after|since|following|apres|depuis|suite a) (?:the|your|la|le|l'|votre|vos|ta|ton) ?(?:procedure|surgery|operation|"
@@ -61,7 +61,7 @@ _SINGLED_OUT = re.compile(
     r"|\b(?:votre|vos|ton|ta|tes) (?!(?:place|tour|rendez|rdv|visite|prochaine?|carte|famille|enfants|proches|vaccins?|"
     r"carnet|dossier|"
     r"doses?|rappels?|pharmacie|pharmacien(?:ne)?|medecin|infirmiere?|equipe|quartier|region|collaboration|"
-    r"comprehension|patience|sante|reservation|nom|bras|manche|appel|telephone)\b)[a-z]+"
+    r"comprehension|patience|sante|reservation|nom|bras|manche|appel|telephone|mains|masque)\b)[a-z]+"
 )
 # A vaccine or a screening offered to a group: "the pneumococcal vaccine for people with diabetes or
 # heart disease", "screening kits for anyone 50 to 74", « le vaccin contre le zona pour les 65 ans
@@ -98,7 +98,8 @@ _AT_THE_DOOR = (
     r"don'?t come|please stay home|stay home and|in the waiting room|at the (?:front )?(?:door|entrance|desk)"
     r"|appel\w* (?:avant|d'abord|au prealable)|telephon\w* (?:avant|d'abord)|avant de (?:venir|vous presenter|passer|"
     r"entrer)|port\w* (?:un|le|votre) masque|masque (?:est )?obligatoire|report(?:ez|er|ons) (?:votre|vos|ton|ta|le|la|les)|ne (?:venez|vous presentez) pas|"
-    r"(?:veuillez )?rest(?:ez|er) a la maison et|dans la salle d'attente|a l'accueil|a la porte|instead of (?:walking|coming) in)"
+    r"(?:veuillez )?rest(?:ez|er) a la maison et|dans la salle d'attente|a l'accueil|a la porte|a l'entree|"
+    r"mett\w* (?:un|le|votre) masque|instead of (?:walking|coming) in)"
 )
 _IF_YOU = (r"\b(?:if|si) (?:you|anyone|someone|vous|tu|quelqu'un|qqn) (?![^,.]*\b(?:still|encore|toujours|again|de nouveau)\b)"
            r"(?:[\w']+ ){0,2}?(?:have|has|are|is|develop|feel|"
@@ -164,7 +165,7 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "staff",
         "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
-        "cliniques own propre propres leave off conge arret",
+        "cliniques own propre propres leave off conge arret he she they il elle ils elles",
         rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
@@ -173,6 +174,8 @@ MARKERS: tuple[Marker, ...] = (
         # anyone on leave or off sick: "Julie is on leave for burnout", « Julie est en arrêt »
         r"|\b(?:is|will be|has been) (?:on (?:\w+ )?leave|off (?:sick|work))\b|\b(?:est|sera) (?:en (?:conge|arret)|en conge de "
         r"maladie)\b"
+        r"|\b(?:he|she|they)(?:'s| is| are| will be) (?:away|absent|off (?:sick|work|this|today|until|for))\b"
+        r"|\b(?:il|elle)s? (?:est|sont|sera|seront) (?:absente?s?|partie?s? (?:pour|jusqu))"
         rf"|{_KIN_FR} (?:de (?:la dre|le dr|notre \w+)|du dr)\b"
         r"|\b(?:his|her|ses) (?:patients|clinics|cliniques)\b",
     ),
@@ -265,6 +268,7 @@ MARKERS: tuple[Marker, ...] = (
         rf"{_IF_YOU}(?=.*\b{_AT_THE_DOOR})|\b{_AT_THE_DOOR}(?=.*{_IF_YOU})"
         # an outbreak, masks for everyone: « éclosion d'influenza », "masks are required in the waiting room"
         r"|\b(?:outbreak|going around|eclosion|qui circule|masks? (?:are|is) (?:required|mandatory|recommended)|"
+        r"(?:must|should|need to|needs to|have to|please) wear a mask|doi(?:t|vent) porter (?:un|le) masque|"
         r"(?:le )?(?:port du )?masque (?:est )?(?:obligatoire|recommande|fortement recommande))\b",
         address=_SINGLED_OUT,
         sentence=True,
@@ -318,10 +322,13 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "clinic",
         "accreditation clinic survey phone phones system hiring agrement clinique sondage systeme telephonique "
-        "telephones embauche embauchons emploi",
+        "telephones embauche embauchons emploi hours schedule fire outage horaire heures alarme exercice panne",
         r"\b(?:accreditation|our clinic (?:got|received|obtained|passed|won)|(?:patient|our) survey|phone system|"
+        r"(?:normal|regular|usual|summer|holiday) (?:hours|schedule|opening hours)|fire (?:alarm|drill)|power outage|"
         r"(?:we'?re|we are|now) hiring|hiring)\b"
         r"|\b(?:agrement|notre clinique a (?:obtenu|recu|reussi|gagne)|sondage|systeme telephonique|nos telephones|"
+        r"horaire (?:normal|habituel|regulier|d'ete|des fetes)|heures (?:normales|habituelles)|alarme (?:de feu|incendie)|"
+        r"exercice d'(?:evacuation|incendie)|panne de courant|"
         r"on embauche|nous embauchons|offre d'emploi)\b",
     ),
 )
