@@ -212,7 +212,7 @@ NUMBERS = re.compile(
     r"|(?P<time>\b\d{1,2}(?::\d{2}| ?h ?\d{0,2}\b| ?(?:am|pm)\b))"
     r"|(?P<phone>\b\d{3}[ -]\d{3}[ -]\d{4}\b|\b1 8\d\d\b)"
     r"|(?P<percent>\b\d+(?:[.,]\d+)?\s?(?:%|percent|pour cent)(?!\w))"
-    r"|(?P<unit>\b\d+(?:[.,]\d+)?\s?(?:kg|lbs?|mmol|mg|ml|cm|mm|bpm)(?!\w)"
+    r"|(?P<unit>\b\d+(?:[.,]\d+)?\s?(?:kg|kgs|kilos?|lbs?|pounds|mmol|mg|ml|cm|mm|bpm)(?!\w)"
     r"|\b\d{2,3} ?/ ?\d{2,3}\b|\b\d+ over \d+\b|\b\d+(?:st|nd|rd|th|e) percentile)"
     r"|(?P<decimal>\b\d+[.,]\d+\b)"
 )
