@@ -44,8 +44,10 @@ FIRST_ROUND = ("dev", "heldout")
 DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # The id of a later row names its part: h (held-out 2), d (development 2), p to t (the five rounds
 # of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3), x
-# (development 6), y (development 7), z (development 8), e (development 9), f (development 10).
-LATER_IDS = {"heldout-4": r"(en|fr)-b\d{4}", "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
+# (development 6), y (development 7), z (development 8), e (development 9), f (development 10), b
+# (held-out 4), c (held-out 5).
+LATER_IDS = {"heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}", "heldout-3": r"(en|fr)-w\d{4}",
+             "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
              "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}", "dev-6": r"(en|fr)-x\d{4}",
              "dev-7": r"(en|fr)-y\d{4}", "dev-8": r"(en|fr)-z\d{4}", "dev-9": r"(en|fr)-e\d{4}",
@@ -111,7 +113,7 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80), ("dev-9", 450), ("dev-10", 450)])
 def test_the_later_parts_are_big_enough_and_half_french(part: str, size: int) -> None:
@@ -163,15 +165,21 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # heldout-4: a second blind part, by a writer who never saw the project, scored by figures only:
 # the third round's detector, recall 0.948 (en 0.939, fr 0.957), false blocks 0.059 (en 0.058, fr
 # 0.060); the fourth round's, recall 0.948 (en 0.939, fr 0.957), false blocks 0.045 (en 0.049, fr
-# 0.040).
+# 0.040); the fifth round's, recall 0.957 (en 0.948, fr 0.965), false blocks 0.032 (en 0.035, fr
+# 0.029).
+# heldout-5: a third blind part, by a third writer, committed before it was scored, by figures only:
+# the fourth round's detector, recall 0.927 (en 0.944, fr 0.909), false blocks 0.056 (en 0.053, fr
+# 0.059); the fifth round's, recall 0.925 (en 0.933, fr 0.917), false blocks 0.041 (en 0.040, fr
+# 0.043).
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
     ("heldout-3", "all", 0.92, 0.03), ("heldout-3", "en", 0.915, 0.025), ("heldout-3", "fr", 0.92, 0.034),
-    ("heldout-4", "all", 0.945, 0.046), ("heldout-4", "en", 0.935, 0.05), ("heldout-4", "fr", 0.955, 0.041),
+    ("heldout-4", "all", 0.955, 0.033), ("heldout-4", "en", 0.945, 0.036), ("heldout-4", "fr", 0.96, 0.03),
+    ("heldout-5", "all", 0.92, 0.042), ("heldout-5", "en", 0.93, 0.041), ("heldout-5", "fr", 0.915, 0.044),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
                                                                  ceiling: float) -> None:
-    """Both miss the issue's target (recall 0.97, false blocks 0.03): these are floors and
+    """They miss the issue's target (recall 0.97, false blocks 0.03): these are floors and
     ceilings so that nothing gets worse, not the goal."""
     f = blind(part)[scope]
     assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
