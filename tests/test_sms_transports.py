@@ -315,19 +315,23 @@ def test_a_cut_kannel_reports_is_a_failure_not_a_delivery(
     assert len(got.data) == 160
 
 
-def test_a_message_the_gateway_cut_is_filed_not_done_not_completed(
-        kannel_defaults: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
-    path = config_with_sms(tmp_path, f"""[plugins.sms]
+def kannel_clinic(tmp_path: Path, url: str, password_file: Path, *, sms_extra: str = "") -> Path:
+    """A clinic whose SMS goes through the Kannel at ``url``, told its sendsms-user's limits."""
+    return config_with_sms(tmp_path, f"""[plugins.sms]
 transport = "kannel"
 from = "{SENDER}"
-max_segments = 3
-[plugins.sms.kannel]
-url = "{kannel_defaults.sendsms_url}"
+{sms_extra}[plugins.sms.kannel]
+url = "{url}"
 username = "emrcomm"
-password = {{file = "{secrets_dir / 'kannel'}"}}
+password = {{file = "{password_file}"}}
 max_messages = 3
 concatenation = true
 """)
+
+
+def test_a_message_the_gateway_cut_is_filed_not_done_not_completed(
+        kannel_defaults: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
+    path = kannel_clinic(tmp_path, kannel_defaults.sendsms_url, secrets_dir / "kannel", sms_extra="max_segments = 3\n")
     with Host(load_config(path), clock=clock) as host:
         outcome = host.send(Request("Patient/on-en", "appointment-reminder", id="cut-1", text=LONG, channel="sms"))
         assert outcome.status is Status.FAILED and outcome.channels == ("sms",)
@@ -339,16 +343,7 @@ concatenation = true
 
 def test_a_french_portal_notice_reaches_the_handset_in_one_part_with_its_link_whole(
         kannel: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
-    path = config_with_sms(tmp_path, f"""[plugins.sms]
-transport = "kannel"
-from = "{SENDER}"
-[plugins.sms.kannel]
-url = "{kannel.sendsms_url}"
-username = "emrcomm"
-password = {{file = "{secrets_dir / 'kannel'}"}}
-max_messages = 3
-concatenation = true
-""")
+    path = kannel_clinic(tmp_path, kannel.sendsms_url, secrets_dir / "kannel")
     with Host(load_config(path), clock=clock) as host:
         outcome = host.send(Request("Patient/qc-fr", "results-available", id="notice-kannel",
                                     text="Votre HbA1c est de 8,1 %. Augmentez la metformine."))
@@ -421,16 +416,7 @@ def test_kannel_refusing_the_password_is_a_permanent_credentials_error(kannel: K
 
 def _refused_by_kannel(kannel: Kannel, secrets_dir: Path, tmp_path: Path) -> Path:
     """A clinic whose SMS goes through Kannel with a password Kannel refuses (403: for good)."""
-    return config_with_sms(tmp_path, f"""[plugins.sms]
-transport = "kannel"
-from = "{SENDER}"
-[plugins.sms.kannel]
-url = "{kannel.sendsms_url}"
-username = "emrcomm"
-password = {{file = "{secrets_dir / 'kannel-wrong'}"}}
-max_messages = 3
-concatenation = true
-""")
+    return kannel_clinic(tmp_path, kannel.sendsms_url, secrets_dir / "kannel-wrong")
 
 
 def test_a_request_sent_again_after_its_message_was_refused_for_good_says_failed(
