@@ -762,8 +762,12 @@ CARE = [
          r"\b(?:crisis|distress|suicide|help) (?:line|centre|center|team|phone|text line)\b|\bligne (?:de crise|d'ecoute|"
          r"d'aide|de prevention)\b"),
     rule("thoughts|hurt|harm|kill|hurting|harming|killing|mal|jours|unsafe|securite|wanting|want|vouloir|pensees|"
-         "dead|finir",
-         r"\bthoughts of (?:hurting|harming|killing|ending)\b|\b(?:hurt|harm|kill)(?:ing)? yourself\b"
+         "dead|finir|safe",
+         # a safety check of the patient's own: "are you feeling safe tonight?", « vous sentez-vous en sécurité? »
+         r"\b(?:are you|you are|you're|do you feel|are you feeling|you feel|you feeling) (?:feeling )?safe(?: (?:tonight|at home|"
+         r"right now|today|now|these days))?\b(?! (?:to|for|in the|on the|with the)\b)"
+         r"|\b(?:vous sentez vous|te sens tu|vous sentez vous toujours|etes vous|es tu) en securite\b"
+         r"|\bthoughts of (?:hurting|harming|killing|ending)\b|\b(?:hurt|harm|kill)(?:ing)? yourself\b"
          r"|\b(?:vous|te) faire du mal\b|\bmettre fin a (?:vos|tes) jours\b|\b(?:feel|feeling|you are|you're) unsafe\b"
          r"|\b(?:vous ne vous sentez pas|tu ne te sens pas|vous sentez pas|te sens pas) en securite\b"
          r"|\b(?:not|don't|do not|no longer) (?:wanting|want) to (?:be here|be alive|live|wake up)\b"

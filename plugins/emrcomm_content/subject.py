@@ -66,7 +66,7 @@ _SINGLED_OUT = re.compile(
 # A vaccine or a screening offered to a group: "the pneumococcal vaccine for people with diabetes or
 # heart disease", "screening kits for anyone 50 to 74", « le vaccin contre le zona pour les 65 ans
 # et plus ». The group is named by what every reader can check, not by the patient's chart.
-_CAMPAIGN = (r"(?:vaccin\w*|shots?|boosters?|immuni[sz]\w*|screening|depistage|campa(?:ign|gne)s?|kits?|flu|"
+_CAMPAIGN = (r"(?:vaccin\w*|shots?|boosters?|immuni[sz]\w*|screening|depistage|campa(?:ign|gne)s?|kits?|trousses?|flu|"
              r"grippe|covid|influenza)")
 # Free or offered to a group named by age or by who they are ("free for everyone 65 and older", « gratuit
 # pour les 75 ans et plus »), but not "eligible for free insulin", which is the patient's.
@@ -88,7 +88,9 @@ _GROUP = (
     r"|(?:les |aux |des )?(?:personnes|gens|adultes|aines|femmes|hommes|enfants|bebes|residents)(?: \w+){0,2}? (?:de \d|"
     r"agee?s|atteintes?|ayant|avec|qui|vivant|a risque|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+"
     r"|de \d+ a \d+ ans|\d+ ?(?:-|a| ) ?\d+ ans|admissibles?|eligibles?|gratuite?s? pour|offerte?s? (?:a|aux) (?:tous|toutes|toute|la population|"
-    r"les personnes))"
+    r"les personnes)"
+    # free wherever anyone goes: "free at every pharmacy", « gratuites dans toutes les pharmacies »
+    r"|free (?:at|in|from) (?:all|every|any)\b|gratuite?s? (?:dans|a|chez) (?:toutes|tous|toute|n'importe))"
 )
 # A notice at the door: "if you have a cough or a fever, call before coming in", « si vous avez de la
 # fièvre, appelez avant de venir »: it is written to whoever reads it.
@@ -115,20 +117,20 @@ _STAFF_EN = (
     r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
-    r"|\bstaff\b)"
+    r"|\bstaff\b|\b[a-z]+ (?:at|from|on) (?:the )?(?:front desk|reception|switchboard|billing))"
 )
 _STAFF_FR = (
     rf"(?:\b(?:le |la )?(?:dre?|docteure?)\.? {_NAME}|\bl'infirmiere? {_NAME}|\b(?:notre|nos) (?:infirmieres?|"
     r"infirmiers?|coordonnatrices?|coordonnateurs?|coordinatrices?|adjointes?|commis|ips|receptionnistes?|secretaires?|pharmacien(?:ne)?s?|physio(?:therapeute)?s?|nutritionnistes?|"
     r"dieteticien(?:ne)?s?|medecins?|personnel|equipe|gestionnaire|psychologues?|travailleu(?:r|se)s? sociale?s?|"
     r"collegues?|adjointe?s?|technicien(?:ne)?s?|sages? femmes?|benevoles?|[a-z]+(?:istes?|iens?|iennes?|peutes?))"
-    r"(?: " + _NAME + r")?|\b(?:une?|l'une?) de nos [a-z]+|\ble personnel\b)"
+    r"(?: " + _NAME + r")?|\b(?:une?|l'une?) de nos [a-z]+|\ble personnel\b|\b[a-z]+ (?:a|de) (?:l'accueil|la reception))"
 )
 # What a staff member's own life is: leave, illness, an injury, a birth, a death in the family, a
 # conference, a race. "has" and « a » count only before a word that is not a result or a booking.
 _STATE_EN = (
     r"(?:away|off|absent|on (?:\w+ )?leave|sick|ill|unwell|home with|at home|recovering|diagnosed|broke|fractured|"
-    r"tore|sprained|having (?:chemo|surgery|an operation|a baby|treatments?)|in (?:the )?hospital|hospitali[sz]ed|"
+    r"tore|sprained|having (?:[\w-]+ ){0,2}?(?:chemo|surgery|operation|baby|treatments?|procedure)|in (?:the )?hospital|hospitali[sz]ed|"
     r"passed away|died|retir\w*|leaving|gave birth|had (?:a|her) baby|expecting|pregnant|at (?:a|an|the) (?:[\w-]+ ){0,3}"
     r"(?:conference|congress|meeting|training|course|seminar|symposium)|trained|training|out (?:sick|with)|off sick|tested (?:positive|negative)|(?:just )?finished (?:his|her|their) |"
     r"(?:to )?car(?:e|ing) for (?:his|her|their) |taking (?:a few|some|\w+) (?:weeks|days|months) off|"
@@ -146,17 +148,25 @@ _STATE_FR = (
     r"(?:congres|colloque)|au congres|a subi|subit|combat|vient de (?:finir|terminer) (?:son|sa|ses) |s'occuper de (?:sa|son|ses) |"
     r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
     r"est decedee? d'|court|marche|portera|porte|commence (?:ses|sa|son) |a teste positi\w*|a eu un resultat positif|"
-    r"s'est fait (?:remplacer|operer|enlever|poser)|est hospitalisee?|"
+    r"s'est fait (?:remplacer|operer|enlever|poser)|se fait (?:remplacer|operer|enlever|poser)|est hospitalisee?|"
     r"se laiss\w+ pousser|opere|fait une vente|"
     r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?)[a-z]+|"
     r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
 )
 _PLACE_EN = (r"(?:clinic|centre|center|unit|department|office|lab|laboratory|service|program|programme|pharmacy|"
+             r"outpatients?|inpatients?|ward|"
              r"practice|psychologist|dentist|optometrist|ophthalmologist|physiotherapist|physio|wing|suite|team|clsc|"
              r"entrance)")
 _PLACE_FR = (r"(?:clinique|centre|unite|departement|bureau|laboratoire|labo|service|programme|pharmacie|"
              r"psychologue|dentiste|optometriste|ophtalmologiste|physiotherapeute|physio|aile|local|equipe|clsc|"
              r"entree)")
+# Things of the building and its equipment, whose "results" are no one's health.
+_THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?|elevators?|inspection|fridge|freezer|"
+           r"refrigerator|air quality|heating|generator|fire alarm|alarm|sprinklers?|renovations?|construction|"
+           r"website|printer|fax|building|roof|ventilation|air conditioning|reseau|serveur|systeme telephonique|"
+           r"telephones?|lignes? telephoniques?|ascenseurs?|frigo|refrigerateur|congelateur|qualite de l'air|"
+           r"chauffage|generatrice|alarme|gicleurs?|travaux|site web|imprimante|telecopieur|edifice|batiment|toit|"
+           r"climatisation)")
 _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
         r"health|illness|surgery)")
 _KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils|la fille|l'enfant|le bebe|le dos)"
@@ -165,7 +175,8 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "staff",
         "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
-        "cliniques own propre propres leave off conge arret he she they il elle ils elles",
+        "cliniques own propre propres leave off conge arret he she they il elle ils elles desk reception switchboard "
+        "billing accueil",
         rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
@@ -186,11 +197,11 @@ MARKERS: tuple[Marker, ...] = (
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
         "bleu collect collecting collects money matched argent",
-        r"\b(?:rais(?:e|ed|ing) (?:money|funds)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
+        r"\b(?:rais(?:e|ed|ing) (?:money|funds|(?:over |more than |nearly |almost |about )?\$ ?\d)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
         r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
         r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
         r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
-        r"research|hospital|foundation|society|families|kids|children|patients)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
+        r"research|hospital|foundation|society|families|kids|children|patients|shelter|home|residence|drive)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
         r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
         r"matched (?:your|the) donations)\b"
         r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang)|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
@@ -255,7 +266,8 @@ MARKERS: tuple[Marker, ...] = (
     ),
     _marker(
         "campaign",
-        "vacc* shot shots booster boosters immu* screening depistage campa* kit kits flu grippe covid influenza free "
+        "vacc* shot shots booster boosters immu* screening depistage campa* kit kits trousse trousses flu grippe covid "
+        "influenza free "
         "gratuit gratuite gratuits gratuites offert offerte offerts offertes",
         rf"\b{_CAMPAIGN}\b(?=.*\b{_GROUP})|\b{_GROUP}(?=.*\b{_CAMPAIGN}\b)"
         rf"|\b{_FREE}\b(?=.*\b{_AGE_GROUP})|\b{_AGE_GROUP}(?=.*\b{_FREE}\b)",
@@ -302,7 +314,11 @@ MARKERS: tuple[Marker, ...] = (
         "result resultats resultat survey surveys inspection inspections audit audits lottery draw vote sondage "
         "sondages form forms formulaire insurer assureur insurance assurance check "
         "antecedents balance solde account compte coverage couverture refund deposit depot positive positif positifs "
-        "negative negatif negatifs",
+        "negative negatif negatifs wi wifi internet network server phone phones line lines elevator elevators "
+        "fridge freezer refrigerator heating generator alarm sprinkler sprinklers renovation renovations "
+        "construction website printer fax building roof ventilation conditioning reseau serveur telephone lignes "
+        "ascenseur ascenseurs frigo refrigerateur congelateur chauffage generatrice alarme gicleurs travaux "
+        "imprimante telecopieur edifice batiment toit climatisation",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
         r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|"
@@ -316,7 +332,13 @@ MARKERS: tuple[Marker, ...] = (
         # the verdict is an approval: "came back positive — approved!"
         r"|\b(?:positive?|negative?|positifs?|negatifs?|clear)\W+(?:approved|accepted|approuvee?s?|acceptee?s?)\b"
         r"|\b(?:results?|resultats?) (?:of|from|de|du|des) (?:the |our |la |l'|le |notre )?(?:inspection|survey|sondage|"
-        r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b",
+        r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b"
+        # a verdict on a thing of the building or its equipment: "the Wi-Fi results are normal again",
+        # "the fridge inspection came back clean", « l'inspection de l'ascenseur est conforme »
+        rf"|\b(?:results?|resultats?|tests?) (?:of|from|for|on|de|du|des|sur) (?:the |our |la |le |l'|les |notre |nos )?{_THINGS}\b"
+        rf"|\b{_THINGS}(?:'s)? (?:[\w']+ ){{0,4}}?(?:results?|resultats?|came back|is back|are|is|was|were|passed|"
+        r"est revenue?s?|sont revenue?s?|sont|est|a passe|ont passe|etait)\b(?: \w+){0,2}? (?:normal|normale?s?|normaux|clear|"
+        r"clean|positive?|negative?|fine|good|ok|okay|conformes?|bons?|bonne?s?|beaux?|belles?|approved|passed|reussie?s?)\b",
         address_counts=False,
     ),
     _marker(
