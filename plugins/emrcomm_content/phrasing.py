@@ -811,6 +811,23 @@ CARE = [
          r"\b(?:observed|witnessed|supervised) dos(?:e|es|ing)\b|\bdoses? (?:observee|supervisee)s?\b"
          r"|\b(?:your|the|next|vos|les|prochaine) carr(?:y|ies)\b|\bcarr(?:y|ies) (?:schedule|pickup|pick up|days?)\b"
          r"|\bdoses? a emporter\b|\bremise de doses\b"),
+    # sixth round: the patient's own helper in psychosocial or addiction care ("your social worker Linda",
+    # « votre intervenante Josée », « ton parrain »): a possessive on such a helper is this patient's care
+    rule("social|counsellor|counselor|therapist|psychotherapist|caseworker|case|outreach|street|peer|support|"
+         "addiction|sponsor|travailleur|travailleuse|travailleurs|travailleuses|intervenant|intervenante|"
+         "intervenants|intervenantes|therapeute|psychotherapeute|psychoeducatrice|psychoeducateur|aidant|aidante|"
+         "parrain|marraine",
+         r"\b(?:your|ur) (?:social worker|counsell?or|therapist|psychotherapist|case ?worker|outreach worker|street "
+         r"worker|peer (?:support )?worker|support worker|addiction worker|sponsor)\b"
+         r"|\b(?:votre|ton|ta|tes|vos) (?:travailleu(?:r|se)s? soci(?:al|ale|aux|ales)|intervenante?s?|therapeute|"
+         r"psychotherapeute|psychoeducat(?:rice|eur)|paire? aidante?|parrain|marraine|travailleu(?:r|se) de rue)\b"),
+    # the patient's own use of a substance: « ta conso de pot », "your use of alcohol"
+    rule("conso|consommation|use|usage|consumption",
+         r"\b(?:ta|votre|ton|your|ur) (?:conso|consommation|use|usage|consumption) (?:de |d'|du |of )?(?:pot|cannabis|"
+         r"weed|alcool|alcohol|drogues?|drugs|meth|speed|coke|cocaine|crack|opioides?|opioids|fentanyl|crystal|"
+         r"substances?|boisson)\b|\bconso de (?:pot|cannabis|drogues?|coke|speed|crystal|meth)\b"),
+    rule("devant|front|pharmacist",
+         r"\bdoses? devant (?:le|la) pharmacien(?:ne)?\b|\bdoses? in front of (?:the|your) pharmacist\b"),
     rule("jeu|gambling|jeux|betting|paris",
          r"\b(?:pour|sur) (?:le |les )?(?:jeu|jeux de hasard|paris sportifs)\b(?! (?:video|de societe|libre))"
          r"|\bjeu (?:excessif|compulsif|pathologique)\b|\bgambling\b"),
@@ -856,6 +873,11 @@ CARE_WEAK = [
 ]
 
 # --- allergy testing and reactions --------------------------------------------------------------
+_ALLERGEN = (r"(?:peanuts?|tree nuts?|nuts|sesame|milk|eggs?|shellfish|lobster|shrimp|fish|wheat|soy|cats?|dogs?|"
+             r"pollens?|grass|ragweed|dust mites?|mites|latex|penicillin|amoxicillin|bees?|wasps?|venom|molds?|moulds?)")
+_ALLERGEN_FR = (r"(?:arachides?|noix|sesame|lait|oeufs?|fruits de mer|homard|crevettes?|poissons?|ble|soya|chats?|"
+                r"chiens?|pollens?|graminees|herbe a poux|acariens|latex|penicilline|amoxicilline|abeilles?|guepes?|"
+                r"venin|moisissures)")
 ALLERGY = [
     rule("allerg*",
          _near(r"\ballerg\w*", _words(
@@ -867,6 +889,13 @@ ALLERGY = [
          r"(?:allergic )?(?:reaction|reaction allergique)\b"),
     rule("antihistamin*|epi|epipen|epipens|auto*|pens",
          r"\b(?:antihistamin\w*|epi ?pens?|auto ?inject\w*|milk ladder|echelle du lait)\b"),
+    # sixth round: a test or a food challenge named by what it tests ("testing for sesame and tree nuts",
+    # "the milk challenge", « les IgE pour le homard », « test de provocation aux arachides »)
+    rule("challenge|challenges|provocation|ige|testing|test|tests|tested|tester|epreuve",
+         rf"\b(?:{_ALLERGEN}|food|nut|drug|baked milk|baked egg) challenges?\b"
+         rf"|\b(?:testing|tests?|tested|skin test(?:ing)?) (?:for|to) (?:\w+ ){{0,2}}?(?:{_ALLERGEN})\b"
+         rf"|\b(?:tests?|tester|epreuves?|provocation|ige) (?:pour|aux?|a la|a l'|au|du|de la|contre) (?:le |la |les |l')?"
+         rf"(?:\w+ ){{0,2}}?(?:{_ALLERGEN_FR})\b|\bige\b(?! \w+ment)"),
     rule("reintroduc*|reintrodui*|introduce",
          r"\b(?:reintroduc\w*|reintrodui\w*|introduce (?:baked|peanut|egg))\b"),
 ]
@@ -1102,7 +1131,14 @@ PREGNANCY = [
                rf"(?:[6-9]|[1-4]\d) (?:and|et) {_GESTATION})", _PREGNANCY_NOUN, 6, both=True),
          # "you're 24 weeks", « vous êtes rendue à 24 semaines »
          rf"\b(?:you're|you are|vous etes|tu es|t'es|she's|she is|elle est) (?:now |maintenant )?(?:rendue? |about |"
-         rf"environ )?(?:a |at )?{_GESTATION}"),
+         rf"environ |past |over |almost |nearly |passed |plus de |presque |passe |passee )?(?:a |at )?{_GESTATION}",
+         # sixth round: "at 28 weeks you're due for", « à 36 semaines, vous »
+         rf"\b(?:at|a) {_GESTATION},? (?:you|you're|you are|your|vous|tu|t'|votre|ta)\b"),
+    # sixth round: the patient is expecting ("since you're expecting", « puisque vous attendez bébé »)
+    rule("expecting|attendez|attends",
+         r"\b(?:you're|you are|since you're|now that you're) expecting\b(?! (?:a call|us|our|my|the|your|to|it|him|her|"
+         r"them|results|news|an?))|\b(?:you're|you are) expecting (?:a baby|a little one|twins)\b"
+         r"|\b(?:vous attendez|tu attends|t'attends) (?:un |votre |ton |le )?(?:bebe|enfant|jumeaux)\b"),
     rule("conceive|pregnant|concevoir|enceinte",
          r"\b(?:try(?:ing)? to|essayer de|avant de) (?:conceive|get pregnant|concevoir|tomber enceinte)\b"),
     rule("loss|perte", r"\b(?:confirms? the loss|confirme la perte)\b"),
@@ -1125,7 +1161,7 @@ PREGNANCY = [
 VACCINE_WORDS = (
     "vaccine|vaccines|vaccination|vaccinations|vaccinated|vaccinate|immunization|immunizations|"
     "immunisation|shot|shots|booster|boosters|vaccin|vaccins|vacciner|vaccinee|vaccine|"
-    "rappel du|rappel de|rappel d'|rappel contre|shingrix|pneumovax|prevnar|pneu c 20|pneumococcal|"
+    "rappel du|rappel de|rappel d'|rappel contre|rappels contre|rappels du|rappels de|meningo|shingrix|pneumovax|prevnar|pneu c 20|pneumococcal|"
     "pneumocoque|meningococcal|meningocoque|hib|rabies|rage|tetanus|tetanos|rsv|vrs|antigrippal|"
     "vacciner|faites vous vacciner"
 )

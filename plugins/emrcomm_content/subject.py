@@ -90,7 +90,9 @@ _GROUP = (
     r"|de \d+ a \d+ ans|\d+ ?(?:-|a| ) ?\d+ ans|admissibles?|eligibles?|gratuite?s? pour|offerte?s? (?:a|aux) (?:tous|toutes|toute|la population|"
     r"les personnes)"
     # free wherever anyone goes: "free at every pharmacy", « gratuites dans toutes les pharmacies »
-    r"|free (?:at|in|from) (?:all|every|any)\b|gratuite?s? (?:dans|a|chez) (?:toutes|tous|toute|n'importe))"
+    r"|free (?:at|in|from) (?:all|every|any)\b|gratuite?s? (?:dans|a|chez) (?:toutes|tous|toute|n'importe)"
+    # a school's: "all grade 7 students", « les élèves de 4e année », « vaccination scolaire »
+    r"|(?:all|every) (?:grade \d+ |high school |school |secondary )?(?:students|pupils)|eleves|scolaires?)"
 )
 # A notice at the door: "if you have a cough or a fever, call before coming in", « si vous avez de la
 # fièvre, appelez avant de venir »: it is written to whoever reads it.
@@ -117,14 +119,19 @@ _STAFF_EN = (
     r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
-    r"|\bstaff\b|\b[a-z]+ (?:at|from|on) (?:the )?(?:front desk|reception|switchboard|billing))"
+    r"|\bstaff\b|\b[a-z]+ (?:at|from|on) (?:the )?(?:front desk|reception|switchboard|billing)"
+    # sixth round: the patient's own clinician, whose illness is theirs ("your doctor tested positive")
+    r"|\b(?:your|ur) (?:family )?(?:doctor|physician|nurse(?: practitioner)?|pharmacist|dentist|hygienist|np|midwife|"
+    r"provider|dr\.? [a-z'-]+))"
 )
 _STAFF_FR = (
     rf"(?:\b(?:le |la )?(?:dre?|docteure?)\.? {_NAME}|\bl'infirmiere? {_NAME}|\b(?:notre|nos) (?:infirmieres?|"
     r"infirmiers?|coordonnatrices?|coordonnateurs?|coordinatrices?|adjointes?|commis|ips|receptionnistes?|secretaires?|pharmacien(?:ne)?s?|physio(?:therapeute)?s?|nutritionnistes?|"
     r"dieteticien(?:ne)?s?|medecins?|personnel|equipe|gestionnaire|psychologues?|travailleu(?:r|se)s? sociale?s?|"
     r"collegues?|adjointe?s?|technicien(?:ne)?s?|sages? femmes?|benevoles?|[a-z]+(?:istes?|iens?|iennes?|peutes?))"
-    r"(?: " + _NAME + r")?|\b(?:une?|l'une?) de nos [a-z]+|\ble personnel\b|\b[a-z]+ (?:a|de) (?:l'accueil|la reception))"
+    r"(?: " + _NAME + r")?|\b(?:une?|l'une?) de nos [a-z]+|\ble personnel\b|\b[a-z]+ (?:a|de) (?:l'accueil|la reception)"
+    r"|\b(?:votre|ton|ta) (?:medecin(?: de famille)?|infirmiere?|ips|pharmacien(?:ne)?|dentiste|hygieniste|"
+    r"sage femme|dre?\.? [a-z'-]+))"
 )
 # What a staff member's own life is: leave, illness, an injury, a birth, a death in the family, a
 # conference, a race. "has" and « a » count only before a word that is not a result or a booking.
@@ -149,7 +156,8 @@ _STATE_FR = (
     r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
     r"est decedee? d'|court|marche|portera|porte|commence (?:ses|sa|son) |a teste positi\w*|a eu un resultat positif|"
     r"s'est fait (?:remplacer|operer|enlever|poser)|se fait (?:remplacer|operer|enlever|poser)|est hospitalisee?|"
-    r"se laiss\w+ pousser|opere|fait une vente|"
+    r"se laiss\w+ pousser|opere|fait une vente|en isolement|isolee?|"
+    r"fait (?:une|un|de la) (?!demande|appel|suivi|erreur|changement|visite|pause|vente|rappel|reservation)[a-z]+|"
     r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?)[a-z]+|"
     r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
 )
@@ -171,14 +179,40 @@ _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?
         r"health|illness|surgery)")
 _KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils|la fille|l'enfant|le bebe|le dos)"
 
+# Words that address the patient, or a group the patient is in by their health ("patients on
+# warfarin", « les patients sous warfarine »): a clause with one is about the patient.
+_NOT_YOURS_EN = r"donations?|generosity|support|contributions?|(?:family )?(?:doctor|physician|nurse|pharmacist|dentist|hygienist|np|midwife|provider|dr)\b"
+_NOT_YOURS_FR = r"remerci|dons?\b|generosite|appui|soutien|contributions?|medecin|infirmiere?\b|ips\b|pharmacien|dentiste|hygieniste|dre?\b"
+# A colleague's state next to the patient's booking ("Dr. Pereira's hip replacement recovery is taking
+# longer - your visit is moved to May"): the booking is everyone's logistics, not the patient's health.
+_BOOKING_EN = r"|(?:next )?(?:visit|appointment|appt|booking|call|rdv)s?\b"
+_BOOKING_FR = r"|(?:prochaine? )?(?:visite|rendez vous|rdv|appel|consultation)s?\b"
+
+
+def _address(not_en: str, not_fr: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"(?<!thank )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:{not_en})\b)"
+        rf"|(?<!grace a )(?<!rendez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:{not_fr}))"
+        r"|\bt'"
+        r"|\bpatients? (?:on|taking|with|who|using)\b|\bpatients? (?:sous|qui prennent|avec|atteints?)\b"
+        # the patient's household: "everyone in the house should be treated", « tout le monde à la maison »
+        r"|\b(?:everyone|everybody|anyone|all) (?:in|at|who lives in) (?:the|your) (?:house|home|household|family)\b"
+        r"|\b(?:tout le monde|toute la famille|tous ceux) (?:dans|a|de) (?:la|votre) (?:maison|famille|foyer)\b"
+    )
+
+
+_ADDRESS = _address(_NOT_YOURS_EN, _NOT_YOURS_FR)
+_STAFF_ADDRESS = _address(_NOT_YOURS_EN + _BOOKING_EN, _NOT_YOURS_FR + _BOOKING_FR)
 MARKERS: tuple[Marker, ...] = (
     _marker(
         "staff",
         "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
         "cliniques own propre propres leave off conge arret he she they il elle ils elles desk reception switchboard "
-        "billing accueil",
+        "billing accueil your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife",
         rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
+        r"|\bthe (?:pharmacist|nurse|receptionist|doctor|physio|dentist|hygienist|secretary|midwife|np)(?: is| was| will be| "
+        r"has been)? (?:out|off|away|sick|ill|home sick|absent|recovering|on (?:\w+ )?leave|in (?:the )?hospital)\b"
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
         # someone's own: "her own knee surgery", « sa propre opération »
         r"|\b(?:for|after|from|with|of) (?:his|her|their) own\b|\b(?:pour|de|apres|a) (?:sa|son|ses) propres?\b"
@@ -189,6 +223,7 @@ MARKERS: tuple[Marker, ...] = (
         r"|\b(?:il|elle)s? (?:est|sont|sera|seront) (?:absente?s?|partie?s? (?:pour|jusqu))"
         rf"|{_KIN_FR} (?:de (?:la dre|le dr|notre \w+)|du dr)\b"
         r"|\b(?:his|her|ses) (?:patients|clinics|cliniques)\b",
+        address=_STAFF_ADDRESS,
     ),
     _marker(
         "charity",
@@ -196,14 +231,14 @@ MARKERS: tuple[Marker, ...] = (
         "sale sales lottery lotteries raffle raffles gala galas tournament tournaments race races research ribbon "
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
-        "bleu collect collecting collects money matched argent",
+        "bleu collect collecting collects money matched argent pledge pledges big",
         r"\b(?:rais(?:e|ed|ing) (?:money|funds|(?:over |more than |nearly |almost |about )?\$ ?\d)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
         r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
         r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
         r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
-        r"research|hospital|foundation|society|families|kids|children|patients|shelter|home|residence|drive)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
+        r"research|hospital|foundation|society|families|kids|children|patients|shelter|home|residence|drive|ride|walk|run|race|relay|gala)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
         r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
-        r"matched (?:your|the) donations)\b"
+        r"matched (?:your|the) donations|pledges?|big bike)\b"
         r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang)|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
         r"tournoi|vente|loterie|tirage|gala|souper) (?:pour|au profit|a la vie|de patisseries)|recherche sur|"
         r"au profit|profits|fondation|ruban|l'argent (?:va|ira|amasse)|porter\w* du (?:rose|mauve|rouge|bleu)|movember)\b",
@@ -219,10 +254,10 @@ MARKERS: tuple[Marker, ...] = (
         "soiree kiosque causerie inscrire bienvenue personnes femmes hommes adultes aines enfants gens proches "
         "plusieurs certains autres cas region sante avis avertissement semaine journee mobile etude affiches "
         "sensibilisation clientele envoye message avis communaute mobile journee semaine sent screening "
-        "vaccination",
+        "vaccination available canadians quebecers canadiens quebecois joignez",
         r"\b(?:(?:message |notice )?sent to (?:all|everyone)|(?:screening|vaccination) day|awareness week|"
         r"all (?:of )?(?:our )?(?:patients|families|parents)(?! (?:on|taking|with|who|using)\b)|anyone (?:with|who)|"
-        r"everyone|open to (?:all|everyone|the public|the community)|(?:for|to|in) the (?:whole )?(?:public|community|"
+        r"everyone|open to (?:all|everyone|the public|the community)|available (?:to|for) (?:all|everyone|anyone)|all canadians|all quebecers|(?:for|to|in) the (?:whole )?(?:public|community|"
         r"neighbourhood|neighborhood|area)(?! of)|the public|public (?:health|talk|lecture|event|session|library)|free "
         r"(?:\w+ )?(?:talk|workshop|session|lecture|seminar|screening|class|information)|(?:a|an|the|our|this|public) "
         r"(?:\w+ ){0,2}(?:talk|workshop|lecture|seminar|webinar|information session|info session|information evening|"
@@ -233,7 +268,7 @@ MARKERS: tuple[Marker, ...] = (
         r"|\b(?:portes ouvertes|pour la communaute|(?:avis|message) a (?:la communaute|tous|toutes|la population|(?:toute )?la "
         r"clientele)|(?:toute|a toute) (?:la|notre) clientele|(?:message )?envoye a tous|clinique mobile|journee de "
         r"(?:depistage|vaccination)|semaine (?:de la|nationale)|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
-        r"tout le monde|ouverte?s? (?:a (?:tous|toutes|la population|tout le monde)|au public)|pour (?:toute la famille|tout le quartier|"
+        r"tout le monde|tous les (?:canadiens|quebecois)|joignez vous a nous|ouverte?s? (?:a (?:tous|toutes|la population|tout le monde)|au public)|pour (?:toute la famille|tout le quartier|"
         r"la population|le public)|la population|(?:conference|atelier|causerie|webinaire|kiosque|soiree "
         r"d'information)s? (?:\w+ ){0,2}(?:sur|pour|au|a la|a notre)|(?:conference|atelier|seance|soiree|seminaire|causerie)s?(?: d'information)? (?:gratuite?s?|"
         r"publique?s?)|kiosques?|tous les patients(?! (?:sous|qui prennent|avec|atteints))|"
@@ -276,23 +311,36 @@ MARKERS: tuple[Marker, ...] = (
     ),
     _marker(
         "door",
-        "if si outbreak going eclosion circule mask masks masque",
+        "if si outbreak going eclosion circule mask masks masque tour short effectif",
         rf"{_IF_YOU}(?=.*\b{_AT_THE_DOOR})|\b{_AT_THE_DOOR}(?=.*{_IF_YOU})"
         # an outbreak, masks for everyone: « éclosion d'influenza », "masks are required in the waiting room"
-        r"|\b(?:outbreak|going around|eclosion|qui circule|masks? (?:are|is) (?:required|mandatory|recommended)|"
+        r"|\b(?:outbreak|going around|eclosion|qui circule|qui fait le tour|short staffed|effectif reduit|masks? (?:are|is) (?:required|mandatory|recommended)|"
         r"(?:must|should|need to|needs to|have to|please) wear a mask|doi(?:t|vent) porter (?:un|le) masque|"
         r"(?:le )?(?:port du )?masque (?:est )?(?:obligatoire|recommande|fortement recommande))\b",
         address=_SINGLED_OUT,
         sentence=True,
     ),
     _marker(
+        "lodged",
+        "shares share sharing moved where partage partagent demenage face cote across next beside",
+        r"\b(?:our|the) (?:\w+ ){0,2}(?:clinic|practice|office|doctors|gmf|team)(?: \w+){0,3}? (?:shares?|sharing|moved "
+        r"into|(?:is|are) (?:now |temporarily )?(?:in|inside|located in) (?:the|that|this))\b|\bthat'?s where (?:our|we)\b"
+        r"|\b(?:notre|nos) (?:gmf|clinique|bureau|medecins|equipe)(?: \w+){0,3}? (?:partagen?t?|a demenage|ont demenage|"
+        r"(?:est|sont) (?:maintenant |temporairement )?(?:dans|au|a l'))\b"
+        r"|\b(?:juste )?(?:en face de|a cote de|across from|next to|beside) (?:l'|la |le |the )?(?:aile|pavillon|unite|"
+        r"departement|wing|building|unit|department)\b",
+        address=_SINGLED_OUT,
+        sentence=True,
+    ),
+    _marker(
         "directions",
         "parking parkade lot lots garage entrance entrances elevator elevators shuttle park visitor "
-        "visitors visiting stationnement stationnements entree entrees ascenseur ascenseurs debarcadere navette "
+        "visitors visiting door doors porte stationnement stationnements entree entrees ascenseur ascenseurs debarcadere navette "
         "stationner stationnez visiteur visiteurs visite",
         # the way in, for whoever comes: "the dialysis unit parking lot is closed", « le stationnement de
         # l'oncologie est fermé »; "park in lot C for your chemotherapy" addresses the patient
-        r"\b(?:parking|parkade|park(?:ing)? lots?|parking garage|entrances?|elevators?|shuttle|park (?:in|at|on|"
+        r"\b(?:parking|parkade|park(?:ing)? lots?|parking garage|entrances?|elevators?|shuttle|(?:side|main|front|back|rear) "
+        r"doors?|porte (?:de cote|principale|arriere|avant)|park (?:in|at|on|"
         r"behind|near|across)|visitors?|visiting hours)\b"
         r"|\b(?:stationnements?|entrees?|ascenseurs?|debarcadere|navette|se stationner|stationnez|visiteurs?|heures de "
         r"visite)\b",
@@ -314,23 +362,26 @@ MARKERS: tuple[Marker, ...] = (
         "result resultats resultat survey surveys inspection inspections audit audits lottery draw vote sondage "
         "sondages form forms formulaire insurer assureur insurance assurance check "
         "antecedents balance solde account compte coverage couverture refund deposit depot positive positif positifs "
-        "negative negatif negatifs wi wifi internet network server phone phones line lines elevator elevators "
+        "negative negatif negatifs registration inscription enrolment enrollment wi wifi internet network server phone phones line lines elevator elevators "
         "fridge freezer refrigerator heating generator alarm sprinkler sprinklers renovation renovations "
         "construction website printer fax building roof ventilation conditioning reseau serveur telephone lignes "
         "ascenseur ascenseurs frigo refrigerateur congelateur chauffage generatrice alarme gicleurs travaux "
-        "imprimante telecopieur edifice batiment toit climatisation",
+        "imprimante telecopieur edifice batiment toit climatisation telephones air quality qualite site web systeme "
+        "telephonique alarms",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
         r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|"
         r"est revenue?s?|a ete|est|sont) (?:positive?|negative?|positifs?|negatifs?)\b"
         r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte|form|formulaire|insurer|assureur|"
         r"insurance|assurance|(?:police|background|record) check|antecedents|balance|solde|account|compte|coverage|"
-        r"couverture|refund|deposit|depot)s?(?:'s)? (?:[\w']+ ){0,4}(?:came "
-        r"back|is back|was|is|were|est revenue?s?|a ete|est|sont) (?:positive?|negative?|clear|approved|declined|accepted|"
+        r"couverture|refund|deposit|depot|registration|inscription|enrol?ment)s?(?:'s)? (?:[\w']+ ){0,4}(?:came "
+        r"back|is back|was|is|were|est revenue?s?|a ete|est|sont) (?:all |both |entirely |tous |toutes )?(?:positive?|negative?|clear|approved|declined|accepted|"
         r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?)\b"
         r"|\b(?:survey|inspection|audit|lottery|draw|vote|sondage)s? results?\b"
         # the verdict is an approval: "came back positive — approved!"
         r"|\b(?:positive?|negative?|positifs?|negatifs?|clear)\W+(?:approved|accepted|approuvee?s?|acceptee?s?)\b"
+        r"|\b(?:results?|resultats?) (?:positive?|positifs?)\W+(?:\w+ ){0,6}(?:acceptee?s?|approuvee?s?|accepted|approved)\b"
+        r"|\b(?:negative?|negatifs?) (?:for|pour|quant aux) (?:errors?|erreurs?|mistakes)\b"
         r"|\b(?:results?|resultats?) (?:of|from|de|du|des) (?:the |our |la |l'|le |notre )?(?:inspection|survey|sondage|"
         r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b"
         # a verdict on a thing of the building or its equipment: "the Wi-Fi results are normal again",
@@ -355,16 +406,6 @@ MARKERS: tuple[Marker, ...] = (
     ),
 )
 
-# Words that address the patient, or a group the patient is in by their health ("patients on
-# warfarin", « les patients sous warfarine »): a clause with one is about the patient.
-_ADDRESS = re.compile(
-    r"(?<!thank )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:donations?|generosity|support|contributions?)\b)|(?<!grace a )(?<!rendez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:remerci|dons?\b|generosite|appui|soutien|contributions?))"
-    r"|\bt'"
-    r"|\bpatients? (?:on|taking|with|who|using)\b|\bpatients? (?:sous|qui prennent|avec|atteints?)\b"
-    # the patient's household: "everyone in the house should be treated", « tout le monde à la maison »
-    r"|\b(?:everyone|everybody|anyone|all) (?:in|at|who lives in) (?:the|your) (?:house|home|household|family)\b"
-    r"|\b(?:tout le monde|toute la famille|tous ceux) (?:dans|a|de) (?:la|votre) (?:maison|famille|foyer)\b"
-)
 # A sentence ends at . ! ? ; or a line break (not after "Dr", not inside a number); a clause at
 # ", so", ", but", "because", « donc », « mais », « car ».
 _SENTENCE = re.compile(r"(?<!\bdr)(?<!\bdre)(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bst)[.!?](?!\d)|[;\n]")
@@ -372,7 +413,7 @@ _CLAUSE = re.compile(r",? (?:so|but|because|since|and since|donc|mais|car|parce 
 # Inside a clause, the stretches between commas: the patient is addressed in one of them only
 # ("Just so you know, Dr. Singh is off for her own knee surgery"; "Hélène is off for surgery, Marc will
 # handle your refills"), and the others stay quiet.
-_COMMA = re.compile(r", ")
+_COMMA = re.compile(r", |: ")
 
 
 # A message sent to everyone says so somewhere: then it is about no one's health, in every sentence,
@@ -380,13 +421,14 @@ _COMMA = re.compile(r", ")
 # awareness week, a public-health campaign).
 _BROADCAST = re.compile(
     r"\b(?:(?:message |notice |text )?sent to (?:all|every)\w*|to all (?:of )?our patients(?! (?:on|taking|with|who|using)\b)|"
-    r"awareness (?:week|month|day)|world [a-z]+ day|(?:public health|health canada)(?:'s)? (?:campaign|reminds|reminder)"
+    r"awareness (?:week|month|day)|world [a-z]+ day|[a-z]+ (?:prevention|awareness) (?:week|month|day)|(?:public health|health canada)(?:'s)? (?:campaign|reminds|reminder)"
     r"|(?:message )?envoye a tous|avis a (?:tous|toutes|toute la clientele|la population|la communaute)|a toute (?:la|notre) "
     r"clientele|a tous nos patients(?! (?:sous|qui|avec|atteints?|[a-z]+iques)\b)|semaine (?:de (?:la )?)?(?:prevention|"
-    r"sensibilisation)|journee mondiale|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
+    r"sensibilisation)|journee mondiale|mois (?:du coeur|de (?:la )?(?:prevention|sensibilisation))|"
+    r"(?:defi|challenge) (?:\d+ (?:jours|days) )?(?:sans|without|free)|dry january|sober october|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
 )
 _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
-                            "journee|campagne|rappelle")
+                            "journee|campagne|rappelle|prevention|week|month|mois|defi|challenge|dry|sober")
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:

@@ -729,7 +729,10 @@ SIXTH_EN = [
         "baby's heartbeat", "kick count", "kick counts", "weeks pregnant", "membrane sweep", "stretch and sweep",
         "pelvic rest", "breast pump", "positive pregnancy test", "sperm donor", "ovulation", "ovulation test",
         "ovulation kit", "hay fever", "dust mite", "penicillin allergy", "sulfa allergy", "latex allergy",
-        "lactation consultant", "doula",
+        "lactation consultant", "doula", "perinatal team", "perinatal clinic", "perinatal program",
+        "post natal", "needle exchange", "needle exchange program", "Nar-Anon", "Al-Anon", "Alateen",
+        "Gamblers Anonymous", "Overeaters Anonymous", "Cocaine Anonymous", "Portage", "no spleen",
+        "without a spleen", "IgE",
     ]),
     ("test", [
         "glucose tolerance test", "glucose challenge test", "skin prick test", "skin prick testing",
@@ -765,6 +768,11 @@ SIXTH_FR = [
         "repos pelvien", "tire-lait", "test de grossesse positif", "donneur de sperme", "ovulation",
         "test d'ovulation", "rhume des foins", "acariens", "allergie à la pénicilline", "allergie aux sulfas",
         "allergie au latex", "consultante en lactation", "doula", "troubles alimentaires", "trouble alimentaire",
+        "équipe de périnatalité", "équipe périnatale", "post natal", "post natale", "postnatale",
+        "échange de seringues", "Nar-Anon", "Al-Anon", "Alateen", "Gamblers anonymes", "Joueurs anonymes",
+        "Outremangeurs anonymes", "Cocaïnomanes anonymes", "Portage", "Louis-H. Lafontaine", "Louis-H.-Lafontaine",
+        "Institut universitaire en santé mentale", "Dollard-Cormier", "Domrémy", "Maison Jean Lapointe",
+        "plus de rate", "pas de rate", "IgE", "rage de consommer", "rages de consommer",
     ]),
     ("test", [
         "test de tolérance au glucose", "HGOT", "tests cutanés", "test de provocation orale",
