@@ -75,6 +75,48 @@ SOMEONE_ELSE = {
         "We're back to normal hours after the flu season: 8 to 6 on weekdays.",
         "Retour à l'horaire normal après la saison de la grippe : 8 h à 18 h en semaine.",
     ],
+    # sixth round: a colleague's illness said in other ways, the clinic lodged in another's building,
+    # school campaigns and prevention days, pledges and drives, verdicts on the building's things
+    "staff-sixth": [
+        "Sorry for the short notice, your doctor tested positive for COVID and has to stay home until Monday.",
+        "Votre médecin est en isolement (COVID), on a décalé votre rdv au lundi 20 même heure.",
+        "The pharmacist is out with a back injury this week; prescription pickups are still open as usual.",
+        "Our physio Tom is having knee surgery, he'll be back in May.",
+        "Notre physio Tom se fait opérer au genou, il revient en mai.",
+        "Kevin at reception has strep throat, so we're short-staffed today.",
+        "dr Roy fait une migraine, on a a peu pres 1h de retard cet aprem, desole!!",
+        "Dr. Fraser is getting his gallbladder out next week; Dr. Ali covers until the 20th.",
+        "We're short two nurses with COVID this week, please expect delays.",
+        "Il nous manque deux infirmières avec la COVID cette semaine, prévoyez des délais.",
+        "Notre technicienne de labo est chez elle avec une migraine, les prises de sang reprennent à midi.",
+    ],
+    "lodged": [
+        "Your 10:15 tomorrow is at the Psychiatry building entrance - our family clinic shares that lobby now.",
+        "Votre rdv de 10h15 : entrée du pavillon de psychiatrie, notre GMF partage ce hall depuis les rénos.",
+        "You'll find us in the Kidney Care Pavilion, main floor, beside the pharmacy.",
+        "On est maintenant au 55 chemin de l'Hôpital, juste en face de l'aile d'oncologie pédiatrique.",
+    ],
+    "charity-sixth": [
+        "Our clinic's team raised $2,000 for Suicide Action Montréal, thank you.",
+        "The clinic is collecting pledges for the Heart & Stroke Big Bike ride. Thank you for your support!",
+        "Our staff will be shaving their heads for childhood cancer on Friday, come cheer!",
+        "La collecte de nourriture pour la maison d'hébergement VIH/sida finit cette semaine, denrées à l'avant.",
+    ],
+    "campaign-sixth": [
+        "Ask us about free HPV shots for all grade 7 students this fall.",
+        "Vaccination scolaire gratuite contre le VPH pour tous les élèves de 4e année cet automne.",
+        "Naloxone kits are free at every pharmacy in Quebec, no prescription needed.",
+        "Les trousses de naloxone sont gratuites dans toutes les pharmacies du Québec, sans ordonnance.",
+    ],
+    "broadcast-sixth": [
+        "Suicide Prevention Day is Sept 10. The crisis line 988 is available to all Canadians 24/7.",
+        "Défi 28 jours sans alcool en février : toute l'équipe embarque, joignez-vous à nous!",
+    ],
+    "paperwork": [
+        "The Wi-Fi results are normal again after the outage.",
+        "Les résultats du Wi-Fi sont normaux après la panne.",
+        "Résultat positif : votre inscription au GMF est acceptée!",
+    ],
     "notice": [
         "Our newsletter this month: what to know about your cholesterol, and our summer hours.",
         "Dans notre infolettre : ce qu'il faut savoir sur votre cholestérol, et nos heures d'été.",
@@ -82,8 +124,8 @@ SOMEONE_ELSE = {
 }
 
 
-@pytest.mark.parametrize(("marker", "text"), [(m.removesuffix("-more"), t) for m, texts in SOMEONE_ELSE.items()
-                                              for t in texts])
+@pytest.mark.parametrize(("marker", "text"), [(m.removesuffix("-more").removesuffix("-sixth"), t)
+                                              for m, texts in SOMEONE_ELSE.items() for t in texts])
 def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector: ClinicalDetector, marker: str,
                                                                        text: str) -> None:
     folded = Folded.of(text).text
@@ -117,6 +159,13 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "À tous les patients sous warfarine : la clinique d'anticoagulothérapie déménage au 2e étage.",
     "Everyone in the house should be treated for lice on the same day.",
     "Tout le monde dans la maison doit être traité pour les poux la même journée.",
+    # sixth round: the patient's own clinician is no colleague's illness, and a booking beside a colleague's
+    # state does not quiet the patient's care in another clause
+    "Your doctor wants to go over the biopsy with you on Friday.",
+    "Dr. Nguyen is off sick, so Dr. Patel will go over your MRI with you on Friday.",
+    "La Dre Nguyen est malade, donc le Dr Patel va revoir votre IRM avec vous vendredi.",
+    "Since your spleen was removed, you'll need the meningitis boosters.",
+    "Your referral to the Kidney Care Pavilion has been sent; they will call you.",
 ])
 def test_a_clause_that_addresses_the_patient_still_counts(detector: ClinicalDetector, text: str) -> None:
     """The layer never overrides a term or a pattern about the patient: "your", « votre », a group

@@ -47,7 +47,7 @@ _ALWAYS = frozenset({
 _PLACE = frozenset({
     "centre", "center", "clinic", "institute", "hospital", "building", "tower", "pavilion", "house", "campus",
     "program", "programme", "department", "wing", "unit", "clinique", "institut", "hopital", "maison", "pavillon",
-    "edifice", "departement", "aile", "unite", "service",
+    "edifice", "departement", "aile", "unite", "service", "medicine", "practice", "gmf",
 })
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -807,6 +807,11 @@ CARE = [
     rule("therapy|therapie|session|seance|sessions|seances",
          r"\b(?:therapy|counselling|counseling) (?:session|sessions|appointment|appointments)\b"
          r"|\b(?:seance|seances|rencontre|rencontres|rdv) de (?:therapie|psychotherapie|counseling)\b"),
+    # sixth round: the patient's own session with someone ("your session with Maya", « votre séance avec Maya »)
+    rule("session|sessions|seance|seances",
+         r"\b(?:your|ur) (?:next )?sessions? (?:with|on|is|are|tomorrow|today|this|next)\b"
+         r"|\b(?:votre|vos|ta|ton) (?:prochaine )?seances? (?:avec|est|sont|de demain|d'aujourd'hui|cette|de jeudi|de lundi|"
+         r"de mardi|de mercredi|de vendredi)\b"),
     rule("observed|witnessed|observee|carry|carries|emporter|supervised|supervisee",
          r"\b(?:observed|witnessed|supervised) dos(?:e|es|ing)\b|\bdoses? (?:observee|supervisee)s?\b"
          r"|\b(?:your|the|next|vos|les|prochaine) carr(?:y|ies)\b|\bcarr(?:y|ies) (?:schedule|pickup|pick up|days?)\b"
@@ -1040,6 +1045,12 @@ WOUND = [
     rule("cast|platre|boot|botte|brace|splint|attelle|sling|echarpe|orthese",
          r"\b(?:your|votre|ton|ta|the|le|la|l') ?(?:cast|platre|walking boot|botte de marche|brace|splint|attelle|sling|"
          r"echarpe|orthese) (?:will|sera|is|est|can|peut|must|doit|needs|should|devrait|has to|va|goes|comes)\b"),
+    # sixth round: the patient told to wear or take off a device ("keep the boot on when you walk", « remettez la
+    # botte »)
+    rule("keep|leave|wear|put|take|gardez|remettez|portez|mettez|enlevez|garder|remettre|porter|enlever",
+         r"\b(?:keep|leave|wear|put|take) (?:the|your) (?:walking )?(?:boot|brace|splint|sling|cast|collar) (?:on|off)\b"
+         r"|\b(?:gardez|remettez|portez|mettez|enlevez|garder|remettre|porter|enlever) (?:la|votre|ta|le|l') ?(?:botte|"
+         r"attelle|orthese|echarpe|collet)\b"),
     rule("sling|cast|brace|splint|boot|echarpe|platre|attelle|botte|orthese|collar|collet",
          r"\b(?:in|dans) (?:the|your|a|la|le|l'|votre|une) ?(?:sling|cast|brace|splint|walking boot|echarpe|platre|"
          r"attelle|orthese|soft collar|collet)\b"),
@@ -1118,7 +1129,7 @@ _PREGNANCY_NOUN = _words(
     "croissance|heartbeat|battement|baby|bebe|sac|glucose|strep|gbs|swab|prelevement|rh|winrho|"
     "rhogam|vaccine|vaccin|rsv|vrs|pregnant|pregnancy|enceinte|grossesse|trimester|trimestre|"
     "obstetrician|obstetricienne|midwife|midwives|sage femme|prenatal|prenatale|sugar|sucre|"
-    "glucose test|test de sucre|rendue"
+    "glucose test|test de sucre|rendue|birth|accouchement|labour|labor|delivery|induction|declenchement|naissance"
 )
 PREGNANCY = [
     rule("beta|bhcg|hcg", r"\b(?:beta|bhcg|hcg)(?: hcg)?\b" + _gap(4) + r"\d",
@@ -1142,6 +1153,12 @@ PREGNANCY = [
     rule("conceive|pregnant|concevoir|enceinte",
          r"\b(?:try(?:ing)? to|essayer de|avant de) (?:conceive|get pregnant|concevoir|tomber enceinte)\b"),
     rule("loss|perte", r"\b(?:confirms? the loss|confirme la perte)\b"),
+    # sixth round: a due date beside the pregnancy's words ("your due date from the scan"), not a bill's
+    rule("due", _near(r"\bdue date\b", _words("scan|ultrasound|dating|baby|pregnancy|pregnant|weeks|midwife|lmp|period|"
+                                             "echo|trimester|ob"), 6, both=True)),
+    # sixth round: a fertility cycle counted in days ("on cycle day 1", « au jour 1 du cycle »)
+    rule("cycle",
+         r"\bcycle day \d+\b|\bday \d+ of (?:your|the|her) cycle\b|\bjour \d+ (?:du|de votre|de ton|de son) cycle\b"),
     rule("hormones|hormone|hormonal",
          r"\b(?:your|vos|votre|the|les|le) (?:hormones?|hormone levels?|hormonal levels?|taux d'hormones?)"
          r"(?: (?:are|is|sont|est))? (?:rising|doubling|going up|climbing|montent|doublent|augmentent|monte|double|"
@@ -1169,7 +1186,8 @@ _VACCINE = _words(VACCINE_WORDS)
 _AFTER_EVENT = (
     "exposure|cut|bite|scratch|injury|wound|needle|needlestick|poke|surgery|transplant|splenectomy|"
     "operation|diagnosis|treatment|chemo|contact|coupure|morsure|blessure|piqure|greffe|chirurgie|"
-    "diagnostic|traitement|exposition|accident|egratignure|ablation|griffure|egratignures|griffures|morsures"
+    "diagnostic|traitement|exposition|accident|egratignure|ablation|griffure|egratignures|griffures|morsures|"
+    "bat|bats|souris|raccoon|raton|tick|tique"
 )
 _BECAUSE = (
     r"(?:\bbecause of (?:your|his|her|their)\b|\bbecause (?:you're|you are|you have|he is|she is|you'll be)\b"
@@ -1178,6 +1196,10 @@ _BECAUSE = (
     r"|\bsince your (?!last|previous|most recent|next|appointment|visit|request|booking|call)\w+"
     r"|\bas you(?:'re| are| have)\b(?! (?:asked|requested|booked))"
     r"|\bbefore starting\b|\b(?:your|votre) (?:\w+ )?condition\b"
+    # sixth round: "with the cochlear implant", « avec votre greffe »
+    r"|\b(?:with|avec) (?:(?:your|his|her|the|votre|son|sa|le|la) |l')(?:new |nouvelle? )?(?:\w+ )?(?:implant|transplant|greffe|"
+    r"diagnosis|diagnostic|spleen|rate|pump|pompe|shunt|valve|pacemaker|stimulateur|dialysis|dialyse|chemo|chimio|"
+    r"treatment|traitement|pregnancy|grossesse|asthma|asthme|diabetes|diabete|hiv|vih|biologic|biologique)\b"
     r"|\b(?:after|following) (?:your|the|a|his|her) (?:\w+ )?(?:" + _AFTER_EVENT + r")\b"
     r"|\bvu (?:votre|vos|ta|tes)\b|\ba cause de (?:votre|vos|ta|tes)\b|\bcomme (?:votre|vos|vous etes|"
     r"vous prenez|vous avez (?!demande))\b|\bpuisque vous\b(?! (?:avez demande|l'avez demande))"

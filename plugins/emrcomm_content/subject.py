@@ -48,12 +48,15 @@ def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True,
 # or "your" on something other than the logistics every reader shares ("your spot", « votre place »).
 _SINGLED_OUT = re.compile(
     r"\b(?:because|since|as|given that|now that) (?:of )?(?:you|your)\b|\b(?:due to|given|with|after|from) your\b"
+    r"(?! (?:hikes?|walks?|trips?|travels?|vacation|holidays?|outings?|activities|shopping|day|visits?|appointments?)\b)"
     r"|\b(?:your|ur) (?!(?:spot|place|turn|appointment|appt|visit|next|health card|card|family|household|children|kids|"
     r"vaccines|vaccinations|immuni[sz]ations|records?|"
     r"loved ones|flu shot|shot|vaccine|vaccination|dose|booster|free|own|convenience|area|neighbourhood|neighborhood|"
     r"pharmacy|pharmacist|doctor|nurse|provider|care team|team|local|nearest|closest|phone|call|cooperation|"
     r"understanding|patience|health|booking|reservation|name|arm|sleeve|hands|mask|masks)\b)[a-z]+"
     r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
+    r"(?! (?:randonnees?|marches?|sorties?|vacances|voyages?|activites|promenades?|achats|courses|journees?|"
+    r"visites?|rendez)\b)"
     r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b|\byours\b|\b(?:le|la|les) votres?\b|\b(?:like|such as) (?:you|yourself)\b"
     r"|\b(?:after|since|following|apres|depuis|suite a) (?:the|your|la|le|l'|votre|vos|ta|ton) ?(?:procedure|surgery|operation|"
     r"scope|biopsy|injection|treatment|infusion|delivery|birth|intervention|chirurgie|biopsie|traitement|accouchement|"
@@ -91,6 +94,7 @@ _GROUP = (
     r"les personnes)"
     # free wherever anyone goes: "free at every pharmacy", « gratuites dans toutes les pharmacies »
     r"|free (?:at|in|from) (?:all|every|any)\b|gratuite?s? (?:dans|a|chez) (?:toutes|tous|toute|n'importe)"
+    r"|(?:you're|you are|aged|ages) \d+ ?(?:to|-) ?\d+\b"
     # a school's: "all grade 7 students", « les élèves de 4e année », « vaccination scolaire »
     r"|(?:all|every) (?:grade \d+ |high school |school |secondary )?(?:students|pupils)|eleves|scolaires?)"
 )
@@ -143,6 +147,7 @@ _STATE_EN = (
     r"(?:to )?car(?:e|ing) for (?:his|her|their) |taking (?:a few|some|\w+) (?:weeks|days|months) off|"
     r"lost (?:his|her|their) (?:battle|fight)|battling|fighting|undergoing|running|walking|cycling|wearing|growing|doing surgeries|"
     r"operating|hurt|injured|pulled|twisted|riding|biking|swimming|skating|taking part|participating|"
+    r"getting (?:his|her|their|a|an) (?:[\w-]+ ){0,2}?(?:out|removed|replaced|done|fixed|surgery|operation|procedure)|"
     r"(?:starts?|starting|begins?|beginning) (?:\w+ )?(?:chemo|radiation|treatments?|dialysis)|(?:off|away|on leave) for "
     r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
     r"(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation)|"
@@ -151,7 +156,7 @@ _STATE_EN = (
 _STATE_FR = (
     r"(?:absente?s?|en conge|en arret|malade|a la maison|reste a la maison|se remet|en convalescence|a recu un "
     r"diagnostic|diagnostiquee?|s'est (?:casse|fracture|blesse)e?|suit des traitements|est decedee?|est a l'hopital|"
-    r"hospitalisee?|prend sa retraite|nous quitte|quitte|accouche|a eu (?:son|sa) bebe|enceinte|en formation|a un "
+    r"hospitalisee?|chez (?:elle|lui|eux|soi)|prend sa retraite|nous quitte|quitte|accouche|a eu (?:son|sa) bebe|enceinte|en formation|a un "
     r"(?:congres|colloque)|au congres|a subi|subit|combat|vient de (?:finir|terminer) (?:son|sa|ses) |s'occuper de (?:sa|son|ses) |"
     r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
     r"est decedee? d'|court|marche|portera|porte|commence (?:ses|sa|son) |a teste positi\w*|a eu un resultat positif|"
@@ -174,7 +179,8 @@ _THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?
            r"website|printer|fax|building|roof|ventilation|air conditioning|reseau|serveur|systeme telephonique|"
            r"telephones?|lignes? telephoniques?|ascenseurs?|frigo|refrigerateur|congelateur|qualite de l'air|"
            r"chauffage|generatrice|alarme|gicleurs?|travaux|site web|imprimante|telecopieur|edifice|batiment|toit|"
-           r"climatisation)")
+           r"climatisation|water test|water quality|drinking water|test d'eau|eau potable|qualite de l'eau|fountains?|"
+           r"abreuvoirs?|online booking|booking system|reservation en ligne|test de reservation|login|connexion)")
 _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
         r"health|illness|surgery)")
 _KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils|la fille|l'enfant|le bebe|le dos)"
@@ -208,7 +214,7 @@ MARKERS: tuple[Marker, ...] = (
         "staff",
         "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
         "cliniques own propre propres leave off conge arret he she they il elle ils elles desk reception switchboard "
-        "billing accueil your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife",
+        "billing accueil short manque your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife",
         rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
         r"|\bthe (?:pharmacist|nurse|receptionist|doctor|physio|dentist|hygienist|secretary|midwife|np)(?: is| was| will be| "
@@ -222,7 +228,11 @@ MARKERS: tuple[Marker, ...] = (
         r"|\b(?:he|she|they)(?:'s| is| are| will be) (?:away|absent|off (?:sick|work|this|today|until|for))\b"
         r"|\b(?:il|elle)s? (?:est|sont|sera|seront) (?:absente?s?|partie?s? (?:pour|jusqu))"
         rf"|{_KIN_FR} (?:de (?:la dre|le dr|notre \w+)|du dr)\b"
-        r"|\b(?:his|her|ses) (?:patients|clinics|cliniques)\b",
+        r"|\b(?:his|her|ses) (?:patients|clinics|cliniques)\b"
+        # sixth round: the clinic short of its own people ("we're short two nurses with COVID", « il nous manque
+        # deux infirmières »)
+        r"|\b(?:we're|we are) short (?:\w+ ){0,2}(?:nurses?|doctors?|staff|people|hands|receptionists?)\b"
+        r"|\bil nous manque (?:\w+ ){0,2}(?:infirmieres?|infirmiers?|medecins|employee?s|personnes|receptionnistes)\b",
         address=_STAFF_ADDRESS,
     ),
     _marker(
@@ -231,15 +241,18 @@ MARKERS: tuple[Marker, ...] = (
         "sale sales lottery lotteries raffle raffles gala galas tournament tournaments race races research ribbon "
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
-        "bleu collect collecting collects money matched argent pledge pledges big",
+        "bleu collect collecting collects money matched argent pledge pledges big shaving shave shaves head heads drive "
+        "rase rasent rasees raser tete tetes",
         r"\b(?:rais(?:e|ed|ing) (?:money|funds|(?:over |more than |nearly |almost |about )?\$ ?\d)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
         r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
         r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
         r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
         r"research|hospital|foundation|society|families|kids|children|patients|shelter|home|residence|drive|ride|walk|run|race|relay|gala)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
         r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
-        r"matched (?:your|the) donations|pledges?|big bike)\b"
-        r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang)|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
+        r"matched (?:your|the) donations|pledges?|big bike|shav\w* (?:their|our|his|her|my) heads?|(?:food|toy|clothing|coat|"
+        r"book|sock|blanket) drive)\b"
+        r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang|nourriture|denrees|jouets|vetements|manteaux|"
+        r"livres|bas)|se ras\w* la tete|tetes rasees|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
         r"tournoi|vente|loterie|tirage|gala|souper) (?:pour|au profit|a la vie|de patisseries)|recherche sur|"
         r"au profit|profits|fondation|ruban|l'argent (?:va|ira|amasse)|porter\w* du (?:rose|mauve|rouge|bleu)|movember)\b",
     ),
@@ -322,11 +335,17 @@ MARKERS: tuple[Marker, ...] = (
     ),
     _marker(
         "lodged",
-        "shares share sharing moved where partage partagent demenage face cote across next beside",
+        "shares share sharing moved where partage partagent demenage face cote across next beside find trouverez est walk "
+        "offices office reception desk sans bureau accueil",
         r"\b(?:our|the) (?:\w+ ){0,2}(?:clinic|practice|office|doctors|gmf|team)(?: \w+){0,3}? (?:shares?|sharing|moved "
         r"into|(?:is|are) (?:now |temporarily )?(?:in|inside|located in) (?:the|that|this))\b|\bthat'?s where (?:our|we)\b"
         r"|\b(?:notre|nos) (?:gmf|clinique|bureau|medecins|equipe)(?: \w+){0,3}? (?:partagen?t?|a demenage|ont demenage|"
         r"(?:est|sont) (?:maintenant |temporairement )?(?:dans|au|a l'))\b"
+        r"|\b(?:you'll find us|you will find us|find us (?:in|at|on)|vous nous trouverez|on est (?:maintenant |temporairement )?"
+        r"(?:au|dans|a l'))\b"
+        r"|\b(?:our|the) (?:walk in|walk in clinic|offices?|reception|front desk) (?:is|are) (?:now |temporarily )?(?:in|at|inside)"
+        r" (?:the|that|this)\b|\b(?:notre|le) (?:sans rendez vous|bureau|accueil) (?:est|sont) (?:maintenant |temporairement )?"
+        r"(?:au|dans|a l')"
         r"|\b(?:juste )?(?:en face de|a cote de|across from|next to|beside) (?:l'|la |le |the )?(?:aile|pavillon|unite|"
         r"departement|wing|building|unit|department)\b",
         address=_SINGLED_OUT,
@@ -367,7 +386,7 @@ MARKERS: tuple[Marker, ...] = (
         "construction website printer fax building roof ventilation conditioning reseau serveur telephone lignes "
         "ascenseur ascenseurs frigo refrigerateur congelateur chauffage generatrice alarme gicleurs travaux "
         "imprimante telecopieur edifice batiment toit climatisation telephones air quality qualite site web systeme "
-        "telephonique alarms",
+        "telephonique alarms fountain fountains abreuvoir abreuvoirs potable water drinking eau online booking login connexion",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
         r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|"

@@ -732,7 +732,8 @@ SIXTH_EN = [
         "lactation consultant", "doula", "perinatal team", "perinatal clinic", "perinatal program",
         "post natal", "needle exchange", "needle exchange program", "Nar-Anon", "Al-Anon", "Alateen",
         "Gamblers Anonymous", "Overeaters Anonymous", "Cocaine Anonymous", "Portage", "no spleen",
-        "without a spleen", "IgE",
+        "without a spleen", "IgE", "nightmares", "night terrors", "flashbacks", "pessary", "stims",
+        "Aire ouverte", "Youth Wellness Hub", "Foundry",
     ]),
     ("test", [
         "glucose tolerance test", "glucose challenge test", "skin prick test", "skin prick testing",
@@ -772,7 +773,8 @@ SIXTH_FR = [
         "échange de seringues", "Nar-Anon", "Al-Anon", "Alateen", "Gamblers anonymes", "Joueurs anonymes",
         "Outremangeurs anonymes", "Cocaïnomanes anonymes", "Portage", "Louis-H. Lafontaine", "Louis-H.-Lafontaine",
         "Institut universitaire en santé mentale", "Dollard-Cormier", "Domrémy", "Maison Jean Lapointe",
-        "plus de rate", "pas de rate", "IgE", "rage de consommer", "rages de consommer",
+        "plus de rate", "pas de rate", "IgE", "rage de consommer", "rages de consommer", "cauchemars",
+        "terreurs nocturnes", "pessaire", "stimulation ovarienne", "Aire ouverte", "soins rénaux",
     ]),
     ("test", [
         "test de tolérance au glucose", "HGOT", "tests cutanés", "test de provocation orale",
