@@ -89,6 +89,8 @@ SOMEONE_ELSE = {
         "We're short two nurses with COVID this week, please expect delays.",
         "Il nous manque deux infirmières avec la COVID cette semaine, prévoyez des délais.",
         "Notre technicienne de labo est chez elle avec une migraine, les prises de sang reprennent à midi.",
+        "Dr. Okafor is back from her cancer treatment and thanks you all for your kind wishes.",
+        "La Dre Okafor est de retour après ses traitements contre le cancer et vous remercie pour vos bons mots.",
     ],
     "lodged": [
         "Your 10:15 tomorrow is at the Psychiatry building entrance - our family clinic shares that lobby now.",
@@ -112,7 +114,12 @@ SOMEONE_ELSE = {
         "Suicide Prevention Day is Sept 10. The crisis line 988 is available to all Canadians 24/7.",
         "Défi 28 jours sans alcool en février : toute l'équipe embarque, joignez-vous à nous!",
     ],
+    "directions-sixth": [
+        "Dialysis patients' reserved spots are in row A; everyone else please use rows B to F.",
+        "Les places réservées aux patients de dialyse sont dans la rangée A; les autres, utilisez les rangées B à F.",
+    ],
     "paperwork": [
+        "La vérification de la température du frigo à vaccins est revenue correcte après la panne.",
         "The Wi-Fi results are normal again after the outage.",
         "Les résultats du Wi-Fi sont normaux après la panne.",
         "Résultat positif : votre inscription au GMF est acceptée!",

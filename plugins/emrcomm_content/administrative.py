@@ -27,7 +27,7 @@ _HEAD_FR = (
     r"Commission|Conseil|Agence|Ministère|Ministere|Département|Departement|Service|Unité|Unite|"
     r"Société|Societe|Fondation|Association|Alliance|Fédération|Federation|Semaine|Mois|Journée|Journee|Marche|"
     r"Centre|Clinique|Institut|Hôpital|Hopital|Maison|Pavillon|Édifice|Edifice|Réseau|Reseau|Programme|"
-    r"Regroupement|Campus"
+    r"Regroupement|Campus|Café|Cafe|Gala|Tournoi|Défi|Defi|Souper|Brunch"
 )
 _STOP_FR = (
     r"a|à|au|aux|est|sont|ont|sera|seront|fait|va|vont|ouvre|ouvrira|ferme|fermera|offre|offrent|vous|nous|"
@@ -42,7 +42,8 @@ _ALWAYS = frozenset({
     "society", "foundation", "association", "alliance", "federation", "week", "month", "day", "walk", "run", "ride",
     "fund", "network", "coalition", "commission", "council", "agency", "ministry", "canada", "quebec", "ontario",
     "societe", "fondation", "semaine", "mois", "journee", "marche", "reseau", "regroupement", "conseil", "agence",
-    "ministere",
+    "ministere", "coffee", "gala", "golf", "tournament", "breakfast", "brunch", "luncheon", "cafe", "tournoi", "defi",
+    "souper",
 })
 _PLACE = frozenset({
     "centre", "center", "clinic", "institute", "hospital", "building", "tower", "pavilion", "house", "campus",

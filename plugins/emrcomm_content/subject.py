@@ -147,7 +147,7 @@ _STATE_EN = (
     r"(?:to )?car(?:e|ing) for (?:his|her|their) |taking (?:a few|some|\w+) (?:weeks|days|months) off|"
     r"lost (?:his|her|their) (?:battle|fight)|battling|fighting|undergoing|running|walking|cycling|wearing|growing|doing surgeries|"
     r"operating|hurt|injured|pulled|twisted|riding|biking|swimming|skating|taking part|participating|"
-    r"getting (?:his|her|their|a|an) (?:[\w-]+ ){0,2}?(?:out|removed|replaced|done|fixed|surgery|operation|procedure)|"
+    r"back from (?:his|her|their) |getting (?:his|her|their|a|an) (?:[\w-]+ ){0,2}?(?:out|removed|replaced|done|fixed|surgery|operation|procedure)|"
     r"(?:starts?|starting|begins?|beginning) (?:\w+ )?(?:chemo|radiation|treatments?|dialysis)|(?:off|away|on leave) for "
     r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
     r"(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation)|"
@@ -156,7 +156,7 @@ _STATE_EN = (
 _STATE_FR = (
     r"(?:absente?s?|en conge|en arret|malade|a la maison|reste a la maison|se remet|en convalescence|a recu un "
     r"diagnostic|diagnostiquee?|s'est (?:casse|fracture|blesse)e?|suit des traitements|est decedee?|est a l'hopital|"
-    r"hospitalisee?|chez (?:elle|lui|eux|soi)|prend sa retraite|nous quitte|quitte|accouche|a eu (?:son|sa) bebe|enceinte|en formation|a un "
+    r"hospitalisee?|chez (?:elle|lui|eux|soi)|de retour (?:apres|de) (?:ses|sa|son) |prend sa retraite|nous quitte|quitte|accouche|a eu (?:son|sa) bebe|enceinte|en formation|a un "
     r"(?:congres|colloque)|au congres|a subi|subit|combat|vient de (?:finir|terminer) (?:son|sa|ses) |s'occuper de (?:sa|son|ses) |"
     r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
     r"est decedee? d'|court|marche|portera|porte|commence (?:ses|sa|son) |a teste positi\w*|a eu un resultat positif|"
@@ -169,10 +169,10 @@ _STATE_FR = (
 _PLACE_EN = (r"(?:clinic|centre|center|unit|department|office|lab|laboratory|service|program|programme|pharmacy|"
              r"outpatients?|inpatients?|ward|"
              r"practice|psychologist|dentist|optometrist|ophthalmologist|physiotherapist|physio|wing|suite|team|clsc|"
-             r"entrance)")
+             r"entrance|desk|counter)")
 _PLACE_FR = (r"(?:clinique|centre|unite|departement|bureau|laboratoire|labo|service|programme|pharmacie|"
              r"psychologue|dentiste|optometriste|ophtalmologiste|physiotherapeute|physio|aile|local|equipe|clsc|"
-             r"entree)")
+             r"entree|comptoir|guichet)")
 # Things of the building and its equipment, whose "results" are no one's health.
 _THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?|elevators?|inspection|fridge|freezer|"
            r"refrigerator|air quality|heating|generator|fire alarm|alarm|sprinklers?|renovations?|construction|"
@@ -187,8 +187,8 @@ _KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils
 
 # Words that address the patient, or a group the patient is in by their health ("patients on
 # warfarin", « les patients sous warfarine »): a clause with one is about the patient.
-_NOT_YOURS_EN = r"donations?|generosity|support|contributions?|(?:family )?(?:doctor|physician|nurse|pharmacist|dentist|hygienist|np|midwife|provider|dr)\b"
-_NOT_YOURS_FR = r"remerci|dons?\b|generosite|appui|soutien|contributions?|medecin|infirmiere?\b|ips\b|pharmacien|dentiste|hygieniste|dre?\b"
+_NOT_YOURS_EN = r"donations?|generosity|support|contributions?|kind (?:wishes|words|notes|messages)|wishes|cards|all\b|(?:family )?(?:doctor|physician|nurse|pharmacist|dentist|hygienist|np|midwife|provider|dr)\b"
+_NOT_YOURS_FR = r"remerci|dons?\b|generosite|appui|soutien|contributions?|bons (?:mots|voeux|messages)|voeux|cartes|tous\b|medecin|infirmiere?\b|ips\b|pharmacien|dentiste|hygieniste|dre?\b"
 # A colleague's state next to the patient's booking ("Dr. Pereira's hip replacement recovery is taking
 # longer - your visit is moved to May"): the booking is everyone's logistics, not the patient's health.
 _BOOKING_EN = r"|(?:next )?(?:visit|appointment|appt|booking|call|rdv)s?\b"
@@ -197,7 +197,7 @@ _BOOKING_FR = r"|(?:prochaine? )?(?:visite|rendez vous|rdv|appel|consultation)s?
 
 def _address(not_en: str, not_fr: str) -> re.Pattern[str]:
     return re.compile(
-        rf"(?<!thank )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:{not_en})\b)"
+        rf"(?<!thank )(?<!thanks )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:{not_en})\b)"
         rf"|(?<!grace a )(?<!rendez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:{not_fr}))"
         r"|\bt'"
         r"|\bpatients? (?:on|taking|with|who|using)\b|\bpatients? (?:sous|qui prennent|avec|atteints?)\b"
@@ -242,14 +242,14 @@ MARKERS: tuple[Marker, ...] = (
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
         "bleu collect collecting collects money matched argent pledge pledges big shaving shave shaves head heads drive "
-        "rase rasent rasees raser tete tetes",
+        "rase rasent rasees raser tete tetes proceeds",
         r"\b(?:rais(?:e|ed|ing) (?:money|funds|(?:over |more than |nearly |almost |about )?\$ ?\d)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
         r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
         r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
         r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
         r"research|hospital|foundation|society|families|kids|children|patients|shelter|home|residence|drive|ride|walk|run|race|relay|gala)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
         r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
-        r"matched (?:your|the) donations|pledges?|big bike|shav\w* (?:their|our|his|her|my) heads?|(?:food|toy|clothing|coat|"
+        r"matched (?:your|the) donations|pledges?|(?:all )?proceeds|big bike|shav\w* (?:their|our|his|her|my) heads?|(?:food|toy|clothing|coat|"
         r"book|sock|blanket) drive)\b"
         r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang|nourriture|denrees|jouets|vetements|manteaux|"
         r"livres|bas)|se ras\w* la tete|tetes rasees|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
@@ -354,12 +354,12 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "directions",
         "parking parkade lot lots garage entrance entrances elevator elevators shuttle park visitor "
-        "visitors visiting door doors porte stationnement stationnements entree entrees ascenseur ascenseurs debarcadere navette "
+        "visitors visiting door doors porte reserved reservees stationnement stationnements entree entrees ascenseur ascenseurs debarcadere navette "
         "stationner stationnez visiteur visiteurs visite",
         # the way in, for whoever comes: "the dialysis unit parking lot is closed", « le stationnement de
         # l'oncologie est fermé »; "park in lot C for your chemotherapy" addresses the patient
         r"\b(?:parking|parkade|park(?:ing)? lots?|parking garage|entrances?|elevators?|shuttle|(?:side|main|front|back|rear) "
-        r"doors?|porte (?:de cote|principale|arriere|avant)|park (?:in|at|on|"
+        r"doors?|porte (?:de cote|principale|arriere|avant)|reserved (?:spots|spaces|parking)|places reservees|park (?:in|at|on|"
         r"behind|near|across)|visitors?|visiting hours)\b"
         r"|\b(?:stationnements?|entrees?|ascenseurs?|debarcadere|navette|se stationner|stationnez|visiteurs?|heures de "
         r"visite)\b",
@@ -408,7 +408,7 @@ MARKERS: tuple[Marker, ...] = (
         rf"|\b(?:results?|resultats?|tests?) (?:of|from|for|on|de|du|des|sur) (?:the |our |la |le |l'|les |notre |nos )?{_THINGS}\b"
         rf"|\b{_THINGS}(?:'s)? (?:[\w']+ ){{0,4}}?(?:results?|resultats?|came back|is back|are|is|was|were|passed|"
         r"est revenue?s?|sont revenue?s?|sont|est|a passe|ont passe|etait)\b(?: \w+){0,2}? (?:normal|normale?s?|normaux|clear|"
-        r"clean|positive?|negative?|fine|good|ok|okay|conformes?|bons?|bonne?s?|beaux?|belles?|approved|passed|reussie?s?)\b",
+        r"clean|positive?|negative?|fine|good|ok|okay|correcte?s?|corrects|adequate|conformes?|bons?|bonne?s?|beaux?|belles?|approved|passed|reussie?s?)\b",
         address_counts=False,
     ),
     _marker(

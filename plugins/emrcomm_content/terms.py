@@ -733,7 +733,7 @@ SIXTH_EN = [
         "post natal", "needle exchange", "needle exchange program", "Nar-Anon", "Al-Anon", "Alateen",
         "Gamblers Anonymous", "Overeaters Anonymous", "Cocaine Anonymous", "Portage", "no spleen",
         "without a spleen", "IgE", "nightmares", "night terrors", "flashbacks", "pessary", "stims",
-        "Aire ouverte", "Youth Wellness Hub", "Foundry",
+        "Aire ouverte", "Youth Wellness Hub", "Foundry", "psych nurse", "coping skills",
     ]),
     ("test", [
         "glucose tolerance test", "glucose challenge test", "skin prick test", "skin prick testing",
@@ -774,7 +774,7 @@ SIXTH_FR = [
         "Outremangeurs anonymes", "Cocaïnomanes anonymes", "Portage", "Louis-H. Lafontaine", "Louis-H.-Lafontaine",
         "Institut universitaire en santé mentale", "Dollard-Cormier", "Domrémy", "Maison Jean Lapointe",
         "plus de rate", "pas de rate", "IgE", "rage de consommer", "rages de consommer", "cauchemars",
-        "terreurs nocturnes", "pessaire", "stimulation ovarienne", "Aire ouverte", "soins rénaux",
+        "terreurs nocturnes", "pessaire", "stimulation ovarienne", "Aire ouverte", "soins rénaux", "habiletés d'adaptation",
     ]),
     ("test", [
         "test de tolérance au glucose", "HGOT", "tests cutanés", "test de provocation orale",
