@@ -83,6 +83,8 @@ POSITIVES = {
         ("fr", "Votre séance avec Maya est déplacée mercredi 16 h, même local."),
         ("fr", "Rencontre jeudi pour faire le point sur ta conso de pot."),
         ("en", "How is your use of alcohol since we last met?"),
+        ("en", "How many beers on a weekend night these days?"),
+        ("fr", "Combien de bières le soir ces temps-ci?"),
     ],
     "allergy": [
         ("en", "Your allergy testing showed a reaction to ragweed."),

@@ -113,6 +113,7 @@ SOMEONE_ELSE = {
     "broadcast-sixth": [
         "Suicide Prevention Day is Sept 10. The crisis line 988 is available to all Canadians 24/7.",
         "Défi 28 jours sans alcool en février : toute l'équipe embarque, joignez-vous à nous!",
+        "Avis aux parents : la rougeole circule, vérifiez le carnet de vaccination de vos enfants.",
     ],
     "directions-sixth": [
         "Dialysis patients' reserved spots are in row A; everyone else please use rows B to F.",

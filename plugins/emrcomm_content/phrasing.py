@@ -831,6 +831,9 @@ CARE = [
          r"\b(?:ta|votre|ton|your|ur) (?:conso|consommation|use|usage|consumption) (?:de |d'|du |of )?(?:pot|cannabis|"
          r"weed|alcool|alcohol|drogues?|drugs|meth|speed|coke|cocaine|crack|opioides?|opioids|fentanyl|crystal|"
          r"substances?|boisson)\b|\bconso de (?:pot|cannabis|drogues?|coke|speed|crystal|meth)\b"),
+    # sixth round: the patient's own count of what they use ("how many drinks a night", « combien de verres »)
+    rule("drinks|beers|glasses|verres|bieres|consommations|cigarettes|joints|puffs",
+         r"\b(?:how many|combien de) (?:drinks|beers|glasses of wine|verres|bieres|consommations|cigarettes|joints|puffs)\b"),
     rule("devant|front|pharmacist",
          r"\bdoses? devant (?:le|la) pharmacien(?:ne)?\b|\bdoses? in front of (?:the|your) pharmacist\b"),
     rule("jeu|gambling|jeux|betting|paris",

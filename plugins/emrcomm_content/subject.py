@@ -324,10 +324,10 @@ MARKERS: tuple[Marker, ...] = (
     ),
     _marker(
         "door",
-        "if si outbreak going eclosion circule mask masks masque tour short effectif",
+        "if si outbreak going eclosion circule circulent circulating mask masks masque tour short effectif",
         rf"{_IF_YOU}(?=.*\b{_AT_THE_DOOR})|\b{_AT_THE_DOOR}(?=.*{_IF_YOU})"
         # an outbreak, masks for everyone: « éclosion d'influenza », "masks are required in the waiting room"
-        r"|\b(?:outbreak|going around|eclosion|qui circule|qui fait le tour|short staffed|effectif reduit|masks? (?:are|is) (?:required|mandatory|recommended)|"
+        r"|\b(?:outbreak|going around|eclosion|qui circule|circulent?|(?:is|are) circulating|qui fait le tour|short staffed|effectif reduit|masks? (?:are|is) (?:required|mandatory|recommended)|"
         r"(?:must|should|need to|needs to|have to|please) wear a mask|doi(?:t|vent) porter (?:un|le) masque|"
         r"(?:le )?(?:port du )?masque (?:est )?(?:obligatoire|recommande|fortement recommande))\b",
         address=_SINGLED_OUT,
@@ -441,13 +441,14 @@ _COMMA = re.compile(r", |: ")
 _BROADCAST = re.compile(
     r"\b(?:(?:message |notice |text )?sent to (?:all|every)\w*|to all (?:of )?our patients(?! (?:on|taking|with|who|using)\b)|"
     r"awareness (?:week|month|day)|world [a-z]+ day|[a-z]+ (?:prevention|awareness) (?:week|month|day)|(?:public health|health canada)(?:'s)? (?:campaign|reminds|reminder)"
-    r"|(?:message )?envoye a tous|avis a (?:tous|toutes|toute la clientele|la population|la communaute)|a toute (?:la|notre) "
+    r"|(?:message )?envoye a tous|avis a (?:tous|toutes|toute la clientele|la population|la communaute)|avis aux (?:parents|patients|familles)|"
+    r"notice to (?:all )?(?:parents|patients|families)|a toute (?:la|notre) "
     r"clientele|a tous nos patients(?! (?:sous|qui|avec|atteints?|[a-z]+iques)\b)|semaine (?:de (?:la )?)?(?:prevention|"
     r"sensibilisation)|journee mondiale|mois (?:du coeur|de (?:la )?(?:prevention|sensibilisation))|"
     r"(?:defi|challenge) (?:\d+ (?:jours|days) )?(?:sans|without|free)|dry january|sober october|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
 )
 _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
-                            "journee|campagne|rappelle|prevention|week|month|mois|defi|challenge|dry|sober")
+                            "journee|campagne|rappelle|aux|notice|prevention|week|month|mois|defi|challenge|dry|sober")
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:

@@ -733,7 +733,8 @@ SIXTH_EN = [
         "post natal", "needle exchange", "needle exchange program", "Nar-Anon", "Al-Anon", "Alateen",
         "Gamblers Anonymous", "Overeaters Anonymous", "Cocaine Anonymous", "Portage", "no spleen",
         "without a spleen", "IgE", "nightmares", "night terrors", "flashbacks", "pessary", "stims",
-        "Aire ouverte", "Youth Wellness Hub", "Foundry", "psych nurse", "coping skills",
+        "Aire ouverte", "Youth Wellness Hub", "Foundry", "psych nurse", "coping skills", "racing thoughts", "ruminating",
+        "Kids Help Phone", "drinks a night", "egg ladder", "baked egg",
     ]),
     ("test", [
         "glucose tolerance test", "glucose challenge test", "skin prick test", "skin prick testing",
@@ -774,7 +775,9 @@ SIXTH_FR = [
         "Outremangeurs anonymes", "Cocaïnomanes anonymes", "Portage", "Louis-H. Lafontaine", "Louis-H.-Lafontaine",
         "Institut universitaire en santé mentale", "Dollard-Cormier", "Domrémy", "Maison Jean Lapointe",
         "plus de rate", "pas de rate", "IgE", "rage de consommer", "rages de consommer", "cauchemars",
-        "terreurs nocturnes", "pessaire", "stimulation ovarienne", "Aire ouverte", "soins rénaux", "habiletés d'adaptation",
+        "terreurs nocturnes", "pessaire", "stimulation ovarienne", "Aire ouverte", "soins rénaux", "habiletés d'adaptation", "GASM", "idées qui tournent en boucle",
+        "pensées qui tournent en boucle", "ruminations", "pédopsy", "Tel-Jeunes", "verres par soir", "verres par jour",
+        "verres par semaine", "échelle de l'œuf",
     ]),
     ("test", [
         "test de tolérance au glucose", "HGOT", "tests cutanés", "test de provocation orale",
