@@ -124,6 +124,7 @@ SOMEONE_ELSE = {
         "The Wi-Fi results are normal again after the outage.",
         "Les résultats du Wi-Fi sont normaux après la panne.",
         "Résultat positif : votre inscription au GMF est acceptée!",
+        "Your background check results are negative, you're all set to volunteer!",
     ],
     "notice": [
         "Our newsletter this month: what to know about your cholesterol, and our summer hours.",

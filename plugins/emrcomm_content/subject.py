@@ -389,12 +389,12 @@ MARKERS: tuple[Marker, ...] = (
         "telephonique alarms fountain fountains abreuvoir abreuvoirs potable water drinking eau online booking login connexion",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
-        r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|"
+        r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|are|"
         r"est revenue?s?|a ete|est|sont) (?:positive?|negative?|positifs?|negatifs?)\b"
         r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte|form|formulaire|insurer|assureur|"
         r"insurance|assurance|(?:police|background|record) check|antecedents|balance|solde|account|compte|coverage|"
         r"couverture|refund|deposit|depot|registration|inscription|enrol?ment)s?(?:'s)? (?:[\w']+ ){0,4}(?:came "
-        r"back|is back|was|is|were|est revenue?s?|a ete|est|sont) (?:all |both |entirely |tous |toutes )?(?:positive?|negative?|clear|approved|declined|accepted|"
+        r"back|is back|was|is|were|are|est revenue?s?|a ete|est|sont) (?:all |both |entirely |tous |toutes )?(?:positive?|negative?|clear|approved|declined|accepted|"
         r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?)\b"
         r"|\b(?:survey|inspection|audit|lottery|draw|vote|sondage)s? results?\b"
         # the verdict is an approval: "came back positive — approved!"
