@@ -735,6 +735,8 @@ SIXTH_EN = [
         "without a spleen", "IgE", "nightmares", "night terrors", "flashbacks", "pessary", "stims",
         "Aire ouverte", "Youth Wellness Hub", "Foundry", "psych nurse", "coping skills", "racing thoughts", "ruminating",
         "Kids Help Phone", "drinks a night", "egg ladder", "baked egg",
+        # programmes and lines a patient is sent to for mood, anxiety or substance use
+        "BounceBack", "Wellness Together Canada", "Hope for Wellness", "Good2Talk", "ConnexOntario", "MindShift",
     ]),
     ("test", [
         "glucose tolerance test", "glucose challenge test", "skin prick test", "skin prick testing",
@@ -778,6 +780,8 @@ SIXTH_FR = [
         "terreurs nocturnes", "pessaire", "stimulation ovarienne", "Aire ouverte", "soins rénaux", "habiletés d'adaptation", "GASM", "idées qui tournent en boucle",
         "pensées qui tournent en boucle", "ruminations", "pédopsy", "Tel-Jeunes", "verres par soir", "verres par jour",
         "verres par semaine", "échelle de l'œuf",
+        "Retrouver son entrain", "Alcochoix", "Espace mieux-être Canada", "Tel-Écoute", "Écoute Entraide",
+        "Drogue : aide et référence", "Spectre de rue", "Pavillon Foster",
     ]),
     ("test", [
         "test de tolérance au glucose", "HGOT", "tests cutanés", "test de provocation orale",
