@@ -11,8 +11,8 @@ it is reported (lexicon, context, uncertain). Recall is the share of clinical ro
 false block is the share of administrative rows stopped (blocked or rerouted as uncertain).
 
 * ``benchmarks/data/clinic-messages``: the held-out parts first, then the development parts
-  (:data:`PARTS`), per language and per category. ``heldout-5.tsv`` is a third blind part, by a
-  third writer who never saw the project, scored by figures only. ``heldout-4.tsv`` is a second blind part, by
+  (:data:`PARTS`), per language and per category. ``heldout-6.tsv`` and ``heldout-5.tsv`` are a
+  fourth and a third blind part, by writers who never saw the project, scored by figures only. ``heldout-4.tsv`` is a second blind part, by
   a writer who never saw the project, scored by figures only (its rows not read).
   ``heldout-3.tsv`` was written blind, by someone
   who never read the detector or ran it, and scored once when the third round was done: the only
@@ -64,6 +64,7 @@ NAMES = ("core", "drugs", "icd10cm")
 STOPPING = {"CLINICAL_CONTENT": None, "HEALTH_IDENTIFIER": "lexicon", "CLINICAL_UNCERTAIN": "uncertain"}
 # (name printed, file): held-out parts first.
 PARTS = (
+    ("held-out 6 (a fourth blind part, by a fourth writer; scored by figures only)", "heldout-6.tsv"),
     ("held-out 5 (a third blind part, by a third writer; scored by figures only)", "heldout-5.tsv"),
     ("held-out 4 (a second blind part, by another writer; scored by figures only)", "heldout-4.tsv"),
     ("held-out 3 (written blind by someone who never saw the detector, scored once)", "heldout-3.tsv"),

@@ -46,8 +46,8 @@ DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3), x
 # (development 6), y (development 7), z (development 8), e (development 9), f (development 10), b
 # (held-out 4), c (held-out 5), i (development 11).
-LATER_IDS = {"heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}", "heldout-3": r"(en|fr)-w\d{4}",
-             "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
+LATER_IDS = {"heldout-6": r"(en|fr)-g\d{4}", "heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}",
+             "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
              "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}", "dev-6": r"(en|fr)-x\d{4}",
              "dev-7": r"(en|fr)-y\d{4}", "dev-8": r"(en|fr)-z\d{4}", "dev-9": r"(en|fr)-e\d{4}",
@@ -113,7 +113,7 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80), ("dev-9", 450), ("dev-10", 450),
                                             ("dev-11", 500)])
@@ -171,11 +171,19 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # heldout-5: a third blind part, by a third writer, committed before it was scored, by figures only:
 # the fourth round's detector, recall 0.927 (en 0.944, fr 0.909), false blocks 0.056 (en 0.053, fr
 # 0.059); the fifth round's, recall 0.925 (en 0.933, fr 0.917), false blocks 0.041 (en 0.040, fr
-# 0.043).
+# 0.043). The sixth round was told the kinds this part's figures showed weakest (never its rows).
+# The sixth round's detector: heldout-4 recall 0.957 (en 0.951, fr 0.962), false blocks 0.023 (en
+# 0.023, fr 0.023); heldout-5 recall 0.939 (en 0.947, fr 0.931), false blocks 0.035 (en 0.029, fr
+# 0.040).
+# heldout-6: a fourth blind part, by a fourth writer (French written first, apart), committed before
+# it was scored, by figures only, and nothing of it told to anyone tuning: the fifth round's
+# detector, recall 0.968 (en 0.970, fr 0.967), false blocks 0.032 (en 0.020, fr 0.043); the
+# sixth's, recall 0.975 (en 0.977, fr 0.973), false blocks 0.027 (en 0.020, fr 0.033).
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
     ("heldout-3", "all", 0.92, 0.03), ("heldout-3", "en", 0.915, 0.025), ("heldout-3", "fr", 0.92, 0.034),
-    ("heldout-4", "all", 0.955, 0.033), ("heldout-4", "en", 0.945, 0.036), ("heldout-4", "fr", 0.96, 0.03),
-    ("heldout-5", "all", 0.92, 0.042), ("heldout-5", "en", 0.93, 0.041), ("heldout-5", "fr", 0.915, 0.044),
+    ("heldout-4", "all", 0.955, 0.024), ("heldout-4", "en", 0.95, 0.024), ("heldout-4", "fr", 0.96, 0.024),
+    ("heldout-5", "all", 0.935, 0.036), ("heldout-5", "en", 0.945, 0.03), ("heldout-5", "fr", 0.93, 0.041),
+    ("heldout-6", "all", 0.97, 0.028), ("heldout-6", "en", 0.975, 0.021), ("heldout-6", "fr", 0.97, 0.034),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
