@@ -147,10 +147,12 @@ def test_audit_export_to_a_folder_that_does_not_exist_names_the_path_and_the_rea
 
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize(("store", "reason"), [("/proc/nope/x.sqlite", "No such file or directory (/proc/nope)"),
-                                               ("a-file/x.sqlite", "a-file is a file, not a folder")])
+                                               ("a-file/x.sqlite", "a-file is a file, not a folder"),
+                                               ("a-folder", "is a folder, not a database file")])
 def test_a_store_path_whose_folder_cannot_be_made_is_a_clear_error(
         config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store: str, reason: str) -> None:
     (tmp_path / "a-file").write_text("a file, not a folder", encoding="utf-8")
+    (tmp_path / "a-folder").mkdir()
     config.write_text(config.read_text(encoding="utf-8").replace('path = "emrcomm.sqlite"', f'path = "{store}"'),
                       encoding="utf-8")
     path = tmp_path / "req.json"

@@ -50,6 +50,9 @@ class SQLiteDatabase:
         self._depth = 0
         self._grouped = False  # inside group_commit(): transactions are savepoints
         self._before_commit: list[Callable[[], None]] = []
+        if self.path.is_dir():
+            raise ConfigError(f"store.path: {self.path} is a folder, not a database file; name the file, "
+                              f"e.g. {self.path / 'emrcomm.sqlite'}")
         self.in_memory = read_only and not self.path.exists()
         if read_only and not self.in_memory:
             # A database another process has open (its -wal is there) is read through its WAL
