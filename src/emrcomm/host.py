@@ -22,7 +22,7 @@ from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
 from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
 from emrcomm.delivery import described
-from emrcomm.errors import ConfigError, EmrcommError, PluginError, RequestError
+from emrcomm.errors import EmrcommError, PluginError, RequestError
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.states import LegState
@@ -50,7 +50,7 @@ from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
 from emrcomm.pipeline.records import record_id, reply_facts
 from emrcomm.pipeline.write import Written, outcome, write
 from emrcomm.plugin.context import PluginContext
-from emrcomm.plugin.manager import FilingFailed, PluginManager, config_secret_problems
+from emrcomm.plugin.manager import FilingFailed, PluginManager, check_secret_references, installed
 from emrcomm.rules import finding
 from emrcomm.staff.schema import MIGRATIONS as STAFF_MIGRATIONS
 from emrcomm.storage import Migration, Storage, open_storage
@@ -105,15 +105,14 @@ class Host:
         self.read_only = read_only
         # Every decision reads this one clock (emrcomm.clock): the system's unless told otherwise.
         self.clock = clock or default_clock()
-        self._entry_points = entry_points
+        # Read once: the credential check and the plugin manager both need them.
+        self._entry_points = installed(entry_points)
         self._closed = False
         self._upgrade = True if upgrade else None
         if not read_only:
             # A credential not set stops the start before the store, the audit key and the key
             # ring are made (the plugins check each one again as they start).
-            problems = config_secret_problems(config, entry_points)
-            if problems:
-                raise ConfigError(problems[0])
+            check_secret_references(config, self._entry_points)
         self.storage: Storage = open_storage(config, read_only=read_only, upgrade_it=self._upgrade)
         plugins: PluginManager | None = None
         delivery = config.raw.get("delivery", {})
@@ -124,7 +123,7 @@ class Host:
             # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
             self.audit = (AuditLog(self.storage, SigningKey.ephemeral(), self.clock) if read_only
                           else AuditLog.open(config, self.storage, self.clock))
-            plugins = PluginManager(config, self._make_context, entry_points)
+            plugins = PluginManager(config, self._make_context, self._entry_points)
             self.plugins: PluginManager = plugins
             self.channels: dict[str, Channel] = plugins.channels
             # The FHIR API's and the staff pages' tables and the plugins' own, then the plugins that need them may start.

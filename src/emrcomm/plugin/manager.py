@@ -88,20 +88,19 @@ def discover() -> dict[str, metadata.EntryPoint]:
     return found
 
 
-def config_secret_problems(config: Config, entry_points: Mapping[str, metadata.EntryPoint] | None = None) -> list[str]:
-    """What is wrong with each secret reference in the config's tables of the plugins that run,
-    found before any plugin (or the store it needs) is opened: a host that may send checks them
-    first, so that a credential not set leaves no database, audit key or key ring half made."""
-    eps = dict(entry_points) if entry_points is not None else discover()
-    problems = []
-    for name in active_names(config, list(eps)):
-        for where, ref in references(config.plugin_settings.get(name, {}), f"plugins.{name}"):
-            try:
-                resolve_secret(ref, where, config.base_dir)
-            except ConfigError as exc:
-                problems.append(str(exc))
-    return problems
+def installed(entry_points: Mapping[str, metadata.EntryPoint] | None = None) -> dict[str, metadata.EntryPoint]:
+    """``entry_points`` when given (tests, an embedding EMR), else the ones installed (:func:`discover`)."""
+    return dict(entry_points) if entry_points is not None else discover()
 
+
+def check_secret_references(config: Config, entry_points: Mapping[str, metadata.EntryPoint]) -> None:
+    """Resolve each secret reference in the config's tables of the plugins that run, before any
+    plugin (or the store it needs) is opened, raising ConfigError for the first that is not set:
+    a host that may send checks them first, so that a credential not set leaves no database,
+    audit key or key ring half made."""
+    for name in active_names(config, list(entry_points)):
+        for where, ref in references(config.plugin_settings.get(name, {}), f"plugins.{name}"):
+            resolve_secret(ref, where, config.base_dir)
 
 def _dist(ep: metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
@@ -163,7 +162,7 @@ def load_plugins(
     that fails to import or start stops start-up with its name and error; a plugin that is
     installed but not named is never imported.
     """
-    eps = dict(entry_points) if entry_points is not None else discover()
+    eps = installed(entry_points)
     names = active_names(config, list(eps))
     loaded: list[LoadedPlugin] = []
     for name in names:
