@@ -85,6 +85,13 @@ POSITIVES = {
         ("en", "How is your use of alcohol since we last met?"),
         ("en", "How many beers on a weekend night these days?"),
         ("fr", "Combien de bières le soir ces temps-ci?"),
+        # seventh round: the gentle forms of a mental-health follow-up
+        ("fr", "Comment vous arrivez à passer à travers ces temps-ci? On pense à vous."),
+        ("fr", "Vous avez l'air plus épuisée dernièrement; la Dre aimerait en jaser avec vous."),
+        ("en", "You've seemed a bit down the last few visits; Dr. Ng would like to talk about it."),
+        ("en", "We miss you at group! Next one is Tuesday at 7."),
+        ("fr", "On s'ennuie de vous au groupe! Le prochain est mardi à 19 h."),
+        ("en", "Your worker can drive you to the Thursday group if getting there is the hard part."),
     ],
     "allergy": [
         ("en", "Your allergy testing showed a reaction to ragweed."),
@@ -241,6 +248,13 @@ HARD_NEGATIVES = [
     # results read, and a booking with no hurry
     "The doctor reviewed your file and will see you at your appointment next month.",
     "Le médecin a reçu vos résultats et vous verra à votre rendez-vous du mois prochain.",
+    # seventh round: a health word inside a name, whatever case its head is written in; a building's
+    # name even in a message to the patient
+    "Le CLSC du pavillon Santé mentale a changé ses heures d'ouverture.",
+    "L'Association des troubles de l'humeur utilise notre salle jeudi soir.",
+    "Your appointment on Tuesday is at the Lung Health Building, 3rd floor, with our family doctor.",
+    "Nouvelle adresse : 88, chemin de l'Infirmerie, local 2 (en face de l'édifice d'oncologie).",
+    "The Mood Disorders Association is using our meeting room Thursday evening.",
 ]
 
 

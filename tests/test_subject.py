@@ -92,6 +92,18 @@ SOMEONE_ELSE = {
         "Dr. Okafor is back from her cancer treatment and thanks you all for your kind wishes.",
         "La Dre Okafor est de retour après ses traitements contre le cancer et vous remercie pour vos bons mots.",
     ],
+    # seventh round: the staff member is the subject of the health word, however the sentence names them
+    "staff-seventh": [
+        "The doctor has shingles and won't be in until Monday. We'll call to rebook.",
+        "Dr. Haddad's chemo went well and she sends her thanks for all the messages.",
+        "Kim from billing is having her thyroid removed next week, call the main line for invoices.",
+        "The nurse who usually calls you is off with a migraine today; someone else will call this afternoon.",
+        "Notre réceptionniste a attrapé la COVID, les lignes seront plus lentes aujourd'hui.",
+        "Le Dr Lefebvre revient de ses traitements de chimio lundi prochain, il a hâte de vous revoir.",
+        "La Dre est en congé de maladie jusqu'à nouvel ordre, on vous rappelle pour votre rdv.",
+        "L'infirmière qui vous suit d'habitude a une gastro, une collègue vous appellera.",
+        "L'adjointe de la Dre Nguyen s'est cassé la jambe, merci de votre patience.",
+    ],
     "lodged": [
         "Your 10:15 tomorrow is at the Psychiatry building entrance - our family clinic shares that lobby now.",
         "Votre rdv de 10h15 : entrée du pavillon de psychiatrie, notre GMF partage ce hall depuis les rénos.",
@@ -133,7 +145,7 @@ SOMEONE_ELSE = {
 }
 
 
-@pytest.mark.parametrize(("marker", "text"), [(m.removesuffix("-more").removesuffix("-sixth"), t)
+@pytest.mark.parametrize(("marker", "text"), [(m.removesuffix("-more").removesuffix("-sixth").removesuffix("-seventh"), t)
                                               for m, texts in SOMEONE_ELSE.items() for t in texts])
 def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector: ClinicalDetector, marker: str,
                                                                        text: str) -> None:
@@ -175,6 +187,10 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "La Dre Nguyen est malade, donc le Dr Patel va revoir votre IRM avec vous vendredi.",
     "Since your spleen was removed, you'll need the meningitis boosters.",
     "Your referral to the Kidney Care Pavilion has been sent; they will call you.",
+    # seventh round: a role as the subject does not quiet the patient's own care
+    "The doctor has concerns about the lump and wants to see you this week.",
+    "La Dre a une inquiétude pour la bosse, elle veut vous voir cette semaine.",
+    "Dr. Roy is away, the nurse who sees you Tuesday will take out the stitches.",
 ])
 def test_a_clause_that_addresses_the_patient_still_counts(detector: ClinicalDetector, text: str) -> None:
     """The layer never overrides a term or a pattern about the patient: "your", « votre », a group

@@ -37,6 +37,18 @@ _STOP_FR = (
 _NAME_FR = re.compile(
     rf"\b(?:{_HEAD_FR})(?:(?:[ \t]+|-|['’])(?!(?:{_STOP_FR})\b)[\w'’-]+){{1,5}}"
 )
+# seventh round: a place noun in lower case before a capitalised name is the head of that name
+# (« le pavillon Santé mentale », « la clinique Santé-Femme », « au centre Espoir-Cancer », "the clinic
+# Mind & Body"): the name goes on as a French name does.
+_NAME_LOW = re.compile(
+    r"\b(?:pavillon|centre|clinique|polyclinique|fondation|institut|maison|hôpital|hopital|édifice|edifice|campus|"
+    r"aile|building|tower|pavilion)[ \t]+(?:(?:de|du|des|de la|d'|l')[ \t]*)?"
+    r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|April|May|June|July|"
+    r"August|September|October|November|December|Dr|Dre|Mr|Mrs|Ms|Mme|M)\b)"
+    rf"{_CAP}(?:(?:[ \t]+(?:{_CONNECT}[ \t]+)?|-){_CAP})*"
+    # one adjective of the name in lower case: « pavillon Santé mentale »
+    r"(?:[ \t]+[a-zà-ÿ]+(?:ale|ales|ique|iques|aire|aires|elle|elles|ienne|iennes|ive|ives|al|aux|eux|euse))?"
+)
 # Heads of names that are never about the patient, and heads of names of places.
 _ALWAYS = frozenset({
     "society", "foundation", "association", "alliance", "federation", "week", "month", "day", "walk", "run", "ride",
@@ -50,6 +62,10 @@ _PLACE = frozenset({
     "program", "programme", "department", "wing", "unit", "clinique", "institut", "hopital", "maison", "pavillon",
     "edifice", "departement", "aile", "unite", "service", "medicine", "practice", "gmf",
 })
+# Names of premises: a building, a tower is where the clinic is, even in a message to the patient
+# ("your appointment at the Toronto Heart Centre building", « à l'édifice Santé-Cœur, 2e étage »); a pavilion
+# is as often the name of a service ("your referral to the Kidney Care Pavilion").
+_PREMISES = frozenset({"building", "tower", "campus", "edifice", "tour", "complex", "plaza"})
 _WORD = re.compile(r"[a-z0-9]+")
 
 # A staff member's own leave for surgery ("Dr. Novak will be on leave for surgery"), and exams
@@ -121,21 +137,31 @@ _YOU = frozenset({"you", "your", "yours", "vous", "votre", "vos", "tu", "ton", "
 def spans(folded: Folded, words: frozenset[str] | set[str] | None = None) -> list[tuple[int, int]]:
     """Folded spans of names and administrative wording (see the module docstring). ``words``:
     the words of the folded text, when the caller has them already."""
+    wording, names = read(folded, words)
+    return wording + names
+
+
+def read(folded: Folded, words: frozenset[str] | set[str] | None = None
+         ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """:func:`spans` in two lists: the administrative wording (a leave, an exam named by its purpose),
+    then the names (of charities, places, streets, departments), whose words the uncertainty score
+    does not read either."""
     if words is None:
         words = set(_WORD.findall(folded.text))
-    out = [m.span() for m in _NEVER.finditer(folded.text)] if not _NEVER_GATE.isdisjoint(words) else []
+    wording = [m.span() for m in _NEVER.finditer(folded.text)] if not _NEVER_GATE.isdisjoint(words) else []
+    out: list[tuple[int, int]] = []
     addressed = not _YOU.isdisjoint(words)
     if not addressed and not _DEPARTMENT_GATE.isdisjoint(words):
         out += [m.span() for m in _DEPARTMENT.finditer(folded.text)]
     original = folded.original
     if not any(c.isupper() for c in original):
-        return out
+        return wording, out
     out += [_folded_span(folded, m.span()) for m in _STREET.finditer(original)]
     if not addressed:
         out += [_folded_span(folded, m.span()) for m in _LOGISTICS.finditer(original)]
-    for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original)):
+    for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original), *_NAME_LOW.finditer(original)):
         name = set(_WORD.findall(Folded.of(m.group()).text))
-        if name & _ALWAYS:
+        if name & (_ALWAYS | _PREMISES):
             pass
         elif name & _PLACE:
             if addressed:
@@ -143,7 +169,7 @@ def spans(folded: Folded, words: frozenset[str] | set[str] | None = None) -> lis
         else:
             continue
         out.append(_folded_span(folded, m.span()))
-    return out
+    return wording, out
 
 
 def _folded_span(folded: Folded, span: tuple[int, int]) -> tuple[int, int]:

@@ -156,8 +156,8 @@ class Reading:
     hits: list[Hit]
     evidence: list[tuple[tuple[int, int], str]]
     allowed: tuple[tuple[int, int], ...] = ()  # folded spans where nothing counts (allowed_spans)
-    # folded spans of clauses about someone else or everyone (subject.py): no term, pattern or
-    # word of the score counts there
+    # folded spans of clauses about someone else or everyone (subject.py), and (seventh round) of
+    # names and allowed phrases: no term, pattern or word of the score counts there
     others: tuple[tuple[int, int], ...] = ()
 
 
@@ -192,13 +192,20 @@ class ClinicalDetector:
         """Folded spans of the allow-listed phrases (the clinic's and the built-in ones) and of the
         administrative wording of administrative.py (names of charities and places, a staff
         member's own leave, exams named by their purpose)."""
-        spans = administrative.spans(folded, words)
+        return self._allowed(folded, words)[0]
+
+    def _allowed(self, folded: Folded, words: set[str] | None = None
+                 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """:meth:`allowed_spans`, and apart the names and allowed phrases among them (the spans
+        whose words the uncertainty score does not read)."""
+        wording, names = administrative.read(folded, words)
+        names = list(names)
         for phrase in self.allow:
             start = folded.text.find(phrase)
             while start != -1:
-                spans.append((start, start + len(phrase)))
+                names.append((start, start + len(phrase)))
                 start = folded.text.find(phrase, start + 1)
-        return spans
+        return wording + names, names
 
     def find(self, folded: Folded) -> list[Hit]:
         """The definite hits only (see :meth:`read`)."""
@@ -207,7 +214,7 @@ class ClinicalDetector:
     def read(self, folded: Folded) -> Reading:
         keys = phrasing.text_keys(folded.text)
         others = [(lo, hi) for lo, hi, _ in subject.others(folded.text, keys)]
-        allowed = self.allowed_spans(folded, keys)
+        allowed, names = self._allowed(folded, keys)
         quiet = allowed + others  # where no term and no pattern counts
         found = [m for matcher in self.matchers for m in matcher.find(folded)]
         if len(self.matchers) > 1:
@@ -252,7 +259,9 @@ class ClinicalDetector:
                 result.append(Hit(span, original[span[0] : span[1]], phrase.family, CONTEXT))
             else:
                 evidence.append((span, f"phrase:{phrase.family}"))
-        return Reading(merge_hits(result), evidence, tuple(allowed), tuple(others))
+        # seventh round: the words of a name or of allowed wording are not read by the score either
+        # (« L'Association des troubles de l'humeur utilise notre salle »), as the clauses of subject.py are not
+        return Reading(merge_hits(result), evidence, tuple(allowed), tuple(others + names))
 
     def _in_context(self, folded: Folded, matches: list[Match]) -> list[tuple[tuple[int, int], str]]:
         """Result words next to a test, tests next to a value, symptoms next to a part of the body.

@@ -779,6 +779,26 @@ CARE = [
          r"|\bsince (?:your|the) diagnosis\b|\bdepuis (?:l'annonce du|le) diagnostic\b"
          r"|\bcomment (?:tu files|vous allez depuis|vous tenez le coup|tu tiens le coup|vous faites face)\b"
          r"|\b(?:tenez|tenir|tiens) le coup\b"),
+    # seventh round: the gentle forms of a mental-health follow-up: how the patient is getting through
+    # (« comment vous arrivez à passer à travers »), how they have seemed ("you've seemed down lately",
+    # « vous avez l'air épuisée »), their group said as a place ("see you at group", « on s'ennuie de vous au
+    # groupe ») and their own worker ("your worker can drive you")
+    rule("travers|coup|face|air|seemed|looked|sounded|seem|seems|look|looks|sound|sembl*|group|groupe|worker|"
+         "intervenant|intervenante|accompagnatrice|accompagnateur",
+         r"\b(?:vous arrivez|tu arrives|t'arrives|arrivez vous|arrives tu|reussissez vous|reussis tu|vous reussissez|"
+         r"tu reussis) a (?:passer (?:a|au) travers|tenir le coup|faire face|garder la tete hors de l'eau)\b"
+         r"|\byou(?:'ve| have)? (?:seemed|looked|sounded|seem|look|sound)(?: \w+){0,2}? (?:down|low|flat|exhausted|"
+         r"withdrawn|on edge|overwhelmed|drained|worn out|discouraged|hopeless|anxious|teary)\b"
+         r"|\b(?:vous avez|tu as|t'as|t'avais|vous aviez) l'air (?:\w+ ){0,2}?(?:epuisee?|triste|down|a bout|abattue?|"
+         r"decouragee?|deprimee?|anxieu(?:x|se)|stressee?|cernee?)\b|\b(?:vous|tu) sembl\w+ (?:\w+ ){0,2}?(?:epuisee?|"
+         r"triste|down|a bout|abattue?|decouragee?|deprimee?|anxieu(?:x|se))\b"
+         r"|\b(?:at|to|in|after|before|skip|skipped|miss|missed|back to) group\b(?! (?:rates?|discounts?|bookings?|"
+         r"photos?|chats?|texts?|emails?|plans?|insurance|benefits)\b)"
+         r"|\b(?:on s'ennuie de (?:vous|toi)|vous nous manquez|tu nous manques|(?:we|we've) miss(?:ed)? you) "
+         r"(?:\w+ ){0,2}?(?:au groupe|a la rencontre|at (?:the )?group|in group)\b"
+         r"|\b(?:your|ur|ton|ta|votre) (?:outreach |support |youth |key |mental health |street |de milieu )?"
+         r"(?:worker|intervenante?|accompagnat(?:rice|eur))\b(?! (?:de |d')?(?:l'assurance|la cnesst|la saaq|insurance|"
+         r"compensation|wsib))"),
     rule("sober|clean|sobre|consommer|boire|alcool|fumer|smoke|drink|drinking|smoking|using|cigarette|cigarettes",
          r"\b(?:\d+|one|two|three|six|a|un|une|deux|trois|six) (?:full )?(?:days?|weeks?|months?|years?|jours?|"
          r"semaines?|mois|ans?|annees?)\b(?: \w+)? (?:sober|clean|smoke free|alcohol free|without (?:a drink|drinking|"
@@ -869,12 +889,12 @@ CARE_WEAK = [
          r"|\bchecking in on you\b|\bprendre de (?:vos|tes) nouvelles\b|\bcomment (?:allez vous|vas tu|ca va|"
          r"dormez vous|dors tu)\b"
          r"|\bsince our (?:conversation|talk|discussion)\b|\bdepuis notre (?:discussion|conversation)\b"
-         r"|\b(?:bad|hard|tough|low|dark|rough) days\b|\b(?:mauvaises|dures|sombres) journees\b"
+         r"|\b(?:bad|hard|tough|low|dark|rough|heavy) days\b|\b(?:mauvaises|dures|sombres|lourdes) journees\b"
          r"|\b(?:missed|manque) (?:your |vos )?(?:\w+ ){0,3}(?:sessions|seances|rencontres)\b"
          r"|\bis everything (?:ok|okay|alright|all right)\b|\best ce que tout va bien\b"
          r"|\bif you (?:need|want) (?:to talk|someone to talk to)\b|\bsi vous avez besoin (?:de parler|de jaser)\b"
          r"|\bquelqu'un a qui parler\b"
-         r"|\bjournees (?:plus )?(?:difficiles|dures|sombres)\b"),
+         r"|\bjournees (?:plus )?(?:difficiles|dures|sombres|lourdes)\b"),
     rule("referral|referred|refere|reference|demande",
          r"\b(?:your|votre) (?:referral|reference|demande de consultation)\b|\b(?:we|dr\.? \w+|the doctor) referred you\b"
          r"|\b(?:on|la dre?|le dr|le medecin) vous a refere"),

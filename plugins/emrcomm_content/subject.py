@@ -123,7 +123,11 @@ _STAFF_EN = (
     r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
-    r"|\bstaff\b|\b[a-z]+ (?:at|from|on) (?:the )?(?:front desk|reception|switchboard|billing)"
+    r"|\bstaff\b|\b[a-z]+ (?:at|from|on|in) (?:the )?(?:front desk|reception|switchboard|billing|records|scheduling)"
+    # seventh round: a role as the subject ("the doctor has shingles", "the nurse who usually calls you is off")
+    r"|\bthe (?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio|dentist|hygienist|secretary|"
+    r"midwife|np|resident|coordinator|dietitian|psychologist|social worker|optometrist|chiropractor|massage therapist|"
+    r"lab tech(?:nician)?|office manager)(?: who (?:usually |normally |always |often )?[a-z]+s (?:you|your \w+))?"
     # sixth round: the patient's own clinician, whose illness is theirs ("your doctor tested positive")
     r"|\b(?:your|ur) (?:family )?(?:doctor|physician|nurse(?: practitioner)?|pharmacist|dentist|hygienist|np|midwife|"
     r"provider|dr\.? [a-z'-]+))"
@@ -135,7 +139,14 @@ _STAFF_FR = (
     r"collegues?|adjointe?s?|technicien(?:ne)?s?|sages? femmes?|benevoles?|[a-z]+(?:istes?|iens?|iennes?|peutes?))"
     r"(?: " + _NAME + r")?|\b(?:une?|l'une?) de nos [a-z]+|\ble personnel\b|\b[a-z]+ (?:a|de) (?:l'accueil|la reception)"
     r"|\b(?:votre|ton|ta) (?:medecin(?: de famille)?|infirmiere?|ips|pharmacien(?:ne)?|dentiste|hygieniste|"
-    r"sage femme|dre?\.? [a-z'-]+))"
+    r"sage femme|dre?\.? [a-z'-]+)"
+    # seventh round: a role as the subject (« la Dre est en congé de maladie », « l'infirmière qui vous suit est malade »)
+    r"|\b(?:le |la |l')(?:dre?|docteure?|medecin|pharmacien(?:ne)?|infirmiere?|receptionniste|secretaire|physio|"
+    r"dentiste|hygieniste|sage femme|ips|adjointe?|coordonnatrice|nutritionniste|psychologue|travailleuse sociale|"
+    r"travailleur social)\b(?! (?:de|du|des|d'|pour|en|au|a|qui (?!vous|te|t'))\b)"
+    r"(?: qui (?:vous|te|t') ?[a-z]+(?: d'habitude| habituellement| toujours| normalement| souvent)?)?"
+    # the assistant of a doctor: « l'adjointe de la Dre Nguyen »
+    r"|\b(?:l'adjointe?|la secretaire|le secretaire|la reception(?:niste)?) (?:de la dre|du dr|de notre) [a-z'-]+)"
 )
 # What a staff member's own life is: leave, illness, an injury, a birth, a death in the family, a
 # conference, a race. "has" and « a » count only before a word that is not a result or a booking.
@@ -147,10 +158,13 @@ _STATE_EN = (
     r"(?:to )?car(?:e|ing) for (?:his|her|their) |taking (?:a few|some|\w+) (?:weeks|days|months) off|"
     r"lost (?:his|her|their) (?:battle|fight)|battling|fighting|undergoing|running|walking|cycling|wearing|growing|doing surgeries|"
     r"operating|hurt|injured|pulled|twisted|riding|biking|swimming|skating|taking part|participating|"
-    r"back from (?:his|her|their) |getting (?:his|her|their|a|an) (?:[\w-]+ ){0,2}?(?:out|removed|replaced|done|fixed|surgery|operation|procedure)|"
+    r"back from (?:his|her|their) |(?:getting|having) (?:his|her|their|a|an) (?:[\w-]+ ){0,2}?(?:out|removed|replaced|done|fixed|surgery|operation|procedure|repaired|operated)|"
+    # seventh round: caught, came down with, went into labour; "'s chemo went well" is in _KIN
+    r"caught|came down with|coming down with|went into labou?r|in labou?r|on (?:bed ?rest|crutches)|"
     r"(?:starts?|starting|begins?|beginning) (?:\w+ )?(?:chemo|radiation|treatments?|dialysis)|(?:off|away|on leave) for "
     r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
-    r"(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation)|"
+    r"(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation|few|question|concern|"
+    r"update|message|note|copy|form|call)|concerns?|questions?|information|info|new|more|something|nothing|"
     r"results?|news|reports?|availability|openings?|time)\b)(?![a-z]+ed\b))"
 )
 _STATE_FR = (
@@ -161,9 +175,14 @@ _STATE_FR = (
     r"prend (?:quelques|\w+) (?:semaines|jours|mois)|a eu un test|attend (?:un|une|des) (?:bebe|jumeaux|enfant)|"
     r"est decedee? d'|court|marche|portera|porte|commence (?:ses|sa|son) |a teste positi\w*|a eu un resultat positif|"
     r"s'est fait (?:remplacer|operer|enlever|poser)|se fait (?:remplacer|operer|enlever|poser)|est hospitalisee?|"
+    # seventh round: « a attrapé la COVID », « revient de ses traitements », « est tombée malade », « en arrêt de travail »
+    r"a (?:attrape|contracte|pogne|poigne|chope|developpe)|revien\w* (?:de|d') ?(?:ses|sa|son|une?) |est de retour|"
+    r"(?:est )?tombee? malade|en arret de travail|en conge de (?:maladie|maternite|paternite)|en couches?|"
+    r"a accouche|a des (?:traitements|complications)|"
     r"se laiss\w+ pousser|opere|fait une vente|en isolement|isolee?|"
     r"fait (?:une|un|de la) (?!demande|appel|suivi|erreur|changement|visite|pause|vente|rappel|reservation)[a-z]+|"
-    r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?)[a-z]+|"
+    r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?|inquietude|"
+    r"question|doute|preoccupation|suivi|copie|formulaire|message|note|appel|demande)[a-z]+|"
     r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
 )
 _PLACE_EN = (r"(?:clinic|centre|center|unit|department|office|lab|laboratory|service|program|programme|pharmacy|"
@@ -182,7 +201,8 @@ _THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?
            r"climatisation|water test|water quality|drinking water|test d'eau|eau potable|qualite de l'eau|fountains?|"
            r"abreuvoirs?|online booking|booking system|reservation en ligne|test de reservation|login|connexion)")
 _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
-        r"health|illness|surgery)")
+        r"health|illness|surgery|chemo|chemotherapy|radiation|treatments?|recovery|diagnosis|cancer|operation|"
+        r"procedure|injury|condition|pregnancy|leave|sick leave|own)")
 _KIN_FR = r"(?:le pere|la mere|le mari|la femme|le conjoint|la conjointe|le fils|la fille|l'enfant|le bebe|le dos)"
 
 # Words that address the patient, or a group the patient is in by their health ("patients on
@@ -214,7 +234,10 @@ MARKERS: tuple[Marker, ...] = (
         "staff",
         "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
         "cliniques own propre propres leave off conge arret he she they il elle ils elles desk reception switchboard "
-        "billing accueil short manque your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife",
+        "billing accueil short manque your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife "
+        "physician resident coordinator dietitian psychologist worker optometrist chiropractor therapist tech technician "
+        "manager records scheduling medecin pharmacien* infirmier* receptionniste secretaire dentiste hygieniste sage ips "
+        "adjoint* coordonnatrice nutritionniste psychologue travailleu* docteur* reception*",
         rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
         r"|\bthe (?:pharmacist|nurse|receptionist|doctor|physio|dentist|hygienist|secretary|midwife|np)(?: is| was| will be| "
@@ -346,7 +369,7 @@ MARKERS: tuple[Marker, ...] = (
         r"|\b(?:our|the) (?:walk in|walk in clinic|offices?|reception|front desk) (?:is|are) (?:now |temporarily )?(?:in|at|inside)"
         r" (?:the|that|this)\b|\b(?:notre|le) (?:sans rendez vous|bureau|accueil) (?:est|sont) (?:maintenant |temporairement )?"
         r"(?:au|dans|a l')"
-        r"|\b(?:juste )?(?:en face de|a cote de|across from|next to|beside) (?:l'|la |le |the )?(?:aile|pavillon|unite|"
+        r"|\b(?:juste )?(?:en face de|a cote de|across from|next to|beside) (?:l'|la |le |the )?(?:aile|pavillon|unite|edifice|batiment|immeuble|tour|tower|"
         r"departement|wing|building|unit|department)\b",
         address=_SINGLED_OUT,
         sentence=True,
@@ -433,6 +456,10 @@ _CLAUSE = re.compile(r",? (?:so|but|because|since|and since|donc|mais|car|parce 
 # ("Just so you know, Dr. Singh is off for her own knee surgery"; "Hélène is off for surgery, Marc will
 # handle your refills"), and the others stay quiet.
 _COMMA = re.compile(r", |: ")
+# A relative clause on a staff member says who they are, not that the clause is the patient's: "the
+# nurse who usually calls you is off with a migraine", « l'infirmière qui vous suit est malade ».
+_RELATIVE = re.compile(r"\bwho (?:usually |normally |always |often )?[a-z]+s (?:you|your \w+)\b|\bqui (?:vous|te|t') ?[a-z]+\b")
+
 
 
 # A message sent to everyone says so somewhere: then it is about no one's health, in every sentence,
@@ -471,6 +498,9 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
         if notice is not None:
             out.append((start, end, notice.name))
         elif found:
+            # the sentence as the address is read in: a relative clause inside a marker's own words
+            # ("the nurse who usually calls you is off") blanked out
+            heard = _blank_relatives(sentence, [span for _, span in found])
             # the clauses a marker is in, when they do not address the patient: "Dr. Roy is away, so the
             # nurse will take out the stitches" keeps its second clause
             lo = 0
@@ -485,10 +515,20 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
                 else:
                     address = marker.address or _ADDRESS
                     out += [(start + a, start + b, marker.name) for a, b in _stretches(sentence, lo, cut)
-                            if not address.search(sentence, a, b)]
+                            if not address.search(heard, a, b)]
                 lo = cut
         start = end
     return out
+
+
+def _blank_relatives(sentence: str, spans: list[tuple[int, int]]) -> str:
+    """``sentence`` with the relative clauses (:data:`_RELATIVE`) that lie inside a marker's own
+    words blanked out, the same length."""
+    def blank(m: re.Match[str]) -> str:
+        inside = any(a <= m.start() and m.end() <= b for a, b in spans)
+        return " " * len(m.group()) if inside else m.group()
+
+    return _RELATIVE.sub(blank, sentence)
 
 
 def _stretches(sentence: str, lo: int, hi: int) -> list[tuple[int, int]]:

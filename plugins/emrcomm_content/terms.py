@@ -800,6 +800,27 @@ SIXTH_FR = [
     ]),
 ]
 
+# Seventh round: the gentle forms of pregnancy and mental-health care that a probe of the developer's own
+# found unlisted (a birthing centre, a group or a worker "for you" are in phrasing.py).
+SEVENTH_EN = [
+    ("condition", [
+        "birthing centre", "birthing center", "birth centre", "birth center", "birthing unit", "birthing suite",
+        "labour and delivery", "labor and delivery", "dating scan", "dating ultrasound", "anatomy scan",
+        "morphology scan", "prenatal record", "pregnancy record", "antenatal record", "postpartum check",
+        "postpartum visit", "six week check", "6 week postpartum", "baby blues", "peer support worker",
+        "mental health worker", "crisis plan", "wellness recovery action plan",
+    ]),
+]
+SEVENTH_FR = [
+    ("condition", [
+        "centre de naissance", "salle d'accouchement", "bloc obstétrical", "écho de datation",
+        "échographie de datation", "écho morphologique", "échographie morphologique", "carnet de grossesse",
+        "dossier de grossesse", "visite post-partum", "suivi post-partum", "suivi postnatal", "baby blues",
+        "pair aidant", "paire aidante", "intervenant de suivi", "intervenante de suivi", "plan de crise",
+        "suivi d'intensité variable", "suivi intensif dans le milieu",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -823,6 +844,7 @@ CLINICAL_EN = Lexicon.of(
     *PARITY_EN,
     *SERVICES_EN,
     *SIXTH_EN,
+    *SEVENTH_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -847,6 +869,7 @@ CLINICAL_FR = Lexicon.of(
     *PARITY_FR,
     *SERVICES_FR,
     *SIXTH_FR,
+    *SEVENTH_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
