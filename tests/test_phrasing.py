@@ -92,6 +92,8 @@ POSITIVES = {
         ("en", "We miss you at group! Next one is Tuesday at 7."),
         ("fr", "On s'ennuie de vous au groupe! Le prochain est mardi à 19 h."),
         ("en", "Your worker can drive you to the Thursday group if getting there is the hard part."),
+        ("en", "You told me you'd been feeling hopeless at night, so I booked you with the nurse Friday."),
+        ("fr", "Tu m'avais dit te sentir dépassée, je t'ai réservé une rencontre avec l'intervenante."),
     ],
     "allergy": [
         ("en", "Your allergy testing showed a reaction to ragweed."),
@@ -105,6 +107,9 @@ POSITIVES = {
         ("fr", "L'épreuve au lait s'est bien passée, il peut manger du yogourt."),
     ],
     "infection": [
+        # seventh round: partners who "can get treated", « qu'ils se fassent traiter »
+        ("en", "Let your partner(s) know so they can be tested as well."),
+        ("fr", "Avisez vos partenaires des trois derniers mois pour qu'ils se fassent tester."),
         ("en", "Tell anyone you were with in the last two months that they need to get tested as well."),
         ("fr", "Avisez vos partenaires des deux derniers mois qu'ils doivent se faire tester aussi."),
         ("en", "Keep taking the amox until the bottle is empty, even if you feel better."),
@@ -131,6 +136,9 @@ POSITIVES = {
         ("fr", "Liquides clairs seulement la veille de votre opération."),
     ],
     "pregnancy": [
+        # seventh round: a beta said by its verdict
+        ("en", "The beta came back negative this cycle, I'm so sorry."),
+        ("fr", "Bêta positive ce matin, félicitations!"),
         ("en", "Your beta was 2,100 today, we will repeat it Monday."),
         ("en", "The scan at 12 weeks is booked for the 9th."),
         ("fr", "Votre bêta est à 2 100, on refait la prise de sang lundi."),
@@ -303,7 +311,7 @@ def _project_texts() -> list[str]:
     """Every text of the development parts, the corpora and this file (never a held-out part)."""
     files = [REPO / "benchmarks" / "data" / "clinic-messages" / name
              for name in ("dev.tsv", "dev-2.tsv", "dev-3.tsv", "dev-4.tsv", "dev-5.tsv", "dev-6.tsv", "dev-7.tsv",
-                          "dev-8.tsv", "dev-9.tsv", "dev-10.tsv", "dev-11.tsv")]
+                          "dev-8.tsv", "dev-9.tsv", "dev-10.tsv", "dev-11.tsv", "dev-12.tsv")]
     files += [DATA / "dev-corpus.tsv", REPO / "tests" / "data" / "clinic-style.tsv"]
     texts = [t for _, rows in POSITIVES.items() for _, t in rows] + HARD_NEGATIVES
     for path in files:

@@ -103,6 +103,27 @@ SOMEONE_ELSE = {
         "La Dre est en congé de maladie jusqu'à nouvel ordre, on vous rappelle pour votre rdv.",
         "L'infirmière qui vous suit d'habitude a une gastro, une collègue vous appellera.",
         "L'adjointe de la Dre Nguyen s'est cassé la jambe, merci de votre patience.",
+        "Our hygienist told the team that she is being treated for lymphoma and will be away until spring.",
+        "La Dre Roy reçoit des traitements de chimio cet automne et réduit ses heures.",
+        "Le pharmacien est cloué au lit avec une grippe, la pharmacie ouvre à midi.",
+        "Apologies! nurse has strep, we'll call to move your visit.",
+        "Le technicien du labo s'est fait une entorse, pas de prélèvements avant 9 h.",
+        "Le Dr Poirier traverse une dépression et prend une pause de quelques mois.",
+    ],
+    "place-seventh": [
+        "The sleep clinic has vacated the second floor; our new exam rooms open in June.",
+        "La clinique de la douleur a quitté le 3e étage, on s'agrandit!",
+    ],
+    "public-seventh": [
+        "Mental health matters to all of us: a free talk at the library on Tuesday night.",
+        "Parlons de santé mentale : causerie gratuite à la bibliothèque mardi soir.",
+    ],
+    "charity-seventh": [
+        "Ride for Parkinson's is on Saturday, come cheer at the finish line.",
+    ],
+    "paperwork-seventh": [
+        "We checked your contact information, all good, nothing to change.",
+        "Rien d'anormal avec votre formulaire d'inscription, il manquait seulement la date.",
     ],
     "lodged": [
         "Your 10:15 tomorrow is at the Psychiatry building entrance - our family clinic shares that lobby now.",
@@ -145,7 +166,7 @@ SOMEONE_ELSE = {
 }
 
 
-@pytest.mark.parametrize(("marker", "text"), [(m.removesuffix("-more").removesuffix("-sixth").removesuffix("-seventh"), t)
+@pytest.mark.parametrize(("marker", "text"), [(m.split("-")[0] if m.endswith(("-more", "-sixth", "-seventh")) else m, t)
                                               for m, texts in SOMEONE_ELSE.items() for t in texts])
 def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector: ClinicalDetector, marker: str,
                                                                        text: str) -> None:
@@ -191,6 +212,8 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "The doctor has concerns about the lump and wants to see you this week.",
     "La Dre a une inquiétude pour la bosse, elle veut vous voir cette semaine.",
     "Dr. Roy is away, the nurse who sees you Tuesday will take out the stitches.",
+    "Tout est beau dans votre bilan annuel, on se revoit dans un an.",
+    "She has strep throat again, keep her home from daycare until Monday.",
 ])
 def test_a_clause_that_addresses_the_patient_still_counts(detector: ClinicalDetector, text: str) -> None:
     """The layer never overrides a term or a pattern about the patient: "your", « votre », a group

@@ -77,7 +77,9 @@ _NEVER = re.compile(
     r"|\b(?:examens?|exams?|visite|visit|bilan|evaluation)(?: medicale?)?(?: \w+){0,2}? (?:de conduite|pour (?:le|votre) "
     r"permis(?: de conduire)?|de la saaq|saaq|d'embauche|pre ?embauche|pour l'assurance|d'assurance|"
     r"d'immigration|pour l'immigration|pour (?:votre |le |un )?dossier d'immigration)\b"
-    r"|\b(?:examens?|exams?|visite|bilan)(?: medicale?)? (?:annuel|annuelle|periodique|de routine)\b"
+    # (but a verdict on it is the patient's: « tout est correct dans ton bilan annuel », "all good in your annual exam")
+    r"|(?<!dans ton )(?<!dans votre )(?<!dans ta )(?<!in your )(?<!on your )(?<!from your )\b(?:examens?|exams?|visite|bilan)"
+    r"(?: medicale?)? (?:annuel|annuelle|periodique|de routine)\b"
     r"|\b(?:driver'?s?|driving|pre ?employment|insurance|immigration|saaq|school|camp|sports?|annual|yearly|periodic|"
     r"routine) (?:medicals?|physicals?|"
     r"exams?|examinations?|check ?ups?|health exams?|medical exams?)\b"

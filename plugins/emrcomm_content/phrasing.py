@@ -784,7 +784,7 @@ CARE = [
     # « vous avez l'air épuisée »), their group said as a place ("see you at group", « on s'ennuie de vous au
     # groupe ») and their own worker ("your worker can drive you")
     rule("travers|coup|face|air|seemed|looked|sounded|seem|seems|look|looks|sound|sembl*|group|groupe|worker|"
-         "intervenant|intervenante|accompagnatrice|accompagnateur",
+         "intervenant|intervenante|accompagnatrice|accompagnateur|feeling|felt|feel|sentir",
          r"\b(?:vous arrivez|tu arrives|t'arrives|arrivez vous|arrives tu|reussissez vous|reussis tu|vous reussissez|"
          r"tu reussis) a (?:passer (?:a|au) travers|tenir le coup|faire face|garder la tete hors de l'eau)\b"
          r"|\byou(?:'ve| have)? (?:seemed|looked|sounded|seem|look|sound)(?: \w+){0,2}? (?:down|low|flat|exhausted|"
@@ -792,6 +792,13 @@ CARE = [
          r"|\b(?:vous avez|tu as|t'as|t'avais|vous aviez) l'air (?:\w+ ){0,2}?(?:epuisee?|triste|down|a bout|abattue?|"
          r"decouragee?|deprimee?|anxieu(?:x|se)|stressee?|cernee?)\b|\b(?:vous|tu) sembl\w+ (?:\w+ ){0,2}?(?:epuisee?|"
          r"triste|down|a bout|abattue?|decouragee?|deprimee?|anxieu(?:x|se))\b"
+         # what the patient said they felt: "you mentioned feeling overwhelmed", « vous nous aviez dit vous sentir à bout »
+         r"|\byou (?:mentioned|said|told (?:us|me|the \w+)|shared)(?: that)?(?: you(?:'d| had| were| have|'ve)?)?(?: been)? "
+         r"(?:feeling|felt|feel) (?:\w+ )?(?:overwhelmed|down|low|anxious|stressed|hopeless|flat|on edge|panicky|"
+         r"depressed|exhausted|burnt out|burned out|numb|empty|worthless)\b"
+         r"|\b(?:vous|tu) (?:nous |m'|me )?(?:aviez|avez|avais|as) (?:dit|mentionne|confie) (?:vous sentir|te sentir|que "
+         r"(?:vous vous sentiez|tu te sentais|vous etiez|tu etais)) (?:\w+ )?(?:a bout|depassee?|epuisee?|deprimee?|"
+         r"anxieu(?:x|se)|stressee?|decouragee?|down|vide|submergee?|a plat)\b"
          r"|\b(?:at|to|in|after|before|skip|skipped|miss|missed|back to) group\b(?! (?:rates?|discounts?|bookings?|"
          r"photos?|chats?|texts?|emails?|plans?|insurance|benefits)\b)"
          r"|\b(?:on s'ennuie de (?:vous|toi)|vous nous manquez|tu nous manques|(?:we|we've) miss(?:ed)? you) "
@@ -972,8 +979,9 @@ INFECTION = [
          r"doivent|a besoin d'un) (?:a |an |un )?(?:treatment|traitement|test|depistage)\b",
          # "let any partners from the last 60 days know they should get tested too"
          r"\b(?:partner|partners|partenaire|partenaires|anyone you(?:'ve| have)? (?:were|been|slept) with|sexual contacts|"
-         r"contacts sexuels)\b(?: \w+){0,8}?[ '](?:they|he|she|ils|elles|il|elle) (?:should|must|"
-         r"need to|needs to|doivent|doit|devraient|devrait) (?:also |aussi )?(?:be |get |se faire |etre )?(?:tested|"
+         r"contacts sexuels)\b(?:\((?:s|e|es)\))?(?: \w+){0,8}?[ '](?:they|he|she|ils|elles|il|elle) (?:should|must|"
+         r"need to|needs to|doivent|doit|devraient|devrait|can|could|may|peuvent|puissent|pourront|se fassent|se fasse) "
+         r"(?:also |aussi )?(?:be |get |se faire |etre )?(?:tested|"
          r"treated|checked|testee?s?|traitee?s?|depistee?s?|tester|traiter|depister)\b"),
     rule("mask|masque", r"\b(?:mask|masque) (?:around|near|autour des|pres des) (?:others|autres)\b"),
     rule("everyone|everybody|family|household|monde|famille",
@@ -1156,6 +1164,9 @@ _PREGNANCY_NOUN = _words(
 )
 PREGNANCY = [
     rule("beta|bhcg|hcg", r"\b(?:beta|bhcg|hcg)(?: hcg)?\b" + _gap(4) + r"\d",
+         # seventh round: a beta said by its verdict ("the beta was negative this cycle", « bêta négative »)
+         r"\b(?:beta|bhcg|hcg)s? (?:(?:was|is|came back|est revenue?|etait|est) )?(?:negative?|positive?|negatifs?|"
+         r"positifs?)\b",
          r"\b(?:second|2nd|next|prochain|prochaine|deuxieme|2e) (?:beta|hcg)\b"),
     rule("hormone|hormonal|quantitative|quantitatif|taux",
          r"\b(?:hormone|hormonal|quantitative|quantitatif)(?: \w+)? (?:level|levels|value|taux|niveau)\b"

@@ -125,7 +125,7 @@ _STAFF_EN = (
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
     r"|\bstaff\b|\b[a-z]+ (?:at|from|on|in) (?:the )?(?:front desk|reception|switchboard|billing|records|scheduling)"
     # seventh round: a role as the subject ("the doctor has shingles", "the nurse who usually calls you is off")
-    r"|\bthe (?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio|dentist|hygienist|secretary|"
+    r"|(?:\bthe |^ *|(?<=[!?.,;:] ))(?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio|dentist|hygienist|secretary|"
     r"midwife|np|resident|coordinator|dietitian|psychologist|social worker|optometrist|chiropractor|massage therapist|"
     r"lab tech(?:nician)?|office manager)(?: who (?:usually |normally |always |often )?[a-z]+s (?:you|your \w+))?"
     # sixth round: the patient's own clinician, whose illness is theirs ("your doctor tested positive")
@@ -143,7 +143,8 @@ _STAFF_FR = (
     # seventh round: a role as the subject (« la Dre est en congé de maladie », « l'infirmière qui vous suit est malade »)
     r"|\b(?:le |la |l')(?:dre?|docteure?|medecin|pharmacien(?:ne)?|infirmiere?|receptionniste|secretaire|physio|"
     r"dentiste|hygieniste|sage femme|ips|adjointe?|coordonnatrice|nutritionniste|psychologue|travailleuse sociale|"
-    r"travailleur social)\b(?! (?:de|du|des|d'|pour|en|au|a|qui (?!vous|te|t'))\b)"
+    r"travailleur social|technicien(?:ne)?|inhalotherapeute|kinesiologue|ergotherapeute)\b(?! qui (?!vous|te|t'))"
+    r"(?: (?:du|de la|de l') ?(?:labo|laboratoire|soir|jour|matin|comptoir|sans rendez vous|clinique|gmf|pharmacie))?"
     r"(?: qui (?:vous|te|t') ?[a-z]+(?: d'habitude| habituellement| toujours| normalement| souvent)?)?"
     # the assistant of a doctor: « l'adjointe de la Dre Nguyen »
     r"|\b(?:l'adjointe?|la secretaire|le secretaire|la reception(?:niste)?) (?:de la dre|du dr|de notre) [a-z'-]+)"
@@ -160,7 +161,8 @@ _STATE_EN = (
     r"operating|hurt|injured|pulled|twisted|riding|biking|swimming|skating|taking part|participating|"
     r"back from (?:his|her|their) |(?:getting|having) (?:his|her|their|a|an) (?:[\w-]+ ){0,2}?(?:out|removed|replaced|done|fixed|surgery|operation|procedure|repaired|operated)|"
     # seventh round: caught, came down with, went into labour; "'s chemo went well" is in _KIN
-    r"caught|came down with|coming down with|went into labou?r|in labou?r|on (?:bed ?rest|crutches)|"
+    r"caught|came down with|coming down with|went into labou?r|in labou?r|on (?:bed ?rest|crutches)|being treated|"
+    r"receiving (?:\w+ )?(?:treatments?|chemo|chemotherapy|radiation|care)|"
     r"(?:starts?|starting|begins?|beginning) (?:\w+ )?(?:chemo|radiation|treatments?|dialysis)|(?:off|away|on leave) for "
     r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
     r"(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation|few|question|concern|"
@@ -178,10 +180,12 @@ _STATE_FR = (
     # seventh round: « a attrapé la COVID », « revient de ses traitements », « est tombée malade », « en arrêt de travail »
     r"a (?:attrape|contracte|pogne|poigne|chope|developpe)|revien\w* (?:de|d') ?(?:ses|sa|son|une?) |est de retour|"
     r"(?:est )?tombee? malade|en arret de travail|en conge de (?:maladie|maternite|paternite)|en couches?|"
-    r"a accouche|a des (?:traitements|complications)|"
+    r"a accouche|a des (?:traitements|complications)|recoit (?:des|ses|sa|son|de la) (?:\w+ )?(?:traitements?|chimio\w*|"
+    r"radio\w*|soins)|traverse (?:un|une)|(?:est )?clouee? au lit|revien\w* (?:\w+ )?(?:apres|de|d') ?(?:ses|sa|son|une?) |"
+    r"s'est fait (?:une?|mal)|se fait (?:traiter|soigner)|"
     r"se laiss\w+ pousser|opere|fait une vente|en isolement|isolee?|"
     r"fait (?:une|un|de la) (?!demande|appel|suivi|erreur|changement|visite|pause|vente|rappel|reservation)[a-z]+|"
-    r"a (?:le|la|l'|un|une|des) ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?|inquietude|"
+    r"a (?:le|la|l'|un|une|des)\b ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?|inquietude|"
     r"question|doute|preoccupation|suivi|copie|formulaire|message|note|appel|demande)[a-z]+|"
     r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
 )
@@ -200,6 +204,10 @@ _THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?
            r"chauffage|generatrice|alarme|gicleurs?|travaux|site web|imprimante|telecopieur|edifice|batiment|toit|"
            r"climatisation|water test|water quality|drinking water|test d'eau|eau potable|qualite de l'eau|fountains?|"
            r"abreuvoirs?|online booking|booking system|reservation en ligne|test de reservation|login|connexion)")
+# Paperwork and the patient's particulars, whose verdicts are no one's health.
+_PAPER = (r"(?:coordonnees|papiers?|formulaires?|adresse|address|contact (?:info|information|details)|forms?|paperwork|"
+          r"insurance|assurances?|factures?|invoices?|billing|carte|card|numero|paiements?|payments?|inscription|"
+          r"registration|documents?|compte|account|courriel|email|phone number|numero de telephone)")
 _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
         r"health|illness|surgery|chemo|chemotherapy|radiation|treatments?|recovery|diagnosis|cancer|operation|"
         r"procedure|injury|condition|pregnancy|leave|sick leave|own)")
@@ -237,8 +245,11 @@ MARKERS: tuple[Marker, ...] = (
         "billing accueil short manque your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife "
         "physician resident coordinator dietitian psychologist worker optometrist chiropractor therapist tech technician "
         "manager records scheduling medecin pharmacien* infirmier* receptionniste secretaire dentiste hygieniste sage ips "
-        "adjoint* coordonnatrice nutritionniste psychologue travailleu* docteur* reception*",
+        "adjoint* coordonnatrice nutritionniste psychologue travailleu* docteur* reception* techni* inhalo* kinesio* ergoth*",
         rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
+        # seventh round: what a staff member told of themselves ("Dr. Wilson has shared with the team that he is
+        # being treated for cancer")
+        rf"|{_STAFF_EN}(?: \w+){{0,8}}? (?:that|because|as) (?:he|she|they)(?:'s| is| was| are| has been| will be)? {_STATE_EN}\b"
         rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
         r"|\bthe (?:pharmacist|nurse|receptionist|doctor|physio|dentist|hygienist|secretary|midwife|np)(?: is| was| will be| "
         r"has been)? (?:out|off|away|sick|ill|home sick|absent|recovering|on (?:\w+ )?leave|in (?:the )?hospital)\b"
@@ -265,10 +276,14 @@ MARKERS: tuple[Marker, ...] = (
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
         "bleu collect collecting collects money matched argent pledge pledges big shaving shave shaves head heads drive "
-        "rase rasent rasees raser tete tetes proceeds",
+        "rase rasent rasees raser tete tetes proceeds hike swim climb bike",
         r"\b(?:rais(?:e|ed|ing) (?:money|funds|(?:over |more than |nearly |almost |about )?\$ ?\d)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
         r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
-        r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
+        r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|"
+        # seventh round: a ride or a walk for a cause ("Ride Don't Hide for mental health is this Sunday")
+        r"(?:walk|run|ride|relay|race|marathon|hike|swim|climb|bike)(?: [\w']+){0,2}? for (?:the )?(?:mental health|cancer|"
+        r"diabetes|alzheimer'?s?|parkinson'?s?|kids|children|research|the cure|hope|life|awareness|heart|stroke|ms|als|"
+        r"autism|dementia|leukemia|kidneys?|lungs?|suicide prevention)\b|(?:bake sale|lottery|raffle|gala)s?(?: \w+){0,3}? (?:for|to support|in "
         r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
         r"research|hospital|foundation|society|families|kids|children|patients|shelter|home|residence|drive|ride|walk|run|race|relay|gala)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
         r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
@@ -282,7 +297,7 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "public",
         "talk* work* lect* semi* webi* sess* affi* post* conf* atel* soir* kios* booth* stud* caus* patients "
-        "house welcome portes communaute cours "
+        "house welcome portes communaute cours matters matter counts parlons conversation compte importe "
         "all everyone anyone open public community neighbourhood neighborhood area region free talk workshop lecture "
         "seminar webinar session evening booth kiosk register people women men adults seniors children kids families "
         "caregivers several some many other cases reported warning advisory alert awareness world mobile bus study "
@@ -300,7 +315,9 @@ MARKERS: tuple[Marker, ...] = (
         r"info night|booth|kiosk)s? (?:on|about|for)|booths?|kiosks?|no need to register|open house|(?:everyone|all) welcome|(?:people|women|men|adults|seniors|children|kids|families|caregivers|parents) "
         r"(?:aged|over \d|under \d|in the area)|(?:several|some|many|other|our other) (?:patients|staff|"
         r"employees)|cases (?:have been|were|are being) reported|in the (?:region|area|community)(?! of)|awareness|world \w+ day|mobile (?:\w+ )?(?:unit|clinic|bus|van)|"
-        r"stud(?:y|ies) (?:on|about)|posters?)\b"
+        r"stud(?:y|ies) (?:on|about)|posters?"
+        # seventh round: a cause spoken of to everyone ("mental health matters to all of us", « parlons de santé mentale »)
+        r"|(?:matters?|counts?) (?:to|for) (?:all of us|everyone|us all|everybody)|let'?s talk about|every conversation counts)\b"
         r"|\b(?:portes ouvertes|pour la communaute|(?:avis|message) a (?:la communaute|tous|toutes|la population|(?:toute )?la "
         r"clientele)|(?:toute|a toute) (?:la|notre) clientele|(?:message )?envoye a tous|clinique mobile|journee de "
         r"(?:depistage|vaccination)|semaine (?:de la|nationale)|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
@@ -312,26 +329,29 @@ MARKERS: tuple[Marker, ...] = (
         r"proches aidants|gens) (?:de \d|agee?s|du secteur|de la region)|"
         r"(?:plusieurs|certains|d'autres|nos autres) (?:patients|employes|membres)|des cas (?:de \w+ )?ont ete "
         r"(?:signales|rapportes)|dans la region|sante publique|journee mondiale|"
-        r"unite mobile|etude sur|affiches?|sensibilisation)\b",
+        r"unite mobile|etude sur|affiches?|sensibilisation|parlons (?:de|du|des)|chaque conversation compte|"
+        r"(?:compte|importe) pour (?:nous tous|tout le monde))\b",
     ),
     _marker(
         "place",
         "next door across upstairs downstairs floor building moved moving entrance renovated renovation renovations "
         "us nous closed fermee ferme "
         "construction number rents service cote corridor haut bas rez sous etage edifice demenage entree travaux "
+        "vacated leaving left libere quitte portes doors "
         "numero loue",
         # a place (a clinic, a unit, an office) and where it is or what happens to it: "the sleep clinic in our
         # building has moved", « l'unité de dialyse de l'édifice est en rénovation »
         rf"\b{_PLACE_EN}(?: [\w'-]+){{0,8}}? (?:next door|across the (?:hall|street|road)|upstairs|downstairs|on the "
         r"(?:ground|first|second|third|fourth|main|top|\d+(?:st|nd|rd|th)?) floor|in (?:our|the|this) building|of the "
         r"building|next to us|beside us|(?:will be |is )?closed for (?:repairs|renovations?|inventory)|"
-        r"(?:has|have) moved|is moving|(?:has|have) a (?:new|separate) (?:\w+ )?(?:entrance|door|number)|is "
+        r"(?:has|have) moved|is moving|(?:has |have )?(?:vacated|moved out|left (?:the|our|its))|is leaving|closed its doors|(?:has|have) a (?:new|separate) (?:\w+ )?(?:entrance|door|number)|is "
         r"being renovated|(?:is|are) (?:under )?renovat\w*|(?:who|that) rents)\b"
         r"|\bthe building's\b|\b(?:who|that) rents\b"
         rf"|\b{_PLACE_FR}(?: [\w'-]+){{0,8}}? (?:d'a cote|de l'autre cote (?:du corridor|de la rue)|en (?:haut|bas)(?! "
         r"de)|au (?:rez de chaussee|sous sol|\d+e etage|\w+ etage)|(?:de|dans) (?:notre |l'|cet )?edifice|a cote de nous|"
         r"(?:sera |est )?fermee? pour (?:reparations|renovations?|travaux|inventaire)|a demenage|"
-        r"demenage|a (?:maintenant )?une (?:nouvelle|autre) (?:entree|porte|adresse)|a (?:maintenant )?un nouveau numero|"
+        r"demenage|a libere|libere (?:le|la|les|ses)|a quitte|quitte (?:le|la|l'|ses)|ferme ses portes|"
+        r"a (?:maintenant )?une (?:nouvelle|autre) (?:entree|porte|adresse)|a (?:maintenant )?un nouveau numero|"
         r"a (?:maintenant )?une entree separee|est en renovation|qui loue)\b"
         r"|\bqui loue\b",
     ),
@@ -409,7 +429,9 @@ MARKERS: tuple[Marker, ...] = (
         "construction website printer fax building roof ventilation conditioning reseau serveur telephone lignes "
         "ascenseur ascenseurs frigo refrigerateur congelateur chauffage generatrice alarme gicleurs travaux "
         "imprimante telecopieur edifice batiment toit climatisation telephones air quality qualite site web systeme "
-        "telephonique alarms fountain fountains abreuvoir abreuvoirs potable water drinking eau online booking login connexion",
+        "telephonique alarms fountain fountains abreuvoir abreuvoirs potable water drinking eau online booking login connexion "
+        "coordonnees papiers documents document adresse address contact paperwork factures facture invoices invoice "
+        "numero courriel email",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
         r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|are|"
@@ -426,6 +448,13 @@ MARKERS: tuple[Marker, ...] = (
         r"|\b(?:negative?|negatifs?) (?:for|pour|quant aux) (?:errors?|erreurs?|mistakes)\b"
         r"|\b(?:results?|resultats?) (?:of|from|de|du|des) (?:the |our |la |l'|le |notre )?(?:inspection|survey|sondage|"
         r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b"
+        # seventh round: a verdict whose object is paperwork ("nothing to worry about with your insurance papers",
+        # « on a vérifié vos coordonnées, tout est normal »)
+        rf"|\b(?:nothing (?:to worry about|alarming|concerning|wrong|unusual)|all (?:good|normal|clear|fine|set)|rien "
+        rf"d'(?:inquietant|anormal)|tout est (?:beau|correct|normal|ok|en ordre))(?: \w+){{0,2}}? (?:with|for|on|in|avec|"
+        rf"pour|dans|de|sur) (?:your|the|vos|votre|tes|ton|ta|les|le|la|l') ?(?:\w+ )?{_PAPER}\b"
+        rf"|\b{_PAPER}(?: (?:are|is|sont|est))?, (?:tout est|all|everything(?:'s| is)) (?:beau|correct|normal|ok|okay|"
+        r"fine|good|en ordre)\b"
         # a verdict on a thing of the building or its equipment: "the Wi-Fi results are normal again",
         # "the fridge inspection came back clean", « l'inspection de l'ascenseur est conforme »
         rf"|\b(?:results?|resultats?|tests?) (?:of|from|for|on|de|du|des|sur) (?:the |our |la |le |l'|les |notre |nos )?{_THINGS}\b"
@@ -472,10 +501,12 @@ _BROADCAST = re.compile(
     r"notice to (?:all )?(?:parents|patients|families)|a toute (?:la|notre) "
     r"clientele|a tous nos patients(?! (?:sous|qui|avec|atteints?|[a-z]+iques)\b)|semaine (?:de (?:la )?)?(?:prevention|"
     r"sensibilisation)|journee mondiale|mois (?:du coeur|de (?:la )?(?:prevention|sensibilisation))|"
-    r"(?:defi|challenge) (?:\d+ (?:jours|days) )?(?:sans|without|free)|dry january|sober october|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
+    r"(?:defi|challenge) (?:\d+ (?:jours|days) )?(?:sans|without|free)|dry january|sober october|let'?s talk day|"
+    r"cause pour la cause|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
 )
 _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
-                            "journee|campagne|rappelle|aux|notice|prevention|week|month|mois|defi|challenge|dry|sober")
+                            "journee|campagne|rappelle|aux|notice|prevention|week|month|mois|defi|challenge|dry|sober|"
+                            "talk|cause")
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
