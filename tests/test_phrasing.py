@@ -94,6 +94,10 @@ POSITIVES = {
         ("en", "Your worker can drive you to the Thursday group if getting there is the hard part."),
         ("en", "You told me you'd been feeling hopeless at night, so I booked you with the nurse Friday."),
         ("fr", "Tu m'avais dit te sentir dépassée, je t'ai réservé une rencontre avec l'intervenante."),
+        ("en", "If this weekend gets rough, use the plan we put together and call the line."),
+        ("fr", "Si la nuit devient trop lourde, suivez le plan qu'on a fait ensemble."),
+        ("en", "Still having a hard time getting out of bed most days?"),
+        ("fr", "Avez-vous toujours du mal à vous lever le matin?"),
     ],
     "allergy": [
         ("en", "Your allergy testing showed a reaction to ragweed."),
@@ -139,6 +143,10 @@ POSITIVES = {
         # seventh round: a beta said by its verdict
         ("en", "The beta came back negative this cycle, I'm so sorry."),
         ("fr", "Bêta positive ce matin, félicitations!"),
+        ("en", "Congrats on the new baby! We'll call to book your check at six weeks."),
+        ("fr", "Félicitations pour la naissance! On vous appelle pour la visite de 6 semaines."),
+        ("en", "Your day 21 blood work can be done at any lab this week."),
+        ("fr", "Les prises de sang du jour 3 sont lundi à 7 h."),
         ("en", "Your beta was 2,100 today, we will repeat it Monday."),
         ("en", "The scan at 12 weeks is booked for the 9th."),
         ("fr", "Votre bêta est à 2 100, on refait la prise de sang lundi."),

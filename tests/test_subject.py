@@ -109,6 +109,10 @@ SOMEONE_ELSE = {
         "Apologies! nurse has strep, we'll call to move your visit.",
         "Le technicien du labo s'est fait une entorse, pas de prélèvements avant 9 h.",
         "Le Dr Poirier traverse une dépression et prend une pause de quelques mois.",
+        "Reception news: Marco twisted his knee playing soccer, so the phones are slower this week.",
+        "L'accueil : Nadia s'est tordu la cheville, merci de votre patience au téléphone.",
+        "The audiologist is recovering from pneumonia and returns on the 12th.",
+        "Dr. Blais is going through a family illness and will be away until Friday.",
     ],
     "place-seventh": [
         "The sleep clinic has vacated the second floor; our new exam rooms open in June.",

@@ -784,7 +784,8 @@ CARE = [
     # « vous avez l'air épuisée »), their group said as a place ("see you at group", « on s'ennuie de vous au
     # groupe ») and their own worker ("your worker can drive you")
     rule("travers|coup|face|air|seemed|looked|sounded|seem|seems|look|looks|sound|sembl*|group|groupe|worker|"
-         "intervenant|intervenante|accompagnatrice|accompagnateur|feeling|felt|feel|sentir",
+         "intervenant|intervenante|accompagnatrice|accompagnateur|feeling|felt|feel|sentir|plan|tonight|night|weekend|"
+         "soir|nuit|semaine|bed|morning|lever",
          r"\b(?:vous arrivez|tu arrives|t'arrives|arrivez vous|arrives tu|reussissez vous|reussis tu|vous reussissez|"
          r"tu reussis) a (?:passer (?:a|au) travers|tenir le coup|faire face|garder la tete hors de l'eau)\b"
          r"|\byou(?:'ve| have)? (?:seemed|looked|sounded|seem|look|sound)(?: \w+){0,2}? (?:down|low|flat|exhausted|"
@@ -799,6 +800,14 @@ CARE = [
          r"|\b(?:vous|tu) (?:nous |m'|me )?(?:aviez|avez|avais|as) (?:dit|mentionne|confie) (?:vous sentir|te sentir|que "
          r"(?:vous vous sentiez|tu te sentais|vous etiez|tu etais)) (?:\w+ )?(?:a bout|depassee?|epuisee?|deprimee?|"
          r"anxieu(?:x|se)|stressee?|decouragee?|down|vide|submergee?|a plat)\b"
+         # a safety plan made with the patient ("remember the plan we made together", « le plan qu'on a fait ensemble »),
+         # a hard night ("if tonight gets hard", « si ce soir c'est difficile »), trouble getting up
+         r"|\bthe (?:safety |crisis )?plan (?:we|you and i|you and me) (?:made|wrote|put together|came up with)\b"
+         r"|\ble plan (?:de (?:securite|crise) )?(?:qu'on a|que nous avons|que vous avez) (?:fait|ecrit|prepare|bati)\b"
+         r"|\bif (?:tonight|the night|this weekend) (?:gets|is|feels) (?:hard|rough|too much|dark|heavy)\b"
+         r"|\bsi (?:ce soir|la nuit|cette fin de semaine) (?:c'est|est|devient) (?:difficile|dur|trop|lourd)\b"
+         r"|\b(?:trouble|hard time|struggling|difficulty) getting (?:out of bed|up in the morning)\b"
+         r"|\b(?:misere|difficulte|de la peine|du mal) a (?:vous|te|se|me) lever\b"
          r"|\b(?:at|to|in|after|before|skip|skipped|miss|missed|back to) group\b(?! (?:rates?|discounts?|bookings?|"
          r"photos?|chats?|texts?|emails?|plans?|insurance|benefits)\b)"
          r"|\b(?:on s'ennuie de (?:vous|toi)|vous nous manquez|tu nous manques|(?:we|we've) miss(?:ed)? you) "
@@ -1191,8 +1200,17 @@ PREGNANCY = [
     rule("due", _near(r"\bdue date\b", _words("scan|ultrasound|dating|baby|pregnancy|pregnant|weeks|midwife|lmp|period|"
                                              "echo|trimester|ob"), 6, both=True)),
     # sixth round: a fertility cycle counted in days ("on cycle day 1", « au jour 1 du cycle »)
-    rule("cycle",
-         r"\bcycle day \d+\b|\bday \d+ of (?:your|the|her) cycle\b|\bjour \d+ (?:du|de votre|de ton|de son) cycle\b"),
+    rule("cycle|day|jour",
+         r"\bcycle day \d+\b|\bday \d+ of (?:your|the|her) cycle\b|\bjour \d+ (?:du|de votre|de ton|de son) cycle\b"
+         # seventh round: the tests of a cycle day ("your day 3 bloods", « les prises de sang du jour 3 »)
+         r"|\bday (?:2|3|21) (?:bloods|blood ?work|blood tests?|labs|hormones?|ultrasound|scan)\b"
+         r"|\b(?:prises? de sang|bilan sanguin|echo\w*|analyses?) (?:du|au) jour (?:2|3|21)\b"),
+    # seventh round: a birth congratulated ("congratulations on your little one", « félicitations pour votre bébé »)
+    rule("congratulations|congrats|felicitations",
+         r"\b(?:congratulations|congrats) on (?:your|the) (?:new |beautiful |little )?(?:little one|baby|newborn|bundle of joy|"
+         r"baby (?:boy|girl))\b(?!')"
+         r"|\bfelicitations pour (?:votre|ton|le|la) (?:nouveau |beau |belle |petit |petite )?(?:bebe|poupon|nouveau ne|"
+         r"naissance|accouchement)\b"),
     rule("hormones|hormone|hormonal",
          r"\b(?:your|vos|votre|the|les|le) (?:hormones?|hormone levels?|hormonal levels?|taux d'hormones?)"
          r"(?: (?:are|is|sont|est))? (?:rising|doubling|going up|climbing|montent|doublent|augmentent|monte|double|"

@@ -124,8 +124,11 @@ _STAFF_EN = (
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
     r"|\bstaff\b|\b[a-z]+ (?:at|from|on|in) (?:the )?(?:front desk|reception|switchboard|billing|records|scheduling)"
+    r"|\b(?:front desk|reception|switchboard|billing|office) (?:update|news|note)\b"
     # seventh round: a role as the subject ("the doctor has shingles", "the nurse who usually calls you is off")
-    r"|(?:\bthe |^ *|(?<=[!?.,;:] ))(?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio|dentist|hygienist|secretary|"
+    r"|\bthe [a-z]{4,}(?:ist|ian)\b"
+    r"|(?:\bthe |^ *|(?<=[!?.,;:] ))(?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio(?:therapist)?|"
+    r"dentist|hygienist|secretary|"
     r"midwife|np|resident|coordinator|dietitian|psychologist|social worker|optometrist|chiropractor|massage therapist|"
     r"lab tech(?:nician)?|office manager)(?: who (?:usually |normally |always |often )?[a-z]+s (?:you|your \w+))?"
     # sixth round: the patient's own clinician, whose illness is theirs ("your doctor tested positive")
@@ -147,7 +150,8 @@ _STAFF_FR = (
     r"(?: (?:du|de la|de l') ?(?:labo|laboratoire|soir|jour|matin|comptoir|sans rendez vous|clinique|gmf|pharmacie))?"
     r"(?: qui (?:vous|te|t') ?[a-z]+(?: d'habitude| habituellement| toujours| normalement| souvent)?)?"
     # the assistant of a doctor: « l'adjointe de la Dre Nguyen »
-    r"|\b(?:l'adjointe?|la secretaire|le secretaire|la reception(?:niste)?) (?:de la dre|du dr|de notre) [a-z'-]+)"
+    r"|\b(?:l'adjointe?|la secretaire|le secretaire|la reception(?:niste)?) (?:de la dre|du dr|de notre) [a-z'-]+"
+    r"|\b(?:l'accueil|la reception|le secretariat) ?:)"
 )
 # What a staff member's own life is: leave, illness, an injury, a birth, a death in the family, a
 # conference, a race. "has" and « a » count only before a word that is not a result or a booking.
@@ -162,6 +166,7 @@ _STATE_EN = (
     r"back from (?:his|her|their) |(?:getting|having) (?:his|her|their|a|an) (?:[\w-]+ ){0,2}?(?:out|removed|replaced|done|fixed|surgery|operation|procedure|repaired|operated)|"
     # seventh round: caught, came down with, went into labour; "'s chemo went well" is in _KIN
     r"caught|came down with|coming down with|went into labou?r|in labou?r|on (?:bed ?rest|crutches)|being treated|"
+    r"dealing with|going through|struggling with|"
     r"receiving (?:\w+ )?(?:treatments?|chemo|chemotherapy|radiation|care)|"
     r"(?:starts?|starting|begins?|beginning) (?:\w+ )?(?:chemo|radiation|treatments?|dialysis)|(?:off|away|on leave) for "
     r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
@@ -182,7 +187,7 @@ _STATE_FR = (
     r"(?:est )?tombee? malade|en arret de travail|en conge de (?:maladie|maternite|paternite)|en couches?|"
     r"a accouche|a des (?:traitements|complications)|recoit (?:des|ses|sa|son|de la) (?:\w+ )?(?:traitements?|chimio\w*|"
     r"radio\w*|soins)|traverse (?:un|une)|(?:est )?clouee? au lit|revien\w* (?:\w+ )?(?:apres|de|d') ?(?:ses|sa|son|une?) |"
-    r"s'est fait (?:une?|mal)|se fait (?:traiter|soigner)|"
+    r"s'est fait (?:une?|mal)|se fait (?:traiter|soigner)|s'est (?:foulee?|tordue?|demise?|luxee?)|"
     r"se laiss\w+ pousser|opere|fait une vente|en isolement|isolee?|"
     r"fait (?:une|un|de la) (?!demande|appel|suivi|erreur|changement|visite|pause|vente|rappel|reservation)[a-z]+|"
     r"a (?:le|la|l'|un|une|des)\b ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?|inquietude|"
@@ -240,13 +245,13 @@ _STAFF_ADDRESS = _address(_NOT_YOURS_EN + _BOOKING_EN, _NOT_YOURS_FR + _BOOKING_
 MARKERS: tuple[Marker, ...] = (
     _marker(
         "staff",
-        "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics "
+        "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics the "
         "cliniques own propre propres leave off conge arret he she they il elle ils elles desk reception switchboard "
         "billing accueil short manque your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife "
         "physician resident coordinator dietitian psychologist worker optometrist chiropractor therapist tech technician "
         "manager records scheduling medecin pharmacien* infirmier* receptionniste secretaire dentiste hygieniste sage ips "
         "adjoint* coordonnatrice nutritionniste psychologue travailleu* docteur* reception* techni* inhalo* kinesio* ergoth*",
-        rf"{_STAFF_EN},?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
+        rf"{_STAFF_EN}[,:]?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         # seventh round: what a staff member told of themselves ("Dr. Wilson has shared with the team that he is
         # being treated for cancer")
         rf"|{_STAFF_EN}(?: \w+){{0,8}}? (?:that|because|as) (?:he|she|they)(?:'s| is| was| are| has been| will be)? {_STATE_EN}\b"

@@ -808,7 +808,8 @@ SEVENTH_EN = [
         "labour and delivery", "labor and delivery", "dating scan", "dating ultrasound", "anatomy scan",
         "morphology scan", "prenatal record", "pregnancy record", "antenatal record", "postpartum check",
         "postpartum visit", "six week check", "6 week postpartum", "baby blues", "peer support worker",
-        "mental health worker", "crisis plan", "wellness recovery action plan",
+        "mental health worker", "crisis plan", "wellness recovery action plan", "early intervention team",
+        "early psychosis intervention", "early psychosis program", "early intervention in psychosis",
     ]),
 ]
 SEVENTH_FR = [
@@ -817,6 +818,7 @@ SEVENTH_FR = [
         "échographie de datation", "écho morphologique", "échographie morphologique", "carnet de grossesse",
         "dossier de grossesse", "visite post-partum", "suivi post-partum", "suivi postnatal", "baby blues",
         "pair aidant", "paire aidante", "intervenant de suivi", "intervenante de suivi", "plan de crise",
+        "équipe d'intervention précoce", "intervention précoce en psychose", "programme d'intervention précoce",
         "suivi d'intensité variable", "suivi intensif dans le milieu",
     ]),
 ]
