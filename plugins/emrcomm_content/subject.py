@@ -127,7 +127,7 @@ _STAFF_EN = (
     r"|\b(?:front desk|reception|switchboard|billing|office) (?:update|news|note)\b"
     # seventh round: a role as the subject ("the doctor has shingles", "the nurse who usually calls you is off")
     r"|\bthe [a-z]{4,}(?:ist|ian)\b"
-    r"|(?:\bthe |^ *|(?<=[!?.,;:] ))(?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio(?:therapist)?|"
+    r"|(?:\bthe |(?:^|[,:]) *)(?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio(?:therapist)?|"
     r"dentist|hygienist|secretary|"
     r"midwife|np|resident|coordinator|dietitian|psychologist|social worker|optometrist|chiropractor|massage therapist|"
     r"lab tech(?:nician)?|office manager)(?: who (?:usually |normally |always |often )?[a-z]+s (?:you|your \w+))?"
@@ -251,11 +251,12 @@ MARKERS: tuple[Marker, ...] = (
         "physician resident coordinator dietitian psychologist worker optometrist chiropractor therapist tech technician "
         "manager records scheduling medecin pharmacien* infirmier* receptionniste secretaire dentiste hygieniste sage ips "
         "adjoint* coordonnatrice nutritionniste psychologue travailleu* docteur* reception* techni* inhalo* kinesio* ergoth*",
-        rf"{_STAFF_EN}[,:]?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
+        # (one staff member, then what follows it: read once, not once per alternative)
+        rf"{_STAFF_EN}(?:[,:]?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         # seventh round: what a staff member told of themselves ("Dr. Wilson has shared with the team that he is
         # being treated for cancer")
-        rf"|{_STAFF_EN}(?: \w+){{0,8}}? (?:that|because|as) (?:he|she|they)(?:'s| is| was| are| has been| will be)? {_STATE_EN}\b"
-        rf"|{_STAFF_EN}'s (?:\w+ )?{_KIN}\b"
+        rf"|(?: \w+){{0,8}}? (?:that|because|as) (?:he|she|they)(?:'s| is| was| are| has been| will be)? {_STATE_EN}\b"
+        rf"|'s (?:\w+ )?{_KIN}\b)"
         r"|\bthe (?:pharmacist|nurse|receptionist|doctor|physio|dentist|hygienist|secretary|midwife|np)(?: is| was| will be| "
         r"has been)? (?:out|off|away|sick|ill|home sick|absent|recovering|on (?:\w+ )?leave|in (?:the )?hospital)\b"
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
