@@ -113,6 +113,8 @@ SOMEONE_ELSE = {
         "L'accueil : Nadia s'est tordu la cheville, merci de votre patience au téléphone.",
         "The audiologist is recovering from pneumonia and returns on the 12th.",
         "Dr. Blais is going through a family illness and will be away until Friday.",
+        "Bonne nouvelle, le Dr Landry a terminé sa radiothérapie et revient en mars.",
+        "Notre inhalothérapeute est en retrait préventif (elle est enceinte), ses rendez-vous passent à Marc.",
     ],
     "place-seventh": [
         "The sleep clinic has vacated the second floor; our new exam rooms open in June.",

@@ -898,7 +898,8 @@ CARE = [
          rf"de|pour les|pour le|pour la) ?(?:{_BODY}|nerfs)\b(?! (?:de|du|des)\b)"),
 ]
 CARE_WEAK = [
-    rule("therapist|therapeute|support|soutien|how|checking|prendre|comment|since|depuis|days|journees|missed|"
+    rule("therapist|therapeute|support|soutien|how|checking|prendre|comment|since|depuis|days|journees|missed|right|fait|"
+         "voir|see|"
          "manque|everything|tout|talk|parler|jaser|quelqu",
          r"\b(?:therapist|therapeute|support group|groupe de soutien)\b"
          r"|\bhow (?:are you|have you been) (?:doing|feeling|holding up|coping|sleeping)\b|\bhow have you been\b"
@@ -910,6 +911,10 @@ CARE_WEAK = [
          r"|\bis everything (?:ok|okay|alright|all right)\b|\best ce que tout va bien\b"
          r"|\bif you (?:need|want) (?:to talk|someone to talk to)\b|\bsi vous avez besoin (?:de parler|de jaser)\b"
          r"|\bquelqu'un a qui parler\b"
+         # seventh round: a call the patient made in distress ("you did the right thing calling us last night")
+         r"|\byou did the right thing (?:calling|reaching out|texting|coming in)\b"
+         r"|\b(?:to )?see how you(?:'re| are) (?:doing|feeling|holding up)\b|\bvoir comment (?:vous allez|tu vas|ca va)\b"
+         r"|\b(?:vous avez|tu as|t'as) bien fait (?:de nous|de m'|d')(?:appeler|ecrire|texter|contacter)\b"
          r"|\bjournees (?:plus )?(?:difficiles|dures|sombres|lourdes)\b"),
     rule("referral|referred|refere|reference|demande",
          r"\b(?:your|votre) (?:referral|reference|demande de consultation)\b|\b(?:we|dr\.? \w+|the doctor) referred you\b"

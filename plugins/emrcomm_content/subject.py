@@ -188,6 +188,7 @@ _STATE_FR = (
     r"a accouche|a des (?:traitements|complications)|recoit (?:des|ses|sa|son|de la) (?:\w+ )?(?:traitements?|chimio\w*|"
     r"radio\w*|soins)|traverse (?:un|une)|(?:est )?clouee? au lit|revien\w* (?:\w+ )?(?:apres|de|d') ?(?:ses|sa|son|une?) |"
     r"s'est fait (?:une?|mal)|se fait (?:traiter|soigner)|s'est (?:foulee?|tordue?|demise?|luxee?)|"
+    r"a (?:termine|fini|complete) (?:sa|son|ses) |en retrait preventif|"
     r"se laiss\w+ pousser|opere|fait une vente|en isolement|isolee?|"
     r"fait (?:une|un|de la) (?!demande|appel|suivi|erreur|changement|visite|pause|vente|rappel|reservation)[a-z]+|"
     r"a (?:le|la|l'|un|une|des)\b ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?|inquietude|"

@@ -819,6 +819,7 @@ SEVENTH_FR = [
         "dossier de grossesse", "visite post-partum", "suivi post-partum", "suivi postnatal", "baby blues",
         "pair aidant", "paire aidante", "intervenant de suivi", "intervenante de suivi", "plan de crise",
         "équipe d'intervention précoce", "intervention précoce en psychose", "programme d'intervention précoce",
+        "mauvaises pensées", "pensées sombres", "pensées noires",
         "suivi d'intensité variable", "suivi intensif dans le milieu",
     ]),
 ]
