@@ -115,6 +115,9 @@ SOMEONE_ELSE = {
         "Dr. Blais is going through a family illness and will be away until Friday.",
         "Bonne nouvelle, le Dr Landry a terminé sa radiothérapie et revient en mars.",
         "Notre inhalothérapeute est en retrait préventif (elle est enceinte), ses rendez-vous passent à Marc.",
+        "Our weekend pharmacist's migraine is acting up again, so the counter opens at noon.",
+        "Kevin, our RPN, has bronchitis - the flu shot clinic moves to Friday.",
+        "Le doc fait de la fièvre, on annule les rdv de cet après-midi.",
     ],
     "place-seventh": [
         "The sleep clinic has vacated the second floor; our new exam rooms open in June.",

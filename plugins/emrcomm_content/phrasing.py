@@ -904,7 +904,7 @@ CARE_WEAK = [
          r"\b(?:therapist|therapeute|support group|groupe de soutien)\b"
          r"|\bhow (?:are you|have you been) (?:doing|feeling|holding up|coping|sleeping)\b|\bhow have you been\b"
          r"|\bchecking in on you\b|\bprendre de (?:vos|tes) nouvelles\b|\bcomment (?:allez vous|vas tu|ca va|"
-         r"dormez vous|dors tu)\b"
+         r"dormez vous|dors tu|vous vous sentez|tu te sens|vous sentez vous|te sens tu)\b"
          r"|\bsince our (?:conversation|talk|discussion)\b|\bdepuis notre (?:discussion|conversation)\b"
          r"|\b(?:bad|hard|tough|low|dark|rough|heavy) days\b|\b(?:mauvaises|dures|sombres|lourdes) journees\b"
          r"|\b(?:missed|manque) (?:your |vos )?(?:\w+ ){0,3}(?:sessions|seances|rencontres)\b"

@@ -119,7 +119,7 @@ _NAME = r"[a-z][a-z'-]*"
 # A member of the staff as the subject of a sentence: "Dr. Novak", "Nurse Paul", "our receptionist
 # Marie", « la Dre Lavoie », « notre infirmière Julie », « le personnel ».
 _STAFF_EN = (
-    rf"(?:\bdr\.? {_NAME}|\bdoctor {_NAME}|\bnurse {_NAME}|\b(?:our|one of our) (?:own |[a-z]+ time |long[ -]time |beloved |dear |wonderful |new |former )?(?:nurse practitioner|nurses?|"
+    rf"(?:\bdr\.? {_NAME}|\bdoctor {_NAME}|\bnurse {_NAME}|\b(?:our|one of our) (?:own |[a-z]+ time |long[ -]time |beloved |dear |wonderful |new |former |[a-z]+ )?(?:nurse practitioner|nurses?|lpns?|rpns?|rns?|"
     r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
@@ -127,7 +127,7 @@ _STAFF_EN = (
     r"|\b(?:front desk|reception|switchboard|billing|office) (?:update|news|note)\b"
     # seventh round: a role as the subject ("the doctor has shingles", "the nurse who usually calls you is off")
     r"|\bthe [a-z]{4,}(?:ist|ian)\b"
-    r"|(?:\bthe |(?:^|[,:]) *)(?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|physician|physio(?:therapist)?|"
+    r"|(?:\bthe |(?:^|[,:]) *)(?:pharmacist|nurse(?: practitioner)?|receptionist|doctor|doc|physician|physio(?:therapist)?|"
     r"dentist|hygienist|secretary|"
     r"midwife|np|resident|coordinator|dietitian|psychologist|social worker|optometrist|chiropractor|massage therapist|"
     r"lab tech(?:nician)?|office manager)(?: who (?:usually |normally |always |often )?[a-z]+s (?:you|your \w+))?"
@@ -144,7 +144,7 @@ _STAFF_FR = (
     r"|\b(?:votre|ton|ta) (?:medecin(?: de famille)?|infirmiere?|ips|pharmacien(?:ne)?|dentiste|hygieniste|"
     r"sage femme|dre?\.? [a-z'-]+)"
     # seventh round: a role as the subject (« la Dre est en congé de maladie », « l'infirmière qui vous suit est malade »)
-    r"|\b(?:le |la |l')(?:dre?|docteure?|medecin|pharmacien(?:ne)?|infirmiere?|receptionniste|secretaire|physio|"
+    r"|\b(?:le |la |l')(?:dre?|docteure?|doc|medecin|pharmacien(?:ne)?|infirmiere?|receptionniste|secretaire|physio|"
     r"dentiste|hygieniste|sage femme|ips|adjointe?|coordonnatrice|nutritionniste|psychologue|travailleuse sociale|"
     r"travailleur social|technicien(?:ne)?|inhalotherapeute|kinesiologue|ergotherapeute)\b(?! qui (?!vous|te|t'))"
     r"(?: (?:du|de la|de l') ?(?:labo|laboratoire|soir|jour|matin|comptoir|sans rendez vous|clinique|gmf|pharmacie))?"
@@ -190,7 +190,8 @@ _STATE_FR = (
     r"s'est fait (?:une?|mal)|se fait (?:traiter|soigner)|s'est (?:foulee?|tordue?|demise?|luxee?)|"
     r"a (?:termine|fini|complete) (?:sa|son|ses) |en retrait preventif|"
     r"se laiss\w+ pousser|opere|fait une vente|en isolement|isolee?|"
-    r"fait (?:une|un|de la) (?!demande|appel|suivi|erreur|changement|visite|pause|vente|rappel|reservation)[a-z]+|"
+    r"fait (?:une|un|de la|de l'|du|des) ?(?!demande|appel|suivi|erreur|changement|visite|pause|vente|rappel|reservation|"
+    r"son|sa|ses|notre|nos|votre|vos)[a-z]+|"
     r"a (?:le|la|l'|un|une|des)\b ?(?!rendez|rdv|resultats?|place|disponibilit|rapport|nouvelles?|plages?|inquietude|"
     r"question|doute|preoccupation|suivi|copie|formulaire|message|note|appel|demande)[a-z]+|"
     r"a (?:fait|eu) (?:un|une|des) (?!rendez|rdv|demande|appel|suivi|erreur|changement)[a-z]+)"
@@ -251,13 +252,17 @@ MARKERS: tuple[Marker, ...] = (
         "billing accueil short manque your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife "
         "physician resident coordinator dietitian psychologist worker optometrist chiropractor therapist tech technician "
         "manager records scheduling medecin pharmacien* infirmier* receptionniste secretaire dentiste hygieniste sage ips "
-        "adjoint* coordonnatrice nutritionniste psychologue travailleu* docteur* reception* techni* inhalo* kinesio* ergoth*",
+        "adjoint* coordonnatrice nutritionniste psychologue travailleu* docteur* reception* techni* inhalo* kinesio* ergoth* "
+        "doc lpn lpns rpn rpns rn rns",
         # (one staff member, then what follows it: read once, not once per alternative)
         rf"{_STAFF_EN}(?:[,:]?(?: \w+,?){{0,6}}? (?:is |was |will be |has been |is still |'s )?{_STATE_EN}\b"
         # seventh round: what a staff member told of themselves ("Dr. Wilson has shared with the team that he is
         # being treated for cancer")
         rf"|(?: \w+){{0,8}}? (?:that|because|as) (?:he|she|they)(?:'s| is| was| are| has been| will be)? {_STATE_EN}\b"
-        rf"|'s (?:\w+ )?{_KIN}\b)"
+        rf"|'s (?:\w+ )?{_KIN}\b"
+        # seventh round: their own something that acts up ("our evening receptionist's asthma is acting up")
+        r"|'s (?:\w+ ){1,2}(?:is|are|was|were|has been) (?:acting up|flaring(?: up)?|worse|bad|bothering|playing up|"
+        r"not cooperating))"
         r"|\bthe (?:pharmacist|nurse|receptionist|doctor|physio|dentist|hygienist|secretary|midwife|np)(?: is| was| will be| "
         r"has been)? (?:out|off|away|sick|ill|home sick|absent|recovering|on (?:\w+ )?leave|in (?:the )?hospital)\b"
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
@@ -509,11 +514,12 @@ _BROADCAST = re.compile(
     r"clientele|a tous nos patients(?! (?:sous|qui|avec|atteints?|[a-z]+iques)\b)|semaine (?:de (?:la )?)?(?:prevention|"
     r"sensibilisation)|journee mondiale|mois (?:du coeur|de (?:la )?(?:prevention|sensibilisation))|"
     r"(?:defi|challenge) (?:\d+ (?:jours|days) )?(?:sans|without|free)|dry january|sober october|let'?s talk day|"
-    r"cause pour la cause|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
+    r"cause pour la cause|(?:it'?s|it is|for|during|happy) (?:the )?(?:[a-z]+ )?health (?:week|month|day)|"
+    r"(?:c'est la|pour la|pendant la|bonne) (?:semaine|journee) (?:\w+ ){0,3}sante (?:mentale|du coeur)|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
 )
 _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
                             "journee|campagne|rappelle|aux|notice|prevention|week|month|mois|defi|challenge|dry|sober|"
-                            "talk|cause")
+                            "talk|cause|health|sante")
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
