@@ -64,6 +64,8 @@ NAMES = ("core", "drugs", "icd10cm")
 STOPPING = {"CLINICAL_CONTENT": None, "HEALTH_IDENTIFIER": "lexicon", "CLINICAL_UNCERTAIN": "uncertain"}
 # (name printed, file): held-out parts first.
 PARTS = (
+    ("held-out 8 (a sixth blind part, by a sixth writer; scored by figures only)", "heldout-8.tsv"),
+    ("held-out 7 (a fifth blind part, by a fifth writer; scored by figures only)", "heldout-7.tsv"),
     ("held-out 6 (a fourth blind part, by a fourth writer; scored by figures only)", "heldout-6.tsv"),
     ("held-out 5 (a third blind part, by a third writer; scored by figures only)", "heldout-5.tsv"),
     ("held-out 4 (a second blind part, by another writer; scored by figures only)", "heldout-4.tsv"),
