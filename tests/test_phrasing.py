@@ -52,6 +52,9 @@ POSITIVES = {
         ("fr", "Les marges sont libres, aucun autre traitement."),
         ("en", "Your left knee looked much better on Tuesday."),
         ("fr", "La tache dans votre dos n'a pas grossi."),
+        # eighth round: a verdict on "yours", the patient's own tests unnamed
+        ("en", "Nothing to worry about on yours, see you in the spring."),
+        ("fr", "Rien d'inquiétant dans les vôtres, on se revoit au printemps."),
     ],
     "value": [
         ("en", "Bring your home blood pressure log and the cuff on Friday."),
@@ -66,6 +69,12 @@ POSITIVES = {
         ("fr", "Votre chiffre est à 3,4, un peu haut, sautez les pilules ce soir."),
     ],
     "care": [
+        # eighth round: a referral in everyday words
+        ("en", "The specialist's office will call you to book your first visit."),
+        ("en", "The physio you were referred to has an opening next week."),
+        ("fr", "Le bureau du spécialiste va vous appeler pour fixer votre première visite."),
+        ("fr", "L'intervenante du programme va vous appeler cette semaine pour votre première rencontre."),
+        ("en", "We've booked you with the dietitian to work on your eating plan."),
         ("en", "The team for mood and worry has a spot on Thursdays at 4."),
         ("en", "If you are thinking about ending your life, call or text 988 right away."),
         ("en", "The alcohol program called to set up your intake."),
@@ -122,6 +131,10 @@ POSITIVES = {
         ("fr", "Votre partenaire doit aussi être traité avant de reprendre les relations."),
     ],
     "wound": [
+        # eighth round: aftercare with no body or drug word
+        ("en", "Come back if it gets red or hot or starts to leak."),
+        ("fr", "Revenez si ça devient rouge ou chaud."),
+        ("en", "Don't take a bath until the doctor has had a look at it."),
         ("en", "The nurse will change the dressing on your leg every second day."),
         ("en", "Your staples can be removed at the walk-in after the 14th."),
         ("fr", "L'infirmière changera votre pansement jeudi."),
@@ -142,6 +155,9 @@ POSITIVES = {
     "pregnancy": [
         # seventh round: a beta said by its verdict
         ("en", "The beta came back negative this cycle, I'm so sorry."),
+        # eighth round: the patient's own cycle as a visit's purpose
+        ("en", "Your appointment with the nurse is to go over the plan for your next cycle."),
+        ("fr", "Votre rendez-vous avec l'infirmière est pour revoir le plan pour votre prochain cycle."),
         ("fr", "Bêta positive ce matin, félicitations!"),
         ("en", "Congrats on the new baby! We'll call to book your check at six weeks."),
         ("fr", "Félicitations pour la naissance! On vous appelle pour la visite de 6 semaines."),
@@ -264,6 +280,15 @@ HARD_NEGATIVES = [
     # results read, and a booking with no hurry
     "The doctor reviewed your file and will see you at your appointment next month.",
     "Le médecin a reçu vos résultats et vous verra à votre rendez-vous du mois prochain.",
+    # eighth round: a plain verdict on a payment or an audit, an invitation to everyone
+    "Your payment came back fine, thanks!",
+    "Everything came back fine with your insurance, no action needed.",
+    "Great news: the audit came back clean and we passed!",
+    "Joignez-vous à notre course de 5 km pour la recherche sur le rein!",
+    "Votre paiement est passé, tout est beau!",
+    "Your results are ready. Please call us at 514-555-0101.",
+    "Vos résultats sont prêts, appelez-nous au 514-555-0101.",
+    "Your prescription is ready for pickup at the pharmacy counter.",
     # seventh round: a health word inside a name, whatever case its head is written in; a building's
     # name even in a message to the patient
     "Le CLSC du pavillon Santé mentale a changé ses heures d'ouverture.",

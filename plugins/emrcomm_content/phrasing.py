@@ -1454,6 +1454,68 @@ MEDICATION = [
 ]
 
 
+# --- eighth round: everyday wording of a verdict, a referral, aftercare and a visit's purpose ------
+# A verdict on "yours" (the patient's own tests, not named): "nothing to worry about on yours",
+# « rien d'inquiétant dans les vôtres ».
+FINDING += [
+    rule("yours|votres|tiens|tiennes",
+         r"\b(?:nothing (?:to worry about|alarming|concerning|wrong|unusual|abnormal)|all (?:good|normal|clear|fine)|"
+         r"everything(?:'s| is| was| looks| looked| came back)? (?:good|fine|normal|clear|ok|okay)|(?:looks?|looked|came "
+         r"back|were|was|are|is) (?:good|fine|normal|clear|ok|okay)) (?:on|with|in|for|from) yours\b"
+         r"|\b(?:rien d'(?:inquietant|anormal)|tout est (?:beau|correct|normal|ok)|c'est (?:beau|correct|normal)|"
+         r"(?:sont|est|etaient) (?:beaux|normaux|corrects|bons)) (?:dans|pour|sur|avec|de) (?:les|le|la) "
+         r"(?:votres|votre|tiens|tiennes|tien|tienne)\b"),
+]
+# Aftercare with no body or drug word: what to watch for ("come back if it gets red", « revenez si ça
+# devient rouge ») and what not to do yet ("no baths until", « pas de bain avant »).
+WOUND += [
+    rule("red|redder|hot|warm|swollen|puffy|leak|leaking|ooze|oozing|drain|draining|smell|smelly|rouge|chaud|chaude|"
+         "enfle|enflee|couler|suinter|sentir",
+         r"\b(?:come back|come in|call us|call|let us know|text us|see us|go to (?:the )?(?:er|emergency|walk in)|revenez|"
+         r"reviens|appelez(?: nous)?|rappelez(?: nous)?|consultez|venez|ecrivez nous|avisez nous) (?:right away |tout de "
+         r"suite |rapidement )?(?:if|si|when|quand|s') ?(?:it|the area|the spot|the site|that|ca|c'|cela|la zone|l'endroit|"
+         r"le site|il|elle)(?: \w+){0,3}? (?:gets?|becomes?|turns?|starts? to|starts?|is|looks?|feels?|getting|devient|"
+         r"deviennent|commence a|est|a l'air|semble|se met a)(?: \w+){0,2}? (?:red|redder|hot|warm|swollen|puffy|leak|"
+         r"leaking|ooze|oozing|drain|draining|smell|smelly|rouge|chaud|chaude|enfle|enflee|couler|suinter|sentir)\b"),
+    rule("bath|baths|bathtub|swimming|tub|tubs|soaking|bain|bains|baignade|piscine|spa",
+         r"\b(?:no|don't take a|do not take a|don't take|avoid|skip the|no more) (?:baths?|bathtub|swimming|hot tubs?|"
+         r"soaking)\b(?: \w+){0,6}? (?:until|for|till|after)\b"
+         r"|\b(?:pas de|ne prenez pas de|evitez (?:les|le)) (?:bains?|baignade|piscine|spa)\b(?: \w+){0,6}? "
+         r"(?:avant|pendant|tant que|jusqu|apres)\b"),
+]
+# A referral said in everyday words: "the specialist's office will call you", "the physio you were
+# referred to", « le bureau du spécialiste va vous appeler », « vous avez été référée en ».
+CARE += [
+    rule("specialist|specialists|specialiste|specialistes|referred|refere|referee|references|reference|dirige|dirigee",
+         r"\b(?:the |your )?specialist(?:'s|s')?(?: office| clinic| team| secretary)? (?:will|is going to|should|'ll|may) "
+         r"(?:call|contact|reach out to|get in touch with|phone|text|be in touch with) you\b"
+         r"|\bspecialist'll (?:call|contact|text) you\b"
+         r"|\byou(?:'ve| have| were|'re| are)? (?:been |now |already )?referred (?:to|for)\b"
+         r"|\b(?:le |la |votre )?(?:bureau|secretaire|secretariat|clinique|equipe) (?:du|de la|de votre) specialiste "
+         r"(?:va|devrait|vont|pourrait|doit) vous (?:appeler|contacter|rappeler|joindre|texter)\b"
+         r"|\b(?:le|la|votre) specialiste (?:va|devrait|pourrait|doit) vous (?:appeler|contacter|rappeler|joindre)\b"
+         r"|\bvous (?:avez ete|etes|serez) (?:refere|reference|dirige)e?s? (?:a|au|aux|en|vers|pour|chez)\b"),
+    # a visit's purpose: the follow-up of the patient's procedure; an allied professional to work on the patient's
+    # own something ("the dietitian to work on your eating plan")
+    rule("procedure|procedures|intervention|operation",
+         r"\b(?:follow up|followup|check up|checkup|suivi|post op) (?:on|for|after|of|from|de|du|apres|suite a) "
+         r"(?:your|votre|ta|ton) (?:\w+ )?(?:procedure|intervention|operation)\b"),
+    rule(ALLIED_WORDS,
+         rf"{_ALLIED} (?:to|pour) (?:work on|go over|talk about|review|look at|help with|discuss|travailler|revoir|"
+         r"regarder|parler de|discuter de) (?:your|votre|vos|ton|ta|tes)\b"),
+    rule("counsellor|counselor|conseiller|conseillere|therapist|therapeute|psy|psychologue|intervenant|intervenante|"
+         "travailleuse|travailleur|worker",
+         _near(r"\b(?:counsell?or|conseill\w+|therapist|therapeute|psy|psychologue|intervenante?|travailleuse sociale|"
+               r"travailleur social|social worker)\b",
+               r"\b(?:premiere rencontre|first meeting|first visit with them|premier rendez vous)\b", 10, both=True)),
+]
+# A fertility or menstrual cycle that is the patient's: "the plan for your next cycle", « votre prochain cycle ».
+PREGNANCY += [
+    rule("cycle|cycles",
+         r"\b(?:your|ur|votre|ton|this|next|ce|ce prochain) (?:next |current |new |prochain |nouveau )?cycle\b"
+         r"(?! (?:of|de|du|des|billing|de facturation))"),
+]
+
 @frozen
 class Family:
     """One family of context patterns: its name (the kind its findings report; the words staff

@@ -172,7 +172,8 @@ _STATE_EN = (
     r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
     r"(?:has|had|got|caught) (?!(?:the|your|you|some|an? (?:look|spot|opening|minute|cancellation|few|question|concern|"
     r"update|message|note|copy|form|call)|concerns?|questions?|information|info|new|more|something|nothing|"
-    r"results?|news|reports?|availability|openings?|time)\b)(?![a-z]+ed\b))"
+    r"results?|news|reports?|availability|openings?|time|had an? (?:look|chance|minute|moment)|seen|read|been able)\b)"
+    r"(?![a-z]+ed\b))"
 )
 _STATE_FR = (
     r"(?:absente?s?|en conge|en arret|malade|a la maison|reste a la maison|se remet|en convalescence|a recu un "
@@ -233,7 +234,8 @@ _BOOKING_FR = r"|(?:prochaine? )?(?:visite|rendez vous|rdv|appel|consultation)s?
 def _address(not_en: str, not_fr: str) -> re.Pattern[str]:
     return re.compile(
         rf"(?<!thank )(?<!thanks )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:{not_en})\b)"
-        rf"|(?<!grace a )(?<!rendez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:{not_fr}))"
+        # eighth round: an invitation to everyone is no address (« joignez-vous à notre course »)
+        rf"|(?<!grace a )(?<!rendez )(?<!joignez )(?<!inscrivez )(?<!amusez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:{not_fr}))"
         r"|\bt'"
         r"|\bpatients? (?:on|taking|with|who|using)\b|\bpatients? (?:sous|qui prennent|avec|atteints?)\b"
         # the patient's household: "everyone in the house should be treated", « tout le monde à la maison »
@@ -433,7 +435,7 @@ MARKERS: tuple[Marker, ...] = (
         "paperwork",
         "request requests application applications claim claims payment payments transfer transfers reimbursement "
         "card demande demandes paiement paiements reclamation reclamations transfert remboursement carte results "
-        "result resultats resultat survey surveys inspection inspections audit audits lottery draw vote sondage "
+        "result resultats resultat survey surveys inspection inspections audit audits transaction transactions cheque cheques lottery draw vote sondage "
         "sondages form forms formulaire insurer assureur insurance assurance check "
         "antecedents balance solde account compte coverage couverture refund deposit depot positive positif positifs "
         "negative negatif negatifs registration inscription enrolment enrollment wi wifi internet network server phone phones line lines elevator elevators "
@@ -450,9 +452,11 @@ MARKERS: tuple[Marker, ...] = (
         r"est revenue?s?|a ete|est|sont) (?:positive?|negative?|positifs?|negatifs?)\b"
         r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte|form|formulaire|insurer|assureur|"
         r"insurance|assurance|(?:police|background|record) check|antecedents|balance|solde|account|compte|coverage|"
-        r"couverture|refund|deposit|depot|registration|inscription|enrol?ment)s?(?:'s)? (?:[\w']+ ){0,4}(?:came "
-        r"back|is back|was|is|were|are|est revenue?s?|a ete|est|sont) (?:all |both |entirely |tous |toutes )?(?:positive?|negative?|clear|approved|declined|accepted|"
-        r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?)\b"
+        r"couverture|refund|deposit|depot|registration|inscription|enrol?ment|audit|inspection|transaction|cheque)s?(?:'s)? (?:[\w']+ ){0,4}(?:came "
+        r"back|is back|was|is|were|are|est revenue?s?|a ete|est|sont|est passee?|a passe) (?:all |both |entirely |tous |toutes )?(?:positive?|negative?|clear|approved|declined|accepted|"
+        r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?"
+        # eighth round: a plain verdict on a payment or an audit ("your payment came back fine", "the audit came back clean")
+        r"|fine|good|ok|okay|clean|normal|through|beau|correcte?|ok)\b"
         r"|\b(?:survey|inspection|audit|lottery|draw|vote|sondage)s? results?\b"
         # the verdict is an approval: "came back positive — approved!"
         r"|\b(?:positive?|negative?|positifs?|negatifs?|clear)\W+(?:approved|accepted|approuvee?s?|acceptee?s?)\b"
@@ -462,7 +466,9 @@ MARKERS: tuple[Marker, ...] = (
         r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b"
         # seventh round: a verdict whose object is paperwork ("nothing to worry about with your insurance papers",
         # « on a vérifié vos coordonnées, tout est normal »)
-        rf"|\b(?:nothing (?:to worry about|alarming|concerning|wrong|unusual)|all (?:good|normal|clear|fine|set)|rien "
+        rf"|\b(?:nothing (?:to worry about|alarming|concerning|wrong|unusual)|all (?:good|normal|clear|fine|set)|"
+        rf"(?:everything|it all|all|everything's) (?:came back|is|looks|was) (?:fine|good|ok|okay|clean|normal|clear)|tout est "
+        rf"(?:revenu|passe) (?:beau|correct|ok|normal)|rien "
         rf"d'(?:inquietant|anormal)|tout est (?:beau|correct|normal|ok|en ordre))(?: \w+){{0,2}}? (?:with|for|on|in|avec|"
         rf"pour|dans|de|sur) (?:your|the|vos|votre|tes|ton|ta|les|le|la|l') ?(?:\w+ )?{_PAPER}\b"
         rf"|\b{_PAPER}(?: (?:are|is|sont|est))?, (?:tout est|all|everything(?:'s| is)) (?:beau|correct|normal|ok|okay|"
