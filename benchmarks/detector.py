@@ -85,6 +85,7 @@ PARTS = (
     ("development 10, by another independent writer (fifth round; scored once, then tuned on)", "dev-10.tsv"),
     ("development 11, by a third independent writer (sixth round; scored once, then tuned on)", "dev-11.tsv"),
     ("development 12, by a fourth independent writer (seventh round; scored once, then tuned on)", "dev-12.tsv"),
+    ("development 13, by a fifth independent writer (eighth round; scored once, then tuned on)", "dev-13.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 

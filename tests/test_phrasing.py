@@ -344,7 +344,8 @@ def _project_texts() -> list[str]:
     """Every text of the development parts, the corpora and this file (never a held-out part)."""
     files = [REPO / "benchmarks" / "data" / "clinic-messages" / name
              for name in ("dev.tsv", "dev-2.tsv", "dev-3.tsv", "dev-4.tsv", "dev-5.tsv", "dev-6.tsv", "dev-7.tsv",
-                          "dev-8.tsv", "dev-9.tsv", "dev-10.tsv", "dev-11.tsv", "dev-12.tsv")]
+                          "dev-8.tsv", "dev-9.tsv", "dev-10.tsv", "dev-11.tsv", "dev-12.tsv",
+                          "dev-13.tsv")]
     files += [DATA / "dev-corpus.tsv", REPO / "tests" / "data" / "clinic-style.tsv"]
     texts = [t for _, rows in POSITIVES.items() for _, t in rows] + HARD_NEGATIVES
     for path in files:

@@ -6,7 +6,7 @@
         benchmarks/data/clinic-messages/dev-6.tsv benchmarks/data/clinic-messages/dev-7.tsv \\
         benchmarks/data/clinic-messages/dev-8.tsv benchmarks/data/clinic-messages/dev-9.tsv \\
         benchmarks/data/clinic-messages/dev-10.tsv benchmarks/data/clinic-messages/dev-11.tsv \\
-        benchmarks/data/clinic-messages/dev-12.tsv \\
+        benchmarks/data/clinic-messages/dev-12.tsv benchmarks/data/clinic-messages/dev-13.tsv \\
         -o plugins/emrcomm_content/classifier.json
 
 Deterministic (no random numbers; a fixed order of the rows and of each row's features), so the
@@ -187,7 +187,7 @@ def report(name: str, result: dict[str, dict[str, object]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv ... dev-12.tsv)")
+    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv ... dev-13.tsv)")
     parser.add_argument("-o", "--output", type=Path, help="write the weights here (default: print a summary only)")
     args = parser.parse_args(argv)
     if any(HELD_OUT.search(p.name) for p in args.dev):
