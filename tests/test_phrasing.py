@@ -55,6 +55,9 @@ POSITIVES = {
         # eighth round: a verdict on "yours", the patient's own tests unnamed
         ("en", "Nothing to worry about on yours, see you in the spring."),
         ("fr", "Rien d'inquiétant dans les vôtres, on se revoit au printemps."),
+        ("en", "Dr. Li looked at yours, nothing to worry about."),
+        ("en", "Your bloods are the same as last time, no changes."),
+        ("fr", "Vos prises de sang ressemblent à celles de l'automne, on touche à rien."),
     ],
     "value": [
         ("en", "Bring your home blood pressure log and the cuff on Friday."),
@@ -75,6 +78,8 @@ POSITIVES = {
         ("fr", "Le bureau du spécialiste va vous appeler pour fixer votre première visite."),
         ("fr", "L'intervenante du programme va vous appeler cette semaine pour votre première rencontre."),
         ("en", "We've booked you with the dietitian to work on your eating plan."),
+        ("fr", "Rappel : l'atelier « Gérer son stress » où la Dre vous a inscrit, mercredi 19h, salle 2."),
+        ("en", "Reminder: the group the nurse signed you up for starts Wednesday at 7."),
         ("en", "The team for mood and worry has a spot on Thursdays at 4."),
         ("en", "If you are thinking about ending your life, call or text 988 right away."),
         ("en", "The alcohol program called to set up your intake."),
@@ -134,6 +139,8 @@ POSITIVES = {
         # eighth round: aftercare with no body or drug word
         ("en", "Come back if it gets red or hot or starts to leak."),
         ("fr", "Revenez si ça devient rouge ou chaud."),
+        ("fr", "Mangez mou pour 48 heures et pas de paille."),
+        ("en", "Stick to soft foods for two days and no straws."),
         ("en", "Don't take a bath until the doctor has had a look at it."),
         ("en", "The nurse will change the dressing on your leg every second day."),
         ("en", "Your staples can be removed at the walk-in after the 14th."),
@@ -192,6 +199,10 @@ POSITIVES = {
         ("fr", "Utilisez votre appareil toutes les nuits, même pour les siestes."),
     ],
     "symptom": [
+        # eighth round: a symptom followed up without its name
+        ("en", "Is it still bothering you?"),
+        ("fr", "Est-ce que ça vous achale encore?"),
+        ("fr", "Faites-vous encore des chaleurs la nuit?"),
         ("en", "How is the cough since Monday?"),
         ("en", "If the swelling gets worse over the weekend, go to urgent care."),
         ("fr", "Comment va la toux depuis lundi?"),
@@ -289,6 +300,17 @@ HARD_NEGATIVES = [
     "Your results are ready. Please call us at 514-555-0101.",
     "Vos résultats sont prêts, appelez-nous au 514-555-0101.",
     "Your prescription is ready for pickup at the pharmacy counter.",
+    "Is the portal still bothering you? Call us and we'll reset your password.",
+    "Public webinar: understanding menopause, Thursday 7pm. Link on our website.",
+    "Webinaire public : comprendre la ménopause, jeudi 19h. Le lien est sur notre site.",
+    "Hospice lottery tickets on sale in our waiting room until the 30th.",
+    "Toonie Tuesday: all coins collected this month go to Epilepsy Ottawa.",
+    "Thank you for supporting our Parkinson SuperWalk team!",
+    "Notre réceptionniste Annie participe au Cyclo-défi contre le cancer.",
+    "School vaccines: grade 7 students can get their HPV and Hep B shots here in September.",
+    "Si vous avez entre 50 et 74 ans, demandez-nous le test de dépistage du cancer colorectal à faire à la maison.",
+    "Le test de radon au sous-sol de la clinique est négatif, la salle d'attente du bas rouvre lundi.",
+    "Pas d'inquiétude, le double prélèvement sur votre carte de crédit était une erreur de la banque.",
     # seventh round: a health word inside a name, whatever case its head is written in; a building's
     # name even in a message to the patient
     "Le CLSC du pavillon Santé mentale a changé ses heures d'ouverture.",

@@ -1458,21 +1458,31 @@ MEDICATION = [
 # A verdict on "yours" (the patient's own tests, not named): "nothing to worry about on yours",
 # « rien d'inquiétant dans les vôtres ».
 FINDING += [
-    rule("yours|votres|tiens|tiennes",
+    rule("yours|votres|tiens|tiennes|ressemblent|same|pareils|pareilles|semblables|identiques",
          r"\b(?:nothing (?:to worry about|alarming|concerning|wrong|unusual|abnormal)|all (?:good|normal|clear|fine)|"
          r"everything(?:'s| is| was| looks| looked| came back)? (?:good|fine|normal|clear|ok|okay)|(?:looks?|looked|came "
-         r"back|were|was|are|is) (?:good|fine|normal|clear|ok|okay)) (?:on|with|in|for|from) yours\b"
+         r"back|were|was|are|is) (?:good|fine|normal|clear|ok|okay)|nothing (?:showed up|came up|turned up|was found|"
+         r"stood out|jumped out)) (?:on|with|in|for|from) yours\b"
+         r"|\b(?:looked at|looked over|reviewed|went over|checked|read) yours\W+(?:\w+ ){0,2}?(?:nothing|all|everything|"
+         r"it's|its|it is|they're|they are|looks?|fine|normal|good)\b"
          r"|\b(?:rien d'(?:inquietant|anormal)|tout est (?:beau|correct|normal|ok)|c'est (?:beau|correct|normal)|"
          r"(?:sont|est|etaient) (?:beaux|normaux|corrects|bons)) (?:dans|pour|sur|avec|de) (?:les|le|la) "
-         r"(?:votres|votre|tiens|tiennes|tien|tienne)\b"),
+         r"(?:votres|votre|tiens|tiennes|tien|tienne)\b"
+         # a verdict by comparison: « vos prises de sang ressemblent à celles de l'automne », "your bloods are the
+         # same as last time"
+         r"|\b(?:your|vos|votre|tes|ton|ta) (?:\w+ ){0,2}?(?:results?|tests?|blood ?work|bloods|labs?|numbers|levels?|"
+         r"prises de sang|resultats?|analyses|bilans?|chiffres|taux)\b(?: \w+){0,3}? (?:ressemblent? a (?:celles?|ceux)|"
+         r"look (?:just )?like (?:those|the ones|last)|(?:are|were|look|looked) (?:the )?same as (?:last|before|the last)|"
+         r"(?:sont|etaient) (?:pareils?|pareilles|semblables|identiques|comme) (?:a |qu'a |que |comme )?(?:celles?|ceux|la "
+         r"derniere|l'an|avant))"),
 ]
 # Aftercare with no body or drug word: what to watch for ("come back if it gets red", « revenez si ça
 # devient rouge ») and what not to do yet ("no baths until", « pas de bain avant »).
 WOUND += [
     rule("red|redder|hot|warm|swollen|puffy|leak|leaking|ooze|oozing|drain|draining|smell|smelly|rouge|chaud|chaude|"
          "enfle|enflee|couler|suinter|sentir",
-         r"\b(?:come back|come in|call us|call|let us know|text us|see us|go to (?:the )?(?:er|emergency|walk in)|revenez|"
-         r"reviens|appelez(?: nous)?|rappelez(?: nous)?|consultez|venez|ecrivez nous|avisez nous) (?:right away |tout de "
+         r"\b(?:come back|come in|call us|call|let us know|text us|see us|go to (?:the )?(?:er|emergency|walk in)|"
+         r"revenez(?: nous voir)?|reviens(?: nous voir)?|appelez(?: nous)?|rappelez(?: nous)?|consultez|venez|ecrivez nous|avisez nous) (?:right away |tout de "
          r"suite |rapidement )?(?:if|si|when|quand|s') ?(?:it|the area|the spot|the site|that|ca|c'|cela|la zone|l'endroit|"
          r"le site|il|elle)(?: \w+){0,3}? (?:gets?|becomes?|turns?|starts? to|starts?|is|looks?|feels?|getting|devient|"
          r"deviennent|commence a|est|a l'air|semble|se met a)(?: \w+){0,2}? (?:red|redder|hot|warm|swollen|puffy|leak|"
@@ -1482,6 +1492,9 @@ WOUND += [
          r"soaking)\b(?: \w+){0,6}? (?:until|for|till|after)\b"
          r"|\b(?:pas de|ne prenez pas de|evitez (?:les|le)) (?:bains?|baignade|piscine|spa)\b(?: \w+){0,6}? "
          r"(?:avant|pendant|tant que|jusqu|apres)\b"),
+    rule("straw|straws|paille|mou|soft",
+         r"\b(?:no|don't use a|do not use a|avoid|without a) straws?\b|\b(?:pas de|sans|evitez la) paille\b"
+         r"|\b(?:eat|stick to|only) soft (?:foods?|diet)\b|\b(?:mangez|manger|mange) mou\b"),
 ]
 # A referral said in everyday words: "the specialist's office will call you", "the physio you were
 # referred to", « le bureau du spécialiste va vous appeler », « vous avez été référée en ».
@@ -1508,6 +1521,31 @@ CARE += [
          _near(r"\b(?:counsell?or|conseill\w+|therapist|therapeute|psy|psychologue|intervenante?|travailleuse sociale|"
                r"travailleur social|social worker)\b",
                r"\b(?:premiere rencontre|first meeting|first visit with them|premier rendez vous)\b", 10, both=True)),
+]
+# A symptom followed up without its name: "is it still bothering you?", « est-ce que ça vous achale encore? »,
+# « faites-vous encore des chaleurs la nuit? ».
+SYMPTOM += [
+    rule("bothering|bother|bugging|troubling|hurting|hurt|aching|itching|achale|derange|gosse|tracasse|empeche|fait|"
+         "elance|demange|chaleurs|sueurs|etourdissements|vertiges|nausees|brulures|crampes|saignements|replace",
+         r"\b(?:is|does|did) (?:it|that|this|the (?:area|spot|site|sore|cut|wound|scar|bump|rash|pain|cough|itch))"
+         r"(?: \w+)? still (?:bother|bothering|bug|bugging|trouble|troubling|hurt|hurting|ache|aching|itch|itching)\b"
+         r"|\b(?:it|that|this)(?:'s| is)? still (?:bothering|bugging|troubling|hurting) you\b"
+         r"|\b(?:ca|cela) (?:vous|te|t') ?(?:achale|derange|gosse|tracasse|fait mal|fait souffrir|empeche|elance|"
+         r"demange)\w*(?: \w+)? encore\b|\b(?:ca|cela) (?:vous|te|t') ?(?:achale|derange|gosse|tracasse|empeche|"
+         r"elance|demange) encore\b"
+         r"|\b(?:faites vous|avez vous|fais tu|as tu|vous faites|tu fais|vous avez) encore (?:des|de la|du) (?:chaleurs|"
+         r"sueurs|etourdissements|vertiges|nausees|brulures|crampes|saignements)\b"),
+]
+# Someone of the care team put the patient in a program or kept a place for them: « l'atelier où la Dre vous a
+# inscrit », « la travailleuse sociale vous a gardé une place », "the nurse signed you up for the group";
+# « ta TS » is the patient's social worker.
+CARE += [
+    rule("inscrit|inscrite|garde|reserve|signed|enrolled|put|ts",
+         r"\b(?:dre?|docteure?|medecin|infirmiere|infirmier|ips|travailleuse sociale|travailleur social|intervenante?|"
+         r"psychologue|therapeute|ts) (?:\w+ )?vous a (?:inscrite?|gardee? une place|reservee? une place)\b"
+         r"|\b(?:the doctor|the nurse|dr\.? \w+|your doctor|the social worker|your worker|the counsell?or|the "
+         r"therapist) (?:has )?(?:signed|enrolled|put) you (?:up )?(?:for|in|into|on)\b"
+         r"|\b(?:ta|votre|ton) ts\b"),
 ]
 # A fertility or menstrual cycle that is the patient's: "the plan for your next cycle", « votre prochain cycle ».
 PREGNANCY += [

@@ -80,7 +80,10 @@ _AGE_GROUP = (
     r"|\d+ (?:years |months |yrs )?(?:and|or) (?:older|over|up|above|more)|(?:aged|ages) \d+"
     r"|\d+ ?(?:to|-|and) ?\d+ (?:years|yrs|year olds)|\d+ ?\+"
     r"|(?:les |aux |des )?(?:personnes|gens|adultes|aines|femmes|hommes|enfants|bebes|residents)(?: \w+){0,2}? (?:de \d|"
-    r"agee?s|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+|de \d+ a \d+ ans|\d+ ?(?:-|a| ) ?\d+ ans)"
+    r"agee?s|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+|de \d+ a \d+ ans|\d+ ?(?:-|a| ) ?\d+ ans"
+    # eighth round: « entre 50 et 74 ans », "between 50 and 74", a school grade ("grade 7 students", « élèves de 4e année »)
+    r"|entre \d+ et \d+ ans|between (?:the ages of )?\d+ and \d+|grade \d+ (?:students|kids|children)|"
+    r"(?:students|kids|children) in grade \d+|eleves de (?:\d+e|secondaire \d))"
 )
 _GROUP = (
     r"(?:(?:people|persons|those|anyone|adults|seniors|women|men|children|kids|babies|infants|individuals|residents)"
@@ -95,6 +98,9 @@ _GROUP = (
     # free wherever anyone goes: "free at every pharmacy", « gratuites dans toutes les pharmacies »
     r"|free (?:at|in|from) (?:all|every|any)\b|gratuite?s? (?:dans|a|chez) (?:toutes|tous|toute|n'importe)"
     r"|(?:you're|you are|aged|ages) \d+ ?(?:to|-) ?\d+\b"
+    # eighth round: « entre 50 et 74 ans », "between 50 and 74", a school grade ("grade 7 students")
+    r"|entre \d+ et \d+ ans|between (?:the ages of )?\d+ and \d+|grade \d+ (?:students|kids|children)|"
+    r"(?:students|kids|children) in grade \d+|eleves de (?:\d+e|secondaire \d)"
     # a school's: "all grade 7 students", « les élèves de 4e année », « vaccination scolaire »
     r"|(?:all|every) (?:grade \d+ |high school |school |secondary )?(?:students|pupils)|eleves|scolaires?)"
 )
@@ -211,7 +217,8 @@ _THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?
            r"telephones?|lignes? telephoniques?|ascenseurs?|frigo|refrigerateur|congelateur|qualite de l'air|"
            r"chauffage|generatrice|alarme|gicleurs?|travaux|site web|imprimante|telecopieur|edifice|batiment|toit|"
            r"climatisation|water test|water quality|drinking water|test d'eau|eau potable|qualite de l'eau|fountains?|"
-           r"abreuvoirs?|online booking|booking system|reservation en ligne|test de reservation|login|connexion)")
+           r"abreuvoirs?|online booking|booking system|reservation en ligne|test de reservation|login|connexion|radon|"
+           r"asbestos|amiante|mou?ld|moisissures?|legionell?a|legionellose)")
 # Paperwork and the patient's particulars, whose verdicts are no one's health.
 _PAPER = (r"(?:coordonnees|papiers?|formulaires?|adresse|address|contact (?:info|information|details)|forms?|paperwork|"
           r"insurance|assurances?|factures?|invoices?|billing|carte|card|numero|paiements?|payments?|inscription|"
@@ -286,6 +293,7 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "charity",
         "raise raised raising fund* donat* sponsor walk walks run runs ride rides marathon marathons relay relays "
+        "tickets coins money change supporting challenge against billets defi contre "
         "sale sales lottery lotteries raffle raffles gala galas tournament tournaments race races research ribbon "
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
@@ -301,11 +309,15 @@ MARKERS: tuple[Marker, ...] = (
         r"support)|(?:walk|run|ride|marathon|relay|race)s? (?:to support|to fight|to end|in support)|collect(?:ing|s)? (?:\w+ ){0,3}for (?:the )?(?:\w+ ){0,3}(?:camp|"
         r"research|hospital|foundation|society|families|kids|children|patients|shelter|home|residence|drive|ride|walk|run|race|relay|gala)|for (?:\w+ ){0,3}research|research (?:on|into)|ribbons?|wear(?:ing)? (?:pink|"
         r"purple|red|blue|green|teal)|movember|profits?|foundation|for the cure|(?:the )?money (?:goes|will go|raised)|"
-        r"matched (?:your|the) donations|pledges?|(?:all )?proceeds|big bike|shav\w* (?:their|our|his|her|my) heads?|(?:food|toy|clothing|coat|"
+        r"matched (?:your|the) donations|pledges?|(?:all )?proceeds|(?:lottery|raffle|50 ?50) tickets?|"
+        # eighth round: what is collected goes to a cause; a team supported; a challenge against a disease
+        r"(?:coins|money|funds|donations|change) (?:\w+ ){0,4}(?:go|goes|will go|going) to|supporting our (?:\w+ ){0,3}"
+        r"(?:team|walk|run|ride|riders?|walkers?)|(?:walk|run|ride|challenge|race|relay)(?: \w+){0,2}? against|big bike|shav\w* (?:their|our|his|her|my) heads?|(?:food|toy|clothing|coat|"
         r"book|sock|blanket) drive)\b"
         r"|\b(?:amass\w*|ramass\w* (?:des )?\w+ pour|collecte de (?:fonds|sang|nourriture|denrees|jouets|vetements|manteaux|"
         r"livres|bas)|se ras\w* la tete|tetes rasees|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
         r"tournoi|vente|loterie|tirage|gala|souper) (?:pour|au profit|a la vie|de patisseries)|recherche sur|"
+        r"billets (?:de|pour la) (?:loterie|tirage)|(?:defi|cyclo defi|marche|course|relais|velo)(?: \w+){0,2}? contre|"
         r"au profit|profits|fondation|ruban|l'argent (?:va|ira|amasse)|porter\w* du (?:rose|mauve|rouge|bleu)|movember)\b",
     ),
     _marker(
@@ -313,7 +325,7 @@ MARKERS: tuple[Marker, ...] = (
         "talk* work* lect* semi* webi* sess* affi* post* conf* atel* soir* kios* booth* stud* caus* patients "
         "house welcome portes communaute cours matters matter counts parlons conversation compte importe "
         "all everyone anyone open public community neighbourhood neighborhood area region free talk workshop lecture "
-        "seminar webinar session evening booth kiosk register people women men adults seniors children kids families "
+        "seminar webinar session evening night forum booth kiosk register people women men adults seniors children kids families "
         "caregivers several some many other cases reported warning advisory alert awareness world mobile bus study "
         "studies posters tous tout toute toutes population ouvert ouverte public quartier conference atelier seance "
         "soiree kiosque causerie inscrire bienvenue personnes femmes hommes adultes aines enfants gens proches "
@@ -323,7 +335,7 @@ MARKERS: tuple[Marker, ...] = (
         r"\b(?:(?:message |notice )?sent to (?:all|everyone)|(?:screening|vaccination) day|awareness week|"
         r"all (?:of )?(?:our )?(?:patients|families|parents)(?! (?:on|taking|with|who|using)\b)|anyone (?:with|who)|"
         r"everyone|open to (?:all|everyone|the public|the community)|available (?:to|for) (?:all|everyone|anyone)|all canadians|all quebecers|(?:for|to|in) the (?:whole )?(?:public|community|"
-        r"neighbourhood|neighborhood|area)(?! of)|the public|public (?:health|talk|lecture|event|session|library)|free "
+        r"neighbourhood|neighborhood|area)(?! of)|the public|public (?:health|talk|lecture|event|session|library|webinar|forum)|free "
         r"(?:\w+ )?(?:talk|workshop|session|lecture|seminar|screening|class|information)|(?:a|an|the|our|this|public) "
         r"(?:\w+ ){0,2}(?:talk|workshop|lecture|seminar|webinar|information session|info session|information evening|"
         r"info night|booth|kiosk)s? (?:on|about|for)|booths?|kiosks?|no need to register|open house|(?:everyone|all) welcome|(?:people|women|men|adults|seniors|children|kids|families|caregivers|parents) "
@@ -334,10 +346,10 @@ MARKERS: tuple[Marker, ...] = (
         r"|(?:matters?|counts?) (?:to|for) (?:all of us|everyone|us all|everybody)|let'?s talk about|every conversation counts)\b"
         r"|\b(?:portes ouvertes|pour la communaute|(?:avis|message) a (?:la communaute|tous|toutes|la population|(?:toute )?la "
         r"clientele)|(?:toute|a toute) (?:la|notre) clientele|(?:message )?envoye a tous|clinique mobile|journee de "
-        r"(?:depistage|vaccination)|semaine (?:de la|nationale)|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints)\b)|toute personne|"
+        r"(?:depistage|vaccination)|semaine (?:de la|nationale)|cours gratuits?|a tous(?: les patients)?(?! (?:les )?(?:patients )?(?:sous|qui prennent|avec|atteints|deux|trois)\b)|toute personne|"
         r"tout le monde|tous les (?:canadiens|quebecois)|joignez vous a nous|ouverte?s? (?:a (?:tous|toutes|la population|tout le monde)|au public)|pour (?:toute la famille|tout le quartier|"
         r"la population|le public)|la population|(?:conference|atelier|causerie|webinaire|kiosque|soiree "
-        r"d'information)s? (?:\w+ ){0,2}(?:sur|pour|au|a la|a notre)|(?:conference|atelier|seance|soiree|seminaire|causerie)s?(?: d'information)? (?:gratuite?s?|"
+        r"d'information)s? (?:\w+ ){0,2}(?:sur|pour|au|a la|a notre)|(?:conference|atelier|seance|soiree|seminaire|causerie|webinaire)s?(?: d'information)? (?:gratuite?s?|public\b|"
         r"publique?s?)|kiosques?|tous les patients(?! (?:sous|qui prennent|avec|atteints))|"
         r"pas besoin de s'inscrire|bienvenue a tous|les (?:personnes|femmes|hommes|adultes|aines|enfants|parents|"
         r"proches aidants|gens) (?:de \d|agee?s|du secteur|de la region)|"
@@ -445,7 +457,7 @@ MARKERS: tuple[Marker, ...] = (
         "imprimante telecopieur edifice batiment toit climatisation telephones air quality qualite site web systeme "
         "telephonique alarms fountain fountains abreuvoir abreuvoirs potable water drinking eau online booking login connexion "
         "coordonnees papiers documents document adresse address contact paperwork factures facture invoices invoice "
-        "numero courriel email",
+        "numero courriel email radon asbestos amiante mold mould moisissure moisissures legionella legionellose",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
         r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|are|"

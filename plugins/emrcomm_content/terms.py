@@ -824,6 +824,23 @@ SEVENTH_FR = [
     ]),
 ]
 
+# Eighth round: the services and professionals of care that dev-13 named and no list had (a back school,
+# an embryologist, an ostomy nurse, a hearing-aid fitter), and the short forms staff write.
+EIGHTH_EN = [
+    ("condition", [
+        "back school", "embryologist", "embryology lab", "ostomy nurse", "wound ostomy nurse", "ostomy appliance",
+        "audiologist", "hearing aid fitting", "stress management group",
+        "stress management workshop", "semen analysis", "sperm count",
+    ]),
+]
+EIGHTH_FR = [
+    ("condition", [
+        "école du dos", "embryologiste", "laboratoire d'embryologie", "stomothérapeute", "stomothérapie",
+        "infirmière en stomothérapie", "audioprothésiste", "audiologiste", "endocrino", "atelier gérer son stress",
+        "gestion du stress", "analyse de sperme",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -848,6 +865,7 @@ CLINICAL_EN = Lexicon.of(
     *SERVICES_EN,
     *SIXTH_EN,
     *SEVENTH_EN,
+    *EIGHTH_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -873,6 +891,7 @@ CLINICAL_FR = Lexicon.of(
     *SERVICES_FR,
     *SIXTH_FR,
     *SEVENTH_FR,
+    *EIGHTH_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
@@ -947,6 +966,9 @@ ADMINISTRATIVE_PHRASES = [
     "credit d'impot pour personnes handicapees", "vignette de stationnement pour personne handicapee",
     "stationnement pour personne handicapee", "fondation des maladies du coeur",
     "societe canadienne du cancer", "health 811", "info sante 811", "info sante",
+    # eighth round: a charge on a card is no sample
+    "double prelevement", "prelevement sur votre carte", "prelevement sur votre compte",
+    "prelevement bancaire", "prelevement automatique", "prelevements automatiques",
 ]
 
 # Diseases that name a vaccine everyone is offered: next to a vaccine word ("COVID-19 vaccine",
