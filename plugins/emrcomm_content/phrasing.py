@@ -163,7 +163,9 @@ SYMPTOM_WORDS = (
     "douleur|douleurs|brulure|brulures|respiration|essoufflement|pertes de conscience|"
     "evanouissements|confusion|poussee|envies|diarrhee|demangeaisons|ecoulement|ecoulements|crampes|"
     "palpitations|rougeur|rougeurs|infection|crises|vertiges|boutons|saignements de nez|"
-    "mal de gorge|malaises|ballonnements|difficulte a avaler|mal a avaler|pipi au lit|constipation"
+    "mal de gorge|malaises|ballonnements|difficulte a avaler|mal a avaler|pipi au lit|constipation|"
+    # eighth round: ringing in the ears
+    "ringing|ringing in your ears|buzzing in your ears|bourdonnement|bourdonnements|acouphenes|sifflement dans l'oreille"
 )
 _SYMPTOM = _words(SYMPTOM_WORDS)
 # Symptoms whose change over time staff ask about; "pain" alone is everyday talk ("the pain came
@@ -176,7 +178,8 @@ SYMPTOM_CHANGING_WORDS = (
     "eruption|toux|fievre|enflure|gonflement|saignement|saignements|maux de tete|"
     "etourdissements|vomissements|nausees|engourdissement|engourdissements|fourmillements|"
     "brulure|brulures|essoufflement|confusion|diarrhee|demangeaisons|ecoulement|ecoulements|"
-    "palpitations|rougeur|rougeurs|infection|vertiges|boutons|saignements de nez|ballonnements|constipation"
+    "palpitations|rougeur|rougeurs|infection|vertiges|boutons|saignements de nez|ballonnements|constipation|"
+    "ringing|bourdonnement|bourdonnements|acouphenes"
 )
 _SYMPTOM_CHANGING = _words(SYMPTOM_CHANGING_WORDS)
 # --- a finding, referred to without its name ---------------------------------------------------
@@ -1535,6 +1538,26 @@ SYMPTOM += [
          r"elance|demange) encore\b"
          r"|\b(?:faites vous|avez vous|fais tu|as tu|vous faites|tu fais|vous avez) encore (?:des|de la|du) (?:chaleurs|"
          r"sueurs|etourdissements|vertiges|nausees|brulures|crampes|saignements)\b"),
+]
+# Written after a probe of the developer's own, after the tuning on dev-13: being woken by it, bleeding that
+# starts, what came back with nothing new, the next steps after the results.
+SYMPTOM += [
+    rule("waking|awake|reveillez|reveilles|reveille",
+         r"\bstill (?:waking up|up|awake|getting up)(?: \w+){0,3}? (?:with|from|because of) (?:it|that|the \w+)\b"
+         r"|\b(?:vous reveillez vous|te reveilles tu|vous vous reveillez|tu te reveilles|ca vous reveille|ca te reveille) "
+         r"encore\b"),
+]
+WOUND += [
+    rule("saigner|saigne|bleed|bleeding|bleeds",
+         r"\b(?:si|if|when|quand) (?:ca|it|cela|la plaie|le pansement|the dressing|the wound|the cut)(?: \w+){0,2}? "
+         r"(?:se met a saigner|saigne|starts? (?:to bleed|bleeding)|bleeds|recommence a saigner)\b"),
+]
+FINDING += [
+    rule("came|revenu|steps|suite|etapes",
+         r"\b(?:what came back|ce qui est revenu)\b(?: [\w']+){0,6}? (?:nothing new|nothing (?:to worry|alarming)|all "
+         r"(?:good|normal|fine)|rien de nouveau|rien d'inquietant|tout est (?:beau|normal|correct))\b"
+         r"|\b(?:the next steps|la suite|les prochaines etapes)\b(?: \w+){0,2}? (?:after|following|with|apres|suite a|"
+         r"avec) (?:the |your |vos |les |la |le )?(?:results?|resultats?|tests?|scan|biopsy|biopsie|examens?|analyses)\b"),
 ]
 # Someone of the care team put the patient in a program or kept a place for them: « l'atelier où la Dre vous a
 # inscrit », « la travailleuse sociale vous a gardé une place », "the nurse signed you up for the group";

@@ -468,7 +468,7 @@ MARKERS: tuple[Marker, ...] = (
         r"back|is back|was|is|were|are|est revenue?s?|a ete|est|sont|est passee?|a passe) (?:all |both |entirely |tous |toutes )?(?:positive?|negative?|clear|approved|declined|accepted|"
         r"refused|rejected|approuvee?s?|refusee?s?|acceptee?s?|rejetee?s?|positifs?|negatifs?"
         # eighth round: a plain verdict on a payment or an audit ("your payment came back fine", "the audit came back clean")
-        r"|fine|good|ok|okay|clean|normal|through|beau|correcte?|ok)\b"
+        r"|fine|good|ok|okay|clean|normal|through|beau|correcte?|ok|the same|pareil|pareille|identique|la meme|le meme)\b"
         r"|\b(?:survey|inspection|audit|lottery|draw|vote|sondage)s? results?\b"
         # the verdict is an approval: "came back positive — approved!"
         r"|\b(?:positive?|negative?|positifs?|negatifs?|clear)\W+(?:approved|accepted|approuvee?s?|acceptee?s?)\b"
