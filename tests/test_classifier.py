@@ -37,7 +37,7 @@ def test_training_refuses_a_heldout_part(heldout: Path) -> None:
 
 def test_the_package_loads_the_shipped_weights() -> None:
     model = classifier.packaged()
-    assert model.weights and 0.5 <= model.cut < 1
+    assert model.weights and training.LOWEST_CUT <= model.cut < 1
 
 
 def test_a_score_names_the_evidence_that_raised_it_with_its_span() -> None:
