@@ -200,14 +200,21 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # 0.973 (en 0.977, fr 0.970), 0.018 (en 0.020, fr 0.017); heldout-5 0.941 (en 0.952, fr 0.931),
 # 0.029 (en 0.021, fr 0.037); heldout-4 0.959 (en 0.954, fr 0.965), 0.023 (0.023, 0.023);
 # heldout-3 0.935 (en 0.944, fr 0.925), 0.021 (en 0.016, fr 0.026).
+# The score's cut then went from 0.50 to 0.415 (the false-reroute budget, chosen on development parts
+# only, decided before heldout-10 was written): heldout-9 0.950 (en 0.948, fr 0.952), 0.026 (en
+# 0.032, fr 0.020); heldout-8 0.970 (en 0.968, fr 0.972), 0.026 (en 0.032, fr 0.020); heldout-7
+# 0.972 (en 0.957, fr 0.987), 0.023 (en 0.030, fr 0.017); heldout-6 0.977 (en 0.980, fr 0.973),
+# 0.020 (en 0.023, fr 0.017); heldout-5 0.941 (en 0.952, fr 0.931), 0.036 (en 0.032, fr 0.040);
+# heldout-4 0.962 (en 0.954, fr 0.971), 0.033 (en 0.040, fr 0.026); heldout-3 0.945 (en 0.954, fr
+# 0.935), 0.023 (en 0.020, fr 0.026). These floors and ceilings are those figures.
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
-    ("heldout-3", "all", 0.92, 0.03), ("heldout-3", "en", 0.915, 0.025), ("heldout-3", "fr", 0.92, 0.027),
-    ("heldout-4", "all", 0.955, 0.024), ("heldout-4", "en", 0.95, 0.024), ("heldout-4", "fr", 0.96, 0.024),
-    ("heldout-5", "all", 0.935, 0.03), ("heldout-5", "en", 0.95, 0.022), ("heldout-5", "fr", 0.925, 0.038),
-    ("heldout-6", "all", 0.97, 0.019), ("heldout-6", "en", 0.975, 0.021), ("heldout-6", "fr", 0.965, 0.018),
-    ("heldout-7", "all", 0.965, 0.023), ("heldout-7", "en", 0.955, 0.028), ("heldout-7", "fr", 0.975, 0.018),
-    ("heldout-8", "all", 0.96, 0.021), ("heldout-8", "en", 0.955, 0.025), ("heldout-8", "fr", 0.965, 0.017),
-    ("heldout-9", "all", 0.945, 0.021), ("heldout-9", "en", 0.94, 0.025), ("heldout-9", "fr", 0.95, 0.017),
+    ("heldout-3", "all", 0.94, 0.024), ("heldout-3", "en", 0.95, 0.021), ("heldout-3", "fr", 0.93, 0.027),
+    ("heldout-4", "all", 0.96, 0.034), ("heldout-4", "en", 0.95, 0.041), ("heldout-4", "fr", 0.97, 0.027),
+    ("heldout-5", "all", 0.94, 0.037), ("heldout-5", "en", 0.95, 0.033), ("heldout-5", "fr", 0.93, 0.041),
+    ("heldout-6", "all", 0.975, 0.021), ("heldout-6", "en", 0.975, 0.024), ("heldout-6", "fr", 0.97, 0.018),
+    ("heldout-7", "all", 0.97, 0.024), ("heldout-7", "en", 0.955, 0.031), ("heldout-7", "fr", 0.985, 0.018),
+    ("heldout-8", "all", 0.968, 0.027), ("heldout-8", "en", 0.965, 0.033), ("heldout-8", "fr", 0.97, 0.021),
+    ("heldout-9", "all", 0.948, 0.027), ("heldout-9", "en", 0.945, 0.033), ("heldout-9", "fr", 0.95, 0.021),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
