@@ -64,6 +64,7 @@ NAMES = ("core", "drugs", "icd10cm")
 STOPPING = {"CLINICAL_CONTENT": None, "HEALTH_IDENTIFIER": "lexicon", "CLINICAL_UNCERTAIN": "uncertain"}
 # (name printed, file): held-out parts first.
 PARTS = (
+    ("held-out 10 (an eighth blind part, by an eighth writer; scored by figures only)", "heldout-10.tsv"),
     ("held-out 9 (a seventh blind part, by a seventh writer; scored by figures only)", "heldout-9.tsv"),
     ("held-out 8 (a sixth blind part, by a sixth writer; scored by figures only)", "heldout-8.tsv"),
     ("held-out 7 (a fifth blind part, by a fifth writer; scored by figures only)", "heldout-7.tsv"),

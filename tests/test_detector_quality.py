@@ -48,7 +48,7 @@ DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # (development 6), y (development 7), z (development 8), e (development 9), f (development 10), b
 # (held-out 4), c (held-out 5), g (held-out 6), j (held-out 7), l (held-out 8), m (held-out 9), i (development 11), k
 # (development 12), n (development 13).
-LATER_IDS = {"heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
+LATER_IDS = {"heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
               "heldout-6": r"(en|fr)-g\d{4}", "heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}",
              "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
@@ -117,7 +117,7 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80), ("dev-9", 450), ("dev-10", 450),
                                             ("dev-11", 500), ("dev-12", 600), ("dev-13", 600)])
