@@ -207,6 +207,10 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # 0.020 (en 0.023, fr 0.017); heldout-5 0.941 (en 0.952, fr 0.931), 0.036 (en 0.032, fr 0.040);
 # heldout-4 0.962 (en 0.954, fr 0.971), 0.033 (en 0.040, fr 0.026); heldout-3 0.945 (en 0.954, fr
 # 0.935), 0.023 (en 0.020, fr 0.026). These floors and ceilings are those figures.
+# heldout-10: an eighth blind part, by an eighth writer, written after the cut's change, committed
+# before it was scored, by figures only, told to no one: recall 0.962 (en 0.956, fr 0.968), false
+# blocks 0.028 (en 0.028, fr 0.028); at the cut of 0.50, 0.956 (en 0.948, fr 0.964), 0.024 (0.024,
+# 0.024); the seventh round's detector, 0.958 (en 0.952, fr 0.964), 0.022 (en 0.020, fr 0.024).
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
     ("heldout-3", "all", 0.94, 0.024), ("heldout-3", "en", 0.95, 0.021), ("heldout-3", "fr", 0.93, 0.027),
     ("heldout-4", "all", 0.96, 0.034), ("heldout-4", "en", 0.95, 0.041), ("heldout-4", "fr", 0.97, 0.027),
@@ -215,6 +219,7 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
     ("heldout-7", "all", 0.97, 0.024), ("heldout-7", "en", 0.955, 0.031), ("heldout-7", "fr", 0.985, 0.018),
     ("heldout-8", "all", 0.968, 0.027), ("heldout-8", "en", 0.965, 0.033), ("heldout-8", "fr", 0.97, 0.021),
     ("heldout-9", "all", 0.948, 0.027), ("heldout-9", "en", 0.945, 0.033), ("heldout-9", "fr", 0.95, 0.021),
+    ("heldout-10", "all", 0.96, 0.029), ("heldout-10", "en", 0.955, 0.029), ("heldout-10", "fr", 0.965, 0.029),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
