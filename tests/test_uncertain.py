@@ -3,6 +3,7 @@ without clinical words), says why, and a clinic can see and tune it. Templates a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from emrcomm import ConfigError
 from emrcomm.host import Host
 from emrcomm.model import Message, Request, Severity, Status
 from emrcomm.testing import make_context
-from emrcomm_content import Plugin
+from emrcomm_content import Plugin, classifier
 from support import communication
 
 # No listed term, no strong pattern, but a vague reference to something discussed at a visit.
@@ -34,6 +35,9 @@ def test_uncertain_free_text_goes_to_the_portal_with_a_notice(host: Host) -> Non
     [why] = [f for f in outcome.findings if f.code == "CLINICAL_UNCERTAIN" and f.channel == "sms"]
     assert why.severity is Severity.BLOCK and why.span is not None
     assert "score" in why.message and why.remedy and why.message_fr
+    # The score and the limit as the finding states them: the score is read as at or above the limit.
+    said = re.search(r"score (\d\.\d{3}) above the clinic's limit (\d\.\d{3})", why.message)
+    assert said and float(said[1]) >= float(said[2]) == classifier.packaged().cut, why.message
 
 
 def test_the_notice_carries_no_words_of_the_message(host: Host) -> None:
