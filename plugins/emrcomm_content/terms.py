@@ -712,6 +712,12 @@ SERVICES_FR = [
 # Each is clinical in a clinic's message to one patient; a colleague's or everyone's is left out by
 # subject.py. Left out as too often administrative: "due date" (a bill's), "withdrawal" (a bank's),
 # "sponsor" / « parrain » (a charity's), « trimestre » (a quarter), "grief" and « deuil » alone.
+# Brand names the drug dictionary lacks, the same in both languages.
+_SIXTH_BRANDS = [
+    "Blexten", "Allerject", "Emerade", "Metadol", "Habitrol", "Gonal-f", "Menopur", "Ovidrel", "Cetrotide",
+    "Orgalutran", "Tri-Cyclen", "Jaydess", "Visanne", "Gravol", "Restoralax", "Tactupump", "Dexcom",
+    "Omnipod", "Freestyle Libre",
+]
 SIXTH_EN = [
     ("condition", [
         "DBT", "EMDR", "gambling help line", "intrusive thoughts", "mood clinic", "early psychosis", "early psychosis program", "psychoeducation",
@@ -748,11 +754,7 @@ SIXTH_EN = [
         "allergy injection", "allergy injections", "allergy shot", "sitz bath", "sitz baths",
         "incentive spirometer", "breathing exerciser", "frozen embryo transfer", "egg freezing",
     ]),
-    ("medication", [
-        "Blexten", "Allerject", "Emerade", "Metadol", "Habitrol", "Gonal-f", "Menopur", "Ovidrel", "Cetrotide",
-        "Orgalutran", "Tri-Cyclen", "Jaydess", "Visanne", "Gravol", "Restoralax", "Tactupump", "Dexcom",
-        "Omnipod", "Freestyle Libre", "nicotine patch", "nicotine patches",
-    ]),
+    ("medication", [*_SIXTH_BRANDS, "nicotine patch", "nicotine patches"]),
 ]
 SIXTH_FR = [
     ("condition", [
@@ -793,11 +795,7 @@ SIXTH_FR = [
         "bains de siège", "exerciseur respiratoire", "spiromètre incitatif", "ponction d'ovules",
         "ponction ovarienne", "transfert d'embryon", "transfert d'embryons", "congélation d'ovules", "IIU",
     ]),
-    ("medication", [
-        "Blexten", "Allerject", "Emerade", "Metadol", "Habitrol", "Gonal-f", "Menopur", "Ovidrel", "Cetrotide",
-        "Orgalutran", "Tri-Cyclen", "Jaydess", "Visanne", "Gravol", "Restoralax", "Tactupump", "Dexcom",
-        "Omnipod", "Freestyle Libre", "timbre de nicotine", "timbres de nicotine",
-    ]),
+    ("medication", [*_SIXTH_BRANDS, "timbre de nicotine", "timbres de nicotine"]),
 ]
 
 # Seventh round: the gentle forms of pregnancy and mental-health care that a probe of the developer's own
