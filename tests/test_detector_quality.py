@@ -299,58 +299,31 @@ def test_the_fourth_round_parts_the_detector_was_tuned_on(host: Host, part: str,
     assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
 
 
+# The development parts by independent writers who never read the project, each scored once when it
+# arrived by the detector as it then was (English / French), then tuned on and trained on:
+# - dev-9 and dev-10 (fifth round): recall 0.991 / 0.982, false blocks 0.054 / 0.089; 0.938 / 0.956,
+#   0.116 / 0.098. Tuning reached recall 1.000 in each, false blocks 0.018 (dev-9 English: an X-ray
+#   requisition and school vaccines, the project's own labelling rule) and 0 elsewhere.
+# - dev-11 (sixth round; mental health, substance use, pregnancy and fertility, allergy, vaccines
+#   because of a condition; staff illness, clinic names, charity, verdicts about things, campaigns):
+#   recall 0.944 / 0.880, false blocks 0.088 / 0.080.
+# - dev-12 (seventh round; mental health and pregnancy in their gentle forms, fertility, sexual health;
+#   a staff member's own health, place names with medical words, campaigns, verdicts about things): by
+#   the sixth round's detector, recall 0.980 / 0.973, false blocks 0.040 / 0.060.
+# - dev-13 (eighth round; referrals in everyday words, verdicts on the patient's tests with no finding
+#   word, aftercare, symptom follow-ups, services named, appointment purposes, mental health, fertility;
+#   results-ready and pharmacy notices, charity, verdicts about things, campaigns): by the seventh
+#   round's detector, recall 0.960 / 0.887, false blocks 0.067 / 0.067. Three pharmacy notices of the
+#   patient's own adherence packs stay blocked: an older part labels the same wording clinical.
 @pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
     ("dev-9", "en", 0.99, 0.03), ("dev-9", "fr", 0.99, 0.01),
     ("dev-10", "en", 0.99, 0.01), ("dev-10", "fr", 0.99, 0.01),
-])
-def test_the_fifth_round_parts_by_independent_writers(host: Host, part: str, scope: str, recall: float,
-                                                      false_block: float) -> None:
-    """Written by two writers who never read the project, each scored once when it arrived (dev-9:
-    recall 0.991 / 0.982, false blocks 0.054 / 0.089; dev-10: 0.938 / 0.956, false blocks 0.116 /
-    0.098, English / French), then tuned on and trained on: tuning reached recall 1.000 in each, false
-    blocks 0.018 (dev-9 English: an X-ray requisition and school vaccines, the project's own labelling
-    rule) and 0 elsewhere."""
-    f = by_scope(host, part)[scope]
-    assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
-
-
-@pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
     ("dev-11", "en", 0.99, 0.01), ("dev-11", "fr", 0.97, 0.01),
-])
-def test_the_sixth_round_part_by_an_independent_writer(host: Host, part: str, scope: str, recall: float,
-                                                       false_block: float) -> None:
-    """Written by a third writer who never read the project (mental health, substance use, pregnancy and
-    fertility, allergy, vaccines because of a condition; staff illness, clinic names, charity, verdicts about
-    things, campaigns), scored once when it arrived (recall 0.944 / 0.880, false blocks 0.088 / 0.080,
-    English / French), then tuned on and trained on."""
-    f = by_scope(host, part)[scope]
-    assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
-
-
-@pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
     ("dev-12", "en", 0.99, 0.01), ("dev-12", "fr", 0.99, 0.01),
-])
-def test_the_seventh_round_part_by_an_independent_writer(host: Host, part: str, scope: str, recall: float,
-                                                         false_block: float) -> None:
-    """Written by a fourth writer who never read the project (mental health and pregnancy in their gentle
-    forms, fertility, sexual health; a staff member's own health, place names with medical words, campaigns,
-    verdicts about things), scored once when it arrived by the sixth round's detector (recall 0.980 / 0.973,
-    false blocks 0.040 / 0.060, English / French), then tuned on and trained on."""
-    f = by_scope(host, part)[scope]
-    assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
-
-
-@pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
     ("dev-13", "en", 0.99, 0.01), ("dev-13", "fr", 0.97, 0.015),
 ])
-def test_the_eighth_round_part_by_an_independent_writer(host: Host, part: str, scope: str, recall: float,
-                                                        false_block: float) -> None:
-    """Written by a fifth writer who never read the project (referrals in everyday words, verdicts on the
-    patient's tests with no finding word, aftercare, symptom follow-ups, services named, appointment purposes,
-    mental health, fertility; results-ready notices, pharmacy notices, charity events, verdicts about things,
-    campaigns), scored once when it arrived by the seventh round's detector (recall 0.960 / 0.887, false blocks
-    0.067 / 0.067, English / French), then tuned on and trained on. Three pharmacy notices of the patient's own
-    adherence packs stay blocked: an older part labels the same wording clinical."""
+def test_a_part_by_an_independent_writer_keeps_what_its_round_reached(host: Host, part: str, scope: str,
+                                                                      recall: float, false_block: float) -> None:
     f = by_scope(host, part)[scope]
     assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
 
