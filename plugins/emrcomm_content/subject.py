@@ -74,6 +74,10 @@ _CAMPAIGN = (r"(?:vaccin\w*|shots?|boosters?|immuni[sz]\w*|screening|depistage|c
 # Free or offered to a group named by age or by who they are ("free for everyone 65 and older", « gratuit
 # pour les 75 ans et plus »), but not "eligible for free insulin", which is the patient's.
 _FREE = r"(?:free|gratuite?s?|offerte?s?)"
+# Eighth round: an age range or a school grade (« entre 50 et 74 ans », "between 50 and 74", "grade 7
+# students", « élèves de 4e année »), in both of the patterns below.
+_RANGE_OR_GRADE = (r"|entre \d+ et \d+ ans|between (?:the ages of )?\d+ and \d+|grade \d+ (?:students|kids|children)"
+                   r"|(?:students|kids|children) in grade \d+|eleves de (?:\d+e|secondaire \d)")
 _AGE_GROUP = (
     r"(?:(?:people|persons|those|anyone|adults|seniors|women|men|children|kids|babies|infants|individuals|residents)"
     r"(?: \w+){0,2}? (?:aged|over|under|between|from \d|\d)"
@@ -81,9 +85,7 @@ _AGE_GROUP = (
     r"|\d+ ?(?:to|-|and) ?\d+ (?:years|yrs|year olds)|\d+ ?\+"
     r"|(?:les |aux |des )?(?:personnes|gens|adultes|aines|femmes|hommes|enfants|bebes|residents)(?: \w+){0,2}? (?:de \d|"
     r"agee?s|entre)|\d+ (?:ans|mois) (?:et|ou) (?:plus|moins)|\d+ ans et \+|de \d+ a \d+ ans|\d+ ?(?:-|a| ) ?\d+ ans"
-    # eighth round: « entre 50 et 74 ans », "between 50 and 74", a school grade ("grade 7 students", « élèves de 4e année »)
-    r"|entre \d+ et \d+ ans|between (?:the ages of )?\d+ and \d+|grade \d+ (?:students|kids|children)|"
-    r"(?:students|kids|children) in grade \d+|eleves de (?:\d+e|secondaire \d))"
+    + _RANGE_OR_GRADE + ")"
 )
 _GROUP = (
     r"(?:(?:people|persons|those|anyone|adults|seniors|women|men|children|kids|babies|infants|individuals|residents)"
@@ -98,9 +100,7 @@ _GROUP = (
     # free wherever anyone goes: "free at every pharmacy", « gratuites dans toutes les pharmacies »
     r"|free (?:at|in|from) (?:all|every|any)\b|gratuite?s? (?:dans|a|chez) (?:toutes|tous|toute|n'importe)"
     r"|(?:you're|you are|aged|ages) \d+ ?(?:to|-) ?\d+\b"
-    # eighth round: « entre 50 et 74 ans », "between 50 and 74", a school grade ("grade 7 students")
-    r"|entre \d+ et \d+ ans|between (?:the ages of )?\d+ and \d+|grade \d+ (?:students|kids|children)|"
-    r"(?:students|kids|children) in grade \d+|eleves de (?:\d+e|secondaire \d)"
+    + _RANGE_OR_GRADE +
     # a school's: "all grade 7 students", « les élèves de 4e année », « vaccination scolaire »
     r"|(?:all|every) (?:grade \d+ |high school |school |secondary )?(?:students|pupils)|eleves|scolaires?)"
 )
