@@ -199,7 +199,6 @@ class ClinicalDetector:
         """:meth:`allowed_spans`, and apart the names and allowed phrases among them (the spans
         whose words the uncertainty score does not read)."""
         wording, names = administrative.read(folded, words)
-        names = list(names)
         for phrase in self.allow:
             start = folded.text.find(phrase)
             while start != -1:
