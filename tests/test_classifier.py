@@ -54,7 +54,7 @@ def test_a_reason_is_said_in_english_and_french() -> None:
     assert classifier.describe("c:wound") == ("a word of wound or injury care", "un mot de soin de plaie ou de blessure")
     assert classifier.describe("p:body+wound") == ("a part of the body with a word of wound or injury care",
                                                    "une partie du corps avec un mot de soin de plaie ou de blessure")
-    assert classifier.describe("w:dressing") == ("the wording", "la formulation")
+    assert classifier.describe("w:dressing") == ("a word more frequent in clinical messages", "un mot plus fréquent dans les messages cliniques")
 
 
 def test_a_class_carries_weight_to_words_the_training_never_saw() -> None:

@@ -158,6 +158,8 @@ def describe(name: str) -> tuple[str, str]:
         return f"wording close to {english}", f"une formulation proche de : {french}"
     if name in _EVIDENCE_WORDS:
         return _EVIDENCE_WORDS[name]
+    if kind in ("w", "s"):
+        return "a word more frequent in clinical messages", "un mot plus fréquent dans les messages cliniques"
     return "the wording", "la formulation"
 
 
