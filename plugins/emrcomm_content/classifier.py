@@ -17,10 +17,10 @@ The weights were learned from the development parts of benchmarks/data/clinic-me
 (training.py, which also chose the default cut by cross-validation) and ship in classifier.json;
 nothing is learned or fetched at run time. Scoring a message is a dictionary look-up per feature.
 
-Only a text with a word of a class that speaks of a body, a measure, a verdict or care
-(:data:`wordclasses.SCORED`), or some evidence, is scored (:func:`eligible`): "someone will call
-you tonight" is never uncertain, whatever the weights. A
-score explains itself: :attr:`Score.reasons` are the features that raised it most, classes and
+Every free text that no term and no pattern marked is scored, whatever words it has: the weights,
+not a list of words, say that "someone will call you tonight" is administrative. (Until the ninth
+round only a text with a word of :data:`wordclasses.SCORED` or some evidence was scored; most of
+what new writers' parts let through had no such word: docs/rules.md.) A score explains itself: :attr:`Score.reasons` are the features that raised it most, classes and
 evidence before words, each with the span of the original text, and :func:`describe` says each
 in English and French.
 """
@@ -71,12 +71,10 @@ def features(
     evidence: Iterable[tuple[tuple[int, int], str]] = (),
     *,
     known: Container[str] = (),
-    scored_only: bool = False,
     others: Iterable[tuple[int, int]] = (),
 ) -> dict[str, tuple[int, int]]:
     """Each feature of the text with the original span it comes from (its first occurrence):
-    classes and pairs, the evidence, then words and stems. With ``scored_only``, a text that is
-    not :func:`eligible` has no features (its words are not read).
+    classes and pairs, the evidence, then words and stems.
 
     A word written with a capital is a name (a person, a clinic, a pharmacy, a day: "Sacred Heart
     Clinic") and is not a feature, unless it starts a sentence (then its class counts, and the word
@@ -126,28 +124,12 @@ def features(
             out.setdefault(f"p:{a}+{b}", (min(a0, b0), max(a1, b1)))
     for span, name in evidence:
         out.setdefault(name, span)
-    if scored_only and not eligible(out):
-        return {}
     for word, span in zip(features_of, spans):
         if word:
             out.setdefault(f"w:{_token(word)}", span)
             if len(word) > STEM and not word[0].isdigit():
                 out.setdefault(f"s:{word[:STEM]}", span)
     return out
-
-
-def eligible(names: Iterable[str]) -> bool:
-    """Whether the text is worth scoring: a word of a class of :data:`wordclasses.SCORED`, weak
-    wording (``weak:``, ``phrase:``), or two kinds of words that are clinical only in context (a
-    result word and a test word). One such word alone is everyday language: "stay positive!",
-    "this is a test message"."""
-    kinds = set()
-    for n in names:
-        if n.startswith(("weak:", "phrase:")) or (n.startswith("c:") and n[2:] in wordclasses.SCORED):
-            return True
-        if n.startswith("kind:"):
-            kinds.add(n)
-    return len(kinds) >= 2
 
 
 _EVIDENCE_WORDS = {
@@ -176,6 +158,8 @@ def describe(name: str) -> tuple[str, str]:
         return f"wording close to {english}", f"une formulation proche de : {french}"
     if name in _EVIDENCE_WORDS:
         return _EVIDENCE_WORDS[name]
+    if kind in ("w", "s"):
+        return "a word more frequent in clinical messages", "un mot plus fréquent dans les messages cliniques"
     return "the wording", "la formulation"
 
 
@@ -233,10 +217,10 @@ class Classifier:
 
     def score(self, folded: Folded, evidence: Iterable[tuple[tuple[int, int], str]] = (), *, reasons: int = 2,
               others: Iterable[tuple[int, int]] = ()) -> Score:
-        """The probability (0 when the text does not speak of health) and the reasons: the
+        """The probability (0 for a text with no feature: only names and boilerplate) and the reasons: the
         features that raised it most, classes and evidence before words. ``others``: the folded
         spans of clauses about someone else or everyone (subject.py), whose words do not count."""
-        found = features(folded, evidence, known=self.known, scored_only=True, others=others)
+        found = features(folded, evidence, known=self.known, others=others)
         if not found:
             return Score(0.0, ())
         p = self.probability(found)

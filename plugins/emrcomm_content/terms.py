@@ -967,6 +967,9 @@ ADMINISTRATIVE_PHRASES = [
     # eighth round: a charge on a card is no sample
     "double prelevement", "prelevement sur votre carte", "prelevement sur votre compte",
     "prelevement bancaire", "prelevement automatique", "prelevements automatiques",
+    # ninth round: every free text is scored; everyday phrases whose words are clinical elsewhere
+    "hours of operation", "heures d'operation", "heures d'ouverture", "stay positive", "restez positif",
+    "restez positive", "on reste positif",
 ]
 
 # Diseases that name a vaccine everyone is offered: next to a vaccine word ("COVID-19 vaccine",

@@ -217,9 +217,9 @@ NUMBERS = re.compile(
     r"|(?P<decimal>\b\d+[.,]\d+\b)"
 )
 BY_NAME: Mapping[str, WordClass] = {c.name: c for c in (*CLASSES, *NUMBER_CLASSES)}
-# The classes that make a text worth scoring: it speaks of a body, a medication, a finding, a
-# measure or a verdict, or gives an instruction (classifier.eligible). A text made only of
-# logistics, of "your" and of the staff's names is never scored.
+# The classes that say what a text is about: a body, a medication, a finding, a measure, a verdict,
+# care or an instruction. A finding names them as its reasons (classifier.py); until the ninth
+# round only a text with one of them was scored (benchmarks/score_design.py measures that gate).
 SCORED = frozenset({
     "body", "symptom", "wound", "medication", "dosing", "finding", "mind", "function", "fluid", "vague", "measure",
     "verdict", "care", "instruction", "unit", "decimal",
