@@ -72,8 +72,6 @@ def _second_round_eligible(names: Iterable[str]) -> bool:
 
 def _classes_choose_only(names: tuple[str, ...]) -> tuple[str, ...]:
     """No class or pair features; a marker keeps the texts the classes choose for scoring."""
-    from emrcomm_content import classifier
-
     kept = tuple(n for n in names if not n.startswith(("c:", "p:")))
     return (*kept, "e:scored") if _gated(names) else kept
 
