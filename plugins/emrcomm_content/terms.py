@@ -839,6 +839,23 @@ EIGHTH_FR = [
     ]),
 ]
 
+# Ninth round: the equipment of care at home that says what the patient lives with (a patient lift, a
+# transfer board, adapted utensils, an oxygen concentrator said alone); "walker", "cane" and "wheelchair"
+# stay out (an accessible entrance, a name), they are words of the score's class of aids (wordclasses.py).
+NINTH_EN = [
+    ("medication", [
+        "patient lift", "hoyer lift", "mechanical lift", "ceiling lift", "transfer board", "sliding board",
+        "bath bench", "tub transfer bench", "transfer bench", "adaptive utensils", "adapted utensils",
+        "built-up utensils", "bedside commode", "commode chair", "concentrator", "port flush",
+    ]),
+]
+NINTH_FR = [
+    ("medication", [
+        "lève-personne", "lève-personnes", "planche de transfert", "banc de bain", "banc de transfert",
+        "ustensiles adaptés", "chaise d'aisance", "concentrateur", "concentrateur d'oxygène",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -864,6 +881,7 @@ CLINICAL_EN = Lexicon.of(
     *SIXTH_EN,
     *SEVENTH_EN,
     *EIGHTH_EN,
+    *NINTH_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -890,6 +908,7 @@ CLINICAL_FR = Lexicon.of(
     *SIXTH_FR,
     *SEVENTH_FR,
     *EIGHTH_FR,
+    *NINTH_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
