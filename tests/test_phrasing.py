@@ -353,6 +353,16 @@ HARD_NEGATIVES = [
     "Your appointment on Tuesday is at the Lung Health Building, 3rd floor, with our family doctor.",
     "Nouvelle adresse : 88, chemin de l'Infirmerie, local 2 (en face de l'édifice d'oncologie).",
     "The Mood Disorders Association is using our meeting room Thursday evening.",
+    # ninth round: a walk-in is no charity walk, a date no value, a card's front no forehead, a file check no
+    # test, Quebec « pus » for « plus », an awareness campaign, the writer's own leave, the rooms of a building
+    "Come by the walk-in in the morning, no appointment needed.",
+    "Our old phone numbers will forward until Dec 31.",
+    "Please send us a photo of the front of your health card.",
+    "Your account check came back positive, all info up to date.",
+    "J'ai pus de formulaires, je vous en imprime demain.",
+    "L'équipe porte du mauve vendredi pour sensibiliser à l'épilepsie.",
+    "Message du Dr Roy : je serai absent pour une opération jusqu'en mai.",
+    "The cafeteria next to Oncology is closed for renovations until the 30th.",
     # ninth round: an entrance's wheelchair and a pass taken are no aid and no dose
     "Our entrance is wheelchair accessible and there is a ramp at the side door.",
     "Take one of our new parking passes instead of two tickets.",

@@ -426,7 +426,11 @@ FINDING = [
          rf"{_REPORT} (?:from|of|on|de|du|sur) (?:your|the|votre|la|le|l') ?(?:scan|x ray|ultrasound|mri|ct|"
          r"biopsy|mammogram|echo|imaging|radio|echographie|biopsie|irm|scope|coloscopie|colonoscopy)\b",
          rf"{_REPORT} (?:on|of|from|about|for|sur|de|du|des|de la|pour)(?: (?:your|the|votre|vos|la|le|les))?"
-         rf"(?: {_BODY}| l'{_BODY}| d'{_BODY})"),
+         rf"(?: {_BODY}| l'{_BODY}| d'{_BODY})"
+         # ninth round: the front or the back of a thing is no body ("a picture of the front of the card")
+         r"(?! (?:of|de|du|des) (?:the |your |a |this |that |la |le |l'|votre )?(?:card|cards|form|forms|page|sheet|paper|"
+         r"document|id|licence|license|cheque|check|receipt|invoice|box|bottle|label|envelope|requisition|building|carte|"
+         r"formulaire|feuille|papier|document|recu|facture|boite|bouteille|etiquette|enveloppe|requete|batisse|edifice)s?\b)"),
     rule(REPORT_EN_WORDS + "|" + REPORT_FR_WORDS, _SHOWS),
     rule(BODY_WORDS,
          rf"\b(?:your|the|votre|vos) {_BODY} (?:picture|pictures|tracing|images|report|scan|x ray|"
@@ -622,8 +626,16 @@ _VALUE_NOUN = _words(VALUE_NOUN_WORDS)
 _NOT_VALUE = r"(?!phone|fax|cell|card|account|invoice|telephone|cellulaire|carte|compte|facture|dossier|" \
              r"confirmation|reference|member|membership|ticket|file|room|case|booking|waiting|health card|" \
              r"insurance|assurance|verification|client|patient|order|commande|policy|police|group|groupe)"
+_MONTHS = (
+    "jan", "january", "feb", "february", "mar", "march", "apr", "april", "may", "jun", "june", "jul", "july", "aug",
+    "august", "sep", "sept", "september", "oct", "october", "nov", "november", "dec", "december", "janvier",
+    "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre", "octobre", "novembre", "decembre",
+)
 _NUMBER = (
-    r"(?<![\d$#])(?<!\ble )(?<!\bthe )(?<!\bau )-?\d+(?:[.,]\d+)*(?:\s?(?:%|kg|lbs?|mmol(?:/l)?|g/l|units?|unites?|ui|iu|"
+    r"(?<![\d$#])(?<!\ble )(?<!\bthe )(?<!\bau )"
+    # ninth round: a number after a month is a day of the month ("forward until Dec 31", « jusqu'au 3 mars »)
+    + "".join(rf"(?<!\b{m} )" for m in _MONTHS) +
+    r"-?\d+(?:[.,]\d+)*(?:\s?(?:%|kg|lbs?|mmol(?:/l)?|g/l|units?|unites?|ui|iu|"
     r"mg|mcg|pmol|umol|cm|percent|pour cent|bpm))?"
     r"(?:\s?(?:over|sur|/)\s?\d+)?"
     r"(?![\d:])"

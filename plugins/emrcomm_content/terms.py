@@ -989,6 +989,12 @@ ADMINISTRATIVE_PHRASES = [
     # ninth round: every free text is scored; everyday phrases whose words are clinical elsewhere
     "hours of operation", "heures d'operation", "heures d'ouverture", "stay positive", "restez positif",
     "restez positive", "on reste positif",
+    # a department named by the kind of test it does, like radiology
+    "diagnostic imaging", "imagerie diagnostique",
+    # "back" in a call returned is no part of the body; a missed appointment checked on is the clinic's business
+    "call us back", "call me back", "call you back", "call the clinic back", "call the office back",
+    "get back to you", "get back to us", "we had you down for", "we had you booked for", "we were expecting you",
+    "on vous attendait", "on vous a attendu", "nous vous attendions", "on t'attendait",
 ]
 
 # Diseases that name a vaccine everyone is offered: next to a vaccine word ("COVID-19 vaccine",
