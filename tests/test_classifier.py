@@ -119,9 +119,11 @@ def test_the_shipped_cut_was_chosen_by_leaving_one_part_out() -> None:
     assert set(loo["en"]["false_reroute_by_part"]) == {p.stem for p in DEV}
 
 
-@pytest.mark.parametrize(("lang", "floor"), [("en", 0.98), ("fr", 0.975)])
+@pytest.mark.parametrize(("lang", "floor"), [("en", 0.993), ("fr", 0.99)])
 def test_out_of_fold_recall_with_the_reroute_does_not_fall_below_what_was_reached(lang: str, floor: float) -> None:
-    """Leaving one development part out, at the shipped cut: terms and patterns catch 0.912 (en)
+    """Ninth round, sixteen parts, cut 0.485: terms and patterns 0.882 (en) and 0.877 (fr), with the
+    reroute 0.9935 and 0.9908 (the floors; before the round's rules, 0.989 and 0.990 at 0.48).
+    Leaving one development part out, at the shipped cut: terms and patterns catch 0.912 (en)
     and 0.896 (fr) of the clinical rows of the twelve parts, the reroute brings them to 0.989 and 0.991
     (seventh round; ten parts, fifth round: 0.895 and 0.890, then 0.987 and 0.989; eight parts, fourth
     round: 0.984 and 0.981; five parts, third round: 0.987 and 0.980; each part is scored by a model

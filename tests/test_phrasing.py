@@ -32,6 +32,9 @@ def context_kinds(detector: ClinicalDetector, text: str) -> set[str]:
 
 POSITIVES = {
     "finding": [
+        # ninth round: a care episode closed by the specialist
+        ("en", "The specialist gave you a clean bill of health and is sending you back to us."),
+        ("fr", "Le spécialiste vous donne votre congé et vous retourne à nous."),
         ("fr", "Le truc qu'on a gelé sur votre pied a l'air parti, envoyez-nous une photo."),
         ("en", "Good news: the bump behind your ear is a harmless cyst-like growth, nothing more."),
         ("en", "The thing we took off your shoulder came back clear."),
@@ -62,6 +65,9 @@ POSITIVES = {
         ("fr", "La Dre veut vous voir pour parler de la suite après les résultats."),
     ],
     "value": [
+        # ninth round: a value said by where it went, one decimal
+        ("en", "Up to 7.4 this time, we need to talk."),
+        ("fr", "Descendu à 5,8, bravo!"),
         ("en", "Bring your home blood pressure log and the cuff on Friday."),
         ("fr", "Apportez votre carnet de pression et votre brassard vendredi."),
         ("en", "Your numbers from last week: 5.2 and 1.4. No changes needed."),
@@ -74,6 +80,11 @@ POSITIVES = {
         ("fr", "Votre chiffre est à 3,4, un peu haut, sautez les pilules ce soir."),
     ],
     "care": [
+        # ninth round: the patient's visit to the emergency room; a questionnaire on attention
+        ("en", "We got the notes from your ER visit last night; the doctor wants to see you Thursday."),
+        ("fr", "Nous avons reçu le résumé de votre passage à l'urgence, la Dre veut vous voir."),
+        ("en", "The school sent back the attention questionnaire, the doctor will look at it before your visit."),
+        ("fr", "Merci de remplir le questionnaire sur le comportement avant jeudi."),
         # eighth round: a referral in everyday words
         ("en", "The specialist's office will call you to book your first visit."),
         ("en", "The physio you were referred to has an opening next week."),
@@ -138,6 +149,9 @@ POSITIVES = {
         ("fr", "Votre partenaire doit aussi être traité avant de reprendre les relations."),
     ],
     "wound": [
+        # ninth round: the care of a port or a line
+        ("en", "The nurse will flush your port on Tuesday."),
+        ("fr", "L'infirmière va rincer votre port mardi."),
         # eighth round: aftercare with no body or drug word
         ("en", "Come back if it gets red or hot or starts to leak."),
         ("fr", "Revenez si ça devient rouge ou chaud."),
@@ -157,12 +171,19 @@ POSITIVES = {
         ("fr", "Remettez la botte quand vous marchez dehors."),
     ],
     "pre-op": [
+        # ninth round: eyes dilated, no driving after
+        ("en", "Your eyes will be dilated, bring someone to drive you home."),
+        ("fr", "Vos pupilles seront dilatées, ne conduisez pas après l'examen."),
+        ("fr", "Pas de conduite automobile pendant 24 heures."),
         ("en", "No solid food after midnight before your operation on Friday."),
         ("en", "Clear fluids only the day before your scope."),
         ("fr", "Rien à manger après minuit la veille de l'intervention."),
         ("fr", "Liquides clairs seulement la veille de votre opération."),
     ],
     "pregnancy": [
+        # ninth round: a beta said by how it moves
+        ("en", "Your beta doubled, great news!"),
+        ("fr", "Le bêta monte bien, félicitations!"),
         # seventh round: a beta said by its verdict
         ("en", "The beta came back negative this cycle, I'm so sorry."),
         # eighth round: the patient's own cycle as a visit's purpose
@@ -217,6 +238,13 @@ POSITIVES = {
         ("fr", "Combien de fois a-t-elle vomi depuis le dîner?"),
     ],
     "medication-use": [
+        # ninth round: a regimen without the drug's name
+        ("en", "Take one instead of two from now on."),
+        ("fr", "Prenez-en une au lieu de deux à partir de demain."),
+        ("en", "The new strength is ready at the counter."),
+        ("en", "Dose stays the same for now."),
+        ("en", "The nurse will come at night to help with your bedtime meds."),
+        ("fr", "L'infirmière passera le soir pour vos médicaments du coucher."),
         ("en", "Take one tablet twice a day with food."),
         ("en", "The doctor wants to lower your dose starting Monday."),
         ("fr", "Prenez un comprimé deux fois par jour avec de la nourriture."),
@@ -325,6 +353,19 @@ HARD_NEGATIVES = [
     "Your appointment on Tuesday is at the Lung Health Building, 3rd floor, with our family doctor.",
     "Nouvelle adresse : 88, chemin de l'Infirmerie, local 2 (en face de l'édifice d'oncologie).",
     "The Mood Disorders Association is using our meeting room Thursday evening.",
+    # ninth round: a walk-in is no charity walk, a date no value, a card's front no forehead, a file check no
+    # test, Quebec « pus » for « plus », an awareness campaign, the writer's own leave, the rooms of a building
+    "Come by the walk-in in the morning, no appointment needed.",
+    "Our old phone numbers will forward until Dec 31.",
+    "Please send us a photo of the front of your health card.",
+    "Your account check came back positive, all info up to date.",
+    "J'ai pus de formulaires, je vous en imprime demain.",
+    "L'équipe porte du mauve vendredi pour sensibiliser à l'épilepsie.",
+    "Message du Dr Roy : je serai absent pour une opération jusqu'en mai.",
+    "The cafeteria next to Oncology is closed for renovations until the 30th.",
+    # ninth round: an entrance's wheelchair and a pass taken are no aid and no dose
+    "Our entrance is wheelchair accessible and there is a ramp at the side door.",
+    "Take one of our new parking passes instead of two tickets.",
 ]
 
 

@@ -71,7 +71,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 # A staff member's own leave for surgery ("Dr. Novak will be on leave for surgery"), and exams
 # named by what they are for (a driver's medical, « l'examen de conduite de la SAAQ »).
 _NEVER = re.compile(
-    r"\b(?:leave|conge|absent|absente|away|off)(?: de maladie| medical| de maternite)? (?:for|pour) (?:a |an |une |un |"
+    r"\b(?:leave|conge|arret|absent|absente|away|off)(?: de maladie| medical| de maternite)? (?:for|pour) (?:a |an |une |un |"
     r"sa |son |his |her |some )?(?:surgery|chirurgie|operation|medical reasons|raisons medicales|health reasons|"
     r"raisons de sante|minor surgery|petite chirurgie)\b"
     r"|\b(?:examens?|exams?|visite|visit|bilan|evaluation)(?: medicale?)?(?: \w+){0,2}? (?:de conduite|pour (?:le|votre) "
@@ -91,6 +91,10 @@ _NEVER = re.compile(
     r"sera )?(?:recovering|se remet|en convalescence|off|away|absent|absente)(?: \w+){0,2} (?:from|after|d'une|de sa|"
     r"de son|apres|suite a une?) (?:a |an |une |sa |son |his |her )?(?:surgery|chirurgie|operation|illness|maladie|"
     r"injury|blessure)\b"
+    # ninth round: Quebec French « pus » for « plus » (« y'a pus d'essence », « j'ai pus de formulaires »); the noun
+    # comes after an article (« du pus », « pas de pus »)
+    r"|(?<!\bdu )(?<!\bde )(?<!\ble )(?<!\bdes )(?<!\bd')(?<!\bsans )(?<!\bavec )(?<!\bdu)\bpus (?:de|d'|rien|capable|"
+    r"besoin|jamais|personne|le temps)\b"
 )
 
 
@@ -126,7 +130,7 @@ _NEVER_GATE = frozenset({
     "leave", "conge", "absent", "absente", "away", "off", "examen", "examens", "exam", "exams", "visite", "visit",
     "bilan", "evaluation", "medical", "medicals", "physical", "physicals", "checkup", "check", "training",
     "trainings", "formation", "conference", "congres", "colloque", "seminar", "symposium", "recovering", "remet",
-    "convalescence",
+    "convalescence", "arret", "pus",
 })
 _DEPARTMENT_GATE = frozenset({
     "ray", "xray", "radiology", "imaging", "ultrasound", "mammography", "lab", "collection", "physio",

@@ -426,7 +426,11 @@ FINDING = [
          rf"{_REPORT} (?:from|of|on|de|du|sur) (?:your|the|votre|la|le|l') ?(?:scan|x ray|ultrasound|mri|ct|"
          r"biopsy|mammogram|echo|imaging|radio|echographie|biopsie|irm|scope|coloscopie|colonoscopy)\b",
          rf"{_REPORT} (?:on|of|from|about|for|sur|de|du|des|de la|pour)(?: (?:your|the|votre|vos|la|le|les))?"
-         rf"(?: {_BODY}| l'{_BODY}| d'{_BODY})"),
+         rf"(?: {_BODY}| l'{_BODY}| d'{_BODY})"
+         # ninth round: the front or the back of a thing is no body ("a picture of the front of the card")
+         r"(?! (?:of|de|du|des) (?:the |your |a |this |that |la |le |l'|votre )?(?:card|cards|form|forms|page|sheet|paper|"
+         r"document|id|licence|license|cheque|check|receipt|invoice|box|bottle|label|envelope|requisition|building|carte|"
+         r"formulaire|feuille|papier|document|recu|facture|boite|bouteille|etiquette|enveloppe|requete|batisse|edifice)s?\b)"),
     rule(REPORT_EN_WORDS + "|" + REPORT_FR_WORDS, _SHOWS),
     rule(BODY_WORDS,
          rf"\b(?:your|the|votre|vos) {_BODY} (?:picture|pictures|tracing|images|report|scan|x ray|"
@@ -622,8 +626,16 @@ _VALUE_NOUN = _words(VALUE_NOUN_WORDS)
 _NOT_VALUE = r"(?!phone|fax|cell|card|account|invoice|telephone|cellulaire|carte|compte|facture|dossier|" \
              r"confirmation|reference|member|membership|ticket|file|room|case|booking|waiting|health card|" \
              r"insurance|assurance|verification|client|patient|order|commande|policy|police|group|groupe)"
+_MONTHS = (
+    "jan", "january", "feb", "february", "mar", "march", "apr", "april", "may", "jun", "june", "jul", "july", "aug",
+    "august", "sep", "sept", "september", "oct", "october", "nov", "november", "dec", "december", "janvier",
+    "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre", "octobre", "novembre", "decembre",
+)
 _NUMBER = (
-    r"(?<![\d$#])(?<!\ble )(?<!\bthe )(?<!\bau )-?\d+(?:[.,]\d+)*(?:\s?(?:%|kg|lbs?|mmol(?:/l)?|g/l|units?|unites?|ui|iu|"
+    r"(?<![\d$#])(?<!\ble )(?<!\bthe )(?<!\bau )"
+    # ninth round: a number after a month is a day of the month ("forward until Dec 31", « jusqu'au 3 mars »)
+    + "".join(rf"(?<!\b{m} )" for m in _MONTHS) +
+    r"-?\d+(?:[.,]\d+)*(?:\s?(?:%|kg|lbs?|mmol(?:/l)?|g/l|units?|unites?|ui|iu|"
     r"mg|mcg|pmol|umol|cm|percent|pour cent|bpm))?"
     r"(?:\s?(?:over|sur|/)\s?\d+)?"
     r"(?![\d:])"
@@ -1413,7 +1425,9 @@ MEDICATION = [
          r"\b(?:increase|increasing|increased|lower|lowered|lowering|raise|raising|raised|reduce|reduced|reducing|"
          r"adjust|adjusted|double|doubled|halve|augment\w*|baiss\w*|diminu\w*|ajust\w*|doubl\w*) (?:the |your |la |"
          r"votre |ta |le )?(?:dose|dosage|posologie)\b",
-         r"\b(?:same|meme|full|half|demi|pleine) ?dose\b|\bdose (?:is|was|goes|drops|passe|baisse|augmente)\b"),
+         r"\b(?:same|meme|full|half|demi|pleine) ?dose\b|\bdose (?:is|was|goes|drops|passe|baisse|augmente|"
+         # ninth round: "dose stays at 80", « la dose reste à 60 »
+         r"stays|remains|will stay|is staying|reste|restera|demeure)\b"),
     rule("puff|puffs|inhalation|inhalations|drop|drops|goutte|gouttes|tablet|tablets|comprime|comprimes|pill|pills|"
          "pilule|pilules|capsule|capsules|caps|spray|sprays|vaporisation|vaporisations|co|cp|tab|tabs|ces",
          r"\b(?:\d+|one|two|three|half|un|une|deux|trois|demi) (?:puffs?|inhalations?|drops?|gouttes?|tablets?|"
@@ -1575,6 +1589,103 @@ PREGNANCY += [
     rule("cycle|cycles",
          r"\b(?:your|ur|votre|ton|this|next|ce|ce prochain) (?:next |current |new |prochain |nouveau )?cycle\b"
          r"(?! (?:of|de|du|des|billing|de facturation))"),
+]
+
+# --- ninth round: what new writers' parts (dev-14 to dev-16) let through, as general cases -------
+# A value said by where it went, with one decimal as a reading has (a price has two): "down to 6.1",
+# « descendu à 5,8 ».
+VALUE += [
+    rule("down|up|dropped|rose|climbed|went|came|back|desc*|redesc*|bais*|mont*|remont*|rendu|rendue|tomb*",
+         r"\b(?:down|up|back down|back up|dropped|rose|climbed|went down|went up|came down|came up) (?:to|at) "
+         r"\d{1,3}[.,]\d\b(?![.,]?\d)(?! ?(?:\$|%|percent|pour cent))"
+         r"|\b(?:redescendue?s?|descendue?s?|baissee?s?|montee?s?|remontee?s?|rendue?s?|tombee?s?) (?:a|jusqu'a) "
+         r"\d{1,3}[.,]\d\b(?![.,]?\d)(?! ?(?:\$|%|percent|pour cent))"),
+]
+# A medication's regimen said without its name: the strength ("the new strength is ready", « la nouvelle
+# force »), a count changed ("take one instead of two", « prenez-en un seul au lieu de deux »), the doses of
+# a time of day ("your evening meds", « vos médicaments du soir »).
+MEDICATION += [
+    rule("strength|force|teneur|concentration",
+         r"\b(?:your|the|votre|la|ta|sa) (?:new|next|lower|higher|stronger|weaker|nouvelle|prochaine) "
+         r"(?:strength|force|teneur|concentration)\b"
+         r"|\b(?:votre|la|ta|sa) (?:force|teneur|concentration) plus (?:forte|faible|basse|haute)\b"),
+    rule("instead|lieu|plutot|rather",
+         r"\b(?:take|takes|taking|give|prenez|prends|prendre|donnez|donne|donner)(?: en| lui)?(?: only| just| seulement)? "
+         r"(?:one|two|three|half|a half|1|2|3|un|une|deux|trois|la moitie|une demie?|1/2)(?: seule?| only)? "
+         r"(?:pill |tablet |capsule |comprime |pilule |capsule )?(?:instead of|rather than|au lieu de|au lieu d'|plutot que) "
+         r"(?:one|two|three|four|1|2|3|4|un|une|deux|trois|quatre)\b"),
+    rule("meds|medication|medications|medicine|medicines|pills|tablets|insulin|puffer|puffers|inhaler|inhalers|"
+         "medicaments|medicament|pilules|comprimes|gouttes|pompes|insuline",
+         r"\b(?:your|ur|his|her|their) (?:morning|evening|night|nighttime|night time|bedtime|noon|lunchtime|supper|"
+         r"dinner|breakfast|daily|am|pm) (?:meds|medications?|medicines?|pills|tablets|insulin|puffers?|inhalers?|"
+         r"eye drops)\b"
+         r"|\b(?:vos|votre|ses|sa|tes|ta) (?:medicaments?|pilules|comprimes|gouttes|pompes|insuline) (?:du|de) "
+         r"(?:matin|soir|midi|coucher|souper|diner|dejeuner|nuit)\b"),
+]
+# A hormone of early pregnancy said by how it moves: "beta is rising nicely", « le bêta monte bien ».
+PREGNANCY += [
+    rule("beta|bhcg|hcg",
+         r"\b(?:beta|bhcg|hcg)s? (?:is |are |was |has |have |est |a |ont )?(?:rising|rose|risen|going up|went up|gone up|"
+         r"doubled|doubling|climbing|dropping|dropped|falling|monte|montent|monte bien|double|augmente|baisse|descend)\b"),
+]
+# Where the patient was treated, as a health event of theirs: "the report of your ER visit", « votre passage
+# à l'urgence », "your hospital stay"; a questionnaire on attention, behaviour or development filled for the
+# patient (« le questionnaire pour l'attention »).
+CARE += [
+    rule("er|emerg|emergency|urgent|hospital|urgence|urgences|hopital|hospitalier",
+         r"\b(?:your|ur|his|her|their) (?:recent |last )?(?:er|emerg|emergency|emergency room|emergency department|"
+         r"urgent care) (?:visit|stay|trip|admission)s?\b"
+         r"|\b(?:your|ur|his|her|their) (?:recent |last )?(?:visit|trip|stay|admission) (?:to|at|in) (?:the )?(?:er|emerg|"
+         r"emergency|emergency room|emergency department|urgent care)\b"
+         r"|\b(?:your|ur|his|her|their) (?:recent |last )?(?:hospital stay|stay in (?:the )?hospital|hospital admission|"
+         r"admission to (?:the )?hospital)\b"
+         r"|\b(?:votre|vos|sa|son|ta|ton) (?:visite|passage|sejour|consultation|admission)s? (?:recente? |dernier |"
+         r"derniere )?(?:a l'urgence|aux urgences|a l'hopital)\b"
+         r"|\b(?:votre|sa|son|ta|ton) sejour hospitalier\b"),
+    rule("attention|adhd|tdah|behaviour|behavior|comportement|developmental|developpement|hyperactivity|"
+         "hyperactivite|concentration",
+         r"\b(?:attention|adhd|tdah|behaviou?r|developmental|hyperactivity)(?: \w+)? (?:questionnaires?|checklists?|"
+         r"rating scales?|scales?|screening forms?|forms?|assessments?)\b"
+         r"|\b(?:questionnaires?|grilles?|echelles?|formulaires?)(?: \w+)? (?:sur|pour|de|d'|du|des) (?:l'|le |la |les )?"
+         r"(?:attention|tdah|hyperactivite|comportement|developpement|concentration)\b"),
+]
+# A care episode closed by the specialist: "a clean bill of health", "he's discharging you back to us",
+# « il vous donne votre congé et vous retourne à nous ».
+FINDING += [
+    rule("clean|discharging|discharged|discharge|back|conge|retourne|renvoie|retournera|renverra",
+         r"\bclean bill of health\b"
+         r"|\bdischarg\w* you (?:back )?(?:to (?:us|our care|your (?:family )?(?:doctor|gp|physician))|back)\b"
+         r"|\b(?:specialist|surgeon|cardiologist|dermatologist|oncologist|he|she|they|dr\.? \w+)(?:'s| is| has| will| have)? "
+         r"(?:\w+ )?discharg\w+ you\b"
+         r"|\b(?:sending|send|sent|referr\w*) you back to (?:us|our care|your (?:family )?(?:doctor|gp|physician))\b"
+         r"|\bvous (?:donne|a donne|donnera|donner) (?:votre|son|ton) conge\b"
+         r"|\bvous (?:retourne|renvoie|a retourne|a renvoye|retournera|renverra|refere) (?:a nous|vers nous|chez nous|"
+         r"a votre medecin|vers votre medecin)\b"),
+]
+# The care of a line, a port or a drain that the patient has: "we'll flush your port", « rincer votre cathéter ».
+WOUND += [
+    rule("flush|flushed|flushing|flushes|rinc*",
+         r"\bflush(?:ed|ing|es)? (?:your|ur|his|her|the) (?:port|picc|picc line|central line|iv line|iv|catheter|"
+         r"port a cath|portacath|feeding tube|g tube|drain)\b"
+         r"|\b(?:port|picc|picc line|central line|catheter|portacath) (?:flush|flushes|flushing)\b"
+         r"|\brinc\w* (?:votre|le|la|son|sa|ta|ton) (?:port|picc|cathet\w*|tubulure|drain|sonde)\b"),
+]
+# Eyes dilated for an exam, and no driving after: "your pupils will be dilated", « pas d'auto avant demain ».
+PRE_OP += [
+    rule("dilated|dilate|dilating|dilation|dilatee|dilatees|dilater|dilatation|dilates",
+         r"\b(?:pupils?|eyes?|pupilles?|yeux) (?:\w+ ){0,2}?(?:dilated|dilate|dilating|dilatee?s?|dilates?)\b"
+         r"|\b(?:dilat\w*) (?:of )?(?:your|the|his|her|vos|les|ses|des) (?:pupils?|eyes?|pupilles|yeux)\b"
+         r"|\bdrops? to dilate\b|\bgouttes pour dilater\b"),
+    rule("drive|driving|auto|conduite|conduire|conduisez|char|voiture",
+         r"\b(?:no driving|don't drive|do not drive|can't drive|cannot drive|shouldn't drive|should not drive|not to drive|"
+         r"not drive|avoid driving)(?: \w+){0,2}? (?:for (?:the next )?(?:\d+|twenty four|a full) (?:hours?|h)|for (?:the )?rest "
+         r"of the day|until (?:tomorrow|the next day|the following day|the drops|the sedation|the freezing)|today|tonight|"
+         r"after (?:the|your) (?:procedure|scope|sedation|exam|drops|test))\b"
+         r"|\b(?:pas d'auto|pas de char|pas de voiture|pas de conduite(?: automobile)?|ne conduisez pas|ne pas conduire|"
+         r"conduisez pas|interdit de conduire|evitez de conduire)(?: \w+){0,2}? (?:avant|pendant|pour) (?:demain|le "
+         r"lendemain|\d+ ?h\b|\d+ heures|le reste de la journee|la journee|24|48)"
+         r"|\b(?:pas d'auto|pas de char|pas de conduite|ne conduisez pas|ne pas conduire|conduisez pas)(?: \w+){0,2}? "
+         r"(?:aujourd'hui|ce soir|apres (?:l'examen|l'intervention|la procedure|votre examen|la sedation))\b"),
 ]
 
 @frozen

@@ -257,7 +257,7 @@ MARKERS: tuple[Marker, ...] = (
     _marker(
         "staff",
         "dr dre doctor docteur docteure nurse our notre nos une infirmier infirmiere staff personnel patients clinics the "
-        "cliniques own propre propres leave off conge arret he she they il elle ils elles desk reception switchboard "
+        "cliniques own propre propres leave off conge arret i'm im am i'll will je suis serai absent absente he she they il elle ils elles desk reception switchboard "
         "billing accueil short manque your votre ton ta pharmacist nurse receptionist physio dentist hygienist secretary midwife "
         "physician resident coordinator dietitian psychologist worker optometrist chiropractor therapist tech technician "
         "manager records scheduling medecin pharmacien* infirmier* receptionniste secretaire dentiste hygieniste sage ips "
@@ -280,6 +280,9 @@ MARKERS: tuple[Marker, ...] = (
         # anyone on leave or off sick: "Julie is on leave for burnout", « Julie est en arrêt »
         r"|\b(?:is|will be|has been) (?:on (?:\w+ )?leave|off (?:sick|work))\b|\b(?:est|sera) (?:en (?:conge|arret)|en conge de "
         r"maladie)\b"
+        # ninth round: the writer's own leave, in the first person ("I'll be off for my own surgery", « je suis en arrêt »)
+        r"|\b(?:i'm|im|i am|i will be|i'll be|i've been|i have been) (?:on (?:\w+ )?leave|off (?:sick|work|for|until)|away (?:for|until)|"
+        r"absent)\b|\bje (?:suis|serai|vais etre) (?:en (?:conge|arret)|absente?|partie? (?:pour|jusqu))"
         r"|\b(?:he|she|they)(?:'s| is| are| will be) (?:away|absent|off (?:sick|work|this|today|until|for))\b"
         r"|\b(?:il|elle)s? (?:est|sont|sera|seront) (?:absente?s?|partie?s? (?:pour|jusqu))"
         rf"|{_KIN_FR} (?:de (?:la dre|le dr|notre \w+)|du dr)\b"
@@ -297,11 +300,11 @@ MARKERS: tuple[Marker, ...] = (
         "sale sales lottery lotteries raffle raffles gala galas tournament tournaments race races research ribbon "
         "ribbons pink purple red blue green teal movember profit profits foundation cure amas* rama* dons don "
         "collecte marche course velo tournoi vente loterie tirage souper recherche fondation ruban rose mauve rouge "
-        "bleu collect collecting collects money matched argent pledge pledges big shaving shave shaves head heads drive "
+        "bleu vert turquoise sensibiliser port* awareness collect collecting collects money matched argent pledge pledges big shaving shave shaves head heads drive "
         "rase rasent rasees raser tete tetes proceeds hike swim climb bike",
         r"\b(?:rais(?:e|ed|ing) (?:money|funds|(?:over |more than |nearly |almost |about )?\$ ?\d)|fundrais\w*|donations?|donat(?:e|ing)|sponsor (?:her|him|them|us|our)|"
         r"(?:our|the|annual|a charity|a fundraising) (?:\w+ ){0,2}(?:walk|run|ride|marathon|relay|bake sale|lottery|"
-        r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)|"
+        r"raffle|gala|tournament|race)\b(?! (?:a|an|the|our|your|it|this|that|group|groups|session|sessions)\b)(?<!walk(?= in\b(?! (?:support|memory|honou?r|aid)\b)))|"
         # seventh round: a ride or a walk for a cause ("Ride Don't Hide for mental health is this Sunday")
         r"(?:walk|run|ride|relay|race|marathon|hike|swim|climb|bike)(?: [\w']+){0,2}? for (?:the )?(?:mental health|cancer|"
         r"diabetes|alzheimer'?s?|parkinson'?s?|kids|children|research|the cure|hope|life|awareness|heart|stroke|ms|als|"
@@ -318,7 +321,10 @@ MARKERS: tuple[Marker, ...] = (
         r"livres|bas)|se ras\w* la tete|tetes rasees|(?:un|des|vos|nos|les|de|faire un|faire des) dons?(?!')|(?:marche|course|velo|"
         r"tournoi|vente|loterie|tirage|gala|souper) (?:pour|au profit|a la vie|de patisseries)|recherche sur|"
         r"billets (?:de|pour la) (?:loterie|tirage)|(?:defi|cyclo defi|marche|course|relais|velo)(?: \w+){0,2}? contre|"
-        r"au profit|profits|fondation|ruban|l'argent (?:va|ira|amasse)|porter\w* du (?:rose|mauve|rouge|bleu)|movember)\b",
+        r"au profit|profits|fondation|ruban|l'argent (?:va|ira|amasse)|port(?:e|es|ent|ons|ez|er|erons|era|eront|erez)\w* du "
+        r"(?:rose|mauve|rouge|bleu|vert|turquoise)|movember"
+        # ninth round: awareness of a disease (« pour sensibiliser au cancer du sein », "to raise awareness of")
+        r"|(?:pour )?sensibiliser (?:a|au|aux|a la|a l')|(?:to )?raise awareness (?:of|for|about))\b",
     ),
     _marker(
         "public",
@@ -424,14 +430,17 @@ MARKERS: tuple[Marker, ...] = (
         "directions",
         "parking parkade lot lots garage entrance entrances elevator elevators shuttle park visitor "
         "visitors visiting door doors porte reserved reservees stationnement stationnements entree entrees ascenseur ascenseurs debarcadere navette "
-        "stationner stationnez visiteur visiteurs visite",
+        "stationner stationnez visiteur visiteurs visite garages pay waiting cafeteria food gift attente "
+        "casse horodateur horodateurs bornes borne",
         # the way in, for whoever comes: "the dialysis unit parking lot is closed", « le stationnement de
         # l'oncologie est fermé »; "park in lot C for your chemotherapy" addresses the patient
         r"\b(?:parking|parkade|park(?:ing)? lots?|parking garage|entrances?|elevators?|shuttle|(?:side|main|front|back|rear) "
         r"doors?|porte (?:de cote|principale|arriere|avant)|reserved (?:spots|spaces|parking)|places reservees|park (?:in|at|on|"
-        r"behind|near|across)|visitors?|visiting hours)\b"
+        r"behind|near|across)|visitors?|visiting hours"
+        # ninth round: the rooms and services of the building that whoever comes passes through
+        r"|garages?|pay (?:machines?|stations?)|waiting (?:area|room)s?|cafeteria|food court|gift shop)\b"
         r"|\b(?:stationnements?|entrees?|ascenseurs?|debarcadere|navette|se stationner|stationnez|visiteurs?|heures de "
-        r"visite)\b",
+        r"visite|salles? d'attente|cafeteria|casse croute|horodateurs?|bornes? de paiement)\b",
     ),
     _marker(
         "notice",
@@ -456,13 +465,15 @@ MARKERS: tuple[Marker, ...] = (
         "ascenseur ascenseurs frigo refrigerateur congelateur chauffage generatrice alarme gicleurs travaux "
         "imprimante telecopieur edifice batiment toit climatisation telephones air quality qualite site web systeme "
         "telephonique alarms fountain fountains abreuvoir abreuvoirs potable water drinking eau online booking login connexion "
-        "coordonnees papiers documents document adresse address contact paperwork factures facture invoices invoice "
+        "file dossier coordonnees papiers documents document adresse address contact paperwork factures facture invoices invoice "
         "numero courriel email radon asbestos amiante mold mould moisissure moisissures legionella legionellose",
         # a result word whose subject is paperwork or the clinic's own business: "your request came back
         # positive", « les résultats de l'inspection »
         r"\b(?:request|application|demande|transfer|transfert)s? (?:[\w']+ ){0,3}(?:came back|is back|was|is|were|are|"
         r"est revenue?s?|a ete|est|sont) (?:positive?|negative?|positifs?|negatifs?)\b"
         r"|\b(?:claim|payment|reimbursement|card|paiement|reclamation|remboursement|carte|form|formulaire|insurer|assureur|"
+        # ninth round: the patient's file or account checked ("your file check came back positive")
+        r"file|file check|account check|dossier|verification du dossier|"
         r"insurance|assurance|(?:police|background|record) check|antecedents|balance|solde|account|compte|coverage|"
         r"couverture|refund|deposit|depot|registration|inscription|enrol?ment|audit|inspection|transaction|cheque)s?(?:'s)? (?:[\w']+ ){0,4}(?:came "
         r"back|is back|was|is|were|are|est revenue?s?|a ete|est|sont|est passee?|a passe) (?:all |both |entirely |tous |toutes )?(?:positive?|negative?|clear|approved|declined|accepted|"

@@ -839,6 +839,23 @@ EIGHTH_FR = [
     ]),
 ]
 
+# Ninth round: the equipment of care at home that says what the patient lives with (a patient lift, a
+# transfer board, adapted utensils, an oxygen concentrator said alone); "walker", "cane" and "wheelchair"
+# stay out (an accessible entrance, a name), they are words of the score's class of aids (wordclasses.py).
+NINTH_EN = [
+    ("medication", [
+        "patient lift", "hoyer lift", "mechanical lift", "ceiling lift", "transfer board", "sliding board",
+        "bath bench", "tub transfer bench", "transfer bench", "adaptive utensils", "adapted utensils",
+        "built-up utensils", "bedside commode", "commode chair", "concentrator", "port flush",
+    ]),
+]
+NINTH_FR = [
+    ("medication", [
+        "lève-personne", "lève-personnes", "planche de transfert", "banc de bain", "banc de transfert",
+        "ustensiles adaptés", "chaise d'aisance", "concentrateur", "concentrateur d'oxygène",
+    ]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -864,6 +881,7 @@ CLINICAL_EN = Lexicon.of(
     *SIXTH_EN,
     *SEVENTH_EN,
     *EIGHTH_EN,
+    *NINTH_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -890,6 +908,7 @@ CLINICAL_FR = Lexicon.of(
     *SIXTH_FR,
     *SEVENTH_FR,
     *EIGHTH_FR,
+    *NINTH_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
@@ -970,6 +989,12 @@ ADMINISTRATIVE_PHRASES = [
     # ninth round: every free text is scored; everyday phrases whose words are clinical elsewhere
     "hours of operation", "heures d'operation", "heures d'ouverture", "stay positive", "restez positif",
     "restez positive", "on reste positif",
+    # a department named by the kind of test it does, like radiology
+    "diagnostic imaging", "imagerie diagnostique",
+    # "back" in a call returned is no part of the body; a missed appointment checked on is the clinic's business
+    "call us back", "call me back", "call you back", "call the clinic back", "call the office back",
+    "get back to you", "get back to us", "we had you down for", "we had you booked for", "we were expecting you",
+    "on vous attendait", "on vous a attendu", "nous vous attendions", "on t'attendait",
 ]
 
 # Diseases that name a vaccine everyone is offered: next to a vaccine word ("COVID-19 vaccine",

@@ -50,7 +50,7 @@ CLASSES: tuple[WordClass, ...] = (
         "gencive*|oreille*|tympan*|oeil|yeux|paupiere*|gorge|nez|peau|cuir chevelu|tibia|mollet*|cuisse*|"
         "menton|joue|joues|levre*|langue|bouche|visage|sein|seins|mamelon*|aine|bassin|vessie|rein|reins|"
         "foie|intestin*|poumon*|thyroide|cerveau|vesicule|ovaire*|artere*|veine*|ganglion*|glande*|bras|"
-        "avant bras|aisselle*|coeur|bas du dos"
+        "avant bras|aisselle*|coeur|bas du dos|pupil|pupils|pupille*"
     )),
     WordClass("symptom", "a symptom", "un symptôme", _split(
         "pain|pains|painful|ache*|hurt*|sore|soreness|swell*|swollen|puffy|itch*|rash*|bleed*|ooz*|"
@@ -151,6 +151,16 @@ CLASSES: tuple[WordClass, ...] = (
         "coupez|arretez|arreter|commencez|commencer|continuez|continuer|recommencez|reprenez|"
         "augmentez|diminuez|revenir au"
     )),
+    # ninth round: the aids and equipment of care at home ("the walker", « la marchette », "a patient lift",
+    # « les ustensiles adaptés »); no list of terms holds them all, and "wheelchair" alone is as often an entrance's
+    WordClass("aid", "an aid or equipment for the body", "une aide technique ou un équipement pour le corps", _split(
+        "walker|walkers|rollator*|wheelchair*|cane|canes|commode|concentrator*|hospital bed|grab bar|grab bars|"
+        "bath bench|shower bench|shower chair|transfer bench|transfer board|transfers|patient lift|hoyer|reacher|"
+        "adaptive|adapted|hearing aid|hearing aids|brace|braces|orthotic*|taping|kinesio|tape job|"
+        "marchette*|deambulateur*|fauteuil roulant|fauteuils roulants|canne|cannes|chaise aisance|concentrateur*|"
+        "lit hopital|barre appui|barres appui|banc de bain|banc de transfert|planche de transfert|leve personne|"
+        "transferts|ustensiles adaptes|adapte|adaptes|adaptee|adaptees|appareil auditif|appareils auditifs|orthese*"
+    )),
     # --- classes that only weigh in a text that has one of the above ---
     WordClass("yours", "words addressed to the patient (your)", "des mots adressés au patient (votre)", _split(
         "your|ur|yours|you're|youre|votre|vos|ton|ta|tes"
@@ -222,7 +232,7 @@ BY_NAME: Mapping[str, WordClass] = {c.name: c for c in (*CLASSES, *NUMBER_CLASSE
 # round only a text with one of them was scored (benchmarks/score_design.py measures that gate).
 SCORED = frozenset({
     "body", "symptom", "wound", "medication", "dosing", "finding", "mind", "function", "fluid", "vague", "measure",
-    "verdict", "care", "instruction", "unit", "decimal",
+    "verdict", "care", "instruction", "unit", "decimal", "aid",
 })
 
 
