@@ -130,3 +130,12 @@ def test_out_of_fold_recall_with_the_reroute_does_not_fall_below_what_was_reache
     that did not see it)."""
     f = classifier.packaged().cross_validation["leave_one_part_out"][lang]  # type: ignore[index]
     assert f["recall_with_reroute"] >= floor
+
+
+def test_the_out_of_fold_listing_refuses_a_held_out_part() -> None:
+    import runpy
+
+    tool = runpy.run_path(str(REPO / "benchmarks" / "out_of_fold.py"))
+    with pytest.raises(SystemExit) as exit_:
+        tool["main"](["heldout-3"])
+    assert exit_.value.code == 2

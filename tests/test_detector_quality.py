@@ -14,7 +14,8 @@ chose its cut by cross-validation, and no term or pattern was tuned on them; ``d
 ``dev-7.tsv`` and ``dev-8.tsv`` (fourth round) were each scored once, then tuned on and trained on;
 ``dev-9.tsv`` and ``dev-10.tsv`` (fifth round), written by two independent writers who never read the
 project, likewise; ``dev-11.tsv`` (sixth round), by a third independent writer, likewise; ``dev-12.tsv``
-(seventh round), by a fourth, likewise; ``dev-13.tsv`` (eighth round), by a fifth, likewise.
+(seventh round), by a fourth, likewise; ``dev-13.tsv`` (eighth round), by a fifth, likewise;
+``dev-14.tsv`` to ``dev-16.tsv`` (ninth round), by three more, likewise.
 
 What is asserted is the figures reached, as floors (no expected failures), and the issue's
 false-block limit (0.03) where it holds. The third round's cross-validated figures are in
@@ -47,15 +48,17 @@ DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # of probe sentences, development 3), u (development 4), v (development 5), w (held-out 3), x
 # (development 6), y (development 7), z (development 8), e (development 9), f (development 10), b
 # (held-out 4), c (held-out 5), g (held-out 6), j (held-out 7), l (held-out 8), m (held-out 9), i (development 11), k
-# (development 12), n (development 13).
-LATER_IDS = {"heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
+# (development 12), n (development 13), o (held-out 10), a (held-out 11), ab, ac and ad (development 14
+# to 16).
+LATER_IDS = {"heldout-11": r"(en|fr)-a\d{4}", "heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
               "heldout-6": r"(en|fr)-g\d{4}", "heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}",
              "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
              "dev-4": r"(en|fr)-u\d{4}", "dev-5": r"(en|fr)-v\d{4}", "dev-6": r"(en|fr)-x\d{4}",
              "dev-7": r"(en|fr)-y\d{4}", "dev-8": r"(en|fr)-z\d{4}", "dev-9": r"(en|fr)-e\d{4}",
              "dev-10": r"(en|fr)-f\d{4}", "dev-11": r"(en|fr)-i\d{4}", "dev-12": r"(en|fr)-k\d{4}",
-             "dev-13": r"(en|fr)-n\d{4}"}
+             "dev-13": r"(en|fr)-n\d{4}", "dev-14": r"(en|fr)-ab\d{4}", "dev-15": r"(en|fr)-ac\d{4}",
+             "dev-16": r"(en|fr)-ad\d{4}"}
 
 
 @attrs.frozen
@@ -117,10 +120,11 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-11", 1000), ("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80), ("dev-9", 450), ("dev-10", 450),
-                                            ("dev-11", 500), ("dev-12", 600), ("dev-13", 600)])
+                                            ("dev-11", 500), ("dev-12", 600), ("dev-13", 600),
+                                            ("dev-14", 600), ("dev-15", 600), ("dev-16", 600)])
 def test_the_later_parts_are_big_enough_and_half_french(part: str, size: int) -> None:
     rows = read(part)
     assert len(rows) >= size
@@ -211,21 +215,36 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # before it was scored, by figures only, told to no one: recall 0.962 (en 0.956, fr 0.968), false
 # blocks 0.028 (en 0.028, fr 0.028); at the cut of 0.50, 0.956 (en 0.948, fr 0.964), 0.024 (0.024,
 # 0.024); the seventh round's detector, 0.958 (en 0.952, fr 0.964), 0.022 (en 0.020, fr 0.024).
+# heldout-11: a ninth blind part, by a ninth writer, committed before the ninth round changed anything,
+# by figures only, told to no one: the eighth round's detector, recall 0.966 (en 0.984, fr 0.948),
+# false blocks 0.010 (en 0.004, fr 0.016).
+# The ninth round (every free text scored, then rules for dev-14 to dev-16; docs/rules.md). The old
+# blind parts' summed counts (never their rows) were looked at once when the score's gate was
+# questioned, before the decision was taken on dev-14 to dev-16 on arrival; heldout-10 and heldout-11
+# were scored only after it. With the score alone ungated: heldout-10 0.970 (en 0.964, fr 0.976), 0.022
+# (en 0.024, fr 0.020); heldout-11 0.988 (en 0.992, fr 0.984), 0.012 (en 0.008, fr 0.016). The ninth
+# round's detector gives the floors and ceilings below (recall en / fr, false blocks en / fr):
+# heldout-11 0.992 / 0.984, 0.008 / 0.012; heldout-10 0.964 / 0.976, 0.016 / 0.020; heldout-9 0.960 /
+# 0.992, 0.028 / 0.024; heldout-8 0.980 / 0.980, 0.028 / 0.012; heldout-7 0.980 / 0.990, 0.023 / 0.013;
+# heldout-6 0.977 / 0.983, 0.030 / 0.020; heldout-5 0.963 / 0.955, 0.021 / 0.035; heldout-4 0.977 /
+# 0.980, 0.023 / 0.026; heldout-3 0.957 / 0.964, 0.016 / 0.022.
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
-    ("heldout-3", "all", 0.94, 0.024), ("heldout-3", "en", 0.95, 0.021), ("heldout-3", "fr", 0.93, 0.027),
-    ("heldout-4", "all", 0.96, 0.034), ("heldout-4", "en", 0.95, 0.041), ("heldout-4", "fr", 0.97, 0.027),
-    ("heldout-5", "all", 0.94, 0.037), ("heldout-5", "en", 0.95, 0.033), ("heldout-5", "fr", 0.93, 0.041),
-    ("heldout-6", "all", 0.975, 0.021), ("heldout-6", "en", 0.975, 0.024), ("heldout-6", "fr", 0.97, 0.018),
-    ("heldout-7", "all", 0.97, 0.024), ("heldout-7", "en", 0.955, 0.031), ("heldout-7", "fr", 0.985, 0.018),
-    ("heldout-8", "all", 0.968, 0.027), ("heldout-8", "en", 0.965, 0.033), ("heldout-8", "fr", 0.97, 0.021),
-    ("heldout-9", "all", 0.948, 0.027), ("heldout-9", "en", 0.945, 0.033), ("heldout-9", "fr", 0.95, 0.021),
-    ("heldout-10", "all", 0.96, 0.029), ("heldout-10", "en", 0.955, 0.029), ("heldout-10", "fr", 0.965, 0.029),
+    ("heldout-3", "all", 0.96, 0.02), ("heldout-3", "en", 0.955, 0.017), ("heldout-3", "fr", 0.96, 0.023),
+    ("heldout-4", "all", 0.975, 0.025), ("heldout-4", "en", 0.975, 0.024), ("heldout-4", "fr", 0.975, 0.027),
+    ("heldout-5", "all", 0.955, 0.029), ("heldout-5", "en", 0.96, 0.022), ("heldout-5", "fr", 0.95, 0.036),
+    ("heldout-6", "all", 0.98, 0.026), ("heldout-6", "en", 0.975, 0.031), ("heldout-6", "fr", 0.98, 0.021),
+    ("heldout-7", "all", 0.985, 0.019), ("heldout-7", "en", 0.98, 0.024), ("heldout-7", "fr", 0.99, 0.014),
+    ("heldout-8", "all", 0.98, 0.021), ("heldout-8", "en", 0.98, 0.029), ("heldout-8", "fr", 0.98, 0.013),
+    ("heldout-9", "all", 0.975, 0.027), ("heldout-9", "en", 0.96, 0.029), ("heldout-9", "fr", 0.99, 0.025),
+    ("heldout-10", "all", 0.97, 0.019), ("heldout-10", "en", 0.96, 0.017), ("heldout-10", "fr", 0.975, 0.021),
+    ("heldout-11", "all", 0.985, 0.011), ("heldout-11", "en", 0.99, 0.009), ("heldout-11", "fr", 0.98, 0.013),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
                                                                  ceiling: float) -> None:
-    """They miss the issue's target (recall 0.97, false blocks 0.03): these are floors and
-    ceilings so that nothing gets worse, not the goal."""
+    """Floors and ceilings at the figures reached, so that nothing gets worse; five of the nine
+    blind parts by independent writers meet the issue's target (recall 0.97, false blocks 0.03, in
+    each language), heldout-3, -5, -9 and -10 do not."""
     f = blind(part)[scope]
     assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
 
@@ -315,12 +334,18 @@ def test_the_fourth_round_parts_the_detector_was_tuned_on(host: Host, part: str,
 #   results-ready and pharmacy notices, charity, verdicts about things, campaigns): by the seventh
 #   round's detector, recall 0.960 / 0.887, false blocks 0.067 / 0.067. Three pharmacy notices of the
 #   patient's own adherence packs stay blocked: an older part labels the same wording clinical.
+# - dev-14 (specialists' offices, hospital outpatient clinics), dev-15 (primary care), dev-16 (mental
+#   health, perinatal, allied health), ninth round, by the eighth round's detector: recall 0.953 /
+#   0.960, 0.973 / 0.967, 0.940 / 0.860; false blocks 0.027 / 0.027, 0.053 / 0.047, 0.033 / 0.033.
 @pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
     ("dev-9", "en", 0.99, 0.03), ("dev-9", "fr", 0.99, 0.01),
     ("dev-10", "en", 0.99, 0.01), ("dev-10", "fr", 0.99, 0.01),
     ("dev-11", "en", 0.99, 0.01), ("dev-11", "fr", 0.97, 0.01),
     ("dev-12", "en", 0.99, 0.01), ("dev-12", "fr", 0.99, 0.01),
     ("dev-13", "en", 0.99, 0.01), ("dev-13", "fr", 0.97, 0.015),
+    ("dev-14", "en", 0.99, 0.01), ("dev-14", "fr", 0.99, 0.01),
+    ("dev-15", "en", 0.99, 0.025), ("dev-15", "fr", 0.99, 0.015),
+    ("dev-16", "en", 0.99, 0.01), ("dev-16", "fr", 0.99, 0.01),
 ])
 def test_a_part_by_an_independent_writer_keeps_what_its_round_reached(host: Host, part: str, scope: str,
                                                                       recall: float, false_block: float) -> None:
