@@ -164,7 +164,7 @@ class Plugin:
             return []
         span = score.reasons[0][0] if score.reasons else (0, len(folded.original))
         said = [classifier.describe(name) for _, name in score.reasons] or [("the wording", "la formulation")]
-        # Three decimals: at two, a score just at the shipped limit (0.415) would read as below it.
+        # Three decimals: at two, a score just at a limit such as 0.415 would read as below it.
         return [finding("CLINICAL_UNCERTAIN", plugin=self.context.name, severity="info", span=span,
                         term=mask(_written(folded, span)), why=", ".join(dict.fromkeys(e for e, _ in said)),
                         why_fr=", ".join(dict.fromkeys(f for _, f in said)),
