@@ -49,8 +49,8 @@ DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # (development 6), y (development 7), z (development 8), e (development 9), f (development 10), b
 # (held-out 4), c (held-out 5), g (held-out 6), j (held-out 7), l (held-out 8), m (held-out 9), i (development 11), k
 # (development 12), n (development 13), o (held-out 10), a (held-out 11), ab, ac and ad (development 14
-# to 16).
-LATER_IDS = {"heldout-11": r"(en|fr)-a\d{4}", "heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
+# to 16), ae and af (held-out 12 and 13).
+LATER_IDS = {"heldout-13": r"(en|fr)-af\d{4}", "heldout-12": r"(en|fr)-ae\d{4}", "heldout-11": r"(en|fr)-a\d{4}", "heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
               "heldout-6": r"(en|fr)-g\d{4}", "heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}",
              "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
@@ -120,7 +120,7 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-11", 1000), ("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-13", 1000), ("heldout-12", 1000), ("heldout-11", 1000), ("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80), ("dev-9", 450), ("dev-10", 450),
                                             ("dev-11", 500), ("dev-12", 600), ("dev-13", 600),
@@ -228,6 +228,10 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # 0.992, 0.028 / 0.024; heldout-8 0.980 / 0.980, 0.028 / 0.012; heldout-7 0.980 / 0.990, 0.023 / 0.013;
 # heldout-6 0.977 / 0.983, 0.030 / 0.020; heldout-5 0.963 / 0.955, 0.021 / 0.035; heldout-4 0.977 /
 # 0.980, 0.023 / 0.026; heldout-3 0.957 / 0.964, 0.016 / 0.022.
+# heldout-12 and heldout-13: a tenth and an eleventh blind part, by two more writers, written after the
+# ninth round's changes, each committed alone before it was scored, by figures only, told to no one:
+# heldout-12 0.956 / 0.952, 0.012 / 0.024 (the eighth round's detector: 0.944 / 0.924, 0.024 / 0.016);
+# heldout-13 0.976 / 0.992, 0.020 / 0 (eighth: 0.956 / 0.976, 0.016 / 0.008).
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
     ("heldout-3", "all", 0.96, 0.02), ("heldout-3", "en", 0.955, 0.017), ("heldout-3", "fr", 0.96, 0.023),
     ("heldout-4", "all", 0.975, 0.025), ("heldout-4", "en", 0.975, 0.024), ("heldout-4", "fr", 0.975, 0.027),
@@ -238,13 +242,15 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
     ("heldout-9", "all", 0.975, 0.027), ("heldout-9", "en", 0.96, 0.029), ("heldout-9", "fr", 0.99, 0.025),
     ("heldout-10", "all", 0.97, 0.019), ("heldout-10", "en", 0.96, 0.017), ("heldout-10", "fr", 0.975, 0.021),
     ("heldout-11", "all", 0.985, 0.011), ("heldout-11", "en", 0.99, 0.009), ("heldout-11", "fr", 0.98, 0.013),
+    ("heldout-12", "all", 0.95, 0.019), ("heldout-12", "en", 0.955, 0.013), ("heldout-12", "fr", 0.95, 0.025),
+    ("heldout-13", "all", 0.98, 0.011), ("heldout-13", "en", 0.975, 0.021), ("heldout-13", "fr", 0.99, 0.001),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
                                                                  ceiling: float) -> None:
-    """Floors and ceilings at the figures reached, so that nothing gets worse; five of the nine
+    """Floors and ceilings at the figures reached, so that nothing gets worse; six of the eleven
     blind parts by independent writers meet the issue's target (recall 0.97, false blocks 0.03, in
-    each language), heldout-3, -5, -9 and -10 do not."""
+    each language), heldout-3, -5, -9, -10 and -12 do not."""
     f = blind(part)[scope]
     assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
 
