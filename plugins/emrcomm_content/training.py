@@ -101,17 +101,23 @@ def train(rows: Sequence[Row], *, l2: float = L2) -> Classifier:
     bias = 0.0
     # A fixed order that mixes languages and labels (the files are grouped by both).
     ordered = sorted(rows, key=lambda r: hashlib.sha256(f"order:{r.id}".encode()).digest())
-    data = [([n for n in row.names if n in weights], 1.0 if row.clinical else 0.0) for row in ordered]
+    # Features as positions in a list, each with its shrinkage: the same arithmetic in the same
+    # order as with the names (the weights do not change by a bit), in less than half the time.
+    names = list(weights)
+    position = {n: i for i, n in enumerate(names)}
+    # The detector's evidence is rare and meant to count: it is shrunk ten times less.
+    decays = [l2 / 10 if n.startswith(("kind:", "weak:", "phrase:")) else l2 for n in names]
+    w = [0.0] * len(names)
+    data = [([position[n] for n in row.names if n in position], 1.0 if row.clinical else 0.0) for row in ordered]
     for epoch in range(EPOCHS):
         rate = LEARNING_RATE / (1 + epoch / 10)
-        for names, label in data:
-            z = bias + sum(weights[n] for n in names)
+        for features_of, label in data:
+            z = bias + sum(w[i] for i in features_of)
             g = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z)))) - label
             bias -= rate * g
-            for n in names:
-                # The detector's evidence is rare and meant to count: it is shrunk ten times less.
-                decay = l2 / 10 if n.startswith(("kind:", "weak:", "phrase:")) else l2
-                weights[n] -= rate * (g + decay * weights[n])
+            for i in features_of:
+                w[i] -= rate * (g + decays[i] * w[i])
+    weights = dict(zip(names, w))
     small = {n: round(w, 4) for n, w in weights.items() if abs(w) >= 0.005}
     return Classifier(small, round(bias, 4))
 
