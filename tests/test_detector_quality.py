@@ -49,8 +49,8 @@ DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # (development 6), y (development 7), z (development 8), e (development 9), f (development 10), b
 # (held-out 4), c (held-out 5), g (held-out 6), j (held-out 7), l (held-out 8), m (held-out 9), i (development 11), k
 # (development 12), n (development 13), o (held-out 10), a (held-out 11), ab, ac and ad (development 14
-# to 16), ae and af (held-out 12 and 13).
-LATER_IDS = {"heldout-13": r"(en|fr)-af\d{4}", "heldout-12": r"(en|fr)-ae\d{4}", "heldout-11": r"(en|fr)-a\d{4}", "heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
+# to 16), ae, af and ag (held-out 12 to 14), ah, ai and aj (development 17 to 19).
+LATER_IDS = {"heldout-14": r"(en|fr)-ag\d{4}", "heldout-13": r"(en|fr)-af\d{4}", "heldout-12": r"(en|fr)-ae\d{4}", "heldout-11": r"(en|fr)-a\d{4}", "heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
               "heldout-6": r"(en|fr)-g\d{4}", "heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}",
              "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
@@ -58,7 +58,8 @@ LATER_IDS = {"heldout-13": r"(en|fr)-af\d{4}", "heldout-12": r"(en|fr)-ae\d{4}",
              "dev-7": r"(en|fr)-y\d{4}", "dev-8": r"(en|fr)-z\d{4}", "dev-9": r"(en|fr)-e\d{4}",
              "dev-10": r"(en|fr)-f\d{4}", "dev-11": r"(en|fr)-i\d{4}", "dev-12": r"(en|fr)-k\d{4}",
              "dev-13": r"(en|fr)-n\d{4}", "dev-14": r"(en|fr)-ab\d{4}", "dev-15": r"(en|fr)-ac\d{4}",
-             "dev-16": r"(en|fr)-ad\d{4}"}
+             "dev-16": r"(en|fr)-ad\d{4}", "dev-17": r"(en|fr)-ah\d{4}", "dev-18": r"(en|fr)-ai\d{4}",
+             "dev-19": r"(en|fr)-aj\d{4}"}
 
 
 @attrs.frozen
@@ -120,11 +121,12 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-13", 1000), ("heldout-12", 1000), ("heldout-11", 1000), ("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-14", 1000), ("heldout-13", 1000), ("heldout-12", 1000), ("heldout-11", 1000), ("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80), ("dev-9", 450), ("dev-10", 450),
                                             ("dev-11", 500), ("dev-12", 600), ("dev-13", 600),
-                                            ("dev-14", 600), ("dev-15", 600), ("dev-16", 600)])
+                                            ("dev-14", 600), ("dev-15", 600), ("dev-16", 600),
+                                            ("dev-17", 600), ("dev-18", 600), ("dev-19", 600)])
 def test_the_later_parts_are_big_enough_and_half_french(part: str, size: int) -> None:
     rows = read(part)
     assert len(rows) >= size
@@ -232,6 +234,7 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # ninth round's changes, each committed alone before it was scored, by figures only, told to no one:
 # heldout-12 0.956 / 0.952, 0.012 / 0.024 (the eighth round's detector: 0.944 / 0.924, 0.024 / 0.016);
 # heldout-13 0.976 / 0.992, 0.020 / 0 (eighth: 0.956 / 0.976, 0.016 / 0.008).
+# heldout-14: a twelfth, likewise: 0.996 / 0.980, 0.024 / 0.020 (eighth: 0.980 / 0.960, 0.024 / 0.028).
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
     ("heldout-3", "all", 0.96, 0.02), ("heldout-3", "en", 0.955, 0.017), ("heldout-3", "fr", 0.96, 0.023),
     ("heldout-4", "all", 0.975, 0.025), ("heldout-4", "en", 0.975, 0.024), ("heldout-4", "fr", 0.975, 0.027),
@@ -244,11 +247,12 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
     ("heldout-11", "all", 0.985, 0.011), ("heldout-11", "en", 0.99, 0.009), ("heldout-11", "fr", 0.98, 0.013),
     ("heldout-12", "all", 0.95, 0.019), ("heldout-12", "en", 0.955, 0.013), ("heldout-12", "fr", 0.95, 0.025),
     ("heldout-13", "all", 0.98, 0.011), ("heldout-13", "en", 0.975, 0.021), ("heldout-13", "fr", 0.99, 0.001),
+    ("heldout-14", "all", 0.985, 0.023), ("heldout-14", "en", 0.995, 0.025), ("heldout-14", "fr", 0.98, 0.021),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
                                                                  ceiling: float) -> None:
-    """Floors and ceilings at the figures reached, so that nothing gets worse; six of the eleven
+    """Floors and ceilings at the figures reached, so that nothing gets worse; seven of the twelve
     blind parts by independent writers meet the issue's target (recall 0.97, false blocks 0.03, in
     each language), heldout-3, -5, -9, -10 and -12 do not."""
     f = blind(part)[scope]
@@ -352,6 +356,11 @@ def test_the_fourth_round_parts_the_detector_was_tuned_on(host: Host, part: str,
     ("dev-14", "en", 0.99, 0.01), ("dev-14", "fr", 0.99, 0.01),
     ("dev-15", "en", 0.99, 0.025), ("dev-15", "fr", 0.99, 0.015),
     ("dev-16", "en", 0.99, 0.01), ("dev-16", "fr", 0.99, 0.01),
+    # dev-17 to dev-19, after the ninth round, scored once on arrival and not yet tuned or trained on:
+    # the figures they arrived with, as floors and ceilings.
+    ("dev-17", "en", 0.98, 0.021), ("dev-17", "fr", 0.995, 0.028),
+    ("dev-18", "en", 0.995, 0.008), ("dev-18", "fr", 0.99, 0.028),
+    ("dev-19", "en", 0.995, 0.054), ("dev-19", "fr", 0.97, 0.028),
 ])
 def test_a_part_by_an_independent_writer_keeps_what_its_round_reached(host: Host, part: str, scope: str,
                                                                       recall: float, false_block: float) -> None:
