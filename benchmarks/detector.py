@@ -64,6 +64,10 @@ NAMES = ("core", "drugs", "icd10cm")
 STOPPING = {"CLINICAL_CONTENT": None, "HEALTH_IDENTIFIER": "lexicon", "CLINICAL_UNCERTAIN": "uncertain"}
 # (name printed, file): held-out parts first.
 PARTS = (
+    ("held-out 14 (a twelfth blind part, by a twelfth writer; scored by figures only)", "heldout-14.tsv"),
+    ("held-out 13 (an eleventh blind part, by an eleventh writer; scored by figures only)", "heldout-13.tsv"),
+    ("held-out 12 (a tenth blind part, by a tenth writer; scored by figures only)", "heldout-12.tsv"),
+    ("held-out 11 (a ninth blind part, by a ninth writer; scored by figures only)", "heldout-11.tsv"),
     ("held-out 10 (an eighth blind part, by an eighth writer; scored by figures only)", "heldout-10.tsv"),
     ("held-out 9 (a seventh blind part, by a seventh writer; scored by figures only)", "heldout-9.tsv"),
     ("held-out 8 (a sixth blind part, by a sixth writer; scored by figures only)", "heldout-8.tsv"),
@@ -87,6 +91,12 @@ PARTS = (
     ("development 11, by a third independent writer (sixth round; scored once, then tuned on)", "dev-11.tsv"),
     ("development 12, by a fourth independent writer (seventh round; scored once, then tuned on)", "dev-12.tsv"),
     ("development 13, by a fifth independent writer (eighth round; scored once, then tuned on)", "dev-13.tsv"),
+    ("development 14, specialists (ninth round; scored once, chose the score's gate, then tuned on)", "dev-14.tsv"),
+    ("development 15, primary care (ninth round; likewise)", "dev-15.tsv"),
+    ("development 16, mental health, perinatal, allied (ninth round; likewise)", "dev-16.tsv"),
+    ("development 17, front desks (after the ninth round; scored once on arrival, not tuned on)", "dev-17.tsv"),
+    ("development 18, portal notes (after the ninth round; likewise)", "dev-18.tsv"),
+    ("development 19, community care (after the ninth round; likewise)", "dev-19.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 

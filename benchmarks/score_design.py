@@ -1,7 +1,7 @@
 """How the uncertainty score's design was chosen: each alternative cross-validated on the development
 parts only, leaving one part out, exactly as the trainer chooses its cut.
 
-    python benchmarks/score_design.py [--json] [--first N] [--fresh PART.tsv ...]
+    python benchmarks/score_design.py [--json] [--first N] [--fresh PART ...]
 
 For each alternative (the shipped design, then one change at a time), the trainer's procedure
 (emrcomm_content.training): every development part scored by a model trained on the others, the
@@ -32,7 +32,22 @@ import attrs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data" / "clinic-messages"
-DEV = tuple(sorted(DATA.glob("dev*.tsv"), key=lambda p: int(p.stem.partition("-")[2] or 1)))
+
+
+def trained_parts() -> tuple[Path, ...]:
+    """The development parts the shipped score was trained on (classifier.json names them): a part
+    that has arrived since waits for the next round and is read only when given to ``--fresh``."""
+    from emrcomm_content import classifier
+
+    return tuple(ROOT / name for name in classifier.packaged().trained_on.split(", "))
+
+
+def part(name: str) -> Path:
+    """A part by its path, or by its name in the data folder (``dev-14`` or ``dev-14.tsv``)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    return DATA / (name if name.endswith(".tsv") else f"{name}.tsv")
 
 
 def _letters(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -113,7 +128,8 @@ def _fresh(rows: list[Any], scores: list[float], cut: float) -> dict[str, dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--fresh", type=Path, nargs="*", default=[], help="parts no term or pattern was tuned on yet")
+    parser.add_argument("--fresh", type=part, nargs="*", default=[],
+                        help="parts no term or pattern was tuned on yet, by name (dev-14) or path")
     parser.add_argument("--first", type=int, help="only the first N alternatives (each takes a minute or two)")
     args = parser.parse_args(argv)
     if any(training_refuses(p) for p in args.fresh):
@@ -124,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
 
     compiled = cache.compiled(("core", "drugs", "icd10cm"))
     fresh = {p.resolve() for p in args.fresh}
-    dev = [p for p in DEV if p.resolve() not in fresh]
+    missing = [str(p) for p in fresh if not p.exists()]
+    if missing:
+        parser.error(f"no such part: {', '.join(missing)}")
+    dev = [p for p in trained_parts() if p.resolve() not in fresh]
     detector = ClinicalDetector(matchers=(compiled.matcher,), fuzzy=compiled.fuzzy)
     rows = training.read_rows(dev, detector)
     new = training.read_rows(sorted(fresh), detector) if fresh else []

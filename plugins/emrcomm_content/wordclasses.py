@@ -208,7 +208,8 @@ CLASSES: tuple[WordClass, ...] = (
 # Numbers by what they measure, in the folded text: money, a time and a phone number are
 # logistics; a number with a unit of measure ("71 kg", "132/84", "148 over 92", "60th
 # percentile") and a number with decimals ("7,2") are values; a percentage is either ("20 % off",
-# "above 90 %") and weighs without making a text worth scoring.
+# "above 90 %") and weighs only as what it is (it was not among the classes that let a text be scored
+# until the ninth round).
 NUMBER_CLASSES: tuple[WordClass, ...] = (
     WordClass("money", "an amount of money", "un montant", ()),
     WordClass("time", "a time of day", "une heure", ()),
