@@ -5,7 +5,8 @@ CLINICAL_CONTENT, HEALTH_IDENTIFIER or CLINICAL_UNCERTAIN (rerouted to the porta
 administrative row so stopped is a false block.
 
 The parts (see the data README): ``heldout-3.tsv``, written blind by someone who never read or
-ran the detector and scored once when the third round was done, the only clean one; ``heldout-2.tsv``, written before the second round changed
+ran the detector and scored once when the third round was done, the first clean one (the later blind
+parts, ``heldout-4.tsv`` to ``heldout-14.tsv``, by eleven more writers, below); ``heldout-2.tsv``, written before the second round changed
 anything and scored once when it was done; ``heldout.tsv``, the first round's held-out part,
 scored several times and read; neither is clean any more (the third round's development parts
 were written after reading the list of ``heldout-2.tsv``'s misses). ``dev.tsv`` to ``dev-3.tsv``
