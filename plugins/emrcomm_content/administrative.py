@@ -93,7 +93,7 @@ _NEVER = re.compile(
     r"injury|blessure)\b"
     # ninth round: Quebec French « pus » for « plus » (« y'a pus d'essence », « j'ai pus de formulaires »); the noun
     # comes after an article (« du pus », « pas de pus »)
-    r"|(?<!\bdu )(?<!\bde )(?<!\ble )(?<!\bdes )(?<!\bd')(?<!\bsans )(?<!\bavec )(?<!\bdu)\bpus (?:de|d'|rien|capable|"
+    r"|(?<!\bdu )(?<!\bde )(?<!\ble )(?<!\bdes )(?<!\bd')(?<!\bsans )(?<!\bavec )\bpus (?:de|d'|rien|capable|"
     r"besoin|jamais|personne|le temps)\b"
 )
 

@@ -20,8 +20,8 @@ nothing is learned or fetched at run time. Scoring a message is a dictionary loo
 Every free text that no term and no pattern marked is scored, whatever words it has: the weights,
 not a list of words, say that "someone will call you tonight" is administrative. (Until the ninth
 round only a text with a word of :data:`wordclasses.SCORED` or some evidence was scored; most of
-what new writers' parts let through had no such word: docs/rules.md.) A score explains itself: :attr:`Score.reasons` are the features that raised it most, classes and
-evidence before words, each with the span of the original text, and :func:`describe` says each
+what new writers' parts let through had no such word: docs/rules.md.) A score explains itself:
+:attr:`Score.reasons` are the features that raised it most, classes and evidence before words, each with the span of the original text, and :func:`describe` says each
 in English and French.
 """
 

@@ -118,7 +118,7 @@ def train(rows: Sequence[Row], *, l2: float = L2) -> Classifier:
             for i in features_of:
                 w[i] -= rate * (g + decays[i] * w[i])
     weights = dict(zip(names, w))
-    small = {n: round(w, 4) for n, w in weights.items() if abs(w) >= 0.005}
+    small = {n: round(value, 4) for n, value in weights.items() if abs(value) >= 0.005}
     return Classifier(small, round(bias, 4))
 
 

@@ -161,7 +161,8 @@ CLASSES: tuple[WordClass, ...] = (
         "lit hopital|barre appui|barres appui|banc de bain|banc de transfert|planche de transfert|leve personne|"
         "transferts|ustensiles adaptes|adapte|adaptes|adaptee|adaptees|appareil auditif|appareils auditifs|orthese*"
     )),
-    # --- classes that only weigh in a text that has one of the above ---
+    # --- classes of who is addressed or spoken of, and of logistics (a finding names kin and the care
+    # team among its reasons, never the others) ---
     WordClass("yours", "words addressed to the patient (your)", "des mots adressés au patient (votre)", _split(
         "your|ur|yours|you're|youre|votre|vos|ton|ta|tes"
     )),
