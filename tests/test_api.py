@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -574,6 +575,7 @@ def test_clients_are_added_listed_and_revoked_from_the_command_line(tmp_path: Pa
     assert main(["--json", "clients", "add", "OSCAR", "--config", config, "--jwks", str(tmp_path / "emr.jwks"),
                  "--scope", "system/Communication.read"]) == 0
     client_id = json.loads(capsys.readouterr().out)["client_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", client_id)  # never a leading "-", which `clients revoke` reads as an option
     private = {**key.public_jwk(), "d": "AAAA"}
     (tmp_path / "private.jwks").write_text(json.dumps({"keys": [private]}), encoding="utf-8")
     assert main(["clients", "add", "Leaky", "--config", config, "--jwks", str(tmp_path / "private.jwks"),

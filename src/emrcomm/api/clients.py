@@ -91,7 +91,9 @@ class ClientRegistry:
             raise RequestError("the client's name must be 1 to 200 characters (the EMR it is, for the audit log)")
         allowed = parse_scopes(" ".join(scopes) if not isinstance(scopes, str) else scopes, strict=True)
         checked = check_jwks(jwks)
-        client = Client(id=secrets.token_urlsafe(18), name=name, jwks=checked, scopes=tuple(allowed),
+        # Hex, not URL-safe base64: an id that began with '-' (one in 64) read as an option on the command
+        # line, and `emrcomm clients revoke <id>` refused it.
+        client = Client(id=secrets.token_hex(16), name=name, jwks=checked, scopes=tuple(allowed),
                         created=self.clock())
         with self.db.transaction():
             self.db.execute("INSERT INTO api_clients (id, name, jwks, scopes, created) VALUES (?, ?, ?, ?, ?)",
