@@ -67,6 +67,12 @@ _PLACE = frozenset({
 # is as often the name of a service ("your referral to the Kidney Care Pavilion").
 _PREMISES = frozenset({"building", "tower", "campus", "edifice", "tour", "complex", "plaza"})
 _WORD = re.compile(r"[a-z0-9]+")
+# tenth round: a name followed by the event it holds in lower case is a charity's: "the Heart & Stroke walk",
+# "the Terry Fox run", « la Société canadienne du cancer marche »
+_EVENT_AFTER = re.compile(
+    r"[ \t]+(?:walk|run|ride|gala|telethon|marathon|fundraiser|fun run|bike ride|golf tournament|lottery|raffle|"
+    r"marche|course|defi|défi|souper|tournoi|loterie|collecte)s?\b"
+)
 
 # A staff member's own leave for surgery ("Dr. Novak will be on leave for surgery"), and exams
 # named by what they are for (a driver's medical, « l'examen de conduite de la SAAQ »).
@@ -167,7 +173,7 @@ def read(folded: Folded, words: frozenset[str] | set[str] | None = None
         out += [_folded_span(folded, m.span()) for m in _LOGISTICS.finditer(original)]
     for m in (*_NAME_EN.finditer(original), *_NAME_FR.finditer(original), *_NAME_LOW.finditer(original)):
         name = set(_WORD.findall(Folded.of(m.group()).text))
-        if name & (_ALWAYS | _PREMISES):
+        if name & (_ALWAYS | _PREMISES) or _EVENT_AFTER.match(original, m.end()):
             pass
         elif name & _PLACE:
             if addressed:

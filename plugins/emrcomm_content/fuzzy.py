@@ -31,7 +31,8 @@ MIN_LENGTH = 7
 MEMO_SIZE = 1 << 16  # words remembered by find(): a clinic's messages reuse the same words
 NAME_ZIPF = 3.0  # a name at least this common (en or fr) is an everyday word: no tolerance for it
 WORD_ZIPF = 2.0  # a word of the text at least this common is a real word, not a misspelling
-_LONG_WORD = re.compile(rf"(?<![\w'])[a-z]{{{MIN_LENGTH},}}(?![\w'])")
+# (a word after a French elision counts: « d'isoniazide », « l'amoxiciline »; tenth round)
+_LONG_WORD = re.compile(rf"(?:(?<=\b[dlj]')|(?<=\bqu')|(?<![\w']))[a-z]{{{MIN_LENGTH},}}(?![\w'])")
 
 
 def deletions(word: str) -> Iterator[str]:

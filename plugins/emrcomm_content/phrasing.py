@@ -673,7 +673,8 @@ VALUE = [
     rule("numbers|levels|values|readings|counts|chiffres|valeurs|niveaux|lectures",
          rf"\b(?:numbers|levels|values|readings|counts|chiffres|valeurs|niveaux|lectures)\b{_gap(4)}{_NUMBER}"),
     rule(VALUE_NOUN_WORDS,
-         _near(_VALUE_NOUN, r"\b(?:from|de) \d+(?:[.,]\d+)? (?:to|a) \d+(?:[.,]\d+)?\b(?! ?(?:\$|h\b|am|pm|minutes|"
+         # (tenth round: not a survey's "reply with a number from 0 to 10", « répondez par un chiffre de 0 à 10 »)
+         _near(_VALUE_NOUN, r"(?<!\bun chiffre )(?<!\ba number )\b(?:from|de) \d+(?:[.,]\d+)? (?:to|a) \d+(?:[.,]\d+)?\b(?! ?(?:\$|h\b|am|pm|minutes|"
                             r"jours|days))", 6),
          _near(_VALUE_NOUN, r"\b(?:up|down|back|remonte|descendu|monte|baisse|passe|passee)e?s? (?:to|a) "
                             r"\d+(?:[.,]\d+)?\b(?! ?(?:\$|h\b|am|pm|minutes|jours|days))", 4)),
@@ -1124,6 +1125,16 @@ WOUND = [
          r"\b(?:redness|rougeur|rougeurs|swelling|enflure|warmth|chaleur)\b" + _gap(3) + r"(?:around|autour)\b"),
     rule("lift|lifting|soulever",
          r"\b(?:lift|lifting|soulever) (?:more than |over |anything heavier than |plus de )?\d+ ?(?:pounds|lbs|kg|livres)\b"),
+    # tenth round: an activity held back until a set time is aftercare ("no running till your next visit",
+    # « pas de sport pendant 2 semaines »)
+    rule("no|pas|avoid|evitez|aucun|aucune",
+         r"\b(?:no|avoid|avoid any|no more) (?:running|jogging|heavy lifting|lifting|contact sports?|sports?|swimming|"
+         r"baths?|hot tubs?|gym|workouts?|exercise|impact|biking|cycling|golf|hockey|soccer|skiing|sex|intercourse)"
+         r"(?: or \w+)? (?:till|until|for (?:\d+|two|three|four|six|a few|the next|another)|before (?:your|the) "
+         r"(?:next|follow|check|recheck))\b"
+         r"|\b(?:pas de|evitez (?:la|le|les)|aucune?) (?:course|jogging|sports?|natation|bains?|baignade|piscine|spa|gym|"
+         r"entrainement|efforts?|velo|relations sexuelles|sport de contact)(?: ni \w+)? (?:avant|pendant|jusqu'?a|"
+         r"d'ici)\b"),
     rule("saline|salin|stick|adherent*|compresse",
          r"\bsaline\b|\bsalin\b|\bnon (?:stick|adherent\w*) (?:pad|compresse)\b|\bcompresse\b"),
     # « vos fils » are stitches only with what is done to them (« votre fils » is a son).

@@ -856,6 +856,17 @@ NINTH_FR = [
     ]),
 ]
 
+# Tenth round: what dev-17 to dev-19 named and no list had: a hearing aid's supplies, the contraceptive shot
+# by its short name, keratoconus in French, a travel vaccine course.
+TENTH_EN = [
+    ("medication", ["hearing aids", "hearing aid", "hearing aid batteries", "depo", "rabies series"]),
+]
+TENTH_FR = [
+    ("medication", ["appareils auditifs", "appareil auditif", "prothèses auditives", "piles pour vos appareils",
+                    "dépo", "série contre la rage", "vaccins contre la rage"]),
+    ("condition", ["kératocône"]),
+]
+
 CLINICAL_EN = Lexicon.of(
     "core-en",
     ("medication", MEDICATIONS_EN),
@@ -882,6 +893,7 @@ CLINICAL_EN = Lexicon.of(
     *SEVENTH_EN,
     *EIGHTH_EN,
     *NINTH_EN,
+    *TENTH_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -909,6 +921,7 @@ CLINICAL_FR = Lexicon.of(
     *SEVENTH_FR,
     *EIGHTH_FR,
     *NINTH_FR,
+    *TENTH_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
