@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import pytest
 
@@ -488,3 +490,12 @@ def test_masked_term_keeps_word_breaks_and_first_letter_only():
 def test_promotional_finding_quotes_the_term_in_clear(content):
     (fact,) = inspect(content, "Riverside newsletter")
     assert '"newsletter"' in fact.message
+
+
+def test_a_misspelt_drug_after_a_french_elision_is_found(tmp_path: Path) -> None:
+    """Tenth round: the one-edit drug names read a word after « d' », « l' », « qu' » too."""
+    from emrcomm_content.folding import Folded
+
+    detector = Plugin(make_context("content", {}, tmp_path)).clinical
+    for text in ("Continuez l'amoxiciline jusqu'à la fin.", "Il vous reste une semaine d'isoniazide."):
+        assert [h.kind for h in detector.read(Folded.of(text)).hits] == ["medication"], text

@@ -6,7 +6,7 @@ administrative row so stopped is a false block.
 
 The parts (see the data README): ``heldout-3.tsv``, written blind by someone who never read or
 ran the detector and scored once when the third round was done, the first clean one (the later blind
-parts, ``heldout-4.tsv`` to ``heldout-14.tsv``, by eleven more writers, below); ``heldout-2.tsv``, written before the second round changed
+parts, ``heldout-4.tsv`` to ``heldout-18.tsv``, by fifteen more writers, below); ``heldout-2.tsv``, written before the second round changed
 anything and scored once when it was done; ``heldout.tsv``, the first round's held-out part,
 scored several times and read; neither is clean any more (the third round's development parts
 were written after reading the list of ``heldout-2.tsv``'s misses). ``dev.tsv`` to ``dev-3.tsv``
@@ -50,8 +50,9 @@ DEVELOPMENT = ("dev", "dev-2", "dev-3")
 # (development 6), y (development 7), z (development 8), e (development 9), f (development 10), b
 # (held-out 4), c (held-out 5), g (held-out 6), j (held-out 7), l (held-out 8), m (held-out 9), i (development 11), k
 # (development 12), n (development 13), o (held-out 10), a (held-out 11), ab, ac and ad (development 14
-# to 16), ae, af and ag (held-out 12 to 14), ah, ai and aj (development 17 to 19).
-LATER_IDS = {"heldout-14": r"(en|fr)-ag\d{4}", "heldout-13": r"(en|fr)-af\d{4}", "heldout-12": r"(en|fr)-ae\d{4}", "heldout-11": r"(en|fr)-a\d{4}", "heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
+# to 16), ae, af and ag (held-out 12 to 14), ah, ai and aj (development 17 to 19), ak to an (held-out 15 to 18).
+LATER_IDS = {"heldout-18": r"(en|fr)-an\d{4}", "heldout-17": r"(en|fr)-am\d{4}", "heldout-16": r"(en|fr)-al\d{4}",
+             "heldout-15": r"(en|fr)-ak\d{4}", "heldout-14": r"(en|fr)-ag\d{4}", "heldout-13": r"(en|fr)-af\d{4}", "heldout-12": r"(en|fr)-ae\d{4}", "heldout-11": r"(en|fr)-a\d{4}", "heldout-10": r"(en|fr)-o\d{4}", "heldout-9": r"(en|fr)-m\d{4}", "heldout-8": r"(en|fr)-l\d{4}", "heldout-7": r"(en|fr)-j\d{4}",
               "heldout-6": r"(en|fr)-g\d{4}", "heldout-5": r"(en|fr)-c\d{4}", "heldout-4": r"(en|fr)-b\d{4}",
              "heldout-3": r"(en|fr)-w\d{4}", "heldout-2": r"(en|fr)-h\d{4}", "dev-2": r"(en|fr)-d\d{4}",
              "dev-3": r"(en|fr)-[p-t]\d{4}",
@@ -122,7 +123,7 @@ def test_the_first_round_set_is_big_enough_and_half_french() -> None:
         assert sum(r["label"] == "clinical" for r in mine) / len(mine) == pytest.approx(0.5, abs=0.05)
 
 
-@pytest.mark.parametrize(("part", "size"), [("heldout-14", 1000), ("heldout-13", 1000), ("heldout-12", 1000), ("heldout-11", 1000), ("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
+@pytest.mark.parametrize(("part", "size"), [("heldout-18", 1000), ("heldout-17", 1000), ("heldout-16", 1000), ("heldout-15", 1000), ("heldout-14", 1000), ("heldout-13", 1000), ("heldout-12", 1000), ("heldout-11", 1000), ("heldout-10", 1000), ("heldout-9", 1000), ("heldout-8", 1000), ("heldout-7", 1200), ("heldout-6", 1200), ("heldout-5", 1500), ("heldout-4", 1380), ("heldout-3", 1100), ("heldout-2", 600), ("dev-2", 600), ("dev-4", 800),
                                             ("dev-5", 300), ("dev-6", 340),
                                             ("dev-7", 120), ("dev-8", 80), ("dev-9", 450), ("dev-10", 450),
                                             ("dev-11", 500), ("dev-12", 600), ("dev-13", 600),
@@ -236,26 +237,43 @@ def blind(host: Host) -> Callable[[str], dict[str, Figures]]:
 # heldout-12 0.956 / 0.952, 0.012 / 0.024 (the eighth round's detector: 0.944 / 0.924, 0.024 / 0.016);
 # heldout-13 0.976 / 0.992, 0.020 / 0 (eighth: 0.956 / 0.976, 0.016 / 0.008).
 # heldout-14: a twelfth, likewise: 0.996 / 0.980, 0.024 / 0.020 (eighth: 0.980 / 0.960, 0.024 / 0.028).
+# The tenth round (dev-17 to dev-19 read and tuned on, the score retrained on nineteen parts, its cut 0.46 by
+# the same false-reroute budget; docs/rules.md). The older parts, recall en / fr, false blocks en / fr:
+# heldout-14 0.996 / 0.980, 0.020 / 0.024; heldout-13 0.976 / 0.992, 0.028 / 0.008; heldout-12 0.960 /
+# 0.956, 0.012 / 0.024; heldout-11 0.992 / 0.988, 0.008 / 0.012; heldout-10 0.964 / 0.976, 0.024 / 0.024;
+# heldout-9 0.956 / 0.992, 0.024 / 0.032; heldout-8 0.980 / 0.988, 0.032 / 0.012; heldout-7 0.983 /
+# 0.990, 0.023 / 0.013; heldout-6 0.987 / 0.983, 0.030 / 0.023; heldout-5 0.965 / 0.957, 0.027 / 0.040;
+# heldout-4 0.977 / 0.980, 0.023 / 0.026; heldout-3 0.963 / 0.964, 0.016 / 0.026 (more caught, and more
+# false blocks: the lower cut).
+# heldout-15 to heldout-18: four blind parts by four more writers, asked for before the round changed
+# anything, each committed alone as it arrived, scored once by the round's detector, by figures only, told
+# to no one: heldout-15 0.996 / 0.984, 0.032 / 0.020; heldout-16 0.988 / 0.988, 0.036 / 0.016; heldout-17
+# 0.988 / 0.968, 0.016 / 0.008; heldout-18 0.996 / 0.980, 0.020 / 0.032.
 @pytest.mark.parametrize(("part", "scope", "floor", "ceiling"), [
-    ("heldout-3", "all", 0.96, 0.02), ("heldout-3", "en", 0.955, 0.017), ("heldout-3", "fr", 0.96, 0.023),
+    ("heldout-3", "all", 0.96, 0.022), ("heldout-3", "en", 0.96, 0.017), ("heldout-3", "fr", 0.96, 0.027),
     ("heldout-4", "all", 0.975, 0.025), ("heldout-4", "en", 0.975, 0.024), ("heldout-4", "fr", 0.975, 0.027),
-    ("heldout-5", "all", 0.955, 0.029), ("heldout-5", "en", 0.96, 0.022), ("heldout-5", "fr", 0.95, 0.036),
-    ("heldout-6", "all", 0.98, 0.026), ("heldout-6", "en", 0.975, 0.031), ("heldout-6", "fr", 0.98, 0.021),
+    ("heldout-5", "all", 0.96, 0.034), ("heldout-5", "en", 0.96, 0.028), ("heldout-5", "fr", 0.955, 0.041),
+    ("heldout-6", "all", 0.98, 0.027), ("heldout-6", "en", 0.985, 0.031), ("heldout-6", "fr", 0.98, 0.024),
     ("heldout-7", "all", 0.985, 0.019), ("heldout-7", "en", 0.98, 0.024), ("heldout-7", "fr", 0.99, 0.014),
-    ("heldout-8", "all", 0.98, 0.021), ("heldout-8", "en", 0.98, 0.029), ("heldout-8", "fr", 0.98, 0.013),
-    ("heldout-9", "all", 0.975, 0.027), ("heldout-9", "en", 0.96, 0.029), ("heldout-9", "fr", 0.99, 0.025),
-    ("heldout-10", "all", 0.97, 0.019), ("heldout-10", "en", 0.96, 0.017), ("heldout-10", "fr", 0.975, 0.021),
-    ("heldout-11", "all", 0.985, 0.011), ("heldout-11", "en", 0.99, 0.009), ("heldout-11", "fr", 0.98, 0.013),
-    ("heldout-12", "all", 0.95, 0.019), ("heldout-12", "en", 0.955, 0.013), ("heldout-12", "fr", 0.95, 0.025),
-    ("heldout-13", "all", 0.98, 0.011), ("heldout-13", "en", 0.975, 0.021), ("heldout-13", "fr", 0.99, 0.001),
-    ("heldout-14", "all", 0.985, 0.023), ("heldout-14", "en", 0.995, 0.025), ("heldout-14", "fr", 0.98, 0.021),
+    ("heldout-8", "all", 0.98, 0.023), ("heldout-8", "en", 0.98, 0.033), ("heldout-8", "fr", 0.985, 0.013),
+    ("heldout-9", "all", 0.97, 0.029), ("heldout-9", "en", 0.955, 0.025), ("heldout-9", "fr", 0.99, 0.033),
+    ("heldout-10", "all", 0.97, 0.025), ("heldout-10", "en", 0.96, 0.025), ("heldout-10", "fr", 0.975, 0.025),
+    ("heldout-11", "all", 0.985, 0.011), ("heldout-11", "en", 0.99, 0.009), ("heldout-11", "fr", 0.985, 0.013),
+    ("heldout-12", "all", 0.955, 0.019), ("heldout-12", "en", 0.96, 0.013), ("heldout-12", "fr", 0.955, 0.025),
+    ("heldout-13", "all", 0.98, 0.019), ("heldout-13", "en", 0.975, 0.029), ("heldout-13", "fr", 0.99, 0.009),
+    ("heldout-14", "all", 0.985, 0.023), ("heldout-14", "en", 0.995, 0.021), ("heldout-14", "fr", 0.98, 0.025),
+    ("heldout-15", "all", 0.99, 0.027), ("heldout-15", "en", 0.995, 0.033), ("heldout-15", "fr", 0.98, 0.021),
+    ("heldout-16", "all", 0.985, 0.027), ("heldout-16", "en", 0.985, 0.037), ("heldout-16", "fr", 0.985, 0.017),
+    ("heldout-17", "all", 0.975, 0.013), ("heldout-17", "en", 0.985, 0.017), ("heldout-17", "fr", 0.965, 0.009),
+    ("heldout-18", "all", 0.985, 0.027), ("heldout-18", "en", 0.995, 0.021), ("heldout-18", "fr", 0.98, 0.033),
 ])
 def test_a_blind_part_does_not_do_worse_than_when_it_was_scored(blind: Callable[[str], dict[str, Figures]],
                                                                  part: str, scope: str, floor: float,
                                                                  ceiling: float) -> None:
-    """Floors and ceilings at the figures reached, so that nothing gets worse; seven of the twelve
+    """Floors and ceilings at the figures reached, so that nothing gets worse; six of the sixteen
     blind parts by independent writers meet the issue's target (recall 0.97, false blocks 0.03, in
-    each language), heldout-3, -5, -9, -10 and -12 do not."""
+    each language): heldout-4, -6, -7, -11, -13 and -14; heldout-15 to -18, the tenth round's, each miss
+    by a row or two (docs/rules.md)."""
     f = blind(part)[scope]
     assert f.recall >= floor and f.false_block <= ceiling, (f.recall, f.false_block)
 
@@ -357,13 +375,14 @@ def test_the_fourth_round_parts_the_detector_was_tuned_on(host: Host, part: str,
     ("dev-12", "en", 0.99, 0.01), ("dev-12", "fr", 0.99, 0.01),
     ("dev-13", "en", 0.99, 0.01), ("dev-13", "fr", 0.97, 0.015),
     ("dev-14", "en", 0.99, 0.01), ("dev-14", "fr", 0.99, 0.01),
-    ("dev-15", "en", 0.99, 0.025), ("dev-15", "fr", 0.99, 0.015),
-    ("dev-16", "en", 0.99, 0.01), ("dev-16", "fr", 0.99, 0.01),
-    # dev-17 to dev-19, after the ninth round, scored once on arrival and not yet tuned or trained on:
-    # the figures they arrived with, as floors and ceilings.
-    ("dev-17", "en", 0.98, 0.021), ("dev-17", "fr", 0.995, 0.028),
-    ("dev-18", "en", 0.995, 0.008), ("dev-18", "fr", 0.99, 0.028),
-    ("dev-19", "en", 0.995, 0.054), ("dev-19", "fr", 0.97, 0.028),
+    ("dev-15", "en", 0.99, 0.028), ("dev-15", "fr", 0.99, 0.015),
+    ("dev-16", "en", 0.99, 0.01), ("dev-16", "fr", 0.99, 0.014),
+    # dev-17 to dev-19, after the ninth round, scored once on arrival (recall 0.980 / 1.000, 1.000 / 0.993,
+    # 1.000 / 0.973; false blocks 0.020 / 0.027, 0.007 / 0.027, 0.053 / 0.027), then tuned and trained on
+    # in the tenth round:
+    ("dev-17", "en", 0.99, 0.01), ("dev-17", "fr", 0.99, 0.01),
+    ("dev-18", "en", 0.99, 0.01), ("dev-18", "fr", 0.99, 0.01),
+    ("dev-19", "en", 0.99, 0.021), ("dev-19", "fr", 0.99, 0.01),
 ])
 def test_a_part_by_an_independent_writer_keeps_what_its_round_reached(host: Host, part: str, scope: str,
                                                                       recall: float, false_block: float) -> None:

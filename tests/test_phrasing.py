@@ -149,6 +149,9 @@ POSITIVES = {
         ("fr", "Votre partenaire doit aussi être traité avant de reprendre les relations."),
     ],
     "wound": [
+        # tenth round: an activity held back until a set time
+        ("en", "No jogging for two weeks, then we'll see how it feels."),
+        ("fr", "Pas de natation avant la fin du mois, svp."),
         # ninth round: the care of a port or a line
         ("en", "The nurse will flush your port on Tuesday."),
         ("fr", "L'infirmière va rincer votre port mardi."),
@@ -256,6 +259,9 @@ POSITIVES = {
 
 HARD_NEGATIVES = [
     # clinic and place names, charities
+    # tenth round: a charity's event after its name in capitals, a survey's scale
+    "Our team is walking in the Heart & Stroke walk on Saturday, come cheer us on!",
+    "How likely are you to recommend us? Répondez par un chiffre de 0 à 10.",
     "Sacred Heart Family Clinic: see you Tuesday at 9:40. Reply STOP to opt out.",
     "Clinique médicale du Sacré-Cœur : rendez-vous mardi à 9 h 40. ARRET pour vous désabonner.",
     "The Heart and Stroke Foundation office next door has free parking on weekends.",

@@ -29,6 +29,14 @@ SOMEONE_ELSE = {
         "La Dre Bergeron est absente un mois, elle se remet d'une chirurgie à la vésicule.",
         "Notre secrétaire Linda a fait un AVC; c'est Paul qui répond au fax pour l'instant.",
     ],
+    "staff-tenth": [
+        "Our hygienist has the flu, so the Tuesday cleanings are moved.",
+        "Le Dr Fortin suit présentement des traitements pour un lymphome; le Dr Roy prend ses patients.",
+    ],
+    "broadcast-tenth": [
+        "We're now accepting new patients at our diabetes clinic. Tell a friend!",
+        "Soirée d'information publique sur le cancer du sein jeudi à la bibliothèque.",
+    ],
     "charity": [
         "The staff are walking in the Parkinson walk on Sunday; donations welcome at reception.",
         "We raised $900 for leukemia research at the chili lunch, thank you!",
@@ -175,7 +183,7 @@ SOMEONE_ELSE = {
 }
 
 
-@pytest.mark.parametrize(("marker", "text"), [(m.split("-")[0] if m.endswith(("-more", "-sixth", "-seventh")) else m, t)
+@pytest.mark.parametrize(("marker", "text"), [(m.split("-")[0] if m.endswith(("-more", "-sixth", "-seventh", "-tenth")) else m, t)
                                               for m, texts in SOMEONE_ELSE.items() for t in texts])
 def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector: ClinicalDetector, marker: str,
                                                                        text: str) -> None:
@@ -223,6 +231,11 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "Dr. Roy is away, the nurse who sees you Tuesday will take out the stitches.",
     "Tout est beau dans votre bilan annuel, on se revoit dans un an.",
     "She has strep throat again, keep her home from daycare until Monday.",
+    # tenth round: "Dr says" names no one, and a staff marker quiets its own stretches and the one before, not
+    # the patient's care further back in the sentence
+    "Dr says the mole we took off came back benign, nothing more to do.",
+    "En bref : c'est une tendinite à l'épaule, on fait une infiltration de cortisone mardi, la physio ensuite, "
+    "et on pense à la chirurgie si ça ne passe pas.",
 ])
 def test_a_clause_that_addresses_the_patient_still_counts(detector: ClinicalDetector, text: str) -> None:
     """The layer never overrides a term or a pattern about the patient: "your", « votre », a group
