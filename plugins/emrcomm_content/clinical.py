@@ -218,7 +218,8 @@ class ClinicalDetector:
         found = [m for matcher in self.matchers for m in matcher.find(folded)]
         if len(self.matchers) > 1:
             found = longest(found)
-        matches = [m for m in found if not _inside(m.folded, quiet) and not _routine_vaccine(folded.text, m)]
+        matches = [m for m in found if not _inside(m.folded, quiet) and not _routine_vaccine(folded.text, m)
+                   and not _everyday_sense(folded.text, m)]
         hits: list[tuple[tuple[int, int], str]] = [(m.folded, m.kind) for m in matches if m.kind in STANDALONE]
         hits.extend(self._in_context(folded, matches))
         if self.fuzzy is not None:
@@ -351,6 +352,34 @@ def _routine_vaccine(text: str, match: Match) -> bool:
     before = text[max(0, start - 40) : start].split()[-3:]
     after = text[end : end + 40].split()[:3]
     return any(_VACCINE_NEAR.fullmatch(w.strip(".,:;!?()")) for w in (*before, *after))
+
+
+# Tenth round: three words of the body and of results in their everyday sense, the commonest cause of
+# administrative text rerouted as uncertain on the development parts: "back" that is no back ("come back",
+# "Power's back", "at the back", "back in stock"), « en haut » / « en bas » (upstairs, downstairs), and the
+# hands everyone is asked to wash.
+_BACK_OF_THE_BODY = re.compile(
+    r"(?:\b(?:your|ur|my|his|her|their|lower|upper|mid|middle|sore|bad|low|stiff|injured|hurt|the patient's) $)"
+    r"|(?:^ (?:pain|pains|ache|aches|spasms?|injury|injuries|problems?|x ray|xray|exercises?|brace|stiffness|surgery|"
+    r"muscles?|strain|issues?)\b)"
+)
+_UP_OR_DOWN = re.compile(r"\b(?:en|d'en|du|le|la) $")
+_WASHED = re.compile(r"\b(?:wash|washing|clean|cleaning|sanitize|sanitise|sanitizing|lavez|laver|lavage|lavez vous|"
+                     r"desinfectez|desinfecter)(?: (?:your|ur|the|vos|les|des|tes))? $")
+
+
+def _everyday_sense(text: str, match: Match) -> bool:
+    """``match`` is a word of the body or of results in its everyday sense (see above)."""
+    start, end = match.folded
+    written = text[start:end]
+    before = text[max(0, start - 30) : start]
+    if match.kind == "body" and written == "back":
+        return not (_BACK_OF_THE_BODY.search(before) or _BACK_OF_THE_BODY.match(text, end, end + 30))
+    if match.kind == "result_weak" and written in ("haut", "bas"):
+        return bool(_UP_OR_DOWN.search(before))
+    if match.kind == "body" and written in ("hands", "hand", "mains"):
+        return bool(_WASHED.search(before))
+    return False
 
 
 _PARTNER_WORDS = 16  # the longest partner (a result phrase, a symptom) looked for before a term
