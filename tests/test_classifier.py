@@ -17,7 +17,7 @@ DATA = REPO / "benchmarks" / "data" / "clinic-messages"
 DEV = tuple(DATA / f"{name}.tsv" for name in ("dev", "dev-2", "dev-3", "dev-4", "dev-5", "dev-6",
                                                       "dev-7", "dev-8", "dev-9", "dev-10",
                                                       "dev-11", "dev-12", "dev-13", "dev-14", "dev-15", "dev-16",
-                                                      "dev-17", "dev-18", "dev-19"))
+                                                      "dev-17", "dev-18", "dev-19", "dev-20", "dev-21"))
 HELDOUT = (DATA / "heldout.tsv", DATA / "heldout-2.tsv")
 SHIPPED = REPO / "plugins" / "emrcomm_content" / "classifier.json"
 

@@ -338,9 +338,12 @@ REPORT_FR_WORDS = (
 _NOT_SHOWN = r"(?! up\b| in (?:the|your) portal| online| dans le portail| en ligne)"
 _SHOWS = (
     rf"(?:(?<!survey )(?<!poll ){_words(REPORT_EN_WORDS)} (?:[a-z']+ ){{0,4}}"
-    + _words("shows|show|showed|showing|confirms|confirm|(?<!is )(?<!are )(?<!was )(?<!be )(?<!been )confirmed|"
+    # (eleventh round: a booking confirmed is no test confirming: "Blood test appt confirmed", « Rdv au centre de
+    # prélèvement confirmé »)
+    + _words("shows|show|showed|showing|confirms|confirm|(?<!is )(?<!are )(?<!was )(?<!be )(?<!been )(?<!appt )"
+             "(?<!appointment )(?<!booking )(?<!slot )(?<!time )(?<!visit )confirmed|"
              "revealed|found|suggests|suggested")
-    + rf"|(?<!sondage )(?<!message ){_words(REPORT_FR_WORDS)} (?:[a-z']+ ){{0,4}}"
+    + rf"|(?<!sondage )(?<!message )(?<!centre de )(?<!centres de )(?<!centre du ){_words(REPORT_FR_WORDS)} (?:[a-z']+ ){{0,4}}"
     + _words("montre|montrent|montrait|(?<!est )(?<!sont )(?<!ete )(?<!etre )confirme|confirment|revele|suggere|"
              "indique")
     + rf"){_NOT_SHOWN}"
@@ -1219,6 +1222,11 @@ PREGNANCY = [
          rf"environ |past |over |almost |nearly |passed |plus de |presque |passe |passee )?(?:a |at )?{_GESTATION}",
          # sixth round: "at 28 weeks you're due for", « à 36 semaines, vous »
          rf"\b(?:at|a) {_GESTATION},? (?:you|you're|you are|your|vous|tu|t'|votre|ta)\b"),
+    # eleventh round: a visit by its week ("your 32-week visit", « votre visite de 32 semaines »)
+    rule("week|wk|semaines|sem",
+         r"\b(?:your|ur|the) (?:[6-9]|[1-4]\d) ?(?:week|wk) (?:visit|appointment|appt|check|checkup|ultrasound|scan|"
+         r"bloodwork)\b|\b(?:visite|rdv|rendez vous|suivi|echo|echographie|prise de sang) (?:de|des) (?:[6-9]|[1-4]\d) "
+         r"(?:semaines|sem)\b"),
     # sixth round: the patient is expecting ("since you're expecting", « puisque vous attendez bébé »)
     rule("expecting|attendez|attends",
          r"\b(?:you're|you are|since you're|now that you're) expecting\b(?! (?:a call|us|our|my|the|your|to|it|him|her|"

@@ -57,6 +57,8 @@ _SINGLED_OUT = re.compile(
     r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
     r"(?! (?:randonnees?|marches?|sorties?|vacances|voyages?|activites|promenades?|achats|courses|journees?|"
     r"visites?|rendez)\b)"
+    # eleventh round: "as one of our dialysis patients", « comme une de nos patientes greffées »
+    r"|\bas (?:one of )?our (?:\w+ )?patients\b|\bcomme (?:un|une|l'un|l'une) de nos (?:\w+ )?patient(?:e|es|s)?\b"
     r"|\b(?:parce que|puisque|comme) (?:vous|tu)\b|\byours\b|\b(?:le|la|les) votres?\b|\b(?:like|such as) (?:you|yourself)\b"
     r"|\b(?:after|since|following|apres|depuis|suite a) (?:the|your|la|le|l'|votre|vos|ta|ton) ?(?:procedure|surgery|operation|"
     r"scope|biopsy|injection|treatment|infusion|delivery|birth|intervention|chirurgie|biopsie|traitement|accouchement|"
@@ -220,7 +222,7 @@ _PLACE_FR = (r"(?:clinique|centre|unite|departement|bureau|laboratoire|labo|serv
              r"psychologue|dentiste|optometriste|ophtalmologiste|physiotherapeute|physio|aile|local|equipe|clsc|"
              r"entree|comptoir|guichet)")
 # Things of the building and its equipment, whose "results" are no one's health.
-_THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?|elevators?|inspection|fridge|freezer|"
+_THINGS = (r"(?:wi ?fi|internet|network|server|router|routeur|computer|ordinateur|software|logiciel|phone system|phones?|phone lines?|elevators?|inspection|fridge|freezer|"
            r"refrigerator|air quality|heating|generator|fire alarm|alarm|sprinklers?|renovations?|construction|"
            r"website|printer|fax|building|roof|ventilation|air conditioning|reseau|serveur|systeme telephonique|"
            r"telephones?|lignes? telephoniques?|ascenseurs?|frigo|refrigerateur|congelateur|qualite de l'air|"
@@ -230,8 +232,18 @@ _THINGS = (r"(?:wi ?fi|internet|network|server|phone system|phones?|phone lines?
            r"asbestos|amiante|mou?ld|moisissures?|legionell?a|legionellose)")
 # Paperwork and the patient's particulars, whose verdicts are no one's health.
 _PAPER = (r"(?:coordonnees|papiers?|formulaires?|adresse|address|contact (?:info|information|details)|forms?|paperwork|"
+          r"claims?|reclamations?|remboursements?|reimbursements?|refunds?|demandes? de remboursement|"
           r"insurance|assurances?|factures?|invoices?|billing|carte|card|numero|paiements?|payments?|inscription|"
           r"registration|documents?|compte|account|courriel|email|phone number|numero de telephone)")
+# eleventh round: paperwork about the patient's care ("your claim for the CPAP machine was approved", "based on
+# Dr. Lee's report about your depression", « la réclamation pour votre appareil auditif »)
+_PAPER_ABOUT = re.compile(
+    r"\b(?:for|about|regarding|concerning|pour|concernant|au sujet de) (?:your|the|votre|vos|ton|ta|tes|le|la|les|l') ?"
+    rf"(?!(?:\w+ )?{_PAPER}\b|(?:\w+ )?(?:month|year|week|visit|appointment|mois|annee|semaine|visite|rendez|rdv|time|"
+    r"temps|amount|montant|balance|solde|total|date|fees?|frais|services?|clinic|clinique|office|bureau|pharmacy|pharmacie|"
+    r"period|periode|trip|voyage|move|demenagement|child|children|kids?|enfants?|family|famille|dossier|file)\b)[a-z]{3,}"
+    r"|\breport (?:about|on|regarding) (?:your|votre)\b|\brapport (?:sur|concernant) (?:votre|vos)\b"
+)
 _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
         r"health|illness|surgery|chemo|chemotherapy|radiation|treatments?|recovery|diagnosis|cancer|operation|"
         r"procedure|injury|condition|pregnancy|leave|sick leave|own)")
@@ -249,7 +261,7 @@ _BOOKING_FR = r"|(?:prochaine? )?(?:visite|rendez vous|rdv|appel|consultation)s?
 
 def _address(not_en: str, not_fr: str) -> re.Pattern[str]:
     return re.compile(
-        rf"(?<!thank )(?<!thanks )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:{not_en})\b)"
+        rf"(?<!thank )(?<!thanks )(?<!thanks to )\b(?:you|your|yours|yourself|u|ur)\b(?! (?:{not_en})\b)(?!'d like\b)"
         # eighth round: an invitation to everyone is no address (« joignez-vous à notre course »)
         rf"|(?<!grace a )(?<!rendez )(?<!joignez )(?<!inscrivez )(?<!amusez )\b(?:vous|votre|vos|tu|ton|ta|tes|te|toi)\b(?! (?:{not_fr}))"
         r"|\bt'"
@@ -286,11 +298,21 @@ MARKERS: tuple[Marker, ...] = (
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
         # someone's own: "her own knee surgery", « sa propre opération »
         r"|\b(?:for|after|from|with|of) (?:his|her|their) own\b|\b(?:pour|de|apres|a) (?:sa|son|ses) propres?\b"
+        # eleventh round: a relative clause on someone named ("notre Réjean à l'entretien, qui se remet d'un infarctus",
+        # "Dr. Giguère, who is finishing her radiation"), a colleague's death, a lost voice
+        r"|\b(?<!vous )qui (?:se remet|combat|termine (?:ses|sa|son)|suit (?:des|ses)|est (?:malade|en conge|en arret|"
+        r"hospitalisee?|atteinte?))\b"
+        r"|\bwho (?:is|was|has been) (?:recovering|undergoing|battling|finishing (?:his|her|their)|fighting|on (?:\w+ )?leave|off sick)\b"
+        r"|\b(?:deces|depart) de (?:notre|nos) (?:\w+ )?[a-z'-]+|\bemportee? par (?:un|une|la|le)\b"
+        r"|\b(?:passing|death|loss) of (?:our|one of our) (?:\w+ )?[a-z'-]+"
+        r"|\b(?:a|ont) perdu (?:la|sa|leur) voix\b|\blost (?:her|his|their) voice\b"
+        # "Tom from our front desk is doing chemo"
+        r"|\b[a-z]+ (?:from|at|on) our (?:front desk|reception|billing|records|scheduling|team|staff)\b"
         # anyone on leave or off sick: "Julie is on leave for burnout", « Julie est en arrêt »
         r"|\b(?:is|will be|has been) (?:on (?:\w+ )?leave|off (?:sick|work))\b|\b(?:est|sera) (?:en (?:conge|arret)|en conge de "
         r"maladie)\b"
         # ninth round: the writer's own leave, in the first person ("I'll be off for my own surgery", « je suis en arrêt »)
-        r"|\b(?:i'm|im|i am|i will be|i'll be|i've been|i have been) (?:on (?:\w+ )?leave|off (?:sick|work|for|until)|away (?:for|until)|"
+        r"|\b(?:i'm|im|i am|i will be|i'll be|i've been|i have been) (?:on (?:\w+ )?leave|off (?:sick|work|for|until)|away (?:for|until|on (?:\w+ )?leave)|"
         r"absent)\b|\bje (?:suis|serai|vais etre) (?:en (?:conge|arret)|absente?|partie? (?:pour|jusqu))"
         r"|\b(?:he|she|they)(?:'s| is| are| will be) (?:away|absent|off (?:sick|work|this|today|until|for))\b"
         r"|\b(?:il|elle)s? (?:est|sont|sera|seront) (?:absente?s?|partie?s? (?:pour|jusqu))"
@@ -459,7 +481,7 @@ MARKERS: tuple[Marker, ...] = (
         r"extreme weather) (?:warning|advisory|alert)s?)\b"
         r"|\b(?:infolettre|bulletin|site (?:web|internet)|articles? sur|trucs pour|conseils pour|balado|avis de "
         r"(?:smog|chaleur|froid|qualite de l'air)|avertissement de (?:chaleur|froid|smog))\b",
-        address_counts=False,
+        address_counts=False, address=_SINGLED_OUT,
     ),
     _marker(
         "paperwork",
@@ -493,6 +515,9 @@ MARKERS: tuple[Marker, ...] = (
         # the verdict is an approval: "came back positive — approved!"
         r"|\b(?:positive?|negative?|positifs?|negatifs?|clear)\W+(?:approved|accepted|approuvee?s?|acceptee?s?)\b"
         r"|\b(?:results?|resultats?) (?:positive?|positifs?)\W+(?:\w+ ){0,6}(?:acceptee?s?|approuvee?s?|accepted|approved)\b"
+        # eleventh round: « Résultat positif pour votre demande de remboursement »
+        rf"|\b(?:results?|resultats?) (?:positive?|positifs?|negative?|negatifs?) (?:pour|for|on|sur|de) (?:votre|your|vos|la|the|"
+        rf"le|l') ?(?:\w+ ){{0,2}}?{_PAPER}\b"
         r"|\b(?:negative?|negatifs?) (?:for|pour|quant aux) (?:errors?|erreurs?|mistakes)\b"
         r"|\b(?:results?|resultats?) (?:of|from|de|du|des) (?:the |our |la |l'|le |notre )?(?:inspection|survey|sondage|"
         r"agrement|accreditation|lottery|loterie|draw|tirage|vote|election|contest|concours|audit)\b"
@@ -511,7 +536,7 @@ MARKERS: tuple[Marker, ...] = (
         rf"|\b{_THINGS}(?:'s)? (?:[\w']+ ){{0,4}}?(?:results?|resultats?|came back|is back|are|is|was|were|passed|"
         r"est revenue?s?|sont revenue?s?|sont|est|a passe|ont passe|etait)\b(?: \w+){0,2}? (?:normal|normale?s?|normaux|clear|"
         r"clean|positive?|negative?|fine|good|ok|okay|correcte?s?|corrects|adequate|conformes?|bons?|bonne?s?|beaux?|belles?|approved|passed|reussie?s?)\b",
-        address_counts=False,
+        address_counts=False, address=_PAPER_ABOUT,
     ),
     _marker(
         "clinic",
@@ -559,10 +584,17 @@ _BROADCAST = re.compile(
     r"|\b(?:(?:now )?accepting new patients|(?:accepte|acceptons|accueille|accueillons) (?:maintenant )?de nouveaux "
     r"patients|(?:free |open )?public (?:info(?:rmation)? )?(?:session|talk|lecture|conference|workshop)|"
     r"(?:seance|soiree|conference|atelier) (?:d'info(?:rmation)? )?publique)\b"
+    # eleventh round: a season of an illness in town, school vaccines by grade ("Gastro season has hit our town",
+    # « la gastro court dans le quartier », "Grade 7 school vaccines", « vaccination en 4e année »)
+    r"|\b(?:(?:flu|gastro|cold|covid|rsv|strep) season|la (?:gastro|grippe|covid) (?:court|circule|frappe)|saison (?:de la "
+    r"grippe|des rhumes|de la gastro)|grade \d+ (?:school )?(?:vaccines?|vaccinations?|immuni[sz]ations?|shots)|school "
+    r"(?:vaccines|vaccination|immuni[sz]ation) program|(?:vaccination|vaccins?) (?:en|de) (?:\d+e|secondaire \d) annee|"
+    r"vaccination (?:en|a l') ?(?:milieu )?scolaire)\b"
 )
 _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
                             "journee|campagne|rappelle|aux|notice|prevention|week|month|mois|defi|challenge|dry|sober|"
-                            "talk|cause|health|sante|accepting|accepte|acceptons|accueille|accueillons|public|publique")
+                            "talk|cause|health|sante|accepting|accepte|acceptons|accueille|accueillons|public|publique|season|saison|gastro|"
+                            "grippe|covid|grade|school|vaccination|vaccins|vaccin")
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
@@ -583,7 +615,9 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
         # wording written to everyone wins: its "your" is everyone's
         notice = next((m for m, _ in found if not m.address_counts), None)
         if notice is not None:
-            out.append((start, end, notice.name))
+            # (eleventh round: unless it singles the patient out: "Heat warning this week: with your kidney disease …")
+            if not (notice.address and notice.address.search(sentence)):
+                out.append((start, end, notice.name))
         elif found:
             # the sentence as the address is read in: a relative clause inside a marker's own words
             # ("the nurse who usually calls you is off") blanked out

@@ -859,11 +859,26 @@ NINTH_FR = [
 # Tenth round: what dev-17 to dev-19 named and no list had: a hearing aid's supplies, the contraceptive shot
 # by its short name, keratoconus in French, a travel vaccine course.
 TENTH_EN = [
-    ("medication", ["hearing aids", "hearing aid", "hearing aid batteries", "depo", "rabies series"]),
+    ("medication", ["hearing aid batteries", "depo", "rabies series"]),
+]
+# Eleventh round: what dev-20 and dev-21 named and no list had; hearing aids and a breast pump, which the
+# writers of the newer parts label clinical wherever they are named (a bill, a pickup, a fitting) — an early
+# development part's "bring your glasses and hearing aids" (administrative there) is now blocked.
+ELEVENTH_EN = [
+    ("condition", ["as a survivor", "as a cancer survivor", "gradual return to work", "hormone follow-up",
+                   "hormone follow up"]),
+    ("medication", ["glucose sensor", "capteur de glucose", "hearing aids", "hearing aid", "breast pump",
+                    "breast pump rental"]),
+]
+ELEVENTH_FR = [
+    ("condition", ["comme survivante", "comme survivant", "en tant que survivante", "en tant que survivant",
+                   "retour progressif", "suivi hormonal", "épuisement professionnel"]),
+    ("medication", ["capteur de glucose", "capteurs de glucose", "lecteur de glycémie en continu", "appareils auditifs",
+                    "appareil auditif", "prothèses auditives", "tire-lait", "location du tire-lait"]),
 ]
 TENTH_FR = [
-    ("medication", ["appareils auditifs", "appareil auditif", "prothèses auditives", "piles pour vos appareils",
-                    "dépo", "série contre la rage", "vaccins contre la rage"]),
+    ("medication", ["piles pour vos appareils", "piles de vos appareils auditifs", "dépo", "série contre la rage",
+                    "vaccins contre la rage"]),
     ("condition", ["kératocône"]),
 ]
 
@@ -894,6 +909,7 @@ CLINICAL_EN = Lexicon.of(
     *EIGHTH_EN,
     *NINTH_EN,
     *TENTH_EN,
+    *ELEVENTH_EN,
 )
 
 CLINICAL_FR = Lexicon.of(
@@ -922,6 +938,7 @@ CLINICAL_FR = Lexicon.of(
     *EIGHTH_FR,
     *NINTH_FR,
     *TENTH_FR,
+    *ELEVENTH_FR,
 )
 
 PROMOTIONAL = Lexicon.of(
@@ -1005,6 +1022,12 @@ ADMINISTRATIVE_PHRASES = [
     # a department named by the kind of test it does, like radiology
     "diagnostic imaging", "imagerie diagnostique",
     # "back" in a call returned is no part of the body; a missed appointment checked on is the clinic's business
+    # eleventh round: the routine recalls of an eye or dental office, and idioms about the clinic's things
+    "time for your eye exam", "due for your eye exam", "eye exam is due", "back to school eye exam",
+    "annual eye exam", "routine eye exam", "yearly eye exam", "eye exam is covered", "examen de la vue",
+    "examen de la vue de la rentree", "recall exam and x rays", "cleaning and x rays", "routine x rays",
+    "nous donne mal a la tete", "donne mal a la tete a tout le monde", "giving us a headache", "gives us a headache",
+    "diagnostic du technicien", "technician's diagnosis", "critical condition 😂",
     "call us back", "call me back", "call you back", "call the clinic back", "call the office back",
     "get back to you", "get back to us", "we had you down for", "we had you booked for", "we were expecting you",
     "on vous attendait", "on vous a attendu", "nous vous attendions", "on t'attendait",

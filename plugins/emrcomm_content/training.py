@@ -10,6 +10,7 @@
         benchmarks/data/clinic-messages/dev-14.tsv benchmarks/data/clinic-messages/dev-15.tsv \\
         benchmarks/data/clinic-messages/dev-16.tsv benchmarks/data/clinic-messages/dev-17.tsv \\
         benchmarks/data/clinic-messages/dev-18.tsv benchmarks/data/clinic-messages/dev-19.tsv \\
+        benchmarks/data/clinic-messages/dev-20.tsv benchmarks/data/clinic-messages/dev-21.tsv \\
         -o plugins/emrcomm_content/classifier.json
 
 Deterministic (no random numbers; a fixed order of the rows and of each row's features), so the
@@ -203,7 +204,7 @@ def report(name: str, result: dict[str, dict[str, object]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv ... dev-19.tsv)")
+    parser.add_argument("dev", type=Path, nargs="+", help="the development parts (dev.tsv ... dev-21.tsv)")
     parser.add_argument("-o", "--output", type=Path, help="write the weights here (default: print a summary only)")
     args = parser.parse_args(argv)
     if any(HELD_OUT.search(p.name) for p in args.dev):
