@@ -238,11 +238,16 @@ _PAPER = (r"(?:coordonnees|papiers?|formulaires?|adresse|address|contact (?:info
 # eleventh round: paperwork about the patient's care ("your claim for the CPAP machine was approved", "based on
 # Dr. Lee's report about your depression", « la réclamation pour votre appareil auditif »)
 _PAPER_ABOUT = re.compile(
-    r"\b(?:for|about|regarding|concerning|pour|concernant|au sujet de) (?:your|the|votre|vos|ton|ta|tes|le|la|les|l') ?"
-    rf"(?!(?:\w+ )?{_PAPER}\b|(?:\w+ )?(?:month|year|week|visit|appointment|mois|annee|semaine|visite|rendez|rdv|time|"
-    r"temps|amount|montant|balance|solde|total|date|fees?|frais|services?|clinic|clinique|office|bureau|pharmacy|pharmacie|"
-    r"period|periode|trip|voyage|move|demenagement|child|children|kids?|enfants?|family|famille|dossier|file)\b)[a-z]{3,}"
+    r"\b(?:for|about|regarding|concerning|pour|concernant|au sujet de|de) (?:your|the|votre|vos|ton|ta|tes|le|la|les|l'|"
+    r"his|her|ses) ?(?:[a-z'-]+ ){0,2}(?:machine|device|appareils?|pump|tire lait|sensor|capteur|aids?|therapy|therapie|"
+    r"psychotherapy|psychotherapie|treatments?|traitements?|sessions?|seances?|surgery|chirurgie|procedure|medications?|"
+    r"medicaments?|orthotics|ortheses?|braces?|counselling|counseling|physio|physiotherapie)\b"
     r"|\breport (?:about|on|regarding) (?:your|votre)\b|\brapport (?:sur|concernant) (?:votre|vos)\b"
+)
+# and a notice to everyone singles the patient out by a reason that is theirs ("with your kidney disease")
+_REASON = re.compile(
+    r"\b(?:because of|since|given|with|due to|now that) your\b|\b(?:vu|avec|en raison de|a cause de|etant donne) "
+    r"(?:votre|vos|ton|ta|tes)\b"
 )
 _KIN = (r"(?:father|mother|dad|mom|husband|wife|partner|son|daughter|child|kids?|baby|family|back|knee|hip|"
         r"health|illness|surgery|chemo|chemotherapy|radiation|treatments?|recovery|diagnosis|cancer|operation|"
@@ -481,7 +486,7 @@ MARKERS: tuple[Marker, ...] = (
         r"extreme weather) (?:warning|advisory|alert)s?)\b"
         r"|\b(?:infolettre|bulletin|site (?:web|internet)|articles? sur|trucs pour|conseils pour|balado|avis de "
         r"(?:smog|chaleur|froid|qualite de l'air)|avertissement de (?:chaleur|froid|smog))\b",
-        address_counts=False, address=_SINGLED_OUT,
+        address_counts=False, address=_REASON,
     ),
     _marker(
         "paperwork",
@@ -586,8 +591,7 @@ _BROADCAST = re.compile(
     r"(?:seance|soiree|conference|atelier) (?:d'info(?:rmation)? )?publique)\b"
     # eleventh round: a season of an illness in town, school vaccines by grade ("Gastro season has hit our town",
     # « la gastro court dans le quartier », "Grade 7 school vaccines", « vaccination en 4e année »)
-    r"|\b(?:(?:flu|gastro|cold|covid|rsv|strep) season|la (?:gastro|grippe|covid) (?:court|circule|frappe)|saison (?:de la "
-    r"grippe|des rhumes|de la gastro)|grade \d+ (?:school )?(?:vaccines?|vaccinations?|immuni[sz]ations?|shots)|school "
+    r"|\b(?:(?:flu|gastro|cold|covid|rsv|strep) season (?:is|has)|la (?:gastro|grippe|covid) (?:court|circule|frappe)|grade \d+ (?:school )?(?:vaccines?|vaccinations?|immuni[sz]ations?|shots)|school "
     r"(?:vaccines|vaccination|immuni[sz]ation) program|(?:vaccination|vaccins?) (?:en|de) (?:\d+e|secondaire \d) annee|"
     r"vaccination (?:en|a l') ?(?:milieu )?scolaire)\b"
 )

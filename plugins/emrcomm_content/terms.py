@@ -1027,6 +1027,8 @@ ADMINISTRATIVE_PHRASES = [
     "annual eye exam", "routine eye exam", "yearly eye exam", "eye exam is covered", "examen de la vue",
     "examen de la vue de la rentree", "recall exam and x rays", "cleaning and x rays", "routine x rays",
     "nous donne mal a la tete", "donne mal a la tete a tout le monde", "giving us a headache", "gives us a headache",
+    # a saint's heart names a hospital, a parish or a clinic, never the patient's
+    "sacred heart", "sacre coeur",
     "diagnostic du technicien", "technician's diagnosis", "critical condition 😂",
     "call us back", "call me back", "call you back", "call the clinic back", "call the office back",
     "get back to you", "get back to us", "we had you down for", "we had you booked for", "we were expecting you",
