@@ -64,10 +64,14 @@ NAMES = ("core", "drugs", "icd10cm")
 STOPPING = {"CLINICAL_CONTENT": None, "HEALTH_IDENTIFIER": "lexicon", "CLINICAL_UNCERTAIN": "uncertain"}
 # (name printed, file): held-out parts first.
 PARTS = (
-    ("held-out 18 (tenth round's fourth blind part; scored once by figures only)", "heldout-18.tsv"),
-    ("held-out 17 (tenth round's third blind part; scored once by figures only)", "heldout-17.tsv"),
-    ("held-out 16 (tenth round's second blind part; scored once by figures only)", "heldout-16.tsv"),
-    ("held-out 15 (tenth round's first blind part; scored once by figures only)", "heldout-15.tsv"),
+    ("held-out 22 (eleventh round's fourth blind part; scored by figures only)", "heldout-22.tsv"),
+    ("held-out 21 (eleventh round's third blind part; scored by figures only)", "heldout-21.tsv"),
+    ("held-out 20 (eleventh round's second blind part; scored by figures only)", "heldout-20.tsv"),
+    ("held-out 19 (eleventh round's first blind part; scored by figures only)", "heldout-19.tsv"),
+    ("held-out 18 (tenth round's fourth blind part; scored once by figures only; the eleventh round decided on it)", "heldout-18.tsv"),
+    ("held-out 17 (tenth round's third blind part; scored once by figures only; the eleventh round decided on it)", "heldout-17.tsv"),
+    ("held-out 16 (tenth round's second blind part; scored once by figures only; the eleventh round decided on it)", "heldout-16.tsv"),
+    ("held-out 15 (tenth round's first blind part; scored once by figures only; the eleventh round decided on it)", "heldout-15.tsv"),
     ("held-out 14 (a twelfth blind part, by a twelfth writer; scored by figures only)", "heldout-14.tsv"),
     ("held-out 13 (an eleventh blind part, by an eleventh writer; scored by figures only)", "heldout-13.tsv"),
     ("held-out 12 (a tenth blind part, by a tenth writer; scored by figures only)", "heldout-12.tsv"),
@@ -101,6 +105,8 @@ PARTS = (
     ("development 17, front desks (scored once on arrival, then the tenth round tuned on it)", "dev-17.tsv"),
     ("development 18, portal notes (likewise)", "dev-18.tsv"),
     ("development 19, community care (likewise)", "dev-19.tsv"),
+    ("development 20, hard negatives (eleventh round; scored once on arrival, then tuned on)", "dev-20.tsv"),
+    ("development 21, everyday logistics (eleventh round; likewise)", "dev-21.tsv"),
 )
 TIMED = ("heldout.tsv", "dev.tsv")
 

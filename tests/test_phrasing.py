@@ -259,6 +259,11 @@ POSITIVES = {
 
 HARD_NEGATIVES = [
     # clinic and place names, charities
+    # eleventh round: a booking confirmed, the clinic's machines, a refund's verdict, a routine recall, a saint's heart
+    "Blood test appointment confirmed for Monday 7:15, ground floor.",
+    "Our server caught a virus overnight, so online booking is down.",
+    "Résultat positif pour votre demande de remboursement : le chèque part vendredi.",
+    "Time for your yearly eye exam, book online anytime.",
     # tenth round: a charity's event after its name in capitals, a survey's scale
     "Our team is walking in the Heart & Stroke walk on Saturday, come cheer us on!",
     "How likely are you to recommend us? Répondez par un chiffre de 0 à 10.",

@@ -33,6 +33,17 @@ SOMEONE_ELSE = {
         "Our hygienist has the flu, so the Tuesday cleanings are moved.",
         "Le Dr Fortin suit présentement des traitements pour un lymphome; le Dr Roy prend ses patients.",
     ],
+    "staff-eleventh": [
+        "Our Tuesday receptionist, who is recovering from a heart attack, is back in May.",
+        "Nous pensons à notre Ginette, qui combat un cancer du sein; l'accueil ouvre à 9 h.",
+        "Sam from our billing team is doing radiation and answers emails slowly this month.",
+        "C'est avec tristesse que nous annonçons le décès de notre collègue Luc, emporté par une leucémie.",
+    ],
+    "broadcast-eleventh": [
+        "Gastro season has arrived in town: wait times at the walk-in are longer this week.",
+        "La gastro circule dans la région, lavez-vous les mains souvent.",
+        "Grade 8 school vaccines (hep B, HPV) are given in class next month.",
+    ],
     "broadcast-tenth": [
         "We're now accepting new patients at our diabetes clinic. Tell a friend!",
         "Soirée d'information publique sur le cancer du sein jeudi à la bibliothèque.",
@@ -183,7 +194,7 @@ SOMEONE_ELSE = {
 }
 
 
-@pytest.mark.parametrize(("marker", "text"), [(m.split("-")[0] if m.endswith(("-more", "-sixth", "-seventh", "-tenth")) else m, t)
+@pytest.mark.parametrize(("marker", "text"), [(m.split("-")[0] if m.endswith(("-more", "-sixth", "-seventh", "-tenth", "-eleventh")) else m, t)
                                               for m, texts in SOMEONE_ELSE.items() for t in texts])
 def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector: ClinicalDetector, marker: str,
                                                                        text: str) -> None:
@@ -234,6 +245,10 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     # tenth round: "Dr says" names no one, and a staff marker quiets its own stretches and the one before, not
     # the patient's care further back in the sentence
     "Dr says the mole we took off came back benign, nothing more to do.",
+    # eleventh round: a notice to everyone with a reason that is the patient's, paperwork about their care
+    "Smog warning today: with your asthma, keep your puffer close and stay inside.",
+    "Your claim for the insulin pump was approved by your insurer.",
+    "Your midwife is away, so your 36-week check moves to Friday.",
     "En bref : c'est une tendinite à l'épaule, on fait une infiltration de cortisone mardi, la physio ensuite, "
     "et on pense à la chirurgie si ça ne passe pas.",
 ])
