@@ -102,6 +102,32 @@ def test_a_savepoint_runs_only_around_statements_and_still_undoes_alone(tmp_path
     store.close()
 
 
+@pytest.mark.sqlite_only  # SQLite's own: its statements
+def test_a_savepoint_that_cannot_begin_reports_its_own_error(tmp_path: Path) -> None:
+    store = open_sqlite(tmp_path / "s.sqlite")
+    connection = store.db._db  # type: ignore[attr-defined]
+
+    class Refusing:  # SQLite refusing the SAVEPOINT itself (say, out of memory)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(connection, name)
+
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            if sql.startswith("SAVEPOINT"):
+                raise sqlite3.OperationalError("out of memory")
+            return connection.execute(sql, params)
+
+    with store.transaction():
+        store.meta.put("kept", "1")
+        store.db._db = Refusing()  # type: ignore[attr-defined]
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="out of memory"), store.db.savepoint():
+                store.meta.put("never", "1")
+        finally:
+            store.db._db = connection  # type: ignore[attr-defined]
+    assert [store.meta.get(k) for k in ("kept", "never")] == ["1", None]
+    store.close()
+
+
 def test_store_synchronous_refuses_an_unknown_level(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     path.write_text(BASE_CONFIG.replace('path = "emrcomm.sqlite"', 'path = "emrcomm.sqlite"\nsynchronous = "off"'),

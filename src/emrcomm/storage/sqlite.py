@@ -242,10 +242,11 @@ class SQLiteDatabase:
                     self._db.execute(f"RELEASE {name}")
 
     def _open_savepoints(self) -> None:
-        """Begin the savepoints entered but not begun yet, outermost first (before a statement)."""
-        pending, self._pending = self._pending, []
-        for name in pending:
-            self._db.execute(f"SAVEPOINT {name}")
+        """Begin the savepoints entered but not begun yet, outermost first (before a statement).
+        One that fails to begin stays pending: its block then has nothing to roll back to."""
+        while self._pending:
+            self._db.execute(f"SAVEPOINT {self._pending[0]}")
+            self._pending.pop(0)
 
     # statements --------------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
