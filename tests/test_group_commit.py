@@ -43,6 +43,91 @@ def test_store_synchronous_normal_is_applied(make_host: Callable[..., Host]) -> 
     assert host.send(reminder()).status is Status.SENT
 
 
+def _commits_by_level(store: Any, write: Callable[[], None]) -> list[str]:
+    """The synchronous level each COMMIT that ``write`` makes runs under (SQLite's trace)."""
+    connection = store.db._db
+    level = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[connection.execute("PRAGMA synchronous").fetchone()[0]]
+    seen: list[str] = []
+
+    def trace(sql: str) -> None:
+        nonlocal level
+        words = sql.replace(" ", "").upper()
+        if words.startswith("PRAGMASYNCHRONOUS="):
+            level = words.rsplit("=", 1)[1]
+        elif words == "COMMIT":
+            seen.append(level)
+
+    connection.set_trace_callback(trace)
+    try:
+        write()
+    finally:
+        connection.set_trace_callback(None)
+    return seen
+
+
+@pytest.mark.sqlite_only  # SQLite's own: its pragmas
+def test_a_relaxed_commit_leaves_the_next_durable_one_fsynced(tmp_path: Path) -> None:
+    store = open_sqlite(tmp_path / "s.sqlite")
+
+    def writes() -> None:
+        store.meta.put("a", "1")
+        for key in ("b", "c"):
+            with store.db.relaxed():  # type: ignore[attr-defined]
+                store.meta.put(key, "1")
+        store.meta.put("d", "1")
+        with store.transaction():
+            store.meta.put("e", "1")
+
+    assert _commits_by_level(store, writes) == ["FULL", "NORMAL", "NORMAL", "FULL", "FULL"]
+    store.close()
+
+
+@pytest.mark.sqlite_only  # SQLite's own: its statements
+def test_a_savepoint_runs_only_around_statements_and_still_undoes_alone(tmp_path: Path) -> None:
+    store = open_sqlite(tmp_path / "s.sqlite")
+    statements: list[str] = []
+    store.db._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    with store.transaction():
+        with store.db.savepoint():
+            pass  # a filer with nothing to file
+        assert not any(s.startswith("SAVEPOINT") for s in statements)
+        store.meta.put("kept", "1")
+        with pytest.raises(RuntimeError), store.db.savepoint(), store.db.savepoint():
+            store.meta.put("undone", "1")
+            raise RuntimeError("a filer fails")
+        with store.db.savepoint():
+            store.meta.put("also kept", "1")
+    store.db._db.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert [store.meta.get(k) for k in ("kept", "undone", "also kept")] == ["1", None, "1"]
+    store.close()
+
+
+@pytest.mark.sqlite_only  # SQLite's own: its statements
+def test_a_savepoint_that_cannot_begin_reports_its_own_error(tmp_path: Path) -> None:
+    store = open_sqlite(tmp_path / "s.sqlite")
+    connection = store.db._db  # type: ignore[attr-defined]
+
+    class Refusing:  # SQLite refusing the SAVEPOINT itself (say, out of memory)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(connection, name)
+
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            if sql.startswith("SAVEPOINT"):
+                raise sqlite3.OperationalError("out of memory")
+            return connection.execute(sql, params)
+
+    with store.transaction():
+        store.meta.put("kept", "1")
+        store.db._db = Refusing()  # type: ignore[attr-defined]
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="out of memory"), store.db.savepoint():
+                store.meta.put("never", "1")
+        finally:
+            store.db._db = connection  # type: ignore[attr-defined]
+    assert [store.meta.get(k) for k in ("kept", "never")] == ["1", None]
+    store.close()
+
+
 def test_store_synchronous_refuses_an_unknown_level(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     path.write_text(BASE_CONFIG.replace('path = "emrcomm.sqlite"', 'path = "emrcomm.sqlite"\nsynchronous = "off"'),

@@ -49,6 +49,15 @@ class SQLiteDatabase:
         self._lock = threading.RLock()
         self._depth = 0
         self._grouped = False  # inside group_commit(): transactions are savepoints
+        # The connection's synchronous level as last set, and whether the transaction about to
+        # begin is a relaxed() one: the level is set as a transaction begins, only when it differs
+        # (an inline send's two relaxed commits in a row share one switch, and the next durable
+        # transaction switches back before its BEGIN).
+        self._applied = self.synchronous
+        self._relaxing = False
+        # Savepoints entered whose SAVEPOINT has not been run yet: it runs before the first
+        # statement inside it (a filer that writes nothing needs none to undo).
+        self._pending: list[str] = []
         self._before_commit: list[Callable[[], None]] = []
         if self.path.is_dir():
             raise ConfigError(f"store.path: {self.path} is a folder, not a database file; name the file, "
@@ -158,17 +167,24 @@ class SQLiteDatabase:
                 with self.transaction():
                     yield
                 return
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._relaxing = True  # _begin sets NORMAL; the next durable transaction sets it back
             try:
                 with self.transaction():
                     yield
             finally:
-                self._db.execute(f"PRAGMA synchronous={self.synchronous}")
+                self._relaxing = False
 
     def _begin(self) -> None:
         """BEGIN IMMEDIATE, waiting for another process's write lock in steps of a fraction of a
         millisecond, for up to BUSY_TIMEOUT. (SQLite's own wait sleeps 1, 2, 5, 10, 15, 20, 25 ms
-        in turn: a lock held 25 ms by a group commit in another process cost ~33 ms.)"""
+        in turn: a lock held 25 ms by a group commit in another process cost ~33 ms.)
+
+        The connection's synchronous level is set first, when it is not the one this transaction
+        commits under (see relaxed()): no commit is made at any other level than its own."""
+        level = "NORMAL" if self._relaxing else self.synchronous
+        if self._applied != level:
+            self._db.execute(f"PRAGMA synchronous={level}")
+            self._applied = level
         self._db.execute("PRAGMA busy_timeout = 0")
         try:
             delay, deadline = 0.0001, time.monotonic() + BUSY_TIMEOUT
@@ -203,19 +219,34 @@ class SQLiteDatabase:
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
         """A part of the current transaction that can fail alone: its writes are undone, the
-        rest of the transaction stands (e.g. "accepted" survives a filer that fails)."""
+        rest of the transaction stands (e.g. "accepted" survives a filer that fails).
+
+        The SAVEPOINT itself runs before the first statement inside it: one that runs none
+        (a filer with nothing to file) has nothing to undo, and costs no statement."""
         with self.transaction():
             name = f"sp{self._depth}"
-            self._db.execute(f"SAVEPOINT {name}")
+            self._pending.append(name)
             try:
                 yield
             except BaseException:
-                if self._db.in_transaction:
+                if self._pending and self._pending[-1] == name:
+                    self._pending.pop()  # never begun: nothing of it to undo
+                elif self._db.in_transaction:
                     self._db.execute(f"ROLLBACK TO {name}")
                     self._db.execute(f"RELEASE {name}")
                 raise
             else:
-                self._db.execute(f"RELEASE {name}")
+                if self._pending and self._pending[-1] == name:
+                    self._pending.pop()
+                else:
+                    self._db.execute(f"RELEASE {name}")
+
+    def _open_savepoints(self) -> None:
+        """Begin the savepoints entered but not begun yet, outermost first (before a statement).
+        One that fails to begin stays pending: its block then has nothing to roll back to."""
+        while self._pending:
+            self._db.execute(f"SAVEPOINT {self._pending[0]}")
+            self._pending.pop(0)
 
     # statements --------------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -223,6 +254,8 @@ class SQLiteDatabase:
             # Inside a transaction (ours: the lock is held for a transaction's whole length) a
             # statement joins it as it is; transaction() would only count the depth up and down.
             if self._depth:
+                if self._pending:
+                    self._open_savepoints()
                 return self._db.execute(sql, params).rowcount
             with self.transaction():
                 return self._db.execute(sql, params).rowcount
@@ -230,6 +263,8 @@ class SQLiteDatabase:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self._lock:
             if self._depth:
+                if self._pending:
+                    self._open_savepoints()
                 self._db.executemany(sql, rows)
                 return
             with self.transaction():
@@ -237,6 +272,8 @@ class SQLiteDatabase:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
+            if self._pending:
+                self._open_savepoints()
             return [dict(r) for r in self._db.execute(sql, params).fetchall()]
 
     def query_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
