@@ -499,3 +499,14 @@ def test_a_misspelt_drug_after_a_french_elision_is_found(tmp_path: Path) -> None
     detector = Plugin(make_context("content", {}, tmp_path)).clinical
     for text in ("Continuez l'amoxiciline jusqu'à la fin.", "Il vous reste une semaine d'isoniazide."):
         assert [h.kind for h in detector.read(Folded.of(text)).hits] == ["medication"], text
+
+
+def test_back_pain_is_the_back_of_the_body_and_come_back_is_not(tmp_path: Path) -> None:
+    """Eleventh round: "back" is no evidence in its everyday sense, and still names the body beside a symptom."""
+    from emrcomm_content.folding import Folded
+
+    detector = Plugin(make_context("content", {}, tmp_path)).clinical
+    assert [h.kind for h in detector.read(Folded.of("Back pain: take the naproxen twice a day.")).hits] == [
+        "condition", "medication"]
+    reading = detector.read(Folded.of("Power's back and we're running on time, come back anytime."))
+    assert reading.hits == [] and not any(name == "kind:body" for _, name in reading.evidence)

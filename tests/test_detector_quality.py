@@ -334,6 +334,57 @@ def test_development_parts_the_detector_was_tuned_on(host: Host, part: str, scop
     assert f.recall >= 0.99 and f.false_block <= 0.01, (f.misses, f.false_blocks)
 
 
+@pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
+    ("dev-4", "en", 0.99, 0.025), ("dev-4", "fr", 0.97, 0.02),
+    ("dev-5", "en", 0.945, 0.0), ("dev-5", "fr", 0.93, 0.0),
+])
+def test_the_third_round_parts_the_score_was_trained_on(host: Host, part: str, scope: str, recall: float,
+                                                        false_block: float) -> None:
+    """The score learned from these parts, but no term or pattern was tuned on them, and a
+    regularised score does not learn every row: what is reached, as floors and ceilings. The false
+    blocks of dev-4 are terms and patterns on its hard negatives (a charity walk, a staff member's
+    broken wrist, a blood test appointment), above the issue's 0.03 in English."""
+    f = by_scope(host, part)[scope]
+    assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
+
+
+@pytest.mark.parametrize(("part", "scope", "recall", "false_block"), [
+    ("dev-6", "en", 0.97, 0.012), ("dev-6", "fr", 0.98, 0.012),
+    ("dev-7", "en", 0.96, 0.032), ("dev-7", "fr", 0.96, 0.032),
+    ("dev-8", "en", 0.95, 0.1), ("dev-8", "fr", 0.95, 0.1),
+])
+def test_the_fourth_round_parts_the_detector_was_tuned_on(host: Host, part: str, scope: str, recall: float,
+                                                           false_block: float) -> None:
+    """Written before (dev-6) and after (dev-7, then dev-8) the whose-health layer and the new
+    terms and patterns were built, each scored once and then tuned on: dev-6 scored recall 0.826
+    and false blocks 0.446 first, dev-7 0.917 and 0.297, dev-8 0.875 and 0.425 (docs/rules.md).
+    Floors and ceilings a little beyond what tuning reached (recall dev-6 0.978 / 0.989, dev-7 and
+    dev-8 1.000; false blocks 0 except dev-8, 0.05 in each language)."""
+    f = by_scope(host, part)[scope]
+    assert f.recall >= recall and f.false_block <= false_block, (f.recall, f.false_block, f.misses, f.false_blocks)
+
+
+# The development parts by independent writers who never read the project, each scored once when it
+# arrived by the detector as it then was (English / French), then tuned on and trained on:
+# - dev-9 and dev-10 (fifth round): recall 0.991 / 0.982, false blocks 0.054 / 0.089; 0.938 / 0.956,
+#   0.116 / 0.098. Tuning reached recall 1.000 in each, false blocks 0.018 (dev-9 English: an X-ray
+#   requisition and school vaccines, the project's own labelling rule) and 0 elsewhere.
+# - dev-11 (sixth round; mental health, substance use, pregnancy and fertility, allergy, vaccines
+#   because of a condition; staff illness, clinic names, charity, verdicts about things, campaigns):
+#   recall 0.944 / 0.880, false blocks 0.088 / 0.080.
+# - dev-12 (seventh round; mental health and pregnancy in their gentle forms, fertility, sexual health;
+#   a staff member's own health, place names with medical words, campaigns, verdicts about things): by
+#   the sixth round's detector, recall 0.980 / 0.973, false blocks 0.040 / 0.060.
+# - dev-13 (eighth round; referrals in everyday words, verdicts on the patient's tests with no finding
+#   word, aftercare, symptom follow-ups, services named, appointment purposes, mental health, fertility;
+#   results-ready and pharmacy notices, charity, verdicts about things, campaigns): by the seventh
+#   round's detector, recall 0.960 / 0.887, false blocks 0.067 / 0.067. Three pharmacy notices of the
+#   patient's own adherence packs stay blocked: an older part labels the same wording clinical.
+# - dev-14 (specialists' offices, hospital outpatient clinics), dev-15 (primary care), dev-16 (mental
+#   health, perinatal, allied health), ninth round, by the eighth round's detector: recall 0.953 /
+#   0.960, 0.973 / 0.967, 0.940 / 0.860; false blocks 0.027 / 0.027, 0.053 / 0.047, 0.033 / 0.033.
+#   Tuned on, the ninth round's detector reaches recall 1.000 in each, false blocks 0 / 0.007, 0.020 /
+#   0.013, 0 / 0.007.
 # - dev-20 (hard negatives and their clinical look-alikes) and dev-21 (everyday logistics), eleventh round, by
 #   the detector of 4ce66a7 on arrival: recall 0.953 / 0.967 and 1.000 / 0.987, false blocks 0.073 / 0.073
 #   and 0.067 / 0.053; then tuned and trained on.

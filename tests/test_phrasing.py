@@ -264,6 +264,8 @@ HARD_NEGATIVES = [
     "Our server caught a virus overnight, so online booking is down.",
     "Résultat positif pour votre demande de remboursement : le chèque part vendredi.",
     "Time for your yearly eye exam, book online anytime.",
+    "Join the walk for Heart & Stroke on Sunday, our team meets at the front door.",
+    "La marche de Cœur + AVC est dimanche; notre équipe ramasse des dons à l'accueil.",
     # tenth round: a charity's event after its name in capitals, a survey's scale
     "Our team is walking in the Heart & Stroke walk on Saturday, come cheer us on!",
     "How likely are you to recommend us? Répondez par un chiffre de 0 à 10.",

@@ -39,14 +39,14 @@ SOMEONE_ELSE = {
         "Sam from our billing team is doing radiation and answers emails slowly this month.",
         "C'est avec tristesse que nous annonçons le décès de notre collègue Luc, emporté par une leucémie.",
     ],
-    "broadcast-eleventh": [
+    "season-eleventh": [
         "Gastro season has arrived in town: wait times at the walk-in are longer this week.",
-        "La gastro circule dans la région, lavez-vous les mains souvent.",
+        "La grippe frappe fort cette semaine : l'attente est plus longue au sans rendez-vous.",
         "Grade 8 school vaccines (hep B, HPV) are given in class next month.",
     ],
-    "broadcast-tenth": [
+    "season-tenth": [
         "We're now accepting new patients at our diabetes clinic. Tell a friend!",
-        "Soirée d'information publique sur le cancer du sein jeudi à la bibliothèque.",
+        "Nous acceptons maintenant de nouveaux patients à notre clinique du diabète.",
     ],
     "charity": [
         "The staff are walking in the Parkinson walk on Sunday; donations welcome at reception.",
@@ -249,6 +249,20 @@ def test_a_disease_in_a_sentence_about_someone_else_is_not_the_patients(detector
     "Smog warning today: with your asthma, keep your puffer close and stay inside.",
     "Your claim for the insulin pump was approved by your insurer.",
     "Your midwife is away, so your 36-week check moves to Friday.",
+    # the independent review of the eleventh round: wording about others or everyone must not quiet the
+    # patient's own care beside it
+    "Someone from our team will call about the abnormal Pap test.",
+    "Your son, who is recovering from pneumonia, should finish the amoxicillin.",
+    "Votre mère, qui se remet de sa chirurgie, doit prendre l'anticoagulant.",
+    "Emma lost her voice and the strep swab came back positive, amoxicillin sent.",
+    "Flu season has arrived. Influenza A test positive, start Tamiflu.",
+    "CT shows a kidney stone; tamsulosin sent. Lakeside Clinic is now accepting new patients.",
+    "Emma is due for her grade 7 shots. Her strep test was positive; start penicillin.",
+    "We will run CBC and TSH next week.",
+    "Crohn's Disease runs in families.",
+    "Call or phone if she has a seizure.",
+    "The system shows you had a heart attack in 2019.",
+    "All good with your refund, but the biopsy showed melanoma.",
     "En bref : c'est une tendinite à l'épaule, on fait une infiltration de cortisone mardi, la physio ensuite, "
     "et on pense à la chirurgie si ça ne passe pas.",
 ])

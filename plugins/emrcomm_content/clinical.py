@@ -354,14 +354,16 @@ def _routine_vaccine(text: str, match: Match) -> bool:
     return any(_VACCINE_NEAR.fullmatch(w.strip(".,:;!?()")) for w in (*before, *after))
 
 
-# Tenth round: three words of the body and of results in their everyday sense, the commonest cause of
+# Eleventh round: three words of the body and of results in their everyday sense, the commonest cause of
 # administrative text rerouted as uncertain on the development parts: "back" that is no back ("come back",
 # "Power's back", "at the back", "back in stock"), « en haut » / « en bas » (upstairs, downstairs), and the
 # hands everyone is asked to wash.
-_BACK_OF_THE_BODY = re.compile(
-    r"(?:\b(?:your|ur|my|his|her|their|lower|upper|mid|middle|sore|bad|low|stiff|injured|hurt|the patient's) $)"
-    r"|(?:^ (?:pain|pains|ache|aches|spasms?|injury|injuries|problems?|x ray|xray|exercises?|brace|stiffness|surgery|"
-    r"muscles?|strain|issues?)\b)"
+_BACK_BEFORE = re.compile(
+    r"\b(?:your|ur|my|his|her|their|lower|upper|mid|middle|sore|bad|low|stiff|injured|hurt|the patient's) $"
+)
+_BACK_AFTER = re.compile(
+    r" (?:pain|pains|ache|aches|spasms?|injury|injuries|problems?|x ray|xray|exercises?|brace|stiffness|surgery|"
+    r"muscles?|strain|issues?)\b"
 )
 _UP_OR_DOWN = re.compile(r"\b(?:en|d'en|du|le|la) $")
 _WASHED = re.compile(r"\b(?:wash|washing|clean|cleaning|sanitize|sanitise|sanitizing|lavez|laver|lavage|lavez vous|"
@@ -374,7 +376,7 @@ def _everyday_sense(text: str, match: Match) -> bool:
     written = text[start:end]
     before = text[max(0, start - 30) : start]
     if match.kind == "body" and written == "back":
-        return not (_BACK_OF_THE_BODY.search(before) or _BACK_OF_THE_BODY.match(text, end, end + 30))
+        return not (_BACK_BEFORE.search(before) or _BACK_AFTER.match(text, end, end + 30))
     if match.kind == "result_weak" and written in ("haut", "bas"):
         return bool(_UP_OR_DOWN.search(before))
     if match.kind == "body" and written in ("hands", "hand", "mains"):

@@ -35,12 +35,16 @@ class Marker:
     # True for wording that frames its whole sentence (a campaign, a notice at the door): every clause of
     # the sentence is read with it, not only the clause the marker's words are in
     sentence: bool = False
+    # eleventh round: for wording written to everyone, quiet only the clauses its words are in ("All good with
+    # your refund, but the biopsy showed melanoma" keeps its second clause)
+    clause: bool = False
 
 
 def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True,
-            address: re.Pattern[str] | None = None, sentence: bool = False) -> Marker:
+            address: re.Pattern[str] | None = None, sentence: bool = False, clause: bool = False) -> Marker:
     """``gate``: words separated by spaces, ``word*`` for every word that starts so (phrasing.gate_keys)."""
-    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts, address, sentence)
+    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts, address, sentence,
+                  clause)
 
 
 # The patient singled out, where "you" is every reader's (a campaign, a notice at the door): a
@@ -51,7 +55,7 @@ _SINGLED_OUT = re.compile(
     r"(?! (?:hikes?|walks?|trips?|travels?|vacation|holidays?|outings?|activities|shopping|day|visits?|appointments?)\b)"
     r"|\b(?:your|ur) (?!(?:spot|place|turn|appointment|appt|visit|next|health card|card|family|household|children|kids|"
     r"vaccines|vaccinations|immuni[sz]ations|records?|"
-    r"loved ones|flu shot|shot|vaccine|vaccination|dose|booster|free|own|convenience|area|neighbourhood|neighborhood|"
+    r"loved ones|friends|neighbours|neighbors|coworkers|colleagues|flu shot|shot|vaccine|vaccination|dose|booster|free|own|convenience|area|neighbourhood|neighborhood|"
     r"pharmacy|pharmacist|doctor|nurse|provider|care team|team|local|nearest|closest|phone|call|cooperation|"
     r"understanding|patience|health|booking|reservation|name|arm|sleeve|hands|mask|masks)\b)[a-z]+"
     r"|\b(?:vu|avec|depuis|apres|pour|en raison de|a cause de|etant donne|suite a) (?:votre|vos|ton|ta|tes)\b"
@@ -135,7 +139,7 @@ _STAFF_EN = (
     r"coordinators?|assistants?|clerks?|receptionists?|secretary|secretaries|pharmacists?|physio(?:therapist)?s?|dietitians?|nutritionists?|doctors?|"
     r"physicians?|staff|team|office manager|manager|np|psychologists?|social workers?|colleagues?|front desk|"
     r"medical secretary|lab tech(?:nician)?|[a-z]+ nurse|midwi(?:fe|ves)|volunteers?|[a-z]+(?:ists?|ians?))(?: " + _NAME + r")?"
-    r"|\bstaff\b|\b[a-z]+ (?:at|from|on|in) (?:the )?(?:front desk|reception|switchboard|billing|records|scheduling)"
+    r"|\bstaff\b|\b[a-z]+ (?:at|from|on|in) (?:the |our )?(?:front desk|reception|switchboard|billing|records|scheduling)"
     r"|\b(?:front desk|reception|switchboard|billing|office) (?:update|news|note)\b"
     # seventh round: a role as the subject ("the doctor has shingles", "the nurse who usually calls you is off")
     r"|\bthe [a-z]{4,}(?:ist|ian)\b"
@@ -179,7 +183,7 @@ _STATE_EN = (
     # seventh round: caught, came down with, went into labour; "'s chemo went well" is in _KIN
     r"caught|came down with|coming down with|went into labou?r|in labou?r|on (?:bed ?rest|crutches)|being treated|"
     r"dealing with|going through|struggling with|"
-    r"receiving (?:\w+ )?(?:treatments?|chemo|chemotherapy|radiation|care)|"
+    r"receiving (?:\w+ )?(?:treatments?|chemo|chemotherapy|radiation|care)|doing (?:chemo|radiation|dialysis)|"
     r"(?:starts?|starting|begins?|beginning) (?:\w+ )?(?:chemo|radiation|treatments?|dialysis)|(?:off|away|on leave) for "
     r"(?:\w+ )?(?:burnout|surgery|an operation|treatment)|had (?:his|her|their) \w+ (?:replaced|removed|operated|fixed|done)|"
     # tenth round: "our audiologist has the flu" ("has the" is otherwise a booking's: "has the results")
@@ -239,8 +243,8 @@ _PAPER = (r"(?:coordonnees|papiers?|formulaires?|adresse|address|contact (?:info
 # Dr. Lee's report about your depression", « la réclamation pour votre appareil auditif »)
 _PAPER_ABOUT = re.compile(
     r"\b(?:for|about|regarding|concerning|pour|concernant|au sujet de|de) (?:your|the|votre|vos|ton|ta|tes|le|la|les|l'|"
-    r"his|her|ses) ?(?:[a-z'-]+ ){0,2}(?:machine|device|appareils?|pump|tire lait|sensor|capteur|aids?|therapy|therapie|"
-    r"psychotherapy|psychotherapie|treatments?|traitements?|sessions?|seances?|surgery|chirurgie|procedure|medications?|"
+    r"his|her|ses) ?(?:[a-z'-]+ ){0,2}(?:machine|device|appareils?|pump|tire lait|sensor|capteur|therapy|therapie|"
+    r"psychotherapy|psychotherapie|treatments?|traitements?|surgery|chirurgie|procedure|medications?|"
     r"medicaments?|orthotics|ortheses?|braces?|counselling|counseling|physio|physiotherapie)\b"
     r"|\breport (?:about|on|regarding) (?:your|votre)\b|\brapport (?:sur|concernant) (?:votre|vos)\b"
 )
@@ -303,16 +307,15 @@ MARKERS: tuple[Marker, ...] = (
         rf"|{_STAFF_FR},?(?: \w+,?){{0,6}}? (?:est |sera |etait |a ete |sont |seront |est encore )?{_STATE_FR}\b"
         # someone's own: "her own knee surgery", « sa propre opération »
         r"|\b(?:for|after|from|with|of) (?:his|her|their) own\b|\b(?:pour|de|apres|a) (?:sa|son|ses) propres?\b"
-        # eleventh round: a relative clause on someone named ("notre Réjean à l'entretien, qui se remet d'un infarctus",
-        # "Dr. Giguère, who is finishing her radiation"), a colleague's death, a lost voice
-        r"|\b(?<!vous )qui (?:se remet|combat|termine (?:ses|sa|son)|suit (?:des|ses)|est (?:malade|en conge|en arret|"
-        r"hospitalisee?|atteinte?))\b"
-        r"|\bwho (?:is|was|has been) (?:recovering|undergoing|battling|finishing (?:his|her|their)|fighting|on (?:\w+ )?leave|off sick)\b"
-        r"|\b(?:deces|depart) de (?:notre|nos) (?:\w+ )?[a-z'-]+|\bemportee? par (?:un|une|la|le)\b"
-        r"|\b(?:passing|death|loss) of (?:our|one of our) (?:\w+ )?[a-z'-]+"
-        r"|\b(?:a|ont) perdu (?:la|sa|leur) voix\b|\blost (?:her|his|their) voice\b"
-        # "Tom from our front desk is doing chemo"
-        r"|\b[a-z]+ (?:from|at|on) our (?:front desk|reception|billing|records|scheduling|team|staff)\b"
+        # eleventh round: a relative clause on a colleague ("notre Réjean à l'entretien, qui se remet d'un infarctus",
+        # "Dr. Giguère, who is finishing her radiation"), a colleague's death, a colleague's lost voice
+        rf"|{_STAFF_EN},? who (?:is|was|has been) (?:recovering|undergoing|battling|finishing (?:his|her|their)|fighting|"
+        r"on (?:\w+ )?leave|off sick)\b"
+        rf"|(?:{_STAFF_FR}|\bnotre (?:cher |chere |belle |beau |grand |grande )?[a-z'-]+(?: (?:a|de) l'(?:entretien|accueil)|"
+        r" (?:a|de) la (?:reception|facturation))?),? qui (?:se remet|combat|termine (?:ses|sa|son)|suit (?:des|ses)|est "
+        r"(?:malade|en conge|en arret|hospitalisee?|atteinte?))\b"
+        r"|\b(?:deces|depart) de (?:notre|nos) (?:\w+ )?[a-z'-]+|\b(?:passing|death|loss) of (?:our|one of our) (?:\w+ )?[a-z'-]+"
+        rf"|{_STAFF_EN} (?:has |had )?lost (?:her|his|their) voice\b|{_STAFF_FR} a perdu (?:la|sa) voix\b"
         # anyone on leave or off sick: "Julie is on leave for burnout", « Julie est en arrêt »
         r"|\b(?:is|will be|has been) (?:on (?:\w+ )?leave|off (?:sick|work))\b|\b(?:est|sera) (?:en (?:conge|arret)|en conge de "
         r"maladie)\b"
@@ -541,7 +544,7 @@ MARKERS: tuple[Marker, ...] = (
         rf"|\b{_THINGS}(?:'s)? (?:[\w']+ ){{0,4}}?(?:results?|resultats?|came back|is back|are|is|was|were|passed|"
         r"est revenue?s?|sont revenue?s?|sont|est|a passe|ont passe|etait)\b(?: \w+){0,2}? (?:normal|normale?s?|normaux|clear|"
         r"clean|positive?|negative?|fine|good|ok|okay|correcte?s?|corrects|adequate|conformes?|bons?|bonne?s?|beaux?|belles?|approved|passed|reussie?s?)\b",
-        address_counts=False, address=_PAPER_ABOUT,
+        address_counts=False, address=_PAPER_ABOUT, clause=True,
     ),
     _marker(
         "clinic",
@@ -554,6 +557,23 @@ MARKERS: tuple[Marker, ...] = (
         r"horaire (?:normal|habituel|regulier|d'ete|des fetes)|heures (?:normales|habituelles)|alarme (?:de feu|incendie)|"
         r"exercice d'(?:evacuation|incendie)|panne de courant|"
         r"on embauche|nous embauchons|offre d'emploi)\b",
+    ),
+    # tenth and eleventh rounds: a sentence told to everyone — a clinic taking new patients, a public talk, an
+    # illness's season as news, school vaccines by grade ("We're now accepting new patients at the hearing
+    # clinic.", "Gastro season has hit our town.", "Grade 7 school vaccines …", « la gastro court ») — quiet
+    # only itself, unless it singles the patient out
+    _marker(
+        "season",
+        "accepting accepte acceptons accueille accueillons public publique session talk lecture conference workshop "
+        "seance soiree atelier season gastro grippe covid flu cold rsv strep grade school vaccination vaccins vaccin",
+        r"\b(?:(?:now )?accepting new patients|(?:accepte|acceptons|accueille|accueillons) (?:maintenant )?de nouveaux "
+        r"patients|(?:free |open )?public (?:info(?:rmation)? )?(?:session|talk|lecture|conference|workshop)|"
+        r"(?:seance|soiree|conference|atelier) (?:d'info(?:rmation)? )?publique"
+        r"|(?:flu|gastro|cold|covid|rsv|strep) season (?:is|has)|la (?:gastro|grippe|covid) (?:court|circule|frappe)"
+        r"|grade \d+ (?:school )?(?:vaccines?|vaccinations?|immuni[sz]ations?|shots)|school (?:vaccines|vaccination|"
+        r"immuni[sz]ation) program|(?:vaccination|vaccins?) (?:en|de) (?:\d+e|secondaire \d) annee|vaccination (?:en|a l') ?"
+        r"(?:milieu )?scolaire)\b",
+        sentence=True, address=_SINGLED_OUT,
     ),
 )
 
@@ -584,21 +604,10 @@ _BROADCAST = re.compile(
     r"(?:defi|challenge) (?:\d+ (?:jours|days) )?(?:sans|without|free)|dry january|sober october|let'?s talk day|"
     r"cause pour la cause|(?:it'?s|it is|for|during|happy) (?:the )?(?:[a-z]+ )?health (?:week|month|day)|"
     r"(?:c'est la|pour la|pendant la|bonne) (?:semaine|journee) (?:\w+ ){0,3}sante (?:mentale|du coeur)|campagne (?:\w+ ){0,4}sante publique|sante publique rappelle)\b"
-    # tenth round: a clinic taking new patients, a public talk ("we're now accepting new patients at the hearing
-    # clinic", "free public info session", « séance d'information publique »)
-    r"|\b(?:(?:now )?accepting new patients|(?:accepte|acceptons|accueille|accueillons) (?:maintenant )?de nouveaux "
-    r"patients|(?:free |open )?public (?:info(?:rmation)? )?(?:session|talk|lecture|conference|workshop)|"
-    r"(?:seance|soiree|conference|atelier) (?:d'info(?:rmation)? )?publique)\b"
-    # eleventh round: a season of an illness in town, school vaccines by grade ("Gastro season has hit our town",
-    # « la gastro court dans le quartier », "Grade 7 school vaccines", « vaccination en 4e année »)
-    r"|\b(?:(?:flu|gastro|cold|covid|rsv|strep) season (?:is|has)|la (?:gastro|grippe|covid) (?:court|circule|frappe)|grade \d+ (?:school )?(?:vaccines?|vaccinations?|immuni[sz]ations?|shots)|school "
-    r"(?:vaccines|vaccination|immuni[sz]ation) program|(?:vaccination|vaccins?) (?:en|de) (?:\d+e|secondaire \d) annee|"
-    r"vaccination (?:en|a l') ?(?:milieu )?scolaire)\b"
 )
 _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|reminder|envoye|avis|clientele|semaine|"
                             "journee|campagne|rappelle|aux|notice|prevention|week|month|mois|defi|challenge|dry|sober|"
-                            "talk|cause|health|sante|accepting|accepte|acceptons|accueille|accueillons|public|publique|season|saison|gastro|"
-                            "grippe|covid|grade|school|vaccination|vaccins|vaccin")
+                            "talk|cause|health|sante")
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
@@ -620,7 +629,16 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
         notice = next((m for m, _ in found if not m.address_counts), None)
         if notice is not None:
             # (eleventh round: unless it singles the patient out: "Heat warning this week: with your kidney disease …")
-            if not (notice.address and notice.address.search(sentence)):
+            if notice.address and notice.address.search(sentence):
+                pass
+            elif notice.clause:
+                spans = [span for m, span in found if m is notice]
+                lo = 0
+                for cut in [c.start() for c in _CLAUSE.finditer(sentence)] + [len(sentence)]:
+                    if any(a < cut and lo < b for a, b in spans):
+                        out.append((start + lo, start + cut, notice.name))
+                    lo = cut
+            else:
                 out.append((start, end, notice.name))
         elif found:
             # the sentence as the address is read in: a relative clause inside a marker's own words
