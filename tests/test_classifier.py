@@ -22,6 +22,7 @@ HELDOUT = (DATA / "heldout.tsv", DATA / "heldout-2.tsv")
 SHIPPED = REPO / "plugins" / "emrcomm_content" / "classifier.json"
 
 
+@pytest.mark.clockless
 def test_shipped_weights_are_what_training_on_the_dev_parts_gives(tmp_path: Path) -> None:
     out = tmp_path / "classifier.json"
     assert training.main([*map(str, DEV), "-o", str(out)]) == 0

@@ -437,6 +437,7 @@ def _project_texts() -> list[str]:
     return texts
 
 
+@pytest.mark.clockless
 def test_the_keyword_gates_change_nothing_that_the_patterns_find() -> None:
     """A rule runs only on a text with one of its gate words; run every rule on every text the
     project has, and the matches are the same."""
