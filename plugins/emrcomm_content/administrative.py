@@ -75,6 +75,8 @@ _EVENT_BEFORE = re.compile(
     r"[ \t]+(?:de la |du |de l'|des |de |d'|for the |for |pour la |pour le |pour les |pour |of the |in support of )"
     rf"{_CAP}(?:[ \t]*(?:&|\+|and|et|{_CONNECT})?[ \t]*{_CAP})*"
 )
+_EVENT_GATE = frozenset({"walk", "run", "ride", "marche", "course", "defi", "gala", "souper", "tournoi", "collecte",
+                         "fundraiser"})
 _EVENT_AFTER = re.compile(
     r"[ \t]+(?:walk|run|ride|gala|telethon|marathon|fundraiser|fun run|bike ride|golf tournament|lottery|raffle|"
     r"marche|course|defi|défi|souper|tournoi|loterie|collecte)\b"
@@ -182,7 +184,8 @@ def read(folded: Folded, words: frozenset[str] | set[str] | None = None
     original = folded.original
     if not any(c.isupper() for c in original):
         return wording, out
-    out += [_folded_span(folded, m.span()) for m in _EVENT_BEFORE.finditer(original)]
+    if not _EVENT_GATE.isdisjoint(words):
+        out += [_folded_span(folded, m.span()) for m in _EVENT_BEFORE.finditer(original)]
     out += [_folded_span(folded, m.span()) for m in _STREET.finditer(original)]
     if not addressed:
         out += [_folded_span(folded, m.span()) for m in _LOGISTICS.finditer(original)]

@@ -627,11 +627,10 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
         found = [(m, match.span()) for m in ready for match in m.pattern.finditer(sentence)]
         # wording written to everyone wins: its "your" is everyone's
         notice = next((m for m, _ in found if not m.address_counts), None)
-        if notice is not None:
-            # (eleventh round: unless it singles the patient out: "Heat warning this week: with your kidney disease …")
-            if notice.address and notice.address.search(sentence):
-                pass
-            elif notice.clause:
+        if notice is not None and notice.address and notice.address.search(sentence):
+            pass  # (eleventh round) it singles the patient out: "Heat warning this week: with your kidney disease …"
+        elif notice is not None:
+            if notice.clause:
                 spans = [span for m, span in found if m is notice]
                 lo = 0
                 for cut in [c.start() for c in _CLAUSE.finditer(sentence)] + [len(sentence)]:

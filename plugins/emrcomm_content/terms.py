@@ -856,30 +856,28 @@ NINTH_FR = [
     ]),
 ]
 
-# Tenth round: what dev-17 to dev-19 named and no list had: a hearing aid's supplies, the contraceptive shot
+# Tenth round: what dev-17 to dev-19 named and no list had: a hearing aid's batteries, the contraceptive shot
 # by its short name, keratoconus in French, a travel vaccine course.
 TENTH_EN = [
-    ("medication", ["hearing aid batteries", "depo", "rabies series"]),
+    ("medication", ["depo", "rabies series"]),
 ]
-# Eleventh round: what dev-20 and dev-21 named and no list had; hearing aids and a breast pump, which the
-# writers of the newer parts label clinical wherever they are named (a bill, a pickup, a fitting) — an early
+TENTH_FR = [
+    ("medication", ["piles pour vos appareils", "dépo", "série contre la rage",
+                    "vaccins contre la rage"]),
+    ("condition", ["kératocône"]),
+]
+# Eleventh round: what dev-20 and dev-21 named and no list had; hearing aids, which the writers of the
+# newer parts label clinical wherever they are named (a bill, a pickup, a fitting) — an early
 # development part's "bring your glasses and hearing aids" (administrative there) is now blocked.
 ELEVENTH_EN = [
-    ("condition", ["as a survivor", "as a cancer survivor", "gradual return to work", "hormone follow-up",
-                   "hormone follow up"]),
-    ("medication", ["glucose sensor", "capteur de glucose", "hearing aids", "hearing aid", "breast pump",
-                    "breast pump rental"]),
+    ("condition", ["as a survivor", "as a cancer survivor", "gradual return to work", "hormone follow up"]),
+    ("medication", ["hearing aid"]),
 ]
 ELEVENTH_FR = [
     ("condition", ["comme survivante", "comme survivant", "en tant que survivante", "en tant que survivant",
                    "retour progressif", "suivi hormonal", "épuisement professionnel"]),
-    ("medication", ["capteur de glucose", "capteurs de glucose", "lecteur de glycémie en continu", "appareils auditifs",
-                    "appareil auditif", "prothèses auditives", "tire-lait", "location du tire-lait"]),
-]
-TENTH_FR = [
-    ("medication", ["piles pour vos appareils", "piles de vos appareils auditifs", "dépo", "série contre la rage",
-                    "vaccins contre la rage"]),
-    ("condition", ["kératocône"]),
+    ("medication", ["capteur de glucose", "capteurs de glucose", "appareils auditifs",
+                    "appareil auditif", "prothèses auditives"]),
 ]
 
 CLINICAL_EN = Lexicon.of(
@@ -1029,7 +1027,9 @@ ADMINISTRATIVE_PHRASES = [
     "nous donne mal a la tete", "donne mal a la tete a tout le monde", "giving us a headache", "gives us a headache",
     # a saint's heart names a hospital, a parish or a clinic, never the patient's
     "sacred heart", "sacre coeur",
-    "diagnostic du technicien", "technician's diagnosis", "critical condition 😂",
+    "diagnostic du technicien", "technician's diagnosis",
+    # (an allowed phrase is not read by the score either: a joke about the coffee machine stays a joke)
+    "critical condition 😂",
     "call us back", "call me back", "call you back", "call the clinic back", "call the office back",
     "get back to you", "get back to us", "we had you down for", "we had you booked for", "we were expecting you",
     "on vous attendait", "on vous a attendu", "nous vous attendions", "on t'attendait",
