@@ -227,7 +227,10 @@ class _Requests:
         if self.kind == "portal":
             return Request(ref, Category.CLINICAL, id=rid, text=CLINICAL_NOTES[0][1],
                            sensitivity=Sensitivity.RESTRICTED, sender="Practitioner/dr-okafor")
-        appointment = dt.datetime.combine(TEST_NOW.date() + dt.timedelta(days=1), dt.time(9, 20), CLINIC_ZONE)
+        # Tomorrow's clinic day: a slot every 10 minutes from 8:00 to 16:50, as a clinic's reminders
+        # spread (the same words repeat only within a slot, language and first name).
+        slot = dt.time(8 + (self.n - 1) % 54 // 6, (self.n - 1) % 6 * 10)
+        appointment = dt.datetime.combine(TEST_NOW.date() + dt.timedelta(days=1), slot, CLINIC_ZONE)
         return Request(ref, Category.APPOINTMENT_REMINDER, id=rid, template="appointment-reminder",
                        variables={"appointment": appointment}, appointment=appointment)
 
@@ -399,6 +402,37 @@ def inline_phases(host: Any, requests_: list[Any]) -> dict[str, dict[str, float]
                    "cpu_ms": statistics.median(cpu) * 1e3} for name, (wall, cpu) in steps.items()}
 
 
+def inspect_memos(host: Any, messages: list[Any], passes: int = 5) -> dict[str, float]:
+    """The content inspector on B3's messages, in the order B3 sends them: µs per message
+    without its memos, with the sentence memo alone (subject.py), and with both (the findings
+    of whole documents kept too). Each pass starts with empty memos, as a clinic's day does;
+    the three alternate, and the median pass of each is reported."""
+    from emrcomm_content import _free_text, document, subject
+
+    plugin = host.plugins.get("content")
+    kept = subject._matches
+    plain = kept.__wrapped__
+
+    def every(message: Any) -> Any:
+        return plugin._findings(document(message), message.category, _free_text(message))
+
+    times: dict[str, list[float]] = {"none": [], "sentences": [], "both": []}
+    try:
+        for _ in range(passes):
+            for kind in times:
+                kept.cache_clear()
+                plugin._memo.cache_clear()
+                subject._matches = plain if kind == "none" else kept
+                inspect = plugin.emrcomm_inspect if kind == "both" else every
+                t = time.perf_counter()
+                for message in messages:
+                    inspect(message)
+                times[kind].append((time.perf_counter() - t) / len(messages) * 1e6)
+    finally:
+        subject._matches = kept
+    return {kind: statistics.median(values) for kind, values in times.items()}
+
+
 def b3(size: dict[str, int]) -> dict[str, Any]:
     """Inline ``Host.send`` vs a raw requests loop vs Apprise json://, to one sink, in
     interleaved rounds: each round sends ``size["b3"]`` fresh messages through each of the three,
@@ -515,6 +549,9 @@ def b3(size: dict[str, int]) -> dict[str, Any]:
                 at += count
             stored_after = stored_bytes(host)
             floor_db.close()
+            memo = host.plugins.get("content")._memo.cache_info()  # the inspector's findings kept by words
+            out["inspect_memo"] = {"hits": memo.hits, "misses": memo.misses}
+            out["inspect_us"] = inspect_memos(host, messages)
     sent = warm_n + counted_n + phases_n + rounds * count
     out["stored_bytes_per_message"] = {
         table: (stored_after.get(table, 0) - stored_before.get(table, 0)) / sent
@@ -807,6 +844,8 @@ def run(size_name: str, only: set[str] | None = None) -> dict[str, Any]:
             "b3_durable_commits_per_send": float(per_send.get("commit:durable", 0.0)),
             "b3_relaxed_commits_per_send": float(per_send.get("commit:relaxed", 0.0)),
             "b3_stored_bytes_per_message": float(sum(result["stored_bytes_per_message"].values())),
+            "b3_inspect_memo_hit_rate": result["inspect_memo"]["hits"] / max(1, sum(result["inspect_memo"].values())),
+            **{f"b3_inspect_us_{kind}": us for kind, us in result["inspect_us"].items()},
         })
     if wanted("b6"):
         result = b6(size["b6"])
@@ -887,6 +926,11 @@ KEY_DOCS = {
     **{f"b6_dedup_us_{rows}": f"B6 opt-out confirmation de-duplication (the ledger's last word + the "
                               f"confirmations since), µs median, {rows:,} records and {rows:,} outbox rows"
        for rows in (1000, 10000, 100_000, 1_000_000)},
+    "b3_inspect_memo_hit_rate": "B3 share of the inspections (the messages and the warm-up's) served the findings of "
+                                "the same words seen before (appointments over the 54 slots of a day)",
+    "b3_inspect_us_none": "B3 the content inspector alone on B3's messages in order, µs a message, without its memos",
+    "b3_inspect_us_sentences": "B3 the same with the memo of marker matches by sentence (emrcomm_content.subject)",
+    "b3_inspect_us_both": "B3 the same with the findings of whole documents kept too (emrcomm_content.Plugin._memo)",
     "b6_dedup_ratio_largest_smallest": "B6 de-duplication cost at the largest store / at the smallest (a scan would grow with the rows, ×1,000)",
     "b2_per_s_1k": "B2 1k reminders: send_many (queue) then the worker to the sink, end to end, per second",
     "b2_per_s_10k": "B2 10k reminders, end to end, per second",

@@ -510,3 +510,38 @@ def test_back_pain_is_the_back_of_the_body_and_come_back_is_not(tmp_path: Path) 
         "condition", "medication"]
     reading = detector.read(Folded.of("Power's back and we're running on time, come back anytime."))
     assert reading.hits == [] and not any(name == "kind:body" for _, name in reading.evidence)
+
+
+# --- the last documents' findings, kept -----------------------------------------------------
+
+
+def test_a_repeated_document_gets_the_findings_a_fresh_inspector_gives(content, tmp_path):
+    words = "Karen, your appointment is Tue at 9:20 a.m. Take your metformin. Fill in https://forms.example.org/q"
+    first = inspect(content, words, category="appointment-reminder")
+    again = inspect(content, words, category="appointment-reminder")
+    fresh = inspect(make_plugin(tmp_path / "fresh"), words, category="appointment-reminder")
+    assert {f.code for f in first} >= {"CLINICAL_CONTENT", "LINK_DOMAIN_NOT_ALLOWED"}
+    assert again == first == fresh
+    assert content._memo.cache_info().hits == 1
+    again.clear()  # a caller's list is its own: the kept findings are not touched
+    assert inspect(content, words, category="appointment-reminder") == first
+
+
+def test_the_same_words_in_another_category_or_typed_by_hand_are_read_again(content):
+    words = "Directions to the clinic: https://maps.example.org/riverside"
+    reminder = {f.code for f in inspect(content, words, category="appointment-reminder")}
+    questionnaire = {f.code for f in inspect(content, words, category="questionnaire")}
+    assert "SURVEY_LINK_SMS" not in reminder and "SURVEY_LINK_SMS" in questionnaire
+    unsure = "Someone will call you tonight about the next step, the doctor reviewed everything."
+    typed = Message(Request("Patient/1", "appointment-reminder"), unsure)
+    rendered = Message(Request("Patient/1", "appointment-reminder", template="notice"), unsure, template="notice")
+    assert "CLINICAL_UNCERTAIN" in {f.code for f in content.emrcomm_inspect(typed)}
+    assert "CLINICAL_UNCERTAIN" not in {f.code for f in content.emrcomm_inspect(rendered)}
+
+
+def test_a_long_document_is_inspected_each_time_and_not_kept(content):
+    from emrcomm_content import MEMO_CHARS
+
+    words = ("Your visit is confirmed. " * (MEMO_CHARS // 20))[: MEMO_CHARS + 50]
+    assert inspect(content, words) == inspect(content, words)
+    assert content._memo.cache_info().currsize == 0

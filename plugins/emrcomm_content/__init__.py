@@ -21,6 +21,7 @@ message rendered from a template (typed variables) is never scored.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -39,6 +40,12 @@ from emrcomm_content.terms import PROHIBITED, PROMOTIONAL
 __all__ = ["Plugin", "document", "mask"]
 
 DEFAULT_LEXICONS = tuple(LEXICONS)  # all: "core", "drugs", "icd10cm"
+# The findings of the last documents inspected, by their exact words: a clinic's reminders repeat
+# theirs (one slot, one language, one site) all day. Inspection is a pure function of the words,
+# the category and whether they are free text, so a repeat gets the same findings without the
+# work. Documents longer than an SMS of ten segments are not kept (they seldom repeat).
+MEMO_SIZE = 4096
+MEMO_CHARS = 1600
 SUBJECT_SEPARATOR = "\n"
 
 # "20% off", "30 % de rabais", "save $50", "économisez 20 $"
@@ -132,10 +139,16 @@ class Plugin:
         portal_host = urlsplit(clinic.portal_url).hostname if clinic.portal_url else None
         self.link_domains = tuple(d.lower() for d in clinic.link_domains) + ((portal_host,) if portal_host else ())
         self.not_identifiers = _phone_digits(clinic.phone)
+        self._memo = functools.lru_cache(maxsize=MEMO_SIZE)(self._findings)
 
     @emrcomm.hookimpl
     def emrcomm_inspect(self, message: Message) -> list[Finding]:
         doc = document(message)
+        findings = self._memo if len(doc) <= MEMO_CHARS else self._findings
+        return list(findings(doc, message.category, _free_text(message)))
+
+    def _findings(self, doc: str, category: Category, free_text: bool) -> tuple[Finding, ...]:
+        """What the words ``doc`` say (the module docstring): everything inspection reads."""
         folded = Folded.of(doc)
         name = self.context.name
         reading = self.clinical.read(folded)
@@ -144,15 +157,15 @@ class Plugin:
                     **clinical_trigger(hit.kind))
             for hit in reading.hits
         ]
-        if not reading.hits and _free_text(message):
+        if not reading.hits and free_text:
             out += self._uncertain(folded, reading.evidence, reading.others)
         out += [
             finding("HEALTH_IDENTIFIER", plugin=name, severity="info", span=span, kind=kind)
             for span, kind in find_identifiers(doc, folded, self.mrn_patterns, self.not_identifiers)
         ]
-        out += self._links(message, doc)
+        out += self._links(category, doc)
         out += self._promotion(folded, reading.allowed)
-        return out
+        return tuple(out)
 
     def _uncertain(self, folded: Folded, evidence: list[tuple[tuple[int, int], str]],
                    others: tuple[tuple[int, int], ...] = ()) -> list[Finding]:
@@ -170,7 +183,7 @@ class Plugin:
                         why_fr=", ".join(dict.fromkeys(f for _, f in said)),
                         score=f"{score.probability:.3f}", limit=f"{self.uncertain_above:.3f}")]
 
-    def _links(self, message: Message, doc: str) -> list[Finding]:
+    def _links(self, category: Category, doc: str) -> list[Finding]:
         name = self.context.name
         out = []
         for link in links.find_links(doc, self.link_domains):
@@ -181,7 +194,7 @@ class Plugin:
                 facts.append("LINK_SHORTENER")
             if not links.is_allowed(link.host, self.link_domains):
                 facts.append("LINK_DOMAIN_NOT_ALLOWED")
-            if message.category is Category.QUESTIONNAIRE or links.is_survey(link, doc):
+            if category is Category.QUESTIONNAIRE or links.is_survey(link, doc):
                 facts.append("SURVEY_LINK_SMS")
             out += [finding(code, plugin=name, severity="info", span=link.span, term=link.url) for code in facts]
         return out

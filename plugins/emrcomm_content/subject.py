@@ -12,6 +12,7 @@ patient's.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from attrs import frozen
@@ -610,12 +611,19 @@ _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|remind
                             "talk|cause|health|sante")
 
 
+@functools.lru_cache(maxsize=1 << 14)  # a pure function; messages repeat their sentences ("Reply STOP to opt out.")
+def _matches(marker: int, sentence: str) -> tuple[tuple[int, int], ...]:
+    """The spans of the wording of ``MARKERS[marker]`` in ``sentence`` (folded). By position: a
+    marker's own hash would hash its compiled patterns each time."""
+    return tuple(match.span() for match in MARKERS[marker].pattern.finditer(sentence))
+
+
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
     """Folded spans of the clauses about someone else or about everyone (see the module
     docstring), with the marker's name. ``text`` is folded; ``words``: its words (gate keys)."""
     if not _BROADCAST_GATE.isdisjoint(words) and _BROADCAST.search(text):
         return _broadcast(text)
-    ready = [m for m in MARKERS if not m.gate.isdisjoint(words)]
+    ready = [(i, m) for i, m in enumerate(MARKERS) if not m.gate.isdisjoint(words)]
     if not ready:
         return []
     out = []
@@ -624,7 +632,7 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
         if end <= start:
             continue
         sentence = text[start:end]
-        found = [(m, match.span()) for m in ready for match in m.pattern.finditer(sentence)]
+        found = [(m, span) for i, m in ready for span in _matches(i, sentence)]
         # wording written to everyone wins: its "your" is everyone's
         notice = next((m for m, _ in found if not m.address_counts), None)
         if notice is not None and notice.address and notice.address.search(sentence):
