@@ -17,6 +17,10 @@ Clinical terms come from the lexicons named in the ``lexicons`` setting (default
 seconds, later starts a fraction of one), plus the clinic's own ``terms``; the context patterns
 are in phrasing.py, the uncertainty score in classifier.py. The score runs on free text only: a
 message rendered from a template (typed variables) is never scored.
+
+Inspection is a pure function of the words, the category and whether the text is free: the
+findings of the last :data:`MEMO_SIZE` documents are kept by those three, so a reminder whose
+words were inspected before is not read again (docs/performance.md, the throughput machinery).
 """
 
 from __future__ import annotations
