@@ -32,8 +32,9 @@ false block is the share of administrative rows stopped (blocked or rerouted as 
 
 Speed, in one run, over the texts the first round timed (``heldout.tsv``, ``dev.tsv`` and the
 corpus, so that figures compare across rounds): the content
-inspector as the host calls it on free text (``emrcomm_inspect``: lexicons, context patterns,
-uncertainty score, identifiers, links), the detector alone (``ClinicalDetector.read``) and the
+inspector's work on free text as the host asks for it (``emrcomm_inspect`` without its memos, which
+would answer the repeats of best-of-N: lexicons, context patterns, uncertainty score, identifiers,
+links), the detector alone (``ClinicalDetector.read``) and the
 uncertainty score alone, against two baselines measured in the same run (ratios travel, machines
 differ): ``lower_in`` (``text.lower()`` then ``term in text`` for the project's core terms) and
 ``automaton_iter`` (the raw Aho-Corasick scan of the compiled lexicons). Then start-up: a cold

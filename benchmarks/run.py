@@ -405,8 +405,9 @@ def inline_phases(host: Any, requests_: list[Any]) -> dict[str, dict[str, float]
 def inspect_memos(host: Any, messages: list[Any], passes: int = 5) -> dict[str, float]:
     """The content inspector on B3's messages, in the order B3 sends them: µs per message
     without its memos, with the sentence memo alone (subject.py), and with both (the findings
-    of whole documents kept too). Each pass starts with empty memos, as a clinic's day does;
-    the three alternate, and the median pass of each is reported."""
+    of whole documents kept too). Each pass starts with these two memos empty, as a clinic's day
+    does (the detector's older caches of words stay warm, alike for the three); the three
+    alternate, and the median pass of each is reported."""
     from emrcomm_content import _free_text, document, subject
 
     plugin = host.plugins.get("content")

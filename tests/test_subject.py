@@ -7,6 +7,8 @@ Every example here was written for these tests, not taken from benchmarks/data/c
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from emrcomm.testing import make_context
@@ -292,3 +294,27 @@ def test_the_marker_gates_change_nothing() -> None:
         if subject.others(folded, phrasing.text_keys(folded)) != subject.others(folded, every):
             differ.append(text)
     assert differ == []
+
+
+def test_the_kept_matches_are_of_the_markers_in_use(monkeypatch):
+    # The matches by sentence are kept by a marker's position: markers put in place of the
+    # packaged ones (as a test or a fork might) must not be answered with the old ones' matches.
+    folded = Folded.of("Dr. Roy is on leave after her own surgery.").text
+    keys = phrasing.text_keys(folded)
+    assert "staff" in {name for _, _, name in subject.others(folded, keys)}
+    # in the staff marker's place, one that every word of the text opens and nothing matches
+    silent = subject.Marker("silent", frozenset(keys), re.compile(r"(?!)"))
+    monkeypatch.setattr(subject, "MARKERS", (silent, *subject.MARKERS[1:]))
+    after = subject.others(folded, keys)
+    subject._matches.cache_clear()
+    assert after == subject.others(folded, keys)
+    assert {name for _, _, name in after}.isdisjoint({"staff", "silent"})
+
+
+def test_a_long_sentence_is_matched_and_not_kept():
+    sentence = "dr roy is on leave after her own surgery " + "and the parking lot is closed " * 15
+    assert len(sentence) > subject.KEPT_SENTENCE
+    subject._matches.cache_clear()
+    found = subject.others(sentence, phrasing.text_keys(sentence))
+    assert "staff" in {name for _, _, name in found}
+    assert subject._matches.cache_info().currsize == 0

@@ -145,6 +145,10 @@ class Plugin:
         self.not_identifiers = _phone_digits(clinic.phone)
         self._memo = functools.lru_cache(maxsize=MEMO_SIZE)(self._findings)
 
+    def close(self) -> None:
+        """Forget the kept findings (the words of patients' messages) when the host closes."""
+        self._memo.cache_clear()
+
     @emrcomm.hookimpl
     def emrcomm_inspect(self, message: Message) -> list[Finding]:
         doc = document(message)
