@@ -412,7 +412,6 @@ def inspect_memos(host: Any, messages: list[Any], passes: int = 5) -> dict[str, 
 
     plugin = host.plugins.get("content")
     kept = subject._matches
-    plain = kept.__wrapped__
 
     def every(message: Any) -> Any:
         return plugin._findings(document(message), message.category, _free_text(message))
@@ -423,7 +422,7 @@ def inspect_memos(host: Any, messages: list[Any], passes: int = 5) -> dict[str, 
             for kind in times:
                 kept.cache_clear()
                 plugin._memo.cache_clear()
-                subject._matches = plain if kind == "none" else kept
+                subject._matches = subject._find if kind == "none" else kept
                 inspect = plugin.emrcomm_inspect if kind == "both" else every
                 t = time.perf_counter()
                 for message in messages:

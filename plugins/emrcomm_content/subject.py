@@ -614,20 +614,19 @@ _BROADCAST_GATE = gate_keys("sent|patients|awareness|day|campaign|reminds|remind
 KEPT_SENTENCE = 400  # characters: a longer sentence is matched each time, not kept
 
 
-@functools.lru_cache(maxsize=1 << 14)  # a pure function; messages repeat their sentences ("Reply STOP to opt out.")
-def _matches(marker: int, sentence: str) -> tuple[tuple[int, int], ...]:
+def _find(marker: int, sentence: str) -> tuple[tuple[int, int], ...]:
     """The spans of the wording of ``MARKERS[marker]`` in ``sentence`` (folded). By position: a
     marker's own hash would hash its compiled patterns each time."""
     return tuple(match.span() for match in MARKERS[marker].pattern.finditer(sentence))
 
 
-_KEPT_FOR: list[tuple[Marker, ...]] = [MARKERS]  # the markers _matches has kept matches of
+# a pure function; messages repeat their sentences ("Reply STOP to opt out.")
+_matches = functools.lru_cache(maxsize=1 << 14)(_find)
+_KEPT_FOR = MARKERS  # the markers whose matches _matches keeps
 
 
 def _spans(marker: int, sentence: str) -> tuple[tuple[int, int], ...]:
-    if len(sentence) > KEPT_SENTENCE:
-        return tuple(match.span() for match in MARKERS[marker].pattern.finditer(sentence))
-    return _matches(marker, sentence)
+    return _find(marker, sentence) if len(sentence) > KEPT_SENTENCE else _matches(marker, sentence)
 
 
 def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, str]]:
@@ -635,9 +634,10 @@ def others(text: str, words: frozenset[str] | set[str]) -> list[tuple[int, int, 
     docstring), with the marker's name. ``text`` is folded; ``words``: its words (gate keys)."""
     if not _BROADCAST_GATE.isdisjoint(words) and _BROADCAST.search(text):
         return _broadcast(text)
-    if _KEPT_FOR[0] is not MARKERS:  # replaced (a test's own markers): the kept matches are another's
+    global _KEPT_FOR
+    if _KEPT_FOR is not MARKERS:  # replaced (a test's own markers): the kept matches are another's
         _matches.cache_clear()
-        _KEPT_FOR[0] = MARKERS
+        _KEPT_FOR = MARKERS
     ready = [(i, m) for i, m in enumerate(MARKERS) if not m.gate.isdisjoint(words)]
     if not ready:
         return []
