@@ -561,6 +561,46 @@ def test_clinic_catalog_with_an_unknown_type_is_a_config_error(tmp_path: Path) -
         })
 
 
+# -- compiled once a process, checked by every plugin ----------------------------------------------
+
+
+def test_a_templates_text_is_compiled_once_and_each_plugin_checks_it_against_its_own_catalog(
+        tmp_path: Path) -> None:
+    room = "Riverside Family Health: room {{ room }}. Reply STOP to opt out."
+    first = with_folder(tmp_path, {"en/room.j2": room, "en/catalog.toml": '[room]\nrequired = { room = "string" }\n'})
+    again = with_folder(tmp_path, {})
+    assert again._templates["room"]["en"].body is first._templates["room"]["en"].body  # the same text, once
+    assert render(again, "room", {"room": "4B"}).text == "Riverside Family Health: room 4B. Reply STOP to opt out."
+    (tmp_path / "overrides" / "en" / "catalog.toml").unlink()  # the same text, no longer declared
+    with pytest.raises(ConfigError, match=r"overrides/en/room\.j2.*'room'"):
+        with_folder(tmp_path, {})
+
+
+def test_a_clinic_template_edited_between_two_hosts_is_compiled_again(tmp_path: Path) -> None:
+    before = with_folder(tmp_path, {"en/hello.j2": "Hello from {{ clinic.name }}."})
+    after = with_folder(tmp_path, {"en/hello.j2": "Good morning from {{ clinic.name }}."})
+    assert render(before, "hello").text == f"Hello from {TEST_CLINIC.name}."
+    assert render(after, "hello").text == f"Good morning from {TEST_CLINIC.name}."
+
+
+def test_a_broken_template_is_reported_by_every_plugin_that_loads_it(tmp_path: Path) -> None:
+    files = {"en/broken.j2": "Hello from {{ clinic.name }}.\nSee you {{ clinic.name | }}\n"}
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"overrides/en/broken\.j2, line 2"):
+            with_folder(tmp_path, files)
+
+
+def test_a_template_compiled_once_keeps_each_plugins_render_bounds(tmp_path: Path) -> None:
+    files = {"en/count.j2": "{% for i in range(2000) %}{{ i % 10 }}{% endfor %}"}
+    tight = with_folder(tmp_path, files, render_steps=1000)
+    roomy = with_folder(tmp_path, files)
+    assert tight._templates["count"]["en"].body is roomy._templates["count"]["en"].body
+    assert render(roomy, "count").text == "0123456789" * 200
+    with pytest.raises(RenderError, match="render_steps"):
+        render(tight, "count")
+    assert render(roomy, "count").text == "0123456789" * 200
+
+
 def test_missing_clinic_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not-there"):
         Plugin(make_context("templates", {"directory": "not-there"}, tmp_path))

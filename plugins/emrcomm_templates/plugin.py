@@ -1,4 +1,4 @@
-"""The templates plugin: compiles the built-in and clinic templates once, renders per patient.
+"""The templates plugin: compiles each template text once a process, renders per patient.
 
 Templates run in Jinja's immutable sandbox with strict undefined names, so a clinic template
 can neither reach Python internals nor print an empty hole where a variable was misspelled,
@@ -8,6 +8,7 @@ and within bounds on steps, time and size (``bounds``), so it cannot run away ei
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -120,6 +121,31 @@ def _subjects(catalogs: Mapping[str, Mapping[str, Entry]]) -> dict[tuple[str, st
     }
 
 
+def _environment() -> bounds.BoundedSandbox:
+    env = bounds.BoundedSandbox(undefined=StrictUndefined, autoescape=False, auto_reload=False)
+    env.filters.update(FILTERS)
+    bounds.install(env)
+    return env
+
+
+# Every plugin compiles and renders in this one environment. It holds nothing of a clinic (the
+# render bounds travel with each render, the values with each call), so a template's text is
+# compiled once per process however many hosts the process starts.
+_ENV = _environment()
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str, name: str, origin: str) -> tuple[Template, frozenset[str]]:
+    """``text`` compiled, and the names it reads from its context; TemplateSyntaxError when it
+    does not compile (not kept: the next host reports it again)."""
+    _ENV.parse(text, name, origin)  # first as written, so errors give the file's line
+    tree = _ENV.parse(join_lines(text), name, origin)
+    code = _ENV.compile(bounds.bound_loops(tree), name, origin)
+    names = frozenset(meta.find_undeclared_variables(tree) - set(_ENV.globals))
+    # A plain dict, not make_globals' ChainMap: every render copies the globals.
+    return _ENV.template_class.from_code(_ENV, code, dict(_ENV.globals)), names
+
+
 class Plugin:
     """Renders requests into patient messages: built-in templates in English and Quebec French,
     replaced or extended by the clinic's own folder (setting ``directory``)."""
@@ -153,13 +179,6 @@ class Plugin:
             seconds=settings.get("render_seconds", default.seconds),
             chars=settings.get("render_chars", default.chars),
         )
-        self._env = bounds.BoundedSandbox(
-            undefined=StrictUndefined,
-            autoescape=False,
-            auto_reload=False,
-        )
-        self._env.filters.update(FILTERS)
-        bounds.install(self._env)
         self._templates = self._load(context)
         languages = {lang for by_lang in self._templates.values() for lang in by_lang}
         self._locales: dict[str, Locale] = {lang: locale_for(lang) for lang in languages | {DEFAULT_LANGUAGE}}
@@ -210,16 +229,13 @@ class Plugin:
                     raise ConfigError(f"{root}/{lang}/catalog.toml: [{name}] names no template; "
                                       f"templates: {', '.join(sorted(names))}")
 
-    def _compile(self, text: str, src: _Source, declaration: Declaration) -> tuple[Template, set[str]]:
+    @staticmethod
+    def _compile(text: str, src: _Source, declaration: Declaration) -> tuple[Template, set[str]]:
         """The compiled template and the names it reads from its context."""
-        env = self._env
         try:
-            env.parse(text, src.name, src.origin)  # first as written, so errors give the file's line
-            tree = env.parse(join_lines(text), src.name, src.origin)
-            code = env.compile(bounds.bound_loops(tree), src.name, src.origin)
+            template, names = _compiled(text, src.name, src.origin)
         except TemplateSyntaxError as exc:
             raise ConfigError(f"{src.origin}, line {exc.lineno}: template does not compile: {exc.message}") from None
-        names = meta.find_undeclared_variables(tree) - set(env.globals)
         unknown = sorted(names - set(declaration.types) - CONTEXT_NAMES - set(IMPLICIT))
         if unknown:
             declared_in = declaration.source if declaration is not EMPTY else "no catalog"
@@ -228,9 +244,7 @@ class Plugin:
                 f"(declared in: {declared_in}); declare it under [{src.name}] required or optional "
                 "in catalog.toml, and when a clinic redeclares a built-in, override all its languages"
             )
-        # A plain dict, not make_globals' ChainMap: every render copies the globals.
-        template: Template = env.template_class.from_code(env, code, dict(env.globals))
-        return template, names
+        return template, set(names)
 
     # -- the hook ----------------------------------------------------------------------------
 
