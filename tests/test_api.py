@@ -22,6 +22,7 @@ from emrcomm.api.notify import Notifier, signature
 from emrcomm.api.settings import ApiSettings
 from emrcomm.audit import entries
 from emrcomm.host import Host
+from emrcomm.storage.times import iso
 from emrcomm.web import create_app
 from hostile_kit import InProcess
 from servers import Reply, scripted
@@ -497,6 +498,53 @@ def test_a_notification_not_taken_is_retried_with_backoff_then_given_up(api: Api
         assert len(emr.seen) == 3
     clock.now -= dt.timedelta(hours=1, seconds=32)  # the token's time again
     assert "given up after 3 attempts" in body(api.call("GET", f"/fhir/Subscription/{sub['id']}"))["error"]
+
+
+def test_an_endpoint_the_notifier_cannot_reach_fails_its_own_notifications_not_the_round(api: ApiClient) -> None:
+    """An endpoint an older release took ('https://a..b': urlsplit reads it, urllib3 cannot
+    connect to it) is one failed attempt a notification, retried later; the others still go."""
+    with scripted() as emr:
+        bad = subscribe(api, "https://emr.example/hooks")
+        with api.host.storage.db.transaction():
+            api.host.storage.db.execute("UPDATE api_subscriptions SET endpoint = ? WHERE id = ?",
+                                        ("https://a..b/hooks", bad["id"]))
+        subscribe(api, emr.url + "/hooks")
+        api.call("POST", "/fhir/CommunicationRequest", reminder("u-1"))
+        api.call("POST", "/fhir/CommunicationRequest", reminder("u-2"))
+        assert Notifier(api.host, ApiSettings()).run_once() == 2
+        assert len(emr.seen) == 2
+    rows = api.host.storage.db.query("SELECT state, attempts, lease_until, last_error, next_at FROM api_notifications "
+                                     "WHERE subscription_id = ?", (bad["id"],))
+    assert [(r["state"], r["attempts"], r["lease_until"], r["last_error"]) for r in rows] == [
+        ("pending", 1, None, "LocationParseError")] * 2
+    assert all(r["next_at"] > iso(api.host.clock()) for r in rows)  # retried after its backoff
+
+
+def test_a_notification_that_fails_before_it_is_sent_is_retried_then_given_up(api: ApiClient, clock: Clock) -> None:
+    sub = subscribe(api, "https://emr.example/hooks")
+    api.call("POST", "/fhir/CommunicationRequest", reminder("u-3"))
+    notifier = Notifier(api.host, ApiSettings(notify_max_attempts=2, notify_backoff_base=10))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the patient's number is +16135550123")
+
+    notifier.session.request = broken  # type: ignore[method-assign]
+    assert notifier.run_once() == 0
+    clock.now += dt.timedelta(seconds=11)
+    assert notifier.run_once() == 0
+    clock.now -= dt.timedelta(seconds=11)  # the token's time again
+    error = body(api.call("GET", f"/fhir/Subscription/{sub['id']}"))["error"]
+    assert "given up after 2 attempts (RuntimeError)" in error and "6135550123" not in error
+
+
+@pytest.mark.parametrize("endpoint", ["https://a..b/hooks", f"https://{'a' * 64}.example/hooks", "https://.emr.example/h"])
+def test_an_endpoint_the_notifier_could_not_connect_to_is_refused_naming_the_field(api: ApiClient, endpoint: str) -> None:
+    answer = api.call("POST", "/fhir/Subscription", {
+        "resourceType": "Subscription", "status": "requested", "reason": "EMR", "criteria": "Communication",
+        "channel": {"type": "rest-hook", "endpoint": endpoint}})
+    assert answer.status_code == 422, answer.text
+    assert body(answer)["issue"][0]["expression"] == ["Subscription.channel.endpoint"]
+    assert api.host.storage.db.query("SELECT COUNT(*) AS n FROM api_subscriptions")[0]["n"] == 0
 
 
 def test_a_subscription_is_its_clients_alone_and_can_be_deleted(make_host: Callable[..., Host],

@@ -99,7 +99,17 @@ class Notifier:
         """Fan new events out, then deliver what is due; returns how many notifications were taken."""
         for sub in self.subscriptions.active():
             self._fan_out(sub)
-        return sum(self._deliver(row) for row in self._claim())
+        return sum(self._attempt(row) for row in self._claim())
+
+    def _attempt(self, row: dict[str, Any]) -> int:
+        """One claimed notification: whatever fails while it is sent (an endpoint urllib3 cannot
+        parse raises ValueError, not a RequestException) is its failed attempt, never the round's:
+        the other rows claimed with it are still sent, and none stays leased."""
+        try:
+            return self._deliver(row)
+        except Exception as exc:
+            self._retry(row, str(row["subscription_id"]), type(exc).__name__)
+            return 0
 
     def _fan_out(self, sub: Subscription) -> None:
         now = self.host.clock()
@@ -190,7 +200,7 @@ class Notifier:
             self._finish(row, "done", None)
             log.info("subscription %s: notification %s (%s) taken", sub.id, event_id, kind)
             return 1
-        self._retry(row, sub, why)
+        self._retry(row, sub.id, why)
         return 0
 
     def _resource(self, source: str, seq: int) -> tuple[str, dict[str, Any]] | None:
@@ -214,15 +224,15 @@ class Notifier:
                             "lease_owner = NULL, lease_until = NULL WHERE subscription_id = ? AND source = ? AND seq = ?",
                             (state, error, row["subscription_id"], row["source"], row["seq"]))
 
-    def _retry(self, row: dict[str, Any], sub: Subscription, why: str) -> None:
+    def _retry(self, row: dict[str, Any], sub_id: str, why: str) -> None:
         attempts = int(row["attempts"]) + 1
         s = self.settings
         if attempts >= s.notify_max_attempts:
             error = f"notification {row['source']}-{row['seq']} given up after {attempts} attempts ({why})"
             with self.db.transaction():
                 self._finish(row, "dead", why)
-                self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub.id))
-            log.warning("subscription %s: %s", sub.id, error)
+                self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub_id))
+            log.warning("subscription %s: %s", sub_id, error)
             return
         wait = min(s.notify_backoff_cap, s.notify_backoff_base * 2 ** (attempts - 1))
         with self.db.transaction():
@@ -231,7 +241,7 @@ class Notifier:
                             (attempts, iso(self.host.clock() + dt.timedelta(seconds=wait)), why,
                              row["subscription_id"], row["source"], row["seq"]))
         log.warning("subscription %s: notification %s-%s not taken (%s); attempt %d in %.0f s",
-                    sub.id, row["source"], row["seq"], why, attempts + 1, wait)
+                    sub_id, row["source"], row["seq"], why, attempts + 1, wait)
 
 
 def consent_entry(row: Any) -> dict[str, Any]:

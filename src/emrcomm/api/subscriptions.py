@@ -18,7 +18,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import requests
 from attrs import frozen
+from urllib3.util import parse_url
 
 from emrcomm.api.outcome import ApiError
 from emrcomm.api.search import STATUSES, _category, _patient
@@ -146,10 +148,26 @@ def _endpoint(value: Any, allow_http: bool) -> str:
     if parts.scheme not in ("http", "https") or not host or parts.fragment or any(c in value for c in " \r\n\t"):
         raise ApiError(422, "value", "channel.endpoint must be an http(s) URL without a fragment",
                        expression="Subscription.channel.endpoint")
+    if not _connectable(value):
+        raise ApiError(422, "value", "channel.endpoint names a host no connection can be made to (an empty label "
+                       "as in 'a..b', a label of more than 63 characters): give the EMR's host name as DNS has it",
+                       expression="Subscription.channel.endpoint")
     if parts.scheme == "http" and not allow_http and not _loopback(host):
         raise ApiError(422, "security", "channel.endpoint must use https (plain http only to this machine, or "
                        "with [api] allow_http_endpoints)", expression="Subscription.channel.endpoint")
     return value.rstrip("/")
+
+
+def _connectable(url: str) -> bool:
+    """Whether requests and urllib3 can send to ``url``: urlsplit takes hosts they refuse, and
+    urllib3 refuses some only as it connects (the host's IDNA encoding), as the notifier sends."""
+    try:
+        prepared = requests.Request("POST", url).prepare()
+        host = parse_url(prepared.url or "").host or ""
+        host.strip("[]").encode("idna")
+    except (requests.RequestException, ValueError):  # UnicodeError and LocationParseError are ValueErrors
+        return False
+    return True
 
 
 def _loopback(host: str) -> bool:
