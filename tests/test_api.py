@@ -326,6 +326,38 @@ def test_ndjson_sends_one_request_a_line(api: ApiClient) -> None:
     assert [e["response"]["status"] for e in body(answer)["entry"]] == ["201 Created", "201 Created", "400 Bad Request"]
 
 
+LATE = "9999-12-31T23:59:59-05:00"  # in UTC, the year 10000
+TIMES_PAST_THE_CALENDAR = [
+    ("occurrenceDateTime", {"occurrenceDateTime": LATE}),
+    ("occurrencePeriod.end", {"occurrencePeriod": {"start": "2026-11-23T10:00:00-05:00", "end": LATE}}),
+    ("occurrencePeriod.start", {"occurrencePeriod": {"start": "0001-01-01T00:00:00+05:00"}}),
+]
+
+
+@pytest.mark.parametrize(("field", "when"), TIMES_PAST_THE_CALENDAR)
+def test_a_time_that_cannot_be_written_in_utc_is_a_400_naming_the_field(api: ApiClient, field: str,
+                                                                       when: dict[str, Any]) -> None:
+    answer = api.call("POST", "/fhir/CommunicationRequest", reminder("late", **when))
+    assert answer.status_code == 400, answer.text
+    assert field in body(answer)["issue"][0]["diagnostics"]
+    assert sms_sent(api.host) == [] and api.host.storage.records.request("late") is None
+
+
+@pytest.mark.parametrize("ndjson", [False, True])
+def test_a_time_that_cannot_be_written_in_utc_is_its_batch_entrys_400_and_the_others_are_answered(
+        api: ApiClient, ndjson: bool) -> None:
+    resources = [reminder("t-1"), reminder("t-2", occurrenceDateTime=LATE), reminder("t-3", "Patient/qc-fr")]
+    if ndjson:
+        answer = api.call("POST", "/fhir/CommunicationRequest/$batch", raw=b"\n".join(
+            json.dumps(r).encode() for r in resources), headers=[(b"content-type", b"application/fhir+ndjson")])
+    else:
+        answer = api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": r} for r in resources]})
+    assert answer.status_code == 200, answer.text
+    assert [e["response"]["status"] for e in body(answer)["entry"]] == ["201 Created", "400 Bad Request", "201 Created"]
+    assert len(sms_sent(api.host)) == 2 and api.host.storage.records.request("t-2") is None
+
+
 def test_a_request_reads_back_as_it_ended(api: ApiClient) -> None:
     api.call("POST", "/fhir/CommunicationRequest", reminder("r-read"))
     api.call("POST", "/fhir/CommunicationRequest", reminder("r-blocked", "Patient/none"))

@@ -83,6 +83,29 @@ def test_a_request_id_with_a_line_break_is_refused(host: Host) -> None:
         host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1\nforged", text=NOTICE_OK))
 
 
+LATE = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # UTC: the year 10000
+EARLY = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))  # UTC: the year 0
+
+
+@pytest.mark.parametrize("field", ["not_before", "expires", "appointment", "variables"])
+@pytest.mark.parametrize("when", [LATE, EARLY], ids=["late", "early"])
+def test_a_time_that_cannot_be_written_in_utc_is_a_request_error(host: Host, field: str, when: dt.datetime) -> None:
+    given: dict[str, Any] = {"variables": {"appointment": when}} if field == "variables" else {field: when}
+    with pytest.raises(RequestError, match=r"UTC"):
+        host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1", text=NOTICE_OK, **given))
+    assert nothing_sent_or_filed(host)
+
+
+def test_a_fhir_time_that_cannot_be_written_in_utc_is_a_request_error_naming_the_field(host: Host) -> None:
+    with pytest.raises(RequestError, match="occurrenceDateTime"):
+        host.send(fhir_request("Patient/on-en", "appointment-reminder", text=NOTICE_OK,
+                               occurrenceDateTime="9999-12-31T23:59:59-05:00"))
+    with pytest.raises(RequestError, match="variable 'appointment'"):
+        host.send(fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                               variables={"appointment": ("valueDateTime", "0001-01-01T00:00:00+05:00")}))
+    assert nothing_sent_or_filed(host)
+
+
 def test_a_number_of_more_than_4300_digits_is_a_request_error(host: Host) -> None:
     # Python refuses to read an int that long (ValueError): the request is what is wrong.
     text = json.dumps(fhir_request("Patient/on-en", "appointment-reminder", text=NOTICE_OK))[:-1] + ', "n": ' \

@@ -7,6 +7,7 @@ is sent or filed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sys
@@ -21,6 +22,9 @@ from emrcomm.model import Request
 # FHIR's id: letters, digits, '-' and '.', 1 to 64 of them (R4 datatypes: id).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 MAX_ID = 64
+# The times a request may carry (check_time).
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=1)
 # Control characters no channel can carry (tab, line feed and carriage return are text), and
 # lone surrogates, which cannot be written as UTF-8.
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -88,6 +92,19 @@ def check_depth(data: Any, *, what: str, limits: Limits = DEFAULT) -> None:
                  if isinstance(child, (dict, list))]
 
 
+def check_time(value: dt.datetime, where: str) -> None:
+    """A time a request carries: storage keeps it in UTC and a message shows it in the patient's
+    zone, so it must be a day away from either end of Python's calendar (the years 1 and 9999),
+    which a zone can move it past (9999-12-31T23:59:59-05:00 is in the year 10000 in UTC)."""
+    try:
+        utc = value.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise RequestError(f"{where}: {value.isoformat()} cannot be written in UTC and shown in every time zone; "
+                           "give a time between the years 0002 and 9998")
+
+
 def check_text(value: str, where: str, limits: Limits = DEFAULT) -> None:
     """A text a patient would read: not longer than ``text_chars``, no control characters."""
     if len(value) > limits.text_chars:
@@ -118,7 +135,7 @@ def check_patient_option(value: str, command: str) -> None:
 
 def check_request(request: Request, limits: Limits = DEFAULT) -> None:
     """A request from any door (FHIR or the Python API) within the limits: its id, its text,
-    its string variables, its attachments."""
+    its string variables, its times, its attachments."""
     check_id(request.id, "request id")
     if request.text is not None:
         check_text(request.text, "the request's text", limits)
@@ -129,6 +146,12 @@ def check_request(request: Request, limits: Limits = DEFAULT) -> None:
     for name, value in request.variables.items():
         if isinstance(value, str):
             check_text(value, f"variable {name!r}", limits)
+        elif isinstance(value, dt.datetime):
+            check_time(value, f"variable {name!r}")
+    for where, when in (("not_before", request.not_before), ("expires", request.expires),
+                        ("appointment", request.appointment)):
+        if when is not None:
+            check_time(when, where)
     size = sum(len(a.data) for a in request.attachments)
     if size > limits.attachment_bytes:
         raise RequestError(f"the request's attachments add up to {size:,} bytes; the most is "

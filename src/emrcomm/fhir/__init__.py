@@ -17,7 +17,7 @@ from typing import Any
 
 from emrcomm.errors import RequestError
 from emrcomm.limits import DEFAULT as DEFAULT_LIMITS
-from emrcomm.limits import FHIR_ID, Limits, check_depth, loads_json
+from emrcomm.limits import FHIR_ID, Limits, check_depth, check_time, loads_json
 from emrcomm.model import Category, Record, Request, Sensitivity
 
 BASE = "http://emrcomm.org/fhir"
@@ -248,6 +248,7 @@ def _datetime(value: Any, where: str) -> dt.datetime:
         if "T" in value:
             raise RequestError(f"{where}: {value!r} has a time but no time zone; add one (e.g. -05:00)")
         parsed = parsed.replace(tzinfo=dt.UTC)
+    check_time(parsed, where)
     return parsed
 
 
