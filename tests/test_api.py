@@ -4,6 +4,7 @@ search and paging, consents, subscriptions and their notifications, the audit lo
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -402,6 +403,23 @@ def test_search_filters(api: ApiClient, query: str, count: int) -> None:
 def test_a_search_parameter_that_cannot_be_read_is_a_400_naming_it(api: ApiClient, query: str) -> None:
     answer = api.call("GET", "/fhir/Communication", query=query)
     assert answer.status_code == 400 and body(answer)["issue"][0]["diagnostics"]
+
+
+def cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("query", "name"), [
+    ("_lastUpdated=ge0001-01-01T00:00:00%2B05:00", "_lastUpdated"),  # in UTC, the year 0
+    ("_lastUpdated=lt9999-12-31T23:59:58-05:00", "_lastUpdated"),  # in UTC, the year 10000
+    (f"_cursor={cursor(json.dumps(['0001-01-01T00:00:00+05:00', 'x']))}", "_cursor"),
+    (f"_cursor={cursor('[' * 3000 + ']' * 3000)}", "_cursor"),
+])
+def test_a_search_time_or_cursor_past_the_calendar_or_nested_deep_is_a_400(api: ApiClient, query: str,
+                                                                           name: str) -> None:
+    answer = api.call("GET", "/fhir/Communication", query=query)
+    assert answer.status_code == 400, answer.text
+    assert body(answer)["issue"][0]["expression"] == [name]
 
 
 # Consent -----------------------------------------------------------------------------------------------------

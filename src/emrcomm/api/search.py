@@ -93,13 +93,15 @@ def cursor_token(recorded: dt.datetime | None, record_id: str) -> str:
 
 
 def _cursor(token: str) -> tuple[dt.datetime, str]:
+    # Storage compares times in UTC: a time no zone can move there (the year 0) is no cursor of ours,
+    # and neither is JSON nested past Python's recursion limit.
     try:
         recorded, record_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         when = dt.datetime.fromisoformat(recorded)
         if when.tzinfo is None or not isinstance(record_id, str) or len(record_id) > 200:
             raise ValueError
-        return when, record_id
-    except (ValueError, TypeError, UnicodeDecodeError):
+        return when.astimezone(dt.UTC), record_id
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError, RecursionError):
         raise ApiError(400, "invalid", "_cursor is not one this server made: follow the next link as it is",
                        expression="_cursor") from None
 
@@ -160,7 +162,11 @@ def _updated(value: str) -> list[tuple[str, dt.datetime]]:
             if low.tzinfo is None:
                 raise ValueError
             high = low + dt.timedelta(seconds=1)
-    except (ValueError, OverflowError):
+        low, high = low.astimezone(dt.UTC), high.astimezone(dt.UTC)  # as storage compares them
+    except OverflowError:
+        raise ApiError(400, "value", f"_lastUpdated {value[:60]!r} is past the calendar's end in UTC: give a time "
+                       "between the years 0002 and 9998", expression="_lastUpdated") from None
+    except ValueError:
         raise ApiError(400, "value", f"_lastUpdated {value[:60]!r}: a prefix (ge, gt, le, lt, eq) and a date "
                        "(2026-11-23) or a date-time with a zone (2026-11-23T10:00:00-05:00)",
                        expression="_lastUpdated") from None
