@@ -460,6 +460,57 @@ def test_a_consent_that_cannot_be_read_is_refused_and_the_ledger_is_unchanged(ap
     assert api.host.storage.consent.last(channel="sms", address="+16135550123") is None
 
 
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+ADDRESS = "http://emrcomm.org/fhir/StructureDefinition/consent-address"
+EMAIL = {"code": [{"coding": [{"system": PARTICIPATION, "code": "EMAILWRIT"}]}]}
+
+
+def ledger_size(api: ApiClient) -> int:
+    return int(api.host.storage.db.query("SELECT COUNT(*) AS n FROM consent_events")[0]["n"])
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    ({"category": [{"coding": 5}]}, "category"),
+    ({"category": 5}, "category"),
+    ({"category": "clinical"}, "category"),  # not a list of CodeableConcepts: it would mean every purpose
+    ({"provision": {"code": [{"coding": [{"system": PARTICIPATION, "code": ["SMSWRIT"]}]}]}}, "provision"),
+    ({"provision": {"type": "Deny", **EMAIL}}, "provision"),
+    ({"extension": {"url": ADDRESS, "valueString": "+16135550123"}}, "extension"),
+])
+def test_a_consent_of_the_wrong_shape_is_a_4xx_naming_the_field_and_the_ledger_is_unchanged(
+        api: ApiClient, change: dict[str, Any], where: str) -> None:
+    answer = api.call("POST", "/fhir/Consent", consent(**change))
+    assert answer.status_code in (400, 422), answer.text
+    issue = body(answer)["issue"][0]
+    assert where in " ".join(issue.get("expression", ())) + issue["diagnostics"]
+    assert ledger_size(api) == 0
+
+
+@pytest.mark.parametrize("address", ["evil\u2028addr\u0000", "anne@example.org\u2029", "anne@example.org\nBcc: x@y.z",
+                                     "not an address", "+16135550123", "anne@@example.org", "\u202eanne@example.org"])
+def test_an_email_consent_address_that_is_not_one_email_address_is_refused(api: ApiClient, address: str) -> None:
+    answer = api.call("POST", "/fhir/Consent", consent(provision=EMAIL, extension=[{"url": ADDRESS,
+                                                                                    "valueString": address}]))
+    assert answer.status_code == 422, answer.text
+    assert body(answer)["issue"][0]["expression"] == ["Consent.extension"]
+    assert ledger_size(api) == 0
+
+
+@pytest.mark.parametrize("address", ["+1 613 555 0123\u2028", "+1 613 555 0123\u0000", "\u200e+1 613 555 0123"])
+def test_a_phone_consent_address_with_a_control_or_separator_character_is_refused(api: ApiClient, address: str) -> None:
+    answer = api.call("POST", "/fhir/Consent", consent(extension=[{"url": ADDRESS, "valueString": address}]))
+    assert answer.status_code == 422, answer.text
+    assert ledger_size(api) == 0
+
+
+def test_an_email_consent_address_is_taken_as_given(api: ApiClient) -> None:
+    answer = api.call("POST", "/fhir/Consent", consent(provision=EMAIL, extension=[{"url": ADDRESS,
+                                                                                    "valueString": " anne@example.org "}]))
+    assert answer.status_code == 201, answer.text
+    last = api.host.storage.consent.last(channel="email", address="anne@example.org")
+    assert last is not None and last.revokes
+
+
 # Subscriptions and notifications ----------------------------------------------------------------------------
 def subscribe(api: ApiClient, endpoint: str, criteria: str = "Communication?patient=Patient/on-en") -> dict[str, Any]:
     answer = api.call("POST", "/fhir/Subscription", {

@@ -13,11 +13,13 @@ billing, commercial; none: every purpose), optional extensions ``consent-address
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 from attrs import frozen
+from email_validator import EmailNotValidError, validate_email
 
 from emrcomm.api.outcome import ApiError
 from emrcomm.fhir import EXT, MEDIUM_TO_CHANNEL, PARTICIPATION_MODE, fhir_datetime
@@ -32,6 +34,9 @@ PURPOSE_SYSTEM = "http://emrcomm.org/fhir/CodeSystem/purpose"
 ADDRESS = EXT + "consent-address"
 SOURCE = EXT + "consent-source"
 MAX_SOURCE = 120
+# Unicode categories no address holds: controls, format characters (bidi marks), unassigned and
+# private-use code points, surrogates, line and paragraph separators.
+_UNSEEN = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
 
 
 @frozen
@@ -51,12 +56,16 @@ def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entr
     if consent.get("resourceType") != "Consent":
         raise ApiError(400, "invalid", f"resourceType is {str(consent.get('resourceType'))[:40]!r}; expected "
                        "'Consent'", expression="Consent.resourceType")
+    _check_r4(consent)
     patient = _reference(consent)
     status = consent.get("status")
     provision: Mapping[str, Any] = consent["provision"] if isinstance(consent.get("provision"), Mapping) else {}
     if status not in ("active", "inactive", "rejected"):
         raise ApiError(422, "value", f"status {str(status)[:40]!r}: use 'active' (consent given) or 'inactive' "
                        "(withdrawn)", expression="Consent.status")
+    if provision.get("type", "permit") not in ("permit", "deny"):
+        raise ApiError(422, "value", f"provision.type {str(provision.get('type'))[:40]!r}: use 'deny' (withdrawn) or "
+                       "'permit' (given), or leave it out", expression="Consent.provision.type")
     denied = provision.get("type") == "deny"
     action = "revoke" if status != "active" or denied else "grant"
     channels = _channels(host, provision)
@@ -115,6 +124,23 @@ def front_desk(*, patient: str, channel: str, action: str, staff: str, how: str,
     if address is not None:
         resource["extension"].append({"url": ADDRESS, "valueString": address})
     return resource
+
+
+def _check_r4(consent: Mapping[str, Any]) -> None:
+    """The Consent against the FHIR R4 model, so a field of the wrong type (``"category":
+    "clinical"``, a list for a code) is refused, never read wrongly or skipped. The profile makes
+    ``scope`` and ``category`` optional (none: every purpose), as the front desk's Consent has them."""
+    from fhir.resources.R4B.consent import Consent
+    from pydantic import ValidationError
+
+    try:
+        Consent.model_validate(dict(consent))
+    except ValidationError as exc:
+        problems = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"] in (("scope",), ("category",)))]
+        if problems:
+            where = "Consent" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problems[0]["loc"])
+            raise ApiError(400, "structure", f"not a valid FHIR R4 Consent: {where}: {problems[0]['msg']}",
+                           expression=where) from None
 
 
 def _purpose(consent: Mapping[str, Any]) -> str | None:
@@ -180,7 +206,7 @@ def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
         if not isinstance(given, str) or not given.strip() or len(given) > 254:
             raise ApiError(422, "value", "extension consent-address must be a phone number or an email address "
                            "(valueString)", expression="Consent.extension")
-        return [_normalised(host, system, given.strip())]
+        return [_normalised(host, system, given)]
     recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
     addresses = [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else []
     if not addresses:
@@ -190,6 +216,19 @@ def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
 
 
 def _normalised(host: Host, system: str | None, address: str) -> str:
+    unseen = next((c for c in address if unicodedata.category(c) in _UNSEEN), None)
+    if unseen is not None:
+        raise ApiError(422, "value", f"consent-address contains the character U+{ord(unseen):04X} (a control, format "
+                       "or line-separator character): give the number or the email address alone",
+                       expression="Consent.extension")
+    address = address.strip()
+    if system == "email":
+        try:  # as the policy plugin checks an address before sending to it
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError:
+            raise ApiError(422, "value", "consent-address is not an email address: give it as anne@example.org",
+                           expression="Consent.extension") from None
+        return address
     if system != "sms":
         return address
     region = (host.config.clinic.jurisdiction or "CA").split("-")[0]
