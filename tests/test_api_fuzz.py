@@ -12,6 +12,7 @@ hunt; docs/api.md records a run of more than 5,000 requests.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -190,6 +191,8 @@ extra_headers = st.lists(st.tuples(
          headers=[(b"content-length", b"\xc2\xb2")])
 @example(body=encoded({**base_request("s"), "payload": [{"contentString": "\ud800"}]}, False),
          content_type=b"application/fhir+json", headers=[])
+@example(body=encoded({**base_request("y"), "occurrenceDateTime": "9999-12-31T23:59:59-05:00"}, True),
+         content_type=b"application/fhir+json", headers=[])  # the year 10000 in UTC
 def test_create_answers_any_body_with_a_fhir_answer(api: ApiClient, errors: ErrorLog, body: bytes, content_type: bytes,
                                                    headers: list[tuple[bytes, bytes]]) -> None:
     call(api, errors, "create", "POST", "/fhir/CommunicationRequest", body=body,
@@ -217,6 +220,9 @@ entries = st.lists(st.one_of(
 
 
 @fuzz("batch")
+@example(entries=[{"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": r} for r in
+                  (base_request("ok"), {**base_request("y"), "occurrencePeriod": {"end": "9999-12-31T23:59:59-05:00"}})],
+         kind="batch", ndjson=False, raw=b"")
 @given(entries=entries, kind=st.sampled_from(["batch", "transaction", "collection"]), ndjson=st.booleans(),
        raw=st.binary(max_size=200))
 def test_batches_answer_each_entry_without_an_error(api: ApiClient, errors: ErrorLog, entries: list[Any], kind: str,
@@ -250,6 +256,11 @@ def consents(draw: st.DrawFn) -> dict[str, Any]:
 
 @fuzz("consent")
 @given(consent=consents())
+@example(consent={"resourceType": "Consent", "status": "active", "patient": {"reference": "Patient/on-en"},
+                  "category": [{"coding": 5}]})
+@example(consent={"resourceType": "Consent", "status": "active", "patient": {"reference": "Patient/on-en"},
+                  "provision": {"code": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode",
+                                                      "code": ["SMSWRIT"]}]}]}})
 def test_consent_answers_anything_and_a_refused_one_leaves_the_ledger_alone(api: ApiClient, errors: ErrorLog,
                                                                             consent: dict[str, Any]) -> None:
     call(api, errors, "consent", "POST", "/fhir/Consent", body=encoded(consent, False),
@@ -288,6 +299,8 @@ params = st.lists(st.tuples(st.sampled_from(["subject", "patient", "status", "ca
 @fuzz("search")
 @given(query=params, ident=texts)
 @example(query=[("_cursor", "WyIyMDI2LTExLTIzVDE1OjAwOjAwKzAwOjAwIiwgMV0")], ident="x")  # a cursor whose id is a number
+@example(query=[("_lastUpdated", "ge0001-01-01T00:00:00+05:00")], ident="x")  # the year 0 in UTC
+@example(query=[("_cursor", base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode())], ident="x")
 def test_search_and_reads_answer_any_query(api: ApiClient, errors: ErrorLog, query: list[tuple[str, str]],
                                            ident: str) -> None:
     text = "&".join(f"{quote(k, errors='surrogatepass')}={quote(v, errors='surrogatepass')}" for k, v in query)
