@@ -359,6 +359,39 @@ def test_a_time_that_cannot_be_written_in_utc_is_its_batch_entrys_400_and_the_ot
     assert len(sms_sent(api.host)) == 2 and api.host.storage.records.request("t-2") is None
 
 
+@pytest.mark.parametrize("mode", ["inline", "queue"])
+def test_an_error_of_ours_in_one_batch_entry_is_answered_per_entry_not_as_a_500(
+        make_host: Callable[..., Host], clients: list[Any], monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """The entries done before it are answered as they went; the first entry not answered is a 500
+    to look up before sending it again, those after it 503s to send again (not tried), never a
+    500 for the whole batch."""
+    host = make_host(NO_NOTIFY + f"\n[delivery]\nmode = \"{mode}\"\n")
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    decide = host.decide
+
+    def failing(req: Any, *args: Any, **kwargs: Any) -> Any:
+        if req.id == "e-2":
+            raise RuntimeError("the patient's number is +16135550123")
+        return decide(req, *args, **kwargs)
+
+    monkeypatch.setattr(host, "decide", failing)
+    answer = api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": reminder(f"e-{n}")} for n in (1, 2, 3)]})
+    assert answer.status_code == 200, answer.text
+    entries = body(answer)["entry"]
+    statuses = [e["response"]["status"] for e in entries]
+    if mode == "inline":  # e-1 was sent before e-2 failed
+        assert statuses == ["201 Created", "500 Internal Server Error", "503 Service Unavailable"]
+        assert len(sms_sent(host)) == 1
+        assert "CommunicationRequest/e-2" in entries[1]["response"]["outcome"]["issue"][0]["diagnostics"]
+    else:  # e-1 shared e-2's commit, undone with it: the first entry not answered is the one to look up
+        assert statuses == ["500 Internal Server Error", "503 Service Unavailable", "503 Service Unavailable"]
+        assert host.storage.records.request("e-1") is None and sms_sent(host) == []
+        assert "CommunicationRequest/e-1" in entries[0]["response"]["outcome"]["issue"][0]["diagnostics"]
+    assert "6135550123" not in answer.text and host.storage.records.request("e-3") is None
+
+
 def test_a_request_reads_back_as_it_ended(api: ApiClient) -> None:
     api.call("POST", "/fhir/CommunicationRequest", reminder("r-read"))
     api.call("POST", "/fhir/CommunicationRequest", reminder("r-blocked", "Patient/none"))

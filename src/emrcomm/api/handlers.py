@@ -350,7 +350,22 @@ class Api:
                 results[i] = answers.error_entry(400, "invalid", str(exc))
                 continue
             todo.append((i, req, resource))
-        for (i, _req, _resource), outcome in zip(todo, self.host.send_many(req for _i, req, _r in todo)):
+        outcomes = self.host.send_many(req for _i, req, _r in todo)
+        for n, (i, req, _resource) in enumerate(todo):
+            try:
+                outcome = next(outcomes)
+            except Exception as exc:
+                # An error of ours: the entries before this one were done and are answered so. This
+                # one may have been sent (inline delivery sends before it answers), or not (a group
+                # commit is undone whole); those after it were not tried.
+                log.error("POST batch: entry %d failed: %s", i, type(exc).__name__)
+                results[i] = answers.error_entry(500, "exception", "the server failed on this entry (the server's log "
+                                                 f"names the error): read CommunicationRequest/{req.id} to learn "
+                                                 "whether it was sent before sending it again")
+                for j, _req, _r in todo[n + 1:]:
+                    results[j] = answers.error_entry(503, "transient", "not tried: the server failed on an earlier "
+                                                     "entry of this batch; send this one again")
+                break
             status = answers.http_status(outcome)
             if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
                 results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation))
