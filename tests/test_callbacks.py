@@ -118,6 +118,28 @@ def test_delivered_outranks_failed_whatever_order_the_reports_come_in(host: Host
         [{1: "delivered", 2: "failed"}[t] for t in order]  # both recorded
 
 
+def test_a_signed_report_url_replayed_with_its_type_written_otherwise_adds_nothing(host: Host,
+                                                                                 client: Client) -> None:
+    """The signature covers the record, not the type Kannel writes in: "01", "+1" or a type of
+    4,000 digits are not other reports to keep (each would be an event, and a notification)."""
+    [record] = host.send(reminder()).record_ids
+    before = len(host.storage.records.events(record))
+    sig = record_signature(SECRET, record)
+    for written in ("01", "+1", " 1", "1 ", "1.0", "٣", "0", "32", "1" * 4000, ""):
+        answer = client.get("/callbacks/kannel/dlr", params={"record": record, "sig": sig, "type": written})
+        assert answer.status_code == 400, written
+    assert len(host.storage.records.events(record)) == before
+    assert dlr(client, record, 1).status_code == 200
+    assert dlr(client, record, 1).status_code == 200  # a retry of the same report
+    assert [e.kind.value for e in host.storage.records.events(record)[before:]] == ["delivered"]
+
+
+def test_a_report_for_a_record_id_longer_than_any_is_refused_unread(host: Host, client: Client) -> None:
+    long = "r" * 129
+    assert dlr(client, long, 1, sig=record_signature(SECRET, long)).status_code == 400
+    assert dlr(client, "r" * 128, 1, sig=record_signature(SECRET, "r" * 128)).status_code == 200  # unknown: kept
+
+
 def test_kannel_mo_without_the_token_is_refused_and_changes_nothing(host: Host, client: Client) -> None:
     host.send(reminder())
     assert mo(client, "STOP", "mo-1", token="nope").status_code == 403
@@ -297,6 +319,32 @@ def test_a_texted_question_becomes_a_staff_task_pointing_at_the_reply(
     assert main(["inbox", "--text", "--config", str(host.config.base_dir / "emrcomm.toml")]) == 0
     listed = capsys.readouterr().out
     assert "reply" in listed and "    | Can I come at 10 instead?" in listed
+
+
+def test_staff_read_a_reply_with_terminal_controls_escaped_and_its_json_unchanged(
+    host: Host, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Anyone can text the clinic's number: escape sequences in a reply (retitle, clear the
+    screen, a carriage return that hides the start of the line) reach the staff's terminal as
+    visible escapes, never as controls; --json gives the same words back."""
+    from emrcomm.cli import main
+
+    host.send(reminder())
+    words = "pain \x1b]0;owned\x07\x1b[2J\rall fine \x9b31m\u2028end"
+    assert mo(client, words, "mo-1").status_code == 200
+    config = str(host.config.base_dir / "emrcomm.toml")
+    assert main(["inbox", "--text", "--config", config]) == 0
+    listed = capsys.readouterr().out
+    # each line break of the reply (a carriage return, a line separator) starts a quoted line
+    assert "    | pain \\u001b]0;owned\\u0007\\u001b[2J\n    | all fine \\u009b31m\n    | end\n" in listed
+    assert main(["records", "--patient", "Patient/on-en", "--config", config]) == 0
+    chart = capsys.readouterr().out
+    assert "\\u001b]0;owned" in chart
+    for shown in (listed, chart):
+        assert not {"\x1b", "\x07", "\r", "\x9b", "\u2028"} & set(shown)
+    assert main(["inbox", "--text", "--json", "--config", config]) == 0
+    [task] = [e["resource"] for e in json.loads(capsys.readouterr().out)["entry"]]
+    assert task["note"] == [{"text": words}]
 
 
 # -- Twilio ----------------------------------------------------------------------------------------

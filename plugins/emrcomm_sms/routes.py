@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from functools import partial
 
@@ -38,6 +39,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 # provider reports each message, up to twice, at the sending rate (10 a second by default).
 CALLBACK_RATE_PER_MINUTE = 6000
 KINDS = {ReportState.DELIVERED: "delivered", ReportState.FAILED: "failed"}
+KANNEL_TYPE = re.compile(r"[1-9]|[12][0-9]|3[01]")  # Kannel's %d: 1, 2, 4, 8, 16 (a sum of them at most)
+MAX_RECORD_ID = 128  # characters: a record id is 32 (emrcomm.pipeline.records)
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -62,14 +65,20 @@ class Callbacks:
     async def kannel_dlr(self, request: Request) -> Response:
         q = request.query_params
         record, sig = q.get("record", ""), q.get("sig", "")
+        if len(record) > MAX_RECORD_ID:
+            return PlainTextResponse("bad record", status_code=400)
         if not self._kannel_secret or not record or not valid_signature(self._kannel_secret, record, sig):
             self.context.log.warning("kannel delivery report refused: not authenticated")
             return PlainTextResponse("forbidden", status_code=403)
+        # The signature covers the record, not the type (Kannel writes it in): a type is taken
+        # only as Kannel writes one, so that "1", "01" and "+1" are not three reports to keep.
+        kind = q.get("type", "")
+        if not KANNEL_TYPE.fullmatch(kind):
+            return PlainTextResponse("bad report type", status_code=400)
         try:
-            state = kannel_state(int(q.get("type", "")))
+            state = kannel_state(int(kind))
         except ValueError:
             return PlainTextResponse("bad report type", status_code=400)
-        kind = q.get("type", "")
         await run_in_threadpool(partial(self._report, record, state, None, key=f"kannel:{record}:{kind}",
                                         detail=f"kannel type {kind}"))
         return PlainTextResponse("ok")
