@@ -349,6 +349,22 @@ def test_the_plugin_command_flushes_and_shows_the_queue(
     assert code == 4 and "1 waiting" in out and "unavailable" in out
 
 
+def test_the_queue_of_a_store_the_plugin_has_not_started_on_is_empty_not_a_traceback(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Switched on for a clinic that already sends, then asked before anything started with it."""
+    plain = write_config(tmp_path, "")
+    with Host.from_config(plain) as host:
+        send_batch(host, 2, "before")
+    config = write_config(tmp_path, records_table(fhir, push="manual"))
+    code, out = run(capsys, "fhir-records", "queue", "--config", str(config), "--json")
+    status = json.loads(out)
+    assert code == 0 and (status["pending"], status["done"], status["rejected"]) == (0, 0, [])
+    with Host.from_config(config) as host:  # the first start that writes makes the queue
+        host.send(reminder(rid="after-1"))
+    code, out = run(capsys, "fhir-records", "queue", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["pending"] >= 1
+
+
 def test_records_search_the_server_by_patient_status_channel_and_date(
         fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], clock: Any) -> None:
     config = write_config(tmp_path, records_table(fhir, push="manual"))

@@ -37,6 +37,7 @@ import emrcomm
 from emrcomm import ConfigError, Migration, settings_schema
 from emrcomm.fhir import RECORD_ID_SYSTEM, communication
 from emrcomm.storage import StoreClosed
+from emrcomm.storage.database import schema_version
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
@@ -322,13 +323,16 @@ class RecordsPlugin:
 
     # ------------------------------------------------------------------ for the CLI and the EMR
     def queue_status(self) -> dict[str, Any]:
-        counts = self.queue.counts(target=self.name)
+        # A store this plugin has not started on yet (it was switched on since, and only read
+        # since: `fhir-records queue`) has no queue: nothing waits, nothing was filed.
+        made = schema_version(self.queue.db, MIGRATIONS[0].owner) > 0
+        counts = self.queue.counts(target=self.name) if made else {}
         return {
             "target": self.name,
             "server": self.base_url,
             "pending": counts.get("pending", 0),
             "done": counts.get("done", 0),
-            "rejected": self.queue.rejected(target=self.name),
+            "rejected": self.queue.rejected(target=self.name) if made else [],
             "last_error": self.last_error,
         }
 
