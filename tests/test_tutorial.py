@@ -111,7 +111,7 @@ def clinic(tutorial: Tutorial, stand_in: Any, tmp_path: Path) -> Iterator[tuple[
     import acme_stand_in
 
     bundle = small_clinic()
-    bundle["entry"] += [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in json.loads(FILES["clinic/patient.json"])]
+    bundle["entry"] += [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in (e["resource"] for e in json.loads(FILES["clinic/patient.json"])["entry"])]
     (tmp_path / "patients.json").write_text(json.dumps(bundle), encoding="utf-8")
     # The page's table, pointed at the stand-in instead of api.acme.example: the one change.
     table = FILES["clinic/emrcomm.toml"].replace("https://api.acme.example/v1", stand_in.url)
