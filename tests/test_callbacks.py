@@ -319,6 +319,9 @@ def test_a_texted_question_becomes_a_staff_task_pointing_at_the_reply(
     assert main(["inbox", "--text", "--config", str(host.config.base_dir / "emrcomm.toml")]) == 0
     listed = capsys.readouterr().out
     assert "reply" in listed and "    | Can I come at 10 instead?" in listed
+    # the clock reads 15:00 UTC: 10:00 in Ottawa, as the staff's day has it
+    assert listed.splitlines()[0] == "times in America/Toronto, the clinic's time zone"
+    assert listed.splitlines()[1].startswith(f"{item['id']}  2026-11-23 10:00  routine  reply ")
 
 
 def test_staff_read_a_reply_with_terminal_controls_escaped_and_its_json_unchanged(

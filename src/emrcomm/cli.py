@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from emrcomm import fhir
 from emrcomm.api.commands import add_commands as add_api_commands
@@ -761,10 +762,12 @@ def cmd_inbox(args: argparse.Namespace) -> int:
                     reply = host.record(item["record_id"])
                     if reply is not None and reply.role == "reply" and reply.text:
                         item["text"] = reply.text
-        lines = []
+        zone = host.config.clinic.time_zones[0]
+        lines = [f"times in {zone}, the clinic's time zone"] if items else []
         for item in items:
             tags = f" [{', '.join(item['keywords'])}]" if item["keywords"] else ""
-            lines.append(f"{item['id']}  {item['created'][:16]}  {item['priority']:<7}  {item['kind']:<14}  "
+            created = dt.datetime.fromisoformat(item["created"]).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+            lines.append(f"{item['id']}  {created}  {item['priority']:<7}  {item['kind']:<14}  "
                          f"{item['patient']}{tags}  {item['task']['description']}")
             if item.get("text"):
                 lines += [f"    | {line}" for line in item["text"].splitlines()]
