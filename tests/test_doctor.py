@@ -315,6 +315,21 @@ def test_the_file_sinks_say_that_nothing_leaves(tmp_path: Path, capsys: pytest.C
                                                   "file), writable")
 
 
+def test_the_portal_says_where_its_links_go_or_that_it_has_no_address_for_them(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The getting-started clinic has no portal_url yet: no notice can announce a portal message."""
+    code, _, text = doctor(clinic(tmp_path), capsys)
+    assert code == 0 and line(text, "portal links").endswith(": links start with https://portal.riverside.example/")
+    (tmp_path / "no-portal").mkdir()
+    config = clinic(tmp_path / "no-portal")
+    config.write_text(re.sub(r"(?m)^portal_url = .*\n", "", config.read_text(encoding="utf-8")), encoding="utf-8")
+    code, _, text = doctor(config, capsys)
+    assert code == 0  # a clinic without a portal site yet: its portal messages wait for staff to tell
+    assert line(text, "portal links").endswith(": no address for magic links (clinic.portal_url): a portal message "
+                                               "is kept with a task for staff to tell the patient, never announced "
+                                               "by a notice")
+
+
 @pytest.mark.parametrize("store", ["/proc/nope/x.sqlite", "a-file/x.sqlite"])
 def test_a_database_folder_that_cannot_be_made_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         store: str) -> None:

@@ -16,6 +16,7 @@ from emrcomm import (
     Message,
     Migration,
     PluginContext,
+    Probe,
     Recipient,
     Route,
     finding,
@@ -66,6 +67,18 @@ class Plugin:
     @hookimpl
     def emrcomm_cli_commands(self) -> list[Command]:
         return commands.commands()
+
+    @hookimpl
+    def emrcomm_probe(self) -> list[Probe]:
+        """``emrcomm doctor``: the address magic links start with, without which no notice can
+        announce a portal message (each is kept with a task for staff to tell the patient)."""
+        return [Probe("portal links", self._links)]
+
+    def _links(self) -> list[str]:
+        if not self.transport.link_base:  # a clinic without a portal site yet: kept, not announced
+            return ["no address for magic links (clinic.portal_url): a portal message is kept with a task "
+                    "for staff to tell the patient, never announced by a notice"]
+        return [f"links start with {self.transport.link_base}/"]
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
