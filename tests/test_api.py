@@ -654,6 +654,22 @@ def test_an_endpoint_the_notifier_cannot_reach_fails_its_own_notifications_not_t
     assert all(r["next_at"] > iso(api.host.clock()) for r in rows)  # retried after its backoff
 
 
+def test_criteria_this_release_cannot_read_silence_that_subscription_alone_and_say_why(api: ApiClient) -> None:
+    """Criteria another release stored (a category this one does not know): that Subscription
+    hears of nothing and reads as status error; the others are notified as before."""
+    with scripted() as emr:
+        odd = subscribe(api, emr.url + "/odd")
+        with api.host.storage.db.transaction():
+            api.host.storage.db.execute("UPDATE api_subscriptions SET criteria = ? WHERE id = ?",
+                                        ("Communication?category=flu-clinic-2031", odd["id"]))
+        subscribe(api, emr.url + "/hooks")
+        api.call("POST", "/fhir/CommunicationRequest", reminder("u-9"))
+        assert Notifier(api.host, ApiSettings()).run_once() == 1
+        assert [seen.path.split("/")[1] for seen in emr.seen] == ["hooks"]  # none to /odd
+    shown = body(api.call("GET", f"/fhir/Subscription/{odd['id']}"))
+    assert shown["status"] == "error" and "flu-clinic-2031" in shown["error"] and "subscribe again" in shown["error"]
+
+
 def test_a_notification_that_fails_before_it_is_sent_is_retried_then_given_up(api: ApiClient, clock: Clock) -> None:
     sub = subscribe(api, "https://emr.example/hooks")
     api.call("POST", "/fhir/CommunicationRequest", reminder("u-3"))

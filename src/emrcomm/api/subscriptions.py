@@ -233,8 +233,9 @@ class Subscriptions:
         return _subscription(rows[0]) if rows else None
 
     def active(self) -> list[Subscription]:
-        return [_subscription(r) for r in self.db.query("SELECT * FROM api_subscriptions WHERE status = 'active' "
+        subs = [_subscription(r) for r in self.db.query("SELECT * FROM api_subscriptions WHERE status = 'active' "
                                                         "ORDER BY created, id")]
+        return [sub for sub in subs if sub.status == "active"]
 
     def delete(self, sub_id: str) -> bool:
         with self.db.transaction():
@@ -249,8 +250,16 @@ class Subscriptions:
 def _subscription(row: Row) -> Subscription:
     resource = json.loads(row["resource"])
     payload = resource.pop("_payload", None)
+    status, error = row["status"], row["error"]
+    try:
+        criteria = Criteria.parse(row["criteria"])
+    except ApiError as exc:
+        # Criteria this release does not read (another release stored them): the Subscription
+        # hears of nothing and says why; every other one is notified as before.
+        criteria, status = Criteria(resource_type="none"), "error"
+        error = f"its criteria can no longer be read ({exc.diagnostics}): delete it and subscribe again"
     return Subscription(
-        id=row["id"], client_id=row["client_id"], status=row["status"], criteria=Criteria.parse(row["criteria"]),
+        id=row["id"], client_id=row["client_id"], status=status, criteria=criteria,
         endpoint=row["endpoint"], headers=tuple((n, v) for n, v in json.loads(row["headers"])), secret=row["secret"],
         payload=payload, events_after=int(row["events_after"]), consent_after=int(row["consent_after"]),
-        events_tx=row["events_tx"], consent_tx=row["consent_tx"], error=row["error"], resource=resource)
+        events_tx=row["events_tx"], consent_tx=row["consent_tx"], error=error, resource=resource)
