@@ -238,7 +238,9 @@ def test_outbox_command_shows_counts_and_dead_letters_and_requeues(
     assert shown["counts"] == {"dead": 1} and shown["dead"][0]["record_id"] == outcome.record_ids[0]
     assert main(["outbox", "requeue", "--all-dead", "--config", config]) == 0
     assert "requeued 1" in capsys.readouterr().out
-    assert main(["outbox", "requeue", "nope", "--config", config]) == 4
+    assert main(["outbox", "requeue", outcome.record_ids[0][:8], "--config", config]) == 4  # a prefix is not an id
+    assert capsys.readouterr().out == (f"requeued 0 dead letter(s): no dead letter has the id {outcome.record_ids[0][:8]} "
+                                       "(give it in full, as `emrcomm outbox` lists it)\n")
 
 
 def test_the_worker_files_the_outcome_with_what_was_filed_at_queueing_time(make_host: Callable[..., Host]) -> None:

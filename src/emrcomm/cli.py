@@ -701,7 +701,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             if bool(args.id) == bool(args.all_dead):
                 raise EmrcommError("outbox requeue: give one ID or --all-dead")
             count = host.requeue(None if args.all_dead else args.id)
-            _emit(args, {"requeued": count}, f"requeued {count} dead letter(s)")
+            why = "" if count or args.all_dead else (f": no dead letter has the id {args.id} (give it in full, "
+                                                      "as `emrcomm outbox` lists it)")
+            _emit(args, {"requeued": count}, f"requeued {count} dead letter(s){why}")
             return EXIT_OK if count or args.all_dead else EXIT_NOT_DONE
         counts = host.storage.outbox.counts()
         dead = [{"record_id": d.key, "request_id": d.request_id, "channel": d.channel, "state": d.state,
