@@ -156,8 +156,15 @@ def test_attempts_used_up_make_a_dead_letter_filed_not_done_and_requeue_revives_
     resource = communication(kannel_host, outcome.record_ids[0])
     assert resource is not None and resource["status"] == "not-done"
     assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])
+    [follow_up] = kannel_host.storage.inbox.items()  # staff are asked to reach the patient another way
+    assert (follow_up["kind"], follow_up["record_id"]) == ("follow-up", outcome.record_ids[0])
     assert kannel_host.requeue() == 1
+    assert kannel_host.storage.inbox.items() == [follow_up]  # put back, not sent yet: still to do
     assert w.run(once=True).sent == 1 and status_of(kannel_host, outcome.record_ids[0]) == "completed"
+    assert kannel_host.storage.inbox.items() == []  # it went after all: nothing left for staff
+    [done] = kannel_host.storage.inbox.items(state="done")
+    assert done["id"] == follow_up["id"] and done["task"]["status"] == "completed"
+    assert done["task"]["note"] == [{"text": "The message was sent after all: nothing left to do."}]
 
 
 def test_a_permanent_refusal_is_a_dead_letter_at_once(kannel_host: Host, http_server: ScriptedHTTPServer) -> None:

@@ -96,10 +96,22 @@ def raise_item(
     return ident
 
 
-def close_item(store: Store, ident: str, now: dt.datetime) -> bool:
-    """Mark an item done; its Task becomes completed."""
-    for item in store.inbox.items(state="open"):
-        if item["id"] == ident:
-            done = dict(item["task"], status="completed", lastModified=fhir_datetime(now))
-            return store.inbox.close(ident, task=done)
-    return False
+def close_item(store: Store, ident: str, now: dt.datetime, *, note: str | None = None) -> bool:
+    """Mark an open item done; its Task becomes completed (with ``note``, when given)."""
+    item = store.inbox.get(ident)
+    if item is None or item["state"] != "open":
+        return False
+    done = dict(item["task"], status="completed", lastModified=fhir_datetime(now))
+    if note:
+        done["note"] = [*done.get("note", ()), {"text": note}]
+    return store.inbox.close(ident, task=done)
+
+
+def settle_follow_up(store: Store, *, request_id: str, record_id: str, now: dt.datetime) -> bool:
+    """The leg a follow-up was raised for went after all (staff put it back in the outbox): the
+    follow-up is done, and its Task says why. Another leg's follow-up stays open."""
+    ident = item_id("follow-up", request_id)
+    item = store.inbox.get(ident)
+    if item is None or item["record_id"] != record_id:
+        return False
+    return close_item(store, ident, now, note="The message was sent after all: nothing left to do.")

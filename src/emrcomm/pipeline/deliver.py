@@ -18,7 +18,7 @@ from attrs import frozen
 from emrcomm import fhir
 from emrcomm.audit import Trail
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, described
-from emrcomm.inbox import raise_item
+from emrcomm.inbox import raise_item, settle_follow_up
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
@@ -183,6 +183,8 @@ def _accepted(host: Host, item: Item, receipt: Receipt, *, owner: str, source: S
                                           at=receipt.at or now, dedup=f"{item.key}:accepted:{mark}",
                                           provider_id=receipt.provider_id), trail)
     trail.add("sent", record=item.key, channel=item.channel, provider_id=receipt.provider_id)
+    if item.last_error is not None:  # it failed before: staff may have been asked to reach the patient
+        settle_follow_up(host.storage, request_id=item.request_id, record_id=item.key, now=now)
     if item.payload.link_from is not None:
         _told(host, item, source=source, at=receipt.at or now, trail=trail)
     trail.flush()

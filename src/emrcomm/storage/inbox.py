@@ -21,6 +21,10 @@ class Inbox(Protocol):
         """Items, urgent first, oldest first; ``keywords`` and ``task`` decoded."""
         ...
 
+    def get(self, id: str) -> dict[str, Any] | None:
+        """One item, open or done, decoded as by ``items``; None when there is none."""
+        ...
+
     def close(self, id: str, *, task: dict[str, Any]) -> bool:
         """Mark an open item done with its completed Task; False when it is not open."""
         ...
@@ -51,6 +55,10 @@ class SqlInbox:
         sql = "SELECT * FROM inbox" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY CASE priority WHEN 'urgent' THEN 0 ELSE 1 END, created, id"
         return [_item(row) for row in self.db.query(sql, tuple(params))]
+
+    def get(self, id: str) -> dict[str, Any] | None:
+        rows = self.db.query("SELECT * FROM inbox WHERE id = ?", (id,))
+        return _item(rows[0]) if rows else None
 
     def close(self, id: str, *, task: dict[str, Any]) -> bool:
         return self.db.execute("UPDATE inbox SET state = 'done', task = ? WHERE id = ? AND state = 'open'",
