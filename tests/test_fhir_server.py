@@ -349,7 +349,7 @@ def test_the_plugin_command_flushes_and_shows_the_queue(
     assert code == 4 and "1 waiting" in out and "unavailable" in out
 
 
-def test_the_queue_of_a_store_the_plugin_has_not_started_on_is_empty_not_a_traceback(
+def test_a_store_the_plugin_has_not_started_on_has_an_empty_queue_and_backfill_files_what_it_held(
         fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Switched on for a clinic that already sends, then asked before anything started with it."""
     plain = write_config(tmp_path, "")
@@ -361,8 +361,18 @@ def test_the_queue_of_a_store_the_plugin_has_not_started_on_is_empty_not_a_trace
     assert code == 0 and (status["pending"], status["done"], status["rejected"]) == (0, 0, [])
     with Host.from_config(config) as host:  # the first start that writes makes the queue
         host.send(reminder(rid="after-1"))
+        chart = embedded(host)
+        made_after = {r for r, res in chart.items() if "after-1" in json.dumps(res)}
     code, out = run(capsys, "fhir-records", "queue", "--config", str(config), "--json")
-    assert code == 0 and json.loads(out)["pending"] >= 1
+    assert code == 0 and json.loads(out)["pending"] == len(made_after) > 0
+    # the records made before it was on: queued once by backfill, then filed like the others
+    code, out = run(capsys, "fhir-records", "backfill", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["queued"] == len(chart) - len(made_after) > 0
+    code, out = run(capsys, "fhir-records", "backfill", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["queued"] == 0
+    code, out = run(capsys, "fhir-records", "flush", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["filed"] == len(chart)
+    assert sorted(record_ids_on(on_server(fhir))) == sorted(chart)
 
 
 def test_records_search_the_server_by_patient_status_channel_and_date(

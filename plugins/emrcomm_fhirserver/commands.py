@@ -1,5 +1,6 @@
 """``emrcomm fhir-records``: file what waits for the FHIR server now (``flush``), see what waits
-and what the server refused (``queue``), and search the Communications filed there (``search``)."""
+and what the server refused (``queue``), queue the records made before the plugin was switched on
+(``backfill``), and search the Communications filed there (``search``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     flush = actions.add_parser("flush", help="file what waits for the FHIR server now (exit 4 if some is left)")
     flush.add_argument("--retry-rejected", action="store_true", help="first put back the records the server refused")
     actions.add_parser("queue", help="what waits for the server, and what it refused")
+    actions.add_parser("backfill", help="queue the records made before the plugin was switched on (then flush)")
     search = actions.add_parser("search", help="print the Communications filed on the server as a searchset Bundle")
     search.add_argument("--patient", help="Patient/<id>")
     search.add_argument("--status", help="completed, not-done, on-hold, in-progress")
@@ -36,6 +38,12 @@ def _run(args: argparse.Namespace, plugin: RecordsPlugin) -> int:
         print_result(args, data, f"{plugin.name} -> {plugin.base_url}: {report.filed} filed, {report.rejected} refused, "
                                  f"{report.pending} waiting" + (f"\n  stopped: {report.error}" if report.error else ""))
         return 0 if not report.error and not report.pending and not report.rejected else 4
+    if args.action == "backfill":
+        queued = plugin.backfill()
+        print_result(args, {"target": plugin.name, "server": plugin.base_url, "queued": queued},
+                     f"{plugin.name} -> {plugin.base_url}: {queued} record(s) made before it was switched on queued; "
+                     "`emrcomm fhir-records flush` files them now (serve and the workers do in the background)")
+        return 0
     if args.action == "queue":
         status = plugin.queue_status()
         print_result(args, status, f"{status['target']} -> {status['server']}: {status['pending']} waiting, "
@@ -73,6 +81,7 @@ def _query(args: argparse.Namespace, plugin: RecordsPlugin) -> list[tuple[str, s
     return params
 
 
-# Only flush writes (what the server took); queue and search read, in a host that writes nothing.
+# flush (what the server took) and backfill (the queue) write; queue and search read, in a host
+# that writes nothing.
 COMMANDS = [Command("fhir-records", "the records waiting for, refused by, or filed on the FHIR server", _run,
-                    _arguments, read_only=lambda args: args.action != "flush")]
+                    _arguments, read_only=lambda args: args.action not in ("flush", "backfill"))]

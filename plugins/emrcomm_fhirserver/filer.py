@@ -322,6 +322,14 @@ class RecordsPlugin:
         return "done"
 
     # ------------------------------------------------------------------ for the CLI and the EMR
+    def backfill(self) -> int:
+        """Queue the records the embedded chart held before this plugin was switched on (the
+        ones made since are queued as they are filed); ``flush`` or the pusher files them."""
+        with self.context.storage.transaction():
+            queued = self.queue.backfill(target=self.name, now=self.context.clock())
+        self._wake.set()
+        return queued
+
     def queue_status(self) -> dict[str, Any]:
         # A store this plugin has not started on yet (it was switched on since, and only read
         # since: `fhir-records queue`) has no queue: nothing waits, nothing was filed.

@@ -59,6 +59,17 @@ class FilingQueue:
             (target, record_id, iso(now), iso(now), version),
         )
 
+    def backfill(self, *, target: str, now: dt.datetime) -> int:
+        """Queue every record of the embedded chart ``target`` has never had queued (the records
+        made before it was switched on), in one statement; returns how many."""
+        return self.db.execute(
+            """INSERT INTO filing_queue (target, record_id, state, queued, updated, wanted_version)
+               SELECT ?, r.id, 'pending', ?, ?, r.version FROM records r
+               WHERE NOT EXISTS (SELECT 1 FROM filing_queue q WHERE q.target = ? AND q.record_id = r.id)
+               ON CONFLICT (target, record_id) DO NOTHING""",
+            (target, iso(now), iso(now), target),
+        )
+
     def due(self, *, target: str, limit: int) -> list[dict[str, Any]]:
         """The oldest waiting rows: record id, the server's id, the version last filed."""
         return [dict(r) for r in self.db.query(
