@@ -36,8 +36,7 @@ from attrs import frozen
 import emrcomm
 from emrcomm import ConfigError, Migration, settings_schema
 from emrcomm.fhir import RECORD_ID_SYSTEM, communication
-from emrcomm.storage import StoreClosed
-from emrcomm.storage.database import schema_version
+from emrcomm.storage import StoreClosed, schema_version
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
