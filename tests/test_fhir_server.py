@@ -26,6 +26,7 @@ from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
 from fhir_schema import schema_errors
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server, wait_for
+from servers import Reply, ScriptedHTTPServer, scripted
 from support import BASE_CONFIG, REPO, consent, patient, small_clinic, write_config
 from test_pipeline import TORONTO, reminder, sms_sink
 
@@ -473,6 +474,90 @@ def test_directory_server_down_stops_the_request_and_names_the_server(
     assert host.records()["total"] == 0 and sms_sink(host) == []
     fhir.start()
     assert host.send(reminder(rid="down")).status is Status.SENT  # the same request, once the server is back
+
+
+# ---------------------------------------------------------------- servers that misbehave
+
+
+def scripted_records(server: ScriptedHTTPServer, **settings: Any) -> str:
+    lines = [f'base_url = "{server.url}/r4"', 'push = "manual"', "retries = 0"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    return "\n[plugins.fhir-records]\n" + "\n".join(lines) + "\n"
+
+
+def test_a_redirect_is_never_followed_and_nothing_counts_as_filed(
+        make_host: Callable[..., Host], capsys: pytest.CaptureFixture[str]) -> None:
+    with scripted() as elsewhere, scripted() as clinic:
+        clinic.default = Reply(307, b"", headers=(("Location", f"{elsewhere.url}/steal"),))
+        host = make_host(scripted_records(clinic))
+        host.send(reminder(rid="redirected"))
+        report = filer(host).flush()
+        assert elsewhere.seen == [] and len(clinic.seen) >= 1
+        assert (report.filed, report.rejected, report.pending) == (0, 0, 1)
+        assert "HTTP 307" in (report.error or "") and "plugins.fhir-records.base_url" in (report.error or "")
+        assert filer(host).queue_status()["done"] == 0
+        with pytest.raises(ConfigError, match=r"plugins\.fhir-records\.base_url"):
+            filer(host).search({"status": "completed"})
+        assert elsewhere.seen == []
+
+
+def test_a_next_link_to_another_server_is_not_followed(make_host: Callable[..., Host]) -> None:
+    with scripted() as elsewhere, scripted() as clinic:
+        page = {"resourceType": "Bundle", "type": "searchset", "entry": [],
+                "link": [{"relation": "next", "url": f"{elsewhere.url}/r4/Communication?page=2"}]}
+        clinic.default = Reply(200, json.dumps(page).encode())
+        host = make_host(scripted_records(clinic))
+        with pytest.raises(ConfigError, match="another server"):
+            filer(host).search({"status": "completed"})
+        assert elsewhere.seen == []
+
+
+def test_the_directory_never_follows_a_redirect(make_host: Callable[..., Host], tmp_path: Path) -> None:
+    with scripted() as elsewhere, scripted() as clinic:
+        clinic.default = Reply(302, b"", headers=(("Location", f"{elsewhere.url}/Patient/on-en"),))
+        (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+        text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
+        host = make_host(config_text=text + f'\n[plugins.fhir-directory]\nbase_url = "{clinic.url}"\nretries = 0\n')
+        with pytest.raises(PluginError, match=r"HTTP 302.*plugins\.fhir-directory\.base_url"):
+            host.send(reminder(rid="dir-redirect"))
+        assert elsewhere.seen == [] and sms_sink(host) == []
+
+
+@pytest.mark.parametrize("answer", [
+    {"resourceType": "Bundle", "entry": ["x"]},
+    {"resourceType": "Bundle", "entry": [{"response": "201"}]},
+    {"resourceType": "Bundle", "entry": {"a": 1}},
+    {"resourceType": "Bundle", "entry": [{"response": {"status": ["201"]}}]},
+    {"resourceType": "Bundle", "entry": [{"response": {"status": "201 Created", "location": 7}}]},
+    ["not", "a", "bundle"],
+], ids=["entry-str", "response-str", "entry-object", "status-list", "location-int", "list"])
+def test_a_transaction_response_of_the_wrong_shape_is_a_failed_push_not_a_traceback(
+        make_host: Callable[..., Host], tmp_path: Path, capsys: pytest.CaptureFixture[str], answer: Any) -> None:
+    with scripted(Reply(200, json.dumps(answer).encode())) as clinic:
+        config = write_config(tmp_path, scripted_records(clinic))
+        with Host.from_config(config) as host:
+            host.send(reminder(rid="malformed"))
+            report = filer(host).flush()
+            assert (report.filed, report.rejected, report.pending) == (0, 0, 1)
+            assert "could not be read" in (report.error or "")
+        code, out = run(capsys, "fhir-records", "flush", "--config", str(config))
+        assert code == 4 and "0 filed" in out and "1 waiting" in out and "could not be read" in out
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(201, b"<html>Created</html>", headers=(("Content-Type", "text/html"),)),
+    Reply(200, json.dumps({"resourceType": "Bundle", "type": "batch-response",
+                           "entry": [{"response": {"status": "201 Created"}}]}).encode()),
+], ids=["html", "entry-without-location"])
+def test_a_create_answered_without_a_location_or_id_is_not_counted_as_filed(
+        make_host: Callable[..., Host], reply: Reply) -> None:
+    with scripted(reply) as clinic:
+        host = make_host(scripted_records(clinic, bundle="batch", batch_size=1))
+        host.send(reminder(rid="no-location"))
+        report = filer(host).flush()
+        assert (report.filed, report.pending) == (0, 1)
+        assert "could not be read" in (report.error or "") or "no Location" in (report.error or "")
+        assert filer(host).queue_status()["done"] == 0
 
 
 # ---------------------------------------------------------------- configuration

@@ -2,8 +2,12 @@
 searches that follow paging, a bearer token, and retries with backoff for what may pass.
 
 Errors are split by what the caller should do: :class:`ServerUnavailable` (connection refused,
-timeout, 5xx, 429: try again later, nothing is lost) and :class:`ServerRefused` (4xx: a setting
-or a resource is wrong; retrying will not help).
+timeout, 5xx, 429, an answer that cannot be read (:class:`BadAnswer`): try again later, nothing is
+lost) and :class:`ServerRefused` (4xx: a setting or a resource is wrong; retrying will not help).
+
+A redirect (3xx) is never followed: the client sends only to the server its settings name (a
+Location may point anywhere, over plain http too), so a 3xx is a refusal that names the setting.
+A search's ``next`` link is followed only when it is on that server too.
 """
 
 from __future__ import annotations
@@ -35,13 +39,24 @@ class ServerUnavailable(Exception):
         self.retry_after = retry_after
 
 
+class BadAnswer(ServerUnavailable):
+    """The server answered something that is not what FHIR says it answers (a transaction-response
+    of the wrong shape, a create without a Location or id): nothing is counted as filed."""
+
+
 class ServerRefused(Exception):
-    """The server answered with a 4xx: something we sent, or a setting, is wrong."""
+    """The server answered with a 4xx (something we sent, or a setting, is wrong) or a redirect
+    (3xx: the base URL is not the server's; never followed)."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+
+    @property
+    def about_settings(self) -> bool:
+        """The settings are wrong (token refused, or the base URL redirects), not one resource."""
+        return self.status in (401, 403) or 300 <= self.status < 400
 
 
 @frozen
@@ -140,6 +155,8 @@ class FhirClient:
         exponential backoff and jitter, honouring Retry-After. Every request we send is
         idempotent (conditional create, update by id), so a retry never files twice."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        if not self.on_server(url):
+            raise BadAnswer(f"a link to another server ({_where(url)}) was not followed")
         self.authorize()
         last: ServerUnavailable | None = None
         for attempt in range(self.retries + 1):
@@ -147,7 +164,7 @@ class FhirClient:
                 self.sleep(self._wait(attempt, last))
             try:
                 resp = self.session.request(method, url, json=body, params=params, headers=headers,
-                                            timeout=self.timeout)
+                                            timeout=self.timeout, allow_redirects=False)
             except requests.Timeout:
                 last = ServerUnavailable(f"no answer within {self.timeout:g} s")
                 continue
@@ -157,6 +174,10 @@ class FhirClient:
             if resp.status_code in RETRY_STATUSES:
                 last = ServerUnavailable(f"HTTP {resp.status_code}", retry_after(resp.headers.get("Retry-After")))
                 continue
+            if 300 <= resp.status_code < 400:
+                resp.close()
+                raise ServerRefused(resp.status_code, f"a redirect to {_where(resp.headers.get('Location'))}, "
+                                                      "which emrcomm never follows")
             data = _json(resp)
             if resp.status_code >= 400:
                 raise ServerRefused(resp.status_code, outcome_text(data))
@@ -164,6 +185,10 @@ class FhirClient:
                           data if isinstance(data, dict) else None)
         assert last is not None
         raise last
+
+    def on_server(self, url: str) -> bool:
+        """``url`` is on the configured server, under its base (the only place requests go)."""
+        return url == self.base_url or url.startswith((f"{self.base_url}/", f"{self.base_url}?"))
 
     def _wait(self, attempt: int, last: ServerUnavailable | None) -> float:
         if last is not None and last.retry_after is not None:
@@ -192,15 +217,15 @@ class FhirClient:
     def bundle(self, entries: Sequence[Mapping[str, Any]], kind: str = "transaction") -> list[Answer]:
         """POST a transaction (or batch) Bundle; the answers in the order of ``entries``."""
         answer = self.request("POST", "", body={"resourceType": "Bundle", "type": kind, "entry": list(entries)})
-        got = (answer.resource or {}).get("entry") or []
+        data = answer.resource
+        if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+            raise BadAnswer(f"the {kind} was answered HTTP {answer.status} without a Bundle")
+        got = data.get("entry", [])
+        if not isinstance(got, list):
+            raise BadAnswer(f"the {kind}-response's entry is not a list")
         if len(got) != len(entries):
-            raise ServerRefused(answer.status, f"the {kind}-response has {len(got)} entries for {len(entries)} sent")
-        out = []
-        for item in got:
-            response = item.get("response") or {}
-            status = str(response.get("status", "0")).split(" ")[0]
-            out.append(Answer(int(status) if status.isdigit() else 0, response.get("location"), item.get("resource")))
-        return out
+            raise BadAnswer(f"the {kind}-response has {len(got)} entries for {len(entries)} sent")
+        return [_entry_answer(item, kind) for item in got]
 
     def search(self, resource_type: str, params: Mapping[str, str] | Sequence[tuple[str, str]], *,
                page_size: int = 100, max_pages: int = 100) -> Iterator[dict[str, Any]]:
@@ -210,18 +235,48 @@ class FhirClient:
         answer = self.request("GET", resource_type, params=[*query, ("_count", str(page_size))])
         for page in range(1, max_pages + 1):
             bundle = answer.resource or {}
-            for entry in bundle.get("entry") or ():
+            for entry in _dicts(bundle.get("entry")):
                 resource = entry.get("resource")
-                if isinstance(resource, dict) and entry.get("search", {}).get("mode", "match") == "match":
+                search = entry.get("search")
+                mode = search.get("mode", "match") if isinstance(search, dict) else "match"
+                if isinstance(resource, dict) and mode == "match":
                     yield resource
-            following = next((link.get("url") for link in bundle.get("link") or () if link.get("relation") == "next"),
-                             None)
+            following = next((link.get("url") for link in _dicts(bundle.get("link"))
+                              if link.get("relation") == "next" and isinstance(link.get("url"), str)), None)
             if not following:
                 return
             if page == max_pages:
                 log.warning("search %s stopped after %d pages", resource_type, max_pages)
                 return
             answer = self.request("GET", following)
+
+
+def _entry_answer(item: Any, kind: str) -> Answer:
+    """One entry of a transaction- or batch-response, or BadAnswer when it is not one."""
+    response = item.get("response") if isinstance(item, dict) else None
+    if not isinstance(response, dict):
+        raise BadAnswer(f"an entry of the {kind}-response has no response")
+    status = str(response.get("status")).split(" ")[0] if isinstance(response.get("status"), str | int) else ""
+    if not (status.isdigit() and 100 <= int(status) <= 599):
+        raise BadAnswer(f"an entry of the {kind}-response has no HTTP status")
+    location = response.get("location")
+    if location is not None and not isinstance(location, str):
+        raise BadAnswer(f"an entry of the {kind}-response has a location that is not a string")
+    resource = item.get("resource")
+    return Answer(int(status), location, resource if isinstance(resource, dict) else None)
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _where(url: str | None) -> str:
+    """Where a URL points, as scheme://host:port only (never its path or query)."""
+    try:
+        parts = urlsplit(url or "")
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.netloc else "an unnamed address"
+    except ValueError:
+        return "an address that cannot be read"
 
 
 def _json(resp: requests.Response) -> Any:

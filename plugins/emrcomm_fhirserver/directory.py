@@ -69,6 +69,8 @@ class DirectoryPlugin:
             ) from None
         except ServerRefused as exc:
             hint = f" (check plugins.{self.name}.token)" if exc.status in (401, 403) else ""
+            if 300 <= exc.status < 400:
+                hint = f" ({exc.detail}: check plugins.{self.name}.base_url)"
             raise PluginError(f"plugin {self.name!r}: the FHIR server {self.client.base_url} refused the patient "
                               f"lookup for request {request.id}: HTTP {exc.status}{hint}") from None
         recipient = None if patient is None else self._recipient(patient, consents)

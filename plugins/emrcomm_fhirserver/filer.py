@@ -40,6 +40,7 @@ from emrcomm.storage import StoreClosed, schema_version
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
+    BadAnswer,
     FhirClient,
     ServerRefused,
     ServerUnavailable,
@@ -198,6 +199,9 @@ class RecordsPlugin:
                 seen.update(r["record_id"] for r in rows)
                 try:
                     done, refused, progress = self._push(rows)
+                except BadAnswer as exc:
+                    error = f"the FHIR server {self.base_url}'s answer could not be read: {exc}"
+                    break
                 except ServerUnavailable as exc:
                     error = f"the FHIR server {self.base_url} is unavailable: {exc}"
                     break
@@ -215,6 +219,9 @@ class RecordsPlugin:
             return FlushReport(filed, rejected, pending, error)
 
     def _refusal(self, exc: ServerRefused) -> str:
+        if 300 <= exc.status < 400:
+            return (f"the FHIR server {self.base_url} answered HTTP {exc.status}: {exc.detail}; set "
+                    f"plugins.{self.name}.base_url to the address the server answers at itself")
         if exc.status in (401, 403):
             return (f"the FHIR server {self.base_url} refused our credentials (HTTP {exc.status}): check "
                     f"plugins.{self.name}.token and the variable or file it names")
@@ -258,20 +265,24 @@ class RecordsPlugin:
         try:
             answers = list(self.client.bundle(entries, self.bundle_kind))
         except ServerRefused as exc:
-            if exc.status in (401, 403):
+            if exc.about_settings:
                 raise
             # One bad resource spoils a transaction: file them one at a time to find it.
             log.info("%s: the %s was refused (HTTP %d); filing its %d records one by one",
                      self.name, self.bundle_kind, exc.status, len(items))
             answers = [self._one(item) for item in items]
-        filed, moved, later = 0, rejected, 0
+        filed, moved, later, unproven = 0, rejected, 0, 0
         with store.transaction():  # one commit (one fsync) for the whole batch
             for item, answer in zip(items, answers):
                 state = self._settle(item, answer)
                 filed += state == "done"
                 rejected += state == "rejected"
                 later += state == "later"
-                moved += state != "later"
+                unproven += state == "unproven"
+                moved += state not in ("later", "unproven")
+        if unproven:  # stays queued: the conditional create finds the copy, if there is one, next time
+            raise BadAnswer(f"{unproven} of {len(items)} records were answered without a Location or id "
+                            "(or with a status that is not 2xx), so nothing shows they were filed")
         if later:  # a batch Bundle's entries may each say "come back later" (429, 5xx)
             raise ServerUnavailable(f"{later} of {len(items)} records were answered with 429 or 5xx")
         return filed, rejected, moved
@@ -289,13 +300,14 @@ class RecordsPlugin:
                 return self.client.create(item.resource, if_none_exist=identifier_query(item.record_id))
             return self.client.update(item.resource)
         except ServerRefused as exc:
-            if exc.status in (401, 403):
+            if exc.about_settings:
                 raise
             return exc
 
     def _settle(self, item: _Item, answer: Answer | ServerRefused) -> str:
-        """Record what the server said about one record: done, rejected, pending, or later
-        (try again after a pause)."""
+        """Record what the server said about one record: done, rejected, pending, later (try
+        again after a pause) or unproven (an answer that does not show the server has it: a
+        create without a Location or id, a status other than 2xx; it stays queued)."""
         now = self.context.clock()
         if not isinstance(answer, ServerRefused) and (answer.status in RETRY_STATUSES or answer.status == 0):
             return "later"
@@ -309,6 +321,10 @@ class RecordsPlugin:
             self.queue.mark(target=self.name, record_id=item.record_id, state="rejected", now=now,
                                     error=f"HTTP {status}: {detail}")
             return "rejected"
+        if not 200 <= answer.status < 300 or (item.server_id is None and answer.id is None):
+            log.warning("%s: record %s answered HTTP %d without a Location or id; it stays queued",
+                        self.name, item.record_id, answer.status)
+            return "unproven"
         server_id = answer.id or item.server_id
         if item.server_id is None and answer.status == 200 and not _same(answer.resource, item.resource):
             # A copy was already there (an earlier attempt whose answer was lost), perhaps an older

@@ -44,7 +44,7 @@ def check(client: FhirClient, plugin: str, resource_type: str) -> Iterator[str]:
 
 def _get(client: FhirClient, path: str, plugin: str) -> requests.Response:
     try:
-        return client.session.get(f"{client.base_url}/{path}", timeout=client.timeout)
+        return client.session.get(f"{client.base_url}/{path}", timeout=client.timeout, allow_redirects=False)
     except requests.exceptions.SSLError:
         raise ProbeFailed(f"TLS: the server's certificate is not trusted here: set plugins.{plugin}.ca_bundle "
                           "to the CA that signed it") from None
@@ -57,6 +57,9 @@ def _get(client: FhirClient, path: str, plugin: str) -> requests.Response:
 
 
 def _refused(response: requests.Response, plugin: str) -> None:
+    if 300 <= response.status_code < 400:
+        raise ProbeFailed(f"HTTP {response.status_code}: the server redirects, and emrcomm never follows a redirect: "
+                          f"set plugins.{plugin}.base_url to the address the server answers at itself")
     if response.status_code in (401, 403):
         raise ProbeFailed(f"token refused (HTTP {response.status_code}): check plugins.{plugin}.token")
 
