@@ -341,10 +341,16 @@ class Prism:
 
 @attrs.frozen
 class Reply:
+    """``trickle``: answer one byte every that many seconds, for as long as the client reads (up
+    to a minute): of a body that never ends (``trickle_in="body"``) or of a header line that
+    never ends (``"headers"``). Each read is quick, so only an overall deadline stops it."""
+
     status: int = 200
     body: bytes = b"ok"
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    trickle: float = 0.0
+    trickle_in: str = "body"
 
 
 @attrs.frozen
@@ -381,12 +387,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                   self.client_address[1]))
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.trickle:
+            self._trickle(reply)
+            return
         self.send_response(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _trickle(self, reply: Reply) -> None:
+        self.close_connection = True
+        if reply.trickle_in == "headers":
+            head = f"HTTP/1.1 {reply.status} OK\r\nX-Slow: ".encode()
+        else:
+            head = f"HTTP/1.1 {reply.status} OK\r\nContent-Length: 100000000\r\n\r\n".encode()
+        stop = time.monotonic() + 60
+        try:
+            self.wfile.write(head)
+            self.wfile.flush()
+            while time.monotonic() < stop and not self.server.owner.closing.is_set():
+                time.sleep(reply.trickle)
+                self.wfile.write(b"x")
+                self.wfile.flush()
+        except OSError:
+            return  # the client gave up
 
     do_GET = do_POST = do_PUT = _serve
 
@@ -411,6 +437,7 @@ class ScriptedHTTPServer:
 
     def __init__(self, default: Reply = Reply(), *, tls: ssl.SSLContext | None = None) -> None:
         self.default = default
+        self.closing = threading.Event()
         self._lock = threading.Lock()
         self._script: deque[Reply] = deque()
         self.seen: list[Seen] = []
@@ -443,6 +470,7 @@ class ScriptedHTTPServer:
         return list(self.seen)
 
     def close(self) -> None:
+        self.closing.set()
         self._server.shutdown()
         self._server.server_close()
 

@@ -634,6 +634,31 @@ def test_a_notification_not_taken_is_retried_with_backoff_then_given_up(api: Api
     assert "given up after 3 attempts" in body(api.call("GET", f"/fhir/Subscription/{sub['id']}"))["error"]
 
 
+@pytest.mark.parametrize(("where", "status", "state"), [
+    ("headers", 200, ("pending", 1, None)),  # no complete answer within notify_timeout: retried later
+    ("body", 503, ("pending", 1, None)),
+    ("body", 200, ("done", 1, None)),  # the body is never read: its status is the answer
+])
+def test_an_endpoint_that_answers_a_byte_at_a_time_holds_up_nothing_past_notify_timeout(
+        api: ApiClient, where: str, status: int, state: tuple[Any, ...]) -> None:
+    """Each read is quick, so only the whole exchange's deadline (notify_timeout) ends it: the
+    round goes on to the other Subscriptions, and an unfinished attempt is retried later."""
+    with scripted(Reply(status, trickle=0.05, trickle_in=where)) as slow, scripted() as emr:
+        stuck = subscribe(api, slow.url + "/hooks")
+        subscribe(api, emr.url + "/hooks")
+        api.call("POST", "/fhir/CommunicationRequest", reminder("t-1"))
+        notifier = Notifier(api.host, ApiSettings(notify_timeout=1))
+        taken: list[int] = []
+        rounds = threading.Thread(target=lambda: taken.append(notifier.run_once()), daemon=True)
+        rounds.start()
+        rounds.join(30)  # far past notify_timeout; without the deadline it ran for the trickle's minute
+        assert not rounds.is_alive() and len(emr.seen) == 1
+        assert taken == [1 + (state[0] == "done")]
+    rows = api.host.storage.db.query("SELECT state, attempts, lease_until FROM api_notifications "
+                                     "WHERE subscription_id = ?", (stuck["id"],))
+    assert [(r["state"], r["attempts"], r["lease_until"]) for r in rows] == [state]
+
+
 def test_an_endpoint_the_notifier_cannot_reach_fails_its_own_notifications_not_the_round(api: ApiClient) -> None:
     """An endpoint an older release took ('https://a..b': urlsplit reads it, urllib3 cannot
     connect to it) is one failed attempt a notification, retried later; the others still go."""

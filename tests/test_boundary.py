@@ -22,7 +22,7 @@ from support import REPO
 CONTRACTS = {c["id"]: c for c in tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
              ["tool"]["importlinter"]["contracts"]}
 # What a plugin may import besides ``emrcomm`` itself (the docstring of emrcomm/__init__.py says so).
-PUBLIC = {"emrcomm.fhir", "emrcomm.fhir.patients", "emrcomm.fhir.regions", "emrcomm.rules", "emrcomm.segments",
+PUBLIC = {"emrcomm.deadline", "emrcomm.fhir", "emrcomm.fhir.patients", "emrcomm.fhir.regions", "emrcomm.rules", "emrcomm.segments",
           "emrcomm.storage", "emrcomm.testing", "emrcomm.testing.conformance", "emrcomm.web",
           "emrcomm.web.i18n"}
 

@@ -4,7 +4,9 @@ The public surface is what this module exports, plus the modules a plugin may us
 ``emrcomm.fhir`` (the FHIR edges: requests in, Communications out, Patients and Consents read),
 ``emrcomm.rules`` (the rule catalogue and ``finding``), ``emrcomm.storage`` (the protocols, and
 ``Migration`` for a plugin's own tables), ``emrcomm.web`` (pages and routes under ``serve``),
-``emrcomm.segments`` (SMS segments), ``emrcomm.testing`` (fixtures and the conformance kit).
+``emrcomm.segments`` (SMS segments), ``emrcomm.testing`` (fixtures and the conformance kit),
+``emrcomm.deadline`` (an overall deadline for one exchange with a server, which per-read socket
+timeouts are not).
 Everything else may change between releases; a CI check keeps plugins off it.
 """
 

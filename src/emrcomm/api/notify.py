@@ -26,6 +26,7 @@ from emrcomm.api.outcome import dumps
 from emrcomm.api.search import resource as communication_resource
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscription, Subscriptions
+from emrcomm.deadline import deadline_session, exchange
 from emrcomm.fhir import fhir_datetime
 from emrcomm.lifecycle.events import Note
 from emrcomm.lifecycle.states import LegState
@@ -62,7 +63,7 @@ class Notifier:
         self.db = host.storage.db
         self.settings = settings
         self.subscriptions = Subscriptions(self.db, host.clock)
-        self.session = session or requests.Session()
+        self.session = session or deadline_session()
         self.owner = f"notify:{uuid.uuid4().hex}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,8 +192,11 @@ class Notifier:
         else:
             method, url = "POST", sub.endpoint
         try:
-            answer = self.session.request(method, url, data=body, headers=headers, timeout=self.settings.notify_timeout,
-                                          allow_redirects=False)
+            # notify_timeout bounds the whole exchange, not each read: an endpoint that answers a
+            # byte at a time fails this attempt instead of holding up every other Subscription
+            # past the lease. The answer's body is never read: its status is all that counts.
+            answer, _ = exchange(self.session, method, url, seconds=self.settings.notify_timeout, data=body,
+                                 headers=headers, timeout=self.settings.notify_timeout, allow_redirects=False)
             ok, why = 200 <= answer.status_code < 300, f"HTTP {answer.status_code}"
         except requests.RequestException as exc:
             ok, why = False, type(exc).__name__
