@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from emrcomm.errors import ConfigError, PluginError
 from emrcomm.fhir import RECORD_ID_SYSTEM, validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
+from emrcomm_fhirserver.client import MAX_ANSWER
 from fhir_schema import schema_errors
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server, wait_for
 from servers import Reply, ScriptedHTTPServer, scripted
@@ -558,6 +560,25 @@ def test_a_create_answered_without_a_location_or_id_is_not_counted_as_filed(
         assert (report.filed, report.pending) == (0, 1)
         assert "could not be read" in (report.error or "") or "no Location" in (report.error or "")
         assert filer(host).queue_status()["done"] == 0
+
+
+@pytest.mark.parametrize(("reply", "why"), [
+    (Reply(200, trickle=0.05), "no complete answer within 1 s"),
+    (Reply(200, trickle=0.05, trickle_in="headers"), "no complete answer within 1 s"),
+    (Reply(200, b" " * (MAX_ANSWER + 1)), f"longer than {MAX_ANSWER} bytes"),
+], ids=["slow-body", "slow-headers", "too-large"])
+def test_an_answer_that_never_ends_or_is_too_large_is_a_failed_push_within_the_timeout(
+        make_host: Callable[..., Host], reply: Reply, why: str) -> None:
+    with scripted(reply) as clinic:
+        host = make_host(scripted_records(clinic, timeout=1))
+        host.send(reminder(rid="slow"))
+        reports: list[Any] = []
+        flushing = threading.Thread(target=lambda: reports.append(filer(host).flush()), daemon=True)
+        flushing.start()
+        flushing.join(30)  # far past the timeout; without the deadline it ran for the trickle's minute
+        assert not flushing.is_alive()
+        [report] = reports
+        assert (report.filed, report.pending) == (0, 1) and why in (report.error or "")
 
 
 # ---------------------------------------------------------------- configuration

@@ -12,6 +12,7 @@ A search's ``next`` link is followed only when it is on that server too.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -23,12 +24,16 @@ import requests
 from attrs import frozen
 
 from emrcomm import ConfigError, retry_after
+from emrcomm.deadline import AnswerTooLarge, deadline_session, exchange
 
 log = logging.getLogger("emrcomm.plugin.fhirserver")
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+# The longest answer read (a search page of 100 Communications is well under 1 MB); a longer one
+# is a failed request, like one that takes longer than ``timeout`` in all.
+MAX_ANSWER = 8 * 1024 * 1024
 
 
 class ServerUnavailable(Exception):
@@ -122,7 +127,7 @@ class FhirClient:
         self.backoff = backoff
         self.max_wait = max_wait
         self.sleep = sleep
-        self.session = requests.Session()
+        self.session = deadline_session()
         self.session.verify = verify
         self.session.headers.update({"Accept": FHIR_JSON, "Content-Type": FHIR_JSON})
         # A token given as a function is resolved at the first request: a host that only reads
@@ -163,22 +168,29 @@ class FhirClient:
             if attempt:
                 self.sleep(self._wait(attempt, last))
             try:
-                resp = self.session.request(method, url, json=body, params=params, headers=headers,
-                                            timeout=self.timeout, allow_redirects=False)
+                # ``timeout`` bounds each read and the whole exchange: a server answering a byte at
+                # a time is a timeout too; an answer over MAX_ANSWER bytes is not read further.
+                resp, content = exchange(self.session, method, url, seconds=self.timeout, body_limit=MAX_ANSWER,
+                                         json=body, params=params, headers=headers, timeout=self.timeout,
+                                         allow_redirects=False)
+            except AnswerTooLarge as exc:
+                raise BadAnswer(str(exc)) from None
             except requests.Timeout:
-                last = ServerUnavailable(f"no answer within {self.timeout:g} s")
+                last = ServerUnavailable(f"no complete answer within {self.timeout:g} s")
                 continue
             except requests.ConnectionError as exc:
                 last = ServerUnavailable(f"cannot connect ({_reason(exc)})")
+                continue
+            except requests.RequestException as exc:  # the answer broke off
+                last = ServerUnavailable(f"the answer broke off ({type(exc).__name__})")
                 continue
             if resp.status_code in RETRY_STATUSES:
                 last = ServerUnavailable(f"HTTP {resp.status_code}", retry_after(resp.headers.get("Retry-After")))
                 continue
             if 300 <= resp.status_code < 400:
-                resp.close()
                 raise ServerRefused(resp.status_code, f"a redirect to {_where(resp.headers.get('Location'))}, "
                                                       "which emrcomm never follows")
-            data = _json(resp)
+            data = _json(content)
             if resp.status_code >= 400:
                 raise ServerRefused(resp.status_code, outcome_text(data))
             return Answer(resp.status_code, resp.headers.get("Location") or resp.headers.get("Content-Location"),
@@ -279,11 +291,11 @@ def _where(url: str | None) -> str:
         return "an address that cannot be read"
 
 
-def _json(resp: requests.Response) -> Any:
-    if not resp.content:
+def _json(content: bytes) -> Any:
+    if not content:
         return None
     try:
-        return resp.json()
+        return json.loads(content)
     except ValueError:
         return None
 
