@@ -752,3 +752,43 @@ def test_the_rate_limit_spaces_provider_requests(secrets_dir: Path, tmp_path: Pa
         transport.send(Delivery(message(), "+16135550408", f"rec-rate-{i}"))
     assert time.monotonic() - start >= 0.5  # 10 gaps of 1/20 s
 
+
+
+# -- answers that must not be taken at their word -----------------------------------------------------
+
+def test_retry_after_ignores_what_is_not_a_wait() -> None:
+    import datetime as dt
+
+    now = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
+    for unreadable in ("-5", "1.5", "\u0661\u0662", "Wed, 21 Oct 99999 07:28:00 GMT", "9" * 400, "0x10"):
+        assert retry_after(unreadable, now=now) is None, unreadable
+    assert retry_after("1000000000000", now=now) == 1e12  # readable: its users bound it
+    assert retry_after("Wed, 21 Oct 2099 07:28:00 GMT", now=now) == pytest.approx(2.3e9, rel=0.01)
+
+
+class RecordedLimits:
+    """The sender's limits, recording each pause instead of keeping a schedule."""
+
+    def __init__(self) -> None:
+        self.paused: list[float] = []
+
+    def acquire(self, sender: str) -> float:
+        return 0.0
+
+    def pause(self, sender: str, seconds: float) -> None:
+        self.paused.append(seconds)
+
+
+@pytest.mark.parametrize("asked", ["100", "1000000000000", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_a_429_pauses_the_sender_no_longer_than_retry_after_max(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer, asked: str) -> None:
+    """The provider's wait is passed on to reschedule the message, but the sender's bucket (which
+    holds every worker thread sending from that number) is paused at most retry_after_max."""
+    http_server.script(Reply(429, b"{}", headers=(("Retry-After", asked),)))
+    transport = sms_transport(twilio_settings(http_server.url, secrets_dir, retry_after_max=2), tmp_path)
+    transport.client.limits = limits = RecordedLimits()
+    with pytest.raises(TransientDeliveryError) as err:
+        transport.send(Delivery(message(), "+16135550420", "rec-429-bound"))
+    assert limits.paused == [2.0]
+    assert err.value.reason == "rate-limited" and err.value.retry_after is not None and err.value.retry_after > 2
+

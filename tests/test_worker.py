@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -376,3 +377,18 @@ def test_a_worker_error_gives_up_through_the_dead_letter_path(
     items = {item["kind"]: item for item in host.storage.inbox.items()}
     assert set(items) == {"follow-up", "unannounced"}
     assert "DELIVERY_FAILED" in items["follow-up"]["reason"]
+
+
+@pytest.mark.parametrize("asked", ["1000000000000", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_a_retry_after_beyond_reason_reschedules_within_the_bound(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock, asked: str
+) -> None:
+    """A provider asking for decades (or more seconds than a datetime can hold) neither crashes the
+    worker nor loses the row: it is retried within an hour (the larger of backoff_cap and 1 h)."""
+    kannel_host.send(reminder())
+    http_server.script(Reply(429, b"slow down", headers=(("Retry-After", asked),)))
+    assert worker(kannel_host).run(once=True).retried == 1
+    [row] = kannel_host.storage.db.query("SELECT state, not_before FROM outbox")
+    assert row["state"] == "retry"
+    assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(hours=1)
+

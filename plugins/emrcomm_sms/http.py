@@ -225,7 +225,10 @@ class ProviderClient:
                 return response
             if status == 429:
                 wait = retry_after(response.headers.get("Retry-After"))
-                self.limits.pause(sender, wait if wait is not None else 1.0)
+                # The sender's bucket holds every thread sending from that number: it is paused
+                # no longer than max_wait whatever the provider asks (a longer wait is the
+                # caller's, to reschedule the message), so no worker is held past its lease.
+                self.limits.pause(sender, min(wait if wait is not None else 1.0, self.max_wait))
                 if attempt < self.attempts and (wait is None or wait <= self.max_wait):
                     continue  # the paused bucket makes the next acquire() wait
                 raise TransientDeliveryError(

@@ -78,17 +78,23 @@ def described(error: BaseException, limit: int = 300) -> str:
     return type(error).__name__
 
 
+_SECONDS = re.compile(r"[0-9]{1,30}")
+
+
 def retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (RFC 9110
-    10.2.3), counted from ``now`` (the provider's clock is the wall's: default the system's)."""
+    10.2.3), counted from ``now`` (the provider's clock is the wall's: default the system's).
+    None when there is none or it cannot be read (a sign, a fraction, digits other than ASCII,
+    a date no calendar holds). The wait is as the provider asked, however long: whoever uses it
+    bounds it (``retry_after_max`` for a wait inside ``send``, the retry policy for the next try)."""
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if value.isdigit():
+    if _SECONDS.fullmatch(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emrcomm.delivery")
 
+# The longest a provider's Retry-After puts the next try off, when the policy's backoff_cap is
+# shorter: a provider asking for decades (or a date past 9999) gets the row back within the hour.
+RETRY_AFTER_CEILING = 3600.0
 RECORD_ATTEMPTS = 3  # tries to record that a message left before giving up on its record
 Commit = Callable[[Callable[[], Any]], Any]
 
@@ -203,8 +206,9 @@ def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseExcepti
         return "undeliverable"
     now = host.clock()
     wait = policy.wait(item.attempts, rand)
-    if isinstance(exc, TransientDeliveryError) and exc.retry_after:
-        wait = max(wait, exc.retry_after)
+    asked = exc.retry_after if isinstance(exc, TransientDeliveryError) else None
+    if isinstance(asked, int | float) and asked > 0:  # (NaN is not > 0)
+        wait = max(wait, min(asked, max(policy.backoff_cap, RETRY_AFTER_CEILING)))
     host.storage.outbox.retry(item.key, owner=owner, now=now, not_before=now + dt.timedelta(seconds=wait),
                               error=said)
     file_event(host, Event(record_id=item.key, kind=Note.ATTEMPT_FAILED, source=source, at=now,
