@@ -792,3 +792,57 @@ def test_a_429_pauses_the_sender_no_longer_than_retry_after_max(
     assert limits.paused == [2.0]
     assert err.value.reason == "rate-limited" and err.value.retry_after is not None and err.value.retry_after > 2
 
+
+def drip(first: bytes, then: bytes, every: float = 0.2, for_at_most: float = 20.0) -> Callable[[socket.socket], None]:
+    """A provider that answers ``first`` and then ``then`` every ``every`` seconds, for as long as
+    the client listens (at most ``for_at_most`` s)."""
+    def misbehave(conn: socket.socket) -> None:
+        conn.sendall(first)
+        end = time.monotonic() + for_at_most
+        try:
+            while time.monotonic() < end:
+                conn.sendall(then)
+                time.sleep(every)
+        except OSError:
+            pass  # the client hung up: what we wanted
+
+    return misbehave
+
+
+def test_an_answer_that_never_ends_is_given_up_at_the_deadline(secrets_dir: Path, tmp_path: Path) -> None:
+    """A byte every 0.2 s keeps each read under read_timeout; the whole answer still has to come
+    within connect_timeout + read_timeout."""
+    start = time.monotonic()
+    _, raised = send_to_a_provider_that_reads_then(
+        drip(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+             b"1\r\n \r\n"),
+        lambda url: sms_transport(twilio_settings(url, secrets_dir, connect_timeout=0.5, read_timeout=1),
+                                  tmp_path).send(Delivery(message(), "+16135550421", "rec-drip")))
+    assert time.monotonic() - start < 15  # the deadline is 1.5 s; the server would drip for 20
+    assert isinstance(raised, TransientDeliveryError)
+    assert (raised.reason, raised.ambiguous) == ("timeout", True)
+    assert "whole answer" in str(raised)
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_an_answer_too_large_for_a_provider_is_not_read_whole(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer, framing: str) -> None:
+    padding = "x" * (200 * 1024)
+    body = json.dumps({"sid": "SM" + "cd" * 16, "status": "queued", "padding": padding}).encode()
+    if framing == "length":
+        http_server.script(Reply(201, body))
+        send = lambda: sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(  # noqa: E731
+            Delivery(message(), "+16135550422", "rec-big"))
+        with pytest.raises(TransientDeliveryError) as err:
+            send()
+        raised: BaseException = err.value
+    else:
+        _, raised = send_to_a_provider_that_reads_then(
+            drip(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n", b"4000\r\n" + b"x" * 0x4000 + b"\r\n",
+                 every=0.0),
+            lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(
+                Delivery(message(), "+16135550422", "rec-big")))
+    assert isinstance(raised, TransientDeliveryError)
+    assert (raised.reason, raised.ambiguous) == ("protocol", True)
+    assert "larger than" in str(raised)
+

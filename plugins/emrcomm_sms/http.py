@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -41,6 +42,19 @@ from .ratelimit import FleetSenderLimits, SenderLimits
 # (a proxy or gateway in front of it gave up waiting).
 MAYBE_TAKEN = frozenset({500, 502, 504})
 USER_AGENT = f"emrcomm/{__version__}"
+# The most of an answer read: a provider's answer to one message is a line or a small JSON
+# object; past this the answer is not one (and is not read whole).
+MAX_ANSWER = 64 * 1024
+
+
+class Unfinished(Exception):
+    """The answer began (``status``) but did not end as an answer should: ``slow`` (not whole by
+    the exchange's deadline) or too large."""
+
+    def __init__(self, status: int, *, slow: bool) -> None:
+        super().__init__(status, slow)
+        self.status = status
+        self.slow = slow
 
 
 @attrs.frozen
@@ -121,7 +135,10 @@ class ProviderClient:
         self.provider = provider
         self.limits = limits
         self.timeouts = (connect_timeout, read_timeout)
-        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        # The whole exchange (connect, send, the whole answer) has connect + read timeout: a read
+        # timeout alone is per read, and a provider dripping a byte at a time never trips it.
+        self.deadline = connect_timeout + read_timeout
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout, total=self.deadline)
         self.max_wait = max_wait
         self.attempts = attempts
         self.describe = describe or first_line
@@ -196,13 +213,45 @@ class ProviderClient:
         return Prepared(method.upper(), url, target, merged, body)
 
     def exchange(self, prepared: Prepared) -> Answer:
-        """Send ``prepared`` once and read the whole answer (urllib3's errors pass through)."""
+        """Send ``prepared`` once and read the whole answer, within ``deadline`` seconds of the
+        start and at most MAX_ANSWER bytes of it, else :class:`Unfinished` (urllib3's errors pass
+        through)."""
+        end = time.monotonic() + self.deadline
         pool = self._pool(prepared.url)
         response = pool.urlopen(
             prepared.method, prepared.url if isinstance(pool, urllib3.PoolManager) else prepared.target,
             body=prepared.body, headers=prepared.headers, redirect=False, retries=False, timeout=self._timeout,
-            preload_content=True)
-        return Answer(response.status, response.headers, response.data)
+            preload_content=False)
+        whole = False
+        try:
+            length = response.headers.get("Content-Length", "").strip()
+            if length.isdigit() and int(length) > MAX_ANSWER:
+                raise Unfinished(response.status, slow=False)
+            body = bytearray()
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise Unfinished(response.status, slow=True)
+                sock = getattr(response.connection, "sock", None)
+                if sock is not None:  # this read may take what is left of the deadline, no more
+                    sock.settimeout(min(left, self.timeouts[1]))
+                try:
+                    chunk = response.read1(MAX_ANSWER + 1 - len(body))
+                except ReadTimeoutError:
+                    if time.monotonic() >= end - 0.05:
+                        raise Unfinished(response.status, slow=True) from None
+                    raise
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > MAX_ANSWER:
+                    raise Unfinished(response.status, slow=False)
+            whole = True
+            return Answer(response.status, response.headers, bytes(body))
+        finally:
+            if not whole:  # the connection is mid-answer: it cannot carry another request
+                response.close()
+            response.release_conn()
 
     def request(self, method: str, url: str, *, key: str, sender: str,
                 headers: Mapping[str, str] | None = None,
@@ -263,6 +312,17 @@ class ProviderClient:
         connection was made (nothing was sent), ambiguous once the request may have gone."""
         try:
             return self.exchange(prepared)
+        except Unfinished as exc:
+            self.log.warning("%s: record %s: HTTP %s, but the answer %s", self.provider, key, exc.status,
+                             f"was not whole within {self.deadline:g} s" if exc.slow else
+                             f"is larger than {MAX_ANSWER // 1024} KB")
+            raise TransientDeliveryError(
+                f"{self.provider}: HTTP {exc.status}, but the whole answer did not come within {self.deadline:g} s "
+                "(it may have been taken)" if exc.slow else
+                f"{self.provider}: HTTP {exc.status}, but the answer is larger than {MAX_ANSWER // 1024} KB, "
+                "which no provider's answer is (it may have been taken)",
+                provider=self.provider, reason="timeout" if exc.slow else "protocol", status=exc.status,
+                ambiguous=True) from None
         except (NewConnectionError, ProxyError) as exc:
             # Refused, unresolvable, or the proxy would not connect: nothing was sent.
             # (NewConnectionError is a ConnectTimeoutError subclass in urllib3 2: test it first.)
