@@ -846,3 +846,63 @@ def test_an_answer_too_large_for_a_provider_is_not_read_whole(
     assert (raised.reason, raised.ambiguous) == ("protocol", True)
     assert "larger than" in str(raised)
 
+
+@pytest.mark.parametrize("answer", [
+    Reply(200, b"<html>503 Service Unavailable</html>"),
+    Reply(202, b"Authorization failed"),
+    Reply(200, b"0: Accepted for delivery\xff\xfe"),
+    Reply(200, b"\xc3\x28"),
+    Reply(202, b""),
+    Reply(204, b""),
+    Reply(202, b"0: Accepted for delivery, or not"),
+])
+def test_kannel_answering_2xx_without_accepting_is_a_dead_letter_that_may_have_gone(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer, answer: Reply) -> None:
+    http_server.script(answer)
+    transport = sms_transport(kannel_settings(http_server.url + "/cgi-bin/sendsms", secrets_dir), tmp_path)
+    with pytest.raises(PermanentDeliveryError) as err:
+        transport.send(Delivery(message(), "+16135550423", "rec-kannel-odd"))
+    assert (err.value.reason, err.value.status, err.value.ambiguous) == ("protocol", answer.status, True)
+    assert "unexpected answer" in str(err.value)
+    assert len(http_server.seen) == 1  # not sent again
+    http_server.script(Reply(202, b"3: Queued for later delivery"))  # Kannel's own words are still taken
+    receipt = transport.send(Delivery(message(), "+16135550423", "rec-kannel-queued"))
+    assert (receipt.provider_id, receipt.status) == ("rec-kannel-queued", "queued")
+
+
+def test_twilio_answering_that_the_message_failed_is_a_refusal_with_its_code(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer) -> None:
+    http_server.script(Reply(201, json.dumps({"sid": None, "status": "failed", "error_code": 30003,
+                                              "error_message": "Unreachable +16135550425"}).encode()))
+    with pytest.raises(PermanentDeliveryError) as err:
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(
+            Delivery(message(), "+16135550425", "rec-twilio-failed"))
+    assert (err.value.reason, err.value.status, err.value.ambiguous) == ("rejected", 201, False)
+    assert "30003" in str(err.value) and "6135550425" not in str(err.value)
+
+
+@pytest.mark.parametrize("body", [
+    b"<html>oops</html>", b'["sid"]', b"{}", b'{"status": "queued"}', b'{"sid": {"a": 1}}', b'{"sid": 12}',
+    json.dumps({"sid": "SM" + "ab" * 15 + "a\x00"}).encode(), json.dumps({"sid": "SM\x1b[2J" + "ab" * 15}).encode(),
+    json.dumps({"sid": "SM" + "ab" * 16 + "\r\nX: y"}).encode(), json.dumps({"sid": "SM" + "a" * 10_000}).encode(),
+    json.dumps({"sid": "XX" + "ab" * 16}).encode(), b"\xff\xfe{}",
+])
+def test_twilio_answering_2xx_without_a_message_sid_is_a_dead_letter_that_may_have_gone(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer, body: bytes) -> None:
+    http_server.script(Reply(201, body))
+    with pytest.raises(PermanentDeliveryError) as err:
+        sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(
+            Delivery(message(), "+16135550426", "rec-twilio-odd"))
+    assert (err.value.reason, err.value.status, err.value.ambiguous) == ("protocol", 201, True)
+    assert "unexpected answer" in str(err.value)
+    assert len(http_server.seen) == 1
+
+
+def test_twilio_s_odd_status_or_segments_do_not_reach_the_receipt(
+        secrets_dir: Path, tmp_path: Path, http_server: ScriptedHTTPServer) -> None:
+    http_server.script(Reply(201, json.dumps({"sid": "MM" + "AB" * 16, "status": {"x": 1},
+                                              "num_segments": "9" * 5000}).encode()))
+    receipt = sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(
+        Delivery(message(), "+16135550427", "rec-twilio-mm"))
+    assert (receipt.provider_id, receipt.status) == ("MM" + "AB" * 16, "accepted")
+    assert receipt.detail is not None and len(receipt.detail) < 100

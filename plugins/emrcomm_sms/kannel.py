@@ -35,6 +35,9 @@ QUEUED = "3"
 # What smsbox says of the parts it made when it answers at once (immediate-sendsms-reply): "Sent."
 # for one, "Sent. Message splits: N" for more.
 _SPLITS = re.compile(r"Message splits:\s*([0-9]+)")
+# Every answer of Kannel's that says it took the message; any other 2xx (a proxy's or web
+# server's page, "Authorization failed" with the wrong status, bytes that are not text) is not.
+_ACCEPTED = re.compile(r"(0: Accepted for delivery|3: Queued for later delivery|Sent\.(?: Message splits: [0-9]{1,3})?)")
 
 
 def _refused_credentials(response: Answer) -> bool:
@@ -111,7 +114,7 @@ class KannelTransport:
         response = self.client.request("POST", self.url, key=key, sender=self.sender or "default",
                                        headers=self.headers(address, key, encoding),
                                        data=message.text.encode("utf-8"))
-        answer = first_line(response)
+        answer = _accepted(response)
         parts = _parts(answer)
         if parts is not None and parts < segments:
             raise PermanentDeliveryError(
@@ -124,6 +127,23 @@ class KannelTransport:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _accepted(response: Answer) -> str:
+    """Kannel's answer when it is one that says the message was taken. Anything else in a 2xx is
+    a dead letter that may have gone (``reason="protocol"``, ambiguous): not "completed", since
+    nothing says it went, and not retried, since Kannel takes no idempotency key and whatever
+    answered may have passed it on; staff look, and requeue it if it did not go."""
+    try:
+        answer = response.content.decode("ascii").strip()
+    except UnicodeDecodeError:
+        answer = None
+    if answer is None or not _ACCEPTED.fullmatch(answer):
+        raise PermanentDeliveryError(
+            f"kannel: unexpected answer to sendsms (HTTP {response.status_code}, not one of Kannel's own); the "
+            "message may have gone: check the gateway (and the url setting), then requeue if it did not",
+            provider="kannel", reason="protocol", status=response.status_code, ambiguous=True)
+    return answer
 
 
 def _parts(answer: str) -> int | None:

@@ -9,15 +9,22 @@ docs/transports.md says what that does and does not guarantee.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
+from typing import Any
 
-from emrcomm import Delivery, Message, Receipt
+from emrcomm import Delivery, Message, PermanentDeliveryError, Receipt
 
 from .callbacks import twilio_status_url
 from .http import Answer, ProviderClient, first_line
 
 API_PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+# A Message SID as Twilio's OpenAPI description gives it: the only provider id taken.
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+# The statuses of a message Twilio has taken; "failed", "undelivered" and "canceled" say it will not go.
+TAKEN = frozenset({"queued", "accepted", "scheduled", "sending", "sent", "delivered", "read", "partially_delivered"})
+NOT_SENT = frozenset({"failed", "undelivered", "canceled"})
 
 
 def _describe(response: Answer) -> str:
@@ -89,15 +96,40 @@ class TwilioTransport:
         response = self.client.request(
             "POST", self.url, key=key, sender=self.messaging_service_sid or self.sender or "default",
             headers={IDEMPOTENCY_HEADER: key}, data=self.form(message, address, key))
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        sid = body.get("sid") if isinstance(body, dict) else None
-        status = (body.get("status") if isinstance(body, dict) else None) or "accepted"
-        segments = body.get("num_segments") if isinstance(body, dict) else None
+        sid, status, segments = _accepted(response)
         return Receipt(channel=self.channel, address=address, provider_id=sid, status=status, at=self.clock(),
                        detail=f"twilio: {status}" + (f"; {segments} segment(s)" if segments else ""))
 
     def close(self) -> None:
         self.client.close()
+
+
+def _accepted(response: Answer) -> tuple[str, str, int | None]:
+    """The Message SID, status and segment count of an answer that says Twilio took the message.
+    A JSON message whose status says it will not go is a refusal with Twilio's error code; any
+    other 2xx (not JSON, no SID, a SID that is not one) is a dead letter that may have gone
+    (``reason="protocol"``, ambiguous): nothing says it went, and staff decide whether to requeue."""
+    try:
+        body: Any = response.json()
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    said_status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(said_status, str):
+        said_status = None
+    if said_status in NOT_SENT and isinstance(body, dict):
+        code = body.get("error_code")
+        said = f"Twilio error {code}" if isinstance(code, int) and 0 <= code < 10**6 else "no error code"
+        raise PermanentDeliveryError(f"twilio: the message was not sent (status {said_status}, {said})",
+                                     provider="twilio", reason="rejected", status=response.status_code)
+    sid = body.get("sid") if isinstance(body, dict) else None
+    if not isinstance(sid, str) or not MESSAGE_SID.fullmatch(sid):
+        raise PermanentDeliveryError(
+            f"twilio: unexpected answer (HTTP {response.status_code}, no Message SID); the message may have gone: "
+            "check the Twilio console, then requeue if it did not", provider="twilio", reason="protocol",
+            status=response.status_code, ambiguous=True)
+    status = said_status
+    segments = body.get("num_segments")
+    if isinstance(segments, str) and segments.isdigit() and len(segments) <= 3:
+        segments = int(segments)
+    return (sid, status if status in TAKEN else "accepted",
+            segments if isinstance(segments, int) and not isinstance(segments, bool) and 0 < segments < 1000 else None)
