@@ -392,3 +392,30 @@ def test_a_retry_after_beyond_reason_reschedules_within_the_bound(
     assert row["state"] == "retry"
     assert dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(hours=1)
 
+
+def test_a_providers_words_stay_out_of_the_log(
+    kannel_host: Host, http_server: ScriptedHTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log says the record, the status and the error; what the gateway said (which may echo
+    the message) is kept for staff in the outbox only."""
+    kannel_host.send(reminder())
+    http_server.script(Reply(503, b"Queue full for message: Alex, your appointment is Tue, Dec 8 at 10:30"))
+    caplog.set_level(logging.DEBUG)
+    assert worker(kannel_host).run(once=True).retried == 1
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "503" in logged and "server-error" in logged
+    for private in ("Alex", "appointment", "Queue full"):
+        assert private not in logged
+    [row] = kannel_host.storage.db.query("SELECT last_error FROM outbox")
+    assert "Queue full for message" in row["last_error"]
+
+
+def test_a_secret_the_provider_echoes_is_masked_for_staff(
+    kannel_host: Host, http_server: ScriptedHTTPServer
+) -> None:
+    kannel_host.send(reminder())
+    http_server.script(Reply(400, b"Bad request: username=emrcomm&password=pw-1 refused"))
+    assert worker(kannel_host).run(once=True).dead == 1
+    [dead] = kannel_host.storage.outbox.dead()
+    assert dead.last_error is not None and "pw-1" not in dead.last_error
+    assert "Bad request" in dead.last_error and "password=***" in dead.last_error

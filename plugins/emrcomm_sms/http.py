@@ -19,7 +19,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
 import attrs
 import certifi
@@ -284,7 +284,7 @@ class ProviderClient:
                     f"{self.provider}: rate limited (HTTP 429) after {attempt} attempt(s)"
                     + (f"; retry after {wait:g} s" if wait is not None else ""),
                     provider=self.provider, reason="rate-limited", status=429, retry_after=wait)
-            detail = redact(self.describe(response))
+            detail = redact(self._masked(self.describe(response), prepared))
             suffix = f": {detail}" if detail else ""
             if status >= 500 or status == 408:
                 raise TransientDeliveryError(
@@ -306,6 +306,18 @@ class ProviderClient:
                                          provider=self.provider, reason="rejected", status=status,
                                          ambiguous=status == 303)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _masked(self, said: str, prepared: Prepared) -> str:
+        """What the provider said with the request's secrets (the basic-auth secret, the
+        Authorization header, any header naming a password, token or secret) shown as ***."""
+        secrets = {value for name, value in prepared.headers.items()
+                   if any(word in name.lower() for word in ("password", "secret", "authorization"))}
+        if self._auth is not None:
+            secrets.add(self._auth[1])
+        for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+            for form in {secret, quote(secret, safe=""), quote_plus(secret, safe="")}:
+                said = said.replace(form, "***")
+        return said
 
     def _send(self, prepared: Prepared, key: str) -> Answer:
         """One exchange, its failures turned into TransientDeliveryError: not ambiguous when no

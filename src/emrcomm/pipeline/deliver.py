@@ -216,7 +216,11 @@ def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseExcepti
                trail)
     trail.add("delivery.failed", record=item.key, channel=item.channel, error=type(exc).__name__, status=reason)
     trail.flush()
-    log.info("outbox %s: attempt %d failed (%s); next in %.1f s", item.key, item.attempts, said, wait)
+    # The log says what failed, never the provider's words (they may echo the message): those
+    # stay in the outbox's last_error, for staff.
+    status = f", status {exc.status}" if isinstance(exc, DeliveryError) and exc.status is not None else ""
+    log.info("outbox %s: attempt %d failed (%s: %s%s); next in %.1f s", item.key, item.attempts, reason,
+             type(exc).__name__, status, wait)
     return "retry"
 
 
