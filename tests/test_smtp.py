@@ -3,9 +3,12 @@ STARTTLS, one with implicit TLS, and Debian postfix as a real MTA relaying to a 
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import logging
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,6 +219,66 @@ def test_connection_refused_is_transient(tmp_path: Path) -> None:
         smtp = transport(smtp_settings(port), tmp_path)  # nothing listens there
         smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-down"))
     assert err.value.reason == "unreachable"
+
+
+@contextlib.contextmanager
+def dripping_relay(answered: int) -> Iterator[int]:
+    """A relay on 127.0.0.1 that answers its greeting and first ``answered`` commands at once
+    (none when 0: the greeting itself drips), then writes its next reply a byte every 50 ms
+    until the client hangs up: no single read ever waits long enough to time out."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(head)
+        while not stop.wait(0.05):
+            conn.sendall(b"x")
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            if answered == 0:
+                drip(conn, b"220-")
+                return
+            conn.sendall(b"220 relay ready\r\n")
+            reader = conn.makefile("rb")
+            for _ in range(answered):
+                reader.readline()
+                conn.sendall(b"250 relay\r\n")
+            reader.readline()
+            drip(conn, b"250-")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("answered", [0, 1], ids=["greeting", "answer-to-mail"])
+def test_a_relay_that_answers_a_byte_at_a_time_is_cut_at_the_timeout(tmp_path: Path, answered: int) -> None:
+    """Before, a greeting of '220-' and a byte a second never ended (each read got its byte in
+    time); now the whole greeting, and the whole message exchange, has ``timeout``."""
+    errors: list[BaseException] = []
+
+    def attempt(smtp: Any) -> None:
+        try:
+            smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-drip"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    with dripping_relay(answered) as port:
+        smtp = transport(smtp_settings(port, security="none", timeout=1), tmp_path)
+        sending = threading.Thread(target=attempt, args=(smtp,), daemon=True)
+        sending.start()
+        sending.join(60)  # not a speed check: without the deadline it never ends
+        assert not sending.is_alive()
+    [error] = errors
+    assert isinstance(error, TransientDeliveryError) and error.reason == "timeout"
+    assert error.ambiguous is (answered > 0)  # once MAIL went, the relay may have taken something
 
 
 def test_logs_carry_the_record_id_and_codes_never_the_address_or_text(

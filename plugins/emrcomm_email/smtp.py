@@ -27,6 +27,7 @@ from emrcomm import (
     TransientDeliveryError,
     redact,
 )
+from emrcomm.deadline import Deadline
 
 from .compose import build_email, wire
 
@@ -96,11 +97,30 @@ class SmtpTransport:
 
     # -- the connection --------------------------------------------------------------------------
     def _open(self) -> smtplib.SMTP:
+        """A session ready to send: connected, greeted, TLS and AUTH done, all within ``timeout``
+        (a socket's timeout is per read: a relay writing its greeting a byte a second never
+        trips it, and the deadline cuts it instead)."""
+        smtp: smtplib.SMTP = (smtplib.SMTP_SSL(timeout=self.timeout, context=self.tls) if self.security == "tls"
+                              else smtplib.SMTP(timeout=self.timeout))
+        # Made without a host so that connecting happens under the deadline; TLS checks the
+        # certificate against the name smtplib keeps from its constructor (for SMTP_SSL and STARTTLS).
+        smtp._host = self.host  # type: ignore[attr-defined]
+        with Deadline(self.timeout) as deadline:
+            deadline.watch(lambda: getattr(smtp, "sock", None))
+            try:
+                self._start(smtp)
+            except DeliveryError:
+                if not deadline.expired:
+                    raise
+        if deadline.expired:
+            smtp.close()
+            raise TransientDeliveryError(f"smtp: {self.host}:{self.port} did not finish greeting, TLS and login within "
+                                         f"{self.timeout} s", provider="smtp", reason="timeout")
+        return smtp
+
+    def _start(self, smtp: smtplib.SMTP) -> None:
         try:
-            if self.security == "tls":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
-            else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp.connect(self.host, self.port)
         except ssl.SSLError as exc:
             raise TransientDeliveryError(f"smtp: TLS with {self.host}:{self.port} failed ({exc.reason})",
                                          provider="smtp", reason="tls-failed") from None
@@ -126,7 +146,6 @@ class SmtpTransport:
         except BaseException:
             smtp.close()
             raise
-        return smtp
 
     def _greet(self, smtp: smtplib.SMTP) -> None:
         smtp.ehlo()
@@ -155,10 +174,13 @@ class SmtpTransport:
     def _connection(self) -> smtplib.SMTP:
         """The open connection if it still answers, else a new one (nothing of a message was sent
         on a connection found dead here, so reconnecting cannot duplicate anything)."""
-        if self._smtp is not None:
+        smtp = self._smtp
+        if smtp is not None:
             try:
-                if self._smtp.noop()[0] == 250:
-                    return self._smtp
+                with Deadline(self.timeout) as deadline:
+                    deadline.watch(lambda: smtp.sock)
+                    if smtp.noop()[0] == 250 and not deadline.expired:
+                        return smtp
             except (smtplib.SMTPException, OSError):
                 pass
             self._drop()
@@ -194,6 +216,18 @@ class SmtpTransport:
                        detail=f"smtp: {reply}")
 
     def _transfer(self, smtp: smtplib.SMTP, data: bytes, address: str, key: str) -> str:
+        """MAIL, RCPT, DATA and the final reply, all within ``timeout`` of the first."""
+        with Deadline(self.timeout) as deadline:
+            deadline.watch(lambda: smtp.sock)
+            try:
+                return self._exchange(smtp, data, address)
+            except DeliveryError:
+                if not deadline.expired:
+                    raise
+        raise TransientDeliveryError(f"smtp: no complete answer within {self.timeout} s (it may have been taken)",
+                                     provider="smtp", reason="timeout", ambiguous=True)
+
+    def _exchange(self, smtp: smtplib.SMTP, data: bytes, address: str) -> str:
         try:
             code, resp = smtp.mail(self.envelope_from)
             if code != 250:
