@@ -149,12 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Shown(out), _Shown(err)
+    # Standard output carries the words (replies, the chart, providers' errors); standard error
+    # carries progress bars, which redraw with carriage returns, and log lines, escaped already.
+    out = sys.stdout
+    sys.stdout = _Shown(out)
     try:
         return _main(argv)
     finally:
-        sys.stdout, sys.stderr = out, err
+        sys.stdout = out
 
 
 class _Shown:
