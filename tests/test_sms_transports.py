@@ -809,17 +809,21 @@ def drip(first: bytes, then: bytes, every: float = 0.2, for_at_most: float = 20.
     return misbehave
 
 
-def test_an_answer_that_never_ends_is_given_up_at_the_deadline(secrets_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("status", "kind"), [(b"201 Created", PermanentDeliveryError),
+                                              (b"503 Service Unavailable", TransientDeliveryError)])
+def test_an_answer_that_never_ends_is_given_up_at_the_deadline(secrets_dir: Path, tmp_path: Path, status: bytes,
+                                                               kind: type) -> None:
     """A byte every 0.2 s keeps each read under read_timeout; the whole answer still has to come
-    within connect_timeout + read_timeout."""
+    within connect_timeout + read_timeout. After a success status the message most likely went:
+    a dead letter staff check (a retry could send it twice); after an error status, a retry."""
     start = time.monotonic()
     _, raised = send_to_a_provider_that_reads_then(
-        drip(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        drip(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
              b"1\r\n \r\n"),
         lambda url: sms_transport(twilio_settings(url, secrets_dir, connect_timeout=0.5, read_timeout=1),
                                   tmp_path).send(Delivery(message(), "+16135550421", "rec-drip")))
     assert time.monotonic() - start < 15  # the deadline is 1.5 s; the server would drip for 20
-    assert isinstance(raised, TransientDeliveryError)
+    assert type(raised) is kind
     assert (raised.reason, raised.ambiguous) == ("timeout", True)
     assert "whole answer" in str(raised)
 
@@ -833,7 +837,7 @@ def test_an_answer_too_large_for_a_provider_is_not_read_whole(
         http_server.script(Reply(201, body))
         send = lambda: sms_transport(twilio_settings(http_server.url, secrets_dir), tmp_path).send(  # noqa: E731
             Delivery(message(), "+16135550422", "rec-big"))
-        with pytest.raises(TransientDeliveryError) as err:
+        with pytest.raises(PermanentDeliveryError) as err:
             send()
         raised: BaseException = err.value
     else:
@@ -842,7 +846,7 @@ def test_an_answer_too_large_for_a_provider_is_not_read_whole(
                  every=0.0),
             lambda url: sms_transport(twilio_settings(url, secrets_dir), tmp_path).send(
                 Delivery(message(), "+16135550422", "rec-big")))
-    assert isinstance(raised, TransientDeliveryError)
+    assert isinstance(raised, PermanentDeliveryError)  # a 201: it most likely went; not sent again
     assert (raised.reason, raised.ambiguous) == ("protocol", True)
     assert "larger than" in str(raised)
 

@@ -328,13 +328,19 @@ class ProviderClient:
             self.log.warning("%s: record %s: HTTP %s, but the answer %s", self.provider, key, exc.status,
                              f"was not whole within {self.deadline:g} s" if exc.slow else
                              f"is larger than {MAX_ANSWER // 1024} KB")
-            raise TransientDeliveryError(
-                f"{self.provider}: HTTP {exc.status}, but the whole answer did not come within {self.deadline:g} s "
-                "(it may have been taken)" if exc.slow else
-                f"{self.provider}: HTTP {exc.status}, but the answer is larger than {MAX_ANSWER // 1024} KB, "
-                "which no provider's answer is (it may have been taken)",
-                provider=self.provider, reason="timeout" if exc.slow else "protocol", status=exc.status,
-                ambiguous=True) from None
+            said = (f"{self.provider}: HTTP {exc.status}, but the whole answer did not come within {self.deadline:g} s"
+                    if exc.slow else
+                    f"{self.provider}: HTTP {exc.status}, but the answer is larger than {MAX_ANSWER // 1024} KB, "
+                    "which no provider's answer is")
+            reason = "timeout" if exc.slow else "protocol"
+            if 200 <= exc.status < 300:
+                # A success status with an answer that never ends: it most likely went, and sending it
+                # again could send it twice (as any 2xx that is not the provider's own acceptance).
+                raise PermanentDeliveryError(
+                    f"{said}; the message may have gone: check with the provider, then requeue if it did not",
+                    provider=self.provider, reason=reason, status=exc.status, ambiguous=True) from None
+            raise TransientDeliveryError(f"{said} (it may have been taken)", provider=self.provider, reason=reason,
+                                         status=exc.status, ambiguous=True) from None
         except (NewConnectionError, ProxyError) as exc:
             # Refused, unresolvable, or the proxy would not connect: nothing was sent.
             # (NewConnectionError is a ConnectTimeoutError subclass in urllib3 2: test it first.)
