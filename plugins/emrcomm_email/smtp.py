@@ -33,6 +33,7 @@ from .compose import build_email, wire
 
 SECURITY = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+UPLOAD_RATE = 64 * 1024  # bytes a second: the slowest upload a message's deadline allows for
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
@@ -216,8 +217,10 @@ class SmtpTransport:
                        detail=f"smtp: {reply}")
 
     def _transfer(self, smtp: smtplib.SMTP, data: bytes, address: str, key: str) -> str:
-        """MAIL, RCPT, DATA and the final reply, all within ``timeout`` of the first."""
-        with Deadline(self.timeout) as deadline:
+        """MAIL, RCPT, DATA and the final reply, all within ``timeout`` and the time the message
+        takes to upload at UPLOAD_RATE: a large one is not cut while the relay reads or checks it
+        (cut then, it would be sent again, and may have been taken)."""
+        with Deadline(self.timeout + len(data) / UPLOAD_RATE) as deadline:
             deadline.watch(lambda: smtp.sock)
             try:
                 return self._exchange(smtp, data, address)
