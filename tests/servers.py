@@ -343,7 +343,8 @@ class Prism:
 class Reply:
     """``trickle``: answer one byte every that many seconds, for as long as the client reads (up
     to a minute): of a body that never ends (``trickle_in="body"``) or of a header line that
-    never ends (``"headers"``). Each read is quick, so only an overall deadline stops it."""
+    never ends (``"headers"``), or of a body with no length that ends with the connection
+    (``"close"``). Each read is quick, so only an overall deadline stops it."""
 
     status: int = 200
     body: bytes = b"ok"
@@ -401,6 +402,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         if reply.trickle_in == "headers":
             head = f"HTTP/1.1 {reply.status} OK\r\nX-Slow: ".encode()
+        elif reply.trickle_in == "close":  # a body that ends when the connection does (no length)
+            head = f"HTTP/1.1 {reply.status} OK\r\nConnection: close\r\n\r\n".encode()
         else:
             head = f"HTTP/1.1 {reply.status} OK\r\nContent-Length: 100000000\r\n\r\n".encode()
         stop = time.monotonic() + 60

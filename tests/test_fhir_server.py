@@ -565,8 +565,9 @@ def test_a_create_answered_without_a_location_or_id_is_not_counted_as_filed(
 @pytest.mark.parametrize(("reply", "why"), [
     (Reply(200, trickle=0.05), "no complete answer within 1 s"),
     (Reply(200, trickle=0.05, trickle_in="headers"), "no complete answer within 1 s"),
+    (Reply(200, trickle=0.05, trickle_in="close"), "no complete answer within 1 s"),
     (Reply(200, b" " * (MAX_ANSWER + 1)), f"longer than {MAX_ANSWER} bytes"),
-], ids=["slow-body", "slow-headers", "too-large"])
+], ids=["slow-body", "slow-headers", "slow-body-until-close", "too-large"])
 def test_an_answer_that_never_ends_or_is_too_large_is_a_failed_push_within_the_timeout(
         make_host: Callable[..., Host], reply: Reply, why: str) -> None:
     with scripted(reply) as clinic:

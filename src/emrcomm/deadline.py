@@ -146,13 +146,24 @@ def exchange(session: requests.Session, method: str, url: str, *, seconds: float
         try:
             chunks: list[bytes] = []
             size = 0
-            for chunk in response.iter_content(64 * 1024):
+            while True:
+                # What one read brings, not 64 KB: a body that ends with the connection (no length)
+                # is no longer on a socket the deadline watches (http.client let go of it), so the
+                # deadline is looked at after each read, each bounded by the read timeout.
+                try:
+                    chunk = response.raw.read1(64 * 1024, decode_content=True)
+                except urllib3.exceptions.ReadTimeoutError:
+                    raise requests.ReadTimeout("the answer stopped coming") from None
+                except urllib3.exceptions.HTTPError as exc:
+                    raise requests.ConnectionError(f"the answer broke off ({type(exc).__name__})") from None
+                if deadline.expired:
+                    raise DeadlinePassed(f"no complete answer within {seconds:g} s")
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > body_limit:
                     raise AnswerTooLarge(f"the answer is longer than {body_limit} bytes")
                 chunks.append(chunk)
-                if deadline.expired:
-                    raise DeadlinePassed(f"no complete answer within {seconds:g} s")
         except requests.RequestException as exc:
             response.close()
             if deadline.expired and not isinstance(exc, AnswerTooLarge | DeadlinePassed):
