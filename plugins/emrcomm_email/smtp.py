@@ -220,14 +220,15 @@ class SmtpTransport:
         """MAIL, RCPT, DATA and the final reply, all within ``timeout`` and the time the message
         takes to upload at UPLOAD_RATE: a large one is not cut while the relay reads or checks it
         (cut then, it would be sent again, and may have been taken)."""
-        with Deadline(self.timeout + len(data) / UPLOAD_RATE) as deadline:
+        budget = self.timeout + len(data) / UPLOAD_RATE
+        with Deadline(budget) as deadline:
             deadline.watch(lambda: smtp.sock)
             try:
                 return self._exchange(smtp, data, address)
             except DeliveryError:
                 if not deadline.expired:
                     raise
-        raise TransientDeliveryError(f"smtp: no complete answer within {self.timeout} s (it may have been taken)",
+        raise TransientDeliveryError(f"smtp: no complete answer within {budget:.0f} s (it may have been taken)",
                                      provider="smtp", reason="timeout", ambiguous=True)
 
     def _exchange(self, smtp: smtplib.SMTP, data: bytes, address: str) -> str:
