@@ -140,6 +140,7 @@ def postgres_server() -> Iterator[Any]:
     from emrcomm.staff.schema import MIGRATIONS as STAFF
     from emrcomm.storage import open_postgres
     from emrcomm_fhirserver.queue import MIGRATIONS as FILING
+    from emrcomm_optout.handled import MIGRATIONS as OPTOUT
     from emrcomm_portal.storage import MIGRATIONS as PORTAL
     from pgserver import PostgresServer
 
@@ -147,7 +148,7 @@ def postgres_server() -> Iterator[Any]:
     server = PostgresServer().start()
     try:
         server.sql("CREATE DATABASE emrcomm_current TEMPLATE emrcomm_template")
-        open_postgres(server.url("emrcomm_current"), migrations=[*API, *STAFF, *PORTAL, *FILING], upgrade_it=True).close()
+        open_postgres(server.url("emrcomm_current"), migrations=[*API, *STAFF, *PORTAL, *FILING, *OPTOUT], upgrade_it=True).close()
         yield server
     finally:
         server.stop()

@@ -463,3 +463,27 @@ def test_a_confirmation_that_failed_is_sent_when_the_provider_retries_the_stop(
     assert mo(client, "STOP", "mo-2").status_code == 200  # a second STOP: no second confirmation
     confirmations = [x for x in sms_lines(host) if "no longer receive" in x["text"]]
     assert len(confirmations) == 1
+
+
+@pytest.mark.parametrize(("first", "then"), [("STOP", "START"), ("START", "STOP")])
+def test_a_late_retry_of_a_keyword_does_not_undo_the_patients_later_word(
+    host: Host, client: Client, clock: Clock, first: str, then: str
+) -> None:
+    """Kannel or Twilio repeating a patient's message after the patient said the opposite (a
+    retry that lands late, a replay, another serve) changes nothing: the ledger's last word is
+    still the patient's last word, and nothing is confirmed twice."""
+    host.send(reminder("r-1"))
+    if first == "START":
+        mo(client, "STOP", "mo-0")
+        clock.now += dt.timedelta(minutes=5)
+    mo(client, first, "mo-1")
+    clock.now += dt.timedelta(minutes=5)
+    mo(client, then, "mo-2")
+    clock.now += dt.timedelta(minutes=5)
+    sent = len(sms_lines(host))
+    assert mo(client, first, "mo-1").status_code == 200  # the provider repeating the earlier message
+    events = host.storage.consent.events(channel="sms", address=NUMBER)
+    assert [e.action for e in events][-2:] == (["revoke", "grant"] if then == "START" else ["grant", "revoke"])
+    assert len(sms_lines(host)) == sent  # no second confirmation
+    outcome = host.send(reminder("r-2"))
+    assert ("sms" in outcome.channels) is (then == "START")

@@ -13,7 +13,9 @@ from emrcomm.lifecycle.events import Event, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Channel, ConsentGrant, DeliveryUpdate, Message, Purpose, Request, Route
+from emrcomm.storage import open_sqlite
 from emrcomm.testing import TEST_NOW, make_context, make_recipient
+from emrcomm_optout import handled
 
 SMS = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms", form="sms")
 MOBILE = "+16135550123"
@@ -173,7 +175,8 @@ def test_start_in_the_ledger_restores_a_revoked_directory_consent(tmp_path: Path
 
 @pytest.mark.parametrize(("reply", "blocked"), [("Arrêt", True), ("stop", True), ("stop by at 3?", False)])
 def test_a_keyword_reply_updates_the_ledger_at_once(tmp_path: Path, reply: str, blocked: bool) -> None:
-    optout = emrcomm_optout.Plugin(make_context("optout", {}, tmp_path))
+    store = open_sqlite(tmp_path / "emrcomm.sqlite", migrations=handled.MIGRATIONS)  # the plugin's own table
+    optout = emrcomm_optout.Plugin(make_context("optout", {}, tmp_path, storage=store))
     optout.emrcomm_delivery_update(DeliveryUpdate(kind="reply", at=TEST_NOW, channel="sms", address=MOBILE,
                                                   text=reply, detail="Patient/test-1"))
     found = optout.emrcomm_validate(message(), SMS, Route("sms", MOBILE))

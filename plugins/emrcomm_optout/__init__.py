@@ -28,12 +28,14 @@ from emrcomm import (
     DeliveryUpdate,
     Finding,
     Message,
+    Migration,
     PluginContext,
     Request,
     Route,
     finding,
     hookimpl,
 )
+from emrcomm_optout import handled
 from emrcomm_optout.keywords import Keyword, as_written, classify, looks_like_revocation
 
 CONFIRMATION = Category.OPTOUT_CONFIRMATION
@@ -51,6 +53,10 @@ class Plugin:
     def __init__(self, context: PluginContext) -> None:
         self.context = context
         self.name = context.name
+
+    @hookimpl
+    def emrcomm_migrations(self) -> tuple[Migration, ...]:
+        return handled.MIGRATIONS
 
     @hookimpl
     def emrcomm_validate(self, message: Message, channel: Channel, route: Route) -> list[Finding]:
@@ -85,13 +91,14 @@ class Plugin:
         elif update.kind == "reply":
             self._reply(update)
 
-    def _write(self, update: DeliveryUpdate, kind: str, source: str) -> None:
+    def _write(self, update: DeliveryUpdate, kind: str, source: str) -> int:
         assert update.channel and update.address
-        self.context.consent.add(
+        seq = self.context.consent.add(
             patient=update.detail or "unknown", channel=update.channel, address=update.address, purpose=update.purpose,
             action="revoke" if kind == "optout" else "grant", at=update.at, source=source,
         )
         self.context.log.info("consent ledger: %s on %s", kind, update.channel)
+        return seq
 
     def _reply(self, update: DeliveryUpdate) -> None:
         """What one message from ``update.address`` does. A provider retrying its callback
@@ -108,7 +115,13 @@ class Plugin:
         message_key = update.provider_id or f"{address}|{update.at.isoformat()}"
         keyword = classify(text)
         if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
-            self._write(update, "optout" if keyword is Keyword.OPT_OUT else "optin", f"{as_written(text)} reply")
+            # Once per message: a provider repeating it after the patient said the opposite (a
+            # late retry, a replay) must not make an old STOP or START the ledger's last word again.
+            with self.context.transaction():
+                if handled.seq_of(self.context.db, f"{channel}|{message_key}") is None:
+                    seq = self._write(update, "optout" if keyword is Keyword.OPT_OUT else "optin",
+                                      f"{as_written(text)} reply")
+                    handled.mark(self.context.db, f"{channel}|{message_key}", seq)
         if keyword is Keyword.OPT_OUT:
             run = self._revoke_run(channel, address)
             if patient and answered and run is not None:
