@@ -487,3 +487,17 @@ def test_a_late_retry_of_a_keyword_does_not_undo_the_patients_later_word(
     assert len(sms_lines(host)) == sent  # no second confirmation
     outcome = host.send(reminder("r-2"))
     assert ("sms" in outcome.channels) is (then == "START")
+
+
+@pytest.mark.parametrize("written", ["16135550123", "6135550123"])
+def test_a_stop_from_the_number_written_without_its_plus_opts_that_number_out(
+    host: Host, client: Client, written: str
+) -> None:
+    """An SMSC may give Kannel the sender without its "+", or in its national form: it is the
+    number the reminder went to, and its STOP stops it."""
+    host.send(reminder("r-1"))
+    assert mo(client, "STOP", "mo-1", sender=written).status_code == 200
+    assert host.storage.consent.last(channel="sms", address=NUMBER).revokes  # type: ignore[union-attr]
+    [confirmation] = [x for x in sms_lines(host) if "no longer receive" in x["text"]]
+    assert confirmation["to"] == NUMBER
+    assert "sms" not in host.send(reminder("r-2")).channels

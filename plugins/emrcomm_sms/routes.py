@@ -28,6 +28,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from emrcomm import DeliveryUpdate, PluginContext
+from emrcomm.fhir.patients import normalise_phone
+from emrcomm.fhir.regions import DEFAULT_REGION, country_code
 from emrcomm.web import RateLimit
 
 from .callbacks import mo_token, same_secret, valid_signature
@@ -60,6 +62,8 @@ class Callbacks:
         self._kannel_secret = kannel_secret
         self._twilio_token = twilio_token
         self.base_url = base_url.rstrip("/") if base_url else None
+        # The region a sender without a country code is read in, as the directory reads numbers.
+        self.region = country_code((context.clinic.jurisdiction or "").split("-")[0]) or DEFAULT_REGION
 
     # Kannel --------------------------------------------------------------------------------------
     async def kannel_dlr(self, request: Request) -> Response:
@@ -147,9 +151,13 @@ class Callbacks:
 
     def _inbound(self, sender: str, text: str, provider_id: str | None) -> None:
         """A patient's message: the host finds the message it answers by the number, files it,
-        and the opt-out plugin acts on STOP, START and HELP."""
-        self.context.report(DeliveryUpdate(kind="reply", at=self.context.clock(), channel="sms", address=sender,
-                                           text=text, provider_id=provider_id))
+        and the opt-out plugin acts on STOP, START and HELP. The sender is written in E.164, as the
+        directory writes numbers: an SMSC may give it without its "+" ("16135550123") or in its
+        national form, and the same number written otherwise would be another address, whose
+        STOP would stop nothing."""
+        self.context.report(DeliveryUpdate(kind="reply", at=self.context.clock(), channel="sms",
+                                           address=normalise_phone(sender.strip(), self.region), text=text,
+                                           provider_id=provider_id))
         self.context.log.info("inbound sms reported")
 
 
