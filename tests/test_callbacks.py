@@ -272,12 +272,13 @@ def test_an_answer_that_answers_no_patient_message_is_not_sent(host: Host) -> No
     assert forged.status is Status.BLOCKED and len(sms_lines(host)) == 1
 
 
+@pytest.mark.parametrize("text", ["please stop texting me", "Stop please"])
 def test_free_text_that_reads_like_an_opt_out_goes_to_staff_and_changes_no_ledger(
-    host: Host, client: Client
+    host: Host, client: Client, text: str
 ) -> None:
     host.send(reminder())
     sent = len(sms_lines(host))
-    mo(client, "please stop texting me", "mo-1")
+    mo(client, text, "mo-1")
     assert host.storage.consent.events(channel="sms", address=NUMBER) == []
     [item] = host.storage.inbox.items()
     assert item["priority"] == "urgent" and "PROBABLE_REVOCATION" in item["reason"]

@@ -73,3 +73,17 @@ def test_free_text_revocations_go_to_staff(text: str) -> None:
 @pytest.mark.parametrize("text", ["STOP", "See you at 10", "Can I stop my metformin?", "Merci, à lundi"])
 def test_ordinary_replies_are_not_revocations(text: str) -> None:
     assert not looks_like_revocation(text)
+
+
+@pytest.mark.parametrize("text", ["Stop please", "please stop", "STOP NOW!!", "stop it", "Stop stop stop",
+                                  "Arrêt svp", "Arrêtez s'il vous plaît", "Arrêtez s’il vous plaît", "arrête", "Opt out please, thanks"])
+def test_an_opt_out_word_with_only_courtesy_around_it_goes_to_staff(text: str) -> None:
+    """Not the keyword itself (no automatic opt-out), but no ordinary reply either: it must not
+    get the auto-answer of a question."""
+    assert classify(text) is Keyword.NONE and looks_like_revocation(text)
+
+
+@pytest.mark.parametrize("text", ["Can I stop by at 3?", "stop by tomorrow", "Don't stop", "Please stop my refill",
+                                  "Arrêt de bus Rideau?"])
+def test_an_opt_out_word_among_other_words_is_not_a_revocation(text: str) -> None:
+    assert not looks_like_revocation(text)

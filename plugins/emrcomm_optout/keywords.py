@@ -2,7 +2,7 @@
 
 A reply is a keyword only when the whole reply, trimmed, case-folded and with accents stripped,
 equals one (so "Arrêt" counts and "stop by tomorrow" does not). Free text that reads like a
-revocation ("please stop texting me") is not a keyword but must reach staff.
+revocation ("please stop texting me", "Stop please") is not a keyword but must reach staff.
 """
 
 from __future__ import annotations
@@ -39,6 +39,15 @@ _REVOCATION = re.compile(
 )
 
 
+# An opt-out word with only courtesy or emphasis around it ("Stop please", "STOP NOW", "Arrêt svp")
+# asks to stop as plainly as the keyword: not acted on (it is not the keyword), but sent to staff.
+# CANCEL and END are left out: beside other words they are usually about the appointment.
+_STOPPING = (OPT_OUT - {"CANCEL", "END"}) | {"ARRETE", "ARRETEZ", "ARRETER"}
+_COURTESY = frozenset({"PLEASE", "PLS", "PLZ", "NOW", "IT", "THANKS", "THANK", "YOU", "OK", "SVP", "STP", "S'IL",
+                       "VOUS", "TE", "PLAIT", "MERCI", "MAINTENANT"})
+_WORDS = re.compile(r"[\w'-]+")  # "’" (a phone's apostrophe) is read as "'"
+
+
 def normalize(reply: str) -> str:
     """Trimmed (spaces, punctuation, symbols), accents stripped, upper case, single spaces."""
     text = reply
@@ -70,4 +79,10 @@ def classify(reply: str) -> Keyword:
 
 def looks_like_revocation(text: str) -> bool:
     """Free text that probably withdraws consent: not acted on automatically, sent to staff."""
-    return classify(text) is Keyword.NONE and bool(_REVOCATION.search(text))
+    return classify(text) is Keyword.NONE and (bool(_REVOCATION.search(text)) or _courteous_stop(text))
+
+
+def _courteous_stop(text: str) -> bool:
+    """An opt-out word, perhaps repeated, and nothing else but courtesy ("Stop please")."""
+    rest = [w for w in _WORDS.findall(normalize(text).replace("’", "'")) if w not in _COURTESY]
+    return bool(rest) and (" ".join(rest) in _STOPPING or all(w in _STOPPING for w in rest))
