@@ -290,6 +290,20 @@ def test_a_stop_after_the_hold_stops_the_held_reminder(make_host: Callable[..., 
     assert trail and "CONSENT_REVOKED" in json.dumps(trail[-1])
 
 
+def test_the_chart_names_the_opt_out_that_stopped_a_held_reminder(make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    clock.now = dt.datetime(2026, 11, 23, 21, 30, tzinfo=TORONTO)
+    outcome = host.send(reminder())
+    clock.now = dt.datetime(2026, 11, 23, 21, 45, tzinfo=TORONTO)
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+16135550123",
+                                        text="ARRÊT reply", detail="Patient/on-en"))
+    clock.now = dt.datetime(2026, 11, 24, 8, 5, tzinfo=TORONTO)
+    worker(host).run(once=True)
+    resource = communication(host, outcome.record_ids[0])
+    assert resource is not None
+    assert resource["statusReason"]["text"] == "The patient withdrew consent for sms (ARRÊT reply)."
+
+
 def test_a_queued_row_is_not_sent_after_stop_but_the_confirmation_is(
     make_host: Callable[..., Host], clock: Clock
 ) -> None:

@@ -142,8 +142,11 @@ def project(facts: RecordFacts, events: Iterable[Event]) -> Record:
         code = decisive.reason or {LegState.EXPIRED: "MESSAGE_EXPIRED", LegState.RECALLED: "RECALLED"}.get(
             state, "DELIVERY_FAILED")
         reasons = (code,)
+        # The event's detail fills the sentence, whichever word it uses for it (CONSENT_REVOKED:
+        # the revocation's source, "STOP reply"; the others: the provider's reason).
+        said = decisive.detail or "no detail"
         findings = (*findings, finding(code, plugin=decisive.source.value, channel=facts.channel,
-                                       severity=Severity.WARN, detail=decisive.detail or "no detail"))
+                                       severity=Severity.WARN, detail=said, source=said))
     elif (state is LegState.ACCEPTED and (not facts.announced or any(e.kind is Note.NOT_TOLD for e in events))
           and not any(e.kind is Note.ANNOUNCED for e in events)):
         fhir_status = "in-progress"

@@ -138,9 +138,8 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return Delivered("undeliverable")
     revoked = _revoked_by(host, channel, item, facts)
     if revoked is not None:
-        commit(lambda: _end(host, item, facts, LegState.CANCELLED, "CONSENT_REVOKED",
-                            f"consent withdrawn after it was queued ({revoked})", owner=owner, source=source,
-                            trail=trail))
+        commit(lambda: _end(host, item, facts, LegState.CANCELLED, "CONSENT_REVOKED", revoked, owner=owner,
+                            source=source, trail=trail))
         return Delivered("cancelled")
     error: Exception | None = None
     try:
