@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import pytest
 import requests
@@ -54,15 +55,17 @@ class KannelWithHandsets(Kannel):
         self.conf.write_text(conf, encoding="utf-8")
         super()._start(smsc)
 
-    def handset_sends(self, sender: str, text: str, arrived: Callable[[], bool]) -> None:
-        """One MO message from ``sender`` to the clinic's number, through the "mo" fake SMSC.
+    def handset_sends(self, sender: str, text: str, arrived: Callable[[], bool], *, ucs2: bool = False) -> None:
+        """One MO message from ``sender`` to the clinic's number, through the "mo" fake SMSC;
+        with ``ucs2``, coded as a phone codes a text with a character outside GSM-7 ("ARRÊT").
 
         fakesmsc stays connected after its message and the fake SMSC serves one client at a
         time: the handset is stopped (by PID) once ``arrived()`` says the message got through.
         """
         log = self.dir / f"handset-{time.monotonic_ns()}.log"
+        body = f"ucs2 {quote_from_bytes(text.encode('utf-16-be'), safe='')}" if ucs2 else f"text {text}"
         handset = Process([FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["mo_port"]), "-i", "0", "-m", "1",
-                           f"{sender} {CLINIC_NUMBER} text {text}"], log)
+                           f"{sender} {CLINIC_NUMBER} {body}"], log)
         try:
             wait_until(arrived, 15, f"the handset's {text!r} to arrive")
         finally:
@@ -157,6 +160,25 @@ def test_stop_from_a_handset_blocks_the_next_sms_and_is_confirmed_once(
     assert "sms" not in outcome.channels
     time.sleep(2)  # give Kannel time to deliver anything that should not have gone
     assert len(texts_to(kannel, NUMBER)) == 2
+
+
+def test_an_arret_a_phone_sends_in_ucs2_opts_out_in_the_patients_words(
+    setup: tuple[Host, KannelWithHandsets, str]
+) -> None:
+    """"ARRÊT" has a letter GSM-7 lacks, so a phone sends it in UCS-2 and Kannel passes it on as
+    UTF-16BE: it is still the patient's ARRÊT, confirmed, and filed as she wrote it."""
+    host, kannel, _ = setup
+    host.send(reminder("r-1"))
+    kannel.wait_for(NUMBER)
+    kannel.handset_sends(NUMBER, "ARRÊT", lambda: bool(host.storage.consent.events(channel="sms", address=NUMBER))
+                         or bool(host.storage.inbox.items()), ucs2=True)
+    [event] = host.storage.consent.events(channel="sms", address=NUMBER)
+    assert event.revokes and event.source == "ARRÊT reply"
+    wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 15, "the confirmation at fakesmsc")
+    assert "no longer receive" in texts_to(kannel, NUMBER)[1]
+    [reply] = [e["resource"] for e in host.records(patient="Patient/on-en")["entry"]
+               if e["resource"].get("sender") == {"reference": "Patient/on-en"}]
+    assert reply["payload"] == [{"contentString": "ARRÊT"}]
 
 
 def test_unauthenticated_callbacks_are_refused(setup: tuple[Host, KannelWithHandsets, str]) -> None:

@@ -50,8 +50,10 @@ def mo_token(secret: str) -> str:
 
 def kannel_mo_url(base: str, secret: str) -> str:
     """The get-url of the Kannel sms-service that forwards patients' messages (MO) to emrcomm:
-    ``%p`` the sender, ``%P`` the receiver, ``%a`` the text, ``%I`` Kannel's message id."""
-    return f"{base.rstrip('/')}/kannel/mo?{urlencode({'token': mo_token(secret)})}&from=%p&to=%P&text=%a&id=%I"
+    ``%p`` the sender, ``%P`` the receiver, ``%a`` the text, ``%I`` Kannel's message id, ``%C``
+    the charset of the text (``UTF-16BE`` for a message in UCS-2: "ARRÊT", an emoji)."""
+    return (f"{base.rstrip('/')}/kannel/mo?{urlencode({'token': mo_token(secret)})}"
+            "&from=%p&to=%P&text=%a&id=%I&charset=%C")
 
 
 def twilio_status_url(base: str, record_id: str) -> str:

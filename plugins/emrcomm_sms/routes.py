@@ -20,6 +20,7 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from functools import partial
+from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -43,6 +44,22 @@ CALLBACK_RATE_PER_MINUTE = 6000
 KINDS = {ReportState.DELIVERED: "delivered", ReportState.FAILED: "failed"}
 KANNEL_TYPE = re.compile(r"[1-9]|[12][0-9]|3[01]")  # Kannel's %d: 1, 2, 4, 8, 16 (a sum of them at most)
 MAX_RECORD_ID = 128  # characters: a record id is 32 (emrcomm.pipeline.records)
+
+
+# Kannel's %C, the charset of %a, and how to read it. A message with a character outside GSM-7
+# ("ARRÊT", "Arrêtez", an emoji) is UCS-2 on the air, and Kannel passes its bytes as they came
+# (UTF-16BE) unless smsbox has mo-recode; read as UTF-8 they are no longer ARRÊT.
+KANNEL_CHARSETS = {"UTF-16BE": "utf-16-be", "UTF-16": "utf-16-be", "UCS-2": "utf-16-be", "WINDOWS-1252": "cp1252",
+                   "ISO-8859-1": "latin-1", "UTF-8": "utf-8"}
+
+
+def kannel_text(query: str) -> str:
+    """The ``text`` of a Kannel MO get-url's ``query`` (as sent, percent-encoded), read in the
+    charset ``charset`` names (UTF-8 when it names none or one not listed)."""
+    fields = parse_qsl(query, keep_blank_values=True, encoding="latin-1")  # latin-1: each byte as it came
+    raw = next((v for k, v in fields if k == "text"), "").encode("latin-1")
+    charset = next((v for k, v in fields if k == "charset"), "").strip().upper()
+    return raw.decode(KANNEL_CHARSETS.get(charset, "utf-8"), "replace")
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -93,7 +110,7 @@ class Callbacks:
         if not self._kannel_secret or not same_secret(mo_token(self._kannel_secret), token):
             self.context.log.warning("kannel MO refused: not authenticated")
             return PlainTextResponse("forbidden", status_code=403)
-        sender, text = q.get("from", ""), q.get("text", "")
+        sender, text = q.get("from", ""), kannel_text(request.url.query)
         if not sender:
             return PlainTextResponse("no sender", status_code=400)
         await run_in_threadpool(self._inbound, sender, text, q.get("id") or None)
