@@ -9,6 +9,7 @@ import datetime as dt
 import html
 import io
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -194,6 +195,41 @@ def test_a_lock_runs_out_after_fifteen_minutes(site: str, host: Host, clock) -> 
     assert browser.sign_in().status_code == 401
     clock.now += dt.timedelta(minutes=16)
     assert browser.sign_in().status_code == 303
+
+
+def test_concurrent_wrong_passwords_get_no_more_tries_than_the_limit(
+        site: str, host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wrong passwords sent at once (each one's hash check is slow) still lock the account after
+    five: each takes one of the tries before its password is checked."""
+    import emrcomm.staff.accounts as accounts_module
+
+    guesses = 3 * MAX_FAILURES
+    hasher = accounts_module._HASHER
+    barrier = threading.Barrier(guesses)
+
+    class Together:
+        """The real hasher, except that every guess waits for the others before its check."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(hasher, name)
+
+        def verify(self, stored: str, password: str) -> bool:
+            barrier.wait(timeout=10)  # every guess has read the account before any is checked
+            return hasher.verify(stored, password)
+
+    monkeypatch.setattr(accounts_module, "_HASHER", Together())
+    accounts = accounts_module.StaffAccounts(host.storage.db, host.clock)
+    results: list[str | None] = []
+    threads = [threading.Thread(target=lambda: results.append(accounts.sign_in("jroy", "not the password at all")))
+               for _ in range(guesses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert results == [None] * guesses
+    monkeypatch.setattr(accounts_module, "_HASHER", hasher)
+    assert accounts.sign_in("jroy", PASSWORD) is None  # locked, even with the right password
+    assert Browser(site).sign_in().status_code == 401
 
 
 def test_sign_in_needs_the_forms_own_token_and_a_post_from_elsewhere_is_refused(site: str) -> None:

@@ -143,38 +143,49 @@ class StaffAccounts:
         """A new session id when ``password`` is the account's and the account may sign in, else
         None (an unknown name, a wrong password, a disabled or locked account: the same answer)."""
         now = self.clock()
-        rows = self.db.query("SELECT * FROM staff_accounts WHERE name = ?", (name.strip().lower()[:64],))
-        row = rows[0] if rows else None
-        stored = row["password_hash"] if row is not None else _DECOY
+        name = name.strip().lower()[:64]
+        # Take a try before checking the password: wrong passwords sent at once each need one of
+        # the MAX_FAILURES tries, so no more than that many are ever checked, whatever the timing.
+        tries = self._take_try(name, now)
+        stored = _DECOY
+        if tries is not None:
+            stored = self.db.query("SELECT password_hash FROM staff_accounts WHERE name = ?", (name,))[0][
+                "password_hash"]
         right: bool
         try:
             right = _HASHER.verify(stored, password[:MAX_PASSWORD])
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             right = False
-        if row is None:
-            return None
-        locked = row["locked_until"] is not None and parse_iso(row["locked_until"]) > now
-        if row["disabled"] or locked:
+        if tries is None:  # no such account, or disabled, or locked: checked against the decoy
             return None
         if not right:
-            failures = int(row["failures"]) + 1
-            until = iso(now + LOCKED_FOR) if failures >= MAX_FAILURES else None
-            with self.db.transaction():
-                self.db.execute("UPDATE staff_accounts SET failures = ?, locked_until = ? WHERE name = ?",
-                                (0 if until else failures, until, row["name"]))
+            if tries >= MAX_FAILURES:  # the last try: the account is locked, and its tries start again after
+                with self.db.transaction():
+                    self.db.execute("UPDATE staff_accounts SET failures = 0, locked_until = ? WHERE name = ?",
+                                    (iso(now + LOCKED_FOR), name))
             return None
         session_id = secrets.token_urlsafe(32)
         with self.db.transaction():
             if _HASHER.check_needs_rehash(stored):
                 self.db.execute("UPDATE staff_accounts SET password_hash = ? WHERE name = ?",
-                                (_HASHER.hash(password), row["name"]))
-            self.db.execute("UPDATE staff_accounts SET failures = 0, locked_until = NULL WHERE name = ?",
-                            (row["name"],))
+                                (_HASHER.hash(password), name))
+            self.db.execute("UPDATE staff_accounts SET failures = 0, locked_until = NULL WHERE name = ?", (name,))
             self.db.execute("INSERT INTO staff_sessions (digest, name, created, seen) VALUES (?, ?, ?, ?)",
-                            (_digest(session_id), row["name"], iso(now), iso(now)))
+                            (_digest(session_id), name, iso(now), iso(now)))
             self.db.execute("DELETE FROM staff_sessions WHERE seen < ? OR created < ?",
                             (iso(now - IDLE), iso(now - LIFETIME)))
         return session_id
+
+    def _take_try(self, name: str, now: dt.datetime) -> int | None:
+        """Count one try at the account's password (one statement: concurrent sign-ins each get
+        their own count). Returns the tries counted so far, this one included, or None when the
+        account does not exist, is disabled or locked, or has no try left."""
+        with self.db.transaction():  # RETURNING rows are read before the commit
+            rows = self.db.query(
+                """UPDATE staff_accounts SET failures = failures + 1
+                   WHERE name = ? AND disabled IS NULL AND failures < ? AND (locked_until IS NULL OR locked_until <= ?)
+                   RETURNING failures""", (name, MAX_FAILURES, iso(now)))
+        return int(rows[0]["failures"]) if rows else None
 
     def session(self, session_id: str | None) -> Session | None:
         """The session of a browser's cookie while it lasts (and it lasts on: its use is noted)."""
