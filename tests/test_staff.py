@@ -10,7 +10,9 @@ import html
 import io
 import re
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from emrcomm.cli import main
 from emrcomm.host import Host
 from emrcomm.model import DeliveryUpdate, Request, Status
 from emrcomm.staff.accounts import MAX_FAILURES
-from emrcomm.web.staff import LOGIN_COOKIE, SESSION_COOKIE
+from emrcomm.web.staff import LOGIN_COOKIE, PASSWORD_CHECKS, SESSION_COOKIE
 from portal_kit import BIRTH_DATE, database_bytes, notice_for, running_server, send_note, token_in
 
 PASSWORD = "correct horse battery staple"
@@ -230,6 +232,40 @@ def test_concurrent_wrong_passwords_get_no_more_tries_than_the_limit(
     monkeypatch.setattr(accounts_module, "_HASHER", hasher)
     assert accounts.sign_in("jroy", PASSWORD) is None  # locked, even with the right password
     assert Browser(site).sign_in().status_code == 401
+
+
+def test_sign_ins_sent_at_once_have_their_passwords_checked_a_few_at_a_time(
+        site: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each check of a password takes 64 MiB (Argon2id): a client's burst of sign-ins, even with
+    names that are no account's, must not make the server hold one check per request at once."""
+    import emrcomm.staff.accounts as accounts_module
+
+    hasher = accounts_module._HASHER
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    class Counted:
+        """The real hasher, counting the checks that run at once (each one made slow)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(hasher, name)
+
+        def verify(self, stored: str, password: str) -> bool:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                time.sleep(0.2)
+                return hasher.verify(stored, password)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+    monkeypatch.setattr(accounts_module, "_HASHER", Counted())
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda i: Browser(site).sign_in(name=f"nobody{i}").status_code, range(12)))
+    assert codes == [401] * 12
+    assert most[0] == PASSWORD_CHECKS
 
 
 def test_sign_in_needs_the_forms_own_token_and_a_post_from_elsewhere_is_refused(site: str) -> None:

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -33,6 +34,9 @@ PREFIX = "/staff"
 SESSION_COOKIE = "__Host-emrcomm-staff"
 LOGIN_COOKIE = "__Host-emrcomm-login"
 RATE_PER_MINUTE = 60
+# Passwords checked at once: each Argon2id check takes 64 MiB, and one client's burst of sign-ins
+# (RATE_PER_MINUTE) would otherwise hold one per worker thread (40): 2.5 GiB.
+PASSWORD_CHECKS = 2
 _PATIENT_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
 _NEXT = re.compile(r"/staff/[A-Za-z0-9/_\-.?=&%+]*")
 
@@ -62,6 +66,7 @@ class _StaffPages:
         self.host = host
         self.web = web
         self.accounts = StaffAccounts(host.storage.db, host.clock)
+        self.checks = anyio.CapacityLimiter(PASSWORD_CHECKS)
 
     def _page(self, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         html = self.web.pages.get_template(f"staff_{name}.html").render(clinic=self.web.clinic, **values)
@@ -94,7 +99,7 @@ class _StaffPages:
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             return await self.login_form(request, error="expired", status_code=400)
         name, password = str(form.get("name", "")).strip().lower(), str(form.get("password", ""))
-        session_id = await run_in_threadpool(self.accounts.sign_in, name, password)
+        session_id = await anyio.to_thread.run_sync(self.accounts.sign_in, name, password, limiter=self.checks)
         if session_id is None:
             known = await run_in_threadpool(self.accounts.known, name)
             # A name that is no account may be a password typed in the wrong field: never logged.
