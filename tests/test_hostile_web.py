@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import html
+import http.client
 import json
 import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -178,6 +181,25 @@ def test_a_reply_posted_from_elsewhere_is_refused(host: Host, base: str, headers
     same_site = requests.post(f"{base}/m/-/reply", data={"session": session, "text": "Yes please"},
                               headers={"Origin": base, "Sec-Fetch-Site": "same-origin"}, timeout=10)
     assert same_site.status_code == 200 and len(host.storage.inbox.items(state=None)) == 1
+
+
+@pytest.mark.parametrize("path", ["//evil.example/phish", "/%2F%2Fevil.example/phish", "/%09/evil.example/phish",
+                                  "/%5Cevil.example/phish", "/m/%2F%2Fevil.example"])
+def test_the_language_switch_of_a_page_never_leads_to_another_site(base: str, path: str) -> None:
+    """A link to the clinic's portal with a path that starts '//' (or becomes it once a browser
+    drops a tab, or reads a backslash as a slash) must not make the page's language switch a link
+    to another site: the page is the clinic's, and a patient would follow it."""
+    conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+    conn.request("GET", path)  # as sent: requests would tidy the path
+    answer = conn.getresponse()
+    page = answer.read().decode()
+    conn.close()
+    assert answer.status == 404
+    [href] = re.findall(r'<a href="([^"]*)" lang="fr"', page)
+    # What a browser does with the link: tabs and line breaks dropped, backslashes read as
+    # slashes, and any run of slashes at the start read as '//' (another site follows).
+    target = re.sub(r"^/{2,}", "//", re.sub(r"[\t\r\n]", "", html.unescape(href)).replace("\\", "/"))
+    assert urlsplit(urljoin("https://portal.riverside.example/x", target)).netloc == "portal.riverside.example"
 
 
 # 3. replays after a restart ------------------------------------------------------------------------

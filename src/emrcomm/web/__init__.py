@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from attrs import evolve, field, frozen
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
@@ -90,12 +91,19 @@ class WebContext:
         other = i18n.other(language)
         if "switch_href" not in values:
             # The language switch: the same address in the other language, for pages a GET shows.
-            values["switch_href"] = f"{request.url.path}?lang={other}" if request.method == "GET" else None
+            values["switch_href"] = f"{_local(request.url.path)}?lang={other}" if request.method == "GET" else None
         html = self.pages.get_template(f"{name}.html").render(
             t=self.strings[language], lang=language, other=other, other_name=self.strings[other]["language_name"],
             clinic=self.clinic, **values,
         )
         return HTMLResponse(html, status_code=status_code)
+
+
+def _local(path: str) -> str:
+    """A request's path as a link that stays on this site: percent-encoded, with one leading
+    slash. As it came (on a page not found, anything), ``//evil.example`` or ``/%09/evil.example``
+    is read by browsers as another site's address."""
+    return "/" + quote(path, safe="/").lstrip("/")
 
 
 def create_app(host: Host) -> Starlette:
