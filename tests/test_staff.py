@@ -166,6 +166,27 @@ def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, hos
     assert "metformin" not in page  # the clinician's note stays in the portal
 
 
+def test_a_reply_whose_words_do_not_open_leaves_the_rest_of_the_timeline_readable(site: str, host: Host) -> None:
+    """One reply the portal cannot decrypt (its row altered or damaged) is shown without its
+    words; the patient's timeline is still there, not an error page."""
+    outcome = send_note(host)
+    service = host.plugins.get("portal").service
+    visit = service.verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
+    assert visit.opened is not None
+    assert service.reply(visit.opened.session, "Should I take it with food?") == "sent"
+    reply = service.messages.reply_to(visit.opened.message_id)
+    assert reply is not None
+    flipped = bytes([reply["ciphertext"][0] ^ 1]) + reply["ciphertext"][1:]
+    host.storage.db.execute("UPDATE portal_messages SET ciphertext = ? WHERE id = ?", (flipped, reply["id"]))
+    browser = Browser(site)
+    browser.sign_in()
+    page = browser.get("/staff/patients?patient=Patient/on-en")
+    assert page.status_code == 200
+    words = html.unescape(page.text)
+    assert "Reply from the patient by the portal" in words and "Should I take it with food?" not in words
+    assert "Appointment reminder by SMS to 613-555-0123" in words
+
+
 def test_the_session_cookie_is_host_only_secure_httponly_and_strict(site: str, host: Host) -> None:
     response = Browser(site).sign_in()
     cookie = response.headers["set-cookie"]

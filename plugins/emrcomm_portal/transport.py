@@ -12,6 +12,8 @@ import json
 import uuid
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+
 from emrcomm import Delivery, PluginContext, Receipt, RenderError
 from emrcomm_portal.keyring import KeyRing
 from emrcomm_portal.storage import PortalStore
@@ -87,11 +89,20 @@ class PortalTransport:
 
     # reading -----------------------------------------------------------------------------------
     def read(self, message_id: str) -> dict[str, Any]:
-        """The decrypted message (subject, text, language, attachments, birth_date, sender, time_zone)."""
+        """The decrypted message (subject, text, language, attachments, birth_date, sender, time_zone).
+
+        KeyError when there is no such message, or when it does not open (its row altered or
+        damaged): what staff read through this (the timeline, ``inbox --text``) goes on without it.
+        """
         row = self.messages.get(message_id)
         if row is None:
             raise KeyError(message_id)
-        return self.unseal(row)
+        try:
+            return self.unseal(row)
+        except InvalidTag:
+            self.context.log.error("portal message %s does not open: its ciphertext was altered or damaged",
+                                   message_id)
+            raise KeyError(message_id) from None
 
     def unseal(self, row: dict[str, Any]) -> dict[str, Any]:
         plain = self.ring.decrypt(row["key_id"], row["nonce"], row["ciphertext"], aad=aad(row["id"]))
