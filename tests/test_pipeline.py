@@ -326,6 +326,27 @@ def test_a_candidate_with_no_route_is_refused_not_reported_sent(tmp_path: Path, 
         assert sms_sink(host) == []
 
 
+class _ChannelRaiser:
+    """A planner that tries to make SMS secure for everyone by editing the channels it is shown."""
+
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_plan(self, channels):  # type: ignore[no-untyped-def]
+        import attrs
+
+        channels["sms"] = attrs.evolve(channels["sms"], secure=True)
+
+
+def test_a_planner_cannot_change_the_hosts_channels(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    with host_with_fake(tmp_path, clock, "raiser", "test_pipeline:_ChannelRaiser", 3) as host:
+        with pytest.raises(TypeError):
+            host.send(reminder())
+        assert host.channels["sms"].secure is False  # the clinic's trust, as configured
+        assert sms_sink(host) == []
+
+
 def test_the_same_request_racing_itself_is_sent_once(host: Host) -> None:
     import threading
 

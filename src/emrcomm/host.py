@@ -125,7 +125,7 @@ class Host:
                           else AuditLog.open(config, self.storage, self.clock))
             plugins = PluginManager(config, self._make_context, self._entry_points)
             self.plugins: PluginManager = plugins
-            self.channels: dict[str, Channel] = plugins.channels
+            self.channels: Mapping[str, Channel] = plugins.channels
             # The FHIR API's and the staff pages' tables and the plugins' own, then the plugins that need them may start.
             self.storage.migrate([*API_MIGRATIONS, *STAFF_MIGRATIONS, *plugins.migrations()], upgrade_it=self._upgrade)
             plugins.start(self)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from importlib import metadata
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -263,7 +264,9 @@ class PluginManager:
         self._callers: dict[tuple[str, int], Any] = {}
         self.plugins: list[LoadedPlugin] = load_plugins(self._pm, config, make_context, entry_points)
         self._refuse_wrappers()
-        self.channels: dict[str, Channel] = self._collect_channels()
+        # Read-only: every planner and plugin is shown this one mapping, and none may add, drop or
+        # re-declare a channel for the others (or raise the trust a clinic gave it).
+        self.channels: Mapping[str, Channel] = MappingProxyType(self._collect_channels())
 
     def __iter__(self) -> Iterator[LoadedPlugin]:
         return iter(self.plugins)

@@ -122,7 +122,7 @@ def emrcomm_plan(
     is blocked with NO_ROUTE. The host validates each candidate in order and uses the first one
     that no validator blocks.
 
-    :param channels: every registered channel, by name.
+    :param channels: every registered channel, by name (a read-only mapping: the host's own).
     :param findings: what the inspectors found in ``message``.
     :returns: a Plan, or None.
 
