@@ -186,3 +186,26 @@ def test_email_without_the_misdirection_footer_warns(tmp_path: Path) -> None:
     assert f.code == "EMAIL_MISDIRECTION_NOTICE" and not f.blocks
     own = message("See you at 10:30. If you received this message in error, please call us.")
     assert plugin.emrcomm_validate(own, channel) == []
+
+
+class _LoneChannel:
+    def __init__(self, context: object) -> None:
+        self.clock = lambda: TEST_NOW
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_register_channels(self):  # type: ignore[no-untyped-def]
+        from emrcomm import Channel
+
+        return Channel(name="fax", secure=False, medium="FAXWRIT", transport=self)  # not in a list
+
+
+def test_a_plugin_that_registers_a_lone_channel_is_named_at_start_up(tmp_path: Path) -> None:
+    from emrcomm.config import load_config
+    from emrcomm.host import Host
+    from emrcomm.plugin.manager import discover
+    from support import write_config
+
+    eps = {**discover(), "fax": metadata.EntryPoint(name="fax", value="test_channels:_LoneChannel", group="emrcomm")}
+    with pytest.raises(PluginError, match=r"plugin 'fax': emrcomm_register_channels returned Channel, "
+                                          r"not a list of emrcomm\.Channel"):
+        Host(load_config(write_config(tmp_path, "\n[plugins.fax]\n")), entry_points=eps)

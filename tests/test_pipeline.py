@@ -326,6 +326,41 @@ def test_a_candidate_with_no_route_is_refused_not_reported_sent(tmp_path: Path, 
         assert sms_sink(host) == []
 
 
+class _Misanswering:
+    """An inspector and a validator that answer something other than a list of findings."""
+
+    answer: object = None
+
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_inspect(self):  # type: ignore[no-untyped-def]
+        return self.answer
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_validate(self):  # type: ignore[no-untyped-def]
+        return self.answer
+
+
+@pytest.mark.parametrize(("answer", "said"), [
+    (__import__("emrcomm").Finding(code="CLINICAL_CONTENT", severity="info", message="a clinical term"),
+     "returned Finding, not a list of emrcomm.Finding"),
+    ("block", "returned str, not a list of emrcomm.Finding"),
+    (["CLINICAL_CONTENT"], "returned str, not emrcomm.Finding"),
+    (7, "returned int, not a list of emrcomm.Finding"),
+])
+def test_a_check_that_answers_something_else_than_findings_blocks_and_is_named(
+        tmp_path: Path, clock, monkeypatch: pytest.MonkeyPatch, answer: object, said: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(_Misanswering, "answer", answer)
+    with host_with_fake(tmp_path, clock, "misanswering", "test_pipeline:_Misanswering", 6) as host:
+        outcome = host.send(reminder())
+        assert outcome.status is Status.BLOCKED
+        failed = [f for f in outcome.findings if f.code == "CHECK_FAILED"]
+        assert failed and all(f.plugin == "misanswering" and said in f.message for f in failed)
+        assert sms_sink(host) == [] and emails(host) == []
+
+
 class _ChannelRaiser:
     """A planner that tries to make SMS secure for everyone by editing the channels it is shown."""
 

@@ -306,13 +306,19 @@ class PluginManager:
             caller = self._callers[key] = self._pm.subset_hook_caller(hook_name, remove_plugins=others)
         return caller
 
-    def _one_by_one(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any, BaseException | None]]:
+    def _one_by_one(self, hook_name: str, expected: type | None = None,
+                    **kwargs: Any) -> Iterator[tuple[str, Any, BaseException | None]]:
+        """Each plugin's answer in call order, or what it raised. With ``expected``, the answer is
+        a tuple of ``expected`` (None is an empty one); any other answer is a :class:`BadAnswer`
+        in its place."""
         hook = getattr(self._pm.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):
             try:
                 # A collecting hook answers a list: this one plugin's answer, or nothing for None.
                 answers = self._caller(hook_name, impl.plugin)(**kwargs)
                 result = answers[0] if answers else None
+                if expected is not None:
+                    result = _items(result, expected, impl.plugin_name, hook_name)
             except Exception as exc:
                 log.error("plugin %s failed in %s: %s", impl.plugin_name, hook_name, type(exc).__name__)
                 log.debug("plugin %s failed in %s", impl.plugin_name, hook_name, exc_info=True)
@@ -322,14 +328,13 @@ class PluginManager:
 
     def _collect_channels(self) -> dict[str, Channel]:
         channels: dict[str, Channel] = {}
-        for plugin, result, exc in self._one_by_one("emrcomm_register_channels"):
+        for plugin, result, exc in self._one_by_one("emrcomm_register_channels", Channel):
+            if isinstance(exc, BadAnswer):
+                raise exc
             if exc is not None:
                 raise PluginError(f"plugin {plugin!r} failed in emrcomm_register_channels: "
                                   f"{type(exc).__name__}: {exc}") from exc
-            for channel in result or ():
-                if not isinstance(channel, Channel):
-                    raise PluginError(f"plugin {plugin!r}: emrcomm_register_channels returned "
-                                      f"{type(channel).__name__}, not emrcomm.Channel")
+            for channel in result:
                 if channel.name in channels:
                     raise PluginError(
                         f"channel {channel.name!r} is registered by both {channels[channel.name].plugin!r} "
@@ -358,10 +363,12 @@ class PluginManager:
         """Every plugin's migrations; a step for tables another owner has stops start-up."""
         found: list[Migration] = []
         names = {p.name for p in self.plugins}
-        for plugin, result, exc in self._one_by_one("emrcomm_migrations"):
+        for plugin, result, exc in self._one_by_one("emrcomm_migrations", Migration):
+            if isinstance(exc, BadAnswer):
+                raise exc
             if exc is not None:
                 raise PluginError(f"plugin {plugin!r} failed in emrcomm_migrations: {type(exc).__name__}") from exc
-            for step in result or ():
+            for step in result:
                 if step.owner in (CORE, API_OWNER) or step.owner in names - {plugin}:
                     raise PluginError(f"plugin {plugin!r} contributes a migration for tables owned by "
                                       f"{step.owner!r}: a plugin migrates only its own tables")
@@ -416,9 +423,9 @@ class PluginManager:
 
     def inspect(self, message: Message) -> tuple[Finding, ...]:
         facts: list[Finding] = []
-        for plugin, result, exc in self._one_by_one("emrcomm_inspect", message=message):
+        for plugin, result, exc in self._one_by_one("emrcomm_inspect", Finding, message=message):
             if exc is not None:
-                facts.append(finding("CHECK_FAILED", plugin=plugin, detail=f"{plugin}: {type(exc).__name__}"))
+                facts.append(finding("CHECK_FAILED", plugin=plugin, detail=_check_failed(plugin, exc)))
                 continue
             facts.extend(_named(result, plugin))
         return tuple(facts)
@@ -431,11 +438,12 @@ class PluginManager:
     def validate(self, message: Message, recipient: Recipient, channel: Channel, route: Route,
                  facts: tuple[Finding, ...], now: dt.datetime) -> tuple[Finding, ...]:
         found: list[Finding] = []
-        for plugin, result, exc in self._one_by_one("emrcomm_validate", message=message, recipient=recipient,
-                                                    channel=channel, route=route, findings=facts, now=now):
+        for plugin, result, exc in self._one_by_one("emrcomm_validate", Finding, message=message,
+                                                    recipient=recipient, channel=channel, route=route,
+                                                    findings=facts, now=now):
             if exc is not None:
                 found.append(finding("CHECK_FAILED", plugin=plugin, channel=channel.name,
-                                     detail=f"{plugin}: {type(exc).__name__}"))
+                                     detail=_check_failed(plugin, exc)))
                 continue
             for f in _named(result, plugin):
                 found.append(self._configured(attrs.evolve(f, channel=f.channel or channel.name), message))
@@ -476,21 +484,27 @@ class PluginManager:
     # what plugins add to serve and to the command line -------------------------------------------------
     def web_routes(self, web: Any) -> list[Any]:
         """Every plugin's routes for ``emrcomm serve``, in call order."""
+        from starlette.routing import BaseRoute
+
         routes: list[Any] = []
-        for plugin, result, exc in self._one_by_one("emrcomm_web_routes", web=web):
+        for plugin, result, exc in self._one_by_one("emrcomm_web_routes", BaseRoute, web=web):
+            if isinstance(exc, BadAnswer):
+                raise exc
             if exc is not None:
                 raise PluginError(f"plugin {plugin!r} failed in emrcomm_web_routes: {type(exc).__name__}: {exc}") \
                     from exc
-            routes.extend(result or ())
+            routes.extend(result)
         return routes
 
     def cli_commands(self) -> list[tuple[str, Command]]:
         """Every plugin's commands, with the plugin that adds each; two with one name stop start-up."""
         found: dict[str, tuple[str, Command]] = {}
-        for plugin, result, exc in self._one_by_one("emrcomm_cli_commands"):
+        for plugin, result, exc in self._one_by_one("emrcomm_cli_commands", Command):
+            if isinstance(exc, BadAnswer):
+                raise exc
             if exc is not None:
                 raise PluginError(f"plugin {plugin!r} failed in emrcomm_cli_commands: {type(exc).__name__}") from exc
-            for command in result or ():
+            for command in result:
                 if command.name in found:
                     raise PluginError(f"command {command.name!r} is added by both {found[command.name][0]!r} "
                                       f"and {plugin!r}; disable one of them")
@@ -501,20 +515,48 @@ class PluginManager:
         """Every plugin's probes (``emrcomm doctor``), in call order, with the plugin of each; a
         plugin whose hook fails or answers something else is a PluginError in its place."""
         found: list[tuple[str, Probe | PluginError]] = []
-        for plugin, result, exc in self._one_by_one("emrcomm_probe"):
-            if exc is not None:
+        for plugin, result, exc in self._one_by_one("emrcomm_probe", Probe):
+            if isinstance(exc, BadAnswer):
+                found.append((plugin, exc))
+            elif exc is not None:
                 found.append((plugin, PluginError(f"plugin {plugin!r} could not say which servers it uses: "
                                                   f"{type(exc).__name__}: {exc}")))
-                continue
-            for probe in result or ():
-                if not isinstance(probe, Probe):
-                    found.append((plugin, PluginError(f"plugin {plugin!r}: emrcomm_probe returned "
-                                                      f"{type(probe).__name__}, not emrcomm.Probe")))
-                    continue
-                found.append((plugin, probe))
+            else:
+                found.extend((plugin, probe) for probe in result)
         return found
 
 
-def _named(result: Iterable[Finding] | None, plugin: str) -> Iterator[Finding]:
-    for f in result or ():
+class BadAnswer(PluginError):
+    """A plugin answered a hook with something the contract does not allow (the message names
+    the plugin, the hook, what it answered and what was expected)."""
+
+
+def _items(result: Any, expected: type, plugin: str, hook_name: str) -> tuple[Any, ...]:
+    """A collecting hook's answer as a tuple of ``expected``; BadAnswer for anything else (a
+    lone object, a string, a list holding something else)."""
+    if result is None:
+        return ()
+    if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+        raise BadAnswer(f"plugin {plugin!r}: {hook_name} returned {type(result).__name__}, "
+                        f"not a list of {_type_name(expected)}")
+    items = tuple(result)
+    for item in items:
+        if not isinstance(item, expected):
+            raise BadAnswer(f"plugin {plugin!r}: {hook_name} returned {type(item).__name__}, "
+                            f"not {_type_name(expected)}")
+    return items
+
+
+def _type_name(expected: type) -> str:
+    return f"emrcomm.{expected.__name__}" if expected.__module__.startswith("emrcomm") else expected.__name__
+
+
+def _check_failed(plugin: str, exc: BaseException) -> str:
+    """CHECK_FAILED's detail: what the check raised (its type only: a message may quote the
+    text), or what it answered instead of findings."""
+    return str(exc) if isinstance(exc, BadAnswer) else f"{plugin}: {type(exc).__name__}"
+
+
+def _named(result: Iterable[Finding], plugin: str) -> Iterator[Finding]:
+    for f in result:
         yield f if f.plugin else attrs.evolve(f, plugin=plugin)
