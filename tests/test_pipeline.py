@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from emrcomm.errors import PluginError
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
 from emrcomm.plugin.manager import discover
@@ -361,6 +362,50 @@ def test_a_check_that_answers_something_else_than_findings_blocks_and_is_named(
         assert sms_sink(host) == [] and emails(host) == []
 
 
+class _FirstAnswers:
+    """A directory, a renderer and a planner, placed first, that raise or answer the wrong type."""
+
+    mode = ""
+
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_find_recipient(self, patient_ref):  # type: ignore[no-untyped-def]
+        if self.mode == "recipient-raises":
+            raise ConnectionError(f"cannot look up {patient_ref}")
+        return {"patient_ref": patient_ref} if self.mode == "recipient-dict" else None
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_render(self):  # type: ignore[no-untyped-def]
+        return "Hello" if self.mode == "render-str" else None
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_plan(self):  # type: ignore[no-untyped-def]
+        from emrcomm.model import Plan
+
+        return {"list": ["sms"], "strings": Plan(("sms",))}.get(self.mode)
+
+
+@pytest.mark.parametrize(("mode", "said"), [
+    ("recipient-raises", "plugin 'first' failed in emrcomm_find_recipient: ConnectionError; nothing was sent"),
+    ("recipient-dict", "emrcomm_find_recipient answered dict, not emrcomm.Recipient or None; one of the plugins "
+                       "that implement it ('first', 'directory') breaks the contract"),
+    ("render-str", "emrcomm_render answered str, not emrcomm.Message"),
+    ("list", "emrcomm_plan answered list, not emrcomm.Plan"),
+    ("strings", "emrcomm_plan answered a Plan holding str"),
+])
+def test_a_first_result_hook_that_fails_or_misanswers_sends_nothing_and_is_named(
+        tmp_path: Path, clock, monkeypatch: pytest.MonkeyPatch, mode: str, said: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(_FirstAnswers, "mode", mode)
+    with host_with_fake(tmp_path, clock, "first", "test_pipeline:_FirstAnswers", 0) as host:
+        with pytest.raises(PluginError) as raised:
+            host.send(reminder())
+        assert said in str(raised.value)
+        assert "Patient/on-en" not in str(raised.value)  # the plugin's own words are not repeated
+        assert sms_sink(host) == [] and not host.records(patient="Patient/on-en").get("entry")
+
+
 class _ChannelRaiser:
     """A planner that tries to make SMS secure for everyone by editing the channels it is shown."""
 
@@ -376,7 +421,7 @@ class _ChannelRaiser:
 
 def test_a_planner_cannot_change_the_hosts_channels(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
     with host_with_fake(tmp_path, clock, "raiser", "test_pipeline:_ChannelRaiser", 3) as host:
-        with pytest.raises(TypeError):
+        with pytest.raises(PluginError, match="plugin 'raiser' failed in emrcomm_plan: TypeError"):
             host.send(reminder())
         assert host.channels["sms"].secure is False  # the clinic's trust, as configured
         assert sms_sink(host) == []

@@ -22,8 +22,19 @@ from attrs import frozen
 
 from emrcomm.api.schema import OWNER as API_OWNER
 from emrcomm.config import Config, check_secrets, resolve_secret, validate
-from emrcomm.errors import ConfigError, PluginError, RenderError
-from emrcomm.model import Channel, DeliveryUpdate, Finding, Message, Plan, Recipient, Record, Request, Route
+from emrcomm.errors import ConfigError, EmrcommError, PluginError, RenderError
+from emrcomm.model import (
+    Candidate,
+    Channel,
+    DeliveryUpdate,
+    Finding,
+    Message,
+    Plan,
+    Recipient,
+    Record,
+    Request,
+    Route,
+)
 from emrcomm.plugin import NAME, spec
 from emrcomm.plugin.context import HostServices, PluginContext, references
 from emrcomm.plugin.contract import Closable, Command, Probe, Startable, TemplateCatalog
@@ -407,13 +418,35 @@ class PluginManager:
         return out
 
     # the pipeline's hooks ----------------------------------------------------------------------------
+    def _first(self, hook_name: str, expected: type, **kwargs: Any) -> Any:
+        """A first-result hook's answer: None or an ``expected``. A plugin that raises anything but
+        an EmrcommError (its own clear words), or an answer of another type, is a PluginError that
+        names the hook and the plugin: nothing is decided on it, so nothing goes."""
+        hook = getattr(self._pm.hook, hook_name)
+        try:
+            result = hook(**kwargs)
+        except EmrcommError:
+            raise
+        except Exception as exc:
+            plugin = _raised_by(exc, hook.get_hookimpls())
+            log.error("plugin %s failed in %s: %s", plugin, hook_name, type(exc).__name__)
+            log.debug("plugin %s failed in %s", plugin, hook_name, exc_info=True)
+            # Its type only: what a directory or a template raises may quote the patient.
+            raise PluginError(f"plugin {plugin!r} failed in {hook_name}: {type(exc).__name__}; nothing was sent "
+                              "(run with -vv for the plugin's traceback in the log)") from exc
+        if result is not None and not isinstance(result, expected):
+            implementers = ", ".join(repr(impl.plugin_name) for impl in reversed(hook.get_hookimpls()))
+            raise PluginError(f"{hook_name} answered {type(result).__name__}, not emrcomm.{expected.__name__} or "
+                              f"None; one of the plugins that implement it ({implementers}) breaks the contract")
+        return result
+
     def find_recipient(self, request: Request) -> Recipient | None:
-        result: Recipient | None = self._pm.hook.emrcomm_find_recipient(patient_ref=request.patient_ref,
-                                                                          request=request)
+        result: Recipient | None = self._first("emrcomm_find_recipient", Recipient,
+                                                patient_ref=request.patient_ref, request=request)
         return result
 
     def render(self, request: Request, recipient: Recipient) -> Message:
-        message: Message | None = self._pm.hook.emrcomm_render(request=request, recipient=recipient)
+        message: Message | None = self._first("emrcomm_render", Message, request=request, recipient=recipient)
         if message is None:
             what = f"template {request.template!r}" if request.template else "free text"
             names = sorted({n for p in self.plugins if isinstance(p.plugin, TemplateCatalog)
@@ -431,8 +464,15 @@ class PluginManager:
         return tuple(facts)
 
     def plan(self, message: Message, recipient: Recipient, facts: tuple[Finding, ...]) -> Plan | None:
-        result: Plan | None = self._pm.hook.emrcomm_plan(message=message, recipient=recipient,
-                                                         channels=self.channels, findings=facts)
+        result: Plan | None = self._first("emrcomm_plan", Plan, message=message, recipient=recipient,
+                                          channels=self.channels, findings=facts)
+        for candidate in result.candidates if result is not None else ():
+            routes = candidate.routes if isinstance(candidate, Candidate) else ()
+            if not isinstance(candidate, Candidate) or not all(isinstance(r, Route) for r in routes):
+                wrong = candidate if not isinstance(candidate, Candidate) else \
+                    next(r for r in routes if not isinstance(r, Route))
+                raise PluginError(f"emrcomm_plan answered a Plan holding {type(wrong).__name__}: its candidates "
+                                  "must be emrcomm.Candidate, each of emrcomm.Route")
         return result
 
     def validate(self, message: Message, recipient: Recipient, channel: Channel, route: Route,
@@ -524,6 +564,20 @@ class PluginManager:
             else:
                 found.extend((plugin, probe) for probe in result)
         return found
+
+
+def _raised_by(exc: BaseException, impls: Sequence[Any]) -> str:
+    """The plugin whose hook function is deepest in ``exc``'s traceback: the one that raised."""
+    codes = {getattr(impl.function, "__code__", None): impl.plugin_name for impl in impls}
+    names = [codes[tb.tb_frame.f_code] for tb in _tracebacks(exc) if tb.tb_frame.f_code in codes]
+    return names[-1] if names else "(unknown)"
+
+
+def _tracebacks(exc: BaseException) -> Iterator[Any]:
+    tb = exc.__traceback__
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
 class BadAnswer(PluginError):
