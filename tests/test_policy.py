@@ -507,3 +507,10 @@ def test_malformed_time_is_a_config_error_naming_the_setting(tmp_path):
 def test_settings_schema_forbids_unknown_keys():
     assert Policy.settings_schema["additionalProperties"] is False
     assert all("description" in p for p in Policy.settings_schema["properties"].values())
+
+
+def test_a_quiet_hours_channel_no_plugin_registers_stops_start_up(make_host):  # type: ignore[no-untyped-def]
+    # "SMS" for "sms": the window would silently hold nothing, and texts would go at night.
+    with pytest.raises(ConfigError, match=r"plugins\.policy\.quiet_hours_channels: no plugin registers channel "
+                                          r"'SMS'; choose one of: email, portal, sms"):
+        make_host('\n[plugins.policy]\nquiet_hours_channels = ["SMS"]\n')

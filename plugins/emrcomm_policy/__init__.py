@@ -55,6 +55,16 @@ class Plugin:
             dt.UTC,
         )
 
+    def start(self) -> None:
+        # Once the channels are known: a name no plugin registers (a typo, "SMS") would leave the
+        # channel it meant outside the window, its messages sent at night.
+        named = self.context.settings.get("quiet_hours_channels", ())
+        unknown = [name for name in named if name not in self.context.channels]
+        if unknown:
+            raise emrcomm.ConfigError(
+                f"plugins.{self.context.name}.quiet_hours_channels: no plugin registers channel {unknown[0]!r}; "
+                f"choose one of: {', '.join(sorted(self.context.channels))}")
+
     @emrcomm.hookimpl
     def emrcomm_validate(
         self,
