@@ -223,3 +223,11 @@ def test_third_party_plugin_installed_from_a_package_is_loaded_in_config_order(
         assert order == ["beta", "fax", "alpha"]
         plugin = next(p for p in host.plugins if p.name == "acme-fax")
         assert plugin.distribution == "emrcomm-acme-fax" and not plugin.builtin
+
+
+def test_a_misspelled_hook_is_named_with_the_plugin_that_has_it(tmp_path: Path) -> None:
+    bad = {"typo": ep("typo", "fakes:Misspelled")}
+    with pytest.raises(PluginError) as err:
+        host_with(tmp_path, f'\n[plugins]\norder = ["typo", {ESSENTIAL_ORDER}]\n', bad)
+    assert str(err.value).startswith("plugin 'typo' implements unknown hook 'emrcomm_valdate'")
+    assert " object at 0x" not in str(err.value)

@@ -218,6 +218,12 @@ def load_plugins(
             raise PluginError(f"plugin {item.name!r} could not be registered: {exc}") from exc
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"plugin {item.name!r} breaks the hook contract: {exc}") from exc
+    for hook_name, caller in vars(pm.hook).items():  # check_pending's own error names the object, not the plugin
+        if not caller.has_spec():
+            for impl in caller.get_hookimpls():
+                if not impl.optionalhook:
+                    raise PluginError(f"plugin {impl.plugin_name!r} implements unknown hook {hook_name!r}: hooks "
+                                      "must be named after a spec in emrcomm.plugin.spec (docs/hooks.md lists them)")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
