@@ -25,7 +25,7 @@ def ep(name: str, value: str) -> metadata.EntryPoint:
 
 
 FAKES = {"alpha": ep("alpha", "fakes:Alpha"), "beta": ep("beta", "fakes:Beta"), "gamma": ep("gamma", "fakes:Gamma")}
-ESSENTIAL_ORDER = '"consent", "optout"'
+ESSENTIAL_ORDER = '"content", "consent", "optout", "policy"'
 
 
 def host_with(tmp_path: Path, extra: str, entry_points: dict[str, metadata.EntryPoint] | None = None) -> Host:
@@ -51,7 +51,7 @@ def test_call_order_is_config_order(tmp_path: Path, order: list[str]) -> None:
     names = ", ".join(f'"{n}"' for n in order)
     with host_with(tmp_path, f"\n[plugins]\norder = [{names}, {ESSENTIAL_ORDER}]\n") as host:
         assert validate_once(host) == order
-        assert [p.name for p in host.plugins] == [*order, "consent", "optout"]
+        assert [p.name for p in host.plugins] == [*order, *ESSENTIAL]
 
 
 def test_without_an_order_an_installed_plugin_runs_only_once_the_config_names_it(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from support import communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
 APPOINTMENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=TORONTO)
-ESSENTIALS = '"consent", "optout"'
 ALL = ('"directory", "templates", "content", "routing", "consent", "optout", "policy", "sms", "email", '
        '"portal"')
 

@@ -64,10 +64,12 @@ BUILTIN_ORDER: tuple[str, ...] = (
 # built-ins above, in this order.
 OPTIONAL_BUILTINS: tuple[str, ...] = ("fhir-directory", "fhir-records")
 
-# Plugins that cannot be switched off: without them a message could go without consent, or to
-# a patient who said STOP. (The chart is the host's own: every message's record and events are
-# kept in its storage, whatever plugins run.)
-ESSENTIAL: tuple[str, ...] = ("consent", "optout")
+# Plugins that cannot be switched off: without them a message could go without consent, to a
+# patient who said STOP, with clinical content on SMS or plain email (content finds it, policy
+# keeps it off), or at night. A clinic tunes their rules one by one ([rules]), never all at once.
+# (The chart is the host's own: every message's record and events are kept in its storage,
+# whatever plugins run.)
+ESSENTIAL: tuple[str, ...] = ("content", "consent", "optout", "policy")
 # Names that were plugins once and are now part of the host: a config naming one is told so.
 FOLDED = {"records": "the embedded chart is now kept by the host itself, always: remove it from the config"}
 
@@ -142,7 +144,8 @@ def active_names(config: Config, available: Sequence[str]) -> list[str]:
     if essential_off:
         raise ConfigError(
             f"{where}: plugins.disable: {', '.join(repr(n) for n in essential_off)} cannot be disabled: "
-            f"the essential plugins ({', '.join(ESSENTIAL)}) keep consent, opt-outs and records in force"
+            f"the essential plugins ({', '.join(ESSENTIAL)}) keep consent, opt-outs, clinical content off "
+            "insecure channels and the sending rules in force; to tune one rule, use [rules] (docs/configuration.md)"
         )
     if config.plugin_order is not None:
         missing = [n for n in ESSENTIAL if n not in config.plugin_order]
