@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from emrcomm import hookimpl
+from emrcomm import Probe, hookimpl
 from emrcomm.cli import main
 from emrcomm.storage.schema import MIGRATIONS as CORE_STEPS
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server
@@ -448,7 +448,8 @@ def test_a_database_from_an_older_release_is_named_and_left_as_it_is(tmp_path: P
 
 
 class BrokenProbes:
-    """A plugin whose emrcomm_probe raises, and one that answers something that is not a Probe."""
+    """A plugin whose emrcomm_probe raises, one that answers something that is not a Probe, and
+    one whose check answers its step as a string instead of yielding it."""
 
     def __init__(self, context: Any) -> None:
         self.name = context.name
@@ -457,6 +458,8 @@ class BrokenProbes:
     def emrcomm_probe(self) -> list[Any]:
         if self.name == "raises":
             raise RuntimeError("no idea")
+        if self.name == "words":
+            return [Probe("fax gateway fax.example:443", lambda: "connected")]
         return ["gateway.example:443"]
 
 
@@ -468,12 +471,15 @@ def test_a_plugin_whose_probe_hook_fails_is_named_and_the_others_still_run(tmp_p
     from emrcomm.host import Host
     from emrcomm.plugin.manager import discover
 
-    config = clinic(tmp_path, extra="\n[plugins.raises]\n[plugins.answers]\n")
+    config = clinic(tmp_path, extra="\n[plugins.raises]\n[plugins.answers]\n[plugins.words]\n")
     points = {name: metadata.EntryPoint(name=name, value="test_doctor:BrokenProbes", group="emrcomm")
-              for name in ("raises", "answers")}
+              for name in ("raises", "answers", "words")}
     with Host(load_config(config), entry_points={**discover(), **points}, read_only=True) as host:
         lines = [c.line() for c in examine(host)]
     assert "FAIL  servers (plugin raises): plugin 'raises' could not say which servers it uses: RuntimeError: " \
            "no idea" in lines
     assert "FAIL  servers (plugin answers): plugin 'answers': emrcomm_probe returned str, not emrcomm.Probe" in lines
+    # Not "c, o, n, n, e, c, t, e, d": the check must yield its steps.
+    assert "FAIL  fax gateway fax.example:443 (plugin words): the check answered str, not the steps it took " \
+        "(emrcomm.Probe: check() yields them)" in lines
     assert any(line.startswith("ok    SMS file sink") for line in lines)

@@ -5,6 +5,7 @@ one on its own."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import attrs
 import pytest
@@ -514,3 +515,20 @@ def test_a_quiet_hours_channel_no_plugin_registers_stops_start_up(make_host):  #
     with pytest.raises(ConfigError, match=r"plugins\.policy\.quiet_hours_channels: no plugin registers channel "
                                           r"'SMS'; choose one of: email, portal, sms"):
         make_host('\n[plugins.policy]\nquiet_hours_channels = ["SMS"]\n')
+
+
+@pytest.mark.parametrize(("window", "says"), [
+    ('["21:00", "08:00"]', r"the window \['21:00', '08:00'\] ends before it starts; windows cannot span midnight"),
+    ('["08:00", "08:00"]', r"the window \['08:00', '08:00'\] is empty: it ends when it starts"),
+])
+def test_a_window_that_holds_no_time_stops_start_up_naming_the_file(make_host, window, says):  # type: ignore[no-untyped-def]
+    # The clinic is told which file, as for any other setting the schema refuses.
+    with pytest.raises(ConfigError) as err:
+        make_host(f"\n[plugins.policy]\nquiet_hours = {window}\n")
+    assert re.fullmatch(rf".+\.toml: plugins\.policy\.quiet_hours: {says}", str(err.value))
+
+
+def test_a_channel_no_plugin_registers_is_refused_naming_the_file(make_host):  # type: ignore[no-untyped-def]
+    # Raised when the plugins start (the channels are known then), not when they are built.
+    with pytest.raises(ConfigError, match=r"\.toml: plugins\.policy\.quiet_hours_channels: no plugin registers"):
+        make_host('\n[plugins.policy]\nquiet_hours_channels = ["ap"]\n')

@@ -50,7 +50,9 @@ def parse_window(value: Any, where: str) -> Window:
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
         raise ConfigError(f"{where}: {value!r} is not a window; write [\"08:00\", \"21:00\"] (start, end)")
     window = Window(_time(value[0], f"{where}[0]"), _time(value[1], f"{where}[1]"))
-    if window.start >= window.end:
+    if window.start == window.end:
+        raise ConfigError(f"{where}: the window {value!r} is empty: it ends when it starts")
+    if window.start > window.end:
         raise ConfigError(f"{where}: the window {value!r} ends before it starts; windows cannot span midnight")
     return window
 

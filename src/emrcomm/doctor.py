@@ -73,7 +73,11 @@ def _run(plugin: str, probe: Probe | EmrcommError) -> Check:
         return Check("servers", plugin, problem=str(probe))
     steps: list[str] = []
     try:
-        for step in probe.check():
+        said = probe.check()
+        if isinstance(said, str | bytes):  # read one letter a step otherwise
+            return Check(probe.server, plugin, problem=f"the check answered {type(said).__name__}, not the steps it "
+                         "took (emrcomm.Probe: check() yields them)")
+        for step in said:
             steps.append(str(step))
     except EmrcommError as exc:  # ProbeFailed, or the ConfigError of a credential not found
         return Check(probe.server, plugin, tuple(steps), str(exc))

@@ -198,7 +198,9 @@ def load_plugins(
                 raise ConfigError(problems[0])
         try:
             plugin = obj(context) if context is not None else obj
-        except (ConfigError, PluginError):
+        except ConfigError as exc:
+            raise _in_file(exc, config.source) from None
+        except PluginError:
             raise
         except Exception as exc:
             raise PluginError(f"plugin {name!r} ({ep.value}) failed to start: {type(exc).__name__}: {exc}") from exc
@@ -402,7 +404,10 @@ class PluginManager:
                 item.context.bind(host)
         for item in self.plugins:
             if isinstance(item.plugin, Startable):
-                item.plugin.start()
+                try:
+                    item.plugin.start()
+                except ConfigError as exc:
+                    raise _in_file(exc, self.config.source) from None
 
     def close(self) -> None:
         for item in self.plugins:
@@ -573,6 +578,12 @@ class PluginManager:
             else:
                 found.extend((plugin, probe) for probe in result)
         return found
+
+
+def _in_file(exc: ConfigError, source: str) -> ConfigError:
+    """A plugin's own ConfigError ("plugins.policy.quiet_hours: …") with the config it is about
+    in front, as the host's errors have it."""
+    return exc if str(exc).startswith(f"{source}:") else ConfigError(f"{source}: {exc}")
 
 
 def _raised_by(exc: BaseException, impls: Sequence[Any]) -> str:
