@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import emrcomm_routing
+from emrcomm import ConfigError
 from emrcomm.model import Category, Channel, Message, Request, Sensitivity
 from emrcomm.testing import make_context, make_recipient
 
@@ -81,3 +82,18 @@ def test_disabled_channel_is_explained(routing: emrcomm_routing.Plugin) -> None:
 def test_missing_address_is_explained(routing: emrcomm_routing.Plugin) -> None:
     p = plan(routing, mobile=None)
     assert ("sms", "no sms address on file") in p.rejected
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ('[plugins.routing]\nnotice_channels = ["sms", "emial"]\n', "plugins.routing.notice_channels: no plugin "
+     "registers channel 'emial'"),
+    ('[plugins.routing.categories]\ninvoice = ["email", "SMS"]\n', "plugins.routing.categories.invoice: no plugin "
+     "registers channel 'SMS'"),
+])
+def test_a_channel_name_no_plugin_registers_stops_start_up(make_host, extra: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    # A typo would drop the channel it meant: invoices never by SMS, or portal messages never announced.
+    with pytest.raises(ConfigError) as err:
+        make_host("\n" + extra)
+    assert says in str(err.value)
+    assert "choose one of: email, portal, sms" in str(err.value)
+    assert ".toml: plugins.routing" in str(err.value)

@@ -82,6 +82,17 @@ class Plugin:
             self.clinic_rows |= {category}
         self.direct: Mapping[Category, tuple[str, ...]] = direct
 
+    def start(self) -> None:
+        # Once the channels are known: a name no plugin registers (a typo, "SMS") would silently
+        # drop the channel it meant from the clinic's row, or leave portal messages unannounced.
+        named = [("notice_channels", name) for name in self.notice_channels or ()]
+        named += [(f"categories.{category.value}", name) for category in sorted(self.clinic_rows)
+                  for name in self.direct[category]]
+        for setting, name in named:
+            if name not in self.context.channels:
+                raise ConfigError(f"plugins.{self.context.name}.{setting}: no plugin registers channel {name!r}; "
+                                  f"choose one of: {', '.join(sorted(self.context.channels))}")
+
     def row(self, category: Category, channels: Mapping[str, Channel]) -> tuple[str, ...]:
         """The insecure channels that may carry ``category`` themselves, in order: the clinic's row
         when it set one; else the built-in row, then the channels that declare the category."""
