@@ -341,6 +341,29 @@ def test_a_truncation_stays_visible_after_the_host_appends_again(
                for p in report.problems)
 
 
+def test_a_log_removed_whole_is_found_and_stays_visible_after_the_host_starts_again(
+        logged: tuple[Path, Any], make_host: Callable[..., Host]) -> None:
+    path, public = logged
+    with raw_store(path) as db:  # every entry and the head: what is left looks like a new log
+        db.execute("DELETE FROM audit_log")
+        db.execute("DELETE FROM audit_head")
+    [problem] = verify(path, public).problems
+    assert problem.what == "truncated" and "the whole log was removed" in problem.message
+    host = make_host()
+    host.send(reminder(rid="after"))
+    first = entries(host)[0]
+    assert (first["seq"], first["kind"]) == (1, "audit.anomaly") and "the whole log was removed" in first["problem"]
+    assert [p.what for p in audit.verify(host.storage, [public]).problems] == ["anomaly"]
+    host.close()
+
+
+def test_a_new_log_beside_no_requests_is_not_an_anomaly(make_host: Callable[..., Host]) -> None:
+    host = make_host()
+    host.send(reminder(rid="first"))
+    assert "audit.anomaly" not in kinds(host) and audit.verify(host.storage, [host.audit.key.public]).ok
+    host.close()
+
+
 def test_an_anchor_noted_earlier_must_still_be_there(logged: tuple[Path, Any]) -> None:
     path, public = logged
     store = open_store(path)

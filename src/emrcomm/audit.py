@@ -123,6 +123,10 @@ KINDS: Mapping[str, str] = {
 ABOUT_ONE_RECORD = frozenset({"sent"})
 
 
+# What a log with no entries and no head says beside requests it should have recorded.
+REMOVED = "the log had no entries and no signed head, but the store holds requests: the whole log was removed"
+
+
 class AuditError(Exception):
     """An entry that breaks the log's rules (an unknown field, a value of the wrong type)."""
 
@@ -313,6 +317,11 @@ class AuditLog:
                 store.meta.put("audit_key", key.kid)
         seal_seconds = float((config.raw.get("audit") or {}).get("seal_seconds", 1.0))
         audit = cls(store, key, clock, seal_seconds=seal_seconds)
+        if store.audit.head() is None and store.audit.last() is None and store.audit.witnessed():
+            # Not a new log: its every entry and its head were removed. A new chain from entry 1
+            # would look whole, so it starts by saying so.
+            log.error("audit log: %s; run `emrcomm audit verify`", REMOVED)
+            audit.append([("audit.anomaly", {"problem": REMOVED, "last_seq": 0})], seal=True)
         audit.seal()  # a tail left unsealed by a crash, or an end that disagrees with the head
         return audit
 
@@ -631,6 +640,9 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
     if head is None:
         if rows:
             problems.append(Problem("head", "the signed head is missing: entries may have been removed from the end"))
+        elif store.audit.witnessed():
+            problems.append(Problem("truncated", "the log has no entries and no signed head, but the store holds "
+                                                 "requests whose decisions it recorded: the whole log was removed"))
     else:
         if not head_ok:
             problems.append(Problem("head", f"the signed head (entry {head['seq']}) has a signature that does "

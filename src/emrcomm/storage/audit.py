@@ -41,6 +41,11 @@ class AuditStore(Protocol):
 
     def hash_of(self, seq: int) -> str | None: ...
 
+    def witnessed(self) -> bool:
+        """Whether the store holds requests: each one's decision is an entry of the log, so a log
+        with no entries and no head beside them was removed, not never written."""
+        ...
+
     def entries(self) -> Iterator[Row]:
         """Every entry in storage order (``pos``, ``seq``, ``entry``, ``hash``, ``sig``), in pages."""
         ...
@@ -163,6 +168,9 @@ class SqlAuditStore:
             if found == seq:
                 return digest
         return None
+
+    def witnessed(self) -> bool:
+        return bool(self.db.query("SELECT 1 AS one FROM requests LIMIT 1"))
 
     def entries(self) -> Iterator[Row]:
         after = -1
