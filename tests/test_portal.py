@@ -184,6 +184,16 @@ def test_key_rotation_reencrypts_every_message_and_old_messages_still_open(host:
     assert service(make_host()).transport.read(third.record_ids[0])["text"] == NOTE
 
 
+def test_a_process_started_before_a_rotation_that_retires_keys_stores_its_next_message_under_the_new_key(
+        host: Host, make_host: Callable[..., Host]) -> None:
+    send_note(host, "note-1")
+    # `keys rotate --retire` re-encrypts note-1 and drops the key this host still holds as current
+    assert run_cli(host, "keys", "rotate", "--retire") == 0
+    second = send_note(host, "note-2")
+    # any other process (a restarted `serve`, the patient's link) must open it
+    assert service(make_host()).transport.read(second.record_ids[0])["text"] == NOTE
+
+
 def test_keys_list_shows_the_current_key_and_what_it_holds(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
     send_note(host)
     assert run_cli(host, "keys", "list", "--json") == 0

@@ -53,6 +53,7 @@ class KeyRing:
         self.link_current = link_current
         self.path = path
         self._lock = threading.Lock()
+        self._seen = _stamp(path)  # the file as this ring last read or wrote it
 
     @classmethod
     def load_or_create(cls, path: Path, *, save: bool = True) -> KeyRing:
@@ -73,6 +74,7 @@ class KeyRing:
         mode = path.stat().st_mode & 0o077
         if mode:
             raise ConfigError(f"{path}: key ring is readable by others (mode {oct(path.stat().st_mode & 0o777)}); chmod 600 it")
+        seen = _stamp(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             keys = {kid: base64.b64decode(v) for kid, v in data["keys"].items()}
@@ -81,6 +83,7 @@ class KeyRing:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: not a valid key ring: {type(exc).__name__}") from None
         ring.needs_saving = "link_keys" not in data
+        ring._seen = seen
         return ring
 
     needs_saving = False
@@ -109,9 +112,12 @@ class KeyRing:
             os.fsync(fh.fileno())
         tmp.replace(path)
         self.needs_saving = False
+        if path == self.path:
+            self._seen = _stamp(path)
 
     # encryption --------------------------------------------------------------------------------
     def encrypt(self, plaintext: bytes, aad: bytes) -> tuple[str, bytes, bytes]:
+        self._follow()
         nonce = os.urandom(12)
         return self.current, nonce, AESGCM(self.keys[self.current]).encrypt(nonce, plaintext, aad)
 
@@ -125,6 +131,8 @@ class KeyRing:
         Deterministic, so the notice can carry the link before the message is stored, and a
         later re-send derives the same link; 256 bits, base32 (case-insensitive, no symbols).
         """
+        if link_key_id is None:
+            self._follow()
         lid = link_key_id or self.link_current
         mac = hmac.new(self._key(self.link_keys, lid), b"emrcomm-portal-link|" + message_id.encode(), hashlib.sha256)
         return lid, TOKEN_VERSION + base64.b32encode(mac.digest()).decode().rstrip("=").lower()
@@ -162,11 +170,30 @@ class KeyRing:
             raise KeyError(f"key id {key_id!r} is not in the key ring")
         return key
 
+    def _follow(self) -> None:
+        """Reload when the file changed since this ring read it: ``emrcomm keys rotate --retire``
+        in another process drops the key this one still holds as current, and a message sealed
+        under it would open in no other process (a stat per message: ~3 µs here)."""
+        if self.path is not None and _stamp(self.path) not in (self._seen, None):
+            self._reload()
+
     def _reload(self) -> None:
         assert self.path is not None
         with self._lock:
             fresh = KeyRing.load(self.path)
+            self._seen = fresh._seen
             self.keys.update(fresh.keys)
             self.link_keys.update(fresh.link_keys)
             # The file is the authority: new messages go under its current keys from now on.
             self.current, self.link_current = fresh.current, fresh.link_current
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells one version of the ring file from the next (it is replaced whole: a new inode)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
