@@ -194,6 +194,30 @@ def test_a_process_started_before_a_rotation_that_retires_keys_stores_its_next_m
     assert service(make_host()).transport.read(second.record_ids[0])["text"] == NOTE
 
 
+def test_a_database_restored_without_its_key_ring_stops_start_up_instead_of_making_a_new_ring(
+        host: Host, make_host: Callable[..., Host], capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = send_note(host)
+    key_id = messages(host).get(outcome.record_ids[0])["key_id"]
+    ring = service(host).transport.ring.path
+    host.close()
+    ring.unlink()  # the database came back from a backup; the key ring did not
+    with pytest.raises(ConfigError, match=rf"keyring.json is missing, but the store holds 1 portal message.*{key_id}"):
+        make_host()
+    assert not ring.exists()  # no new ring that would open none of them
+    assert run_cli(host, "keys", "list") == 2
+    assert "is missing, but the store holds 1 portal message" in capsys.readouterr().err
+
+
+def test_a_key_ring_older_than_the_database_stops_start_up(host: Host, make_host: Callable[..., Host]) -> None:
+    send_note(host)
+    ring = service(host).transport.ring.path
+    before = ring.read_bytes()
+    assert run_cli(host, "keys", "rotate", "--retire") == 0
+    ring.write_bytes(before)  # last week's backup of the ring, this morning's database
+    with pytest.raises(ConfigError, match=r"keyring.json lacks the key\(s\) .* of 1 portal message"):
+        make_host()
+
+
 def test_keys_list_shows_the_current_key_and_what_it_holds(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
     send_note(host)
     assert run_cli(host, "keys", "list", "--json") == 0

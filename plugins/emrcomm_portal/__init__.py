@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 from emrcomm import (
     Channel,
     Command,
+    ConfigError,
     Finding,
     Message,
     Migration,
@@ -44,8 +45,9 @@ class Plugin:
     def __init__(self, context: PluginContext) -> None:
         settings = context.settings
         self.context = context
+        # Written only once start() has seen that the store holds no message a new ring could not open.
         ring = KeyRing.load_or_create(context.path(settings.get("keyring", "emrcomm-data/portal-keyring.json")),
-                                      save=not context.read_only)
+                                      save=False)
         self.transport = PortalTransport(
             context, ring, link_base=settings.get("link_base", context.clinic.portal_url),
             link_days=float(settings.get("link_days", 7)),
@@ -55,6 +57,18 @@ class Plugin:
             session_minutes=int(settings.get("session_minutes", 30)),
             rate_limit_per_minute=int(settings.get("rate_limit_per_minute", 30)),
         )
+
+    def start(self) -> None:
+        """A store whose messages need keys the ring lacks (a database restored without its ring,
+        or with an older one) stops start-up, as a lost audit key does: a new ring would open none
+        of them, and new messages would go under a key the ring's backup does not hold."""
+        if self.context.read_only:
+            return
+        ring = self.transport.ring
+        if problem := self.service.missing_keys():
+            raise ConfigError(problem)
+        if ring.needs_saving or (ring.path is not None and not ring.path.exists()):
+            ring.save()
 
     @hookimpl
     def emrcomm_migrations(self) -> tuple[Migration, ...]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from emrcomm import Command, print_result
+from emrcomm import Command, ConfigError, print_result
 
 if TYPE_CHECKING:
     from emrcomm_portal import Plugin
@@ -56,6 +56,8 @@ def _keys(args: argparse.Namespace, plugin: Plugin) -> int:
                                  + (f"; retired {', '.join(done.retired)}" if done.retired else ""))
         return 0
     ring, use = service.transport.ring, service.messages.key_use()
+    if problem := service.missing_keys():
+        raise ConfigError(problem)
     if ring.path is not None and not ring.path.exists():  # listed read-only: nothing was created
         print_result(args, [], f"no key ring yet ({ring.path}): it is created when the portal first keeps a message")
         return 0

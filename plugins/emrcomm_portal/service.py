@@ -259,6 +259,21 @@ class PortalService:
         self.context.log.info("key ring rotated to %s; %d messages re-encrypted", key_id, count)
         return Rotation(key_id, link_key_id, count, retired)
 
+    def missing_keys(self) -> str | None:
+        """Why the key ring cannot open every stored message (the keys it lacks), or None."""
+        ring = self.transport.ring
+        use = self.messages.key_use()
+        lacking = sorted(k for k in use if k not in ring.keys and k not in ring.link_keys)
+        if not lacking:
+            return None
+        held = max(use[k] for k in lacking)
+        if ring.path is not None and not ring.path.exists():
+            return (f"plugins.portal.keyring: {ring.path} is missing, but the store holds {held} portal message(s) "
+                    f"encrypted or linked under key(s) {', '.join(lacking)}: restore the key ring from its backup "
+                    "(a new one would open none of them)")
+        return (f"plugins.portal.keyring: {ring.path} lacks the key(s) {', '.join(lacking)} of {held} portal "
+                "message(s) in the store (a ring older than the database?): restore the ring that holds them")
+
     def reseal(self, batch: int = 200) -> int:
         """Re-encrypt every message not under the current key (in batches, one commit each)."""
         ring = self.transport.ring
