@@ -353,8 +353,30 @@ def test_a_log_removed_whole_is_found_and_stays_visible_after_the_host_starts_ag
     host.send(reminder(rid="after"))
     first = entries(host)[0]
     assert (first["seq"], first["kind"]) == (1, "audit.anomaly") and "the whole log was removed" in first["problem"]
-    assert [p.what for p in audit.verify(host.storage, [public]).problems] == ["anomaly"]
+    anomaly, unlogged = audit.verify(host.storage, [public]).problems
+    assert anomaly.what == "anomaly" and unlogged.what == "truncated"  # the 5 requests before it have no entry
+    assert unlogged.message.startswith("5 request(s) in the store have no entry in the log")
     host.close()
+
+
+def test_an_end_cut_back_to_a_head_signed_earlier_is_found_by_the_requests_it_leaves_behind(
+        make_host: Callable[..., Host]) -> None:
+    host = make_host()
+    for i in range(3):
+        host.send(reminder(rid=f"e-{i}"))
+    public, path = host.audit.key.public, host.config.store_path
+    host.close()
+    with raw_store(path) as db:  # an insider keeps the head as it is now (or a copy of the file)
+        kept_head = db.execute("SELECT seq, hash, sig FROM audit_head").fetchone()
+    host = make_host()
+    host.send(reminder(rid="e-3"))
+    host.close()
+    with raw_store(path) as db:  # later: the entries since cut off, the old head put back
+        db.execute("DELETE FROM audit_log WHERE pos > ?", (kept_head[0],))
+        db.execute("UPDATE audit_head SET seq = ?, hash = ?, sig = ?", kept_head)
+    [problem] = verify(path, public).problems
+    assert problem.what == "truncated"
+    assert "1 request(s) in the store have no entry in the log (first: 'e-3')" in problem.message
 
 
 def test_a_new_log_beside_no_requests_is_not_an_anomaly(make_host: Callable[..., Host]) -> None:

@@ -560,6 +560,7 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
     rows: list[_Row] = []
     unsigned: set[int] = set()  # positions of entries without a signature of their own
     keyless: dict[int, _Row] = {}  # signed with a key not given (reported as such): they still vouch
+    logged: set[str] = set()  # the requests the entries name: every request in the store must be one
     for position, row in enumerate(store.audit.entries(), 1):
         text = row["entry"]
         try:
@@ -567,6 +568,8 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
             seq = entry["seq"] if isinstance(entry.get("seq"), int) else None
         except (json.JSONDecodeError, AttributeError):
             entry, seq = {}, None
+        if isinstance(entry.get("request"), str):
+            logged.add(entry["request"])
         digest = row["hash"]  # of the stored text: what the next entry's prev and the signature vouch for
         if seq is None:
             problems.append(Problem("edited", f"the entry at position {position} is not an entry (edited)",
@@ -654,6 +657,15 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
                                     "were cut off the end (truncated)", last_seq + 1))
         elif head["seq"] in by_seq and by_seq[head["seq"]].hash != head["hash"]:
             problems.append(Problem("head", f"the signed head does not match entry {head['seq']}", head["seq"]))
+    if rows and not any(p.what in ("deleted", "truncated", "head") for p in problems):
+        # An end cut back to a head signed earlier (kept from a copy of the database) checks out
+        # by itself; the requests whose decisions were cut are still in the store. (Entries found
+        # missing otherwise are named already.)
+        unlogged = [rid for rid in store.audit.request_ids() if rid not in logged]
+        if unlogged:
+            problems.append(Problem("truncated", f"{len(unlogged)} request(s) in the store have no entry in the log "
+                                    f"(first: {unlogged[0]!r}): their entries were removed, or the log was cut "
+                                    "back to a head signed earlier"))
     if anchor is not None:
         seq, hash_hex = anchor
         found = by_seq.get(seq)

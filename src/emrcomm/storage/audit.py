@@ -46,6 +46,10 @@ class AuditStore(Protocol):
         with no entries and no head beside them was removed, not never written."""
         ...
 
+    def request_ids(self) -> Iterator[str]:
+        """The id of every request the store holds (each one's decision names it in the log), in pages."""
+        ...
+
     def entries(self) -> Iterator[Row]:
         """Every entry in storage order (``pos``, ``seq``, ``entry``, ``hash``, ``sig``), in pages."""
         ...
@@ -171,6 +175,12 @@ class SqlAuditStore:
 
     def witnessed(self) -> bool:
         return bool(self.db.query("SELECT 1 AS one FROM requests LIMIT 1"))
+
+    def request_ids(self) -> Iterator[str]:
+        after = ""
+        while rows := self.db.query("SELECT id FROM requests WHERE id > ? ORDER BY id LIMIT 1000", (after,)):
+            yield from (row["id"] for row in rows)
+            after = rows[-1]["id"]
 
     def entries(self) -> Iterator[Row]:
         after = -1
