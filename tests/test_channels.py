@@ -114,6 +114,18 @@ def sent_mail(plugin: emrcomm_email.Plugin, tmp_path: Path, message: Message, ke
                                     policy=email.policy.default)
 
 
+def test_a_clinic_name_with_a_comma_is_one_sender_not_two(tmp_path: Path) -> None:
+    # "Drs Smith, Jones & Partners <info@…>" unquoted is two mailboxes, the first "Drs Smith"
+    # with no domain, and an SMTP envelope sender of "Drs".
+    clinic = attrs.evolve(TEST_CLINIC, name="Drs Smith, Jones & Partners")
+    plugin = email_plugin(tmp_path, clinic)
+    mail = sent_mail(plugin, tmp_path, message(), "k7")
+    [sender] = mail["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Drs Smith, Jones & Partners", "info@riverside.example")
+    relay = email_plugin(tmp_path, clinic, transport="smtp", smtp={"host": "smtp.riverside.example"})
+    assert relay.transport.envelope_from == "info@riverside.example"
+
+
 def test_subscription_email_without_an_unsubscribe_address_is_blocked(tmp_path: Path) -> None:
     plugin = email_plugin(tmp_path, attrs.evolve(TEST_CLINIC, portal_url=""))
     [channel] = plugin.emrcomm_register_channels()

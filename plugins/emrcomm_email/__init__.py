@@ -67,7 +67,8 @@ class Plugin:
         settings = context.settings
         clinic = context.clinic
         self.name = context.name
-        sender = settings.get("from") or f"{clinic.name} <{clinic.email or 'noreply@clinic.invalid'}>"
+        # Quoted as the name needs: "Drs Smith, Jones & Partners" written bare is two mailboxes.
+        sender = settings.get("from") or formataddr((clinic.name, clinic.email or "noreply@clinic.invalid"))
         self.context = context
         self.subscriptions = tuple(settings.get("subscription_categories", SUBSCRIPTION_CATEGORIES))
         # Where patients reach this plugin's endpoint: the clinic's portal address (served by the
