@@ -117,6 +117,19 @@ def test_email_arrives_over_starttls_with_auth(secure_server: SmtpServer, ca: Ce
 
 
 
+def test_an_address_with_an_accented_domain_goes_with_its_ascii_name(secure_server: SmtpServer,
+                                                                     ca: CertificateAuthority, password_file: Path,
+                                                                     tmp_path: Path) -> None:
+    # café.ca (IDNA: xn--caf-dma.ca) is a valid domain any relay reaches without SMTPUTF8; as
+    # written it failed for good ("the address is not ASCII") and the .eml's To was an encoded word.
+    smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
+    smtp.send(Delivery(message(), "camille.roy@café.ca", "rec-mail-idn"))
+    smtp.close()
+    [got] = [r for r in secure_server.handler.wait_for(1) if b"<rec-mail-idn@" in r.content]
+    assert got.rcpt_tos == ("camille.roy@xn--caf-dma.ca",)
+    assert parse(got.content)["To"] == "camille.roy@xn--caf-dma.ca"
+
+
 def sent_through(server: SmtpServer, settings: dict[str, Any], tmp_path: Path, key: str,
                  **clinic: str) -> email.message.EmailMessage:
     """The email ``key`` as the relay received it from a transport made for a clinic changed by ``clinic``."""

@@ -8,6 +8,8 @@ import re
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
+from email_validator import EmailNotValidError, validate_email
+
 from emrcomm import Message
 
 FOOTER = {
@@ -36,6 +38,16 @@ def wire(mail: EmailMessage, linesep: str = "\n") -> bytes:
     characters where it has spaces, never encoded to make it shorter: ``List-Unsubscribe`` is one
     long URL, which a mail client reads only as written (RFC 5322 allows 998)."""
     return mail.as_bytes(policy=mail.policy.clone(linesep=linesep, max_line_length=998))
+
+
+def ascii_address(address: str) -> str:
+    """``address`` as an envelope and a header carry it without SMTPUTF8: an accented domain by its
+    IDNA name (``camille@café.ca`` is ``camille@xn--caf-dma.ca``, the same mailbox). Unchanged when
+    the local part itself is not ASCII: only SMTPUTF8 carries that."""
+    try:
+        return validate_email(address, check_deliverability=False).ascii_email or address
+    except EmailNotValidError:
+        return address
 
 
 def sender_domain(sender: str) -> str:
@@ -82,7 +94,7 @@ def build_email(message: Message, address: str, sender: str, clinic: str, phone:
     """
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = address
+    mail["To"] = ascii_address(address)
     mail["Subject"] = message.subject or clinic
     mail["Date"] = format_datetime(at)
     mail["Message-ID"] = f"<{key}@{sender_domain(sender)}>"

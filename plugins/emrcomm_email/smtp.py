@@ -29,7 +29,7 @@ from emrcomm import (
 )
 from emrcomm.deadline import Deadline
 
-from .compose import build_email, wire
+from .compose import ascii_address, build_email, wire
 
 SECURITY = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -236,7 +236,7 @@ class SmtpTransport:
             code, resp = smtp.mail(self.envelope_from)
             if code != 250:
                 raise _by_code(code, "sender refused", resp)
-            code, resp = smtp.rcpt(address)
+            code, resp = smtp.rcpt(ascii_address(address))
             if code not in (250, 251):
                 raise _by_code(code, "recipient refused", resp)
             code, resp = smtp.data(data)  # raises on the 354 step only; the final reply is ours to check
