@@ -69,6 +69,20 @@ def test_an_opt_out_of_one_purpose_leaves_the_others(host: Host, tmp_path: Path)
     assert outcome.status is Status.SENT and outcome.channels == ("email",)  # clinical email still goes
 
 
+def test_an_email_opt_out_typed_with_other_capitals_stops_the_address_on_file(host: Host, tmp_path: Path) -> None:
+    # The patient spells it "Alex.Martin@Example.org"; the chart has alex.martin@example.org: one
+    # mailbox. The withdrawal was filed under the typed spelling, said "consent withdrawn", and
+    # the next email went.
+    done = consent(tmp_path, "revoke", "--patient", "Patient/on-en", "--channel", "email",
+                   "--address", "Alex.Martin@Example.org", "--by", "J. Tremblay")
+    assert done.returncode == 0, done.stderr
+    [event] = host.storage.consent.events(channel="email", address=EMAIL)
+    assert event.action == "revoke"
+    outcome = host.send(reminder("fd-4", channel="email"))
+    assert "email" not in outcome.channels
+    assert any(f.code == "CONSENT_REVOKED" for f in outcome.findings)
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (("--patient", "on-en", "--channel", "sms", "--by", "JT"), "give it as Patient/<id>"),
     (("--patient", "Patient/on-en", "--channel", "fax", "--by", "JT"), "channel 'fax' is not one of"),

@@ -206,13 +206,23 @@ def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
         if not isinstance(given, str) or not given.strip() or len(given) > 254:
             raise ApiError(422, "value", "extension consent-address must be a phone number or an email address "
                            "(valueString)", expression="Consent.extension")
-        return [_normalised(host, system, given)]
-    recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
-    addresses = [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else []
+        address = _normalised(host, system, given)
+        if system == "email":
+            # One mailbox whatever its capitals: filed under the chart's spelling, the one sends
+            # are checked against ("Alex.Martin@Example.org" typed, alex.martin@example.org on file).
+            address = next((a for a in _on_file(host, patient, system) if a.casefold() == address.casefold()),
+                           address)
+        return [address]
+    addresses = _on_file(host, patient, system)
     if not addresses:
         raise ApiError(422, "not-found", f"{patient} has no {channel} address on file: give it with the extension "
                        "consent-address", expression="Consent.patient")
     return addresses
+
+
+def _on_file(host: Host, patient: str, system: str | None) -> list[str]:
+    recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
+    return [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else []
 
 
 def _normalised(host: Host, system: str | None, address: str) -> str:
