@@ -83,6 +83,16 @@ def test_a_request_id_with_a_line_break_is_refused(host: Host) -> None:
         host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1\nforged", text=NOTICE_OK))
 
 
+@pytest.mark.parametrize("brk", ["\r\n", "\n", "\u2028", "\x85"])
+def test_a_subject_with_a_line_break_is_refused_and_nothing_is_sent(host: Host, brk: str) -> None:
+    # An email's Subject is one header line: "Hello\r\nBcc: …" was taken, then failed at the
+    # transport as "The provider did not accept the message (ValueError)".
+    with pytest.raises(RequestError, match="subject"):
+        host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1", text=NOTICE_OK, channel="email",
+                          subject=f"Your appointment{brk}Bcc: someone@example.org"))
+    assert host.records()["total"] == 0
+
+
 LATE = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # UTC: the year 10000
 EARLY = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))  # UTC: the year 0
 

@@ -141,6 +141,10 @@ def check_request(request: Request, limits: Limits = DEFAULT) -> None:
         check_text(request.text, "the request's text", limits)
     if request.subject is not None:
         check_text(request.subject, "the request's subject", limits)
+        brk = _LINE_BREAK.search(request.subject)
+        if brk is not None:  # an email's Subject is one header line
+            raise RequestError(f"the request's subject contains a line break (U+{ord(brk.group()):04X}) at position "
+                               f"{brk.start()}; a subject is one line: remove it")
     if request.sender_name is not None:
         check_text(request.sender_name, "the sender's name", limits)
     for name, value in request.variables.items():
@@ -164,4 +168,5 @@ def escape_controls(value: str) -> str:
     return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
 
 
+_LINE_BREAK = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # where str.splitlines splits
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
