@@ -309,6 +309,24 @@ def test_logs_carry_the_record_id_and_codes_never_the_address_or_text(
         assert private not in logged
 
 
+def test_a_refusal_that_repeats_the_address_leaves_none_of_it_in_the_logs(
+        secure_server: SmtpServer, ca: CertificateAuthority, password_file: Path, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Postfix repeats the address it refuses; an apostrophe is as valid in one as a dot, and the
+    # redaction took only what followed it: "<patrick.o'[address]>".
+    caplog.set_level(logging.DEBUG)
+    secure_server.handler.rcpt_replies["patrick.o'brien"] = ("550 5.1.1 <patrick.o'brien@example.org>: Recipient "
+                                                             "address rejected: User unknown")
+    smtp = transport(smtp_settings(secure_server.port, password_file=password_file, ca=ca), tmp_path)
+    with pytest.raises(PermanentDeliveryError) as refused:
+        smtp.send(Delivery(message(), "patrick.o'brien@example.org", "rec-mail-log3"))
+    smtp.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("emrcomm"))
+    assert "rec-mail-log3" in logged and "User unknown" in str(refused.value)
+    for text in (logged, str(refused.value)):  # the error is filed with the record, and shown by `outbox`
+        assert "patrick" not in text and "brien" not in text
+
+
 def test_email_goes_end_to_end_through_postfix(postfix: tuple[Postfix, SmtpServer], ca: CertificateAuthority,
                                                tmp_path: Path) -> None:
     mta, sink = postfix

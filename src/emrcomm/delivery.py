@@ -21,7 +21,8 @@ import re
 from emrcomm.errors import EmrcommError
 
 _PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# The local part as RFC 5322 allows it unquoted: an apostrophe (patrick.o'brien@…) is as valid as a dot.
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def redact(text: str, limit: int = 300) -> str:
