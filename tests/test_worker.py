@@ -326,7 +326,7 @@ def test_a_queued_row_is_not_sent_after_stop_but_the_confirmation_is(
 def test_an_error_after_the_send_never_sends_the_message_again(
     make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch, failures: int
 ) -> None:
-    host = make_host(QUEUE)
+    host = make_host(QUEUE + "lease_seconds = 0.5\n")  # the recording is tried again while the lease holds
     outcome = host.send(reminder())
     records = host.storage.records
     real_append = records.append
@@ -357,6 +357,39 @@ def test_an_error_after_the_send_never_sends_the_message_again(
         assert status_of(host, outcome.record_ids[0]) == "completed"
         kinds = [json.loads(e["entry"]).get("kind") for e in host.storage.audit.entries()]
         assert kinds.count("sent") == 1, kinds
+
+
+def test_a_store_that_cannot_be_written_for_a_moment_after_the_send_never_sends_the_message_again(
+    make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk freed a second later: the worker keeps trying to record the message that left
+    while its lease holds, rather than leaving the row to be taken over and sent again."""
+    host = make_host(QUEUE)
+    outcome = host.send(reminder())
+    outbox = host.storage.outbox
+    real_finish, left = outbox.finish, [6]  # more failures than the three tries there used to be
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_finish(*args, **kwargs)
+
+    transport = host.channels["sms"].transport
+    real_send, sends = transport.send, []
+
+    def counted(*args: Any) -> Any:
+        sends.append(args)
+        return real_send(*args)
+
+    monkeypatch.setattr(outbox, "finish", full)
+    monkeypatch.setattr(transport, "send", counted)
+    w = worker(host)
+    w.run(once=True)
+    clock.now += dt.timedelta(hours=2)  # any lease has run out: a row left 'sending' is taken over
+    w.run(once=True)
+    assert len(sends) == 1 and w.stats.taken_over == 0
+    assert host.storage.outbox.counts() == {} and status_of(host, outcome.record_ids[0]) == "completed"
 
 
 def test_a_worker_error_gives_up_through_the_dead_letter_path(

@@ -347,7 +347,7 @@ class Worker:
                 self.stats.count("taken_over")
             facts = self.host.storage.records.facts(row.key)
             done = deliver(self.host, row, facts, owner=self.owner, source=Source.WORKER, policy=self.policy,
-                           commit=self._commit, rand=self._rand)
+                           commit=self._commit, rand=self._rand, record_while_leased=True)
             if done.result == "accepted":
                 self.stats.count("sent" if done.kept else "lost_lease", done.window if done.kept else None)
             else:

@@ -36,7 +36,8 @@ log = logging.getLogger("emrcomm.delivery")
 # The longest a provider's Retry-After puts the next try off, when the policy's backoff_cap is
 # shorter: a provider asking for decades (or a date past 9999) gets the row back within the hour.
 RETRY_AFTER_CEILING = 3600.0
-RECORD_ATTEMPTS = 3  # tries to record that a message left before giving up on its record
+RECORD_ATTEMPTS = 3  # tries at least to record that a message left; more while its lease holds
+RECORD_RETRY_PAUSE = 0.5  # the longest pause between those tries (seconds)
 Commit = Callable[[Callable[[], Any]], Any]
 
 
@@ -111,9 +112,12 @@ def link_for(channels: dict[str, Channel], source: tuple[str, str]) -> str:
 
 
 def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, source: Source, policy: RetryPolicy,
-            commit: Commit, rand: Callable[[], float] = random.random, recipient: Recipient | None = None) -> Delivered:
+            commit: Commit, rand: Callable[[], float] = random.random, recipient: Recipient | None = None,
+            record_while_leased: bool = False) -> Delivered:
     """Deliver ``item`` (leased to ``owner``) and record what happened (see the module docstring).
-    ``recipient``: the patient as decided, when the message leaves while the request is decided."""
+    ``recipient``: the patient as decided, when the message leaves while the request is decided.
+    ``record_while_leased``: a message that left is recorded again for as long as the row's lease
+    holds (a worker), not only a few times (a caller waiting for ``send``)."""
     now = host.clock()
 
     def new_trail() -> Trail:
@@ -159,18 +163,27 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return Delivered(result, error=error)
     answered = time.perf_counter()
     # From here the message has left: it must never be sent again. The record is written again
-    # if writing it fails (a locked or busy database), then, as a last resort, the row is
-    # removed alone so that no worker sends it twice (the record then stays in progress).
-    for attempt in range(1, RECORD_ATTEMPTS + 1):
+    # if writing it fails (a locked, busy or full database) for as long as the lease holds: until
+    # then no other worker may take the row and send it again, and a store that could not be
+    # written for a moment (a full disk freed) often can be again. Then, as a last resort, the row
+    # is removed alone so that no worker sends it twice (the record then stays in progress).
+    held_for = (item.lease_until - host.clock()).total_seconds() if record_while_leased and item.lease_until else 0.0
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source,
                                                        trail=new_trail()))
             return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered,
                              not_filed=not_filed)
         except Exception as exc:
-            log.error("outbox %s: sent, but recording it failed (%s), try %d of %d", item.key, type(exc).__name__,
-                      attempt, RECORD_ATTEMPTS)
-            time.sleep(0.05 * attempt)
+            left = held_for - (time.perf_counter() - answered)
+            log.error("outbox %s: sent, but recording it failed (%s), try %d; %.0f s of its lease left",
+                      item.key, type(exc).__name__, attempt, max(left, 0.0))
+            if attempt >= RECORD_ATTEMPTS and left <= 0:
+                break
+            pause = min(0.05 * attempt, RECORD_RETRY_PAUSE)
+            time.sleep(max(0.0, min(pause, left) if attempt >= RECORD_ATTEMPTS else pause))
     commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
     log.error("outbox %s: sent; its record could not say so and stays in progress", item.key)
     return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered)

@@ -183,10 +183,12 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
                                         at=receipt.at or now, dedup=f"{f.id}:accepted:{receipt.provider_id or 'stored'}",
                                         provider_id=receipt.provider_id))
                 records.append(host.storage.records.add(f, leg.message.template, events))
-            items = tuple(_item(req, f, leg, index, held=held, hold_until=hold_until, owner=owner)
+            lease_until = now + INLINE_LEASE if owner else None
+            items = tuple(_item(req, f, leg, index, held=held, hold_until=hold_until, owner=owner,
+                                lease_until=lease_until)
                           for index, (f, leg) in enumerate(zip(facts, legs)) if not leg.channel.holds_content)
             for item in items:
-                host.storage.outbox.put(item, now=now, lease_until=now + INLINE_LEASE if owner else None)
+                host.storage.outbox.put(item, now=now, lease_until=lease_until)
             for record in records:
                 failed = host.file_each(record)
                 if failed is not None:
@@ -220,12 +222,12 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
 
 
 def _item(req: Request, facts: RecordFacts, leg: Leg, index: int, *, held: bool, hold_until: dt.datetime | None,
-          owner: str | None) -> Item:
+          owner: str | None, lease_until: dt.datetime | None) -> Item:
     html = withheld(leg.message.html, leg.link, LINK_SLOT)
     return Item(key=facts.id, request_id=req.id, channel=leg.channel.name, address=leg.route.address or None,
                 leg=index, state="held" if held else "sending" if owner else "pending",
                 attempts=1 if owner else 0, not_before=hold_until, expires=req.expires, lease_owner=owner,
-                payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from))
+                lease_until=lease_until, payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from))
 
 
 def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: FilingFailed) -> Outcome:

@@ -41,6 +41,7 @@ class Item:
     expires: dt.datetime | None = None
     last_error: str | None = None
     lease_owner: str | None = None
+    lease_until: dt.datetime | None = None
 
     @property
     def taken_over(self) -> bool:
@@ -229,4 +230,5 @@ def _item(row: Row) -> Item:
         not_before=parse_iso(row["not_before"]) if row["not_before"] else None,
         expires=parse_iso(row["expires"]) if row["expires"] else None,
         last_error=row["last_error"], lease_owner=row["lease_owner"],
+        lease_until=parse_iso(row["lease_until"]) if row["lease_until"] else None,
     )
