@@ -14,6 +14,7 @@ import pytest
 
 from emrcomm.host import Host
 from emrcomm.model import Request, Status
+from emrcomm.testing import TEST_NOW
 from test_worker import APPOINTMENT
 
 EMRCOMM = Path(sys.executable).with_name("emrcomm")
@@ -79,6 +80,16 @@ def test_an_email_opt_out_typed_with_other_capitals_stops_the_address_on_file(ho
     [event] = host.storage.consent.events(channel="email", address=EMAIL)
     assert event.action == "revoke"
     outcome = host.send(reminder("fd-4", channel="email"))
+    assert "email" not in outcome.channels
+    assert any(f.code == "CONSENT_REVOKED" for f in outcome.findings)
+
+
+def test_an_email_opt_out_filed_under_any_capitals_stops_the_mailbox(host: Host) -> None:
+    # Filed under another spelling than the chart's (an unsubscribe from an address the chart wrote
+    # otherwise then, an EMR's own ledger entry): the same mailbox, so no email goes.
+    host.storage.consent.add(patient="Patient/on-en", channel="email", address=EMAIL.upper(), purpose=None,
+                             action="revoke", at=TEST_NOW, source="unsubscribe link")
+    outcome = host.send(reminder("fd-5", channel="email"))
     assert "email" not in outcome.channels
     assert any(f.code == "CONSENT_REVOKED" for f in outcome.findings)
 

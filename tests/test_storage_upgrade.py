@@ -182,3 +182,19 @@ def test_a_postgresql_database_at_schema_3_with_0_2_rows_upgrades(postgres_serve
             store.close()
     finally:
         postgres_server.drop_database(url)
+
+
+def test_an_email_opt_out_an_older_release_filed_with_capitals_stops_the_mailbox_after_the_upgrade(
+        folder_02: Path) -> None:
+    # The 0.2 release kept an address as it was typed: this unsubscribe stopped only that spelling.
+    with sqlite3.connect(folder_02 / "emrcomm.sqlite") as db:
+        db.execute("INSERT INTO consent_events (patient, channel, address, purpose, action, at, source) "
+                   "VALUES ('Patient/on-en', 'email', 'Alex.Martin@Example.ORG', NULL, 'revoke', "
+                   "'2026-11-20T15:00:00+00:00', 'unsubscribe link')")
+    with Host.from_config(folder_02 / "emrcomm.toml", clock=FixedClock(NEXT_MORNING)) as host:
+        last = host.storage.consent.last(channel="email", address="alex.martin@example.org")
+        assert last is not None and last.revokes and last.source == "unsubscribe link"
+        assert host.storage.consent.last(channel="email", address="ALEX.MARTIN@EXAMPLE.ORG") == last
+    with sqlite3.connect(folder_02 / "emrcomm.sqlite") as db:
+        assert db.execute("SELECT address FROM consent_events WHERE channel = 'email'").fetchall() == [
+            ("alex.martin@example.org",)]

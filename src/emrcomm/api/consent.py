@@ -206,13 +206,8 @@ def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
         if not isinstance(given, str) or not given.strip() or len(given) > 254:
             raise ApiError(422, "value", "extension consent-address must be a phone number or an email address "
                            "(valueString)", expression="Consent.extension")
-        address = _normalised(host, system, given)
-        if system == "email":
-            # One mailbox whatever its capitals: filed under the chart's spelling, the one sends
-            # are checked against ("Alex.Martin@Example.org" typed, alex.martin@example.org on file).
-            address = next((a for a in _on_file(host, patient, system) if a.casefold() == address.casefold()),
-                           address)
-        return [address]
+        # (An email address in any capitals: the ledger files every one in lower case.)
+        return [_normalised(host, system, given)]
     addresses = _on_file(host, patient, system)
     if not addresses:
         raise ApiError(422, "not-found", f"{patient} has no {channel} address on file: give it with the extension "

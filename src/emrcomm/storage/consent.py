@@ -67,15 +67,17 @@ class SqlConsentLedger:
             rows = self.db.query(
                 """INSERT INTO consent_events (patient, channel, address, purpose, action, at, source)
                    VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq""",
-                (patient, channel, address, purpose, action, iso(at), source))
+                (patient, channel, address if address is None else mailbox(channel, address), purpose, action,
+                 iso(at), source))
         return int(rows[0]["seq"])
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
         rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? ORDER BY seq",
-                             (channel, address))
+                             (channel, mailbox(channel, address)))
         return [_event(r) for r in rows]
 
     def last(self, *, channel: str, address: str, purpose: str | None = None) -> ConsentEvent | None:
+        address = mailbox(channel, address)
         if purpose is None:
             rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? "
                                  "ORDER BY seq DESC LIMIT 1", (channel, address))
@@ -93,7 +95,7 @@ class SqlConsentLedger:
         if patient is not None:
             whose = ["patient = ?", *("(channel = ? AND address = ?)" for _ in addresses)]
             where.append("(" + " OR ".join(whose) + ")")
-            params += [patient, *(part for pair in addresses for part in pair)]
+            params += [patient, *(part for ch, address in addresses for part in (ch, mailbox(ch, address)))]
         if since is not None:
             where.append("at >= ?")
             params.append(iso(since))
@@ -102,6 +104,12 @@ class SqlConsentLedger:
             params.append(iso(until))
         sql = "SELECT * FROM consent_events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
         return [_event(r) for r in self.db.query(sql, tuple(params))]
+
+
+def mailbox(channel: str, address: str) -> str:
+    """How the ledger writes ``address``: an email address in lower case (one mailbox whatever
+    the capitals it was typed with, as every provider reads it), anything else as it is."""
+    return address.lower() if channel == "email" else address
 
 
 def _event(row: Row) -> ConsentEvent:

@@ -394,6 +394,14 @@ def _v4_convert(db: Database) -> None:
         after = rows[-1]["seq"]
 
 
+# One mailbox whatever its capitals: an unsubscribe filed as Alex.Martin@Example.org stops
+# alex.martin@example.org. (lower() on SQLite folds ASCII letters only: the addresses' domains, and
+# nearly every local part.)
+_V5 = """
+UPDATE consent_events SET address = lower(address) WHERE channel = 'email' AND address <> lower(address)
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
               run=_v1_completions),
@@ -404,4 +412,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 4, "fewer bytes per message: packed audit entries and record facts, no stored entry hash, "
                        "dedup keys as digests",
               statements={"sqlite": statements(_V4), "postgresql": statements(_PG_V4)}, run=_v4_convert),
+    Migration(CORE, 5, "email addresses in the consent ledger in lower case (emrcomm.storage.consent.mailbox)",
+              statements={"sqlite": statements(_V5), "postgresql": statements(_V5)}),
 )
