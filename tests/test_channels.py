@@ -21,8 +21,10 @@ from emrcomm import Delivery
 from emrcomm.errors import ConfigError, PluginError
 from emrcomm.model import Message, Request
 from emrcomm.plugin.context import Clinic
+from emrcomm.storage import open_sqlite
 from emrcomm.testing import TEST_CLINIC, TEST_NOW, make_context
 from emrcomm_portal.keyring import KeyRing
+from emrcomm_portal.storage import MIGRATIONS as PORTAL_TABLES
 
 
 def message(text: str = "Riverside Family Health: see you at 10:30.", language: str = "en") -> Message:
@@ -77,7 +79,10 @@ def test_portal_stores_only_ciphertext_and_reads_it_back(tmp_path: Path) -> None
 
 
 def test_portal_key_ring_is_created_private(tmp_path: Path) -> None:
-    emrcomm_portal.Plugin(make_context("portal", {"keyring": "ring.json"}, tmp_path))
+    store = open_sqlite(tmp_path / "emrcomm.sqlite", migrations=PORTAL_TABLES)
+    plugin = emrcomm_portal.Plugin(make_context("portal", {"keyring": "ring.json"}, tmp_path, storage=store))
+    assert not (tmp_path / "ring.json").exists()  # written once start-up has seen no stored message needs another
+    plugin.start()
     assert stat.S_IMODE((tmp_path / "ring.json").stat().st_mode) == 0o600
 
 

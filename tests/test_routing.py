@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 import emrcomm_routing
-from emrcomm import ConfigError
 from emrcomm.model import Category, Channel, Message, Request, Sensitivity
 from emrcomm.testing import make_context, make_recipient
 
@@ -86,14 +85,15 @@ def test_missing_address_is_explained(routing: emrcomm_routing.Plugin) -> None:
 
 @pytest.mark.parametrize(("extra", "says"), [
     ('[plugins.routing]\nnotice_channels = ["sms", "emial"]\n', "plugins.routing.notice_channels: no plugin "
-     "registers channel 'emial'"),
+     "registers channel 'emial', left out"),
     ('[plugins.routing.categories]\ninvoice = ["email", "SMS"]\n', "plugins.routing.categories.invoice: no plugin "
-     "registers channel 'SMS'"),
+     "registers channel 'SMS', left out"),
 ])
-def test_a_channel_name_no_plugin_registers_stops_start_up(make_host, extra: str, says: str) -> None:  # type: ignore[no-untyped-def]
-    # A typo would drop the channel it meant: invoices never by SMS, or portal messages never announced.
-    with pytest.raises(ConfigError) as err:
+def test_a_channel_name_no_plugin_registers_is_left_out_and_said(make_host, caplog, extra: str,  # type: ignore[no-untyped-def]
+                                                                 says: str) -> None:
+    # A typo, or a channel whose plugin is off for now: routing is only more cautious without it
+    # (invoices not by that channel, portal messages not announced there), but the clinic is told.
+    with caplog.at_level("WARNING"):
         make_host("\n" + extra)
-    assert says in str(err.value)
-    assert "choose one of: email, portal, sms" in str(err.value)
-    assert ".toml: plugins.routing" in str(err.value)
+    assert [r.getMessage() for r in caplog.records if says in r.getMessage()] == [
+        f"{says}; the channels are: email, portal, sms"]

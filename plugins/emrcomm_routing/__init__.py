@@ -83,15 +83,15 @@ class Plugin:
         self.direct: Mapping[Category, tuple[str, ...]] = direct
 
     def start(self) -> None:
-        # Once the channels are known: a name no plugin registers (a typo, "SMS") would silently
-        # drop the channel it meant from the clinic's row, or leave portal messages unannounced.
+        # Once the channels are known. A name no plugin registers is left out (a channel switched
+        # off for now, or a typo: "SMS"); routing is only more cautious for it, but the clinic is told.
         named = [("notice_channels", name) for name in self.notice_channels or ()]
         named += [(f"categories.{category.value}", name) for category in sorted(self.clinic_rows)
                   for name in self.direct[category]]
         for setting, name in named:
             if name not in self.context.channels:
-                raise ConfigError(f"plugins.{self.context.name}.{setting}: no plugin registers channel {name!r}; "
-                                  f"choose one of: {', '.join(sorted(self.context.channels))}")
+                self.context.log.warning("plugins.%s.%s: no plugin registers channel %r, left out; the channels are: "
+                                         "%s", self.context.name, setting, name, ", ".join(sorted(self.context.channels)))
 
     def row(self, category: Category, channels: Mapping[str, Channel]) -> tuple[str, ...]:
         """The insecure channels that may carry ``category`` themselves, in order: the clinic's row
