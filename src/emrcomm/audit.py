@@ -124,7 +124,8 @@ ABOUT_ONE_RECORD = frozenset({"sent"})
 
 
 # What a log with no entries and no head says beside requests it should have recorded.
-REMOVED = "the log had no entries and no signed head, but the store holds requests: the whole log was removed"
+REMOVED = ("the log has no entries and no signed head, but the store holds requests whose decisions it recorded: "
+           "the whole log was removed")
 
 
 class AuditError(Exception):
@@ -644,8 +645,7 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
         if rows:
             problems.append(Problem("head", "the signed head is missing: entries may have been removed from the end"))
         elif store.audit.witnessed():
-            problems.append(Problem("truncated", "the log has no entries and no signed head, but the store holds "
-                                                 "requests whose decisions it recorded: the whole log was removed"))
+            problems.append(Problem("truncated", REMOVED))
     else:
         if not head_ok:
             problems.append(Problem("head", f"the signed head (entry {head['seq']}) has a signature that does "
