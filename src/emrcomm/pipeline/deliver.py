@@ -7,6 +7,7 @@ cancelled because the patient opted out meanwhile). A leg after it waits while i
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import random
 import time
@@ -168,9 +169,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     # written for a moment (a full disk freed) often can be again. Then, as a last resort, the row
     # is removed alone so that no worker sends it twice (the record then stays in progress).
     held_for = (item.lease_until - host.clock()).total_seconds() if record_while_leased and item.lease_until else 0.0
-    attempt = 0
-    while True:
-        attempt += 1
+    for attempt in itertools.count(1):
         try:
             kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source,
                                                        trail=new_trail()))
@@ -183,7 +182,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
             if attempt >= RECORD_ATTEMPTS and left <= 0:
                 break
             pause = min(0.05 * attempt, RECORD_RETRY_PAUSE)
-            time.sleep(max(0.0, min(pause, left) if attempt >= RECORD_ATTEMPTS else pause))
+            time.sleep(pause if attempt < RECORD_ATTEMPTS else min(pause, left))
     commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
     log.error("outbox %s: sent; its record could not say so and stays in progress", item.key)
     return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered)
