@@ -146,11 +146,8 @@ class StaffAccounts:
         name = name.strip().lower()[:64]
         # Take a try before checking the password: wrong passwords sent at once each need one of
         # the MAX_FAILURES tries, so no more than that many are ever checked, whatever the timing.
-        tries = self._take_try(name, now)
-        stored = _DECOY
-        if tries is not None:
-            stored = self.db.query("SELECT password_hash FROM staff_accounts WHERE name = ?", (name,))[0][
-                "password_hash"]
+        taken = self._take_try(name, now)
+        tries, stored = taken if taken is not None else (None, _DECOY)
         right: bool
         try:
             right = _HASHER.verify(stored, password[:MAX_PASSWORD])
@@ -176,16 +173,16 @@ class StaffAccounts:
                             (iso(now - IDLE), iso(now - LIFETIME)))
         return session_id
 
-    def _take_try(self, name: str, now: dt.datetime) -> int | None:
+    def _take_try(self, name: str, now: dt.datetime) -> tuple[int, str] | None:
         """Count one try at the account's password (one statement: concurrent sign-ins each get
-        their own count). Returns the tries counted so far, this one included, or None when the
-        account does not exist, is disabled or locked, or has no try left."""
+        their own count). Returns the tries counted so far, this one included, and the password's
+        hash; None when the account does not exist, is disabled or locked, or has no try left."""
         with self.db.transaction():  # RETURNING rows are read before the commit
             rows = self.db.query(
                 """UPDATE staff_accounts SET failures = failures + 1
                    WHERE name = ? AND disabled IS NULL AND failures < ? AND (locked_until IS NULL OR locked_until <= ?)
-                   RETURNING failures""", (name, MAX_FAILURES, iso(now)))
-        return int(rows[0]["failures"]) if rows else None
+                   RETURNING failures, password_hash""", (name, MAX_FAILURES, iso(now)))
+        return (int(rows[0]["failures"]), rows[0]["password_hash"]) if rows else None
 
     def session(self, session_id: str | None) -> Session | None:
         """The session of a browser's cookie while it lasts (and it lasts on: its use is noted)."""
