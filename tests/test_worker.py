@@ -322,6 +322,19 @@ def test_a_queued_row_is_not_sent_after_stop_but_the_confirmation_is(
     assert status_of(host, outcome.record_ids[0]) == "not-done"
 
 
+def counted_sends(host: Host, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Every call of the SMS transport's send from now on (it still sends)."""
+    transport = host.channels["sms"].transport
+    real_send, sends = transport.send, []
+
+    def counted(*args: Any) -> Any:
+        sends.append(args)
+        return real_send(*args)
+
+    monkeypatch.setattr(transport, "send", counted)
+    return sends
+
+
 @pytest.mark.parametrize("failures", [1, 99])
 def test_an_error_after_the_send_never_sends_the_message_again(
     make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch, failures: int
@@ -338,15 +351,8 @@ def test_an_error_after_the_send_never_sends_the_message_again(
             raise sqlite3.OperationalError("database is locked")
         return real_append(event)
 
-    transport = host.channels["sms"].transport
-    real_send, sends = transport.send, []
-
-    def counted(*args: Any) -> Any:
-        sends.append(args)
-        return real_send(*args)
-
     monkeypatch.setattr(records, "append", locked)
-    monkeypatch.setattr(transport, "send", counted)
+    sends = counted_sends(host, monkeypatch)
     w = worker(host)
     w.run(once=True)
     clock.now += dt.timedelta(hours=2)
@@ -375,15 +381,8 @@ def test_a_store_that_cannot_be_written_for_a_moment_after_the_send_never_sends_
             raise sqlite3.OperationalError("database or disk is full")
         return real_finish(*args, **kwargs)
 
-    transport = host.channels["sms"].transport
-    real_send, sends = transport.send, []
-
-    def counted(*args: Any) -> Any:
-        sends.append(args)
-        return real_send(*args)
-
     monkeypatch.setattr(outbox, "finish", full)
-    monkeypatch.setattr(transport, "send", counted)
+    sends = counted_sends(host, monkeypatch)
     w = worker(host)
     w.run(once=True)
     clock.now += dt.timedelta(hours=2)  # any lease has run out: a row left 'sending' is taken over
