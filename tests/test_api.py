@@ -286,6 +286,23 @@ def test_a_malformed_request_gets_an_operation_outcome_and_nothing_is_sent(api: 
     assert "entry" not in body(api.call("GET", "/fhir/Communication"))
 
 
+@pytest.mark.parametrize(("change", "field"), [
+    ({"doNotPerform": True}, "doNotPerform"),
+    ({"modifierExtension": [{"url": "http://emr.example/fhir/hold", "valueBoolean": True}]}, "modifierExtension"),
+    ({"payload": [{"contentString": TEXT, "modifierExtension": [{"url": "http://emr.example/fhir/draft",
+                                                                 "valueBoolean": True}]}]},
+     "payload[0].modifierExtension"),
+])
+def test_a_request_not_to_send_or_with_a_modifier_emrcomm_cannot_read_is_refused_and_nothing_is_sent(
+        api: ApiClient, change: dict[str, Any], field: str) -> None:
+    # Both change what the request means (FHIR: a modifier not understood SHALL NOT be acted on):
+    # doNotPerform asks that the message NOT be sent.
+    answer = api.call("POST", "/fhir/CommunicationRequest", {**reminder("r-modifier"), **change})
+    assert answer.status_code == 400, answer.text
+    assert body(answer)["issue"][0]["diagnostics"].startswith(field)
+    assert sms_sent(api.host) == [] and api.host.storage.records.request("r-modifier") is None
+
+
 def test_a_body_over_the_limit_or_of_another_type_is_refused_before_it_is_read(api: ApiClient) -> None:
     big = api.call("POST", "/fhir/CommunicationRequest", raw=b"{" + b" " * 1_100_000 + b"}", headers=[FHIR])
     wrong = api.call("POST", "/fhir/CommunicationRequest", raw=b"<x/>", headers=[(b"content-type", b"application/xml")])

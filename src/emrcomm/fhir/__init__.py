@@ -73,6 +73,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         _check_r4(data)
     if data.get("status") != "active":
         raise RequestError(f"status is {data.get('status')!r}: only an 'active' CommunicationRequest is sent")
+    _check_modifiers(data)
 
     subject = (data.get("subject") or {}).get("reference")
     if not subject:
@@ -142,6 +143,27 @@ def _check_no_nulls(data: Mapping[str, Any]) -> None:
         if value is None:
             raise RequestError(f"{where or 'the request'} is null; FHIR JSON has no nulls: leave the field out")
         if isinstance(value, Mapping):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+
+
+def _check_modifiers(data: Mapping[str, Any]) -> None:
+    """A modifier changes what the request means, so one emrcomm does not act on is refused, never
+    skipped (FHIR: a resource with a modifier not understood SHALL NOT be processed).
+    ``doNotPerform: true`` asks that the message not be sent."""
+    if data.get("doNotPerform") is True:
+        raise RequestError("doNotPerform is true: the request asks that the message NOT be sent, so nothing is "
+                           "sent; to send it, leave doNotPerform out")
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, Mapping):
+            found = value.get("modifierExtension")
+            if found:
+                url = next((e.get("url") for e in found if isinstance(e, Mapping)), None)
+                raise RequestError(f"{where + '.' if where else ''}modifierExtension {str(url)[:120]!r} changes what "
+                                   "the request means and emrcomm does not read it, so nothing is sent: leave it out")
             stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
