@@ -224,8 +224,22 @@ def test_if_none_exist_never_decides_again_even_a_blocked_request(api: ApiClient
     sendable = {k: v for k, v in reminder("x", identifier=ident).items() if k != "id"}
     again = api.call("POST", "/fhir/CommunicationRequest", sendable,
                      headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-78")])
-    assert again.status_code == 200 and sms_sent(api.host) == []
+    # Still blocked, so still a 4xx: a 2xx always means the message is going.
+    assert again.status_code == 422 and sms_sent(api.host) == []
+    assert "CONSENT_MISSING" in again.text and "without If-None-Exist" in again.text
     assert api.call("POST", "/fhir/CommunicationRequest", sendable).status_code == 201  # without it: decided anew
+
+
+def test_a_batch_retried_with_if_none_exist_answers_a_blocked_entry_422_again(api: ApiClient) -> None:
+    entry = {"request": {"method": "POST", "url": "CommunicationRequest",
+                         "ifNoneExist": "identifier=urn:emr:appointments|A-79"},
+             "resource": {k: v for k, v in reminder("x", "Patient/none", identifier=[
+                 {"system": "urn:emr:appointments", "value": "A-79"}]).items() if k != "id"}}
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [entry]}
+    first, retried = (body(api.call("POST", "/fhir", batch))["entry"][0]["response"] for _ in range(2))
+    assert first["status"] == retried["status"] == "422 Unprocessable Entity"
+    assert "location" not in retried and "CONSENT_MISSING" in json.dumps(retried["outcome"])
+    assert sms_sent(api.host) == []
 
 
 def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host],

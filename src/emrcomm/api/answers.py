@@ -45,10 +45,11 @@ GOING = frozenset({Status.SENT, Status.STORED, Status.QUEUED, Status.HELD})
 
 
 def http_status(outcome: Outcome) -> int:
+    if outcome.status is Status.BLOCKED:
+        # Also one answered as it stands (If-None-Exist): a 2xx always means the message is going.
+        return 422
     if is_repeat(outcome):
         return 200
-    if outcome.status is Status.BLOCKED:
-        return 422
     if outcome.status is Status.FAILED:
         return 503 if any(f.code == "RECORD_NOT_FILED" for f in outcome.findings) else 400
     return 201
@@ -125,9 +126,20 @@ def refused(outcome: Outcome, records: Sequence[tuple[Record, Any]]) -> dict[str
     res = outcome_resource(outcome, records)
     res["issue"][0]["severity"] = "error"
     res["issue"][0]["code"] = "business-rule" if outcome.status is Status.BLOCKED else "transient"
-    if outcome.status is Status.BLOCKED:
+    if outcome.status is Status.BLOCKED and is_repeat(outcome):
+        res["issue"].append(note("nothing was sent, nor decided again (If-None-Exist answers a request as it stands): "
+                                 "send it without If-None-Exist once the cause is fixed"))
+    elif outcome.status is Status.BLOCKED:
         res["issue"].append(note("nothing was sent; send the same request id again once the cause is fixed"))
     return res
+
+
+def batch_entry(outcome: Outcome, records: Sequence[tuple[Record, Any]]) -> dict[str, Any]:
+    """The batch-response entry of a decided (or standing) request."""
+    status = http_status(outcome)
+    if status >= 400:
+        return entry_response(status, None, refused(outcome, records))
+    return entry_response(status, f"CommunicationRequest/{outcome.request_id}", outcome_resource(outcome, records))
 
 
 def entry_response(status: int, location: str | None, outcome: Mapping[str, Any]) -> dict[str, Any]:

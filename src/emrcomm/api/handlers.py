@@ -339,9 +339,7 @@ class Api:
                 req = fhir.parse_request(resource, limits=self.limits)
                 standing = self._standing(_conditional_id(condition)) if condition is not None else None
                 if standing is not None:
-                    results[i] = answers.entry_response(200, f"CommunicationRequest/{standing.request_id}",
-                                                        answers.outcome_resource(standing,
-                                                                                 answers.records_of(self.host, standing)))
+                    results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
             except ApiError as exc:
                 results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics)
@@ -370,11 +368,7 @@ class Api:
             if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
                 results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation))
                 continue
-            records = answers.records_of(self.host, outcome)
-            location = f"CommunicationRequest/{outcome.request_id}"
-            body = (answers.refused(outcome, records) if status >= 400
-                    else answers.outcome_resource(outcome, records))
-            results[i] = answers.entry_response(status, location if status < 400 else None, body)
+            results[i] = answers.batch_entry(outcome, answers.records_of(self.host, outcome))
         return fhir_response({"resourceType": "Bundle", "type": "batch-response",
                               "entry": [r for r in results if r is not None]})
 
