@@ -80,7 +80,7 @@ def test_a_node_fhir_client_uses_the_api_end_to_end(serve: tuple[Path, int], alg
     steps = report["steps"]
 
     assert steps["token"]["status"] == 200 and "system/CommunicationRequest.write" in steps["token"]["scope"]
-    assert steps["replay"] == {"status": 400, "error": "invalid_grant"}
+    assert steps["replay"] == {"status": 401, "error": "invalid_client"}
     assert [r["status"] for r in steps["reminders"]] == [201, 201]
     assert all(c["medium"] == "SMSWRIT" and c["status"] == "completed"
                for r in steps["reminders"] for c in r["communications"])

@@ -173,8 +173,9 @@ class Authority:
         added = self.db.execute("INSERT INTO api_assertions (client_id, jti, expires) VALUES (?, ?, ?) "
                                 "ON CONFLICT (client_id, jti) DO NOTHING", (client, claims["jti"], iso(exp)))
         if added != 1:
-            raise TokenError("invalid_grant", "this assertion was used before (its jti): make a new one for each "
-                             "token request", client=client)
+            # SMART Backend Services: every failure to authenticate the client, a replay too, is invalid_client.
+            raise TokenError("invalid_client", "this assertion was used before (its jti): make a new one for each "
+                             "token request", status=401, client=client)
 
     # every other call -----------------------------------------------------------------------------
     def grant(self, token: str) -> Grant | None:
