@@ -465,6 +465,14 @@ def test_search_filters(api: ApiClient, query: str, count: int) -> None:
     assert len(found.get("entry", ())) == count, query
 
 
+def test_a_search_time_whose_plus_was_not_url_encoded_says_to_write_it_as_2b(api: ApiClient) -> None:
+    # 'ge2026-11-23T00:00:00+00:00' copied into a URL as it is: the '+' arrives as a space.
+    answer = api.call("GET", "/fhir/Communication", query="_lastUpdated=ge2026-11-23T00:00:00+00:00")
+    assert answer.status_code == 400 and "%2B" in body(answer)["issue"][0]["diagnostics"]
+    encoded = api.call("GET", "/fhir/Communication", query="_lastUpdated=ge2026-11-23T00:00:00%2B00:00")
+    assert encoded.status_code == 200
+
+
 @pytest.mark.parametrize("query", ["name=x", "status=sent", "_count=0", "_count=x", "_lastUpdated=yesterday",
                                    "_cursor=garbage", "category=nope", "patient=a/b/c", "status=completed&status=x"])
 def test_a_search_parameter_that_cannot_be_read_is_a_400_naming_it(api: ApiClient, query: str) -> None:

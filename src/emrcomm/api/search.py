@@ -167,8 +167,11 @@ def _updated(value: str) -> list[tuple[str, dt.datetime]]:
         raise ApiError(400, "value", f"_lastUpdated {value[:60]!r} is past the calendar's end in UTC: give a time "
                        "between the years 0002 and 9998", expression="_lastUpdated") from None
     except ValueError:
+        # A '+' left as it is in a query string arrives as a space: '...T10:00:00 00:00'.
+        plus = (" (a '+' in a URL reads as a space: write the zone's '+' as %2B)"
+                if re.search(r"T[0-9:.]+ [0-9]{2}:?[0-9]{2}$", text) else "")
         raise ApiError(400, "value", f"_lastUpdated {value[:60]!r}: a prefix (ge, gt, le, lt, eq) and a date "
-                       "(2026-11-23) or a date-time with a zone (2026-11-23T10:00:00-05:00)",
+                       f"(2026-11-23) or a date-time with a zone (2026-11-23T10:00:00-05:00){plus}",
                        expression="_lastUpdated") from None
     op = PREFIXES[prefix]
     if op == "eq":
