@@ -210,6 +210,14 @@ def test_the_same_request_id_again_answers_200_and_sends_nothing_more(api: ApiCl
     assert len(sms_sent(api.host)) == 1
 
 
+def test_an_identifier_without_a_value_is_refused_so_a_retry_cannot_send_twice(api: ApiClient) -> None:
+    # Its request id would be random: the same request sent again would be a second message.
+    request = {k: v for k, v in reminder(identifier=[{"system": "urn:emr:appointments"}]).items() if k != "id"}
+    answers = [api.call("POST", "/fhir/CommunicationRequest", request) for _ in range(2)]
+    assert [a.status_code for a in answers] == [400, 400]
+    assert "identifier" in body(answers[0])["issue"][0]["diagnostics"] and sms_sent(api.host) == []
+
+
 def test_if_none_exist_answers_the_existing_request_with_200(api: ApiClient) -> None:
     ident = [{"system": "urn:emr:appointments", "value": "A-77"}]
     first = api.call("POST", "/fhir/CommunicationRequest", {k: v for k, v in reminder(identifier=ident).items() if k != "id"})

@@ -283,6 +283,10 @@ def _identity(data: Mapping[str, Any]) -> tuple[str, str | None]:
         if ident.get("value"):
             key = f"{ident.get('system', '')}|{ident['value']}"
             return uuid.uuid5(uuid.NAMESPACE_URL, key).hex, None
+    if data.get("identifier"):
+        # A random id would make the same request, sent again after a timeout, a second message.
+        raise RequestError("identifier has no value: give the EMR's own id for the request as identifier[0].value "
+                           "(or the request's id), so that sending it again sends nothing twice")
     return uuid.uuid4().hex, None
 
 
