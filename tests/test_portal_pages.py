@@ -103,6 +103,12 @@ def test_a_french_message_dates_itself_in_french_in_the_patients_time_zone(
     assert "Envoyé le 23 novembre 2026" in words
 
 
+def test_a_message_sent_on_the_first_of_the_month_is_dated_1er_in_french() -> None:
+    assert i18n.long_date(dt.date(2026, 3, 1), "fr") == "1er mars 2026"
+    assert i18n.long_date(dt.date(2026, 3, 11), "fr") == "11 mars 2026"
+    assert i18n.long_date(dt.date(2026, 3, 1), "en") == "March 1, 2026"
+
+
 def test_a_note_without_a_named_sender_is_from_the_clinic(served: Callable[..., tuple[Host, str]]) -> None:
     host, base = served()
     words = text_of(opened(base, host))

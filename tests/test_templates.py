@@ -304,6 +304,28 @@ def test_french_time_on_the_hour_is_written_without_minutes(plugin: Plugin) -> N
     assert "à 9 h." in text
 
 
+def test_french_first_of_the_month_is_written_1er(plugin: Plugin) -> None:
+    # OQLF: « le 1er mars », never « le 1 mars »; the 2nd and after are plain numbers.
+    first = dt.datetime(2026, 3, 1, 14, 30, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    reminder = render(plugin, "appointment-reminder", {"appointment": first}, language="fr").text
+    assert "le dimanche 1er mars à 14 h 30" in reminder
+    invoice = render(plugin, "invoice", {"amount": "85.00", "due": dt.date(2026, 4, 1)}, language="fr").text
+    assert "d'ici le 1er avril 2026" in invoice
+    second = render(plugin, "appointment-reminder", {"appointment": first + dt.timedelta(days=1)},
+                    language="fr").text
+    assert "le lundi 2 mars" in second
+
+
+def test_first_of_the_month_stays_a_number_in_english_and_in_numeric_french_dates(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {
+        "fr/when.j2": "{{ day|date('short') }} / {{ day|date('dd/MM') }}",
+        "en/when.j2": "{{ day|date('long') }}",
+        "en/catalog.toml": '[when]\nrequired = { day = "date" }\n',
+    })
+    assert render(plugin, "when", {"day": dt.date(2026, 4, 1)}, language="fr").text == "2026-04-01 / 01/04"
+    assert render(plugin, "when", {"day": dt.date(2026, 4, 1)}).text == "April 1, 2026"
+
+
 def test_patient_without_time_zone_gets_the_clinics_first_zone(tmp_path: Path) -> None:
     clinic = attrs.evolve(TEST_CLINIC, time_zones=("America/Halifax", "America/Toronto"))
     plugin = Plugin(make_context("templates", {}, tmp_path, clinic=clinic))

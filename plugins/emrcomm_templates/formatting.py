@@ -108,11 +108,23 @@ def _pattern(kind: str, format: str, locale: Locale) -> dates.DateTimePattern:
     return dates.parse_pattern(format)
 
 
+@functools.lru_cache(maxsize=256)
+def _first_day(pattern: dates.DateTimePattern) -> dates.DateTimePattern:
+    """French writes the first of a month 1er beside the month's name (« le 1er mars »), where
+    CLDR writes 1; a date written in figures (2026-03-01, 01/03) keeps its figure."""
+    if not any(f"%({field}" in pattern.format for field in ("MMM", "LLL")):
+        return pattern
+    return dates.DateTimePattern(pattern.pattern, pattern.format.replace("%(d)s", "%(d)ser"))
+
+
 # A day's reminders share a handful of dates and time slots, and Babel is most of a render's
 # cost: remember the words. Keys never hold aware datetimes, which compare equal across zones.
 @functools.lru_cache(maxsize=4096)
 def _format_date(value: dt.date, format: str, locale: Locale) -> str:
-    return _pattern("date", format, locale).apply(value, locale).translate(_SPACES)
+    pattern = _pattern("date", format, locale)
+    if value.day == 1 and locale.language == "fr":
+        pattern = _first_day(pattern)
+    return pattern.apply(value, locale).translate(_SPACES)
 
 
 _TIMES: dict[tuple[Any, ...], str] = {}

@@ -221,10 +221,13 @@ LOCALES = {"en": "en_CA", "fr": "fr_CA"}
 
 
 def long_date(value: dt.date, lang: str) -> str:
-    """``November 23, 2026`` / ``23 novembre 2026``."""
+    """``November 23, 2026`` / ``23 novembre 2026``; French writes the first ``1er mars 2026``."""
     from babel.dates import format_date
 
-    return format_date(value, "long", locale=LOCALES[language(lang)])
+    text = format_date(value, "long", locale=LOCALES[language(lang)])
+    if value.day == 1 and language(lang) == "fr" and text.startswith("1 "):
+        text = "1er" + text[1:]
+    return text
 
 
 def _parsed(value: str) -> phonenumbers.PhoneNumber | None:
