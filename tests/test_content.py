@@ -335,6 +335,12 @@ def test_ramq_number_is_an_identifier(content, written):
     assert found(content, f"RAMQ {written}", code="HEALTH_IDENTIFIER") == [written]
 
 
+@pytest.mark.parametrize("written", ["trem 8503 1512", "Trem 8503 1512", "trem85031512"])
+def test_ramq_number_typed_in_lower_case_is_an_identifier(content, written):
+    # The card prints capitals; a receptionist copying it into a note often does not.
+    assert found(content, f"Votre carte {written} est expirée", code="HEALTH_IDENTIFIER") == [written]
+
+
 def test_ramq_shape_with_an_impossible_month_is_not_reported(content):
     assert found(content, "TREM 8599 1512", code="HEALTH_IDENTIFIER") == []
 

@@ -22,8 +22,8 @@ MRN = "medical record number"
 # candidate to candidate instead of testing the look-behind at every position.)
 _ONTARIO = re.compile(r"(\d(?<![\w+]\d)\d{3})([ -]?)(\d{3})\2(\d{3})(?:[ -]?[A-Z]{2})?(?!\w)")
 # 4 letters (3 of the family name, 1 of the given name), then YYMMDD (+50 to the month for
-# women) and 2 administrative digits: "TREM 8503 1512".
-_RAMQ = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]{3}[ -]?(\d{2})(\d{2})[ -]?(\d{2})\d{2}(?!\w)")
+# women) and 2 administrative digits: "TREM 8503 1512", in whatever case it was typed.
+_RAMQ = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]{3}[ -]?(\d{2})(\d{2})[ -]?(\d{2})\d{2}(?!\w)", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 _SSN = re.compile(r"(\d(?<![\w-]\d)\d{2})-(\d{2})-(\d{4})(?![\w-])")
 
