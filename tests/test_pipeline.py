@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +16,7 @@ from emrcomm.errors import PluginError
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
 from emrcomm.plugin.manager import discover
+from emrcomm.segments import count_segments
 from support import communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
@@ -55,6 +57,28 @@ def test_french_patient_gets_the_french_template(host: Host) -> None:
     host.send(reminder("Patient/qc-fr"))
     [line] = sms_sink(host)
     assert "rendez-vous" in line["text"].lower() and "ARRET" in line["text"]
+
+
+def test_accents_the_emr_stored_decomposed_leave_composed_and_keep_the_sms_in_gsm7(host: Host) -> None:
+    # An EMR on macOS (or a copy from a PDF) stores "é" as "e" + U+0301: not GSM-7, so the
+    # whole text went as UCS-2, three segments where one does.
+    place = unicodedata.normalize("NFD", "salle Hélène")
+    request = Request("Patient/qc-fr", Category.APPOINTMENT_REMINDER, id="r-nfd", template="appointment-reminder",
+                      variables={"appointment": APPOINTMENT, "location": place}, appointment=APPOINTMENT)
+    assert host.send(request).status is Status.SENT
+    [line] = sms_sink(host)
+    assert ", salle Hélène." in line["text"]
+    assert count_segments(line["text"]) == ("GSM-7", 1)
+
+
+def test_check_counts_decomposed_accents_as_the_sms_will_carry_them(host: Host) -> None:
+    # 250 characters: two GSM-7 segments once composed, four UCS-2 ones (over the limit of 3) as typed.
+    text = ("Riverside Family Health : Hélène, votre rendez-vous est le mardi 24 novembre à 10 h 30. "
+            "Présentez-vous à la réception du 2e étage dix minutes avant l'heure. ").ljust(210, ".")
+    text += " Répondez ARRET pour vous désabonner."
+    decomposed = unicodedata.normalize("NFD", text)
+    assert count_segments(decomposed)[0] == "UCS-2" and count_segments(decomposed)[1] > 3
+    assert [f.code for f in host.check(decomposed, channel="sms", language="fr")] == []
 
 
 def test_clinical_note_goes_to_the_portal_with_a_content_free_sms_notice(host: Host) -> None:

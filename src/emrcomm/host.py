@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -505,6 +506,7 @@ class Host:
         self, text: str, *, channel: str, category: str = "appointment-reminder", language: str = "en"
     ) -> tuple[Finding, ...]:
         """Findings for a text on a channel, without a patient: what ``emrcomm check`` prints.
+        The text is read with its accents composed (NFC), as a send carries it; spans count in it.
 
         Raises RequestError for an unknown channel, category or language.
         """
@@ -515,6 +517,7 @@ class Host:
             raise RequestError(f"unknown category {category!r}; choose one of: {', '.join(c.value for c in Category)}")
         if language not in CHECK_LANGUAGES:
             raise RequestError(f"unknown language {language!r}; choose one of: {', '.join(CHECK_LANGUAGES)}")
+        text = unicodedata.normalize("NFC", text)
         req = Request("Patient/check", category, id="check", text=text)
         message = Message(request=req, text=text, language=language)
         recipient = _CHECK_RECIPIENT

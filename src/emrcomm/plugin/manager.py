@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from importlib import metadata
@@ -466,7 +467,7 @@ class PluginManager:
             names = sorted({n for p in self.plugins if isinstance(p.plugin, TemplateCatalog)
                             for n in p.plugin.template_names()})
             raise RenderError(f"no plugin renders {what}" + (f"; choose one of: {', '.join(names)}" if names else ""))
-        return message
+        return _composed(message)
 
     def inspect(self, message: Message) -> tuple[Finding, ...]:
         facts: list[Finding] = []
@@ -634,3 +635,17 @@ def _check_failed(plugin: str, exc: BaseException) -> str:
 def _named(result: Iterable[Finding], plugin: str) -> Iterator[Finding]:
     for f in result:
         yield f if f.plugin else attrs.evolve(f, plugin=plugin)
+
+
+def _composed(message: Message) -> Message:
+    """The message with its accents composed (NFC). An EMR that stores "é" as "e" and a combining
+    accent (macOS input, text copied from a PDF) would otherwise send every SMS as UCS-2, at 67
+    characters a segment where GSM-7 has 153, and the rules would count what no phone shows."""
+    def nfc(words: str | None) -> str | None:
+        return None if words is None else unicodedata.normalize("NFC", words)
+
+    text = unicodedata.normalize("NFC", message.text)
+    subject, html = nfc(message.subject), nfc(message.html)
+    if (text, subject, html) == (message.text, message.subject, message.html):
+        return message
+    return attrs.evolve(message, text=text, subject=subject, html=html)
