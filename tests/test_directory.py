@@ -187,6 +187,18 @@ def test_language_from_preferred_communication(communication, expected):
     assert read(patient(communication=communication)).language == expected
 
 
+@pytest.mark.parametrize(
+    ("communication", "expected"),
+    [([], "fr"), ([lang("es", preferred=True)], "fr"), ([lang("en-CA", preferred=True)], "en")],
+    ids=["none", "unsupported", "english-on-file"],
+)
+def test_a_quebec_patient_without_english_or_french_on_file_reads_french(communication, expected):
+    # French is the language a Quebec patient is written to unless they chose English (Charter
+    # of the French language; docs/rule-catalogue.md I counts the QC address as a Quebec patient).
+    quebec = [{"use": "home", "city": "Montréal", "state": "QC", "country": "CA"}]
+    assert read(patient(address=quebec, communication=communication)).language == expected
+
+
 def test_official_name_and_first_given_name():
     r = read(patient(name=[{"use": "usual", "given": ["Jim"]},
                            {"use": "official", "family": "Chalmers", "given": ["Peter", "James"]}]))

@@ -12,7 +12,8 @@ Patient
   Extension ``contact-verified`` (valueBoolean) on a telecom -> ``verified``.
 * ``communication``: the ``preferred`` one, else the first -> ``language`` (``fr-CA`` -> ``fr``).
   Only ``en`` and ``fr`` are supported (the languages templates exist in); anything else, or
-  nothing, is ``en``.
+  nothing, is ``fr`` for a patient whose address is in Quebec (the Charter of the French
+  language) and ``en`` for everyone else.
 * ``address``: the current (``period.end`` not passed, ``use`` not ``old``) ``home`` address,
   else the first current one. ``state`` + ``country`` -> ``jurisdiction`` (ISO 3166-2) and
   ``time_zone`` (IANA); see :mod:`emrcomm.fhir.regions` for the zone of each province and
@@ -268,19 +269,20 @@ def contact_points(patient: Mapping[str, Any], region: str, now: dt.datetime) ->
     return tuple(points)
 
 
-def language(patient: Mapping[str, Any]) -> str:
-    """``en`` or ``fr`` from the preferred (else first) communication language; default ``en``."""
+def language(patient: Mapping[str, Any], default: str = "en") -> str:
+    """``en`` or ``fr`` from the preferred (else first) communication language; ``default`` when
+    none is recorded or the one recorded has no templates."""
     comms = [c for c in patient.get("communication") or () if isinstance(c, Mapping)]
     chosen = next((c for c in comms if c.get("preferred") is True), comms[0] if comms else None)
     if chosen is None:
-        return "en"
+        return default
     concept = chosen.get("language") or {}
     for coding in _codings(concept):
         code = coding.get("code")
         if isinstance(code, str) and code:
             primary = code.replace("_", "-").split("-")[0].lower()
-            return primary if primary in SUPPORTED_LANGUAGES else "en"
-    return "en"
+            return primary if primary in SUPPORTED_LANGUAGES else default
+    return default
 
 
 def _name(patient: Mapping[str, Any]) -> tuple[str, str]:
@@ -402,7 +404,7 @@ def recipient_from_fhir(
         consents=tuple(grants),
         preferred_channels=channels,
         restrict_to_preferred=restrict,
-        language=language(patient),
+        language=language(patient, "fr" if jurisdiction == "CA-QC" else "en"),
         time_zone=zone,
         jurisdiction=jurisdiction,
         birth_date=_birth_date(patient),
