@@ -484,7 +484,7 @@ def test_an_inline_send_leases_its_row_so_a_worker_cannot_take_it(host: Host) ->
 
     def spy(delivery):  # type: ignore[no-untyped-def]
         seen.append(host.storage.outbox.claim(owner="worker-x", now=host.clock(),
-                                              lease_until=host.clock() + dt.timedelta(minutes=2), limit=10))
+                                              lease=dt.timedelta(minutes=2), limit=10))
         return original(delivery)
 
     transport.send = spy  # type: ignore[method-assign]

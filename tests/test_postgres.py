@@ -8,6 +8,7 @@ The rest of the behavioural suite runs on PostgreSQL too (tests/conftest.py ``ba
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import http.client
 import json
@@ -36,6 +37,8 @@ from emrcomm.host import Host
 from emrcomm.outbox.worker import Worker, WorkerSettings
 from emrcomm.storage import open_postgres
 from emrcomm.storage.outbox import Item
+from emrcomm.storage.times import iso, parse_iso
+from fleet_kit import LimitedSink, enqueue, fleet_config, received, wait_settled
 from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
 from servers import free_port, scripted
 from support import fhir_request, with_store, write_config
@@ -380,8 +383,6 @@ def test_a_worker_gone_before_its_shared_commit_loses_nothing_its_rows_are_taken
     """The worker dies with its group's messages sent and the commit recording them not made
     (as SIGKILL leaves it: the server rolls the transaction back): after their lease another
     worker takes the rows over and sends them again, the in-flight window, ≤ concurrency."""
-    import datetime as dt
-
     host = make_host(QUEUE)
     records = [host.send(reminder(f"k-{i}")).record_ids[0] for i in range(4)]
     transport = host.channels["sms"].transport
@@ -398,7 +399,7 @@ def test_a_worker_gone_before_its_shared_commit_loses_nothing_its_rows_are_taken
         if gone[0]:
             raise ConnectionResetError("the worker was killed before its commit")
 
-    dead = Worker(host, WorkerSettings(concurrency=4, lease_seconds=30))
+    dead = Worker(host, WorkerSettings(concurrency=4, lease_seconds=2))  # waited out below: the server's clock times it
     rows = dead._claim(4)
     host.storage.before_commit(killed)
     try:
@@ -407,7 +408,7 @@ def test_a_worker_gone_before_its_shared_commit_loses_nothing_its_rows_are_taken
         gone[0] = False
     assert dead.stats.sent == 0 and dead.stats.settle_commits == 0
     assert host.storage.outbox.counts() == {"sending": 4} and sorted(sends) == sorted(records)
-    clock.now += dt.timedelta(seconds=31)
+    time.sleep(2.1)
     stats = Worker(host, WorkerSettings(concurrency=4, lease_seconds=30)).run(once=True)
     assert stats.taken_over == 4 and stats.sent == 4 and host.storage.outbox.counts() == {}
     assert sorted(sends) == sorted(records * 2)  # each sent again once: the in-flight window
@@ -416,6 +417,144 @@ def test_a_worker_gone_before_its_shared_commit_loses_nothing_its_rows_are_taken
         assert [e.kind.value for e in host.storage.records.events(record)].count("accepted") == 1
     assert sorted(r for r, _ in sent_entries(host)) == sorted(records)
     assert audit.verify(host.storage, [host.audit.key.public]).ok
+
+
+# ------------------------------------------------------------------ leases, by the server's clock
+
+CLOCK_SHIFT = Path(__file__).with_name("clock_shift.py")
+
+
+class HoldingSink(LimitedSink):
+    """A Kannel-speaking sink that keeps each request waiting until ``release`` is set (at most
+    ``hold`` seconds): a send under way for as long as a test needs. ``held_to_the_end`` says
+    whether a hold outlasted the test's release (the test then proved nothing)."""
+
+    def __init__(self, hold: float) -> None:
+        super().__init__(None)
+        self.hold = hold
+        self.release = threading.Event()
+        self.held_to_the_end = False
+
+    def record(self, seen: Any) -> Any:
+        reply = super().record(seen)
+        if not self.release.wait(self.hold):
+            self.held_to_the_end = True
+        return reply
+
+
+def lease_config(folder: Path, pg: str, sink: HoldingSink, *, lease_seconds: float) -> Path:
+    config = fleet_config(folder, pg, sink.url, rate=1000, patients=1, concurrency=1, lease_seconds=lease_seconds)
+    config.write_text(config.read_text(encoding="utf-8").replace("poll_seconds = 1\n", "poll_seconds = 0.2\n"),
+                      encoding="utf-8")
+    return config
+
+
+def start_worker(config: Path, name: str, *, shift: dt.timedelta = dt.timedelta(0)) -> subprocess.Popen[bytes]:
+    """``emrcomm worker`` as a process (as on a machine of its own), its system clock moved by
+    ``shift`` (libfaketime: the host's clock, which runs from it, moves too)."""
+    argv = [str(EMRCOMM), "worker", "--config", str(config), "--json"]
+    if shift:
+        when = dt.datetime.now(dt.UTC) + shift
+        argv = [sys.executable, str(CLOCK_SHIFT), when.strftime("%Y-%m-%d %H:%M:%S"), "--", *argv]
+    with (config.parent / f"{name}.out").open("wb") as out, (config.parent / f"{name}.log").open("wb") as err:
+        return subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+
+def claiming(pg: str, worker: subprocess.Popen[bytes]) -> None:
+    """Wait until ``worker`` listens for new rows: it has started claiming (and claims again every poll)."""
+    storage = open_postgres(pg)
+    try:
+        deadline = time.monotonic() + 60
+        while not storage.db.query("SELECT 1 FROM pg_stat_activity WHERE application_name = ? "
+                                   "AND query = 'LISTEN emrcomm_outbox'", (f"emrcomm:{worker.pid}",)):
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker did not start"
+            time.sleep(0.05)
+    finally:
+        storage.close()
+
+
+def stopped(worker: subprocess.Popen[bytes], config: Path, name: str) -> dict[str, Any]:
+    """Stop ``worker`` (SIGTERM) and return what it says it did."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+    worker.wait(60)
+    out = (config.parent / f"{name}.out").read_text(encoding="utf-8")
+    assert out.strip(), (config.parent / f"{name}.log").read_text(encoding="utf-8")
+    return dict(json.loads(out)["worker"])
+
+
+def test_a_claim_times_its_lease_by_the_servers_clock_written_as_the_store_writes_times(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    host.send(reminder("l-1"))
+    clock.now += dt.timedelta(days=400)  # the host's clock far off: the lease does not follow it
+    [row] = host.storage.outbox.claim(owner="w", now=clock.now, lease=dt.timedelta(seconds=60), limit=1)
+    [stored] = host.storage.db.query("SELECT lease_until, updated, clock_timestamp() AS server FROM outbox")
+    assert stored["lease_until"] == iso(parse_iso(stored["lease_until"]))  # compares as text with any time stored
+    assert abs(parse_iso(stored["lease_until"]) - stored["server"] - dt.timedelta(seconds=60)) < dt.timedelta(seconds=5)
+    assert stored["updated"] == iso(clock.now)  # the row's business times stay the host's
+    assert row.lease_until == parse_iso(stored["lease_until"]) and row.held_until is not None
+
+
+def test_a_worker_whose_clock_runs_minutes_ahead_leaves_alone_a_row_another_is_still_sending(
+        pg: str, tmp_path: Path) -> None:
+    """Two worker processes on one database, the second's clock 3 minutes ahead (another
+    machine's, badly set): it looks for due rows again and again while the first is still
+    sending, and takes nothing, since the lease runs by the database server's clock. The patient
+    gets the message once."""
+    sink = HoldingSink(hold=9.0)  # under the transport's 10 s read timeout
+    try:
+        config = lease_config(tmp_path, pg, sink, lease_seconds=20)
+        [record] = enqueue(config, 1, patients=1)
+        holder = start_worker(config, "holder")
+        try:
+            sink.wait_for(1, timeout=60)  # the holder's send is under way
+            ahead = start_worker(config, "ahead", shift=dt.timedelta(minutes=3))
+            try:
+                claiming(pg, ahead)
+                time.sleep(1.0)  # five polls of the outbox while the send is held
+            finally:
+                sink.release.set()
+            assert wait_settled(config, time.monotonic() + 30)
+        finally:
+            holders = stopped(holder, config, "holder")
+            aheads = stopped(ahead, config, "ahead")
+    finally:
+        sink.close()
+    assert not sink.held_to_the_end, "the send ended before the other worker looked: nothing was tested"
+    assert received(sink) == [record]
+    assert (holders["sent"], holders["lost_lease"], aheads["taken_over"], aheads["sent"]) == (1, 0, 0, 0)
+
+
+@pytest.mark.parametrize("shift", [dt.timedelta(minutes=3), dt.timedelta(minutes=-3)], ids=["ahead", "behind"])
+def test_a_row_whose_worker_died_is_taken_over_once_its_lease_runs_out_by_the_servers_clock(
+        pg: str, tmp_path: Path, shift: dt.timedelta) -> None:
+    """The worker sending a row is killed mid-send; another, on a machine whose clock is 3 minutes
+    ahead or behind, takes the row over when the lease has run out by the database server's
+    clock: not sooner (ahead), not minutes later (behind). It is sent again (the in-flight window)."""
+    lease = 6.0
+    sink = HoldingSink(hold=9.0)
+    try:
+        config = lease_config(tmp_path, pg, sink, lease_seconds=lease)
+        [record] = enqueue(config, 1, patients=1)
+        holder = start_worker(config, "holder")
+        sink.wait_for(1, timeout=60)
+        holder.kill()  # SIGKILL, mid-send: its row stays 'sending', leased
+        holder.wait(30)
+        sink.release.set()
+        other = start_worker(config, "other", shift=shift)
+        try:
+            sink.wait_for(2, timeout=lease + 60)
+            assert wait_settled(config, time.monotonic() + 30)
+        finally:
+            others = stopped(other, config, "other")
+    finally:
+        sink.close()
+    # The holder claimed the row within an eighth of the lease before its send reached the sink.
+    waited = sink.times[1] - sink.times[0]
+    assert lease * 7 / 8 <= waited <= lease + 30
+    assert received(sink) == [record, record]
+    assert (others["taken_over"], others["sent"]) == (1, 1)
 
 
 # ---------------------------------------------------------------------------- stateless serve

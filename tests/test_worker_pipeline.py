@@ -5,12 +5,12 @@ the rate limiter for a slot."""
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from emrcomm.host import Host
@@ -20,7 +20,7 @@ from emrcomm.storage.outbox import RELEASED, TAKEN_OVER, Item
 from emrcomm_sms.http import ProviderClient
 from emrcomm_sms.ratelimit import SenderLimits
 from servers import Reply, ScriptedHTTPServer
-from test_worker import QUEUE, reminder, sink
+from test_worker import QUEUE, let_leases_run_out, reminder, sink
 
 
 def test_a_worker_with_small_claims_delivers_everything_in_several_claims(make_host: Callable[..., Host]) -> None:
@@ -79,7 +79,7 @@ def test_a_row_held_too_long_is_given_back_unsent_and_sent_later(make_host: Call
     host.send(reminder("late-1"))
     w = Worker(host, WorkerSettings(lease_seconds=10))
     [row] = w._claim(5)
-    w._deliver_claimed(row, time.monotonic() - 6)  # more than an eighth of its lease ago
+    w._deliver_claimed(attrs.evolve(row, held_until=time.monotonic() + 4))  # claimed more than an eighth of its lease ago
     assert sink(host) == [] and w.stats.released == 1
     [state] = host.storage.db.query("SELECT state, last_error, lease_owner, attempts FROM outbox")
     # given back as it was: due again, and the claim's attempt taken back (nothing was tried)
@@ -95,7 +95,7 @@ def test_a_stopping_worker_gives_back_the_rows_it_has_not_started(make_host: Cal
     rows = w._claim(5)
     w.stop()
     for row in rows:
-        w._deliver_claimed(row, time.monotonic())
+        w._deliver_claimed(row)
     assert sink(host) == [] and host.storage.outbox.counts() == {"retry": 3}
     assert Worker(host).run(once=True).sent == 3
 
@@ -133,12 +133,12 @@ def test_a_taken_over_row_given_back_keeps_its_mark(make_host: Callable[..., Hos
     host.send(reminder("t-1"))
     dead = Worker(host, WorkerSettings(lease_seconds=1))
     [row] = dead._claim(1)  # the first worker dies holding it
-    clock.now += dt.timedelta(seconds=2)  # its lease runs out
+    let_leases_run_out(host, clock, 1.1)
     w = Worker(host, WorkerSettings(lease_seconds=10))
     [row] = w._claim(1)
     assert row.last_error == TAKEN_OVER
     w.stop()
-    w._deliver_claimed(row, time.monotonic())
+    w._deliver_claimed(row)
     [again] = Worker(host)._claim(1)
     assert again.last_error == TAKEN_OVER and again.attempts == 2
 

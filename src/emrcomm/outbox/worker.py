@@ -3,9 +3,11 @@ routine as an inline send (emrcomm.pipeline.deliver): retries, backoff, dead let
 released when their time comes, expiry, and the opt-out re-check. docs/operations.md runs it.
 
 Each row is leased to one worker in one claim, so two workers never hold the same row; a worker
-that dies leaves its rows 'sending' until the lease runs out, then another takes them over and
-sends them again with the same idempotency key (the record id). On PostgreSQL the settles of a
-worker's threads share commits (SharedCommits): one hold of the audit chain's lock for several.
+that dies leaves its rows 'sending' until the lease runs out (by the database server's clock on
+PostgreSQL), then another takes them over and sends them again with the same idempotency key
+(the record id). A worker counts what is left of its own leases on its monotonic clock. On
+PostgreSQL the settles of a worker's threads share commits (SharedCommits): one hold of the
+audit chain's lock for several.
 """
 
 from __future__ import annotations
@@ -272,7 +274,6 @@ class Worker:
                 room = concurrency + batch - self._in_hand
             if self._stop.is_set():
                 break
-            claimed = time.monotonic()  # before the claim: waiting for the lock uses the lease too
             try:
                 rows = self._claim(room)
             except Exception as exc:  # the database away (a network cut, a failover): try again
@@ -283,7 +284,7 @@ class Worker:
                 with self._changed:
                     self._in_hand += len(rows)
                 for row in rows:
-                    pool.submit(self._deliver_claimed, row, claimed).add_done_callback(settled)
+                    pool.submit(self._deliver_claimed, row).add_done_callback(settled)
                 continue
             with self._changed:
                 if self._in_hand:  # a row in hand may release a later leg: look again when one is done
@@ -306,18 +307,15 @@ class Worker:
                 return
 
     def _claim(self, limit: int) -> list[Item]:
-        now = self.host.clock()
-        return self.host.storage.outbox.claim(
-            owner=self.owner, now=now, lease_until=now + dt.timedelta(seconds=self.settings.lease_seconds),
-            limit=limit,
-        )
+        return self.host.storage.outbox.claim(owner=self.owner, now=self.host.clock(),
+                                              lease=dt.timedelta(seconds=self.settings.lease_seconds), limit=limit)
 
-    def _deliver_claimed(self, row: Item, claimed: float) -> None:
-        """Deliver a row claimed at ``claimed`` (monotonic), unless it waited in hand so long that
-        its lease might run out during the send (another worker could then take it over and send
-        it a second time), or the worker is stopping: then it is given back, unsent, for the
-        next claim."""
-        if not self._stop.is_set() and time.monotonic() - claimed <= self.settings.lease_seconds * HELD_SHARE:
+    def _deliver_claimed(self, row: Item) -> None:
+        """Deliver a claimed row, unless it waited in hand so long that its lease might run out
+        during the send (another worker could then take it over and send it a second time), or
+        the worker is stopping: then it is given back, unsent, for the next claim."""
+        left = row.held_until - time.monotonic() if row.held_until is not None else 0.0
+        if not self._stop.is_set() and left >= self.settings.lease_seconds * (1 - HELD_SHARE):
             self.deliver(row)
             return
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -168,7 +169,9 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     # then no other worker may take the row and send it again, and a store that could not be
     # written for a moment (a full disk freed) often can be again. Then, as a last resort, the row
     # is removed alone so that no worker sends it twice (the record then stays in progress).
-    held_for = (item.lease_until - host.clock()).total_seconds() if record_while_leased and item.lease_until else 0.0
+    # The lease as this process counts it (its monotonic clock, from before the claim), never
+    # lease_until against the host's clock: on PostgreSQL the server's clock times the lease.
+    held_until = item.held_until if record_while_leased and item.held_until is not None else -math.inf
     for attempt in itertools.count(1):
         try:
             kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source,
@@ -176,7 +179,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
             return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered,
                              not_filed=not_filed)
         except Exception as exc:
-            left = held_for - (time.perf_counter() - answered)
+            left = held_until - time.monotonic()
             log.error("outbox %s: sent, but recording it failed (%s), try %d; %.0f s of its lease left",
                       item.key, type(exc).__name__, attempt, max(left, 0.0))
             if attempt >= RECORD_ATTEMPTS and left <= 0:

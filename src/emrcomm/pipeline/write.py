@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,8 @@ log = logging.getLogger("emrcomm.pipeline")
 ALREADY_HANDLED = "already handled: this request id was sent before; nothing sent again"
 ENDED_UNSENT = ("a message of it ended unsent: `emrcomm outbox` shows why, and `emrcomm outbox requeue "
                 "<record id>` sends it again once the cause is fixed")
-# How long an inline send owns its outbox rows before a worker may take them over.
+# How long an inline send owns its outbox rows before a worker may take them over (by the
+# database server's clock on PostgreSQL, as a worker's claim).
 INLINE_LEASE = dt.timedelta(minutes=5)
 
 
@@ -183,12 +185,13 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
                                         at=receipt.at or now, dedup=f"{f.id}:accepted:{receipt.provider_id or 'stored'}",
                                         provider_id=receipt.provider_id))
                 records.append(host.storage.records.add(f, leg.message.template, events))
-            lease_until = now + INLINE_LEASE if owner else None
+            lease = INLINE_LEASE if owner else None
+            held_until = time.monotonic() + INLINE_LEASE.total_seconds() if owner else None  # before the rows are put
             items = tuple(_item(req, f, leg, index, held=held, hold_until=hold_until, owner=owner,
-                                lease_until=lease_until)
+                                held_until=held_until)
                           for index, (f, leg) in enumerate(zip(facts, legs)) if not leg.channel.holds_content)
             for item in items:
-                host.storage.outbox.put(item, now=now, lease_until=lease_until)
+                host.storage.outbox.put(item, now=now, lease=lease)
             for record in records:
                 failed = host.file_each(record)
                 if failed is not None:
@@ -222,12 +225,12 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
 
 
 def _item(req: Request, facts: RecordFacts, leg: Leg, index: int, *, held: bool, hold_until: dt.datetime | None,
-          owner: str | None, lease_until: dt.datetime | None) -> Item:
+          owner: str | None, held_until: float | None) -> Item:
     html = withheld(leg.message.html, leg.link, LINK_SLOT)
     return Item(key=facts.id, request_id=req.id, channel=leg.channel.name, address=leg.route.address or None,
                 leg=index, state="held" if held else "sending" if owner else "pending",
                 attempts=1 if owner else 0, not_before=hold_until, expires=req.expires, lease_owner=owner,
-                lease_until=lease_until, payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from))
+                held_until=held_until, payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from))
 
 
 def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: FilingFailed) -> Outcome:

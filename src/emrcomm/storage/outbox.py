@@ -5,12 +5,17 @@ cancelled): what happened to it is in the record's events. Dead letters stay unt
 A row is leased to one deliverer at a time (a worker, or the process sending inline) until
 ``lease_until``; a row whose deliverer died is taken over when the lease runs out. A leg waits
 while a leg before it of the same request is still in the table (a notice after its message).
+
+Leases are timed by the database server's clock on PostgreSQL (workers on several machines
+whose clocks differ must still agree on when a lease runs out), by the host's on SQLite (one
+machine). Everything else (when a row is due, when it expires) is the host's time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -23,6 +28,11 @@ from emrcomm.storage.times import iso, parse_iso
 TAKEN_OVER = "taken over after an expired lease"  # the claim's mark on a row whose deliverer died
 RELEASED = "released unsent by a busy or stopping worker"
 OPEN = ("pending", "held", "retry", "sending")  # the states a claim looks at
+# PostgreSQL: the server's clock when the statement started, written as times.iso writes times,
+# so that it compares as text with lease_until. A lease runs by it (the module docstring).
+SERVER_NOW = """to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+SERVER_LEASE_UNTIL = ("""to_char((statement_timestamp() + make_interval(secs => ?)) AT TIME ZONE 'UTC', """
+                      """'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""")
 
 
 @frozen
@@ -41,7 +51,13 @@ class Item:
     expires: dt.datetime | None = None
     last_error: str | None = None
     lease_owner: str | None = None
+    # As the store wrote it: on PostgreSQL the database server's clock, which no host's clock
+    # may be compared with. A holder counts its lease by ``held_until``.
     lease_until: dt.datetime | None = None
+    # The holder's own reckoning (time.monotonic()) of when its lease runs out, counted from
+    # before the claim (or the inline sender's put): never later than the store's. None on a
+    # row read, not claimed.
+    held_until: float | None = None
 
     @property
     def taken_over(self) -> bool:
@@ -49,13 +65,14 @@ class Item:
 
 
 class Outbox(Protocol):
-    def put(self, item: Item, *, now: dt.datetime, lease_until: dt.datetime | None = None) -> None:
+    def put(self, item: Item, *, now: dt.datetime, lease: dt.timedelta | None = None) -> None:
         """Add a row (inside the transaction that files its record). With a lease (the inline
-        sender holds it), the row counts an attempt, as a claim would."""
+        sender holds it for ``lease``), the row counts an attempt, as a claim would."""
         ...
 
-    def claim(self, *, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Item]:
-        """Lease up to ``limit`` due rows to ``owner`` (safe between processes); counts an attempt."""
+    def claim(self, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Item]:
+        """Lease up to ``limit`` rows due at ``now`` to ``owner`` for ``lease`` (safe between
+        processes), with their ``held_until``; counts an attempt."""
         ...
 
     def finish(self, key: str, *, owner: str | None) -> bool:
@@ -105,31 +122,52 @@ class SqlOutbox:
         if self.db.dialect == "postgresql":
             self.db.query("SELECT pg_notify('emrcomm_outbox', '')")
 
-    def put(self, item: Item, *, now: dt.datetime, lease_until: dt.datetime | None = None) -> None:
-        with self.db.transaction():
-            if lease_until is None:  # a row the inline sender leases wakes nobody
-                self._wake_workers()
-            self._put(item, now=now, lease_until=lease_until)
+    @property
+    def _server_clock(self) -> bool:
+        return self.db.dialect == "postgresql"
 
-    def _put(self, item: Item, *, now: dt.datetime, lease_until: dt.datetime | None) -> None:
+    def _lease_until(self, now: dt.datetime, lease: dt.timedelta) -> tuple[str, tuple[Any, ...]]:
+        """The SQL of a lease's end and its parameter: the server's clock on PostgreSQL, ``now``
+        (the host's) on SQLite."""
+        if self._server_clock:
+            return SERVER_LEASE_UNTIL, (lease.total_seconds(),)
+        return "?", (iso(now + lease),)
+
+    def put(self, item: Item, *, now: dt.datetime, lease: dt.timedelta | None = None) -> None:
+        with self.db.transaction():
+            if lease is None:  # a row the inline sender leases wakes nobody
+                self._wake_workers()
+            self._put(item, now=now, lease=lease)
+
+    def _put(self, item: Item, *, now: dt.datetime, lease: dt.timedelta | None) -> None:
+        until, until_params = self._lease_until(now, lease) if lease is not None else ("NULL", ())
         self.db.execute(
-            """INSERT INTO outbox (key, request_id, channel, address, leg, state, not_before, expires, attempts,
-                                   lease_owner, lease_until, created, updated, payload)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            f"""INSERT INTO outbox (key, request_id, channel, address, leg, state, not_before, expires, attempts,
+                                    lease_owner, lease_until, created, updated, payload)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {until}, ?, ?, ?)""",
             (item.key, item.request_id, item.channel, item.address, item.leg, item.state, iso(item.not_before),
-             iso(item.expires), 1 if item.lease_owner else 0, item.lease_owner, iso(lease_until), iso(now), iso(now),
+             iso(item.expires), 1 if item.lease_owner else 0, item.lease_owner, *until_params, iso(now), iso(now),
              json.dumps(item.payload.to_json())))
 
-    def claim(self, *, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[Item]:
-        due = """o.state IN ('pending', 'held', 'retry', 'sending')
-                 AND ((o.state != 'sending' AND (o.not_before IS NULL OR o.not_before <= ?))
-                      OR (o.state = 'sending' AND o.lease_until <= ?))
-                 AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id AND e.leg < o.leg)"""
+    def claim(self, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Item]:
+        # A row another holds is taken over when its lease has run out by the clock that timed
+        # it: the server's on PostgreSQL, whatever the clock of the machine claiming.
+        lease_now, lease_now_params = (SERVER_NOW, ()) if self._server_clock else ("?", (iso(now),))
+        due = f"""o.state IN ('pending', 'held', 'retry', 'sending')
+                  AND ((o.state != 'sending' AND (o.not_before IS NULL OR o.not_before <= ?))
+                       OR (o.state = 'sending' AND o.lease_until <= {lease_now}))
+                  AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id AND e.leg < o.leg)"""
+        due_params = (iso(now), *lease_now_params)
         order = "ORDER BY COALESCE(o.not_before, o.created), o.key LIMIT ?"
-        take = f"""state = 'sending', lease_owner = ?, lease_until = ?, updated = ?, attempts = attempts + 1,
+        until, until_params = self._lease_until(now, lease)
+        take = f"""state = 'sending', lease_owner = ?, lease_until = {until}, updated = ?, attempts = attempts + 1,
                    last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}' ELSE last_error END"""
+        take_params = (owner, *until_params, iso(now))
+        # Before the claim (waiting for the store's lock uses the lease too): the holder's own
+        # count of its lease can then only end before the store's.
+        held_until = time.monotonic() + lease.total_seconds()
         with self.db.transaction():
-            if self.db.dialect == "postgresql":
+            if self._server_clock:
                 # The rows are picked once, in a materialized CTE: PostgreSQL may run a LIMIT
                 # subquery under `key IN (...)` more than once, each run skipping the rows the
                 # last one locked, and so claim more than `limit` rows.
@@ -137,12 +175,12 @@ class SqlOutbox:
                     f"""WITH picked AS MATERIALIZED (
                             SELECT o.key FROM outbox o WHERE {due} {order} FOR UPDATE SKIP LOCKED)
                         UPDATE outbox SET {take} FROM picked WHERE outbox.key = picked.key RETURNING outbox.*""",
-                    (iso(now), iso(now), limit, owner, iso(lease_until), iso(now)))
+                    (*due_params, limit, *take_params))
             else:
                 pick = f"SELECT o.key FROM outbox o INDEXED BY outbox_claim_order WHERE {due} {order}"
                 rows = self.db.query(f"UPDATE outbox SET {take} WHERE key IN ({pick}) RETURNING *",
-                                     (owner, iso(lease_until), iso(now), iso(now), iso(now), limit))
-        items = [_item(r) for r in rows]
+                                     (*take_params, *due_params, limit))
+        items = [_item(r, held_until=held_until) for r in rows]
         return sorted(items, key=lambda i: (i.not_before or dt.datetime.min.replace(tzinfo=dt.UTC), i.key))
 
     def finish(self, key: str, *, owner: str | None) -> bool:
@@ -222,7 +260,7 @@ class SqlOutbox:
         return int(rows[0]["n"])
 
 
-def _item(row: Row) -> Item:
+def _item(row: Row, *, held_until: float | None = None) -> Item:
     return Item(
         key=row["key"], request_id=row["request_id"], channel=row["channel"], address=row["address"],
         leg=int(row["leg"]), state=row["state"], attempts=int(row["attempts"]),
@@ -230,5 +268,5 @@ def _item(row: Row) -> Item:
         not_before=parse_iso(row["not_before"]) if row["not_before"] else None,
         expires=parse_iso(row["expires"]) if row["expires"] else None,
         last_error=row["last_error"], lease_owner=row["lease_owner"],
-        lease_until=parse_iso(row["lease_until"]) if row["lease_until"] else None,
+        lease_until=parse_iso(row["lease_until"]) if row["lease_until"] else None, held_until=held_until,
     )
