@@ -10,6 +10,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,13 @@ from emrcomm.api.notify import Notifier, signature
 from emrcomm.api.settings import ApiSettings
 from emrcomm.audit import entries
 from emrcomm.host import Host
+from emrcomm.plugin.manager import discover
 from emrcomm.storage.times import iso
 from emrcomm.web import create_app
 from hostile_kit import InProcess
 from servers import Reply, scripted
 from support import fhir_request
+from test_pipeline import ALL as ALL_PLUGINS
 
 FORM = (b"content-type", b"application/x-www-form-urlencoded")
 TEXT = "Riverside Family Health: your appointment is on Nov 25 at 2:30 PM. Reply STOP to opt out."
@@ -251,6 +254,29 @@ def test_a_batch_retried_with_if_none_exist_answers_a_blocked_entry_422_again(ap
     assert first["status"] == retried["status"] == "422 Unprocessable Entity"
     assert "location" not in retried and "CONSENT_MISSING" in json.dumps(retried["outcome"])
     assert sms_sent(api.host) == []
+
+
+def test_if_none_exist_answers_a_request_whose_record_could_not_be_filed_503_again(
+        make_host: Callable[..., Host], clients: list[Any]) -> None:
+    # Nothing was sent (the chart refused its record): a 2xx to the retry would say it is going.
+    order = ALL_PLUGINS + ', "brokenfiler"'
+    entry_points = {**discover(), "brokenfiler": metadata.EntryPoint(name="brokenfiler", value="fakes:BrokenFiler",
+                                                                     group="emrcomm")}
+    host = make_host(NO_NOTIFY + f"\n[plugins]\norder = [{order}]\n", entry_points=entry_points)
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    ident = [{"system": "urn:emr:appointments", "value": "A-80"}]
+    request = {k: v for k, v in reminder("x", identifier=ident).items() if k != "id"}
+    condition = "identifier=urn:emr:appointments|A-80"
+    first = api.call("POST", "/fhir/CommunicationRequest", request)
+    again = api.call("POST", "/fhir/CommunicationRequest", request, headers=[(b"if-none-exist", condition.encode())])
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "POST", "url": "CommunicationRequest", "ifNoneExist": condition}, "resource": request}]}
+    entry = body(api.call("POST", "/fhir", batch))["entry"][0]["response"]
+    assert (first.status_code, again.status_code, entry["status"]) == (503, 503, "503 Service Unavailable")
+    assert "RECORD_NOT_FILED" in again.text and "without If-None-Exist" in again.text
+    assert "location" not in entry and "RECORD_NOT_FILED" in json.dumps(entry["outcome"])
+    assert sms_sent(host) == []
 
 
 def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host],

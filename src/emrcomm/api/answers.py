@@ -45,13 +45,16 @@ GOING = frozenset({Status.SENT, Status.STORED, Status.QUEUED, Status.HELD})
 
 
 def http_status(outcome: Outcome) -> int:
+    # A blocked or not-filed one answered as it stands (If-None-Exist) too: a 2xx always means
+    # the message is going.
     if outcome.status is Status.BLOCKED:
-        # Also one answered as it stands (If-None-Exist): a 2xx always means the message is going.
         return 422
+    if outcome.status is Status.FAILED and any(f.code == "RECORD_NOT_FILED" for f in outcome.findings):
+        return 503
     if is_repeat(outcome):
         return 200
     if outcome.status is Status.FAILED:
-        return 503 if any(f.code == "RECORD_NOT_FILED" for f in outcome.findings) else 400
+        return 400
     return 201
 
 
@@ -129,6 +132,9 @@ def refused(outcome: Outcome, records: Sequence[tuple[Record, Any]]) -> dict[str
     if outcome.status is Status.BLOCKED and is_repeat(outcome):
         res["issue"].append(note("nothing was sent, nor decided again (If-None-Exist answers a request as it stands): "
                                  "send it without If-None-Exist once the cause is fixed"))
+    elif is_repeat(outcome):
+        res["issue"].append(note("nothing was sent, nor tried again (If-None-Exist answers a request as it stands): "
+                                 "send it again later without If-None-Exist"))
     elif outcome.status is Status.BLOCKED:
         res["issue"].append(note("nothing was sent; send the same request id again once the cause is fixed"))
     return res
