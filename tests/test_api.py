@@ -361,6 +361,21 @@ def test_a_body_over_the_limit_or_of_another_type_is_refused_before_it_is_read(a
     assert body(big)["resourceType"] == body(wrong)["resourceType"] == "OperationOutcome"
 
 
+@pytest.mark.parametrize("path", ["/fhir/CommunicationRequest", "/fhir", "/fhir/CommunicationRequest/$batch"])
+def test_a_body_that_starts_with_a_utf8_bom_is_read(api: ApiClient, path: str) -> None:
+    # .NET and PHP clients write one; RFC 8259 8.1 lets a parser ignore it.
+    request = reminder("r-bom")
+    data, kind = {
+        "/fhir/CommunicationRequest": (json.dumps(request), FHIR[1]),
+        "/fhir": (json.dumps({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": request}]}), FHIR[1]),
+        "/fhir/CommunicationRequest/$batch": (json.dumps(request) + "\n", b"application/fhir+ndjson"),
+    }[path]
+    answer = api.call("POST", path, raw=b"\xef\xbb\xbf" + data.encode(), headers=[(b"content-type", kind)])
+    assert answer.status_code in (200, 201), answer.text
+    assert api.host.storage.records.request("r-bom") is not None and len(sms_sent(api.host)) == 1
+
+
 def test_check_judges_every_channel_and_writes_nothing(api: ApiClient) -> None:
     before = (api.host.storage.records.request("chk"), api.host.storage.outbox.counts())
     answer = api.call("POST", "/fhir/CommunicationRequest/$check", reminder("chk", "Patient/stopped"))

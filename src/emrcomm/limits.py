@@ -62,7 +62,9 @@ def loads_json(text: str | bytes, *, what: str, limits: Limits = DEFAULT) -> Any
                            f"{limits.request_bytes:,} ([limits] request_bytes)")
     if isinstance(text, bytes):
         try:
-            text = text.decode("utf-8")
+            # A byte order mark in front (what .NET and PHP clients write) is not JSON, but RFC 8259
+            # 8.1 lets a parser ignore it.
+            text = text.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             raise RequestError(f"{what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
