@@ -159,6 +159,18 @@ def test_a_bad_assertion_gets_no_token(api: ApiClient, bad: str) -> None:
     assert answer.status_code == 401 and body(answer)["error"] == "invalid_client", (bad, answer.text)
 
 
+@pytest.mark.parametrize("content_type", [b"application/json", b"application", b""])
+def test_a_token_request_that_is_not_a_form_is_an_oauth_invalid_request_400(api: ApiClient, content_type: bytes) -> None:
+    # RFC 6749 5.2: an error of the request is 400 invalid_request, whatever was wrong with it.
+    cid = register(api.host, api.key)
+    fields = {"grant_type": "client_credentials", "scope": "system/Communication.read",
+              "client_assertion": api.key.assertion(cid, api.host.clock())}
+    answer = api.http.request("POST", "/fhir/auth/token", body=json.dumps(fields).encode(),
+                              headers=[(b"content-type", content_type)])
+    assert answer.status_code == 400 and body(answer)["error"] == "invalid_request", answer.text
+    assert "application/x-www-form-urlencoded" in body(answer)["error_description"]
+
+
 def test_a_token_without_the_scope_is_refused_with_403(make_host: Callable[..., Host], clients: list[Any]) -> None:
     host = make_host(NO_NOTIFY)
     reader = ApiClient(host, create_app(host), scopes=["system/Communication.read"])

@@ -190,7 +190,9 @@ class Api:
                 raw = await self.read_body(request, TOKEN_FORM_BYTES, (FORM,))
                 fields = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
             except ApiError as exc:
-                raise TokenError("invalid_request", exc.diagnostics, status=exc.status) from None
+                # Not a form is an error of the request, which RFC 6749 5.2 answers 400, not 415.
+                status = 400 if exc.status == 415 else exc.status
+                raise TokenError("invalid_request", exc.diagnostics, status=status) from None
             except (UnicodeDecodeError, ValueError):
                 raise TokenError("invalid_request", "the body must be a URL-encoded form (UTF-8)") from None
             form = dict(fields)
