@@ -415,6 +415,18 @@ def test_a_batch_bundle_answers_each_entry(api: ApiClient) -> None:
     assert len(sms_sent(api.host)) == 1
 
 
+def test_a_batch_entrys_url_may_be_relative_or_absolute_on_this_base_but_only_a_communication_request(
+        api: ApiClient) -> None:
+    urls = ["/CommunicationRequest", "http://portal.test/fhir/CommunicationRequest",  # what FHIR clients write
+            "https://elsewhere.example/fhir/CommunicationRequest", "/Patient", "http://portal.test/fhir/Patient",
+            "CommunicationRequest/x", "//CommunicationRequest"]
+    answer = api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "POST", "url": url}, "resource": reminder(f"u-{n}")} for n, url in enumerate(urls)]})
+    statuses = [e["response"]["status"] for e in body(answer)["entry"]]
+    assert statuses == ["201 Created"] * 2 + ["400 Bad Request"] * 5, answer.text
+    assert len(sms_sent(api.host)) == 2 and api.host.storage.records.request("u-2") is None
+
+
 def test_ndjson_sends_one_request_a_line(api: ApiClient) -> None:
     lines = b"\n".join(json.dumps(reminder(f"n-{i}", p)).encode() for i, p in enumerate(["Patient/on-en", "Patient/qc-fr"]))
     answer = api.call("POST", "/fhir/CommunicationRequest/$batch", raw=lines + b"\nnot json\n",

@@ -299,11 +299,13 @@ class Api:
         entries = data.get("entry") or []
         if not isinstance(entries, list):
             raise ApiError(400, "structure", "Bundle.entry must be a list", expression="Bundle.entry")
+        # FHIR clients write the url relative, with a leading slash, or absolute on this base.
+        urls = ("CommunicationRequest", "/CommunicationRequest", f"{self.base(request)}/CommunicationRequest")
         items: list[tuple[str | None, Any, str | None]] = []
         for entry in entries:
             req = entry.get("request") if isinstance(entry, dict) else None
-            if not isinstance(req, dict) or req.get("method") != "POST" or req.get("url") != "CommunicationRequest":
-                items.append(("entry.request must be method POST, url CommunicationRequest", None, None))
+            if not isinstance(req, dict) or req.get("method") != "POST" or req.get("url") not in urls:
+                items.append((f"entry.request must be method POST, url {' or '.join(urls)}", None, None))
                 continue
             condition = req.get("ifNoneExist")
             items.append((None, entry.get("resource"), condition if isinstance(condition, str) else None))
