@@ -388,6 +388,14 @@ def test_a_body_that_starts_with_a_utf8_bom_is_read(api: ApiClient, path: str) -
     assert api.host.storage.records.request("r-bom") is not None and len(sms_sent(api.host)) == 1
 
 
+@pytest.mark.parametrize("path", ["/fhir/CommunicationRequest", "/fhir/CommunicationRequest/$check", "/fhir",
+                                  "/fhir/CommunicationRequest/$batch", "/fhir/Consent", "/fhir/Subscription"])
+def test_a_content_type_without_a_slash_is_a_415_on_every_endpoint_that_reads_a_body(api: ApiClient, path: str) -> None:
+    answer = api.call("POST", path, raw=json.dumps(reminder("r-type")).encode(), headers=[(b"content-type", b"application")])
+    assert answer.status_code == 415 and body(answer)["resourceType"] == "OperationOutcome", answer.text
+    assert "'application'" in body(answer)["issue"][0]["diagnostics"]
+
+
 def test_check_judges_every_channel_and_writes_nothing(api: ApiClient) -> None:
     before = (api.host.storage.records.request("chk"), api.host.storage.outbox.counts())
     answer = api.call("POST", "/fhir/CommunicationRequest/$check", reminder("chk", "Patient/stopped"))

@@ -193,6 +193,7 @@ extra_headers = st.lists(st.tuples(
          content_type=b"application/fhir+json", headers=[])
 @example(body=encoded({**base_request("y"), "occurrenceDateTime": "9999-12-31T23:59:59-05:00"}, True),
          content_type=b"application/fhir+json", headers=[])  # the year 10000 in UTC
+@example(body=encoded(base_request("ct"), True), content_type=b"application", headers=[])  # a type without a slash
 def test_create_answers_any_body_with_a_fhir_answer(api: ApiClient, errors: ErrorLog, body: bytes, content_type: bytes,
                                                    headers: list[tuple[bytes, bytes]]) -> None:
     call(api, errors, "create", "POST", "/fhir/CommunicationRequest", body=body,
@@ -202,6 +203,7 @@ def test_create_answers_any_body_with_a_fhir_answer(api: ApiClient, errors: Erro
 # 2. check ---------------------------------------------------------------------------------------------------------
 @fuzz("check")
 @given(body=bodies, content_type=content_types)
+@example(body=encoded(base_request("ct"), True), content_type=b"application")  # a type without a slash
 def test_check_answers_any_body_and_sends_nothing(api: ApiClient, errors: ErrorLog, body: bytes,
                                                   content_type: bytes) -> None:
     before = sends(api.host)
