@@ -517,6 +517,14 @@ def test_a_request_reads_back_as_it_ended(api: ApiClient) -> None:
     assert api.call("GET", "/fhir/CommunicationRequest/nope").status_code == 404
 
 
+def test_a_communication_read_carries_its_version_as_a_weak_etag(api: ApiClient) -> None:
+    # FHIR: a server SHOULD send ETag W/"<versionId>" on a read.
+    api.call("POST", "/fhir/CommunicationRequest", reminder("r-etag"))
+    [entry] = body(api.call("GET", "/fhir/Communication", query="based-on=CommunicationRequest/r-etag"))["entry"]
+    read = api.call("GET", f"/fhir/Communication/{entry['resource']['id']}")
+    assert read.headers["etag"] == f'W/"{body(read)["meta"]["versionId"]}"'
+
+
 # Communication search ---------------------------------------------------------------------------------------
 def test_search_pages_through_every_match_once_by_next_links(api: ApiClient) -> None:
     for i in range(7):

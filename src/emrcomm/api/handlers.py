@@ -396,7 +396,8 @@ class Api:
             from emrcomm.storage.times import parse_iso
 
             request.state.audit["record"] = ident
-            return fhir_response(search.resource(record, parse_iso(rows[0]["updated"])))
+            found = search.resource(record, parse_iso(rows[0]["updated"]))
+            return fhir_response(found, headers={"etag": f'W/"{found["meta"]["versionId"]}"'})
 
         return await run_in_threadpool(run)
 
