@@ -236,6 +236,50 @@ def test_jurisdiction_and_time_zone_from_address(state, country, jurisdiction, z
     assert (r.jurisdiction, r.time_zone) == (jurisdiction, zone)
 
 
+@pytest.mark.parametrize(
+    ("postal_code", "country", "jurisdiction"),
+    [
+        ("H2X 1Y4", "CA", "CA-QC"),  # Montréal
+        ("G1R 4P5", None, "CA-QC"),  # Québec City, no country either
+        ("j8y 6t3", "Canada", "CA-QC"),  # Gatineau, typed in lower case
+        ("K1A0B1", "CA", "CA-ON"),
+        ("M5V-3L9", None, "CA-ON"),
+        ("P3E 2C6", "CA", "CA-ON"),
+        ("A1C 5M2", "CA", "CA-NL"),
+        ("B3H 4R2", "CA", "CA-NS"),
+        ("C1A 4P3", "CA", "CA-PE"),
+        ("E1C 4M3", "CA", "CA-NB"),
+        ("R3C 4T3", "CA", "CA-MB"),
+        ("S4P 3Y2", "CA", "CA-SK"),
+        ("T2P 2M5", "CA", "CA-AB"),
+        ("V6B 1A1", "CA", "CA-BC"),
+        ("Y1A 2C6", "CA", "CA-YT"),
+        ("X0A 0H0", "CA", "CA-NU"),  # Iqaluit
+        ("X0C 0A0", "CA", "CA-NU"),
+        ("X1A 2L9", "CA", "CA-NT"),  # Yellowknife
+        ("X0E 0T0", "CA", "CA-NT"),
+        ("X0Z 0A0", "CA", None),  # no such X area: Nunavut or the NWT, not guessed
+        ("H2X 1Y4", "US", None),  # a country other than Canada: not a Canadian postal code
+        ("E1W 1AA", None, None),  # a London postcode, not a New Brunswick one
+        ("H2X", "CA", None),  # part of a code
+    ],
+)
+def test_without_a_state_a_canadian_postal_code_gives_the_province(postal_code, country, jurisdiction):
+    address = {"use": "home", "city": "…", "postalCode": postal_code, "country": country}
+    r = read(patient(address=[{k: v for k, v in address.items() if v is not None}]))
+    assert r.jurisdiction == jurisdiction
+
+
+def test_a_state_on_file_wins_over_the_postal_code():
+    r = read(patient(address=[{"use": "home", "state": "ON", "postalCode": "J8Y 6T3", "country": "CA"}]))
+    assert r.jurisdiction == "CA-ON"
+
+
+def test_a_montreal_patient_with_only_a_postal_code_is_a_quebec_patient():
+    r = read(patient(address=[{"use": "home", "city": "Montréal", "postalCode": "H2X 1Y4", "country": "CA"}]))
+    assert (r.jurisdiction, r.time_zone, r.language) == ("CA-QC", "America/Toronto", "fr")
+
+
 def test_home_address_preferred_and_ended_address_skipped():
     r = read(patient(address=[
         {"use": "work", "state": "NY", "country": "US"},

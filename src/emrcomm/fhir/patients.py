@@ -16,8 +16,9 @@ Patient
   language) and ``en`` for everyone else.
 * ``address``: the current (``period.end`` not passed, ``use`` not ``old``) ``home`` address,
   else the first current one. ``state`` + ``country`` -> ``jurisdiction`` (ISO 3166-2) and
-  ``time_zone`` (IANA); see :mod:`emrcomm.fhir.regions` for the zone of each province and
-  state. Patient extension ``time-zone`` (valueCode, an IANA name) overrides the zone. Without a
+  ``time_zone`` (IANA); without a ``state``, a Canadian ``postalCode`` gives the province (when
+  the country is Canada or not given); see :mod:`emrcomm.fhir.regions` for the zone of each
+  province and state. Patient extension ``time-zone`` (valueCode, an IANA name) overrides the zone. Without a
   current address, the zone of the best-ranked SMS number is used when phonenumbers gives exactly
   one zone for it.
 * ``birthDate`` -> ``birth_date``; the ``official`` name (else the first) -> ``given_name``
@@ -336,10 +337,15 @@ def _birth_date(patient: Mapping[str, Any]) -> dt.date | None:
     return None  # partial birth dates (1974, 1974-12) are not a date the identity check can use
 
 
+def _postal_code(address: Mapping[str, Any]) -> str | None:
+    value = address.get("postalCode")
+    return value if isinstance(value, str) else None
+
+
 def patient_region(address: Mapping[str, Any] | None, default_region: str = DEFAULT_REGION) -> str:
     """The region phone numbers without a country code are read in."""
     if address is not None:
-        cc, _code = subdivision(address.get("state"), address.get("country"))
+        cc, _code = subdivision(address.get("state"), address.get("country"), _postal_code(address))
         cc = cc or country_code(address.get("country"))
         if cc:
             return cc
@@ -376,7 +382,7 @@ def recipient_from_fhir(
     points = contact_points(patient, region, now)
     jurisdiction, zone = (None, None)
     if address is not None:
-        jurisdiction, zone = jurisdiction_and_zone(address.get("state"), address.get("country"))
+        jurisdiction, zone = jurisdiction_and_zone(address.get("state"), address.get("country"), _postal_code(address))
     override = _time_zone_override(patient)
     if override is not None:
         zone = override

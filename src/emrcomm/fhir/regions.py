@@ -1,8 +1,9 @@
 """Where a patient lives: country, ISO 3166-2 subdivision and IANA time zone.
 
 Only Canada and the United States are known subdivision by subdivision (the clinics emrcomm is
-written for); elsewhere the jurisdiction and time zone stay unknown (None), and the quiet-hours
-rule then uses the most restrictive of the clinic's own zones.
+written for), by the address's state, or without one by a Canadian postal code's first letter;
+elsewhere the jurisdiction and time zone stay unknown (None), and the quiet-hours rule then uses
+the most restrictive of the clinic's own zones.
 
 A province or state that spans several zones gets the zone where most of its people live.
 The choices, for review:
@@ -37,6 +38,7 @@ US-TX      America/Chicago                    America/Denver (El Paso, Hudspeth)
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import phonenumbers
@@ -168,14 +170,43 @@ def country_code(value: str | None) -> str | None:
     return _COUNTRY_NAMES.get(fold(raw))
 
 
-def subdivision(state: str | None, country: str | None) -> tuple[str | None, str | None]:
-    """(country alpha-2, subdivision code) for an Address.state and Address.country.
+# A Canadian postal code's first letter is its province (Canada Post); the letters D, F, I, O, Q,
+# U never appear, nor W and Z first, which keeps a London "E1W 1AA" from reading as New Brunswick.
+_CANADIAN_POSTAL_CODE = re.compile(r"([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z])[ -]?\d[ABCEGHJ-NPRSTV-Z]\d")
+_PROVINCE_BY_FIRST_LETTER: dict[str, str] = {
+    "A": "NL", "B": "NS", "C": "PE", "E": "NB", "G": "QC", "H": "QC", "J": "QC",
+    "K": "ON", "L": "ON", "M": "ON", "N": "ON", "P": "ON", "R": "MB", "S": "SK", "T": "AB",
+    "V": "BC", "Y": "YT",
+}
+# X is shared: these areas are Nunavut's, those the Northwest Territories'; any other is not guessed.
+_TERRITORY_BY_AREA: dict[str, str] = {"X0A": "NU", "X0B": "NU", "X0C": "NU", "X0E": "NT", "X0G": "NT", "X1A": "NT"}
+
+
+def province_from_postal_code(postal_code: str | None) -> str | None:
+    """The province or territory (``QC``) a Canadian postal code (``H2X 1Y4``) is in, else None."""
+    if not postal_code:
+        return None
+    m = _CANADIAN_POSTAL_CODE.fullmatch(postal_code.strip().upper())
+    if m is None:
+        return None
+    area = m[1]
+    return _TERRITORY_BY_AREA.get(area) if area[0] == "X" else _PROVINCE_BY_FIRST_LETTER[area[0]]
+
+
+def subdivision(
+    state: str | None, country: str | None, postal_code: str | None = None
+) -> tuple[str | None, str | None]:
+    """(country alpha-2, subdivision code) for an Address.state, Address.country and
+    Address.postalCode.
 
     Without a country, a state that names a Canadian province or a US state (codes and names do
-    not collide between the two) gives its country. Unknown parts are None.
+    not collide between the two) gives its country. Without a state, a Canadian postal code gives
+    the province when the country is Canada or not given. Unknown parts are None.
     """
     cc = country_code(country)
     if not state or not state.strip():
+        if cc in (None, "CA") and (province := province_from_postal_code(postal_code)) is not None:
+            return "CA", province
         return cc, None
     key = fold(state)
     if cc is not None:
@@ -187,9 +218,11 @@ def subdivision(state: str | None, country: str | None) -> tuple[str | None, str
     return None, None
 
 
-def jurisdiction_and_zone(state: str | None, country: str | None) -> tuple[str | None, str | None]:
+def jurisdiction_and_zone(
+    state: str | None, country: str | None, postal_code: str | None = None
+) -> tuple[str | None, str | None]:
     """ISO 3166-2 jurisdiction (``CA-QC``) and IANA zone for an address, each None if unknown."""
-    cc, code = subdivision(state, country)
+    cc, code = subdivision(state, country, postal_code)
     if cc is None or code is None:
         return None, None
     zone, _names = SUBDIVISIONS[cc][code]
