@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import json
 import logging
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 import emrcomm
 from emrcomm import ConfigError, ConsentGrant, ContactPoint, Purpose, Request
 from emrcomm.fhir.patients import EXT, EXT_ADDRESS_KIND, PURPOSE_SYSTEM
+from emrcomm.fhir.regions import SINGLE_ZONE_COUNTRIES
 from emrcomm.testing import TEST_NOW, make_context
 from emrcomm_directory import Plugin, RecipientRefused, explain_consent, recipient_from_fhir
 
@@ -227,13 +230,56 @@ def test_birth_date():
         ("BC", "CA", "CA-BC", "America/Vancouver"),
         ("Vic", None, None, None),
         ("Atlantis", "CA", None, None),
-        (None, "NLD", None, None),
     ],
 )
 def test_jurisdiction_and_time_zone_from_address(state, country, jurisdiction, zone):
     address = {"use": "home", "state": state, "country": country}
     r = read(patient(address=[{k: v for k, v in address.items() if v is not None}]))
     assert (r.jurisdiction, r.time_zone) == (jurisdiction, zone)
+
+
+@pytest.mark.parametrize(
+    ("country", "zone"),
+    [
+        ("FR", "Europe/Paris"),
+        ("France", "Europe/Paris"),
+        ("NLD", "Europe/Amsterdam"),
+        ("GB", "Europe/London"),
+        ("Haïti", "America/Port-au-Prince"),
+        ("MA", "Africa/Casablanca"),
+        ("MX", None),  # several zones, and no region emrcomm knows
+        ("AU", None),
+        ("DE", None),  # Europe/Berlin and Europe/Busingen
+        ("Atlantis", None),
+    ],
+)
+def test_outside_canada_and_the_us_a_country_with_one_time_zone_gives_it(country, zone):
+    r = read(patient(address=[{"use": "home", "city": "…", "state": "Région", "country": country}]))
+    assert (r.jurisdiction, r.time_zone) == (None, zone)
+
+
+def test_a_country_with_one_time_zone_is_every_country_the_tz_database_gives_one():
+    zone_tab = _installed_zone_tab()
+    if zone_tab is None:
+        pytest.skip("no zone.tab in the tzdata package or the system's tz database")
+    zones: dict[str, list[str]] = {}
+    for line in zone_tab.splitlines():
+        if line.strip() and not line.startswith("#"):
+            country, _coordinates, zone = line.split("\t")[:3]
+            zones.setdefault(country, []).append(zone)
+    assert {c: z[0] for c, z in zones.items() if len(z) == 1} == SINGLE_ZONE_COUNTRIES
+
+
+def _installed_zone_tab() -> str | None:
+    try:
+        return importlib.resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        pass
+    for directory in zoneinfo.TZPATH:
+        path = Path(directory) / "zone.tab"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return None
 
 
 @pytest.mark.parametrize(
@@ -484,12 +530,12 @@ OFFICIAL_PATIENTS: dict[str, Any] = {
         "language": "en", "jurisdiction": None, "time_zone": None, "birth_date": dt.date(1974, 12, 25),
     },
     # Dutch patient: the mobile is read in the Netherlands; Dutch is not a supported language;
-    # the address has a country but no province, so no jurisdiction or zone.
+    # the address has a country but no province, so no jurisdiction; the Netherlands has one zone.
     "Patient-f001.json": {
         "patient_ref": "Patient/f001", "given_name": "Pieter", "family_name": "van de Heuvel",
         "contact_points": (ContactPoint("sms", "+31648352638", use="mobile"),
                            ContactPoint("email", "p.heuvel@gmail.com", use="home")),
-        "language": "en", "jurisdiction": None, "time_zone": None, "birth_date": dt.date(1944, 11, 17),
+        "language": "en", "jurisdiction": None, "time_zone": "Europe/Amsterdam", "birth_date": dt.date(1944, 11, 17),
     },
     # No telecom and no address: a recipient nobody can reach except through the portal.
     "Patient-pat1.json": {

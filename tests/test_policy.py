@@ -15,6 +15,7 @@ from emrcomm.model import Channel, ConsentGrant, ContactPoint, Message, Purpose,
 from emrcomm.rules import finding
 from emrcomm.testing import TEST_CLINIC, TEST_NOW, make_context, make_recipient
 from emrcomm_content import Plugin as Content
+from emrcomm_directory import recipient_from_fhir
 from emrcomm_policy import Plugin as Policy
 
 SMS = Channel("sms", secure=False, medium="SMSWRIT", transport=object(), address_system="sms", form="sms")
@@ -375,6 +376,17 @@ def test_unknown_zone_holds_until_every_clinic_zone_is_open(tmp_path, content):
     (verdict,) = judge(policy, content, make_message(GOOD_SMS), recipient=make_recipient(time_zone="Mars/Olympus"),
                        now=late)
     assert verdict.hold_until == dt.datetime(2026, 11, 24, 16, 0, tzinfo=dt.UTC)
+
+
+def test_a_patient_in_france_is_held_until_eight_in_paris_not_in_the_clinics_zone(policy, content):
+    # 20:45 in Montréal is 02:45 in Paris: the clinic's window was open, the patient's was not.
+    paris = {"resourceType": "Patient", "id": "p-paris",
+             "address": [{"use": "home", "city": "Paris", "postalCode": "75011", "country": "FR"}]}
+    recipient = recipient_from_fhir(paris, now=TEST_NOW)
+    quarter_to_nine = dt.datetime(2026, 11, 23, 20, 45, tzinfo=TORONTO)
+    (verdict,) = judge(policy, content, make_message(GOOD_SMS), recipient=recipient, now=quarter_to_nine)
+    assert (verdict.code, verdict.severity) == ("QUIET_HOURS", Severity.BLOCK)
+    assert verdict.hold_until == dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC)  # 08:00 CET
 
 
 def test_urgent_priority_overrides_quiet_hours_with_a_warning(policy, content):

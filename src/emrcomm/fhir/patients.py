@@ -18,9 +18,10 @@ Patient
   else the first current one. ``state`` + ``country`` -> ``jurisdiction`` (ISO 3166-2) and
   ``time_zone`` (IANA); without a ``state``, a Canadian ``postalCode`` gives the province (when
   the country is Canada or not given); see :mod:`emrcomm.fhir.regions` for the zone of each
-  province and state. Patient extension ``time-zone`` (valueCode, an IANA name) overrides the zone. Without a
-  current address, the zone of the best-ranked SMS number is used when phonenumbers gives exactly
-  one zone for it.
+  province and state. Elsewhere a country with one zone gives it (``FR``: Europe/Paris).
+  Patient extension ``time-zone`` (valueCode, an IANA name) overrides the zone. Without a
+  current address, the zone of the best-ranked SMS number is used when phonenumbers gives
+  exactly one zone for it.
 * ``birthDate`` -> ``birth_date``; the ``official`` name (else the first) -> ``given_name``
   (first given) and ``family_name``.
 * Patient extension ``contact-preference`` with sub-extensions ``channel`` (valueCode, repeated,
