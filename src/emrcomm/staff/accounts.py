@@ -11,6 +11,7 @@ password is changed. The form token of a session is derived from its id.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -34,8 +35,15 @@ IDLE = dt.timedelta(minutes=30)
 LIFETIME = dt.timedelta(hours=12)
 
 _HASHER = PasswordHasher()  # Argon2id, RFC 9106's low-memory profile: 64 MiB, 3 passes
-# Checked against when the name is unknown, so that a wrong name takes as long as a wrong password.
-_DECOY = _HASHER.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _decoy() -> str:
+    """The hash checked against when the name is unknown, so that a wrong name takes as long as a
+    wrong password. Made once a process, when its first StaffAccounts is (the staff pages at start,
+    a staff command), not when the module is imported: every command imports it, and one Argon2
+    hash is ~0.2 s of CPU and 64 MiB."""
+    return _HASHER.hash(secrets.token_hex(16))
 
 
 @frozen
@@ -82,6 +90,7 @@ class StaffAccounts:
     def __init__(self, db: Database, clock: Callable[[], dt.datetime]) -> None:
         self.db = db
         self.clock = clock
+        _decoy()
 
     # accounts (the command line) -----------------------------------------------------------------
     def add(self, name: str, full_name: str, password: str) -> Account:
@@ -147,7 +156,7 @@ class StaffAccounts:
         # Take a try before checking the password: wrong passwords sent at once each need one of
         # the MAX_FAILURES tries, so no more than that many are ever checked, whatever the timing.
         taken = self._take_try(name, now)
-        tries, stored = taken if taken is not None else (None, _DECOY)
+        tries, stored = taken if taken is not None else (None, _decoy())
         right: bool
         try:
             right = _HASHER.verify(stored, password[:MAX_PASSWORD])
