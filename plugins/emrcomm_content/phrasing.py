@@ -16,6 +16,7 @@ tests/test_phrasing.py checks on every text the project has that the gates chang
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator
 
 from attrs import frozen
@@ -79,16 +80,37 @@ def text_keys(folded_text: str) -> set[str]:
     return keys
 
 
+class Deferred:
+    """A regular expression compiled the first time it is matched. The rules and markers are
+    hundreds of patterns of up to 19 KB: compiled at import they took ~0.4 s of every command's
+    start, `emrcomm --help` included, and a text runs only the few its gate words open."""
+
+    __slots__ = ("_compiled", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:  # two threads may both compile it: the same pattern either way
+            self._compiled = re.compile(self.source)
+        return self._compiled
+
+    def finditer(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(text, pos, endpos)
+
+
 @frozen
 class Rule:
     """One regular expression and its gate (see :func:`gate_keys`)."""
 
     gate: frozenset[str]
-    pattern: re.Pattern[str]
+    pattern: Deferred | re.Pattern[str]
 
 
 def rule(gate: str, *patterns: str) -> Rule:
-    return Rule(gate_keys(gate), re.compile("|".join(patterns)))
+    return Rule(gate_keys(gate), Deferred("|".join(patterns)))
 
 
 # Determiners that point at one patient's thing, in both languages.

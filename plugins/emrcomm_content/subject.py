@@ -17,7 +17,7 @@ import re
 
 from attrs import frozen
 
-from emrcomm_content.phrasing import gate_keys
+from emrcomm_content.phrasing import Deferred, gate_keys
 
 
 @frozen
@@ -26,7 +26,7 @@ class Marker:
 
     name: str
     gate: frozenset[str]  # gate keys one of which every match contains (the marker runs only then)
-    pattern: re.Pattern[str]
+    pattern: Deferred | re.Pattern[str]
     # False for wording written to everyone at once (a newsletter, a heat warning): its "your" is
     # everyone's ("how to set up your desk"), so a clause that addresses the patient is quiet too
     address_counts: bool = True
@@ -44,7 +44,7 @@ class Marker:
 def _marker(name: str, gate: str, pattern: str, *, address_counts: bool = True,
             address: re.Pattern[str] | None = None, sentence: bool = False, clause: bool = False) -> Marker:
     """``gate``: words separated by spaces, ``word*`` for every word that starts so (phrasing.gate_keys)."""
-    return Marker(name, gate_keys("|".join(gate.split())), re.compile(pattern), address_counts, address, sentence,
+    return Marker(name, gate_keys("|".join(gate.split())), Deferred(pattern), address_counts, address, sentence,
                   clause)
 
 
