@@ -9,7 +9,10 @@ run unless the config disables them; a third party's plugin runs when the config
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import os
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -90,7 +93,27 @@ class LoadedPlugin:
 
 
 def discover() -> dict[str, metadata.EntryPoint]:
-    """Every installed entry point of the group, by name; two different ones with a name conflict."""
+    """Every installed entry point of the group, by name; two different ones with a name conflict.
+
+    Read again only when a folder of ``sys.path`` has changed: installing or removing a
+    distribution adds or removes its ``.dist-info`` folder there. (Reading every distribution's
+    metadata took ~8 ms, twice for each host a process starts.)"""
+    return dict(_discover(_path_state()))
+
+
+def _path_state() -> tuple[tuple[str, int | None], ...]:
+    """``sys.path``, each folder with the time it last changed."""
+    state: list[tuple[str, int | None]] = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, None))
+    return tuple(state)
+
+
+@functools.lru_cache(maxsize=4)
+def _discover(path_state: tuple[tuple[str, int | None], ...]) -> Mapping[str, metadata.EntryPoint]:
     found: dict[str, metadata.EntryPoint] = {}
     for ep in metadata.entry_points(group=GROUP):
         other = found.get(ep.name)
@@ -100,7 +123,7 @@ def discover() -> dict[str, metadata.EntryPoint]:
                 f"and {ep.value} ({_dist(ep)}); uninstall one of them"
             )
         found.setdefault(ep.name, ep)
-    return found
+    return MappingProxyType(found)
 
 
 def installed(entry_points: Mapping[str, metadata.EntryPoint] | None = None) -> dict[str, metadata.EntryPoint]:
@@ -116,6 +139,14 @@ def check_secret_references(config: Config, entry_points: Mapping[str, metadata.
     for name in active_names(config, list(entry_points)):
         for where, ref in references(config.plugin_settings.get(name, {}), f"plugins.{name}"):
             resolve_secret(ref, where, config.base_dir)
+
+@functools.lru_cache(maxsize=256)
+def _distribution(ep: metadata.EntryPoint) -> str:
+    """The name of the distribution ``ep`` is from ('' when not known). Once a process: reading
+    it parses the distribution's metadata, ~1 ms for each plugin of each host."""
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else ""
+
 
 def _dist(ep: metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
@@ -205,12 +236,11 @@ def load_plugins(
             raise
         except Exception as exc:
             raise PluginError(f"plugin {name!r} ({ep.value}) failed to start: {type(exc).__name__}: {exc}") from exc
-        dist = getattr(ep, "dist", None)
         loaded.append(
             LoadedPlugin(
                 name=name,
                 value=ep.value,
-                distribution=dist.name if dist is not None else "",
+                distribution=_distribution(ep),
                 plugin=plugin,
                 builtin=(name in BUILTIN_ORDER and ep.value.startswith(f"emrcomm_{name}"))
                 or (name in OPTIONAL_BUILTINS and ep.value.startswith("emrcomm_fhirserver")),
@@ -249,8 +279,15 @@ def _checked_settings(name: str, obj: Any, config: Config) -> Mapping[str, Any]:
     return settings
 
 
+class _Pluggy(pluggy.PluginManager):
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        if name.startswith("__"):  # object's own names: never a hook (half of what a plugin has)
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 def new_plugin_manager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(NAME)
+    pm = _Pluggy(NAME)
     pm.add_hookspecs(spec)
     return pm
 
