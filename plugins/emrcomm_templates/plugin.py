@@ -111,6 +111,13 @@ def _scan(root: Traversable, origin: str) -> tuple[list[_Source], dict[str, Mapp
     return sources, catalogs
 
 
+@functools.cache
+def _builtin() -> tuple[tuple[_Source, ...], Mapping[str, Mapping[str, Entry]]]:
+    """The built-in templates and catalogs, read once a process (they are part of the package)."""
+    sources, by_lang = _scan(resources.files(__package__).joinpath("templates"), "emrcomm_templates/templates")
+    return tuple(sources), MappingProxyType(by_lang)
+
+
 def _subjects(catalogs: Mapping[str, Mapping[str, Entry]]) -> dict[tuple[str, str], tuple[str, str]]:
     """(name, language) -> (subject template, where it was written)."""
     return {
@@ -186,8 +193,8 @@ class Plugin:
     # -- loading ---------------------------------------------------------------------------
 
     def _load(self, context: emrcomm.PluginContext) -> dict[str, dict[str, Compiled]]:
-        builtin_root = resources.files(__package__).joinpath("templates")
-        sources, by_lang = _scan(builtin_root, "emrcomm_templates/templates")
+        builtin, builtin_by_lang = _builtin()
+        sources, by_lang = list(builtin), dict(builtin_by_lang)
         declarations = merge_declarations(by_lang.values())
         subjects = _subjects(by_lang)
 
