@@ -67,6 +67,21 @@ def test_a_failed_step_leaves_the_version_where_it_was(tmp_path: Path) -> None:
         storage.close()
 
 
+def test_an_upgrade_that_fails_half_way_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    # Both steps are pending; the second fails: the first, applied before it, is undone too.
+    broken = Migration("notes", 2, "broken", statements={"*": ["ALTER TABLE nowhere ADD COLUMN x TEXT"]})
+    open_store(tmp_path / "s.sqlite", migrations=[]).close()
+    with pytest.raises(Exception, match="nowhere"):
+        open_store(tmp_path / "s.sqlite", migrations=[NOTES, broken])
+    storage = open_store(tmp_path / "s.sqlite", migrations=[])
+    try:
+        assert schema_version(storage.db, "notes") == 0
+        with pytest.raises(Exception, match="notes"):
+            storage.db.query("SELECT id FROM notes")
+    finally:
+        storage.close()
+
+
 @pytest.mark.sqlite_only  # a file that is not there: PostgreSQL has no such thing
 def test_a_read_only_database_that_does_not_exist_is_empty_and_in_memory(tmp_path: Path) -> None:
     storage = open_sqlite(tmp_path / "absent.sqlite", read_only=True, migrations=PORTAL)

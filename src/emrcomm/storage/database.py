@@ -117,14 +117,19 @@ def pending(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
 
 
 def upgrade(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
-    """Apply what ``db`` still needs, each owner's steps in order, one transaction each; return them."""
+    """Apply what ``db`` still needs, each owner's steps in order, all in one transaction (one
+    commit: a new database is made in one, and an upgrade that fails half-way leaves the database
+    as it was); return them."""
+    steps = pending(db, migrations)
+    if not steps:
+        return []
     done = []
-    for step in pending(db, migrations):
-        with db.transaction():
+    with db.transaction():
+        for step in steps:
             if schema_version(db, step.owner) >= step.version:  # another process got there first
                 continue
             step.apply(db)
             db.execute("DELETE FROM meta WHERE key = ?", (version_key(step.owner),))
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (version_key(step.owner), str(step.version)))
-        done.append(step)
+            done.append(step)
     return done
