@@ -25,7 +25,7 @@ from typing import Any
 from emrcomm.testing.conformance import WebCall
 from emrcomm_sms.routes import twilio_signature
 from mailservers import CertificateAuthority, SmtpServer
-from servers import listening_socket
+from servers import POLL, listening_socket
 
 ACCOUNT_SID = "AC" + "c0" * 16
 AUTH_TOKEN = "conformance-twilio-auth-token"
@@ -54,7 +54,7 @@ class TwilioProvider:
         self.server.socket = sock
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True)
         self.thread.start()
 
     def answer(self, handler: http.server.BaseHTTPRequestHandler, token: str, form: dict[str, str]) -> None:
