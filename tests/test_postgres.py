@@ -27,6 +27,7 @@ import pytest
 import support
 from conftest import Clock
 from emrcomm import audit
+from emrcomm.api import notify
 from emrcomm.api.notify import Notifier
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
@@ -40,8 +41,9 @@ from emrcomm.storage.outbox import Item
 from emrcomm.storage.times import iso, parse_iso
 from fleet_kit import LimitedSink, enqueue, fleet_config, received, wait_settled
 from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
-from servers import free_port, scripted
+from servers import ScriptedHTTPServer, Seen, free_port, scripted
 from support import fhir_request, with_store, write_config
+from test_api import NO_NOTIFY, TEXT
 from test_worker import QUEUE, reminder
 
 pytestmark = pytest.mark.postgres
@@ -322,6 +324,99 @@ def test_a_notification_cursor_never_steps_over_a_transaction_that_commits_late(
         assert notifier.run_once() == 2
         heard = sorted(seen.headers["X-Emrcomm-Event"] for seen in emr.seen)
     assert heard == ["delivered", "sent", "sent"]
+
+
+class HoldingEMR(ScriptedHTTPServer):
+    """An EMR endpoint that keeps each notification waiting until ``release`` is set (at most
+    ``hold`` seconds): a delivery under way for as long as a test needs. ``held_to_the_end``
+    says whether a hold outlasted the test's release (the test then proved nothing)."""
+
+    def __init__(self, hold: float) -> None:
+        super().__init__()
+        self.hold = hold
+        self.release = threading.Event()
+        self.held_to_the_end = False
+
+    def record(self, seen: Seen) -> Any:
+        reply = super().record(seen)
+        if not self.release.wait(self.hold):
+            self.held_to_the_end = True
+        return reply
+
+
+def subscribed(host: Host, endpoint: str) -> None:
+    Subscriptions(host.storage.db, host.clock).create({
+        "resourceType": "Subscription", "status": "requested", "reason": "EMR",
+        "criteria": "Communication?patient=Patient/on-en",
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json"}},
+        client="emr", allow_http=True)
+
+
+def server_lease_left(host: Host) -> float:
+    """Seconds left of the one notification lease by the database server's clock."""
+    [row] = host.storage.db.query("SELECT lease_until, clock_timestamp() AS server FROM api_notifications "
+                                  "WHERE lease_until IS NOT NULL")
+    return float((parse_iso(row["lease_until"]) - row["server"]).total_seconds())
+
+
+def test_a_notifier_whose_clock_runs_minutes_ahead_leaves_alone_a_notification_another_is_delivering(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    """Two notifiers on one database (two ``serve`` processes), the second on a machine whose
+    clock is 3 minutes ahead, more than the lease: while the first's notification is held by the
+    EMR, the second looks for due notifications again and again and takes nothing, since the
+    lease runs by the database server's clock. The EMR is notified once."""
+    holder = make_host(NO_NOTIFY)
+    ahead = make_host(NO_NOTIFY, clock=Clock(clock.now + dt.timedelta(minutes=3)))
+    emr = HoldingEMR(hold=5.0)  # under notify_timeout: the holder's delivery is taken
+    try:
+        subscribed(holder, emr.url)
+        holder.send(fhir_request("Patient/on-en", "appointment-reminder", text=TEXT, rid="h-1"))
+        taken: list[int] = []
+        delivering = threading.Thread(target=lambda: taken.append(Notifier(holder, ApiSettings()).run_once()))
+        delivering.start()
+        try:
+            emr.wait_for(1, timeout=30)  # the holder's delivery is under way
+            other = Notifier(ahead, ApiSettings())
+            rounds = [other.run_once() for _ in range(5)]
+        finally:
+            emr.release.set()
+            delivering.join(30)
+        seen = len(emr.seen)
+    finally:
+        emr.close()
+    assert (taken, rounds, seen) == ([1], [0] * 5, 1)
+    assert not emr.held_to_the_end, "the delivery ended before the other notifier looked: nothing was tested"
+
+
+@pytest.mark.parametrize("shift", [dt.timedelta(minutes=3), dt.timedelta(minutes=-3)], ids=["ahead", "behind"])
+def test_a_notification_whose_notifier_died_is_taken_over_once_its_lease_runs_out_by_the_servers_clock(
+        make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch, shift: dt.timedelta) -> None:
+    """The notifier holding a notification dies before sending it; another, on a machine whose
+    clock is 3 minutes ahead or behind, takes it over when the lease has run out by the database
+    server's clock: not sooner (ahead), not minutes later (behind). The EMR is notified once."""
+    monkeypatch.setattr(notify, "LEASE", dt.timedelta(seconds=5))
+    dead = make_host(NO_NOTIFY)
+    other = make_host(NO_NOTIFY, clock=Clock(clock.now + shift))
+    with scripted() as emr:
+        subscribed(dead, emr.url)
+        dead.send(fhir_request("Patient/on-en", "appointment-reminder", text=TEXT, rid="d-1"))
+        gone, notifier = Notifier(dead, ApiSettings()), Notifier(other, ApiSettings())
+        # Fanned out by the notifier whose clock is behind: when a notification is due (next_at)
+        # is business time, the host's, and one fanned out 3 minutes ahead is not due before then.
+        fanning = notifier if shift < dt.timedelta(0) else gone
+        for sub in fanning.subscriptions.active():
+            fanning._fan_out(sub)
+        assert len(gone._claim()) == 1  # claimed, never sent: the process died here
+        assert notifier.run_once() == 0
+        left = server_lease_left(dead)
+        deadline = time.monotonic() + 60
+        while server_lease_left(dead) > 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert notifier.run_once() == 1
+        assert notifier.run_once() == 0
+        assert len(emr.seen) == 1
+    assert left > 0, "the lease ran out before the other notifier first looked: nothing was tested"
 
 
 def deliver_in_two_commits(w: Worker, rows: list[Item]) -> None:

@@ -1,5 +1,5 @@
 """The one clock every decision reads: quiet hours, expiry, holds, the chart's times, and leases on
-SQLite (PostgreSQL times the outbox's leases by the database server's clock).
+SQLite (PostgreSQL times the outbox's and the notifications' leases by the database server's clock).
 
 A Host takes its clock as an argument; without one it uses :func:`default_clock`: the system's,
 or the system's shifted by ``EMRCOMM_CLOCK`` so that a whole run — the CLI, ``serve``, workers,

@@ -3,8 +3,9 @@ read after each Subscription's cursor, one notification row per match, each PUT 
 endpoint (R4 rest-hook: ``[endpoint]/Communication/[id]`` or ``[endpoint]/Consent/[seq]``),
 signed, retried with backoff until it is taken or given up.
 
-Rows are claimed with a lease, so several ``serve`` processes (or ``emrcomm notify``) share the
-work; a notification goes at least once, and ``X-Emrcomm-Event-Id`` lets the EMR drop a repeat.
+Rows are claimed with a lease (timed by the database server's clock on PostgreSQL, the host's on
+SQLite), so several ``serve`` processes (or ``emrcomm notify``) share the work; a notification
+goes at least once, and ``X-Emrcomm-Event-Id`` lets the EMR drop a repeat.
 
 Signature: ``X-Emrcomm-Signature: v1=<hex HMAC-SHA256>`` under the Subscription's secret, of
 ``<X-Emrcomm-Timestamp>.<X-Emrcomm-Event-Id>.<body>`` (docs/api.md shows the check in Java and PHP).
@@ -30,7 +31,7 @@ from emrcomm.deadline import deadline_session, exchange
 from emrcomm.fhir import fhir_datetime
 from emrcomm.lifecycle.events import Note
 from emrcomm.lifecycle.states import LegState
-from emrcomm.storage.times import iso, parse_iso
+from emrcomm.storage.times import iso, lease_now, lease_until, parse_iso
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -152,18 +153,23 @@ class Notifier:
                                 (last["seq"], sub.id, last["seq"]))
 
     def _claim(self) -> list[dict[str, Any]]:
+        # When a notification is due (next_at) is the host's time; a lease is written and read by
+        # the database server's clock on PostgreSQL, so that processes on machines whose clocks
+        # differ never both hold one (emrcomm.storage.times).
         now = self.host.clock()
+        free, free_params = lease_now(self.db.dialect, now)
+        until, until_params = lease_until(self.db.dialect, now, LEASE)
         rows = self.db.query(
             "SELECT subscription_id, source, seq, attempts FROM api_notifications WHERE state = 'pending' "
-            "AND next_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at, seq LIMIT ?",
-            (iso(now), iso(now), BATCH))
+            f"AND next_at <= ? AND (lease_until IS NULL OR lease_until < {free}) ORDER BY next_at, seq LIMIT ?",
+            (iso(now), *free_params, BATCH))
         claimed = []
         for row in rows:
             with self.db.transaction():
                 took = self.db.execute(
-                    "UPDATE api_notifications SET lease_owner = ?, lease_until = ? WHERE subscription_id = ? "
-                    "AND source = ? AND seq = ? AND state = 'pending' AND (lease_until IS NULL OR lease_until < ?)",
-                    (self.owner, iso(now + LEASE), row["subscription_id"], row["source"], row["seq"], iso(now)))
+                    f"UPDATE api_notifications SET lease_owner = ?, lease_until = {until} WHERE subscription_id = ? "
+                    f"AND source = ? AND seq = ? AND state = 'pending' AND (lease_until IS NULL OR lease_until < {free})",
+                    (self.owner, *until_params, row["subscription_id"], row["source"], row["seq"], *free_params))
             if took == 1:
                 claimed.append(dict(row))
         return claimed

@@ -23,16 +23,11 @@ from attrs import frozen
 
 from emrcomm.outbox.payload import Payload
 from emrcomm.storage.database import Database, Row
-from emrcomm.storage.times import iso, parse_iso
+from emrcomm.storage.times import iso, lease_now, lease_until, parse_iso
 
 TAKEN_OVER = "taken over after an expired lease"  # the claim's mark on a row whose deliverer died
 RELEASED = "released unsent by a busy or stopping worker"
 OPEN = ("pending", "held", "retry", "sending")  # the states a claim looks at
-# PostgreSQL: the server's clock when the statement started, written as times.iso writes times,
-# so that it compares as text with lease_until. A lease runs by it (the module docstring).
-SERVER_NOW = """to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
-SERVER_LEASE_UNTIL = ("""to_char((statement_timestamp() + make_interval(secs => ?)) AT TIME ZONE 'UTC', """
-                      """'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""")
 
 
 @frozen
@@ -126,13 +121,6 @@ class SqlOutbox:
     def _server_clock(self) -> bool:
         return self.db.dialect == "postgresql"
 
-    def _lease_until(self, now: dt.datetime, lease: dt.timedelta) -> tuple[str, tuple[Any, ...]]:
-        """The SQL of a lease's end and its parameter: the server's clock on PostgreSQL, ``now``
-        (the host's) on SQLite."""
-        if self._server_clock:
-            return SERVER_LEASE_UNTIL, (lease.total_seconds(),)
-        return "?", (iso(now + lease),)
-
     def put(self, item: Item, *, now: dt.datetime, lease: dt.timedelta | None = None) -> None:
         with self.db.transaction():
             if lease is None:  # a row the inline sender leases wakes nobody
@@ -140,7 +128,7 @@ class SqlOutbox:
             self._put(item, now=now, lease=lease)
 
     def _put(self, item: Item, *, now: dt.datetime, lease: dt.timedelta | None) -> None:
-        until, until_params = self._lease_until(now, lease) if lease is not None else ("NULL", ())
+        until, until_params = lease_until(self.db.dialect, now, lease) if lease is not None else ("NULL", ())
         self.db.execute(
             f"""INSERT INTO outbox (key, request_id, channel, address, leg, state, not_before, expires, attempts,
                                     lease_owner, lease_until, created, updated, payload)
@@ -152,14 +140,14 @@ class SqlOutbox:
     def claim(self, *, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Item]:
         # A row another holds is taken over when its lease has run out by the clock that timed
         # it: the server's on PostgreSQL, whatever the clock of the machine claiming.
-        lease_now, lease_now_params = (SERVER_NOW, ()) if self._server_clock else ("?", (iso(now),))
+        expired, expired_params = lease_now(self.db.dialect, now)
         due = f"""o.state IN ('pending', 'held', 'retry', 'sending')
                   AND ((o.state != 'sending' AND (o.not_before IS NULL OR o.not_before <= ?))
-                       OR (o.state = 'sending' AND o.lease_until <= {lease_now}))
+                       OR (o.state = 'sending' AND o.lease_until <= {expired}))
                   AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id AND e.leg < o.leg)"""
-        due_params = (iso(now), *lease_now_params)
+        due_params = (iso(now), *expired_params)
         order = "ORDER BY COALESCE(o.not_before, o.created), o.key LIMIT ?"
-        until, until_params = self._lease_until(now, lease)
+        until, until_params = lease_until(self.db.dialect, now, lease)
         take = f"""state = 'sending', lease_owner = ?, lease_until = {until}, updated = ?, attempts = attempts + 1,
                    last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}' ELSE last_error END"""
         take_params = (owner, *until_params, iso(now))
