@@ -28,9 +28,10 @@ from emrcomm.plugin.manager import discover
 from emrcomm.storage.times import iso
 from emrcomm.web import create_app
 from hostile_kit import InProcess
-from servers import Reply, scripted
-from support import fhir_request
+from servers import Reply, ScriptedHTTPServer, scripted
+from support import BASE_CONFIG, fhir_request
 from test_pipeline import ALL as ALL_PLUGINS
+from test_worker import worker
 
 FORM = (b"content-type", b"application/x-www-form-urlencoded")
 TEXT = "Riverside Family Health: your appointment is on Nov 25 at 2:30 PM. Reply STOP to opt out."
@@ -289,6 +290,44 @@ def test_if_none_exist_answers_a_request_whose_record_could_not_be_filed_503_aga
     assert "RECORD_NOT_FILED" in again.text and "without If-None-Exist" in again.text
     assert "location" not in entry and "RECORD_NOT_FILED" in json.dumps(entry["outcome"])
     assert sms_sent(host) == []
+
+
+def test_a_repeat_of_a_request_whose_message_ended_unsent_answers_422_as_it_stands(
+        make_host: Callable[..., Host], clients: list[Any], tmp_path: Path) -> None:
+    """The provider refused the SMS for good (a dead letter, not retried): the same identifier
+    sent again, with or without If-None-Exist, alone or in a batch, sends nothing and is answered
+    422 with how to send it again (staff requeue it); a 2xx would say it is going. Requeued and
+    sent, it is answered 200."""
+    kannel = ScriptedHTTPServer(Reply(202, b"0: Accepted for delivery"))
+    password = tmp_path / "kannel-pw"
+    password.write_text("pw-1", encoding="utf-8")
+    sms = (f'[plugins.sms]\ntransport = "kannel"\nfrom = "+16135550100"\n[plugins.sms.kannel]\n'
+           f'url = "{kannel.url}/cgi-bin/sendsms"\nusername = "emrcomm"\npassword = {{file = "{password}"}}\n')
+    host = make_host(NO_NOTIFY + '\n[delivery]\nmode = "queue"\n',
+                     config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms))
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    ident = [{"system": "urn:emr:appointments", "value": "A-81"}]
+    request = {k: v for k, v in reminder("x", identifier=ident).items() if k != "id"}
+    condition = [(b"if-none-exist", b"identifier=urn:emr:appointments|A-81")]
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": request}]}
+    try:
+        assert api.call("POST", "/fhir/CommunicationRequest", request).status_code == 201  # queued
+        kannel.script(Reply(400, b"Invalid receiver"))
+        assert worker(host).run(once=True).dead == 1
+        again = api.call("POST", "/fhir/CommunicationRequest", request)
+        conditional = api.call("POST", "/fhir/CommunicationRequest", request, headers=condition)
+        entry = body(api.call("POST", "/fhir", batch))["entry"][0]["response"]
+        assert (again.status_code, conditional.status_code, entry["status"]) == (422, 422, "422 Unprocessable Entity")
+        for answer in (again.text, conditional.text, json.dumps(entry["outcome"])):
+            assert answer.count("ended unsent") == 1 and "emrcomm outbox requeue" in answer and "(not-done)" in answer
+        assert "location" not in again.headers and "location" not in entry
+        assert len(kannel.seen) == 1  # nothing sent again
+        assert host.requeue() == 1 and worker(host).run(once=True).sent == 1
+        assert api.call("POST", "/fhir/CommunicationRequest", request).status_code == 200  # it went: as it stands
+    finally:
+        kannel.close()
 
 
 def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host],

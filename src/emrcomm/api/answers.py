@@ -15,6 +15,8 @@ blocked                 422     no channel could carry it (a business rule): not
                                 the cause is fixed
 not filed               503     a filer (the EMR's FHIR server) refused the records: nothing sent;
                                 send the same request again later
+a repeat of one whose   422     nothing goes until staff requeue it (``emrcomm outbox requeue``):
+message ended unsent            sending the request again never does
 ======================  ======  =====================================================================
 """
 
@@ -27,7 +29,7 @@ from emrcomm.api.outcome import findings_outcome, note, operation_outcome
 from emrcomm.api.search import resource as communication_resource
 from emrcomm.fhir import BASE, CATEGORY_SYSTEM, RULE_SYSTEM, fhir_datetime
 from emrcomm.model import Outcome, Record, Status
-from emrcomm.pipeline.write import is_repeat
+from emrcomm.pipeline.write import ENDED_UNSENT, is_repeat
 from emrcomm.storage.records import PageQuery
 
 if TYPE_CHECKING:
@@ -45,17 +47,23 @@ GOING = frozenset({Status.SENT, Status.STORED, Status.QUEUED, Status.HELD})
 
 
 def http_status(outcome: Outcome) -> int:
-    # A blocked or not-filed one answered as it stands (If-None-Exist) too: a 2xx always means
-    # the message is going.
+    # A blocked, not-filed or failed one answered as it stands (a repeat, If-None-Exist) too: a
+    # 2xx always means the message is going.
     if outcome.status is Status.BLOCKED:
         return 422
-    if outcome.status is Status.FAILED and any(f.code == "RECORD_NOT_FILED" for f in outcome.findings):
+    if _not_filed(outcome):
         return 503
     if is_repeat(outcome):
-        return 200
+        # A message of it ended unsent (a dead letter, a refusal for good): nothing goes until
+        # staff requeue it, and sending the request again never does.
+        return 422 if outcome.status is Status.FAILED else 200
     if outcome.status is Status.FAILED:
         return 400
     return 201
+
+
+def _not_filed(outcome: Outcome) -> bool:
+    return outcome.status is Status.FAILED and any(f.code == "RECORD_NOT_FILED" for f in outcome.findings)
 
 
 def records_of(host: Host, outcome: Outcome) -> list[tuple[Record, Any]]:
@@ -125,16 +133,21 @@ def body(outcome: Outcome, records: Sequence[tuple[Record, Any]], submitted: Map
 
 
 def refused(outcome: Outcome, records: Sequence[tuple[Record, Any]]) -> dict[str, Any]:
-    """The OperationOutcome of a blocked or not-filed request: why, and its not-done record."""
+    """The OperationOutcome of a blocked, not-filed or failed request: why, and its not-done records."""
     res = outcome_resource(outcome, records)
     res["issue"][0]["severity"] = "error"
-    res["issue"][0]["code"] = "business-rule" if outcome.status is Status.BLOCKED else "transient"
+    res["issue"][0]["code"] = ("business-rule" if outcome.status is Status.BLOCKED
+                               else "processing" if is_repeat(outcome) and not _not_filed(outcome) else "transient")
     if outcome.status is Status.BLOCKED and is_repeat(outcome):
         res["issue"].append(note("nothing was sent, nor decided again (If-None-Exist answers a request as it stands): "
                                  "send it without If-None-Exist once the cause is fixed"))
-    elif is_repeat(outcome):
+    elif is_repeat(outcome) and _not_filed(outcome):
         res["issue"].append(note("nothing was sent, nor tried again (If-None-Exist answers a request as it stands): "
                                  "send it again later without If-None-Exist"))
+    elif is_repeat(outcome):
+        # The repeat's explanation says how to send it again; If-None-Exist's standing one does not.
+        how = "" if ENDED_UNSENT in outcome.explanation else f": {ENDED_UNSENT}"
+        res["issue"].append(note(f"nothing was sent again (a repeat answers a request as it stands){how}"))
     elif outcome.status is Status.BLOCKED:
         res["issue"].append(note("nothing was sent; send the same request id again once the cause is fixed"))
     return res
