@@ -92,9 +92,10 @@ def with_folder(tmp_path: Path, files: dict[str, str], **settings: object) -> Pl
 
 def render(plugin: Plugin, template: str | None, variables: dict[str, object] | None = None,
            *, language: str = "en", **fields: object) -> Message:
-    """Render for a patient from make_recipient; ``time_zone``, ``given_name`` and ``family_name``
-    go to the recipient, other keywords to the Request."""
-    recipient_fields = {k: fields.pop(k) for k in ("time_zone", "given_name", "family_name") if k in fields}
+    """Render for a patient from make_recipient; ``time_zone``, ``given_name``, ``family_name`` and
+    ``jurisdiction`` go to the recipient, other keywords to the Request."""
+    recipient_fields = {k: fields.pop(k) for k in ("time_zone", "given_name", "family_name", "jurisdiction")
+                        if k in fields}
     recipient = make_recipient(language=language, **recipient_fields)
     request = Request("Patient/test-1", "appointment-reminder", template=template,
                       variables=variables or {}, **fields)
@@ -344,6 +345,129 @@ def test_datetime_filter_writes_the_quebec_long_form(tmp_path: Path) -> None:
     expected = (f"{FRENCH_DAYS[local.weekday()]} {local.day} {FRENCH_MONTHS[local.month - 1]} {local.year}"
                 f" à {local.hour} h {local.minute:02d}")
     assert render(plugin, "when", {"appointment": APPOINTMENT}, language="fr").text == expected
+
+
+# -- a patient in another time zone -------------------------------------------------------------
+
+# 9:00 in Toronto, the test clinic's zone, on Monday 9 March 2026 (EDT): 6:00 in Vancouver, 14:00 in Paris.
+NINE_AT_THE_CLINIC = dt.datetime(2026, 3, 9, 9, 0, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+
+
+@pytest.mark.parametrize(("language", "zone", "expected"), [
+    ("en", "America/Vancouver", "Mon, Mar 9 at 6:00 a.m. Vancouver time."),
+    ("en", "Europe/Paris", "Mon, Mar 9 at 2:00 p.m. Paris time."),
+    ("fr", "America/Vancouver", "le lundi 9 mars à 6 h (heure de Vancouver)."),
+    ("fr", "Europe/Paris", "le lundi 9 mars à 14 h (heure de Paris)."),
+])
+def test_a_time_in_the_patients_zone_names_it_when_it_is_not_the_clinics(
+    plugin: Plugin, language: str, zone: str, expected: str
+) -> None:
+    # Without it the patient cannot tell whether 6:00 is their clock or the clinic's.
+    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language=language,
+                  time_zone=zone).text
+    assert expected in text
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("zone", ["America/Toronto", "America/Montreal", None])
+def test_a_time_on_the_clinics_clock_names_no_zone(plugin: Plugin, language: str, zone: str | None) -> None:
+    # America/Montreal is another name for Toronto's clock: the same time, so nothing to say.
+    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language=language,
+                  time_zone=zone).text
+    assert ("at 9:00 a.m." if language == "en" else "à 9 h.") in text
+    assert " time" not in text and "heure" not in text
+
+
+def test_a_zone_is_named_only_when_its_clock_differs_from_the_clinics_that_day(tmp_path: Path) -> None:
+    # Phoenix keeps standard time: the same clock as Denver in winter, an hour behind in summer.
+    clinic = attrs.evolve(TEST_CLINIC, time_zones=("America/Denver",))
+    plugin = Plugin(make_context("templates", {}, tmp_path, clinic=clinic))
+    denver = zoneinfo.ZoneInfo("America/Denver")
+    winter = render(plugin, "appointment-reminder", {"appointment": dt.datetime(2026, 1, 12, 9, 0, tzinfo=denver)},
+                    time_zone="America/Phoenix").text
+    summer = render(plugin, "appointment-reminder", {"appointment": dt.datetime(2026, 7, 13, 9, 0, tzinfo=denver)},
+                    time_zone="America/Phoenix").text
+    assert "at 9:00 a.m." in winter and "Phoenix" not in winter
+    assert "at 8:00 a.m. Phoenix time" in summer
+
+
+@pytest.mark.parametrize(("zone", "expected"), [("America/Edmonton", "à 7 h (heure d'Edmonton)"),
+                                                ("America/Halifax", "à 10 h (heure d'Halifax)"),
+                                                ("America/Regina", "à 7 h (heure de Regina)")])
+def test_french_elides_de_before_a_city_that_starts_with_a_vowel_sound(
+    plugin: Plugin, zone: str, expected: str
+) -> None:
+    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language="fr",
+                  time_zone=zone).text
+    assert expected in text
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("zone", ["Atlantic/Azores", "America/Bogota", "Asia/Ho_Chi_Minh", "America/St_Johns"])
+def test_the_zones_name_never_takes_a_gsm7_reminder_out_of_gsm7(plugin: Plugin, language: str, zone: str) -> None:
+    # CLDR writes Açores, Bogotá, Hô-Chi-Minh-Ville, St. John’s: one such letter would make the SMS UCS-2.
+    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language=language,
+                  time_zone=zone).text
+    assert gsm7_length(text) is not None, text
+    assert "time" in text if language == "en" else "heure" in text
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("location", [None, "1200 Bank St"])
+@pytest.mark.parametrize("zone", ["America/Vancouver", "America/St_Johns", "Europe/Paris"])
+def test_naming_the_zone_costs_a_reminder_at_most_one_more_gsm7_segment(
+    plugin: Plugin, language: str, location: str | None, zone: str
+) -> None:
+    # The name is 15 to 21 characters: the longest stock reminders (a long weekday and month, a
+    # street address) already near 160 take a second segment, never a third, never UCS-2.
+    when = dt.datetime(2026, 9, 30, 10, 45, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    variables = {"appointment": when, "location": location}
+    home = render(plugin, "appointment-reminder", variables, language=language, time_zone="America/Toronto").text
+    away = render(plugin, "appointment-reminder", variables, language=language, time_zone=zone).text
+    assert away != home
+    encoding, segments = count_segments(away)
+    assert encoding == "GSM-7" and segments <= count_segments(home)[1] + 1, away
+
+
+def test_english_reminder_naming_the_zone_without_a_place_fits_one_sms(plugin: Plugin) -> None:
+    when = dt.datetime(2026, 9, 30, 10, 45, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    text = render(plugin, "appointment-reminder", {"appointment": when}, time_zone="America/St_Johns").text
+    assert count_segments(text) == ("GSM-7", 1), text
+
+
+def test_french_reminder_naming_the_zone_still_fits_three_ucs2_segments_in_august(plugin: Plugin) -> None:
+    appointment = dt.datetime(2026, 8, 26, 10, 45, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    text = render(plugin, "appointment-reminder", {"appointment": appointment, "location": "1200, rue Bank"},
+                  language="fr", time_zone="America/Vancouver").text
+    assert "août" in text and "(heure de Vancouver)" in text
+    assert len(text) <= 3 * 67
+
+
+def test_the_datetime_filter_and_a_time_pattern_name_the_zone_and_a_date_alone_does_not(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {
+        "en/when.j2": "{{ at|datetime('long') }} / {{ at|time('HH:mm') }} / {{ at|time('HH:mm zzzz') }} / "
+                      "{{ at|date('long') }}",
+        "en/catalog.toml": '[when]\nrequired = { at = "datetime" }\n',
+    })
+    text = render(plugin, "when", {"at": NINE_AT_THE_CLINIC}, time_zone="America/Vancouver").text
+    # A pattern that writes its own zone keeps it, without a second.
+    assert text == ("March 9, 2026 at 6:00 a.m. Vancouver time / 06:00 Vancouver time / 06:00 Pacific Daylight Time"
+                    " / March 9, 2026")
+
+
+def test_a_clinics_own_language_names_the_zone_in_cldrs_words(tmp_path: Path) -> None:
+    plugin = with_folder(tmp_path, {
+        "es/when.j2": "{{ at|time('H:mm') }}",
+        "es/catalog.toml": '[when]\nrequired = { at = "datetime" }\n',
+    })
+    text = render(plugin, "when", {"at": NINE_AT_THE_CLINIC}, language="es", time_zone="America/Vancouver").text
+    assert text == "6:00 (hora de Vancouver)"
+
+
+def test_prescription_pickup_names_the_zone_of_its_time(plugin: Plugin) -> None:
+    text = render(plugin, "prescription-pickup", {"ready": NINE_AT_THE_CLINIC}, language="fr",
+                  time_zone="America/Vancouver").text
+    assert "à partir du lundi 9 mars, 6 h (heure de Vancouver)." in text
 
 
 def test_english_times_use_plain_spaces_so_the_sms_stays_gsm7(plugin: Plugin) -> None:

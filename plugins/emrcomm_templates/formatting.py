@@ -1,13 +1,15 @@
 """Dates, times and amounts in the patient's locale and time zone, as Jinja filters (Babel).
 
 CLDR puts narrow no-break spaces in times ("10:30 a.m.") and amounts ("85,00 $"); they are not
-GSM-7 and would turn a whole SMS into UCS-2, so every filter returns plain spaces.
+GSM-7 and would turn a whole SMS into UCS-2, so every filter returns plain spaces. A time of day
+on another clock than the clinic's names its zone ("6:00 a.m. Vancouver time"), in GSM-7 too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import unicodedata
 import zoneinfo
 from decimal import Decimal
@@ -30,6 +32,14 @@ STANDARD = frozenset({"short", "medium", "long", "full"})
 # Quebec usage (OQLF) writes 9 h and 7 h 30, where CLDR's fr_CA gives 09 h 00 and 07 h 30.
 SHORT_TIMES = {"fr": ("H 'h' mm", "H 'h'")}
 _SPACES = str.maketrans({"\u202f": " ", "\u00a0": " "})
+# A time on another clock than the clinic's, and the city that names it: "6:00 a.m. Vancouver time",
+# « 6 h (heure de Vancouver) » (the parentheses keep it apart from a place that follows). Other
+# languages get CLDR's own region format in parentheses.
+ZONE_WORDS = {"en": " {city} time", "fr": " (heure {of}{city})"}
+# French elides « de » before a vowel or a mute h (« heure d'Edmonton », « heure d'Halifax »).
+_ELIDED = frozenset("aeiouhAEIOUH")
+# Pattern fields that write a zone (%(zzzz)s): a template that asks for one gets no second.
+_ZONE_FIELD = re.compile(r"%\(([zZvVOXx])\1*\)s")
 FORMATTER = "_emrcomm_format"  # the context key the filters read the Formatter from
 
 
@@ -55,14 +65,20 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 class Formatter:
-    """Formatting for one render: a locale, a time zone and a default currency."""
+    """Formatting for one render: a locale, a time zone and a default currency.
 
-    __slots__ = ("connector", "currency", "locale", "short_times", "tz")
+    ``clinic_tz``: the clinic's zone. A time whose clock there reads otherwise than in ``tz``
+    is followed by ``tz``'s name; None names no zone."""
 
-    def __init__(self, language: str, locale: Locale, tz: dt.tzinfo, currency: str) -> None:
+    __slots__ = ("clinic_tz", "connector", "currency", "language", "locale", "short_times", "tz")
+
+    def __init__(self, language: str, locale: Locale, tz: dt.tzinfo, currency: str,
+                 clinic_tz: dt.tzinfo | None = None) -> None:
+        self.language = language
         self.locale = locale
         self.tz = tz
         self.currency = currency
+        self.clinic_tz = clinic_tz
         self.connector = CONNECTORS.get(language, ", ")
         self.short_times = SHORT_TIMES.get(language)
 
@@ -84,7 +100,19 @@ class Formatter:
         local = self._local(value)
         if format == "short" and self.short_times is not None:
             format = self.short_times[0] if local.minute else self.short_times[1]
-        return _format_time(local, format, self.locale)
+        return _format_time(local, format, self.locale) + self._zone_words(local, format)
+
+    def _zone_words(self, local: dt.datetime, format: str) -> str:
+        """The zone's name when the clinic's clock reads another time at that moment: the same
+        offset (the clinic's own zone, another name for it, Phoenix beside Denver in winter)
+        writes the same time, and needs none."""
+        if self.clinic_tz is None or self.clinic_tz is self.tz:
+            return ""
+        if local.utcoffset() == local.astimezone(self.clinic_tz).utcoffset():
+            return ""
+        if _writes_a_zone(_pattern("time", format, self.locale)):
+            return ""
+        return zone_words(str(self.tz), self.language, self.locale)
 
     def datetime(self, value: Any, date_format: str = "full", time_format: str = "short") -> str:
         return self.date(value, date_format) + self.connector + self.time(value, time_format)
@@ -139,6 +167,23 @@ def _format_time(local: dt.datetime, format: str, locale: Locale) -> str:
             _TIMES.clear()
         text = _TIMES[key] = _pattern("time", format, locale).apply(local, locale).translate(_SPACES)
     return text
+
+
+@functools.lru_cache(maxsize=256)
+def _writes_a_zone(pattern: dates.DateTimePattern) -> bool:
+    return _ZONE_FIELD.search(pattern.format) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def zone_words(key: str, language: str, locale: Locale) -> str:
+    """How a time names zone ``key`` in ``language``, leading space included, in GSM-7: CLDR's
+    exemplar city (Açores, Bogotá) would otherwise send a whole SMS as UCS-2."""
+    city = gsm7_filter(dates.get_timezone_location(key, locale=locale, return_city=True))
+    words = ZONE_WORDS.get(language)
+    if words is None:  # a clinic's own language: CLDR's "hora de Vancouver", set apart
+        region = gsm7_filter(locale.zone_formats["region"] % city)
+        return f" {region}" if "(" in region else f" ({region})"
+    return words.format(city=city, of="d'" if city[:1] in _ELIDED else "de ")
 
 
 def _formatter(ctx: Context) -> Formatter:

@@ -318,7 +318,8 @@ class Plugin:
 
     def _words(self, compiled: Compiled, values: dict[str, Any], tz: dt.tzinfo) -> tuple[str, str]:
         """The text and subject of one template in its language."""
-        values[FORMATTER] = Formatter(compiled.language, self._locales[compiled.language], tz, self._currency)
+        values[FORMATTER] = Formatter(compiled.language, self._locales[compiled.language], tz, self._currency,
+                                      clinic_tz=zone(self._default_zone))
         values["clinic"] = self._clinic_fr if compiled.language == "fr" else self._clinic
         text = layout(self._run(compiled, compiled.body, values))
         if isinstance(compiled.subject, str):
