@@ -391,6 +391,19 @@ def test_a_zone_is_named_only_when_its_clock_differs_from_the_clinics_that_day(t
     assert "at 8:00 a.m. Phoenix time" in summer
 
 
+@pytest.mark.parametrize(("language", "expected"), [("en", "at 9:00 a.m. Montréal time"),
+                                                    ("fr", "à 9 h (heure de Montréal)")])
+def test_a_quebec_patient_of_a_clinic_elsewhere_reads_montreal_time_not_toronto(
+    tmp_path: Path, language: str, expected: str
+) -> None:
+    # Quebec's zone is America/Toronto, whose city would puzzle a patient in Montréal.
+    clinic = attrs.evolve(TEST_CLINIC, time_zones=("America/Vancouver",))
+    plugin = Plugin(make_context("templates", {}, tmp_path, clinic=clinic))
+    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language=language,
+                  time_zone="America/Toronto", jurisdiction="CA-QC").text
+    assert expected in text and "Toronto" not in text
+
+
 @pytest.mark.parametrize(("zone", "expected"), [("America/Edmonton", "à 7 h (heure d'Edmonton)"),
                                                 ("America/Halifax", "à 10 h (heure d'Halifax)"),
                                                 ("America/Regina", "à 7 h (heure de Regina)")])
@@ -400,6 +413,13 @@ def test_french_elides_de_before_a_city_that_starts_with_a_vowel_sound(
     text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language="fr",
                   time_zone=zone).text
     assert expected in text
+
+
+def test_english_names_st_johns_as_newfoundland_writes_it(plugin: Plugin) -> None:
+    # CLDR's English says "Saint John’s", a name New Brunswick's Saint John is easily read as.
+    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC},
+                  time_zone="America/St_Johns").text
+    assert "at 10:30 a.m. St. John's time" in text
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])

@@ -36,6 +36,11 @@ _SPACES = str.maketrans({"\u202f": " ", "\u00a0": " "})
 # « 6 h (heure de Vancouver) » (the parentheses keep it apart from a place that follows). Other
 # languages get CLDR's own region format in parentheses.
 ZONE_WORDS = {"en": " {city} time", "fr": " (heure {of}{city})"}
+# Where CLDR's city would mislead. Quebec's zone is America/Toronto, a city a patient in Montréal
+# does not read as theirs; CLDR's English writes St. John's as "Saint John’s", which reads as
+# New Brunswick's Saint John.
+CITIES_BY_REGION = {("America/Toronto", "CA-QC"): "Montréal"}
+CITIES = {("America/St_Johns", "en"): "St. John's"}
 # French elides « de » before a vowel or a mute h (« heure d'Edmonton », « heure d'Halifax »).
 _ELIDED = frozenset("aeiouhAEIOUH")
 # Pattern fields that write a zone (%(zzzz)s): a template that asks for one gets no second.
@@ -68,17 +73,19 @@ class Formatter:
     """Formatting for one render: a locale, a time zone and a default currency.
 
     ``clinic_tz``: the clinic's zone. A time whose clock there reads otherwise than in ``tz``
-    is followed by ``tz``'s name; None names no zone."""
+    is followed by ``tz``'s name (``place``, the patient's region, picks the city where CLDR's
+    would mislead); None names no zone."""
 
-    __slots__ = ("clinic_tz", "connector", "currency", "language", "locale", "short_times", "tz")
+    __slots__ = ("clinic_tz", "connector", "currency", "language", "locale", "place", "short_times", "tz")
 
     def __init__(self, language: str, locale: Locale, tz: dt.tzinfo, currency: str,
-                 clinic_tz: dt.tzinfo | None = None) -> None:
+                 clinic_tz: dt.tzinfo | None = None, place: str | None = None) -> None:
         self.language = language
         self.locale = locale
         self.tz = tz
         self.currency = currency
         self.clinic_tz = clinic_tz
+        self.place = place
         self.connector = CONNECTORS.get(language, ", ")
         self.short_times = SHORT_TIMES.get(language)
 
@@ -112,7 +119,7 @@ class Formatter:
             return ""
         if _writes_a_zone(_pattern("time", format, self.locale)):
             return ""
-        return zone_words(str(self.tz), self.language, self.locale)
+        return zone_words(str(self.tz), self.language, self.locale, self.place)
 
     def datetime(self, value: Any, date_format: str = "full", time_format: str = "short") -> str:
         return self.date(value, date_format) + self.connector + self.time(value, time_format)
@@ -175,10 +182,12 @@ def _writes_a_zone(pattern: dates.DateTimePattern) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def zone_words(key: str, language: str, locale: Locale) -> str:
+def zone_words(key: str, language: str, locale: Locale, place: str | None = None) -> str:
     """How a time names zone ``key`` in ``language``, leading space included, in GSM-7: CLDR's
     exemplar city (Açores, Bogotá) would otherwise send a whole SMS as UCS-2."""
-    city = gsm7_filter(dates.get_timezone_location(key, locale=locale, return_city=True))
+    city = CITIES_BY_REGION.get((key, place or "")) or CITIES.get((key, language)) \
+        or dates.get_timezone_location(key, locale=locale, return_city=True)
+    city = gsm7_filter(city)
     words = ZONE_WORDS.get(language)
     if words is None:  # a clinic's own language: CLDR's "hora de Vancouver", set apart
         region = gsm7_filter(locale.zone_formats["region"] % city)

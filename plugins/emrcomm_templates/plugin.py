@@ -306,20 +306,22 @@ class Plugin:
         values["clinic"] = self._clinic
         values["patient"] = MappingProxyType({"given_name": recipient.given_name})
         tz = zone(recipient.time_zone or self._default_zone)
-        text, subject = self._words(compiled, values, tz)
+        place = recipient.jurisdiction
+        text, subject = self._words(compiled, values, tz, place)
         used = compiled.language
         french = self._templates[compiled.name].get("fr")
         if used != "fr" and french is not None and self._needs_french(request, recipient):
             # Quebec: invoices in French, bilingual allowed (docs/rule-catalogue.md I): French first.
-            french_text, french_subject = self._words(french, values, tz)
+            french_text, french_subject = self._words(french, values, tz, place)
             text, subject, used = f"{french_text}\n\n{text}", f"{french_subject} / {subject}", "fr"
         return Message(request=request, text=text, subject=request.subject or subject, language=used,
                        template=compiled.name)
 
-    def _words(self, compiled: Compiled, values: dict[str, Any], tz: dt.tzinfo) -> tuple[str, str]:
+    def _words(self, compiled: Compiled, values: dict[str, Any], tz: dt.tzinfo,
+               place: str | None) -> tuple[str, str]:
         """The text and subject of one template in its language."""
         values[FORMATTER] = Formatter(compiled.language, self._locales[compiled.language], tz, self._currency,
-                                      clinic_tz=zone(self._default_zone))
+                                      clinic_tz=zone(self._default_zone), place=place)
         values["clinic"] = self._clinic_fr if compiled.language == "fr" else self._clinic
         text = layout(self._run(compiled, compiled.body, values))
         if isinstance(compiled.subject, str):
