@@ -59,6 +59,7 @@ class PostgresServer:
         self.pid: int | None = None
         self._templates: dict[str, _Snapshot] = {}
         self._free: dict[str, list[str]] = {}
+        self._started = False  # start() again after halt() keeps the databases
 
     @property
     def admin_url(self) -> str:
@@ -90,7 +91,9 @@ class PostgresServer:
             log = (self.folder / "pg.log").read_text(errors="replace")[-2000:] if (self.folder / "pg.log").exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {done.stdout}{done.stderr}\n{log}")
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
-        self.sql(f"CREATE DATABASE {TEMPLATE}")
+        if not self._started:
+            self.sql(f"CREATE DATABASE {TEMPLATE}")
+            self._started = True
         return self
 
     def sql(self, statement: str, database: str = "postgres") -> None:
@@ -137,8 +140,10 @@ class PostgresServer:
         else:
             self.drop_database(url)
 
-    def stop(self) -> None:
-        """Stop the server by its PID (fast shutdown), then remove its folder."""
+    def halt(self) -> None:
+        """Stop the server by its PID as ``pg_ctl stop -m fast`` does (SIGINT: every session is
+        ended, open transactions rolled back), keeping its folder: :meth:`start` brings it back
+        with its databases, as after a restart or a failover."""
         if self.pid is not None:
             try:
                 os.kill(self.pid, signal.SIGINT)  # fast shutdown
@@ -150,6 +155,10 @@ class PostgresServer:
             except ProcessLookupError:
                 pass
             self.pid = None
+
+    def stop(self) -> None:
+        """Stop the server by its PID (fast shutdown), then remove its folder."""
+        self.halt()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:

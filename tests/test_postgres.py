@@ -144,6 +144,28 @@ def test_a_nul_in_a_value_is_kept_as_the_replacement_character_and_finds_nothing
         storage.close()
 
 
+def test_every_pooled_connection_dropped_at_once_costs_no_statement(pg: str) -> None:
+    """A server restart (or a failover) drops every idle connection of a pool at once: the first
+    statement after it finds one broken, and the pool throws away all the others it holds, so
+    neither that statement nor the next ones fail on a connection that died while idle."""
+    import psycopg
+
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg, pool_min=4, pool_max=4)
+    try:
+        db.pool.wait(30)
+        with psycopg.connect(pg, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND pid <> pg_backend_pid()")
+        for _ in range(6):
+            assert db.query("SELECT 1 AS one") == [{"one": 1}]
+        with db.transaction():
+            assert db.query("SELECT 2 AS two") == [{"two": 2}]
+    finally:
+        db.close()
+
+
 def test_doctor_asks_the_database_server_and_compares_its_schema(pg: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """``emrcomm doctor`` on PostgreSQL: the database line names the server's database (never a

@@ -40,12 +40,22 @@ from emrcomm.limits import escape_controls, loads_json
 from emrcomm.model import Category, Outcome, Status
 from emrcomm.model import Request as EmrRequest
 from emrcomm.pipeline.write import ALREADY_HANDLED
+from emrcomm.storage import StoreUnavailable
 from emrcomm.storage.records import RETRYABLE
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
 
 log = logging.getLogger("emrcomm.api")
+# The database server cannot be reached (a restart, a failover): 503 with Retry-After, and words
+# that tell the EMR what a repeat does (docs/api.md, docs/operations.md).
+RETRY_AFTER = "10"
+UNAVAILABLE = ("the database cannot be reached now (it is restarting or failing over); send the same request again "
+               "(the same id) in a few seconds: it is answered as it stands, and a message is never sent twice for it")
+
+
+def unavailable() -> ApiError:
+    return ApiError(503, "transient", UNAVAILABLE, headers={"retry-after": RETRY_AFTER})
 
 JSON_TYPES = ("application/fhir+json", "application/json")
 NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
@@ -123,14 +133,21 @@ class Api:
                 response = ApiError(422, "processing", str(exc)).response()
             except RequestError as exc:
                 response = ApiError(400, "invalid", str(exc)).response()
+            except StoreUnavailable:  # the store logs it once, not once a request
+                response = unavailable().response()
             except Exception as exc:
                 log.error("%s %s failed: %s", request.method, name, type(exc).__name__)
                 response = ApiError(500, "exception", "the server failed on this request; nothing more is known "
                                     "here (the server's log names the error); try again or tell the clinic").response()
             if grant is not None:
                 fields = {k: v for k, v in request.state.audit.items() if v}
-                await run_in_threadpool(self.host.audit.record, "api.call", client=grant.client_id, operation=name,
-                                        http_status=response.status_code, **fields)
+                try:
+                    await run_in_threadpool(self.host.audit.record, "api.call", client=grant.client_id,
+                                            operation=name, http_status=response.status_code, **fields)
+                except StoreUnavailable:
+                    # Done, perhaps, but its audit entry not written: the same request again is
+                    # answered as it stands (a create is not sent twice), with its entry.
+                    response = unavailable().response()
             return response
 
         return endpoint
@@ -199,13 +216,17 @@ class Api:
             if len(form) != len(fields):
                 raise TokenError("invalid_request", "a form field is given twice")
             issued = await run_in_threadpool(self.authority.issue, form, audience=f"{self.base(request)}/auth/token")
+            await run_in_threadpool(self.host.audit.record, "api.token", client=issued.client_id,
+                                    scopes=list(issued.scopes))
+        except StoreUnavailable:
+            return JSONResponse({"error": "temporarily_unavailable", "error_description": UNAVAILABLE},
+                                status_code=503, headers={"retry-after": RETRY_AFTER})
         except TokenError as exc:
             client = exc.client
             if client is not None:
                 await run_in_threadpool(self.host.audit.record, "api.refused", client=client, error=exc.error)
             log.info("token refused: %s", exc.error)
             return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=exc.status)
-        await run_in_threadpool(self.host.audit.record, "api.token", client=issued.client_id, scopes=list(issued.scopes))
         return JSONResponse({"access_token": issued.token, "token_type": "bearer", "expires_in": issued.expires_in,
                              "scope": " ".join(issued.scopes)})
 
@@ -356,6 +377,10 @@ class Api:
         for n, (i, req, _resource) in enumerate(todo):
             try:
                 outcome = next(outcomes)
+            except StoreUnavailable:
+                for j, _req, _r in todo[n:]:
+                    results[j] = answers.error_entry(503, "transient", UNAVAILABLE)
+                break
             except Exception as exc:
                 # An error of ours: the entries before this one were done and are answered so. This
                 # one may have been sent (inline delivery sends before it answers), or not (a group

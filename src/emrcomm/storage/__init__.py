@@ -20,7 +20,16 @@ from attrs import define, field
 from emrcomm.errors import ConfigError
 from emrcomm.storage.audit import AuditStore, SqlAuditStore
 from emrcomm.storage.consent import ConsentEvent, ConsentLedger, SqlConsentLedger
-from emrcomm.storage.database import CORE, Database, Migration, StoreClosed, pending, schema_version, upgrade
+from emrcomm.storage.database import (
+    CORE,
+    Database,
+    Migration,
+    StoreClosed,
+    StoreUnavailable,
+    pending,
+    schema_version,
+    upgrade,
+)
 from emrcomm.storage.inbox import Inbox, SqlInbox
 from emrcomm.storage.meta import Meta, SqlMeta
 from emrcomm.storage.outbox import Outbox, SqlOutbox
@@ -48,6 +57,7 @@ __all__ = [
     "SQLiteDatabase",
     "Storage",
     "StoreClosed",
+    "StoreUnavailable",
     "add_columns",
     "iso",
     "open_sqlite",

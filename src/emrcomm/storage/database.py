@@ -23,6 +23,13 @@ class StoreClosed(Exception):
     """A statement after the store was closed (a background thread outliving its host)."""
 
 
+class StoreUnavailable(Exception):
+    """The database server cannot be reached now (it is restarting, failing over, or the network
+    is cut). The transaction was not done, unless it was its commit that was cut off: then
+    whether it was is unknown, and only a look after the server is back tells. Callers answer
+    "try again" (the API's 503) or try again themselves; never "failed for good"."""
+
+
 class Database(Protocol):
     """One database. Writes happen inside :meth:`transaction`; nested transactions join the
     outer one (one commit); :meth:`savepoint` is a part that can fail alone."""

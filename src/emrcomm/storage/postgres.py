@@ -23,11 +23,18 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from emrcomm.errors import ConfigError
-from emrcomm.storage.database import Row, StoreClosed
+from emrcomm.storage.database import Row, StoreClosed, StoreUnavailable
 
 log = logging.getLogger("emrcomm.storage")
 
 NOTIFY_CHANNEL = "emrcomm_outbox"  # LISTEN/NOTIFY: a row was put in the outbox or made due again
+# While the server is known to be away, a statement waits this long for a connection before it is
+# answered StoreUnavailable (the API's 503), rather than the pool's minute: the pool keeps trying
+# to connect behind it, and the first statement after the server is back gets its connection.
+AWAY_WAIT = 1.0
+# After a dropped connection, the wait for another: the pool is making new ones, which take
+# milliseconds when the server is there; when it is not, this is the one longer wait.
+REPLACE_WAIT = 5.0
 
 
 def redact(url: str) -> str:
@@ -79,11 +86,12 @@ class PostgresDatabase:
         try:
             import psycopg
             from psycopg.rows import dict_row
-            from psycopg_pool import ConnectionPool
+            from psycopg_pool import ConnectionPool, PoolTimeout
         except ImportError:  # pragma: no cover - the dependency is declared
             raise ConfigError("store.url names PostgreSQL, but psycopg is not installed: "
                               "pip install 'emrcomm[postgres]'") from None
         self._psycopg = psycopg
+        self._pool_timeout = PoolTimeout
         self.url = url
         self.where = describe(url)
         self.read_only = read_only
@@ -91,6 +99,8 @@ class PostgresDatabase:
         self._local = _Local()
         self._before_commit: list[Callable[[], None]] = []
         self._closed = False
+        self._away: float | None = None  # since when (monotonic) the server cannot be reached
+        self._away_lock = threading.Lock()
         # pg_stat_activity names each connection's process: "emrcomm:<pid>" (docs/operations.md).
         application_name = application_name or f"emrcomm:{os.getpid()}"
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row, "application_name": application_name,
@@ -114,22 +124,55 @@ class PostgresDatabase:
     def _fresh(self, first: Callable[[Any], Any]) -> tuple[contextlib.ExitStack, Any, Any]:
         """A connection from the pool and the result of ``first(conn)``, its first statement. A
         pooled connection the server or the network dropped while idle fails there: it is thrown
-        away and ``first`` runs once more on another (nothing of it had run). Returns the stack
-        that gives the connection back."""
+        away, and so is every other idle one that no longer answers (a server restart or a
+        failover drops them all at once), and ``first`` runs once more on another (nothing of it
+        had run). Returns the stack that gives the connection back. Raises StoreUnavailable when
+        the server cannot be reached: at once when no connection answers, within AWAY_WAIT while
+        it is known to be away."""
         for attempt in (1, 2):
             if self._closed:
                 raise StoreClosed(f"{self.where}: the store is closed")
             stack = contextlib.ExitStack()
-            conn = stack.enter_context(self.pool.connection())
             try:
-                return stack, conn, first(conn)
-            except self._psycopg.OperationalError:
+                wait = AWAY_WAIT if self._away else REPLACE_WAIT if attempt == 2 else None
+                conn = stack.enter_context(self.pool.connection(timeout=wait))
+            except self._pool_timeout as exc:
+                raise self._unavailable(exc, "no connection could be had") from None
+            try:
+                result = first(conn)
+            except self._psycopg.OperationalError as exc:
                 broken = conn.closed or conn.broken
                 stack.close()
-                if attempt == 2 or not broken:
+                if not broken:
                     raise
-                log.info("a pooled connection to %s was dropped; another is used", self.where)
+                if attempt == 2:
+                    raise self._unavailable(exc, "its connections were dropped") from None
+                log.info("a pooled connection to %s was dropped; the idle ones are checked, another is used",
+                         self.where)
+                self.pool.check()  # one round trip per idle connection, once per drop
+                continue
+            self._back()
+            return stack, conn, result
         raise AssertionError("unreachable")
+
+    def _unavailable(self, exc: BaseException, what: str) -> StoreUnavailable:
+        """The server is away: said once in the log (not once per statement) until it is back."""
+        with self._away_lock:
+            first = self._away is None
+            if first:
+                self._away = time.monotonic()
+        if first:
+            log.error("the database server %s cannot be reached (%s: %s); answering 'unavailable' and "
+                      "trying again until it is back", self.where, what, type(exc).__name__)
+        return StoreUnavailable(f"the database server {self.where} cannot be reached ({what}); try again")
+
+    def _back(self) -> None:
+        if self._away is None:
+            return
+        with self._away_lock:
+            since, self._away = self._away, None
+        if since is not None:
+            log.warning("the database server %s is reachable again after %.0f s", self.where, time.monotonic() - since)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -168,10 +211,18 @@ class PostgresDatabase:
                 try:
                     yield
                     self._finish()
-                except BaseException:
+                except BaseException as exc:
                     self._abort(conn)
+                    if isinstance(exc, self._psycopg.OperationalError) and (conn.closed or conn.broken):
+                        raise self._unavailable(exc, "the connection was lost in a transaction") from exc
                     raise
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except self._psycopg.OperationalError as exc:
+                    if not (conn.closed or conn.broken):
+                        raise
+                    raise self._unavailable(exc, "the connection was lost at a commit, whose outcome is "
+                                            "unknown") from exc
             finally:
                 local.conn = None
                 local.depth = 0

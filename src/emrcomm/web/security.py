@@ -22,6 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emrcomm.limits import escape_controls
+from emrcomm.storage.database import StoreUnavailable
 
 log = logging.getLogger("emrcomm.web")
 
@@ -253,10 +254,16 @@ class AccessLog:
                      status["code"], (time.perf_counter() - start) * 1000)
 
 
+UNAVAILABLE = ("This service is briefly unavailable. Please try again in a minute. / Ce service est "
+               "momentanément indisponible. Veuillez réessayer dans une minute.")
+
+
 class ErrorShield:
     """Any exception a handler lets out becomes ``error_page`` (500) and one log line naming the
     exception's type and where it was raised: never its message, the form or a traceback's
-    values, which could carry a patient's words or date of birth."""
+    values, which could carry a patient's words or date of birth. The database away
+    (StoreUnavailable: a restart, a failover) is a 503 with Retry-After instead, logged once by
+    the store."""
 
     def __init__(self, app: ASGIApp, error_page: Callable[[Scope], Response]) -> None:
         self.app = app
@@ -276,6 +283,9 @@ class ErrorShield:
 
         try:
             await self.app(scope, receive, watched)
+        except StoreUnavailable:  # the store logs it once, not once a request
+            if not started:
+                await PlainTextResponse(UNAVAILABLE, status_code=503, headers={"retry-after": "10"})(scope, receive, send)
         except Exception as exc:
             frames = traceback.extract_tb(exc.__traceback__)
             where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
