@@ -28,7 +28,7 @@ from emrcomm.plugin.manager import discover
 from emrcomm.storage.times import iso
 from emrcomm.web import create_app
 from hostile_kit import InProcess
-from servers import Reply, ScriptedHTTPServer, scripted
+from servers import Reply, ScriptedHTTPServer, Seen, scripted
 from support import BASE_CONFIG, fhir_request
 from test_pipeline import ALL as ALL_PLUGINS
 from test_worker import worker
@@ -802,6 +802,113 @@ def test_a_notification_not_taken_is_retried_with_backoff_then_given_up(api: Api
         assert len(emr.seen) == 3
     clock.now -= dt.timedelta(hours=1, seconds=32)  # the token's time again
     assert "given up after 3 attempts" in body(api.call("GET", f"/fhir/Subscription/{sub['id']}"))["error"]
+
+
+class Monotonic:
+    """A notifier's monotonic clock, which the test owns (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowEMR(ScriptedHTTPServer):
+    """An EMR endpoint that takes each notification only after ``seconds`` have passed on the
+    notifiers' monotonic clock: a send that takes all of ``notify_timeout``."""
+
+    def __init__(self, clock: Monotonic, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def record(self, seen: Seen) -> Reply:
+        reply = super().record(seen)
+        self.clock.now += self.seconds
+        return reply
+
+
+def test_a_notifier_sends_nothing_its_lease_may_not_cover_and_gives_the_rest_back(api: ApiClient) -> None:
+    """15 notifications claimed at once for the 2-minute lease, each taking the whole 10 s
+    notify_timeout: a send starts only while 20 s of the lease are left (the send, then writing
+    its answer), so 11 go; the other 4 are given back unsent, not leased, no attempt counted,
+    and another notifier (another ``serve``) takes them at once. Each is notified once."""
+    mono = Monotonic()
+    settings = ApiSettings()
+    emr = SlowEMR(mono, settings.notify_timeout)
+    try:
+        subscribe(api, emr.url)
+        for n in range(15):
+            api.call("POST", "/fhir/CommunicationRequest", reminder(f"l-{n}"))
+        assert Notifier(api.host, settings, monotonic=mono).run_once() == 11
+        rows = api.host.storage.db.query("SELECT state, attempts, lease_owner FROM api_notifications")
+        assert sorted((r["state"], r["attempts"], r["lease_owner"]) for r in rows) == \
+            [("done", 1, None)] * 11 + [("pending", 0, None)] * 4
+        assert Notifier(api.host, settings, monotonic=mono).run_once() == 4
+        ids = [seen.headers["X-Emrcomm-Event-Id"] for seen in emr.seen]
+    finally:
+        emr.close()
+    assert len(ids) == len(set(ids)) == 15
+
+
+class HoldingEMR(ScriptedHTTPServer):
+    """An EMR endpoint that keeps its first two notifications waiting, each until its own
+    ``release`` is set (at most 30 s), and answers the first 503; it takes every other at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = (threading.Event(), threading.Event())
+        self.script(Reply(status=503))
+
+    def record(self, seen: Seen) -> Reply:
+        with self._lock:
+            n = len(self.seen)
+        reply = super().record(seen)
+        if n < len(self.release):
+            self.release[n].wait(30)
+        return reply
+
+
+def test_a_notifier_whose_lease_passed_to_another_writes_nothing_and_the_emr_takes_it_once(
+        api: ApiClient, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """The EMR keeps a notifier's notification waiting while its lease runs out (its process
+    stalled past it, say); another notifier takes it over, and the EMR keeps that one's too. The
+    first's answer, a 503, then changes nothing (it logs why): the notification stays the
+    second's, so no third takes it after the first's backoff, and the EMR takes it once."""
+    emr = HoldingEMR()
+    try:
+        subscribe(api, emr.url)
+        api.call("POST", "/fhir/CommunicationRequest", reminder("s-1"))
+        stalled, other = Notifier(api.host, ApiSettings()), Notifier(api.host, ApiSettings())
+        taken: list[int] = []
+        threads = [threading.Thread(target=lambda n=n: taken.append(n.run_once())) for n in (stalled, other)]
+        db = api.host.storage.db
+        try:
+            threads[0].start()
+            emr.wait_for(1, timeout=30)
+            with db.transaction():  # its lease runs out, by the store's clock, while its PUT waits
+                db.execute("UPDATE api_notifications SET lease_until = ? WHERE lease_owner = ?",
+                           ("2000-01-01T00:00:00.000000+00:00", stalled.owner))
+            threads[1].start()
+            emr.wait_for(2, timeout=30)
+            emr.release[0].set()  # the first's answer: 503
+            threads[0].join(30)
+            [row] = db.query("SELECT state, attempts, lease_owner FROM api_notifications")
+            clock.now += dt.timedelta(seconds=6)  # past the backoff the first would have set
+            third = Notifier(api.host, ApiSettings()).run_once()
+            clock.now -= dt.timedelta(seconds=6)
+        finally:
+            for release in emr.release:
+                release.set()
+            for thread in threads:
+                if thread.is_alive() or thread is threads[1]:
+                    thread.join(30)
+        answered = len(emr.seen)
+    finally:
+        emr.close()
+    assert (row["state"], row["attempts"], row["lease_owner"]) == ("pending", 0, other.owner)
+    assert (taken, third, answered) == ([0, 1], 0, 2)  # the first's (answered 503) and the second's
+    assert "not marked retried, its lease had passed to another notifier" in caplog.text
 
 
 @pytest.mark.parametrize(("where", "status", "state"), [

@@ -416,13 +416,14 @@ def test_a_notification_whose_notifier_died_is_taken_over_once_its_lease_runs_ou
     """The notifier holding a notification dies before sending it; another, on a machine whose
     clock is 3 minutes ahead or behind, takes it over when the lease has run out by the database
     server's clock: not sooner (ahead), not minutes later (behind). The EMR is notified once."""
-    monkeypatch.setattr(notify, "LEASE", dt.timedelta(seconds=5))
+    monkeypatch.setattr(notify, "LEASE", dt.timedelta(seconds=5))  # a notify_timeout of 1 s keeps it 5 s
     dead = make_host(NO_NOTIFY)
     other = make_host(NO_NOTIFY, clock=Clock(clock.now + shift))
     with scripted() as emr:
         subscribed(dead, emr.url)
         dead.send(fhir_request("Patient/on-en", "appointment-reminder", text=TEXT, rid="d-1"))
-        gone, notifier = Notifier(dead, ApiSettings()), Notifier(other, ApiSettings())
+        quick = ApiSettings(notify_timeout=1)
+        gone, notifier = Notifier(dead, quick), Notifier(other, quick)
         # Fanned out by the notifier whose clock is behind: when a notification is due (next_at)
         # is business time, the host's, and one fanned out 3 minutes ahead is not due before then.
         fanning = notifier if shift < dt.timedelta(0) else gone

@@ -5,7 +5,10 @@ signed, retried with backoff until it is taken or given up.
 
 Rows are claimed with a lease (timed by the database server's clock on PostgreSQL, the host's on
 SQLite), so several ``serve`` processes (or ``emrcomm notify``) share the work; a notification
-goes at least once, and ``X-Emrcomm-Event-Id`` lets the EMR drop a repeat.
+goes at least once, and ``X-Emrcomm-Event-Id`` lets the EMR drop a repeat. A notifier starts a
+send only while its lease (counted on its monotonic clock from before the claim) still covers
+the send and the writing of its answer, and gives back the rest; what it writes afterwards
+holds only while the lease is still its own.
 
 Signature: ``X-Emrcomm-Signature: v1=<hex HMAC-SHA256>`` under the Subscription's secret, of
 ``<X-Emrcomm-Timestamp>.<X-Emrcomm-Event-Id>.<body>`` (docs/api.md shows the check in Java and PHP).
@@ -18,7 +21,9 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -47,6 +52,15 @@ EVENT_NAMES = {
 }
 BATCH = 200
 LEASE = dt.timedelta(minutes=2)
+# A send starts only while this many notify_timeouts are left of its lease: one for the exchange
+# (its deadline bounds it), one to write down its answer before another notifier may take it
+# over. A lease is at least one more timeout than that, so that a claim always sends one.
+RESERVE = 2
+
+
+def lease_for(settings: ApiSettings) -> dt.timedelta:
+    """How long a claim holds its notifications: LEASE, or longer for a long ``notify_timeout``."""
+    return max(LEASE, dt.timedelta(seconds=(RESERVE + 1) * settings.notify_timeout))
 
 
 def signature(secret: str, timestamp: str, event_id: str, body: bytes) -> str:
@@ -59,8 +73,10 @@ class Notifier:
     """Fans events out to Subscriptions and delivers what is due (:meth:`run_once`); in
     ``emrcomm serve``, a thread does so every ``notify_poll_seconds`` (:meth:`start`)."""
 
-    def __init__(self, host: Host, settings: ApiSettings, *, session: requests.Session | None = None) -> None:
+    def __init__(self, host: Host, settings: ApiSettings, *, session: requests.Session | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.host = host
+        self.monotonic = monotonic  # what the notifier counts its leases by
         self.db = host.storage.db
         self.settings = settings
         self.subscriptions = Subscriptions(self.db, host.clock)
@@ -98,10 +114,18 @@ class Notifier:
 
     # one round ---------------------------------------------------------------------------------
     def run_once(self) -> int:
-        """Fan new events out, then deliver what is due; returns how many notifications were taken."""
+        """Fan new events out, then deliver what is due; returns how many notifications were taken.
+        Those claimed that the lease no longer covers are given back unsent, for the next round."""
         for sub in self.subscriptions.active():
             self._fan_out(sub)
-        return sum(self._attempt(row) for row in self._claim())
+        claimed = self._claim()
+        taken = 0
+        for n, row in enumerate(claimed):
+            if row["held_until"] - self.monotonic() < RESERVE * self.settings.notify_timeout:
+                self._give_back(claimed[n:])
+                break
+            taken += self._attempt(row)
+        return taken
 
     def _attempt(self, row: dict[str, Any]) -> int:
         """One claimed notification: whatever fails while it is sent (an endpoint urllib3 cannot
@@ -156,9 +180,13 @@ class Notifier:
         # When a notification is due (next_at) is the host's time; a lease is written and read by
         # the database server's clock on PostgreSQL, so that processes on machines whose clocks
         # differ never both hold one (emrcomm.storage.times).
+        # The lease as this notifier counts it, from before the claim: it ends no later than the
+        # store's (each row's lease_until is written after this).
+        lease = lease_for(self.settings)
+        held_until = self.monotonic() + lease.total_seconds()
         now = self.host.clock()
         free, free_params = lease_now(self.db.dialect, now)
-        until, until_params = lease_until(self.db.dialect, now, LEASE)
+        until, until_params = lease_until(self.db.dialect, now, lease)
         rows = self.db.query(
             "SELECT subscription_id, source, seq, attempts FROM api_notifications WHERE state = 'pending' "
             f"AND next_at <= ? AND (lease_until IS NULL OR lease_until < {free}) ORDER BY next_at, seq LIMIT ?",
@@ -171,8 +199,17 @@ class Notifier:
                     f"AND source = ? AND seq = ? AND state = 'pending' AND (lease_until IS NULL OR lease_until < {free})",
                     (self.owner, *until_params, row["subscription_id"], row["source"], row["seq"], *free_params))
             if took == 1:
-                claimed.append(dict(row))
+                claimed.append({**row, "held_until": held_until})
         return claimed
+
+    def _give_back(self, rows: list[dict[str, Any]]) -> None:
+        """Claimed notifications not tried: free for any notifier at once, no attempt counted."""
+        with self.db.transaction():
+            for row in rows:
+                self.db.execute("UPDATE api_notifications SET lease_owner = NULL, lease_until = NULL "
+                                "WHERE subscription_id = ? AND source = ? AND seq = ? AND lease_owner = ?",
+                                (row["subscription_id"], row["source"], row["seq"], self.owner))
+        log.info("notifications: %d claimed given back unsent, their lease too short to send them", len(rows))
 
     def _deliver(self, row: dict[str, Any]) -> int:
         sub = self.subscriptions.get(row["subscription_id"])
@@ -228,11 +265,17 @@ class Notifier:
             return None
         return ("optout" if entry[0]["action"] == "revoke" else "optin"), consent_entry(entry[0])
 
-    def _finish(self, row: dict[str, Any], state: str, error: str | None) -> None:
+    def _finish(self, row: dict[str, Any], state: str, error: str | None) -> bool:
+        """Settle a notification this notifier holds; False (nothing written) when its lease has
+        passed to another notifier, whose state stands."""
         with self.db.transaction():
-            self.db.execute("UPDATE api_notifications SET state = ?, attempts = attempts + 1, last_error = ?, "
-                            "lease_owner = NULL, lease_until = NULL WHERE subscription_id = ? AND source = ? AND seq = ?",
-                            (state, error, row["subscription_id"], row["source"], row["seq"]))
+            kept = self.db.execute(
+                "UPDATE api_notifications SET state = ?, attempts = attempts + 1, last_error = ?, "
+                "lease_owner = NULL, lease_until = NULL WHERE subscription_id = ? AND source = ? AND seq = ? "
+                "AND lease_owner = ?", (state, error, row["subscription_id"], row["source"], row["seq"], self.owner)) == 1
+        if not kept:
+            _lost(row, state)
+        return kept
 
     def _retry(self, row: dict[str, Any], sub_id: str, why: str) -> None:
         attempts = int(row["attempts"]) + 1
@@ -240,18 +283,30 @@ class Notifier:
         if attempts >= s.notify_max_attempts:
             error = f"notification {row['source']}-{row['seq']} given up after {attempts} attempts ({why})"
             with self.db.transaction():
-                self._finish(row, "dead", why)
+                if not self._finish(row, "dead", why):
+                    return
                 self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub_id))
             log.warning("subscription %s: %s", sub_id, error)
             return
         wait = min(s.notify_backoff_cap, s.notify_backoff_base * 2 ** (attempts - 1))
         with self.db.transaction():
-            self.db.execute("UPDATE api_notifications SET attempts = ?, next_at = ?, last_error = ?, lease_owner = NULL, "
-                            "lease_until = NULL WHERE subscription_id = ? AND source = ? AND seq = ?",
-                            (attempts, iso(self.host.clock() + dt.timedelta(seconds=wait)), why,
-                             row["subscription_id"], row["source"], row["seq"]))
+            kept = self.db.execute(
+                "UPDATE api_notifications SET attempts = ?, next_at = ?, last_error = ?, lease_owner = NULL, "
+                "lease_until = NULL WHERE subscription_id = ? AND source = ? AND seq = ? AND lease_owner = ?",
+                (attempts, iso(self.host.clock() + dt.timedelta(seconds=wait)), why,
+                 row["subscription_id"], row["source"], row["seq"], self.owner)) == 1
+        if not kept:
+            _lost(row, "retried")
+            return
         log.warning("subscription %s: notification %s-%s not taken (%s); attempt %d in %.0f s",
                     sub_id, row["source"], row["seq"], why, attempts + 1, wait)
+
+
+def _lost(row: dict[str, Any], state: str) -> None:
+    # Its lease ran out (the process stalled past it) and another notifier took it over: what
+    # that one does with it stands.
+    log.warning("notification %s-%s: not marked %s, its lease had passed to another notifier",
+                row["source"], row["seq"], state)
 
 
 def consent_entry(row: Any) -> dict[str, Any]:
