@@ -330,6 +330,82 @@ def test_a_repeat_of_a_request_whose_message_ended_unsent_answers_422_as_it_stan
         kannel.close()
 
 
+def kannel_api(make_host: Callable[..., Host], clients: list[Any], tmp_path: Path, kannel: ScriptedHTTPServer) -> ApiClient:
+    """The API of a host sending SMS inline through ``kannel`` (a scripted Kannel)."""
+    password = tmp_path / "kannel-pw"
+    password.write_text("pw-1", encoding="utf-8")
+    sms = (f'[plugins.sms]\ntransport = "kannel"\nfrom = "+16135550100"\n[plugins.sms.kannel]\n'
+           f'url = "{kannel.url}/cgi-bin/sendsms"\nusername = "emrcomm"\npassword = {{file = "{password}"}}\n')
+    host = make_host(NO_NOTIFY, config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms))
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    return api
+
+
+def first_and_repeats(api: ApiClient, value: str) -> list[tuple[int, dict[str, Any]]]:
+    """A request with identifier ``value`` as a POST, then again as a POST, with If-None-Exist
+    and as a batch entry, then a new one (``value``-b) as a batch entry: each answer's status
+    and OperationOutcome."""
+    def request(v: str) -> dict[str, Any]:
+        return {k: x for k, x in reminder("x", identifier=[{"system": "urn:emr:appointments", "value": v}]).items()
+                if k != "id"}
+
+    prefer = [(b"prefer", b"return=OperationOutcome")]
+    condition = [(b"if-none-exist", f"identifier=urn:emr:appointments|{value}".encode()), *prefer]
+    posts = [api.call("POST", "/fhir/CommunicationRequest", request(value), headers=h) for h in (prefer, prefer, condition)]
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": request(v)} for v in (value, f"{value}-b")]}
+    entries = [e["response"] for e in body(api.call("POST", "/fhir", batch))["entry"]]
+    return [(a.status_code, body(a)) for a in posts] + [(int(e["status"][:3]), e["outcome"]) for e in entries]
+
+
+def issue_codes(outcome: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(i["severity"], i["details"]["coding"][0]["code"]) for i in outcome["issue"] if "details" in i]
+
+
+def test_a_request_whose_first_send_failed_for_now_is_going_and_answered_2xx_first_and_again(
+        make_host: Callable[..., Host], clients: list[Any], tmp_path: Path, clock: Clock) -> None:
+    """The SMS gateway answers 503 to the first try: the outbox retries it, so the message is
+    going. The first answer is 201 with the request queued and the failed try as a warning, as a
+    repeat (200), If-None-Exist (200) and a batch entry say; a worker then sends it."""
+    kannel = ScriptedHTTPServer(Reply(202, b"0: Accepted for delivery"))
+    try:
+        api = kannel_api(make_host, clients, tmp_path, kannel)
+        kannel.script(Reply(503, b"busy"), Reply(503, b"busy"))  # the first try of A-90, and of A-90-b
+        answers = first_and_repeats(api, "A-90")
+        assert [status for status, _ in answers] == [201, 200, 200, 200, 201]
+        for _, outcome in (answers[0], answers[4]):  # tried just now: the failed try is said
+            assert issue_codes(outcome) == [("information", "queued"), ("warning", "DELIVERY_FAILED")]
+        assert all(issue_codes(outcome)[0] == ("information", "queued") for _, outcome in answers[1:4])
+        clock.now += dt.timedelta(hours=2)  # past the retry's backoff
+        assert worker(api.host).run(once=True).sent == 2
+        assert len(kannel.seen) == 4
+    finally:
+        kannel.close()
+
+
+def test_a_request_whose_first_send_was_refused_for_good_is_answered_422_first_and_again(
+        make_host: Callable[..., Host], clients: list[Any], tmp_path: Path) -> None:
+    """The SMS gateway refuses the first try for good (a dead letter, never retried): the first
+    answer is 422 (processing) with the refusal and how staff requeue it, as a repeat, If-None-
+    Exist and a batch entry say; a batch keeps the DELIVERY_FAILED finding."""
+    kannel = ScriptedHTTPServer(Reply(400, b"Invalid receiver"))
+    try:
+        api = kannel_api(make_host, clients, tmp_path, kannel)
+        answers = first_and_repeats(api, "A-92")
+        sent = len(kannel.seen)
+    finally:
+        kannel.close()
+    assert [status for status, _ in answers] == [422] * 5
+    for _, outcome in answers:
+        assert outcome["issue"][0]["severity"] == "error" and outcome["issue"][0]["code"] == "processing"
+        assert "emrcomm outbox requeue" in json.dumps(outcome)
+    assert issue_codes(answers[0][1])[0] == ("error", "failed")
+    for _, outcome in (answers[0], answers[4]):  # tried just now: the refusal is said
+        assert ("warning", "DELIVERY_FAILED") in issue_codes(outcome)
+    assert sent == 2  # A-92 once, and the new batch entry
+
+
 def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: Callable[..., Host],
                                                                    clients: list[Any]) -> None:
     host = make_host(NO_NOTIFY)

@@ -7,16 +7,17 @@ Status codes (docs/api.md, "Status codes"):
 ======================  ======  =====================================================================
 request ended           status  why
 ======================  ======  =====================================================================
-sent, stored, queued,   201     created: the records are filed; held and queued ones go later
-held
+sent, stored, queued,   201     created: the records are filed; held and queued ones go later (also
+held                            one whose first send failed for now: the outbox retries it, queued)
 a repeat of its id      200     nothing sent again: the records as they stand (also ``If-None-Exist``)
 blocked                 422     no channel could carry it (a business rule): nothing sent; the chart
                                 has a not-done Communication, and the same id may be sent again once
                                 the cause is fixed
 not filed               503     a filer (the EMR's FHIR server) refused the records: nothing sent;
                                 send the same request again later
-a repeat of one whose   422     nothing goes until staff requeue it (``emrcomm outbox requeue``):
-message ended unsent            sending the request again never does
+its message ended       422     nothing goes until staff requeue it (``emrcomm outbox requeue``):
+unsent (at its first            sending the request again never does
+send, or a repeat)
 ======================  ======  =====================================================================
 """
 
@@ -53,13 +54,19 @@ def http_status(outcome: Outcome) -> int:
         return 422
     if _not_filed(outcome):
         return 503
-    if is_repeat(outcome):
-        # A message of it ended unsent (a dead letter, a refusal for good): nothing goes until
-        # staff requeue it, and sending the request again never does.
-        return 422 if outcome.status is Status.FAILED else 200
     if outcome.status is Status.FAILED:
-        return 400
-    return 201
+        # A message of it ended unsent (a dead letter, a refusal for good): nothing goes until
+        # staff requeue it, and sending the request again never does. Without records: a
+        # request that could not be read (send_many's).
+        return 422 if is_repeat(outcome) or outcome.record_ids else 400
+    return 200 if is_repeat(outcome) else 201
+
+
+def first_send_failed(outcome: Outcome) -> bool:
+    """Whether ``outcome`` is of a request whose first send failed, for now (the outbox retries
+    it) or for good: the API answers it with the status it has now, as a repeat reads it."""
+    return (outcome.status is Status.FAILED and not is_repeat(outcome) and bool(outcome.record_ids)
+            and not _not_filed(outcome))
 
 
 def _not_filed(outcome: Outcome) -> bool:
@@ -137,7 +144,7 @@ def refused(outcome: Outcome, records: Sequence[tuple[Record, Any]]) -> dict[str
     res = outcome_resource(outcome, records)
     res["issue"][0]["severity"] = "error"
     res["issue"][0]["code"] = ("business-rule" if outcome.status is Status.BLOCKED
-                               else "processing" if is_repeat(outcome) and not _not_filed(outcome) else "transient")
+                               else "transient" if _not_filed(outcome) else "processing")
     if outcome.status is Status.BLOCKED and is_repeat(outcome):
         res["issue"].append(note("nothing was sent, nor decided again (If-None-Exist answers a request as it stands): "
                                  "send it without If-None-Exist once the cause is fixed"))
@@ -150,6 +157,8 @@ def refused(outcome: Outcome, records: Sequence[tuple[Record, Any]]) -> dict[str
         res["issue"].append(note(f"nothing was sent again (a repeat answers a request as it stands){how}"))
     elif outcome.status is Status.BLOCKED:
         res["issue"].append(note("nothing was sent; send the same request id again once the cause is fixed"))
+    elif not _not_filed(outcome):
+        res["issue"].append(note(f"nothing was sent; {ENDED_UNSENT}"))
     return res
 
 
