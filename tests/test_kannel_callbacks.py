@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_from_bytes
+from urllib.parse import quote_from_bytes, urlsplit
 
 import pytest
 import requests
@@ -22,8 +22,19 @@ import requests
 from emrcomm.clock import VARIABLE, shift_to
 from emrcomm.host import Host
 from emrcomm.model import Status
+from emrcomm.web.security import UNAVAILABLE
 from emrcomm_sms.callbacks import kannel_mo_url
-from servers import FAKESMSC, Kannel, Process, free_port, listening_socket, wait_until
+from servers import (
+    FAKESMSC,
+    Kannel,
+    Process,
+    Reply,
+    ScriptedHTTPServer,
+    Seen,
+    free_port,
+    listening_socket,
+    wait_until,
+)
 from support import BASE_CONFIG, communication
 from test_worker import reminder
 
@@ -264,3 +275,136 @@ def test_stop_at_ten_at_night_is_confirmed_at_once_and_help_and_start_are_answer
         [answer] = filed(category)
         assert answer["status"] == "completed"
         assert answer["inResponseTo"][0]["reference"].removeprefix("Communication/") in replies
+
+
+
+# -- serve away: Kannel sends its reports and the patients' messages again ----------------------------
+
+class Outage(ScriptedHTTPServer):
+    """At serve's address, in front of it: answers every request 503 with Retry-After, as serve
+    does while its database cannot be reached, until :meth:`over`; then passes each on to serve.
+    ``answers`` holds the path and status of each request, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(Reply(503, UNAVAILABLE.encode("utf-8"), (("Retry-After", "10"),)))
+        self.serve: str | None = None
+        self.answers: list[tuple[str, int]] = []
+
+    def over(self, serve: str) -> None:
+        self.serve = serve
+
+    def record(self, seen: Seen) -> Reply:
+        reply = super().record(seen)
+        if self.serve is not None:
+            answer = requests.request(seen.method, self.serve + seen.path, data=seen.body, timeout=30)
+            reply = Reply(answer.status_code, answer.content)
+        self.answers.append((urlsplit(seen.path).path, reply.status))
+        return reply
+
+    def answered(self, path: str, status: int) -> int:
+        return sum(1 for p, s in self.answers if p == f"/callbacks/kannel/{path}" and s == status)
+
+
+def gateway(make_host: Callable[..., Host], tmp_path: Path, base: str) -> tuple[Host, KannelWithHandsets]:
+    """The test Kannel, calling back ``base``, and a host sending through it."""
+    (tmp_path / "callback-secret").write_text(SECRET, encoding="utf-8")
+    (tmp_path / "kannel-pw").write_text(PASSWORD, encoding="utf-8")
+    kannel = KannelWithHandsets(tmp_path / "kannel", mo_url=kannel_mo_url(base, SECRET))
+    try:
+        host = make_host(config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n',
+                                                         kannel_sms(kannel, base, tmp_path)))
+    except BaseException:
+        kannel.stop()
+        raise
+    return host, kannel
+
+
+@pytest.fixture
+def unavailable(make_host: Callable[..., Host],
+                tmp_path: Path) -> Iterator[tuple[Host, KannelWithHandsets, Outage, str]]:
+    """Kannel calling back an :class:`Outage` in front of the host's app; and the app's address."""
+    outage, app = Outage(), listening_socket()
+    try:
+        host, kannel = gateway(make_host, tmp_path, f"{outage.url}/callbacks")
+        try:
+            with serving(host, app) as url:
+                yield host, kannel, outage, url
+        finally:
+            kannel.stop()
+    finally:
+        outage.close()
+        app.close()
+
+
+@pytest.fixture
+def down(make_host: Callable[..., Host], tmp_path: Path) -> Iterator[tuple[Host, KannelWithHandsets, socket.socket]]:
+    """Kannel calling back an address that refuses connections (bound, not listening) until the
+    host's app is served on it."""
+    app = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        app.bind(("127.0.0.1", 0))
+        host, kannel = gateway(make_host, tmp_path, f"http://127.0.0.1:{app.getsockname()[1]}/callbacks")
+        try:
+            yield host, kannel, app
+        finally:
+            kannel.stop()
+    finally:
+        app.close()
+
+
+def delivered(host: Host, record: str) -> bool:
+    resource = communication(host, record) or {}
+    return any(n["text"].startswith("delivered") for n in resource.get("note", []))
+
+
+def revocations(host: Host) -> int:
+    return sum(e.revokes for e in host.storage.consent.events(channel="sms", address=NUMBER))
+
+
+def confirmations(host: Host) -> int:
+    return len(host.records(patient="Patient/on-en", category="optout-confirmation").get("entry", []))
+
+
+def refused(kannel: Kannel, path: str) -> bool:
+    """smsbox logged that serve refused its connection for a request to ``path``."""
+    log = kannel.dir / "smsbox.log"
+    lines = log.read_bytes().splitlines() if log.exists() else []
+    return any(b"Couldn't fetch" in line and f"/callbacks/kannel/{path}?".encode() in line for line in lines)
+
+
+def test_a_report_and_a_stop_answered_503_reach_the_chart_once_serve_is_back(
+    unavailable: tuple[Host, KannelWithHandsets, Outage, str]
+) -> None:
+    """With http-request-retry and http-queue-delay (docs/transports.md), smsbox sends a report
+    or a patient's message that serve answered 503 again every 10 s: once serve takes them, the
+    record ends delivered, and the STOP is in the ledger and confirmed, once."""
+    host, kannel, outage, url = unavailable
+    [record] = host.send(reminder()).record_ids
+    kannel.wait_for(NUMBER)
+    wait_until(lambda: outage.answered("dlr", 503) >= 1, 15, "Kannel's report to be answered 503")
+    kannel.handset_sends(NUMBER, "STOP", lambda: outage.answered("mo", 503) >= 1)
+    assert not delivered(host, record) and revocations(host) == 0  # nothing reached the chart meanwhile
+    outage.over(url)
+    wait_until(lambda: delivered(host, record), 60, "Kannel to send the report again")
+    wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 60, "Kannel to send the STOP again, and its confirmation")
+    assert "no longer receive" in texts_to(kannel, NUMBER)[1]
+    # serve answers Kannel once the confirmation is sent: wait for its 200, after which Kannel sends no more
+    wait_until(lambda: outage.answered("mo", 200) >= 1, 30, "serve's answer to the STOP")
+    assert outage.answered("mo", 200) == 1
+    assert revocations(host) == 1 and confirmations(host) == 1
+
+
+def test_a_report_and_a_stop_sent_while_serve_is_down_reach_the_chart_once_it_is_up(
+    down: tuple[Host, KannelWithHandsets, socket.socket]
+) -> None:
+    """serve restarting (connection refused): smsbox tries again every 10 s, as for a 503."""
+    host, kannel, app = down
+    [record] = host.send(reminder()).record_ids
+    kannel.wait_for(NUMBER)
+    wait_until(lambda: refused(kannel, "dlr"), 15, "Kannel's report to be refused")
+    kannel.handset_sends(NUMBER, "STOP", lambda: refused(kannel, "mo"))
+    with serving(host, app):
+        wait_until(lambda: delivered(host, record), 60, "Kannel to send the report again")
+        wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 60, "Kannel to send the STOP again, and its confirmation")
+        assert "no longer receive" in texts_to(kannel, NUMBER)[1]
+        assert revocations(host) == 1 and confirmations(host) == 1
