@@ -49,6 +49,18 @@ def test_asking_on_the_embedded_defaults_writes_nothing_anywhere(args: list[str]
     assert not data.exists() and list(here.iterdir()) == []
 
 
+@pytest.mark.parametrize("args", [["clients", "list"], ["staff", "list"]], ids=" ".join)
+def test_listing_accounts_before_the_first_send_creates_no_database_and_no_key(
+        args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here, data = tmp_path / "here", tmp_path / "data"
+    here.mkdir()
+    monkeypatch.setenv("EMRCOMM_DATA_DIR", str(data))
+    done = emrcomm(args, here)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("no ")
+    assert not data.exists() and list(here.iterdir()) == []
+
+
 @pytest.mark.parametrize("args", ASKING, ids=lambda a: " ".join(a[:2]))
 def test_asking_leaves_an_existing_clinic_folder_byte_for_byte_as_it_was(args: list[str], tmp_path: Path) -> None:
     config = write_config(tmp_path)
@@ -141,7 +153,7 @@ def clinic_without_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 READING = (["records"], ["records", "--patient", "Patient/on-en"], ["outbox"], ["inbox"], ["inbox", "--text"],
-           ["keys", "list"], ["fhir-records", "queue"])
+           ["keys", "list"], ["fhir-records", "queue"], ["clients", "list"], ["staff", "list"])
 
 
 @pytest.mark.parametrize("args", READING, ids=" ".join)

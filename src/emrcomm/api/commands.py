@@ -60,7 +60,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
     from emrcomm.api.clients import ClientRegistry
     from emrcomm.host import Host
 
-    with Host.from_config(args.config) as host:
+    # Listing only asks: no credential, and nothing created before the first send.
+    with Host.from_config(args.config, read_only=args.action == "list") as host:
         registry = ClientRegistry(host.storage.db, host.clock)
         if args.action == "add":
             text = sys.stdin.read() if args.jwks == "-" else _read(Path(args.jwks))

@@ -46,7 +46,8 @@ def cmd_staff(args: argparse.Namespace) -> int:
     from emrcomm.host import Host
     from emrcomm.staff.accounts import StaffAccounts
 
-    with Host.from_config(args.config) as host:
+    # Listing only asks: no credential, and nothing created before the first send.
+    with Host.from_config(args.config, read_only=args.action == "list") as host:
         accounts = StaffAccounts(host.storage.db, host.clock)
         if args.action == "list":
             now = host.clock()
