@@ -92,6 +92,25 @@ def test_send_prints_a_short_outcome_per_request_each_finding_once_and_a_tally(
     assert err.startswith("emrcomm: error: request 4 of 4: request is not JSON")
 
 
+def test_send_json_of_a_batch_is_a_list_whatever_the_number_of_lines(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A nightly .jsonl that has one reminder tonight is read by the same script as one with two.
+    def batch(rids: list[str]) -> Path:
+        lines = [json.dumps(fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                                         rid=rid, variables={"appointment": APPOINTMENT})) for rid in rids]
+        return request_file(tmp_path, "\n".join(lines) + "\n", f"{rids[0]}.jsonl")
+
+    for rids in (["b1"], ["b2", "b3"]):
+        code, out, _ = run(capsys, "send", str(batch(rids)), "--config", str(config), "--json")
+        assert code == 0
+        shown = json.loads(out)
+        assert isinstance(shown, list) and [r["outcome"]["request_id"] for r in shown] == rids
+    req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                                              rid="one", variables={"appointment": APPOINTMENT}))
+    code, out, _ = run(capsys, "send", str(req), str(req), "--config", str(config), "--json")
+    assert isinstance(json.loads(out), list)  # two files: a list, as for a batch
+
+
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize(("name", "content", "expected"), [
     ("missing.json", None, "cannot read: No such file or directory"),

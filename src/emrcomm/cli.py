@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     send = sub.add_parser("send", parents=[common], help="send FHIR CommunicationRequest(s) from files")
     send.add_argument("files", nargs="+", metavar="REQUEST",
-                      help="a CommunicationRequest JSON file; .jsonl/.ndjson for one per line; - for stdin")
+                      help="a CommunicationRequest JSON file; .jsonl/.ndjson for one per line; - for stdin "
+                           "(--json: an object for one request, a list for a .jsonl or several files)")
 
     check = sub.add_parser("check", parents=[common], help="check a text against the content rules, "
                            "or (--patient) how it would be routed to a patient and why")
@@ -385,6 +386,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     # request creates no database, key or key ring (the embedded defaults make a data folder).
     config = load_config(args.config)
     items = [_parsed(text, config.limits) for text in _read_requests(args.files, config.limits)]
+    # --json prints a list for a batch however many lines it has tonight, an object for one request.
+    batch = len(args.files) > 1 or any(Path(name).suffix in (".jsonl", ".ndjson") for name in args.files)
     if len(items) == 1 and isinstance(items[0], RequestError):
         raise items[0]
     with Host(config) as host:
@@ -414,7 +417,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 results.append({"status": outcome.status.value})
                 print(format_outcome(outcome, why=False))
     if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
+        print(json.dumps(results if batch or len(results) != 1 else results[0], indent=2, ensure_ascii=False))
     elif len(results) > 1:
         print(_tally(results))
     return worst
