@@ -270,6 +270,20 @@ def test_db_status_of_a_database_not_created_yet_says_so(config: Path, tmp_path:
     assert all(v["database"] is None for v in report["versions"].values())
 
 
+@pytest.mark.sqlite_only
+def test_db_copy_from_a_store_that_does_not_exist_refuses_and_creates_no_target(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A mistyped [store] path in the source config: there is nothing to copy, and an empty target
+    # made and then reported "DIFFERENT" sends the admin looking in the wrong place.
+    target = tmp_path / "target.toml"
+    target.write_text(config.read_text(encoding="utf-8").replace('"emrcomm.sqlite"', '"target.sqlite"'),
+                      encoding="utf-8")
+    code, out, err = run(capsys, "db", "copy", "--from", str(config), "--config", str(target))
+    assert code == 2 and out == ""
+    assert "does not exist" in err and str(config) in err
+    assert not (tmp_path / "target.sqlite").exists() and not (tmp_path / "emrcomm.sqlite").exists()
+
+
 def test_check_text_exit_codes(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--json", "--text",
                        "Riverside Family Health: your INR is 3.4, take less warfarin. Reply STOP to opt out.")

@@ -143,6 +143,10 @@ def copy_store(source_config: str, target_config: str | None) -> CopyReport:
     source_cfg, target_cfg = load_config(source_config), load_config(target_config)
     if source_cfg.store_where == target_cfg.store_where:
         raise ConfigError(f"db copy: the source and the target are the same store ({source_cfg.store_where})")
+    if not source_cfg.store_url and not source_cfg.store_path.exists():
+        # Read-only, a missing file opens as an empty store: the copy would make an empty target.
+        raise ConfigError(f"db copy: the source store {source_cfg.store_where} does not exist; nothing was copied "
+                          f"or created: check [store] path in {source_config}")
     source_key, target_key = audit.key_path(source_cfg), audit.key_path(target_cfg)
     if source_key.exists() and source_key.resolve() != target_key.resolve():
         if not target_key.exists():
