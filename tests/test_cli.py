@@ -284,6 +284,23 @@ def test_db_copy_from_a_store_that_does_not_exist_refuses_and_creates_no_target(
     assert not (tmp_path / "target.sqlite").exists() and not (tmp_path / "emrcomm.sqlite").exists()
 
 
+def test_serve_on_a_port_another_process_holds_exits_2_and_says_what_to_do(config: Path, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    # uvicorn exits 3 when it cannot listen: for emrcomm, 3 means a message was not sent.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([str(Path(sys.executable).with_name("emrcomm")), "serve", "--config", str(config),
+                               "--port", str(port)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"emrcomm: error: serve: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "--port" in done.stderr.splitlines()[-1]
+
+
 def test_check_text_exit_codes(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--json", "--text",
                        "Riverside Family Health: your INR is 3.4, take less warfarin. Reply STOP to opt out.")

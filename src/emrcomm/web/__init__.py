@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from emrcomm import api
+from emrcomm.errors import EmrcommError
 from emrcomm.web import i18n, staff
 from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, RateLimit, SameOrigin, SecureHeaders
 
@@ -157,4 +158,13 @@ def serve(host: Host, *, bind: str = "127.0.0.1", port: int = 8000, forwarded_al
         proxy_headers=forwarded_allow_ips is not None, forwarded_allow_ips=forwarded_allow_ips,
         log_config=None,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit:
+        # uvicorn exits 3 when it cannot listen, which emrcomm's exit codes read as "not sent".
+        if server.started:
+            raise
+        raise EmrcommError(f"serve: cannot listen on {bind}:{port} (the reason is above: a port another process "
+                           "holds, an address not on this machine): stop that process, or give another --port "
+                           "or --bind") from None
