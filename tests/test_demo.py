@@ -148,3 +148,12 @@ def test_the_hint_names_a_script_below_the_current_folder_as_a_relative_path(mon
                                                if Path(p) != emrcomm.parent))
     monkeypatch.chdir(emrcomm.parents[2])  # the folder holding .venv
     assert emrcomm_command() == str(emrcomm.relative_to(emrcomm.parents[2]))  # .venv/bin/emrcomm
+
+
+def test_the_demo_draws_no_progress_bar_into_a_log_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Run by cron or with its output in a file, standard error is not a terminal: a bar of
+    carriage returns there is noise in the log, as `emrcomm send` already knows."""
+    assert main(["demo", "--data", str(tmp_path / "clinic"), "--patients", "60", "--date", DAY]) == 0
+    out, err = capsys.readouterr()
+    assert "requests for 60 patients" in out
+    assert "clinic day" not in err and "\r" not in err

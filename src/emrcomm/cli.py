@@ -290,7 +290,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from emrcomm.demo import run_demo
 
     summary = run_demo(args.data, patients=args.patients, seed=args.seed, day=args.date,
-                       progress=not args.json, out=sys.stderr)
+                       progress=not args.json and sys.stderr.isatty(), out=sys.stderr)
     _emit(args, summary.to_dict(), summary.table())
     return EXIT_OK
 
