@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from emrcomm import Channel, Delivery, Finding, PluginContext, Receipt, hookimpl
+from emrcomm.storage import StoreUnavailable
 
 CALLS: list[str] = []
 
@@ -88,6 +89,17 @@ class DeafAdapter(_Bare):
     @hookimpl
     def emrcomm_delivery_update(self, update: Any) -> None:
         raise RuntimeError("adapter down")
+
+
+class AwayAdapter(_Bare):
+    """An EMR adapter whose database goes away while it hears of an update."""
+
+    FAIL = True
+
+    @hookimpl
+    def emrcomm_delivery_update(self, update: Any) -> None:
+        if AwayAdapter.FAIL:
+            raise StoreUnavailable("the database server cannot be reached")
 
 
 class AppChannel:

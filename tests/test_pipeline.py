@@ -506,3 +506,25 @@ def test_a_stop_reaches_the_ledger_even_when_a_plugin_before_optout_fails(tmp_pa
         outcome = host.send(reminder())
         assert "sms" not in outcome.channels
         assert any(f.code == "CONSENT_REVOKED" for f in outcome.findings)
+
+
+def test_a_stop_that_met_the_database_away_is_answered_try_again_and_counts_once_when_sent_again(
+        tmp_path: Path, clock, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # Not a plugin's failure (a 500, "fix the plugin") but the store's (serve's 503): Kannel and
+    # Twilio send the STOP again, and the second time it is heard once.
+    from emrcomm.storage import StoreUnavailable
+    from fakes import AwayAdapter
+
+    monkeypatch.setattr(AwayAdapter, "FAIL", True)
+    stop = DeliveryUpdate(kind="reply", at=clock.now, channel="sms", address="+16135550123", text="STOP",
+                          provider_id="SM-stop-1", detail="Patient/on-en")
+    with host_with_fake(tmp_path, clock, "away", "fakes:AwayAdapter", 0) as host:
+        host.send(reminder())
+        with pytest.raises(StoreUnavailable):
+            host.delivery_update(stop)
+        monkeypatch.setattr(AwayAdapter, "FAIL", False)
+        host.delivery_update(stop)
+        outcome = host.send(reminder(rid="r-2"))
+        assert "sms" not in outcome.channels
+        assert [f.code for f in outcome.findings].count("CONSENT_REVOKED") == 1
+        assert len(host.storage.consent.events(channel="sms", address="+16135550123")) == 1

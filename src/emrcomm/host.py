@@ -54,7 +54,7 @@ from emrcomm.plugin.context import PluginContext
 from emrcomm.plugin.manager import FilingFailed, PluginManager, check_secret_references, installed
 from emrcomm.rules import finding
 from emrcomm.staff.schema import MIGRATIONS as STAFF_MIGRATIONS
-from emrcomm.storage import Migration, Storage, open_storage
+from emrcomm.storage import Migration, Storage, StoreUnavailable, open_storage
 from emrcomm.storage.records import RETRYABLE
 
 log = logging.getLogger("emrcomm.host")
@@ -428,6 +428,9 @@ class Host:
                           status=update.kind if audit_kind == "update" else None)
         if failures:
             plugin, exc = failures[0]
+            away = next((e for _, e in failures if isinstance(e, StoreUnavailable)), None)
+            if away is not None:  # the database went away under a plugin: the sender is to try again (503)
+                raise away
             raise PluginError(f"plugin {plugin!r} failed on a {update.kind} update: {type(exc).__name__}") from exc
 
     def _unmatched_reply(self, update: DeliveryUpdate) -> None:
