@@ -157,6 +157,15 @@ keyring = "keyring.json"
 """
 
 
+def kannel_sms(url: str, folder: Path, *, sender: str = "+16135550100") -> str:
+    """A ``[plugins.sms]`` section sending through a Kannel at ``url`` (a scripted one), its
+    password in a file in ``folder``: it replaces BASE_CONFIG's file sink."""
+    password = folder / "kannel-pw"
+    password.write_text("pw-1", encoding="utf-8")
+    return (f'[plugins.sms]\ntransport = "kannel"\nfrom = "{sender}"\n[plugins.sms.kannel]\n'
+            f'url = "{url}/cgi-bin/sendsms"\nusername = "emrcomm"\npassword = {{file = "{password}"}}\n')
+
+
 def fhir_request(patient_ref: str, category: str, *, text: str | None = None, template: str | None = None,
                  rid: str = "req-1", variables: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     res: dict[str, Any] = {"resourceType": "CommunicationRequest", "id": rid, "status": "active",

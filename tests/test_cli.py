@@ -10,9 +10,11 @@ import pytest
 
 from emrcomm.cli import main
 from emrcomm.config import DATA_DIR_VARIABLE
-from support import fhir_request, write_config
+from servers import Reply, scripted
+from support import fhir_request, kannel_sms, write_config
 
 APPOINTMENT = ("valueDateTime", "2026-11-24T10:30:00-05:00")
+SINK = '[plugins.sms]\npath = "out/sms.jsonl"\n'
 
 
 @pytest.fixture
@@ -51,20 +53,42 @@ def test_send_blocked_exits_3(config: Path, tmp_path: Path, capsys: pytest.Captu
     assert "BLOCKED" in out and "CONSENT_MISSING" in out
 
 
-def test_send_that_fails_exits_3_as_the_docs_say(config: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_send_refused_for_good_exits_3_as_the_docs_say(config: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The SMS gateway refuses the message for good (a dead letter): not sent, exit 3, FAILED."""
     import emrcomm.cli
 
-    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
-    config.write_text(config.read_text(encoding="utf-8").replace('path = "out/sms.jsonl"', 'path = "a-file/sms.jsonl"'),
-                      encoding="utf-8")
-    req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
-                                              variables={"appointment": APPOINTMENT}))
-    code, out, _ = run(capsys, "send", str(req), "--config", str(config))
+    with scripted(Reply(400, b"Invalid receiver")) as kannel:
+        config.write_text(config.read_text(encoding="utf-8").replace(SINK, kannel_sms(kannel.url, tmp_path)),
+                          encoding="utf-8")
+        req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder",
+                                                  template="appointment-reminder", variables={"appointment": APPOINTMENT}))
+        code, out, _ = run(capsys, "send", str(req), "--config", str(config))
     assert code == 3 and "FAILED" in out and "DELIVERY_FAILED" in out
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     for said in (readme, emrcomm.cli.__doc__ or ""):
         assert "3 not sent (blocked or failed)" in " ".join(said.split())
+
+
+def test_send_whose_first_try_failed_for_now_says_queued_with_the_failed_try_and_exits_0(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The SMS sink cannot be written for now (its folder is a file): the outbox tries again, so the
+    message is going. The printed status, --json and a repeat say queued, the failed try a warning,
+    and the exit code is 0, as the FHIR API answers 201."""
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8").replace('path = "out/sms.jsonl"', 'path = "a-file/sms.jsonl"'),
+                      encoding="utf-8")
+    files = [request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", rid=rid,
+                                                 template="appointment-reminder", variables={"appointment": APPOINTMENT}),
+                          f"{rid}.json") for rid in ("going-1", "going-2")]
+    code, out, _ = run(capsys, "send", str(files[0]), "--config", str(config))
+    assert code == 0 and "request going-1: QUEUED on sms" in out and "WARN  DELIVERY_FAILED [sms]" in out
+    code, out, _ = run(capsys, "send", str(files[1]), "--config", str(config), "--json")
+    outcome = json.loads(out)["outcome"]
+    assert code == 0 and outcome["status"] == "queued"
+    assert [(f["code"], f["severity"]) for f in outcome["findings"]] == [("DELIVERY_FAILED", "warn")]
+    code, out, _ = run(capsys, "send", str(files[0]), "--config", str(config))
+    assert code == 0 and "request going-1: QUEUED on sms" in out and "already handled" in out
 
 
 def test_send_prints_a_short_outcome_per_request_each_finding_once_and_a_tally(

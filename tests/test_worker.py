@@ -19,15 +19,16 @@ import pytest
 from conftest import Clock
 from emrcomm.cli import main
 from emrcomm.host import Host
-from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
+from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Severity, Status
 from emrcomm.outbox.worker import Worker, WorkerSettings
 from emrcomm.pipeline.deliver import RetryPolicy
 from servers import Reply, ScriptedHTTPServer
-from support import BASE_CONFIG, communication
+from support import BASE_CONFIG, communication, kannel_sms
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))
 APPOINTMENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=TORONTO)
 QUEUE = '\n[delivery]\nmode = "queue"\nmax_attempts = 3\nbackoff_base = 10\nbackoff_cap = 60\n'
+INLINE = '\n[delivery]\nmax_attempts = 3\nbackoff_base = 10\nbackoff_cap = 60\n'
 
 
 def reminder(rid: str = "r-1", patient: str = "Patient/on-en", expires: dt.datetime | None = None) -> Request:
@@ -74,6 +75,13 @@ username = "emrcomm"
 password = {{file = "{tmp_path / 'kannel-pw'}"}}
 """
     return make_host(QUEUE, config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', kannel))
+
+
+@pytest.fixture
+def inline_kannel_host(make_host: Callable[..., Host], http_server: ScriptedHTTPServer, tmp_path: Path) -> Host:
+    """Inline delivery (Host.send tries at once), SMS through the scripted Kannel."""
+    sms = kannel_sms(http_server.url, tmp_path)
+    return make_host(INLINE, config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n', sms))
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
@@ -176,6 +184,38 @@ def test_a_permanent_refusal_is_a_dead_letter_at_once(kannel_host: Host, http_se
     assert stats.dead == 1 and stats.retried == 0
     [dead] = kannel_host.storage.outbox.dead()
     assert dead.attempts == 1 and dead.last_error == "rejected: kannel: request rejected (HTTP 400): Invalid receiver"
+
+
+def test_an_inline_send_that_failed_for_now_is_queued_with_the_failed_try_then_sent_by_the_worker(
+    inline_kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    """The gateway answers 503 to the first, inline try: the outbox tries again, so the message is
+    going. Host.send says queued, as a repeat and the FHIR API do, with the failed try as a
+    warning; once the worker has sent it, a repeat says sent."""
+    http_server.script(Reply(503, b"busy"))
+    first = inline_kannel_host.send(reminder())
+    assert first.status is Status.QUEUED and first.channels == ("sms",)
+    [failed] = [f for f in first.findings if f.code == "DELIVERY_FAILED"]
+    assert failed.severity is Severity.WARN and "HTTP 503" in failed.message
+    assert inline_kannel_host.send(reminder()).status is Status.QUEUED  # asked again: the same
+    clock.now += dt.timedelta(seconds=61)  # past the retry's backoff (its cap)
+    assert worker(inline_kannel_host).run(once=True).sent == 1
+    again = inline_kannel_host.send(reminder())
+    assert again.status is Status.SENT and again.record_ids == first.record_ids
+    assert len(http_server.seen) == 2 and status_of(inline_kannel_host, first.record_ids[0]) == "completed"
+
+
+def test_send_many_says_queued_for_a_send_that_failed_for_now_and_failed_for_one_refused_for_good(
+    inline_kannel_host: Host, http_server: ScriptedHTTPServer
+) -> None:
+    http_server.script(Reply(503, b"busy"), Reply(400, b"Invalid receiver"))
+    going, refused = inline_kannel_host.send_many([reminder("r-1"), reminder("r-2", patient="Patient/qc-fr")])
+    assert going.status is Status.QUEUED and refused.status is Status.FAILED
+    for outcome in (going, refused):
+        assert [(f.code, f.severity) for f in outcome.findings] == [("DELIVERY_FAILED", Severity.WARN)]
+    again = list(inline_kannel_host.send_many([reminder("r-1"), reminder("r-2", patient="Patient/qc-fr")]))
+    assert [o.status for o in again] == [Status.QUEUED, Status.FAILED]
+    assert inline_kannel_host.storage.outbox.counts() == {"retry": 1, "dead": 1}
 
 
 def test_two_workers_never_claim_the_same_row(make_host: Callable[..., Host], clock: Clock) -> None:

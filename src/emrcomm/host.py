@@ -26,6 +26,7 @@ from emrcomm.delivery import described
 from emrcomm.errors import EmrcommError, PluginError, RequestError
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
+from emrcomm.lifecycle.projection import request_status
 from emrcomm.lifecycle.states import LegState
 from emrcomm.limits import check_request, check_text
 from emrcomm.model import (
@@ -248,13 +249,15 @@ class Host:
                 f = finding("DELIVERY_FAILED", plugin=self.channels[item.channel].plugin if item.channel in self.channels
                             else "host", channel=item.channel, severity=Severity.WARN, detail=detail)
                 log.warning("request %s: %s delivery %s", written.outcome.request_id, item.channel, done.result)
+                findings: tuple[Finding, ...] = (*written.outcome.findings, f)
                 if item.payload.link_from is not None and done.result != "retry":
                     # The portal message left, its notice ended unsent: kept, the patient not told.
-                    not_told = finding("PATIENT_NOT_TOLD", plugin="host", channel=item.payload.link_from[0])
-                    return attrs.evolve(written.outcome, status=Status.STORED,
-                                        findings=(*written.outcome.findings, f, not_told), receipts=tuple(receipts))
-                return attrs.evolve(written.outcome, status=Status.FAILED,
-                                    findings=(*written.outcome.findings, f), receipts=tuple(receipts))
+                    findings += (finding("PATIENT_NOT_TOLD", plugin="host", channel=item.payload.link_from[0]),)
+                # How the request stands now, as a repeat and the FHIR API read it: queued while the
+                # outbox retries a leg (the message is going; the failed try a warning), stored when
+                # only a notice ended unsent, failed when the message did (a dead letter).
+                return attrs.evolve(written.outcome, status=self._standing(written.outcome), findings=findings,
+                                    receipts=tuple(receipts))
             if done.receipt is not None:
                 receipts.append(done.receipt)
             if done.not_filed is not None:
@@ -264,6 +267,10 @@ class Host:
         log.info("request %s %s on %s", written.outcome.request_id, written.outcome.status.value,
                  "+".join(written.outcome.channels))
         return attrs.evolve(written.outcome, receipts=tuple(receipts))
+
+    def _standing(self, sent: Outcome) -> Status:
+        """The status of the request of ``sent`` from its records as they stand."""
+        return request_status(r for r in self.storage.records.for_request(sent.request_id) if r.id in sent.record_ids)
 
     def _commit_relaxed(self, write_it: Callable[[], Any]) -> Any:
         # After the send: a power loss could lose this commit; the row's lease then runs out and
