@@ -62,13 +62,6 @@ def http_status(outcome: Outcome) -> int:
     return 200 if is_repeat(outcome) else 201
 
 
-def first_send_failed(outcome: Outcome) -> bool:
-    """Whether ``outcome`` is of a request whose first send failed, for now (the outbox retries
-    it) or for good: the API answers it with the status it has now, as a repeat reads it."""
-    return (outcome.status is Status.FAILED and not is_repeat(outcome) and bool(outcome.record_ids)
-            and not _not_filed(outcome))
-
-
 def _not_filed(outcome: Outcome) -> bool:
     return outcome.status is Status.FAILED and any(f.code == "RECORD_NOT_FILED" for f in outcome.findings)
 

@@ -258,17 +258,8 @@ class Api:
         request.state.audit["request"] = req.id
         standing = self._standing(_conditional_id(condition)) if condition is not None else None
         # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
-        outcome = standing or self._sent(self.host.send(req))
+        outcome = standing or self.host.send(req)
         return self._answer(request, outcome, None if standing else data)
-
-    def _sent(self, outcome: Outcome) -> Outcome:
-        """``outcome`` of a send; one whose first send failed with the status the request has now
-        (queued while the outbox retries it, failed once it ended unsent) and that send's findings:
-        the first answer and a repeat agree."""
-        if not answers.first_send_failed(outcome):
-            return outcome
-        standing = self._standing(outcome.request_id)
-        return outcome if standing is None else attrs.evolve(outcome, status=standing.status)
 
     def _standing(self, ident: str) -> Outcome | None:
         """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
@@ -402,7 +393,6 @@ class Api:
                     results[j] = answers.error_entry(503, "transient", "not tried: the server failed on an earlier "
                                                      "entry of this batch; send this one again")
                 break
-            outcome = self._sent(outcome)
             status = answers.http_status(outcome)
             if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
                 results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation))
