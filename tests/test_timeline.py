@@ -229,3 +229,16 @@ def test_entries_know_their_record_and_request(host: Host) -> None:
     outcome = host.send(reminder("appt-1"))
     [entry] = [e for e in timeline.for_patient(host, "Patient/on-en").entries if e.kind == "message"]
     assert (entry.record_id, entry.request_id, entry.tone) == (outcome.record_ids[0], "appt-1", "done")
+
+
+def test_a_report_dated_before_the_send_it_reports_on_is_told_after_it(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+    # A delivery report filed before the sender recorded "sent" (a worker on a loaded machine), or
+    # dated by the provider's clock in whole seconds: the steps still read sent, then delivered.
+    outcome = host.send(reminder("appt-1"))
+    assert outcome.status is Status.SENT
+    record = outcome.record_ids[0]
+    host.delivery_update(DeliveryUpdate(kind="delivered", at=clock.now - dt.timedelta(seconds=1),
+                                        record_id=record, provider_id="dlr-1"))
+    [entry] = [e for e in timeline.for_patient(host, "Patient/on-en").entries if e.record_id == record]
+    assert [step.what for step in entry.steps] == ["sent", "delivered"]
+    assert entry.steps[1].at == clock.now - dt.timedelta(seconds=1)  # each with its own time

@@ -313,8 +313,21 @@ def _why(record: Record, *, by_channel: bool = False) -> tuple[str, ...]:
     return tuple(out)
 
 
+# What a provider or the patient reports about a message sent: told after the "sent" it is about,
+# even when its time is earlier (a report filed before the sender recorded "sent", a provider's
+# clock or its whole seconds), each with its own time.
+REPORTS = frozenset({LegState.DELIVERED, LegState.FAILED, LegState.READ})
+
+
 def _steps(events: Sequence[Event], record: Record) -> Iterator[Step]:
-    for event in sorted(events, key=lambda e: (e.at, e.seq or 0)):
+    sent = min((e.at for e in events if e.kind is LegState.ACCEPTED), default=None)
+
+    def order(event: Event) -> tuple[dt.datetime, bool, int]:
+        report = event.kind in REPORTS
+        at = max(event.at, sent) if report and sent is not None else event.at
+        return at, report, event.seq or 0
+
+    for event in sorted(events, key=order):
         what = STEPS.get(event.kind)
         if what is None:
             continue
