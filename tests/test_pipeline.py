@@ -528,3 +528,27 @@ def test_a_stop_that_met_the_database_away_is_answered_try_again_and_counts_once
         assert "sms" not in outcome.channels
         assert [f.code for f in outcome.findings].count("CONSENT_REVOKED") == 1
         assert len(host.storage.consent.events(channel="sms", address="+16135550123")) == 1
+
+
+def test_a_send_that_left_while_the_database_was_away_is_recorded_once_it_is_back(
+        host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The message has left; the database then cannot be reached for a few tries (a restart): the
+    # caller of send keeps trying to record it, instead of leaving the row leased for a worker to
+    # send the message again when the lease runs out.
+    from emrcomm.storage import StoreUnavailable
+
+    finish = host.storage.outbox.finish
+    away = iter(range(6))
+
+    def finish_while_away(key: str, *, owner: str | None) -> bool:
+        if next(away, None) is not None:
+            raise StoreUnavailable("the database server cannot be reached")
+        return finish(key, owner=owner)
+
+    monkeypatch.setattr(host.storage.outbox, "finish", finish_while_away)
+    outcome = host.send(reminder())
+    assert outcome.status is Status.SENT
+    assert len(sms_sink(host)) == 1
+    assert host.storage.outbox.counts() == {}
+    record = host.storage.records.get(outcome.record_ids[0])
+    assert record is not None and record.status == "completed"

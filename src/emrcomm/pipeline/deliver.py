@@ -6,6 +6,7 @@ cancelled because the patient opted out meanwhile). A leg after it waits while i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -27,6 +28,7 @@ from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Channel, Message, Receipt, Recipient, Record
 from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
 from emrcomm.plugin.contract import Delivery
+from emrcomm.storage.database import StoreUnavailable
 from emrcomm.storage.outbox import Item
 from emrcomm.storage.times import iso
 
@@ -40,6 +42,10 @@ log = logging.getLogger("emrcomm.delivery")
 RETRY_AFTER_CEILING = 3600.0
 RECORD_ATTEMPTS = 3  # tries at least to record that a message left; more while its lease holds
 RECORD_RETRY_PAUSE = 0.5  # the longest pause between those tries (seconds)
+# How long a caller waiting for ``send`` keeps trying to record a message that left while the
+# database cannot be reached (a restart, a failover: seconds), within the row's lease: a record
+# not written leaves the row leased, and a worker sends the message again when the lease runs out.
+OUTAGE_RECORD_WAIT = 10.0
 Commit = Callable[[Callable[[], Any]], Any]
 
 
@@ -172,6 +178,8 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     # The lease as this process counts it (its monotonic clock, from before the claim), never
     # lease_until against the host's clock: on PostgreSQL the server's clock times the lease.
     held_until = item.held_until if record_while_leased and item.held_until is not None else -math.inf
+    outage_until = min(time.monotonic() + OUTAGE_RECORD_WAIT,
+                       item.held_until if item.held_until is not None else -math.inf)
     for attempt in itertools.count(1):
         try:
             kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source,
@@ -179,13 +187,20 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
             return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered,
                              not_filed=not_filed)
         except Exception as exc:
-            left = held_until - time.monotonic()
-            log.error("outbox %s: sent, but recording it failed (%s), try %d; %.0f s of its lease left",
-                      item.key, type(exc).__name__, attempt, max(left, 0.0))
+            until = max(held_until, outage_until) if isinstance(exc, StoreUnavailable) else held_until
+            left = until - time.monotonic()
+            if attempt <= RECORD_ATTEMPTS or attempt % 20 == 0:
+                log.error("outbox %s: sent, but recording it failed (%s), try %d; %.0f s of its lease left",
+                          item.key, type(exc).__name__, attempt, max(left, 0.0))
             if attempt >= RECORD_ATTEMPTS and left <= 0:
                 break
             pause = min(0.05 * attempt, RECORD_RETRY_PAUSE)
             time.sleep(pause if attempt < RECORD_ATTEMPTS else min(pause, left))
+    # A database back just now takes the record with the row's end (the row is still this
+    # deliverer's or neither is written); else the row's end alone.
+    with contextlib.suppress(Exception):
+        kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source, trail=new_trail()))
+        return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered, not_filed=not_filed)
     commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
     log.error("outbox %s: sent; its record could not say so and stays in progress", item.key)
     return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered)
