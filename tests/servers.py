@@ -15,6 +15,7 @@ tries fresh ports when another process took one between choosing it and binding 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.server
 import os
 import re
@@ -488,3 +489,20 @@ def scripted(default: Reply = Reply()) -> Iterator[ScriptedHTTPServer]:
         yield server
     finally:
         server.close()
+
+
+def serve_ready(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> bool:
+    """Whether ``emrcomm serve`` (``process``) answers /healthz on ``port`` within ``seconds``;
+    False at once when it has ended (most likely: the port was taken meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    return True
+            finally:
+                connection.close()
+        time.sleep(0.1)
+    return False

@@ -24,7 +24,7 @@ from emrcomm.host import Host
 from emrcomm_sms.callbacks import record_signature
 from hostile_kit import SECRET, kannel_config
 from portal_kit import notice_for, send_note, token_in
-from servers import free_port
+from servers import free_port, serve_ready
 from support import communication
 
 FLOODER, GOOD = "127.0.0.3", "127.0.0.2"  # two client addresses on the loopback network
@@ -35,21 +35,6 @@ LIMITS = f"callback_rate_limit_per_minute = {PER_MINUTE}\n"
 PORTAL_LIMIT = f'[plugins.portal]\nkeyring = "keyring.json"\nrate_limit_per_minute = {PER_MINUTE}\n'
 
 EMRCOMM = Path(sys.executable).with_name("emrcomm")
-
-
-def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False  # it died: most likely the port was taken meanwhile
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
@@ -64,7 +49,7 @@ def server(make_host: Callable[..., Host], tmp_path: Path) -> Iterator[tuple[Hos
                                     "--port", str(port)],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            if wait_for(port, process):
+            if serve_ready(port, process, 30):
                 yield host, port
                 return
         finally:

@@ -40,7 +40,7 @@ from fleet_kit import (
     wait_delivered,
     wait_settled,
 )
-from servers import free_port
+from servers import free_port, serve_ready
 from support import fhir_request
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -144,7 +144,7 @@ def serving(config: Path, logs: Path) -> Iterator[tuple[subprocess.Popen[bytes],
         with (logs / "serve.log").open("ab") as out:
             process = subprocess.Popen([str(EMRCOMM), "serve", "--config", str(config), "--port", str(port)],
                                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if _healthy(port, process):
+        if serve_ready(port, process):
             break
         process.kill()
         process.wait(30)
@@ -160,18 +160,6 @@ def serving(config: Path, logs: Path) -> Iterator[tuple[subprocess.Popen[bytes],
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(30)
-
-
-def _healthy(port: int, process: subprocess.Popen[bytes]) -> bool:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return True
-        time.sleep(0.1)
-    return False
 
 
 def token(host: Host, port: int) -> str:

@@ -7,7 +7,6 @@ The rest of the behavioural suite runs on PostgreSQL too (tests/conftest.py ``ba
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import http.client
@@ -41,7 +40,7 @@ from emrcomm.storage.outbox import Item
 from emrcomm.storage.times import iso, parse_iso
 from fleet_kit import LimitedSink, enqueue, fleet_config, received, wait_settled
 from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
-from servers import ScriptedHTTPServer, Seen, free_port, scripted
+from servers import ScriptedHTTPServer, Seen, free_port, scripted, serve_ready
 from support import fhir_request, with_store, write_config
 from test_api import NO_NOTIFY, TEXT
 from test_worker import QUEUE, reminder
@@ -678,20 +677,6 @@ def test_a_row_whose_worker_died_is_taken_over_once_its_lease_runs_out_by_the_se
 # ---------------------------------------------------------------------------- stateless serve
 
 
-def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.fixture
 def two_serves(pg: str, tmp_path: Path) -> Iterator[Callable[[str], tuple[Host, list[int]]]]:
     processes: list[subprocess.Popen[bytes]] = []
@@ -711,7 +696,7 @@ def two_serves(pg: str, tmp_path: Path) -> Iterator[Callable[[str], tuple[Host, 
                 process = subprocess.Popen([str(EMRCOMM), "serve", "--config", str(path), "--port", str(port)],
                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 processes.append(process)
-                if wait_for(port, process):
+                if serve_ready(port, process):
                     ports.append(port)
                     break
             else:
