@@ -18,9 +18,9 @@ from api_kit import ClientKey
 from emrcomm.audit import entries
 from emrcomm.config import load_config
 from emrcomm.host import Host
-from servers import free_port
+from servers import free_port, serve_ready
 from support import REPO, write_config
-from test_hostile_flood import EMRCOMM, wait_for
+from test_hostile_flood import EMRCOMM
 
 pytestmark = pytest.mark.node
 SCRIPT = REPO / "tests" / "node" / "api_client.mjs"
@@ -36,7 +36,7 @@ def serve(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         process = subprocess.Popen([str(EMRCOMM), "serve", "--config", str(tmp_path / "emrcomm.toml"), "--port",
                                     str(port)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            if wait_for(port, process):
+            if serve_ready(port, process, 30):
                 yield tmp_path, port
                 return
         finally:

@@ -33,9 +33,9 @@ from portal_kit import (
     running_server,
     send_note,
 )
-from servers import Process, free_port, start_retrying
+from servers import Process, free_port, serve_ready, start_retrying
 from support import REPO, communication
-from test_hostile_flood import EMRCOMM, wait_for
+from test_hostile_flood import EMRCOMM
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -265,7 +265,7 @@ def serve(host: Host, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     def start() -> tuple[Process, int]:
         port = free_port()
         process = Process([EMRCOMM, "serve", "--config", host.config.source, "--port", str(port)], log)
-        if not wait_for(port, process.popen):
+        if not serve_ready(port, process.popen, 30):
             process.stop()
             raise RuntimeError("emrcomm serve did not start: " + log.read_text(errors="replace")[-2000:])
         return process, port
