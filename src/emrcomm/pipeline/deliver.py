@@ -6,7 +6,6 @@ cancelled because the patient opted out meanwhile). A leg after it waits while i
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -180,12 +179,15 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     held_until = item.held_until if record_while_leased and item.held_until is not None else -math.inf
     outage_until = min(time.monotonic() + OUTAGE_RECORD_WAIT,
                        item.held_until if item.held_until is not None else -math.inf)
+
+    def record() -> Delivered:
+        kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source,
+                                                   trail=new_trail()))
+        return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered, not_filed=not_filed)
+
     for attempt in itertools.count(1):
         try:
-            kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source,
-                                                       trail=new_trail()))
-            return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered,
-                             not_filed=not_filed)
+            return record()
         except Exception as exc:
             until = max(held_until, outage_until) if isinstance(exc, StoreUnavailable) else held_until
             left = until - time.monotonic()
@@ -196,13 +198,14 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
                 break
             pause = min(0.05 * attempt, RECORD_RETRY_PAUSE)
             time.sleep(pause if attempt < RECORD_ATTEMPTS else min(pause, left))
-    # A database back just now takes the record with the row's end (the row is still this
-    # deliverer's or neither is written); else the row's end alone.
-    with contextlib.suppress(Exception):
-        kept, not_filed = commit(lambda: _accepted(host, item, receipt, owner=owner, source=source, trail=new_trail()))
-        return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered, not_filed=not_filed)
+    # Once more, as the lease ends: a database back just now takes the record with the row's end
+    # (while the row is still this deliverer's, or neither is written); else the row's end alone.
+    try:
+        return record()
+    except Exception as exc:
+        last = type(exc).__name__
     commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
-    log.error("outbox %s: sent; its record could not say so and stays in progress", item.key)
+    log.error("outbox %s: sent; its record could not say so (%s) and stays in progress", item.key, last)
     return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered)
 
 
