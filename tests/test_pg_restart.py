@@ -16,7 +16,6 @@ import collections
 import contextlib
 import http.client
 import json
-import signal
 import subprocess
 import threading
 import time
@@ -40,7 +39,7 @@ from fleet_kit import (
     wait_delivered,
     wait_settled,
 )
-from servers import free_port, serve_ready
+from servers import Process, free_port, serve_ready, start_retrying
 from support import fhir_request
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -138,28 +137,19 @@ class Emr:
 @contextlib.contextmanager
 def serving(config: Path, logs: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``emrcomm serve`` on a free port of 127.0.0.1, stopped by its PID at the end."""
-    process: subprocess.Popen[bytes] | None = None
-    for _ in range(5):  # a port taken between free_port() and the bind: another
+    def start() -> tuple[Process, int]:
         port = free_port()
-        with (logs / "serve.log").open("ab") as out:
-            process = subprocess.Popen([str(EMRCOMM), "serve", "--config", str(config), "--port", str(port)],
-                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if serve_ready(port, process):
-            break
-        process.kill()
-        process.wait(30)
-    else:
-        pytest.fail("emrcomm serve did not start: " + (logs / "serve.log").read_text(errors="replace")[-2000:])
+        process = Process([EMRCOMM, "serve", "--config", config, "--port", str(port)], logs / "serve.log")
+        if not serve_ready(port, process.popen):
+            process.stop()
+            raise RuntimeError("emrcomm serve did not start: " + process.log.read_text(errors="replace")[-2000:])
+        return process, port
+
+    process, port = start_retrying(start, "emrcomm serve")
     try:
-        yield process, port
+        yield process.popen, port
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(30)
+        process.stop(30)
 
 
 def token(host: Host, port: int) -> str:

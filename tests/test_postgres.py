@@ -40,7 +40,7 @@ from emrcomm.storage.outbox import Item
 from emrcomm.storage.times import iso, parse_iso
 from fleet_kit import LimitedSink, enqueue, fleet_config, received, wait_settled
 from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
-from servers import ScriptedHTTPServer, Seen, free_port, scripted, serve_ready
+from servers import ScriptedHTTPServer, free_port, scripted, serve_ready
 from support import fhir_request, with_store, write_config
 from test_api import NO_NOTIFY, TEXT
 from test_worker import QUEUE, reminder
@@ -347,22 +347,29 @@ def test_a_notification_cursor_never_steps_over_a_transaction_that_commits_late(
     assert heard == ["delivered", "sent", "sent"]
 
 
-class HoldingEMR(ScriptedHTTPServer):
-    """An EMR endpoint that keeps each notification waiting until ``release`` is set (at most
-    ``hold`` seconds): a delivery under way for as long as a test needs. ``held_to_the_end``
+class _Holding:
+    """A test server that keeps each request waiting until ``release`` is set (at most ``hold``
+    seconds): a delivery or a send under way for as long as a test needs. ``held_to_the_end``
     says whether a hold outlasted the test's release (the test then proved nothing)."""
 
-    def __init__(self, hold: float) -> None:
-        super().__init__()
+    def _hold(self, hold: float) -> None:
         self.hold = hold
         self.release = threading.Event()
         self.held_to_the_end = False
 
-    def record(self, seen: Seen) -> Any:
-        reply = super().record(seen)
+    def record(self, seen: Any) -> Any:
+        reply = super().record(seen)  # type: ignore[misc]
         if not self.release.wait(self.hold):
             self.held_to_the_end = True
         return reply
+
+
+class HoldingEMR(_Holding, ScriptedHTTPServer):
+    """An EMR endpoint that keeps each notification waiting (:class:`_Holding`)."""
+
+    def __init__(self, hold: float) -> None:
+        ScriptedHTTPServer.__init__(self)
+        self._hold(hold)
 
 
 def subscribed(host: Host, endpoint: str) -> None:
@@ -541,22 +548,12 @@ def test_a_worker_gone_before_its_shared_commit_loses_nothing_its_rows_are_taken
 CLOCK_SHIFT = Path(__file__).with_name("clock_shift.py")
 
 
-class HoldingSink(LimitedSink):
-    """A Kannel-speaking sink that keeps each request waiting until ``release`` is set (at most
-    ``hold`` seconds): a send under way for as long as a test needs. ``held_to_the_end`` says
-    whether a hold outlasted the test's release (the test then proved nothing)."""
+class HoldingSink(_Holding, LimitedSink):
+    """A Kannel-speaking sink that keeps each send waiting (:class:`_Holding`)."""
 
     def __init__(self, hold: float) -> None:
-        super().__init__(None)
-        self.hold = hold
-        self.release = threading.Event()
-        self.held_to_the_end = False
-
-    def record(self, seen: Any) -> Any:
-        reply = super().record(seen)
-        if not self.release.wait(self.hold):
-            self.held_to_the_end = True
-        return reply
+        LimitedSink.__init__(self, None)
+        self._hold(hold)
 
 
 def lease_config(folder: Path, pg: str, sink: HoldingSink, *, lease_seconds: float) -> Path:
