@@ -165,6 +165,32 @@ def test_every_pooled_connection_dropped_at_once_costs_no_statement(pg: str) -> 
         db.close()
 
 
+def test_a_write_whose_connection_is_lost_in_a_group_commit_is_told_the_store_is_unavailable(pg: str) -> None:
+    """As a transaction of its own is: a worker's settle in a shared commit that met the server
+    going away must know it (a worker then leaves its row leased rather than ending it without
+    its record), not take it for an error of its own."""
+    import psycopg
+
+    from emrcomm.storage import StoreUnavailable
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg)
+    settle: list[BaseException] = []
+    try:
+        with pytest.raises(StoreUnavailable), db.group_commit():  # the commit: nothing of the group is durable
+            try:
+                with db.transaction():
+                    [row] = db.query("SELECT pg_backend_pid() AS pid")
+                    with psycopg.connect(pg, autocommit=True) as admin:
+                        admin.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+                    db.query("SELECT 1 AS one")
+            except Exception as exc:  # as SharedCommits keeps it for the settle's own thread
+                settle.append(exc)
+    finally:
+        db.close()
+    assert [type(e) for e in settle] == [StoreUnavailable], settle
+
+
 def test_doctor_asks_the_database_server_and_compares_its_schema(pg: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """``emrcomm doctor`` on PostgreSQL: the database line names the server's database (never a

@@ -184,20 +184,31 @@ class PostgresDatabase:
             with self._begun():
                 yield
             return
-        if outer:  # inside group_commit: atomic alone, durable with the group
-            local.conn.execute("SAVEPOINT grp")
-        local.depth += 1
+        if not outer:
+            local.depth += 1
+            try:
+                yield
+            finally:
+                local.depth -= 1
+            return
+        # Inside group_commit: atomic alone, durable with the group. A connection lost meanwhile
+        # is said as for a transaction of its own (StoreUnavailable), to the part that met it.
+        conn = local.conn
         try:
-            yield
-        except BaseException:
-            local.depth -= 1
-            if outer:
+            conn.execute("SAVEPOINT grp")
+            local.depth += 1
+            try:
+                yield
+            except BaseException:
+                local.depth -= 1
                 self._rollback_to("grp")
-            raise
-        else:
+                raise
             local.depth -= 1
-            if outer:
-                local.conn.execute("RELEASE SAVEPOINT grp")
+            conn.execute("RELEASE SAVEPOINT grp")
+        except self._psycopg.OperationalError as exc:
+            if not (conn.closed or conn.broken):
+                raise
+            raise self._unavailable(exc, "the connection was lost in a transaction") from exc
 
     @contextlib.contextmanager
     def _begun(self) -> Iterator[None]:
