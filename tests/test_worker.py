@@ -440,6 +440,36 @@ def test_a_store_that_cannot_be_written_for_a_moment_after_the_send_never_sends_
     assert host.storage.outbox.counts() == {} and status_of(host, outcome.record_ids[0]) == "completed"
 
 
+def test_a_message_sent_while_the_database_was_away_is_never_settled_without_its_record(
+    make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away after the send and is back only once the lease has run out, just
+    as the record's last try failed (test_pg_restart met it): the row is not ended alone, which
+    would leave the record 'queued' for a message the patient had. It stays leased, is taken
+    over and sent again with the same key (the in-flight window), and the record says sent."""
+    from emrcomm.storage import StoreUnavailable
+
+    host = make_host(QUEUE + "lease_seconds = 0.5\n")
+    outcome = host.send(reminder())
+    records = host.storage.records
+    real_append = records.append
+
+    def away_after_the_first_send(event: Any) -> Any:
+        if len(sends) == 1 and event.kind.value == "accepted":
+            raise StoreUnavailable("the database server cannot be reached")
+        return real_append(event)  # the row's end alone, after the last try, is durable
+
+    monkeypatch.setattr(records, "append", away_after_the_first_send)
+    sends = counted_sends(host, monkeypatch)
+    w = worker(host)
+    w.run(once=True)
+    clock.now += dt.timedelta(hours=2)  # the lease has run out (on PostgreSQL by the server's
+    time.sleep(0.5)                      # clock: it may already have been taken over above)
+    w.run(once=True)
+    assert len(sends) == 2 and w.stats.taken_over == 1 and w.stats.sent == 1
+    assert host.storage.outbox.counts() == {} and status_of(host, outcome.record_ids[0]) == "completed"
+
+
 def test_a_worker_error_gives_up_through_the_dead_letter_path(
     make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -173,7 +173,8 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     # if writing it fails (a locked, busy or full database) for as long as the lease holds: until
     # then no other worker may take the row and send it again, and a store that could not be
     # written for a moment (a full disk freed) often can be again. Then, as a last resort, the row
-    # is removed alone so that no worker sends it twice (the record then stays in progress).
+    # is removed alone so that no worker sends it twice (the record then stays in progress); but
+    # never while the database cannot be reached (below).
     # The lease as this process counts it (its monotonic clock, from before the claim), never
     # lease_until against the host's clock: on PostgreSQL the server's clock times the lease.
     held_until = item.held_until if record_while_leased and item.held_until is not None else -math.inf
@@ -202,6 +203,14 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     # (while the row is still this deliverer's, or neither is written); else the row's end alone.
     try:
         return record()
+    except StoreUnavailable:
+        # Not the row's end alone: a database back between this try and that write would keep
+        # the end without the record, 'queued' for good for a message the patient had. The row
+        # stays leased; once the lease has run out it is taken over and sent again with the same
+        # key (the in-flight window), and recorded. The caller is told the store is away.
+        log.error("outbox %s: sent, but the database cannot be reached to record it; left leased, to be "
+                  "taken over when its lease runs out", item.key)
+        raise
     except Exception as exc:
         last = type(exc).__name__
     commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
