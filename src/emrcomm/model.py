@@ -187,6 +187,16 @@ class Recipient:
 
 
 @frozen
+class Identifier:
+    """The EMR's own id for a request (a FHIR Identifier): ``value`` within ``system`` (a URI;
+    None when the EMR gave none). The request is found by it (``GET
+    /fhir/CommunicationRequest?identifier=<system>|<value>``)."""
+
+    system: str | None
+    value: str
+
+
+@frozen
 class Request:
     """What the EMR asks for. Build it in Python or from a FHIR CommunicationRequest.
 

@@ -17,7 +17,7 @@ from attrs import frozen
 
 from emrcomm.lifecycle.events import Event, Source, kind_of
 from emrcomm.lifecycle.projection import RecordFacts, project
-from emrcomm.model import Record
+from emrcomm.model import Identifier, Record
 from emrcomm.storage.database import Database, Row
 from emrcomm.storage.packed import FACTS, pack, unpack
 from emrcomm.storage.times import iso, parse_iso
@@ -37,17 +37,24 @@ class RequestRow:
     status: str
     attempts: int
     record_ids: tuple[str, ...]
+    identifier: Identifier | None = None
 
 
 class Records(Protocol):
     def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
-                      record_ids: Sequence[str]) -> int | None:
+                      record_ids: Sequence[str], identifier: Identifier | None = None) -> int | None:
         """Enter a decided request in the ledger and return its attempt number (1, or more when an
         earlier decision was blocked or failed); None when the id was handled before: a repeat.
-        Two processes deciding one id at once: one gets a number, the other None."""
+        Two processes deciding one id at once: one gets a number, the other None. ``identifier``
+        is the EMR's own id for it (kept as the last decision gave it)."""
         ...
 
     def request(self, id: str) -> RequestRow | None: ...
+
+    def requests_by_identifier(self, identifier: Identifier, *, limit: int) -> list[RequestRow]:
+        """The requests entered with ``identifier`` (its system None: those whose identifier has
+        no system), oldest first, at most ``limit``: what a search by identifier reads."""
+        ...
 
     def next_attempt(self, id: str) -> int:
         """The attempt number the next decision of ``id`` will have."""
@@ -192,25 +199,31 @@ class SqlRecords:
 
     # the request ledger ----------------------------------------------------------------------------
     def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
-                      record_ids: Sequence[str]) -> int | None:
+                      record_ids: Sequence[str], identifier: Identifier | None = None) -> int | None:
         retryable = ", ".join(f"'{s}'" for s in sorted(RETRYABLE))
+        system, value = (identifier.system, identifier.value) if identifier is not None else (None, None)
         with self.db.transaction():
             rows = self.db.query(
-                f"""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids)
-                    VALUES (?, ?, ?, ?, ?, 1, ?)
+                f"""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids,
+                                          identifier_system, identifier_value)
+                    VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record_ids = excluded.record_ids,
-                        attempts = requests.attempts + 1
+                        attempts = requests.attempts + 1, identifier_system = excluded.identifier_system,
+                        identifier_value = excluded.identifier_value
                     WHERE requests.status IN ({retryable}) RETURNING attempts""",
-                (id, patient, category, iso(now), status, _json(list(record_ids))))
+                (id, patient, category, iso(now), status, _json(list(record_ids)), system, value))
         return int(rows[0]["attempts"]) if rows else None
 
     def request(self, id: str) -> RequestRow | None:
         rows = self.db.query("SELECT * FROM requests WHERE id = ?", (id,))
-        if not rows:
-            return None
-        r = rows[0]
-        return RequestRow(id=r["id"], patient=r["patient"], category=r["category"], created=parse_iso(r["created"]),
-                          status=r["status"], attempts=int(r["attempts"]), record_ids=tuple(json.loads(r["record_ids"])))
+        return _request_row(rows[0]) if rows else None
+
+    def requests_by_identifier(self, identifier: Identifier, *, limit: int) -> list[RequestRow]:
+        system = "identifier_system IS NULL" if identifier.system is None else "identifier_system = ?"
+        rows = self.db.query(
+            f"SELECT * FROM requests WHERE identifier_value = ? AND {system} ORDER BY created, id LIMIT ?",
+            (identifier.value, *(() if identifier.system is None else (identifier.system,)), limit))
+        return [_request_row(r) for r in rows]
 
     def next_attempt(self, id: str) -> int:
         """The attempt number the next decision of ``id`` will have."""
@@ -356,6 +369,13 @@ class SqlRecords:
             events[r["record_id"]].append(_event(r))
         for r in rows:
             yield project(_facts(r), events[r["id"]])
+
+
+def _request_row(r: Row) -> RequestRow:
+    value = r["identifier_value"]
+    return RequestRow(id=r["id"], patient=r["patient"], category=r["category"], created=parse_iso(r["created"]),
+                      status=r["status"], attempts=int(r["attempts"]), record_ids=tuple(json.loads(r["record_ids"])),
+                      identifier=Identifier(r["identifier_system"], value) if value is not None else None)
 
 
 def _event(row: Row) -> Event:

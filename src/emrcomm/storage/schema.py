@@ -401,6 +401,20 @@ _V5 = """
 UPDATE consent_events SET address = lower(address) WHERE channel = 'email' AND address <> lower(address)
 """
 
+# Version 6: the EMR's own id for a request (its FHIR identifier), so that the EMR can find the
+# request by it. NULL for a request without one (Host.send from Python): nothing more is stored
+# for it, and the index, partial, holds only the requests that have one.
+_V6 = """
+ALTER TABLE requests ADD COLUMN identifier_system TEXT;
+ALTER TABLE requests ADD COLUMN identifier_value TEXT;
+CREATE INDEX requests_identifier ON requests (identifier_value, identifier_system) WHERE identifier_value IS NOT NULL
+"""
+_PG_V6 = """
+ALTER TABLE requests ADD COLUMN identifier_system TEXT COLLATE "C";
+ALTER TABLE requests ADD COLUMN identifier_value TEXT COLLATE "C";
+CREATE INDEX requests_identifier ON requests (identifier_value, identifier_system) WHERE identifier_value IS NOT NULL
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
@@ -414,4 +428,6 @@ MIGRATIONS: tuple[Migration, ...] = (
               statements={"sqlite": statements(_V4), "postgresql": statements(_PG_V4)}, run=_v4_convert),
     Migration(CORE, 5, "email addresses in the consent ledger in lower case (emrcomm.storage.consent.mailbox)",
               statements={"sqlite": statements(_V5), "postgresql": statements(_V5)}),
+    Migration(CORE, 6, "the EMR's identifier of a request, kept with it and indexed (a search by identifier)",
+              statements={"sqlite": statements(_V6), "postgresql": statements(_PG_V6)}),
 )
