@@ -22,6 +22,9 @@ from emrcomm.model import Request
 # FHIR's id: letters, digits, '-' and '.', 1 to 64 of them (R4 datatypes: id).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 MAX_ID = 64
+# An identifier's system and its value, each: what an EMR's own ids need, and short enough that
+# both fit in one entry of the requests' index on PostgreSQL (at most ~2,700 bytes).
+MAX_IDENTIFIER = 256
 # The times a request may carry (check_time).
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=1)
@@ -129,6 +132,20 @@ def check_id(value: str, where: str) -> None:
         raise RequestError(f"{where} contains the control character U+{ord(bad.group()):04X}")
 
 
+def check_identifier(system: str | None, value: str, where: str) -> None:
+    """An identifier's system and value: 1 to ``MAX_IDENTIFIER`` characters each, one line."""
+    for part, text in (("system", system), ("value", value)):
+        if text is None:
+            continue
+        if not text:
+            raise RequestError(f"{where}: its {part} is empty")
+        if len(text) > MAX_IDENTIFIER:
+            raise RequestError(f"{where}: its {part} is {len(text):,} characters; the most is {MAX_IDENTIFIER}")
+        bad = _CONTROLS.search(text)
+        if bad is not None:
+            raise RequestError(f"{where}: its {part} contains the control character U+{ord(bad.group()):04X}")
+
+
 def check_patient_option(value: str, command: str) -> None:
     """A command's ``--patient``: a FHIR reference, ``Patient/<id>`` (a bare id finds nothing)."""
     if not value.startswith("Patient/") or len(value) <= len("Patient/"):
@@ -139,6 +156,8 @@ def check_request(request: Request, limits: Limits = DEFAULT) -> None:
     """A request from any door (FHIR or the Python API) within the limits: its id, its text,
     its string variables, its times, its attachments."""
     check_id(request.id, "request id")
+    if request.identifier is not None:
+        check_identifier(request.identifier.system, request.identifier.value, "the request's identifier")
     if request.text is not None:
         check_text(request.text, "the request's text", limits)
     if request.subject is not None:

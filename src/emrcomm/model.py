@@ -207,7 +207,9 @@ class Request:
     sent); ``not_before`` is the earliest time to send; ``expires`` is when the message is no
     longer worth sending. ``sender`` is who writes, as a reference (``Practitioner/123``), and
     ``sender_name`` their name as the patient reads it ("Dr. Amara Osei": the portal shows it;
-    FHIR ``requester.display``).
+    FHIR ``requester.display``). ``identifier`` is the EMR's own id for the request (from a
+    CommunicationRequest, its first identifier with a value), kept with it so that the EMR can
+    find it again; a request from Python usually has none.
     """
 
     patient_ref: str
@@ -232,6 +234,7 @@ class Request:
     # An automatic answer: the record id of the patient's message it answers (filed as the
     # answer's Communication.inResponseTo); it goes only to the channel and address that came from.
     in_response_to: str | None = None
+    identifier: Identifier | None = None
 
     def __attrs_post_init__(self) -> None:
         # One way to say when the appointment is, whichever door the request came in by: the
@@ -467,6 +470,7 @@ class Outcome:
     explanation: tuple[str, ...] = ()
     category: Category | None = None
     patient_ref: str | None = None
+    identifier: Identifier | None = None
 
     @property
     def blocked(self) -> bool:

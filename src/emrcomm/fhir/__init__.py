@@ -18,7 +18,7 @@ from typing import Any
 from emrcomm.errors import RequestError
 from emrcomm.limits import DEFAULT as DEFAULT_LIMITS
 from emrcomm.limits import FHIR_ID, Limits, check_depth, check_time, loads_json
-from emrcomm.model import Category, Record, Request, Sensitivity
+from emrcomm.model import Category, Identifier, Record, Request, Sensitivity
 
 BASE = "http://emrcomm.org/fhir"
 EXT = f"{BASE}/StructureDefinition/"
@@ -131,6 +131,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         based_on=based_on,
         channel=channel,
         sender_name=(sender_name.strip()[:200] or None) if isinstance(sender_name, str) else None,
+        identifier=_identifier(data),
     )
 
 
@@ -290,6 +291,15 @@ def _identity(data: Mapping[str, Any]) -> tuple[str, str | None]:
     return uuid.uuid4().hex, None
 
 
+def _identifier(data: Mapping[str, Any]) -> Identifier | None:
+    """The EMR's own id for the request: its first identifier with a value (the one its id is
+    derived from when it has no id), kept with the request; the others are not."""
+    for ident in data.get("identifier", ()):
+        if ident.get("value"):
+            return Identifier(ident.get("system"), ident["value"])
+    return None
+
+
 def request_to_fhir(request: Request) -> dict[str, Any]:
     """A CommunicationRequest for a Request (the inverse of parse_request, for exports and tests)."""
     res: dict[str, Any] = {
@@ -300,6 +310,8 @@ def request_to_fhir(request: Request) -> dict[str, Any]:
         "priority": request.priority,
         "subject": {"reference": request.patient_ref},
     }
+    if request.identifier is not None:
+        res["identifier"] = [identifier_json(request.identifier)]
     if request.text:
         res["payload"] = [{"contentString": request.text}]
     if request.not_before or request.expires:  # the outbox worker honours the expiry it carries
@@ -316,6 +328,13 @@ def request_to_fhir(request: Request) -> dict[str, Any]:
     if request.sensitivity is Sensitivity.RESTRICTED:
         res["meta"] = {"security": [{"system": CONFIDENTIALITY, "code": "R"}]}
     return res
+
+
+def identifier_json(identifier: Identifier) -> dict[str, str]:
+    """A FHIR Identifier (``system`` left out when there is none)."""
+    if identifier.system is None:
+        return {"value": identifier.value}
+    return {"system": identifier.system, "value": identifier.value}
 
 
 def _typed_value(value: Any) -> dict[str, Any]:
