@@ -24,6 +24,7 @@ from emrcomm.api.notify import Notifier, signature
 from emrcomm.api.settings import ApiSettings
 from emrcomm.audit import entries
 from emrcomm.host import Host
+from emrcomm.model import Category, Request
 from emrcomm.plugin.manager import discover
 from emrcomm.storage.times import iso
 from emrcomm.web import create_app
@@ -82,7 +83,7 @@ def test_metadata_and_the_smart_configuration_answer_without_a_token(api: ApiCli
 @pytest.mark.parametrize(("method", "path"), [
     ("POST", "/fhir/CommunicationRequest"), ("POST", "/fhir/CommunicationRequest/$check"), ("POST", "/fhir"),
     ("POST", "/fhir/CommunicationRequest/$batch"), ("GET", "/fhir/CommunicationRequest/x"),
-    ("GET", "/fhir/Communication"), ("GET", "/fhir/Communication/x"), ("POST", "/fhir/Consent"),
+    ("GET", "/fhir/CommunicationRequest"), ("GET", "/fhir/Communication"), ("GET", "/fhir/Communication/x"), ("POST", "/fhir/Consent"),
     ("POST", "/fhir/Subscription"), ("GET", "/fhir/Subscription/x"), ("DELETE", "/fhir/Subscription/x"),
     ("GET", "/fhir/StructureDefinition"), ("GET", "/fhir/StructureDefinition/template")])
 def test_nothing_else_answers_without_a_valid_token(api: ApiClient, method: str, path: str) -> None:
@@ -630,6 +631,114 @@ def test_a_request_reads_back_as_it_ended(api: ApiClient) -> None:
     assert (sent["status"], blocked["status"]) == ("completed", "revoked")
     assert blocked["statusReason"]["coding"][0]["code"] == "CONSENT_MISSING"
     assert api.call("GET", "/fhir/CommunicationRequest/nope").status_code == 404
+
+
+APPOINTMENTS = "urn:emr:appointments"
+
+
+def by_identifier(ident: list[dict[str, str]], rid: str = "x", patient: str = "Patient/on-en") -> dict[str, Any]:
+    """A reminder that has no id of its own: its request id is derived from its identifier."""
+    return {k: v for k, v in reminder(rid, patient, identifier=ident).items() if k != "id"}
+
+
+def test_a_request_reads_back_with_the_identifier_it_was_sent_with(api: ApiClient) -> None:
+    sent = api.call("POST", "/fhir/CommunicationRequest", by_identifier([{"system": APPOINTMENTS, "value": "A-90"}]))
+    rid = sent.headers["location"].rsplit("/", 1)[1]
+    read = body(api.call("GET", f"/fhir/CommunicationRequest/{rid}"))
+    assert read["identifier"] == [{"system": APPOINTMENTS, "value": "A-90"}]
+    assert read["id"] == rid and read["status"] == "completed" and read["subject"] == {"reference": "Patient/on-en"}
+
+
+def test_a_request_without_an_identifier_reads_back_without_one(api: ApiClient) -> None:
+    assert api.call("POST", "/fhir/CommunicationRequest", reminder("r-no-ident")).status_code == 201
+    api.host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-python", text=TEXT))
+    for rid in ("r-no-ident", "r-python"):
+        read = api.call("GET", f"/fhir/CommunicationRequest/{rid}")
+        assert read.status_code == 200 and "identifier" not in body(read), rid
+    assert api.host.storage.records.request("r-python").identifier is None  # type: ignore[union-attr]
+
+
+def test_a_request_with_an_id_of_its_own_keeps_its_identifier_too(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("r-own", identifier=[{"value": "B-1"}]))
+    assert body(api.call("GET", "/fhir/CommunicationRequest/r-own"))["identifier"] == [{"value": "B-1"}]
+    found = body(api.call("GET", "/fhir/CommunicationRequest", query="identifier=%7CB-1"))
+    assert [e["resource"]["id"] for e in found["entry"]] == ["r-own"]
+
+
+def test_if_none_exist_answers_with_the_identifier_the_request_was_sent_with(api: ApiClient) -> None:
+    ident = [{"system": APPOINTMENTS, "value": "A-91"}]
+    api.call("POST", "/fhir/CommunicationRequest", by_identifier(ident))
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("another-id"),
+                     headers=[(b"if-none-exist", f"identifier={APPOINTMENTS}|A-91".encode()),
+                              (b"prefer", b"return=representation")])
+    assert again.status_code == 200 and body(again)["identifier"] == ident
+
+
+def test_a_search_by_identifier_finds_the_request_as_a_read_answers_it(api: ApiClient) -> None:
+    ident = [{"system": APPOINTMENTS, "value": "A-92"}]
+    rid = api.call("POST", "/fhir/CommunicationRequest", by_identifier(ident)).headers["location"].rsplit("/", 1)[1]
+    api.call("POST", "/fhir/CommunicationRequest", by_identifier([{"system": APPOINTMENTS, "value": "A-93"}]))
+    found = api.call("GET", "/fhir/CommunicationRequest", query=f"identifier={APPOINTMENTS}%7CA-92")
+    assert found.status_code == 200
+    assert body(found)["type"] == "searchset" and len(body(found)["entry"]) == 1
+    [entry] = body(found)["entry"]
+    assert entry["resource"] == body(api.call("GET", f"/fhir/CommunicationRequest/{rid}"))
+    assert entry["fullUrl"] == f"http://portal.test/fhir/CommunicationRequest/{rid}"
+    assert entry["search"] == {"mode": "match"}
+
+
+def test_a_search_finds_a_blocked_request_with_why(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", by_identifier([{"system": APPOINTMENTS, "value": "A-94"}],
+                                                                 patient="Patient/none"))
+    [entry] = body(api.call("GET", "/fhir/CommunicationRequest", query=f"identifier={APPOINTMENTS}|A-94"))["entry"]
+    assert entry["resource"]["status"] == "revoked"
+    assert entry["resource"]["statusReason"]["coding"][0]["code"] == "CONSENT_MISSING"
+
+
+@pytest.mark.parametrize("query", [f"identifier={APPOINTMENTS}|A-nope", "identifier=urn:other|A-95",
+                                   "identifier=%7CA-95", f"identifier={APPOINTMENTS}|a-95"])
+def test_a_search_for_an_identifier_no_request_was_sent_with_is_an_empty_bundle(api: ApiClient, query: str) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", by_identifier([{"system": APPOINTMENTS, "value": "A-95"}]))
+    found = api.call("GET", "/fhir/CommunicationRequest", query=query)
+    assert found.status_code == 200, found.text
+    assert body(found)["type"] == "searchset" and "entry" not in body(found)
+
+
+def test_an_identifier_with_an_escaped_bar_or_comma_is_found(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", by_identifier([{"system": APPOINTMENTS, "value": "A|96,b"}]))
+    found = body(api.call("GET", "/fhir/CommunicationRequest", query=f"identifier={APPOINTMENTS}|A%5C%7C96%5C,b"))
+    assert [e["resource"]["identifier"] for e in found["entry"]] == [[{"system": APPOINTMENTS, "value": "A|96,b"}]]
+
+
+@pytest.mark.parametrize(("query", "name"), [
+    ("", "identifier"), ("identifier=A-97", "identifier"), (f"identifier={APPOINTMENTS}|", "identifier"),
+    ("identifier=a|b|c", "identifier"), ("identifier=a|b,a|c", "identifier"),
+    (f"identifier=a|{'x' * 257}", "identifier"), ("identifier=a|b%0Ac", "identifier"),
+    ("identifier=a|b&identifier=a|c", "identifier"), ("patient=Patient/on-en", "patient"), ("_id=x", "_id"),
+    ("identifier=a|b&_format=xml", "_format")])
+def test_a_request_search_parameter_that_cannot_be_read_is_a_4xx_naming_it(api: ApiClient, query: str,
+                                                                          name: str) -> None:
+    answer = api.call("GET", "/fhir/CommunicationRequest", query=query)
+    assert answer.status_code in (400, 406), answer.text
+    assert body(answer)["resourceType"] == "OperationOutcome" and body(answer)["issue"][0]["expression"] == [name]
+
+
+def test_a_request_search_needs_the_read_scope(make_host: Callable[..., Host], clients: list[Any]) -> None:
+    host = make_host(NO_NOTIFY)
+    writer = ApiClient(host, create_app(host), scopes=["system/CommunicationRequest.write"])
+    clients.append(writer)
+    answer = writer.call("GET", "/fhir/CommunicationRequest", query="identifier=a|b")
+    assert answer.status_code == 403 and body(answer)["issue"][0]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(("ident", "why"), [([{"system": APPOINTMENTS, "value": "x" * 257}], "257 characters"),
+                                            ([{"system": "u" * 257, "value": "A-98"}], "257 characters"),
+                                            ([{"system": APPOINTMENTS, "value": "A-\u000098"}], "U+0000")])
+def test_an_identifier_too_long_or_with_a_control_character_is_refused_and_nothing_is_sent(
+        api: ApiClient, ident: list[dict[str, str]], why: str) -> None:
+    answer = api.call("POST", "/fhir/CommunicationRequest", by_identifier(ident))
+    assert answer.status_code == 400 and why in body(answer)["issue"][0]["diagnostics"], answer.text
+    assert sms_sent(api.host) == []
 
 
 def test_a_communication_read_carries_its_version_as_a_weak_etag(api: ApiClient) -> None:

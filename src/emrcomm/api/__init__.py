@@ -4,8 +4,9 @@ send requests, read what happened, record consents and hear of changes (docs/api
 Modules, one job each: ``handlers`` (the routes and their handlers), ``answers`` (a decided request as FHIR, and
 its status code), ``outcome`` (OperationOutcome), ``capability`` (CapabilityStatement, SMART
 configuration), ``auth`` / ``clients`` / ``scopes`` (SMART Backend Services), ``search``
-(Communication search), ``consent`` (Consent intake), ``subscriptions`` / ``notify`` (rest-hook
-Subscriptions), ``schema`` (its tables), ``commands`` (``emrcomm clients``, ``emrcomm notify``).
+(Communication search, CommunicationRequest search by identifier), ``consent`` (Consent intake),
+``subscriptions`` / ``notify`` (rest-hook Subscriptions), ``schema`` (its tables), ``commands``
+(``emrcomm clients``, ``emrcomm notify``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from emrcomm.api.outcome import findings_outcome, note, operation_outcome
 from emrcomm.api.search import resource as communication_resource
-from emrcomm.fhir import BASE, CATEGORY_SYSTEM, RULE_SYSTEM, fhir_datetime
+from emrcomm.fhir import BASE, CATEGORY_SYSTEM, RULE_SYSTEM, fhir_datetime, identifier_json
 from emrcomm.model import Outcome, Record, Status
 from emrcomm.pipeline.write import ENDED_UNSENT, is_repeat
 from emrcomm.storage.records import PageQuery
@@ -77,14 +77,17 @@ def records_of(host: Host, outcome: Outcome) -> list[tuple[Record, Any]]:
 
 
 def request_resource(outcome: Outcome, submitted: Mapping[str, Any] | None, when: Any) -> dict[str, Any]:
-    """The CommunicationRequest as filed: what was sent in (when it is at hand), its id the
-    request id, its status how the request ended."""
+    """The CommunicationRequest as filed: what was sent in (when it is at hand; else what the
+    ledger keeps: the EMR's identifier, category and subject), its id the request id, its status
+    how the request ended."""
     status = REQUEST_STATUS[outcome.status]
     res: dict[str, Any] = {"resourceType": "CommunicationRequest", "id": outcome.request_id,
                            "meta": {"lastUpdated": fhir_datetime(when)}}
     if submitted:
         res.update({k: v for k, v in submitted.items() if k not in ("resourceType", "id", "meta", "status")})
     else:
+        if outcome.identifier is not None:
+            res["identifier"] = [identifier_json(outcome.identifier)]
         if outcome.category is not None:
             res["category"] = [{"coding": [{"system": CATEGORY_SYSTEM, "code": outcome.category.value}]}]
         if outcome.patient_ref:

@@ -19,6 +19,10 @@ SEARCH_PARAMS = (
     ("based-on", "reference", "The request: CommunicationRequest/<request id>"),
     ("_lastUpdated", "date", "When the message last changed (ge, gt, le, lt, eq)"),
 )
+REQUEST_SEARCH_PARAMS = (
+    ("identifier", "token", "The identifier the EMR sent the request with: <system>|<value> (|<value> for one "
+                            "without a system)"),
+)
 
 
 def _resource(kind: str, interactions: tuple[str, ...], **more: Any) -> dict[str, Any]:
@@ -49,8 +53,9 @@ def capability_statement(base: str, version: str, now: dt.datetime) -> dict[str,
                                "extension": [{"url": "token", "valueUri": f"{base}/auth/token"}]}],
             },
             "resource": [
-                _resource("CommunicationRequest", ("create", "read"), supportedProfile=[PROFILE],
+                _resource("CommunicationRequest", ("create", "read", "search-type"), supportedProfile=[PROFILE],
                           conditionalCreate=True,
+                          searchParam=[{"name": n, "type": t, "documentation": d} for n, t, d in REQUEST_SEARCH_PARAMS],
                           operation=[{"name": "check", "definition": f"{BASE}/OperationDefinition/CommunicationRequest-check",
                                       "documentation": "A dry run: every channel, chosen or rejected and why; "
                                                        "nothing sent or filed"},

@@ -41,7 +41,7 @@ from emrcomm.model import Category, Outcome, Status
 from emrcomm.model import Request as EmrRequest
 from emrcomm.pipeline.write import ALREADY_HANDLED
 from emrcomm.storage import StoreUnavailable
-from emrcomm.storage.records import RETRYABLE
+from emrcomm.storage.records import RETRYABLE, RequestRow
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -264,14 +264,16 @@ class Api:
     def _standing(self, ident: str) -> Outcome | None:
         """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
         row = self.host.storage.records.request(ident)
-        if row is None:
-            return None
-        records = [r for r in self.host.storage.records.for_request(ident) if r.id in row.record_ids]
+        return None if row is None else self._standing_of(row)
+
+    def _standing_of(self, row: RequestRow) -> Outcome:
+        records = [r for r in self.host.storage.records.for_request(row.id) if r.id in row.record_ids]
         status = Status(row.status) if row.status in RETRYABLE else request_status(records)
-        return Outcome(request_id=ident, status=status, record_ids=row.record_ids,
+        return Outcome(request_id=row.id, status=status, record_ids=row.record_ids,
                        channels=tuple(r.channel for r in records if r.channel and r.role not in ("blocked", "not-filed")),
                        findings=tuple(f for r in records for f in r.findings if r.role in ("blocked", "not-filed")),
-                       explanation=(ALREADY_HANDLED,), category=Category(row.category), patient_ref=row.patient)
+                       explanation=(ALREADY_HANDLED,), category=Category(row.category), patient_ref=row.patient,
+                       identifier=row.identifier)
 
     def _answer(self, request: Request, outcome: Any, submitted: Mapping[str, Any] | None) -> Response:
         status = answers.http_status(outcome)
@@ -306,6 +308,18 @@ class Api:
             if outcome is None:
                 raise ApiError(404, "not-found", f"no CommunicationRequest {ident}: no request with this id was sent")
             return fhir_response(answers.request_resource(outcome, None, self.host.clock()))
+
+        return await run_in_threadpool(run)
+
+    async def search_requests(self, request: Request, grant: Grant | None) -> Response:
+        params = list(request.query_params.multi_items())
+        identifier = search.request_identifier(params)
+
+        def run() -> Response:
+            rows = self.host.storage.records.requests_by_identifier(identifier, limit=search.MAX_REQUESTS)
+            now = self.host.clock()
+            found = [answers.request_resource(self._standing_of(row), None, now) for row in rows]
+            return fhir_response(search.request_bundle(found, params, self.base(request)))
 
         return await run_in_threadpool(run)
 
@@ -527,6 +541,8 @@ def build(host: Host, settings: ApiSettings) -> tuple[Starlette, Api]:
                                                  api.check), methods=["POST"]),
         Route("/CommunicationRequest/$batch", op("system/CommunicationRequest.write", "batch CommunicationRequest",
                                                  api.ndjson), methods=["POST"]),
+        Route("/CommunicationRequest", op("system/CommunicationRequest.read", "search CommunicationRequest",
+                                          api.search_requests), methods=["GET"]),
         Route("/CommunicationRequest/{id}", op("system/CommunicationRequest.read", "read CommunicationRequest",
                                                api.read_request), methods=["GET"]),
         Route("/Communication", op("system/Communication.read", "search Communication", api.search), methods=["GET"]),

@@ -1,8 +1,11 @@
-"""``GET /fhir/Communication``: the search parameters the API takes, read strictly (an unknown
-one is a 400 that lists those there are), and the searchset Bundle with its next link.
+"""``GET /fhir/Communication`` and ``GET /fhir/CommunicationRequest``: the search parameters the
+API takes, read strictly (an unknown one is a 400 that lists those there are), and the searchset
+Bundles.
 
-Pages follow filing order; the next link carries where the page ended (an opaque cursor), so
-paging stays right while new messages are filed.
+Communications: pages follow filing order; the next link carries where the page ended (an opaque
+cursor), so paging stays right while new messages are filed. CommunicationRequests are found by
+the identifier the EMR sent them with (one page: an identifier names one request, or a few when
+requests with ids of their own shared it).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from emrcomm.api.outcome import ApiError
+from emrcomm.errors import RequestError
 from emrcomm.fhir import CATEGORY_SYSTEM, communication, fhir_datetime
-from emrcomm.model import Category, Record
+from emrcomm.limits import check_identifier
+from emrcomm.model import Category, Identifier, Record
 from emrcomm.storage.records import PageQuery
 
 PARAMS = ("subject", "patient", "status", "category", "based-on", "_lastUpdated", "_count", "_cursor", "_format")
@@ -26,6 +31,10 @@ PREFIXES = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": "eq", "": "eq"}
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 MAX_VALUES = 20
+REQUEST_PARAMS = ("identifier", "_format")
+MAX_REQUESTS = 100  # requests that share one identifier, in one answer
+# FHIR's escapes in a search value: a '|', ',' or '$' that is part of it, and the backslash itself.
+_ESCAPED = {"|", ",", "$", "\\"}
 
 
 def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
@@ -42,8 +51,7 @@ def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
             raise ApiError(400, "invalid", f"{name} is given {len(values)} times: give several values once, "
                            "separated by commas (any of them matches)", expression=name)
     one = {name: values[0] for name, values in seen.items()}
-    if one.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
-        raise ApiError(406, "not-supported", "only JSON is served (_format=json)", expression="_format")
+    _check_format(one)
     patients = {_patient(one[p], p) for p in ("subject", "patient") if p in one}
     if len(patients) > 1:
         raise ApiError(400, "invalid", "subject and patient name different patients", expression="patient")
@@ -60,6 +68,67 @@ def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
         updated=tuple(b for v in seen.get("_lastUpdated", ()) for b in _updated(v)),
         after=_cursor(one["_cursor"]) if "_cursor" in one else None,
     )
+
+
+def request_identifier(params: Sequence[tuple[str, str]]) -> Identifier:
+    """The identifier a CommunicationRequest search names (``identifier=<system>|<value>``, or
+    ``|<value>`` for one without a system); ApiError 400 naming the parameter and what it takes."""
+    seen: dict[str, list[str]] = {}
+    for name, value in params:
+        if name not in REQUEST_PARAMS:
+            raise ApiError(400, "not-supported", f"unknown search parameter {name[:60]!r}; CommunicationRequests "
+                           f"are searched by: {', '.join(REQUEST_PARAMS)}", expression=name[:60])
+        seen.setdefault(name, []).append(value)
+    for name, values in seen.items():
+        if len(values) > 1:
+            raise ApiError(400, "invalid", f"{name} is given {len(values)} times: give it once", expression=name)
+    one = {name: values[0] for name, values in seen.items()}
+    _check_format(one)
+    if "identifier" not in one:
+        raise ApiError(400, "required", "identifier is missing: CommunicationRequests are found by the identifier "
+                       "they were sent with, identifier=<system>|<value>", expression="identifier")
+    return _token(one["identifier"])
+
+
+def _token(text: str) -> Identifier:
+    how = ("identifier=<system>|<value> (|<value> for an identifier without a system; a '|' or ',' that is part "
+           "of the system or value written '\\|', '\\,')")
+    parts, part, chars = [], [], iter(text)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "")
+            part.append(following if following in _ESCAPED else char + following)
+        elif char == "|":
+            parts.append("".join(part))
+            part = []
+        elif char == ",":
+            raise ApiError(400, "value", f"identifier names one identifier: {how}", expression="identifier")
+        else:
+            part.append(char)
+    parts.append("".join(part))
+    if len(parts) != 2 or not parts[1]:
+        raise ApiError(400, "value", f"identifier {text[:60]!r}: {how}", expression="identifier")
+    system, value = parts[0] or None, parts[1]
+    try:
+        check_identifier(system, value, "identifier")
+    except RequestError as exc:
+        raise ApiError(400, "value", str(exc), expression="identifier") from None
+    return Identifier(system, value)
+
+
+def request_bundle(found: Sequence[dict[str, Any]], params: Sequence[tuple[str, str]], base: str) -> dict[str, Any]:
+    """The searchset Bundle of the CommunicationRequests found (each as a read answers it)."""
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
+                           "link": [{"relation": "self", "url": f"{base}/CommunicationRequest?{urlencode(params)}"}]}
+    if found:
+        out["entry"] = [{"fullUrl": f"{base}/CommunicationRequest/{res['id']}", "resource": res,
+                         "search": {"mode": "match"}} for res in found]
+    return out
+
+
+def _check_format(one: dict[str, str]) -> None:
+    if one.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
+        raise ApiError(406, "not-supported", "only JSON is served (_format=json)", expression="_format")
 
 
 def bundle(found: Sequence[tuple[Record, dt.datetime]], query: PageQuery, params: Sequence[tuple[str, str]],
