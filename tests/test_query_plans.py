@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from attrs import evolve as attrs_evolve
 
 from conftest import Clock
 from emrcomm.host import Host
-from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
+from emrcomm.model import Category, DeliveryUpdate, Identifier, Request, Sensitivity, Status
 from emrcomm.outbox.worker import Worker
 
 # SQLite's plans (EXPLAIN QUERY PLAN on the store's own connection). PostgreSQL has the same
@@ -98,6 +99,21 @@ def test_every_statement_a_message_runs_searches_an_index(make_host: Callable[..
     assert any("portal_messages" in s for s in statements), "the portal kept nothing"
     assert any("outbox_claim_order" in s for s in statements), "the worker's claim did not run"
     assert scans(inline, statements) == {}
+
+
+def test_a_search_of_requests_by_identifier_searches_its_index(host: Host) -> None:
+    with_system, without = Identifier("urn:emr:appointments", "A-1"), Identifier(None, "A-2")
+    host.send(attrs_evolve(reminder("ident-1"), identifier=with_system))
+    host.send(reminder("no-ident"))
+    with traced(host) as seen:
+        assert [r.id for r in host.storage.records.requests_by_identifier(with_system, limit=100)] == ["ident-1"]
+        assert host.storage.records.requests_by_identifier(without, limit=100) == []
+    connection: sqlite3.Connection = host.storage.db._db  # type: ignore[attr-defined]
+    searches = [s for s in seen if "identifier_value" in s]
+    assert len(searches) == 2 and scans(host, searches) == {}
+    for sql in searches:
+        plan = " ".join(row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "USING INDEX requests_identifier" in plan, plan
 
 
 def test_the_check_finds_a_statement_that_scans(host: Host) -> None:

@@ -18,7 +18,7 @@ from emrcomm import audit
 from emrcomm.cli import main
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
-from emrcomm.model import DeliveryUpdate
+from emrcomm.model import Category, DeliveryUpdate, Identifier, Request
 from emrcomm.outbox.worker import Worker
 from emrcomm.storage import schema_version
 from emrcomm.storage.schema import MIGRATIONS
@@ -120,6 +120,20 @@ def test_a_0_2_database_upgrades_in_place_and_every_communication_says_what_it_s
     assert all(isinstance(d, bytes) and len(d) == 16 for d in dedup)
 
 
+def test_a_0_2_request_has_no_identifier_after_the_upgrade_and_a_new_one_keeps_and_finds_its_own(
+        folder_02: Path) -> None:
+    # 0.2 kept no identifier: the column is added empty; a request sent after the upgrade keeps its own.
+    ident = Identifier("urn:emr:appointments", "A-1")
+    with Host.from_config(folder_02 / "emrcomm.toml", clock=FixedClock(NEXT_MORNING)) as host:
+        old = host.storage.records.request("rel-reminder")
+        assert old is not None and old.identifier is None and old.record_ids
+        host.send(Request("Patient/on-en", Category.CLINICAL, id="after-upgrade", text="See you soon.", identifier=ident))
+        assert [r.id for r in host.storage.records.requests_by_identifier(ident, limit=10)] == ["after-upgrade"]
+    with sqlite3.connect(folder_02 / "emrcomm.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM requests WHERE identifier_value IS NULL").fetchone() == (5,)
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'requests_identifier'").fetchone()
+
+
 def test_a_delivery_report_0_2_filed_changes_nothing_when_it_comes_again(folder_02: Path) -> None:
     with Host.from_config(folder_02 / "emrcomm.toml", clock=FixedClock(NEXT_MORNING)) as host:
         [sent] = host.storage.records.for_request("rel-reminder")
@@ -178,6 +192,12 @@ def test_a_postgresql_database_at_schema_3_with_0_2_rows_upgrades(postgres_serve
                 assert record is not None and to_fhir(record) == old_resource, rid
             report = audit.verify(store, [audit.load_public_key(RELEASE_02 / "audit-signing.key")])
             assert report.ok and report.entries == len(old_audit(RELEASE_02)), report.problems
+            old_request = store.records.request("rel-reminder")  # kept no identifier: none after the upgrade
+            assert old_request is not None and old_request.identifier is None
+            ident = Identifier("urn:emr:appointments", "A-1")
+            store.records.enter_request(id="after-upgrade", patient="Patient/on-en", category="clinical",
+                                        now=NEXT_MORNING, status="sent", record_ids=[], identifier=ident)
+            assert [r.id for r in store.records.requests_by_identifier(ident, limit=10)] == ["after-upgrade"]
         finally:
             store.close()
     finally:
