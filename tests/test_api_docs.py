@@ -39,6 +39,7 @@ def test_the_doc_has_a_request_for_each_use() -> None:
     firsts = [block.splitlines()[0] for block, _ in exchanges()]
     for use in ("POST /fhir/auth/token", "POST /fhir/CommunicationRequest ", "POST /fhir/CommunicationRequest/$check",
                 "POST /fhir ", "POST /fhir/CommunicationRequest/$batch", "GET /fhir/Communication?",
+                "GET /fhir/CommunicationRequest?identifier=",
                 "POST /fhir/Consent", "POST /fhir/Subscription", "GET /fhir/metadata"):
         assert any(f.startswith(use) for f in firsts), use
     bodies = " ".join(block for block, _ in exchanges())
