@@ -130,7 +130,7 @@ def test_a_0_2_request_has_no_identifier_after_the_upgrade_and_a_new_one_keeps_a
         host.send(Request("Patient/on-en", Category.CLINICAL, id="after-upgrade", text="See you soon.", identifier=ident))
         assert [r.id for r in host.storage.records.requests_by_identifier(ident, limit=10)] == ["after-upgrade"]
     with sqlite3.connect(folder_02 / "emrcomm.sqlite") as db:
-        assert db.execute("SELECT count(*) FROM requests WHERE identifier_value IS NULL").fetchone() == (5,)
+        assert db.execute("SELECT count(*) FROM requests WHERE identifier IS NULL").fetchone() == (5,)
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'requests_identifier'").fetchone()
 
 

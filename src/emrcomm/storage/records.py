@@ -201,17 +201,15 @@ class SqlRecords:
     def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
                       record_ids: Sequence[str], identifier: Identifier | None = None) -> int | None:
         retryable = ", ".join(f"'{s}'" for s in sorted(RETRYABLE))
-        system, value = (identifier.system, identifier.value) if identifier is not None else (None, None)
         with self.db.transaction():
             rows = self.db.query(
-                f"""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids,
-                                          identifier_system, identifier_value)
-                    VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
+                f"""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids, identifier)
+                    VALUES (?, ?, ?, ?, ?, 1, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record_ids = excluded.record_ids,
-                        attempts = requests.attempts + 1, identifier_system = excluded.identifier_system,
-                        identifier_value = excluded.identifier_value
+                        attempts = requests.attempts + 1, identifier = excluded.identifier
                     WHERE requests.status IN ({retryable}) RETURNING attempts""",
-                (id, patient, category, iso(now), status, _json(list(record_ids)), system, value))
+                (id, patient, category, iso(now), status, _json(list(record_ids)),
+                 identifier_key(identifier) if identifier is not None else None))
         return int(rows[0]["attempts"]) if rows else None
 
     def request(self, id: str) -> RequestRow | None:
@@ -219,10 +217,8 @@ class SqlRecords:
         return _request_row(rows[0]) if rows else None
 
     def requests_by_identifier(self, identifier: Identifier, *, limit: int) -> list[RequestRow]:
-        system = "identifier_system IS NULL" if identifier.system is None else "identifier_system = ?"
-        rows = self.db.query(
-            f"SELECT * FROM requests WHERE identifier_value = ? AND {system} ORDER BY created, id LIMIT ?",
-            (identifier.value, *(() if identifier.system is None else (identifier.system,)), limit))
+        rows = self.db.query("SELECT * FROM requests WHERE identifier = ? ORDER BY created, id LIMIT ?",
+                             (identifier_key(identifier), limit))
         return [_request_row(r) for r in rows]
 
     def next_attempt(self, id: str) -> int:
@@ -371,11 +367,17 @@ class SqlRecords:
             yield project(_facts(r), events[r["id"]])
 
 
+def identifier_key(identifier: Identifier) -> str:
+    """What the ledger keeps of a request's identifier: ``[system, value]`` as compact JSON (system
+    null when it has none), one text that two identifiers share only when both parts are equal."""
+    return _json([identifier.system, identifier.value])
+
+
 def _request_row(r: Row) -> RequestRow:
-    value = r["identifier_value"]
+    key = r["identifier"]
     return RequestRow(id=r["id"], patient=r["patient"], category=r["category"], created=parse_iso(r["created"]),
                       status=r["status"], attempts=int(r["attempts"]), record_ids=tuple(json.loads(r["record_ids"])),
-                      identifier=Identifier(r["identifier_system"], value) if value is not None else None)
+                      identifier=Identifier(*json.loads(key)) if key is not None else None)
 
 
 def _event(row: Row) -> Event:
