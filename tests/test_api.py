@@ -23,6 +23,7 @@ from emrcomm.api.handlers import build, definitions
 from emrcomm.api.notify import Notifier, signature
 from emrcomm.api.settings import ApiSettings
 from emrcomm.audit import entries
+from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Category, Request
 from emrcomm.plugin.manager import discover
@@ -685,6 +686,7 @@ def test_a_search_by_identifier_finds_the_request_as_a_read_answers_it(api: ApiC
     assert entry["resource"] == body(api.call("GET", f"/fhir/CommunicationRequest/{rid}"))
     assert entry["fullUrl"] == f"http://portal.test/fhir/CommunicationRequest/{rid}"
     assert entry["search"] == {"mode": "match"}
+    validate_resource(body(found))  # R4 (the fhir.resources model)
 
 
 def test_a_search_finds_a_blocked_request_with_why(api: ApiClient) -> None:
