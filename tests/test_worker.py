@@ -295,9 +295,15 @@ def test_outbox_command_shows_counts_and_dead_letters_and_requeues(
     assert shown["counts"] == {"dead": 1} and shown["dead"][0]["record_id"] == outcome.record_ids[0]
     assert main(["outbox", "requeue", "--all-dead", "--config", config]) == 0
     assert "requeued 1" in capsys.readouterr().out
-    assert main(["outbox", "requeue", outcome.record_ids[0][:8], "--config", config]) == 4  # a prefix is not an id
-    assert capsys.readouterr().out == (f"requeued 0 dead letter(s): no dead letter has the id {outcome.record_ids[0][:8]} "
-                                       "(give it in full, as `emrcomm outbox` lists it)\n")
+    prefix = outcome.record_ids[0][:8]
+    assert main(["outbox", "requeue", prefix, "--config", config]) == 2  # a prefix is not an id: bad input
+    assert capsys.readouterr().err == (f"emrcomm: error: outbox requeue: no outbox row has the id {prefix} (give it "
+                                       "in full, as `emrcomm outbox` lists it)\n")
+    # The row it put back is queued, not dead: nothing to requeue, and the answer says why (exit 4).
+    state = kannel_host.storage.outbox.get(outcome.record_ids[0]).state
+    assert state != "dead"
+    assert main(["outbox", "requeue", outcome.record_ids[0], "--config", config, "--json"]) == 4
+    assert json.loads(capsys.readouterr().out) == {"requeued": 0, "state": state}
 
 
 def test_the_worker_files_the_outcome_with_what_was_filed_at_queueing_time(make_host: Callable[..., Host]) -> None:

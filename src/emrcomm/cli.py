@@ -706,10 +706,16 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             if bool(args.id) == bool(args.all_dead):
                 raise EmrcommError("outbox requeue: give one ID or --all-dead")
             count = host.requeue(None if args.all_dead else args.id)
-            why = "" if count or args.all_dead else (f": no dead letter has the id {args.id} (give it in full, "
-                                                      "as `emrcomm outbox` lists it)")
-            _emit(args, {"requeued": count}, f"requeued {count} dead letter(s){why}")
-            return EXIT_OK if count or args.all_dead else EXIT_NOT_DONE
+            if count or args.all_dead:
+                _emit(args, {"requeued": count}, f"requeued {count} dead letter(s)")
+                return EXIT_OK
+            row = host.storage.outbox.get(args.id)
+            if row is None:  # a mistyped id is bad input, as `inbox done` says of one
+                raise EmrcommError(f"outbox requeue: no outbox row has the id {args.id} (give it in full, as "
+                                   "`emrcomm outbox` lists it)")
+            _emit(args, {"requeued": 0, "state": row.state},
+                  f"requeued 0 dead letter(s): {args.id} is {row.state}, not dead")
+            return EXIT_NOT_DONE
         counts = host.storage.outbox.counts()
         dead = [{"record_id": d.key, "request_id": d.request_id, "channel": d.channel, "state": d.state,
                  "attempts": d.attempts, "last_error": d.last_error} for d in host.storage.outbox.dead()]
