@@ -194,6 +194,68 @@ def test_a_process_started_before_a_rotation_that_retires_keys_stores_its_next_m
     assert service(make_host()).transport.read(second.record_ids[0])["text"] == NOTE
 
 
+def test_retire_keeps_a_key_a_process_was_still_storing_a_message_under_and_drops_it_a_later_time(
+        host: Host, make_host: Callable[..., Host], clock, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from emrcomm_portal.keyring import RETIRE_AFTER
+
+    send_note(host, "note-1")
+    old_key = messages(host).get(send_note(host, "note-0").record_ids[0])["key_id"]
+    rotating = service(make_host())  # `emrcomm keys rotate --retire`: another process, the same files
+    counted = rotating.messages.key_use
+    late: list[str] = []
+
+    def key_use_then_a_late_commit() -> dict[str, int]:
+        # The keys in use are counted; then `host`, which read the ring file just before the
+        # rotation saved it, commits a message it sealed under the key that was current then.
+        use = counted()
+        if not late:
+            monkeypatch.setattr(service(host).transport.ring, "_follow", lambda: None)
+            late.extend(send_note(host, "note-late").record_ids)
+            monkeypatch.undo()
+        return use
+
+    monkeypatch.setattr(rotating.messages, "key_use", key_use_then_a_late_commit)
+    done = rotating.rotate_keys(retire=True)
+    monkeypatch.undo()
+    assert messages(host).get(late[0])["key_id"] == old_key  # the race happened
+    assert old_key in done.kept and old_key not in done.retired
+    # Every other process (a restarted serve, the worker) opens the late message.
+    assert service(make_host()).transport.read(late[0])["text"] == NOTE
+    # A later --retire, once the key has been superseded long enough, re-encrypts it and drops the key.
+    clock.now += RETIRE_AFTER
+    again = service(make_host()).rotate_keys(retire=True)
+    assert old_key in again.retired and again.resealed == 3
+    fresh = make_host()
+    assert old_key not in service(fresh).transport.ring.keys
+    assert service(fresh).transport.read(late[0])["text"] == NOTE
+
+
+def test_keys_rotate_retire_says_which_keys_it_kept_and_why(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    send_note(host)
+    assert run_cli(host, "keys", "rotate", "--retire", "--json") == 0
+    first = json.loads(capsys.readouterr().out)
+    # the encryption key just superseded (the link key still signs the stored message's link)
+    assert first["retired"] == [] and len(first["kept"]) == 1
+    assert run_cli(host, "keys", "rotate", "--retire") == 0
+    assert "minutes ago: a process may still be storing a message under it" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("superseded", [{"k": "yesterday"}, {"k": "2026-12-01T10:00:00"}, ["k"], {"k": 5}])
+def test_a_key_ring_file_with_a_bad_superseded_time_is_refused_by_name(tmp_path: Path, superseded: object) -> None:
+    import os
+
+    from emrcomm_portal.keyring import KeyRing
+
+    path = tmp_path / "keyring.json"
+    KeyRing.generate().save(path)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "superseded": superseded}))
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigError, match=r"keyring.json: not a valid key ring"):
+        KeyRing.load(path)
+
+
 def test_a_database_restored_without_its_key_ring_stops_start_up_instead_of_making_a_new_ring(
         host: Host, make_host: Callable[..., Host], capsys: pytest.CaptureFixture[str]) -> None:
     outcome = send_note(host)

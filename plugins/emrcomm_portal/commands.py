@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from emrcomm import Command, ConfigError, print_result
+from emrcomm_portal.keyring import RETIRE_AFTER
 
 if TYPE_CHECKING:
     from emrcomm_portal import Plugin
@@ -50,10 +51,14 @@ def _keys(args: argparse.Namespace, plugin: Plugin) -> int:
     if args.action == "rotate":
         done = service.rotate_keys(retire=args.retire)
         data = {"key": done.key_id, "link_key": done.link_key_id, "reencrypted": done.resealed,
-                "retired": list(done.retired)}
+                "retired": list(done.retired), "kept": list(done.kept)}
+        minutes = int(RETIRE_AFTER.total_seconds() // 60)
         print_result(args, data, f"new current key {done.key_id} (link key {done.link_key_id}); "
                                  f"{done.resealed} message(s) re-encrypted"
-                                 + (f"; retired {', '.join(done.retired)}" if done.retired else ""))
+                                 + (f"; retired {', '.join(done.retired)}" if done.retired else "")
+                                 + (f"; kept {', '.join(done.kept)} (superseded less than {minutes} minutes ago: "
+                                    "a process may still be storing a message under it; `keys rotate --retire` "
+                                    "again later drops it)" if done.kept else ""))
         return 0
     ring, use = service.transport.ring, service.messages.key_use()
     if problem := service.missing_keys():

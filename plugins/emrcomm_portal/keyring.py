@@ -2,13 +2,15 @@
 and the link keys that sign magic links (HMAC-SHA256), with ids too.
 
 Stored as JSON ``{"current": id, "keys": {id: base64}, "link_current": id, "link_keys": {id:
-base64}}`` in a file readable by its owner only. A ring written before link keys existed gets
-one on first load.
+base64}, "superseded": {id: ISO time}}`` in a file readable by its owner only: ``superseded``
+says when each old key stopped being current. A ring written before link keys existed gets one
+on first load.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -24,6 +26,12 @@ from emrcomm import ConfigError
 # The token's first character says how it was made, so a later format can be told apart; it is
 # a digit so that the token is never a plain word a content inspector could mistake for a term.
 TOKEN_VERSION = "1"
+
+# How long a key that stopped being current stays in the ring even when no stored message uses
+# it: a process that encrypted under it just before the rotation reached the file may commit
+# that message a moment after ``keys rotate --retire`` counted the keys in use. A seal and its
+# commit are seconds apart at most (the store's busy timeout is 30 s); this is far more.
+RETIRE_AFTER = dt.timedelta(minutes=10)
 
 
 def new_key_id() -> str:
@@ -51,6 +59,7 @@ class KeyRing:
         self.current = current
         self.link_keys = link_keys
         self.link_current = link_current
+        self.superseded: dict[str, dt.datetime] = {}  # old key id -> when it stopped being current
         self.path = path
         self._lock = threading.Lock()
         self._seen = _stamp(path)  # the file as this ring last read or wrote it
@@ -80,7 +89,9 @@ class KeyRing:
             keys = {kid: base64.b64decode(v) for kid, v in data["keys"].items()}
             link_keys = {kid: base64.b64decode(v) for kid, v in data.get("link_keys", {}).items()} or None
             ring = cls(keys, data["current"], link_keys, data.get("link_current") if link_keys else None, path=path)
-        except (ValueError, KeyError, TypeError) as exc:
+            ring.superseded = {kid: _utc(dt.datetime.fromisoformat(at))
+                               for kid, at in data.get("superseded", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: not a valid key ring: {type(exc).__name__}") from None
         ring.needs_saving = "link_keys" not in data
         ring._seen = seen
@@ -103,6 +114,8 @@ class KeyRing:
             "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
             "link_current": self.link_current,
             "link_keys": {k: base64.b64encode(v).decode() for k, v in self.link_keys.items()},
+            "superseded": {k: at.isoformat() for k, at in self.superseded.items()
+                           if k in self.keys or k in self.link_keys},
         }
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -138,8 +151,9 @@ class KeyRing:
         return lid, TOKEN_VERSION + base64.b32encode(mac.digest()).decode().rstrip("=").lower()
 
     # rotation ----------------------------------------------------------------------------------
-    def rotate(self) -> tuple[str, str]:
-        """Add a new current encryption key and link key (old ones stay, to open old messages)."""
+    def rotate(self, now: dt.datetime) -> tuple[str, str]:
+        """Add a new current encryption key and link key (old ones stay, to open old messages);
+        ``now`` is kept as the time the old current ones were superseded."""
         kid = new_key_id()
         while kid in self.keys:
             kid = new_key_id()
@@ -148,17 +162,24 @@ class KeyRing:
             lid = new_key_id()
         self.keys[kid] = AESGCM.generate_key(bit_length=256)
         self.link_keys[lid] = secrets.token_bytes(32)
+        self.superseded[self.current] = self.superseded[self.link_current] = _utc(now)
         self.current, self.link_current = kid, lid
         return kid, lid
 
-    def retire(self, in_use: set[str]) -> list[str]:
-        """Drop the keys that are neither current nor used by a stored message; return their ids."""
-        dropped = [k for k in self.keys if k != self.current and k not in in_use]
-        dropped += [k for k in self.link_keys if k != self.link_current and k not in in_use]
+    def retire(self, in_use: set[str], now: dt.datetime) -> tuple[list[str], list[str]]:
+        """Drop the keys that are neither current nor used by a stored message, and stopped
+        being current at least ``RETIRE_AFTER`` before ``now`` (a key superseded by an earlier
+        release, with no time kept, counts as long ago). Returns the ids dropped and the ids
+        kept only because they were superseded too recently."""
+        old = [k for k in [*self.keys, *self.link_keys]
+               if k not in (self.current, self.link_current) and k not in in_use]
+        recent = [k for k in old if k in self.superseded and _utc(now) - self.superseded[k] < RETIRE_AFTER]
+        dropped = [k for k in old if k not in recent]
         for k in dropped:
             self.keys.pop(k, None)
             self.link_keys.pop(k, None)
-        return dropped
+            self.superseded.pop(k, None)
+        return dropped, recent
 
     def _key(self, table: dict[str, bytes], key_id: str) -> bytes:
         key = table.get(key_id)
@@ -184,8 +205,15 @@ class KeyRing:
             self._seen = fresh._seen
             self.keys.update(fresh.keys)
             self.link_keys.update(fresh.link_keys)
+            self.superseded.update(fresh.superseded)
             # The file is the authority: new messages go under its current keys from now on.
             self.current, self.link_current = fresh.current, fresh.link_current
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    if at.tzinfo is None:
+        raise ValueError("a key's superseded time has no offset")
+    return at.astimezone(dt.UTC)
 
 
 def _stamp(path: Path | None) -> tuple[int, int, int] | None:

@@ -74,6 +74,7 @@ class Rotation:
     link_key_id: str
     resealed: int
     retired: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # old keys no message uses, superseded too recently to drop
 
 
 class PortalService:
@@ -249,15 +250,17 @@ class PortalService:
         holds, and ``reseal()`` finishes the job.
         """
         ring = self.transport.ring
-        key_id, link_key_id = ring.rotate()
+        now = self.context.clock()
+        key_id, link_key_id = ring.rotate(now)
         ring.save()
         count = self.reseal()
-        retired: tuple[str, ...] = ()
+        retired: list[str] = []
+        kept: list[str] = []
         if retire:
-            retired = tuple(ring.retire(set(self.messages.key_use())))
+            retired, kept = ring.retire(set(self.messages.key_use()), now)
             ring.save()
         self.context.log.info("key ring rotated to %s; %d messages re-encrypted", key_id, count)
-        return Rotation(key_id, link_key_id, count, retired)
+        return Rotation(key_id, link_key_id, count, tuple(retired), tuple(kept))
 
     def missing_keys(self) -> str | None:
         """Why the key ring cannot open every stored message (the keys it lacks), or None."""
