@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of standard output")
     audit_sub.add_parser("public-key", parents=[common], help="print the public key auditors verify with (PEM)")
 
-    serve = sub.add_parser("serve", parents=[common], help="serve the portal's patient pages (an ASGI app)")
+    serve = sub.add_parser("serve", parents=[common], help="serve the FHIR API, the delivery callbacks, the portal, the staff pages and unsubscribe links")
     serve.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--forwarded-allow-ips", metavar="IPS", default=None,
@@ -673,7 +673,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.getLogger("emrcomm").setLevel(min(logging.getLogger().level, logging.INFO))
     with _host(args) as host:
-        print(f"emrcomm: serving the portal on http://{args.bind}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        print(f"emrcomm: serving on http://{args.bind}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
         serve(host, bind=args.bind, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
     return EXIT_OK
 

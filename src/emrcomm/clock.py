@@ -2,8 +2,8 @@
 SQLite (PostgreSQL times the outbox's and the notifications' leases by the database server's clock).
 
 A Host takes its clock as an argument; without one it uses :func:`default_clock`: the system's,
-or the system's shifted by ``EMRCOMM_CLOCK`` so that a whole run — the CLI, ``serve``, workers,
-a send pool's children — lives at another hour or date while time still moves (tests, demos).
+or the system's shifted by ``EMRCOMM_CLOCK`` so that a whole run — the CLI, ``serve``, workers —
+lives at another hour or date while time still moves (tests, demos).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def utcnow() -> dt.datetime:
 class ShiftedClock:
     """The system clock moved by ``offset``: it runs at real speed from another instant.
 
-    Picklable (a send pool's children get it), and two processes given the same offset agree.
+    Two processes given the same offset agree.
     """
 
     offset: dt.timedelta
