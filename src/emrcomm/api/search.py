@@ -40,16 +40,8 @@ _ESCAPED = {"|", ",", "$", "\\"}
 def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
     """The records query for a Communication search's parameters; ApiError 400 naming the
     parameter and what it takes."""
-    seen: dict[str, list[str]] = {}
-    for name, value in params:
-        if name not in PARAMS:
-            raise ApiError(400, "not-supported", f"unknown search parameter {name[:60]!r}; this server supports: "
-                           f"{', '.join(p for p in PARAMS if p != '_cursor')}", expression=name[:60])
-        seen.setdefault(name, []).append(value)
-    for name, values in seen.items():
-        if len(values) > 1 and name != "_lastUpdated":
-            raise ApiError(400, "invalid", f"{name} is given {len(values)} times: give several values once, "
-                           "separated by commas (any of them matches)", expression=name)
+    seen = _grouped(params, PARAMS, "this server supports", repeatable="_lastUpdated",
+                    once="give several values once, separated by commas (any of them matches)")
     one = {name: values[0] for name, values in seen.items()}
     _check_format(one)
     patients = {_patient(one[p], p) for p in ("subject", "patient") if p in one}
@@ -73,21 +65,29 @@ def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
 def request_identifier(params: Sequence[tuple[str, str]]) -> Identifier:
     """The identifier a CommunicationRequest search names (``identifier=<system>|<value>``, or
     ``|<value>`` for one without a system); ApiError 400 naming the parameter and what it takes."""
-    seen: dict[str, list[str]] = {}
-    for name, value in params:
-        if name not in REQUEST_PARAMS:
-            raise ApiError(400, "not-supported", f"unknown search parameter {name[:60]!r}; CommunicationRequests "
-                           f"are searched by: {', '.join(REQUEST_PARAMS)}", expression=name[:60])
-        seen.setdefault(name, []).append(value)
-    for name, values in seen.items():
-        if len(values) > 1:
-            raise ApiError(400, "invalid", f"{name} is given {len(values)} times: give it once", expression=name)
+    seen = _grouped(params, REQUEST_PARAMS, "CommunicationRequests are searched by", once="give it once")
     one = {name: values[0] for name, values in seen.items()}
     _check_format(one)
     if "identifier" not in one:
         raise ApiError(400, "required", "identifier is missing: CommunicationRequests are found by the identifier "
                        "they were sent with, identifier=<system>|<value>", expression="identifier")
     return _token(one["identifier"])
+
+
+def _grouped(params: Sequence[tuple[str, str]], known: Sequence[str], supported: str, *, once: str,
+             repeatable: str | None = None) -> dict[str, list[str]]:
+    """Each parameter's values, in order; ApiError 400 for a parameter not ``known`` (naming
+    what is, after ``supported``) or one given twice but ``repeatable`` (``once`` says what to do)."""
+    seen: dict[str, list[str]] = {}
+    for name, value in params:
+        if name not in known:
+            raise ApiError(400, "not-supported", f"unknown search parameter {name[:60]!r}; {supported}: "
+                           f"{', '.join(p for p in known if p != '_cursor')}", expression=name[:60])
+        seen.setdefault(name, []).append(value)
+    for name, values in seen.items():
+        if len(values) > 1 and name != repeatable:
+            raise ApiError(400, "invalid", f"{name} is given {len(values)} times: {once}", expression=name)
+    return seen
 
 
 def _token(text: str) -> Identifier:
