@@ -778,6 +778,10 @@ def test_search_filters(api: ApiClient, query: str, count: int) -> None:
     api.call("POST", "/fhir/CommunicationRequest", reminder("f-3", "Patient/none"))
     found = body(api.call("GET", "/fhir/Communication", query=query))
     assert len(found.get("entry", ())) == count, query
+    # The number of matches alone: the Bundle's total, no entry, however many there are.
+    for alone in ("_summary=count", "_count=0"):
+        counted = body(api.call("GET", "/fhir/Communication", query=f"{query}&{alone}"))
+        assert (counted["type"], counted["total"], "entry" in counted) == ("searchset", count, False), (query, alone)
 
 
 def test_a_search_time_whose_plus_was_not_url_encoded_says_to_write_it_as_2b(api: ApiClient) -> None:
@@ -788,8 +792,9 @@ def test_a_search_time_whose_plus_was_not_url_encoded_says_to_write_it_as_2b(api
     assert encoded.status_code == 200
 
 
-@pytest.mark.parametrize("query", ["name=x", "status=sent", "_count=0", "_count=x", "_lastUpdated=yesterday",
-                                   "_cursor=garbage", "category=nope", "patient=a/b/c", "status=completed&status=x"])
+@pytest.mark.parametrize("query", ["name=x", "status=sent", "_count=-1", "_count=x", "_lastUpdated=yesterday",
+                                   "_cursor=garbage", "category=nope", "patient=a/b/c", "status=completed&status=x",
+                                   "_summary=true", "_summary=data", "_summary=count&_summary=count"])
 def test_a_search_parameter_that_cannot_be_read_is_a_400_naming_it(api: ApiClient, query: str) -> None:
     answer = api.call("GET", "/fhir/Communication", query=query)
     assert answer.status_code == 400 and body(answer)["issue"][0]["diagnostics"]

@@ -18,6 +18,7 @@ SEARCH_PARAMS = (
     ("category", "token", "The request's category (http://emrcomm.org/fhir/CodeSystem/category)"),
     ("based-on", "reference", "The request: CommunicationRequest/<request id>"),
     ("_lastUpdated", "date", "When the message last changed (ge, gt, le, lt, eq)"),
+    ("_summary", "token", "count: the number of matches alone (Bundle.total), as _count=0 also asks"),
 )
 REQUEST_SEARCH_PARAMS = (
     ("identifier", "token", "The identifier the EMR sent the request with: <system>|<value> (|<value> for one "

@@ -419,6 +419,9 @@ class Api:
     async def search(self, request: Request, grant: Grant | None) -> Response:
         params = list(request.query_params.multi_items())
         query = search.parse(params, page_size=self.settings.page_size)
+        if query.limit == 0:
+            total = await run_in_threadpool(self.host.storage.records.count_matching, query)
+            return fhir_response(search.total_bundle(total, params, self.base(request)))
         found = await run_in_threadpool(self.host.storage.records.page, query)
         return fhir_response(search.bundle(found, query, params, self.base(request)))
 
@@ -428,14 +431,11 @@ class Api:
             raise ApiError(404, "not-found", f"no Communication {_shown(ident)}")
 
         def run() -> Response:
-            record = self.host.storage.records.get(ident)
-            rows = self.host.storage.db.query("SELECT updated FROM records WHERE id = ?", (ident,))
-            if record is None or not rows:
+            read = self.host.storage.records.read(ident)
+            if read is None:
                 raise ApiError(404, "not-found", f"no Communication {ident}")
-            from emrcomm.storage.times import parse_iso
-
             request.state.audit["record"] = ident
-            found = search.resource(record, parse_iso(rows[0]["updated"]))
+            found = search.resource(*read)
             return fhir_response(found, headers={"etag": f'W/"{found["meta"]["versionId"]}"'})
 
         return await run_in_threadpool(run)

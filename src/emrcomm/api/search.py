@@ -25,7 +25,8 @@ from emrcomm.limits import check_identifier
 from emrcomm.model import Category, Identifier, Record
 from emrcomm.storage.records import PageQuery
 
-PARAMS = ("subject", "patient", "status", "category", "based-on", "_lastUpdated", "_count", "_cursor", "_format")
+PARAMS = ("subject", "patient", "status", "category", "based-on", "_lastUpdated", "_count", "_summary", "_cursor",
+          "_format")
 STATUSES = ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown")
 PREFIXES = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": "eq", "": "eq"}
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -39,7 +40,8 @@ _ESCAPED = {"|", ",", "$", "\\"}
 
 def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
     """The records query for a Communication search's parameters; ApiError 400 naming the
-    parameter and what it takes."""
+    parameter and what it takes. ``_summary=count`` or ``_count=0`` ask for the number of
+    matches alone: a query whose limit is 0."""
     seen = _grouped(params, PARAMS, "this server supports", repeatable="_lastUpdated",
                     once="give several values once, separated by commas (any of them matches)")
     one = {name: values[0] for name, values in seen.items()}
@@ -54,8 +56,11 @@ def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
                        f"{', '.join(STATUSES)}", expression="status")
     categories = tuple(_category(c) for c in _list(one.get("category"), "category"))
     requests = tuple(_based_on(v) for v in _list(one.get("based-on"), "based-on"))
+    if one.get("_summary", "count") != "count":
+        raise ApiError(400, "not-supported", f"_summary={one['_summary'][:40]!r}: only _summary=count (the number "
+                       "of matches alone) is supported", expression="_summary")
     return PageQuery(
-        limit=_count(one.get("_count"), page_size), patient=next(iter(patients), None), statuses=statuses,
+        limit=0 if "_summary" in one else _count(one.get("_count"), page_size), patient=next(iter(patients), None), statuses=statuses,
         categories=categories, request_ids=requests,
         updated=tuple(b for v in seen.get("_lastUpdated", ()) for b in _updated(v)),
         after=_cursor(one["_cursor"]) if "_cursor" in one else None,
@@ -148,6 +153,12 @@ def bundle(found: Sequence[tuple[Record, dt.datetime]], query: PageQuery, params
     return out
 
 
+def total_bundle(total: int, params: Sequence[tuple[str, str]], base: str) -> dict[str, Any]:
+    """The searchset Bundle of a count-only search (``_summary=count``, ``_count=0``): its total, no entry."""
+    return {"resourceType": "Bundle", "type": "searchset", "total": total,
+            "link": [{"relation": "self", "url": f"{base}/Communication?{urlencode(params)}"}]}
+
+
 def resource(record: Record, updated: dt.datetime) -> dict[str, Any]:
     """The Communication for a record, with its version (events so far) and when it last changed."""
     res = communication(record)
@@ -214,8 +225,9 @@ def _based_on(value: str) -> str:
 def _count(value: str | None, default: int) -> int:
     if value is None:
         return default
-    if not re.fullmatch(r"[0-9]{1,6}", value) or int(value) < 1:
-        raise ApiError(400, "value", "_count must be a whole number of at least 1", expression="_count")
+    if not re.fullmatch(r"[0-9]{1,6}", value):
+        raise ApiError(400, "value", "_count must be a whole number (0 for the number of matches alone)",
+                       expression="_count")
     return min(int(value), 1000)
 
 

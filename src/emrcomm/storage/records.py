@@ -106,6 +106,14 @@ class Records(Protocol):
         when it last changed: what a FHIR search of Communications reads."""
         ...
 
+    def count_matching(self, query: PageQuery) -> int:
+        """How many records match ``query``'s filters (its limit and cursor aside): a search's total."""
+        ...
+
+    def read(self, id: str) -> tuple[Record, dt.datetime] | None:
+        """Record ``id`` and when it last changed: what a FHIR read of a Communication answers."""
+        ...
+
 
 @frozen
 class PageQuery:
@@ -329,21 +337,7 @@ class SqlRecords:
             yield from self._projected(rows[start:start + 500])
 
     def page(self, query: PageQuery) -> list[tuple[Record, dt.datetime]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if query.patient is not None:
-            where.append("patient = ?")
-            params.append(query.patient)
-        for column, values in (("status", query.statuses), ("category", query.categories),
-                               ("request_id", query.request_ids)):
-            if values:
-                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
-                params.extend(values)
-        for op, when in query.updated:
-            if op not in (">=", ">", "<=", "<"):
-                raise ValueError(f"operator {op!r}")
-            where.append(f"updated {op} ?")
-            params.append(iso(when))
+        where, params = _filters(query)
         if query.after is not None:
             recorded, last_id = query.after
             where.append("(recorded > ? OR (recorded = ? AND id > ?))")
@@ -353,6 +347,16 @@ class SqlRecords:
         rows = self.db.query(sql, (*params, query.limit))
         updated = {r["id"]: parse_iso(r["updated"]) for r in rows}
         return [(record, updated[record.id]) for record in self._projected(rows)]
+
+    def count_matching(self, query: PageQuery) -> int:
+        where, params = _filters(query)
+        rows = self.db.query("SELECT COUNT(*) AS n FROM records" + (" WHERE " + " AND ".join(where) if where else ""),
+                             tuple(params))
+        return int(rows[0]["n"])
+
+    def read(self, id: str) -> tuple[Record, dt.datetime] | None:
+        rows = self.db.query(f"SELECT {FACT_COLUMNS}, updated FROM records WHERE id = ?", (id,))
+        return next(((record, parse_iso(rows[0]["updated"])) for record in self._projected(rows)), None)
 
     def _projected(self, rows: Iterable[Row]) -> Iterator[Record]:
         rows = list(rows)
@@ -365,6 +369,26 @@ class SqlRecords:
             events[r["record_id"]].append(_event(r))
         for r in rows:
             yield project(_facts(r), events[r["id"]])
+
+
+def _filters(query: PageQuery) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and their parameters of a search's filters (not its cursor)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if query.patient is not None:
+        where.append("patient = ?")
+        params.append(query.patient)
+    for column, values in (("status", query.statuses), ("category", query.categories),
+                           ("request_id", query.request_ids)):
+        if values:
+            where.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    for op, when in query.updated:
+        if op not in (">=", ">", "<=", "<"):
+            raise ValueError(f"operator {op!r}")
+        where.append(f"updated {op} ?")
+        params.append(iso(when))
+    return where, params
 
 
 def identifier_key(identifier: Identifier) -> str:
