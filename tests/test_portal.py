@@ -237,6 +237,9 @@ def test_keys_rotate_retire_says_which_keys_it_kept_and_why(host: Host, capsys: 
     first = json.loads(capsys.readouterr().out)
     # the encryption key just superseded (the link key still signs the stored message's link)
     assert first["retired"] == [] and len(first["kept"]) == 1
+    assert run_cli(host, "keys", "list", "--json") == 0
+    listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed[first["key"]]["superseded"] is None and listed[first["kept"][0]]["superseded"] is not None
     assert run_cli(host, "keys", "rotate", "--retire") == 0
     assert "minutes ago: a process may still be storing a message under it" in capsys.readouterr().out
 

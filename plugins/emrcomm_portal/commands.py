@@ -66,12 +66,15 @@ def _keys(args: argparse.Namespace, plugin: Plugin) -> int:
     if ring.path is not None and not ring.path.exists():  # listed read-only: nothing was created
         print_result(args, [], f"no key ring yet ({ring.path}): it is created when the portal first keeps a message")
         return 0
-    rows = [{"id": k, "kind": "encryption", "current": k == ring.current, "messages": use.get(k, 0)}
-            for k in ring.keys]
-    rows += [{"id": k, "kind": "link", "current": k == ring.link_current, "messages": use.get(k, 0)}
-             for k in ring.link_keys]
+    rows = [{"id": k, "kind": kind, "current": k == current, "messages": use.get(k, 0),
+             "superseded": at.isoformat() if (at := ring.superseded.get(k)) is not None else None}
+            for kind, keys, current in (("encryption", ring.keys, ring.current), ("link", ring.link_keys,
+                                                                                  ring.link_current))
+            for k in keys]
     print_result(args, rows, "\n".join(f"{r['id']}  {r['kind']:<10}  {'current' if r['current'] else 'old':<7}  "
-                                       f"{r['messages']} message(s)" for r in rows))
+                                       f"{r['messages']} message(s)"
+                                       + (f", superseded {r['superseded']}" if r["superseded"] else "")
+                                       for r in rows))
     return 0
 
 
