@@ -15,10 +15,12 @@ that files the records, so the log costs no extra fsync on the send path (docs/a
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import threading
@@ -34,6 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from emrcomm.audit_index import FORGED, INTACT, KEYLESS, SEQ_LIMIT, SIGNED, UNSIGNED, EntryIndex, link
 from emrcomm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("emrcomm.audit")
 
 GENESIS = "0" * 64
+GENESIS_LINK = bytes.fromhex(GENESIS)  # the first entry's prev, as the index keeps links
 HEAD_DOMAIN = b"emrcomm-audit-head\x00"
 AUDIT_SYSTEM = "http://emrcomm.org/fhir/CodeSystem/audit-event"
 AUDIT_LOG_SYSTEM = "http://emrcomm.org/fhir/NamingSystem/audit-log"
@@ -528,15 +532,6 @@ class Report:
         }
 
 
-@frozen
-class _Row:
-    position: int
-    seq: int | None
-    prev: str | None
-    hash: str
-    intact: bool  # content matches its hash and the signature is good
-
-
 def _verify_signature(keys: Mapping[str, Ed25519PublicKey], kid: Any, sig: bytes, message: bytes) -> bool | None:
     """True/False, or None when ``kid`` is not a trusted key."""
     public = keys.get(kid) if isinstance(kid, str) else None
@@ -555,125 +550,54 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
     ``keys`` are the trusted public keys (the key file's, and any an auditor supplies).
     ``anchor`` is an (entry number, hash) noted earlier, e.g. from a previous verify: the entry
     must still be there with that hash, which finds a log rewritten or cut before it.
+
+    The log is read once, in storage order; what the later checks need of each entry goes to an
+    :class:`~emrcomm.audit_index.EntryIndex` on disk, so that memory does not grow with the log's
+    length (docs/audit.md): only the problems found are kept in memory.
     """
     trusted = {key_id(k): k for k in keys}
-    problems: list[Problem] = []
-    rows: list[_Row] = []
-    unsigned: set[int] = set()  # positions of entries without a signature of their own
-    keyless: dict[int, _Row] = {}  # signed with a key not given (reported as such): they still vouch
-    logged: set[str] = set()  # the requests the entries name: every request in the store must be one
-    for position, row in enumerate(store.audit.entries(), 1):
-        text = row["entry"]
-        try:
-            entry = json.loads(text)
-            seq = entry["seq"] if isinstance(entry.get("seq"), int) else None
-        except (json.JSONDecodeError, AttributeError):
-            entry, seq = {}, None
-        if isinstance(entry.get("request"), str):
-            logged.add(entry["request"])
-        digest = row["hash"]  # of the stored text: what the next entry's prev and the signature vouch for
-        if seq is None:
-            problems.append(Problem("edited", f"the entry at position {position} is not an entry (edited)",
-                                    seq, position))
-            rows.append(_Row(position, seq, None, digest, False))
-            continue
-        name = f"entry {seq}"
-        if not row["sig"]:  # vouched for by the next entry's link, checked below
-            unsigned.add(position)
-            rows.append(_Row(position, seq, entry.get("prev"), digest, True))
-            continue
-        signed = _verify_signature(trusted, entry.get("key"), row["sig"], bytes.fromhex(digest))
-        if signed is None:
-            keyless.setdefault(seq, _Row(position, seq, entry.get("prev"), digest, False))
-            problems.append(Problem("key", f"{name}: signed with key {entry.get('key')!r}, which is not a trusted "
-                                           "key (give the right one with --public-key)", seq, position))
-        elif not signed:
-            problems.append(Problem("forged", f"{name}: the signature does not match its content "
-                                              "(edited, or rewritten or inserted without the key)", seq, position))
-        elif entry.get("kind") == "audit.anomaly":
-            problems.append(Problem("anomaly", f"{name}: the log found, when it was next written, that "
-                                               f"{entry.get('problem')}", seq, position))
-        rows.append(_Row(position, seq, entry.get("prev"), digest, bool(signed)))
-
-    by_seq: dict[int, _Row] = {}
-    for r in rows:
-        if r.seq is not None and r.intact and r.seq not in by_seq:
-            by_seq[r.seq] = r
-    present = {r.seq for r in rows if r.seq is not None}
-    expected = 1
-    reported: set[int] = set()
-    for r in rows:
-        if r.seq is None or not r.intact:
-            expected = max(expected, (r.seq or 0) + 1)
-            continue
-        first = by_seq[r.seq]
-        if first is not r:
-            problems.append(Problem("inserted", f"entry {r.seq} appears twice (positions {first.position} and "
-                                                f"{r.position}): a copy was inserted", r.seq, r.position))
-            continue
-        if r.seq > expected:
-            gap = list(range(expected, r.seq))
-            later = [s for s in gap if s in present]
-            missing = [s for s in gap if s not in present]
-            if missing:
-                span = _span(missing)
-                problems.append(Problem("deleted", f"entr{'y' if len(missing) == 1 else 'ies'} {span} "
-                                        f"{'is' if len(missing) == 1 else 'are'} missing: deleted "
-                                        f"(entry {r.seq} follows entry {expected - 1 if expected > 1 else 'none'})",
-                                        missing[0], r.position))
-            if later:
-                problems.append(Problem("reordered", f"entry {r.seq} (position {r.position}) comes before entr"
-                                        f"{'y' if len(later) == 1 else 'ies'} {_span(later)}: the log was reordered",
-                                        r.seq, r.position))
-                reported.update(later)
-        elif r.seq < expected and r.seq not in reported:
-            problems.append(Problem("reordered", f"entry {r.seq} (position {r.position}) comes after entry "
-                                    f"{expected - 1}: the log was reordered", r.seq, r.position))
-        wanted_prev = GENESIS if r.seq == 1 else (by_seq[r.seq - 1].hash if r.seq - 1 in by_seq else None)
-        if wanted_prev is not None and r.prev != wanted_prev:
-            problems.append(Problem("inserted", f"entry {r.seq} does not follow entry {r.seq - 1} in the chain "
-                                    "(an entry was replaced or inserted)", r.seq, r.position))
-        expected = max(expected, r.seq + 1)
-
-    last_seq = max(present) if present else 0
-    head = store.audit.head()
-    head_ok = head is not None and any(
-        _verify_signature(trusted, kid, head["sig"], head_message(head["seq"], head["hash"])) for kid in trusted)
-    problems += _unvouched(rows, unsigned, {**keyless, **by_seq},
-                           (head["seq"], head["hash"]) if head is not None and head_ok else None)
-    if head is None:
-        if rows:
-            problems.append(Problem("head", "the signed head is missing: entries may have been removed from the end"))
-        elif store.audit.witnessed():
-            problems.append(Problem("truncated", REMOVED))
-    else:
-        if not head_ok:
-            problems.append(Problem("head", f"the signed head (entry {head['seq']}) has a signature that does "
-                                            "not match (edited)", head["seq"]))
-        elif head["seq"] > last_seq:
-            span = _span(list(range(last_seq + 1, head["seq"] + 1)))
-            problems.append(Problem("truncated", f"the log ends at entry {last_seq} but its signed head says "
-                                    f"{head['seq']}: entr{'y' if head['seq'] == last_seq + 1 else 'ies'} {span} "
-                                    "were cut off the end (truncated)", last_seq + 1))
-        elif head["seq"] in by_seq and by_seq[head["seq"]].hash != head["hash"]:
-            problems.append(Problem("head", f"the signed head does not match entry {head['seq']}", head["seq"]))
-    if rows and not any(p.what in ("deleted", "truncated", "head") for p in problems):
-        # An end cut back to a head signed earlier (kept from a copy of the database) checks out
-        # by itself; the requests whose decisions were cut are still in the store. (Entries found
-        # missing otherwise are named already.)
-        unlogged = [rid for rid in store.audit.request_ids() if rid not in logged]
-        if unlogged:
-            problems.append(Problem("truncated", f"{len(unlogged)} request(s) in the store have no entry in the log "
-                                    f"(first: {unlogged[0]!r}): their entries were removed, or the log was cut "
-                                    "back to a head signed earlier"))
-    if anchor is not None:
-        seq, hash_hex = anchor
-        found = by_seq.get(seq)
-        if found is None or found.hash != hash_hex:
-            problems.append(Problem("anchor", f"entry {seq} is not the one noted earlier ({hash_hex[:12]}…): the "
-                                              "log was rewritten or cut before it", seq))
+    with EntryIndex() as index:
+        problems, count, last_seq = _check_entries(store, trusted, index)
+        index.finish()
+        problems += _check_order(index)
+        head = store.audit.head()
+        head_ok = head is not None and any(
+            _verify_signature(trusted, kid, head["sig"], head_message(head["seq"], head["hash"])) for kid in trusted)
+        problems += _unvouched(index, (head["seq"], head["hash"]) if head is not None and head_ok else None)
+        if head is None:
+            if count:
+                problems.append(Problem("head", "the signed head is missing: entries may have been removed from the end"))
+            elif store.audit.witnessed():
+                problems.append(Problem("truncated", REMOVED))
+        else:
+            named = index.hash_of(head["seq"])
+            if not head_ok:
+                problems.append(Problem("head", f"the signed head (entry {head['seq']}) has a signature that does "
+                                                "not match (edited)", head["seq"]))
+            elif head["seq"] > last_seq:
+                span = _span([(last_seq + 1, head["seq"] + 1)])
+                problems.append(Problem("truncated", f"the log ends at entry {last_seq} but its signed head says "
+                                        f"{head['seq']}: entr{'y' if head['seq'] == last_seq + 1 else 'ies'} {span} "
+                                        "were cut off the end (truncated)", last_seq + 1))
+            elif named is not None and named.hex() != head["hash"]:
+                problems.append(Problem("head", f"the signed head does not match entry {head['seq']}", head["seq"]))
+        if count and not any(p.what in ("deleted", "truncated", "head") for p in problems):
+            # An end cut back to a head signed earlier (kept from a copy of the database) checks out
+            # by itself; the requests whose decisions were cut are still in the store. (Entries found
+            # missing otherwise are named already.)
+            unlogged, first = index.unnamed(store.audit.request_ids())
+            if unlogged:
+                problems.append(Problem("truncated", f"{unlogged} request(s) in the store have no entry in the log "
+                                        f"(first: {first!r}): their entries were removed, or the log was cut "
+                                        "back to a head signed earlier"))
+        if anchor is not None:
+            seq, hash_hex = anchor
+            found = index.hash_of(seq)
+            if found is None or found.hex() != hash_hex:
+                problems.append(Problem("anchor", f"entry {seq} is not the one noted earlier ({hash_hex[:12]}…): the "
+                                                  "log was rewritten or cut before it", seq))
     return Report(
-        entries=len(rows),
+        entries=count,
         head_seq=head["seq"] if head else None,
         head_hash=head["hash"] if head else None,
         keys=tuple(sorted(trusted)),
@@ -682,32 +606,150 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
     )
 
 
-def _unvouched(rows: list[_Row], unsigned: set[int], by_seq: Mapping[int, _Row],
-               head: tuple[int, str] | None) -> list[Problem]:
+def _check_entries(store: Store, trusted: Mapping[str, Ed25519PublicKey],
+                   index: EntryIndex) -> tuple[list[Problem], int, int]:
+    """Each entry by itself, in storage order: is it an entry, does its signature match, by a
+    trusted key, is it an anomaly the log wrote about itself. What the order's checks need, and
+    the requests the entries name, go to ``index``. Returns the problems, the number of entries
+    and the highest entry number (0 when none has one)."""
+    problems: list[Problem] = []
+    count = 0
+    highest: int | None = None
+    for position, row in enumerate(store.audit.entries(), 1):
+        count = position
+        text = row["entry"]
+        try:
+            entry = json.loads(text)
+            seq = entry["seq"] if isinstance(entry.get("seq"), int) and -SEQ_LIMIT < entry["seq"] < SEQ_LIMIT else None
+        except (json.JSONDecodeError, AttributeError):
+            entry, seq = {}, None
+        if isinstance(entry.get("request"), str):
+            index.name(entry["request"])
+        digest = row["hash"]  # of the stored text: what the next entry's prev and the signature vouch for
+        if seq is None:
+            problems.append(Problem("edited", f"the entry at position {position} is not an entry (edited)",
+                                    seq, position))
+            continue
+        highest = seq if highest is None else max(highest, seq)
+        name = f"entry {seq}"
+        if not row["sig"]:  # vouched for by the next entry's link, checked by _unvouched
+            index.add(position, int(seq), UNSIGNED, link(entry.get("prev")), bytes.fromhex(digest))
+            continue
+        signed = _verify_signature(trusted, entry.get("key"), row["sig"], bytes.fromhex(digest))
+        if signed is None:
+            state = KEYLESS
+            problems.append(Problem("key", f"{name}: signed with key {entry.get('key')!r}, which is not a trusted "
+                                           "key (give the right one with --public-key)", seq, position))
+        elif not signed:
+            state = FORGED
+            problems.append(Problem("forged", f"{name}: the signature does not match its content "
+                                              "(edited, or rewritten or inserted without the key)", seq, position))
+        else:
+            state = SIGNED
+            if entry.get("kind") == "audit.anomaly":
+                problems.append(Problem("anomaly", f"{name}: the log found, when it was next written, that "
+                                                   f"{entry.get('problem')}", seq, position))
+        index.add(position, int(seq), state, link(entry.get("prev")), bytes.fromhex(digest))
+    return problems, count, highest if highest is not None else 0
+
+
+def _check_order(index: EntryIndex) -> list[Problem]:
+    """The entries in storage order against their numbers: each number once, none missing, none
+    out of place, and each intact entry linked to the intact one numbered before it."""
+    problems: list[Problem] = []
+    expected = 1  # one more than the highest number so far
+    reported: list[tuple[int, int]] = []  # runs of numbers already named as coming later, ascending
+    for pos, seq, state, prev, first, wanted in index.in_order():
+        if state not in INTACT:
+            expected = max(expected, seq + 1)
+            continue
+        if first != pos:
+            problems.append(Problem("inserted", f"entry {seq} appears twice (positions {first} and "
+                                                f"{pos}): a copy was inserted", seq, pos))
+            continue
+        if seq > expected:
+            later = list(_runs(index.numbers(expected, seq)))  # numbers of the gap found further on
+            missing = _complement(expected, seq, later)
+            if missing:
+                one = _count(missing) == 1
+                problems.append(Problem("deleted", f"entr{'y' if one else 'ies'} {_span(missing)} "
+                                        f"{'is' if one else 'are'} missing: deleted "
+                                        f"(entry {seq} follows entry {expected - 1 if expected > 1 else 'none'})",
+                                        missing[0][0], pos))
+            if later:
+                problems.append(Problem("reordered", f"entry {seq} (position {pos}) comes before entr"
+                                        f"{'y' if _count(later) == 1 else 'ies'} {_span(later)}: the log was reordered",
+                                        seq, pos))
+                reported.append((expected, seq))  # every number of it some entry has is in `later`
+        elif seq < expected and not _within(reported, seq):
+            problems.append(Problem("reordered", f"entry {seq} (position {pos}) comes after entry "
+                                    f"{expected - 1}: the log was reordered", seq, pos))
+        wanted_prev = GENESIS_LINK if seq == 1 else wanted
+        if wanted_prev is not None and prev != wanted_prev:
+            problems.append(Problem("inserted", f"entry {seq} does not follow entry {seq - 1} in the chain "
+                                    "(an entry was replaced or inserted)", seq, pos))
+        expected = max(expected, seq + 1)
+    return problems
+
+
+def _unvouched(index: EntryIndex, head: tuple[int, str] | None) -> list[Problem]:
     """Unsigned entries that nothing signed vouches for. An entry without a signature of its own
     (every entry of a transaction but its last) is vouched for when the entry after it in the
     chain links to its hash and is itself signed or vouched for, or when the signed head names it."""
-    vouched: set[int] = set()
-    for seq in sorted(by_seq, reverse=True):
-        row = by_seq[seq]
-        after = by_seq.get(seq + 1)
-        if (row.position not in unsigned or (head is not None and head == (seq, row.hash))
-                or (after is not None and after.seq in vouched and after.prev == row.hash)):
-            vouched.add(seq)
+    found: list[tuple[int, int]] = []  # (position, number)
+    after: tuple[int, bool, bytes | None] | None = None  # the entry numbered next: number, vouched for, link
+    for seq, pos, state, prev, digest in index.chain():
+        vouched = (state != UNSIGNED or (head is not None and head == (seq, digest.hex()))
+                   or (after is not None and after[0] == seq + 1 and after[1] and after[2] == digest))
+        if not vouched:
+            found.append((pos, seq))
+        after = (seq, vouched, prev)
+    return [Problem("forged", f"entry {seq}: not signed, and no signed entry after it vouches for it "
+                              "(rewritten or added without the key)", seq, pos) for pos, seq in sorted(found)]
+
+
+def _runs(numbers: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """Ascending numbers as runs of consecutive ones, each [low, high)."""
+    low = high = 0
+    started = False
+    for n in numbers:
+        if started and n == high:
+            high += 1
+            continue
+        if started:
+            yield low, high
+        low, high, started = n, n + 1, True
+    if started:
+        yield low, high
+
+
+def _complement(low: int, high: int, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The runs of [low, high) outside ``runs`` (ascending, inside it)."""
     out = []
-    for row in rows:
-        if row.position in unsigned and row.seq is not None and by_seq.get(row.seq) is row and row.seq not in vouched:
-            out.append(Problem("forged", f"entry {row.seq}: not signed, and no signed entry after it vouches for it "
-                                         "(rewritten or added without the key)", row.seq, row.position))
+    for start, end in runs:
+        if start > low:
+            out.append((low, start))
+        low = end
+    if high > low:
+        out.append((low, high))
     return out
 
 
-def _span(numbers: list[int]) -> str:
-    if len(numbers) == 1:
-        return str(numbers[0])
-    if numbers == list(range(numbers[0], numbers[-1] + 1)):
-        return f"{numbers[0]}-{numbers[-1]}"
-    return ", ".join(str(n) for n in numbers)
+def _count(runs: list[tuple[int, int]]) -> int:
+    return sum(high - low for low, high in runs)
+
+
+def _within(runs: list[tuple[int, int]], n: int) -> bool:
+    i = bisect.bisect_right(runs, (n, math.inf)) - 1
+    return i >= 0 and runs[i][0] <= n < runs[i][1]
+
+
+def _span(runs: list[tuple[int, int]]) -> str:
+    """Numbers (as runs) as a reader wants them: ``7``, ``10-12``, or every one: ``3, 5, 6``."""
+    if len(runs) == 1:
+        low, high = runs[0]
+        return str(low) if high - low == 1 else f"{low}-{high - 1}"
+    return ", ".join(str(n) for low, high in runs for n in range(low, high))
 
 
 # ------------------------------------------------------------------------------------ export
