@@ -429,6 +429,19 @@ def test_audit_verify_command_passes_then_names_the_edited_entry(
     assert json.loads(out)["problems"][0]["seq"] == 2
 
 
+def test_audit_verify_that_cannot_keep_its_index_fails_and_says_so(
+        tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from emrcomm import audit_index
+
+    config = cli_host(tmp_path, clock)
+    # A disk with room for the index's empty tables, and no more.
+    monkeypatch.setattr(audit_index, "_SCHEMA", audit_index._SCHEMA + "PRAGMA max_page_count = 3;")
+    code, out, err = run(capsys, "audit", "verify", "--config", str(config))
+    assert code == 2 and "check out" not in out
+    assert "could not keep its index of the entries in a temporary file (database or disk is full)" in err
+    assert "nothing was verified" in err and "SQLITE_TMPDIR" in err
+
+
 def test_audit_verify_with_a_public_key_only(tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
     config = cli_host(tmp_path, clock)
     code, pem, _ = run(capsys, "audit", "public-key", "--config", str(config))

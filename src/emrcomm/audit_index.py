@@ -10,10 +10,13 @@ verify opens the store read-only, where PostgreSQL refuses even a temporary tabl
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+
+from emrcomm.errors import EmrcommError
 
 # What verify found about an entry with a number (an entry without one is reported and not kept).
 UNSIGNED = 0  # no signature of its own: vouched for by the chain (or not: verify says which)
@@ -43,6 +46,19 @@ FROM entry WHERE state IN (0, 1, 2) GROUP BY seq;
 """
 
 
+class IndexFailed(EmrcommError):
+    """The index could not be kept (no room on disk, no temporary folder): verify did not run."""
+
+
+@contextlib.contextmanager
+def _on_disk() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise IndexFailed(f"audit verify could not keep its index of the entries in a temporary file ({exc}); "
+                          "nothing was verified: point SQLITE_TMPDIR (or TMPDIR) at a folder with room") from exc
+
+
 def link(prev: object) -> bytes | None:
     """An entry's ``prev`` as the bytes of the hash it names, or None when it names no hash (a
     hash is a SHA-256 hex digest, lowercase: anything else equals no entry's hash)."""
@@ -53,11 +69,12 @@ class EntryIndex:
     """Filled in storage order by :meth:`add` and :meth:`name`, then read after :meth:`finish`."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode = OFF")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.executescript(_SCHEMA)
-        self._db.execute("BEGIN")
+        with _on_disk():
+            self._db = sqlite3.connect("", isolation_level=None)
+            self._db.execute("PRAGMA journal_mode = OFF")
+            self._db.execute("PRAGMA synchronous = OFF")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("BEGIN")
         self._entries: list[tuple[int, int, int, bytes | None, bytes]] = []
         self._named: list[tuple[str]] = []
 
@@ -85,43 +102,50 @@ class EntryIndex:
             self._flush()
 
     def _flush(self) -> None:
-        self._db.executemany("INSERT INTO entry (pos, seq, state, prev, hash) VALUES (?, ?, ?, ?, ?)", self._entries)
-        self._db.executemany("INSERT OR IGNORE INTO named (id) VALUES (?)", self._named)
+        with _on_disk():
+            self._db.executemany("INSERT INTO entry (pos, seq, state, prev, hash) VALUES (?, ?, ?, ?, ?)",
+                                 self._entries)
+            self._db.executemany("INSERT OR IGNORE INTO named (id) VALUES (?)", self._named)
         self._entries, self._named = [], []
 
     def finish(self) -> None:
         """Index what was added by number; :meth:`add` and :meth:`name` are done."""
         self._flush()
-        self._db.execute("COMMIT")
-        self._db.executescript(_BY_SEQ)
+        with _on_disk():
+            self._db.execute("COMMIT")
+            self._db.executescript(_BY_SEQ)
 
     def in_order(self) -> Iterator[tuple[int, int, int, bytes | None, int | None, bytes | None]]:
         """Every entry in storage order: position, number, state, link, the position of the
         first intact entry with its number, and the hash of the first intact entry with the
         number before (None when there is none)."""
-        return iter(self._db.execute(
-            "SELECT e.pos, e.seq, e.state, e.prev, f.first, w.hash FROM entry e LEFT JOIN by_seq f ON f.seq = e.seq "
-            "LEFT JOIN by_seq b ON b.seq = e.seq - 1 LEFT JOIN entry w ON w.pos = b.first ORDER BY e.pos"))
+        with _on_disk():
+            yield from self._db.execute(
+                "SELECT e.pos, e.seq, e.state, e.prev, f.first, w.hash FROM entry e LEFT JOIN by_seq f ON f.seq = e.seq "
+                "LEFT JOIN by_seq b ON b.seq = e.seq - 1 LEFT JOIN entry w ON w.pos = b.first ORDER BY e.pos")
 
     def numbers(self, low: int, high: int) -> Iterator[int]:
         """The numbers in [low, high) some entry carries (intact or not), ascending."""
-        for (seq,) in self._db.execute("SELECT DISTINCT seq FROM entry WHERE seq >= ? AND seq < ? ORDER BY seq",
-                                       (low, high)):
-            yield seq
+        with _on_disk():
+            for (seq,) in self._db.execute("SELECT DISTINCT seq FROM entry WHERE seq >= ? AND seq < ? ORDER BY seq",
+                                           (low, high)):
+                yield seq
 
     def chain(self) -> Iterator[tuple[int, int, int, bytes | None, bytes]]:
         """Per number, highest first: the first intact entry, else the first signed with a key
         not given (number, position, state, link, hash)."""
-        return iter(self._db.execute(
-            "SELECT b.seq, e.pos, e.state, e.prev, e.hash FROM by_seq b "
-            "JOIN entry e ON e.pos = COALESCE(b.first, b.keyless) ORDER BY b.seq DESC"))
+        with _on_disk():
+            yield from self._db.execute(
+                "SELECT b.seq, e.pos, e.state, e.prev, e.hash FROM by_seq b "
+                "JOIN entry e ON e.pos = COALESCE(b.first, b.keyless) ORDER BY b.seq DESC")
 
     def hash_of(self, seq: int) -> bytes | None:
         """The hash of the first intact entry numbered ``seq``."""
         if not -SEQ_LIMIT < seq < SEQ_LIMIT:
             return None
-        rows = self._db.execute("SELECT e.hash FROM by_seq b JOIN entry e ON e.pos = b.first WHERE b.seq = ?",
-                                (seq,)).fetchall()
+        with _on_disk():
+            rows = self._db.execute("SELECT e.hash FROM by_seq b JOIN entry e ON e.pos = b.first WHERE b.seq = ?",
+                                    (seq,)).fetchall()
         return rows[0][0] if rows else None
 
     def unnamed(self, ids: Iterable[str]) -> tuple[int, str | None]:
@@ -132,8 +156,9 @@ class EntryIndex:
             if rid is not None:
                 chunk.append(rid)
             if chunk and (rid is None or len(chunk) >= 500):
-                found = {row[0] for row in self._db.execute(
-                    f"SELECT id FROM named WHERE id IN ({', '.join('?' * len(chunk))})", chunk)}
+                with _on_disk():
+                    found = {row[0] for row in self._db.execute(
+                        f"SELECT id FROM named WHERE id IN ({', '.join('?' * len(chunk))})", chunk)}
                 for each in chunk:
                     if each not in found:
                         count += 1
