@@ -246,6 +246,67 @@ def test_if_none_exist_answers_the_existing_request_with_200(api: ApiClient) -> 
     assert len(sms_sent(api.host)) == 1
 
 
+def test_if_none_exist_finds_a_request_with_an_id_of_its_own_by_its_identifier(api: ApiClient) -> None:
+    # The EMR's retry made a new resource id: the identifier, not the id, says it is the same message.
+    ident = [{"system": "urn:emr:appointments", "value": "A-70"}]
+    assert api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=ident)).status_code == 201
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("own-2", identifier=ident),
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-70")])
+    assert again.status_code == 200 and again.headers["location"].endswith("/CommunicationRequest/own-1")
+    assert len(sms_sent(api.host)) == 1
+
+
+@pytest.mark.parametrize("condition", [
+    "CommunicationRequest?identifier=urn%3Aemr%3Aappointments%7CA-71",  # HAPI's BundleBuilder, Firely
+    "http://portal.test/fhir/CommunicationRequest?identifier=urn%3Aemr%3Aappointments%7CA-71",  # HAPI's client
+    "identifier=urn:emr:appointments|A-71"])
+def test_if_none_exist_may_name_the_type_or_its_url_before_the_query(api: ApiClient, condition: str) -> None:
+    ident = [{"system": "urn:emr:appointments", "value": "A-71"}]
+    api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=ident))
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("own-2", identifier=ident),
+                     headers=[(b"if-none-exist", condition.encode())])
+    assert again.status_code == 200, again.text
+    assert len(sms_sent(api.host)) == 1
+
+
+def test_if_none_exist_reads_escapes_as_the_search_does(api: ApiClient) -> None:
+    ident = [{"system": "urn:emr:appointments", "value": "A|72"}]
+    api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=ident))
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("own-2", identifier=ident),
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A\\|72")])
+    assert again.status_code == 200 and len(sms_sent(api.host)) == 1
+
+
+def test_if_none_exist_matching_several_requests_is_412_and_sends_nothing(api: ApiClient) -> None:
+    ident = [{"system": "urn:emr:appointments", "value": "A-73"}]
+    for rid in ("own-1", "own-2"):
+        api.call("POST", "/fhir/CommunicationRequest", reminder(rid, identifier=ident))
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("own-3", identifier=ident),
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-73")])
+    assert again.status_code == 412 and body(again)["issue"][0]["code"] == "multiple-matches"
+    assert len(sms_sent(api.host)) == 2
+
+
+@pytest.mark.parametrize("condition", ["Patient?identifier=a|b", "identifier=a", "identifier=a|b&status=active",
+                                       "name=x", "_id=not%20an%20id"])
+def test_an_if_none_exist_that_cannot_be_read_is_a_400_and_nothing_is_sent(api: ApiClient, condition: str) -> None:
+    answer = api.call("POST", "/fhir/CommunicationRequest", reminder("own-1"),
+                      headers=[(b"if-none-exist", condition.encode())])
+    assert answer.status_code == 400 and body(answer)["issue"][0]["expression"] == ["If-None-Exist"], answer.text
+    assert sms_sent(api.host) == []
+
+
+def test_a_batch_entrys_if_none_exist_finds_a_request_with_an_id_of_its_own(api: ApiClient) -> None:
+    ident = [{"system": "urn:emr:appointments", "value": "A-74"}]
+    api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=ident))
+    entry = {"request": {"method": "POST", "url": "CommunicationRequest",
+                         "ifNoneExist": "CommunicationRequest?identifier=urn:emr:appointments|A-74"},
+             "resource": reminder("own-2", identifier=ident)}
+    [answer] = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [entry]}))["entry"]
+    assert answer["response"]["status"] == "200 OK"
+    assert answer["response"]["location"] == "CommunicationRequest/own-1" and len(sms_sent(api.host)) == 1
+
+
 def test_if_none_exist_never_decides_again_even_a_blocked_request(api: ApiClient) -> None:
     ident = [{"system": "urn:emr:appointments", "value": "A-78"}]
     blocked = {k: v for k, v in reminder("x", "Patient/none", identifier=ident).items() if k != "id"}

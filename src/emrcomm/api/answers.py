@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from emrcomm.host import Host
 
 OUTCOME_SYSTEM = f"{BASE}/CodeSystem/outcome"
-HTTP_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large",
-                422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable"}
+HTTP_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 409: "Conflict",
+                412: "Precondition Failed", 413: "Payload Too Large", 422: "Unprocessable Entity",
+                500: "Internal Server Error", 503: "Service Unavailable"}
 # CommunicationRequest.status for how a request ended.
 REQUEST_STATUS = {Status.SENT: "completed", Status.STORED: "completed", Status.QUEUED: "active",
                   Status.HELD: "on-hold", Status.BLOCKED: "revoked", Status.FAILED: "revoked"}

@@ -256,7 +256,7 @@ class Api:
     def _create(self, request: Request, data: dict[str, Any], condition: str | None, prefer: str) -> Response:
         req = fhir.parse_request(data, limits=self.limits)
         request.state.audit["request"] = req.id
-        standing = self._standing(_conditional_id(condition)) if condition is not None else None
+        standing = self._matching(condition) if condition is not None else None
         # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
         outcome = standing or self.host.send(req)
         return self._answer(request, outcome, None if standing else data)
@@ -265,6 +265,22 @@ class Api:
         """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
         row = self.host.storage.records.request(ident)
         return None if row is None else self._standing_of(row)
+
+    def _matching(self, condition: str) -> Outcome | None:
+        """How the request an ``If-None-Exist`` names stands (None: there is none, so create it):
+        ``_id=<id>``, or ``identifier=<system>|<value>`` as the search reads it, which finds a
+        request with an id of its own too. ApiError 412 when several requests have the identifier."""
+        name, value = _condition(condition)
+        if name == "_id":
+            return self._standing(value)
+        identifier = search.identifier_token(value, "If-None-Exist")
+        rows = self.host.storage.records.requests_by_identifier(identifier, limit=2)
+        if len(rows) > 1:
+            raise ApiError(412, "multiple-matches", "If-None-Exist: several requests were sent with this identifier "
+                           "(GET CommunicationRequest?identifier=… lists them); nothing was sent",
+                           expression="If-None-Exist")
+        # A request filed before schema 6 kept no identifier: found by the id derived from it.
+        return self._standing_of(rows[0]) if rows else self._standing(fhir.derived_request_id(identifier))
 
     def _standing_of(self, row: RequestRow) -> Outcome:
         records = [r for r in self.host.storage.records.for_request(row.id) if r.id in row.record_ids]
@@ -376,7 +392,7 @@ class Api:
                 continue
             try:
                 req = fhir.parse_request(resource, limits=self.limits)
-                standing = self._standing(_conditional_id(condition)) if condition is not None else None
+                standing = self._matching(condition) if condition is not None else None
                 if standing is not None:
                     results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
@@ -503,23 +519,22 @@ def _prefer(request: Request) -> str:
     return match.group(1) if match else ""
 
 
-def _conditional_id(condition: str) -> str:
-    """The request id an ``If-None-Exist`` names: ``identifier=system|value`` or ``_id=<id>``."""
-    import uuid
-
-    params = parse_qsl(condition, keep_blank_values=True)
+def _condition(condition: str) -> tuple[str, str]:
+    """The one search parameter of an ``If-None-Exist`` (``identifier`` or ``_id``) and its value.
+    The query may come after the type, or the type's whole URL (``CommunicationRequest?…``, as
+    HAPI FHIR's client and Bundle builders write it)."""
+    path, mark, query = condition.rpartition("?")
+    if mark and path.rstrip("/").rsplit("/", 1)[-1] != "CommunicationRequest":
+        raise ApiError(400, "invalid", "If-None-Exist searches CommunicationRequest: [CommunicationRequest?]"
+                       "identifier=<system>|<value>", expression="If-None-Exist")
+    params = parse_qsl(query, keep_blank_values=True)
     if len(params) != 1 or params[0][0] not in ("identifier", "_id") or not params[0][1]:
         raise ApiError(400, "not-supported", "If-None-Exist takes one of: identifier=<system>|<value>, _id=<id>",
                        expression="If-None-Exist")
     name, value = params[0]
-    if name == "_id":
-        if not _ID.fullmatch(value):
-            raise ApiError(400, "value", "If-None-Exist: _id is not a FHIR id", expression="If-None-Exist")
-        return value
-    if "|" not in value:
-        raise ApiError(400, "value", "If-None-Exist: identifier=<system>|<value> (the identifier of the request)",
-                       expression="If-None-Exist")
-    return uuid.uuid5(uuid.NAMESPACE_URL, value).hex
+    if name == "_id" and not _ID.fullmatch(value):
+        raise ApiError(400, "value", "If-None-Exist: _id is not a FHIR id", expression="If-None-Exist")
+    return name, value
 
 
 def build(host: Host, settings: ApiSettings) -> tuple[Starlette, Api]:

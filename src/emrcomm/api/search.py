@@ -76,7 +76,7 @@ def request_identifier(params: Sequence[tuple[str, str]]) -> Identifier:
     if "identifier" not in one:
         raise ApiError(400, "required", "identifier is missing: CommunicationRequests are found by the identifier "
                        "they were sent with, identifier=<system>|<value>", expression="identifier")
-    return _token(one["identifier"])
+    return identifier_token(one["identifier"])
 
 
 def _grouped(params: Sequence[tuple[str, str]], known: Sequence[str], supported: str, *, once: str,
@@ -95,7 +95,9 @@ def _grouped(params: Sequence[tuple[str, str]], known: Sequence[str], supported:
     return seen
 
 
-def _token(text: str) -> Identifier:
+def identifier_token(text: str, expression: str = "identifier") -> Identifier:
+    """The identifier a token names (``<system>|<value>``, FHIR's escapes read); ApiError 400
+    naming ``expression`` (the parameter, or the header it came in) and what it takes."""
     how = ("identifier=<system>|<value> (|<value> for an identifier without a system; a '|' or ',' that is part "
            "of the system or value written '\\|', '\\,')")
     parts, part, chars = [], [], iter(text)
@@ -107,17 +109,17 @@ def _token(text: str) -> Identifier:
             parts.append("".join(part))
             part = []
         elif char == ",":
-            raise ApiError(400, "value", f"identifier names one identifier: {how}", expression="identifier")
+            raise ApiError(400, "value", f"identifier names one identifier: {how}", expression=expression)
         else:
             part.append(char)
     parts.append("".join(part))
     if len(parts) != 2 or not parts[1]:
-        raise ApiError(400, "value", f"identifier {text[:60]!r}: {how}", expression="identifier")
+        raise ApiError(400, "value", f"identifier {text[:60]!r}: {how}", expression=expression)
     system, value = parts[0] or None, parts[1]
     try:
         check_identifier(system, value, "identifier")
     except RequestError as exc:
-        raise ApiError(400, "value", str(exc), expression="identifier") from None
+        raise ApiError(400, "value", str(exc), expression=expression) from None
     return Identifier(system, value)
 
 

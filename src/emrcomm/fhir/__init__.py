@@ -282,13 +282,17 @@ def _identity(data: Mapping[str, Any]) -> tuple[str, str | None]:
         return data["id"], f"CommunicationRequest/{data['id']}"
     for ident in data.get("identifier", ()):
         if ident.get("value"):
-            key = f"{ident.get('system', '')}|{ident['value']}"
-            return uuid.uuid5(uuid.NAMESPACE_URL, key).hex, None
+            return derived_request_id(Identifier(ident.get("system"), ident["value"])), None
     if data.get("identifier"):
         # A random id would make the same request, sent again after a timeout, a second message.
         raise RequestError("identifier has no value: give the EMR's own id for the request as identifier[0].value "
                            "(or the request's id), so that sending it again sends nothing twice")
     return uuid.uuid4().hex, None
+
+
+def derived_request_id(identifier: Identifier) -> str:
+    """The request id of a request sent with ``identifier`` and no id of its own."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{identifier.system or ''}|{identifier.value}").hex
 
 
 def _identifier(data: Mapping[str, Any]) -> Identifier | None:
