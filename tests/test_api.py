@@ -703,6 +703,15 @@ def by_identifier(ident: list[dict[str, str]], rid: str = "x", patient: str = "P
     return {k: v for k, v in reminder(rid, patient, identifier=ident).items() if k != "id"}
 
 
+def test_a_request_reads_back_last_updated_when_it_changed_not_when_it_was_read(api: ApiClient, clock: Clock) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("r-when", identifier=[{"value": "W-1"}]))
+    clock.now += dt.timedelta(minutes=4)  # within the token's life
+    read = api.call("GET", "/fhir/CommunicationRequest/r-when")
+    [entry] = body(api.call("GET", "/fhir/CommunicationRequest", query="identifier=%7CW-1"))["entry"]
+    assert body(read)["meta"]["lastUpdated"] == entry["resource"]["meta"]["lastUpdated"] == "2026-11-23T15:00:00Z"
+    assert read.headers["last-modified"] == "Mon, 23 Nov 2026 15:00:00 GMT"
+
+
 def test_a_request_reads_back_with_the_identifier_it_was_sent_with(api: ApiClient) -> None:
     sent = api.call("POST", "/fhir/CommunicationRequest", by_identifier([{"system": APPOINTMENTS, "value": "A-90"}]))
     rid = sent.headers["location"].rsplit("/", 1)[1]
@@ -810,6 +819,7 @@ def test_a_communication_read_carries_its_version_as_a_weak_etag(api: ApiClient)
     [entry] = body(api.call("GET", "/fhir/Communication", query="based-on=CommunicationRequest/r-etag"))["entry"]
     read = api.call("GET", f"/fhir/Communication/{entry['resource']['id']}")
     assert read.headers["etag"] == f'W/"{body(read)["meta"]["versionId"]}"'
+    assert read.headers["last-modified"] == "Mon, 23 Nov 2026 15:00:00 GMT"  # meta.lastUpdated, as HTTP says it
 
 
 # Communication search ---------------------------------------------------------------------------------------

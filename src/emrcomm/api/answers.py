@@ -77,13 +77,19 @@ def records_of(host: Host, outcome: Outcome) -> list[tuple[Record, Any]]:
     return [found[i] for i in outcome.record_ids if i in found]
 
 
-def request_resource(outcome: Outcome, submitted: Mapping[str, Any] | None, when: Any) -> dict[str, Any]:
+def last_changed(records: Sequence[tuple[Record, Any]], decided: Any) -> Any:
+    """When a request last changed: its status follows its records, so when the last of them
+    changed (``decided``, when it was decided, for one without records)."""
+    return max((updated for _r, updated in records), default=decided)
+
+
+def request_resource(outcome: Outcome, submitted: Mapping[str, Any] | None, updated: Any) -> dict[str, Any]:
     """The CommunicationRequest as filed: what was sent in (when it is at hand; else what the
     ledger keeps: the EMR's identifier, category and subject), its id the request id, its status
-    how the request ended."""
+    how the request ended, ``updated`` when that last changed (:func:`last_changed`)."""
     status = REQUEST_STATUS[outcome.status]
     res: dict[str, Any] = {"resourceType": "CommunicationRequest", "id": outcome.request_id,
-                           "meta": {"lastUpdated": fhir_datetime(when)}}
+                           "meta": {"lastUpdated": fhir_datetime(updated)}}
     if submitted:
         res.update({k: v for k, v in submitted.items() if k not in ("resourceType", "id", "meta", "status")})
     else:
@@ -126,7 +132,7 @@ def body(outcome: Outcome, records: Sequence[tuple[Record, Any]], submitted: Map
         return None
     if prefer == "OperationOutcome":
         return outcome_resource(outcome, records)
-    request = request_resource(outcome, submitted, when)
+    request = request_resource(outcome, submitted, last_changed(records, when))
     if prefer == "representation":
         return request
     entries = [{"fullUrl": f"{base}/CommunicationRequest/{outcome.request_id}", "resource": request}]

@@ -8,9 +8,11 @@ ours is a 500 OperationOutcome and one log line with the exception's type, never
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from email.utils import format_datetime
 from importlib import metadata
 from importlib import resources as package_files
 from typing import TYPE_CHECKING, Any
@@ -320,12 +322,19 @@ class Api:
             raise ApiError(404, "not-found", f"no CommunicationRequest {_shown(ident)}")
 
         def run() -> Response:
-            outcome = self._standing(ident)
-            if outcome is None:
+            row = self.host.storage.records.request(ident)
+            if row is None:
                 raise ApiError(404, "not-found", f"no CommunicationRequest {ident}: no request with this id was sent")
-            return fhir_response(answers.request_resource(outcome, None, self.host.clock()))
+            found = self._request_of(row)
+            return fhir_response(found, headers={"last-modified": _http_date(found["meta"]["lastUpdated"])})
 
         return await run_in_threadpool(run)
+
+    def _request_of(self, row: RequestRow) -> dict[str, Any]:
+        """The CommunicationRequest a read answers for a request in the ledger."""
+        outcome = self._standing_of(row)
+        updated = answers.last_changed(answers.records_of(self.host, outcome), row.created)
+        return answers.request_resource(outcome, None, updated)
 
     async def search_requests(self, request: Request, grant: Grant | None) -> Response:
         params = list(request.query_params.multi_items())
@@ -333,8 +342,7 @@ class Api:
 
         def run() -> Response:
             rows = self.host.storage.records.requests_by_identifier(identifier, limit=search.MAX_REQUESTS)
-            now = self.host.clock()
-            found = [answers.request_resource(self._standing_of(row), None, now) for row in rows]
+            found = [self._request_of(row) for row in rows]
             return fhir_response(search.request_bundle(found, params, self.base(request)))
 
         return await run_in_threadpool(run)
@@ -452,7 +460,8 @@ class Api:
                 raise ApiError(404, "not-found", f"no Communication {ident}")
             request.state.audit["record"] = ident
             found = search.resource(*read)
-            return fhir_response(found, headers={"etag": f'W/"{found["meta"]["versionId"]}"'})
+            return fhir_response(found, headers={"etag": f'W/"{found["meta"]["versionId"]}"',
+                                                 "last-modified": _http_date(found["meta"]["lastUpdated"])})
 
         return await run_in_threadpool(run)
 
@@ -512,6 +521,12 @@ class _Asgi:
 
 def _shown(value: str) -> str:
     return repr(escape_controls(value[:64]))
+
+
+def _http_date(fhir_instant: str) -> str:
+    """A FHIR instant (meta.lastUpdated) as an HTTP date, for ``Last-Modified``."""
+    return format_datetime(dt.datetime.fromisoformat(fhir_instant.replace("Z", "+00:00")).astimezone(dt.UTC),
+                           usegmt=True)
 
 
 def _prefer(request: Request) -> str:
