@@ -127,6 +127,8 @@ def request_bundle(found: Sequence[dict[str, Any]], params: Sequence[tuple[str, 
     """The searchset Bundle of the CommunicationRequests found (each as a read answers it)."""
     out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
                            "link": [{"relation": "self", "url": f"{base}/CommunicationRequest?{urlencode(params)}"}]}
+    if len(found) < MAX_REQUESTS:  # all there are: a client reads "none" from total 0, not from no entry
+        out["total"] = len(found)
     if found:
         out["entry"] = [{"fullUrl": f"{base}/CommunicationRequest/{res['id']}", "resource": res,
                          "search": {"mode": "match"}} for res in found]
