@@ -111,6 +111,27 @@ def test_the_capability_statement_lists_exactly_the_routes_there_are(api: ApiCli
     assert ("POST", "/") in served and rest["interaction"] == [{"code": "batch"}]
 
 
+SAMPLES = {"subject": "Patient/on-en", "patient": "on-en", "status": "completed", "category": "appointment-reminder",
+           "based-on": "CommunicationRequest/r-1", "_lastUpdated": "ge2026-11-01", "_summary": "count",
+           "identifier": "urn:emr:appointments|A-1", "url": "http://emrcomm.org/fhir/StructureDefinition/template"}
+
+
+def test_every_search_parameter_the_capability_statement_lists_is_taken(api: ApiClient) -> None:
+    rest = body(api.http.request("GET", "/fhir/metadata"))["rest"][0]
+    listed = [(r["type"], p["name"]) for r in rest["resource"] for p in r.get("searchParam", ())]
+    assert {kind for kind, _ in listed} == {"Communication", "CommunicationRequest", "StructureDefinition"}
+    for kind, name in listed:
+        answer = api.call("GET", f"/fhir/{kind}", query=f"{name}={SAMPLES[name]}")
+        assert answer.status_code == 200 and body(answer)["type"] == "searchset", (kind, name, answer.text)
+
+
+@pytest.mark.parametrize("path", ["/fhir/Communication", "/fhir/CommunicationRequest", "/fhir/StructureDefinition"])
+def test_a_search_parameter_the_capability_statement_does_not_list_is_a_400(api: ApiClient, path: str) -> None:
+    # Not silently ignored: a client that filters on it would take every resource for a match.
+    answer = api.call("GET", path, query="name=template")
+    assert answer.status_code == 400 and body(answer)["issue"][0]["expression"] == ["name"], answer.text
+
+
 # tokens ------------------------------------------------------------------------------------------------
 def token(api: ApiClient, form: bytes) -> Any:
     return api.http.request("POST", "/fhir/auth/token", body=form, headers=[FORM])

@@ -14,7 +14,8 @@ PROFILE = EXT + "emrcomm-communication-request"
 SEARCH_PARAMS = (
     ("subject", "reference", "The patient the message is to (Patient/<id>)"),
     ("patient", "reference", "The same as subject"),
-    ("status", "token", "Communication status: completed, not-done, in-progress, on-hold, stopped"),
+    ("status", "token", "Communication status: completed, not-done, in-progress, on-hold, stopped, preparation, "
+                        "entered-in-error, unknown"),
     ("category", "token", "The request's category (http://emrcomm.org/fhir/CodeSystem/category)"),
     ("based-on", "reference", "The request: CommunicationRequest/<request id>"),
     ("_lastUpdated", "date", "When the message last changed (ge, gt, le, lt, eq)"),
@@ -71,7 +72,8 @@ def capability_statement(base: str, version: str, now: dt.datetime) -> dict[str,
                 _resource("Subscription", ("create", "read", "delete"),
                           documentation="R4 rest-hook; criteria on Communication (patient, status, category) or "
                                         "Consent (patient)"),
-                _resource("StructureDefinition", ("read", "search-type")),
+                _resource("StructureDefinition", ("read", "search-type"),
+                          searchParam=[{"name": "url", "type": "uri", "documentation": "The canonical URL"}]),
             ],
             "interaction": [{"code": "batch"}],
         }],

@@ -234,7 +234,7 @@ class Api:
 
     # conformance -----------------------------------------------------------------------------------
     async def structure_definitions(self, request: Request, grant: Grant | None) -> Response:
-        wanted = request.query_params.get("url")
+        wanted = search.definition_url(list(request.query_params.multi_items()))
         found = [d for d in self.definitions.values() if wanted is None or d["url"] == wanted]
         base = self.base(request)
         return fhir_response({"resourceType": "Bundle", "type": "searchset", "total": len(found),

@@ -33,6 +33,7 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 MAX_VALUES = 20
 REQUEST_PARAMS = ("identifier", "_format")
+DEFINITION_PARAMS = ("url", "_format")
 MAX_REQUESTS = 100  # requests that share one identifier, in one answer
 # FHIR's escapes in a search value: a '|', ',' or '$' that is part of it, and the backslash itself.
 _ESCAPED = {"|", ",", "$", "\\"}
@@ -133,6 +134,15 @@ def request_bundle(found: Sequence[dict[str, Any]], params: Sequence[tuple[str, 
         out["entry"] = [{"fullUrl": f"{base}/CommunicationRequest/{res['id']}", "resource": res,
                          "search": {"mode": "match"}} for res in found]
     return out
+
+
+def definition_url(params: Sequence[tuple[str, str]]) -> str | None:
+    """The canonical URL a StructureDefinition search names (None: every one); ApiError 400 for
+    another parameter."""
+    seen = _grouped(params, DEFINITION_PARAMS, "StructureDefinitions are searched by", once="give it once")
+    one = {name: values[0] for name, values in seen.items()}
+    _check_format(one)
+    return one.get("url")
 
 
 def _check_format(one: dict[str, str]) -> None:
