@@ -844,6 +844,27 @@ def test_a_communication_read_carries_its_version_as_a_weak_etag(api: ApiClient)
     assert read.headers["last-modified"] == "Mon, 23 Nov 2026 15:00:00 GMT"  # meta.lastUpdated, as HTTP says it
 
 
+@pytest.mark.parametrize(("accept", "format_", "status"), [
+    ("", "", 200), ("*/*", "", 200), ("application/fhir+json", "", 200), ("application/json; charset=utf-8", "", 200),
+    ("application/fhir+json;q=1.0, application/fhir+xml;q=0.9", "", 200), ("", "json", 200),
+    ("application/fhir+xml", "", 406), ("application/xml, text/xml", "", 406),
+    ("application/fhir+json;q=0, application/fhir+xml", "", 406), ("", "xml", 406), ("", "application/fhir+xml", 406)])
+def test_reads_answer_406_to_a_client_that_takes_no_json(api: ApiClient, accept: str, format_: str,
+                                                         status: int) -> None:
+    # A FHIR client that asked for XML must not be handed JSON with a 200: the search, the reads
+    # and the CapabilityStatement answer alike.
+    api.call("POST", "/fhir/CommunicationRequest", reminder("r-accept"))
+    [entry] = body(api.call("GET", "/fhir/Communication", query="based-on=CommunicationRequest/r-accept"))["entry"]
+    headers = [(b"accept", accept.encode())] if accept else []
+    query = f"_format={format_}" if format_ else ""
+    for path in (f"/fhir/Communication/{entry['resource']['id']}", "/fhir/CommunicationRequest/r-accept",
+                 "/fhir/Communication", "/fhir/metadata"):
+        answer = api.call("GET", path, query=query, headers=headers)
+        assert answer.status_code == status, (path, accept, format_, answer.text)
+        if status == 406:
+            assert body(answer)["resourceType"] == "OperationOutcome"
+
+
 # Communication search ---------------------------------------------------------------------------------------
 def test_search_pages_through_every_match_once_by_next_links(api: ApiClient) -> None:
     for i in range(7):

@@ -128,6 +128,7 @@ class Api:
             request.state.audit = {}
             try:
                 grant = await run_in_threadpool(self._grant, request, scope)
+                _check_wants_json(request)
                 response = await handler(request, grant)
             except ApiError as exc:
                 response = exc.response()
@@ -197,6 +198,10 @@ class Api:
 
     # public ----------------------------------------------------------------------------------------
     async def metadata(self, request: Request) -> Response:
+        try:
+            _check_wants_json(request)
+        except ApiError as exc:
+            return exc.response()
         return fhir_response(capability.capability_statement(self.base(request), self.version, self.host.clock()))
 
     async def smart_configuration(self, request: Request) -> Response:
@@ -521,6 +526,28 @@ class _Asgi:
 
 def _shown(value: str) -> str:
     return repr(escape_controls(value[:64]))
+
+
+def _check_wants_json(request: Request) -> None:
+    """ApiError 406 when the client takes no JSON: ``_format`` names another format, or ``Accept``
+    lists only other media types (say FHIR's XML). Every answer here is JSON; a client that
+    asked for XML would otherwise misread a 200."""
+    for value in request.query_params.getlist("_format"):
+        if value.strip().lower() not in _JSON_FORMATS:
+            raise ApiError(406, "not-supported", "only JSON is served (_format=json)", expression="_format")
+    accept = request.headers.get("accept", "").strip()
+    if not accept:
+        return
+    for item in accept.split(","):
+        media, *params = (part.strip().lower() for part in item.split(";"))
+        refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+        if not refused and (media in _JSON_FORMATS or media in ("*/*", "application/*")):
+            return
+    raise ApiError(406, "not-supported", f"Accept {escape_controls(accept[:80])!r}: this server answers "
+                   "application/fhir+json only", expression="Accept")
+
+
+_JSON_FORMATS = ("json", *JSON_TYPES, *NDJSON_TYPES)
 
 
 def _http_date(fhir_instant: str) -> str:

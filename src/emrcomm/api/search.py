@@ -46,7 +46,6 @@ def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
     seen = _grouped(params, PARAMS, "this server supports", repeatable="_lastUpdated",
                     once="give several values once, separated by commas (any of them matches)")
     one = {name: values[0] for name, values in seen.items()}
-    _check_format(one)
     patients = {_patient(one[p], p) for p in ("subject", "patient") if p in one}
     if len(patients) > 1:
         raise ApiError(400, "invalid", "subject and patient name different patients", expression="patient")
@@ -73,7 +72,6 @@ def request_identifier(params: Sequence[tuple[str, str]]) -> Identifier:
     ``|<value>`` for one without a system); ApiError 400 naming the parameter and what it takes."""
     seen = _grouped(params, REQUEST_PARAMS, "CommunicationRequests are searched by", once="give it once")
     one = {name: values[0] for name, values in seen.items()}
-    _check_format(one)
     if "identifier" not in one:
         raise ApiError(400, "required", "identifier is missing: CommunicationRequests are found by the identifier "
                        "they were sent with, identifier=<system>|<value>", expression="identifier")
@@ -141,13 +139,7 @@ def definition_url(params: Sequence[tuple[str, str]]) -> str | None:
     another parameter."""
     seen = _grouped(params, DEFINITION_PARAMS, "StructureDefinitions are searched by", once="give it once")
     one = {name: values[0] for name, values in seen.items()}
-    _check_format(one)
     return one.get("url")
-
-
-def _check_format(one: dict[str, str]) -> None:
-    if one.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
-        raise ApiError(406, "not-supported", "only JSON is served (_format=json)", expression="_format")
 
 
 def bundle(found: Sequence[tuple[Record, dt.datetime]], query: PageQuery, params: Sequence[tuple[str, str]],
