@@ -892,6 +892,10 @@ def test_search_filters(api: ApiClient, query: str, count: int) -> None:
     api.call("POST", "/fhir/CommunicationRequest", reminder("f-3", "Patient/none"))
     found = body(api.call("GET", "/fhir/Communication", query=query))
     assert len(found.get("entry", ())) == count, query
+    # What FHIR clients add on their own changes nothing.
+    for extra in ("_summary=false", "_pretty=true", "_format=json"):
+        same = body(api.call("GET", "/fhir/Communication", query=f"{query}&{extra}"))
+        assert len(same.get("entry", ())) == count, (query, extra)
     # The number of matches alone: the Bundle's total, no entry, however many there are.
     for alone in ("_summary=count", "_count=0"):
         counted = body(api.call("GET", "/fhir/Communication", query=f"{query}&{alone}"))
@@ -908,7 +912,7 @@ def test_a_search_time_whose_plus_was_not_url_encoded_says_to_write_it_as_2b(api
 
 @pytest.mark.parametrize("query", ["name=x", "status=sent", "_count=-1", "_count=x", "_lastUpdated=yesterday",
                                    "_cursor=garbage", "category=nope", "patient=a/b/c", "status=completed&status=x",
-                                   "_summary=true", "_summary=data", "_summary=count&_summary=count"])
+                                   "_summary=true", "_summary=data", "_summary=count&_summary=count", "_pretty=yes"])
 def test_a_search_parameter_that_cannot_be_read_is_a_400_naming_it(api: ApiClient, query: str) -> None:
     answer = api.call("GET", "/fhir/Communication", query=query)
     assert answer.status_code == 400 and body(answer)["issue"][0]["diagnostics"]

@@ -25,15 +25,17 @@ from emrcomm.limits import check_identifier
 from emrcomm.model import Category, Identifier, Record
 from emrcomm.storage.records import PageQuery
 
+# _format and _pretty are how the answer is written (always JSON; _pretty changes nothing that a
+# parser sees), taken by every search since FHIR clients add them on their own.
 PARAMS = ("subject", "patient", "status", "category", "based-on", "_lastUpdated", "_count", "_summary", "_cursor",
-          "_format")
+          "_format", "_pretty")
 STATUSES = ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown")
 PREFIXES = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": "eq", "": "eq"}
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 MAX_VALUES = 20
-REQUEST_PARAMS = ("identifier", "_format")
-DEFINITION_PARAMS = ("url", "_format")
+REQUEST_PARAMS = ("identifier", "_format", "_pretty")
+DEFINITION_PARAMS = ("url", "_format", "_pretty")
 MAX_REQUESTS = 100  # requests that share one identifier, in one answer
 # FHIR's escapes in a search value: a '|', ',' or '$' that is part of it, and the backslash itself.
 _ESCAPED = {"|", ",", "$", "\\"}
@@ -56,11 +58,15 @@ def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
                        f"{', '.join(STATUSES)}", expression="status")
     categories = tuple(_category(c) for c in _list(one.get("category"), "category"))
     requests = tuple(_based_on(v) for v in _list(one.get("based-on"), "based-on"))
-    if one.get("_summary", "count") != "count":
-        raise ApiError(400, "not-supported", f"_summary={one['_summary'][:40]!r}: only _summary=count (the number "
-                       "of matches alone) is supported", expression="_summary")
+    summary = one.get("_summary", "false")
+    if summary not in ("count", "false"):
+        raise ApiError(400, "not-supported", f"_summary={summary[:40]!r}: only _summary=count (the number of "
+                       "matches alone) and _summary=false (every element, as without it) are supported",
+                       expression="_summary")
+    if one.get("_pretty", "false") not in ("true", "false"):
+        raise ApiError(400, "value", "_pretty is true or false", expression="_pretty")
     return PageQuery(
-        limit=0 if "_summary" in one else _count(one.get("_count"), page_size), patient=next(iter(patients), None), statuses=statuses,
+        limit=0 if summary == "count" else _count(one.get("_count"), page_size), patient=next(iter(patients), None), statuses=statuses,
         categories=categories, request_ids=requests,
         updated=tuple(b for v in seen.get("_lastUpdated", ()) for b in _updated(v)),
         after=_cursor(one["_cursor"]) if "_cursor" in one else None,
