@@ -328,6 +328,20 @@ def test_a_batch_entrys_if_none_exist_finds_a_request_with_an_id_of_its_own(api:
     assert answer["response"]["location"] == "CommunicationRequest/own-1" and len(sms_sent(api.host)) == 1
 
 
+@pytest.mark.parametrize("condition", ["identifier=urn:emr:appointments|A-75", "_id=own-1"])
+def test_a_batch_entrys_if_none_exist_naming_an_earlier_entry_of_the_batch_sends_nothing_twice(
+        api: ApiClient, condition: str) -> None:
+    # As entries taken one by one would: the second finds the first, decided in the same batch.
+    ident = [{"system": "urn:emr:appointments", "value": "A-75"}]
+    entries = [{"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": reminder("own-1", identifier=ident)},
+               {"request": {"method": "POST", "url": "CommunicationRequest", "ifNoneExist": condition},
+                "resource": reminder("own-2", identifier=ident)}]
+    first, second = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries}))["entry"]
+    assert (first["response"]["status"], second["response"]["status"]) == ("201 Created", "200 OK")
+    assert second["response"]["location"] == "CommunicationRequest/own-1" and len(sms_sent(api.host)) == 1
+    assert api.call("GET", "/fhir/CommunicationRequest/own-2").status_code == 404
+
+
 def test_if_none_exist_never_decides_again_even_a_blocked_request(api: ApiClient) -> None:
     ident = [{"system": "urn:emr:appointments", "value": "A-78"}]
     blocked = {k: v for k, v in reminder("x", "Patient/none", identifier=ident).items() if k != "id"}

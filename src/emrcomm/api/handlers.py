@@ -39,7 +39,7 @@ from emrcomm.api.subscriptions import Subscriptions
 from emrcomm.errors import RenderError, RequestError
 from emrcomm.lifecycle.projection import request_status
 from emrcomm.limits import escape_controls, loads_json
-from emrcomm.model import Category, Outcome, Status
+from emrcomm.model import Category, Identifier, Outcome, Status
 from emrcomm.model import Request as EmrRequest
 from emrcomm.pipeline.write import ALREADY_HANDLED
 from emrcomm.storage import StoreUnavailable
@@ -277,10 +277,12 @@ class Api:
         """How the request an ``If-None-Exist`` names stands (None: there is none, so create it):
         ``_id=<id>``, or ``identifier=<system>|<value>`` as the search reads it, which finds a
         request with an id of its own too. ApiError 412 when several requests have the identifier."""
-        name, value = _condition(condition)
-        if name == "_id":
-            return self._standing(value)
-        identifier = search.identifier_token(value, "If-None-Exist")
+        return self._matching_key(_condition_key(condition))
+
+    def _matching_key(self, key: str | Identifier) -> Outcome | None:
+        if isinstance(key, str):
+            return self._standing(key)
+        identifier = key
         rows = self.host.storage.records.requests_by_identifier(identifier, limit=2)
         if len(rows) > 1:
             raise ApiError(412, "multiple-matches", "If-None-Exist: several requests were sent with this identifier "
@@ -396,6 +398,11 @@ class Api:
     def _batch(self, request: Request, items: list[tuple[str | None, Any, str | None]]) -> Response:
         results: list[dict[str, Any] | None] = [None] * len(items)
         todo: list[tuple[int, EmrRequest, Any]] = []
+        # An If-None-Exist that names an earlier entry of this batch (its id or identifier) is
+        # answered as that entry stands once it is decided, as entries taken one by one would be:
+        # never a second message.
+        in_batch: dict[str | Identifier, EmrRequest] = {}
+        followers: list[tuple[int, EmrRequest]] = []
         for i, (problem, resource, condition) in enumerate(items):
             if problem is not None:
                 results[i] = answers.error_entry(400, "invalid", problem)
@@ -405,7 +412,11 @@ class Api:
                 continue
             try:
                 req = fhir.parse_request(resource, limits=self.limits)
-                standing = self._matching(condition) if condition is not None else None
+                key = _condition_key(condition) if condition is not None else None
+                if key is not None and key in in_batch:
+                    followers.append((i, in_batch[key]))
+                    continue
+                standing = self._matching_key(key) if key is not None else None
                 if standing is not None:
                     results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
@@ -416,6 +427,9 @@ class Api:
                 results[i] = answers.error_entry(400, "invalid", str(exc))
                 continue
             todo.append((i, req, resource))
+            in_batch.setdefault(req.id, req)
+            if req.identifier is not None:
+                in_batch.setdefault(req.identifier, req)
         outcomes = self.host.send_many(req for _i, req, _r in todo)
         for n, (i, req, _resource) in enumerate(todo):
             try:
@@ -441,6 +455,11 @@ class Api:
                 results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation))
                 continue
             results[i] = answers.batch_entry(outcome, answers.records_of(self.host, outcome))
+        for i, leader in followers:
+            standing = self._standing(leader.id)
+            results[i] = (answers.batch_entry(standing, answers.records_of(self.host, standing)) if standing is not None
+                          else answers.error_entry(503, "transient", f"If-None-Exist names an earlier entry of this "
+                                                   f"batch ({leader.id}), which was not entered: send this one again"))
         return fhir_response({"resourceType": "Bundle", "type": "batch-response",
                               "entry": [r for r in results if r is not None]})
 
@@ -559,6 +578,12 @@ def _http_date(fhir_instant: str) -> str:
 def _prefer(request: Request) -> str:
     match = _PREFER.search(request.headers.get("prefer", ""))
     return match.group(1) if match else ""
+
+
+def _condition_key(condition: str) -> str | Identifier:
+    """What an ``If-None-Exist`` names: a request id (``_id``) or an identifier."""
+    name, value = _condition(condition)
+    return value if name == "_id" else search.identifier_token(value, "If-None-Exist")
 
 
 def _condition(condition: str) -> tuple[str, str]:
