@@ -476,6 +476,44 @@ def test_a_message_sent_while_the_database_was_away_is_never_settled_without_its
     assert host.storage.outbox.counts() == {} and status_of(host, outcome.record_ids[0]) == "completed"
 
 
+def test_a_message_sent_inline_while_the_database_was_away_is_recorded_once_it_is_back(
+    make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller of send stops waiting after seconds and is told the store is away; the host
+    keeps trying while the row's lease holds (minutes inline), and a database back within it
+    takes the record: the message is not sent again when the lease would have run out."""
+    import emrcomm.pipeline.deliver
+    from emrcomm.storage import StoreUnavailable
+
+    monkeypatch.setattr(emrcomm.pipeline.deliver, "OUTAGE_RECORD_WAIT", 0.2)  # the caller's wait, cut short
+    host = make_host()
+    host.late_records.pause = 0.05
+    records = host.storage.records
+    real_append = records.append
+    away = threading.Event()
+    away.set()
+
+    def away_while_set(event: Any) -> Any:
+        if away.is_set() and event.kind.value == "accepted":
+            raise StoreUnavailable("the database server cannot be reached")
+        return real_append(event)
+
+    monkeypatch.setattr(records, "append", away_while_set)
+    sends = counted_sends(host, monkeypatch)
+    with pytest.raises(StoreUnavailable):
+        host.send(reminder())
+    [record] = records.for_request("r-1")
+    assert len(sends) == 1 and host.late_records.waiting() == 1 and status_of(host, record.id) == "in-progress"
+    away.clear()  # the database is back
+    deadline = time.monotonic() + 30
+    while host.late_records.waiting() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert status_of(host, record.id) == "completed" and host.storage.outbox.counts() == {}
+    clock.now += dt.timedelta(hours=2)  # past the inline lease: nothing left to take over
+    worker(host).run(once=True)
+    assert len(sends) == 1
+
+
 def test_a_worker_error_gives_up_through_the_dead_letter_path(
     make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

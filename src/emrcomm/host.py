@@ -49,6 +49,7 @@ from emrcomm.model import (
 from emrcomm.model import Channel as Channel
 from emrcomm.pipeline.decide import Decision, decide
 from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
+from emrcomm.pipeline.late import LateRecords
 from emrcomm.pipeline.records import record_id, reply_facts
 from emrcomm.pipeline.write import Written, outcome, write
 from emrcomm.plugin.context import PluginContext
@@ -110,6 +111,8 @@ class Host:
         # Read once: the credential check and the plugin manager both need them.
         self._entry_points = installed(entry_points)
         self._closed = False
+        # Messages sent inline while the database was away, recorded once it is back (pipeline.late).
+        self.late_records = LateRecords()
         self._upgrade = True if upgrade else None
         if not read_only:
             # A credential not set stops the start before the store, the audit key and the key
@@ -169,6 +172,7 @@ class Host:
         if self._closed:
             return
         self._closed = True
+        self.late_records.close()
         self.hooks.close()
         if not self.read_only:
             self.audit.seal()  # so that nothing appended since the last seal can be cut off unseen
@@ -238,7 +242,8 @@ class Host:
         facts = {f.id: f for f in written.facts}
         for index, item in enumerate(written.items):
             done = deliver(self, item, facts.get(item.key), owner=written.owner, source=Source.HOST,
-                           policy=self.retry_policy, commit=self._commit_relaxed, recipient=written.recipient)
+                           policy=self.retry_policy, commit=self._commit_relaxed, recipient=written.recipient,
+                           late=self.late_records)
             if done.result != "accepted":
                 rest = [later.key for later in written.items[index + 1:]]
                 if rest and done.result == "retry":

@@ -33,6 +33,7 @@ from emrcomm.storage.times import iso
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
+    from emrcomm.pipeline.late import LateRecords
 
 log = logging.getLogger("emrcomm.delivery")
 
@@ -120,11 +121,13 @@ def link_for(channels: dict[str, Channel], source: tuple[str, str]) -> str:
 
 def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, source: Source, policy: RetryPolicy,
             commit: Commit, rand: Callable[[], float] = random.random, recipient: Recipient | None = None,
-            record_while_leased: bool = False) -> Delivered:
+            record_while_leased: bool = False, late: LateRecords | None = None) -> Delivered:
     """Deliver ``item`` (leased to ``owner``) and record what happened (see the module docstring).
     ``recipient``: the patient as decided, when the message leaves while the request is decided.
     ``record_while_leased``: a message that left is recorded again for as long as the row's lease
-    holds (a worker), not only a few times (a caller waiting for ``send``)."""
+    holds (a worker), not only a few times (a caller waiting for ``send``). ``late``: where a
+    message that left while the database could not be reached is handed, to be recorded for as
+    long as the lease holds once the caller has stopped waiting."""
     now = host.clock()
 
     def new_trail() -> Trail:
@@ -206,10 +209,16 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     except StoreUnavailable:
         # Not the row's end alone: a database back between this try and that write would keep
         # the end without the record, 'queued' for good for a message the patient had. The row
-        # stays leased; once the lease has run out it is taken over and sent again with the same
-        # key (the in-flight window), and recorded. The caller is told the store is away.
-        log.error("outbox %s: sent, but the database cannot be reached to record it; left leased, to be "
-                  "taken over when its lease runs out", item.key)
+        # stays leased; ``late`` keeps trying to record it while the lease holds; after that it
+        # is taken over and sent again with the same key (the in-flight window), and recorded.
+        # The caller is told the store is away.
+        if late is not None and item.held_until is not None and item.held_until > time.monotonic():
+            log.error("outbox %s: sent, but the database cannot be reached to record it; tried again while its "
+                      "lease holds", item.key)
+            late.keep_trying(item.key, record, item.held_until)
+        else:
+            log.error("outbox %s: sent, but the database cannot be reached to record it; left leased, to be "
+                      "taken over when its lease runs out", item.key)
         raise
     except Exception as exc:
         last = type(exc).__name__
