@@ -70,8 +70,8 @@ export EMRCOMM_REQUIRE_SERVERS=1
 #   code path reading the system clock instead of the host's, or a date written into a test,
 #   fails at one of them. These three runs are those tests' runs: a fourth at the hour CI
 #   happens to start would add nothing but time;
-#   the few long computations on the detector's data that read no clock (marked clockless: scoring
-#   every clinic-message part, retraining the score) run in the first of the three only;
+#   the few long computations that read no clock (marked clockless: scoring every clinic-message
+#   part, retraining the score, verifying a large audit log) run in the first of the three only;
 # - the tests that need Kannel, Postfix, Chromium, node or a package index, on the SQLite store,
 #   at the real time.
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider --durations=10)
