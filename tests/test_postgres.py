@@ -119,6 +119,21 @@ def test_a_password_is_taken_only_by_reference(tmp_path: Path) -> None:
         load_config(tmp_path / "emrcomm.toml")
 
 
+@pytest.mark.parametrize("url", [
+    "postgresql://app@db/x?sslmode=verify-full&password=hunter2",
+    "postgresql://app@db/x?password=hunter2",
+    "postgresql://app@db/x?sslmode=require&pass%77ord=hunter2",
+    "postgresql://app@db/x?sslkey=k.pem&sslpassword=hunter2",
+])
+def test_a_password_in_the_urls_query_is_refused_too(tmp_path: Path, url: str) -> None:
+    """libpq takes a password from the query as well as from the user part."""
+    text = support.BASE_CONFIG.replace('[store]\npath = "emrcomm.sqlite"', f'[store]\nurl = "{url}"')
+    (tmp_path / "emrcomm.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store\.url: secrets cannot be written") as err:
+        load_config(tmp_path / "emrcomm.toml")
+    assert "hunter2" not in str(err.value)
+
+
 def test_the_password_reference_reaches_the_server(pg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The test server trusts its socket, so any password works: what is checked is that the
     variable is read, and that a missing one is named."""

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
@@ -30,7 +31,10 @@ EMBEDDED = "<embedded defaults>"
 DATA_DIR_VARIABLE = "EMRCOMM_DATA_DIR"
 
 # Keys whose values are credentials: they may only be references to the environment or a file.
-_PASSWORD_IN_URL = re.compile(r"^[A-Za-z+]+://[^/@?#]*:[^/@?#]*@|[?&]password=", re.I)
+_PASSWORD_IN_USER = re.compile(r"^[A-Za-z+]+://[^/@?#]*:[^/@?#]*@")
+# libpq takes a password from the query too, its name percent-decoded like its value (the
+# client key's passphrase is as secret as the password).
+_PASSWORD_PARAMS = frozenset({"password", "sslpassword"})
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|auth_?key|private_?key|credential)", re.I)
 
 
@@ -161,7 +165,7 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
     check_secrets(raw.get("store", {}), source, "store")
     validate(raw, load_schema("config.schema.json"), source)
     url = raw.get("store", {}).get("url")
-    if url and _PASSWORD_IN_URL.match(url):
+    if url and _carries_password(url):
         raise ConfigError(f"{source}: store.url: secrets cannot be written in the config file (the URL carries a "
                           "password, withheld here); write the URL without it and password = {env = \"VARIABLE\"} "
                           "or password = {file = \"path\"}")
@@ -203,6 +207,16 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         store_url=url or None,
         store_pool_size=int(raw.get("store", {}).get("pool_size", 10)),
     )
+
+
+def _carries_password(url: str) -> bool:
+    """Whether a store URL carries a password: in its user part or as a query parameter."""
+    try:
+        query = urllib.parse.urlsplit(url).query
+    except ValueError:  # not a URL urllib reads (a stray bracket): refuse it only if it could be one
+        return "password" in url.lower()
+    return bool(_PASSWORD_IN_USER.match(url)) or any(
+        key.strip().lower() in _PASSWORD_PARAMS for key, _ in urllib.parse.parse_qsl(query, keep_blank_values=True))
 
 
 def _check_time_zones(zones: tuple[str, ...], source: str) -> None:
