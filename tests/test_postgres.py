@@ -807,6 +807,58 @@ def test_two_serves_file_a_repeated_delivery_report_once(two_serves: Callable[..
     assert len(delivered) == 1
 
 
+@pytest.fixture
+def runtime_role(empty_pg: str) -> Iterator[str]:
+    """The URL of ``empty_pg`` as a role that may read and write rows but not change the schema
+    (the runtime role of docs/operations.md, "Roles and least privilege")."""
+    import uuid
+
+    import psycopg
+
+    role = f"app_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(empty_pg, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")  # type: ignore[arg-type]
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}")  # type: ignore[arg-type]
+        admin.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON "  # type: ignore[arg-type]
+                      f"TABLES TO {role}")
+        admin.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE ON SEQUENCES TO {role}")  # type: ignore[arg-type]
+    try:
+        yield empty_pg.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+    finally:
+        with psycopg.connect(empty_pg, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")  # type: ignore[arg-type]
+            admin.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]
+
+
+def test_db_upgrade_by_the_runtime_role_names_the_owner_role_instead_of_a_traceback(
+        runtime_role: str, tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_text(with_store(support.BASE_CONFIG, runtime_role), encoding="utf-8")
+    code, said = run("db", "upgrade", "--config", str(path))
+    assert code == 2, said
+    assert "Traceback" not in said
+    assert "cannot change the schema" in said and "as the role that owns the tables" in said
+
+
+def test_db_copy_by_the_runtime_role_names_the_owner_role_instead_of_a_traceback(
+        runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
+    from emrcomm.demo import run_demo
+
+    run_demo(tmp_path / "demo", patients=5, seed=7, day=None, progress=False, out=sys.stderr)
+    sqlite_config = tmp_path / "demo" / "emrcomm.toml"
+    owner, app = tmp_path / "demo" / "owner.toml", tmp_path / "demo" / "emrcomm-pg.toml"
+    for config, url in ((owner, empty_pg), (app, runtime_role)):
+        config.write_text(sqlite_config.read_text().replace('path = "emrcomm.sqlite"',
+                                                            f'path = "emrcomm.sqlite"\nurl = "{url}"'))
+    assert run("db", "upgrade", "--config", str(owner))[0] == 0
+    code, said = run("db", "copy", "--from", str(sqlite_config), "--config", str(app))
+    assert code == 2, said
+    assert "Traceback" not in said
+    assert "cannot change the schema" in said and "as the role that owns the tables" in said
+    assert run("db", "copy", "--from", str(sqlite_config), "--config", str(owner))[0] == 0  # nothing was left
+
+
 # ------------------------------------------------------------------------- SQLite to PostgreSQL
 
 

@@ -123,6 +123,21 @@ def pending(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
     return out
 
 
+# SQLSTATE insufficient_privilege: the server refused this role what the statement asked.
+_NOT_PERMITTED = "42501"
+
+
+def role_refused(exc: BaseException, where: str) -> ConfigError | None:
+    """The error to show when ``exc`` is the database refusing this role a change of the schema
+    (the runtime role running ``db upgrade`` or ``db copy``), else None."""
+    if getattr(exc, "sqlstate", None) != _NOT_PERMITTED:
+        return None
+    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ConfigError(f"{where}: this role cannot change the schema ({said}); nothing was changed: run "
+                       "`emrcomm db upgrade` and `emrcomm db copy` as the role that owns the tables, with a "
+                       "config whose store.url names it (docs/operations.md, Roles and least privilege)")
+
+
 def upgrade(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
     """Apply what ``db`` still needs, each owner's steps in order, all in one transaction (one
     commit: a new database is made in one, and an upgrade that fails half-way leaves the database
@@ -131,12 +146,19 @@ def upgrade(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
     if not steps:
         return []
     done = []
-    with db.transaction():
-        for step in steps:
-            if schema_version(db, step.owner) >= step.version:  # another process got there first
-                continue
-            step.apply(db)
-            db.execute("DELETE FROM meta WHERE key = ?", (version_key(step.owner),))
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (version_key(step.owner), str(step.version)))
-            done.append(step)
+    try:
+        with db.transaction():
+            for step in steps:
+                if schema_version(db, step.owner) >= step.version:  # another process got there first
+                    continue
+                step.apply(db)
+                db.execute("DELETE FROM meta WHERE key = ?", (version_key(step.owner),))
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
+                           (version_key(step.owner), str(step.version)))
+                done.append(step)
+    except Exception as exc:
+        refused = role_refused(exc, db.where)
+        if refused is not None:
+            raise refused from None
+        raise
     return done
