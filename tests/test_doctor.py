@@ -483,3 +483,23 @@ def test_a_plugin_whose_probe_hook_fails_is_named_and_the_others_still_run(tmp_p
     assert "FAIL  fax gateway fax.example:443 (plugin words): the check answered str, not the steps it took " \
         "(emrcomm.Probe: check() yields them)" in lines
     assert any(line.startswith("ok    SMS file sink") for line in lines)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_schema_behind_the_code_fails_and_names_db_upgrade(
+        postgres_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PostgreSQL is never upgraded at start-up: a schema behind is a failed check, not a wait."""
+    from support import BASE_CONFIG, with_store
+
+    url = postgres_server.new_database()
+    try:
+        path = write_config(tmp_path)
+        path.write_text(with_store(BASE_CONFIG, url), encoding="utf-8")
+        assert main(["doctor", "--config", str(path)]) == 4
+        text = capsys.readouterr().out
+        assert "applied at the next start" not in text
+        assert re.search(r"^FAIL  database \(postgresql\) .*schema version 0, \d+ upgrade step\(s\) not applied: "
+                         r"start-up refuses it; run `emrcomm db upgrade` as the role that owns the tables$",
+                         line(text, "database (postgresql)"))
+    finally:
+        postgres_server.drop_database(url)

@@ -151,17 +151,22 @@ def _schema(host: Host, what: str, steps: list[str]) -> Check:
         later = pending(db, host.migrations())
     except ConfigError as exc:
         return Check(what, steps=tuple(steps), problem=str(exc).removeprefix(f"{db.where}: "))
+    if later and db.dialect != "sqlite":  # a server's schema is upgraded only by `db upgrade`, never at start-up
+        return Check(what, steps=tuple(steps), problem=f"{len(later)} upgrade step(s) not applied: start-up refuses "
+                     "it; run `emrcomm db upgrade` as the role that owns the tables")
     steps.append("up to date" if not later else f"{len(later)} upgrade step(s) wait, applied at the next start")
     return Check(what, steps=tuple(steps))
 
 
 def _audit_key(host: Host) -> Check:
     from emrcomm.audit import SigningKey, key_path
+    from emrcomm.storage import schema_version
 
     path = key_path(host.config)
     what = f"audit signing key {path}"
     if not path.exists():
-        if host.storage.audit.head() is not None or host.storage.audit.last() is not None:
+        audit = host.storage.audit  # a database server's tables may not be made yet (`db upgrade`)
+        if schema_version(host.storage.db) and (audit.head() is not None or audit.last() is not None):
             return Check(what, problem="missing, but the audit log already has entries signed with it: "
                                        "restore it from the backup (docs/audit.md)")
         return _not_yet(what, path, "created (owner only) at the first send", "audit.key_file")
