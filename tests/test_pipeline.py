@@ -258,6 +258,21 @@ def test_a_filer_failing_after_the_send_never_causes_a_second_send(tmp_path: Pat
         assert len(sms_sink(host)) == 1
 
 
+
+@pytest.mark.parametrize("answer", [None, {"id": "gw-1"}])
+def test_a_transport_that_answers_no_receipt_is_not_reported_sent_and_is_named(
+        host: Host, monkeypatch: pytest.MonkeyPatch, answer: object) -> None:
+    monkeypatch.setattr(host.channels["sms"].transport, "send", lambda delivery: answer)
+    outcome = host.send(reminder())
+    assert outcome.status is Status.FAILED
+    [failed] = [f for f in outcome.findings if f.code == "DELIVERY_FAILED"]
+    assert "not emrcomm.Receipt" in failed.message and failed.plugin == "sms"
+    [entry] = host.records(patient="Patient/on-en")["entry"]
+    assert entry["resource"]["status"] != "completed"
+    # a dead letter for staff, not retried: the plugin may have handed the message over
+    [dead] = host.storage.outbox.dead()
+    assert "not emrcomm.Receipt" in (dead.last_error or "")
+
 # Severity configuration ---------------------------------------------------------------------------
 def test_raised_severity_blocks_a_warning(make_host: Callable[..., Host]) -> None:
     host = make_host("\n[rules.severity]\nPROMOTIONAL_LANGUAGE = 'block'\n")

@@ -161,6 +161,9 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
                                                   item.key, recipient=recipient, attempt=item.attempts))
     except Exception as exc:
         error = exc
+    else:
+        if not isinstance(receipt, Receipt):
+            error = _no_receipt(channel, receipt)
     if isinstance(error, PermanentDeliveryError):
         refused = described(error)
         commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED", refused,
@@ -225,6 +228,18 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
     log.error("outbox %s: sent; its record could not say so (%s) and stays in progress", item.key, last)
     return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered)
+
+
+def _no_receipt(channel: Channel, answer: object) -> PermanentDeliveryError:
+    """A transport that returned something other than a Receipt broke the contract: it may have
+    handed the message over, so it is not tried again on its own; it ends as a dead letter that
+    names the plugin, for staff to requeue once the plugin is fixed."""
+    plugin = channel.plugin or channel.name
+    log.error("plugin %s: its transport answered %s, not emrcomm.Receipt", plugin, type(answer).__name__)
+    return PermanentDeliveryError(
+        f"plugin {plugin!r}: its transport answered {type(answer).__name__}, not emrcomm.Receipt (it may have sent "
+        "the message): the plugin needs a fix",
+        provider=plugin, reason="protocol", ambiguous=True)
 
 
 def _accepted(host: Host, item: Item, receipt: Receipt, *, owner: str, source: Source,
