@@ -15,7 +15,6 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -400,9 +399,3 @@ class Listener:
                 self._conn.close()
             self._conn = None
 
-
-_PASSWORD_IN_URL = re.compile(r"^[a-z+]+://[^/@:]*:[^/@]*@")
-
-
-def password_in_url(url: str) -> bool:
-    return bool(_PASSWORD_IN_URL.match(url))
