@@ -486,6 +486,34 @@ def test_a_plugin_whose_probe_hook_fails_is_named_and_the_others_still_run(tmp_p
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("fault", ["no such database", "the login refused"])
+def test_a_postgresql_store_that_cannot_be_opened_is_a_failed_check_not_a_stop(
+        postgres_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: str) -> None:
+    """The admin runs doctor because something is wrong: the database that does not answer is
+    a FAIL line naming store.url and why, exit 4, never a bare error (exit 2)."""
+    from support import BASE_CONFIG, with_store
+
+    url = postgres_server.new_database()
+    postgres_server.drop_database(url)
+    if fault == "the login refused":
+        url = postgres_server.new_database()
+        bad = re.sub(r"://[^@/]*@", "://nobody-here@", url, count=1)  # a role the server does not have
+    else:
+        bad = url
+    try:
+        path = write_config(tmp_path)
+        path.write_text(with_store(BASE_CONFIG, bad), encoding="utf-8")
+        assert main(["doctor", "--config", str(path), "--json"]) == 4
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["ok"] is False and [c["ok"] for c in shown["checks"]] == [True, False]
+        [database] = [c for c in shown["checks"] if c["what"] == "database"]
+        assert database["problem"].startswith("store.url: cannot connect to ") and "were not tried" in database["problem"]
+    finally:
+        if fault == "the login refused":
+            postgres_server.drop_database(url)
+
+
+@pytest.mark.postgres
 def test_a_postgresql_schema_behind_the_code_fails_and_names_db_upgrade(
         postgres_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """PostgreSQL is never upgraded at start-up: a schema behind is a failed check, not a wait."""

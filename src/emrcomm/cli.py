@@ -328,10 +328,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from emrcomm.doctor import examine, table
+    from emrcomm.doctor import examine, table, unopened
+    from emrcomm.storage import StoreNotOpened
 
-    with _host(args, read_only=True) as host:
-        checks = examine(host)
+    try:
+        with _host(args, read_only=True) as host:
+            checks = examine(host)
+    except StoreNotOpened as exc:  # the server down, the login refused, no such database: a check that failed
+        checks = unopened(str(args.config or "(the embedded defaults)"), str(exc))
     _emit(args, {"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, table(checks))
     return EXIT_OK if all(c.ok for c in checks) else EXIT_NOT_DONE
 

@@ -58,6 +58,14 @@ def examine(host: Host) -> list[Check]:
     return checks + run_probes(host.plugins.probes())
 
 
+def unopened(source: str, problem: str) -> list[Check]:
+    """The checks when the store could not be opened (``problem`` says why): the config was read,
+    the database failed, and what comes after needs it."""
+    return [Check(f"config {source}", steps=("read",)),
+            Check("database", problem=f"{problem}; the checks after it (the audit key, the plugins' servers) need "
+                                      "it and were not tried")]
+
+
 def run_probes(probes: Sequence[tuple[str, Probe | EmrcommError]]) -> list[Check]:
     """Run every probe in a thread of its own; each keeps to its own timeouts."""
     if not probes:

@@ -23,6 +23,11 @@ class StoreClosed(Exception):
     """A statement after the store was closed (a background thread outliving its host)."""
 
 
+class StoreNotOpened(ConfigError):
+    """The store could not be opened at start (its server does not answer, refuses the login, or
+    has no such database): a config error to every command, a failed check to ``emrcomm doctor``."""
+
+
 class StoreUnavailable(Exception):
     """The database server cannot be reached now (it is restarting, failing over, or the network
     is cut). The transaction was not done, unless it was its commit that was cut off: then

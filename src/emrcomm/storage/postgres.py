@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from emrcomm.errors import ConfigError
-from emrcomm.storage.database import Row, StoreClosed, StoreUnavailable
+from emrcomm.storage.database import Row, StoreClosed, StoreNotOpened, StoreUnavailable
 
 log = logging.getLogger("emrcomm.storage")
 
@@ -113,7 +113,7 @@ class PostgresDatabase:
             psycopg.connect(url, **kwargs).close()
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"store.url: cannot connect to {self.where}: {first}") from None
+            raise StoreNotOpened(f"store.url: cannot connect to {self.where}: {first}") from None
         # No check on each loan (a round trip: ~0.2 ms on every statement): a connection found
         # broken at its first statement is replaced once, below (_fresh).
         self.pool = ConnectionPool(url, kwargs=kwargs, min_size=pool_min, max_size=max(pool_min, pool_max),
