@@ -249,7 +249,8 @@ class Kannel:
         wait_until(lambda: port_open(self.ports["sendsms_port"]) or not smsbox.alive(), 15, "smsbox")
         for p in self.processes:
             if not p.alive():
-                raise RuntimeError(f"{p.name} exited at start; see {p.log}")
+                said = p.log.read_bytes()[-600:].decode("utf-8", "replace") if p.log.exists() else ""
+                raise RuntimeError(f"{p.name} exited at start; see {p.log}: ...{said}")
         if smsc:
             wait_until(self._smsc_online, 15, "the fake SMSC to connect")
 
@@ -287,14 +288,25 @@ class Kannel:
         stop_all(others)
         self.processes = []
 
-    def restart(self) -> None:
-        """Start the boxes again on the same ports (the clients were told them), after :meth:`crash`."""
-        self.generation += 1
-        try:
-            self._start(self.fakesmsc is not None)
-        except BaseException:
-            self.stop()
-            raise
+    def restart(self, attempts: int = 3) -> None:
+        """Start the boxes again on the same ports (the clients were told them), after :meth:`crash`.
+        A box that exits as it starts (rarely smsbox, a moment after its predecessor was killed)
+        is started again with the others, as a supervisor would, a second later; what it said is
+        printed first."""
+        smsc = self.fakesmsc is not None
+        for attempt in range(1, attempts + 1):
+            self.generation += 1
+            try:
+                self._start(smsc)
+                return
+            except Exception as exc:
+                stop_all(self.processes)
+                self.processes = []
+                if attempt == attempts:
+                    self.stop()
+                    raise
+                print(f"kannel restart {attempt}: {exc}; again")
+                time.sleep(1.0)
 
     def wait_for(self, receiver: str, count: int = 1, timeout: float = 10.0) -> list[FakeSmscMessage]:
         """The first ``count`` messages (segments) fakesmsc received for ``receiver``."""
