@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from emrcomm.errors import ConfigError
-from emrcomm.storage.database import Database, Migration, pending, role_refused, schema_version
+from emrcomm.storage.database import Database, Migration, pending, schema_change, schema_version
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -164,14 +164,9 @@ def copy_store(source_config: str, target_config: str | None) -> CopyReport:
                               f"({', '.join(f'{m.owner} {m.version}' for m in behind)}): run `emrcomm db upgrade "
                               f"--config {source_config}` first")
         Host(target_cfg, upgrade=True).close()  # the target's schema, at this code's versions
-        with Host(target_cfg) as target:
-            try:
-                counts = _copy(source.storage.db, target.storage.db, steps)
-            except Exception as exc:  # one transaction: nothing of the copy is left
-                refused = role_refused(exc, target.storage.db.where)
-                if refused is not None:
-                    raise refused from None
-                raise
+        # One transaction: a copy refused (or failed) leaves nothing of it behind.
+        with Host(target_cfg) as target, schema_change(target.storage.db.where):
+            counts = _copy(source.storage.db, target.storage.db, steps)
         # Verified on a fresh read of the target, with the key the source was signed with.
         from emrcomm.storage import open_storage
 

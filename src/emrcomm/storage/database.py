@@ -8,7 +8,7 @@ on SQLite and PostgreSQL; the few statements that differ ask :attr:`Database.dia
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -132,15 +132,20 @@ def pending(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
 _NOT_PERMITTED = "42501"
 
 
-def role_refused(exc: BaseException, where: str) -> ConfigError | None:
-    """The error to show when ``exc`` is the database refusing this role a change of the schema
-    (the runtime role running ``db upgrade`` or ``db copy``), else None."""
-    if getattr(exc, "sqlstate", None) != _NOT_PERMITTED:
-        return None
-    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ConfigError(f"{where}: this role cannot change the schema ({said}); nothing was changed: run "
-                       "`emrcomm db upgrade` and `emrcomm db copy` as the role that owns the tables, with a "
-                       "config whose store.url names it (docs/operations.md, Roles and least privilege)")
+@contextlib.contextmanager
+def schema_change(where: str) -> Iterator[None]:
+    """A change of the schema or a whole copy into ``where``: the database refusing this role
+    what it asks (the runtime role running ``db upgrade`` or ``db copy``) is a ConfigError that
+    says which role to use; any other error goes on as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != _NOT_PERMITTED:
+            raise
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{where}: this role cannot change the schema ({said}); nothing was changed: run "
+                          "`emrcomm db upgrade` and `emrcomm db copy` as the role that owns the tables, with a "
+                          "config whose store.url names it (docs/operations.md, Roles and least privilege)") from None
 
 
 def upgrade(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
@@ -151,19 +156,12 @@ def upgrade(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
     if not steps:
         return []
     done = []
-    try:
-        with db.transaction():
-            for step in steps:
-                if schema_version(db, step.owner) >= step.version:  # another process got there first
-                    continue
-                step.apply(db)
-                db.execute("DELETE FROM meta WHERE key = ?", (version_key(step.owner),))
-                db.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
-                           (version_key(step.owner), str(step.version)))
-                done.append(step)
-    except Exception as exc:
-        refused = role_refused(exc, db.where)
-        if refused is not None:
-            raise refused from None
-        raise
+    with schema_change(db.where), db.transaction():
+        for step in steps:
+            if schema_version(db, step.owner) >= step.version:  # another process got there first
+                continue
+            step.apply(db)
+            db.execute("DELETE FROM meta WHERE key = ?", (version_key(step.owner),))
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (version_key(step.owner), str(step.version)))
+            done.append(step)
     return done
