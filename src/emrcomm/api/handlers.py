@@ -263,7 +263,7 @@ class Api:
     def _create(self, request: Request, data: dict[str, Any], condition: str | None, prefer: str) -> Response:
         req = fhir.parse_request(data, limits=self.limits)
         request.state.audit["request"] = req.id
-        standing = self._matching(condition) if condition is not None else None
+        standing = self._matching(_condition_key(condition)) if condition is not None else None
         # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
         outcome = standing or self.host.send(req)
         return self._answer(request, outcome, None if standing else data)
@@ -273,13 +273,10 @@ class Api:
         row = self.host.storage.records.request(ident)
         return None if row is None else self._standing_of(row)
 
-    def _matching(self, condition: str) -> Outcome | None:
-        """How the request an ``If-None-Exist`` names stands (None: there is none, so create it):
-        ``_id=<id>``, or ``identifier=<system>|<value>`` as the search reads it, which finds a
-        request with an id of its own too. ApiError 412 when several requests have the identifier."""
-        return self._matching_key(_condition_key(condition))
-
-    def _matching_key(self, key: str | Identifier) -> Outcome | None:
+    def _matching(self, key: str | Identifier) -> Outcome | None:
+        """How the request an ``If-None-Exist`` names (:func:`_condition_key`) stands (None: there
+        is none, so create it): by its id, or by its identifier as the search reads it, which finds
+        a request with an id of its own too. ApiError 412 when several requests have the identifier."""
         if isinstance(key, str):
             return self._standing(key)
         identifier = key
@@ -332,16 +329,16 @@ class Api:
             row = self.host.storage.records.request(ident)
             if row is None:
                 raise ApiError(404, "not-found", f"no CommunicationRequest {ident}: no request with this id was sent")
-            found = self._request_of(row)
-            return fhir_response(found, headers={"last-modified": _http_date(found["meta"]["lastUpdated"])})
+            found, updated = self._request_of(row)
+            return fhir_response(found, headers={"last-modified": _http_date(updated)})
 
         return await run_in_threadpool(run)
 
-    def _request_of(self, row: RequestRow) -> dict[str, Any]:
-        """The CommunicationRequest a read answers for a request in the ledger."""
+    def _request_of(self, row: RequestRow) -> tuple[dict[str, Any], dt.datetime]:
+        """The CommunicationRequest a read answers for a request in the ledger, and when it last changed."""
         outcome = self._standing_of(row)
         updated = answers.last_changed(answers.records_of(self.host, outcome), row.created)
-        return answers.request_resource(outcome, None, updated)
+        return answers.request_resource(outcome, None, updated), updated
 
     async def search_requests(self, request: Request, grant: Grant | None) -> Response:
         params = list(request.query_params.multi_items())
@@ -349,7 +346,7 @@ class Api:
 
         def run() -> Response:
             rows = self.host.storage.records.requests_by_identifier(identifier, limit=search.MAX_REQUESTS)
-            found = [self._request_of(row) for row in rows]
+            found = [self._request_of(row)[0] for row in rows]
             return fhir_response(search.request_bundle(found, params, self.base(request)))
 
         return await run_in_threadpool(run)
@@ -416,7 +413,7 @@ class Api:
                 if key is not None and key in in_batch:
                     followers.append((i, in_batch[key]))
                     continue
-                standing = self._matching_key(key) if key is not None else None
+                standing = self._matching(key) if key is not None else None
                 if standing is not None:
                     results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
@@ -485,7 +482,7 @@ class Api:
             request.state.audit["record"] = ident
             found = search.resource(*read)
             return fhir_response(found, headers={"etag": f'W/"{found["meta"]["versionId"]}"',
-                                                 "last-modified": _http_date(found["meta"]["lastUpdated"])})
+                                                 "last-modified": _http_date(read[1])})
 
         return await run_in_threadpool(run)
 
@@ -569,10 +566,9 @@ def _check_wants_json(request: Request) -> None:
 _JSON_FORMATS = ("json", *JSON_TYPES, *NDJSON_TYPES)
 
 
-def _http_date(fhir_instant: str) -> str:
-    """A FHIR instant (meta.lastUpdated) as an HTTP date, for ``Last-Modified``."""
-    return format_datetime(dt.datetime.fromisoformat(fhir_instant.replace("Z", "+00:00")).astimezone(dt.UTC),
-                           usegmt=True)
+def _http_date(when: dt.datetime) -> str:
+    """A time as an HTTP date, for ``Last-Modified``."""
+    return format_datetime(when.astimezone(dt.UTC), usegmt=True)
 
 
 def _prefer(request: Request) -> str:
