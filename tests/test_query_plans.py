@@ -116,6 +116,27 @@ def test_a_search_of_requests_by_identifier_searches_its_index(host: Host) -> No
         assert "USING INDEX requests_identifier" in plan, plan
 
 
+def test_a_request_with_several_identifiers_is_entered_decided_again_and_found_through_indexes(host: Host) -> None:
+    first, second, third = (Identifier("urn:emr:appointments", "A-1"), Identifier("urn:emr:orders", "O-1"),
+                            Identifier(None, "V-1"))
+    host.send(reminder("warm"))
+    with traced(host) as seen:
+        host.send(attrs_evolve(reminder("several"), identifier=first, other_identifiers=(second, third)))
+        blocked = Request("Patient/none", Category.APPOINTMENT_REMINDER, id="again", text="See you soon.",
+                          identifier=first, other_identifiers=(second,))
+        assert host.send(blocked).status is Status.BLOCKED
+        assert host.send(attrs_evolve(reminder("again"), identifier=third)).status is Status.SENT  # decided again
+        for identifier in (first, second, third):
+            host.storage.records.requests_by_identifier(identifier, limit=100)
+    assert any(s.startswith("DELETE FROM request_identifiers") for s in seen), "the second decision deleted nothing"
+    assert any("INSERT INTO request_identifiers" in s for s in seen)
+    assert scans(host, seen) == {}
+    connection: sqlite3.Connection = host.storage.db._db  # type: ignore[attr-defined]
+    [search, *_] = [s for s in seen if "JOIN requests" in s]
+    plan = " ".join(row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + search))
+    assert "USING INDEX requests_identifier" in plan and "request_identifiers USING PRIMARY KEY" in plan, plan
+
+
 def test_the_check_finds_a_statement_that_scans(host: Host) -> None:
     found = scans(host, ["SELECT id FROM records WHERE facts LIKE '%Patient%'"])
     assert list(found.values()) == [["SCAN records"]]

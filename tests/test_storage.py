@@ -11,10 +11,12 @@ import pytest
 
 from emrcomm.errors import ConfigError, PluginError
 from emrcomm.host import Host
+from emrcomm.model import Identifier
 from emrcomm.plugin.manager import discover
 from emrcomm.storage import CORE, Migration, open_sqlite, schema_version
 from emrcomm.storage.schema import MIGRATIONS
 from emrcomm.storage.sqlite import SQLiteDatabase
+from emrcomm.testing import TEST_NOW
 from emrcomm_portal.storage import MIGRATIONS as PORTAL
 from support import open_store, write_config
 
@@ -123,3 +125,42 @@ def test_a_plugin_that_migrates_tables_it_does_not_own_stops_start_up(
         Host(load_config(config), entry_points=found)
     host = make_host()  # the outbox is still there
     assert host.storage.db.query("SELECT COUNT(*) AS n FROM outbox") == [{"n": 0}]
+
+
+# ---------------------------------------------------------------- the request ledger's identifiers
+
+A, B, C = Identifier("urn:emr:appointments", "A-1"), Identifier("urn:emr:orders", "O-1"), Identifier(None, "V-1")
+
+
+def enter(host: Host, rid: str, status: str, identifiers: list[Identifier]) -> int | None:
+    return host.storage.records.enter_request(id=rid, patient="Patient/on-en", category="clinical", now=TEST_NOW,
+                                              status=status, record_ids=[], identifiers=identifiers)
+
+
+def found(host: Host, identifier: Identifier) -> list[str]:
+    return [r.id for r in host.storage.records.requests_by_identifier(identifier, limit=10)]
+
+
+def test_a_request_keeps_every_identifier_in_order_and_is_found_by_each(host: Host) -> None:
+    enter(host, "several", "sent", [B, C, A])
+    enter(host, "one", "sent", [A])
+    row = host.storage.records.request("several")
+    assert row is not None and row.identifiers == (B, C, A) and row.identifier == B
+    assert (found(host, A), found(host, B), found(host, C)) == (["one", "several"], ["several"], ["several"])
+
+
+def test_a_request_decided_again_is_found_by_its_new_identifiers_not_its_old(host: Host) -> None:
+    assert enter(host, "r", "blocked", [A, B]) == 1
+    assert enter(host, "r", "sent", [A, C]) == 2
+    assert enter(host, "r", "sent", [B]) is None  # handled: nothing changes
+    row = host.storage.records.request("r")
+    assert row is not None and row.identifiers == (A, C)
+    assert (found(host, A), found(host, B), found(host, C)) == (["r"], [], ["r"])
+    assert enter(host, "s", "failed", [A, B]) == 1 and enter(host, "s", "sent", [C]) == 2
+    assert (found(host, A), found(host, B), found(host, C)) == (["r"], [], ["r", "s"])
+
+
+def test_an_identifier_sent_twice_in_one_request_finds_it_once(host: Host) -> None:
+    enter(host, "twice", "sent", [A, B, A])
+    row = host.storage.records.request("twice")
+    assert row is not None and row.identifiers == (A, B, A) and found(host, A) == ["twice"]

@@ -196,8 +196,83 @@ def test_a_postgresql_database_at_schema_3_with_0_2_rows_upgrades(postgres_serve
             assert old_request is not None and old_request.identifier is None
             ident = Identifier("urn:emr:appointments", "A-1")
             store.records.enter_request(id="after-upgrade", patient="Patient/on-en", category="clinical",
-                                        now=NEXT_MORNING, status="sent", record_ids=[], identifier=ident)
+                                        now=NEXT_MORNING, status="sent", record_ids=[], identifiers=[ident])
             assert [r.id for r in store.records.requests_by_identifier(ident, limit=10)] == ["after-upgrade"]
+        finally:
+            store.close()
+    finally:
+        postgres_server.drop_database(url)
+
+
+# ---------------------------------------------------------------- a database at schema 6
+
+ONE = Identifier("urn:emr:appointments", "A-6")
+SEVERAL = (Identifier("urn:emr:appointments", "A-7"), Identifier("urn:emr:orders", "O-7"), Identifier(None, "V-7"))
+
+
+def at_schema_6(db: Any) -> None:
+    """The schema 6 made and a request it entered with its one identifier, as it wrote it."""
+    from emrcomm.storage.database import upgrade
+
+    upgrade(db, [m for m in MIGRATIONS if m.version <= 6])
+    db.execute("""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids, identifier)
+                  VALUES ('at-6', 'Patient/on-en', 'clinical', '2026-11-23T15:00:00+00:00', 'sent', 1, '[]',
+                          '["urn:emr:appointments","A-6"]')""")
+
+
+def keeps_and_finds_identifiers(store: Any) -> None:
+    """The request schema 6 entered is found by its identifier; one entered now with several
+    keeps them all and is found by each."""
+    old = store.records.request("at-6")
+    assert old is not None and old.identifiers == (ONE,)
+    assert [r.id for r in store.records.requests_by_identifier(ONE, limit=10)] == ["at-6"]
+    store.records.enter_request(id="at-7", patient="Patient/on-en", category="clinical", now=NEXT_MORNING,
+                                status="sent", record_ids=[], identifiers=SEVERAL)
+    row = store.records.request("at-7")
+    assert row is not None and row.identifiers == SEVERAL
+    for identifier in SEVERAL:
+        assert [r.id for r in store.records.requests_by_identifier(identifier, limit=10)] == ["at-7"], identifier
+
+
+def test_a_schema_6_database_upgrades_and_keeps_and_finds_every_identifier(tmp_path: Path) -> None:
+    from emrcomm.storage import open_sqlite
+    from emrcomm.storage.sqlite import SQLiteDatabase
+
+    db = SQLiteDatabase(tmp_path / "emrcomm.sqlite")
+    try:
+        at_schema_6(db)
+        assert schema_version(db) == 6
+    finally:
+        db.close()
+    store = open_sqlite(tmp_path / "emrcomm.sqlite")
+    try:
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS)
+        keeps_and_finds_identifiers(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_at_schema_6_upgrades_and_keeps_and_finds_every_identifier(postgres_server: Any) -> None:
+    from emrcomm.storage import open_postgres
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    url = postgres_server.new_database()
+    try:
+        db = PostgresDatabase(url)
+        try:
+            at_schema_6(db)
+        finally:
+            db.close()
+        store = open_postgres(url, upgrade_it=True)
+        try:
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS)
+            keeps_and_finds_identifiers(store)
+            long = tuple(Identifier("urn:emr:" + "s" * 240, f"{n}" + "v" * 250) for n in range(10))
+            # Ten identifiers of 500 characters: more than one entry of a PostgreSQL index holds.
+            store.records.enter_request(id="long", patient="Patient/on-en", category="clinical", now=NEXT_MORNING,
+                                        status="sent", record_ids=[], identifiers=long)
+            assert [r.id for r in store.records.requests_by_identifier(long[9], limit=10)] == ["long"]
         finally:
             store.close()
     finally:

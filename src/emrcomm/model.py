@@ -209,7 +209,9 @@ class Request:
     ``sender_name`` their name as the patient reads it ("Dr. Amara Osei": the portal shows it;
     FHIR ``requester.display``). ``identifier`` is the EMR's own id for the request (from a
     CommunicationRequest, its first identifier with a value), kept with it so that the EMR can
-    find it again; a request from Python usually has none.
+    find it again; a request from Python usually has none. ``other_identifiers`` are the ones
+    after it, in the order sent (a CommunicationRequest's further identifiers with a value): the
+    request is kept with, and found by, each of them (``identifiers``: all of them, in order).
     """
 
     patient_ref: str
@@ -235,6 +237,12 @@ class Request:
     # answer's Communication.inResponseTo); it goes only to the channel and address that came from.
     in_response_to: str | None = None
     identifier: Identifier | None = None
+    other_identifiers: tuple[Identifier, ...] = ()
+
+    @property
+    def identifiers(self) -> tuple[Identifier, ...]:
+        """Every identifier the request carries, ``identifier`` first."""
+        return (self.identifier, *self.other_identifiers) if self.identifier is not None else self.other_identifiers
 
     def __attrs_post_init__(self) -> None:
         # One way to say when the appointment is, whichever door the request came in by: the
@@ -471,6 +479,12 @@ class Outcome:
     category: Category | None = None
     patient_ref: str | None = None
     identifier: Identifier | None = None
+    other_identifiers: tuple[Identifier, ...] = ()
+
+    @property
+    def identifiers(self) -> tuple[Identifier, ...]:
+        """Every identifier the request was sent with, ``identifier`` first."""
+        return (self.identifier, *self.other_identifiers) if self.identifier is not None else self.other_identifiers
 
     @property
     def blocked(self) -> bool:

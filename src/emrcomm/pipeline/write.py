@@ -69,6 +69,7 @@ def outcome(decision: Decision, status: Status, findings: list[Finding] | tuple[
         request_id=req.id, status=status, channels=channels, findings=kept, record_ids=record_ids,
         explanation=lines if lines is not None else explanation(decision, dry_run=dry_run),
         category=req.category, patient_ref=req.patient_ref, identifier=req.identifier,
+        other_identifiers=req.other_identifiers,
     )
 
 
@@ -116,7 +117,7 @@ def write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
         attempt = records.next_attempt(req.id)
         facts = blocked_facts(req, tuple(findings), channel, recorded=now, clinic=clinic, attempt=attempt)
         if records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value, now=now,
-                                 status="blocked", record_ids=[facts.id], identifier=req.identifier) != attempt:
+                                 status="blocked", record_ids=[facts.id], identifiers=req.identifiers) != attempt:
             raise Raced
         record = records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         trail.add("blocked", record=record.id, reasons=list(facts.reasons))
@@ -167,7 +168,7 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
         with host.storage.transaction():
             if host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
                                                   now=now, status=status, record_ids=ids,
-                                                  identifier=req.identifier) is None:
+                                                  identifiers=req.identifiers) is None:
                 raise Raced
             records = []
             for f, leg in zip(facts, legs):
@@ -246,7 +247,7 @@ def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: Filing
         facts = blocked_facts(req, (not_filed,), None, recorded=now, clinic=host.config.clinic.name, attempt=attempt,
                               role="not-filed")
         host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
-                                           now=now, status="failed", record_ids=[facts.id], identifier=req.identifier)
+                                           now=now, status="failed", record_ids=[facts.id], identifiers=req.identifiers)
         record = host.storage.records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         host.file_each(record)  # wherever filing still works
         trail.add("record.not_filed", records=[record.id], plugin=failed.plugin, reasons=["RECORD_NOT_FILED"])

@@ -37,23 +37,29 @@ class RequestRow:
     status: str
     attempts: int
     record_ids: tuple[str, ...]
-    identifier: Identifier | None = None
+    identifiers: tuple[Identifier, ...] = ()
+
+    @property
+    def identifier(self) -> Identifier | None:
+        """The request's first identifier (None: it has none)."""
+        return self.identifiers[0] if self.identifiers else None
 
 
 class Records(Protocol):
     def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
-                      record_ids: Sequence[str], identifier: Identifier | None = None) -> int | None:
+                      record_ids: Sequence[str], identifiers: Sequence[Identifier] = ()) -> int | None:
         """Enter a decided request in the ledger and return its attempt number (1, or more when an
         earlier decision was blocked or failed); None when the id was handled before: a repeat.
-        Two processes deciding one id at once: one gets a number, the other None. ``identifier``
-        is the EMR's own id for it (kept as the last decision gave it)."""
+        Two processes deciding one id at once: one gets a number, the other None. ``identifiers``
+        are the EMR's own ids for it, in order (kept as the last decision gave them)."""
         ...
 
     def request(self, id: str) -> RequestRow | None: ...
 
     def requests_by_identifier(self, identifier: Identifier, *, limit: int) -> list[RequestRow]:
-        """The requests entered with ``identifier`` (its system None: those whose identifier has
-        no system), oldest first, at most ``limit``: what a search by identifier reads."""
+        """The requests entered with ``identifier`` among their identifiers (its system None: an
+        identifier without a system), oldest first, at most ``limit``: what a search by identifier
+        reads. A request is listed once, whichever of its identifiers it is."""
         ...
 
     def next_attempt(self, id: str) -> int:
@@ -207,7 +213,7 @@ class SqlRecords:
 
     # the request ledger ----------------------------------------------------------------------------
     def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
-                      record_ids: Sequence[str], identifier: Identifier | None = None) -> int | None:
+                      record_ids: Sequence[str], identifiers: Sequence[Identifier] = ()) -> int | None:
         retryable = ", ".join(f"'{s}'" for s in sorted(RETRYABLE))
         with self.db.transaction():
             rows = self.db.query(
@@ -216,17 +222,35 @@ class SqlRecords:
                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record_ids = excluded.record_ids,
                         attempts = requests.attempts + 1, identifier = excluded.identifier
                     WHERE requests.status IN ({retryable}) RETURNING attempts""",
-                (id, patient, category, iso(now), status, _json(list(record_ids)),
-                 identifier_key(identifier) if identifier is not None else None))
-        return int(rows[0]["attempts"]) if rows else None
+                (id, patient, category, iso(now), status, _json(list(record_ids)), identifiers_text(identifiers)))
+            if not rows:
+                return None
+            attempt = int(rows[0]["attempts"])
+            # A request with several identifiers is found by each through request_identifiers; one
+            # with none or one (nearly all) writes nothing there.
+            if attempt > 1:  # decided again: the identifiers are the new decision's
+                self.db.execute("DELETE FROM request_identifiers WHERE request_id = ?", (id,))
+            if len(identifiers) > 1:
+                self.db.executemany(
+                    "INSERT INTO request_identifiers (identifier, request_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(identifier_key(i), id) for i in identifiers])
+        return attempt
 
     def request(self, id: str) -> RequestRow | None:
         rows = self.db.query("SELECT * FROM requests WHERE id = ?", (id,))
         return _request_row(rows[0]) if rows else None
 
     def requests_by_identifier(self, identifier: Identifier, *, limit: int) -> list[RequestRow]:
-        rows = self.db.query("SELECT * FROM requests WHERE identifier = ? ORDER BY created, id LIMIT ?",
-                             (identifier_key(identifier), limit))
+        # A request with one identifier has its key in its row (the partial index requests_identifier,
+        # whose condition the first term repeats so that the planner may use it: no key starts
+        # with "[["); one with several, in request_identifiers. A request is in one or the other.
+        key = identifier_key(identifier)
+        rows = self.db.query(
+            f"""SELECT * FROM requests WHERE identifier = ? AND {SINGLE_IDENTIFIER}
+                UNION ALL
+                SELECT requests.* FROM request_identifiers JOIN requests ON requests.id = request_identifiers.request_id
+                WHERE request_identifiers.identifier = ?
+                ORDER BY created, id LIMIT ?""", (key, key, limit))
         return [_request_row(r) for r in rows]
 
     def next_attempt(self, id: str) -> int:
@@ -397,11 +421,33 @@ def identifier_key(identifier: Identifier) -> str:
     return _json([identifier.system, identifier.value])
 
 
+# The condition of the index requests_identifier: a row whose identifier column is one key (a
+# list of several starts with "[["), so that an entry stays within PostgreSQL's size for one.
+SINGLE_IDENTIFIER = "substr(identifier, 1, 2) <> '[['"
+
+
+def identifiers_text(identifiers: Sequence[Identifier]) -> str | None:
+    """The requests row's identifier column: NULL for none, the key of the one (as schema 6 kept
+    it), or for several a JSON list of their ``[system, value]`` in the order sent."""
+    if not identifiers:
+        return None
+    if len(identifiers) == 1:
+        return identifier_key(identifiers[0])
+    return _json([[i.system, i.value] for i in identifiers])
+
+
+def _identifiers(text: str | None) -> tuple[Identifier, ...]:
+    if text is None:
+        return ()
+    data = json.loads(text)
+    pairs = data if isinstance(data[0], list) else [data]
+    return tuple(Identifier(system, value) for system, value in pairs)
+
+
 def _request_row(r: Row) -> RequestRow:
-    key = r["identifier"]
     return RequestRow(id=r["id"], patient=r["patient"], category=r["category"], created=parse_iso(r["created"]),
                       status=r["status"], attempts=int(r["attempts"]), record_ids=tuple(json.loads(r["record_ids"])),
-                      identifier=Identifier(*json.loads(key)) if key is not None else None)
+                      identifiers=_identifiers(r["identifier"]))
 
 
 def _event(row: Row) -> Event:

@@ -415,6 +415,34 @@ ALTER TABLE requests ADD COLUMN identifier TEXT COLLATE "C";
 CREATE INDEX requests_identifier ON requests (identifier) WHERE identifier IS NOT NULL
 """
 
+# Version 7: every identifier of a request, not its first alone (a retry's If-None-Exist naming
+# its second identifier sent the message twice). A request with one identifier is kept as in
+# version 6, at no cost more; one with several keeps them all, in order, in its identifier column
+# (a JSON list: records.identifiers_text), and one request_identifiers row for each finds it. The
+# index on the column leaves such lists out (they may pass PostgreSQL's ~2,700 bytes for one
+# entry): the search names its condition (records.SINGLE_IDENTIFIER). Rows written before keep
+# their one identifier: the others were never stored.
+_V7 = """
+CREATE TABLE request_identifiers (
+    identifier TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    PRIMARY KEY (identifier, request_id)
+) WITHOUT ROWID;
+CREATE INDEX request_identifiers_request ON request_identifiers (request_id);
+DROP INDEX requests_identifier;
+CREATE INDEX requests_identifier ON requests (identifier) WHERE substr(identifier, 1, 2) <> '[['
+"""
+_PG_V7 = """
+CREATE TABLE request_identifiers (
+    identifier TEXT COLLATE "C" NOT NULL,
+    request_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (identifier, request_id)
+);
+CREATE INDEX request_identifiers_request ON request_identifiers (request_id);
+DROP INDEX requests_identifier;
+CREATE INDEX requests_identifier ON requests (identifier) WHERE substr(identifier, 1, 2) <> '[['
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
@@ -430,4 +458,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               statements={"sqlite": statements(_V5), "postgresql": statements(_V5)}),
     Migration(CORE, 6, "the EMR's identifier of a request, kept with it and indexed (a search by identifier)",
               statements={"sqlite": statements(_V6), "postgresql": statements(_PG_V6)}),
+    Migration(CORE, 7, "every identifier of a request: several kept in order, each found by the search "
+                       "(request_identifiers)",
+              statements={"sqlite": statements(_V7), "postgresql": statements(_PG_V7)}),
 )
