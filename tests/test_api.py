@@ -25,7 +25,8 @@ from emrcomm.api.settings import ApiSettings
 from emrcomm.audit import entries
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
-from emrcomm.model import Category, Request
+from emrcomm.limits import MAX_IDENTIFIERS
+from emrcomm.model import Category, Identifier, Request
 from emrcomm.plugin.manager import discover
 from emrcomm.storage.times import iso
 from emrcomm.web import create_app
@@ -769,6 +770,76 @@ def test_a_request_with_an_id_of_its_own_keeps_its_identifier_too(api: ApiClient
     assert body(api.call("GET", "/fhir/CommunicationRequest/r-own"))["identifier"] == [{"value": "B-1"}]
     found = body(api.call("GET", "/fhir/CommunicationRequest", query="identifier=%7CB-1"))
     assert [e["resource"]["id"] for e in found["entry"]] == ["r-own"]
+
+
+# A request with several identifiers (an EMR's order, appointment and visit numbers): every one kept.
+SEVERAL = [{"system": APPOINTMENTS, "value": "A-60"}, {"system": "urn:emr:orders", "value": "O-60"},
+           {"value": "V-60"}]
+
+
+def test_a_request_reads_back_with_every_identifier_it_was_sent_with_in_order(api: ApiClient) -> None:
+    rid = api.call("POST", "/fhir/CommunicationRequest", by_identifier(SEVERAL)).headers["location"].rsplit("/", 1)[1]
+    assert body(api.call("GET", f"/fhir/CommunicationRequest/{rid}"))["identifier"] == SEVERAL
+    assert api.host.storage.records.request(rid).identifiers == tuple(  # type: ignore[union-attr]
+        Identifier(i.get("system"), i["value"]) for i in SEVERAL)
+
+
+@pytest.mark.parametrize("query", [f"identifier={APPOINTMENTS}|A-60", "identifier=urn:emr:orders|O-60",
+                                   "identifier=%7CV-60"])
+def test_a_search_finds_a_request_by_any_of_its_identifiers(api: ApiClient, query: str) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", by_identifier(SEVERAL))
+    api.call("POST", "/fhir/CommunicationRequest", by_identifier([{"system": APPOINTMENTS, "value": "A-61"},
+                                                                  {"system": "urn:emr:orders", "value": "O-61"}]))
+    found = body(api.call("GET", "/fhir/CommunicationRequest", query=query))
+    assert found["total"] == 1 and [e["resource"]["identifier"] for e in found["entry"]] == [SEVERAL]
+    validate_resource(found)
+
+
+def test_if_none_exist_naming_a_requests_second_identifier_sends_nothing_twice(api: ApiClient) -> None:
+    # The EMR's retry names the identifier it files the request under, not necessarily the first.
+    first = api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=SEVERAL))
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("own-2", identifier=SEVERAL),
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:orders|O-60")])
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.headers["location"].endswith("/CommunicationRequest/own-1") and len(sms_sent(api.host)) == 1
+
+
+def test_if_none_exist_matching_two_requests_by_different_identifiers_is_412(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=SEVERAL))
+    api.call("POST", "/fhir/CommunicationRequest", reminder("own-2", identifier=[{"value": "V-60"}]))
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("own-3", identifier=SEVERAL),
+                     headers=[(b"if-none-exist", b"identifier=%7CV-60")])
+    assert again.status_code == 412 and body(again)["issue"][0]["code"] == "multiple-matches"
+    assert len(sms_sent(api.host)) == 2
+
+
+def test_a_batch_entrys_if_none_exist_naming_a_later_identifier_finds_the_request(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=SEVERAL))
+    entry = {"request": {"method": "POST", "url": "CommunicationRequest", "ifNoneExist": "identifier=%7CV-60"},
+             "resource": reminder("own-2", identifier=SEVERAL)}
+    [answer] = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [entry]}))["entry"]
+    assert answer["response"]["status"] == "200 OK"
+    assert answer["response"]["location"] == "CommunicationRequest/own-1" and len(sms_sent(api.host)) == 1
+
+
+def test_a_batch_entrys_if_none_exist_naming_an_earlier_entrys_second_identifier_sends_nothing_twice(
+        api: ApiClient) -> None:
+    entries = [{"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": reminder("own-1", identifier=SEVERAL)},
+               {"request": {"method": "POST", "url": "CommunicationRequest",
+                            "ifNoneExist": "identifier=urn:emr:orders|O-60"},
+                "resource": reminder("own-2", identifier=SEVERAL)}]
+    first, second = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries}))["entry"]
+    assert (first["response"]["status"], second["response"]["status"]) == ("201 Created", "200 OK")
+    assert second["response"]["location"] == "CommunicationRequest/own-1" and len(sms_sent(api.host)) == 1
+
+
+def test_a_request_with_more_identifiers_than_the_limit_is_a_400_naming_it(api: ApiClient) -> None:
+    many = [{"system": APPOINTMENTS, "value": f"A-{n}"} for n in range(MAX_IDENTIFIERS + 1)]
+    answer = api.call("POST", "/fhir/CommunicationRequest", by_identifier(many))
+    assert answer.status_code == 400, answer.text
+    assert f"the most one request may carry is {MAX_IDENTIFIERS}" in answer.text and "MAX_IDENTIFIERS" in answer.text
+    assert sms_sent(api.host) == []
+    assert api.call("POST", "/fhir/CommunicationRequest", by_identifier(many[:MAX_IDENTIFIERS])).status_code == 201
 
 
 def test_if_none_exist_answers_with_the_identifier_the_request_was_sent_with(api: ApiClient) -> None:

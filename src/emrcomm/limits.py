@@ -11,13 +11,13 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attrs import field, frozen
 
 from emrcomm.errors import RequestError
-from emrcomm.model import Request
+from emrcomm.model import Identifier, Request
 
 # FHIR's id: letters, digits, '-' and '.', 1 to 64 of them (R4 datatypes: id).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -25,6 +25,9 @@ MAX_ID = 64
 # An identifier's system and its value, each: what an EMR's own ids need, and short enough that
 # both fit in one entry of the requests' index on PostgreSQL (at most ~2,700 bytes).
 MAX_IDENTIFIER = 256
+# The identifiers one request may carry (an EMR sends one or a few: its order, appointment or
+# visit numbers). Each is kept with the request and indexed, so the count is bounded.
+MAX_IDENTIFIERS = 10
 # The times a request may carry (check_time).
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=1)
@@ -146,6 +149,16 @@ def check_identifier(system: str | None, value: str, where: str) -> None:
             raise RequestError(f"{where}: its {part} contains the control character U+{ord(bad.group()):04X}")
 
 
+def check_identifiers(identifiers: Sequence[Identifier]) -> None:
+    """A request's identifiers: at most ``MAX_IDENTIFIERS``, each within :func:`check_identifier`."""
+    if len(identifiers) > MAX_IDENTIFIERS:
+        raise RequestError(f"the request has {len(identifiers)} identifiers; the most one request may carry is "
+                           f"{MAX_IDENTIFIERS} (emrcomm.limits.MAX_IDENTIFIERS): send the EMR's own ids for it, "
+                           "not every id it relates to")
+    for n, identifier in enumerate(identifiers):
+        check_identifier(identifier.system, identifier.value, f"the request's identifier[{n}]")
+
+
 def check_patient_option(value: str, command: str) -> None:
     """A command's ``--patient``: a FHIR reference, ``Patient/<id>`` (a bare id finds nothing)."""
     if not value.startswith("Patient/") or len(value) <= len("Patient/"):
@@ -156,8 +169,9 @@ def check_request(request: Request, limits: Limits = DEFAULT) -> None:
     """A request from any door (FHIR or the Python API) within the limits: its id, its text,
     its string variables, its times, its attachments."""
     check_id(request.id, "request id")
-    if request.identifier is not None:
-        check_identifier(request.identifier.system, request.identifier.value, "the request's identifier")
+    if request.other_identifiers and request.identifier is None:
+        raise RequestError("the request has other_identifiers but no identifier: give the first as identifier")
+    check_identifiers(request.identifiers)
     if request.text is not None:
         check_text(request.text, "the request's text", limits)
     if request.subject is not None:

@@ -85,7 +85,7 @@ def last_changed(records: Sequence[tuple[Record, Any]], decided: Any) -> Any:
 
 def request_resource(outcome: Outcome, submitted: Mapping[str, Any] | None, updated: Any) -> dict[str, Any]:
     """The CommunicationRequest as filed: what was sent in (when it is at hand; else what the
-    ledger keeps: the EMR's identifier, category and subject), its id the request id, its status
+    ledger keeps: the EMR's identifiers, category and subject), its id the request id, its status
     how the request ended, ``updated`` when that last changed (:func:`last_changed`)."""
     status = REQUEST_STATUS[outcome.status]
     res: dict[str, Any] = {"resourceType": "CommunicationRequest", "id": outcome.request_id,
@@ -93,8 +93,8 @@ def request_resource(outcome: Outcome, submitted: Mapping[str, Any] | None, upda
     if submitted:
         res.update({k: v for k, v in submitted.items() if k not in ("resourceType", "id", "meta", "status")})
     else:
-        if outcome.identifier is not None:
-            res["identifier"] = [identifier_json(outcome.identifier)]
+        if outcome.identifiers:
+            res["identifier"] = [identifier_json(i) for i in outcome.identifiers]
         if outcome.category is not None:
             res["category"] = [{"coding": [{"system": CATEGORY_SYSTEM, "code": outcome.category.value}]}]
         if outcome.patient_ref:

@@ -22,8 +22,8 @@ SEARCH_PARAMS = (
     ("_summary", "token", "count: the number of matches alone (Bundle.total), as _count=0 also asks"),
 )
 REQUEST_SEARCH_PARAMS = (
-    ("identifier", "token", "The identifier the EMR sent the request with: <system>|<value> (|<value> for one "
-                            "without a system)"),
+    ("identifier", "token", "An identifier the EMR sent the request with (any of them): <system>|<value> "
+                            "(|<value> for one without a system)"),
 )
 
 

@@ -295,7 +295,7 @@ class Api:
                        channels=tuple(r.channel for r in records if r.channel and r.role not in ("blocked", "not-filed")),
                        findings=tuple(f for r in records for f in r.findings if r.role in ("blocked", "not-filed")),
                        explanation=(ALREADY_HANDLED,), category=Category(row.category), patient_ref=row.patient,
-                       identifier=row.identifier)
+                       identifier=row.identifier, other_identifiers=row.identifiers[1:])
 
     def _answer(self, request: Request, outcome: Any, submitted: Mapping[str, Any] | None) -> Response:
         status = answers.http_status(outcome)
@@ -425,8 +425,8 @@ class Api:
                 continue
             todo.append((i, req, resource))
             in_batch.setdefault(req.id, req)
-            if req.identifier is not None:
-                in_batch.setdefault(req.identifier, req)
+            for identifier in req.identifiers:
+                in_batch.setdefault(identifier, req)
         outcomes = self.host.send_many(req for _i, req, _r in todo)
         for n, (i, req, _resource) in enumerate(todo):
             try:

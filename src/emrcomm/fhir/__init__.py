@@ -17,7 +17,7 @@ from typing import Any
 
 from emrcomm.errors import RequestError
 from emrcomm.limits import DEFAULT as DEFAULT_LIMITS
-from emrcomm.limits import FHIR_ID, Limits, check_depth, check_time, loads_json
+from emrcomm.limits import FHIR_ID, Limits, check_depth, check_identifiers, check_time, loads_json
 from emrcomm.model import Category, Identifier, Record, Request, Sensitivity
 
 BASE = "http://emrcomm.org/fhir"
@@ -113,6 +113,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
             if coding.get("system") == PARTICIPATION_MODE and coding.get("code") in MEDIUM_TO_CHANNEL:
                 channel = MEDIUM_TO_CHANNEL[coding["code"]]
     request_id, based_on = _identity(data)
+    identifiers = _identifiers(data)
     who = data.get("requester") or data.get("sender") or {}
     sender, sender_name = who.get("reference"), who.get("display")
     return Request(
@@ -131,7 +132,8 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         based_on=based_on,
         channel=channel,
         sender_name=(sender_name.strip()[:200] or None) if isinstance(sender_name, str) else None,
-        identifier=_identifier(data),
+        identifier=identifiers[0] if identifiers else None,
+        other_identifiers=identifiers[1:],
     )
 
 
@@ -295,13 +297,13 @@ def derived_request_id(identifier: Identifier) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{identifier.system or ''}|{identifier.value}").hex
 
 
-def _identifier(data: Mapping[str, Any]) -> Identifier | None:
-    """The EMR's own id for the request: its first identifier with a value (the one its id is
-    derived from when it has no id), kept with the request; the others are not."""
-    for ident in data.get("identifier", ()):
-        if ident.get("value"):
-            return Identifier(ident.get("system"), ident["value"])
-    return None
+def _identifiers(data: Mapping[str, Any]) -> tuple[Identifier, ...]:
+    """The EMR's own ids for the request: its identifiers with a value, in order (the first is
+    the one its id is derived from when it has no id); at most ``MAX_IDENTIFIERS``."""
+    found = tuple(Identifier(ident.get("system"), ident["value"])
+                  for ident in data.get("identifier", ()) if ident.get("value"))
+    check_identifiers(found)
+    return found
 
 
 def request_to_fhir(request: Request) -> dict[str, Any]:
@@ -314,8 +316,8 @@ def request_to_fhir(request: Request) -> dict[str, Any]:
         "priority": request.priority,
         "subject": {"reference": request.patient_ref},
     }
-    if request.identifier is not None:
-        res["identifier"] = [identifier_json(request.identifier)]
+    if request.identifiers:
+        res["identifier"] = [identifier_json(i) for i in request.identifiers]
     if request.text:
         res["payload"] = [{"contentString": request.text}]
     if request.not_before or request.expires:  # the outbox worker honours the expiry it carries
