@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -185,6 +186,27 @@ def test_a_reply_whose_words_do_not_open_leaves_the_rest_of_the_timeline_readabl
     words = html.unescape(page.text)
     assert "Reply from the patient by the portal" in words and "Should I take it with food?" not in words
     assert "Appointment reminder by SMS to 613-555-0123" in words
+
+
+def test_a_mistyped_password_still_leads_to_the_patient_the_link_named(site: str) -> None:
+    """A link from the EMR to a patient's timeline goes through the sign-in form; a wrong password
+    on the way must not drop where it was going, nor must a sign-in page opened while signed in."""
+    browser = Browser(site)
+    target = "/staff/patients?patient=Patient%2Fon-en"
+    to_login = browser.get(target)
+    assert to_login.status_code == 303
+    form = browser.get(to_login.headers["location"])
+    token = re.search(r'name="token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    wrong = browser.post("/staff/login", {"token": token, "name": "jroy", "password": "not the password",
+                                          "next": target})
+    assert wrong.status_code == 401
+    kept = re.search(r'name="next" value="([^"]*)"', wrong.text)
+    assert kept and kept.group(1) == html.escape(target)
+    token = re.search(r'name="token" value="([^"]+)"', wrong.text).group(1)  # type: ignore[union-attr]
+    right = browser.post("/staff/login", {"token": token, "name": "jroy", "password": PASSWORD, "next": target})
+    assert right.status_code == 303 and right.headers["location"] == target
+    again = browser.get("/staff/login?next=" + quote(target, safe="/"))
+    assert again.status_code == 303 and again.headers["location"] == target
 
 
 def test_the_session_cookie_is_host_only_secure_httponly_and_strict(site: str, host: Host) -> None:

@@ -83,30 +83,34 @@ class _StaffPages:
         return RedirectResponse(f"{PREFIX}/login?next={_quoted(target)}", status_code=303)
 
     # signing in and out --------------------------------------------------------------------------
-    async def login_form(self, request: Request, error: str | None = None, status_code: int = 200) -> Response:
+    async def login_form(self, request: Request, error: str | None = None, status_code: int = 200,
+                         next_path: str | None = None) -> Response:
+        # Where to go after signing in: the link's (?next=), or, when a sign-in was refused, the
+        # refused form's own, so that a mistyped password still leads to the patient it was for.
+        if next_path is None:
+            next_path = request.query_params.get("next", "")
+        next_path = next_path if _NEXT.fullmatch(next_path) else ""
         if error is None and await self._session(request) is not None:
-            return RedirectResponse(f"{PREFIX}/", status_code=303)
+            return RedirectResponse(next_path or f"{PREFIX}/", status_code=303)
         nonce = secrets.token_urlsafe(24)
-        next_path = request.query_params.get("next", "")
-        response = self._page("login", status_code, token=nonce, error=error,
-                              next=next_path if _NEXT.fullmatch(next_path) else "")
+        response = self._page("login", status_code, token=nonce, error=error, next=next_path)
         _cookie(response, LOGIN_COOKIE, nonce, max_age=3600)
         return response
 
     async def login(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=5)
         token, expected = str(form.get("token", "")), request.cookies.get(LOGIN_COOKIE, "")
+        next_path = str(form.get("next", ""))
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
-            return await self.login_form(request, error="expired", status_code=400)
+            return await self.login_form(request, error="expired", status_code=400, next_path=next_path)
         name, password = str(form.get("name", "")).strip().lower(), str(form.get("password", ""))
         session_id = await anyio.to_thread.run_sync(self.accounts.sign_in, name, password, limiter=self.checks)
         if session_id is None:
             known = await run_in_threadpool(self.accounts.known, name)
             # A name that is no account may be a password typed in the wrong field: never logged.
             await self._audit("staff.refused", **({"staff": name} if known else {}))
-            return await self.login_form(request, error="refused", status_code=401)
+            return await self.login_form(request, error="refused", status_code=401, next_path=next_path)
         await self._audit("staff.signed_in", staff=name)
-        next_path = str(form.get("next", ""))
         response = RedirectResponse(next_path if _NEXT.fullmatch(next_path) else f"{PREFIX}/", status_code=303)
         _cookie(response, SESSION_COOKIE, session_id)
         response.delete_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
