@@ -247,6 +247,24 @@ def test_an_empty_reply_shows_the_message_again_with_an_error(served: Callable[.
     assert host.storage.inbox.items() == []
 
 
+def test_a_reply_of_5000_characters_with_line_breaks_is_taken_as_the_form_counted_it(
+        served: Callable[..., tuple[Host, Portal]]) -> None:
+    """The reply box stops at maxlength=5000, counting a line break as one character, but the
+    browser posts each line break as CR LF: the server must count as the box did."""
+    host, portal = served()
+    token, _ = sent_token(host)
+    session = session_of(portal.answer(token, BIRTH_DATE))
+    lines = ["Is the new dose taken with food?"] * 150
+    text = "\n".join(lines)
+    text += "x" * (5000 - len(text))
+    posted = text.replace("\n", "\r\n")  # what a browser sends for that box
+    assert len(text) == 5000 and len(posted) > 5000
+    page = portal.post("/m/-/reply", {"session": session, "text": posted})
+    assert page.status_code == 200 and title(page) == EN["replied_title"]
+    [item] = host.storage.inbox.items()
+    assert host.channels["portal"].transport.read(item["message_id"])["text"] == text
+
+
 def test_a_reply_after_the_session_ends_is_refused(served: Callable[..., tuple[Host, Portal]], clock) -> None:  # type: ignore[no-untyped-def]
     host, portal = served()
     token, _ = sent_token(host)

@@ -169,7 +169,9 @@ class PortalService:
         if found is None:
             return "expired"
         row, sess = found
-        text = text.strip()
+        # A browser posts a textarea's line breaks as CR LF but counts each as one character
+        # against its maxlength: counted here as the patient's reply box counted them.
+        text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
         if not text:
             return "empty"
         if len(text) > MAX_REPLY:
