@@ -356,6 +356,26 @@ def test_a_post_from_another_site_is_refused(served: Callable[..., tuple[Host, P
     assert page.status_code == 403 and messages(host).get(record)["state"] == "unread"
 
 
+def test_a_post_from_the_portals_own_address_opens_behind_a_proxy_that_rewrites_host(
+        served: Callable[..., tuple[Host, Portal]]) -> None:
+    """A reverse proxy left at its default (nginx's proxy_pass, Apache's ProxyPass) sends the
+    upstream's address as Host, not the portal's: a patient's browser posting from the portal's
+    own pages (clinic.portal_url) must still get in, and another site must still not."""
+    host, portal = served()
+    token, record = sent_token(host)
+    upstream = {"Host": "127.0.0.1:8000", "X-Forwarded-Proto": "https"}
+    elsewhere = portal.post(f"/m/{token}/open", {"day": "12", "month": "4", "year": "1980"},
+                            headers={**upstream, "Origin": "https://attacker.example"})
+    assert elsewhere.status_code == 403
+    lookalike = portal.post(f"/m/{token}/open", {"day": "12", "month": "4", "year": "1980"},
+                            headers={**upstream, "Origin": "http://portal.riverside.example"})
+    assert lookalike.status_code == 403 and messages(host).get(record)["state"] == "unread"
+    page = portal.post(f"/m/{token}/open", {"day": "12", "month": "4", "year": "1980"},
+                       headers={**upstream, "Origin": "https://portal.riverside.example",
+                                "Sec-Fetch-Site": "same-origin"})
+    assert page.status_code == 200 and messages(host).get(record)["state"] == "read"
+
+
 def test_an_oversized_body_is_refused(served: Callable[..., tuple[Host, Portal]]) -> None:
     host, portal = served()
     token, _ = sent_token(host)

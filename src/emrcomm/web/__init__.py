@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from attrs import evolve, field, frozen
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
@@ -127,6 +127,9 @@ def create_app(host: Host) -> Starlette:
     def error_page(scope: Scope) -> Response:
         return web.page(Request(scope), "problem", "en", status_code=500, problem="error", switch_href=None)
 
+    # The portal's own addresses: its pages post to themselves whatever Host the proxy passes on.
+    link_base = host.config.plugin_settings.get("portal", {}).get("link_base", "")
+    origins = _origins(host.config.clinic.portal_url, str(link_base))
     app = Starlette(
         routes=routes,
         middleware=[
@@ -135,13 +138,31 @@ def create_app(host: Host) -> Starlette:
             Middleware(ErrorShield, error_page=error_page),
             # The FHIR API reads batches: it limits each operation itself (emrcomm.api.handlers).
             Middleware(BodyLimit, limit=host.config.limits.http_body_bytes, own=("/fhir",)),
-            Middleware(SameOrigin, own=("/fhir",)),
+            Middleware(SameOrigin, own=("/fhir",), origins=origins),
         ],
         exception_handlers={404: not_found, 405: not_found, 500: not_found},
     )
     # Rate limits shared by every `serve` process on the store (emrcomm.web.security.RateLimit).
     app.state.rates = None if host.read_only else host.storage.rates
     return app
+
+
+def _origins(*addresses: str) -> tuple[str, ...]:
+    """The origins (``https://portal.example``) of the site's configured addresses: what a
+    browser sends as Origin from their pages, whatever Host a proxy passes on."""
+    found = []
+    for address in addresses:
+        parts = urlsplit(address.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            continue
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            continue
+        default = {"http": 80, "https": 443}[parts.scheme]  # a browser's Origin leaves it out
+        where = parts.hostname if port in (None, default) else f"{parts.hostname}:{port}"
+        found.append(f"{parts.scheme}://{where}")
+    return tuple(found)
 
 
 async def _health(request: Request) -> Response:

@@ -120,12 +120,18 @@ class SameOrigin:
     cross-site``, is refused (403): a page elsewhere cannot make a patient's browser post here.
     A request without either header (a provider's callback, an old browser) goes on.
 
+    The site is the request's Host, or one of ``origins`` (``https://portal.example``: the
+    portal's configured address): a reverse proxy left at its default (nginx's ``proxy_pass``,
+    Apache's ``ProxyPass``) sends its upstream's address as Host, and the portal's own pages
+    must still post to themselves.
+
     Paths under a prefix in ``own`` are left alone: their section authenticates every call with
     a bearer token, never a cookie, so a page elsewhere has nothing to borrow (the FHIR API)."""
 
-    def __init__(self, app: ASGIApp, own: Sequence[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, own: Sequence[str] = (), origins: Sequence[str] = ()) -> None:
         self.app = app
         self.own = tuple(own)
+        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
@@ -133,7 +139,8 @@ class SameOrigin:
             headers = Headers(scope=scope)
             origin = headers.get("origin")
             cross = headers.get("sec-fetch-site") == "cross-site"
-            if cross or (origin is not None and _host_of(origin) != headers.get("host", "").lower()):
+            if cross or (origin is not None and _host_of(origin) != headers.get("host", "").lower()
+                         and origin.rstrip("/").lower() not in self.origins):
                 await PlainTextResponse("cross-site request refused", status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
