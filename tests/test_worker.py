@@ -377,6 +377,34 @@ def test_a_queued_row_is_not_sent_after_stop_but_the_confirmation_is(
     assert status_of(host, outcome.record_ids[0]) == "not-done"
 
 
+def test_a_start_confirmation_still_queued_when_the_patient_stops_again_is_not_sent(
+    make_host: Callable[..., Host], clock: Clock
+) -> None:
+    """STOP, START, STOP before the worker ran: the patient is out, and the last words they read
+    are that they are out (one confirmation of the last STOP), never "you will receive our text
+    messages again" nor the confirmation of the STOP their START ended."""
+    host = make_host(QUEUE)
+    host.send(reminder("r-0"))
+    assert worker(host).run(once=True).sent == 1  # the message the patient answers
+    said = {}
+    for n, words in enumerate(["STOP", "START", "STOP"], start=1):
+        clock.now += dt.timedelta(minutes=1)
+        said[n] = host.clock()
+        host.delivery_update(DeliveryUpdate(kind="reply", at=said[n], channel="sms", address="+16135550123",
+                                            text=words, provider_id=f"mo-{n}"))
+    clock.now += dt.timedelta(minutes=1)
+    stats = worker(host).run(once=True)
+    assert stats.sent == 1 and stats.cancelled == 2
+    [_reminder, confirmation] = sink(host)
+    assert "no longer receive" in confirmation["text"]
+    assert host.storage.outbox.counts() == {}
+    # the confirmation that went answers the last STOP
+    [sent] = [r for r in host.storage.records.find(category="optout-confirmation") if r.status == "completed"]
+    assert sent.in_response_to is not None
+    answered = host.record(sent.in_response_to.removeprefix("Communication/"))
+    assert answered is not None and answered.sent == said[3]
+
+
 def counted_sends(host: Host, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Every call of the SMS transport's send from now on (it still sends)."""
     transport = host.channels["sms"].transport

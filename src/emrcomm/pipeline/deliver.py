@@ -24,7 +24,7 @@ from emrcomm.inbox import raise_item, settle_follow_up
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Channel, Message, Receipt, Recipient, Record
+from emrcomm.model import Category, Channel, Message, Receipt, Recipient, Record
 from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
 from emrcomm.plugin.contract import Delivery
 from emrcomm.storage.database import StoreUnavailable
@@ -339,12 +339,35 @@ def _told(host: Host, notice: Item, *, source: Source, at: dt.datetime, trail: T
 
 def _revoked_by(host: Host, channel: Channel, item: Item, facts: RecordFacts) -> str | None:
     """The source of the revocation when the consent ledger's last word for this address is one
-    (STOP after the row was queued or held); None when the row may go. The answers carriers
-    require to the patient's own keyword (the STOP confirmation, a HELP reply) still go."""
-    if not channel.address_system or not item.address or facts.request.category.answers_keyword:
+    (STOP after the row was queued or held); None when the row may go. What still goes after an
+    opt-out is what the optout plugin lets through when deciding (docs/rule-catalogue.md B): the
+    answer to HELP, and the confirmation of the current opt-out, filed since its first STOP. A
+    START's confirmation, or an earlier opt-out's, still queued when the patient stops (again)
+    is cancelled: the last word the patient reads is that they are out."""
+    if not channel.address_system or not item.address:
         return None
-    last = host.storage.consent.last(channel=channel.name, address=item.address,
-                                     purpose=facts.request.purpose.value)
+    purpose = facts.request.purpose.value
+    last = host.storage.consent.last(channel=channel.name, address=item.address, purpose=purpose)
     if last is None or not last.revokes:
         return None
+    category = facts.request.category
+    if category is Category.HELP_REPLY:
+        return None
+    if category is Category.OPTOUT_CONFIRMATION and facts.recorded >= _opted_out_since(host, channel, item, purpose):
+        return None
     return last.source or "revoked"
+
+
+def _opted_out_since(host: Host, channel: Channel, item: Item, purpose: str) -> dt.datetime:
+    """When the current opt-out began: the first of the trailing run of revocations covering
+    ``purpose`` in the ledger (a second STOP while out continues it)."""
+    assert item.address is not None
+    since = None
+    for event in reversed(host.storage.consent.events(channel=channel.name, address=item.address)):
+        if event.purpose is not None and event.purpose != purpose:
+            continue
+        if not event.revokes:
+            break
+        since = event.at
+    assert since is not None  # the last word covering the purpose is a revocation
+    return since
