@@ -272,7 +272,7 @@ def test_an_answer_that_answers_no_patient_message_is_not_sent(host: Host) -> No
     assert forged.status is Status.BLOCKED and len(sms_lines(host)) == 1
 
 
-@pytest.mark.parametrize("text", ["please stop texting me", "Stop please"])
+@pytest.mark.parametrize("text", ["please stop texting me", "Stop please", "Stop sending me reminders"])
 def test_free_text_that_reads_like_an_opt_out_goes_to_staff_and_changes_no_ledger(
     host: Host, client: Client, text: str
 ) -> None:

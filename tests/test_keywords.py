@@ -70,7 +70,19 @@ def test_free_text_revocations_go_to_staff(text: str) -> None:
     assert looks_like_revocation(text)
 
 
-@pytest.mark.parametrize("text", ["STOP", "See you at 10", "Can I stop my metformin?", "Merci, à lundi"])
+@pytest.mark.parametrize("text", ["Stop sending me reminders", "Please stop sending me these", "no more reminders",
+                                  "Stop the reminders", "stop the notifications please", "STOP ALL", "Quit sending",
+                                  "Arrêtez les rappels", "Ne m'envoyez plus de messages", "ne m’écrivez plus",
+                                  "Plus de textos svp", "Arrête tout"])
+def test_asking_to_stop_what_the_clinic_sends_goes_to_staff(text: str) -> None:
+    """Named by what the clinic sends (reminders, "these") rather than "texts": a revocation all
+    the same, to be confirmed by staff, never answered with the auto-reply of a question."""
+    assert classify(text) is Keyword.NONE and looks_like_revocation(text)
+
+
+@pytest.mark.parametrize("text", ["STOP", "See you at 10", "Can I stop my metformin?", "Merci, à lundi",
+                                  "Don't send the prescription to the old pharmacy", "Thanks for the reminder",
+                                  "Can you send me the form?", "J'ai plus de questions", "Is that all?"])
 def test_ordinary_replies_are_not_revocations(text: str) -> None:
     assert not looks_like_revocation(text)
 

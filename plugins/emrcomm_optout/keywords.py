@@ -28,12 +28,18 @@ _EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # spaces, punctuation, emoji around the
 _SPACES = re.compile(r"\s+")
 
 # Free text that asks to stop, in English and French; routed to staff as a probable revocation.
+# What the clinic sends, as patients name it: asking to stop these is asking to stop messages.
+_SENT_EN = r"(text|texting|message|messaging|messages|contact|contacting|sms|email|e-mail|call|calling|reminders?|" \
+           r"notifications?|alerts?)"
+_SENT_FR = r"(texto|textos|message|messages|courriels?|contacter|[eé]crire|appeler|sms|rappels?|notifications?|" \
+           r"alertes?|envoyer|envoi)"
 _REVOCATION = re.compile(
-    r"\b(stop|quit|cease|don'?t|do not|no more|never)\b.{0,30}\b(text|texting|message|messaging|messages|"
-    r"contact|contacting|sms|email|e-mail|call|calling)"
+    rf"\b(stop|quit|cease|don'?t|do not|no more|never)\b.{{0,30}}\b{_SENT_EN}"
+    r"|\b(stop|quit|cease) (sending|send me)\b"
     r"|\b(unsubscribe|opt me out|remove me|take me off)\b"
-    r"|\b(arr[eê]te[rz]?|cesse[rz]?|ne (plus|pas))\b.{0,30}\b(texto|textos|message|messages|courriel|"
-    r"contacter|[eé]crire|appeler|sms)"
+    rf"|\b(arr[eê]te[rz]?|arr[eê]t|cesse[rz]?|ne (plus|pas))\b.{{0,30}}\b{_SENT_FR}"
+    r"|\bne (m'|m’|me |nous |nous en )?(envoye[rz]|[eé]crive[rz]|textez|contacte[rz]|appele[rz]) plus\b"
+    r"|\bplus de (textos?|messages|courriels|rappels|sms)\b"
     r"|\b(d[eé]sabonne[rz]?|d[eé]sinscri(re|vez))\b",
     re.I,
 )
@@ -43,8 +49,8 @@ _REVOCATION = re.compile(
 # asks to stop as plainly as the keyword: not acted on (it is not the keyword), but sent to staff.
 # CANCEL and END are left out: beside other words they are usually about the appointment.
 _STOPPING = (OPT_OUT - {"CANCEL", "END"}) | {"ARRETE", "ARRETEZ", "ARRETER"}
-_COURTESY = frozenset({"PLEASE", "PLS", "PLZ", "NOW", "IT", "THANKS", "THANK", "YOU", "OK", "SVP", "STP", "S'IL",
-                       "VOUS", "TE", "PLAIT", "MERCI", "MAINTENANT"})
+_COURTESY = frozenset({"PLEASE", "PLS", "PLZ", "NOW", "IT", "ALL", "THANKS", "THANK", "YOU", "OK", "SVP", "STP",
+                       "S'IL", "VOUS", "TE", "PLAIT", "MERCI", "MAINTENANT", "TOUT"})
 _WORDS = re.compile(r"[\w'-]+")  # "’" (a phone's apostrophe) is read as "'"
 
 
