@@ -513,6 +513,24 @@ def test_a_postgresql_store_that_cannot_be_opened_is_a_failed_check_not_a_stop(
             postgres_server.drop_database(url)
 
 
+def test_a_postgresql_password_whose_variable_is_not_set_is_a_failed_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The password is resolved before any connection: its variable not set is the database's
+    FAIL line naming store.password and the variable (exit 4), as an unreachable server is."""
+    from support import BASE_CONFIG, with_store
+
+    monkeypatch.delenv("EMRCOMM_DOCTOR_NO_SUCH_PASSWORD", raising=False)
+    path = write_config(tmp_path)
+    text = with_store(BASE_CONFIG, "postgresql://emrcomm_app@127.0.0.1:9/clinic")
+    path.write_text(text.replace("[store]\n", '[store]\npassword = {env = "EMRCOMM_DOCTOR_NO_SUCH_PASSWORD"}\n', 1),
+                    encoding="utf-8")
+    assert main(["doctor", "--config", str(path)]) == 4
+    shown = capsys.readouterr().out
+    assert line(shown, "database").startswith(
+        "FAIL  database: store.password: environment variable EMRCOMM_DOCTOR_NO_SUCH_PASSWORD is not set; ")
+    assert main(["check-config", "--config", str(path)]) == 2  # any other command: the config error, as before
+
+
 @pytest.mark.postgres
 def test_a_postgresql_schema_behind_the_code_fails_and_names_db_upgrade(
         postgres_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

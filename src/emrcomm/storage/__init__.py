@@ -155,7 +155,11 @@ def open_postgres(url: str, *, password: str | None = None, read_only: bool = Fa
 def open_storage(config: Config, *, read_only: bool = False, upgrade_it: bool | None = None) -> Storage:
     """The store ``config`` names: ``[store] url`` (PostgreSQL), else ``[store] path`` (SQLite)."""
     if config.store_url:
-        return open_postgres(config.store_url, password=config.store_password(), read_only=read_only,
+        try:
+            password = config.store_password()
+        except ConfigError as exc:  # its variable not set, its file unreadable: the store cannot be opened
+            raise StoreNotOpened(str(exc)) from None
+        return open_postgres(config.store_url, password=password, read_only=read_only,
                              pool_size=config.store_pool_size, upgrade_it=bool(upgrade_it))
     storage = Storage.over(SQLiteDatabase(config.store_path, synchronous=config.store_synchronous,
                                           read_only=read_only))

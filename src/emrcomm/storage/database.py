@@ -25,7 +25,8 @@ class StoreClosed(Exception):
 
 class StoreNotOpened(ConfigError):
     """The store could not be opened at start (its server does not answer, refuses the login, or
-    has no such database): a config error to every command, a failed check to ``emrcomm doctor``."""
+    has no such database; its password's variable is not set or its file cannot be read): a config
+    error to every command, a failed check to ``emrcomm doctor``."""
 
 
 class StoreUnavailable(Exception):
