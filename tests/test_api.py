@@ -113,7 +113,7 @@ def test_the_capability_statement_lists_exactly_the_routes_there_are(api: ApiCli
 
 
 SAMPLES = {"subject": "Patient/on-en", "patient": "on-en", "status": "completed", "category": "appointment-reminder",
-           "based-on": "CommunicationRequest/r-1", "_lastUpdated": "ge2026-11-01", "_summary": "count",
+           "based-on": "CommunicationRequest/r-1", "_lastUpdated": "ge2026-11-01", "_summary": "count", "_total": "accurate",
            "identifier": "urn:emr:appointments|A-1", "url": "http://emrcomm.org/fhir/StructureDefinition/template"}
 
 
@@ -956,13 +956,24 @@ def test_search_pages_through_every_match_once_by_next_links(api: ApiClient) -> 
         api.call("POST", "/fhir/CommunicationRequest", reminder(f"s-{i}"))
     api.call("POST", "/fhir/CommunicationRequest", reminder("s-other", "Patient/qc-fr"))
     seen: list[str] = []
+    totals: list[int | None] = []
     query = "patient=Patient/on-en&status=completed&_count=3"
     while query is not None:
         page = body(api.call("GET", "/fhir/Communication", query=query))
         seen += [e["resource"]["id"] for e in page.get("entry", ())]
+        totals.append(page.get("total"))
         nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
         query = nxt[0].split("?", 1)[1] if nxt else None
     assert len(seen) == len(set(seen)) == 7
+    assert totals == [None, None, None]  # not counted unless asked: the first page does not hold them all
+    # _total=accurate counts every match on every page, the next links keeping it.
+    query, totals = "patient=Patient/on-en&status=completed&_count=3&_total=accurate", []
+    while query is not None:
+        page = body(api.call("GET", "/fhir/Communication", query=query))
+        totals.append(page["total"])
+        nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
+        query = nxt[0].split("?", 1)[1] if nxt else None
+    assert totals == [7, 7, 7]
 
 
 @pytest.mark.parametrize(("query", "count"), [
@@ -977,10 +988,14 @@ def test_search_filters(api: ApiClient, query: str, count: int) -> None:
     api.call("POST", "/fhir/CommunicationRequest", reminder("f-3", "Patient/none"))
     found = body(api.call("GET", "/fhir/Communication", query=query))
     assert len(found.get("entry", ())) == count, query
+    # A first page that holds every match says how many (a client reads "none" from total 0);
+    # _total=none asks for no total.
+    assert found["total"] == count, query
+    assert "total" not in body(api.call("GET", "/fhir/Communication", query=f"{query}&_total=none"))
     # What FHIR clients add on their own changes nothing.
-    for extra in ("_summary=false", "_pretty=true", "_format=json"):
+    for extra in ("_summary=false", "_pretty=true", "_format=json", "_total=accurate", "_total=estimate"):
         same = body(api.call("GET", "/fhir/Communication", query=f"{query}&{extra}"))
-        assert len(same.get("entry", ())) == count, (query, extra)
+        assert (len(same.get("entry", ())), same["total"]) == (count, count), (query, extra)
     # The number of matches alone: the Bundle's total, no entry, however many there are.
     for alone in ("_summary=count", "_count=0"):
         counted = body(api.call("GET", "/fhir/Communication", query=f"{query}&{alone}"))
@@ -997,7 +1012,8 @@ def test_a_search_time_whose_plus_was_not_url_encoded_says_to_write_it_as_2b(api
 
 @pytest.mark.parametrize("query", ["name=x", "status=sent", "_count=-1", "_count=x", "_lastUpdated=yesterday",
                                    "_cursor=garbage", "category=nope", "patient=a/b/c", "status=completed&status=x",
-                                   "_summary=true", "_summary=data", "_summary=count&_summary=count", "_pretty=yes"])
+                                   "_summary=true", "_summary=data", "_summary=count&_summary=count", "_pretty=yes",
+                                   "_total=all", "_total=accurate&_total=none"])
 def test_a_search_parameter_that_cannot_be_read_is_a_400_naming_it(api: ApiClient, query: str) -> None:
     answer = api.call("GET", "/fhir/Communication", query=query)
     assert answer.status_code == 400 and body(answer)["issue"][0]["diagnostics"]

@@ -20,6 +20,8 @@ SEARCH_PARAMS = (
     ("based-on", "reference", "The request: CommunicationRequest/<request id>"),
     ("_lastUpdated", "date", "When the message last changed (ge, gt, le, lt, eq)"),
     ("_summary", "token", "count: the number of matches alone (Bundle.total), as _count=0 also asks"),
+    ("_total", "token", "accurate (or estimate): Bundle.total on every page; none: no total. Without it, a first "
+                        "page that holds every match has its total"),
 )
 REQUEST_SEARCH_PARAMS = (
     ("identifier", "token", "An identifier the EMR sent the request with (any of them): <system>|<value> "

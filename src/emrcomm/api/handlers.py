@@ -468,7 +468,9 @@ class Api:
             total = await run_in_threadpool(self.host.storage.records.count_matching, query)
             return fhir_response(search.total_bundle(total, params, self.base(request)))
         found = await run_in_threadpool(self.host.storage.records.page, query)
-        return fhir_response(search.bundle(found, query, params, self.base(request)))
+        counted = (await run_in_threadpool(self.host.storage.records.count_matching, query)
+                   if search.total_asked(params) else None)
+        return fhir_response(search.bundle(found, query, params, self.base(request), total=counted))
 
     async def read_communication(self, request: Request, grant: Grant | None) -> Response:
         ident = request.path_params["id"]

@@ -27,8 +27,9 @@ from emrcomm.storage.records import PageQuery
 
 # _format and _pretty are how the answer is written (always JSON; _pretty changes nothing that a
 # parser sees), taken by every search since FHIR clients add them on their own.
-PARAMS = ("subject", "patient", "status", "category", "based-on", "_lastUpdated", "_count", "_summary", "_cursor",
-          "_format", "_pretty")
+PARAMS = ("subject", "patient", "status", "category", "based-on", "_lastUpdated", "_count", "_summary", "_total",
+          "_cursor", "_format", "_pretty")
+TOTALS = ("none", "estimate", "accurate")
 STATUSES = ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown")
 PREFIXES = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": "eq", "": "eq"}
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -65,12 +66,21 @@ def parse(params: Sequence[tuple[str, str]], *, page_size: int) -> PageQuery:
                        expression="_summary")
     if one.get("_pretty", "false") not in ("true", "false"):
         raise ApiError(400, "value", "_pretty is true or false", expression="_pretty")
+    if one.get("_total", "none") not in TOTALS:
+        raise ApiError(400, "value", f"_total is one of {', '.join(TOTALS)}", expression="_total")
     return PageQuery(
         limit=0 if summary == "count" else _count(one.get("_count"), page_size), patient=next(iter(patients), None), statuses=statuses,
         categories=categories, request_ids=requests,
         updated=tuple(b for v in seen.get("_lastUpdated", ()) for b in _updated(v)),
         after=_cursor(one["_cursor"]) if "_cursor" in one else None,
     )
+
+
+def total_asked(params: Sequence[tuple[str, str]]) -> bool:
+    """Whether a Communication search asks for the number of matches on every page
+    (``_total=accurate``; ``estimate`` is answered as accurately). Without it, a first page that
+    holds every match says how many there are, and a longer search does not count them."""
+    return any(k == "_total" and v in ("estimate", "accurate") for k, v in params)
 
 
 def request_identifier(params: Sequence[tuple[str, str]]) -> Identifier:
@@ -149,8 +159,10 @@ def definition_url(params: Sequence[tuple[str, str]]) -> str | None:
 
 
 def bundle(found: Sequence[tuple[Record, dt.datetime]], query: PageQuery, params: Sequence[tuple[str, str]],
-           base: str) -> dict[str, Any]:
-    """The searchset Bundle of one page, with ``self`` and (when the page is full) ``next``."""
+           base: str, *, total: int | None = None) -> dict[str, Any]:
+    """The searchset Bundle of one page, with ``self`` and (when the page is full) ``next``; its
+    ``total`` is ``total`` when counted, else the page's own count when it is the first and
+    holds every match (``_total=none`` asks for none)."""
     kept = [(k, v) for k, v in params if k != "_cursor"]
     links = [{"relation": "self", "url": f"{base}/Communication" + (f"?{urlencode(params)}" if params else "")}]
     if len(found) == query.limit and found:
@@ -160,6 +172,10 @@ def bundle(found: Sequence[tuple[Record, dt.datetime]], query: PageQuery, params
     entries = [{"fullUrl": f"{base}/Communication/{record.id}", "resource": resource(record, updated),
                 "search": {"mode": "match"}} for record, updated in found]
     out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if total is None and query.after is None and len(found) < query.limit and ("_total", "none") not in params:
+        total = len(found)
+    if total is not None:
+        out["total"] = total
     if entries:
         out["entry"] = entries
     return out
