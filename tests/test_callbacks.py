@@ -413,6 +413,36 @@ def test_twilio_status_and_inbound_stop(twilio_client: tuple[Host, Client]) -> N
     assert len(confirmations) == 1
 
 
+def test_a_keyword_twilio_matched_itself_moves_the_ledger_as_twilio_moved_its_block_list(
+        twilio_client: tuple[Host, Client]) -> None:
+    """With Advanced Opt-Out, a clinic may add its own keywords in Twilio's console: Twilio then
+    blocks the number on a word emrcomm does not know, and says so in OptOutType. The ledger
+    follows, or every later message would be refused by Twilio (21610) while filed as allowed."""
+    host, client = twilio_client
+    [record] = host.send(reminder()).record_ids  # the reply is matched to the clinic's message
+    host.storage.outbox.finish(record, owner=None)  # Twilio took it, as a worker records it
+    host.storage.records.append(Event(record_id=record, kind=LegState.ACCEPTED, source=Source.WORKER,
+                                      at=host.clock(), dedup=f"{record}:accepted:SM123", provider_id="SM123"))
+
+    def inbound(body: str, sid: str, kind: str | None) -> None:
+        form = {"From": NUMBER, "Body": body, "MessageSid": sid, **({"OptOutType": kind} if kind else {})}
+        assert twilio_post(client, "/callbacks/twilio/inbound", form).status_code == 200
+
+    def out() -> bool:
+        last = host.storage.consent.last(channel="sms", address=NUMBER)
+        return last is not None and last.revokes
+
+    inbound("CANCELNOW", "SM20", None)  # without Twilio's word, not a keyword: a reply for staff
+    assert not out()
+    inbound("CANCELNOW", "SM21", "STOP")
+    assert out()
+    confirmations = [r for r in host.storage.db.query("SELECT request_id FROM outbox")
+                     if r["request_id"].startswith("optout-confirmation")]
+    assert len(confirmations) == 1
+    inbound("REJOIN", "SM22", "start")
+    assert not out()
+
+
 def test_a_long_message_is_delivered_with_one_report(host: Host, client: Client) -> None:
     """Kannel reports once on a concatenated message (tests/test_sms_transports.py measures it
     on a real Kannel): that report is the message's."""

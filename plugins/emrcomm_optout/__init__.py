@@ -113,7 +113,7 @@ class Plugin:
         before = self.context.consent.last(channel=channel, address=address)
         already_out = before is not None and before.revokes
         message_key = update.provider_id or f"{address}|{update.at.isoformat()}"
-        keyword = classify(text)
+        keyword = classify(text, update.keyword)
         if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
             # Once per message: a provider repeating it after the patient said the opposite (a
             # late retry, a replay) must not make an old STOP or START the ledger's last word again.

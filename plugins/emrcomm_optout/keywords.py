@@ -72,7 +72,15 @@ def as_written(reply: str) -> str:
     return _EDGES.sub("", _SPACES.sub(" ", unicodedata.normalize("NFC", reply).upper()))
 
 
-def classify(reply: str) -> Keyword:
+# What a provider that acts on keywords itself says it matched (Twilio's OptOutType).
+PROVIDER_KEYWORDS = {"STOP": Keyword.OPT_OUT, "START": Keyword.OPT_IN, "HELP": Keyword.HELP}
+
+
+def classify(reply: str, provider: str | None = None) -> Keyword:
+    """The keyword ``reply`` is, or NONE; ``provider``: the keyword the provider matched and
+    acted on (its block list follows it, so the ledger does too, whatever the words)."""
+    if provider is not None and provider.strip().upper() in PROVIDER_KEYWORDS:
+        return PROVIDER_KEYWORDS[provider.strip().upper()]
     word = normalize(reply)
     if word in OPT_OUT:
         return Keyword.OPT_OUT

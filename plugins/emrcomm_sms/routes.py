@@ -153,7 +153,10 @@ class Callbacks:
             return PlainTextResponse("forbidden", status_code=403)
         if not form.get("From"):
             return PlainTextResponse("no sender", status_code=400)
-        await run_in_threadpool(self._inbound, form["From"], form.get("Body", ""), form.get("MessageSid"))
+        # With Advanced Opt-Out, OptOutType says which keyword Twilio matched (and blocks or
+        # unblocks the number by): its reading, not only emrcomm's, of the words.
+        await run_in_threadpool(self._inbound, form["From"], form.get("Body", ""), form.get("MessageSid"),
+                                keyword=form.get("OptOutType") or None)
         return Response(EMPTY_TWIML, media_type="text/xml")
 
     # to the host ---------------------------------------------------------------------------------
@@ -166,7 +169,7 @@ class Callbacks:
                                            provider_id=provider_id, detail=detail, key=key))
         self.context.log.info("record %s: %s report", record, kind)
 
-    def _inbound(self, sender: str, text: str, provider_id: str | None) -> None:
+    def _inbound(self, sender: str, text: str, provider_id: str | None, *, keyword: str | None = None) -> None:
         """A patient's message: the host finds the message it answers by the number, files it,
         and the opt-out plugin acts on STOP, START and HELP. The sender is written in E.164, as the
         directory writes numbers: an SMSC may give it without its "+" ("16135550123") or in its
@@ -174,7 +177,7 @@ class Callbacks:
         STOP would stop nothing."""
         self.context.report(DeliveryUpdate(kind="reply", at=self.context.clock(), channel="sms",
                                            address=normalise_phone(sender.strip(), self.region), text=text,
-                                           provider_id=provider_id))
+                                           provider_id=provider_id, keyword=keyword))
         self.context.log.info("inbound sms reported")
 
 

@@ -463,6 +463,10 @@ class DeliveryUpdate:
     reply_record_id: str | None = None
     # An ``optout`` or ``optin`` for one purpose only (None: every purpose on that address).
     purpose: str | None = None
+    # A ``reply`` the provider itself read as a keyword and acted on (Twilio's OptOutType):
+    # ``STOP``, ``START`` or ``HELP``. Its block list follows that reading whatever the words
+    # (a keyword the clinic added in the provider's console), so the consent ledger does too.
+    keyword: str | None = None
 
 
 @frozen
