@@ -302,6 +302,20 @@ def test_other_replies_are_filed_in_response_to_the_clinics_message_and_answered
     assert len(answers) == 1 and "911" in answers[0]["text"]
 
 
+def test_the_auto_answer_goes_once_a_clinic_day_not_once_a_utc_day(host: Host, client: Client, clock: Clock) -> None:
+    """18:30 and 22:00 in Ottawa are one evening, though 22:00 is the next day in UTC."""
+    host.send(reminder())
+    clock.now = dt.datetime(2026, 11, 23, 23, 30, tzinfo=dt.UTC)  # 18:30 in Ottawa
+    mo(client, "Can I come at 11 instead?", "mo-1")
+    assert len(filed(host, "auto-answer")) == 1
+    clock.now = LATE  # 22:00 in Ottawa, Tuesday in UTC
+    mo(client, "Hello?", "mo-2")
+    assert len(filed(host, "auto-answer")) == 1
+    clock.now = LATE + dt.timedelta(hours=12)  # 10:00 the next morning in Ottawa
+    mo(client, "Anyone there?", "mo-3")
+    assert len(filed(host, "auto-answer")) == 2
+
+
 def test_a_texted_question_becomes_a_staff_task_pointing_at_the_reply(
     host: Host, client: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,7 @@ record it answers and the patient when the host found them by address; this plug
   out or not.
 - Free text that reads like an opt-out ("please stop texting me") goes to staff to confirm.
 - Any other reply ("Can I come at 10 instead?") goes to staff to answer, and gets the clinic's
-  auto-reply, once a day per address.
+  auto-reply, once a day (the clinic's, in its first time zone) per address.
 
 Answers are ordinary requests sent through the host (``context.send``), each of its own category
 (``optout-confirmation``, ``optin-confirmation``, ``help-reply``, ``auto-answer``) and in response
@@ -19,8 +19,8 @@ the hour; they leave through the outbox like any message; their ids make each on
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
+import zoneinfo
 
 from emrcomm import (
     Category,
@@ -53,6 +53,8 @@ class Plugin:
     def __init__(self, context: PluginContext) -> None:
         self.context = context
         self.name = context.name
+        # "Once a day" is the clinic's day: an evening's replies either side of midnight UTC are one.
+        self.zone = zoneinfo.ZoneInfo(context.clinic.time_zones[0] if context.clinic.time_zones else "America/Toronto")
 
     @hookimpl
     def emrcomm_migrations(self) -> tuple[Migration, ...]:
@@ -160,7 +162,7 @@ class Plugin:
                 reasons=("PATIENT_REPLY",))
             self.context.log.info("inbound on %s: reply sent to staff", channel)
             if answered and not already_out:
-                day = update.at.astimezone(dt.UTC).date().isoformat()
+                day = update.at.astimezone(self.zone).date().isoformat()
                 self._answer(patient, Category.AUTO_ANSWER, "reply-auto-answer", answered,
                              f"auto-answer-{_digest(channel, address, day)}")
 
