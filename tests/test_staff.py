@@ -1,7 +1,8 @@
 """The staff pages under `emrcomm serve` and their accounts: `emrcomm staff add` keeps an Argon2id
 hash, never the password; nothing of a patient is shown before signing in; the timeline after it,
-audited with the account and the patient; wrong passwords lock the account; forms need their
-token; sessions end at sign-out, when idle, and when the account is disabled."""
+audited with the account and the patient; wrong passwords slow the address that sends them, and
+guesses from many addresses the account's strangers, never its own staff elsewhere; forms need
+their token; sessions end at sign-out, when idle, and when the account is disabled."""
 
 from __future__ import annotations
 
@@ -18,25 +19,41 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 
 from emrcomm.cli import main
 from emrcomm.host import Host
 from emrcomm.model import DeliveryUpdate, Request, Status
-from emrcomm.staff.accounts import MAX_FAILURES
-from emrcomm.web.staff import LOGIN_COOKIE, PASSWORD_CHECKS, SESSION_COOKIE
+from emrcomm.staff.accounts import PER_ADDRESS, PER_NAME, PER_NAME_AND_ADDRESS
+from emrcomm.staff.tries import EVERY
+from emrcomm.web.staff import DEVICE_COOKIE, PASSWORD_CHECKS, SESSION_COOKIE
 from portal_kit import BIRTH_DATE, database_bytes, notice_for, running_server, send_note, token_in
 
 PASSWORD = "correct horse battery staple"
 APPOINTMENT = dt.datetime(2026, 11, 26, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
 
 
+class _From(HTTPAdapter):
+    """Connections from one address of the loopback network (127.0.0.0/8): another client."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
+        super().init_poolmanager(*args, **{**kw, "source_address": (self.address, 0)})
+
+
 class Browser:
     """A browser without the browser. The server is plain http on 127.0.0.1, where browsers keep
-    and send Secure cookies (loopback is a secure context); requests would not, so this sends them."""
+    and send Secure cookies (loopback is a secure context); requests would not, so this sends them.
+    ``address`` is the client's own (127.0.0.1 unless given)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, address: str | None = None) -> None:
         self.base = base
         self.http = requests.Session()
+        if address is not None:
+            self.http.mount("http://", _From(address))
 
     def _cookies(self, kw: dict[str, Any]) -> dict[str, Any]:
         jar = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
@@ -54,6 +71,9 @@ class Browser:
         assert token, form.text
         return self.post("/staff/login", {"token": token.group(1), "name": name, "password": password,
                                           "next": next_path})
+
+    def sign_out(self) -> None:
+        assert self.post("/staff/logout", {"token": self.form_token()}).status_code == 303
 
     def form_token(self) -> str:
         page = self.get("/staff/")
@@ -211,70 +231,147 @@ def test_a_mistyped_password_still_leads_to_the_patient_the_link_named(site: str
 
 def test_the_session_cookie_is_host_only_secure_httponly_and_strict(site: str, host: Host) -> None:
     response = Browser(site).sign_in()
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    cookies = {c.split("=", 1)[0]: c for c in response.raw.headers.getlist("set-cookie")}
+    cookie = cookies[SESSION_COOKIE]
     for attribute in ("HttpOnly", "Path=/", "SameSite=strict", "Secure"):
-        assert attribute in cookie
-    assert "Domain" not in cookie and "Max-Age" not in cookie.split(f"{LOGIN_COOKIE}")[0]
-    session_id = cookie.split("=", 1)[1].split(";", 1)[0]
-    assert session_id.encode() not in database_bytes(host)  # only its digest is stored
+        assert attribute in cookie and attribute in cookies[DEVICE_COOKIE]
+    assert "Domain" not in cookie and "Max-Age" not in cookie
+    # The browser's id is kept 90 days: it marks a browser that has signed in to the account.
+    assert "Domain" not in cookies[DEVICE_COOKIE] and "Max-Age=7776000" in cookies[DEVICE_COOKIE]
+    for name in (SESSION_COOKIE, DEVICE_COOKIE):
+        value = cookies[name].split("=", 1)[1].split(";", 1)[0]
+        assert value.encode() not in database_bytes(host)  # only its digest is stored
 
 
-def test_wrong_passwords_lock_the_account_and_an_unknown_name_is_never_logged(site: str, host: Host) -> None:
+WRONG = "not the password at all"
+
+
+def test_wrong_passwords_slow_the_address_that_sends_them_and_an_unknown_name_is_never_logged(
+        site: str, host: Host) -> None:
     browser = Browser(site)
-    for _ in range(MAX_FAILURES):
-        refused = browser.sign_in(password="not the password at all")
+    for _ in range(PER_NAME_AND_ADDRESS):
+        refused = browser.sign_in(password=WRONG)
         assert refused.status_code == 401 and "The name or the password is wrong" in refused.text
-    assert browser.sign_in().status_code == 401  # locked, even with the right password
+    slowed = browser.sign_in()  # even the right password is not checked from here for now
+    assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) == EVERY
+    assert "Too many wrong passwords: please try again in 3 minutes." in slowed.text
     assert browser.sign_in(name="correct horse battery staple").status_code == 401
     refusals = audit_entries(host, "staff.refused")
-    assert len(refusals) == MAX_FAILURES + 2
+    assert len(refusals) == PER_NAME_AND_ADDRESS + 2
     assert [e.get("staff") for e in refusals][-1] is None  # a password typed as the name is not kept
     assert PASSWORD.encode() not in database_bytes(host)
 
 
-def test_a_lock_runs_out_after_fifteen_minutes(site: str, host: Host, clock) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_passwords_from_one_address_do_not_keep_the_account_out_from_another(site: str) -> None:
+    """The review's attack: a guessable name and a few wrong passwords kept its member of staff
+    out for 15 minutes, over and over. The guesser's address is slowed; the clinic's is not."""
+    attacker = Browser(site, "127.0.0.3")
+    answers = [attacker.sign_in(password=WRONG).status_code for _ in range(3 * PER_NAME_AND_ADDRESS)]
+    assert answers == [401] * PER_NAME_AND_ADDRESS + [429] * 2 * PER_NAME_AND_ADDRESS
+    assert Browser(site, "127.0.0.2").sign_in().status_code == 303
+    assert attacker.sign_in().status_code == 429
+
+
+def test_one_address_guessing_many_names_is_slowed_for_every_name(site: str) -> None:
+    guesser = Browser(site, "127.0.0.4")
+    answers = [guesser.sign_in(name=f"staff{i}", password=WRONG).status_code for i in range(PER_ADDRESS + 2)]
+    assert answers == [401] * PER_ADDRESS + [429] * 2
+    assert Browser(site, "127.0.0.5").sign_in().status_code == 303
+
+
+def test_guesses_from_many_addresses_are_limited_and_a_browser_that_signed_in_before_still_gets_in(
+        site: str) -> None:
+    """Guesses at one account from many addresses get no more password checks than PER_NAME
+    (then one every three minutes, as the account lock allowed); the account's own staff, in a
+    browser that has signed in to it before, get in at once, from any address."""
+    own = Browser(site, "127.0.0.6")
+    assert own.sign_in().status_code == 303 and own.http.cookies.get(DEVICE_COOKIE)
+    own.sign_out()
+    checked = 0
+    for i in range(10, 10 + PER_NAME):
+        answers = [Browser(site, f"127.0.0.{i}").sign_in(password=WRONG).status_code for _ in range(2)]
+        checked += answers.count(401)
+        assert set(answers) <= {401, 429}
+    assert checked == PER_NAME
+    assert Browser(site, "127.0.0.40").sign_in().status_code == 429  # a stranger's browser waits
+    assert own.sign_in().status_code == 303
+    elsewhere = Browser(site, "127.0.0.41")
+    elsewhere.http.cookies.set(DEVICE_COOKIE, own.http.cookies[DEVICE_COOKIE])
+    assert elsewhere.sign_in().status_code == 303
+
+
+def test_a_known_name_and_an_unknown_one_are_answered_alike(site: str) -> None:
+    """The limits count names, not accounts: the answers to guesses at an account and at a name
+    that is none are the same, refusal for refusal, wait for wait."""
+    def answers(name: str, address: str) -> list[tuple[int, str | None, str]]:
+        browser = Browser(site, address)
+        got = [browser.sign_in(name=name, password=WRONG) for _ in range(PER_NAME_AND_ADDRESS + 2)]
+        return [(r.status_code, r.headers.get("retry-after"), re.sub(r'value="[^"]*"', "", r.text)) for r in got]
+
+    assert answers("jroy", "127.0.0.7") == answers("jrooy", "127.0.0.8")
+
+
+def test_a_slowed_address_gets_a_try_back_every_three_minutes(site: str, host: Host, clock) -> None:  # type: ignore[no-untyped-def]
     browser = Browser(site)
-    for _ in range(MAX_FAILURES):
-        browser.sign_in(password="not the password at all")
-    assert browser.sign_in().status_code == 401
-    clock.now += dt.timedelta(minutes=16)
+    for _ in range(PER_NAME_AND_ADDRESS):
+        browser.sign_in(password=WRONG)
+    assert browser.sign_in().status_code == 429
+    clock.now += dt.timedelta(seconds=EVERY - 1)
+    assert browser.sign_in().status_code == 429
+    clock.now += dt.timedelta(seconds=1)
     assert browser.sign_in().status_code == 303
 
 
-def test_concurrent_wrong_passwords_get_no_more_tries_than_the_limit(
+def test_the_limits_hold_across_a_restart_and_for_every_serve_process(
+        make_host, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """They are kept in the store: two `serve` processes on it count the same tries, and a
+    restarted one remembers them."""
+    first, second = make_host(), make_host()
+    code, _, err = staff(first, capsys, monkeypatch, "add", "jroy", "--password-stdin")
+    assert code == 0, err
+    with running_server(first) as one, running_server(second) as two:
+        answers = [Browser(base, "127.0.0.9").sign_in(password=WRONG).status_code
+                   for base in (one, two) * PER_NAME_AND_ADDRESS]
+        assert answers == [401] * PER_NAME_AND_ADDRESS + [429] * PER_NAME_AND_ADDRESS
+    first.close()
+    second.close()
+    again = make_host()
+    with running_server(again) as base:
+        assert Browser(base, "127.0.0.9").sign_in().status_code == 429
+        assert Browser(base, "127.0.0.2").sign_in().status_code == 303
+
+
+def test_concurrent_wrong_passwords_get_no_more_checks_than_the_limit(
         site: str, host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Wrong passwords sent at once (each one's hash check is slow) still lock the account after
-    five: each takes one of the tries before its password is checked."""
+    """Wrong passwords sent at once from one address (each one's hash check is slow) get five
+    checks: each takes one of the tries before its password is checked."""
     import emrcomm.staff.accounts as accounts_module
 
-    guesses = 3 * MAX_FAILURES
+    guesses = 3 * PER_NAME_AND_ADDRESS
     hasher = accounts_module._HASHER
-    barrier = threading.Barrier(guesses)
+    checks = []
 
-    class Together:
-        """The real hasher, except that every guess waits for the others before its check."""
+    class Counted:
+        """The real hasher, counting its checks, each made slow."""
 
         def __getattr__(self, name: str) -> Any:
             return getattr(hasher, name)
 
         def verify(self, stored: str, password: str) -> bool:
-            barrier.wait(timeout=10)  # every guess has read the account before any is checked
+            checks.append(password)
+            time.sleep(0.1)
             return hasher.verify(stored, password)
 
-    monkeypatch.setattr(accounts_module, "_HASHER", Together())
+    monkeypatch.setattr(accounts_module, "_HASHER", Counted())
     accounts = accounts_module.StaffAccounts(host.storage.db, host.clock)
-    results: list[str | None] = []
-    threads = [threading.Thread(target=lambda: results.append(accounts.sign_in("jroy", "not the password at all")))
-               for _ in range(guesses)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
-    assert results == [None] * guesses
+    with ThreadPoolExecutor(guesses) as pool:
+        results = list(pool.map(lambda _: accounts.sign_in("jroy", WRONG, "192.0.2.7"), range(guesses)))
+    assert len(checks) == PER_NAME_AND_ADDRESS
+    assert all(r.session is None for r in results)
+    assert sum(r.wait > 0 for r in results) == guesses - PER_NAME_AND_ADDRESS
     monkeypatch.setattr(accounts_module, "_HASHER", hasher)
-    assert accounts.sign_in("jroy", PASSWORD) is None  # locked, even with the right password
-    assert Browser(site).sign_in().status_code == 401
+    assert accounts.sign_in("jroy", PASSWORD, "192.0.2.7").wait > 0  # not checked, even the right one
+    assert Browser(site).sign_in().status_code == 303  # from another address
 
 
 def test_sign_ins_sent_at_once_have_their_passwords_checked_a_few_at_a_time(

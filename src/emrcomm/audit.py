@@ -116,7 +116,7 @@ KINDS: Mapping[str, str] = {
     "staff.disabled": "a staff account disabled; its sessions ended",
     "staff.enabled": "a disabled staff account enabled again",
     "staff.signed_in": "a staff member signed in to the staff pages",
-    "staff.refused": "a sign-in to the staff pages refused (wrong name or password, locked or disabled account)",
+    "staff.refused": "a sign-in to the staff pages refused (wrong name or password, disabled account, sign-ins slowed)",
     "staff.signed_out": "a staff member signed out",
     "staff.viewed": "a staff member read a patient's timeline on the staff pages",
 }

@@ -1,9 +1,11 @@
 """Staff accounts and their sessions.
 
 A password is kept as an Argon2id hash (argon2-cffi, its RFC 9106 low-memory profile), checked
-in constant time, and re-hashed at sign-in when the profile changes. Five wrong passwords in a row
-lock an account for 15 minutes (an unknown name costs the same time as a known one, so names
-cannot be guessed from it). A session id is 256 random bits, kept as its SHA-256; it ends after
+in constant time, and re-hashed at sign-in when the profile changes. Sign-ins are limited before
+any password is checked (emrcomm.staff.tries), per address and name, per address, and per name
+for browsers that have not signed in to the account before, so that wrong passwords slow the
+address that sends them, never lock the account for everyone; an unknown name is limited and
+answered as a known one is. A session id is 256 random bits, kept as its SHA-256; it ends after
 30 minutes unused or 12 hours in all, at sign-out, or when the account is disabled or its
 password is changed. The form token of a session is derived from its id.
 """
@@ -23,14 +25,22 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from attrs import frozen
 
 from emrcomm.errors import EmrcommError
+from emrcomm.staff.tries import Key, Tries
 from emrcomm.storage import Database, iso
 from emrcomm.storage.times import parse_iso
 
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
-MAX_FAILURES = 5
-LOCKED_FOR = dt.timedelta(minutes=15)
+# Tries before sign-ins wait (each bucket gets one try back every tries.EVERY, 3 minutes):
+PER_NAME_AND_ADDRESS = 5  # wrong passwords for one name from one address (as the account lock had)
+PER_ADDRESS = 20  # wrong passwords from one address, whatever the names (password spraying)
+# Wrong passwords for one name from browsers that have not signed in to it: a guesser with many
+# addresses gets no more than before (20 an hour); twice PER_NAME_AND_ADDRESS, so that one
+# address alone never empties it and the account's own staff on another address get in at once.
+PER_NAME = 2 * PER_NAME_AND_ADDRESS
+PER_DEVICE = 5  # wrong passwords for one name from a browser that signed in to it before
+DEVICE_DAYS = dt.timedelta(days=90)  # how long a browser that signed in stays known
 IDLE = dt.timedelta(minutes=30)
 LIFETIME = dt.timedelta(hours=12)
 
@@ -52,7 +62,17 @@ class Account:
     full_name: str
     created: dt.datetime
     disabled: dt.datetime | None
-    locked_until: dt.datetime | None
+
+
+@frozen
+class SignIn:
+    """What a sign-in got: a new ``session`` id and the browser's new ``device`` id (its cookie)
+    when the password was right; else ``wait``, the seconds before this address may try this name
+    again (0: it may now; the name or the password was wrong). The same for any name."""
+
+    session: str | None = None
+    device: str | None = None
+    wait: float = 0.0
 
 
 @frozen
@@ -90,6 +110,7 @@ class StaffAccounts:
     def __init__(self, db: Database, clock: Callable[[], dt.datetime]) -> None:
         self.db = db
         self.clock = clock
+        self.tries = Tries(db)
         _decoy()
 
     # accounts (the command line) -----------------------------------------------------------------
@@ -109,13 +130,17 @@ class StaffAccounts:
         return self._account(name)
 
     def set_password(self, name: str, password: str) -> None:
-        """A new password; the account is unlocked and its sessions end."""
+        """A new password; the account's sessions end, its known browsers are forgotten, and the
+        sign-in limits on its name start again."""
         self._account(name)
         check_password(name, password)
         with self.db.transaction():
-            self.db.execute("""UPDATE staff_accounts SET password_hash = ?, password_changed = ?, failures = 0,
-                               locked_until = NULL WHERE name = ?""", (_HASHER.hash(password), iso(self.clock()), name))
+            self.db.execute("UPDATE staff_accounts SET password_hash = ?, password_changed = ? WHERE name = ?",
+                            (_HASHER.hash(password), iso(self.clock()), name))
             self.db.execute("DELETE FROM staff_sessions WHERE name = ?", (name,))
+            # Browsers that knew the old password are strangers to the new one.
+            self.db.execute("DELETE FROM staff_devices WHERE name = ?", (name,))
+            self.tries.forget(name)
 
     def disable(self, name: str) -> None:
         """The account can no longer sign in, and its sessions end at once."""
@@ -127,8 +152,8 @@ class StaffAccounts:
     def enable(self, name: str) -> None:
         self._account(name)
         with self.db.transaction():
-            self.db.execute("UPDATE staff_accounts SET disabled = NULL, failures = 0, locked_until = NULL "
-                            "WHERE name = ?", (name,))
+            self.db.execute("UPDATE staff_accounts SET disabled = NULL WHERE name = ?", (name,))
+            self.tries.forget(name)
 
     def known(self, name: str) -> bool:
         """Whether ``name`` is an account's (what a refused sign-in may write to the audit log)."""
@@ -144,54 +169,77 @@ class StaffAccounts:
             raise EmrcommError(f"no staff account {name!r}: `emrcomm staff list` shows them")
         r = rows[0]
         return Account(name=r["name"], full_name=r["full_name"], created=parse_iso(r["created"]),
-                       disabled=parse_iso(r["disabled"]) if r["disabled"] else None,
-                       locked_until=parse_iso(r["locked_until"]) if r["locked_until"] else None)
+                       disabled=parse_iso(r["disabled"]) if r["disabled"] else None)
 
     # signing in (the pages) ----------------------------------------------------------------------
-    def sign_in(self, name: str, password: str) -> str | None:
-        """A new session id when ``password`` is the account's and the account may sign in, else
-        None (an unknown name, a wrong password, a disabled or locked account: the same answer)."""
+    def sign_in(self, name: str, password: str, address: str = "unknown", device: str | None = None) -> SignIn:
+        """Sign in from client ``address`` (the app's, behind a trusted proxy the one it names),
+        in a browser whose device cookie is ``device``.
+
+        A try is taken from each limit before the password is checked, so wrong passwords sent
+        at once cannot get more checks than the limits allow, whatever the timing; a try refused
+        checks nothing. A right password gives its tries back. The answer, and the time it takes,
+        is the same for an unknown name, a disabled account and a wrong password.
+        """
         now = self.clock()
         name = name.strip().lower()[:64]
-        # Take a try before checking the password: wrong passwords sent at once each need one of
-        # the MAX_FAILURES tries, so no more than that many are ever checked, whatever the timing.
-        taken = self._take_try(name, now)
-        tries, stored = taken if taken is not None else (None, _decoy())
+        address = address[:100]
+        pair = Key(f"pair\x1f{name}\x1f{address}", name, PER_NAME_AND_ADDRESS)
+        source = Key(f"address\x1f{address}", None, PER_ADDRESS)
+        by_name = Key(f"name\x1f{name}", name, PER_NAME)
+        known = Key(f"device\x1f{name}\x1f{_digest(device)}", name, PER_DEVICE) if device else None
+        # A browser that signed in to this name before has a limit of its own, so that guesses
+        # from elsewhere cannot keep it out; once that runs out it is limited as any other.
+        spent = known if known is not None and self._known_device(name, device, now) else by_name
+        wait = self.tries.take([pair, source, spent], now.timestamp())
+        if wait > 0 and spent is not by_name:
+            spent = by_name
+            wait = self.tries.take([pair, source, by_name], now.timestamp())
+        if wait > 0:
+            return SignIn(wait=wait)
+        stored = self._stored_hash(name)
         right: bool
         try:
-            right = _HASHER.verify(stored, password[:MAX_PASSWORD])
+            right = _HASHER.verify(stored or _decoy(), password[:MAX_PASSWORD])
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             right = False
-        if tries is None:  # no such account, or disabled, or locked: checked against the decoy
-            return None
-        if not right:
-            if tries >= MAX_FAILURES:  # the last try: the account is locked, and its tries start again after
-                with self.db.transaction():
-                    self.db.execute("UPDATE staff_accounts SET failures = 0, locked_until = ? WHERE name = ?",
-                                    (iso(now + LOCKED_FOR), name))
-            return None
-        session_id = secrets.token_urlsafe(32)
+        if stored is None or not right:  # no such account, or disabled: checked against the decoy
+            return SignIn()
+        session_id, device_id = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self.db.transaction():
             if _HASHER.check_needs_rehash(stored):
                 self.db.execute("UPDATE staff_accounts SET password_hash = ? WHERE name = ?",
                                 (_HASHER.hash(password), name))
-            self.db.execute("UPDATE staff_accounts SET failures = 0, locked_until = NULL WHERE name = ?", (name,))
             self.db.execute("INSERT INTO staff_sessions (digest, name, created, seen) VALUES (?, ?, ?, ?)",
                             (_digest(session_id), name, iso(now), iso(now)))
             self.db.execute("DELETE FROM staff_sessions WHERE seen < ? OR created < ?",
                             (iso(now - IDLE), iso(now - LIFETIME)))
-        return session_id
+            self._remember_device(name, device, device_id, now)
+            # A right password: the wrong ones before it from here, and from this browser, are
+            # forgiven; the address's and the name's buckets get this try back.
+            self.tries.reset([pair] + ([known] if known is not None else []))
+            self.tries.give_back([source] + ([by_name] if spent is by_name else []))
+        return SignIn(session=session_id, device=device_id)
 
-    def _take_try(self, name: str, now: dt.datetime) -> tuple[int, str] | None:
-        """Count one try at the account's password (one statement: concurrent sign-ins each get
-        their own count). Returns the tries counted so far, this one included, and the password's
-        hash; None when the account does not exist, is disabled or locked, or has no try left."""
-        with self.db.transaction():  # RETURNING rows are read before the commit
-            rows = self.db.query(
-                """UPDATE staff_accounts SET failures = failures + 1
-                   WHERE name = ? AND disabled IS NULL AND failures < ? AND (locked_until IS NULL OR locked_until <= ?)
-                   RETURNING failures, password_hash""", (name, MAX_FAILURES, iso(now)))
-        return (int(rows[0]["failures"]), rows[0]["password_hash"]) if rows else None
+    def _stored_hash(self, name: str) -> str | None:
+        rows = self.db.query("SELECT password_hash FROM staff_accounts WHERE name = ? AND disabled IS NULL", (name,))
+        return str(rows[0]["password_hash"]) if rows else None
+
+    def _known_device(self, name: str, device: str | None, now: dt.datetime) -> bool:
+        if not device or len(device) > 100:
+            return False
+        return bool(self.db.query("SELECT name FROM staff_devices WHERE digest = ? AND name = ? AND seen > ?",
+                                  (_digest(device), name, iso(now - DEVICE_DAYS))))
+
+    def _remember_device(self, name: str, old: str | None, new: str, now: dt.datetime) -> None:
+        """The browser gets a new device id at each sign-in (one planted in it beforehand is of no
+        use to whoever planted it), and keeps the accounts its old one had signed in to."""
+        if old and len(old) <= 100:
+            self.db.execute("UPDATE staff_devices SET digest = ? WHERE digest = ? AND name <> ?",
+                            (_digest(new), _digest(old), name))
+            self.db.execute("DELETE FROM staff_devices WHERE digest = ?", (_digest(old),))
+        self.db.execute("INSERT INTO staff_devices (digest, name, seen) VALUES (?, ?, ?)", (_digest(new), name, iso(now)))
+        self.db.execute("DELETE FROM staff_devices WHERE seen <= ?", (iso(now - DEVICE_DAYS),))
 
     def session(self, session_id: str | None) -> Session | None:
         """The session of a browser's cookie while it lasts (and it lasts on: its use is noted)."""

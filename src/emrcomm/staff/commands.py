@@ -22,14 +22,14 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--full-name", default="", help="who it is, as the pages show it, e.g. 'Julie Roy'")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     password = actions.add_parser("password", parents=[common],
-                                  help="set a new password (unlocks the account, ends its sessions)")
+                                  help="set a new password (ends its sessions, forgets its browsers)")
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     disable = actions.add_parser("disable", parents=[common], help="stop an account signing in; end its sessions")
     disable.add_argument("name")
     enable = actions.add_parser("enable", parents=[common], help="let a disabled account sign in again")
     enable.add_argument("name")
-    actions.add_parser("list", parents=[common], help="accounts, disabled or locked")
+    actions.add_parser("list", parents=[common], help="accounts, active or disabled")
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -50,13 +50,11 @@ def cmd_staff(args: argparse.Namespace) -> int:
     with Host.from_config(args.config, read_only=args.action == "list") as host:
         accounts = StaffAccounts(host.storage.db, host.clock)
         if args.action == "list":
-            now = host.clock()
+            # No account is locked: wrong passwords slow the addresses that send them (accounts.sign_in).
             rows = [{"name": a.name, "full_name": a.full_name, "created": a.created.isoformat(),
-                     "disabled": a.disabled.isoformat() if a.disabled else None,
-                     "locked": bool(a.locked_until and a.locked_until > now)} for a in accounts.all()]
-            text = "\n".join(f"{r['name']:<16} {r['full_name']:<24} "
-                             + ("disabled" if r["disabled"] else "locked (too many wrong passwords)" if r["locked"]
-                                else "active") for r in rows)
+                     "disabled": a.disabled.isoformat() if a.disabled else None} for a in accounts.all()]
+            text = "\n".join(f"{r['name']:<16} {r['full_name']:<24} " + ("disabled" if r["disabled"] else "active")
+                             for r in rows)
             _emit(args, rows, text or "no staff accounts: `emrcomm staff add NAME` creates one")
             return 0
         if args.action == "add":

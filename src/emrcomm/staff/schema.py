@@ -29,6 +29,31 @@ _V1 = (
     "CREATE INDEX staff_sessions_name ON staff_sessions (name)",
 )
 
+# Version 2: sign-in limits per address, per account name and address, per account name, and per
+# browser that signed in before (emrcomm.staff.tries): an account is no longer locked for
+# everyone, so staff_accounts' failures and locked_until are left unused.
+_V2 = (
+    # A bucket of sign-in tries: due is when it is full again (seconds since the epoch, the host's
+    # clock); key and name (the account name it is about, NULL for an address's) are SHA-256s.
+    """CREATE TABLE staff_tries (
+        key TEXT PRIMARY KEY,
+        name TEXT,
+        due DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX staff_tries_due ON staff_tries (due)",
+    "CREATE INDEX staff_tries_name ON staff_tries (name)",
+    # A browser that signed in to an account, by the SHA-256 of its device cookie's id.
+    """CREATE TABLE staff_devices (
+        digest TEXT NOT NULL,
+        name TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        PRIMARY KEY (digest, name)
+    )""",
+    "CREATE INDEX staff_devices_name ON staff_devices (name)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(OWNER, 1, "staff pages: accounts (Argon2id hashes) and sessions", statements={"*": _V1}),
+    Migration(OWNER, 2, "staff pages: sign-in limits per address and account, browsers that signed in",
+              statements={"*": _V2}),
 )

@@ -10,6 +10,7 @@ the audit log, with the account and the patient. English only.
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from emrcomm import timeline
-from emrcomm.staff.accounts import Session, StaffAccounts
+from emrcomm.staff.accounts import DEVICE_DAYS, Session, StaffAccounts
 from emrcomm.web.security import RateLimit
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 PREFIX = "/staff"
 SESSION_COOKIE = "__Host-emrcomm-staff"
 LOGIN_COOKIE = "__Host-emrcomm-login"
+# The browser's id, given at each sign-in: a browser that signed in to an account before has a
+# sign-in limit of its own, which guesses from elsewhere cannot use up (emrcomm.staff.accounts).
+DEVICE_COOKIE = "__Host-emrcomm-device"
 RATE_PER_MINUTE = 60
 # Passwords checked at once: each Argon2id check takes 64 MiB, and one client's burst of sign-ins
 # (RATE_PER_MINUTE) would otherwise hold one per worker thread (40): 2.5 GiB.
@@ -84,7 +88,7 @@ class _StaffPages:
 
     # signing in and out --------------------------------------------------------------------------
     async def login_form(self, request: Request, error: str | None = None, status_code: int = 200,
-                         next_path: str | None = None) -> Response:
+                         next_path: str | None = None, wait: int = 0) -> Response:
         # Where to go after signing in: the link's (?next=), or, when a sign-in was refused, the
         # refused form's own, so that a mistyped password still leads to the patient it was for.
         if next_path is None:
@@ -93,8 +97,11 @@ class _StaffPages:
         if error is None and await self._session(request) is not None:
             return RedirectResponse(next_path or f"{PREFIX}/", status_code=303)
         nonce = secrets.token_urlsafe(24)
-        response = self._page("login", status_code, token=nonce, error=error, next=next_path)
+        response = self._page("login", status_code, token=nonce, error=error, next=next_path,
+                              minutes=math.ceil(wait / 60))
         _cookie(response, LOGIN_COOKIE, nonce, max_age=3600)
+        if wait:
+            response.headers["retry-after"] = str(wait)
         return response
 
     async def login(self, request: Request) -> Response:
@@ -104,15 +111,23 @@ class _StaffPages:
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             return await self.login_form(request, error="expired", status_code=400, next_path=next_path)
         name, password = str(form.get("name", "")).strip().lower(), str(form.get("password", ""))
-        session_id = await anyio.to_thread.run_sync(self.accounts.sign_in, name, password, limiter=self.checks)
-        if session_id is None:
+        # The client's address as the app has it: behind a proxy, the one the proxy names only when
+        # `serve --forwarded-allow-ips` trusts it (a client's own X-Forwarded-For is not read).
+        address = request.client.host if request.client else "unknown"
+        signed = await anyio.to_thread.run_sync(self.accounts.sign_in, name, password, address,
+                                                request.cookies.get(DEVICE_COOKIE), limiter=self.checks)
+        if signed.session is None or signed.device is None:
             known = await run_in_threadpool(self.accounts.known, name)
             # A name that is no account may be a password typed in the wrong field: never logged.
             await self._audit("staff.refused", **({"staff": name} if known else {}))
+            if signed.wait > 0:  # the same for any name: the limits count names, not accounts
+                return await self.login_form(request, error="wait", status_code=429, next_path=next_path,
+                                             wait=math.ceil(signed.wait))
             return await self.login_form(request, error="refused", status_code=401, next_path=next_path)
         await self._audit("staff.signed_in", staff=name)
         response = RedirectResponse(next_path if _NEXT.fullmatch(next_path) else f"{PREFIX}/", status_code=303)
-        _cookie(response, SESSION_COOKIE, session_id)
+        _cookie(response, SESSION_COOKIE, signed.session)
+        _cookie(response, DEVICE_COOKIE, signed.device, max_age=int(DEVICE_DAYS.total_seconds()))
         response.delete_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return response
 
