@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+from email.header import decode_header, make_header
 from importlib import metadata
 from pathlib import Path
 
@@ -129,6 +130,30 @@ def test_a_clinic_name_with_a_comma_is_one_sender_not_two(tmp_path: Path) -> Non
     assert (sender.display_name, sender.addr_spec) == ("Drs Smith, Jones & Partners", "info@riverside.example")
     relay = email_plugin(tmp_path, clinic, transport="smtp", smtp={"host": "smtp.riverside.example"})
     assert relay.transport.envelope_from == "info@riverside.example"
+
+
+def test_a_long_french_subject_is_written_in_encoded_words_mail_readers_accept(tmp_path: Path) -> None:
+    # RFC 2047 section 2: an encoded-word is at most 75 characters. Written with lines of up to
+    # 998, a French subject or clinic name was one encoded-word of 200 and more, which strict
+    # readers show as =?utf-8?q?...; the unsubscribe URL must still be one unencoded line.
+    clinic = attrs.evolve(TEST_CLINIC, name="Clinique médicale familiale Saint-Jérôme et associés de la Rive-Sud")
+    plugin = email_plugin(tmp_path, clinic)
+    subject = ("Votre rendez-vous à la Clinique médicale familiale Saint-Jérôme est confirmé pour le mardi "
+               "12 décembre à 10 h 30 avec l’équipe de soins")
+    mail = sent_mail(plugin, tmp_path, Message(Request("Patient/1", "education", text="x"), "x", language="fr",
+                                               subject=subject), "k8")
+    raw = (tmp_path / "mail" / "k8.eml").read_bytes().decode("ascii")
+    head = raw.split("\n\n", 1)[0]
+    words = re.findall(r"=\?[^?]+\?[qQbB]\?[^?]*\?=", head)
+    assert words and max(len(w) for w in words) <= 75
+    assert mail["Subject"] == subject
+    # Python's own parser puts a space between two encoded-words in a name (RFC 2047 section 6.2:
+    # the space between them is not part of it); its RFC 2047 decoder reads the header right.
+    written_from = " ".join(line.strip() for line in re.findall(r"^From: (.*(?:\n .*)*)", head, re.M)[0].split("\n"))
+    assert str(make_header(decode_header(written_from))) == f"{clinic.name} <{clinic.email}>"
+    [unsubscribe] = [line for line in head.splitlines() if line.startswith("List-Unsubscribe:")]
+    assert re.fullmatch(r"List-Unsubscribe: <https://\S+/unsubscribe/k8\.\S+>", unsubscribe)
+    assert all(len(line) <= 78 for line in head.splitlines() if line != unsubscribe)
 
 
 def test_subscription_email_without_an_unsubscribe_address_is_blocked(tmp_path: Path) -> None:

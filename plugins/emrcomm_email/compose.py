@@ -6,6 +6,7 @@ import datetime as dt
 import html
 import re
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 
 from email_validator import EmailNotValidError, validate_email
@@ -33,11 +34,25 @@ NOT_READ_NO_PHONE = {
 }
 
 
+# Headers written as they are, however long: one URL in angle brackets, which the folder would
+# otherwise cut into encoded-words that no mail client reads as a link (RFC 5322 allows 998).
+VERBATIM = frozenset({"list-unsubscribe"})
+
+
+class _WirePolicy(EmailPolicy):
+    """Folds headers at 78 characters, so that a non-ASCII subject or name becomes encoded-words
+    of at most 75 characters each (RFC 2047 section 2); the VERBATIM headers are left whole."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in VERBATIM:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
 def wire(mail: EmailMessage, linesep: str = "\n") -> bytes:
-    """The message's bytes, lines ending in ``linesep`` (SMTP: CRLF). A header is folded at 78
-    characters where it has spaces, never encoded to make it shorter: ``List-Unsubscribe`` is one
-    long URL, which a mail client reads only as written (RFC 5322 allows 998)."""
-    return mail.as_bytes(policy=mail.policy.clone(linesep=linesep, max_line_length=998))
+    """The message's bytes, lines ending in ``linesep`` (SMTP: CRLF), its headers folded at 78
+    characters (``List-Unsubscribe`` excepted: see VERBATIM)."""
+    return mail.as_bytes(policy=_WirePolicy(linesep=linesep, max_line_length=78))
 
 
 def ascii_address(address: str) -> str:
