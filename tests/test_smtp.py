@@ -294,6 +294,51 @@ def test_a_relay_that_answers_a_byte_at_a_time_is_cut_at_the_timeout(tmp_path: P
     assert error.ambiguous is (answered > 0)  # once MAIL went, the relay may have taken something
 
 
+@contextlib.contextmanager
+def flooding_relay(answered: int, flood: int = 4 * 1024 * 1024) -> Iterator[int]:
+    """A relay on 127.0.0.1 that greets and answers its first ``answered`` commands, then answers
+    the next with ``flood`` bytes of "250-…" lines (a reply that never says it is over) and waits
+    for the client to hang up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(b"220 relay ready\r\n")
+            reader = conn.makefile("rb")
+            for _ in range(answered):
+                reader.readline()
+                conn.sendall(b"250 relay\r\n")
+            reader.readline()
+            line = b"250-" + b"x" * 996 + b"\r\n"
+            for _ in range(flood // len(line)):
+                conn.sendall(line)
+            stop.wait(30)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("answered", [0, 1], ids=["answer-to-ehlo", "answer-to-mail"])
+def test_an_answer_without_end_is_cut_at_64_kb_not_kept_until_the_timeout(tmp_path: Path, answered: int) -> None:
+    """Before, smtplib kept every "250-" line of a reply until the deadline: a relay writing them
+    without end filled the worker's memory at the network's speed (1.2 GB in 2 s on loopback)."""
+    with flooding_relay(answered) as port:
+        smtp = transport(smtp_settings(port, security="none", timeout=5), tmp_path)
+        with pytest.raises(TransientDeliveryError) as err:
+            smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-flood"))
+        smtp.close()
+    assert err.value.reason == "protocol" and "64 KB" in str(err.value)
+    assert err.value.ambiguous is (answered > 0)
+
+
 def test_logs_carry_the_record_id_and_codes_never_the_address_or_text(
         secure_server: SmtpServer, ca: CertificateAuthority, password_file: Path, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:

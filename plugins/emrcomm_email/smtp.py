@@ -17,6 +17,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from emrcomm import (
     Delivery,
@@ -35,6 +36,60 @@ SECURITY = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 UPLOAD_RATE = 64 * 1024  # bytes a second: the slowest upload a message's deadline allows for
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
+# The longest reply read: an EHLO list is under 1 KB. smtplib reads a reply's lines until one has
+# no "-", keeping them all, so a relay writing "250-…" lines without end filled the memory at the
+# speed of the network (1.2 GB in 2 s on loopback) until the deadline cut it.
+REPLY_LIMIT = 64 * 1024
+
+
+class ReplyTooLong(smtplib.SMTPException):
+    """The server's reply went past REPLY_LIMIT; it was not read further and the session is closed."""
+
+
+class _Budget:
+    """The socket's reader for one reply at a time: past ``left`` bytes, the reply is cut."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.left = REPLY_LIMIT
+        self.exceeded = False
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            self.exceeded = True
+            raise OSError("reply too long")  # smtplib closes the session on an OSError here
+        line: bytes = self.raw.readline(min(size, self.left) if size >= 0 else self.left)
+        self.left -= len(line)
+        return line
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _Capped(smtplib.SMTP):
+    """An SMTP session whose every reply is read within REPLY_LIMIT bytes (ReplyTooLong past it)."""
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None:
+            self.file = _Budget(self.sock.makefile("rb"))  # type: ignore[assignment]
+        reader = self.file
+        if isinstance(reader, _Budget):
+            reader.left, reader.exceeded = REPLY_LIMIT, False
+        try:
+            return super().getreply()
+        except smtplib.SMTPServerDisconnected:
+            if isinstance(reader, _Budget) and reader.exceeded:
+                raise ReplyTooLong(f"a reply longer than {REPLY_LIMIT // 1024} KB") from None
+            raise
+
+
+class _CappedSSL(_Capped, smtplib.SMTP_SSL):
+    pass
+
+
+def session(security: str, timeout: float, tls: ssl.SSLContext) -> smtplib.SMTP:
+    """An unconnected session for ``security`` (``tls``: TLS from the first byte), its replies capped."""
+    return _CappedSSL(timeout=timeout, context=tls) if security == "tls" else _Capped(timeout=timeout)
 
 
 def _reply_text(value: bytes | str) -> str:
@@ -101,8 +156,7 @@ class SmtpTransport:
         """A session ready to send: connected, greeted, TLS and AUTH done, all within ``timeout``
         (a socket's timeout is per read: a relay writing its greeting a byte a second never
         trips it, and the deadline cuts it instead)."""
-        smtp: smtplib.SMTP = (smtplib.SMTP_SSL(timeout=self.timeout, context=self.tls) if self.security == "tls"
-                              else smtplib.SMTP(timeout=self.timeout))
+        smtp = session(self.security, self.timeout, self.tls)
         # Made without a host so that connecting happens under the deadline; TLS checks the
         # certificate against the name smtplib keeps from its constructor (for SMTP_SSL and STARTTLS).
         smtp._host = self.host  # type: ignore[attr-defined]
@@ -128,6 +182,9 @@ class SmtpTransport:
         except smtplib.SMTPConnectError as exc:
             raise _by_code(exc.smtp_code, "the server refused the connection", exc.smtp_error,
                            reason="unreachable") from None
+        except ReplyTooLong:
+            raise TransientDeliveryError(f"smtp: {self.host}:{self.port} greeted with {REPLY_LIMIT // 1024} KB and "
+                                         "more; not read further", provider="smtp", reason="protocol") from None
         except TimeoutError:
             raise TransientDeliveryError(f"smtp: no connection to {self.host}:{self.port} within {self.timeout} s",
                                          provider="smtp", reason="timeout") from None
@@ -136,6 +193,10 @@ class SmtpTransport:
                                          provider="smtp", reason="unreachable") from None
         try:
             self._greet(smtp)
+        except ReplyTooLong:
+            smtp.close()
+            raise TransientDeliveryError(f"smtp: {self.host}:{self.port} answered with {REPLY_LIMIT // 1024} KB and "
+                                         "more; not read further", provider="smtp", reason="protocol") from None
         except smtplib.SMTPResponseException as exc:
             smtp.close()
             raise _by_code(exc.smtp_code, "the server refused the session", exc.smtp_error,
@@ -244,6 +305,10 @@ class SmtpTransport:
                 raise _by_code(code, "message refused", resp)
         except smtplib.SMTPDataError as exc:
             raise _by_code(exc.smtp_code, "message refused", exc.smtp_error) from None
+        except ReplyTooLong:
+            raise TransientDeliveryError(f"smtp: an answer of {REPLY_LIMIT // 1024} KB and more; not read further "
+                                         "(it may have been taken)", provider="smtp", reason="protocol",
+                                         ambiguous=True) from None
         except smtplib.SMTPServerDisconnected:
             raise TransientDeliveryError("smtp: the server closed the connection mid-message (it may have been taken)",
                                          provider="smtp", reason="unreachable", ambiguous=True) from None
