@@ -6,11 +6,14 @@ Certificates come from a throw-away CA made with trustme.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +155,77 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+# -- relays that misbehave ---------------------------------------------------------------------
+
+@contextlib.contextmanager
+def dripping_relay(answered: int) -> Iterator[int]:
+    """A relay on 127.0.0.1 that answers its greeting and first ``answered`` commands at once
+    (none when 0: the greeting itself drips), then writes its next reply a byte every 50 ms
+    until the client hangs up: no single read ever waits long enough to time out."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(head)
+        while not stop.wait(0.05):
+            conn.sendall(b"x")
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            if answered == 0:
+                drip(conn, b"220-")
+                return
+            conn.sendall(b"220 relay ready\r\n")
+            reader = conn.makefile("rb")
+            for _ in range(answered):
+                reader.readline()
+                conn.sendall(b"250 relay\r\n")
+            reader.readline()
+            drip(conn, b"250-")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+
+
+@contextlib.contextmanager
+def flooding_relay(answered: int, flood: int = 4 * 1024 * 1024) -> Iterator[int]:
+    """A relay on 127.0.0.1 that greets and answers its first ``answered`` commands, then answers
+    the next with ``flood`` bytes of "250-…" lines (a reply that never says it is over) and waits
+    for the client to hang up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(b"220 relay ready\r\n")
+            reader = conn.makefile("rb")
+            for _ in range(answered):
+                reader.readline()
+                conn.sendall(b"250 relay\r\n")
+            reader.readline()
+            line = b"250-" + b"x" * 996 + b"\r\n"
+            for _ in range(flood // len(line)):
+                conn.sendall(line)
+            stop.wait(30)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
 
 
 # -- postfix --------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from emrcomm import Probe, hookimpl
 from emrcomm.cli import main
 from emrcomm.storage.schema import MIGRATIONS as CORE_STEPS
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server
-from mailservers import USERNAME, CertificateAuthority, SmtpServer
+from mailservers import USERNAME, CertificateAuthority, SmtpServer, dripping_relay, flooding_relay
 from servers import Kannel, Prism, Reply, ScriptedHTTPServer, refused_port
 from support import DATA, write_config
 from test_read_only import files_in
@@ -233,6 +233,26 @@ def test_a_relay_that_is_not_running_is_named(tmp_path: Path, capsys: pytest.Cap
         _, _, text = doctor(clinic(tmp_path, email=smtp_email(port, None)), capsys)
     assert line(text, "SMTP relay").endswith(
         ": cannot connect (Connection refused): is the relay running, and are plugins.email.smtp.host and port right?")
+
+
+def test_a_relay_that_answers_a_byte_at_a_time_is_cut_not_waited_on(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Before, each read got its byte in time and doctor waited on the greeting for good.
+    with dripping_relay(0) as port:
+        email = smtp_email(port, None, auth=False).replace("timeout = 10", "timeout = 1")
+        code = main(["doctor", "--config", str(clinic(tmp_path, email=email))])  # the relay takes one session
+    assert code == 4
+    assert line(capsys.readouterr().out, "SMTP relay").endswith(
+        ": no complete answer within 2 s (a relay answering a byte at a time, or the wrong plugins.email.smtp.port?)")
+
+
+def test_a_relay_whose_answer_never_ends_is_cut_at_64_kb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with flooding_relay(0) as port:
+        email = smtp_email(port, None, auth=False).replace("timeout = 10", "timeout = 5")
+        code = main(["doctor", "--config", str(clinic(tmp_path, email=email))])
+    assert code == 4
+    assert line(capsys.readouterr().out, "SMTP relay").endswith(
+        ": connected, the relay answered with 64 KB and more; not read further")
 
 
 @pytest.mark.node

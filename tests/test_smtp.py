@@ -3,11 +3,9 @@ STARTTLS, one with implicit TLS, and Debian postfix as a real MTA relaying to a 
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ from emrcomm.errors import ConfigError
 from emrcomm.host import Host
 from emrcomm.model import Message, Request
 from emrcomm.testing import TEST_CLINIC, make_context
-from mailservers import USERNAME, CertificateAuthority, Postfix, SmtpServer
+from mailservers import USERNAME, CertificateAuthority, Postfix, SmtpServer, dripping_relay, flooding_relay
 from servers import refused_port
 from support import BASE_CONFIG, write_config
 
@@ -234,43 +232,6 @@ def test_connection_refused_is_transient(tmp_path: Path) -> None:
     assert err.value.reason == "unreachable"
 
 
-@contextlib.contextmanager
-def dripping_relay(answered: int) -> Iterator[int]:
-    """A relay on 127.0.0.1 that answers its greeting and first ``answered`` commands at once
-    (none when 0: the greeting itself drips), then writes its next reply a byte every 50 ms
-    until the client hangs up: no single read ever waits long enough to time out."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def drip(conn: socket.socket, head: bytes) -> None:
-        conn.sendall(head)
-        while not stop.wait(0.05):
-            conn.sendall(b"x")
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn, contextlib.suppress(OSError):
-            if answered == 0:
-                drip(conn, b"220-")
-                return
-            conn.sendall(b"220 relay ready\r\n")
-            reader = conn.makefile("rb")
-            for _ in range(answered):
-                reader.readline()
-                conn.sendall(b"250 relay\r\n")
-            reader.readline()
-            drip(conn, b"250-")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(5)
-
-
 @pytest.mark.parametrize("answered", [0, 1], ids=["greeting", "answer-to-mail"])
 def test_a_relay_that_answers_a_byte_at_a_time_is_cut_at_the_timeout(tmp_path: Path, answered: int) -> None:
     """Before, a greeting of '220-' and a byte a second never ended (each read got its byte in
@@ -292,38 +253,6 @@ def test_a_relay_that_answers_a_byte_at_a_time_is_cut_at_the_timeout(tmp_path: P
     [error] = errors
     assert isinstance(error, TransientDeliveryError) and error.reason == "timeout"
     assert error.ambiguous is (answered > 0)  # once MAIL went, the relay may have taken something
-
-
-@contextlib.contextmanager
-def flooding_relay(answered: int, flood: int = 4 * 1024 * 1024) -> Iterator[int]:
-    """A relay on 127.0.0.1 that greets and answers its first ``answered`` commands, then answers
-    the next with ``flood`` bytes of "250-…" lines (a reply that never says it is over) and waits
-    for the client to hang up."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn, contextlib.suppress(OSError):
-            conn.sendall(b"220 relay ready\r\n")
-            reader = conn.makefile("rb")
-            for _ in range(answered):
-                reader.readline()
-                conn.sendall(b"250 relay\r\n")
-            reader.readline()
-            line = b"250-" + b"x" * 996 + b"\r\n"
-            for _ in range(flood // len(line)):
-                conn.sendall(line)
-            stop.wait(30)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(5)
 
 
 @pytest.mark.parametrize("answered", [0, 1], ids=["answer-to-ehlo", "answer-to-mail"])

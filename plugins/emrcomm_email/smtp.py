@@ -87,9 +87,14 @@ class _CappedSSL(_Capped, smtplib.SMTP_SSL):
     pass
 
 
-def session(security: str, timeout: float, tls: ssl.SSLContext) -> smtplib.SMTP:
-    """An unconnected session for ``security`` (``tls``: TLS from the first byte), its replies capped."""
-    return _CappedSSL(timeout=timeout, context=tls) if security == "tls" else _Capped(timeout=timeout)
+def session(host: str, security: str, timeout: float, tls: ssl.SSLContext) -> smtplib.SMTP:
+    """An unconnected session with ``host`` for ``security`` (``tls``: TLS from the first byte),
+    its replies capped. Made without connecting so that connecting happens under a deadline; TLS
+    checks the certificate against the name smtplib keeps from its constructor (for SMTP_SSL and
+    STARTTLS), set here."""
+    smtp = _CappedSSL(timeout=timeout, context=tls) if security == "tls" else _Capped(timeout=timeout)
+    smtp._host = host  # type: ignore[attr-defined]
+    return smtp
 
 
 def _reply_text(value: bytes | str) -> str:
@@ -156,10 +161,7 @@ class SmtpTransport:
         """A session ready to send: connected, greeted, TLS and AUTH done, all within ``timeout``
         (a socket's timeout is per read: a relay writing its greeting a byte a second never
         trips it, and the deadline cuts it instead)."""
-        smtp = session(self.security, self.timeout, self.tls)
-        # Made without a host so that connecting happens under the deadline; TLS checks the
-        # certificate against the name smtplib keeps from its constructor (for SMTP_SSL and STARTTLS).
-        smtp._host = self.host  # type: ignore[attr-defined]
+        smtp = session(self.host, self.security, self.timeout, self.tls)
         with Deadline(self.timeout) as deadline:
             deadline.watch(lambda: getattr(smtp, "sock", None))
             try:
