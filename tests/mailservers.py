@@ -228,6 +228,29 @@ def flooding_relay(answered: int, flood: int = 4 * 1024 * 1024) -> Iterator[int]
         thread.join(5)
 
 
+@contextlib.contextmanager
+def refusing_relay(greeting: bytes) -> Iterator[int]:
+    """A relay on 127.0.0.1 that greets with ``greeting`` (a 421 or 554 line) and then, as RFC
+    5321 section 3.1 asks of a server that refuses service, answers 503 to all but QUIT."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(greeting)
+                for line in conn.makefile("rb"):
+                    conn.sendall(b"221 bye\r\n" if line.upper().startswith(b"QUIT") else b"503 5.5.1 no service\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        thread.join(5)
+
+
 # -- postfix --------------------------------------------------------------------------------------
 
 MASTER_CF = """\

@@ -21,7 +21,15 @@ from emrcomm.errors import ConfigError
 from emrcomm.host import Host
 from emrcomm.model import Message, Request
 from emrcomm.testing import TEST_CLINIC, make_context
-from mailservers import USERNAME, CertificateAuthority, Postfix, SmtpServer, dripping_relay, flooding_relay
+from mailservers import (
+    USERNAME,
+    CertificateAuthority,
+    Postfix,
+    SmtpServer,
+    dripping_relay,
+    flooding_relay,
+    refusing_relay,
+)
 from servers import refused_port
 from support import BASE_CONFIG, write_config
 
@@ -266,6 +274,21 @@ def test_an_answer_without_end_is_cut_at_64_kb_not_kept_until_the_timeout(tmp_pa
         smtp.close()
     assert err.value.reason == "protocol" and "64 KB" in str(err.value)
     assert err.value.ambiguous is (answered > 0)
+
+
+@pytest.mark.parametrize(("greeting", "error", "code"), [
+    (b"421 4.3.2 relay.example busy, try later\r\n", TransientDeliveryError, 421),
+    (b"554 5.7.1 relay.example: no service for this address\r\n", PermanentDeliveryError, 554),
+])
+def test_a_relay_that_refuses_the_session_in_its_greeting_is_named_by_its_code(
+        tmp_path: Path, greeting: bytes, error: type[Exception], code: int) -> None:
+    """Before, the greeting's code went unread: the 503s after it read as "does not offer STARTTLS"."""
+    with refusing_relay(greeting) as port:
+        smtp = transport(smtp_settings(port), tmp_path)
+        with pytest.raises(error, match="the server refused the session") as err:
+            smtp.send(Delivery(message(), "camille.roy@example.org", "rec-mail-greeting"))
+        smtp.close()
+    assert getattr(err.value, "status", None) == code
 
 
 def test_logs_carry_the_record_id_and_codes_never_the_address_or_text(

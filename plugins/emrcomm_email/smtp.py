@@ -177,13 +177,10 @@ class SmtpTransport:
 
     def _start(self, smtp: smtplib.SMTP) -> None:
         try:
-            smtp.connect(self.host, self.port)
+            code, said = smtp.connect(self.host, self.port)
         except ssl.SSLError as exc:
             raise TransientDeliveryError(f"smtp: TLS with {self.host}:{self.port} failed ({exc.reason})",
                                          provider="smtp", reason="tls-failed") from None
-        except smtplib.SMTPConnectError as exc:
-            raise _by_code(exc.smtp_code, "the server refused the connection", exc.smtp_error,
-                           reason="unreachable") from None
         except ReplyTooLong:
             raise TransientDeliveryError(f"smtp: {self.host}:{self.port} greeted with {REPLY_LIMIT // 1024} KB and "
                                          "more; not read further", provider="smtp", reason="protocol") from None
@@ -193,6 +190,12 @@ class SmtpTransport:
         except OSError as exc:
             raise TransientDeliveryError(f"smtp: cannot connect to {self.host}:{self.port} ({exc.strerror or exc})",
                                          provider="smtp", reason="unreachable") from None
+        if code != 220:  # smtplib's connect returns the greeting's code and leaves it to us (421, 554)
+            smtp.close()
+            if 400 <= code < 600:
+                raise _by_code(code, "the server refused the session", said, reason="unreachable")
+            raise TransientDeliveryError(f"smtp: {self.host}:{self.port} greeted with no SMTP code", provider="smtp",
+                                         reason="protocol")
         try:
             self._greet(smtp)
         except ReplyTooLong:
