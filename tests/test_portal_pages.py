@@ -83,6 +83,34 @@ def test_the_landing_page_speaks_french_when_asked_or_when_the_browser_does(
         assert "dans un délai de deux jours ouvrables" in words
 
 
+@pytest.mark.parametrize(("accept", "lang"), [
+    ("en;q=0.3, fr;q=0.9", "fr"),  # by q-value, not by the order written
+    ("fr;q=0, en-CA", "en"),  # q=0: not French
+    ("de, fr-CA;q=0.8, en;q=0.5", "fr"),  # the first the pages speak, by preference
+    ("fr;q=nan, en;q=0.1", "en"), ("fr;q=x", "en"), ("", "en")])
+def test_the_browsers_preferred_language_is_taken_by_its_q_values(
+        served: Callable[..., tuple[Host, str]], accept: str, lang: str) -> None:
+    _, base = served()
+    page = requests.get(f"{base}/", headers={"Accept-Language": accept}, timeout=10)
+    assert page.status_code == 200 and f'lang="{lang}"' in page.text
+
+
+@pytest.mark.parametrize(("title", "plain", "named"), [
+    ("Résultats d'analyse.pdf", "Resultats d_analyse.pdf", "R%C3%A9sultats%20d_analyse.pdf"),
+    ("../../etc/passwd", "etc_passwd.pdf", "etc_passwd.pdf"),
+    ("lab\u202ereport", "lab_report.pdf", "lab_report.pdf"),
+    ("血液検査", "attachment.pdf", "%E8%A1%80%E6%B6%B2%E6%A4%9C%E6%9F%BB.pdf")])
+def test_a_download_keeps_its_accented_name_and_never_a_path(
+        served: Callable[..., tuple[Host, str]], title: str, plain: str, named: str) -> None:
+    from emrcomm.model import Attachment
+
+    host, base = served()
+    page = opened(base, host, attachments=(Attachment("application/pdf", b"%PDF-1.4\n%%EOF\n", title),))
+    answer = requests.post(f"{base}/m/-/attachment", data={"session": session_of(page), "index": "0"}, timeout=10)
+    assert answer.status_code == 200 and answer.content == b"%PDF-1.4\n%%EOF\n"
+    assert answer.headers["content-disposition"] == f"attachment; filename=\"{plain}\"; filename*=UTF-8''{named}"
+
+
 # the message -----------------------------------------------------------------------------------
 def test_the_message_shows_the_clinicians_name_and_the_date(served: Callable[..., tuple[Host, str]]) -> None:
     host, base = served()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -26,6 +28,9 @@ PREFIX = "/m"
 # What a browser may be handed as a download; anything else is offered as bytes.
 DOWNLOAD_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain"})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+# A name's letters and digits in any script, and . _ - and spaces; anything else (a path, a quote,
+# a control or a direction mark) becomes "_".
+_UNSAFE_UNICODE = re.compile(r"[^\w. -]+")
 _DATE_PART = {"day": re.compile(r"[0-9]{1,2}"), "month": re.compile(r"[0-9]{1,2}"), "year": re.compile(r"[0-9]{4}")}
 _INDEX = re.compile(r"[0-9]{1,4}")
 
@@ -129,10 +134,7 @@ class _Pages:
             return self._problem(request, "session", i18n.language(str(form.get("lang", ""))))
         title, content_type, data = found
         media = content_type if content_type in DOWNLOAD_TYPES else "application/octet-stream"
-        name = _UNSAFE_NAME.sub("_", title).strip() or "attachment"
-        if media == "application/pdf" and not name.lower().endswith(".pdf"):
-            name += ".pdf"
-        return Response(data, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+        return Response(data, media_type=media, headers={"content-disposition": _disposition(title, media)})
 
     def _problem(self, request: Request, state: str, lang: str) -> Response:
         status = {"unknown": 404, "used": 410, "recalled": 410, "expired": 410, "locked": 403,
@@ -142,13 +144,34 @@ class _Pages:
         return self.web.page(request, "problem", lang, status_code=status, problem=state, switch_href=switch)
 
 
+def _disposition(title: str, media: str) -> str:
+    """The download's Content-Disposition: the title as the file's name (RFC 6266), with
+    ``filename*`` keeping its accents ("Résultats.pdf") and ``filename`` an ASCII form of it for
+    browsers that read only that; never a path, a quote or a control character."""
+    kept = _UNSAFE_UNICODE.sub("_", unicodedata.normalize("NFC", title)).strip(" ._") or "attachment"
+    folded = unicodedata.normalize("NFKD", kept).encode("ascii", "ignore").decode("ascii")
+    plain = _UNSAFE_NAME.sub("_", folded).strip(" ._") or "attachment"
+    if media == "application/pdf":
+        kept, plain = (name if name.lower().endswith(".pdf") else name + ".pdf" for name in (kept, plain))
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(kept, safe='')}"
+
+
 def _browser_language(request: Request) -> str:
-    """The first of the browser's languages that the pages speak (Accept-Language), else English."""
-    for part in request.headers.get("accept-language", "").split(",")[:10]:
-        code = part.split(";", 1)[0].strip().split("-", 1)[0].lower()
-        if code in i18n.LANGUAGES:
-            return code
-    return "en"
+    """The browser's most preferred language that the pages speak (Accept-Language, by its
+    q-values; a language at q=0 is refused), else English."""
+    ranked = []
+    for order, part in enumerate(request.headers.get("accept-language", "").split(",")[:10]):
+        code, _, params = part.partition(";")
+        weight = 1.0
+        if params.strip().lower().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if not 0 < weight <= 1:  # q=0: not this one; NaN and the rest: not a q-value
+            continue
+        ranked.append((-weight, order, code.strip().split("-", 1)[0].lower()))
+    return next((code for _, _, code in sorted(ranked) if code in i18n.LANGUAGES), "en")
 
 
 def _date(fields: dict[str, str]) -> dt.date | None:
