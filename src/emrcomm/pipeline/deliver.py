@@ -353,9 +353,18 @@ def _revoked_by(host: Host, channel: Channel, item: Item, facts: RecordFacts) ->
     category = facts.request.category
     if category is Category.HELP_REPLY:
         return None
-    if category is Category.OPTOUT_CONFIRMATION and facts.recorded >= _opted_out_since(host, channel, item, purpose):
+    if category is Category.OPTOUT_CONFIRMATION and _answered_at(host, facts) >= _opted_out_since(
+            host, channel, item, purpose):
         return None
     return last.source or "revoked"
+
+
+def _answered_at(host: Host, facts: RecordFacts) -> dt.datetime:
+    """When the patient's message that an answer responds to arrived (the time its ledger entry
+    has too: both are the report's), else when the answer was filed."""
+    answers = (facts.in_response_to or facts.request.in_response_to or "").removeprefix("Communication/")
+    message = host.storage.records.get(answers) if answers else None
+    return message.received if message is not None and message.received is not None else facts.recorded
 
 
 def _opted_out_since(host: Host, channel: Channel, item: Item, purpose: str) -> dt.datetime:
