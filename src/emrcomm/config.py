@@ -23,6 +23,7 @@ from attrs import field, frozen
 from emrcomm.errors import ConfigError
 from emrcomm.limits import Limits
 from emrcomm.model import Severity
+from emrcomm.pipeline.watch import check_send_timeout
 from emrcomm.plugin.context import Clinic
 from emrcomm.rules import RULES
 
@@ -164,6 +165,9 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
     check_secrets(raw.get("plugins", {}), source, "plugins")
     check_secrets(raw.get("store", {}), source, "store")
     validate(raw, load_schema("config.schema.json"), source)
+    unusable = check_send_timeout(raw.get("delivery", {}))
+    if unusable is not None:
+        raise ConfigError(f"{source}: {unusable}")
     url = raw.get("store", {}).get("url")
     if url and _carries_password(url):
         raise ConfigError(f"{source}: store.url: secrets cannot be written in the config file (the URL carries a "

@@ -51,6 +51,7 @@ from emrcomm.pipeline.decide import Decision, decide
 from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
 from emrcomm.pipeline.late import LateRecords
 from emrcomm.pipeline.records import record_id, reply_facts
+from emrcomm.pipeline.watch import SendWatch, send_timeout
 from emrcomm.pipeline.write import Written, outcome, write
 from emrcomm.plugin.context import PluginContext
 from emrcomm.plugin.manager import FilingFailed, PluginManager, check_secret_references, installed
@@ -121,6 +122,8 @@ class Host:
         self.storage: Storage = open_storage(config, read_only=read_only, upgrade_it=self._upgrade)
         plugins: PluginManager | None = None
         delivery = config.raw.get("delivery", {})
+        # Every transport's send in flight, watched by one thread (a send that never returns is reported).
+        self.sends = SendWatch(send_timeout(delivery))
         self.retry_policy = RetryPolicy(max_attempts=int(delivery.get("max_attempts", 8)),
                                         backoff_base=float(delivery.get("backoff_base", 30.0)),
                                         backoff_cap=float(delivery.get("backoff_cap", 3600.0)))
@@ -172,6 +175,7 @@ class Host:
         if self._closed:
             return
         self._closed = True
+        self.sends.close()
         self.late_records.close()
         self.hooks.close()
         if not self.read_only:

@@ -157,8 +157,14 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return Delivered("cancelled")
     error: Exception | None = None
     try:
-        receipt = channel.transport.send(Delivery(message_for(facts, item, dict(host.channels)), item.address or "",
-                                                  item.key, recipient=recipient, attempt=item.attempts))
+        delivery = Delivery(message_for(facts, item, dict(host.channels)), item.address or "", item.key,
+                            recipient=recipient, attempt=item.attempts)
+        # Watched, not interrupted: a send past its bound is reported (emrcomm.pipeline.watch).
+        sending = host.sends.begin(item.key, channel.name, channel.plugin or channel.name, item.held_until)
+        try:
+            receipt = channel.transport.send(delivery)
+        finally:
+            host.sends.end(sending)
     except Exception as exc:
         error = exc
     else:
