@@ -7,14 +7,18 @@ that dies leaves its rows 'sending' until the lease runs out (by the database se
 PostgreSQL), then another takes them over and sends them again with the same idempotency key
 (the record id). A worker counts what is left of its own leases on its monotonic clock. On
 PostgreSQL the settles of a worker's threads share commits (SharedCommits): one hold of the
-audit chain's lock for several.
+audit chain's lock for several. A send that does not return within ``send_timeout`` is
+abandoned in its thread (emrcomm.pipeline.watch): another thread takes its place, its row stays
+leased, and its channel is put off until a send on it returns.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import os
+import queue
 import random
 import socket
 import threading
@@ -29,6 +33,7 @@ from attrs import define, field, frozen
 
 from emrcomm.lifecycle.events import Source
 from emrcomm.pipeline.deliver import RetryPolicy, deliver
+from emrcomm.pipeline.watch import HELD_SHARE, Sending
 from emrcomm.storage.outbox import RELEASED, Item
 
 if TYPE_CHECKING:
@@ -37,9 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emrcomm.worker")
 
-# A claimed row starts its send within this share of its lease, or is given back: the rest of
-# the lease (7/8) must cover the send itself (docs/operations.md: lease_seconds).
-HELD_SHARE = 1 / 8
+__all__ = ["HELD_SHARE", "SharedCommits", "Worker", "WorkerSettings", "WorkerStats"]
+
 WINDOWS_KEPT = 10_000  # crash windows kept for the percentiles (the most recent ones)
 
 
@@ -85,6 +89,10 @@ class WorkerStats:
     taken_over: int = 0
     lost_lease: int = 0
     released: int = 0  # claimed rows given back unsent because they waited too long in hand
+    # Sends that did not return within send_timeout: their threads were abandoned, their rows left
+    # leased (taken over when the lease runs out).
+    hung: int = 0
+    put_off: int = 0  # rows given back unsent because a send on their channel hung
     # Commits that recorded how deliveries ended: one per settle on SQLite; on PostgreSQL fewer,
     # as settles share them (SharedCommits).
     settle_commits: int = 0
@@ -111,6 +119,7 @@ class WorkerStats:
 
         return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired, "cancelled": self.cancelled,
                 "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
+                "hung": self.hung, "put_off": self.put_off,
                 "settle_commits": self.settle_commits,
                 "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99),
                                     "max": None if most is None else round(most * 1000, 3)}}
@@ -218,7 +227,14 @@ class Worker:
         self._sleep = sleep
         self._stop = threading.Event()
         self._changed = threading.Condition()  # a row in hand was settled, or stop() was called
+        self._settled = threading.Event()  # a row in hand was settled (what stopping waits for)
         self._in_hand = 0  # rows claimed by run() and not yet settled (being sent, or waiting for a thread)
+        self._rows: queue.SimpleQueue[Item | None] = queue.SimpleQueue()  # rows in hand, for the threads
+        self._threads: set[threading.Thread] = set()  # the delivery threads, hung ones excepted
+        self._abandoned: dict[int, Sending] = {}  # by thread ident: sends found hung, not returned yet
+        self._put_off: dict[str, float] = {}  # channel -> monotonic end of its pause after a hung send
+        self._probing: set[str] = set()  # paused channels with one send being tried
+        self._names = itertools.count(1)
         listen = getattr(host.storage.db, "listen", None)
         self._listener: Any = listen() if callable(listen) else None
         # SQLite has one writer and no chain lock to share: each settle commits on its own there.
@@ -227,7 +243,8 @@ class Worker:
 
     def stop(self) -> None:
         """Finish the messages being sent, give back the rows not started, then return from
-        :meth:`run`."""
+        :meth:`run`. A send that has not returned within ``send_timeout`` is not waited for: its
+        row stays leased and is taken over when the lease runs out."""
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
@@ -239,33 +256,108 @@ class Worker:
         rows, the next ``claim_batch`` are claimed (one commit), so a thread that finishes a
         message takes the next one at once. A rate-limited transport's schedule is therefore
         not stalled between batches by the slowest message of a batch and the claim after it.
+
+        A send found hung (emrcomm.pipeline.watch) no longer counts among the rows in hand: a
+        new thread takes the place of its own (up to ``concurrency`` hung at once), and its
+        channel's rows are put off until a send on it returns (one is tried every
+        ``send_timeout``). The threads are daemons: a hung one does not keep the process alive.
         """
         concurrency = self.settings.concurrency
         batch = self.settings.claim_batch or max(concurrency, 16)
         self._in_hand = 0
+        self._rows = queue.SimpleQueue()
         if self._listener is not None:
             self._listener.open()
-
-        def settled(_: object) -> None:
-            with self._changed:
-                self._in_hand -= 1
-                self._changed.notify_all()
-
+        self.host.sends.listen(self._hung)
         try:
-            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="emrcomm-worker") as pool:
-                try:
-                    self._feed(pool, once, batch, settled)
-                except BaseException:
-                    # Ctrl-C or an error: the rows not yet started are given back rather than sent
-                    # while the pool drains (as on stop()).
-                    self._stop.set()
-                    raise
+            for _ in range(concurrency):
+                self._start_thread()
+            try:
+                self._feed(once, batch)
+            except BaseException:
+                # Ctrl-C or an error: the rows not yet started are given back rather than sent
+                # while the threads drain (as on stop()).
+                self._stop.set()
+                raise
+            finally:
+                self._drain()
         finally:
+            self.host.sends.unlisten(self._hung)
             if self._listener is not None:
                 self._listener.close()
         return self.stats
 
-    def _feed(self, pool: ThreadPoolExecutor, once: bool, batch: int, settled: Callable[[object], None]) -> None:
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._serve, name=f"emrcomm-worker-{next(self._names)}", daemon=True)
+        with self._changed:
+            self._threads.add(thread)
+        thread.start()
+
+    def _serve(self) -> None:
+        """A delivery thread: the rows put in hand, one at a time, until told to end (None) or
+        abandoned (its send was found hung: another thread has taken its place)."""
+        me = threading.current_thread()
+        while True:
+            row = self._rows.get()
+            if row is None:
+                with self._changed:
+                    self._threads.discard(me)
+                    self._changed.notify_all()
+                return
+            try:
+                self._deliver_claimed(row)
+            finally:
+                with self._changed:
+                    abandoned = self._abandoned.pop(me.ident or 0, None)
+                    if abandoned is None:
+                        self._in_hand -= 1
+                    self._settled.set()
+                    self._changed.notify_all()
+            if abandoned is not None:
+                return
+
+    def _hung(self, sending: Sending) -> None:
+        """The watch found a send hung: if it is one of this worker's threads, stop counting its
+        row in hand, put its channel off, and start a thread in its place."""
+        with self._changed:
+            thread = next((t for t in self._threads if t.ident == sending.thread), None)
+            if thread is None or sending.thread in self._abandoned:
+                return
+            self._threads.discard(thread)
+            self._abandoned[sending.thread] = sending
+            self._in_hand -= 1
+            self._settled.set()
+            self._probing.discard(sending.channel)
+            self._put_off[sending.channel] = time.monotonic() + max(sending.bound, self.settings.poll_seconds)
+            # Never none left: the rows in hand must be sent or given back, even when stopping.
+            replace = (len(self._abandoned) <= self.settings.concurrency and not self._stop.is_set()) or not self._threads
+            self._changed.notify_all()
+        self.stats.count("hung")
+        if replace:
+            self._start_thread()
+        else:
+            log.error("worker: %d sends hung at once; delivering with fewer threads until one returns",
+                      len(self._abandoned))
+
+    def _drain(self) -> None:
+        """Wait for the rows in hand (each sent, given back, or found hung), then end the threads."""
+        while True:
+            with self._changed:
+                if self._in_hand <= 0:
+                    threads = list(self._threads)
+                    break
+                self._settled.clear()
+            self._settled.wait(self.settings.poll_seconds)
+        for _ in threads:
+            self._rows.put(None)
+        for thread in threads:
+            thread.join()
+        if self._abandoned:
+            log.error("worker: stopping with %d sends hung (outbox %s); their rows stay leased and are taken "
+                      "over when their leases run out", len(self._abandoned),
+                      ", ".join(s.key for s in self._abandoned.values()))
+
+    def _feed(self, once: bool, batch: int) -> None:
         concurrency = self.settings.concurrency
         while not self._stop.is_set():
             with self._changed:
@@ -284,7 +376,7 @@ class Worker:
                 with self._changed:
                     self._in_hand += len(rows)
                 for row in rows:
-                    pool.submit(self._deliver_claimed, row).add_done_callback(settled)
+                    self._rows.put(row)
                 continue
             with self._changed:
                 if self._in_hand:  # a row in hand may release a later leg: look again when one is done
@@ -313,17 +405,49 @@ class Worker:
     def _deliver_claimed(self, row: Item) -> None:
         """Deliver a claimed row, unless it waited in hand so long that its lease might run out
         during the send (another worker could then take it over and send it a second time), or
-        the worker is stopping: then it is given back, unsent, for the next claim."""
+        the worker is stopping: then it is given back, unsent, for the next claim. A row whose
+        channel has a hung send is given back too, due again once the channel's pause is over;
+        after the pause one of its rows at a time is tried, until a send on it returns."""
         left = row.held_until - time.monotonic() if row.held_until is not None else 0.0
+        later = None
         if not self._stop.is_set() and left >= self.settings.lease_seconds * (1 - HELD_SHARE):
-            self.deliver(row)
-            return
+            later = self._channel_paused(row.channel)
+            if later is None:
+                try:
+                    self.deliver(row)
+                finally:
+                    with self._changed:
+                        if row.channel in self._probing and threading.get_ident() not in self._abandoned:
+                            # the channel answered: its rows go again
+                            self._probing.discard(row.channel)
+                            self._put_off.pop(row.channel, None)
+                return
+        why = RELEASED if later is None else f"put off: a send on channel {row.channel} did not return"
+        not_before = None if later is None else self.host.clock() + dt.timedelta(seconds=later)
         try:
-            self.host.storage.outbox.release(row.key, owner=self.owner, now=self.host.clock(), error=RELEASED)
-            self.stats.count("released")
-            log.info("outbox %s: %s", row.key, RELEASED)
+            self.host.storage.outbox.release(row.key, owner=self.owner, now=self.host.clock(), error=why,
+                                             not_before=not_before)
+            self.stats.count("released" if later is None else "put_off")
+            log.info("outbox %s: %s", row.key, why)
         except Exception as exc:  # left to lease takeover, like any row of a worker in trouble
             log.error("outbox %s: could not give back an unsent row (%s)", row.key, type(exc).__name__)
+
+    def _channel_paused(self, channel: str) -> float | None:
+        """None when a row of ``channel`` may be sent now; else the seconds to put it off. A
+        channel with a hung send is paused for one ``send_timeout``; then one send at a time is
+        tried on it (none while ``concurrency`` sends are hung) until one returns."""
+        with self._changed:
+            until = self._put_off.get(channel)
+            if until is None:
+                return None
+            wait = until - time.monotonic()
+            if wait > 0:
+                return wait
+            if channel in self._probing or len(self._abandoned) >= self.settings.concurrency:
+                # Not every poll: a busy channel's rows would be claimed and given back again and again.
+                return max(self.host.sends.bound, self.settings.poll_seconds)
+            self._probing.add(channel)
+            return None
 
     def run_batch(self, pool: ThreadPoolExecutor | None = None) -> int:
         """Claim up to ``concurrency`` due rows and deliver them all; returns how many were

@@ -81,8 +81,10 @@ class Outbox(Protocol):
         """Keep the row as a dead letter (refused for good, or attempts used up)."""
         ...
 
-    def release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
-        """Give back a leased row that was never tried: due again, its attempt taken back."""
+    def release(self, key: str, *, owner: str, now: dt.datetime, error: str,
+                not_before: dt.datetime | None = None) -> bool:
+        """Give back a leased row that was never tried: due again (from ``not_before`` when
+        given), its attempt taken back."""
         ...
 
     def unlease(self, keys: Sequence[str], *, owner: str, now: dt.datetime) -> None:
@@ -190,18 +192,20 @@ class SqlOutbox:
             f"""UPDATE outbox SET state = 'dead', last_error = ?, updated = ?, lease_owner = NULL, lease_until = NULL
                 WHERE key = ? {guard}""", (error[:300], iso(now), key, *params)) == 1
 
-    def release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
+    def release(self, key: str, *, owner: str, now: dt.datetime, error: str,
+                not_before: dt.datetime | None = None) -> bool:
         with self.db.transaction():
             self._wake_workers()
-            return self._release(key, owner=owner, now=now, error=error)
+            return self._release(key, owner=owner, now=now, error=error, not_before=not_before)
 
-    def _release(self, key: str, *, owner: str, now: dt.datetime, error: str) -> bool:
+    def _release(self, key: str, *, owner: str, now: dt.datetime, error: str,
+                 not_before: dt.datetime | None = None) -> bool:
         return self.db.execute(
             """UPDATE outbox SET state = 'retry', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                    updated = ?, last_error = CASE WHEN last_error = ? THEN last_error ELSE ? END,
-                   lease_owner = NULL, lease_until = NULL
+                   not_before = COALESCE(?, not_before), lease_owner = NULL, lease_until = NULL
                WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
-            (iso(now), TAKEN_OVER, error, key, owner)) == 1
+            (iso(now), TAKEN_OVER, error, iso(not_before) if not_before is not None else None, key, owner)) == 1
 
     def unlease(self, keys: Sequence[str], *, owner: str, now: dt.datetime) -> None:
         for key in keys:
