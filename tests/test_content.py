@@ -92,6 +92,33 @@ def test_span_is_in_the_original_text_after_folded_characters(content):
     assert found(content, text) == ["hépatite"]
 
 
+@pytest.mark.parametrize(("text", "term"), [
+    # invisible characters inside a word: zero-width space, zero-width joiner, word joiner,
+    # soft hyphen, a byte-order mark, a direction mark
+    ("Your H\u200bIV test is back, please call.", "H\u200bIV"),
+    ("Your bio\u200dpsy results are in.", "bio\u200dpsy"),
+    ("Refill: metfor\u2060min 500 mg", "metfor\u2060min"),
+    ("Your bi\u00adopsy results are in.", "bi\u00adopsy"),
+    ("Votre test de gros\ufeffsesse est prêt.", "gros\ufeffsesse"),
+    ("Votre test V\u200eIH est revenu.", "V\u200eIH"),
+    # Cyrillic and Greek look-alikes, in a lower-case word and in an exact-case abbreviation
+    ("Your bi\u043epsy results are in.", "bi\u043epsy"),
+    ("Your \u041dIV test is back.", "\u041dIV"),
+    ("Your H\u0406V test is back.", "H\u0406V"),
+    ("Votre test V\u0399H est revenu.", "V\u0399H"),
+    ("Votre ITS est trait\u0435e.", "ITS"),
+    ("Votre \u0440\u0430p test est pr\u00eat.", "\u0440\u0430p test"),
+    # full-width letters (NFKD)
+    ("Your \uff28\uff29\uff36 test is back.", "\uff28\uff29\uff36"),
+])
+def test_invisible_characters_and_look_alike_letters_do_not_hide_a_term(content, text, term):
+    assert any(term in span for span in found(content, text)), found(content, text)
+
+
+def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content):
+    assert found(content, "Your \u0430ppointment is Tuesday at 10:30 \u2764\ufe0f") == []
+
+
 def test_term_matches_whatever_its_case(content):
     assert found(content, "METFORMIN refill") == ["METFORMIN"]
 

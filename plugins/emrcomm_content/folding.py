@@ -1,6 +1,9 @@
 """Case- and accent-folded text with a map back to the original, so matches report original spans.
 
-Folding: NFKD with combining marks removed, case-folded, œ/æ spelled out, curly apostrophes made
+Folding: invisible characters dropped (zero-width spaces and joiners, soft hyphens, direction
+marks, variation selectors: "H\u200bIV" reads "hiv"), Cyrillic and Greek letters that look like
+Latin ones read as those ("НІV" with a Cyrillic Н and І reads "hiv"), NFKD with combining marks
+removed (full-width "ＨＩＶ" reads "hiv"), case-folded, œ/æ spelled out, curly apostrophes made
 straight, hyphens and dashes read as spaces, and every run of spaces read as one space (a line
 break stays a line break).
 """
@@ -17,6 +20,33 @@ from attrs import frozen
 _SPACE_LIKE = frozenset("-‐‑‒–—―\u00a0\u2007\u202f")
 _APOSTROPHES = frozenset("’‘ʼ`´")
 _LIGATURES = {"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l"}
+# Characters that show nothing but are not spaces (besides every format character, Unicode
+# category Cf, and every non-spacing mark): Hangul fillers and the blank Braille pattern.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Cyrillic and Greek letters drawn as a Latin letter in common fonts, in both cases: a text that
+# spells "НIV" or "biоpsy" with one of them reads as a person reads it. The map is applied before
+# case-folding (a Cyrillic Н is an H, its lower case н is not an h) and to the written form that
+# exact-case terms compare (:func:`plain`). Greek μ is left alone (µg, a dose unit).
+_LOOK_ALIKES = str.maketrans(
+    "АВЕЅІЈКМНОРСТХУԚԜаеоԁһіјӏѕрсхуԛԝ"  # Cyrillic
+    "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧοικνρυ",  # Greek
+    "ABESIJKMHOPCTXYQWaeodhijlspcxyqw"
+    "ABEZHIKMNOPTYXoikvpu",
+)
+
+
+def _invisible(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category == "Cf" or category == "Mn" or ch in _INVISIBLE
+
+
+def plain(text: str) -> str:
+    """``text`` without its invisible characters and with its look-alike letters read as Latin,
+    case and accents kept: the written form that an exact-case term ("HIV", "ITS") is compared
+    with."""
+    if text.isascii():
+        return text
+    return "".join(c for c in text.translate(_LOOK_ALIKES) if not _invisible(c))
 
 
 @lru_cache(maxsize=8192)
@@ -27,7 +57,9 @@ def _fold_char(ch: str) -> str:
         return " "
     if ch in _APOSTROPHES:
         return "'"
-    lowered = ch.casefold()
+    if _invisible(ch):
+        return ""  # "H\u200bIV" is "HIV" to whoever reads it
+    lowered = ch.translate(_LOOK_ALIKES).casefold()
     out = []
     for c in unicodedata.normalize("NFKD", lowered):
         if unicodedata.combining(c):

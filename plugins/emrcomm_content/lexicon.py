@@ -18,7 +18,7 @@ from functools import lru_cache
 import ahocorasick
 from attrs import frozen
 
-from emrcomm_content.folding import Folded, fold_text
+from emrcomm_content.folding import Folded, fold_text, plain
 
 MIN_PLURAL_LENGTH = 4
 SHOUTED = 0.6  # share of capitals above which a text is "shouted" and capitals mean nothing
@@ -137,7 +137,7 @@ class Matcher:
                             caps_mean_nothing = shouted(folded.original)
                         if caps_mean_nothing:
                             continue
-                    written = _strip_accents(folded.original[span[0] : span[1]])
+                    written = _strip_accents(plain(folded.original[span[0] : span[1]]))
                     if " ".join(written.replace("-", " ").split()) != " ".join(exact_case.replace("-", " ").split()):
                         continue
                 kinds.add(kind)
