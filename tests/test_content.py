@@ -119,6 +119,14 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     assert found(content, "Your \u0430ppointment is Tuesday at 10:30 \u2764\ufe0f") == []
 
 
+@pytest.mark.parametrize("text", [
+    "T2DM review on Monday at 10.", "Your T1D supplies are ready.", "DM2 follow-up booked.",
+    "Suivi de votre DB2 mardi.", "Votre DT2 est bien contrôlé.",
+])
+def test_diabetes_abbreviations_are_clinical(content, text):
+    assert found(content, text)
+
+
 def test_term_matches_whatever_its_case(content):
     assert found(content, "METFORMIN refill") == ["METFORMIN"]
 

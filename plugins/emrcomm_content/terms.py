@@ -138,7 +138,7 @@ MEDICATIONS_EN = [
 
 CONDITIONS_EN = [
     "diabetes", "diabetic", "prediabetes", "prediabetic", "type 1 diabetes", "type 2 diabetes",
-    "gestational diabetes", "hypoglycemia", "hyperglycemia",
+    "gestational diabetes", "hypoglycemia", "hyperglycemia", "T1DM", "T2DM", "T1D", "T2D", "DM1", "DM2",
     "cancer", "tumor", "tumour", "malignant", "malignancy", "carcinoma", "melanoma", "lymphoma",
     "leukemia", "leukaemia", "myeloma", "sarcoma", "glioma", "mesothelioma", "metastasis",
     "metastases", "metastatic", "precancerous", "dysplasia", "abnormal cells",
@@ -289,7 +289,7 @@ MEDICATIONS_FR = [
 
 CONDITIONS_FR = [
     "diabète", "diabétique", "prédiabète", "diabète de type 1", "diabète de type 2",
-    "diabète gestationnel", "hypoglycémie", "hyperglycémie", "cancer", "cancer du sein",
+    "diabète gestationnel", "DT1", "DT2", "DB1", "DB2", "hypoglycémie", "hyperglycémie", "cancer", "cancer du sein",
     "cancer de la prostate", "cancer du côlon", "cancer colorectal", "cancer du poumon",
     "cancer du col", "cancer de la peau", "tumeur", "maligne", "métastase", "métastatique",
     "leucémie", "lymphome", "mélanome", "myélome", "sarcome", "carcinome", "précancéreux",
