@@ -127,6 +127,11 @@ def test_diabetes_abbreviations_are_clinical(content, text):
     assert found(content, text)
 
 
+@pytest.mark.parametrize("text", ["Your psych eval is booked for Friday.", "The psych consult is moved to 3pm."])
+def test_a_psychiatric_assessment_by_its_short_name_is_clinical(content, text):
+    assert found(content, text)
+
+
 def test_term_matches_whatever_its_case(content):
     assert found(content, "METFORMIN refill") == ["METFORMIN"]
 
