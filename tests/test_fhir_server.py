@@ -177,6 +177,37 @@ def test_a_changed_record_updates_the_same_resource_on_the_server(
     assert len(history["entry"]) == 2
 
 
+def test_two_processes_filing_one_record_never_leave_an_older_version_on_the_server(
+        fhir: ShimServer, make_host: Callable[..., Host], clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two hosts on one store (serve and `fhir-records flush`, or two workers) file the same record:
+    the one holding the older version is overtaken on the wire. The server must end with the newest."""
+    first = make_host(records_table(fhir, push="manual"))
+    record_id = first.send(reminder(rid="raced")).record_ids[0]
+    filer(first).flush()
+    second = make_host(records_table(fhir, push="manual"))  # another process, the same store
+    first.delivery_update(DeliveryUpdate(kind="delivered", at=clock.now, record_id=record_id))
+    slow = filer(first)
+    real = slow.client.bundle
+
+    def overtaken(entries: Any, kind: str = "transaction") -> Any:
+        # this host read the record (delivered) and is about to send it; the other files a newer one (read)
+        second.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=record_id))
+        assert filer(second).flush().filed == 1
+        monkeypatch.setattr(slow.client, "bundle", real)
+        return real(entries, kind)
+
+    monkeypatch.setattr(slow.client, "bundle", overtaken)
+    slow.flush()
+    for host in (first, second):
+        assert filer(host).flush().pending == 0
+    [resource] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    mine = embedded(first)[record_id]
+    assert resource["received"] == "2026-11-23T15:00:00Z"  # the read is not undone by the late delivered
+    assert {k: v for k, v in resource.items() if k not in ("id", "meta")} == \
+        {k: v for k, v in mine.items() if k not in ("id", "meta")}
+    assert filer(first).queue_status()["rejected"] == []
+
+
 def test_a_reply_is_filed_from_the_patient_in_response_to_the_record(
         fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
     host = make_host(records_table(fhir, push="manual"))

@@ -66,11 +66,30 @@ class ServerRefused(Exception):
 
 @frozen
 class Answer:
-    """One response: status code, Location (``Type/id/_history/v``, when given) and body."""
+    """One response: status code, Location (``Type/id/_history/v``, when given), body and ETag."""
 
     status: int
     location: str | None
     resource: dict[str, Any] | None
+    etag: str | None = None
+
+    @property
+    def version(self) -> str | None:
+        """The server's version id of the resource it holds now (ETag ``W/"v"``, else the
+        Location's ``_history/v``, else the body's ``meta.versionId``), or None."""
+        if self.etag:
+            tag = self.etag.strip()
+            tag = tag[2:] if tag.startswith("W/") else tag
+            if tag.strip('"'):
+                return tag.strip('"')
+        if self.location and "/_history/" in self.location:
+            version = self.location.split("/_history/", 1)[1].strip("/")
+            if version:
+                return version
+        meta = (self.resource or {}).get("meta")
+        if isinstance(meta, dict) and isinstance(meta.get("versionId"), str) and meta["versionId"]:
+            return str(meta["versionId"])
+        return None
 
     @property
     def id(self) -> str | None:
@@ -194,7 +213,7 @@ class FhirClient:
             if resp.status_code >= 400:
                 raise ServerRefused(resp.status_code, outcome_text(data))
             return Answer(resp.status_code, resp.headers.get("Location") or resp.headers.get("Content-Location"),
-                          data if isinstance(data, dict) else None)
+                          data if isinstance(data, dict) else None, resp.headers.get("ETag"))
         assert last is not None
         raise last
 
@@ -214,8 +233,11 @@ class FhirClient:
         return self.request("POST", str(resource["resourceType"]), body=resource,
                             headers={"If-None-Exist": if_none_exist})
 
-    def update(self, resource: Mapping[str, Any]) -> Answer:
-        return self.request("PUT", f"{resource['resourceType']}/{resource['id']}", body=resource)
+    def update(self, resource: Mapping[str, Any], *, if_match: str | None = None) -> Answer:
+        """Update by id; with ``if_match`` (a version id) only if the server still holds that
+        version (412, or 409 on some servers, when it does not)."""
+        headers = {"If-Match": f'W/"{if_match}"'} if if_match else None
+        return self.request("PUT", f"{resource['resourceType']}/{resource['id']}", body=resource, headers=headers)
 
     def read(self, resource_type: str, id: str) -> dict[str, Any] | None:
         """The resource, or None when the server has no such one (404, 410)."""
@@ -275,7 +297,9 @@ def _entry_answer(item: Any, kind: str) -> Answer:
     if location is not None and not isinstance(location, str):
         raise BadAnswer(f"an entry of the {kind}-response has a location that is not a string")
     resource = item.get("resource")
-    return Answer(int(status), location, resource if isinstance(resource, dict) else None)
+    etag = response.get("etag")
+    return Answer(int(status), location, resource if isinstance(resource, dict) else None,
+                  etag if isinstance(etag, str) else None)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

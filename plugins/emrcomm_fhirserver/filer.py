@@ -8,7 +8,10 @@ as the embedded chart holds them now, in transaction Bundles:
 
 * a record the server has not seen: ``POST`` with ``ifNoneExist: identifier=<record id>``, so a
   retry after a lost answer finds the first copy (200) instead of making a second;
-* a record the server has: ``PUT Communication/<the server's id>`` with its latest version.
+* a record the server has: ``PUT Communication/<the server's id>`` with its latest version, with
+  ``If-Match`` on the server's version of what was filed last, so a process holding an older
+  version never overwrites a newer one another process filed (409/412: it stays queued and is
+  filed again, as the chart holds it then).
 
 A row is done only when the version it filed is still the record's version (a delivery update
 that changed the record meanwhile keeps it queued). Connection errors, timeouts, 429 and 5xx leave
@@ -69,6 +72,7 @@ class _Item:
     record_id: str
     version: int
     server_id: str | None
+    server_version: str | None
     resource: dict[str, Any]
 
 
@@ -113,6 +117,7 @@ class RecordsPlugin:
         self._stop = threading.Event()
         self._retry_at = 0.0  # monotonic time before which the pusher leaves the server alone
         self._failures = 0  # flushes in a row that found the server unavailable
+        self._conflicts = 0  # records answered 409/412 in this flush
         self._thread: threading.Thread | None = None
         self._background = settings.get("push", "background") == "background"
         self.queue = FilingQueue(context.storage.db)
@@ -190,6 +195,7 @@ class RecordsPlugin:
             if retry_rejected:
                 self.queue.retry(target=self.name, now=self.context.clock())
             filed = rejected = 0
+            self._conflicts = 0
             error: str | None = None
             seen: Counter[str] = Counter()
             while True:
@@ -212,10 +218,14 @@ class RecordsPlugin:
                 rejected += refused
                 if not progress:
                     break
+            pending = self.queue.counts(target=self.name).get("pending", 0)
+            if error is None and self._conflicts and pending:
+                error = (f"{self._conflicts} record(s) changed on the FHIR server {self.base_url} since emrcomm "
+                         "last filed them (HTTP 409/412: another process filing them?); nothing was "
+                         "overwritten and they stay queued")
             self.last_error = error
             if error:
                 log.warning("%s: %s; records stay queued", self.name, error)
-            pending = self.queue.counts(target=self.name).get("pending", 0)
             return FlushReport(filed, rejected, pending, error)
 
     def _refusal(self, exc: ServerRefused) -> str:
@@ -241,7 +251,7 @@ class RecordsPlugin:
             if row["server_id"] is not None and row["pushed_version"] == record.version:
                 unchanged.append((row, record.version))  # the server has this very version already
                 continue
-            item = _Item(row["record_id"], record.version, row["server_id"],
+            item = _Item(row["record_id"], record.version, row["server_id"], row["server_version"],
                          _for_server(communication(record), row["server_id"]))
             problem = _invalid(item.resource) if self.validate else None
             if problem is not None:
@@ -279,7 +289,8 @@ class RecordsPlugin:
                 rejected += state == "rejected"
                 later += state == "later"
                 unproven += state == "unproven"
-                moved += state not in ("later", "unproven")
+                self._conflicts += state == "conflict"
+                moved += state not in ("later", "unproven", "conflict")
         if unproven:  # stays queued: the conditional create finds the copy, if there is one, next time
             raise BadAnswer(f"{unproven} of {len(items)} records were answered without a Location or id "
                             "(or with a status that is not 2xx), so nothing shows they were filed")
@@ -291,14 +302,17 @@ class RecordsPlugin:
         if item.server_id is None:
             return {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": item.resource,
                     "request": {"method": "POST", "url": "Communication", "ifNoneExist": identifier_query(item.record_id)}}
+        request = {"method": "PUT", "url": f"Communication/{item.server_id}"}
+        if item.server_version:
+            request["ifMatch"] = f'W/"{item.server_version}"'
         return {"fullUrl": f"{self.base_url}/Communication/{item.server_id}", "resource": item.resource,
-                "request": {"method": "PUT", "url": f"Communication/{item.server_id}"}}
+                "request": request}
 
     def _one(self, item: _Item) -> Answer | ServerRefused:
         try:
             if item.server_id is None:
                 return self.client.create(item.resource, if_none_exist=identifier_query(item.record_id))
-            return self.client.update(item.resource)
+            return self.client.update(item.resource, if_match=item.server_version)
         except ServerRefused as exc:
             if exc.about_settings:
                 raise
@@ -317,6 +331,13 @@ class RecordsPlugin:
             if item.server_id is not None and status in (404, 410):
                 self.queue.forget_server_id(target=self.name, record_id=item.record_id)
                 return "pending"  # the server lost it: file it again by identifier
+            if item.server_id is not None and status in (409, 412):
+                # The server's copy is no longer the version this process last saw filed: another
+                # process filed the record meanwhile (perhaps a newer version). Nothing is
+                # overwritten; it stays queued and goes again as the chart holds it then.
+                log.info("%s: record %s changed on the server since it was filed (HTTP %d); it stays queued",
+                         self.name, item.record_id, status)
+                return "conflict"
             log.error("%s: record %s refused by the server (HTTP %d)", self.name, item.record_id, status)
             self.queue.mark(target=self.name, record_id=item.record_id, state="rejected", now=now,
                                     error=f"HTTP {status}: {detail}")
@@ -330,10 +351,10 @@ class RecordsPlugin:
             # A copy was already there (an earlier attempt whose answer was lost), perhaps an older
             # version: keep the server's id and file the latest version over it next round.
             self.queue.mark(target=self.name, record_id=item.record_id, state="pending", now=now,
-                                    server_id=server_id)
+                            server_id=server_id, server_version=answer.version)
             return "pending"
         self.queue.mark(target=self.name, record_id=item.record_id, state="done", now=now,
-                                version=item.version, server_id=server_id)
+                        version=item.version, server_id=server_id, server_version=answer.version)
         return "done"
 
     # ------------------------------------------------------------------ for the CLI and the EMR

@@ -34,6 +34,10 @@ MIGRATIONS = (
     # The record version each row waits to file: a row is done only once the server has it.
     Migration(OWNER, 2, "the version each record waits to file", statements={"*": [
         "ALTER TABLE filing_queue ADD COLUMN wanted_version INTEGER NOT NULL DEFAULT 0"]}),
+    # The server's version id of what was filed last: an update is sent with If-Match on it, so a
+    # process holding an older version of a record never overwrites a newer one another filed.
+    Migration(OWNER, 3, "the server's version of what was filed last", statements={"*": [
+        "ALTER TABLE filing_queue ADD COLUMN server_version TEXT"]}),
 )
 
 
@@ -73,7 +77,7 @@ class FilingQueue:
     def due(self, *, target: str, limit: int) -> list[dict[str, Any]]:
         """The oldest waiting rows: record id, the server's id, the version last filed."""
         return [dict(r) for r in self.db.query(
-            """SELECT record_id, server_id, pushed_version, attempts FROM filing_queue
+            """SELECT record_id, server_id, server_version, pushed_version, attempts FROM filing_queue
                WHERE target = ? AND state = 'pending' ORDER BY queued, record_id LIMIT ?""", (target, limit))]
 
     def mark(
@@ -85,18 +89,31 @@ class FilingQueue:
         now: dt.datetime,
         version: int | None = None,
         server_id: str | None = None,
+        server_version: str | None = None,
         error: str | None = None,
     ) -> bool:
         """Record a filing attempt. ``done`` only sticks when ``version`` is the latest version
-        queued: a record changed while it was being filed stays pending and is filed again."""
+        queued: a record changed while it was being filed stays pending and is filed again. A
+        ``done`` for a version older than one already filed (another process filed a newer one
+        first) changes nothing. ``done`` and ``pending`` set ``server_version``, the server's
+        version of what it now holds (None: unknown)."""
         if state == "done":
             cur = self.db.execute(
                 """UPDATE filing_queue SET
                        state = CASE WHEN wanted_version <= ? THEN 'done' ELSE 'pending' END,
-                       pushed_version = ?, server_id = COALESCE(?, server_id), last_error = NULL,
-                       attempts = attempts + 1, updated = ?
-                   WHERE target = ? AND record_id = ? AND state = 'pending'""",
-                (version, version, server_id, iso(now), target, record_id),
+                       pushed_version = ?, server_id = COALESCE(?, server_id), server_version = ?,
+                       last_error = NULL, attempts = attempts + 1, updated = ?
+                   WHERE target = ? AND record_id = ? AND state = 'pending'
+                     AND (pushed_version IS NULL OR pushed_version <= ?)""",
+                (version, version, server_id, server_version, iso(now), target, record_id, version),
+            )
+        elif state == "pending":
+            cur = self.db.execute(
+                """UPDATE filing_queue SET state = 'pending', server_id = COALESCE(?, server_id),
+                       server_version = ?, last_error = COALESCE(?, last_error), attempts = attempts + 1,
+                       updated = ?
+                   WHERE target = ? AND record_id = ?""",
+                (server_id, server_version, error, iso(now), target, record_id),
             )
         else:
             cur = self.db.execute(
@@ -109,7 +126,8 @@ class FilingQueue:
 
     def forget_server_id(self, *, target: str, record_id: str) -> None:
         """The server no longer has the resource it gave this id: file it again by identifier."""
-        self.db.execute("UPDATE filing_queue SET server_id = NULL WHERE target = ? AND record_id = ?",
+        self.db.execute("UPDATE filing_queue SET server_id = NULL, server_version = NULL "
+                        "WHERE target = ? AND record_id = ?",
                     (target, record_id))
 
     def counts(self, *, target: str) -> dict[str, int]:
