@@ -164,6 +164,34 @@ def test_a_server_that_stays_busy_leaves_everything_queued(
     assert Counter(record_ids_on(on_server(fhir))) == Counter(list(embedded(host)))
 
 
+THROTTLED = Reply(429, json.dumps({"resourceType": "OperationOutcome", "issue": [
+    {"severity": "error", "code": "throttled", "diagnostics": "slow down"}]}).encode(),
+    headers=(("Retry-After", "120"),))
+
+
+def test_a_retry_after_longer_than_a_request_may_wait_is_not_shortened(
+        make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
+    with scripted(THROTTLED) as clinic:
+        host = make_host(scripted_records(clinic).replace("retries = 0", "retries = 2"))
+        host.send(reminder(rid="throttled"))
+        waits: list[float] = []
+        monkeypatch.setattr(filer(host).client, "sleep", waits.append)
+        report = filer(host).flush()
+        assert (report.filed, report.pending) == (0, 1) and "HTTP 429" in (report.error or "")
+        # asked to come back in 120 s: no retry 30 s later, the flush hands the wait to the pusher
+        assert (len(clinic.seen), waits, report.retry_after) == (1, [], 120)
+
+
+def test_the_pusher_waits_as_long_as_retry_after_asks(make_host: Callable[..., Host]) -> None:
+    with scripted(THROTTLED) as clinic:
+        lines = [f'base_url = "{clinic.url}/r4"', "retries = 0", "max_backoff = 1"]
+        host = make_host("\n[plugins.fhir-records]\n" + "\n".join(lines) + "\n")
+        host.send(reminder(rid="throttled-bg"))
+        assert wait_for(lambda: len(clinic.seen) >= 1)
+        time.sleep(2.5)  # the pusher's own backoff (0.5 s, then max_backoff 1 s) would have tried twice more
+        assert len(clinic.seen) == 1
+
+
 def test_a_changed_record_updates_the_same_resource_on_the_server(
         fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
     host = make_host(records_table(fhir, push="manual"))

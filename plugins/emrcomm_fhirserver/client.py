@@ -176,7 +176,8 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
         """Send one request; retry what may pass (connection errors, timeouts, 429, 5xx) with
-        exponential backoff and jitter, honouring Retry-After. Every request we send is
+        exponential backoff and jitter, honouring Retry-After (one longer than ``max_wait`` ends
+        the attempts at once, its wait in the ServerUnavailable raised). Every request we send is
         idempotent (conditional create, update by id), so a retry never files twice."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
         if not self.on_server(url):
@@ -205,6 +206,8 @@ class FhirClient:
                 continue
             if resp.status_code in RETRY_STATUSES:
                 last = ServerUnavailable(f"HTTP {resp.status_code}", retry_after(resp.headers.get("Retry-After")))
+                if last.retry_after is not None and last.retry_after > self.max_wait:
+                    break  # asked to wait longer than a request may: the caller waits, not sooner
                 continue
             if 300 <= resp.status_code < 400:
                 raise ServerRefused(resp.status_code, f"a redirect to {_where(resp.headers.get('Location'))}, "

@@ -52,6 +52,7 @@ from emrcomm_fhirserver.client import (
 from emrcomm_fhirserver.queue import MIGRATIONS, FilingQueue
 
 log = logging.getLogger("emrcomm.plugin.fhir-records")
+MAX_RETRY_AFTER = 3600.0  # the longest Retry-After the pusher waits for
 
 
 @frozen
@@ -62,6 +63,7 @@ class FlushReport:
     rejected: int
     pending: int
     error: str | None = None
+    retry_after: float | None = None  # seconds the server asked us to wait (Retry-After), if it did
 
     def to_dict(self) -> dict[str, Any]:
         return {"filed": self.filed, "rejected": self.rejected, "pending": self.pending, "error": self.error}
@@ -176,15 +178,19 @@ class RecordsPlugin:
                 log.debug("%s: filing stopped", self.name, exc_info=True)
                 report = FlushReport(0, 0, 1, type(exc).__name__)
             if report.pending:  # the server is away, or records kept changing: try again after a pause
-                delay = self._back_off()
+                delay = self._back_off(report.retry_after)
             else:
                 self._retry_at = 0.0
                 self._failures = 0
                 delay = None
 
-    def _back_off(self) -> float:
+    def _back_off(self, retry_after: float | None = None) -> float:
+        """The pause before the next flush: exponential up to ``max_backoff``, never shorter than
+        the server's Retry-After (honoured up to an hour)."""
         self._failures += 1
         delay = min(self.max_backoff, 0.5 * 2 ** (self._failures - 1)) * (0.5 + random.random() / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
         self._retry_at = time.monotonic() + delay
         return delay
 
@@ -197,6 +203,7 @@ class RecordsPlugin:
             filed = rejected = 0
             self._conflicts = 0
             error: str | None = None
+            wait: float | None = None
             seen: Counter[str] = Counter()
             while True:
                 rows = self.queue.due(target=self.name, limit=self.batch_size)
@@ -210,6 +217,7 @@ class RecordsPlugin:
                     break
                 except ServerUnavailable as exc:
                     error = f"the FHIR server {self.base_url} is unavailable: {exc}"
+                    wait = exc.retry_after
                     break
                 except ServerRefused as exc:
                     error = self._refusal(exc)
@@ -226,7 +234,7 @@ class RecordsPlugin:
             self.last_error = error
             if error:
                 log.warning("%s: %s; records stay queued", self.name, error)
-            return FlushReport(filed, rejected, pending, error)
+            return FlushReport(filed, rejected, pending, error, wait)
 
     def _refusal(self, exc: ServerRefused) -> str:
         if 300 <= exc.status < 400:
