@@ -354,6 +354,22 @@ def test_a_wrong_token_is_refused_named_and_never_written(
     assert "not-the-token-42" not in host.config.base_dir.joinpath("emrcomm.toml").read_text()
 
 
+def test_a_token_renewed_in_its_file_is_used_without_a_restart(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    """A short-lived token (SMART Backend Services) is renewed by another program into the file
+    the settings name: the running host's next 401 reads it again."""
+    token = tmp_path / "fhir-token"
+    token.write_text("expired-token-17\n")
+    table = records_table(fhir, push="manual").replace(f'{{env = "{TOKEN_VARIABLE}"}}', f'{{file = "{token}"}}')
+    host = make_host(table)
+    host.send(reminder(rid="renewed"))
+    first = filer(host).flush()
+    assert first.filed == 0 and "HTTP 401" in (first.error or "") and "expired-token-17" not in (first.error or "")
+    token.write_text(fhir.token + "\n")
+    second = filer(host).flush()
+    assert (second.filed, second.pending, second.error) == (len(embedded(host)), 0, None)
+
+
 def test_a_record_the_server_refuses_is_set_aside_and_the_rest_are_filed(
         fhir: ShimServer, make_host: Callable[..., Host]) -> None:
     host = make_host(records_table(fhir, push="manual"))

@@ -133,6 +133,7 @@ class FhirClient:
         base_url: str,
         *,
         token: str | Callable[[], str | None] | None = None,
+        renew: Callable[[], str | None] | None = None,
         timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.25,
@@ -152,6 +153,9 @@ class FhirClient:
         # A token given as a function is resolved at the first request: a host that only reads
         # its own store (``emrcomm records``) never needs it.
         self._token = token if callable(token) else (lambda: token)
+        # Read the token again after a 401 (a short-lived one renewed in its file or variable by
+        # another program): the request goes once more if it changed.
+        self._renew = renew
         self._authorized = False
 
     def authorize(self) -> None:
@@ -183,6 +187,35 @@ class FhirClient:
         if not self.on_server(url):
             raise BadAnswer(f"a link to another server ({_where(url)}) was not followed")
         self.authorize()
+        try:
+            return self._send(method, url, body=body, params=params, headers=headers)
+        except ServerRefused as exc:
+            if exc.status == 401 and self._renewed():
+                return self._send(method, url, body=body, params=params, headers=headers)
+            raise
+
+    def _renewed(self) -> bool:
+        """The token read again differs from the one sent (now sent from here on)."""
+        if self._renew is None:
+            return False
+        try:
+            token = self._renew()
+        except ConfigError:
+            return False
+        if not token or self.session.headers.get("Authorization") == f"Bearer {token}":
+            return False
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        return True
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+        headers: Mapping[str, str] | None,
+    ) -> Answer:
         last: ServerUnavailable | None = None
         for attempt in range(self.retries + 1):
             if attempt:

@@ -86,6 +86,7 @@ def client_from(context: emrcomm.PluginContext) -> FhirClient:
     return FhirClient(
         base,
         token=context.secret_later("token"),
+        renew=lambda: context.secret("token"),
         timeout=float(settings.get("timeout", 10)),
         retries=int(settings.get("retries", 2)),
         verify=str(context.path(ca_bundle)) if ca_bundle else True,
