@@ -3,7 +3,7 @@
 Filing only queues: ``emrcomm_file_record`` writes a row in the store's ``filing_queue`` table,
 inside the host's transaction, next to the record and the outbox row, so a message never leaves
 before its record is durably queued, and a record is never lost to a server that is down. A
-pusher (a background thread, or ``emrcomm records flush``) then sends the queued Communications,
+pusher (a background thread, or ``emrcomm fhir-records flush``) then sends the queued Communications,
 as the embedded chart holds them now, in transaction Bundles:
 
 * a record the server has not seen: ``POST`` with ``ifNoneExist: identifier=<record id>``, so a
@@ -16,7 +16,7 @@ as the embedded chart holds them now, in transaction Bundles:
 A row is done only when the version it filed is still the record's version (a delivery update
 that changed the record meanwhile keeps it queued). Connection errors, timeouts, 429 and 5xx leave
 everything queued and back off; a 4xx for one record rejects that record only, with the server's
-reason, for ``emrcomm records queue`` to show and ``emrcomm records flush --retry-rejected`` to
+reason, for ``emrcomm fhir-records queue`` to show and ``emrcomm fhir-records flush --retry-rejected`` to
 retry once fixed.
 """
 
