@@ -24,12 +24,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from emrcomm import api
 from emrcomm.errors import EmrcommError
 from emrcomm.web import i18n, staff
-from emrcomm.web.security import AccessLog, BodyLimit, ErrorShield, RateLimit, SameOrigin, SecureHeaders
+from emrcomm.web.security import (
+    AccessLog,
+    BodyLimit,
+    ErrorShield,
+    RateLimit,
+    SameOrigin,
+    SecureHeaders,
+    UntrustedProxy,
+)
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -174,8 +182,11 @@ def serve(host: Host, *, bind: str = "127.0.0.1", port: int = 8000, forwarded_al
     write magic links into the log; :class:`AccessLog` writes paths with tokens withheld."""
     import uvicorn
 
+    app: ASGIApp = create_app(host)
+    if forwarded_allow_ips is None:
+        app = UntrustedProxy(app)
     config = uvicorn.Config(
-        create_app(host), host=bind, port=port, access_log=False, server_header=False,
+        app, host=bind, port=port, access_log=False, server_header=False,
         proxy_headers=forwarded_allow_ips is not None, forwarded_allow_ips=forwarded_allow_ips,
         log_config=None,
     )

@@ -235,6 +235,26 @@ def loggable_path(path: str) -> str:
     return escape_controls(_LONG_SEGMENT.sub("/…", path))
 
 
+class UntrustedProxy:
+    """``serve`` without ``--forwarded-allow-ips`` hearing an ``X-Forwarded-For``: it runs behind a
+    proxy it was not told of, so every client has the proxy's address (the sign-in limits and the
+    rate limits then count the whole clinic as one client). Said once, as a warning; the header
+    is never read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.said = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.said and scope["type"] == "http" and any(
+                name == b"x-forwarded-for" for name, _ in scope.get("headers", ())):
+            self.said = True
+            log.warning("serve: a request came through a proxy (X-Forwarded-For), but --forwarded-allow-ips was "
+                        "not given: every client has the proxy's address, so one guesser slows every staff "
+                        "sign-in; give the proxy's address to --forwarded-allow-ips (docs/security.md)")
+        await self.app(scope, receive, send)
+
+
 class AccessLog:
     """One line per request: method, path with tokens withheld, status, milliseconds. No query
     strings, no client addresses, no bodies."""
