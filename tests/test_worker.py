@@ -263,6 +263,24 @@ def test_an_expired_lease_is_taken_over_and_counted(make_host: Callable[..., Hos
     assert stats.sent == 1 and stats.taken_over == 1 and len(sink(host)) == 1
 
 
+def test_a_row_taken_over_past_its_attempts_is_a_dead_letter_not_sent_again(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    """Deliverers that never come back (a send that never returns, a worker that keeps dying on
+    it): each takeover counts an attempt, and past max_attempts (3 here) the row is not sent again
+    every lease, for good, but kept for staff, saying it may have gone."""
+    host = make_host(QUEUE)
+    [record] = host.send(reminder()).record_ids
+    for n in range(3):  # three deliverers that took it and were never heard of again
+        [leased] = host.storage.outbox.claim(owner=f"gone-{n}", now=clock.now, lease=dt.timedelta(seconds=2), limit=5)
+        let_leases_run_out(host, clock, 2.1)
+    assert leased.attempts == 3
+    stats = worker(host).run(once=True)
+    assert (stats.sent, stats.dead, stats.taken_over, len(sink(host))) == (0, 1, 1, 0)
+    [dead] = host.storage.outbox.dead()
+    assert dead.key == record and "may have been sent" in (dead.last_error or "")
+    assert status_of(host, record) == "not-done"
+
+
 def test_the_portal_keeps_the_message_when_it_is_written_and_the_worker_sends_its_notice(
         make_host: Callable[..., Host], clock: Clock) -> None:
     """The portal is the encrypted store itself: the message is kept in the transaction that files

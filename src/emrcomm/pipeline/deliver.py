@@ -139,6 +139,16 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         commit(lambda: _end(host, item, None, LegState.UNDELIVERABLE, "DELIVERY_FAILED", "its record is missing",
                             owner=owner, source=source, trail=trail))
         return Delivered("undeliverable")
+    if item.taken_over and item.attempts > policy.max_attempts:
+        # Every claim counts an attempt, a takeover too: a row whose sends never return (a provider
+        # that takes the connection and never answers) or whose workers keep dying would otherwise
+        # be sent again every lease, for good, and may reach the patient each time.
+        said = (f"taken over from a deliverer whose lease ran out, after {item.attempts - 1} tries: its sends did "
+                "not return (a provider that hangs) or its deliverers died; it may have been sent: check with the "
+                "provider before requeueing it")
+        commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED", said, owner=owner,
+                            source=source, trail=trail))
+        return Delivered("undeliverable")
     if item.taken_over:
         log.warning("outbox %s: taken over from a deliverer whose lease ran out; sending again", item.key)
     if item.expires is not None and item.expires <= now:
