@@ -672,12 +672,14 @@ def test_fhir_plugins_run_only_when_the_config_names_them(make_host: Callable[..
          "plugins.fhir-records.base_url: 'http://fhir.clinic.example/r4': plain http is allowed only for a "
          "server on this machine; use https"),
         ("\n[plugins.fhir-records]\nbatch_size = 8\n", "'base_url' is a required property"),
+        ('\n[plugins.fhir-records]\nbase_url = "https://emrcomm:abc123@fhir.clinic.example/r4"\n',
+         "plugins.fhir-records.base_url: the URL carries a user name or password before '@'"),
         ('\n[plugins.fhir-records]\nbase_url = "https://x.example"\ntoken = "abc123"\n',
          "plugins.fhir-records.token: secrets cannot be written in the config file"),
         ('\n[plugins.fhir-directory]\nbase_url = "https://x.example"\ntoken = {env = "EMRCOMM_NO_SUCH_VAR"}\n',
          "plugins.fhir-directory.token: environment variable EMRCOMM_NO_SUCH_VAR is not set"),
     ],
-    ids=["http-elsewhere", "no-base-url", "literal-token", "token-variable-unset"],
+    ids=["http-elsewhere", "no-base-url", "credentials-in-url", "literal-token", "token-variable-unset"],
 )
 def test_fhir_settings_errors_name_the_setting(make_host: Callable[..., Host], table: str, expected: str) -> None:
     with pytest.raises((ConfigError, PluginError)) as err:

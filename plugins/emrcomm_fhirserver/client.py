@@ -106,6 +106,10 @@ class Answer:
 def check_base_url(value: str, where: str) -> str:
     """https, or http to this machine only: a bearer token never crosses a network in clear."""
     parts = urlsplit(value)
+    if "@" in parts.netloc:  # never echoed: what is before the @ may be a password
+        raise ConfigError(f"{where}: the URL carries a user name or password before '@', which would be written "
+                          f"wherever the URL is (flush reports, logs): give the URL without it, and the server's "
+                          f"token as {where.rsplit('.', 1)[0]}.token = {{env = \"...\"}} or {{file = \"...\"}}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{where}: {value!r} is not an http(s) URL (e.g. https://fhir.example.org/r4)")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
