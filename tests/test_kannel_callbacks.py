@@ -32,6 +32,7 @@ from servers import (
     ScriptedHTTPServer,
     Seen,
     free_port,
+    healthy,
     listening_socket,
     wait_until,
 )
@@ -233,13 +234,6 @@ def late_serve(make_host: Callable[..., Host], tmp_path: Path,
         if serve is not None:
             serve.stop(20)
         kannel.stop()
-
-
-def healthy(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def test_stop_at_ten_at_night_is_confirmed_at_once_and_help_and_start_are_answered_by_text(

@@ -47,7 +47,7 @@ from emrcomm.segments import count_segments
 from emrcomm.testing import TEST_NOW
 from emrcomm_portal.storage import PortalStore
 from mailservers import USERNAME, CertificateAuthority, SmtpServer, through_relay
-from servers import FakeSmscMessage, Kannel, Process, free_port, start_retrying, wait_until
+from servers import FakeSmscMessage, Kannel, Process, free_port, healthy, start_retrying, wait_until
 from support import consent, patient
 
 pytestmark = [pytest.mark.kannel, pytest.mark.slow]
@@ -183,17 +183,6 @@ keyring = "keyring.json"
 
 
 # -- the processes ----------------------------------------------------------------------------------
-
-def healthy(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/healthz")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
 
 def start_serve(config: Path, log: Path, chosen: Callable[[int], None] = lambda port: None) -> tuple[Process, int]:
     """``emrcomm serve`` on a free port, told to ``chosen`` before it starts (again on another

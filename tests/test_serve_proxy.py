@@ -4,29 +4,17 @@ It says so, once, and never reads the header."""
 
 from __future__ import annotations
 
-import http.client
 import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from servers import Process, free_port, wait_until
+from servers import Process, free_port, healthy, wait_until
 from support import write_config
 
 EMRCOMM = Path(sys.executable).with_name("emrcomm")
 SAID = "--forwarded-allow-ips was not given"
-
-
-def healthy(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/healthz")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
 
 
 @pytest.mark.parametrize("trusted", [False, True])

@@ -19,7 +19,7 @@ import requests
 from emrcomm.host import Host
 from emrcomm.model import Request
 from mailservers import CertificateAuthority, SmtpServer, through_relay
-from servers import Process, free_port, wait_until
+from servers import Process, free_port, healthy, wait_until
 from support import BASE_CONFIG
 from test_worker import APPOINTMENT
 
@@ -59,13 +59,6 @@ def clinic(make_host: Callable[..., Host], tmp_path: Path, relay: SmtpServer,
         yield host, f"http://127.0.0.1:{port}"
     finally:
         serve.stop(20)
-
-
-def healthy(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def reminder(rid: str) -> Request:
