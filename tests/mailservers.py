@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,95 +160,78 @@ class SmtpServer:
 # -- relays that misbehave ---------------------------------------------------------------------
 
 @contextlib.contextmanager
-def dripping_relay(answered: int) -> Iterator[int]:
-    """A relay on 127.0.0.1 that answers its greeting and first ``answered`` commands at once
-    (none when 0: the greeting itself drips), then writes its next reply a byte every 50 ms
-    until the client hangs up: no single read ever waits long enough to time out."""
+def _relay(converse: Callable[[socket.socket, threading.Event], None]) -> Iterator[int]:
+    """A one-connection relay on 127.0.0.1: the port; ``converse`` speaks with the client until
+    it hangs up or the ``Event`` (set as the block ends) says to stop."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
-
-    def drip(conn: socket.socket, head: bytes) -> None:
-        conn.sendall(head)
-        while not stop.wait(0.05):
-            conn.sendall(b"x")
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn, contextlib.suppress(OSError):
-            if answered == 0:
-                drip(conn, b"220-")
-                return
-            conn.sendall(b"220 relay ready\r\n")
-            reader = conn.makefile("rb")
-            for _ in range(answered):
-                reader.readline()
-                conn.sendall(b"250 relay\r\n")
-            reader.readline()
-            drip(conn, b"250-")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(5)
-
-
-@contextlib.contextmanager
-def flooding_relay(answered: int, flood: int = 4 * 1024 * 1024) -> Iterator[int]:
-    """A relay on 127.0.0.1 that greets and answers its first ``answered`` commands, then answers
-    the next with ``flood`` bytes of "250-…" lines (a reply that never says it is over) and waits
-    for the client to hang up."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn, contextlib.suppress(OSError):
-            conn.sendall(b"220 relay ready\r\n")
-            reader = conn.makefile("rb")
-            for _ in range(answered):
-                reader.readline()
-                conn.sendall(b"250 relay\r\n")
-            reader.readline()
-            line = b"250-" + b"x" * 996 + b"\r\n"
-            for _ in range(flood // len(line)):
-                conn.sendall(line)
-            stop.wait(30)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(5)
-
-
-@contextlib.contextmanager
-def refusing_relay(greeting: bytes) -> Iterator[int]:
-    """A relay on 127.0.0.1 that greets with ``greeting`` (a 421 or 554 line) and then, as RFC
-    5321 section 3.1 asks of a server that refuses service, answers 503 to all but QUIT."""
-    listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
         with contextlib.suppress(OSError):
             conn, _ = listener.accept()
             with conn:
-                conn.sendall(greeting)
-                for line in conn.makefile("rb"):
-                    conn.sendall(b"221 bye\r\n" if line.upper().startswith(b"QUIT") else b"503 5.5.1 no service\r\n")
+                converse(conn, stop)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield listener.getsockname()[1]
     finally:
+        stop.set()
         listener.close()
         thread.join(5)
+
+
+def _answer(conn: socket.socket, answered: int) -> None:
+    """Greet, then answer the first ``answered`` commands (the last is read, not answered)."""
+    conn.sendall(b"220 relay ready\r\n")
+    reader = conn.makefile("rb")
+    for _ in range(answered):
+        reader.readline()
+        conn.sendall(b"250 relay\r\n")
+    reader.readline()
+
+
+def dripping_relay(answered: int) -> contextlib.AbstractContextManager[int]:
+    """A relay that answers its greeting and first ``answered`` commands at once (none when 0:
+    the greeting itself drips), then writes its next reply a byte every 50 ms until the client
+    hangs up: no single read ever waits long enough to time out."""
+
+    def converse(conn: socket.socket, stop: threading.Event) -> None:
+        if answered:
+            _answer(conn, answered)
+        conn.sendall(b"250-" if answered else b"220-")
+        while not stop.wait(0.05):
+            conn.sendall(b"x")
+
+    return _relay(converse)
+
+
+def flooding_relay(answered: int, flood: int = 4 * 1024 * 1024) -> contextlib.AbstractContextManager[int]:
+    """A relay that greets and answers its first ``answered`` commands, then answers the next
+    with ``flood`` bytes of "250-…" lines (a reply that never says it is over) and waits for the
+    client to hang up."""
+
+    def converse(conn: socket.socket, stop: threading.Event) -> None:
+        _answer(conn, answered)
+        line = b"250-" + b"x" * 996 + b"\r\n"
+        for _ in range(flood // len(line)):
+            conn.sendall(line)
+        stop.wait(30)
+
+    return _relay(converse)
+
+
+def refusing_relay(greeting: bytes) -> contextlib.AbstractContextManager[int]:
+    """A relay that greets with ``greeting`` (a 421 or 554 line) and then, as RFC 5321 section
+    3.1 asks of a server that refuses service, answers 503 to all but QUIT."""
+
+    def converse(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(greeting)
+        for line in conn.makefile("rb"):
+            conn.sendall(b"221 bye\r\n" if line.upper().startswith(b"QUIT") else b"503 5.5.1 no service\r\n")
+
+    return _relay(converse)
 
 
 # -- postfix --------------------------------------------------------------------------------------
