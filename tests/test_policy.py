@@ -389,6 +389,20 @@ def test_a_patient_in_france_is_held_until_eight_in_paris_not_in_the_clinics_zon
     assert verdict.hold_until == dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC)  # 08:00 CET
 
 
+def test_a_not_before_in_quiet_hours_holds_until_the_window_opens_after_it(policy, content):
+    # Decided at 14:00, to go not before 23:00: at 23:00 the window is shut; it opens at 08:00.
+    message = make_message(GOOD_SMS, not_before=dt.datetime(2026, 11, 23, 23, 0, tzinfo=TORONTO))
+    two_pm = dt.datetime(2026, 11, 23, 14, 0, tzinfo=TORONTO)
+    (verdict,) = judge(policy, content, message, now=two_pm)
+    assert (verdict.code, verdict.severity) == ("QUIET_HOURS", Severity.BLOCK)
+    assert verdict.hold_until == dt.datetime(2026, 11, 24, 8, 0, tzinfo=TORONTO)
+
+
+def test_a_not_before_inside_the_window_needs_no_hold_of_the_policys(policy, content):
+    message = make_message(GOOD_SMS, not_before=dt.datetime(2026, 11, 23, 18, 0, tzinfo=TORONTO))
+    assert judge(policy, content, message, now=dt.datetime(2026, 11, 23, 14, 0, tzinfo=TORONTO)) == []
+
+
 def test_urgent_priority_overrides_quiet_hours_with_a_warning(policy, content):
     message = make_message(GOOD_SMS, "clinical", priority="urgent")
     (verdict,) = judge(policy, content, message, now=LATE_EVENING)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from conftest import Clock
@@ -109,6 +110,18 @@ def test_quiet_hours_hold_is_released_when_the_window_opens(make_host: Callable[
     clock.now = dt.datetime(2026, 11, 24, 8, 0, 1, tzinfo=TORONTO)
     assert worker(host).run(once=True).sent == 1
     assert len(sink(host)) == 1 and status_of(host, outcome.record_ids[0]) == "completed"
+
+
+def test_a_not_before_at_night_is_sent_when_the_window_opens_not_at_night(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    clock.now = dt.datetime(2026, 11, 23, 14, 0, tzinfo=TORONTO)
+    request = attrs.evolve(reminder(), not_before=dt.datetime(2026, 11, 23, 23, 0, tzinfo=TORONTO))
+    assert host.send(request).status is Status.HELD
+    clock.now = dt.datetime(2026, 11, 23, 23, 0, 1, tzinfo=TORONTO)
+    assert worker(host).run(once=True).sent == 0 and sink(host) == []
+    clock.now = dt.datetime(2026, 11, 24, 8, 0, tzinfo=TORONTO)
+    assert worker(host).run(once=True).sent == 1 and len(sink(host)) == 1
 
 
 def test_an_expired_request_is_not_sent_and_is_filed_not_done(make_host: Callable[..., Host], clock: Clock) -> None:

@@ -100,9 +100,14 @@ class Plugin:
         window = self.window_for(recipient)
         own = timing.zone(recipient.time_zone)
         zones = (own,) if own else self.clinic_zones
-        if timing.is_open(window, zones, now):
+        # The message goes at its own not_before when that is later: the window must be open
+        # then, not only now (a not_before of 23:00 decided at 14:00 would go at night).
+        at = now
+        if message.request.not_before is not None:
+            at = max(now, timing.aware(message.request.not_before, self.clinic_zones[0]))
+        if timing.is_open(window, zones, at):
             return []
-        until = timing.next_opening(window, zones, now)
+        until = timing.next_opening(window, zones, at)
         details = {
             "start": f"{window.start:%H:%M}",
             "end": f"{window.end:%H:%M}",
