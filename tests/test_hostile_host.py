@@ -106,6 +106,16 @@ def test_a_time_that_cannot_be_written_in_utc_is_a_request_error(host: Host, fie
     assert nothing_sent_or_filed(host)
 
 
+@pytest.mark.parametrize("field", ["not_before", "expires", "appointment"])
+def test_a_time_without_a_zone_is_a_request_error_naming_the_field(host: Host, field: str) -> None:
+    # 15:00 where? The clinic's zone, the patient's and the server's differ; a not_before crashed
+    # the comparison with the clock, an expiry was stored in the server's own zone.
+    naive = dt.datetime(2026, 11, 23, 15, 0)
+    with pytest.raises(RequestError, match=rf"{field}: 2026-11-23T15:00:00 has no time zone"):
+        host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-1", text=NOTICE_OK, **{field: naive}))
+    assert nothing_sent_or_filed(host)
+
+
 def test_a_fhir_time_that_cannot_be_written_in_utc_is_a_request_error_naming_the_field(host: Host) -> None:
     with pytest.raises(RequestError, match="occurrenceDateTime"):
         host.send(fhir_request("Patient/on-en", "appointment-reminder", text=NOTICE_OK,

@@ -190,6 +190,10 @@ def check_request(request: Request, limits: Limits = DEFAULT) -> None:
     for where, when in (("not_before", request.not_before), ("expires", request.expires),
                         ("appointment", request.appointment)):
         if when is not None:
+            if when.utcoffset() is None:
+                # Whose 15:00? The clinic's, the patient's and the server's zones differ.
+                raise RequestError(f"{where}: {when.isoformat()} has no time zone; give an aware datetime "
+                                   "(e.g. tzinfo=ZoneInfo('America/Toronto'))")
             check_time(when, where)
     size = sum(len(a.data) for a in request.attachments)
     if size > limits.attachment_bytes:
