@@ -124,6 +124,23 @@ def test_a_not_before_at_night_is_sent_when_the_window_opens_not_at_night(
     assert worker(host).run(once=True).sent == 1 and len(sink(host)) == 1
 
 
+def test_a_reminder_held_past_its_appointment_is_not_sent_when_the_window_opens(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    # Decided at 22:30 for an appointment at 07:30: held until 08:00, when the appointment is past.
+    host = make_host(QUEUE)
+    clock.now = dt.datetime(2026, 11, 23, 22, 30, tzinfo=TORONTO)
+    early = dt.datetime(2026, 11, 24, 7, 30, tzinfo=TORONTO)
+    outcome = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-early",
+                                template="appointment-reminder", variables={"appointment": early}))
+    assert outcome.status is Status.HELD
+    clock.now = dt.datetime(2026, 11, 24, 8, 0, tzinfo=TORONTO)
+    stats = worker(host).run(once=True)
+    assert (stats.sent, stats.expired) == (0, 1) and sink(host) == []
+    resource = communication(host, outcome.record_ids[0])
+    assert resource is not None and resource["status"] == "not-done"
+    assert "MESSAGE_EXPIRED" in json.dumps(resource["statusReason"])
+
+
 def test_an_expired_request_is_not_sent_and_is_filed_not_done(make_host: Callable[..., Host], clock: Clock) -> None:
     host = make_host(QUEUE)
     outcome = host.send(reminder(expires=clock.now + dt.timedelta(hours=1)))

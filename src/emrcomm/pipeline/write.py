@@ -19,7 +19,7 @@ from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Source
 from emrcomm.lifecycle.projection import RecordFacts, request_status
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Finding, Outcome, Receipt, Recipient, Request, Severity, Status
+from emrcomm.model import Category, Finding, Outcome, Receipt, Recipient, Request, Severity, Status
 from emrcomm.outbox.payload import Payload
 from emrcomm.pipeline.decide import Decision, Leg, explanation
 from emrcomm.pipeline.records import LINK_SLOT, blocked_facts, leg_facts, withheld
@@ -231,8 +231,18 @@ def _item(req: Request, facts: RecordFacts, leg: Leg, index: int, *, held: bool,
     html = withheld(leg.message.html, leg.link, LINK_SLOT)
     return Item(key=facts.id, request_id=req.id, channel=leg.channel.name, address=leg.route.address or None,
                 leg=index, state="held" if held else "sending" if owner else "pending",
-                attempts=1 if owner else 0, not_before=hold_until, expires=req.expires, lease_owner=owner,
+                attempts=1 if owner else 0, not_before=hold_until, expires=_expires(req), lease_owner=owner,
                 held_until=held_until, payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from))
+
+
+def _expires(req: Request) -> dt.datetime | None:
+    """When the row is no longer worth sending: the request's expiry, or a reminder's appointment
+    when that comes first (a reminder held by quiet hours past its appointment is not sent)."""
+    times = [req.expires]
+    if req.category is Category.APPOINTMENT_REMINDER:
+        times.append(req.appointment)
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: FilingFailed) -> Outcome:
