@@ -299,6 +299,17 @@ def test_french_date_and_time_are_in_the_patients_time_zone(plugin: Plugin) -> N
     assert f"{toronto.hour} h" not in text
 
 
+@pytest.mark.parametrize(("language", "says"), [("en", "at 3:30 a.m."), ("fr", "à 3 h 30")])
+def test_a_clock_time_the_spring_forward_skips_is_written_as_the_instant_it_is(
+        plugin: Plugin, language: str, says: str) -> None:
+    # 02:30 does not exist in Toronto on 2027-03-14; Python reads it as 07:30 UTC, which the
+    # clocks there show as 03:30 (and the store and the timeline say so): the patient must too.
+    skipped = dt.datetime(2027, 3, 14, 2, 30, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
+    text = render(plugin, "appointment-reminder", {"appointment": skipped}, language=language,
+                  time_zone="America/Toronto").text
+    assert says in text and "2:30" not in text and "2 h 30" not in text
+
+
 def test_french_time_on_the_hour_is_written_without_minutes(plugin: Plugin) -> None:
     nine = dt.datetime(2026, 11, 23, 9, 0, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
     text = render(plugin, "appointment-reminder", {"appointment": nine}, language="fr").text

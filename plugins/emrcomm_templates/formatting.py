@@ -92,7 +92,10 @@ class Formatter:
     def _local(self, value: Any) -> dt.datetime:
         if not isinstance(value, dt.datetime) or value.utcoffset() is None:
             raise TypeError(f"expected a date-time with a time zone, got {type(value).__name__}")
-        return value.astimezone(self.tz)
+        # Through UTC: astimezone() returns a time already in ``tz`` as it is, and a clock time
+        # the spring-forward skips (02:30 in Toronto on 2027-03-14) would be written as given,
+        # not as the instant it stands for (03:30 on the clocks there).
+        return value.astimezone(dt.UTC).astimezone(self.tz)
 
     def date(self, value: Any, format: str = "long") -> str:
         """``short``/``medium``/``long``/``full`` or a CLDR pattern such as ``EEEE d MMMM``."""
