@@ -119,6 +119,106 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     assert found(content, "Your \u0430ppointment is Tuesday at 10:30 \u2764\ufe0f") == []
 
 
+@pytest.mark.parametrize(("text", "term"), [
+    # an acronym written letter by letter: dotted, hyphenated, spaced
+    ("Your H.I.V. test is back, please call.", "H.I.V"),
+    ("Your H-I-V test is back.", "H-I-V"),
+    ("Your H I V test is back.", "H I V"),
+    ("Your H. I. V. results are ready.", "H. I. V"),
+    ("S.T.I. screening is booked for Monday.", "S.T.I"),
+    ("Your P.A.P. test is booked for Monday.", "P.A.P"),
+    ("Votre test V.I.H. est revenu.", "V.I.H"),
+    ("Votre dépistage d'I.T.S. est prévu mardi.", "I.T.S"),
+    ("Votre test P.A.P. est prêt.", "P.A.P"),
+    ("Votre test de V-I-H est négatif.", "V-I-H"),
+    # an emoji between letters
+    ("Your H\U0001f642IV test is back.", "H\U0001f642IV"),
+    ("Your bi\U0001f642opsy results are in.", "bi\U0001f642opsy"),
+    ("Votre bio\U0001f648psie est lundi.", "bio\U0001f648psie"),
+    # a line break inside a word, with or without a hyphen
+    ("Your HI\nV test is back.", "HI\nV"),
+    ("Your biop-\nsy results are in.", "biop-\nsy"),
+    ("Your biop-\r\nsy results are in.", "biop-\r\nsy"),
+    ("Votre test de gros-\nsesse est prêt.", "gros-\nsesse"),
+    # digits standing for letters inside a word
+    ("Your b1opsy results are in.", "b1opsy"),
+    ("Your pr3gnancy test is ready.", "pr3gnancy"),
+    ("Your strep test came back p0sitive.", "p0sitive"),
+    ("Votre test de gr0ssesse est prêt.", "gr0ssesse"),
+    ("Refill your metf0rmin before Friday.", "metf0rmin"),
+    ("The methadone c1inic called.", "c1inic"),
+])
+def test_a_word_written_apart_is_read_as_one(content, text, term):
+    assert any(term in span for span in found(content, text)), found(content, text)
+
+
+@pytest.mark.parametrize("text", [
+    "Dr. H. I. Vance will see you on Monday.",
+    "Please see J. R. R. Tolkien at the front desk.",
+    "Suite 4 B, 1 I V Street, Ottawa.",
+    "Your appointment is at 10:30 a.m. on Tuesday. Call 613-555-0123 if you need to change it.",
+    "Clinic hours 8 A.M. to 4 P.M./Heures 8 h à 16 h.",
+    "Rendez-vous le 4 mai à 10 h 30, c.-à-d. jeudi. Le stationnement est au niveau B.",
+    "Y a-t-il encore de la place? Il y a une place à 9 h.",
+    "ETA 10 min, park in lot B. St. John's Clinic, 12 St. John's Rd.",
+    "Invoice INV-20394 / ref AB13CD: $45.00 paid. P.S. bring your card. N.B. no parking.",
+    "Our new address: 1200 Bank St, Unit 4B, Ottawa ON K1A 0B1, C.P. 442.",
+    "Your forms are at the desk, Dr. A. B. Singh signed them at 9 a.m.",
+    "Thanks\U0001f642see you Monday!",
+    "Hi Ana\nYour appointment is confirmed.\nSee you soon",
+    "Please bring your health card\nand a list of questions.",
+    "Room 3B, Apt4B or Flat 5C; your code is x7Hk3pQ.",
+    "Merci! \u00c0 bient\u00f4t\U0001f44b",
+    # words glued by a line break or an emoji are two words next to a short everyday word or a capital
+    "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
+    "Starting\nApril 1, our clinic moves.", "Votre rdv de cet\napr\u00e8s-midi se fera par t\u00e9l\u00e9phone.",
+])
+def test_a_word_written_apart_reading_adds_nothing_to_ordinary_messages(content, text):
+    assert found(content, text) == []
+
+
+def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
+    # dropping the emoji glues "biopsydone"; the text as written is read too, so "biopsy" counts
+    assert found(content, "Your biopsy\u2705done, see you Monday") == ["biopsy"]
+
+
+@pytest.mark.parametrize(("text", "squeezed"), [
+    ("Your H.I.V. test", ["Your HIV test"]),
+    ("H. I. V.", ["HIV"]),
+    ("T.B. clinic", ["TB clinic"]),
+    ("HI\r\nV", ["HIV"]),
+    ("bi\U0001f642\u200d\U0001f642opsy", ["biopsy"]),
+    ("b1opsy", ["biopsy", "blopsy"]),
+    ("P0SITIVE", ["POSITIVE"]),
+])
+def test_the_squeezed_form_of_a_text(text, squeezed):
+    from emrcomm_content import squeeze
+
+    forms = squeeze.readings(text)
+    assert [f.text for f in forms] == squeezed
+    for form in forms:  # every character of the squeezed form comes from the original
+        assert all(text[i].lower() == c.lower() or text[i].isdigit() for i, c in zip(form.index, form.text))
+
+
+@pytest.mark.parametrize("text", [
+    "Your appointment is Tuesday at 10:30.", "Call 613-555-0123 or 1-800-555-0199.", "RDV à 10 h 30.",
+    "at 9 a.m. or 3 p.m.", "y a-t-il", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "10h30 4B 3e 1er Q4H",
+    "biopsy\u2705 done", "Merci\u00a0!", "J'ai hâte\U0001f642",
+])
+def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):
+    from emrcomm_content import squeeze
+
+    assert squeeze.readings(text) == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Your A1C, B12 and CD4 results are back.", "A1C"),
+    ("T2DM review on Monday at 10.", "T2DM"),
+])
+def test_real_codes_with_digits_still_match(content, text, expected):
+    assert any(expected in span for span in found(content, text))
+
+
 @pytest.mark.parametrize("text", [
     "T2DM review on Monday at 10.", "Your T1D supplies are ready.", "DM2 follow-up booked.",
     "Suivi de votre DB2 mardi.", "Votre DT2 est bien contrôlé.",

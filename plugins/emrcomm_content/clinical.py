@@ -14,9 +14,9 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 
-from attrs import frozen
+from attrs import evolve, frozen
 
-from emrcomm_content import administrative, phrasing, subject
+from emrcomm_content import administrative, phrasing, squeeze, subject
 from emrcomm_content.folding import Folded, fold_text
 from emrcomm_content.fuzzy import FuzzyIndex
 from emrcomm_content.lexicon import Lexicon, Match, Matcher, compile_lexicons, longest
@@ -211,6 +211,25 @@ class ClinicalDetector:
         return self.read(folded).hits
 
     def read(self, folded: Folded) -> Reading:
+        """What the text says (:class:`Reading`): read as written, then, where it writes a word
+        apart ("H.I.V.", "bi🙂opsy", "biop-⏎sy", "b1opsy"), in its squeezed forms (squeeze.py),
+        whose hits count where a rewrite made the word. The squeezed forms only add hits: the
+        evidence for the uncertainty score is that of the text as written."""
+        reading = self._read(folded)
+        forms = squeeze.readings(folded.original)
+        if not forms:
+            return reading
+        original = folded.original
+        extra = []
+        for form in forms:
+            for hit in self._read(Folded.of(form.text)).hits:
+                span = form.original_span(*hit.span)
+                if form.touches(span):
+                    extra.append(Hit(span, original[span[0] : span[1]], hit.kind, hit.layer))
+        return evolve(reading, hits=merge_hits(reading.hits + extra)) if extra else reading
+
+    def _read(self, folded: Folded) -> Reading:
+        """:meth:`read` of the text as written (or of one squeezed form)."""
         keys = phrasing.text_keys(folded.text)
         others = [(lo, hi) for lo, hi, _ in subject.others(folded.text, keys)]
         allowed, names = self._allowed(folded, keys)

@@ -1,0 +1,217 @@
+"""A second reading of a text: the words it writes apart, read as one ("H.I.V." reads "HIV").
+
+Folding (folding.py) reads every character where it stands. A writer can still keep a clinical
+word out of the lexicon's sight with characters that a person reads through:
+
+* an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "V.I.H.", "S.T.I.", "c.-à-d.";
+* an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
+* a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy";
+* digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy".
+
+None of these can be undone in the folding itself: dropping every emoji would glue "biopsy✅done"
+into one word, a line break ends a sentence for the context patterns, and reading 0 and 1 as
+letters would break real codes (A1C, B12, CD4). So :func:`readings` rewrites the text once more
+(the squeezed form, with a map to the original) and the detector reads it *in addition to* the
+text as written (clinical.py): a finding of the squeezed form counts only where a rewrite
+touched it, so this reading can add findings and never takes one away.
+
+What is rewritten, exactly:
+
+* a run of single letters, each standing alone (not part of a longer word), separated by a dot
+  (with or without a space or hyphen after it), a hyphen, an underscore, an asterisk, a middle
+  dot or a bullet: two letters or more ("T.B.", "H-I-V"); separated by spaces only: three or
+  more ("H I V"; two, such as "y a" in French or "1 I V Street", are left as written). The
+  separators, and the dot after the last letter of a dotted run, are dropped;
+* a run of pictographs (Unicode symbols So and Sk, with their joiners and variation selectors)
+  with a letter on each side: dropped;
+* a line break with a letter on each side (an optional hyphen before it, spaces around it):
+  dropped;
+* except that a line break without a hyphen, or a pictograph, next to a short everyday word
+  (:data:`_FUNCTION_WORDS`: "us", "is", "our", « vous »…) is left: "call⏎us" and "visit🙂is"
+  are two words (glued, they would read "callus" and "visitis", an "-itis"), and so are a small
+  letter and a capital ("Starting⏎April");
+* a digit 0, 1, 3, 4, 5 or 7 with a letter on each side, in a word of at least four characters
+  that starts with a letter, every digit of which is one of those and which has at least twice as
+  many letters as digits: read as o, i, e, a, s, t (1 is read as i, and in a second squeezed
+  form as l: "c1inic"). A code such as A1C, B12, T2DM, CD4, H1N1, a postal code (K1A 0B1), a
+  time (10h30) or a unit (4B) is left as written.
+
+Also left as written: the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
+no term, and a reminder "at 10 a.m." is then read once) and the "t" of « y a-t-il ».
+
+A text with none of these (nearly every one) costs four regular-expression scans, each of which
+skips to the characters it starts with (about 4 µs a text on the development parts):
+:func:`readings` returns nothing and the detector reads the text once.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from attrs import frozen
+
+_L = r"[^\W\d_]"  # a letter
+_BREAKS = "\n\r\v\f\u2028\u2029\x85"
+# A separator between the single letters of an acronym: a dot (and a space or a hyphen after
+# it: "H. I. V.", "c.-à-d."), a hyphen or another joining mark, or spaces.
+_SEP = r"(?:\.[ \t]*-?[ \t]*|[ \t]*[-‐‑_*·•][ \t]*|[ \t]+)"
+_ALONE = r"(?![\w'’])"  # a letter standing alone (not "l'" or the start of a word)
+_LETTERS = re.compile(rf"(?<![\w@/]){_L}{_ALONE}(?:{_SEP}{_L}{_ALONE})+")
+_JOINING = frozenset("-‐‑_*·•")
+# Runs that are everyday abbreviations and no term (a.m., p.m., e.g., i.e., P.S., N.B., c.-à-d.,
+# C.P.): not rewritten, so that a reminder "at 10 a.m." is read once.
+_EVERYDAY = frozenset({"am", "pm", "eg", "ie", "ps", "nb", "cad", "càd", "cp"})
+_BREAK = re.compile(rf"(?<={_L})[-‐‑]?[ \t]*(?:\r\n|[{_BREAKS}])[ \t]*(?={_L})")
+# Each quick test starts with a set of characters, which the regular-expression engine skips to.
+_BREAK_QUICK = re.compile(rf"[{_BREAKS}](?:(?<={_L}[{_BREAKS}])|(?<={_L}[-‐‑ \t][{_BREAKS}])|(?<=[-‐‑ \t][ \t][{_BREAKS}]))")
+_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
+_DIGIT_QUICK = re.compile(rf"[0134578](?<={_L}[0134578])(?={_L})")
+_TOKEN = re.compile(r"[^\W_]+")
+# Characters other than ASCII, word characters and spaces between two letters (checked to be
+# pictographs by _pictographs).
+_BETWEEN = re.compile(rf"(?<={_L})[^\w\s\x00-\x7f]+(?={_L})")
+_BETWEEN_QUICK = re.compile(rf"[^\w\s\x00-\x7f](?<={_L}[^\w\s\x00-\x7f])")
+_APOSTROPHES = frozenset("’‘ʼ`´")
+# A line break or an emoji between two whole words glues them ("call⏎us" reads "callus", "visit🙂is"
+# reads "visitis"); where one side is one of these short everyday words, the two sides are words
+# and not the pieces of one, and nothing is joined.
+_FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with", "and", "or", "but", "is",
+    "are", "was", "be", "it", "its", "as", "if", "so", "no", "not", "this", "that", "you", "your", "we",
+    "us", "our", "me", "my", "i", "he", "she", "his", "her", "they", "them", "their", "do", "can", "will",
+    "à", "au", "aux", "de", "du", "des", "le", "la", "les", "l", "un", "une", "et", "ou", "en", "est",
+    "sont", "sur", "par", "pour", "avec", "vous", "votre", "vos", "nous", "notre", "nos", "je", "tu", "il",
+    "elle", "ce", "cet", "cette", "ces", "se", "sa", "son", "ses", "mon", "ma", "mes", "ton", "ta",
+    "tes", "leur", "leurs", "y", "dans", "ne", "pas", "qui", "que",
+})
+_WORD_BEFORE = re.compile(r"[^\W\d_]+$")
+_WORD_AFTER = re.compile(r"[^\W\d_]+")
+
+
+@frozen
+class Squeezed:
+    """One squeezed form of a text: ``text``, with ``index[i]`` the position in the original of
+    its character ``i``, and ``touched``: the original spans of the words a rewrite made."""
+
+    text: str
+    index: Sequence[int]
+    touched: tuple[tuple[int, int], ...]
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span of ``text[start:end]``."""
+        return self.index[start], self.index[end - 1] + 1
+
+    def touches(self, span: tuple[int, int]) -> bool:
+        """Whether the original ``span`` overlaps a word that a rewrite made."""
+        return any(lo < span[1] and span[0] < hi for lo, hi in self.touched)
+
+
+def _pictographs(run: str) -> bool:
+    """Whether ``run`` (the characters between two letters) is pictographs and what joins them."""
+    seen = False
+    for ch in run:
+        if ch in _APOSTROPHES:
+            return False
+        category = unicodedata.category(ch)
+        if category in ("So", "Sk"):
+            seen = True
+        elif category not in ("Cf", "Mn", "Me"):
+            return False
+    return seen
+
+
+def _two_words(text: str, lo: int, hi: int) -> bool:
+    """Whether the letters on either side of ``text[lo:hi]`` are two words, one of them a short
+    everyday word ("call⏎us", "votre🙂dossier"), or the right one starts with a capital after a
+    small letter ("Starting⏎April", which glued would end in the drug stem -pril)."""
+    before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
+    after = _WORD_AFTER.match(text, hi)
+    if text[lo - 1].islower() and text[hi].isupper():
+        return True  # "Starting⏎April": a capital starts a word
+    return any(w is not None and w.group().lower() in _FUNCTION_WORDS for w in (before, after))
+
+
+def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> None:
+    for found in _LETTERS.finditer(text):
+        run = found.group()
+        start, end = found.span()
+        if len(run) > 2 and run[-1] in "tT" and run[-2] in "-‐‑" and text.startswith(("-il", "-elle", "-on"), end):
+            run, end = run[:-2], end - 2  # the "t" of « y a-t-il » is no letter of an acronym
+        letters = [i for i, ch in enumerate(run) if ch.isalpha()]
+        dotted = "." in run
+        if len(letters) < (2 if dotted or not _JOINING.isdisjoint(run) else 3):
+            continue
+        if "".join(run[i] for i in letters).lower() in _EVERYDAY:
+            continue
+        drop.update(start + i for i in range(len(run)) if i not in letters)
+        if dotted and end < len(text) and text[end] == ".":
+            drop.add(end)
+        touched.append((start, end))
+
+
+def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
+    for found in _TOKEN.finditer(text):
+        word = found.group()
+        if len(word) < 4 or word.isalpha() or word.isdigit() or not word[0].isalpha():
+            continue
+        digits = [i for i, ch in enumerate(word) if ch.isdigit()]
+        if any(word[i] not in _DIGITS for i in digits) or 2 * len(digits) > len(word) - len(digits):
+            continue
+        if not all(0 < i < len(word) - 1 and word[i - 1].isalpha() and word[i + 1].isalpha() for i in digits):
+            continue
+        start = found.start()
+        for i in digits:
+            letter = _DIGITS[word[i]]
+            replace[start + i] = letter.upper() if word[i - 1].isupper() and word[i + 1].isupper() else letter
+        touched.append(found.span())
+
+
+def readings(text: str) -> list[Squeezed]:
+    """The squeezed forms of ``text``: none when nothing in it is rewritten (nearly every text);
+    two when a digit 1 was read as a letter (once as i, once as l)."""
+    drop: set[int] = set()
+    touched: list[tuple[int, int]] = []
+    _letter_runs(text, drop, touched)
+    joins: list[tuple[int, int]] = []
+    if _BREAK_QUICK.search(text):
+        joins += [m.span() for m in _BREAK.finditer(text) if m.group()[0] in "-‐‑" or not _two_words(text, *m.span())]
+    if not text.isascii() and _BETWEEN_QUICK.search(text):
+        joins += [m.span() for m in _BETWEEN.finditer(text) if _pictographs(m.group()) and not _two_words(text, *m.span())]
+    for lo, hi in joins:
+        drop.update(range(lo, hi))
+        touched.append((lo - 1, hi + 1))
+    replace: dict[int, str] = {}
+    if _DIGIT_QUICK.search(text):
+        _digit_words(text, replace, touched)
+    if not touched:
+        return []
+    touched = _widen(text, touched)
+    forms = [replace]
+    if any(text[i] == "1" for i in replace):
+        forms.append({i: ("L" if c == "I" else "l") if text[i] == "1" else c for i, c in replace.items()})
+    out = []
+    for form in forms:
+        chars: list[str] = []
+        index: list[int] = []
+        for i, ch in enumerate(text):
+            if i in drop:
+                continue
+            chars.append(form.get(i, ch))
+            index.append(i)
+        out.append(Squeezed("".join(chars), tuple(index), tuple(touched)))
+    return out
+
+
+def _widen(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each span widened to the whole words at its ends (the word a rewrite made)."""
+    out = []
+    for lo, hi in spans:
+        lo, hi = max(lo, 0), min(hi, len(text))
+        while lo > 0 and text[lo - 1].isalnum():
+            lo -= 1
+        while hi < len(text) and text[hi].isalnum():
+            hi += 1
+        out.append((lo, hi))
+    return sorted(set(out))
