@@ -94,6 +94,19 @@ def test_automatic_answers_read_as_what_they_are_and_every_reply_answers_the_cli
 
 
 
+def test_the_hour_repeated_when_daylight_saving_ends_is_told_apart_by_its_offset(
+        host: Host, clock, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """On 2026-11-01 Toronto's clocks showed 01:30 twice: the two replies say which, in order."""
+    assert host.send(reminder("appt-1")).status is Status.SENT
+    for hour, text in ((5, "first"), (6, "second")):  # 01:30 EDT, then 01:30 EST
+        host.delivery_update(DeliveryUpdate(kind="reply", at=dt.datetime(2026, 11, 1, hour, 30, tzinfo=dt.UTC),
+                                            channel="sms", address="+16135550123", text=text, provider_id=text))
+    lines = records_text(host, capsys, "--patient", "Patient/on-en").splitlines()
+    replies = [line for line in lines if "Reply from the patient" in line]
+    assert [r[:30] for r in replies] == ["2026-11-01 01:30 (UTC-04:00)  ", "2026-11-01 01:30 (UTC-05:00)  "]
+    assert any(line.startswith("2026-11-23 10:00  Appointment reminder") for line in lines)  # an hour said once
+
+
 @pytest.mark.parametrize(("category", "answered"), [("clinical", "clinical message"),
                                                     ("results-available", "results notice")])
 def test_a_reply_names_the_message_it_answers_as_a_noun(

@@ -372,7 +372,18 @@ def _grant_entries(grant: ConsentGrant, patient: str) -> tuple[list[Entry], list
 
 # text --------------------------------------------------------------------------------------------
 def _short(when: dt.datetime | None, zone: ZoneInfo) -> str:
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if when is not None else "?"
+    return _clock(when.astimezone(zone), "%Y-%m-%d %H:%M") if when is not None else "?"
+
+
+def _clock(local: dt.datetime, form: str) -> str:
+    """``local`` written as ``form``, with its UTC offset when the clocks there showed that time
+    twice (the hour repeated when daylight saving ends): the two 01:30s are told apart."""
+    written = local.strftime(form)
+    offset = local.utcoffset()
+    if offset is not None and local.replace(fold=1 - local.fold).utcoffset() != offset:
+        minutes = int(offset.total_seconds()) // 60
+        written += f" (UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+    return written
 
 
 def text_lines(timeline: Timeline) -> Iterator[str]:
@@ -392,7 +403,7 @@ def text_lines(timeline: Timeline) -> Iterator[str]:
         any_entry = True
         local = entry.at.astimezone(timeline.zone)
         who = f"{entry.patient}  " if timeline.patient is None and entry.patient else ""
-        head = f"{local:%Y-%m-%d %H:%M}  {who}{entry.headline}"
+        head = f"{_clock(local, '%Y-%m-%d %H:%M')}  {who}{entry.headline}"
         yield head + (f": {entry.status}" if entry.status else "")
         for sentence in entry.why:
             yield f"{pad}why: {sentence}"
@@ -417,4 +428,4 @@ def steps_line(entry: Entry, zone: ZoneInfo) -> str:
 
 def _when(at: dt.datetime, entry_local: dt.datetime, zone: ZoneInfo) -> str:
     local = at.astimezone(zone)
-    return f"at {local:%H:%M}" if local.date() == entry_local.date() else f"on {local:%Y-%m-%d at %H:%M}"
+    return f"at {_clock(local, '%H:%M')}" if local.date() == entry_local.date() else f"on {_clock(local, '%Y-%m-%d at %H:%M')}"
