@@ -526,6 +526,15 @@ def test_window_ending_before_it_starts_is_a_config_error(tmp_path):
         Policy(make_context("policy", {"quiet_hours": ["21:00", "08:00"]}, tmp_path))
 
 
+@pytest.mark.parametrize("jurisdiction", [["05:00", "07:00"], ["21:00", "23:00"]])
+def test_a_jurisdiction_window_sharing_no_time_with_the_clinics_is_a_config_error(tmp_path, jurisdiction):
+    """Its patients' messages would be held again every day, for good: refused at start-up."""
+    with pytest.raises(ConfigError, match=r"plugins\.policy\.quiet_hours_by_jurisdiction\.CA-ON: .* shares no time "
+                                          r"with the clinic's window 08:00–21:00"):
+        Policy(make_context("policy", {"quiet_hours_by_jurisdiction": {"CA-ON": jurisdiction}}, tmp_path))
+    Policy(make_context("policy", {"quiet_hours_by_jurisdiction": {"CA-ON": ["20:00", "23:00"]}}, tmp_path))
+
+
 def test_malformed_time_is_a_config_error_naming_the_setting(tmp_path):
     with pytest.raises(ConfigError, match=r"plugins\.policy\.quiet_hours_by_jurisdiction\.US-NY\[1\]: '8pm'"):
         Policy(make_context("policy", {"quiet_hours_by_jurisdiction": {"US-NY": ["08:00", "8pm"]}}, tmp_path))

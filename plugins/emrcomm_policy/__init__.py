@@ -50,6 +50,12 @@ class Plugin:
             code: timing.parse_window(value, f"{where}.quiet_hours_by_jurisdiction.{code}")
             for code, value in by_jurisdiction.items()
         }
+        for code, narrower in self.windows.items():
+            shared = self.window.narrowed(narrower)
+            if shared.start >= shared.end:  # its patients' messages would be held again every day, for good
+                raise emrcomm.ConfigError(
+                    f"{where}.quiet_hours_by_jurisdiction.{code}: {narrower} shares no time with the clinic's window "
+                    f"{self.window} ({where}.quiet_hours): a patient there could never be written to")
         self.quiet_channels = frozenset(settings.get("quiet_hours_channels", ("sms",)))
         self.clinic_zones = tuple(z for z in (timing.zone(n) for n in context.clinic.time_zones) if z) or (
             dt.UTC,
