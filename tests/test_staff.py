@@ -171,6 +171,8 @@ def test_the_staff_timeline_shows_a_reply_the_opt_out_it_made_and_the_next_messa
     opted_out = words.index("10:10 Opted out of SMS at 613-555-0123 by STOP reply")
     by_email = words.index("11:10 Appointment reminder by email to alex.martin@example.org: sent")
     assert words.index("10:00 Appointment reminder by SMS to 613-555-0123: sent") < reply < opted_out < by_email
+    for typed in ("patient/on-en", " PATIENT/on-en ", "on-en"):  # as staff type it
+        assert browser.get(f"/staff/patients?patient={typed}").text == page.text, typed
 
 
 def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, host: Host) -> None:

@@ -61,7 +61,9 @@ def _cookie(response: Response, name: str, value: str, max_age: int | None = Non
 
 
 def _patient_ref(value: str) -> str | None:
-    ident = value.strip().removeprefix("Patient/")
+    ident = value.strip()
+    if ident[:8].lower() == "patient/":  # typed as it comes: "patient/123" is Patient/123
+        ident = ident[8:]
     return f"Patient/{ident}" if _PATIENT_ID.fullmatch(ident) else None
 
 
