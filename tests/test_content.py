@@ -131,6 +131,8 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     ("Votre dépistage d'I.T.S. est prévu mardi.", "I.T.S"),
     ("Votre test P.A.P. est prêt.", "P.A.P"),
     ("Votre test de V-I-H est négatif.", "V-I-H"),
+    ("Your T.B. test is back.", "T.B"),  # two dotted capitals before a small letter: still a term
+    ("Votre test de T.B. est revenu.", "T.B"),
     # an emoji between letters
     ("Your H\U0001f642IV test is back.", "H\U0001f642IV"),
     ("Your bi\U0001f642opsy results are in.", "bi\U0001f642opsy"),
@@ -164,6 +166,9 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "Invoice INV-20394 / ref AB13CD: $45.00 paid. P.S. bring your card. N.B. no parking.",
     "Our new address: 1200 Bank St, Unit 4B, Ottawa ON K1A 0B1, C.P. 442.",
     "Your forms are at the desk, Dr. A. B. Singh signed them at 9 a.m.",
+    # two dotted capitals before a capitalised word: a person's initials (AA, TB, CT are terms)
+    "Please contact A.A. Singh at the front desk.", "Your form was signed by T.B. Jones.",
+    "Dr. C.T. Lee will see you Tuesday.", "Appelez la Dre M.-S. \u00c9mond.",
     "Thanks\U0001f642see you Monday!",
     "Hi Ana\nYour appointment is confirmed.\nSee you soon",
     "Please bring your health card\nand a list of questions.",

@@ -36,7 +36,8 @@ What is rewritten, exactly:
   form as l: "c1inic"). A code such as A1C, B12, T2DM, CD4, H1N1, a postal code (K1A 0B1), a
   time (10h30) or a unit (4B) is left as written.
 
-Also left as written: the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
+Also left as written: two dotted capitals before a capitalised word, a person's initials ("signed
+by T.B. Jones", « Dre M.-S. Roy »: "T.B." before a small letter is still read "TB"), the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
 no term, and a reminder "at 10 a.m." is then read once) and the "t" of « y a-t-il ».
 
 A text with none of these (nearly every one) costs four regular-expression scans, each of which
@@ -86,6 +87,8 @@ _FUNCTION_WORDS = frozenset({
     "elle", "ce", "cet", "cette", "ces", "se", "sa", "son", "ses", "mon", "ma", "mes", "ton", "ta",
     "tes", "leur", "leurs", "y", "dans", "ne", "pas", "qui", "que",
 })
+# Two dotted capitals then a capitalised word are initials before a surname, not an acronym.
+_SURNAME = re.compile(r"\.?[ \t]+[A-Z\u00c0-\u00de][a-z\u00df-\u00ff'’-]")
 _WORD_BEFORE = re.compile(r"[^\W\d_]+$")
 _WORD_AFTER = re.compile(r"[^\W\d_]+")
 
@@ -145,6 +148,9 @@ def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> N
             continue
         if "".join(run[i] for i in letters).lower() in _EVERYDAY:
             continue
+        if dotted and len(letters) == 2 and run[letters[0]].isupper() and run[letters[1]].isupper() \
+                and _SURNAME.match(text, end):
+            continue  # a person's initials: "signed by T.B. Jones", "contact A.A. Singh", « Dre M.-S. Roy »
         drop.update(start + i for i in range(len(run)) if i not in letters)
         if dotted and end < len(text) and text[end] == ".":
             drop.add(end)
