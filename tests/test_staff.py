@@ -189,6 +189,20 @@ def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, hos
     assert "metformin" not in page  # the clinician's note stays in the portal
 
 
+def test_a_direction_control_in_a_patients_words_is_shown_not_obeyed(site: str, host: Host) -> None:
+    """U+202E would show "Take it today, not with food" as something else: staff read the words
+    in the order they were written, the control named."""
+    outcome = send_note(host)
+    service = host.plugins.get("portal").service
+    visit = service.verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
+    assert visit.opened is not None
+    assert service.reply(visit.opened.session, "Take it today, \u202edoof htiw ton") == "sent"
+    browser = Browser(site)
+    browser.sign_in()
+    page = html.unescape(browser.get("/staff/patients?patient=Patient/on-en").text)
+    assert "Take it today, [U+202E]doof htiw ton" in page and "\u202e" not in page
+
+
 def test_a_reply_whose_words_do_not_open_leaves_the_rest_of_the_timeline_readable(site: str, host: Host) -> None:
     """One reply the portal cannot decrypt (its row altered or damaged) is shown without its
     words; the patient's timeline is still there, not an error page."""

@@ -10,6 +10,7 @@ layout, in English and French) and :class:`RateLimit` (a per-client limit for a 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -59,7 +60,20 @@ def _environment(*packages: str) -> Environment:
     # sentences with a link in them (the words escaped, the link kept).
     env.globals.update(long_date=i18n.long_date, phone_display=i18n.phone_display, phone_link=_phone_link,
                        words=_words)
+    env.filters["directions_shown"] = directions_shown
     return env
+
+
+# The characters that embed, override or isolate a direction of writing (U+202A–U+202E,
+# U+2066–U+2069): in someone else's words they can make a text read in another order than it
+# was written ("U+202E" turns what follows around).
+_DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def directions_shown(text: str) -> str:
+    """``text`` (a patient's words) with its direction controls shown as ``[U+202E]`` rather than
+    obeyed: staff read the words in the order they were written."""
+    return _DIRECTION_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
 
 
 def _words(sentence: str, **values: Any) -> Markup:
