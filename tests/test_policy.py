@@ -567,3 +567,30 @@ def test_a_channel_no_plugin_registers_is_refused_naming_the_file(make_host):  #
     # Raised when the plugins start (the channels are known then), not when they are built.
     with pytest.raises(ConfigError, match=r"\.toml: plugins\.policy\.quiet_hours_channels: no plugin registers"):
         make_host('\n[plugins.policy]\nquiet_hours_channels = ["ap"]\n')
+
+
+# emrcomm_sending_window: the window the outbox checks again as a row leaves ------------------------
+
+def test_the_sending_window_is_the_patients_own_narrowed_by_their_jurisdiction(policy):
+    from emrcomm import SendingWindow
+
+    message = make_message(GOOD_SMS)
+    window = policy.emrcomm_sending_window(message=message, recipient=make_recipient(), channel=SMS)
+    assert window == SendingWindow(dt.time(8, 0), dt.time(21, 0), ("America/Toronto",))
+    florida = attrs.evolve(make_recipient(), jurisdiction="US-FL", time_zone="America/New_York")
+    assert policy.emrcomm_sending_window(message=message, recipient=florida, channel=SMS) == SendingWindow(
+        dt.time(8, 0), dt.time(20, 0), ("America/New_York",))
+    nowhere = attrs.evolve(make_recipient(), time_zone=None)
+    assert policy.emrcomm_sending_window(message=message, recipient=nowhere, channel=SMS).zones == tuple(
+        TEST_CLINIC.time_zones)
+
+
+@pytest.mark.parametrize("category", ["optout-confirmation", "optin-confirmation", "help-reply", "auto-answer"])
+def test_no_sending_window_for_an_answer_to_the_patient_urgent_priority_or_a_channel_without_quiet_hours(
+        policy, category):
+    recipient = make_recipient()
+    answer = make_message(GOOD_SMS, category, in_response_to="their-reply")
+    assert policy.emrcomm_sending_window(message=answer, recipient=recipient, channel=SMS) is None
+    urgent = make_message(GOOD_SMS, priority="urgent")
+    assert policy.emrcomm_sending_window(message=urgent, recipient=recipient, channel=SMS) is None
+    assert policy.emrcomm_sending_window(message=make_message(GOOD_SMS), recipient=recipient, channel=EMAIL) is None

@@ -15,7 +15,17 @@ from typing import Any
 import attrs
 
 import emrcomm
-from emrcomm import Category, Channel, Finding, Message, PluginContext, Recipient, Route, settings_schema
+from emrcomm import (
+    Category,
+    Channel,
+    Finding,
+    Message,
+    PluginContext,
+    Recipient,
+    Route,
+    SendingWindow,
+    settings_schema,
+)
 from emrcomm.rules import finding
 from emrcomm.segments import count_segments
 from emrcomm_policy import timing
@@ -97,6 +107,19 @@ class Plugin:
         """The clinic's window, narrowed by the patient's jurisdiction (Florida: 08:00–20:00)."""
         narrower = self.windows.get(recipient.jurisdiction or "")
         return self.window.narrowed(narrower) if narrower else self.window
+
+    @emrcomm.hookimpl
+    def emrcomm_sending_window(self, message: Message, recipient: Recipient, channel: Channel) -> SendingWindow | None:
+        """The window QUIET_HOURS holds this route to, checked again when its outbox row leaves;
+        None where the rule does not apply (see _quiet_hours: the answers to the patient's own
+        messages, urgent priority, channels without quiet hours)."""
+        if (channel.name not in self.quiet_channels or message.category.answers_patient
+                or message.request.priority == "urgent"):
+            return None
+        window = self.window_for(recipient)
+        own = timing.zone(recipient.time_zone)
+        zones = (own,) if own else self.clinic_zones
+        return SendingWindow(window.start, window.end, tuple(timing.zone_name(z) for z in zones))
 
     def _quiet_hours(self, message: Message, recipient: Recipient, channel: Channel, now: dt.datetime) -> list[Finding]:
         # The answer to a message the patient just sent (a STOP confirmation, a HELP reply) goes

@@ -2,6 +2,9 @@
 
 The window is [start, end) in local time. With the patient's zone unknown, a message goes only
 when every clinic zone is inside its window, and is held until the first such instant.
+
+``next_opening`` has a twin in src/emrcomm/outbox/window.py (the core checks the window again
+when an outbox row leaves, and may not import a plugin): change both together.
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ def zone(name: str | None) -> zoneinfo.ZoneInfo | None:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def zone_name(z: dt.tzinfo) -> str:
+    """The IANA name of a zone this module resolved (UTC for the fallback)."""
+    return z.key if isinstance(z, zoneinfo.ZoneInfo) else "UTC"
 
 
 def next_opening(window: Window, zones: Sequence[dt.tzinfo], now: dt.datetime) -> dt.datetime:

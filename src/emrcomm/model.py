@@ -388,6 +388,17 @@ class Finding:
 
 
 @frozen
+class SendingWindow:
+    """When a message may leave (QUIET_HOURS): local times [start, end) that must hold in every
+    zone of ``zones`` (IANA names: the patient's own, or every clinic zone when it is unknown).
+    Given by the ``emrcomm_sending_window`` hook; checked again when an outbox row leaves."""
+
+    start: dt.time
+    end: dt.time
+    zones: tuple[str, ...]
+
+
+@frozen
 class Receipt:
     """What a transport reports after handing a message over."""
 

@@ -25,6 +25,7 @@ from emrcomm.model import (
     Recipient,
     Request,
     Route,
+    SendingWindow,
     Sensitivity,
 )
 from emrcomm.pipeline.records import record_id
@@ -49,6 +50,8 @@ class Hooks(Protocol):
     def validate(self, message: Message, recipient: Recipient, channel: Channel, route: Route,
                  facts: tuple[Finding, ...], now: dt.datetime) -> tuple[Finding, ...]: ...
 
+    def sending_window(self, message: Message, recipient: Recipient, channel: Channel) -> SendingWindow | None: ...
+
 
 @frozen
 class Leg:
@@ -61,6 +64,7 @@ class Leg:
     findings: tuple[Finding, ...]
     link: str | None = None
     link_from: tuple[str, str] | None = None
+    window: SendingWindow | None = None  # QUIET_HOURS, checked again when its outbox row leaves
 
 
 @frozen
@@ -199,7 +203,8 @@ def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recip
                 leg_facts = hooks.inspect(leg_message)
         found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
         found += hooks.validate(leg_message, recipient, channel, route, leg_facts, now)
-        legs.append(Leg(route, channel, leg_message, found, link, link_from if link else None))
+        window = hooks.sending_window(leg_message, recipient, channel)
+        legs.append(Leg(route, channel, leg_message, found, link, link_from if link else None, window))
     return Verdict(candidate, tuple(legs), tuple(f for leg in legs for f in leg.findings))
 
 

@@ -38,6 +38,7 @@ from emrcomm.model import (
     Record,
     Request,
     Route,
+    SendingWindow,
 )
 from emrcomm.plugin import NAME, spec
 from emrcomm.plugin.context import HostServices, PluginContext, references
@@ -544,6 +545,12 @@ class PluginManager:
             found.append(self._configured(finding("TEXT_TOO_LONG", plugin="host", channel=channel.name,
                                                   length=f"{len(message.text):,}", limit=f"{limit:,}"), message))
         return tuple(found)
+
+    def sending_window(self, message: Message, recipient: Recipient, channel: Channel) -> SendingWindow | None:
+        """The window the route's message must leave in (QUIET_HOURS), or None: none applies."""
+        result: SendingWindow | None = self._first("emrcomm_sending_window", SendingWindow, message=message,
+                                                   recipient=recipient, channel=channel)
+        return result
 
     def _configured(self, f: Finding, message: Message) -> Finding:
         severity, override = self.config.rules.apply(f.code, f.severity)

@@ -22,6 +22,7 @@ from emrcomm.model import (
     Record,
     Request,
     Route,
+    SendingWindow,
 )
 from emrcomm.plugin import hookspec
 from emrcomm.storage.database import Migration
@@ -152,6 +153,27 @@ def emrcomm_validate(
     :returns: findings (an empty iterable or None means no objection).
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def emrcomm_sending_window(message: Message, recipient: Recipient, channel: Channel) -> SendingWindow | None:
+    """The sending window (QUIET_HOURS) a route's message must leave in, checked again when its
+    outbox row leaves: a retry whose backoff ends at night, a dead letter requeued at night or a
+    row taken over at night is held until the window opens (or expires, when it would expire
+    first), not sent.
+
+    Stops at first non-None result. None means "no window from me": the next plugin is asked;
+    when none answers, no quiet hours apply to the route at delivery (the built-in ``policy``
+    answers None for the answers to the patient's own messages, urgent priority and channels
+    outside ``quiet_hours_channels``). Called once per route of the chosen candidate when a
+    request is decided; the answer is kept with the outbox row, so keep it cheap and pure.
+
+    :param message: the words for this route (a notice has its own message).
+    :param channel: the route's channel.
+    :returns: a SendingWindow (local start, end, and the IANA zones it must hold in), or None.
+
+    .. versionadded:: 0.3
     """
 
 

@@ -1,0 +1,77 @@
+"""Is a sending window (QUIET_HOURS) open at an instant, and when does it open next: what the
+outbox checks when a row leaves, so that a retry, a requeued dead letter or a takeover does not
+go at night. The window comes from the ``emrcomm_sending_window`` hook when the request is
+decided, kept in the row's payload.
+
+A twin of ``next_opening`` in plugins/emrcomm_policy/timing.py (the core may not import a
+plugin): change both together.
+
+A zone name that no longer resolves (tzdata changed under a stored row) is left out, with a
+warning naming the row only; with none left, the clinic's zones (``fallback``) decide. The
+message is held, never sent unchecked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import zoneinfo
+from collections.abc import Sequence
+
+from emrcomm.model import SendingWindow
+
+log = logging.getLogger("emrcomm.delivery")
+
+LOOKAHEAD_DAYS = 3
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def zones_of(window: SendingWindow, fallback: Sequence[str] = (), *, key: str = "") -> tuple[dt.tzinfo, ...]:
+    """The zones of ``window`` that resolve; those of ``fallback`` when none does; UTC last."""
+    found = [z for z in (_zone(n) for n in window.zones) if z is not None]
+    if len(found) < len(window.zones):
+        log.warning("outbox %s: %d time zone(s) of its sending window are unknown; judged on the others",
+                    key or "?", len(window.zones) - len(found))
+    if not found:
+        found = [z for z in (_zone(n) for n in fallback) if z is not None]
+    return tuple(found) or (dt.UTC,)
+
+
+def _inside(window: SendingWindow, at: dt.datetime, zone: dt.tzinfo) -> bool:
+    return window.start <= at.astimezone(zone).time() < window.end
+
+
+def is_open(window: SendingWindow, at: dt.datetime, fallback: Sequence[str] = (), *, key: str = "") -> bool:
+    """Whether ``at`` is inside ``window`` in every one of its zones."""
+    return all(_inside(window, at, z) for z in zones_of(window, fallback, key=key))
+
+
+def next_opening(window: SendingWindow, at: dt.datetime, fallback: Sequence[str] = (), *,
+                 key: str = "") -> dt.datetime:
+    """The first instant at or after ``at`` that is inside ``window`` in every zone; when the
+    zones never share an open moment in the next days, the opening in the first zone."""
+    zones = zones_of(window, fallback, key=key)
+    candidates = {at}
+    for z in zones:
+        today = at.astimezone(z).date()
+        for days in range(LOOKAHEAD_DAYS + 1):
+            opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=z)
+            candidates.add(opening.astimezone(dt.UTC))
+    for candidate in sorted(c for c in candidates if c >= at):
+        if all(_inside(window, candidate, z) for z in zones):
+            return candidate
+    first = zones[0]
+    today = at.astimezone(first).date()
+    for days in range(LOOKAHEAD_DAYS + 1):
+        opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=first).astimezone(dt.UTC)
+        if opening >= at:
+            return opening
+    raise AssertionError("a daily window opens within a day")  # pragma: no cover
