@@ -232,7 +232,8 @@ def _item(req: Request, facts: RecordFacts, leg: Leg, index: int, *, held: bool,
     return Item(key=facts.id, request_id=req.id, channel=leg.channel.name, address=leg.route.address or None,
                 leg=index, state="held" if held else "sending" if owner else "pending",
                 attempts=1 if owner else 0, not_before=hold_until, expires=_expires(req), lease_owner=owner,
-                held_until=held_until, payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from))
+                held_until=held_until, payload=Payload(html=html, template=leg.message.template, link_from=leg.link_from,
+                                                        window=leg.window, window_known=True))
 
 
 def _expires(req: Request) -> dt.datetime | None:
