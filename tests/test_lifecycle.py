@@ -74,9 +74,24 @@ def test_every_projection_is_a_valid_r4_communication(events: list[Event]) -> No
     ((LegState.QUEUED, LegState.CANCELLED, LegState.ACCEPTED), LegState.ACCEPTED),  # it left all the same
     ((LegState.QUEUED, LegState.UNDELIVERABLE, Note.REQUEUED), LegState.QUEUED),  # staff requeued it
     ((LegState.ACCEPTED, LegState.RECALLED, LegState.READ), LegState.READ),  # read before the recall took
+    ((LegState.QUEUED, LegState.HELD), LegState.HELD),  # held again as it left: its window had shut (a retry)
+    ((LegState.QUEUED, LegState.UNDELIVERABLE, Note.REQUEUED, LegState.HELD), LegState.HELD),  # requeued at night
+    ((LegState.QUEUED, LegState.HELD, LegState.ACCEPTED), LegState.ACCEPTED),  # then sent when it opened
+    ((LegState.QUEUED, LegState.HELD, LegState.EXPIRED), LegState.EXPIRED),  # or expired first
+    ((LegState.QUEUED, LegState.HELD, Note.REQUEUED), LegState.QUEUED),  # a requeue since
 ])
 def test_the_precedence_table(kinds: tuple[LegState | Note, ...], state: LegState) -> None:
     assert state_of([event(k, i) for i, k in enumerate(kinds)])[0] is state
+
+
+def test_a_hold_at_the_instant_it_was_queued_does_not_count_and_a_later_hold_carries_its_until() -> None:
+    # 0.1's records, converted, carry "held" and "queued" at the time filed: it was released.
+    assert state_of([event(LegState.HELD, 0), event(LegState.QUEUED, 0)])[0] is LegState.QUEUED
+    until = TEST_NOW + dt.timedelta(hours=10)
+    held = attrs.evolve(event(LegState.HELD, 5), reason="QUIET_HOURS", until=until)
+    record = project(FACTS, [event(LegState.QUEUED, 0), held, event(Note.ATTEMPT_FAILED, 3)])
+    assert (record.state, record.status, record.hold_until, record.reasons) == ("held", "on-hold", until,
+                                                                                ("QUIET_HOURS",))
 
 
 def test_every_state_has_a_rank_and_a_chart_status() -> None:

@@ -119,6 +119,18 @@ def state_of(events: Iterable[Event]) -> tuple[LegState | None, Event | None]:
         return (LegState.QUEUED, None) if requeued else (None, None)
     # Highest rank wins; among equals the earliest, then what it says: a total order.
     winner = min(moving, key=lambda e: (-rank(e.kind), *_said(e)))  # type: ignore[arg-type]
+    if winner.kind is LegState.QUEUED:
+        # Held again as it left (its sending window closed: a retry, a requeue, a takeover at
+        # night) after it was queued or requeued, and nothing since has moved it further: held,
+        # until the window opens. By the events' times, not their arrival: the same set, the
+        # same state. A hold at the same instant as the queueing does not count (0.1's records
+        # converted carry both at the time filed, and were released).
+        held = [e for e in moving if e.kind is LegState.HELD]
+        if held:
+            last_held = max(held, key=_said)
+            since = max([e.at for e in moving if e.kind is LegState.QUEUED] + requeued)
+            if last_held.at > since:
+                return LegState.HELD, last_held
     return LegState(winner.kind), winner
 
 

@@ -4,6 +4,9 @@ only recorded, and what each state means in the chart.
 A leg's state is the state of its highest-ranked event. Because the rank, not the order of
 arrival, decides, the same set of events always gives the same state: a late "failed" after
 "delivered", a report replayed after a restart, two workers' "accepted" for one message.
+One exception, decided by the events' times and so just as independent of their order: a leg
+held again as it left the outbox (QUIET_HOURS: a retry, a requeue, a takeover at night) after
+it was queued, with nothing ranked higher since, is held (emrcomm.lifecycle.projection.state_of).
 """
 
 from __future__ import annotations
