@@ -202,6 +202,38 @@ def test_stop_at_ten_at_night_is_confirmed_at_once_in_response_to_the_stop(
     assert confirmation["inResponseTo"] == [{"reference": f"Communication/{stop['id']}"}]
 
 
+def test_a_stop_confirmation_whose_send_failed_for_now_at_eleven_at_night_is_retried_at_once_not_held(
+    host: Host, client: Client, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer to the patient's STOP has no sending window (QUIET_HOURS does not apply to it):
+    a retry at night goes at night, as the carriers expect, not at 08:00."""
+    from emrcomm.delivery import TransientDeliveryError
+    from emrcomm.outbox.worker import Worker, WorkerSettings
+
+    host.send(reminder())
+    clock.now = LATE + dt.timedelta(hours=1)  # 23:00 in Ottawa
+    transport = host.channels["sms"].transport
+    send = transport.send
+    failures = [TransientDeliveryError("busy", provider="sink", reason="server-error", retry_after=60)]
+
+    def flaky(delivery: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return send(delivery)
+
+    monkeypatch.setattr(transport, "send", flaky)
+    mo(client, "STOP", "mo-1")
+    [row] = host.storage.db.query("SELECT state, not_before FROM outbox")
+    assert row["state"] == "retry" and dt.datetime.fromisoformat(row["not_before"]) == clock.now + dt.timedelta(
+        seconds=60)
+    clock.now += dt.timedelta(seconds=61)
+    worker = Worker(host, WorkerSettings.from_config({}), rand=lambda: 1.0)
+    stats = worker.run(once=True)
+    assert (stats.sent, stats.held) == (1, 0) and "no longer receive" in sms_lines(host)[-1]["text"]
+    [confirmation] = filed(host, "optout-confirmation")
+    assert confirmation["status"] == "completed"
+
+
 def test_in_queue_mode_a_worker_process_sends_the_stop_confirmation_at_ten_at_night(
     make_host: Callable[..., Host], tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -664,3 +664,137 @@ def test_a_secret_the_provider_echoes_is_masked_for_staff(
     [dead] = kannel_host.storage.outbox.dead()
     assert dead.last_error is not None and "pw-1" not in dead.last_error
     assert "Bad request" in dead.last_error and "password=***" in dead.last_error
+
+
+# Quiet hours again as a row leaves (QUIET_HOURS, docs/rules.md) -----------------------------------
+
+def toronto(hour: int, minute: int = 0, second: int = 0, day: int = 23) -> dt.datetime:
+    return dt.datetime(2026, 11, day, hour, minute, second, tzinfo=TORONTO)
+
+
+def outbox_row(host: Host) -> Any:
+    [row] = host.storage.db.query("SELECT state, attempts, not_before, last_error FROM outbox")
+    return row
+
+
+def test_a_retry_whose_backoff_ends_at_night_waits_for_the_window_to_open(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    clock.now = toronto(20, 55)
+    outcome = kannel_host.send(reminder())
+    assert outcome.status is Status.QUEUED
+    http_server.script(Reply(429, b"slow down", headers=(("Retry-After", "600"),)))  # 21:05: the window has shut
+    w = worker(kannel_host)
+    assert w.run(once=True).retried == 1
+    row = outbox_row(kannel_host)
+    assert row["state"] == "retry" and dt.datetime.fromisoformat(row["not_before"]) == toronto(8, day=24)
+    for step in (toronto(21, 30), toronto(2, day=24), toronto(7, 59, day=24)):
+        clock.now = step
+        assert w.run(once=True).sent == 0
+    assert len(http_server.seen) == 1
+    clock.now = toronto(8, day=24)
+    assert w.run(once=True).sent == 1
+    assert len(http_server.seen) == 2 and status_of(kannel_host, outcome.record_ids[0]) == "completed"
+
+
+def dead_letter_at_eight_pm(host: Host, http_server: ScriptedHTTPServer, clock: Clock, request: Request) -> str:
+    clock.now = toronto(20, 0)
+    [record_id] = host.send(request).record_ids
+    http_server.script(*[Reply(500, b"down")] * 3)
+    w = worker(host)
+    for _ in range(3):
+        w.run(once=True)
+        clock.now += dt.timedelta(seconds=61)
+    assert w.stats.dead == 1
+    return record_id
+
+
+def test_a_dead_letter_requeued_at_night_is_held_until_eight_and_reads_on_hold(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    record_id = dead_letter_at_eight_pm(kannel_host, http_server, clock, reminder())
+    clock.now = toronto(23, 0)
+    assert kannel_host.requeue() == 1
+    clock.now = toronto(23, 0, 30)
+    w = worker(kannel_host)
+    stats = w.run(once=True)
+    assert (stats.sent, stats.held) == (0, 1) and len(http_server.seen) == 3
+    row = outbox_row(kannel_host)
+    assert (row["state"], row["attempts"]) == ("held", 0)
+    assert dt.datetime.fromisoformat(row["not_before"]) == toronto(8, day=24)
+    resource = communication(kannel_host, record_id)
+    assert resource is not None and resource["status"] == "on-hold"
+    assert "QUIET_HOURS" in json.dumps(resource["statusReason"])
+    record = kannel_host.record(record_id)
+    assert record is not None and record.hold_until == toronto(8, day=24)
+    clock.now = toronto(7, 59, day=24)
+    assert w.run(once=True).sent == 0 and len(http_server.seen) == 3
+    clock.now = toronto(8, day=24)
+    assert w.run(once=True).sent == 1
+    assert len(http_server.seen) == 4 and status_of(kannel_host, record_id) == "completed"
+
+
+def test_a_dead_letter_requeued_at_night_that_expires_before_eight_expires_unsent(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    record_id = dead_letter_at_eight_pm(kannel_host, http_server, clock, reminder(expires=toronto(23, 30)))
+    clock.now = toronto(23, 0)
+    assert kannel_host.requeue() == 1
+    clock.now = toronto(23, 0, 30)
+    stats = worker(kannel_host).run(once=True)
+    assert (stats.sent, stats.held, stats.expired) == (0, 0, 1) and len(http_server.seen) == 3
+    assert kannel_host.storage.outbox.counts() == {}
+    resource = communication(kannel_host, record_id)
+    assert resource is not None and resource["status"] == "not-done"
+    assert "MESSAGE_EXPIRED" in json.dumps(resource["statusReason"])
+
+
+def test_a_row_taken_over_at_night_is_held_not_sent(make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    clock.now = toronto(20, 59)
+    [record_id] = host.send(reminder()).record_ids
+    [_leased] = host.storage.outbox.claim(owner="dead-worker", now=clock.now, lease=dt.timedelta(seconds=2), limit=5)
+    clock.now = toronto(21, 30)
+    let_leases_run_out(host, clock, 2.1)
+    stats = worker(host).run(once=True)
+    assert (stats.sent, stats.taken_over, stats.held) == (0, 1, 1) and sink(host) == []
+    row = outbox_row(host)
+    assert (row["state"], row["attempts"]) == ("held", 1)  # the takeover's attempt given back; the mark kept
+    assert dt.datetime.fromisoformat(row["not_before"]) == toronto(8, day=24)
+    assert status_of(host, record_id) == "on-hold"
+    clock.now = toronto(8, day=24)
+    assert worker(host).run(once=True).sent == 1 and len(sink(host)) == 1
+    assert status_of(host, record_id) == "completed"
+
+
+def as_payload_v2(host: Host) -> None:
+    """The row as 0.2 wrote it: no sending window kept."""
+    [row] = host.storage.db.query("SELECT key, payload FROM outbox")
+    old = {k: v for k, v in json.loads(row["payload"]).items() if k != "window"}
+    host.storage.db.execute("UPDATE outbox SET payload = ? WHERE key = ?", (json.dumps({**old, "v": 2}), row["key"]))
+
+
+def test_a_row_queued_by_0_2_is_read_and_its_window_asked_again_as_it_leaves(
+        make_host: Callable[..., Host], clock: Clock) -> None:
+    host = make_host(QUEUE)
+    [record_id] = host.send(reminder()).record_ids  # 10:00: queued
+    as_payload_v2(host)
+    assert host.storage.outbox.get(record_id) is not None  # read, not refused
+    clock.now = toronto(23, 0)  # a worker that was down all day, started at night
+    stats = worker(host).run(once=True)
+    assert (stats.sent, stats.held) == (0, 1) and sink(host) == []
+    assert dt.datetime.fromisoformat(outbox_row(host)["not_before"]) == toronto(8, day=24)
+    clock.now = toronto(8, day=24)
+    assert worker(host).run(once=True).sent == 1 and status_of(host, record_id) == "completed"
+
+
+def test_a_row_queued_by_0_2_whose_patient_is_not_found_again_keeps_the_narrowest_window(
+        make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = make_host(QUEUE)
+    [record_id] = host.send(reminder()).record_ids
+    as_payload_v2(host)
+    monkeypatch.setattr(host.plugins, "find_recipient", lambda request: None)
+    clock.now = toronto(20, 30)  # inside the clinic's 08:00–21:00, outside 08:00–20:00: held, fail closed
+    assert worker(host).run(once=True).held == 1 and sink(host) == []
+    assert dt.datetime.fromisoformat(outbox_row(host)["not_before"]) == toronto(8, day=24)
+    assert status_of(host, record_id) == "on-hold"

@@ -248,6 +248,14 @@ class Host:
             done = deliver(self, item, facts.get(item.key), owner=written.owner, source=Source.HOST,
                            policy=self.retry_policy, commit=self._commit_relaxed, recipient=written.recipient,
                            late=self.late_records)
+            if done.result == "held":
+                # Its sending window closed between the decision and the send (a decision on the
+                # stroke of 21:00): the legs after it wait in the outbox, the request reads held.
+                rest = [later.key for later in written.items[index + 1:]]
+                if rest:
+                    with self.storage.transaction():
+                        self.storage.outbox.unlease(rest, owner=written.owner, now=self.clock())
+                return attrs.evolve(written.outcome, status=self._standing(written.outcome), receipts=tuple(receipts))
             if done.result != "accepted":
                 rest = [later.key for later in written.items[index + 1:]]
                 if rest and done.result == "retry":

@@ -84,6 +84,7 @@ class WorkerStats:
     dead: int = 0
     expired: int = 0
     cancelled: int = 0  # the patient opted out after the row was queued: not sent
+    held: int = 0  # due, but its sending window was closed (QUIET_HOURS): held until it opens
     # Rows found 'sending' under an expired lease: possibly sent before (a dead worker's rows in
     # flight), or only claimed (the rows it held for its threads; see Worker.run).
     taken_over: int = 0
@@ -118,6 +119,7 @@ class WorkerStats:
             return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 3) if ordered else None
 
         return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired, "cancelled": self.cancelled,
+                "held": self.held,
                 "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
                 "hung": self.hung, "put_off": self.put_off,
                 "settle_commits": self.settle_commits,

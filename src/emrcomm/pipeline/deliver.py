@@ -24,7 +24,8 @@ from emrcomm.inbox import raise_item, settle_follow_up
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Category, Channel, Message, Receipt, Recipient, Record
+from emrcomm.model import Category, Channel, Message, Receipt, Recipient, Record, SendingWindow
+from emrcomm.outbox import window as windows
 from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
 from emrcomm.plugin.contract import Delivery
 from emrcomm.storage.database import StoreUnavailable
@@ -40,6 +41,9 @@ log = logging.getLogger("emrcomm.delivery")
 # The longest a provider's Retry-After puts the next try off, when the policy's backoff_cap is
 # shorter: a provider asking for decades (or a date past 9999) gets the row back within the hour.
 RETRY_AFTER_CEILING = 3600.0
+# A row written before rows kept their sending window, whose patient cannot be found again: the
+# narrowest built-in window (Florida's), in every clinic zone.
+FALLBACK_WINDOW = (dt.time(8, 0), dt.time(20, 0))
 RECORD_ATTEMPTS = 3  # tries at least to record that a message left; more while its lease holds
 RECORD_RETRY_PAUSE = 0.5  # the longest pause between those tries (seconds)
 # How long a caller waiting for ``send`` keeps trying to record a message that left while the
@@ -67,7 +71,7 @@ class RetryPolicy:
 @frozen
 class Delivered:
     """How one delivery ended: ``accepted`` (with the receipt), ``retry``, ``undeliverable``,
-    ``expired``, ``cancelled``; ``kept`` is False when the lease had passed to another process
+    ``expired``, ``cancelled``, ``held`` (its sending window closed: back in the outbox until it opens); ``kept`` is False when the lease had passed to another process
     (the message left all the same, and is recorded)."""
 
     result: str
@@ -165,6 +169,17 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         commit(lambda: _end(host, item, facts, LegState.CANCELLED, "CONSENT_REVOKED", revoked, owner=owner,
                             source=source, trail=trail))
         return Delivered("cancelled")
+    # QUIET_HOURS again, as it leaves: a retry, a requeued dead letter or a takeover at night is
+    # held until the window opens (a few comparisons; the window travels in the row).
+    window = _window_of(host, item, facts, recipient)
+    if window is not None and not windows.is_open(window, now, host.config.clinic.time_zones, key=item.key):
+        opening = windows.next_opening(window, now, host.config.clinic.time_zones, key=item.key)
+        if item.expires is not None and item.expires <= opening:
+            commit(lambda: _end(host, item, facts, LegState.EXPIRED, "MESSAGE_EXPIRED",
+                                "its sending window opens after it expires", owner=owner, source=source, trail=trail))
+            return Delivered("expired")
+        commit(lambda: _hold(host, item, owner=owner, source=source, now=now, until=opening, trail=trail))
+        return Delivered("held")
     error: Exception | None = None
     try:
         delivery = Delivery(message_for(facts, item, dict(host.channels)), item.address or "", item.key,
@@ -277,6 +292,43 @@ def _accepted(host: Host, item: Item, receipt: Receipt, *, owner: str, source: S
     return kept, not_filed
 
 
+def _window_of(host: Host, item: Item, facts: RecordFacts, recipient: Recipient | None) -> SendingWindow | None:
+    """The window ``item`` must leave in: the one kept in its row; for a row written before rows
+    kept it (payload version 2), the hook's answer now for the patient as found now. When the
+    patient cannot be found (or finding them fails), fail closed: ``FALLBACK_WINDOW`` in every
+    clinic zone, unless the message is one that goes whatever the hour (an answer to the
+    patient's own message, urgent priority)."""
+    if item.payload.window_known:
+        return item.payload.window
+    request = facts.request
+    if request.category.answers_patient or request.priority == "urgent":
+        return None
+    channel = host.channels.get(item.channel)
+    if channel is None:
+        return None  # ends undeliverable below, unsent
+    try:
+        found = recipient or host.hooks.find_recipient(request)
+        if found is not None:
+            return host.hooks.sending_window(message_for(facts, item, dict(host.channels)), found, channel)
+    except Exception as exc:
+        log.warning("outbox %s: its sending window could not be asked again (%s); the clinic's default applies",
+                    item.key, type(exc).__name__)
+    start, end = FALLBACK_WINDOW
+    return SendingWindow(start, end, tuple(host.config.clinic.time_zones))
+
+
+def _hold(host: Host, item: Item, *, owner: str, source: Source, now: dt.datetime, until: dt.datetime,
+          trail: Trail) -> None:
+    if not host.storage.outbox.hold(item.key, owner=owner, now=now, not_before=until):
+        log.warning("outbox %s: not held: its lease had passed to another deliverer", item.key)
+        return
+    file_event(host, Event(record_id=item.key, kind=LegState.HELD, source=source, at=now,
+                           dedup=f"{item.key}:held:{iso(now)}", reason="QUIET_HOURS", until=until), trail)
+    trail.add("held", record=item.key, channel=item.channel, reasons=["QUIET_HOURS"])
+    trail.flush()
+    log.info("outbox %s: held until %s (QUIET_HOURS)", item.key, iso(until))
+
+
 def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseException, *, owner: str, source: Source,
                     policy: RetryPolicy, rand: Callable[[], float], trail: Trail) -> str:
     reason = exc.reason if isinstance(exc, DeliveryError) else type(exc).__name__
@@ -290,8 +342,13 @@ def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseExcepti
     asked = exc.retry_after if isinstance(exc, TransientDeliveryError) else None
     if isinstance(asked, int | float) and asked > 0:  # (NaN is not > 0)
         wait = max(wait, min(asked, max(policy.backoff_cap, RETRY_AFTER_CEILING)))
-    host.storage.outbox.retry(item.key, owner=owner, now=now, not_before=now + dt.timedelta(seconds=wait),
-                              error=said)
+    due = now + dt.timedelta(seconds=wait)
+    window = item.payload.window if item.payload.window_known else None  # an old row: checked when it leaves
+    zones = host.config.clinic.time_zones
+    if window is not None and not windows.is_open(window, due, zones, key=item.key):
+        due = windows.next_opening(window, due, zones, key=item.key)  # not at night: when the window opens
+        wait = (due - now).total_seconds()
+    host.storage.outbox.retry(item.key, owner=owner, now=now, not_before=due, error=said)
     file_event(host, Event(record_id=item.key, kind=Note.ATTEMPT_FAILED, source=source, at=now,
                            dedup=f"{item.key}:attempt-failed:{item.attempts}:{iso(now)}", detail=said[:200]),
                trail)

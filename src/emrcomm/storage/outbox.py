@@ -77,6 +77,11 @@ class Outbox(Protocol):
 
     def retry(self, key: str, *, owner: str, now: dt.datetime, not_before: dt.datetime, error: str) -> bool: ...
 
+    def hold(self, key: str, *, owner: str, now: dt.datetime, not_before: dt.datetime) -> bool:
+        """Hold a leased row unsent until ``not_before`` (its sending window is closed): state
+        'held', its attempt given back. False when the lease had passed to another."""
+        ...
+
     def bury(self, key: str, *, owner: str | None, now: dt.datetime, error: str) -> bool:
         """Keep the row as a dead letter (refused for good, or attempts used up)."""
         ...
@@ -185,6 +190,15 @@ class SqlOutbox:
                    lease_owner = NULL, lease_until = NULL
                WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
             (iso(not_before), error[:300], iso(now), key, owner)) == 1
+
+    def hold(self, key: str, *, owner: str, now: dt.datetime, not_before: dt.datetime) -> bool:
+        # last_error stays: a row taken over keeps its mark, so its attempts still count (see claim).
+        return self.db.execute(
+            """UPDATE outbox SET state = 'held', not_before = ?, updated = ?,
+                   attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+                   lease_owner = NULL, lease_until = NULL
+               WHERE key = ? AND lease_owner = ? AND state = 'sending'""",
+            (iso(not_before), iso(now), key, owner)) == 1
 
     def bury(self, key: str, *, owner: str | None, now: dt.datetime, error: str) -> bool:
         guard, params = ("AND lease_owner = ? AND state = 'sending'", (owner,)) if owner else ("", ())
