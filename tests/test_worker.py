@@ -798,3 +798,26 @@ def test_a_row_queued_by_0_2_whose_patient_is_not_found_again_keeps_the_narrowes
     assert worker(host).run(once=True).held == 1 and sink(host) == []
     assert dt.datetime.fromisoformat(outbox_row(host)["not_before"]) == toronto(8, day=24)
     assert status_of(host, record_id) == "on-hold"
+
+
+def test_an_inline_send_whose_window_shut_after_the_decision_is_held_not_sent(
+        make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decision on the stroke of the window's end, the send a moment later: the inline caller
+    hears held, and the worker sends it when the window opens."""
+    from emrcomm import SendingWindow
+
+    class Ticking(Clock):  # a real clock moves between the decision and the send
+        def __call__(self) -> dt.datetime:
+            self.now += dt.timedelta(microseconds=1)
+            return self.now
+
+    clock = Ticking(clock.now)
+    host = make_host(clock=clock)
+    shut = SendingWindow(dt.time(8, 0), dt.time(9, 0), ("America/Toronto",))  # 10:00: shut since 09:00
+    monkeypatch.setattr(host.plugins, "sending_window", lambda message, recipient, channel: shut)
+    outcome = host.send(reminder())
+    assert outcome.status is Status.HELD and sink(host) == []
+    assert dt.datetime.fromisoformat(outbox_row(host)["not_before"]) == toronto(8, day=24)
+    assert status_of(host, outcome.record_ids[0]) == "on-hold"
+    clock.now = toronto(8, day=24)
+    assert worker(host).run(once=True).sent == 1 and len(sink(host)) == 1
