@@ -734,6 +734,28 @@ def test_a_dead_letter_requeued_at_night_is_held_until_eight_and_reads_on_hold(
     assert len(http_server.seen) == 4 and status_of(kannel_host, record_id) == "completed"
 
 
+def test_a_held_row_that_fails_again_when_the_window_opens_reads_retrying_not_on_hold(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    """The hold ended when the window opened and the row was tried: a failure then is a retry in
+    progress, not "on hold until 08:00" for good."""
+    record_id = dead_letter_at_eight_pm(kannel_host, http_server, clock, reminder())
+    clock.now = toronto(23, 0)
+    assert kannel_host.requeue() == 1
+    clock.now = toronto(23, 0, 30)
+    w = worker(kannel_host)
+    assert w.run(once=True).held == 1 and status_of(kannel_host, record_id) == "on-hold"
+    http_server.script(Reply(500, b"down"))
+    clock.now = toronto(8, day=24)
+    assert w.run(once=True).retried == 1
+    resource = communication(kannel_host, record_id)
+    assert resource is not None and resource["status"] == "in-progress", resource
+    record = kannel_host.record(record_id)
+    assert record is not None and record.hold_until is None
+    clock.now = toronto(9, day=24)
+    assert w.run(once=True).sent == 1 and status_of(kannel_host, record_id) == "completed"
+
+
 def test_a_dead_letter_requeued_at_night_that_expires_before_eight_expires_unsent(
     kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
 ) -> None:

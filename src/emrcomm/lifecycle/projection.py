@@ -129,7 +129,9 @@ def state_of(events: Iterable[Event]) -> tuple[LegState | None, Event | None]:
         if held:
             last_held = max(held, key=_said)
             since = max([e.at for e in moving if e.kind is LegState.QUEUED] + requeued)
-            if last_held.at > since:
+            # A try that failed after it: the window opened, the row was tried, the hold is over.
+            tried = any(e.kind is Note.ATTEMPT_FAILED and e.at > last_held.at for e in events)
+            if last_held.at > since and not tried:
                 return LegState.HELD, last_held
     return LegState(winner.kind), winner
 
