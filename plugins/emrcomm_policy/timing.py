@@ -16,11 +16,10 @@ from typing import Any
 
 from attrs import frozen
 
-from emrcomm import ConfigError
+from emrcomm import ConfigError, SendingWindow
 
 DEFAULT_WINDOW = ("08:00", "21:00")
 DEFAULT_BY_JURISDICTION: Mapping[str, tuple[str, str]] = {"US-FL": ("08:00", "20:00")}
-LOOKAHEAD_DAYS = 3
 
 
 @frozen
@@ -76,27 +75,9 @@ def zone_name(z: dt.tzinfo) -> str:
 
 
 def next_opening(window: Window, zones: Sequence[dt.tzinfo], now: dt.datetime) -> dt.datetime:
-    """The first instant at or after ``now`` (UTC) that is inside ``window`` in every zone.
-
-    When the zones never share an open moment in the next days (zones too far apart for the
-    window), the opening in the first zone is returned: the clinic's main zone decides.
-    """
-    candidates = {now}
-    for z in zones:
-        today = now.astimezone(z).date()
-        for days in range(LOOKAHEAD_DAYS + 1):
-            opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=z)
-            candidates.add(opening.astimezone(dt.UTC))
-    for at in sorted(c for c in candidates if c >= now):
-        if all(window.contains(at, z) for z in zones):
-            return at
-    first = zones[0]
-    today = now.astimezone(first).date()
-    for days in range(LOOKAHEAD_DAYS + 1):
-        opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=first).astimezone(dt.UTC)
-        if opening >= now:
-            return opening
-    raise AssertionError("a daily window opens within a day")  # pragma: no cover
+    """The first instant at or after ``now`` (UTC) that is inside ``window`` in every zone; when
+    the zones never share an open moment, the opening in the first (emrcomm.SendingWindow.opening)."""
+    return SendingWindow(window.start, window.end, ()).opening(now, zones)
 
 
 def is_open(window: Window, zones: Iterable[dt.tzinfo], now: dt.datetime) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -387,6 +387,9 @@ class Finding:
         return self.severity is Severity.BLOCK
 
 
+WINDOW_LOOKAHEAD_DAYS = 3  # how far SendingWindow.opening looks for a moment open in every zone
+
+
 @frozen
 class SendingWindow:
     """When a message may leave (QUIET_HOURS): local times [start, end) that must hold in every
@@ -396,6 +399,31 @@ class SendingWindow:
     start: dt.time
     end: dt.time
     zones: tuple[str, ...]
+
+    def contains(self, at: dt.datetime, zones: Sequence[dt.tzinfo]) -> bool:
+        """Whether ``at`` is inside the window in every one of ``zones`` (``zones`` resolved)."""
+        return all(self.start <= at.astimezone(z).time() < self.end for z in zones)
+
+    def opening(self, at: dt.datetime, zones: Sequence[dt.tzinfo]) -> dt.datetime:
+        """The first instant at or after ``at`` inside the window in every one of ``zones``; when
+        the zones never share an open moment in the next days (zones too far apart for the
+        window), the opening in the first zone: the clinic's main zone decides."""
+        candidates = {at}
+        for z in zones:
+            today = at.astimezone(z).date()
+            for days in range(WINDOW_LOOKAHEAD_DAYS + 1):
+                opening = dt.datetime.combine(today + dt.timedelta(days=days), self.start, tzinfo=z)
+                candidates.add(opening.astimezone(dt.UTC))
+        for candidate in sorted(c for c in candidates if c >= at):
+            if self.contains(candidate, zones):
+                return candidate
+        today = at.astimezone(zones[0]).date()
+        for days in range(WINDOW_LOOKAHEAD_DAYS + 1):
+            opening = dt.datetime.combine(today + dt.timedelta(days=days), self.start,
+                                          tzinfo=zones[0]).astimezone(dt.UTC)
+            if opening >= at:
+                return opening
+        raise AssertionError("a daily window opens within a day")  # pragma: no cover
 
 
 @frozen

@@ -3,8 +3,8 @@ outbox checks when a row leaves, so that a retry, a requeued dead letter or a ta
 go at night. The window comes from the ``emrcomm_sending_window`` hook when the request is
 decided, kept in the row's payload.
 
-A twin of ``next_opening`` in plugins/emrcomm_policy/timing.py (the core may not import a
-plugin): change both together.
+The window's own arithmetic is SendingWindow's (``contains``, ``opening``), which the policy
+plugin uses too; this module resolves a stored row's zone names.
 
 A zone name that no longer resolves (tzdata changed under a stored row) is left out, with a
 warning naming the row only; with none left, the clinic's zones (``fallback``) decide. The
@@ -23,7 +23,6 @@ from emrcomm.model import SendingWindow
 
 log = logging.getLogger("emrcomm.delivery")
 
-LOOKAHEAD_DAYS = 3
 
 
 @functools.lru_cache(maxsize=256)
@@ -45,33 +44,12 @@ def zones_of(window: SendingWindow, fallback: Sequence[str] = (), *, key: str = 
     return tuple(found) or (dt.UTC,)
 
 
-def _inside(window: SendingWindow, at: dt.datetime, zone: dt.tzinfo) -> bool:
-    return window.start <= at.astimezone(zone).time() < window.end
-
-
 def is_open(window: SendingWindow, at: dt.datetime, fallback: Sequence[str] = (), *, key: str = "") -> bool:
     """Whether ``at`` is inside ``window`` in every one of its zones."""
-    return all(_inside(window, at, z) for z in zones_of(window, fallback, key=key))
+    return window.contains(at, zones_of(window, fallback, key=key))
 
 
 def next_opening(window: SendingWindow, at: dt.datetime, fallback: Sequence[str] = (), *,
                  key: str = "") -> dt.datetime:
-    """The first instant at or after ``at`` that is inside ``window`` in every zone; when the
-    zones never share an open moment in the next days, the opening in the first zone."""
-    zones = zones_of(window, fallback, key=key)
-    candidates = {at}
-    for z in zones:
-        today = at.astimezone(z).date()
-        for days in range(LOOKAHEAD_DAYS + 1):
-            opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=z)
-            candidates.add(opening.astimezone(dt.UTC))
-    for candidate in sorted(c for c in candidates if c >= at):
-        if all(_inside(window, candidate, z) for z in zones):
-            return candidate
-    first = zones[0]
-    today = at.astimezone(first).date()
-    for days in range(LOOKAHEAD_DAYS + 1):
-        opening = dt.datetime.combine(today + dt.timedelta(days=days), window.start, tzinfo=first).astimezone(dt.UTC)
-        if opening >= at:
-            return opening
-    raise AssertionError("a daily window opens within a day")  # pragma: no cover
+    """The first instant at or after ``at`` that is inside ``window`` in every zone (SendingWindow.opening)."""
+    return window.opening(at, zones_of(window, fallback, key=key))
