@@ -175,12 +175,17 @@ def test_the_staff_timeline_shows_a_reply_the_opt_out_it_made_and_the_next_messa
         assert browser.get(f"/staff/patients?patient={typed}").text == page.text, typed
 
 
-def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, host: Host) -> None:
+def reply_by_the_portal(host: Host, words: str) -> None:
+    """The patient opens the clinician's note in the portal and replies ``words``."""
     outcome = send_note(host)
     service = host.plugins.get("portal").service
     visit = service.verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
     assert visit.opened is not None
-    assert service.reply(visit.opened.session, "Should I take it with food?") == "sent"
+    assert service.reply(visit.opened.session, words) == "sent"
+
+
+def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, host: Host) -> None:
+    reply_by_the_portal(host, "Should I take it with food?")
     browser = Browser(site)
     browser.sign_in()
     page = html.unescape(browser.get("/staff/patients?patient=Patient/on-en").text)
@@ -192,11 +197,7 @@ def test_a_patients_portal_reply_is_shown_to_staff_in_their_words(site: str, hos
 def test_a_direction_control_in_a_patients_words_is_shown_not_obeyed(site: str, host: Host) -> None:
     """U+202E would show "Take it today, not with food" as something else: staff read the words
     in the order they were written, the control named."""
-    outcome = send_note(host)
-    service = host.plugins.get("portal").service
-    visit = service.verify(token_in(notice_for(host, outcome)["text"]), BIRTH_DATE)
-    assert visit.opened is not None
-    assert service.reply(visit.opened.session, "Take it today, \u202edoof htiw ton") == "sent"
+    reply_by_the_portal(host, "Take it today, \u202edoof htiw ton")
     browser = Browser(site)
     browser.sign_in()
     page = html.unescape(browser.get("/staff/patients?patient=Patient/on-en").text)
