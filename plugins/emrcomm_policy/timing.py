@@ -3,8 +3,8 @@
 The window is [start, end) in local time. With the patient's zone unknown, a message goes only
 when every clinic zone is inside its window, and is held until the first such instant.
 
-``next_opening`` has a twin in src/emrcomm/outbox/window.py (the core checks the window again
-when an outbox row leaves, and may not import a plugin): change both together.
+The arithmetic of the next opening is emrcomm.SendingWindow's (``opening``), which the outbox
+uses too when it checks the window again as a row leaves.
 """
 
 from __future__ import annotations
