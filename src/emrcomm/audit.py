@@ -74,7 +74,7 @@ FIELDS: Mapping[str, type | tuple[type, ...]] = {
     "head_seq": int,
     "client": str,         # the FHIR API client (its id from `emrcomm clients add`)
     "operation": str,      # the FHIR API interaction: create CommunicationRequest, search Communication, ...
-    "http_status": int,    # what the FHIR API answered
+    "http_status": int,    # what the FHIR API or a staff sign-in answered
     "subscription": str,   # a Subscription id
     "scopes": list,        # the SMART scopes a token was granted
     "staff": str,          # a staff account's name (emrcomm staff add)

@@ -121,8 +121,11 @@ class _StaffPages:
         if signed.session is None or signed.device is None:
             known = await run_in_threadpool(self.accounts.known, name)
             # A name that is no account may be a password typed in the wrong field: never logged.
-            await self._audit("staff.refused", **({"staff": name} if known else {}))
-            if signed.wait > 0:  # the same for any name: the limits count names, not accounts
+            # Its status says which: 429, slowed (the password was not checked), or 401, wrong.
+            slowed = signed.wait > 0
+            await self._audit("staff.refused", http_status=429 if slowed else 401,
+                              **({"staff": name} if known else {}))
+            if slowed:  # the same for any name: the limits count names, not accounts
                 return await self.login_form(request, error="wait", status_code=429, next_path=next_path,
                                              wait=math.ceil(signed.wait))
             return await self.login_form(request, error="refused", status_code=401, next_path=next_path)
