@@ -122,6 +122,12 @@ def test_a_hung_transport_is_reported_abandoned_and_taken_over_after_its_lease(
     assert first["worker"]["hung"] == 1 and first["worker"]["sent"] == 6
     assert first["outbox"] == {"sending": 1}  # the hung row stays leased: it may have left
     assert not (mail / "sent.txt").exists()
+    # ... and in the audit log, where a member of staff finds which message may have left
+    from emrcomm.audit import entries
+
+    hung_entries = [{k: e.get(k) for k in ("record", "channel", "plugin")}
+                    for e in entries(host.storage) if e["kind"] == "delivery.hung"]
+    assert hung_entries == [{"record": hung.record_ids[0], "channel": "email", "plugin": "hangmail"}]
 
     # The provider answers again; once the lease has run out a second worker takes the row over
     # and sends it, with the same key.

@@ -91,6 +91,7 @@ KINDS: Mapping[str, str] = {
     "blocked": "no candidate passed: filed not-done; reasons are the blocking codes",
     "sent": "handed to a channel's transport",
     "delivery.failed": "a transport failed; the outbox keeps the message for retry",
+    "delivery.hung": "a transport's send had not returned after [delivery] send_timeout: its row stays leased, to be taken over (it may have left)",
     "delivery.dead": "the outbox gave up on a message (permanent refusal or attempts used up): a dead letter",
     "expired": "the request expired before it could be delivered: not sent, filed not-done",
     "cancelled": "not sent after all: the patient opted out after it was queued, or the leg before it was not sent",

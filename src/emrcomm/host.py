@@ -51,7 +51,7 @@ from emrcomm.pipeline.decide import Decision, decide
 from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
 from emrcomm.pipeline.late import LateRecords
 from emrcomm.pipeline.records import record_id, reply_facts
-from emrcomm.pipeline.watch import SendWatch, send_timeout
+from emrcomm.pipeline.watch import Sending, SendWatch, send_timeout
 from emrcomm.pipeline.write import Written, outcome, write
 from emrcomm.plugin.context import PluginContext
 from emrcomm.plugin.manager import FilingFailed, PluginManager, check_secret_references, installed
@@ -137,6 +137,8 @@ class Host:
             # The FHIR API's and the staff pages' tables and the plugins' own, then the plugins that need them may start.
             self.storage.migrate([*API_MIGRATIONS, *STAFF_MIGRATIONS, *plugins.migrations()], upgrade_it=self._upgrade)
             plugins.start(self)
+            if not read_only:
+                self.sends.listen(self._audit_hung)
         except BaseException:
             if plugins is not None:
                 plugins.close()
@@ -170,6 +172,11 @@ class Host:
     def closed(self) -> bool:
         """Whether :meth:`close` has run (a background thread beside the host stops then)."""
         return self._closed
+
+    def _audit_hung(self, sending: Sending) -> None:
+        """A send found hung is in the audit log too (from the watching thread): it may have left."""
+        if not self._closed:
+            self.audit.record("delivery.hung", record=sending.key, channel=sending.channel, plugin=sending.plugin)
 
     def close(self) -> None:
         if self._closed:
