@@ -771,6 +771,24 @@ def test_a_dead_letter_requeued_at_night_that_expires_before_eight_expires_unsen
     assert "MESSAGE_EXPIRED" in json.dumps(resource["statusReason"])
 
 
+def test_a_requeued_row_that_expires_at_the_same_instant_reads_expired_not_queued(
+    kannel_host: Host, http_server: ScriptedHTTPServer, clock: Clock
+) -> None:
+    """Requeued and found expired by the same clock reading (a clock that does not move between
+    the two, as a coarse one does): the expiry comes after the requeue, so the record says
+    expired; it read "queued" with no row left to send it."""
+    record_id = dead_letter_at_eight_pm(kannel_host, http_server, clock, reminder(expires=toronto(21, 0)))
+    clock.now = toronto(23, 0)
+    assert kannel_host.requeue() == 1
+    stats = worker(kannel_host).run(once=True)
+    assert (stats.sent, stats.expired) == (0, 1) and kannel_host.storage.outbox.counts() == {}
+    resource = communication(kannel_host, record_id)
+    assert resource is not None and resource["status"] == "not-done"
+    assert "MESSAGE_EXPIRED" in json.dumps(resource["statusReason"])
+    # the events' times keep the order they were written in
+    assert [e.kind.value for e in kannel_host.storage.records.events(record_id)][-2:] == ["requeued", "expired"]
+
+
 def test_a_row_taken_over_at_night_is_held_not_sent(make_host: Callable[..., Host], clock: Clock) -> None:
     host = make_host(QUEUE)
     clock.now = toronto(20, 59)

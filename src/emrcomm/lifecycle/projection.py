@@ -108,6 +108,16 @@ def _said(e: Event) -> tuple[Any, ...]:
             e.until or e.at)
 
 
+def after_requeues(events: Iterable[Event], now: dt.datetime) -> dt.datetime:
+    """The time for an end (expired, cancelled, undeliverable) written ``now``: a microsecond
+    after the leg's last requeue when that is not before ``now`` (a clock that did not move
+    between the two). A requeue takes back the ends at or before it, so an end at its instant
+    would be read as taken back; the writer knows it came after, and its time says so."""
+    requeued = [e.at for e in events if e.kind is Note.REQUEUED]
+    last = max(requeued, default=None)
+    return now if last is None or last < now else last + dt.timedelta(microseconds=1)
+
+
 def state_of(events: Iterable[Event]) -> tuple[LegState | None, Event | None]:
     """The state the events put a leg in, and the event that decided it (None: no state yet)."""
     events = list(events)

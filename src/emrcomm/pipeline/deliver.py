@@ -22,7 +22,7 @@ from emrcomm.audit import Trail
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, described
 from emrcomm.inbox import raise_item, settle_follow_up
 from emrcomm.lifecycle.events import Event, Note, Source
-from emrcomm.lifecycle.projection import RecordFacts
+from emrcomm.lifecycle.projection import RecordFacts, after_requeues
 from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Category, Channel, Message, Receipt, Recipient, Record, SendingWindow
 from emrcomm.outbox import window as windows
@@ -376,8 +376,9 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
             host.storage.outbox.bury(each.key, owner=owner if each is item else None, now=now, error=why)
         else:
             host.storage.outbox.finish(each.key, owner=owner if each is item else None)
-        file_event(host, Event(record_id=each.key, kind=what, source=source, at=now, dedup=f"{each.key}:{what.value}:"
-                               f"{iso(now)}", reason=reason, detail=why[:200]), trail)
+        at = after_requeues(host.storage.records.events(each.key), now)
+        file_event(host, Event(record_id=each.key, kind=what, source=source, at=at, dedup=f"{each.key}:{what.value}:"
+                               f"{iso(at)}", reason=reason, detail=why[:200]), trail)
         trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
     notices = [each for each in (item, *later) if each.payload.link_from is not None]
     if notices and notices[0].payload.link_from is not None:
