@@ -7,6 +7,7 @@ their token; sessions end at sign-out, when idle, and when the account is disabl
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import io
 import re
@@ -278,6 +279,10 @@ def test_wrong_passwords_slow_the_address_that_sends_them_and_an_unknown_name_is
     assert [e.get("http_status") for e in refusals] == [401] * PER_NAME_AND_ADDRESS + [429, 401]
     assert [e.get("staff") for e in refusals][-1] is None  # a password typed as the name is not kept
     assert PASSWORD.encode() not in database_bytes(host)
+    # nor its digest, which a copy of the database would let anyone test guesses against: the
+    # sign-in limits key theirs with a secret kept outside the database (the audit key's)
+    typed = hashlib.sha256(b"correct horse battery staple").hexdigest()
+    assert typed.encode() not in database_bytes(host)
 
 
 def test_wrong_passwords_from_one_address_do_not_keep_the_account_out_from_another(site: str) -> None:
@@ -381,7 +386,7 @@ def test_concurrent_wrong_passwords_get_no_more_checks_than_the_limit(
             return hasher.verify(stored, password)
 
     monkeypatch.setattr(accounts_module, "_HASHER", Counted())
-    accounts = accounts_module.StaffAccounts(host.storage.db, host.clock)
+    accounts = accounts_module.StaffAccounts(host.storage.db, host.clock, host.audit.key)
     with ThreadPoolExecutor(guesses) as pool:
         results = list(pool.map(lambda _: accounts.sign_in("jroy", WRONG, "192.0.2.7"), range(guesses)))
     assert len(checks) == PER_NAME_AND_ADDRESS

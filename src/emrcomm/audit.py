@@ -33,8 +33,9 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 from attrs import field, frozen
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from emrcomm.audit_index import FORGED, INTACT, KEYLESS, SEQ_LIMIT, SIGNED, UNSIGNED, EntryIndex, link
 from emrcomm.errors import ConfigError
@@ -202,6 +203,11 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         return self.private.sign(data)
+
+    def derived(self, purpose: bytes) -> bytes:
+        """A 32-byte secret for another use, named by ``purpose`` (HKDF-SHA256 of the private
+        key): known to whoever can read the key file, and to nobody who has only the database."""
+        return HKDF(hashes.SHA256(), 32, salt=None, info=purpose).derive(self.private.private_bytes_raw())
 
     @classmethod
     def ephemeral(cls) -> SigningKey:

@@ -19,6 +19,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -28,6 +29,9 @@ from emrcomm.errors import EmrcommError
 from emrcomm.staff.tries import Key, Tries
 from emrcomm.storage import Database, iso
 from emrcomm.storage.times import parse_iso
+
+if TYPE_CHECKING:
+    from emrcomm.audit import SigningKey
 
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MIN_PASSWORD = 12
@@ -107,10 +111,12 @@ def _digest(session_id: str) -> str:
 
 
 class StaffAccounts:
-    def __init__(self, db: Database, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], dt.datetime], key: SigningKey) -> None:
+        """``key``: the audit signing key, from which the secret that keys what the sign-in limits
+        store about names and addresses is derived (tries.py)."""
         self.db = db
         self.clock = clock
-        self.tries = Tries(db)
+        self.tries = Tries(db, key.derived(b"emrcomm staff sign-in limits"))
         _decoy()
 
     # accounts (the command line) -----------------------------------------------------------------

@@ -48,7 +48,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
     # Listing only asks: no credential, and nothing created before the first send.
     with Host.from_config(args.config, read_only=args.action == "list") as host:
-        accounts = StaffAccounts(host.storage.db, host.clock)
+        accounts = StaffAccounts(host.storage.db, host.clock, host.audit.key)
         if args.action == "list":
             # No account is locked: wrong passwords slow the addresses that send them (accounts.sign_in).
             rows = [{"name": a.name, "full_name": a.full_name, "created": a.created.isoformat(),

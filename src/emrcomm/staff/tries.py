@@ -5,12 +5,15 @@ A bucket holds ``size`` tries and gets one back every ``EVERY`` seconds. It is o
 time at which it is full again (``due``, the generic cell rate algorithm): a try at ``now`` is
 allowed when ``max(due, now) + EVERY - now <= size * EVERY``, and moves ``due`` on by ``EVERY``.
 A row whose ``due`` has passed is a full bucket, and is deleted. Keys and names are kept as
-their SHA-256: a name that is no account's may be a password typed in the wrong field.
+their HMAC-SHA256 under a secret the database does not hold (derived from the audit signing
+key): a name that is no account's may be a password typed in the wrong field, and a copy of the
+database alone must not let anyone test guesses against it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 
 from attrs import frozen
@@ -29,23 +32,22 @@ class Key:
     name: str | None
     size: int
 
-    @property
-    def stored(self) -> tuple[str, str | None]:
-        return _digest(self.key), _digest(self.name) if self.name is not None else None
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
-
 
 class _Refused(Exception):
     pass
 
 
 class Tries:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, secret: bytes) -> None:
         self.db = db
+        self._secret = secret
         self._greatest = "GREATEST" if db.dialect == "postgresql" else "MAX"
+
+    def _digest(self, text: str) -> str:
+        return hmac.new(self._secret, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+    def _stored(self, key: Key) -> tuple[str, str | None]:
+        return self._digest(key.key), self._digest(key.name) if key.name is not None else None
 
     def take(self, keys: Sequence[Key], now: float) -> float:
         """Take one try from every bucket in ``keys``, all or none (one transaction, in the order
@@ -60,7 +62,7 @@ class Tries:
             with self.db.transaction():  # RETURNING rows are read before the commit
                 self.db.execute("DELETE FROM staff_tries WHERE due <= ?", (now,))
                 for k in keys:
-                    if not self.db.query(sql, (*k.stored, now + EVERY, now, EVERY, now, EVERY, now,
+                    if not self.db.query(sql, (*self._stored(k), now + EVERY, now, EVERY, now, EVERY, now,
                                                k.size * EVERY)):
                         raise _Refused
         except _Refused:
@@ -69,7 +71,7 @@ class Tries:
 
     def wait(self, key: Key, now: float) -> float:
         """The seconds until ``key``'s bucket has a try (0.0: it has one now)."""
-        rows = self.db.query("SELECT due FROM staff_tries WHERE key = ?", (key.stored[0],))
+        rows = self.db.query("SELECT due FROM staff_tries WHERE key = ?", (self._digest(key.key),))
         if not rows:
             return 0.0
         return max(0.0, max(float(rows[0]["due"]), now) + EVERY - key.size * EVERY - now)
@@ -78,15 +80,15 @@ class Tries:
         """One try back to each of ``keys`` (a sign-in that was right costs nothing)."""
         with self.db.transaction():
             for k in keys:
-                self.db.execute("UPDATE staff_tries SET due = due - ? WHERE key = ?", (EVERY, k.stored[0]))
+                self.db.execute("UPDATE staff_tries SET due = due - ? WHERE key = ?", (EVERY, self._digest(k.key)))
 
     def reset(self, keys: Sequence[Key]) -> None:
         """Fill ``keys``' buckets again."""
         with self.db.transaction():
             for k in keys:
-                self.db.execute("DELETE FROM staff_tries WHERE key = ?", (k.stored[0],))
+                self.db.execute("DELETE FROM staff_tries WHERE key = ?", (self._digest(k.key),))
 
     def forget(self, name: str) -> None:
         """Fill every bucket about account name ``name`` (a new password, an account enabled)."""
         with self.db.transaction():
-            self.db.execute("DELETE FROM staff_tries WHERE name = ?", (_digest(name),))
+            self.db.execute("DELETE FROM staff_tries WHERE name = ?", (self._digest(name),))

@@ -71,7 +71,7 @@ class _StaffPages:
     def __init__(self, host: Host, web: WebContext) -> None:
         self.host = host
         self.web = web
-        self.accounts = StaffAccounts(host.storage.db, host.clock)
+        self.accounts = StaffAccounts(host.storage.db, host.clock, host.audit.key)
         self.checks = anyio.CapacityLimiter(PASSWORD_CHECKS)
 
     def _page(self, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
