@@ -293,3 +293,66 @@ def test_an_email_opt_out_an_older_release_filed_with_capitals_stops_the_mailbox
     with sqlite3.connect(folder_02 / "emrcomm.sqlite") as db:
         assert db.execute("SELECT address FROM consent_events WHERE channel = 'email'").fetchall() == [
             ("alex.martin@example.org",)]
+
+
+def at_staff_schema_2(db: Any) -> None:
+    """The staff tables as schema 2 left them: an account with the lock columns, and a bucket
+    keyed by the bare SHA-256 of a name typed at the sign-in form (a password, perhaps)."""
+    import hashlib
+
+    from argon2 import PasswordHasher
+
+    from emrcomm.staff.schema import MIGRATIONS as STAFF
+    from emrcomm.storage.database import upgrade
+
+    upgrade(db, [*MIGRATIONS, *STAFF[:2]])
+    db.execute("""INSERT INTO staff_accounts (name, full_name, password_hash, created, password_changed, failures)
+                  VALUES ('jroy', 'Julie Roy', ?, '2026-11-23T15:00:00+00:00', '2026-11-23T15:00:00+00:00', 2)""",
+               (PasswordHasher().hash(_PASSWORD),))
+    typed = hashlib.sha256(b"Tr0ub4dor&3 typed as the name").hexdigest()
+    db.execute("INSERT INTO staff_tries (key, name, due) VALUES (?, ?, 1e12)", (hashlib.sha256(b"k").hexdigest(), typed))
+
+
+_PASSWORD = "correct horse battery staple"
+
+
+def staff_upgraded_and_signs_in(db: Any) -> None:
+    from emrcomm.audit import SigningKey
+    from emrcomm.staff.accounts import StaffAccounts
+    from emrcomm.staff.schema import MIGRATIONS as STAFF
+    from emrcomm.storage.database import upgrade
+
+    assert [m.version for m in upgrade(db, STAFF)] == [3]
+    assert schema_version(db, "staff") == 3
+    assert db.query("SELECT COUNT(*) AS n FROM staff_tries")[0]["n"] == 0  # the bare digests are gone
+    [account] = db.query("SELECT * FROM staff_accounts")
+    assert set(account) == {"name", "full_name", "password_hash", "created", "password_changed", "disabled"}
+    accounts = StaffAccounts(db, lambda: NEXT_MORNING, SigningKey.ephemeral())
+    assert accounts.sign_in("jroy", _PASSWORD, "192.0.2.1").session is not None
+
+
+def test_staff_tables_at_schema_2_drop_the_lock_columns_and_the_bare_digests(tmp_path: Path) -> None:
+    from emrcomm.storage.sqlite import SQLiteDatabase
+
+    db = SQLiteDatabase(tmp_path / "emrcomm.sqlite")
+    try:
+        at_staff_schema_2(db)
+        staff_upgraded_and_signs_in(db)
+    finally:
+        db.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_staff_tables_at_schema_2_drop_the_lock_columns_and_the_bare_digests(postgres_server: Any) -> None:
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    url = postgres_server.new_database()
+    try:
+        db = PostgresDatabase(url)
+        try:
+            at_staff_schema_2(db)
+            staff_upgraded_and_signs_in(db)
+        finally:
+            db.close()
+    finally:
+        postgres_server.drop_database(url)

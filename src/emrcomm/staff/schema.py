@@ -52,8 +52,19 @@ _V2 = (
     "CREATE INDEX staff_devices_name ON staff_devices (name)",
 )
 
+# Version 3: the lock columns version 2 left unused are dropped; and every bucket is emptied, so
+# that no name typed at the sign-in form stays kept as the bare SHA-256 version 2 stored (a name
+# may be a password typed in the wrong field): buckets are keyed with a secret now (tries.py).
+_V3 = (
+    "ALTER TABLE staff_accounts DROP COLUMN failures",
+    "ALTER TABLE staff_accounts DROP COLUMN locked_until",
+    "DELETE FROM staff_tries",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(OWNER, 1, "staff pages: accounts (Argon2id hashes) and sessions", statements={"*": _V1}),
     Migration(OWNER, 2, "staff pages: sign-in limits per address and account, browsers that signed in",
               statements={"*": _V2}),
+    Migration(OWNER, 3, "staff pages: the unused lock columns dropped, sign-in buckets keyed with a secret",
+              statements={"*": _V3}),
 )
