@@ -170,6 +170,61 @@ def test_start_re_subscribes(host: Host, client: Client) -> None:
     assert outcome.status is Status.SENT and outcome.channels == ("sms",)
 
 
+def front_desk_revokes(host: Host, purpose: str | None) -> None:
+    """The front desk records that the patient withdrew SMS consent (for ``purpose``), as
+    ``emrcomm consent revoke`` and POST /fhir/Consent do."""
+    from emrcomm.api import consent
+
+    resource = consent.front_desk(patient="Patient/on-en", channel="sms", action="revoke", staff="J. Tremblay",
+                                  how="in person", purpose=purpose)
+    consent.record(host, consent.entries(host, resource, client="front-desk"))
+
+
+@pytest.mark.parametrize("stop", ["STOP", "Arrêt"])
+def test_start_lifts_the_stop_and_not_a_revocation_the_front_desk_recorded(host: Host, client: Client,
+                                                                          stop: str) -> None:
+    """START undoes what the texted keywords did: no appointment reminders by text, as the
+    patient told the front desk, stays so until staff lift it."""
+    host.send(reminder("r-1"))
+    front_desk_revokes(host, "clinical")
+    mo(client, stop, "mo-1")
+    mo(client, "START", "mo-2")
+    held = host.send(reminder("r-2"))
+    assert "sms" not in held.channels
+    assert any(f.code == "CONSENT_REVOKED" and "J. Tremblay" in f.message for f in held.findings)
+    assert not [x for x in sms_lines(host) if "receive our text messages again" in x["text"]]  # nothing lifted
+    # the other purposes are back on: the STOP, which covered them, is undone
+    assert not host.storage.consent.last(channel="sms", address=NUMBER, purpose="billing").revokes  # type: ignore[union-attr]
+    # staff lift it, and the reminders go again
+    from emrcomm.api import consent
+    consent.record(host, consent.entries(host, consent.front_desk(
+        patient="Patient/on-en", channel="sms", action="grant", staff="J. Tremblay", how="by phone",
+        purpose="clinical"), client="front-desk"))
+    assert host.send(reminder("r-3")).channels == ("sms",)
+
+
+def test_start_lifts_the_stop_whatever_the_front_desk_holds_for_another_purpose(host: Host, client: Client) -> None:
+    host.send(reminder("r-1"))
+    front_desk_revokes(host, "billing")
+    mo(client, "STOP", "mo-1")
+    assert "sms" not in host.send(reminder("r-2")).channels
+    mo(client, "START", "mo-2")
+    assert host.send(reminder("r-3")).channels == ("sms",)
+    assert [x for x in sms_lines(host) if "receive our text messages again" in x["text"]]
+    last = host.storage.consent.last(channel="sms", address=NUMBER, purpose="billing")
+    assert last is not None and last.revokes and "J. Tremblay" in last.source  # still withdrawn
+
+
+def test_start_does_not_lift_a_front_desk_revocation_of_every_purpose(host: Host, client: Client) -> None:
+    host.send(reminder("r-1"))
+    front_desk_revokes(host, None)
+    mo(client, "START", "mo-1")
+    mo(client, "START", "mo-1")  # Kannel retrying it: still nothing written
+    outcome = host.send(reminder("r-2"))
+    assert "sms" not in outcome.channels
+    assert [e.action for e in host.storage.consent.events(channel="sms", address=NUMBER)] == ["revoke"]
+
+
 def test_help_gets_the_help_reply(host: Host, client: Client) -> None:
     host.send(reminder())
     mo(client, "AIDE", "mo-1")
@@ -487,6 +542,21 @@ def test_a_keyword_twilio_matched_itself_moves_the_ledger_as_twilio_moved_its_bl
     assert len(confirmations) == 1
     inbound("REJOIN", "SM22", "start")
     assert not out()
+
+
+def test_twilios_start_does_not_lift_a_front_desk_revocation(twilio_client: tuple[Host, Client]) -> None:
+    """Twilio's OptOutType START (its block list lifted) is a texted keyword too: it undoes the
+    STOP, not what the patient told the front desk."""
+    host, client = twilio_client
+    [record] = host.send(reminder()).record_ids
+    host.storage.outbox.finish(record, owner=None)  # Twilio took it, as a worker records it
+    front_desk_revokes(host, "clinical")
+    for body, sid, kind in (("STOP", "SM30", "STOP"), ("UNSTOP", "SM31", "START")):
+        form = {"From": NUMBER, "Body": body, "MessageSid": sid, "OptOutType": kind}
+        assert twilio_post(client, "/callbacks/twilio/inbound", form).status_code == 200
+    last = host.storage.consent.last(channel="sms", address=NUMBER, purpose="clinical")
+    assert last is not None and last.revokes and "J. Tremblay" in last.source
+    assert not host.storage.consent.last(channel="sms", address=NUMBER, purpose="commercial").revokes  # type: ignore[union-attr]
 
 
 def test_a_long_message_is_delivered_with_one_report(host: Host, client: Client) -> None:

@@ -6,7 +6,8 @@ record it answers and the patient when the host found them by address; this plug
 
 - STOP (and its French and carrier forms) reaches the consent ledger first, then is confirmed
   exactly once; START re-subscribes and is confirmed; HELP gets the clinic's help reply, opted
-  out or not.
+  out or not. START undoes what texted keywords did, no more: a revocation recorded another way
+  (the front desk, for one purpose or all) stays until it is lifted that way.
 - Free text that reads like an opt-out ("please stop texting me") goes to staff to confirm.
 - Any other reply ("Can I come at 10 instead?") goes to staff to answer, and gets the clinic's
   auto-reply, once a day (the clinic's, in its first time zone) per address.
@@ -21,6 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import zoneinfo
+from collections.abc import Mapping
+
+from attrs import field, frozen
 
 from emrcomm import (
     Category,
@@ -30,15 +34,29 @@ from emrcomm import (
     Message,
     Migration,
     PluginContext,
+    Purpose,
     Request,
     Route,
     finding,
     hookimpl,
 )
+from emrcomm.storage import ConsentEvent
 from emrcomm_optout import handled
 from emrcomm_optout.keywords import Keyword, as_written, classify, looks_like_revocation
 
 CONFIRMATION = Category.OPTOUT_CONFIRMATION
+
+
+@frozen
+class Reach:
+    """What a START may do on an address, by purpose: ``held``, the purposes a revocation not
+    made by a texted keyword holds (the front desk's, an unsubscribe), each with that entry: it
+    leaves them to staff; ``lifts``, those out now and not so held; ``shadowed``, the held ones
+    whose last word is a keyword's revocation (a STOP after the front desk's)."""
+
+    held: Mapping[str, ConsentEvent] = field(factory=dict)
+    lifts: frozenset[str] = frozenset()
+    shadowed: frozenset[str] = frozenset()
 
 
 def _digest(*parts: str) -> str:
@@ -93,11 +111,12 @@ class Plugin:
         elif update.kind == "reply":
             self._reply(update)
 
-    def _write(self, update: DeliveryUpdate, kind: str, source: str) -> int:
+    def _write(self, update: DeliveryUpdate, kind: str, source: str, purpose: str | None = None) -> int:
         assert update.channel and update.address
         seq = self.context.consent.add(
-            patient=update.detail or "unknown", channel=update.channel, address=update.address, purpose=update.purpose,
-            action="revoke" if kind == "optout" else "grant", at=update.at, source=source,
+            patient=update.detail or "unknown", channel=update.channel, address=update.address,
+            purpose=purpose or update.purpose, action="revoke" if kind == "optout" else "grant", at=update.at,
+            source=source,
         )
         self.context.log.info("consent ledger: %s on %s", kind, update.channel)
         return seq
@@ -116,13 +135,15 @@ class Plugin:
         already_out = before is not None and before.revokes
         message_key = update.provider_id or f"{address}|{update.at.isoformat()}"
         keyword = classify(text, update.keyword)
+        reach = self._start_reach(channel, address) if keyword is Keyword.OPT_IN else Reach()
         if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
             # Once per message: a provider repeating it after the patient said the opposite (a
             # late retry, a replay) must not make an old STOP or START the ledger's last word again.
             with self.context.transaction():
                 if handled.seq_of(self.context.db, f"{channel}|{message_key}") is None:
-                    seq = self._write(update, "optout" if keyword is Keyword.OPT_OUT else "optin",
-                                      f"{as_written(text)} reply")
+                    source = f"{as_written(text)} reply"
+                    seq = (self._write(update, "optout", source) if keyword is Keyword.OPT_OUT
+                           else self._opt_in(update, source, reach))
                     handled.mark(self.context.db, f"{channel}|{message_key}", seq)
         if keyword is Keyword.OPT_OUT:
             run = self._revoke_run(channel, address)
@@ -133,8 +154,9 @@ class Plugin:
                 self._answer(patient, Category.OPTOUT_CONFIRMATION, "optout-confirmation", answered,
                              f"optout-confirmation-{_digest(channel, address, run)}")
         elif keyword is Keyword.OPT_IN:
-            if patient and answered and already_out:
-                # Confirmed once per START that ends an opt-out (a START while subscribed changes nothing).
+            if patient and answered and reach.lifts:
+                # Confirmed once per START that ends an opt-out (a START while subscribed changes
+                # nothing, nor does one while the front desk's revocation holds every purpose).
                 self._answer(patient, Category.OPTIN_CONFIRMATION, "optin-confirmation", answered,
                              f"optin-confirmation-{_digest(channel, message_key)}")
         elif keyword is Keyword.HELP:
@@ -165,6 +187,45 @@ class Plugin:
                 day = update.at.astimezone(self.zone).date().isoformat()
                 self._answer(patient, Category.AUTO_ANSWER, "reply-auto-answer", answered,
                              f"auto-answer-{_digest(channel, address, day)}")
+
+    def _opt_in(self, update: DeliveryUpdate, source: str, reach: Reach) -> int:
+        """A START: grants every purpose no revocation made another way holds (one entry for all
+        of them when none does). A purpose so held whose last word was a STOP gets that
+        revocation again, saying that the START left it: what staff read is who can lift it.
+        Returns the first entry's seq, or ``handled.NOTHING``."""
+        if not reach.held:
+            return self._write(update, "optin", source)
+        seqs = [self._write(update, "optin", source, purpose=p.value) for p in Purpose if p.value not in reach.held]
+        by_entry: dict[int, list[str]] = {}
+        for purpose in reach.shadowed:
+            by_entry.setdefault(reach.held[purpose].seq, []).append(purpose)
+        for purposes in by_entry.values():
+            holding = reach.held[purposes[0]]
+            again = f"{holding.source} (in force after the {source})"
+            whole = holding.purpose is not None or len(purposes) == len(Purpose)
+            for purpose in [holding.purpose] if whole else purposes:
+                seqs.append(self._write(update, "optout", again, purpose=purpose))
+        self.context.log.info("consent ledger: optin on %s left %d purpose(s) withdrawn otherwise",
+                              update.channel, len(reach.held))
+        return seqs[0] if seqs else handled.NOTHING
+
+    def _start_reach(self, channel: str, address: str) -> Reach:
+        """What a START on this address may do, by purpose (:class:`Reach`). A purpose is held
+        when the last ledger entry covering it, keyword entries aside, is a revocation."""
+        events = self.context.consent.events(channel=channel, address=address)
+        keywords = handled.keyword_entries(self.context.db, [e.seq for e in events])
+        held: dict[str, ConsentEvent] = {}
+        lifts, shadowed = set(), set()
+        for purpose in Purpose:
+            covering = [e for e in events if e.purpose in (None, purpose.value)]
+            otherwise = next((e for e in reversed(covering) if e.seq not in keywords), None)
+            if otherwise is not None and otherwise.revokes:
+                held[purpose.value] = otherwise
+                if covering[-1] is not otherwise:
+                    shadowed.add(purpose.value)
+            elif covering and covering[-1].revokes:
+                lifts.add(purpose.value)
+        return Reach(held, frozenset(lifts), frozenset(shadowed))
 
     def _revoke_run(self, channel: str, address: str) -> str | None:
         """An id for the current opt-out: the ledger position (``seq``) of the first revocation of
