@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -168,6 +169,66 @@ def test_start_re_subscribes(host: Host, client: Client) -> None:
     mo(client, "start", "mo-2")
     outcome = host.send(reminder("r-2"))
     assert outcome.status is Status.SENT and outcome.channels == ("sms",)
+
+
+def mo_without_id(client: Client, text: str, received: str | None) -> requests.Response:
+    """A message as a get-url without ``id=%I`` brings it (an earlier release's), with ``time=%T``
+    or without."""
+    return client.get("/callbacks/kannel/mo", params={
+        "token": mo_token(SECRET), "from": NUMBER, "to": "+16135550100", "text": text,
+        **({"time": received} if received is not None else {})})
+
+
+def patient_messages(host: Host) -> list[dict[str, Any]]:
+    return [e["resource"] for e in host.records(patient="Patient/on-en")["entry"]
+            if e["resource"].get("sender") == {"reference": "Patient/on-en"}]
+
+
+def test_a_kannel_message_without_its_id_is_filed_once_however_often_smsbox_sends_it(
+    host: Host, client: Client, clock: Clock
+) -> None:
+    """smsbox repeats %T, the time Kannel received the message, on every retry: the sender, the
+    words and that time make the message's id. The same words a minute later are a second message."""
+    host.send(reminder())
+    assert mo_without_id(client, "Can I come at 10 instead?", "1795514400").status_code == 200
+    clock.now += dt.timedelta(seconds=10)  # smsbox's http-queue-delay
+    assert mo_without_id(client, "Can I come at 10 instead?", "1795514400").status_code == 200
+    assert len(patient_messages(host)) == 1
+    clock.now += dt.timedelta(seconds=50)
+    assert mo_without_id(client, "Can I come at 10 instead?", "1795514460").status_code == 200
+    assert len(patient_messages(host)) == 2
+
+
+def test_a_kannel_start_retried_late_without_its_id_does_not_undo_a_later_stop(host: Host, client: Client,
+                                                                               clock: Clock) -> None:
+    host.send(reminder())
+    mo(client, "STOP", "mo-1")
+    mo_without_id(client, "START", "1795514400")
+    clock.now += dt.timedelta(seconds=5)
+    mo_without_id(client, "STOP", "1795514405")
+    clock.now += dt.timedelta(seconds=10)
+    mo_without_id(client, "START", "1795514400")  # smsbox sending the START again, late
+    assert host.storage.consent.last(channel="sms", address=NUMBER).revokes  # type: ignore[union-attr]
+
+
+def test_a_time_that_is_not_kannels_is_refused(host: Host, client: Client) -> None:
+    for written in ("2026-11-24 10:00", "-1", "1" * 13, "١٧٩٥"):
+        assert mo_without_id(client, "STOP", written).status_code == 400, written
+    assert host.storage.consent.events(channel="sms", address=NUMBER) == []
+
+
+def test_a_get_url_without_id_or_time_is_named_once_in_the_log_without_the_number_or_words(
+    host: Host, client: Client, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    host.send(reminder())
+    with caplog.at_level(logging.WARNING):
+        for text in ("Can I come at 10 instead?", "Thanks"):
+            assert mo_without_id(client, text, None).status_code == 200
+            clock.now += dt.timedelta(seconds=30)
+    [warning] = [r.getMessage() for r in caplog.records if "get-url" in r.getMessage()]
+    assert "id=%I" in warning and "kannel_mo_url" in warning
+    assert NUMBER not in caplog.text and "6135550123" not in caplog.text and "Thanks" not in caplog.text
+    assert len(patient_messages(host)) == 2  # nothing lost
 
 
 def front_desk_revokes(host: Host, purpose: str | None) -> None:

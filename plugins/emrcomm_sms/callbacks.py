@@ -50,10 +50,11 @@ def mo_token(secret: str) -> str:
 
 def kannel_mo_url(base: str, secret: str) -> str:
     """The get-url of the Kannel sms-service that forwards patients' messages (MO) to emrcomm:
-    ``%p`` the sender, ``%P`` the receiver, ``%a`` the text, ``%I`` Kannel's message id, ``%C``
+    ``%p`` the sender, ``%P`` the receiver, ``%a`` the text, ``%I`` Kannel's message id, ``%T``
+    when Kannel received it (Unix time; smsbox's retries repeat it, as they repeat ``%I``), ``%C``
     the charset of the text (``UTF-16BE`` for a message in UCS-2: "ARRÊT", an emoji)."""
     return (f"{base.rstrip('/')}/kannel/mo?{urlencode({'token': mo_token(secret)})}"
-            "&from=%p&to=%P&text=%a&id=%I&charset=%C")
+            "&from=%p&to=%P&text=%a&id=%I&time=%T&charset=%C")
 
 
 def twilio_status_url(base: str, record_id: str) -> str:

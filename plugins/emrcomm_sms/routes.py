@@ -43,6 +43,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 CALLBACK_RATE_PER_MINUTE = 6000
 KINDS = {ReportState.DELIVERED: "delivered", ReportState.FAILED: "failed"}
 KANNEL_TYPE = re.compile(r"[1-9]|[12][0-9]|3[01]")  # Kannel's %d: 1, 2, 4, 8, 16 (a sum of them at most)
+KANNEL_TIME = re.compile(r"[0-9]{0,12}")  # Kannel's %T: Unix seconds (empty when Kannel has no time)
 MAX_RECORD_ID = 128  # characters: a record id is 32 (emrcomm.pipeline.records)
 
 
@@ -79,6 +80,7 @@ class Callbacks:
         self._kannel_secret = kannel_secret
         self._twilio_token = twilio_token
         self.base_url = base_url.rstrip("/") if base_url else None
+        self._warned_no_mo_id = False  # once per process: a get-url without id=%I is the clinic's config
         # The region a sender without a country code is read in, as the directory reads numbers.
         self.region = country_code((context.clinic.jurisdiction or "").split("-")[0]) or DEFAULT_REGION
 
@@ -113,8 +115,28 @@ class Callbacks:
         sender, text = q.get("from", ""), kannel_text(request.url.query)
         if not sender:
             return PlainTextResponse("no sender", status_code=400)
-        await run_in_threadpool(self._inbound, sender, text, q.get("id") or None)
+        received = q.get("time", "")
+        if not KANNEL_TIME.fullmatch(received):
+            return PlainTextResponse("bad time", status_code=400)
+        message_id = q.get("id") or self._kannel_mo_id(sender, q.get("to", ""), received, text)
+        await run_in_threadpool(self._inbound, sender, text, message_id)
         return Response(status_code=200)  # an empty body: Kannel sends nothing back
+
+    def _kannel_mo_id(self, sender: str, receiver: str, received: str, text: str) -> str | None:
+        """An id for an MO a get-url without ``id=%I`` (an earlier release's) brings: what smsbox
+        sends the same on each retry of one message, the time Kannel received it (``%T``) with
+        the sender, the receiver and the words; the same words sent again a second or more later
+        are another message. Without ``time`` either, None (the host keys the message by when it
+        arrived: a retry is filed twice, never a message lost), said once in the log."""
+        if received:
+            digest = hashlib.sha256("\x1f".join((sender, receiver, received, text)).encode("utf-8", "surrogatepass"))
+            return f"kannel-mo-{digest.hexdigest()[:32]}"
+        if not self._warned_no_mo_id:
+            self._warned_no_mo_id = True
+            self.context.log.warning(
+                "kannel MO get-url has no id=%I (nor time=%T): smsbox's retries of one message will be "
+                "filed as two; make the sms-service's get-url again with emrcomm_sms.callbacks.kannel_mo_url")
+        return None
 
     # Twilio --------------------------------------------------------------------------------------
     async def _twilio_form(self, request: Request) -> dict[str, str] | None:
