@@ -19,6 +19,7 @@ from urllib.parse import quote_from_bytes, urlsplit
 import pytest
 import requests
 
+from conftest import Clock
 from emrcomm.clock import VARIABLE, shift_to
 from emrcomm.host import Host
 from emrcomm.model import Status
@@ -405,3 +406,55 @@ def test_a_report_and_a_stop_sent_while_serve_is_down_reach_the_chart_once_it_is
         wait_until(lambda: len(texts_to(kannel, NUMBER)) >= 2, 60, "Kannel to send the STOP again, and its confirmation")
         assert "no longer receive" in texts_to(kannel, NUMBER)[1]
         assert revocations(host) == 1 and confirmations(host) == 1
+
+
+class LostAnswer(Outage):
+    """Passes every request on to serve, and answers Kannel 503 to the first patient's message
+    serve took: as if serve's 200 was lost (a timeout, a proxy), so that smsbox sends it again."""
+
+    def __init__(self, serve: str) -> None:
+        super().__init__()
+        self.over(serve)
+        self.lost = False
+
+    def record(self, seen: Seen) -> Reply:
+        reply = super().record(seen)
+        if not self.lost and urlsplit(seen.path).path.endswith("/kannel/mo") and reply.status == 200:
+            self.lost = True
+            self.answers[-1] = (self.answers[-1][0], 503)
+            return Reply(503, UNAVAILABLE.encode("utf-8"), (("Retry-After", "10"),))
+        return reply
+
+
+def test_a_message_through_a_get_url_without_its_id_is_filed_once_when_smsbox_sends_it_again(
+    make_host: Callable[..., Host], tmp_path: Path, clock: Clock
+) -> None:
+    """An earlier release's get-url had no id=%I: smsbox's retry of a message serve took (its
+    answer lost) is the same message, by %T, the time Kannel received it; not a second reply."""
+    app = listening_socket()
+    outage = LostAnswer(f"http://127.0.0.1:{app.getsockname()[1]}")
+    kannel: KannelWithHandsets | None = None
+    try:
+        (tmp_path / "callback-secret").write_text(SECRET, encoding="utf-8")
+        (tmp_path / "kannel-pw").write_text(PASSWORD, encoding="utf-8")
+        old_url = kannel_mo_url(f"{outage.url}/callbacks", SECRET).replace("&id=%I", "")
+        kannel = KannelWithHandsets(tmp_path / "kannel", mo_url=old_url)
+        host = make_host(config_text=BASE_CONFIG.replace('[plugins.sms]\npath = "out/sms.jsonl"\n',
+                                                         kannel_sms(kannel, f"{outage.url}/callbacks", tmp_path)))
+
+        def replies() -> list[dict[str, Any]]:
+            return [e["resource"] for e in host.records(patient="Patient/on-en").get("entry", [])
+                    if e["resource"].get("sender") == {"reference": "Patient/on-en"}]
+
+        with serving(host, app):
+            host.send(reminder())
+            kannel.wait_for(NUMBER)
+            kannel.handset_sends(NUMBER, "Can I come at 10 instead?", lambda: outage.lost)
+            clock.now += dt.timedelta(seconds=10)  # serve's clock when smsbox sends it again
+            wait_until(lambda: outage.answered("mo", 200) >= 1, 40, "smsbox to send the message again")
+            assert len(replies()) == 1
+    finally:
+        if kannel is not None:
+            kannel.stop()
+        outage.close()
+        app.close()
