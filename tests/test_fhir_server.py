@@ -236,6 +236,80 @@ def test_two_processes_filing_one_record_never_leave_an_older_version_on_the_ser
     assert filer(first).queue_status()["rejected"] == []
 
 
+# ---------------------------------------------------------------- edited on the server by someone else
+
+CLINICIAN_NOTE = {"text": "Patient called back; appointment confirmed.", "authorReference": {"reference": "Practitioner/dr-osei"}}
+EXTENSION = {"url": "http://clinic.example/fhir/StructureDefinition/reviewed", "valueBoolean": True}
+
+
+def edited_on_server(server: ShimServer, record_id: str, **changes: Any) -> dict[str, Any]:
+    """A clinician edits the filed Communication on the server (its versionId moves)."""
+    [resource] = on_server(server, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    edited = {k: v for k, v in resource.items() if k != "meta"} | changes
+    return server.put(edited)
+
+
+def test_a_record_edited_on_the_server_keeps_the_edit_and_takes_emrcomms_change(
+        fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    record_id = host.send(reminder(rid="edited")).record_ids[0]
+    filer(host).flush()
+    [filed] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    edited_on_server(fhir, record_id, note=[*filed["note"], CLINICIAN_NOTE], extension=[EXTENSION])
+    host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=record_id))
+    report = filer(host).flush()
+    assert (report.filed, report.rejected, report.pending, report.error) == (1, 0, 0, None)
+    [resource] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    mine = embedded(host)[record_id]
+    assert resource["received"] == mine["received"] == "2026-11-23T15:00:00Z"
+    assert resource["note"] == [*mine["note"], CLINICIAN_NOTE] and resource["extension"] == [EXTENSION]
+    assert len(fhir.get(f"Communication/{resource['id']}/_history")["entry"]) == 3
+
+
+def test_an_edit_kept_on_the_server_survives_emrcomms_later_updates(
+        fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
+    host = make_host(records_table(fhir, push="manual"))
+    record_id = host.send(reminder(rid="kept")).record_ids[0]
+    filer(host).flush()
+    edited_on_server(fhir, record_id, extension=[EXTENSION])
+    host.delivery_update(DeliveryUpdate(kind="delivered", at=clock.now, record_id=record_id))
+    assert filer(host).flush().filed == 1
+    host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=record_id))
+    assert filer(host).flush().filed == 1  # no 412 this time: the server's copy was emrcomm's last
+    [resource] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    assert resource["received"] == "2026-11-23T15:00:00Z" and resource["extension"] == [EXTENSION]
+
+
+def test_a_field_emrcomm_owns_changed_on_the_server_is_set_aside_until_overwritten_deliberately(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], clock: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    config = write_config(tmp_path, records_table(fhir, push="manual"))
+    with Host(load_config(config), clock=clock) as host:
+        record_id = host.send(reminder(rid="disputed")).record_ids[0]
+        filer(host).flush()
+        edited_on_server(fhir, record_id, status="entered-in-error", extension=[EXTENSION])
+        host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=record_id))
+        with caplog.at_level(logging.DEBUG):
+            first = filer(host).flush()
+            second = filer(host).flush()  # nothing goes round again: it waits for a person
+        assert (first.filed, first.rejected, first.pending) == (0, 1, 0)
+        assert (second.filed, second.rejected, second.pending) == (0, 0, 0)
+        [refused] = filer(host).queue_status()["rejected"]
+        assert refused["record_id"] == record_id
+        assert "status" in refused["last_error"] and f"fhir-records overwrite {record_id}" in refused["last_error"]
+        assert "613" not in caplog.text and "appointment" not in caplog.text.lower()
+    [resource] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    assert resource["status"] == "entered-in-error" and "received" not in resource  # nothing overwritten
+
+    code, out = run(capsys, "fhir-records", "overwrite", record_id, "--config", str(config))
+    assert code == 0 and record_id in out
+    [resource] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    assert resource["status"] == "completed" and resource["received"] == "2026-11-23T15:00:00Z"
+    assert resource["extension"] == [EXTENSION]  # what emrcomm does not own is kept
+    code, out = run(capsys, "fhir-records", "queue", "--config", str(config), "--json")
+    assert (json.loads(out)["pending"], json.loads(out)["rejected"]) == (0, [])
+
+
 def test_a_reply_is_filed_from_the_patient_in_response_to_the_record(
         fhir: ShimServer, make_host: Callable[..., Host], clock: Any) -> None:
     host = make_host(records_table(fhir, push="manual"))

@@ -1,6 +1,7 @@
 """``emrcomm fhir-records``: file what waits for the FHIR server now (``flush``), see what waits
 and what the server refused (``queue``), queue the records made before the plugin was switched on
-(``backfill``), and search the Communications filed there (``search``)."""
+(``backfill``), search the Communications filed there (``search``), and file a record set aside
+because someone changed it on the server over that change, deliberately (``overwrite``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     flush = actions.add_parser("flush", help="file what waits for the FHIR server now (exit 4 if some is left)")
     flush.add_argument("--retry-rejected", action="store_true", help="first put back the records the server refused")
     actions.add_parser("queue", help="what waits for the server, and what it refused")
+    overwrite = actions.add_parser("overwrite", help="file a record set aside because a field emrcomm owns was "
+                                   "changed on the server, over that change (what others added is kept)")
+    overwrite.add_argument("record_id", metavar="RECORD_ID", help="as `fhir-records queue` names it")
     actions.add_parser("backfill", help="queue the records made before the plugin was switched on (then flush)")
     search = actions.add_parser("search", help="print the Communications filed on the server as a searchset Bundle")
     search.add_argument("--patient", help="Patient/<id>")
@@ -38,6 +42,14 @@ def _run(args: argparse.Namespace, plugin: RecordsPlugin) -> int:
         print_result(args, data, f"{plugin.name} -> {plugin.base_url}: {report.filed} filed, {report.rejected} refused, "
                                  f"{report.pending} waiting" + (f"\n  stopped: {report.error}" if report.error else ""))
         return 0 if not report.error and not report.pending and not report.rejected else 4
+    if args.action == "overwrite":
+        state = plugin.overwrite(args.record_id)
+        said = {"done": "filed over the changes made on the server", "conflict": "changed again meanwhile; "
+                "it stays queued", "pending": "no longer on the server; it is queued to be filed again",
+                "rejected": "refused by the server (see `fhir-records queue`)"}[state]
+        print_result(args, {"target": plugin.name, "server": plugin.base_url, "record_id": args.record_id,
+                            "state": state}, f"{plugin.name} -> {plugin.base_url}: record {args.record_id}: {said}")
+        return 0 if state == "done" else 4
     if args.action == "backfill":
         queued = plugin.backfill()
         print_result(args, {"target": plugin.name, "server": plugin.base_url, "queued": queued},
@@ -81,7 +93,7 @@ def _query(args: argparse.Namespace, plugin: RecordsPlugin) -> list[tuple[str, s
     return params
 
 
-# flush (what the server took) and backfill (the queue) write; queue and search read, in a host
+# flush and overwrite (what the server took) and backfill (the queue) write; queue and search read, in a host
 # that writes nothing.
 COMMANDS = [Command("fhir-records", "the records waiting for, refused by, or filed on the FHIR server", _run,
-                    _arguments, read_only=lambda args: args.action not in ("flush", "backfill"))]
+                    _arguments, read_only=lambda args: args.action not in ("flush", "backfill", "overwrite"))]

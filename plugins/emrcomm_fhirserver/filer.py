@@ -11,7 +11,9 @@ as the embedded chart holds them now, in transaction Bundles:
 * a record the server has: ``PUT Communication/<the server's id>`` with its latest version, with
   ``If-Match`` on the server's version of what was filed last, so a process holding an older
   version never overwrites a newer one another process filed (409/412: it stays queued and is
-  filed again, as the chart holds it then).
+  filed again, as the chart holds it then). A copy someone else edited there is read back and
+  emrcomm's fields merged onto it (merge.py); one where a field emrcomm owns was changed too is
+  set aside for a person, and ``emrcomm fhir-records overwrite`` files it over that change.
 
 A row is done only when the version it filed is still the record's version (a delivery update
 that changed the record meanwhile keeps it queued). Connection errors, timeouts, 429 and 5xx leave
@@ -23,6 +25,7 @@ retry once fixed.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import random
 import sqlite3
@@ -37,7 +40,7 @@ from urllib.parse import urlencode
 from attrs import frozen
 
 import emrcomm
-from emrcomm import ConfigError, Migration, settings_schema
+from emrcomm import ConfigError, EmrcommError, Migration, settings_schema
 from emrcomm.fhir import RECORD_ID_SYSTEM, communication
 from emrcomm.storage import StoreClosed, schema_version
 from emrcomm_fhirserver.client import (
@@ -49,6 +52,7 @@ from emrcomm_fhirserver.client import (
     ServerUnavailable,
     check_base_url,
 )
+from emrcomm_fhirserver.merge import merge
 from emrcomm_fhirserver.queue import MIGRATIONS, FilingQueue
 
 log = logging.getLogger("emrcomm.plugin.fhir-records")
@@ -252,6 +256,7 @@ class RecordsPlugin:
         items: list[_Item] = []
         refusals: list[tuple[str, str]] = []
         unchanged: list[tuple[Mapping[str, Any], int]] = []
+        merged: list[tuple[_Item, str | None]] = []  # filed over others' additions: read, merge, update
         for row in rows:  # checked outside any transaction: the send path never waits for it
             record = store.records.get(row["record_id"])
             if record is None:
@@ -267,7 +272,10 @@ class RecordsPlugin:
                 log.error("%s: record %s is not valid FHIR R4 and is not filed", self.name, item.record_id)
                 refusals.append((item.record_id, f"not valid FHIR R4: {problem}"))
                 continue
-            items.append(item)
+            if row["filed_resource"] is not None and item.server_id is not None:
+                merged.append((item, row["filed_resource"]))
+            else:
+                items.append(item)
         if refusals or unchanged:
             with store.transaction():
                 for record_id, error in refusals:
@@ -277,8 +285,35 @@ class RecordsPlugin:
                     self.queue.mark(target=self.name, record_id=row["record_id"], state="done", now=now,
                                     version=version)
         rejected = len(refusals)
-        if not items:
-            return 0, rejected, rejected + len(unchanged)
+        filed, moved, later, unproven = 0, rejected + len(unchanged), 0, 0
+        if items:
+            answers = self._bundle(items)
+            with store.transaction():  # one commit (one fsync) for the whole batch
+                for item, answer in zip(items, answers):
+                    state = self._settle(item, answer)
+                    if state == "conflict":  # changed on the server since emrcomm filed it
+                        merged.append((item, None))
+                        continue
+                    filed += state == "done"
+                    rejected += state == "rejected"
+                    later += state == "later"
+                    unproven += state == "unproven"
+                    moved += state not in ("later", "unproven")
+        for item, filed_before in merged:  # outside any transaction: each is a read and an update
+            state = self._reconcile(item, filed_before)
+            filed += state == "done"
+            rejected += state == "rejected"
+            self._conflicts += state == "conflict"
+            moved += state != "conflict"
+        if unproven:  # stays queued: the conditional create finds the copy, if there is one, next time
+            raise BadAnswer(f"{unproven} of {len(items)} records were answered without a Location or id "
+                            "(or with a status that is not 2xx), so nothing shows they were filed")
+        if later:  # a batch Bundle's entries may each say "come back later" (429, 5xx)
+            raise ServerUnavailable(f"{later} of {len(items)} records were answered with 429 or 5xx")
+        return filed, rejected, moved
+
+    def _bundle(self, items: Sequence[_Item]) -> list[Answer | ServerRefused]:
+        """The server's answer for each item, filed in one Bundle (one by one if it is refused)."""
         entries = [self._entry(item) for item in items]
         answers: list[Answer | ServerRefused]
         try:
@@ -290,22 +325,7 @@ class RecordsPlugin:
             log.info("%s: the %s was refused (HTTP %d); filing its %d records one by one",
                      self.name, self.bundle_kind, exc.status, len(items))
             answers = [self._one(item) for item in items]
-        filed, moved, later, unproven = 0, rejected, 0, 0
-        with store.transaction():  # one commit (one fsync) for the whole batch
-            for item, answer in zip(items, answers):
-                state = self._settle(item, answer)
-                filed += state == "done"
-                rejected += state == "rejected"
-                later += state == "later"
-                unproven += state == "unproven"
-                self._conflicts += state == "conflict"
-                moved += state not in ("later", "unproven", "conflict")
-        if unproven:  # stays queued: the conditional create finds the copy, if there is one, next time
-            raise BadAnswer(f"{unproven} of {len(items)} records were answered without a Location or id "
-                            "(or with a status that is not 2xx), so nothing shows they were filed")
-        if later:  # a batch Bundle's entries may each say "come back later" (429, 5xx)
-            raise ServerUnavailable(f"{later} of {len(items)} records were answered with 429 or 5xx")
-        return filed, rejected, moved
+        return answers
 
     def _entry(self, item: _Item) -> dict[str, Any]:
         if item.server_id is None:
@@ -342,9 +362,8 @@ class RecordsPlugin:
                 return "pending"  # the server lost it: file it again by identifier
             if item.server_id is not None and status in (409, 412):
                 # The server's copy is no longer the version this process last saw filed: another
-                # process filed the record meanwhile (perhaps a newer version). Nothing is
-                # overwritten; it stays queued and goes again as the chart holds it then.
-                log.info("%s: record %s changed on the server since it was filed (HTTP %d); it stays queued",
+                # process filed it meanwhile, or someone edited it there. _reconcile tells them apart.
+                log.info("%s: record %s changed on the server since it was filed (HTTP %d)",
                          self.name, item.record_id, status)
                 return "conflict"
             log.error("%s: record %s refused by the server (HTTP %d)", self.name, item.record_id, status)
@@ -366,6 +385,76 @@ class RecordsPlugin:
                         version=item.version, server_id=server_id, server_version=answer.version)
         return "done"
 
+    def _reconcile(self, item: _Item, filed: str | None, *, overwrite: bool = False) -> str:
+        """File ``item`` over a server copy that may hold others' changes: read the copy, merge
+        emrcomm's fields onto it (merge.py) and update it once, with If-Match on the version read.
+        ``filed`` is what emrcomm filed last when it was kept (JSON), else it is read back from
+        the server's history (the version emrcomm filed). Returns done, rejected (a field emrcomm
+        owns was changed there too: set aside for a person, nothing overwritten), pending (the
+        server lost it) or conflict (another emrcomm process filed it meanwhile, or the copy
+        changed again while merging: it stays queued)."""
+        row = self.queue.get(target=self.name, record_id=item.record_id)
+        if row is None or (row["server_id"], row["server_version"]) != (item.server_id, item.server_version):
+            return "conflict"  # another process filed it: it goes again, as the chart and the queue hold it then
+        assert item.server_id is not None
+        theirs = self.client.read("Communication", item.server_id)
+        if theirs is None:
+            with self.context.storage.transaction():
+                self.queue.forget_server_id(target=self.name, record_id=item.record_id)
+            return "pending"
+        before = json.loads(filed) if filed else self._filed_version(item)
+        if before is None and not overwrite:
+            return self._set_aside(item, "the version emrcomm filed there last cannot be read back to tell "
+                                         "emrcomm's fields from the others'")
+        result = merge(theirs, item.resource, before or {}, overwrite=overwrite)
+        if result.clashes:
+            return self._set_aside(item, f"{', '.join(result.clashes)} changed there by someone else, and "
+                                         "emrcomm's differs")
+        try:
+            answer = self.client.update(result.resource, if_match=Answer(200, None, theirs).version)
+        except ServerRefused as exc:
+            if exc.about_settings:
+                raise
+            if exc.status in (409, 412):
+                log.info("%s: record %s changed on the server again while merging; it stays queued",
+                         self.name, item.record_id)
+                return "conflict"
+            return self._settle(item, exc) if exc.status not in (404, 410) else "pending"
+        ours = {k: v for k, v in item.resource.items() if k != "id"}
+        others = {k: v for k, v in result.resource.items() if k != "id"} != ours
+        with self.context.storage.transaction():
+            self.queue.mark(target=self.name, record_id=item.record_id, state="done", now=self.context.clock(),
+                            version=item.version, server_id=item.server_id, server_version=answer.version)
+            self.queue.keep_filed(target=self.name, record_id=item.record_id,
+                                  resource=json.dumps(item.resource, sort_keys=True) if others else None)
+        if others:
+            log.info("%s: record %s filed onto Communication/%s, keeping what others added there",
+                     self.name, item.record_id, item.server_id)
+        return "done"
+
+    def _filed_version(self, item: _Item) -> dict[str, Any] | None:
+        """The server's copy of the version emrcomm filed last (its history), or None."""
+        if not item.server_version:
+            return None
+        try:
+            return self.client.request("GET", f"Communication/{item.server_id}/_history/{item.server_version}").resource
+        except ServerRefused as exc:
+            if exc.about_settings:
+                raise
+            return None
+
+    def _set_aside(self, item: _Item, why: str) -> str:
+        """A record the server holds changed in a way only a person can settle: rejected, with
+        what to do. The log names ids and fields, never their values."""
+        log.warning("%s: record %s (Communication/%s on the server): %s; set aside, nothing overwritten",
+                    self.name, item.record_id, item.server_id, why)
+        with self.context.storage.transaction():
+            self.queue.mark(target=self.name, record_id=item.record_id, state="rejected", now=self.context.clock(),
+                            error=f"HTTP 412: Communication/{item.server_id} was changed on the server: {why}; "
+                                  "nothing was overwritten. Check it there, then `emrcomm fhir-records overwrite "
+                                  f"{item.record_id}` files emrcomm's fields over it (what others added is kept)")
+        return "rejected"
+
     # ------------------------------------------------------------------ for the CLI and the EMR
     def backfill(self) -> int:
         """Queue the records the embedded chart held before this plugin was switched on (the
@@ -374,6 +463,34 @@ class RecordsPlugin:
             queued = self.queue.backfill(target=self.name, now=self.context.clock())
         self._wake.set()
         return queued
+
+    def overwrite(self, record_id: str) -> str:
+        """File a record set aside because a field emrcomm owns was changed on the server, with
+        emrcomm's fields over that change (what others added that emrcomm does not own is kept).
+        Returns ``done``, or the state it was left in."""
+        with self._flush_lock:
+            row = self.queue.get(target=self.name, record_id=record_id)
+            record = self.context.storage.records.get(record_id)
+            if row is None or row["server_id"] is None or record is None:
+                raise EmrcommError(f"{self.name}: record {record_id} is not filed on {self.base_url}, so there is "
+                                   "nothing to overwrite; `emrcomm fhir-records queue` lists the records set aside")
+            item = _Item(record_id, record.version, row["server_id"], row["server_version"],
+                         _for_server(communication(record), row["server_id"]))
+            problem = _invalid(item.resource) if self.validate else None
+            if problem is not None:
+                raise EmrcommError(f"{self.name}: record {record_id} is not valid FHIR R4 ({problem}); not filed")
+            with self.context.storage.transaction():
+                self.queue.retry(target=self.name, now=self.context.clock(), record_id=record_id)
+            try:
+                state = self._reconcile(item, row["filed_resource"], overwrite=True)
+            except ServerUnavailable as exc:
+                raise EmrcommError(f"{self.name}: the FHIR server {self.base_url} is unavailable: {exc}; "
+                                   "the record stays queued") from None
+            except ServerRefused as exc:
+                raise EmrcommError(f"{self.name}: {self._refusal(exc)}") from None
+            log.warning("%s: record %s filed over the changes made on the server (fhir-records overwrite): %s",
+                        self.name, record_id, state)
+            return state
 
     def queue_status(self) -> dict[str, Any]:
         # A store this plugin has not started on yet (it was switched on since, and only read

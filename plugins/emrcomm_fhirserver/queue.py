@@ -38,6 +38,10 @@ MIGRATIONS = (
     # process holding an older version of a record never overwrites a newer one another filed.
     Migration(OWNER, 3, "the server's version of what was filed last", statements={"*": [
         "ALTER TABLE filing_queue ADD COLUMN server_version TEXT"]}),
+    # The Communication emrcomm last filed (JSON), kept only while the server's copy also holds
+    # what someone else added (a note, an extension): later updates merge onto it, never replace it.
+    Migration(OWNER, 4, "what emrcomm filed under others' additions", statements={"*": [
+        "ALTER TABLE filing_queue ADD COLUMN filed_resource TEXT"]}),
 )
 
 
@@ -77,8 +81,21 @@ class FilingQueue:
     def due(self, *, target: str, limit: int) -> list[dict[str, Any]]:
         """The oldest waiting rows: record id, the server's id, the version last filed."""
         return [dict(r) for r in self.db.query(
-            """SELECT record_id, server_id, server_version, pushed_version, attempts FROM filing_queue
-               WHERE target = ? AND state = 'pending' ORDER BY queued, record_id LIMIT ?""", (target, limit))]
+            """SELECT record_id, server_id, server_version, pushed_version, attempts, filed_resource
+               FROM filing_queue WHERE target = ? AND state = 'pending' ORDER BY queued, record_id LIMIT ?""",
+            (target, limit))]
+
+    def get(self, *, target: str, record_id: str) -> dict[str, Any] | None:
+        """One row as :meth:`due` gives it, with its state, or None."""
+        rows = self.db.query(
+            """SELECT record_id, state, server_id, server_version, pushed_version, attempts, filed_resource
+               FROM filing_queue WHERE target = ? AND record_id = ?""", (target, record_id))
+        return dict(rows[0]) if rows else None
+
+    def keep_filed(self, *, target: str, record_id: str, resource: str | None) -> None:
+        """Keep (JSON) or drop (None) the Communication emrcomm filed under others' additions."""
+        self.db.execute("UPDATE filing_queue SET filed_resource = ? WHERE target = ? AND record_id = ?",
+                        (resource, target, record_id))
 
     def mark(
         self,
@@ -126,7 +143,7 @@ class FilingQueue:
 
     def forget_server_id(self, *, target: str, record_id: str) -> None:
         """The server no longer has the resource it gave this id: file it again by identifier."""
-        self.db.execute("UPDATE filing_queue SET server_id = NULL, server_version = NULL "
+        self.db.execute("UPDATE filing_queue SET server_id = NULL, server_version = NULL, filed_resource = NULL "
                         "WHERE target = ? AND record_id = ?",
                     (target, record_id))
 
@@ -143,10 +160,12 @@ class FilingQueue:
         )
         return [dict(r) for r in rows]
 
-    def retry(self, *, target: str, now: dt.datetime) -> int:
-        """Put every rejected record back in the queue (after the cause was fixed)."""
+    def retry(self, *, target: str, now: dt.datetime, record_id: str | None = None) -> int:
+        """Put every rejected record (or the one ``record_id``) back in the queue (after the cause
+        was fixed)."""
+        one = "" if record_id is None else " AND record_id = ?"
         cur = self.db.execute(
-            "UPDATE filing_queue SET state = 'pending', queued = ?, updated = ? WHERE target = ? AND state = 'rejected'",
-            (iso(now), iso(now), target),
+            "UPDATE filing_queue SET state = 'pending', queued = ?, updated = ? WHERE target = ? AND state = 'rejected'"
+            + one, (iso(now), iso(now), target, *(() if record_id is None else (record_id,))),
         )
         return cur
