@@ -460,6 +460,37 @@ def test_a_record_the_server_refuses_is_set_aside_and_the_rest_are_filed(
     assert sorted(set(record_ids_on(on_server(fhir))) - {spoiled}) == sorted(set(embedded(host)) - {spoiled})
 
 
+def test_a_refusal_inside_a_batch_bundle_names_the_servers_issue(
+        fhir: ShimServer, make_host: Callable[..., Host], caplog: pytest.LogCaptureFixture) -> None:
+    host = make_host(records_table(fhir, push="manual", bundle="batch"))
+    outcomes = send_batch(host, 3, "batch-refuse")
+    spoiled = outcomes[0].record_ids[0]
+    for _ in range(2):  # two resources already claim this record's identifier: no conditional create can
+        fhir.post({"resourceType": "Communication", "status": "completed",
+                   "identifier": [{"system": RECORD_ID_SYSTEM, "value": spoiled}]})
+    with caplog.at_level(logging.INFO):
+        report = filer(host).flush()
+    assert (report.rejected, report.pending) == (1, 0)
+    [refused] = filer(host).queue_status()["rejected"]
+    assert refused["record_id"] == spoiled
+    assert refused["last_error"] == "HTTP 412: multiple-matches: Multiple resources found matching condition"
+    assert f"record {spoiled} refused by the server (HTTP 412, multiple-matches)" in caplog.text
+
+
+def test_a_batch_entrys_issue_that_quotes_the_message_is_reported_without_its_words(
+        make_host: Callable[..., Host]) -> None:
+    words = "Tue, Nov 24 at 10:30"
+    answer = {"resourceType": "Bundle", "type": "batch-response", "entry": [{"response": {"status": "400", "outcome": {
+        "resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid",
+                                                        "diagnostics": f"payload[0].contentString '{words}' is too long"}]}}}]}
+    with scripted(Reply(200, json.dumps(answer).encode())) as clinic:
+        host = make_host(scripted_records(clinic, bundle="batch", batch_size=1))
+        host.send(reminder(rid="quoted"))
+        assert filer(host).flush().rejected == 1
+        [refused] = filer(host).queue_status()["rejected"]
+        assert refused["last_error"] == "HTTP 400: invalid: payload[0].contentString [withheld] is too long"
+
+
 def test_an_invalid_communication_is_refused_before_it_reaches_the_server(
         fhir: ShimServer, make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
     import emrcomm_fhirserver.filer

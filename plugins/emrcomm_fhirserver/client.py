@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -53,10 +54,11 @@ class ServerRefused(Exception):
     """The server answered with a 4xx (something we sent, or a setting, is wrong) or a redirect
     (3xx: the base URL is not the server's; never followed)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, outcome: Mapping[str, Any] | None = None) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.outcome = outcome  # the server's OperationOutcome, if it sent one
 
     @property
     def about_settings(self) -> bool:
@@ -66,12 +68,14 @@ class ServerRefused(Exception):
 
 @frozen
 class Answer:
-    """One response: status code, Location (``Type/id/_history/v``, when given), body and ETag."""
+    """One response: status code, Location (``Type/id/_history/v``, when given), body, ETag and,
+    for an entry of a transaction- or batch-response, the entry's OperationOutcome."""
 
     status: int
     location: str | None
     resource: dict[str, Any] | None
     etag: str | None = None
+    outcome: dict[str, Any] | None = None
 
     @property
     def version(self) -> str | None:
@@ -126,6 +130,31 @@ def outcome_text(body: Any) -> str:
             if text:
                 return str(text)[:200]
     return "no OperationOutcome"
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|“[^”]*”|‘[^’]*’")
+_NUMBER = re.compile(r"\+?\d[\d ().-]{5,}\d")
+
+
+def issue_line(body: Any, withheld: Sequence[str] = ()) -> str | None:
+    """The first error of an OperationOutcome as ``code: diagnostics`` (or its details' text),
+    for an operator to act on, or None without one. A server may quote what it refused: quoted
+    values, long numbers (a phone number) and any of ``withheld`` (the resource's own words) read
+    ``[withheld]``, so no patient text is repeated."""
+    if not isinstance(body, Mapping) or body.get("resourceType") != "OperationOutcome":
+        return None
+    issues = _dicts(body.get("issue"))
+    issue = next((i for i in issues if i.get("severity") in ("error", "fatal")), issues[0] if issues else None)
+    if issue is None:
+        return None
+    code = str(issue.get("code") or "unknown")
+    text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+    if not isinstance(text, str) or not text:
+        return code
+    for words in sorted((w for w in withheld if len(w) >= 4), key=len, reverse=True):
+        text = text.replace(words, "[withheld]")
+    text = _NUMBER.sub("[withheld]", _QUOTED.sub("[withheld]", text))
+    return f"{code}: {text[:200]}"
 
 
 class FhirClient:
@@ -251,7 +280,7 @@ class FhirClient:
                                                       "which emrcomm never follows")
             data = _json(content)
             if resp.status_code >= 400:
-                raise ServerRefused(resp.status_code, outcome_text(data))
+                raise ServerRefused(resp.status_code, outcome_text(data), data if isinstance(data, dict) else None)
             return Answer(resp.status_code, resp.headers.get("Location") or resp.headers.get("Content-Location"),
                           data if isinstance(data, dict) else None, resp.headers.get("ETag"))
         assert last is not None
@@ -338,8 +367,9 @@ def _entry_answer(item: Any, kind: str) -> Answer:
         raise BadAnswer(f"an entry of the {kind}-response has a location that is not a string")
     resource = item.get("resource")
     etag = response.get("etag")
+    outcome = response.get("outcome")
     return Answer(int(status), location, resource if isinstance(resource, dict) else None,
-                  etag if isinstance(etag, str) else None)
+                  etag if isinstance(etag, str) else None, outcome if isinstance(outcome, dict) else None)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

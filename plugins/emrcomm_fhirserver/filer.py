@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -51,6 +51,7 @@ from emrcomm_fhirserver.client import (
     ServerRefused,
     ServerUnavailable,
     check_base_url,
+    issue_line,
 )
 from emrcomm_fhirserver.merge import merge
 from emrcomm_fhirserver.queue import MIGRATIONS, FilingQueue
@@ -356,7 +357,9 @@ class RecordsPlugin:
             return "later"
         if isinstance(answer, ServerRefused) or answer.status >= 400:
             status = answer.status
-            detail = answer.detail if isinstance(answer, ServerRefused) else "refused in the bundle"
+            issue = issue_line(answer.outcome, list(_words(item.resource)))
+            detail = issue or (answer.detail if isinstance(answer, ServerRefused) else
+                               f"refused in the {self.bundle_kind}, without an OperationOutcome")
             if item.server_id is not None and status in (404, 410):
                 self.queue.forget_server_id(target=self.name, record_id=item.record_id)
                 return "pending"  # the server lost it: file it again by identifier
@@ -366,7 +369,8 @@ class RecordsPlugin:
                 log.info("%s: record %s changed on the server since it was filed (HTTP %d)",
                          self.name, item.record_id, status)
                 return "conflict"
-            log.error("%s: record %s refused by the server (HTTP %d)", self.name, item.record_id, status)
+            log.error("%s: record %s refused by the server (HTTP %d, %s)", self.name, item.record_id, status,
+                      issue.split(":", 1)[0] if issue else "no OperationOutcome")
             self.queue.mark(target=self.name, record_id=item.record_id, state="rejected", now=now,
                                     error=f"HTTP {status}: {detail}")
             return "rejected"
@@ -548,6 +552,23 @@ def _for_server(resource: Mapping[str, Any], server_id: str | None) -> dict[str,
     else:
         out["id"] = server_id
     return out
+
+
+_WORDS = frozenset({"contentString", "text", "display"})
+
+
+def _words(value: Any) -> Iterator[str]:
+    """The words a resource carries (its payload, notes, names shown): what a server's
+    diagnostics must not repeat. Codes, systems and references are ids, and stay readable."""
+    if isinstance(value, Mapping):
+        for key, v in value.items():
+            if key in _WORDS and isinstance(v, str):
+                yield v
+            else:
+                yield from _words(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _words(v)
 
 
 def _same(server: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> bool:
