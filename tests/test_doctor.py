@@ -265,9 +265,31 @@ def test_a_wrong_fhir_token_is_named_for_records_and_patients(fhir: ShimServer, 
     code, _, text = doctor(clinic(tmp_path, extra=extra), capsys)
     assert code == 4
     assert line(text, "FHIR server (records)").endswith(
-        ": connected, token refused (HTTP 401): check plugins.fhir-records.token")
+        f": connected, token refused (HTTP 401): check plugins.fhir-records.token (the variable {TOKEN_VARIABLE})")
     assert line(text, "FHIR server (patients)").endswith(
-        ": connected, token refused (HTTP 401): check plugins.fhir-directory.token")
+        f": connected, token refused (HTTP 401): check plugins.fhir-directory.token (the variable {TOKEN_VARIABLE})")
+
+
+@pytest.mark.node
+def test_a_fhir_token_renewed_in_its_file_is_read_again_by_the_next_check(
+        fhir: ShimServer, tmp_path: Path) -> None:
+    """A host that keeps running (an EMR that embeds emrcomm and shows the checks) has sent the
+    token it read first; another program then renews it in the file, as the plugin expects."""
+    from emrcomm.config import load_config
+    from emrcomm.doctor import examine, table
+    from emrcomm.host import Host
+
+    token = tmp_path / "fhir-token"
+    token.write_text("expired-token-23\n")
+    extra = f'\n[plugins.fhir-records]\nbase_url = "{fhir.base_url}"\ntoken = {{file = "{token}"}}\npush = "manual"\n'
+    with Host(load_config(clinic(tmp_path, extra=extra)), read_only=True) as host:
+        assert line(table(examine(host)), "FHIR server (records)").endswith(
+            f": connected, token refused (HTTP 401): check plugins.fhir-records.token: the token in the file {token} "
+            "was read again and is refused too; renew it there")
+        token.write_text(fhir.token + "\n")
+        checked = table(examine(host))
+    assert line(checked, "FHIR server (records)").endswith(", token accepted (Communication search)")
+    assert "expired-token-23" not in checked and fhir.token not in checked
 
 
 def test_a_fhir_base_that_is_not_fhir_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -167,6 +167,7 @@ class FhirClient:
         *,
         token: str | Callable[[], str | None] | None = None,
         renew: Callable[[], str | None] | None = None,
+        token_source: str | None = None,
         timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.25,
@@ -189,6 +190,8 @@ class FhirClient:
         # Read the token again after a 401 (a short-lived one renewed in its file or variable by
         # another program): the request goes once more if it changed.
         self._renew = renew
+        # Where the token is read from, for a person to renew it ("the file /etc/emrcomm/fhir-token").
+        self.token_source = token_source
         self._authorized = False
 
     def authorize(self) -> None:
@@ -223,12 +226,13 @@ class FhirClient:
         try:
             return self._send(method, url, body=body, params=params, headers=headers)
         except ServerRefused as exc:
-            if exc.status == 401 and self._renewed():
+            if exc.status == 401 and self.renewed():
                 return self._send(method, url, body=body, params=params, headers=headers)
             raise
 
-    def _renewed(self) -> bool:
-        """The token read again differs from the one sent (now sent from here on)."""
+    def renewed(self) -> bool:
+        """Read the token again (after a 401): True when it differs from the one sent, which it
+        replaces from here on."""
         if self._renew is None:
             return False
         try:

@@ -88,10 +88,15 @@ def client_from(context: emrcomm.PluginContext) -> FhirClient:
     settings = context.settings
     base = check_base_url(settings["base_url"], f"plugins.{context.name}.base_url")
     ca_bundle = settings.get("ca_bundle")
+    token = settings.get("token")
+    source = None
+    if isinstance(token, Mapping):
+        source = f"the file {context.path(token['file'])}" if "file" in token else f"the variable {token.get('env')}"
     return FhirClient(
         base,
         token=context.secret_later("token"),
         renew=lambda: context.secret("token"),
+        token_source=source,
         timeout=float(settings.get("timeout", 10)),
         retries=int(settings.get("retries", 2)),
         verify=str(context.path(ca_bundle)) if ca_bundle else True,

@@ -22,7 +22,7 @@ def check(client: FhirClient, plugin: str, resource_type: str) -> Iterator[str]:
     client.authorize()
     metadata = _get(client, "metadata", plugin)
     yield "connected"
-    _refused(metadata, plugin)
+    _refused(metadata, client, plugin)
     body = _json(metadata)
     if metadata.status_code != 200 or body.get("resourceType") != "CapabilityStatement":
         raise ProbeFailed(f"/metadata answered HTTP {metadata.status_code} without a CapabilityStatement: is "
@@ -34,7 +34,7 @@ def check(client: FhirClient, plugin: str, resource_type: str) -> Iterator[str]:
     software = (body.get("software") or {}).get("name")
     yield f"FHIR {version}" + (f" ({software})" if software else "")
     search = _get(client, f"{resource_type}?_count=1", plugin)
-    _refused(search, plugin)
+    _refused(search, client, plugin)
     if search.status_code != 200:
         raise ProbeFailed(f"a {resource_type} search answered HTTP {search.status_code} "
                           f"({outcome_text(_json(search))})")
@@ -43,6 +43,13 @@ def check(client: FhirClient, plugin: str, resource_type: str) -> Iterator[str]:
 
 
 def _get(client: FhirClient, path: str, plugin: str) -> requests.Response:
+    response = _once(client, path, plugin)
+    if response.status_code == 401 and client.renewed():  # renewed in its file or variable, as filing does
+        return _once(client, path, plugin)
+    return response
+
+
+def _once(client: FhirClient, path: str, plugin: str) -> requests.Response:
     try:
         return client.session.get(f"{client.base_url}/{path}", timeout=client.timeout, allow_redirects=False)
     except requests.exceptions.SSLError:
@@ -56,12 +63,16 @@ def _get(client: FhirClient, path: str, plugin: str) -> requests.Response:
                           "right?") from None
 
 
-def _refused(response: requests.Response, plugin: str) -> None:
+def _refused(response: requests.Response, client: FhirClient, plugin: str) -> None:
     if 300 <= response.status_code < 400:
         raise ProbeFailed(f"HTTP {response.status_code}: the server redirects, and emrcomm never follows a redirect: "
                           f"set plugins.{plugin}.base_url to the address the server answers at itself")
     if response.status_code in (401, 403):
-        raise ProbeFailed(f"token refused (HTTP {response.status_code}): check plugins.{plugin}.token")
+        said = f"token refused (HTTP {response.status_code}): check plugins.{plugin}.token"
+        source = client.token_source or ""
+        if response.status_code == 401 and source.startswith("the file "):
+            raise ProbeFailed(f"{said}: the token in {source} was read again and is refused too; renew it there")
+        raise ProbeFailed(f"{said} ({source})" if source else said)
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
