@@ -271,13 +271,15 @@ def test_an_edit_kept_on_the_server_survives_emrcomms_later_updates(
     host = make_host(records_table(fhir, push="manual"))
     record_id = host.send(reminder(rid="kept")).record_ids[0]
     filer(host).flush()
-    edited_on_server(fhir, record_id, extension=[EXTENSION])
+    [filed] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
+    edited_on_server(fhir, record_id, note=[*filed["note"], CLINICIAN_NOTE], extension=[EXTENSION])
     host.delivery_update(DeliveryUpdate(kind="delivered", at=clock.now, record_id=record_id))
     assert filer(host).flush().filed == 1
     host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=record_id))
     assert filer(host).flush().filed == 1  # no 412 this time: the server's copy was emrcomm's last
     [resource] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{record_id}")
     assert resource["received"] == "2026-11-23T15:00:00Z" and resource["extension"] == [EXTENSION]
+    assert resource["note"] == [*embedded(host)[record_id]["note"], CLINICIAN_NOTE]
 
 
 def test_a_field_emrcomm_owns_changed_on_the_server_is_set_aside_until_overwritten_deliberately(
