@@ -809,3 +809,20 @@ def test_every_outcome_in_docs_records_has_a_valid_sample() -> None:
         assert resource["resourceType"] == "Communication", name
         assert schema_errors(resource) == [], name
         validate_resource(resource)
+
+
+def test_a_merge_keeps_others_notes_and_stops_at_one_of_emrcomms_notes_removed() -> None:
+    from emrcomm_fhirserver.merge import merge
+
+    filed = {"status": "in-progress", "note": [{"text": "held until 08:00"}]}
+    ours = {"status": "completed", "sent": "2026-11-24T13:00:00Z", "note": [{"text": "sms to ..."}]}
+    theirs = {"id": "c1", "meta": {"versionId": "7", "tag": [{"code": "reviewed"}]}, "status": "in-progress",
+              "note": [{"text": "held until 08:00"}, {"text": "called the patient"}], "encounter": {"reference": "E/1"}}
+    result = merge(theirs, ours, filed)
+    assert result.clashes == ()
+    assert result.resource == {"id": "c1", "meta": {"tag": [{"code": "reviewed"}]}, "status": "completed",
+                               "sent": "2026-11-24T13:00:00Z", "encounter": {"reference": "E/1"},
+                               "note": [{"text": "sms to ..."}, {"text": "called the patient"}]}
+    kept = {**ours, "note": [*ours["note"], {"text": "delivered"}]}
+    removed = merge({**result.resource, "note": [{"text": "called the patient"}]}, kept, ours)
+    assert removed.clashes == ("note",)

@@ -428,7 +428,8 @@ class RecordsPlugin:
                 log.info("%s: record %s changed on the server again while merging; it stays queued",
                          self.name, item.record_id)
                 return "conflict"
-            return self._settle(item, exc) if exc.status not in (404, 410) else "pending"
+            with self.context.storage.transaction():  # refused (4xx), or gone (404: filed again by identifier)
+                return self._settle(item, exc)
         ours = {k: v for k, v in item.resource.items() if k != "id"}
         others = {k: v for k, v in result.resource.items() if k != "id"} != ours
         with self.context.storage.transaction():
