@@ -79,6 +79,16 @@ def kannel_defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel
 
 
 @pytest.fixture(scope="session")
+def kannel_says_splits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
+    """A Kannel set up as docs/transports.md asks (max-messages, concatenation) whose smsbox
+    answers at once, saying how many parts it made."""
+    gateway = Kannel(tmp_path_factory.mktemp("kannel-splits"), password=KANNEL_PASSWORD,
+                     smsbox_options="immediate-sendsms-reply = true")
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
     mock = Prism(tmp_path_factory.mktemp("prism"))
     yield mock
@@ -313,6 +323,19 @@ def test_a_cut_kannel_reports_is_a_failure_not_a_delivery(
     assert "1 of its 2 segments" in str(err.value)
     [got] = kannel_defaults.wait_for("+16135550213")
     assert len(got.data) == 160
+
+
+def test_an_emoji_kannel_splits_between_two_parts_is_delivered_not_cut(
+        kannel_says_splits: Kannel, secrets_dir: Path, tmp_path: Path) -> None:
+    """Kannel splits UCS-2 at every 67 UTF-16 units, through an emoji's surrogate pair (measured):
+    a text counted as three segments, the emoji kept whole, leaves whole as two parts."""
+    text = "Clinique Riverside : à bientôt ".ljust(66, ".") + "\U0001f600" + " Répondez ARRET.".rjust(66, ".")
+    assert count_segments(text) == ("UCS-2", 3)
+    transport = sms_transport(kannel_settings(kannel_says_splits.sendsms_url, secrets_dir), tmp_path)
+    receipt = transport.send(Delivery(message(text), "+15145550214", "rec-emoji-split"))
+    assert receipt.status == "accepted" and "Message splits: 2" in receipt.detail
+    parts = kannel_says_splits.wait_for("+15145550214", count=2)
+    assert assemble(parts).decode("utf-16-be") == text
 
 
 def kannel_clinic(tmp_path: Path, url: str, password_file: Path, *, sms_extra: str = "") -> Path:
