@@ -236,6 +236,19 @@ def test_reply_auto_answer_is_one_gsm7_segment_with_the_longest_clinic_name(
     assert text.endswith(STOP_EN if language == "en" else "ARRET pour annuler")
 
 
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("name", [TEST_CLINIC.name, "Clinique médicale Sainte-Thérèse"])
+def test_help_reply_is_one_gsm7_segment_in_either_language(tmp_path: Path, language: str, name: str) -> None:
+    # The answer to HELP / AIDE goes by SMS or not at all: a gateway that sends one part whole
+    # (Kannel's defaults) makes a second segment SMS_TOO_LONG, and the patient who asked gets nothing.
+    # The French answer took 168 characters with a 23-character name, where the English took 136.
+    clinic = attrs.evolve(TEST_CLINIC, name=name)
+    text = render(Plugin(make_context("templates", {}, tmp_path, clinic=clinic)), "help-reply",
+                  language=language).text
+    assert count_segments(text) == ("GSM-7", 1), text
+    assert all(part in text for part in (name, clinic.phone, clinic.email, "STOP" if language == "en" else "ARRET"))
+
+
 def test_reply_auto_answer_takes_the_turnaround_in_the_patients_language(plugin: Plugin) -> None:
     text = render(plugin, "reply-auto-answer", {"turnaround": "sous deux jours"}, language="fr").text
     assert "sous deux jours" in text
