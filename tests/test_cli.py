@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import emrcomm
 from emrcomm.cli import main
 from emrcomm.config import DATA_DIR_VARIABLE
 from servers import Reply, scripted
@@ -390,3 +391,20 @@ def test_check_says_which_layer_stopped_the_text(config: Path, tmp_path: Path,
     assert code == 3 and "content: routed to the portal for uncertainty" in out
     code, out, _ = run(capsys, "check", "--config", str(config), "--channel", "sms", "--text", texts[1])
     assert "content: blocked by context" in out
+
+
+def test_version_names_the_installed_release(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"emrcomm {emrcomm.__version__}"
+
+
+def test_each_commands_help_opens_with_what_the_command_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """`emrcomm doctor --help` says what doctor does, in the words `emrcomm --help` lists it with."""
+    for argv in (["doctor"], ["audit", "verify"]):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        usage = " ".join(capsys.readouterr().out.split())
+        assert ("try everything the config names from here" in usage if argv == ["doctor"]
+                else "check every entry, the chain, the order and the end" in usage)
+

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="emrcomm", parents=[common],
         description="Message patients safely from an EMR: consent, content rules, channel choice, FHIR records.",
     )
+    from emrcomm import __version__
+
+    parser.add_argument("--version", action="version", version=f"emrcomm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", parents=[common], help="run one clinic day on a synthetic clinic, locally")
@@ -75,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--patient", metavar="Patient/ID",
                        help="a dry run for this patient: every channel, chosen or rejected and why; nothing is sent")
     check.add_argument("--restricted", action="store_true", help="with --patient: a restricted (confidential) request")
-    check.add_argument("--category", default="appointment-reminder")
-    check.add_argument("--lang", default="en", choices=["en", "fr"])
+    check.add_argument("--category", default="appointment-reminder",
+                       help="the request's category: its rules and, with --patient, its channels "
+                            "(default appointment-reminder)")
+    check.add_argument("--lang", default="en", choices=["en", "fr"], help="the text's language (default en)")
     given = check.add_mutually_exclusive_group(required=True)
     given.add_argument("--text", help="the text to check")
     given.add_argument("--jsonl", type=Path, metavar="FILE",
@@ -89,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the Communications as a FHIR searchset Bundle (as --json does)")
     records.add_argument("--status", choices=RECORD_STATUSES, help=", ".join(RECORD_STATUSES))
     records.add_argument("--channel", help="sms, email, portal, ...")
-    records.add_argument("--category")
+    records.add_argument("--category", help="appointment-reminder, results-available, ...")
     records.add_argument("--since", type=dt.datetime.fromisoformat, help="ISO date or date-time (UTC if no zone)")
-    records.add_argument("--until", type=dt.datetime.fromisoformat)
+    records.add_argument("--until", type=dt.datetime.fromisoformat, help="ISO date or date-time (UTC if no zone)")
 
     audit = sub.add_parser("audit", parents=[common], help="verify or export the signed audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -146,7 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show the words of patients' replies, read from the channel that keeps them")
     add_api_commands(sub, common)  # clients, notify: the FHIR API's (emrcomm.api.commands)
     add_staff_commands(sub, common)  # staff: accounts for the staff pages (emrcomm.staff.commands)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Each command's help line, the one `emrcomm --help` lists, at the top of its own --help too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                child = action.choices[listed.dest]
+                if child.description is None:
+                    child.description = listed.help
+                _describe(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
