@@ -408,3 +408,11 @@ def test_each_commands_help_opens_with_what_the_command_does(capsys: pytest.Capt
         assert ("try everything the config names from here" in usage if argv == ["doctor"]
                 else "check every entry, the chain, the order and the end" in usage)
 
+
+def test_a_command_of_a_plugin_the_config_does_not_run_says_to_name_the_plugin(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/operations.md sends a reader to `emrcomm fhir-records queue`; on a config without the
+    opt-in plugin, the error says how to get the command, not only "invalid choice"."""
+    code, _, err = run(capsys, "fhir-records", "queue", "--config", str(config))
+    assert code == 2
+    assert "'fhir-records' is a command of the plugin 'fhir-records'" in err and "[plugins.fhir-records]" in err

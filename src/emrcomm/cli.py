@@ -249,10 +249,18 @@ def _plugin_commands(parser: argparse.ArgumentParser, argv: list[str]) -> dict[s
     try:
         with _host(argparse.Namespace(config=getattr(probe, "config", None)), read_only=True) as host:
             found = host.plugins.cli_commands()
+            running = {loaded.name for loaded in host.plugins}
     except EmrcommError:
         if asks_help:
             return {}  # the core's help still helps
         raise
+    from emrcomm.plugin.manager import discover
+
+    if command not in {cmd.name for _, cmd in found} and command not in running and command in discover():
+        # `fhir-records queue` on a config without fhir-records: argparse would only say "invalid choice".
+        raise EmrcommError(f"{command!r} is a command of the plugin {command!r}, which is installed but not run by "
+                           f"this config: name it in the config ([plugins.{command}], docs/configuration.md) to "
+                           "have its commands; `emrcomm plugins` lists the ones that run")
     commands: dict[str, tuple[str, Any]] = {}
     for plugin, cmd in found:
         if cmd.name in sub.choices:
