@@ -4,7 +4,11 @@ clinic through ``emrcomm serve``'s app, and must get the status line written aft
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -86,3 +90,27 @@ def test_what_the_doc_says_check_answers_is_what_it_answers(make_host: Callable[
                       headers=[(b"content-type", b"application/fhir+json")])
     api.close()
     assert word in answer.text and word in DOC
+
+
+def test_the_set_ups_conversion_makes_the_jwks_clients_add_takes_from_the_pem_it_refuses(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Step 1 has the clinic make a PEM with openssl, convert it with the doc's command, and register
+    the result; the PEM itself is refused with a pointer to that command."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from emrcomm.cli import main
+    from support import write_config
+
+    public = ec.generate_private_key(ec.SECP384R1()).public_key()
+    (tmp_path / "emr-public.pem").write_bytes(public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    convert = next(b for b in re.findall(r"```sh\n(.*?)```", DOC, re.S) if "to_jwk" in b)
+    subprocess.run(["bash", "-c", convert.replace(".venv/bin/python", shlex.quote(sys.executable))],
+                   cwd=tmp_path, check=True)
+    config = str(write_config(tmp_path))
+    scope = ["--scope", "system/Communication.read"]
+    assert main(["clients", "add", "OSCAR", "--config", config, "--jwks", str(tmp_path / "emr-public.pem"), *scope]) == 2
+    assert "a PEM key" in capsys.readouterr().err
+    assert main(["clients", "add", "OSCAR", "--config", config, "--jwks", str(tmp_path / "emr-public.jwks"), *scope]) == 0
+    assert "one of these kids in their header: emr-2026" in capsys.readouterr().out

@@ -65,6 +65,9 @@ def cmd_clients(args: argparse.Namespace) -> int:
         registry = ClientRegistry(host.storage.db, host.clock)
         if args.action == "add":
             text = sys.stdin.read() if args.jwks == "-" else _read(Path(args.jwks))
+            if text.lstrip().startswith("-----BEGIN"):
+                raise RequestError(f"--jwks {args.jwks}: a PEM key, where a JWKS (JSON, each key with a 'kid') "
+                                   "is needed: docs/api.md (1. Set-up at the clinic) converts one")
             try:
                 jwks = json.loads(text)
             except json.JSONDecodeError as exc:
@@ -74,7 +77,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
             _emit(args, {"client_id": client.id, "name": client.name, "scopes": list(client.scopes),
                          "kids": [k["kid"] for k in client.jwks["keys"]]},
                   f"client {client.id} added ({client.name}); scopes: {' '.join(client.scopes)}\n"
-                  "Its assertions use this id as iss and sub.")
+                  "Its assertions use this id as iss and sub, and one of these kids in their header: "
+                  f"{', '.join(k['kid'] for k in client.jwks['keys'])}")
             return 0
         if args.action == "list":
             rows: list[dict[str, Any]] = [{"client_id": c.id, "name": c.name, "scopes": list(c.scopes),
