@@ -56,6 +56,7 @@ path = "out/sms.jsonl"
 transport = "file"
 directory = "out/email"
 from = "Riverside Family Health <noreply@riverside.example>"
+unsubscribe_key = "email-unsubscribe.key"
 
 [plugins.portal]
 keyring = "portal-keyring.json"
