@@ -122,8 +122,8 @@ def test_fresh_virtualenv_pip_install_then_demo(tmp_path: Path) -> None:
 
 
 def test_the_demo_hint_is_a_command_that_works_without_an_activated_virtualenv(tmp_path: Path) -> None:
-    """Run as the README says (`.venv/bin/emrcomm demo`, nothing activated), the hint's command
-    runs as printed; with the virtualenv on PATH it is plain `emrcomm`."""
+    """Run as the README says (`.venv/bin/emrcomm demo`, nothing activated), the hints' commands
+    (records, the staff follow-ups) run as printed; with the virtualenv on PATH it is plain `emrcomm`."""
     emrcomm = Path(sys.executable).with_name("emrcomm")
     bare = [p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != emrcomm.parent]
     for path, expected in ((bare, str(emrcomm)), ([str(emrcomm.parent), *bare], "emrcomm")):
@@ -138,6 +138,11 @@ def test_the_demo_hint_is_a_command_that_works_without_an_activated_virtualenv(t
         records = subprocess.run(hint, shell=True, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
         assert records.returncode == 0, records.stderr[-2000:]
         assert records.stdout.startswith("Every patient: ") and "  Patient/demo-" in records.stdout  # the day
+        [inbox] = [line.removeprefix("Staff follow-ups: ") for line in done.stdout.splitlines()
+                   if line.startswith("Staff follow-ups: ")]
+        assert inbox == f"{expected} inbox --config {folder / 'emrcomm.toml'}"
+        follow_ups = subprocess.run(inbox, shell=True, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert follow_ups.returncode == 0, follow_ups.stderr[-2000:]
 
 
 def test_the_hint_names_a_script_below_the_current_folder_as_a_relative_path(monkeypatch: pytest.MonkeyPatch) -> None:

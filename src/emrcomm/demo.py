@@ -121,6 +121,7 @@ class DemoSummary:
         lines += ["", f"{sum(self.counts.values())} requests for {self.patients} patients: {totals}",
                   f"Folder: {self.folder}",
                   f"Records: {emrcomm_command()} records --config {self.folder / 'emrcomm.toml'}",
+                  f"Staff follow-ups: {emrcomm_command()} inbox --config {self.folder / 'emrcomm.toml'}",
                   f"SMS sink: {self.folder / 'out' / 'sms.jsonl'}; email: {self.folder / 'out' / 'email'}"]
         return "\n".join(lines)
 
