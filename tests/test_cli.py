@@ -399,6 +399,21 @@ def test_version_names_the_installed_release(capsys: pytest.CaptureFixture[str])
     assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"emrcomm {emrcomm.__version__}"
 
 
+def test_emrcomm_alone_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "usage: emrcomm" in err and "demo" in err and "records" in err and "worker" in err
+
+
+def test_records_with_a_category_that_is_none_lists_the_categories(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["records", "--config", str(config), "--category", "apointment-reminder"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "invalid choice: 'apointment-reminder'" in err
+    assert "appointment-reminder" in err.split("choose from", 1)[1]
+
+
 def test_each_commands_help_opens_with_what_the_command_does(capsys: pytest.CaptureFixture[str]) -> None:
     """`emrcomm doctor --help` says what doctor does, in the words `emrcomm --help` lists it with."""
     for argv in (["doctor"], ["audit", "verify"]):

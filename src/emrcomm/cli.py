@@ -21,7 +21,7 @@ from emrcomm import fhir
 from emrcomm.api.commands import add_commands as add_api_commands
 from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, check_patient_option, escape_controls, loads_json
-from emrcomm.model import Finding, Outcome, Request, Status
+from emrcomm.model import Category, Finding, Outcome, Request, Status
 from emrcomm.staff.commands import add_commands as add_staff_commands
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the Communications as a FHIR searchset Bundle (as --json does)")
     records.add_argument("--status", choices=RECORD_STATUSES, help=", ".join(RECORD_STATUSES))
     records.add_argument("--channel", help="sms, email, portal, ...")
-    records.add_argument("--category", help="appointment-reminder, results-available, ...")
+    records.add_argument("--category", choices=[c.value for c in Category], metavar="CATEGORY",
+                         help="appointment-reminder, results-available, ... (a wrong one lists them all)")
     records.add_argument("--since", type=dt.datetime.fromisoformat, help="ISO date or date-time (UTC if no zone)")
     records.add_argument("--until", type=dt.datetime.fromisoformat, help="ISO date or date-time (UTC if no zone)")
 
@@ -200,6 +201,9 @@ _TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if not argv:  # `emrcomm` alone: what it can do, not only "the following arguments are required"
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         plugin_commands = _plugin_commands(parser, argv)
     except EmrcommError as exc:
@@ -572,7 +576,7 @@ def _check_lines(args: argparse.Namespace, host: Any) -> int:
 
 
 def _check_patient(args: argparse.Namespace) -> int:
-    from emrcomm.model import Category, Sensitivity
+    from emrcomm.model import Sensitivity
 
     if args.text is None:
         raise EmrcommError("check --patient: give the message with --text")
