@@ -12,6 +12,7 @@ from emrcomm.cli import main
 from support import REPO
 
 DOC = (REPO / "docs" / "python-api.md").read_text(encoding="utf-8")
+README = (REPO / "README.md").read_text(encoding="utf-8")
 DAY = "2026-11-23"
 
 
@@ -31,3 +32,15 @@ def test_every_example_runs_in_the_demo_clinic_and_prints_what_the_page_says(
     assert "sent ('portal', 'sms')" in printed
     assert "['CLINICAL_CONTENT', 'SMS_NO_SENDER_ID', 'SMS_NO_OPTOUT_HINT']" in printed
     assert [line.split()[0] for line in printed if line.startswith("results-")] == [f"results-{n}" for n in range(1, 6)]
+
+
+def test_the_readmes_embedding_example_sends_in_the_demo_clinic(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--data", str(tmp_path / "demo-clinic"), "--date", DAY, "--json"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path / "demo-clinic")
+    monkeypatch.setenv("EMRCOMM_CLOCK", f"{DAY}T12:00:00-05:00")  # by day: nothing held for quiet hours
+    [block] = re.findall(r"## Embedding.*?```python\n(.*?)```", README, re.S)
+    exec(compile(block, "README.md, Embedding", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["sent ('sms',)"]  # no finding printed: nothing for staff to do
