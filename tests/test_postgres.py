@@ -134,6 +134,21 @@ def test_a_password_in_the_urls_query_is_refused_too(tmp_path: Path, url: str) -
     assert "hunter2" not in str(err.value)
 
 
+@pytest.mark.parametrize("url", [
+    "host=db dbname=x user=app password=hunter2",  # libpq's key=value form, not a URL
+    "host=db dbname=x user=app password = 'hunter2'",
+    "postgresql://app:hunter2@db /x",  # a URL the schema refuses (a space)
+])
+def test_a_malformed_store_url_with_a_password_is_refused_without_echoing_it(tmp_path: Path, url: str) -> None:
+    """The schema's message quotes a value it refuses: a store.url with a password in it must
+    be refused as a secret first, so that the password never reaches the error (and the log)."""
+    text = support.BASE_CONFIG.replace('[store]\npath = "emrcomm.sqlite"', f'[store]\nurl = "{url}"')
+    (tmp_path / "emrcomm.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store\.url: secrets cannot be written") as err:
+        load_config(tmp_path / "emrcomm.toml")
+    assert "hunter2" not in str(err.value)
+
+
 def test_the_password_reference_reaches_the_server(pg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The test server trusts its socket, so any password works: what is checked is that the
     variable is read, and that a missing one is named."""

@@ -36,6 +36,7 @@ _PASSWORD_IN_USER = re.compile(r"^[A-Za-z+]+://[^/@?#]*:[^/@?#]*@")
 # libpq takes a password from the query too, its name percent-decoded like its value (the
 # client key's passphrase is as secret as the password).
 _PASSWORD_PARAMS = frozenset({"password", "sslpassword"})
+_PASSWORD_KEYWORD = re.compile(r"(?:^|\s)(?:ssl)?password\s*=", re.I)
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|auth_?key|private_?key|credential)", re.I)
 
 
@@ -164,15 +165,17 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     check_secrets(raw.get("plugins", {}), source, "plugins")
     check_secrets(raw.get("store", {}), source, "store")
+    # Before the schema: its message quotes the value it refuses, and a malformed URL (libpq's
+    # key=value form, a stray space) may still carry a password.
+    url = raw.get("store", {}).get("url") if isinstance(raw.get("store"), dict) else None
+    if isinstance(url, str) and _carries_password(url):
+        raise ConfigError(f"{source}: store.url: secrets cannot be written in the config file (the URL carries a "
+                          "password, withheld here); write the URL without it and password = {env = \"VARIABLE\"} "
+                          "or password = {file = \"path\"}")
     validate(raw, load_schema("config.schema.json"), source)
     unusable = check_send_timeout(raw.get("delivery", {}))
     if unusable is not None:
         raise ConfigError(f"{source}: {unusable}")
-    url = raw.get("store", {}).get("url")
-    if url and _carries_password(url):
-        raise ConfigError(f"{source}: store.url: secrets cannot be written in the config file (the URL carries a "
-                          "password, withheld here); write the URL without it and password = {env = \"VARIABLE\"} "
-                          "or password = {file = \"path\"}")
     clinic_raw = raw["clinic"]
     clinic = Clinic(
         name=clinic_raw["name"],
@@ -214,7 +217,10 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
 
 
 def _carries_password(url: str) -> bool:
-    """Whether a store URL carries a password: in its user part or as a query parameter."""
+    """Whether a store URL carries a password: in its user part or as a query parameter, or,
+    in libpq's key=value form (which the schema refuses), as a ``password`` key."""
+    if "://" not in url:
+        return bool(_PASSWORD_KEYWORD.search(url))
     try:
         query = urllib.parse.urlsplit(url).query
     except ValueError:  # not a URL urllib reads (a stray bracket): refuse it only if it could be one
