@@ -901,3 +901,43 @@ def test_db_copy_moves_the_demo_clinic_and_records_prints_the_same_bundle_from_b
     # A second copy into the same database is refused: it is no longer empty.
     assert main(["db", "copy", "--from", str(sqlite_config), "--config", str(pg_config)]) == 2
     assert "is not empty" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- a pool with every connection lent
+
+
+def test_a_pool_whose_connections_are_all_in_use_says_so_rather_than_that_the_server_is_away(
+        pg: str, caplog: pytest.LogCaptureFixture) -> None:
+    """More threads than ``store.pool_size`` connections, one holding its connection past the
+    pool's wait: the one left waiting is answered 'unavailable' naming the pool, and the log does
+    not blame a server that answers (nor does the next statement wait only the away-wait)."""
+    import logging
+
+    from emrcomm.storage import StoreUnavailable
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg, pool_max=1, pool_wait=0.5)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.transaction():
+            db.query("SELECT 1")
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with caplog.at_level(logging.INFO, logger="emrcomm.storage"), pytest.raises(StoreUnavailable) as err:
+            db.query("SELECT 1")
+    finally:
+        release.set()
+        holder.join()
+    assert "all 1 connection(s) of the pool are in use" in str(err.value)
+    assert "store.pool_size" in str(err.value)
+    assert "cannot be reached" not in caplog.text and "cannot be reached" not in str(err.value)
+    assert "all 1 connection(s) of the pool are in use" in caplog.text
+    assert db.query("SELECT 1 AS one") == [{"one": 1}]
+    assert "reachable again" not in caplog.text
+    db.close()

@@ -81,7 +81,8 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, *, password: str | None = None, read_only: bool = False, pool_min: int = 1,
-                 pool_max: int = 10, application_name: str | None = None, connect_timeout: float = 10.0) -> None:
+                 pool_max: int = 10, application_name: str | None = None, connect_timeout: float = 10.0,
+                 pool_wait: float = 60.0) -> None:
         try:
             import psycopg
             from psycopg.rows import dict_row
@@ -117,7 +118,7 @@ class PostgresDatabase:
         # No check on each loan (a round trip: ~0.2 ms on every statement): a connection found
         # broken at its first statement is replaced once, below (_fresh).
         self.pool = ConnectionPool(url, kwargs=kwargs, min_size=pool_min, max_size=max(pool_min, pool_max),
-                                   timeout=60.0, name="emrcomm", open=True, configure=_nul_free)
+                                   timeout=pool_wait, name="emrcomm", open=True, configure=_nul_free)
 
     # transactions ------------------------------------------------------------------------------
     def _fresh(self, first: Callable[[Any], Any]) -> tuple[contextlib.ExitStack, Any, Any]:
@@ -136,6 +137,8 @@ class PostgresDatabase:
                 wait = AWAY_WAIT if self._away else REPLACE_WAIT if attempt == 2 else None
                 conn = stack.enter_context(self.pool.connection(timeout=wait))
             except self._pool_timeout as exc:
+                if self._all_lent():
+                    raise self._exhausted(wait) from None
                 raise self._unavailable(exc, "no connection could be had") from None
             try:
                 result = first(conn)
@@ -153,6 +156,25 @@ class PostgresDatabase:
             self._back()
             return stack, conn, result
         raise AssertionError("unreachable")
+
+    def _all_lent(self) -> bool:
+        """Whether every connection the pool may have is open and lent out: a wait for one that
+        timed out then says the process asks for more than ``store.pool_size``, not that the
+        server is away (its connections would have been dropped and given back)."""
+        stats = self.pool.get_stats()
+        return stats.get("pool_size", 0) >= self.pool.max_size and stats.get("pool_available", 0) == 0
+
+    def _exhausted(self, wait: float | None) -> StoreUnavailable:
+        """Every connection busy for the whole wait (a slow statement, a lock held elsewhere, more
+        threads than connections): said at each such wait, the server not marked away."""
+        size = self.pool.max_size
+        waited = self.pool.timeout if wait is None else wait
+        said = (f"all {size} connection(s) of the pool are in use (waited {waited:g} s for one); raise "
+                f"store.pool_size (keeping the sum over every process under the server's max_connections) or "
+                f"find what holds them: pg_stat_activity where application_name = "
+                f"'{self._kwargs['application_name']}'")
+        log.error("%s: %s", self.where, said)
+        return StoreUnavailable(f"{self.where}: {said}; try again")
 
     def _unavailable(self, exc: BaseException, what: str) -> StoreUnavailable:
         """The server is away: said once in the log (not once per statement) until it is back."""
