@@ -941,3 +941,114 @@ def test_a_pool_whose_connections_are_all_in_use_says_so_rather_than_that_the_se
     assert db.query("SELECT 1 AS one") == [{"one": 1}]
     assert "reachable again" not in caplog.text
     db.close()
+
+
+# ------------------------------------------------------------------------- a lock held elsewhere
+
+
+def lock_outbox(url: str) -> Callable[[], None]:
+    """Another session (a DBA's forgotten ``BEGIN; LOCK TABLE …``, a ``VACUUM FULL``) holding
+    the outbox until the function returned is called."""
+    import psycopg
+
+    other = psycopg.connect(url)
+    other.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+
+    def release() -> None:
+        other.rollback()
+        other.close()
+    return release
+
+
+@pytest.fixture
+def outbox_locked(pg: str) -> Iterator[None]:
+    release = lock_outbox(pg)
+    yield
+    release()
+
+
+def test_a_statement_waits_for_a_lock_held_elsewhere_at_most_store_lock_timeout(
+        pg: str, outbox_locked: None, caplog: pytest.LogCaptureFixture) -> None:
+    """Without a bound every worker and every request waits, silently, for as long as the other
+    session holds the lock; with it the statement is answered 'unavailable' (tried again, the
+    API's 503), and the log names the lock and where to look."""
+    import logging
+
+    from emrcomm.storage import StoreUnavailable
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg, lock_timeout=0.3)
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="emrcomm.storage"):
+        with pytest.raises(StoreUnavailable, match=r"waited 0\.3 s for a lock"):
+            db.query("SELECT count(*) FROM outbox")  # outside a transaction
+        with pytest.raises(StoreUnavailable, match=r"waited 0\.3 s for a lock"), db.transaction():
+            db.execute("UPDATE outbox SET attempts = attempts WHERE key = ?", ("none",))
+    assert time.monotonic() - started < 5
+    assert "store.lock_timeout" in caplog.text and "pg_locks" in caplog.text
+    assert "cannot be reached" not in caplog.text
+    assert db.query("SELECT 1 AS one") == [{"one": 1}]  # the rest of the database answers
+    db.close()
+
+
+def test_a_worker_behind_a_locked_outbox_says_so_and_delivers_once_the_lock_is_released(
+        pg: str, tmp_path: Path) -> None:
+    """``[store] lock_timeout`` from the config reaches the worker's connections: its claim
+    gives up waiting after it and says why (not silence for as long as the lock is held), and
+    the worker delivers as soon as the other session lets go."""
+    path = write_config(tmp_path, QUEUE)
+    path.write_text(path.read_text(encoding="utf-8").replace("[store]\n", "[store]\nlock_timeout = 0.5\n", 1),
+                    encoding="utf-8")
+    with Host(load_config(path)) as host:
+        assert host.send(reminder("locked-1")).status.value == "queued"
+    release = lock_outbox(pg)
+    proc = subprocess.Popen([str(EMRCOMM), "worker", "--once", "--config", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    said: list[str] = []
+    try:
+        reader = threading.Thread(target=lambda: said.extend(proc.stdout or ()), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not any("waited 0.5 s for a lock" in line for line in said) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any("waited 0.5 s for a lock" in line for line in said), said
+    finally:
+        release()
+    try:
+        assert proc.wait(timeout=60) == 0, said
+    finally:
+        proc.kill()
+    reader.join(10)
+    assert "Traceback" not in "".join(said)
+    assert "sent=1" in "".join(said), said
+
+
+def test_a_lock_wait_in_one_part_of_a_group_commit_is_said_to_that_part_alone(pg: str, outbox_locked: None) -> None:
+    from emrcomm.storage import StoreUnavailable
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg, lock_timeout=0.3)
+    failed: list[BaseException] = []
+    with db.group_commit():
+        try:
+            with db.transaction():
+                db.execute("UPDATE outbox SET attempts = attempts WHERE key = ?", ("none",))
+        except Exception as exc:
+            failed.append(exc)
+        with db.transaction():
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("lock-test", "kept"))
+    assert [type(e) for e in failed] == [StoreUnavailable]
+    assert db.query("SELECT value FROM meta WHERE key = ?", ("lock-test",)) == [{"value": "kept"}]
+    db.close()
+
+
+def test_a_command_that_finds_the_database_unavailable_says_so_and_exits_4_without_a_traceback(
+        pg: str, tmp_path: Path, outbox_locked: None) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace("[store]\n", "[store]\nlock_timeout = 0.3\n", 1),
+                    encoding="utf-8")
+    code, said = run("outbox", "--config", str(path))
+    assert code == 4, said
+    assert "Traceback" not in said
+    assert "emrcomm: error:" in said and "waited 0.3 s for a lock" in said

@@ -1,6 +1,7 @@
 """The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 not sent (blocked or failed)
 or, for ``check``, would be blocked, 4 not done (``audit verify`` or ``doctor`` found a problem; a
-plugin command that left work undone, such as ``fhir-records flush``). Plugins add commands of
+plugin command that left work undone, such as ``fhir-records flush``; the database unavailable
+part-way: its server went away, or a lock held elsewhere outlasted ``store.lock_timeout``). Plugins add commands of
 their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, check_patient_option, escape_controls, loads_json
 from emrcomm.model import Category, Finding, Outcome, Request, Status
 from emrcomm.staff.commands import add_commands as add_staff_commands
+from emrcomm.storage.database import StoreUnavailable
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
 EXIT_NOT_DONE = 4
@@ -229,6 +231,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except EmrcommError as exc:
         print(f"emrcomm: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StoreUnavailable as exc:  # the server went away, or a lock held elsewhere outlasted store.lock_timeout
+        print(f"emrcomm: error: {exc}", file=sys.stderr)
+        return EXIT_NOT_DONE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

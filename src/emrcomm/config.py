@@ -84,6 +84,7 @@ class Config:
     limits: Limits = field(factory=Limits)  # [limits]: bounds on what enters (emrcomm.limits)
     store_url: str | None = None  # [store] url: PostgreSQL instead of the SQLite file
     store_pool_size: int = 10  # [store] pool_size: PostgreSQL connections a process keeps at most
+    store_lock_timeout: float = 30.0  # [store] lock_timeout: PostgreSQL's wait for another session's lock
 
     def store_password(self) -> str | None:
         """``[store] password`` resolved (an environment variable or a file), or None."""
@@ -213,6 +214,7 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         limits=Limits.from_config(raw.get("limits", {})),
         store_url=url or None,
         store_pool_size=int(raw.get("store", {}).get("pool_size", 10)),
+        store_lock_timeout=float(raw.get("store", {}).get("lock_timeout", 30)),
     )
 
 

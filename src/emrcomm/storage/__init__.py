@@ -139,11 +139,13 @@ def open_sqlite(path: str | Path, *, synchronous: str = "full", read_only: bool 
 
 
 def open_postgres(url: str, *, password: str | None = None, read_only: bool = False, pool_size: int = 10,
-                  migrations: Sequence[Migration] = (), upgrade_it: bool = False) -> Storage:
+                  migrations: Sequence[Migration] = (), upgrade_it: bool = False,
+                  lock_timeout: float = 30.0) -> Storage:
     """A PostgreSQL store; its core schema must be current (or ``upgrade_it``)."""
     from emrcomm.storage.postgres import PostgresDatabase
 
-    storage = Storage.over(PostgresDatabase(url, password=password, read_only=read_only, pool_max=pool_size))
+    storage = Storage.over(PostgresDatabase(url, password=password, read_only=read_only, pool_max=pool_size,
+                                            lock_timeout=lock_timeout))
     try:
         storage.migrate(migrations, upgrade_it=upgrade_it)
     except BaseException:
@@ -160,7 +162,8 @@ def open_storage(config: Config, *, read_only: bool = False, upgrade_it: bool | 
         except ConfigError as exc:  # its variable not set, its file unreadable: the store cannot be opened
             raise StoreNotOpened(str(exc)) from None
         return open_postgres(config.store_url, password=password, read_only=read_only,
-                             pool_size=config.store_pool_size, upgrade_it=bool(upgrade_it))
+                             pool_size=config.store_pool_size, upgrade_it=bool(upgrade_it),
+                             lock_timeout=config.store_lock_timeout)
     storage = Storage.over(SQLiteDatabase(config.store_path, synchronous=config.store_synchronous,
                                           read_only=read_only))
     try:

@@ -82,7 +82,7 @@ class PostgresDatabase:
 
     def __init__(self, url: str, *, password: str | None = None, read_only: bool = False, pool_min: int = 1,
                  pool_max: int = 10, application_name: str | None = None, connect_timeout: float = 10.0,
-                 pool_wait: float = 60.0) -> None:
+                 pool_wait: float = 60.0, lock_timeout: float = 30.0) -> None:
         try:
             import psycopg
             from psycopg.rows import dict_row
@@ -107,8 +107,15 @@ class PostgresDatabase:
                                   "connect_timeout": max(1, int(connect_timeout))}
         if password is not None:
             kwargs["password"] = password
+        # A statement gives up waiting for a lock another session holds (a forgotten `BEGIN; LOCK
+        # TABLE`, a VACUUM FULL, an upgrade run beside the processes) after lock_timeout, and is
+        # answered 'unavailable' like a server away: without it every worker and request waited,
+        # silently, for as long as the lock was held. 0 waits for ever, as PostgreSQL does.
+        self.lock_timeout = lock_timeout
+        options = [f"-c lock_timeout={round(lock_timeout * 1000)}"]
         if read_only:
-            kwargs["options"] = "-c default_transaction_read_only=on"
+            options.append("-c default_transaction_read_only=on")
+        kwargs["options"] = " ".join(options)
         self._kwargs = kwargs
         try:  # fail now, with the address, rather than at the first statement
             psycopg.connect(url, **kwargs).close()
@@ -145,6 +152,8 @@ class PostgresDatabase:
             except self._psycopg.OperationalError as exc:
                 broken = conn.closed or conn.broken
                 stack.close()
+                if isinstance(exc, self._psycopg.errors.LockNotAvailable):
+                    raise self._lock_wait() from None
                 if not broken:
                     raise
                 if attempt == 2:
@@ -156,6 +165,15 @@ class PostgresDatabase:
             self._back()
             return stack, conn, result
         raise AssertionError("unreachable")
+
+    def _lock_wait(self) -> StoreUnavailable:
+        """A statement waited ``lock_timeout`` for a lock another session holds: said at each,
+        with where to look; the server answers, so it is not marked away."""
+        said = (f"a statement waited {self.lock_timeout:g} s for a lock another session holds "
+                f"(store.lock_timeout) and gave up; find the holder in pg_locks and pg_stat_activity "
+                f"(an old xact_start, 'idle in transaction')")
+        log.error("%s: %s", self.where, said)
+        return StoreUnavailable(f"{self.where}: {said}; try again")
 
     def _all_lent(self) -> bool:
         """Whether every connection the pool may have is open and lent out: a wait for one that
@@ -227,6 +245,8 @@ class PostgresDatabase:
             local.depth -= 1
             conn.execute("RELEASE SAVEPOINT grp")
         except self._psycopg.OperationalError as exc:
+            if isinstance(exc, self._psycopg.errors.LockNotAvailable):
+                raise self._lock_wait() from None
             if not (conn.closed or conn.broken):
                 raise
             raise self._unavailable(exc, "the connection was lost in a transaction") from exc
@@ -245,6 +265,8 @@ class PostgresDatabase:
                     self._finish()
                 except BaseException as exc:
                     self._abort(conn)
+                    if isinstance(exc, self._psycopg.errors.LockNotAvailable):
+                        raise self._lock_wait() from None
                     if isinstance(exc, self._psycopg.OperationalError) and (conn.closed or conn.broken):
                         raise self._unavailable(exc, "the connection was lost in a transaction") from exc
                     raise
