@@ -1052,3 +1052,28 @@ def test_a_command_that_finds_the_database_unavailable_says_so_and_exits_4_witho
     assert code == 4, said
     assert "Traceback" not in said
     assert "emrcomm: error:" in said and "waited 0.3 s for a lock" in said
+
+
+def test_doctor_names_the_privileges_the_runtime_role_lacks_and_the_grant_to_run(
+        runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
+    """A table the role may not write (its owner gave no default privileges for it) fails the
+    doctor's database check, naming it and the GRANT, instead of the first write failing later."""
+    import psycopg
+
+    owner, app = tmp_path / "owner", tmp_path / "app"
+    for folder, url in ((owner, empty_pg), (app, runtime_role)):
+        folder.mkdir()
+        write_config(folder).write_text(with_store(support.BASE_CONFIG, url), encoding="utf-8")
+    assert run("db", "upgrade", "--config", str(owner / "emrcomm.toml"))[0] == 0
+    code, said = run("doctor", "--config", str(app / "emrcomm.toml"))
+    assert code == 0, said
+    role = runtime_role.split("//", 1)[1].split("@", 1)[0]
+    assert f"role {role}, PostgreSQL" in said and "the role may read and write every table" in said
+    with psycopg.connect(empty_pg, autocommit=True) as admin:
+        admin.execute(f"REVOKE INSERT, UPDATE ON outbox FROM {role}")  # type: ignore[arg-type]
+        admin.execute(f"REVOKE USAGE ON SEQUENCE events_seq_seq FROM {role}")  # type: ignore[arg-type]
+    code, said = run("doctor", "--config", str(app / "emrcomm.toml"))
+    assert code == 4, said
+    assert (f"lacks privileges the processes need on 2 table(s) or sequence(s) (outbox, events_seq_seq): as the "
+            f"owner role, GRANT INSERT, UPDATE ON outbox TO {role}; GRANT USAGE ON SEQUENCE events_seq_seq TO "
+            f"{role}") in said

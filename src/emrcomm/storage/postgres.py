@@ -26,6 +26,9 @@ from emrcomm.storage.database import Row, StoreClosed, StoreNotOpened, StoreUnav
 
 log = logging.getLogger("emrcomm.storage")
 
+# Tables the processes only read and append to on PostgreSQL (the chain is signed as it is
+# appended, never updated): the runtime role needs no UPDATE or DELETE on them.
+APPEND_ONLY = frozenset({"audit_log"})
 NOTIFY_CHANNEL = "emrcomm_outbox"  # LISTEN/NOTIFY: a row was put in the outbox or made due again
 # While the server is known to be away, a statement waits this long for a connection before it is
 # answered StoreUnavailable (the API's 503), rather than the pool's minute: the pool keeps trying
@@ -368,6 +371,37 @@ class PostgresDatabase:
             with conn.pipeline():
                 cursors = [conn.execute(translate(sql), tuple(params) or None) for sql, params in statements]
             return [_rows(cur) for cur in cursors]
+
+    def probe(self) -> Iterator[str]:
+        """``emrcomm doctor``'s look at the server beyond "connected": its version, and whether the
+        role may do what the processes do to every table and sequence (a table whose owner had
+        no ``ALTER DEFAULT PRIVILEGES`` for the role is found here, not at the first write)."""
+        from emrcomm.errors import ProbeFailed
+
+        found = self.query("SELECT current_user AS role, current_setting('server_version_num')::int AS version")[0]
+        role, version = found["role"], found["version"]
+        yield f"role {role}"
+        if version < 150000:
+            raise ProbeFailed(f"PostgreSQL {version // 10000} is older than 15, which emrcomm needs")
+        yield f"PostgreSQL {version // 10000}"
+        missing = self.query(
+            "SELECT c.relname AS name, string_agg(p.privilege, ', ' ORDER BY p.n) AS privileges "
+            "FROM pg_class c CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) WITH ORDINALITY "
+            "AS p(privilege, n) WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') "
+            "AND NOT (c.relname = ANY(?) AND p.privilege IN ('UPDATE', 'DELETE')) "
+            "AND NOT has_table_privilege(c.oid, p.privilege) GROUP BY c.relname ORDER BY c.relname",
+            (list(APPEND_ONLY),))
+        sequences = [r["name"] for r in self.query(
+            "SELECT relname AS name FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'S' "
+            "AND NOT CASE WHEN relkind = 'S' THEN has_sequence_privilege(oid, 'USAGE') ELSE true END ORDER BY relname")]
+        if missing or sequences:
+            grants = [f"GRANT {r['privileges']} ON {r['name']} TO {role}" for r in missing]
+            grants += [f"GRANT USAGE ON SEQUENCE {', '.join(sequences)} TO {role}"] if sequences else []
+            names = [r["name"] for r in missing] + sequences
+            raise ProbeFailed(f"the role {role} lacks privileges the processes need on {len(names)} table(s) or "
+                              f"sequence(s) ({', '.join(names)}): as the owner role, {'; '.join(grants)} "
+                              "(and ALTER DEFAULT PRIVILEGES for the tables to come: docs/operations.md)")
+        yield "the role may read and write every table"
 
     def notify(self, channel: str = NOTIFY_CHANNEL) -> None:
         """Tell the listeners on ``channel`` when the current transaction commits."""
