@@ -1077,3 +1077,32 @@ def test_doctor_names_the_privileges_the_runtime_role_lacks_and_the_grant_to_run
     assert (f"lacks privileges the processes need on 2 table(s) or sequence(s) (outbox, events_seq_seq): as the "
             f"owner role, GRANT INSERT, UPDATE ON outbox TO {role}; GRANT USAGE ON SEQUENCE events_seq_seq TO "
             f"{role}") in said
+
+
+def test_the_processes_need_only_select_and_insert_on_the_audit_log(
+        runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
+    """docs/operations.md's hardening: with UPDATE and DELETE on audit_log revoked from the
+    runtime role (entries are appended signed, never changed), a send, a worker's delivery and
+    ``audit verify`` work as before, and the role cannot erase an entry."""
+    import psycopg
+
+    owner, app = tmp_path / "owner", tmp_path / "app"
+    for folder, url in ((owner, empty_pg), (app, runtime_role)):
+        folder.mkdir()
+        write_config(folder, QUEUE).write_text(with_store(support.BASE_CONFIG + QUEUE, url), encoding="utf-8")
+    assert run("db", "upgrade", "--config", str(owner / "emrcomm.toml"))[0] == 0
+    role = runtime_role.split("//", 1)[1].split("@", 1)[0]
+    with psycopg.connect(empty_pg, autocommit=True) as admin:
+        admin.execute(f"REVOKE UPDATE, DELETE ON audit_log FROM {role}")  # type: ignore[arg-type]
+    (app / "audit-signing.key").write_bytes((owner / "audit-signing.key").read_bytes())
+    (app / "audit-signing.key").chmod(0o600)
+    with Host(load_config(app / "emrcomm.toml")) as host:
+        assert host.send(reminder("append-only-1")).status.value == "queued"
+    code, said = run("worker", "--once", "--config", str(app / "emrcomm.toml"))
+    assert code == 0 and "sent=1" in said, said
+    code, said = run("audit", "verify", "--config", str(app / "emrcomm.toml"))
+    assert code == 0, said
+    code, said = run("doctor", "--config", str(app / "emrcomm.toml"))
+    assert code == 0, said
+    with psycopg.connect(runtime_role, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("DELETE FROM audit_log")
