@@ -1106,3 +1106,17 @@ def test_the_processes_need_only_select_and_insert_on_the_audit_log(
     assert code == 0, said
     with psycopg.connect(runtime_role, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM audit_log")
+
+
+def test_a_lock_timeout_of_0_sends_no_startup_option_and_leaves_the_roles_own_setting(pg: str) -> None:
+    """Behind PgBouncer (which refuses startup options it does not track) ``lock_timeout = 0``
+    sends none, and the server's setting for the role applies."""
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg, lock_timeout=0)
+    assert "options" not in db._kwargs
+    assert db.query("SHOW lock_timeout") == [{"lock_timeout": "0"}]
+    db.close()
+    db = PostgresDatabase(pg, lock_timeout=2.5)
+    assert db.query("SHOW lock_timeout") == [{"lock_timeout": "2500ms"}]
+    db.close()

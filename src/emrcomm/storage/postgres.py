@@ -113,12 +113,14 @@ class PostgresDatabase:
         # A statement gives up waiting for a lock another session holds (a forgotten `BEGIN; LOCK
         # TABLE`, a VACUUM FULL, an upgrade run beside the processes) after lock_timeout, and is
         # answered 'unavailable' like a server away: without it every worker and request waited,
-        # silently, for as long as the lock was held. 0 waits for ever, as PostgreSQL does.
+        # silently, for as long as the lock was held. 0 sends nothing: PgBouncer refuses startup
+        # options it does not track, and the role's own setting (ALTER ROLE … SET) applies.
         self.lock_timeout = lock_timeout
-        options = [f"-c lock_timeout={round(lock_timeout * 1000)}"]
+        options = [f"-c lock_timeout={round(lock_timeout * 1000)}"] if lock_timeout > 0 else []
         if read_only:
             options.append("-c default_transaction_read_only=on")
-        kwargs["options"] = " ".join(options)
+        if options:
+            kwargs["options"] = " ".join(options)
         self._kwargs = kwargs
         try:  # fail now, with the address, rather than at the first statement
             psycopg.connect(url, **kwargs).close()
