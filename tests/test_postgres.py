@@ -239,7 +239,8 @@ def test_doctor_asks_the_database_server_and_compares_its_schema(pg: str, tmp_pa
 
     code, database = doctor()
     assert code == 0 and database.startswith("ok"), database
-    assert f"connected, schema version {latest}, up to date" in database
+    assert "connected, role postgres, PostgreSQL " in database
+    assert f", the role may read and write every table, schema version {latest}, up to date" in database
     storage = open_postgres(pg)
     storage.meta.put("schema_version", "999")
     storage.close()
