@@ -398,6 +398,31 @@ def test_an_anchor_noted_earlier_must_still_be_there(logged: tuple[Path, Any]) -
     assert problem.what == "anchor" and problem.seq == 3
 
 
+@pytest.mark.parametrize("seal_seconds", [0, 3600])
+def test_verify_beside_a_running_host_checks_the_log_as_it_was_when_it_began(
+        make_host: Callable[..., Host], seal_seconds: int) -> None:
+    """The entries, the head and the store's requests are read as one snapshot: a host that sends
+    while verify reads is neither a log cut off its end (when it seals the head meanwhile) nor a
+    request without an entry (when it does not)."""
+    host = make_host(f"\n[audit]\nseal_seconds = {seal_seconds}\n")
+    for i in range(3):
+        host.send(reminder(rid=f"live-{i}"))
+    store = open_store(host.config.store_path, read_only=True)  # as `emrcomm audit verify` opens it
+    every_entry = store.audit.entries
+
+    def entries_then_a_send() -> Any:
+        yield from every_entry()
+        host.send(reminder(rid="live-while-verifying"))  # another process, committing meanwhile
+
+    store.audit.entries = entries_then_a_send
+    try:
+        report = audit.verify(store, [host.audit.key.public])
+    finally:
+        store.close()
+    assert report.ok, report.problems
+    assert report.entries == 6
+
+
 # ---------------------------------------------------------------- the command line and exports
 
 

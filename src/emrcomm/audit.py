@@ -560,10 +560,13 @@ def verify(store: Store, keys: Iterable[Ed25519PublicKey], *, anchor: tuple[int,
 
     The log is read once, in storage order; what the later checks need of each entry goes to an
     :class:`~emrcomm.audit_index.EntryIndex` on disk, so that memory does not grow with the log's
-    length (docs/audit.md): only the problems found are kept in memory.
+    length (docs/audit.md): only the problems found are kept in memory. Everything is read in
+    one snapshot of the store, so a host may go on appending meanwhile.
     """
     trusted = {key_id(k): k for k in keys}
-    with EntryIndex() as index:
+    # One snapshot: a host appending meanwhile would otherwise move the head, or add a request,
+    # past the entries already read, and look like an end cut off.
+    with EntryIndex() as index, store.snapshot():
         problems, count, last_seq = _check_entries(store, trusted, index)
         index.finish()
         problems += _check_order(index)

@@ -98,6 +98,9 @@ class Storage:
     def group_commit(self) -> contextlib.AbstractContextManager[None]:
         return self.db.group_commit()
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        return self.db.snapshot()
+
     def migrate(self, extra: Sequence[Migration] = (), *, upgrade_it: bool | None = None) -> None:
         """Bring the core's tables and ``extra`` (the plugins' own) up to date.
 

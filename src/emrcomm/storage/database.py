@@ -50,6 +50,12 @@ class Database(Protocol):
 
     def group_commit(self) -> contextlib.AbstractContextManager[None]: ...
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """Reads that all see the database as it was at the first of them, whatever other
+        connections commit meanwhile (``audit verify`` beside a running host). For reading only;
+        inside a transaction, that transaction's own view."""
+        ...
+
     def before_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` inside every transaction just before it commits (once per group);
         if it raises, the transaction rolls back instead."""

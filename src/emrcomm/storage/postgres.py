@@ -313,6 +313,23 @@ class PostgresDatabase:
                 local.depth, local.grouped = 1, False
 
     @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads on one connection in one REPEATABLE READ, READ ONLY transaction: each sees what
+        was committed when the first began, whatever other processes commit meanwhile."""
+        local = self._local
+        if local.conn is not None:
+            yield
+            return
+        stack, conn, _ = self._fresh(lambda c: c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        with stack:
+            local.conn, local.depth = conn, 1  # a transaction() inside joins it
+            try:
+                yield
+            finally:
+                self._abort(conn)
+                local.conn, local.depth = None, 0
+
+    @contextlib.contextmanager
     def relaxed(self) -> Iterator[None]:
         """A transaction whose commit does not wait for the WAL to reach the disk
         (``synchronous_commit = off`` for it alone): for a write whose loss a later step repairs."""

@@ -158,6 +158,23 @@ class SQLiteDatabase:
                 self._db.execute("COMMIT")
 
     @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see the file as it was at the first of them: one read transaction (in WAL
+        mode other connections go on writing; the WAL is not checkpointed past it until it ends)."""
+        with self._lock:
+            if self._depth or self._grouped:
+                yield
+                return
+            self._db.execute("BEGIN")
+            self._depth = 1  # a transaction() inside joins it (and cannot write past its snapshot)
+            try:
+                yield
+            finally:
+                self._depth = 0
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+
+    @contextlib.contextmanager
     def relaxed(self) -> Iterator[None]:
         """A transaction committed without waiting for the disk (``synchronous=NORMAL`` for it
         alone): it survives the process dying, not a power loss. For a write whose loss a later
