@@ -160,6 +160,32 @@ def test_a_lost_key_stops_start_up_instead_of_starting_a_new_one(
         make_host()
 
 
+def test_a_rotation_to_a_key_made_first_signs_on_and_the_old_entries_verify_with_the_old_public_key(
+        make_host: Callable[..., Host], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    first = make_host()
+    first.send(reminder(rid="before"))
+    old = tmp_path / "old.pem"
+    old.write_text(audit.public_pem(first.audit.key.public))
+    first.close()
+    rotated = "\n[audit]\nkey_file = \"audit-2027.key\"\n"
+    with pytest.raises(ConfigError, match=r"to rotate to a new key, create its file first: .*openssl genpkey"):
+        make_host(rotated)  # the new file is not there yet: a lost key, as far as start-up can tell
+    fd = os.open(tmp_path / "audit-2027.key", os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "wb") as fh:  # what openssl genpkey -algorithm ed25519 writes
+        fh.write(Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    second = make_host(rotated)
+    second.send(reminder(rid="after"))
+    second.close()
+    config = str(tmp_path / "emrcomm.toml")
+    code, out, _ = run(capsys, "audit", "verify", "--config", config)
+    assert code == 4 and "signed with key" in out and "not a trusted key" in out
+    code, out, _ = run(capsys, "audit", "verify", "--config", config, "--public-key", str(old))
+    assert code == 0 and "check out" in out, out
+
+
 # ---------------------------------------------------------------- tampering, found and named
 
 

@@ -320,7 +320,8 @@ class AuditLog:
             raise ConfigError(
                 f"audit.key_file: {path} is missing, but the audit log in {config.store_where} already has "
                 f"entries signed with key {signer}: restore the key file (or move the database aside to "
-                "start a new log)"
+                "start a new log); to rotate to a new key, create its file first: "
+                f"(umask 077; openssl genpkey -algorithm ed25519 -out {path})"
             )
         key = SigningKey.load(path, create=True)
         if store.meta.get(f"audit_public_key:{key.kid}") is None:
