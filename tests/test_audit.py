@@ -367,6 +367,23 @@ def test_a_truncation_stays_visible_after_the_host_appends_again(
                for p in report.problems)
 
 
+def test_a_head_deleted_under_a_running_host_stays_visible_though_its_anomaly_shares_a_transaction(
+        make_host: Callable[..., Host]) -> None:
+    """A running host finds the head missing as it appends a request's entries: the anomaly is the
+    first entry of that transaction, unsigned and vouched for by the chain, and verify names it
+    all the same (the head it seals afterwards checks out)."""
+    host = make_host("\n[audit]\nseal_seconds = 0\n")
+    host.send(reminder(rid="h-1"))
+    with raw_store(host.config.store_path) as db:
+        db.execute("DELETE FROM audit_head")
+    host.send(reminder(rid="h-2"))
+    [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
+    assert (anomaly["problem"], anomaly["sig"]) == ("the signed head was missing", "")
+    [problem] = audit.verify(host.storage, [host.audit.key.public]).problems
+    assert (problem.what, problem.seq) == ("anomaly", anomaly["seq"])
+    assert problem.message.endswith("the log found, when it was next written, that the signed head was missing")
+
+
 def test_a_log_removed_whole_is_found_and_stays_visible_after_the_host_starts_again(
         logged: tuple[Path, Any], make_host: Callable[..., Host]) -> None:
     path, public = logged

@@ -643,6 +643,9 @@ def _check_entries(store: Store, trusted: Mapping[str, Ed25519PublicKey],
             continue
         highest = seq if highest is None else max(highest, seq)
         name = f"entry {seq}"
+        if entry.get("kind") == "audit.anomaly":  # signed, or vouched for as the first of its transaction
+            problems.append(Problem("anomaly", f"{name}: the log found, when it was next written, that "
+                                               f"{entry.get('problem')}", seq, position))
         if not row["sig"]:  # vouched for by the next entry's link, checked by _unvouched
             index.add(position, int(seq), UNSIGNED, link(entry.get("prev")), bytes.fromhex(digest))
             continue
@@ -657,9 +660,6 @@ def _check_entries(store: Store, trusted: Mapping[str, Ed25519PublicKey],
                                               "(edited, or rewritten or inserted without the key)", seq, position))
         else:
             state = SIGNED
-            if entry.get("kind") == "audit.anomaly":
-                problems.append(Problem("anomaly", f"{name}: the log found, when it was next written, that "
-                                                   f"{entry.get('problem')}", seq, position))
         index.add(position, int(seq), state, link(entry.get("prev")), bytes.fromhex(digest))
     return problems, count, highest if highest is not None else 0
 
