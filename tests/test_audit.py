@@ -422,6 +422,34 @@ def test_an_end_cut_back_to_a_head_signed_earlier_is_found_by_the_requests_it_le
     assert "1 request(s) in the store have no entry in the log (first: 'e-3')" in problem.message
 
 
+def test_an_end_cut_back_to_a_head_signed_earlier_under_a_running_host_is_found_at_its_next_append(
+        make_host: Callable[..., Host], clock: Any) -> None:
+    """Entries that decided no request (a delivery report, a staff member's view of a chart) cut
+    back to a head kept from earlier leave nothing in the store without an entry; the host that
+    wrote them still knows how far the log had come."""
+    host = make_host("\n[audit]\nseal_seconds = 0\n")
+    outcome = host.send(reminder(rid="cut-1"))
+    path, public = host.config.store_path, host.audit.key.public
+    with raw_store(path) as db:
+        kept_head = db.execute("SELECT id, seq, hash, sig FROM audit_head").fetchall()
+        kept_end = db.execute("SELECT MAX(pos) FROM audit_log").fetchall()[0][0]
+    host.delivery_update(DeliveryUpdate(kind="read", at=clock.now, record_id=outcome.record_ids[0]))
+    host.audit.record("staff.viewed", staff="jroy", patient="Patient/on-en")
+    with raw_store(path) as db:  # the two entries since, and the head back as it was
+        db.execute("DELETE FROM audit_log WHERE pos > ?", (kept_end,))
+        db.execute("DELETE FROM audit_head")
+        db.executemany("INSERT INTO audit_head (id, seq, hash, sig) VALUES (?, ?, ?, ?)", kept_head)
+    assert audit.verify(host.storage, [public]).ok  # alone, the log cannot tell
+    host.send(reminder(rid="cut-2"))
+    [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
+    # It had read the end at the read's entry as it appended the view after it.
+    assert anomaly["problem"] == (f"the log ended at entry {kept_end}, but this host had seen it reach "
+                                  f"entry {kept_end + 1}: it was cut back")
+    assert anomaly["seq"] == kept_end + 2  # numbering resumes after what it had seen
+    problems = audit.verify(host.storage, [public]).problems
+    assert sorted((p.what, p.seq) for p in problems) == [("anomaly", kept_end + 2), ("deleted", kept_end + 1)]
+
+
 def test_a_new_log_beside_no_requests_is_not_an_anomaly(make_host: Callable[..., Host]) -> None:
     host = make_host()
     host.send(reminder(rid="first"))

@@ -301,6 +301,10 @@ class AuditLog:
         # of the log was not written by a key holder, and nothing is chained or sealed onto it
         # unflagged (see _tail_problem).
         self._own: set[tuple[int, str]] = set()
+        # The furthest end of the log this log has read as committed: the end never moves back,
+        # so an end found before it was cut back (to a head kept from earlier, say), which
+        # nothing else may show when the entries cut decided no request (see _cut_back).
+        self._reached = 0
         # PostgreSQL: entries are chained as their transaction commits (see _append); what this
         # thread's open transaction staged. (One connection per thread in a transaction.)
         self._deferred = store.db.dialect == "postgresql"
@@ -389,13 +393,14 @@ class AuditLog:
         committing) and is stored signed. Returns the rows written and whether the head was signed."""
         last, head = end if end is not None else (self.store.audit.last(), self.store.audit.head())
         seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
-        problem = self._tail_problem(last) or self._problem(last, head, thorough=due)
+        problem = self._tail_problem(last) or self._cut_back(seq, committed=end is not None or not self._own) \
+            or self._problem(last, head, thorough=due)
         if problem is not None:
             log.error("audit log: %s; run `emrcomm audit verify`", problem)
             at = checked[0][2] if checked else self.clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
             checked.insert(0, ("audit.anomaly", {"problem": problem, "last_seq": seq,
                                                  **({"head_seq": head["seq"]} if head else {})}, at))
-            seq = max(seq, head["seq"] if head else 0)
+            seq = max(seq, head["seq"] if head else 0, self._reached)
         if not checked and (last is None or (head is not None and head["seq"] == last["seq"])):
             return [], False  # nothing new to sign
         rows: list[tuple[int, str]] = []  # (seq, hash): what this transaction appended
@@ -455,6 +460,17 @@ class AuditLog:
             return None
         return (f"entry {last['seq']}, the end of the log, is not signed: it and the unsigned entries "
                 "before it were added without the key")
+
+    def _cut_back(self, end: int, *, committed: bool) -> str | None:
+        """Whether the log's end ``end`` is before an end this log read earlier. ``committed``:
+        nothing this log wrote in the open transaction is in ``end`` (an end that includes such
+        entries is not remembered: they go when the transaction is undone)."""
+        if end < self._reached:
+            return (f"the log ended at entry {end}, but this host had seen it reach entry {self._reached}: "
+                    "it was cut back")
+        if committed:
+            self._reached = end
+        return None
 
     def _problem(self, last: Mapping[str, Any] | None, head: Mapping[str, Any] | None, *,
                  thorough: bool) -> str | None:
