@@ -525,6 +525,18 @@ def test_audit_verify_command_passes_then_names_the_edited_entry(
     assert json.loads(out)["problems"][0]["seq"] == 2
 
 
+@pytest.mark.sqlite_only  # a PostgreSQL database that is not there is not connected to (StoreNotOpened)
+def test_audit_verify_of_a_database_that_is_not_there_fails_and_says_so(
+        tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not "0 entries; everything checks out" beside the key file of a database moved away."""
+    config = cli_host(tmp_path, clock)
+    (tmp_path / "emrcomm.sqlite").rename(tmp_path / "moved.sqlite")
+    code, out, err = run(capsys, "audit", "verify", "--config", str(config))
+    assert code == 2 and out == ""
+    assert f"{tmp_path / 'emrcomm.sqlite'}: no such database, so no audit log to verify" in err
+    assert not (tmp_path / "emrcomm.sqlite").exists()
+
+
 def test_audit_verify_that_cannot_keep_its_index_fails_and_says_so(
         tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from emrcomm import audit_index

@@ -675,6 +675,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             if args.output:
                 print(f"{n} entries written to {args.output}", file=sys.stderr)
             return EXIT_OK
+        if getattr(store.db, "in_memory", False):  # an absent file is opened as an empty database
+            raise EmrcommError(f"store.path: {config.store_where}: no such database, so no audit log to verify; "
+                               "give the config whose [store] path names the database")
         keys = [audit.load_public_key(path) for path in args.public_key]
         if key_file.exists():
             keys.append(audit.load_public_key(key_file))
