@@ -537,6 +537,14 @@ def test_audit_verify_of_a_database_that_is_not_there_fails_and_says_so(
     assert not (tmp_path / "emrcomm.sqlite").exists()
 
 
+@pytest.mark.parametrize("anchor", ["\u00b2:" + "a" * 64, "3:" + "g" * 64, "3", "x:" + "a" * 64])
+def test_audit_verify_refuses_an_anchor_that_is_not_a_number_and_a_hash(
+        tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str], anchor: str) -> None:
+    config = cli_host(tmp_path, clock)
+    code, out, err = run(capsys, "audit", "verify", "--config", str(config), "--anchor", anchor)
+    assert code == 2 and out == "" and "expected SEQ:HASH" in err
+
+
 def test_audit_verify_that_cannot_keep_its_index_fails_and_says_so(
         tmp_path: Path, clock: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from emrcomm import audit_index

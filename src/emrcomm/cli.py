@@ -703,9 +703,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _anchor(value: str) -> tuple[int, str]:
-    seq, _, digest = value.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
+    if not re.fullmatch(r"[0-9]+:[0-9a-fA-F]{64}", value):
         raise EmrcommError(f"--anchor {value!r}: expected SEQ:HASH, e.g. 1042:<64 hex digits> from `audit verify`")
+    seq, _, digest = value.partition(":")
     return int(seq), digest.lower()
 
 
