@@ -102,6 +102,18 @@ def test_the_log_holds_ids_and_codes_never_words_or_addresses(host: Host, clock:
         assert secret not in dumped
 
 
+def test_a_patient_named_by_a_health_number_cannot_be_found_again_by_hashing_guesses(host: Host) -> None:
+    """``Patient?identifier=system|value`` is kept as a digest keyed with a secret of the signing
+    key: a bare SHA-256 of it is found again by hashing all 10^10 health numbers, in minutes."""
+    ref = "Patient?identifier=https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn|9876543210"
+    host.send(reminder(ref, rid="hcn-1"))
+    host.send(reminder(ref, rid="hcn-2"))
+    first, second = (e["patient"] for e in entries(host) if e.get("request") in ("hcn-1", "hcn-2"))
+    assert first == second and first.startswith("Patient#")  # the same patient, entry after entry
+    guessed = hashlib.sha256(ref.encode()).hexdigest()[:16]
+    assert guessed not in first and "9876543210" not in json.dumps(entries(host))
+
+
 def test_an_entry_cannot_carry_text(host: Host) -> None:
     with pytest.raises(audit.AuditError, match="'text' is not allowed"):
         host.audit.record("sent", request="x", text="Your results are ready")

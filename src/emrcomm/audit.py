@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from emrcomm import fhir
 from emrcomm.audit_index import FORGED, INTACT, KEYLESS, SEQ_LIMIT, SIGNED, UNSIGNED, EntryIndex, link
 from emrcomm.errors import ConfigError
 
@@ -292,6 +293,7 @@ class AuditLog:
         self.store = store
         self.key = key
         self._kid = key.kid  # derived from the public key: ~20 µs, once rather than per entry
+        self._refs = key.derived(b"emrcomm audit patient references")
         self.clock = clock
         self.seal_seconds = seal_seconds
         self._sealed_at = float("-inf")
@@ -341,6 +343,12 @@ class AuditLog:
             audit.append([("audit.anomaly", {"problem": REMOVED, "last_seq": 0})], seal=True)
         audit.seal()  # a tail left unsealed by a crash, or an end that disagrees with the head
         return audit
+
+    def patient(self, ref: str) -> str:
+        """``ref`` as an entry names a patient: ``Patient/<id>``, or a digest keyed with a secret of
+        the signing key (``Patient?identifier=system|value`` carries a health number), the same
+        for every entry until the key is rotated."""
+        return fhir.safe_ref(ref, self._refs)
 
     def trail(self, **defaults: Any) -> Trail:
         """A Trail whose entries all carry ``defaults`` (the request id and patient, say)."""

@@ -235,7 +235,7 @@ class Host:
     def decide(self, req: Request, trail: Trail | None = None, *, dry_run: bool = False) -> Decision:
         """What the host would do with ``req`` now (reads only; see emrcomm.pipeline.decide)."""
         now = self.clock()
-        log.info("request %s received: %s for %s", req.id, req.category.value, fhir.safe_ref(req.patient_ref))
+        log.info("request %s received: %s for %s", req.id, req.category.value, self.audit.patient(req.patient_ref))
         row = self.storage.records.request(req.id) if not dry_run else None
         decision = decide(self.hooks, req, now, handled=row is not None and row.status not in RETRYABLE,
                           every_candidate=dry_run)
@@ -388,7 +388,7 @@ class Host:
         return req
 
     def _trail(self, req: Request) -> Trail:
-        return self.audit.trail(request=req.id, patient=fhir.safe_ref(req.patient_ref))
+        return self.audit.trail(request=req.id, patient=self.audit.patient(req.patient_ref))
 
     def _writable(self) -> None:
         if self.read_only:
@@ -452,7 +452,7 @@ class Host:
             update = attrs.evolve(update, reply_record_id=reply)
         failures = self.hooks.delivery_update(update)
         audit_kind = update.kind if update.kind in KINDS else "update"
-        patient = fhir.safe_ref(update.detail) if update.detail.startswith("Patient") else None
+        patient = self.audit.patient(update.detail) if update.detail.startswith("Patient") else None
         self.audit.record(audit_kind, record=reply or record, channel=update.channel,
                           records=[record] if reply and record else None,
                           provider_id=update.provider_id, patient=patient,

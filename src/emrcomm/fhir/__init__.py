@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -36,12 +37,16 @@ URGENT = {"urgent", "asap", "stat"}
 _PLAIN_REF = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
 
 
-def safe_ref(ref: str) -> str:
+def safe_ref(ref: str, secret: bytes | None = None) -> str:
     """A patient reference fit for logs and the audit log: ``Patient/<id>`` as it is; anything
-    else (``Patient?identifier=system|value`` carries an MRN or a health number) as a digest."""
+    else (``Patient?identifier=system|value`` carries an MRN or a health number) as a digest,
+    keyed with ``secret`` when there is one: a bare SHA-256 of a ten-digit health number is found
+    again by hashing every number, in minutes (the host keys it with a secret of its audit key)."""
     if _PLAIN_REF.match(ref):
         return ref
-    return "Patient#" + hashlib.sha256(ref.encode("utf-8")).hexdigest()[:16]
+    text = ref.encode("utf-8")
+    digest = hmac.new(secret, text, hashlib.sha256) if secret is not None else hashlib.sha256(text)
+    return "Patient#" + digest.hexdigest()[:16]
 
 
 def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = True,

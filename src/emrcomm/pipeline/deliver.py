@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from emrcomm import fhir
 from emrcomm.audit import Trail
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, described
 from emrcomm.inbox import raise_item, settle_follow_up
@@ -136,7 +135,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
 
     def new_trail() -> Trail:
         return host.audit.trail(request=item.request_id,
-                                patient=fhir.safe_ref(facts.request.patient_ref) if facts else None)
+                                patient=host.audit.patient(facts.request.patient_ref) if facts else None)
 
     trail = new_trail()
     if facts is None:
