@@ -456,7 +456,8 @@ def test_an_end_cut_back_to_a_head_signed_earlier_under_a_running_host_is_found_
     [anomaly] = [e for e in entries(host) if e["kind"] == "audit.anomaly"]
     # It had read the end at the read's entry as it appended the view after it.
     assert anomaly["problem"] == (f"the log ended at entry {kept_end}, but this host had seen it reach "
-                                  f"entry {kept_end + 1}: it was cut back")
+                                  f"entry {kept_end + 1}: entries were cut off it (or lost by a database server "
+                                  "that crashed or failed over with commits unsynced)")
     assert anomaly["seq"] == kept_end + 2  # numbering resumes after what it had seen
     problems = audit.verify(host.storage, [public]).problems
     assert sorted((p.what, p.seq) for p in problems) == [("anomaly", kept_end + 2), ("deleted", kept_end + 1)]

@@ -475,7 +475,8 @@ class AuditLog:
         entries is not remembered: they go when the transaction is undone)."""
         if end < self._reached:
             return (f"the log ended at entry {end}, but this host had seen it reach entry {self._reached}: "
-                    "it was cut back")
+                    "entries were cut off it (or lost by a database server that crashed or failed over "
+                    "with commits unsynced)")
         if committed:
             self._reached = end
         return None
