@@ -149,6 +149,8 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     ("Votre test de gr0ssesse est prêt.", "gr0ssesse"),
     ("Refill your metf0rmin before Friday.", "metf0rmin"),
     ("The methadone c1inic called.", "c1inic"),
+    ("Your H1V test is back.", "H1V"),  # three characters
+    ("Votre test V1H est revenu.", "V1H"),
 ])
 def test_a_word_written_apart_is_read_as_one(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)
@@ -173,6 +175,9 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "Hi Ana\nYour appointment is confirmed.\nSee you soon",
     "Please bring your health card\nand a list of questions.",
     "Room 3B, Apt4B or Flat 5C; your code is x7Hk3pQ.",
+    # a postal code's first half reads like "H1V" and is left as written; so are room numbers
+    "Our new office: 200 King St W, Toronto ON M5V 2T6, room C12.", "Bureau au 5000 rue Sherbrooke, H1V 2T6.",
+    "Send it to H1V-2T6 or T0C 1A0; your slip is the T4A.",
     "Merci! \u00c0 bient\u00f4t\U0001f44b",
     # words glued by a line break or an emoji are two words next to a short everyday word or a capital
     "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
@@ -207,7 +212,7 @@ def test_the_squeezed_form_of_a_text(text, squeezed):
 
 @pytest.mark.parametrize("text", [
     "Your appointment is Tuesday at 10:30.", "Call 613-555-0123 or 1-800-555-0199.", "RDV à 10 h 30.",
-    "at 9 a.m. or 3 p.m.", "y a-t-il", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "10h30 4B 3e 1er Q4H",
+    "at 9 a.m. or 3 p.m.", "y a-t-il", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "M5V 2T6", "H1V-2T6", "10h30 4B 3e 1er Q12H",
     "biopsy\u2705 done", "Merci\u00a0!", "J'ai hâte\U0001f642",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):

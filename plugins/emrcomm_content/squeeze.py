@@ -30,11 +30,12 @@ What is rewritten, exactly:
   (:data:`_FUNCTION_WORDS`: "us", "is", "our", « vous »…) is left: "call⏎us" and "visit🙂is"
   are two words (glued, they would read "callus" and "visitis", an "-itis"), and so are a small
   letter and a capital ("Starting⏎April");
-* a digit 0, 1, 3, 4, 5 or 7 with a letter on each side, in a word of at least four characters
+* a digit 0, 1, 3, 4, 5 or 7 with a letter on each side, in a word of at least three characters
   that starts with a letter, every digit of which is one of those and which has at least twice as
   many letters as digits: read as o, i, e, a, s, t (1 is read as i, and in a second squeezed
-  form as l: "c1inic"). A code such as A1C, B12, T2DM, CD4, H1N1, a postal code (K1A 0B1), a
-  time (10h30) or a unit (4B) is left as written.
+  form as l: "c1inic", "H1V"). A code such as A1C, B12, T2DM, CD4, H1N1, a postal code (K1A 0B1,
+  and the first half of one before its second, "M5V 2T6"), a time (10h30) or a unit (4B) is left
+  as written.
 
 Also left as written: two dotted capitals before a capitalised word, a person's initials ("signed
 by T.B. Jones", « Dre M.-S. Roy »: "T.B." before a small letter is still read "TB"), the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
@@ -69,6 +70,9 @@ _BREAK = re.compile(rf"(?<={_L})[-‐‑]?[ \t]*(?:\r\n|[{_BREAKS}])[ \t]*(?={_L
 _BREAK_QUICK = re.compile(rf"[{_BREAKS}](?:(?<={_L}[{_BREAKS}])|(?<={_L}[-‐‑ \t][{_BREAKS}])|(?<=[-‐‑ \t][ \t][{_BREAKS}]))")
 _DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
 _DIGIT_QUICK = re.compile(rf"[0134578](?<={_L}[0134578])(?={_L})")
+# The second half of a Canadian postal code ("M5V 2T6", "H1V-2T6"): the first half is a letter,
+# a digit and a letter, like "H1V" written for "HIV", and is left as written before it.
+_POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+")
 # Characters other than ASCII, word characters and spaces between two letters (checked to be
 # pictographs by _pictographs).
@@ -160,8 +164,10 @@ def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> N
 def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
     for found in _TOKEN.finditer(text):
         word = found.group()
-        if len(word) < 4 or word.isalpha() or word.isdigit() or not word[0].isalpha():
+        if len(word) < 3 or word.isalpha() or word.isdigit() or not word[0].isalpha():
             continue
+        if len(word) == 3 and (word.lower() == "a1c" or _POSTAL_REST.match(text, found.end())):
+            continue  # the commonest lab code (read as written), or "M5V 2T6": half a postal code
         digits = [i for i, ch in enumerate(word) if ch.isdigit()]
         if any(word[i] not in _DIGITS for i in digits) or 2 * len(digits) > len(word) - len(digits):
             continue
