@@ -125,6 +125,9 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     ("Your H-I-V test is back.", "H-I-V"),
     ("Your H I V test is back.", "H I V"),
     ("Your H. I. V. results are ready.", "H. I. V"),
+    ("Your H/I/V test is back.", "H/I/V"),  # slashes
+    ("Your H . I . V results are ready.", "H . I . V"),  # a space before each dot
+    ("Votre test V / I / H est revenu.", "V / I / H"),
     ("S.T.I. screening is booked for Monday.", "S.T.I"),
     ("Your P.A.P. test is booked for Monday.", "P.A.P"),
     ("Votre test V.I.H. est revenu.", "V.I.H"),
@@ -178,6 +181,9 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     # a postal code's first half reads like "H1V" and is left as written; so are room numbers
     "Our new office: 200 King St W, Toronto ON M5V 2T6, room C12.", "Bureau au 5000 rue Sherbrooke, H1V 2T6.",
     "Send it to H1V-2T6 or T0C 1A0; your slip is the T4A.",
+    # two letters with a slash are a short form; a sentence may end with a spaced dot
+    "Parking: N/A. Mail it c/o the front desk, w/o the envelope. Plan A . B is the backup.",
+    "See https://portal.riverside.example/a/b/c/forms or the M/F/X box on the form.",
     "Merci! \u00c0 bient\u00f4t\U0001f44b",
     # words glued by a line break or an emoji are two words next to a short everyday word or a capital
     "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
@@ -195,6 +201,7 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
 @pytest.mark.parametrize(("text", "squeezed"), [
     ("Your H.I.V. test", ["Your HIV test"]),
     ("H. I. V.", ["HIV"]),
+    ("H/I/V and H . I . V", ["HIV and HIV"]),
     ("T.B. clinic", ["TB clinic"]),
     ("HI\r\nV", ["HIV"]),
     ("bi\U0001f642\u200d\U0001f642opsy", ["biopsy"]),
@@ -212,7 +219,7 @@ def test_the_squeezed_form_of_a_text(text, squeezed):
 
 @pytest.mark.parametrize("text", [
     "Your appointment is Tuesday at 10:30.", "Call 613-555-0123 or 1-800-555-0199.", "RDV à 10 h 30.",
-    "at 9 a.m. or 3 p.m.", "y a-t-il", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "M5V 2T6", "H1V-2T6", "10h30 4B 3e 1er Q12H",
+    "at 9 a.m. or 3 p.m.", "y a-t-il", "N/A, c/o, w/o, a 12 y/o", "/a/b/c", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "M5V 2T6", "H1V-2T6", "10h30 4B 3e 1er Q12H",
     "biopsy\u2705 done", "Merci\u00a0!", "J'ai hâte\U0001f642",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):

@@ -19,9 +19,10 @@ What is rewritten, exactly:
 
 * a run of single letters, each standing alone (not part of a longer word), separated by a dot
   (with or without a space or hyphen after it), a hyphen, an underscore, an asterisk, a middle
-  dot or a bullet: two letters or more ("T.B.", "H-I-V"); separated by spaces only: three or
-  more ("H I V"; two, such as "y a" in French or "1 I V Street", are left as written). The
-  separators, and the dot after the last letter of a dotted run, are dropped;
+  dot or a bullet: two letters or more ("T.B.", "H-I-V"); separated by spaces only, by a slash
+  or by a dot with a space before it: three or more ("H I V", "H/I/V", "H . I . V"; two, such
+  as "y a" in French, "1 I V Street", "N/A" or "c/o", are left as written). The separators, and
+  the dot after the last letter of a dotted run, are dropped;
 * a run of pictographs (Unicode symbols So and Sk, with their joiners and variation selectors)
   with a letter on each side: dropped;
 * a line break with a letter on each side (an optional hyphen before it, spaces around it):
@@ -57,8 +58,10 @@ from attrs import frozen
 _L = r"[^\W\d_]"  # a letter
 _BREAKS = "\n\r\v\f\u2028\u2029\x85"
 # A separator between the single letters of an acronym: a dot (and a space or a hyphen after
-# it: "H. I. V.", "c.-à-d."), a hyphen or another joining mark, or spaces.
-_SEP = r"(?:\.[ \t]*-?[ \t]*|[ \t]*[-‐‑_*·•][ \t]*|[ \t]+)"
+# it: "H. I. V.", "c.-à-d."; a space before it, "H . I . V"), a hyphen, a slash or another joining
+# mark, or spaces.
+_SEP = r"(?:[ \t]*\.[ \t]*-?[ \t]*|[ \t]*[-‐‑_*·•/][ \t]*|[ \t]+)"
+_SPACED_DOT = re.compile(r"[ \t]\.")
 _ALONE = r"(?![\w'’])"  # a letter standing alone (not "l'" or the start of a word)
 _LETTERS = re.compile(rf"(?<![\w@/]){_L}{_ALONE}(?:{_SEP}{_L}{_ALONE})+")
 _JOINING = frozenset("-‐‑_*·•")
@@ -148,7 +151,10 @@ def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> N
             run, end = run[:-2], end - 2  # the "t" of « y a-t-il » is no letter of an acronym
         letters = [i for i, ch in enumerate(run) if ch.isalpha()]
         dotted = "." in run
-        if len(letters) < (2 if dotted or not _JOINING.isdisjoint(run) else 3):
+        # two letters joined by a slash are a short form ("N/A", "c/o", "w/o", "y/o"), and a dot
+        # after a space may end a sentence: three letters or more, as with spaces alone
+        loose = "/" in run or (dotted and _SPACED_DOT.search(run) is not None)
+        if len(letters) < (2 if (dotted or not _JOINING.isdisjoint(run)) and not loose else 3):
             continue
         if "".join(run[i] for i in letters).lower() in _EVERYDAY:
             continue
