@@ -154,6 +154,14 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     ("The methadone c1inic called.", "c1inic"),
     ("Your H1V test is back.", "H1V"),  # three characters
     ("Votre test V1H est revenu.", "V1H"),
+    # signs standing for letters inside a word
+    ("Your b!opsy results are in.", "b!opsy"),
+    ("Your b|opsy results are in.", "b|opsy"),
+    ("Your H!V test is back.", "H!V"),
+    ("The methadone c|inic called.", "c|inic"),  # "|" read as l
+    ("Refill your a$thma inhaler.", "a$thma"),
+    ("Votre test de grossesse est po$itif.", "po$itif"),
+    ("Your di@betes review is Monday.", "di@betes"),
 ])
 def test_a_word_written_apart_is_read_as_one(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)
@@ -184,6 +192,9 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     # two letters with a slash are a short form; a sentence may end with a spaced dot
     "Parking: N/A. Mail it c/o the front desk, w/o the envelope. Plan A . B is the backup.",
     "See https://portal.riverside.example/a/b/c/forms or the M/F/X box on the form.",
+    # "!" between sentences, "|" between menu items, "@" in addresses, "$" in prices
+    "Thanks!See you Monday!so glad you came!Bye", "Home|About|Contact us|Hours",
+    "Email ana.b@riverside.example or clinic@riverside.example.", "Invoice: CA$45 paid, US$20 due.",
     "Merci! \u00c0 bient\u00f4t\U0001f44b",
     # words glued by a line break or an emoji are two words next to a short everyday word or a capital
     "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
@@ -207,6 +218,8 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("bi\U0001f642\u200d\U0001f642opsy", ["biopsy"]),
     ("b1opsy", ["biopsy", "blopsy"]),
     ("P0SITIVE", ["POSITIVE"]),
+    ("b!opsy", ["biopsy", "blopsy"]),
+    ("a$thma", ["asthma"]),
 ])
 def test_the_squeezed_form_of_a_text(text, squeezed):
     from emrcomm_content import squeeze
@@ -214,12 +227,13 @@ def test_the_squeezed_form_of_a_text(text, squeezed):
     forms = squeeze.readings(text)
     assert [f.text for f in forms] == squeezed
     for form in forms:  # every character of the squeezed form comes from the original
-        assert all(text[i].lower() == c.lower() or text[i].isdigit() for i, c in zip(form.index, form.text))
+        assert all(text[i].lower() == c.lower() or text[i].isdigit() or text[i] in "!|@$"
+                   for i, c in zip(form.index, form.text))
 
 
 @pytest.mark.parametrize("text", [
     "Your appointment is Tuesday at 10:30.", "Call 613-555-0123 or 1-800-555-0199.", "RDV à 10 h 30.",
-    "at 9 a.m. or 3 p.m.", "y a-t-il", "N/A, c/o, w/o, a 12 y/o", "/a/b/c", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "M5V 2T6", "H1V-2T6", "10h30 4B 3e 1er Q12H",
+    "at 9 a.m. or 3 p.m.", "y a-t-il", "N/A, c/o, w/o, a 12 y/o", "/a/b/c", "ana@riverside.example", "first.last@x.ca", "Hi!See you", "Menu|Contact", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "M5V 2T6", "H1V-2T6", "10h30 4B 3e 1er Q12H",
     "biopsy\u2705 done", "Merci\u00a0!", "J'ai hâte\U0001f642",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):

@@ -6,11 +6,12 @@ word out of the lexicon's sight with characters that a person reads through:
 * an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "V.I.H.", "S.T.I.", "c.-à-d.";
 * an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy";
-* digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy".
+* digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy", "H1V";
+* signs standing for letters inside a word: "b!opsy", "b|opsy", "a$thma".
 
 None of these can be undone in the folding itself: dropping every emoji would glue "biopsy✅done"
 into one word, a line break ends a sentence for the context patterns, and reading 0 and 1 as
-letters would break real codes (A1C, B12, CD4). So :func:`readings` rewrites the text once more
+letters would break real codes (A1C, B12, CD4), "!" ends sentences and "@" writes addresses. So :func:`readings` rewrites the text once more
 (the squeezed form, with a map to the original) and the detector reads it *in addition to* the
 text as written (clinical.py): a finding of the squeezed form counts only where a rewrite
 touched it, so this reading can add findings and never takes one away.
@@ -36,13 +37,18 @@ What is rewritten, exactly:
   many letters as digits: read as o, i, e, a, s, t (1 is read as i, and in a second squeezed
   form as l: "c1inic", "H1V"). A code such as A1C, B12, T2DM, CD4, H1N1, a postal code (K1A 0B1,
   and the first half of one before its second, "M5V 2T6"), a time (10h30) or a unit (4B) is left
-  as written.
+  as written;
+* a "!" or a "|" (read as i, and in a second form as l: "b!opsy", "c|inic"), an "@" (a) or a "$"
+  (s) with a letter on each side, in a word of at least three characters with at least twice as
+  many letters as signs ("a$thma", "H!V"), unless the word is part of an address ("ana@clinic.ca",
+  "a.b@c") or, for "!" and "|", a short everyday word or a capital after a small letter is next to
+  the sign ("Thanks!See you", "Home|About", "great!so"): then it parts two words.
 
 Also left as written: two dotted capitals before a capitalised word, a person's initials ("signed
 by T.B. Jones", « Dre M.-S. Roy »: "T.B." before a small letter is still read "TB"), the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
 no term, and a reminder "at 10 a.m." is then read once) and the "t" of « y a-t-il ».
 
-A text with none of these (nearly every one) costs four regular-expression scans, each of which
+A text with none of these (nearly every one) costs five regular-expression scans, each of which
 skips to the characters it starts with (about 4 µs a text on the development parts):
 :func:`readings` returns nothing and the detector reads the text once.
 """
@@ -77,6 +83,12 @@ _DIGIT_QUICK = re.compile(rf"[0134578](?<={_L}[0134578])(?={_L})")
 # a digit and a letter, like "H1V" written for "HIV", and is left as written before it.
 _POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+")
+# Signs drawn like a letter: "b!opsy", "b|opsy" (read as i, and in a second form as l), "@" as a,
+# "$" as s, between two letters of a word that is not part of an address ("x@y.ca", "a.b@c").
+_SIGNS = {"!": "i", "|": "i", "@": "a", "$": "s"}
+_I_OR_L = frozenset("1!|")  # read as i, and in a second squeezed form as l
+_SIGN_QUICK = re.compile(rf"[!|@$](?<={_L}[!|@$])(?={_L})")
+_SIGN_WORD = re.compile(rf"(?<![\w.@+\-]){_L}+(?:[!|@$]{_L}+)+(?![\w@]|\.\w)")
 # Characters other than ASCII, word characters and spaces between two letters (checked to be
 # pictographs by _pictographs).
 _BETWEEN = re.compile(rf"(?<={_L})[^\w\s\x00-\x7f]+(?={_L})")
@@ -186,9 +198,25 @@ def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, in
         touched.append(found.span())
 
 
+def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
+    for found in _SIGN_WORD.finditer(text):
+        word, start = found.group(), found.start()
+        signs = [i for i, ch in enumerate(word) if ch in _SIGNS]
+        if len(word) < 3 or 2 * len(signs) > len(word) - len(signs):
+            continue
+        # "!" ends a sentence and "|" parts menu items written without a space ("Thanks!See you",
+        # "Home|About"): next to a short everyday word or before a capital, two words
+        if any(word[i] in "!|" and _two_words(text, start + i, start + i + 1) for i in signs):
+            continue
+        for i in signs:
+            letter = _SIGNS[word[i]]
+            replace[start + i] = letter.upper() if word[i - 1].isupper() and word[i + 1].isupper() else letter
+        touched.append(found.span())
+
+
 def readings(text: str) -> list[Squeezed]:
     """The squeezed forms of ``text``: none when nothing in it is rewritten (nearly every text);
-    two when a digit 1 was read as a letter (once as i, once as l)."""
+    two when a digit 1, a "!" or a "|" was read as a letter (once as i, once as l)."""
     drop: set[int] = set()
     touched: list[tuple[int, int]] = []
     _letter_runs(text, drop, touched)
@@ -203,12 +231,14 @@ def readings(text: str) -> list[Squeezed]:
     replace: dict[int, str] = {}
     if _DIGIT_QUICK.search(text):
         _digit_words(text, replace, touched)
+    if _SIGN_QUICK.search(text):
+        _sign_words(text, replace, touched)
     if not touched:
         return []
     touched = _widen(text, touched)
     forms = [replace]
-    if any(text[i] == "1" for i in replace):
-        forms.append({i: ("L" if c == "I" else "l") if text[i] == "1" else c for i, c in replace.items()})
+    if any(text[i] in _I_OR_L for i in replace):
+        forms.append({i: ("L" if c == "I" else "l") if text[i] in _I_OR_L else c for i, c in replace.items()})
     out = []
     for form in forms:
         chars: list[str] = []
