@@ -145,6 +145,10 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     ("Your biop-\nsy results are in.", "biop-\nsy"),
     ("Your biop-\r\nsy results are in.", "biop-\r\nsy"),
     ("Votre test de gros-\nsesse est prêt.", "gros-\nsesse"),
+    # a line break after a short everyday word, inside a word
+    ("Refill your in\nsulin before Friday.", "in\nsulin"),
+    ("Votre in\nsuline est prête.", "in\nsuline"),
+    ("We spoke about your an\nxiety.", "an\nxiety"),
     # digits standing for letters inside a word
     ("Your b1opsy results are in.", "b1opsy"),
     ("Your pr3gnancy test is ready.", "pr3gnancy"),
@@ -199,6 +203,9 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     # words glued by a line break or an emoji are two words next to a short everyday word or a capital
     "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
     "Starting\nApril 1, our clinic moves.", "Votre rdv de cet\napr\u00e8s-midi se fera par t\u00e9l\u00e9phone.",
+    # a short everyday word and a word of its own after a line break are two words, glued or not
+    # ("infertile" is clinical; "in fertile soil" is not)
+    "Our garden is in\nfertile soil this spring.", "Please come in\nperson to sign the form.",
 ])
 def test_a_word_written_apart_reading_adds_nothing_to_ordinary_messages(content, text):
     assert found(content, text) == []
@@ -215,6 +222,7 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("H/I/V and H . I . V", ["HIV and HIV"]),
     ("T.B. clinic", ["TB clinic"]),
     ("HI\r\nV", ["HIV"]),
+    ("in\nsulin", ["insulin"]),
     ("bi\U0001f642\u200d\U0001f642opsy", ["biopsy"]),
     ("b1opsy", ["biopsy", "blopsy"]),
     ("P0SITIVE", ["POSITIVE"]),

@@ -5,7 +5,7 @@ word out of the lexicon's sight with characters that a person reads through:
 
 * an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "V.I.H.", "S.T.I.", "c.-à-d.";
 * an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
-* a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy";
+* a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
 * digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy", "H1V";
 * signs standing for letters inside a word: "b!opsy", "b|opsy", "a$thma".
 
@@ -32,6 +32,10 @@ What is rewritten, exactly:
   (:data:`_FUNCTION_WORDS`: "us", "is", "our", « vous »…) is left: "call⏎us" and "visit🙂is"
   are two words (glued, they would read "callus" and "visitis", an "-itis"), and so are a small
   letter and a capital ("Starting⏎April");
+* but a line break after a short everyday word, before a piece of three small letters or more
+  that is no short everyday word, is dropped too ("in⏎sulin", "the⏎rapy"), and what the glued word
+  names counts only when the piece is no word of its own (wordfreq, Zipf under 2 in English and
+  French: "sulin" is none, while "in⏎fusion", "a⏎cute" and "the⏎rapist" stay two words);
 * a digit 0, 1, 3, 4, 5 or 7 with a letter on each side, in a word of at least three characters
   that starts with a letter, every digit of which is one of those and which has at least twice as
   many letters as digits: read as o, i, e, a, s, t (1 is read as i, and in a second squeezed
@@ -55,11 +59,15 @@ skips to the characters it starts with (about 4 µs a text on the development pa
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
 
 from attrs import frozen
+
+from emrcomm_content.folding import fold_text
+from emrcomm_content.fuzzy import WORD_ZIPF
 
 _L = r"[^\W\d_]"  # a letter
 _BREAKS = "\n\r\v\f\u2028\u2029\x85"
@@ -115,19 +123,35 @@ _WORD_AFTER = re.compile(r"[^\W\d_]+")
 @frozen
 class Squeezed:
     """One squeezed form of a text: ``text``, with ``index[i]`` the position in the original of
-    its character ``i``, and ``touched``: the original spans of the words a rewrite made."""
+    its character ``i``, ``touched``: the original spans of the words a rewrite made, and
+    ``glued``: the original span of each word made by gluing a short everyday word to the piece
+    after a line break ("in⏎sulin"), with that piece."""
 
     text: str
     index: Sequence[int]
     touched: tuple[tuple[int, int], ...]
+    glued: tuple[tuple[tuple[int, int], str], ...] = ()
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original span of ``text[start:end]``."""
         return self.index[start], self.index[end - 1] + 1
 
     def touches(self, span: tuple[int, int]) -> bool:
-        """Whether the original ``span`` overlaps a word that a rewrite made."""
-        return any(lo < span[1] and span[0] < hi for lo, hi in self.touched)
+        """Whether the original ``span`` overlaps a word that a rewrite made; a glued word counts
+        only when its piece after the line break is no word of its own ("in⏎sulin", not
+        "in⏎fusion" or "a⏎cute")."""
+        if any(lo < span[1] and span[0] < hi for lo, hi in self.touched):
+            return True
+        return any(lo < span[1] and span[0] < hi and not _everyday(piece) for (lo, hi), piece in self.glued)
+
+
+@functools.lru_cache(maxsize=1024)
+def _everyday(word: str) -> bool:
+    """Whether ``word`` is a word of everyday English or French (wordfreq, loaded on the first
+    question: only a glued word that names something clinical asks it)."""
+    from emrcomm_content import sources
+
+    return sources.zipf(fold_text(word)) >= WORD_ZIPF
 
 
 def _pictographs(run: str) -> bool:
@@ -153,6 +177,20 @@ def _two_words(text: str, lo: int, hi: int) -> bool:
     if text[lo - 1].islower() and text[hi].isupper():
         return True  # "Starting⏎April": a capital starts a word
     return any(w is not None and w.group().lower() in _FUNCTION_WORDS for w in (before, after))
+
+
+def _piece_after_function_word(text: str, lo: int, hi: int) -> str | None:
+    """The word after a line break at ``text[lo:hi]`` when the word before it is a short everyday
+    word and the one after is not, starts with a small letter and has three letters or more
+    ("in⏎sulin", "the⏎rapy"): it may be the rest of a word cut after its first letters."""
+    before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
+    after = _WORD_AFTER.match(text, hi)
+    if before is None or after is None or before.group().lower() not in _FUNCTION_WORDS:
+        return None
+    piece = after.group()
+    if len(piece) < 3 or not piece[0].islower() or piece in _FUNCTION_WORDS:
+        return None
+    return piece
 
 
 def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> None:
@@ -221,8 +259,14 @@ def readings(text: str) -> list[Squeezed]:
     touched: list[tuple[int, int]] = []
     _letter_runs(text, drop, touched)
     joins: list[tuple[int, int]] = []
+    glued: list[tuple[tuple[int, int], str]] = []
     if _BREAK_QUICK.search(text):
-        joins += [m.span() for m in _BREAK.finditer(text) if m.group()[0] in "-‐‑" or not _two_words(text, *m.span())]
+        for m in _BREAK.finditer(text):
+            if m.group()[0] in "-‐‑" or not _two_words(text, *m.span()):
+                joins.append(m.span())
+            elif (piece := _piece_after_function_word(text, *m.span())) is not None:
+                drop.update(range(*m.span()))
+                glued.append(((m.start() - 1, m.end() + 1), piece))
     if not text.isascii() and _BETWEEN_QUICK.search(text):
         joins += [m.span() for m in _BETWEEN.finditer(text) if _pictographs(m.group()) and not _two_words(text, *m.span())]
     for lo, hi in joins:
@@ -233,9 +277,10 @@ def readings(text: str) -> list[Squeezed]:
         _digit_words(text, replace, touched)
     if _SIGN_QUICK.search(text):
         _sign_words(text, replace, touched)
-    if not touched:
+    if not touched and not glued:
         return []
     touched = _widen(text, touched)
+    glued = [(_widen(text, [span])[0], piece) for span, piece in glued]
     forms = [replace]
     if any(text[i] in _I_OR_L for i in replace):
         forms.append({i: ("L" if c == "I" else "l") if text[i] in _I_OR_L else c for i, c in replace.items()})
@@ -248,7 +293,7 @@ def readings(text: str) -> list[Squeezed]:
                 continue
             chars.append(form.get(i, ch))
             index.append(i)
-        out.append(Squeezed("".join(chars), tuple(index), tuple(touched)))
+        out.append(Squeezed("".join(chars), tuple(index), tuple(touched), tuple(glued)))
     return out
 
 
