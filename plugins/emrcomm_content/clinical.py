@@ -212,8 +212,8 @@ class ClinicalDetector:
 
     def read(self, folded: Folded) -> Reading:
         """What the text says (:class:`Reading`): read as written, then, where it writes a word
-        apart ("H.I.V.", "bi🙂opsy", "biop-⏎sy", "b1opsy"), in its squeezed forms (squeeze.py),
-        whose hits count where a rewrite made the word. The squeezed forms only add hits: the
+        apart ("H.I.V.", "H/I/V", "bi🙂opsy", "biop-⏎sy", "in⏎sulin", "b1opsy", "H1V", "b!opsy"), in its
+        squeezed forms (squeeze.py), whose hits count where a rewrite made the word. The squeezed forms only add hits: the
         evidence for the uncertainty score is that of the text as written."""
         reading = self._read(folded)
         forms = squeeze.readings(folded.original)
