@@ -203,9 +203,9 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     # words glued by a line break or an emoji are two words next to a short everyday word or a capital
     "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
     "Starting\nApril 1, our clinic moves.", "Votre rdv de cet\napr\u00e8s-midi se fera par t\u00e9l\u00e9phone.",
-    # a short everyday word and a word of its own after a line break are two words, glued or not
-    # ("infertile" is clinical; "in fertile soil" is not)
-    "Our garden is in\nfertile soil this spring.", "Please come in\nperson to sign the form.",
+    # a short everyday word and a word of its own after a line break are two words, however they
+    # read glued ("aseptic", "infusion")
+    "The gym has a\nseptic tank.", "The lobby was redone in\nfusion style.", "Please come in\nperson to sign.",
 ])
 def test_a_word_written_apart_reading_adds_nothing_to_ordinary_messages(content, text):
     assert found(content, text) == []
@@ -222,7 +222,6 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("H/I/V and H . I . V", ["HIV and HIV"]),
     ("T.B. clinic", ["TB clinic"]),
     ("HI\r\nV", ["HIV"]),
-    ("in\nsulin", ["insulin"]),
     ("bi\U0001f642\u200d\U0001f642opsy", ["biopsy"]),
     ("b1opsy", ["biopsy", "blopsy"]),
     ("P0SITIVE", ["POSITIVE"]),
@@ -237,6 +236,14 @@ def test_the_squeezed_form_of_a_text(text, squeezed):
     for form in forms:  # every character of the squeezed form comes from the original
         assert all(text[i].lower() == c.lower() or text[i].isdigit() or text[i] in "!|@$"
                    for i, c in zip(form.index, form.text))
+
+
+def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
+    from emrcomm_content import squeeze
+
+    text = "Refill your in\nsulin, call\nus, see the\nClinic or come in\nperson"
+    assert [(text[c.span[0] : c.span[1]], c.word, c.piece) for c in squeeze.cuts(text)] == [
+        ("in\nsulin", "insulin", "sulin"), ("in\nperson", "inperson", "person")]
 
 
 @pytest.mark.parametrize("text", [

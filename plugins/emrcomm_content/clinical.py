@@ -212,12 +212,14 @@ class ClinicalDetector:
 
     def read(self, folded: Folded) -> Reading:
         """What the text says (:class:`Reading`): read as written, then, where it writes a word
-        apart ("H.I.V.", "H/I/V", "bi🙂opsy", "biop-⏎sy", "in⏎sulin", "b1opsy", "H1V", "b!opsy"), in its
-        squeezed forms (squeeze.py), whose hits count where a rewrite made the word. The squeezed forms only add hits: the
+        apart ("H.I.V.", "H/I/V", "bi🙂opsy", "biop-⏎sy", "b1opsy", "H1V", "b!opsy"), in its
+        squeezed forms (squeeze.py), whose hits count where a rewrite made the word, and a word
+        cut after a short everyday word ("in⏎sulin", squeeze.cuts) looked up alone. The squeezed forms only add hits: the
         evidence for the uncertainty score is that of the text as written."""
         reading = self._read(folded)
         forms = squeeze.readings(folded.original)
-        if not forms:
+        cuts = squeeze.cuts(folded.original)
+        if not forms and not cuts:
             return reading
         original = folded.original
         extra = []
@@ -226,7 +228,29 @@ class ClinicalDetector:
                 span = form.original_span(*hit.span)
                 if form.touches(span):
                     extra.append(Hit(span, original[span[0] : span[1]], hit.kind, hit.layer))
+        if cuts:  # "in⏎sulin": the glued word alone, outside the names and the clauses about others
+            quiet = [folded.span(lo, hi) for lo, hi in reading.allowed + reading.others if hi > lo]
+            quiet += [hit.span for hit in reading.hits]  # "the⏎lorazepam" is found as written
+            for cut in cuts:
+                if _overlaps(cut.span, quiet):
+                    continue
+                kind = self._word_kind(cut.word)
+                if kind and not squeeze.everyday(cut.piece):
+                    extra.append(Hit(cut.span, original[cut.span[0] : cut.span[1]], kind))
         return evolve(reading, hits=merge_hits(reading.hits + extra)) if extra else reading
+
+    def _word_kind(self, word: str) -> str | None:
+        """What one word names on its own: a lexicon term of a kind clinical alone, a drug or
+        disease word form, or a misspelled drug name; None for anything else."""
+        folded = Folded.of(word)
+        for matcher in self.matchers:
+            for m in matcher.find(folded):
+                if m.folded == (0, len(folded.text)) and m.kind in STANDALONE:
+                    return m.kind
+        kind = word_form(folded.text)
+        if kind is None and self.fuzzy is not None:
+            kind = next((self.fuzzy.kinds[name] for _, name in self.fuzzy.find(folded.text)), None)
+        return kind
 
     def _read(self, folded: Folded) -> Reading:
         """:meth:`read` of the text as written (or of one squeezed form)."""

@@ -32,10 +32,11 @@ What is rewritten, exactly:
   (:data:`_FUNCTION_WORDS`: "us", "is", "our", « vous »…) is left: "call⏎us" and "visit🙂is"
   are two words (glued, they would read "callus" and "visitis", an "-itis"), and so are a small
   letter and a capital ("Starting⏎April");
-* but a line break after a short everyday word, before a piece of three small letters or more
-  that is no short everyday word, is dropped too ("in⏎sulin", "the⏎rapy"), and what the glued word
-  names counts only when the piece is no word of its own (wordfreq, Zipf under 2 in English and
-  French: "sulin" is none, while "in⏎fusion", "a⏎cute" and "the⏎rapist" stay two words);
+* but a word cut by a line break after a short everyday word, before a piece of three small
+  letters or more that is no short everyday word ("in⏎sulin"), is not squeezed: :func:`cuts`
+  gives the detector the glued word to look up alone, and it counts only when the piece is no
+  word of its own (wordfreq, Zipf under 2 in English and French: "sulin" is none, while
+  "a⏎septic tank", "in⏎fusion style" and "the⏎rapist" stay two words);
 * a digit 0, 1, 3, 4, 5 or 7 with a letter on each side, in a word of at least three characters
   that starts with a letter, every digit of which is one of those and which has at least twice as
   many letters as digits: read as o, i, e, a, s, t (1 is read as i, and in a second squeezed
@@ -123,32 +124,35 @@ _WORD_AFTER = re.compile(r"[^\W\d_]+")
 @frozen
 class Squeezed:
     """One squeezed form of a text: ``text``, with ``index[i]`` the position in the original of
-    its character ``i``, ``touched``: the original spans of the words a rewrite made, and
-    ``glued``: the original span of each word made by gluing a short everyday word to the piece
-    after a line break ("in⏎sulin"), with that piece."""
+    its character ``i``, and ``touched``: the original spans of the words a rewrite made."""
 
     text: str
     index: Sequence[int]
     touched: tuple[tuple[int, int], ...]
-    glued: tuple[tuple[tuple[int, int], str], ...] = ()
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original span of ``text[start:end]``."""
         return self.index[start], self.index[end - 1] + 1
 
     def touches(self, span: tuple[int, int]) -> bool:
-        """Whether the original ``span`` overlaps a word that a rewrite made; a glued word counts
-        only when its piece after the line break is no word of its own ("in⏎sulin", not
-        "in⏎fusion" or "a⏎cute")."""
-        if any(lo < span[1] and span[0] < hi for lo, hi in self.touched):
-            return True
-        return any(lo < span[1] and span[0] < hi and not _everyday(piece) for (lo, hi), piece in self.glued)
+        """Whether the original ``span`` overlaps a word that a rewrite made."""
+        return any(lo < span[1] and span[0] < hi for lo, hi in self.touched)
+
+
+@frozen
+class Cut:
+    """A word that may be cut by a line break after its first letters, which are a short everyday
+    word ("in⏎sulin"): ``span`` in the original, the ``word`` glued, the ``piece`` after the break."""
+
+    span: tuple[int, int]
+    word: str
+    piece: str
 
 
 @functools.lru_cache(maxsize=1024)
-def _everyday(word: str) -> bool:
+def everyday(word: str) -> bool:
     """Whether ``word`` is a word of everyday English or French (wordfreq, loaded on the first
-    question: only a glued word that names something clinical asks it)."""
+    question: only a cut word that names something clinical asks it)."""
     from emrcomm_content import sources
 
     return sources.zipf(fold_text(word)) >= WORD_ZIPF
@@ -177,20 +181,6 @@ def _two_words(text: str, lo: int, hi: int) -> bool:
     if text[lo - 1].islower() and text[hi].isupper():
         return True  # "Starting⏎April": a capital starts a word
     return any(w is not None and w.group().lower() in _FUNCTION_WORDS for w in (before, after))
-
-
-def _piece_after_function_word(text: str, lo: int, hi: int) -> str | None:
-    """The word after a line break at ``text[lo:hi]`` when the word before it is a short everyday
-    word and the one after is not, starts with a small letter and has three letters or more
-    ("in⏎sulin", "the⏎rapy"): it may be the rest of a word cut after its first letters."""
-    before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
-    after = _WORD_AFTER.match(text, hi)
-    if before is None or after is None or before.group().lower() not in _FUNCTION_WORDS:
-        return None
-    piece = after.group()
-    if len(piece) < 3 or not piece[0].islower() or piece in _FUNCTION_WORDS:
-        return None
-    return piece
 
 
 def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> None:
@@ -259,14 +249,8 @@ def readings(text: str) -> list[Squeezed]:
     touched: list[tuple[int, int]] = []
     _letter_runs(text, drop, touched)
     joins: list[tuple[int, int]] = []
-    glued: list[tuple[tuple[int, int], str]] = []
     if _BREAK_QUICK.search(text):
-        for m in _BREAK.finditer(text):
-            if m.group()[0] in "-‐‑" or not _two_words(text, *m.span()):
-                joins.append(m.span())
-            elif (piece := _piece_after_function_word(text, *m.span())) is not None:
-                drop.update(range(*m.span()))
-                glued.append(((m.start() - 1, m.end() + 1), piece))
+        joins += [m.span() for m in _BREAK.finditer(text) if m.group()[0] in "-‐‑" or not _two_words(text, *m.span())]
     if not text.isascii() and _BETWEEN_QUICK.search(text):
         joins += [m.span() for m in _BETWEEN.finditer(text) if _pictographs(m.group()) and not _two_words(text, *m.span())]
     for lo, hi in joins:
@@ -277,10 +261,9 @@ def readings(text: str) -> list[Squeezed]:
         _digit_words(text, replace, touched)
     if _SIGN_QUICK.search(text):
         _sign_words(text, replace, touched)
-    if not touched and not glued:
+    if not touched:
         return []
     touched = _widen(text, touched)
-    glued = [(_widen(text, [span])[0], piece) for span, piece in glued]
     forms = [replace]
     if any(text[i] in _I_OR_L for i in replace):
         forms.append({i: ("L" if c == "I" else "l") if text[i] in _I_OR_L else c for i, c in replace.items()})
@@ -293,7 +276,30 @@ def readings(text: str) -> list[Squeezed]:
                 continue
             chars.append(form.get(i, ch))
             index.append(i)
-        out.append(Squeezed("".join(chars), tuple(index), tuple(touched), tuple(glued)))
+        out.append(Squeezed("".join(chars), tuple(index), tuple(touched)))
+    return out
+
+
+def cuts(text: str) -> list[Cut]:
+    """The words of ``text`` that a line break may cut after a short everyday word ("in⏎sulin"):
+    not squeezed (in a text wrapped at a width, most lines end with such a word, and reading the
+    text again for each would cost a fifth more), but looked up one by one (clinical.py). The piece
+    after the break starts with a small letter, has three letters or more and is no short everyday
+    word itself."""
+    if not _BREAK_QUICK.search(text):
+        return []
+    out = []
+    for m in _BREAK.finditer(text):
+        lo, hi = m.span()
+        after = _WORD_AFTER.match(text, hi)
+        if after is None or text[lo] in "-‐‑":
+            continue  # a hyphen before the break: joined in the squeezed form
+        piece = after.group()
+        if len(piece) < 3 or not piece[0].islower() or piece in _FUNCTION_WORDS:
+            continue
+        before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
+        if before is not None and before.group().lower() in _FUNCTION_WORDS:
+            out.append(Cut((before.start(), after.end()), before.group() + piece, piece))
     return out
 
 
