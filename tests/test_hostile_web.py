@@ -8,7 +8,9 @@ import html
 import http.client
 import json
 import logging
+import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -224,13 +226,20 @@ def test_callbacks_are_rate_limited_per_client_address(make_host: Callable[..., 
     host = make_host(config_text=kannel_config(tmp_path, "callback_rate_limit_per_minute = 60\n"))
     client = InProcess(create_app(host))
     try:
+        started = time.monotonic()
         flood = [client.get("/callbacks/kannel/mo", {"token": "x", "from": NUMBER}, client="192.0.2.7")
-                 for _ in range(70)]
+                 for _ in range(100)]
+        took = time.monotonic() - started
         other = client.get("/callbacks/kannel/mo", {"token": "x", "from": NUMBER}, client="192.0.2.8")
     finally:
         client.close()
-    assert [a.status_code for a in flood] == [403] * 60 + [429] * 10
-    assert all(int(a.headers["retry-after"]) >= 1 for a in flood[60:])
+    statuses = [a.status_code for a in flood]
+    # A burst of 60 goes through to the authentication check (403), then one a second as the
+    # bucket refills: at most one more for each second the flood took (on a busy machine, more
+    # than one), and every other one is answered 429.
+    assert statuses[:60] == [403] * 60 and set(statuses) == {403, 429}
+    assert statuses.count(403) <= 60 + math.ceil(took), took
+    assert all(int(a.headers["retry-after"]) >= 1 for a in flood if a.status_code == 429)
     assert other.status_code == 403  # another address is not held back
 
 
