@@ -199,6 +199,23 @@ def test_a_kannel_message_without_its_id_is_filed_once_however_often_smsbox_send
     assert len(patient_messages(host)) == 2
 
 
+def test_the_id_made_for_a_kannel_message_without_one_cannot_be_recomputed_from_the_number_and_words(
+    host: Host, client: Client
+) -> None:
+    """The id reaches the audit log beside the entry's time: a bare SHA-256 of the sender, the
+    receiver, %T and "STOP" would give the patient's number back to whoever hashes every number."""
+    import hashlib
+
+    from emrcomm.audit import entries
+
+    host.send(reminder())
+    assert mo_without_id(client, "STOP", "1795514400").status_code == 200
+    ids = {e["provider_id"] for e in entries(host.storage) if str(e.get("provider_id", "")).startswith("kannel-mo-")}
+    assert len(ids) == 1
+    bare = hashlib.sha256("\x1f".join((NUMBER, "+16135550100", "1795514400", "STOP")).encode()).hexdigest()[:32]
+    assert ids != {f"kannel-mo-{bare}"}
+
+
 def test_a_kannel_start_retried_late_without_its_id_does_not_undo_a_later_stop(host: Host, client: Client,
                                                                                clock: Clock) -> None:
     host.send(reminder())
