@@ -350,6 +350,20 @@ def test_recalling_a_held_message_cancels_its_notice(host: Host, clock) -> None:
     assert [host.storage.records.get(r).state for r in outcome.record_ids] == ["recalled", "cancelled"]  # type: ignore[union-attr]
 
 
+def test_a_notice_requeued_at_the_instant_its_message_is_recalled_reads_cancelled(  # type: ignore[no-untyped-def]
+        host: Host, clock) -> None:
+    """Requeued by staff and cancelled by the recall at one clock reading: the cancel came after,
+    and the notice reads cancelled (it read queued, with no outbox row left to send it)."""
+    clock.now = dt.datetime(2026, 11, 23, 22, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    outcome = send_note(host)
+    notice = outcome.record_ids[1]
+    host.storage.outbox.bury(notice, owner=None, now=clock.now, error="a dead letter, for the test")
+    assert host.requeue(notice) == 1
+    assert service(host).recall("note-1") == "recalled"
+    assert host.storage.outbox.for_request("note-1") == []
+    assert [host.storage.records.get(r).state for r in outcome.record_ids] == ["recalled", "cancelled"]  # type: ignore[union-attr]
+
+
 def test_expire_sweeps_unread_messages_and_asks_staff_to_check(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
     unread, read = send_note(host, "note-1"), send_note(host, "note-2")
     service(host).verify(token_in(notice_for(host, read)["text"]), BIRTH_DATE)

@@ -26,7 +26,7 @@ from emrcomm.delivery import described
 from emrcomm.errors import EmrcommError, PluginError, RequestError
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
-from emrcomm.lifecycle.projection import request_status
+from emrcomm.lifecycle.projection import after_requeues, request_status
 from emrcomm.lifecycle.states import LegState
 from emrcomm.limits import check_request, check_text
 from emrcomm.model import (
@@ -489,8 +489,9 @@ class Host:
             return
         for item in self.storage.outbox.for_request(facts.request.id):
             if item.state != "sending" and self.storage.outbox.finish(item.key, owner=None):
+                at = after_requeues(self.storage.records.events(item.key), update.at)  # not taken back by one
                 file_event(self, Event(record_id=item.key, kind=LegState.CANCELLED, source=Source(update.source),
-                                       at=update.at, dedup=f"{item.key}:cancelled:recalled", reason="RECALLED",
+                                       at=at, dedup=f"{item.key}:cancelled:recalled", reason="RECALLED",
                                        detail="the message it announces was recalled"), trail)
 
     def _file_reply(self, update: DeliveryUpdate, original: str | None, trail: Trail) -> str | None:
