@@ -135,12 +135,15 @@ class Plugin:
         already_out = before is not None and before.revokes
         message_key = update.provider_id or f"{address}|{update.at.isoformat()}"
         keyword = classify(text, update.keyword)
-        reach = self._start_reach(channel, address) if keyword is Keyword.OPT_IN else Reach()
+        reach = Reach()
         if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
             # Once per message: a provider repeating it after the patient said the opposite (a
             # late retry, a replay) must not make an old STOP or START the ledger's last word again.
             with self.context.transaction():
                 if handled.seq_of(self.context.db, f"{channel}|{message_key}") is None:
+                    # What a START may lift, read in the transaction that writes it (on SQLite it
+                    # holds the write lock: a front-desk revocation cannot land in between).
+                    reach = self._start_reach(channel, address) if keyword is Keyword.OPT_IN else Reach()
                     source = f"{as_written(text)} reply"
                     seq = (self._write(update, "optout", source) if keyword is Keyword.OPT_OUT
                            else self._opt_in(update, source, reach))
