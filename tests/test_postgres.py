@@ -1121,3 +1121,7 @@ def test_a_lock_timeout_of_0_sends_no_startup_option_and_leaves_the_roles_own_se
     db = PostgresDatabase(pg, lock_timeout=2.5)
     assert db.query("SHOW lock_timeout") == [{"lock_timeout": "2500ms"}]
     db.close()
+    # under half a millisecond is still a bound, not PostgreSQL's 0 (wait for ever)
+    db = PostgresDatabase(pg, lock_timeout=0.0002)
+    assert db.query("SHOW lock_timeout") == [{"lock_timeout": "1ms"}]
+    db.close()

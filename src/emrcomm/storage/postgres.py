@@ -116,7 +116,7 @@ class PostgresDatabase:
         # silently, for as long as the lock was held. 0 sends nothing: PgBouncer refuses startup
         # options it does not track, and the role's own setting (ALTER ROLE … SET) applies.
         self.lock_timeout = lock_timeout
-        options = [f"-c lock_timeout={round(lock_timeout * 1000)}"] if lock_timeout > 0 else []
+        options = [f"-c lock_timeout={max(1, round(lock_timeout * 1000))}"] if lock_timeout > 0 else []
         if read_only:
             options.append("-c default_transaction_read_only=on")
         if options:
