@@ -629,6 +629,23 @@ def test_directory_finds_a_patient_by_identifier(
     assert host.send(reminder(f"{MRN}|MRN-qc-fr", rid="by-token")).status is Status.SENT
 
 
+def test_directory_a_reference_it_cannot_read_is_logged_without_what_it_carries(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``Patient?identifier=…&birthdate=…`` is not supported: the warning says so, and carries
+    neither the health number nor a bare digest of the reference (hashing guesses undoes one)."""
+    import hashlib
+
+    load_clinic(fhir)
+    host = directory_host(make_host, fhir, tmp_path)
+    ref = f"Patient?identifier={MRN}|9876543210&birthdate=1980-01-01"
+    with caplog.at_level(logging.WARNING):
+        outcome = host.send(reminder(ref, rid="two-parameters"))
+    assert [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "only Patient?identifier=system|value is supported" in said
+    assert "9876543210" not in said and hashlib.sha256(ref.encode()).hexdigest()[:16] not in said
+
+
 def test_directory_an_identifier_two_patients_share_finds_nobody(
         fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
     twin = {**patient("twin", given="Tom", family="Twin", mobile="+16135550188"),

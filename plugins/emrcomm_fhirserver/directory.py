@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl
 
 import emrcomm
 from emrcomm import PluginError, settings_schema
-from emrcomm.fhir import safe_ref
 from emrcomm.fhir.patients import RecipientRefused, recipient_from_fhir
 from emrcomm.fhir.regions import DEFAULT_REGION, country_code
 from emrcomm_fhirserver.client import ServerRefused, ServerUnavailable
@@ -92,8 +91,10 @@ class DirectoryPlugin:
             params = parse_qsl(ref[len("Patient?"):], keep_blank_values=True)
             tokens = [value for key, value in params if key == "identifier"]
             if len(tokens) != 1 or len(params) != 1:
-                log.warning("patient reference %s: only Patient?identifier=system|value is supported",
-                            safe_ref(ref))
+                # Not even as a digest: what it carries may be a health number (the host's own
+                # log line names the request).
+                log.warning("a patient reference Patient?… with %d parameter(s): only Patient?identifier=system|value "
+                            "is supported", len(params))
                 return None
             return self._by_identifier(tokens[0])
         if ref.startswith("Patient/"):
