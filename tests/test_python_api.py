@@ -16,12 +16,17 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 DAY = "2026-11-23"
 
 
-def test_every_example_runs_in_the_demo_clinic_and_prints_what_the_page_says(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def in_the_demo_clinic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Made by `emrcomm demo`, its folder the working one, its clock by day (nothing held for quiet hours)."""
     assert main(["demo", "--data", str(tmp_path / "demo-clinic"), "--date", DAY, "--json"]) == 0
     capsys.readouterr()
     monkeypatch.chdir(tmp_path / "demo-clinic")
     monkeypatch.setenv("EMRCOMM_CLOCK", f"{DAY}T12:00:00-05:00")  # by day: nothing held for quiet hours
+
+
+@pytest.mark.usefixtures("in_the_demo_clinic")
+def test_every_example_runs_in_the_demo_clinic_and_prints_what_the_page_says(capsys: pytest.CaptureFixture[str]) -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOC, re.S)
     assert len(blocks) >= 4
     namespace: dict[str, object] = {}
@@ -34,12 +39,8 @@ def test_every_example_runs_in_the_demo_clinic_and_prints_what_the_page_says(
     assert [line.split()[0] for line in printed if line.startswith("results-")] == [f"results-{n}" for n in range(1, 6)]
 
 
-def test_the_readmes_embedding_example_sends_in_the_demo_clinic(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--data", str(tmp_path / "demo-clinic"), "--date", DAY, "--json"]) == 0
-    capsys.readouterr()
-    monkeypatch.chdir(tmp_path / "demo-clinic")
-    monkeypatch.setenv("EMRCOMM_CLOCK", f"{DAY}T12:00:00-05:00")  # by day: nothing held for quiet hours
+@pytest.mark.usefixtures("in_the_demo_clinic")
+def test_the_readmes_embedding_example_sends_in_the_demo_clinic(capsys: pytest.CaptureFixture[str]) -> None:
     [block] = re.findall(r"## Embedding.*?```python\n(.*?)```", README, re.S)
     exec(compile(block, "README.md, Embedding", "exec"), {})
     printed = capsys.readouterr().out.splitlines()
