@@ -24,7 +24,6 @@ from emrcomm.model import SendingWindow
 log = logging.getLogger("emrcomm.delivery")
 
 
-
 @functools.lru_cache(maxsize=256)
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:
     try:
@@ -44,12 +43,11 @@ def zones_of(window: SendingWindow, fallback: Sequence[str] = (), *, key: str = 
     return tuple(found) or (dt.UTC,)
 
 
-def is_open(window: SendingWindow, at: dt.datetime, fallback: Sequence[str] = (), *, key: str = "") -> bool:
-    """Whether ``at`` is inside ``window`` in every one of its zones."""
-    return window.contains(at, zones_of(window, fallback, key=key))
-
-
-def next_opening(window: SendingWindow, at: dt.datetime, fallback: Sequence[str] = (), *,
-                 key: str = "") -> dt.datetime:
-    """The first instant at or after ``at`` that is inside ``window`` in every zone (SendingWindow.opening)."""
-    return window.opening(at, zones_of(window, fallback, key=key))
+def closed_until(window: SendingWindow | None, at: dt.datetime, fallback: Sequence[str] = (), *,
+                 key: str = "") -> dt.datetime | None:
+    """None when ``at`` is inside ``window`` in every one of its zones (or there is no window);
+    else the first instant after it that is (SendingWindow.opening). The zones are resolved once."""
+    if window is None:
+        return None
+    zones = zones_of(window, fallback, key=key)
+    return None if window.contains(at, zones) else window.opening(at, zones)

@@ -170,9 +170,9 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return Delivered("cancelled")
     # QUIET_HOURS again, as it leaves: a retry, a requeued dead letter or a takeover at night is
     # held until the window opens (a few comparisons; the window travels in the row).
-    window = _window_of(host, item, facts, recipient)
-    if window is not None and not windows.is_open(window, now, host.config.clinic.time_zones, key=item.key):
-        opening = windows.next_opening(window, now, host.config.clinic.time_zones, key=item.key)
+    opening = windows.closed_until(_window_of(host, item, facts, recipient), now, host.config.clinic.time_zones,
+                                   key=item.key)
+    if opening is not None:
         if item.expires is not None and item.expires <= opening:
             commit(lambda: _end(host, item, facts, LegState.EXPIRED, "MESSAGE_EXPIRED",
                                 "its sending window opens after it expires", owner=owner, source=source, trail=trail))
@@ -343,10 +343,9 @@ def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseExcepti
         wait = max(wait, min(asked, max(policy.backoff_cap, RETRY_AFTER_CEILING)))
     due = now + dt.timedelta(seconds=wait)
     window = item.payload.window if item.payload.window_known else None  # an old row: checked when it leaves
-    zones = host.config.clinic.time_zones
-    if window is not None and not windows.is_open(window, due, zones, key=item.key):
-        due = windows.next_opening(window, due, zones, key=item.key)  # not at night: when the window opens
-        wait = (due - now).total_seconds()
+    opening = windows.closed_until(window, due, host.config.clinic.time_zones, key=item.key)
+    if opening is not None:  # not at night: when the window opens
+        due, wait = opening, (opening - now).total_seconds()
     host.storage.outbox.retry(item.key, owner=owner, now=now, not_before=due, error=said)
     file_event(host, Event(record_id=item.key, kind=Note.ATTEMPT_FAILED, source=source, at=now,
                            dedup=f"{item.key}:attempt-failed:{item.attempts}:{iso(now)}", detail=said[:200]),
