@@ -408,22 +408,17 @@ class SendingWindow:
         """The first instant at or after ``at`` inside the window in every one of ``zones``; when
         the zones never share an open moment in the next days (zones too far apart for the
         window), the opening in the first zone: the clinic's main zone decides."""
-        candidates = {at}
-        for z in zones:
-            today = at.astimezone(z).date()
-            for days in range(WINDOW_LOOKAHEAD_DAYS + 1):
-                opening = dt.datetime.combine(today + dt.timedelta(days=days), self.start, tzinfo=z)
-                candidates.add(opening.astimezone(dt.UTC))
-        for candidate in sorted(c for c in candidates if c >= at):
+        first, *others = ([o for o in self._openings(at, z) if o >= at] for z in zones)
+        for candidate in sorted({at, *first, *(o for found in others for o in found)}):
             if self.contains(candidate, zones):
                 return candidate
-        today = at.astimezone(zones[0]).date()
-        for days in range(WINDOW_LOOKAHEAD_DAYS + 1):
-            opening = dt.datetime.combine(today + dt.timedelta(days=days), self.start,
-                                          tzinfo=zones[0]).astimezone(dt.UTC)
-            if opening >= at:
-                return opening
-        raise AssertionError("a daily window opens within a day")  # pragma: no cover
+        return first[0]  # (a daily window opens within a day: the look-ahead holds one)
+
+    def _openings(self, at: dt.datetime, zone: dt.tzinfo) -> list[dt.datetime]:
+        """When the window opens in ``zone`` on the day of ``at`` there and the days after it."""
+        today = at.astimezone(zone).date()
+        return [dt.datetime.combine(today + dt.timedelta(days=days), self.start, tzinfo=zone).astimezone(dt.UTC)
+                for days in range(WINDOW_LOOKAHEAD_DAYS + 1)]
 
 
 @frozen
