@@ -43,7 +43,7 @@ from emrcomm.host import Host
 from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Category, Record, Request, Status
 from emrcomm.pipeline.records import LINK_WITHHELD
-from emrcomm.segments import count_segments
+from emrcomm.segments import count_segments, to_gsm7
 from emrcomm.testing import TEST_NOW
 from emrcomm_portal.storage import PortalStore
 from mailservers import USERNAME, CertificateAuthority, SmtpServer, through_relay
@@ -60,7 +60,7 @@ CLINIC_NUMBER = "+16135550100"
 PORTAL = "https://portal.riverside.example"
 
 # The day's batch, one request per patient: reminders short and long (a location makes two
-# GSM-7 segments in English, three UCS-2 ones in French: 'Côte' is not GSM-7), clinicians'
+# GSM-7 segments in either language: 'Côte', not GSM-7, leaves as 'Cote'), clinicians'
 # notes (kept in the portal, announced by an SMS notice) and email reminders. The long reminders
 # alone are a third of the SMS, however long the notices are.
 MIX = {"reminder-en": 100, "reminder-en-long": 80, "reminder-fr": 60, "reminder-fr-long": 40,
@@ -337,8 +337,10 @@ def expected_text(host: Host, record: Record) -> str:
 
 def private_words(host: Host, record_ids: Sequence[str]) -> set[str]:
     """What no log may say: the batch's numbers (with or without '+'), email addresses, the
-    clinicians' notes and the locations, and the portal's links (magic-link tokens)."""
-    words = {f"{PORTAL}/", LOCATION_EN, LOCATION_FR, *(note[:24] for notes in NOTES.values() for note in notes)}
+    clinicians' notes and the locations (as typed and as an SMS spells them), and the portal's links
+    (magic-link tokens)."""
+    words = {f"{PORTAL}/", LOCATION_EN, LOCATION_FR, to_gsm7(LOCATION_FR),
+             *(note[:24] for notes in NOTES.values() for note in notes)}
     for rid in record_ids:
         record = host.record(rid)
         if record is not None and record.channel in ("sms", "email") and record.address:

@@ -28,7 +28,7 @@ from emrcomm_sms.callbacks import record_signature
 from emrcomm_sms.ratelimit import SenderLimits, TokenBucket
 from emrcomm_sms.reports import ReportState, kannel_state, twilio_state
 from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, refused_port
-from support import BASE_CONFIG, communication, write_config
+from support import BASE_CONFIG, communication, consent, patient, write_config
 
 SENDER = "+16135550100"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -378,6 +378,35 @@ def test_a_french_portal_notice_reaches_the_handset_in_one_part_with_its_link_wh
     assert (got.kind, got.udh) == ("text", b"")
     text = got.data.decode("utf-8")
     assert link in text.split() and "ARRET" in text
+
+
+def test_a_french_reminder_from_a_clinic_with_an_accented_name_reaches_the_handset_as_one_gsm7_part(
+        kannel: Kannel, secrets_dir: Path, tmp_path: Path, clock: Any) -> None:
+    """As typed, « Clinique de l’Île-Perrot » (î, ’) sent the reminder as UCS-2 in three parts;
+    spelled for SMS it leaves in one GSM-7 part, and the chart holds what the handset shows."""
+    import datetime as dt
+
+    path = kannel_clinic(tmp_path, kannel.sendsms_url, secrets_dir / "kannel")
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'name = "Riverside Family Health"', 'name = "Clinique de l’Île-Perrot"'), encoding="utf-8")
+    number = "+15145550231"  # this test's own: the session's Kannel keeps every handset's messages
+    (tmp_path / "patients.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in (
+            patient("qc-ile", given="Chloé", family="Gagnon", mobile=number, state="QC", language="fr"),
+            consent("c-ile", "qc-ile", "sms", address=number))]}), encoding="utf-8")
+    appointment = dt.datetime(2026, 11, 24, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    with Host(load_config(path), clock=clock) as host:
+        outcome = host.send(Request("Patient/qc-ile", "appointment-reminder", id="ile-kannel",
+                                    template="appointment-reminder", variables={"appointment": appointment},
+                                    appointment=appointment))
+        assert outcome.status is Status.SENT and outcome.channels == ("sms",), outcome.explanation
+        [record] = outcome.record_ids
+        filed = (communication(host, record) or {})["payload"][0]["contentString"]
+    [got] = kannel.wait_for(number)
+    time.sleep(0.5)
+    assert len(kannel.wait_for(number)) == 1  # one part, no second segment behind it
+    assert (got.kind, got.udh) == ("text", b"")
+    assert got.data.decode("utf-8") == filed and filed.startswith("Rendez-vous à Clinique de l'Ile-Perrot le ")
 
 
 def test_the_gateway_limits_lower_the_sms_channels_own(secrets_dir: Path, tmp_path: Path) -> None:

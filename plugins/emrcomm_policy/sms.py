@@ -22,8 +22,8 @@ _REPLY_KEYWORD = re.compile(
 
 
 _DASHES = re.compile(r"[-‐‑–—]")
-# What a text written for SMS may have instead (the templates' gsm7 filter): the name matches either way.
-_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "œ": "oe", "æ": "ae"})
+# What an SMS spelled in GSM-7 has instead (emrcomm.segments.to_gsm7): the name matches either way.
+_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"', "œ": "oe", "æ": "ae"})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import unicodedata
 import zoneinfo
 from decimal import Decimal
 from typing import Any
@@ -20,9 +19,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from emrcomm import RenderError
-from emrcomm.segments import GSM7_BASIC, GSM7_EXTENSION
-
-GSM7 = GSM7_BASIC | GSM7_EXTENSION
+from emrcomm.segments import to_gsm7
 
 # Canadian clinics: Canadian English and Quebec French.
 LOCALES = {"en": "en_CA", "fr": "fr_CA"}
@@ -228,27 +225,12 @@ def number_filter(ctx: Context, value: Any) -> str:
     return _formatter(ctx).number(value)
 
 
-# Typography SMS cannot carry in GSM-7, and what a phone shows instead.
-_GSM7_FOLD = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"',
-                            "\u00bb": '"', "\u2013": "-", "\u2014": "-", "\u2011": "-", "\u00a0": " ",
-                            "\u202f": " ", "\u0153": "oe", "\u0152": "OE"})
-
-
 @functools.lru_cache(maxsize=64)
 def gsm7_filter(value: Any) -> str:
-    """The text in the GSM-7 alphabet where it can be: accents GSM-7 lacks dropped (ô, î, ê, ç
-    become o, i, e, c; é, è, à, É, Ç stay), typographic quotes and dashes made plain. One
-    character outside GSM-7 sends a whole SMS as UCS-2, at 70 characters a segment: a clinic's
-    name such as "Clinique de l'Île" would cost a notice its single segment. A character with no
-    GSM-7 form stays as it is."""
-    text = str(value).translate(_GSM7_FOLD)
-    if GSM7.issuperset(text):
-        return text
-    out = []
-    for ch in text:
-        bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-        out.append(ch if ch in GSM7 or not bare or not GSM7.issuperset(bare) else bare)
-    return "".join(out)
+    """The text in the GSM-7 alphabet where it can be (:func:`emrcomm.segments.to_gsm7`). Every
+    SMS is written so as it leaves; the filter is for a template author who wants a part of a
+    message spelled so on every channel."""
+    return to_gsm7(str(value))
 
 
 FILTERS = {

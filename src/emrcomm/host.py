@@ -24,6 +24,7 @@ from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
 from emrcomm.delivery import described
 from emrcomm.errors import EmrcommError, PluginError, RequestError
+from emrcomm.forms import for_sms
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import after_requeues, request_status
@@ -542,6 +543,7 @@ class Host:
     ) -> tuple[Finding, ...]:
         """Findings for a text on a channel, without a patient: what ``emrcomm check`` prints.
         The text is read with its accents composed (NFC), as a send carries it; spans count in it.
+        An SMS is judged as it would leave, spelled in GSM-7 (``emrcomm.forms.for_sms``).
 
         Raises RequestError for an unknown channel, category or language.
         """
@@ -559,7 +561,8 @@ class Host:
         route = Route(channel=channel, address=_CHECK_ADDRESSES.get(channel, ""))
         facts = self.hooks.inspect(message)
         found = tuple(f for f in facts if f.code == "CHECK_FAILED")
-        found += self.hooks.validate(message, recipient, self.channels[channel], route, facts, self.clock())
+        sent = attrs.evolve(message, text=for_sms(text)) if self.channels[channel].form == "sms" else message
+        found += self.hooks.validate(sent, recipient, self.channels[channel], route, facts, self.clock())
         return tuple(f for f in found if f.code not in RECIPIENT_CODES and f.severity is not Severity.INFO)
 
     def requeue(self, key: str | None = None) -> int:

@@ -2,9 +2,13 @@
 
 National language shift tables (Turkish, Spanish, Portuguese, Indian scripts) are not used:
 North American carriers do not apply them, so a character outside the default alphabet means UCS-2.
+:func:`to_gsm7` writes a text in GSM-7 where a phone shows the same words: the SMS form of a message.
 """
 
 from __future__ import annotations
+
+import functools
+import unicodedata
 
 # 3GPP TS 23.038 section 6.2.1, the default alphabet (0x1B, the escape to the extension table,
 # is not a character a sender can write, so it is left out).
@@ -15,6 +19,11 @@ GSM7_BASIC = frozenset(
 # Section 6.2.1.1, the extension table: each costs two septets (escape + code).
 GSM7_EXTENSION = frozenset("\f^{}\\[]~|€")
 _GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+# Typography GSM-7 lacks, and what a phone shows instead.
+_FOLD = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"',
+                       "\u2013": "-", "\u2014": "-", "\u2011": "-", "\u00a0": " ", "\u202f": " ",
+                       "\u0153": "oe", "\u0152": "OE"})
 
 GSM7_SINGLE = 160
 GSM7_PART = 153  # 7 septets go to the concatenation header (UDH)
@@ -51,3 +60,22 @@ def count_segments(text: str) -> tuple[str, int]:
         return "UCS-2", 1
     costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     return "UCS-2", _pack(costs, UCS2_SINGLE, UCS2_PART)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bare(ch: str) -> str:
+    """``ch`` without its accents, when that is GSM-7; else ``ch`` as it is."""
+    bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    return bare if bare and _GSM7_ALL.issuperset(bare) else ch
+
+
+def to_gsm7(text: str) -> str:
+    """``text`` in the GSM-7 alphabet where a phone shows the same words: accents GSM-7 lacks
+    dropped (ô, î, ê, û, ç become o, i, e, u, c; é, è, à, É, Ç are GSM-7 and stay), typographic
+    quotes and dashes made plain, œ spelled oe. A character with no GSM-7 form (an emoji, a
+    letter of another script) stays, and the text goes as UCS-2 as before. One character outside
+    GSM-7 sends a whole SMS as UCS-2, 70 characters a segment instead of 160."""
+    text = text.translate(_FOLD)
+    if _GSM7_ALL.issuperset(text):
+        return text
+    return "".join([c if c in _GSM7_ALL else _bare(c) for c in text])

@@ -15,7 +15,7 @@ import attrs
 from attrs import frozen
 
 from emrcomm.errors import RequestError
-from emrcomm.forms import for_email
+from emrcomm.forms import in_form
 from emrcomm.model import (
     Candidate,
     Channel,
@@ -195,12 +195,12 @@ def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recip
                             detail=f"notice template {route.template!r}: {exc}")
                 return Verdict(candidate, tuple(legs), (f,))
             leg_facts = hooks.inspect(leg_message)
-        if channel.form == "email":
-            # An email says how to unsubscribe, never "Reply STOP": judged and filed as it goes.
-            words = for_email(leg_message.text)
-            if words != leg_message.text:
-                leg_message = attrs.evolve(leg_message, text=words)
-                leg_facts = hooks.inspect(leg_message)
+        # The words the channel's form sends (an email says how to unsubscribe, never "Reply
+        # STOP"; an SMS is spelled in GSM-7): inspected, judged and filed as they go.
+        words = in_form(channel.form, leg_message.text)
+        if words != leg_message.text:
+            leg_message = attrs.evolve(leg_message, text=words)
+            leg_facts = hooks.inspect(leg_message)
         found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
         found += hooks.validate(leg_message, recipient, channel, route, leg_facts, now)
         window = hooks.sending_window(leg_message, recipient, channel)
