@@ -17,6 +17,7 @@ from support import BASE_CONFIG, communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
 APPOINTMENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=TORONTO)
+AUGUST = dt.datetime(2027, 8, 25, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=-4)))  # EDT
 ILE_PERROT = "Clinique de l’Île-Perrot"  # î and the curly apostrophe are not GSM-7
 
 
@@ -25,12 +26,12 @@ def named(name: str) -> str:
 
 
 def reminder(rid: str, *, patient: str = "Patient/qc-fr", channel: str | None = None,
-             location: str | None = None) -> Request:
-    variables: dict[str, object] = {"appointment": APPOINTMENT}
+             location: str | None = None, at: dt.datetime = APPOINTMENT) -> Request:
+    variables: dict[str, object] = {"appointment": at}
     if location:
         variables["location"] = location
     return Request(patient, Category.APPOINTMENT_REMINDER, id=rid, template="appointment-reminder",
-                   variables=variables, appointment=APPOINTMENT, channel=channel)
+                   variables=variables, appointment=at, channel=channel)
 
 
 def sms_sink(host: Host) -> list[dict[str, str]]:
@@ -67,6 +68,23 @@ def test_the_sms_segment_limit_counts_the_text_as_it_leaves(make_host: Callable[
     assert ", Pavillon Cote-des-Neiges, 2e étage." in line["text"]
     assert count_segments(line["text"]) == ("GSM-7", 2), line["text"]
     assert count_segments(line["text"].replace("Cote", "Côte").replace("l'Ile", "l’Île"))[1] == 3
+
+
+def test_an_august_reminder_says_aout_by_sms_in_one_segment_and_aout_with_its_accent_by_email(
+        make_host: Callable[..., Host]) -> None:
+    host = make_host(config_text=named(ILE_PERROT))
+    by_sms = host.send(reminder("r-aug-sms", at=AUGUST))
+    by_email = host.send(reminder("r-aug-mail", at=AUGUST, channel="email"))
+    assert by_sms.channels == ("sms",) and by_email.channels == ("email",), (by_sms.explanation, by_email.explanation)
+    [line] = sms_sink(host)
+    assert line["text"].startswith("Rendez-vous à Clinique de l'Ile-Perrot le mercredi 25 aout à 10 h 30.")
+    assert count_segments(line["text"]) == ("GSM-7", 1), line["text"]
+    [sms_record] = by_sms.record_ids
+    assert (communication(host, sms_record) or {})["payload"][0]["contentString"] == line["text"]
+    body = email_body(host)
+    assert "Rendez-vous à Clinique de l’Île-Perrot le mercredi 25 août à 10 h 30." in body
+    [email_record] = by_email.record_ids
+    assert "le mercredi 25 août" in (communication(host, email_record) or {})["payload"][0]["contentString"]
 
 
 def test_a_clinic_name_in_guillemets_still_names_the_sender_once_spelled_for_sms(

@@ -16,6 +16,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emrcomm import ConfigError, Message, RenderError, Request
 from emrcomm.config import validate
+from emrcomm.forms import for_sms
 from emrcomm.host import Host
 from emrcomm.segments import count_segments
 from emrcomm.testing import TEST_CLINIC, make_context, make_recipient
@@ -291,19 +292,21 @@ AUGUST = dt.datetime(2026, 8, 26, 10, 45, tzinfo=zoneinfo.ZoneInfo("America/Toro
     ("prescription-pickup", {"ready": AUGUST}),
     ("questionnaire", {"appointment": AUGUST}),
 ])
-def test_a_french_sms_in_august_stays_gsm7(plugin: Plugin, name: str, variables: dict[str, object]) -> None:
-    # "août" has û, which GSM-7 lacks: it sent the whole text as UCS-2, the reminder in three
-    # segments where every other month takes one. The dates are written "aout", the 1990
-    # rectified spelling the OQLF accepts.
+def test_a_french_text_in_august_is_spelled_in_full_and_its_sms_stays_gsm7(
+        plugin: Plugin, name: str, variables: dict[str, object]) -> None:
+    # "août" has û, which GSM-7 lacks: it sent the whole SMS as UCS-2, the reminder in three
+    # segments where every other month takes one. The template writes "août" for every channel;
+    # the SMS spells it "aout" (the 1990 rectified spelling the OQLF accepts) as it leaves.
     text = render(plugin, name, variables, language="fr").text
-    assert "mercredi 26 aout" in text
-    assert count_segments(text)[0] == "GSM-7", text
+    assert "mercredi 26 août" in text
+    assert "mercredi 26 aout" in for_sms(text)
+    assert count_segments(for_sms(text))[0] == "GSM-7", text
 
 
-def test_a_french_appointment_reminder_in_august_is_one_segment(plugin: Plugin) -> None:
+def test_a_french_appointment_reminder_in_august_is_one_sms_segment(plugin: Plugin) -> None:
     text = render(plugin, "appointment-reminder", {"appointment": AUGUST, "location": "1200, rue Bank"},
                   language="fr").text
-    assert count_segments(text) == ("GSM-7", 1), text
+    assert count_segments(for_sms(text)) == ("GSM-7", 1), text
 
 
 def test_french_appointment_reminder_stays_gsm7_when_the_month_allows(plugin: Plugin) -> None:
@@ -462,10 +465,10 @@ def test_english_names_st_johns_as_newfoundland_writes_it(plugin: Plugin) -> Non
 
 @pytest.mark.parametrize("language", ["en", "fr"])
 @pytest.mark.parametrize("zone", ["Atlantic/Azores", "America/Bogota", "Asia/Ho_Chi_Minh", "America/St_Johns"])
-def test_the_zones_name_never_takes_a_gsm7_reminder_out_of_gsm7(plugin: Plugin, language: str, zone: str) -> None:
+def test_the_zones_name_never_takes_a_gsm7_sms_reminder_out_of_gsm7(plugin: Plugin, language: str, zone: str) -> None:
     # CLDR writes Açores, Bogotá, Hô-Chi-Minh-Ville, St. John’s: one such letter would make the SMS UCS-2.
-    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language=language,
-                  time_zone=zone).text
+    text = for_sms(render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language=language,
+                          time_zone=zone).text)
     assert gsm7_length(text) is not None, text
     assert "time" in text if language == "en" else "heure" in text
 
@@ -480,8 +483,8 @@ def test_naming_the_zone_costs_a_reminder_at_most_one_more_gsm7_segment(
     # street address) already near 160 take a second segment, never a third, never UCS-2.
     when = dt.datetime(2026, 9, 30, 10, 45, tzinfo=zoneinfo.ZoneInfo("America/Toronto"))
     variables = {"appointment": when, "location": location}
-    home = render(plugin, "appointment-reminder", variables, language=language, time_zone="America/Toronto").text
-    away = render(plugin, "appointment-reminder", variables, language=language, time_zone=zone).text
+    home = for_sms(render(plugin, "appointment-reminder", variables, language=language, time_zone="America/Toronto").text)
+    away = for_sms(render(plugin, "appointment-reminder", variables, language=language, time_zone=zone).text)
     assert away != home
     encoding, segments = count_segments(away)
     assert encoding == "GSM-7" and segments <= count_segments(home)[1] + 1, away
@@ -493,11 +496,25 @@ def test_english_reminder_naming_the_zone_without_a_place_fits_one_sms(plugin: P
     assert count_segments(text) == ("GSM-7", 1), text
 
 
-def test_french_reminder_naming_the_zone_in_august_stays_gsm7_in_two_segments(plugin: Plugin) -> None:
-    text = render(plugin, "appointment-reminder", {"appointment": AUGUST, "location": "1200, rue Bank"},
-                  language="fr", time_zone="America/Vancouver").text
+def test_french_sms_reminder_naming_the_zone_in_august_stays_gsm7_in_two_segments(plugin: Plugin) -> None:
+    text = for_sms(render(plugin, "appointment-reminder", {"appointment": AUGUST, "location": "1200, rue Bank"},
+                          language="fr", time_zone="America/Vancouver").text)
     assert "aout" in text and "(heure de Vancouver)" in text
     assert count_segments(text) == ("GSM-7", 2), text
+
+
+@pytest.mark.parametrize(("language", "zone", "city"), [
+    ("fr", "America/Bogota", "(heure de Bogotá)"), ("fr", "Atlantic/Azores", "(heure d'Açores)"),
+    ("fr", "Pacific/Easter", "(heure d'île de Pâques)"),  # elided before î as before i
+    ("en", "America/Bogota", "Bogotá time"),
+])
+def test_the_zones_city_is_spelled_as_cldr_writes_it_and_its_sms_in_gsm7(
+        plugin: Plugin, language: str, zone: str, city: str) -> None:
+    # An email or portal message says Bogotá; only the SMS drops the accent GSM-7 lacks.
+    text = render(plugin, "appointment-reminder", {"appointment": NINE_AT_THE_CLINIC}, language=language,
+                  time_zone=zone).text
+    assert city in text, text
+    assert for_sms(city) in for_sms(text) and city not in for_sms(text)
 
 
 def test_the_datetime_filter_and_a_time_pattern_name_the_zone_and_a_date_alone_does_not(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Dates, times and amounts in the patient's locale and time zone, as Jinja filters (Babel).
 
-CLDR puts narrow no-break spaces in times ("10:30 a.m.") and amounts ("85,00 $"); they are not
-GSM-7 and would turn a whole SMS into UCS-2, so every filter returns plain spaces. A time of day
-on another clock than the clinic's names its zone ("6:00 a.m. Vancouver time"), in GSM-7 too.
+CLDR puts narrow no-break spaces in times ("10:30 a.m.") and amounts ("85,00 $"); every filter
+returns plain spaces. A time of day on another clock than the clinic's names its zone ("6:00 a.m.
+Vancouver time", « 6 h (heure de Bogotá) »). Words are spelled in full: an SMS is written in
+GSM-7 as it leaves (emrcomm.forms), not here, so email and the portal keep their accents.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import unicodedata
 import zoneinfo
 from decimal import Decimal
 from typing import Any
@@ -183,16 +185,16 @@ def _writes_a_zone(pattern: dates.DateTimePattern) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def zone_words(key: str, language: str, locale: Locale, place: str | None = None) -> str:
-    """How a time names zone ``key`` in ``language``, leading space included, in GSM-7: CLDR's
-    exemplar city (Açores, Bogotá) would otherwise send a whole SMS as UCS-2."""
+    """How a time names zone ``key`` in ``language``, leading space included, with CLDR's
+    exemplar city as it writes it (Açores, Bogotá: an SMS spells it in GSM-7 as it leaves)."""
     city = CITIES_BY_REGION.get((key, place or "")) or CITIES.get((key, language)) \
         or dates.get_timezone_location(key, locale=locale, return_city=True)
-    city = gsm7_filter(city)
     words = ZONE_WORDS.get(language)
     if words is None:  # a clinic's own language: CLDR's "hora de Vancouver", set apart
-        region = gsm7_filter(locale.zone_formats["region"] % city)
+        region = locale.zone_formats["region"] % city
         return f" {region}" if "(" in region else f" ({region})"
-    return words.format(city=city, of="d'" if city[:1] in _ELIDED else "de ")
+    # By the bare letter: « heure d'île de Pâques », « d'Érevan ».
+    return words.format(city=city, of="d'" if unicodedata.normalize("NFKD", city[:1])[:1] in _ELIDED else "de ")
 
 
 def _formatter(ctx: Context) -> Formatter:
