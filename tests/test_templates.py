@@ -180,9 +180,28 @@ def test_the_portal_notice_is_gsm7_and_ends_with_a_short_hint(plugin: Plugin, la
     ("Clinique Élan, Ça va", "Clinique Élan, Ça va"),  # É and Ç are GSM-7: unchanged
 ])
 def test_the_gsm7_filter_writes_a_name_in_the_sms_alphabet(tmp_path: Path, name: str, folded: str) -> None:
-    plugin = Plugin(make_context("templates", {}, tmp_path, clinic=attrs.evolve(TEST_CLINIC, name=name)))
-    text = render(plugin, "portal-notice", {"link": "https://portal.riverside.example/m/8f3a"}).text
-    assert text.startswith(f"{folded}: ") and set(text) <= GSM7_BASIC
+    # For a clinic's own template that wants a part spelled so on every channel.
+    (tmp_path / "own" / "en").mkdir(parents=True)
+    (tmp_path / "own" / "en" / "signed.j2").write_text("{{ clinic.name|gsm7 }}: see you soon.", encoding="utf-8")
+    (tmp_path / "own" / "en" / "catalog.toml").write_text("[signed]\n", encoding="utf-8")
+    plugin = Plugin(make_context("templates", {"directory": "own"}, tmp_path,
+                                 clinic=attrs.evolve(TEST_CLINIC, name=name)))
+    text = render(plugin, "signed").text
+    assert text == f"{folded}: see you soon." and set(text) <= GSM7_BASIC
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("name", ["portal-notice", "reply-auto-answer"])
+def test_the_notice_and_the_automatic_answer_write_the_clinics_name_as_given(
+        tmp_path: Path, name: str, language: str) -> None:
+    # A notice may go by email, an answer to wherever the patient wrote from: only an SMS spells
+    # the name in GSM-7, as it leaves.
+    clinic = attrs.evolve(TEST_CLINIC, name="Clinique de l’Île-Perrot")
+    text = render(Plugin(make_context("templates", {}, tmp_path, clinic=clinic)), name,
+                  {"link": "https://portal.riverside.example/m/8f3a"} if name == "portal-notice" else {},
+                  language=language).text
+    assert text.startswith("Clinique de l’Île-Perrot"), text
+    assert count_segments(for_sms(text)) == ("GSM-7", 1), text
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])
