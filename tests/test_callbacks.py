@@ -303,6 +303,78 @@ def test_start_does_not_lift_a_front_desk_revocation_of_every_purpose(host: Host
     assert [e.action for e in host.storage.consent.events(channel="sms", address=NUMBER)] == ["revoke"]
 
 
+def waiting_on_the_address_lock(host: Host) -> bool:
+    """Whether a backend of the test's database waits for the consent ledger's advisory lock on
+    NUMBER (pg_locks gives a 64-bit key as its two halves)."""
+    from emrcomm.storage.consent import lock_key
+
+    key = lock_key("sms", NUMBER) & 0xFFFF_FFFF_FFFF_FFFF
+    return bool(host.storage.db.query(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid::bigint = ? AND objid::bigint = ?", (key >> 32, key & 0xFFFF_FFFF)))
+
+
+def test_a_start_waits_for_a_front_desk_revocation_being_written_and_does_not_lift_it(
+    host: Host, clock: Clock, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The front desk's revocation of every purpose is being written (its transaction open) when
+    the patient's START comes: the START waits for it, then reads it, and lifts nothing. Read
+    before the revocation committed, it granted every purpose after it: the START overrode the
+    front desk."""
+    import threading
+    import time
+
+    import emrcomm.storage.sqlite
+    from support import open_store
+
+    host.send(reminder("r-1"))
+    host.delivery_update(DeliveryUpdate(kind="reply", at=clock(), channel="sms", address=NUMBER, text="STOP",
+                                        provider_id="kannel-mo-1"))
+    waits = threading.Event()  # SQLite: the START's BEGIN IMMEDIATE found the write lock taken
+
+    class Watched:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            if threading.current_thread() is start:
+                waits.set()
+            time.sleep(seconds)
+
+    monkeypatch.setattr(emrcomm.storage.sqlite, "time", Watched)
+    front_desk = open_store(host.config.store_path)
+    failed: list[BaseException] = []
+
+    def text_start() -> None:
+        try:
+            host.delivery_update(DeliveryUpdate(kind="reply", at=clock(), channel="sms", address=NUMBER,
+                                                text="START", provider_id="kannel-mo-2"))
+        except BaseException as exc:
+            failed.append(exc)
+
+    start = threading.Thread(target=text_start)
+    try:
+        with front_desk.transaction():
+            front_desk.consent.add(patient="Patient/on-en", channel="sms", address=NUMBER, purpose=None,
+                                   action="revoke", at=clock(), source="front desk, in person, recorded by J. Tremblay")
+            start.start()
+            deadline = time.monotonic() + 60
+            while not (waits.is_set() if backend == "sqlite" else waiting_on_the_address_lock(host)):
+                assert start.is_alive(), "the START was handled while the front desk's revocation was being written"
+                assert time.monotonic() < deadline, "the START never waited for the front desk's revocation"
+                time.sleep(0.01)
+        start.join(60)
+        assert not start.is_alive() and not failed, failed
+    finally:
+        front_desk.close()
+    for purpose in ("clinical", "billing", "commercial"):
+        last = host.storage.consent.last(channel="sms", address=NUMBER, purpose=purpose)
+        assert last is not None and last.revokes and "J. Tremblay" in last.source, (purpose, last)
+    assert "sms" not in host.send(reminder("r-2")).channels
+    assert not [x for x in sms_lines(host) if "receive our text messages again" in x["text"]]
+
+
 def test_help_gets_the_help_reply(host: Host, client: Client) -> None:
     host.send(reminder())
     mo(client, "AIDE", "mo-1")

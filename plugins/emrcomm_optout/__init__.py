@@ -140,9 +140,12 @@ class Plugin:
             # Once per message: a provider repeating it after the patient said the opposite (a
             # late retry, a replay) must not make an old STOP or START the ledger's last word again.
             with self.context.transaction():
+                # The address's ledger is held until this commits, before anything is read from
+                # it: no entry for it (a front-desk revocation, another STOP or START) can land
+                # between the read and the write. On PostgreSQL a revocation committed there was
+                # followed by the START's grant of every purpose (SQLite's write lock held already).
+                self.context.consent.lock(channel=channel, address=address)
                 if handled.seq_of(self.context.db, f"{channel}|{message_key}") is None:
-                    # What a START may lift, read in the transaction that writes it (on SQLite it
-                    # holds the write lock: a front-desk revocation cannot land in between).
                     reach = self._start_reach(channel, address) if keyword is Keyword.OPT_IN else Reach()
                     source = f"{as_written(text)} reply"
                     seq = (self._write(update, "optout", source) if keyword is Keyword.OPT_OUT

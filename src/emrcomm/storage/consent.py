@@ -4,6 +4,7 @@ word for an address decides (a STOP reply, a START, a front-desk note, an unsubs
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -34,7 +35,15 @@ class ConsentEvent:
 class ConsentLedger(Protocol):
     def add(self, *, patient: str, channel: str, address: str | None, purpose: str | None, action: str,
             at: dt.datetime, source: str) -> int:
-        """Append an entry; returns its ``seq``."""
+        """Append an entry; returns its ``seq``. Takes the address's :meth:`lock` first."""
+        ...
+
+    def lock(self, *, channel: str, address: str) -> None:
+        """Hold the ledger of one address on one channel until the open transaction ends (commit
+        or rollback): another transaction writing for it waits. A transaction that writes what
+        it decided from the ledger (a START lifting only what keywords did) takes it before it
+        reads, so that no other entry for the address lands between its read and its write.
+        Inside a transaction only; taking it again in one is a no-op."""
         ...
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
@@ -63,13 +72,24 @@ class SqlConsentLedger:
             at: dt.datetime, source: str) -> int:
         if action not in ("grant", "revoke"):
             raise ValueError(f"action must be 'grant' or 'revoke', not {action!r}")
+        insert = ("""INSERT INTO consent_events (patient, channel, address, purpose, action, at, source)
+                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq""",
+                  (patient, channel, address if address is None else mailbox(channel, address), purpose, action,
+                   iso(at), source))
         with self.db.transaction():
-            rows = self.db.query(
-                """INSERT INTO consent_events (patient, channel, address, purpose, action, at, source)
-                   VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq""",
-                (patient, channel, address if address is None else mailbox(channel, address), purpose, action,
-                 iso(at), source))
+            if address is not None and self.db.dialect == "postgresql":
+                # The lock and the entry in one round trip: an entry written while a START
+                # holds the address (between its read and its write) would be lifted by it.
+                _, rows = self.db.query_each([(LOCK, (lock_key(channel, address),)), insert])
+            else:
+                rows = self.db.query(*insert)
         return int(rows[0]["seq"])
+
+    def lock(self, *, channel: str, address: str) -> None:
+        # SQLite: a transaction holds the database's write lock from its BEGIN IMMEDIATE, which
+        # serialises every writer already.
+        if self.db.dialect == "postgresql":
+            self.db.query(LOCK, (lock_key(channel, address),))
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
         rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? ORDER BY seq",
@@ -104,6 +124,20 @@ class SqlConsentLedger:
             params.append(iso(until))
         sql = "SELECT * FROM consent_events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq"
         return [_event(r) for r in self.db.query(sql, tuple(params))]
+
+
+# A transaction-scoped advisory lock, released by its commit or rollback (never held past it by
+# a connection given back to the pool).
+LOCK = "SELECT pg_advisory_xact_lock(?)"
+
+
+def lock_key(channel: str, address: str) -> int:
+    """The advisory lock's key for one address on one channel: the first 8 bytes of a SHA-256 of
+    both, as a signed 64-bit number (the same in every process, unlike Python's ``hash()``;
+    two addresses sharing a key only wait for each other). The address as the ledger writes it
+    (:func:`mailbox`): one mailbox, one lock."""
+    digest = hashlib.sha256(f"emrcomm consent\x1f{channel}\x1f{mailbox(channel, address)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def mailbox(channel: str, address: str) -> str:
