@@ -303,6 +303,32 @@ def test_start_does_not_lift_a_front_desk_revocation_of_every_purpose(host: Host
     assert [e.action for e in host.storage.consent.events(channel="sms", address=NUMBER)] == ["revoke"]
 
 
+def test_a_front_desk_consent_is_answered_with_its_own_entry_when_a_stop_lands_just_after_it(
+    host: Host, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the front desk recorded is found by what it says, not as the address's last entry: a
+    STOP committed just after a grant made it answer 500 ("the ledger did not take the entry"),
+    and just after a revocation gave the STOP's number as the Consent's."""
+    from emrcomm.api import consent
+
+    optout = host.plugins.get("optout")
+    real = optout._write
+
+    def then_a_stop(update: DeliveryUpdate, kind: str, source: str, purpose: str | None = None) -> int:
+        seq = real(update, kind, source, purpose)
+        host.storage.consent.add(patient="Patient/on-en", channel="sms", address=NUMBER, purpose=None,
+                                 action="revoke", at=clock(), source="STOP reply")
+        return seq
+
+    monkeypatch.setattr(optout, "_write", then_a_stop)
+    for action in ("grant", "revoke"):
+        found = consent.entries(host, consent.front_desk(patient="Patient/on-en", channel="sms", action=action,
+                                                         staff="J. Tremblay", how="in person"), client="front-desk")
+        [seq] = consent.record(host, found)
+        [entry] = [e for e in host.storage.consent.events(channel="sms", address=NUMBER) if e.seq == seq]
+        assert (entry.action, entry.source) == (action, "front desk, in person, recorded by J. Tremblay")
+
+
 def waiting_on_the_address_lock(host: Host) -> bool:
     """Whether a backend of the test's database waits for the consent ledger's advisory lock on
     NUMBER (pg_locks gives a 64-bit key as its two halves)."""

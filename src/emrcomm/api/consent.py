@@ -95,11 +95,16 @@ def record(host: Host, found: Sequence[Entry]) -> list[int]:
         host.delivery_update(DeliveryUpdate(kind="optout" if e.action == "revoke" else "optin", at=now,
                                             channel=e.channel, address=e.address, text=e.source, detail=e.patient,
                                             source="staff", purpose=e.purpose))
-        last = host.storage.consent.last(channel=e.channel, address=e.address)
-        if last is None or last.action != e.action:
+        # The entry this wrote, found by what it says, not as the address's last: a STOP from the
+        # patient committed just after it is the last, and was taken for it (its number given as
+        # the Consent's, or a 500 saying the ledger had not taken a grant it had).
+        wrote = next((x for x in reversed(host.storage.consent.events(channel=e.channel, address=e.address))
+                      if (x.patient, x.action, x.purpose, x.source, x.at) == (e.patient, e.action, e.purpose,
+                                                                             e.source, now)), None)
+        if wrote is None:
             raise ApiError(500, "exception", "the consent ledger did not take the entry (is the optout plugin "
                            "running?): nothing else was changed")
-        seqs.append(last.seq)
+        seqs.append(wrote.seq)
     return seqs
 
 
