@@ -314,6 +314,64 @@ def test_the_chain_lock_waiter_reads_the_end_its_last_holder_committed(pg: str) 
         second.close()
 
 
+# --------------------------------------------------------------------- one address's consent
+
+
+def test_a_start_texted_while_the_patients_stop_is_being_written_waits_for_it_lifts_it_and_is_confirmed(
+        make_host: Callable[..., Host], clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two serves take the patient's STOP and, a moment later, their START. The START waits for
+    the STOP's transaction, reads the STOP, lifts it and says so. Read before the STOP committed,
+    it found nothing to lift: its grant came after the STOP's revocation, the patient was
+    subscribed again and told nothing."""
+    from emrcomm.model import DeliveryUpdate
+    from emrcomm_optout import handled
+    from test_callbacks import NUMBER, waiting_on_the_address_lock
+    from test_worker import sink
+
+    host = make_host()
+    host.send(reminder("r-1"))
+    real = handled.mark
+    stop_writing, go_on = threading.Event(), threading.Event()
+
+    def held_open(db: Any, message: str, seq: int) -> None:  # the STOP's transaction, its entry written
+        if message == "sms|kannel-mo-1":
+            stop_writing.set()
+            assert go_on.wait(60)
+        real(db, message, seq)
+
+    monkeypatch.setattr(handled, "mark", held_open)
+    failed: list[BaseException] = []
+
+    def text(words: str, provider_id: str) -> threading.Thread:
+        def deliver() -> None:
+            try:
+                host.delivery_update(DeliveryUpdate(kind="reply", at=clock(), channel="sms", address=NUMBER,
+                                                    text=words, provider_id=provider_id))
+            except BaseException as exc:
+                failed.append(exc)
+        thread = threading.Thread(target=deliver)
+        thread.start()
+        return thread
+
+    stop = text("STOP", "kannel-mo-1")
+    try:
+        assert stop_writing.wait(60), "the STOP never reached the ledger"
+        start = text("START", "kannel-mo-2")
+        deadline = time.monotonic() + 60
+        while not waiting_on_the_address_lock(host):
+            assert start.is_alive(), "the START was handled while the STOP was being written"
+            assert time.monotonic() < deadline, "the START never waited for the STOP"
+            time.sleep(0.01)
+    finally:
+        go_on.set()
+    stop.join(60)
+    start.join(60)
+    assert not stop.is_alive() and not start.is_alive() and not failed, failed
+    actions = [(e.action, e.source) for e in host.storage.consent.events(channel="sms", address=NUMBER)]
+    assert actions == [("revoke", "STOP reply"), ("grant", "START reply")]
+    assert [x for x in sink(host) if "receive our text messages again" in x["text"]]
+
+
 # ------------------------------------------------------------------------------- the workers
 
 
