@@ -260,6 +260,25 @@ def test_max_segments_setting_raises_the_limit(tmp_path, content):
     assert judge(policy, content, make_message(long_sms(4))) == []
 
 
+@pytest.mark.parametrize("value", [11, 255, 500])
+def test_max_segments_above_what_the_sms_channel_allows_is_refused_naming_the_ceiling(tmp_path, value):
+    """A concatenated SMS past what carriers and gateways pass arrives in pieces or not at all:
+    the setting stops at 10, as ``plugins.sms.max_segments`` does."""
+    with pytest.raises(ConfigError, match=rf"plugins\.policy\.max_segments: {value} is not a whole number from 1 to 10"):
+        Policy(make_context("policy", {"max_segments": value}, tmp_path))
+
+
+def test_max_segments_above_the_ceiling_stops_check_config_naming_the_setting(tmp_path, capsys):
+    from emrcomm.cli import main
+    from support import write_config
+
+    config = write_config(tmp_path, "\n[plugins.policy]\nmax_segments = 500\n")
+    assert main(["check-config", "--config", str(config)]) == 2
+    said = capsys.readouterr().err
+    assert "plugins.policy.max_segments: 500" in said and "maximum of 10" in said
+    assert "Traceback" not in said
+
+
 def test_channel_limit_replaces_the_default(policy, content):
     channel = attrs.evolve(SMS, max_segments=2)
     assert blocks(policy, content, make_message(long_sms(3)), channel=channel) == ["SMS_TOO_LONG"]

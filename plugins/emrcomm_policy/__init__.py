@@ -37,6 +37,10 @@ __all__ = ["Plugin", "count_segments"]
 
 URGENT_OVERRIDE = "urgent priority: sent outside the sending window"
 EXEMPTION_PER_DAY, EXEMPTION_PER_WEEK = 1, 3
+# The most segments a message may be allowed, as [plugins.sms] max_segments allows (its schema):
+# a concatenated SMS is reassembled by the phone only up to what carriers and gateways pass (often
+# 4-10 parts; Kannel's max-messages), and past it a patient gets pieces or nothing.
+MAX_SEGMENTS = 10
 
 
 class Plugin:
@@ -50,9 +54,11 @@ class Plugin:
         where = f"plugins.{context.name}"
         self.max_segments: int | None = settings.get("max_segments")
         if self.max_segments is not None and (
-            isinstance(self.max_segments, bool) or not isinstance(self.max_segments, int) or self.max_segments < 1
+            isinstance(self.max_segments, bool) or not isinstance(self.max_segments, int)
+            or not 1 <= self.max_segments <= MAX_SEGMENTS
         ):
-            raise emrcomm.ConfigError(f"{where}.max_segments: {self.max_segments!r} is not a whole number of 1 or more")
+            raise emrcomm.ConfigError(f"{where}.max_segments: {self.max_segments!r} is not a whole number from 1 to "
+                                      f"{MAX_SEGMENTS} (the most the sms channel allows, plugins.sms.max_segments)")
         self.window = timing.parse_window(settings.get("quiet_hours", timing.DEFAULT_WINDOW), f"{where}.quiet_hours")
         by_jurisdiction: dict[str, Any] = dict(timing.DEFAULT_BY_JURISDICTION)
         by_jurisdiction.update(settings.get("quiet_hours_by_jurisdiction", {}))
