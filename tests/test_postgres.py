@@ -7,6 +7,7 @@ The rest of the behavioural suite runs on PostgreSQL too (tests/conftest.py ``ba
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import http.client
@@ -1183,3 +1184,81 @@ def test_a_lock_timeout_of_0_sends_no_startup_option_and_leaves_the_roles_own_se
     db = PostgresDatabase(pg, lock_timeout=0.0002)
     assert db.query("SHOW lock_timeout") == [{"lock_timeout": "1ms"}]
     db.close()
+
+
+@contextlib.contextmanager
+def tcp_hop(socket_file: Path) -> Iterator[int]:
+    """A port on 127.0.0.1 whose connections are forwarded to the server's Unix socket: a TCP
+    leg for what libpq applies to TCP only. Yields the port; the listener closes at the end."""
+    import socket as so
+
+    listener = so.create_server(("127.0.0.1", 0))
+
+    def pump(source: so.socket, sink: so.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(so.SHUT_RDWR)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                server = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+                server.connect(str(socket_file))
+                for a, b in ((client, server), (server, client)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def keepalive_options(fd: int) -> tuple[int, int, int, int]:
+    """SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT of the client's socket ``fd``."""
+    import socket as so
+
+    with so.socket(fileno=os.dup(fd)) as sock:
+        return (sock.getsockopt(so.SOL_SOCKET, so.SO_KEEPALIVE), sock.getsockopt(so.IPPROTO_TCP, so.TCP_KEEPIDLE),
+                sock.getsockopt(so.IPPROTO_TCP, so.TCP_KEEPINTVL), sock.getsockopt(so.IPPROTO_TCP, so.TCP_KEEPCNT))
+
+
+def test_connections_over_tcp_send_keepalives_unless_the_url_sets_them(pg: str) -> None:
+    """A firewall or NAT that forgets an idle flow drops its packets silently: without TCP
+    keepalives a pooled connection or the worker's LISTEN through it hung for the kernel's
+    2 hours. Every connection turns them on (idle 30 s, then 3 probes 10 s apart); a setting in
+    store.url wins, each on its own."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    parts = urlsplit(pg)
+    socket_file = Path(parse_qs(parts.query)["host"][0]) / f".s.PGSQL.{parse_qs(parts.query)['port'][0]}"
+    with tcp_hop(socket_file) as port:
+        url = f"postgresql://postgres@127.0.0.1:{port}{parts.path}"
+        db = PostgresDatabase(url, lock_timeout=0)
+        try:
+            with db.pool.connection() as conn:
+                assert keepalive_options(conn.pgconn.socket) == (1, 30, 10, 3)
+            listener = db.listen()
+            listener.open()
+            assert keepalive_options(listener._conn.pgconn.socket) == (1, 30, 10, 3)
+            listener.close()
+        finally:
+            db.close()
+        db = PostgresDatabase(f"{url}?keepalives_idle=300&keepalives_count=5", lock_timeout=0)
+        try:
+            with db.pool.connection() as conn:
+                assert keepalive_options(conn.pgconn.socket) == (1, 300, 10, 5)
+        finally:
+            db.close()
+        db = PostgresDatabase(f"{url}?keepalives=0", lock_timeout=0)
+        try:
+            with db.pool.connection() as conn:
+                assert keepalive_options(conn.pgconn.socket)[0] == 0
+        finally:
+            db.close()

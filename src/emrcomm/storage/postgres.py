@@ -37,6 +37,12 @@ AWAY_WAIT = 1.0
 # After a dropped connection, the wait for another: the pool is making new ones, which take
 # milliseconds when the server is there; when it is not, this is the one longer wait.
 REPLACE_WAIT = 5.0
+# TCP keepalive timings on every connection (libpq's parameters), unless store.url sets one
+# itself: a firewall or NAT that forgets an idle flow drops packets silently, and a connection
+# through it (an idle pooled one, the worker's LISTEN) was found dead only after the kernel's
+# defaults, 2 h idle then 9 probes 75 s apart. With these it is found dead after about
+# 30 + 3 x 10 = 60 s of silence. libpq applies them to TCP only (a Unix socket ignores them).
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def redact(url: str) -> str:
@@ -60,6 +66,18 @@ def describe(url: str) -> str:
     if not parts.hostname and query.get("host", "").startswith("/"):
         where += f" (socket in {query['host']})"
     return where
+
+
+def keepalives(url: str) -> dict[str, int]:
+    """The :data:`KEEPALIVES` that ``url`` does not set itself (a clinic's own setting wins)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        given = conninfo_to_dict(url)
+    except ProgrammingError:  # not a URL libpq reads: the connection says so, naming store.url
+        given = {}
+    return {key: value for key, value in KEEPALIVES.items() if key not in given}
 
 
 @functools.lru_cache(maxsize=2048)
@@ -110,6 +128,7 @@ class PostgresDatabase:
                                   "connect_timeout": max(1, int(connect_timeout))}
         if password is not None:
             kwargs["password"] = password
+        kwargs.update(keepalives(url))
         # A statement gives up waiting for a lock another session holds (a forgotten `BEGIN; LOCK
         # TABLE`, a VACUUM FULL, an upgrade run beside the processes) after lock_timeout, and is
         # answered 'unavailable' like a server away: without it every worker and request waited,
