@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1262,3 +1263,74 @@ def test_connections_over_tcp_send_keepalives_unless_the_url_sets_them(pg: str) 
                 assert keepalive_options(conn.pgconn.socket)[0] == 0
         finally:
             db.close()
+
+
+# A third party's plugin that reads the store as it starts (its own queue, say) and adds a command.
+READING_PLUGIN = '''
+import emrcomm
+
+
+class Plugin:
+    def __init__(self, context):
+        self.context = context
+
+    def start(self):
+        self.context.storage.db.query("SELECT count(*) AS n FROM outbox")
+
+    @emrcomm.hookimpl
+    def emrcomm_cli_commands(self):
+        return [emrcomm.Command("fax-queue", "faxes waiting", lambda args, plugin: 0, read_only=True)]
+'''
+
+
+def install_reading_plugin(site: Path) -> dict[str, str]:
+    """The plugin above installed in ``site``; returns the environment a command finds it in."""
+    site.mkdir()
+    (site / "emrcomm_faxqueue.py").write_text(READING_PLUGIN, encoding="utf-8")
+    info = site / "emrcomm_faxqueue-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: emrcomm-faxqueue\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[emrcomm]\nfaxqueue = emrcomm_faxqueue:Plugin\n", encoding="utf-8")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+
+
+def test_a_plugin_that_finds_the_store_unavailable_as_the_commands_are_listed_is_said_in_one_line_exit_4(
+        pg: str, tmp_path: Path, outbox_locked: None) -> None:
+    """Listing the plugins' commands starts the plugins; one that reads the store then and finds
+    it unavailable (here a lock held elsewhere past store.lock_timeout) ends the command with the
+    usual line and exit 4, not a traceback; ``emrcomm --help`` still shows the core's commands and
+    says why the plugins' are missing."""
+    env = install_reading_plugin(tmp_path / "site")
+    path = write_config(tmp_path, "\n[plugins.faxqueue]\n")
+    path.write_text(path.read_text(encoding="utf-8").replace("[store]\n", "[store]\nlock_timeout = 0.3\n", 1),
+                    encoding="utf-8")
+    done = subprocess.run([str(EMRCOMM), "fax-queue", "--config", str(path)], capture_output=True, text=True,
+                          timeout=120, env=env, check=False)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "emrcomm: error:" in done.stderr and "waited 0.3 s for a lock" in done.stderr
+    done = subprocess.run([str(EMRCOMM), "--config", str(path), "--help"], capture_output=True, text=True,
+                          timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "worker" in done.stdout and "fax-queue" not in done.stdout
+    assert "the plugins' commands are not listed" in done.stderr and "waited 0.3 s for a lock" in done.stderr
+
+
+def test_help_with_a_config_whose_database_server_is_down_shows_the_core_commands(tmp_path: Path) -> None:
+    """``emrcomm --config clinic.toml --help`` read the config's file name as a command and, the
+    server down, answered with an error instead of help; the core's commands need no plugin."""
+    import socket as so
+
+    with so.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # a port nothing listens on once closed
+    path = write_config(tmp_path)
+    path.write_text(re.sub(r"(?m)^url = .*$", f'url = "postgresql://postgres@127.0.0.1:{port}/emrcomm"',
+                           path.read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    for argv in (("--config", str(path), "--help"), (f"--config={path}", "--help"), ("--help", "--config", str(path))):
+        code, said = run(*argv)
+        assert code == 0, said
+        assert "Traceback" not in said and "worker" in said and "COMMAND" in said
+        assert f"the plugins' commands are not listed: store.url: cannot connect to postgresql://postgres@127.0.0.1:{port}" in said
+    code, said = run("--config", str(path), "demo", "--help")
+    assert code == 0 and "--patients" in said, said

@@ -1,7 +1,8 @@
 """The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 not sent (blocked or failed)
 or, for ``check``, would be blocked, 4 not done (``audit verify`` or ``doctor`` found a problem; a
 plugin command that left work undone, such as ``fhir-records flush``; the database unavailable
-part-way: its server went away, or a lock held elsewhere outlasted ``store.lock_timeout``). Plugins add commands of
+part-way, or to a plugin reading it as it starts: its server went away, or a lock held elsewhere
+outlasted ``store.lock_timeout``). Plugins add commands of
 their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
@@ -211,6 +212,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except EmrcommError as exc:
         print(f"emrcomm: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StoreUnavailable as exc:  # a plugin read the store as it started, and found it away or locked
+        print(f"emrcomm: error: {exc}", file=sys.stderr)
+        return EXIT_NOT_DONE
     args = parser.parse_args(argv)
     args.config = getattr(args, "config", None)
     args.json = getattr(args, "json", False)
@@ -250,7 +254,7 @@ def _plugin_commands(parser: argparse.ArgumentParser, argv: list[str]) -> dict[s
     host that writes nothing: the core's commands start no faster or slower for them.
     """
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = _command_word(argv)
     asks_help = command is None and any(a in ("-h", "--help") for a in argv)
     if command in sub.choices or (command is None and not asks_help):
         return {}
@@ -259,9 +263,10 @@ def _plugin_commands(parser: argparse.ArgumentParser, argv: list[str]) -> dict[s
         with _host(argparse.Namespace(config=getattr(probe, "config", None)), read_only=True) as host:
             found = host.plugins.cli_commands()
             running = {loaded.name for loaded in host.plugins}
-    except EmrcommError:
-        if asks_help:
-            return {}  # the core's help still helps
+    except (EmrcommError, StoreUnavailable) as exc:
+        if asks_help:  # the core's help still helps; say why the plugins' commands are not in it
+            print(f"emrcomm: note: the plugins' commands are not listed: {exc}", file=sys.stderr)
+            return {}
         raise
     from emrcomm.plugin.manager import discover
 
@@ -280,6 +285,20 @@ def _plugin_commands(parser: argparse.ArgumentParser, argv: list[str]) -> dict[s
         _with_common_options(child)
         commands[cmd.name] = (plugin, cmd)
     return commands
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word that is neither an option nor the value of
+    ``--config`` (``emrcomm --config clinic.toml --help`` names none; it asks for help)."""
+    value_next = False
+    for arg in argv:
+        if value_next:
+            value_next = False
+        elif arg.startswith("-"):
+            value_next = len(arg) > 2 and "--config".startswith(arg)  # argparse takes --conf too
+        else:
+            return arg
+    return None
 
 
 def _with_common_options(parser: argparse.ArgumentParser) -> None:
