@@ -1056,14 +1056,14 @@ def test_a_worker_behind_a_locked_outbox_says_so_and_delivers_once_the_lock_is_r
         pg: str, tmp_path: Path) -> None:
     """``[store] lock_timeout`` from the config reaches the worker's connections: its claim
     gives up waiting after it and says why (not silence for as long as the lock is held), and
-    the worker delivers as soon as the other session lets go."""
+    the long-running worker delivers as soon as the other session lets go."""
     path = write_config(tmp_path, QUEUE)
     path.write_text(path.read_text(encoding="utf-8").replace("[store]\n", "[store]\nlock_timeout = 0.5\n", 1),
                     encoding="utf-8")
     with Host(load_config(path)) as host:
         assert host.send(reminder("locked-1")).status.value == "queued"
     release = lock_outbox(pg)
-    proc = subprocess.Popen([str(EMRCOMM), "worker", "--once", "--config", str(path)],
+    proc = subprocess.Popen([str(EMRCOMM), "worker", "--config", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     said: list[str] = []
@@ -1077,12 +1077,42 @@ def test_a_worker_behind_a_locked_outbox_says_so_and_delivers_once_the_lock_is_r
     finally:
         release()
     try:
+        with Host(load_config(path), read_only=True) as host:
+            deadline = time.monotonic() + 60
+            while host.storage.outbox.counts() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert host.storage.outbox.counts() == {}, said
+        proc.send_signal(signal.SIGTERM)  # finishes what it holds, prints its summary, exits 0
         assert proc.wait(timeout=60) == 0, said
     finally:
         proc.kill()
     reader.join(10)
     assert "Traceback" not in "".join(said)
     assert "sent=1" in "".join(said), said
+
+
+def test_worker_once_behind_an_unavailable_database_says_so_and_exits_4_instead_of_waiting(
+        pg: str, tmp_path: Path) -> None:
+    """``worker --once`` is what cron, systemd timers and scripts run: a claim that finds the
+    database unavailable (here a lock held elsewhere past store.lock_timeout, for the whole run)
+    ends the run with the usual line and exit 4, the queued message left for the next run; it
+    waited for as long as the lock was held. (The 60 s bound is generous: it exits in seconds.)"""
+    path = write_config(tmp_path, QUEUE)
+    path.write_text(path.read_text(encoding="utf-8").replace("[store]\n", "[store]\nlock_timeout = 0.3\n", 1),
+                    encoding="utf-8")
+    with Host(load_config(path)) as host:
+        assert host.send(reminder("locked-once")).status.value == "queued"
+    release = lock_outbox(pg)
+    try:
+        done = subprocess.run([str(EMRCOMM), "worker", "--once", "--config", str(path)], capture_output=True,
+                              text=True, timeout=60, check=False)
+    finally:
+        release()
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "emrcomm: error:" in done.stderr and "waited 0.3 s for a lock" in done.stderr
+    with Host(load_config(path), read_only=True) as host:
+        assert host.storage.outbox.counts() == {"pending": 1}
 
 
 def test_a_lock_wait_in_one_part_of_a_group_commit_is_said_to_that_part_alone(pg: str, outbox_locked: None) -> None:

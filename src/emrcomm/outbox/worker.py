@@ -34,6 +34,7 @@ from attrs import define, field, frozen
 from emrcomm.lifecycle.events import Source
 from emrcomm.pipeline.deliver import RetryPolicy, deliver
 from emrcomm.pipeline.watch import HELD_SHARE, Sending
+from emrcomm.storage.database import StoreUnavailable
 from emrcomm.storage.outbox import RELEASED, Item
 
 if TYPE_CHECKING:
@@ -254,6 +255,11 @@ class Worker:
     def run(self, *, once: bool = False) -> WorkerStats:
         """Deliver until stopped; with ``once``, until nothing is due now.
 
+        A claim that finds the database unavailable (its server away, a lock held elsewhere past
+        ``store.lock_timeout``) is tried again every ``poll_seconds``; with ``once`` it raises
+        :class:`~emrcomm.storage.StoreUnavailable` instead (``worker --once`` exits 4), so that a
+        run from cron or a script reports it rather than waiting for the database's return.
+
         The threads never wait for one another: while they still hold ``concurrency`` claimed
         rows, the next ``claim_batch`` are claimed (one commit), so a thread that finishes a
         message takes the next one at once. A rate-limited transport's schedule is therefore
@@ -370,6 +376,13 @@ class Worker:
                 break
             try:
                 rows = self._claim(room)
+            except StoreUnavailable:
+                if once:  # cron, a timer or a script: told now (exit 4), and it runs again later
+                    log.error("outbox: claim failed (the database is unavailable); stopping (--once)")
+                    raise
+                log.error("outbox: claim failed (StoreUnavailable); trying again")
+                self._stop.wait(self.settings.poll_seconds)
+                continue
             except Exception as exc:  # the database away (a network cut, a failover): try again
                 log.error("outbox: claim failed (%s); trying again", type(exc).__name__)
                 self._stop.wait(self.settings.poll_seconds)
