@@ -99,6 +99,21 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path, capsys: pytest.Ca
     assert (tmp_path / "precious.txt").read_text(encoding="utf-8") == "keep me"
 
 
+def test_demo_offers_no_config_and_refuses_one_rather_than_ignoring_it(tmp_path: Path) -> None:
+    """The demo writes its own config in --data and runs on it: a --config would be ignored (a
+    clinic's file, even one that does not exist), so it is neither offered nor taken."""
+    emrcomm = str(Path(sys.executable).with_name("emrcomm"))
+    clinic = tmp_path / "clinic.toml"
+    run = lambda *argv: subprocess.run([emrcomm, *argv], capture_output=True, text=True, timeout=120)  # noqa: E731
+    shown = run("demo", "--help")
+    assert shown.returncode == 0 and "--data" in shown.stdout and "--config" not in shown.stdout
+    for argv in (("demo", "--config", str(clinic)), ("--config", str(clinic), "demo")):
+        done = run(*argv, "--data", str(tmp_path / "demo"), "--patients", "5", "--date", DAY)
+        assert done.returncode == 2, done.stderr
+        assert "--config" in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / "demo").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.index
 @pytest.mark.sqlite_only  # what it tests is the installation, not the store

@@ -35,10 +35,12 @@ EXIT_BROKEN_PIPE = 141  # what a shell reports for a command its reader stopped 
 RECORD_STATUSES = ("completed", "in-progress", "on-hold", "not-done", "stopped")
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(*, config: bool = True) -> argparse.ArgumentParser:
+    """--config (unless ``config`` is false: a command that reads none), --json and -v."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="config file (default ./emrcomm.toml, else the embedded defaults)")
+    if config:
+        common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                            help="config file (default ./emrcomm.toml, else the embedded defaults)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON for scripts instead of text")
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (-vv: debug)")
@@ -56,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emrcomm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", parents=[common], help="run one clinic day on a synthetic clinic, locally")
+    # The demo writes its own config in --data and runs on it: it takes no --config.
+    demo = sub.add_parser("demo", parents=[_common(config=False)],
+                          help="run one clinic day on a synthetic clinic, locally")
     demo.add_argument("--data", metavar="DIR", type=Path, default=Path("demo-clinic"),
                       help="folder for the demo's config, store and sinks (default ./demo-clinic)")
     demo.add_argument("--patients", metavar="N", type=int, default=200, help="number of patients (default 200)")
@@ -341,6 +345,10 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 # commands ----------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from emrcomm.demo import run_demo
+
+    if args.config is not None:  # `emrcomm --config clinic.toml demo`: the demo would not read it
+        raise EmrcommError("demo takes no --config: it writes its own in --data (default ./demo-clinic) and runs "
+                           "on it; give --data DIR for another folder")
 
     summary = run_demo(args.data, patients=args.patients, seed=args.seed, day=args.date,
                        progress=not args.json and sys.stderr.isatty(), out=sys.stderr)
