@@ -431,3 +431,20 @@ def test_a_command_of_a_plugin_the_config_does_not_run_says_to_name_the_plugin(
     code, _, err = run(capsys, "fhir-records", "queue", "--config", str(config))
     assert code == 2
     assert "'fhir-records' is a command of the plugin 'fhir-records'" in err and "[plugins.fhir-records]" in err
+
+
+def test_help_loads_the_plugins_without_their_web_pages_or_http_clients(tmp_path: Path) -> None:
+    """``emrcomm --help`` starts every plugin to list their commands; the web stack (starlette,
+    for ``serve``) and the HTTP client (requests, for a gateway) are imported where they are
+    used, not by a plugin's import: on the embedded defaults (file sinks) it needs neither."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom emrcomm.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+              "print(sorted(m for m in ('starlette', 'requests', 'emrcomm.web') if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, DATA_DIR_VARIABLE: str(tmp_path / "data")}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "worker" in done.stdout  # the help was printed
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr

@@ -25,6 +25,7 @@ from emrcomm.host import Host
 from emrcomm.model import Message, Request, Status
 from emrcomm.testing import make_context
 from emrcomm_sms.callbacks import record_signature
+from emrcomm_sms.kannel import KannelTransport
 from emrcomm_sms.ratelimit import SenderLimits, TokenBucket
 from emrcomm_sms.reports import ReportState, kannel_state, twilio_state
 from servers import Kannel, Prism, Reply, ScriptedHTTPServer, assemble, refused_port
@@ -258,7 +259,7 @@ def test_a_kannel_config_loads_into_a_host(tmp_path: Path, monkeypatch: pytest.M
                                      'url = "http://127.0.0.1:1/cgi-bin/sendsms"\nusername = "u"\n'
                                      'password = {env = "EMRCOMM_TEST_KANNEL_PW"}\n')
     with Host(load_config(path)) as host:
-        assert isinstance(host.channels["sms"].transport, emrcomm_sms.KannelTransport)
+        assert isinstance(host.channels["sms"].transport, KannelTransport)
 
 
 # -- Kannel -------------------------------------------------------------------------------------------

@@ -7,22 +7,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from email.utils import formataddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-from starlette.routing import BaseRoute
 
-from emrcomm import Channel, Finding, Message, PluginContext, hookimpl, settings_schema
+from emrcomm import Channel, Finding, Message, PluginContext, Probe, hookimpl, settings_schema
 from emrcomm.rules import finding
-from emrcomm.web import WebContext
 
-from . import unsubscribe as one_click
+from . import links
 from .compose import FOOTER, build_email
 from .eml import EmlSink
-from .probes import Probe, probes_of
-from .smtp import SmtpTransport
 
-__all__ = ["FOOTER", "EmlSink", "Plugin", "SmtpTransport", "build_email"]
+if TYPE_CHECKING:
+    # The relay's client and probes (with emrcomm.deadline, which brings requests) and the
+    # unsubscribe endpoint's web stack are imported where they are used: a file sink, or a
+    # command that asks only (`emrcomm --help` loads every plugin), starts without them.
+    from starlette.routing import BaseRoute
+
+    from emrcomm.web import WebContext
+
+    from .smtp import SmtpTransport
+
+__all__ = ["FOOTER", "EmlSink", "Plugin", "build_email"]
 
 # An email's unsubscribe link, by the message and the record id it is filed as (None: it has none).
 Unsubscribe = Callable[[Message, str], "str | None"]
@@ -36,6 +42,8 @@ def make_transport(context: PluginContext, sender: str, unsubscribe: Unsubscribe
     # The address staff read: replies go there, whatever the sender (docs/transports.md).
     reply_to = formataddr((clinic.name, clinic.email)) if clinic.email else None
     if settings.get("transport", "file") == "smtp":
+        from .smtp import SmtpTransport
+
         smtp: Any = settings["smtp"]
         sub = attrs.evolve(context, name=f"{context.name}.smtp", settings=smtp)
         return SmtpTransport(
@@ -74,9 +82,9 @@ class Plugin:
         # Where patients reach this plugin's endpoint: the clinic's portal address (served by the
         # same `emrcomm serve`) unless the clinic names another.
         portal = clinic.portal_url.rstrip("/")
-        url = settings.get("unsubscribe_url") or (portal + one_click.PREFIX if portal.startswith("https://") else None)
+        url = settings.get("unsubscribe_url") or (portal + links.PREFIX if portal.startswith("https://") else None)
         self.footer = settings.get("misdirection_footer", True)
-        self.signer = one_click.Signer(context.path(settings.get("unsubscribe_key",
+        self.signer = links.Signer(context.path(settings.get("unsubscribe_key",
                                                                  "emrcomm-data/email-unsubscribe.key")))
         self.unsubscribe_url = url
         self.transport = make_transport(context, sender, self.link if url else None, self.footer)
@@ -86,7 +94,7 @@ class Plugin:
         one but the answers to a patient's own keyword (nothing to unsubscribe from)."""
         if self.unsubscribe_url is None or message.category.answers_keyword:
             return None
-        return one_click.link_maker(self.signer, self.unsubscribe_url)(record_id)
+        return links.link_maker(self.signer, self.unsubscribe_url)(record_id)
 
     @hookimpl
     def emrcomm_register_channels(self) -> list[Channel]:
@@ -97,6 +105,8 @@ class Plugin:
     def emrcomm_probe(self) -> list[Probe]:
         """``emrcomm doctor``: the relay, tried as a message would be (TLS, AUTH, the sender) and
         left before anything is sent; or the .eml folder."""
+        from .probes import probes_of
+
         return probes_of(self.transport, self.name)
 
     @hookimpl
@@ -114,7 +124,9 @@ class Plugin:
     @hookimpl
     def emrcomm_web_routes(self, web: WebContext) -> Sequence[BaseRoute]:
         """``/unsubscribe/<token>``: GET asks to confirm, POST (one click) withdraws email consent."""
-        return one_click.routes(self.context, web, self.signer)
+        from .unsubscribe import routes
+
+        return routes(self.context, web, self.signer)
 
     def close(self) -> None:
         """Called by the Host on close: ends the SMTP session, if any."""

@@ -6,8 +6,7 @@ opens the message through a magic link after proving their date of birth (docs/p
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from starlette.routing import BaseRoute
+from typing import TYPE_CHECKING
 
 from emrcomm import (
     Channel,
@@ -24,12 +23,16 @@ from emrcomm import (
     hookimpl,
     settings_schema,
 )
-from emrcomm.web import WebContext
-from emrcomm_portal import commands, pages
+from emrcomm_portal import commands
 from emrcomm_portal.keyring import KeyRing
 from emrcomm_portal.service import Opened, PortalService, Rotation, Visit
 from emrcomm_portal.storage import MIGRATIONS
 from emrcomm_portal.transport import PortalTransport
+
+if TYPE_CHECKING:  # the pages' web stack is imported by emrcomm_web_routes, under `emrcomm serve`
+    from starlette.routing import BaseRoute
+
+    from emrcomm.web import WebContext
 
 __all__ = ["Opened", "Plugin", "PortalService", "PortalTransport", "Rotation", "Visit"]
 
@@ -76,6 +79,8 @@ class Plugin:
 
     @hookimpl
     def emrcomm_web_routes(self, web: WebContext) -> Sequence[BaseRoute]:
+        from emrcomm_portal import pages
+
         return pages.routes(web, self.service)
 
     @hookimpl

@@ -6,23 +6,26 @@ docs/transports.md describes each transport and its settings.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
-from starlette.routing import BaseRoute
 
 from emrcomm import Channel, ConfigError, Delivery, PluginContext, Probe, Receipt, hookimpl, settings_schema
-from emrcomm.web import WebContext
 
-from . import probes
 from .filesink import FileSink
-from .http import ProviderClient
-from .kannel import KannelTransport
 from .ratelimit import FleetSenderLimits, SenderLimits
-from .routes import routes
-from .twilio import TwilioTransport
 
-__all__ = ["FileSink", "KannelTransport", "Plugin", "TwilioTransport"]
+if TYPE_CHECKING:
+    # The web routes (starlette) and the gateways' HTTP client (requests, in .kannel, .twilio,
+    # .http) are imported where they are used: a file sink, or a command that asks only
+    # (`emrcomm --help` loads every plugin), starts without them.
+    from starlette.routing import BaseRoute
+
+    from emrcomm.web import WebContext
+
+    from .http import ProviderClient
+
+__all__ = ["FileSink", "Plugin"]
 
 
 class _ClosableTransport(Protocol):
@@ -53,6 +56,8 @@ def _secret_later(context: PluginContext, table: str, key: str) -> Callable[[], 
 
 
 def _client(provider: str, context: PluginContext, settings: Any, base_url: str) -> ProviderClient:
+    from .http import ProviderClient
+
     rate, burst = settings.get("rate_per_second", 10.0), settings.get("burst", 1)
     # "fleet" (the default): one bucket per sender in the database, shared by every worker.
     fleet = context.settings.get("rate_scope", "fleet") == "fleet" and not context.read_only
@@ -77,6 +82,8 @@ def make_transport(context: PluginContext) -> _ClosableTransport:
     kind = settings.get("transport", "file")
     callback_secret = context.secret_later("callback_secret")
     if kind == "kannel":
+        from .kannel import KannelTransport
+
         kannel = settings["kannel"]
         return KannelTransport(
             url=kannel["url"], username=kannel["username"], password=_secret_later(context, "kannel", "password"),
@@ -86,6 +93,8 @@ def make_transport(context: PluginContext) -> _ClosableTransport:
             max_messages=kannel.get("max_messages", 1), concatenation=kannel.get("concatenation", False),
         )
     if kind == "twilio":
+        from .twilio import TwilioTransport
+
         twilio = settings["twilio"]
         base_url = twilio.get("base_url", "https://api.twilio.com")
         return TwilioTransport(
@@ -119,6 +128,8 @@ class Plugin:
     def emrcomm_web_routes(self, web: WebContext) -> Sequence[BaseRoute]:
         """``/callbacks/kannel/…`` and ``/callbacks/twilio/…``, each authenticated by its provider's
         secret; a callback whose secret is not configured answers 403."""
+        from .routes import routes
+
         settings = self.context.settings
         token = _secret(self.context, "twilio", "auth_token") if settings.get("transport") == "twilio" else None
         return routes(self.context, token)
@@ -127,6 +138,8 @@ class Plugin:
     def emrcomm_probe(self) -> list[Probe]:
         """``emrcomm doctor``: the gateway or provider, tried with the configured credentials (no
         message sent), or the sink's folder."""
+        from . import probes
+
         found = probes.probe(self.transport, self.context.name)
         return [found] if found is not None else []
 
