@@ -166,6 +166,14 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     ("Refill your a$thma inhaler.", "a$thma"),
     ("Votre test de grossesse est po$itif.", "po$itif"),
     ("Your di@betes review is Monday.", "di@betes"),
+    # a "$" (s), an "@" (a) or a "|" (i, or l) starting a word
+    ("Your $yphilis test is back.", "$yphilis"),
+    ("Your $TI test is back.", "$TI"),
+    ("Your @sthma review is Monday.", "@sthma"),
+    ("Your @nemia follow-up is Monday.", "@nemia"),
+    ("Your |nsulin is ready.", "|nsulin"),
+    ("Your |upus follow-up is Monday.", "|upus"),  # "|" read as l
+    ("Votre |nsuline est pr\u00eate.", "|nsuline"),
 ])
 def test_a_word_written_apart_is_read_as_one(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)
@@ -199,6 +207,10 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     # "!" between sentences, "|" between menu items, "@" in addresses, "$" in prices
     "Thanks!See you Monday!so glad you came!Bye", "Home|About|Contact us|Hours",
     "Email ana.b@riverside.example or clinic@riverside.example.", "Invoice: CA$45 paid, US$20 due.",
+    # "$" before a sum, "@" before a handle or a time, "|" between items or before a capitalised one
+    "The fee is $40 today; parking $5.50, or $ 10 a day. Save $$$ with direct billing.",
+    "Follow us @clinic or @RiversideClinic. Meet @ 10:30 at the desk, or @home by video.",
+    "Hours | Parking | Contact us. Home |About |Contact",
     "Merci! \u00c0 bient\u00f4t\U0001f44b",
     # words glued by a line break or an emoji are two words next to a short everyday word or a capital
     "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
@@ -227,6 +239,9 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("P0SITIVE", ["POSITIVE"]),
     ("b!opsy", ["biopsy", "blopsy"]),
     ("a$thma", ["asthma"]),
+    ("$TI", ["STI"]),
+    ("@sthma", ["asthma"]),
+    ("|nsulin", ["insulin", "lnsulin"]),
 ])
 def test_the_squeezed_form_of_a_text(text, squeezed):
     from emrcomm_content import squeeze
@@ -250,6 +265,7 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     "Your appointment is Tuesday at 10:30.", "Call 613-555-0123 or 1-800-555-0199.", "RDV à 10 h 30.",
     "at 9 a.m. or 3 p.m.", "y a-t-il", "N/A, c/o, w/o, a 12 y/o", "/a/b/c", "ana@riverside.example", "first.last@x.ca", "Hi!See you", "Menu|Contact", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "M5V 2T6", "H1V-2T6", "10h30 4B 3e 1er Q12H",
     "biopsy\u2705 done", "Merci\u00a0!", "J'ai hâte\U0001f642",
+    "$40", "$ 10", "$5.50", "CA$45", "@ 10:30", "A | B", "Home |About", "ana@b.ca",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):
     from emrcomm_content import squeeze

@@ -7,7 +7,8 @@ word out of the lexicon's sight with characters that a person reads through:
 * an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
 * digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy", "H1V";
-* signs standing for letters inside a word: "b!opsy", "b|opsy", "a$thma".
+* signs standing for letters inside a word or at its start: "b!opsy", "b|opsy", "a$thma",
+  "$yphilis", "@sthma", "|nsulin".
 
 None of these can be undone in the folding itself: dropping every emoji would glue "biopsy✅done"
 into one word, a line break ends a sentence for the context patterns, and reading 0 and 1 as
@@ -47,7 +48,14 @@ What is rewritten, exactly:
   (s) with a letter on each side, in a word of at least three characters with at least twice as
   many letters as signs ("a$thma", "H!V"), unless the word is part of an address ("ana@clinic.ca",
   "a.b@c") or, for "!" and "|", a short everyday word or a capital after a small letter is next to
-  the sign ("Thanks!See you", "Home|About", "great!so"): then it parts two words.
+  the sign ("Thanks!See you", "Home|About", "great!so"): then it parts two words;
+* a "$", an "@" or a "|" that starts such a word, before two letters or more ("$yphilis", "$TI",
+  "@sthma", "|nsulin"; "|" read as i, and in a second form as l: "|upus"), after a space or a
+  sign that is no part of a word, an address or a sum. A sum ("$40", "$ 10"), an "@" before a time
+  ("@ 10:30") and a "|" parting words ("A | B", "Home |About": a capitalised word after it) are
+  left as written. A handle ("@clinic", "@RiversideClinic") is read with its "@" as an a
+  ("aclinic"), which names nothing: only a handle that spells a clinical word so ("@nemia") adds
+  a finding, as it should.
 
 Also left as written: two dotted capitals before a capitalised word, a person's initials ("signed
 by T.B. Jones", « Dre M.-S. Roy »: "T.B." before a small letter is still read "TB"), the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
@@ -65,7 +73,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from attrs import frozen
 
@@ -95,11 +103,15 @@ _DIGIT_QUICK = re.compile(rf"[0134578](?<={_L}[0134578])(?={_L})")
 _POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+")
 # Signs drawn like a letter: "b!opsy", "b|opsy" (read as i, and in a second form as l), "@" as a,
-# "$" as s, between two letters of a word that is not part of an address ("x@y.ca", "a.b@c").
+# "$" as s, inside a word that is not part of an address ("x@y.ca", "a.b@c"); "$", "@" and "|"
+# also at its start ("$yphilis", "@sthma", "|nsulin").
 _SIGNS = {"!": "i", "|": "i", "@": "a", "$": "s"}
 _I_OR_L = frozenset("1!|")  # read as i, and in a second squeezed form as l
-_SIGN_QUICK = re.compile(rf"[!|@$](?<={_L}[!|@$])(?={_L})")
-_SIGN_WORD = re.compile(rf"(?<![\w.@+\-]){_L}+(?:[!|@$]{_L}+)+(?![\w@]|\.\w)")
+_NOT_BEFORE = r"\w.@+\-$|"  # before a word of signs: a word, an address or a sum goes on
+_SIGN_QUICK = re.compile(
+    rf"[!|@$](?:(?<={_L}[!|@$])(?={_L})|(?<![{_NOT_BEFORE}][@$|])(?<=[@$|])(?={_L}{{2}}))")
+_SIGN_WORD = re.compile(
+    rf"(?<![{_NOT_BEFORE}])(?:[@$|]{_L}+(?:[!|@$]{_L}+)*|{_L}+(?:[!|@$]{_L}+)+)(?![\w@]|\.\w)")
 # Characters other than ASCII, word characters and spaces between two letters (checked to be
 # pictographs by _pictographs).
 _BETWEEN = re.compile(rf"(?<={_L})[^\w\s\x00-\x7f]+(?={_L})")
@@ -231,17 +243,32 @@ def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, in
 def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
     for found in _SIGN_WORD.finditer(text):
         word, start = found.group(), found.start()
-        signs = [i for i, ch in enumerate(word) if ch in _SIGNS]
-        if len(word) < 3 or 2 * len(signs) > len(word) - len(signs):
+        marks = [i for i, ch in enumerate(word) if ch in _SIGNS]
+        if len(word) < 3 or 2 * len(marks) > len(word) - len(marks):
             continue
+        if word[0] == "|" and word[1].isupper() and word[2].islower():
+            continue  # "Home |About": a bar before a capitalised word parts two words
         # "!" ends a sentence and "|" parts menu items written without a space ("Thanks!See you",
         # "Home|About"): next to a short everyday word or before a capital, two words
-        if any(word[i] in "!|" and _two_words(text, start + i, start + i + 1) for i in signs):
+        if any(word[i] in "!|" and i > 0 and _two_words(text, start + i, start + i + 1) for i in marks):
             continue
-        for i in signs:
-            letter = _SIGNS[word[i]]
-            replace[start + i] = letter.upper() if word[i - 1].isupper() and word[i + 1].isupper() else letter
+        for i, letter in _as_letters(word):
+            replace[start + i] = letter
         touched.append(found.span())
+
+
+def _as_letters(word: str) -> Iterator[tuple[int, str]]:
+    """Each sign of ``word`` with the letter it stands for: a capital between capitals ("H!V"), or
+    before two at the start of the word ("$TI"). One pass: a word of thousands of signs costs no
+    more than its length."""
+    letters = [i for i, ch in enumerate(word) if ch.isalpha()]
+    after = 0  # letters[after] is the first letter after the character at hand
+    for i, ch in enumerate(word):
+        if ch.isalpha():
+            after += 1
+            continue
+        near = letters[after - 1 : after + 1] if after else letters[:2]
+        yield i, _SIGNS[ch].upper() if all(word[j].isupper() for j in near) else _SIGNS[ch]
 
 
 def readings(text: str) -> list[Squeezed]:
