@@ -174,6 +174,11 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
     ("Your |nsulin is ready.", "|nsulin"),
     ("Your |upus follow-up is Monday.", "|upus"),  # "|" read as l
     ("Votre |nsuline est pr\u00eate.", "|nsuline"),
+    # digits and signs for letters in one word
+    ("Your b!0psy results are in.", "b!0psy"),
+    ("Your di@bet3s review is Monday.", "di@bet3s"),
+    ("Votre test de gr0$$esse est pr\u00eat.", "gr0$$esse"),
+    ("Your $yph1lis test is back.", "$yph1lis"),
 ])
 def test_a_word_written_apart_is_read_as_one(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)
@@ -211,6 +216,8 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "The fee is $40 today; parking $5.50, or $ 10 a day. Save $$$ with direct billing.",
     "Follow us @clinic or @RiversideClinic. Meet @ 10:30 at the desk, or @home by video.",
     "Hours | Parking | Contact us. Home |About |Contact",
+    # codes and sums with signs, and a run of exclamation marks, are no word
+    "Invoice 1|2, room B3|B4, total $1|$2. WOW!!!GREAT news!!",
     "Merci! \u00c0 bient\u00f4t\U0001f44b",
     # words glued by a line break or an emoji are two words next to a short everyday word or a capital
     "We left you a voicemail. Please call\nus back.", "Your phone visit\U0001f642is at 11.",
@@ -242,6 +249,8 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("$TI", ["STI"]),
     ("@sthma", ["asthma"]),
     ("|nsulin", ["insulin", "lnsulin"]),
+    ("b!0psy", ["biopsy", "blopsy"]),
+    ("di@bet3s", ["diabetes"]),
 ])
 def test_the_squeezed_form_of_a_text(text, squeezed):
     from emrcomm_content import squeeze
@@ -266,6 +275,7 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     "at 9 a.m. or 3 p.m.", "y a-t-il", "N/A, c/o, w/o, a 12 y/o", "/a/b/c", "ana@riverside.example", "first.last@x.ca", "Hi!See you", "Menu|Contact", "c.-à-d.", "A1C B12 T2DM CD4 H1N1 HbA1 G6PD", "K1A 0B1", "M5V 2T6", "H1V-2T6", "10h30 4B 3e 1er Q12H",
     "biopsy\u2705 done", "Merci\u00a0!", "J'ai hâte\U0001f642",
     "$40", "$ 10", "$5.50", "CA$45", "@ 10:30", "A | B", "Home |About", "ana@b.ca",
+    "B3|B4", "x$1a", "WOW!!!GREAT",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):
     from emrcomm_content import squeeze

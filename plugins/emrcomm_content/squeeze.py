@@ -8,7 +8,7 @@ word out of the lexicon's sight with characters that a person reads through:
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
 * digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy", "H1V";
 * signs standing for letters inside a word or at its start: "b!opsy", "b|opsy", "a$thma",
-  "$yphilis", "@sthma", "|nsulin".
+  "$yphilis", "@sthma", "|nsulin"; with digits for letters in the same word: "b!0psy".
 
 None of these can be undone in the folding itself: dropping every emoji would glue "biopsy✅done"
 into one word, a line break ends a sentence for the context patterns, and reading 0 and 1 as
@@ -55,7 +55,12 @@ What is rewritten, exactly:
   ("@ 10:30") and a "|" parting words ("A | B", "Home |About": a capitalised word after it) are
   left as written. A handle ("@clinic", "@RiversideClinic") is read with its "@" as an a
   ("aclinic"), which names nothing: only a handle that spells a clinical word so ("@nemia") adds
-  a finding, as it should.
+  a finding, as it should;
+* in such a word, two signs in a row ("gr0$$esse") and the digits of the rule above next to a sign
+  ("b!0psy", "di@bet3s", "$yph1lis"): the word ends with a letter, every digit is one of 0 1 3 4 5
+  7, and it has at least twice as many letters as signs and digits together ("B3|B4", "x$1a",
+  "WOW!!!GREAT" are left as written). A word is still read in two forms at most (every "1", "!" and "|"
+  as i, then every one as l), however many signs and digits it has.
 
 Also left as written: two dotted capitals before a capitalised word, a person's initials ("signed
 by T.B. Jones", « Dre M.-S. Roy »: "T.B." before a small letter is still read "TB"), the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
@@ -103,15 +108,16 @@ _DIGIT_QUICK = re.compile(rf"[0134578](?<={_L}[0134578])(?={_L})")
 _POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+")
 # Signs drawn like a letter: "b!opsy", "b|opsy" (read as i, and in a second form as l), "@" as a,
-# "$" as s, inside a word that is not part of an address ("x@y.ca", "a.b@c"); "$", "@" and "|"
-# also at its start ("$yphilis", "@sthma", "|nsulin").
+# "$" as s, inside a word that is not part of an address ("x@y.ca", "a.b@c"), with digits for
+# letters or not ("b!0psy"); "$", "@" and "|" also at its start ("$yphilis", "@sthma", "|nsulin").
 _SIGNS = {"!": "i", "|": "i", "@": "a", "$": "s"}
 _I_OR_L = frozenset("1!|")  # read as i, and in a second squeezed form as l
 _NOT_BEFORE = r"\w.@+\-$|"  # before a word of signs: a word, an address or a sum goes on
 _SIGN_QUICK = re.compile(
-    rf"[!|@$](?:(?<={_L}[!|@$])(?={_L})|(?<![{_NOT_BEFORE}][@$|])(?<=[@$|])(?={_L}{{2}}))")
+    rf"[!|@$](?:(?<={_L}[!|@$])(?=[!|@$]?[^\W_])|(?<=[0134578][!|@$])(?=[!|@$]?{_L})"
+    rf"|(?<![{_NOT_BEFORE}][@$|])(?<=[@$|])(?={_L}{{2}}))")
 _SIGN_WORD = re.compile(
-    rf"(?<![{_NOT_BEFORE}])(?:[@$|]{_L}+(?:[!|@$]{_L}+)*|{_L}+(?:[!|@$]{_L}+)+)(?![\w@]|\.\w)")
+    rf"(?<![{_NOT_BEFORE}])(?:[@$|][^\W_]+(?:[!|@$]{{1,2}}[^\W_]+)*|[^\W_]+(?:[!|@$]{{1,2}}[^\W_]+)+)(?![\w@]|\.\w)")
 # Characters other than ASCII, word characters and spaces between two letters (checked to be
 # pictographs by _pictographs).
 _BETWEEN = re.compile(rf"(?<={_L})[^\w\s\x00-\x7f]+(?={_L})")
@@ -243,24 +249,38 @@ def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, in
 def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
     for found in _SIGN_WORD.finditer(text):
         word, start = found.group(), found.start()
-        marks = [i for i, ch in enumerate(word) if ch in _SIGNS]
-        if len(word) < 3 or 2 * len(marks) > len(word) - len(marks):
+        marks = [i for i, ch in enumerate(word) if not ch.isalpha()]
+        if len(word) < 3 or 2 * len(marks) > len(word) - len(marks) or not word[-1].isalpha():
             continue
+        if not (word[0].isalpha() or (word[1].isalpha() and word[0] in _SIGNS)):
+            continue  # "$5", "4u@x": a sum, a word that starts with a digit
+        if any(word[i] not in _SIGNS and word[i] not in _DIGITS for i in marks):
+            continue  # "B2|B4": a code
         if word[0] == "|" and word[1].isupper() and word[2].islower():
             continue  # "Home |About": a bar before a capitalised word parts two words
         # "!" ends a sentence and "|" parts menu items written without a space ("Thanks!See you",
         # "Home|About"): next to a short everyday word or before a capital, two words
-        if any(word[i] in "!|" and i > 0 and _two_words(text, start + i, start + i + 1) for i in marks):
+        if any(word[i] in "!|" and i > 0 and _two_words(text, *_sign_run(text, start + i)) for i in marks):
             continue
         for i, letter in _as_letters(word):
             replace[start + i] = letter
         touched.append(found.span())
 
 
+def _sign_run(text: str, i: int) -> tuple[int, int]:
+    """The span of the run of signs around ``text[i]`` ("Thanks!!See")."""
+    lo, hi = i, i + 1
+    while lo > 0 and text[lo - 1] in _SIGNS:
+        lo -= 1
+    while hi < len(text) and text[hi] in _SIGNS:
+        hi += 1
+    return lo, hi
+
+
 def _as_letters(word: str) -> Iterator[tuple[int, str]]:
-    """Each sign of ``word`` with the letter it stands for: a capital between capitals ("H!V"), or
-    before two at the start of the word ("$TI"). One pass: a word of thousands of signs costs no
-    more than its length."""
+    """Each sign or digit of ``word`` with the letter it stands for: a capital between capitals
+    ("H!V", "B!0PSY"), or before two at the start of the word ("$TI"). One pass: a word of
+    thousands of signs costs no more than its length."""
     letters = [i for i, ch in enumerate(word) if ch.isalpha()]
     after = 0  # letters[after] is the first letter after the character at hand
     for i, ch in enumerate(word):
@@ -268,7 +288,8 @@ def _as_letters(word: str) -> Iterator[tuple[int, str]]:
             after += 1
             continue
         near = letters[after - 1 : after + 1] if after else letters[:2]
-        yield i, _SIGNS[ch].upper() if all(word[j].isupper() for j in near) else _SIGNS[ch]
+        letter = _SIGNS.get(ch) or _DIGITS[ch]
+        yield i, letter.upper() if all(word[j].isupper() for j in near) else letter
 
 
 def readings(text: str) -> list[Squeezed]:
