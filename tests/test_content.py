@@ -110,6 +110,10 @@ def test_span_is_in_the_original_text_after_folded_characters(content):
     ("Votre \u0440\u0430p test est pr\u00eat.", "\u0440\u0430p test"),
     # full-width letters (NFKD)
     ("Your \uff28\uff29\uff36 test is back.", "\uff28\uff29\uff36"),
+    # a trade or service mark after a brand (NFKD spells it "TM", glued to the name: "ozempictm")
+    ("Refill your Ozempic\u2122 pen.", "Ozempic"),
+    ("Votre Lantus\u2122 est pr\u00eat.", "Lantus"),
+    ("Your Ozempic\u2120pen is ready.", "Ozempic"),
 ])
 def test_invisible_characters_and_look_alike_letters_do_not_hide_a_term(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)
@@ -117,6 +121,10 @@ def test_invisible_characters_and_look_alike_letters_do_not_hide_a_term(content,
 
 def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content):
     assert found(content, "Your \u0430ppointment is Tuesday at 10:30 \u2764\ufe0f") == []
+
+
+def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
+    assert found(content, "Book on the Riverside Clinic\u2122 app, or call Care\u2122Line.") == []
 
 
 @pytest.mark.parametrize(("text", "term"), [

@@ -4,8 +4,9 @@ Folding: invisible characters dropped (zero-width spaces and joiners, soft hyphe
 marks, variation selectors: "H\u200bIV" reads "hiv"), Cyrillic and Greek letters that look like
 Latin ones read as those ("НІV" with a Cyrillic Н and І reads "hiv"), NFKD with combining marks
 removed (full-width "ＨＩＶ" reads "hiv"), case-folded, œ/æ spelled out, curly apostrophes made
-straight, hyphens and dashes read as spaces, and every run of spaces read as one space (a line
-break stays a line break).
+straight, hyphens and dashes read as spaces, a trade or service mark (™, ℠) read as a space (NFKD
+spells it "TM", glued to the brand before it: "Ozempic™" read "ozempictm"), and every run of
+spaces read as one space (a line break stays a line break).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import lru_cache
 
 from attrs import frozen
 
-_SPACE_LIKE = frozenset("-‐‑‒–—―\u00a0\u2007\u202f")
+_SPACE_LIKE = frozenset("-‐‑‒–—―\u00a0\u2007\u202f\u2122\u2120")  # and ™ ℠, which NFKD spells "TM", "SM"
 _APOSTROPHES = frozenset("’‘ʼ`´")
 _LIGATURES = {"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l"}
 # Characters that show nothing but are not spaces (besides every format character, Unicode
