@@ -50,3 +50,24 @@ def test_no_shipped_template_keeps_a_keyword_in_an_email(tmp_path, template: str
     for keyword in ("STOP", "ARRET", "ARRÊT"):
         assert keyword not in words
     assert words and all(line in text for line in words.splitlines())  # the message itself is untouched
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("Riverside Family Health: your appointment is tomorrow at 10:30. "
+     "Reply STOP to opt out of HIV clinic reminders.", "en"),
+    ("Riverside Family Health : votre rendez-vous est demain à 10 h 30. "
+     "Répondez ARRET pour ne plus recevoir de rappels de la clinique VIH.", "fr"),
+])
+def test_check_judges_an_email_in_the_words_a_send_leaves_it(host, text: str, language: str) -> None:  # type: ignore[no-untyped-def]
+    # The only clinical word is in the STOP sentence, which an email leaves out: `emrcomm check`
+    # finds what a send on that channel finds, and the SMS, which keeps it, is still told.
+    import datetime as dt
+
+    from emrcomm.model import Category, Request
+
+    assert [f.code for f in host.check(text, channel="email", language=language)] == []
+    appointment = host.clock() + dt.timedelta(days=1)
+    sent = host.preview(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-stop", text=text,
+                                channel="email", appointment=appointment))
+    assert [f.code for f in sent.findings if f.code == "CLINICAL_CONTENT"] == [], sent.explanation
+    assert "CLINICAL_CONTENT" in [f.code for f in host.check(text, channel="sms", language=language)]

@@ -24,7 +24,7 @@ from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
 from emrcomm.delivery import described
 from emrcomm.errors import EmrcommError, PluginError, RequestError
-from emrcomm.forms import for_sms
+from emrcomm.forms import in_form
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import after_requeues, request_status
@@ -542,8 +542,9 @@ class Host:
         self, text: str, *, channel: str, category: str = "appointment-reminder", language: str = "en"
     ) -> tuple[Finding, ...]:
         """Findings for a text on a channel, without a patient: what ``emrcomm check`` prints.
-        The text is read with its accents composed (NFC), as a send carries it; spans count in it.
-        An SMS is judged as it would leave, spelled in GSM-7 (``emrcomm.forms.for_sms``).
+        The text is read with its accents composed (NFC), as a send carries it, and judged in the
+        words the channel's form sends, as a send judges it (``emrcomm.forms.in_form``): an SMS
+        spelled in GSM-7, an email without its "Reply STOP". Spans count in those words.
 
         Raises RequestError for an unknown channel, category or language.
         """
@@ -559,10 +560,11 @@ class Host:
         message = Message(request=req, text=text, language=language)
         recipient = _CHECK_RECIPIENT
         route = Route(channel=channel, address=_CHECK_ADDRESSES.get(channel, ""))
+        # As pipeline.decide.judge does: the words that leave are inspected and validated.
+        message = attrs.evolve(message, text=in_form(self.channels[channel].form, text))
         facts = self.hooks.inspect(message)
         found = tuple(f for f in facts if f.code == "CHECK_FAILED")
-        sent = attrs.evolve(message, text=for_sms(text)) if self.channels[channel].form == "sms" else message
-        found += self.hooks.validate(sent, recipient, self.channels[channel], route, facts, self.clock())
+        found += self.hooks.validate(message, recipient, self.channels[channel], route, facts, self.clock())
         return tuple(f for f in found if f.code not in RECIPIENT_CODES and f.severity is not Severity.INFO)
 
     def requeue(self, key: str | None = None) -> int:
