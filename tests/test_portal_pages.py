@@ -111,6 +111,33 @@ def test_a_download_keeps_its_accented_name_and_never_a_path(
     assert answer.headers["content-disposition"] == f"attachment; filename=\"{plain}\"; filename*=UTF-8''{named}"
 
 
+@pytest.mark.parametrize("index", ["1", "-1", "one", "99999", ""])
+@pytest.mark.parametrize(("lang", "t"), [("", EN), ("fr", FR)])
+def test_an_attachment_that_is_not_in_the_message_is_not_found_in_the_patients_language(
+        served: Callable[..., tuple[Host, str]], index: str, lang: str, t: dict[str, str]) -> None:
+    # The reading session is good: the page has not expired, the attachment is not there.
+    from emrcomm.model import Attachment
+
+    host, base = served()
+    page = opened(base, host, lang=lang, attachments=(Attachment("application/pdf", b"%PDF-1.4\n%%EOF\n", "lab.pdf"),))
+    answer = requests.post(f"{base}/m/-/attachment", data={"session": session_of(page), "index": index, "lang": lang},
+                           timeout=10)
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    assert t["problem_attachment_title"] in text_of(answer) and EN["problem_session_title"] not in text_of(answer)
+    assert f'<html lang="{lang or "en"}">' in answer.text and "%PDF" not in answer.text
+
+
+def test_an_attachment_asked_for_without_a_language_is_not_found_in_the_messages_language(
+        served: Callable[..., tuple[Host, str]]) -> None:
+    from emrcomm.model import Attachment
+
+    host, base = served()
+    page = opened(base, host, patient="Patient/qc-fr", text="Votre glycémie à jeun est de 7,9 mmol/L.",
+                  attachments=(Attachment("application/pdf", b"%PDF-1.4\n%%EOF\n", "labo.pdf"),))
+    answer = requests.post(f"{base}/m/-/attachment", data={"session": session_of(page), "index": "2"}, timeout=10)
+    assert answer.status_code == 404 and FR["problem_attachment_title"] in text_of(answer)
+
+
 # the message -----------------------------------------------------------------------------------
 def test_the_message_shows_the_clinicians_name_and_the_date(served: Callable[..., tuple[Host, str]]) -> None:
     host, base = served()

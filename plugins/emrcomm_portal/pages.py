@@ -126,19 +126,24 @@ class _Pages:
 
     async def attachment(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=10)
-        index = str(form.get("index", ""))
+        session, index = str(form.get("session", "")), str(form.get("index", ""))
         found = None
         if _INDEX.fullmatch(index):
-            found = await run_in_threadpool(self.portal.attachment, str(form.get("session", "")), int(index))
+            found = await run_in_threadpool(self.portal.attachment, session, int(index))
         if found is None:
-            return self._problem(request, "session", i18n.language(str(form.get("lang", ""))))
+            # Without its reading session the page has expired; within it, an index the message has
+            # not (past its last, negative, not a number) is an attachment not found, said in the
+            # patient's language.
+            opened = await run_in_threadpool(self.portal.view, session)
+            lang = i18n.language(str(form.get("lang", "")), opened.language if opened else "en")
+            return self._problem(request, "attachment" if opened else "session", lang)
         title, content_type, data = found
         media = content_type if content_type in DOWNLOAD_TYPES else "application/octet-stream"
         return Response(data, media_type=media, headers={"content-disposition": _disposition(title, media)})
 
     def _problem(self, request: Request, state: str, lang: str) -> Response:
         status = {"unknown": 404, "used": 410, "recalled": 410, "expired": 410, "locked": 403,
-                  "unverifiable": 403, "session": 410}.get(state, 400)
+                  "unverifiable": 403, "session": 410, "attachment": 404}.get(state, 400)
         token = request.path_params.get("token")
         switch = f"{PREFIX}/{token}?lang={i18n.other(lang)}" if token else None
         return self.web.page(request, "problem", lang, status_code=status, problem=state, switch_href=switch)

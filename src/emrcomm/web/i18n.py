@@ -95,6 +95,9 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "problem_session_title": "Your page has expired",
         "problem_session": "For your privacy, a message stays open for a limited time. Call the clinic if "
                            "you still need to reply.",
+        "problem_attachment_title": "This attachment was not found",
+        "problem_attachment": "Go back to your message and use its download button. If it still does not "
+                              "work, call the clinic.",
         "problem_not-found_title": "Page not found",
         "problem_not-found": "Check the address, or use the link in the message from your clinic.",
         "problem_error_title": "Something went wrong",
@@ -194,6 +197,9 @@ STRINGS: Mapping[str, Mapping[str, str]] = {
         "problem_session_title": "Votre page a expiré",
         "problem_session": "Pour protéger votre vie privée, un message reste ouvert pendant un temps limité. "
                            "Appelez la clinique si vous devez encore répondre.",
+        "problem_attachment_title": "Cette pièce jointe est introuvable",
+        "problem_attachment": "Revenez à votre message et utilisez son bouton de téléchargement. S'il ne "
+                              "fonctionne toujours pas, appelez la clinique.",
         "problem_not-found_title": "Page introuvable",
         "problem_not-found": "Vérifiez l'adresse, ou utilisez le lien du message de votre clinique.",
         "problem_error_title": "Une erreur s'est produite",
