@@ -233,6 +233,25 @@ def test_a_french_patient_reads_in_french_and_can_switch(host: Host, site: str, 
     shot(page, "09-french")
 
 
+def test_switching_language_on_the_date_of_birth_page_stays_on_it(host: Host, site: str, page: Any) -> None:
+    # One click: the same step in the other language, not the confirm step again to pass once more.
+    outcome = send_note(host, "note-switch", patient="Patient/qc-fr", text="Votre glycémie à jeun est de 7,9 mmol/L.")
+    page.goto(local(link_in(notice_for(host, outcome)["text"]), site))
+    with page.expect_navigation():
+        page.get_by_role("button", name=FR["continue"]).click()
+    assert heading(page) == FR["identity_title"]
+    with page.expect_navigation():
+        page.get_by_role("navigation").get_by_text("English", exact=True).click()
+    assert heading(page) == EN["identity_title"] and page.locator("html").get_attribute("lang") == "en"
+    give_birth_date(page, WRONG_DATE)  # a wrong answer, then the switch back: still this step
+    with page.expect_navigation():
+        page.get_by_role("navigation").get_by_text("Français", exact=True).click()
+    assert heading(page) == FR["identity_title"]
+    give_birth_date(page, BIRTH_DATE, FR)
+    assert "7,9 mmol/L" in page.get_by_role("article").inner_text()
+    assert page.locator("html").get_attribute("lang") == "fr"
+
+
 # Layout at a phone's width and a desktop's: every page is kept in tests/artifacts/portal/phone and
 # tests/artifacts/portal/desktop ----------------------------------------------------------------------
 VIEWPORTS = {"phone": {"width": 375, "height": 812}, "desktop": {"width": 1280, "height": 900}}

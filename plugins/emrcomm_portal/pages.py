@@ -77,8 +77,7 @@ class _Pages:
         lang = i18n.language(str(form.get("lang", "")), visit.language)
         if visit.state != "ready":
             return self._problem(request, visit.state, lang)
-        return self.web.page(request, "identity", lang, token=token,
-                             switch_href=f"{PREFIX}/{token}?lang={i18n.other(lang)}")
+        return self.web.page(request, "identity", lang, token=token)
 
     async def open(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -91,13 +90,12 @@ class _Pages:
             if visit.state != "ready":
                 return self._problem(request, visit.state, lang)
             return self.web.page(request, "identity", lang, status_code=400, token=token, error="invalid",
-                                 fields=fields, switch_href=f"{PREFIX}/{token}?lang={i18n.other(lang)}")
+                                 fields=fields)
         visit = await run_in_threadpool(self.portal.verify, token, birth_date)
         lang = i18n.language(str(form.get("lang", "")), visit.language)
         if visit.state == "wrong":
             return self.web.page(request, "identity", lang, status_code=400, token=token, error="wrong",
-                                 left=visit.attempts_left, fields={},
-                                 switch_href=f"{PREFIX}/{token}?lang={i18n.other(lang)}")
+                                 left=visit.attempts_left, fields={})
         if visit.state != "opened":
             return self._problem(request, visit.state, lang)
         return self.web.page(request, "message", lang, opened=visit.opened, once=True)
