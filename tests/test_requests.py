@@ -86,6 +86,20 @@ def test_naive_appointment_time_is_refused() -> None:
         parse_request(data)
 
 
+@pytest.mark.parametrize("when", ["2026-11-24T10:30:00", "2026-11-24T10:30-05:00"], ids=["no-zone", "no-seconds"])
+@pytest.mark.parametrize("where", ["variable", "occurrenceDateTime"])
+def test_a_time_without_its_zone_or_seconds_is_refused_saying_what_fhir_asks_for(when: str, where: str) -> None:
+    # The FHIR model's own words ("does not match spec regex") left an EMR guessing what was wrong.
+    data = (fhir_request("Patient/x", "appointment-reminder", template="appointment-reminder",
+                         variables={"appointment": ("valueDateTime", when)}) if where == "variable" else
+            {**fhir_request("Patient/x", "appointment-reminder", text="t"), "occurrenceDateTime": when})
+    with pytest.raises(RequestError) as err:
+        parse_request(data)
+    assert f"{when!r} is not a FHIR dateTime" in str(err.value)
+    assert "with seconds and a time zone (2026-11-25T14:30:00-05:00" in str(err.value)
+    assert "regex" not in str(err.value)
+
+
 def test_official_communication_request_examples_are_refused_for_a_stated_reason() -> None:
     folder = DATA / "fhir-r4-examples"
     reasons = {}

@@ -185,9 +185,29 @@ def _check_r4(data: Mapping[str, Any]) -> None:
         CommunicationRequest.model_validate(dict(data))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(resource)'}: {e['msg']}" for e in exc.errors()[:3]
+            f"{'.'.join(str(p) for p in e['loc']) or '(resource)'}: {_r4_problem(e)}" for e in exc.errors()[:3]
         )
         raise RequestError(f"not a valid FHIR R4 CommunicationRequest: {problems}") from None
+
+
+# The model says only "DateTime value string does not match spec regex." of a time without its
+# zone or its seconds, the mistakes an EMR makes: say what FHIR asks for instead.
+_R4_FORMATS = {
+    "DateTime value string does not match spec regex.":
+        "is not a FHIR dateTime: write a date (2026-11-25) or a date and a time with seconds and a time "
+        "zone (2026-11-25T14:30:00-05:00, or Z for UTC)",
+    "Date value string does not match spec regex.": "is not a FHIR date: write YYYY-MM-DD (2026-11-25)",
+    "Instant value string does not match spec regex.":
+        "is not a FHIR instant: write a date and a time with seconds and a time zone (2026-11-25T14:30:00Z)",
+}
+
+
+def _r4_problem(error: Mapping[str, Any]) -> str:
+    cause = (error.get("ctx") or {}).get("error")
+    plain = _R4_FORMATS.get(str(cause)) if cause is not None else None
+    if plain is None:
+        return str(error["msg"])
+    return f"{str(error.get('input'))[:40]!r} {plain}"
 
 
 def _category(data: Mapping[str, Any]) -> Category:
