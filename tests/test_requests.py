@@ -100,6 +100,19 @@ def test_a_time_without_its_zone_or_seconds_is_refused_saying_what_fhir_asks_for
     assert "regex" not in str(err.value)
 
 
+def test_an_appointment_given_as_a_day_without_a_time_is_refused() -> None:
+    # Read as midnight UTC, it was sent as the evening before in America/Toronto.
+    data = fhir_request("Patient/x", "appointment-reminder", template="appointment-reminder",
+                        variables={"appointment": ("valueDateTime", "2026-11-24")})
+    with pytest.raises(RequestError, match="variable 'appointment' must be a valueDateTime with a time and a time zone"):
+        parse_request(data)
+
+
+def test_a_variable_given_as_a_datetime_without_a_time_is_read_as_that_day() -> None:
+    data = fhir_request("Patient/x", "invoice", template="invoice", variables={"due": ("valueDateTime", "2026-11-24")})
+    assert parse_request(data).variables["due"] == dt.date(2026, 11, 24)
+
+
 def test_official_communication_request_examples_are_refused_for_a_stated_reason() -> None:
     folder = DATA / "fhir-r4-examples"
     reasons = {}

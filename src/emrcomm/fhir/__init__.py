@@ -268,7 +268,11 @@ def _variables(extensions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             )
         kind = kinds[0]
         value = value_ext[kind]
-        if kind == "valueDateTime":
+        if kind == "valueDateTime" and isinstance(value, str) and "T" not in value:
+            # A dateTime without a time is a day, not midnight in UTC: an appointment given so was
+            # sent as "Tue, Dec 8 at 7:00 p.m." to a Toronto patient booked on the 9th.
+            value = _date(value, f"variable {name!r}")
+        elif kind == "valueDateTime":
             value = _datetime(value, f"variable {name!r}")
         elif kind == "valueDate":
             value = _date(value, f"variable {name!r}")
