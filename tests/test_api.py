@@ -184,6 +184,29 @@ def test_a_bad_assertion_gets_no_token(api: ApiClient, bad: str) -> None:
     assert answer.status_code == 401 and body(answer)["error"] == "invalid_client", (bad, answer.text)
 
 
+@pytest.mark.parametrize("claim", ["jti", "exp", "sub", "aud"])
+def test_an_assertion_without_a_claim_it_needs_is_refused_naming_the_claim(api: ApiClient, claim: str) -> None:
+    # PyJWT's exception name ('MissingRequiredClaimError') told an EMR's developer nothing.
+    key = ClientKey()
+    cid = register(api.host, key)
+    now = api.host.clock()
+    claims = {"iss": cid, "sub": cid, "aud": AUD, "jti": "j-1", "exp": int((now + dt.timedelta(minutes=4)).timestamp())}
+    del claims[claim]
+    assertion = __import__("jwt").encode(claims, key.private, algorithm="ES384", headers={"kid": key.kid})
+    answer = token(api, token_form(cid, assertion, "system/Communication.read"))
+    assert answer.status_code == 401 and body(answer)["error"] == "invalid_client", answer.text
+    assert f"the assertion has no '{claim}' claim" in body(answer)["error_description"]
+
+
+def test_an_assertion_signed_with_another_key_than_its_kid_is_refused_saying_so(api: ApiClient) -> None:
+    key = ClientKey()
+    cid = register(api.host, key)
+    answer = token(api, token_form(cid, ClientKey(kid=key.kid).assertion(cid, api.host.clock()),
+                                   "system/Communication.read"))
+    assert answer.status_code == 401 and body(answer)["error"] == "invalid_client", answer.text
+    assert f"does not verify with the key registered as kid '{key.kid}'" in body(answer)["error_description"]
+
+
 @pytest.mark.parametrize("content_type", [b"application/json", b"application", b""])
 def test_a_token_request_that_is_not_a_form_is_an_oauth_invalid_request_400(api: ApiClient, content_type: bytes) -> None:
     # RFC 6749 5.2: an error of the request is 400 invalid_request, whatever was wrong with it.

@@ -134,6 +134,12 @@ class Authority:
         except jwt.InvalidAudienceError:
             raise TokenError("invalid_client", f"the assertion's aud must be the token endpoint, {audience}",
                              status=401, client=client.id) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenError("invalid_client", f"the assertion has no {exc.claim!r} claim: it needs iss and sub (the "
+                             "client id), aud, exp and jti", status=401, client=client.id) from None
+        except jwt.InvalidSignatureError:
+            raise TokenError("invalid_client", f"the assertion's signature does not verify with the key registered "
+                             f"as kid {kid[:80]!r}: sign with its private half", status=401, client=client.id) from None
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise TokenError("invalid_client", f"the assertion does not verify: {type(exc).__name__}",
                              status=401, client=client.id) from None
