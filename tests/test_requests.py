@@ -61,6 +61,9 @@ def test_round_trip_through_fhir_keeps_the_request() -> None:
         (json.dumps({"resourceType": "Patient", "id": "x"}), "resourceType is 'Patient'; expected 'CommunicationRequest'"),
         (json.dumps({"resourceType": "CommunicationRequest", "status": "active"}), "subject is missing"),
         (json.dumps(fhir_request("Group/1", "invoice", text="t")), "is not a Patient reference"),
+        (json.dumps({**fhir_request("Patient/x", "invoice", text="t"),
+                     "subject": {"identifier": {"system": "urn:emr:mrn", "value": "123"}}}),
+         "subject names the patient by identifier only"),
         (json.dumps(fhir_request("Patient/x", "birthday", text="t")), "category 'birthday' is unknown"),
         (json.dumps(fhir_request("Patient/x", "help-reply", text="t")), "an EMR does not request it"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "category": []}), "category is missing"),
@@ -69,7 +72,7 @@ def test_round_trip_through_fhir_keeps_the_request() -> None:
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "subject": "Patient/x"}),
          "not a valid FHIR R4 CommunicationRequest: subject"),
     ],
-    ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "unknown-category", "an-answer",
+    ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "by-identifier", "unknown-category", "an-answer",
          "no-category", "no-text-no-template", "not-active", "invalid-fhir"],
 )
 def test_bad_request_is_refused_with_a_clear_reason(data: str, expected: str) -> None:

@@ -81,6 +81,9 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
     _check_modifiers(data)
 
     subject = (data.get("subject") or {}).get("reference")
+    if not subject and (data.get("subject") or {}).get("identifier"):
+        raise RequestError('subject names the patient by identifier only; emrcomm finds a patient by the id the '
+                           'clinic\'s directory knows: "subject": {"reference": "Patient/<id>"}')
     if not subject:
         raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}')
     if not subject.startswith("Patient/") or len(subject) <= len("Patient/"):
