@@ -1097,6 +1097,16 @@ def test_a_consent_that_cannot_be_read_is_refused_and_the_ledger_is_unchanged(ap
     assert api.host.storage.consent.last(channel="sms", address="+16135550123") is None
 
 
+def test_a_consent_for_a_patient_no_directory_knows_is_refused_saying_so(api: ApiClient) -> None:
+    # It said 'Patient/nobody has no sms address on file', and the EMR looked for a missing number.
+    answer = api.call("POST", "/fhir/Consent", consent(patient={"reference": "Patient/nobody"}))
+    assert answer.status_code == 422, answer.text
+    issue = body(answer)["issue"][0]
+    assert issue["code"] == "not-found" and issue["expression"] == ["Consent.patient"]
+    assert issue["diagnostics"].startswith("no directory knows Patient/nobody")
+    assert api.host.storage.consent.last(channel="sms", address="+16135550123") is None
+
+
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
 ADDRESS = "http://emrcomm.org/fhir/StructureDefinition/consent-address"
 EMAIL = {"code": [{"coding": [{"system": PARTICIPATION, "code": "EMAILWRIT"}]}]}

@@ -98,7 +98,7 @@ def test_an_email_opt_out_filed_under_any_capitals_stops_the_mailbox(host: Host)
     (("--patient", "on-en", "--channel", "sms", "--by", "JT"), "give it as Patient/<id>"),
     (("--patient", "Patient/on-en", "--channel", "fax", "--by", "JT"), "channel 'fax' is not one of"),
     (("--patient", "Patient/on-en", "--channel", "portal", "--by", "JT"), "has no address to opt out of"),
-    (("--patient", "Patient/nobody", "--channel", "sms", "--by", "JT"), "has no sms address on file: give it with --address"),
+    (("--patient", "Patient/nobody", "--channel", "sms", "--by", "JT"), "no directory knows Patient/nobody"),
     (("--patient", "Patient/on-en", "--channel", "sms", "--by", "JT", "--address", "call me"), "is not a phone number"),
     (("--patient", "Patient/on-en", "--channel", "sms", "--by", "  "), "--by is empty"),
     (("--patient", "Patient/on-en", "--channel", "sms", "--by", "JT", "--purpose", "fun"), "invalid choice"),

@@ -214,15 +214,20 @@ def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
         # (An email address in any capitals: the ledger files every one in lower case.)
         return [_normalised(host, system, given)]
     addresses = _on_file(host, patient, system)
+    if addresses is None:
+        raise ApiError(422, "not-found", f"no directory knows {patient}: give the patient's id as the clinic's "
+                       "directory has it (or the address, with the extension consent-address)",
+                       expression="Consent.patient")
     if not addresses:
         raise ApiError(422, "not-found", f"{patient} has no {channel} address on file: give it with the extension "
                        "consent-address", expression="Consent.patient")
     return addresses
 
 
-def _on_file(host: Host, patient: str, system: str | None) -> list[str]:
+def _on_file(host: Host, patient: str, system: str | None) -> list[str] | None:
+    """The patient's addresses for ``system``; None when no directory knows the patient."""
     recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
-    return [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else []
+    return [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else None
 
 
 def _normalised(host: Host, system: str | None, address: str) -> str:
