@@ -51,6 +51,18 @@ def test_the_doc_has_a_request_for_each_use() -> None:
         assert f'"code": "{category}"' in bodies
 
 
+def test_the_doc_says_whose_its_patients_are_and_which_to_write_against_the_demo_clinic() -> None:
+    # An integrator who copied a request to the demo clinic got 'No directory knows Patient/on-en'.
+    from emrcomm.demo_data import generate_clinic
+
+    intro = DOC.split("\n## 1. ")[0]
+    named = set(re.findall(r'"(Patient/[\w.-]+)"', " ".join(block for block, _ in exchanges())))
+    assert named and all(f"`{patient}`" in intro for patient in named), named
+    demo = {e["resource"]["id"] for e in generate_clinic()["entry"] if e["resource"]["resourceType"] == "Patient"}
+    written = re.findall(r"`Patient/(demo-\d+)`", intro)
+    assert "emrcomm demo" in intro and written and set(written) <= demo, written
+
+
 def test_every_request_in_the_doc_gets_the_answer_the_doc_shows(make_host: Callable[..., Host]) -> None:
     host = make_host("\n[api]\nnotify = false\n")
     api = ApiClient(host, create_app(host))
