@@ -141,6 +141,65 @@ def test_unknown_patient_is_blocked_and_filed(host: Host) -> None:
     assert host.records(patient="Patient/nobody")["total"] == 1
 
 
+HEALTH_CARD = "urn:oid:2.16.840.1.113883.4.595"  # an Ontario health card number's system
+HEALTH_NUMBER = "1234567890"
+
+
+@pytest.fixture
+def clinic_by_health_card(tmp_path: Path, clock) -> Iterator[Host]:  # type: ignore[no-untyped-def]
+    """The small clinic, Alex Martin (Patient/on-en) carrying a health card number."""
+    from emrcomm.config import load_config
+    from support import small_clinic, write_config
+
+    bundle = small_clinic()
+    [alex] = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "on-en"]
+    alex["identifier"] = [{"system": HEALTH_CARD, "value": HEALTH_NUMBER}]
+    with Host(load_config(write_config(tmp_path, bundle=bundle)), clock=clock) as host:
+        yield host
+
+
+def test_a_patient_named_by_identifier_is_filed_as_the_patient_found(
+        clinic_by_health_card: Host, caplog: pytest.LogCaptureFixture) -> None:
+    from emrcomm.audit import entries
+    from support import store_bytes
+
+    host = clinic_by_health_card
+    caplog.set_level("DEBUG")
+    outcome = host.send(reminder(f"Patient?identifier={HEALTH_CARD}|{HEALTH_NUMBER}"))
+    assert outcome.status is Status.SENT and outcome.patient_ref == "Patient/on-en"
+    [entry] = host.records(patient="Patient/on-en")["entry"]
+    resource = entry["resource"]
+    assert resource["subject"] == {"reference": "Patient/on-en"}
+    assert resource["recipient"] == [{"reference": "Patient/on-en"}]
+    decided = [e for e in entries(host.storage) if e.get("request") == "r-1" and "patient" in e]
+    assert decided and {e["patient"] for e in decided} == {"Patient/on-en"}
+    again = host.send(reminder(f"Patient?identifier={HEALTH_CARD}|{HEALTH_NUMBER}"))
+    assert again.patient_ref == "Patient/on-en" and again.record_ids == outcome.record_ids
+    assert HEALTH_NUMBER not in json.dumps(resource) + caplog.text
+    assert HEALTH_NUMBER.encode() not in store_bytes(host.config.store_path)
+
+
+def test_an_identifier_no_directory_finds_is_blocked_and_filed_without_it(
+        clinic_by_health_card: Host, caplog: pytest.LogCaptureFixture) -> None:
+    from emrcomm.audit import entries
+    from support import store_bytes
+
+    host = clinic_by_health_card
+    caplog.set_level("DEBUG")
+    unknown = f"Patient?identifier={HEALTH_CARD}|9876543210"
+    outcome = host.send(reminder(unknown))
+    assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+    assert outcome.findings[0].message == f"No directory knows this patient (identifier {HEALTH_CARD}|…)."
+    assert outcome.patient_ref is None and sms_sink(host) == []
+    resource = communication(host, outcome.record_ids[0])
+    assert resource is not None and resource["status"] == "not-done"
+    assert "subject" not in resource and "recipient" not in resource
+    [blocked] = [e for e in entries(host.storage) if e["kind"] == "blocked"]
+    assert blocked["patient"] == host.audit.patient(unknown) and blocked["patient"].startswith("Patient#")
+    assert "9876543210" not in json.dumps(resource) + caplog.text
+    assert b"9876543210" not in store_bytes(host.config.store_path)
+
+
 def test_reminder_after_nine_pm_is_held_not_dropped(host: Host, clock) -> None:  # type: ignore[no-untyped-def]
     clock.now = dt.datetime(2026, 11, 23, 21, 30, tzinfo=TORONTO)
     outcome = host.send(reminder())
@@ -442,6 +501,29 @@ def test_a_first_result_hook_that_fails_or_misanswers_sends_nothing_and_is_named
         assert said in str(raised.value)
         assert "Patient/on-en" not in str(raised.value)  # the plugin's own words are not repeated
         assert sms_sink(host) == [] and not host.records(patient="Patient/on-en").get("entry")
+
+
+class _EchoingDirectory:
+    """A directory, placed first, that knows the patient but names them as the EMR's search."""
+
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_find_recipient(self, patient_ref):  # type: ignore[no-untyped-def]
+        from emrcomm.testing import make_recipient
+
+        return make_recipient(patient_ref=patient_ref)
+
+
+def test_a_directory_that_names_the_patient_by_the_search_is_refused(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    with host_with_fake(tmp_path, clock, "echo", "test_pipeline:_EchoingDirectory", 0) as host:
+        outcome = host.send(reminder("Patient?identifier=urn:oid:2.16.840.1.113883.4.595|1234567890"))
+        assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["CHECK_FAILED"]
+        assert "not named Patient/<id>" in outcome.findings[0].message
+        assert sms_sink(host) == []
+        resource = communication(host, outcome.record_ids[0])
+        assert resource is not None and "1234567890" not in json.dumps(resource)
 
 
 class _ChannelRaiser:

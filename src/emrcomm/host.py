@@ -240,6 +240,10 @@ class Host:
         row = self.storage.records.request(req.id) if not dry_run else None
         decision = decide(self.hooks, req, now, handled=row is not None and row.status not in RETRYABLE,
                           every_candidate=dry_run)
+        if trail is not None and decision.recipient is not None:
+            # The audit entries name the patient found (Patient/<id>), as the records do; one
+            # nobody found stays named by the keyed digest of what the EMR gave.
+            trail.defaults["patient"] = self.audit.patient(decision.request.patient_ref)
         if trail is not None:
             # The request's category and every rule code found travel with the decision's entry.
             codes = {f.code for f in decision.facts} | {f.code for v in decision.verdicts for f in v.findings}

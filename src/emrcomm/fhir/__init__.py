@@ -37,12 +37,30 @@ URGENT = {"urgent", "asap", "stat"}
 _PLAIN_REF = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
 
 
+def is_literal_ref(ref: str) -> bool:
+    """Whether ``ref`` names a patient by link (``Patient/<id>``), which a record, a log line and
+    an audit entry may carry as it is; a search (``Patient?identifier=system|value``) may not."""
+    return bool(_PLAIN_REF.match(ref))
+
+
+def described_ref(ref: str) -> str:
+    """``ref`` as a finding shows it: ``Patient/<id>`` as it is; an identifier by its system only
+    (``identifier urn:oid:…|…``): its value may be a health number, and the finding is filed."""
+    if is_literal_ref(ref):
+        return ref
+    token = ref.removeprefix("Patient?identifier=") if ref.startswith("Patient?") else ref
+    system, bar, _value = token.partition("|")
+    if bar and system and "&" not in system and "?" not in system:
+        return f"identifier {system}|…"
+    return "an identifier or reference not shown here"
+
+
 def safe_ref(ref: str, secret: bytes | None = None) -> str:
     """A patient reference fit for logs and the audit log: ``Patient/<id>`` as it is; anything
     else (``Patient?identifier=system|value`` carries an MRN or a health number) as a digest,
     keyed with ``secret`` when there is one: a bare SHA-256 of a ten-digit health number is found
     again by hashing every number, in minutes (the host keys it with a secret of its audit key)."""
-    if _PLAIN_REF.match(ref):
+    if is_literal_ref(ref):
         return ref
     text = ref.encode("utf-8")
     digest = hmac.new(secret, text, hashlib.sha256) if secret is not None else hashlib.sha256(text)
@@ -424,7 +442,10 @@ def communication(record: Record) -> dict[str, Any]:
     res["priority"] = "urgent" if req.priority == "urgent" else "routine"
     if record.medium:
         res["medium"] = [{"coding": [{"system": PARTICIPATION_MODE, "code": record.medium}]}]
-    res["subject"] = {"reference": req.patient_ref}
+    # A request for a patient nobody found names none (see pipeline.decide.unnamed).
+    patient = [{"reference": req.patient_ref}] if req.patient_ref else []
+    if patient:
+        res["subject"] = patient[0]
     clinic: dict[str, str] | None = {"reference": req.sender} if req.sender else None
     if clinic is not None and req.sender_name:
         clinic["display"] = req.sender_name
@@ -434,9 +455,11 @@ def communication(record: Record) -> dict[str, Any]:
         # The patient wrote to the clinic: the direction turns around.
         if clinic:
             res["recipient"] = [clinic]
-        res["sender"] = {"reference": req.patient_ref}
+        if patient:
+            res["sender"] = patient[0]
     else:
-        res["recipient"] = [{"reference": req.patient_ref}]
+        if patient:
+            res["recipient"] = patient
         if clinic:
             res["sender"] = clinic
     if record.sent:

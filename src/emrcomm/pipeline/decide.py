@@ -15,6 +15,7 @@ import attrs
 from attrs import frozen
 
 from emrcomm.errors import RequestError
+from emrcomm.fhir import described_ref, is_literal_ref
 from emrcomm.forms import in_form
 from emrcomm.model import (
     Candidate,
@@ -144,7 +145,15 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
         return Decision(request, now, repeat=True)
     recipient = hooks.find_recipient(request)
     if recipient is None:
-        return Decision(request, now, findings=(finding("RECIPIENT_UNKNOWN", plugin="host", detail=request.patient_ref),))
+        return Decision(unnamed(request), now, findings=(
+            finding("RECIPIENT_UNKNOWN", plugin="host", detail=described_ref(request.patient_ref)),))
+    if not is_literal_ref(recipient.patient_ref):
+        return Decision(unnamed(request), now, findings=(finding(
+            "CHECK_FAILED", plugin="host",
+            detail="the directory answered a patient that is not named Patient/<id>; it must name the one it found"),))
+    # From here on the patient is the one found: records, events, audit, inbox, consent and
+    # opt-out read Patient/<id>, never the search the EMR gave (it may carry a health number).
+    request = attrs.evolve(request, patient_ref=recipient.patient_ref)
     try:
         message = hooks.render(request, recipient)
     except RequestError as exc:
@@ -166,6 +175,12 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
     found = () if chosen else tuple(f for v in verdicts for f in v.findings)
     return Decision(request, now, recipient=recipient, plan=plan, verdicts=tuple(verdicts), chosen=chosen,
                     findings=found, facts=facts)
+
+
+def unnamed(request: Request) -> Request:
+    """``request`` as a record of it names a patient nobody found: ``Patient/<id>`` as given,
+    anything else (``Patient?identifier=system|value``, ``system|value``) not at all."""
+    return request if is_literal_ref(request.patient_ref) else attrs.evolve(request, patient_ref="")
 
 
 def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recipient,

@@ -68,7 +68,7 @@ def outcome(decision: Decision, status: Status, findings: list[Finding] | tuple[
     return Outcome(
         request_id=req.id, status=status, channels=channels, findings=kept, record_ids=record_ids,
         explanation=lines if lines is not None else explanation(decision, dry_run=dry_run),
-        category=req.category, patient_ref=req.patient_ref, identifier=req.identifier,
+        category=req.category, patient_ref=req.patient_ref or None, identifier=req.identifier,
         other_identifiers=req.other_identifiers,
     )
 
@@ -91,6 +91,11 @@ def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -
     req = decision.request
     records = host.storage.records.for_request(req.id)
     row = host.storage.records.request(req.id)
+    if row is not None and row.patient:
+        # Named as it was filed: the patient found then, not the search the EMR gave again.
+        decision = attrs.evolve(decision, request=attrs.evolve(req, patient_ref=row.patient))
+        if trail is not None:
+            trail.defaults["patient"] = host.audit.patient(row.patient)
     ids = row.record_ids if row is not None else tuple(r.id for r in records)
     mine = [r for r in records if r.id in ids]
     legs = [r for r in mine if r.role != "blocked"]

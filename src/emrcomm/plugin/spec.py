@@ -69,9 +69,11 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
     Stops at first non-None result. None means "not mine": the next plugin is asked; when no
     plugin knows the patient the request fails with RECIPIENT_UNKNOWN and nothing is sent.
 
-    :param patient_ref: ``Patient/<id>`` as given in the request.
+    :param patient_ref: ``Patient/<id>``, or a search (``Patient?identifier=system|value``), as
+        given in the request.
     :param request: the whole request, for adapters that look up by context.
-    :returns: the Recipient, or None.
+    :returns: the Recipient, or None. Its ``patient_ref`` is the patient found, ``Patient/<id>``:
+        the host files and audits that one (any other form is refused, CHECK_FAILED).
 
     .. versionadded:: 0.1
     """
