@@ -32,6 +32,38 @@ def test_an_instruction_inside_a_line_goes_and_the_rest_of_the_line_stays() -> N
     assert for_email("Riverside: your form is ready. Reply STOP to opt out.") == "Riverside: your form is ready."
 
 
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: see you Tuesday. Reply STOP to stop messages from Dr. Smith's oncology clinic.",
+     "Riverside: see you Tuesday."),
+    ("Riverside: see you Tuesday. Reply STOP to opt out, or visit https://portal.riverside.example/help.",
+     "Riverside: see you Tuesday."),
+    ("Riverside: see you Tuesday. Reply STOP to stop the 2.5 p.m. reminders from St. Mary's. Call us to book.",
+     "Riverside: see you Tuesday. Call us to book."),
+    ("Riverside : à mardi. Répondez ARRET pour ne plus recevoir les messages de M. Tremblay. Merci.",
+     "Riverside : à mardi. Merci."),
+    ("Riverside : à mardi. Répondez ARRET pour ne plus recevoir les rappels du Dr Roy, 12 av. du Parc. Merci.",
+     "Riverside : à mardi. Merci."),
+])
+def test_an_instruction_goes_to_the_end_of_its_sentence_not_to_its_first_dot(text: str, left: str) -> None:
+    assert for_email(text) == left
+
+
+def test_an_instruction_whose_end_is_not_sure_goes_to_the_end_of_its_line() -> None:
+    # "St." may end the sentence or a street's name: the rest of the line goes, not a fragment
+    # of it; the next line stays.
+    text = "Riverside: see you Tuesday.\nReply STOP to stop messages from our Main St. Clinic today\nThank you."
+    assert for_email(text) == "Riverside: see you Tuesday.\nThank you."
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("Riverside Family Health: Reply STOP to opt out. Your biopsy results are ready.", "en"),
+    ("Riverside Family Health : Répondez ARRET pour vous désabonner. Vos résultats de biopsie sont prêts.", "fr"),
+])
+def test_a_sentence_after_the_instruction_is_sent_and_judged(host, text: str, language: str) -> None:  # type: ignore[no-untyped-def]
+    assert "biopsie" in for_email(text).lower() or "biopsy" in for_email(text).lower()
+    assert "CLINICAL_CONTENT" in [f.code for f in host.check(text, channel="email", language=language)]
+
+
 @pytest.mark.parametrize("language", ["en", "fr"])
 @pytest.mark.parametrize("template", ["appointment-reminder", "results-available", "portal-notice",
                                       "reply-auto-answer", "prescription-pickup", "questionnaire"])
@@ -57,6 +89,8 @@ def test_no_shipped_template_keeps_a_keyword_in_an_email(tmp_path, template: str
      "Reply STOP to opt out of HIV clinic reminders.", "en"),
     ("Riverside Family Health : votre rendez-vous est demain à 10 h 30. "
      "Répondez ARRET pour ne plus recevoir de rappels de la clinique VIH.", "fr"),
+    ("Riverside Family Health: your appointment is tomorrow at 10:30. "
+     "Reply STOP to stop messages from Dr. Smith's oncology clinic.", "en"),
 ])
 def test_check_judges_an_email_in_the_words_a_send_leaves_it(host, text: str, language: str) -> None:  # type: ignore[no-untyped-def]
     # The only clinical word is in the STOP sentence, which an email leaves out: `emrcomm check`

@@ -12,13 +12,23 @@ from emrcomm.segments import to_gsm7
 
 # "Reply STOP to opt out.", "To stop these messages, reply STOP.", « Répondez ARRET pour vous
 # désabonner. », "ARRET pour annuler": a verb that says to text back, then a keyword in capitals (as
-# texts write it for a handset), to the end of the sentence.
+# texts write it for a handset); the sentence it starts runs to its end (_sentence_end).
 _INSTRUCTION = re.compile(
     r"(?:(?i:to stop these messages|pour ne plus recevoir ces messages),\s*)?"
-    r"(?:(?i:reply|r[ée]pondez|text)\s+(?:STOP|ARRET|ARRÊT|START|HELP|AIDE)\b[^.\n]*(?:\.|$)"
+    r"(?:(?P<reply>(?i:reply|r[ée]pondez|text)\s+(?:STOP|ARRET|ARRÊT|START|HELP|AIDE)\b)"
     r"|(?:STOP|ARRET|ARRÊT)\s+pour\s+annuler\b\.?)",
-    re.M,
 )
+# A mark that may end a sentence: followed by a space or the end of the text. A URL's dots and a
+# decimal's ("portal.riverside.example/help", "2.5 mg") are followed by more of the word.
+_MARK = re.compile(r"[.!?]+(?=\s|$)")
+# Words a dot follows inside a sentence ("Dr. Smith", "St. Mary's", "123 Main St. W", « av. du
+# Parc »); a single letter ("J. Smith", « M. Tremblay ») and a word with a dot inside ("p.m.",
+# "e.g.", « c.-à-d. ») are read so too.
+_ABBREVIATIONS = frozenset({
+    "dr", "drs", "mr", "mrs", "ms", "mx", "prof", "jr", "sr", "st", "ste", "mt", "ave", "av", "blvd", "bd",
+    "boul", "rd", "apt", "app", "no", "nos", "vs", "etc", "approx", "env", "ext", "dept", "inc", "ltd", "co",
+    "tel", "tél", "mme", "mmes", "mlle", "mm", "dre", "pr", "me", "ex",
+})
 _SPACES = re.compile(r"[ \t]{2,}")
 
 
@@ -28,12 +38,45 @@ def is_sms_instruction(text: str) -> bool:
 
 
 def for_email(text: str) -> str:
-    """``text`` without its SMS keyword instructions (and a line left empty by that); every other
-    word as it was."""
+    """``text`` without its SMS keyword instructions, each to the end of its sentence (and a line
+    left empty by that); every other word as it was."""
     if not is_sms_instruction(text):
         return text
-    lines = [_SPACES.sub(" ", line).strip() for line in _INSTRUCTION.sub("", text).split("\n")]
+    kept: list[str] = []
+    at = 0
+    for found in _INSTRUCTION.finditer(text):
+        if found.start() < at:  # inside the sentence of an instruction already taken out
+            continue
+        kept.append(text[at:found.start()])
+        at = _sentence_end(text, found.end()) if found.group("reply") else found.end()
+    kept.append(text[at:])
+    lines = [_SPACES.sub(" ", line).strip() for line in "".join(kept).split("\n")]
     return "\n".join(line for line in lines if line)
+
+
+def _sentence_end(text: str, start: int) -> int:
+    """Where the sentence that goes on at ``start`` ends: after its closing mark, or, when no mark
+    surely closes it, at the end of the line. Taking out too much of an email loses words it
+    would have sent; too little leaves a fragment ("Smith's oncology clinic.")."""
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end < 0 else line_end
+    for mark in _MARK.finditer(text, start, line_end):
+        if mark.group().startswith(".") and not _closes(text, start, mark.start(), mark.end(), line_end):
+            continue
+        return mark.end()
+    return line_end
+
+
+def _closes(text: str, start: int, dot: int, after: int, line_end: int) -> bool:
+    """Whether the dot at ``dot`` ends its sentence: not after an abbreviation, an initial or a
+    word with a dot of its own, and followed by the end of the line or a word that may start one
+    (not "p.m. reminders")."""
+    words = text[start:dot].split()
+    word = words[-1].lstrip("([«“\"'") if words else ""
+    if not word or "." in word or (len(word) == 1 and word.isalpha()) or word.lower() in _ABBREVIATIONS:
+        return False
+    rest = text[after:line_end].lstrip()
+    return not rest or not rest[0].islower()
 
 
 def for_sms(text: str) -> str:
