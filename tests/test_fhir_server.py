@@ -629,6 +629,25 @@ def test_directory_finds_a_patient_by_identifier(
     assert host.send(reminder(f"{MRN}|MRN-qc-fr", rid="by-token")).status is Status.SENT
 
 
+def test_a_request_by_identifier_is_filed_on_the_server_as_the_patient_found(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    load_clinic(fhir)
+    (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+    text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
+    host = make_host(config_text=text + directory_table(fhir) + records_table(fhir))
+    sent = host.send(reminder(f"Patient?identifier={MRN}|MRN-on-en", rid="by-mrn"))
+    assert sent.status is Status.SENT and sent.patient_ref == "Patient/on-en"
+    filer(host).flush()
+    [filed] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{sent.record_ids[0]}")
+    assert filed["subject"] == {"reference": "Patient/on-en"} and filed["recipient"] == [{"reference": "Patient/on-en"}]
+    assert record_ids_on(on_server(fhir, subject="Patient/on-en")) == list(sent.record_ids)
+    lost = host.send(reminder(f"Patient?identifier={MRN}|MRN-9876543210", rid="nobody"))
+    assert [f.code for f in lost.findings] == ["RECIPIENT_UNKNOWN"]
+    filer(host).flush()
+    [unknown] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{lost.record_ids[0]}")
+    assert "subject" not in unknown and "9876543210" not in json.dumps(unknown)
+
+
 def test_directory_a_reference_it_cannot_read_is_logged_without_what_it_carries(
         fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """``Patient?identifier=…&birthdate=…`` is not supported: the warning says so, and carries
