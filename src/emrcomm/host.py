@@ -240,7 +240,7 @@ class Host:
         row = self.storage.records.request(req.id) if not dry_run else None
         decision = decide(self.hooks, req, now, handled=row is not None and row.status not in RETRYABLE,
                           every_candidate=dry_run)
-        if trail is not None and decision.recipient is not None:
+        if trail is not None and decision.recipient is not None and decision.request.patient_ref != req.patient_ref:
             # The audit entries name the patient found (Patient/<id>), as the records do; one
             # nobody found stays named by the keyed digest of what the EMR gave.
             trail.defaults["patient"] = self.audit.patient(decision.request.patient_ref)
