@@ -1145,6 +1145,62 @@ def test_a_command_that_finds_the_database_unavailable_says_so_and_exits_4_witho
     assert "emrcomm: error:" in said and "waited 0.3 s for a lock" in said
 
 
+def _pointed_at(tmp_path: Path, url: str) -> Path:
+    path = write_config(tmp_path)
+    path.write_text(re.sub(r"(?m)^url = .*$", f'url = "{url}"', path.read_text(encoding="utf-8"), count=1),
+                    encoding="utf-8")
+    return path
+
+
+def test_a_database_server_that_cannot_be_reached_at_start_exits_4_not_2(pg: str, tmp_path: Path) -> None:
+    """A server down, or one that refuses a connection for now (its connections all taken), is
+    "try later" to cron and systemd: exit 4 with the one line, as when it goes away part-way. It
+    was exit 2, "fix the config", so a script could not tell a restart from a typo."""
+    import socket as so
+    import uuid
+
+    import psycopg
+
+    with so.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # a port nothing listens on once closed
+    down = _pointed_at(tmp_path, f"postgresql://postgres@127.0.0.1:{port}/emrcomm")
+    for argv in (("worker", "--once"), ("outbox",), ("records",)):
+        code, said = run(*argv, "--config", str(down))
+        assert code == 4, said
+        assert "Traceback" not in said, said
+        [error] = [line for line in said.splitlines() if line.startswith("emrcomm: error:")]
+        assert error.startswith(f"emrcomm: error: store.url: cannot connect to postgresql://postgres@127.0.0.1:{port}"
+                                "/emrcomm: ") and "Connection refused" in error, said
+    role = f"busy_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")  # type: ignore[arg-type]
+        admin.execute(f"GRANT pg_read_all_data TO {role}")  # type: ignore[arg-type]
+    try:
+        as_role = pg.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+        (tmp_path / "busy").mkdir()
+        with psycopg.connect(as_role):  # the role's one connection, taken
+            code, said = run("outbox", "--config", str(_pointed_at(tmp_path / "busy", as_role)))
+        assert code == 4, said
+        assert "too many connections for role" in said and "Traceback" not in said, said
+    finally:
+        with psycopg.connect(pg, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]
+
+
+def test_a_database_that_is_not_there_or_a_role_that_is_not_is_config_exit_2(pg: str, tmp_path: Path) -> None:
+    """What waiting does not mend stays "fix the config" (exit 2): the server answers, and says
+    no such database, or no such role (as it says a wrong password)."""
+    database = pg.split("@/", 1)[1].split("?", 1)[0]
+    for name, url in (("db", pg.replace(f"@/{database}?", "@/no_such_database?", 1)),
+                      ("role", pg.replace("postgresql://postgres@", "postgresql://no_such_role@", 1))):
+        (tmp_path / name).mkdir()
+        code, said = run("outbox", "--config", str(_pointed_at(tmp_path / name, url)))
+        assert code == 2, said
+        assert "Traceback" not in said, said
+        [error] = [line for line in said.splitlines() if line.startswith("emrcomm: error:")]
+        assert "does not exist" in error, said
+
+
 def test_doctor_names_the_privileges_the_runtime_role_lacks_and_the_grant_to_run(
         runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
     """A table the role may not write (its owner gave no default privileges for it) fails the

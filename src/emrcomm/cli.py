@@ -1,9 +1,11 @@
 """The ``emrcomm`` command. Exit codes: 0 ok, 2 bad input or config, 3 not sent (blocked or failed)
 or, for ``check``, would be blocked, 4 not done (``audit verify`` or ``doctor`` found a problem; a
-plugin command that left work undone, such as ``fhir-records flush``; the database unavailable
-part-way, or to a plugin reading it as it starts: its server went away, or a lock held elsewhere
-outlasted ``store.lock_timeout``). Plugins add commands of
-their own (``emrcomm_cli_commands``)."""
+plugin command that left work undone, such as ``fhir-records flush``; the database unavailable:
+its server not reached as the command starts (refused, timed out, starting up or shutting down,
+its connections all taken) or gone away part-way, or a lock held elsewhere outlasted
+``store.lock_timeout``: try again later). A store that refuses the login, has no such database,
+or is named by a malformed URL or a host name that does not exist is config, exit 2. Plugins add
+commands of their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
 
@@ -390,12 +392,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from emrcomm.doctor import examine, table, unopened
-    from emrcomm.storage import StoreNotOpened
+    from emrcomm.storage import StoreNotOpened, StoreNotReached
 
     try:
         with _host(args, read_only=True) as host:
             checks = examine(host)
-    except StoreNotOpened as exc:  # the server down, the login refused, no such database: a check that failed
+    except (StoreNotOpened, StoreNotReached) as exc:  # the server down, the login refused, no such database: a failed check
         checks = unopened(str(args.config or "(the embedded defaults)"), str(exc))
     _emit(args, {"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]}, table(checks))
     return EXIT_OK if all(c.ok for c in checks) else EXIT_NOT_DONE

@@ -24,9 +24,11 @@ class StoreClosed(Exception):
 
 
 class StoreNotOpened(ConfigError):
-    """The store could not be opened at start (its server does not answer, refuses the login, or
-    has no such database; its password's variable is not set or its file cannot be read): a config
-    error to every command, a failed check to ``emrcomm doctor``."""
+    """The store could not be opened at start for a reason waiting does not mend (the server
+    refuses the login, or has no such database; the URL is malformed or names a host that does
+    not exist; its password's variable is not set or its file cannot be read): a config error to
+    every command (exit 2), a failed check to ``emrcomm doctor``. A server that cannot be reached
+    for now is :class:`StoreNotReached` instead."""
 
 
 class StoreUnavailable(Exception):
@@ -34,6 +36,13 @@ class StoreUnavailable(Exception):
     is cut). The transaction was not done, unless it was its commit that was cut off: then
     whether it was is unknown, and only a look after the server is back tells. Callers answer
     "try again" (the API's 503) or try again themselves; never "failed for good"."""
+
+
+class StoreNotReached(StoreUnavailable):
+    """The store could not be opened at start because its server cannot be reached for now: the
+    connection refused or timed out, the server starting up or shutting down, all its connection
+    slots taken, its host name not resolved for want of an answer. "Try again later" to every
+    command (exit 4), not "fix the config"; a failed check to ``emrcomm doctor``."""
 
 
 class Database(Protocol):

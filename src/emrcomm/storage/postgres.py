@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from emrcomm.errors import ConfigError
-from emrcomm.storage.database import Row, StoreClosed, StoreNotOpened, StoreUnavailable
+from emrcomm.storage.database import Row, StoreClosed, StoreNotOpened, StoreNotReached, StoreUnavailable
 
 log = logging.getLogger("emrcomm.storage")
 
@@ -43,6 +43,30 @@ REPLACE_WAIT = 5.0
 # defaults, 2 h idle then 9 probes 75 s apart. With these it is found dead after about
 # 30 + 3 x 10 = 60 s of silence. libpq applies them to TCP only (a Unix socket ignores them).
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
+# What libpq (or psycopg, resolving the host) says when a server cannot be reached for now,
+# rather than refusing this URL, role or database: a connection at start that fails so is
+# StoreNotReached ("try later", exit 4), any other failure StoreNotOpened ("fix the config",
+# exit 2). Matched in the words, lower-cased: libpq gives no SQLSTATE for a failed connection.
+# The server's words are English unless its lc_messages says otherwise (then: exit 2).
+NOT_REACHED = (
+    "connection refused", "timeout expired", "connection timed out", "no route to host",
+    "network is unreachable", "connection reset by peer", "server closed the connection unexpectedly",
+    "temporary failure in name resolution",  # the resolver did not answer (a name it denies is a typo)
+    "the database system is starting up", "the database system is shutting down",
+    "the database system is in recovery mode", "the database system is not yet accepting connections",
+    "the database system is not accepting connections",
+    "sorry, too many clients already", "remaining connection slots are reserved", "too many connections for",
+)
+
+
+def not_reached(said: str) -> bool:
+    """Whether a connection that failed with ``said`` met a server away or busy for now (see
+    :data:`NOT_REACHED`); a Unix socket that is not there is a local server not running."""
+    said = said.lower()
+    return any(words in said for words in NOT_REACHED) or (
+        "on socket" in said and "no such file or directory" in said)
 
 
 def redact(url: str) -> str:
@@ -145,6 +169,9 @@ class PostgresDatabase:
             psycopg.connect(url, **kwargs).close()
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if isinstance(exc, psycopg.errors.ConnectionTimeout) or not_reached(str(exc)):
+                raise StoreNotReached(f"store.url: cannot connect to {self.where}: {first}; try again "
+                                      "when the server is up") from None
             raise StoreNotOpened(f"store.url: cannot connect to {self.where}: {first}") from None
         # No check on each loan (a round trip: ~0.2 ms on every statement): a connection found
         # broken at its first statement is replaced once, below (_fresh).
