@@ -1115,6 +1115,58 @@ def test_worker_once_behind_an_unavailable_database_says_so_and_exits_4_instead_
         assert host.storage.outbox.counts() == {"pending": 1}
 
 
+def _owner_and_app(tmp_path: Path, owner_url: str, app_url: str) -> tuple[Path, Path]:
+    """A store made by the owner role, with a message queued, and a config of the runtime role
+    (beside it: one audit key)."""
+    owner, app = write_config(tmp_path), tmp_path / "app.toml"
+    owner.write_text(with_store(support.BASE_CONFIG + QUEUE, owner_url), encoding="utf-8")
+    app.write_text(with_store(support.BASE_CONFIG + QUEUE, app_url), encoding="utf-8")
+    assert run("db", "upgrade", "--config", str(owner))[0] == 0
+    with Host(load_config(owner)) as host:
+        assert host.send(reminder("once-errors")).status.value == "queued"
+    return owner, app
+
+
+def test_worker_once_whose_claim_the_server_refuses_says_so_and_exits_2_instead_of_trying_for_ever(
+        runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
+    """A claim that fails otherwise than "unavailable" (here the runtime role may not UPDATE the
+    outbox) was tried again every poll_seconds, for ever, even with --once: cron's run never
+    ended. It ends in one line; a privilege the role lacks is the config (exit 2)."""
+    import psycopg
+
+    _, app = _owner_and_app(tmp_path, empty_pg, runtime_role)
+    role = runtime_role.split("//", 1)[1].split("@", 1)[0]
+    with psycopg.connect(empty_pg, autocommit=True) as admin:
+        admin.execute(f"REVOKE UPDATE ON outbox FROM {role}")  # type: ignore[arg-type]
+    done = subprocess.run([str(EMRCOMM), "worker", "--once", "--config", str(app)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("emrcomm: error:")]
+    assert error == ("emrcomm: error: worker --once: the outbox could not be claimed from: InsufficientPrivilege: "
+                     "permission denied for table outbox"), done.stderr
+
+
+def test_worker_once_that_could_not_settle_a_send_says_so_and_exits_4(
+        runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
+    """A row whose delivery raises (here the role may not read the records it settles) is
+    left leased for a takeover while the other rows go, as in the long-running worker; --once
+    counted nothing, exited 0 and so told cron all was done."""
+    import psycopg
+
+    _, app = _owner_and_app(tmp_path, empty_pg, runtime_role)
+    role = runtime_role.split("//", 1)[1].split("@", 1)[0]
+    with psycopg.connect(empty_pg, autocommit=True) as admin:
+        admin.execute(f"REVOKE SELECT ON records FROM {role}")  # type: ignore[arg-type]
+    done = subprocess.run([str(EMRCOMM), "worker", "--once", "--json", "--config", str(app)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert result["worker"]["errors"] == 1 and result["worker"]["sent"] == 0, result
+    assert result["outbox"] == {"sending": 1}, result
+
+
 def test_a_lock_wait_in_one_part_of_a_group_commit_is_said_to_that_part_alone(pg: str, outbox_locked: None) -> None:
     from emrcomm.storage import StoreUnavailable
     from emrcomm.storage.postgres import PostgresDatabase

@@ -3,7 +3,8 @@ or, for ``check``, would be blocked, 4 not done (``audit verify`` or ``doctor`` 
 plugin command that left work undone, such as ``fhir-records flush``; the database unavailable:
 its server not reached as the command starts (refused, timed out, starting up or shutting down,
 its connections all taken) or gone away part-way, or a lock held elsewhere outlasted
-``store.lock_timeout``: try again later). A store that refuses the login, has no such database,
+``store.lock_timeout``: try again later; ``worker --once`` that left a row unsettled, its delivery
+raised or its send hung, or whose claim failed otherwise). A store that refuses the login, has no such database,
 or is named by a malformed URL or a host name that does not exist is config, exit 2. Plugins add
 commands of their own (``emrcomm_cli_commands``)."""
 
@@ -761,12 +762,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = Worker(host, settings)
         # SIGTERM finishes the messages in hand, then exits; the leases make SIGKILL safe too.
         signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-        stats = worker.run(once=args.once)
+        try:
+            stats = worker.run(once=args.once)
+        except (EmrcommError, StoreUnavailable):
+            raise
+        except Exception as exc:  # --once: a claim that failed otherwise; said in one line, not a traceback
+            if not args.once:
+                raise
+            said = (str(exc).strip().splitlines() or [""])[0][:200]
+            print(f"emrcomm: error: worker --once: the outbox could not be claimed from: {type(exc).__name__}"
+                  + (f": {said}" if said else ""), file=sys.stderr)
+            # SQLSTATE class 42 (a privilege the role lacks, a table not there): the config, not the moment
+            return EXIT_BAD_INPUT if str(getattr(exc, "sqlstate", None) or "").startswith("42") else EXIT_NOT_DONE
         counts = host.storage.outbox.counts()
     result = {"worker": stats.as_dict(), "outbox": counts}
     _emit(args, result, " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if k != "crash_window_ms")
           + " | outbox " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    return EXIT_OK
+    # --once left rows leased that a send did not settle (it raised, or hung): not done
+    return EXIT_NOT_DONE if args.once and (stats.errors or stats.hung) else EXIT_OK
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:

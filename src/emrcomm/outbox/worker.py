@@ -95,6 +95,9 @@ class WorkerStats:
     # leased (taken over when the lease runs out).
     hung: int = 0
     put_off: int = 0  # rows given back unsent because a send on their channel hung
+    # Rows whose delivery raised (a bug, a privilege the role lacks): left leased, taken over
+    # when the lease runs out, as a dead worker's.
+    errors: int = 0
     # Commits that recorded how deliveries ended: one per settle on SQLite; on PostgreSQL fewer,
     # as settles share them (SharedCommits).
     settle_commits: int = 0
@@ -122,7 +125,7 @@ class WorkerStats:
         return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired, "cancelled": self.cancelled,
                 "held": self.held,
                 "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
-                "hung": self.hung, "put_off": self.put_off,
+                "hung": self.hung, "put_off": self.put_off, "errors": self.errors,
                 "settle_commits": self.settle_commits,
                 "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99),
                                     "max": None if most is None else round(most * 1000, 3)}}
@@ -255,10 +258,11 @@ class Worker:
     def run(self, *, once: bool = False) -> WorkerStats:
         """Deliver until stopped; with ``once``, until nothing is due now.
 
-        A claim that finds the database unavailable (its server away, a lock held elsewhere past
-        ``store.lock_timeout``) is tried again every ``poll_seconds``; with ``once`` it raises
-        :class:`~emrcomm.storage.StoreUnavailable` instead (``worker --once`` exits 4), so that a
-        run from cron or a script reports it rather than waiting for the database's return.
+        A claim that fails (the database unavailable: its server away, a lock held elsewhere past
+        ``store.lock_timeout``; or any other error, such as a privilege the role lacks) is tried
+        again every ``poll_seconds``; with ``once`` its error is raised instead (``worker --once``
+        exits 4, or 2 for a statement the server refuses), so that a run from cron or a script
+        reports it rather than trying for ever.
 
         The threads never wait for one another: while they still hold ``concurrency`` claimed
         rows, the next ``claim_batch`` are claimed (one commit), so a thread that finishes a
@@ -384,6 +388,9 @@ class Worker:
                 self._stop.wait(self.settings.poll_seconds)
                 continue
             except Exception as exc:  # the database away (a network cut, a failover): try again
+                if once:
+                    log.error("outbox: claim failed (%s); stopping (--once)", type(exc).__name__)
+                    raise
                 log.error("outbox: claim failed (%s); trying again", type(exc).__name__)
                 self._stop.wait(self.settings.poll_seconds)
                 continue
@@ -490,6 +497,7 @@ class Worker:
             else:
                 self.stats.count({"retry": "retried", "undeliverable": "dead"}.get(done.result, done.result))
         except Exception as exc:  # never lose the thread: the row stays leased until another takes it over
+            self.stats.count("errors")
             log.error("outbox %s: worker error %s; left to lease takeover", row.key, type(exc).__name__)
             log.debug("outbox %s: worker error", row.key, exc_info=True)
 
