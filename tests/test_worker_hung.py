@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -24,7 +25,7 @@ from emrcomm.model import Status
 from emrcomm.plugin.manager import discover
 from servers import wait_until
 from test_worker import reminder
-from test_worker_sigkill import chart_states, start_worker
+from test_worker_sigkill import EMRCOMM, chart_states, start_worker
 
 EMAIL = "sam.lee@example.org"  # the patient "stopped" said STOP to SMS: reminders go by email
 LEASE = 2.0
@@ -209,3 +210,40 @@ def test_a_send_timeout_longer_than_the_lease_allows_stops_the_start(tmp_path: P
     path = write_config(tmp_path, '\n[delivery]\nlease_seconds = 8\nsend_timeout = 7.5\n')
     with pytest.raises(ConfigError, match=r"delivery\.send_timeout: 7\.5 s is more than seven eighths .* at most 7\b"):
         load_config(path)
+
+
+def test_a_hung_send_is_listed_by_emrcomm_outbox_and_ends_worker_once_with_exit_4(
+    make_host: Callable[..., Host], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Monitoring saw a hung send only in a log line and in the summary of a worker that exits;
+    ``emrcomm outbox`` lists a row sending past delivery.send_timeout (by record id), whatever
+    worker holds it, and a ``worker --once`` that leaves one so says so with exit 4, not 0."""
+    site, mail = tmp_path / "site", tmp_path / "mail"
+    install_plugin(site)
+    mail.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), *sys.path]))
+    entry_points = {**discover(), "hangmail": metadata.EntryPoint("hangmail", "emrcomm_hangmail:Plugin", "emrcomm")}
+    # A lease long enough that nothing takes the row over while the test looks at it.
+    extra = ('\n[delivery]\nmode = "queue"\nconcurrency = 1\nlease_seconds = 120\nsend_timeout = 1\npoll_seconds = 0.2\n'
+             f'\n[plugins]\ndisable = ["email"]\n[plugins.hangmail]\nfolder = "{mail}"\n')
+    host = make_host(extra, entry_points=entry_points)
+    hung = host.send(reminder("by-email", patient="Patient/stopped"))
+    sms = host.send(reminder("by-sms"))
+    config, log = tmp_path / "emrcomm.toml", tmp_path / "worker.log"
+    outbox = [str(EMRCOMM), "outbox", "--json", "--config", str(config)]
+    listed = json.loads(subprocess.run(outbox, capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert listed["overdue"] == []
+    (mail / "hang").touch()
+
+    worker = start_worker(config, log, "--once")
+    assert worker.wait(60) == 4, log.read_text(encoding="utf-8")[-3000:]
+    result = worker_result(log)
+    assert result["worker"]["hung"] == 1 and result["worker"]["sent"] == 1
+    assert result["outbox"] == {"sending": 1}
+    listed = json.loads(subprocess.run(outbox, capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert [(r["record_id"], r["channel"]) for r in listed["overdue"]] == [(hung.record_ids[0], "email")]
+    assert sms.record_ids[0] not in json.dumps(listed)
+    text = subprocess.run(outbox[:2] + outbox[3:], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert f"overdue  {hung.record_ids[0]} email" in text and "delivery.send_timeout (1 s)" in text, text
+    assert EMAIL not in text

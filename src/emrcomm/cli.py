@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, metavar="N", default=None,
                         help="messages delivered at once (default delivery.concurrency, 4)")
 
-    outbox = sub.add_parser("outbox", parents=[common], help="outbox counts by state and the dead letters")
+    outbox = sub.add_parser("outbox", parents=[common], help="outbox counts by state, the dead letters and the sends overdue (hung)")
     outbox_sub = outbox.add_subparsers(dest="action", required=False, metavar="ACTION")
     requeue = outbox_sub.add_parser("requeue", parents=[common], help="put dead letters back in the queue")
     requeue.add_argument("id", nargs="?", help="the outbox key or record id of one dead letter")
@@ -802,11 +802,21 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         counts = host.storage.outbox.counts()
         dead = [{"record_id": d.key, "request_id": d.request_id, "channel": d.channel, "state": d.state,
                  "attempts": d.attempts, "last_error": d.last_error} for d in host.storage.outbox.dead()]
+        # Sending for longer than a send may take (delivery.send_timeout): a send hung, or a
+        # deliverer that died with the row in hand. Either way it is taken over when its lease runs out.
+        bound = host.sends.bound
+        overdue = [{"record_id": r.key, "request_id": r.request_id, "channel": r.channel, "attempts": r.attempts,
+                    "lease_until": r.lease_until.isoformat() if r.lease_until else None}
+                   for r in host.storage.outbox.sending_since(host.clock() - dt.timedelta(seconds=bound))]
     lines = ["outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")]
     for row in dead:
         lines.append(f"  {row['state']:8} {row['record_id']} {row['channel']:7} attempts={row['attempts']}  "
                      f"{row['last_error'] or ''}")
-    _emit(args, {"counts": counts, "dead": dead}, "\n".join(lines))
+    for row in overdue:
+        lines.append(f"  overdue  {row['record_id']} {row['channel']:7} attempts={row['attempts']}  sending for "
+                     f"more than delivery.send_timeout ({bound:g} s): its send hung, or its worker died; taken "
+                     f"over when its lease runs out ({row['lease_until']})")
+    _emit(args, {"counts": counts, "dead": dead, "overdue": overdue}, "\n".join(lines))
     return EXIT_OK
 
 

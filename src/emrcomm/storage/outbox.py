@@ -108,6 +108,11 @@ class Outbox(Protocol):
 
     def dead(self, limit: int = 1000) -> list[Item]: ...
 
+    def sending_since(self, before: dt.datetime, limit: int = 1000) -> list[Item]:
+        """The rows ``sending`` since ``before`` or earlier (claimed, or put by an inline send,
+        then): oldest first."""
+        ...
+
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
         """Put one dead letter (by key), or all, back in the queue; return their keys."""
         ...
@@ -247,6 +252,11 @@ class SqlOutbox:
 
     def dead(self, limit: int = 1000) -> list[Item]:
         rows = self.db.query("SELECT * FROM outbox WHERE state = 'dead' ORDER BY updated, key LIMIT ?", (limit,))
+        return [_item(r) for r in rows]
+
+    def sending_since(self, before: dt.datetime, limit: int = 1000) -> list[Item]:
+        rows = self.db.query("SELECT * FROM outbox WHERE state = 'sending' AND updated <= ? ORDER BY updated, key "
+                             "LIMIT ?", (iso(before), limit))
         return [_item(r) for r in rows]
 
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
