@@ -273,6 +273,82 @@ def test_the_same_request_id_again_answers_200_and_sends_nothing_more(api: ApiCl
     assert len(sms_sent(api.host)) == 1
 
 
+APPT = [{"system": "urn:emr:appointments", "value": "A-90"}]
+
+
+def as_a90(rid: str = "r-1", patient: str = "Patient/on-en", **extra: Any) -> dict[str, Any]:
+    """A reminder that names itself by identifier A-90 only (its id derived from it)."""
+    return {k: v for k, v in reminder(rid, patient, identifier=APPT, **extra).items() if k != "id"}
+
+
+@pytest.mark.parametrize("change", [{"patient": "Patient/qc-fr"}, {"text": "Another message entirely."},
+                                    {"extension": [{"url": "http://emrcomm.org/fhir/StructureDefinition/template",
+                                                    "valueString": "appointment-reminder"}]}])
+def test_an_identifier_used_again_for_another_message_is_409_naming_it_and_sends_nothing(
+        api: ApiClient, change: dict[str, Any]) -> None:
+    # An EMR that reuses its ids would otherwise be told "already handled" and a patient never texted.
+    first = api.call("POST", "/fhir/CommunicationRequest", as_a90())
+    other = as_a90(patient=change.get("patient", "Patient/on-en"))
+    if "text" in change:
+        other["payload"] = [{"contentString": change["text"]}]
+    if "extension" in change:
+        other["extension"] = change["extension"]
+    again = api.call("POST", "/fhir/CommunicationRequest", other)
+    assert (first.status_code, again.status_code) == (201, 409), again.text
+    issue = body(again)["issue"][0]
+    assert issue["code"] == "conflict" and "urn:emr:appointments|A-90" in issue["diagnostics"]
+    assert "nothing was sent" in issue["diagnostics"] and len(sms_sent(api.host)) == 1
+
+
+def test_a_request_entered_before_its_content_was_kept_is_answered_as_a_repeat_as_before(api: ApiClient) -> None:
+    # Schema 7 kept no digest: nothing to compare, so "already handled", as that release answered.
+    api.call("POST", "/fhir/CommunicationRequest", as_a90())
+    with api.host.storage.transaction():
+        api.host.storage.db.execute("UPDATE requests SET digest = NULL")
+    again = api.call("POST", "/fhir/CommunicationRequest", as_a90(patient="Patient/qc-fr"))
+    assert again.status_code == 200 and len(sms_sent(api.host)) == 1
+
+
+def test_a_retry_written_with_other_key_order_and_spacing_is_still_a_retry(api: ApiClient) -> None:
+    first = api.call("POST", "/fhir/CommunicationRequest", as_a90())
+    shuffled = dict(reversed(list(as_a90().items())))
+    again = api.call("POST", "/fhir/CommunicationRequest", raw=json.dumps(shuffled, indent=3).encode(), headers=[FHIR])
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert len(sms_sent(api.host)) == 1
+
+
+def test_if_none_exist_naming_a_request_that_asked_for_another_message_is_409(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", reminder("own-1", identifier=APPT))
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("own-2", "Patient/qc-fr", identifier=APPT),
+                     headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-90")])
+    assert again.status_code == 409 and body(again)["issue"][0]["code"] == "conflict", again.text
+    assert len(sms_sent(api.host)) == 1
+
+
+def test_a_batch_entry_reusing_an_identifier_for_another_message_is_409_and_the_others_go(api: ApiClient) -> None:
+    api.call("POST", "/fhir/CommunicationRequest", as_a90())
+    post = {"method": "POST", "url": "CommunicationRequest"}
+    entries = [{"request": post, "resource": as_a90()},
+               {"request": post, "resource": as_a90(patient="Patient/qc-fr")},
+               {"request": {**post, "ifNoneExist": "identifier=urn:emr:appointments|A-90"},
+                "resource": as_a90(patient="Patient/qc-fr")},
+               {"request": post, "resource": reminder("r-fresh")}]
+    answered = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries}))["entry"]
+    assert [e["response"]["status"] for e in answered] == ["200 OK", "409 Conflict", "409 Conflict", "201 Created"]
+    assert answered[1]["response"]["outcome"]["issue"][0]["code"] == "conflict"
+    assert len(sms_sent(api.host)) == 2
+
+
+def test_a_batch_entry_naming_an_earlier_entry_that_asked_for_another_message_is_409(api: ApiClient) -> None:
+    post = {"method": "POST", "url": "CommunicationRequest"}
+    entries = [{"request": post, "resource": as_a90()},
+               {"request": {**post, "ifNoneExist": "identifier=urn:emr:appointments|A-90"},
+                "resource": reminder("own-2", "Patient/qc-fr", identifier=APPT)}]
+    answered = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries}))["entry"]
+    assert [e["response"]["status"] for e in answered] == ["201 Created", "409 Conflict"]
+    assert len(sms_sent(api.host)) == 1
+
+
 def test_an_identifier_without_a_value_is_refused_so_a_retry_cannot_send_twice(api: ApiClient) -> None:
     # Its request id would be random: the same request sent again would be a second message.
     request = {k: v for k, v in reminder(identifier=[{"system": "urn:emr:appointments"}]).items() if k != "id"}
@@ -284,8 +360,7 @@ def test_an_identifier_without_a_value_is_refused_so_a_retry_cannot_send_twice(a
 def test_if_none_exist_answers_the_existing_request_with_200(api: ApiClient) -> None:
     ident = [{"system": "urn:emr:appointments", "value": "A-77"}]
     first = api.call("POST", "/fhir/CommunicationRequest", {k: v for k, v in reminder(identifier=ident).items() if k != "id"})
-    other = {**reminder("another-id"), "payload": [{"contentString": "Another text, same appointment."}]}
-    again = api.call("POST", "/fhir/CommunicationRequest", other,
+    again = api.call("POST", "/fhir/CommunicationRequest", reminder("another-id", identifier=ident),
                      headers=[(b"if-none-exist", b"identifier=urn:emr:appointments|A-77")])
     assert (first.status_code, again.status_code) == (201, 200)
     assert len(sms_sent(api.host)) == 1

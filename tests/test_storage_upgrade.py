@@ -279,6 +279,69 @@ def test_a_postgresql_database_at_schema_6_upgrades_and_keeps_and_finds_every_id
         postgres_server.drop_database(url)
 
 
+# ---------------------------------------------------------------- a database at schema 7
+
+def at_schema_7(db: Any) -> None:
+    """The schema 7 made and a request it entered, with no digest of what it asked for."""
+    from emrcomm.storage.database import upgrade
+
+    upgrade(db, [m for m in MIGRATIONS if m.version <= 7])
+    db.execute("""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids, identifier)
+                  VALUES ('at-7', 'Patient/on-en', 'clinical', '2026-11-23T15:00:00+00:00', 'sent', 1, '[]',
+                          '["urn:emr:appointments","A-7"]')""")
+
+
+def keeps_old_requests_without_a_digest(store: Any) -> None:
+    """The request schema 7 entered has no digest (a repeat of it is answered as before); one
+    entered now keeps its own."""
+    old = store.records.request("at-7")
+    assert old is not None and old.digest is None and old.identifiers == (SEVERAL[0],)
+    store.records.enter_request(id="at-8", patient="Patient/on-en", category="clinical", now=NEXT_MORNING,
+                                status="sent", record_ids=[], digest=bytes(range(16)))
+    row = store.records.request("at-8")
+    assert row is not None and row.digest == bytes(range(16))
+
+
+def test_a_schema_7_database_upgrades_and_its_requests_have_no_digest(tmp_path: Path) -> None:
+    from emrcomm.storage import open_sqlite
+    from emrcomm.storage.sqlite import SQLiteDatabase
+
+    db = SQLiteDatabase(tmp_path / "emrcomm.sqlite")
+    try:
+        at_schema_7(db)
+        assert schema_version(db) == 7
+    finally:
+        db.close()
+    store = open_sqlite(tmp_path / "emrcomm.sqlite")
+    try:
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 8
+        keeps_old_requests_without_a_digest(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_at_schema_7_upgrades_and_its_requests_have_no_digest(postgres_server: Any) -> None:
+    from emrcomm.storage import open_postgres
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    url = postgres_server.new_database()
+    try:
+        db = PostgresDatabase(url)
+        try:
+            at_schema_7(db)
+        finally:
+            db.close()
+        store = open_postgres(url, upgrade_it=True)
+        try:
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 8
+            keeps_old_requests_without_a_digest(store)
+        finally:
+            store.close()
+    finally:
+        postgres_server.drop_database(url)
+
+
 def test_an_email_opt_out_an_older_release_filed_with_capitals_stops_the_mailbox_after_the_upgrade(
         folder_02: Path) -> None:
     # The 0.2 release kept an address as it was typed: this unsubscribe stopped only that spelling.

@@ -41,7 +41,8 @@ from emrcomm.lifecycle.projection import request_status
 from emrcomm.limits import escape_controls, loads_json
 from emrcomm.model import Category, Identifier, Outcome, Status
 from emrcomm.model import Request as EmrRequest
-from emrcomm.pipeline.write import ALREADY_HANDLED
+from emrcomm.pipeline.digest import content_digest
+from emrcomm.pipeline.write import ALREADY_HANDLED, is_repeat
 from emrcomm.storage import StoreUnavailable
 from emrcomm.storage.records import RETRYABLE, RequestRow
 
@@ -266,7 +267,20 @@ class Api:
         standing = self._matching(_condition_key(condition)) if condition is not None else None
         # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
         outcome = standing or self.host.send(req)
+        if standing is not None or is_repeat(outcome):
+            self._check_same(req, outcome.request_id)
         return self._answer(request, outcome, None if standing else data)
+
+    def _check_same(self, req: EmrRequest, earlier: str) -> None:
+        """ApiError 409 when request ``earlier``, which ``req`` repeats (its id, identifier or
+        If-None-Exist), asked for something else: the EMR used one id for two messages, and
+        answering "already handled" would leave the second patient without theirs. One that was
+        blocked or not filed may come again changed (its cause fixed): it is decided anew, or
+        with If-None-Exist answered as it stands, as before."""
+        row = self.host.storage.records.request(earlier)
+        if row is None or row.status in RETRYABLE or row.digest is None or row.digest == content_digest(req):
+            return  # a retry (or a request entered before schema 8, which kept no digest)
+        raise ApiError(409, "conflict", conflict_text(req, earlier), expression="CommunicationRequest.identifier")
 
     def _standing(self, ident: str) -> Outcome | None:
         """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
@@ -399,7 +413,7 @@ class Api:
         # answered as that entry stands once it is decided, as entries taken one by one would be:
         # never a second message.
         in_batch: dict[str | Identifier, EmrRequest] = {}
-        followers: list[tuple[int, EmrRequest]] = []
+        followers: list[tuple[int, EmrRequest, EmrRequest]] = []
         for i, (problem, resource, condition) in enumerate(items):
             if problem is not None:
                 results[i] = answers.error_entry(400, "invalid", problem)
@@ -411,14 +425,15 @@ class Api:
                 req = fhir.parse_request(resource, limits=self.limits)
                 key = _condition_key(condition) if condition is not None else None
                 if key is not None and key in in_batch:
-                    followers.append((i, in_batch[key]))
+                    followers.append((i, in_batch[key], req))
                     continue
                 standing = self._matching(key) if key is not None else None
                 if standing is not None:
+                    self._check_same(req, standing.request_id)
                     results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
             except ApiError as exc:
-                results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics)
+                results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression)
                 continue
             except RequestError as exc:
                 results[i] = answers.error_entry(400, "invalid", str(exc))
@@ -447,12 +462,22 @@ class Api:
                     results[j] = answers.error_entry(503, "transient", "not tried: the server failed on an earlier "
                                                      "entry of this batch; send this one again")
                 break
+            if is_repeat(outcome):
+                try:
+                    self._check_same(req, outcome.request_id)
+                except ApiError as exc:
+                    results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression)
+                    continue
             status = answers.http_status(outcome)
             if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
                 results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation))
                 continue
             results[i] = answers.batch_entry(outcome, answers.records_of(self.host, outcome))
-        for i, leader in followers:
+        for i, leader, follower in followers:
+            if content_digest(leader) != content_digest(follower):
+                results[i] = answers.error_entry(409, "conflict", conflict_text(follower, leader.id),
+                                                 "CommunicationRequest.identifier")
+                continue
             standing = self._standing(leader.id)
             results[i] = (answers.batch_entry(standing, answers.records_of(self.host, standing)) if standing is not None
                           else answers.error_entry(503, "transient", f"If-None-Exist names an earlier entry of this "
@@ -540,6 +565,16 @@ class _Asgi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+def conflict_text(req: EmrRequest, earlier: str) -> str:
+    """What a 409 says: which id was used again, that the earlier request differs, that nothing was sent."""
+    named = (f"identifier {req.identifier.system or ''}|{req.identifier.value}" if req.identifier is not None
+             else f"id {req.id}")
+    return (f"{escape_controls(named[:300])} was already used for CommunicationRequest/{earlier}, which asked for "
+            "something else (another patient, category, template, variables, words or times): this is not a "
+            "retry of it, so nothing was sent; give each message its own identifier (a retry sends the same "
+            "content again)")
 
 
 def _shown(value: str) -> str:

@@ -22,6 +22,7 @@ from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Category, Finding, Outcome, Receipt, Recipient, Request, Severity, Status
 from emrcomm.outbox.payload import Payload
 from emrcomm.pipeline.decide import Decision, Leg, explanation
+from emrcomm.pipeline.digest import content_digest
 from emrcomm.pipeline.records import LINK_SLOT, blocked_facts, leg_facts, withheld
 from emrcomm.plugin.contract import Delivery
 from emrcomm.plugin.manager import FilingFailed
@@ -122,7 +123,8 @@ def write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
         attempt = records.next_attempt(req.id)
         facts = blocked_facts(req, tuple(findings), channel, recorded=now, clinic=clinic, attempt=attempt)
         if records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value, now=now,
-                                 status="blocked", record_ids=[facts.id], identifiers=req.identifiers) != attempt:
+                                 status="blocked", record_ids=[facts.id], identifiers=req.identifiers,
+                                 digest=content_digest(req)) != attempt:
             raise Raced
         record = records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         trail.add("blocked", record=record.id, reasons=list(facts.reasons))
@@ -173,7 +175,7 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
         with host.storage.transaction():
             if host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
                                                   now=now, status=status, record_ids=ids,
-                                                  identifiers=req.identifiers) is None:
+                                                  identifiers=req.identifiers, digest=content_digest(req)) is None:
                 raise Raced
             records = []
             for f, leg in zip(facts, legs):
@@ -263,7 +265,8 @@ def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: Filing
         facts = blocked_facts(req, (not_filed,), None, recorded=now, clinic=host.config.clinic.name, attempt=attempt,
                               role="not-filed")
         host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
-                                           now=now, status="failed", record_ids=[facts.id], identifiers=req.identifiers)
+                                           now=now, status="failed", record_ids=[facts.id], identifiers=req.identifiers,
+                                           digest=content_digest(req))
         record = host.storage.records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         host.file_each(record)  # wherever filing still works
         trail.add("record.not_filed", records=[record.id], plugin=failed.plugin, reasons=["RECORD_NOT_FILED"])

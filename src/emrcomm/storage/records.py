@@ -38,6 +38,9 @@ class RequestRow:
     attempts: int
     record_ids: tuple[str, ...]
     identifiers: tuple[Identifier, ...] = ()
+    # What it asked for (emrcomm.pipeline.digest), to tell a retry from an id used again for
+    # another message; None for a request entered before schema 8.
+    digest: bytes | None = None
 
     @property
     def identifier(self) -> Identifier | None:
@@ -47,11 +50,13 @@ class RequestRow:
 
 class Records(Protocol):
     def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
-                      record_ids: Sequence[str], identifiers: Sequence[Identifier] = ()) -> int | None:
+                      record_ids: Sequence[str], identifiers: Sequence[Identifier] = (),
+                      digest: bytes | None = None) -> int | None:
         """Enter a decided request in the ledger and return its attempt number (1, or more when an
         earlier decision was blocked or failed); None when the id was handled before: a repeat.
         Two processes deciding one id at once: one gets a number, the other None. ``identifiers``
-        are the EMR's own ids for it, in order (kept as the last decision gave them)."""
+        are the EMR's own ids for it, in order (kept as the last decision gave them); ``digest`` what it
+        asked for (emrcomm.pipeline.digest.content_digest), kept likewise."""
         ...
 
     def request(self, id: str) -> RequestRow | None: ...
@@ -213,16 +218,19 @@ class SqlRecords:
 
     # the request ledger ----------------------------------------------------------------------------
     def enter_request(self, *, id: str, patient: str, category: str, now: dt.datetime, status: str,
-                      record_ids: Sequence[str], identifiers: Sequence[Identifier] = ()) -> int | None:
+                      record_ids: Sequence[str], identifiers: Sequence[Identifier] = (),
+                      digest: bytes | None = None) -> int | None:
         retryable = ", ".join(f"'{s}'" for s in sorted(RETRYABLE))
         with self.db.transaction():
             rows = self.db.query(
-                f"""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids, identifier)
-                    VALUES (?, ?, ?, ?, ?, 1, ?, ?)
+                f"""INSERT INTO requests (id, patient, category, created, status, attempts, record_ids, identifier,
+                                         digest)
+                    VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record_ids = excluded.record_ids,
-                        attempts = requests.attempts + 1, identifier = excluded.identifier
+                        attempts = requests.attempts + 1, identifier = excluded.identifier, digest = excluded.digest
                     WHERE requests.status IN ({retryable}) RETURNING attempts""",
-                (id, patient, category, iso(now), status, _json(list(record_ids)), identifiers_text(identifiers)))
+                (id, patient, category, iso(now), status, _json(list(record_ids)), identifiers_text(identifiers),
+                 digest))
             if not rows:
                 return None
             attempt = int(rows[0]["attempts"])
@@ -447,7 +455,8 @@ def _identifiers(text: str | None) -> tuple[Identifier, ...]:
 def _request_row(r: Row) -> RequestRow:
     return RequestRow(id=r["id"], patient=r["patient"], category=r["category"], created=parse_iso(r["created"]),
                       status=r["status"], attempts=int(r["attempts"]), record_ids=tuple(json.loads(r["record_ids"])),
-                      identifiers=_identifiers(r["identifier"]))
+                      identifiers=_identifiers(r["identifier"]),
+                      digest=bytes(r["digest"]) if r["digest"] is not None else None)
 
 
 def _event(row: Row) -> Event:

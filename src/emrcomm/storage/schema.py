@@ -443,6 +443,17 @@ DROP INDEX requests_identifier;
 CREATE INDEX requests_identifier ON requests (identifier) WHERE substr(identifier, 1, 2) <> '[['
 """
 
+# Version 8: a digest of what a request asked for (emrcomm.pipeline.digest), so that the same id
+# (or identifier) sent again with another patient, template or words is told from a retry and
+# refused (409) rather than answered "already handled". 16 bytes, nullable: a request entered
+# before has none and is answered as before.
+_V8 = """
+ALTER TABLE requests ADD COLUMN digest BLOB
+"""
+_PG_V8 = """
+ALTER TABLE requests ADD COLUMN digest BYTEA
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
@@ -461,4 +472,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 7, "every identifier of a request: several kept in order, each found by the search "
                        "(request_identifiers)",
               statements={"sqlite": statements(_V7), "postgresql": statements(_PG_V7)}),
+    Migration(CORE, 8, "a digest of what each request asked for: an id used again for another message is refused",
+              statements={"sqlite": statements(_V8), "postgresql": statements(_PG_V8)}),
 )
