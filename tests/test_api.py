@@ -1160,7 +1160,7 @@ def test_an_opt_in_after_an_opt_out_restores_the_channel(api: ApiClient) -> None
     assert "sms: would be chosen" in " ".join(i.get("diagnostics", "") for i in check["issue"])
 
 
-@pytest.mark.parametrize("change", [{"patient": {"reference": "Group/1"}}, {"status": "proposed"},
+@pytest.mark.parametrize("change", [{"status": "proposed"},
                                     {"provision": {"code": [{"coding": [{"system": "x", "code": "y"}]}]}},
                                     {"provision": {"code": [{"coding": [{"system": "http://emrcomm.org/fhir/CodeSystem/channel",
                                                                          "code": "portal"}]}]}},
@@ -1170,6 +1170,16 @@ def test_a_consent_that_cannot_be_read_is_refused_and_the_ledger_is_unchanged(ap
     answer = api.call("POST", "/fhir/Consent", consent(**change))
     assert answer.status_code == 422 and body(answer)["resourceType"] == "OperationOutcome", answer.text
     assert api.host.storage.consent.last(channel="sms", address="+16135550123") is None
+
+
+@pytest.mark.parametrize("ref", ["Group/1", "on-en", "Patient/", "Patient?identifier=urn:emr:mrn|123"])
+def test_a_patient_reference_without_patient_is_a_400_on_a_consent_as_on_a_request(api: ApiClient, ref: str) -> None:
+    # A field emrcomm cannot read (docs/api.md, "Status codes"): the same answer on both endpoints.
+    request = api.call("POST", "/fhir/CommunicationRequest", {**reminder("r-ref"), "subject": {"reference": ref}})
+    given = api.call("POST", "/fhir/Consent", consent(patient={"reference": ref}))
+    assert (request.status_code, given.status_code) == (400, 400), given.text
+    assert body(request)["issue"][0]["code"] == body(given)["issue"][0]["code"] == "invalid"
+    assert "Patient/<id>" in body(given)["issue"][0]["diagnostics"] and ledger_size(api) == 0
 
 
 def test_a_consent_for_a_patient_no_directory_knows_is_refused_saying_so(api: ApiClient) -> None:

@@ -164,9 +164,14 @@ def _purpose(consent: Mapping[str, Any]) -> str | None:
 
 def _reference(consent: Mapping[str, Any]) -> str:
     ref = (consent.get("patient") or {}).get("reference") if isinstance(consent.get("patient"), Mapping) else None
-    if not isinstance(ref, str) or not ref.startswith("Patient/") or len(ref) <= len("Patient/") or len(ref) > 80:
-        raise ApiError(422, "required", 'patient is missing or not a Patient reference: "patient": '
+    # A field emrcomm cannot read is a 400, as a CommunicationRequest's subject is (docs/api.md,
+    # "Status codes"); 422 is for a Consent read but not acted on.
+    if not ref:
+        raise ApiError(400, "required", 'patient is missing: name the patient as "patient": '
                        '{"reference": "Patient/<id>"}', expression="Consent.patient")
+    if not isinstance(ref, str) or not ref.startswith("Patient/") or len(ref) <= len("Patient/") or len(ref) > 80:
+        raise ApiError(400, "invalid", f"patient {str(ref)[:80]!r} is not a Patient reference: expected "
+                       "'Patient/<id>', the id the clinic's directory knows", expression="Consent.patient")
     return ref
 
 
