@@ -96,6 +96,26 @@ def test_nothing_else_answers_without_a_valid_token(api: ApiClient, method: str,
         assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
+def test_the_smart_configuration_advertises_exactly_the_scopes_the_operations_require(api: ApiClient) -> None:
+    # Each advertised scope opens some operation, and each scope an operation needs is advertised:
+    # system/Communication.write and system/Consent.read were offered, though nothing took them.
+    _, handlers = build(api.host, ApiSettings())
+    advertised = body(api.http.request("GET", "/fhir/.well-known/smart-configuration"))["scopes_supported"]
+    assert len(advertised) == len(set(advertised))
+    assert set(advertised) == handlers.required_scopes
+
+
+@pytest.mark.parametrize("scope", ["system/Communication.write", "system/Consent.read", "system/Consent.rs"])
+def test_a_client_is_not_registered_with_a_scope_no_operation_needs(api: ApiClient, scope: str) -> None:
+    from emrcomm.api.scopes import parse_scopes
+    from emrcomm.errors import RequestError
+
+    with pytest.raises(RequestError, match="no operation needs it"):
+        parse_scopes(scope, strict=True)
+    assert parse_scopes("system/*.read", strict=True) == ["system/CommunicationRequest.read",
+                                                           "system/Communication.read", "system/Subscription.read"]
+
+
 def test_the_capability_statement_lists_exactly_the_routes_there_are(api: ApiClient) -> None:
     app, _ = build(api.host, ApiSettings())
     served = {(m, r.path) for r in app.routes for m in (r.methods or ()) - {"HEAD"}}  # type: ignore[attr-defined]

@@ -93,6 +93,7 @@ class Api:
         self.subscriptions = Subscriptions(host.storage.db, host.clock)
         self.definitions = definitions()
         self.batch_endpoint: Callable[[Request], Awaitable[Response]] | None = None
+        self.required_scopes: set[str] = set()  # every scope an operation needs (scopes.ALL says the same)
         try:
             self.version = metadata.version("emrcomm")
         except metadata.PackageNotFoundError:
@@ -123,6 +124,8 @@ class Api:
     def operation(self, scope: str | None, name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """``handler`` behind the token check (``scope``: the one it needs; None: any valid
         token), with refusals as OperationOutcomes and one audit entry per authenticated call."""
+        if scope is not None:
+            self.required_scopes.add(scope)
 
         async def endpoint(request: Request) -> Response:
             grant: Grant | None = None

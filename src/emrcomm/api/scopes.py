@@ -12,7 +12,11 @@ import re
 from emrcomm.errors import RequestError
 
 TYPES = ("CommunicationRequest", "Communication", "Consent", "Subscription")
-ALL = tuple(f"system/{t}.{a}" for t in TYPES for a in ("read", "write"))
+# Exactly the scopes some operation requires (handlers.build; a test holds the two equal): the
+# SMART configuration advertises these, and a client is registered with these only. There is no
+# Communication write (the records are emrcomm's) and no Consent read (the ledger is not served).
+ALL = ("system/CommunicationRequest.read", "system/CommunicationRequest.write", "system/Communication.read",
+       "system/Consent.write", "system/Subscription.read", "system/Subscription.write")
 _SCOPE = re.compile(r"system/(\*|[A-Za-z]{1,40})\.(read|write|\*|[cruds]{1,5})")
 
 
@@ -33,6 +37,8 @@ def parse_scopes(text: str, *, strict: bool = False) -> list[str]:
         access = match.group(2)
         actions = ({"read", "write"} if access == "*" else {access} if access in ("read", "write")
                    else {"write" for c in access if c in "cud"} | {"read" for c in access if c in "rs"})
-        for t in (TYPES if kind == "*" else (kind,)):
-            wanted.update(f"system/{t}.{a}" for a in actions)
+        named = {f"system/{t}.{a}" for t in (TYPES if kind == "*" else (kind,)) for a in actions}
+        if strict and not named & set(ALL):
+            raise RequestError(f"scope {word[:80]!r} gives nothing: no operation needs it; choose from: {' '.join(ALL)}")
+        wanted.update(named)
     return [s for s in ALL if s in wanted]
