@@ -20,7 +20,13 @@ class ConfigError(EmrcommError):
 
 
 class RequestError(EmrcommError):
-    """A request cannot be processed. The message names the field and what to do."""
+    """A request cannot be processed. The message names the field and what to do;
+    ``expression``, when the field is known as one, is its FHIRPath in the resource as sent
+    (``CommunicationRequest.subject``): the API answers it as the issue's ``expression``."""
+
+    def __init__(self, message: str, *, expression: str | None = None) -> None:
+        super().__init__(message)
+        self.expression = expression
 
 
 class RenderError(RequestError):

@@ -137,9 +137,9 @@ class Api:
             except ApiError as exc:
                 response = exc.response()
             except RenderError as exc:
-                response = ApiError(422, "processing", str(exc)).response()
+                response = ApiError(422, "processing", str(exc), expression=exc.expression).response()
             except RequestError as exc:
-                response = ApiError(400, "invalid", str(exc)).response()
+                response = ApiError(400, "invalid", str(exc), expression=exc.expression).response()
             except StoreUnavailable:  # the store logs it once, not once a request
                 response = unavailable().response()
             except Exception as exc:
@@ -439,7 +439,7 @@ class Api:
                 results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression)
                 continue
             except RequestError as exc:
-                results[i] = answers.error_entry(400, "invalid", str(exc))
+                results[i] = answers.error_entry(400, "invalid", str(exc), exc.expression)
                 continue
             todo.append((i, req, resource))
             in_batch.setdefault(req.id, req)

@@ -34,6 +34,7 @@ MEDIUM_TO_CHANNEL = {"SMSWRIT": "sms", "EMAILWRIT": "email", "ONLINEWRIT": "port
 URGENT = {"urgent", "asap", "stat"}
 
 
+CR = "CommunicationRequest"
 _PLAIN_REF = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -87,25 +88,29 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
     if kind == "Communication":
         raise RequestError(
             "resourceType is 'Communication'; expected 'CommunicationRequest': a Communication records a "
-            "message that was already sent; to ask for one to be sent, post a CommunicationRequest"
-        )
+            "message that was already sent; to ask for one to be sent, post a CommunicationRequest",
+            expression=f"{CR}.resourceType")
     if kind != "CommunicationRequest":
-        raise RequestError(f"resourceType is {kind!r}; expected 'CommunicationRequest'")
+        raise RequestError(f"resourceType is {kind!r}; expected 'CommunicationRequest'", expression=f"{CR}.resourceType")
     _check_no_nulls(data)
     if validate:
         _check_r4(data)
     if data.get("status") != "active":
-        raise RequestError(f"status is {data.get('status')!r}: only an 'active' CommunicationRequest is sent")
+        raise RequestError(f"status is {data.get('status')!r}: only an 'active' CommunicationRequest is sent",
+                           expression=f"{CR}.status")
     _check_modifiers(data)
 
     subject = (data.get("subject") or {}).get("reference")
     if not subject and (data.get("subject") or {}).get("identifier"):
         raise RequestError('subject names the patient by identifier only; emrcomm finds a patient by the id the '
-                           'clinic\'s directory knows: "subject": {"reference": "Patient/<id>"}')
+                           'clinic\'s directory knows: "subject": {"reference": "Patient/<id>"}',
+                           expression=f"{CR}.subject")
     if not subject:
-        raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}')
+        raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}',
+                           expression=f"{CR}.subject")
     if not subject.startswith("Patient/") or len(subject) <= len("Patient/"):
-        raise RequestError(f"subject {subject!r} is not a Patient reference: expected 'Patient/<id>'")
+        raise RequestError(f"subject {subject!r} is not a Patient reference: expected 'Patient/<id>'",
+                           expression=f"{CR}.subject")
 
     category = _category(data)
     text = "\n".join(p["contentString"] for p in data.get("payload", ()) if p.get("contentString")) or None
@@ -114,20 +119,22 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
     if not text and not template:
         raise RequestError(
             "neither text nor template: give payload[0].contentString, "
-            f"or name a template with the extension {EXT}template"
-        )
-    variables = _variables(extensions)
+            f"or name a template with the extension {EXT}template", expression=f"{CR}.payload")
+    variables, where = _variables(extensions)
     appointment = variables.get("appointment")
     if appointment is not None and not isinstance(appointment, dt.datetime):
-        raise RequestError("variable 'appointment' must be a valueDateTime with a time and a time zone")
+        raise RequestError("variable 'appointment' must be a valueDateTime with a time and a time zone",
+                           expression=where["appointment"])
 
     not_before = expires = None
     if "occurrenceDateTime" in data:
-        not_before = _datetime(data["occurrenceDateTime"], "occurrenceDateTime")
+        not_before = _datetime(data["occurrenceDateTime"], "occurrenceDateTime", f"{CR}.occurrenceDateTime")
     if "occurrencePeriod" in data:
         period = data["occurrencePeriod"]
-        not_before = _datetime(period["start"], "occurrencePeriod.start") if "start" in period else None
-        expires = _datetime(period["end"], "occurrencePeriod.end") if "end" in period else None
+        not_before = (_datetime(period["start"], "occurrencePeriod.start", f"{CR}.occurrencePeriod.start")
+                      if "start" in period else None)
+        expires = (_datetime(period["end"], "occurrencePeriod.end", f"{CR}.occurrencePeriod.end")
+                   if "end" in period else None)
 
     restricted = any(
         c.get("system") == CONFIDENTIALITY and c.get("code") in ("R", "V")
@@ -170,7 +177,8 @@ def _check_no_nulls(data: Mapping[str, Any]) -> None:
     while stack:
         where, value = stack.pop()
         if value is None:
-            raise RequestError(f"{where or 'the request'} is null; FHIR JSON has no nulls: leave the field out")
+            raise RequestError(f"{where or 'the request'} is null; FHIR JSON has no nulls: leave the field out",
+                               expression=_path(where))
         if isinstance(value, Mapping):
             stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
         elif isinstance(value, list):
@@ -183,7 +191,7 @@ def _check_modifiers(data: Mapping[str, Any]) -> None:
     ``doNotPerform: true`` asks that the message not be sent."""
     if data.get("doNotPerform") is True:
         raise RequestError("doNotPerform is true: the request asks that the message NOT be sent, so nothing is "
-                           "sent; to send it, leave doNotPerform out")
+                           "sent; to send it, leave doNotPerform out", expression=f"{CR}.doNotPerform")
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         where, value = stack.pop()
@@ -192,7 +200,8 @@ def _check_modifiers(data: Mapping[str, Any]) -> None:
             if found:
                 url = next((e.get("url") for e in found if isinstance(e, Mapping)), None)
                 raise RequestError(f"{where + '.' if where else ''}modifierExtension {str(url)[:120]!r} changes what "
-                                   "the request means and emrcomm does not read it, so nothing is sent: leave it out")
+                                   "the request means and emrcomm does not read it, so nothing is sent: leave it out",
+                                   expression=_path(f"{where + '.' if where else ''}modifierExtension"))
             stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
@@ -205,10 +214,13 @@ def _check_r4(data: Mapping[str, Any]) -> None:
     try:
         CommunicationRequest.model_validate(dict(data))
     except ValidationError as exc:
+        errors = exc.errors()
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(resource)'}: {_r4_problem(e)}" for e in exc.errors()[:3]
+            f"{'.'.join(str(p) for p in e['loc']) or '(resource)'}: {_r4_problem(e)}" for e in errors[:3]
         )
-        raise RequestError(f"not a valid FHIR R4 CommunicationRequest: {problems}") from None
+        first = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0]["loc"]) if errors else ""
+        raise RequestError(f"not a valid FHIR R4 CommunicationRequest: {problems}",
+                           expression=_path(first.lstrip("."))) from None
 
 
 # The model says only "DateTime value string does not match spec regex." of a time without its
@@ -248,16 +260,19 @@ def _category(data: Mapping[str, Any]) -> Category:
         if others:
             raise RequestError(
                 f"category {', '.join(others)} is unknown: use a coding with system {CATEGORY_SYSTEM} "
-                f"and one of: {known}"
+                f"and one of: {known}", expression=f"{CR}.category"
             )
-        raise RequestError(f"category is missing: add a coding with system {CATEGORY_SYSTEM} and one of: {known}")
+        raise RequestError(f"category is missing: add a coding with system {CATEGORY_SYSTEM} and one of: {known}",
+                           expression=f"{CR}.category")
     try:
         category = Category(codes[0])
     except ValueError:
-        raise RequestError(f"category {codes[0]!r} is unknown; choose one of: {known}") from None
+        raise RequestError(f"category {codes[0]!r} is unknown; choose one of: {known}",
+                           expression=f"{CR}.category") from None
     if category.answers_patient:
         raise RequestError(f"category {category.value!r} is emrcomm's own answer to a patient's message (STOP, START, "
-                           f"HELP, a reply): an EMR does not request it; choose one of: {known}")
+                           f"HELP, a reply): an EMR does not request it; choose one of: {known}",
+                           expression=f"{CR}.category")
     return category
 
 
@@ -273,11 +288,13 @@ def _extension_value(extensions: Iterable[Mapping[str, Any]], name: str) -> Any:
 _VALUE_KEYS = ("valueString", "valueDateTime", "valueDate", "valueInteger", "valueDecimal", "valueBoolean", "valueCode")
 
 
-def _variables(extensions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def _variables(extensions: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The variables by name, and each one's FHIRPath (the n-th variable extension)."""
     out: dict[str, Any] = {}
-    for ext in extensions:
-        if ext.get("url") != EXT + "variable":
-            continue
+    paths: dict[str, str] = {}
+    variables = (ext for ext in extensions if ext.get("url") == EXT + "variable")
+    for n, ext in enumerate(variables):
+        path = f"{CR}.extension('{EXT}variable')[{n}]"
         parts = {e.get("url"): e for e in ext.get("extension", ())}
         name = (parts.get("name") or {}).get("valueString")
         value_ext = parts.get("value") or {}
@@ -285,52 +302,59 @@ def _variables(extensions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         if not name or not kinds:
             raise RequestError(
                 f"extension {EXT}variable needs a 'name' (valueString) and a 'value' sub-extension "
-                f"with one of {', '.join(_VALUE_KEYS)}"
+                f"with one of {', '.join(_VALUE_KEYS)}", expression=path
             )
         kind = kinds[0]
         value = value_ext[kind]
         if kind == "valueDateTime" and isinstance(value, str) and "T" not in value:
             # A dateTime without a time is a day, not midnight in UTC: an appointment given so was
             # sent as "Tue, Dec 8 at 7:00 p.m." to a Toronto patient booked on the 9th.
-            value = _date(value, f"variable {name!r}")
+            value = _date(value, f"variable {name!r}", f"{path}.extension('value').value")
         elif kind == "valueDateTime":
-            value = _datetime(value, f"variable {name!r}")
+            value = _datetime(value, f"variable {name!r}", f"{path}.extension('value').value")
         elif kind == "valueDate":
-            value = _date(value, f"variable {name!r}")
+            value = _date(value, f"variable {name!r}", f"{path}.extension('value').value")
         out[name] = value
-    return out
+        paths[name] = path
+    return out, paths
 
 
-def _date(value: Any, where: str) -> dt.date:
+def _date(value: Any, where: str, path: str) -> dt.date:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}(-[0-9]{2}){0,2}", value):
-        raise RequestError(f"{where}: {value!r} is not a FHIR date")
+        raise RequestError(f"{where}: {value!r} is not a FHIR date", expression=path)
     if len(value) < 10:  # FHIR allows "1980" and "1980-04"; a message needs the day
-        raise RequestError(f"{where}: {value!r} is a partial date; give the whole date as YYYY-MM-DD")
+        raise RequestError(f"{where}: {value!r} is a partial date; give the whole date as YYYY-MM-DD", expression=path)
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise RequestError(f"{where}: {value!r} is not a real date") from None
+        raise RequestError(f"{where}: {value!r} is not a real date", expression=path) from None
 
 
-def _datetime(value: Any, where: str) -> dt.datetime:
+def _datetime(value: Any, where: str, path: str) -> dt.datetime:
     if not isinstance(value, str):  # the R4B model takes a number as a time stamp; FHIR does not
-        raise RequestError(f"{where}: {value!r} is not a FHIR dateTime (a string such as 2026-11-24T10:30:00-05:00)")
+        raise RequestError(f"{where}: {value!r} is not a FHIR dateTime (a string such as 2026-11-24T10:30:00-05:00)",
+                           expression=path)
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise RequestError(f"{where}: {value!r} is not a FHIR dateTime") from None
+        raise RequestError(f"{where}: {value!r} is not a FHIR dateTime", expression=path) from None
     if parsed.tzinfo is None:
         if "T" in value:
-            raise RequestError(f"{where}: {value!r} has a time but no time zone; add one (e.g. -05:00)")
+            raise RequestError(f"{where}: {value!r} has a time but no time zone; add one (e.g. -05:00)",
+                               expression=path)
         parsed = parsed.replace(tzinfo=dt.UTC)
-    check_time(parsed, where)
+    try:
+        check_time(parsed, where)
+    except RequestError as exc:
+        raise RequestError(str(exc), expression=path) from None
     return parsed
 
 
 def _identity(data: Mapping[str, Any]) -> tuple[str, str | None]:
     if data.get("id"):
         if not isinstance(data["id"], str) or not FHIR_ID.fullmatch(data["id"]):
-            raise RequestError(f"id {str(data['id'])[:80]!r} is not a FHIR id: 1 to 64 letters, digits, '-' or '.'")
+            raise RequestError(f"id {str(data['id'])[:80]!r} is not a FHIR id: 1 to 64 letters, digits, '-' or '.'",
+                               expression=f"{CR}.id")
         return data["id"], f"CommunicationRequest/{data['id']}"
     for ident in data.get("identifier", ()):
         if ident.get("value"):
@@ -338,7 +362,8 @@ def _identity(data: Mapping[str, Any]) -> tuple[str, str | None]:
     if data.get("identifier"):
         # A random id would make the same request, sent again after a timeout, a second message.
         raise RequestError("identifier has no value: give the EMR's own id for the request as identifier[0].value "
-                           "(or the request's id), so that sending it again sends nothing twice")
+                           "(or the request's id), so that sending it again sends nothing twice",
+                           expression=f"{CR}.identifier")
     return uuid.uuid4().hex, None
 
 
@@ -352,8 +377,16 @@ def _identifiers(data: Mapping[str, Any]) -> tuple[Identifier, ...]:
     the one its id is derived from when it has no id); at most ``MAX_IDENTIFIERS``."""
     found = tuple(Identifier(ident.get("system"), ident["value"])
                   for ident in data.get("identifier", ()) if ident.get("value"))
-    check_identifiers(found)
+    try:
+        check_identifiers(found)
+    except RequestError as exc:
+        raise RequestError(str(exc), expression=f"{CR}.identifier") from None
     return found
+
+
+def _path(where: str) -> str:
+    """A field's place as the checks write it (``payload[0].contentString``) as a FHIRPath."""
+    return f"{CR}.{where}" if where else CR
 
 
 def request_to_fhir(request: Request) -> dict[str, Any]:
