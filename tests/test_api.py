@@ -328,6 +328,41 @@ def test_an_input_error_names_the_field_as_the_issues_expression(api: ApiClient,
     assert sms_sent(api.host) == []
 
 
+@pytest.mark.parametrize(("template", "given"), [
+    ("no-such-template", {}),
+    ("appointment-reminder", {}),  # its appointment is missing
+])
+def test_a_request_its_template_cannot_write_is_422_with_a_sentence_for_staff(
+        api: ApiClient, template: str, given: dict[str, Any]) -> None:
+    # docs/api.md tells clients to show staff details.text: these answers had none.
+    sent = fhir_request("Patient/on-en", "appointment-reminder", template=template, rid="r-tpl", variables=given)
+    answer = api.call("POST", "/fhir/CommunicationRequest", sent)
+    assert answer.status_code == 422, answer.text
+    issue = body(answer)["issue"][0]
+    assert "could not be written from its template" in issue["details"]["text"] and issue["diagnostics"]
+    entry = {"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": {**sent, "id": "r-tpl-2"}}
+    [answered] = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [entry]}))["entry"]
+    assert answered["response"]["status"].startswith("422")
+    assert "could not be written from its template" in answered["response"]["outcome"]["issue"][0]["details"]["text"]
+
+
+@pytest.mark.parametrize(("method", "path", "sent", "status"), [
+    ("POST", "/fhir/CommunicationRequest", {"resourceType": "CommunicationRequest"}, 400),
+    ("POST", "/fhir/CommunicationRequest", "Patient/none", 422),  # blocked: its findings and notes
+    ("GET", "/fhir/Communication/nope", None, 404),
+    ("GET", "/fhir/Consent", None, 405),
+    ("POST", "/fhir/Consent", {"resourceType": "Consent", "status": "active"}, 400),
+    ("POST", "/fhir/Subscription", {"resourceType": "Subscription"}, 422),
+])
+def test_every_issue_of_a_refusal_has_a_sentence_for_staff(api: ApiClient, method: str, path: str, sent: Any,
+                                                           status: int) -> None:
+    if sent == "Patient/none":
+        sent = reminder("r-none", "Patient/none")
+    answer = api.call(method, path, sent)
+    assert answer.status_code == status, answer.text
+    assert all(i["details"]["text"] for i in body(answer)["issue"]), answer.text
+
+
 def test_the_same_request_id_again_answers_200_and_sends_nothing_more(api: ApiClient) -> None:
     first = api.call("POST", "/fhir/CommunicationRequest", reminder("r-twice"))
     second = api.call("POST", "/fhir/CommunicationRequest", reminder("r-twice"))
@@ -581,7 +616,9 @@ def test_a_repeat_of_a_request_whose_message_ended_unsent_answers_422_as_it_stan
         entry = body(api.call("POST", "/fhir", batch))["entry"][0]["response"]
         assert (again.status_code, conditional.status_code, entry["status"]) == (422, 422, "422 Unprocessable Entity")
         for answer in (again.text, conditional.text, json.dumps(entry["outcome"])):
-            assert answer.count("ended unsent") == 1 and "emrcomm outbox requeue" in answer and "(not-done)" in answer
+            said = [i.get("diagnostics", "") for i in json.loads(answer)["issue"]]  # each also its details.text
+            assert sum("ended unsent" in d for d in said) == 1 and "emrcomm outbox requeue" in answer
+            assert "(not-done)" in answer
         assert "location" not in again.headers and "location" not in entry
         assert len(kannel.seen) == 1  # nothing sent again
         assert host.requeue() == 1 and worker(host).run(once=True).sent == 1
@@ -620,7 +657,7 @@ def first_and_repeats(api: ApiClient, value: str) -> list[tuple[int, dict[str, A
 
 
 def issue_codes(outcome: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(i["severity"], i["details"]["coding"][0]["code"]) for i in outcome["issue"] if "details" in i]
+    return [(i["severity"], i["details"]["coding"][0]["code"]) for i in outcome["issue"] if "coding" in i.get("details", {})]
 
 
 def test_a_request_whose_first_send_failed_for_now_is_going_and_answered_2xx_first_and_again(
@@ -699,7 +736,7 @@ def test_a_blocked_request_answers_422_with_every_finding_and_files_a_not_done_r
     assert answer.status_code == 422
     outcome = body(answer)
     assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"][0]["severity"] == "error"
-    codes = {i["details"]["coding"][0]["code"] for i in outcome["issue"][1:] if "details" in i}
+    codes = {i["details"]["coding"][0]["code"] for i in outcome["issue"][1:] if "coding" in i.get("details", {})}
     assert "CONSENT_MISSING" in codes
     issue = next(i for i in outcome["issue"] if i.get("details", {}).get("coding", [{}])[0].get("code") == "CONSENT_MISSING")
     assert issue["details"]["text"] and issue["extension"][0]["valueString"]  # the staff sentence and the remedy

@@ -112,11 +112,25 @@ def call(api: ApiClient, errors: ErrorLog, surface: str, method: str, path: str,
     elif answer.status_code >= 400:
         data = json.loads(answer.content)
         assert data["resourceType"] == "OperationOutcome" and data["issue"]
+    if path != "/fhir/auth/token" and answer.content[:1] == b"{":
+        for issue in issues(json.loads(answer.content)):  # docs/api.md: staff are shown details.text
+            assert issue.get("details", {}).get("text"), (answer.status_code, method, path, issue)
     if answer.status_code == 422 and path == "/fhir/CommunicationRequest":
         assert sends(api.host) == before_state[0]  # blocked: a not-done record, nothing sent
     elif answer.status_code >= 400:
         assert state(api.host) == before_state
     return answer.status_code
+
+
+def issues(found: Any) -> list[dict[str, Any]]:
+    """Every issue of every OperationOutcome in an answer (in a Bundle, a batch entry's outcome)."""
+    if isinstance(found, list):
+        return [i for item in found for i in issues(item)]
+    if not isinstance(found, dict):
+        return []
+    if found.get("resourceType") == "OperationOutcome":
+        return list(found.get("issue", ()))
+    return [i for value in found.values() for i in issues(value)]
 
 
 # Strategies --------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from emrcomm.api.outcome import findings_outcome, note, operation_outcome
+from emrcomm.api.outcome import error_issue, findings_outcome, note, operation_outcome
 from emrcomm.api.search import resource as communication_resource
 from emrcomm.fhir import BASE, CATEGORY_SYSTEM, RULE_SYSTEM, fhir_datetime, identifier_json
 from emrcomm.model import Outcome, Record, Status
@@ -184,8 +184,7 @@ def entry_response(status: int, location: str | None, outcome: Mapping[str, Any]
     return {"response": response}
 
 
-def error_entry(status: int, code: str, text: str, expression: str | None = None) -> dict[str, Any]:
-    issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": text}
-    if expression:
-        issue["expression"] = [expression]
-    return entry_response(status, None, operation_outcome([issue]))
+def error_entry(status: int, code: str, text: str, expression: str | None = None,
+                staff: str | None = None) -> dict[str, Any]:
+    """A refused batch entry: ``text`` what was wrong, ``staff`` the sentence staff read (by status)."""
+    return entry_response(status, None, operation_outcome([error_issue(status, code, text, expression, staff)]))

@@ -33,7 +33,7 @@ from emrcomm.api import answers, capability, search
 from emrcomm.api import consent as consents
 from emrcomm.api.auth import Authority, Grant, TokenError
 from emrcomm.api.clients import ClientRegistry
-from emrcomm.api.outcome import ApiError, fhir_response
+from emrcomm.api.outcome import RENDER_TEXT, ApiError, fhir_response
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
 from emrcomm.errors import RenderError, RequestError
@@ -137,7 +137,8 @@ class Api:
             except ApiError as exc:
                 response = exc.response()
             except RenderError as exc:
-                response = ApiError(422, "processing", str(exc), expression=exc.expression).response()
+                response = ApiError(422, "processing", str(exc), expression=exc.expression,
+                                    text=RENDER_TEXT).response()
             except RequestError as exc:
                 response = ApiError(400, "invalid", str(exc), expression=exc.expression).response()
             except StoreUnavailable:  # the store logs it once, not once a request
@@ -436,7 +437,7 @@ class Api:
                     results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
             except ApiError as exc:
-                results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression)
+                results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression, exc.text)
                 continue
             except RequestError as exc:
                 results[i] = answers.error_entry(400, "invalid", str(exc), exc.expression)
@@ -469,11 +470,11 @@ class Api:
                 try:
                     self._check_same(req, outcome.request_id)
                 except ApiError as exc:
-                    results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression)
+                    results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression, exc.text)
                     continue
             status = answers.http_status(outcome)
             if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
-                results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation))
+                results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation), staff=RENDER_TEXT)
                 continue
             results[i] = answers.batch_entry(outcome, answers.records_of(self.host, outcome))
         for i, leader, follower in followers:

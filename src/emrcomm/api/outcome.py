@@ -20,29 +20,68 @@ CHANNEL = EXT + "issue-channel"
 SEVERITY = {Severity.BLOCK: "error", Severity.WARN: "warning", Severity.INFO: "information"}
 
 
+# What staff read (``details.text``) of a refusal, by its status: a sentence a receptionist
+# understands, saying whether anything was sent and whom to ask; ``diagnostics`` keeps what the
+# EMR's developer needs. A refusal that knows better says its own (ApiError's ``text``).
+STAFF_TEXT = {
+    400: "The EMR sent a request emrcomm could not read, so nothing was sent. Ask the EMR's support to fix it "
+         "(the details are in this answer).",
+    401: "The EMR is not signed in to emrcomm, so nothing was done. Ask the clinic's administrator to check its "
+         "registration.",
+    403: "The EMR is not allowed to do this in emrcomm, so nothing was done. Ask the clinic's administrator.",
+    404: "emrcomm has no such thing, so nothing was done. Check the number or ask the EMR's support.",
+    405: "emrcomm does not do this, so nothing was done. Ask the EMR's support.",
+    406: "emrcomm cannot answer in the form the EMR asked for, so nothing was done. Ask the EMR's support.",
+    409: "The EMR gave this message the same number as an earlier, different message, so it was not sent. Ask the "
+         "EMR's support to fix it; the patient has not been sent this message.",
+    412: "More than one earlier message has this number, so nothing was sent. Ask the EMR's support.",
+    413: "The request is too large for emrcomm, so nothing was sent. Send fewer messages at once, or ask the EMR's "
+         "support.",
+    415: "The EMR sent a request in a form emrcomm does not read, so nothing was sent. Ask the EMR's support.",
+    422: "emrcomm could not act on this, so nothing was done. The reason is in this answer.",
+    500: "Something went wrong in emrcomm; it may or may not have been done. Check before trying again, or ask the "
+         "clinic's administrator.",
+    503: "emrcomm cannot do this right now. Try again in a few minutes; a message is never sent twice.",
+}
+RENDER_TEXT = ("The message could not be written from its template (an unknown template, or a detail it needs is "
+               "missing), so nothing was sent. Ask the EMR's support to fix the request.")
+
+
+def staff_text(status: int) -> str:
+    """The sentence staff read of a refusal answered ``status``."""
+    return STAFF_TEXT.get(status) or STAFF_TEXT[500 if status >= 500 else 400]
+
+
 class ApiError(Exception):
     """A request the API refuses: ``status`` (4xx, or 5xx for what is not the client's fault),
     an issue ``code`` from FHIR's IssueType (invalid, security, not-found, …) and a sentence
     saying what was wrong, where, and what to do."""
 
     def __init__(self, status: int, code: str, diagnostics: str, *, expression: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, text: str | None = None) -> None:
         super().__init__(diagnostics)
         self.status = status
         self.code = code
         self.diagnostics = diagnostics
         self.expression = expression
         self.headers = dict(headers or {})
+        self.text = text or staff_text(status)
 
     def outcome(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {"severity": "error" if self.status < 500 else "fatal", "code": self.code,
-                                 "diagnostics": self.diagnostics}
-        if self.expression:
-            issue["expression"] = [self.expression]
-        return operation_outcome([issue])
+        return operation_outcome([error_issue(self.status, self.code, self.diagnostics, self.expression, self.text)])
 
     def response(self) -> Response:
         return fhir_response(self.outcome(), self.status, headers=self.headers)
+
+
+def error_issue(status: int, code: str, diagnostics: str, expression: str | None = None,
+                text: str | None = None) -> dict[str, Any]:
+    """The issue of a refusal: the sentence staff read, what was wrong for the developer, the field."""
+    issue: dict[str, Any] = {"severity": "error" if status < 500 else "fatal", "code": code,
+                             "details": {"text": text or staff_text(status)}, "diagnostics": diagnostics}
+    if expression:
+        issue["expression"] = [expression]
+    return issue
 
 
 def finding_issue(f: Finding) -> dict[str, Any]:
@@ -69,12 +108,12 @@ def operation_outcome(issues: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """An OperationOutcome; FHIR requires at least one issue, so none becomes 'all is well'."""
     return {"resourceType": "OperationOutcome",
             "issue": list(issues) or [{"severity": "information", "code": "informational",
-                                       "diagnostics": "no findings"}]}
+                                       "details": {"text": "Nothing to report."}, "diagnostics": "no findings"}]}
 
 
 def note(text: str) -> dict[str, Any]:
     """An informational issue: a sentence about what was done."""
-    return {"severity": "information", "code": "informational", "diagnostics": text}
+    return {"severity": "information", "code": "informational", "details": {"text": text}, "diagnostics": text}
 
 
 def findings_outcome(findings: Iterable[Finding], notes: Iterable[str] = ()) -> dict[str, Any]:
