@@ -363,6 +363,19 @@ def test_every_issue_of_a_refusal_has_a_sentence_for_staff(api: ApiClient, metho
     assert all(i["details"]["text"] for i in body(answer)["issue"]), answer.text
 
 
+def test_a_day_without_a_time_is_not_before_that_day_begins_at_the_clinic(
+        make_host: Callable[..., Host], clients: list[Any], clock: Clock) -> None:
+    # "Not before 2026-12-08" was midnight UTC: 7 p.m. on the 7th in Toronto, and the SMS left then.
+    clock.now = dt.datetime(2026, 12, 8, 0, 30, tzinfo=dt.UTC)  # 19:30 on Monday the 7th in Toronto
+    host = make_host(NO_NOTIFY)
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    answer = api.call("POST", "/fhir/CommunicationRequest", reminder("r-day", occurrenceDateTime="2026-12-08"),
+                      headers=[(b"prefer", b"return=OperationOutcome")])
+    assert answer.status_code == 201, answer.text
+    assert body(answer)["issue"][0]["details"]["coding"][0]["code"] == "held" and sms_sent(api.host) == []
+
+
 def test_the_same_request_id_again_answers_200_and_sends_nothing_more(api: ApiClient) -> None:
     first = api.call("POST", "/fhir/CommunicationRequest", reminder("r-twice"))
     second = api.call("POST", "/fhir/CommunicationRequest", reminder("r-twice"))

@@ -167,3 +167,18 @@ def test_a_reminder_for_an_appointment_that_has_passed_is_not_sent_whichever_doo
     outcome = host.send(request)
     assert outcome.status is Status.BLOCKED
     assert "MESSAGE_EXPIRED" in {f.code for f in outcome.findings}
+
+
+@pytest.mark.parametrize(("zone", "start", "end"), [
+    ("America/Toronto", "2026-12-08T05:00:00+00:00", "2026-12-09T05:00:00+00:00"),
+    ("America/Vancouver", "2026-12-08T08:00:00+00:00", "2026-12-09T08:00:00+00:00"),
+])
+def test_an_occurrence_given_as_a_day_is_that_whole_day_in_the_clinics_zone(zone: str, start: str, end: str) -> None:
+    # Not midnight UTC: that was 7 p.m. the evening before in Toronto.
+    from zoneinfo import ZoneInfo
+
+    on_the_day = fhir_request("Patient/x", "clinical", text="Hi.", occurrenceDateTime="2026-12-08")
+    assert parse_request(on_the_day, zone=ZoneInfo(zone)).not_before == dt.datetime.fromisoformat(start)
+    period = fhir_request("Patient/x", "clinical", text="Hi.", occurrencePeriod={"start": "2026-12-08", "end": "2026-12-08"})
+    read = parse_request(period, zone=ZoneInfo(zone))
+    assert (read.not_before, read.expires) == (dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end))

@@ -453,7 +453,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     # The requests are read and checked before the host opens: a file that is missing or not a
     # request creates no database, key or key ring (the embedded defaults make a data folder).
     config = load_config(args.config)
-    items = [_parsed(text, config.limits) for text in _read_requests(args.files, config.limits)]
+    items = [_parsed(text, config.limits, config.clinic.zone) for text in _read_requests(args.files, config.limits)]
     # --json prints a list for a batch however many lines it has tonight, an object for one request.
     batch = len(args.files) > 1 or any(Path(name).suffix in (".jsonl", ".ndjson") for name in args.files)
     if len(items) == 1 and isinstance(items[0], RequestError):
@@ -491,12 +491,12 @@ def cmd_send(args: argparse.Namespace) -> int:
     return worst
 
 
-def _parsed(text: str, limits: Limits) -> Request | RequestError:
+def _parsed(text: str, limits: Limits, zone: dt.tzinfo) -> Request | RequestError:
     """The Request in ``text``, or the RequestError that says what is wrong with it."""
     from emrcomm.limits import check_request
 
     try:
-        request = fhir.parse_request(text, limits=limits)
+        request = fhir.parse_request(text, limits=limits, zone=zone)
         check_request(request, limits)
     except RequestError as exc:
         return exc

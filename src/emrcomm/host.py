@@ -388,7 +388,8 @@ class Host:
         """A Request from the Python API or a FHIR CommunicationRequest, within the configured
         limits (size, depth, id, text); RequestError names what is wrong."""
         limits = self.config.limits
-        req = request if isinstance(request, Request) else fhir.parse_request(request, limits=limits)
+        req = request if isinstance(request, Request) else fhir.parse_request(request, limits=limits,
+                                                                               zone=self.config.clinic.zone)
         check_request(req, limits)
         return req
 

@@ -266,7 +266,7 @@ class Api:
         return await run_in_threadpool(self._create, request, data, condition, prefer)
 
     def _create(self, request: Request, data: dict[str, Any], condition: str | None, prefer: str) -> Response:
-        req = fhir.parse_request(data, limits=self.limits)
+        req = fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone)
         request.state.audit["request"] = req.id
         standing = self._matching(_condition_key(condition)) if condition is not None else None
         # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
@@ -333,7 +333,7 @@ class Api:
         data = await self.resource(request, "CommunicationRequest")
 
         def run() -> Response:
-            outcome = self.host.preview(fhir.parse_request(data, limits=self.limits))
+            outcome = self.host.preview(fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone))
             return fhir_response(answers.outcome_resource(outcome, dry_run=True))
 
         return await run_in_threadpool(run)
@@ -426,7 +426,7 @@ class Api:
                 results[i] = answers.error_entry(400, "invalid", "the entry's resource must be a CommunicationRequest")
                 continue
             try:
-                req = fhir.parse_request(resource, limits=self.limits)
+                req = fhir.parse_request(resource, limits=self.limits, zone=self.host.config.clinic.zone)
                 key = _condition_key(condition) if condition is not None else None
                 if key is not None and key in in_batch:
                     followers.append((i, in_batch[key], req))

@@ -69,14 +69,16 @@ def safe_ref(ref: str, secret: bytes | None = None) -> str:
 
 
 def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = True,
-                  limits: Limits = DEFAULT_LIMITS) -> Request:
+                  limits: Limits = DEFAULT_LIMITS, zone: dt.tzinfo = dt.UTC) -> Request:
     """A Request from a FHIR R4 CommunicationRequest (JSON text or a decoded dict).
 
     Raises RequestError naming the field and what to do; nothing has been sent or filed.
     ``validate=False`` skips the check against the FHIR models (~1 ms a request): only for
     a request this host wrote itself (``request_to_fhir``: the outbox's copy), never for
     input; every field this function reads is still checked. ``limits`` bound the document's
-    size and depth and the request's text (emrcomm.limits).
+    size and depth and the request's text (emrcomm.limits). ``zone`` is the clinic's (its first
+    ``clinic.time_zones``): an ``occurrence`` given as a day, without a time, is that day there,
+    from its start (``occurrenceDateTime``, ``occurrencePeriod.start``) to its end (``.end``).
     """
     if isinstance(data, (str, bytes)):
         data = loads_json(data, what="request", limits=limits)
@@ -128,13 +130,14 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
 
     not_before = expires = None
     if "occurrenceDateTime" in data:
-        not_before = _datetime(data["occurrenceDateTime"], "occurrenceDateTime", f"{CR}.occurrenceDateTime")
+        not_before = _datetime(data["occurrenceDateTime"], "occurrenceDateTime", f"{CR}.occurrenceDateTime",
+                               zone=zone)
     if "occurrencePeriod" in data:
         period = data["occurrencePeriod"]
-        not_before = (_datetime(period["start"], "occurrencePeriod.start", f"{CR}.occurrencePeriod.start")
-                      if "start" in period else None)
-        expires = (_datetime(period["end"], "occurrencePeriod.end", f"{CR}.occurrencePeriod.end")
-                   if "end" in period else None)
+        not_before = (_datetime(period["start"], "occurrencePeriod.start", f"{CR}.occurrencePeriod.start",
+                                zone=zone) if "start" in period else None)
+        expires = (_datetime(period["end"], "occurrencePeriod.end", f"{CR}.occurrencePeriod.end", zone=zone,
+                             day_ends=True) if "end" in period else None)
 
     restricted = any(
         c.get("system") == CONFIDENTIALITY and c.get("code") in ("R", "V")
@@ -330,7 +333,10 @@ def _date(value: Any, where: str, path: str) -> dt.date:
         raise RequestError(f"{where}: {value!r} is not a real date", expression=path) from None
 
 
-def _datetime(value: Any, where: str, path: str) -> dt.datetime:
+def _datetime(value: Any, where: str, path: str, *, zone: dt.tzinfo = dt.UTC, day_ends: bool = False) -> dt.datetime:
+    """A FHIR dateTime with a time and a zone; one that is only a day (2026-12-08) is the start of
+    that day in ``zone`` (the clinic's: midnight UTC was 7 p.m. the evening before in Toronto), or
+    with ``day_ends`` its end (the start of the next)."""
     if not isinstance(value, str):  # the R4B model takes a number as a time stamp; FHIR does not
         raise RequestError(f"{where}: {value!r} is not a FHIR dateTime (a string such as 2026-11-24T10:30:00-05:00)",
                            expression=path)
@@ -342,7 +348,8 @@ def _datetime(value: Any, where: str, path: str) -> dt.datetime:
         if "T" in value:
             raise RequestError(f"{where}: {value!r} has a time but no time zone; add one (e.g. -05:00)",
                                expression=path)
-        parsed = parsed.replace(tzinfo=dt.UTC)
+        day = parsed.date() + dt.timedelta(days=1 if day_ends else 0)
+        parsed = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
     try:
         check_time(parsed, where)
     except RequestError as exc:

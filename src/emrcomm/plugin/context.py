@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 from attrs import field, frozen
 
@@ -41,6 +42,12 @@ class Clinic:
     turnaround: str = ""
     turnaround_fr: str = ""
     us_healthcare_exemption: bool = False
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The clinic's own time zone, the first of ``time_zones``: where a day a request gives
+        without a time (``occurrenceDateTime: 2026-12-08``) begins and ends."""
+        return ZoneInfo(self.time_zones[0])
 
     def turnaround_in(self, language: str) -> str:
         """How soon staff answer, in ``language`` (en, fr): only when the clinic said it in both,
