@@ -179,6 +179,24 @@ def test_a_patient_named_by_identifier_is_filed_as_the_patient_found(
     assert HEALTH_NUMBER.encode() not in store_bytes(host.config.store_path)
 
 
+def test_a_request_by_identifier_keeps_the_digest_of_what_the_emr_asked_for(clinic_by_health_card: Host) -> None:
+    # The request ledger's digest is what a retry is compared with (the API answers 409 to an
+    # id used for another message): it is of the request as the EMR gave it, not as it was filed
+    # once the directory named the patient, or the EMR's retry would differ from it.
+    from emrcomm.pipeline.digest import content_digest
+
+    host = clinic_by_health_card
+    asked = reminder(f"Patient?identifier={HEALTH_CARD}|{HEALTH_NUMBER}")
+    assert host.send(asked).status is Status.SENT
+    row = host.storage.records.request("r-1")
+    assert row is not None and row.patient == "Patient/on-en"
+    assert row.digest == content_digest(host._parse(asked))
+    unknown = reminder(f"Patient?identifier={HEALTH_CARD}|9876543210", rid="r-2")
+    assert host.send(unknown).status is Status.BLOCKED
+    blocked = host.storage.records.request("r-2")
+    assert blocked is not None and blocked.digest == content_digest(host._parse(unknown))
+
+
 def test_an_identifier_no_directory_finds_is_blocked_and_filed_without_it(
         clinic_by_health_card: Host, caplog: pytest.LogCaptureFixture) -> None:
     from emrcomm.audit import entries

@@ -106,6 +106,9 @@ class Decision:
     request: Request
     now: dt.datetime
     repeat: bool = False
+    # The request as the EMR gave it, when ``request`` names the patient otherwise (the one the
+    # directory found, or none): what a retry of it is compared with (pipeline.digest).
+    asked: Request | None = None
     refusal: RequestError | None = None
     recipient: Recipient | None = None
     plan: Plan | None = None
@@ -145,23 +148,24 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
         return Decision(request, now, repeat=True)
     recipient = hooks.find_recipient(request)
     if recipient is None:
-        return Decision(unnamed(request), now, findings=(
+        return Decision(unnamed(request), now, asked=request, findings=(
             finding("RECIPIENT_UNKNOWN", plugin="host", detail=described_ref(request.patient_ref)),))
     if not is_literal_ref(recipient.patient_ref):
-        return Decision(unnamed(request), now, findings=(finding(
+        return Decision(unnamed(request), now, asked=request, findings=(finding(
             "CHECK_FAILED", plugin="host",
             detail="the directory answered a patient that is not named Patient/<id>; it must name the one it found"),))
     # From here on the patient is the one found: records, events, audit, inbox, consent and
     # opt-out read Patient/<id>, never the search the EMR gave (it may carry a health number).
+    asked = request
     request = attrs.evolve(request, patient_ref=recipient.patient_ref)
     try:
         message = hooks.render(request, recipient)
     except RequestError as exc:
-        return Decision(request, now, refusal=exc, recipient=recipient)
+        return Decision(request, now, asked=asked, refusal=exc, recipient=recipient)
     facts = hooks.inspect(message)
     plan = hooks.plan(message, recipient, facts)
     if plan is None or not plan.candidates:
-        return Decision(request, now, recipient=recipient, plan=plan, facts=facts,
+        return Decision(request, now, asked=asked, recipient=recipient, plan=plan, facts=facts,
                         findings=(finding("NO_ROUTE", plugin="host"),))
     verdicts: list[Verdict] = []
     chosen: Verdict | None = None
@@ -173,8 +177,8 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
             if not every_candidate:
                 break
     found = () if chosen else tuple(f for v in verdicts for f in v.findings)
-    return Decision(request, now, recipient=recipient, plan=plan, verdicts=tuple(verdicts), chosen=chosen,
-                    findings=found, facts=facts)
+    return Decision(request, now, asked=asked, recipient=recipient, plan=plan, verdicts=tuple(verdicts),
+                    chosen=chosen, findings=found, facts=facts)
 
 
 def unnamed(request: Request) -> Request:

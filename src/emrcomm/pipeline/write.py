@@ -124,7 +124,7 @@ def write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
         facts = blocked_facts(req, tuple(findings), channel, recorded=now, clinic=clinic, attempt=attempt)
         if records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value, now=now,
                                  status="blocked", record_ids=[facts.id], identifiers=req.identifiers,
-                                 digest=content_digest(req)) != attempt:
+                                 digest=content_digest(decision.asked or req)) != attempt:
             raise Raced
         record = records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         trail.add("blocked", record=record.id, reasons=list(facts.reasons))
@@ -175,7 +175,7 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
         with host.storage.transaction():
             if host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
                                                   now=now, status=status, record_ids=ids,
-                                                  identifiers=req.identifiers, digest=content_digest(req)) is None:
+                                                  identifiers=req.identifiers, digest=content_digest(decision.asked or req)) is None:
                 raise Raced
             records = []
             for f, leg in zip(facts, legs):
@@ -266,7 +266,7 @@ def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: Filing
                               role="not-filed")
         host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
                                            now=now, status="failed", record_ids=[facts.id], identifiers=req.identifiers,
-                                           digest=content_digest(req))
+                                           digest=content_digest(decision.asked or req))
         record = host.storage.records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         host.file_each(record)  # wherever filing still works
         trail.add("record.not_filed", records=[record.id], plugin=failed.plugin, reasons=["RECORD_NOT_FILED"])
