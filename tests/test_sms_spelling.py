@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from emrcomm.host import Host
 from emrcomm.model import Category, Request, Status
-from emrcomm.segments import count_segments
+from emrcomm.segments import count_segments, to_gsm7
 from support import BASE_CONFIG, communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
@@ -117,3 +117,12 @@ def test_an_sms_keeps_a_character_that_has_no_gsm7_form(make_host: Callable[...,
     [line] = sms_sink(host)
     assert line["text"] == text.replace("Côte", "Cote")
     assert count_segments(line["text"])[0] == "UCS-2"
+
+
+def test_a_trade_mark_after_a_drug_name_does_not_hide_it_once_spelled_for_sms(host: Host) -> None:
+    # NFKD spells ™ and ℠ "TM" and "SM": glued to the brand ("OzempicTM"), the SMS leg's words
+    # named no drug the content checks knew, and the refill reminder went by SMS.
+    for text in ("Riverside Family Health: refill your Ozempic\u2122 pen at the front desk.",
+                 "Riverside Family Health: your Ozempic\u2120pen is ready at the front desk."):
+        assert "CLINICAL_CONTENT" in [f.code for f in host.check(text, channel="sms")], text
+    assert to_gsm7("Refill your Ozempic\u2122 pen, Care\u2120Line.") == "Refill your Ozempic pen, Care Line."

@@ -8,6 +8,7 @@ North American carriers do not apply them, so a character outside the default al
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 # 3GPP TS 23.038 section 6.2.1, the default alphabet (0x1B, the escape to the extension table,
@@ -24,6 +25,10 @@ _GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 _FOLD = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"',
                        "\u2013": "-", "\u2014": "-", "\u2011": "-", "\u00a0": " ", "\u202f": " ",
                        "\u0153": "oe", "\u0152": "OE"})
+# A trade or service mark (™, ℠), which NFKD spells "TM", "SM" glued to the brand before it: a
+# phone would show "OzempicTM", a word the content checks do not know. Read as the content
+# checks read it (emrcomm_content.folding): a space before a word, else nothing.
+_MARKS = re.compile("[\u2122\u2120](\\w?)")
 
 GSM7_SINGLE = 160
 GSM7_PART = 153  # 7 septets go to the concatenation header (UDH)
@@ -72,10 +77,13 @@ def _bare(ch: str) -> str:
 def to_gsm7(text: str) -> str:
     """``text`` in the GSM-7 alphabet where a phone shows the same words: accents GSM-7 lacks
     dropped (ô, î, ê, û, ç become o, i, e, u, c; é, è, à, É, Ç are GSM-7 and stay), typographic
-    quotes and dashes made plain, œ spelled oe. A character with no GSM-7 form (an emoji, a
+    quotes and dashes made plain, œ spelled oe, a ™ or ℠ dropped (a space before a word: never
+    glued to the brand as "TM"). A character with no GSM-7 form (an emoji, a
     letter of another script) stays, and the text goes as UCS-2 as before. One character outside
     GSM-7 sends a whole SMS as UCS-2, 70 characters a segment instead of 160."""
     text = text.translate(_FOLD)
+    if "\u2122" in text or "\u2120" in text:
+        text = _MARKS.sub(lambda m: f" {m.group(1)}" if m.group(1) else "", text)
     if _GSM7_ALL.issuperset(text):
         return text
     return "".join([c if c in _GSM7_ALL else _bare(c) for c in text])
