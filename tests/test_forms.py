@@ -48,6 +48,18 @@ def test_an_instruction_goes_to_the_end_of_its_sentence_not_to_its_first_dot(tex
     assert for_email(text) == left
 
 
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: to stop these messages, reply STOP. Your appointment is Tuesday at 10:30.",
+     "Riverside: Your appointment is Tuesday at 10:30."),
+    ("Riverside: text STOP. See you Tuesday at 10:30.", "Riverside: See you Tuesday at 10:30."),
+    ("Riverside : pour ne plus recevoir ces messages, répondez ARRET. À mardi, 10 h 30.",
+     "Riverside : À mardi, 10 h 30."),
+])
+def test_a_keyword_that_ends_its_sentence_takes_only_that_sentence(text: str, left: str) -> None:
+    # The dot right after the keyword ends the instruction: the next sentence is the message.
+    assert for_email(text) == left
+
+
 def test_an_instruction_whose_end_is_not_sure_goes_to_the_end_of_its_line() -> None:
     # "St." may end the sentence or a street's name: the rest of the line goes, not a fragment
     # of it; the next line stays.

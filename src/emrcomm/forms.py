@@ -48,30 +48,32 @@ def for_email(text: str) -> str:
         if found.start() < at:  # inside the sentence of an instruction already taken out
             continue
         kept.append(text[at:found.start()])
-        at = _sentence_end(text, found.end()) if found.group("reply") else found.end()
+        at = _sentence_end(text, found.start(), found.end()) if found.group("reply") else found.end()
     kept.append(text[at:])
     lines = [_SPACES.sub(" ", line).strip() for line in "".join(kept).split("\n")]
     return "\n".join(line for line in lines if line)
 
 
-def _sentence_end(text: str, start: int) -> int:
-    """Where the sentence that goes on at ``start`` ends: after its closing mark, or, when no mark
-    surely closes it, at the end of the line. Taking out too much of an email loses words it
-    would have sent; too little leaves a fragment ("Smith's oncology clinic.")."""
+def _sentence_end(text: str, begin: int, start: int) -> int:
+    """Where the sentence of the instruction at ``begin`` (its keyword ending at ``start``) ends:
+    after its closing mark, or, when no mark surely closes it, at the end of the line. Taking out
+    too much of an email loses words it would have sent ("reply STOP. Your appointment is…");
+    too little leaves a fragment ("Smith's oncology clinic.")."""
     line_end = text.find("\n", start)
     line_end = len(text) if line_end < 0 else line_end
     for mark in _MARK.finditer(text, start, line_end):
-        if mark.group().startswith(".") and not _closes(text, start, mark.start(), mark.end(), line_end):
+        if mark.group().startswith(".") and not _closes(text, begin, mark.start(), mark.end(), line_end):
             continue
         return mark.end()
     return line_end
 
 
-def _closes(text: str, start: int, dot: int, after: int, line_end: int) -> bool:
+def _closes(text: str, begin: int, dot: int, after: int, line_end: int) -> bool:
     """Whether the dot at ``dot`` ends its sentence: not after an abbreviation, an initial or a
     word with a dot of its own, and followed by the end of the line or a word that may start one
-    (not "p.m. reminders")."""
-    words = text[start:dot].split()
+    (not "p.m. reminders"). The word before it is read from the instruction's ``begin``: the dot
+    right after "reply STOP" follows the keyword."""
+    words = text[begin:dot].split()
     word = words[-1].lstrip("([«“\"'") if words else ""
     if not word or "." in word or (len(word) == 1 and word.isalpha()) or word.lower() in _ABBREVIATIONS:
         return False
