@@ -1253,6 +1253,27 @@ def test_a_database_that_is_not_there_or_a_role_that_is_not_is_config_exit_2(pg:
         assert "does not exist" in error, said
 
 
+def test_a_url_whose_one_host_is_down_and_other_refuses_its_database_is_config_exit_2(
+        pg: str, tmp_path: Path) -> None:
+    """libpq tries every address of a URL ("localhost": ::1, then 127.0.0.1); when one is down
+    and the other answers that the database (or the role, or the password) is wrong, waiting
+    does not mend it: exit 2. The "Connection refused" of the first in psycopg's list of every
+    attempt made it exit 4, "try again when the server is up", for a typo."""
+    import socket as so
+
+    with so.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # a port nothing listens on once closed
+    database = pg.split("@/", 1)[1].split("?", 1)[0]
+    query = dict(part.split("=", 1) for part in pg.split("?", 1)[1].split("&"))
+    url = (f"postgresql://postgres@/no_such_database?host=127.0.0.1,{query['host']}"
+           f"&port={port},{query['port']}")
+    assert database != "no_such_database"
+    code, said = run("outbox", "--config", str(_pointed_at(tmp_path, url)))
+    assert code == 2, said
+    assert "Traceback" not in said and "does not exist" in said, said
+    assert "try again" not in said, said
+
+
 def test_doctor_names_the_privileges_the_runtime_role_lacks_and_the_grant_to_run(
         runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
     """A table the role may not write (its owner gave no default privileges for it) fails the

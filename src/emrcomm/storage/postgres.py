@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,10 +62,26 @@ NOT_REACHED = (
 )
 
 
+# psycopg's words when libpq tried several addresses (a host name with an IPv6 and an IPv4
+# address, as "localhost" has; a list of hosts): one line for each attempt after these.
+_EVERY_ATTEMPT = "multiple connection attempts failed. all failures were:"
+_ATTEMPT = re.compile(r"\n- host: ")
+
+
 def not_reached(said: str) -> bool:
     """Whether a connection that failed with ``said`` met a server away or busy for now (see
-    :data:`NOT_REACHED`); a Unix socket that is not there is a local server not running."""
+    :data:`NOT_REACHED`); a Unix socket that is not there is a local server not running. When
+    several addresses were tried, each must have failed so: one that answered "no such
+    database" (or role, or a wrong password) is the config, whatever the others said."""
     said = said.lower()
+    _, listed, attempts = said.partition(_EVERY_ATTEMPT)
+    if listed:
+        each = _ATTEMPT.split("\n" + attempts)[1:]
+        return bool(each) and all(_one_not_reached(one) for one in each)
+    return _one_not_reached(said)
+
+
+def _one_not_reached(said: str) -> bool:
     return any(words in said for words in NOT_REACHED) or (
         "on socket" in said and "no such file or directory" in said)
 
