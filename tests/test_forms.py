@@ -119,13 +119,9 @@ def test_check_judges_an_email_in_the_words_a_send_leaves_it(host, text: str, la
     assert "CLINICAL_CONTENT" in [f.code for f in host.check(text, channel="sms", language=language)]
 
 
-def test_an_email_of_many_dots_after_an_instruction_is_read_once_not_once_a_dot() -> None:
+def test_an_email_of_many_dots_after_an_instruction_loses_only_that_line() -> None:
     # Each dot after "Reply STOP" was judged by slicing the whole sentence before it: 40,000
-    # "Dr." on one line took about 90 s a send here (quadratic); read outward from each dot, about
-    # 0.3 s. The bound (10 s) is far from both, for a loaded machine.
-    import time
-
+    # "Dr." on one line took about 90 s a send (quadratic); read outward from each dot, about
+    # 0.3 s. Speed is not asserted here (a test never times itself); this pins what is left.
     text = "Riverside: see you Tuesday.\nReply STOP to opt out of " + "Dr. " * 40_000 + "\nThank you."
-    started = time.perf_counter()
     assert for_email(text) == "Riverside: see you Tuesday.\nThank you."
-    assert time.perf_counter() - started < 10
