@@ -477,6 +477,32 @@ def test_a_check_that_answers_something_else_than_findings_blocks_and_is_named(
         assert sms_sink(host) == [] and emails(host) == []
 
 
+class _AccentLexicon:
+    """A clinic's own inspector whose lexicon is spelled with an accent GSM-7 lacks."""
+
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_inspect(self, message):  # type: ignore[no-untyped-def]
+        at = message.text.find("bûche")
+        return [] if at < 0 else [__import__("emrcomm").Finding(
+            code="CLINICAL_CONTENT", severity="info", message="a term of the clinic's lexicon", span=(at, at + 5))]
+
+
+def test_a_term_an_inspector_finds_as_written_still_blocks_an_sms_spelled_without_its_accent(
+        tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    # An SMS is inspected in GSM-7 ("buche"), where this inspector finds nothing: the finding in
+    # the words as written must still keep the text off SMS (fail closed).
+    text = "Riverside Family Health: your bûche visit is Tuesday at 10:30. Reply STOP to opt out."
+    with host_with_fake(tmp_path, clock, "lexicon", "test_pipeline:_AccentLexicon", 6) as host:
+        outcome = host.send(Request("Patient/on-en", Category.APPOINTMENT_REMINDER, id="r-bûche", text=text,
+                                    appointment=APPOINTMENT))
+        assert outcome.channels[0] == "portal", outcome.explanation  # its PHI-free notice may go by SMS
+        assert not [line for line in sms_sink(host) if "buche" in line["text"] or "bûche" in line["text"]]
+        assert "CLINICAL_CONTENT" in [f.code for f in host.check(text, channel="sms")]
+
+
 class _FirstAnswers:
     """A directory, a renderer and a planner, placed first, that raise or answer the wrong type."""
 

@@ -24,7 +24,6 @@ from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
 from emrcomm.delivery import described
 from emrcomm.errors import EmrcommError, PluginError, RequestError
-from emrcomm.forms import in_form
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import after_requeues, request_status
@@ -48,7 +47,7 @@ from emrcomm.model import (
     Status,
 )
 from emrcomm.model import Channel as Channel
-from emrcomm.pipeline.decide import Decision, decide
+from emrcomm.pipeline.decide import Decision, decide, in_words_sent
 from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
 from emrcomm.pipeline.late import LateRecords
 from emrcomm.pipeline.records import record_id, reply_facts
@@ -566,8 +565,7 @@ class Host:
         recipient = _CHECK_RECIPIENT
         route = Route(channel=channel, address=_CHECK_ADDRESSES.get(channel, ""))
         # As pipeline.decide.judge does: the words that leave are inspected and validated.
-        message = attrs.evolve(message, text=in_form(self.channels[channel].form, text))
-        facts = self.hooks.inspect(message)
+        message, facts = in_words_sent(self.hooks, self.channels[channel].form, message, self.hooks.inspect(message))
         found = tuple(f for f in facts if f.code == "CHECK_FAILED")
         found += self.hooks.validate(message, recipient, self.channels[channel], route, facts, self.clock())
         return tuple(f for f in found if f.code not in RECIPIENT_CODES and f.severity is not Severity.INFO)

@@ -181,6 +181,27 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
                     chosen=chosen, findings=found, facts=facts)
 
 
+def in_words_sent(hooks: Hooks, form: str | None, message: Message,
+                  facts: tuple[Finding, ...]) -> tuple[Message, tuple[Finding, ...]]:
+    """``message`` in the words a channel of ``form`` sends (:func:`emrcomm.forms.in_form`: an
+    email says how to unsubscribe, never "Reply STOP"; an SMS is spelled in GSM-7), and what the
+    inspectors find in them (``facts``: what they found in the words as written). An SMS keeps
+    what was found in its words as written too: its spelling changes letters, not what a reader
+    makes of them, and an inspector's term spelled with an accent GSM-7 lacks must still block
+    (fail closed). Such a finding keeps its span when the spelling kept the text's length."""
+    words = in_form(form, message.text)
+    if words == message.text:
+        return message, facts
+    sent = attrs.evolve(message, text=words)
+    found = tuple(hooks.inspect(sent))
+    if form == "sms":
+        seen = {(f.code, f.plugin) for f in found}
+        same_length = len(words) == len(message.text)
+        found += tuple(f if same_length else attrs.evolve(f, span=None)
+                       for f in facts if (f.code, f.plugin) not in seen)
+    return sent, found
+
+
 def unnamed(request: Request) -> Request:
     """``request`` as a record of it names a patient nobody found: ``Patient/<id>`` as given,
     anything else (``Patient?identifier=system|value``, ``system|value``) not at all."""
@@ -214,12 +235,7 @@ def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recip
                             detail=f"notice template {route.template!r}: {exc}")
                 return Verdict(candidate, tuple(legs), (f,))
             leg_facts = hooks.inspect(leg_message)
-        # The words the channel's form sends (an email says how to unsubscribe, never "Reply
-        # STOP"; an SMS is spelled in GSM-7): inspected, judged and filed as they go.
-        words = in_form(channel.form, leg_message.text)
-        if words != leg_message.text:
-            leg_message = attrs.evolve(leg_message, text=words)
-            leg_facts = hooks.inspect(leg_message)
+        leg_message, leg_facts = in_words_sent(hooks, channel.form, leg_message, leg_facts)
         found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
         found += hooks.validate(leg_message, recipient, channel, route, leg_facts, now)
         window = hooks.sending_window(leg_message, recipient, channel)
