@@ -570,6 +570,17 @@ def test_a_directory_that_names_the_patient_by_the_search_is_refused(tmp_path: P
         assert resource is not None and "1234567890" not in json.dumps(resource)
 
 
+def test_a_directory_whose_ids_fhir_would_not_write_still_names_its_patients(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    # An EMR's own ids ("12345_A": FHIR ids take no "_") link to a patient all the same: only a
+    # search (what a health number travels in) is refused from a directory.
+    with host_with_fake(tmp_path, clock, "echo", "test_pipeline:_EchoingDirectory", 0) as host:
+        outcome = host.send(reminder("Patient/12345_A"))
+        assert outcome.status is Status.SENT, outcome.explanation
+        assert outcome.patient_ref == "Patient/12345_A"
+        [entry] = host.records(patient="Patient/12345_A")["entry"]
+        assert entry["resource"]["subject"] == {"reference": "Patient/12345_A"}
+
+
 class _ChannelRaiser:
     """A planner that tries to make SMS secure for everyone by editing the channels it is shown."""
 

@@ -44,6 +44,17 @@ def is_literal_ref(ref: str) -> bool:
     return bool(_PLAIN_REF.match(ref))
 
 
+# What a search or an identifier carries (Patient?identifier=system|value): never in a link.
+_SEARCH_MARKS = re.compile(r"[?|=&#\s]")
+
+
+def is_patient_link(ref: str) -> bool:
+    """Whether ``ref`` links to a patient (``Patient/<id>``) rather than searching for one: what
+    a directory must answer and a record may name. Looser than :func:`is_literal_ref`: an EMR's
+    own ids outside FHIR's (``Patient/12345_A``) still name a patient; the audit log keys them."""
+    return ref.startswith("Patient/") and len(ref) > 8 and not _SEARCH_MARKS.search(ref)
+
+
 def described_ref(ref: str) -> str:
     """``ref`` as a finding shows it: ``Patient/<id>`` as it is; an identifier by its system only
     (``identifier urn:oid:…|…``): its value may be a health number, and the finding is filed."""

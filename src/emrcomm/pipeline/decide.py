@@ -15,7 +15,7 @@ import attrs
 from attrs import frozen
 
 from emrcomm.errors import RequestError
-from emrcomm.fhir import described_ref, is_literal_ref
+from emrcomm.fhir import described_ref, is_patient_link
 from emrcomm.forms import in_form
 from emrcomm.model import (
     Candidate,
@@ -150,7 +150,7 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
     if recipient is None:
         return Decision(unnamed(request), now, asked=request, findings=(
             finding("RECIPIENT_UNKNOWN", plugin="host", detail=described_ref(request.patient_ref)),))
-    if not is_literal_ref(recipient.patient_ref):
+    if not is_patient_link(recipient.patient_ref):
         return Decision(unnamed(request), now, asked=request, findings=(finding(
             "CHECK_FAILED", plugin="host",
             detail="the directory answered a patient that is not named Patient/<id>; it must name the one it found"),))
@@ -205,7 +205,7 @@ def in_words_sent(hooks: Hooks, form: str | None, message: Message,
 def unnamed(request: Request) -> Request:
     """``request`` as a record of it names a patient nobody found: ``Patient/<id>`` as given,
     anything else (``Patient?identifier=system|value``, ``system|value``) not at all."""
-    return request if is_literal_ref(request.patient_ref) else attrs.evolve(request, patient_ref="")
+    return request if is_patient_link(request.patient_ref) else attrs.evolve(request, patient_ref="")
 
 
 def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recipient,
