@@ -581,6 +581,29 @@ def test_a_directory_whose_ids_fhir_would_not_write_still_names_its_patients(tmp
         assert entry["resource"]["subject"] == {"reference": "Patient/12345_A"}
 
 
+class _MergingDirectory:
+    """A directory, placed first, that answers for a merged patient with the one kept."""
+
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_find_recipient(self, patient_ref):  # type: ignore[no-untyped-def]
+        from emrcomm.testing import make_recipient
+
+        return make_recipient(patient_ref="Patient/kept") if patient_ref == "Patient/merged" else None
+
+
+def test_a_patient_the_emr_names_by_link_is_filed_as_it_named_them(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    # The EMR looks for a message's records under the patient it sent: a directory that answers
+    # with another link (the patient kept after a merge) does not move them.
+    with host_with_fake(tmp_path, clock, "merging", "test_pipeline:_MergingDirectory", 0) as host:
+        outcome = host.send(reminder("Patient/merged"))
+        assert outcome.status is Status.SENT and outcome.patient_ref == "Patient/merged", outcome.explanation
+        [entry] = host.records(patient="Patient/merged")["entry"]
+        assert entry["resource"]["subject"] == {"reference": "Patient/merged"}
+
+
 class _ChannelRaiser:
     """A planner that tries to make SMS secure for everyone by editing the channels it is shown."""
 

@@ -154,10 +154,13 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
         return Decision(unnamed(request), now, asked=request, findings=(finding(
             "CHECK_FAILED", plugin="host",
             detail="the directory answered a patient that is not named Patient/<id>; it must name the one it found"),))
-    # From here on the patient is the one found: records, events, audit, inbox, consent and
-    # opt-out read Patient/<id>, never the search the EMR gave (it may carry a health number).
+    # A patient the EMR named by a search is, from here on, the one found: records, events,
+    # audit, inbox, consent and opt-out read Patient/<id>, never the search (it may carry a
+    # health number). One the EMR named by link stays as the EMR named it (its records are
+    # where it looks for them), whatever link the directory answers with.
     asked = request
-    request = attrs.evolve(request, patient_ref=recipient.patient_ref)
+    if not is_patient_link(request.patient_ref):
+        request = attrs.evolve(request, patient_ref=recipient.patient_ref)
     try:
         message = hooks.render(request, recipient)
     except RequestError as exc:
