@@ -6,11 +6,16 @@ it must leave in. Versioned, explicit JSON.
 Version 3 added the window. A version-2 row (queued by 0.2) does not know it: ``window_known``
 is False, and the deliverer asks the ``emrcomm_sending_window`` hook again when it leaves
 (emrcomm.pipeline.deliver, fail closed).
+
+A stored payload this release cannot read (corrupted, or of a version it does not know) is read
+as a Payload that says so (``unreadable``), never as an error: one such row must not stop the
+other rows of a claim, nor the listing of the outbox.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +29,21 @@ READS = (2, 3)  # the versions this release reads
 
 
 class PayloadError(EmrcommError):
-    """An outbox row whose payload this release cannot read."""
+    """An outbox row whose payload this release cannot read; ``version`` is the one it names."""
+
+    def __init__(self, message: str, version: object = None) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+@frozen
+class Unreadable:
+    """Why a stored payload could not be read: ``said`` is for staff (the error's class, never the
+    payload's text); ``newer`` when a newer release wrote it (a version above ``VERSION``), for a
+    worker of that release to deliver."""
+
+    said: str
+    newer: bool = False
 
 
 @frozen
@@ -39,8 +58,11 @@ class Payload:
     link_from: tuple[str, str] | None = None
     window: SendingWindow | None = None
     window_known: bool = False
+    unreadable: Unreadable | None = None  # set only by ``read``: this release cannot deliver the row
 
     def to_json(self) -> dict[str, Any]:
+        if self.unreadable is not None:
+            raise PayloadError("an outbox payload that could not be read is never written back")
         out: dict[str, Any] = {"v": VERSION}
         if self.html is not None:
             out["html"] = self.html
@@ -59,7 +81,7 @@ class Payload:
         version = data.get("v")
         if version not in READS:
             raise PayloadError(f"outbox payload version {version!r}; this release reads versions "
-                               f"{', '.join(map(str, READS))}")
+                               f"{', '.join(map(str, READS))}", version)
         link = data.get("link_from")
         known = "window" in data
         raw = data.get("window")
@@ -68,3 +90,21 @@ class Payload:
                                                         tuple(str(z) for z in raw["zones"]))
         return cls(html=data.get("html"), template=data.get("template"),
                    link_from=(str(link[0]), str(link[1])) if link else None, window=window, window_known=known)
+
+    @classmethod
+    def read(cls, text: str) -> Payload:
+        """The payload stored as ``text``; one this release cannot read says why (``unreadable``)."""
+        try:
+            return cls.from_json(json.loads(text))
+        except PayloadError as exc:
+            version = exc.version
+            if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+                return cls(unreadable=Unreadable(f"written by a newer release (outbox payload version {version}; "
+                                                 f"this one reads {', '.join(map(str, READS))})", newer=True))
+            return cls(unreadable=Unreadable(_cannot_read(exc)))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:  # corrupted
+            return cls(unreadable=Unreadable(_cannot_read(exc)))
+
+
+def _cannot_read(exc: Exception) -> str:
+    return f"its outbox payload cannot be read by this release ({type(exc).__name__})"

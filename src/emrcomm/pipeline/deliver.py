@@ -70,7 +70,8 @@ class RetryPolicy:
 @frozen
 class Delivered:
     """How one delivery ended: ``accepted`` (with the receipt), ``retry``, ``undeliverable``,
-    ``expired``, ``cancelled``, ``held`` (its sending window closed: back in the outbox until it opens); ``kept`` is False when the lease had passed to another process
+    ``expired``, ``cancelled``, ``held`` (its sending window closed: back in the outbox until it opens),
+    ``newer`` (written by a newer release: given back unsent); ``kept`` is False when the lease had passed to another process
     (the message left all the same, and is recorded)."""
 
     result: str
@@ -141,6 +142,21 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
     if facts is None:
         commit(lambda: _end(host, item, None, LegState.UNDELIVERABLE, "DELIVERY_FAILED", "its record is missing",
                             owner=owner, source=source, trail=trail))
+        return Delivered("undeliverable")
+    unreadable = item.payload.unreadable
+    if unreadable is not None and unreadable.newer:
+        # A fleet part-way through an upgrade: a worker of the release that wrote it delivers it.
+        # Given back unsent, its attempt too, due again after one backoff_base (so that workers
+        # of this release do not claim it at every poll); the record stays queued.
+        later = now + dt.timedelta(seconds=policy.backoff_base)
+        commit(lambda: host.storage.outbox.release(item.key, owner=owner, now=now, error=unreadable.said,
+                                                   not_before=later))
+        log.warning("outbox %s: written by a newer release; given back for a worker that reads it", item.key)
+        return Delivered("newer")
+    if unreadable is not None:
+        log.error("outbox %s: its row cannot be read by this release; kept as a dead letter, not sent", item.key)
+        commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED",
+                            f"{unreadable.said}: not sent", owner=owner, source=source, trail=trail))
         return Delivered("undeliverable")
     if item.taken_over and item.attempts > policy.max_attempts:
         # Every claim counts an attempt, a takeover too: a row whose sends never return (a provider

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from attrs import frozen
 
-from emrcomm.outbox.payload import Payload
+from emrcomm.outbox.payload import Payload, Unreadable
 from emrcomm.storage.database import Database, Row
 from emrcomm.storage.times import iso, lease_now, lease_until, parse_iso
 
@@ -180,7 +180,9 @@ class SqlOutbox:
                 pick = f"SELECT o.key FROM outbox o INDEXED BY outbox_claim_order WHERE {due} {order}"
                 rows = self.db.query(f"UPDATE outbox SET {take} WHERE key IN ({pick}) RETURNING *",
                                      (*take_params, *due_params, limit))
-        items = [_item(r, held_until=held_until) for r in rows]
+        # Each row read on its own, after the commit: one this release cannot read is handed on as
+        # such (its payload says so) and settled by the deliverer; the others go on.
+        items = [_claimed(r, held_until=held_until) for r in rows]
         return sorted(items, key=lambda i: (i.not_before or dt.datetime.min.replace(tzinfo=dt.UTC), i.key))
 
     def finish(self, key: str, *, owner: str | None) -> bool:
@@ -280,9 +282,22 @@ def _item(row: Row, *, held_until: float | None = None) -> Item:
     return Item(
         key=row["key"], request_id=row["request_id"], channel=row["channel"], address=row["address"],
         leg=int(row["leg"]), state=row["state"], attempts=int(row["attempts"]),
-        payload=Payload.from_json(json.loads(row["payload"])),
+        payload=Payload.read(row["payload"]),
         not_before=parse_iso(row["not_before"]) if row["not_before"] else None,
         expires=parse_iso(row["expires"]) if row["expires"] else None,
         last_error=row["last_error"], lease_owner=row["lease_owner"],
         lease_until=parse_iso(row["lease_until"]) if row["lease_until"] else None, held_until=held_until,
     )
+
+
+def _claimed(row: Row, *, held_until: float) -> Item:
+    """A claimed row; one whose times cannot be read either is handed on with an unreadable
+    payload, to be kept as a dead letter (its key, request and channel are the table's own)."""
+    try:
+        return _item(row, held_until=held_until)
+    except (ValueError, TypeError, KeyError) as exc:
+        said = f"its outbox row cannot be read by this release ({type(exc).__name__})"
+        return Item(key=row["key"], request_id=row["request_id"], channel=row["channel"], address=row["address"],
+                    leg=int(row["leg"]), state=row["state"], attempts=int(row["attempts"]),
+                    payload=Payload(unreadable=Unreadable(said)), last_error=row["last_error"],
+                    lease_owner=row["lease_owner"], held_until=held_until)

@@ -1,0 +1,107 @@
+"""An outbox row whose stored payload this release cannot read, claimed with good rows by a real
+``emrcomm worker`` process: a corrupted one is kept as a dead letter (its record not-done), one
+written by a newer release is given back for a worker of that release; the rows claimed with it
+are delivered once, and the worker does not claim them (or it) again and again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from emrcomm.audit import entries
+from emrcomm.host import Host
+from emrcomm.model import Status
+from servers import wait_until
+from support import communication
+from test_worker import reminder, sink
+from test_worker_hung import worker_result
+from test_worker_sigkill import EMRCOMM, chart_states, start_worker
+
+WORKER = '\n[delivery]\nmode = "queue"\nconcurrency = 2\nlease_seconds = 2\npoll_seconds = 0.2\nbackoff_base = 0.5\n'
+GOOD = 5
+WORDS = "Reminder: your appointment"  # what the corrupted row's payload starts with; never logged
+
+
+def queue(host: Host, n: int) -> list[str]:
+    outcomes = [host.send(reminder(f"u-{i}")) for i in range(n)]
+    assert {o.status for o in outcomes} == {Status.QUEUED}
+    return [o.record_ids[0] for o in outcomes]
+
+
+def store_payload(host: Host, key: str, text: str) -> None:
+    with host.storage.transaction():
+        host.storage.db.execute("UPDATE outbox SET payload = ? WHERE key = ?", (text, key))
+
+
+def test_a_corrupted_payload_is_a_dead_letter_and_the_rows_claimed_with_it_are_delivered_once(
+    make_host: Callable[..., Host], tmp_path: Path
+) -> None:
+    host = make_host(WORKER)
+    records = queue(host, GOOD + 1)
+    bad = records[2]
+    store_payload(host, bad, '{"v": 3, "html": "' + WORDS)  # cut off mid-string: not JSON
+    config, log = tmp_path / "emrcomm.toml", tmp_path / "worker.log"
+    proc = start_worker(config, log)  # runs until stopped, as in production
+    try:
+        wait_until(lambda: len(sink(host)) >= GOOD and host.storage.outbox.counts() == {"dead": 1}, 30,
+                   "the good rows delivered and the bad one kept as a dead letter")
+        time.sleep(1.0)  # five polls more: nothing is claimed again
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    text = log.read_text(encoding="utf-8")
+    assert proc.returncode == 0, text[-2000:]
+    result = worker_result(log)["worker"]
+    assert (result["sent"], result["dead"], result["errors"], result["taken_over"]) == (GOOD, 1, 0, 0), result
+    assert sorted(m["id"] for m in sink(host)) == sorted(r for r in records if r != bad)  # each once
+    assert chart_states(config, records) == {"accepted": GOOD, "undeliverable": 1}
+    resource = communication(host, bad)
+    assert resource is not None and resource["status"] == "not-done"
+    assert "DELIVERY_FAILED" in json.dumps(resource["statusReason"])
+    [dead] = host.storage.outbox.dead()
+    assert dead.key == bad and dead.last_error == ("its outbox payload cannot be read by this release "
+                                                   "(JSONDecodeError): not sent")
+    assert "claim failed" not in text
+    assert text.count(f"outbox {bad}: its row cannot be read by this release; kept as a dead letter") == 1
+    assert WORDS not in text
+    # Staff see it where dead letters are listed, with why.
+    listed = subprocess.run([str(EMRCOMM), "outbox", "--config", str(config), "--json"], capture_output=True,
+                            text=True, check=True)
+    assert [d["record_id"] for d in json.loads(listed.stdout)["dead"]] == [bad]
+    [audit] = [e for e in entries(host.storage) if e.get("record") == bad and e["kind"] == "delivery.dead"]
+    assert audit["reasons"] == ["DELIVERY_FAILED"]
+
+
+def test_a_payload_of_a_newer_release_is_given_back_unsent_for_a_worker_that_reads_it(
+    make_host: Callable[..., Host], tmp_path: Path
+) -> None:
+    host = make_host(WORKER)
+    records = queue(host, 3)
+    newer = records[1]
+    [row] = [r for r in host.storage.db.query("SELECT payload FROM outbox WHERE key = ?", (newer,))]
+    readable = row["payload"]
+    store_payload(host, newer, json.dumps({**json.loads(readable), "v": 99, "channel_hints": ["sms"]}))
+    config, log = tmp_path / "emrcomm.toml", tmp_path / "worker.log"
+    proc = start_worker(config, log, "--once")
+    text = log.read_text(encoding="utf-8") if proc.wait(60) is not None else ""
+    assert proc.returncode == 0, text[-2000:]
+    result = worker_result(log)["worker"]
+    assert (result["sent"], result["newer"], result["dead"], result["errors"]) == (2, 1, 0, 0), result
+    assert newer not in {m["id"] for m in sink(host)}
+    left = host.storage.outbox.get(newer)
+    assert left is not None and (left.state, left.attempts) == ("retry", 0)  # not destroyed, its attempt given back
+    assert left.last_error == ("written by a newer release (outbox payload version 99; this one reads 2, 3)")
+    assert text.count(f"outbox {newer}: written by a newer release; given back for a worker that reads it") == 1
+    assert chart_states(config, [newer]) == {"queued": 1}
+    # A worker of the release that wrote it (here: the row as this release reads it) delivers it.
+    store_payload(host, newer, readable)
+    time.sleep(0.6)  # backoff_base: it is due again
+    again = start_worker(config, log, "--once")
+    assert again.wait(60) == 0
+    assert worker_result(log)["worker"]["sent"] == 1
+    assert sorted(m["id"] for m in sink(host)) == sorted(records)
