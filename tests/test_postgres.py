@@ -1167,6 +1167,40 @@ def test_worker_once_that_could_not_settle_a_send_says_so_and_exits_4(
     assert result["outbox"] == {"sending": 1}, result
 
 
+def test_a_sent_message_whose_record_the_server_refuses_is_not_recorded_again_for_its_lease_and_once_exits_2(
+        runtime_role: str, empty_pg: str, tmp_path: Path) -> None:
+    """The message left, but the runtime role may not INSERT its event: the record was written
+    again and again for the row's whole lease (a worker thread held for minutes), and --once then
+    exited 0. A refusal (SQLSTATE class 42) is not a moment that passes: the row is removed at
+    once (never sent twice), its record stays in progress, and --once says so and exits 2, as
+    for a claim the server refuses."""
+    import psycopg
+
+    owner, app = _owner_and_app(tmp_path, empty_pg, runtime_role)
+    app.write_text(app.read_text(encoding="utf-8").replace('mode = "queue"\n', 'mode = "queue"\nlease_seconds = 8\n'),
+                   encoding="utf-8")
+    role = runtime_role.split("//", 1)[1].split("@", 1)[0]
+    with psycopg.connect(empty_pg, autocommit=True) as admin:
+        admin.execute(f"REVOKE INSERT ON events FROM {role}")  # type: ignore[arg-type]
+    done = subprocess.run([str(EMRCOMM), "worker", "--once", "--json", "--config", str(app)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert (result["worker"]["sent"], result["worker"]["unrecorded"], result["worker"]["errors"]) == (1, 1, 0), result
+    assert result["outbox"] == {}, result  # removed: no worker sends it again
+    [sent] = [json.loads(line) for line in (tmp_path / "out" / "sms.jsonl").read_text(encoding="utf-8").splitlines()]
+    [refusal] = [line for line in done.stderr.splitlines() if "refuses to record it" in line]
+    assert refusal.endswith(f"outbox {sent['id']}: sent, but the database refuses to record it (InsufficientPrivilege, "
+                            "SQLSTATE 42501: a privilege the role lacks); not tried again"), done.stderr
+    assert "recording it failed" not in done.stderr  # not tried again and again
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("emrcomm: error:")]
+    assert error.startswith("emrcomm: error: worker --once: 1 sent but not recorded: the database refuses this role"), error
+    with Host(load_config(owner), read_only=True) as host:
+        record = host.record(sent["id"])
+        assert record is not None and record.state == "queued"
+
+
 def test_a_lock_wait_in_one_part_of_a_group_commit_is_said_to_that_part_alone(pg: str, outbox_locked: None) -> None:
     from emrcomm.storage import StoreUnavailable
     from emrcomm.storage.postgres import PostgresDatabase

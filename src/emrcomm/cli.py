@@ -28,7 +28,7 @@ from emrcomm.errors import EmrcommError, RequestError
 from emrcomm.limits import Limits, check_patient_option, escape_controls, loads_json
 from emrcomm.model import Category, Finding, Outcome, Request, Status
 from emrcomm.staff.commands import add_commands as add_staff_commands
-from emrcomm.storage.database import StoreUnavailable
+from emrcomm.storage.database import StoreUnavailable, server_refuses
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
 EXIT_NOT_DONE = 4
@@ -773,11 +773,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
             print(f"emrcomm: error: worker --once: the outbox could not be claimed from: {type(exc).__name__}"
                   + (f": {said}" if said else ""), file=sys.stderr)
             # SQLSTATE class 42 (a privilege the role lacks, a table not there): the config, not the moment
-            return EXIT_BAD_INPUT if str(getattr(exc, "sqlstate", None) or "").startswith("42") else EXIT_NOT_DONE
+            return EXIT_BAD_INPUT if server_refuses(exc) else EXIT_NOT_DONE
         counts = host.storage.outbox.counts()
     result = {"worker": stats.as_dict(), "outbox": counts}
     _emit(args, result, " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if k != "crash_window_ms")
           + " | outbox " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    if args.once and stats.unrecorded:  # the grants, as for a claim the server refuses (above)
+        print(f"emrcomm: error: worker --once: {stats.unrecorded} sent but not recorded: the database refuses this "
+              "role a statement (SQLSTATE 42); their records stay in progress: grant the runtime role what it lacks "
+              "(emrcomm doctor; docs/operations.md, Roles and least privilege)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     # --once left rows leased that a send did not settle (it raised, or hung): not done
     return EXIT_NOT_DONE if args.once and (stats.errors or stats.hung) else EXIT_OK
 

@@ -99,6 +99,9 @@ class WorkerStats:
     # Rows whose delivery raised (a bug, a privilege the role lacks): left leased, taken over
     # when the lease runs out, as a dead worker's.
     errors: int = 0
+    # Messages sent whose record the database refused to write (SQLSTATE class 42: a privilege the
+    # role lacks): not tried again for the lease; their rows removed, their records in progress.
+    unrecorded: int = 0
     # Commits that recorded how deliveries ended: one per settle on SQLite; on PostgreSQL fewer,
     # as settles share them (SharedCommits).
     settle_commits: int = 0
@@ -127,6 +130,7 @@ class WorkerStats:
                 "held": self.held,
                 "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
                 "hung": self.hung, "put_off": self.put_off, "newer": self.newer, "errors": self.errors,
+                "unrecorded": self.unrecorded,
                 "settle_commits": self.settle_commits,
                 "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99),
                                     "max": None if most is None else round(most * 1000, 3)}}
@@ -495,6 +499,8 @@ class Worker:
                            commit=self._commit, rand=self._rand, record_while_leased=True)
             if done.result == "accepted":
                 self.stats.count("sent" if done.kept else "lost_lease", done.window if done.kept else None)
+                if done.not_recorded is not None:
+                    self.stats.count("unrecorded")
             else:
                 self.stats.count({"retry": "retried", "undeliverable": "dead"}.get(done.result, done.result))
         except Exception as exc:  # never lose the thread: the row stays leased until another takes it over

@@ -27,7 +27,7 @@ from emrcomm.model import Category, Channel, Message, Receipt, Recipient, Record
 from emrcomm.outbox import window as windows
 from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
 from emrcomm.plugin.contract import Delivery
-from emrcomm.storage.database import StoreUnavailable
+from emrcomm.storage.database import StoreUnavailable, server_refuses
 from emrcomm.storage.outbox import Item
 from emrcomm.storage.times import iso
 
@@ -80,6 +80,9 @@ class Delivered:
     kept: bool = True
     window: float | None = None  # seconds between the provider's answer and the commit that records it
     not_filed: str | None = None  # a filer that could not file the outcome (the message left all the same)
+    # The database refused to record that it left (SQLSTATE class 42: a privilege the role lacks):
+    # the error's class and SQLSTATE. The row was removed alone; the record stays in progress.
+    not_recorded: str | None = None
 
 
 def file_event(host: Host, event: Event, trail: Trail | None = None) -> tuple[Record | None, str | None]:
@@ -238,10 +241,21 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
                                                    trail=new_trail()))
         return Delivered("accepted", receipt, kept=kept, window=time.perf_counter() - answered, not_filed=not_filed)
 
+    def removed_unrecorded(why: str, refusal: str | None = None) -> Delivered:
+        """The last resort: the row removed alone, so that no worker sends the message again."""
+        commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
+        log.error("outbox %s: sent; its record could not say so (%s) and stays in progress", item.key, why)
+        return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered, not_recorded=refusal)
+
     for attempt in itertools.count(1):
         try:
             return record()
         except Exception as exc:
+            if server_refuses(exc):  # not tried again for the lease: the grants will not change meanwhile
+                refusal = f"{type(exc).__name__}, SQLSTATE {getattr(exc, 'sqlstate', '')}"
+                log.error("outbox %s: sent, but the database refuses to record it (%s: a privilege the role "
+                          "lacks); not tried again", item.key, refusal)
+                return removed_unrecorded(refusal, refusal)
             until = max(held_until, outage_until) if isinstance(exc, StoreUnavailable) else held_until
             left = until - time.monotonic()
             if attempt <= RECORD_ATTEMPTS or attempt % 20 == 0:
@@ -270,10 +284,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
                       "taken over when its lease runs out", item.key)
         raise
     except Exception as exc:
-        last = type(exc).__name__
-    commit(lambda: host.storage.outbox.finish(item.key, owner=owner))
-    log.error("outbox %s: sent; its record could not say so (%s) and stays in progress", item.key, last)
-    return Delivered("accepted", receipt, kept=True, window=time.perf_counter() - answered)
+        return removed_unrecorded(type(exc).__name__)
 
 
 def _no_receipt(channel: Channel, answer: object) -> PermanentDeliveryError:

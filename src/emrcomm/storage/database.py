@@ -148,6 +148,12 @@ def pending(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
 _NOT_PERMITTED = "42501"
 
 
+def server_refuses(exc: BaseException) -> bool:
+    """A statement the database server refuses (SQLSTATE class 42: a privilege the role lacks, a
+    table or column not there): the config or the grants, not the moment; trying again cannot help."""
+    return str(getattr(exc, "sqlstate", None) or "").startswith("42")
+
+
 @contextlib.contextmanager
 def schema_change(where: str) -> Iterator[None]:
     """A change of the schema or a whole copy into ``where``: the database refusing this role
