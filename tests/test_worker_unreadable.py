@@ -16,6 +16,7 @@ from pathlib import Path
 from emrcomm.audit import entries
 from emrcomm.host import Host
 from emrcomm.model import Status
+from emrcomm.outbox.worker import Worker, WorkerSettings
 from servers import wait_until
 from support import communication
 from test_worker import reminder, sink
@@ -105,3 +106,18 @@ def test_a_payload_of_a_newer_release_is_given_back_unsent_for_a_worker_that_rea
     assert again.wait(60) == 0
     assert worker_result(log)["worker"]["sent"] == 1
     assert sorted(m["id"] for m in sink(host)) == sorted(records)
+
+
+def test_a_row_whose_expiry_cannot_be_read_is_a_dead_letter_and_the_others_are_sent(
+    make_host: Callable[..., Host]
+) -> None:
+    host = make_host(WORKER)
+    records = queue(host, 3)
+    bad = records[0]
+    with host.storage.transaction():
+        host.storage.db.execute("UPDATE outbox SET expires = 'next Tuesday' WHERE key = ?", (bad,))
+    stats = Worker(host, WorkerSettings.from_config(host.config.raw["delivery"])).run(once=True)
+    assert (stats.sent, stats.dead, stats.errors) == (2, 1, 0)
+    assert sorted(m["id"] for m in sink(host)) == sorted(records[1:])
+    [dead] = host.storage.outbox.dead()
+    assert dead.key == bad and dead.last_error == "its outbox row cannot be read by this release (ValueError): not sent"

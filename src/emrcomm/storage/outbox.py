@@ -182,7 +182,7 @@ class SqlOutbox:
                                      (*take_params, *due_params, limit))
         # Each row read on its own, after the commit: one this release cannot read is handed on as
         # such (its payload says so) and settled by the deliverer; the others go on.
-        items = [_claimed(r, held_until=held_until) for r in rows]
+        items = [_item(r, held_until=held_until) for r in rows]
         return sorted(items, key=lambda i: (i.not_before or dt.datetime.min.replace(tzinfo=dt.UTC), i.key))
 
     def finish(self, key: str, *, owner: str | None) -> bool:
@@ -279,6 +279,21 @@ class SqlOutbox:
 
 
 def _item(row: Row, *, held_until: float | None = None) -> Item:
+    """A row as stored. One whose columns this release cannot read (a payload corrupted or of a
+    version it does not know, a time that does not parse) is read all the same, its payload
+    saying so: it is listed, and its deliverer keeps it as a dead letter (or gives it back, for a
+    newer release) instead of one row stopping a whole claim or listing."""
+    try:
+        return _read(row, held_until=held_until)
+    except (ValueError, TypeError, KeyError) as exc:
+        said = f"its outbox row cannot be read by this release ({type(exc).__name__})"
+        return Item(key=row["key"], request_id=row["request_id"], channel=row["channel"], address=row["address"],
+                    leg=int(row["leg"]), state=row["state"], attempts=int(row["attempts"]),
+                    payload=Payload(unreadable=Unreadable(said)), last_error=row["last_error"],
+                    lease_owner=row["lease_owner"], held_until=held_until)
+
+
+def _read(row: Row, *, held_until: float | None) -> Item:
     return Item(
         key=row["key"], request_id=row["request_id"], channel=row["channel"], address=row["address"],
         leg=int(row["leg"]), state=row["state"], attempts=int(row["attempts"]),
@@ -288,16 +303,3 @@ def _item(row: Row, *, held_until: float | None = None) -> Item:
         last_error=row["last_error"], lease_owner=row["lease_owner"],
         lease_until=parse_iso(row["lease_until"]) if row["lease_until"] else None, held_until=held_until,
     )
-
-
-def _claimed(row: Row, *, held_until: float) -> Item:
-    """A claimed row; one whose times cannot be read either is handed on with an unreadable
-    payload, to be kept as a dead letter (its key, request and channel are the table's own)."""
-    try:
-        return _item(row, held_until=held_until)
-    except (ValueError, TypeError, KeyError) as exc:
-        said = f"its outbox row cannot be read by this release ({type(exc).__name__})"
-        return Item(key=row["key"], request_id=row["request_id"], channel=row["channel"], address=row["address"],
-                    leg=int(row["leg"]), state=row["state"], attempts=int(row["attempts"]),
-                    payload=Payload(unreadable=Unreadable(said)), last_error=row["last_error"],
-                    lease_owner=row["lease_owner"], held_until=held_until)
