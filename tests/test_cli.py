@@ -201,6 +201,28 @@ def test_bad_request_exits_2_and_sends_nothing(config: Path, tmp_path: Path, cap
     assert json.loads(out)["total"] == 0
 
 
+def test_send_of_an_id_used_before_for_another_message_exits_2_in_one_line_and_sends_nothing(
+        config: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def send(patient: str, name: str) -> subprocess.CompletedProcess[str]:
+        req = request_file(tmp_path, fhir_request(patient, "appointment-reminder", template="appointment-reminder",
+                                                  rid="appt-7", variables={"appointment": APPOINTMENT}), name)
+        return subprocess.run([str(Path(sys.executable).with_name("emrcomm")), "send", str(req), "--config",
+                               str(config)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    assert send("Patient/on-en", "first.json").returncode == 0
+    again = send("Patient/qc-fr", "other.json")
+    assert again.returncode == 2, again.stderr
+    [line] = again.stderr.splitlines()
+    assert line.startswith("emrcomm: error: id appt-7 was already used for request appt-7") and "nothing was sent" in line
+    assert again.stdout == ""
+    assert len((tmp_path / "out" / "sms.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+    retry = send("Patient/on-en", "retry.json")
+    assert retry.returncode == 0 and "already handled" in retry.stdout
+
+
 def test_unknown_template_exits_2(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="no-such-template"))
     code, _, err = run(capsys, "send", str(req), "--config", str(config))

@@ -249,13 +249,15 @@ def test_a_failure_after_a_commit_inside_a_group_reports_what_that_commit_made_d
     assert [committed_outbox(host, rid) for rid in ("a", "b", "c")] == [1, 0, 0]
 
 
-def test_one_request_id_for_two_patients_in_a_group_is_handled_once(make_host: Callable[..., Host]) -> None:
-    """As with two sends one after the other: the second is "already handled", whatever it
-    would have decided on its own (here: blocked, no consent), and nothing is filed for it."""
+def test_one_request_id_for_two_patients_in_a_group_is_decided_once(make_host: Callable[..., Host]) -> None:
+    """As with two sends one after the other: the second, which asks for another patient, is
+    refused as an id used again (failed), whatever it would have decided on its own (here:
+    blocked, no consent), and nothing is filed for it."""
     host = make_host(QUEUE)
     first, second = host.send_many([reminder("Patient/on-en", rid="x"), reminder("Patient/none", rid="x")],
                                    group=10)
-    assert first.status is Status.QUEUED and "already handled" in second.explanation[0]
+    assert first.status is Status.QUEUED
+    assert second.status is Status.FAILED and "id x was already used" in second.explanation[0]
     patients = {e["resource"]["subject"]["reference"] for e in host.records()["entry"]}
     assert patients == {"Patient/on-en"}
 

@@ -244,6 +244,48 @@ def test_same_request_twice_is_sent_once(host: Host) -> None:
     assert len(sms_sink(host)) == 1
 
 
+def test_a_request_id_used_again_for_another_message_raises_request_conflict_and_sends_nothing(host: Host) -> None:
+    # An EMR that reuses its ids would otherwise be told "already handled", and a patient never texted.
+    from emrcomm import RequestConflict, RequestError
+
+    host.send(reminder())
+    with pytest.raises(RequestConflict, match=r"^id r-1 was already used for request r-1, .*nothing was sent") as err:
+        host.send(reminder("Patient/qc-fr"))
+    assert isinstance(err.value, RequestError) and err.value.earlier == "r-1"
+    assert len(sms_sink(host)) == 1 and host.records(patient="Patient/qc-fr")["total"] == 0
+    assert host.send(reminder()).explanation[0].startswith("already handled")  # a true retry still is one
+
+
+@pytest.mark.parametrize("mode", ["inline", "queue"])
+def test_send_many_answers_failed_for_an_id_used_again_for_another_message_and_the_others_go(
+        make_host: Callable[..., Host], mode: str) -> None:
+    host = make_host(f'\n[delivery]\nmode = "{mode}"\n')
+    host.send(reminder())
+    batch = [reminder(rid="r-2"), reminder("Patient/qc-fr"), reminder("Patient/qc-fr", rid="r-3"),
+             reminder(rid="r-3"), reminder(rid="r-4")]  # r-3 twice in one batch: once a group's commit
+    outcomes = list(host.send_many(batch))
+    going = Status.SENT if mode == "inline" else Status.QUEUED
+    assert [o.status for o in outcomes] == [going, Status.FAILED, going, Status.FAILED, going]
+    assert "id r-1 was already used" in outcomes[1].explanation[0] and outcomes[1].record_ids == ()
+    assert "id r-3 was already used" in outcomes[3].explanation[0]
+    assert host.records(patient="Patient/qc-fr")["total"] == 1  # r-3 only
+    assert {row.id for row in map(host.storage.records.request, ("r-1", "r-2", "r-3", "r-4")) if row} == \
+        {"r-1", "r-2", "r-3", "r-4"}
+
+
+def test_a_blocked_request_may_come_again_changed_and_is_decided_anew(host: Host) -> None:
+    assert host.send(reminder("Patient/none")).status is Status.BLOCKED
+    assert host.send(reminder()).status is Status.SENT and len(sms_sink(host)) == 1
+
+
+def test_a_request_entered_before_its_content_was_kept_is_a_repeat_as_before(host: Host) -> None:
+    host.send(reminder())
+    with host.storage.transaction():
+        host.storage.db.execute("UPDATE requests SET digest = NULL")
+    assert host.send(reminder("Patient/qc-fr")).explanation[0].startswith("already handled")
+    assert len(sms_sink(host)) == 1
+
+
 def test_queue_mode_persists_without_delivering(make_host: Callable[..., Host]) -> None:
     host = make_host('\n[delivery]\nmode = "queue"\n')
     outcome = host.send(reminder())
@@ -650,6 +692,43 @@ def test_the_same_request_racing_itself_is_sent_once(host: Host) -> None:
     ledger.request = original  # type: ignore[method-assign]
     assert len(outcomes) == 2 and len(sms_sink(host)) == 1
     assert sum("already handled" in " ".join(o.explanation) for o in outcomes) == 1
+
+
+def test_an_id_racing_another_message_under_it_sends_one_and_refuses_the_other(host: Host) -> None:
+    # Both pass the early check; the ledger arbitrates at the write, and the loser, which asked
+    # for another patient, is refused as it would be had it come second.
+    import threading
+
+    from emrcomm import RequestConflict
+
+    barrier = threading.Barrier(2)
+    ledger = host.storage.records
+    original = ledger.request
+    results: list[object] = []
+    calls = []
+
+    def late_check(request_id):  # type: ignore[no-untyped-def]
+        result = original(request_id)
+        calls.append(request_id)
+        if len(calls) <= 2:
+            barrier.wait(timeout=5)
+        return result
+
+    def send(patient: str) -> None:
+        try:
+            results.append(host.send(reminder(patient)))
+        except RequestConflict as exc:
+            results.append(exc)
+
+    ledger.request = late_check  # type: ignore[method-assign]
+    threads = [threading.Thread(target=send, args=(p,)) for p in ("Patient/on-en", "Patient/qc-fr")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    ledger.request = original  # type: ignore[method-assign]
+    assert sorted(type(r).__name__ for r in results) == ["Outcome", "RequestConflict"]
+    assert len(sms_sink(host)) == 1
 
 
 def test_an_inline_send_leases_its_row_so_a_worker_cannot_take_it(host: Host) -> None:

@@ -19,7 +19,15 @@ from emrcomm.delivery import (
     redact,
     retry_after,
 )
-from emrcomm.errors import ConfigError, EmrcommError, PluginError, ProbeFailed, RenderError, RequestError
+from emrcomm.errors import (
+    ConfigError,
+    EmrcommError,
+    PluginError,
+    ProbeFailed,
+    RenderError,
+    RequestConflict,
+    RequestError,
+)
 from emrcomm.model import (
     Attachment,
     Candidate,
@@ -110,6 +118,7 @@ __all__ = [
     "Record",
     "RenderError",
     "Request",
+    "RequestConflict",
     "RequestError",
     "Route",
     "SendingWindow",

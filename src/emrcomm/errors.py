@@ -3,7 +3,8 @@
     EmrcommError
     ├── ConfigError        the config file or a plugin's settings are wrong   (CLI exit 2)
     ├── RequestError       a request is malformed: nothing was sent or filed  (CLI exit 2)
-    │   └── RenderError    the template or its variables do not fit the request
+    │   ├── RenderError    the template or its variables do not fit the request
+    │   └── RequestConflict its id was used before for a request that asked for something else
     ├── PluginError        a plugin could not be loaded or broke the contract (CLI exit 2)
     └── ProbeFailed        a server a plugin talks to did not answer as it should (``emrcomm doctor``)
 """
@@ -31,6 +32,16 @@ class RequestError(EmrcommError):
 
 class RenderError(RequestError):
     """A template cannot be rendered for this request."""
+
+
+class RequestConflict(RequestError):
+    """The request's id (or identifier) was used before for a request that asked for something
+    else (another patient, category, template, variables, words or times): it is not a retry of
+    that one, so nothing was sent or filed. ``earlier`` is the id of the request decided then."""
+
+    def __init__(self, message: str, *, earlier: str) -> None:
+        super().__init__(message, expression="CommunicationRequest.identifier")
+        self.earlier = earlier
 
 
 class PluginError(EmrcommError):

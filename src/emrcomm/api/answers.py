@@ -11,7 +11,7 @@ sent, stored, queued,   201     created: the records are filed; held and queued 
 held                            one whose first send failed for now: the outbox retries it, queued)
 a repeat of its id      200     nothing sent again: the records as they stand (also ``If-None-Exist``)
 its id used again for   409     nothing sent: the earlier request asked for something else
-another message                 (handlers.Api._check_same)
+another message                 (pipeline.digest.check_retry)
 blocked                 422     no channel could carry it (a business rule): nothing sent; the chart
                                 has a not-done Communication, and the same id may be sent again once
                                 the cause is fixed

@@ -36,13 +36,13 @@ from emrcomm.api.clients import ClientRegistry
 from emrcomm.api.outcome import RENDER_TEXT, ApiError, fhir_response
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
-from emrcomm.errors import RenderError, RequestError
+from emrcomm.errors import RenderError, RequestConflict, RequestError
 from emrcomm.lifecycle.projection import request_status
 from emrcomm.limits import escape_controls, loads_json
 from emrcomm.model import Category, Identifier, Outcome, Status
 from emrcomm.model import Request as EmrRequest
-from emrcomm.pipeline.digest import content_digest
-from emrcomm.pipeline.write import ALREADY_HANDLED, is_repeat
+from emrcomm.pipeline.digest import check_retry, conflict_text, content_digest, is_conflict
+from emrcomm.pipeline.write import ALREADY_HANDLED
 from emrcomm.storage import StoreUnavailable
 from emrcomm.storage.records import RETRYABLE, RequestRow
 
@@ -67,6 +67,7 @@ TOKEN_FORM_BYTES = 32_768
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _PREFER = re.compile(r"return=(minimal|representation|OperationOutcome)")
+CONFLICT_FIELD = "CommunicationRequest.identifier"  # what a 409 points at: the id used again
 
 Handler = Callable[[Request, Grant | None], Awaitable[Response]]
 
@@ -136,6 +137,8 @@ class Api:
                 response = await handler(request, grant)
             except ApiError as exc:
                 response = exc.response()
+            except RequestConflict as exc:
+                response = ApiError(409, "conflict", str(exc), expression=exc.expression).response()
             except RenderError as exc:
                 response = ApiError(422, "processing", str(exc), expression=exc.expression,
                                     text=RENDER_TEXT).response()
@@ -269,22 +272,13 @@ class Api:
         req = fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone)
         request.state.audit["request"] = req.id
         standing = self._matching(_condition_key(condition)) if condition is not None else None
-        # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided.
+        # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided,
+        # but one that asked for something else is refused (RequestConflict, 409) by the rule the
+        # host applies to a repeat of its id.
+        if standing is not None:
+            check_retry(self.host.storage.records.request(standing.request_id), req)
         outcome = standing or self.host.send(req)
-        if standing is not None or is_repeat(outcome):
-            self._check_same(req, outcome.request_id)
         return self._answer(request, outcome, None if standing else data)
-
-    def _check_same(self, req: EmrRequest, earlier: str) -> None:
-        """ApiError 409 when request ``earlier``, which ``req`` repeats (its id, identifier or
-        If-None-Exist), asked for something else: the EMR used one id for two messages, and
-        answering "already handled" would leave the second patient without theirs. One that was
-        blocked or not filed may come again changed (its cause fixed): it is decided anew, or
-        with If-None-Exist answered as it stands, as before."""
-        row = self.host.storage.records.request(earlier)
-        if row is None or row.status in RETRYABLE or row.digest is None or row.digest == content_digest(req):
-            return  # a retry (or a request entered before schema 8, which kept no digest)
-        raise ApiError(409, "conflict", conflict_text(req, earlier), expression="CommunicationRequest.identifier")
 
     def _standing(self, ident: str) -> Outcome | None:
         """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
@@ -433,11 +427,14 @@ class Api:
                     continue
                 standing = self._matching(key) if key is not None else None
                 if standing is not None:
-                    self._check_same(req, standing.request_id)
+                    check_retry(self.host.storage.records.request(standing.request_id), req)
                     results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
             except ApiError as exc:
                 results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression, exc.text)
+                continue
+            except RequestConflict as exc:
+                results[i] = answers.error_entry(409, "conflict", str(exc), exc.expression)
                 continue
             except RequestError as exc:
                 results[i] = answers.error_entry(400, "invalid", str(exc), exc.expression)
@@ -466,12 +463,9 @@ class Api:
                     results[j] = answers.error_entry(503, "transient", "not tried: the server failed on an earlier "
                                                      "entry of this batch; send this one again")
                 break
-            if is_repeat(outcome):
-                try:
-                    self._check_same(req, outcome.request_id)
-                except ApiError as exc:
-                    results[i] = answers.error_entry(exc.status, exc.code, exc.diagnostics, exc.expression, exc.text)
-                    continue
+            if is_conflict(outcome, req):
+                results[i] = answers.error_entry(409, "conflict", outcome.explanation[0], CONFLICT_FIELD)
+                continue
             status = answers.http_status(outcome)
             if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
                 results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation), staff=RENDER_TEXT)
@@ -479,8 +473,7 @@ class Api:
             results[i] = answers.batch_entry(outcome, answers.records_of(self.host, outcome))
         for i, leader, follower in followers:
             if content_digest(leader) != content_digest(follower):
-                results[i] = answers.error_entry(409, "conflict", conflict_text(follower, leader.id),
-                                                 "CommunicationRequest.identifier")
+                results[i] = answers.error_entry(409, "conflict", conflict_text(follower, leader.id), CONFLICT_FIELD)
                 continue
             standing = self._standing(leader.id)
             results[i] = (answers.batch_entry(standing, answers.records_of(self.host, standing)) if standing is not None
@@ -569,16 +562,6 @@ class _Asgi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
-
-
-def conflict_text(req: EmrRequest, earlier: str) -> str:
-    """What a 409 says: which id was used again, that the earlier request differs, that nothing was sent."""
-    named = (f"identifier {req.identifier.system or ''}|{req.identifier.value}" if req.identifier is not None
-             else f"id {req.id}")
-    return (f"{escape_controls(named[:300])} was already used for CommunicationRequest/{earlier}, which asked for "
-            "something else (another patient, category, template, variables, words or times): this is not a "
-            "retry of it, so nothing was sent; give each message its own identifier (a retry sends the same "
-            "content again)")
 
 
 def _shown(value: str) -> str:

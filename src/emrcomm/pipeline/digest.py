@@ -3,6 +3,8 @@ sent again with other content (another patient, template, variables or words) is
 
 The id and the identifiers are left out (they name the request, and a retry may carry another
 id), and so is how it was written: the digest is of the parsed request, not of its JSON.
+:func:`check_retry` is the rule, for every door (``Host.send``, ``send_many``, ``emrcomm send``,
+the FHIR API and its ``If-None-Exist``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import Any
 import attrs
 import orjson
 
-from emrcomm.model import Request
+from emrcomm.errors import RequestConflict
+from emrcomm.limits import escape_controls
+from emrcomm.model import Outcome, Request, Status
+from emrcomm.storage.records import RETRYABLE, RequestRow
 
 # Fields that name the request rather than say what it asks for.
 _NAMES = frozenset({"id", "identifier", "other_identifiers", "based_on"})
@@ -27,6 +32,35 @@ def content_digest(req: Request) -> bytes:
     sorted, times in UTC): equal for a retry however its JSON was written."""
     content = {f.name: _plain(getattr(req, f.name)) for f in attrs.fields(Request) if f.name not in _NAMES}
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()[:16]
+
+
+def check_retry(earlier: RequestRow | None, req: Request) -> None:
+    """RequestConflict when ``req``, which repeats request ``earlier`` (its id, or an identifier an
+    ``If-None-Exist`` names), asked for something else: the EMR used one id for two messages, and
+    answering "already handled" would leave the second patient without theirs. ``req`` is the
+    request as the EMR gave it (pipeline.decide.Decision.asked). One that was blocked or not
+    filed may come again changed (its cause fixed), and one entered before schema 8 kept no
+    digest: neither is a conflict."""
+    if earlier is None or earlier.status in RETRYABLE or earlier.digest is None:
+        return
+    if earlier.digest != content_digest(req):
+        raise RequestConflict(conflict_text(req, earlier.id), earlier=earlier.id)
+
+
+def conflict_text(req: Request, earlier: str) -> str:
+    """What a conflict says: which id was used again, that the earlier request differs, that nothing was sent."""
+    named = (f"identifier {req.identifier.system or ''}|{req.identifier.value}" if req.identifier is not None
+             else f"id {req.id}")
+    return (f"{escape_controls(named[:300])} was already used for request {escape_controls(earlier[:300])}, which "
+            "asked for something else (another patient, category, template, variables, words or times): this is "
+            "not a retry of it, so nothing was sent; give each message its own "
+            f"{'identifier' if req.identifier is not None else 'id'} (a retry sends the same content again)")
+
+
+def is_conflict(outcome: Outcome, req: Request) -> bool:
+    """Whether ``outcome`` is ``send_many``'s answer to ``req`` refused by :func:`check_retry`
+    (a ``failed`` outcome whose explanation is the error), not another failure."""
+    return outcome.status is Status.FAILED and outcome.explanation == (conflict_text(req, req.id),)
 
 
 def _plain(value: Any) -> Any:

@@ -15,6 +15,7 @@ import attrs
 from attrs import frozen
 
 from emrcomm.audit import Trail
+from emrcomm.errors import RequestConflict
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Source
 from emrcomm.lifecycle.projection import RecordFacts, request_status
@@ -22,7 +23,7 @@ from emrcomm.lifecycle.states import LegState
 from emrcomm.model import Category, Finding, Outcome, Receipt, Recipient, Request, Severity, Status
 from emrcomm.outbox.payload import Payload
 from emrcomm.pipeline.decide import Decision, Leg, explanation
-from emrcomm.pipeline.digest import content_digest
+from emrcomm.pipeline.digest import check_retry, content_digest
 from emrcomm.pipeline.records import LINK_SLOT, blocked_facts, leg_facts, withheld
 from emrcomm.plugin.contract import Delivery
 from emrcomm.plugin.manager import FilingFailed
@@ -88,10 +89,19 @@ def write(host: Host, decision: Decision, trail: Trail) -> Written:
 
 
 def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -> Outcome:
-    """A request id decided before is not sent again: its records as they stand now."""
+    """A request id decided before is not sent again: its records as they stand now. Raises
+    RequestConflict (nothing written or sent) when the earlier request asked for something else:
+    a repeat found by the ledger before deciding, or by the write that lost a race, alike."""
     req = decision.request
-    records = host.storage.records.for_request(req.id)
     row = host.storage.records.request(req.id)
+    try:
+        check_retry(row, decision.asked or req)
+    except RequestConflict as exc:
+        if trail is not None:
+            trail.add("request.refused", error=type(exc).__name__)
+            trail.flush()
+        raise
+    records = host.storage.records.for_request(req.id)
     if row is not None and row.patient:
         # Named as it was filed: the patient found then, not the search the EMR gave again.
         decision = attrs.evolve(decision, request=attrs.evolve(req, patient_ref=row.patient))
