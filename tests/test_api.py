@@ -1295,6 +1295,30 @@ def test_a_patient_reference_without_patient_is_a_400_on_a_consent_as_on_a_reque
     assert "Patient/<id>" in body(given)["issue"][0]["diagnostics"] and ledger_size(api) == 0
 
 
+@pytest.mark.parametrize(("path", "without", "where"), [
+    ("/fhir/CommunicationRequest", "subject", "CommunicationRequest.subject"),
+    ("/fhir/CommunicationRequest", "category", "CommunicationRequest.category"),
+    ("/fhir/CommunicationRequest", "payload", "CommunicationRequest.payload"),  # nor a template: no words
+    ("/fhir/CommunicationRequest", "status", "CommunicationRequest.status"),  # R4 requires it
+    ("/fhir/Consent", "patient", "Consent.patient"),
+    ("/fhir/Consent", "status", "Consent.status"),
+])
+def test_a_required_field_that_is_missing_is_a_400_required_on_every_resource(
+        api: ApiClient, path: str, without: str, where: str) -> None:
+    # docs/api.md section 9: a field that is missing is 'required', one emrcomm cannot read 'invalid'.
+    given = reminder("r-missing") if path.endswith("CommunicationRequest") else consent()
+    answer = api.call("POST", path, {k: v for k, v in given.items() if k != without})
+    [issue] = body(answer)["issue"]
+    assert (answer.status_code, issue["code"], issue["expression"]) == (400, "required", [where]), answer.text
+    if path.endswith("CommunicationRequest"):  # a batch entry is answered the same
+        batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "POST", "url": "CommunicationRequest"},
+             "resource": {k: v for k, v in given.items() if k != without}}]}
+        [entry] = body(api.call("POST", "/fhir", batch))["entry"]
+        assert entry["response"]["outcome"]["issue"][0]["code"] == "required"
+    assert sms_sent(api.host) == [] and ledger_size(api) == 0
+
+
 def test_a_consent_for_a_patient_no_directory_knows_is_refused_saying_so(api: ApiClient) -> None:
     # It said 'Patient/nobody has no sms address on file', and the EMR looked for a missing number.
     answer = api.call("POST", "/fhir/Consent", consent(patient={"reference": "Patient/nobody"}))

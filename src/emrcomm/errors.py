@@ -23,11 +23,19 @@ class ConfigError(EmrcommError):
 class RequestError(EmrcommError):
     """A request cannot be processed. The message names the field and what to do;
     ``expression``, when the field is known as one, is its FHIRPath in the resource as sent
-    (``CommunicationRequest.subject``): the API answers it as the issue's ``expression``."""
+    (``CommunicationRequest.subject``): the API answers it as the issue's ``expression``.
+    ``missing``: the field is required and absent (the API's issue code ``required``, not
+    ``invalid``)."""
 
-    def __init__(self, message: str, *, expression: str | None = None) -> None:
+    def __init__(self, message: str, *, expression: str | None = None, missing: bool = False) -> None:
         super().__init__(message)
         self.expression = expression
+        self.missing = missing
+
+    @property
+    def issue_code(self) -> str:
+        """FHIR's IssueType for it: ``required`` for a required field that is absent, else ``invalid``."""
+        return "required" if self.missing else "invalid"
 
 
 class RenderError(RequestError):

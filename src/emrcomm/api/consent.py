@@ -144,7 +144,9 @@ def _check_r4(consent: Mapping[str, Any]) -> None:
         problems = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"] in (("scope",), ("category",)))]
         if problems:
             where = "Consent" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problems[0]["loc"])
-            raise ApiError(400, "structure", f"not a valid FHIR R4 Consent: {where}: {problems[0]['msg']}",
+            # A field R4 requires and the Consent lacks (status) is 'required', as a missing patient is.
+            code = "required" if str(problems[0]["type"]).rsplit(".", 1)[-1] == "missing" else "structure"
+            raise ApiError(400, code, f"not a valid FHIR R4 Consent: {where}: {problems[0]['msg']}",
                            expression=where) from None
 
 

@@ -143,7 +143,7 @@ class Api:
                 response = ApiError(422, "processing", str(exc), expression=exc.expression,
                                     text=RENDER_TEXT).response()
             except RequestError as exc:
-                response = ApiError(400, "invalid", str(exc), expression=exc.expression).response()
+                response = ApiError(400, exc.issue_code, str(exc), expression=exc.expression).response()
             except StoreUnavailable:  # the store logs it once, not once a request
                 response = unavailable().response()
             except Exception as exc:
@@ -437,7 +437,7 @@ class Api:
                 results[i] = answers.error_entry(409, "conflict", str(exc), exc.expression)
                 continue
             except RequestError as exc:
-                results[i] = answers.error_entry(400, "invalid", str(exc), exc.expression)
+                results[i] = answers.error_entry(400, exc.issue_code, str(exc), exc.expression)
                 continue
             todo.append((i, req, resource))
             in_batch.setdefault(req.id, req)

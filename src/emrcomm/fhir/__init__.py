@@ -120,7 +120,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
                            expression=f"{CR}.subject")
     if not subject:
         raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}',
-                           expression=f"{CR}.subject")
+                           expression=f"{CR}.subject", missing=True)
     if not subject.startswith("Patient/") or len(subject) <= len("Patient/"):
         raise RequestError(f"subject {subject!r} is not a Patient reference: expected 'Patient/<id>'",
                            expression=f"{CR}.subject")
@@ -132,7 +132,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
     if not text and not template:
         raise RequestError(
             "neither text nor template: give payload[0].contentString, "
-            f"or name a template with the extension {EXT}template", expression=f"{CR}.payload")
+            f"or name a template with the extension {EXT}template", expression=f"{CR}.payload", missing=True)
     variables, where = _variables(extensions)
     appointment = variables.get("appointment")
     if appointment is not None and not isinstance(appointment, dt.datetime):
@@ -233,8 +233,10 @@ def _check_r4(data: Mapping[str, Any]) -> None:
             f"{'.'.join(str(p) for p in e['loc']) or '(resource)'}: {_r4_problem(e)}" for e in errors[:3]
         )
         first = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0]["loc"]) if errors else ""
+        # A field R4 requires and the request lacks (status) is reported as missing, as ours are.
+        missing = bool(errors) and str(errors[0]["type"]).rsplit(".", 1)[-1] == "missing"
         raise RequestError(f"not a valid FHIR R4 CommunicationRequest: {problems}",
-                           expression=_path(first.lstrip("."))) from None
+                           expression=_path(first.lstrip(".")), missing=missing) from None
 
 
 # The model says only "DateTime value string does not match spec regex." of a time without its
@@ -277,7 +279,7 @@ def _category(data: Mapping[str, Any]) -> Category:
                 f"and one of: {known}", expression=f"{CR}.category"
             )
         raise RequestError(f"category is missing: add a coding with system {CATEGORY_SYSTEM} and one of: {known}",
-                           expression=f"{CR}.category")
+                           expression=f"{CR}.category", missing=True)
     try:
         category = Category(codes[0])
     except ValueError:
