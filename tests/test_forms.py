@@ -67,6 +67,34 @@ def test_an_instruction_whose_end_is_not_sure_goes_to_the_end_of_its_line() -> N
     assert for_email(text) == "Riverside: see you Tuesday.\nThank you."
 
 
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: see you Tuesday.\nReply STOP to stop messages from our\noncology clinic. Thank you.",
+     "Riverside: see you Tuesday.\nThank you."),
+    ("Riverside: see you Tuesday.\nReply STOP to stop messages from\nDr. Smith's oncology clinic.\nThank you.",
+     "Riverside: see you Tuesday.\nThank you."),
+    ("Riverside: see you Tuesday.\nReply STOP to opt out of these\nreminders\nfrom the oncology clinic.\nThank you.",
+     "Riverside: see you Tuesday.\nThank you."),
+    ("Riverside : à mardi.\nRépondez ARRET pour ne plus recevoir les rappels de\nla clinique d'oncologie. Merci.",
+     "Riverside : à mardi.\nMerci."),
+])
+def test_an_instruction_whose_sentence_wraps_goes_with_the_lines_it_wraps_onto(text: str, left: str) -> None:
+    # A line ending on "from" or "de", or followed by one starting in lower case, goes on.
+    assert for_email(text) == left
+
+
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: see you Tuesday.\nReply STOP to opt out\nportal.riverside.example/help",
+     "Riverside: see you Tuesday.\nportal.riverside.example/help"),
+    ("Riverside: see you Tuesday.\nReply STOP to opt out of\n\noncology reminders.",
+     "Riverside: see you Tuesday.\noncology reminders."),
+    ("Riverside: see you Tuesday.\nReply STOP to opt out\nThank you.", "Riverside: see you Tuesday.\nThank you."),
+])
+def test_a_line_that_does_not_go_on_with_the_instruction_stays(text: str, left: str) -> None:
+    # A link's dot is not a word's end, a blank line ends a paragraph, and a capital may start
+    # a sentence: the instruction goes to the end of its own line only.
+    assert for_email(text) == left
+
+
 @pytest.mark.parametrize(("text", "language"), [
     ("Riverside Family Health: Reply STOP to opt out. Your biopsy results are ready.", "en"),
     ("Riverside Family Health : Répondez ARRET pour vous désabonner. Vos résultats de biopsie sont prêts.", "fr"),

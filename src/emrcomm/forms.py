@@ -29,6 +29,14 @@ _ABBREVIATIONS = frozenset({
     "boul", "rd", "apt", "app", "no", "nos", "vs", "etc", "approx", "env", "ext", "dept", "inc", "ltd", "co",
     "tel", "tél", "mme", "mmes", "mlle", "mm", "dre", "pr", "me", "ex",
 })
+# Words a sentence cannot end on: a line ending with one goes on at the next.
+_NOT_LAST = frozenset({
+    "a", "an", "the", "of", "from", "to", "for", "at", "by", "with", "and", "or", "in", "on", "your", "our",
+    "these", "this", "de", "du", "des", "la", "le", "les", "à", "au", "aux", "et", "ou", "pour", "par", "vos",
+    "votre", "nos", "notre", "ces", "ce", "en", "sur", "avec",
+})
+# A line's first word, followed by a space, a comma or a mark that ends it (not a link's dot).
+_WORD_STARTING_A_LINE = re.compile(r"[ \t]*([^\W\d_]+)(?=[\s,;]|[.!?]+(?:\s|$)|$)")
 _SPACES = re.compile(r"[ \t]{2,}")
 _NON_SPACE = re.compile(r"\S")
 
@@ -57,16 +65,35 @@ def for_email(text: str) -> str:
 
 def _sentence_end(text: str, begin: int, start: int) -> int:
     """Where the sentence of the instruction at ``begin`` (its keyword ending at ``start``) ends:
-    after its closing mark, or, when no mark surely closes it, at the end of the line. Taking out
+    after its closing mark, or, when no mark surely closes it, at the end of its line (of the
+    last line it goes on to: :func:`_wraps`). Taking out
     too much of an email loses words it would have sent ("reply STOP. Your appointment is…");
     too little leaves a fragment ("Smith's oncology clinic.")."""
-    line_end = text.find("\n", start)
-    line_end = len(text) if line_end < 0 else line_end
-    for mark in _MARK.finditer(text, start, line_end):
-        if mark.group().startswith(".") and not _closes(text, begin, mark.start(), mark.end(), line_end):
-            continue
-        return mark.end()
-    return line_end
+    while True:
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end < 0 else line_end
+        for mark in _MARK.finditer(text, start, line_end):
+            if mark.group().startswith(".") and not _closes(text, begin, mark.start(), mark.end(), line_end):
+                continue
+            return mark.end()
+        if not _wraps(text, start, line_end):
+            return line_end
+        start = line_end + 1
+
+
+def _wraps(text: str, start: int, line_end: int) -> bool:
+    """Whether the sentence on the line ending at ``line_end`` (read from ``start``) goes on at
+    the next line: the line ends with no mark and either with a word a sentence cannot end on
+    ("…messages from\nDr. Smith's clinic.") or the next line starts with a word in lower case
+    ("…these\nreminders."), not a link's ("portal.riverside.example")."""
+    line = text[start:line_end].rstrip()
+    next_end = text.find("\n", line_end + 1)
+    next_end = len(text) if next_end < 0 else next_end
+    if not line or line[-1] in ".!?" or not _NON_SPACE.search(text, line_end + 1, next_end):
+        return False  # a blank line ends a paragraph, and the text's end its last
+    last = line.rsplit(None, 1)[-1].lower()
+    following = _WORD_STARTING_A_LINE.match(text, line_end + 1)
+    return last in _NOT_LAST or (following is not None and following.group(1)[0].islower())
 
 
 def _closes(text: str, begin: int, dot: int, after: int, line_end: int) -> bool:
