@@ -60,6 +60,32 @@ def test_a_keyword_that_ends_its_sentence_takes_only_that_sentence(text: str, le
     assert for_email(text) == left
 
 
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: see you Tuesday. To opt out, reply STOP.", "Riverside: see you Tuesday."),
+    ("Riverside: see you Tuesday. If you no longer want these texts, reply STOP. Thank you.",
+     "Riverside: see you Tuesday. Thank you."),
+    ("Riverside: to opt out, reply STOP. See you Tuesday.", "Riverside: See you Tuesday."),
+    ("Riverside : à mardi. Pour vous désabonner, répondez ARRET. Merci.", "Riverside : à mardi. Merci."),
+    ("Riverside : à mardi. Si vous ne voulez plus de messages, répondez ARRET.", "Riverside : à mardi."),
+])
+def test_a_clause_that_leads_into_an_instruction_goes_with_it(text: str, left: str) -> None:
+    # "To opt out," starts the instruction's sentence (after a sentence's end or the sender's
+    # colon): left alone, it would read as half a sentence.
+    assert for_email(text) == left
+
+
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: see you Tuesday, reply STOP to cancel.", "Riverside: see you Tuesday,"),
+    ("Riverside: see you at 10 a.m. to opt out, reply STOP.", "Riverside: see you at 10 a.m. to opt out,"),
+    ("If you are coming, bring your card, and to opt out, reply STOP.",
+     "If you are coming, bring your card, and to opt out,"),
+])
+def test_words_before_an_instruction_that_may_say_something_stay(text: str, left: str) -> None:
+    # Not a clause starting the sentence ("see you Tuesday", a clause after a comma) or after a
+    # dot that may not end one ("a.m."): the sentence's start is not sure, and its words stay.
+    assert for_email(text) == left
+
+
 def test_an_instruction_whose_end_is_not_sure_goes_to_the_end_of_its_line() -> None:
     # "St." may end the sentence or a street's name: the rest of the line goes, not a fragment
     # of it; the next line stays.

@@ -18,6 +18,12 @@ _INSTRUCTION = re.compile(
     r"(?:(?P<reply>(?i:reply|r[ée]pondez|text)\s+(?:STOP|ARRET|ARRÊT|START|HELP|AIDE)\b)"
     r"|(?:STOP|ARRET|ARRÊT)\s+pour\s+annuler\b\.?)",
 )
+# A clause that leads into an instruction ("To opt out, reply STOP", "If you no longer want these
+# texts, reply STOP", « Pour vous désabonner, répondez ARRET », « Si vous ne voulez plus… »): one
+# clause, with no comma or mark inside, so a clause before it keeps its words ("If you are
+# coming, bring your card, and to opt out, reply STOP" keeps all but "reply STOP").
+_LEAD_IN_LENGTH = 120
+_LEAD_IN = re.compile(r"(?<!\S)(?i:to|if|pour|si|afin)\b[^.!?:;,\n]{0,100},?[ \t]*\Z")
 # A mark that may end a sentence: followed by a space or the end of the text. A URL's dots and a
 # decimal's ("portal.riverside.example/help", "2.5 mg") are followed by more of the word.
 _MARK = re.compile(r"[.!?]+(?=\s|$)")
@@ -47,7 +53,8 @@ def is_sms_instruction(text: str) -> bool:
 
 
 def for_email(text: str) -> str:
-    """``text`` without its SMS keyword instructions, each to the end of its sentence (and a line
+    """``text`` without its SMS keyword instructions, each from the start of its sentence when a
+    clause only leads into it ("To opt out, reply STOP") to the end of its sentence (and a line
     left empty by that); every other word as it was."""
     if not is_sms_instruction(text):
         return text
@@ -56,11 +63,35 @@ def for_email(text: str) -> str:
     for found in _INSTRUCTION.finditer(text):
         if found.start() < at:  # inside the sentence of an instruction already taken out
             continue
-        kept.append(text[at:found.start()])
+        kept.append(text[at:max(at, _sentence_start(text, found.start()))])
         at = _sentence_end(text, found.start(), found.end()) if found.group("reply") else found.end()
     kept.append(text[at:])
     lines = [_SPACES.sub(" ", line).strip() for line in "".join(kept).split("\n")]
     return "\n".join(line for line in lines if line)
+
+
+def _sentence_start(text: str, begin: int) -> int:
+    """Where the sentence of the instruction at ``begin`` starts: at the clause that leads into
+    it when that clause starts the sentence (after the line's start, a sender's "Riverside:" or a
+    mark that surely ends the sentence before); else at the instruction, since the words before
+    it may say something ("See you Tuesday, reply STOP to cancel") or end in a dot that may not
+    end a sentence ("at 10 a.m. to opt out")."""
+    line_start = text.rfind("\n", 0, begin) + 1
+    window = max(line_start, begin - _LEAD_IN_LENGTH)
+    lead = _LEAD_IN.search(text[window:begin])
+    if lead is None:
+        return begin
+    first = window + lead.start()
+    end = first
+    while end > line_start and text[end - 1].isspace():
+        end -= 1
+    if end == first and end > line_start:  # the window began inside a word
+        return begin
+    if end == line_start or text[end - 1] in ":!?":
+        return first
+    if text[end - 1] == "." and _closes(text, line_start, end - 1, end, begin):
+        return first
+    return begin
 
 
 def _sentence_end(text: str, begin: int, start: int) -> int:
