@@ -75,6 +75,27 @@ def test_a_clause_that_leads_into_an_instruction_goes_with_it(text: str, left: s
 
 
 @pytest.mark.parametrize(("text", "left"), [
+    ("See you Tuesday at 10:30.\nRiverside Family Health: to opt out, reply STOP.", "See you Tuesday at 10:30."),
+    ("See you Tuesday at 10:30.\nSt. Mary's Clinic: reply STOP to opt out.", "See you Tuesday at 10:30."),
+    ("À mardi, 10 h 30.\nClinique de l'Île-Perrot : pour vous désabonner, répondez ARRET.", "À mardi, 10 h 30."),
+])
+def test_a_line_left_only_its_sender_goes(text: str, left: str) -> None:
+    # "Riverside Family Health:" alone introduces nothing; the email names its sender anyway.
+    assert for_email(text) == left
+
+
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: see you Tuesday.\nYour results are in: reply STOP to opt out.",
+     "Riverside: see you Tuesday.\nYour results are in:"),
+    ("Riverside Family Health:\nSee you Tuesday. Reply STOP to opt out.", "Riverside Family Health:\nSee you Tuesday."),
+])
+def test_a_line_ending_in_a_colon_stays_unless_an_instruction_left_it_only_a_name(text: str, left: str) -> None:
+    # "Your results are in" says something (a sender is a name's capitalised words), and a
+    # sender's own line, which no instruction shared, is the message's as written.
+    assert for_email(text) == left
+
+
+@pytest.mark.parametrize(("text", "left"), [
     ("Riverside: see you Tuesday, reply STOP to cancel.", "Riverside: see you Tuesday,"),
     ("Riverside: see you at 10 a.m. to opt out, reply STOP.", "Riverside: see you at 10 a.m. to opt out,"),
     ("If you are coming, bring your card, and to opt out, reply STOP.",

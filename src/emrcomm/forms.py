@@ -6,6 +6,7 @@ that one letter does not send it as UCS-2 at 70 characters a segment (docs/templ
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from emrcomm.segments import to_gsm7
@@ -24,6 +25,11 @@ _INSTRUCTION = re.compile(
 # coming, bring your card, and to opt out, reply STOP" keeps all but "reply STOP").
 _LEAD_IN_LENGTH = 120
 _LEAD_IN = re.compile(r"(?<!\S)(?i:to|if|pour|si|afin)\b[^.!?:;,\n]{0,100},?[ \t]*\Z")
+# A line that names only its sender, as an SMS starts ("Riverside Family Health:", « Clinique de
+# l'Île-Perrot : »): a name's words, each capitalised but for these, then a colon; "Your results
+# are in:" says something.
+_SENDER = re.compile(r"(?:[^\W\d_][\w'’.&-]*[ \t]+){0,7}[^\W\d_][\w'’.&-]*[ \t]?:")
+_NAME_PARTICLES = frozenset({"of", "the", "and", "at", "on", "de", "du", "des", "la", "le", "les", "et", "sur"})
 # A mark that may end a sentence: followed by a space or the end of the text. A URL's dots and a
 # decimal's ("portal.riverside.example/help", "2.5 mg") are followed by more of the word.
 _MARK = re.compile(r"[.!?]+(?=\s|$)")
@@ -54,20 +60,40 @@ def is_sms_instruction(text: str) -> bool:
 
 def for_email(text: str) -> str:
     """``text`` without its SMS keyword instructions, each from the start of its sentence when a
-    clause only leads into it ("To opt out, reply STOP") to the end of its sentence (and a line
-    left empty by that); every other word as it was."""
+    clause only leads into it ("To opt out, reply STOP") to the end of its sentence, and without
+    a line left empty by that or left only its sender ("Riverside:"); every other word as it was."""
     if not is_sms_instruction(text):
         return text
     kept: list[str] = []
-    at = 0
+    cuts: list[int] = []  # where, in the words kept, an instruction was taken out
+    at = length = 0
     for found in _INSTRUCTION.finditer(text):
         if found.start() < at:  # inside the sentence of an instruction already taken out
             continue
-        kept.append(text[at:max(at, _sentence_start(text, found.start()))])
+        start = max(at, _sentence_start(text, found.start()))
+        kept.append(text[at:start])
+        length += start - at
+        cuts.append(length)
         at = _sentence_end(text, found.start(), found.end()) if found.group("reply") else found.end()
     kept.append(text[at:])
-    lines = [_SPACES.sub(" ", line).strip() for line in "".join(kept).split("\n")]
-    return "\n".join(line for line in lines if line)
+    lines: list[str] = []
+    offset = 0
+    for line in "".join(kept).split("\n"):
+        cut = bisect.bisect_left(cuts, offset)
+        cut_here = cut < len(cuts) and cuts[cut] <= offset + len(line)
+        offset += len(line) + 1
+        line = _SPACES.sub(" ", line).strip()
+        if line and not (cut_here and _names_only_its_sender(line)):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _names_only_its_sender(line: str) -> bool:
+    """Whether ``line`` is a sender's name and its colon, all an instruction's line leaves."""
+    if not _SENDER.fullmatch(line):
+        return False
+    words = [re.sub(r"^[ldLD]['’]", "", word) for word in line.rstrip(":").split()]
+    return all(word[:1].isupper() or word in _NAME_PARTICLES for word in words)
 
 
 def _sentence_start(text: str, begin: int) -> int:
