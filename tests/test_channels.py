@@ -38,6 +38,26 @@ def test_sms_plugin_registers_an_insecure_sms_channel(tmp_path: Path) -> None:
     assert (channel.name, channel.secure, channel.medium, channel.max_segments) == ("sms", False, "SMSWRIT", 2)
 
 
+def test_a_gateway_moved_to_its_module_is_still_imported_from_its_package() -> None:
+    # A third-party plugin's `from emrcomm_sms import KannelTransport` keeps working: the package
+    # imports it when asked (so `emrcomm --help` still starts without requests, tests/test_cli.py).
+    from emrcomm_email import SmtpTransport, smtp
+    from emrcomm_sms import KannelTransport, TwilioTransport, kannel, twilio
+
+    assert KannelTransport is kannel.KannelTransport
+    assert TwilioTransport is twilio.TwilioTransport
+    assert SmtpTransport is smtp.SmtpTransport
+    assert {"KannelTransport", "TwilioTransport"} <= set(emrcomm_sms.__all__)
+    assert "SmtpTransport" in emrcomm_email.__all__
+
+
+@pytest.mark.parametrize("package", [emrcomm_sms, emrcomm_email])
+def test_a_name_a_channel_package_never_had_is_still_missing(package: object) -> None:
+    with pytest.raises(AttributeError, match="no attribute 'KannelTransports'"):
+        getattr(package, "KannelTransports")  # noqa: B009 - the name is what is tested
+    assert not hasattr(package, "SmtpTransports")
+
+
 def test_sms_file_sink_writes_each_key_once(tmp_path: Path) -> None:
     [channel] = emrcomm_sms.Plugin(make_context("sms", {"path": "out.jsonl"}, tmp_path)).emrcomm_register_channels()
     channel.transport.send(Delivery(message(), "+16135550123", "k1"))

@@ -28,7 +28,18 @@ if TYPE_CHECKING:
 
     from .smtp import SmtpTransport
 
-__all__ = ["FOOTER", "EmlSink", "Plugin", "build_email"]
+__all__ = ["FOOTER", "EmlSink", "Plugin", "SmtpTransport", "build_email"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``emrcomm_email.SmtpTransport``, as this package gave it before the relay's client moved to
+    # .smtp: a plugin that imports it gets it, with requests, when it asks.
+    if name == "SmtpTransport":
+        from .smtp import SmtpTransport
+
+        return SmtpTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # An email's unsubscribe link, by the message and the record id it is filed as (None: it has none).
 Unsubscribe = Callable[[Message, str], "str | None"]

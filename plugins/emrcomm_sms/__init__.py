@@ -24,8 +24,25 @@ if TYPE_CHECKING:
     from emrcomm.web import WebContext
 
     from .http import ProviderClient
+    from .kannel import KannelTransport
+    from .twilio import TwilioTransport
 
-__all__ = ["FileSink", "Plugin"]
+__all__ = ["FileSink", "KannelTransport", "Plugin", "TwilioTransport"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``emrcomm_sms.KannelTransport`` and ``.TwilioTransport``, as this package gave them before
+    # the gateways' clients moved to their modules: a plugin that imports one gets it, with
+    # requests, when it asks.
+    if name == "KannelTransport":
+        from .kannel import KannelTransport
+
+        return KannelTransport
+    if name == "TwilioTransport":
+        from .twilio import TwilioTransport
+
+        return TwilioTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _ClosableTransport(Protocol):
