@@ -73,6 +73,38 @@ def test_fifth_round_services_and_conditions_are_clinical(content, text, term):
     assert term in found(content, text)
 
 
+@pytest.mark.parametrize(("text", "term"), [
+    ("Le bêta-bloquant est à prendre chaque jour.", "bêta-bloquant"),
+    ("Le beta-bloquant est à prendre chaque jour.", "beta-bloquant"),
+    ("Vos bêta-bloquants sont prêts.", "bêta-bloquants"),
+    ("Your betablocker is ready.", "betablocker"),
+    ("Votre anti-coagulant est prêt.", "anti-coagulant"),
+    ("Votre anti-dépresseur est prêt.", "anti-dépresseur"),
+    ("Your anti-depressant is ready.", "anti-depressant"),
+    ("Your ACE inhibitor is ready.", "ACE inhibitor"),
+    ("Your anticonvulsant is ready.", "anticonvulsant"),
+    ("Votre anticonvulsivant est prêt.", "anticonvulsivant"),
+    ("Votre antiépileptique est prêt.", "antiépileptique"),
+    ("Votre neuroleptique est prêt.", "neuroleptique"),
+    ("Votre antihypertenseur est prêt.", "antihypertenseur"),
+    ("Your antihypertensive is ready.", "antihypertensive"),
+    ("Your anxiolytic is ready.", "anxiolytic"),
+    ("Your calcium channel blocker is ready.", "calcium channel blocker"),
+    ("Votre antalgique est prêt.", "antalgique"),
+    ("Votre IECA est prêt.", "IECA"),
+    ("Votre ISRS est prêt.", "ISRS"),
+])
+def test_a_drug_class_is_clinical(content, text, term):
+    assert term in found(content, text)
+
+
+@pytest.mark.parametrize("text", [
+    "Ace the form: our ace team answers the phone.", "Le vol est en classe bêta. Bloquant la porte, le camion est parti.",
+])
+def test_the_words_of_a_drug_class_alone_are_not_clinical(content, text):
+    assert found(content, text) == []
+
+
 def test_french_multi_word_term_is_clinical(content):
     assert found(content, "Votre analyse d'urine est prévue lundi.") == ["analyse d'urine"]
 

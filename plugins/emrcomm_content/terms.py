@@ -589,6 +589,9 @@ PARITY_EN = [
         "malaria pills", "antimalarial", "antimalarials", "plan b", "depo shot", "depo injection", "anti inflammatory", "anti inflammatories",
         "muscle relaxant", "muscle relaxants", "corticosteroid", "prenatal vitamin", "prenatal vitamins",
         "anti anxiety", "nicotine inhaler",
+        # drug classes written apart or missing: a class names a treatment as a drug's name does
+        "betablocker", "betablockers", "anti depressant", "anti coagulant", "anticonvulsant",
+        "ace inhibitor", "antihypertensive", "anxiolytic", "calcium channel blocker",
     ]),
     ("test", [
         "calcium", "albumin", "bilirubin", "troponin", "d dimer", "cortisol", "lipase", "b12",
@@ -620,6 +623,9 @@ PARITY_FR = [
         "bêtabloquant", "bêtabloquants", "relaxant musculaire", "relaxants musculaires",
         "éclaircir le sang", "éclaircissant", "vitamine prénatale", "vitamines prénatales",
         "inhalateur de nicotine",
+        # « bêta-bloquant » folds to two words; the classes below had no entry
+        "bêta bloquant", "bêta bloqueur", "anti coagulant", "anti dépresseur", "anticonvulsivant",
+        "antiépileptique", "neuroleptique", "antihypertenseur", "antalgique", "IECA", "ISRS",
     ]),
     ("test", [
         "albumine", "bilirubine", "troponine", "d dimères", "vitamine b12", "hémoglobine", "ferritine",
