@@ -214,6 +214,9 @@ def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     ("Your |nsulin is ready.", "|nsulin"),
     ("Your |upus follow-up is Monday.", "|upus"),  # "|" read as l
     ("Votre |nsuline est pr\u00eate.", "|nsuline"),
+    ("Refill your !nsulin before Friday.", "!nsulin"),  # "!" and "¡" read as i, or l
+    ("Refill your \u00a1nsulin before Friday.", "\u00a1nsulin"),
+    ("Your b\u00a1opsy results are in.", "b\u00a1opsy"),
     # digits and signs for letters in one word
     ("Your b!0psy results are in.", "b!0psy"),
     ("Your di@bet3s review is Monday.", "di@bet3s"),
@@ -256,6 +259,8 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "The fee is $40 today; parking $5.50, or $ 10 a day. Save $$$ with direct billing.",
     "Follow us @clinic or @RiversideClinic. Meet @ 10:30 at the desk, or @home by video.",
     "Hours | Parking | Contact us. Home |About |Contact",
+    # "!" and "¡" opening a shout, a capitalised word or an everyday word
+    "!!!Reminder: your visit is Monday. !Important: bring your card. \u00a1Hola! Bravo !vous \u00eates inscrit.",
     # codes and sums with signs, and a run of exclamation marks, are no word
     "Invoice 1|2, room B3|B4, total $1|$2. WOW!!!GREAT news!!",
     "Merci! \u00c0 bient\u00f4t\U0001f44b",
@@ -289,6 +294,7 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("$TI", ["STI"]),
     ("@sthma", ["asthma"]),
     ("|nsulin", ["insulin", "lnsulin"]),
+    ("\u00a1nsulin", ["insulin", "lnsulin"]),
     ("b!0psy", ["biopsy", "blopsy"]),
     ("di@bet3s", ["diabetes"]),
 ])
@@ -298,7 +304,7 @@ def test_the_squeezed_form_of_a_text(text, squeezed):
     forms = squeeze.readings(text)
     assert [f.text for f in forms] == squeezed
     for form in forms:  # every character of the squeezed form comes from the original
-        assert all(text[i].lower() == c.lower() or text[i].isdigit() or text[i] in "!|@$"
+        assert all(text[i].lower() == c.lower() or text[i].isdigit() or text[i] in "!\u00a1|@$"
                    for i, c in zip(form.index, form.text))
 
 
@@ -316,6 +322,7 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     "biopsy\u2705 done", "Merci\u00a0!", "J'ai hâte\U0001f642",
     "$40", "$ 10", "$5.50", "CA$45", "@ 10:30", "A | B", "Home |About", "ana@b.ca",
     "B3|B4", "x$1a", "WOW!!!GREAT",
+    "!!!Reminder", "!Important", "\u00a1Hola", "Bravo !vous",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):
     from emrcomm_content import squeeze

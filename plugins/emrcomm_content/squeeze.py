@@ -8,7 +8,7 @@ word out of the lexicon's sight with characters that a person reads through:
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
 * digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy", "H1V";
 * signs standing for letters inside a word or at its start: "b!opsy", "b|opsy", "a$thma",
-  "$yphilis", "@sthma", "|nsulin"; with digits for letters in the same word: "b!0psy".
+  "$yphilis", "@sthma", "|nsulin", "!nsulin", "¡nsulin"; with digits for letters in the same word: "b!0psy".
 
 None of these can be undone in the folding itself: dropping every emoji would glue "biopsy✅done"
 into one word, a line break ends a sentence for the context patterns, and reading 0 and 1 as
@@ -49,9 +49,11 @@ What is rewritten, exactly:
   many letters as signs ("a$thma", "H!V"), unless the word is part of an address ("ana@clinic.ca",
   "a.b@c") or, for "!" and "|", a short everyday word or a capital after a small letter is next to
   the sign ("Thanks!See you", "Home|About", "great!so"): then it parts two words;
-* a "$", an "@" or a "|" that starts such a word, before two letters or more ("$yphilis", "$TI",
-  "@sthma", "|nsulin"; "|" read as i, and in a second form as l: "|upus"), after a space or a
-  sign that is no part of a word, an address or a sum. A sum ("$40", "$ 10"), an "@" before a time
+* a "$", an "@", a "|", a "!" or a "¡" that starts such a word, before two letters or more
+  ("$yphilis", "$TI", "@sthma", "|nsulin", "!nsulin", "¡nsulin"; "|", "!" and "¡" read as i, and
+  in a second form as l: "|upus"), after a space or a sign that is no part of a word, an address,
+  a sum or a run of "!" ("!!!Reminder"), and before no capitalised word ("!Important", "¡Hola")
+  and, for "!" and "¡", no short everyday word (« Bravo !vous »). A sum ("$40", "$ 10"), an "@" before a time
   ("@ 10:30") and a "|" parting words ("A | B", "Home |About": a capitalised word after it) are
   left as written. A handle ("@clinic", "@RiversideClinic") is read with its "@" as an a
   ("aclinic"), which names nothing: only a handle that spells a clinical word so ("@nemia") adds
@@ -109,15 +111,18 @@ _POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+")
 # Signs drawn like a letter: "b!opsy", "b|opsy" (read as i, and in a second form as l), "@" as a,
 # "$" as s, inside a word that is not part of an address ("x@y.ca", "a.b@c"), with digits for
-# letters or not ("b!0psy"); "$", "@" and "|" also at its start ("$yphilis", "@sthma", "|nsulin").
-_SIGNS = {"!": "i", "|": "i", "@": "a", "$": "s"}
-_I_OR_L = frozenset("1!|")  # read as i, and in a second squeezed form as l
+# letters or not ("b!0psy"); "$", "@", "|", "!" and "¡" also at its start ("$yphilis", "|nsulin", "!nsulin").
+_SIGNS = {"!": "i", "¡": "i", "|": "i", "@": "a", "$": "s"}
+_I_OR_L = frozenset("1!¡|")  # read as i, and in a second squeezed form as l
 _NOT_BEFORE = r"\w.@+\-$|"  # before a word of signs: a word, an address or a sum goes on
+# a sign that starts a word: not after another ("!!!Reminder" is a shout, not "iiireminder")
+_NOT_BEFORE_START = _NOT_BEFORE + "!¡"
 _SIGN_QUICK = re.compile(
-    rf"[!|@$](?:(?<={_L}[!|@$])(?=[!|@$]?[^\W_])|(?<=[0134578][!|@$])(?=[!|@$]?{_L})"
-    rf"|(?<![{_NOT_BEFORE}][@$|])(?<=[@$|])(?={_L}{{2}}))")
+    rf"[!¡|@$](?:(?<={_L}[!¡|@$])(?=[!¡|@$]?[^\W_])|(?<=[0134578][!¡|@$])(?=[!¡|@$]?{_L})"
+    rf"|(?<![{_NOT_BEFORE_START}][@$|!¡])(?<=[@$|!¡])(?={_L}{{2}}))")
 _SIGN_WORD = re.compile(
-    rf"(?<![{_NOT_BEFORE}])(?:[@$|][^\W_]+(?:[!|@$]{{1,2}}[^\W_]+)*|[^\W_]+(?:[!|@$]{{1,2}}[^\W_]+)+)(?![\w@]|\.\w)")
+    rf"(?:(?<![{_NOT_BEFORE_START}])[@$|!¡][^\W_]+(?:[!¡|@$]{{1,2}}[^\W_]+)*"
+    rf"|(?<![{_NOT_BEFORE}])[^\W_]+(?:[!¡|@$]{{1,2}}[^\W_]+)+)(?![\w@]|\.\w)")
 # Characters other than ASCII, word characters and spaces between two letters (checked to be
 # pictographs by _pictographs).
 _BETWEEN = re.compile(rf"(?<={_L})[^\w\s\x00-\x7f]+(?={_L})")
@@ -256,11 +261,13 @@ def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int
             continue  # "$5", "4u@x": a sum, a word that starts with a digit
         if any(word[i] not in _SIGNS and word[i] not in _DIGITS for i in marks):
             continue  # "B2|B4": a code
-        if word[0] == "|" and word[1].isupper() and word[2].islower():
-            continue  # "Home |About": a bar before a capitalised word parts two words
+        if word[0] in "|!¡" and word[1].isupper() and word[2].islower():
+            continue  # "Home |About", "!Important", "¡Hola": a sign before a capitalised word
+        if word[0] in "!¡" and word[1:].lower() in _FUNCTION_WORDS:
+            continue  # « Bravo !vous êtes inscrit »: an exclamation mark before a word
         # "!" ends a sentence and "|" parts menu items written without a space ("Thanks!See you",
         # "Home|About"): next to a short everyday word or before a capital, two words
-        if any(word[i] in "!|" and i > 0 and _two_words(text, *_sign_run(text, start + i)) for i in marks):
+        if any(word[i] in "!¡|" and i > 0 and _two_words(text, *_sign_run(text, start + i)) for i in marks):
             continue
         for i, letter in _as_letters(word):
             replace[start + i] = letter
