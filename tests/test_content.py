@@ -198,6 +198,11 @@ def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     ("The methadone c1inic called.", "c1inic"),
     ("Your H1V test is back.", "H1V"),  # three characters
     ("Votre test V1H est revenu.", "V1H"),
+    # a digit for the first letter of a word of four letters or more after it
+    ("Refill your 1nsulin before Friday.", "1nsulin"),
+    ("Your 0besity clinic visit is Monday.", "0besity"),
+    ("Your 3czema cream is ready.", "3czema"),
+    ("Votre 1nsuline est pr\u00eate.", "1nsuline"),
     # signs standing for letters inside a word
     ("Your b!opsy results are in.", "b!opsy"),
     ("Your b|opsy results are in.", "b|opsy"),
@@ -249,6 +254,9 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     # a postal code's first half reads like "H1V" and is left as written; so are room numbers
     "Our new office: 200 King St W, Toronto ON M5V 2T6, room C12.", "Bureau au 5000 rue Sherbrooke, H1V 2T6.",
     "Send it to H1V-2T6 or T0C 1A0; your slip is the T4A.",
+    # a digit before a short word, a count or a capitalised name is a number
+    "Your 1st visit is on the 2nd at 3pm, or 10am; suite 1B, 3rd floor, H1V 3K2. Take 4x a day for 5days.",
+    "Le 1er mai, 1\u00e8re visite au 3e \u00e9tage, 4i\u00e8me porte, 5h30. Use 1Password or 7Eleven.",
     # two letters with a slash are a short form; a sentence may end with a spaced dot
     "Parking: N/A. Mail it c/o the front desk, w/o the envelope. Plan A . B is the backup.",
     "See https://portal.riverside.example/a/b/c/forms or the M/F/X box on the form.",
@@ -295,6 +303,8 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("@sthma", ["asthma"]),
     ("|nsulin", ["insulin", "lnsulin"]),
     ("\u00a1nsulin", ["insulin", "lnsulin"]),
+    ("1nsulin", ["insulin", "lnsulin"]),
+    ("0BESITY", ["OBESITY"]),
     ("b!0psy", ["biopsy", "blopsy"]),
     ("di@bet3s", ["diabetes"]),
 ])
@@ -323,6 +333,7 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     "$40", "$ 10", "$5.50", "CA$45", "@ 10:30", "A | B", "Home |About", "ana@b.ca",
     "B3|B4", "x$1a", "WOW!!!GREAT",
     "!!!Reminder", "!Important", "\u00a1Hola", "Bravo !vous",
+    "1st 2nd 3pm 10am 4x 1B 3rd 1er 3e", "H1V 3K2", "5days 4weeks 1month 4i\u00e8me", "1Password 7Eleven", "$1month #1stop A-1bcde",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):
     from emrcomm_content import squeeze

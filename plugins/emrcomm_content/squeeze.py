@@ -6,7 +6,7 @@ word out of the lexicon's sight with characters that a person reads through:
 * an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "V.I.H.", "S.T.I.", "c.-à-d.";
 * an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
-* digits standing for letters inside a word: "b1opsy", "p0sitive", "pr3gnancy", "H1V";
+* digits standing for letters inside a word or at its start: "b1opsy", "p0sitive", "H1V", "1nsulin";
 * signs standing for letters inside a word or at its start: "b!opsy", "b|opsy", "a$thma",
   "$yphilis", "@sthma", "|nsulin", "!nsulin", "¡nsulin"; with digits for letters in the same word: "b!0psy".
 
@@ -44,6 +44,10 @@ What is rewritten, exactly:
   form as l: "c1inic", "H1V"). A code such as A1C, B12, T2DM, CD4, H1N1, a postal code (K1A 0B1,
   and the first half of one before its second, "M5V 2T6"), a time (10h30) or a unit (4B) is left
   as written;
+* such a digit that starts a word, before four letters or more and nothing else ("1nsulin",
+  "0besity", "3czema"), not after a word, a number, a sum or a code ("$1month", "A-1bcde"): "1st",
+  "3pm", "10am", "4x", "1B", « 1er », a count ("5days", « 4ième ») and a capitalised name
+  ("1Password") are left as written;
 * a "!" or a "|" (read as i, and in a second form as l: "b!opsy", "c|inic"), an "@" (a) or a "$"
   (s) with a letter on each side, in a word of at least three characters with at least twice as
   many letters as signs ("a$thma", "H!V"), unless the word is part of an address ("ana@clinic.ca",
@@ -104,7 +108,16 @@ _BREAK = re.compile(rf"(?<={_L})[-‐‑]?[ \t]*(?:\r\n|[{_BREAKS}])[ \t]*(?={_L
 # Each quick test starts with a set of characters, which the regular-expression engine skips to.
 _BREAK_QUICK = re.compile(rf"[{_BREAKS}](?:(?<={_L}[{_BREAKS}])|(?<={_L}[-‐‑ \t][{_BREAKS}])|(?<=[-‐‑ \t][ \t][{_BREAKS}]))")
 _DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
-_DIGIT_QUICK = re.compile(rf"[0134578](?<={_L}[0134578])(?={_L})")
+# A digit that starts a word before four letters ("1nsulin", "0besity"), not after a word, a
+# number, a sum or a code ("$1month", "#1stop", "A-1bcde"): "1st", "3pm", "10am", "4x" are shorter.
+# What a number before a word counts ("5days", "4ième"): the digit is a number.
+_COUNTED = frozenset({
+    "days", "week", "weeks", "month", "months", "year", "years", "times", "hour", "hours", "mins",
+    "tabs", "pills", "doses", "units", "jours", "semaines", "heures", "fois", "ième", "ieme",
+})
+_NOT_BEFORE_DIGIT = r"\w.,:/$€£+#@\-"
+_DIGIT_QUICK = re.compile(
+    rf"[0134578](?:(?<={_L}[0134578])(?={_L})|(?<![{_NOT_BEFORE_DIGIT}][013457])(?<=[013457])(?={_L}{{4}}))")
 # The second half of a Canadian postal code ("M5V 2T6", "H1V-2T6"): the first half is a letter,
 # a digit and a letter, like "H1V" written for "HIV", and is left as written before it.
 _POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
@@ -235,7 +248,10 @@ def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> N
 def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
     for found in _TOKEN.finditer(text):
         word = found.group()
-        if len(word) < 3 or word.isalpha() or word.isdigit() or not word[0].isalpha():
+        if len(word) < 3 or word.isalpha() or word.isdigit():
+            continue
+        if not word[0].isalpha():
+            _first_digit(text, found, replace, touched)
             continue
         if len(word) == 3 and (word.lower() == "a1c" or _POSTAL_REST.match(text, found.end())):
             continue  # the commonest lab code (read as written), or "M5V 2T6": half a postal code
@@ -249,6 +265,22 @@ def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, in
             letter = _DIGITS[word[i]]
             replace[start + i] = letter.upper() if word[i - 1].isupper() and word[i + 1].isupper() else letter
         touched.append(found.span())
+
+
+def _first_digit(text: str, found: re.Match[str], replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
+    """A digit for the first letter of a word of four letters or more after it ("1nsulin",
+    "0besity", "3czema"), the rest letters only: "1st", "3pm", "4x", "1B", "10am", "3K2" are not."""
+    word, start = found.group(), found.start()
+    rest = word[1:]
+    if word[0] not in _DIGITS or len(word) < 5 or not rest.isalpha() or rest.lower() in _COUNTED:
+        return
+    if rest[0].isupper() and rest[1].islower():
+        return  # "1Password", "7Eleven": a capitalised name
+    if start and re.match(rf"[{_NOT_BEFORE_DIGIT}]", text[start - 1]):
+        return
+    letter = _DIGITS[word[0]]
+    replace[start] = letter.upper() if word[1:3].isupper() else letter
+    touched.append(found.span())
 
 
 def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
