@@ -168,6 +168,8 @@ def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     ("Your H/I/V test is back.", "H/I/V"),  # slashes
     ("Your H . I . V results are ready.", "H . I . V"),  # a space before each dot
     ("Votre test V / I / H est revenu.", "V / I / H"),
+    ("Your H|I|V test is back.", "H|I|V"),  # bars
+    ("Votre test V | I | H est revenu.", "V | I | H"),
     ("S.T.I. screening is booked for Monday.", "S.T.I"),
     ("Your P.A.P. test is booked for Monday.", "P.A.P"),
     ("Votre test V.I.H. est revenu.", "V.I.H"),
@@ -267,6 +269,7 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "The fee is $40 today; parking $5.50, or $ 10 a day. Save $$$ with direct billing.",
     "Follow us @clinic or @RiversideClinic. Meet @ 10:30 at the desk, or @home by video.",
     "Hours | Parking | Contact us. Home |About |Contact",
+    "Plan A | B. Answer Y|N, or Q|A for questions.",  # two letters and a bar are a short form
     # "!" and "¡" opening a shout, a capitalised word or an everyday word
     "!!!Reminder: your visit is Monday. !Important: bring your card. \u00a1Hola! Bravo !vous \u00eates inscrit.",
     # codes and sums with signs, and a run of exclamation marks, are no word
@@ -291,7 +294,7 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
 @pytest.mark.parametrize(("text", "squeezed"), [
     ("Your H.I.V. test", ["Your HIV test"]),
     ("H. I. V.", ["HIV"]),
-    ("H/I/V and H . I . V", ["HIV and HIV"]),
+    ("H/I/V, H|I|V and H . I . V", ["HIV, HIV and HIV"]),
     ("T.B. clinic", ["TB clinic"]),
     ("HI\r\nV", ["HIV"]),
     ("bi\U0001f642\u200d\U0001f642opsy", ["biopsy"]),
@@ -333,6 +336,7 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     "$40", "$ 10", "$5.50", "CA$45", "@ 10:30", "A | B", "Home |About", "ana@b.ca",
     "B3|B4", "x$1a", "WOW!!!GREAT",
     "!!!Reminder", "!Important", "\u00a1Hola", "Bravo !vous",
+    "Y|N", "Q | A",
     "1st 2nd 3pm 10am 4x 1B 3rd 1er 3e", "H1V 3K2", "5days 4weeks 1month 4i\u00e8me", "1Password 7Eleven", "$1month #1stop A-1bcde",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):

@@ -3,7 +3,7 @@
 Folding (folding.py) reads every character where it stands. A writer can still keep a clinical
 word out of the lexicon's sight with characters that a person reads through:
 
-* an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "V.I.H.", "S.T.I.", "c.-à-d.";
+* an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "H|I|V", "V.I.H.", "S.T.I.", "c.-à-d.";
 * an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
 * digits standing for letters inside a word or at its start: "b1opsy", "p0sitive", "H1V", "1nsulin";
@@ -21,9 +21,9 @@ What is rewritten, exactly:
 
 * a run of single letters, each standing alone (not part of a longer word), separated by a dot
   (with or without a space or hyphen after it), a hyphen, an underscore, an asterisk, a middle
-  dot or a bullet: two letters or more ("T.B.", "H-I-V"); separated by spaces only, by a slash
-  or by a dot with a space before it: three or more ("H I V", "H/I/V", "H . I . V"; two, such
-  as "y a" in French, "1 I V Street", "N/A" or "c/o", are left as written). The separators, and
+  dot or a bullet: two letters or more ("T.B.", "H-I-V"); separated by spaces only, by a slash,
+  a bar or a dot with a space before it: three or more ("H I V", "H/I/V", "H|I|V", "H . I . V";
+  two, such as "y a" in French, "1 I V Street", "N/A", "c/o" or "Y|N", are left as written). The separators, and
   the dot after the last letter of a dotted run, are dropped;
 * a run of pictographs (Unicode symbols So and Sk, with their joiners and variation selectors)
   with a letter on each side: dropped;
@@ -94,12 +94,12 @@ from emrcomm_content.fuzzy import WORD_ZIPF
 _L = r"[^\W\d_]"  # a letter
 _BREAKS = "\n\r\v\f\u2028\u2029\x85"
 # A separator between the single letters of an acronym: a dot (and a space or a hyphen after
-# it: "H. I. V.", "c.-à-d."; a space before it, "H . I . V"), a hyphen, a slash or another joining
+# it: "H. I. V.", "c.-à-d."; a space before it, "H . I . V"), a hyphen, a slash, a bar or another joining
 # mark, or spaces.
-_SEP = r"(?:[ \t]*\.[ \t]*-?[ \t]*|[ \t]*[-‐‑_*·•/][ \t]*|[ \t]+)"
+_SEP = r"(?:[ \t]*\.[ \t]*-?[ \t]*|[ \t]*[-‐‑_*·•/|][ \t]*|[ \t]+)"
 _SPACED_DOT = re.compile(r"[ \t]\.")
 _ALONE = r"(?![\w'’])"  # a letter standing alone (not "l'" or the start of a word)
-_LETTERS = re.compile(rf"(?<![\w@/]){_L}{_ALONE}(?:{_SEP}{_L}{_ALONE})+")
+_LETTERS = re.compile(rf"(?<![\w@/|]){_L}{_ALONE}(?:{_SEP}{_L}{_ALONE})+")
 _JOINING = frozenset("-‐‑_*·•")
 # Runs that are everyday abbreviations and no term (a.m., p.m., e.g., i.e., P.S., N.B., c.-à-d.,
 # C.P.): not rewritten, so that a reminder "at 10 a.m." is read once.
@@ -231,7 +231,7 @@ def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> N
         dotted = "." in run
         # two letters joined by a slash are a short form ("N/A", "c/o", "w/o", "y/o"), and a dot
         # after a space may end a sentence: three letters or more, as with spaces alone
-        loose = "/" in run or (dotted and _SPACED_DOT.search(run) is not None)
+        loose = "/" in run or "|" in run or (dotted and _SPACED_DOT.search(run) is not None)
         if len(letters) < (2 if (dotted or not _JOINING.isdisjoint(run)) and not loose else 3):
             continue
         if "".join(run[i] for i in letters).lower() in _EVERYDAY:
