@@ -187,6 +187,11 @@ def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     ("Your biop-\nsy results are in.", "biop-\nsy"),
     ("Your biop-\r\nsy results are in.", "biop-\r\nsy"),
     ("Votre test de gros-\nsesse est prêt.", "gros-\nsesse"),
+    # a word written in syllables joined by hyphens
+    ("Your sy-phi-lis test is back.", "sy-phi-lis"),
+    ("Refill your in-su-lin before Friday.", "in-su-lin"),
+    ("Your bi-op-sy results are in.", "bi-op-sy"),
+    ("Votre test de gros-ses-se est pr\u00eat.", "gros-ses-se"),
     # a line break after a short everyday word, inside a word
     ("Refill your in\nsulin before Friday.", "in\nsulin"),
     ("Votre in\nsuline est prête.", "in\nsuline"),
@@ -270,6 +275,10 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "Follow us @clinic or @RiversideClinic. Meet @ 10:30 at the desk, or @home by video.",
     "Hours | Parking | Contact us. Home |About |Contact",
     "Plan A | B. Answer Y|N, or Q|A for questions.",  # two letters and a bar are a short form
+    # hyphenated words and names are no syllables: a piece of five letters or more, or two pieces
+    "Your follow-up is face-to-face, one-on-one, day-to-day; our e-mail is up-to-date.",
+    "Y a-t-il une place? C'est-\u00e0-dire vis-\u00e0-vis du CLSC Saint-Jean, \u00e0 Ste-Anne-de-Bellevue.",
+    "Jean-Guy-Marc will sign; pay-as-you-go, well-to-do, jack-in-the-box, mother-in-law suite.",
     # "!" and "¡" opening a shout, a capitalised word or an everyday word
     "!!!Reminder: your visit is Monday. !Important: bring your card. \u00a1Hola! Bravo !vous \u00eates inscrit.",
     # codes and sums with signs, and a run of exclamation marks, are no word
@@ -298,6 +307,7 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("T.B. clinic", ["TB clinic"]),
     ("HI\r\nV", ["HIV"]),
     ("bi\U0001f642\u200d\U0001f642opsy", ["biopsy"]),
+    ("sy-phi-lis", ["syphilis"]),
     ("b1opsy", ["biopsy", "blopsy"]),
     ("P0SITIVE", ["POSITIVE"]),
     ("b!opsy", ["biopsy", "blopsy"]),
@@ -337,6 +347,7 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     "B3|B4", "x$1a", "WOW!!!GREAT",
     "!!!Reminder", "!Important", "\u00a1Hola", "Bravo !vous",
     "Y|N", "Q | A",
+    "follow-up", "Saint-Jean", "Ste-Anne-de-Bellevue", "Notre-Dame-de-Gr\u00e2ce", "mother-in-law", "2024-05-01", "AB-12-CD",
     "1st 2nd 3pm 10am 4x 1B 3rd 1er 3e", "H1V 3K2", "5days 4weeks 1month 4i\u00e8me", "1Password 7Eleven", "$1month #1stop A-1bcde",
 ])
 def test_a_text_with_nothing_written_apart_has_no_squeezed_form(text):

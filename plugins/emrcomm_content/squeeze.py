@@ -6,6 +6,7 @@ word out of the lexicon's sight with characters that a person reads through:
 * an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "H|I|V", "V.I.H.", "S.T.I.", "c.-à-d.";
 * an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
+* a word written in syllables joined by hyphens: "sy-phi-lis", "in-su-lin", "bi-op-sy";
 * digits standing for letters inside a word or at its start: "b1opsy", "p0sitive", "H1V", "1nsulin";
 * signs standing for letters inside a word or at its start: "b!opsy", "b|opsy", "a$thma",
   "$yphilis", "@sthma", "|nsulin", "!nsulin", "¡nsulin"; with digits for letters in the same word: "b!0psy".
@@ -25,6 +26,11 @@ What is rewritten, exactly:
   a bar or a dot with a space before it: three or more ("H I V", "H/I/V", "H|I|V", "H . I . V";
   two, such as "y a" in French, "1 I V Street", "N/A", "c/o" or "Y|N", are left as written). The separators, and
   the dot after the last letter of a dotted run, are dropped;
+* a run of three pieces or more of one to four letters joined by hyphens, at least one of two
+  letters or more ("sy-phi-lis", "in-su-lin", « gros-ses-se »): the hyphens are dropped. Two
+  pieces ("follow-up", "x-ray", "Saint-Jean"), a piece of five letters or more
+  ("Ste-Anne-de-Bellevue", "mother-in-law") and a French question (« y a-t-il ») are left as
+  written; "face-to-face" is read "facetoface", which names nothing;
 * a run of pictographs (Unicode symbols So and Sk, with their joiners and variation selectors)
   with a letter on each side: dropped;
 * a line break with a letter on each side (an optional hyphen before it, spaces around it):
@@ -104,6 +110,12 @@ _JOINING = frozenset("-‐‑_*·•")
 # Runs that are everyday abbreviations and no term (a.m., p.m., e.g., i.e., P.S., N.B., c.-à-d.,
 # C.P.): not rewritten, so that a reminder "at 10 a.m." is read once.
 _EVERYDAY = frozenset({"am", "pm", "eg", "ie", "ps", "nb", "cad", "càd", "cp"})
+# A word written in syllables: three pieces or more of one to four letters joined by hyphens
+# ("sy-phi-lis", "in-su-lin"), the whole hyphenated run; "follow-up", "Saint-Jean", "x-ray",
+# "Ste-Anne-de-Bellevue" (a piece of five letters or more) are no syllables.
+_SYLLABLES = re.compile(rf"(?<![\w‐‑-]){_L}{{1,4}}(?:[‐‑-]{_L}{{1,4}}){{2,}}(?![\w‐‑-])")
+_INVERSION = re.compile(r"[‐‑-]t[‐‑-](?:il|ils|elle|elles|on)$", re.IGNORECASE)
+_SYLLABLES_QUICK = re.compile(rf"[‐‑-](?<={_L}[‐‑-])(?={_L}{{1,4}}[‐‑-]{_L})")
 _BREAK = re.compile(rf"(?<={_L})[-‐‑]?[ \t]*(?:\r\n|[{_BREAKS}])[ \t]*(?={_L})")
 # Each quick test starts with a set of characters, which the regular-expression engine skips to.
 _BREAK_QUICK = re.compile(rf"[{_BREAKS}](?:(?<={_L}[{_BREAKS}])|(?<={_L}[-‐‑ \t][{_BREAKS}])|(?<=[-‐‑ \t][ \t][{_BREAKS}]))")
@@ -245,6 +257,17 @@ def _letter_runs(text: str, drop: set[int], touched: list[tuple[int, int]]) -> N
         touched.append((start, end))
 
 
+def _syllables(text: str, drop: set[int], touched: list[tuple[int, int]]) -> None:
+    for found in _SYLLABLES.finditer(text):
+        run, start = found.group(), found.start()
+        if all(len(piece) == 1 for piece in re.split("[‐‑-]", run)):
+            continue  # "H-I-V": a run of single letters, read (or left) by _letter_runs
+        if _INVERSION.search(run):
+            continue  # « y a-t-il », « va-t-on »: a French question
+        drop.update(start + i for i, ch in enumerate(run) if not ch.isalpha())
+        touched.append(found.span())
+
+
 def _digit_words(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
     for found in _TOKEN.finditer(text):
         word = found.group()
@@ -337,6 +360,8 @@ def readings(text: str) -> list[Squeezed]:
     drop: set[int] = set()
     touched: list[tuple[int, int]] = []
     _letter_runs(text, drop, touched)
+    if _SYLLABLES_QUICK.search(text):
+        _syllables(text, drop, touched)
     joins: list[tuple[int, int]] = []
     if _BREAK_QUICK.search(text):
         joins += [m.span() for m in _BREAK.finditer(text) if m.group()[0] in "-‐‑" or not _two_words(text, *m.span())]
