@@ -234,6 +234,10 @@ def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     ("Your di@bet3s review is Monday.", "di@bet3s"),
     ("Votre test de gr0$$esse est pr\u00eat.", "gr0$$esse"),
     ("Your $yph1lis test is back.", "$yph1lis"),
+    # i written with one sign and l with another in one word
+    ("The methadone c|in!c called.", "c|in!c"),
+    ("Refill your !nsu|in before Friday.", "!nsu|in"),
+    ("The methadone c1in!c called.", "c1in!c"),
 ])
 def test_a_word_written_apart_is_read_as_one(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)
@@ -320,6 +324,7 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("0BESITY", ["OBESITY"]),
     ("b!0psy", ["biopsy", "blopsy"]),
     ("di@bet3s", ["diabetes"]),
+    ("c|in!c", ["ciinic", "clinlc", "clinic", "ciinlc"]),  # each sign read as i or l throughout
 ])
 def test_the_squeezed_form_of_a_text(text, squeezed):
     from emrcomm_content import squeeze
@@ -346,7 +351,7 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     "$40", "$ 10", "$5.50", "CA$45", "@ 10:30", "A | B", "Home |About", "ana@b.ca",
     "B3|B4", "x$1a", "WOW!!!GREAT",
     "!!!Reminder", "!Important", "\u00a1Hola", "Bravo !vous",
-    "Y|N", "Q | A",
+    "Y|N", "Q | A", "great!so! Thanks!!so great",
     "follow-up", "Saint-Jean", "Ste-Anne-de-Bellevue", "Notre-Dame-de-Gr\u00e2ce", "mother-in-law", "2024-05-01", "AB-12-CD",
     "1st 2nd 3pm 10am 4x 1B 3rd 1er 3e", "H1V 3K2", "5days 4weeks 1month 4i\u00e8me", "1Password 7Eleven", "$1month #1stop A-1bcde",
 ])

@@ -71,8 +71,11 @@ What is rewritten, exactly:
 * in such a word, two signs in a row ("gr0$$esse") and the digits of the rule above next to a sign
   ("b!0psy", "di@bet3s", "$yph1lis"): the word ends with a letter, every digit is one of 0 1 3 4 5
   7, and it has at least twice as many letters as signs and digits together ("B3|B4", "x$1a",
-  "WOW!!!GREAT" are left as written). A word is still read in two forms at most (every "1", "!" and "|"
-  as i, then every one as l), however many signs and digits it has.
+  "WOW!!!GREAT" are left as written). A text is read in two forms (every "1", "!" and "|" as i,
+  then every one as l), however many signs and digits it has; where one word writes two of them
+  ("c|in!c", "!nsu|in"), in every mix of the three, each read as i or as l throughout: eight
+  forms at most. A sign next to a lone letter that is no word ("c|in"), or to letters with
+  another sign of the word beyond them ("!nsu|in"), is inside a word, whatever the other side.
 
 Also left as written: two dotted capitals before a capitalised word, a person's initials ("signed
 by T.B. Jones", « Dre M.-S. Roy »: "T.B." before a small letter is still read "TB"), the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
@@ -87,7 +90,9 @@ wrapped at 40 columns, most of whose lines end with a short everyday word, costs
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -139,6 +144,7 @@ _TOKEN = re.compile(r"[^\W_]+")
 # letters or not ("b!0psy"); "$", "@", "|", "!" and "¡" also at its start ("$yphilis", "|nsulin", "!nsulin").
 _SIGNS = {"!": "i", "¡": "i", "|": "i", "@": "a", "$": "s"}
 _I_OR_L = frozenset("1!¡|")  # read as i, and in a second squeezed form as l
+_I_OR_L_KIND = {"1": "1", "!": "!", "¡": "!", "|": "|"}  # a word may write i with one, l with another
 _NOT_BEFORE = r"\w.@+\-$|"  # before a word of signs: a word, an address or a sum goes on
 # a sign that starts a word: not after another ("!!!Reminder" is a shout, not "iiireminder")
 _NOT_BEFORE_START = _NOT_BEFORE + "!¡"
@@ -322,11 +328,28 @@ def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int
             continue  # « Bravo !vous êtes inscrit »: an exclamation mark before a word
         # "!" ends a sentence and "|" parts menu items written without a space ("Thanks!See you",
         # "Home|About"): next to a short everyday word or before a capital, two words
-        if any(word[i] in "!¡|" and i > 0 and _two_words(text, *_sign_run(text, start + i)) for i in marks):
+        if any(word[i] in "!¡|" and i > 0 and _parts_two_words(text, *_sign_run(text, start + i), found.span()) for i in marks):
             continue
         for i, letter in _as_letters(word):
             replace[start + i] = letter
         touched.append(found.span())
+
+
+def _parts_two_words(text: str, lo: int, hi: int, word: tuple[int, int]) -> bool:
+    """Whether the signs ``text[lo:hi]`` part two words (:func:`_two_words`): not where a letter
+    on one side stands alone and is no word, and two letters or more stand on the other ("c|in!c":
+    "c" is a piece of a word; "Y|N" is two letters), nor where the letters on one side have
+    another sign of the ``word`` beyond them ("!nsu|in": "nsu" and "in" are pieces of one word)."""
+    before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
+    after = _WORD_AFTER.match(text, hi)
+    if before is None or after is None or (text[lo - 1].islower() and text[hi].isupper()):
+        return _two_words(text, lo, hi)
+    for one, other in ((before.group(), after.group()), (after.group(), before.group())):
+        if len(one) == 1 and one.lower() not in _FUNCTION_WORDS and len(other) > 1:
+            return False
+    if (before.start() > word[0] and text[before.start() - 1] in _SIGNS) or (after.end() < word[1] and text[after.end()] in _SIGNS):
+        return False
+    return _two_words(text, lo, hi)
 
 
 def _sign_run(text: str, i: int) -> tuple[int, int]:
@@ -354,6 +377,27 @@ def _as_letters(word: str) -> Iterator[tuple[int, str]]:
         yield i, letter.upper() if all(word[j].isupper() for j in near) else letter
 
 
+def _i_or_l_forms(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> list[dict[int, str]]:
+    """``replace`` with every 1, "!" and "|" read as i, then as l; and where one word writes two of
+    them ("c|in!c"), every mix of the three (each read as i or as l throughout): at most eight."""
+    at = sorted(i for i in replace if text[i] in _I_OR_L)
+    kinds = sorted({_I_OR_L_KIND[text[i]] for i in at})
+    if not kinds:
+        return [replace]
+    mixed = len(kinds) > 1 and any(
+        len({_I_OR_L_KIND[text[i]] for i in at[bisect.bisect_left(at, lo) : bisect.bisect_left(at, hi)]}) > 1
+        for lo, hi in touched)
+    choices = [(False,) * len(kinds), (True,) * len(kinds)]
+    if mixed:
+        choices += [c for c in itertools.product((False, True), repeat=len(kinds)) if c not in choices]
+    forms = []
+    for choice in choices:
+        as_l = {kind for kind, el in zip(kinds, choice) if el}
+        forms.append({i: ("L" if c == "I" else "l") if text[i] in _I_OR_L and _I_OR_L_KIND[text[i]] in as_l else c
+                      for i, c in replace.items()})
+    return forms
+
+
 def readings(text: str) -> list[Squeezed]:
     """The squeezed forms of ``text``: none when nothing in it is rewritten (nearly every text);
     two when a digit 1, a "!" or a "|" was read as a letter (once as i, once as l)."""
@@ -378,10 +422,8 @@ def readings(text: str) -> list[Squeezed]:
     if not touched:
         return []
     touched = _widen(text, touched)
-    forms = [replace]
-    if any(text[i] in _I_OR_L for i in replace):
-        forms.append({i: ("L" if c == "I" else "l") if text[i] in _I_OR_L else c for i, c in replace.items()})
     out = []
+    forms = _i_or_l_forms(text, replace, touched)
     for form in forms:
         chars: list[str] = []
         index: list[int] = []
