@@ -234,6 +234,9 @@ def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     ("Your di@bet3s review is Monday.", "di@bet3s"),
     ("Votre test de gr0$$esse est pr\u00eat.", "gr0$$esse"),
     ("Your $yph1lis test is back.", "$yph1lis"),
+    # a disguised word glued by a "!" to the word before it
+    ("That was great!b!opsy results, call us.", "b!opsy"),
+    ("C'est fait!gr0$$esse confirm\u00e9e.", "gr0$$esse"),
     # i written with one sign and l with another in one word
     ("The methadone c|in!c called.", "c|in!c"),
     ("Refill your !nsu|in before Friday.", "!nsu|in"),
@@ -342,6 +345,14 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
     text = "Refill your in\nsulin, call\nus, see the\nClinic or come in\nperson"
     assert [(text[c.span[0] : c.span[1]], c.word, c.piece) for c in squeeze.cuts(text)] == [
         ("in\nsulin", "insulin", "sulin"), ("in\nperson", "inperson", "person")]
+
+
+def test_a_disguised_word_glued_by_an_exclamation_mark_is_looked_up_alone():
+    from emrcomm_content import squeeze
+
+    text = "great!b!opsy, Hi!b!opsy, great!news, 10!b!opsy"  # a word of three letters or more before
+    assert [(text[c.span[0] : c.span[1]], c.word) for c in squeeze.glued(text)] == [
+        ("b!opsy", "biopsy"), ("b!opsy", "blopsy")]
 
 
 @pytest.mark.parametrize("text", [

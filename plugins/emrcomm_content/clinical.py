@@ -214,12 +214,14 @@ class ClinicalDetector:
         """What the text says (:class:`Reading`): read as written, then, where it writes a word
         apart ("H.I.V.", "H/I/V", "bi🙂opsy", "biop-⏎sy", "b1opsy", "H1V", "b!opsy"), in its
         squeezed forms (squeeze.py), whose hits count where a rewrite made the word, and a word
-        cut after a short everyday word ("in⏎sulin", squeeze.cuts) looked up alone. The squeezed forms only add hits: the
+        cut after a short everyday word ("in⏎sulin", squeeze.cuts) or glued by a "!" to the word
+        before it ("great!b!opsy", squeeze.glued) looked up alone. The squeezed forms only add hits: the
         evidence for the uncertainty score is that of the text as written."""
         reading = self._read(folded)
         forms = squeeze.readings(folded.original)
         cuts = squeeze.cuts(folded.original)
-        if not forms and not cuts:
+        glued = squeeze.glued(folded.original)
+        if not forms and not cuts and not glued:
             return reading
         original = folded.original
         extra = []
@@ -228,7 +230,7 @@ class ClinicalDetector:
                 span = form.original_span(*hit.span)
                 if form.touches(span):
                     extra.append(Hit(span, original[span[0] : span[1]], hit.kind, hit.layer))
-        if cuts:  # "in⏎sulin": the glued word alone, outside the names and the clauses about others
+        if cuts or glued:  # "in⏎sulin": the glued word alone, outside the names and the clauses about others
             quiet = [folded.span(lo, hi) for lo, hi in reading.allowed + reading.others if hi > lo]
             quiet += [hit.span for hit in reading.hits]  # "the⏎lorazepam" is found as written
             for cut in cuts:
@@ -236,6 +238,10 @@ class ClinicalDetector:
                     continue
                 kind = self._word_kind(cut.word)
                 if kind and not squeeze.everyday(cut.piece):
+                    extra.append(Hit(cut.span, original[cut.span[0] : cut.span[1]], kind))
+            found = quiet + [hit.span for hit in extra]
+            for cut in glued:  # "great!b!opsy": the word after the "!", read alone
+                if not _overlaps(cut.span, found) and (kind := self._word_kind(cut.word)):
                     extra.append(Hit(cut.span, original[cut.span[0] : cut.span[1]], kind))
         return evolve(reading, hits=merge_hits(reading.hits + extra)) if extra else reading
 

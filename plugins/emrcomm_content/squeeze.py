@@ -39,6 +39,9 @@ What is rewritten, exactly:
   (:data:`_FUNCTION_WORDS`: "us", "is", "our", « vous »…) is left: "call⏎us" and "visit🙂is"
   are two words (glued, they would read "callus" and "visitis", an "-itis"), and so are a small
   letter and a capital ("Starting⏎April");
+* a word with signs or digits for letters glued by a "!" to a word of three letters or more
+  before it ("great!b!opsy") is read whole ("greatibiopsy", which names nothing), and
+  :func:`glued` gives the detector the part after the "!" to look up alone ("biopsy");
 * but a word cut by a line break after a short everyday word, before a piece of three small
   letters or more that is no short everyday word ("in⏎sulin"), is not squeezed: :func:`cuts`
   gives the detector the glued word to look up alone, and it counts only when the piece is no
@@ -156,6 +159,8 @@ _SIGN_WORD = re.compile(
     rf"|(?<![{_NOT_BEFORE}])[^\W_]+(?:[!¡|@$]{{1,2}}[^\W_]+)+)(?![\w@]|\.\w)")
 # Characters other than ASCII, word characters and spaces between two letters (checked to be
 # pictographs by _pictographs).
+# A "!" after three letters, before a letter and, further in the word, a sign or a digit.
+_GLUED_QUICK = re.compile(rf"!(?<={_L}{{3}}!)(?={_L}[^\W_]*[!¡|@$0134578])")
 _BETWEEN = re.compile(rf"(?<={_L})[^\w\s\x00-\x7f]+(?={_L})")
 _BETWEEN_QUICK = re.compile(rf"[^\w\s\x00-\x7f](?<={_L}[^\w\s\x00-\x7f])")
 _APOSTROPHES = frozenset("’‘ʼ`´")
@@ -456,6 +461,36 @@ def cuts(text: str) -> list[Cut]:
         before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
         if before is not None and before.group().lower() in _FUNCTION_WORDS:
             out.append(Cut((before.start(), after.end()), before.group() + piece, piece))
+    return out
+
+
+def glued(text: str) -> list[Cut]:
+    """The words of ``text`` written with signs or digits for letters and glued by a "!" to a word
+    before them ("great!b!opsy"): the part after the "!" read alone, once with every 1, "!" and
+    "|" as i and once as l (the whole is read "greatibiopsy", which names nothing). The word
+    before has three letters or more, and the part after starts with a letter and has a sign or a
+    digit of its own: "antib!ot!c" gives "otic", which names nothing either. One look-up a word."""
+    if not _GLUED_QUICK.search(text):
+        return []
+    out = []
+    for found in _SIGN_WORD.finditer(text):
+        word, start = found.group(), found.start()
+        cut = word.find("!")
+        rest = word[cut + 1 :]
+        if cut < 3 or not word[:cut].isalpha() or len(rest) < 3 or not rest[0].isalpha() or rest.isalpha():
+            continue
+        marks = [ch for ch in rest if not ch.isalpha()]
+        if any(ch not in _SIGNS and ch not in _DIGITS for ch in marks) or 2 * len(marks) > len(rest) - len(marks):
+            continue
+        read = list(rest)
+        for i, letter in _as_letters(rest):
+            read[i] = letter
+        span = (start + cut + 1, found.end())
+        as_i = "".join(read)
+        out.append(Cut(span, as_i, rest))
+        as_l = "".join(("L" if c == "I" else "l") if rest[i] in _I_OR_L else c for i, c in enumerate(read))
+        if as_l != as_i:
+            out.append(Cut(span, as_l, rest))
     return out
 
 
