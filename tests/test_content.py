@@ -234,6 +234,10 @@ def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     ("Your di@bet3s review is Monday.", "di@bet3s"),
     ("Votre test de gr0$$esse est pr\u00eat.", "gr0$$esse"),
     ("Your $yph1lis test is back.", "$yph1lis"),
+    # "\u20ac" for e inside a word, "+" for t at its start
+    ("Your di@b\u20actes review is Monday.", "di@b\u20actes"),
+    ("Your +estosterone is ready.", "+estosterone"),
+    ("Votre +estost\u00e9rone est pr\u00eate.", "+estost\u00e9rone"),
     # a disguised word glued by a "!" to the word before it
     ("That was great!b!opsy results, call us.", "b!opsy"),
     ("C'est fait!gr0$$esse confirm\u00e9e.", "gr0$$esse"),
@@ -282,6 +286,8 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "Follow us @clinic or @RiversideClinic. Meet @ 10:30 at the desk, or @home by video.",
     "Hours | Parking | Contact us. Home |About |Contact",
     "Plan A | B. Answer Y|N, or Q|A for questions.",  # two letters and a bar are a short form
+    # "\u20ac" in a price, "+" in a number, a sum or a code, or before a capital
+    "Prix : 5\u20ac50, 10\u20ac/mois. Call +1 613 555 0123, +Info. C++ and A+B, +/- 2 days.",
     # hyphenated words and names are no syllables: a piece of five letters or more, or two pieces
     "Your follow-up is face-to-face, one-on-one, day-to-day; our e-mail is up-to-date.",
     "Y a-t-il une place? C'est-\u00e0-dire vis-\u00e0-vis du CLSC Saint-Jean, \u00e0 Ste-Anne-de-Bellevue.",
@@ -327,6 +333,7 @@ def test_a_word_glued_to_the_next_by_an_emoji_is_still_read_as_written(content):
     ("0BESITY", ["OBESITY"]),
     ("b!0psy", ["biopsy", "blopsy"]),
     ("di@bet3s", ["diabetes"]),
+    ("+estosterone di@b\u20actes", ["testosterone diabetes"]),
     ("c|in!c", ["ciinic", "clinlc", "clinic", "ciinlc"]),  # each sign read as i or l throughout
 ])
 def test_the_squeezed_form_of_a_text(text, squeezed):
@@ -335,7 +342,7 @@ def test_the_squeezed_form_of_a_text(text, squeezed):
     forms = squeeze.readings(text)
     assert [f.text for f in forms] == squeezed
     for form in forms:  # every character of the squeezed form comes from the original
-        assert all(text[i].lower() == c.lower() or text[i].isdigit() or text[i] in "!\u00a1|@$"
+        assert all(text[i].lower() == c.lower() or text[i].isdigit() or text[i] in "!\u00a1|@$\u20ac+"
                    for i, c in zip(form.index, form.text))
 
 
@@ -363,6 +370,7 @@ def test_a_disguised_word_glued_by_an_exclamation_mark_is_looked_up_alone():
     "B3|B4", "x$1a", "WOW!!!GREAT",
     "!!!Reminder", "!Important", "\u00a1Hola", "Bravo !vous",
     "Y|N", "Q | A", "great!so! Thanks!!so great",
+    "5\u20ac50", "10\u20ac/mois", "+1 613", "+Info", "C++", "A+B", "+/-",
     "follow-up", "Saint-Jean", "Ste-Anne-de-Bellevue", "Notre-Dame-de-Gr\u00e2ce", "mother-in-law", "2024-05-01", "AB-12-CD",
     "1st 2nd 3pm 10am 4x 1B 3rd 1er 3e", "H1V 3K2", "5days 4weeks 1month 4i\u00e8me", "1Password 7Eleven", "$1month #1stop A-1bcde",
 ])

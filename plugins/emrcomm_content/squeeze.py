@@ -57,8 +57,8 @@ What is rewritten, exactly:
   "0besity", "3czema"), not after a word, a number, a sum or a code ("$1month", "A-1bcde"): "1st",
   "3pm", "10am", "4x", "1B", « 1er », a count ("5days", « 4ième ») and a capitalised name
   ("1Password") are left as written;
-* a "!" or a "|" (read as i, and in a second form as l: "b!opsy", "c|inic"), an "@" (a) or a "$"
-  (s) with a letter on each side, in a word of at least three characters with at least twice as
+* a "!" or a "|" (read as i, and in a second form as l: "b!opsy", "c|inic"), an "@" (a), a "$"
+  (s) or a "€" (e: "di@b€tes"; not in a price, "5€50") with a letter on each side, in a word of at least three characters with at least twice as
   many letters as signs ("a$thma", "H!V"), unless the word is part of an address ("ana@clinic.ca",
   "a.b@c") or, for "!" and "|", a short everyday word or a capital after a small letter is next to
   the sign ("Thanks!See you", "Home|About", "great!so"): then it parts two words;
@@ -66,7 +66,8 @@ What is rewritten, exactly:
   ("$yphilis", "$TI", "@sthma", "|nsulin", "!nsulin", "¡nsulin"; "|", "!" and "¡" read as i, and
   in a second form as l: "|upus"), after a space or a sign that is no part of a word, an address,
   a sum or a run of "!" ("!!!Reminder"), and before no capitalised word ("!Important", "¡Hola")
-  and, for "!" and "¡", no short everyday word (« Bravo !vous »). A sum ("$40", "$ 10"), an "@" before a time
+  and, for "!" and "¡", no short everyday word (« Bravo !vous »); a "+" (t) before four small
+  letters or more and nothing else ("+estosterone"; not "+1 613", "+Info", "C++", "A+B"); A sum ("$40", "$ 10"), an "@" before a time
   ("@ 10:30") and a "|" parting words ("A | B", "Home |About": a capitalised word after it) are
   left as written. A handle ("@clinic", "@RiversideClinic") is read with its "@" as an a
   ("aclinic"), which names nothing: only a handle that spells a clinical word so ("@nemia") adds
@@ -145,18 +146,18 @@ _TOKEN = re.compile(r"[^\W_]+")
 # Signs drawn like a letter: "b!opsy", "b|opsy" (read as i, and in a second form as l), "@" as a,
 # "$" as s, inside a word that is not part of an address ("x@y.ca", "a.b@c"), with digits for
 # letters or not ("b!0psy"); "$", "@", "|", "!" and "¡" also at its start ("$yphilis", "|nsulin", "!nsulin").
-_SIGNS = {"!": "i", "¡": "i", "|": "i", "@": "a", "$": "s"}
+_SIGNS = {"!": "i", "¡": "i", "|": "i", "@": "a", "$": "s", "€": "e", "+": "t"}  # "€" inside a word, "+" at its start
 _I_OR_L = frozenset("1!¡|")  # read as i, and in a second squeezed form as l
 _I_OR_L_KIND = {"1": "1", "!": "!", "¡": "!", "|": "|"}  # a word may write i with one, l with another
 _NOT_BEFORE = r"\w.@+\-$|"  # before a word of signs: a word, an address or a sum goes on
 # a sign that starts a word: not after another ("!!!Reminder" is a shout, not "iiireminder")
 _NOT_BEFORE_START = _NOT_BEFORE + "!¡"
 _SIGN_QUICK = re.compile(
-    rf"[!¡|@$](?:(?<={_L}[!¡|@$])(?=[!¡|@$]?[^\W_])|(?<=[0134578][!¡|@$])(?=[!¡|@$]?{_L})"
-    rf"|(?<![{_NOT_BEFORE_START}][@$|!¡])(?<=[@$|!¡])(?={_L}{{2}}))")
+    rf"[!¡|@$€+](?:(?<={_L}[!¡|@$€])(?=[!¡|@$€]?[^\W_])|(?<=[0134578][!¡|@$€])(?=[!¡|@$€]?{_L})"
+    rf"|(?<![{_NOT_BEFORE_START}][@$|!¡+])(?<=[@$|!¡+])(?={_L}{{2}}))")
 _SIGN_WORD = re.compile(
-    rf"(?:(?<![{_NOT_BEFORE_START}])[@$|!¡][^\W_]+(?:[!¡|@$]{{1,2}}[^\W_]+)*"
-    rf"|(?<![{_NOT_BEFORE}])[^\W_]+(?:[!¡|@$]{{1,2}}[^\W_]+)+)(?![\w@]|\.\w)")
+    rf"(?:(?<![{_NOT_BEFORE_START}])[@$|!¡+][^\W_]+(?:[!¡|@$€]{{1,2}}[^\W_]+)*"
+    rf"|(?<![{_NOT_BEFORE}])[^\W_]+(?:[!¡|@$€]{{1,2}}[^\W_]+)+)(?![\w@]|\.\w)")
 # Characters other than ASCII, word characters and spaces between two letters (checked to be
 # pictographs by _pictographs).
 # A "!" after three letters, before a letter and, further in the word, a sign or a digit.
@@ -329,6 +330,8 @@ def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int
             continue  # "B2|B4": a code
         if word[0] in "|!¡" and word[1].isupper() and word[2].islower():
             continue  # "Home |About", "!Important", "¡Hola": a sign before a capitalised word
+        if word[0] == "+" and not (len(word) > 4 and word[1:].isalpha() and word[1:].islower()):
+            continue  # "+1 613", "+Info", "+5": a "+" for a t starts a word of small letters
         if word[0] in "!¡" and word[1:].lower() in _FUNCTION_WORDS:
             continue  # « Bravo !vous êtes inscrit »: an exclamation mark before a word
         # "!" ends a sentence and "|" parts menu items written without a space ("Thanks!See you",
