@@ -354,6 +354,14 @@ def test_a_word_cut_after_a_short_everyday_word_is_looked_up_glued():
         ("in\nsulin", "insulin", "sulin"), ("in\nperson", "inperson", "person")]
 
 
+def test_spans_answer_an_overlap_as_comparing_each_with_each_does():
+    from emrcomm_content.squeeze import Spans
+
+    spans = [(12, 14), (0, 3), (2, 10), (20, 21)]
+    for span in [(3, 4), (9, 10), (10, 12), (11, 13), (14, 20), (13, 22), (21, 30), (0, 1)]:
+        assert Spans(spans).overlap(span) == any(lo < span[1] and span[0] < hi for lo, hi in spans), span
+
+
 def test_a_disguised_word_glued_by_an_exclamation_mark_is_looked_up_alone():
     from emrcomm_content import squeeze
 

@@ -233,15 +233,16 @@ class ClinicalDetector:
         if cuts or glued:  # "in⏎sulin": the glued word alone, outside the names and the clauses about others
             quiet = [folded.span(lo, hi) for lo, hi in reading.allowed + reading.others if hi > lo]
             quiet += [hit.span for hit in reading.hits]  # "the⏎lorazepam" is found as written
+            blocks = squeeze.Spans(quiet)
             for cut in cuts:
-                if _overlaps(cut.span, quiet):
+                if blocks.overlap(cut.span):
                     continue
                 kind = self._word_kind(cut.word)
                 if kind and not squeeze.everyday(cut.piece):
                     extra.append(Hit(cut.span, original[cut.span[0] : cut.span[1]], kind))
-            found = quiet + [hit.span for hit in extra]
+            found = squeeze.Spans(quiet + [hit.span for hit in extra])
             for cut in glued:  # "great!b!opsy": the word after the "!", read alone
-                if not _overlaps(cut.span, found) and (kind := self._word_kind(cut.word)):
+                if not found.overlap(cut.span) and (kind := self._word_kind(cut.word)):
                     extra.append(Hit(cut.span, original[cut.span[0] : cut.span[1]], kind))
         return evolve(reading, hits=merge_hits(reading.hits + extra)) if extra else reading
 
