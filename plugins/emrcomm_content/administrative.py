@@ -19,7 +19,10 @@ from emrcomm_content.folding import Folded
 _CAP = r"[A-ZÀ-ÖØ-Þ][\w'’.-]*"
 _CONNECT = r"(?:&|and|of|for|the|on|de|du|des|la|le|et|d'|l')"
 # Two or more capitalised words, maybe joined by "&", "of", « de la »…
-_NAME_EN = re.compile(rf"{_CAP}(?:[ \t]+(?:{_CONNECT}[ \t]+)?{_CAP})+")
+# A name starts a word, or follows an elision (« l'Hôpital »): started from each capital of a long
+# word of capitals ("HIVHIV…", 50,000 characters), the scans took minutes.
+_NAME_START = r"(?<![\w.-])"
+_NAME_EN = re.compile(rf"{_NAME_START}{_CAP}(?:[ \t]+(?:{_CONNECT}[ \t]+)?{_CAP})+")
 # A French name starts with its capitalised head and goes on in lower case: « Centre de santé
 # mentale communautaire », « Semaine de la santé mentale ». It stops at a verb or a preposition
 # that starts the rest of the sentence, or after five words.
@@ -119,10 +122,12 @@ _NEVER = re.compile(
 )
 
 
+# A name before "parking", "Street"… starts a word and has eight capitalised words at most: many
+# capitalised words ("H.I.V. H.I.V. …") were scanned from each to their end (50,000 characters: minutes).
 # The logistics of a department named with capitals: "the Cancer Care parking lot", « le stationnement de
 # l'Oncologie » (a place, when the message does not address the patient).
 _LOGISTICS = re.compile(
-    rf"{_CAP}(?:[ \t]+{_CAP})*[ \t]+(?:parking(?: lot)?|entrance|door|wing|office|building|elevators?|lot|desk|"
+    rf"{_NAME_START}{_CAP}(?:[ \t]+{_CAP}){{0,7}}[ \t]+(?:parking(?: lot)?|entrance|door|wing|office|building|elevators?|lot|desk|"
     r"cafeteria|waiting room|reception)\b"
     rf"|\b(?:stationnement|entrée|entree|porte|aile|bureau|édifice|edifice|ascenseur|cafétéria|cafeteria|accueil) "
     rf"(?:de l'|du |de la |des |d')(?:{_CAP})(?:[ \t]+{_CAP})*"
@@ -130,7 +135,7 @@ _LOGISTICS = re.compile(
 # A street is a place whatever its name says: "55 Cancer Centre Rd", "Hospital Street", « rue du
 # Sanatorium », « boulevard de l'Hôpital ».
 _STREET = re.compile(
-    rf"{_CAP}(?:[ \t]+{_CAP})*[ \t]+(?:Road|Rd|Street|St|Avenue|Ave|Boulevard|Blvd|Drive|Lane|Way|Crescent|Court|"
+    rf"{_NAME_START}{_CAP}(?:[ \t]+{_CAP}){{0,7}}[ \t]+(?:Road|Rd|Street|St|Avenue|Ave|Boulevard|Blvd|Drive|Lane|Way|Crescent|Court|"
     r"Parkway|Highway|Hwy)\b\.?"
     rf"|\b(?:rue|avenue|av\.|boulevard|boul\.|chemin|ch\.|route|rang|montée|montee|côte|cote|place)[ \t]+"
     rf"(?:du |de la |des |de l'|de l’|de |d'|d’)?{_CAP}(?:[ \t-]+(?:{_CONNECT}[ \t-]+)?{_CAP})*"
