@@ -314,7 +314,7 @@ def test_a_schema_7_database_upgrades_and_its_requests_have_no_digest(tmp_path: 
         db.close()
     store = open_sqlite(tmp_path / "emrcomm.sqlite")
     try:
-        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 8
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 9
         keeps_old_requests_without_a_digest(store)
     finally:
         store.close()
@@ -334,7 +334,7 @@ def test_a_postgresql_database_at_schema_7_upgrades_and_its_requests_have_no_dig
             db.close()
         store = open_postgres(url, upgrade_it=True)
         try:
-            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 8
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 9
             keeps_old_requests_without_a_digest(store)
         finally:
             store.close()

@@ -247,3 +247,82 @@ def test_a_hung_send_is_listed_by_emrcomm_outbox_and_ends_worker_once_with_exit_
     text = subprocess.run(outbox[:2] + outbox[3:], capture_output=True, text=True, timeout=60, check=True).stdout
     assert f"overdue  {hung.record_ids[0]} email" in text and "delivery.send_timeout (1 s)" in text, text
     assert EMAIL not in text
+
+
+def test_rows_a_rate_limited_worker_holds_unstarted_are_not_listed_overdue(
+    make_host: Callable[..., Host], clock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A healthy worker on a channel that sends one message a second holds the rest of its claim
+    unstarted while the rows ahead of them go (up to an eighth of the lease: 15 s of 120, longer
+    than this send_timeout): `emrcomm outbox` listed them overdue, an alarm for a worker at work."""
+    import datetime as dt
+
+    from emrcomm.cli import main
+    from emrcomm.clock import VARIABLE, shift_to
+    from emrcomm.outbox.worker import Worker, WorkerSettings
+
+    host = make_host('\n[delivery]\nmode = "queue"\nconcurrency = 1\nsend_timeout = 10\n')
+    queued = [host.send(reminder(f"sms-{i}")).record_ids[0] for i in range(12)]
+    transport = host.channels["sms"].transport
+    send = transport.send
+
+    def one_a_second(delivery: Any) -> Any:  # the provider's rate: each send waits a second for its slot
+        clock.now += dt.timedelta(seconds=1)
+        return send(delivery)
+
+    monkeypatch.setattr(transport, "send", one_a_second)
+    worker = Worker(host, WorkerSettings.from_config(host.config.raw["delivery"]))
+    claimed = worker._claim(16)  # one claim, as the worker makes it (emrcomm.outbox.worker.Worker.run)
+    assert sorted(r.key for r in claimed) == sorted(queued)
+    for row in claimed[:11]:
+        worker.deliver(row)
+    assert worker.stats.sent == 11  # 11 s after the claim, its last row still waits its turn, unstarted
+
+    monkeypatch.setenv(VARIABLE, shift_to(clock.now))  # `emrcomm outbox` reads the clock where the worker left it
+    assert main(["outbox", "--json", "--config", str(tmp_path / "emrcomm.toml")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["counts"] == {"sending": 1}
+    assert listed["overdue"] == []
+
+
+def test_a_row_whose_lease_ran_out_while_sending_is_listed_overdue(
+    make_host: Callable[..., Host], clock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker that died (or froze) with a row in hand marks nothing: the row is overdue once its
+    lease has run out while it is still sending, until the next worker's claim takes it over."""
+    import datetime as dt
+
+    from emrcomm.cli import main
+    from emrcomm.clock import VARIABLE, shift_to
+
+    host = make_host('\n[delivery]\nmode = "queue"\n')
+    queued = {host.send(reminder(rid)).record_ids[0] for rid in ("one", "two")}
+    # Its lease runs out as it is taken; the other row stays pending.
+    [row] = host.storage.outbox.claim(owner="died", now=clock.now, lease=dt.timedelta(0), limit=1)
+    [waiting] = queued - {row.key}
+
+    monkeypatch.setenv(VARIABLE, shift_to(clock.now + dt.timedelta(seconds=1)))
+    assert main(["outbox", "--json", "--config", str(tmp_path / "emrcomm.toml")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["counts"] == {"pending": 1, "sending": 1}
+    assert [(r["record_id"], r["hung_at"]) for r in listed["overdue"]] == [(row.key, None)]
+    assert waiting not in json.dumps(listed["overdue"])
+
+
+def test_a_hung_row_taken_over_is_no_longer_overdue(make_host: Callable[..., Host], clock: Any) -> None:
+    """The mark of a send found hung is its holder's: the worker that takes the row over when the
+    lease runs out has not started its own send yet."""
+    import datetime as dt
+
+    host = make_host('\n[delivery]\nmode = "queue"\n')
+    key = host.send(reminder("hung")).record_ids[0]
+    outbox = host.storage.outbox
+    assert [r.key for r in outbox.claim(owner="hung", now=clock.now, lease=dt.timedelta(0), limit=1)] == [key]
+    assert outbox.found_hung(key, owner="hung", now=clock.now)
+    assert [r.key for r in outbox.overdue(clock.now)] == [key]
+    [taken] = outbox.claim(owner="next", now=clock.now, lease=dt.timedelta(seconds=120), limit=1)
+    assert taken.taken_over and taken.hung_at is None
+    assert outbox.overdue(clock.now) == []
+    assert not outbox.found_hung(key, owner="hung", now=clock.now)  # too late: the row is another's

@@ -807,20 +807,23 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         counts = host.storage.outbox.counts()
         dead = [{"record_id": d.key, "request_id": d.request_id, "channel": d.channel, "state": d.state,
                  "attempts": d.attempts, "last_error": d.last_error} for d in host.storage.outbox.dead()]
-        # Sending for longer than a send may take (delivery.send_timeout): a send hung, or a
-        # deliverer that died with the row in hand. Either way it is taken over when its lease runs out.
+        # A send found hung (past delivery.send_timeout), or a lease run out with the row still
+        # sending (its deliverer died or hung); not a row claimed and waiting its turn.
         bound = host.sends.bound
         overdue = [{"record_id": r.key, "request_id": r.request_id, "channel": r.channel, "attempts": r.attempts,
-                    "lease_until": r.lease_until.isoformat() if r.lease_until else None}
-                   for r in host.storage.outbox.sending_since(host.clock() - dt.timedelta(seconds=bound))]
+                    "lease_until": r.lease_until.isoformat() if r.lease_until else None,
+                    "hung_at": r.hung_at.isoformat() if r.hung_at else None}
+                   for r in host.storage.outbox.overdue(host.clock())]
     lines = ["outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")]
     for row in dead:
         lines.append(f"  {row['state']:8} {row['record_id']} {row['channel']:7} attempts={row['attempts']}  "
                      f"{row['last_error'] or ''}")
     for row in overdue:
-        lines.append(f"  overdue  {row['record_id']} {row['channel']:7} attempts={row['attempts']}  sending for "
-                     f"more than delivery.send_timeout ({bound:g} s): its send hung, or its worker died; taken "
-                     f"over when its lease runs out ({row['lease_until']})")
+        why = (f"its send has not returned after delivery.send_timeout ({bound:g} s), found hung at {row['hung_at']}; "
+               f"taken over when its lease runs out ({row['lease_until']})" if row["hung_at"] else
+               f"its lease ran out ({row['lease_until']}) while sending: its worker died or hung; taken over by "
+               "the next worker's claim")
+        lines.append(f"  overdue  {row['record_id']} {row['channel']:7} attempts={row['attempts']}  {why}")
     _emit(args, {"counts": counts, "dead": dead, "overdue": overdue}, "\n".join(lines))
     return EXIT_OK
 

@@ -174,8 +174,14 @@ class Host:
         return self._closed
 
     def _audit_hung(self, sending: Sending) -> None:
-        """A send found hung is in the audit log too (from the watching thread): it may have left."""
-        if not self._closed:
+        """A send found hung is in the audit log too (from the watching thread): it may have left.
+        Its row is marked in the same commit, so that `emrcomm outbox` lists it overdue from any
+        machine (only this process knows when the send started; no send writes that down)."""
+        if self._closed:
+            return
+        with self.storage.transaction():
+            if sending.owner is not None:
+                self.storage.outbox.found_hung(sending.key, owner=sending.owner, now=self.clock())
             self.audit.record("delivery.hung", record=sending.key, channel=sending.channel, plugin=sending.plugin)
 
     def close(self) -> None:

@@ -203,7 +203,7 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         delivery = Delivery(message_for(facts, item, dict(host.channels)), item.address or "", item.key,
                             recipient=recipient, attempt=item.attempts)
         # Watched, not interrupted: a send past its bound is reported (emrcomm.pipeline.watch).
-        sending = host.sends.begin(item.key, channel.name, channel.plugin or channel.name, item.held_until)
+        sending = host.sends.begin(item.key, channel.name, channel.plugin or channel.name, item.held_until, owner)
         try:
             receipt = channel.transport.send(delivery)
         finally:

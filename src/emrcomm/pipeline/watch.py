@@ -59,6 +59,7 @@ class Sending:
     bound: float  # seconds it may run before it is reported hung
     thread: int  # threading.get_ident() of the thread making the call
     hung: bool = False
+    owner: str | None = None  # the lease holder of the row (a worker, an inline sender)
 
     def running(self, now: float | None = None) -> float:
         return (time.monotonic() if now is None else now) - self.started
@@ -77,11 +78,12 @@ class SendWatch:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def begin(self, key: str, channel: str, plugin: str, held_until: float | None) -> Sending:
-        """A send starts now on this thread; ``held_until``: its row's lease end (monotonic), if known."""
+    def begin(self, key: str, channel: str, plugin: str, held_until: float | None, owner: str | None = None) -> Sending:
+        """A send starts now on this thread; ``held_until``: its row's lease end (monotonic), if
+        known; ``owner``: who holds its lease."""
         now = time.monotonic()
         bound = self.bound if held_until is None else max(0.0, min(self.bound, held_until - now))
-        sending = Sending(key, channel, plugin, now, bound, threading.get_ident())
+        sending = Sending(key, channel, plugin, now, bound, threading.get_ident(), owner=owner)
         with self._lock:
             self._sending[id(sending)] = sending
             if self._thread is None and not self._closed:

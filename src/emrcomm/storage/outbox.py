@@ -53,6 +53,8 @@ class Item:
     # before the claim (or the inline sender's put): never later than the store's. None on a
     # row read, not claimed.
     held_until: float | None = None
+    # When the send watch found its send hung (the host's clock), by the process making it.
+    hung_at: dt.datetime | None = None
 
     @property
     def taken_over(self) -> bool:
@@ -108,9 +110,14 @@ class Outbox(Protocol):
 
     def dead(self, limit: int = 1000) -> list[Item]: ...
 
-    def sending_since(self, before: dt.datetime, limit: int = 1000) -> list[Item]:
-        """The rows ``sending`` since ``before`` or earlier (claimed, or put by an inline send,
-        then): oldest first."""
+    def found_hung(self, key: str, *, owner: str, now: dt.datetime) -> bool:
+        """Mark the row whose send the watch found hung (emrcomm.pipeline.watch), while ``owner``
+        still holds it. False when the row is settled or another holds it."""
+        ...
+
+    def overdue(self, now: dt.datetime, limit: int = 1000) -> list[Item]:
+        """The rows ``sending`` whose send was found hung, or whose lease has run out (their
+        deliverer died or hung): oldest first. A row claimed and not yet started is neither."""
         ...
 
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
@@ -160,8 +167,9 @@ class SqlOutbox:
         due_params = (iso(now), *expired_params)
         order = "ORDER BY COALESCE(o.not_before, o.created), o.key LIMIT ?"
         until, until_params = lease_until(self.db.dialect, now, lease)
+        # hung_at: a send found hung was the last holder's; this one's has not started.
         take = f"""state = 'sending', lease_owner = ?, lease_until = {until}, updated = ?, attempts = attempts + 1,
-                   last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}' ELSE last_error END"""
+                   hung_at = NULL, last_error = CASE WHEN state = 'sending' THEN '{TAKEN_OVER}' ELSE last_error END"""
         take_params = (owner, *until_params, iso(now))
         # Before the claim (waiting for the store's lock uses the lease too): the holder's own
         # count of its lease can then only end before the store's.
@@ -256,9 +264,19 @@ class SqlOutbox:
         rows = self.db.query("SELECT * FROM outbox WHERE state = 'dead' ORDER BY updated, key LIMIT ?", (limit,))
         return [_item(r) for r in rows]
 
-    def sending_since(self, before: dt.datetime, limit: int = 1000) -> list[Item]:
-        rows = self.db.query("SELECT * FROM outbox WHERE state = 'sending' AND updated <= ? ORDER BY updated, key "
-                             "LIMIT ?", (iso(before), limit))
+    def found_hung(self, key: str, *, owner: str, now: dt.datetime) -> bool:
+        return self.db.execute("UPDATE outbox SET hung_at = ? WHERE key = ? AND lease_owner = ? AND state = 'sending'",
+                               (iso(now), key, owner)) == 1
+
+    def overdue(self, now: dt.datetime, limit: int = 1000) -> list[Item]:
+        # Not the claim's time: a worker holds the rows of its claim unstarted (behind a rate
+        # limit, the rows ahead) for up to an eighth of the lease, a started send runs up to
+        # send_timeout after that, and neither is late. Only the process making a send knows when
+        # it started; it writes down only the sends its watch finds hung (no write per send).
+        expired, expired_params = lease_now(self.db.dialect, now)
+        rows = self.db.query(f"""SELECT * FROM outbox WHERE state = 'sending'
+                                 AND (hung_at IS NOT NULL OR lease_until <= {expired})
+                                 ORDER BY updated, key LIMIT ?""", (*expired_params, limit))
         return [_item(r) for r in rows]
 
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
@@ -302,4 +320,5 @@ def _read(row: Row, *, held_until: float | None) -> Item:
         expires=parse_iso(row["expires"]) if row["expires"] else None,
         last_error=row["last_error"], lease_owner=row["lease_owner"],
         lease_until=parse_iso(row["lease_until"]) if row["lease_until"] else None, held_until=held_until,
+        hung_at=parse_iso(row["hung_at"]) if row["hung_at"] else None,
     )

@@ -454,6 +454,13 @@ _PG_V8 = """
 ALTER TABLE requests ADD COLUMN digest BYTEA
 """
 
+# Version 9: when the send watch found a row's send hung (emrcomm.pipeline.watch), written by
+# the process making the send, only then: `emrcomm outbox` lists the row overdue from it. A
+# claim clears it. Rows claimed and not yet started have none, however long they wait in hand.
+_V9 = """
+ALTER TABLE outbox ADD COLUMN hung_at TEXT
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
@@ -474,4 +481,6 @@ MIGRATIONS: tuple[Migration, ...] = (
               statements={"sqlite": statements(_V7), "postgresql": statements(_PG_V7)}),
     Migration(CORE, 8, "a digest of what each request asked for: an id used again for another message is refused",
               statements={"sqlite": statements(_V8), "postgresql": statements(_PG_V8)}),
+    Migration(CORE, 9, "when a row's send was found hung, so that `emrcomm outbox` lists it overdue",
+              statements={"sqlite": statements(_V9), "postgresql": statements(_V9)}),
 )
