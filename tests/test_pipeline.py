@@ -278,6 +278,17 @@ def test_a_blocked_request_may_come_again_changed_and_is_decided_anew(host: Host
     assert host.send(reminder()).status is Status.SENT and len(sms_sink(host)) == 1
 
 
+def test_a_request_decided_anew_for_another_patient_is_answered_for_that_patient(host: Host) -> None:
+    # Blocked for one patient, then sent for another under the same id: a retry of what was sent
+    # names the patient it went to, not the one the blocked attempt named.
+    assert host.send(reminder("Patient/none")).status is Status.BLOCKED
+    assert host.send(reminder()).status is Status.SENT
+    again = host.send(reminder())
+    assert again.explanation[0].startswith("already handled") and again.patient_ref == "Patient/on-en"
+    row = host.storage.records.request("r-1")
+    assert row is not None and row.patient == "Patient/on-en"
+
+
 def test_a_request_entered_before_its_content_was_kept_is_a_repeat_as_before(host: Host) -> None:
     host.send(reminder())
     with host.storage.transaction():

@@ -56,7 +56,8 @@ class Records(Protocol):
         earlier decision was blocked or failed); None when the id was handled before: a repeat.
         Two processes deciding one id at once: one gets a number, the other None. ``identifiers``
         are the EMR's own ids for it, in order (kept as the last decision gave them); ``digest`` what it
-        asked for (emrcomm.pipeline.digest.content_digest), kept likewise."""
+        asked for (emrcomm.pipeline.digest.content_digest), ``patient`` and ``category`` kept likewise
+        (a request blocked, then decided anew for another patient, is answered for that one)."""
         ...
 
     def request(self, id: str) -> RequestRow | None: ...
@@ -227,7 +228,8 @@ class SqlRecords:
                                          digest)
                     VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record_ids = excluded.record_ids,
-                        attempts = requests.attempts + 1, identifier = excluded.identifier, digest = excluded.digest
+                        attempts = requests.attempts + 1, identifier = excluded.identifier, digest = excluded.digest,
+                        patient = excluded.patient, category = excluded.category
                     WHERE requests.status IN ({retryable}) RETURNING attempts""",
                 (id, patient, category, iso(now), status, _json(list(record_ids)), identifiers_text(identifiers),
                  digest))
