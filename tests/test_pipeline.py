@@ -444,6 +444,22 @@ def test_exemption_lets_one_sms_a_day_reach_a_us_patient_without_consent(make_ho
     assert host.send(notice).channels == ("sms",)
 
 
+def test_the_exemption_counts_the_messages_filed_under_the_patient_the_emr_named(
+        make_host: Callable[..., Host], clock, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # The EMR names a merged patient by link; the directory answers with the one kept. The records
+    # are filed as the EMR named them: the day's one message must count all the same.
+    host = exempt_host(make_host)
+    directory = host.hooks.get("directory")
+    resolve = directory.resolve
+    monkeypatch.setattr(directory, "resolve", lambda ref: resolve("Patient/ny" if ref == "Patient/ny-merged" else ref))
+    first = host.send(reminder("Patient/ny-merged", rid="ny-1"))
+    assert first.channels == ("sms",) and first.patient_ref == "Patient/ny-merged", first.explanation
+    clock.now += dt.timedelta(hours=2)
+    again = host.send(reminder("Patient/ny-merged", rid="ny-2"))
+    assert "EXEMPTION_FREQUENCY" in {f.code for f in again.findings} and again.channels != ("sms",)
+    assert len(sms_sink(host)) == 1
+
+
 def test_answering_the_patients_help_uses_up_none_of_the_exemption(make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
     host = exempt_host(make_host)
     assert host.send(reminder("Patient/ny", rid="ny-1")).channels == ("sms",)

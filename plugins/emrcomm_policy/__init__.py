@@ -174,10 +174,13 @@ class Plugin:
             statuses = ("completed", "in-progress", "on-hold")
             # The answers to the patient's own messages are not the clinic's messages: they use up nothing.
             answers = tuple(c.value for c in Category if c.answers_patient)
-            day = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=1),
-                        statuses=statuses, exclude_categories=answers)
-            week = count(patient=recipient.patient_ref, channel=channel.name, since=now - dt.timedelta(days=7),
-                         statuses=statuses, exclude_categories=answers)
+            # The records are filed under the patient as the EMR named them by link, which may not
+            # be the directory's (a merged patient's kept one): the messages under either name count.
+            patients = dict.fromkeys(p for p in (recipient.patient_ref, message.request.patient_ref) if p)
+            day = sum(count(patient=p, channel=channel.name, since=now - dt.timedelta(days=1),
+                            statuses=statuses, exclude_categories=answers) for p in patients)
+            week = sum(count(patient=p, channel=channel.name, since=now - dt.timedelta(days=7),
+                             statuses=statuses, exclude_categories=answers) for p in patients)
             blocked = day >= EXEMPTION_PER_DAY or week >= EXEMPTION_PER_WEEK
         if blocked:
             return [finding("EXEMPTION_FREQUENCY", plugin=self.context.name, channel=channel.name)]
