@@ -650,6 +650,14 @@ def test_a_directory_whose_ids_fhir_would_not_write_still_names_its_patients(tmp
         assert entry["resource"]["subject"] == {"reference": "Patient/12345_A"}
 
 
+@pytest.mark.parametrize("ref", ["Patient/1/_history/2", "Patient/..", "Patient/", "Patient/on-en?x=1"])
+def test_a_directory_that_answers_a_path_or_a_search_is_refused(tmp_path: Path, clock, ref: str) -> None:  # type: ignore[no-untyped-def]
+    with host_with_fake(tmp_path, clock, "echo", "test_pipeline:_EchoingDirectory", 0) as host:
+        outcome = host.send(reminder(ref))
+        assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["CHECK_FAILED"]
+        assert sms_sink(host) == []
+
+
 class _MergingDirectory:
     """A directory, placed first, that answers for a merged patient with the one kept."""
 

@@ -51,8 +51,10 @@ _SEARCH_MARKS = re.compile(r"[?|=&#\s]")
 def is_patient_link(ref: str) -> bool:
     """Whether ``ref`` links to a patient (``Patient/<id>``) rather than searching for one: what
     a directory must answer and a record may name. Looser than :func:`is_literal_ref`: an EMR's
-    own ids outside FHIR's (``Patient/12345_A``) still name a patient; the audit log keys them."""
-    return ref.startswith("Patient/") and len(ref) > 8 and not _SEARCH_MARKS.search(ref)
+    own ids outside FHIR's (``Patient/12345_A``) still name a patient; the audit log keys them. A
+    path (``Patient/1/_history/2``, ``Patient/..``) is not one patient's link."""
+    id_ = ref[8:] if ref.startswith("Patient/") else ""
+    return bool(id_) and id_ not in (".", "..") and "/" not in id_ and not _SEARCH_MARKS.search(id_)
 
 
 def described_ref(ref: str) -> str:
