@@ -26,7 +26,7 @@ from emrcomm.audit import entries
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.limits import MAX_IDENTIFIERS
-from emrcomm.model import Category, Identifier, Request
+from emrcomm.model import Category, Identifier, Request, Status
 from emrcomm.plugin.manager import discover
 from emrcomm.storage.times import iso
 from emrcomm.web import create_app
@@ -34,6 +34,7 @@ from hostile_kit import InProcess
 from servers import Reply, ScriptedHTTPServer, Seen, scripted
 from support import BASE_CONFIG, fhir_request
 from test_pipeline import ALL as ALL_PLUGINS
+from test_pipeline import sent_while_deciding
 from test_worker import worker
 
 FORM = (b"content-type", b"application/x-www-form-urlencoded")
@@ -742,6 +743,15 @@ def test_the_same_request_id_raced_from_many_connections_sends_once(make_host: C
         t.join(60)
     assert sorted(statuses) == [200] * 7 + [201]
     assert len(sms_sent(host)) == 1
+
+
+def test_a_request_decided_blocked_while_another_under_its_id_is_sent_is_409_not_500(api: ApiClient) -> None:
+    # Another connection sends r-race between this request's decision (no such patient) and its write.
+    twin = sent_while_deciding(api.host, reminder("r-race"))
+    answer = api.call("POST", "/fhir/CommunicationRequest", reminder("r-race", "Patient/nobody-we-know"))
+    assert answer.status_code == 409 and body(answer)["issue"][0]["code"] == "conflict", answer.text
+    assert [o.status for o in twin] == [Status.SENT]  # type: ignore[attr-defined]
+    assert len(sms_sent(api.host)) == 1
 
 
 def test_a_blocked_request_answers_422_with_every_finding_and_files_a_not_done_record(api: ApiClient) -> None:

@@ -9,7 +9,9 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from emrcomm.errors import PluginError
@@ -17,6 +19,7 @@ from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
 from emrcomm.plugin.manager import discover
 from emrcomm.segments import count_segments
+from emrcomm.testing import TEST_NOW
 from support import communication
 
 TORONTO = dt.timezone(dt.timedelta(hours=-5))  # November: EST
@@ -841,3 +844,51 @@ def test_a_send_that_left_while_the_database_was_away_is_recorded_once_it_is_bac
     assert host.storage.outbox.counts() == {}
     record = host.storage.records.get(outcome.record_ids[0])
     assert record is not None and record.status == "completed"
+
+
+# A request id decided blocked or unfiled while another decision of it is written --------------
+def sent_while_deciding(host: Host, twin: Request | dict[str, Any], at: dt.datetime | None = None) -> list[object]:
+    """Make ``host``'s next decision read the ledger as it stood before ``twin`` (the same id) was
+    sent in full, as a request decided at the same moment as it, in another process, does. With
+    ``at``, the twin is sent at that time, and the clock then reads as it did."""
+    ledger = host.storage.records
+    original = ledger.request
+    answers: list[object] = []
+
+    def before_the_twin(request_id):  # type: ignore[no-untyped-def]
+        found = original(request_id)
+        ledger.request = original  # type: ignore[method-assign]
+        clock = host.clock
+        now = clock.now  # type: ignore[attr-defined]
+        clock.now = at or now  # type: ignore[attr-defined]
+        answers.append(host.send(twin))
+        clock.now = now  # type: ignore[attr-defined]
+        return found
+
+    ledger.request = before_the_twin  # type: ignore[method-assign]
+    return answers
+
+
+def test_a_request_decided_blocked_while_its_twin_is_sent_answers_as_a_repeat_of_that_send(host: Host) -> None:
+    # Decided expired, a minute after its twin was decided in time: the twin's send is the one.
+    req = attrs.evolve(reminder(), expires=TEST_NOW + dt.timedelta(minutes=1))
+    host.clock.now = TEST_NOW + dt.timedelta(minutes=2)  # type: ignore[attr-defined]
+    twin = sent_while_deciding(host, req, at=TEST_NOW)
+    outcome = host.send(req)
+    assert [o.status for o in twin] == [Status.SENT]  # type: ignore[attr-defined]
+    assert outcome.status is Status.SENT and outcome.explanation[0].startswith("already handled")
+    assert outcome.record_ids == twin[0].record_ids  # type: ignore[attr-defined]
+    assert all(r.role != "blocked" for r in host.storage.records.for_request("r-1"))
+    assert len(sms_sink(host)) == 1
+
+
+def test_a_request_decided_blocked_while_another_under_its_id_is_sent_is_refused_as_a_conflict(host: Host) -> None:
+    from emrcomm import RequestConflict
+
+    twin = sent_while_deciding(host, reminder())
+    with pytest.raises(RequestConflict):
+        host.send(reminder("Patient/nobody-we-know"))
+    assert [o.status for o in twin] == [Status.SENT]  # type: ignore[attr-defined]
+    assert all(r.role != "blocked" for r in host.storage.records.for_request("r-1"))
+    assert len(sms_sink(host)) == 1
+

@@ -36,6 +36,7 @@ from emrcomm.cli import main
 from emrcomm.config import load_config
 from emrcomm.errors import ConfigError
 from emrcomm.host import Host
+from emrcomm.model import Status
 from emrcomm.outbox.worker import Worker, WorkerSettings
 from emrcomm.storage import open_postgres
 from emrcomm.storage.outbox import Item
@@ -372,6 +373,49 @@ def test_a_start_texted_while_the_patients_stop_is_being_written_waits_for_it_li
     actions = [(e.action, e.source) for e in host.storage.consent.events(channel="sms", address=NUMBER)]
     assert actions == [("revoke", "STOP reply"), ("grant", "START reply")]
     assert [x for x in sink(host) if "receive our text messages again" in x["text"]]
+
+
+def test_two_blocked_decisions_of_one_id_written_at_once_are_its_first_and_second_attempts(
+        make_host: Callable[..., Host]) -> None:
+    """Both read attempt 1; the second to enter finds the first's: on PostgreSQL it was Raced,
+    escaping send. It is written again as attempt 2, as it is when it comes second (and on SQLite,
+    whose write reads the number holding the lock)."""
+    host = make_host()
+    ledger = host.storage.records
+    real = ledger.next_attempt
+    read, entered = threading.Event(), threading.Event()
+    late = threading.current_thread()
+    answers: list[object] = []
+
+    def waits_for_the_other(request_id: str) -> int:
+        number = real(request_id)
+        if threading.current_thread() is not late and not read.is_set():
+            read.set()
+            assert entered.wait(60)
+        return number
+
+    ledger.next_attempt = waits_for_the_other  # type: ignore[method-assign]
+
+    def send() -> None:
+        try:
+            answers.append(host.send(reminder("r-twice", "Patient/nobody-we-know")))
+        except BaseException as exc:
+            answers.append(exc)
+
+    slow = threading.Thread(target=send)
+    slow.start()
+    try:
+        assert read.wait(60), "the slow decision never reached its write"
+        first = host.send(reminder("r-twice", "Patient/nobody-we-know"))
+    finally:
+        entered.set()
+    slow.join(60)
+    [second] = answers
+    assert first.status is Status.BLOCKED and second.status is Status.BLOCKED, second  # type: ignore[union-attr]
+    blocked = [r.id for r in ledger.for_request("r-twice")]
+    assert sorted(blocked) == sorted({*first.record_ids, *second.record_ids}) and len(blocked) == 2  # type: ignore[union-attr]
+    row = ledger.request("r-twice")
+    assert row is not None and row.attempts == 2 and row.record_ids == second.record_ids  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------------- the workers

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -45,7 +46,14 @@ INLINE_LEASE = dt.timedelta(minutes=5)
 
 
 class Raced(Exception):
-    """Another process decided the same request id between our check and our write."""
+    """Another process decided the same request id between our check and our write, and sent,
+    queued or held it: ours is a repeat of that decision."""
+
+
+class Overtaken(Exception):
+    """Another process decided the same request id, blocked or not filed, between our reading the
+    attempt number and our entering it (PostgreSQL only: an SQLite write reads it holding the write
+    lock): ours is the next attempt, as it would be had it come second, written with that number."""
 
 
 @frozen
@@ -124,7 +132,39 @@ def is_repeat(outcome: Outcome) -> bool:
 
 
 def write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
-    """No candidate passed: one not-done record with every blocking code."""
+    """No candidate passed: one not-done record with every blocking code. Another decision of the
+    id written since ours was made leaves ours a repeat of it, as for a dispatch (RequestConflict
+    when it asked for something else), or, that one blocked or not filed, the next attempt."""
+    return _not_done(_write_blocked, host, decision, trail)
+
+
+def _not_done(write_it: Callable[[Host, Decision, Trail], Outcome], host: Host, decision: Decision,
+              trail: Trail) -> Outcome:
+    """``write_it`` (a not-done record's transaction), again while another decision of the id
+    takes the attempt number it read (Overtaken), or the repeat of one that was sent (Raced)."""
+    while True:
+        try:
+            return write_it(host, decision, trail)
+        except Overtaken:
+            continue  # rolled back: each turn follows another decision's commit, so this ends
+        except Raced:
+            return repeat_outcome(host, attrs.evolve(decision, repeat=True), trail)
+
+
+def _entered(host: Host, decision: Decision, facts: RecordFacts, attempt: int, status: str) -> None:
+    """Enter the request in the ledger as attempt ``attempt`` with its one not-done record, or
+    raise Raced or Overtaken (see them) when another decision of the id came first."""
+    req = decision.request
+    entered = host.storage.records.enter_request(
+        id=req.id, patient=req.patient_ref, category=req.category.value, now=decision.now, status=status,
+        record_ids=[facts.id], identifiers=req.identifiers, digest=content_digest(decision.asked or req))
+    if entered is None:
+        raise Raced
+    if entered != attempt:
+        raise Overtaken
+
+
+def _write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
     req, now, findings = decision.request, decision.now, list(decision.findings)
     first_channel = next((f.channel for f in findings if f.blocks and f.channel), None)
     channel = host.channels.get(first_channel) if first_channel else None
@@ -132,10 +172,7 @@ def write_blocked(host: Host, decision: Decision, trail: Trail) -> Outcome:
     with host.storage.transaction():
         attempt = records.next_attempt(req.id)
         facts = blocked_facts(req, tuple(findings), channel, recorded=now, clinic=clinic, attempt=attempt)
-        if records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value, now=now,
-                                 status="blocked", record_ids=[facts.id], identifiers=req.identifiers,
-                                 digest=content_digest(decision.asked or req)) != attempt:
-            raise Raced
+        _entered(host, decision, facts, attempt, "blocked")
         record = records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         trail.add("blocked", record=record.id, reasons=list(facts.reasons))
         failed = host.file_each(record)
