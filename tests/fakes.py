@@ -121,3 +121,14 @@ class AppChannel:
     def emrcomm_register_channels(self) -> list[Channel]:
         return [Channel("app", secure=self.secure, medium="ONLINEWRIT", transport=self, address_system="app",
                         categories=("appointment-reminder", "prescription-pickup"), notices=True)]
+
+
+class ChartAway(_Bare):
+    """A chart that refuses records while AWAY."""
+
+    AWAY = True
+
+    @hookimpl
+    def emrcomm_file_record(self, record: Any) -> None:
+        if ChartAway.AWAY:
+            raise OSError("chart unreachable")

@@ -892,3 +892,27 @@ def test_a_request_decided_blocked_while_another_under_its_id_is_sent_is_refused
     assert all(r.role != "blocked" for r in host.storage.records.for_request("r-1"))
     assert len(sms_sink(host)) == 1
 
+
+def test_a_request_not_filed_while_its_twin_is_sent_answers_as_a_repeat_of_that_send(
+        tmp_path: Path, clock, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # Its filer refused it; before it could say so in the ledger, its twin (decided a moment
+    # later, the chart back) was sent: it was told "failed, send it again" and filed a not-done record.
+    import fakes
+    from emrcomm.pipeline import write
+
+    real = write.write_not_filed
+    twin: list[Status] = []
+
+    def the_twin_first(host, *args):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(fakes.ChartAway, "AWAY", False)
+        twin.append(host.send(reminder()).status)
+        monkeypatch.setattr(fakes.ChartAway, "AWAY", True)
+        return real(host, *args)
+
+    monkeypatch.setattr(write, "write_not_filed", the_twin_first)
+    with host_with_fake(tmp_path, clock, "chartaway", "fakes:ChartAway", 11) as host:
+        outcome = host.send(reminder())
+        assert twin == [Status.SENT]
+        assert outcome.status is Status.SENT and outcome.explanation[0].startswith("already handled")
+        assert [r.role for r in host.storage.records.for_request("r-1")] == ["primary"]
+        assert len(sms_sink(host)) == 1

@@ -6,6 +6,7 @@ filers' copies and the audit entries. No record, no send: a filer that fails und
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -302,18 +303,21 @@ def _expires(req: Request) -> dt.datetime | None:
 
 def write_not_filed(host: Host, decision: Decision, trail: Trail, failed: FilingFailed) -> Outcome:
     """A filer refused the records: nothing was written or sent. The chart keeps one not-done
-    record saying so; the request id may be sent again once the filer works."""
+    record saying so; the request id may be sent again once the filer works. Another decision of
+    the id written meanwhile is answered as write_blocked says."""
+    log.error("request %s: not sent, a record could not be filed by %s", decision.request.id, failed.plugin)
+    return _not_done(functools.partial(_write_not_filed, failed=failed), host, decision, trail)
+
+
+def _write_not_filed(host: Host, decision: Decision, trail: Trail, *, failed: FilingFailed) -> Outcome:
     req, now = decision.request, decision.now
     not_filed = finding("RECORD_NOT_FILED", plugin=failed.plugin,
                         detail=f"{failed.plugin}: {type(failed.error).__name__}")
-    log.error("request %s: not sent, a record could not be filed by %s", req.id, failed.plugin)
     with host.storage.transaction():
         attempt = host.storage.records.next_attempt(req.id)
         facts = blocked_facts(req, (not_filed,), None, recorded=now, clinic=host.config.clinic.name, attempt=attempt,
                               role="not-filed")
-        host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
-                                           now=now, status="failed", record_ids=[facts.id], identifiers=req.identifiers,
-                                           digest=content_digest(decision.asked or req))
+        _entered(host, decision, facts, attempt, "failed")
         record = host.storage.records.add(facts, None, [_first(facts.id, LegState.BLOCKED, now)])
         host.file_each(record)  # wherever filing still works
         trail.add("record.not_filed", records=[record.id], plugin=failed.plugin, reasons=["RECORD_NOT_FILED"])
