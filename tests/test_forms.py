@@ -200,3 +200,13 @@ def test_an_email_of_many_dots_after_an_instruction_loses_only_that_line() -> No
     # 0.3 s. Speed is not asserted here (a test never times itself); this pins what is left.
     text = "Riverside: see you Tuesday.\nReply STOP to opt out of " + "Dr. " * 40_000 + "\nThank you."
     assert for_email(text) == "Riverside: see you Tuesday.\nThank you."
+
+
+@pytest.mark.parametrize("text", [
+    "Reply STOP to opt out.", "Riverside: reply STOP to opt out.", "Répondez ARRET pour vous désabonner.",
+    "Riverside Family Health:\nTo stop these messages, reply STOP.",
+])
+def test_a_text_that_is_only_an_instruction_is_kept_as_written(text: str) -> None:
+    # Left out, it would send an email of nothing but its footer: the instruction is a nuisance
+    # on email, an empty message tells the patient nothing.
+    assert for_email(text) == text

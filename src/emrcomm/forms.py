@@ -61,7 +61,10 @@ def is_sms_instruction(text: str) -> bool:
 def for_email(text: str) -> str:
     """``text`` without its SMS keyword instructions, each from the start of its sentence when a
     clause only leads into it ("To opt out, reply STOP") to the end of its sentence, and without
-    a line left empty by that or left only its sender ("Riverside:"); every other word as it was."""
+    a line left empty by that or left only its sender ("Riverside:"); every other word as it was.
+    A text that would be left no word at all but its sender's name ("Reply STOP to opt out."
+    alone, "Riverside:\nReply STOP to opt out.") is kept as written: an email with nothing but
+    its footer tells the patient nothing, and the instruction is only a nuisance on email."""
     if not is_sms_instruction(text):
         return text
     kept: list[str] = []
@@ -85,6 +88,8 @@ def for_email(text: str) -> str:
         line = _SPACES.sub(" ", line).strip()
         if line and not (cut_here and _names_only_its_sender(line)):
             lines.append(line)
+    if all(_names_only_its_sender(line) for line in lines):
+        return text
     return "\n".join(lines)
 
 
