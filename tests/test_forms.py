@@ -95,16 +95,21 @@ def test_a_line_ending_in_a_colon_stays_unless_an_instruction_left_it_only_a_nam
     assert for_email(text) == left
 
 
-@pytest.mark.parametrize(("text", "left"), [
-    ("Riverside: see you Tuesday, reply STOP to cancel.", "Riverside: see you Tuesday,"),
-    ("Riverside: see you at 10 a.m. to opt out, reply STOP.", "Riverside: see you at 10 a.m. to opt out,"),
-    ("If you are coming, bring your card, and to opt out, reply STOP.",
-     "If you are coming, bring your card, and to opt out,"),
+@pytest.mark.parametrize("text", [
+    "Riverside: see you Tuesday, reply STOP to cancel.",
+    "Riverside: see you at 10 a.m. to opt out, reply STOP.",
+    "If you are coming, bring your card, and to opt out, reply STOP.",
+    "Riverside: do not reply STOP if you want reminders. Your visit is Tuesday.",
+    "Riverside: see you Tuesday. Don't reply STOP, or we cannot remind you.",
+    "Riverside : à mardi. Ne répondez pas ARRET pour annuler vos rappels.",
+    "Riverside: see you Tuesday. Please do not\nreply STOP to these messages.",
+    "Riverside: see you Tuesday. Please do not\nReply STOP to these messages.",
 ])
-def test_words_before_an_instruction_that_may_say_something_stay(text: str, left: str) -> None:
-    # Not a clause starting the sentence ("see you Tuesday", a clause after a comma) or after a
-    # dot that may not end one ("a.m."): the sentence's start is not sure, and its words stay.
-    assert for_email(text) == left
+def test_an_instruction_after_words_that_may_say_something_stays_as_written(text: str) -> None:
+    # Not a clause starting the sentence ("see you Tuesday", a clause after a comma), after a dot
+    # that may not end one ("a.m."), or a negation ("Do not", « Ne … pas »): taken out alone, the
+    # instruction would leave half a sentence or turn it round; left in, it is only a nuisance.
+    assert for_email(text) == text
 
 
 def test_an_instruction_whose_end_is_not_sure_goes_to_the_end_of_its_line() -> None:

@@ -47,6 +47,11 @@ _NOT_LAST = frozenset({
     "these", "this", "de", "du", "des", "la", "le", "les", "à", "au", "aux", "et", "ou", "pour", "par", "vos",
     "votre", "nos", "notre", "ces", "ce", "en", "sur", "avec",
 })
+# A link that ends the words before an instruction which starts with a capital, as a template
+# whose lines are joined puts it: the link ends what it says, as a mark would.
+_LINK_BEFORE = re.compile(r"(?<!\S)(?i:https?://|www\.)\S+\Z")
+# Words that turn what follows round: a line ending with one goes on at the next.
+_NEGATIONS = frozenset({"not", "don't", "don’t", "never", "no", "ne", "n'", "n’", "pas", "jamais", "plus"})
 # A line's first word, followed by a space, a comma or a mark that ends it (not a link's dot).
 _WORD_STARTING_A_LINE = re.compile(r"[ \t]*([^\W\d_]+)(?=[\s,;]|[.!?]+(?:\s|$)|$)")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -73,7 +78,10 @@ def for_email(text: str) -> str:
     for found in _INSTRUCTION.finditer(text):
         if found.start() < at:  # inside the sentence of an instruction already taken out
             continue
-        start = max(at, _sentence_start(text, found.start()))
+        first = _sentence_start(text, found.start())
+        if first is None:
+            continue
+        start = max(at, first)
         kept.append(text[at:start])
         length += start - at
         cuts.append(length)
@@ -101,28 +109,45 @@ def _names_only_its_sender(line: str) -> bool:
     return all(word[:1].isupper() or word in _NAME_PARTICLES for word in words)
 
 
-def _sentence_start(text: str, begin: int) -> int:
-    """Where the sentence of the instruction at ``begin`` starts: at the clause that leads into
-    it when that clause starts the sentence (after the line's start, a sender's "Riverside:" or a
-    mark that surely ends the sentence before); else at the instruction, since the words before
-    it may say something ("See you Tuesday, reply STOP to cancel") or end in a dot that may not
-    end a sentence ("at 10 a.m. to opt out")."""
+def _sentence_start(text: str, begin: int) -> int | None:
+    """Where the sentence of the instruction at ``begin`` starts: at the instruction, or at the
+    clause that leads into it, when that starts the sentence (after a line's start, a sender's
+    "Riverside:" or a mark that surely ends the sentence before); else None. Other words before
+    an instruction in its sentence may say something ("See you Tuesday, reply STOP to cancel"),
+    turn it round ("Do not reply STOP", « Ne répondez pas ARRET ») or end in a dot that may not
+    end a sentence ("at 10 a.m. to opt out"): taken out alone, the instruction would leave half
+    a sentence or its opposite, and left in, it is only a nuisance on email."""
     line_start = text.rfind("\n", 0, begin) + 1
     window = max(line_start, begin - _LEAD_IN_LENGTH)
     lead = _LEAD_IN.search(text[window:begin])
-    if lead is None:
-        return begin
-    first = window + lead.start()
+    first = begin if lead is None else window + lead.start()
     end = first
     while end > line_start and text[end - 1].isspace():
         end -= 1
-    if end == first and end > line_start:  # the window began inside a word
-        return begin
-    if end == line_start or text[end - 1] in ":!?":
+    if lead is not None and end == first and end > line_start:  # the window began inside a word
+        return None
+    if end == line_start:
+        return first if not _goes_on(text, line_start) else None
+    if text[end - 1] in ":!?":
         return first
     if text[end - 1] == "." and _closes(text, line_start, end - 1, end, begin):
         return first
-    return begin
+    if _LINK_BEFORE.search(text, line_start, end) and text[first].isupper():
+        return first  # "…in your portal: https://portal.riverside.example Reply STOP to opt out"
+    return None
+
+
+def _goes_on(text: str, line_start: int) -> bool:
+    """Whether the sentence of the line before ``line_start`` may go on at it: the line ends
+    with no mark and :func:`_wraps` says so, or on a word that turns what follows round
+    ("Please do not\nreply STOP")."""
+    if line_start == 0:
+        return False
+    before = text.rfind("\n", 0, line_start - 1) + 1
+    line = text[before:line_start - 1].rstrip()
+    if not line or line[-1] in ".!?:":
+        return False
+    return line.rsplit(None, 1)[-1].lower() in _NEGATIONS or _wraps(text, before, line_start - 1)
 
 
 def _sentence_end(text: str, begin: int, start: int) -> int:
