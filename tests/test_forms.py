@@ -112,6 +112,31 @@ def test_an_instruction_after_words_that_may_say_something_stays_as_written(text
     assert for_email(text) == text
 
 
+@pytest.mark.parametrize("text", [
+    "Riverside: see you Tuesday. Reply STOP to cancel your appointment tomorrow at 9.",
+    "Riverside: see you Tuesday. To cancel your appointment tomorrow at 9, reply STOP. Thank you.",
+    "Riverside: see you Tuesday. Reply STOP to cancel your appointment and stop messages.",
+    "Riverside: see you Tuesday. If you want reminders reply STOP. Thank you.",
+    "Riverside : à mardi. ARRET pour annuler votre rendez-vous de demain à 9 h.",
+    "Riverside : à mardi. Pour annuler votre rendez-vous, répondez ARRET. Merci.",
+])
+def test_an_instruction_for_something_else_than_the_messages_stays_as_written(text: str) -> None:
+    # A keyword instruction is taken out when it is for the keywords' own business (stopping the
+    # messages, help, starting them again); "to cancel your appointment tomorrow at 9" is for the
+    # appointment, whose time would go with it.
+    assert for_email(text) == text
+
+
+@pytest.mark.parametrize(("text", "left"), [
+    ("Riverside: see you Tuesday. Reply STOP to cancel. Thank you.", "Riverside: see you Tuesday. Thank you."),
+    ("Riverside: see you Tuesday. Reply START to receive them again.", "Riverside: see you Tuesday."),
+    ("Riverside : à mardi. Répondez ARRET pour annuler les rappels. Merci.", "Riverside : à mardi. Merci."),
+    ("Riverside : à mardi.\nARRET pour annuler", "Riverside : à mardi."),
+])
+def test_an_instruction_for_the_messages_goes(text: str, left: str) -> None:
+    assert for_email(text) == left
+
+
 def test_an_instruction_whose_end_is_not_sure_goes_to_the_end_of_its_line() -> None:
     # "St." may end the sentence or a street's name: the rest of the line goes, not a fragment
     # of it; the next line stays.

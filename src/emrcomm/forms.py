@@ -17,7 +17,39 @@ from emrcomm.segments import to_gsm7
 _INSTRUCTION = re.compile(
     r"(?:(?i:to stop these messages|pour ne plus recevoir ces messages),\s*)?"
     r"(?:(?P<reply>(?i:reply|r[ée]pondez|text)\s+(?:STOP|ARRET|ARRÊT|START|HELP|AIDE)\b)"
-    r"|(?:STOP|ARRET|ARRÊT)\s+pour\s+annuler\b\.?)",
+    r"|(?:STOP|ARRET|ARRÊT)(?=\s+pour\s+annuler\b))",
+)
+# What an instruction is for, read after its keyword ("to opt out", "for help", « pour vous
+# désabonner », « pour annuler ») or in the clause that leads into it ("To opt out,", "If you no
+# longer want these texts,"): the keywords' own business — stopping messages, help, starting
+# them again. "Reply STOP to cancel your appointment tomorrow at 9" is for something else, and
+# taken out it would lose the appointment: it stays as written.
+_WHAT = r"(?:messages?|texts?|text\s+messages|textos?|sms|reminders?|rappels?|notifications?|alerts?|alertes?|emails?|courriels?|envois?)"
+# A bare "to cancel" (« pour annuler ») ends its sentence; else the messages it stops are named
+# within a few words ("to stop the 2.5 p.m. reminders"), not after an "and" that starts another
+# purpose.
+_BARE = r"(?=[.!?]|[ \t]*(?:\n|\Z))"
+_NAMED = (r"(?=(?:\s+(?!(?:and|or|but|et|ou|mais)\b)(?:[ap]\.m\.|[^\s.!?,;]+(?:\.[^\s.!?,;]+)*)){0,4}?"
+          r"\s+" + _WHAT + r"\b)")
+_STOPPING = (
+    r"opt[- ]?out\b|unsubscribe\b|be\s+removed\b|opt[- ]?in\b|resubscribe\b"
+    r"|receive\s+(?:them|these|messages|texts|reminders)\s+again\b|start\s+receiving\b"
+    r"|(?:stop|end|cancel|quit)\b(?:\s+receiving\b)?(?:" + _BARE + "|" + _NAMED + ")"
+    r"|(?:vous\s+|se\s+)?d[ée]s(?:abonner|inscrire)\b|(?:vous\s+)?r[ée]abonner\b"
+    r"|ne\s+plus\s+(?:les\s+)?recevoir\b|(?:les\s+)?recevoir\s+(?:de|à)\s+nouveau\b"
+    r"|(?:annuler|arr[êe]ter|cesser)\b(?:\s+de\s+(?:les\s+)?recevoir\b)?(?:" + _BARE + "|" + _NAMED + ")"
+)
+_PURPOSE = re.compile(
+    r"\s*(?:[.!?]|\n|\Z)"  # the keyword alone: "text STOP."
+    r"|\s+(?i:(?:to|pour|afin\s+de|in\s+order\s+to)\s+(?:" + _STOPPING + r")"
+    r"|for\s+(?:help|more\s+info(?:rmation)?|assistance)\b|pour\s+(?:obtenir\s+)?(?:de\s+)?l['’]aide\b)",
+)
+_LEAD_IN_PURPOSE = re.compile(
+    r"(?i:(?:to|pour|afin\s+de|in\s+order\s+to)\s+(?:" + _STOPPING + r")"
+    r"|if\s+you\s+(?:no\s+longer|do\s+not|don['’]t|would\s+rather\s+not)\s+(?:want|wish)\b" + _NAMED +
+    r"|if\s+you\s+(?:want|wish|would\s+like)\s+to\s+(?:" + _STOPPING + r")"
+    r"|si\s+vous\s+ne\s+(?:voulez|souhaitez|d[ée]sirez)\s+(?:plus|pas)\b" + _NAMED +
+    r"|si\s+vous\s+(?:voulez|souhaitez|d[ée]sirez)\s+(?:" + _STOPPING + r"))",
 )
 # A clause that leads into an instruction ("To opt out, reply STOP", "If you no longer want these
 # texts, reply STOP", « Pour vous désabonner, répondez ARRET », « Si vous ne voulez plus… »): one
@@ -79,13 +111,13 @@ def for_email(text: str) -> str:
         if found.start() < at:  # inside the sentence of an instruction already taken out
             continue
         first = _sentence_start(text, found.start())
-        if first is None:
+        if first is None or not _for_stopping(text, found, first):
             continue
         start = max(at, first)
         kept.append(text[at:start])
         length += start - at
         cuts.append(length)
-        at = _sentence_end(text, found.start(), found.end()) if found.group("reply") else found.end()
+        at = _sentence_end(text, found.start(), found.end())
     kept.append(text[at:])
     lines: list[str] = []
     offset = 0
@@ -99,6 +131,15 @@ def for_email(text: str) -> str:
     if all(_names_only_its_sender(line) for line in lines):
         return text
     return "\n".join(lines)
+
+
+def _for_stopping(text: str, found: re.Match[str], first: int) -> bool:
+    """Whether the instruction ``found``, its sentence starting at ``first``, is for the
+    keywords' own business (:data:`_PURPOSE`): after its keyword and, when a clause leads into
+    it, in that clause too."""
+    if not _PURPOSE.match(text, found.end()):
+        return False
+    return first == found.start() or bool(_LEAD_IN_PURPOSE.match(text, first, found.start()))
 
 
 def _names_only_its_sender(line: str) -> bool:
