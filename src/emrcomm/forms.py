@@ -65,14 +65,17 @@ _NAME_PARTICLES = frozenset({"of", "the", "and", "at", "on", "de", "du", "des", 
 # A mark that may end a sentence: followed by a space or the end of the text. A URL's dots and a
 # decimal's ("portal.riverside.example/help", "2.5 mg") are followed by more of the word.
 _MARK = re.compile(r"[.!?]+(?=\s|$)")
-# Words a dot follows inside a sentence ("Dr. Smith", "St. Mary's", "123 Main St. W", « av. du
-# Parc »); a single letter ("J. Smith", « M. Tremblay ») and a word with a dot inside ("p.m.",
-# "e.g.", « c.-à-d. ») are read so too.
+# Titles, which a name follows ("Dr. Smith", « M. Tremblay », « Me Roy »): their dot does not end
+# a sentence.
+_TITLES = frozenset({"dr", "drs", "mr", "mrs", "ms", "mx", "prof", "mme", "mmes", "mlle", "dre", "pr", "me", "m"})
+# Other words a dot may follow inside a sentence or at its end ("123 Main St. W", "…on Main St.
+# Bring your card", « av. du Parc »); a single letter ("J. Smith") and a word with a dot inside
+# ("p.m.", "e.g.", « c.-à-d. ») are read so too, but not a link ("portal.riverside.example/help.").
 _ABBREVIATIONS = frozenset({
-    "dr", "drs", "mr", "mrs", "ms", "mx", "prof", "jr", "sr", "st", "ste", "mt", "ave", "av", "blvd", "bd",
-    "boul", "rd", "apt", "app", "no", "nos", "vs", "etc", "approx", "env", "ext", "dept", "inc", "ltd", "co",
-    "tel", "tél", "mme", "mmes", "mlle", "mm", "dre", "pr", "me", "ex",
+    "jr", "sr", "st", "ste", "mt", "ave", "av", "blvd", "bd", "boul", "rd", "apt", "app", "no", "nos", "vs",
+    "etc", "approx", "env", "ext", "dept", "inc", "ltd", "co", "tel", "tél", "mm", "ex",
 })
+_LINK_WORD = re.compile(r"(?i:https?://|www\.)|[^/\s]+\.[^/\s]+/")
 # Words a sentence cannot end on: a line ending with one goes on at the next.
 _NOT_LAST = frozenset({
     "a", "an", "the", "of", "from", "to", "for", "at", "by", "with", "and", "or", "in", "on", "your", "our",
@@ -113,11 +116,14 @@ def for_email(text: str) -> str:
         first = _sentence_start(text, found.start())
         if first is None or not _for_stopping(text, found, first):
             continue
+        end = _sentence_end(text, found.start(), found.end())
+        if end is None:
+            continue
         start = max(at, first)
         kept.append(text[at:start])
         length += start - at
         cuts.append(length)
-        at = _sentence_end(text, found.start(), found.end())
+        at = end
     kept.append(text[at:])
     lines: list[str] = []
     offset = 0
@@ -171,7 +177,7 @@ def _sentence_start(text: str, begin: int) -> int | None:
         return first if not _goes_on(text, line_start) else None
     if text[end - 1] in ":!?":
         return first
-    if text[end - 1] == "." and _closes(text, line_start, end - 1, end, begin):
+    if text[end - 1] == "." and _closes(text, line_start, end - 1, end, len(text)):
         return first
     if _LINK_BEFORE.search(text, line_start, end) and text[first].isupper():
         return first  # "…in your portal: https://portal.riverside.example Reply STOP to opt out"
@@ -191,18 +197,23 @@ def _goes_on(text: str, line_start: int) -> bool:
     return line.rsplit(None, 1)[-1].lower() in _NEGATIONS or _wraps(text, before, line_start - 1)
 
 
-def _sentence_end(text: str, begin: int, start: int) -> int:
+def _sentence_end(text: str, begin: int, start: int) -> int | None:
     """Where the sentence of the instruction at ``begin`` (its keyword ending at ``start``) ends:
-    after its closing mark, or, when no mark surely closes it, at the end of its line (of the
-    last line it goes on to: :func:`_wraps`). Taking out
-    too much of an email loses words it would have sent ("reply STOP. Your appointment is…");
-    too little leaves a fragment ("Smith's oncology clinic.")."""
+    after its closing mark, or, when its line ends with no mark, at the end of its line (of the
+    last line it goes on to: :func:`_wraps`); None when a dot on the way may end it or not
+    ("…at 123 Main St. Bring your card."). Taking out too much of an email loses words it would
+    have sent ("reply STOP. Your appointment is…"); too little leaves a fragment ("Smith's
+    oncology clinic."); an instruction left in is only a nuisance, so an unsure end leaves it."""
     while True:
         line_end = text.find("\n", start)
         line_end = len(text) if line_end < 0 else line_end
         for mark in _MARK.finditer(text, start, line_end):
-            if mark.group().startswith(".") and not _closes(text, begin, mark.start(), mark.end(), line_end):
-                continue
+            if mark.group().startswith("."):
+                reading = _reading(text, begin, mark.start(), mark.end(), line_end)
+                if reading == "unsure":
+                    return None
+                if reading == "inside":
+                    continue
             return mark.end()
         if not _wraps(text, start, line_end):
             return line_end
@@ -225,9 +236,16 @@ def _wraps(text: str, start: int, line_end: int) -> bool:
 
 
 def _closes(text: str, begin: int, dot: int, after: int, line_end: int) -> bool:
-    """Whether the dot at ``dot`` ends its sentence: not after an abbreviation, an initial or a
-    word with a dot of its own, and followed by the end of the line or a word that may start one
-    (not "p.m. reminders"). The word before it is read from the instruction's ``begin``: the dot
+    """Whether the dot at ``dot`` surely ends its sentence (:func:`_reading`)."""
+    return _reading(text, begin, dot, after, line_end) == "closes"
+
+
+def _reading(text: str, begin: int, dot: int, after: int, line_end: int) -> str:
+    """How the dot at ``dot`` reads: ``closes`` its sentence, or is ``inside`` it — after a title
+    ("Dr. Smith", « M. Tremblay ») or followed by a word in lower case ("p.m. reminders", « av. du
+    Parc ») — or is ``unsure``: after another abbreviation, an initial or a word with a dot of its
+    own and followed by a capital or a digit ("Main St. Bring", "vitamin D. Call"). A dot that
+    ends its line closes. The word before it is read from the instruction's ``begin``: the dot
     right after "reply STOP" follows the keyword."""
     # The word before the dot and the character after it, read outward from the dot alone: a
     # slice of the sentence at each of its dots cost an email of n dots n times its length.
@@ -238,10 +256,17 @@ def _closes(text: str, begin: int, dot: int, after: int, line_end: int) -> bool:
     while first > begin and not text[first - 1].isspace():
         first -= 1
     word = text[first:end].lstrip("([«“\"'")
-    if not word or "." in word or (len(word) == 1 and word.isalpha()) or word.lower() in _ABBREVIATIONS:
-        return False
     following = _NON_SPACE.search(text, after, line_end)
-    return following is None or not following.group().islower()
+    if following is None:
+        return "closes"
+    if following.group().islower():
+        return "inside"
+    if word.lower() in _TITLES:
+        return "inside"
+    if (not word or ("." in word and not _LINK_WORD.match(word)) or (len(word) == 1 and word.isalpha())
+            or word.lower() in _ABBREVIATIONS):
+        return "unsure"
+    return "closes"
 
 
 def for_sms(text: str) -> str:
