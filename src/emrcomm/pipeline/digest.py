@@ -23,8 +23,11 @@ from emrcomm.limits import escape_controls
 from emrcomm.model import Outcome, Request, Status
 from emrcomm.storage.records import RETRYABLE, RequestRow
 
-# Fields that name the request rather than say what it asks for.
-_NAMES = frozenset({"id", "identifier", "other_identifiers", "based_on"})
+# Fields that name the request, or link it, rather than say what it asks for. An automatic
+# answer (a STOP's confirmation, the day's auto-reply) has an id that makes it once per opt-out
+# or per day: the patient's second message that day is answered by the same request, linked
+# (``in_response_to``) to the message that came first, not a new one under its id.
+_NAMES = frozenset({"id", "identifier", "other_identifiers", "based_on", "in_response_to"})
 
 
 def content_digest(req: Request) -> bytes:
