@@ -146,6 +146,19 @@ def test_span_is_in_the_original_text_after_folded_characters(content):
     ("Refill your Ozempic\u2122 pen.", "Ozempic"),
     ("Votre Lantus\u2122 est pr\u00eat.", "Lantus"),
     ("Your Ozempic\u2120pen is ready.", "Ozempic"),
+    # the same mark in superscript letters ("ᵀᴹ", "ˢᴹ"), which NFKD spells "TM" glued to the name
+    ("Refill your Ozempic\u1d40\u1d39 pen today.", "Ozempic"),
+    ("Refill your Ozempic\u02e2\u1d39pen today.", "Ozempic"),
+    # small capitals, which NFKD leaves as they are, in a word and in an exact-case abbreviation
+    ("Refill your O\u1d22empic pen", "O\u1d22empic"),
+    ("Your b\u026a\u1d0fpsy results are in.", "b\u026a\u1d0fpsy"),
+    ("Your \u029c\u026a\u1d20 is back.", "\u029c\u026a\u1d20"),
+    # superscript and bold capitals: NFKD spells them as capitals, which were not case-folded
+    ("Your \u1d34\u1d35\u2c7d is back.", "\u1d34\u1d35\u2c7d"),
+    ("Your \U0001d407\U0001d408\U0001d415 test is back.", "\U0001d407\U0001d408\U0001d415"),
+    ("Your \U0001f137\U0001f138\U0001f145 test is back.", "\U0001f137\U0001f138\U0001f145"),
+    # negative circled capitals, which NFKD leaves as they are
+    ("Your \U0001f157\U0001f158\U0001f165 test is back.", "\U0001f157\U0001f158\U0001f165"),
 ])
 def test_invisible_characters_and_look_alike_letters_do_not_hide_a_term(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)
@@ -157,6 +170,18 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
 
 def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     assert found(content, "Book on the Riverside Clinic\u2122 app, or call Care\u2122Line.") == []
+
+
+@pytest.mark.parametrize("text", [
+    "Book on the Riverside\u1d40\u1d39 app, or call Care\u02e2\u1d39 Line; parking \U0001f17f\ufe0f at the back.",
+    # a French ordinal and title in superscript letters, a whole message in small capitals
+    "Rappel : rendez-vous le 1\u1d49\u02b3 mars, M\u1d50\u1d49 Tremblay, 2\u1d49 \u00e9tage, Clinique Saint-Jean.",
+    "\u029c\u026a \u026a\u1d1b\ua731 \u1d0b\u1d00\u1d1b\u1d07 \ua730\u0280\u1d0f\u1d0d \u1d1b\u029c\u1d07 "
+    "\u1d04\u029f\u026a\u0274\u026a\u1d04, \ua731\u1d07\u1d07 \u028f\u1d0f\u1d1c \u1d1b\u1d1c\u1d07\ua731\u1d05\u1d00\u028f",
+    "Your \U0001d41a\U0001d429\U0001d429\U0001d428\U0001d422\U0001d427\U0001d42d\U0001d426\U0001d41e\U0001d427\U0001d42d is Tuesday.",
+])
+def test_superscript_small_capital_and_bold_letters_do_not_make_an_ordinary_message_clinical(content, text):
+    assert found(content, text) == []
 
 
 @pytest.mark.parametrize(("text", "term"), [

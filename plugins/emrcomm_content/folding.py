@@ -2,11 +2,12 @@
 
 Folding: invisible characters dropped (zero-width spaces and joiners, soft hyphens, direction
 marks, variation selectors: "H\u200bIV" reads "hiv"), Cyrillic and Greek letters that look like
-Latin ones read as those ("НІV" with a Cyrillic Н and І reads "hiv"), NFKD with combining marks
-removed (full-width "ＨＩＶ" reads "hiv"), case-folded, œ/æ spelled out, curly apostrophes made
-straight, hyphens and dashes read as spaces, a trade or service mark (™, ℠) read as a space (NFKD
-spells it "TM", glued to the brand before it: "Ozempic™" read "ozempictm"), and every run of
-spaces read as one space (a line break stays a line break).
+Latin ones and small capitals read as those ("НІV" with a Cyrillic Н and І, "ʜɪᴠ" read "hiv"),
+NFKD with combining marks removed (full-width "ＨＩＶ", superscript "ᴴᴵⱽ", bold "𝐇𝐈𝐕" read "hiv"),
+case-folded after NFKD too, œ/æ spelled out, curly apostrophes made straight, hyphens and dashes
+read as spaces, a trade or service mark (™, ℠, and "ᵀᴹ", "ˢᴹ" in superscript letters after a word)
+read as a space (NFKD spells it "TM", glued to the brand before it: "Ozempic™" read "ozempictm"),
+and every run of spaces read as one space (a line break stays a line break).
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ _LOOK_ALIKES = str.maketrans(
     "ABESIJKMHOPCTXYQWaeodhijlspcxyqw"
     "ABEZHIKMNOPTYXoikvpu",
 )
+# Small capitals, which NFKD leaves as they are ("Oᴢempic", "ʜɪᴠ"), read as capitals (Unicode has
+# none for x): in an exact-case abbreviation they are capitals to whoever reads them. And the
+# negative circled and squared capitals ("🅗🅘🅥"), which NFKD leaves too (it reads "Ⓗ" and "🄷").
+_LOOK_ALIKES.update(str.maketrans("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ", "ABCDEFGHIJKLMNOPQRSTUVWYZ"))
+_LOOK_ALIKES.update({0x1F150 + i: 65 + i for i in range(26)})
+_LOOK_ALIKES.update({0x1F170 + i: 65 + i for i in range(26)})
+# A mark written in superscript letters glued after a word ("Ozempicᵀᴹ", "Careˢᴹ"): read as ™ is,
+# a space. Not inside a run of superscript letters ("ᴴᴵⱽᵀᴹ" is no brand), so not after or before one.
+_SUPERSCRIPT_MARK = re.compile("[\u1d40\u1d57\u02e2][\u1d39\u1d50]")
 
 
 def _invisible(ch: str) -> bool:
@@ -65,8 +75,23 @@ def _fold_char(ch: str) -> str:
     for c in unicodedata.normalize("NFKD", lowered):
         if unicodedata.combining(c):
             continue
+        c = c.casefold()  # NFKD spells a superscript or bold capital as a capital: "ᴴ", "𝐇" are "H"
         out.append(_LIGATURES.get(c, c))
     return "".join(out)
+
+
+def _marks_as_spaces(text: str) -> str:
+    """``text`` with each superscript mark after a word ("ᵀᴹ", "ˢᴹ") written as two spaces."""
+    marks = [m.start() for m in _SUPERSCRIPT_MARK.finditer(text)
+             if m.start() > 0 and text[m.start() - 1].isalpha() and not _modifier(text[m.start() - 1])
+             and not (m.end() < len(text) and _modifier(text[m.end()]))]
+    for at in reversed(marks):
+        text = text[:at] + "  " + text[at + 2 :]
+    return text
+
+
+def _modifier(ch: str) -> bool:
+    return unicodedata.category(ch) == "Lm"
 
 
 _ASCII_FOLD = {i: _fold_char(chr(i)) for i in range(128)}
@@ -95,14 +120,15 @@ class Folded:
             text = original.translate(_ASCII_FOLD)
             if "  " not in text:
                 return cls(original, text, range(len(original)))
-        table = {c: _fold_char(c) for c in set(original)}
+        source = _marks_as_spaces(original) if _SUPERSCRIPT_MARK.search(original) else original
+        table = {c: _fold_char(c) for c in set(source)}
         if all(len(f) == 1 for f in table.values()):  # nearly every text: one char folds to one
-            text = "".join([table[c] for c in original])
+            text = "".join([table[c] for c in source])
             if "  " not in text:
                 return cls(original, text, range(len(original)))
         chars: list[str] = []
         index: list[int] = []
-        for i, ch in enumerate(original):
+        for i, ch in enumerate(source):
             folded = table[ch]
             if folded == " " and chars and chars[-1] == " ":
                 continue

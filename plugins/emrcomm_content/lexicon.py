@@ -134,7 +134,7 @@ class Matcher:
                 if exact_case is not None:
                     if exact_case.isupper():
                         if caps_mean_nothing is None:
-                            caps_mean_nothing = shouted(folded.original)
+                            caps_mean_nothing = shouted(plain(folded.original))  # small capitals too
                         if caps_mean_nothing:
                             continue
                     written = _strip_accents(plain(folded.original[span[0] : span[1]]))
