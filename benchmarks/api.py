@@ -39,8 +39,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))  # listening.py: stdlib only
 
 from run import _Requests, eligible, percentile, write_clinic
+
+from listening import listens
 
 SIZES = {"tiny": {"n": 20, "patients": 60, "search": 10}, "quick": {"n": 400, "patients": 300, "search": 200},
          "full": {"n": 2000, "patients": 1000, "search": 500}}
@@ -89,6 +92,9 @@ def start_serve(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
                                    stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
+            if not listens(process.pid, port):  # not yet, or another server took the port first
+                time.sleep(0.1)
+                continue
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 connection.request("GET", "/fhir/metadata")

@@ -36,6 +36,7 @@ from typing import IO, Any, TypeVar
 import attrs
 import requests
 
+from listening import listens
 from support import DATA, REPO
 
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
@@ -99,8 +100,11 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def healthy(port: int) -> bool:
-    """Whether `emrcomm serve` on 127.0.0.1:``port`` answers its health check."""
+def healthy(port: int, pid: int | None = None) -> bool:
+    """Whether `emrcomm serve` on 127.0.0.1:``port`` answers its health check; with ``pid``, the
+    one that process runs (not another server that took the port first)."""
+    if pid is not None and not listens(pid, port):
+        return False
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         connection.request("GET", "/healthz")

@@ -196,7 +196,7 @@ def start_serve(config: Path, log: Path, chosen: Callable[[int], None] = lambda 
         process = Process([EMRCOMM, "serve", "--config", config, "--port", str(port)],
                           log.with_name(f"{log.stem}-{len(tries)}{log.suffix}"))
         try:
-            wait_until(lambda: healthy(port) or not process.alive(), 60, "emrcomm serve")
+            wait_until(lambda: healthy(port, process.pid) or not process.alive(), 60, "emrcomm serve")
             if not process.alive():
                 raise RuntimeError(f"emrcomm serve exited at start; see {process.log}")
         except BaseException:
