@@ -34,7 +34,6 @@ from attrs import define, field, frozen
 from emrcomm.lifecycle.events import Source
 from emrcomm.pipeline.deliver import RetryPolicy, deliver
 from emrcomm.pipeline.watch import HELD_SHARE, Sending
-from emrcomm.storage.database import StoreUnavailable
 from emrcomm.storage.outbox import RELEASED, Item
 
 if TYPE_CHECKING:
@@ -385,15 +384,8 @@ class Worker:
                 break
             try:
                 rows = self._claim(room)
-            except StoreUnavailable:
-                if once:  # cron, a timer or a script: told now (exit 4), and it runs again later
-                    log.error("outbox: claim failed (the database is unavailable); stopping (--once)")
-                    raise
-                log.error("outbox: claim failed (StoreUnavailable); trying again")
-                self._stop.wait(self.settings.poll_seconds)
-                continue
             except Exception as exc:  # the database away (a network cut, a failover): try again
-                if once:
+                if once:  # cron, a timer or a script: told now (exit 4, or 2), and it runs again later
                     log.error("outbox: claim failed (%s); stopping (--once)", type(exc).__name__)
                     raise
                 log.error("outbox: claim failed (%s); trying again", type(exc).__name__)
