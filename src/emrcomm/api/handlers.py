@@ -268,8 +268,13 @@ class Api:
         condition = request.headers.get("if-none-exist")
         return await run_in_threadpool(self._create, request, data, condition, prefer)
 
+    def parse(self, data: dict[str, Any]) -> EmrRequest:
+        """A CommunicationRequest as the host reads it: within its limits, a day given without a
+        time read in the clinic's zone (RequestError names what is wrong)."""
+        return fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone)
+
     def _create(self, request: Request, data: dict[str, Any], condition: str | None, prefer: str) -> Response:
-        req = fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone)
+        req = self.parse(data)
         request.state.audit["request"] = req.id
         standing = self._matching(_condition_key(condition)) if condition is not None else None
         # If-None-Exist: one that exists, even blocked, is answered as it stands; nothing is decided,
@@ -327,7 +332,7 @@ class Api:
         data = await self.resource(request, "CommunicationRequest")
 
         def run() -> Response:
-            outcome = self.host.preview(fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone))
+            outcome = self.host.preview(self.parse(data))
             return fhir_response(answers.outcome_resource(outcome, dry_run=True))
 
         return await run_in_threadpool(run)
@@ -420,7 +425,7 @@ class Api:
                 results[i] = answers.error_entry(400, "invalid", "the entry's resource must be a CommunicationRequest")
                 continue
             try:
-                req = fhir.parse_request(resource, limits=self.limits, zone=self.host.config.clinic.zone)
+                req = self.parse(resource)
                 key = _condition_key(condition) if condition is not None else None
                 if key is not None and key in in_batch:
                     followers.append((i, in_batch[key], req))
