@@ -6,6 +6,7 @@ are delivered once, and the worker does not claim them (or it) again and again.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from conftest import Clock
 from emrcomm.audit import entries
 from emrcomm.host import Host
 from emrcomm.model import Status
@@ -121,3 +123,38 @@ def test_a_row_whose_expiry_cannot_be_read_is_a_dead_letter_and_the_others_are_s
     assert sorted(m["id"] for m in sink(host)) == sorted(records[1:])
     [dead] = host.storage.outbox.dead()
     assert dead.key == bad and dead.last_error == "its outbox row cannot be read by this release (ValueError): not sent"
+
+
+def write_as_newer(host: Host, key: str) -> None:
+    """The row as a newer release would write it: a payload version above what this one reads."""
+    [row] = host.storage.db.query("SELECT payload FROM outbox WHERE key = ?", (key,))
+    store_payload(host, key, json.dumps({**json.loads(row["payload"]), "v": 99}))
+
+
+def test_a_row_of_a_newer_release_no_worker_of_which_came_expires_when_its_row_expires(
+    make_host: Callable[..., Host], clock: Clock
+) -> None:
+    """A fleet rolled back for good: the row is given back while it may still go, then ends as an
+    expired message does (not-done, MESSAGE_EXPIRED, audit ``expired``), not given back for ever."""
+    host = make_host(WORKER)
+    expires = clock.now + dt.timedelta(hours=1)
+    [record] = host.send(reminder("u-1", expires=expires)).record_ids
+    write_as_newer(host, record)
+    settings = WorkerSettings.from_config(host.config.raw["delivery"])
+    stats = Worker(host, settings).run(once=True)
+    assert (stats.newer, stats.expired) == (1, 0)
+    row = host.storage.outbox.get(record)
+    assert row is not None and row.state == "retry" and row.expires == expires
+    clock.now = expires - dt.timedelta(seconds=1)  # due again, not yet expired: given back again
+    assert Worker(host, settings).run(once=True).newer == 1
+    clock.now = expires + dt.timedelta(seconds=1)
+    stats = Worker(host, settings).run(once=True)
+    assert (stats.newer, stats.expired, stats.dead, stats.errors) == (0, 1, 0, 0)
+    assert host.storage.outbox.counts() == {} and sink(host) == []
+    resource = communication(host, record)
+    assert resource is not None and resource["status"] == "not-done"
+    assert "MESSAGE_EXPIRED" in json.dumps(resource["statusReason"])
+    [audit] = [e for e in entries(host.storage) if e.get("record") == record and e["kind"] == "expired"]
+    assert audit["reasons"] == ["MESSAGE_EXPIRED"]
+    # As any expired message: nothing for staff to follow up (the moment has passed).
+    assert host.storage.inbox.items() == []

@@ -148,6 +148,13 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return Delivered("undeliverable")
     unreadable = item.payload.unreadable
     if unreadable is not None and unreadable.newer:
+        if item.expires is not None and item.expires <= now:
+            # No worker of that release came before it expired (the fleet was rolled back): it
+            # ends as any message that expires unsent, its expiry being a column of its row.
+            commit(lambda: _end(host, item, facts, LegState.EXPIRED, "MESSAGE_EXPIRED",
+                                "expired before delivery: written by a newer release, no worker of which took it",
+                                owner=owner, source=source, trail=trail))
+            return Delivered("expired")
         # A fleet part-way through an upgrade: a worker of the release that wrote it delivers it.
         # Given back unsent, its attempt too, due again after one backoff_base (so that workers
         # of this release do not claim it at every poll); the record stays queued.
