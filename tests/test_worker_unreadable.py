@@ -14,8 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conftest import Clock
 from emrcomm.audit import entries
+from emrcomm.cli import main
 from emrcomm.host import Host
 from emrcomm.model import Status
 from emrcomm.outbox.worker import Worker, WorkerSettings
@@ -158,3 +161,27 @@ def test_a_row_of_a_newer_release_no_worker_of_which_came_expires_when_its_row_e
     assert audit["reasons"] == ["MESSAGE_EXPIRED"]
     # As any expired message: nothing for staff to follow up (the moment has passed).
     assert host.storage.inbox.items() == []
+
+
+def test_the_outbox_listing_says_a_row_of_a_newer_release_waits_for_a_worker_of_that_release(
+    make_host: Callable[..., Host], clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = make_host(WORKER)
+    expires = clock.now + dt.timedelta(hours=1)
+    newer, other = (host.send(reminder(f"u-{i}", expires=expires)).record_ids[0] for i in range(2))
+    write_as_newer(host, newer)
+    settings = WorkerSettings.from_config(host.config.raw["delivery"])
+    assert Worker(host, settings).run(once=True).newer == 1
+    config = str(host.config.base_dir / "emrcomm.toml")
+    assert main(["outbox", "--config", config, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["counts"] == {"retry": 1} and listed["dead"] == [] and listed["overdue"] == []
+    [waiting] = listed["newer"]
+    assert (waiting["record_id"], waiting["channel"]) == (newer, "sms")
+    assert waiting["expires"] is not None and dt.datetime.fromisoformat(waiting["expires"]) == expires
+    assert other not in json.dumps(listed)
+    assert main(["outbox", "--config", config]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if newer in x]
+    assert line.split()[0] == "waiting"
+    assert "written by a newer release: waits for a worker of that release" in line
+    assert "ends expired" in line  # what happens if none comes

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, metavar="N", default=None,
                         help="messages delivered at once (default delivery.concurrency, 4)")
 
-    outbox = sub.add_parser("outbox", parents=[common], help="outbox counts by state, the dead letters and the sends overdue (hung)")
+    outbox = sub.add_parser("outbox", parents=[common], help="outbox counts by state, the dead letters, the sends overdue (hung) and the rows waiting for a newer release")
     outbox_sub = outbox.add_subparsers(dest="action", required=False, metavar="ACTION")
     requeue = outbox_sub.add_parser("requeue", parents=[common], help="put dead letters back in the queue")
     requeue.add_argument("id", nargs="?", help="the outbox key or record id of one dead letter")
@@ -814,6 +814,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                     "lease_until": r.lease_until.isoformat() if r.lease_until else None,
                     "hung_at": r.hung_at.isoformat() if r.hung_at else None}
                    for r in host.storage.outbox.overdue(host.clock())]
+        newer = [{"record_id": r.key, "request_id": r.request_id, "channel": r.channel,
+                  "not_before": r.not_before.isoformat() if r.not_before else None,
+                  "expires": r.expires.isoformat() if r.expires else None, "last_error": r.last_error}
+                 for r in host.storage.outbox.newer()]
     lines = ["outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")]
     for row in dead:
         lines.append(f"  {row['state']:8} {row['record_id']} {row['channel']:7} attempts={row['attempts']}  "
@@ -824,7 +828,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                f"its lease ran out ({row['lease_until']}) while sending: its worker died or hung; taken over by "
                "the next worker's claim")
         lines.append(f"  overdue  {row['record_id']} {row['channel']:7} attempts={row['attempts']}  {why}")
-    _emit(args, {"counts": counts, "dead": dead, "overdue": overdue}, "\n".join(lines))
+    for row in newer:
+        end = (f"ends expired at {row['expires']} if none takes it before" if row["expires"] else
+               "it has no expiry: it waits until one runs")
+        lines.append(f"  waiting  {row['record_id']} {row['channel']:7} written by a newer release: waits for a "
+                     f"worker of that release; {end}")
+    _emit(args, {"counts": counts, "dead": dead, "overdue": overdue, "newer": newer}, "\n".join(lines))
     return EXIT_OK
 
 

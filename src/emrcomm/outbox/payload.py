@@ -26,6 +26,9 @@ from emrcomm.model import SendingWindow
 
 VERSION = 3
 READS = (2, 3)  # the versions this release reads
+# How ``Unreadable.said`` begins for a row a newer release wrote: the row's last_error once a
+# worker of this release has given it back, by which ``emrcomm outbox`` finds the rows waiting.
+NEWER = "written by a newer release"
 
 
 class PayloadError(EmrcommError):
@@ -99,7 +102,7 @@ class Payload:
         except PayloadError as exc:
             version = exc.version
             if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-                return cls(unreadable=Unreadable(f"written by a newer release (outbox payload version {version}; "
+                return cls(unreadable=Unreadable(f"{NEWER} (outbox payload version {version}; "
                                                  f"this one reads {', '.join(map(str, READS))})", newer=True))
             return cls(unreadable=Unreadable(_cannot_read(exc)))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:  # corrupted

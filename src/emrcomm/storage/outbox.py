@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from attrs import frozen
 
-from emrcomm.outbox.payload import Payload, Unreadable
+from emrcomm.outbox.payload import NEWER, Payload, Unreadable
 from emrcomm.storage.database import Database, Row
 from emrcomm.storage.times import iso, lease_now, lease_until, parse_iso
 
@@ -118,6 +118,11 @@ class Outbox(Protocol):
     def overdue(self, now: dt.datetime, limit: int = 1000) -> list[Item]:
         """The rows ``sending`` whose send was found hung, or whose lease has run out (their
         deliverer died or hung): oldest first. A row claimed and not yet started is neither."""
+        ...
+
+    def newer(self, limit: int = 1000) -> list[Item]:
+        """The rows written by a newer release that a worker of this one gave back unsent: they
+        wait for a worker of that release (or their expiry). Oldest given back first."""
         ...
 
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
@@ -278,6 +283,14 @@ class SqlOutbox:
                                  AND (hung_at IS NOT NULL OR lease_until <= {expired})
                                  ORDER BY updated, key LIMIT ?""", (*expired_params, limit))
         return [_item(r) for r in rows]
+
+    def newer(self, limit: int = 1000) -> list[Item]:
+        # Found by what the worker that gave them back wrote (no payload read for the rows that
+        # do not say so), and kept only when their payload still is a newer release's.
+        rows = self.db.query("""SELECT * FROM outbox WHERE state = 'retry' AND last_error LIKE ?
+                                ORDER BY updated, key LIMIT ?""", (NEWER + " (%", limit))
+        items = [_item(r) for r in rows]
+        return [i for i in items if i.payload.unreadable is not None and i.payload.unreadable.newer]
 
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
         sql = """UPDATE outbox SET state = 'pending', attempts = 0, not_before = NULL, updated = ?
