@@ -20,7 +20,7 @@ from conftest import Clock
 from emrcomm.audit import entries
 from emrcomm.cli import main
 from emrcomm.host import Host
-from emrcomm.model import Status
+from emrcomm.model import Category, Request, Sensitivity, Status
 from emrcomm.outbox.worker import Worker, WorkerSettings
 from servers import wait_until
 from support import communication
@@ -185,3 +185,23 @@ def test_the_outbox_listing_says_a_row_of_a_newer_release_waits_for_a_worker_of_
     assert line.split()[0] == "waiting"
     assert "written by a newer release: waits for a worker of that release" in line
     assert "ends expired" in line  # what happens if none comes
+
+
+def test_a_portal_notice_whose_row_cannot_be_read_leaves_the_patient_not_told(make_host: Callable[..., Host]) -> None:
+    """The notice dead-lettered unread: the portal message it announced is not filed as if the
+    patient was told (PATIENT_NOT_TOLD, a task for staff), as when a notice is refused."""
+    host = make_host(WORKER)
+    note = Request("Patient/on-en", Category.CLINICAL, id="note-1", sensitivity=Sensitivity.RESTRICTED,
+                   text="Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily.")
+    outcome = host.send(note)
+    assert outcome.channels == ("portal", "sms")
+    message, notice = outcome.record_ids
+    store_payload(host, notice, '{"v": 3, "link_from": ["portal", "')  # cut off: not JSON
+    stats = Worker(host, WorkerSettings.from_config(host.config.raw["delivery"])).run(once=True)
+    assert (stats.sent, stats.dead, stats.errors) == (0, 1, 0) and sink(host) == []
+    told = communication(host, message)
+    assert told is not None and told["status"] == "in-progress"
+    assert "PATIENT_NOT_TOLD" in json.dumps(told["statusReason"])
+    items = {item["kind"]: item for item in host.storage.inbox.items()}
+    assert items["unannounced"]["record_id"] == message
+    assert host.send(note).status is Status.STORED  # asked again: kept in the portal, not told

@@ -412,11 +412,28 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
         file_event(host, Event(record_id=each.key, kind=what, source=source, at=at, dedup=f"{each.key}:{what.value}:"
                                f"{iso(at)}", reason=reason, detail=why[:200]), trail)
         trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
-    notices = [each for each in (item, *later) if each.payload.link_from is not None]
-    if notices and notices[0].payload.link_from is not None:
-        not_told(host, notices[0].payload.link_from[1], notice=notices[0].key, source=source, now=now, trail=trail)
+    notices = ((each, _announced_by(host, each, facts if each is item else None)) for each in (item, *later))
+    notice, message_id = next(((n, m) for n, m in notices if m is not None), (None, None))
+    if notice is not None and message_id is not None:
+        not_told(host, message_id, notice=notice.key, source=source, now=now, trail=trail)
     trail.flush()
     log.warning("outbox %s: %s (%s)", item.key, state.value, reason)
+
+
+def _announced_by(host: Host, leg: Item, facts: RecordFacts | None) -> str | None:
+    """The id of the portal message that ``leg`` is the notice of (None: it is not a notice).
+    Its payload names it; a row whose payload cannot be read is known by its record (a notice's
+    role), and the message it announces is its request's primary leg kept where it is held (a
+    payload reference), as ``decide.announced`` chose it."""
+    if leg.payload.link_from is not None:
+        return leg.payload.link_from[1]
+    if leg.payload.unreadable is None:
+        return None
+    own = facts if facts is not None else host.storage.records.facts(leg.key)
+    if own is None or own.role != "notice":
+        return None
+    return next((r.id for r in host.storage.records.for_request(leg.request_id)
+                 if r.role == "primary" and r.payload_reference is not None), None)
 
 
 def not_told(host: Host, message_id: str, *, notice: str, source: Source, now: dt.datetime, trail: Trail) -> None:
