@@ -205,3 +205,37 @@ def test_a_portal_notice_whose_row_cannot_be_read_leaves_the_patient_not_told(ma
     items = {item["kind"]: item for item in host.storage.inbox.items()}
     assert items["unannounced"]["record_id"] == message
     assert host.send(note).status is Status.STORED  # asked again: kept in the portal, not told
+
+
+def test_a_row_whose_record_cannot_be_read_is_a_dead_letter_not_left_leased(
+    make_host: Callable[..., Host], tmp_path: Path
+) -> None:
+    """Its record's facts corrupted: nothing says what to send. A real worker keeps the row as a
+    dead letter, as one whose record is missing, instead of leaving it leased (taken over and
+    raising again every lease, for good); the rows claimed with it are delivered once."""
+    host = make_host(WORKER)
+    records = queue(host, GOOD + 1)
+    bad = records[3]
+    cut = b'{"role": "primary", "text": "'  # cut off mid-string: not JSON
+    with host.storage.transaction():
+        host.storage.db.execute("UPDATE records SET facts = ? WHERE id = ?", (cut, bad))
+    config, log = tmp_path / "emrcomm.toml", tmp_path / "worker.log"
+    proc = start_worker(config, log)  # runs until stopped, as in production
+    try:
+        wait_until(lambda: len(sink(host)) >= GOOD and host.storage.outbox.counts() == {"dead": 1}, 30,
+                   "the good rows delivered and the bad one kept as a dead letter")
+        time.sleep(2.5)  # past a lease (2 s): nothing is taken over
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    text = log.read_text(encoding="utf-8")
+    assert proc.returncode == 0, text[-2000:]
+    result = worker_result(log)["worker"]
+    assert (result["sent"], result["dead"], result["errors"], result["taken_over"]) == (GOOD, 1, 0, 0), result
+    assert sorted(m["id"] for m in sink(host)) == sorted(r for r in records if r != bad)  # each once
+    [dead] = host.storage.outbox.dead()
+    assert dead.key == bad and dead.lease_owner is None
+    assert dead.last_error == "its record cannot be read by this release (JSONDecodeError): not sent"
+    assert text.count(f"outbox {bad}: its record cannot be read by this release; kept as a dead letter") == 1
+    [audit] = [e for e in entries(host.storage) if e.get("record") == bad and e["kind"] == "delivery.dead"]
+    assert audit["reasons"] == ["DELIVERY_FAILED"]

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field, frozen
 
 from emrcomm.lifecycle.events import Source
-from emrcomm.pipeline.deliver import RetryPolicy, deliver
+from emrcomm.pipeline.deliver import RetryPolicy, deliver, unreadable_record
 from emrcomm.pipeline.watch import HELD_SHARE, Sending
 from emrcomm.storage.outbox import RELEASED, Item
+from emrcomm.storage.records import RecordUnreadable
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -486,9 +487,14 @@ class Worker:
         try:
             if row.taken_over:
                 self.stats.count("taken_over")
-            facts = self.host.storage.records.facts(row.key)
-            done = deliver(self.host, row, facts, owner=self.owner, source=Source.WORKER, policy=self.policy,
-                           commit=self._commit, rand=self._rand, record_while_leased=True)
+            try:
+                facts = self.host.storage.records.facts(row.key)
+            except RecordUnreadable as exc:
+                done = unreadable_record(self.host, row, exc, owner=self.owner, source=Source.WORKER,
+                                         commit=self._commit)
+            else:
+                done = deliver(self.host, row, facts, owner=self.owner, source=Source.WORKER,
+                               policy=self.policy, commit=self._commit, rand=self._rand, record_while_leased=True)
             if done.result == "accepted":
                 self.stats.count("sent" if done.kept else "lost_lease", done.window if done.kept else None)
                 if done.not_recorded is not None:

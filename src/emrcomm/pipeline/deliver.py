@@ -294,6 +294,21 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return removed_unrecorded(type(exc).__name__)
 
 
+def unreadable_record(host: Host, item: Item, error: Exception, *, owner: str, source: Source,
+                      commit: Commit) -> Delivered:
+    """Settle ``item`` (leased to ``owner``) whose record cannot be read (its facts corrupted:
+    ``error``): nothing says what to send, and nothing can be appended to the record. Kept as a
+    dead letter, as a row whose record is missing, the legs after it cancelled; never left
+    leased, to be taken over and fail again every lease."""
+    said = f"{error}: not sent"
+    log.error("outbox %s: its record cannot be read by this release; kept as a dead letter, not sent",
+              item.key)
+    trail = host.audit.trail(request=item.request_id, patient=None)
+    commit(lambda: _end(host, item, None, LegState.UNDELIVERABLE, "DELIVERY_FAILED", said, owner=owner,
+                        source=source, trail=trail, readable=False))
+    return Delivered("undeliverable")
+
+
 def _no_receipt(channel: Channel, answer: object) -> PermanentDeliveryError:
     """A transport that returned something other than a Receipt broke the contract: it may have
     handed the message over, so it is not tried again on its own; it ends as a dead letter that
@@ -395,10 +410,11 @@ def _failed_attempt(host: Host, item: Item, facts: RecordFacts, exc: BaseExcepti
 
 
 def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, reason: str, detail: str, *,
-         owner: str | None, source: Source, trail: Trail) -> None:
+         owner: str | None, source: Source, trail: Trail, readable: bool = True) -> None:
     """A leg that will not be sent, and the legs after it (a notice whose message did not go).
     A dead letter (undeliverable) stays in the outbox for ``emrcomm outbox requeue``; an expired
-    or cancelled leg leaves it."""
+    or cancelled leg leaves it. ``readable`` False: ``item``'s record cannot be read, and is left
+    as it is (the row's ``last_error`` says why)."""
     now = host.clock()
     later = host.storage.outbox.later_legs(item.key)
     kind = {LegState.EXPIRED: "expired", LegState.CANCELLED: "cancelled"}.get(state, "delivery.dead")
@@ -408,11 +424,15 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
             host.storage.outbox.bury(each.key, owner=owner if each is item else None, now=now, error=why)
         else:
             host.storage.outbox.finish(each.key, owner=owner if each is item else None)
+        if each is item and not readable:
+            trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
+            continue
         at = after_requeues(host.storage.records.events(each.key), now)
         file_event(host, Event(record_id=each.key, kind=what, source=source, at=at, dedup=f"{each.key}:{what.value}:"
                                f"{iso(at)}", reason=reason, detail=why[:200]), trail)
         trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
-    notices = ((each, _announced_by(host, each, facts if each is item else None)) for each in (item, *later))
+    notices = ((each, _announced_by(host, each, facts if each is item else None,
+                                    by_record=readable or each is not item)) for each in (item, *later))
     notice, message_id = next(((n, m) for n, m in notices if m is not None), (None, None))
     if notice is not None and message_id is not None:
         not_told(host, message_id, notice=notice.key, source=source, now=now, trail=trail)
@@ -420,14 +440,14 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
     log.warning("outbox %s: %s (%s)", item.key, state.value, reason)
 
 
-def _announced_by(host: Host, leg: Item, facts: RecordFacts | None) -> str | None:
+def _announced_by(host: Host, leg: Item, facts: RecordFacts | None, *, by_record: bool = True) -> str | None:
     """The id of the portal message that ``leg`` is the notice of (None: it is not a notice).
     Its payload names it; a row whose payload cannot be read is known by its record (a notice's
     role), and the message it announces is its request's primary leg kept where it is held (a
     payload reference), as ``decide.announced`` chose it."""
     if leg.payload.link_from is not None:
         return leg.payload.link_from[1]
-    if leg.payload.unreadable is None:
+    if leg.payload.unreadable is None or not by_record:
         return None
     own = facts if facts is not None else host.storage.records.facts(leg.key)
     if own is None or own.role != "notice":

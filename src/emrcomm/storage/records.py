@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -209,8 +210,16 @@ def dedup_digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
+class RecordUnreadable(ValueError):
+    """A record whose stored facts this release cannot read (corrupted): nothing can be sent from
+    it, nor appended to it. Says the error's class, never the facts' text."""
+
+
 def _facts(row: Row) -> RecordFacts:
-    return RecordFacts.from_json(row["id"], full_facts(json.loads(unpack(row["facts"])), row))
+    try:
+        return RecordFacts.from_json(row["id"], full_facts(json.loads(unpack(row["facts"])), row))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, zlib.error) as exc:
+        raise RecordUnreadable(f"its record cannot be read by this release ({type(exc).__name__})") from exc
 
 
 class SqlRecords:
