@@ -132,3 +132,17 @@ class ChartAway(_Bare):
     def emrcomm_file_record(self, record: Any) -> None:
         if ChartAway.AWAY:
             raise OSError("chart unreachable")
+
+
+class ConflictWorded:
+    """A renderer whose refusal is worded as a request-id conflict is: a failure, not a conflict."""
+
+    def __init__(self, context: PluginContext) -> None:
+        self.name = context.name
+
+    @hookimpl
+    def emrcomm_render(self, request: Any, recipient: Any) -> None:
+        from emrcomm import RenderError
+        from emrcomm.pipeline.digest import conflict_text
+
+        raise RenderError(conflict_text(request, request.id))

@@ -451,6 +451,21 @@ def test_a_batch_entry_reusing_an_identifier_for_another_message_is_409_and_the_
     assert len(sms_sent(api.host)) == 2
 
 
+def test_a_batch_entry_refused_as_a_conflict_is_409_however_the_refusal_is_worded(
+        api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The batch reads send_many's outcome by its mark, not by its words (reworded, translated).
+    from emrcomm import RequestConflict
+
+    monkeypatch.setattr(RequestConflict, "__str__", lambda self: f"Cet identifiant a déjà servi ({self.earlier}).")
+    api.call("POST", "/fhir/CommunicationRequest", as_a90())
+    entries = [{"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": as_a90(patient="Patient/qc-fr")}]
+    [answered] = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries}))["entry"]
+    assert answered["response"]["status"] == "409 Conflict", answered
+    issue = answered["response"]["outcome"]["issue"][0]
+    assert issue["code"] == "conflict" and issue["diagnostics"].startswith("Cet identifiant a déjà servi")
+    assert len(sms_sent(api.host)) == 1
+
+
 def test_a_batch_entry_naming_an_earlier_entry_that_asked_for_another_message_is_409(api: ApiClient) -> None:
     post = {"method": "POST", "url": "CommunicationRequest"}
     entries = [{"request": post, "resource": as_a90()},

@@ -276,6 +276,30 @@ def test_send_many_answers_failed_for_an_id_used_again_for_another_message_and_t
         {"r-1", "r-2", "r-3", "r-4"}
 
 
+@pytest.mark.parametrize("mode", ["inline", "queue"])
+def test_send_many_marks_a_conflict_as_one_whatever_its_explanation_says(
+        make_host: Callable[..., Host], mode: str) -> None:
+    # The explanation is a sentence for staff: reworded or translated, a conflict is still one.
+    from emrcomm.pipeline.digest import is_conflict
+
+    host = make_host(f'\n[delivery]\nmode = "{mode}"\n')
+    host.send(reminder())
+    [conflict] = host.send_many([reminder("Patient/qc-fr")])
+    assert conflict.status is Status.FAILED and conflict.error == "conflict"
+    assert is_conflict(conflict)
+    assert is_conflict(attrs.evolve(conflict, explanation=("Cet identifiant a déjà servi à un autre message.",)))
+
+
+def test_a_failure_worded_as_a_conflict_is_not_one(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    # A renderer's refusal whose words are a conflict's: an ordinary failure (the API's 422).
+    from emrcomm.pipeline.digest import conflict_text, is_conflict
+
+    with host_with_fake(tmp_path, clock, "worded", "fakes:ConflictWorded", 1) as host:
+        [failed] = host.send_many([reminder()])
+    assert failed.status is Status.FAILED and failed.explanation == (conflict_text(reminder(), "r-1"),)
+    assert failed.error == "processing" and not is_conflict(failed)
+
+
 def test_a_blocked_request_may_come_again_changed_and_is_decided_anew(host: Host) -> None:
     assert host.send(reminder("Patient/none")).status is Status.BLOCKED
     assert host.send(reminder()).status is Status.SENT and len(sms_sink(host)) == 1

@@ -41,6 +41,11 @@ class RequestError(EmrcommError):
 class RenderError(RequestError):
     """A template cannot be rendered for this request."""
 
+    @property
+    def issue_code(self) -> str:
+        """``processing``: read, but it cannot be done as it stands (the API's 422)."""
+        return "processing"
+
 
 class RequestConflict(RequestError):
     """The request's id (or identifier) was used before for a request that asked for something
@@ -50,6 +55,11 @@ class RequestConflict(RequestError):
     def __init__(self, message: str, *, earlier: str) -> None:
         super().__init__(message, expression="CommunicationRequest.identifier")
         self.earlier = earlier
+
+    @property
+    def issue_code(self) -> str:
+        """``conflict`` (the API's 409; ``send_many``'s outcome carries it as ``error``)."""
+        return "conflict"
 
 
 class PluginError(EmrcommError):

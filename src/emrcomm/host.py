@@ -614,7 +614,7 @@ def _failed(item: Requestish, exc: RequestError) -> Outcome:
     request_id = item.id if isinstance(item, Request) else "(unparsed)"
     if isinstance(item, Mapping) and item.get("id"):
         request_id = str(item["id"])
-    return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),))
+    return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),), error=exc.issue_code)
 
 
 __all__ = ["Host", "record_id"]

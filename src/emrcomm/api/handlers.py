@@ -468,7 +468,7 @@ class Api:
                     results[j] = answers.error_entry(503, "transient", "not tried: the server failed on an earlier "
                                                      "entry of this batch; send this one again")
                 break
-            if is_conflict(outcome, req):
+            if is_conflict(outcome):
                 results[i] = answers.error_entry(409, "conflict", outcome.explanation[0], CONFLICT_FIELD)
                 continue
             status = answers.http_status(outcome)

@@ -60,10 +60,10 @@ def conflict_text(req: Request, earlier: str) -> str:
             f"{'identifier' if req.identifier is not None else 'id'} (a retry sends the same content again)")
 
 
-def is_conflict(outcome: Outcome, req: Request) -> bool:
-    """Whether ``outcome`` is ``send_many``'s answer to ``req`` refused by :func:`check_retry`
-    (a ``failed`` outcome whose explanation is the error), not another failure."""
-    return outcome.status is Status.FAILED and outcome.explanation == (conflict_text(req, req.id),)
+def is_conflict(outcome: Outcome) -> bool:
+    """Whether ``outcome`` is ``send_many``'s answer to a request refused by :func:`check_retry`
+    (a ``failed`` outcome marked ``conflict``), not another failure, whatever its words."""
+    return outcome.status is Status.FAILED and outcome.error == "conflict"
 
 
 def _plain(value: Any) -> Any:
