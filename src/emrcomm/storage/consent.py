@@ -43,7 +43,10 @@ class ConsentLedger(Protocol):
         or rollback): another transaction writing for it waits. A transaction that writes what
         it decided from the ledger (a START lifting only what keywords did) takes it before it
         reads, so that no other entry for the address lands between its read and its write.
-        Inside a transaction only; taking it again in one is a no-op."""
+        Inside a transaction only; taking it again in one is a no-op. One address a transaction:
+        every writer here holds one (a Consent naming several addresses writes each in a
+        transaction of its own); two transactions each holding one and asking for the other's
+        would deadlock on PostgreSQL, which aborts one (DeadlockDetected)."""
         ...
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
