@@ -238,10 +238,6 @@ class Request:
     in_response_to: str | None = None
     identifier: Identifier | None = None
     other_identifiers: tuple[Identifier, ...] = ()
-    # Why a request was refused before anything was written (``send_many``'s ``failed`` answer to
-    # a RequestError): its ``issue_code``, ``conflict`` for an id used again for another message.
-    # The explanation says it to staff in words that may change; this is what a program reads.
-    error: str | None = None
 
     @property
     def identifiers(self) -> tuple[Identifier, ...]:
