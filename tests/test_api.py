@@ -296,7 +296,10 @@ def variables(*pairs: tuple[str, str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("change", "expression"), [
     ({"subject": {"reference": "on-en"}}, "CommunicationRequest.subject"),
-    ({"subject": {"identifier": {"system": "urn:emr:mrn", "value": "123"}}}, "CommunicationRequest.subject"),
+    ({"subject": {"identifier": {"value": "1234567890"}}}, "CommunicationRequest.subject.identifier.system"),
+    ({"subject": {"identifier": {"system": "urn:emr:mrn"}}}, "CommunicationRequest.subject.identifier.value"),
+    ({"subject": {"type": "Group", "identifier": {"system": "urn:emr:mrn", "value": "123"}}},
+     "CommunicationRequest.subject.type"),
     ({"status": "draft"}, "CommunicationRequest.status"),
     ({"category": [{"coding": [{"system": "http://emrcomm.org/fhir/CodeSystem/category", "code": "gossip"}]}]},
      "CommunicationRequest.category"),
@@ -345,6 +348,96 @@ def test_a_request_its_template_cannot_write_is_422_with_a_sentence_for_staff(
     [answered] = body(api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": [entry]}))["entry"]
     assert answered["response"]["status"].startswith("422")
     assert "could not be written from its template" in answered["response"]["outcome"]["issue"][0]["details"]["text"]
+
+
+# A patient named by identifier, as EMRs send a health card number: the Python API's
+# Patient?identifier=system|value, resolved by the directory in the same step.
+HEALTH_CARD = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn"
+HEALTH_NUMBER = "1234567890"
+UNKNOWN_NUMBER = "9876543210"
+
+
+@pytest.fixture
+def api_by_health_card(make_host: Callable[..., Host], tmp_path: Path, clients: list[Any]) -> ApiClient:
+    """The API of the small clinic where Alex Martin (Patient/on-en) carries a health card number."""
+    from support import small_clinic
+
+    bundle = small_clinic()
+    [alex] = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "on-en"]
+    alex["identifier"] = [{"system": HEALTH_CARD, "value": HEALTH_NUMBER}]
+    (tmp_path / "by-card.json").write_text(json.dumps(bundle), encoding="utf-8")
+    host = make_host(NO_NOTIFY, config_text=BASE_CONFIG.replace('"patients.json"', '"by-card.json"'))
+    client = ApiClient(host, create_app(host))
+    clients.append(client)
+    return client
+
+
+def by_card(rid: str, number: str = HEALTH_NUMBER, **subject: Any) -> dict[str, Any]:
+    return {**reminder(rid), "subject": {"identifier": {"system": HEALTH_CARD, "value": number}, **subject}}
+
+
+def batch_of(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "batch",
+            "entry": [{"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": r} for r in resources]}
+
+
+@pytest.mark.parametrize("subject", [{}, {"type": "Patient"}], ids=["identifier", "identifier-and-type"])
+def test_a_patient_named_by_identifier_is_sent_and_filed_as_the_patient_the_directory_found(
+        api_by_health_card: ApiClient, subject: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    from support import store_bytes
+
+    api = api_by_health_card
+    caplog.set_level("DEBUG")
+    answer = api.call("POST", "/fhir/CommunicationRequest", by_card("r-card", **subject))
+    assert answer.status_code == 201, answer.text
+    request, comm, _outcome = (e["resource"] for e in body(answer)["entry"])
+    assert request["subject"] == {"reference": "Patient/on-en"}
+    assert comm["subject"] == {"reference": "Patient/on-en"} and comm["recipient"] == [{"reference": "Patient/on-en"}]
+    assert [m["to"] for m in sms_sent(api.host)] == ["+16135550123"]
+    read = api.call("GET", "/fhir/CommunicationRequest/r-card")
+    assert body(read)["subject"] == {"reference": "Patient/on-en"}
+    found = body(api.call("GET", "/fhir/Communication", query="subject=Patient/on-en"))
+    assert [e["resource"]["id"] for e in found["entry"]] == [comm["id"]]
+    # The same request as the Python API takes it is a repeat of this one, not another message.
+    again = api.host.send(Request(f"Patient?identifier={HEALTH_CARD}|{HEALTH_NUMBER}", "appointment-reminder",
+                                  id="r-card", text=TEXT, channel="sms"))
+    assert again.record_ids == (comm["id"],) and len(sms_sent(api.host)) == 1
+    shown = answer.text + read.text + json.dumps(found) + caplog.text
+    assert HEALTH_NUMBER not in shown
+    assert HEALTH_NUMBER.encode() not in store_bytes(api.host.config.store_path)
+
+
+def test_a_patient_named_by_identifier_is_checked_and_sent_in_a_batch(api_by_health_card: ApiClient) -> None:
+    api = api_by_health_card
+    checked = api.call("POST", "/fhir/CommunicationRequest/$check", by_card("r-check"))
+    assert checked.status_code == 200, checked.text
+    assert body(checked)["issue"][0]["details"]["coding"][0]["code"] == "sent"
+    answer = api.call("POST", "/fhir", batch_of(by_card("r-b1"), by_card("r-b2", UNKNOWN_NUMBER)))
+    sent, blocked = (e["response"] for e in body(answer)["entry"])
+    assert sent["status"].startswith("201") and blocked["status"].startswith("422"), answer.text
+    row = api.host.storage.records.request("r-b1")
+    assert row is not None and row.patient == "Patient/on-en"
+    assert len(sms_sent(api.host)) == 1 and UNKNOWN_NUMBER not in answer.text
+
+
+@pytest.mark.parametrize("path", ["/fhir/CommunicationRequest", "/fhir/CommunicationRequest/$check"])
+def test_an_identifier_nobody_has_is_blocked_as_the_python_api_blocks_it(
+        api_by_health_card: ApiClient, path: str) -> None:
+    api = api_by_health_card
+    answer = api.call("POST", path, by_card("r-nobody", UNKNOWN_NUMBER))
+    issues = body(answer)["issue"]
+    codes = [c["code"] for i in issues for c in i.get("details", {}).get("coding", ())]
+    assert "RECIPIENT_UNKNOWN" in codes, answer.text
+    assert f"identifier {HEALTH_CARD}|…" in answer.text and UNKNOWN_NUMBER not in answer.text
+    assert sms_sent(api.host) == []
+    if path.endswith("$check"):
+        assert answer.status_code == 200
+        return
+    assert answer.status_code == 422
+    [record] = api.host.storage.records.for_request("r-nobody")
+    comm = body(api.call("GET", f"/fhir/Communication/{record.id}"))
+    assert comm["status"] == "not-done" and "subject" not in comm and "recipient" not in comm
+    assert UNKNOWN_NUMBER not in json.dumps(comm)
 
 
 @pytest.mark.parametrize(("method", "path", "sent", "status"), [

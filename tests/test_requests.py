@@ -61,9 +61,11 @@ def test_round_trip_through_fhir_keeps_the_request() -> None:
         (json.dumps({"resourceType": "Patient", "id": "x"}), "resourceType is 'Patient'; expected 'CommunicationRequest'"),
         (json.dumps({"resourceType": "CommunicationRequest", "status": "active"}), "subject is missing"),
         (json.dumps(fhir_request("Group/1", "invoice", text="t")), "is not a Patient reference"),
+        (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "subject": {"identifier": {"value": "123"}}}),
+         "subject.identifier has no system"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"),
-                     "subject": {"identifier": {"system": "urn:emr:mrn", "value": "123"}}}),
-         "subject names the patient by identifier only"),
+                     "subject": {"reference": "Patient/x", "identifier": {"system": "urn:emr:mrn", "value": "123"}}}),
+         "subject gives both a reference and an identifier"),
         (json.dumps(fhir_request("Patient/x", "birthday", text="t")), "category 'birthday' is unknown"),
         (json.dumps(fhir_request("Patient/x", "help-reply", text="t")), "an EMR does not request it"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "category": []}), "category is missing"),
@@ -72,13 +74,24 @@ def test_round_trip_through_fhir_keeps_the_request() -> None:
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "subject": "Patient/x"}),
          "not a valid FHIR R4 CommunicationRequest: subject"),
     ],
-    ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "by-identifier", "unknown-category", "an-answer",
+    ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "identifier-without-system",
+         "reference-and-identifier", "unknown-category", "an-answer",
          "no-category", "no-text-no-template", "not-active", "invalid-fhir"],
 )
 def test_bad_request_is_refused_with_a_clear_reason(data: str, expected: str) -> None:
     with pytest.raises(RequestError) as err:
         parse_request(data)
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(("system", "value", "search"), [
+    ("https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn", "1234567890",
+     "Patient?identifier=https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn|1234567890"),
+    ("urn:emr:mrn", "A&B+1%", "Patient?identifier=urn:emr:mrn|A%26B%2B1%25"),  # read by the directory as sent
+])
+def test_a_subject_named_by_identifier_is_the_search_the_python_api_takes(system: str, value: str, search: str) -> None:
+    data = {**fhir_request("Patient/x", "invoice", text="t"), "subject": {"identifier": {"system": system, "value": value}}}
+    assert parse_request(data).patient_ref == search
 
 
 def test_naive_appointment_time_is_refused() -> None:

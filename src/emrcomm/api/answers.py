@@ -94,6 +94,13 @@ def request_resource(outcome: Outcome, submitted: Mapping[str, Any] | None, upda
                            "meta": {"lastUpdated": fhir_datetime(updated)}}
     if submitted:
         res.update({k: v for k, v in submitted.items() if k not in ("resourceType", "id", "meta", "status")})
+        subject = submitted.get("subject")
+        if isinstance(subject, Mapping) and "identifier" in subject:
+            # Named by identifier (a health number, say): as filed, the patient found, as a read
+            # of it answers; the identifier is kept nowhere.
+            del res["subject"]
+            if outcome.patient_ref:
+                res["subject"] = {"reference": outcome.patient_ref}
     else:
         if outcome.identifiers:
             res["identifier"] = [identifier_json(i) for i in outcome.identifiers]

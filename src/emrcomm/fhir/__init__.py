@@ -15,10 +15,19 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from emrcomm.errors import RequestError
 from emrcomm.limits import DEFAULT as DEFAULT_LIMITS
-from emrcomm.limits import FHIR_ID, Limits, check_depth, check_identifiers, check_time, loads_json
+from emrcomm.limits import (
+    FHIR_ID,
+    Limits,
+    check_depth,
+    check_identifier,
+    check_identifiers,
+    check_time,
+    loads_json,
+)
 from emrcomm.model import Category, Identifier, Record, Request, Sensitivity
 
 BASE = "http://emrcomm.org/fhir"
@@ -92,6 +101,10 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
     size and depth and the request's text (emrcomm.limits). ``zone`` is the clinic's (its first
     ``clinic.time_zones``): an ``occurrence`` given as a day, without a time, is that day there,
     from its start (``occurrenceDateTime``, ``occurrencePeriod.start``) to its end (``.end``).
+
+    A ``subject`` named by identifier (``{"identifier": {"system": …, "value": …}}``) is read as
+    the search the Python API takes (``Patient?identifier=system|value``): the host resolves it
+    through the directory as any other. One named by reference and identifier both is refused.
     """
     if isinstance(data, (str, bytes)):
         data = loads_json(data, what="request", limits=limits)
@@ -115,17 +128,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
                            expression=f"{CR}.status")
     _check_modifiers(data)
 
-    subject = (data.get("subject") or {}).get("reference")
-    if not subject and (data.get("subject") or {}).get("identifier"):
-        raise RequestError('subject names the patient by identifier only; emrcomm finds a patient by the id the '
-                           'clinic\'s directory knows: "subject": {"reference": "Patient/<id>"}',
-                           expression=f"{CR}.subject")
-    if not subject:
-        raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}',
-                           expression=f"{CR}.subject", missing=True)
-    if not subject.startswith("Patient/") or len(subject) <= len("Patient/"):
-        raise RequestError(f"subject {subject!r} is not a Patient reference: expected 'Patient/<id>'",
-                           expression=f"{CR}.subject")
+    subject = _subject(data)
 
     category = _category(data)
     text = "\n".join(p["contentString"] for p in data.get("payload", ()) if p.get("contentString")) or None
@@ -184,6 +187,57 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         identifier=identifiers[0] if identifiers else None,
         other_identifiers=identifiers[1:],
     )
+
+
+def identifier_search(system: str, value: str) -> str:
+    """The search for the patient with identifier ``system|value`` (``Patient?identifier=system|value``,
+    the form the Python API takes and the directory reads), its parts escaped as a URL's query is:
+    a value with ``&``, ``%`` or ``+`` in it reads as written."""
+    return f"Patient?identifier={quote(system, safe=':/')}|{quote(value, safe='')}"
+
+
+def _subject(data: Mapping[str, Any]) -> str:
+    """The patient a request is for: ``subject.reference`` (``Patient/<id>``), or the search
+    ``subject.identifier`` makes (:func:`identifier_search`)."""
+    subject = data.get("subject") or {}
+    if not isinstance(subject, Mapping):
+        raise RequestError("subject must be a Reference: {\"reference\": \"Patient/<id>\"}", expression=f"{CR}.subject")
+    kind = subject.get("type")
+    if kind is not None and kind not in ("Patient", "http://hl7.org/fhir/StructureDefinition/Patient"):
+        raise RequestError(f"subject.type is {str(kind)[:60]!r}: a message is to a patient ('Patient')",
+                           expression=f"{CR}.subject.type")
+    reference: str | None = subject.get("reference") or None
+    identifier = subject.get("identifier")
+    if reference is not None and (not isinstance(reference, str) or not reference.startswith("Patient/")
+                                  or len(reference) <= len("Patient/")):
+        raise RequestError(f"subject {str(reference)[:80]!r} is not a Patient reference: expected 'Patient/<id>'",
+                           expression=f"{CR}.subject")
+    if identifier is None:
+        if reference is None:
+            raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}, '
+                               'or by one of their identifiers: "subject": {"identifier": {"system": "…", '
+                               '"value": "…"}}', expression=f"{CR}.subject", missing=True)
+        return reference
+    if reference is not None:
+        raise RequestError("subject gives both a reference and an identifier: give one of them",
+                           expression=f"{CR}.subject")
+    where = f"{CR}.subject.identifier"
+    if not isinstance(identifier, Mapping):
+        raise RequestError("subject.identifier must be an Identifier (a system and a value)", expression=where)
+    # Both are needed: a value alone may be any system's (an MRN of another clinic's, say).
+    for part in ("system", "value"):
+        if not isinstance(identifier.get(part), str) or not identifier[part]:
+            raise RequestError(f"subject.identifier has no {part}: name the patient's identifier by its system and "
+                               "its value", expression=f"{where}.{part}", missing=part not in identifier)
+    system, value = identifier["system"], identifier["value"]
+    try:
+        check_identifier(system, value, "subject.identifier")
+    except RequestError as exc:
+        raise RequestError(str(exc), expression=where) from None
+    if "|" in system:
+        raise RequestError("subject.identifier: its system contains '|', which a search by identifier reads as "
+                           "the end of the system", expression=f"{where}.system")
+    return identifier_search(system, value)
 
 
 def _check_no_nulls(data: Mapping[str, Any]) -> None:
