@@ -440,6 +440,36 @@ def test_an_identifier_nobody_has_is_blocked_as_the_python_api_blocks_it(
     assert UNKNOWN_NUMBER not in json.dumps(comm)
 
 
+@pytest.mark.parametrize(("reference", "number"), [
+    ("Patient/qc-fr", HEALTH_NUMBER),    # the number is Alex's
+    ("Patient/on-en", UNKNOWN_NUMBER),   # nobody's
+    ("Patient/nobody", UNKNOWN_NUMBER),  # neither is known
+], ids=["another-patient", "unknown-identifier", "both-unknown"])
+def test_a_reference_and_an_identifier_that_disagree_are_422_naming_the_subject(
+        api_by_health_card: ApiClient, reference: str, number: str) -> None:
+    api = api_by_health_card
+    sent = by_card("r-two", number, reference=reference)
+    for path in ("/fhir/CommunicationRequest", "/fhir/CommunicationRequest/$check"):
+        answer = api.call("POST", path, sent)
+        assert answer.status_code == 422, answer.text
+        [issue] = body(answer)["issue"]
+        assert issue["code"] == "business-rule" and issue["expression"] == ["CommunicationRequest.subject"]
+        assert "does not find the same patient" in issue["diagnostics"] and number not in answer.text
+    [entry] = body(api.call("POST", "/fhir", batch_of(sent)))["entry"]
+    assert entry["response"]["status"].startswith("422")
+    assert entry["response"]["outcome"]["issue"][0]["expression"] == ["CommunicationRequest.subject"]
+    assert sms_sent(api.host) == [] and api.host.storage.records.request("r-two") is None
+
+
+def test_a_reference_and_an_identifier_of_one_patient_are_sent_to_the_reference(api_by_health_card: ApiClient) -> None:
+    api = api_by_health_card
+    answer = api.call("POST", "/fhir/CommunicationRequest", by_card("r-both", reference="Patient/on-en"),
+                      headers=[(b"prefer", b"return=representation")])
+    assert answer.status_code == 201, answer.text
+    assert body(answer)["subject"] == {"reference": "Patient/on-en"} and HEALTH_NUMBER not in answer.text
+    assert len(sms_sent(api.host)) == 1
+
+
 @pytest.mark.parametrize(("method", "path", "sent", "status"), [
     ("POST", "/fhir/CommunicationRequest", {"resourceType": "CommunicationRequest"}, 400),
     ("POST", "/fhir/CommunicationRequest", "Patient/none", 422),  # blocked: its findings and notes

@@ -220,6 +220,28 @@ def test_the_request_digest_covers_the_fields_stored_digests_were_made_of() -> N
     assert content_digest(req) == expected
 
 
+@pytest.mark.parametrize(("reference", "number", "sent"), [
+    ("Patient/on-en", HEALTH_NUMBER, True),
+    ("Patient/qc-fr", HEALTH_NUMBER, False),  # the number is Alex's
+    ("Patient/on-en", "9876543210", False),   # nobody's
+])
+def test_a_communication_request_naming_its_patient_by_reference_and_identifier_goes_only_when_they_agree(
+        clinic_by_health_card: Host, reference: str, number: str, sent: bool) -> None:
+    from emrcomm import SubjectMismatch
+    from support import fhir_request
+
+    host = clinic_by_health_card
+    data = {**fhir_request(reference, "invoice", text="Your invoice is ready.", rid="r-both"),
+            "subject": {"reference": reference, "identifier": {"system": HEALTH_CARD, "value": number}}}
+    if sent:
+        assert host.send(data).patient_ref == reference
+        return
+    with pytest.raises(SubjectMismatch, match="does not find the same patient by both") as err:
+        host.send(data)
+    assert number not in str(err.value) and err.value.expression == "CommunicationRequest.subject"
+    assert host.storage.records.request("r-both") is None and sms_sink(host) == []
+
+
 def test_an_identifier_no_directory_finds_is_blocked_and_filed_without_it(
         clinic_by_health_card: Host, caplog: pytest.LogCaptureFixture) -> None:
     from emrcomm.audit import entries

@@ -65,7 +65,7 @@ def test_round_trip_through_fhir_keeps_the_request() -> None:
          "subject.identifier has no system"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"),
                      "subject": {"reference": "Patient/x", "identifier": {"system": "urn:emr:mrn", "value": "123"}}}),
-         "subject gives both a reference and an identifier"),
+         "no directory to check that they name one patient"),
         (json.dumps(fhir_request("Patient/x", "birthday", text="t")), "category 'birthday' is unknown"),
         (json.dumps(fhir_request("Patient/x", "help-reply", text="t")), "an EMR does not request it"),
         (json.dumps({**fhir_request("Patient/x", "invoice", text="t"), "category": []}), "category is missing"),
@@ -75,7 +75,7 @@ def test_round_trip_through_fhir_keeps_the_request() -> None:
          "not a valid FHIR R4 CommunicationRequest: subject"),
     ],
     ids=["not-json", "not-object", "wrong-type", "no-subject", "not-patient", "identifier-without-system",
-         "reference-and-identifier", "unknown-category", "an-answer",
+         "reference-and-identifier-unchecked", "unknown-category", "an-answer",
          "no-category", "no-text-no-template", "not-active", "invalid-fhir"],
 )
 def test_bad_request_is_refused_with_a_clear_reason(data: str, expected: str) -> None:

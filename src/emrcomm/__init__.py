@@ -27,6 +27,7 @@ from emrcomm.errors import (
     RenderError,
     RequestConflict,
     RequestError,
+    SubjectMismatch,
 )
 from emrcomm.model import (
     Attachment,
@@ -126,6 +127,7 @@ __all__ = [
     "Severity",
     "Startable",
     "Status",
+    "SubjectMismatch",
     "TransientDeliveryError",
     "Transport",
     "__version__",

@@ -4,7 +4,8 @@
     ├── ConfigError        the config file or a plugin's settings are wrong   (CLI exit 2)
     ├── RequestError       a request is malformed: nothing was sent or filed  (CLI exit 2)
     │   ├── RenderError    the template or its variables do not fit the request
-    │   └── RequestConflict its id was used before for a request that asked for something else
+    │   ├── RequestConflict its id was used before for a request that asked for something else
+    │   └── SubjectMismatch its subject's reference and identifier are not one patient
     ├── PluginError        a plugin could not be loaded or broke the contract (CLI exit 2)
     └── ProbeFailed        a server a plugin talks to did not answer as it should (``emrcomm doctor``)
 """
@@ -60,6 +61,15 @@ class RequestConflict(RequestError):
     def issue_code(self) -> str:
         """``conflict`` (the API's 409; ``send_many``'s outcome carries it as ``error``)."""
         return "conflict"
+
+
+class SubjectMismatch(RequestError):
+    """The request names its patient twice, by reference (``Patient/<id>``) and by identifier,
+    and the clinic's directory does not find the same patient by both (or nobody by one of them):
+    which one is meant cannot be told, so nothing was sent or filed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, expression="CommunicationRequest.subject")
 
 
 class PluginError(EmrcommError):

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from emrcomm.model import (
     Status,
 )
 from emrcomm.model import Channel as Channel
-from emrcomm.pipeline.decide import Decision, decide, in_words_sent
+from emrcomm.pipeline.decide import Decision, decide, in_words_sent, same_patient
 from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
 from emrcomm.pipeline.late import LateRecords
 from emrcomm.pipeline.records import record_id, reply_facts
@@ -393,8 +394,8 @@ class Host:
         """A Request from the Python API or a FHIR CommunicationRequest, within the configured
         limits (size, depth, id, text); RequestError names what is wrong."""
         limits = self.config.limits
-        req = request if isinstance(request, Request) else fhir.parse_request(request, limits=limits,
-                                                                               zone=self.config.clinic.zone)
+        req = request if isinstance(request, Request) else fhir.parse_request(
+            request, limits=limits, zone=self.config.clinic.zone, same_patient=partial(same_patient, self.hooks))
         check_request(req, limits)
         return req
 

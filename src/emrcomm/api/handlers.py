@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from email.utils import format_datetime
+from functools import partial
 from importlib import metadata
 from importlib import resources as package_files
 from typing import TYPE_CHECKING, Any
@@ -33,14 +34,15 @@ from emrcomm.api import answers, capability, search
 from emrcomm.api import consent as consents
 from emrcomm.api.auth import Authority, Grant, TokenError
 from emrcomm.api.clients import ClientRegistry
-from emrcomm.api.outcome import RENDER_TEXT, ApiError, fhir_response
+from emrcomm.api.outcome import RENDER_TEXT, SUBJECT_TEXT, ApiError, fhir_response
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
-from emrcomm.errors import RenderError, RequestConflict, RequestError
+from emrcomm.errors import RenderError, RequestConflict, RequestError, SubjectMismatch
 from emrcomm.lifecycle.projection import request_status
 from emrcomm.limits import escape_controls, loads_json
 from emrcomm.model import Category, Identifier, Outcome, Status
 from emrcomm.model import Request as EmrRequest
+from emrcomm.pipeline.decide import same_patient
 from emrcomm.pipeline.digest import check_retry, conflict_text, content_digest, is_conflict
 from emrcomm.pipeline.write import ALREADY_HANDLED
 from emrcomm.storage import StoreUnavailable
@@ -142,6 +144,9 @@ class Api:
             except RenderError as exc:
                 response = ApiError(422, "processing", str(exc), expression=exc.expression,
                                     text=RENDER_TEXT).response()
+            except SubjectMismatch as exc:
+                response = ApiError(422, "business-rule", str(exc), expression=exc.expression,
+                                    text=SUBJECT_TEXT).response()
             except RequestError as exc:
                 response = ApiError(400, exc.issue_code, str(exc), expression=exc.expression).response()
             except StoreUnavailable:  # the store logs it once, not once a request
@@ -270,8 +275,10 @@ class Api:
 
     def parse(self, data: dict[str, Any]) -> EmrRequest:
         """A CommunicationRequest as the host reads it: within its limits, a day given without a
-        time read in the clinic's zone (RequestError names what is wrong)."""
-        return fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone)
+        time read in the clinic's zone, a patient named by reference and identifier checked in the
+        directory to be one (RequestError names what is wrong)."""
+        return fhir.parse_request(data, limits=self.limits, zone=self.host.config.clinic.zone,
+                                  same_patient=partial(same_patient, self.host.hooks))
 
     def _create(self, request: Request, data: dict[str, Any], condition: str | None, prefer: str) -> Response:
         req = self.parse(data)
@@ -440,6 +447,9 @@ class Api:
                 continue
             except RequestConflict as exc:
                 results[i] = answers.error_entry(409, "conflict", str(exc), exc.expression)
+                continue
+            except SubjectMismatch as exc:
+                results[i] = answers.error_entry(422, "business-rule", str(exc), exc.expression, SUBJECT_TEXT)
                 continue
             except RequestError as exc:
                 results[i] = answers.error_entry(400, exc.issue_code, str(exc), exc.expression)

@@ -45,6 +45,9 @@ STAFF_TEXT = {
 }
 RENDER_TEXT = ("The message could not be written from its template (an unknown template, or a detail it needs is "
                "missing), so nothing was sent. Ask the EMR's support to fix the request.")
+SUBJECT_TEXT = ("The request names the patient twice (by the chart's link and by an identifier, such as a health "
+                "number), and the clinic's directory does not find the same patient by both, so nothing was sent. "
+                "Check which patient is meant, and correct their record or the request.")
 
 
 def staff_text(status: int) -> str:

@@ -13,11 +13,11 @@ import hashlib
 import hmac
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from emrcomm.errors import RequestError
+from emrcomm.errors import RequestError, SubjectMismatch
 from emrcomm.limits import DEFAULT as DEFAULT_LIMITS
 from emrcomm.limits import (
     FHIR_ID,
@@ -91,7 +91,8 @@ def safe_ref(ref: str, secret: bytes | None = None) -> str:
 
 
 def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = True,
-                  limits: Limits = DEFAULT_LIMITS, zone: dt.tzinfo = dt.UTC) -> Request:
+                  limits: Limits = DEFAULT_LIMITS, zone: dt.tzinfo = dt.UTC,
+                  same_patient: Callable[[Request, str], bool] | None = None) -> Request:
     """A Request from a FHIR R4 CommunicationRequest (JSON text or a decoded dict).
 
     Raises RequestError naming the field and what to do; nothing has been sent or filed.
@@ -104,7 +105,9 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
 
     A ``subject`` named by identifier (``{"identifier": {"system": …, "value": …}}``) is read as
     the search the Python API takes (``Patient?identifier=system|value``): the host resolves it
-    through the directory as any other. One named by reference and identifier both is refused.
+    through the directory as any other. One named by reference and identifier both is for the
+    reference's patient once ``same_patient(request, search)`` (the host's directory) says the
+    identifier names that patient too; SubjectMismatch when it does not, RequestError without it.
     """
     if isinstance(data, (str, bytes)):
         data = loads_json(data, what="request", limits=limits)
@@ -128,7 +131,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
                            expression=f"{CR}.status")
     _check_modifiers(data)
 
-    subject = _subject(data)
+    subject, search = _subject(data)
 
     category = _category(data)
     text = "\n".join(p["contentString"] for p in data.get("payload", ()) if p.get("contentString")) or None
@@ -168,7 +171,7 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
     identifiers = _identifiers(data)
     who = data.get("requester") or data.get("sender") or {}
     sender, sender_name = who.get("reference"), who.get("display")
-    return Request(
+    request = Request(
         patient_ref=subject,
         category=category,
         id=request_id,
@@ -187,6 +190,19 @@ def parse_request(data: str | bytes | Mapping[str, Any], *, validate: bool = Tru
         identifier=identifiers[0] if identifiers else None,
         other_identifiers=identifiers[1:],
     )
+    if search is not None:
+        # Named twice: sent to the patient the reference names, once the directory finds that
+        # one by the identifier too; which one the EMR meant cannot be told otherwise.
+        if same_patient is None:
+            raise RequestError("subject gives both a reference and an identifier, and here there is no directory to "
+                               "check that they name one patient: give the reference alone",
+                               expression=f"{CR}.subject")
+        if not same_patient(request, search):
+            raise SubjectMismatch(
+                f"subject names {described_ref(subject)} and {described_ref(search)}, and the clinic's directory "
+                "does not find the same patient by both: nothing was sent; give the reference or the identifier "
+                "alone, or correct the one that is wrong")
+    return request
 
 
 def identifier_search(system: str, value: str) -> str:
@@ -196,9 +212,10 @@ def identifier_search(system: str, value: str) -> str:
     return f"Patient?identifier={quote(system, safe=':/')}|{quote(value, safe='')}"
 
 
-def _subject(data: Mapping[str, Any]) -> str:
-    """The patient a request is for: ``subject.reference`` (``Patient/<id>``), or the search
-    ``subject.identifier`` makes (:func:`identifier_search`)."""
+def _subject(data: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The patient a request is for, and the one its identifier names when it has a reference too:
+    ``subject.reference`` (``Patient/<id>``), else the search ``subject.identifier`` makes
+    (:func:`identifier_search`); with both, (reference, search)."""
     subject = data.get("subject") or {}
     if not isinstance(subject, Mapping):
         raise RequestError("subject must be a Reference: {\"reference\": \"Patient/<id>\"}", expression=f"{CR}.subject")
@@ -217,10 +234,7 @@ def _subject(data: Mapping[str, Any]) -> str:
             raise RequestError('subject is missing: name the patient as "subject": {"reference": "Patient/<id>"}, '
                                'or by one of their identifiers: "subject": {"identifier": {"system": "…", '
                                '"value": "…"}}', expression=f"{CR}.subject", missing=True)
-        return reference
-    if reference is not None:
-        raise RequestError("subject gives both a reference and an identifier: give one of them",
-                           expression=f"{CR}.subject")
+        return reference, None
     where = f"{CR}.subject.identifier"
     if not isinstance(identifier, Mapping):
         raise RequestError("subject.identifier must be an Identifier (a system and a value)", expression=where)
@@ -237,7 +251,8 @@ def _subject(data: Mapping[str, Any]) -> str:
     if "|" in system:
         raise RequestError("subject.identifier: its system contains '|', which a search by identifier reads as "
                            "the end of the system", expression=f"{where}.system")
-    return identifier_search(system, value)
+    search = identifier_search(system, value)
+    return (reference, search) if reference is not None else (search, None)
 
 
 def _check_no_nulls(data: Mapping[str, Any]) -> None:

@@ -205,6 +205,16 @@ def in_words_sent(hooks: Hooks, form: str | None, message: Message,
     return sent, found
 
 
+def same_patient(hooks: Hooks, request: Request, search: str) -> bool:
+    """Whether the directory finds one patient by ``request``'s own ``patient_ref`` and by
+    ``search`` (``Patient?identifier=system|value``), as :func:`decide` finds them: a request that
+    names its patient both ways is sent only when they agree. Nobody found by either is no
+    agreement."""
+    by_link = hooks.find_recipient(request)
+    by_search = hooks.find_recipient(attrs.evolve(request, patient_ref=search))
+    return by_link is not None and by_search is not None and by_link.patient_ref == by_search.patient_ref
+
+
 def unnamed(request: Request) -> Request:
     """``request`` as a record of it names a patient nobody found: ``Patient/<id>`` as given,
     anything else (``Patient?identifier=system|value``, ``system|value``) not at all."""
