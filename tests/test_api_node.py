@@ -19,17 +19,21 @@ from emrcomm.audit import entries
 from emrcomm.config import load_config
 from emrcomm.host import Host
 from servers import free_port, serve_ready
-from support import REPO, write_config
+from support import REPO, small_clinic, write_config
 from test_hostile_flood import EMRCOMM
 
 pytestmark = pytest.mark.node
 SCRIPT = REPO / "tests" / "node" / "api_client.mjs"
+HEALTH_CARD = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn"
 
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """`emrcomm serve` as a process (its clock is the test's EMRCOMM_CLOCK), notifying every 0.2 s."""
-    write_config(tmp_path, "\n[api]\nnotify_poll_seconds = 0.2\n")
+    bundle = small_clinic()
+    [alex] = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "on-en"]
+    alex["identifier"] = [{"system": HEALTH_CARD, "value": "1234567890"}]  # the script names Alex by it too
+    write_config(tmp_path, "\n[api]\nnotify_poll_seconds = 0.2\n", bundle=bundle)
     for _ in range(5):
         port = free_port()
         log = (tmp_path / "serve.log").open("wb")
@@ -85,6 +89,8 @@ def test_a_node_fhir_client_uses_the_api_end_to_end(serve: tuple[Path, int], alg
     assert all(c["medium"] == "SMSWRIT" and c["status"] == "completed"
                for r in steps["reminders"] for c in r["communications"])
     assert steps["repeat"] == {"status": 200}
+    assert steps["by_identifier"] == {"status": 201, "subjects": ["Patient/on-en", "Patient/on-en"],
+                                      "shows_number": False}  # the request as filed, its SMS
     assert steps["note"]["status"] == 201 and steps["note"]["media"][0] == "ONLINEWRIT"  # the portal, then a notice
     assert steps["check"]["resourceType"] == "OperationOutcome" and "CONSENT_REVOKED" in steps["check"]["codes"]
     assert steps["search"]["pages"] >= 2 and len(steps["search"]["ids"]) == len(set(steps["search"]["ids"])) >= 3
@@ -108,3 +114,4 @@ def test_a_node_fhir_client_uses_the_api_end_to_end(serve: tuple[Path, int], alg
     assert {"create CommunicationRequest", "search Communication", "create Consent"} <= {e["operation"] for e in calls}
     log = (folder / "serve.log").read_text(errors="replace")
     assert "Traceback" not in log and "+16135550123" not in log and "levothyroxine" not in log
+    assert "1234567890" not in log

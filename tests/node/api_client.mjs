@@ -14,6 +14,7 @@ import { importPKCS8, SignJWT } from 'jose';
 const EXT = 'http://emrcomm.org/fhir/StructureDefinition/';
 const CATEGORY = 'http://emrcomm.org/fhir/CodeSystem/category';
 const MODE = 'http://terminology.hl7.org/CodeSystem/v3-ParticipationMode';
+const HEALTH_CARD = 'https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn';
 const env = process.env;
 const base = env.EMRCOMM_FHIR_BASE;
 const report = { steps: {} };
@@ -138,6 +139,13 @@ for (const [id, patient] of [['appt-1001', 'Patient/on-en'], ['appt-1002', 'Pati
 const again = await client.create({ resourceType: 'CommunicationRequest',
   body: reminder('appt-1001', 'Patient/on-en', '2026-11-25T14:30:00-05:00') });
 report.steps.repeat = { status: statusOf(again) };
+// A patient named by their health card number, as EMRs send it: filed as the patient found.
+const byCard = reminder('appt-1004', 'Patient/on-en', '2026-11-27T10:00:00-05:00');
+byCard.subject = { type: 'Patient', identifier: { system: HEALTH_CARD, value: '1234567890' } };
+const carded = await client.create({ resourceType: 'CommunicationRequest', body: byCard });
+report.steps.by_identifier = { status: statusOf(carded),
+  subjects: carded.entry.map((e) => e.resource.subject?.reference).filter(Boolean),
+  shows_number: JSON.stringify(carded).includes('1234567890') };
 
 // 4. A clinician's note with clinical content, restricted: to the portal, with a notice.
 const note = await client.create({
