@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import pytest
 
-from emrcomm.errors import PluginError
+from emrcomm.errors import PluginError, RequestConflict
 from emrcomm.host import Host
 from emrcomm.model import Category, DeliveryUpdate, Request, Sensitivity, Status
 from emrcomm.plugin.manager import discover
@@ -193,11 +193,38 @@ def test_a_request_by_identifier_keeps_the_digest_of_what_the_emr_asked_for(clin
     assert host.send(asked).status is Status.SENT
     row = host.storage.records.request("r-1")
     assert row is not None and row.patient == "Patient/on-en"
-    assert row.digest == content_digest(host._parse(asked))
+    assert row.digest == content_digest(host._parse(asked), host.audit.patient)
     unknown = reminder(f"Patient?identifier={HEALTH_CARD}|9876543210", rid="r-2")
     assert host.send(unknown).status is Status.BLOCKED
     blocked = host.storage.records.request("r-2")
-    assert blocked is not None and blocked.digest == content_digest(host._parse(unknown))
+    assert blocked is not None and blocked.digest == content_digest(host._parse(unknown), host.audit.patient)
+
+
+def test_a_request_by_identifier_keeps_no_digest_a_health_number_can_be_found_again_by(
+        clinic_by_health_card: Host) -> None:
+    # Whoever reads the store and knows the rest of a reminder (its category, template and
+    # variables are in its record) could hash every ten-digit number with it until one matched
+    # an unkeyed digest: the patient's search is in the digest as the audit log keys it.
+    from emrcomm.pipeline.digest import content_digest
+
+    host = clinic_by_health_card
+    asked = reminder(f"Patient?identifier={HEALTH_CARD}|{HEALTH_NUMBER}")
+    assert host.send(asked).status is Status.SENT
+    row = host.storage.records.request("r-1")
+    assert row is not None and row.digest is not None
+    assert row.digest != content_digest(host._parse(asked), lambda ref: ref)
+    # Its retry is the same request; another patient's number under its id is not.
+    assert host.send(asked).record_ids == host.send(asked).record_ids
+    with pytest.raises(RequestConflict):
+        host.send(reminder(f"Patient?identifier={HEALTH_CARD}|9876543210"))
+    # A request entered before the search was keyed (its digest of the search as written) is
+    # still its own retry.
+    early = reminder(f"Patient?identifier={HEALTH_CARD}|{HEALTH_NUMBER}", rid="r-early")
+    first = host.send(early)
+    with host.storage.transaction():
+        host.storage.db.execute("UPDATE requests SET digest = ? WHERE id = ?",
+                                (content_digest(host._parse(early), lambda ref: ref), "r-early"))
+    assert host.send(early).record_ids == first.record_ids
 
 
 def test_the_request_digest_covers_the_fields_stored_digests_were_made_of() -> None:
@@ -217,7 +244,7 @@ def test_the_request_digest_covers_the_fields_stored_digests_were_made_of() -> N
                "subject": None, "priority": "routine", "appointment": None, "not_before": None, "expires": None,
                "sender": None, "channel": None, "sender_name": None, "attachments": []}
     expected = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()[:16]
-    assert content_digest(req) == expected
+    assert content_digest(req, lambda ref: pytest.fail(f"a link is in the digest as written, not {ref} keyed")) == expected
 
 
 @pytest.mark.parametrize(("reference", "number", "sent"), [

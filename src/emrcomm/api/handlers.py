@@ -288,7 +288,7 @@ class Api:
         # but one that asked for something else is refused (RequestConflict, 409) by the rule the
         # host applies to a repeat of its id.
         if standing is not None:
-            check_retry(self.host.storage.records.request(standing.request_id), req)
+            check_retry(self.host.storage.records.request(standing.request_id), req, self.host.audit.patient)
         outcome = standing or self.host.send(req)
         return self._answer(request, outcome, None if standing else data)
 
@@ -439,7 +439,7 @@ class Api:
                     continue
                 standing = self._matching(key) if key is not None else None
                 if standing is not None:
-                    check_retry(self.host.storage.records.request(standing.request_id), req)
+                    check_retry(self.host.storage.records.request(standing.request_id), req, self.host.audit.patient)
                     results[i] = answers.batch_entry(standing, answers.records_of(self.host, standing))
                     continue
             except ApiError as exc:
@@ -487,7 +487,7 @@ class Api:
                 continue
             results[i] = answers.batch_entry(outcome, answers.records_of(self.host, outcome))
         for i, leader, follower in followers:
-            if content_digest(leader) != content_digest(follower):
+            if content_digest(leader, self.host.audit.patient) != content_digest(follower, self.host.audit.patient):
                 results[i] = answers.error_entry(409, "conflict", conflict_text(follower, leader.id), CONFLICT_FIELD)
                 continue
             standing = self._standing(leader.id)

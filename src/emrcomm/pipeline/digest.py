@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import orjson
 
 from emrcomm.errors import RequestConflict
+from emrcomm.fhir import is_patient_link
 from emrcomm.limits import escape_controls
 from emrcomm.model import Outcome, Request, Status
 from emrcomm.storage.records import RETRYABLE, RequestRow
@@ -30,24 +31,38 @@ from emrcomm.storage.records import RETRYABLE, RequestRow
 _NAMES = frozenset({"id", "identifier", "other_identifiers", "based_on", "in_response_to"})
 
 
-def content_digest(req: Request) -> bytes:
+def content_digest(req: Request, named: Callable[[str], str]) -> bytes:
     """The first 16 bytes of the SHA-256 of what ``req`` asks for, in a canonical form (keys
-    sorted, times in UTC): equal for a retry however its JSON was written."""
+    sorted, times in UTC): equal for a retry however its JSON was written. A patient named by a
+    search (``Patient?identifier=system|value``: a health number) is in it as ``named`` gives it,
+    the host's keyed digest (``Audit.patient``): an unkeyed hash of a ten-digit number is found
+    again by hashing every number. A ``Patient/<id>`` link is in it as written."""
     content = {f.name: _plain(getattr(req, f.name)) for f in attrs.fields(Request) if f.name not in _NAMES}
+    if not is_patient_link(req.patient_ref):
+        content["patient_ref"] = named(req.patient_ref)
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()[:16]
 
 
-def check_retry(earlier: RequestRow | None, req: Request) -> None:
+def check_retry(earlier: RequestRow | None, req: Request, named: Callable[[str], str]) -> None:
     """RequestConflict when ``req``, which repeats request ``earlier`` (its id, or an identifier an
     ``If-None-Exist`` names), asked for something else: the EMR used one id for two messages, and
     answering "already handled" would leave the second patient without theirs. ``req`` is the
     request as the EMR gave it (pipeline.decide.Decision.asked). One that was blocked or not
     filed may come again changed (its cause fixed), and one entered before schema 8 kept no
-    digest: neither is a conflict."""
+    digest: neither is a conflict. ``named`` as for :func:`content_digest`; a request named by a
+    search and entered before its patient was keyed in the digest (0.2's first schema-8 rows)
+    matches its digest of the search as written."""
     if earlier is None or earlier.status in RETRYABLE or earlier.digest is None:
         return
-    if earlier.digest != content_digest(req):
-        raise RequestConflict(conflict_text(req, earlier.id), earlier=earlier.id)
+    if earlier.digest == content_digest(req, named):
+        return
+    if not is_patient_link(req.patient_ref) and earlier.digest == content_digest(req, _as_written):
+        return
+    raise RequestConflict(conflict_text(req, earlier.id), earlier=earlier.id)
+
+
+def _as_written(ref: str) -> str:
+    return ref
 
 
 def conflict_text(req: Request, earlier: str) -> str:

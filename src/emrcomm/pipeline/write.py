@@ -104,7 +104,7 @@ def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -
     req = decision.request
     row = host.storage.records.request(req.id)
     try:
-        check_retry(row, decision.asked or req)
+        check_retry(row, decision.asked or req, host.audit.patient)
     except RequestConflict as exc:
         if trail is not None:
             trail.add("request.refused", error=type(exc).__name__)
@@ -158,7 +158,7 @@ def _entered(host: Host, decision: Decision, facts: RecordFacts, attempt: int, s
     req = decision.request
     entered = host.storage.records.enter_request(
         id=req.id, patient=req.patient_ref, category=req.category.value, now=decision.now, status=status,
-        record_ids=[facts.id], identifiers=req.identifiers, digest=content_digest(decision.asked or req))
+        record_ids=[facts.id], identifiers=req.identifiers, digest=content_digest(decision.asked or req, host.audit.patient))
     if entered is None:
         raise Raced
     if entered != attempt:
@@ -223,7 +223,7 @@ def write_dispatch(host: Host, decision: Decision, trail: Trail) -> Written:
         with host.storage.transaction():
             if host.storage.records.enter_request(id=req.id, patient=req.patient_ref, category=req.category.value,
                                                   now=now, status=status, record_ids=ids,
-                                                  identifiers=req.identifiers, digest=content_digest(decision.asked or req)) is None:
+                                                  identifiers=req.identifiers, digest=content_digest(decision.asked or req, host.audit.patient)) is None:
                 raise Raced
             records = []
             for f, leg in zip(facts, legs):
