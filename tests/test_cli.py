@@ -223,6 +223,23 @@ def test_send_of_an_id_used_before_for_another_message_exits_2_in_one_line_and_s
     assert retry.returncode == 0 and "already handled" in retry.stdout
 
 
+def test_send_of_a_batch_names_each_refused_line_by_its_kind_for_a_program(
+        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A program reads the kind of refusal, not the sentence for staff (worded to change).
+    def line(patient: str) -> str:
+        return json.dumps(fhir_request(patient, "appointment-reminder", template="appointment-reminder",
+                                       rid="appt-8", variables={"appointment": APPOINTMENT}))
+
+    source = tmp_path / "tonight.jsonl"
+    source.write_text("\n".join([line("Patient/on-en"), line("Patient/qc-fr"), "{}"]) + "\n", encoding="utf-8")
+    code, out, _ = run(capsys, "send", str(source), "--config", str(config), "--json")
+    sent, conflict, unread = json.loads(out)
+    assert code == 2
+    assert sent["outcome"]["status"] == "sent" and "error" not in sent["outcome"]
+    assert conflict["code"] == "conflict" and "appt-8 was already used" in conflict["error"]
+    assert unread["code"] != "conflict" and unread["code"] in ("invalid", "required", "structure", "value")
+
+
 def test_unknown_template_exits_2(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     req = request_file(tmp_path, fhir_request("Patient/on-en", "appointment-reminder", template="no-such-template"))
     code, _, err = run(capsys, "send", str(req), "--config", str(config))

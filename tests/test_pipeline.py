@@ -357,6 +357,7 @@ def test_send_many_marks_a_conflict_as_one_whatever_its_explanation_says(
     assert conflict.status is Status.FAILED and conflict.error == "conflict"
     assert is_conflict(conflict)
     assert is_conflict(attrs.evolve(conflict, explanation=("Cet identifiant a déjà servi à un autre message.",)))
+    assert conflict.to_dict()["error"] == "conflict" and "error" not in host.send(reminder()).to_dict()
 
 
 def test_a_failure_worded_as_a_conflict_is_not_one(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]

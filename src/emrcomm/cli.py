@@ -470,7 +470,9 @@ def cmd_send(args: argparse.Namespace) -> int:
             except RequestError as exc:
                 if len(items) == 1:
                     raise
-                results.append({"error": str(exc)})
+                # The sentence is for people; ``code`` (FHIR's issue code: conflict, invalid,
+                # required, processing, ...) is what a program reads.
+                results.append({"error": str(exc), "code": exc.issue_code})
                 worst = max(worst, EXIT_BAD_INPUT)
                 if not args.json:
                     print(f"emrcomm: error: request {len(results)} of {len(items)}: {exc}", file=sys.stderr)

@@ -543,6 +543,7 @@ class Outcome:
             "record_ids": list(self.record_ids),
             "explanation": list(self.explanation),
             "findings": [finding_to_dict(f) for f in self.findings],
+            **({"error": self.error} if self.error is not None else {}),
         }
 
 
