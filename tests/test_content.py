@@ -159,6 +159,14 @@ def test_span_is_in_the_original_text_after_folded_characters(content):
     ("Your \U0001f137\U0001f138\U0001f145 test is back.", "\U0001f137\U0001f138\U0001f145"),
     # negative circled capitals, which NFKD leaves as they are
     ("Your \U0001f157\U0001f158\U0001f165 test is back.", "\U0001f157\U0001f158\U0001f165"),
+    # parenthesised letters, which NFKD spells with their parentheses, and regional-indicator
+    # letters, which it leaves; spaced apart as an acronym, like circled letters
+    ("Your \u24a3\u24a4\u24b1 is back.", "\u24a3\u24a4\u24b1"),
+    ("Your \u249d\u24a4\u24aa\u24ab\u24ae\u24b4 results are in.", "\u249d\u24a4\u24aa\u24ab\u24ae\u24b4"),
+    ("Your \U0001f1ed\U0001f1ee\U0001f1fb is back.", "\U0001f1ed\U0001f1ee\U0001f1fb"),
+    ("Your \U0001f1ed \U0001f1ee \U0001f1fb is back.", "\U0001f1ed \U0001f1ee \U0001f1fb"),
+    ("Your \u24a3 \u24a4 \u24b1 is back.", "\u24a3 \u24a4 \u24b1"),
+    ("Your \u24bd \u24be \u24cb is back.", "\u24bd \u24be \u24cb"),
 ])
 def test_invisible_characters_and_look_alike_letters_do_not_hide_a_term(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)

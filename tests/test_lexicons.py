@@ -250,3 +250,11 @@ def test_ascii_text_folds_as_any_other_text(text: str) -> None:
     assert ascii_.text == general.text[:-1]
     assert list(ascii_.index) == list(general.index)[:-1]
     assert all(ascii_.span(i, i + 1) == general.span(i, i + 1) for i in range(len(ascii_.text)))
+
+
+def test_a_flag_is_not_read_as_two_letters() -> None:
+    # two regional indicators in a row draw a flag (Montserrat's is no "MS"); one alone, or three,
+    # are letters ("🇭🇮🇻")
+    assert Folded.of("Closed \U0001f1f2\U0001f1f8 \U0001f1e8\U0001f1e6, back Monday").text == \
+        "closed \U0001f1f2\U0001f1f8 \U0001f1e8\U0001f1e6, back monday"
+    assert Folded.of("\U0001f1ed\U0001f1ee\U0001f1fb \U0001f1f2").text == "hiv m"

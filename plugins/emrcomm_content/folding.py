@@ -2,7 +2,9 @@
 
 Folding: invisible characters dropped (zero-width spaces and joiners, soft hyphens, direction
 marks, variation selectors: "H\u200bIV" reads "hiv"), Cyrillic and Greek letters that look like
-Latin ones and small capitals read as those ("НІV" with a Cyrillic Н and І, "ʜɪᴠ" read "hiv"),
+Latin ones, small capitals, parenthesised and regional-indicator letters read as those ("НІV" with
+a Cyrillic Н and І, "ʜɪᴠ", "⒣⒤⒱", "🇭🇮🇻" read "hiv"; two regional indicators in a row are a flag,
+left as written),
 NFKD with combining marks removed (full-width "ＨＩＶ", superscript "ᴴᴵⱽ", bold "𝐇𝐈𝐕" read "hiv"),
 case-folded after NFKD too, œ/æ spelled out, curly apostrophes made straight, hyphens and dashes
 read as spaces, a trade or service mark (™, ℠, and "ᵀᴹ", "ˢᴹ" in superscript letters after a word)
@@ -41,9 +43,35 @@ _LOOK_ALIKES = str.maketrans(
 _LOOK_ALIKES.update(str.maketrans("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ", "ABCDEFGHIJKLMNOPQRSTUVWYZ"))
 _LOOK_ALIKES.update({0x1F150 + i: 65 + i for i in range(26)})
 _LOOK_ALIKES.update({0x1F170 + i: 65 + i for i in range(26)})
+# Parenthesised small letters ("⒣⒤⒱"), which NFKD spells with their parentheses ("(h)(i)(v)").
+_LOOK_ALIKES.update({0x249C + i: 97 + i for i in range(26)})
+# Regional-indicator letters ("🇭🇮🇻", "🇭 🇮 🇻") read as capitals, which NFKD leaves as they are;
+# but two in a row draw a flag ("🇨🇦", "🇲🇸" is no MS), and a run of two is left as written.
+_REGIONAL = re.compile("[\U0001F1E6-\U0001F1FF]+")
+_ENCLOSED = {c: _LOOK_ALIKES[c] for c in
+             [*range(0x249C, 0x249C + 26), *range(0x1F150, 0x1F150 + 26), *range(0x1F170, 0x1F170 + 26)]}
+_ENCLOSED.update({0x24B6 + i: 65 + i for i in range(26)})  # circled letters, which NFKD reads
+_ENCLOSED.update({0x24D0 + i: 97 + i for i in range(26)})
 # A mark written in superscript letters glued after a word ("Ozempicᵀᴹ", "Careˢᴹ"): read as ™ is,
 # a space. Not inside a run of superscript letters ("ᴴᴵⱽᵀᴹ" is no brand), so not after or before one.
 _SUPERSCRIPT_MARK = re.compile("[\u1d40\u1d57\u02e2][\u1d39\u1d50]")
+
+
+def _regional_letters(text: str) -> str:
+    """``text`` with each regional-indicator letter read as a capital, except in a run of two (a flag)."""
+    return _REGIONAL.sub(
+        lambda m: m.group() if len(m.group()) == 2 else "".join(chr(ord(c) - 0x1F1E6 + 65) for c in m.group()), text)
+
+
+def letters_of(text: str) -> str:
+    """``text`` with its enclosed letters that NFKD leaves or spells with signs (parenthesised,
+    regional-indicator, negative circled and squared) read as Latin letters, one character for one:
+    squeeze.py reads "⒣ ⒤ ⒱" as it reads "h i v"."""
+    if text.isascii():
+        return text
+    if _REGIONAL.search(text):
+        text = _regional_letters(text)
+    return text.translate(_ENCLOSED)
 
 
 def _invisible(ch: str) -> bool:
@@ -57,6 +85,8 @@ def plain(text: str) -> str:
     with."""
     if text.isascii():
         return text
+    if _REGIONAL.search(text):
+        text = _regional_letters(text)
     return "".join(c for c in text.translate(_LOOK_ALIKES) if not _invisible(c))
 
 
@@ -121,6 +151,8 @@ class Folded:
             if "  " not in text:
                 return cls(original, text, range(len(original)))
         source = _marks_as_spaces(original) if _SUPERSCRIPT_MARK.search(original) else original
+        if _REGIONAL.search(source):
+            source = _regional_letters(source)
         table = {c: _fold_char(c) for c in set(source)}
         if all(len(f) == 1 for f in table.values()):  # nearly every text: one char folds to one
             text = "".join([table[c] for c in source])

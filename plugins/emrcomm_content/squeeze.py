@@ -3,7 +3,8 @@
 Folding (folding.py) reads every character where it stands. A writer can still keep a clinical
 word out of the lexicon's sight with characters that a person reads through:
 
-* an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "H|I|V", "V.I.H.", "S.T.I.", "c.-à-d.";
+* an acronym written letter by letter: "H.I.V.", "H-I-V", "H I V", "H|I|V", "V.I.H.", "S.T.I.", "c.-à-d.",
+  in enclosed letters too ("🇭 🇮 🇻", "⒣ ⒤ ⒱", "Ⓗ Ⓘ Ⓥ": folding.letters_of);
 * an emoji (or another pictograph) between letters: "H🙂IV", "bi🙂opsy";
 * a line break inside a word, with or without a hyphen: "HI⏎V", "biop-⏎sy", "in⏎sulin";
 * a word written in syllables joined by hyphens: "sy-phi-lis", "in-su-lin", "bi-op-sy";
@@ -103,7 +104,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from attrs import frozen
 
-from emrcomm_content.folding import fold_text
+from emrcomm_content.folding import fold_text, letters_of
 from emrcomm_content.fuzzy import WORD_ZIPF
 
 _L = r"[^\W\d_]"  # a letter
@@ -428,6 +429,7 @@ def _i_or_l_forms(text: str, replace: dict[int, str], touched: list[tuple[int, i
 def readings(text: str) -> list[Squeezed]:
     """The squeezed forms of ``text``: none when nothing in it is rewritten (nearly every text);
     two when a digit 1, a "!" or a "|" was read as a letter (once as i, once as l)."""
+    text = letters_of(text)  # "🇭 🇮 🇻", "⒣.⒤.⒱": enclosed letters are letters, one for one
     drop: set[int] = set()
     touched: list[tuple[int, int]] = []
     _letter_runs(text, drop, touched)
