@@ -149,6 +149,9 @@ def test_span_is_in_the_original_text_after_folded_characters(content):
     # the same mark in superscript letters ("ᵀᴹ", "ˢᴹ"), which NFKD spells "TM" glued to the name
     ("Refill your Ozempic\u1d40\u1d39 pen today.", "Ozempic"),
     ("Refill your Ozempic\u02e2\u1d39pen today.", "Ozempic"),
+    # the mark written out in capitals, glued to the name
+    ("Your OzempicTM refill is ready.", "Ozempic"),
+    ("Votre LantusMD est pr\u00eate.", "Lantus"),
     # small capitals, which NFKD leaves as they are, in a word and in an exact-case abbreviation
     ("Refill your O\u1d22empic pen", "O\u1d22empic"),
     ("Your b\u026a\u1d0fpsy results are in.", "b\u026a\u1d0fpsy"),
@@ -178,6 +181,7 @@ def test_a_look_alike_letter_does_not_make_an_ordinary_message_clinical(content)
 
 def test_a_trade_mark_sign_does_not_make_an_ordinary_message_clinical(content):
     assert found(content, "Book on the Riverside Clinic\u2122 app, or call Care\u2122Line.") == []
+    assert found(content, "Book on the RiversideTM app, or call CareSM Line; iTM and HTM desks.") == []
 
 
 @pytest.mark.parametrize("text", [

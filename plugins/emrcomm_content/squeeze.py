@@ -32,6 +32,8 @@ What is rewritten, exactly:
   pieces ("follow-up", "x-ray", "Saint-Jean"), a piece of five letters or more
   ("Ste-Anne-de-Bellevue", "mother-in-law") and a French question (« y a-t-il ») are left as
   written; "face-to-face" is read "facetoface", which names nothing;
+* a trade or service mark written out in capitals glued after a word of three letters or more
+  ending in a small letter ("OzempicTM", "CareSM", « LantusMD », « LantusMC »): dropped;
 * a run of pictographs (Unicode symbols So and Sk, with their joiners and variation selectors)
   with a letter on each side: dropped;
 * a line break with a letter on each side (an optional hyphen before it, spaces around it):
@@ -144,6 +146,9 @@ _DIGIT_QUICK = re.compile(
 # a digit and a letter, like "H1V" written for "HIV", and is left as written before it.
 _POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+")
+# A trade or service mark written out in capitals glued after a word in small letters ("OzempicTM",
+# "CareSM", « LantusMD », « LantusMC »): ™ and ℠ themselves are read as spaces by folding.py.
+_GLUED_MARK = re.compile(r"(?:TM|SM|MD|MC)(?<=[^\W\d_]{2}[a-z][A-Z]{2})(?![\w'’])")
 # Signs drawn like a letter: "b!opsy", "b|opsy" (read as i, and in a second form as l), "@" as a,
 # "$" as s, inside a word that is not part of an address ("x@y.ca", "a.b@c"), with digits for
 # letters or not ("b!0psy"); "$", "@", "|", "!" and "¡" also at its start ("$yphilis", "|nsulin", "!nsulin").
@@ -435,6 +440,9 @@ def readings(text: str) -> list[Squeezed]:
     _letter_runs(text, drop, touched)
     if _SYLLABLES_QUICK.search(text):
         _syllables(text, drop, touched)
+    for found in _GLUED_MARK.finditer(text):  # "OzempicTM": the mark, written out, is no part of the name
+        drop.update(range(*found.span()))
+        touched.append(found.span())
     joins: list[tuple[int, int]] = []
     if _BREAK_QUICK.search(text):
         joins += [m.span() for m in _BREAK.finditer(text) if m.group()[0] in "-‐‑" or not _two_words(text, *m.span())]
