@@ -282,6 +282,9 @@ def test_superscript_small_capital_and_bold_letters_do_not_make_an_ordinary_mess
     ("The methadone c|in!c called.", "c|in!c"),
     ("Refill your !nsu|in before Friday.", "!nsu|in"),
     ("The methadone c1in!c called.", "c1in!c"),
+    # a digit for i beside a sign for l: the short word after the sign ("is") is a piece of the word
+    ("Your syph1|is test is back.", "syph1|is"),
+    ("Your syph1!is test is back.", "syph1!is"),
 ])
 def test_a_word_written_apart_is_read_as_one(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)

@@ -82,7 +82,8 @@ What is rewritten, exactly:
   then every one as l), however many signs and digits it has; where one word writes two of them
   ("c|in!c", "!nsu|in"), in every mix of the three, each read as i or as l throughout: eight
   forms at most. A sign next to a lone letter that is no word ("c|in"), or to letters with
-  another sign of the word beyond them ("!nsu|in"), is inside a word, whatever the other side.
+  another sign of the word beyond them ("!nsu|in"), or touching a digit of the word ("syph1|is"), is
+  inside a word, whatever the other side.
 
 Also left as written: two dotted capitals before a capitalised word, a person's initials ("signed
 by T.B. Jones", « Dre M.-S. Roy »: "T.B." before a small letter is still read "TB"), the everyday abbreviations of :data:`_EVERYDAY` (a.m., p.m., e.g., c.-à-d.:
@@ -372,7 +373,10 @@ def _parts_two_words(text: str, lo: int, hi: int, word: tuple[int, int]) -> bool
     """Whether the signs ``text[lo:hi]`` part two words (:func:`_two_words`): not where a letter
     on one side stands alone and is no word, and two letters or more stand on the other ("c|in!c":
     "c" is a piece of a word; "Y|N" is two letters), nor where the letters on one side have
-    another sign of the ``word`` beyond them ("!nsu|in": "nsu" and "in" are pieces of one word)."""
+    another sign of the ``word`` beyond them ("!nsu|in": "nsu" and "in" are pieces of one word),
+    nor where a digit of the ``word`` for a letter touches them ("syph1|is": "is" is no word there)."""
+    if (lo > word[0] and text[lo - 1] in _DIGITS) or (hi < word[1] and text[hi] in _DIGITS):
+        return False
     before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
     after = _WORD_AFTER.match(text, hi)
     if before is None or after is None or (text[lo - 1].islower() and text[hi].isupper()):
