@@ -32,6 +32,8 @@ What is rewritten, exactly:
   pieces ("follow-up", "x-ray", "Saint-Jean"), a piece of five letters or more
   ("Ste-Anne-de-Bellevue", "mother-in-law") and a French question (« y a-t-il ») are left as
   written; "face-to-face" is read "facetoface", which names nothing;
+* one or two digits glued before an acronym of three or four capitals ("2HIV", "1STI"), not after
+  a word, a number, a sum or a code: dropped;
 * a trade or service mark written out in capitals glued after a word of three letters or more
   ending in a small letter ("OzempicTM", "CareSM", « LantusMD », « LantusMC »): dropped;
 * a run of pictographs (Unicode symbols So and Sk, with their joiners and variation selectors)
@@ -147,6 +149,9 @@ _DIGIT_QUICK = re.compile(
 # a digit and a letter, like "H1V" written for "HIV", and is left as written before it.
 _POSTAL_REST = re.compile(r"[ \t\u00a0-]?\d[^\W\d_]\d(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+")
+# One or two digits glued before an acronym of three or four capitals ("2HIV", "1STI"), not after a
+# word, a number, a sum or a code ("A2HIV", "$5HST", "#1STI").
+_DIGIT_ACRONYM = re.compile(rf"(?<![{_NOT_BEFORE_DIGIT}])\d{{1,2}}(?=[A-Z]{{3,4}}(?![\w'’]))")
 # A trade or service mark written out in capitals glued after a word in small letters ("OzempicTM",
 # "CareSM", « LantusMD », « LantusMC »): ™ and ℠ themselves are read as spaces by folding.py.
 _GLUED_MARK = re.compile(r"(?:TM|SM|MD|MC)(?<=[^\W\d_]{2}[a-z][A-Z]{2})(?![\w'’])")
@@ -444,6 +449,9 @@ def readings(text: str) -> list[Squeezed]:
     _letter_runs(text, drop, touched)
     if _SYLLABLES_QUICK.search(text):
         _syllables(text, drop, touched)
+    for found in _DIGIT_ACRONYM.finditer(text):  # "2HIV", "1STI": a number glued to an acronym
+        drop.update(range(*found.span()))
+        touched.append((found.start(), found.end() + 1))
     for found in _GLUED_MARK.finditer(text):  # "OzempicTM": the mark, written out, is no part of the name
         drop.update(range(*found.span()))
         touched.append(found.span())
