@@ -242,6 +242,9 @@ def test_superscript_small_capital_and_bold_letters_do_not_make_an_ordinary_mess
     ("The methadone c1inic called.", "c1inic"),
     ("Your H1V test is back.", "H1V"),  # three characters
     ("Votre test V1H est revenu.", "V1H"),
+    # a "(" for c at the start of a word that no ")" closes on its line
+    ("Your (ancer follow-up is Monday.", "(ancer"),
+    ("Your (hlamydia test is back.", "(hlamydia"),
     # a number glued before an acronym
     ("Your 2HIV test is back.", "HIV"),
     ("Your 1STI screening is Monday.", "STI"),
@@ -319,6 +322,7 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "Your 1st visit is on the 2nd at 3pm, or 10am; suite 1B, 3rd floor, H1V 3K2. Take 4x a day for 5days.",
     "Le 1er mai, 1\u00e8re visite au 3e \u00e9tage, 4i\u00e8me porte, 5h30. Use 1Password or 7Eleven.",
     "Book 4ALL, 2DAY or 4WARD; take 5HTP; call 1CPR, the 24HR desk or room A2HIV at 10AM.",
+    "Park in the (lot B) lot, see (below) or the (Hours) page; (c) Riverside 2024.",
     # two letters with a slash are a short form; a sentence may end with a spaced dot
     "Parking: N/A. Mail it c/o the front desk, w/o the envelope. Plan A . B is the backup.",
     "See https://portal.riverside.example/a/b/c/forms or the M/F/X box on the form.",

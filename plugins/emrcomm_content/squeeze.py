@@ -34,6 +34,8 @@ What is rewritten, exactly:
   written; "face-to-face" is read "facetoface", which names nothing;
 * one or two digits glued before an acronym of three or four capitals ("2HIV", "1STI"), not after
   a word, a number, a sum or a code: dropped;
+* a "(" that starts a word of three letters or more, with no ")" after it on its line ("(ancer",
+  "(hlamydia"): read as c; "(see below)", "parking (lot B)" and "(c)" are parentheses;
 * a trade or service mark written out in capitals glued after a word of three letters or more
   ending in a small letter ("OzempicTM", "CareSM", « LantusMD », « LantusMC »): dropped;
 * a run of pictographs (Unicode symbols So and Sk, with their joiners and variation selectors)
@@ -152,6 +154,8 @@ _TOKEN = re.compile(r"[^\W_]+")
 # One or two digits glued before an acronym of three or four capitals ("2HIV", "1STI"), not after a
 # word, a number, a sum or a code ("A2HIV", "$5HST", "#1STI").
 _DIGIT_ACRONYM = re.compile(rf"(?<![{_NOT_BEFORE_DIGIT}])\d{{1,2}}(?=[A-Z]{{3,4}}(?![\w'’]))")
+# A "(" for a c at the start of a word of letters ("(ancer", "(hlamydia"), not after a word or a sign.
+_OPEN_PAREN = re.compile(r"(?<![\w(\[{<])\((?=[^\W\d_]{3})[^\W\d_]+(?![\w'’])")
 # A trade or service mark written out in capitals glued after a word in small letters ("OzempicTM",
 # "CareSM", « LantusMD », « LantusMC »): ™ and ℠ themselves are read as spaces by folding.py.
 _GLUED_MARK = re.compile(r"(?:TM|SM|MD|MC)(?<=[^\W\d_]{2}[a-z][A-Z]{2})(?![\w'’])")
@@ -374,6 +378,22 @@ def _sign_words(text: str, replace: dict[int, str], touched: list[tuple[int, int
         touched.append(found.span())
 
 
+def _open_parens(text: str, replace: dict[int, str], touched: list[tuple[int, int]]) -> None:
+    """A "(" that starts a word of three letters or more and that no ")" closes on its line, read
+    as c ("(ancer", "(hlamydia"); "(see below)" and "parking (lot B)" are parentheses."""
+    close = line_end = -1  # the next ")" and line break, each searched once: linear in the text
+    for found in _OPEN_PAREN.finditer(text):
+        start, end = found.span()
+        if close < end:
+            close = text.find(")", end) % (len(text) + 1)  # none: the text's end
+        if line_end < end:
+            line_end = text.find("\n", end) % (len(text) + 1)
+        if close < line_end:
+            continue
+        replace[start] = "C" if found.group()[1:3].isupper() else "c"
+        touched.append((start, end))
+
+
 def _parts_two_words(text: str, lo: int, hi: int, word: tuple[int, int]) -> bool:
     """Whether the signs ``text[lo:hi]`` part two words (:func:`_two_words`): not where a letter
     on one side stands alone and is no word, and two letters or more stand on the other ("c|in!c":
@@ -468,6 +488,8 @@ def readings(text: str) -> list[Squeezed]:
         _digit_words(text, replace, touched)
     if _SIGN_QUICK.search(text):
         _sign_words(text, replace, touched)
+    if "(" in text:
+        _open_parens(text, replace, touched)
     if not touched:
         return []
     touched = _widen(text, touched)
