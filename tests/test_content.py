@@ -245,6 +245,12 @@ def test_superscript_small_capital_and_bold_letters_do_not_make_an_ordinary_mess
     # a "(" for c at the start of a word that no ")" closes on its line
     ("Your (ancer follow-up is Monday.", "(ancer"),
     ("Your (hlamydia test is back.", "(hlamydia"),
+    # a word split in two by a space, a hyphen or a dot, one piece no word of its own
+    ("Your chlamy dia test is back.", "chlamy dia"),
+    ("Your syph-ilis test is back.", "syph-ilis"),
+    ("Your HI V is back.", "HI V"),
+    ("Refill your in sulin today.", "in sulin"),
+    ("Your chlamy.dia test is back.", "chlamy.dia"),
     # a number glued before an acronym
     ("Your 2HIV test is back.", "HIV"),
     ("Your 1STI screening is Monday.", "STI"),
@@ -323,6 +329,8 @@ def test_a_word_written_apart_is_read_as_one(content, text, term):
     "Le 1er mai, 1\u00e8re visite au 3e \u00e9tage, 4i\u00e8me porte, 5h30. Use 1Password or 7Eleven.",
     "Book 4ALL, 2DAY or 4WARD; take 5HTP; call 1CPR, the 24HR desk or room A2HIV at 10AM.",
     "Park in the (lot B) lot, see (below) or the (Hours) page; (c) Riverside 2024.",
+    # two words that glued would name something, each a word of its own, stay two words
+    "The gym has a septic tank and was redone in fusion style; meet her pes at the desk.",
     # two letters with a slash are a short form; a sentence may end with a spaced dot
     "Parking: N/A. Mail it c/o the front desk, w/o the envelope. Plan A . B is the backup.",
     "See https://portal.riverside.example/a/b/c/forms or the M/F/X box on the form.",

@@ -104,6 +104,10 @@ class Matcher:
         """Whether ``key`` (folded) is one of the terms."""
         return self.size > 0 and self._automaton.exists(key)
 
+    def words(self) -> frozenset[str]:
+        """Every folded term of one word (a set: a look-up costs a tenth of the automaton's)."""
+        return frozenset(key for key in self._automaton if " " not in key) if self.size else frozenset()
+
     def terms(self) -> dict[str, tuple[tuple[str, str], ...]]:
         """Every folded term with the ``(kind, lexicon)`` of each of its entries (for tests and tools)."""
         return {key: tuple((e[1], e[2]) for e in self._entries[i][1]) for key, i in self._automaton.items()}

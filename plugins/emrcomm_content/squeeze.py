@@ -54,6 +54,9 @@ What is rewritten, exactly:
   gives the detector the glued word to look up alone, and it counts only when the piece is no
   word of its own (wordfreq, Zipf under 2 in English and French: "sulin" is none, while
   "a⏎septic tank", "in⏎fusion style" and "the⏎rapist" stay two words);
+* nor two words parted by one space, hyphen or dot ("chlamy dia", "syph-ilis", "HI V"): :func:`splits`
+  gives the detector each pair glued, which it looks up alone where the lexicons have it as a term
+  of one word, and which counts unless both pieces are words of their own ("a septic tank");
 * a digit 0, 1, 3, 4, 5 or 7 with a letter on each side, in a word of at least three characters
   that starts with a letter, every digit of which is one of those and which has at least twice as
   many letters as digits: read as o, i, e, a, s, t (1 is read as i, and in a second squeezed
@@ -527,6 +530,38 @@ def cuts(text: str) -> list[Cut]:
         before = _WORD_BEFORE.search(text, max(0, lo - 12), lo)
         if before is not None and before.group().lower() in _FUNCTION_WORDS:
             out.append(Cut((before.start(), after.end()), before.group() + piece, piece))
+    return out
+
+
+@frozen
+class Split:
+    """Two words parted by one space, hyphen or dot ("chlamy dia", "syph-ilis", "can.cer"): ``span``
+    in the original, the ``word`` they make glued, and the two ``pieces``."""
+
+    span: tuple[int, int]
+    word: str
+    pieces: tuple[str, str]
+
+
+# The letters of a word, standing alone: no digit, sign or apostrophe glued to either side.
+_PIECE = re.compile(r"(?<![\w'’@])[^\W\d_]+(?![\w'’@])")
+_SPLIT_SEPARATORS = frozenset(" .-‐‑")
+
+
+def splits(text: str) -> list[Split]:
+    """Every two words of ``text`` parted by one space, hyphen or dot, glued ("chlamy dia" gives
+    "chlamydia"): three letters or more, at least one piece of two letters or more. Not squeezed
+    (every pair of words would be a rewrite): the detector looks each glued word up alone, first in
+    the lexicons' keys (one look-up in a hash table each), and counts it only where its pieces are
+    not both words of their own (clinical.py)."""
+    out = []
+    last: re.Match[str] | None = None
+    for found in _PIECE.finditer(text):
+        if last is not None and found.start() == last.end() + 1 and text[last.end()] in _SPLIT_SEPARATORS:
+            one, two = last.group(), found.group()
+            if len(one) + len(two) >= 3 and (len(one) > 1 or len(two) > 1):
+                out.append(Split((last.start(), found.end()), one + two, (one, two)))
+        last = found
     return out
 
 
