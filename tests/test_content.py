@@ -170,6 +170,7 @@ def test_span_is_in_the_original_text_after_folded_characters(content):
     ("Your \U0001f1ed \U0001f1ee \U0001f1fb is back.", "\U0001f1ed \U0001f1ee \U0001f1fb"),
     ("Your \u24a3 \u24a4 \u24b1 is back.", "\u24a3 \u24a4 \u24b1"),
     ("Your \u24bd \u24be \u24cb is back.", "\u24bd \u24be \u24cb"),
+    ("Your \U0001f137 \U0001f138 \U0001f145 is back.", "\U0001f137 \U0001f138 \U0001f145"),
 ])
 def test_invisible_characters_and_look_alike_letters_do_not_hide_a_term(content, text, term):
     assert any(term in span for span in found(content, text)), found(content, text)

@@ -52,6 +52,8 @@ _ENCLOSED = {c: _LOOK_ALIKES[c] for c in
              [*range(0x249C, 0x249C + 26), *range(0x1F150, 0x1F150 + 26), *range(0x1F170, 0x1F170 + 26)]}
 _ENCLOSED.update({0x24B6 + i: 65 + i for i in range(26)})  # circled letters, which NFKD reads
 _ENCLOSED.update({0x24D0 + i: 97 + i for i in range(26)})
+_ENCLOSED.update({0x1F130 + i: 65 + i for i in range(26)})  # squared letters, which NFKD reads
+_ENCLOSED_QUICK = re.compile("[\u249c-\u24e9\U0001f130-\U0001f189\U0001f1e6-\U0001f1ff]")
 # A mark written in superscript letters glued after a word ("Ozempicᵀᴹ", "Careˢᴹ"): read as ™ is,
 # a space. Not inside a run of superscript letters ("ᴴᴵⱽᵀᴹ" is no brand), so not after or before one.
 _SUPERSCRIPT_MARK = re.compile("[\u1d40\u1d57\u02e2][\u1d39\u1d50]")
@@ -67,7 +69,7 @@ def letters_of(text: str) -> str:
     """``text`` with its enclosed letters that NFKD leaves or spells with signs (parenthesised,
     regional-indicator, negative circled and squared) read as Latin letters, one character for one:
     squeeze.py reads "⒣ ⒤ ⒱" as it reads "h i v"."""
-    if text.isascii():
+    if text.isascii() or not _ENCLOSED_QUICK.search(text):
         return text
     if _REGIONAL.search(text):
         text = _regional_letters(text)
