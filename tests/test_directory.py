@@ -645,6 +645,79 @@ def test_deceased_patient_is_not_found(tmp_path, caplog):
     assert "Patient/p1 is not messaged: Patient/p1 is recorded as deceased" in caplog.text
 
 
+def replaced_by(pid: str, other: str, **fields: Any) -> dict[str, Any]:
+    return patient(pid, **{"active": False, "link": [{"other": {"reference": f"Patient/{other}"},
+                                                       "type": "replaced-by"}], **fields})
+
+
+def test_a_chart_merged_into_another_is_found_as_the_one_kept_with_its_own_consents(tmp_path):
+    old_phone = [{"system": "phone", "value": "+16132345678", "use": "mobile"}]
+    new_phone = [{"system": "phone", "value": "+15142345678", "use": "mobile"}]
+    p = plugin(tmp_path, [
+        replaced_by("old", "new", telecom=old_phone), consent("c-old", pid="old", address="+16132345678"),
+        patient("new", telecom=new_phone, communication=[{"language": {"coding": [{"code": "fr-CA"}]}}],
+                link=[{"other": {"reference": "Patient/old"}, "type": "replaces"}]),
+        consent("c-new", pid="new", address="+15142345678", channel=(MODE, "EMAILWRIT"))])
+    r = find(p, "Patient/old")
+    assert r is not None and r.patient_ref == "Patient/new" and r.replaces == ("Patient/old",)
+    assert [c.value for c in r.contact_points] == ["+15142345678"] and r.language == "fr"
+    assert [g.channel for g in r.consents] == ["email"]
+    assert find(p, "Patient/new").replaces == ()
+
+
+def test_a_chain_of_merges_is_followed_to_the_chart_in_use(tmp_path):
+    p = plugin(tmp_path, [replaced_by("a", "b"), replaced_by("b", "c"), patient("c")])
+    r = find(p, "Patient/a")
+    assert r.patient_ref == "Patient/c" and r.replaces == ("Patient/a", "Patient/b")
+
+
+def test_a_merge_link_by_full_url_is_followed(tmp_path):
+    old = patient("old", active=False, link=[{"other": {"reference": "urn:uuid:00000000-0000-0000-0000-000000000001"},
+                                              "type": "replaced-by"}])
+    assert find(plugin(tmp_path, [old, patient("new")]), "Patient/old").patient_ref == "Patient/new"
+
+
+@pytest.mark.parametrize(("resources", "reason"), [
+    ([replaced_by("a", "b"), replaced_by("b", "a")],
+     "the replaced-by links of Patient/a, Patient/b lead back to Patient/a: a cycle"),
+    ([replaced_by("a", "a")], "the replaced-by links of Patient/a lead back to Patient/a: a cycle"),
+    ([replaced_by("a", "gone")], "Patient/a is replaced by Patient/gone, which the directory does not have"),
+    ([replaced_by(f"p{i}", f"p{i + 1}") for i in range(6)] + [patient("p6")],
+     "Patient/p0 leads through more than 5 replaced-by links"),
+    ([patient("a", link=[{"other": {"reference": "Patient/b"}, "type": "replaced-by"},
+                         {"other": {"reference": "Patient/c"}, "type": "replaced-by"}]), patient("b"), patient("c")],
+     "Patient/a is replaced by more than one patient"),
+    ([replaced_by("a", "b"), patient("b", deceasedBoolean=True)], "Patient/b is recorded as deceased"),
+])
+def test_a_merge_that_leads_to_no_chart_in_use_is_refused(tmp_path, caplog, resources, reason):
+    p = plugin(tmp_path, resources)
+    with caplog.at_level(logging.WARNING):
+        assert find(p, "Patient/a" if resources[0]["id"] == "a" else "Patient/p0") is None
+    assert reason in caplog.text
+
+
+def test_a_chart_marked_inactive_and_replaced_by_nobody_is_refused(tmp_path, caplog):
+    with pytest.raises(RecipientRefused, match=r"Patient/p1 is marked inactive \(active: false\)"):
+        read(patient(active=False))
+    p = plugin(tmp_path, [patient("p1", active=False)])
+    with caplog.at_level(logging.WARNING):
+        assert find(p, "Patient/p1") is None
+    assert "Patient/p1 is not messaged: Patient/p1 is marked inactive" in caplog.text
+
+
+def test_a_chart_still_replaced_by_another_is_refused_when_the_link_was_not_followed():
+    with pytest.raises(RecipientRefused, match="replaced by another chart"):
+        read(replaced_by("p1", "p2", active=True))
+
+
+@pytest.mark.parametrize("kind", ["replaces", "seealso", "refer"])
+def test_other_links_change_nothing(tmp_path, kind):
+    p = plugin(tmp_path, [patient("p1", active=True, link=[{"other": {"reference": "Patient/p2"}, "type": kind}]),
+                          patient("p2")])
+    r = find(p, "Patient/p1")
+    assert r.patient_ref == "Patient/p1" and r.replaces == ()
+
+
 def test_expiry_uses_the_host_clock(tmp_path):
     resources = [patient("p1", telecom=[
         {"system": "email", "value": "a@example.org", "period": {"end": "2030-01-01T00:00:00Z"}}])]

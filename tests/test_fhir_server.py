@@ -684,6 +684,24 @@ def test_directory_a_patient_the_server_lacks_is_unknown(
     assert [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
 
 
+def test_directory_a_chart_the_server_marks_inactive_or_whose_merges_loop_is_not_messaged(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    closed = {**patient("closed", given="Kim", family="Roy", mobile="+16135550168"), "active": False}
+    loop = [{**patient(pid, given="Lou", family="Roy", mobile="+16135550169"), "active": False,
+             "link": [{"other": {"reference": f"Patient/{other}"}, "type": "replaced-by"}]}
+            for pid, other in (("loop-a", "loop-b"), ("loop-b", "loop-a"))]
+    load_clinic(fhir, [closed, consent("c-closed", "closed", "sms"), *loop, consent("c-loop", "loop-a", "sms")])
+    host = directory_host(make_host, fhir, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        for ref in ("Patient/closed", "Patient/loop-a"):
+            outcome = host.send(reminder(ref, rid=ref))
+            assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+    assert sms_sink(host) == []
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Patient/closed is marked inactive (active: false)" in said
+    assert "the replaced-by links of Patient/loop-a, Patient/loop-b lead back to Patient/loop-a" in said
+
+
 def test_directory_server_down_stops_the_request_and_names_the_server(
         fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
     load_clinic(fhir)

@@ -11,8 +11,8 @@ for an identifier without a system, and ``Patient?identifier=value`` for any sys
 patient has that value. Without a ``bundle`` setting the directory knows nobody and answers None,
 so another directory plugin (the EMR's adapter) can answer.
 
-How Patient and Consent map to a Recipient, and the consent profile, are in
-:mod:`emrcomm.fhir.patients`.
+How Patient and Consent map to a Recipient, the consent profile, and how a chart merged into
+another (``link`` ``replaced-by``) is followed, are in :mod:`emrcomm.fhir.patients`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import attrs
+
 import emrcomm
 from emrcomm import settings_schema
 from emrcomm.fhir.patients import (
@@ -30,6 +32,7 @@ from emrcomm.fhir.patients import (
     RecipientRefused,
     consent_grants,
     explain_consent,
+    follow_replaced_by,
     period_ended,
     recipient_from_fhir,
 )
@@ -189,23 +192,36 @@ class Plugin:
         pid = self.resolve(patient_ref)
         if pid is None:
             return None
-        patient, now = self._patients[pid], self.context.clock()
-        ended = tuple(period_ended(item.get("period"), now) for item in _dated(patient))
-        cached = self._recipients.get(pid)
-        if cached is not None and cached[0] == ended:
-            found = cached[1]
-        else:
-            try:
-                found = recipient_from_fhir(patient, self._consents.get(pid, []), now=now,
-                                            default_region=self.default_region)
-            except RecipientRefused as exc:
-                found = exc
-            self._recipients[pid] = (ended, found)
+        try:
+            patient, replaced = follow_replaced_by(self._patients[pid], self._read)
+        except RecipientRefused as exc:
+            self.context.log.warning("Patient/%s is not messaged: %s", pid, exc)
+            return None
+        found = self._convert(patient)
         if isinstance(found, RecipientRefused):
             self.context.log.warning("Patient/%s is not messaged: %s", pid, found)
             return None
-        return found
+        return attrs.evolve(found, replaces=replaced) if replaced else found
 
+    def _read(self, reference: str) -> Mapping[str, Any] | None:
+        """The Patient a merge link names (``Patient/<id>`` or an entry's ``fullUrl``), or None."""
+        pid = self._resolve_reference(reference)
+        return None if pid is None else self._patients[pid]
+
+    def _convert(self, patient: Mapping[str, Any]) -> emrcomm.Recipient | RecipientRefused:
+        pid, now = patient["id"], self.context.clock()
+        ended = tuple(period_ended(item.get("period"), now) for item in _dated(patient))
+        cached = self._recipients.get(pid)
+        if cached is not None and cached[0] == ended:
+            return cached[1]
+        found: emrcomm.Recipient | RecipientRefused
+        try:
+            found = recipient_from_fhir(patient, self._consents.get(pid, []), now=now,
+                                        default_region=self.default_region)
+        except RecipientRefused as exc:
+            found = exc
+        self._recipients[pid] = (ended, found)
+        return found
 
 def _dated(patient: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The patient's addresses and telecoms: the parts of a conversion the clock decides."""

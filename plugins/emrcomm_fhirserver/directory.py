@@ -3,7 +3,9 @@
 A request names its patient as ``Patient/<id>`` (a read), ``Patient?identifier=system|value`` or
 ``system|value`` (a search that must match exactly one Patient). The patient's Consents come from
 ``Consent?patient=Patient/<id>``. Both are read with the same rules as the Bundle directory
-(:mod:`emrcomm.fhir.patients`: telecoms, language, region, the communication-consent profile).
+(:mod:`emrcomm.fhir.patients`: telecoms, language, region, the communication-consent profile). A
+Patient merged into another (``link`` ``replaced-by``) is read as the one it names, each link one
+more read, a bounded number of them (:func:`emrcomm.fhir.patients.follow_replaced_by`).
 
 A server that cannot be reached stops the request with a PluginError naming the server: nothing is
 sent or filed, and the EMR may send the same request again later. A patient the server does not
@@ -21,7 +23,8 @@ from urllib.parse import parse_qsl
 
 import emrcomm
 from emrcomm import PluginError, settings_schema
-from emrcomm.fhir.patients import RecipientRefused, recipient_from_fhir
+from emrcomm.fhir import is_patient_link
+from emrcomm.fhir.patients import RecipientRefused, follow_replaced_by, recipient_from_fhir
 from emrcomm.fhir.regions import DEFAULT_REGION, country_code
 from emrcomm_fhirserver.client import ServerRefused, ServerUnavailable
 from emrcomm_fhirserver.filer import client_from
@@ -56,10 +59,16 @@ class DirectoryPlugin:
         cached = self._cache.get(ref)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        replaced: tuple[str, ...] = ()
         try:
             patient = self.find_patient(ref)
+            if patient is not None:
+                patient, replaced = follow_replaced_by(patient, self._read_link)
             consents = [] if patient is None else list(
                 self.client.search("Consent", {"patient": f"Patient/{patient['id']}"}))
+        except RecipientRefused as exc:
+            log.warning("%s is not messaged: %s", ref if is_patient_link(ref) else "the patient found", exc)
+            patient = consents = None
         except ServerUnavailable as exc:
             raise PluginError(
                 f"plugin {self.name!r}: the FHIR server {self.client.base_url} is unavailable ({exc}) while "
@@ -72,15 +81,16 @@ class DirectoryPlugin:
                 hint = f" ({exc.detail}: check plugins.{self.name}.base_url)"
             raise PluginError(f"plugin {self.name!r}: the FHIR server {self.client.base_url} refused the patient "
                               f"lookup for request {request.id}: HTTP {exc.status}{hint}") from None
-        recipient = None if patient is None else self._recipient(patient, consents)
+        recipient = None if patient is None or consents is None else self._recipient(patient, consents, replaced)
         if self.cache_seconds > 0:
             self._cache[ref] = (time.monotonic() + self.cache_seconds, recipient)
         return recipient
 
-    def _recipient(self, patient: Mapping[str, Any], consents: list[dict[str, Any]]) -> emrcomm.Recipient | None:
+    def _recipient(self, patient: Mapping[str, Any], consents: list[dict[str, Any]],
+                   replaced: tuple[str, ...]) -> emrcomm.Recipient | None:
         try:
             return recipient_from_fhir(patient, consents, now=self.context.clock(),
-                                       default_region=self.default_region)
+                                       default_region=self.default_region, replaces=replaced)
         except RecipientRefused as exc:
             log.warning("Patient/%s is not messaged: %s", patient.get("id"), exc)
             return None
@@ -105,6 +115,15 @@ class DirectoryPlugin:
         if "|" in ref:
             return self._by_identifier(ref)
         return None
+
+    def _read_link(self, reference: str) -> dict[str, Any] | None:
+        """The Patient a merge link names on this server (``Patient/<id>``, or that path under
+        its base_url), or None."""
+        base = self.client.base_url.rstrip("/") + "/"
+        path = reference[len(base):] if reference.startswith(base) else reference
+        if not is_patient_link(path.split("/_history/")[0]):
+            return None
+        return self.client.read("Patient", path[len("Patient/"):].split("/_history/")[0])
 
     def _by_identifier(self, token: str) -> dict[str, Any] | None:
         found = list(itertools.islice(self.client.search("Patient", {"identifier": token}, page_size=2), 2))

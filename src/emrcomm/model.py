@@ -166,6 +166,9 @@ class Recipient:
     ``preferred_channels`` is the patient's documented order of channels; when
     ``restrict_to_preferred`` is true (a confidential-communication request), no other channel
     may be used. ``jurisdiction`` is ISO 3166-2 (``CA-QC``, ``US-FL``); ``time_zone`` is IANA.
+    ``replaces`` names the charts (``Patient/<id>``) the directory found merged into this one
+    (FHIR Patient.link ``replaced-by``), the one asked for first: a request that names one of them
+    is sent to, and filed under, this patient.
     """
 
     patient_ref: str
@@ -179,6 +182,7 @@ class Recipient:
     time_zone: str | None = None
     jurisdiction: str | None = None
     birth_date: dt.date | None = None
+    replaces: tuple[str, ...] = ()
 
     def addresses(self, system: str) -> tuple[ContactPoint, ...]:
         """Contact points of one system, best rank first (unranked last, in directory order)."""

@@ -29,7 +29,14 @@ Patient
   channels) -> ``preferred_channels`` and ``restrict_to_preferred``.
 * A Patient without an id, or recorded as deceased (``deceasedBoolean`` true or any
   ``deceasedDateTime``), is refused with :class:`RecipientRefused`: nobody is messaged on its
-  behalf.
+  behalf. So is one marked ``active: false`` (the EMR no longer uses that chart).
+* ``link`` with ``type = replaced-by`` (a chart merged into another): the Patient must no longer
+  be used, and :func:`follow_replaced_by` reads the one it names instead, and that one's
+  replaced-by in turn, at most :data:`MAX_REPLACED_BY` links; the Recipient is the last one,
+  its ``replaces`` the charts followed (``Patient/<id>``, the one asked first). A cycle, a longer
+  chain, two replaced-by links naming different patients, or one naming something the directory
+  does not have, is refused. :func:`recipient_from_fhir` refuses a Patient that still has a
+  replaced-by link (it was not followed). ``replaces``, ``refer`` and ``seealso`` change nothing.
 
 Consent profile (communication consent)
 =======================================
@@ -74,7 +81,7 @@ import functools
 import logging
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import phonenumbers
@@ -108,6 +115,10 @@ DEFAULT_SOURCE = "directory"
 UNKNOWN_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a revocation whose time nobody recorded
 
 _PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+# How many replaced-by links are followed from the patient a request names: a chart merged into
+# one itself merged later is two; a longer chain is more likely a loop or an error than a clinic's.
+MAX_REPLACED_BY = 5
 
 
 class RecipientRefused(ValueError):
@@ -215,6 +226,53 @@ def single_zone_for_number(value: str) -> str | None:
 
 def _is_deceased(patient: Mapping[str, Any]) -> bool:
     return patient.get("deceasedBoolean") is True or bool(patient.get("deceasedDateTime"))
+
+
+def _replaced_by(patient: Mapping[str, Any]) -> list[Any]:
+    """The ``other`` of each ``replaced-by`` link (FHIR R4 Patient.link)."""
+    return [link.get("other") for link in patient.get("link") or ()
+            if isinstance(link, Mapping) and link.get("type") == "replaced-by"]
+
+
+def follow_replaced_by(
+    patient: Mapping[str, Any], read: Callable[[str], Mapping[str, Any] | None], *, limit: int = MAX_REPLACED_BY
+) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    """The Patient in use for ``patient``, and the charts followed to it (``Patient/<id>`` each,
+    ``patient`` first; empty when it has no replaced-by link).
+
+    ``read(reference)`` is the directory's: the Patient a ``link.other.reference`` names, or None.
+
+    :raises RecipientRefused: a cycle, more than ``limit`` links, two replaced-by links naming
+        different patients, one naming no Patient by reference, or one the directory lacks.
+    """
+    followed: list[str] = []
+    current = patient
+    while True:
+        pid = _id(current)
+        others = _replaced_by(current)
+        if not others:
+            return current, tuple(followed)
+        refs = {o["reference"] if isinstance(o, Mapping) and isinstance(o.get("reference"), str) else None
+                for o in others}
+        if len(refs) > 1:
+            raise RecipientRefused(f"Patient/{pid} is replaced by more than one patient: the EMR must say which "
+                                   "chart is in use")
+        [ref] = refs
+        if not isinstance(ref, str) or not ref:
+            raise RecipientRefused(f"Patient/{pid} is replaced by a chart its link does not name by reference")
+        followed.append(f"Patient/{pid}")
+        if len(followed) > limit:
+            raise RecipientRefused(f"{followed[0]} leads through more than {limit} replaced-by links: "
+                                   "the chart in use is not found")
+        found = read(ref)
+        if not isinstance(found, Mapping) or found.get("resourceType") != "Patient":
+            m = _PATIENT_REF.search(ref)
+            named = f"Patient/{m[1]}" if m else "a chart"
+            raise RecipientRefused(f"Patient/{pid} is replaced by {named}, which the directory does not have")
+        if f"Patient/{_id(found)}" in followed:
+            raise RecipientRefused(f"the replaced-by links of {', '.join(followed)} lead back to "
+                                   f"Patient/{_id(found)}: a cycle, no chart in use")
+        current = found
 
 
 def current_address(patient: Mapping[str, Any], now: dt.datetime) -> Mapping[str, Any] | None:
@@ -359,6 +417,7 @@ def recipient_from_fhir(
     *,
     now: dt.datetime | None = None,
     default_region: str = DEFAULT_REGION,
+    replaces: Sequence[str] = (),
 ) -> Recipient:
     """A Recipient from a FHIR R4 Patient and the Consents about that patient.
 
@@ -366,7 +425,11 @@ def recipient_from_fhir(
     DEBUG line; so are those that reference another Patient. ``now`` decides which telecoms and
     addresses have ended (default: the system clock; the plugin passes the host's clock).
 
-    :raises RecipientRefused: not a Patient, no id, or deceased.
+    ``replaces``: the charts :func:`follow_replaced_by` followed to ``patient`` (the Recipient's
+    ``replaces``).
+
+    :raises RecipientRefused: not a Patient, no id, deceased, marked inactive, or replaced by
+        another (a replaced-by link not followed).
     """
     if not isinstance(patient, Mapping) or patient.get("resourceType") != "Patient":
         kind = patient.get("resourceType") if isinstance(patient, Mapping) else type(patient).__name__
@@ -376,6 +439,12 @@ def recipient_from_fhir(
         raise RecipientRefused("the Patient has no id, so nothing can be filed against it")
     if _is_deceased(patient):
         raise RecipientRefused(f"Patient/{pid} is recorded as deceased")
+    if _replaced_by(patient):
+        raise RecipientRefused(f"Patient/{pid} is replaced by another chart (Patient.link replaced-by), "
+                               "which was not followed")
+    if patient.get("active") is False:
+        raise RecipientRefused(f"Patient/{pid} is marked inactive (active: false): the EMR no longer uses "
+                               "this chart")
     now = now or dt.datetime.now(dt.UTC)
 
     address = current_address(patient, now)
@@ -415,6 +484,7 @@ def recipient_from_fhir(
         time_zone=zone,
         jurisdiction=jurisdiction,
         birth_date=_birth_date(patient),
+        replaces=tuple(replaces),
     )
 
 
