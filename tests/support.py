@@ -105,6 +105,18 @@ def small_clinic() -> dict[str, Any]:
             "entry": [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in resources]}
 
 
+def merged_pair() -> list[dict[str, Any]]:
+    """Blake's two charts, merged by the EMR: ``blake-old`` (Ontario, English, an old mobile it
+    consented on) is inactive and replaced by ``blake`` (Quebec, French, another mobile, its own
+    consent), which replaces it (FHIR R4 Patient.link)."""
+    old = {**patient("blake-old", given="Blake", family="Roy", mobile="+16135550166"), "active": False,
+           "link": [{"other": {"reference": "Patient/blake"}, "type": "replaced-by"}]}
+    kept = {**patient("blake", given="Blake", family="Roy", mobile="+15145550167", state="QC", language="fr"),
+            "active": True, "link": [{"other": {"reference": "Patient/blake-old"}, "type": "replaces"}]}
+    return [old, consent("c-blake-old", "blake-old", "sms", address="+16135550166"),
+            kept, consent("c-blake", "blake", "sms", address="+15145550167")]
+
+
 # The database the running test's configs name (tests/conftest.py `backend`): None for the
 # SQLite file in the test's folder, else a PostgreSQL URL (a database of the test's own).
 STORE_URL: str | None = None

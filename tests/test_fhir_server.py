@@ -29,7 +29,7 @@ from emrcomm_fhirserver.client import MAX_ANSWER
 from fhir_schema import schema_errors
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server, wait_for
 from servers import Reply, ScriptedHTTPServer, scripted
-from support import BASE_CONFIG, REPO, consent, patient, small_clinic, write_config
+from support import BASE_CONFIG, REPO, consent, merged_pair, patient, small_clinic, write_config
 from test_pipeline import TORONTO, reminder, sms_sink
 
 pytestmark = pytest.mark.node
@@ -682,6 +682,22 @@ def test_directory_a_patient_the_server_lacks_is_unknown(
     host = directory_host(make_host, fhir, tmp_path)
     outcome = host.send(reminder("Patient/nobody-here", rid="ghost"))
     assert [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+
+
+def test_a_chart_merged_on_the_server_is_sent_and_filed_there_as_the_one_kept(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    load_clinic(fhir, merged_pair())
+    (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+    text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
+    host = make_host(config_text=text + directory_table(fhir) + records_table(fhir))
+    sent = host.send(reminder("Patient/blake-old", rid="merged"))
+    assert sent.status is Status.SENT and sent.patient_ref == "Patient/blake", sent.explanation
+    [sms] = sms_sink(host)
+    assert sms["to"] == "+15145550167" and "rendez-vous" in sms["text"].lower()
+    filer(host).flush()
+    [filed] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{sent.record_ids[0]}")
+    assert filed["subject"] == {"reference": "Patient/blake"} and filed["recipient"] == [{"reference": "Patient/blake"}]
+    assert on_server(fhir, subject="Patient/blake-old") == []
 
 
 def test_directory_a_chart_the_server_marks_inactive_or_whose_merges_loop_is_not_messaged(

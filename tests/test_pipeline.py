@@ -778,6 +778,43 @@ def test_a_patient_the_emr_names_by_link_is_filed_as_it_named_them(tmp_path: Pat
         assert entry["resource"]["subject"] == {"reference": "Patient/merged"}
 
 
+def merged_host(make_host: Callable[..., Host]) -> Host:
+    from support import BASE_CONFIG, merged_pair, small_clinic
+
+    bundle = small_clinic()
+    bundle["entry"] += [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in merged_pair()]
+    host = make_host()  # writes the config's folder; the merged clinic is read from its own file
+    (host.config.base_dir / "merged.json").write_text(json.dumps(bundle), encoding="utf-8")
+    return make_host(config_text=BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "merged.json"'))
+
+
+def test_a_chart_merged_into_another_is_sent_and_filed_as_the_one_kept(
+        make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    # The EMR still names the chart it merged away: the patient is the one it was merged into,
+    # reached at that chart's number, in its language, under its consent, and filed there.
+    host = merged_host(make_host)
+    outcome = host.send(reminder("Patient/blake-old", rid="merged-1"))
+    assert outcome.status is Status.SENT and outcome.patient_ref == "Patient/blake", outcome.explanation
+    [sms] = sms_sink(host)
+    assert sms["to"] == "+15145550167" and "rendez-vous" in sms["text"].lower()
+    [entry] = host.records(patient="Patient/blake")["entry"]
+    assert entry["resource"]["subject"] == {"reference": "Patient/blake"}
+    assert entry["resource"]["basedOn"] == [{"identifier": {"system": "http://emrcomm.org/fhir/NamingSystem/request-id",
+                                                            "value": "merged-1"}}]
+    assert host.records(patient="Patient/blake-old")["total"] == 0
+    assert host.send(reminder("Patient/blake-old", rid="merged-1")).record_ids == outcome.record_ids  # a retry
+
+
+def test_the_opt_out_of_the_chart_kept_stops_a_request_for_the_one_merged_into_it(
+        make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    host = merged_host(make_host)
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+15145550167",
+                                        text="STOP reply", detail="Patient/blake"))
+    outcome = host.send(reminder("Patient/blake-old", rid="merged-2"))
+    assert "sms" not in outcome.channels and sms_sink(host) == []
+    assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings), outcome.findings
+
+
 class _ChannelRaiser:
     """A planner that tries to make SMS secure for everyone by editing the channels it is shown."""
 

@@ -157,9 +157,12 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
     # A patient the EMR named by a search is, from here on, the one found: records, events,
     # audit, inbox, consent and opt-out read Patient/<id>, never the search (it may carry a
     # health number). One the EMR named by link stays as the EMR named it (its records are
-    # where it looks for them), whatever link the directory answers with.
+    # where it looks for them), whatever link the directory answers with, unless the directory
+    # found that chart merged into the one it answers (Recipient.replaces): the EMR itself said
+    # it is no longer used, so the survivor is the patient, as for a search; the CommunicationRequest
+    # (the record's basedOn) and the ledger's digest keep the link as the EMR sent it.
     asked = request
-    if not is_patient_link(request.patient_ref):
+    if not is_patient_link(request.patient_ref) or request.patient_ref in recipient.replaces:
         request = attrs.evolve(request, patient_ref=recipient.patient_ref)
     try:
         message = hooks.render(request, recipient)

@@ -74,7 +74,8 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
     :param request: the whole request, for adapters that look up by context.
     :returns: the Recipient, or None. Its ``patient_ref`` is the patient found, ``Patient/<id>``:
         for a request that searched, the host files and audits that one (whatever the EMR's ids
-        look like; a request that named its patient by link stays so named); a search (``?``, ``|``,
+        look like; a request that named its patient by link stays so named, unless the Recipient's
+        ``replaces`` names that link: a chart merged into this one); a search (``?``, ``|``,
         ``=``) or any other form is refused, CHECK_FAILED.
 
     .. versionadded:: 0.1
