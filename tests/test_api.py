@@ -589,6 +589,20 @@ def test_a_batch_entry_refused_as_a_conflict_is_409_however_the_refusal_is_worde
     assert len(sms_sent(api.host)) == 1
 
 
+def test_a_batch_entry_outside_the_hosts_limits_is_answered_as_a_create_answers_it(api: ApiClient) -> None:
+    # A control character in the words: a create answers 400 invalid; in a batch it was 422 and
+    # "could not be written from its template", sending staff to the EMR's templates.
+    bad = {**reminder("r-bell"), "payload": [{"contentString": TEXT + "\u0007"}]}
+    single = api.call("POST", "/fhir/CommunicationRequest", bad)
+    assert single.status_code == 400
+    [entry] = body(api.call("POST", "/fhir", batch_of({**bad, "id": "r-bell-2"})))["entry"]
+    issue = entry["response"]["outcome"]["issue"][0]
+    assert entry["response"]["status"].startswith("400")
+    assert issue["code"] == body(single)["issue"][0]["code"] == "invalid"
+    assert "template" not in issue.get("details", {}).get("text", "")
+    assert sms_sent(api.host) == []
+
+
 def test_a_batch_entry_naming_an_earlier_entry_that_asked_for_another_message_is_409(api: ApiClient) -> None:
     post = {"method": "POST", "url": "CommunicationRequest"}
     entries = [{"request": post, "resource": as_a90()},

@@ -267,6 +267,8 @@ def test_a_communication_request_naming_its_patient_by_reference_and_identifier_
         host.send(data)
     assert number not in str(err.value) and err.value.expression == "CommunicationRequest.subject"
     assert host.storage.records.request("r-both") is None and sms_sink(host) == []
+    [refused] = host.send_many([data])  # a program tells it from a malformed request by its kind
+    assert refused.status is Status.FAILED and refused.error == "business-rule"
 
 
 def test_an_identifier_no_directory_finds_is_blocked_and_filed_without_it(

@@ -71,6 +71,11 @@ class SubjectMismatch(RequestError):
     def __init__(self, message: str) -> None:
         super().__init__(message, expression="CommunicationRequest.subject")
 
+    @property
+    def issue_code(self) -> str:
+        """``business-rule``: read, but its two names of the patient disagree (the API's 422)."""
+        return "business-rule"
+
 
 class PluginError(EmrcommError):
     """A plugin failed to load or broke the hook contract. The message names the plugin."""

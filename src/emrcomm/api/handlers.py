@@ -482,8 +482,14 @@ class Api:
                 results[i] = answers.error_entry(409, "conflict", outcome.explanation[0], CONFLICT_FIELD)
                 continue
             status = answers.http_status(outcome)
-            if outcome.status is Status.FAILED and status == 400:  # parsed, but could not be rendered
-                results[i] = answers.error_entry(422, "processing", " ".join(outcome.explanation), staff=RENDER_TEXT)
+            if outcome.status is Status.FAILED and status == 400:  # refused by send_many: its kind says why
+                said = " ".join(outcome.explanation)
+                if outcome.error == "processing":  # parsed, but could not be rendered
+                    results[i] = answers.error_entry(422, "processing", said, staff=RENDER_TEXT)
+                elif outcome.error == "business-rule":  # named twice, two patients
+                    results[i] = answers.error_entry(422, "business-rule", said, staff=SUBJECT_TEXT)
+                else:  # read, but not within the host's limits (a control character): as a create answers it
+                    results[i] = answers.error_entry(400, outcome.error or "invalid", said)
                 continue
             results[i] = answers.batch_entry(outcome, answers.records_of(self.host, outcome))
         for i, leader, follower in followers:
