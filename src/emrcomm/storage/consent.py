@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -43,10 +43,16 @@ class ConsentLedger(Protocol):
         or rollback): another transaction writing for it waits. A transaction that writes what
         it decided from the ledger (a START lifting only what keywords did) takes it before it
         reads, so that no other entry for the address lands between its read and its write.
-        Inside a transaction only; taking it again in one is a no-op. One address a transaction:
-        every writer here holds one (a Consent naming several addresses writes each in a
-        transaction of its own); two transactions each holding one and asking for the other's
-        would deadlock on PostgreSQL, which aborts one (DeadlockDetected)."""
+        Inside a transaction only; taking it again in one is a no-op. A transaction that writes
+        for several addresses takes them all first, with :meth:`lock_all`."""
+        ...
+
+    def lock_all(self, addresses: Iterable[tuple[str, str]]) -> None:
+        """:meth:`lock` each of ``addresses`` ((channel, address) pairs), in one order whatever
+        the order given (their keys'), before the transaction writes for any of them: two
+        transactions taking the same two addresses in opposite orders would each hold one and
+        wait for the other, and PostgreSQL would abort one (DeadlockDetected). A front-desk
+        Consent naming several addresses takes them so."""
         ...
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
@@ -93,6 +99,11 @@ class SqlConsentLedger:
         # serialises every writer already.
         if self.db.dialect == "postgresql":
             self.db.query(LOCK, (lock_key(channel, address),))
+
+    def lock_all(self, addresses: Iterable[tuple[str, str]]) -> None:
+        keys = sorted({lock_key(channel, address) for channel, address in addresses})
+        if keys and self.db.dialect == "postgresql":
+            self.db.query_each([(LOCK, (key,)) for key in keys])  # in order, in one round trip
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
         rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? ORDER BY seq",
