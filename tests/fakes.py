@@ -102,6 +102,18 @@ class AwayAdapter(_Bare):
             raise StoreUnavailable("the database server cannot be reached")
 
 
+class DeafToEmail(_Bare):
+    """An EMR adapter that fails on what it hears of an email address (while FAIL): a front-desk
+    Consent naming SMS, then email, fails at its second entry."""
+
+    FAIL = True
+
+    @hookimpl
+    def emrcomm_delivery_update(self, update: Any) -> None:
+        if DeafToEmail.FAIL and update.channel == "email":
+            raise RuntimeError("adapter down")
+
+
 class AppChannel:
     """A third party's insecure channel with addresses of its own kind ("app"): it declares the
     categories it may carry and that it carries portal notices; ``SENT`` keeps what it sent."""

@@ -23,6 +23,7 @@ from emrcomm.api.handlers import build, definitions
 from emrcomm.api.notify import Notifier, signature
 from emrcomm.api.settings import ApiSettings
 from emrcomm.audit import entries
+from emrcomm.audit import verify as audit_verify
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.limits import MAX_IDENTIFIERS
@@ -1540,6 +1541,105 @@ def test_an_email_consent_address_is_taken_as_given(api: ApiClient) -> None:
     assert answer.status_code == 201, answer.text
     last = api.host.storage.consent.last(channel="email", address="anne@example.org")
     assert last is not None and last.revokes
+
+
+SMS_AND_EMAIL = {"type": "deny", "code": [{"coding": [{"system": PARTICIPATION, "code": "SMSWRIT"}]},
+                                           {"coding": [{"system": PARTICIPATION, "code": "EMAILWRIT"}]}]}
+
+
+def consent_entries(host: Host) -> list[tuple[str, str | None, str]]:
+    return [(e.channel, e.address, e.action) for e in host.storage.consent.history()]
+
+
+def test_a_consent_that_fails_at_its_second_address_records_nothing_and_its_retry_records_each_once(
+        make_host: Callable[..., Host], clients: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Consent, one transaction: the SMS entry written before the email one failed is undone
+    with it (and their audit entries), so the EMR's retry of the Consent it was told failed
+    records each address once. Each entry committed on its own, the retry wrote the SMS
+    entry twice."""
+    from fakes import DeafToEmail
+
+    monkeypatch.setattr(DeafToEmail, "FAIL", True)
+    entry_points = {**discover(), "deaf": metadata.EntryPoint(name="deaf", value="fakes:DeafToEmail", group="emrcomm")}
+    host = make_host(NO_NOTIFY + f'\n[plugins]\norder = [{ALL_PLUGINS}, "deaf"]\n', entry_points=entry_points)
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    failed = api.call("POST", "/fhir/Consent", consent(provision=SMS_AND_EMAIL))
+    assert failed.status_code == 500 and body(failed)["resourceType"] == "OperationOutcome", failed.text
+    assert consent_entries(host) == []
+    assert not [e for e in entries(host.storage) if e["kind"] in ("optout", "consent.recorded")]
+    monkeypatch.setattr(DeafToEmail, "FAIL", False)
+    again = api.call("POST", "/fhir/Consent", consent(provision=SMS_AND_EMAIL))
+    assert again.status_code == 201, again.text
+    assert consent_entries(host) == [("sms", "+16135550123", "revoke"), ("email", "alex.martin@example.org", "revoke")]
+    assert [e["kind"] for e in entries(host.storage) if e["kind"] in ("optout", "consent.recorded")] == [
+        "optout", "optout", "consent.recorded"]
+    assert audit_verify(host.storage, [host.audit.key.public]).ok  # nothing of the undone ones left in the chain
+
+
+def test_the_code_path_the_consent_command_shares_records_a_consent_whole_on_its_own(
+        make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
+    # `emrcomm consent` calls entries and record with no transaction of its own around them.
+    from emrcomm.api.consent import entries as consent_entries_of
+    from emrcomm.api.consent import record
+    from emrcomm.errors import PluginError
+    from fakes import DeafToEmail
+
+    monkeypatch.setattr(DeafToEmail, "FAIL", True)
+    entry_points = {**discover(), "deaf": metadata.EntryPoint(name="deaf", value="fakes:DeafToEmail", group="emrcomm")}
+    host = make_host(NO_NOTIFY + f'\n[plugins]\norder = [{ALL_PLUGINS}, "deaf"]\n', entry_points=entry_points)
+    found = consent_entries_of(host, consent(provision=SMS_AND_EMAIL), client="cli")
+    with pytest.raises(PluginError):
+        record(host, found)
+    assert consent_entries(host) == []
+
+
+def test_two_consents_naming_the_same_addresses_in_opposite_orders_are_each_recorded_whole(
+        make_host: Callable[..., Host], clients: list[Any]) -> None:
+    """The front desk revokes SMS and email while another desk grants email and SMS back,
+    again and again: each Consent is answered 201 and recorded whole, one after the other, so
+    the ledger's last word for both addresses is the same Consent's. Written an entry at a time,
+    the two interleaved (SMS granted, email revoked: what neither said); written whole but each
+    taking its addresses in its own order, PostgreSQL found them deadlocked and aborted one (500)."""
+    host = make_host(NO_NOTIFY)
+    app = create_app(host)
+    api = ApiClient(host, app)
+    clients.append(api)
+    opposite = {"code": list(reversed(SMS_AND_EMAIL["code"]))}
+    given = {"revoke": consent(provision=SMS_AND_EMAIL), "grant": consent("active", provision=opposite)}
+    rounds = 20
+    statuses: dict[str, list[int]] = {"revoke": [], "grant": []}
+    last_words: list[set[str]] = []
+
+    def both_answered() -> None:
+        last_words.append({last.action for channel, address in (("sms", "+16135550123"),
+                                                                ("email", "alex.martin@example.org"))
+                           if (last := host.storage.consent.last(channel=channel, address=address)) is not None})
+
+    start, done = threading.Barrier(2), threading.Barrier(2, action=both_answered)
+
+    def post(action: str) -> None:
+        client = InProcess(app)  # an event loop of its own: a connection of its own
+        try:
+            for _ in range(rounds):
+                start.wait(60)
+                answer = client.request("POST", "/fhir/Consent", body=json.dumps(given[action]).encode(),
+                                        headers=[*api.auth(), FHIR])
+                statuses[action].append(answer.status_code)
+                done.wait(60)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=post, args=(action,)) for action in given]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert statuses == {"revoke": [201] * rounds, "grant": [201] * rounds}
+    assert [len(words) for words in last_words] == [1] * rounds, last_words
+    ledger = consent_entries(host)
+    assert len(ledger) == 4 * rounds
+    assert all(ledger[i][2] == ledger[i + 1][2] for i in range(0, len(ledger), 2)), ledger  # each whole
 
 
 # Subscriptions and notifications ----------------------------------------------------------------------------

@@ -20,14 +20,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import support
+from api_kit import ApiClient
 from conftest import Clock
-from emrcomm import audit
+from emrcomm import audit, hookimpl
 from emrcomm.api import notify
 from emrcomm.api.notify import Notifier
 from emrcomm.api.settings import ApiSettings
@@ -38,14 +40,17 @@ from emrcomm.errors import ConfigError
 from emrcomm.host import Host
 from emrcomm.model import Status
 from emrcomm.outbox.worker import Worker, WorkerSettings
+from emrcomm.plugin.manager import discover
 from emrcomm.storage import open_postgres
 from emrcomm.storage.outbox import Item
 from emrcomm.storage.times import iso, parse_iso
+from emrcomm.web import create_app
 from fleet_kit import LimitedSink, enqueue, fleet_config, received, wait_settled
 from portal_kit import BIRTH_DATE, WRONG_DATE, notice_for, send_note, token_in
 from servers import ScriptedHTTPServer, free_port, scripted, serve_ready
 from support import fhir_request, with_store, write_config
-from test_api import NO_NOTIFY, TEXT
+from test_api import NO_NOTIFY, SMS_AND_EMAIL, TEXT, consent, consent_entries
+from test_pipeline import ALL as ALL_PLUGINS
 from test_worker import QUEUE, reminder
 
 pytestmark = pytest.mark.postgres
@@ -1571,3 +1576,67 @@ def test_help_with_a_config_whose_database_server_is_down_shows_the_core_command
         assert f"the plugins' commands are not listed: store.url: cannot connect to postgresql://postgres@127.0.0.1:{port}" in said
     code, said = run("--config", str(path), "demo", "--help")
     assert code == 0 and "--patients" in said, said
+
+
+class StopsTheServer:
+    """The database server stops (``pg_ctl stop -m fast``) as a front-desk Consent reaches its
+    email address, its SMS entry written (while SERVER is set)."""
+
+    SERVER: Any = None
+
+    def __init__(self, context: Any) -> None:
+        self.name = context.name
+
+    @hookimpl
+    def emrcomm_delivery_update(self, update: Any) -> None:
+        if StopsTheServer.SERVER is not None and update.channel == "email":
+            StopsTheServer.SERVER.halt()
+
+
+@pytest.fixture
+def own_server() -> Iterator[tuple[Any, str]]:
+    """A PostgreSQL server of this test's own, to stop (the session's serves every other test),
+    with one database at the current schema."""
+    from emrcomm.api.schema import MIGRATIONS as API
+    from emrcomm.staff.schema import MIGRATIONS as STAFF
+    from emrcomm_fhirserver.queue import MIGRATIONS as FILING
+    from emrcomm_optout.handled import MIGRATIONS as OPTOUT
+    from emrcomm_portal.storage import MIGRATIONS as PORTAL
+    from pgserver import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        url = server.new_database()
+        open_postgres(url, migrations=[*API, *STAFF, *PORTAL, *FILING, *OPTOUT], upgrade_it=True).close()
+        yield server, url
+    finally:
+        server.stop()
+
+
+def test_a_consent_cut_off_by_a_server_restart_records_nothing_and_its_retry_records_each_address_once(
+        own_server: tuple[Any, str], make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server stops between a Consent's SMS entry and its email entry: the EMR is answered
+    503, and the SMS entry went with the transaction, so its retry, once the server is back,
+    records each address once. Each entry committed on its own, the SMS one stayed (a Consent
+    answered 'try again' was half in force) and the retry wrote it twice."""
+    server, url = own_server
+    monkeypatch.setattr(support, "STORE_URL", url)
+    monkeypatch.setattr(StopsTheServer, "SERVER", server)
+    points = {**discover(), "stops": metadata.EntryPoint(name="stops", value="test_postgres:StopsTheServer",
+                                                         group="emrcomm")}
+    host = make_host(NO_NOTIFY + f'\n[plugins]\norder = ["stops", {ALL_PLUGINS}]\n', entry_points=points)
+    api = ApiClient(host, create_app(host))
+    try:
+        cut = api.call("POST", "/fhir/Consent", consent(provision=SMS_AND_EMAIL))
+        assert cut.status_code == 503 and cut.headers["retry-after"], cut.text
+        monkeypatch.setattr(StopsTheServer, "SERVER", None)
+        server.start()
+        deadline = time.monotonic() + 60
+        while (again := api.call("POST", "/fhir/Consent", consent(provision=SMS_AND_EMAIL))).status_code == 503:
+            assert time.monotonic() < deadline, "the store was not back within 60 s of the server"
+            time.sleep(0.2)  # as the EMR does, told Retry-After
+        assert again.status_code == 201, again.text
+        assert consent_entries(host) == [("sms", "+16135550123", "revoke"),
+                                         ("email", "alex.martin@example.org", "revoke")]
+    finally:
+        api.http.close()

@@ -431,7 +431,9 @@ class Host:
         opt-out. A report on a record is appended to it as an event (a repeat changes nothing);
         a reply is filed as a Communication of its own (``inResponseTo`` the record it answers);
         then every plugin hears of it (the opt-out plugin writes the consent ledger). The first
-        plugin failure is raised after all have heard it."""
+        plugin failure is raised after all have heard it. Inside a transaction of the caller's
+        (a front-desk Consent's, one update per address), what it and the plugins write commits
+        with that transaction, or not at all."""
         self._writable()
         record = update.record_id
         if record is None and update.provider_id and update.kind != "reply":

@@ -88,7 +88,18 @@ def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entr
 
 
 def record(host: Host, found: Sequence[Entry]) -> list[int]:
-    """Write ``found`` to the consent ledger as opt-in / opt-out updates; their ledger numbers."""
+    """Write ``found`` to the consent ledger as opt-in / opt-out updates, in one transaction (the
+    caller's, when open); their ledger numbers. All or none: a Consent whose store failed at its
+    second address had its first recorded, and the EMR's retry of it recorded that one twice."""
+    with host.storage.transaction():
+        # Every address held before the first entry, in the ledger's one order: a Consent naming
+        # SMS then email beside one naming email then SMS would each hold one and wait for the
+        # other (PostgreSQL aborts one of them: a 500).
+        host.storage.consent.lock_all((e.channel, e.address) for e in found)
+        return _write(host, found)
+
+
+def _write(host: Host, found: Sequence[Entry]) -> list[int]:
     now = host.clock()
     seqs = []
     for e in found:

@@ -538,10 +538,12 @@ class Api:
 
         def run() -> Response:
             found = consents.entries(self.host, data, client=grant.client_id)
-            seqs = consents.record(self.host, found)
-            self.host.audit.record("consent.recorded", client=grant.client_id, patient=self.host.audit.patient(found[0].patient),
-                                   channels=sorted({e.channel for e in found}),
-                                   status="revoked" if found[0].action == "revoke" else "granted")
+            with self.host.storage.transaction():  # its entry with its ledger entries, or none of them
+                seqs = consents.record(self.host, found)
+                self.host.audit.record("consent.recorded", client=grant.client_id,
+                                       patient=self.host.audit.patient(found[0].patient),
+                                       channels=sorted({e.channel for e in found}),
+                                       status="revoked" if found[0].action == "revoke" else "granted")
             res = consents.as_resource(data, seqs[0], self.host.clock())
             return fhir_response(res, 201, headers={"location": f"{self.base(request)}/Consent/{seqs[0]}"})
 
