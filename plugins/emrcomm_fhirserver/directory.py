@@ -7,9 +7,10 @@ A request names its patient as ``Patient/<id>`` (a read), ``Patient?identifier=s
 Patient merged into another (``link`` ``replaced-by``) is read as the one it names, each link one
 more read, a bounded number of them (:func:`emrcomm.fhir.patients.follow_replaced_by`).
 
-A server that cannot be reached stops the request with a PluginError naming the server: nothing is
-sent or filed, and the EMR may send the same request again later. A patient the server does not
-have is None, so the next directory plugin may answer.
+A server that cannot answer now (down, slow past ``timeout``, answering 5xx) stops the request with PluginUnavailable naming the server: nothing is sent or
+filed, nothing is said of the patient, and the EMR sends the same request again later (the API's
+503). One that refuses the lookup (a token or URL setting) is a PluginError. A patient the server
+does not have is None, so the next directory plugin may answer.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import emrcomm
-from emrcomm import PluginError, settings_schema
+from emrcomm import PluginError, PluginUnavailable, settings_schema
 from emrcomm.fhir import is_patient_link
 from emrcomm.fhir.patients import RecipientRefused, follow_replaced_by, recipient_from_fhir
 from emrcomm.fhir.regions import DEFAULT_REGION, country_code
@@ -70,10 +71,10 @@ class DirectoryPlugin:
             log.warning("%s is not messaged: %s", ref if is_patient_link(ref) else "the patient found", exc)
             patient = consents = None
         except ServerUnavailable as exc:
-            raise PluginError(
+            raise PluginUnavailable(
                 f"plugin {self.name!r}: the FHIR server {self.client.base_url} is unavailable ({exc}) while "
                 f"looking up a patient for request {request.id}: nothing was sent or filed; send the request "
-                "again when the server is back"
+                "again when the server is back", retry_after=exc.retry_after,
             ) from None
         except ServerRefused as exc:
             hint = f" (check plugins.{self.name}.token)" if exc.status in (401, 403) else ""

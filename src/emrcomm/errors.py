@@ -7,6 +7,7 @@
     │   ├── RequestConflict its id was used before for a request that asked for something else
     │   └── SubjectMismatch its subject's reference and identifier are not one patient
     ├── PluginError        a plugin could not be loaded or broke the contract (CLI exit 2)
+    │   └── PluginUnavailable a server it needs cannot answer now: try again (API 503, CLI exit 4)
     └── ProbeFailed        a server a plugin talks to did not answer as it should (``emrcomm doctor``)
 """
 
@@ -79,6 +80,25 @@ class SubjectMismatch(RequestError):
 
 class PluginError(EmrcommError):
     """A plugin failed to load or broke the hook contract. The message names the plugin."""
+
+
+class PluginUnavailable(PluginError):
+    """A server a plugin needs cannot answer now (down, slow past its timeout, answering 5xx or
+    something that cannot be read): the plugin's check could not run, so nothing was decided,
+    sent or filed, and nothing is said about the patient. The same request again later is decided
+    then: the FHIR API answers 503 with ``Retry-After``, ``emrcomm send`` exits 4, and
+    ``Host.send_many`` gives that request a ``failed`` Outcome whose ``error`` is ``transient``
+    and goes on with the others. ``retry_after``: the seconds the server asked for, when it did.
+    The message names the plugin and the server, never the patient."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def issue_code(self) -> str:
+        """``transient`` (FHIR's IssueType): not the request's fault; send it again later."""
+        return "transient"
 
 
 class ProbeFailed(EmrcommError):

@@ -70,11 +70,22 @@ class ShimServer:
         """Gone at once, as a crashed server is (SIGKILL to its PID)."""
         self._signal(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """Frozen (SIGSTOP to its PID): connections are taken by the kernel and never answered,
+        as a server too slow for any timeout; ``resume`` wakes it."""
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGCONT)
+
     def _signal(self, sig: int) -> None:
         if self._proc is None or self.pid is None:
             return
         if self._proc.poll() is None:
             os.kill(self.pid, sig)
+            os.kill(self.pid, signal.SIGCONT)  # a paused one too
         self._proc.wait(timeout=30)
         self.pid, self._proc = None, None
 

@@ -67,7 +67,11 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
     """Find the patient: contact points, consents, preferences, language, time zone.
 
     Stops at first non-None result. None means "not mine": the next plugin is asked; when no
-    plugin knows the patient the request fails with RECIPIENT_UNKNOWN and nothing is sent.
+    plugin knows the patient the request fails with RECIPIENT_UNKNOWN and nothing is sent. None
+    says the patient is not there: a directory that cannot tell now (its server down, slow past
+    its timeout, answering 5xx or what cannot be read) raises :class:`emrcomm.PluginUnavailable`
+    instead, naming its server: nothing is decided, sent or filed, and the caller is told to try
+    again (the API's 503), never that the patient is unknown.
 
     :param patient_ref: ``Patient/<id>``, or a search (``Patient?identifier=system|value``), as
         given in the request.
@@ -79,6 +83,7 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
         ``=``) or any other form is refused, CHECK_FAILED.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 PluginUnavailable for a directory that cannot answer now.
     """
 
 
