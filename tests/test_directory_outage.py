@@ -58,7 +58,16 @@ def answering_500(server: ShimServer) -> None:
     server.control("fail", status=500, count=1000)
 
 
-BREAKS = {"stopped": stopped, "frozen": frozen, "answering-500": answering_500}
+def answering_html(server: ShimServer) -> None:
+    server.control("fail", status=200, count=1000, body="html")  # a proxy's page, 200 OK
+
+
+def answering_not_a_patient(server: ShimServer) -> None:
+    server.control("fail", status=200, count=1000)  # an OperationOutcome, 200 OK
+
+
+BREAKS = {"stopped": stopped, "frozen": frozen, "answering-500": answering_500, "answering-html": answering_html,
+          "answering-not-a-patient": answering_not_a_patient}
 
 
 def mended(server: ShimServer) -> None:

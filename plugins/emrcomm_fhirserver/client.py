@@ -2,8 +2,8 @@
 searches that follow paging, a bearer token, and retries with backoff for what may pass.
 
 Errors are split by what the caller should do: :class:`ServerUnavailable` (connection refused,
-timeout, 5xx, 429, an answer that cannot be read (:class:`BadAnswer`): try again later, nothing is
-lost) and :class:`ServerRefused` (4xx: a setting or a resource is wrong; retrying will not help).
+timeout, 5xx, 429, an answer that cannot be read (:class:`BadAnswer`), a read or search answered
+with something other than the resource or Bundle asked for: try again later, nothing is lost) and :class:`ServerRefused` (4xx: a setting or a resource is wrong; retrying will not help).
 
 A redirect (3xx) is never followed: the client sends only to the server its settings name (a
 Location may point anywhere, over plain http too), so a 3xx is a refusal that names the setting.
@@ -313,13 +313,16 @@ class FhirClient:
         return self.request("PUT", f"{resource['resourceType']}/{resource['id']}", body=resource, headers=headers)
 
     def read(self, resource_type: str, id: str) -> dict[str, Any] | None:
-        """The resource, or None when the server has no such one (404, 410)."""
+        """The resource, or None when the server has no such one (404, 410). A success that is
+        not a ``resource_type`` (a proxy's HTML page, an OperationOutcome) is a BadAnswer: not
+        knowing is not "no such resource"."""
         try:
-            return self.request("GET", f"{resource_type}/{id}").resource
+            answer = self.request("GET", f"{resource_type}/{id}")
         except ServerRefused as exc:
             if exc.status in (404, 410):
                 return None
             raise
+        return _of_type(answer, resource_type, f"a read of {resource_type}")
 
     def bundle(self, entries: Sequence[Mapping[str, Any]], kind: str = "transaction") -> list[Answer]:
         """POST a transaction (or batch) Bundle; the answers in the order of ``entries``."""
@@ -341,7 +344,8 @@ class FhirClient:
         query = list(params.items()) if isinstance(params, Mapping) else list(params)
         answer = self.request("GET", resource_type, params=[*query, ("_count", str(page_size))])
         for page in range(1, max_pages + 1):
-            bundle = answer.resource or {}
+            # A page that is not a Bundle is not "no matches" (a proxy's page, an OperationOutcome).
+            bundle = _of_type(answer, "Bundle", f"a search of {resource_type}")
             for entry in _dicts(bundle.get("entry")):
                 resource = entry.get("resource")
                 search = entry.get("search")
@@ -374,6 +378,16 @@ def _entry_answer(item: Any, kind: str) -> Answer:
     outcome = response.get("outcome")
     return Answer(int(status), location, resource if isinstance(resource, dict) else None,
                   etag if isinstance(etag, str) else None, outcome if isinstance(outcome, dict) else None)
+
+
+def _of_type(answer: Answer, resource_type: str, what: str) -> dict[str, Any]:
+    """The answer's resource when it is a ``resource_type``; else BadAnswer (its type only)."""
+    found = answer.resource
+    if isinstance(found, dict) and found.get("resourceType") == resource_type:
+        return found
+    said = f"a {found['resourceType']}" if isinstance(found, dict) and isinstance(found.get("resourceType"), str) \
+        else "no FHIR resource"
+    raise BadAnswer(f"{what} was answered HTTP {answer.status} with {said[:80]}")
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

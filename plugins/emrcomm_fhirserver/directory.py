@@ -7,7 +7,8 @@ A request names its patient as ``Patient/<id>`` (a read), ``Patient?identifier=s
 Patient merged into another (``link`` ``replaced-by``) is read as the one it names, each link one
 more read, a bounded number of them (:func:`emrcomm.fhir.patients.follow_replaced_by`).
 
-A server that cannot answer now (down, slow past ``timeout``, answering 5xx) stops the request with PluginUnavailable naming the server: nothing is sent or
+A server that cannot answer now (down, slow past ``timeout``, answering 5xx or with what is not
+the resource asked for) stops the request with PluginUnavailable naming the server: nothing is sent or
 filed, nothing is said of the patient, and the EMR sends the same request again later (the API's
 503). One that refuses the lookup (a token or URL setting) is a PluginError. A patient the server
 does not have is None, so the next directory plugin may answer.

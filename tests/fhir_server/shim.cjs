@@ -12,7 +12,8 @@
 // Test controls under /__shim/ (same token): POST /__shim/crash?after=N kills the process with
 // SIGKILL right after the N-th next write request has been carried out and before it is
 // answered (the response is lost, the write is not); POST /__shim/fail?status=503&count=N&retry_after=S
-// answers the next N FHIR requests with that status (and Retry-After) without carrying them out;
+// answers the next N FHIR requests with that status (and Retry-After) without carrying them out
+// (&body=html: with an HTML page instead of an OperationOutcome, as a proxy's error page is);
 // POST /__shim/reset empties the repository; GET /__shim/stats counts the requests served.
 'use strict';
 
@@ -117,7 +118,7 @@ async function main() {
   const router = new FhirRouter();
   const stats = { requests: 0, writes: 0, bundles: 0, bundleEntries: 0, unauthorized: 0 };
   let crashAfter = 0; // writes still to serve before crashing; 0 = never
-  let failing = { status: 0, count: 0, retryAfter: null }; // requests still to refuse
+  let failing = { status: 0, count: 0, retryAfter: null, body: null }; // requests still to refuse
 
   async function handle(req, res, raw) {
     if (token && req.headers.authorization !== `Bearer ${token}`) {
@@ -136,6 +137,7 @@ async function main() {
           status: Number(url.searchParams.get('status') || '503'),
           count: Number(url.searchParams.get('count') || '1'),
           retryAfter: url.searchParams.get('retry_after'),
+          body: url.searchParams.get('body'),
         };
         send(res, 200, failing);
       } else if (what === 'reset' && req.method === 'POST') {
@@ -163,6 +165,12 @@ async function main() {
       failing.count--;
       stats.refused = (stats.refused || 0) + 1;
       const headers = failing.retryAfter !== null ? { 'Retry-After': failing.retryAfter } : {};
+      if (failing.body === 'html') {
+        const page = Buffer.from('<html><body><h1>Down for maintenance</h1></body></html>');
+        res.writeHead(failing.status, { 'Content-Type': 'text/html', 'Content-Length': page.length, ...headers });
+        res.end(page);
+        return;
+      }
       send(res, failing.status, outcome(failing.status, 'transient', 'try again later'), headers);
       return;
     }
