@@ -9,14 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from api_kit import ApiClient
 from emrcomm import PluginUnavailable
 from emrcomm.host import Host
-from emrcomm.model import Status
+from emrcomm.model import Request, Status
+from emrcomm.web import create_app
 from fhir_server.server import ShimServer, shared_server
 from support import BASE_CONFIG
+from test_api import NO_NOTIFY, batch_of, body
+from test_api import reminder as fhir_reminder
 from test_fhir_server import directory_table, load_clinic
 from test_pipeline import reminder, sms_sink
 
@@ -38,12 +43,16 @@ def fhir() -> Iterator[ShimServer]:
     server.ensure_running()
 
 
-@pytest.fixture
-def host(fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> Host:
+def server_host(make_host: Callable[..., Host], server: ShimServer, tmp_path: Path, extra: str = "") -> Host:
     """A host whose only directory is the FHIR server (the Bundle directory knows nobody)."""
     (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
     text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
-    return make_host(config_text=text + directory_table(fhir, retries=0, timeout=TIMEOUT))
+    return make_host(config_text=text + directory_table(server, retries=0, timeout=TIMEOUT) + extra)
+
+
+@pytest.fixture
+def host(fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> Host:
+    return server_host(make_host, fhir, tmp_path)
 
 
 def stopped(server: ShimServer) -> None:
@@ -89,3 +98,60 @@ def test_send_and_preview_raise_unavailable_and_send_nothing_while_the_directory
     assert host.storage.records.request("r-down") is None
     mended(fhir)
     assert host.send(reminder(rid="r-down")).status is Status.SENT  # the same request, once it is back
+
+
+@pytest.mark.parametrize("mode", ["inline", "queue"])
+def test_send_many_fails_only_the_request_the_directory_could_not_answer_and_goes_on(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, mode: str) -> None:
+    """The directory cannot answer for the second of three requests: it fails as 'try again'
+    (error transient, no rule code: nobody said the patient is unknown), nothing of it filed;
+    the first and third go. Inline, requests are taken one at a time: the server is stopped by
+    its PID after the first and started after the second. Queued, a group is read before it is
+    decided: the server answers 503 to the second's lookup (after the first's two requests)."""
+    host = server_host(make_host, fhir, tmp_path, f'\n[delivery]\nmode = "{mode}"\n')
+
+    def requests() -> Iterator[Request]:
+        yield reminder(rid="m-1")
+        if mode == "inline":
+            fhir.stop()
+        yield reminder(rid="m-2")
+        if mode == "inline":
+            fhir.start()
+        yield reminder(rid="m-3")
+
+    if mode == "queue":
+        fhir.control("fail", status=503, count=1, skip=2)  # m-1's Patient and Consent reads pass
+    outcomes = list(host.send_many(requests()))
+    assert [o.request_id for o in outcomes] == ["m-1", "m-2", "m-3"]
+    first, down, third = outcomes
+    assert down.status is Status.FAILED and down.error == "transient" and down.findings == ()
+    assert fhir.base_url in down.explanation[0] and "send the request again" in down.explanation[0]
+    assert host.storage.records.request("m-2") is None and host.storage.records.for_request("m-2") == []
+    assert {first.status, third.status} == {Status.SENT if mode == "inline" else Status.QUEUED}
+
+
+@pytest.fixture
+def api(fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> Iterator[ApiClient]:
+    host = server_host(make_host, fhir, tmp_path, NO_NOTIFY)
+    client = ApiClient(host, create_app(host))
+    yield client
+    client.close()
+
+
+def test_a_batch_entry_the_directory_could_not_find_for_now_is_503_and_the_others_go(
+        fhir: ShimServer, api: ApiClient) -> None:
+    """Three entries for Alex, decided in order: the server answers 503 to the second's lookup
+    (after the first's Patient and Consent reads). It is 503 (send it again), not 500, and not
+    the end of the batch: the third goes."""
+    fhir.control("fail", status=503, count=1, skip=2)
+    answer = api.call("POST", "/fhir", batch_of(fhir_reminder("c-1"), fhir_reminder("c-2"), fhir_reminder("c-3")))
+    assert answer.status_code == 200, answer.text
+    statuses = [e["response"]["status"].split()[0] for e in body(answer)["entry"]]
+    assert statuses == ["201", "503", "201"], answer.text
+    down = body(answer)["entry"][1]["response"]["outcome"]["issue"][0]
+    assert down["code"] == "transient" and "send the same request again" in down["diagnostics"]
+    assert api.host.storage.records.request("c-2") is None and len(sms_sent_by(api)) == 2
+
+
+def sms_sent_by(api: ApiClient) -> list[dict[str, Any]]:
+    return sms_sink(api.host)

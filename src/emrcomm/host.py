@@ -24,12 +24,12 @@ from emrcomm.audit import KINDS, AuditLog, SigningKey, Trail
 from emrcomm.clock import default_clock
 from emrcomm.config import Config, load_config
 from emrcomm.delivery import described
-from emrcomm.errors import EmrcommError, PluginError, RequestError
+from emrcomm.errors import EmrcommError, PluginError, PluginUnavailable, RequestError
 from emrcomm.inbox import raise_item
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import after_requeues, request_status
 from emrcomm.lifecycle.states import LegState
-from emrcomm.limits import check_request, check_text
+from emrcomm.limits import check_request, check_text, escape_controls
 from emrcomm.model import (
     Category,
     ConsentGrant,
@@ -317,7 +317,9 @@ class Host:
         """Send a stream of requests, yielding one Outcome each, in order, in constant memory.
 
         A malformed request does not stop the batch: it yields a ``failed`` Outcome whose
-        explanation is the error, and nothing is sent or filed for it.
+        explanation is the error, and nothing is sent or filed for it. So does one a plugin could
+        not decide for now (PluginUnavailable: the directory's server down, say), its ``error``
+        ``transient``: send that one again later.
 
         In ``queue`` delivery mode up to ``group`` requests share one commit (group commit:
         one fsync for all), and their outcomes are yielded only once that commit is done. Each
@@ -372,7 +374,7 @@ class Host:
             req = self._parse(item)
             trail = self._trail(req)
             return self.decide(req, trail), trail
-        except RequestError as exc:
+        except (RequestError, PluginUnavailable) as exc:
             return _failed(item, exc), None
 
     def _write_or_fail(self, decided: Decision | Outcome, trail: Trail | None, item: Requestish) -> Outcome:
@@ -387,7 +389,9 @@ class Host:
     def _send_or_fail(self, item: Requestish) -> Outcome:
         try:
             return self.send(item)
-        except RequestError as exc:
+        except (RequestError, PluginUnavailable) as exc:
+            # PluginUnavailable is raised while deciding (the directory, a renderer), before
+            # anything is written: this request only is to be sent again.
             return _failed(item, exc)
 
     def _parse(self, request: Requestish) -> Request:
@@ -613,10 +617,12 @@ _CHECK_RECIPIENT = Recipient(
 )
 
 
-def _failed(item: Requestish, exc: RequestError) -> Outcome:
+def _failed(item: Requestish, exc: RequestError | PluginUnavailable) -> Outcome:
     request_id = item.id if isinstance(item, Request) else "(unparsed)"
     if isinstance(item, Mapping) and item.get("id"):
         request_id = str(item["id"])
+    if isinstance(exc, PluginUnavailable):
+        log.warning("request %s not decided, to be sent again: %s", escape_controls(request_id[:64]), exc)
     return Outcome(request_id=request_id, status=Status.FAILED, explanation=(str(exc),), error=exc.issue_code)
 
 

@@ -523,7 +523,8 @@ class Outcome:
     identifier: Identifier | None = None
     other_identifiers: tuple[Identifier, ...] = ()
     # Why a request was refused before anything was written (``send_many``'s ``failed`` answer to
-    # a RequestError): its ``issue_code``, ``conflict`` for an id used again for another message.
+    # a RequestError, or to PluginUnavailable: ``transient``, send it again later): its
+    # ``issue_code``, ``conflict`` for an id used again for another message.
     # The explanation says it to staff in words that may change; this is what a program reads.
     error: str | None = None
 

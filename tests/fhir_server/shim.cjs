@@ -13,7 +13,8 @@
 // SIGKILL right after the N-th next write request has been carried out and before it is
 // answered (the response is lost, the write is not); POST /__shim/fail?status=503&count=N&retry_after=S
 // answers the next N FHIR requests with that status (and Retry-After) without carrying them out
-// (&body=html: with an HTML page instead of an OperationOutcome, as a proxy's error page is);
+// (&body=html: with an HTML page instead of an OperationOutcome, as a proxy's error page is;
+// &skip=K: after serving the K requests before them);
 // POST /__shim/reset empties the repository; GET /__shim/stats counts the requests served.
 'use strict';
 
@@ -118,7 +119,7 @@ async function main() {
   const router = new FhirRouter();
   const stats = { requests: 0, writes: 0, bundles: 0, bundleEntries: 0, unauthorized: 0 };
   let crashAfter = 0; // writes still to serve before crashing; 0 = never
-  let failing = { status: 0, count: 0, retryAfter: null, body: null }; // requests still to refuse
+  let failing = { status: 0, count: 0, retryAfter: null, body: null, skip: 0 }; // requests still to refuse
 
   async function handle(req, res, raw) {
     if (token && req.headers.authorization !== `Bearer ${token}`) {
@@ -138,6 +139,7 @@ async function main() {
           count: Number(url.searchParams.get('count') || '1'),
           retryAfter: url.searchParams.get('retry_after'),
           body: url.searchParams.get('body'),
+          skip: Number(url.searchParams.get('skip') || '0'),
         };
         send(res, 200, failing);
       } else if (what === 'reset' && req.method === 'POST') {
@@ -161,7 +163,9 @@ async function main() {
       });
       return;
     }
-    if (failing.count > 0) {
+    if (failing.count > 0 && failing.skip > 0) {
+      failing.skip--;
+    } else if (failing.count > 0) {
       failing.count--;
       stats.refused = (stats.refused || 0) + 1;
       const headers = failing.retryAfter !== null ? { 'Retry-After': failing.retryAfter } : {};

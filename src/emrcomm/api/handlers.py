@@ -62,6 +62,13 @@ UNAVAILABLE = ("the database cannot be reached now (it is restarting or failing 
 def unavailable() -> ApiError:
     return ApiError(503, "transient", UNAVAILABLE, headers={"retry-after": RETRY_AFTER})
 
+
+# A plugin's server cannot answer now (the patient directory's, say): no check could run, so
+# nothing was decided. Its words name neither the server nor the patient; the log names the server.
+NOT_DECIDED = ("the patient could not be looked up now (the clinic's directory server cannot be reached, or answered "
+               "what it cannot be read as); nothing was sent or filed: send the same request again (the same id) "
+               "in a few seconds")
+
 JSON_TYPES = ("application/fhir+json", "application/json")
 NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
 FORM = "application/x-www-form-urlencoded"
@@ -480,6 +487,9 @@ class Api:
                 break
             if is_conflict(outcome):
                 results[i] = answers.error_entry(409, "conflict", outcome.explanation[0], CONFLICT_FIELD)
+                continue
+            if outcome.error == "transient":  # not decided: the directory could not answer (send_many logs it)
+                results[i] = answers.error_entry(503, "transient", NOT_DECIDED)
                 continue
             status = answers.http_status(outcome)
             if outcome.status is Status.FAILED and status == 400:  # refused by send_many: its kind says why
