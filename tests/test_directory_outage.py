@@ -22,7 +22,7 @@ from fhir_server.server import ShimServer, shared_server
 from support import BASE_CONFIG
 from test_api import NO_NOTIFY, batch_of, body
 from test_api import reminder as fhir_reminder
-from test_fhir_server import directory_table, load_clinic
+from test_fhir_server import MRN, directory_table, load_clinic
 from test_pipeline import reminder, sms_sink
 
 pytestmark = pytest.mark.node
@@ -136,6 +136,54 @@ def api(fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> Ite
     client = ApiClient(host, create_app(host))
     yield client
     client.close()
+
+
+def both_ways(rid: str) -> dict[str, Any]:
+    """A CommunicationRequest naming Alex by reference and by his MRN: the API asks the
+    directory, while reading it, that both are one patient."""
+    return {**fhir_reminder(rid), "subject": {"reference": "Patient/on-en",
+                                              "identifier": {"system": MRN, "value": "MRN-on-en"}}}
+
+
+def assert_try_again(answer: Any) -> None:
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["retry-after"]) > 0
+    [issue] = body(answer)["issue"]
+    assert issue["code"] == "transient" and "send the same request again" in issue["diagnostics"]
+    assert "RECIPIENT_UNKNOWN" not in answer.text and "MRN-on-en" not in answer.text
+
+
+@pytest.mark.parametrize("named", ["by-reference", "by-reference-and-identifier"])
+@pytest.mark.parametrize("path", ["/fhir/CommunicationRequest", "/fhir/CommunicationRequest/$check"])
+def test_the_api_answers_503_with_retry_after_while_the_directory_is_stopped(
+        fhir: ShimServer, api: ApiClient, path: str, named: str) -> None:
+    sent = fhir_reminder("a-down") if named == "by-reference" else both_ways("a-down")
+    fhir.stop()
+    assert_try_again(api.call("POST", path, sent))
+    assert api.host.storage.records.request("a-down") is None and sms_sent_by(api) == []
+    fhir.start()
+    again = api.call("POST", path, sent)
+    assert again.status_code == (201 if path.endswith("CommunicationRequest") else 200), again.text
+
+
+def test_the_api_passes_on_the_retry_after_the_directory_server_asked_for(fhir: ShimServer, api: ApiClient) -> None:
+    fhir.control("fail", status=503, count=10, retry_after=7)
+    answer = api.call("POST", "/fhir/CommunicationRequest", fhir_reminder("a-busy"))
+    assert_try_again(answer)
+    assert answer.headers["retry-after"] == "7"
+
+
+def test_a_batch_entry_whose_subject_the_directory_could_not_check_is_503_and_the_others_go(
+        fhir: ShimServer, api: ApiClient) -> None:
+    """Read first: the second entry names Alex both ways, and the server answers 503 to the
+    first lookup that checks it; the first entry, by reference, is decided after and goes."""
+    fhir.control("fail", status=503, count=1)
+    answer = api.call("POST", "/fhir", batch_of(fhir_reminder("b-1"), both_ways("b-2")))
+    assert answer.status_code == 200, answer.text
+    sent, down = (e["response"] for e in body(answer)["entry"])
+    assert sent["status"].startswith("201") and down["status"].startswith("503"), answer.text
+    assert down["outcome"]["issue"][0]["code"] == "transient"
+    assert api.host.storage.records.request("b-2") is None and len(sms_sent_by(api)) == 1
 
 
 def test_a_batch_entry_the_directory_could_not_find_for_now_is_503_and_the_others_go(

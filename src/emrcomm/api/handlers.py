@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from email.utils import format_datetime
@@ -37,7 +38,7 @@ from emrcomm.api.clients import ClientRegistry
 from emrcomm.api.outcome import RENDER_TEXT, SUBJECT_TEXT, ApiError, fhir_response
 from emrcomm.api.settings import ApiSettings
 from emrcomm.api.subscriptions import Subscriptions
-from emrcomm.errors import RenderError, RequestConflict, RequestError, SubjectMismatch
+from emrcomm.errors import PluginUnavailable, RenderError, RequestConflict, RequestError, SubjectMismatch
 from emrcomm.lifecycle.projection import request_status
 from emrcomm.limits import escape_controls, loads_json
 from emrcomm.model import Category, Identifier, Outcome, Status
@@ -68,6 +69,12 @@ def unavailable() -> ApiError:
 NOT_DECIDED = ("the patient could not be looked up now (the clinic's directory server cannot be reached, or answered "
                "what it cannot be read as); nothing was sent or filed: send the same request again (the same id) "
                "in a few seconds")
+
+
+def not_decided(exc: PluginUnavailable) -> ApiError:
+    wait = RETRY_AFTER if exc.retry_after is None else str(max(1, math.ceil(exc.retry_after)))
+    return ApiError(503, "transient", NOT_DECIDED, headers={"retry-after": wait})
+
 
 JSON_TYPES = ("application/fhir+json", "application/json")
 NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
@@ -158,6 +165,9 @@ class Api:
                 response = ApiError(400, exc.issue_code, str(exc), expression=exc.expression).response()
             except StoreUnavailable:  # the store logs it once, not once a request
                 response = unavailable().response()
+            except PluginUnavailable as exc:
+                log.warning("%s %s not decided: %s", request.method, name, exc)
+                response = not_decided(exc).response()
             except Exception as exc:
                 log.error("%s %s failed: %s", request.method, name, type(exc).__name__)
                 response = ApiError(500, "exception", "the server failed on this request; nothing more is known "
@@ -460,6 +470,10 @@ class Api:
                 continue
             except RequestError as exc:
                 results[i] = answers.error_entry(400, exc.issue_code, str(exc), exc.expression)
+                continue
+            except PluginUnavailable as exc:  # checking its subject (both ways) in the directory
+                log.warning("POST batch: entry %d not decided: %s", i, exc)
+                results[i] = answers.error_entry(503, "transient", NOT_DECIDED)
                 continue
             todo.append((i, req, resource))
             in_batch.setdefault(req.id, req)
