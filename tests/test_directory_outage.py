@@ -15,11 +15,12 @@ import pytest
 
 from api_kit import ApiClient
 from emrcomm import PluginUnavailable
+from emrcomm.cli import main
 from emrcomm.host import Host
 from emrcomm.model import Request, Status
 from emrcomm.web import create_app
 from fhir_server.server import ShimServer, shared_server
-from support import BASE_CONFIG
+from support import BASE_CONFIG, write_config
 from test_api import NO_NOTIFY, batch_of, body
 from test_api import reminder as fhir_reminder
 from test_fhir_server import MRN, directory_table, load_clinic
@@ -203,3 +204,59 @@ def test_a_batch_entry_the_directory_could_not_find_for_now_is_503_and_the_other
 
 def sms_sent_by(api: ApiClient) -> list[dict[str, Any]]:
     return sms_sink(api.host)
+
+
+def cli_config(server: ShimServer, tmp_path: Path) -> Path:
+    return write_config(tmp_path, directory_table(server, retries=0, timeout=TIMEOUT),
+                        bundle={"resourceType": "Bundle", "type": "collection"})
+
+
+def request_files(tmp_path: Path, *rids: str) -> list[str]:
+    paths = []
+    for rid in rids:
+        path = tmp_path / f"{rid}.json"
+        path.write_text(json.dumps(fhir_reminder(rid)), encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def test_emrcomm_send_exits_4_try_again_while_the_directory_is_stopped(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = cli_config(fhir, tmp_path)
+    [one] = request_files(tmp_path, "s-down")
+    fhir.stop()
+    assert main(["send", one, "--config", str(config)]) == 4
+    out, err = capsys.readouterr()
+    assert out == "" and "is unavailable" in err and "send the request again" in err
+    assert "Traceback" not in err and "RECIPIENT_UNKNOWN" not in out + err
+    fhir.start()
+    assert main(["send", one, "--config", str(config)]) == 0
+    assert "request s-down: SENT on sms" in capsys.readouterr().out
+
+
+def test_emrcomm_send_of_several_files_goes_on_past_one_the_directory_could_not_answer(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = cli_config(fhir, tmp_path)
+    files = request_files(tmp_path, "s-1", "s-2", "s-3")
+    fhir.control("fail", status=503, count=1, skip=2)  # s-1's Patient and Consent reads pass
+    assert main(["send", *files, "--config", str(config), "--json"]) == 4
+    first, down, third = json.loads(capsys.readouterr().out)
+    assert down["retry"] is True and "is unavailable" in down["error"]
+    assert first["outcome"]["status"] == third["outcome"]["status"] == "sent"
+    fhir.control("fail", status=503, count=1, skip=2)
+    assert main(["send", *request_files(tmp_path, "t-1", "t-2", "t-3"), "--config", str(config)]) == 4
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "3 requests: 2 sent, 1 not sent now (try again)"
+    assert "request 2 of 3" in err and "is unavailable" in err and "Traceback" not in err
+
+
+def test_emrcomm_check_of_a_patient_exits_4_while_the_directory_is_stopped(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = cli_config(fhir, tmp_path)
+    argv = ["check", "--patient", "Patient/on-en", "--text", "See you Tuesday at 9.", "--config", str(config)]
+    fhir.stop()
+    assert main(argv) == 4
+    out, err = capsys.readouterr()
+    assert "is unavailable" in err and "Traceback" not in err and "RECIPIENT_UNKNOWN" not in out + err
+    fhir.start()
+    assert main(argv) == 0, capsys.readouterr()

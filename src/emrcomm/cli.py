@@ -3,8 +3,9 @@ or, for ``check``, would be blocked, 4 not done (``audit verify`` or ``doctor`` 
 plugin command that left work undone, such as ``fhir-records flush``; the database unavailable:
 its server not reached as the command starts (refused, timed out, starting up or shutting down,
 its connections all taken) or gone away part-way, or a lock held elsewhere outlasted
-``store.lock_timeout``: try again later; ``worker --once`` that left a row unsettled, its delivery
-raised or its send hung, or whose claim failed otherwise). A store that refuses the login, has no such database,
+``store.lock_timeout``: try again later; a server a plugin needs that cannot answer now, such as
+the patient directory's for ``send`` or ``check --patient`` (PluginUnavailable); ``worker --once``
+that left a row unsettled, its delivery raised or its send hung, or whose claim failed otherwise). A store that refuses the login, has no such database,
 or is named by a malformed URL or a host name that does not exist is config, exit 2. Plugins add
 commands of their own (``emrcomm_cli_commands``)."""
 
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from emrcomm import fhir
 from emrcomm.api.commands import add_commands as add_api_commands
-from emrcomm.errors import EmrcommError, RequestError
+from emrcomm.errors import EmrcommError, PluginUnavailable, RequestError
 from emrcomm.limits import Limits, check_patient_option, escape_controls, loads_json
 from emrcomm.model import Category, Finding, Outcome, Request, Status
 from emrcomm.staff.commands import add_commands as add_staff_commands
@@ -239,6 +240,9 @@ def _main(argv: Sequence[str] | None) -> int:
         code: int = handler(args)
         sys.stdout.flush()  # here, where a reader that went away is caught, not at exit
         return code
+    except PluginUnavailable as exc:  # a server a plugin needs (the patient directory's) cannot answer now
+        print(f"emrcomm: error: {exc}", file=sys.stderr)
+        return EXIT_NOT_DONE
     except EmrcommError as exc:
         print(f"emrcomm: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -467,13 +471,15 @@ def cmd_send(args: argparse.Namespace) -> int:
                 if isinstance(item, RequestError):
                     raise item
                 outcome = host.send(item)
-            except RequestError as exc:
+            except (RequestError, PluginUnavailable) as exc:
                 if len(items) == 1:
                     raise
                 # The sentence is for people; ``code`` (FHIR's issue code: conflict, invalid,
-                # required, processing, ...) is what a program reads.
-                results.append({"error": str(exc), "code": exc.issue_code})
-                worst = max(worst, EXIT_BAD_INPUT)
+                # required, processing, transient, ...) is what a program reads. Not sent for now
+                # (the directory could not answer, transient): the others still go.
+                later = isinstance(exc, PluginUnavailable)
+                results.append({"error": str(exc), "code": exc.issue_code, **({"retry": True} if later else {})})
+                worst = max(worst, EXIT_NOT_DONE if later else EXIT_BAD_INPUT)
                 if not args.json:
                     print(f"emrcomm: error: request {len(results)} of {len(items)}: {exc}", file=sys.stderr)
                 continue
@@ -509,7 +515,8 @@ def _tally(results: list[dict[str, Any]]) -> str:
     """``3 requests: 1 sent, 2 blocked``, statuses in the order first seen, then errors."""
     counts: dict[str, int] = {}
     for result in results:
-        key = "not read (error)" if "error" in result else str(result["status"])
+        key = ("not sent now (try again)" if "retry" in result else "not read (error)" if "error" in result
+               else str(result["status"]))
         counts[key] = counts.get(key, 0) + 1
     return f"{len(results)} requests: " + ", ".join(f"{n} {status}" for status, n in counts.items())
 
