@@ -6,6 +6,7 @@ goes once the server is back."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from api_kit import ApiClient
+from conftest import Clock
 from emrcomm import PluginUnavailable
 from emrcomm.cli import main
 from emrcomm.host import Host
@@ -25,6 +27,7 @@ from test_api import NO_NOTIFY, batch_of, body
 from test_api import reminder as fhir_reminder
 from test_fhir_server import MRN, directory_table, load_clinic
 from test_pipeline import reminder, sms_sink
+from test_worker import QUEUE, as_payload_v2, outbox_row, status_of, toronto, worker
 
 pytestmark = pytest.mark.node
 
@@ -260,3 +263,25 @@ def test_emrcomm_check_of_a_patient_exits_4_while_the_directory_is_stopped(
     assert "is unavailable" in err and "Traceback" not in err and "RECIPIENT_UNKNOWN" not in out + err
     fhir.start()
     assert main(argv) == 0, capsys.readouterr()
+
+
+def test_a_queued_message_leaves_without_the_directory_and_an_old_row_that_needs_it_is_held(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, clock: Clock) -> None:
+    """A worker does not ask the directory: the row keeps its window, and a revocation is read
+    from the consent ledger. Only a row queued by 0.2 (no window kept) asks for the patient's
+    window again as it leaves; with the server stopped it keeps the narrowest window (08:00-20:00,
+    fail closed): at 20:30 it is held, not sent and not failed, and goes in the morning."""
+    host = server_host(make_host, fhir, tmp_path, QUEUE)
+    [kept] = host.send(reminder(rid="w-1")).record_ids
+    fhir.stop()
+    assert worker(host).run(once=True).sent == 1 and status_of(host, kept) == "completed"
+    fhir.start()
+    [old] = host.send(reminder(rid="w-2")).record_ids
+    as_payload_v2(host)
+    fhir.stop()
+    clock.now = toronto(20, 30)  # inside the clinic's 08:00-21:00, outside 08:00-20:00
+    assert worker(host).run(once=True).held == 1 and len(sms_sink(host)) == 1
+    assert dt.datetime.fromisoformat(outbox_row(host)["not_before"]) == toronto(8, day=24)
+    assert status_of(host, old) == "on-hold"
+    clock.now = toronto(8, day=24)
+    assert worker(host).run(once=True).sent == 1 and status_of(host, old) == "completed"
