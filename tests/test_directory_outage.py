@@ -285,3 +285,13 @@ def test_a_queued_message_leaves_without_the_directory_and_an_old_row_that_needs
     assert status_of(host, old) == "on-hold"
     clock.now = toronto(8, day=24)
     assert worker(host).run(once=True).sent == 1 and status_of(host, old) == "completed"
+
+
+@pytest.mark.parametrize("reference", ["Patient/..", "Patient/%2e%2e"])
+def test_a_reference_that_is_no_patients_id_on_the_server_is_unknown_not_a_500(
+        fhir: ShimServer, api: ApiClient, reference: str) -> None:
+    """Not asked as written: '..' (or its escape) would read another path of the server, which
+    refuses it 400 (the API answered 500); each is a patient nobody has, blocked and said so."""
+    answer = api.call("POST", "/fhir/CommunicationRequest", fhir_reminder("h-1", patient=reference))
+    assert answer.status_code == 422, answer.text
+    assert "RECIPIENT_UNKNOWN" in answer.text and sms_sent_by(api) == []

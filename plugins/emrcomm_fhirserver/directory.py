@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import emrcomm
 from emrcomm import PluginError, PluginUnavailable, settings_schema
@@ -111,9 +111,9 @@ class DirectoryPlugin:
             return self._by_identifier(tokens[0])
         if ref.startswith("Patient/"):
             pid = ref[len("Patient/"):].split("/_history/")[0].strip("/")
-            if not pid or "/" in pid:
-                return None
-            return self.client.read("Patient", pid)
+            if not is_patient_link(f"Patient/{pid}"):
+                return None  # "..", a query or a fragment: no patient's id, and a URL of another meaning
+            return self.client.read("Patient", quote(pid, safe=""))
         if "|" in ref:
             return self._by_identifier(ref)
         return None
