@@ -23,7 +23,7 @@ from emrcomm.model import Request, Status
 from emrcomm.web import create_app
 from fhir_server.server import ShimServer, shared_server
 from support import BASE_CONFIG, write_config
-from test_api import NO_NOTIFY, batch_of, body
+from test_api import NO_NOTIFY, batch_of, body, consent
 from test_api import reminder as fhir_reminder
 from test_fhir_server import MRN, directory_table, load_clinic
 from test_pipeline import reminder, sms_sink
@@ -295,3 +295,15 @@ def test_a_reference_that_is_no_patients_id_on_the_server_is_unknown_not_a_500(
     answer = api.call("POST", "/fhir/CommunicationRequest", fhir_reminder("h-1", patient=reference))
     assert answer.status_code == 422, answer.text
     assert "RECIPIENT_UNKNOWN" in answer.text and sms_sent_by(api) == []
+
+
+def test_a_front_desk_consent_is_503_while_the_directory_that_has_its_address_is_stopped(
+        fhir: ShimServer, api: ApiClient) -> None:
+    """A Consent without its address takes the patient's from the directory: stopped, it is 503
+    (try again), not 500, and the ledger is unchanged."""
+    fhir.stop()
+    assert_try_again(api.call("POST", "/fhir/Consent", consent()))
+    assert api.host.storage.consent.last(channel="sms", address="+16135550123") is None
+    fhir.start()
+    assert api.call("POST", "/fhir/Consent", consent()).status_code == 201
+    assert api.host.storage.consent.last(channel="sms", address="+16135550123") is not None
