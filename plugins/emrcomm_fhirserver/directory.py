@@ -123,9 +123,7 @@ class DirectoryPlugin:
         its base_url), or None."""
         base = self.client.base_url.rstrip("/") + "/"
         path = reference[len(base):] if reference.startswith(base) else reference
-        if not is_patient_link(path.split("/_history/")[0]):
-            return None
-        return self.client.read("Patient", path[len("Patient/"):].split("/_history/")[0])
+        return self.find_patient(path) if path.startswith("Patient/") else None  # read as a request's reference is
 
     def _by_identifier(self, token: str) -> dict[str, Any] | None:
         found = list(itertools.islice(self.client.search("Patient", {"identifier": token}, page_size=2), 2))
