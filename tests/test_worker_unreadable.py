@@ -239,3 +239,36 @@ def test_a_row_whose_record_cannot_be_read_is_a_dead_letter_not_left_leased(
     assert text.count(f"outbox {bad}: its record cannot be read by this release; kept as a dead letter") == 1
     [audit] = [e for e in entries(host.storage) if e.get("record") == bad and e["kind"] == "delivery.dead"]
     assert audit["reasons"] == ["DELIVERY_FAILED"]
+
+
+def corrupt_record(host: Host, key: str) -> None:
+    """The record's facts cut off mid-string: not JSON."""
+    with host.storage.transaction():
+        host.storage.db.execute("UPDATE records SET facts = ? WHERE id = ?", (b'{"role": "primary", "text": "', key))
+
+
+def test_requeue_puts_back_every_dead_letter_it_can_and_names_the_one_whose_record_cannot_be_read(
+    make_host: Callable[..., Host], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One dead letter whose record cannot be read rolled back the requeue of them all (exit 1,
+    a traceback): it stays dead, named with why, and the others go back."""
+    host = make_host(WORKER)
+    good, bad = queue(host, 2)
+    store_payload(host, good, '{"v": 3, "html": "')  # an ordinary dead letter once the worker has tried it
+    corrupt_record(host, bad)
+    assert Worker(host, WorkerSettings.from_config(host.config.raw["delivery"])).run(once=True).dead == 2
+    config = str(host.config.base_dir / "emrcomm.toml")
+    assert main(["outbox", "requeue", "--all-dead", "--config", config, "--json"]) == 4
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"requeued": 1, "unreadable": [
+        {"record_id": bad, "reason": "its record cannot be read by this release (JSONDecodeError)"}]}
+    assert "Traceback" not in err
+    assert {k: host.storage.outbox.get(k).state for k in (good, bad)} == {good: "pending", bad: "dead"}  # type: ignore[union-attr]
+    assert host.storage.records.events(good)[-1].kind.value == "requeued"
+    # By its id, in words: the same, and nothing requeued.
+    assert main(["outbox", "requeue", bad, "--config", config]) == 4
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "requeued 0 dead letter(s); 1 kept dead, their record unreadable:"
+    assert out.splitlines()[1].split() == ["dead", bad, "its", "record", "cannot", "be", "read", "by", "this",
+                                           "release", "(JSONDecodeError):", "not", "requeued"]
+    assert "Traceback" not in err and host.storage.outbox.get(bad).state == "dead"  # type: ignore[union-attr]

@@ -802,9 +802,16 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         if requeue:
             if bool(args.id) == bool(args.all_dead):
                 raise EmrcommError("outbox requeue: give one ID or --all-dead")
-            count = host.requeue(None if args.all_dead else args.id)
+            done = host.requeue_dead(None if args.all_dead else args.id)
+            count = len(done.records)
+            if done.unreadable:  # kept dead: requeued, they would only die again unsent
+                kept = [{"record_id": k, "reason": why} for k, why in done.unreadable.items()]
+                _emit(args, {"requeued": count, "unreadable": kept},
+                      "\n".join([f"requeued {count} dead letter(s); {len(kept)} kept dead, their record unreadable:",
+                                  *(f"  dead     {k['record_id']}  {k['reason']}: not requeued" for k in kept)]))
+                return EXIT_NOT_DONE
             if count or args.all_dead:
-                _emit(args, {"requeued": count}, f"requeued {count} dead letter(s)")
+                _emit(args, {"requeued": count, "unreadable": []}, f"requeued {count} dead letter(s)")
                 return EXIT_OK
             row = host.storage.outbox.get(args.id)
             if row is None:  # a mistyped id is bad input, as `inbox done` says of one

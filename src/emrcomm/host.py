@@ -59,7 +59,7 @@ from emrcomm.plugin.manager import FilingFailed, PluginManager, check_secret_ref
 from emrcomm.rules import finding
 from emrcomm.staff.schema import MIGRATIONS as STAFF_MIGRATIONS
 from emrcomm.storage import Migration, Storage, StoreUnavailable, open_storage
-from emrcomm.storage.records import RETRYABLE
+from emrcomm.storage.records import RETRYABLE, RecordUnreadable
 
 log = logging.getLogger("emrcomm.host")
 
@@ -585,17 +585,35 @@ class Host:
 
     def requeue(self, key: str | None = None) -> int:
         """Put one dead letter (by its record id, with the legs of its request that died with
-        it), or every dead letter, back in the outbox; returns how many rows."""
+        it), or every dead letter, back in the outbox; returns how many rows (:meth:`requeue_dead`
+        says which, and which stayed dead)."""
+        return len(self.requeue_dead(key).records)
+
+    def requeue_dead(self, key: str | None = None) -> Requeued:
+        """As :meth:`requeue`, saying which rows went back and which dead letters stayed dead
+        because their record cannot be read by this release (corrupted, or written by a newer
+        release): nothing could be sent from them, nor their requeue filed; the others go back all
+        the same."""
         self._writable()
         now = self.clock()
         outbox = self.storage.outbox
         with self.storage.transaction():
             if key is None:
-                keys = outbox.requeue(now=now)
+                dead = [item.key for item in outbox.dead(limit=None)]
             else:
                 row = outbox.get(key)
-                keys = [k for item in (outbox.for_request(row.request_id) if row else ())
-                        if item.state == "dead" for k in outbox.requeue(now=now, key=item.key)]
+                dead = [item.key for item in (outbox.for_request(row.request_id) if row else ())
+                        if item.state == "dead"]
+            keys: list[str] = []
+            unreadable: dict[str, str] = {}
+            for k in dead:
+                try:
+                    self.storage.records.facts(k)
+                except RecordUnreadable as exc:
+                    unreadable[k] = str(exc)
+                    log.warning("outbox %s: its record cannot be read by this release; not requeued", k)
+                    continue
+                keys += outbox.requeue(now=now, key=k)
             trail = self.audit.trail()
             for k in keys:
                 file_event(self, Event(record_id=k, kind=Note.REQUEUED, source=Source.STAFF, at=now,
@@ -603,7 +621,16 @@ class Host:
             if keys:
                 trail.add("requeued", records=keys)
             trail.flush()
-        return len(keys)
+        return Requeued(tuple(keys), unreadable)
+
+
+@attrs.frozen
+class Requeued:
+    """What a requeue did: ``records`` went back in the outbox; ``unreadable`` (record id: why)
+    stayed dead, their record unreadable by this release."""
+
+    records: tuple[str, ...]
+    unreadable: Mapping[str, str] = attrs.field(factory=dict)
 
 
 CHECK_LANGUAGES = ("en", "fr")

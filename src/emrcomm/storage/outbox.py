@@ -108,7 +108,9 @@ class Outbox(Protocol):
 
     def counts(self) -> dict[str, int]: ...
 
-    def dead(self, limit: int = 1000) -> list[Item]: ...
+    def dead(self, limit: int | None = 1000) -> list[Item]:
+        """The dead letters, oldest first (``limit`` None: all of them)."""
+        ...
 
     def found_hung(self, key: str, *, owner: str, now: dt.datetime) -> bool:
         """Mark the row whose send the watch found hung (emrcomm.pipeline.watch), while ``owner``
@@ -265,8 +267,9 @@ class SqlOutbox:
     def counts(self) -> dict[str, int]:
         return {r["state"]: int(r["n"]) for r in self.db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
 
-    def dead(self, limit: int = 1000) -> list[Item]:
-        rows = self.db.query("SELECT * FROM outbox WHERE state = 'dead' ORDER BY updated, key LIMIT ?", (limit,))
+    def dead(self, limit: int | None = 1000) -> list[Item]:
+        sql = "SELECT * FROM outbox WHERE state = 'dead' ORDER BY updated, key"
+        rows = self.db.query(sql, ()) if limit is None else self.db.query(sql + " LIMIT ?", (limit,))
         return [_item(r) for r in rows]
 
     def found_hung(self, key: str, *, owner: str, now: dt.datetime) -> bool:
