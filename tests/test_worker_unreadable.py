@@ -11,8 +11,10 @@ import json
 import signal
 import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ from emrcomm.cli import main
 from emrcomm.host import Host
 from emrcomm.model import Category, Request, Sensitivity, Status
 from emrcomm.outbox.worker import Worker, WorkerSettings
+from emrcomm.storage.packed import unpack
 from servers import wait_until
 from support import communication
 from test_worker import reminder, sink
@@ -272,3 +275,126 @@ def test_requeue_puts_back_every_dead_letter_it_can_and_names_the_one_whose_reco
     assert out.splitlines()[1].split() == ["dead", bad, "its", "record", "cannot", "be", "read", "by", "this",
                                            "release", "(JSONDecodeError):", "not", "requeued"]
     assert "Traceback" not in err and host.storage.outbox.get(bad).state == "dead"  # type: ignore[union-attr]
+
+
+def facts_of(host: Host, key: str) -> dict[str, Any]:
+    [row] = host.storage.db.query("SELECT facts FROM records WHERE id = ?", (key,))
+    return dict(json.loads(unpack(row["facts"])))
+
+
+def store_facts(host: Host, key: str, facts: bytes) -> None:
+    with host.storage.transaction():
+        host.storage.db.execute("UPDATE records SET facts = ? WHERE id = ?", (facts, key))
+
+
+def packed_with_dictionary(dictionary: int, text: bytes, zdict: bytes = b"") -> bytes:
+    """``text`` packed as packed.pack does, with a dictionary id of our choosing."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, -10, 4, zlib.Z_DEFAULT_STRATEGY, *([zdict] if zdict else []))
+    return bytes((dictionary,)) + packer.compress(text) + packer.flush()
+
+
+def newer_packing(host: Host, key: str) -> str:
+    # A dictionary added by a newer release (dictionaries are only added, never changed).
+    store_facts(host, key, packed_with_dictionary(3, json.dumps(facts_of(host, key)).encode(), b'"findings":[["'))
+    return "written by a newer release (its record is packed with dictionary 3; this one knows 1, 2)"
+
+
+def newer_category(host: Host, key: str) -> str:
+    facts = facts_of(host, key)
+    facts["request"] = {**facts.get("request", {}), "category": "vaccine-recall"}
+    store_facts(host, key, json.dumps(facts).encode())
+    return "written by a newer release (its record holds a category this one does not know)"
+
+
+def newer_finding(host: Host, key: str) -> str:
+    facts = facts_of(host, key)
+    facts["findings"] = [["LINK_DOMAIN", "warning", "A link.", "Check it.", "policy", "sms", None, "a field added"]]
+    store_facts(host, key, json.dumps(facts).encode())
+    return "written by a newer release (its record holds a finding with more fields this one does not know)"
+
+
+def newer_severity(host: Host, key: str) -> str:
+    facts = facts_of(host, key)
+    facts["findings"] = [["LINK_DOMAIN", "advisory", "A link.", "Check it.", "policy", "sms", None]]
+    store_facts(host, key, json.dumps(facts).encode())
+    return "written by a newer release (its record holds a severity this one does not know)"
+
+
+def newer_version(host: Host, key: str) -> str:
+    facts = facts_of(host, key)
+    facts.update(v=3, findings=[{"code": "LINK_DOMAIN", "severity": "warning"}])  # a shape this release cannot read
+    store_facts(host, key, json.dumps(facts).encode())
+    return "written by a newer release (its record's facts are version 3; this one reads up to 2)"
+
+
+@pytest.mark.parametrize("write_as_newer_record",
+                         [newer_packing, newer_category, newer_finding, newer_severity, newer_version])
+def test_a_record_of_a_newer_release_is_given_back_unsent_and_listed_as_waiting_not_buried(
+    make_host: Callable[..., Host], clock: Clock, capsys: pytest.CaptureFixture[str],
+    write_as_newer_record: Callable[[Host, str], str]
+) -> None:
+    """As a row whose payload a newer release wrote: a fleet part-way through an upgrade. It was
+    kept as a dead letter (DELIVERY_FAILED, the legs after it cancelled) as if corrupted."""
+    host = make_host(WORKER)
+    newer, other = queue(host, 2)
+    said = write_as_newer_record(host, newer)
+    settings = WorkerSettings.from_config(host.config.raw["delivery"])
+    stats = Worker(host, settings).run(once=True)
+    assert (stats.sent, stats.newer, stats.dead, stats.errors) == (1, 1, 0, 0)
+    assert [m["id"] for m in sink(host)] == [other]
+    left = host.storage.outbox.get(newer)
+    assert left is not None and (left.state, left.attempts, left.last_error) == ("retry", 0, said)
+    assert left.not_before == clock.now + dt.timedelta(seconds=0.5)  # backoff_base
+    config = str(host.config.base_dir / "emrcomm.toml")
+    assert main(["outbox", "--config", config, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["dead"] == [] and [w["record_id"] for w in listed["newer"]] == [newer]
+    assert main(["outbox", "--config", config]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if newer in x]
+    assert line.split()[0] == "waiting" and "written by a newer release: waits for a worker of that release" in line
+    # A worker of the release that wrote it (here: the facts as this release reads them) delivers it.
+    store_facts(host, newer, json.dumps({"v": 2}).encode())
+    clock.now += dt.timedelta(seconds=1)
+    assert Worker(host, settings).run(once=True).sent == 1
+    assert sorted(m["id"] for m in sink(host)) == sorted([newer, other])
+
+
+def test_a_record_of_a_newer_release_no_worker_of_which_came_ends_expired_with_its_request(
+    make_host: Callable[..., Host], clock: Clock
+) -> None:
+    """A fleet rolled back: given back until the row expires, then the row leaves as an expired
+    one (audit expired), not given back for ever; the portal message it announces, whose record a
+    newer release wrote too, is left as it is."""
+    host = make_host(WORKER)
+    expires = clock.now + dt.timedelta(hours=1)
+    note = Request("Patient/on-en", Category.CLINICAL, id="note-1", sensitivity=Sensitivity.RESTRICTED,
+                   text="Your HbA1c is 8.1%. Increase metformin to 1000 mg twice daily.", expires=expires)
+    message, notice = host.send(note).record_ids
+    for key in (message, notice):
+        newer_packing(host, key)
+    settings = WorkerSettings.from_config(host.config.raw["delivery"])
+    assert (Worker(host, settings).run(once=True).newer, host.storage.outbox.counts()) == (1, {"retry": 1})
+    clock.now = expires + dt.timedelta(seconds=1)
+    stats = Worker(host, settings).run(once=True)
+    assert (stats.newer, stats.expired, stats.dead, stats.errors) == (0, 1, 0, 0)
+    assert host.storage.outbox.counts() == {} and sink(host) == []
+    expired = [e for e in entries(host.storage) if e["kind"] == "expired"]
+    assert [(e["record"], e["reasons"]) for e in expired] == [(notice, ["MESSAGE_EXPIRED"])]
+
+
+@pytest.mark.parametrize("facts", [
+    bytes((2,)) + b"\xff" * 12,  # a dictionary this release knows, the deflate data damaged
+    packed_with_dictionary(0, b'{"role": "primary"}'),  # below the known ones: never a newer release's
+    b'[{"role": "primary"}]',  # text, damaged: a printable first byte is never a dictionary's id
+    json.dumps({"request": {"category": 7}}).encode(),  # a value that is not even a word
+], ids=["known-dictionary", "dictionary-0", "text", "category-number"])
+def test_a_record_damaged_is_a_dead_letter_not_taken_for_a_newer_release(
+    make_host: Callable[..., Host], facts: bytes
+) -> None:
+    host = make_host(WORKER)
+    [bad] = queue(host, 1)
+    store_facts(host, bad, facts)
+    stats = Worker(host, WorkerSettings.from_config(host.config.raw["delivery"])).run(once=True)
+    assert (stats.dead, stats.newer, stats.errors) == (1, 0, 0)
+    [dead] = host.storage.outbox.dead()
+    assert dead.key == bad and dead.last_error.startswith("its record cannot be read by this release (")  # type: ignore[union-attr]

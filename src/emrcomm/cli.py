@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from emrcomm import fhir
@@ -30,6 +30,10 @@ from emrcomm.limits import Limits, check_patient_option, escape_controls, loads_
 from emrcomm.model import Category, Finding, Outcome, Request, Status
 from emrcomm.staff.commands import add_commands as add_staff_commands
 from emrcomm.storage.database import StoreUnavailable, server_refuses
+
+if TYPE_CHECKING:
+    from emrcomm.host import Host
+    from emrcomm.storage.outbox import Item
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 2, 3
 EXIT_NOT_DONE = 4
@@ -796,6 +800,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_NOT_DONE if args.once and (stats.errors or stats.hung) else EXIT_OK
 
 
+def _written_by_newer(host: Host, row: Item) -> bool:
+    """``row``, given back as a newer release's, still is one as this release reads it: its
+    payload, or else its record."""
+    from emrcomm.storage.records import RecordUnreadable
+
+    if row.payload.unreadable is not None:
+        return row.payload.unreadable.newer
+    try:
+        host.storage.records.facts(row.key)
+    except RecordUnreadable as exc:
+        return exc.newer
+    return False
+
+
 def cmd_outbox(args: argparse.Namespace) -> int:
     requeue = getattr(args, "action", None) == "requeue"
     with _host(args, read_only=not requeue) as host:
@@ -833,7 +851,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         newer = [{"record_id": r.key, "request_id": r.request_id, "channel": r.channel,
                   "not_before": r.not_before.isoformat() if r.not_before else None,
                   "expires": r.expires.isoformat() if r.expires else None, "last_error": r.last_error}
-                 for r in host.storage.outbox.newer()]
+                 for r in host.storage.outbox.newer() if _written_by_newer(host, r)]
     lines = ["outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")]
     for row in dead:
         lines.append(f"  {row['state']:8} {row['record_id']} {row['channel']:7} attempts={row['attempts']}  "

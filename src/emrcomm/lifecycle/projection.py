@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import frozen
 
@@ -77,9 +77,12 @@ class RecordFacts:
 
     @classmethod
     def from_json(cls, record_id: str, data: Mapping[str, Any]) -> RecordFacts:
+        """Raises UnknownValue for what a newer release may write (a category or severity this
+        one does not know, a finding with more fields); ValueError, KeyError… for facts damaged."""
         r = data["request"]
-        request = Request(r["patient"], Category(r["category"]), id=r["id"], priority=r.get("priority", "routine"),
-                          based_on=r.get("based_on"), sender=r.get("sender"), sender_name=r.get("sender_name"))
+        request = Request(r["patient"], _known(Category, r["category"], "a category"), id=r["id"],
+                          priority=r.get("priority", "routine"), based_on=r.get("based_on"), sender=r.get("sender"),
+                          sender_name=r.get("sender_name"))
         return cls(
             id=record_id, request=request, role=data["role"], recorded=dt.datetime.fromisoformat(data["recorded"]),
             channel=data.get("channel"), medium=data.get("medium"), address=data.get("address"),
@@ -95,10 +98,30 @@ def _finding_json(f: Finding) -> list[Any]:
     return [f.code, f.severity.value, f.message, f.remedy, f.plugin, f.channel, f.override]
 
 
+_E = TypeVar("_E", Category, Severity)
+_FINDING_FIELDS = ("code", "severity", "message", "remedy", "plugin", "channel", "override")
+
+
+class UnknownValue(ValueError):
+    """Facts that hold a value this release does not know, as a newer release writes them (a new
+    category or severity, a finding with a field added): says which kind, never the value."""
+
+
+def _known(kind: type[_E], value: Any, what: str) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        if isinstance(value, str):  # a word this release does not know; anything else is damage
+            raise UnknownValue(what) from None
+        raise
+
+
 def _finding_from(data: list[Any]) -> Finding:
+    if isinstance(data, list) and len(data) > len(_FINDING_FIELDS):
+        raise UnknownValue("a finding with more fields")
     code, severity, message, remedy, plugin, channel, override = data
-    return Finding(code=code, severity=Severity(severity), message=message, remedy=remedy, plugin=plugin,
-                   channel=channel, override=override)
+    return Finding(code=code, severity=_known(Severity, severity, "a severity"), message=message, remedy=remedy,
+                   plugin=plugin, channel=channel, override=override)
 
 
 def _said(e: Event) -> tuple[Any, ...]:

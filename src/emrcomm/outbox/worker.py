@@ -491,7 +491,7 @@ class Worker:
                 facts = self.host.storage.records.facts(row.key)
             except RecordUnreadable as exc:
                 done = unreadable_record(self.host, row, exc, owner=self.owner, source=Source.WORKER,
-                                         commit=self._commit)
+                                         policy=self.policy, commit=self._commit)
             else:
                 done = deliver(self.host, row, facts, owner=self.owner, source=Source.WORKER,
                                policy=self.policy, commit=self._commit, rand=self._rand, record_while_leased=True)

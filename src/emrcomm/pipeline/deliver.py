@@ -29,6 +29,7 @@ from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
 from emrcomm.plugin.contract import Delivery
 from emrcomm.storage.database import StoreUnavailable, server_refuses
 from emrcomm.storage.outbox import Item
+from emrcomm.storage.records import RecordUnreadable
 from emrcomm.storage.times import iso
 
 if TYPE_CHECKING:
@@ -148,21 +149,8 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return Delivered("undeliverable")
     unreadable = item.payload.unreadable
     if unreadable is not None and unreadable.newer:
-        if item.expires is not None and item.expires <= now:
-            # No worker of that release came before it expired (the fleet was rolled back): it
-            # ends as any message that expires unsent, its expiry being a column of its row.
-            commit(lambda: _end(host, item, facts, LegState.EXPIRED, "MESSAGE_EXPIRED",
-                                "expired before delivery: written by a newer release, no worker of which took it",
-                                owner=owner, source=source, trail=trail))
-            return Delivered("expired")
-        # A fleet part-way through an upgrade: a worker of the release that wrote it delivers it.
-        # Given back unsent, its attempt too, due again after one backoff_base (so that workers
-        # of this release do not claim it at every poll); the record stays queued.
-        later = now + dt.timedelta(seconds=policy.backoff_base)
-        commit(lambda: host.storage.outbox.release(item.key, owner=owner, now=now, error=unreadable.said,
-                                                   not_before=later))
-        log.warning("outbox %s: written by a newer release; given back for a worker that reads it", item.key)
-        return Delivered("newer")
+        return _newer(host, item, facts, unreadable.said, now=now, owner=owner, source=source, policy=policy,
+                      commit=commit, trail=trail)
     if unreadable is not None:
         log.error("outbox %s: its row cannot be read by this release; kept as a dead letter, not sent", item.key)
         commit(lambda: _end(host, item, facts, LegState.UNDELIVERABLE, "DELIVERY_FAILED",
@@ -294,16 +282,40 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         return removed_unrecorded(type(exc).__name__)
 
 
-def unreadable_record(host: Host, item: Item, error: Exception, *, owner: str, source: Source,
-                      commit: Commit) -> Delivered:
-    """Settle ``item`` (leased to ``owner``) whose record cannot be read (its facts corrupted:
-    ``error``): nothing says what to send, and nothing can be appended to the record. Kept as a
-    dead letter, as a row whose record is missing, the legs after it cancelled; never left
-    leased, to be taken over and fail again every lease."""
+def _newer(host: Host, item: Item, facts: RecordFacts | None, said: str, *, now: dt.datetime, owner: str,
+           source: Source, policy: RetryPolicy, commit: Commit, trail: Trail) -> Delivered:
+    """``item``, or its record (``facts`` None), written by a newer release (``said``: how)."""
+    if item.expires is not None and item.expires <= now:
+        # No worker of that release came before it expired (the fleet was rolled back): it
+        # ends as any message that expires unsent, its expiry being a column of its row.
+        commit(lambda: _end(host, item, facts, LegState.EXPIRED, "MESSAGE_EXPIRED",
+                            "expired before delivery: written by a newer release, no worker of which took it",
+                            owner=owner, source=source, trail=trail, readable=facts is not None))
+        return Delivered("expired")
+    # A fleet part-way through an upgrade: a worker of the release that wrote it delivers it.
+    # Given back unsent, its attempt too, due again after one backoff_base (so that workers
+    # of this release do not claim it at every poll); the record stays queued.
+    later = now + dt.timedelta(seconds=policy.backoff_base)
+    commit(lambda: host.storage.outbox.release(item.key, owner=owner, now=now, error=said, not_before=later))
+    log.warning("outbox %s: written by a newer release; given back for a worker that reads it", item.key)
+    return Delivered("newer")
+
+
+def unreadable_record(host: Host, item: Item, error: RecordUnreadable, *, owner: str, source: Source,
+                      policy: RetryPolicy, commit: Commit) -> Delivered:
+    """Settle ``item`` (leased to ``owner``) whose record cannot be read (``error``): nothing says
+    what to send, and nothing can be appended to the record. One written by a newer release is
+    given back unsent for a worker of that release, as a row whose payload a newer release
+    wrote (ended expired once the row's expiry has passed). A corrupted one is kept as a dead
+    letter, as a row whose record is missing, the legs after it cancelled; never left leased, to
+    be taken over and fail again every lease."""
+    trail = host.audit.trail(request=item.request_id, patient=None)
+    if error.newer:
+        return _newer(host, item, None, str(error), now=host.clock(), owner=owner, source=source, policy=policy,
+                      commit=commit, trail=trail)
     said = f"{error}: not sent"
     log.error("outbox %s: its record cannot be read by this release; kept as a dead letter, not sent",
               item.key)
-    trail = host.audit.trail(request=item.request_id, patient=None)
     commit(lambda: _end(host, item, None, LegState.UNDELIVERABLE, "DELIVERY_FAILED", said, owner=owner,
                         source=source, trail=trail, readable=False))
     return Delivered("undeliverable")
@@ -428,14 +440,21 @@ def _end(host: Host, item: Item, facts: RecordFacts | None, state: LegState, rea
             trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
             continue
         at = after_requeues(host.storage.records.events(each.key), now)
-        file_event(host, Event(record_id=each.key, kind=what, source=source, at=at, dedup=f"{each.key}:{what.value}:"
-                               f"{iso(at)}", reason=reason, detail=why[:200]), trail)
+        try:
+            file_event(host, Event(record_id=each.key, kind=what, source=source, at=at,
+                                   dedup=f"{each.key}:{what.value}:{iso(at)}", reason=reason, detail=why[:200]), trail)
+        except RecordUnreadable:  # a later leg's record unreadable too (a newer release wrote the request)
+            log.warning("outbox %s: its record cannot be read by this release; its end is not filed", each.key)
         trail.add(kind, record=each.key, channel=each.channel, reasons=[reason])
     notices = ((each, _announced_by(host, each, facts if each is item else None,
                                     by_record=readable or each is not item)) for each in (item, *later))
-    notice, message_id = next(((n, m) for n, m in notices if m is not None), (None, None))
-    if notice is not None and message_id is not None:
-        not_told(host, message_id, notice=notice.key, source=source, now=now, trail=trail)
+    try:
+        notice, message_id = next(((n, m) for n, m in notices if m is not None), (None, None))
+        if notice is not None and message_id is not None:
+            not_told(host, message_id, notice=notice.key, source=source, now=now, trail=trail)
+    except RecordUnreadable:  # the portal message's record, or its notice's, unreadable: nothing to file
+        log.warning("outbox %s: a record of its request cannot be read by this release; not told not filed",
+                    item.key)
     trail.flush()
     log.warning("outbox %s: %s (%s)", item.key, state.value, reason)
 

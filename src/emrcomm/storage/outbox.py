@@ -124,7 +124,9 @@ class Outbox(Protocol):
 
     def newer(self, limit: int = 1000) -> list[Item]:
         """The rows written by a newer release that a worker of this one gave back unsent: they
-        wait for a worker of that release (or their expiry). Oldest given back first."""
+        wait for a worker of that release (or their expiry). Oldest given back first. A row
+        given back for its record (its payload reads) is listed too: whether its record still is
+        a newer release's is for the records to say (``Records.facts`` raises RecordUnreadable)."""
         ...
 
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
@@ -289,11 +291,11 @@ class SqlOutbox:
 
     def newer(self, limit: int = 1000) -> list[Item]:
         # Found by what the worker that gave them back wrote (no payload read for the rows that
-        # do not say so), and kept only when their payload still is a newer release's.
+        # do not say so), and kept when their payload still is a newer release's, or reads.
         rows = self.db.query("""SELECT * FROM outbox WHERE state = 'retry' AND last_error LIKE ?
                                 ORDER BY updated, key LIMIT ?""", (NEWER + " (%", limit))
         items = [_item(r) for r in rows]
-        return [i for i in items if i.payload.unreadable is not None and i.payload.unreadable.newer]
+        return [i for i in items if i.payload.unreadable is None or i.payload.unreadable.newer]
 
     def requeue(self, *, now: dt.datetime, key: str | None = None) -> list[str]:
         sql = """UPDATE outbox SET state = 'pending', attempts = 0, not_before = NULL, updated = ?

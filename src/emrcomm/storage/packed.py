@@ -37,6 +37,15 @@ DICTIONARIES: dict[int, bytes] = {
 }
 
 
+class NewerPacking(ValueError):
+    """Packed with a dictionary this release does not know, above the ones it does: a newer
+    release's (dictionaries are only added). ``dictionary`` is its id."""
+
+    def __init__(self, dictionary: int) -> None:
+        super().__init__(f"packed with dictionary {dictionary}, which this version of emrcomm does not know")
+        self.dictionary = dictionary
+
+
 def pack(text: bytes, dictionary: int) -> bytes:
     """``text`` (JSON, starting with ``{``) packed with ``dictionary``, or as is when that is smaller."""
     packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, _WBITS, _MEMLEVEL, zlib.Z_DEFAULT_STRATEGY,
@@ -54,6 +63,10 @@ def unpack(data: bytes | str) -> bytes:
         return data
     dictionary = DICTIONARIES.get(data[0])
     if dictionary is None:
+        # An id is a small number: a first byte that is a printable character is stored text
+        # damaged, as is an id at or below the highest known that is not one of them.
+        if max(DICTIONARIES) < data[0] < 0x20:
+            raise NewerPacking(data[0])
         raise ValueError(f"packed with dictionary {data[0]}, which this version of emrcomm does not know")
     unpacker = zlib.decompressobj(_WBITS, zdict=dictionary)
     return unpacker.decompress(data[1:]) + unpacker.flush()

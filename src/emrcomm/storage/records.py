@@ -17,12 +17,15 @@ import orjson
 from attrs import frozen
 
 from emrcomm.lifecycle.events import Event, Source, kind_of
-from emrcomm.lifecycle.projection import RecordFacts, project
+from emrcomm.lifecycle.projection import RecordFacts, UnknownValue, project
 from emrcomm.model import Identifier, Record
+from emrcomm.outbox.payload import NEWER
 from emrcomm.storage.database import Database, Row
-from emrcomm.storage.packed import FACTS, pack, unpack
+from emrcomm.storage.packed import DICTIONARIES, FACTS, NewerPacking, pack, unpack
 from emrcomm.storage.times import iso, parse_iso
 
+# The version of the facts this release writes (slim_facts); one above it is a newer release's.
+FACTS_VERSION = 2
 # A request whose earlier decision was one of these may be decided again under the same id.
 RETRYABLE = frozenset({"blocked", "failed"})
 
@@ -174,7 +177,7 @@ def slim_facts(data: Mapping[str, Any], row: Row) -> dict[str, Any]:
         del request["priority"]
     if request:
         out["request"] = request
-    out["v"] = 2
+    out["v"] = FACTS_VERSION
     return out
 
 
@@ -211,14 +214,32 @@ def dedup_digest(key: str) -> bytes:
 
 
 class RecordUnreadable(ValueError):
-    """A record whose stored facts this release cannot read (corrupted): nothing can be sent from
-    it, nor appended to it. Says the error's class, never the facts' text."""
+    """A record whose stored facts this release cannot read: nothing can be sent from it, nor
+    appended to it. ``newer`` when a newer release wrote them (packed with a dictionary above the
+    ones this release knows, holding a value it does not know, or of a facts version above
+    ``FACTS_VERSION`` that does not read), for a release that reads them; else they are
+    corrupted. Says the error's class, never the facts' text."""
+
+    def __init__(self, message: str, *, newer: bool = False) -> None:
+        super().__init__(message)
+        self.newer = newer
 
 
 def _facts(row: Row) -> RecordFacts:
+    data: Any = None
     try:
-        return RecordFacts.from_json(row["id"], full_facts(json.loads(unpack(row["facts"])), row))
+        data = json.loads(unpack(row["facts"]))
+        return RecordFacts.from_json(row["id"], full_facts(data, row))
+    except NewerPacking as exc:
+        raise RecordUnreadable(f"{NEWER} (its record is packed with dictionary {exc.dictionary}; this one knows "
+                               f"{', '.join(map(str, sorted(DICTIONARIES)))})", newer=True) from exc
+    except UnknownValue as exc:
+        raise RecordUnreadable(f"{NEWER} (its record holds {exc} this one does not know)", newer=True) from exc
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, zlib.error) as exc:
+        version = data.get("v") if isinstance(data, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool) and version > FACTS_VERSION:
+            raise RecordUnreadable(f"{NEWER} (its record's facts are version {version}; this one reads up to "
+                                   f"{FACTS_VERSION})", newer=True) from exc
         raise RecordUnreadable(f"its record cannot be read by this release ({type(exc).__name__})") from exc
 
 
