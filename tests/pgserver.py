@@ -9,6 +9,7 @@ to the next test, which is cheaper than a new copy (``lend``, ``give_back``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
@@ -230,3 +232,24 @@ class _Snapshot:
                     sql.SQL(", ").join(sql.Placeholder() * len(columns)))
                 conn.cursor().executemany(statement, found)
         return True
+
+
+@contextlib.contextmanager
+def own_server() -> Iterator[tuple[PostgresServer, str]]:
+    """A PostgreSQL server of one test's own, to stop and start (the session's serves every other
+    test), and the URL of one database on it at the current schema: the host's tables and every
+    built-in plugin's."""
+    from emrcomm.api.schema import MIGRATIONS as API
+    from emrcomm.staff.schema import MIGRATIONS as STAFF
+    from emrcomm.storage import open_postgres
+    from emrcomm_fhirserver.queue import MIGRATIONS as FILING
+    from emrcomm_optout.handled import MIGRATIONS as OPTOUT
+    from emrcomm_portal.storage import MIGRATIONS as PORTAL
+
+    server = PostgresServer().start()
+    try:
+        url = server.new_database()
+        open_postgres(url, migrations=[*API, *STAFF, *PORTAL, *FILING, *OPTOUT], upgrade_it=True).close()
+        yield server, url
+    finally:
+        server.stop()

@@ -55,21 +55,10 @@ TEXT = "Riverside Family Health: see you Tuesday at 9:20. Reply STOP to opt out.
 def own_postgres() -> Iterator[Any]:
     """A PostgreSQL server of this test's own (the session's serves every other test), with one
     database at the current schema."""
-    from emrcomm.api.schema import MIGRATIONS as API
-    from emrcomm.staff.schema import MIGRATIONS as STAFF
-    from emrcomm.storage import open_postgres
-    from emrcomm_fhirserver.queue import MIGRATIONS as FILING
-    from emrcomm_optout.handled import MIGRATIONS as OPTOUT
-    from emrcomm_portal.storage import MIGRATIONS as PORTAL
-    from pgserver import PostgresServer
+    import pgserver
 
-    server = PostgresServer().start()
-    try:
-        url = server.new_database()
-        open_postgres(url, migrations=[*API, *STAFF, *PORTAL, *FILING, *OPTOUT], upgrade_it=True).close()
+    with pgserver.own_server() as (server, url):
         yield server, url
-    finally:
-        server.stop()
 
 
 class Emr:

@@ -1597,20 +1597,10 @@ class StopsTheServer:
 def own_server() -> Iterator[tuple[Any, str]]:
     """A PostgreSQL server of this test's own, to stop (the session's serves every other test),
     with one database at the current schema."""
-    from emrcomm.api.schema import MIGRATIONS as API
-    from emrcomm.staff.schema import MIGRATIONS as STAFF
-    from emrcomm_fhirserver.queue import MIGRATIONS as FILING
-    from emrcomm_optout.handled import MIGRATIONS as OPTOUT
-    from emrcomm_portal.storage import MIGRATIONS as PORTAL
-    from pgserver import PostgresServer
+    import pgserver
 
-    server = PostgresServer().start()
-    try:
-        url = server.new_database()
-        open_postgres(url, migrations=[*API, *STAFF, *PORTAL, *FILING, *OPTOUT], upgrade_it=True).close()
+    with pgserver.own_server() as (server, url):
         yield server, url
-    finally:
-        server.stop()
 
 
 def test_a_consent_cut_off_by_a_server_restart_records_nothing_and_its_retry_records_each_address_once(
