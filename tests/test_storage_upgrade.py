@@ -314,7 +314,7 @@ def test_a_schema_7_database_upgrades_and_its_requests_have_no_digest(tmp_path: 
         db.close()
     store = open_sqlite(tmp_path / "emrcomm.sqlite")
     try:
-        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 9
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
         keeps_old_requests_without_a_digest(store)
     finally:
         store.close()
@@ -334,8 +334,79 @@ def test_a_postgresql_database_at_schema_7_upgrades_and_its_requests_have_no_dig
             db.close()
         store = open_postgres(url, upgrade_it=True)
         try:
-            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 9
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
             keeps_old_requests_without_a_digest(store)
+        finally:
+            store.close()
+    finally:
+        postgres_server.drop_database(url)
+
+
+# ---------------------------------------------------------------- a database at schema 9
+
+FORM = '["urn:emr:consent-forms","F-9"]'  # an identifier key (emrcomm.storage.records.identifier_key)
+
+
+def at_schema_9(db: Any) -> None:
+    """The schema 9 made and a front-desk grant it recorded (no identifier kept: it had nowhere to)."""
+    from emrcomm.storage.database import upgrade
+
+    upgrade(db, [m for m in MIGRATIONS if m.version <= 9])
+    db.execute("""INSERT INTO consent_events (patient, channel, address, purpose, action, at, source)
+                  VALUES ('Patient/on-en', 'sms', '+16135550123', NULL, 'grant', '2026-11-23T15:00:00+00:00',
+                          'signed form, front desk')""")
+
+
+def keeps_consents_and_claims_identifiers(store: Any) -> None:
+    """The grant schema 9 recorded stands; a Consent recorded now claims its identifier once,
+    and is found by it."""
+    last = store.consent.last(channel="sms", address="+16135550123")
+    assert last is not None and last.action == "grant" and last.source == "signed form, front desk"
+    assert store.consent.identified([FORM]) == []
+    with store.transaction():
+        assert store.consent.claim([FORM], digest=bytes(range(16)), at=NEXT_MORNING)
+        store.consent.settle([FORM], consent=last.seq)
+    with store.transaction():
+        assert not store.consent.claim([FORM], digest=bytes(16), at=NEXT_MORNING)
+    [row] = store.consent.identified([FORM])
+    assert (row.consent, row.digest, row.recorded) == (last.seq, bytes(range(16)), NEXT_MORNING)
+
+
+def test_a_schema_9_database_upgrades_keeps_its_consents_and_claims_consent_identifiers(tmp_path: Path) -> None:
+    from emrcomm.storage import open_sqlite
+    from emrcomm.storage.sqlite import SQLiteDatabase
+
+    db = SQLiteDatabase(tmp_path / "emrcomm.sqlite")
+    try:
+        at_schema_9(db)
+        assert schema_version(db) == 9
+    finally:
+        db.close()
+    store = open_sqlite(tmp_path / "emrcomm.sqlite")
+    try:
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
+        keeps_consents_and_claims_identifiers(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_at_schema_9_upgrades_keeps_its_consents_and_claims_consent_identifiers(
+        postgres_server: Any) -> None:
+    from emrcomm.storage import open_postgres
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    url = postgres_server.new_database()
+    try:
+        db = PostgresDatabase(url)
+        try:
+            at_schema_9(db)
+        finally:
+            db.close()
+        store = open_postgres(url, upgrade_it=True)
+        try:
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
+            keeps_consents_and_claims_identifiers(store)
         finally:
             store.close()
     finally:

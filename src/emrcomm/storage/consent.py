@@ -32,6 +32,19 @@ class ConsentEvent:
         return self.action == "revoke"
 
 
+@frozen
+class ConsentKey:
+    """A front-desk Consent's identifier as the ledger keeps it (``identifier``: the key
+    emrcomm.storage.records.identifier_key makes of system and value), with what the Consent
+    said (``digest``: emrcomm.api.consent.content_digest), when it was recorded and its id
+    (``consent``: the ledger number of its first entry)."""
+
+    identifier: str
+    consent: int | None
+    digest: bytes
+    recorded: dt.datetime
+
+
 class ConsentLedger(Protocol):
     def add(self, *, patient: str, channel: str, address: str | None, purpose: str | None, action: str,
             at: dt.datetime, source: str) -> int:
@@ -53,6 +66,24 @@ class ConsentLedger(Protocol):
         transactions taking the same two addresses in opposite orders would each hold one and
         wait for the other, and PostgreSQL would abort one (DeadlockDetected). A front-desk
         Consent naming several addresses takes them so."""
+        ...
+
+    def identified(self, identifiers: Sequence[str]) -> list[ConsentKey]:
+        """The keys of ``identifiers`` a Consent was recorded under (none: no Consent has them)."""
+        ...
+
+    def claim(self, identifiers: Sequence[str], *, digest: bytes, at: dt.datetime) -> bool:
+        """Take ``identifiers`` (identifier keys) for the Consent the open transaction records,
+        before it writes an entry; False when another Consent has one (then roll back, and read
+        it with :meth:`identified`). Each identifier decides one Consent: one that another
+        transaction is recording meanwhile is waited for (PostgreSQL; on SQLite the transaction
+        holds the write lock), and is taken when that one rolls back. In key order, so two
+        Consents claiming the same two identifiers cannot each hold one."""
+        ...
+
+    def settle(self, identifiers: Sequence[str], *, consent: int) -> None:
+        """Name ``consent`` (its first entry's number) as the Consent ``identifiers`` were
+        claimed for, in the claiming transaction."""
         ...
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
@@ -104,6 +135,30 @@ class SqlConsentLedger:
         keys = sorted({lock_key(channel, address) for channel, address in addresses})
         if keys and self.db.dialect == "postgresql":
             self.db.query_each([(LOCK, (key,)) for key in keys])  # in order, in one round trip
+
+    def identified(self, identifiers: Sequence[str]) -> list[ConsentKey]:
+        if not identifiers:
+            return []
+        rows = self.db.query(f"SELECT * FROM consent_identifiers WHERE identifier IN "
+                             f"({', '.join('?' for _ in identifiers)}) ORDER BY identifier", tuple(identifiers))
+        return [ConsentKey(identifier=r["identifier"], consent=None if r["consent"] is None else int(r["consent"]),
+                           digest=bytes(r["digest"]), recorded=parse_iso(r["recorded"])) for r in rows]
+
+    def claim(self, identifiers: Sequence[str], *, digest: bytes, at: dt.datetime) -> bool:
+        for key in sorted(set(identifiers)):
+            # The primary key arbitrates, as the request ledger's does (SqlRecords.enter_request):
+            # of two transactions inserting one key, the second waits for the first and, once it
+            # has committed, inserts nothing.
+            taken = self.db.query("INSERT INTO consent_identifiers (identifier, digest, recorded) VALUES (?, ?, ?) "
+                                  "ON CONFLICT (identifier) DO NOTHING RETURNING identifier", (key, digest, iso(at)))
+            if not taken:
+                return False
+        return True
+
+    def settle(self, identifiers: Sequence[str], *, consent: int) -> None:
+        if identifiers:
+            self.db.execute(f"UPDATE consent_identifiers SET consent = ? WHERE identifier IN "
+                            f"({', '.join('?' for _ in identifiers)})", (consent, *identifiers))
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
         rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? ORDER BY seq",

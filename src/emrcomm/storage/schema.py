@@ -461,6 +461,28 @@ _V9 = """
 ALTER TABLE outbox ADD COLUMN hung_at TEXT
 """
 
+# Version 10: a front-desk Consent is decided once per identifier (its Consent.identifier, or
+# the one its If-None-Exist names): the EMR's retry of one whose answer it lost is answered as
+# first recorded, not recorded again after a STOP that came in between. Each row keeps a digest
+# of what the Consent said (emrcomm.api.consent.content_digest) and its id, the ledger number of
+# its first entry. A Consent without an identifier writes nothing here.
+_V10 = """
+CREATE TABLE consent_identifiers (
+    identifier TEXT PRIMARY KEY,
+    consent INTEGER,
+    digest BLOB NOT NULL,
+    recorded TEXT NOT NULL
+)
+"""
+_PG_V10 = """
+CREATE TABLE consent_identifiers (
+    identifier TEXT COLLATE "C" PRIMARY KEY,
+    consent BIGINT,
+    digest BYTEA NOT NULL,
+    recorded TEXT COLLATE "C" NOT NULL
+)
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
@@ -483,4 +505,6 @@ MIGRATIONS: tuple[Migration, ...] = (
               statements={"sqlite": statements(_V8), "postgresql": statements(_PG_V8)}),
     Migration(CORE, 9, "when a row's send was found hung, so that `emrcomm outbox` lists it overdue",
               statements={"sqlite": statements(_V9), "postgresql": statements(_V9)}),
+    Migration(CORE, 10, "a front-desk Consent's identifiers, so that its retry is answered as first recorded",
+              statements={"sqlite": statements(_V10), "postgresql": statements(_PG_V10)}),
 )
