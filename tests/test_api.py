@@ -1642,6 +1642,123 @@ def test_two_consents_naming_the_same_addresses_in_opposite_orders_are_each_reco
     assert all(ledger[i][2] == ledger[i + 1][2] for i in range(0, len(ledger), 2)), ledger  # each whole
 
 
+CONSENT_ID = {"system": "urn:emr:consent-forms", "value": "F-2201"}
+ID_CONDITION = (b"if-none-exist", b"identifier=urn:emr:consent-forms|F-2201")
+
+
+def grant_form(**more: Any) -> dict[str, Any]:
+    """The grant a front desk filled in, on form F-2201, for the number given."""
+    return consent("active", extension=[{"url": ADDRESS, "valueString": "+1 613 555 0123"},
+                                        {"url": "http://emrcomm.org/fhir/StructureDefinition/consent-source",
+                                         "valueString": "signed form, front desk"}], **more)
+
+
+@pytest.mark.parametrize("named", ["identifier", "If-None-Exist"])
+def test_a_consent_sent_again_with_its_identifier_is_answered_as_first_recorded_and_recorded_once(
+        api: ApiClient, named: str) -> None:
+    given, headers = ((grant_form(identifier=[CONSENT_ID]), ()) if named == "identifier"
+                      else (grant_form(), (ID_CONDITION,)))
+    first = api.call("POST", "/fhir/Consent", given, headers=headers)
+    assert first.status_code == 201, first.text
+    again = api.call("POST", "/fhir/Consent", given, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.headers["location"] == first.headers["location"]
+    assert body(again)["id"] == body(first)["id"]
+    assert body(again)["meta"] == body(first)["meta"]
+    assert consent_entries(api.host) == [("sms", "+16135550123", "grant")]
+    assert [e["kind"] for e in entries(api.host.storage) if e["kind"] == "consent.recorded"] == ["consent.recorded"]
+
+
+def test_a_stop_between_a_grant_and_its_retry_leaves_the_patient_opted_out(api: ApiClient) -> None:
+    """The EMR posts the front desk's grant, loses the answer, the patient texts STOP, the EMR
+    posts the grant again: the STOP stands (a form filled before it does not lift it)."""
+    from emrcomm.model import DeliveryUpdate
+
+    assert api.call("POST", "/fhir/Consent", grant_form(identifier=[CONSENT_ID])).status_code == 201
+    api.host.delivery_update(DeliveryUpdate(kind="optout", at=api.host.clock(), channel="sms", address="+16135550123",
+                                            text="STOP reply", detail="Patient/on-en"))
+    retry = api.call("POST", "/fhir/Consent", grant_form(identifier=[CONSENT_ID]))
+    assert retry.status_code == 200, retry.text
+    last = api.host.storage.consent.last(channel="sms", address="+16135550123", purpose="clinical")
+    assert last is not None and last.revokes and last.source == "STOP reply"
+    check = body(api.call("POST", "/fhir/CommunicationRequest/$check", reminder("after-stop")))
+    assert "sms: rejected (CONSENT_REVOKED)" in " ".join(i.get("diagnostics", "") for i in check["issue"])
+
+
+@pytest.mark.parametrize("change", [
+    {"patient": {"reference": "Patient/qc-fr"}},
+    {"extension": [{"url": ADDRESS, "valueString": "+1 613 555 0199"},
+                   {"url": "http://emrcomm.org/fhir/StructureDefinition/consent-source",
+                    "valueString": "signed form, front desk"}]},
+    {"status": "inactive"},
+    {"category": [{"coding": [{"system": "http://emrcomm.org/fhir/CodeSystem/purpose", "code": "billing"}]}]},
+])
+@pytest.mark.parametrize("named", ["identifier", "If-None-Exist"])
+def test_an_identifier_used_again_for_another_consent_is_a_409_naming_it_and_records_nothing(
+        api: ApiClient, change: dict[str, Any], named: str) -> None:
+    headers = (ID_CONDITION,) if named == "If-None-Exist" else ()
+    mark = {"identifier": [CONSENT_ID]} if named == "identifier" else {}
+    assert api.call("POST", "/fhir/Consent", grant_form(**mark), headers=headers).status_code == 201
+    other = api.call("POST", "/fhir/Consent", {**grant_form(**mark), **change}, headers=headers)
+    assert other.status_code == 409, other.text
+    issue = body(other)["issue"][0]
+    assert issue["code"] == "conflict" and "urn:emr:consent-forms|F-2201" in issue["diagnostics"]
+    assert issue["expression"] == ["Consent.identifier" if named == "identifier" else "If-None-Exist"]
+    assert consent_entries(api.host) == [("sms", "+16135550123", "grant")]
+
+
+def test_the_capability_statement_says_a_consent_is_created_once_per_identifier(api: ApiClient) -> None:
+    rest = capability_statement("http://x/fhir", "0", api.host.clock())["rest"][0]
+    [found] = [r for r in rest["resource"] if r["type"] == "Consent"]
+    assert found.get("conditionalCreate") is True
+
+
+@pytest.mark.parametrize("condition", ["_id=12", "CommunicationRequest?identifier=urn:emr:consent-forms|F-2201",
+                                       "identifier=urn:emr:consent-forms", "identifier=a|b,c|d"])
+def test_a_consent_if_none_exist_that_names_no_one_identifier_is_a_400_and_records_nothing(
+        api: ApiClient, condition: str) -> None:
+    answer = api.call("POST", "/fhir/Consent", grant_form(), headers=[(b"if-none-exist", condition.encode())])
+    assert answer.status_code == 400, answer.text
+    assert body(answer)["issue"][0]["expression"] == ["If-None-Exist"]
+    assert ledger_size(api) == 0
+
+
+def test_two_posts_of_one_consent_at_once_record_it_once(make_host: Callable[..., Host], clients: list[Any]) -> None:
+    """The EMR's retry arrives while its first POST is still being recorded (on another serve
+    process, say): the identifier's claim arbitrates, one is recorded (201), the other waits for
+    it and is answered as it (200). Without the claim, both read "not recorded yet" and both wrote."""
+    host = make_host(NO_NOTIFY)
+    app = create_app(host)
+    api = ApiClient(host, app)
+    clients.append(api)
+    rounds = 10
+    statuses: list[list[int]] = [[] for _ in range(rounds)]
+    ids: list[set[str]] = [set() for _ in range(rounds)]
+    start = threading.Barrier(2)
+
+    def post() -> None:
+        client = InProcess(app)  # an event loop of its own: a connection of its own
+        try:
+            for n in range(rounds):
+                given = grant_form(identifier=[{"system": "urn:emr:consent-forms", "value": f"F-{n}"}])
+                start.wait(60)
+                answer = client.request("POST", "/fhir/Consent", body=json.dumps(given).encode(),
+                                        headers=[*api.auth(), FHIR])
+                statuses[n].append(answer.status_code)
+                ids[n].add(json.loads(answer.content)["id"])
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert [sorted(s) for s in statuses] == [[200, 201]] * rounds
+    assert [len(i) for i in ids] == [1] * rounds
+    assert consent_entries(host) == [("sms", "+16135550123", "grant")] * rounds
+
+
 # Subscriptions and notifications ----------------------------------------------------------------------------
 def subscribe(api: ApiClient, endpoint: str, criteria: str = "Communication?patient=Patient/on-en") -> dict[str, Any]:
     answer = api.call("POST", "/fhir/Subscription", {

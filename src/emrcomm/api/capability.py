@@ -68,9 +68,10 @@ def capability_statement(base: str, version: str, now: dt.datetime) -> dict[str,
                                                        "one result each"}]),
                 _resource("Communication", ("read", "search-type"),
                           searchParam=[{"name": n, "type": t, "documentation": d} for n, t, d in SEARCH_PARAMS]),
-                _resource("Consent", ("create",),
+                _resource("Consent", ("create",), conditionalCreate=True,
                           documentation="A consent or an opt-out given to the clinic; it reaches the consent "
-                                        "ledger as a STOP reply does, with its source"),
+                                        "ledger as a STOP reply does, with its source. One with an identifier "
+                                        "(or If-None-Exist: identifier=…) is recorded once for it"),
                 _resource("Subscription", ("create", "read", "delete"),
                           documentation="R4 rest-hook; criteria on Communication (patient, status, category) or "
                                         "Consent (patient)"),

@@ -8,23 +8,32 @@ The Consent follows the communication-consent profile the directory reads (docs/
 billing, commercial; none: every purpose), optional extensions ``consent-address`` and
 ``consent-source``. ``emrcomm consent grant|revoke`` (the front desk) builds the same resource
 (:func:`front_desk`) and takes the same path.
+
+A Consent with an identifier (its own, or the one its ``If-None-Exist`` names) is decided once
+for it (:func:`record_once`), as a CommunicationRequest is (emrcomm.pipeline.digest): sent again,
+it is answered as first recorded, and one saying something else under it is refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import phonenumbers
 from attrs import frozen
 from email_validator import EmailNotValidError, validate_email
 
 from emrcomm.api.outcome import ApiError
-from emrcomm.fhir import EXT, MEDIUM_TO_CHANNEL, PARTICIPATION_MODE, fhir_datetime
-from emrcomm.limits import check_text
-from emrcomm.model import DeliveryUpdate, Purpose, Request
+from emrcomm.errors import RequestError
+from emrcomm.fhir import EXT, MEDIUM_TO_CHANNEL, PARTICIPATION_MODE, fhir_datetime, is_patient_link
+from emrcomm.limits import MAX_IDENTIFIERS, check_identifier, check_text, escape_controls
+from emrcomm.model import DeliveryUpdate, Identifier, Purpose, Request
+from emrcomm.storage.consent import ConsentKey, mailbox
+from emrcomm.storage.records import identifier_key
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -87,6 +96,119 @@ def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entr
     return out
 
 
+@frozen
+class Recorded:
+    """What a Consent came to: its id (the ledger number of its first entry) and when it was
+    recorded; ``seqs``, the entries written now, empty when it repeats Consent ``id``."""
+
+    id: int
+    at: dt.datetime
+    seqs: tuple[int, ...] = ()
+
+    @property
+    def repeat(self) -> bool:
+        return not self.seqs
+
+
+class _Taken(Exception):
+    """Another Consent holds an identifier this one claimed: its transaction is undone."""
+
+
+def identifiers(consent: Mapping[str, Any], condition: Identifier | None) -> dict[Identifier, str]:
+    """The identifiers ``consent`` is decided once for, each with where it came from: its own
+    (``Consent.identifier``, those with a value) and the one its ``If-None-Exist`` names
+    (``condition``). ApiError 400 for one outside the host's limits."""
+    found: dict[Identifier, str] = {}
+    given = consent.get("identifier")
+    for n, ident in enumerate(given if isinstance(given, list) else ()):
+        if not isinstance(ident, Mapping) or not ident.get("value"):
+            continue
+        try:
+            check_identifier(ident.get("system"), ident["value"], f"identifier[{n}]")
+        except RequestError as exc:
+            raise ApiError(400, "value", str(exc), expression="Consent.identifier") from None
+        found.setdefault(Identifier(ident.get("system"), ident["value"]), "Consent.identifier")
+    if len(found) > MAX_IDENTIFIERS:
+        raise ApiError(400, "value", f"the Consent has {len(found)} identifiers; the most one may carry is "
+                       f"{MAX_IDENTIFIERS}: send the EMR's own id for it", expression="Consent.identifier")
+    if condition is not None:
+        found.setdefault(condition, "If-None-Exist")
+    return found
+
+
+def content_digest(consent: Mapping[str, Any], found: Sequence[Entry], named: Callable[[str], str]) -> bytes:
+    """The first 16 bytes of the SHA-256 of what ``consent`` says (its entries ``found``): the
+    patient, given or withdrawn, the channels, the purpose and the source, and the addresses when
+    it names them (consent-address, as the ledger writes them); not those the directory had on
+    file, which may change between a Consent and its retry. A patient named other than by a
+    ``Patient/<id>`` link is in it as ``named`` gives it (the host's keyed digest,
+    ``Audit.patient``), as in a request's (emrcomm.pipeline.digest)."""
+    first = found[0]
+    content = {"patient": first.patient if is_patient_link(first.patient) else named(first.patient),
+               "action": first.action, "purpose": first.purpose, "source": first.source,
+               "channels": sorted({e.channel for e in found}),
+               "addresses": (sorted([e.channel, mailbox(e.channel, e.address)] for e in found)
+                             if _extension(consent, ADDRESS) is not None else None)}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()[:16]
+
+
+def record_once(host: Host, found: Sequence[Entry], *, identifiers: Mapping[Identifier, str], digest: bytes,
+                then: Callable[[Sequence[int]], None] | None = None) -> Recorded:
+    """Record ``found`` (:func:`record`) once for ``identifiers`` (:func:`identifiers`): a Consent
+    recorded before under one of them is answered as it was (nothing recorded), or refused with
+    ApiError 409 when it said something else (``digest``: :func:`content_digest`). Two at once:
+    one records it, the other waits for it and repeats it (the ledger's claim arbitrates). ``then``
+    writes the caller's audit entry in the same transaction. In a transaction of its own (not the
+    caller's). Without identifiers it records ``found`` as :func:`record` does."""
+    keys = {identifier_key(i): i for i in identifiers}
+    earlier = _earlier(host, keys, identifiers, digest)
+    if earlier is not None:
+        return earlier
+    now = host.clock()
+    try:
+        with host.storage.transaction():
+            # The identifiers first: a second POST of this Consent waits here for the first to end,
+            # and writes nothing once it has.
+            if keys and not host.storage.consent.claim(list(keys), digest=digest, at=now):
+                raise _Taken
+            host.storage.consent.lock_all((e.channel, e.address) for e in found)
+            seqs = _write(host, found, now)
+            host.storage.consent.settle(list(keys), consent=seqs[0])
+            if then is not None:
+                then(seqs)
+    except _Taken:
+        earlier = _earlier(host, keys, identifiers, digest)
+        if earlier is None:  # taken by a Consent that is no longer there: cannot be, but never a 500
+            raise ApiError(503, "transient", "another Consent with this identifier was being recorded: send this "
+                           "one again", headers={"retry-after": "1"}) from None
+        return earlier
+    return Recorded(id=seqs[0], at=now, seqs=tuple(seqs))
+
+
+def _earlier(host: Host, keys: Mapping[str, Identifier], identifiers: Mapping[Identifier, str],
+             digest: bytes) -> Recorded | None:
+    """The Consent recorded before under one of ``keys``, if any; ApiError 409 when it said
+    something else, 412 when they name several."""
+    rows: list[ConsentKey] = host.storage.consent.identified(list(keys))
+    if not rows:
+        return None
+    consents = sorted({r.consent for r in rows if r.consent is not None})
+    if len(consents) > 1:
+        raise ApiError(412, "multiple-matches", "the Consent's identifiers name several Consents recorded before "
+                       f"({', '.join(f'Consent/{c}' for c in consents)}): nothing was recorded",
+                       expression="Consent.identifier")
+    for row in rows:
+        if row.digest != digest:
+            ident = keys[row.identifier]
+            named = escape_controls(f"{ident.system or ''}|{ident.value}"[:300])
+            raise ApiError(409, "conflict", f"identifier {named} was already used for Consent/{row.consent}, which "
+                           "said something else (another patient, channel, address, purpose or source, or consent "
+                           "given where it was withdrawn): this is not a retry of it, so nothing was recorded; give "
+                           "each Consent its own identifier (a retry sends the same Consent again)",
+                           expression=identifiers[ident])
+    return Recorded(id=int(rows[0].consent or 0), at=rows[0].recorded)
+
+
 def record(host: Host, found: Sequence[Entry]) -> list[int]:
     """Write ``found`` to the consent ledger as opt-in / opt-out updates, in one transaction (the
     caller's, when open); their ledger numbers. All or none: a Consent whose store failed at its
@@ -96,11 +218,10 @@ def record(host: Host, found: Sequence[Entry]) -> list[int]:
         # SMS then email beside one naming email then SMS would each hold one and wait for the
         # other (PostgreSQL aborts one of them: a 500).
         host.storage.consent.lock_all((e.channel, e.address) for e in found)
-        return _write(host, found)
+        return _write(host, found, host.clock())
 
 
-def _write(host: Host, found: Sequence[Entry]) -> list[int]:
-    now = host.clock()
+def _write(host: Host, found: Sequence[Entry], now: dt.datetime) -> list[int]:
     seqs = []
     for e in found:
         host.delivery_update(DeliveryUpdate(kind="optout" if e.action == "revoke" else "optin", at=now,

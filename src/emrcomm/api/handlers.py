@@ -558,18 +558,27 @@ class Api:
     # Consent ---------------------------------------------------------------------------------------
     async def consent(self, request: Request, grant: Grant | None) -> Response:
         data = await self.resource(request, "Consent")
+        condition = request.headers.get("if-none-exist")
         assert grant is not None
 
         def run() -> Response:
+            asked = _consent_condition(condition) if condition is not None else None
             found = consents.entries(self.host, data, client=grant.client_id)
-            with self.host.storage.transaction():  # its entry with its ledger entries, or none of them
-                seqs = consents.record(self.host, found)
+
+            def audited(seqs: Sequence[int]) -> None:  # with its ledger entries, or none of them
                 self.host.audit.record("consent.recorded", client=grant.client_id,
                                        patient=self.host.audit.patient(found[0].patient),
                                        channels=sorted({e.channel for e in found}),
                                        status="revoked" if found[0].action == "revoke" else "granted")
-            res = consents.as_resource(data, seqs[0], self.host.clock())
-            return fhir_response(res, 201, headers={"location": f"{self.base(request)}/Consent/{seqs[0]}"})
+
+            # Decided once per identifier, as a CommunicationRequest is: its retry is answered as
+            # first recorded, never recorded again after a STOP that came in between.
+            recorded = consents.record_once(self.host, found, identifiers=consents.identifiers(data, asked),
+                                            digest=consents.content_digest(data, found, self.host.audit.patient),
+                                            then=audited)
+            res = consents.as_resource(data, recorded.id, recorded.at)
+            return fhir_response(res, 200 if recorded.repeat else 201,
+                                 headers={"location": f"{self.base(request)}/Consent/{recorded.id}"})
 
         return await run_in_threadpool(run)
 
@@ -653,13 +662,23 @@ def _condition_key(condition: str) -> str | Identifier:
     return value if name == "_id" else search.identifier_token(value, "If-None-Exist")
 
 
-def _condition(condition: str) -> tuple[str, str]:
+def _consent_condition(condition: str) -> Identifier:
+    """The identifier a Consent's ``If-None-Exist`` names (a Consent's id is a ledger number,
+    not the EMR's: no ``_id``)."""
+    name, value = _condition(condition, "Consent")
+    if name != "identifier":
+        raise ApiError(400, "not-supported", "a Consent's If-None-Exist takes identifier=<system>|<value>",
+                       expression="If-None-Exist")
+    return search.identifier_token(value, "If-None-Exist")
+
+
+def _condition(condition: str, kind: str = "CommunicationRequest") -> tuple[str, str]:
     """The one search parameter of an ``If-None-Exist`` (``identifier`` or ``_id``) and its value.
-    The query may come after the type, or the type's whole URL (``CommunicationRequest?…``, as
-    HAPI FHIR's client and Bundle builders write it)."""
+    The query may come after the type (``kind``), or the type's whole URL (``CommunicationRequest?…``,
+    as HAPI FHIR's client and Bundle builders write it)."""
     path, mark, query = condition.rpartition("?")
-    if mark and path.rstrip("/").rsplit("/", 1)[-1] != "CommunicationRequest":
-        raise ApiError(400, "invalid", "If-None-Exist searches CommunicationRequest: [CommunicationRequest?]"
+    if mark and path.rstrip("/").rsplit("/", 1)[-1] != kind:
+        raise ApiError(400, "invalid", f"If-None-Exist searches {kind}: [{kind}?]"
                        "identifier=<system>|<value>", expression="If-None-Exist")
     params = parse_qsl(query, keep_blank_values=True)
     if len(params) != 1 or params[0][0] not in ("identifier", "_id") or not params[0][1]:
