@@ -377,6 +377,46 @@ def by_card(rid: str, number: str = HEALTH_NUMBER, **subject: Any) -> dict[str, 
     return {**reminder(rid), "subject": {"identifier": {"system": HEALTH_CARD, "value": number}, **subject}}
 
 
+@pytest.fixture
+def api_deceased(make_host: Callable[..., Host], tmp_path: Path, clients: list[Any]) -> ApiClient:
+    """The small clinic's API where the chart records Alex Martin (Patient/on-en, who carries a
+    health card number) as deceased."""
+    from support import small_clinic
+
+    bundle = small_clinic()
+    [alex] = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "on-en"]
+    alex.update(deceasedBoolean=True, identifier=[{"system": HEALTH_CARD, "value": HEALTH_NUMBER}])
+    (tmp_path / "deceased.json").write_text(json.dumps(bundle), encoding="utf-8")
+    host = make_host(NO_NOTIFY, config_text=BASE_CONFIG.replace('"patients.json"', '"deceased.json"'))
+    client = ApiClient(host, create_app(host))
+    clients.append(client)
+    return client
+
+
+@pytest.mark.parametrize("given", ["reference", "identifier", "both"])
+def test_a_request_for_a_patient_the_chart_refuses_is_answered_refused_with_the_reason(
+        api_deceased: ApiClient, given: str) -> None:
+    # It was RECIPIENT_UNKNOWN, "No directory knows this patient", for a patient the chart has.
+    api = api_deceased
+    resource = {"reference": reminder("r-gone"), "identifier": by_card("r-gone"),
+                "both": by_card("r-gone", reference="Patient/on-en")}[given]
+    answer = api.call("POST", "/fhir/CommunicationRequest", resource)
+    assert answer.status_code == 422, answer.text
+    codes = [c["code"] for i in body(answer)["issue"] for c in i.get("details", {}).get("coding", ())]
+    assert "RECIPIENT_REFUSED" in codes and "RECIPIENT_UNKNOWN" not in codes, answer.text
+    assert "Patient/on-en is recorded as deceased" in answer.text and HEALTH_NUMBER not in answer.text
+    assert sms_sent(api.host) == []
+
+
+def test_a_consent_for_a_patient_the_chart_refuses_says_so_not_unknown(api_deceased: ApiClient) -> None:
+    answer = api_deceased.call("POST", "/fhir/Consent", consent())
+    assert answer.status_code == 422, answer.text
+    [issue] = body(answer)["issue"]
+    assert issue["code"] == "business-rule" and issue["expression"] == ["Consent.patient"]
+    assert issue["diagnostics"].startswith("the chart says Patient/on-en must not be messaged (Patient/on-en is "
+                                           "recorded as deceased): give the address"), issue
+
+
 def batch_of(*resources: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "batch",
             "entry": [{"request": {"method": "POST", "url": "CommunicationRequest"}, "resource": r} for r in resources]}

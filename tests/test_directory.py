@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.resources
 import json
 import logging
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -638,11 +639,11 @@ def test_consent_referencing_the_full_url_is_attached(tmp_path):
     assert len(find(plugin(tmp_path, [patient("p1"), c]), "Patient/p1").consents) == 1
 
 
-def test_deceased_patient_is_not_found(tmp_path, caplog):
+def test_a_deceased_patient_is_refused_not_unknown(tmp_path):
+    # It answered None, so the host said nobody knew the patient.
     p = plugin(tmp_path, [patient("p1", deceasedBoolean=True)])
-    with caplog.at_level(logging.WARNING):
-        assert find(p, "Patient/p1") is None
-    assert "Patient/p1 is not messaged: Patient/p1 is recorded as deceased" in caplog.text
+    with pytest.raises(emrcomm.RecipientRefused, match=r"^Patient/p1 is recorded as deceased$"):
+        find(p, "Patient/p1")
 
 
 def replaced_by(pid: str, other: str, **fields: Any) -> dict[str, Any]:
@@ -689,20 +690,18 @@ def test_a_merge_link_by_full_url_is_followed(tmp_path):
      "Patient/a is replaced by more than one patient"),
     ([replaced_by("a", "b"), patient("b", deceasedBoolean=True)], "Patient/b is recorded as deceased"),
 ])
-def test_a_merge_that_leads_to_no_chart_in_use_is_refused(tmp_path, caplog, resources, reason):
+def test_a_merge_that_leads_to_no_chart_in_use_is_refused(tmp_path, resources, reason):
     p = plugin(tmp_path, resources)
-    with caplog.at_level(logging.WARNING):
-        assert find(p, "Patient/a" if resources[0]["id"] == "a" else "Patient/p0") is None
-    assert reason in caplog.text
+    with pytest.raises(emrcomm.RecipientRefused, match=re.escape(reason)):
+        find(p, "Patient/a" if resources[0]["id"] == "a" else "Patient/p0")
 
 
-def test_a_chart_marked_inactive_and_replaced_by_nobody_is_refused(tmp_path, caplog):
+def test_a_chart_marked_inactive_and_replaced_by_nobody_is_refused(tmp_path):
     with pytest.raises(RecipientRefused, match=r"Patient/p1 is marked inactive \(active: false\)"):
         read(patient(active=False))
     p = plugin(tmp_path, [patient("p1", active=False)])
-    with caplog.at_level(logging.WARNING):
-        assert find(p, "Patient/p1") is None
-    assert "Patient/p1 is not messaged: Patient/p1 is marked inactive" in caplog.text
+    with pytest.raises(emrcomm.RecipientRefused, match=r"^Patient/p1 is marked inactive \(active: false\)"):
+        find(p, "Patient/p1")
 
 
 def test_a_chart_still_replaced_by_another_is_refused_when_the_link_was_not_followed():
@@ -741,7 +740,9 @@ def test_a_remembered_recipient_still_follows_the_clock(tmp_path):
     assert [c.value for c in find(p, "Patient/p1").contact_points] == ["b@example.org"]
     now[0] = TEST_NOW  # a clock set back finds the ended telecom in force again
     assert [c.value for c in find(p, "Patient/p1").contact_points] == ["a@example.org", "b@example.org"]
-    assert find(p, "Patient/p2") is None and find(p, "Patient/p2") is None
+    for _ in range(2):  # a refusal remembered is a refusal still
+        with pytest.raises(emrcomm.RecipientRefused, match="deceased"):
+            find(p, "Patient/p2")
 
 
 def test_default_phone_region_is_the_clinic_country(tmp_path):

@@ -700,22 +700,35 @@ def test_a_chart_merged_on_the_server_is_sent_and_filed_there_as_the_one_kept(
     assert on_server(fhir, subject="Patient/blake-old") == []
 
 
-def test_directory_a_chart_the_server_marks_inactive_or_whose_merges_loop_is_not_messaged(
+def test_directory_a_chart_the_server_refuses_is_blocked_as_refused_with_its_reason(
         fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # It was RECIPIENT_UNKNOWN ("No directory knows this patient"), the reason in the log only.
+    gone = {**patient("gone", given="Ada", family="Roy", mobile="+16135550170"), "deceasedBoolean": True}
     closed = {**patient("closed", given="Kim", family="Roy", mobile="+16135550168"), "active": False}
     loop = [{**patient(pid, given="Lou", family="Roy", mobile="+16135550169"), "active": False,
              "link": [{"other": {"reference": f"Patient/{other}"}, "type": "replaced-by"}]}
             for pid, other in (("loop-a", "loop-b"), ("loop-b", "loop-a"))]
-    load_clinic(fhir, [closed, consent("c-closed", "closed", "sms"), *loop, consent("c-loop", "loop-a", "sms")])
-    host = directory_host(make_host, fhir, tmp_path)
+    load_clinic(fhir, [gone, consent("c-gone", "gone", "sms"), closed, consent("c-closed", "closed", "sms"),
+                       *loop, consent("c-loop", "loop-a", "sms")])
+    (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+    text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
+    host = make_host(config_text=text + directory_table(fhir) + records_table(fhir))
+    reasons = {"Patient/gone": "Patient/gone is recorded as deceased",
+               "Patient/closed": "Patient/closed is marked inactive (active: false)",
+               "Patient/loop-a": "the replaced-by links of Patient/loop-a, Patient/loop-b lead back to Patient/loop-a"}
     with caplog.at_level(logging.WARNING):
-        for ref in ("Patient/closed", "Patient/loop-a"):
-            outcome = host.send(reminder(ref, rid=ref))
-            assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+        for ref, reason in reasons.items():
+            outcome = host.send(reminder(ref, rid=ref.replace("/", "-")))
+            assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_REFUSED"]
+            assert outcome.findings[0].plugin == "fhir-directory" and reason in outcome.findings[0].message
+            filer(host).flush()
+            [filed] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{outcome.record_ids[0]}")
+            assert filed["status"] == "not-done" and filed["subject"] == {"reference": ref}
+            assert filed["statusReason"]["coding"][0]["code"] == "RECIPIENT_REFUSED"
+            assert reason in filed["statusReason"]["text"] and "+161355501" not in json.dumps(filed)
     assert sms_sink(host) == []
     said = "\n".join(r.getMessage() for r in caplog.records)
-    assert "Patient/closed is marked inactive (active: false)" in said
-    assert "the replaced-by links of Patient/loop-a, Patient/loop-b lead back to Patient/loop-a" in said
+    assert "refuses the patient (RECIPIENT_REFUSED)" in said and "+161355501" not in said
 
 
 def test_directory_server_down_stops_the_request_and_names_the_server(

@@ -780,14 +780,21 @@ def test_a_patient_the_emr_names_by_link_is_filed_as_it_named_them(tmp_path: Pat
         assert entry["resource"]["subject"] == {"reference": "Patient/merged"}
 
 
-def merged_host(make_host: Callable[..., Host]) -> Host:
-    from support import BASE_CONFIG, merged_pair, small_clinic
+def clinic_host(make_host: Callable[..., Host], resources: list[dict[str, Any]]) -> Host:
+    """A host whose bundle directory has the small clinic and ``resources``."""
+    from support import BASE_CONFIG, small_clinic
 
     bundle = small_clinic()
-    bundle["entry"] += [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in merged_pair()]
-    host = make_host()  # writes the config's folder; the merged clinic is read from its own file
-    (host.config.base_dir / "merged.json").write_text(json.dumps(bundle), encoding="utf-8")
-    return make_host(config_text=BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "merged.json"'))
+    bundle["entry"] += [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in resources]
+    host = make_host()  # writes the config's folder; the clinic is read from its own file
+    (host.config.base_dir / "more.json").write_text(json.dumps(bundle), encoding="utf-8")
+    return make_host(config_text=BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "more.json"'))
+
+
+def merged_host(make_host: Callable[..., Host]) -> Host:
+    from support import merged_pair
+
+    return clinic_host(make_host, merged_pair())
 
 
 def test_a_chart_merged_into_another_is_sent_and_filed_as_the_one_kept(
@@ -815,6 +822,85 @@ def test_the_opt_out_of_the_chart_kept_stops_a_request_for_the_one_merged_into_i
     outcome = host.send(reminder("Patient/blake-old", rid="merged-2"))
     assert "sms" not in outcome.channels and sms_sink(host) == []
     assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings), outcome.findings
+
+
+def _refused_charts() -> list[dict[str, Any]]:
+    from support import consent, patient
+
+    def loop(pid: str, other: str) -> dict[str, Any]:
+        return {**patient(pid, given="Lou", family="Roy", mobile="+16135550169"), "active": False,
+                "link": [{"other": {"reference": f"Patient/{other}"}, "type": "replaced-by"}]}
+
+    return [{**patient("gone", given="Ada", family="Roy", mobile="+16135550170"), "deceasedBoolean": True},
+            consent("c-gone", "gone", "sms"),
+            {**patient("closed", given="Kim", family="Roy", mobile="+16135550168"), "active": False},
+            consent("c-closed", "closed", "sms"),
+            loop("loop-a", "loop-b"), loop("loop-b", "loop-a"), consent("c-loop", "loop-a", "sms")]
+
+
+@pytest.mark.parametrize(("ref", "reason"), [
+    ("Patient/gone", "Patient/gone is recorded as deceased"),
+    ("Patient/closed", "Patient/closed is marked inactive (active: false): the EMR no longer uses this chart"),
+    ("Patient/loop-a", "the replaced-by links of Patient/loop-a, Patient/loop-b lead back to Patient/loop-a: "
+                       "a cycle, no chart in use"),
+])
+def test_a_patient_the_chart_refuses_is_blocked_as_refused_with_the_reason_not_as_unknown(
+        make_host: Callable[..., Host], clock, ref: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    # It was RECIPIENT_UNKNOWN, "No directory knows this patient": staff were told the patient
+    # does not exist, and not what to do.
+    host = clinic_host(make_host, _refused_charts())
+    outcome = host.send(reminder(ref, rid=f"refused-{ref}"))
+    assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_REFUSED"]
+    [refused] = outcome.findings
+    assert refused.plugin == "directory" and refused.severity.value == "block"
+    assert refused.message == f"The chart says this patient must not be messaged: {reason}."
+    assert sms_sink(host) == []
+    resource = communication(host, outcome.record_ids[0])
+    assert resource is not None and resource["status"] == "not-done" and resource["subject"] == {"reference": ref}
+    assert [c["code"] for c in resource["statusReason"]["coding"]] == ["RECIPIENT_REFUSED"]
+    assert reason in resource["statusReason"]["text"]
+    assert "+1613555017" not in json.dumps(resource) and "Roy" not in json.dumps(resource)
+
+
+def test_a_patient_nobody_has_is_still_unknown(make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    outcome = clinic_host(make_host, _refused_charts()).send(reminder("Patient/nobody", rid="nobody"))
+    assert [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+
+
+class _RefusingDirectory:
+    """A third party's directory, placed first, that knows Patient/on-en and refuses them."""
+
+    said = ""
+
+    def __init__(self, context: object) -> None:
+        pass
+
+    @__import__("emrcomm").hookimpl
+    def emrcomm_find_recipient(self, patient_ref):  # type: ignore[no-untyped-def]
+        import emrcomm
+
+        if patient_ref == "Patient/on-en":
+            raise emrcomm.RecipientRefused(self.said)
+        return None
+
+
+@pytest.mark.parametrize(("said", "shown"), [
+    ("Patient/on-en is on a legal hold", "Patient/on-en is on a legal hold"),
+    ("Patient/on-en\n is on\x00 hold.", "Patient/on-en is on hold"),  # one line, its dot not doubled
+    ("", "the directory gave no reason"),
+    ("x" * 400, "x" * 299 + "…"),
+])
+def test_a_third_party_directory_refuses_a_patient_by_raising_recipient_refused(
+        tmp_path: Path, clock, monkeypatch: pytest.MonkeyPatch, said: str, shown: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(_RefusingDirectory, "said", said)
+    with host_with_fake(tmp_path, clock, "refusing", "test_pipeline:_RefusingDirectory", 0) as host:
+        outcome = host.send(reminder())
+        assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_REFUSED"]
+        assert outcome.findings[0].plugin == "refusing"
+        assert outcome.findings[0].message == f"The chart says this patient must not be messaged: {shown}."
+        assert sms_sink(host) == []
+        # A dry run says the same, the directory after it (which has Patient/on-en) not asked.
+        assert [f.code for f in host.preview(reminder(rid="r-2")).findings] == ["RECIPIENT_REFUSED"]
 
 
 class _ChannelRaiser:

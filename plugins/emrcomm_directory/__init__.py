@@ -9,7 +9,8 @@ host starts. Patients are found by ``Patient/<id>``, by the entry's ``fullUrl``,
 identifier: ``Patient?identifier=system|value`` (or ``system|value``), ``Patient?identifier=|value``
 for an identifier without a system, and ``Patient?identifier=value`` for any system when only one
 patient has that value. Without a ``bundle`` setting the directory knows nobody and answers None,
-so another directory plugin (the EMR's adapter) can answer.
+so another directory plugin (the EMR's adapter) can answer. A patient the bundle has whom the chart
+refuses raises :class:`emrcomm.RecipientRefused` (RECIPIENT_REFUSED, with the reason).
 
 How Patient and Consent map to a Recipient, the consent profile, and how a chart merged into
 another (``link`` ``replaced-by``) is followed, are in :mod:`emrcomm.fhir.patients`.
@@ -192,15 +193,12 @@ class Plugin:
         pid = self.resolve(patient_ref)
         if pid is None:
             return None
-        try:
-            patient, replaced = follow_replaced_by(self._patients[pid], self._read)
-        except RecipientRefused as exc:
-            self.context.log.warning("Patient/%s is not messaged: %s", pid, exc)
-            return None
+        # A patient the bundle has and the chart refuses raises RecipientRefused: the host blocks
+        # the request with its reason (RECIPIENT_REFUSED), not as a patient nobody knows.
+        patient, replaced = follow_replaced_by(self._patients[pid], self._read)
         found = self._convert(patient)
         if isinstance(found, RecipientRefused):
-            self.context.log.warning("Patient/%s is not messaged: %s", pid, found)
-            return None
+            raise RecipientRefused(str(found))
         return attrs.evolve(found, replaces=replaced) if replaced else found
 
     def _read(self, reference: str) -> Mapping[str, Any] | None:

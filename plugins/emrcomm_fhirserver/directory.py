@@ -11,7 +11,9 @@ A server that cannot answer now (down, slow past ``timeout``, answering 5xx or w
 the resource asked for) stops the request with PluginUnavailable naming the server: nothing is sent or
 filed, nothing is said of the patient, and the EMR sends the same request again later (the API's
 503). One that refuses the lookup (a token or URL setting) is a PluginError. A patient the server
-does not have is None, so the next directory plugin may answer.
+does not have is None, so the next directory plugin may answer; one it has whom the chart refuses
+(deceased, inactive, merges leading to no chart in use) raises :class:`emrcomm.RecipientRefused`,
+and the host blocks the request with RECIPIENT_REFUSED and the reason.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -44,7 +45,7 @@ class DirectoryPlugin:
         self.name = context.name
         self.client = client_from(context)
         self.cache_seconds = float(context.settings.get("cache_seconds", 0))
-        self._cache: dict[str, tuple[float, emrcomm.Recipient | None]] = {}
+        self._cache: dict[str, tuple[float, emrcomm.Recipient | RecipientRefused | None]] = {}
         jurisdiction = context.clinic.jurisdiction or ""
         self.default_region = country_code(jurisdiction.split("-")[0]) or DEFAULT_REGION
 
@@ -60,17 +61,17 @@ class DirectoryPlugin:
         ref = patient_ref.strip()
         cached = self._cache.get(ref)
         if cached is not None and cached[0] > time.monotonic():
+            if isinstance(cached[1], RecipientRefused):
+                raise RecipientRefused(str(cached[1]))
             return cached[1]
-        replaced: tuple[str, ...] = ()
         try:
-            patient = self.find_patient(ref)
-            if patient is not None:
-                patient, replaced = follow_replaced_by(patient, self._read_link)
-            consents = [] if patient is None else list(
-                self.client.search("Consent", {"patient": f"Patient/{patient['id']}"}))
+            recipient = self._find(ref)
         except RecipientRefused as exc:
-            log.warning("%s is not messaged: %s", ref if is_patient_link(ref) else "the patient found", exc)
-            patient = consents = None
+            # Known, and the chart says not to message them: the host blocks the request with
+            # this reason (RECIPIENT_REFUSED), not as a patient nobody knows.
+            if self.cache_seconds > 0:
+                self._cache[ref] = (time.monotonic() + self.cache_seconds, exc)
+            raise RecipientRefused(str(exc)) from None
         except ServerUnavailable as exc:
             raise PluginUnavailable(
                 f"plugin {self.name!r}: the FHIR server {self.client.base_url} is unavailable ({exc}) while "
@@ -83,19 +84,22 @@ class DirectoryPlugin:
                 hint = f" ({exc.detail}: check plugins.{self.name}.base_url)"
             raise PluginError(f"plugin {self.name!r}: the FHIR server {self.client.base_url} refused the patient "
                               f"lookup for request {request.id}: HTTP {exc.status}{hint}") from None
-        recipient = None if patient is None or consents is None else self._recipient(patient, consents, replaced)
         if self.cache_seconds > 0:
             self._cache[ref] = (time.monotonic() + self.cache_seconds, recipient)
         return recipient
 
-    def _recipient(self, patient: Mapping[str, Any], consents: list[dict[str, Any]],
-                   replaced: tuple[str, ...]) -> emrcomm.Recipient | None:
-        try:
-            return recipient_from_fhir(patient, consents, now=self.context.clock(),
-                                       default_region=self.default_region, replaces=replaced)
-        except RecipientRefused as exc:
-            log.warning("Patient/%s is not messaged: %s", patient.get("id"), exc)
+    def _find(self, ref: str) -> emrcomm.Recipient | None:
+        """The Recipient ``ref`` names on the server (its merges followed), or None.
+
+        :raises RecipientRefused: the chart says the patient must not be messaged.
+        """
+        patient = self.find_patient(ref)
+        if patient is None:
             return None
+        patient, replaced = follow_replaced_by(patient, self._read_link)
+        consents = list(self.client.search("Consent", {"patient": f"Patient/{patient['id']}"}))
+        return recipient_from_fhir(patient, consents, now=self.context.clock(),
+                                   default_region=self.default_region, replaces=replaced)
 
     def find_patient(self, ref: str) -> dict[str, Any] | None:
         """The Patient ``ref`` names on the server, or None (unknown, or more than one match)."""

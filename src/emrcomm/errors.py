@@ -6,6 +6,7 @@
     │   ├── RenderError    the template or its variables do not fit the request
     │   ├── RequestConflict its id was used before for a request that asked for something else
     │   └── SubjectMismatch its subject's reference and identifier are not one patient
+    ├── RecipientRefused   a directory knows the patient, who must not be messaged (a finding, not an error)
     ├── PluginError        a plugin could not be loaded or broke the contract (CLI exit 2)
     │   └── PluginUnavailable a server it needs cannot answer now: try again (API 503, CLI exit 4)
     └── ProbeFailed        a server a plugin talks to did not answer as it should (``emrcomm doctor``)
@@ -76,6 +77,29 @@ class SubjectMismatch(RequestError):
     def issue_code(self) -> str:
         """``business-rule``: read, but its two names of the patient disagree (the API's 422)."""
         return "business-rule"
+
+
+class RecipientRefused(EmrcommError, ValueError):
+    """A directory knows this patient, and the chart says they must not be messaged: recorded
+    deceased, a chart no longer in use, merge links that lead to no chart in use. A directory
+    raises it from ``emrcomm_find_recipient``; the host blocks the request with RECIPIENT_REFUSED,
+    ``str(exc)`` its reason (a sentence for staff, naming the patient by ``Patient/<id>`` only:
+    never a name, phone number, address or health number). ``plugin`` is the directory that
+    refused, set by the host.
+
+    (A ValueError too: it was :mod:`emrcomm.fhir.patients`' own, which directories caught as one.)
+    """
+
+    plugin: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """``str(exc)`` as staff read it: on one line, at most 300 characters; one that says
+        nothing reads as such."""
+        said = " ".join("".join(c if c.isprintable() else " " for c in str(self)).split())
+        if len(said) > 300:
+            said = said[:299] + "…"
+        return said or "the directory gave no reason"
 
 
 class PluginError(EmrcommError):

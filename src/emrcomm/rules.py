@@ -209,6 +209,12 @@ RULES: Mapping[str, Rule] = {
            "Aucun répertoire ne connaît ce patient ({detail}).",
            "Check the patient reference, or the directory plugin's settings.",
            "docs/architecture.md"),
+        _r("RECIPIENT_REFUSED", "block",
+           "The chart says this patient must not be messaged: {detail}.",
+           "Le dossier indique qu'il ne faut pas écrire à ce patient : {detail}.",
+           "If the chart is wrong, correct it in the EMR (deceased, inactive, merged into another chart) and send "
+           "again; otherwise do not message this patient.",
+           "docs/directory.md"),
         _r("NO_ROUTE", "block",
            "No channel can carry this message to the patient.",
            "Aucun canal ne peut transmettre ce message au patient.",

@@ -28,7 +28,7 @@ from attrs import frozen
 from email_validator import EmailNotValidError, validate_email
 
 from emrcomm.api.outcome import ApiError
-from emrcomm.errors import RequestError
+from emrcomm.errors import RecipientRefused, RequestError
 from emrcomm.fhir import EXT, MEDIUM_TO_CHANNEL, PARTICIPATION_MODE, fhir_datetime, is_patient_link
 from emrcomm.limits import MAX_IDENTIFIERS, check_identifier, check_text, escape_controls
 from emrcomm.model import DeliveryUpdate, Identifier, Purpose, Request
@@ -365,7 +365,12 @@ def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
 
 def _on_file(host: Host, patient: str, system: str | None) -> list[str] | None:
     """The patient's addresses for ``system``; None when no directory knows the patient."""
-    recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
+    try:
+        recipient = host.hooks.find_recipient(Request(patient, "appointment-reminder", id="consent"))
+    except RecipientRefused as exc:
+        raise ApiError(422, "business-rule", f"the chart says {patient} must not be messaged ({exc.reason.rstrip('.')}): "
+                       "give the address with the extension consent-address, or correct the chart in the EMR",
+                       expression="Consent.patient") from None
     return [cp.value for cp in recipient.addresses(system or "")] if recipient is not None else None
 
 

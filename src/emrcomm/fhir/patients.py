@@ -28,7 +28,8 @@ Patient
   best first) and ``restrict`` (valueBoolean: a confidential-communication request, only those
   channels) -> ``preferred_channels`` and ``restrict_to_preferred``.
 * A Patient without an id, or recorded as deceased (``deceasedBoolean`` true or any
-  ``deceasedDateTime``), is refused with :class:`RecipientRefused`: nobody is messaged on its
+  ``deceasedDateTime``), is refused with :class:`emrcomm.RecipientRefused` (a directory raises it
+  from its hook: the host blocks the request, RECIPIENT_REFUSED, with the reason): nobody is messaged on its
   behalf. So is one marked ``active: false`` (the EMR no longer uses that chart).
 * ``link`` with ``type = replaced-by`` (a chart merged into another): the Patient must no longer
   be used, and :func:`follow_replaced_by` reads the one it names instead, and that one's
@@ -87,6 +88,7 @@ from typing import Any
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
+from emrcomm.errors import RecipientRefused
 from emrcomm.fhir.regions import DEFAULT_REGION, country_code, jurisdiction_and_zone, subdivision
 from emrcomm.model import ConsentGrant, ContactPoint, Purpose, Recipient
 
@@ -119,10 +121,6 @@ _PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^
 # How many replaced-by links are followed from the patient a request names: a chart merged into
 # one itself merged later is two; a longer chain is more likely a loop or an error than a clinic's.
 MAX_REPLACED_BY = 5
-
-
-class RecipientRefused(ValueError):
-    """This Patient cannot be a recipient; ``str(exc)`` says why in a sentence."""
 
 
 # ---------------------------------------------------------------- small FHIR helpers

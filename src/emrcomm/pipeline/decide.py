@@ -14,7 +14,7 @@ from typing import Protocol
 import attrs
 from attrs import frozen
 
-from emrcomm.errors import RequestError
+from emrcomm.errors import RecipientRefused, RequestError
 from emrcomm.fhir import described_ref, is_patient_link
 from emrcomm.forms import in_form
 from emrcomm.model import (
@@ -146,7 +146,13 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
     the first candidate that passes or is only held."""
     if handled:
         return Decision(request, now, repeat=True)
-    recipient = hooks.find_recipient(request)
+    try:
+        recipient = hooks.find_recipient(request)
+    except RecipientRefused as exc:
+        # Known and not to be messaged: blocked, with the directory's reason (ids only), filed as
+        # an unknown patient is (a search names nobody on the record).
+        return Decision(unnamed(request), now, asked=request, findings=(
+            finding("RECIPIENT_REFUSED", plugin=exc.plugin or "host", detail=exc.reason.rstrip(".")),))
     if recipient is None:
         return Decision(unnamed(request), now, asked=request, findings=(
             finding("RECIPIENT_UNKNOWN", plugin="host", detail=described_ref(request.patient_ref)),))
@@ -213,8 +219,14 @@ def same_patient(hooks: Hooks, request: Request, search: str) -> bool:
     ``search`` (``Patient?identifier=system|value``), as :func:`decide` finds them: a request that
     names its patient both ways is sent only when they agree. Nobody found by either is no
     agreement."""
-    by_link = hooks.find_recipient(request)
-    by_search = hooks.find_recipient(attrs.evolve(request, patient_ref=search))
+    try:
+        by_link = hooks.find_recipient(request)
+    except RecipientRefused:
+        return True  # decide finds it by the reference, refused too: blocked with its reason, nothing sent
+    try:
+        by_search = hooks.find_recipient(attrs.evolve(request, patient_ref=search))
+    except RecipientRefused:
+        return False  # found by the reference, refused by the identifier: not one patient
     return by_link is not None and by_search is not None and by_link.patient_ref == by_search.patient_ref
 
 

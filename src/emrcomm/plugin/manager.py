@@ -26,7 +26,7 @@ from attrs import frozen
 
 from emrcomm.api.schema import OWNER as API_OWNER
 from emrcomm.config import Config, check_secrets, resolve_secret, validate
-from emrcomm.errors import ConfigError, EmrcommError, PluginError, RenderError
+from emrcomm.errors import ConfigError, EmrcommError, PluginError, RecipientRefused, RenderError
 from emrcomm.model import (
     Candidate,
     Channel,
@@ -494,8 +494,17 @@ class PluginManager:
         return result
 
     def find_recipient(self, request: Request) -> Recipient | None:
-        result: Recipient | None = self._first("emrcomm_find_recipient", Recipient,
-                                                patient_ref=request.patient_ref, request=request)
+        """The patient a directory finds, or None (nobody knows them). A directory that knows the
+        patient and refuses them raises RecipientRefused: it reaches the caller, ``plugin`` naming
+        that directory."""
+        try:
+            result: Recipient | None = self._first("emrcomm_find_recipient", Recipient,
+                                                    patient_ref=request.patient_ref, request=request)
+        except RecipientRefused as exc:
+            exc.plugin = _raised_by(exc, self._pm.hook.emrcomm_find_recipient.get_hookimpls())
+            # Ids only: its reason is for the record, where staff read it.
+            log.warning("request %s: plugin %s refuses the patient (RECIPIENT_REFUSED)", request.id, exc.plugin)
+            raise
         return result
 
     def render(self, request: Request, recipient: Recipient) -> Message:

@@ -71,7 +71,11 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
     says the patient is not there: a directory that cannot tell now (its server down, slow past
     its timeout, answering 5xx or what cannot be read) raises :class:`emrcomm.PluginUnavailable`
     instead, naming its server: nothing is decided, sent or filed, and the caller is told to try
-    again (the API's 503), never that the patient is unknown.
+    again (the API's 503), never that the patient is unknown. Raise
+    :class:`emrcomm.RecipientRefused` for a patient the plugin knows who must not be messaged
+    (recorded deceased, a chart no longer in use): no other plugin is asked, and the request is
+    blocked with RECIPIENT_REFUSED, ``str(exc)`` its reason (for staff, on the record: the patient
+    by ``Patient/<id>`` only). Any other exception stops the request (PluginError).
 
     :param patient_ref: ``Patient/<id>``, or a search (``Patient?identifier=system|value``), as
         given in the request.
@@ -81,9 +85,11 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
         look like; a request that named its patient by link stays so named, unless the Recipient's
         ``replaces`` names that link: a chart merged into this one); a search (``?``, ``|``,
         ``=``) or any other form is refused, CHECK_FAILED.
+    :raises emrcomm.RecipientRefused: the patient is known and must not be messaged.
 
     .. versionadded:: 0.1
-    .. versionchanged:: 0.2 PluginUnavailable for a directory that cannot answer now.
+    .. versionchanged:: 0.2 PluginUnavailable for a directory that cannot answer now;
+       RecipientRefused is a refusal, not a failure.
     """
 
 
