@@ -698,6 +698,10 @@ def test_a_chart_merged_on_the_server_is_sent_and_filed_there_as_the_one_kept(
     [filed] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{sent.record_ids[0]}")
     assert filed["subject"] == {"reference": "Patient/blake"} and filed["recipient"] == [{"reference": "Patient/blake"}]
     assert on_server(fhir, subject="Patient/blake-old") == []
+    # The chart the EMR named is on the record: the merge, for staff reading it on the server.
+    merged = "Patient/blake-old was merged into Patient/blake; sent to and filed under Patient/blake."
+    assert {"text": f"PATIENT_MERGED (warn): {merged}"} in filed["note"]
+    assert [f.message for f in sent.findings if f.code == "PATIENT_MERGED"] == [merged]
 
 
 def test_directory_a_chart_the_server_refuses_is_blocked_as_refused_with_its_reason(

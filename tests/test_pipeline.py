@@ -824,6 +824,53 @@ def test_the_opt_out_of_the_chart_kept_stops_a_request_for_the_one_merged_into_i
     assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings), outcome.findings
 
 
+MERGED_NOTE = "Patient/blake-old was merged into Patient/blake; sent to and filed under Patient/blake"
+
+
+def test_a_chart_merged_into_another_is_named_on_the_outcome_and_the_record(
+        make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    # The EMR named blake-old and nothing in the record said so: staff could not tell why the
+    # message went to blake, nor that the EMR still uses the chart merged away.
+    host = merged_host(make_host)
+    outcome = host.send(reminder("Patient/blake-old", rid="merged-3"))
+    assert outcome.status is Status.SENT, outcome.explanation
+    [merged] = [f for f in outcome.findings if f.code == "PATIENT_MERGED"]
+    assert merged.severity.value == "warn" and merged.message == MERGED_NOTE + "."
+    resource = communication(host, outcome.record_ids[0])
+    assert resource is not None and "statusReason" not in resource
+    assert {"text": f"PATIENT_MERGED (warn): {MERGED_NOTE}."} in resource["note"]
+    # A request naming the chart in use says nothing of a merge.
+    kept = host.send(reminder("Patient/blake", rid="merged-4"))
+    assert kept.status is Status.SENT and "PATIENT_MERGED" not in [f.code for f in kept.findings]
+
+
+def test_a_search_that_finds_a_merged_chart_names_the_chart_it_found(
+        make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    from support import merged_pair
+
+    resources = merged_pair()
+    resources[0]["identifier"] = [{"system": "urn:mrn", "value": "MRN-OLD"}]  # blake-old's number
+    outcome = clinic_host(make_host, resources).send(reminder("Patient?identifier=urn:mrn|MRN-OLD", rid="by-old"))
+    assert outcome.status is Status.SENT and outcome.patient_ref == "Patient/blake", outcome.explanation
+    assert [f.message for f in outcome.findings if f.code == "PATIENT_MERGED"] == [MERGED_NOTE + "."]
+
+
+def test_a_blocked_request_for_a_merged_chart_names_the_merge_once(
+        make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    # Every candidate tried (sms, then the portal with an SMS notice) is stopped by the opt-out:
+    # the merge is one thing to tell staff, not one per candidate.
+    host = merged_host(make_host)
+    host.delivery_update(DeliveryUpdate(kind="optout", at=clock.now, channel="sms", address="+15145550167",
+                                        text="STOP reply", detail="Patient/blake"))
+    outcome = host.send(reminder("Patient/blake-old", rid="merged-5"))
+    assert outcome.status is Status.BLOCKED, outcome.explanation
+    assert sum("rejected" in line for line in outcome.explanation) > 1, outcome.explanation
+    assert [f.code for f in outcome.findings].count("PATIENT_MERGED") == 1
+    resource = communication(host, outcome.record_ids[0])
+    assert resource is not None
+    assert [n["text"] for n in resource["note"]].count(f"PATIENT_MERGED (warn): {MERGED_NOTE}.") == 1
+
+
 def _refused_charts() -> list[dict[str, Any]]:
     from support import consent, patient
 

@@ -215,6 +215,12 @@ RULES: Mapping[str, Rule] = {
            "If the chart is wrong, correct it in the EMR (deceased, inactive, merged into another chart) and send "
            "again; otherwise do not message this patient.",
            "docs/directory.md"),
+        _r("PATIENT_MERGED", "warn",
+           "{merged} was merged into {survivor}; sent to and filed under {survivor}.",
+           "{merged} a été fusionné avec {survivor}; envoyé à {survivor} et consigné à son dossier.",
+           "Nothing to do for this message. Use the chart in use for the next ones: the EMR still named the chart "
+           "merged away.",
+           "docs/directory.md"),
         _r("NO_ROUTE", "block",
            "No channel can carry this message to the patient.",
            "Aucun canal ne peut transmettre ce message au patient.",

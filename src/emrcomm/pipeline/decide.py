@@ -170,6 +170,7 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
     asked = request
     if not is_patient_link(request.patient_ref) or request.patient_ref in recipient.replaces:
         request = attrs.evolve(request, patient_ref=recipient.patient_ref)
+    about = merged(asked, recipient) if request is not asked else ()
     try:
         message = hooks.render(request, recipient)
     except RequestError as exc:
@@ -178,17 +179,17 @@ def decide(hooks: Hooks, request: Request, now: dt.datetime, *, handled: bool,
     plan = hooks.plan(message, recipient, facts)
     if plan is None or not plan.candidates:
         return Decision(request, now, asked=asked, recipient=recipient, plan=plan, facts=facts,
-                        findings=(finding("NO_ROUTE", plugin="host"),))
+                        findings=(*about, finding("NO_ROUTE", plugin="host")))
     verdicts: list[Verdict] = []
     chosen: Verdict | None = None
     for candidate in plan.candidates:
-        verdict = judge(hooks, candidate, message, recipient, facts, now)
+        verdict = judge(hooks, candidate, message, recipient, facts, now, about=about)
         verdicts.append(verdict)
         if chosen is None and verdict.passes:
             chosen = verdict
             if not every_candidate:
                 break
-    found = () if chosen else tuple(f for v in verdicts for f in v.findings)
+    found = () if chosen else about + tuple(f for v in verdicts for f in v.findings if f not in about)
     return Decision(request, now, asked=asked, recipient=recipient, plan=plan, verdicts=tuple(verdicts),
                     chosen=chosen, findings=found, facts=facts)
 
@@ -214,6 +215,15 @@ def in_words_sent(hooks: Hooks, form: str | None, message: Message,
     return sent, found
 
 
+def merged(asked: Request, recipient: Recipient) -> tuple[Finding, ...]:
+    """PATIENT_MERGED when the chart ``asked`` names (or the one its search found) was merged into
+    the one ``recipient`` is: staff see the link on every record and in the outcome."""
+    if not recipient.replaces:
+        return ()
+    old = asked.patient_ref if asked.patient_ref in recipient.replaces else recipient.replaces[0]
+    return (finding("PATIENT_MERGED", plugin="host", merged=old, survivor=recipient.patient_ref),)
+
+
 def same_patient(hooks: Hooks, request: Request, search: str) -> bool:
     """Whether the directory finds one patient by ``request``'s own ``patient_ref`` and by
     ``search`` (``Patient?identifier=system|value``), as :func:`decide` finds them: a request that
@@ -237,8 +247,9 @@ def unnamed(request: Request) -> Request:
 
 
 def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recipient,
-          facts: tuple[Finding, ...], now: dt.datetime) -> Verdict:
-    """Validate every route of a candidate; a notice is rendered (with its link) and inspected."""
+          facts: tuple[Finding, ...], now: dt.datetime, *, about: tuple[Finding, ...] = ()) -> Verdict:
+    """Validate every route of a candidate; a notice is rendered (with its link) and inspected.
+    ``about``: findings about the patient (PATIENT_MERGED), carried by every leg's record."""
     legs: list[Leg] = []
     if not candidate.routes:  # a plan bug must not read as "nothing objected, sent"
         return Verdict(candidate, (), (finding("CHECK_FAILED", plugin="host",
@@ -264,7 +275,7 @@ def judge(hooks: Hooks, candidate: Candidate, message: Message, recipient: Recip
                 return Verdict(candidate, tuple(legs), (f,))
             leg_facts = hooks.inspect(leg_message)
         leg_message, leg_facts = in_words_sent(hooks, channel.form, leg_message, leg_facts)
-        found = tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
+        found = about + tuple(f for f in leg_facts if f.code == "CHECK_FAILED")
         found += hooks.validate(leg_message, recipient, channel, route, leg_facts, now)
         window = hooks.sending_window(leg_message, recipient, channel)
         legs.append(Leg(route, channel, leg_message, found, link, link_from if link else None, window))
