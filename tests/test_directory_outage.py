@@ -267,10 +267,12 @@ def test_emrcomm_check_of_a_patient_exits_4_while_the_directory_is_stopped(
 
 def test_a_queued_message_leaves_without_the_directory_and_an_old_row_that_needs_it_is_held(
         fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, clock: Clock) -> None:
-    """A worker does not ask the directory: the row keeps its window, and a revocation is read
-    from the consent ledger. Only a row queued by 0.2 (no window kept) asks for the patient's
-    window again as it leaves; with the server stopped it keeps the narrowest window (08:00-20:00,
-    fail closed): at 20:30 it is held, not sent and not failed, and goes in the morning."""
+    """A worker does not ask the directory about a row decided just now: the row keeps its
+    window, and a revocation is read from the consent ledger. A row queued by 0.2 (no window
+    kept) asks for the patient's window again as it leaves; with the server stopped it keeps the
+    narrowest window (08:00-20:00, fail closed): at 20:30 it is held, not sent and not failed. In
+    the morning, decided the day before, it asks the directory again before it goes
+    (``recheck_after``): given back unsent while the server is stopped, sent once it is back."""
     host = server_host(make_host, fhir, tmp_path, QUEUE)
     [kept] = host.send(reminder(rid="w-1")).record_ids
     fhir.stop()
@@ -284,6 +286,9 @@ def test_a_queued_message_leaves_without_the_directory_and_an_old_row_that_needs
     assert dt.datetime.fromisoformat(outbox_row(host)["not_before"]) == toronto(8, day=24)
     assert status_of(host, old) == "on-hold"
     clock.now = toronto(8, day=24)
+    assert worker(host).run(once=True).unchecked == 1 and len(sms_sink(host)) == 1
+    fhir.start()
+    clock.now = toronto(8, 1, day=24)
     assert worker(host).run(once=True).sent == 1 and status_of(host, old) == "completed"
 
 

@@ -49,7 +49,7 @@ from emrcomm.model import (
 )
 from emrcomm.model import Channel as Channel
 from emrcomm.pipeline.decide import Decision, decide, in_words_sent, same_patient
-from emrcomm.pipeline.deliver import RetryPolicy, deliver, file_event, not_told
+from emrcomm.pipeline.deliver import RECHECK_AFTER, RetryPolicy, deliver, file_event, not_told
 from emrcomm.pipeline.late import LateRecords
 from emrcomm.pipeline.records import record_id, reply_facts
 from emrcomm.pipeline.watch import Sending, SendWatch, send_timeout
@@ -128,6 +128,8 @@ class Host:
         self.retry_policy = RetryPolicy(max_attempts=int(delivery.get("max_attempts", 8)),
                                         backoff_base=float(delivery.get("backoff_base", 30.0)),
                                         backoff_cap=float(delivery.get("backoff_cap", 3600.0)))
+        # A row leaving longer than this after its decision asks the directory again (pipeline.deliver).
+        self.recheck_after = dt.timedelta(seconds=float(delivery.get("recheck_after", RECHECK_AFTER)))
         try:
             # Every decision is logged, signed (docs/audit.md); the key is checked before anything runs.
             self.audit = (AuditLog(self.storage, SigningKey.ephemeral(), self.clock) if read_only

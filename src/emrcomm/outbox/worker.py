@@ -96,6 +96,9 @@ class WorkerStats:
     hung: int = 0
     put_off: int = 0  # rows given back unsent because a send on their channel hung
     newer: int = 0  # rows written by a newer release, given back unsent for a worker that reads them
+    # Rows decided more than recheck_after ago whose patient the directory could not be asked
+    # about again: given back unsent, for a later try.
+    unchecked: int = 0
     # Rows whose delivery raised (a bug, a privilege the role lacks): left leased, taken over
     # when the lease runs out, as a dead worker's.
     errors: int = 0
@@ -129,7 +132,8 @@ class WorkerStats:
         return {"sent": self.sent, "retried": self.retried, "dead": self.dead, "expired": self.expired, "cancelled": self.cancelled,
                 "held": self.held,
                 "taken_over": self.taken_over, "lost_lease": self.lost_lease, "released": self.released,
-                "hung": self.hung, "put_off": self.put_off, "newer": self.newer, "errors": self.errors,
+                "hung": self.hung, "put_off": self.put_off, "newer": self.newer, "unchecked": self.unchecked,
+                "errors": self.errors,
                 "unrecorded": self.unrecorded,
                 "settle_commits": self.settle_commits,
                 "crash_window_ms": {"p50": pct(0.5), "p99": pct(0.99),

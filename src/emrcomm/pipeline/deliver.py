@@ -2,6 +2,7 @@
 hand it to the channel's transport, and append what happened to its record in one commit with
 the outbox change (accepted and the row gone; a retry with backoff; a dead letter; expired;
 cancelled because the patient opted out meanwhile). A leg after it waits while it is there.
+A row leaving long after its decision asks the directory again first (``asked_again``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from attrs import frozen
 
 from emrcomm.audit import Trail
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, described
+from emrcomm.errors import PluginError, PluginUnavailable
 from emrcomm.inbox import raise_item, settle_follow_up
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts, after_requeues
 from emrcomm.lifecycle.states import LegState
-from emrcomm.model import Category, Channel, Message, Receipt, Recipient, Record, SendingWindow
+from emrcomm.model import Category, Channel, Message, Receipt, Recipient, Record, Route, SendingWindow
 from emrcomm.outbox import window as windows
 from emrcomm.pipeline.records import LINK_SLOT, LINK_WITHHELD
 from emrcomm.plugin.contract import Delivery
@@ -44,6 +46,15 @@ RETRY_AFTER_CEILING = 3600.0
 # A row written before rows kept their sending window, whose patient cannot be found again: the
 # narrowest built-in window (Florida's), in every clinic zone.
 FALLBACK_WINDOW = (dt.time(8, 0), dt.time(20, 0))
+# ``[delivery] recheck_after`` (seconds): a row leaving this long or longer after its request was
+# decided (held for quiet hours, queued behind a rate limit or an outage) asks the directory for
+# the patient again, and the consent validators judge its leg again, before it goes.
+RECHECK_AFTER = 300.0
+# What the validators find that means the patient's consent or preference no longer lets the
+# leg go (docs/rule-catalogue.md A): the findings a recheck acts on. Others (content, form, the
+# hour) were judged when the request was decided and the row keeps what they said.
+CONSENT_CODES = frozenset({"CONSENT_MISSING", "CONSENT_REVOKED", "PREFERENCE_IGNORED",
+                           "UNENCRYPTED_EMAIL_NOT_ACCEPTED"})
 RECORD_ATTEMPTS = 3  # tries at least to record that a message left; more while its lease holds
 RECORD_RETRY_PAUSE = 0.5  # the longest pause between those tries (seconds)
 # How long a caller waiting for ``send`` keeps trying to record a message that left while the
@@ -72,7 +83,8 @@ class RetryPolicy:
 class Delivered:
     """How one delivery ended: ``accepted`` (with the receipt), ``retry``, ``undeliverable``,
     ``expired``, ``cancelled``, ``held`` (its sending window closed: back in the outbox until it opens),
-    ``newer`` (written by a newer release: given back unsent); ``kept`` is False when the lease had passed to another process
+    ``newer`` (written by a newer release: given back unsent), ``unchecked`` (the directory could
+    not be asked again: given back unsent, to try later); ``kept`` is False when the lease had passed to another process
     (the message left all the same, and is recorded)."""
 
     result: str
@@ -118,8 +130,6 @@ def _with_expiry(facts: RecordFacts, expires: dt.datetime) -> Any:
 
 
 def link_for(channels: dict[str, Channel], source: tuple[str, str]) -> str:
-    from emrcomm.errors import PluginError
-
     channel = channels.get(source[0])
     linker = getattr(channel.transport, "link_for", None) if channel is not None else None
     if linker is None:
@@ -193,6 +203,25 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
             return Delivered("expired")
         commit(lambda: _hold(host, item, owner=owner, source=source, now=now, until=opening, trail=trail))
         return Delivered("held")
+    if recipient is None and now - facts.recorded >= host.recheck_after:
+        # Decided long ago: the clinic may have withdrawn consent in the EMR since (a Consent set
+        # inactive, the patient recorded deceased). A fresh row (the worker's usual one) and an
+        # inline send, decided just now, are not asked again.
+        try:
+            withdrawn = asked_again(host, channel, item, facts, now)
+        except PluginUnavailable as exc:
+            return _unchecked(host, item, exc, now=now, owner=owner, policy=policy, commit=commit)
+        except Exception as exc:  # a directory or validator that fails: not sent (fail closed), retried
+            failure = exc
+            result = commit(lambda: _failed_attempt(host, item, facts, failure, owner=owner, source=source,
+                                                    policy=policy, rand=rand, trail=trail))
+            return Delivered(result, error=failure)
+        else:
+            if withdrawn is not None:
+                code, said = withdrawn
+                commit(lambda: _end(host, item, facts, LegState.CANCELLED, code, said, owner=owner, source=source,
+                                    trail=trail))
+                return Delivered("cancelled")
     error: Exception | None = None
     try:
         delivery = Delivery(message_for(facts, item, dict(host.channels)), item.address or "", item.key,
@@ -280,6 +309,54 @@ def deliver(host: Host, item: Item, facts: RecordFacts | None, *, owner: str, so
         raise
     except Exception as exc:
         return removed_unrecorded(type(exc).__name__)
+
+
+def asked_again(host: Host, channel: Channel, item: Item, facts: RecordFacts,
+                now: dt.datetime) -> tuple[str, str] | None:
+    """Whether ``item``'s leg may still go as the directory gives the patient now and the
+    validators judge it now, as when its request was decided (``emrcomm_find_recipient``, then
+    ``emrcomm_validate`` for its channel, address and purpose). None: it may; else the rule code
+    and the words its record files (the patient no longer given: ``RECIPIENT_UNKNOWN``; a
+    consent or preference finding: its code). Raises PluginUnavailable when the directory cannot
+    answer now, and PluginError when it or a validator fails."""
+    request = facts.request
+    if request.category.answers_patient:
+        # An answer to the patient's own message goes where that came from, whatever consent is
+        # on file; what stops it after an opt-out is the ledger (_revoked_by).
+        return None
+    found = host.hooks.find_recipient(request)
+    if found is None:
+        log.warning("outbox %s: the directory no longer gives its patient; not sent", item.key)
+        return ("RECIPIENT_UNKNOWN", "no longer given by the directory: recorded deceased or inactive, merged "
+                                     "away or removed after the message was decided")
+    route = Route(channel.name, item.address or "", role=facts.role, template=item.payload.template)
+    message = message_for(facts, item, dict(host.channels))
+    findings = host.hooks.validate(message, found, channel, route, facts.findings, now)
+    failed = next((f for f in findings if f.code == "CHECK_FAILED"), None)
+    if failed is not None:
+        raise PluginError(f"plugin {failed.plugin!r}: its check could not run again before the message left")
+    withdrawn = next((f for f in findings if f.blocks and f.code in CONSENT_CODES), None)
+    if withdrawn is None:
+        return None
+    log.warning("outbox %s: %s found again before it left (plugin %s); not sent", item.key, withdrawn.code,
+                withdrawn.plugin)
+    said = {"CONSENT_REVOKED": "withdrawn in the chart after the message was decided"}.get(
+        withdrawn.code, "found in the chart after the message was decided")
+    return withdrawn.code, said
+
+
+def _unchecked(host: Host, item: Item, exc: PluginUnavailable, *, now: dt.datetime, owner: str,
+               policy: RetryPolicy, commit: Commit) -> Delivered:
+    """The directory cannot say now whether ``item`` may still go: not sent (fail closed) and
+    given back, its attempt too, due again after the server's Retry-After, else one
+    backoff_base; never failed for that alone. Past its expiry it expires as any row does."""
+    asked = exc.retry_after if isinstance(exc.retry_after, int | float) and exc.retry_after > 0 else None
+    wait = min(asked, max(policy.backoff_cap, RETRY_AFTER_CEILING)) if asked is not None else policy.backoff_base
+    later = now + dt.timedelta(seconds=wait)
+    said = "not sent: the directory could not be asked again whether it may still go; tried again later"
+    commit(lambda: host.storage.outbox.release(item.key, owner=owner, now=now, error=said, not_before=later))
+    log.warning("outbox %s: the directory cannot answer now; given back unsent, due again in %.0f s", item.key, wait)
+    return Delivered("unchecked")
 
 
 def _newer(host: Host, item: Item, facts: RecordFacts | None, said: str, *, now: dt.datetime, owner: str,

@@ -87,9 +87,14 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
         ``=``) or any other form is refused, CHECK_FAILED.
     :raises emrcomm.RecipientRefused: the patient is known and must not be messaged.
 
+    Asked again, for the request as filed, before an outbox row decided ``[delivery]
+    recheck_after`` or more before leaves: None then cancels it (RECIPIENT_UNKNOWN),
+    RecipientRefused too (RECIPIENT_REFUSED, its reason), and PluginUnavailable keeps it unsent
+    for a later try.
+
     .. versionadded:: 0.1
     .. versionchanged:: 0.2 PluginUnavailable for a directory that cannot answer now;
-       RecipientRefused is a refusal, not a failure.
+       RecipientRefused is a refusal, not a failure; asked again before a late outbox row leaves.
     """
 
 
