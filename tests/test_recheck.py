@@ -74,8 +74,8 @@ def alex_inactive(server: ShimServer) -> None:
 
 WITHDRAWN: dict[str, tuple[Callable[[ShimServer], None], str]] = {
     "sms-consent-withdrawn": (sms_consent_withdrawn, "CONSENT_REVOKED"),
-    "patient-deceased": (alex_deceased, "RECIPIENT_UNKNOWN"),
-    "patient-inactive": (alex_inactive, "RECIPIENT_UNKNOWN"),
+    "patient-deceased": (alex_deceased, "RECIPIENT_REFUSED"),
+    "patient-inactive": (alex_inactive, "RECIPIENT_REFUSED"),
 }
 
 

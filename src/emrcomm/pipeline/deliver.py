@@ -20,7 +20,7 @@ from attrs import frozen
 
 from emrcomm.audit import Trail
 from emrcomm.delivery import DeliveryError, PermanentDeliveryError, TransientDeliveryError, described
-from emrcomm.errors import PluginError, PluginUnavailable
+from emrcomm.errors import PluginError, PluginUnavailable, RecipientRefused
 from emrcomm.inbox import raise_item, settle_follow_up
 from emrcomm.lifecycle.events import Event, Note, Source
 from emrcomm.lifecycle.projection import RecordFacts, after_requeues
@@ -317,18 +317,23 @@ def asked_again(host: Host, channel: Channel, item: Item, facts: RecordFacts,
     validators judge it now, as when its request was decided (``emrcomm_find_recipient``, then
     ``emrcomm_validate`` for its channel, address and purpose). None: it may; else the rule code
     and the words its record files (the patient no longer given: ``RECIPIENT_UNKNOWN``; a
-    consent or preference finding: its code). Raises PluginUnavailable when the directory cannot
+    consent or preference finding: its code; a patient the chart refuses now: ``RECIPIENT_REFUSED``
+    and its reason). Raises PluginUnavailable when the directory cannot
     answer now, and PluginError when it or a validator fails."""
     request = facts.request
     if request.category.answers_patient:
         # An answer to the patient's own message goes where that came from, whatever consent is
         # on file; what stops it after an opt-out is the ledger (_revoked_by).
         return None
-    found = host.hooks.find_recipient(request)
+    try:
+        found = host.hooks.find_recipient(request)
+    except RecipientRefused as exc:  # recorded deceased or inactive since, say: its reason (ids only)
+        log.warning("outbox %s: plugin %s refuses its patient now (RECIPIENT_REFUSED); not sent", item.key, exc.plugin)
+        return ("RECIPIENT_REFUSED", f"refused by the chart after the message was decided: {exc.reason}"[:300])
     if found is None:
         log.warning("outbox %s: the directory no longer gives its patient; not sent", item.key)
-        return ("RECIPIENT_UNKNOWN", "no longer given by the directory: recorded deceased or inactive, merged "
-                                     "away or removed after the message was decided")
+        return ("RECIPIENT_UNKNOWN", "no longer given by the directory: removed or merged away after the message "
+                                     "was decided")
     route = Route(channel.name, item.address or "", role=facts.role, template=item.payload.template)
     message = message_for(facts, item, dict(host.channels))
     findings = host.hooks.validate(message, found, channel, route, facts.findings, now)
