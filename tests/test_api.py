@@ -1591,24 +1591,40 @@ def consent_entries(host: Host) -> list[tuple[str, str | None, str]]:
     return [(e.channel, e.address, e.action) for e in host.storage.consent.history()]
 
 
+def _store_gone_at_email(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The store goes away when the ledger takes an email entry (while the flag holds): a Consent
+    naming SMS, then email, fails at its second entry. The real server stopped so is
+    tests/test_postgres.py's; this puts the same fault on both stores."""
+    from emrcomm.storage import StoreUnavailable
+    from emrcomm.storage.consent import SqlConsentLedger
+
+    failing = [True]
+    add = SqlConsentLedger.add
+
+    def add_or_fail(self: Any, **kw: Any) -> int:
+        if failing[0] and kw["channel"] == "email":
+            raise StoreUnavailable("the database server closed the connection")
+        return add(self, **kw)
+
+    monkeypatch.setattr(SqlConsentLedger, "add", add_or_fail)
+    return failing
+
+
 def test_a_consent_that_fails_at_its_second_address_records_nothing_and_its_retry_records_each_once(
         make_host: Callable[..., Host], clients: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """One Consent, one transaction: the SMS entry written before the email one failed is undone
     with it (and their audit entries), so the EMR's retry of the Consent it was told failed
     records each address once. Each entry committed on its own, the retry wrote the SMS
     entry twice."""
-    from fakes import DeafToEmail
-
-    monkeypatch.setattr(DeafToEmail, "FAIL", True)
-    entry_points = {**discover(), "deaf": metadata.EntryPoint(name="deaf", value="fakes:DeafToEmail", group="emrcomm")}
-    host = make_host(NO_NOTIFY + f'\n[plugins]\norder = [{ALL_PLUGINS}, "deaf"]\n', entry_points=entry_points)
+    host = make_host(NO_NOTIFY)
     api = ApiClient(host, create_app(host))
     clients.append(api)
+    failing = _store_gone_at_email(monkeypatch)
     failed = api.call("POST", "/fhir/Consent", consent(provision=SMS_AND_EMAIL))
-    assert failed.status_code == 500 and body(failed)["resourceType"] == "OperationOutcome", failed.text
+    assert failed.status_code == 503 and body(failed)["resourceType"] == "OperationOutcome", failed.text
     assert consent_entries(host) == []
     assert not [e for e in entries(host.storage) if e["kind"] in ("optout", "consent.recorded")]
-    monkeypatch.setattr(DeafToEmail, "FAIL", False)
+    failing[0] = False
     again = api.call("POST", "/fhir/Consent", consent(provision=SMS_AND_EMAIL))
     assert again.status_code == 201, again.text
     assert consent_entries(host) == [("sms", "+16135550123", "revoke"), ("email", "alex.martin@example.org", "revoke")]
@@ -1617,19 +1633,36 @@ def test_a_consent_that_fails_at_its_second_address_records_nothing_and_its_retr
     assert audit_verify(host.storage, [host.audit.key.public]).ok  # nothing of the undone ones left in the chain
 
 
-def test_the_code_path_the_consent_command_shares_records_a_consent_whole_on_its_own(
-        make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
-    # `emrcomm consent` calls entries and record with no transaction of its own around them.
-    from emrcomm.api.consent import entries as consent_entries_of
-    from emrcomm.api.consent import record
-    from emrcomm.errors import PluginError
+def test_a_consent_stands_when_another_plugin_that_hears_of_it_fails(
+        make_host: Callable[..., Host], clients: list[Any], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The EMR's adapter, which hears of every update, is down: the front desk's withdrawal of
+    email is in the ledger all the same (undone with the adapter's failure, the patient was
+    still emailed until someone sent the Consent again), and the log names the plugin."""
     from fakes import DeafToEmail
 
     monkeypatch.setattr(DeafToEmail, "FAIL", True)
     entry_points = {**discover(), "deaf": metadata.EntryPoint(name="deaf", value="fakes:DeafToEmail", group="emrcomm")}
     host = make_host(NO_NOTIFY + f'\n[plugins]\norder = [{ALL_PLUGINS}, "deaf"]\n', entry_points=entry_points)
+    api = ApiClient(host, create_app(host))
+    clients.append(api)
+    answered = api.call("POST", "/fhir/Consent", consent(provision=SMS_AND_EMAIL))
+    assert answered.status_code == 201, answered.text
+    assert consent_entries(host) == [("sms", "+16135550123", "revoke"), ("email", "alex.martin@example.org", "revoke")]
+    assert "plugin 'deaf' failed" in caplog.text and "alex.martin" not in caplog.text
+
+
+def test_the_code_path_the_consent_command_shares_records_a_consent_whole_on_its_own(
+        make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
+    # `emrcomm consent` calls entries and record with no transaction of its own around them.
+    from emrcomm.api.consent import entries as consent_entries_of
+    from emrcomm.api.consent import record
+    from emrcomm.storage import StoreUnavailable
+
+    host = make_host(NO_NOTIFY)
     found = consent_entries_of(host, consent(provision=SMS_AND_EMAIL), client="cli")
-    with pytest.raises(PluginError):
+    _store_gone_at_email(monkeypatch)
+    with pytest.raises(StoreUnavailable):
         record(host, found)
     assert consent_entries(host) == []
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from attrs import frozen
 from email_validator import EmailNotValidError, validate_email
 
 from emrcomm.api.outcome import ApiError
-from emrcomm.errors import RecipientRefused, RequestError
+from emrcomm.errors import PluginError, RecipientRefused, RequestError
 from emrcomm.fhir import EXT, MEDIUM_TO_CHANNEL, PARTICIPATION_MODE, fhir_datetime, is_patient_link
 from emrcomm.limits import MAX_IDENTIFIERS, check_identifier, check_text, escape_controls
 from emrcomm.model import DeliveryUpdate, Identifier, Purpose, Request
@@ -37,6 +38,8 @@ from emrcomm.storage.records import identifier_key
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
+
+log = logging.getLogger(__name__)
 
 CHANNEL_SYSTEM = "http://emrcomm.org/fhir/CodeSystem/channel"
 PURPOSE_SYSTEM = "http://emrcomm.org/fhir/CodeSystem/purpose"
@@ -224,9 +227,15 @@ def record(host: Host, found: Sequence[Entry]) -> list[int]:
 def _write(host: Host, found: Sequence[Entry], now: dt.datetime) -> list[int]:
     seqs = []
     for e in found:
-        host.delivery_update(DeliveryUpdate(kind="optout" if e.action == "revoke" else "optin", at=now,
-                                            channel=e.channel, address=e.address, text=e.source, detail=e.patient,
-                                            source="staff", purpose=e.purpose))
+        try:
+            host.delivery_update(DeliveryUpdate(kind="optout" if e.action == "revoke" else "optin", at=now,
+                                                channel=e.channel, address=e.address, text=e.source, detail=e.patient,
+                                                source="staff", purpose=e.purpose))
+        except PluginError as exc:
+            # Another plugin that hears of updates failed (the EMR's adapter, down): what the
+            # front desk recorded stands all the same, once the ledger has it (below); undone,
+            # a withdrawal would leave the patient messaged until someone sent it again.
+            log.error("consent %s entry: %s; the ledger's entry stands", e.channel, exc)
         # The entry this wrote, found by what it says, not as the address's last: a STOP from the
         # patient committed just after it is the last, and was taken for it (its number given as
         # the Consent's, or a 500 saying the ledger had not taken a grant it had).
