@@ -71,8 +71,15 @@ NOT_DECIDED = ("the patient could not be looked up now (the clinic's directory s
                "in a few seconds")
 
 
+# The longest wait a directory's own Retry-After is passed on as (seconds): a server (or a proxy
+# before it) asking for more, or for a date years ahead, would have the EMR hold its messages.
+LONGEST_RETRY_AFTER = 300
+
+
 def not_decided(exc: PluginUnavailable) -> ApiError:
-    wait = RETRY_AFTER if exc.retry_after is None else str(max(1, math.ceil(exc.retry_after)))
+    asked = exc.retry_after
+    wait = (RETRY_AFTER if asked is None or not math.isfinite(asked)
+            else str(min(LONGEST_RETRY_AFTER, max(1, math.ceil(asked)))))
     return ApiError(503, "transient", NOT_DECIDED, headers={"retry-after": wait})
 
 
