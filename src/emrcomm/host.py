@@ -59,7 +59,7 @@ from emrcomm.plugin.manager import FilingFailed, PluginManager, check_secret_ref
 from emrcomm.rules import finding
 from emrcomm.staff.schema import MIGRATIONS as STAFF_MIGRATIONS
 from emrcomm.storage import Migration, Storage, StoreUnavailable, open_storage
-from emrcomm.storage.records import RETRYABLE, RecordUnreadable
+from emrcomm.storage.records import RETRYABLE, RecordUnreadable, Unreadable
 
 log = logging.getLogger("emrcomm.host")
 
@@ -550,11 +550,16 @@ class Host:
     # reading back --------------------------------------------------------------------------------
     def records(self, **filters: Any) -> dict[str, Any]:
         """Filed Communications as a FHIR searchset Bundle (filters: patient, status, channel,
-        category, since, until)."""
-        return fhir.searchset(fhir.communication(r) for r in self.storage.records.find(**filters))
+        category, since, until). A record this release cannot read is not shown: an
+        OperationOutcome entry (search.mode outcome) names it, after the others."""
+        unreadable: list[Unreadable] = []
+        return fhir.searchset((fhir.communication(r) for r in self.storage.records.find(**filters, unreadable=unreadable)),
+                              lambda: [fhir.unreadable_entry(u.id, u.reason, newer=u.newer) for u in unreadable])
 
     def record(self, record_id: str) -> Record | None:
-        """One record as the chart shows it now."""
+        """One record as the chart shows it now; None when there is none. Raises
+        ``emrcomm.storage.RecordUnreadable`` (``newer``: a newer release wrote it) when its
+        stored facts cannot be read by this release."""
         return self.storage.records.get(record_id)
 
     def check(

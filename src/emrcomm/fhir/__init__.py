@@ -609,18 +609,35 @@ def communication(record: Record) -> dict[str, Any]:
     return res
 
 
-def searchset(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """A FHIR searchset Bundle of the given resources."""
+def searchset(resources: Iterable[Mapping[str, Any]], outcomes: Callable[[], Iterable[Mapping[str, Any]]] = tuple,
+              ) -> dict[str, Any]:
+    """A FHIR searchset Bundle of the given resources, then the entries ``outcomes()`` gives once
+    they are read (:func:`unreadable_entry`: what the search could not show); ``total`` counts
+    both, as every one matched."""
     entries = []
     for res in resources:
         entry: dict[str, Any] = {"resource": dict(res), "search": {"mode": "match"}}
         with contextlib.suppress(ValueError):  # ids that are not UUIDs get no fullUrl
             entry = {"fullUrl": f"urn:uuid:{uuid.UUID(hex=str(res.get('id')))}", **entry}
         entries.append(entry)
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries)}
-    if entries:  # FHIR JSON has no empty arrays
-        bundle["entry"] = entries
+    left_out = [dict(e) for e in outcomes()]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries) + len(left_out)}
+    if entries or left_out:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries + left_out
     return bundle
+
+
+def unreadable_entry(record_id: str, reason: str, *, newer: bool) -> dict[str, Any]:
+    """The searchset entry (search.mode outcome: FHIR R4's place for a search's warnings) that says
+    Communication ``record_id`` matched but was left out: its stored facts cannot be read by this
+    release (``reason``: RecordUnreadable's words, never the facts' text). ``newer``: a newer
+    release wrote it and shows it; else it is damaged."""
+    why = ("a newer release of emrcomm wrote it; that release shows it" if newer else
+           "its stored record is damaged; the clinic's administrator can restore it from a backup")
+    return {"resource": {"resourceType": "OperationOutcome", "issue": [{
+        "severity": "warning", "code": "incomplete",
+        "details": {"text": f"Communication {record_id} matched but is not shown: {why}."},
+        "diagnostics": f"Communication {record_id}: {reason}"}]}, "search": {"mode": "outcome"}}
 
 
 def validate_resource(resource: Mapping[str, Any]) -> None:

@@ -36,7 +36,7 @@ from emrcomm.storage.inbox import Inbox, SqlInbox
 from emrcomm.storage.meta import Meta, SqlMeta
 from emrcomm.storage.outbox import Outbox, SqlOutbox
 from emrcomm.storage.rates import Rates, SqlRates
-from emrcomm.storage.records import Records, SqlRecords
+from emrcomm.storage.records import Records, RecordUnreadable, SqlRecords, Unreadable
 from emrcomm.storage.schema import MIGRATIONS, add_columns, statements
 from emrcomm.storage.sqlite import SQLiteDatabase
 from emrcomm.storage.times import iso
@@ -55,6 +55,7 @@ __all__ = [
     "Migration",
     "Outbox",
     "Rates",
+    "RecordUnreadable",
     "Records",
     "SQLiteDatabase",
     "Storage",
@@ -62,6 +63,7 @@ __all__ = [
     "StoreNotOpened",
     "StoreNotReached",
     "StoreUnavailable",
+    "Unreadable",
     "add_columns",
     "iso",
     "open_sqlite",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -23,6 +24,8 @@ from emrcomm.outbox.payload import NEWER
 from emrcomm.storage.database import Database, Row
 from emrcomm.storage.packed import DICTIONARIES, FACTS, NewerPacking, pack, unpack
 from emrcomm.storage.times import iso, parse_iso
+
+log = logging.getLogger("emrcomm.storage")
 
 # The version of the facts this release writes (slim_facts); one above it is a newer release's.
 FACTS_VERSION = 2
@@ -86,13 +89,27 @@ class Records(Protocol):
         before (its dedup key) or the record is unknown: nothing changed."""
         ...
 
-    def get(self, id: str) -> Record | None: ...
+    def keep(self, event: Event) -> bool:
+        """Keep ``event`` on a record whose facts this release cannot read (RecordUnreadable), not
+        projected: its state and status stay as they were until a release that reads the facts
+        appends the next event (a projection reads every event). False when it was seen before
+        (its dedup key) or the record is unknown."""
+        ...
+
+    def get(self, id: str) -> Record | None:
+        """Record ``id`` projected; None when there is none. Raises RecordUnreadable when its
+        facts cannot be read, as :meth:`facts`, :meth:`read` and :meth:`last_to` do."""
+        ...
 
     def facts(self, id: str) -> RecordFacts | None: ...
 
     def events(self, id: str) -> list[Event]: ...
 
-    def for_request(self, request_id: str) -> list[Record]: ...
+    def for_request(self, request_id: str, *, unreadable: list[Unreadable] | None = None) -> list[Record]:
+        """The records of a request in filing order. A listing (this, :meth:`find`, :meth:`page`)
+        raises RecordUnreadable at a record whose facts cannot be read, unless given an
+        ``unreadable`` list: then that record is left out and added to it, the others listed."""
+        ...
 
     def by_provider(self, provider_id: str) -> str | None:
         """The record a provider's message id belongs to (from its "accepted" event)."""
@@ -115,11 +132,16 @@ class Records(Protocol):
 
     def find(self, *, patient: str | None = None, status: str | None = None, channel: str | None = None,
              category: str | None = None, since: dt.datetime | None = None,
-             until: dt.datetime | None = None) -> Iterator[Record]: ...
+             until: dt.datetime | None = None, unreadable: list[Unreadable] | None = None) -> Iterator[Record]:
+        """The matching records in filing order (``unreadable``: see :meth:`for_request`; it is
+        filled as the records are read)."""
+        ...
 
-    def page(self, query: PageQuery) -> list[tuple[Record, dt.datetime]]:
+    def page(self, query: PageQuery, *, unreadable: list[Unreadable] | None = None) -> list[tuple[Record, dt.datetime]]:
         """One page of records in filing order (recorded, id) matching ``query``, each with
-        when it last changed: what a FHIR search of Communications reads."""
+        when it last changed: what a FHIR search of Communications reads. A record left out
+        into ``unreadable`` (see :meth:`for_request`) still takes its place in the page: the
+        page is full, and the next one starts after it, as if it were listed."""
         ...
 
     def count_matching(self, query: PageQuery) -> int:
@@ -211,6 +233,18 @@ def dedup_digest(key: str) -> bytes:
     """What is stored of an event's dedup key: the first 16 bytes of its SHA-256 (a key is any
     length, a callback's or a record id and a time; 128 bits keep two keys apart)."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+@frozen
+class Unreadable:
+    """A record a listing left out because its facts cannot be read (RecordUnreadable): its id,
+    when it was filed, why (``reason``: the error's words, never the facts' text) and whether a
+    newer release wrote it."""
+
+    id: str
+    recorded: dt.datetime
+    reason: str
+    newer: bool
 
 
 class RecordUnreadable(ValueError):
@@ -336,6 +370,12 @@ class SqlRecords:
             (event.record_id, event.kind.value, event.source.value, iso(event.at), event.provider_id, event.reason,
              event.detail or None, iso(event.until), dedup_digest(event.dedup))) == 1
 
+    def keep(self, event: Event) -> bool:
+        with self.db.transaction():
+            if not self.db.query("SELECT id FROM records WHERE id = ?", (event.record_id,)):
+                return False
+            return self._insert(event)
+
     def get(self, id: str) -> Record | None:
         facts = self.facts(id)
         return None if facts is None else project(facts, self.events(id))
@@ -347,9 +387,9 @@ class SqlRecords:
     def events(self, id: str) -> list[Event]:
         return [_event(r) for r in self.db.query("SELECT * FROM events WHERE record_id = ? ORDER BY seq", (id,))]
 
-    def for_request(self, request_id: str) -> list[Record]:
+    def for_request(self, request_id: str, *, unreadable: list[Unreadable] | None = None) -> list[Record]:
         rows = self.db.query(f"SELECT {FACT_COLUMNS} FROM records WHERE request_id = ? ORDER BY recorded, id", (request_id,))
-        return list(self._projected(rows))
+        return list(self._projected(rows, unreadable))
 
     def by_provider(self, provider_id: str) -> str | None:
         rows = self.db.query("SELECT record_id FROM events WHERE provider_id = ? AND kind = 'accepted' "
@@ -382,7 +422,7 @@ class SqlRecords:
 
     def find(self, *, patient: str | None = None, status: str | None = None, channel: str | None = None,
              category: str | None = None, since: dt.datetime | None = None,
-             until: dt.datetime | None = None) -> Iterator[Record]:
+             until: dt.datetime | None = None, unreadable: list[Unreadable] | None = None) -> Iterator[Record]:
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("patient", patient), ("status", status), ("channel", channel), ("category", category)):
@@ -398,9 +438,9 @@ class SqlRecords:
         sql = f"SELECT {FACT_COLUMNS} FROM records" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self.db.query(sql + " ORDER BY recorded, id", tuple(params))
         for start in range(0, len(rows), 500):  # events read a page of records at a time
-            yield from self._projected(rows[start:start + 500])
+            yield from self._projected(rows[start:start + 500], unreadable)
 
-    def page(self, query: PageQuery) -> list[tuple[Record, dt.datetime]]:
+    def page(self, query: PageQuery, *, unreadable: list[Unreadable] | None = None) -> list[tuple[Record, dt.datetime]]:
         where, params = _filters(query)
         if query.after is not None:
             recorded, last_id = query.after
@@ -410,7 +450,7 @@ class SqlRecords:
                + " ORDER BY recorded, id LIMIT ?")
         rows = self.db.query(sql, (*params, query.limit))
         updated = {r["id"]: parse_iso(r["updated"]) for r in rows}
-        return [(record, updated[record.id]) for record in self._projected(rows)]
+        return [(record, updated[record.id]) for record in self._projected(rows, unreadable)]
 
     def count_matching(self, query: PageQuery) -> int:
         where, params = _filters(query)
@@ -422,7 +462,9 @@ class SqlRecords:
         rows = self.db.query(f"SELECT {FACT_COLUMNS}, updated FROM records WHERE id = ?", (id,))
         return next(((record, parse_iso(rows[0]["updated"])) for record in self._projected(rows)), None)
 
-    def _projected(self, rows: Iterable[Row]) -> Iterator[Record]:
+    def _projected(self, rows: Iterable[Row], unreadable: list[Unreadable] | None = None) -> Iterator[Record]:
+        """The rows' records projected; one whose facts cannot be read raises RecordUnreadable,
+        or with an ``unreadable`` list is added to it and left out."""
         rows = list(rows)
         if not rows:
             return
@@ -432,7 +474,15 @@ class SqlRecords:
         for r in self.db.query(f"SELECT * FROM events WHERE record_id IN ({marks}) ORDER BY seq", tuple(ids)):
             events[r["record_id"]].append(_event(r))
         for r in rows:
-            yield project(_facts(r), events[r["id"]])
+            try:
+                facts = _facts(r)
+            except RecordUnreadable as exc:
+                if unreadable is None:
+                    raise
+                log.warning("record %s: its facts cannot be read by this release; left out of a listing", r["id"])
+                unreadable.append(Unreadable(r["id"], parse_iso(r["recorded"]), str(exc), exc.newer))
+                continue
+            yield project(facts, events[r["id"]])
 
 
 def _filters(query: PageQuery) -> tuple[list[str], list[Any]]:
