@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from api_kit import ApiClient
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Request, Status
 from emrcomm.storage import RecordUnreadable
+from emrcomm.web import create_app
 from fhir_schema import schema_errors
+from test_api import NO_NOTIFY
 from test_staff import APPOINTMENT
 from test_worker_unreadable import corrupt_record, facts_of, newer_category
 
@@ -61,3 +64,66 @@ def test_the_python_api_lists_every_other_record_and_names_the_one_it_cannot_rea
     with pytest.raises(RecordUnreadable) as raised:
         host.record(bad)
     assert raised.value.newer is (spoil is newer_category) and words not in str(raised.value)
+
+
+
+@pytest.fixture
+def api(make_host: Callable[..., Host]) -> Iterator[ApiClient]:
+    host = make_host(NO_NOTIFY)
+    client = ApiClient(host, create_app(host))
+    yield client
+    client.close()
+
+
+def pages(api: ApiClient, query: str) -> list[dict[str, Any]]:
+    """Every page of a search of Communications, by its next links."""
+    out: list[dict[str, Any]] = []
+    next_query: str | None = query
+    while next_query is not None:
+        answer = api.call("GET", "/fhir/Communication", query=next_query)
+        assert answer.status_code == 200, answer.text
+        out.append(json.loads(answer.content))
+        nxt = [link["url"] for link in out[-1]["link"] if link["relation"] == "next"]
+        next_query = nxt[0].split("?", 1)[1] if nxt else None
+    return out
+
+
+@SPOILS
+@pytest.mark.parametrize("count", [1, 2, 10])
+def test_a_fhir_search_shows_every_other_record_and_an_outcome_entry_naming_the_one_it_cannot_read(
+    api: ApiClient, spoil: Spoil, count: int
+) -> None:
+    """Whatever page the record falls on: the others once each, it named once in an
+    OperationOutcome entry (search.mode outcome) of its page, every page answered 200."""
+    ids, bad, words = chart(api.host, 4)
+    spoil(api.host, bad)
+    found = pages(api, f"patient=Patient/on-en&_count={count}&_total=accurate")
+    entries = [e for page in found for e in page.get("entry", ())]
+    assert sorted(e["resource"]["id"] for e in entries if e["search"]["mode"] == "match") == \
+        sorted(i for i in ids if i != bad)
+    [left_out] = [e["resource"] for e in entries if e["search"]["mode"] == "outcome"]
+    [issue] = left_out["issue"]
+    assert (issue["severity"], issue["code"]) == ("warning", "incomplete") and bad in issue["diagnostics"]
+    assert {page["total"] for page in found} == {len(ids)}  # it matched: counted, as _total=accurate counts it
+    for page in found:
+        assert schema_errors(page) == []
+        assert words not in json.dumps(page)
+
+
+@SPOILS
+def test_a_fhir_read_of_the_record_is_503_naming_why_not_a_500_nor_a_404(
+    api: ApiClient, spoil: Spoil, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids, bad, words = chart(api.host)
+    spoil(api.host, bad)
+    newer = spoil is newer_category
+    answer = api.call("GET", f"/fhir/Communication/{bad}")
+    assert answer.status_code == 503, answer.text
+    assert (answer.headers.get("retry-after") == "60") is newer  # a server of the newer release reads it
+    [issue] = json.loads(answer.content)["issue"]
+    assert issue["code"] == ("transient" if newer else "exception") and bad in issue["diagnostics"]
+    assert ("newer version" if newer else "damaged") in issue["details"]["text"]
+    assert words not in answer.text and words not in caplog.text
+    # The others read as ever.
+    good = api.call("GET", f"/fhir/Communication/{ids[0]}")
+    assert good.status_code == 200 and json.loads(good.content)["id"] == ids[0]

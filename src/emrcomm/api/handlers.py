@@ -47,7 +47,7 @@ from emrcomm.pipeline.decide import same_patient
 from emrcomm.pipeline.digest import check_retry, conflict_text, content_digest, is_conflict
 from emrcomm.pipeline.write import ALREADY_HANDLED
 from emrcomm.storage import StoreUnavailable
-from emrcomm.storage.records import RETRYABLE, RequestRow
+from emrcomm.storage.records import RETRYABLE, RecordUnreadable, RequestRow, Unreadable
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -69,6 +69,23 @@ def unavailable() -> ApiError:
 NOT_DECIDED = ("the patient could not be looked up now (the clinic's directory server cannot be reached, or answered "
                "what it cannot be read as); nothing was sent or filed: send the same request again (the same id) "
                "in a few seconds")
+
+
+def unreadable_record(ident: str, exc: RecordUnreadable) -> ApiError:
+    """A read of a Communication this release cannot read: 503, not a 404 or 410 (it is on file:
+    a client that syncs the chart must not drop it) nor a 500 (nothing failed unforeseen, and a GET
+    did nothing that "may or may not have been done"). The server cannot serve it; another can:
+    one of the newer release that wrote it (a replica already upgraded, or this one once it is;
+    Retry-After 60), or, damaged, none until the clinic restores it from a backup (no Retry-After)."""
+    if exc.newer:
+        return ApiError(503, "transient", f"Communication {ident} is on file, {exc}: a server of that release "
+                        "answers it; try again once this one is upgraded", headers={"retry-after": "60"},
+                        text="This message was filed by a newer version of emrcomm than this server runs; it can be "
+                             "shown once the server is upgraded.")
+    return ApiError(503, "exception", f"Communication {ident} is on file but {exc}: its stored record is damaged; "
+                    "the clinic's administrator can restore it from a backup",
+                    text="This message is on file but its stored record is damaged; ask the clinic's administrator "
+                         "to restore it from a backup.")
 
 
 # The longest wait a directory's own Retry-After is passed on as (seconds): a server (or a proxy
@@ -541,10 +558,12 @@ class Api:
         if query.limit == 0:
             total = await run_in_threadpool(self.host.storage.records.count_matching, query)
             return fhir_response(search.total_bundle(total, params, self.base(request)))
-        found = await run_in_threadpool(self.host.storage.records.page, query)
+        unreadable: list[Unreadable] = []  # records of the page this release cannot read, named in it
+        found = await run_in_threadpool(partial(self.host.storage.records.page, query, unreadable=unreadable))
         counted = (await run_in_threadpool(self.host.storage.records.count_matching, query)
                    if search.total_asked(params) else None)
-        return fhir_response(search.bundle(found, query, params, self.base(request), total=counted))
+        return fhir_response(search.bundle(found, query, params, self.base(request), total=counted,
+                                           unreadable=unreadable))
 
     async def read_communication(self, request: Request, grant: Grant | None) -> Response:
         ident = request.path_params["id"]
@@ -552,7 +571,13 @@ class Api:
             raise ApiError(404, "not-found", f"no Communication {_shown(ident)}")
 
         def run() -> Response:
-            read = self.host.storage.records.read(ident)
+            try:
+                read = self.host.storage.records.read(ident)
+            except RecordUnreadable as exc:
+                request.state.audit["record"] = ident
+                log.warning("Communication %s: its record cannot be read by this release%s; answered 503", ident,
+                            " (a newer release wrote it)" if exc.newer else "")
+                raise unreadable_record(ident, exc) from None
             if read is None:
                 raise ApiError(404, "not-found", f"no Communication {ident}")
             request.state.audit["record"] = ident

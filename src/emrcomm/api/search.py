@@ -20,10 +20,10 @@ from urllib.parse import urlencode
 
 from emrcomm.api.outcome import ApiError
 from emrcomm.errors import RequestError
-from emrcomm.fhir import CATEGORY_SYSTEM, communication, fhir_datetime
+from emrcomm.fhir import CATEGORY_SYSTEM, communication, fhir_datetime, unreadable_entry
 from emrcomm.limits import check_identifier
 from emrcomm.model import Category, Identifier, Record
-from emrcomm.storage.records import PageQuery
+from emrcomm.storage.records import PageQuery, Unreadable
 
 # _format and _pretty are how the answer is written (always JSON; _pretty changes nothing that a
 # parser sees), taken by every search since FHIR clients add them on their own.
@@ -159,21 +159,26 @@ def definition_url(params: Sequence[tuple[str, str]]) -> str | None:
 
 
 def bundle(found: Sequence[tuple[Record, dt.datetime]], query: PageQuery, params: Sequence[tuple[str, str]],
-           base: str, *, total: int | None = None) -> dict[str, Any]:
+           base: str, *, total: int | None = None, unreadable: Sequence[Unreadable] = ()) -> dict[str, Any]:
     """The searchset Bundle of one page, with ``self`` and (when the page is full) ``next``; its
     ``total`` is ``total`` when counted, else the page's own count when it is the first and
-    holds every match (``_total=none`` asks for none)."""
+    holds every match (``_total=none`` asks for none). A record of the page this release cannot
+    read (``unreadable``) is an OperationOutcome entry (search.mode outcome) after the matches: it
+    holds its place in the page, and counts as a match, as the count of matches does."""
     kept = [(k, v) for k, v in params if k != "_cursor"]
     links = [{"relation": "self", "url": f"{base}/Communication" + (f"?{urlencode(params)}" if params else "")}]
-    if len(found) == query.limit and found:
-        last = found[-1][0]
-        cursor = cursor_token(last.recorded, last.id)
+    read = len(found) + len(unreadable)
+    if read == query.limit and read:
+        recorded, last_id = max([*((r.recorded, r.id) for r, _ in found), *((u.recorded, u.id) for u in unreadable)],
+                                key=lambda k: (k[0] or dt.datetime.min.replace(tzinfo=dt.UTC), k[1]))
+        cursor = cursor_token(recorded, last_id)
         links.append({"relation": "next", "url": f"{base}/Communication?{urlencode([*kept, ('_cursor', cursor)])}"})
     entries = [{"fullUrl": f"{base}/Communication/{record.id}", "resource": resource(record, updated),
                 "search": {"mode": "match"}} for record, updated in found]
+    entries += [unreadable_entry(u.id, u.reason, newer=u.newer) for u in unreadable]
     out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
-    if total is None and query.after is None and len(found) < query.limit and ("_total", "none") not in params:
-        total = len(found)
+    if total is None and query.after is None and read < query.limit and ("_total", "none") not in params:
+        total = read
     if total is not None:
         out["total"] = total
     if entries:
