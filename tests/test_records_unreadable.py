@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from api_kit import ApiClient
+from emrcomm.cli import main
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Request, Status
@@ -127,3 +128,33 @@ def test_a_fhir_read_of_the_record_is_503_naming_why_not_a_500_nor_a_404(
     # The others read as ever.
     good = api.call("GET", f"/fhir/Communication/{ids[0]}")
     assert good.status_code == 200 and json.loads(good.content)["id"] == ids[0]
+
+
+@SPOILS
+@pytest.mark.parametrize("args", [["--patient", "Patient/on-en"], [], ["--json"], ["--fhir", "--patient", "Patient/on-en"]],
+                         ids=["timeline", "clinic", "json", "fhir"])
+def test_emrcomm_records_prints_the_others_names_the_one_it_cannot_read_and_exits_4(
+    host: Host, spoil: Spoil, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids, bad, words = chart(host)
+    shown = [host.record(i) for i in ids if i != bad]
+    spoil(host, bad)
+    capsys.readouterr()
+    assert main(["records", *args, "--config", str(host.config.source)]) == 4
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and words not in out + err
+    if "--json" in args or "--fhir" in args:
+        bundle = json.loads(out)
+        assert sorted(e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match") == \
+            sorted(i for i in ids if i != bad)
+        assert err.splitlines() == [f"emrcomm: Communication {bad}: {reason(spoil)}: not shown"]
+    else:
+        for record in shown:  # the others' words, as the timeline quotes them
+            assert record is not None and record.text.split(":")[1][:40] in out
+        assert out.splitlines()[-1].startswith(f"not shown: record {bad} (filed ")
+        assert out.splitlines()[-1].endswith(f"): {reason(spoil)}")
+
+
+def reason(spoil: Spoil) -> str:
+    return ("its record cannot be read by this release (JSONDecodeError)" if spoil is corrupt_record
+            else "written by a newer release (its record holds a category this one does not know)")

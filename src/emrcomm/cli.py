@@ -682,17 +682,23 @@ def cmd_records(args: argparse.Namespace) -> int:
         check_patient_option(args.patient, "records")
     filters = {"status": args.status, "channel": args.channel, "category": args.category,
                "since": aware(args.since), "until": aware(args.until)}
+    from emrcomm import timeline
+
+    # A record this release cannot read is left out, named (after the others), and the command
+    # exits 4: what was printed is not the whole chart.
     with _host(args, read_only=True) as host:
         if args.json or args.fhir:
-            print(json.dumps(host.records(patient=args.patient, **filters), indent=2, ensure_ascii=False))
-            return EXIT_OK
-        from emrcomm import timeline
-
+            bundle = host.records(patient=args.patient, **filters)
+            print(json.dumps(bundle, indent=2, ensure_ascii=False))
+            left_out = [e for e in bundle.get("entry", ()) if e["search"]["mode"] == "outcome"]
+            for entry in left_out:
+                print(f"emrcomm: {entry['resource']['issue'][0]['diagnostics']}: not shown", file=sys.stderr)
+            return EXIT_NOT_DONE if left_out else EXIT_OK
         chart = (timeline.for_patient(host, args.patient, **filters) if args.patient
                  else timeline.for_clinic(host, **filters))
         for line in timeline.text_lines(chart):
             print(line)
-    return EXIT_OK
+    return EXIT_NOT_DONE if chart.unreadable else EXIT_OK
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

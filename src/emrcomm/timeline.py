@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 
 from emrcomm.errors import EmrcommError
 from emrcomm.lifecycle.events import Event, Note
@@ -22,6 +22,7 @@ from emrcomm.lifecycle.states import LegState
 from emrcomm.model import ConsentGrant, Recipient, Record, Request
 from emrcomm.plugin.contract import KeepingTransport
 from emrcomm.storage.consent import ConsentEvent
+from emrcomm.storage.records import Unreadable
 from emrcomm.web.i18n import phone_display
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class Timeline:
     patient: str | None = None
     name: str | None = None
     undated: tuple[str, ...] = ()  # consents on file with no date
+    # Records left out: this release cannot read them (the clinic's log fills it as its entries are read).
+    unreadable: list[Unreadable] = field(factory=list)
 
     def local(self, when: dt.datetime) -> dt.datetime:
         return when.astimezone(self.zone)
@@ -112,8 +115,9 @@ def for_patient(host: Host, patient: str, *, status: str | None = None, channel:
     clinic's first. Consents and opt-outs are left out when filtering by status or category."""
     recipient = _recipient(host, patient)
     zone, zone_from = _zone(host, recipient)
+    unreadable: list[Unreadable] = []
     records = list(host.storage.records.find(patient=patient, status=status, channel=channel, category=category,
-                                             since=since, until=until))
+                                             since=since, until=until, unreadable=unreadable))
     events = {r.id: host.storage.records.events(r.id) for r in records}
     entries = [_record_entry(r, events[r.id], {x.id: x for x in records}, zone) for r in records]
     undated: list[str] = []
@@ -130,7 +134,7 @@ def for_patient(host: Host, patient: str, *, status: str | None = None, channel:
     entries.sort(key=_order)
     name = " ".join(p for p in (recipient.given_name, recipient.family_name) if p) if recipient else None
     return Timeline(zone=zone, zone_from=zone_from, entries=tuple(entries), patient=patient, name=name or None,
-                    undated=tuple(undated))
+                    undated=tuple(undated), unreadable=unreadable)
 
 
 def for_clinic(host: Host, *, status: str | None = None, channel: str | None = None, category: str | None = None,
@@ -138,14 +142,17 @@ def for_clinic(host: Host, *, status: str | None = None, channel: str | None = N
     """Every patient's messages and the consent ledger, in time order, in the clinic's time zone.
     Read as it is printed: a clinic's whole chart is never held in memory."""
     zone = ZoneInfo(host.config.clinic.time_zones[0])
-    records = host.storage.records.find(status=status, channel=channel, category=category, since=since, until=until)
+    unreadable: list[Unreadable] = []
+    records = host.storage.records.find(status=status, channel=channel, category=category, since=since, until=until,
+                                        unreadable=unreadable)
     messages = (_record_entry(r, host.storage.records.events(r.id), {}, zone) for r in records)
     streams: list[Iterable[Entry]] = [messages]
     if status is None and category is None:
         ledger = host.storage.consent.history(since=since, until=until)
         streams.append(sorted((_ledger_entry(e) for e in ledger if channel is None or e.channel == channel),
                               key=lambda e: e.at))
-    return Timeline(zone=zone, zone_from="clinic", entries=heapq.merge(*streams, key=lambda e: e.at))
+    return Timeline(zone=zone, zone_from="clinic", entries=heapq.merge(*streams, key=lambda e: e.at),
+                    unreadable=unreadable)
 
 
 def _order(entry: Entry) -> tuple[dt.datetime, int, int]:
@@ -416,8 +423,15 @@ def text_lines(timeline: Timeline) -> Iterator[str]:
                 yield f"{pad} {line}" + ("”" if i == len(lines) else "")
         if entry.note:
             yield f"{pad}({entry.note})"
-    if not any_entry:
+    if not any_entry and not timeline.unreadable:
         yield "nothing filed" + (" that matches" if timeline.patient is None else " for this patient")
+    yield from unreadable_lines(timeline.unreadable)
+
+
+def unreadable_lines(unreadable: Iterable[Unreadable]) -> Iterator[str]:
+    """A line for each record left out, naming it and why (never its words)."""
+    for u in unreadable:
+        yield f"not shown: record {u.id} (filed {u.recorded.isoformat(timespec='seconds')}): {u.reason}"
 
 
 def steps_line(entry: Entry, zone: ZoneInfo) -> str:
