@@ -7,7 +7,9 @@ report for it is kept and answered. Never the facts' words in an answer or a log
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,8 +23,9 @@ from emrcomm.model import Request, Status
 from emrcomm.storage import RecordUnreadable
 from emrcomm.web import create_app
 from fhir_schema import schema_errors
+from portal_kit import running_server
 from test_api import NO_NOTIFY
-from test_staff import APPOINTMENT
+from test_staff import APPOINTMENT, Browser, staff
 from test_worker_unreadable import corrupt_record, facts_of, newer_category
 
 Spoil = Callable[[Host, str], Any]
@@ -158,3 +161,25 @@ def test_emrcomm_records_prints_the_others_names_the_one_it_cannot_read_and_exit
 def reason(spoil: Spoil) -> str:
     return ("its record cannot be read by this release (JSONDecodeError)" if spoil is corrupt_record
             else "written by a newer release (its record holds a category this one does not know)")
+
+
+@SPOILS
+def test_the_staff_timeline_shows_the_others_and_a_notice_naming_the_one_it_cannot_read(
+    host: Host, spoil: Spoil, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    ids, bad, words = chart(host)
+    spoil(host, bad)
+    code, _, err = staff(host, capsys, monkeypatch, "add", "jroy", "--full-name", "Julie Roy", "--password-stdin")
+    assert code == 0, err
+    with running_server(host) as base:
+        browser = Browser(base)
+        browser.sign_in()
+        page = browser.get("/staff/patients?patient=Patient/on-en")
+    assert page.status_code == 200
+    shown = html.unescape(page.text)
+    assert "Alex Martin" in shown and shown.count("Appointment reminder by SMS to 613-555-0123") == len(ids) - 1
+    notice = re.search(r'<div class="notice unreadable" role="alert">(.*?)</div>', shown, re.S)
+    assert notice is not None and f"Record {bad}" in re.sub(r"<[^>]+>", "", notice.group(1))
+    assert ("a newer version shows it" in notice.group(1)) is (spoil is newer_category)
+    assert words not in shown and words not in caplog.text
