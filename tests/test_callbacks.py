@@ -26,6 +26,7 @@ from emrcomm_sms.routes import twilio_signature
 from portal_kit import running_server
 from support import BASE_CONFIG, communication
 from test_worker import reminder
+from test_worker_unreadable import corrupt_record, facts_of, newer_category, store_facts
 
 SECRET = "callback-secret-5d1e"
 TOKEN = "twilio-test-token-7f3a"
@@ -824,3 +825,27 @@ def test_a_stop_from_the_number_written_without_its_plus_opts_that_number_out(
     [confirmation] = [x for x in sms_lines(host) if "no longer receive" in x["text"]]
     assert confirmation["to"] == NUMBER
     assert "sms" not in host.send(reminder("r-2")).channels
+
+
+@pytest.mark.parametrize("spoil", [corrupt_record, newer_category], ids=["damaged", "newer"])
+def test_a_report_for_a_record_this_release_cannot_read_is_answered_and_kept_for_one_that_can(
+    host: Host, client: Client, spoil: Callable[[Host, str], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answered 200 as a report for an unknown record is, so that Kannel does not retry it for
+    ever; kept (once, a retry too) as an event of the record, which a release that reads the
+    record projects: here, the facts put back as they were."""
+    [record] = host.send(reminder()).record_ids
+    [row] = host.storage.db.query("SELECT facts, state FROM records WHERE id = ?", (record,))
+    words = str(facts_of(host, record)["text"])
+    spoil(host, record)
+    with caplog.at_level(logging.INFO):
+        assert dlr(client, record, 1).status_code == 200
+        assert dlr(client, record, 1).status_code == 200  # Kannel's retry of the same report
+    assert [e.kind.value for e in host.storage.records.events(record)].count("delivered") == 1
+    [after] = host.storage.db.query("SELECT state FROM records WHERE id = ?", (record,))
+    assert after["state"] == row["state"]  # not projected by a release that cannot read it
+    assert f"record {record}: its record cannot be read by this release" in caplog.text
+    assert words not in caplog.text
+    store_facts(host, record, bytes(row["facts"]))
+    read_again = host.record(record)
+    assert read_again is not None and read_again.state == "delivered"

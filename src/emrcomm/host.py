@@ -458,14 +458,23 @@ class Host:
                 self._unmatched_reply(update)
             kind = UPDATE_EVENTS.get(update.kind)
             if kind is not None and record is not None:
-                file_event(self, Event(
+                event = Event(
                     record_id=record, kind=kind, source=Source(update.source), at=update.at,
                     dedup=update.key or f"{record}:{update.kind}:{update.provider_id or ''}:{update.at.isoformat()}",
                     provider_id=update.provider_id, detail=update.detail[:200] if update.kind != "reply" else "",
-                    reason="DELIVERY_FAILED" if update.kind == "failed" else None), trail)
-                if update.kind == "recalled":
+                    reason="DELIVERY_FAILED" if update.kind == "failed" else None)
+                try:
+                    file_event(self, event, trail)
+                except RecordUnreadable as unreadable:
+                    # Answered as a report on an unknown record is (the provider stops retrying),
+                    # but kept: a release that reads the record projects it with the rest.
+                    self.storage.records.keep(event)
+                    log.warning("record %s: its record cannot be read by this release%s; the %s report is kept, "
+                                "not filed", record, " (a newer release wrote it)" if unreadable.newer else "", update.kind)
+                    kind = None
+                if kind is not None and update.kind == "recalled":
                     self._cancel_rest_of(record, update, trail)
-                if update.kind == "failed":
+                if kind is not None and update.kind == "failed":
                     self._notice_failed(record, update, trail)
             trail.flush()
         if reply is not None:
