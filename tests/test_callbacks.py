@@ -849,3 +849,26 @@ def test_a_report_for_a_record_this_release_cannot_read_is_answered_and_kept_for
     store_facts(host, record, bytes(row["facts"]))
     read_again = host.record(record)
     assert read_again is not None and read_again.state == "delivered"
+
+
+@pytest.mark.parametrize("spoil", [corrupt_record, newer_category], ids=["damaged", "newer"])
+def test_a_stop_answering_a_message_this_release_cannot_read_still_stops_and_goes_to_staff(
+    host: Host, client: Client, spoil: Callable[[Host, str], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The number's last message cannot be read (its patient unknown here): the STOP is in the
+    ledger all the same, and staff get the message naming that record, as for a number no
+    message went to; it was a 500 Kannel retried, and the STOP was never recorded."""
+    [record] = host.send(reminder("r-1")).record_ids
+    spoil(host, record)
+    with caplog.at_level(logging.INFO):
+        assert mo(client, "STOP", "mo-1").status_code == 200
+        assert mo(client, "STOP", "mo-1").status_code == 200  # Kannel retrying the callback
+    events = host.storage.consent.events(channel="sms", address=NUMBER)
+    assert events and events[-1].revokes
+    [item] = host.storage.inbox.items()
+    task = json.dumps(item["task"])
+    assert item["kind"] == "reply" and item["record_id"] == record and record in task
+    assert f"reply on sms to record {record}, which this release cannot read: sent to staff" in caplog.text
+    assert NUMBER not in caplog.text and "STOP" not in task
+    outcome = host.send(reminder("r-2"))
+    assert "sms" not in outcome.channels

@@ -40,7 +40,7 @@ from emrcomm import (
     finding,
     hookimpl,
 )
-from emrcomm.storage import ConsentEvent
+from emrcomm.storage import ConsentEvent, RecordUnreadable
 from emrcomm_optout import handled
 from emrcomm_optout.keywords import Keyword, as_written, classify, looks_like_revocation
 
@@ -128,7 +128,10 @@ class Plugin:
         channel, address, text = update.channel, update.address, update.text or ""
         # Answers go only to a patient the host matched (by the clinic's last message to this
         # address), in response to the patient's message as the host filed it.
-        facts = self.context.records.facts(update.record_id) if update.record_id else None
+        try:
+            facts = self.context.records.facts(update.record_id) if update.record_id else None
+        except RecordUnreadable:  # it answers a message this release cannot read: as one unmatched
+            facts = None
         patient = facts.request.patient_ref if facts is not None else ""
         answered = update.reply_record_id
         before = self.context.consent.last(channel=channel, address=address)

@@ -447,10 +447,15 @@ class Host:
         if update.kind == "reply" and record is None and update.channel and update.address:
             # A message from an address: it answers the last message the clinic sent there (not
             # emrcomm's own automatic answers: a HELP after a STOP answers the clinic's reminder).
-            last = self.storage.records.last_to(update.channel, update.address, exclude_categories=ANSWERS)
+            unreadable: list[Unreadable] = []
+            last = self.storage.records.last_to(update.channel, update.address, exclude_categories=ANSWERS,
+                                                unreadable=unreadable)
             if last is not None:
                 record = last.id
                 update = attrs.evolve(update, record_id=record, detail=update.detail or last.request.patient_ref)
+            elif unreadable:  # it answers a message this release cannot read: for staff (_file_reply)
+                record = unreadable[0].id
+                update = attrs.evolve(update, record_id=record)
         with self.storage.transaction():
             trail = self.audit.trail()
             reply = self._file_reply(update, record, trail) if update.kind == "reply" else None
@@ -502,6 +507,19 @@ class Host:
                    "the clinic went to: find who sent it before answering.", reasons=("REPLY_UNMATCHED",))
         log.warning("reply on %s from an address with no message: sent to staff", update.channel)
 
+    def _reply_to_unreadable(self, update: DeliveryUpdate, original: str) -> None:
+        """A message from the patient answering a record this release cannot read (its patient and
+        request unknown here): never dropped, it goes to staff (once per message), naming that
+        record, with the channel and no words, as an unmatched one does."""
+        key = update.provider_id or f"{update.channel}|{update.address}|{update.at.isoformat()}"
+        raise_item(self.storage, kind="reply", key=f"unreadable|{update.channel}|{key}",
+                   patient=update.detail or "unknown", now=self.clock(), record_id=original,
+                   description=f"A message came by {update.channel} in answer to a message (record {original}) that "
+                   "this version of emrcomm cannot read: find who sent it before answering.",
+                   reasons=("REPLY_UNMATCHED",))
+        log.warning("reply on %s to record %s, which this release cannot read: sent to staff", update.channel,
+                    original)
+
     def _notice_failed(self, record_id: str, update: DeliveryUpdate, trail: Trail) -> None:
         """A notice reported not delivered: the portal message it announced was not told."""
         notice = self.storage.records.get(record_id)
@@ -526,8 +544,13 @@ class Host:
     def _file_reply(self, update: DeliveryUpdate, original: str | None, trail: Trail) -> str | None:
         """File a patient's reply as a Communication from the patient, in response to the record
         it answers. Returns the reply's record id, or None when the update does not say which
-        record it answers."""
-        facts = self.storage.records.facts(original) if original else None
+        record it answers (or that one cannot be read by this release: the reply goes to staff)."""
+        try:
+            facts = self.storage.records.facts(original) if original else None
+        except RecordUnreadable:
+            assert original is not None
+            self._reply_to_unreadable(update, original)
+            return None
         if facts is None:
             return None
         channel = self.channels.get(update.channel or facts.channel or "")

@@ -115,9 +115,11 @@ class Records(Protocol):
         """The record a provider's message id belongs to (from its "accepted" event)."""
         ...
 
-    def last_to(self, channel: str, address: str, *, exclude_categories: Sequence[str] = ()) -> Record | None:
+    def last_to(self, channel: str, address: str, *, exclude_categories: Sequence[str] = (),
+                unreadable: list[Unreadable] | None = None) -> Record | None:
         """The last message that left for ``address`` on ``channel`` (what a reply answers), not
-        counting those of ``exclude_categories``."""
+        counting those of ``exclude_categories``. When this release cannot read it: None, and it
+        is added to ``unreadable`` (without the list, RecordUnreadable)."""
         ...
 
     def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str],
@@ -396,13 +398,14 @@ class SqlRecords:
                              "ORDER BY seq LIMIT 1", (provider_id,))
         return str(rows[0]["record_id"]) if rows else None
 
-    def last_to(self, channel: str, address: str, *, exclude_categories: Sequence[str] = ()) -> Record | None:
+    def last_to(self, channel: str, address: str, *, exclude_categories: Sequence[str] = (),
+                unreadable: list[Unreadable] | None = None) -> Record | None:
         skip = "".join(" AND (category IS NULL OR category != ?)" for _ in exclude_categories)
         rows = self.db.query(
             f"""SELECT {FACT_COLUMNS} FROM records WHERE channel = ? AND address = ?
                   AND state IN ('accepted', 'delivered', 'failed', 'read'){skip}
                 ORDER BY recorded DESC, id DESC LIMIT 1""", (channel, address, *exclude_categories))
-        return next(self._projected(rows), None)
+        return next(self._projected(rows, unreadable), None)
 
     def count(self, *, patient: str, channel: str, since: dt.datetime, statuses: Sequence[str],
               exclude_categories: Sequence[str] = ()) -> int:
