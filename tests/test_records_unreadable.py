@@ -24,7 +24,8 @@ from emrcomm.storage import RecordUnreadable
 from emrcomm.web import create_app
 from fhir_schema import schema_errors
 from portal_kit import running_server
-from test_api import NO_NOTIFY
+from test_api import NO_NOTIFY, sms_sent
+from test_api import reminder as fhir_reminder
 from test_staff import APPOINTMENT, Browser, staff
 from test_worker_unreadable import corrupt_record, facts_of, newer_category
 
@@ -183,3 +184,23 @@ def test_the_staff_timeline_shows_the_others_and_a_notice_naming_the_one_it_cann
     assert notice is not None and f"Record {bad}" in re.sub(r"<[^>]+>", "", notice.group(1))
     assert ("a newer version shows it" in notice.group(1)) is (spoil is newer_category)
     assert words not in shown and words not in caplog.text
+
+
+@SPOILS
+def test_a_request_whose_record_cannot_be_read_is_503_when_read_or_sent_again_and_nothing_goes_twice(
+    api: ApiClient, spoil: Spoil
+) -> None:
+    """Its state is read from its records: a read, and a repeat (answered as the request stands),
+    are the Communication read's 503 naming the record, not a 500 'it may have been done'."""
+    assert api.call("POST", "/fhir/CommunicationRequest", fhir_reminder("r-1")).status_code == 201
+    [record] = api.host.storage.records.request("r-1").record_ids  # type: ignore[union-attr]
+    sent = sms_sent(api.host)
+    assert len(sent) == 1
+    spoil(api.host, record)
+    for method, body in (("GET", None), ("POST", fhir_reminder("r-1"))):
+        answer = api.call(method, "/fhir/CommunicationRequest" + ("/r-1" if method == "GET" else ""), body)
+        assert answer.status_code == 503, answer.text
+        [issue] = json.loads(answer.content)["issue"]
+        assert record in issue["diagnostics"]
+        assert (answer.headers.get("retry-after") == "60") is (spoil is newer_category)
+    assert sms_sent(api.host) == sent

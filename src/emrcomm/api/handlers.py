@@ -72,7 +72,8 @@ NOT_DECIDED = ("the patient could not be looked up now (the clinic's directory s
 
 
 def unreadable_record(ident: str, exc: RecordUnreadable) -> ApiError:
-    """A read of a Communication this release cannot read: 503, not a 404 or 410 (it is on file:
+    """A read of a Communication this release cannot read (or of a request, or a repeat of one,
+    whose state is read from it): 503, not a 404 or 410 (it is on file:
     a client that syncs the chart must not drop it) nor a 500 (nothing failed unforeseen, and a GET
     did nothing that "may or may not have been done"). The server cannot serve it; another can:
     one of the newer release that wrote it (a replica already upgraded, or this one once it is;
@@ -192,6 +193,10 @@ class Api:
             except PluginUnavailable as exc:
                 log.warning("%s %s not decided: %s", request.method, name, exc)
                 response = not_decided(exc).response()
+            except RecordUnreadable as exc:  # a request read or repeated whose record this release cannot read
+                log.warning("%s %s: record %s cannot be read by this release%s; answered 503", request.method, name,
+                            exc.record, " (a newer release wrote it)" if exc.newer else "")
+                response = unreadable_record(exc.record or "?", exc).response()
             except Exception as exc:
                 log.error("%s %s failed: %s", request.method, name, type(exc).__name__)
                 response = ApiError(500, "exception", "the server failed on this request; nothing more is known "

@@ -254,14 +254,24 @@ class RecordUnreadable(ValueError):
     appended to it. ``newer`` when a newer release wrote them (packed with a dictionary above the
     ones this release knows, holding a value it does not know, or of a facts version above
     ``FACTS_VERSION`` that does not read), for a release that reads them; else they are
-    corrupted. Says the error's class, never the facts' text."""
+    corrupted. Says the error's class, never the facts' text; ``record`` is the record's id (None
+    when not known)."""
 
-    def __init__(self, message: str, *, newer: bool = False) -> None:
+    def __init__(self, message: str, *, newer: bool = False, record: str | None = None) -> None:
         super().__init__(message)
         self.newer = newer
+        self.record = record
 
 
 def _facts(row: Row) -> RecordFacts:
+    try:
+        return _read_facts(row)
+    except RecordUnreadable as exc:
+        exc.record = row["id"]
+        raise
+
+
+def _read_facts(row: Row) -> RecordFacts:
     data: Any = None
     try:
         data = json.loads(unpack(row["facts"]))
