@@ -44,6 +44,7 @@ from portal_kit import (
     token_in,
 )
 from support import REPO, communication, consent, patient, small_clinic, write_config
+from test_worker_unreadable import corrupt_record, newer_category
 
 PDF = b"%PDF-1.4\n% lipid panel: LDL 4.9 mmol/L\n%%EOF\n"
 
@@ -648,3 +649,19 @@ def test_a_locked_link_is_never_read_by_the_store(host: Host) -> None:
     messages(host).count_attempt(record, limit=5, now=host.clock())
     assert not messages(host).open(record, now=host.clock())
     assert messages(host).get(record)["state"] == "unread"
+
+
+@pytest.mark.parametrize("spoil", [corrupt_record, newer_category], ids=["damaged", "newer"])
+def test_the_expiry_sweep_expires_every_message_past_one_whose_record_cannot_be_read(
+    host: Host, clock, spoil  # type: ignore[no-untyped-def]
+) -> None:
+    """One message's record this release cannot read: it expires too, its staff item naming the
+    record, and the sweep goes on to the others; it raised, and no message after it expired."""
+    first, second = send_note(host, "note-1"), send_note(host, "note-2")
+    bad = first.record_ids[0]
+    spoil(host, bad)
+    clock.now += dt.timedelta(days=8)
+    assert sorted(service(host).expire_due()) == sorted([bad, second.record_ids[0]])
+    items = {i["record_id"]: i for i in host.storage.inbox.items()}
+    assert set(items) == {bad, second.record_ids[0]} and {i["kind"] for i in items.values()} == {"expired-unread"}
+    assert [e.kind.value for e in host.storage.records.events(bad)][-1] == "link-expired"  # the report kept

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from attrs import evolve, frozen
 
 from emrcomm import DeliveryUpdate, PluginContext, record_id
+from emrcomm.storage import RecordUnreadable
 from emrcomm_portal import triage
 from emrcomm_portal.storage import PortalStore
 from emrcomm_portal.transport import PortalTransport, digest
@@ -347,7 +348,13 @@ class PortalService:
         self.context.log.warning("portal message %s: link locked after %d wrong answers", row["id"], self.attempts)
 
     def _record_meta(self, record_id: str) -> dict[str, Any]:
-        facts = self.context.records.facts(record_id)
+        """The request and patient of a portal message's record; none when this release cannot
+        read it (the staff item names the record; the sweep goes on to the other messages)."""
+        try:
+            facts = self.context.records.facts(record_id)
+        except RecordUnreadable:
+            self.context.log.warning("portal: record %s cannot be read by this release", record_id)
+            return {}
         return {} if facts is None else {"request_id": facts.request.id, "patient": facts.request.patient_ref}
 
     def _session(self, session: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
