@@ -31,6 +31,7 @@ from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server, wait_f
 from servers import Reply, ScriptedHTTPServer, scripted
 from support import BASE_CONFIG, REPO, consent, merged_pair, patient, small_clinic, write_config
 from test_pipeline import TORONTO, reminder, sms_sink
+from test_worker_unreadable import corrupt_record, newer_category
 
 pytestmark = pytest.mark.node
 
@@ -460,6 +461,28 @@ def test_a_record_the_server_refuses_is_set_aside_and_the_rest_are_filed(
     assert [r["record_id"] for r in status["rejected"]] == [spoiled]
     assert status["rejected"][0]["last_error"].startswith(("HTTP 412", "HTTP 400"))
     assert sorted(set(record_ids_on(on_server(fhir))) - {spoiled}) == sorted(set(embedded(host)) - {spoiled})
+
+
+@pytest.mark.parametrize("spoil", [corrupt_record, newer_category], ids=["damaged", "newer"])
+def test_a_record_this_release_cannot_read_is_set_aside_and_the_rest_are_filed(
+        fhir: ShimServer, make_host: Callable[..., Host], spoil: Callable[[Host, str], Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Set aside as one the server refuses, with why, for a release that reads it to file it
+    (flush --retry-rejected); the flush raised RecordUnreadable at it, every time, and nothing
+    queued with or after it was filed."""
+    host = make_host(records_table(fhir, push="manual"))
+    ids = [o.record_ids[0] for o in send_batch(host, 4, "unreadable")]
+    spoiled = ids[1]
+    spoil(host, spoiled)
+    with caplog.at_level(logging.INFO):
+        report = filer(host).flush()
+    assert (report.filed, report.rejected, report.pending, report.error) == (3, 1, 0, None)
+    [refused] = filer(host).queue_status()["rejected"]
+    assert refused["record_id"] == spoiled and "--retry-rejected" in refused["last_error"]
+    assert refused["last_error"].startswith("written by a newer release" if spoil is newer_category
+                                            else "its record cannot be read by this release")
+    assert sorted(record_ids_on(on_server(fhir))) == sorted(i for i in ids if i != spoiled)
+    assert f"record {spoiled} cannot be read by this release and is not filed" in caplog.text
 
 
 def test_a_refusal_inside_a_batch_bundle_names_the_servers_issue(

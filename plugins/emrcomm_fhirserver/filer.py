@@ -42,7 +42,7 @@ from attrs import frozen
 import emrcomm
 from emrcomm import ConfigError, EmrcommError, Migration, settings_schema
 from emrcomm.fhir import RECORD_ID_SYSTEM, communication
-from emrcomm.storage import StoreClosed, schema_version
+from emrcomm.storage import RecordUnreadable, StoreClosed, schema_version
 from emrcomm_fhirserver.client import (
     RETRY_STATUSES,
     Answer,
@@ -264,7 +264,13 @@ class RecordsPlugin:
         unchanged: list[tuple[Mapping[str, Any], int]] = []
         merged: list[tuple[_Item, str | None]] = []  # filed over others' additions: read, merge, update
         for row in rows:  # checked outside any transaction: the send path never waits for it
-            record = store.records.get(row["record_id"])
+            try:
+                record = store.records.get(row["record_id"])
+            except RecordUnreadable as exc:  # set aside, not filed: the rest of the queue goes on
+                log.error("%s: record %s cannot be read by this release and is not filed", self.name, row["record_id"])
+                refusals.append((row["record_id"], f"{exc}: file it again with a release that reads it "
+                                 "(emrcomm fhir-records flush --retry-rejected)"))
+                continue
             if record is None:
                 refusals.append((row["record_id"], "the record is not in the embedded store"))
                 continue
