@@ -16,7 +16,7 @@ import pytest
 
 import emrcomm
 from emrcomm import ConfigError, ConsentGrant, ContactPoint, Purpose, Request
-from emrcomm.fhir.patients import EXT, EXT_ADDRESS_KIND, PURPOSE_SYSTEM
+from emrcomm.fhir.patients import EXT, EXT_ADDRESS_KIND, MAX_MATCHES, PURPOSE_SYSTEM
 from emrcomm.fhir.regions import SINGLE_ZONE_COUNTRIES
 from emrcomm.testing import TEST_NOW, make_context
 from emrcomm_directory import Plugin, RecipientRefused, explain_consent, recipient_from_fhir
@@ -676,6 +676,45 @@ def test_a_merge_link_by_full_url_is_followed(tmp_path):
     old = patient("old", active=False, link=[{"other": {"reference": "urn:uuid:00000000-0000-0000-0000-000000000001"},
                                               "type": "replaced-by"}])
     assert find(plugin(tmp_path, [old, patient("new")]), "Patient/old").patient_ref == "Patient/new"
+
+
+HCN = {"system": "https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn", "value": "1234567890"}
+BY_HCN = f"Patient?identifier={HCN['system']}|{HCN['value']}"
+
+
+@pytest.mark.parametrize("ref", [BY_HCN, f"{HCN['system']}|{HCN['value']}", f"Patient?identifier={HCN['value']}"])
+def test_a_search_matching_a_merged_chart_and_the_one_kept_finds_the_one_kept(tmp_path, ref):
+    # A merge leaves the chart merged away with its health number: the search matched both charts
+    # and found nobody (RECIPIENT_UNKNOWN), though the EMR had said which one is in use.
+    p = plugin(tmp_path, [replaced_by("old", "new", identifier=[HCN]),
+                          patient("new", identifier=[HCN], link=[{"other": {"reference": "Patient/old"},
+                                                                  "type": "replaces"}])])
+    r = find(p, ref)
+    assert r is not None and r.patient_ref == "Patient/new" and r.replaces == ("Patient/old",)
+
+
+def test_a_search_matching_charts_merged_along_a_chain_finds_the_one_kept(tmp_path):
+    p = plugin(tmp_path, [patient("c", identifier=[HCN]), replaced_by("b", "c", identifier=[HCN]),
+                          replaced_by("a", "b", identifier=[HCN])])
+    r = find(p, BY_HCN)
+    assert r is not None and r.patient_ref == "Patient/c" and r.replaces == ("Patient/b", "Patient/a")
+
+
+@pytest.mark.parametrize("resources", [
+    [replaced_by("old", "kept", identifier=[HCN]), patient("kept"), patient("other", identifier=[HCN])],
+    [replaced_by("old", "kept", identifier=[HCN]), patient("kept"), replaced_by("older", "other", identifier=[HCN]),
+     patient("other")],
+    [replaced_by("old", "gone", identifier=[HCN]), patient("kept", identifier=[HCN])],
+    [replaced_by("old", "old", identifier=[HCN]), patient("kept", identifier=[HCN])],
+    [*(replaced_by(f"old{i}", "kept", identifier=[HCN]) for i in range(MAX_MATCHES)), patient("kept", identifier=[HCN])],
+])
+def test_a_search_whose_matches_are_not_one_patient_finds_nobody(tmp_path, resources, caplog):
+    # Two charts in use, a merge leading to none, or more matches than one patient's merges make.
+    p = plugin(tmp_path, resources)
+    with caplog.at_level(logging.WARNING):
+        assert find(p, BY_HCN) is None
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "matches more than one patient" in said and HCN["value"] not in said
 
 
 @pytest.mark.parametrize(("resources", "reason"), [

@@ -727,6 +727,41 @@ def test_a_chart_merged_on_the_server_is_sent_and_filed_there_as_the_one_kept(
     assert [f.message for f in sent.findings if f.code == "PATIENT_MERGED"] == [merged]
 
 
+def test_a_search_matching_a_merged_chart_and_the_one_kept_on_the_server_is_sent_and_filed_as_the_one_kept(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    # Both of Blake's charts keep his health number after the merge: the search matched two
+    # Patients and was blocked RECIPIENT_UNKNOWN, though the server said which chart is in use.
+    hcn = {"system": MRN, "value": "MRN-blake"}
+    load_clinic(fhir, [{**r, "identifier": [hcn]} if r["resourceType"] == "Patient" else r for r in merged_pair()])
+    (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
+    text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
+    host = make_host(config_text=text + directory_table(fhir) + records_table(fhir))
+    sent = host.send(reminder(f"Patient?identifier={MRN}|MRN-blake", rid="merged-search"))
+    assert sent.status is Status.SENT and sent.patient_ref == "Patient/blake", sent.explanation
+    [sms] = sms_sink(host)
+    assert sms["to"] == "+15145550167" and "rendez-vous" in sms["text"].lower()
+    filer(host).flush()
+    [filed] = on_server(fhir, identifier=f"{RECORD_ID_SYSTEM}|{sent.record_ids[0]}")
+    assert filed["subject"] == {"reference": "Patient/blake"}
+    merged = "Patient/blake-old was merged into Patient/blake; sent to and filed under Patient/blake."
+    assert {"text": f"PATIENT_MERGED (warn): {merged}"} in filed["note"]
+    assert [f.message for f in sent.findings if f.code == "PATIENT_MERGED"] == [merged]
+
+
+def test_directory_a_search_matching_charts_that_lead_to_two_charts_in_use_finds_nobody(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    # Blake's chart merged away keeps the number another patient's chart in use has: two patients.
+    hcn = {"system": MRN, "value": "MRN-shared"}
+    old, old_consent, kept, kept_consent = merged_pair()
+    other = {**patient("other", given="Ann", family="Roy", mobile="+16135550171"), "identifier": [hcn]}
+    load_clinic(fhir, [{**old, "identifier": [hcn]}, old_consent, kept, kept_consent, other,
+                       consent("c-other", "other", "sms")])
+    host = directory_host(make_host, fhir, tmp_path)
+    outcome = host.send(reminder(f"Patient?identifier={MRN}|MRN-shared", rid="two-in-use"))
+    assert outcome.status is Status.BLOCKED and [f.code for f in outcome.findings] == ["RECIPIENT_UNKNOWN"]
+    assert sms_sink(host) == []
+
+
 def test_directory_a_chart_the_server_refuses_is_blocked_as_refused_with_its_reason(
         fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # It was RECIPIENT_UNKNOWN ("No directory knows this patient"), the reason in the log only.

@@ -7,8 +7,9 @@ Settings (``[plugins.directory]``)::
 The Bundle holds Patient and Consent resources (``entry[].resource``); it is read once, when the
 host starts. Patients are found by ``Patient/<id>``, by the entry's ``fullUrl``, and by
 identifier: ``Patient?identifier=system|value`` (or ``system|value``), ``Patient?identifier=|value``
-for an identifier without a system, and ``Patient?identifier=value`` for any system when only one
-patient has that value. Without a ``bundle`` setting the directory knows nobody and answers None,
+for an identifier without a system, and ``Patient?identifier=value`` for any system, when the
+patients matched are one: a single chart, or charts merged into the chart in use (which kept the
+identifier) and that chart. Without a ``bundle`` setting the directory knows nobody and answers None,
 so another directory plugin (the EMR's adapter) can answer. A patient the bundle has whom the chart
 refuses raises :class:`emrcomm.RecipientRefused` (RECIPIENT_REFUSED, with the reason).
 
@@ -33,7 +34,7 @@ from emrcomm.fhir.patients import (
     RecipientRefused,
     consent_grants,
     explain_consent,
-    follow_replaced_by,
+    one_chart_in_use,
     period_ended,
     recipient_from_fhir,
 )
@@ -48,9 +49,6 @@ __all__ = [
     "recipient_from_fhir",
 ]
 
-_AMBIGUOUS = ""
-
-
 class Plugin:
     """The FHIR Bundle directory."""
 
@@ -61,8 +59,8 @@ class Plugin:
         self._patients: dict[str, Mapping[str, Any]] = {}
         self._consents: dict[str, list[Mapping[str, Any]]] = {}
         self._by_url: dict[str, str] = {}
-        self._by_identifier: dict[tuple[str, str], str] = {}  # (system, value) -> id, or _AMBIGUOUS
-        self._by_value: dict[str, str] = {}  # value of any system -> id, or _AMBIGUOUS
+        self._by_identifier: dict[tuple[str, str], list[str]] = {}  # (system, value) -> ids
+        self._by_value: dict[str, list[str]] = {}  # value of any system -> ids
         # Converted recipients: the bundle is read once, and the clock only decides which
         # addresses and telecoms have ended, so a conversion holds while those stay as they were.
         self._recipients: dict[str, tuple[tuple[bool, ...], emrcomm.Recipient | RecipientRefused]] = {}
@@ -143,8 +141,9 @@ class Plugin:
                 continue
             value = ident["value"]
             key = (ident.get("system") or "", value)
-            self._by_identifier[key] = pid if self._by_identifier.get(key, pid) == pid else _AMBIGUOUS
-            self._by_value[value] = pid if self._by_value.get(value, pid) == pid else _AMBIGUOUS
+            for ids in (self._by_identifier.setdefault(key, []), self._by_value.setdefault(value, [])):
+                if pid not in ids:
+                    ids.append(pid)
 
     # ------------------------------------------------------------ lookup
 
@@ -161,41 +160,40 @@ class Plugin:
             return parts[-1]
         return None
 
-    def resolve(self, patient_ref: str) -> str | None:
-        """The id of the Patient ``patient_ref`` names, or None (unknown or ambiguous)."""
+    def resolve(self, patient_ref: str) -> tuple[str, ...]:
+        """The ids of the Patients ``patient_ref`` names: the one it links to, or each one its
+        identifier matches (several may be one patient: charts merged into the one in use)."""
         ref = patient_ref.strip()
         if ref.startswith("Patient?"):
             params = [part.partition("=") for part in ref[len("Patient?"):].split("&") if part]
             tokens = [unquote(value) for key, _eq, value in params if key == "identifier"]
             if len(tokens) != 1:
-                return None
+                return ()
             return self._by_token(tokens[0])
         found = self._resolve_reference(ref)
         if found is not None:
-            return found
+            return (found,)
         if "|" in ref:
             return self._by_token(ref)
-        return None
+        return ()
 
-    def _by_token(self, token: str) -> str | None:
+    def _by_token(self, token: str) -> tuple[str, ...]:
         if "|" in token:
             system, value = token.split("|", 1)
-            pid = self._by_identifier.get((system, value))
-        else:
-            pid = self._by_value.get(token)
-        if pid == _AMBIGUOUS:
-            self.context.log.warning("identifier lookup matches more than one patient; nobody is chosen")
-            return None
-        return pid
+            return tuple(self._by_identifier.get((system, value), ()))
+        return tuple(self._by_value.get(token, ()))
 
     @emrcomm.hookimpl
     def emrcomm_find_recipient(self, patient_ref: str, request: emrcomm.Request) -> emrcomm.Recipient | None:
-        pid = self.resolve(patient_ref)
-        if pid is None:
-            return None
+        pids = self.resolve(patient_ref)
         # A patient the bundle has and the chart refuses raises RecipientRefused: the host blocks
         # the request with its reason (RECIPIENT_REFUSED), not as a patient nobody knows.
-        patient, replaced = follow_replaced_by(self._patients[pid], self._read)
+        chosen = one_chart_in_use([self._patients[pid] for pid in pids], self._read)
+        if chosen is None:
+            if len(pids) > 1:
+                self.context.log.warning("identifier lookup matches more than one patient; nobody is chosen")
+            return None
+        patient, replaced = chosen
         found = self._convert(patient)
         if isinstance(found, RecipientRefused):
             raise RecipientRefused(str(found))

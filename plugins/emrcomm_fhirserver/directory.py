@@ -1,11 +1,13 @@
 """``fhir-directory``: find patients on a FHIR R4 server (the EMR's, or the one records go to).
 
 A request names its patient as ``Patient/<id>`` (a read), ``Patient?identifier=system|value`` or
-``system|value`` (a search that must match exactly one Patient). The patient's Consents come from
-``Consent?patient=Patient/<id>``. Both are read with the same rules as the Bundle directory
-(:mod:`emrcomm.fhir.patients`: telecoms, language, region, the communication-consent profile). A
-Patient merged into another (``link`` ``replaced-by``) is read as the one it names, each link one
-more read, a bounded number of them (:func:`emrcomm.fhir.patients.follow_replaced_by`).
+``system|value`` (a search that must match one patient: one Patient, or the chart in use and
+charts merged into it that kept the identifier, :func:`emrcomm.fhir.patients.one_chart_in_use`).
+The patient's Consents come from ``Consent?patient=Patient/<id>``. Both are read with the same
+rules as the Bundle directory (:mod:`emrcomm.fhir.patients`: telecoms, language, region, the
+communication-consent profile). A Patient merged into another (``link`` ``replaced-by``) is read
+as the one it names, each link one more read, a bounded number of them
+(:func:`emrcomm.fhir.patients.follow_replaced_by`).
 
 A server that cannot answer now (down, slow past ``timeout``, answering 5xx or with what is not
 the resource asked for) stops the request with PluginUnavailable naming the server: nothing is sent or
@@ -27,7 +29,7 @@ from urllib.parse import parse_qsl, quote
 import emrcomm
 from emrcomm import PluginError, PluginUnavailable, settings_schema
 from emrcomm.fhir import is_patient_link
-from emrcomm.fhir.patients import RecipientRefused, follow_replaced_by, recipient_from_fhir
+from emrcomm.fhir.patients import MAX_MATCHES, RecipientRefused, one_chart_in_use, recipient_from_fhir
 from emrcomm.fhir.regions import DEFAULT_REGION, country_code
 from emrcomm_fhirserver.client import ServerRefused, ServerUnavailable
 from emrcomm_fhirserver.filer import client_from
@@ -93,16 +95,21 @@ class DirectoryPlugin:
 
         :raises RecipientRefused: the chart says the patient must not be messaged.
         """
-        patient = self.find_patient(ref)
-        if patient is None:
+        matches = self.find_patients(ref)
+        chosen = one_chart_in_use(matches, self._read_link)
+        if chosen is None:
+            if len(matches) > 1:
+                log.warning("an identifier lookup matches more than one patient on %s; nobody is chosen",
+                            self.client.base_url)
             return None
-        patient, replaced = follow_replaced_by(patient, self._read_link)
+        patient, replaced = chosen
         consents = list(self.client.search("Consent", {"patient": f"Patient/{patient['id']}"}))
         return recipient_from_fhir(patient, consents, now=self.context.clock(),
                                    default_region=self.default_region, replaces=replaced)
 
-    def find_patient(self, ref: str) -> dict[str, Any] | None:
-        """The Patient ``ref`` names on the server, or None (unknown, or more than one match)."""
+    def find_patients(self, ref: str) -> list[dict[str, Any]]:
+        """The Patients ``ref`` names on the server: the one it reads, or what its identifier
+        search matches (at most MAX_MATCHES + 1: more than MAX_MATCHES is ambiguous); [] for none."""
         if ref.startswith("Patient?"):
             params = parse_qsl(ref[len("Patient?"):], keep_blank_values=True)
             tokens = [value for key, value in params if key == "identifier"]
@@ -111,31 +118,30 @@ class DirectoryPlugin:
                 # log line names the request).
                 log.warning("a patient reference Patient?… with %d parameter(s): only Patient?identifier=system|value "
                             "is supported", len(params))
-                return None
+                return []
             return self._by_identifier(tokens[0])
         if ref.startswith("Patient/"):
             pid = ref[len("Patient/"):].split("/_history/")[0].strip("/")
             if not is_patient_link(f"Patient/{pid}"):
-                return None  # "..", a query or a fragment: no patient's id, and a URL of another meaning
-            return self.client.read("Patient", quote(pid, safe=""))
+                return []  # "..", a query or a fragment: no patient's id, and a URL of another meaning
+            found = self.client.read("Patient", quote(pid, safe=""))
+            return [] if found is None else [found]
         if "|" in ref:
             return self._by_identifier(ref)
-        return None
+        return []
 
     def _read_link(self, reference: str) -> dict[str, Any] | None:
         """The Patient a merge link names on this server (``Patient/<id>``, or that path under
         its base_url), or None."""
         base = self.client.base_url.rstrip("/") + "/"
         path = reference[len(base):] if reference.startswith(base) else reference
-        return self.find_patient(path) if path.startswith("Patient/") else None  # read as a request's reference is
-
-    def _by_identifier(self, token: str) -> dict[str, Any] | None:
-        found = list(itertools.islice(self.client.search("Patient", {"identifier": token}, page_size=2), 2))
-        if len(found) > 1:
-            log.warning("an identifier lookup matches more than one patient on %s; nobody is chosen",
-                        self.client.base_url)
-            return None
+        found = self.find_patients(path) if path.startswith("Patient/") else []  # read as a request's reference is
         return found[0] if found else None
+
+    def _by_identifier(self, token: str) -> list[dict[str, Any]]:
+        # One more than may name one patient, so that more reads as ambiguous without reading them all.
+        most = MAX_MATCHES + 1
+        return list(itertools.islice(self.client.search("Patient", {"identifier": token}, page_size=most), most))
 
     def close(self) -> None:
         self.client.close()

@@ -38,6 +38,9 @@ Patient
   chain, two replaced-by links naming different patients, or one naming something the directory
   does not have, is refused. :func:`recipient_from_fhir` refuses a Patient that still has a
   replaced-by link (it was not followed). ``replaces``, ``refer`` and ``seealso`` change nothing.
+  A search by identifier that matches a chart merged away (it kept its identifiers) and the chart
+  in use names that chart in use (:func:`one_chart_in_use`); matches leading to two charts in use
+  name nobody.
 
 Consent profile (communication consent)
 =======================================
@@ -121,6 +124,9 @@ _PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^
 # How many replaced-by links are followed from the patient a request names: a chart merged into
 # one itself merged later is two; a longer chain is more likely a loop or an error than a clinic's.
 MAX_REPLACED_BY = 5
+# How many Patients an identifier search may match and still name one patient (the chart in use
+# and charts merged into it that kept the identifier): more is read as ambiguous.
+MAX_MATCHES = MAX_REPLACED_BY + 1
 
 
 # ---------------------------------------------------------------- small FHIR helpers
@@ -271,6 +277,39 @@ def follow_replaced_by(
             raise RecipientRefused(f"the replaced-by links of {', '.join(followed)} lead back to "
                                    f"Patient/{_id(found)}: a cycle, no chart in use")
         current = found
+
+
+def one_chart_in_use(
+    matches: Sequence[Mapping[str, Any]], read: Callable[[str], Mapping[str, Any] | None], *,
+    limit: int = MAX_REPLACED_BY,
+) -> tuple[Mapping[str, Any], tuple[str, ...]] | None:
+    """The chart in use the Patients an identifier search matched name, and the merged charts
+    followed to it (``Patient/<id>`` each, in the order matched); None when they name nobody or
+    more than one patient.
+
+    A chart merged away usually keeps the identifiers (a health number) it had, so a search
+    matches it beside the chart in use. Several matches name one patient when each is that chart
+    or leads to it by its replaced-by links (:func:`follow_replaced_by`). Matches that lead to two
+    charts in use, one whose links lead to none, or more than :data:`MAX_MATCHES` of them, are
+    ambiguous: None, as for two patients sharing the identifier (fail closed).
+
+    :raises RecipientRefused: one match whose links lead to no chart in use, as
+        :func:`follow_replaced_by` raises it.
+    """
+    if not matches:
+        return None
+    if len(matches) == 1:
+        return follow_replaced_by(matches[0], read, limit=limit)
+    if len(matches) > MAX_MATCHES:
+        return None
+    try:
+        found = [follow_replaced_by(match, read, limit=limit) for match in matches]
+    except RecipientRefused:
+        return None  # a chart whose links lead nowhere cannot be said to be the same patient
+    kept = found[0][0]
+    if any(_id(chart) != _id(kept) for chart, _chain in found):
+        return None
+    return kept, tuple(dict.fromkeys(ref for _chart, chain in found for ref in chain))
 
 
 def current_address(patient: Mapping[str, Any], now: dt.datetime) -> Mapping[str, Any] | None:
