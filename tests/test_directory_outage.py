@@ -36,6 +36,10 @@ TIMEOUT = 0.5  # the plugin's timeout: a frozen server is given up on after it
 
 @pytest.fixture
 def fhir() -> Iterator[ShimServer]:
+    yield from running_clinic()
+
+
+def running_clinic() -> Iterator[ShimServer]:
     """The session's FHIR server, running, holding the small clinic; left running and awake."""
     server = shared_server()
     server.reset()

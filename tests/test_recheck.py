@@ -17,9 +17,10 @@ import pytest
 from conftest import Clock
 from emrcomm.host import Host
 from emrcomm.model import Status
-from fhir_server.server import ShimServer, shared_server
-from support import BASE_CONFIG, communication, consent, patient
-from test_fhir_server import directory_table, load_clinic
+from fhir_server.server import ShimServer
+from support import communication, consent, patient
+from test_directory_outage import running_clinic
+from test_directory_outage import server_host as outage_host
 from test_worker import QUEUE, outbox_row, reminder, sink, status_of, toronto, worker
 
 pytestmark = pytest.mark.node
@@ -29,19 +30,12 @@ ALEX_SMS = "+16135550123"
 
 @pytest.fixture
 def fhir() -> Iterator[ShimServer]:
-    """The session's FHIR server, running, holding the small clinic; left running."""
-    server = shared_server()
-    server.reset()
-    load_clinic(server)
-    yield server
-    server.ensure_running()
+    yield from running_clinic()
 
 
 def server_host(make_host: Callable[..., Host], server: ShimServer, tmp_path: Path, extra: str = "") -> Host:
     """Queue mode; the only directory is the FHIR server (the Bundle directory knows nobody)."""
-    (tmp_path / "empty.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}))
-    text = BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "empty.json"')
-    return make_host(QUEUE + extra, config_text=text + directory_table(server, retries=0, timeout=0.5))
+    return outage_host(make_host, server, tmp_path, QUEUE + extra)
 
 
 def directory_requests(server: ShimServer) -> int:
