@@ -73,7 +73,7 @@ BOTH_BACKENDS_MODULES = frozenset({
     "test_hostile_host", "test_hostile_web", "test_kannel_callbacks", "test_lifecycle",
     "test_pipeline", "test_portal", "test_portal_browser", "test_read_only",
     "test_storage", "test_uncertain", "test_web", "test_worker", "test_worker_pipeline", "test_worker_sigkill",
-    "test_api_node", "test_plugin_extensions",
+    "test_api_node", "test_plugin_extensions", "test_check_outage",
 })
 POSTGRES_ONLY_MODULES = frozenset({"test_postgres", "test_fleet"})
 # Modules whose tests use a host only to run the content detector over a corpus: once is enough;

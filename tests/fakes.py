@@ -158,3 +158,54 @@ class ConflictWorded:
         from emrcomm.pipeline.digest import conflict_text
 
         raise RenderError(conflict_text(request, request.id))
+
+
+class ConsentService:
+    """A third party's pre-send check (``emrcomm_validate``): it asks a consent service, a FHIR
+    server (tests/fhir_server), for the patient's refusals before each route goes. A refusal on
+    file blocks (CONSENT_REVOKED); a server that cannot answer now (stopped, slower than
+    ``timeout``, 5xx, a page that is not a Bundle) is PluginUnavailable naming the server, with its
+    Retry-After; one that refuses the query (4xx: the check is set up wrong) fails the check."""
+
+    settings_schema: dict[str, Any] | None = {  # noqa: RUF012 - read-only by convention
+        "type": "object", "additionalProperties": False, "required": ["base_url"],
+        "properties": {"base_url": {"type": "string"}, "token": {"type": "object"},
+                       "timeout": {"type": "number", "exclusiveMinimum": 0}},
+    }
+
+    def __init__(self, context: PluginContext) -> None:
+        self.name = context.name
+        self.base_url = str(context.settings["base_url"]).rstrip("/")
+        self.token = context.secret("token")
+        self.timeout = float(context.settings.get("timeout", 0.5))
+
+    @hookimpl
+    def emrcomm_validate(self, recipient: Any, channel: Any) -> list[Finding]:
+        import requests
+
+        from emrcomm import PluginUnavailable, finding
+
+        def unavailable(why: str, retry_after: float | None = None) -> PluginUnavailable:
+            return PluginUnavailable(f"plugin {self.name!r}: the consent service {self.base_url} is unavailable "
+                                     f"({why}): nothing was sent or filed; send the request again when it is back",
+                                     retry_after=retry_after)
+
+        try:
+            answer = requests.get(f"{self.base_url}/Consent", params={"patient": recipient.patient_ref,
+                                                                      "status": "rejected"},
+                                  headers={"Authorization": f"Bearer {self.token}"}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise unavailable(type(exc).__name__) from None
+        if answer.status_code >= 500:
+            after = answer.headers.get("Retry-After", "")
+            raise unavailable(f"HTTP {answer.status_code}", float(after) if after.isdigit() else None)
+        answer.raise_for_status()  # 4xx: not an outage; trying again will not help
+        try:
+            bundle = answer.json()
+        except ValueError:
+            raise unavailable("an answer that is not JSON") from None
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise unavailable("an answer that is not a Bundle")
+        if bundle.get("entry"):
+            return [finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name, source="the consent service")]
+        return []

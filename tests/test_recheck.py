@@ -118,7 +118,7 @@ def test_a_held_reminder_is_given_back_unsent_while_the_directory_is_stopped_and
     row = outbox_row(host)
     assert row["state"] == "retry" and row["attempts"] == 0  # given back, its attempt too: never dead for this
     assert dt.datetime.fromisoformat(row["not_before"]) == toronto(8, 5, 10, day=24)  # one backoff_base
-    assert "directory could not be asked again" in row["last_error"]
+    assert "(the directory, a validator) could not be asked again" in row["last_error"]
     assert status_of(host, record_id) != "not-done"
     clock.now = toronto(8, 5, 5, day=24)  # not due yet
     assert worker(host).run(once=True).unchecked == 0

@@ -64,11 +64,12 @@ def unavailable() -> ApiError:
     return ApiError(503, "transient", UNAVAILABLE, headers={"retry-after": RETRY_AFTER})
 
 
-# A plugin's server cannot answer now (the patient directory's, say): no check could run, so
-# nothing was decided. Its words name neither the server nor the patient; the log names the server.
-NOT_DECIDED = ("the patient could not be looked up now (the clinic's directory server cannot be reached, or answered "
-               "what it cannot be read as); nothing was sent or filed: send the same request again (the same id) "
-               "in a few seconds")
+# A plugin's server cannot answer now (the patient directory's, a validator's consent service):
+# its check could not run, so nothing was decided. Its words name neither the server nor the
+# patient; the log names the plugin and the server.
+NOT_DECIDED = ("the request could not be checked now (a server the clinic's checks need, such as its patient "
+               "directory, cannot be reached, or answered what it cannot be read as); nothing was sent or filed: "
+               "send the same request again (the same id) in a few seconds")
 
 
 def unreadable_record(ident: str, exc: RecordUnreadable) -> ApiError:
@@ -531,7 +532,7 @@ class Api:
             if is_conflict(outcome):
                 results[i] = answers.error_entry(409, "conflict", outcome.explanation[0], CONFLICT_FIELD)
                 continue
-            if outcome.error == "transient":  # not decided: the directory could not answer (send_many logs it)
+            if outcome.error == "transient":  # not decided: a check could not run now (send_many logs it)
                 results[i] = answers.error_entry(503, "transient", NOT_DECIDED)
                 continue
             status = answers.http_status(outcome)

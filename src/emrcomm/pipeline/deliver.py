@@ -318,7 +318,7 @@ def asked_again(host: Host, channel: Channel, item: Item, facts: RecordFacts,
     ``emrcomm_validate`` for its channel, address and purpose). None: it may; else the rule code
     and the words its record files (the patient no longer given: ``RECIPIENT_UNKNOWN``; a
     consent or preference finding: its code; a patient the chart refuses now: ``RECIPIENT_REFUSED``
-    and its reason). Raises PluginUnavailable when the directory cannot
+    and its reason). Raises PluginUnavailable when the directory or a validator cannot
     answer now, and PluginError when it or a validator fails."""
     request = facts.request
     if request.category.answers_patient:
@@ -352,15 +352,18 @@ def asked_again(host: Host, channel: Channel, item: Item, facts: RecordFacts,
 
 def _unchecked(host: Host, item: Item, exc: PluginUnavailable, *, now: dt.datetime, owner: str,
                policy: RetryPolicy, commit: Commit) -> Delivered:
-    """The directory cannot say now whether ``item`` may still go: not sent (fail closed) and
-    given back, its attempt too, due again after the server's Retry-After, else one
-    backoff_base; never failed for that alone. Past its expiry it expires as any row does."""
+    """The directory or a validator cannot say now whether ``item`` may still go (``exc`` names
+    the plugin and its server): not sent (fail closed) and given back, its attempt too, due again
+    after the server's Retry-After, else one backoff_base; never failed for that alone. Past its
+    expiry it expires as any row does."""
     asked = exc.retry_after if isinstance(exc.retry_after, int | float) and exc.retry_after > 0 else None
     wait = min(asked, max(policy.backoff_cap, RETRY_AFTER_CEILING)) if asked is not None else policy.backoff_base
     later = now + dt.timedelta(seconds=wait)
-    said = "not sent: the directory could not be asked again whether it may still go; tried again later"
+    said = ("not sent: a check it needs (the directory, a validator) could not be asked again whether it may still "
+            "go; tried again later")
     commit(lambda: host.storage.outbox.release(item.key, owner=owner, now=now, error=said, not_before=later))
-    log.warning("outbox %s: the directory cannot answer now; given back unsent, due again in %.0f s", item.key, wait)
+    log.warning("outbox %s: a check it needs cannot answer now (%s); given back unsent, due again in %.0f s",
+                item.key, exc, wait)
     return Delivered("unchecked")
 
 

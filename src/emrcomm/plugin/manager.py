@@ -26,7 +26,14 @@ from attrs import frozen
 
 from emrcomm.api.schema import OWNER as API_OWNER
 from emrcomm.config import Config, check_secrets, resolve_secret, validate
-from emrcomm.errors import ConfigError, EmrcommError, PluginError, RecipientRefused, RenderError
+from emrcomm.errors import (
+    ConfigError,
+    EmrcommError,
+    PluginError,
+    PluginUnavailable,
+    RecipientRefused,
+    RenderError,
+)
 from emrcomm.model import (
     Candidate,
     Channel,
@@ -380,6 +387,9 @@ class PluginManager:
                 result = answers[0] if answers else None
                 if expected is not None:
                     result = _items(result, expected, impl.plugin_name, hook_name)
+            except PluginUnavailable as exc:  # its words name its server, never the patient (the contract)
+                log.warning("plugin %s cannot answer now in %s: %s", impl.plugin_name, hook_name, exc)
+                yield impl.plugin_name, None, exc
             except Exception as exc:
                 log.error("plugin %s failed in %s: %s", impl.plugin_name, hook_name, type(exc).__name__)
                 log.debug("plugin %s failed in %s", impl.plugin_name, hook_name, exc_info=True)
@@ -543,6 +553,11 @@ class PluginManager:
         for plugin, result, exc in self._one_by_one("emrcomm_validate", Finding, message=message,
                                                     recipient=recipient, channel=channel, route=route,
                                                     findings=facts, now=now):
+            if isinstance(exc, PluginUnavailable):
+                # A check that cannot run for now (its server down) decides nothing: nothing goes
+                # (fail closed) and nothing is filed, as when the directory cannot answer; the
+                # caller is told to try again. A permanent CHECK_FAILED block would file it not-done.
+                raise exc
             if exc is not None:
                 found.append(finding("CHECK_FAILED", plugin=plugin, channel=channel.name,
                                      detail=_check_failed(plugin, exc)))

@@ -165,7 +165,11 @@ def emrcomm_validate(
 
     Every plugin runs and every finding is collected; any finding of severity ``block``
     rejects the candidate (a block with ``hold_until`` holds it instead). A validator that
-    raises blocks the candidate with CHECK_FAILED naming it.
+    raises blocks the candidate with CHECK_FAILED naming it, except one that raises
+    :class:`emrcomm.PluginUnavailable` (the server it asks cannot answer now; its words name the
+    plugin and the server, never the patient): then nothing is decided, sent, blocked or filed,
+    and the caller is told to try again, as for a directory that cannot answer (the API's 503);
+    an outbox row judged again as it leaves late is given back unsent.
 
     :param message: the words for this route (a notice has its own message).
     :param route: the channel, address and role being judged.
@@ -174,6 +178,7 @@ def emrcomm_validate(
     :returns: findings (an empty iterable or None means no objection).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3 PluginUnavailable is "try again", not CHECK_FAILED.
     """
 
 
