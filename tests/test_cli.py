@@ -102,7 +102,7 @@ def test_send_prints_a_short_outcome_per_request_each_finding_once_and_a_tally(
                              text="Riverside Family Health: your HbA1c came back at 8.1%.")]
     batch = request_file(tmp_path, "\n".join(json.dumps(r) for r in requests) + "\n{oops\n", "batch.jsonl")
     code, out, err = run(capsys, "send", str(batch), "--config", str(config))
-    assert code == 3
+    assert code == 2  # a line to fix comes before the one blocked (cli.SEND_PRECEDENCE)
     assert "{" not in out  # no JSON without --json
     lines = out.splitlines()
     assert lines[0] == "request r0: BLOCKED"

@@ -259,6 +259,28 @@ def test_emrcomm_send_of_several_files_goes_on_past_one_the_directory_could_not_
     assert "request 2 of 3" in err and "is unavailable" in err and "Traceback" not in err
 
 
+def test_emrcomm_send_of_a_file_to_fix_beside_one_to_send_again_exits_2_not_4(
+        fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One file meets the directory stopped (4 alone: send it again later), the other is not a
+    request (2 alone: fix it). Together 2: a script that sends the same files again on 4 would
+    send the file to fix for ever. Each file's line says which it was."""
+    config = cli_config(fhir, tmp_path)
+    [later] = request_files(tmp_path, "f-later")
+    to_fix = tmp_path / "f-fix.json"
+    to_fix.write_text(json.dumps({**fhir_reminder("f-fix"), "status": "sent-already"}), encoding="utf-8")
+    fhir.stop()
+    assert main(["send", later, str(to_fix), "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "2 requests: 1 not sent now (try again), 1 not read (error)"
+    assert "request 1 of 2" in err and "is unavailable" in err and "request 2 of 2" in err
+    assert main(["send", later, "--config", str(config)]) == 4  # alone, it is to be sent again
+    capsys.readouterr()
+    fhir.start()
+    assert main(["send", later, str(to_fix), "--config", str(config), "--json"]) == 2
+    sent, refused = json.loads(capsys.readouterr().out)
+    assert sent["outcome"]["status"] == "sent" and refused["code"] == "invalid" and "retry" not in refused
+
+
 def test_emrcomm_check_of_a_patient_exits_4_while_the_directory_is_stopped(
         fhir: ShimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = cli_config(fhir, tmp_path)

@@ -6,8 +6,9 @@ its connections all taken) or gone away part-way, or a lock held elsewhere outla
 ``store.lock_timeout``: try again later; a server a plugin needs that cannot answer now, such as
 the patient directory's for ``send`` or ``check --patient`` (PluginUnavailable); ``worker --once``
 that left a row unsettled, its delivery raised or its send hung, or whose claim failed otherwise). A store that refuses the login, has no such database,
-or is named by a malformed URL or a host name that does not exist is config, exit 2. Plugins add
-commands of their own (``emrcomm_cli_commands``)."""
+or is named by a malformed URL or a host name that does not exist is config, exit 2. ``send`` of
+several requests exits with the most pressing of theirs: 2, then 4, then 3 (SEND_PRECEDENCE).
+Plugins add commands of their own (``emrcomm_cli_commands``)."""
 
 from __future__ import annotations
 
@@ -456,7 +457,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from emrcomm.config import load_config
     from emrcomm.host import Host
 
-    worst = EXIT_OK
+    codes: set[int] = set()
     results: list[dict[str, Any]] = []
     # The requests are read and checked before the host opens: a file that is missing or not a
     # request creates no database, key or key ring (the embedded defaults make a data folder).
@@ -483,12 +484,12 @@ def cmd_send(args: argparse.Namespace) -> int:
                 # (the directory could not answer, transient): the others still go.
                 later = isinstance(exc, PluginUnavailable)
                 results.append({"error": str(exc), "code": exc.issue_code, **({"retry": True} if later else {})})
-                worst = max(worst, EXIT_NOT_DONE if later else EXIT_BAD_INPUT)
+                codes.add(EXIT_NOT_DONE if later else EXIT_BAD_INPUT)
                 if not args.json:
                     print(f"emrcomm: error: request {len(results)} of {len(items)}: {exc}", file=sys.stderr)
                 continue
             if outcome.status in (Status.BLOCKED, Status.FAILED):
-                worst = max(worst, EXIT_BLOCKED)
+                codes.add(EXIT_BLOCKED)
             if args.json:
                 communications = [fhir.communication(r) for r in map(host.record, outcome.record_ids)
                                   if r is not None]
@@ -500,7 +501,19 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(json.dumps(results if batch or len(results) != 1 else results[0], indent=2, ensure_ascii=False))
     elif len(results) > 1:
         print(_tally(results))
-    return worst
+    return _most_pressing(codes)
+
+
+# ``emrcomm send`` of several requests exits with the most pressing of their codes, not the
+# highest: bad input first (fix the file: no run again helps it, and a script that runs the same
+# files again on 4 would run for ever), then 4 (run the same files again later: the requests
+# decided are answered as first recorded, never sent twice), then 3. Each request's own line says
+# which it was.
+SEND_PRECEDENCE = (EXIT_BAD_INPUT, EXIT_NOT_DONE, EXIT_BLOCKED)
+
+
+def _most_pressing(codes: set[int]) -> int:
+    return next((code for code in SEND_PRECEDENCE if code in codes), EXIT_OK)
 
 
 def _parsed(text: str, limits: Limits, zone: dt.tzinfo) -> Request | RequestError:
