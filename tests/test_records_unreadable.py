@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from api_kit import ApiClient
@@ -204,3 +205,81 @@ def test_a_request_whose_record_cannot_be_read_is_503_when_read_or_sent_again_an
         assert record in issue["diagnostics"]
         assert (answer.headers.get("retry-after") == "60") is (spoil is newer_category)
     assert sms_sent(api.host) == sent
+
+
+def sent_request(host: Host, rid: str = "r-1") -> tuple[Request, str]:
+    """Request ``rid`` sent once by SMS (inline): the request and its record id."""
+    req = Request("Patient/on-en", "appointment-reminder", id=rid, template="appointment-reminder",
+                  variables={"appointment": APPOINTMENT})
+    outcome = host.send(req)
+    assert outcome.status is Status.SENT, outcome
+    [record] = outcome.record_ids
+    return req, record
+
+
+@SPOILS
+def test_host_send_of_a_request_again_whose_record_cannot_be_read_is_failed_transient_and_sends_nothing(
+    host: Host, spoil: Spoil, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request was decided (and sent) before; how it stands is read from its record. Asked
+    again, send and send_many answer a failed outcome to try later (its kind ``transient``, its
+    words naming the record and why), never an exception, and nothing is sent a second time."""
+    req, record = sent_request(host)
+    words = str(facts_of(host, record)["text"])
+    sent = sms_sent(host)
+    spoil(host, record)
+    for again in (host.send(req), *host.send_many([req])):
+        assert (again.status, again.error, again.request_id) == (Status.FAILED, "transient", "r-1"), again
+        said = " ".join(again.explanation)
+        assert record in said and "nothing was sent again" in said
+        assert ("newer release" in said) is (spoil is newer_category) and ("damaged" in said) is (spoil is corrupt_record)
+        assert words not in said
+    assert sms_sent(host) == sent
+    assert words not in caplog.text
+
+
+@SPOILS
+def test_send_many_in_queue_mode_of_a_request_again_whose_record_cannot_be_read_is_failed_transient_and_the_rest_go(
+    make_host: Callable[..., Host], spoil: Spoil
+) -> None:
+    """In a group commit: that request's outcome is failed transient, the others of its group
+    are queued, and nothing more of it enters the outbox."""
+    host = make_host('\n[delivery]\nmode = "queue"\n')
+    req = Request("Patient/on-en", "appointment-reminder", id="r-1", template="appointment-reminder",
+                  variables={"appointment": APPOINTMENT})
+    [record] = host.send(req).record_ids
+    spoil(host, record)
+    other = attrs.evolve(req, id="r-2")
+    first, second = host.send_many([req, other])
+    assert (first.status, first.error) == (Status.FAILED, "transient") and record in " ".join(first.explanation)
+    assert second.status is Status.QUEUED
+    assert host.storage.outbox.counts() == {"pending": 2}
+
+
+@SPOILS
+@pytest.mark.parametrize("condition", [None, "_id=r-1"], ids=["same-id", "if-none-exist"])
+def test_a_batch_entry_repeating_a_request_whose_record_cannot_be_read_is_503_and_the_others_are_answered(
+    api: ApiClient, spoil: Spoil, condition: str | None
+) -> None:
+    """That entry alone is the 503 a create answers (naming the record, why, Retry-After's
+    reason); the entries before and after it are sent and answered 201, nothing sent twice."""
+    assert api.call("POST", "/fhir/CommunicationRequest", fhir_reminder("r-1")).status_code == 201
+    [record] = api.host.storage.records.request("r-1").record_ids  # type: ignore[union-attr]
+    spoil(api.host, record)
+    post = {"method": "POST", "url": "CommunicationRequest"}
+    again = {"request": {**post, **({"ifNoneExist": condition} if condition else {})}, "resource": fhir_reminder("r-1")}
+    entries = [{"request": post, "resource": fhir_reminder("r-0")}, again,
+               {"request": post, "resource": fhir_reminder("r-2")}]
+    answer = api.call("POST", "/fhir", {"resourceType": "Bundle", "type": "batch", "entry": entries})
+    assert answer.status_code == 200, answer.text
+    answered = json.loads(answer.content)["entry"]
+    assert [e["response"]["status"] for e in answered] == ["201 Created", "503 Service Unavailable", "201 Created"]
+    [issue] = answered[1]["response"]["outcome"]["issue"]
+    newer = spoil is newer_category
+    assert issue["code"] == ("transient" if newer else "exception") and record in issue["diagnostics"]
+    assert ("newer version" if newer else "damaged") in issue["details"]["text"]
+    assert sorted(m["id"] for m in sms_sent(api.host)) == sorted(
+        [record, *(r for rid in ("r-0", "r-2") for r in api.host.storage.records.request(rid).record_ids)])  # type: ignore[union-attr]
+    assert schema_errors(json.loads(answer.content)) == []
+
+

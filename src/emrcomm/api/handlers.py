@@ -45,7 +45,7 @@ from emrcomm.model import Category, Identifier, Outcome, Status
 from emrcomm.model import Request as EmrRequest
 from emrcomm.pipeline.decide import same_patient
 from emrcomm.pipeline.digest import check_retry, conflict_text, content_digest, is_conflict
-from emrcomm.pipeline.write import ALREADY_HANDLED
+from emrcomm.pipeline.write import ALREADY_HANDLED, is_unreadable_repeat
 from emrcomm.storage import StoreUnavailable
 from emrcomm.storage.records import RETRYABLE, RecordUnreadable, RequestRow, Unreadable
 
@@ -88,6 +88,15 @@ def unreadable_record(ident: str, exc: RecordUnreadable) -> ApiError:
                     "the clinic's administrator can restore it from a backup",
                     text="This message is on file but its stored record is damaged; ask the clinic's administrator "
                          "to restore it from a backup.")
+
+
+def unreadable_entry(index: int, exc: RecordUnreadable) -> dict[str, Any]:
+    """A batch entry repeating a request whose record this release cannot read: the 503 a
+    create of it answers, for that entry alone."""
+    log.warning("POST batch: entry %d repeats a request whose record %s cannot be read by this release%s; "
+                "answered 503", index, exc.record, " (a newer release wrote it)" if exc.newer else "")
+    error = unreadable_record(exc.record or "?", exc)
+    return answers.error_entry(error.status, error.code, error.diagnostics, error.expression, error.text)
 
 
 # The longest wait a directory's own Retry-After is passed on as (seconds): a server (or a proxy
@@ -336,8 +345,16 @@ class Api:
         # host applies to a repeat of its id.
         if standing is not None:
             check_retry(self.host.storage.records.request(standing.request_id), req, self.host.audit.patient)
-        outcome = standing or self.host.send(req)
+        outcome = standing or self._unless_unreadable(self.host.send(req))
         return self._answer(request, outcome, None if standing else data)
+
+    def _unless_unreadable(self, outcome: Outcome) -> Outcome:
+        """``outcome``, unless it is a repeat of a request whose record this release cannot read
+        (the host's failed, transient outcome): then RecordUnreadable, read again from the record
+        (newer or damaged, which the answer tells apart), or how it stands if it reads now."""
+        if not is_unreadable_repeat(outcome):
+            return outcome
+        return self._standing(outcome.request_id) or outcome
 
     def _standing(self, ident: str) -> Outcome | None:
         """How request ``ident`` stands now, as a repeat's outcome (None: no such request)."""
@@ -505,6 +522,9 @@ class Api:
                 log.warning("POST batch: entry %d not decided: %s", i, exc)
                 results[i] = answers.error_entry(503, "transient", NOT_DECIDED)
                 continue
+            except RecordUnreadable as exc:  # If-None-Exist names a request whose record cannot be read
+                results[i] = unreadable_entry(i, exc)
+                continue
             todo.append((i, req, resource))
             in_batch.setdefault(req.id, req)
             for identifier in req.identifiers:
@@ -532,7 +552,13 @@ class Api:
             if is_conflict(outcome):
                 results[i] = answers.error_entry(409, "conflict", outcome.explanation[0], CONFLICT_FIELD)
                 continue
-            if outcome.error == "transient":  # not decided: a check could not run now (send_many logs it)
+            if is_unreadable_repeat(outcome):  # sent before; how it stands cannot be read (send_many logs it)
+                try:
+                    outcome = self._unless_unreadable(outcome)
+                except RecordUnreadable as exc:
+                    results[i] = unreadable_entry(i, exc)
+                    continue
+            elif outcome.error == "transient":  # not decided: a check could not run now (send_many logs it)
                 results[i] = answers.error_entry(503, "transient", NOT_DECIDED)
                 continue
             status = answers.http_status(outcome)

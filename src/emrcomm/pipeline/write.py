@@ -31,6 +31,7 @@ from emrcomm.plugin.contract import Delivery
 from emrcomm.plugin.manager import FilingFailed
 from emrcomm.rules import finding
 from emrcomm.storage.outbox import Item
+from emrcomm.storage.records import RecordUnreadable
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -110,7 +111,10 @@ def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -
             trail.add("request.refused", error=type(exc).__name__)
             trail.flush()
         raise
-    records = host.storage.records.for_request(req.id)
+    try:
+        records = host.storage.records.for_request(req.id)
+    except RecordUnreadable as exc:
+        return unreadable_repeat(decision, row.record_ids if row is not None else (), exc, trail)
     if row is not None and row.patient:
         # Named as it was filed: the patient found then, not the search the EMR gave again.
         decision = attrs.evolve(decision, request=attrs.evolve(req, patient_ref=row.patient))
@@ -125,6 +129,36 @@ def repeat_outcome(host: Host, decision: Decision, trail: Trail | None = None) -
         trail.flush()
     return outcome(decision, status, (), tuple(ids), channels=tuple(r.channel for r in legs if r.channel),
                    lines=(ALREADY_HANDLED, ENDED_UNSENT) if status is Status.FAILED else (ALREADY_HANDLED,))
+
+
+def unreadable_repeat(decision: Decision, ids: tuple[str, ...], exc: RecordUnreadable,
+                      trail: Trail | None) -> Outcome:
+    """A request decided before whose state cannot be read: one of its records was written by a
+    newer release (during an upgrade) or is damaged. How it stands is not known here, so it is
+    neither answered "already handled" nor decided again (its message may have gone): a failed
+    outcome to try later (``transient``), nothing sent, naming the record, never its words."""
+    req = decision.request
+    record = exc.record or "?"
+    if exc.newer:
+        why = (f"its record {record} was {exc}: nothing was sent again; a server of that release answers how it "
+               "stands, and this one once it is upgraded")
+    else:
+        why = (f"its record {record} is damaged ({exc}): nothing was sent again; the clinic's administrator can "
+               "restore it from a backup")
+    log.warning("request %s: sent before, its record %s cannot be read by this release%s; nothing sent again",
+                req.id, record, " (a newer release wrote it)" if exc.newer else "")
+    if trail is not None:
+        trail.add("request.duplicate", records=list(ids))
+        trail.flush()
+    return attrs.evolve(outcome(decision, Status.FAILED, (), ids,
+                                lines=(f"this request id was sent before, but how it stands cannot be read here: {why}",)),
+                        error="transient")
+
+
+def is_unreadable_repeat(outcome: Outcome) -> bool:
+    """Whether ``outcome`` is :func:`unreadable_repeat`'s (a request id decided before whose record
+    cannot be read), not a request that could not be decided for now (which has no records)."""
+    return outcome.status is Status.FAILED and outcome.error == "transient" and bool(outcome.record_ids)
 
 
 def is_repeat(outcome: Outcome) -> bool:
