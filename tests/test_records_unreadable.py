@@ -17,18 +17,23 @@ import attrs
 import pytest
 
 from api_kit import ApiClient
+from conftest import Clock
+from emrcomm.api.notify import Notifier
+from emrcomm.api.settings import ApiSettings
 from emrcomm.cli import main
 from emrcomm.fhir import validate_resource
 from emrcomm.host import Host
 from emrcomm.model import Request, Status
 from emrcomm.storage import RecordUnreadable
+from emrcomm.storage.times import parse_iso
 from emrcomm.web import create_app
 from fhir_schema import schema_errors
 from portal_kit import running_server
-from test_api import NO_NOTIFY, sms_sent
+from servers import scripted
+from test_api import NO_NOTIFY, sms_sent, subscribe
 from test_api import reminder as fhir_reminder
 from test_staff import APPOINTMENT, Browser, staff
-from test_worker_unreadable import corrupt_record, facts_of, newer_category
+from test_worker_unreadable import corrupt_record, facts_of, newer_category, store_facts
 
 Spoil = Callable[[Host, str], Any]
 SPOILS = pytest.mark.parametrize("spoil", [corrupt_record, newer_category], ids=["damaged", "newer"])
@@ -283,3 +288,74 @@ def test_a_batch_entry_repeating_a_request_whose_record_cannot_be_read_is_503_an
     assert schema_errors(json.loads(answer.content)) == []
 
 
+
+def notification(host: Host, record: str) -> dict[str, Any]:
+    """The notification row of the ``sent`` event of ``record``."""
+    [row] = host.storage.db.query(
+        "SELECT n.state, n.attempts, n.next_at, n.last_error FROM api_notifications n "
+        "JOIN events e ON n.source = 'events' AND e.seq = n.seq WHERE e.record_id = ?", (record,))
+    return dict(row)
+
+
+def test_a_notification_of_a_record_a_newer_release_wrote_waits_for_a_notifier_of_that_release(
+    api: ApiClient, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given back unsent, its attempt too (never given up for it, however long), due again a
+    minute on rather than at every poll; logged once. A notifier that reads the record (here: the
+    record as this release reads it again) sends it; the other notifications go meanwhile."""
+    caplog.set_level("INFO")
+    with scripted() as emr:
+        sub = subscribe(api, emr.url)
+        ids = [json.loads(api.call("POST", "/fhir/CommunicationRequest", fhir_reminder(f"r-{i}")).content)
+               ["entry"][1]["resource"]["id"] for i in range(2)]
+        newer, good = ids
+        [row] = api.host.storage.db.query("SELECT facts FROM records WHERE id = ?", (newer,))
+        readable = bytes(row["facts"])
+        newer_category(api.host, newer)
+        started = clock.now
+        notifier = Notifier(api.host, ApiSettings(notify_max_attempts=2, notify_backoff_base=1))
+        assert notifier.run_once() == 1
+        assert [json.loads(seen.body)["id"] for seen in emr.seen] == [good]
+        for _ in range(5):  # past notify_max_attempts and its backoff, many times
+            waiting = notification(api.host, newer)
+            assert (waiting["state"], waiting["attempts"]) == ("pending", 0), waiting
+            assert parse_iso(waiting["next_at"]) - clock.now >= dt.timedelta(seconds=30)  # not at every poll
+            assert "newer release" in waiting["last_error"]
+            clock.now += dt.timedelta(seconds=61)
+            assert notifier.run_once() == 0
+        assert len(emr.seen) == 1
+        [line] = [x for x in caplog.text.splitlines() if "given back for a notifier of that release" in x]
+        assert f"record {newer}, which a newer release wrote" in line
+        store_facts(api.host, newer, readable)
+        clock.now += dt.timedelta(seconds=61)
+        assert notifier.run_once() == 1
+        assert [json.loads(seen.body)["id"] for seen in emr.seen] == [good, newer]
+    clock.now = started  # the token's time again
+    assert "error" not in json.loads(api.call("GET", f"/fhir/Subscription/{sub['id']}").content)
+
+
+def test_a_notification_of_a_damaged_record_is_given_up_at_once_and_named_where_failures_are_shown(
+    api: ApiClient, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing will ever read it (until restored from a backup): given up on its first try, not
+    retried with backoff; the Subscription's error and the log name it by id, never its words.
+    The other notifications go."""
+    with scripted() as emr:
+        sub = subscribe(api, emr.url)
+        ids = [json.loads(api.call("POST", "/fhir/CommunicationRequest", fhir_reminder(f"r-{i}")).content)
+               ["entry"][1]["resource"]["id"] for i in range(2)]
+        bad, good = ids
+        words = str(facts_of(api.host, bad)["text"])
+        corrupt_record(api.host, bad)
+        notifier = Notifier(api.host, ApiSettings(notify_max_attempts=10, notify_backoff_base=1))
+        assert notifier.run_once() == 1
+        ended = notification(api.host, bad)
+        assert (ended["state"], ended["attempts"]) == ("dead", 1), ended
+        assert bad in ended["last_error"] and "damaged" in ended["last_error"]
+        clock.now += dt.timedelta(hours=2)
+        assert notifier.run_once() == 0
+        assert [json.loads(seen.body)["id"] for seen in emr.seen] == [good]
+        clock.now -= dt.timedelta(hours=2)  # the token's time again
+    error = json.loads(api.call("GET", f"/fhir/Subscription/{sub['id']}").content)["error"]
+    assert "given up" in error and bad in error and "damaged" in error and words not in error
+    assert caplog.text.count(f"given up: its record {bad}") == 1 and words not in caplog.text

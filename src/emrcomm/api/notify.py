@@ -36,6 +36,7 @@ from emrcomm.deadline import deadline_session, exchange
 from emrcomm.fhir import fhir_datetime
 from emrcomm.lifecycle.events import Note
 from emrcomm.lifecycle.states import LegState
+from emrcomm.storage.records import RecordUnreadable
 from emrcomm.storage.times import iso, lease_now, lease_until, parse_iso
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ EVENT_NAMES = {
 }
 BATCH = 200
 LEASE = dt.timedelta(minutes=2)
+# How long a notification of a record a newer release wrote waits before this release's notifiers
+# claim it again (the Retry-After the API answers a read of that record): a notifier of that
+# release, during an upgrade, sends it meanwhile; not claimed and given back at every poll.
+NEWER_WAIT = dt.timedelta(seconds=60)
 # A send starts only while this many notify_timeouts are left of its lease: one for the exchange
 # (its deadline bounds it), one to write down its answer before another notifier may take it
 # over. A lease is at least one more timeout than that, so that a claim always sends one.
@@ -188,7 +193,7 @@ class Notifier:
         free, free_params = lease_now(self.db.dialect, now)
         until, until_params = lease_until(self.db.dialect, now, lease)
         rows = self.db.query(
-            "SELECT subscription_id, source, seq, attempts FROM api_notifications WHERE state = 'pending' "
+            "SELECT subscription_id, source, seq, attempts, last_error FROM api_notifications WHERE state = 'pending' "
             f"AND next_at <= ? AND (lease_until IS NULL OR lease_until < {free}) ORDER BY next_at, seq LIMIT ?",
             (iso(now), *free_params, BATCH))
         claimed = []
@@ -216,7 +221,11 @@ class Notifier:
         if sub is None or sub.status != "active":
             self._finish(row, "dropped", None)
             return 0
-        found = self._resource(row["source"], row["seq"])
+        try:
+            found = self._resource(row["source"], row["seq"])
+        except RecordUnreadable as exc:
+            self._unreadable(row, sub.id, exc)
+            return 0
         if found is None:
             self._finish(row, "dropped", "the event is gone")
             return 0
@@ -249,6 +258,36 @@ class Notifier:
             return 1
         self._retry(row, sub.id, why)
         return 0
+
+    def _unreadable(self, row: dict[str, Any], sub_id: str, exc: RecordUnreadable) -> None:
+        """A notification of a record this release cannot read, as the outbox settles a row of one
+        (emrcomm.pipeline.deliver.unreadable_record). Written by a newer release: given back unsent
+        for a notifier of that release, its attempt too (never given up for it), due again after
+        NEWER_WAIT; logged the first time. Damaged: nothing will read it until it is restored from a
+        backup, so it is given up at once, as one that failed every attempt is (the Subscription's
+        error names it). By ids only, never the record's words."""
+        event_id = f"{row['source']}-{row['seq']}"
+        if exc.newer:
+            said = f"record {exc.record}: {exc}; waits for a notifier of that release"
+            with self.db.transaction():
+                kept = self.db.execute(
+                    "UPDATE api_notifications SET next_at = ?, last_error = ?, lease_owner = NULL, lease_until = NULL "
+                    "WHERE subscription_id = ? AND source = ? AND seq = ? AND lease_owner = ?",
+                    (iso(self.host.clock() + NEWER_WAIT), said, row["subscription_id"], row["source"], row["seq"],
+                     self.owner)) == 1
+            if not kept:
+                _lost(row, "given back")
+            elif row.get("last_error") != said:
+                log.warning("subscription %s: notification %s is of record %s, which a newer release wrote; given "
+                            "back for a notifier of that release", sub_id, event_id, exc.record)
+            return
+        why = f"its record {exc.record} is damaged ({exc})"
+        error = f"notification {event_id} given up: {why}; the clinic's administrator can restore it from a backup"
+        with self.db.transaction():
+            if not self._finish(row, "dead", why):
+                return
+            self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub_id))
+        log.warning("subscription %s: %s", sub_id, error)
 
     def _resource(self, source: str, seq: int) -> tuple[str, dict[str, Any]] | None:
         if source == "events":
