@@ -28,11 +28,12 @@ from emrcomm.storage import RecordUnreadable
 from emrcomm.storage.times import parse_iso
 from emrcomm.web import create_app
 from fhir_schema import schema_errors
-from portal_kit import running_server
+from portal_kit import BIRTH_DATE, WRONG_DATE, messages, running_server
 from servers import scripted
 from test_api import NO_NOTIFY, sms_sent, subscribe
 from test_api import reminder as fhir_reminder
 from test_staff import APPOINTMENT, Browser, staff
+from test_web import EN, Portal, sent_token, session_of, title
 from test_worker_unreadable import corrupt_record, facts_of, newer_category, store_facts
 
 Spoil = Callable[[Host, str], Any]
@@ -359,3 +360,56 @@ def test_a_notification_of_a_damaged_record_is_given_up_at_once_and_named_where_
     error = json.loads(api.call("GET", f"/fhir/Subscription/{sub['id']}").content)["error"]
     assert "given up" in error and bad in error and "damaged" in error and words not in error
     assert caplog.text.count(f"given up: its record {bad}") == 1 and words not in caplog.text
+
+
+@SPOILS
+def test_a_portal_link_whose_record_cannot_be_read_opens_and_a_reply_to_it_is_kept_and_raised_to_staff(
+    make_host: Callable[..., Host], spoil: Spoil, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The portal keeps the message's words itself: the patient who proves who they are reads it;
+    the read is kept for a release that reads the record. Their reply is stored (encrypted) in the
+    portal and raised to staff naming the record, and the reply page says it was sent."""
+    host = make_host()
+    with running_server(host) as base:
+        portal = Portal(base)
+        token, record = sent_token(host)
+        spoil(host, record)
+        assert title(portal.get(f"/m/{token}")) == EN["confirm_title"]
+        opened = portal.answer(token, BIRTH_DATE)
+        assert opened.status_code == 200 and "metformin" in opened.text, opened.text[:500]
+        assert messages(host).get(record)["state"] == "read"
+        assert "read" in [e.kind.value for e in host.storage.records.events(record)]  # kept, not projected
+        text = "Thank you. Can the pharmacy refill my prescription before Friday?"
+        page = portal.post("/m/-/reply", {"session": session_of(opened), "text": text, "lang": "en"})
+        assert page.status_code == 200 and title(page) == EN["replied_title"]
+    reply = messages(host).reply_to(record)
+    assert reply is not None and host.channels["portal"].transport.read(reply["id"])["text"] == text
+    items = host.storage.inbox.items()
+    assert items and {i["kind"] for i in items} == {"reply"}
+    # The portal's item, with the triage and the reply's words to open, names the message it
+    # answers (on file), not a reply record that was never filed (nothing could file it).
+    [raised] = [i for i in items if i["message_id"] == reply["id"]]
+    assert (raised["record_id"], raised["keywords"]) == (record, ["medication", "question"])
+    assert raised["task"]["focus"] == {"reference": f"Communication/{record}"}
+    assert f"record {record}" in raised["task"]["description"]
+    for item in items:  # every item points at a record on file
+        assert host.storage.db.query("SELECT id FROM records WHERE id = ?", (item["record_id"],)), item
+    assert "Traceback" not in caplog.text and text not in caplog.text
+
+
+@SPOILS
+def test_a_portal_link_whose_record_cannot_be_read_locks_after_the_wrong_answers_and_staff_are_told(
+    make_host: Callable[..., Host], spoil: Spoil, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = make_host()
+    with running_server(host) as base:
+        portal = Portal(base)
+        token, record = sent_token(host)
+        spoil(host, record)
+        answers = [portal.answer(token, WRONG_DATE) for _ in range(5)]
+        assert [a.status_code for a in answers][-1] == 403 and title(answers[-1]) == EN["problem_locked_title"]
+        again = portal.get(f"/m/{token}")
+        assert again.status_code == 403 and title(again) == EN["problem_locked_title"]
+    [item] = host.storage.inbox.items()
+    assert (item["kind"], item["record_id"], item["priority"]) == ("link-locked", record, "urgent")
+    assert "Traceback" not in caplog.text

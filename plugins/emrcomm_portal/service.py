@@ -186,6 +186,13 @@ class PortalService:
         # The host files the reply as a Communication (inResponseTo the message's record) when it
         # hears of it; the portal keeps the words, encrypted, and the chart points at them.
         reply_record = record_id(meta.get("request_id") or row["id"], "portal", f"reply:{reply_id}")
+        # A message whose record this release cannot read: the host cannot file the reply, so the
+        # staff item names the message it answers (on file), never a reply record that is not.
+        unreadable = meta.get("unreadable", False)
+        described = "Reply from the portal" + (f" ({', '.join(found_words)})" if found_words else "")
+        if unreadable:
+            described += (f", to a message (record {row['record_id']}) that this version of emrcomm cannot read: "
+                          "the reply is kept in the portal")
         key_id, nonce, ciphertext = self.transport.seal(reply_id, {"text": text, "language": row["language"]})
         try:
             with self.context.transaction():
@@ -197,9 +204,9 @@ class PortalService:
                 )
                 self.context.raise_item(
                     kind="reply", key=reply_id, patient=row["patient"], now=now,
-                    request_id=meta.get("request_id"), record_id=reply_record, message_id=reply_id,
-                    priority=triage.priority(found_words), keywords=found_words,
-                    description="Reply from the portal" + (f" ({', '.join(found_words)})" if found_words else ""),
+                    request_id=meta.get("request_id"), record_id=row["record_id"] if unreadable else reply_record,
+                    message_id=reply_id, priority=triage.priority(found_words), keywords=found_words,
+                    description=described,
                 )
                 self.context.report(DeliveryUpdate(kind="reply", at=now, channel="portal",
                                                    record_id=row["record_id"], provider_id=reply_id,
@@ -349,12 +356,13 @@ class PortalService:
 
     def _record_meta(self, record_id: str) -> dict[str, Any]:
         """The request and patient of a portal message's record; none when this release cannot
-        read it (the staff item names the record; the sweep goes on to the other messages)."""
+        read it, only ``unreadable`` (the staff item names the record; the sweep goes on to the
+        other messages)."""
         try:
             facts = self.context.records.facts(record_id)
         except RecordUnreadable:
             self.context.log.warning("portal: record %s cannot be read by this release", record_id)
-            return {}
+            return {"unreadable": True}
         return {} if facts is None else {"request_id": facts.request.id, "patient": facts.request.patient_ref}
 
     def _session(self, session: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
