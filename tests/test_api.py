@@ -1780,6 +1780,39 @@ def test_an_identifier_used_again_for_another_consent_is_a_409_naming_it_and_rec
     assert consent_entries(api.host) == [("sms", "+16135550123", "grant")]
 
 
+def schema_10_digest(patient: str, action: str, purpose: str | None, source: str, channels: list[str],
+                     addresses: list[list[str]] | None) -> bytes:
+    """The digest schema 10 kept of what a Consent said (docs/api.md, section 11): the first 16
+    bytes of the SHA-256 of its content as JSON with sorted keys, no spaces."""
+    import hashlib
+
+    content = {"action": action, "addresses": addresses, "channels": channels, "patient": patient,
+               "purpose": purpose, "source": source}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).digest()[:16]
+
+
+@pytest.mark.parametrize("named", ["address", "on-file"])
+def test_a_consent_identifier_schema_10_recorded_still_answers_its_retry(api: ApiClient, named: str) -> None:
+    """A Consent recorded before this release kept the digest schema 10 made: its retry is
+    answered 200 as that Consent, not 409 (the digest's bytes are the same, with and without
+    a consent-address)."""
+    given = grant_form(identifier=[CONSENT_ID]) if named == "address" else consent(identifier=[CONSENT_ID])
+    said = (("grant", "signed form, front desk", [["sms", "+16135550123"]]) if named == "address"
+            else ("revoke", f"front desk (API client {api.client_id})", None))
+    store = api.host.storage
+    with store.transaction():
+        seq = store.consent.add(patient="Patient/on-en", channel="sms", address="+16135550123", purpose="clinical",
+                                action=said[0], at=api.host.clock(), source=said[1])
+        store.db.execute("INSERT INTO consent_identifiers (identifier, consent, digest, recorded) VALUES (?, ?, ?, ?)",
+                         ('["urn:emr:consent-forms","F-2201"]', seq,
+                          schema_10_digest("Patient/on-en", said[0], "clinical", said[1], ["sms"], said[2]),
+                          iso(api.host.clock())))
+    again = api.call("POST", "/fhir/Consent", given)
+    assert again.status_code == 200, again.text
+    assert body(again)["id"] == str(seq)
+    assert ledger_size(api) == 1
+
+
 def test_the_capability_statement_says_a_consent_is_created_once_per_identifier(api: ApiClient) -> None:
     rest = capability_statement("http://x/fhir", "0", api.host.clock())["rest"][0]
     [found] = [r for r in rest["resource"] if r["type"] == "Consent"]

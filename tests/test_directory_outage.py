@@ -340,3 +340,26 @@ def test_a_front_desk_consent_is_503_while_the_directory_that_has_its_address_is
     fhir.start()
     assert api.call("POST", "/fhir/Consent", consent()).status_code == 201
     assert api.host.storage.consent.last(channel="sms", address="+16135550123") is not None
+
+
+FORM = {"system": "urn:emr:consent-forms", "value": "F-down"}
+
+
+def test_a_front_desk_consent_sent_again_while_the_directory_is_stopped_is_answered_as_first_recorded(
+        fhir: ShimServer, api: ApiClient) -> None:
+    """The EMR's retry of a Consent without its address (the directory gave it), sent while the
+    directory's server is stopped: its identifier finds it recorded, and it is answered 200 as
+    first recorded, not 503 (the directory was asked before the repeat was found). The same
+    identifier saying something else is still a 409; a new Consent still needs the directory."""
+    first = api.call("POST", "/fhir/Consent", consent(identifier=[FORM]))
+    assert first.status_code == 201, first.text
+    fhir.stop()
+    again = api.call("POST", "/fhir/Consent", consent(identifier=[FORM]))
+    assert again.status_code == 200, again.text
+    assert body(again)["id"] == body(first)["id"] and again.headers["location"] == first.headers["location"]
+    other = api.call("POST", "/fhir/Consent", consent("active", identifier=[FORM]))
+    assert other.status_code == 409, other.text
+    assert_try_again(api.call("POST", "/fhir/Consent",
+                              consent(identifier=[{**FORM, "value": "F-new"}])))
+    assert [(e.channel, e.address, e.action) for e in api.host.storage.consent.history()] == [
+        ("sms", "+16135550123", "revoke")]

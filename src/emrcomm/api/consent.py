@@ -63,8 +63,24 @@ class Entry:
     purpose: str | None = None  # None: every purpose
 
 
-def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entry]:
-    """The ledger entries ``consent`` makes; ApiError (4xx) saying what is wrong with it."""
+@frozen
+class Said:
+    """What a Consent says, read without the directory: the patient, given or withdrawn, the
+    channels, the purpose, the source, and the address it names for each channel
+    (``addresses``: consent-address as the ledger writes it; None: every one on file, which the
+    directory gives, :func:`addressed`)."""
+
+    patient: str
+    action: str  # grant or revoke
+    channels: tuple[str, ...]
+    source: str
+    purpose: str | None = None  # None: every purpose
+    addresses: tuple[tuple[str, str], ...] | None = None  # (channel, address)
+
+
+def read(host: Host, consent: Mapping[str, Any], *, client: str) -> Said:
+    """What ``consent`` says (:class:`Said`), without asking the directory; ApiError (4xx) saying
+    what is wrong with it."""
     if consent.get("resourceType") != "Consent":
         raise ApiError(400, "invalid", f"resourceType is {str(consent.get('resourceType'))[:40]!r}; expected "
                        "'Consent'", expression="Consent.resourceType")
@@ -91,22 +107,40 @@ def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entr
     except Exception as exc:
         raise ApiError(422, "value", str(exc), expression="Consent.extension") from None
     given = _extension(consent, ADDRESS)
+    addresses = (None if given is None else
+                 tuple((channel, _given(host, channel, given)) for channel in channels))
+    return Said(patient=patient, action=action, channels=tuple(channels), source=source, purpose=purpose,
+                addresses=addresses)
+
+
+def addressed(host: Host, said: Said) -> list[Entry]:
+    """The ledger entries ``said`` makes: one per channel and address, the addresses it names or,
+    when it names none, every one on file for the channel (asking the directory:
+    PluginUnavailable while it cannot answer; ApiError 422 when it knows no such patient)."""
     out: list[Entry] = []
-    for channel in channels:
-        addresses = _addresses(host, patient, channel, given)
-        out += [Entry(patient=patient, channel=channel, address=a, action=action, source=source, purpose=purpose)
-                for a in addresses]
+    for channel in said.channels:
+        addresses = ([a for ch, a in said.addresses if ch == channel] if said.addresses is not None
+                     else _on_file_or_refused(host, said.patient, channel))
+        out += [Entry(patient=said.patient, channel=channel, address=a, action=said.action, source=said.source,
+                      purpose=said.purpose) for a in addresses]
     return out
+
+
+def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entry]:
+    """The ledger entries ``consent`` makes (:func:`read`, then :func:`addressed`)."""
+    return addressed(host, read(host, consent, client=client))
 
 
 @frozen
 class Recorded:
     """What a Consent came to: its id (the ledger number of its first entry) and when it was
-    recorded; ``seqs``, the entries written now, empty when it repeats Consent ``id``."""
+    recorded; ``seqs``, the entries written now (``entries``, in order), empty when it repeats
+    Consent ``id``."""
 
     id: int
     at: dt.datetime
     seqs: tuple[int, ...] = ()
+    entries: tuple[Entry, ...] = ()
 
     @property
     def repeat(self) -> bool:
@@ -139,34 +173,38 @@ def identifiers(consent: Mapping[str, Any], condition: Identifier | None) -> dic
     return found
 
 
-def content_digest(consent: Mapping[str, Any], found: Sequence[Entry], named: Callable[[str], str]) -> bytes:
-    """The first 16 bytes of the SHA-256 of what ``consent`` says (its entries ``found``): the
-    patient, given or withdrawn, the channels, the purpose and the source, and the addresses when
-    it names them (consent-address, as the ledger writes them); not those the directory had on
-    file, which may change between a Consent and its retry. A patient named other than by a
-    ``Patient/<id>`` link is in it as ``named`` gives it (the host's keyed digest,
-    ``Audit.patient``), as in a request's (emrcomm.pipeline.digest)."""
-    first = found[0]
-    content = {"patient": first.patient if is_patient_link(first.patient) else named(first.patient),
-               "action": first.action, "purpose": first.purpose, "source": first.source,
-               "channels": sorted({e.channel for e in found}),
-               "addresses": (sorted([e.channel, mailbox(e.channel, e.address)] for e in found)
-                             if _extension(consent, ADDRESS) is not None else None)}
+def content_digest(said: Said, named: Callable[[str], str]) -> bytes:
+    """The first 16 bytes of the SHA-256 of what a Consent says (``said``): the patient, given or
+    withdrawn, the channels, the purpose and the source, and the addresses when it names them
+    (consent-address, as the ledger writes them); not those the directory has on file, which may
+    change between a Consent and its retry, and are not needed to tell a retry: one is found a
+    repeat by its identifier and this digest before the directory is asked (while it cannot
+    answer, too). A patient named other than by a ``Patient/<id>`` link is in it as ``named``
+    gives it (the host's keyed digest, ``Audit.patient``), as in a request's
+    (emrcomm.pipeline.digest). The same bytes as schema 10 kept: rows recorded before stay valid."""
+    content = {"patient": said.patient if is_patient_link(said.patient) else named(said.patient),
+               "action": said.action, "purpose": said.purpose, "source": said.source,
+               "channels": sorted(set(said.channels)),
+               "addresses": (sorted([channel, mailbox(channel, address)] for channel, address in said.addresses)
+                             if said.addresses is not None else None)}
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()[:16]
 
 
-def record_once(host: Host, found: Sequence[Entry], *, identifiers: Mapping[Identifier, str], digest: bytes,
+def record_once(host: Host, said: Said, *, identifiers: Mapping[Identifier, str], digest: bytes,
                 then: Callable[[Sequence[int]], None] | None = None) -> Recorded:
-    """Record ``found`` (:func:`record`) once for ``identifiers`` (:func:`identifiers`): a Consent
-    recorded before under one of them is answered as it was (nothing recorded), or refused with
-    ApiError 409 when it said something else (``digest``: :func:`content_digest`). Two at once:
-    one records it, the other waits for it and repeats it (the ledger's claim arbitrates). ``then``
-    writes the caller's audit entry in the same transaction. In a transaction of its own (not the
-    caller's). Without identifiers it records ``found`` as :func:`record` does."""
+    """Record what ``said`` says (its entries, :func:`addressed`; :func:`record`) once for
+    ``identifiers`` (:func:`identifiers`): a Consent recorded before under one of them is answered
+    as it was (nothing recorded), or refused with ApiError 409 when it said something else
+    (``digest``: :func:`content_digest`), both before the directory is asked for addresses, so
+    that a retry is answered while it cannot answer. Two at once: one records it, the other waits
+    for it and repeats it (the ledger's claim arbitrates). ``then`` writes the caller's audit
+    entry in the same transaction. In a transaction of its own (not the caller's). Without
+    identifiers it records the entries as :func:`record` does."""
     keys = {identifier_key(i): i for i in identifiers}
     earlier = _earlier(host, keys, identifiers, digest)
     if earlier is not None:
         return earlier
+    found = addressed(host, said)
     now = host.clock()
     try:
         with host.storage.transaction():
@@ -185,7 +223,7 @@ def record_once(host: Host, found: Sequence[Entry], *, identifiers: Mapping[Iden
             raise ApiError(503, "transient", "another Consent with this identifier was being recorded: send this "
                            "one again", headers={"retry-after": "1"}) from None
         return earlier
-    return Recorded(id=seqs[0], at=now, seqs=tuple(seqs))
+    return Recorded(id=seqs[0], at=now, seqs=tuple(seqs), entries=tuple(found))
 
 
 def _earlier(host: Host, keys: Mapping[str, Identifier], identifiers: Mapping[Identifier, str],
@@ -353,15 +391,17 @@ def _extension(resource: Mapping[str, Any], url: str) -> Any:
     return None
 
 
-def _addresses(host: Host, patient: str, channel: str, given: Any) -> list[str]:
-    system = host.channels[channel].address_system
-    if given is not None:
-        if not isinstance(given, str) or not given.strip() or len(given) > 254:
-            raise ApiError(422, "value", "extension consent-address must be a phone number or an email address "
-                           "(valueString)", expression="Consent.extension")
-        # (An email address in any capitals: the ledger files every one in lower case.)
-        return [_normalised(host, system, given)]
-    addresses = _on_file(host, patient, system)
+def _given(host: Host, channel: str, given: Any) -> str:
+    """The address a Consent names (consent-address) for ``channel``, as the ledger takes it."""
+    if not isinstance(given, str) or not given.strip() or len(given) > 254:
+        raise ApiError(422, "value", "extension consent-address must be a phone number or an email address "
+                       "(valueString)", expression="Consent.extension")
+    # (An email address in any capitals: the ledger files every one in lower case.)
+    return _normalised(host, host.channels[channel].address_system, given)
+
+
+def _on_file_or_refused(host: Host, patient: str, channel: str) -> list[str]:
+    addresses = _on_file(host, patient, host.channels[channel].address_system)
     if addresses is None:
         raise ApiError(422, "not-found", f"no directory knows {patient}: give the patient's id as the clinic's "
                        "directory has it (or the address, with the extension consent-address)",

@@ -627,18 +627,20 @@ class Api:
 
         def run() -> Response:
             asked = _consent_condition(condition) if condition is not None else None
-            found = consents.entries(self.host, data, client=grant.client_id)
+            said = consents.read(self.host, data, client=grant.client_id)
 
             def audited(seqs: Sequence[int]) -> None:  # with its ledger entries, or none of them
                 self.host.audit.record("consent.recorded", client=grant.client_id,
-                                       patient=self.host.audit.patient(found[0].patient),
-                                       channels=sorted({e.channel for e in found}),
-                                       status="revoked" if found[0].action == "revoke" else "granted")
+                                       patient=self.host.audit.patient(said.patient),
+                                       channels=sorted(set(said.channels)),
+                                       status="revoked" if said.action == "revoke" else "granted")
 
             # Decided once per identifier, as a CommunicationRequest is: its retry is answered as
-            # first recorded, never recorded again after a STOP that came in between.
-            recorded = consents.record_once(self.host, found, identifiers=consents.identifiers(data, asked),
-                                            digest=consents.content_digest(data, found, self.host.audit.patient),
+            # first recorded, never recorded again after a STOP that came in between, and before
+            # the directory is asked for the addresses on file (its retry is answered while the
+            # directory cannot answer).
+            recorded = consents.record_once(self.host, said, identifiers=consents.identifiers(data, asked),
+                                            digest=consents.content_digest(said, self.host.audit.patient),
                                             then=audited)
             res = consents.as_resource(data, recorded.id, recorded.at)
             return fhir_response(res, 200 if recorded.repeat else 201,
