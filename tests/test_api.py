@@ -1742,6 +1742,25 @@ def test_a_consent_sent_again_with_its_identifier_is_answered_as_first_recorded_
     assert [e["kind"] for e in entries(api.host.storage) if e["kind"] == "consent.recorded"] == ["consent.recorded"]
 
 
+def test_a_consent_sent_again_with_other_dates_is_answered_with_the_dates_first_recorded(api: ApiClient) -> None:
+    """The EMR rebuilds the Consent for its retry and stamps it anew (dateTime, provision.period):
+    the retry is the same Consent (neither is in its digest) and is answered with the one first
+    recorded, so that the EMR sees one Consent, not the retry's dates under the first's id."""
+    def stamped(at: str, start: str) -> dict[str, Any]:
+        return grant_form(identifier=[CONSENT_ID], dateTime=at, provision={
+            "period": {"start": start}, "code": [{"coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", "code": "SMSWRIT"}]}]})
+
+    first = api.call("POST", "/fhir/Consent", stamped("2026-11-20T10:00:00-05:00", "2026-11-20"))
+    assert first.status_code == 201, first.text
+    again = api.call("POST", "/fhir/Consent", stamped("2026-11-20T10:05:00-05:00", "2026-11-21"))
+    assert again.status_code == 200, again.text
+    assert body(again)["dateTime"] == "2026-11-20T10:00:00-05:00"
+    assert body(again)["provision"]["period"] == {"start": "2026-11-20"}
+    assert body(again) == body(first)
+    assert consent_entries(api.host) == [("sms", "+16135550123", "grant")]
+
+
 def test_a_stop_between_a_grant_and_its_retry_leaves_the_patient_opted_out(api: ApiClient) -> None:
     """The EMR posts the front desk's grant, loses the answer, the patient texts STOP, the EMR
     posts the grant again: the STOP stands (a form filled before it does not lift it)."""

@@ -314,7 +314,7 @@ def test_a_schema_7_database_upgrades_and_its_requests_have_no_digest(tmp_path: 
         db.close()
     store = open_sqlite(tmp_path / "emrcomm.sqlite")
     try:
-        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 11
         keeps_old_requests_without_a_digest(store)
     finally:
         store.close()
@@ -334,7 +334,7 @@ def test_a_postgresql_database_at_schema_7_upgrades_and_its_requests_have_no_dig
             db.close()
         store = open_postgres(url, upgrade_it=True)
         try:
-            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 11
             keeps_old_requests_without_a_digest(store)
         finally:
             store.close()
@@ -384,7 +384,7 @@ def test_a_schema_9_database_upgrades_keeps_its_consents_and_claims_consent_iden
         db.close()
     store = open_sqlite(tmp_path / "emrcomm.sqlite")
     try:
-        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 11
         keeps_consents_and_claims_identifiers(store)
     finally:
         store.close()
@@ -405,7 +405,7 @@ def test_a_postgresql_database_at_schema_9_upgrades_keeps_its_consents_and_claim
             db.close()
         store = open_postgres(url, upgrade_it=True)
         try:
-            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 10
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 11
             keeps_consents_and_claims_identifiers(store)
         finally:
             store.close()
@@ -488,5 +488,72 @@ def test_postgresql_staff_tables_at_schema_2_drop_the_lock_columns_and_the_bare_
             staff_upgraded_and_signs_in(db)
         finally:
             db.close()
+    finally:
+        postgres_server.drop_database(url)
+
+
+# ---------------------------------------------------------------- a database at schema 10
+
+def at_schema_10(db: Any) -> None:
+    """The schema 10 made, with a Consent it recorded under an identifier (no resource kept)."""
+    from emrcomm.storage.database import upgrade
+
+    upgrade(db, [m for m in MIGRATIONS if m.version <= 10])
+    db.execute("""INSERT INTO consent_events (patient, channel, address, purpose, action, at, source)
+                  VALUES ('Patient/on-en', 'sms', '+16135550123', NULL, 'grant', '2026-11-23T15:00:00+00:00',
+                          'signed form, front desk')""")
+    db.execute("INSERT INTO consent_identifiers (identifier, consent, digest, recorded) VALUES (?, 1, ?, ?)",
+               (FORM, bytes(range(16)), "2026-11-23T15:00:00+00:00"))
+
+
+def keeps_consent_identifiers_and_keeps_resources(store: Any) -> None:
+    """The identifier schema 10 kept still names its Consent and digest, with no resource; one
+    claimed now keeps the Consent as recorded."""
+    [old] = store.consent.identified([FORM])
+    assert (old.consent, old.digest, old.resource) == (1, bytes(range(16)), None)
+    other = '["urn:emr:consent-forms","F-11"]'
+    with store.transaction():
+        assert store.consent.claim([other], digest=bytes(16), at=NEXT_MORNING)
+        store.consent.settle([other], consent=1, resource='{"resourceType":"Consent","status":"active"}')
+    [row] = store.consent.identified([other])
+    assert json.loads(row.resource or "null") == {"resourceType": "Consent", "status": "active"}
+
+
+def test_a_schema_10_database_upgrades_and_keeps_its_consent_identifiers(tmp_path: Path) -> None:
+    from emrcomm.storage import open_sqlite
+    from emrcomm.storage.sqlite import SQLiteDatabase
+
+    db = SQLiteDatabase(tmp_path / "emrcomm.sqlite")
+    try:
+        at_schema_10(db)
+        assert schema_version(db) == 10
+    finally:
+        db.close()
+    store = open_sqlite(tmp_path / "emrcomm.sqlite")
+    try:
+        assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 11
+        keeps_consent_identifiers_and_keeps_resources(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_at_schema_10_upgrades_and_keeps_its_consent_identifiers(postgres_server: Any) -> None:
+    from emrcomm.storage import open_postgres
+    from emrcomm.storage.postgres import PostgresDatabase
+
+    url = postgres_server.new_database()
+    try:
+        db = PostgresDatabase(url)
+        try:
+            at_schema_10(db)
+        finally:
+            db.close()
+        store = open_postgres(url, upgrade_it=True)
+        try:
+            assert schema_version(store.db) == max(m.version for m in MIGRATIONS) == 11
+            keeps_consent_identifiers_and_keeps_resources(store)
+        finally:
+            store.close()
     finally:
         postgres_server.drop_database(url)

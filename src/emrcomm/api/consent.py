@@ -135,12 +135,13 @@ def entries(host: Host, consent: Mapping[str, Any], *, client: str) -> list[Entr
 class Recorded:
     """What a Consent came to: its id (the ledger number of its first entry) and when it was
     recorded; ``seqs``, the entries written now (``entries``, in order), empty when it repeats
-    Consent ``id``."""
+    Consent ``id``, whose ``resource`` (as first recorded, without id and meta) answers it."""
 
     id: int
     at: dt.datetime
     seqs: tuple[int, ...] = ()
     entries: tuple[Entry, ...] = ()
+    resource: dict[str, Any] | None = None  # a repeat's: the Consent as first recorded (None: before schema 11)
 
     @property
     def repeat(self) -> bool:
@@ -191,14 +192,16 @@ def content_digest(said: Said, named: Callable[[str], str]) -> bytes:
 
 
 def record_once(host: Host, said: Said, *, identifiers: Mapping[Identifier, str], digest: bytes,
-                then: Callable[[Sequence[int]], None] | None = None) -> Recorded:
+                then: Callable[[Sequence[int]], None] | None = None,
+                resource: Mapping[str, Any] | None = None) -> Recorded:
     """Record what ``said`` says (its entries, :func:`addressed`; :func:`record`) once for
     ``identifiers`` (:func:`identifiers`): a Consent recorded before under one of them is answered
     as it was (nothing recorded), or refused with ApiError 409 when it said something else
     (``digest``: :func:`content_digest`), both before the directory is asked for addresses, so
     that a retry is answered while it cannot answer. Two at once: one records it, the other waits
-    for it and repeats it (the ledger's claim arbitrates). ``then`` writes the caller's audit
-    entry in the same transaction. In a transaction of its own (not the caller's). Without
+    for it and repeats it (the ledger's claim arbitrates). ``resource``, the Consent sent, is kept
+    with its identifiers to answer its retries (:attr:`Recorded.resource`). ``then`` writes the
+    caller's audit entry in the same transaction. In a transaction of its own (not the caller's). Without
     identifiers it records the entries as :func:`record` does."""
     keys = {identifier_key(i): i for i in identifiers}
     earlier = _earlier(host, keys, identifiers, digest)
@@ -214,7 +217,8 @@ def record_once(host: Host, said: Said, *, identifiers: Mapping[Identifier, str]
                 raise _Taken
             host.storage.consent.lock_all((e.channel, e.address) for e in found)
             seqs = _write(host, found, now)
-            host.storage.consent.settle(list(keys), consent=seqs[0])
+            host.storage.consent.settle(list(keys), consent=seqs[0],
+                                        resource=None if resource is None else _kept(resource))
             if then is not None:
                 then(seqs)
     except _Taken:
@@ -247,7 +251,14 @@ def _earlier(host: Host, keys: Mapping[str, Identifier], identifiers: Mapping[Id
                            "given where it was withdrawn): this is not a retry of it, so nothing was recorded; give "
                            "each Consent its own identifier (a retry sends the same Consent again)",
                            expression=identifiers[ident])
-    return Recorded(id=int(rows[0].consent or 0), at=rows[0].recorded)
+    kept = next((r.resource for r in rows if r.resource is not None), None)
+    return Recorded(id=int(rows[0].consent or 0), at=rows[0].recorded,
+                    resource=None if kept is None else orjson.loads(kept))
+
+
+def _kept(consent: Mapping[str, Any]) -> str:
+    """The Consent as its identifiers keep it (what :func:`as_resource` answers, less id and meta)."""
+    return orjson.dumps({k: v for k, v in consent.items() if k not in ("id", "meta")}).decode()
 
 
 def record(host: Host, found: Sequence[Entry]) -> list[int]:

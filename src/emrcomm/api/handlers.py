@@ -641,8 +641,10 @@ class Api:
             # directory cannot answer).
             recorded = consents.record_once(self.host, said, identifiers=consents.identifiers(data, asked),
                                             digest=consents.content_digest(said, self.host.audit.patient),
-                                            then=audited)
-            res = consents.as_resource(data, recorded.id, recorded.at)
+                                            then=audited, resource=data)
+            # A retry is answered with the Consent as first recorded (its dateTime, period…), so
+            # that the EMR sees one Consent; one recorded at schema 10 kept none: the retry's own.
+            res = consents.as_resource(recorded.resource or data, recorded.id, recorded.at)
             return fhir_response(res, 200 if recorded.repeat else 201,
                                  headers={"location": f"{self.base(request)}/Consent/{recorded.id}"})
 

@@ -36,13 +36,15 @@ class ConsentEvent:
 class ConsentKey:
     """A front-desk Consent's identifier as the ledger keeps it (``identifier``: the key
     emrcomm.storage.records.identifier_key makes of system and value), with what the Consent
-    said (``digest``: emrcomm.api.consent.content_digest), when it was recorded and its id
-    (``consent``: the ledger number of its first entry)."""
+    said (``digest``: emrcomm.api.consent.content_digest), when it was recorded, its id
+    (``consent``: the ledger number of its first entry) and the Consent as recorded
+    (``resource``: its JSON without id and meta; None for one recorded at schema 10)."""
 
     identifier: str
     consent: int | None
     digest: bytes
     recorded: dt.datetime
+    resource: str | None = None
 
 
 class ConsentLedger(Protocol):
@@ -81,9 +83,10 @@ class ConsentLedger(Protocol):
         Consents claiming the same two identifiers cannot each hold one."""
         ...
 
-    def settle(self, identifiers: Sequence[str], *, consent: int) -> None:
+    def settle(self, identifiers: Sequence[str], *, consent: int, resource: str | None = None) -> None:
         """Name ``consent`` (its first entry's number) as the Consent ``identifiers`` were
-        claimed for, in the claiming transaction."""
+        claimed for, in the claiming transaction, with the Consent as recorded (``resource``,
+        JSON) that answers its retries."""
         ...
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
@@ -142,7 +145,8 @@ class SqlConsentLedger:
         rows = self.db.query(f"SELECT * FROM consent_identifiers WHERE identifier IN "
                              f"({', '.join('?' for _ in identifiers)}) ORDER BY identifier", tuple(identifiers))
         return [ConsentKey(identifier=r["identifier"], consent=None if r["consent"] is None else int(r["consent"]),
-                           digest=bytes(r["digest"]), recorded=parse_iso(r["recorded"])) for r in rows]
+                           digest=bytes(r["digest"]), recorded=parse_iso(r["recorded"]), resource=r["resource"])
+                for r in rows]
 
     def claim(self, identifiers: Sequence[str], *, digest: bytes, at: dt.datetime) -> bool:
         for key in sorted(set(identifiers)):
@@ -155,10 +159,10 @@ class SqlConsentLedger:
                 return False
         return True
 
-    def settle(self, identifiers: Sequence[str], *, consent: int) -> None:
+    def settle(self, identifiers: Sequence[str], *, consent: int, resource: str | None = None) -> None:
         if identifiers:
-            self.db.execute(f"UPDATE consent_identifiers SET consent = ? WHERE identifier IN "
-                            f"({', '.join('?' for _ in identifiers)})", (consent, *identifiers))
+            self.db.execute(f"UPDATE consent_identifiers SET consent = ?, resource = ? WHERE identifier IN "
+                            f"({', '.join('?' for _ in identifiers)})", (consent, resource, *identifiers))
 
     def events(self, *, channel: str, address: str) -> list[ConsentEvent]:
         rows = self.db.query("SELECT * FROM consent_events WHERE channel = ? AND address = ? ORDER BY seq",

@@ -483,6 +483,14 @@ CREATE TABLE consent_identifiers (
 )
 """
 
+# Version 11: the Consent as first recorded (its JSON, without id and meta), kept with each of
+# its identifiers, so that its retry is answered with what was recorded (its dateTime, period
+# and the rest), not with the retry's own. Nullable: a Consent recorded at schema 10 has none,
+# and its retry is answered with the retry's JSON, as then.
+_V11 = """
+ALTER TABLE consent_identifiers ADD COLUMN resource TEXT
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(CORE, 1, "the 0.1 schema", statements={"sqlite": statements(_V1), "postgresql": statements(_PG_V1)},
@@ -507,4 +515,6 @@ MIGRATIONS: tuple[Migration, ...] = (
               statements={"sqlite": statements(_V9), "postgresql": statements(_V9)}),
     Migration(CORE, 10, "a front-desk Consent's identifiers, so that its retry is answered as first recorded",
               statements={"sqlite": statements(_V10), "postgresql": statements(_PG_V10)}),
+    Migration(CORE, 11, "a front-desk Consent as first recorded, so that its retry is answered with it",
+              statements={"sqlite": statements(_V11), "postgresql": statements(_V11)}),
 )
