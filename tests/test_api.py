@@ -1654,14 +1654,18 @@ def test_a_consent_stands_when_another_plugin_that_hears_of_it_fails(
 
 def test_the_code_path_the_consent_command_shares_records_a_consent_whole_on_its_own(
         make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch) -> None:
-    # `emrcomm consent` calls entries and record with no transaction of its own around them.
+    # `emrcomm consent` calls read and record_once (without an identifier: none given) with no
+    # transaction of its own around them; tests/test_callbacks.py's front desk, entries and record.
+    from emrcomm.api.consent import content_digest, read, record, record_once
     from emrcomm.api.consent import entries as consent_entries_of
-    from emrcomm.api.consent import record
     from emrcomm.storage import StoreUnavailable
 
     host = make_host(NO_NOTIFY)
+    said = read(host, consent(provision=SMS_AND_EMAIL), client="cli")
     found = consent_entries_of(host, consent(provision=SMS_AND_EMAIL), client="cli")
     _store_gone_at_email(monkeypatch)
+    with pytest.raises(StoreUnavailable):
+        record_once(host, said, identifiers={}, digest=content_digest(said, host.audit.patient))
     with pytest.raises(StoreUnavailable):
         record(host, found)
     assert consent_entries(host) == []

@@ -110,3 +110,51 @@ def test_bad_input_exits_2_says_what_to_do_and_records_nothing(host: Host, tmp_p
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert host.storage.consent.events(channel="sms", address=MOBILE) == []
+
+
+FORM = "urn:emr:consent-forms|F-7"
+
+
+def test_a_word_recorded_with_an_identifier_is_recorded_once_and_run_again_prints_it(
+        host: Host, tmp_path: Path) -> None:
+    """Run twice (the front desk unsure the first went through): one ledger entry, and the second
+    run prints the first's entry, saying nothing was recorded again; a STOP the patient sent in
+    between stands."""
+    from emrcomm.model import DeliveryUpdate
+
+    grant = ("grant", "--patient", "Patient/on-en", "--channel", "sms", "--by", "J. Tremblay", "--identifier", FORM)
+    first = consent(tmp_path, *grant, "--json")
+    assert first.returncode == 0, first.stderr
+    [made] = json.loads(first.stdout)
+    host.delivery_update(DeliveryUpdate(kind="optout", at=host.clock(), channel="sms", address=MOBILE,
+                                        text="STOP reply", detail="Patient/on-en"))
+    again = consent(tmp_path, *grant)
+    assert again.returncode == 0, again.stderr
+    assert f"already recorded as Consent/{made['consent']}" in again.stdout and "nothing recorded again" in again.stdout
+    assert f"#{made['ledger']}  Patient/on-en  sms {MOBILE}: consent given" in again.stdout
+    [as_json] = json.loads(consent(tmp_path, *grant, "--json").stdout)
+    assert as_json == {**made, "repeat": True}
+    assert [(e.action, e.source) for e in host.storage.consent.events(channel="sms", address=MOBILE)] == [
+        ("grant", "front desk, in person, recorded by J. Tremblay"), ("revoke", "STOP reply")]
+
+
+def test_an_identifier_used_again_for_another_word_exits_2_naming_it_and_records_nothing(
+        host: Host, tmp_path: Path) -> None:
+    common = ("--patient", "Patient/on-en", "--channel", "sms", "--by", "J. Tremblay", "--identifier", FORM)
+    assert consent(tmp_path, "grant", *common).returncode == 0
+    other = consent(tmp_path, "revoke", *common)
+    assert other.returncode == 2, other.stderr
+    [line] = other.stderr.splitlines()
+    assert line.startswith("emrcomm: error: consent revoke: identifier urn:emr:consent-forms|F-7 was already used "
+                           "for Consent/"), line
+    assert [e.action for e in host.storage.consent.events(channel="sms", address=MOBILE)] == ["grant"]
+
+
+@pytest.mark.parametrize("given", ["F-7", "a|b|c", "urn:x|"])
+def test_an_identifier_that_is_not_system_bar_value_exits_2_and_records_nothing(
+        host: Host, tmp_path: Path, given: str) -> None:
+    done = consent(tmp_path, "grant", "--patient", "Patient/on-en", "--channel", "sms", "--by", "JT",
+                   "--identifier", given)
+    assert done.returncode == 2 and "--identifier" in done.stderr and "SYSTEM|VALUE" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert host.storage.consent.events(channel="sms", address=MOBILE) == []

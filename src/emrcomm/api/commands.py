@@ -50,6 +50,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         one.add_argument("--address", help="only this number or email address (default: every one on file)")
         one.add_argument("--by", required=True, metavar="NAME", help="who at the front desk records it")
         one.add_argument("--how", default="in person", help='how the patient said it (default "in person")')
+        one.add_argument("--identifier", metavar="SYSTEM|VALUE",
+                         help="the id of this word from the patient (the form's, in the EMR): recorded once for it; "
+                              "run again, it records nothing and prints what was recorded")
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -97,9 +100,14 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 
 def cmd_consent(args: argparse.Namespace) -> int:
-    """The front desk's word in the consent ledger, through the code path of ``POST /fhir/Consent``."""
-    from emrcomm.api.consent import entries, front_desk, record
+    """The front desk's word in the consent ledger, through the code path of ``POST /fhir/Consent``:
+    with ``--identifier``, once for it (run again, it prints what was recorded; another word under
+    it is refused, exit 2)."""
+    import datetime as dt
+
+    from emrcomm.api.consent import content_digest, front_desk, identifiers, read, record_once
     from emrcomm.api.outcome import ApiError
+    from emrcomm.api.search import identifier_token
     from emrcomm.host import Host
     from emrcomm.limits import check_patient_option, check_text
 
@@ -109,20 +117,39 @@ def cmd_consent(args: argparse.Namespace) -> int:
         if not value:
             raise RequestError(f"consent {args.action}: --{name} is empty")
         check_text(value, f"--{name}")
+    ident = None
+    if args.identifier is not None:
+        try:
+            ident = identifier_token(args.identifier, "--identifier")
+        except ApiError as exc:
+            words = exc.diagnostics.replace("identifier=<system>|<value>", "SYSTEM|VALUE").replace("|<value>", "|VALUE")
+            raise RequestError(f"consent {args.action}: --identifier: {words}") from None
     resource = front_desk(patient=args.patient, channel=args.channel, action=args.action, staff=args.by.strip(),
-                          how=args.how.strip(), purpose=args.purpose, address=args.address)
+                          how=args.how.strip(), purpose=args.purpose, address=args.address, identifier=ident)
     with Host.from_config(args.config) as host:
         try:
-            found = entries(host, resource, client="cli")
-            seqs = record(host, found)
+            said = read(host, resource, client="cli")
+            recorded = record_once(host, said, identifiers=identifiers(resource, None),
+                                   digest=content_digest(said, host.audit.patient), resource=resource)
         except ApiError as exc:
             words = exc.diagnostics.replace("the extension consent-address", "--address").replace(
                 "consent-address", "--address")
             raise RequestError(f"consent {args.action}: {words}") from None
+        made: list[tuple[int, Any]]  # (ledger number, the entry: an Entry, or the ledger's ConsentEvent)
+        if recorded.repeat:  # its entries, read back from the ledger: what the first run printed
+            made = [(e.seq, e) for e in host.storage.consent.history(
+                        patient=said.patient, since=recorded.at, until=recorded.at + dt.timedelta(microseconds=1))
+                    if e.seq >= recorded.id and (e.action, e.source, e.purpose) == (said.action, said.source,
+                                                                                    said.purpose)]
+        else:
+            made = list(zip(recorded.seqs, recorded.entries, strict=True))
     done = "withdrawn" if args.action == "revoke" else "given"
     rows = [{"ledger": seq, "patient": e.patient, "channel": e.channel, "address": e.address, "action": e.action,
-             "purpose": e.purpose or "every purpose", "source": e.source} for seq, e in zip(seqs, found, strict=True)]
-    _emit(args, rows, "\n".join(
+             "purpose": e.purpose or "every purpose", "source": e.source, "consent": recorded.id,
+             "repeat": recorded.repeat} for seq, e in made]
+    head = (f"already recorded as Consent/{recorded.id} ({recorded.at.isoformat(timespec='seconds')}) under "
+            f"--identifier {args.identifier}: nothing recorded again\n" if recorded.repeat else "")
+    _emit(args, rows, head + "\n".join(
         f"#{r['ledger']}  {r['patient']}  {r['channel']} {r['address']}: consent {done} ({r['purpose']}); "
         f"source: {r['source']}" for r in rows))
     return 0

@@ -305,9 +305,9 @@ def as_resource(consent: Mapping[str, Any], seq: int, when: dt.datetime) -> dict
 
 
 def front_desk(*, patient: str, channel: str, action: str, staff: str, how: str, purpose: str | None = None,
-               address: str | None = None) -> dict[str, Any]:
+               address: str | None = None, identifier: Identifier | None = None) -> dict[str, Any]:
     """The Consent a front desk records (``emrcomm consent grant|revoke``): the source names how
-    the patient said it and who recorded it."""
+    the patient said it and who recorded it; ``identifier``, the id it is recorded once for."""
     resource: dict[str, Any] = {
         "resourceType": "Consent", "status": "active" if action == "grant" else "inactive",
         "patient": {"reference": patient},
@@ -318,6 +318,9 @@ def front_desk(*, patient: str, channel: str, action: str, staff: str, how: str,
         resource["category"] = [{"coding": [{"system": PURPOSE_SYSTEM, "code": purpose}]}]
     if address is not None:
         resource["extension"].append({"url": ADDRESS, "valueString": address})
+    if identifier is not None:
+        resource["identifier"] = [{"value": identifier.value} if identifier.system is None
+                                  else {"system": identifier.system, "value": identifier.value}]
     return resource
 
 
