@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from emrcomm.model import Message, Request
+from emrcomm import Host
+from emrcomm.cli import main
+from emrcomm.model import Message, Request, Status
 from emrcomm.testing import make_context
 from emrcomm_content import Plugin, cache, fuzzy, sources, terms
 from emrcomm_content.folding import Folded, fold_text
+from support import write_config
 
 ALL = ("core", "drugs", "icd10cm")
 
@@ -131,6 +134,82 @@ def test_plugin_uses_the_cache_folder_of_the_environment(monkeypatch: pytest.Mon
     plugin = Plugin(make_context("content", {"lexicons": ["core"]}, tmp_path))
     assert found(plugin, "Take your metformin") == ["metformin"]
     assert (tmp_path / "c" / "lexicons-core.pickle").is_file()
+
+
+
+# --- the cache, as commands meet it -----------------------------------------------------------
+
+
+CORE_ONLY = '[plugins.content]\nlexicons = ["core"]\n'
+
+
+def _content_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "emrcomm.content"]
+
+
+def test_help_leaves_a_damaged_cache_alone_and_check_finds_and_rebuilds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Commands that inspect nothing do not load the lexicons; the first that inspects finds the
+    damage before it decides anything, and rebuilds the file (as at every start before)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("EMRCOMM_CACHE_DIR", str(folder))
+    path = cache.load(("core",), folder).path
+    assert path is not None
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))  # one bit flipped: the digest no longer matches
+    damaged = path.read_bytes()
+    config = write_config(tmp_path, CORE_ONLY)
+
+    with pytest.raises(SystemExit) as done:
+        main(["--config", str(config), "--help"])
+    assert done.value.code == 0 and "COMMAND" in capsys.readouterr().out
+    assert main(["records", "--config", str(config)]) == 0
+    assert path.read_bytes() == damaged and _content_logs(caplog) == []
+
+    code = main(["check", "--config", str(config), "--channel", "sms", "--text", "Take your metformin"])
+    assert code == 3 and "CLINICAL_CONTENT" in capsys.readouterr().out
+    assert any("is damaged: rebuilding it" in said for said in _content_logs(caplog))
+    assert cache.load(("core",), folder).origin == "cache"  # the file is good again
+
+
+@pytest.fixture
+def lexicons_that_cannot_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No cache, and building the lexicons fails (a source package gone): the config that meets it."""
+    def broken(names: tuple[str, ...]) -> None:
+        raise RuntimeError("the drug dictionary is not installed")
+
+    monkeypatch.setenv("EMRCOMM_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(cache, "build", broken)
+    return write_config(tmp_path, CORE_ONLY)
+
+
+@pytest.mark.parametrize("command", [
+    ["check-config"], ["doctor"], ["check", "--channel", "sms", "--text", "See you Tuesday"],
+])
+def test_commands_that_inspect_or_check_everything_report_lexicons_that_cannot_build(
+        lexicons_that_cannot_build: Path, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([*command, "--config", str(lexicons_that_cannot_build)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "plugin 'content'" in err and "failed to start: RuntimeError: the drug dictionary is not installed" in err
+
+
+def test_commands_that_inspect_nothing_run_while_the_lexicons_cannot_build(
+        lexicons_that_cannot_build: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["records"], ["outbox"], ["plugins"]):
+        assert main([*command, "--config", str(lexicons_that_cannot_build)]) == 0, command
+    assert "content" in capsys.readouterr().out  # `plugins` lists it: it is loaded, only not prepared
+
+
+def test_a_message_is_blocked_when_the_lexicons_cannot_build(lexicons_that_cannot_build: Path) -> None:
+    """An embedding EMR's host inspects on the first message: a detector that cannot be built
+    blocks it, naming the plugin (fail closed), and nothing goes out."""
+    with Host.from_config(lexicons_that_cannot_build) as host:
+        outcome = host.send(Request("Patient/on-en", "appointment-reminder", text="See you Tuesday at 10."))
+    assert outcome.status is Status.BLOCKED
+    assert [(f.code, f.plugin) for f in outcome.findings if f.code == "CHECK_FAILED"] == [("CHECK_FAILED", "content")]
+    assert not (lexicons_that_cannot_build.parent / "out" / "sms.jsonl").exists()
 
 
 # --- the packaged lexicons ------------------------------------------------------------------

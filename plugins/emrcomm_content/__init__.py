@@ -18,6 +18,13 @@ seconds, later starts a fraction of one), plus the clinic's own ``terms``; the c
 are in phrasing.py, the uncertainty score in classifier.py. The score runs on free text only: a
 message rendered from a template (typed variables) is never scored.
 
+The settings are checked when the plugin starts; the lexicons are loaded (a damaged or stale
+cache found and rebuilt) and the detector built when the first message is inspected, or at
+:meth:`Plugin.prepare` (``serve``, ``check-config``, ``doctor``): a command that inspects nothing
+(``--help``, ``records``, ``outbox``, ``worker``) does not pay for them. A detector that cannot
+be built raises from the inspection, which blocks the message (CHECK_FAILED): nothing is
+decided without it.
+
 Inspection is a pure function of the words, the category and whether the text is free: the
 findings of the last :data:`MEMO_SIZE` documents are kept by those three, so a reminder whose
 words were inspected before is not read again (docs/performance.md, the throughput machinery).
@@ -27,19 +34,22 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from attrs import frozen
 
 import emrcomm
 from emrcomm import Category, Finding, Message, PluginContext, settings_schema
 from emrcomm.rules import clinical_trigger, finding
-from emrcomm_content import cache, classifier, links
-from emrcomm_content.clinical import ClinicalDetector, Hit, merge_hits
+from emrcomm_content import classifier
 from emrcomm_content.folding import Folded
-from emrcomm_content.identifiers import find_identifiers
-from emrcomm_content.lexicon import LEXICONS, Lexicon, compile_lexicons
-from emrcomm_content.terms import PROHIBITED, PROMOTIONAL
+from emrcomm_content.lexicon import LEXICONS, Lexicon, Matcher
+
+if TYPE_CHECKING:
+    from emrcomm_content.clinical import ClinicalDetector
 
 __all__ = ["Plugin", "document", "mask"]
 
@@ -103,6 +113,34 @@ def _phone_digits(phone: str) -> tuple[str, ...]:
     return (digits[-10:],) if len(digits) >= 10 else ()
 
 
+@frozen
+class _Detectors:
+    """What inspection reads, built from the settings on first use (:meth:`Plugin.prepare`)."""
+
+    clinical: ClinicalDetector
+    promotional: Matcher
+    prohibited: Matcher
+
+
+def _build(names: tuple[str, ...], terms: tuple[str, ...], allow: Iterable[str], where: str) -> _Detectors:
+    """The lexicons ``names`` (from the cache, or built) with the clinic's ``terms`` and ``allow``.
+    Its modules are imported here: their patterns are compiled as they load."""
+    from emrcomm_content import cache
+    from emrcomm_content.clinical import ClinicalDetector
+    from emrcomm_content.lexicon import compile_lexicons
+    from emrcomm_content.terms import PROHIBITED, PROMOTIONAL
+
+    compiled = cache.compiled(names) if names else None
+    lexicons = (Lexicon(f"{where}.terms", tuple((term, "clinic") for term in terms)),) if terms else ()
+    clinical = ClinicalDetector(
+        lexicons,
+        allow,
+        matchers=(compiled.matcher,) if compiled else (),
+        fuzzy=compiled.fuzzy if compiled else None,
+    )
+    return _Detectors(clinical, compile_lexicons((PROMOTIONAL,)), compile_lexicons((PROHIBITED,)))
+
+
 class Plugin:
     """Inspect the rendered words of a message and report facts, never verdicts."""
 
@@ -119,15 +157,12 @@ class Plugin:
                 f"{where}.lexicons: unknown lexicon {unknown[0]!r}; choose from: {', '.join(sorted(LEXICONS))}"
             )
         order = list(LEXICONS)
-        compiled = cache.compiled(tuple(sorted(set(names), key=order.index))) if names else None
-        extra = tuple(settings.get("terms", ()))
-        lexicons = (Lexicon(f"{where}.terms", tuple((term, "clinic") for term in extra)),) if extra else ()
-        self.clinical = ClinicalDetector(
-            lexicons,
-            settings.get("allow", ()),
-            matchers=(compiled.matcher,) if compiled else (),
-            fuzzy=compiled.fuzzy if compiled else None,
-        )
+        self._lexicons = tuple(sorted(set(names), key=order.index))
+        self._terms = tuple(settings.get("terms", ()))
+        self._allow = tuple(settings.get("allow", ()))
+        self._where = where
+        self._built: _Detectors | None = None
+        self._building = threading.Lock()
         self.scorer = classifier.packaged()
         uncertain = settings.get("uncertain", {})
         self.uncertain_above: float = float(uncertain.get("above", self.scorer.cut))
@@ -136,14 +171,31 @@ class Plugin:
                 "%s.uncertain.above is %s, less cautious than the measured default %s: more free text that "
                 "may be clinical goes by SMS and plain email", where, self.uncertain_above, self.scorer.cut,
             )
-        self.promotional = compile_lexicons((PROMOTIONAL,))
-        self.prohibited = compile_lexicons((PROHIBITED,))
         self.mrn_patterns = _compile_patterns(f"{where}.mrn_patterns", settings.get("mrn_patterns", ()))
         clinic = context.clinic
         portal_host = urlsplit(clinic.portal_url).hostname if clinic.portal_url else None
         self.link_domains = tuple(d.lower() for d in clinic.link_domains) + ((portal_host,) if portal_host else ())
         self.not_identifiers = _phone_digits(clinic.phone)
         self._memo = functools.lru_cache(maxsize=MEMO_SIZE)(self._findings)
+
+    def prepare(self) -> None:
+        """Load the lexicons and build the detector now (else the first inspection does): the
+        cache is read, and rebuilt when damaged or stale. Raises what building raises."""
+        self._detectors()
+
+    def _detectors(self) -> _Detectors:
+        built = self._built
+        if built is None:
+            with self._building:  # one build, however many threads inspect the first messages
+                built = self._built
+                if built is None:
+                    built = self._built = _build(self._lexicons, self._terms, self._allow, self._where)
+        return built
+
+    @property
+    def clinical(self) -> ClinicalDetector:
+        """The clinical detector (built on first use)."""
+        return self._detectors().clinical
 
     def close(self) -> None:
         """Forget the kept findings (the words of patients' messages) when the host closes."""
@@ -157,6 +209,8 @@ class Plugin:
 
     def _findings(self, doc: str, category: Category, free_text: bool) -> tuple[Finding, ...]:
         """What the words ``doc`` say (the module docstring): everything inspection reads."""
+        from emrcomm_content.identifiers import find_identifiers
+
         folded = Folded.of(doc)
         name = self.context.name
         reading = self.clinical.read(folded)
@@ -192,6 +246,8 @@ class Plugin:
                         score=f"{score.probability:.3f}", limit=f"{self.uncertain_above:.3f}")]
 
     def _links(self, category: Category, doc: str) -> list[Finding]:
+        from emrcomm_content import links
+
         name = self.context.name
         out = []
         for link in links.find_links(doc, self.link_domains):
@@ -208,12 +264,15 @@ class Plugin:
         return out
 
     def _promotion(self, folded: Folded, allowed: tuple[tuple[int, int], ...]) -> list[Finding]:
+        from emrcomm_content.clinical import Hit, merge_hits
+
         name = self.context.name
+        detectors = self._detectors()
 
         def kept(span: tuple[int, int]) -> bool:
             return not any(lo <= span[0] and span[1] <= hi for lo, hi in allowed)
 
-        promo = [Hit(m.span, _written(folded, m.span), m.kind) for m in self.promotional.find(folded) if kept(m.folded)]
+        promo = [Hit(m.span, _written(folded, m.span), m.kind) for m in detectors.promotional.find(folded) if kept(m.folded)]
         promo += [Hit(m.span(), m.group(), "promotional") for m in _PROMO_PATTERN.finditer(folded.original)]
         out = [
             finding("PROMOTIONAL_LANGUAGE", plugin=name, severity="info", span=hit.span, term=hit.term)
@@ -221,7 +280,7 @@ class Plugin:
         ]
         out += [
             finding("PROHIBITED_SMS_CONTENT", plugin=name, severity="info", span=m.span, term=_written(folded, m.span))
-            for m in self.prohibited.find(folded)
+            for m in detectors.prohibited.find(folded)
             if kept(m.folded)
         ]
         return out

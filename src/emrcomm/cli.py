@@ -343,11 +343,21 @@ class _OneLine(logging.Formatter):
         return escape_controls(super().formatMessage(record))
 
 
-def _host(args: argparse.Namespace, *, read_only: bool = False) -> Any:
-    """The host of ``--config``; ``read_only`` for commands that only ask (they write nothing)."""
+def _host(args: argparse.Namespace, *, read_only: bool = False, prepare: bool = False) -> Any:
+    """The host of ``--config``; ``read_only`` for commands that only ask (they write nothing).
+    ``prepare`` for commands that inspect messages or check that everything works: the plugins
+    that put off their costly preparation (the content plugin's lexicons) do it now, and one
+    that cannot stops the command naming it (PluginManager.prepare); the others never pay it."""
     from emrcomm.host import Host
 
-    return Host.from_config(args.config, read_only=read_only)
+    host = Host.from_config(args.config, read_only=read_only)
+    if prepare:
+        try:
+            host.plugins.prepare()
+        except BaseException:
+            host.close()
+            raise
+    return host
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -387,7 +397,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     # Read-only: the check writes nothing, whatever it finds; a missing credential is reported,
     # not raised, so that every one is named at once.
-    with _host(args, read_only=True) as host:
+    with _host(args, read_only=True, prepare=True) as host:
         config = host.config
         problems = host.plugins.secret_problems()
         data: dict[str, Any] = {"config": config.source, "clinic": config.clinic.name, "store": config.store_where,
@@ -405,7 +415,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from emrcomm.storage import StoreNotOpened, StoreNotReached
 
     try:
-        with _host(args, read_only=True) as host:
+        with _host(args, read_only=True, prepare=True) as host:
             checks = examine(host)
     except (StoreNotOpened, StoreNotReached) as exc:  # the server down, the login refused, no such database: a failed check
         checks = unopened(str(args.config or "(the embedded defaults)"), str(exc))
@@ -468,6 +478,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if len(items) == 1 and isinstance(items[0], RequestError):
         raise items[0]
     with Host(config) as host:
+        host.plugins.prepare()  # a plugin that cannot inspect stops the command here, as at its start
         # A bar only for long runs on a terminal; per-request output goes to stdout as usual.
         bar = tqdm(items, desc="sending", unit="msg", file=sys.stderr, leave=False,
                    disable=len(items) < 50 or not sys.stderr.isatty())
@@ -596,7 +607,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.channel is None:
         raise EmrcommError("check: give --channel (the text rules of one channel) "
                            "or --patient (how it would be routed to that patient)")
-    with _host(args, read_only=True) as host:
+    with _host(args, read_only=True, prepare=True) as host:
         if args.text is not None:
             found = host.check(args.text, channel=args.channel, category=args.category, language=args.lang)
             blocked = any(f.blocks for f in found)
@@ -647,7 +658,7 @@ def _check_patient(args: argparse.Namespace) -> int:
     request = Request(args.patient, args.category, id="check", text=args.text,
                       sensitivity=Sensitivity.RESTRICTED if args.restricted else Sensitivity.NORMAL,
                       channel=args.channel)
-    with _host(args, read_only=True) as host:
+    with _host(args, read_only=True, prepare=True) as host:
         outcome = host.preview(request)
     _emit(args, outcome.to_dict(), format_outcome(outcome).replace("request check: ", "would be: ", 1))
     return EXIT_BLOCKED if outcome.status is Status.BLOCKED else EXIT_OK
@@ -775,7 +786,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from emrcomm.web import serve
 
     logging.getLogger("emrcomm").setLevel(min(logging.getLogger().level, logging.INFO))
-    with _host(args) as host:
+    with _host(args, prepare=True) as host:  # the first request does not wait for the lexicons
         print(f"emrcomm: serving on http://{args.bind}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
         serve(host, bind=args.bind, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
     return EXIT_OK

@@ -49,7 +49,7 @@ from emrcomm.model import (
 )
 from emrcomm.plugin import NAME, spec
 from emrcomm.plugin.context import HostServices, PluginContext, references
-from emrcomm.plugin.contract import Closable, Command, Probe, Startable, TemplateCatalog
+from emrcomm.plugin.contract import Closable, Command, Preparable, Probe, Startable, TemplateCatalog
 from emrcomm.rules import finding
 from emrcomm.storage.database import CORE, Migration
 
@@ -457,6 +457,21 @@ class PluginManager:
                     item.plugin.start()
                 except ConfigError as exc:
                     raise _in_file(exc, self.config.source) from None
+
+    def prepare(self) -> None:
+        """Have every plugin that puts off its costly preparation (Preparable) do it now. One that
+        fails stops here, named, as it would have at load: PluginError (ConfigError for its own)."""
+        for item in self.plugins:
+            if isinstance(item.plugin, Preparable):
+                try:
+                    item.plugin.prepare()
+                except ConfigError as exc:
+                    raise _in_file(exc, self.config.source) from None
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    raise PluginError(f"plugin {item.name!r} ({item.value}) failed to start: "
+                                      f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         for item in self.plugins:
