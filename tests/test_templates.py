@@ -808,7 +808,7 @@ def test_a_templates_text_is_compiled_once_and_each_plugin_checks_it_against_its
     room = "Riverside Family Health: room {{ room }}. Reply STOP to opt out."
     first = with_folder(tmp_path, {"en/room.j2": room, "en/catalog.toml": '[room]\nrequired = { room = "string" }\n'})
     again = with_folder(tmp_path, {})
-    assert again._templates["room"]["en"].body is first._templates["room"]["en"].body  # the same text, once
+    assert again._templates["room"]["en"].compiled.body is first._templates["room"]["en"].compiled.body  # the same text, once
     assert render(again, "room", {"room": "4B"}).text == "Riverside Family Health: room 4B. Reply STOP to opt out."
     (tmp_path / "overrides" / "en" / "catalog.toml").unlink()  # the same text, no longer declared
     with pytest.raises(ConfigError, match=r"overrides/en/room\.j2.*'room'"):
@@ -833,11 +833,35 @@ def test_a_template_compiled_once_keeps_each_plugins_render_bounds(tmp_path: Pat
     files = {"en/count.j2": "{% for i in range(2000) %}{{ i % 10 }}{% endfor %}"}
     tight = with_folder(tmp_path, files, render_steps=1000)
     roomy = with_folder(tmp_path, files)
-    assert tight._templates["count"]["en"].body is roomy._templates["count"]["en"].body
+    assert tight._templates["count"]["en"].compiled.body is roomy._templates["count"]["en"].compiled.body
     assert render(roomy, "count").text == "0123456789" * 200
     with pytest.raises(RenderError, match="render_steps"):
         render(tight, "count")
     assert render(roomy, "count").text == "0123456789" * 200
+
+
+def test_a_built_in_template_is_compiled_when_first_rendered_not_as_the_plugin_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a folder of the clinic's own, nothing in the config can break a built-in: a command
+    that renders nothing (`emrcomm --help`, `records`) compiles none of them."""
+    import emrcomm_templates.plugin as module
+
+    compiled: list[tuple[str, str]] = []
+    kept = module._compiled
+
+    def counted(text: str, name: str, origin: str) -> object:
+        compiled.append((name, origin.split("/")[2]))  # emrcomm_templates/templates/<lang>/...
+        return kept(text, name, origin)
+
+    monkeypatch.setattr(module, "_compiled", counted)
+    plugin = Plugin(make_context("templates", {}, tmp_path))
+    assert compiled == [] and "appointment-reminder" in plugin.template_names()
+    assert plugin.describe("invoice")["languages"] == ["en", "fr"]  # listed without compiling
+    assert compiled == []
+    render(plugin, "portal-notice")
+    assert compiled == [("portal-notice", "en")] * 2  # its text, then its subject
+    render(plugin, "portal-notice")
+    assert len(compiled) == 2
 
 
 def test_missing_clinic_folder_is_a_config_error(tmp_path: Path) -> None:
@@ -884,6 +908,8 @@ def test_templates_are_compiled_once_not_per_render(plugin: Plugin, monkeypatch:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("compiled during a render")
 
+    for name in SHIPPED:  # the first render of a built-in compiles it
+        render(plugin, name, REALISTIC.get(name, {}))
     monkeypatch.setattr(ImmutableSandboxedEnvironment, "compile", refuse)
     monkeypatch.setattr(ImmutableSandboxedEnvironment, "parse", refuse)
     for name in SHIPPED:
