@@ -9,8 +9,6 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 
-from email_validator import EmailNotValidError, validate_email
-
 from emrcomm import Message
 
 FOOTER = {
@@ -59,6 +57,9 @@ def ascii_address(address: str) -> str:
     """``address`` as an envelope and a header carry it without SMTPUTF8: an accented domain by its
     IDNA name (``camille@café.ca`` is ``camille@xn--caf-dma.ca``, the same mailbox). Unchanged when
     the local part itself is not ASCII: only SMTPUTF8 carries that."""
+    # Imported here, not at the top: ~40 ms of every start, of use only once an address is checked.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(address, check_deliverability=False).ascii_email or address
     except EmailNotValidError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 
 from emrcomm import Category, Channel, Clinic, Finding, Message, Recipient, Route
 from emrcomm.rules import finding
@@ -33,6 +32,9 @@ def phone_problem(address: str, region: str) -> str | None:
 
 @functools.lru_cache(maxsize=65536)  # pure, and ~100-200 µs per call: checked once per address
 def email_problem(address: str) -> str | None:
+    # Imported here, not at the top: ~40 ms of every start, of use only once an address is checked.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         validate_email(address, check_deliverability=False)
     except EmailNotValidError:

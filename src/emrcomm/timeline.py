@@ -23,7 +23,6 @@ from emrcomm.model import ConsentGrant, Recipient, Record, Request
 from emrcomm.plugin.contract import KeepingTransport
 from emrcomm.storage.consent import ConsentEvent
 from emrcomm.storage.records import Unreadable
-from emrcomm.web.i18n import phone_display
 
 if TYPE_CHECKING:
     from emrcomm.host import Host
@@ -197,6 +196,9 @@ def channel_name(channel: str | None) -> str:
 def address_words(channel: str | None, address: str | None) -> str:
     if not address or address.startswith("Patient/"):  # the portal's "address" is the patient
         return ""
+    # Here, not at the top: emrcomm.web brings Starlette (~0.1 s), which `emrcomm records` never uses.
+    from emrcomm.web.i18n import phone_display
+
     return phone_display(address) if address.startswith("+") else address
 
 
