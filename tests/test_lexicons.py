@@ -195,6 +195,14 @@ def test_commands_that_inspect_or_check_everything_report_lexicons_that_cannot_b
     assert "plugin 'content'" in err and "failed to start: RuntimeError: the drug dictionary is not installed" in err
 
 
+def test_the_demo_stops_at_start_when_the_lexicons_cannot_build(
+        lexicons_that_cannot_build: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As send does: not a clinic day of messages each blocked CHECK_FAILED."""
+    code = main(["demo", "--data", str(tmp_path / "demo"), "--patients", "5", "--date", "2026-11-24"])
+    err = capsys.readouterr().err
+    assert code == 2 and "plugin 'content'" in err and "the drug dictionary is not installed" in err
+
+
 def test_commands_that_inspect_nothing_run_while_the_lexicons_cannot_build(
         lexicons_that_cannot_build: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for command in (["records"], ["outbox"], ["plugins"]):

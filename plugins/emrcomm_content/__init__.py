@@ -20,10 +20,10 @@ message rendered from a template (typed variables) is never scored.
 
 The settings are checked when the plugin starts; the lexicons are loaded (a damaged or stale
 cache found and rebuilt) and the detector built when the first message is inspected, or at
-:meth:`Plugin.prepare` (``serve``, ``check-config``, ``doctor``): a command that inspects nothing
-(``--help``, ``records``, ``outbox``, ``worker``) does not pay for them. A detector that cannot
-be built raises from the inspection, which blocks the message (CHECK_FAILED): nothing is
-decided without it.
+:meth:`Plugin.prepare` (``send``, ``check``, ``serve``, ``demo``, ``check-config``, ``doctor``):
+a command that inspects nothing (``--help``, ``records``, ``outbox``, ``worker``) does not pay
+for them. A detector that cannot be built raises from the inspection, which blocks the message
+(CHECK_FAILED): nothing is decided without it.
 
 Inspection is a pure function of the words, the category and whether the text is free: the
 findings of the last :data:`MEMO_SIZE` documents are kept by those three, so a reminder whose

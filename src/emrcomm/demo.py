@@ -254,6 +254,7 @@ def run_demo(
     clock = SimClock(requests[0][0] if requests else dt.datetime.combine(day, dt.time(8), CLINIC_ZONE))
     summary = DemoSummary(folder=folder, patients=patients)
     with Host.from_config(folder / "emrcomm.toml", clock=clock) as host:
+        host.plugins.prepare()  # lexicons that cannot be built stop the demo naming the plugin, as send does
         bar = _progress(len(requests), progress, out)
         for when, request in requests:
             clock.now = when

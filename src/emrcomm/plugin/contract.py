@@ -85,7 +85,7 @@ class Startable(Protocol):
 class Preparable(Protocol):
     """A plugin that puts off costly preparation (loading a dictionary, compiling templates)
     until its first use, so that a command that never uses it starts without it. ``prepare()``
-    does it now: commands that will use it (``send``, ``check``, ``serve``) and the ones that
+    does it now: commands that will use it (``send``, ``check``, ``serve``, ``demo``) and the ones that
     check that everything works (``check-config``, ``doctor``) call it at start, where what it
     raises stops start-up naming the plugin, as if the plugin had failed to start."""
 
