@@ -20,7 +20,9 @@ from emrcomm.config import load_config
 from emrcomm.host import Host
 from emrcomm.plugin import manager
 from portal_kit import running_server
-from support import communication, write_config
+from support import communication, fhir_request, write_config
+
+INSTALLED = manager.discover
 
 APPOINTMENT = dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC)
 TOKEN = "fax-gateway-shared-secret"
@@ -167,3 +169,22 @@ def test_pluggys_monitoring_sees_the_hooks_called_one_by_one(make_host: Callable
         undo()
     assert ("emrcomm_validate", "consent") in seen and ("emrcomm_validate", "optout") in seen
     assert ("emrcomm_inspect", "content") in seen and ("emrcomm_delivery_update", "optout") in seen
+
+
+def test_a_plugin_with_a_prepare_method_of_its_own_is_left_alone_at_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The host calls Preparable.load_deferred() on the plugins that put off their preparation;
+    a plugin written before, with a method of its own named ``prepare``, still starts with
+    ``send``, ``check`` and ``check-config`` (it was called with no argument, and stopped them)."""
+    own = metadata.EntryPoint(name="own", value="fakes:OwnPrepare", group="emrcomm")
+    monkeypatch.setattr(manager, "discover", lambda: {**INSTALLED(), "own": own})
+    config = write_config(tmp_path, "\n[plugins.own]\n")
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(fhir_request("Patient/on-en", "appointment-reminder", template="appointment-reminder",
+                                               variables={"appointment": ("valueDateTime", APPOINTMENT.isoformat())})),
+                       encoding="utf-8")
+    assert main(["check-config", "--config", str(config)]) == 0
+    assert main(["check", "--channel", "sms", "--text", "Riverside Family Health: see you Tuesday at 10. Reply STOP "
+                 "to opt out", "--config", str(config)]) == 0
+    assert main(["send", str(request), "--config", str(config)]) == 0, capsys.readouterr().err
+    assert "failed to start" not in capsys.readouterr().err

@@ -20,7 +20,7 @@ message rendered from a template (typed variables) is never scored.
 
 The settings are checked when the plugin starts; the lexicons are loaded (a damaged or stale
 cache found and rebuilt) and the detector built when the first message is inspected, or at
-:meth:`Plugin.prepare` (``send``, ``check``, ``serve``, ``demo``, ``check-config``, ``doctor``):
+the host's ``plugins.prepare()`` (:meth:`Plugin.load_deferred`; ``send``, ``check``, ``serve``, ``demo``, ``check-config``, ``doctor``):
 a command that inspects nothing (``--help``, ``records``, ``outbox``, ``worker``) does not pay
 for them. A detector that cannot be built raises from the inspection, which blocks the message
 (CHECK_FAILED): nothing is decided without it.
@@ -115,7 +115,7 @@ def _phone_digits(phone: str) -> tuple[str, ...]:
 
 @frozen
 class _Detectors:
-    """What inspection reads, built from the settings on first use (:meth:`Plugin.prepare`)."""
+    """What inspection reads, built from the settings on first use (:meth:`Plugin.load_deferred`)."""
 
     clinical: ClinicalDetector
     promotional: Matcher
@@ -178,7 +178,7 @@ class Plugin:
         self.not_identifiers = _phone_digits(clinic.phone)
         self._memo = functools.lru_cache(maxsize=MEMO_SIZE)(self._findings)
 
-    def prepare(self) -> None:
+    def load_deferred(self) -> None:
         """Load the lexicons and build the detector now (else the first inspection does): the
         cache is read, and rebuilt when damaged or stale. Raises what building raises."""
         self._detectors()

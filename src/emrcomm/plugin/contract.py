@@ -84,12 +84,13 @@ class Startable(Protocol):
 @runtime_checkable
 class Preparable(Protocol):
     """A plugin that puts off costly preparation (loading a dictionary, compiling templates)
-    until its first use, so that a command that never uses it starts without it. ``prepare()``
-    does it now: commands that will use it (``send``, ``check``, ``serve``, ``demo``) and the ones that
+    until its first use, so that a command that never uses it starts without it.
+    ``load_deferred()`` does it now: commands that will use it (``send``, ``check``, ``serve``, ``demo``) and the ones that
     check that everything works (``check-config``, ``doctor``) call it at start, where what it
-    raises stops start-up naming the plugin, as if the plugin had failed to start."""
+    raises stops start-up naming the plugin, as if the plugin had failed to start. (Not named
+    ``prepare``: a plugin written before may have a method of its own by that name.)"""
 
-    def prepare(self) -> None: ...
+    def load_deferred(self) -> None: ...
 
 
 @runtime_checkable

@@ -464,7 +464,7 @@ class PluginManager:
         for item in self.plugins:
             if isinstance(item.plugin, Preparable):
                 try:
-                    item.plugin.prepare()
+                    item.plugin.load_deferred()
                 except ConfigError as exc:
                     raise _in_file(exc, self.config.source) from None
                 except PluginError:
