@@ -413,3 +413,29 @@ def test_a_portal_link_whose_record_cannot_be_read_locks_after_the_wrong_answers
     [item] = host.storage.inbox.items()
     assert (item["kind"], item["record_id"], item["priority"]) == ("link-locked", record, "urgent")
     assert "Traceback" not in caplog.text
+
+
+@SPOILS
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_emrcomm_send_of_a_request_again_whose_record_cannot_be_read_exits_4_saying_why(
+        make_host: Callable[..., Host], tmp_path: Any, capsys: pytest.CaptureFixture[str], spoil: Spoil,
+        as_json: bool) -> None:
+    """Not done now (as a directory outage): exit 4 and why, never a traceback (--json read each
+    Communication, and raised at the unreadable one) nor exit 3 as if it were blocked."""
+    host = make_host()
+    config = str(host.config.source)
+    request = tmp_path / "r.json"
+    request.write_text(json.dumps(fhir_reminder("r-1")), encoding="utf-8")
+    assert main(["send", str(request), "--config", config]) == 0
+    [record] = host.storage.records.request("r-1").record_ids
+    spoil(host, record)
+    capsys.readouterr()
+    code = main(["send", str(request), "--config", config, *(["--json"] if as_json else [])])
+    out, err = capsys.readouterr()
+    assert code == 4, (out, err)
+    assert "Traceback" not in err
+    words = json.loads(out)["outcome"]["explanation"][0] if as_json else out
+    assert record in words and "nothing was sent again" in words
+    if as_json:
+        assert json.loads(out)["communications"] == []
+    assert len(sms_sent(host)) == 1

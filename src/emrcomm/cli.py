@@ -4,7 +4,8 @@ plugin command that left work undone, such as ``fhir-records flush``; the databa
 its server not reached as the command starts (refused, timed out, starting up or shutting down,
 its connections all taken) or gone away part-way, or a lock held elsewhere outlasted
 ``store.lock_timeout``: try again later; a server a plugin needs that cannot answer now, such as
-the patient directory's for ``send`` or ``check --patient`` (PluginUnavailable); ``worker --once``
+the patient directory's for ``send`` or ``check --patient`` (PluginUnavailable); ``send`` of a request
+sent before whose record this release cannot read (nothing sent again); ``worker --once``
 that left a row unsettled, its delivery raised or its send hung, or whose claim failed otherwise). A store that refuses the login, has no such database,
 or is named by a malformed URL or a host name that does not exist is config, exit 2. ``send`` of
 several requests exits with the most pressing of theirs: 2, then 4, then 3 (SEND_PRECEDENCE).
@@ -499,15 +500,18 @@ def cmd_send(args: argparse.Namespace) -> int:
                 if not args.json:
                     print(f"emrcomm: error: request {len(results)} of {len(items)}: {exc}", file=sys.stderr)
                 continue
-            if outcome.status in (Status.BLOCKED, Status.FAILED):
+            # Failed for now (sent before, and its record cannot be read here: a newer release's,
+            # or damaged): nothing was sent again; not done, as a directory outage is.
+            later = outcome.status is Status.FAILED and outcome.error == "transient"
+            if later:
+                codes.add(EXIT_NOT_DONE)
+            elif outcome.status in (Status.BLOCKED, Status.FAILED):
                 codes.add(EXIT_BLOCKED)
             if args.json:
-                communications = [fhir.communication(r) for r in map(host.record, outcome.record_ids)
-                                  if r is not None]
-                results.append({"outcome": outcome.to_dict(), "communications": communications})
+                results.append({"outcome": outcome.to_dict(), "communications": _communications(host, outcome)})
             else:
-                results.append({"status": outcome.status.value})
-                print(format_outcome(outcome, why=False))
+                results.append({"status": outcome.status.value, **({"retry": True} if later else {})})
+                print(format_outcome(outcome, why=later))
     if args.json:
         print(json.dumps(results if batch or len(results) != 1 else results[0], indent=2, ensure_ascii=False))
     elif len(results) > 1:
@@ -521,6 +525,22 @@ def cmd_send(args: argparse.Namespace) -> int:
 # decided are answered as first recorded, never sent twice), then 3. Each request's own line says
 # which it was.
 SEND_PRECEDENCE = (EXIT_BAD_INPUT, EXIT_NOT_DONE, EXIT_BLOCKED)
+
+
+def _communications(host: Any, outcome: Outcome) -> list[dict[str, Any]]:
+    """The Communications of ``outcome`` this release can read (one it cannot is named in the
+    outcome's explanation, never a traceback)."""
+    from emrcomm.storage.records import RecordUnreadable
+
+    found = []
+    for record_id in outcome.record_ids:
+        try:
+            record = host.record(record_id)
+        except RecordUnreadable:
+            continue
+        if record is not None:
+            found.append(fhir.communication(record))
+    return found
 
 
 def _most_pressing(codes: set[int]) -> int:
