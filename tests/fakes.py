@@ -160,13 +160,13 @@ class ConflictWorded:
         raise RenderError(conflict_text(request, request.id))
 
 
-class ConsentService:
-    """A third party's pre-send check (``emrcomm_validate``): it asks a consent service, a FHIR
-    server (tests/fhir_server), for the patient's refusals before each route goes. A refusal on
-    file blocks (CONSENT_REVOKED); a server that cannot answer now (stopped, slower than
-    ``timeout``, 5xx, a page that is not a Bundle) is PluginUnavailable naming the server, with its
-    Retry-After; one that refuses the query (4xx: the check is set up wrong) fails the check."""
+class _ServiceCheck:
+    """A third party's check that asks its own service, a FHIR server (tests/fhir_server): a
+    server that cannot answer now (stopped, slower than ``timeout``, 5xx, a page that is not a
+    Bundle) is PluginUnavailable naming the plugin and the server, with its Retry-After; one that
+    refuses the query (4xx: the check is set up wrong) fails the check."""
 
+    SERVICE = "service"
     settings_schema: dict[str, Any] | None = {  # noqa: RUF012 - read-only by convention
         "type": "object", "additionalProperties": False, "required": ["base_url"],
         "properties": {"base_url": {"type": "string"}, "token": {"type": "object"},
@@ -179,20 +179,19 @@ class ConsentService:
         self.token = context.secret("token")
         self.timeout = float(context.settings.get("timeout", 0.5))
 
-    @hookimpl
-    def emrcomm_validate(self, recipient: Any, channel: Any) -> list[Finding]:
+    def ask(self, resource_type: str, params: dict[str, str]) -> dict[str, Any]:
+        """The service's Bundle for a search of ``resource_type``."""
         import requests
 
-        from emrcomm import PluginUnavailable, finding
+        from emrcomm import PluginUnavailable
 
         def unavailable(why: str, retry_after: float | None = None) -> PluginUnavailable:
-            return PluginUnavailable(f"plugin {self.name!r}: the consent service {self.base_url} is unavailable "
+            return PluginUnavailable(f"plugin {self.name!r}: the {self.SERVICE} {self.base_url} is unavailable "
                                      f"({why}): nothing was sent or filed; send the request again when it is back",
                                      retry_after=retry_after)
 
         try:
-            answer = requests.get(f"{self.base_url}/Consent", params={"patient": recipient.patient_ref,
-                                                                      "status": "rejected"},
+            answer = requests.get(f"{self.base_url}/{resource_type}", params=params,
                                   headers={"Authorization": f"Bearer {self.token}"}, timeout=self.timeout)
         except requests.RequestException as exc:
             raise unavailable(type(exc).__name__) from None
@@ -206,8 +205,35 @@ class ConsentService:
             raise unavailable("an answer that is not JSON") from None
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise unavailable("an answer that is not a Bundle")
+        return bundle
+
+
+class ConsentService(_ServiceCheck):
+    """A third party's pre-send check (``emrcomm_validate``): it asks a consent service for the
+    patient's refusals before each route goes. A refusal on file blocks (CONSENT_REVOKED)."""
+
+    SERVICE = "consent service"
+
+    @hookimpl
+    def emrcomm_validate(self, recipient: Any, channel: Any) -> list[Finding]:
+        from emrcomm import finding
+
+        bundle = self.ask("Consent", {"patient": recipient.patient_ref, "status": "rejected"})
         if bundle.get("entry"):
             return [finding("CONSENT_REVOKED", plugin=self.name, channel=channel.name, source="the consent service")]
+        return []
+
+
+class ContentClassifier(_ServiceCheck):
+    """A third party's content inspector (``emrcomm_inspect``): it asks a classifier service
+    before each text is judged. What it would flag does not matter here (it reports nothing):
+    these tests need only whether the service could answer."""
+
+    SERVICE = "classifier service"
+
+    @hookimpl
+    def emrcomm_inspect(self) -> list[Finding]:
+        self.ask("Basic", {"code": "flagged-term"})
         return []
 
 

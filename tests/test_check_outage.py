@@ -1,7 +1,7 @@
 """When a pre-send check cannot answer for now: a third party's validator (tests/fakes.py
-ConsentService, registered through the config as any plugin is) asks a consent service, the real
-FHIR server of tests/fhir_server, which is stopped by its PID, frozen past the check's timeout, or
-made to answer badly. The check could not run, so nothing goes (fail closed); but it is not a
+ConsentService) or inspector (ContentClassifier), registered through the config as any plugin
+is, asks its own service, the real FHIR server of tests/fhir_server, which is stopped by its PID,
+frozen past the check's timeout, or made to answer badly. The check could not run, so nothing goes (fail closed); but it is not a
 block either: nothing is filed, and every door says "try again", as for a directory that cannot
 answer (test_directory_outage). A check that fails otherwise still blocks, CHECK_FAILED."""
 
@@ -32,7 +32,8 @@ from test_worker import QUEUE, outbox_row, reminder, sink, status_of, toronto, w
 
 pytestmark = pytest.mark.node
 
-CHECK = "consent-service"
+CHECK = "consent-service"  # the validator
+CHECKS = {CHECK: "fakes:ConsentService", "content-classifier": "fakes:ContentClassifier"}  # name: plugin
 
 
 @pytest.fixture
@@ -40,31 +41,37 @@ def service() -> Iterator[ShimServer]:
     yield from running_clinic()
 
 
-def check_table(server: ShimServer) -> str:
-    return (f'\n[plugins.{CHECK}]\nbase_url = "{server.base_url}"\ntoken = {{env = "{TOKEN_VARIABLE}"}}\n'
+@pytest.fixture(params=CHECKS)
+def check(request: pytest.FixtureRequest) -> str:
+    """The name of the check that asks the service: each test taking it runs for both kinds."""
+    name: str = request.param
+    return name
+
+
+def check_table(server: ShimServer, check: str = CHECK) -> str:
+    return (f'\n[plugins.{check}]\nbase_url = "{server.base_url}"\ntoken = {{env = "{TOKEN_VARIABLE}"}}\n'
             "timeout = 0.5\n")
 
 
 INSTALLED = manager.discover
 
 
-def with_check() -> dict[str, metadata.EntryPoint]:
-    """Every installed plugin, and the consent check as a third party's entry point."""
-    return {**INSTALLED(), CHECK: metadata.EntryPoint(name=CHECK, value="fakes:ConsentService",
-                                                             group="emrcomm")}
+def with_check(check: str = CHECK) -> dict[str, metadata.EntryPoint]:
+    """Every installed plugin, and the check as a third party's entry point."""
+    return {**INSTALLED(), check: metadata.EntryPoint(name=check, value=CHECKS[check], group="emrcomm")}
 
 
-def checked_host(make_host: Callable[..., Host], server: ShimServer, extra: str = "") -> Host:
-    """The small clinic's Bundle directory (it always answers), and the consent check."""
-    return make_host(check_table(server) + extra, entry_points=with_check())
+def checked_host(make_host: Callable[..., Host], server: ShimServer, extra: str = "", check: str = CHECK) -> Host:
+    """The small clinic's Bundle directory (it always answers), and the check."""
+    return make_host(check_table(server, check) + extra, entry_points=with_check(check))
 
 
 @pytest.mark.parametrize("broken", BREAKS)
-def test_send_and_preview_raise_unavailable_and_file_nothing_while_a_validators_server_cannot_answer(
-        service: ShimServer, make_host: Callable[..., Host], broken: str) -> None:
-    host = checked_host(make_host, service)
+def test_send_and_preview_raise_unavailable_and_file_nothing_while_a_checks_server_cannot_answer(
+        service: ShimServer, make_host: Callable[..., Host], broken: str, check: str) -> None:
+    host = checked_host(make_host, service, check=check)
     BREAKS[broken](service)
-    with pytest.raises(PluginUnavailable, match=rf"{CHECK}.*{service.base_url} is unavailable"):
+    with pytest.raises(PluginUnavailable, match=rf"{check}.*{service.base_url} is unavailable"):
         host.send(reminder(rid="v-down"))
     with pytest.raises(PluginUnavailable):
         host.preview(reminder(rid="v-peek"))
@@ -75,25 +82,25 @@ def test_send_and_preview_raise_unavailable_and_file_nothing_while_a_validators_
     assert host.send(reminder(rid="v-down")).status is Status.SENT  # the same request, once it is back
 
 
-def test_a_validator_whose_server_refuses_the_query_still_blocks_check_failed(
-        service: ShimServer, make_host: Callable[..., Host]) -> None:
+def test_a_check_whose_server_refuses_the_query_still_blocks_check_failed(
+        service: ShimServer, make_host: Callable[..., Host], check: str) -> None:
     """A 400 is no outage (the check is set up wrong; trying again will not help): the check
     raised, so the message is blocked CHECK_FAILED naming it and filed not-done."""
-    host = checked_host(make_host, service)
+    host = checked_host(make_host, service, check=check)
     service.control("fail", status=400, count=1000)
     outcome = host.send(reminder(rid="v-400"))
     assert outcome.status is Status.BLOCKED and sink(host) == []
-    assert {f.plugin for f in outcome.findings if f.code == "CHECK_FAILED"} == {CHECK}  # each channel tried
+    assert {f.plugin for f in outcome.findings if f.code == "CHECK_FAILED"} == {check}  # each channel tried
     [entry] = host.records()["entry"]
     assert entry["resource"]["status"] == "not-done"
 
 
-def test_send_many_fails_only_the_request_a_validator_could_not_check_and_goes_on(
-        service: ShimServer, make_host: Callable[..., Host]) -> None:
+def test_send_many_fails_only_the_request_a_check_could_not_check_and_goes_on(
+        service: ShimServer, make_host: Callable[..., Host], check: str) -> None:
     """Inline: the consent service is stopped by its PID after the first request and started
     after the second. The second fails as 'try again' (error transient, no rule code), nothing
     of it filed; the first and third go."""
-    host = checked_host(make_host, service)
+    host = checked_host(make_host, service, check=check)
 
     def requests() -> Iterator[Request]:
         yield reminder(rid="m-1")
@@ -105,20 +112,20 @@ def test_send_many_fails_only_the_request_a_validator_could_not_check_and_goes_o
     first, down, third = host.send_many(requests())
     assert (first.status, third.status) == (Status.SENT, Status.SENT)
     assert down.status is Status.FAILED and down.error == "transient" and down.findings == ()
-    assert CHECK in down.explanation[0] and service.base_url in down.explanation[0]
+    assert check in down.explanation[0] and service.base_url in down.explanation[0]
     assert host.storage.records.for_request("m-2") == [] and len(sink(host)) == 2
 
 
 @pytest.fixture
-def api(service: ShimServer, make_host: Callable[..., Host]) -> Iterator[ApiClient]:
-    host = checked_host(make_host, service, NO_NOTIFY)
+def api(service: ShimServer, make_host: Callable[..., Host], check: str) -> Iterator[ApiClient]:
+    host = checked_host(make_host, service, NO_NOTIFY, check=check)
     client = ApiClient(host, create_app(host))
     yield client
     client.close()
 
 
 @pytest.mark.parametrize("path", ["/fhir/CommunicationRequest", "/fhir/CommunicationRequest/$check"])
-def test_the_api_answers_503_with_the_services_retry_after_while_a_validator_cannot_answer(
+def test_the_api_answers_503_with_the_services_retry_after_while_a_check_cannot_answer(
         service: ShimServer, api: ApiClient, path: str) -> None:
     service.control("fail", status=503, count=1000, retry_after=7)
     answer = api.call("POST", path, fhir_reminder("a-down"))
@@ -132,17 +139,17 @@ def test_the_api_answers_503_with_the_services_retry_after_while_a_validator_can
     assert again.status_code == (201 if path.endswith("CommunicationRequest") else 200), again.text
 
 
-def test_emrcomm_send_exits_4_try_again_while_a_validators_server_is_stopped(
+def test_emrcomm_send_exits_4_try_again_while_a_checks_server_is_stopped(
         service: ShimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(manager, "discover", with_check)
-    config = str(write_config(tmp_path, check_table(service)))
+        capsys: pytest.CaptureFixture[str], check: str) -> None:
+    monkeypatch.setattr(manager, "discover", lambda: with_check(check))
+    config = str(write_config(tmp_path, check_table(service, check)))
     request = tmp_path / "s-down.json"
     request.write_text(json.dumps(fhir_reminder("s-down")), encoding="utf-8")
     service.stop()
     assert main(["send", str(request), "--config", config]) == 4
     out, err = capsys.readouterr()
-    assert out == "" and f"plugin '{CHECK}'" in err and "is unavailable" in err and "Traceback" not in err
+    assert out == "" and f"plugin '{check}'" in err and "is unavailable" in err and "Traceback" not in err
     assert "CHECK_FAILED" not in out + err
     service.start()
     assert main(["send", str(request), "--config", config]) == 0
@@ -152,7 +159,7 @@ def test_emrcomm_send_exits_4_try_again_while_a_validators_server_is_stopped(
 def test_a_late_message_whose_check_cannot_answer_is_given_back_unsent_and_goes_once_it_is_back(
         service: ShimServer, make_host: Callable[..., Host], clock: Clock) -> None:
     """Decided at 21:30 (held for quiet hours), it leaves at 08:05, past recheck_after, so the
-    validators judge it again: the consent service stopped, it is given back unsent, its attempt
+    validators judge it again (its words are not inspected again: they have not changed): the consent service stopped, it is given back unsent, its attempt
     too (never a failed attempt towards a dead letter), and sent once the service is back."""
     host = checked_host(make_host, service, QUEUE)
     clock.now = toronto(21, 30)

@@ -544,6 +544,8 @@ class PluginManager:
     def inspect(self, message: Message) -> tuple[Finding, ...]:
         facts: list[Finding] = []
         for plugin, result, exc in self._one_by_one("emrcomm_inspect", Finding, message=message):
+            if isinstance(exc, PluginUnavailable):
+                raise exc  # as a validator's (validate): its server down decides nothing; try again
             if exc is not None:
                 facts.append(finding("CHECK_FAILED", plugin=plugin, detail=_check_failed(plugin, exc)))
                 continue

@@ -123,11 +123,15 @@ def emrcomm_inspect(message: Message) -> Iterable[Finding]:
     channel: report facts (usually severity ``info``) with the span of text that triggered
     them, and let validators decide what blocks where. An inspector that raises blocks every
     candidate with a CHECK_FAILED finding naming it: a message never goes out because a check
-    could not run.
+    could not run. One that raises :class:`emrcomm.PluginUnavailable` (the server it asks, a
+    content classifier service say, cannot answer now; its words name the plugin and the server,
+    never the text or the patient) is answered as a validator's: nothing is decided, sent, blocked
+    or filed, and the caller is told to try again (the API's 503).
 
     :returns: findings (an empty iterable or None means nothing to report).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3 PluginUnavailable is "try again", not CHECK_FAILED.
     """
 
 
