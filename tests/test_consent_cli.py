@@ -158,3 +158,28 @@ def test_an_identifier_that_is_not_system_bar_value_exits_2_and_records_nothing(
     assert done.returncode == 2 and "--identifier" in done.stderr and "SYSTEM|VALUE" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert host.storage.consent.events(channel="sms", address=MOBILE) == []
+
+
+LOSE_CLAIMS = {
+    "sqlite": ["CREATE TRIGGER lose_claims BEFORE INSERT ON consent_identifiers BEGIN SELECT RAISE(IGNORE); END"],
+    "postgresql": ["CREATE FUNCTION lose_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+                   "CREATE TRIGGER lose_claims BEFORE INSERT ON consent_identifiers FOR EACH ROW "
+                   "EXECUTE FUNCTION lose_claim()"],
+}
+
+
+def test_a_word_the_ledger_could_not_settle_for_now_exits_4_try_again_not_2(host: Host, tmp_path: Path,
+                                                                            backend: str) -> None:
+    """The API's 503 (``transient``: another Consent with this identifier was being recorded and
+    is not there to repeat) is not bad input: exit 4, as ``emrcomm send`` exits when it is not
+    done for now, with the API's words; nothing recorded. The store is made to lose every claim
+    of an identifier (a trigger that drops the row), so the claim fails and nothing is found."""
+    for statement in LOSE_CLAIMS[backend]:
+        host.storage.db.execute(statement)
+    done = consent(tmp_path, "grant", "--patient", "Patient/on-en", "--channel", "sms", "--by", "J. Tremblay",
+                   "--identifier", FORM)
+    assert done.returncode == 4, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line == ("emrcomm: error: consent grant: another Consent with this identifier was being recorded: "
+                    "send this one again"), line
+    assert host.storage.consent.events(channel="sms", address=MOBILE) == []

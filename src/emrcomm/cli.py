@@ -4,8 +4,9 @@ plugin command that left work undone, such as ``fhir-records flush``; the databa
 its server not reached as the command starts (refused, timed out, starting up or shutting down,
 its connections all taken) or gone away part-way, or a lock held elsewhere outlasted
 ``store.lock_timeout``: try again later; a server a plugin needs that cannot answer now, such as
-the patient directory's for ``send`` or ``check --patient`` (PluginUnavailable); ``send`` of a request
-sent before whose record this release cannot read (nothing sent again); ``worker --once``
+the patient directory's for ``send``, ``check --patient`` or ``consent`` (PluginUnavailable); ``consent``
+that the API would answer 503; ``send`` of a request sent before whose record this release cannot
+read (nothing sent again); ``worker --once``
 that left a row unsettled, its delivery raised or its send hung, or whose claim failed otherwise). A store that refuses the login, has no such database,
 or is named by a malformed URL or a host name that does not exist is config, exit 2. ``send`` of
 several requests exits with the most pressing of theirs: 2, then 4, then 3 (SEND_PRECEDENCE).

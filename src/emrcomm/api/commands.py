@@ -102,12 +102,14 @@ def cmd_clients(args: argparse.Namespace) -> int:
 def cmd_consent(args: argparse.Namespace) -> int:
     """The front desk's word in the consent ledger, through the code path of ``POST /fhir/Consent``:
     with ``--identifier``, once for it (run again, it prints what was recorded; another word under
-    it is refused, exit 2)."""
+    it is refused, exit 2). What the API answers 503 (not done for now: run it again) exits 4, as
+    ``emrcomm send`` does; its other refusals are bad input, exit 2."""
     import datetime as dt
 
     from emrcomm.api.consent import content_digest, front_desk, identifiers, read, record_once
     from emrcomm.api.outcome import ApiError
     from emrcomm.api.search import identifier_token
+    from emrcomm.cli import EXIT_NOT_DONE
     from emrcomm.host import Host
     from emrcomm.limits import check_patient_option, check_text
 
@@ -134,6 +136,9 @@ def cmd_consent(args: argparse.Namespace) -> int:
         except ApiError as exc:
             words = exc.diagnostics.replace("the extension consent-address", "--address").replace(
                 "consent-address", "--address")
+            if exc.status == 503:  # transient: nothing was recorded; the same command goes once run again
+                print(f"emrcomm: error: consent {args.action}: {words}", file=sys.stderr)
+                return EXIT_NOT_DONE
             raise RequestError(f"consent {args.action}: {words}") from None
         made: list[tuple[int, Any]]  # (ledger number, the entry: an Entry, or the ledger's ConsentEvent)
         if recorded.repeat:  # its entries, read back from the ledger: what the first run printed
