@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ import pytest
 from emrcomm.host import Host
 from emrcomm.model import Request, Status
 from emrcomm.testing import TEST_NOW
+from fhir_server.server import ShimServer
+from test_directory_outage import mended, running_clinic, server_host
 from test_worker import APPOINTMENT
 
 EMRCOMM = Path(sys.executable).with_name("emrcomm")
@@ -159,6 +161,33 @@ def test_an_identifier_that_is_not_system_bar_value_exits_2_and_records_nothing(
     assert "Traceback" not in done.stderr
     assert host.storage.consent.events(channel="sms", address=MOBILE) == []
 
+
+
+@pytest.fixture
+def fhir() -> Iterator[ShimServer]:
+    yield from running_clinic()
+
+
+@pytest.mark.node
+def test_a_word_without_its_address_exits_4_while_the_directory_is_stopped_and_is_recorded_once_it_is_back(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
+    """Without --address the entries are the addresses on file, so the directory (the real FHIR
+    server, stopped by its PID) must be asked: not done for now, exit 4 (as ``emrcomm send``), not
+    the 2 of bad input, one line naming the directory; nothing recorded. Run again once it is back,
+    it is recorded."""
+    host = server_host(make_host, fhir, tmp_path)
+    revoke = ("revoke", "--patient", "Patient/on-en", "--channel", "sms", "--by", "J. Tremblay")
+    fhir.stop()
+    down = consent(tmp_path, *revoke)
+    assert down.returncode == 4, down.stderr
+    [line] = down.stderr.splitlines()
+    assert line.startswith("emrcomm: error: ") and "fhir-directory" in line and "unavailable" in line, line
+    assert MOBILE not in down.stderr + down.stdout and down.stdout == ""
+    assert host.storage.consent.events(channel="sms", address=MOBILE) == []
+    mended(fhir)
+    back = consent(tmp_path, *revoke)
+    assert back.returncode == 0, back.stderr
+    assert [e.action for e in host.storage.consent.events(channel="sms", address=MOBILE)] == ["revoke"]
 
 LOSE_CLAIMS = {
     "sqlite": ["CREATE TRIGGER lose_claims BEFORE INSERT ON consent_identifiers BEGIN SELECT RAISE(IGNORE); END"],
