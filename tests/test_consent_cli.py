@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from emrcomm.audit import entries as audit_entries
+from emrcomm.audit import verify as audit_verify
 from emrcomm.host import Host
 from emrcomm.model import Request, Status
 from emrcomm.testing import TEST_NOW
@@ -212,3 +214,18 @@ def test_a_word_the_ledger_could_not_settle_for_now_exits_4_try_again_not_2(host
     assert line == ("emrcomm: error: consent grant: another Consent with this identifier was being recorded: "
                     "send this one again"), line
     assert host.storage.consent.events(channel="sms", address=MOBILE) == []
+
+
+def test_a_front_desk_word_is_in_the_audit_log_with_who_recorded_it_and_no_address(
+        host: Host, tmp_path: Path) -> None:
+    """As the API's: one ``consent.recorded`` entry for the word, client ``cli`` and the --by name,
+    never the address; run again under its identifier (nothing recorded), no second entry."""
+    grant = ("grant", "--patient", "Patient/on-en", "--channel", "sms", "--by", "J. Tremblay", "--identifier", FORM)
+    assert consent(tmp_path, *grant).returncode == 0
+    assert consent(tmp_path, *grant).returncode == 0  # a repeat: nothing recorded, nothing audited
+    recorded = [e for e in audit_entries(host.storage) if e["kind"] == "consent.recorded"]
+    assert [{k: e[k] for k in ("client", "staff", "patient", "channels", "status")} for e in recorded] == [
+        {"client": "cli", "staff": "J. Tremblay", "patient": "Patient/on-en", "channels": ["sms"],
+         "status": "granted"}]
+    assert MOBILE not in json.dumps(recorded)
+    assert audit_verify(host.storage, [host.audit.key.public]).ok

@@ -79,7 +79,7 @@ FIELDS: Mapping[str, type | tuple[type, ...]] = {
     "http_status": int,    # what the FHIR API or a staff sign-in answered
     "subscription": str,   # a Subscription id
     "scopes": list,        # the SMART scopes a token was granted
-    "staff": str,          # a staff account's name (emrcomm staff add)
+    "staff": str,          # a staff account's name (emrcomm staff add); who recorded a consent (emrcomm consent --by)
 }
 
 # The decisions logged, and what each means (docs/audit.md prints this table).
@@ -113,7 +113,7 @@ KINDS: Mapping[str, str] = {
     "api.refused": "a FHIR API client's token request refused (bad or replayed assertion, scope not allowed)",
     "api.client.added": "a FHIR API client registered (emrcomm clients add), with the scopes it may have",
     "api.client.revoked": "a FHIR API client revoked, with its tokens",
-    "consent.recorded": "a consent or an opt-out recorded through the FHIR API (the ledger has its source)",
+    "consent.recorded": "a consent or an opt-out recorded through the FHIR API or emrcomm consent (the ledger has its source)",
     "staff.added": "a staff account created (emrcomm staff add)",
     "staff.password": "a staff account's password set anew; its sessions ended",
     "staff.disabled": "a staff account disabled; its sessions ended",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,16 @@ def cmd_consent(args: argparse.Namespace) -> int:
     resource = front_desk(patient=args.patient, channel=args.channel, action=args.action, staff=args.by.strip(),
                           how=args.how.strip(), purpose=args.purpose, address=args.address, identifier=ident)
     with Host.from_config(args.config) as host:
+        def audited(seqs: Sequence[int]) -> None:  # with its ledger entries, or none of them (as the API's)
+            host.audit.record("consent.recorded", client="cli", staff=args.by.strip(),
+                              patient=host.audit.patient(said.patient), channels=sorted(set(said.channels)),
+                              status="revoked" if said.action == "revoke" else "granted")
+
         try:
             said = read(host, resource, client="cli")
             recorded = record_once(host, said, identifiers=identifiers(resource, None),
-                                   digest=content_digest(said, host.audit.patient), resource=resource)
+                                   digest=content_digest(said, host.audit.patient), then=audited,
+                                   resource=resource)
         except ApiError as exc:
             words = exc.diagnostics.replace("the extension consent-address", "--address").replace(
                 "consent-address", "--address")
