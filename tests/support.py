@@ -117,6 +117,17 @@ def merged_pair() -> list[dict[str, Any]]:
             kept, consent("c-blake", "blake", "sms", address="+15145550167")]
 
 
+def sms_refused(cid: str, pid: str) -> dict[str, Any]:
+    """A ``deny`` Consent: the patient of chart ``pid`` refused clinical SMS to any number on
+    2026-02-01, after the consents of :func:`merged_pair` (a date of its own: the server's
+    ``meta.lastUpdated`` is not the test's clock)."""
+    res = consent(cid, pid, "sms")
+    res["dateTime"] = "2026-02-01T10:00:00-05:00"
+    res["provision"] = {**res["provision"], "type": "deny", "period": {"end": "2026-02-01T10:00:00-05:00"}}
+    res["extension"] = [{"url": EXT + "consent-source", "valueString": "front desk"}]
+    return res
+
+
 # The database the running test's configs name (tests/conftest.py `backend`): None for the
 # SQLite file in the test's folder, else a PostgreSQL URL (a database of the test's own).
 STORE_URL: str | None = None

@@ -651,7 +651,8 @@ def replaced_by(pid: str, other: str, **fields: Any) -> dict[str, Any]:
                                                        "type": "replaced-by"}], **fields})
 
 
-def test_a_chart_merged_into_another_is_found_as_the_one_kept_with_its_own_consents(tmp_path):
+def test_a_chart_merged_into_another_is_found_as_the_one_kept_with_the_consents_of_both(tmp_path):
+    # Only the kept chart's Consents were read: what the patient said under the old one was lost.
     old_phone = [{"system": "phone", "value": "+16132345678", "use": "mobile"}]
     new_phone = [{"system": "phone", "value": "+15142345678", "use": "mobile"}]
     p = plugin(tmp_path, [
@@ -662,8 +663,11 @@ def test_a_chart_merged_into_another_is_found_as_the_one_kept_with_its_own_conse
     r = find(p, "Patient/old")
     assert r is not None and r.patient_ref == "Patient/new" and r.replaces == ("Patient/old",)
     assert [c.value for c in r.contact_points] == ["+15142345678"] and r.language == "fr"
-    assert [g.channel for g in r.consents] == ["email"]
-    assert find(p, "Patient/new").replaces == ()
+    assert sorted((g.channel, g.address) for g in r.consents) == [("email", "+15142345678"), ("sms", "+16132345678")]
+    assert r.merged == ("Patient/old",)
+    # Named directly, the kept chart says which chart it replaces: the same consents, no merge followed.
+    kept = find(p, "Patient/new")
+    assert kept.replaces == () and kept.merged == ("Patient/old",) and kept.consents == r.consents
 
 
 def test_a_chain_of_merges_is_followed_to_the_chart_in_use(tmp_path):

@@ -22,7 +22,7 @@ from emrcomm.host import Host
 from emrcomm.model import Request, Status
 from emrcomm.web import create_app
 from fhir_server.server import ShimServer, shared_server
-from support import BASE_CONFIG, write_config
+from support import BASE_CONFIG, merged_pair, write_config
 from test_api import NO_NOTIFY, batch_of, body, consent
 from test_api import reminder as fhir_reminder
 from test_fhir_server import MRN, directory_table, load_clinic
@@ -106,6 +106,20 @@ def test_send_and_preview_raise_unavailable_and_send_nothing_while_the_directory
     assert host.storage.records.request("r-down") is None
     mended(fhir)
     assert host.send(reminder(rid="r-down")).status is Status.SENT  # the same request, once it is back
+
+
+def test_a_merged_patient_is_not_checked_while_the_consents_of_the_chart_merged_away_cannot_be_read(
+        fhir: ShimServer, host: Host) -> None:
+    # Fail closed: the old chart may hold the patient's refusal, so a check without its Consents
+    # is no check. The server reads Patient/blake and its Consents, then answers nothing more.
+    for resource in merged_pair():
+        fhir.put(resource)
+    fhir.control("fail", status=503, count=1000, skip=2)
+    with pytest.raises(PluginUnavailable, match=rf"fhir-directory.*{fhir.base_url} is unavailable"):
+        host.send(reminder("Patient/blake", rid="r-merged"))
+    assert host.records()["total"] == 0 and sms_sink(host) == []
+    mended(fhir)
+    assert host.send(reminder("Patient/blake", rid="r-merged")).status is Status.SENT
 
 
 @pytest.mark.parametrize("mode", ["inline", "queue"])

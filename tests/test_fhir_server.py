@@ -29,7 +29,7 @@ from emrcomm_fhirserver.client import MAX_ANSWER
 from fhir_schema import schema_errors
 from fhir_server.server import TOKEN_VARIABLE, ShimServer, shared_server, wait_for
 from servers import Reply, ScriptedHTTPServer, scripted
-from support import BASE_CONFIG, REPO, consent, merged_pair, patient, small_clinic, write_config
+from support import BASE_CONFIG, REPO, consent, merged_pair, patient, small_clinic, sms_refused, write_config
 from test_pipeline import TORONTO, reminder, sms_sink
 from test_worker_unreadable import corrupt_record, newer_category
 
@@ -725,6 +725,18 @@ def test_a_chart_merged_on_the_server_is_sent_and_filed_there_as_the_one_kept(
     merged = "Patient/blake-old was merged into Patient/blake; sent to and filed under Patient/blake."
     assert {"text": f"PATIENT_MERGED (warn): {merged}"} in filed["note"]
     assert [f.message for f in sent.findings if f.code == "PATIENT_MERGED"] == [merged]
+
+
+@pytest.mark.parametrize("ref", ["Patient/blake-old", "Patient/blake"])
+def test_sms_refused_under_the_chart_merged_away_on_the_server_stays_refused_under_the_one_kept(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, ref: str) -> None:
+    # The directory read Consent?patient=Patient/blake alone: the refusal recorded under Blake's
+    # old chart, not moved at the merge, no longer counted, and he was texted.
+    load_clinic(fhir, [*merged_pair(), sms_refused("c-blake-old-deny", "blake-old")])
+    host = directory_host(make_host, fhir, tmp_path)
+    outcome = host.send(reminder(ref, rid="refused-" + ref.replace("/", "-")))
+    assert outcome.patient_ref == "Patient/blake" and "sms" not in outcome.channels and sms_sink(host) == []
+    assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings), outcome.findings
 
 
 def test_a_search_matching_a_merged_chart_and_the_one_kept_on_the_server_is_sent_and_filed_as_the_one_kept(

@@ -824,6 +824,19 @@ def test_the_opt_out_of_the_chart_kept_stops_a_request_for_the_one_merged_into_i
     assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings), outcome.findings
 
 
+@pytest.mark.parametrize("ref", ["Patient/blake-old", "Patient/blake"])
+def test_sms_refused_under_the_chart_merged_away_stays_refused_under_the_one_kept(
+        make_host: Callable[..., Host], clock, ref: str) -> None:  # type: ignore[no-untyped-def]
+    # Only the kept chart's Consents were read: Blake's refusal, recorded under his old chart and
+    # not moved at the merge, no longer counted, and he was texted at the kept chart's number.
+    from support import merged_pair, sms_refused
+
+    host = clinic_host(make_host, [*merged_pair(), sms_refused("c-blake-old-deny", "blake-old")])
+    outcome = host.send(reminder(ref, rid="refused-" + ref.replace("/", "-")))
+    assert "sms" not in outcome.channels and sms_sink(host) == []
+    assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings), outcome.findings
+
+
 MERGED_NOTE = "Patient/blake-old was merged into Patient/blake; sent to and filed under Patient/blake"
 
 

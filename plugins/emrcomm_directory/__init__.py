@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import attrs
-
 import emrcomm
 from emrcomm import settings_schema
 from emrcomm.fhir.patients import (
@@ -34,6 +32,7 @@ from emrcomm.fhir.patients import (
     RecipientRefused,
     consent_grants,
     explain_consent,
+    merged_charts,
     one_chart_in_use,
     period_ended,
     recipient_from_fhir,
@@ -63,7 +62,7 @@ class Plugin:
         self._by_value: dict[str, list[str]] = {}  # value of any system -> ids
         # Converted recipients: the bundle is read once, and the clock only decides which
         # addresses and telecoms have ended, so a conversion holds while those stay as they were.
-        self._recipients: dict[str, tuple[tuple[bool, ...], emrcomm.Recipient | RecipientRefused]] = {}
+        self._recipients: dict[tuple[str, tuple[str, ...]], tuple[tuple[bool, ...], emrcomm.Recipient | RecipientRefused]] = {}
         jurisdiction = context.clinic.jurisdiction or ""
         self.default_region = country_code(jurisdiction.split("-")[0]) or DEFAULT_REGION
         bundle = context.settings.get("bundle")
@@ -194,29 +193,33 @@ class Plugin:
                 self.context.log.warning("identifier lookup matches more than one patient; nobody is chosen")
             return None
         patient, replaced = chosen
-        found = self._convert(patient)
+        found = self._convert(patient, replaced)
         if isinstance(found, RecipientRefused):
             raise RecipientRefused(str(found))
-        return attrs.evolve(found, replaces=replaced) if replaced else found
+        return found
 
     def _read(self, reference: str) -> Mapping[str, Any] | None:
         """The Patient a merge link names (``Patient/<id>`` or an entry's ``fullUrl``), or None."""
         pid = self._resolve_reference(reference)
         return None if pid is None else self._patients[pid]
 
-    def _convert(self, patient: Mapping[str, Any]) -> emrcomm.Recipient | RecipientRefused:
+    def _convert(self, patient: Mapping[str, Any], replaced: tuple[str, ...]) -> emrcomm.Recipient | RecipientRefused:
+        """The Recipient of the chart in use, with the Consents of the charts merged into it: a
+        patient who refused a channel under the old chart stays refused."""
         pid, now = patient["id"], self.context.clock()
         ended = tuple(period_ended(item.get("period"), now) for item in _dated(patient))
-        cached = self._recipients.get(pid)
+        cached = self._recipients.get((pid, replaced))
         if cached is not None and cached[0] == ended:
             return cached[1]
+        charts = [pid, *(self._resolve_reference(ref) for ref in merged_charts(patient, replaced))]
+        consents = [c for chart in dict.fromkeys(charts) if chart is not None for c in self._consents.get(chart, [])]
         found: emrcomm.Recipient | RecipientRefused
         try:
-            found = recipient_from_fhir(patient, self._consents.get(pid, []), now=now,
-                                        default_region=self.default_region)
+            found = recipient_from_fhir(patient, consents, now=now, default_region=self.default_region,
+                                        replaces=replaced)
         except RecipientRefused as exc:
             found = exc
-        self._recipients[pid] = (ended, found)
+        self._recipients[(pid, replaced)] = (ended, found)
         return found
 
 def _dated(patient: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -3,7 +3,8 @@
 A request names its patient as ``Patient/<id>`` (a read), ``Patient?identifier=system|value`` or
 ``system|value`` (a search that must match one patient: one Patient, or the chart in use and
 charts merged into it that kept the identifier, :func:`emrcomm.fhir.patients.one_chart_in_use`).
-The patient's Consents come from ``Consent?patient=Patient/<id>``. Both are read with the same
+The patient's Consents come from ``Consent?patient=Patient/<id>``, one search for the chart in use
+and one for each chart merged into it (:func:`emrcomm.fhir.patients.merged_charts`). Both are read with the same
 rules as the Bundle directory (:mod:`emrcomm.fhir.patients`: telecoms, language, region, the
 communication-consent profile). A Patient merged into another (``link`` ``replaced-by``) is read
 as the one it names, each link one more read, a bounded number of them
@@ -29,7 +30,13 @@ from urllib.parse import parse_qsl, quote
 import emrcomm
 from emrcomm import PluginError, PluginUnavailable, settings_schema
 from emrcomm.fhir import is_patient_link
-from emrcomm.fhir.patients import MAX_MATCHES, RecipientRefused, one_chart_in_use, recipient_from_fhir
+from emrcomm.fhir.patients import (
+    MAX_MATCHES,
+    RecipientRefused,
+    merged_charts,
+    one_chart_in_use,
+    recipient_from_fhir,
+)
 from emrcomm.fhir.regions import DEFAULT_REGION, country_code
 from emrcomm_fhirserver.client import ServerRefused, ServerUnavailable
 from emrcomm_fhirserver.filer import client_from
@@ -103,7 +110,11 @@ class DirectoryPlugin:
                             self.client.base_url)
             return None
         patient, replaced = chosen
-        consents = list(self.client.search("Consent", {"patient": f"Patient/{patient['id']}"}))
+        # The Consents of every chart merged into the one in use count as its own: a patient who
+        # refused SMS under the old chart stays refused. Any of them unread is the whole lookup
+        # unanswered (ServerUnavailable: PluginUnavailable), never a check without it.
+        charts = dict.fromkeys((f"Patient/{patient['id']}", *merged_charts(patient, replaced)))
+        consents = [c for chart in charts for c in self.client.search("Consent", {"patient": chart})]
         return recipient_from_fhir(patient, consents, now=self.context.clock(),
                                    default_region=self.default_region, replaces=replaced)
 

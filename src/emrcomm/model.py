@@ -168,7 +168,10 @@ class Recipient:
     may be used. ``jurisdiction`` is ISO 3166-2 (``CA-QC``, ``US-FL``); ``time_zone`` is IANA.
     ``replaces`` names the charts (``Patient/<id>``) the directory found merged into this one
     (FHIR Patient.link ``replaced-by``), the one asked for first: a request that names one of them
-    is sent to, and filed under, this patient.
+    is sent to, and filed under, this patient. ``merged`` names every chart the directory knows
+    was merged into this one: ``replaces``, then the charts this one says it replaces (FHIR
+    Patient.link ``replaces``). Their consents are among ``consents``, and the records filed under
+    them are this patient's (the timeline, the healthcare exemption's frequency count).
     """
 
     patient_ref: str
@@ -183,6 +186,7 @@ class Recipient:
     jurisdiction: str | None = None
     birth_date: dt.date | None = None
     replaces: tuple[str, ...] = ()
+    merged: tuple[str, ...] = ()
 
     def addresses(self, system: str) -> tuple[ContactPoint, ...]:
         """Contact points of one system, best rank first (unranked last, in directory order)."""

@@ -37,10 +37,14 @@ Patient
   its ``replaces`` the charts followed (``Patient/<id>``, the one asked first). A cycle, a longer
   chain, two replaced-by links naming different patients, or one naming something the directory
   does not have, is refused. :func:`recipient_from_fhir` refuses a Patient that still has a
-  replaced-by link (it was not followed). ``replaces``, ``refer`` and ``seealso`` change nothing.
+  replaced-by link (it was not followed). ``replaces`` names a chart merged into this one (below);
+  ``refer`` and ``seealso`` change nothing.
   A search by identifier that matches a chart merged away (it kept its identifiers) and the chart
   in use names that chart in use (:func:`one_chart_in_use`); matches leading to two charts in use
-  name nobody.
+  name nobody. The charts merged into the one in use (:func:`merged_charts`: those followed, and
+  those its own ``replaces`` links name ``Patient/<id>``) are the Recipient's ``merged``: their
+  Consents count as the kept chart's (a patient who refused SMS under the old chart stays refused),
+  and their records are that patient's.
 
 Consent profile (communication consent)
 =======================================
@@ -312,6 +316,24 @@ def one_chart_in_use(
     return kept, tuple(dict.fromkeys(ref for _chart, chain in found for ref in chain))
 
 
+def merged_charts(patient: Mapping[str, Any], replaces: Sequence[str] = ()) -> tuple[str, ...]:
+    """Every chart (``Patient/<id>``) merged into ``patient``, the chart in use: ``replaces``, the
+    charts :func:`follow_replaced_by` followed to it, then those its own ``replaces`` links name by
+    ``Patient/<id>`` (the EMR's merge writes both directions), at most :data:`MAX_MATCHES` of them.
+    A request naming the chart in use never followed a link, so its ``replaces`` links are what
+    say which charts were merged into it."""
+    pid = _id(patient)
+    found = dict.fromkeys(replaces)
+    for link in patient.get("link") or ():
+        if not isinstance(link, Mapping) or link.get("type") != "replaces":
+            continue
+        ref = (link.get("other") or {}).get("reference") if isinstance(link.get("other"), Mapping) else None
+        m = _PATIENT_REF.search(ref) if isinstance(ref, str) else None
+        if m and m[1] != pid:
+            found.setdefault(f"Patient/{m[1]}")
+    return tuple(found)[:MAX_MATCHES]
+
+
 def current_address(patient: Mapping[str, Any], now: dt.datetime) -> Mapping[str, Any] | None:
     """The home address in force, else the first address in force (old and ended ones skipped)."""
     current = [
@@ -463,7 +485,8 @@ def recipient_from_fhir(
     addresses have ended (default: the system clock; the plugin passes the host's clock).
 
     ``replaces``: the charts :func:`follow_replaced_by` followed to ``patient`` (the Recipient's
-    ``replaces``).
+    ``replaces``). The Recipient's ``merged`` is :func:`merged_charts`; Consents about any of
+    those charts count as ``patient``'s (the directory reads theirs too).
 
     :raises RecipientRefused: not a Patient, no id, deceased, marked inactive, or replaced by
         another (a replaced-by link not followed).
@@ -499,10 +522,12 @@ def recipient_from_fhir(
             best = min(mobiles, key=lambda p: p.rank if p.rank is not None else 1_000_000)
             zone = single_zone_for_number(best.value)
 
+    merged = merged_charts(patient, replaces)
+    ours = {pid, *(ref[len("Patient/"):] for ref in merged)}
     grants: list[ConsentGrant] = []
     for consent in consents:
         parts = _consent_parts(consent)  # once per consent: it is the costly part of a lookup
-        if isinstance(parts, str) or (other := _other_patient(consent, pid)) is not None:
+        if isinstance(parts, str) or (other := _other_patient(consent, pid, ours)) is not None:
             log.debug("Consent/%s skipped: %s", _id(consent), parts if isinstance(parts, str) else other)
             continue
         grants.extend(_grants(consent, parts, region))
@@ -522,6 +547,7 @@ def recipient_from_fhir(
         jurisdiction=jurisdiction,
         birth_date=_birth_date(patient),
         replaces=tuple(replaces),
+        merged=merged,
     )
 
 
@@ -529,10 +555,10 @@ def _id(resource: Mapping[str, Any]) -> str:
     return str(resource.get("id") or "(no id)") if isinstance(resource, Mapping) else "(not a resource)"
 
 
-def _other_patient(consent: Mapping[str, Any], pid: str) -> str | None:
+def _other_patient(consent: Mapping[str, Any], pid: str, ours: set[str]) -> str | None:
     ref = (consent.get("patient") or {}).get("reference", "")
     m = _PATIENT_REF.search(ref) if isinstance(ref, str) else None
-    if m and m[1] != pid:
+    if m and m[1] not in ours:
         return f"it is about Patient/{m[1]}, not Patient/{pid}"
     return None
 
