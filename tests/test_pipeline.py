@@ -559,6 +559,44 @@ def test_the_exemption_counts_the_messages_filed_under_the_patient_the_emr_named
     assert len(sms_sink(host)) == 1
 
 
+def riley_charts(*, merged: bool) -> list[dict[str, Any]]:
+    """Riley's two charts in New York, no consent recorded: ``riley-old`` and ``riley``, before or
+    after the EMR merged the first into the second (FHIR R4 Patient.link both ways)."""
+    from support import patient
+
+    old = patient("riley-old", given="Riley", family="Park", mobile="+12125550145", state="NY", country="US")
+    kept = patient("riley", given="Riley", family="Park", mobile="+12125550146", state="NY", country="US")
+    if merged:
+        old = {**old, "active": False, "link": [{"other": {"reference": "Patient/riley"}, "type": "replaced-by"}]}
+        kept = {**kept, "link": [{"other": {"reference": "Patient/riley-old"}, "type": "replaces"}]}
+    return [old, kept]
+
+
+def exempt_clinic_host(make_host: Callable[..., Host], resources: list[dict[str, Any]]) -> Host:
+    """:func:`clinic_host` of a clinic that relies on the US healthcare exemption."""
+    from support import BASE_CONFIG
+
+    host = clinic_host(make_host, resources)
+    host.close()
+    return make_host(config_text=BASE_CONFIG.replace('bundle = "patients.json"', 'bundle = "more.json"').replace(
+        'turnaround = "two business days"', 'turnaround = "two business days"\nus_healthcare_exemption = true'))
+
+
+def test_the_exemptions_daily_message_counts_those_filed_under_a_chart_merged_since(
+        make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
+    # The count read the chart the message named: the EMR merged Riley's charts after the day's
+    # one message under the old one, and a second went under the chart kept (the limit restarted).
+    before = exempt_clinic_host(make_host, riley_charts(merged=False))
+    first = before.send(reminder("Patient/riley-old", rid="riley-1"))
+    assert first.channels == ("sms",) and first.patient_ref == "Patient/riley-old", first.explanation
+    before.close()
+    clock.now += dt.timedelta(hours=2)
+    after = exempt_clinic_host(make_host, riley_charts(merged=True))
+    again = after.send(reminder("Patient/riley", rid="riley-2"))
+    assert "EXEMPTION_FREQUENCY" in {f.code for f in again.findings} and again.channels != ("sms",)
+    assert sms_sink(after) == sms_sink(before)[:1]
+
+
 def test_answering_the_patients_help_uses_up_none_of_the_exemption(make_host: Callable[..., Host], clock) -> None:  # type: ignore[no-untyped-def]
     host = exempt_host(make_host)
     assert host.send(reminder("Patient/ny", rid="ny-1")).channels == ("sms",)

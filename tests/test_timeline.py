@@ -10,8 +10,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from emrcomm.cli import EXIT_BROKEN_PIPE, main
 from emrcomm.config import load_config
 from emrcomm.host import Host
 from emrcomm.model import DeliveryUpdate, Request, Status
-from support import consent, patient, small_clinic, write_config
+from support import BASE_CONFIG, consent, merged_pair, patient, small_clinic, write_config
 
 APPOINTMENT = dt.datetime(2026, 11, 26, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
 
@@ -255,3 +256,39 @@ def test_a_report_dated_before_the_send_it_reports_on_is_told_after_it(host: Hos
     [entry] = [e for e in timeline.for_patient(host, "Patient/on-en").entries if e.record_id == record]
     assert [step.what for step in entry.steps] == ["sent", "delivered"]
     assert entry.steps[1].at == clock.now - dt.timedelta(seconds=1)  # each with its own time
+
+
+def host_of_clinic_with(make_host: Callable[..., Host], tmp_path: Path, name: str,
+                        resources: list[dict[str, Any]]) -> Host:
+    """A host (of the test's store) whose bundle directory is the small clinic and ``resources``."""
+    bundle = small_clinic()
+    bundle["entry"] += [{"fullUrl": f"urn:x:{r['id']}", "resource": r} for r in resources]
+    (tmp_path / name).write_text(json.dumps(bundle), encoding="utf-8")
+    return make_host(config_text=BASE_CONFIG.replace('bundle = "patients.json"', f'bundle = "{name}"'))
+
+
+def test_the_chart_kept_at_a_merge_shows_what_was_filed_under_the_chart_merged_away(
+        make_host: Callable[..., Host], tmp_path: Path, clock,  # type: ignore[no-untyped-def]
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Only what was filed under Patient/blake showed: Blake's messages from before the EMR merged
+    # his old chart into it were lost to staff reading his timeline.
+    old, old_consent, _kept, _kept_consent = merged_pair()
+    unmerged = {**{k: v for k, v in old.items() if k != "link"}, "active": True}
+    before = host_of_clinic_with(make_host, tmp_path, "before.json", [unmerged, old_consent])
+    assert before.send(reminder("before-merge", "Patient/blake-old")).status is Status.SENT
+    before.close()
+    clock.now += dt.timedelta(days=1)
+    after = host_of_clinic_with(make_host, tmp_path, "after.json", merged_pair())
+    assert after.send(reminder("after-merge", "Patient/blake")).status is Status.SENT
+    for asked in ("Patient/blake", "Patient/blake-old"):  # the chart kept, or the one merged away
+        lines = records_text(after, capsys, "--patient", asked).splitlines()
+        assert lines[0].startswith(f"Blake Roy ({asked}): ")
+        [others] = [line for line in lines if line.startswith("  merged charts: ")]
+        assert ({"Patient/blake", "Patient/blake-old"} - {asked}).pop() in others
+        # 15:00 UTC is 10:00 in Toronto (and Montreal); the old chart's number, 613-555-0166
+        old_line = "2026-11-23 10:00  Patient/blake-old  Appointment reminder by SMS to 613-555-0166: sent"
+        new_line = "Appointment reminder by SMS to 514-555-0167: sent"
+        assert any(line.startswith("2026-11-24 10:00  ") and line.endswith(new_line) for line in lines)
+        assert (old_line in lines) is (asked == "Patient/blake")
+        assert asked == "Patient/blake" or any(line.startswith("2026-11-23 10:00  Appointment reminder by SMS "
+                                                               "to 613-555-0166") for line in lines)

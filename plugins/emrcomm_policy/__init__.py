@@ -175,8 +175,10 @@ class Plugin:
             # The answers to the patient's own messages are not the clinic's messages: they use up nothing.
             answers = tuple(c.value for c in Category if c.answers_patient)
             # The records are filed under the patient as the EMR named them by link, which may not
-            # be the directory's (a merged patient's kept one): the messages under either name count.
-            patients = dict.fromkeys(p for p in (recipient.patient_ref, message.request.patient_ref) if p)
+            # be the directory's (a merged patient's kept one), and those sent before a merge under
+            # the charts merged into it: the messages under every one of them count (a limit per
+            # patient does not start again at a merge).
+            patients = dict.fromkeys(p for p in (*recipient.charts, message.request.patient_ref) if p)
             day = sum(count(patient=p, channel=channel.name, since=now - dt.timedelta(days=1),
                             statuses=statuses, exclude_categories=answers) for p in patients)
             week = sum(count(patient=p, channel=channel.name, since=now - dt.timedelta(days=7),

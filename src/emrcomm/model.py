@@ -188,6 +188,12 @@ class Recipient:
     replaces: tuple[str, ...] = ()
     merged: tuple[str, ...] = ()
 
+    @property
+    def charts(self) -> tuple[str, ...]:
+        """This patient's chart and every chart merged into it (``merged``), each once: the
+        patients the records of this patient are filed under."""
+        return tuple(dict.fromkeys((self.patient_ref, *self.merged)))
+
     def addresses(self, system: str) -> tuple[ContactPoint, ...]:
         """Contact points of one system, best rank first (unranked last, in directory order)."""
         points = [cp for cp in self.contact_points if cp.system == system]

@@ -100,6 +100,7 @@ class Timeline:
     patient: str | None = None
     name: str | None = None
     undated: tuple[str, ...] = ()  # consents on file with no date
+    merged: tuple[str, ...] = ()  # the other charts of this patient (a merge) whose records are shown
     # Records left out: this release cannot read them (the clinic's log fills it as its entries are read).
     unreadable: list[Unreadable] = field(factory=list)
 
@@ -111,19 +112,25 @@ def for_patient(host: Host, patient: str, *, status: str | None = None, channel:
                 category: str | None = None, since: dt.datetime | None = None,
                 until: dt.datetime | None = None) -> Timeline:
     """``patient``'s timeline. Its time zone is the patient's (from the directory), else the
-    clinic's first. Consents and opt-outs are left out when filtering by status or category."""
+    clinic's first. Consents and opt-outs are left out when filtering by status or category.
+    The directory's patient may have been merged with other charts (``Recipient.charts``: the
+    chart in use, and those merged into it): what was filed under each of them is this patient's."""
     recipient = _recipient(host, patient)
     zone, zone_from = _zone(host, recipient)
+    charts = tuple(dict.fromkeys((patient, *(recipient.charts if recipient is not None else ()))))
     unreadable: list[Unreadable] = []
-    records = list(host.storage.records.find(patient=patient, status=status, channel=channel, category=category,
-                                             since=since, until=until, unreadable=unreadable))
+    records = [r for chart in charts
+               for r in host.storage.records.find(patient=chart, status=status, channel=channel, category=category,
+                                                  since=since, until=until, unreadable=unreadable)]
     events = {r.id: host.storage.records.events(r.id) for r in records}
     entries = [_record_entry(r, events[r.id], {x.id: x for x in records}, zone) for r in records]
     undated: list[str] = []
     if status is None and category is None:
         addresses = list(_addresses(host, recipient))
-        ledger = host.storage.consent.history(patient=patient, addresses=addresses, since=since, until=until)
-        entries += [_ledger_entry(e) for e in ledger if channel is None or e.channel == channel]
+        ledger = {e.seq: e for chart in charts
+                  for e in host.storage.consent.history(patient=chart, addresses=addresses, since=since, until=until)}
+        entries += [_ledger_entry(e) for e in sorted(ledger.values(), key=lambda e: e.seq)
+                    if channel is None or e.channel == channel]
         for grant in recipient.consents if recipient is not None else ():
             if channel is not None and grant.channel != channel:
                 continue
@@ -133,7 +140,7 @@ def for_patient(host: Host, patient: str, *, status: str | None = None, channel:
     entries.sort(key=_order)
     name = " ".join(p for p in (recipient.given_name, recipient.family_name) if p) if recipient else None
     return Timeline(zone=zone, zone_from=zone_from, entries=tuple(entries), patient=patient, name=name or None,
-                    undated=tuple(undated), unreadable=unreadable)
+                    undated=tuple(undated), unreadable=unreadable, merged=charts[1:])
 
 
 def for_clinic(host: Host, *, status: str | None = None, channel: str | None = None, category: str | None = None,
@@ -402,6 +409,8 @@ def text_lines(timeline: Timeline) -> Iterator[str]:
         who = f"{timeline.name} ({timeline.patient})" if timeline.name else timeline.patient
         whose = "the patient's" if timeline.zone_from == "patient" else "the clinic's (the patient's is not on file)"
         yield f"{who}: times in {zone_name}, {whose} time zone"
+        if timeline.merged:
+            yield f"  merged charts: {', '.join(timeline.merged)} (what was filed under them is shown, named)"
         for sentence in timeline.undated:
             yield f"  on file: {sentence}"
     else:
@@ -411,7 +420,8 @@ def text_lines(timeline: Timeline) -> Iterator[str]:
     for entry in timeline.entries:
         any_entry = True
         local = entry.at.astimezone(timeline.zone)
-        who = f"{entry.patient}  " if timeline.patient is None and entry.patient else ""
+        named = timeline.patient is None or entry.patient in timeline.merged
+        who = f"{entry.patient}  " if named and entry.patient else ""
         head = f"{_clock(local, '%Y-%m-%d %H:%M')}  {who}{entry.headline}"
         yield head + (f": {entry.status}" if entry.status else "")
         for sentence in entry.why:
