@@ -739,6 +739,26 @@ def test_sms_refused_under_the_chart_merged_away_on_the_server_stays_refused_und
     assert any(f.code == "CONSENT_REVOKED" and f.channel == "sms" for f in outcome.findings), outcome.findings
 
 
+def test_the_timeline_of_the_chart_kept_on_the_server_shows_what_was_filed_under_the_chart_merged_away(
+        fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    # Blake was texted under his old chart; the EMR then merged it into Patient/blake on the
+    # server. His timeline read Patient/blake's records alone: the message before the merge was gone.
+    from emrcomm import timeline
+
+    old, old_consent, _kept, _kept_consent = merged_pair()
+    load_clinic(fhir, [{**{k: v for k, v in old.items() if k != "link"}, "active": True}, old_consent])
+    host = directory_host(make_host, fhir, tmp_path)
+    assert host.send(reminder("Patient/blake-old", rid="before-merge")).status is Status.SENT
+    for resource in merged_pair():
+        fhir.put(resource)
+    clock.now += dt.timedelta(days=1)
+    assert host.send(reminder("Patient/blake", rid="after-merge")).status is Status.SENT
+    chart = timeline.for_patient(host, "Patient/blake")
+    assert chart.merged == ("Patient/blake-old",)
+    assert {e.request_id: e.patient for e in chart.entries if e.kind == "message"} == {
+        "before-merge": "Patient/blake-old", "after-merge": "Patient/blake"}
+
+
 def test_a_search_matching_a_merged_chart_and_the_one_kept_on_the_server_is_sent_and_filed_as_the_one_kept(
         fhir: ShimServer, make_host: Callable[..., Host], tmp_path: Path) -> None:
     # Both of Blake's charts keep his health number after the merge: the search matched two
