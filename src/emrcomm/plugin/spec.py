@@ -84,7 +84,9 @@ def emrcomm_find_recipient(patient_ref: str, request: Request) -> Recipient | No
         for a request that searched, the host files and audits that one (whatever the EMR's ids
         look like; a request that named its patient by link stays so named, unless the Recipient's
         ``replaces`` names that link: a chart merged into this one); a search (``?``, ``|``,
-        ``=``) or any other form is refused, CHECK_FAILED.
+        ``=``) or any other form is refused, CHECK_FAILED. Its ``merged`` names every chart the
+        plugin knows was merged into this one: their consents belong in ``consents``, and the
+        host reads the records filed under them as this patient's.
     :raises emrcomm.RecipientRefused: the patient is known and must not be messaged.
 
     Asked again, for the request as filed, before an outbox row decided ``[delivery]
