@@ -282,12 +282,8 @@ class Notifier:
                             "back for a notifier of that release", sub_id, event_id, exc.record)
             return
         why = f"its record {exc.record} is damaged ({exc})"
-        error = f"notification {event_id} given up: {why}; the clinic's administrator can restore it from a backup"
-        with self.db.transaction():
-            if not self._finish(row, "dead", why):
-                return
-            self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub_id))
-        log.warning("subscription %s: %s", sub_id, error)
+        self._give_up(row, sub_id, why,
+                      f"notification {event_id} given up: {why}; the clinic's administrator can restore it from a backup")
 
     def _resource(self, source: str, seq: int) -> tuple[str, dict[str, Any]] | None:
         if source == "events":
@@ -316,16 +312,21 @@ class Notifier:
             _lost(row, state)
         return kept
 
+    def _give_up(self, row: dict[str, Any], sub_id: str, why: str, error: str) -> None:
+        """End a notification this notifier holds as dead (``why``), and name it in its
+        Subscription's ``error`` (what staff and the EMR read), in one transaction."""
+        with self.db.transaction():
+            if not self._finish(row, "dead", why):
+                return
+            self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub_id))
+        log.warning("subscription %s: %s", sub_id, error)
+
     def _retry(self, row: dict[str, Any], sub_id: str, why: str) -> None:
         attempts = int(row["attempts"]) + 1
         s = self.settings
         if attempts >= s.notify_max_attempts:
-            error = f"notification {row['source']}-{row['seq']} given up after {attempts} attempts ({why})"
-            with self.db.transaction():
-                if not self._finish(row, "dead", why):
-                    return
-                self.db.execute("UPDATE api_subscriptions SET error = ? WHERE id = ?", (error, sub_id))
-            log.warning("subscription %s: %s", sub_id, error)
+            self._give_up(row, sub_id, why,
+                          f"notification {row['source']}-{row['seq']} given up after {attempts} attempts ({why})")
             return
         wait = min(s.notify_backoff_cap, s.notify_backoff_base * 2 ** (attempts - 1))
         with self.db.transaction():
