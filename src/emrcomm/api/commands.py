@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +106,7 @@ def cmd_consent(args: argparse.Namespace) -> int:
     ``emrcomm send`` does; its other refusals are bad input, exit 2."""
     import datetime as dt
 
-    from emrcomm.api.consent import content_digest, front_desk, identifiers, read, record_once
+    from emrcomm.api.consent import audited, content_digest, front_desk, identifiers, read, record_once
     from emrcomm.api.outcome import ApiError
     from emrcomm.api.search import identifier_token
     from emrcomm.cli import EXIT_NOT_DONE
@@ -130,15 +129,11 @@ def cmd_consent(args: argparse.Namespace) -> int:
     resource = front_desk(patient=args.patient, channel=args.channel, action=args.action, staff=args.by.strip(),
                           how=args.how.strip(), purpose=args.purpose, address=args.address, identifier=ident)
     with Host.from_config(args.config) as host:
-        def audited(seqs: Sequence[int]) -> None:  # with its ledger entries, or none of them (as the API's)
-            host.audit.record("consent.recorded", client="cli", staff=args.by.strip(),
-                              patient=host.audit.patient(said.patient), channels=sorted(set(said.channels)),
-                              status="revoked" if said.action == "revoke" else "granted")
-
         try:
             said = read(host, resource, client="cli")
             recorded = record_once(host, said, identifiers=identifiers(resource, None),
-                                   digest=content_digest(said, host.audit.patient), then=audited,
+                                   digest=content_digest(said, host.audit.patient),
+                                   then=audited(host, said, client="cli", staff=args.by.strip()),
                                    resource=resource)
         except ApiError as exc:
             words = exc.diagnostics.replace("the extension consent-address", "--address").replace(

@@ -191,6 +191,19 @@ def content_digest(said: Said, named: Callable[[str], str]) -> bytes:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()[:16]
 
 
+def audited(host: Host, said: Said, *, client: str, staff: str | None = None) -> Callable[[Sequence[int]], None]:
+    """The ``then`` of :func:`record_once` that writes ``consent.recorded`` (the client, and the
+    member of staff when one is named; the patient keyed, the channels, never an address) in the
+    transaction of its ledger entries, or not at all."""
+
+    def write(seqs: Sequence[int]) -> None:
+        extra = {"staff": staff} if staff is not None else {}
+        host.audit.record("consent.recorded", client=client, **extra, patient=host.audit.patient(said.patient),
+                          channels=sorted(set(said.channels)), status="revoked" if said.action == "revoke" else "granted")
+
+    return write
+
+
 def record_once(host: Host, said: Said, *, identifiers: Mapping[Identifier, str], digest: bytes,
                 then: Callable[[Sequence[int]], None] | None = None,
                 resource: Mapping[str, Any] | None = None) -> Recorded:

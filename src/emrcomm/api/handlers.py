@@ -629,19 +629,14 @@ class Api:
             asked = _consent_condition(condition) if condition is not None else None
             said = consents.read(self.host, data, client=grant.client_id)
 
-            def audited(seqs: Sequence[int]) -> None:  # with its ledger entries, or none of them
-                self.host.audit.record("consent.recorded", client=grant.client_id,
-                                       patient=self.host.audit.patient(said.patient),
-                                       channels=sorted(set(said.channels)),
-                                       status="revoked" if said.action == "revoke" else "granted")
-
             # Decided once per identifier, as a CommunicationRequest is: its retry is answered as
             # first recorded, never recorded again after a STOP that came in between, and before
             # the directory is asked for the addresses on file (its retry is answered while the
             # directory cannot answer).
             recorded = consents.record_once(self.host, said, identifiers=consents.identifiers(data, asked),
                                             digest=consents.content_digest(said, self.host.audit.patient),
-                                            then=audited, resource=data)
+                                            then=consents.audited(self.host, said, client=grant.client_id),
+                                            resource=data)
             # A retry is answered with the Consent as first recorded (its dateTime, period…), so
             # that the EMR sees one Consent; one recorded at schema 10 kept none: the retry's own.
             res = consents.as_resource(recorded.resource or data, recorded.id, recorded.at)
